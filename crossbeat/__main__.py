@@ -1,0 +1,5 @@
+"""Run the CLI with ``python -m crossbeat``."""
+
+from crossbeat.cli import cli
+
+cli()

@@ -1,0 +1,327 @@
+"""Source profiles: one declarative TOML file per agency feed.
+
+A profile says how to read one agency's export and map it onto the common incident
+model: file format and encoding, which columns hold what (including composite fields
+such as separate date and time columns), date formats and the source time zone, the
+coordinate reference system, which offence scheme (crosswalk) the codes follow, how
+the source record id is built, defaults and sensitivity rules.
+
+The format is documented field by field in ``docs/profiles.md``; the models below
+are the single source of truth and are validated once, at load time, so nothing
+deeper in the pipeline handles untyped configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from crossbeat.model import LocationPrecision, PersonRole, TimePrecision
+
+
+class ProfileError(ValueError):
+    """A profile file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Columns = Annotated[list[str], Field(min_length=1)]
+
+
+class SourceSpec(_Strict):
+    """How to read the file."""
+
+    #: csv | jsonl (one JSON object per line) | json (an array of objects, or an
+    #: object holding one under ``records_key``) | geojson (a FeatureCollection).
+    format: Literal["csv", "jsonl", "json", "geojson"]
+    #: A Python codec name, or ``auto`` to detect it (UTF-8 first, then a guess).
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    #: For ``json``: the key of the record array inside a top-level object.
+    records_key: str | None = None
+    #: IANA time zone that local times in the file are in.
+    timezone: str = "UTC"
+    #: Coordinate reference system of x/y columns or GeoJSON geometry.
+    crs: str = "EPSG:4326"
+    #: Strip surrounding whitespace from every value (most exports pad fixed widths).
+    strip: bool = True
+    #: Values that mean "no value" (compared after stripping, case-insensitively).
+    null_values: list[str] = Field(default_factory=lambda: ["", "NULL", "NA", "N/A", "NONE"])
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from exc
+        return value
+
+
+class IdSpec(_Strict):
+    """How the source record id is built.
+
+    ``columns`` are joined with ``|``. When they are all blank (police.uk leaves the
+    Crime ID empty for anti-social behaviour), and ``fallback = "hash"``, the id is a
+    hash of ``hash_columns`` plus the occurrence number of that hash within the file,
+    so identical rows stay distinct and the id is stable across re-ingests.
+    """
+
+    columns: list[str] = Field(default_factory=list)
+    fallback: Literal["error", "hash"] = "error"
+    hash_columns: list[str] = Field(default_factory=list)
+    prefix: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> IdSpec:
+        if not self.columns and self.fallback != "hash":
+            raise ValueError("id needs columns, or fallback = 'hash' with hash_columns")
+        if self.fallback == "hash" and not self.hash_columns:
+            raise ValueError("fallback = 'hash' needs hash_columns")
+        return self
+
+
+class DateSpec(_Strict):
+    """A date/time field, from one column or from separate date and time columns.
+
+    ``formats`` are tried in order: strptime patterns, or one of the named formats
+    ``iso`` (ISO 8601, with or without offset), ``epoch_s``, ``epoch_ms``,
+    ``year_month`` (``2020-01``), ``excel`` (serial day number). A value with its own
+    UTC offset is honoured; otherwise it is local time in the source time zone.
+    ``precision`` is the precision of the source; ``auto`` infers it from what the
+    matched format contains (no time → day, ``year_month`` → month).
+    """
+
+    column: str | None = None
+    date_column: str | None = None
+    time_column: str | None = None
+    formats: Columns = Field(default_factory=lambda: ["iso"])
+    time_formats: list[str] = Field(default_factory=lambda: ["%H:%M:%S", "%H:%M", "%H%M"])
+    precision: Literal["auto", "minute", "hour", "day", "month", "year"] = "auto"
+    #: Override the profile's time zone for this field.
+    timezone: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DateSpec:
+        if bool(self.column) == bool(self.date_column):
+            raise ValueError("give either column, or date_column (with optional time_column)")
+        if self.time_column and not self.date_column:
+            raise ValueError("time_column needs date_column")
+        return self
+
+
+class LocationSpec(_Strict):
+    """Where the point and address come from.
+
+    Points come from ``x``/``y`` columns (longitude/latitude in EPSG:4326, or
+    easting/northing in a projected CRS) or, for GeoJSON, from the geometry. The
+    address is one column or several parts joined with spaces.
+    """
+
+    x: str | None = None
+    y: str | None = None
+    #: Override the source CRS for x/y.
+    crs: str | None = None
+    precision: LocationPrecision = LocationPrecision.EXACT
+    #: A column whose value is the location precision in the source's words, with a
+    #: mapping from those words to CrossBeat precisions.
+    precision_column: str | None = None
+    precision_values: dict[str, LocationPrecision] = Field(default_factory=dict)
+    address: str | None = None
+    address_parts: list[str] = Field(default_factory=list)
+    #: Treat the address as already generalised (e.g. police.uk "On or near ...").
+    address_is_public: bool = False
+    location_type: str | None = None
+    #: Map local location-type values to NIBRS location codes (see taxonomy).
+    location_types: dict[str, str] = Field(default_factory=dict)
+    #: Points exactly at (0, 0) or these values are treated as "no location".
+    null_island_is_missing: bool = True
+
+    @model_validator(mode="after")
+    def _pairs(self) -> LocationSpec:
+        if bool(self.x) != bool(self.y):
+            raise ValueError("location needs both x and y, or neither")
+        if self.address and self.address_parts:
+            raise ValueError("give address or address_parts, not both")
+        return self
+
+
+class OffenceSpec(_Strict):
+    """One offence slot of a record: the local code and its scheme (crosswalk).
+
+    Profiles with several offence columns per row list several ``[[offences]]``;
+    blank slots are skipped. ``code`` may be omitted when ``description`` carries the
+    code (statute text).
+    """
+
+    scheme: str
+    code: str | None = None
+    description: str | None = None
+    #: A fixed local code for every row (single-offence feeds such as a
+    #: vehicle-theft extract).
+    constant: str | None = None
+
+    @model_validator(mode="after")
+    def _some_code(self) -> OffenceSpec:
+        if not (self.code or self.description or self.constant):
+            raise ValueError("an offence needs code, description or constant")
+        return self
+
+
+class FlagRule(_Strict):
+    """A sensitivity flag set from an explicit source column."""
+
+    column: str
+    #: Values (case-insensitive) that set the flag.
+    values: list[str] = Field(default_factory=lambda: ["Y", "YES", "TRUE", "1", "T"])
+
+
+class SensitivitySpec(_Strict):
+    """Rules that mark incidents as sensitive, besides the offence codes."""
+
+    sexual_offence: FlagRule | None = None
+    domestic_violence: FlagRule | None = None
+    juvenile: FlagRule | None = None
+    victim_identifying: FlagRule | None = None
+    informant: FlagRule | None = None
+    #: Columns scanned for sensitive keywords (the taxonomy's keyword list).
+    keyword_columns: list[str] = Field(default_factory=list)
+
+
+class PersonSpec(_Strict):
+    """Columns describing one person slot."""
+
+    role: PersonRole
+    name: str | None = None
+    age: str | None = None
+    sex: str | None = None
+
+
+class WithdrawSpec(_Strict):
+    """A column by which the source withdraws or expunges a record."""
+
+    column: str
+    withdraw_values: list[str] = Field(default_factory=list)
+    expunge_values: list[str] = Field(default_factory=list)
+
+
+class Profile(_Strict):
+    """A validated source profile."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    description: str = ""
+    #: Agency id the feed belongs to, if the profile is specific to one agency.
+    agency: str | None = None
+    source: SourceSpec
+    id: IdSpec
+    occurred_from: DateSpec | None = None
+    occurred_to: DateSpec | None = None
+    reported_at: DateSpec | None = None
+    location: LocationSpec = LocationSpec()
+    offences: Annotated[list[OffenceSpec], Field(min_length=1)]
+    status: str | None = None
+    disposition: str | None = None
+    narrative: str | None = None
+    persons: list[PersonSpec] = Field(default_factory=list)
+    sensitivity: SensitivitySpec = SensitivitySpec()
+    withdraw: WithdrawSpec | None = None
+    #: Values used when a column is absent or blank, by field name
+    #: (``status``, ``disposition``, ``location_type``).
+    defaults: dict[str, str] = Field(default_factory=dict)
+    #: Extra source columns kept verbatim in the incident's ``attributes``.
+    keep: list[str] = Field(default_factory=list)
+    #: Directory of extra crosswalk files (relative to the profile file).
+    crosswalks: str | None = None
+    #: Set by :func:`load_profile`: the file's SHA-256 and directory.
+    content_hash: str = ""
+    base_dir: str = ""
+
+    @property
+    def default_time_precision(self) -> TimePrecision:
+        """Return the declared precision of ``occurred_from`` (or unknown)."""
+        if self.occurred_from is None or self.occurred_from.precision == "auto":
+            return TimePrecision.UNKNOWN
+        return TimePrecision(self.occurred_from.precision)
+
+    def referenced_columns(self) -> set[str]:
+        """Return every source column the profile reads."""
+        cols: set[str] = set(self.id.columns) | set(self.id.hash_columns) | set(self.keep)
+        for d in (self.occurred_from, self.occurred_to, self.reported_at):
+            if d:
+                cols |= {c for c in (d.column, d.date_column, d.time_column) if c}
+        loc = self.location
+        cols |= {
+            c for c in (loc.x, loc.y, loc.address, loc.location_type, loc.precision_column) if c
+        }
+        cols |= set(loc.address_parts)
+        for o in self.offences:
+            cols |= {c for c in (o.code, o.description) if c}
+        cols |= {c for c in (self.status, self.disposition, self.narrative) if c}
+        for p in self.persons:
+            cols |= {c for c in (p.name, p.age, p.sex) if c}
+        sens = self.sensitivity
+        for rule in (
+            sens.sexual_offence,
+            sens.domestic_violence,
+            sens.juvenile,
+            sens.victim_identifying,
+            sens.informant,
+        ):
+            if rule:
+                cols.add(rule.column)
+        cols |= set(sens.keyword_columns)
+        if self.withdraw:
+            cols.add(self.withdraw.column)
+        return cols
+
+
+def parse_profile(text: str, *, source: str = "<string>", base_dir: str = ".") -> Profile:
+    """Parse and validate profile TOML text.
+
+    Raises
+    ------
+    ProfileError
+        With every problem found, each naming the offending key.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source}: not valid TOML: {exc}") from exc
+    data = dict(data)
+    data.pop("content_hash", None)
+    data.pop("base_dir", None)
+    data["content_hash"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    data["base_dir"] = base_dir
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"  - {where}: {err['msg']}")
+        raise ProfileError(f"{source}: invalid profile:\n" + "\n".join(problems)) from exc
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Load and validate a profile file.
+
+    Raises
+    ------
+    ProfileError
+        If the file cannot be read or is invalid.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ProfileError(f"profile file not found: {p}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"cannot read profile {p}: {exc}") from exc
+    return parse_profile(text, source=str(p), base_dir=str(p.resolve().parent))

@@ -1,0 +1,215 @@
+"""Opening a store and the SQL shared by both dialects.
+
+One generic :class:`Store` holds every query; :mod:`crossbeat.store.sqlite` and
+:mod:`crossbeat.store.postgres` override only what differs between the dialects
+(connection set-up, upsert syntax, spatial extras). The dialect is chosen by the
+database URL: ``sqlite:///path.db`` or ``postgresql://user@host/db``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import Connection, Engine, Table, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from crossbeat.store import schema
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used; the message names the next step."""
+
+
+class Store:
+    """A CrossBeat database: an engine plus the queries shared by all dialects."""
+
+    dialect: ClassVar[str] = "generic"
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+
+    # -- connections -----------------------------------------------------------------
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """Open a transaction; commit on success, roll back on error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """Open a connection for reads."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    # -- migrations ------------------------------------------------------------------
+    def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema up to ``revision`` with the Alembic migrations."""
+        from alembic import command
+
+        with self.engine.begin() as conn:
+            command.upgrade(self._alembic_config(conn), revision)
+
+    def current_revision(self) -> str | None:
+        """Return the schema revision the database is at (None if never migrated)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str:
+        """Return the newest migration shipped with this version of CrossBeat."""
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(self._alembic_config(None)).get_current_head()
+        assert head is not None
+        return head
+
+    def _alembic_config(self, conn: Connection | None) -> Any:
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        return cfg
+
+    def check_schema(self) -> None:
+        """Raise :class:`StoreError` unless the schema is at the newest revision."""
+        current = self.current_revision()
+        if current != self.head_revision():
+            raise StoreError(
+                f"the database at {self.safe_url} is at schema revision {current or 'none'}, "
+                f"this CrossBeat needs {self.head_revision()}: run `crossbeat db upgrade "
+                f"--db {self.safe_url}`"
+            )
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    # -- dialect hooks ---------------------------------------------------------------
+    def insert_ignore(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows, skipping those that collide with an existing unique key."""
+        raise NotImplementedError
+
+    def upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[dict[str, Any]],
+        keys: Sequence[str],
+        update: Sequence[str],
+    ) -> None:
+        """Insert rows; where ``keys`` collide, overwrite the ``update`` columns."""
+        raise NotImplementedError
+
+    # -- small shared queries ----------------------------------------------------------
+    def table_names(self) -> list[str]:
+        """Return the names of the tables in the database."""
+        return inspect(self.engine).get_table_names()
+
+    def now(self) -> datetime:
+        """Return the current time (UTC); one place to swap for a controlled clock."""
+        return datetime.now(UTC)
+
+    def agency_exists(self, agency_id: str) -> bool:
+        """Return whether an agency with this id is registered."""
+        with self.connect() as conn:
+            row = conn.execute(
+                select(schema.agencies.c.id).where(schema.agencies.c.id == agency_id)
+            ).first()
+        return row is not None
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+_CACHE: dict[str, Store] = {}
+_LOCK = threading.Lock()
+
+
+def open_store(url: str, *, upgrade: bool = True) -> Store:
+    """Open (and by default create or migrate) the store at a database URL.
+
+    Parameters
+    ----------
+    url
+        ``sqlite:///path/to/file.db`` (created if missing) or
+        ``postgresql://user@host:port/dbname`` (needs the ``postgres`` extra and the
+        PostGIS extension available on the server). A bare file path is taken as a
+        SQLite file.
+    upgrade
+        Run pending migrations. With ``False`` the schema is checked instead and a
+        :class:`StoreError` names the upgrade command when it is behind.
+
+    Returns
+    -------
+    Store
+        The same object for the same URL within one process (engines are cached).
+    """
+    url = normalise_url(url)
+    with _LOCK:
+        store = _CACHE.get(url)
+        if store is None:
+            store = _create(url)
+            _CACHE[url] = store
+    if upgrade:
+        store.upgrade()
+    else:
+        store.check_schema()
+    return store
+
+
+def close_all() -> None:
+    """Dispose every cached store (tests and forked workers use this)."""
+    with _LOCK:
+        for store in _CACHE.values():
+            store.dispose()
+        _CACHE.clear()
+
+
+def normalise_url(url: str) -> str:
+    """Turn a bare path into a SQLite URL and the PostgreSQL scheme into psycopg's."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser()}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _create(url: str) -> Store:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"not a database URL: {url!r} (try sqlite:///crossbeat.db)") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        from crossbeat.store.sqlite import SQLiteStore
+
+        return SQLiteStore.from_url(url)
+    if backend == "postgresql":
+        try:
+            from crossbeat.store.postgres import PostgresStore
+        except ImportError as exc:  # pragma: no cover - depends on installed extras
+            raise StoreError(
+                "PostgreSQL support needs the postgres extra: pip install 'crossbeat[postgres]'"
+            ) from exc
+        try:
+            return PostgresStore.from_url(url)
+        except (NoSuchModuleError, ModuleNotFoundError) as exc:
+            raise StoreError(
+                "PostgreSQL support needs psycopg: pip install 'crossbeat[postgres]'"
+            ) from exc
+        except OperationalError as exc:
+            raise StoreError(f"cannot connect to {parsed.render_as_string()}: {exc.orig}") from exc
+    raise StoreError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")

@@ -1,0 +1,47 @@
+"""PostgreSQL + PostGIS overrides: PostgreSQL's upsert syntax and connection checks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, create_engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from crossbeat.store.base import Store
+
+
+class PostgresStore(Store):
+    """The server store: PostgreSQL with PostGIS geometry columns and GiST indexes."""
+
+    dialect = "postgresql"
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresStore:
+        """Create the engine for a ``postgresql+psycopg://`` URL and check it connects."""
+        engine = create_engine(url, pool_pre_ping=True)
+        with engine.connect():
+            pass
+        return cls(engine, url)
+
+    def insert_ignore(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows with ``ON CONFLICT DO NOTHING``."""
+        if rows:
+            conn.execute(pg_insert(table).on_conflict_do_nothing(), list(rows))
+
+    def upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[dict[str, Any]],
+        keys: Sequence[str],
+        update: Sequence[str],
+    ) -> None:
+        """Insert rows with ``ON CONFLICT (keys) DO UPDATE``."""
+        if not rows:
+            return
+        stmt = pg_insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+        )
+        conn.execute(stmt, list(rows))

@@ -1,0 +1,285 @@
+"""Table definitions (SQLAlchemy Core) shared by SQLite and PostgreSQL.
+
+The schema is created and changed only by the Alembic migrations in
+``crossbeat/store/migrations``; this module describes the current shape for queries.
+PostgreSQL adds PostGIS ``geom`` columns (generated from lat/lon and GeoJSON) in the
+migrations, so QGIS can open the tables directly; they are not declared here because
+no query of ours needs them and SQLite has no such column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware (UTC).
+
+    SQLite keeps naive ISO strings; PostgreSQL keeps ``timestamptz``. Naive input is
+    refused: the ingest converts every local time to UTC before it reaches the store.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC (naive UTC for SQLite)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; convert it to UTC first")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+agencies = Table(
+    "agencies",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("ori", String(16)),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+jurisdictions = Table(
+    "jurisdictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    # GeoJSON geometry in WGS84 (Polygon or MultiPolygon). PostgreSQL adds a generated
+    # PostGIS column ``geom`` from it.
+    Column("geojson", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+ingest_batches = Table(
+    "ingest_batches",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False, index=True),
+    Column("profile_name", Text, nullable=False),
+    Column("profile_hash", String(64), nullable=False),
+    Column("source_file", Text, nullable=False),
+    Column("file_hash", String(64), nullable=False),
+    Column("file_size", Integer, nullable=False),
+    # running | complete | failed
+    Column("status", String(16), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    # Source rows fully processed and committed; a killed run resumes after this row.
+    Column("rows_done", Integer, nullable=False, server_default="0"),
+    Column("rows", Integer, nullable=False, server_default="0"),
+    Column("new", Integer, nullable=False, server_default="0"),
+    Column("updated", Integer, nullable=False, server_default="0"),
+    Column("unchanged", Integer, nullable=False, server_default="0"),
+    Column("withdrawn", Integer, nullable=False, server_default="0"),
+    Column("expunged", Integer, nullable=False, server_default="0"),
+    Column("quarantined", Integer, nullable=False, server_default="0"),
+    Column("unmapped", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Index("ix_ingest_batches_resume", "agency_id", "file_hash", "profile_hash", "status"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
+    Column("source_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("record_hash", String(64), nullable=False),
+    # Primary (first) offence, denormalised for filtering; all offences are in
+    # incident_offences.
+    Column("offence_local_code", Text),
+    Column("nibrs_code", String(8)),
+    Column("crime_against", String(16)),
+    Column("ucr_part1", String(32)),
+    Column("unmapped", Boolean, nullable=False),
+    Column("occurred_from", UTCDateTime),
+    Column("occurred_to", UTCDateTime),
+    Column("time_precision", String(16), nullable=False),
+    Column("reported_at", UTCDateTime),
+    Column("status", Text),
+    Column("disposition", Text),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("location_precision", String(16), nullable=False),
+    Column("block_address", Text),
+    Column("location_type", String(64)),
+    Column("location_type_local", Text),
+    Column("h3_7", String(16)),
+    Column("h3_9", String(16)),
+    Column("h3_11", String(16)),
+    Column("sens_sexual", Boolean, nullable=False),
+    Column("sens_domestic", Boolean, nullable=False),
+    Column("sens_juvenile", Boolean, nullable=False),
+    Column("sens_victim_identifying", Boolean, nullable=False),
+    Column("sens_informant", Boolean, nullable=False),
+    Column("attributes", JsonType),
+    Column("withdrawn_at", UTCDateTime),
+    Column("batch_id", String(36), nullable=False),
+    Column("source_file", Text, nullable=False),
+    Column("row_number", Integer, nullable=False),
+    Column("raw_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("agency_id", "source_id"),
+    Index("ix_incidents_agency_occurred", "agency_id", "occurred_from"),
+    Index("ix_incidents_occurred", "occurred_from"),
+    Index("ix_incidents_h3_9", "h3_9"),
+    Index("ix_incidents_nibrs", "nibrs_code"),
+    Index("ix_incidents_lat_lon", "lat", "lon"),
+)
+
+incident_offences = Table(
+    "incident_offences",
+    metadata,
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True),
+    Column("local_code", Text, nullable=False),
+    Column("local_description", Text),
+    Column("scheme", String(64)),
+    Column("crosswalk_version", String(32)),
+    Column("nibrs_code", String(8)),
+    Column("crime_against", String(16)),
+    Column("ucr_part1", String(32)),
+    # exact | broader | narrower | approximate; NULL = unmapped
+    Column("match", String(16)),
+    Index("ix_incident_offences_nibrs", "nibrs_code"),
+)
+
+incident_jurisdictions = Table(
+    "incident_jurisdictions",
+    metadata,
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), primary_key=True),
+    # polygon: the point lies inside one of the agency's jurisdiction polygons;
+    # reporter: the agency reported it but no polygon of it contains the point.
+    Column("basis", String(16), nullable=False),
+    Index("ix_incident_jurisdictions_agency", "agency_id"),
+)
+
+# Personal data, held apart. Each field is stored as bytes through a codec
+# (``plain`` = UTF-8 JSON; the governance layer adds an encrypting codec).
+incident_personal = Table(
+    "incident_personal",
+    metadata,
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
+    Column("codec", String(32), nullable=False),
+    Column("key_id", String(64)),
+    Column("full_address", LargeBinary),
+    Column("narrative", LargeBinary),
+    Column("persons", LargeBinary),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+incident_versions = Table(
+    "incident_versions",
+    metadata,
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("record_hash", String(64), nullable=False),
+    # The superseded shareable record (row + offences + jurisdictions), never
+    # personal data.
+    Column("snapshot", JsonType, nullable=False),
+    Column("batch_id", String(36)),
+    Column("superseded_at", UTCDateTime, nullable=False),
+)
+
+# Expunged records leave only this tombstone, so that re-ingesting an old export
+# cannot bring them back.
+expunged_records = Table(
+    "expunged_records",
+    metadata,
+    Column("agency_id", String(64), ForeignKey("agencies.id"), primary_key=True),
+    Column("source_id", Text, primary_key=True),
+    Column("incident_id", String(36), nullable=False),
+    Column("expunged_at", UTCDateTime, nullable=False),
+    Column("reason", Text),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
+    Column("batch_id", String(36), nullable=False),
+    Column("profile_name", Text, nullable=False),
+    Column("source_file", Text, nullable=False),
+    Column("file_hash", String(64), nullable=False),
+    Column("row_number", Integer, nullable=False),
+    # The raw record exactly as read (field name -> string value), or the undecodable
+    # line as text under the key "_line".
+    Column("raw", JsonType, nullable=False),
+    Column("reasons", JsonType, nullable=False),
+    # open | resolved | dismissed
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    Column("incident_id", String(36)),
+    UniqueConstraint("agency_id", "file_hash", "row_number"),
+    Index("ix_quarantine_agency_status", "agency_id", "status"),
+)
