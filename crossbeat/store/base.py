@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, Table, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
+from crossbeat.clock import Clock, SystemClock
 from crossbeat.store import schema
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -33,9 +34,10 @@ class Store:
 
     dialect: ClassVar[str] = "generic"
 
-    def __init__(self, engine: Engine, url: str) -> None:
+    def __init__(self, engine: Engine, url: str, clock: Clock | None = None) -> None:
         self.engine = engine
         self.url = url
+        self.clock: Clock = clock or SystemClock()
 
     # -- connections -----------------------------------------------------------------
     @contextmanager
@@ -51,7 +53,7 @@ class Store:
             yield conn
 
     # -- migrations ------------------------------------------------------------------
-    def upgrade(self, revision: str = "head") -> None:
+    def upgrade(self, revision: str = "heads") -> None:
         """Bring the schema up to ``revision`` with the Alembic migrations."""
         from alembic import command
 
@@ -59,19 +61,19 @@ class Store:
             command.upgrade(self._alembic_config(conn), revision)
 
     def current_revision(self) -> str | None:
-        """Return the schema revision the database is at (None if never migrated)."""
+        """Return the schema revision(s) the database is at (None if never migrated)."""
         from alembic.runtime.migration import MigrationContext
 
         with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            heads = MigrationContext.configure(conn).get_current_heads()
+        return ",".join(sorted(heads)) or None
 
     def head_revision(self) -> str:
-        """Return the newest migration shipped with this version of CrossBeat."""
+        """Return the newest migration(s) shipped with this version of CrossBeat."""
         from alembic.script import ScriptDirectory
 
-        head = ScriptDirectory.from_config(self._alembic_config(None)).get_current_head()
-        assert head is not None
-        return head
+        heads = ScriptDirectory.from_config(self._alembic_config(None)).get_heads()
+        return ",".join(sorted(heads))
 
     def _alembic_config(self, conn: Connection | None) -> Any:
         from alembic.config import Config
@@ -118,8 +120,8 @@ class Store:
         return inspect(self.engine).get_table_names()
 
     def now(self) -> datetime:
-        """Return the current time (UTC); one place to swap for a controlled clock."""
-        return datetime.now(UTC)
+        """Return the current time (UTC) from the store's clock."""
+        return self.clock.now()
 
     def agency_exists(self, agency_id: str) -> bool:
         """Return whether an agency with this id is registered."""
