@@ -1,0 +1,32 @@
+"""The store opens, migrates and reports its schema on both dialects."""
+
+from __future__ import annotations
+
+import pytest
+
+from crossbeat.store import StoreError, open_store
+from crossbeat.store.base import close_all
+
+
+def test_migrated_to_head(store):
+    assert store.current_revision() == store.head_revision()
+    assert {"incidents", "incident_offences", "quarantine", "ingest_batches"} <= set(
+        store.table_names()
+    )
+
+
+def test_unmigrated_store_names_upgrade_command(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with pytest.raises(StoreError, match="crossbeat db upgrade"):
+        open_store(url, upgrade=False)
+    close_all()
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(f"sqlite:///{tmp_path / 'nope' / 'x.db'}")
+
+
+def test_unsupported_backend():
+    with pytest.raises(StoreError, match="unsupported database"):
+        open_store("mysql://root@localhost/x")
