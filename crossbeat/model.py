@@ -90,6 +90,7 @@ class Offence:
     local_code: str
     local_description: str | None = None
     scheme: str | None = None
+    crosswalk_version: str | None = None
     nibrs_code: str | None = None
     crime_against: CrimeAgainst | None = None
     ucr_part1: str | None = None
