@@ -1,0 +1,175 @@
+"""Turning model incidents into stored rows, and stored rows into snapshots.
+
+Kept apart from the pipeline so that every writer (file ingest, quarantine retry,
+later the field-report API) stores an incident the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from crossbeat.model import Incident, PersonalData, Sensitivity, sha256_hex
+
+PLAIN_CODEC = "plain"
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, frozenset | set):
+        return sorted(str(v) for v in value)
+    return value
+
+
+def record_hash(incident: Incident) -> str:
+    """Return the SHA-256 of an incident's normalised content.
+
+    Provenance (file, row) and derived fields (H3 cells, jurisdictions) are left out,
+    so the same record re-exported in another file, or re-tagged after a boundary
+    change, is recognised as unchanged; personal data is included, so a changed
+    narrative makes a new version.
+    """
+    content = {
+        "agency_id": incident.agency_id,
+        "source_id": incident.source_id,
+        "offences": [asdict(o) for o in incident.offences],
+        "occurred_from": incident.occurred_from,
+        "occurred_to": incident.occurred_to,
+        "time_precision": incident.time_precision,
+        "location": asdict(incident.location),
+        "reported_at": incident.reported_at,
+        "status": incident.status,
+        "disposition": incident.disposition,
+        "sensitivity": incident.sensitivity,
+        "attributes": incident.attributes,
+        "personal": asdict(incident.personal),
+    }
+    return sha256_hex(json.dumps(_canonical(content), sort_keys=True, ensure_ascii=False))
+
+
+def incident_row(
+    incident: Incident,
+    *,
+    version: int,
+    digest: str,
+    batch_id: str,
+    now: datetime,
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Return the ``incidents`` row for an incident."""
+    first = incident.offences[0] if incident.offences else None
+    loc = incident.location
+    prov = incident.provenance
+    sens = incident.sensitivity
+    return {
+        "id": incident.id,
+        "agency_id": incident.agency_id,
+        "source_id": incident.source_id,
+        "version": version,
+        "record_hash": digest,
+        "offence_local_code": first.local_code if first else None,
+        "nibrs_code": first.nibrs_code if first else None,
+        "crime_against": str(first.crime_against) if first and first.crime_against else None,
+        "ucr_part1": first.ucr_part1 if first else None,
+        "unmapped": incident.unmapped,
+        "occurred_from": incident.occurred_from,
+        "occurred_to": incident.occurred_to,
+        "time_precision": str(incident.time_precision),
+        "reported_at": incident.reported_at,
+        "status": incident.status,
+        "disposition": incident.disposition,
+        "lat": loc.lat,
+        "lon": loc.lon,
+        "location_precision": str(loc.precision),
+        "block_address": loc.block_address,
+        "location_type": loc.location_type,
+        "location_type_local": loc.location_type_local,
+        "h3_7": incident.h3.get(7),
+        "h3_9": incident.h3.get(9),
+        "h3_11": incident.h3.get(11),
+        "sens_sexual": Sensitivity.SEXUAL_OFFENCE in sens,
+        "sens_domestic": Sensitivity.DOMESTIC_VIOLENCE in sens,
+        "sens_juvenile": Sensitivity.JUVENILE in sens,
+        "sens_victim_identifying": Sensitivity.VICTIM_IDENTIFYING in sens,
+        "sens_informant": Sensitivity.INFORMANT in sens,
+        "attributes": _canonical(incident.attributes) or None,
+        "withdrawn_at": None,
+        "batch_id": batch_id,
+        "source_file": prov.source_file if prov else "",
+        "row_number": prov.row_number if prov else 0,
+        "raw_hash": prov.raw_hash if prov else "",
+        "created_at": created_at or now,
+        "updated_at": now,
+    }
+
+
+def offence_rows(incident: Incident) -> list[dict[str, Any]]:
+    """Return the ``incident_offences`` rows for an incident."""
+    return [
+        {
+            "incident_id": incident.id,
+            "seq": i,
+            "local_code": o.local_code,
+            "local_description": o.local_description,
+            "scheme": o.scheme,
+            "crosswalk_version": o.crosswalk_version,
+            "nibrs_code": o.nibrs_code,
+            "crime_against": str(o.crime_against) if o.crime_against else None,
+            "ucr_part1": o.ucr_part1,
+            "match": o.match,
+        }
+        for i, o in enumerate(incident.offences)
+    ]
+
+
+def personal_row(incident: Incident, now: datetime) -> dict[str, Any] | None:
+    """Return the ``incident_personal`` row, or None when there is no personal data.
+
+    Fields are stored with the ``plain`` codec here (UTF-8 JSON); the governance
+    layer's encrypting codec replaces these bytes with ciphertext.
+    """
+    p: PersonalData = incident.personal
+    if p.is_empty():
+        return None
+
+    def enc(value: Any) -> bytes | None:
+        if value is None or value == ():
+            return None
+        return json.dumps(_canonical(value), ensure_ascii=False).encode("utf-8")
+
+    return {
+        "incident_id": incident.id,
+        "agency_id": incident.agency_id,
+        "codec": PLAIN_CODEC,
+        "key_id": None,
+        "full_address": enc(p.full_address),
+        "narrative": enc(p.narrative),
+        "persons": enc([asdict(person) for person in p.persons]),
+        "updated_at": now,
+    }
+
+
+def jurisdiction_rows(
+    incident_id: str, owner: str, agencies_here: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Return ``incident_jurisdictions`` rows: polygon containers plus the reporter.
+
+    The reporting agency is always tagged (basis ``reporter`` when none of its
+    polygons contains the point, e.g. a force with no boundary loaded).
+    """
+    rows = [{"incident_id": incident_id, "agency_id": a, "basis": "polygon"} for a in agencies_here]
+    if owner not in agencies_here:
+        rows.append({"incident_id": incident_id, "agency_id": owner, "basis": "reporter"})
+    return rows
+
+
+def snapshot(row: dict[str, Any], offences: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return a JSON-ready snapshot of a stored incident row and its offences."""
+    return {"incident": _canonical(dict(row)), "offences": _canonical(offences)}

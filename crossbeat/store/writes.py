@@ -1,0 +1,439 @@
+"""Writing a chunk of normalised records: upsert, versions, withdrawals, quarantine.
+
+Everything for one chunk happens in one transaction, together with the ingest
+batch's counters and checkpoint, so a run killed at any moment leaves the store
+exactly as it was after the last committed chunk, and a re-run resumes after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from sqlalchemy import Connection, and_, bindparam, delete, select, tuple_, update
+
+from crossbeat.geo.cells import h3_cells
+from crossbeat.geo.jurisdictions import JurisdictionIndex
+from crossbeat.model import Incident
+from crossbeat.store import Store
+from crossbeat.store.records import (
+    incident_row,
+    jurisdiction_rows,
+    offence_rows,
+    personal_row,
+    record_hash,
+    snapshot,
+)
+from crossbeat.store.schema import (
+    expunged_records,
+    incident_jurisdictions,
+    incident_offences,
+    incident_personal,
+    incident_versions,
+    incidents,
+    ingest_batches,
+    quarantine,
+)
+
+Action = Literal["upsert", "withdraw", "expunge"]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One source row on its way into the store: an incident or the reasons it failed."""
+
+    row_number: int
+    file_hash: str
+    source_file: str
+    raw: dict[str, Any]
+    incident: Incident | None = None
+    action: Action = "upsert"
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass
+class Counts:
+    """What happened to the rows of a chunk (or a whole run)."""
+
+    rows: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    withdrawn: int = 0
+    expunged: int = 0
+    quarantined: int = 0
+    unmapped: int = 0
+    #: Quarantine ids or source rows of duplicates, for the report.
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, other: Counts) -> None:
+        """Add another tally to this one."""
+        for name in ("rows", "new", "updated", "unchanged", "withdrawn", "expunged"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.quarantined += other.quarantined
+        self.unmapped += other.unmapped
+        self.notes.extend(other.notes)
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counters as a plain dict."""
+        return {
+            "rows": self.rows,
+            "new": self.new,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "withdrawn": self.withdrawn,
+            "expunged": self.expunged,
+            "quarantined": self.quarantined,
+            "unmapped": self.unmapped,
+        }
+
+
+def write_chunk(
+    store: Store,
+    items: Sequence[Item],
+    *,
+    agency_id: str,
+    batch_id: str,
+    profile_name: str,
+    index: JurisdictionIndex,
+    checkpoint: int | None = None,
+) -> Counts:
+    """Store one chunk of items in a single transaction and return what happened.
+
+    Parameters
+    ----------
+    checkpoint
+        When given, the batch's ``rows_done`` is set to it in the same transaction.
+    """
+    now = store.now()
+    counts = Counts(rows=len(items))
+    items = [_derive(it, index) for it in items]
+    with store.begin() as conn:
+        existing = _existing(conn, [it.incident.id for it in items if it.incident])
+        tombstones = _tombstones(
+            conn, agency_id, [it.incident.source_id for it in items if it.incident]
+        )
+        plan = _Plan()
+        seen: dict[str, int] = {}
+        for it in items:
+            _classify(it, existing, tombstones, seen, plan, counts)
+        _apply(store, conn, plan, batch_id=batch_id, now=now, agency_id=agency_id)
+        _quarantine(store, conn, plan.rejected, agency_id, batch_id, profile_name, now)
+        _resolve_quarantine(conn, agency_id, plan.stored_keys, now)
+        _bump_batch(conn, batch_id, counts, checkpoint)
+    return counts
+
+
+# -- classification ------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    inserts: list[tuple[Incident, str]] = field(default_factory=list)
+    updates: list[tuple[Incident, str, dict[str, Any]]] = field(default_factory=list)
+    withdrawals: list[dict[str, Any]] = field(default_factory=list)
+    expunges: list[Incident] = field(default_factory=list)
+    rejected: list[Item] = field(default_factory=list)
+    stored_keys: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _derive(it: Item, index: JurisdictionIndex) -> Item:
+    if it.incident is None or it.action != "upsert":
+        return it
+    inc = it.incident
+    cells = h3_cells(inc.location.lat, inc.location.lon)
+    tags = index.agencies_at([inc.location.lat], [inc.location.lon])[0]
+    return replace(it, incident=replace(inc, h3=cells, jurisdictions=tags))
+
+
+def _classify(
+    it: Item,
+    existing: dict[str, dict[str, Any]],
+    tombstones: set[str],
+    seen: dict[str, int],
+    plan: _Plan,
+    counts: Counts,
+) -> None:
+    inc = it.incident
+    if inc is None:
+        plan.rejected.append(it)
+        counts.quarantined += 1
+        return
+    iid = inc.id
+    if inc.source_id in tombstones:
+        counts.expunged += 1  # expunged earlier: never brought back
+        plan.stored_keys.append((it.file_hash, it.row_number))
+        return
+    old = existing.get(iid)
+    first_row = seen.get(iid)
+    if first_row is None and old is not None and old["file_hash"] == it.file_hash:
+        if old["row_number"] != it.row_number:
+            first_row = old["row_number"]
+    if first_row is not None:
+        reason = (
+            f"duplicate source id {inc.source_id!r}: the same id is already at row {first_row} "
+            "of this file; the first occurrence was kept"
+        )
+        plan.rejected.append(replace(it, incident=None, reasons=(reason,)))
+        counts.quarantined += 1
+        return
+    seen[iid] = it.row_number
+    plan.stored_keys.append((it.file_hash, it.row_number))
+    if it.action == "expunge":
+        plan.expunges.append(inc)
+        counts.expunged += 1
+        return
+    if it.action == "withdraw":
+        counts.withdrawn += 1
+        if old is not None and old["withdrawn_at"] is None:
+            plan.withdrawals.append(old)
+        return
+    digest = record_hash(inc)
+    if inc.unmapped:
+        counts.unmapped += 1
+    if old is None:
+        plan.inserts.append((inc, digest))
+        counts.new += 1
+        existing[iid] = {
+            "record_hash": digest,
+            "file_hash": it.file_hash,
+            "row_number": it.row_number,
+        }
+    elif old["record_hash"] == digest:
+        counts.unchanged += 1
+    else:
+        plan.updates.append((inc, digest, old))
+        counts.updated += 1
+
+
+# -- reads ----------------------------------------------------------------------------------
+
+
+def _existing(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    q = (
+        select(
+            incidents.c.id,
+            incidents.c.record_hash,
+            incidents.c.version,
+            incidents.c.row_number,
+            incidents.c.withdrawn_at,
+            incidents.c.created_at,
+            ingest_batches.c.file_hash,
+        )
+        .select_from(
+            incidents.outerjoin(ingest_batches, ingest_batches.c.id == incidents.c.batch_id)
+        )
+        .where(incidents.c.id.in_(sorted(set(ids))))
+    )
+    return {r["id"]: dict(r) for r in conn.execute(q).mappings()}
+
+
+def _tombstones(conn: Connection, agency_id: str, source_ids: list[str]) -> set[str]:
+    if not source_ids:
+        return set()
+    q = select(expunged_records.c.source_id).where(
+        (expunged_records.c.agency_id == agency_id)
+        & expunged_records.c.source_id.in_(sorted(set(source_ids)))
+    )
+    return set(conn.execute(q).scalars())
+
+
+# -- writes ---------------------------------------------------------------------------------
+
+
+def _apply(
+    store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: Any, agency_id: str
+) -> None:
+    if plan.updates or plan.withdrawals:
+        _save_versions(
+            conn,
+            [old["id"] for *_, old in plan.updates] + [w["id"] for w in plan.withdrawals],
+            batch_id,
+            now,
+        )
+    new_rows = [
+        incident_row(i, version=1, digest=d, batch_id=batch_id, now=now) for i, d in plan.inserts
+    ]
+    upd_rows = [
+        incident_row(
+            i,
+            version=old["version"] + 1,
+            digest=d,
+            batch_id=batch_id,
+            now=now,
+            created_at=old["created_at"],
+        )
+        for i, d, old in plan.updates
+    ]
+    changed_ids = [r["id"] for r in upd_rows]
+    if changed_ids:
+        for table in (incident_offences, incident_jurisdictions, incident_personal):
+            conn.execute(delete(table).where(table.c.incident_id.in_(changed_ids)))
+        cols = [c for c in upd_rows[0] if c != "id"]
+        stmt = (
+            update(incidents)
+            .where(incidents.c.id == bindparam("b_id"))
+            .values({c: bindparam(f"b_{c}") for c in cols})
+        )
+        conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in upd_rows])
+    if new_rows:
+        conn.execute(incidents.insert(), new_rows)
+    stored = [i for i, _ in plan.inserts] + [i for i, _, _ in plan.updates]
+    if stored:
+        offs = [r for inc in stored for r in offence_rows(inc)]
+        if offs:
+            conn.execute(incident_offences.insert(), offs)
+        tags = [
+            r for inc in stored for r in jurisdiction_rows(inc.id, inc.agency_id, inc.jurisdictions)
+        ]
+        conn.execute(incident_jurisdictions.insert(), tags)
+        pers = [p for inc in stored if (p := personal_row(inc, now)) is not None]
+        if pers:
+            conn.execute(incident_personal.insert(), pers)
+    for w in plan.withdrawals:
+        conn.execute(
+            update(incidents)
+            .where(incidents.c.id == w["id"])
+            .values(withdrawn_at=now, version=w["version"] + 1, updated_at=now, batch_id=batch_id)
+        )
+    if plan.expunges:
+        expunge(
+            store,
+            conn,
+            agency_id,
+            [(i.source_id, i.id) for i in plan.expunges],
+            now=now,
+            reason="source expunged the record",
+        )
+
+
+def _save_versions(conn: Connection, ids: list[str], batch_id: str, now: Any) -> None:
+    rows = conn.execute(select(incidents).where(incidents.c.id.in_(ids))).mappings().all()
+    offs: dict[str, list[dict[str, Any]]] = {}
+    for o in conn.execute(
+        select(incident_offences)
+        .where(incident_offences.c.incident_id.in_(ids))
+        .order_by(incident_offences.c.seq)
+    ).mappings():
+        offs.setdefault(o["incident_id"], []).append(dict(o))
+    conn.execute(
+        incident_versions.insert(),
+        [
+            {
+                "incident_id": r["id"],
+                "version": r["version"],
+                "record_hash": r["record_hash"],
+                "snapshot": snapshot(dict(r), offs.get(r["id"], [])),
+                "batch_id": batch_id,
+                "superseded_at": now,
+            }
+            for r in rows
+        ],
+    )
+
+
+def expunge(
+    store: Store,
+    conn: Connection,
+    agency_id: str,
+    records: Sequence[tuple[str, str]],
+    *,
+    now: Any,
+    reason: str,
+) -> None:
+    """Delete records with their history and personal data, leaving tombstones.
+
+    ``records`` are ``(source_id, incident_id)`` pairs.
+    """
+    ids = [iid for _, iid in records]
+    for table in (incident_offences, incident_jurisdictions, incident_personal, incident_versions):
+        conn.execute(delete(table).where(table.c.incident_id.in_(ids)))
+    conn.execute(delete(incidents).where(incidents.c.id.in_(ids)))
+    store.insert_ignore(
+        conn,
+        expunged_records,
+        [
+            {
+                "agency_id": agency_id,
+                "source_id": sid,
+                "incident_id": iid,
+                "expunged_at": now,
+                "reason": reason,
+            }
+            for sid, iid in records
+        ],
+    )
+
+
+def _quarantine(
+    store: Store,
+    conn: Connection,
+    rejected: list[Item],
+    agency_id: str,
+    batch_id: str,
+    profile_name: str,
+    now: Any,
+) -> None:
+    rows = [
+        {
+            "agency_id": agency_id,
+            "batch_id": batch_id,
+            "profile_name": profile_name,
+            "source_file": it.source_file,
+            "file_hash": it.file_hash,
+            "row_number": it.row_number,
+            "raw": it.raw,
+            "reasons": list(it.reasons),
+            "status": "open",
+            "created_at": now,
+            "resolved_at": None,
+            "incident_id": None,
+        }
+        for it in rejected
+    ]
+    store.upsert(
+        conn,
+        quarantine,
+        rows,
+        keys=["agency_id", "file_hash", "row_number"],
+        update=["batch_id", "profile_name", "raw", "reasons", "status", "resolved_at"],
+    )
+
+
+def _resolve_quarantine(
+    conn: Connection, agency_id: str, keys: list[tuple[str, int]], now: Any
+) -> None:
+    """Mark open quarantine entries resolved once their row has been stored."""
+    if not keys:
+        return
+    conn.execute(
+        update(quarantine)
+        .where(
+            and_(
+                quarantine.c.agency_id == agency_id,
+                quarantine.c.status == "open",
+                tuple_(quarantine.c.file_hash, quarantine.c.row_number).in_(keys),
+            )
+        )
+        .values(status="resolved", resolved_at=now)
+    )
+
+
+def _bump_batch(conn: Connection, batch_id: str, c: Counts, checkpoint: int | None) -> None:
+    t = ingest_batches.c
+    values: dict[str, Any] = {
+        "rows": t.rows + c.rows,
+        "new": t.new + c.new,
+        "updated": t.updated + c.updated,
+        "unchanged": t.unchanged + c.unchanged,
+        "withdrawn": t.withdrawn + c.withdrawn,
+        "expunged": t.expunged + c.expunged,
+        "quarantined": t.quarantined + c.quarantined,
+        "unmapped": t.unmapped + c.unmapped,
+    }
+    if checkpoint is not None:
+        values["rows_done"] = checkpoint
+    conn.execute(update(ingest_batches).where(t.id == batch_id).values(**values))
