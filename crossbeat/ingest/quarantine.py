@@ -1,0 +1,257 @@
+"""The quarantine: rows that could not be stored, kept with every reason.
+
+Nothing is ever dropped. A quarantined row keeps its raw values, file, row number and
+reasons until it is stored — by re-ingesting the file after a profile or crosswalk
+fix (the entry is then resolved automatically) or by :func:`retry_quarantine` with
+the fixed profile — or until a person dismisses it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from crossbeat.agencies import jurisdiction_index
+from crossbeat.ingest.normalise import Normaliser
+from crossbeat.ingest.profile import Profile
+from crossbeat.ingest.readers import RawRecord
+from crossbeat.store import Store
+from crossbeat.store.schema import ingest_batches, quarantine
+from crossbeat.store.writes import Counts, Item, write_chunk
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """One quarantined source row."""
+
+    id: int
+    agency_id: str
+    source_file: str
+    row_number: int
+    reasons: list[str]
+    raw: dict[str, Any]
+    status: str
+    profile_name: str
+    created_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "id": self.id,
+            "agency": self.agency_id,
+            "source_file": self.source_file,
+            "row_number": self.row_number,
+            "reasons": self.reasons,
+            "raw": self.raw,
+            "status": self.status,
+            "profile": self.profile_name,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def list_quarantine(
+    store: Store,
+    *,
+    agency_id: str | None = None,
+    status: str | None = "open",
+    source_file: str | None = None,
+    limit: int | None = 100,
+    offset: int = 0,
+) -> list[QuarantineEntry]:
+    """Return quarantined rows, oldest file and row first.
+
+    Parameters
+    ----------
+    status
+        ``open`` (default), ``resolved``, ``dismissed``, or None for all.
+    """
+    q = select(quarantine)
+    if agency_id:
+        q = q.where(quarantine.c.agency_id == agency_id)
+    if status:
+        q = q.where(quarantine.c.status == status)
+    if source_file:
+        q = q.where(quarantine.c.source_file == source_file)
+    q = q.order_by(quarantine.c.source_file, quarantine.c.row_number).offset(offset)
+    if limit is not None:
+        q = q.limit(limit)
+    with store.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    return [
+        QuarantineEntry(
+            id=r["id"],
+            agency_id=r["agency_id"],
+            source_file=r["source_file"],
+            row_number=r["row_number"],
+            reasons=list(r["reasons"]),
+            raw=dict(r["raw"]),
+            status=r["status"],
+            profile_name=r["profile_name"],
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]
+
+
+def count_quarantine(store: Store, *, agency_id: str | None = None) -> dict[str, int]:
+    """Return the number of quarantine entries by status."""
+    q = select(quarantine.c.status, func.count()).group_by(quarantine.c.status)
+    if agency_id:
+        q = q.where(quarantine.c.agency_id == agency_id)
+    with store.connect() as conn:
+        return {s: n for s, n in conn.execute(q).all()}
+
+
+@dataclass
+class RetrySummary:
+    """What a quarantine retry did."""
+
+    retried: int = 0
+    stored: Counts = field(default_factory=Counts)
+    still_quarantined: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "retried": self.retried,
+            "still_quarantined": self.still_quarantined,
+            **{k: v for k, v in self.stored.as_dict().items() if k not in ("rows", "quarantined")},
+        }
+
+
+def retry_quarantine(
+    store: Store,
+    agency_id: str,
+    profile: Profile,
+    *,
+    ids: Sequence[int] | None = None,
+    source_file: str | None = None,
+) -> RetrySummary:
+    """Re-process open quarantine entries of an agency with a (fixed) profile.
+
+    Rows that now normalise are stored exactly as an ingest would store them and
+    their entries are resolved; the others stay open with their new reasons.
+
+    Returns
+    -------
+    RetrySummary
+        Counts of stored and still-quarantined rows.
+    """
+    entries = list_quarantine(store, agency_id=agency_id, source_file=source_file, limit=None)
+    if ids is not None:
+        wanted = set(ids)
+        entries = [e for e in entries if e.id in wanted]
+    summary = RetrySummary(retried=len(entries))
+    if not entries:
+        return summary
+    index = jurisdiction_index(store)
+    batch_id = _retry_batch(store, agency_id, profile)
+    hashes = _file_hashes(store, [e.id for e in entries])
+    by_file: dict[str, list[QuarantineEntry]] = {}
+    for e in entries:
+        by_file.setdefault(e.source_file, []).append(e)
+    for source_file_name, group in by_file.items():
+        normaliser = Normaliser(
+            profile,
+            agency_id,
+            source_file=source_file_name,
+            extent=index.extent(agency_id),
+            clock=store.clock,
+        )
+        items = [_retry_item(normaliser, e, hashes[e.id]) for e in group]
+        counts = write_chunk(
+            store,
+            items,
+            agency_id=agency_id,
+            batch_id=batch_id,
+            profile_name=profile.name,
+            index=index,
+        )
+        summary.stored.add(counts)
+        summary.still_quarantined += counts.quarantined
+    with store.begin() as conn:
+        conn.execute(
+            update(ingest_batches)
+            .where(ingest_batches.c.id == batch_id)
+            .values(status="complete", finished_at=store.now())
+        )
+    return summary
+
+
+def dismiss_quarantine(store: Store, agency_id: str, ids: Sequence[int], *, reason: str) -> int:
+    """Mark entries as dismissed (kept, never deleted); return how many changed."""
+    if not reason.strip():
+        raise ValueError("dismissing quarantined rows needs a reason")
+    now = store.now()
+    changed = 0
+    with store.begin() as conn:
+        rows = conn.execute(
+            select(quarantine.c.id, quarantine.c.reasons).where(
+                (quarantine.c.agency_id == agency_id)
+                & quarantine.c.id.in_(list(ids))
+                & (quarantine.c.status == "open")
+            )
+        ).all()
+        for r in rows:
+            conn.execute(
+                update(quarantine)
+                .where(quarantine.c.id == r.id)
+                .values(
+                    status="dismissed",
+                    resolved_at=now,
+                    reasons=[*r.reasons, f"dismissed: {reason.strip()}"],
+                )
+            )
+            changed += 1
+    return changed
+
+
+def _retry_item(normaliser: Normaliser, e: QuarantineEntry, file_hash: str) -> Item:
+    raw = dict(e.raw)
+    geometry = raw.pop("_geometry", None)
+    fields = {k: (None if v is None else str(v)) for k, v in raw.items()}
+    rec = RawRecord(row_number=e.row_number, fields=fields, geometry=geometry)
+    result = normaliser.normalise(rec)
+    if hasattr(result, "incident"):
+        return Item(
+            e.row_number,
+            file_hash,
+            e.source_file,
+            e.raw,
+            incident=result.incident,
+            action=result.action,
+        )
+    return Item(e.row_number, file_hash, e.source_file, e.raw, reasons=tuple(result.reasons))
+
+
+def _file_hashes(store: Store, ids: list[int]) -> dict[int, str]:
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(quarantine.c.id, quarantine.c.file_hash).where(quarantine.c.id.in_(ids))
+        ).all()
+    return {r.id: r.file_hash for r in rows}
+
+
+def _retry_batch(store: Store, agency_id: str, profile: Profile) -> str:
+    batch_id = str(uuid.uuid4())
+    with store.begin() as conn:
+        conn.execute(
+            ingest_batches.insert().values(
+                id=batch_id,
+                agency_id=agency_id,
+                profile_name=profile.name,
+                profile_hash=profile.content_hash,
+                source_file="(quarantine retry)",
+                file_hash=f"retry:{batch_id}",
+                file_size=0,
+                status="running",
+                started_at=store.now(),
+                rows_done=0,
+            )
+        )
+    return batch_id
