@@ -104,7 +104,7 @@ def count_quarantine(store: Store, *, agency_id: str | None = None) -> dict[str,
     if agency_id:
         q = q.where(quarantine.c.agency_id == agency_id)
     with store.connect() as conn:
-        return {s: n for s, n in conn.execute(q).all()}
+        return {str(s): int(n) for s, n in conn.execute(q).all()}
 
 
 @dataclass

@@ -310,7 +310,7 @@ def _apply(
         )
 
 
-def _save_versions(conn: Connection, ids: list[str], batch_id: str, now: Any) -> None:
+def _save_versions(conn: Connection, ids: list[str], batch_id: str | None, now: Any) -> None:
     rows = conn.execute(select(incidents).where(incidents.c.id.in_(ids))).mappings().all()
     offs: dict[str, list[dict[str, Any]]] = {}
     for o in conn.execute(
@@ -437,3 +437,72 @@ def _bump_batch(conn: Connection, batch_id: str, c: Counts, checkpoint: int | No
     if checkpoint is not None:
         values["rows_done"] = checkpoint
     conn.execute(update(ingest_batches).where(t.id == batch_id).values(**values))
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawResult:
+    """What a withdrawal or expunge request did."""
+
+    changed: list[str]
+    already: list[str]
+    unknown: list[str]
+
+
+def withdraw_records(
+    store: Store,
+    agency_id: str,
+    source_ids: Sequence[str],
+    *,
+    expunge_records: bool = False,
+    reason: str,
+) -> WithdrawResult:
+    """Withdraw (hide, keep history) or expunge (delete, keep a tombstone) records.
+
+    After either, no read returns the records. Withdrawal keeps the record and its
+    history for the owner's audit; expunging deletes it with its history and personal
+    data and leaves only a tombstone, so that re-ingesting an old export cannot bring
+    it back.
+
+    Raises
+    ------
+    ValueError
+        When no reason is given.
+    """
+    from crossbeat.model import incident_id
+
+    if not reason.strip():
+        raise ValueError("withdrawing or expunging records needs a reason")
+    now = store.now()
+    ids = {incident_id(agency_id, s): s for s in source_ids}
+    changed: list[str] = []
+    already: list[str] = []
+    with store.begin() as conn:
+        found = {
+            r.id: r
+            for r in conn.execute(
+                select(incidents.c.id, incidents.c.version, incidents.c.withdrawn_at).where(
+                    incidents.c.id.in_(list(ids))
+                )
+            )
+        }
+        gone = _tombstones(conn, agency_id, list(ids.values()))
+        unknown = [s for i, s in ids.items() if i not in found and s not in gone]
+        already = [s for s in ids.values() if s in gone]
+        if expunge_records:
+            targets = [(s, i) for i, s in ids.items() if i in found]
+            if targets:
+                expunge(store, conn, agency_id, targets, now=now, reason=reason)
+            changed = [s for s, _ in targets]
+        else:
+            live = [found[i] for i in ids if i in found and found[i].withdrawn_at is None]
+            already += [ids[i] for i in ids if i in found and found[i].withdrawn_at is not None]
+            if live:
+                _save_versions(conn, [r.id for r in live], None, now)
+            for r in live:
+                conn.execute(
+                    update(incidents)
+                    .where(incidents.c.id == r.id)
+                    .values(withdrawn_at=now, version=r.version + 1, updated_at=now)
+                )
+            changed = [ids[r.id] for r in live]
+    return WithdrawResult(changed=changed, already=already, unknown=unknown)
