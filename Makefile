@@ -1,0 +1,33 @@
+# The README's two commands are `make demo` and `make test`; .ci/run calls `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# PostgreSQL for the backend tests (trust auth on 127.0.0.1 on our machines).
+CROSSBEAT_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+export CROSSBEAT_TEST_POSTGRES_URL
+
+.PHONY: demo test lint bench install clean
+
+$(BIN)/crossbeat: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/crossbeat
+
+demo: install  ## build the demo region into ./demo-data and serve it on http://127.0.0.1:8000
+	$(BIN)/crossbeat demo
+
+lint: install
+	$(BIN)/ruff format --check crossbeat tests benchmarks
+	$(BIN)/ruff check crossbeat tests benchmarks
+
+test: install lint  ## set up and run the whole test suite (SQLite and PostgreSQL)
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install  ## ingest benchmark: prints figures and the machine
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) demo-data *.egg-info
