@@ -1,0 +1,283 @@
+"""The ingest pipeline end to end on real databases (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from crossbeat.agencies import register_agency, set_jurisdiction
+from crossbeat.cli import cli
+from crossbeat.ingest.pipeline import IngestError, ingest_files
+from crossbeat.ingest.profile import load_profile, parse_profile
+from crossbeat.ingest.quarantine import list_quarantine, retry_quarantine
+from crossbeat.model import Agency, incident_id
+from crossbeat.store.reads import count_incidents, get_incident
+from crossbeat.store.schema import (
+    incident_jurisdictions,
+    incident_personal,
+    incident_versions,
+    incidents,
+    quarantine,
+)
+from crossbeat.store.writes import withdraw_records
+
+PROFILE = """
+name = "test-feed"
+narrative = "narrative"
+keep = ["beat"]
+
+[source]
+format = "csv"
+timezone = "America/Los_Angeles"
+
+[id]
+columns = ["id"]
+
+[occurred_from]
+column = "when"
+formats = ["%Y-%m-%d %H:%M"]
+
+[location]
+x = "lon"
+y = "lat"
+address = "address"
+
+[[offences]]
+scheme = "code-nibrs"
+code = "code"
+
+[[persons]]
+role = "victim"
+name = "victim"
+"""
+
+HEADER = ["id", "when", "lon", "lat", "address", "code", "victim", "narrative", "beat"]
+
+
+def row(i: int, **over: str) -> dict[str, str]:
+    """Return a valid source row."""
+    base = {
+        "id": f"R{i}",
+        "when": f"2024-03-{1 + i % 28:02d} 1{i % 10}:30",
+        "lon": f"{-122.68 + (i % 50) * 0.001:.6f}",
+        "lat": f"{45.51 + (i % 40) * 0.001:.6f}",
+        "address": f"{100 + i} MAIN ST",
+        "code": ["220", "13B", "240", "23F"][i % 4],
+        "victim": f"Person {i}",
+        "narrative": f"narrative {i}",
+        "beat": str(i % 7),
+    }
+    base.update(over)
+    return base
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    """Write rows as CSV with the standard header."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=HEADER)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def profile(tmp_path):
+    p = tmp_path / "feed.toml"
+    p.write_text(PROFILE, encoding="utf-8")
+    return load_profile(p)
+
+
+def test_ingest_then_reingest_changes_nothing(store, profile, tmp_path):
+    f = write_csv(tmp_path / "a.csv", [row(i) for i in range(25)])
+    s1 = ingest_files(store, "cityx", profile, [f])
+    assert (s1.rows, s1.new, s1.updated, s1.quarantined) == (25, 25, 0, 0)
+    assert s1.agency_created
+    s2 = ingest_files(store, "cityx", profile, [f])
+    assert (s2.rows, s2.new, s2.updated, s2.unchanged) == (25, 0, 0, 25)
+    assert count_incidents(store, "cityx") == 25
+    rec = get_incident(store, "cityx", "R3")
+    assert rec is not None
+    assert rec["offences"][0]["nibrs_code"] == "240"
+    assert rec["occurred_from"].isoformat() == "2024-03-04T21:30:00+00:00"  # 13:30 PST
+    assert rec["h3_9"] and rec["h3_7"] and rec["h3_11"]
+    assert rec["attributes"] == {"beat": "3"}
+
+
+def test_changed_record_becomes_new_version_with_history(store, profile, tmp_path):
+    ingest_files(store, "cityx", profile, [write_csv(tmp_path / "a.csv", [row(1), row(2)])])
+    s = ingest_files(
+        store, "cityx", profile, [write_csv(tmp_path / "b.csv", [row(1, code="120"), row(2)])]
+    )
+    assert (s.new, s.updated, s.unchanged) == (0, 1, 1)
+    rec = get_incident(store, "cityx", "R1")
+    assert rec["version"] == 2 and rec["nibrs_code"] == "120"
+    with store.connect() as conn:
+        hist = (
+            conn.execute(
+                select(incident_versions).where(
+                    incident_versions.c.incident_id == incident_id("cityx", "R1")
+                )
+            )
+            .mappings()
+            .all()
+        )
+    assert len(hist) == 1
+    assert hist[0]["version"] == 1
+    assert hist[0]["snapshot"]["incident"]["nibrs_code"] == "220"
+
+
+def test_bad_rows_are_quarantined_with_every_reason(store, profile, tmp_path):
+    rows = [row(0), row(1, when="2024-02-30 10:00", lat="95.0"), row(2, id=""), row(3, code="ZZZ")]
+    s = ingest_files(store, "cityx", profile, [write_csv(tmp_path / "a.csv", rows)])
+    assert s.rows == 4
+    assert s.new + s.quarantined == s.rows
+    assert s.quarantined == 2
+    assert s.unmapped == 1  # ZZZ stored, flagged, not guessed
+    entries = list_quarantine(store, agency_id="cityx")
+    assert [e.row_number for e in entries] == [2, 3]
+    assert len(entries[0].reasons) >= 2  # the date and the latitude
+    assert entries[0].raw["when"] == "2024-02-30 10:00"
+    rec = get_incident(store, "cityx", "R3")
+    assert rec["unmapped"] and rec["offence_local_code"] == "ZZZ" and rec["nibrs_code"] is None
+    # Re-ingesting does not duplicate quarantine entries.
+    ingest_files(store, "cityx", profile, [tmp_path / "a.csv"])
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(quarantine)).scalar_one() == 2
+
+
+def test_duplicate_ids_in_one_file(store, profile, tmp_path):
+    rows = [row(1), row(2), row(1, code="120")]
+    f = write_csv(tmp_path / "a.csv", rows)
+    s = ingest_files(store, "cityx", profile, [f], chunk_size=2)
+    assert (s.new, s.quarantined) == (2, 1)
+    entry = list_quarantine(store, agency_id="cityx")[0]
+    assert entry.row_number == 3 and "duplicate source id" in entry.reasons[0]
+    s2 = ingest_files(store, "cityx", profile, [f], chunk_size=2)
+    assert (s2.new, s2.updated, s2.unchanged, s2.quarantined) == (0, 0, 2, 1)
+    assert get_incident(store, "cityx", "R1")["nibrs_code"] == "220"
+
+
+def test_quarantine_retry_after_profile_fix(store, tmp_path):
+    text = PROFILE.replace('formats = ["%Y-%m-%d %H:%M"]', 'formats = ["%Y-%m-%d %H:%M"]\n')
+    p1 = parse_profile(text)
+    rows = [row(0), row(1, when="03/05/2024 10:00")]
+    f = write_csv(tmp_path / "a.csv", rows)
+    s = ingest_files(store, "cityx", p1, [f])
+    assert s.quarantined == 1
+    p2 = parse_profile(
+        text.replace(
+            'formats = ["%Y-%m-%d %H:%M"]', 'formats = ["%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M"]'
+        )
+    )
+    res = retry_quarantine(store, "cityx", p2)
+    assert (res.retried, res.stored.new, res.still_quarantined) == (1, 1, 0)
+    assert list_quarantine(store, agency_id="cityx") == []
+    assert list_quarantine(store, agency_id="cityx", status="resolved")[0].row_number == 2
+    assert get_incident(store, "cityx", "R1") is not None
+
+
+def test_withdraw_and_expunge(store, profile, tmp_path):
+    f = write_csv(tmp_path / "a.csv", [row(i) for i in range(4)])
+    ingest_files(store, "cityx", profile, [f])
+    res = withdraw_records(store, "cityx", ["R1", "nope"], reason="unfounded")
+    assert res.changed == ["R1"] and res.unknown == ["nope"]
+    assert get_incident(store, "cityx", "R1") is None
+    res = withdraw_records(store, "cityx", ["R2"], expunge_records=True, reason="court order")
+    assert res.changed == ["R2"]
+    s = ingest_files(store, "cityx", profile, [f])
+    assert (s.new, s.updated, s.unchanged, s.expunged) == (0, 0, 3, 1)
+    assert get_incident(store, "cityx", "R1") is None  # still withdrawn
+    assert get_incident(store, "cityx", "R2") is None  # never comes back
+    with store.connect() as conn:
+        ids = set(conn.execute(select(incident_personal.c.incident_id)).scalars())
+    assert incident_id("cityx", "R2") not in ids
+    assert count_incidents(store) == 2
+
+
+def test_jurisdictions_tag_every_containing_agency(store, profile, tmp_path):
+    register_agency(store, Agency("cityx", "City X"))
+    register_agency(store, Agency("transit", "Transit"))
+    box = {
+        "type": "Polygon",
+        "coordinates": [
+            [[-122.7, 45.5], [-122.6, 45.5], [-122.6, 45.6], [-122.7, 45.6], [-122.7, 45.5]]
+        ],
+    }
+    strip = {
+        "type": "Polygon",
+        "coordinates": [
+            [[-122.7, 45.5], [-122.675, 45.5], [-122.675, 45.6], [-122.7, 45.6], [-122.7, 45.5]]
+        ],
+    }
+    set_jurisdiction(store, "cityx", "city", box)
+    set_jurisdiction(store, "transit", "lines", strip)
+    f = write_csv(tmp_path / "a.csv", [row(0), row(30), row(1, lon="-121.0")])
+    ingest_files(store, "cityx", profile, [f])
+    with store.connect() as conn:
+        tags = {
+            (r.incident_id, r.agency_id, r.basis)
+            for r in conn.execute(select(incident_jurisdictions))
+        }
+    r0, r30, r1 = (incident_id("cityx", f"R{i}") for i in (0, 30, 1))
+    assert {(r0, "cityx", "polygon"), (r0, "transit", "polygon")} <= tags
+    assert (r30, "cityx", "polygon") in tags and (r30, "transit", "polygon") not in tags
+    assert (r1, "cityx", "reporter") in tags
+
+
+def test_profile_for_another_agency_is_refused(store, tmp_path):
+    p = parse_profile(PROFILE.replace('name = "test-feed"', 'name = "test-feed"\nagency = "other"'))
+    with pytest.raises(IngestError, match="--agency other"):
+        ingest_files(store, "cityx", p, [write_csv(tmp_path / "a.csv", [row(0)])])
+
+
+def test_profile_not_matching_file_stores_nothing(store, profile, tmp_path):
+    f = tmp_path / "wrong.csv"
+    f.write_text("a,b,c\n1,2,3\n", encoding="utf-8")
+    with pytest.raises(IngestError):
+        ingest_files(store, "cityx", profile, [f])
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(incidents)).scalar_one() == 0
+
+
+def test_cli_ingest_json(db_url, tmp_path):
+    prof = tmp_path / "feed.toml"
+    prof.write_text(PROFILE, encoding="utf-8")
+    f = write_csv(tmp_path / "a.csv", [row(i) for i in range(5)] + [row(9, lat="abc")])
+    args = ["ingest", "--db", db_url, "--agency", "cityx", "--profile", str(prof), str(f), "--json"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert {
+        k: data[k] for k in ("rows", "new", "updated", "unchanged", "quarantined", "unmapped")
+    } == {
+        "rows": 6,
+        "new": 5,
+        "updated": 0,
+        "unchanged": 0,
+        "quarantined": 1,
+        "unmapped": 0,
+    }
+    again = json.loads(CliRunner().invoke(cli, args).output)
+    assert (again["new"], again["updated"], again["unchanged"]) == (0, 0, 5)
+
+
+def test_cli_errors_name_the_next_step(db_url, tmp_path):
+    out = CliRunner().invoke(
+        cli,
+        [
+            "ingest",
+            "--db",
+            db_url,
+            "--agency",
+            "cityx",
+            "--profile",
+            str(tmp_path / "nope.toml"),
+            "x.csv",
+        ],
+    )
+    assert out.exit_code != 0 and "profile file not found" in out.output
