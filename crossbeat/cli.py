@@ -139,7 +139,11 @@ def _split_pair(text: str) -> tuple[str, str]:
 # --- ingest -----------------------------------------------------------------------------
 @cli.command()
 @db_option
-@click.option("--agency", "agency_id", required=True, help="Id of the agency that owns the data.")
+@click.option(
+    "--agency",
+    "agency_id",
+    help="Id of the agency that owns the data (omit for a multi-agency profile).",
+)
 @click.option(
     "--profile",
     "profile_path",
@@ -149,8 +153,20 @@ def _split_pair(text: str) -> tuple[str, str]:
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the counts.")
+@click.option(
+    "--chunk-size",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Rows per transaction (an interrupted run resumes after the last one).",
+)
 def ingest(
-    db_url: str, agency_id: str, profile_path: str, files: tuple[str, ...], as_json: bool
+    db_url: str,
+    agency_id: str | None,
+    profile_path: str,
+    files: tuple[str, ...],
+    as_json: bool,
+    chunk_size: int,
 ) -> None:
     """Ingest an agency's export files through a source profile.
 
@@ -168,10 +184,13 @@ def ingest(
         raise click.ClickException(str(exc)) from exc
     store = open_store_or_fail(db_url)
     try:
-        summary = ingest_files(store, agency_id, profile, files, progress=not as_json)
+        summary = ingest_files(
+            store, agency_id, profile, files, progress=not as_json, chunk_size=chunk_size
+        )
     except (IngestError, AgencyError) as exc:
         raise click.ClickException(
-            f"{exc}\nCheck the profile against the file: crossbeat profile check {profile_path} FILE"
+            f"{exc}\nCheck the profile against the file: "
+            f"crossbeat profile check {profile_path} FILE"
         ) from exc
     if as_json:
         echo_json(summary.as_dict())
@@ -190,9 +209,11 @@ def ingest(
             f"total: {t.rows} rows, {t.new} new, {t.updated} updated, {t.quarantined} quarantined"
         )
     if t.quarantined:
-        click.echo(f"See why rows were quarantined: crossbeat quarantine list --agency {agency_id}")
+        scope = f" --agency {agency_id}" if agency_id else ""
+        click.echo(f"See why rows were quarantined: crossbeat quarantine list{scope}")
     if t.unmapped:
-        click.echo(f"See unmapped offence codes: crossbeat taxonomy coverage --agency {agency_id}")
+        scope = f" --agency {agency_id}" if agency_id else ""
+        click.echo(f"See unmapped offence codes: crossbeat taxonomy coverage{scope}")
 
 
 @cli.command()
@@ -269,7 +290,7 @@ def quarantine_list(
 
 @quarantine.command("retry")
 @db_option
-@click.option("--agency", "agency_id", required=True, help="Agency whose rows to retry.")
+@click.option("--agency", "agency_id", help="Only this agency's rows.")
 @click.option(
     "--profile",
     "profile_path",
@@ -280,7 +301,7 @@ def quarantine_list(
 @click.option("--id", "ids", multiple=True, type=int, help="Only these entries (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def quarantine_retry(
-    db_url: str, agency_id: str, profile_path: str, ids: tuple[int, ...], as_json: bool
+    db_url: str, agency_id: str | None, profile_path: str, ids: tuple[int, ...], as_json: bool
 ) -> None:
     """Re-process open quarantined rows after a profile or crosswalk fix."""
     from crossbeat.ingest.profile import ProfileError, load_profile
@@ -291,7 +312,10 @@ def quarantine_retry(
     except ProfileError as exc:
         raise click.ClickException(str(exc)) from exc
     store = open_store_or_fail(db_url)
-    res = retry_quarantine(store, agency_id, profile, ids=list(ids) or None)
+    try:
+        res = retry_quarantine(store, profile, agency_id=agency_id, ids=list(ids) or None)
+    except ValueError as exc:
+        raise click.ClickException(f"{exc}: use --agency ID") from exc
     if as_json:
         echo_json(res.as_dict())
         return

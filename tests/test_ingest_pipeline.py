@@ -174,7 +174,7 @@ def test_quarantine_retry_after_profile_fix(store, tmp_path):
             'formats = ["%Y-%m-%d %H:%M"]', 'formats = ["%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M"]'
         )
     )
-    res = retry_quarantine(store, "cityx", p2)
+    res = retry_quarantine(store, p2, agency_id="cityx")
     assert (res.retried, res.stored.new, res.still_quarantined) == (1, 1, 0)
     assert list_quarantine(store, agency_id="cityx") == []
     assert list_quarantine(store, agency_id="cityx", status="resolved")[0].row_number == 2

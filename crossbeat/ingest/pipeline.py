@@ -68,7 +68,7 @@ class IngestSummary:
     does not map (they are stored and flagged, not quarantined).
     """
 
-    agency_id: str
+    agency_id: str | None
     profile: str
     files: list[FileSummary] = field(default_factory=list)
     agency_created: bool = False
@@ -134,7 +134,7 @@ class IngestSummary:
 
 def ingest_files(
     store: Store,
-    agency_id: str,
+    agency_id: str | None,
     profile: Profile,
     paths: Sequence[str | Path],
     *,
@@ -148,7 +148,9 @@ def ingest_files(
     store
         The open store.
     agency_id
-        The agency that owns the records. Registered (named after its id) if new.
+        The agency that owns the records; registered (named after its id) if new.
+        None for a multi-agency feed whose profile routes each row to its agency by
+        a column (``agency_column``/``agency_map``).
     profile
         The validated source profile (:func:`crossbeat.ingest.profile.load_profile`).
     paths
@@ -167,12 +169,27 @@ def ingest_files(
         When a file cannot be read as the profile describes (nothing of that file is
         stored; files before it stay ingested).
     """
-    if profile.agency and profile.agency != agency_id:
-        raise IngestError(
-            f"profile {profile.name!r} is for agency {profile.agency!r}, not {agency_id!r}: "
-            f"use --agency {profile.agency} or a profile for {agency_id}"
-        )
-    created = ensure_agency(store, agency_id, timezone=profile.source.timezone)
+    if profile.agency_column:
+        if agency_id is not None:
+            raise IngestError(
+                f"profile {profile.name!r} routes each row to its agency by column "
+                f"{profile.agency_column!r}: run it without --agency"
+            )
+        created = False
+        for routed in sorted(set(profile.agency_map.values())):
+            created |= ensure_agency(store, routed, timezone=profile.source.timezone)
+    else:
+        agency_id = agency_id or profile.agency
+        if agency_id is None:
+            raise IngestError(
+                f"say which agency owns the data: --agency ID (profile {profile.name!r})"
+            )
+        if profile.agency and profile.agency != agency_id:
+            raise IngestError(
+                f"profile {profile.name!r} is for agency {profile.agency!r}, not {agency_id!r}: "
+                f"use --agency {profile.agency} or a profile for {agency_id}"
+            )
+        created = ensure_agency(store, agency_id, timezone=profile.source.timezone)
     summary = IngestSummary(agency_id=agency_id, profile=profile.name, agency_created=created)
     index = jurisdiction_index(store)
     for path in paths:
@@ -184,7 +201,7 @@ def ingest_files(
 
 def _ingest_file(
     store: Store,
-    agency_id: str,
+    agency_id: str | None,
     profile: Profile,
     path: Path,
     index: JurisdictionIndex,
@@ -201,28 +218,22 @@ def _ingest_file(
     try:
         file_hash = file_sha256(path)
         batch_id, done = _start_batch(store, agency_id, profile, path, file_hash)
-        normaliser = Normaliser(
-            profile,
-            agency_id,
-            source_file=str(path),
-            extent=index.extent(agency_id),
-            clock=store.clock,
-        )
+        router = RowRouter(store, profile, agency_id, str(path), index)
         counts = Counts()
         chunk: list[Item] = []
         last_row = done
         with _progress_bar(progress, path, reader.size) as advance:
             for rec in reader:
                 if rec.row_number <= done:
-                    _replay_id(normaliser, rec)
+                    router.replay(rec)
                     continue
-                chunk.append(_item(normaliser, rec, file_hash, str(path)))
+                chunk.append(router.item(rec, file_hash))
                 last_row = rec.row_number
                 if len(chunk) >= chunk_size:
-                    counts.add(_flush(store, chunk, agency_id, batch_id, profile, index, last_row))
+                    counts.add(_flush(store, chunk, batch_id, profile, index, last_row))
                     chunk = []
                     advance(rec.offset)
-            counts.add(_flush(store, chunk, agency_id, batch_id, profile, index, last_row))
+            counts.add(_flush(store, chunk, batch_id, profile, index, last_row))
             advance(reader.size)
         _finish_batch(store, batch_id)
         totals = _batch_counts(store, batch_id)
@@ -233,35 +244,92 @@ def _ingest_file(
         reader_cm.__exit__(None, None, None)
 
 
-def _replay_id(normaliser: Normaliser, rec: RawRecord) -> None:
-    """Advance per-file id state for a row already committed by a killed run."""
-    if rec.problems:
-        return
-    try:
-        normaliser.source_id(rec)
-    except ValueError:
-        pass
+class RowRouter:
+    """Picks each row's agency and normaliser (one per agency: ids and extents differ)."""
 
+    def __init__(
+        self,
+        store: Store,
+        profile: Profile,
+        agency_id: str | None,
+        source_file: str,
+        index: JurisdictionIndex,
+    ) -> None:
+        self.store = store
+        self.profile = profile
+        self.agency_id = agency_id
+        self.source_file = source_file
+        self.index = index
+        self._normalisers: dict[str, Normaliser] = {}
+        self._map = {k.strip().casefold(): v for k, v in profile.agency_map.items()}
 
-def _item(normaliser: Normaliser, rec: RawRecord, file_hash: str, source_file: str) -> Item:
-    raw: dict[str, Any] = dict(rec.fields)
-    if rec.geometry is not None:
-        raw["_geometry"] = rec.geometry
-    if rec.problems:
-        return Item(rec.row_number, file_hash, source_file, raw, reasons=rec.problems)
-    result = normaliser.normalise(rec)
-    if isinstance(result, Rejected):
-        return Item(rec.row_number, file_hash, source_file, raw, reasons=result.reasons)
-    assert isinstance(result, Normalised)
-    return Item(
-        rec.row_number, file_hash, source_file, raw, incident=result.incident, action=result.action
-    )
+    def agency_of(self, rec: RawRecord) -> tuple[str | None, str | None]:
+        """Return (agency id, None) or (None, the reason it cannot be determined)."""
+        column = self.profile.agency_column
+        if column is None:
+            return self.agency_id, None
+        value = (rec.fields.get(column) or "").strip()
+        agency = self._map.get(value.casefold())
+        if agency is None:
+            return None, (
+                f"column {column!r}: agency value {value!r} is not in the profile's agency_map; "
+                "add it there and retry"
+            )
+        return agency, None
+
+    def normaliser(self, agency: str) -> Normaliser:
+        """Return the normaliser for an agency, created on first use."""
+        n = self._normalisers.get(agency)
+        if n is None:
+            n = Normaliser(
+                self.profile,
+                agency,
+                source_file=self.source_file,
+                extent=self.index.extent(agency),
+                clock=self.store.clock,
+            )
+            self._normalisers[agency] = n
+        return n
+
+    def replay(self, rec: RawRecord) -> None:
+        """Advance per-file id state for a row already committed by a killed run."""
+        agency, _ = self.agency_of(rec)
+        if rec.problems or agency is None:
+            return
+        try:
+            self.normaliser(agency).source_id(rec)
+        except ValueError:
+            pass
+
+    def item(self, rec: RawRecord, file_hash: str) -> Item:
+        """Normalise one record into an :class:`Item`."""
+        raw: dict[str, Any] = dict(rec.fields)
+        if rec.geometry is not None:
+            raw["_geometry"] = rec.geometry
+        agency, why = self.agency_of(rec)
+        reasons = tuple(rec.problems) + ((why,) if why else ())
+        if reasons or agency is None:
+            return Item(rec.row_number, file_hash, self.source_file, raw, agency, reasons=reasons)
+        result = self.normaliser(agency).normalise(rec)
+        if isinstance(result, Rejected):
+            return Item(
+                rec.row_number, file_hash, self.source_file, raw, agency, reasons=result.reasons
+            )
+        assert isinstance(result, Normalised)
+        return Item(
+            rec.row_number,
+            file_hash,
+            self.source_file,
+            raw,
+            agency,
+            incident=result.incident,
+            action=result.action,
+        )
 
 
 def _flush(
     store: Store,
     chunk: list[Item],
-    agency_id: str,
     batch_id: str,
     profile: Profile,
     index: JurisdictionIndex,
@@ -270,7 +338,6 @@ def _flush(
     return write_chunk(
         store,
         chunk,
-        agency_id=agency_id,
         batch_id=batch_id,
         profile_name=profile.name,
         index=index,
@@ -279,7 +346,7 @@ def _flush(
 
 
 def _start_batch(
-    store: Store, agency_id: str, profile: Profile, path: Path, file_hash: str
+    store: Store, agency_id: str | None, profile: Profile, path: Path, file_hash: str
 ) -> tuple[str, int]:
     """Resume the unfinished batch of this file and profile, or start a new one."""
     t = ingest_batches.c
@@ -287,7 +354,7 @@ def _start_batch(
         row = conn.execute(
             select(t.id, t.rows_done)
             .where(
-                (t.agency_id == agency_id)
+                (t.agency_id.is_(None) if agency_id is None else t.agency_id == agency_id)
                 & (t.file_hash == file_hash)
                 & (t.profile_hash == profile.content_hash)
                 & (t.status == "running")

@@ -219,6 +219,11 @@ class Profile(_Strict):
     description: str = ""
     #: Agency id the feed belongs to, if the profile is specific to one agency.
     agency: str | None = None
+    #: For a multi-agency feed (a regional or state repository): the column naming
+    #: each row's reporting agency, and the map from its values to agency ids. A
+    #: value not in the map sends the row to quarantine.
+    agency_column: str | None = None
+    agency_map: dict[str, str] = Field(default_factory=dict)
     source: SourceSpec
     id: IdSpec
     occurred_from: DateSpec | None = None
@@ -242,6 +247,14 @@ class Profile(_Strict):
     #: Set by :func:`load_profile`: the file's SHA-256 and directory.
     content_hash: str = ""
     base_dir: str = ""
+
+    @model_validator(mode="after")
+    def _routing(self) -> Profile:
+        if self.agency_column and not self.agency_map:
+            raise ValueError("agency_column needs agency_map (source value -> agency id)")
+        if self.agency_column and self.agency:
+            raise ValueError("give agency (one agency's feed) or agency_column (many), not both")
+        return self
 
     @property
     def default_time_precision(self) -> TimePrecision:
@@ -279,6 +292,8 @@ class Profile(_Strict):
         cols |= set(sens.keyword_columns)
         if self.withdraw:
             cols.add(self.withdraw.column)
+        if self.agency_column:
+            cols.add(self.agency_column)
         return cols
 
 

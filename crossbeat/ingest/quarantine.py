@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from crossbeat.agencies import jurisdiction_index
-from crossbeat.ingest.normalise import Normaliser
+from crossbeat.ingest.pipeline import RowRouter
 from crossbeat.ingest.profile import Profile
 from crossbeat.ingest.readers import RawRecord
 from crossbeat.store import Store
 from crossbeat.store.schema import ingest_batches, quarantine
-from crossbeat.store.writes import Counts, Item, write_chunk
+from crossbeat.store.writes import Counts, write_chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,16 +126,24 @@ class RetrySummary:
 
 def retry_quarantine(
     store: Store,
-    agency_id: str,
     profile: Profile,
     *,
+    agency_id: str | None = None,
     ids: Sequence[int] | None = None,
     source_file: str | None = None,
 ) -> RetrySummary:
-    """Re-process open quarantine entries of an agency with a (fixed) profile.
+    """Re-process open quarantine entries with a (fixed) profile.
 
     Rows that now normalise are stored exactly as an ingest would store them and
     their entries are resolved; the others stay open with their new reasons.
+
+    Parameters
+    ----------
+    agency_id
+        Only this agency's entries (for a single-agency profile, entries without an
+        agency are retried as this agency's).
+    ids, source_file
+        Only these entries, or only entries from this file.
 
     Returns
     -------
@@ -150,27 +158,19 @@ def retry_quarantine(
     if not entries:
         return summary
     index = jurisdiction_index(store)
-    batch_id = _retry_batch(store, agency_id, profile)
+    batch_id = _retry_batch(store, None if profile.agency_column else agency_id, profile)
     hashes = _file_hashes(store, [e.id for e in entries])
-    by_file: dict[str, list[QuarantineEntry]] = {}
+    groups: dict[tuple[str, str | None], list[QuarantineEntry]] = {}
     for e in entries:
-        by_file.setdefault(e.source_file, []).append(e)
-    for source_file_name, group in by_file.items():
-        normaliser = Normaliser(
-            profile,
-            agency_id,
-            source_file=source_file_name,
-            extent=index.extent(agency_id),
-            clock=store.clock,
-        )
-        items = [_retry_item(normaliser, e, hashes[e.id]) for e in group]
+        owner = None if profile.agency_column else (e.agency_id or agency_id or profile.agency)
+        groups.setdefault((e.source_file, owner), []).append(e)
+    for (file_name, owner), group in groups.items():
+        if owner is None and not profile.agency_column:
+            raise ValueError("say which agency these rows belong to (agency_id)")
+        router = RowRouter(store, profile, owner, file_name, index)
+        items = [router.item(_record(e), hashes[e.id]) for e in group]
         counts = write_chunk(
-            store,
-            items,
-            agency_id=agency_id,
-            batch_id=batch_id,
-            profile_name=profile.name,
-            index=index,
+            store, items, batch_id=batch_id, profile_name=profile.name, index=index
         )
         summary.stored.add(counts)
         summary.still_quarantined += counts.quarantined
@@ -211,22 +211,12 @@ def dismiss_quarantine(store: Store, agency_id: str, ids: Sequence[int], *, reas
     return changed
 
 
-def _retry_item(normaliser: Normaliser, e: QuarantineEntry, file_hash: str) -> Item:
+def _record(e: QuarantineEntry) -> RawRecord:
+    """Rebuild the raw record of a quarantine entry."""
     raw = dict(e.raw)
     geometry = raw.pop("_geometry", None)
     fields = {k: (None if v is None else str(v)) for k, v in raw.items()}
-    rec = RawRecord(row_number=e.row_number, fields=fields, geometry=geometry)
-    result = normaliser.normalise(rec)
-    if hasattr(result, "incident"):
-        return Item(
-            e.row_number,
-            file_hash,
-            e.source_file,
-            e.raw,
-            incident=result.incident,
-            action=result.action,
-        )
-    return Item(e.row_number, file_hash, e.source_file, e.raw, reasons=tuple(result.reasons))
+    return RawRecord(row_number=e.row_number, fields=fields, geometry=geometry)
 
 
 def _file_hashes(store: Store, ids: list[int]) -> dict[int, str]:
@@ -237,7 +227,7 @@ def _file_hashes(store: Store, ids: list[int]) -> dict[int, str]:
     return {r.id: r.file_hash for r in rows}
 
 
-def _retry_batch(store: Store, agency_id: str, profile: Profile) -> str:
+def _retry_batch(store: Store, agency_id: str | None, profile: Profile) -> str:
     batch_id = str(uuid.uuid4())
     with store.begin() as conn:
         conn.execute(

@@ -98,7 +98,9 @@ ingest_batches = Table(
     "ingest_batches",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False, index=True),
+    # The agency whose export this is; NULL for a multi-agency feed that routes each
+    # row to its agency by a column (profile ``agency_column``).
+    Column("agency_id", String(64), ForeignKey("agencies.id"), index=True),
     Column("profile_name", Text, nullable=False),
     Column("profile_hash", String(64), nullable=False),
     Column("source_file", Text, nullable=False),
@@ -265,7 +267,8 @@ quarantine = Table(
     "quarantine",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
+    # NULL when a multi-agency feed's row names no known agency.
+    Column("agency_id", String(64), ForeignKey("agencies.id")),
     Column("batch_id", String(36), nullable=False),
     Column("profile_name", Text, nullable=False),
     Column("source_file", Text, nullable=False),
@@ -280,6 +283,7 @@ quarantine = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime),
     Column("incident_id", String(36)),
-    UniqueConstraint("agency_id", "file_hash", "row_number"),
+    # A source row is quarantined once, whichever profile read it.
+    UniqueConstraint("file_hash", "row_number"),
     Index("ix_quarantine_agency_status", "agency_id", "status"),
 )

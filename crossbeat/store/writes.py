@@ -47,6 +47,9 @@ class Item:
     file_hash: str
     source_file: str
     raw: dict[str, Any]
+    #: The owning agency; None only for a rejected row of a multi-agency feed whose
+    #: agency could not be determined.
+    agency_id: str | None
     incident: Incident | None = None
     action: Action = "upsert"
     reasons: tuple[str, ...] = ()
@@ -93,7 +96,6 @@ def write_chunk(
     store: Store,
     items: Sequence[Item],
     *,
-    agency_id: str,
     batch_id: str,
     profile_name: str,
     index: JurisdictionIndex,
@@ -111,16 +113,14 @@ def write_chunk(
     items = [_derive(it, index) for it in items]
     with store.begin() as conn:
         existing = _existing(conn, [it.incident.id for it in items if it.incident])
-        tombstones = _tombstones(
-            conn, agency_id, [it.incident.source_id for it in items if it.incident]
-        )
+        tombstones = _tombstones(conn, [it.incident.id for it in items if it.incident])
         plan = _Plan()
         seen: dict[str, int] = {}
         for it in items:
             _classify(it, existing, tombstones, seen, plan, counts)
-        _apply(store, conn, plan, batch_id=batch_id, now=now, agency_id=agency_id)
-        _quarantine(store, conn, plan.rejected, agency_id, batch_id, profile_name, now)
-        _resolve_quarantine(conn, agency_id, plan.stored_keys, now)
+        _apply(store, conn, plan, batch_id=batch_id, now=now)
+        _quarantine(store, conn, plan.rejected, batch_id, profile_name, now)
+        _resolve_quarantine(conn, plan.stored_keys, now)
         _bump_batch(conn, batch_id, counts, checkpoint)
     return counts
 
@@ -161,7 +161,7 @@ def _classify(
         counts.quarantined += 1
         return
     iid = inc.id
-    if inc.source_id in tombstones:
+    if iid in tombstones:
         counts.expunged += 1  # expunged earlier: never brought back
         plan.stored_keys.append((it.file_hash, it.row_number))
         return
@@ -231,12 +231,12 @@ def _existing(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
     return {r["id"]: dict(r) for r in conn.execute(q).mappings()}
 
 
-def _tombstones(conn: Connection, agency_id: str, source_ids: list[str]) -> set[str]:
-    if not source_ids:
+def _tombstones(conn: Connection, ids: list[str]) -> set[str]:
+    """Return the incident ids among ``ids`` that were expunged."""
+    if not ids:
         return set()
-    q = select(expunged_records.c.source_id).where(
-        (expunged_records.c.agency_id == agency_id)
-        & expunged_records.c.source_id.in_(sorted(set(source_ids)))
+    q = select(expunged_records.c.incident_id).where(
+        expunged_records.c.incident_id.in_(sorted(set(ids)))
     )
     return set(conn.execute(q).scalars())
 
@@ -244,9 +244,7 @@ def _tombstones(conn: Connection, agency_id: str, source_ids: list[str]) -> set[
 # -- writes ---------------------------------------------------------------------------------
 
 
-def _apply(
-    store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: Any, agency_id: str
-) -> None:
+def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: Any) -> None:
     if plan.updates or plan.withdrawals:
         _save_versions(
             conn,
@@ -299,15 +297,11 @@ def _apply(
             .where(incidents.c.id == w["id"])
             .values(withdrawn_at=now, version=w["version"] + 1, updated_at=now, batch_id=batch_id)
         )
-    if plan.expunges:
-        expunge(
-            store,
-            conn,
-            agency_id,
-            [(i.source_id, i.id) for i in plan.expunges],
-            now=now,
-            reason="source expunged the record",
-        )
+    by_agency: dict[str, list[tuple[str, str]]] = {}
+    for inc in plan.expunges:
+        by_agency.setdefault(inc.agency_id, []).append((inc.source_id, inc.id))
+    for agency, records in by_agency.items():
+        expunge(store, conn, agency, records, now=now, reason="source expunged the record")
 
 
 def _save_versions(conn: Connection, ids: list[str], batch_id: str | None, now: Any) -> None:
@@ -372,14 +366,13 @@ def _quarantine(
     store: Store,
     conn: Connection,
     rejected: list[Item],
-    agency_id: str,
     batch_id: str,
     profile_name: str,
     now: Any,
 ) -> None:
     rows = [
         {
-            "agency_id": agency_id,
+            "agency_id": it.agency_id,
             "batch_id": batch_id,
             "profile_name": profile_name,
             "source_file": it.source_file,
@@ -398,14 +391,12 @@ def _quarantine(
         conn,
         quarantine,
         rows,
-        keys=["agency_id", "file_hash", "row_number"],
-        update=["batch_id", "profile_name", "raw", "reasons", "status", "resolved_at"],
+        keys=["file_hash", "row_number"],
+        update=["agency_id", "batch_id", "profile_name", "raw", "reasons", "status", "resolved_at"],
     )
 
 
-def _resolve_quarantine(
-    conn: Connection, agency_id: str, keys: list[tuple[str, int]], now: Any
-) -> None:
+def _resolve_quarantine(conn: Connection, keys: list[tuple[str, int]], now: Any) -> None:
     """Mark open quarantine entries resolved once their row has been stored."""
     if not keys:
         return
@@ -413,7 +404,6 @@ def _resolve_quarantine(
         update(quarantine)
         .where(
             and_(
-                quarantine.c.agency_id == agency_id,
                 quarantine.c.status == "open",
                 tuple_(quarantine.c.file_hash, quarantine.c.row_number).in_(keys),
             )
@@ -485,9 +475,9 @@ def withdraw_records(
                 )
             )
         }
-        gone = _tombstones(conn, agency_id, list(ids.values()))
-        unknown = [s for i, s in ids.items() if i not in found and s not in gone]
-        already = [s for s in ids.values() if s in gone]
+        gone = _tombstones(conn, list(ids))
+        unknown = [s for i, s in ids.items() if i not in found and i not in gone]
+        already = [s for i, s in ids.items() if i in gone]
         if expunge_records:
             targets = [(s, i) for i, s in ids.items() if i in found]
             if targets:

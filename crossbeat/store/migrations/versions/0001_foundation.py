@@ -108,7 +108,7 @@ def upgrade() -> None:
     op.create_table(
         "ingest_batches",
         sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("agency_id", sa.String(length=64), nullable=False),
+        sa.Column("agency_id", sa.String(length=64), nullable=True),
         sa.Column("profile_name", sa.Text(), nullable=False),
         sa.Column("profile_hash", sa.String(length=64), nullable=False),
         sa.Column("source_file", sa.Text(), nullable=False),
@@ -160,7 +160,7 @@ def upgrade() -> None:
     op.create_table(
         "quarantine",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("agency_id", sa.String(length=64), nullable=False),
+        sa.Column("agency_id", sa.String(length=64), nullable=True),
         sa.Column("batch_id", sa.String(length=36), nullable=False),
         sa.Column("profile_name", sa.Text(), nullable=False),
         sa.Column("source_file", sa.Text(), nullable=False),
@@ -185,10 +185,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quarantine")),
         sa.UniqueConstraint(
-            "agency_id",
             "file_hash",
             "row_number",
-            name=op.f("uq_quarantine_agency_id_file_hash_row_number"),
+            name=op.f("uq_quarantine_file_hash_row_number"),
         ),
     )
     with op.batch_alter_table("quarantine", schema=None) as batch_op:
