@@ -177,7 +177,8 @@ def ingest_files(
             )
         created = False
         for routed in sorted(set(profile.agency_map.values())):
-            created |= ensure_agency(store, routed, timezone=profile.source.timezone)
+            zone = profile.for_agency(routed).source.timezone
+            created |= ensure_agency(store, routed, timezone=zone)
     else:
         agency_id = agency_id or profile.agency
         if agency_id is None:
@@ -282,7 +283,7 @@ class RowRouter:
         n = self._normalisers.get(agency)
         if n is None:
             n = Normaliser(
-                self.profile,
+                self.profile.for_agency(agency),
                 agency,
                 source_file=self.source_file,
                 extent=self.index.extent(agency),

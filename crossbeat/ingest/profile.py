@@ -224,6 +224,9 @@ class Profile(_Strict):
     #: value not in the map sends the row to quarantine.
     agency_column: str | None = None
     agency_map: dict[str, str] = Field(default_factory=dict)
+    #: Time zone per routed agency id, where it differs from ``source.timezone``
+    #: (a national repository mixes cities in several zones).
+    agency_timezones: dict[str, str] = Field(default_factory=dict)
     source: SourceSpec
     id: IdSpec
     occurred_from: DateSpec | None = None
@@ -254,7 +257,21 @@ class Profile(_Strict):
             raise ValueError("agency_column needs agency_map (source value -> agency id)")
         if self.agency_column and self.agency:
             raise ValueError("give agency (one agency's feed) or agency_column (many), not both")
+        for agency_id, zone in self.agency_timezones.items():
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(
+                    f"agency_timezones.{agency_id}: unknown time zone {zone!r}"
+                ) from exc
         return self
+
+    def for_agency(self, agency_id: str) -> Profile:
+        """Return this profile with the source time zone of a routed agency."""
+        zone = self.agency_timezones.get(agency_id)
+        if zone is None or zone == self.source.timezone:
+            return self
+        return self.model_copy(update={"source": self.source.model_copy(update={"timezone": zone})})
 
     @property
     def default_time_precision(self) -> TimePrecision:
