@@ -1,0 +1,138 @@
+"""The settings registry: every setting's name, default and help text in one place.
+
+Settings are read once, at the edge (the CLI or a server entry point), into a frozen
+:class:`Settings` that is then passed in (``create_app(settings)``,
+``open_store(settings.database_url)``). Nothing reads the environment at import time.
+Each setting can come from an environment variable (``CROSSBEAT_<NAME>`` unless the
+entry names another) and be overridden by keyword arguments, which win.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the setting and its source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One entry of the settings registry."""
+
+    name: str
+    default: Any
+    help: str
+    #: Environment variable that sets it (default ``CROSSBEAT_<NAME>``).
+    env: str | None = None
+
+    @property
+    def env_var(self) -> str:
+        """Return the environment variable that sets this setting."""
+        return self.env or f"CROSSBEAT_{self.name.upper()}"
+
+
+#: Every setting CrossBeat reads. The documentation is generated from this list.
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "database_url",
+        "sqlite:///crossbeat.db",
+        "Database URL: sqlite:///path.db (embedded) or postgresql://user@host/db.",
+        env="CROSSBEAT_DB",
+    ),
+    Setting("host", "127.0.0.1", "Interface the web server listens on."),
+    Setting("port", 8000, "TCP port the web server listens on."),
+    Setting("demo_dir", "demo-data", "Folder where `crossbeat demo` writes its files."),
+    Setting("demo_seed", 7, "Random seed of the generated demo region."),
+)
+
+
+def _default(name: str) -> Any:
+    return next(s.default for s in SETTINGS if s.name == name)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The validated settings of one CrossBeat process (see :data:`SETTINGS`)."""
+
+    database_url: str = _default("database_url")
+    host: str = _default("host")
+    port: int = _default("port")
+    demo_dir: str = _default("demo_dir")
+    demo_seed: int = _default("demo_seed")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"port must be between 1 and 65535, not {self.port}")
+        if not self.database_url.strip():
+            raise SettingsError("database_url is empty: give a URL such as sqlite:///crossbeat.db")
+
+
+def _convert(setting: Setting, value: Any, source: str) -> Any:
+    if isinstance(setting.default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{setting.name} from {source} must be true or false, not {value!r}")
+    if isinstance(setting.default, int):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(
+                f"{setting.name} from {source} must be a whole number, not {value!r}"
+            ) from None
+    return str(value)
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read the settings from an environment mapping and keyword overrides.
+
+    Parameters
+    ----------
+    env
+        The environment to read ``CROSSBEAT_*`` variables from; ``None`` means
+        ``os.environ`` (pass ``{}`` to ignore the environment).
+    **overrides
+        Setting values that win over the environment; ``None`` values are ignored so
+        that unset CLI options fall through.
+
+    Returns
+    -------
+    Settings
+        The validated, frozen settings.
+
+    Raises
+    ------
+    SettingsError
+        For an unknown setting name or a value of the wrong type.
+
+    Examples
+    --------
+    >>> load_settings({"CROSSBEAT_PORT": "9000"}, host="0.0.0.0").port
+    9000
+    """
+    environ = os.environ if env is None else env
+    known = {s.name: s for s in SETTINGS}
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(unknown)} (known: {', '.join(known)})")
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if overrides.get(setting.name) is not None:
+            values[setting.name] = _convert(setting, overrides[setting.name], "the arguments")
+        elif setting.env_var in environ:
+            values[setting.name] = _convert(setting, environ[setting.env_var], setting.env_var)
+    return Settings(**values)
+
+
+def settings_fields() -> tuple[str, ...]:
+    """Return the field names of :class:`Settings` (they match :data:`SETTINGS`)."""
+    return tuple(f.name for f in dataclasses.fields(Settings))
