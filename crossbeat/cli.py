@@ -348,6 +348,198 @@ def quarantine_dismiss(db_url: str, agency_id: str, ids: tuple[int, ...], reason
 
 
 # --- audit (governance) -----------------------------------------------------------------
+KEY_FILE_HELP = "Ed25519 key file (PEM); also CROSSBEAT_AUDIT_KEY_FILE."
+
+
+@cli.group()
+def audit() -> None:
+    """Verify, read and checkpoint the tamper-evident audit log."""
+
+
+def _audit_keys(paths: tuple[str, ...], *, signing: bool) -> list[Any]:
+    from pathlib import Path
+
+    from crossbeat.audit import AuditKeyError, load_signing_key, load_verify_key
+
+    load = load_signing_key if signing else load_verify_key
+    try:
+        return [load(Path(p)) for p in paths]
+    except AuditKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@audit.command("verify")
+@db_option
+@click.option(
+    "--key-file",
+    "key_files",
+    multiple=True,
+    envvar="CROSSBEAT_AUDIT_KEY_FILE",
+    help="Public (or private) key whose signatures the tree heads must carry; repeat for "
+    "rotated keys. " + KEY_FILE_HELP,
+)
+@click.option(
+    "--trusted-head",
+    "trusted_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A tree head exported with `audit checkpoint --out`; repeatable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def audit_verify(
+    db_url: str, key_files: tuple[str, ...], trusted_files: tuple[str, ...], as_json: bool
+) -> None:
+    """Check the whole audit log; exit 1 and list every problem if it was tampered with."""
+    from pathlib import Path
+
+    from crossbeat.audit import read_head, verify
+
+    keys = _audit_keys(key_files, signing=False)
+    try:
+        trusted = [read_head(Path(p)) for p in trusted_files]
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = verify(open_store_or_fail(db_url, upgrade=False), key=keys, trusted_heads=trusted)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        for problem in report.problems:
+            click.echo(f"PROBLEM {problem}")
+        if report.problems_omitted:
+            click.echo(f"... and {report.problems_omitted} more problems")
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        verdict = "intact" if report.ok else f"TAMPERED ({len(report.problems)} problems)"
+        click.echo(
+            f"audit log {verdict}: {report.tree_size} events, root {report.root_hash}, "
+            f"{report.heads_checked} tree heads and {report.trusted_checked} trusted heads "
+            "checked"
+        )
+    sys.exit(0 if report.ok else 1)
+
+
+@audit.command("log")
+@db_option
+@click.option("--agency", help="Owner agency: every access to its data, by anyone.")
+@click.option("--actor", help="Only events by this actor (user id, token id, public, system).")
+@click.option("--action", help="Only events of this action (read, export, login, ...).")
+@click.option("--record", "record_id", help="Only events that touched this record id.")
+@click.option("--since", help="From this UTC date or time (ISO 8601), inclusive.")
+@click.option("--until", help="Up to this UTC date or time (ISO 8601), exclusive.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
+def audit_log(
+    db_url: str,
+    agency: str | None,
+    actor: str | None,
+    action: str | None,
+    record_id: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """List audit events, newest first: by owner agency (--agency) or by actor (--actor)."""
+    from crossbeat.audit import events_by_actor, events_for_owner
+
+    if agency is None and actor is None:
+        raise click.UsageError("give --agency (owner's access log) or --actor")
+    filters: dict[str, Any] = {
+        "since": _audit_time(since, "--since"),
+        "until": _audit_time(until, "--until"),
+        "action": action,
+        "record_id": record_id,
+        "limit": limit,
+        "offset": offset,
+    }
+    store = open_store_or_fail(db_url, upgrade=False)
+    try:
+        if agency is not None:
+            events = events_for_owner(store, agency, actor=actor, **filters)
+        else:
+            events = events_by_actor(store, actor, **filters)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json([e.to_dict() for e in events])
+        return
+    for e in events:
+        where = f" from {e.source_ip}" if e.source_ip else ""
+        who = f"{e.actor}@{e.actor_agency}" if e.actor_agency else e.actor
+        owners = ",".join(e.owner_agencies) or "-"
+        purpose = f" purpose={e.purpose!r}" if e.purpose else ""
+        click.echo(
+            f"{e.seq}\t{e.to_dict()['occurred_at']}\t{who}{where}\t{e.action.value}\t"
+            f"{e.outcome.value}\towners={owners}\trecords={e.record_count}{purpose}"
+        )
+
+
+def _audit_time(value: str | None, option: str) -> Any:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date or time (e.g. 2026-01-31T08:00)",
+            param_hint=option,
+        ) from exc
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+@audit.command("checkpoint")
+@db_option
+@click.option(
+    "--key-file",
+    required=True,
+    envvar="CROSSBEAT_AUDIT_KEY_FILE",
+    help="Private Ed25519 signing key. " + KEY_FILE_HELP,
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Also write the signed tree head to this file; keep it outside the database.",
+)
+def audit_checkpoint(db_url: str, key_file: str, out: str | None) -> None:
+    """Verify the newest events, then sign and store a tree head covering the whole log."""
+    from pathlib import Path
+
+    from crossbeat.audit import AuditIntegrityError, checkpoint, write_head
+
+    (key,) = _audit_keys((key_file,), signing=True)
+    try:
+        head = checkpoint(open_store_or_fail(db_url, upgrade=False), key)
+    except AuditIntegrityError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if out:
+        write_head(head, Path(out))
+    click.echo(f"tree head #{head.id}: {head.tree_size} events, root {head.root_hash}")
+
+
+@audit.command("keygen")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the private key (the public key goes to OUT.pub).",
+)
+def audit_keygen(out: str) -> None:
+    """Create an Ed25519 key pair for signing audit tree heads."""
+    from pathlib import Path
+
+    from crossbeat.audit import AuditKeyError, generate_signing_key, write_signing_key
+    from crossbeat.audit.keys import key_id
+
+    key = generate_signing_key()
+    try:
+        public = write_signing_key(key, Path(out))
+    except AuditKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {out} (private, keep secret) and {public}; key id {key_id(key)}")
 
 
 def main() -> None:  # pragma: no cover - console entry point alias
