@@ -1,0 +1,205 @@
+"""Read delimited text (CSV, TSV, semicolon-separated) one record at a time.
+
+The file is decoded as a stream and fed line by line to :mod:`csv` (``strict=True``,
+so stray and unterminated quotes are reported rather than guessed). The reader keeps
+the physical lines of the record being read, which lets it report undecodable bytes
+per column and keep the raw text of a record the csv module could not parse.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from crossbeat.ingest.profile import SourceSpec
+from crossbeat.ingest.source import (
+    _ESCAPE,
+    MAX_LINE_CHARS,
+    SNIFF_BYTES,
+    RawRecord,
+    SourceError,
+    SourceReader,
+    clean_escaped,
+    has_escapes,
+    replace_escapes,
+    sniff,
+    undecodable_problem,
+)
+
+_OTHER_DELIMITERS = (",", ";", "\t", "|")
+
+
+class _Lines:
+    """Feed decoded lines to :mod:`csv`, remembering those of the current record."""
+
+    def __init__(self, text: io.TextIOBase) -> None:
+        self._text = text
+        self.current: list[str] = []
+        self.overlong = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline(MAX_LINE_CHARS)
+        if not line:
+            raise StopIteration
+        if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+            # Skip the rest of an absurdly long line instead of holding it in memory.
+            self.overlong += 1
+            while line and not line.endswith(("\n", "\r")):
+                line = self._text.readline(MAX_LINE_CHARS)
+            line = "\n"
+        self.current.append(line)
+        return line
+
+    def take(self) -> tuple[str, int]:
+        """Return the text of the lines read since the last call, and overlong lines."""
+        text, over = "".join(self.current), self.overlong
+        self.current, self.overlong = [], 0
+        return text, over
+
+
+class CsvReader(SourceReader):
+    """Read a delimited text file with a header row."""
+
+    format = "csv"
+
+    def __init__(
+        self, path: Path, spec: SourceSpec, binary: BinaryIO, encoding: str, detected: bool
+    ) -> None:
+        super().__init__(path, spec, binary, encoding, detected)
+        if len(spec.delimiter) != 1:
+            raise SourceError(
+                f"source.delimiter must be one character, not {spec.delimiter!r} "
+                '(for tab-separated files write delimiter = "\\t")'
+            )
+        head = binary.read(SNIFF_BYTES)
+        binary.seek(0)
+        start = sniff(head, path, encoding)
+        if start[:1] in ("{", "["):
+            raise SourceError(
+                f"{path.name} looks like JSON, not CSV: set source.format to "
+                '"json", "jsonl" or "geojson"'
+            )
+        self._text = io.TextIOWrapper(binary, encoding=encoding, errors=_ESCAPE, newline="")
+        self._lines = _Lines(self._text)
+        self._csv = csv.reader(self._lines, delimiter=spec.delimiter, strict=True)
+        self.columns = self._read_header()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._text.close()
+
+    def _read_header(self) -> list[str]:
+        try:
+            row: list[str] = []
+            while not any(c.strip() for c in row):
+                row = next(self._csv)
+        except StopIteration:
+            raise SourceError(
+                f"{self.path.name} has no header row (it holds only blank lines): "
+                "export the file again with column names in the first row"
+            ) from None
+        except csv.Error as exc:
+            raise SourceError(f"cannot read the header row of {self.path.name}: {exc}") from exc
+        text, _ = self._lines.take()
+        if has_escapes(text):
+            _, bad = replace_escapes(text)
+            raise SourceError(
+                f"cannot read the header of {self.path.name}: "
+                + undecodable_problem(None, bad, self.encoding, self.encoding_detected)
+            )
+        names: list[str] = []
+        seen: dict[str, int] = {}
+        for i, raw in enumerate(row, start=1):
+            name = raw.strip().lstrip("\ufeff").strip() or f"column_{i}"
+            if name in seen:
+                seen[name] += 1
+                name = f"{name} ({seen[name]})"
+            seen.setdefault(name, 1)
+            names.append(name)
+        return names
+
+    def _column_hint(self) -> str:
+        if len(self.columns) == 1:
+            found = [d for d in _OTHER_DELIMITERS if d in self.columns[0]]
+            if found:
+                return (
+                    f" The header is one column containing {found[0]!r}: the file is probably "
+                    f"{found[0]!r}-separated; set source.delimiter = {found[0]!r}."
+                )
+        return ""
+
+    def _records(self) -> Iterator[RawRecord]:
+        width = len(self.columns)
+        number = 0
+        while True:
+            try:
+                row = next(self._csv)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                text, _ = self._lines.take()
+                number += 1
+                yield self._unparsable(number, text, exc)
+                continue
+            text, overlong = self._lines.take()
+            if not overlong and not any(c.strip() for c in row) and len(row) <= 1:
+                continue  # a blank line is not a record
+            number += 1
+            yield self._record(number, row, text, overlong, width)
+
+    def _record(
+        self, number: int, row: list[str], text: str, overlong: int, width: int
+    ) -> RawRecord:
+        fields: dict[str, str | None] = dict(zip(self.columns, row, strict=False))
+        problems: list[str] = []
+        if overlong:
+            problems.append(
+                f"a line is longer than {MAX_LINE_CHARS} characters and was skipped: "
+                "the file is damaged or not line-based"
+            )
+        if len(row) < width:
+            for name in self.columns[len(row) :]:
+                fields[name] = None
+            ends = (
+                ""
+                if text.endswith(("\n", "\r"))
+                else ("; the file ends in the middle of this record (truncated file?)")
+            )
+            problems.append(
+                f"the record has {len(row)} fields but the header has {width}: "
+                f"it is truncated or a delimiter is missing{ends}"
+            )
+        elif len(row) > width:
+            for i, value in enumerate(row[width:], start=1):
+                fields[f"_extra_{i}"] = value
+            problems.append(
+                f"the record has {len(row)} fields but the header has {width}: an unquoted "
+                f"{self.spec.delimiter!r} inside a value? (extra values kept as _extra_N)"
+            )
+        if has_escapes(text):
+            fields, bad = clean_escaped(fields, self.encoding, self.encoding_detected)
+            problems.extend(bad)
+        return RawRecord(number, fields, None, tuple(problems), self.offset)
+
+    def _unparsable(self, number: int, text: str, exc: csv.Error) -> RawRecord:
+        message = str(exc)
+        if "unexpected end of data" in message:
+            why = "the file ends inside a quoted value: it is truncated or a quote is unbalanced"
+        elif "field larger than field limit" in message:
+            why = (
+                "a value is longer than the csv field limit: probably an unterminated quote "
+                "swallowed the following lines"
+            )
+        else:
+            why = f"{message}: a stray quote inside an unquoted value?"
+        problems = [f"cannot parse the record: {why}"]
+        clean, bad = replace_escapes(text)
+        if bad:
+            problems.append(undecodable_problem(None, bad, self.encoding, self.encoding_detected))
+        return RawRecord(number, {"_raw": clean}, None, tuple(problems), self.offset)
