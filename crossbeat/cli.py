@@ -243,6 +243,120 @@ def withdraw(
 
 
 # --- taxonomy ---------------------------------------------------------------------------
+@cli.group()
+def taxonomy() -> None:
+    """Offence taxonomy: NIBRS codes, crosswalks and how much of the data they map."""
+
+
+@taxonomy.command("coverage")
+@db_option
+@click.option("--agency", "agency_id", help="Only this agency's offences.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None:
+    """Count mapped offences and list unmapped local codes, most frequent first."""
+    from crossbeat.taxonomy import coverage
+
+    report = coverage(open_store_or_fail(db_url), agency_id)
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    if not report.schemes:
+        click.echo("no offences stored" + (f" for agency {agency_id}" if agency_id else ""))
+        return
+    for s in report.schemes:
+        click.echo(
+            f"{s.agency_id} / {s.scheme or '(no scheme)'}: {s.total} offences, "
+            f"{s.mapped} mapped ({s.mapped_share:.1%}), {s.unmapped} unmapped"
+        )
+        for u in s.unmapped_codes:
+            desc = f" ({u.description})" if u.description and u.description != u.local_code else ""
+            tip = (
+                f"   suggest {u.suggestion.nibrs_code} {u.suggestion.name}" if u.suggestion else ""
+            )
+            click.echo(f"  {u.count:>8}  {u.local_code}{desc}{tip}")
+    if report.unmapped:
+        click.echo(
+            "Map these codes in the scheme's crosswalk file (see docs/taxonomy.md), check it "
+            "with `crossbeat taxonomy check FILE`, then re-ingest."
+        )
+
+
+@taxonomy.command("crosswalks")
+@click.option(
+    "--dir",
+    "dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Agency crosswalk folder, searched before the shipped ones (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def taxonomy_crosswalks(dirs: tuple[str, ...], as_json: bool) -> None:
+    """List the offence schemes with their crosswalk version and number of rules."""
+    from pathlib import Path
+
+    from crossbeat.taxonomy import TaxonomyError, available_crosswalks, load_crosswalk
+
+    folders = [Path(d) for d in dirs]
+    rows = []
+    for scheme, path in available_crosswalks(folders).items():
+        try:
+            cw = load_crosswalk(scheme, folders)
+        except TaxonomyError as exc:
+            raise click.ClickException(str(exc)) from exc
+        rows.append(
+            {"scheme": scheme, "version": cw.version, "rules": len(cw), "key": cw.key}
+            | {"description": cw.description, "path": str(path)}
+        )
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        click.echo(
+            f"{r['scheme']:<22} {r['version']:<12} {r['rules']:>4} rules  {r['description']}"
+        )
+
+
+@taxonomy.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def taxonomy_check(files: tuple[str, ...]) -> None:
+    """Validate crosswalk files; exit non-zero when any has a problem."""
+    from pathlib import Path
+
+    from crossbeat.taxonomy import validate_crosswalk_file
+
+    bad = 0
+    for name in files:
+        problems = validate_crosswalk_file(Path(name))
+        click.echo(f"{name}: " + ("ok" if not problems else f"{len(problems)} problem(s)"))
+        for p in problems:
+            click.echo(f"  - {p}")
+        bad += bool(problems)
+    if bad:
+        raise click.ClickException(f"{bad} of {len(files)} crosswalk file(s) have problems")
+
+
+@taxonomy.command("suggest")
+@click.argument("code")
+@click.argument("description", required=False)
+@click.option("--scheme", help="The scheme the code belongs to (its patterns count more).")
+@click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def taxonomy_suggest(
+    code: str, description: str | None, scheme: str | None, limit: int, as_json: bool
+) -> None:
+    """Propose NIBRS codes for a local code (for a person to accept; nothing is changed)."""
+    from dataclasses import asdict
+
+    from crossbeat.taxonomy import suggest
+
+    found = suggest(code, description, scheme=scheme, limit=limit)
+    if as_json:
+        echo_json([asdict(s) for s in found])
+        return
+    if not found:
+        click.echo("no suggestion; look the offence up in the NIBRS table (docs/taxonomy.md)")
+    for s in found:
+        click.echo(f"{s.nibrs_code:<5} {s.score:>5.1f}  {s.name}  ({s.reason})")
 
 
 # --- quarantine -------------------------------------------------------------------------
