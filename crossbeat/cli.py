@@ -456,6 +456,90 @@ def quarantine_dismiss(db_url: str, agency_id: str, ids: tuple[int, ...], reason
 
 
 # --- demo and serve ---------------------------------------------------------------------
+def _serve_options(f: Any) -> Any:
+    """Add ``--host`` and ``--port`` (defaults from the settings registry)."""
+    f = click.option("--port", type=int, help="TCP port to listen on (default 8000).")(f)
+    return click.option("--host", help="Interface to listen on (default 127.0.0.1).")(f)
+
+
+def _run_server(settings: Any) -> None:
+    """Serve the app for ``settings`` with uvicorn, failing clearly if the port is taken."""
+    import socket
+
+    import uvicorn
+
+    from crossbeat.api.app import create_app
+    from crossbeat.store import StoreError
+
+    with socket.socket() as probe:
+        if probe.connect_ex((settings.host, settings.port)) == 0:
+            raise click.ClickException(
+                f"port {settings.port} on {settings.host} is already in use: stop the other "
+                f"server or pass --port {settings.port + 1}"
+            )
+    try:
+        app = create_app(settings)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+@cli.command()
+@click.option("--dir", "demo_dir", help="Folder for the demo database and files (demo-data).")
+@click.option("--seed", type=int, help="Random seed of the generated region (default 7).")
+@click.option(
+    "--size",
+    type=click.FloatRange(0.01, 5.0),
+    default=1.0,
+    show_default=True,
+    help="Scale of the incident counts (1.0 is about 10,000 incidents).",
+)
+@click.option("--rebuild", is_flag=True, help="Regenerate and reload an existing demo.")
+@click.option("--serve/--no-serve", default=True, help="Start the web server afterwards.")
+@_serve_options
+def demo(
+    demo_dir: str | None,
+    seed: int | None,
+    size: float,
+    rebuild: bool,
+    serve: bool,
+    host: str | None,
+    port: int | None,
+) -> None:
+    """Build the demo region (three agencies, one year of incidents) and serve it."""
+    from pathlib import Path
+
+    from crossbeat.demo.build import build_demo, demo_db_url, demo_is_built, remove_demo
+    from crossbeat.settings import load_settings
+
+    settings = load_settings(demo_dir=demo_dir, demo_seed=seed, host=host, port=port)
+    out_dir = Path(settings.demo_dir)
+    url = demo_db_url(out_dir)
+    if rebuild:
+        remove_demo(out_dir)
+    if demo_is_built(out_dir):
+        click.echo(f"Using the demo database {url} (--rebuild to generate it again).")
+    else:
+        click.echo(f"Generating the demo region (seed {settings.demo_seed}) into {out_dir}/ ...")
+        summary = build_demo(url, out_dir, seed=settings.demo_seed, size=size, progress=True)
+        click.echo(f"{'agency':<14}{'rows':>7}{'new':>7}{'quarantined':>13}{'unmapped':>10}")
+        for agency_id, s in summary.ingests.items():
+            click.echo(f"{agency_id:<14}{s.rows:>7}{s.new:>7}{s.quarantined:>13}{s.unmapped:>10}")
+        click.echo(f"Ground truth of what was planted: {summary.files.manifest}")
+    base = f"http://{settings.host}:{settings.port}"
+    click.echo(f"API docs: {base}/docs   health: {base}/health   home: {base}/")
+    if serve:
+        _run_server(load_settings(database_url=url, host=settings.host, port=settings.port))
+
+
+@cli.command()
+@db_option
+@_serve_options
+def serve(db_url: str, host: str | None, port: int | None) -> None:
+    """Serve the web API over a database."""
+    from crossbeat.settings import load_settings
+
+    _run_server(load_settings(database_url=db_url, host=host, port=port))
 
 
 # --- accounts and authentication (governance) ------------------------------------------

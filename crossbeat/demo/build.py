@@ -29,6 +29,8 @@ from crossbeat.ingest.pipeline import IngestSummary, ingest_files
 from crossbeat.ingest.profile import Profile, load_profile
 from crossbeat.model import Agency
 from crossbeat.store import Store, open_store
+from crossbeat.store.base import close_all
+from crossbeat.store.reads import count_incidents
 
 #: File name of the demo database inside the demo folder.
 DEMO_DB = "crossbeat-demo.db"
@@ -76,6 +78,35 @@ class DemoSummary:
                 for agency, s in self.ingests.items()
             },
         }
+
+
+def demo_db_url(out_dir: Path) -> str:
+    """Return the SQLite URL of the demo database inside a demo folder."""
+    return f"sqlite:///{(out_dir / DEMO_DB).resolve()}"
+
+
+def demo_is_built(out_dir: Path) -> bool:
+    """Return whether the demo folder holds a demo database with incidents in it.
+
+    A database left empty by an interrupted build does not count, so the next
+    ``crossbeat demo`` builds it again.
+    """
+    if not (out_dir / DEMO_DB).is_file():
+        return False
+    return count_incidents(open_store(demo_db_url(out_dir))) > 0
+
+
+def remove_demo(out_dir: Path) -> None:
+    """Delete the demo database and generated files from a demo folder.
+
+    Only files this module writes are removed; anything else in the folder is left.
+    """
+    close_all()
+    names = [DEMO_DB, f"{DEMO_DB}-wal", f"{DEMO_DB}-shm", MANIFEST, *FILES.values()]
+    for name in names:
+        (out_dir / name).unlink(missing_ok=True)
+    for agency in region.agencies():
+        (out_dir / "boundaries" / f"{agency.id}.geojson").unlink(missing_ok=True)
 
 
 def demo_profile(agency_id: str) -> Profile:

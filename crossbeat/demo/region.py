@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import numpy as np
 import shapely
 from pyproj import Transformer
 from shapely.geometry import LineString, Point, Polygon, box, mapping
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform
 
 #: Local frame of the layout (UTM zone 10N, metres).
 LOCAL_CRS = "EPSG:32610"
@@ -192,7 +192,12 @@ def to_county_feet(x: float, y: float) -> tuple[float, float]:
 def geometry_to_wgs84(geom: BaseGeometry) -> BaseGeometry:
     """Project a geometry in local metres to WGS84 longitude/latitude."""
     ox, oy = _origin()
-    return transform(lambda x, y: _to_wgs84().transform(x + ox, y + oy), geom)
+
+    def project(coords: np.ndarray) -> np.ndarray:
+        lon, lat = _to_wgs84().transform(coords[:, 0] + ox, coords[:, 1] + oy)
+        return np.column_stack([lon, lat])
+
+    return shapely.transform(geom, project)
 
 
 def city_polygon() -> Polygon:

@@ -1,0 +1,108 @@
+"""The web application factory, /health, the landing page and the settings registry."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from crossbeat import __version__
+from crossbeat.api.app import create_app
+from crossbeat.cli import cli
+from crossbeat.demo.build import build_demo
+from crossbeat.settings import SETTINGS, Settings, SettingsError, load_settings, settings_fields
+from crossbeat.store import open_store
+
+
+def _client(db_url: str) -> TestClient:
+    return TestClient(create_app(load_settings({}, database_url=db_url)))
+
+
+def test_health_reports_database_and_count(db_url: str) -> None:
+    store = open_store(db_url)
+    body = _client(db_url).get("/health").json()
+    assert body == {
+        "ok": True,
+        "version": __version__,
+        "database": {"dialect": store.dialect, "schema_revision": store.head_revision()},
+        "incidents": 0,
+    }
+    assert body["database"]["dialect"] in ("sqlite", "postgresql")
+
+
+def test_health_counts_the_demo_incidents(sqlite_url: str, tmp_path: Path) -> None:
+    summary = build_demo(sqlite_url, tmp_path, size=0.03)
+    stored = sum(s.new for s in summary.ingests.values())
+    assert stored > 100
+    assert _client(sqlite_url).get("/health").json()["incidents"] == stored
+
+
+def test_openapi_and_docs_pages(sqlite_url: str) -> None:
+    client = _client(sqlite_url)
+    spec = client.get("/openapi.json").json()
+    assert spec["info"] == {
+        "title": "CrossBeat",
+        "version": __version__,
+        "description": spec["info"]["description"],
+    }
+    assert "/health" in spec["paths"] and "/" not in spec["paths"]
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    home = client.get("/")
+    assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
+    assert 'href="/docs"' in home.text and __version__ in home.text
+
+
+def test_apps_are_independent(tmp_path: Path) -> None:
+    a = create_app(load_settings({}, database_url=f"sqlite:///{tmp_path / 'a.db'}"))
+    b = create_app(load_settings({}, database_url=f"sqlite:///{tmp_path / 'b.db'}"))
+    assert a is not b and a.state.store is not b.state.store
+    assert a.state.settings.database_url.endswith("a.db")
+
+
+# -- settings ----------------------------------------------------------------------------
+def test_settings_registry_matches_the_settings_object() -> None:
+    assert tuple(s.name for s in SETTINGS) == settings_fields()
+    defaults = Settings()
+    for s in SETTINGS:
+        assert getattr(defaults, s.name) == s.default
+        assert s.help.strip()
+
+
+def test_load_settings_reads_environment_then_overrides() -> None:
+    env = {"CROSSBEAT_DB": "sqlite:///x.db", "CROSSBEAT_PORT": "9001", "CROSSBEAT_HOST": "::1"}
+    s = load_settings(env)
+    assert (s.database_url, s.port, s.host) == ("sqlite:///x.db", 9001, "::1")
+    s = load_settings(env, port=9002, host=None)
+    assert (s.port, s.host) == (9002, "::1")
+    assert load_settings({}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides", "message"),
+    [
+        ({"CROSSBEAT_PORT": "eighty"}, {}, "port from CROSSBEAT_PORT must be a whole number"),
+        ({}, {"port": 70000}, "between 1 and 65535"),
+        ({}, {"colour": "red"}, "unknown setting"),
+        ({}, {"database_url": "  "}, "database_url is empty"),
+    ],
+)
+def test_bad_settings_are_refused(env: dict, overrides: dict, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env, **overrides)
+
+
+def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(
+            cli, ["serve", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--port", str(port)]
+        )
+    assert result.exit_code == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.output
+    assert f"--port {port + 1}" in result.output

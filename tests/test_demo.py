@@ -1,0 +1,288 @@
+"""The generated demo region: determinism, geography, planted structure, and loading it."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from shapely.geometry import Point, shape
+from sqlalchemy import select
+
+from crossbeat.cli import cli
+from crossbeat.demo import region
+from crossbeat.demo.build import (
+    DEMO_DB,
+    MANIFEST,
+    build_demo,
+    demo_profile,
+    write_region_files,
+)
+from crossbeat.demo.exports import FILES
+from crossbeat.demo.generate import simulate
+from crossbeat.ingest.readers import open_source
+from crossbeat.model import incident_id
+from crossbeat.store import open_store
+from crossbeat.store.schema import incident_jurisdictions, incidents, quarantine
+from crossbeat.taxonomy.crosswalk import load_crosswalk, validate_crosswalk_file
+
+SMALL = 0.05
+CROSSWALKS = Path(__file__).resolve().parents[1] / "crossbeat" / "demo" / "crosswalks"
+
+
+@pytest.fixture(scope="module")
+def small_region(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo region written once for the read-only tests of this module."""
+    out = tmp_path_factory.mktemp("demo")
+    write_region_files(out, seed=7, size=SMALL)
+    return out
+
+
+def _read(path: Path, agency: str) -> list:
+    profile = demo_profile(agency)
+    with open_source(path, profile.source, required_columns=profile.referenced_columns()) as r:
+        return list(r)
+
+
+# -- determinism -------------------------------------------------------------------------
+def test_same_seed_gives_byte_identical_files(small_region: Path, tmp_path: Path) -> None:
+    write_region_files(tmp_path, seed=7, size=SMALL)
+    names = sorted(p.relative_to(small_region) for p in small_region.rglob("*") if p.is_file())
+    assert len(names) == 7  # three exports, three boundaries, the manifest
+    for name in names:
+        assert (tmp_path / name).read_bytes() == (small_region / name).read_bytes(), name
+
+
+def test_another_seed_gives_other_incidents(small_region: Path, tmp_path: Path) -> None:
+    write_region_files(tmp_path, seed=8, size=SMALL)
+    for name in FILES.values():
+        assert (tmp_path / name).read_bytes() != (small_region / name).read_bytes()
+    # The geography does not depend on the seed.
+    for agency in FILES:
+        rel = Path("boundaries") / f"{agency}.geojson"
+        assert (tmp_path / rel).read_bytes() == (small_region / rel).read_bytes()
+
+
+def test_size_scales_the_counts() -> None:
+    small, full = simulate(7, 0.1), simulate(7, 1.0)
+    assert 8_000 <= len(full.events) <= 15_000
+    assert 0.07 < len(small.events) / len(full.events) < 0.15
+    with pytest.raises(ValueError, match="size must be positive"):
+        simulate(7, 0)
+
+
+# -- geography -----------------------------------------------------------------------------
+def _jurisdiction(out: Path, agency: str):
+    doc = json.loads((out / "boundaries" / f"{agency}.geojson").read_text())
+    assert doc["type"] == "FeatureCollection"
+    return shape(doc["features"][0]["geometry"])
+
+
+def test_city_and_county_adjoin_and_transit_overlaps_both(small_region: Path) -> None:
+    city = _jurisdiction(small_region, "rivertonpd")
+    county = _jurisdiction(small_region, "clackmerco")
+    transit = _jurisdiction(small_region, "metrotransit")
+    for geom in (city, county, transit):
+        assert geom.is_valid
+        minx, miny, maxx, maxy = geom.bounds  # near Portland, Oregon
+        assert -123.0 < minx < maxx < -122.0 and 45.0 < miny < maxy < 46.0
+    assert county.touches(city)
+    assert county.intersection(city).area == 0
+    shared = county.boundary.intersection(city.boundary)
+    # The whole city border is shared (about 24 km; a degree of latitude is 111 km).
+    assert shared.length > 0.9 * city.boundary.length
+    assert transit.overlaps(city) and transit.overlaps(county)
+    assert transit.intersection(city).area > 0.2 * transit.area
+    assert transit.intersection(county).area > 0.2 * transit.area
+
+
+def test_stations_lie_in_the_transit_corridor() -> None:
+    corridor = region.transit_polygon()
+    owners = Counter(region.owner_at(s.x, s.y) for s in region.stations())
+    assert all(corridor.contains(Point(s.x, s.y)) for s in region.stations())
+    assert owners["rivertonpd"] >= 3 and owners["clackmerco"] >= 3
+
+
+def test_county_feed_is_in_oregon_state_plane_feet() -> None:
+    x, y = region.to_county_feet(0, 0)
+    x2, _ = region.to_county_feet(1000, 0)
+    assert 7_000_000 < x < 8_500_000 and 300_000 < y < 1_200_000
+    assert (x2 - x) == pytest.approx(1000 / 0.3048006, rel=0.01)
+
+
+# -- planted structure -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sim():
+    return simulate(7, 1.0)
+
+
+def test_hotspots_are_denser_than_the_city(sim) -> None:
+    city_area = region.city_polygon().area
+    city_events = [e for e in sim.events if e.agency == "rivertonpd"]
+    for spot in region.HOTSPOTS[:3]:
+        r = 2 * spot.sigma
+        near = sum(1 for e in city_events if math.hypot(e.x - spot.x, e.y - spot.y) < r)
+        expected = len(city_events) * math.pi * r * r / city_area
+        assert near > 3 * expected, spot.name
+
+
+def test_near_repeat_burglaries_follow_within_200m_and_14_days(sim) -> None:
+    clusters: dict[str, list] = {}
+    for e in sim.tagged("near_repeat:"):
+        clusters.setdefault(next(t for t in e.tags if t.startswith("near_repeat:")), []).append(e)
+    assert len(clusters) >= 50
+    for members in clusters.values():
+        members.sort(key=lambda e: e.occurred_from)
+        root = members[0]
+        assert all(e.kind == "burglary_residential" for e in members)
+        for prev, e in zip(members, members[1:], strict=False):
+            assert math.hypot(e.x - root.x, e.y - root.y) <= 200.5
+            assert timedelta(0) < e.occurred_from - prev.occurred_from <= timedelta(days=15)
+
+
+def test_robbery_series_crosses_the_border(sim) -> None:
+    series = sorted(sim.tagged("series:R1"), key=lambda e: e.occurred_from)
+    assert {e.agency for e in series} == {"rivertonpd", "clackmerco"}
+    assert series[-1].occurred_from - series[0].occurred_from <= timedelta(days=30)
+    assert len({e.narrative for e in series}) == 1  # one modus operandi
+    border = region.city_polygon().exterior
+    assert all(border.distance(Point(e.x, e.y)) < 600 for e in series)
+
+
+def test_double_reported_incidents_match_in_time_and_place(sim) -> None:
+    pairs: dict[str, dict[str, object]] = {}
+    for e in sim.tagged("duplicate:"):
+        pairs.setdefault(e.tags[0], {})[e.agency] = e
+    assert len(pairs) >= 30
+    for pair in pairs.values():
+        transit, city = pair["metrotransit"], pair["rivertonpd"]
+        assert abs(transit.occurred_from - city.occurred_from) <= timedelta(minutes=12)
+        assert math.hypot(transit.x - city.x, transit.y - city.y) <= 36
+        assert region.owner_at(transit.x, transit.y) == "rivertonpd"
+
+
+def test_sensitive_and_miscoded_records_exist(sim) -> None:
+    flags = Counter(flag for e in sim.events for flag in e.sensitive)
+    assert min(flags.values()) >= 20 and set(flags) == {
+        "domestic_violence",
+        "sexual_offence",
+        "juvenile",
+        "informant",
+    }
+    miscoded = sim.tagged("miscoded")
+    assert len(miscoded) >= 20
+    assert {e.recorded_kind for e in miscoded} == {"disturbance", "civil"}
+
+
+# -- exports and their profiles ------------------------------------------------------------
+def test_crosswalks_are_valid() -> None:
+    for path in sorted(CROSSWALKS.glob("*.toml")):
+        assert validate_crosswalk_file(path) == [], path.name
+
+
+@pytest.mark.parametrize(
+    ("agency", "code_field", "scheme", "unknown"),
+    [
+        ("rivertonpd", "OFFENSE_CODE", "riverton-local", "PRWL-X"),
+        ("clackmerco", "statute", "clackmer-ors", "999.999"),
+        ("metrotransit", "code", "metro-transit", "ZZZZ"),
+    ],
+)
+def test_each_export_parses_with_its_profile(
+    small_region: Path, agency: str, code_field: str, scheme: str, unknown: str
+) -> None:
+    manifest = json.loads((small_region / MANIFEST).read_text())
+    records = _read(small_region / FILES[agency], agency)
+    assert len(records) == manifest["files"][agency]["rows"]
+    problems = [r.row_number for r in records if r.problems]
+    planted = {m["kind"]: m["row"] for m in manifest["malformed_rows"] if m["agency"] == agency}
+    assert problems == ([planted["truncated_line"]] if agency == "metrotransit" else [])
+    crosswalk = load_crosswalk(scheme, [CROSSWALKS])
+    codes = {r.fields[code_field] for r in records if not r.problems}
+    assert {c for c in codes if crosswalk.lookup(c) is None} == {unknown}
+
+
+def test_city_export_has_canary_personal_data(small_region: Path) -> None:
+    records = _read(small_region / FILES["rivertonpd"], "rivertonpd")
+    named = [r for r in records if r.fields["VICTIM_NAME"]]
+    assert len(named) > 0.7 * len(records)
+    assert any(r.fields["VICTIM_NAME"].title() in r.fields["NARRATIVE"] for r in named)
+    assert all(r.fields["ADDRESS"].split(" ", 1)[0].isdigit() for r in records)
+
+
+# -- building the demo database -------------------------------------------------------------
+def test_build_demo_accounts_for_every_row(db_url: str, tmp_path: Path) -> None:
+    summary = build_demo(db_url, tmp_path, seed=7, size=SMALL)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert set(summary.ingests) == {"rivertonpd", "clackmerco", "metrotransit"}
+    for agency, s in summary.ingests.items():
+        assert s.rows == manifest["files"][agency]["rows"]
+        accounted = s.new + s.updated + s.unchanged + s.withdrawn + s.expunged + s.quarantined
+        assert accounted == s.rows, agency
+        assert s.unmapped >= 1  # the planted unknown code is stored, flagged as unmapped
+    store = open_store(db_url)
+    with store.connect() as conn:
+        held = {(r.agency_id, r.row_number) for r in conn.execute(select(quarantine))}
+        stored = {
+            r.id: r
+            for r in conn.execute(
+                select(incidents.c.id, incidents.c.unmapped, incidents.c.sens_domestic,
+                       incidents.c.sens_sexual)
+            )
+        }  # fmt: skip
+    planted = manifest["malformed_rows"]
+    # Every malformed row but the unknown code is held in quarantine, and nothing else is.
+    assert held == {(m["agency"], m["row"]) for m in planted if m["kind"] != "unknown_code"}
+    for m in planted:
+        if m["kind"] == "unknown_code":  # stored, and flagged as unmapped
+            assert stored[incident_id(m["agency"], m["source_id"])].unmapped is True
+    # Sensitive incidents hidden under harmless codes are flagged from a column or the text.
+    assert manifest["miscoded_sensitive"]
+    for m in manifest["miscoded_sensitive"]:
+        row = stored[incident_id(*m["record"])]
+        assert row.sens_domestic if m["true_kind"] == "assault_dv" else row.sens_sexual, m
+
+
+def test_transit_incidents_in_the_city_belong_to_both(db_url: str, tmp_path: Path) -> None:
+    build_demo(db_url, tmp_path, seed=7, size=SMALL)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    store = open_store(db_url)
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(incident_jurisdictions.c.incident_id, incident_jurisdictions.c.agency_id)
+        ).all()
+    tags: dict[str, set[str]] = {}
+    for iid, agency in rows:
+        tags.setdefault(iid, set()).add(agency)
+    pairs = manifest["double_reported"]
+    assert pairs
+    for members in pairs.values():
+        for agency, source_id in members:
+            # Both the transit and the city record lie in both jurisdictions.
+            assert tags[incident_id(agency, source_id)] == {"metrotransit", "rivertonpd"}
+    # County incidents far from the rail lines are the sheriff's alone.
+    with store.connect() as conn:
+        county_ids = conn.execute(
+            select(incidents.c.id).where(incidents.c.agency_id == "clackmerco")
+        ).scalars()
+        alone = sum(1 for i in county_ids if tags.get(i) == {"clackmerco"})
+    assert alone > 50
+
+
+def test_cli_demo_builds_then_reuses(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["demo", "--no-serve", "--dir", str(tmp_path), "--size", "0.03", "--port", "8123"]
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "rivertonpd" in first.output and "metrotransit" in first.output
+    assert "http://127.0.0.1:8123/docs" in first.output
+    assert (tmp_path / DEMO_DB).is_file()
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    assert "Using the demo database" in again.output
+    rebuilt = runner.invoke(cli, [*args, "--rebuild"])
+    assert rebuilt.exit_code == 0 and "Generating" in rebuilt.output
