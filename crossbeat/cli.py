@@ -543,6 +543,239 @@ def serve(db_url: str, host: str | None, port: int | None) -> None:
 
 
 # --- accounts and authentication (governance) ------------------------------------------
+@cli.group()
+def user() -> None:
+    """Manage user accounts: create, roles, passwords, unlock, disable and enable."""
+
+
+@cli.group()
+def token() -> None:
+    """Manage API tokens for machine feeds (one agency and purpose each)."""
+
+
+def _auth(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call an auth library function, turning its errors into click errors."""
+    from crossbeat.auth.errors import AuthError
+
+    try:
+        return fn(*args, **kwargs)
+    except AuthError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _show_enrolment(enrolment: Any, as_json: bool) -> None:
+    data = {
+        **enrolment.user.as_dict(),
+        "totp_secret": enrolment.totp_secret,
+        "otpauth_uri": enrolment.provisioning_uri,
+    }
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"user {data['username']} of agency {data['agency']}: {', '.join(data['roles'])}")
+    click.echo(f"TOTP secret: {enrolment.totp_secret}")
+    click.echo(f"otpauth URI: {enrolment.provisioning_uri}")
+    click.echo("Add it to an authenticator app now: it is not shown again.", err=True)
+
+
+def _show_user(found: Any, as_json: bool) -> None:
+    data = found.as_dict()
+    if as_json:
+        echo_json(data)
+    else:
+        state = data["status"] + (" (locked)" if data["locked"] else "")
+        click.echo(f"{data['username']} [{data['agency']}] {', '.join(data['roles'])}: {state}")
+
+
+ROLE_HELP = (
+    "Role (repeatable): officer, analyst, supervisor, agency_admin, auditor, platform_admin."
+)
+PASSWORD_STDIN_HELP = "Read the password from the first line of stdin instead of prompting."
+
+
+@user.command("add")
+@db_option
+@click.argument("agency_id", metavar="AGENCY")
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, required=True, help=ROLE_HELP)
+@click.option("--display-name", help="Name to show instead of the username.")
+@click.option("--password-stdin", is_flag=True, help=PASSWORD_STDIN_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def user_add(
+    db_url: str,
+    agency_id: str,
+    username: str,
+    roles: tuple[str, ...],
+    display_name: str | None,
+    password_stdin: bool,
+    as_json: bool,
+) -> None:
+    """Create a user; prints the TOTP secret and otpauth:// URI once."""
+    from crossbeat.auth.accounts import create_user
+
+    store = open_store_or_fail(db_url)
+    password = _read_password(password_stdin)
+    enrolment = _auth(
+        create_user, store, agency_id, username, password, roles, display_name=display_name
+    )
+    _show_enrolment(enrolment, as_json)
+
+
+@user.command("list")
+@db_option
+@click.option("--agency", "agency_id", help="Only this agency's users.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def user_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
+    """List users with their roles and status."""
+    from crossbeat.auth.accounts import list_users
+
+    found = _auth(list_users, open_store_or_fail(db_url), agency_id=agency_id)
+    if as_json:
+        echo_json([u.as_dict() for u in found])
+        return
+    for u in found:
+        _show_user(u, False)
+
+
+@user.command("roles")
+@db_option
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, help=ROLE_HELP + " Without it, show the roles.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def user_roles(db_url: str, username: str, roles: tuple[str, ...], as_json: bool) -> None:
+    """Show a user's roles, or replace them with the --role options given."""
+    from crossbeat.auth.accounts import get_user, set_roles
+
+    store = open_store_or_fail(db_url)
+    found = _auth(set_roles, store, username, roles) if roles else _auth(get_user, store, username)
+    _show_user(found, as_json)
+
+
+@user.command("password")
+@db_option
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help=PASSWORD_STDIN_HELP)
+def user_password(db_url: str, username: str, password_stdin: bool) -> None:
+    """Set a user's password (ends the user's sessions)."""
+    from crossbeat.auth.accounts import get_user, set_password
+
+    store = open_store_or_fail(db_url)
+    _auth(get_user, store, username)  # fail before asking for a password
+    _auth(set_password, store, username, _read_password(password_stdin))
+    click.echo(f"password of {username} changed; the user's sessions have ended")
+
+
+@user.command("reset-totp")
+@db_option
+@click.argument("username")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def user_reset_totp(db_url: str, username: str, as_json: bool) -> None:
+    """Give a user a new TOTP secret (lost phone); prints it once and ends the sessions."""
+    from crossbeat.auth.accounts import reset_totp
+
+    _show_enrolment(_auth(reset_totp, open_store_or_fail(db_url), username), as_json)
+
+
+@user.command("unlock")
+@db_option
+@click.argument("username")
+def user_unlock(db_url: str, username: str) -> None:
+    """Unlock an account locked after failed sign-ins."""
+    from crossbeat.auth.accounts import unlock_user
+
+    _show_user(_auth(unlock_user, open_store_or_fail(db_url), username), False)
+
+
+@user.command("disable")
+@db_option
+@click.argument("username")
+def user_disable(db_url: str, username: str) -> None:
+    """Disable an account and end its sessions."""
+    from crossbeat.auth.accounts import disable_user
+
+    _show_user(_auth(disable_user, open_store_or_fail(db_url), username), False)
+
+
+@user.command("enable")
+@db_option
+@click.argument("username")
+def user_enable(db_url: str, username: str) -> None:
+    """Enable a disabled account (its 90-day inactivity period restarts)."""
+    from crossbeat.auth.accounts import enable_user
+
+    _show_user(_auth(enable_user, open_store_or_fail(db_url), username), False)
+
+
+@user.command("disable-inactive")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def user_disable_inactive(db_url: str, as_json: bool) -> None:
+    """Disable every account unused for 90 days (run daily, e.g. from cron)."""
+    from crossbeat.auth.accounts import disable_inactive
+
+    disabled = disable_inactive(open_store_or_fail(db_url))
+    if as_json:
+        echo_json([u.as_dict() for u in disabled])
+    else:
+        names = ", ".join(u.username for u in disabled)
+        click.echo(f"{len(disabled)} account(s) disabled" + (f": {names}" if names else ""))
+
+
+@token.command("create")
+@db_option
+@click.argument("agency_id", metavar="AGENCY")
+@click.option("--purpose", required=True, help="ingest (push exports) or read (pull shared data).")
+@click.option("--label", help="What the token is for, e.g. 'RMS nightly export'.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def token_create(
+    db_url: str, agency_id: str, purpose: str, label: str | None, as_json: bool
+) -> None:
+    """Create an API token; prints its secret once."""
+    from crossbeat.auth.tokens import create_token
+
+    new = _auth(create_token, open_store_or_fail(db_url), agency_id, purpose, label=label)
+    if as_json:
+        echo_json({**new.token.as_dict(), "secret": new.secret})
+    else:
+        click.echo(f"token {new.token.id} ({new.token.purpose.value} for {agency_id})")
+        click.echo(f"secret: {new.secret}")
+        click.echo("Store the secret now: it is not shown again.", err=True)
+
+
+@token.command("revoke")
+@db_option
+@click.argument("token_id")
+def token_revoke(db_url: str, token_id: str) -> None:
+    """Revoke an API token at once."""
+    from crossbeat.auth.tokens import revoke_token
+
+    revoked = _auth(revoke_token, open_store_or_fail(db_url), token_id)
+    click.echo(f"token {revoked.id} revoked at {revoked.revoked_at.isoformat()}")
+
+
+@token.command("list")
+@db_option
+@click.option("--agency", "agency_id", help="Only this agency's tokens.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def token_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
+    """List API tokens (never their secrets), newest first."""
+    from crossbeat.auth.tokens import list_tokens
+
+    found = _auth(list_tokens, open_store_or_fail(db_url), agency_id=agency_id)
+    if as_json:
+        echo_json([t.as_dict() for t in found])
+        return
+    for t in found:
+        state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
+        click.echo(f"{t.id}  {t.agency_id}  {t.purpose.value}  {state}  {t.label or ''}".rstrip())
+
+
 
 
 # --- audit (governance) -----------------------------------------------------------------
