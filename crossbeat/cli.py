@@ -776,8 +776,6 @@ def token_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
         click.echo(f"{t.id}  {t.agency_id}  {t.purpose.value}  {state}  {t.label or ''}".rstrip())
 
 
-
-
 # --- audit (governance) -----------------------------------------------------------------
 KEY_FILE_HELP = "Ed25519 key file (PEM); also CROSSBEAT_AUDIT_KEY_FILE."
 
