@@ -178,6 +178,18 @@ def test_sensitive_and_miscoded_records_exist(sim) -> None:
     assert {e.recorded_kind for e in miscoded} == {"disturbance", "civil"}
 
 
+def test_time_of_day_and_week_follow_the_offence(sim) -> None:
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("America/Los_Angeles")
+    night = [e.occurred_from.astimezone(zone) for e in sim.events if e.kind == "disorderly"]
+    late = sum(1 for t in night if t.hour >= 21 or t.hour < 3)
+    morning = sum(1 for t in night if 7 <= t.hour < 13)
+    assert late > 3 * morning
+    weekend = sum(1 for t in night if t.weekday() >= 4)  # Friday to Sunday
+    assert weekend / len(night) > 3 / 7 + 0.05
+
+
 # -- exports and their profiles ------------------------------------------------------------
 def test_crosswalks_are_valid() -> None:
     for path in sorted(CROSSWALKS.glob("*.toml")):
@@ -206,8 +218,32 @@ def test_each_export_parses_with_its_profile(
     assert {c for c in codes if crosswalk.lookup(c) is None} == {unknown}
 
 
+def test_each_feed_keeps_its_own_conventions(small_region: Path) -> None:
+    city = _read(small_region / FILES["rivertonpd"], "rivertonpd")
+    assert all(len(r.fields["OCC_TIME"]) == 4 and r.fields["OCC_TIME"].isdigit() for r in city)
+    county = _read(small_region / FILES["clackmerco"], "clackmerco")
+    offsets = {r.fields["reported"][-6:] for r in county}
+    assert offsets == {"-07:00", "-08:00"}  # local time with daylight saving
+    burglaries = [r for r in county if r.fields["statute"] in ("164.225", "164.215")]
+    assert burglaries and all(
+        r.fields["occurred_to"] and r.fields["occurred_to"] > r.fields["occurred_from"]
+        for r in burglaries
+    )
+    # Eastings in US feet, except the one record planted with swapped coordinates.
+    eastings = [r.geometry["coordinates"][0] for r in county]
+    assert sum(1 for x in eastings if 7_000_000 < x < 8_500_000) == len(county) - 1
+    transit = _read(small_region / FILES["metrotransit"], "metrotransit")
+    stamps = [r.fields["ts_ms"] for r in transit if not r.problems]
+    assert sum(1 for t in stamps if t.isdigit() and len(t) == 13) == len(stamps) - 1
+    assert all(r.fields["station"].endswith(" Station") for r in transit if not r.problems)
+
+
 def test_city_export_has_canary_personal_data(small_region: Path) -> None:
     records = _read(small_region / FILES["rivertonpd"], "rivertonpd")
+    canaries = json.loads((small_region / MANIFEST).read_text())["personal_data_canaries"]
+    assert len(canaries) == 20
+    victims = {r.fields["VICTIM_NAME"] for r in records}
+    assert all(name.upper() in victims for name in canaries)
     named = [r for r in records if r.fields["VICTIM_NAME"]]
     assert len(named) > 0.7 * len(records)
     assert any(r.fields["VICTIM_NAME"].title() in r.fields["NARRATIVE"] for r in named)
@@ -271,6 +307,14 @@ def test_transit_incidents_in_the_city_belong_to_both(db_url: str, tmp_path: Pat
         ).scalars()
         alone = sum(1 for i in county_ids if tags.get(i) == {"clackmerco"})
     assert alone > 50
+
+
+def test_rebuilding_into_the_same_database_changes_nothing(sqlite_url: str, tmp_path: Path) -> None:
+    build_demo(sqlite_url, tmp_path / "a", seed=7, size=0.02)
+    again = build_demo(sqlite_url, tmp_path / "b", seed=7, size=0.02)
+    for agency, s in again.ingests.items():
+        assert s.new == s.updated == 0, agency
+        assert s.unchanged + s.quarantined == s.rows
 
 
 def test_cli_demo_builds_then_reuses(tmp_path: Path) -> None:

@@ -272,6 +272,11 @@ def manifest_data(sim: Simulation, exports: Mapping[str, ExportFile]) -> dict[st
             {"record": ids[e.key], "true_kind": e.kind, "recorded_as": e.recorded_kind}
             for e in sim.tagged("miscoded")
         ],
+        # Names that occur only in personal fields (victim, suspect, narrative): they
+        # must never be readable in the database file once personal data is encrypted.
+        "personal_data_canaries": sorted(
+            {e.victim for e in sim.events if e.victim and e.agency == "rivertonpd"}
+        )[:20],
         "malformed_rows": [
             {"agency": p.agency, "kind": p.kind, "row": p.row, "source_id": p.source_id}
             for ex in exports.values()

@@ -452,7 +452,7 @@ class _Sim:
 
     def duplicates(self) -> list[Event]:
         """Plant station incidents that both transit police and city police report."""
-        out = []
+        out: list[Event] = []
         city_stops = [s for s in region.stations() if region.owner_at(s.x, s.y) == "rivertonpd"]
         for i in range(self.count(40, minimum=3)):
             stop = city_stops[i % len(city_stops)]
