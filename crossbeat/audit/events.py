@@ -12,6 +12,7 @@ of a Merkle tree at once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import json
 from collections.abc import Mapping, Sequence
@@ -131,10 +132,7 @@ class AuditEvent:
         for name in ("actor", "actor_agency", "purpose", "resource_type"):
             _check_text(name, getattr(self, name))
         if self.source_ip is not None:
-            try:
-                set_(self, "source_ip", str(ipaddress.ip_address(self.source_ip)))
-            except ValueError:
-                raise ValueError(f"source_ip {self.source_ip!r} is not an IP address") from None
+            set_(self, "source_ip", _normalise_ip(self.source_ip))
         set_(self, "owner_agencies", _text_tuple("owner_agencies", self.owner_agencies, True))
         set_(self, "record_ids", _text_tuple("record_ids", self.record_ids, False))
         count = len(self.record_ids) if self.record_count is None else self.record_count
@@ -220,6 +218,14 @@ def format_time(when: datetime) -> str:
     if when.tzinfo is None:
         raise ValueError("naive datetime in the audit log; it must be timezone-aware")
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalise_ip(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"source_ip {value!r} is not an IP address") from None
 
 
 def _check_text(name: str, value: Any) -> None:

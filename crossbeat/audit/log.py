@@ -29,6 +29,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
@@ -454,7 +455,7 @@ def _run(
 def _lists_record(dialect: str, record_id: str) -> ColumnElement[bool]:
     """Return a condition true when ``record_ids`` contains ``record_id``."""
     if dialect == "postgresql":  # JSONB containment, served by the GIN index
-        return audit_events.c.record_ids.contains([record_id])
+        return type_coerce(audit_events.c.record_ids, JSONB).contains([record_id])
     ids = func.json_each(audit_events.c.record_ids).table_valued("value")
     return exists(select(literal(1)).select_from(ids).where(column("value") == record_id))
 

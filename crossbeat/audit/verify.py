@@ -215,8 +215,8 @@ class ChainWalker:
                 f"stored {str(row.entry_hash)[:16]}… (the event was modified)",
                 seq=seq,
             )
-        stored = event_row(event)
-        altered = sorted(k for k, v in stored.items() if row._mapping[k] != v)
+        raw = row._mapping
+        altered = sorted(k for k, v in event_row(event).items() if raw[k] != v)
         if altered:
             add(
                 "non_canonical",
