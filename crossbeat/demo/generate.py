@@ -31,6 +31,7 @@ from shapely.geometry import Point
 from shapely.prepared import prep
 
 from crossbeat.demo import region
+from crossbeat.demo.text import FIRST_NAMES, LAST_NAMES, SERIES_MO, narrative
 
 #: Local time zone of every demo agency.
 TIMEZONE = "America/Los_Angeles"
@@ -109,38 +110,6 @@ TRANSIT_KINDS: dict[str, float] = {
 TRANSIT_ANNUAL = 1100
 #: Share of background incidents drawn around hotspots rather than spread out.
 HOTSPOT_ANNUAL = 1500
-
-_FIRST = (
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
-    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas",
-    "Sarah", "Carlos", "Karen", "Daniel", "Lisa", "Matthew", "Nancy", "Anthony", "Sandra",
-    "Mark", "Ashley", "Minh", "Emily", "Steven", "Maria", "Andrew", "Michelle", "Kenji",
-    "Amanda", "Joshua", "Rosa", "Kevin", "Melissa", "Brian", "Deborah", "Tyrone", "Ana",
-    "Dmitri", "Priya", "Hassan", "Fatima", "Luis", "Mei", "Oluwaseun", "Ingrid", "Tomas",
-    "Aisha", "Connor", "Leilani", "Jorge", "Yuki", "Samuel", "Grace",
-)  # fmt: skip
-_LAST = (
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis",
-    "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson",
-    "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White",
-    "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young",
-    "Nguyen", "Tran", "Kim", "Patel", "Okafor", "Larsen", "Novak", "Kowalski", "Yamamoto",
-    "Haddad", "Ivanova", "Fitzgerald", "Oyelaran", "Svensson", "Castillo", "Begay",
-    "Whitehorse", "Kealoha", "Moreau", "Delgado", "Chen", "Singh", "Abara", "Lindqvist",
-)  # fmt: skip
-_ITEMS = (
-    "a laptop", "a wallet", "a phone", "a bicycle", "jewelry", "tools", "a purse",
-    "a backpack", "cash", "a tablet", "prescription medication", "a catalytic converter",
-)  # fmt: skip
-_VEHICLES = (
-    "2014 Honda Civic", "2009 Toyota Camry", "2017 Subaru Outback", "2001 Honda Accord",
-    "2019 Ford F-150", "2012 Hyundai Elantra", "2006 Chevrolet Silverado", "2020 Kia Soul",
-)  # fmt: skip
-_SERIES_MO = (
-    "Suspect entered wearing a black hoodie and a blue surgical mask, displayed a black "
-    "handgun, demanded cash from the register in a plastic bag and fled on foot toward "
-    "the rail line."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +220,7 @@ class _Sim:
                 return x, y
 
     def person(self) -> str:
-        return f"{self.rng.choice(_FIRST)} {self.rng.choice(_LAST)}"
+        return f"{self.rng.choice(FIRST_NAMES)} {self.rng.choice(LAST_NAMES)}"
 
     def age(self, juvenile_share: float) -> int:
         if self.rng.random() < juvenile_share:
@@ -311,7 +280,7 @@ class _Sim:
             victim=victim,
             victim_age=age,
             suspect=self.person() if self.rng.random() < 0.25 else None,
-            narrative=_narrative(self.rng, kind, victim),
+            narrative=narrative(self.rng, kind, victim),
             status=self.status(kind),
             sensitive=frozenset(sensitive),
             tags=tags,
@@ -394,7 +363,7 @@ class _Sim:
                 "robbery_commercial", x, y, when=when,
                 premise=("convenience", "gas_station")[i % 2], tags=("series:R1",),
             )  # fmt: skip
-            out.append(replace(ev, narrative=_SERIES_MO, victim_age=self.age(0.0)))
+            out.append(replace(ev, narrative=SERIES_MO, victim_age=self.age(0.0)))
         return out
 
     def miscoded(self) -> list[Event]:
@@ -514,36 +483,3 @@ def simulate(
     events += sim.transit()
     events += sim.duplicates()
     return Simulation(seed=seed, size=size, start=start, days=days, events=events)
-
-
-_NARRATIVES: dict[str, tuple[str, ...]] = {
-    "burglary_residential": (
-        "{v} reports unknown suspect forced the rear door and took {item}.",
-        "R/P {v} returned home to find a window pried open; {item} missing.",
-    ),
-    "burglary_commercial": ("Alarm call. Front glass broken; {item} and cash drawer taken.",),
-    "theft_from_vehicle": ("{v} reports {item} taken from a {car} parked overnight.",),
-    "vehicle_theft": ("{v} reports a {car} stolen from where it was parked.",),
-    "shoplifting": ("Loss prevention detained a subject leaving with unpaid merchandise.",),
-    "theft_other": ("{v} reports {item} taken while unattended.",),
-    "pickpocket": ("{v} reports {item} taken from a pocket in a crowd.",),
-    "robbery_street": ("{v} was approached by two suspects who demanded {item} and fled.",),
-    "robbery_commercial": ("Clerk {v} reports a suspect demanded money from the till.",),
-    "assault_simple": ("{v} was punched during an argument with an acquaintance.",),
-    "assault_aggravated": ("{v} was struck with a bottle and taken to hospital.",),
-    "assault_dv": ("Domestic. {v} reports being assaulted by a partner at home.",),
-    "sexual_assault": ("Sexual assault reported by {v}; advocate requested.",),
-    "sexual_fondling": ("{v} reports unwanted sexual touching by a known person.",),
-    "vandalism": ("Graffiti and damage reported by {v}.",),
-    "drugs": ("Subject found in possession of suspected methamphetamine.",),
-    "trespass": ("Subject previously trespassed found on the property.",),
-    "disorderly": ("Large disturbance; subjects dispersed.",),
-    "weapons": ("Subject found carrying a loaded handgun without a permit.",),
-    "fare_evasion": ("Rider without valid fare.",),
-}
-
-
-def _narrative(rng: random.Random, kind: str, victim: str | None) -> str:
-    template = rng.choice(_NARRATIVES.get(kind, ("Incident reported.",)))
-    return template.format(v=victim or "Complainant", item=rng.choice(_ITEMS),
-                           car=rng.choice(_VEHICLES))  # fmt: skip
