@@ -90,7 +90,7 @@ KINDS: dict[str, Kind] = {
     "pickpocket": Kind(100, "day", ("street", "department_store")),
 }  # fmt: skip
 
-#: Transit police incidents per year at size 1.0, by kind (share of the total).
+#: Kinds of transit police incidents, as shares of :data:`TRANSIT_ANNUAL`.
 TRANSIT_KINDS: dict[str, float] = {
     "fare_evasion": 0.30,
     "theft_other": 0.11,
@@ -107,8 +107,9 @@ TRANSIT_KINDS: dict[str, float] = {
     "theft_from_vehicle": 0.03,
     "vehicle_theft": 0.02,
 }
+#: Transit police incidents per year at size 1.0 (besides the double-reported ones).
 TRANSIT_ANNUAL = 1100
-#: Share of background incidents drawn around hotspots rather than spread out.
+#: Incidents per year at size 1.0 drawn around the hotspots, shared by their weights.
 HOTSPOT_ANNUAL = 1500
 
 
