@@ -102,7 +102,7 @@ def test_ingest_then_reingest_changes_nothing(store, profile, tmp_path):
     assert count_incidents(store, "cityx") == 25
     rec = get_incident(store, "cityx", "R3")
     assert rec is not None
-    assert rec["offences"][0]["nibrs_code"] == "240"
+    assert rec["offences"][0]["nibrs_code"] == "23F"
     assert rec["occurred_from"].isoformat() == "2024-03-04T21:30:00+00:00"  # 13:30 PST
     assert rec["h3_9"] and rec["h3_7"] and rec["h3_11"]
     assert rec["attributes"] == {"beat": "3"}
@@ -128,7 +128,7 @@ def test_changed_record_becomes_new_version_with_history(store, profile, tmp_pat
         )
     assert len(hist) == 1
     assert hist[0]["version"] == 1
-    assert hist[0]["snapshot"]["incident"]["nibrs_code"] == "220"
+    assert hist[0]["snapshot"]["incident"]["nibrs_code"] == "13B"
 
 
 def test_bad_rows_are_quarantined_with_every_reason(store, profile, tmp_path):
@@ -159,7 +159,7 @@ def test_duplicate_ids_in_one_file(store, profile, tmp_path):
     assert entry.row_number == 3 and "duplicate source id" in entry.reasons[0]
     s2 = ingest_files(store, "cityx", profile, [f], chunk_size=2)
     assert (s2.new, s2.updated, s2.unchanged, s2.quarantined) == (0, 0, 2, 1)
-    assert get_incident(store, "cityx", "R1")["nibrs_code"] == "220"
+    assert get_incident(store, "cityx", "R1")["nibrs_code"] == "13B"
 
 
 def test_quarantine_retry_after_profile_fix(store, tmp_path):
@@ -216,7 +216,7 @@ def test_jurisdictions_tag_every_containing_agency(store, profile, tmp_path):
     }
     set_jurisdiction(store, "cityx", "city", box)
     set_jurisdiction(store, "transit", "lines", strip)
-    f = write_csv(tmp_path / "a.csv", [row(0), row(30), row(1, lon="-121.0")])
+    f = write_csv(tmp_path / "a.csv", [row(0), row(30), row(1, lon="-122.55")])
     ingest_files(store, "cityx", profile, [f])
     with store.connect() as conn:
         tags = {
