@@ -240,6 +240,42 @@ def withdraw(
 
 
 # --- profile ----------------------------------------------------------------------------
+@cli.group()
+def profile() -> None:
+    """Source profiles: how an agency's export maps onto the incident model."""
+
+
+@profile.command("check")
+@click.argument("profile_path", metavar="PROFILE", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--agency", "agency_id", help="Agency the rows belong to (default: the profile's).")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(0), help="Rows shown.")
+@click.option("--no-scan", is_flag=True, help="Read only the first rows, not the whole file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def profile_check(
+    profile_path: str, file: str, agency_id: str | None, limit: int, no_scan: bool, as_json: bool
+) -> None:
+    """Show the first rows of FILE as PROFILE would store them, with every problem.
+
+    Exits with status 1 when the profile does not match the file.
+    """
+    from rich.console import Console
+
+    from crossbeat.ingest.check import check_profile, render_report
+    from crossbeat.ingest.profile import ProfileError, load_profile
+
+    try:
+        prof = load_profile(profile_path)
+    except ProfileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    agency = agency_id or prof.agency or "check"
+    report = check_profile(prof, file, agency_id=agency, limit=limit, scan=not no_scan)
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        render_report(report, Console(highlight=False))
+    if not report.matches:
+        sys.exit(1)
 
 
 # --- taxonomy ---------------------------------------------------------------------------

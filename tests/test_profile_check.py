@@ -1,0 +1,220 @@
+"""`crossbeat profile check`: the first rows as stored, whole-file counts, exit status."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crossbeat.cli import cli
+from crossbeat.clock import FrozenClock
+from crossbeat.ingest.check import check_profile, kind_of
+from crossbeat.ingest.profile import Profile, load_profile, parse_profile
+
+from .conftest import shared_data
+
+PROFILE = """
+name = "test-rms"
+agency = "testpd"
+keep = ["beat"]
+[source]
+format = "csv"
+timezone = "America/Los_Angeles"
+[id]
+columns = ["case"]
+[occurred_from]
+column = "when"
+formats = ["%m/%d/%Y %H:%M"]
+[location]
+x = "lon"
+y = "lat"
+address = "address"
+[[offences]]
+scheme = "code-nibrs"
+code = "code"
+"""
+
+HEADER = "case,when,lon,lat,address,code,beat,unused\n"
+ROWS = [
+    "A1,07/04/2025 21:30,-122.6789,45.5149,4851 KOKOMO DR,13B,3C,x\n",
+    "A2,02/30/2025 10:00,-122.6789,45.5149,1 MAIN ST,13B,3C,x\n",
+    "A3,07/05/2025 10:00,-122.6789,45.5149,1 MAIN ST,ZZ9,3C,x\n",
+    "A4,07/06/2025 10:00,,,1 MAIN ST,ZZ9,3C,x\n",
+    "A1,07/07/2025 10:00,-122.6789,45.5149,1 MAIN ST,13B,3C,x\n",
+    "A6,13/01/2025 10:00,north,45.5149,1 MAIN ST,,3C,x\n",
+]
+CLOCK = FrozenClock(datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def write(tmp_path: Path, text: str, name: str = "export.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def prof(text: str = PROFILE) -> Profile:
+    return parse_profile(textwrap.dedent(text))
+
+
+def test_report_shows_first_rows_as_stored_and_counts_the_whole_file(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "".join(ROWS))
+    report = check_profile(prof(), path, agency_id="testpd", limit=2, clock=CLOCK)
+    assert report.matches and report.error is None
+    assert report.encoding == "utf-8"
+    assert report.missing_columns == [] and report.unused_columns == ["unused"]
+    first, second = report.rows
+    assert first.stored is not None and first.reasons == ()
+    assert first.stored["source_id"] == "A1"
+    assert first.stored["occurred_from"] == "2025-07-05T04:30:00+00:00"
+    assert first.stored["block_address"] == "4800 BLOCK KOKOMO DR"
+    assert first.stored["private_full_address"] == "4851 KOKOMO DR"
+    assert first.stored["offences"] == ["13B -> 13B (exact)"]
+    assert first.stored["attributes"] == {"beat": "3C"}
+    assert second.stored is None and "day is out of range" in second.reasons[0]
+    assert report.scanned and report.total == 6
+    assert report.actions == {"upsert": 3}
+    assert report.rejected == 3
+    assert report.unmapped == {"code-nibrs: ZZ9": 2}
+    reasons = dict(report.reasons)
+    assert sum(1 for r in reasons if r.startswith("occurred_from")) == 2
+    assert any("duplicate source id" in r for r in reasons)
+    assert any(r.startswith("location") for r in reasons)
+    assert any(r.startswith("offence: no offence code") for r in reasons)
+    assert any(w.startswith("location: no coordinates") for w in report.warnings)
+    json.dumps(report.as_dict())
+
+
+def test_without_scan_only_the_first_rows_are_read(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "".join(ROWS))
+    report = check_profile(prof(), path, agency_id="testpd", limit=1, scan=False, clock=CLOCK)
+    assert report.total == 1 and len(report.rows) == 1 and not report.scanned
+
+
+def test_missing_columns_mean_no_match(tmp_path: Path) -> None:
+    path = write(tmp_path, "case,When,lon,lat,code\nA1,07/04/2025 21:30,1,2,13B\n")
+    report = check_profile(prof(), path, agency_id="testpd", clock=CLOCK)
+    assert not report.matches
+    assert report.missing_columns == ["address", "beat", "when"]
+    assert report.unused_columns == ["When"]
+
+
+def test_file_errors_mean_no_match(tmp_path: Path) -> None:
+    report = check_profile(prof(), write(tmp_path, ""), agency_id="testpd")
+    assert not report.matches and "empty" in (report.error or "")
+
+
+def test_profile_errors_are_reported(tmp_path: Path) -> None:
+    bad = prof(PROFILE.replace('scheme = "code-nibrs"', 'scheme = "no-such-scheme"'))
+    report = check_profile(bad, write(tmp_path, HEADER + ROWS[0]), agency_id="testpd")
+    assert not report.matches and "no-such-scheme" in (report.error or "")
+
+
+def test_every_row_refused_means_no_match(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + ROWS[1])
+    report = check_profile(prof(), path, agency_id="testpd", clock=CLOCK)
+    assert report.total == report.rejected == 1 and not report.matches
+
+
+def test_header_only_file_matches_with_no_rows(tmp_path: Path) -> None:
+    report = check_profile(prof(), write(tmp_path, HEADER), agency_id="testpd")
+    assert report.matches and report.total == 0 and report.rows == []
+
+
+def test_kind_of_masks_values() -> None:
+    assert kind_of("location: column 'LAT': 'north' is not a number") == (
+        "location: column …: … is not a number"
+    )
+    assert kind_of('id: "it\'s" at row 12') == "id: … at row N"
+
+
+# -- CLI ------------------------------------------------------------------------------
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    profile_path = write(tmp_path, textwrap.dedent(PROFILE), "rms.toml")
+    return profile_path, write(tmp_path, HEADER + "".join(ROWS[:4]))
+
+
+def test_cli_prints_a_table_and_exits_0_when_the_profile_matches(files: tuple[Path, Path]) -> None:
+    profile_path, data = files
+    result = CliRunner().invoke(
+        cli,
+        ["profile", "check", str(profile_path), str(data), "--limit", "3"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "matches" in result.output and "4800 BLOCK KOKOMO DR" in result.output
+    assert "Whole file: 4 rows" in result.output
+    assert "code-nibrs: ZZ9" in result.output
+
+
+def test_cli_json(files: tuple[Path, Path]) -> None:
+    profile_path, data = files
+    result = CliRunner().invoke(cli, ["profile", "check", str(profile_path), str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["matches"] is True and report["agency"] == "testpd" and report["total"] == 4
+
+
+def test_cli_exits_1_when_the_profile_does_not_match(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    profile_path, _ = files
+    other = write(tmp_path, "a;b\n1;2\n", "other.csv")
+    result = CliRunner().invoke(cli, ["profile", "check", str(profile_path), str(other)])
+    assert result.exit_code == 1
+    assert "does NOT match" in result.output and "lacks" in result.output
+
+
+def test_cli_invalid_profile_is_a_clear_error(tmp_path: Path) -> None:
+    bad = write(tmp_path, 'name = "x"\n[source]\nformat = "xls"\n', "bad.toml")
+    data = write(tmp_path, HEADER)
+    result = CliRunner().invoke(cli, ["profile", "check", str(bad), str(data)])
+    assert result.exit_code == 1 and "invalid profile" in result.output
+
+
+# -- real data -------------------------------------------------------------------------
+@pytest.mark.shared_data
+def test_police_uk_city_of_london_month(tmp_path: Path) -> None:
+    data = shared_data("uk-london", "btp_col_2020", "2020-01-city-of-london-street.csv")
+    profile_path = write(
+        tmp_path,
+        textwrap.dedent(
+            """
+            name = "police-uk-street"
+            status = "Last outcome category"
+            [source]
+            format = "csv"
+            encoding = "auto"
+            timezone = "Europe/London"
+            [id]
+            columns = ["Crime ID"]
+            fallback = "hash"
+            hash_columns = ["Month", "Longitude", "Latitude", "Location", "Crime type"]
+            [occurred_from]
+            column = "Month"
+            formats = ["year_month"]
+            [location]
+            x = "Longitude"
+            y = "Latitude"
+            precision = "snapped"
+            address = "Location"
+            address_is_public = true
+            [[offences]]
+            scheme = "police-uk"
+            code = "Crime type"
+            """
+        ),
+        "police-uk.toml",
+    )
+    report = check_profile(load_profile(profile_path), data, agency_id="colp", limit=3)
+    assert report.matches and report.total == 797
+    # police.uk repeats a few Crime IDs within a month; the pipeline keeps the first.
+    assert report.rejected == sum(report.reasons.values()) == 10
+    assert report.unmapped == {}
+    assert report.rows[0].stored is not None
+    assert report.rows[0].stored["time_precision"] == "month"
+    assert report.rows[0].stored["location_precision"] == "snapped"
