@@ -5,15 +5,16 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from argon2 import PasswordHasher
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from crossbeat.auth import accounts, login, passwords
 from crossbeat.auth.errors import InvalidCredentials, WeakPassword
 from crossbeat.auth.tables import users
 from crossbeat.clock import FrozenClock
-from tests.auth_support import START, add_agencies, code, make_user, sign_in
+from tests.auth_support import PASSWORD, START, add_agencies, code, make_user, sign_in
 
 
 def test_length_limits():
@@ -148,3 +149,16 @@ def test_password_may_not_contain_username_or_agency(auth, clock):
     assert "it contains 'jsmith'" in info.value.reasons
     assert "it contains 'metro'" in info.value.reasons
     assert "it contains 'metro police'" in info.value.reasons
+
+
+def test_weaker_hash_is_upgraded_at_sign_in(auth, clock):
+    make_user(auth, clock)
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    assert passwords.needs_rehash(weak)
+    with auth.begin() as conn:
+        conn.execute(update(users).values(password_hash=weak))
+    login.begin_login(auth, "J.SMITH", PASSWORD, clock=clock)  # any case signs in
+    with auth.connect() as conn:
+        stored = conn.execute(select(users.c.password_hash)).scalar_one()
+    assert stored != weak and not passwords.needs_rehash(stored)
+    assert passwords.verify_password(stored, PASSWORD)

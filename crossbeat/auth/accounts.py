@@ -180,8 +180,9 @@ def create_user(
     passwords.check_password(password, context=_context(name, agency_id, agency.name))
     now = (clock or store.clock).now()
     secret = totp.new_secret()
+    user_id = str(uuid.uuid4())
     row = {
-        "id": str(uuid.uuid4()),
+        "id": user_id,
         "agency_id": agency_id,
         "username": name,
         "display_name": (display_name or "").strip() or None,
@@ -197,7 +198,7 @@ def create_user(
     try:
         with store.begin() as conn:
             conn.execute(insert(users), [row])
-            _write_roles(conn, row["id"], role_set, now)
+            _write_roles(conn, user_id, role_set, now)
             user = _load(conn, name)
             emit(events, conn, _event("account.created", user, by, now, roles=_names(role_set)))
     except IntegrityError as exc:  # a concurrent create took the name

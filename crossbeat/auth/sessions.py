@@ -208,12 +208,13 @@ def end_user_sessions(
     int
         How many sessions were ended.
     """
-    ids = conn.execute(
-        select(user_sessions.c.id)
-        .where(user_sessions.c.user_id == user_id)
-        .where(user_sessions.c.ended_at.is_(None))
-    ).scalars()
-    ids = list(ids)
+    ids = list(
+        conn.execute(
+            select(user_sessions.c.id)
+            .where(user_sessions.c.user_id == user_id)
+            .where(user_sessions.c.ended_at.is_(None))
+        ).scalars()
+    )
     for session_id in ids:
         _end(conn, session_id, user_id, reason, now, events)
     return len(ids)
