@@ -40,10 +40,13 @@ def _rows() -> list[dict[str, str]]:
     return rows
 
 
-def _run(db_url: str, profile: Path, data: Path) -> subprocess.Popen[bytes]:
+def _run(
+    db_url: str, profile: Path, data: Path, *, capture: bool = False
+) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "crossbeat", "ingest", "--db", db_url, "--agency", "cityx"]
     args += ["--profile", str(profile), "--chunk-size", "100", "--json", str(data)]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(args, stdout=out, stderr=out)
 
 
 def _state(db_url: str) -> dict[str, object]:
@@ -86,7 +89,7 @@ def test_sigkill_at_random_points_then_rerun(db_url, tmp_path):
             proc.send_signal(signal.SIGKILL)
             kills_mid_run += 1
         proc.wait()
-    final = _run(db_url, profile, data)
+    final = _run(db_url, profile, data, capture=True)
     out, err = final.communicate(timeout=300)
     assert final.returncode == 0, err.decode()
     assert kills_mid_run >= 3, "the ingest finished before most kills; make the file larger"
@@ -100,9 +103,9 @@ def test_sigkill_at_random_points_then_rerun(db_url, tmp_path):
 
     # The same file ingested in one go into a fresh store gives the very same records.
     clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
-    proc = _run(clean_url, profile, data)
-    proc.communicate(timeout=300)
-    assert proc.returncode == 0
+    proc = _run(clean_url, profile, data, capture=True)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
     assert _state(clean_url) == got
 
     store = open_store(db_url)
