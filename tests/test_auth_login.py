@@ -320,3 +320,16 @@ def test_disable_inactive_sweep(auth, clock):
     assert accounts.disable_inactive(auth, clock=clock) == []
     with pytest.raises(SessionExpired):
         sessions.validate_session(auth, result.token, clock=clock)
+
+
+def test_lockout_counts_failures_from_every_process(auth, clock):
+    make_user(auth, clock)
+    other = type(auth).from_url(auth.url)  # a second engine, as another worker process has
+    try:
+        for i in range(5):
+            with pytest.raises((InvalidCredentials, AccountLocked)) as info:
+                login.begin_login((auth, other)[i % 2], "j.smith", "not the password", clock=clock)
+        assert isinstance(info.value, AccountLocked)
+        assert accounts.get_user(other, "j.smith").locked
+    finally:
+        other.dispose()
