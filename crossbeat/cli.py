@@ -35,13 +35,53 @@ def echo_json(data: Any) -> None:
 
 
 def open_store_or_fail(db_url: str, *, upgrade: bool = True) -> Any:
-    """Open the store, turning store errors into a click error."""
+    """Open the store with the configured KEK, turning store and key errors into a click error.
+
+    The KEK comes from ``CROSSBEAT_KEK`` or ``CROSSBEAT_KEK_FILE``. For a SQLite file
+    with neither, a development key file ``<db>.kek`` is created (and announced once);
+    any other database without a KEK is an error naming the settings.
+    """
     from crossbeat.store import StoreError, open_store
+    from crossbeat.vault.keys import Vault
 
     try:
-        return open_store(db_url, upgrade=upgrade)
+        store = open_store(db_url, upgrade=upgrade)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
+    kek = configured_kek(store.url)
+    if kek is None:  # pragma: no cover - only when the SQLite folder vanished meanwhile
+        raise click.ClickException(f"no key-encryption key for {store.safe_url}")
+    return store.with_vault(Vault(kek))
+
+
+def configured_kek(db_url: str, *, required: bool = True) -> Any:
+    """Return the KEK of ``CROSSBEAT_KEK`` / ``CROSSBEAT_KEK_FILE`` or the development key file.
+
+    Announces (on stderr) a development key file created just now; with
+    ``required``, a database other than a SQLite file without a KEK is an error.
+    """
+    import os
+
+    from crossbeat.vault.errors import KeyConfigError
+    from crossbeat.vault.kek import KEK_FILE_SETTING, KEK_SETTING, resolve_kek
+
+    try:
+        found = resolve_kek(
+            db_url,
+            kek=os.environ.get(KEK_SETTING),
+            kek_file=os.environ.get(KEK_FILE_SETTING),
+            required=required,
+        )
+    except KeyConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if found.created:
+        click.echo(
+            f"Created the development key file {found.created} that encrypts the personal "
+            f"data in this database; keep it with the database and never share it. Outside "
+            f"development set {KEK_SETTING} or {KEK_FILE_SETTING} instead.",
+            err=True,
+        )
+    return found.kek
 
 
 @click.group()
@@ -557,7 +597,14 @@ def demo(
         click.echo(f"Using the demo database {url} (--rebuild to generate it again).")
     else:
         click.echo(f"Generating the demo region (seed {settings.demo_seed}) into {out_dir}/ ...")
-        summary = build_demo(url, out_dir, seed=settings.demo_seed, size=size, progress=True)
+        summary = build_demo(
+            url,
+            out_dir,
+            seed=settings.demo_seed,
+            size=size,
+            progress=True,
+            kek=configured_kek(url, required=False),
+        )
         click.echo(f"{'agency':<14}{'rows':>7}{'new':>7}{'quarantined':>13}{'unmapped':>10}")
         for agency_id, s in summary.ingests.items():
             click.echo(f"{agency_id:<14}{s.rows:>7}{s.new:>7}{s.quarantined:>13}{s.unmapped:>10}")
@@ -810,6 +857,118 @@ def token_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
     for t in found:
         state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
         click.echo(f"{t.id}  {t.agency_id}  {t.purpose.value}  {state}  {t.label or ''}".rstrip())
+
+
+# --- keys (governance) ------------------------------------------------------------------
+@cli.group()
+def keys() -> None:
+    """Manage the keys that encrypt personal data at rest (see docs/security.md)."""
+
+
+@keys.command("new-kek")
+def keys_new_kek() -> None:
+    """Print a fresh random key-encryption key (base64) to put in CROSSBEAT_KEK."""
+    from crossbeat.vault.kek import generate_kek
+
+    click.echo(generate_kek())
+
+
+@keys.command("status")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def keys_status(db_url: str, as_json: bool) -> None:
+    """Show each agency's active data key and how many personal rows each key seals."""
+    from crossbeat.vault.rotate import key_status
+
+    agencies = key_status(open_store_or_fail(db_url))
+    if as_json:
+        echo_json([a.as_dict() for a in agencies])
+        return
+    if not agencies:
+        click.echo("no personal data and no data keys yet")
+    for a in agencies:
+        click.echo(f"{a.agency_id}: active key {a.active_key_id or '-'}")
+        for k in a.keys:
+            click.echo(f"    v{k.version} {k.key_id} {k.status:<8} kek {k.kek_id} rows {k.rows}")
+        if a.plain_rows:
+            click.echo(
+                f"    {a.plain_rows} legacy unencrypted rows: "
+                f"crossbeat keys rotate --agency {a.agency_id}"
+            )
+
+
+@keys.command("rotate")
+@db_option
+@click.option("--agency", "agency_ids", multiple=True, help="Agency to rotate (repeatable).")
+@click.option("--all", "all_agencies", is_flag=True, help="Every agency with personal data.")
+@click.option(
+    "--batch-size",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Rows re-encrypted per transaction.",
+)
+def keys_rotate(
+    db_url: str, agency_ids: tuple[str, ...], all_agencies: bool, batch_size: int
+) -> None:
+    """Re-encrypt an agency's personal data under a new data key and retire the old one.
+
+    Also encrypts legacy unencrypted rows. Safe to interrupt: running the same
+    command again finishes the rotation instead of starting another.
+    """
+    from crossbeat.vault.errors import VaultError
+    from crossbeat.vault.rotate import agencies_with_personal_data, rotate_agency_key
+
+    if bool(agency_ids) == all_agencies:
+        raise click.UsageError("give --agency ID (repeatable) or --all")
+    store = open_store_or_fail(db_url)
+    targets = agencies_with_personal_data(store) if all_agencies else list(agency_ids)
+    for agency_id in targets:
+        if not store.agency_exists(agency_id):
+            raise click.ClickException(f"unknown agency {agency_id}: see `crossbeat agency list`")
+        try:
+            res = rotate_agency_key(
+                store, agency_id, batch_size=batch_size, progress=_rotation_progress
+            )
+        except VaultError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(
+            f"{agency_id}: rotation {'done' if res.started else 'resumed and done'}; "
+            f"{res.reencrypted} rows re-encrypted under key v{res.new_version} "
+            f"{res.new_key_id}; retired: {', '.join(res.retired) or 'none'}"
+        )
+
+
+def _rotation_progress(p: Any) -> None:
+    click.echo(f"  {p.agency_id}: {p.done}/{p.total} rows re-encrypted (batch {p.batches})")
+
+
+@keys.command("rewrap")
+@db_option
+@click.option(
+    "--old-kek-file",
+    required=True,
+    envvar="CROSSBEAT_KEK_OLD_FILE",
+    type=click.Path(dir_okay=False),
+    help="File holding the previous KEK (base64); also CROSSBEAT_KEK_OLD_FILE.",
+)
+def keys_rewrap(db_url: str, old_kek_file: str) -> None:
+    """Re-wrap every data key under the configured KEK after changing the KEK.
+
+    Rows are not touched; safe to run again.
+    """
+    from crossbeat.vault.errors import VaultError
+    from crossbeat.vault.kek import read_kek_file
+    from crossbeat.vault.keys import Vault
+    from crossbeat.vault.rotate import rewrap_keys
+
+    store = open_store_or_fail(db_url)
+    try:
+        vault = Vault(store.vault.kek, old_keks=[read_kek_file(old_kek_file)])
+        n = rewrap_keys(store, vault)
+    except VaultError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{n} data key(s) re-wrapped under KEK {vault.kek.id}")
 
 
 # --- audit (governance) -----------------------------------------------------------------

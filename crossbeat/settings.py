@@ -48,6 +48,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", 8000, "TCP port the web server listens on."),
     Setting("demo_dir", "demo-data", "Folder where `crossbeat demo` writes its files."),
     Setting("demo_seed", 7, "Random seed of the generated demo region."),
+    Setting(
+        "kek",
+        "",
+        "Key-encryption key of the personal data: base64 of 32 random bytes (make one with "
+        "`crossbeat keys new-kek`). Without it (and without kek_file) a SQLite database "
+        "gets a development key file <db>.kek; other databases cannot hold personal data.",
+        env="CROSSBEAT_KEK",
+    ),
+    Setting(
+        "kek_file",
+        "",
+        "File holding the key-encryption key (base64), instead of kek.",
+        env="CROSSBEAT_KEK_FILE",
+    ),
 )
 
 
@@ -64,8 +78,20 @@ class Settings:
     port: int = _default("port")
     demo_dir: str = _default("demo_dir")
     demo_seed: int = _default("demo_seed")
+    kek: str = dataclasses.field(default=_default("kek"), repr=False)
+    kek_file: str = _default("kek_file")
 
     def __post_init__(self) -> None:
+        from crossbeat.vault.errors import KeyConfigError
+        from crossbeat.vault.kek import parse_kek
+
+        if self.kek and self.kek_file:
+            raise SettingsError("both kek and kek_file are set (CROSSBEAT_KEK, CROSSBEAT_KEK_FILE)")
+        if self.kek:
+            try:
+                parse_kek(self.kek)
+            except KeyConfigError as exc:
+                raise SettingsError(str(exc)) from None
         if not 0 < self.port < 65536:
             raise SettingsError(f"port must be between 1 and 65535, not {self.port}")
         if not self.database_url.strip():

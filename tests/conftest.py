@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from crossbeat.store import Store, open_store
 from crossbeat.store.base import close_all, normalise_url
+from crossbeat.vault.kek import KEK_FILE_SETTING, KEK_SETTING, Kek, generate_kek, parse_kek
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PG_ENV = "CROSSBEAT_TEST_POSTGRES_URL"
@@ -119,7 +120,26 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(name))
 
 
+@pytest.fixture(scope="session")
+def kek_text() -> str:
+    """A random key-encryption key (base64) for this test session; never a fixed key."""
+    return generate_kek()
+
+
 @pytest.fixture
-def store(db_url: str) -> Store:
-    """A fresh, migrated store, once on SQLite and once on PostgreSQL."""
-    return open_store(db_url)
+def kek(kek_text: str) -> Kek:
+    """The session's key-encryption key, as passed to ``open_store(url, kek=...)``."""
+    return parse_kek(kek_text)
+
+
+@pytest.fixture(autouse=True)
+def _kek_setting(monkeypatch: pytest.MonkeyPatch, kek_text: str) -> None:
+    """Configure the session KEK for CLI runs, in-process and in subprocesses."""
+    monkeypatch.setenv(KEK_SETTING, kek_text)
+    monkeypatch.delenv(KEK_FILE_SETTING, raising=False)
+
+
+@pytest.fixture
+def store(db_url: str, kek: Kek) -> Store:
+    """A fresh, migrated store with the session KEK, once on SQLite and once on PostgreSQL."""
+    return open_store(db_url, kek=kek)

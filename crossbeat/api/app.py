@@ -13,6 +13,7 @@ from crossbeat import __version__
 from crossbeat.api.routes import health
 from crossbeat.settings import Settings
 from crossbeat.store import open_store
+from crossbeat.vault.kek import Kek, resolve_kek
 
 DESCRIPTION = (
     "Collaborative crime mapping: several agencies' incidents in one store, "
@@ -38,6 +39,21 @@ def create_app(settings: Settings) -> FastAPI:
     """
     app = FastAPI(title="CrossBeat", version=__version__, description=DESCRIPTION)
     app.state.settings = settings
-    app.state.store = open_store(settings.database_url)
+    app.state.store = open_store(settings.database_url, kek=_kek(settings))
     app.include_router(health.router)
     return app
+
+
+def _kek(settings: Settings) -> Kek | None:
+    """Return the configured KEK (or a SQLite database's development key file's).
+
+    Without one the application still serves everything but personal data, whose
+    reads then fail with an error naming ``CROSSBEAT_KEK``.
+    """
+    found = resolve_kek(
+        settings.database_url,
+        kek=settings.kek or None,
+        kek_file=settings.kek_file or None,
+        required=False,
+    )
+    return found.kek

@@ -31,9 +31,12 @@ from crossbeat.model import Agency
 from crossbeat.store import Store, open_store
 from crossbeat.store.base import close_all
 from crossbeat.store.reads import count_incidents
+from crossbeat.vault.kek import Kek, read_kek_file, resolve_kek, write_kek_file
 
 #: File name of the demo database inside the demo folder.
 DEMO_DB = "crossbeat-demo.db"
+#: Development key file of a demo built into a database other than SQLite.
+DEMO_KEK = "crossbeat-demo.kek"
 #: File name of the ground-truth manifest inside the demo folder.
 MANIFEST = "demo-manifest.json"
 #: Source profile (in ``crossbeat/demo/profiles``) of each demo agency's export.
@@ -200,6 +203,7 @@ def build_demo(
     seed: int = 7,
     size: float = 1.0,
     progress: bool = False,
+    kek: Kek | None = None,
 ) -> DemoSummary:
     """Generate the demo region and load it into a database.
 
@@ -216,6 +220,9 @@ def build_demo(
         Scale of the incident counts (1.0 ≈ 10,000 incidents; tests use 0.05).
     progress
         Show ingest progress bars on a terminal.
+    kek
+        Key-encryption key of the personal data (the configured one); by default
+        :func:`demo_kek`.
 
     Returns
     -------
@@ -223,10 +230,28 @@ def build_demo(
         The files written and each agency's ingest summary.
     """
     files = write_region_files(out_dir, seed=seed, size=size)
-    store = open_store(db_url)
+    store = open_store(db_url, kek=kek or demo_kek(db_url, out_dir))
     register_demo_agencies(store, files.boundaries)
     ingests = ingest_demo_exports(store, files.exports, progress=progress)
     return DemoSummary(db_url, out_dir, seed, size, files, ingests)
+
+
+def demo_kek(db_url: str, out_dir: Path) -> Kek:
+    """Return the demo's development KEK, creating its key file on first use.
+
+    A SQLite database uses ``<db>.kek`` next to it, the file the CLI uses for that
+    database when no KEK is configured; any other database uses
+    ``crossbeat-demo.kek`` in the demo folder (set ``CROSSBEAT_KEK_FILE`` to it to
+    read the demo's personal data from the CLI).
+    """
+    found = resolve_kek(db_url, required=False)
+    if found.kek is not None:
+        return found.kek
+    path = out_dir / DEMO_KEK
+    try:
+        return write_kek_file(path)
+    except FileExistsError:
+        return read_kek_file(path)
 
 
 def manifest_data(sim: Simulation, exports: Mapping[str, ExportFile]) -> dict[str, Any]:

@@ -8,12 +8,13 @@ database URL: ``sqlite:///path.db`` or ``postgresql://user@host/db``.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import Connection, Engine, Table, inspect, select
 from sqlalchemy.engine import make_url
@@ -21,6 +22,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from crossbeat.clock import Clock, SystemClock
 from crossbeat.store import schema
+
+if TYPE_CHECKING:
+    from crossbeat.vault.kek import Kek
+    from crossbeat.vault.keys import Vault
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -38,6 +43,15 @@ class Store:
         self.engine = engine
         self.url = url
         self.clock: Clock = clock or SystemClock()
+        #: Encrypts and decrypts personal data (None: opened without a KEK, so personal
+        #: data can be neither written nor read).
+        self.vault: Vault | None = None
+
+    def with_vault(self, vault: Vault) -> Store:
+        """Return a store sharing this one's engine whose personal data uses ``vault``."""
+        keyed = copy.copy(self)
+        keyed.vault = vault
+        return keyed
 
     # -- connections -----------------------------------------------------------------
     @contextmanager
@@ -137,10 +151,11 @@ class Store:
 
 
 _CACHE: dict[str, Store] = {}
+_KEYED: dict[tuple[str, str], Store] = {}
 _LOCK = threading.Lock()
 
 
-def open_store(url: str, *, upgrade: bool = True) -> Store:
+def open_store(url: str, *, upgrade: bool = True, kek: Kek | None = None) -> Store:
     """Open (and by default create or migrate) the store at a database URL.
 
     Parameters
@@ -153,11 +168,16 @@ def open_store(url: str, *, upgrade: bool = True) -> Store:
     upgrade
         Run pending migrations. With ``False`` the schema is checked instead and a
         :class:`StoreError` names the upgrade command when it is behind.
+    kek
+        The key-encryption key from the configuration
+        (:func:`crossbeat.vault.kek.resolve_kek`). Without it personal data can be
+        neither written nor read (it is never stored unencrypted).
 
     Returns
     -------
     Store
-        The same object for the same URL within one process (engines are cached).
+        The same object for the same URL and KEK within one process. Stores of one
+        URL share one cached engine, whatever their KEK.
     """
     url = normalise_url(url)
     with _LOCK:
@@ -169,7 +189,15 @@ def open_store(url: str, *, upgrade: bool = True) -> Store:
         store.upgrade()
     else:
         store.check_schema()
-    return store
+    if kek is None:
+        return store
+    from crossbeat.vault.keys import Vault
+
+    with _LOCK:
+        keyed = _KEYED.get((url, kek.id))
+        if keyed is None:
+            keyed = _KEYED[(url, kek.id)] = store.with_vault(Vault(kek))
+    return keyed
 
 
 def close_all() -> None:
@@ -178,6 +206,7 @@ def close_all() -> None:
         for store in _CACHE.values():
             store.dispose()
         _CACHE.clear()
+        _KEYED.clear()
 
 
 def normalise_url(url: str) -> str:

@@ -7,13 +7,17 @@ later the field-report API) stores an incident the same way.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from crossbeat.model import Incident, PersonalData, Sensitivity, sha256_hex
+from crossbeat.model import Incident, Sensitivity, sha256_hex
 
-PLAIN_CODEC = "plain"
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from crossbeat.store.base import Store
 
 
 def _canonical(value: Any) -> Any:
@@ -129,31 +133,19 @@ def offence_rows(incident: Incident) -> list[dict[str, Any]]:
     ]
 
 
-def personal_row(incident: Incident, now: datetime) -> dict[str, Any] | None:
-    """Return the ``incident_personal`` row, or None when there is no personal data.
+def personal_rows(
+    store: Store, conn: Connection, incidents: Iterable[Incident], now: datetime
+) -> list[dict[str, Any]]:
+    """Return the ``incident_personal`` rows of the incidents that carry personal data.
 
-    Fields are stored with the ``plain`` codec here (UTF-8 JSON); the governance
-    layer's encrypting codec replaces these bytes with ciphertext.
+    Every field is encrypted through the store's vault (AES-256-GCM under the owning
+    agency's data key, :mod:`crossbeat.vault`); personal data is never written in
+    the clear. Raises :class:`crossbeat.vault.errors.KeyConfigError` when the store
+    was opened without a KEK.
     """
-    p: PersonalData = incident.personal
-    if p.is_empty():
-        return None
+    from crossbeat.vault.personal import encode_personal_rows
 
-    def enc(value: Any) -> bytes | None:
-        if value is None or value == ():
-            return None
-        return json.dumps(_canonical(value), ensure_ascii=False).encode("utf-8")
-
-    return {
-        "incident_id": incident.id,
-        "agency_id": incident.agency_id,
-        "codec": PLAIN_CODEC,
-        "key_id": None,
-        "full_address": enc(p.full_address),
-        "narrative": enc(p.narrative),
-        "persons": enc([asdict(person) for person in p.persons]),
-        "updated_at": now,
-    }
+    return encode_personal_rows(store, conn, incidents, now=now)
 
 
 def jurisdiction_rows(

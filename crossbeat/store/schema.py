@@ -213,8 +213,9 @@ incident_jurisdictions = Table(
     Index("ix_incident_jurisdictions_agency", "agency_id"),
 )
 
-# Personal data, held apart. Each field is stored as bytes through a codec
-# (``plain`` = UTF-8 JSON; the governance layer adds an encrypting codec).
+# Personal data, held apart. Each field is stored as bytes through a codec:
+# ``aesgcm-v1`` = AES-256-GCM under the agency's data key (crossbeat.vault), the only
+# one written; legacy ``plain`` = UTF-8 JSON, read until `crossbeat keys rotate`.
 incident_personal = Table(
     "incident_personal",
     metadata,
@@ -291,3 +292,4 @@ quarantine = Table(
 # Tables defined by other packages register on this metadata when imported.
 from crossbeat.auth import tables as _auth_tables  # noqa: E402,F401
 from crossbeat.audit import tables as _audit_tables  # noqa: E402,F401
+from crossbeat.vault import tables as _vault_tables  # noqa: E402,F401

@@ -21,7 +21,7 @@ from crossbeat.store.records import (
     incident_row,
     jurisdiction_rows,
     offence_rows,
-    personal_row,
+    personal_rows,
     record_hash,
     snapshot,
 )
@@ -288,7 +288,7 @@ def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: A
             r for inc in stored for r in jurisdiction_rows(inc.id, inc.agency_id, inc.jurisdictions)
         ]
         conn.execute(incident_jurisdictions.insert(), tags)
-        pers = [p for inc in stored if (p := personal_row(inc, now)) is not None]
+        pers = personal_rows(store, conn, stored, now)
         if pers:
             conn.execute(incident_personal.insert(), pers)
     for w in plan.withdrawals:
