@@ -31,9 +31,6 @@ from zoneinfo import ZoneInfo
 from crossbeat.ingest.profile import DateSpec
 from crossbeat.model import TimePrecision
 
-#: Named formats a :class:`DateSpec` may list besides strptime patterns.
-NAMED_FORMATS = ("iso", "epoch_s", "epoch_ms", "year_month", "excel")
-
 #: Dates before this are refused as implausible (typing errors such as 0206 for 2006).
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 #: How far ahead of the clock a date may be (time-zone slack) before it is refused.
@@ -162,12 +159,6 @@ class DateParser:
         self.spec = spec
         self.tz = ZoneInfo(spec.timezone or default_timezone)
         self.declared = None if spec.precision == "auto" else TimePrecision(spec.precision)
-        for fmt in spec.formats:
-            if "%" not in fmt and fmt not in NAMED_FORMATS:
-                raise ValueError(
-                    f"unknown date format {fmt!r}: use a strptime pattern such as "
-                    f"'%m/%d/%Y %H:%M' or one of {', '.join(NAMED_FORMATS)}"
-                )
 
     def describe(self) -> str:
         """Return the formats tried, for messages."""
@@ -196,7 +187,11 @@ class DateParser:
         moment, inferred = self._match(value)
         if time_value is not None:
             clock, time_precision = self._match_time(time_value)
-            moment = datetime.combine(moment.date(), clock, tzinfo=moment.tzinfo)
+            if moment.tzinfo is not None:
+                # The time column is local time: take the local calendar date of the
+                # date value (Toronto writes local midnight as "05:00:00+00").
+                moment = moment.astimezone(self.tz).replace(tzinfo=None)
+            moment = datetime.combine(moment.date(), clock)
             inferred = time_precision
         elif self.spec.time_column:
             inferred = coarser(inferred, TimePrecision.DAY)
