@@ -581,7 +581,7 @@ def test_dotted_columns_reach_into_nested_json() -> None:
         ('timezone = "America/Los_Angeles"', 'crs = "EPSG:999999"', "unknown CRS"),
         ('scheme = "code-nibrs"\ncode = "CODE2"', 'scheme = "nope"\ncode = "CODE2"', "'nope'"),
         ('STREET = "13"', 'STREET = "99"', "unknown NIBRS location codes"),
-        ('disposition = "OPEN"', 'colour = "red"', "defaults has unknown keys"),
+        ('disposition = "OPEN"', 'colour = "red"', r"defaults: .*unknown keys \['colour'\]"),
         ('formats = ["%Y-%m-%d %H:%M"]', 'formats = ["isoo"]', "unknown date format"),
     ],
 )

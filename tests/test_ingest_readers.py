@@ -121,12 +121,6 @@ def test_utf16_bom_contradicting_declared_encoding_is_a_source_error(tmp_path: P
         open_source(path, CSV)
 
 
-def test_unknown_encoding_is_a_source_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "a.csv", "id\n1\n")
-    with pytest.raises(SourceError, match="unknown encoding 'klingon'"):
-        open_source(path, SourceSpec(format="csv", encoding="klingon"))
-
-
 def test_truncated_last_record_is_kept_with_a_problem(tmp_path: Path) -> None:
     path = write(tmp_path, "a.csv", "id,date,code\n1,2020-01-01,A\n2,2020-01")
     records = read_all(path)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from crossbeat.cli import cli
 from crossbeat.clock import FrozenClock
 from crossbeat.ingest.check import check_profile, kind_of
-from crossbeat.ingest.profile import Profile, load_profile, parse_profile
+from crossbeat.ingest.profile import Profile, ProfileError, load_profile, parse_profile
 
 from .conftest import shared_data
 
@@ -129,6 +129,22 @@ def test_kind_of_masks_values() -> None:
         "location: column …: … is not a number"
     )
     assert kind_of('id: "it\'s" at row 12') == "id: … at row N"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('format = "csv"', 'format = "csv"\ndelimiter = ";;"', "delimiter must be one character"),
+        ('format = "csv"', 'format = "csv"\nencoding = "klingon"', "unknown encoding 'klingon'"),
+        ('column = "when"', 'column = "when"\ntimezone = "Mars/Olympus"', "unknown time zone"),
+        ('formats = ["%m/%d/%Y %H:%M"]', 'formats = ["isoo"]', "unknown date format 'isoo'"),
+        ('keep = ["beat"]', 'keep = ["beat"]\n[defaults]\nbeat = "1"', r"unknown keys \['beat'\]"),
+    ],
+)
+def test_profile_mistakes_are_caught_at_load_time(old: str, new: str, message: str) -> None:
+    assert old in PROFILE
+    with pytest.raises(ProfileError, match=message):
+        prof(PROFILE.replace(old, new))
 
 
 # -- CLI ------------------------------------------------------------------------------

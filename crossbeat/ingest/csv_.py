@@ -72,11 +72,6 @@ class CsvReader(SourceReader):
         self, path: Path, spec: SourceSpec, binary: BinaryIO, encoding: str, detected: bool
     ) -> None:
         super().__init__(path, spec, binary, encoding, detected)
-        if len(spec.delimiter) != 1:
-            raise SourceError(
-                f"source.delimiter must be one character, not {spec.delimiter!r} "
-                '(for tab-separated files write delimiter = "\\t")'
-            )
         head = binary.read(SNIFF_BYTES)
         binary.seek(0)
         start = sniff(head, path, encoding)

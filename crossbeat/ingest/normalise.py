@@ -67,9 +67,6 @@ from crossbeat.taxonomy import (
 
 Action = Literal["upsert", "withdraw", "expunge"]
 
-#: ``defaults`` keys a profile may set.
-DEFAULTABLE = ("status", "disposition", "location_type")
-
 
 class RecordError(ValueError):
     """A record cannot be identified; ``reasons`` says why."""
@@ -148,8 +145,7 @@ class Normaliser:
     Raises
     ------
     ProfileError
-        When the profile names an unknown CRS, date format, offence scheme, NIBRS
-        location type or ``defaults`` key.
+        When the profile names an unknown CRS, offence scheme or NIBRS location type.
     """
 
     def __init__(
@@ -179,7 +175,7 @@ class Normaliser:
                     self._dates[name] = DateParser(spec, src.timezone)
             dirs = [Path(profile.base_dir) / profile.crosswalks] if profile.crosswalks else []
             self._crosswalks = [(o, load_crosswalk(o.scheme, dirs)) for o in profile.offences]
-        except (CRSError, TaxonomyError, ValueError) as exc:
+        except (CRSError, TaxonomyError) as exc:
             raise ProfileError(f"profile {profile.name!r}: {exc}") from exc
         known_types = nibrs_location_types()
         bad = {k: v for k, v in loc.location_types.items() if v not in known_types}
@@ -187,12 +183,6 @@ class Normaliser:
             raise ProfileError(
                 f"profile {profile.name!r}: location.location_types maps to unknown NIBRS "
                 f"location codes {bad}; use codes such as '20' (residence) or '13' (street)"
-            )
-        unknown = sorted(set(profile.defaults) - set(DEFAULTABLE))
-        if unknown:
-            raise ProfileError(
-                f"profile {profile.name!r}: defaults has unknown keys {unknown}; "
-                f"allowed: {', '.join(DEFAULTABLE)}"
             )
         self._types = {k.strip().casefold(): v for k, v in loc.location_types.items()}
         self._precisions = {k.strip().casefold(): v for k, v in loc.precision_values.items()}

@@ -13,6 +13,7 @@ deeper in the pipeline handles untyped configuration.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import tomllib
 from pathlib import Path
@@ -55,6 +56,26 @@ class SourceSpec(_Strict):
     #: Values that mean "no value" (compared after stripping, case-insensitively).
     null_values: list[str] = Field(default_factory=lambda: ["", "NULL", "NA", "N/A", "NONE"])
 
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if len(value) != 1:
+            raise ValueError('delimiter must be one character (a tab is "\\t")')
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec_exists(cls, value: str) -> str:
+        if value.lower() != "auto":
+            try:
+                codecs.lookup(value)
+            except LookupError as exc:
+                raise ValueError(
+                    f"unknown encoding {value!r}: use a Python codec name such as 'utf-8', "
+                    "'cp1252' or 'latin-1', or 'auto'"
+                ) from exc
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _zone_exists(cls, value: str) -> str:
@@ -88,6 +109,12 @@ class IdSpec(_Strict):
         return self
 
 
+#: Named date formats (besides strptime patterns); see :mod:`crossbeat.ingest.dates`.
+DATE_FORMATS = ("iso", "epoch_s", "epoch_ms", "year_month", "excel")
+#: Fields that ``defaults`` may fill.
+DEFAULTABLE = ("status", "disposition", "location_type")
+
+
 class DateSpec(_Strict):
     """A date/time field, from one column or from separate date and time columns.
 
@@ -107,6 +134,22 @@ class DateSpec(_Strict):
     precision: Literal["auto", "minute", "hour", "day", "month", "year"] = "auto"
     #: Override the profile's time zone for this field.
     timezone: str | None = None
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        for fmt in value:
+            if "%" not in fmt and fmt not in DATE_FORMATS:
+                raise ValueError(
+                    f"unknown date format {fmt!r}: use a strptime pattern such as "
+                    f"'%m/%d/%Y %H:%M' or one of {', '.join(DATE_FORMATS)}"
+                )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, value: str | None) -> str | None:
+        return None if value is None else SourceSpec._zone_exists(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> DateSpec:
@@ -272,6 +315,14 @@ class Profile(_Strict):
         if zone is None or zone == self.source.timezone:
             return self
         return self.model_copy(update={"source": self.source.model_copy(update={"timezone": zone})})
+
+    @field_validator("defaults")
+    @classmethod
+    def _defaultable(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(DEFAULTABLE))
+        if unknown:
+            raise ValueError(f"unknown keys {unknown}; defaults can set {', '.join(DEFAULTABLE)}")
+        return value
 
     @property
     def default_time_precision(self) -> TimePrecision:
