@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,44 +193,58 @@ def test_cli_invalid_profile_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "invalid profile" in result.output
 
 
+# -- the documentation's worked example ----------------------------------------------------
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "profiles.md"
+
+
+def _doc_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+
+
+def test_the_worked_example_in_the_docs_is_true(tmp_path: Path) -> None:
+    data = write(tmp_path, _doc_blocks("text")[0])
+    profile = write(tmp_path, _doc_blocks("toml")[0], "portland-pd.toml")
+    report = check_profile(load_profile(profile), data, agency_id="portlandpd", clock=CLOCK)
+    assert report.matches and report.total == 2 and report.rejected == 0
+    first, second = (r.stored for r in report.rows)
+    assert first is not None and second is not None
+    assert first["source_id"] == "26-0001"
+    assert (first["occurred_from"], first["time_precision"]) == (
+        "2025-07-05T04:30:00+00:00",
+        "minute",
+    )
+    assert first["reported_at"] == "2025-07-05T07:00:00+00:00"
+    assert (first["lat"], first["lon"], first["location_precision"]) == (
+        45.5149,
+        -122.6789,
+        "exact",
+    )
+    assert first["block_address"] == "1200 BLOCK SW 4TH AVE"
+    assert first["location_type"] == "20"
+    assert first["offences"] == ["13B -> 13B (exact)"]
+    assert first["private_full_address"] == "1221 SW 4TH AVE APT 2"
+    assert first["private_persons"] == "victim (34)"
+    assert first["attributes"] == {"BEAT": "3C"}
+    assert (second["occurred_from"], second["occurred_to"], second["time_precision"]) == (
+        "2025-07-04T07:00:00+00:00",
+        "2025-07-05T06:59:59.999999+00:00",
+        "day",
+    )
+    assert second["block_address"] == "SW 5TH AVE / SW MAIN ST"
+    assert second["location_precision"] == "none"
+    assert any("no coordinates" in w for w in report.rows[1].warnings)
+
+
 # -- real data -------------------------------------------------------------------------
 @pytest.mark.shared_data
 def test_police_uk_city_of_london_month(tmp_path: Path) -> None:
     data = shared_data("uk-london", "btp_col_2020", "2020-01-city-of-london-street.csv")
-    profile_path = write(
-        tmp_path,
-        textwrap.dedent(
-            """
-            name = "police-uk-street"
-            status = "Last outcome category"
-            [source]
-            format = "csv"
-            encoding = "auto"
-            timezone = "Europe/London"
-            [id]
-            columns = ["Crime ID"]
-            fallback = "hash"
-            hash_columns = ["Month", "Longitude", "Latitude", "Location", "Crime type"]
-            [occurred_from]
-            column = "Month"
-            formats = ["year_month"]
-            [location]
-            x = "Longitude"
-            y = "Latitude"
-            precision = "snapped"
-            address = "Location"
-            address_is_public = true
-            [[offences]]
-            scheme = "police-uk"
-            code = "Crime type"
-            """
-        ),
-        "police-uk.toml",
-    )
+    profile_path = write(tmp_path, _doc_blocks("toml")[1], "police-uk.toml")
     report = check_profile(load_profile(profile_path), data, agency_id="colp", limit=3)
     assert report.matches and report.total == 797
     # police.uk repeats a few Crime IDs within a month; the pipeline keeps the first.
     assert report.rejected == sum(report.reasons.values()) == 10
+    assert all("duplicate source id" in r for r in report.reasons)
     assert report.unmapped == {}
     assert report.rows[0].stored is not None
     assert report.rows[0].stored["time_precision"] == "month"
