@@ -344,6 +344,21 @@ def test_geojson_features(tmp_path: Path) -> None:
     assert records[1].fields == {} and records[1].geometry is None
 
 
+def test_geojson_crs_member_must_agree_with_the_profile(tmp_path: Path) -> None:
+    doc = {
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2913"}},
+        "features": [{"type": "Feature", "properties": {"id": 1}, "geometry": None}],
+    }
+    path = write(tmp_path, "a.geojson", json.dumps(doc))
+    with pytest.raises(SourceError, match=r"declares.*EPSG::2913.*set source.crs"):
+        open_source(path, GEOJSON)
+    assert read_all(path, SourceSpec(format="geojson", crs="EPSG:2913"))[0].fields == {"id": "1"}
+    doc["crs"]["properties"]["name"] = "urn:ogc:def:crs:OGC:1.3:CRS84"  # = EPSG:4326 lon/lat
+    path.write_text(json.dumps(doc))
+    assert len(read_all(path, GEOJSON)) == 1
+
+
 def test_not_a_feature_collection_is_a_source_error(tmp_path: Path) -> None:
     path = write(tmp_path, "a.geojson", '{"type": "Point", "coordinates": [1, 2]}')
     with pytest.raises(SourceError, match="not a GeoJSON FeatureCollection"):

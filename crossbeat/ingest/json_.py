@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 import ijson
 
+from crossbeat.geo.crs import CRSError, parse_crs
 from crossbeat.ingest.profile import SourceSpec
 from crossbeat.ingest.source import (
     _ESCAPE,
@@ -327,6 +328,36 @@ class GeoJsonReader(_StreamedJson):
             raise SourceError(
                 f"{self.path.name} is not GeoJSON (a FeatureCollection object starts with "
                 "'{'): check source.format"
+            )
+        self._check_crs()
+
+    def _check_crs(self) -> None:
+        """Refuse a file whose (pre-2016 GeoJSON) ``crs`` member contradicts the profile.
+
+        Only the part of the document before ``features`` is read.
+        """
+        name = None
+        try:
+            for prefix, event, value in ijson.parse(_Utf8Stream(self._binary, self.encoding)):
+                if prefix == "features" and event == "start_array":
+                    break
+                if prefix == "crs.properties.name" and event == "string":
+                    name = value
+                    break
+        except ijson.JSONError:
+            pass  # reported with the records
+        finally:
+            self._binary.seek(0)
+        if name is None:
+            return
+        try:
+            declared = parse_crs(name)
+        except CRSError:
+            return
+        if not declared.equals(parse_crs(self.spec.crs), ignore_axis_order=True):
+            raise SourceError(
+                f"{self.path.name} declares its coordinates in {name!r} but the profile says "
+                f"source.crs = {self.spec.crs!r}: set source.crs to the file's CRS"
             )
 
     def _check_empty(self) -> None:
