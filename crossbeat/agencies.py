@@ -103,17 +103,31 @@ def _check_geometry(geometry: Mapping[str, Any]) -> shapely.Geometry:
             "reproject the boundary to EPSG:4326 first"
         )
     if not geom.is_valid:
-        geom = shapely.make_valid(geom)
+        # Repairing a self-intersecting ring can yield a collection with slivers
+        # (lines, points); keep only its polygonal parts.
+        fixed = shapely.make_valid(geom)
+        parts = [p for p in shapely.get_parts(fixed) if p.geom_type in ("Polygon", "MultiPolygon")]
+        geom = shapely.unary_union(parts)
     return geom
 
 
-def set_jurisdiction(store: Store, agency_id: str, name: str, geometry: Mapping[str, Any]) -> None:
+def set_jurisdiction(
+    store: Store,
+    agency_id: str,
+    name: str,
+    geometry: Mapping[str, Any],
+    *,
+    retag: bool = True,
+) -> None:
     """Set (or replace) one named jurisdiction polygon of an agency and re-tag incidents.
 
     Parameters
     ----------
     geometry
         A GeoJSON Polygon or MultiPolygon in WGS84 longitude/latitude.
+    retag
+        Recompute the jurisdiction tags of stored incidents (skip only when more
+        polygons follow and :func:`retag_incidents` is called once at the end).
     """
     if not store.agency_exists(agency_id):
         raise AgencyError(f"unknown agency {agency_id!r}: register it first (crossbeat agency add)")
@@ -132,7 +146,8 @@ def set_jurisdiction(store: Store, agency_id: str, name: str, geometry: Mapping[
                 created_at=store.now(),
             )
         )
-    retag_incidents(store)
+    if retag:
+        retag_incidents(store)
 
 
 def load_boundaries(
@@ -175,7 +190,8 @@ def load_boundaries(
     geoms = [_check_geometry(f.get("geometry") or {}) for f in chosen]
     for i, (f, g) in enumerate(zip(chosen, geoms, strict=True)):
         name = str((f.get("properties") or {}).get(name_property) or f"{agency_id}-{i + 1}")
-        set_jurisdiction(store, agency_id, name, mapping(g))
+        set_jurisdiction(store, agency_id, name, mapping(g), retag=False)
+    retag_incidents(store)
     return len(geoms)
 
 
