@@ -114,13 +114,7 @@ class AuditEvent:
     def __post_init__(self) -> None:
         """Validate and normalise the fields (raise ``ValueError`` naming the field)."""
         set_ = object.__setattr__
-        try:
-            set_(self, "action", Action(self.action))
-        except ValueError:
-            raise ValueError(
-                f"unknown audit action {self.action!r}; use one of: "
-                + ", ".join(a.value for a in Action)
-            ) from None
+        set_(self, "action", as_action(self.action))
         try:
             set_(self, "outcome", Outcome(self.outcome))
         except ValueError:
@@ -204,6 +198,16 @@ class AuditEvent:
             "prev_hash": self.prev_hash,
             "entry_hash": self.entry_hash,
         }
+
+
+def as_action(value: Action | str) -> Action:
+    """Return the :class:`Action` named by ``value`` (``ValueError`` listing the valid ones)."""
+    try:
+        return Action(value)
+    except ValueError:
+        raise ValueError(
+            f"unknown audit action {value!r}; use one of: " + ", ".join(a.value for a in Action)
+        ) from None
 
 
 def canonical_json(doc: Any) -> bytes:

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
-from crossbeat.audit.events import Action, AuditEvent
+from crossbeat.audit.events import Action, AuditEvent, as_action
 from crossbeat.audit.merkle import Frontier
 from crossbeat.audit.tables import audit_event_owners, audit_events, audit_head
 
@@ -444,7 +444,7 @@ def _run(
     if until is not None:
         query = query.where(audit_events.c.occurred_at < until)
     if action is not None:
-        query = query.where(audit_events.c.action == Action(action).value)
+        query = query.where(audit_events.c.action == as_action(action).value)
     if record_id is not None:
         query = query.where(_lists_record(store.dialect, record_id))
     query = query.order_by(audit_events.c.seq.desc()).limit(limit).offset(offset)
