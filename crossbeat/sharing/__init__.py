@@ -1,0 +1,67 @@
+"""Sharing governance (issue #3): agreements, the one read policy, the public release.
+
+Modules: :mod:`~crossbeat.sharing.scope` (fields, precision levels, offences, purposes),
+:mod:`~crossbeat.sharing.agreements` (agreements as data), :mod:`~crossbeat.sharing.groups`
+(named groups of agencies), :mod:`~crossbeat.sharing.overrides` (agencies' tightenings of
+the public policy), :mod:`~crossbeat.sharing.public` (the public release policy, anchor
+points, aggregate suppression), :mod:`~crossbeat.sharing.policy` (the pure decision:
+viewer + request -> plan with reasons), :mod:`~crossbeat.sharing.rules` (one grant's
+filter and transformation), :mod:`~crossbeat.sharing.reads` (THE read entry points),
+:mod:`~crossbeat.sharing.preview`, :mod:`~crossbeat.sharing.rls` (PostgreSQL row-level
+security), :mod:`~crossbeat.sharing.demo` (the demo region's agreements) and
+:mod:`~crossbeat.sharing.tables`.
+
+Nothing is imported at import time (:mod:`crossbeat.store.schema` imports
+:mod:`crossbeat.sharing.tables`); the names below load their module on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "Viewer": "policy",
+    "ViewerKind": "policy",
+    "ReadRequest": "policy",
+    "RequestError": "policy",
+    "Decision": "policy",
+    "ReadPlan": "policy",
+    "plan": "policy",
+    "read_incidents": "reads",
+    "aggregate": "reads",
+    "count_incidents": "reads",
+    "read_detail": "reads",
+    "LiveStream": "reads",
+    "ReadResult": "reads",
+    "AggregateResult": "reads",
+    "DetailResult": "reads",
+    "StreamUpdate": "reads",
+    "preview": "preview",
+    "Preview": "preview",
+    "Agreement": "agreements",
+    "Grantee": "agreements",
+    "create_agreement": "agreements",
+    "revoke_agreement": "agreements",
+    "list_agreements": "agreements",
+    "get_agreement": "agreements",
+    "AgreementError": "_manage",
+    "create_group": "groups",
+    "set_members": "groups",
+    "list_groups": "groups",
+    "PublicPolicy": "public",
+    "DEFAULT_PUBLIC_POLICY": "public",
+    "get_public_policy": "overrides",
+    "tighten_public_policy": "overrides",
+    "Purpose": "scope",
+    "demo_agreements": "demo",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'crossbeat.sharing' has no attribute {name!r}")
+    return getattr(import_module(f"crossbeat.sharing.{module}"), name)

@@ -1,0 +1,661 @@
+"""Sharing agreements as data: create, revoke, list; named groups of agencies (issue #3).
+
+An agreement says that an *owner* agency shares some of its incidents with a
+*grantee*: another agency, a named group (a task force), or the public. Nothing is
+shared without one (deny by default). Every management operation validates all of its
+input first and lists every problem in one :class:`AgreementError`; it then changes the
+database in one transaction together with its audit event, or not at all.
+
+The overlap rule
+    For one owner and one grantee, at most one agreement may cover a given offence at
+    any moment: a new agreement whose validity period and offences overlap those of an
+    agreement that is not revoked is refused (as a *duplicate* when the scopes are the
+    same, as *contradictory* otherwise), naming the agreement to revoke first. Grants
+    to different grantees may overlap (a city agreement and a task-force agreement
+    both reaching one officer); reads then use the most specific one (see
+    :mod:`crossbeat.sharing.policy`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from crossbeat.auth.roles import Actor
+from crossbeat.clock import Clock
+from crossbeat.model import Sensitivity
+from crossbeat.sharing._manage import (
+    AgreementError,
+    actor_name,
+    audit_change,
+    check_permission,
+)
+from crossbeat.sharing.groups import get_group
+from crossbeat.sharing.overrides import public_policy_of
+from crossbeat.sharing.public import DEFAULT_PUBLIC_POLICY, PublicPolicy
+from crossbeat.sharing.scope import (
+    PERSONAL_FIELDS,
+    Precision,
+    Purpose,
+    ScopeError,
+    TimeResolution,
+    expand_fields,
+    format_delay,
+    offences_overlap,
+    parse_delay,
+    parse_offences,
+    parse_precision,
+    parse_sensitivity,
+    parse_time_resolution,
+)
+from crossbeat.sharing.tables import (
+    sharing_agreement_versions,
+    sharing_agreements,
+)
+from crossbeat.store import Store
+from crossbeat.store.schema import agencies
+
+
+class GranteeKind(StrEnum):
+    """Who an agreement shares with."""
+
+    AGENCY = "agency"
+    GROUP = "group"
+    PUBLIC = "public"
+
+
+@dataclass(frozen=True)
+class Grantee:
+    """The receiving side of an agreement: ``rivertonpd``, ``group:taskforce`` or ``public``."""
+
+    kind: GranteeKind
+    id: str
+
+    @classmethod
+    def parse(cls, text: str | Grantee) -> Grantee:
+        """Read ``public``, ``group:ID``, ``agency:ID`` or a bare agency id."""
+        if isinstance(text, Grantee):
+            return text
+        value = str(text).strip()
+        if value.lower() == "public":
+            return cls(GranteeKind.PUBLIC, "public")
+        kind, sep, rest = value.partition(":")
+        if sep and kind.lower() in ("group", "agency"):
+            return cls(GranteeKind(kind.lower()), rest.strip())
+        return cls(GranteeKind.AGENCY, value)
+
+    def __str__(self) -> str:
+        """Return the grantee as written on the command line."""
+        if self.kind is GranteeKind.AGENCY:
+            return self.id
+        return "public" if self.kind is GranteeKind.PUBLIC else f"group:{self.id}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an agreement shares, and how precisely."""
+
+    offences: frozenset[str] | None
+    fields: frozenset[str]
+    precision: Precision
+    time_resolution: TimeResolution
+    delay: timedelta
+    purposes: frozenset[Purpose]
+    include_sensitive: frozenset[Sensitivity] = frozenset()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the scope as JSON-ready data."""
+        return {
+            "offences": None if self.offences is None else sorted(self.offences),
+            "fields": sorted(self.fields),
+            "precision": self.precision.name,
+            "time_resolution": self.time_resolution.value,
+            "delay": format_delay(self.delay),
+            "purposes": sorted(p.value for p in self.purposes),
+            "include_sensitive": sorted(s.value for s in self.include_sensitive),
+        }
+
+    def as_public_policy(self) -> PublicPolicy:
+        """Return the knobs of this scope that the public release policy also has."""
+        return PublicPolicy(
+            precision=self.precision,
+            time_resolution=self.time_resolution,
+            delay=self.delay,
+            threshold=1,
+            fields=self.fields,
+        )
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A stored sharing agreement (never deleted; revoking stamps ``revoked_at``)."""
+
+    id: str
+    owner: str
+    grantee: Grantee
+    scope: Scope
+    valid_from: datetime
+    valid_to: datetime | None
+    approved_by: str
+    purpose_note: str = ""
+    created_at: datetime | None = None
+    created_by: str | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    revoke_reason: str | None = None
+    version: int = 1
+
+    def status(self, now: datetime) -> str:
+        """Return ``active``, ``pending`` (not yet valid), ``expired`` or ``revoked``."""
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return "revoked"
+        if self.valid_from > now:
+            return "pending"
+        if self.valid_to is not None and self.valid_to <= now:
+            return "expired"
+        return "active"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the agreement as JSON-ready data (times as ISO strings)."""
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "grantee": str(self.grantee),
+            "grantee_kind": self.grantee.kind.value,
+            **self.scope.to_dict(),
+            "purpose_note": self.purpose_note,
+            "valid_from": _iso(self.valid_from),
+            "valid_to": _iso(self.valid_to),
+            "approved_by": self.approved_by,
+            "created_at": _iso(self.created_at),
+            "created_by": self.created_by,
+            "revoked_at": _iso(self.revoked_at),
+            "revoked_by": self.revoked_by,
+            "revoke_reason": self.revoke_reason,
+            "version": self.version,
+        }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+# -- agreements ------------------------------------------------------------------------------
+def create_agreement(
+    store: Store,
+    owner: str,
+    grantee: str | Grantee,
+    *,
+    offences: Iterable[str] | None = None,
+    fields: Iterable[str] | None = None,
+    precision: str | Precision | None = None,
+    time_resolution: str | TimeResolution | None = None,
+    delay: str | int | timedelta | None = None,
+    purposes: Iterable[str] | None = None,
+    include_sensitive: Iterable[str] = (),
+    approved_by: str = "",
+    purpose_note: str = "",
+    valid_from: datetime | None = None,
+    valid_to: datetime | None = None,
+    by: Actor | None = None,
+    clock: Clock | None = None,
+) -> Agreement:
+    """Create a sharing agreement after validating every field.
+
+    Parameters
+    ----------
+    store
+        The store.
+    owner
+        The agency whose data is shared.
+    grantee
+        ``AGENCY_ID``, ``group:GROUP_ID`` or ``public``.
+    offences
+        ``all``, categories (``person``, ``property``, ``society``), ``part1`` or NIBRS
+        codes. Required except for the public.
+    fields
+        Field and group names from the allow-list (:mod:`crossbeat.sharing.scope`).
+        Required except for the public (default: every public field).
+    precision
+        ``exact``, ``block``, ``h3:6`` ... ``h3:9`` or ``jurisdiction``. Required except
+        for the public (default: the owner's public policy).
+    time_resolution
+        ``exact``, ``hour``, ``day`` or ``month`` (default ``exact``; public: policy).
+    delay
+        Publication delay such as ``24h`` (default none; public: policy).
+    purposes
+        Purposes served: ``analysis``, ``operations``, ``investigation``. The public
+        always gets ``public_information``. Required except for the public.
+    include_sensitive
+        Sensitivity flags whose incidents are still shared (never for the public).
+    approved_by
+        Who approved the agreement (name, office, reference). Required.
+    purpose_note
+        Free text: why the data is shared.
+    valid_from, valid_to
+        Validity (aware datetimes); ``valid_from`` defaults to now, ``valid_to`` to open.
+    by
+        The signed-in user (agency_admin of the owner or platform_admin), or None for
+        the local operator.
+    clock
+        Clock for "now" (default: the store's clock).
+
+    Returns
+    -------
+    Agreement
+        The stored agreement.
+
+    Raises
+    ------
+    AgreementError
+        Listing every problem; nothing was stored.
+    PermissionDenied
+        When ``by`` may not manage the owner's agreements (the attempt is audited).
+    """
+    now = (clock or store.clock).now()
+    check_permission(store, by, owner, "create sharing agreements")
+    with store.begin() as conn:
+        _lock_owner(conn, owner)
+        agreement = _validated(
+            conn,
+            owner=owner,
+            grantee=grantee,
+            offences=offences,
+            fields=fields,
+            precision=precision,
+            time_resolution=time_resolution,
+            delay=delay,
+            purposes=purposes,
+            include_sensitive=include_sensitive,
+            approved_by=approved_by,
+            purpose_note=purpose_note,
+            valid_from=valid_from if valid_from is not None else now,
+            valid_to=valid_to,
+            now=now,
+            created_by=actor_name(by),
+        )
+        conn.execute(insert(sharing_agreements).values(**_row(agreement)))
+        _save_version(conn, agreement, "created", now, actor_name(by))
+        _audit_change(store, conn, by, agreement, "created")
+    return agreement
+
+
+def _lock_owner(conn: Connection, owner: str) -> None:
+    # Serialise agreement changes per owner so two concurrent creations cannot both
+    # pass the overlap check (SQLite serialises writers anyway).
+    conn.execute(select(agencies.c.id).where(agencies.c.id == owner).with_for_update())
+
+
+def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) -> Agreement:
+    problems: list[str] = []
+    owner = str(raw["owner"] or "").strip()
+    known = set(conn.execute(select(agencies.c.id)).scalars())
+    if owner not in known:
+        problems.append(f"owner: unknown agency {owner!r} (register it with crossbeat agency add)")
+    try:
+        grantee = Grantee.parse(raw["grantee"])
+    except ValueError:
+        grantee = Grantee(GranteeKind.AGENCY, str(raw["grantee"]))
+    public = grantee.kind is GranteeKind.PUBLIC
+    if grantee.kind is GranteeKind.AGENCY:
+        if grantee.id not in known:
+            problems.append(f"grantee: unknown agency {grantee.id!r} (use public or group:ID)")
+        elif grantee.id == owner:
+            problems.append("grantee: an agency always sees its own data; name another grantee")
+    elif grantee.kind is GranteeKind.GROUP and get_group(conn, grantee.id) is None:
+        problems.append(f"grantee: unknown group {grantee.id!r} (create it with group add)")
+    policy = public_policy_of(conn, owner) if public else DEFAULT_PUBLIC_POLICY
+
+    def parse(name: str, parser: Any, value: Any, default: Any) -> Any:
+        if value is None:
+            if default is None:
+                problems.append(f"{name}: required for an agreement with {grantee}")
+            return default
+        try:
+            return parser(value)
+        except ScopeError as exc:
+            problems.append(f"{name}: {exc}")
+            return default
+
+    offences = parse("offences", parse_offences, raw["offences"], None if not public else "all")
+    offences = None if offences == "all" else offences
+    fields = parse(
+        "fields",
+        lambda v: expand_fields(v, personal=not public),
+        raw["fields"],
+        policy.fields if public else None,
+    )
+    precision = parse(
+        "precision", parse_precision, raw["precision"], policy.precision if public else None
+    )
+    time_res = parse(
+        "time_resolution",
+        parse_time_resolution,
+        raw["time_resolution"],
+        policy.time_resolution if public else TimeResolution.EXACT,
+    )
+    delay = parse("delay", parse_delay, raw["delay"], policy.delay if public else timedelta(0))
+    purposes = parse(
+        "purposes",
+        _parse_purposes,
+        raw["purposes"],
+        frozenset({Purpose.PUBLIC_INFORMATION}) if public else None,
+    )
+    if public:
+        if purposes and purposes != {Purpose.PUBLIC_INFORMATION}:
+            problems.append("purposes: the public grantee is always public_information")
+        purposes = frozenset({Purpose.PUBLIC_INFORMATION})
+    elif purposes and Purpose.PUBLIC_INFORMATION in purposes:
+        problems.append("purposes: public_information is only for the public grantee")
+    sensitive = parse("include_sensitive", parse_sensitivity, raw["include_sensitive"], ())
+    if public and sensitive:
+        problems.append("include_sensitive: sensitive incidents are never published")
+    if public and None not in (fields, precision, time_res, delay):
+        scope_policy = PublicPolicy(
+            precision=precision, time_resolution=time_res, delay=delay, fields=fields
+        )
+        for p in scope_policy.looser_than(policy):
+            problems.append(f"public policy of {owner}: {p}; the public can only get less")
+    if fields and set(PERSONAL_FIELDS) & fields and not (purposes or ()):
+        problems.append("fields: personal data needs at least one purpose")
+    approved_by = str(raw["approved_by"] or "").strip()
+    if not approved_by:
+        problems.append("approved_by: name who approved the agreement (person, office, reference)")
+    valid_from, valid_to = raw["valid_from"], raw["valid_to"]
+    problems += _check_validity(valid_from, valid_to, now)
+    if not problems:
+        draft = Agreement(
+            id=str(uuid.uuid4()),
+            owner=owner,
+            grantee=grantee,
+            scope=Scope(offences, fields, precision, time_res, delay, purposes, sensitive),
+            valid_from=valid_from,
+            valid_to=valid_to,
+            approved_by=approved_by,
+            purpose_note=str(raw["purpose_note"] or "").strip(),
+            created_at=now,
+            created_by=created_by,
+        )
+        problems += _overlaps(conn, draft, now)
+        if not problems:
+            return draft
+    raise AgreementError(problems)
+
+
+def _parse_purposes(value: Iterable[str]) -> frozenset[Purpose]:
+    names = [t.strip().lower() for v in value for t in str(v).split(",") if t.strip()]
+    if not names:
+        raise ScopeError("name at least one purpose: analysis, operations, investigation")
+    out, bad = set(), []
+    for name in names:
+        try:
+            out.add(Purpose(name))
+        except ValueError:
+            bad.append(name)
+    if bad:
+        valid = ", ".join(p.value for p in Purpose)
+        raise ScopeError(f"unknown purpose(s) {', '.join(bad)}: use {valid}")
+    return frozenset(out)
+
+
+def _check_validity(valid_from: Any, valid_to: Any, now: datetime) -> list[str]:
+    problems = []
+    for name, value in (("valid_from", valid_from), ("valid_to", valid_to)):
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            problems.append(f"{name}: give a date and time with a time zone (e.g. ...Z)")
+    if problems:
+        return problems
+    if valid_from < now - timedelta(minutes=5):
+        problems.append(
+            f"valid_from: {valid_from.isoformat()} is in the past; an agreement starts now "
+            "or later (omit valid_from to start now)"
+        )
+    if valid_to is not None:
+        if valid_to <= now:
+            problems.append(f"valid_to: {valid_to.isoformat()} has already passed")
+        elif valid_to <= valid_from:
+            problems.append("valid_to: must be after valid_from")
+    return problems
+
+
+def _overlaps(conn: Connection, draft: Agreement, now: datetime) -> list[str]:
+    t = sharing_agreements.c
+    rows = conn.execute(
+        select(sharing_agreements).where(
+            (t.owner_id == draft.owner)
+            & (t.grantee_kind == draft.grantee.kind.value)
+            & (t.grantee_id == draft.grantee.id)
+            & t.revoked_at.is_(None)
+        )
+    ).mappings()
+    problems = []
+    for row in rows:
+        other = agreement_from_row(row)
+        if other.status(now) == "expired":
+            continue
+        ends_a, ends_b = draft.valid_to, other.valid_to
+        if (ends_b is not None and ends_b <= draft.valid_from) or (
+            ends_a is not None and ends_a <= other.valid_from
+        ):
+            continue
+        if not offences_overlap(draft.scope.offences, other.scope.offences):
+            continue
+        kind = "duplicates" if other.scope == draft.scope else "contradicts"
+        problems.append(
+            f"{kind} agreement {other.id} ({other.owner} -> {other.grantee}, offences "
+            f"{', '.join(sorted(other.scope.offences or {'all'}))}, precision "
+            f"{other.scope.precision}): one owner and grantee may have only one agreement "
+            f"per offence at a time; revoke it first (crossbeat agreement revoke {other.id} "
+            "--reason ...) or narrow the offences or validity"
+        )
+    return problems
+
+
+def revoke_agreement(
+    store: Store,
+    agreement_id: str,
+    *,
+    reason: str,
+    by: Actor | None = None,
+    clock: Clock | None = None,
+) -> Agreement:
+    """Revoke an agreement at once: no read after this call uses it, streams included.
+
+    Raises
+    ------
+    AgreementError
+        For an unknown or already revoked agreement or an empty reason.
+    PermissionDenied
+        When ``by`` may not manage the owner's agreements.
+    """
+    now = (clock or store.clock).now()
+    current = get_agreement(store, agreement_id)
+    problems = []
+    if current is None:
+        problems.append(f"unknown agreement {agreement_id!r} (see crossbeat agreement list)")
+    elif current.revoked_at is not None:
+        problems.append(f"agreement {agreement_id} was already revoked at {current.revoked_at}")
+    if not (reason or "").strip():
+        problems.append("reason: say why the agreement is revoked")
+    if problems:
+        raise AgreementError(problems)
+    assert current is not None
+    check_permission(store, by, current.owner, "revoke sharing agreements")
+    with store.begin() as conn:
+        _lock_owner(conn, current.owner)
+        result = conn.execute(
+            update(sharing_agreements)
+            .where(
+                (sharing_agreements.c.id == agreement_id)
+                & sharing_agreements.c.revoked_at.is_(None)
+            )
+            .values(
+                revoked_at=now,
+                revoked_by=actor_name(by),
+                revoke_reason=reason.strip(),
+                version=current.version + 1,
+            )
+        )
+        if result.rowcount != 1:
+            raise AgreementError([f"agreement {agreement_id} was revoked meanwhile"])
+        revoked = _load(conn, agreement_id)
+        _save_version(conn, revoked, "revoked", now, actor_name(by))
+        _audit_change(store, conn, by, revoked, "revoked")
+    return revoked
+
+
+def get_agreement(store: Store, agreement_id: str) -> Agreement | None:
+    """Return an agreement by id, or None."""
+    with store.connect() as conn:
+        row = (
+            conn.execute(select(sharing_agreements).where(sharing_agreements.c.id == agreement_id))
+            .mappings()
+            .first()
+        )
+    return agreement_from_row(row) if row else None
+
+
+def list_agreements(
+    store: Store,
+    *,
+    owner: str | None = None,
+    grantee: str | Grantee | None = None,
+    status: str | None = None,
+    clock: Clock | None = None,
+) -> list[Agreement]:
+    """Return agreements, optionally of one owner, grantee or status, oldest first.
+
+    Parameters
+    ----------
+    status
+        ``active``, ``pending``, ``expired`` or ``revoked`` (None: all).
+    """
+    now = (clock or store.clock).now()
+    q = select(sharing_agreements).order_by(
+        sharing_agreements.c.created_at, sharing_agreements.c.id
+    )
+    if owner is not None:
+        q = q.where(sharing_agreements.c.owner_id == owner)
+    if grantee is not None:
+        g = Grantee.parse(grantee)
+        q = q.where(
+            (sharing_agreements.c.grantee_kind == g.kind.value)
+            & (sharing_agreements.c.grantee_id == g.id)
+        )
+    with store.connect() as conn:
+        found = [agreement_from_row(r) for r in conn.execute(q).mappings()]
+    return [a for a in found if status is None or a.status(now) == status]
+
+
+def load_agreements(conn: Connection) -> list[Agreement]:
+    """Return every agreement (for the policy; revoked ones explain denials)."""
+    q = select(sharing_agreements).order_by(sharing_agreements.c.id)
+    return [agreement_from_row(r) for r in conn.execute(q).mappings()]
+
+
+def agreement_from_row(row: Mapping[str, Any]) -> Agreement:
+    """Rebuild an :class:`Agreement` from its stored row."""
+    scope = Scope(
+        offences=None if row["offences"] is None else frozenset(row["offences"]),
+        fields=frozenset(row["fields"]),
+        precision=parse_precision(row["precision"]),
+        time_resolution=TimeResolution(row["time_resolution"]),
+        delay=timedelta(seconds=row["delay_seconds"]),
+        purposes=frozenset(Purpose(p) for p in row["purposes"]),
+        include_sensitive=frozenset(Sensitivity(s) for s in row["include_sensitive"]),
+    )
+    return Agreement(
+        id=row["id"],
+        owner=row["owner_id"],
+        grantee=Grantee(GranteeKind(row["grantee_kind"]), row["grantee_id"]),
+        scope=scope,
+        valid_from=row["valid_from"],
+        valid_to=row["valid_to"],
+        approved_by=row["approved_by"],
+        purpose_note=row["purpose_note"],
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+        revoked_at=row["revoked_at"],
+        revoked_by=row["revoked_by"],
+        revoke_reason=row["revoke_reason"],
+        version=row["version"],
+    )
+
+
+def _row(a: Agreement) -> dict[str, Any]:
+    s = a.scope.to_dict()
+    return {
+        "id": a.id,
+        "owner_id": a.owner,
+        "grantee_kind": a.grantee.kind.value,
+        "grantee_id": a.grantee.id,
+        "offences": s["offences"],
+        "fields": s["fields"],
+        "precision": s["precision"],
+        "time_resolution": s["time_resolution"],
+        "delay_seconds": int(a.scope.delay.total_seconds()),
+        "purposes": s["purposes"],
+        "include_sensitive": s["include_sensitive"],
+        "purpose_note": a.purpose_note,
+        "valid_from": a.valid_from,
+        "valid_to": a.valid_to,
+        "approved_by": a.approved_by,
+        "created_at": a.created_at,
+        "created_by": a.created_by,
+        "revoked_at": None,
+        "revoked_by": None,
+        "revoke_reason": None,
+        "version": a.version,
+    }
+
+
+def _load(conn: Connection, agreement_id: str) -> Agreement:
+    row = (
+        conn.execute(select(sharing_agreements).where(sharing_agreements.c.id == agreement_id))
+        .mappings()
+        .one()
+    )
+    return agreement_from_row(row)
+
+
+def _save_version(
+    conn: Connection, a: Agreement, change: str, now: datetime, by: str | None
+) -> None:
+    conn.execute(
+        insert(sharing_agreement_versions).values(
+            agreement_id=a.id,
+            version=a.version,
+            change=change,
+            snapshot=a.to_dict(),
+            changed_at=now,
+            changed_by=by,
+        )
+    )
+
+
+def _audit_change(
+    store: Store, conn: Connection, by: Actor | None, a: Agreement, change: str
+) -> None:
+    owners = {a.owner}
+    if a.grantee.kind is GranteeKind.AGENCY:
+        owners.add(a.grantee.id)
+    details = {"change": change, "agreement": a.to_dict()}
+    audit_change(store, conn, by, "agreement", owners, details)
+
+
+def agreement_history(store: Store, agreement_id: str) -> list[dict[str, Any]]:
+    """Return the stored versions of an agreement, oldest first."""
+    v = sharing_agreement_versions.c
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(sharing_agreement_versions)
+            .where(v.agreement_id == agreement_id)
+            .order_by(v.version)
+        ).mappings()
+        return [dict(r) for r in rows]

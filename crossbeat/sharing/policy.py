@@ -1,0 +1,634 @@
+"""The one sharing policy every read goes through: pure decision logic, no I/O (issue #3).
+
+:func:`plan` turns a :class:`Viewer` and a :class:`ReadRequest` (plus the stored
+agreements and a little context) into a :class:`ReadPlan`: a SQL filter over
+``incidents``, the :class:`~crossbeat.sharing.rules.Rule` that shows each owner's
+records, and a :class:`Decision` with reasons for every owner agency considered.
+:mod:`crossbeat.sharing.reads` runs the plan; nothing else reads incidents.
+
+Who sees what
+    * Deny by default: no rule, no record.
+    * Own data: officers, analysts and supervisors of the owner see its records in full;
+      officers and supervisors also see personal data when they state a legal basis.
+      agency_admin, auditor and platform_admin roles give no access to incident data.
+    * Partners: officers, analysts and supervisors (and API read tokens, like an
+      analyst) of a grantee agency, or of a member agency of a grantee group, see what
+      an active agreement allows, when the read's purpose is one the agreement serves.
+    * The public, and everyone else too: what the owner's public agreement allows,
+      capped by the public release policy.
+    * When several grants reach one record, the most specific one is used: the
+      viewer's own agency, then an agreement with the viewer's agency, then one with a
+      group, then the public; among equals the finest precision, then the lowest id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import h3
+from sqlalchemy import ColumnElement, and_, false, or_
+
+from crossbeat.auth.roles import Role
+from crossbeat.model import Sensitivity
+from crossbeat.sharing.agreements import Agreement, GranteeKind
+from crossbeat.sharing.public import DEFAULT_PUBLIC_POLICY, AnchorIndex, PublicPolicy
+from crossbeat.sharing.rules import Rule, _matches_sql
+from crossbeat.sharing.scope import (
+    DEFAULT_PURPOSE,
+    PERSONAL_FIELDS,
+    RECORD_FIELDS,
+    Precision,
+    Purpose,
+    ScopeError,
+    TimeResolution,
+    expand_fields,
+    offence_matches,
+    parse_offences,
+    parse_precision,
+)
+from crossbeat.store.reads import live
+from crossbeat.store.schema import incidents
+
+#: Roles that give access to incident records.
+DATA_ROLES: frozenset[Role] = frozenset({Role.OFFICER, Role.ANALYST, Role.SUPERVISOR})
+#: Roles that may see personal data (with a stated legal basis).
+PERSONAL_ROLES: frozenset[Role] = frozenset({Role.OFFICER, Role.SUPERVISOR})
+
+#: Aggregation dimensions, the fields each needs, and the finest time resolution needed.
+GROUP_BY: Mapping[str, tuple[str, ...]] = {
+    "agency": (),
+    "jurisdiction": ("jurisdictions",),
+    "h3_7": ("h3_7",),
+    "h3_9": ("h3_9",),
+    "h3_11": ("h3_11",),
+    "nibrs": ("nibrs_code",),
+    "crime_against": ("crime_against",),
+    "month": ("occurred_from",),
+    "day": ("occurred_from",),
+    "hour": ("occurred_from",),
+}
+_TIME_DIMS = {"month": TimeResolution.MONTH, "day": TimeResolution.DAY, "hour": TimeResolution.HOUR}
+_VIA_ORDER = {"own": 0, "agency": 1, "group": 2, "public": 3}
+
+
+class RequestError(ValueError):
+    """A read request is malformed; the message lists every problem."""
+
+
+class ViewerKind(StrEnum):
+    """Who is reading."""
+
+    USER = "user"
+    TOKEN = "token"
+    PUBLIC = "public"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is reading, for which agency, with which roles and purpose.
+
+    Parameters
+    ----------
+    kind
+        ``user`` (signed in), ``token`` (API read token, treated like an analyst) or
+        ``public``.
+    agency_id
+        The agency the user or token belongs to (None for the public).
+    roles
+        The user's roles.
+    groups
+        Groups the viewer's agency belongs to. :mod:`crossbeat.sharing.reads` always
+        replaces this with the stored membership.
+    purpose
+        The purpose the viewer acts under (a request may state its own).
+    id
+        User id, token id or ``public`` (recorded in the audit log).
+    """
+
+    kind: ViewerKind
+    agency_id: str | None = None
+    roles: frozenset[Role] = frozenset()
+    groups: frozenset[str] = frozenset()
+    purpose: Purpose | None = None
+    id: str = "public"
+
+    def __post_init__(self) -> None:
+        """Check that users and tokens name an agency and the public does not."""
+        object.__setattr__(self, "kind", ViewerKind(self.kind))
+        object.__setattr__(self, "roles", frozenset(Role(r) for r in self.roles))
+        if self.purpose is not None:
+            object.__setattr__(self, "purpose", Purpose(self.purpose))
+        if self.kind is ViewerKind.PUBLIC:
+            if self.agency_id is not None or self.roles:
+                raise ValueError("a public viewer has no agency and no roles")
+        elif not self.agency_id:
+            raise ValueError(f"a {self.kind.value} viewer needs an agency_id")
+
+    @classmethod
+    def public(cls) -> Viewer:
+        """Return the anonymous public viewer."""
+        return cls(ViewerKind.PUBLIC)
+
+    @classmethod
+    def user(
+        cls,
+        user_id: str,
+        agency_id: str,
+        roles: Iterable[Role | str],
+        *,
+        purpose: Purpose | str | None = None,
+    ) -> Viewer:
+        """Return a signed-in user of an agency."""
+        p = Purpose(purpose) if purpose is not None else None
+        return cls(
+            ViewerKind.USER, agency_id, frozenset(Role(r) for r in roles), purpose=p, id=user_id
+        )
+
+    @classmethod
+    def token(cls, token_id: str, agency_id: str) -> Viewer:
+        """Return an API read token of an agency (reads like an analyst)."""
+        return cls(ViewerKind.TOKEN, agency_id, id=token_id)
+
+    @property
+    def data_roles(self) -> frozenset[Role]:
+        """Return the roles that give access to incident data (tokens: analyst)."""
+        if self.kind is ViewerKind.TOKEN:
+            return frozenset({Role.ANALYST})
+        return self.roles & DATA_ROLES
+
+    def label(self) -> str:
+        """Return a short description for reasons, e.g. ``analyst of rivertonpd``."""
+        if self.kind is ViewerKind.PUBLIC:
+            return "the public"
+        roles = ", ".join(sorted(r.value for r in self.roles)) or "no roles"
+        what = "API token" if self.kind is ViewerKind.TOKEN else roles
+        return f"{what} of {self.agency_id}"
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """What is asked for. Every filter applies to the record as the viewer would see it.
+
+    Parameters
+    ----------
+    bbox
+        ``(min_lon, min_lat, max_lon, max_lat)`` on the published point.
+    since, until
+        Window ``[since, until)`` on the published ``occurred_from``.
+    agencies
+        Only these owners.
+    offences
+        Offence tokens (``all``, categories, ``part1``, NIBRS codes) on the primary offence.
+    ids
+        Only these incident ids.
+    fields
+        Only these fields (names or groups); None: every permitted field.
+    purpose
+        The purpose of this read (default: the viewer's, else ``analysis``).
+    personal_data, legal_basis
+        Ask for personal data, stating the legal basis (case number, warrant...).
+    aggregate, group_by
+        An aggregate read and its dimensions (see :data:`GROUP_BY`, at most two).
+    changed_since
+        Only records changed, or newly visible, after this time (live streams).
+    limit, after
+        Page size and keyset cursor (records come in ``id`` order).
+    """
+
+    bbox: tuple[float, float, float, float] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    agencies: frozenset[str] | None = None
+    offences: frozenset[str] | None = None
+    ids: frozenset[str] | None = None
+    fields: frozenset[str] | None = None
+    purpose: Purpose | None = None
+    personal_data: bool = False
+    legal_basis: str | None = None
+    aggregate: bool = False
+    group_by: tuple[str, ...] = ()
+    changed_since: datetime | None = None
+    limit: int | None = None
+    after: str | None = None
+
+    def __post_init__(self) -> None:
+        """Validate and normalise every field; raise :class:`RequestError` listing problems."""
+        problems: list[str] = []
+        set_ = object.__setattr__
+        if self.bbox is not None:
+            try:
+                box = tuple(float(v) for v in self.bbox)
+            except (TypeError, ValueError):
+                box = ()
+            if len(box) != 4 or not all(math.isfinite(v) for v in box):
+                problems.append("bbox: give four numbers min_lon,min_lat,max_lon,max_lat")
+            elif not (-180 <= box[0] <= box[2] <= 180 and -90 <= box[1] <= box[3] <= 90):
+                problems.append("bbox: need -180<=min_lon<=max_lon<=180, -90<=min_lat<=max_lat<=90")
+            else:
+                set_(self, "bbox", box)
+        for name in ("since", "until", "changed_since"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                problems.append(f"{name}: give a date and time with a time zone")
+        if (
+            isinstance(self.since, datetime)
+            and isinstance(self.until, datetime)
+            and self.since.tzinfo
+            and self.until.tzinfo
+            and self.until <= self.since
+        ):
+            problems.append("until: must be after since")
+        for name, parser in (("offences", parse_offences), ("fields", expand_fields)):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    set_(self, name, parser([value] if isinstance(value, str) else value))
+                except ScopeError as exc:
+                    problems.append(f"{name}: {exc}")
+        for name in ("agencies", "ids"):
+            value = getattr(self, name)
+            if value is not None:
+                set_(self, name, frozenset([value] if isinstance(value, str) else value))
+        if self.purpose is not None:
+            try:
+                set_(self, "purpose", Purpose(self.purpose))
+            except ValueError:
+                problems.append(f"purpose: unknown purpose {self.purpose!r}")
+        if self.personal_data and not (self.legal_basis or "").strip():
+            problems.append("legal_basis: personal data needs a stated legal basis (case number)")
+        dims = tuple(self.group_by)
+        unknown = [d for d in dims if d not in GROUP_BY]
+        if unknown:
+            problems.append(f"group_by: unknown {unknown}; use {', '.join(GROUP_BY)}")
+        if len(dims) > 2 or len(set(dims)) != len(dims):
+            problems.append("group_by: at most two different dimensions")
+        set_(self, "group_by", dims)
+        if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 1):
+            problems.append("limit: must be at least 1")
+        if problems:
+            raise RequestError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether the viewer gets an owner's records, under which agreement, and why."""
+
+    allow: bool
+    owner: str
+    agreement_id: str | None
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the decision as JSON-ready data."""
+        return {
+            "allow": self.allow,
+            "owner": self.owner,
+            "agreement_id": self.agreement_id,
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What the pure policy needs to know besides the agreements.
+
+    Parameters
+    ----------
+    agencies
+        Every registered agency id and its IANA time zone.
+    public_policies
+        Effective public policy of owners that tightened it (others: the default).
+    """
+
+    agencies: Mapping[str, str]
+    public_policies: Mapping[str, PublicPolicy] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """A planned read: per-owner decisions and rules, a SQL filter, a record pipeline."""
+
+    viewer: Viewer
+    request: ReadRequest
+    now: datetime
+    decisions: tuple[Decision, ...]
+    rules: tuple[Rule, ...]
+
+    @property
+    def owners(self) -> tuple[str, ...]:
+        """Owners whose records may be returned (what row-level security allows)."""
+        return tuple(sorted({r.owner for r in self.rules}))
+
+    @property
+    def personal_owners(self) -> tuple[str, ...]:
+        """Owners whose personal data may be returned."""
+        return tuple(sorted({r.owner for r in self.rules if r.personal}))
+
+    def where(self) -> ColumnElement[bool]:
+        """Return the SQL filter: live records covered by a rule and matching the request."""
+        if not self.rules:
+            return false()
+        req = self.request
+        conds = [live(), or_(*(self._rule_sql(r) for r in self.rules))]
+        if req.ids is not None:
+            conds.append(incidents.c.id.in_(sorted(req.ids)))
+        if req.agencies is not None:
+            conds.append(incidents.c.agency_id.in_(sorted(req.agencies)))
+        if req.offences is not None:
+            conds.append(_matches_sql(req.offences, incidents.c))
+        if req.after is not None:
+            conds.append(incidents.c.id > req.after)
+        return and_(*conds)
+
+    def _rule_sql(self, rule: Rule) -> ColumnElement[bool]:
+        req = self.request
+        cond = rule.sql(self.now, req.changed_since)
+        extra: list[ColumnElement[bool]] = []
+        span = _TIME_SPAN[rule.time_resolution]
+        if req.since is not None:
+            extra.append(incidents.c.occurred_from >= req.since - span)
+        if req.until is not None:
+            extra.append(incidents.c.occurred_from < req.until + span)
+        if req.bbox is not None:
+            lat_m, lon_m = _margin(rule.precision, req.bbox)
+            min_lon, min_lat, max_lon, max_lat = req.bbox
+            extra += [
+                incidents.c.lat.between(min_lat - lat_m, max_lat + lat_m),
+                incidents.c.lon.between(min_lon - lon_m, max_lon + lon_m),
+            ]
+        return and_(cond, *extra) if extra else cond
+
+    def choose(
+        self,
+        row: Mapping[str, Any],
+        offences: Sequence[Mapping[str, Any]],
+        flags: frozenset[Sensitivity],
+    ) -> Rule | None:
+        """Return the rule that shows a record (the most specific that covers it), or None."""
+        if row.get("withdrawn_at") is not None:
+            return None
+        for rule in self.rules:
+            if rule.check(row, offences, flags, self.now) is None:
+                return rule
+        return None
+
+    def publish(
+        self,
+        row: Mapping[str, Any],
+        offences: Sequence[Mapping[str, Any]],
+        jurisdictions: Sequence[str],
+        flags: frozenset[Sensitivity],
+        anchors: AnchorIndex,
+    ) -> tuple[Rule, dict[str, Any]] | None:
+        """Return the record as the viewer sees it with its rule, or None if not shown."""
+        rule = self.choose(row, offences, flags)
+        if rule is None:
+            return None
+        req = self.request
+        if req.changed_since is not None and not rule.changed(row, req.changed_since):
+            return None
+        full = rule.transform(row, offences, jurisdictions, anchors)
+        if not self._matches(row, full):
+            return None
+        wanted = req.fields
+        if req.aggregate:
+            return rule, full
+        record = {k: v for k, v in full.items() if k in rule.shown_fields(wanted)}
+        return rule, record
+
+    def _matches(self, row: Mapping[str, Any], rec: Mapping[str, Any]) -> bool:
+        req = self.request
+        if req.ids is not None and row["id"] not in req.ids:
+            return False
+        if req.agencies is not None and row["agency_id"] not in req.agencies:
+            return False
+        if req.after is not None and not row["id"] > req.after:
+            return False
+        if req.offences is not None and not offence_matches(
+            req.offences, rec.get("nibrs_code"), rec.get("crime_against"), rec.get("ucr_part1")
+        ):
+            return False
+        if req.since is not None or req.until is not None:
+            t = rec.get("occurred_from")
+            if t is None or (req.since and t < req.since) or (req.until and t >= req.until):
+                return False
+        if req.bbox is not None:
+            lat, lon = rec.get("lat"), rec.get("lon")
+            if lat is None or lon is None:
+                return False
+            min_lon, min_lat, max_lon, max_lat = req.bbox
+            if not (min_lon <= lon <= max_lon and min_lat <= lat <= max_lat):
+                return False
+        return True
+
+
+_TIME_SPAN = {
+    TimeResolution.EXACT: timedelta(0),
+    TimeResolution.HOUR: timedelta(hours=1),
+    TimeResolution.DAY: timedelta(days=2),
+    TimeResolution.MONTH: timedelta(days=32),
+}
+
+
+def _margin(precision: Precision, bbox: tuple[float, ...]) -> tuple[float, float]:
+    """Return (lat, lon) degrees by which an anchor can be away from its true point."""
+    if precision.resolution is None:
+        return (0.0, 0.0)
+    km = 3 * h3.average_hexagon_edge_length(precision.resolution, unit="km")
+    lat = km / 110.0
+    widest = max(abs(bbox[1]), abs(bbox[3])) + lat
+    lon = lat / max(math.cos(math.radians(min(widest, 89.0))), 0.01)
+    return (lat, lon)
+
+
+def plan(
+    viewer: Viewer,
+    request: ReadRequest,
+    agreements: Sequence[Agreement],
+    now: datetime,
+    context: PolicyContext,
+) -> ReadPlan:
+    """Decide, for every owner agency, what the viewer may read and how it is shown.
+
+    Parameters
+    ----------
+    viewer
+        Who reads (its ``groups`` must hold the stored memberships).
+    request
+        What is asked for.
+    agreements
+        Every stored agreement (revoked and expired ones only explain denials).
+    now
+        The current time.
+    context
+        Registered agencies with their time zones, and tightened public policies.
+
+    Returns
+    -------
+    ReadPlan
+        Decisions (one per owner considered, each with reasons) and the rules.
+    """
+    owners = sorted(context.agencies)
+    if request.agencies is not None:
+        owners = sorted(set(owners) | set(request.agencies))
+        owners = [o for o in owners if o in request.agencies]
+    decisions: list[Decision] = []
+    rules: list[Rule] = []
+    for owner in owners:
+        decision, owner_rules = _decide(owner, viewer, request, agreements, now, context)
+        decisions.append(decision)
+        rules.extend(owner_rules)
+    return ReadPlan(viewer, request, now, tuple(decisions), tuple(rules))
+
+
+def _decide(
+    owner: str,
+    viewer: Viewer,
+    request: ReadRequest,
+    agreements: Sequence[Agreement],
+    now: datetime,
+    ctx: PolicyContext,
+) -> tuple[Decision, list[Rule]]:
+    if owner not in ctx.agencies:
+        return Decision(False, owner, None, (f"unknown agency {owner!r}",)), []
+    tz = ctx.agencies[owner]
+    reasons: list[str] = []
+    rules: list[Rule] = []
+    purpose = request.purpose or viewer.purpose or DEFAULT_PURPOSE
+    data_roles = viewer.data_roles
+    personal_ok = (
+        request.personal_data
+        and viewer.kind is ViewerKind.USER
+        and bool(viewer.roles & PERSONAL_ROLES)
+    )
+    own = viewer.kind is not ViewerKind.PUBLIC and viewer.agency_id == owner
+    if own and data_roles:
+        rule = Rule(
+            owner, "own", None, None, frozenset(), frozenset(),
+            frozenset(RECORD_FIELDS) | frozenset(PERSONAL_FIELDS),
+            parse_precision("exact"), TimeResolution.EXACT, timedelta(0), personal_ok, tz,
+        )  # fmt: skip
+        _add(rule, request, reasons, rules, f"own data: {viewer.label()} sees its records in full")
+    elif own:
+        reasons.append(
+            f"{viewer.label()}: these roles give no access to incident data "
+            "(officer, analyst or supervisor needed)"
+        )
+    for a in sorted(agreements, key=lambda a: a.id):
+        if a.owner != owner or own and a.grantee.kind is not GranteeKind.PUBLIC:
+            continue
+        via = _via(a, viewer)
+        if via is None:
+            continue
+        label = f"agreement {a.id} ({owner} -> {a.grantee})"
+        status = a.status(now)
+        if status != "active":
+            when = {"revoked": a.revoked_at, "pending": a.valid_from, "expired": a.valid_to}
+            reasons.append(f"{label} is {status} ({when[status]})")
+            continue
+        if via != "public":
+            if not data_roles:
+                reasons.append(f"{label}: {viewer.label()} has no role that reads incident data")
+                continue
+            if purpose not in a.scope.purposes:
+                served = ", ".join(sorted(p.value for p in a.scope.purposes))
+                reasons.append(f"{label} serves {served}, not {purpose.value}")
+                continue
+        rule, why = _agreement_rule(a, via, viewer, request, personal_ok, tz, ctx)
+        if rule is None:
+            reasons.append(f"{label}: {why}")
+            continue
+        _add(rule, request, reasons, rules, f"{label}: {rule.describe()}")
+    if request.personal_data and rules and not any(r.personal for r in rules):
+        reasons.append(
+            f"personal data of {owner} is not shown: it needs an officer or supervisor of "
+            "the owner, or an agreement that includes personal fields for this purpose"
+        )
+    rules.sort(
+        key=lambda r: (_VIA_ORDER[r.via.split(":")[0]], r.precision.rank, r.agreement_id or "")
+    )
+    if not rules and not reasons:
+        reasons.append(
+            f"no agreement shares {owner}'s data with {viewer.label()} (deny by default)"
+        )
+    chosen = rules[0].agreement_id if rules else None
+    return Decision(bool(rules), owner, chosen, tuple(reasons)), rules
+
+
+def _via(a: Agreement, viewer: Viewer) -> str | None:
+    g = a.grantee
+    if g.kind is GranteeKind.PUBLIC:
+        return "public"
+    if viewer.kind is ViewerKind.PUBLIC:
+        return None
+    if g.kind is GranteeKind.AGENCY and g.id == viewer.agency_id:
+        return "agency"
+    if g.kind is GranteeKind.GROUP and g.id in viewer.groups:
+        return f"group:{g.id}"
+    return None
+
+
+def _agreement_rule(
+    a: Agreement,
+    via: str,
+    viewer: Viewer,
+    request: ReadRequest,
+    personal_ok: bool,
+    tz: str,
+    ctx: PolicyContext,
+) -> tuple[Rule | None, str]:
+    s = a.scope
+    if via == "public":
+        policy = ctx.public_policies.get(a.owner, DEFAULT_PUBLIC_POLICY).merge(s.as_public_policy())
+        if not request.aggregate and not policy.records:
+            return None, "the owner publishes aggregate counts only"
+        return (
+            Rule(
+                a.owner, via, a.id, s.offences, policy.suppressed_flags,
+                policy.suppress_offences, s.fields & policy.fields, policy.precision,
+                policy.time_resolution, policy.delay, False, tz, policy.threshold,
+            ),
+            "",
+        )  # fmt: skip
+    personal = personal_ok and bool(s.fields & set(PERSONAL_FIELDS))
+    excluded = frozenset(Sensitivity) - s.include_sensitive
+    rule = Rule(
+        a.owner, via, a.id, s.offences, excluded, frozenset(), s.fields, s.precision,
+        s.time_resolution, s.delay, personal, tz,
+    )  # fmt: skip
+    return rule, ""
+
+
+def _add(rule: Rule, request: ReadRequest, reasons: list[str], rules: list[Rule], why: str) -> None:
+    """Add a rule unless the request filters or groups on something it does not show."""
+    missing = _unmet(rule, request)
+    if missing:
+        reasons.append(f"{why} — but not for this request: {missing}")
+        return
+    reasons.append(why)
+    rules.append(rule)
+
+
+def _unmet(rule: Rule, req: ReadRequest) -> str | None:
+    """Return why a request needs more than the rule shows, or None."""
+    f = rule.fields
+    if req.offences is not None and not {"nibrs_code", "crime_against", "ucr_part1"} <= f:
+        return "filtering by offence needs the offence fields"
+    if (req.since or req.until) and "occurred_from" not in f:
+        return "filtering by time needs occurred_from"
+    if req.bbox is not None and not ({"lat", "lon"} <= f and rule.precision.has_point):
+        return "filtering by area needs a published point"
+    for dim in req.group_by if req.aggregate else ():
+        need = set(GROUP_BY[dim])
+        if not need <= f:
+            return f"grouping by {dim} needs {', '.join(sorted(need))}"
+        if dim.startswith("h3_") and not rule.precision.shows_cell(dim):
+            return f"grouping by {dim} is finer than precision {rule.precision}"
+        if dim in _TIME_DIMS and rule.time_resolution.rank > _TIME_DIMS[dim].rank:
+            return f"grouping by {dim} is finer than time resolution {rule.time_resolution}"
+    return None

@@ -1,0 +1,176 @@
+"""Preview: "what does partner X (or the public) see of my data?" (issue #3).
+
+The preview runs the very same policy as a real read, for a stand-in viewer of the
+grantee (an officer, analyst and supervisor at once, or the public), over the owner's
+records only, and explains every record it leaves out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from crossbeat.audit import Action, AuditEvent, append
+from crossbeat.auth.roles import Actor
+from crossbeat.clock import Clock
+from crossbeat.sharing._manage import AgreementError, check_permission
+from crossbeat.sharing.agreements import Grantee, GranteeKind
+from crossbeat.sharing.policy import DATA_ROLES, Decision, ReadRequest, Viewer, ViewerKind
+from crossbeat.sharing.public import incident_flags
+from crossbeat.sharing.reads import _children, _jsonable, anchor_index, prepare
+from crossbeat.sharing.rls import restricted
+from crossbeat.sharing.scope import Purpose
+from crossbeat.store import Store
+from crossbeat.store.reads import live
+from crossbeat.store.schema import agencies, incidents
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a grantee sees of an owner's live records, and why the rest is hidden."""
+
+    owner: str
+    grantee: str
+    purpose: str
+    decisions: tuple[Decision, ...]
+    total: int
+    visible: int
+    hidden: dict[str, int]
+    sample: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-ready data."""
+        return {
+            "owner": self.owner,
+            "grantee": self.grantee,
+            "purpose": self.purpose,
+            "decisions": [d.to_dict() for d in self.decisions],
+            "total": self.total,
+            "visible": self.visible,
+            "hidden": self.hidden,
+            "sample": [_jsonable(r) for r in self.sample],
+        }
+
+
+def preview(
+    store: Store,
+    owner: str,
+    grantee: str | Grantee,
+    *,
+    purpose: str | Purpose | None = None,
+    sample: int = 10,
+    by: Actor | None = None,
+    clock: Clock | None = None,
+) -> Preview:
+    """Show what a grantee sees of an owner's data under the agreements in force now.
+
+    Parameters
+    ----------
+    owner
+        The agency whose data is previewed.
+    grantee
+        ``AGENCY_ID``, ``group:GROUP_ID`` or ``public``.
+    purpose
+        The grantee's purpose (default ``analysis``; the public's is fixed).
+    sample
+        How many records (as the grantee would see them) to include.
+    by
+        agency_admin of the owner or platform_admin; None for the local operator.
+
+    Returns
+    -------
+    Preview
+        Counts of visible and hidden records, the reason for each hidden one (grouped),
+        the decisions and a sample.
+
+    Raises
+    ------
+    AgreementError
+        For an unknown owner or grantee.
+    """
+    check_permission(store, by, owner, "preview what partners see")
+    g = Grantee.parse(grantee)
+    now = (clock or store.clock).now()
+    with store.begin() as conn:
+        known = set(conn.execute(select(agencies.c.id)).scalars())
+        problems = [] if owner in known else [f"unknown agency {owner!r}"]
+        if g.kind is GranteeKind.AGENCY and g.id not in known:
+            problems.append(f"unknown grantee agency {g.id!r}")
+        if problems:
+            raise AgreementError(problems)
+        groups: frozenset[str] | None = None
+        if g.kind is GranteeKind.PUBLIC:
+            viewer = Viewer.public()
+        elif g.kind is GranteeKind.GROUP:
+            viewer = Viewer(ViewerKind.USER, f"group:{g.id}", DATA_ROLES, id="preview")
+            groups = frozenset({g.id})
+        else:
+            viewer = Viewer(ViewerKind.USER, g.id, DATA_ROLES, id="preview")
+        p_purpose = Purpose(purpose) if purpose is not None else None
+        request = ReadRequest(agencies=frozenset({owner}), purpose=p_purpose)
+        p = prepare(conn, viewer, request, now, groups=groups)
+        anchors = anchor_index(conn, store.url)
+        hidden: Counter[str] = Counter()
+        shown: list[dict[str, Any]] = []
+        total = visible = 0
+        with restricted(conn, [owner]):
+            q = select(incidents).where(live() & (incidents.c.agency_id == owner))
+            rows = conn.execute(q.order_by(incidents.c.id)).mappings().all()
+            offences, places = _children(conn, [r["id"] for r in rows])
+        for row in rows:
+            total += 1
+            offs = offences.get(row["id"], [])
+            flags = incident_flags(row, offs)
+            out = p.publish(row, offs, places.get(row["id"], []), flags, anchors)
+            if out is not None:
+                visible += 1
+                if len(shown) < sample:
+                    shown.append(out[1])
+                continue
+            hidden[_why(p, row, offs, flags)] += 1
+        append(
+            store,
+            AuditEvent(
+                action=Action.SHARING_DECISION,
+                actor=by.user_id if by else "system",
+                actor_agency=by.agency_id if by else None,
+                resource_type="preview",
+                owner_agencies=(owner,),
+                record_ids=tuple(r["id"] for r in shown),
+                details={
+                    "grantee": str(g),
+                    "decisions": [d.to_dict() for d in p.decisions],
+                    "visible": visible,
+                    "total": total,
+                },
+            ),
+            conn=conn,
+        )
+    if viewer.kind is ViewerKind.PUBLIC:
+        stated = Purpose.PUBLIC_INFORMATION
+    else:
+        stated = p_purpose or Purpose.ANALYSIS
+    return Preview(
+        owner,
+        str(g),
+        stated.value,
+        p.decisions,
+        total,
+        visible,
+        dict(sorted(hidden.items())),
+        shown,
+    )
+
+
+def _why(p: Any, row: Any, offences: Any, flags: Any) -> str:
+    """Return the reason the first (most specific) rule gives for hiding a record."""
+    if not p.rules:
+        return "no agreement in force"
+    reason = p.rules[0].check(row, offences, flags, p.now)
+    if reason is None:
+        return "outside the read's filters"
+    # Group reasons that carry a per-record time by their kind.
+    return reason.split(" until ")[0] if reason.startswith("delayed") else reason

@@ -1,0 +1,519 @@
+"""The public release policy: strong defaults that an agency can only tighten (issue #3).
+
+The public is a grantee like any other, but whatever an owner's public agreement says,
+it is capped by :data:`DEFAULT_PUBLIC_POLICY` merged with the owner's tightenings
+(:meth:`PublicPolicy.merge` takes the stricter value of every knob):
+
+* **Location**: snapped to an *anchor point* of the incident's H3 resolution-9 cell
+  (about 0.1 km², many addresses in a built-up area): the representative point of the
+  part of the cell that lies in exactly the same jurisdiction polygons as the true
+  point. An anchor therefore never crosses a jurisdiction boundary, and it depends only
+  on the cell and the boundaries, so the same incident always gets the same point and
+  repeated queries cannot be averaged towards the true location (:class:`AnchorIndex`).
+* **Suppression**: incidents flagged as sexual offence, domestic violence,
+  juvenile-involved, victim-identifying or informant are never published. The flags are
+  re-derived at publication from the stored flags, from the NIBRS table for every
+  offence code of the incident, and from keywords in local codes, descriptions and kept
+  attributes, so a miscoded record whose code looks harmless is still caught
+  (:func:`incident_flags`).
+* **Time**: coarsened to the day in the owner's time zone and published only 7 days
+  after the latest of when it happened and when it was reported.
+* **Counts**: published aggregate counts are 0 or at least ``threshold`` (5); cells
+  below it are suppressed, and further cells (or totals) are suppressed so that no
+  hidden cell can be worked out from the published totals (:func:`suppress_table`).
+
+Why these defaults: H3 res-9 anchors are coarser than a street block yet still show
+neighbourhood patterns; a day is the usual resolution of public crime maps; a week
+keeps publication from tipping off suspects in open cases; 5 is the most common small
+cell threshold in official statistics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import h3
+import numpy as np
+import shapely
+from shapely.geometry import Point, Polygon
+from shapely.geometry.base import BaseGeometry
+
+from crossbeat.model import Sensitivity
+from crossbeat.sharing.scope import (
+    PUBLIC_FIELDS,
+    Precision,
+    ScopeError,
+    TimeResolution,
+    expand_fields,
+    format_delay,
+    parse_delay,
+    parse_offences,
+    parse_precision,
+    parse_time_resolution,
+)
+from crossbeat.taxonomy.nibrs import nibrs_offences
+from crossbeat.taxonomy.sensitivity import keyword_sensitivity
+
+#: Columns of ``incidents`` that hold the stored sensitivity flags.
+FLAG_COLUMNS: Mapping[Sensitivity, str] = {
+    Sensitivity.SEXUAL_OFFENCE: "sens_sexual",
+    Sensitivity.DOMESTIC_VIOLENCE: "sens_domestic",
+    Sensitivity.JUVENILE: "sens_juvenile",
+    Sensitivity.VICTIM_IDENTIFYING: "sens_victim_identifying",
+    Sensitivity.INFORMANT: "sens_informant",
+}
+
+
+@dataclass(frozen=True)
+class PublicPolicy:
+    """The knobs of the public release policy; every knob can only be made stricter.
+
+    Parameters
+    ----------
+    precision
+        Spatial precision of public points (default ``h3:9`` anchors).
+    time_resolution
+        Resolution of published times (default ``day``).
+    delay
+        Minimum time after an incident (and its report) before publication (7 days).
+    threshold
+        Smallest published non-zero count (5).
+    fields
+        Fields the public may receive (a subset of :data:`PUBLIC_FIELDS`).
+    suppress_offences
+        Further offence tokens (codes, categories) never published.
+    records
+        Whether individual records are published (False: aggregate counts only).
+    """
+
+    precision: Precision = field(default_factory=lambda: parse_precision("h3:9"))
+    time_resolution: TimeResolution = TimeResolution.DAY
+    delay: timedelta = timedelta(days=7)
+    threshold: int = 5
+    fields: frozenset[str] = PUBLIC_FIELDS
+    suppress_offences: frozenset[str] = frozenset()
+    records: bool = True
+
+    #: Flags whose incidents are never published (not a knob: always all of them).
+    suppressed_flags: frozenset[Sensitivity] = frozenset(Sensitivity)
+
+    def merge(self, other: PublicPolicy) -> PublicPolicy:
+        """Return a policy with the stricter value of every knob of ``self`` and ``other``."""
+        return PublicPolicy(
+            precision=max(self.precision, other.precision),
+            time_resolution=max(self.time_resolution, other.time_resolution, key=lambda t: t.rank),
+            delay=max(self.delay, other.delay),
+            threshold=max(self.threshold, other.threshold),
+            fields=self.fields & other.fields,
+            suppress_offences=self.suppress_offences | other.suppress_offences,
+            records=self.records and other.records,
+        )
+
+    def looser_than(self, other: PublicPolicy) -> list[str]:
+        """Return, for every knob where ``self`` reveals more than ``other``, why."""
+        problems = []
+        if self.precision < other.precision:
+            problems.append(f"precision {self.precision} is finer than {other.precision}")
+        if self.time_resolution.rank < other.time_resolution.rank:
+            problems.append(
+                f"time resolution {self.time_resolution} is finer than {other.time_resolution}"
+            )
+        if self.delay < other.delay:
+            problems.append(
+                f"delay {format_delay(self.delay)} is shorter than {format_delay(other.delay)}"
+            )
+        if self.threshold < other.threshold:
+            problems.append(f"threshold {self.threshold} is below {other.threshold}")
+        extra = self.fields - other.fields
+        if extra:
+            problems.append("fields " + ", ".join(sorted(extra)) + " are not allowed")
+        missing = other.suppress_offences - self.suppress_offences
+        if missing:
+            problems.append("suppressed offences " + ", ".join(sorted(missing)) + " are dropped")
+        if self.records and not other.records:
+            problems.append("records are published where only aggregates are allowed")
+        return problems
+
+    def to_settings(self) -> dict[str, Any]:
+        """Return the policy as JSON-ready settings (the stored override format)."""
+        return {
+            "precision": self.precision.name,
+            "time_resolution": self.time_resolution.value,
+            "delay": format_delay(self.delay),
+            "threshold": self.threshold,
+            "fields": sorted(self.fields),
+            "suppress_offences": sorted(self.suppress_offences),
+            "records": self.records,
+            "suppressed_flags": sorted(f.value for f in self.suppressed_flags),
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], base: PublicPolicy | None = None) -> Any:
+        """Build a policy from settings; knobs not given keep ``base``'s value.
+
+        Raises
+        ------
+        ScopeError
+            Listing every malformed or unknown knob.
+        """
+        base = base or DEFAULT_PUBLIC_POLICY
+        changes: dict[str, Any] = {}
+        problems: list[str] = []
+        parsers = {
+            "precision": parse_precision,
+            "time_resolution": parse_time_resolution,
+            "delay": parse_delay,
+            "threshold": _parse_threshold,
+            "fields": lambda v: expand_fields(v, personal=False),
+            "suppress_offences": _parse_suppressed,
+            "records": _parse_bool,
+        }
+        for key, value in settings.items():
+            if key == "suppressed_flags":
+                continue
+            parser = parsers.get(key)
+            if parser is None:
+                problems.append(f"unknown public-policy knob {key!r} (use {', '.join(parsers)})")
+                continue
+            try:
+                changes[key] = parser(value)
+            except ScopeError as exc:
+                problems.append(f"{key}: {exc}")
+        if problems:
+            raise ScopeError("; ".join(problems))
+        return dataclasses.replace(base, **changes)
+
+
+def _parse_suppressed(value: Any) -> frozenset[str]:
+    items = [value] if isinstance(value, str) else list(value)
+    if not [i for i in items if str(i).strip()]:
+        return frozenset()
+    tokens = parse_offences(items)
+    return frozenset({"all"}) if tokens is None else tokens
+
+
+def _parse_threshold(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ScopeError(f"threshold must be a whole number, not {value!r}")
+    try:
+        k = int(value)
+    except ValueError:
+        raise ScopeError(f"threshold must be a whole number, not {value!r}") from None
+    if k < 1:
+        raise ScopeError("threshold must be at least 1")
+    return k
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise ScopeError(f"expected true or false, not {value!r}")
+
+
+#: The default every owner's public release starts from.
+DEFAULT_PUBLIC_POLICY = PublicPolicy()
+
+
+# -- sensitivity at publication ----------------------------------------------------------
+def incident_flags(
+    row: Mapping[str, Any], offences: Sequence[Mapping[str, Any]]
+) -> frozenset[Sensitivity]:
+    """Return every sensitivity flag an incident carries, re-derived at publication.
+
+    Parameters
+    ----------
+    row
+        The ``incidents`` row (``sens_*`` columns, ``nibrs_code``, ``offence_local_code``,
+        ``attributes``).
+    offences
+        Its ``incident_offences`` rows.
+
+    Returns
+    -------
+    frozenset[Sensitivity]
+        Stored flags, plus the flags implied by every NIBRS code of the incident, plus
+        flags from keywords in local codes, descriptions and kept attribute values.
+    """
+    flags = {flag for flag, column in FLAG_COLUMNS.items() if row.get(column)}
+    table = nibrs_offences()
+    codes = {row.get("nibrs_code")} | {o.get("nibrs_code") for o in offences}
+    for code in codes:
+        entry = table.get(code) if code else None
+        if entry is not None:
+            flags |= entry.sensitivity
+    texts: list[str | None] = [row.get("offence_local_code")]
+    for o in offences:
+        texts += [o.get("local_code"), o.get("local_description")]
+    attributes = row.get("attributes")
+    if isinstance(attributes, Mapping):
+        texts += [v for v in attributes.values() if isinstance(v, str)]
+    flags |= keyword_sensitivity(*texts)
+    return frozenset(flags)
+
+
+# -- anchor points -------------------------------------------------------------------------
+def _cell_polygon(cell: str) -> Polygon:
+    return Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(cell)])
+
+
+class AnchorIndex:
+    """Stable anchor points that never cross a jurisdiction boundary.
+
+    The anchor of a point at resolution ``r`` is the representative point of the part
+    of its H3 cell that lies inside exactly the jurisdiction polygons containing the
+    point (and outside every other polygon). Every incident in that part of the cell
+    gets the same anchor, whatever is asked and however often.
+
+    Parameters
+    ----------
+    polygons
+        Every jurisdiction polygon (WGS84 lon/lat) of every agency.
+
+    Examples
+    --------
+    >>> square = shapely.box(-0.2, 51.4, 0.0, 51.6)
+    >>> index = AnchorIndex([square])
+    >>> a = index.anchor(51.5, -0.1, 9)
+    >>> a == index.anchor(51.5, -0.1, 9) and a != (51.5, -0.1)
+    True
+    """
+
+    def __init__(self, polygons: Sequence[BaseGeometry]) -> None:
+        self._polygons = list(polygons)
+        for geom in self._polygons:
+            shapely.prepare(geom)
+        self._tree = shapely.STRtree(self._polygons) if self._polygons else None
+        self._cache: dict[tuple[str, tuple[int, ...]], tuple[float, float]] = {}
+
+    def anchor(self, lat: float, lon: float, resolution: int) -> tuple[float, float]:
+        """Return the anchor ``(lat, lon)`` of a point at an H3 resolution."""
+        cell = h3.latlng_to_cell(lat, lon, resolution)
+        point = Point(lon, lat)
+        inside: tuple[int, ...] = ()
+        if self._tree is not None:
+            hits = self._tree.query(point)
+            inside = tuple(sorted(int(i) for i in hits if self._polygons[i].covers(point)))
+        key = (cell, inside)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._compute(cell, inside)
+            self._cache[key] = found
+        return found
+
+    def _compute(self, cell: str, inside: tuple[int, ...]) -> tuple[float, float]:
+        hexagon = _cell_polygon(cell)
+        region: BaseGeometry = hexagon
+        if self._tree is not None:
+            for i in sorted(int(i) for i in self._tree.query(hexagon)):
+                poly = self._polygons[i]
+                region = region.intersection(poly) if i in inside else region.difference(poly)
+        if region.is_empty or region.area == 0:
+            # Only for a point on a boundary: keep to the member polygons at least.
+            region = hexagon
+            for i in inside:
+                region = region.intersection(self._polygons[i])
+        if region.is_empty:
+            lat, lng = h3.cell_to_latlng(cell)
+            return (round(lat, 6), round(lng, 6))
+        p = region.point_on_surface()
+        return (round(p.y, 6), round(p.x, 6))
+
+
+# -- aggregate suppression -------------------------------------------------------------------
+@dataclass(frozen=True)
+class SuppressedTable:
+    """A count table with margins, after threshold and complementary suppression.
+
+    ``None`` marks a suppressed value. For one dimension the keys of ``cells`` are
+    1-tuples and only ``total`` is a margin; for two dimensions ``rows`` and ``columns``
+    hold the row and column totals.
+    """
+
+    cells: dict[tuple[str, ...], int | None]
+    rows: dict[str, int | None]
+    columns: dict[str, int | None]
+    total: int | None
+    threshold: int
+    primary: int
+    complementary: int
+
+
+Entry = tuple[str, Any]  # ("cell", key) | ("row", r) | ("col", c) | ("total", None)
+
+
+def _lines(keys: Iterable[tuple[str, ...]], dims: int) -> list[list[Entry]]:
+    """Return the additive constraints: each line's entries sum to its last entry."""
+    keys = list(keys)
+    if dims == 0:
+        return []
+    if dims == 1:
+        return [[*(("cell", k) for k in keys), ("total", None)]]
+    rows = sorted({k[0] for k in keys})
+    cols = sorted({k[1] for k in keys})
+    lines: list[list[Entry]] = []
+    for r in rows:
+        lines.append([*(("cell", k) for k in keys if k[0] == r), ("row", r)])
+    for c in cols:
+        lines.append([*(("cell", k) for k in keys if k[1] == c), ("col", c)])
+    lines.append([*(("row", r) for r in rows), ("total", None)])
+    lines.append([*(("col", c) for c in cols), ("total", None)])
+    return lines
+
+
+def suppress_table(counts: Mapping[tuple[str, ...], int], dims: int, k: int) -> SuppressedTable:
+    """Suppress small counts and enough other values that none can be derived.
+
+    Algorithm (documented in docs/sharing.md):
+
+    1. *Primary*: every cell with ``0 < n < k`` is suppressed. Zero cells and cells of
+       ``k`` or more are published.
+    2. *Complementary*, repeated until nothing changes: in every line (a row with its
+       total, a column with its total, the row totals with the grand total, the column
+       totals with the grand total) that has exactly one suppressed value, also suppress
+       the smallest published non-zero cell of that line, or the line's total if there
+       is no such cell. Then, exactly, solve the published equations for each connected
+       group of suppressed values (null space of the constraint matrix): any value that
+       is uniquely determined gets one more complementary suppression in one of its
+       lines.
+
+    Every suppressed value is at least 1, so a suppressed value that is not determined
+    by the equations has a range of feasible values, not a single one, even with the
+    knowledge that counts are whole and non-negative.
+
+    Parameters
+    ----------
+    counts
+        Non-zero counts keyed by 1-tuples (one dimension) or 2-tuples (two).
+    dims
+        0, 1 or 2.
+    k
+        The threshold: the smallest publishable non-zero count.
+
+    Returns
+    -------
+    SuppressedTable
+        Cells, margins and counts of primary and complementary suppressions.
+    """
+    counts = {key: n for key, n in counts.items() if n}
+    values: dict[Entry, int] = {("cell", key): n for key, n in counts.items()}
+    values[("total", None)] = sum(counts.values())
+    if dims == 2:
+        for (r, c), n in counts.items():
+            values[("row", r)] = values.get(("row", r), 0) + n
+            values[("col", c)] = values.get(("col", c), 0) + n
+    suppressed: set[Entry] = {e for e, n in values.items() if 0 < n < k}
+    primary = len(suppressed)
+    lines = _lines(counts, dims)
+    while True:
+        added = _line_rule(lines, values, suppressed)
+        if not added:
+            added = _exact_rule(lines, values, suppressed)
+        if not added:
+            break
+    cells = {key: (None if ("cell", key) in suppressed else n) for key, n in counts.items()}
+    rows = {e[1]: (None if e in suppressed else n) for e, n in values.items() if e[0] == "row"}
+    columns = {e[1]: (None if e in suppressed else n) for e, n in values.items() if e[0] == "col"}
+    total_entry: Entry = ("total", None)
+    total = None if total_entry in suppressed else values[total_entry]
+    return SuppressedTable(cells, rows, columns, total, k, primary, len(suppressed) - primary)
+
+
+def _candidate(line: Sequence[Entry], values: Mapping[Entry, int], hidden: set[Entry]) -> Entry:
+    open_cells = [e for e in line[:-1] if e not in hidden and values[e] > 0]
+    if open_cells:
+        return min(open_cells, key=lambda e: (values[e], str(e[1])))
+    if line[-1] not in hidden:
+        return line[-1]
+    # Every entry is hidden already except zero cells: nothing left to add here.
+    return line[-1]
+
+
+def _line_rule(
+    lines: Sequence[Sequence[Entry]], values: Mapping[Entry, int], hidden: set[Entry]
+) -> bool:
+    added = False
+    for line in lines:
+        if sum(1 for e in line if e in hidden) == 1:
+            pick = _candidate(line, values, hidden)
+            if pick not in hidden:
+                hidden.add(pick)
+                added = True
+    return added
+
+
+def _exact_rule(
+    lines: Sequence[Sequence[Entry]], values: Mapping[Entry, int], hidden: set[Entry]
+) -> bool:
+    fixed = determined(lines, hidden)
+    for entry in fixed:
+        for line in lines:
+            if entry in line:
+                pick = _candidate(line, values, hidden)
+                if pick not in hidden:
+                    hidden.add(pick)
+                    return True
+    if fixed:
+        # Its lines are fully hidden: hide the smallest published value anywhere (when
+        # everything is hidden, nothing can be solved for).
+        rest = [e for e, n in values.items() if e not in hidden and n > 0]
+        if rest:
+            hidden.add(min(rest, key=lambda e: (values[e], str(e))))
+            return True
+    return False
+
+
+def determined(lines: Sequence[Sequence[Entry]], hidden: set[Entry]) -> list[Entry]:
+    """Return the hidden entries whose value the published equations fix exactly.
+
+    An unknown is fixed iff every vector in the null space of the equations (restricted
+    to the unknowns) is zero at it. Unknowns are split into groups that share an
+    equation, so each matrix stays small.
+    """
+    unknowns = sorted(hidden, key=str)
+    index = {e: i for i, e in enumerate(unknowns)}
+    eqs = []
+    for line in lines:
+        row = {index[e]: (-1.0 if e == line[-1] else 1.0) for e in line if e in index}
+        if row:
+            eqs.append(row)
+    parent = list(range(len(unknowns)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for row in eqs:
+        first, *rest = row
+        for j in rest:
+            parent[find(j)] = find(first)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(unknowns)):
+        groups.setdefault(find(i), []).append(i)
+    fixed: list[Entry] = []
+    for members in groups.values():
+        local = {g: n for n, g in enumerate(members)}
+        rows = [r for r in eqs if next(iter(r)) in local]
+        if not rows:
+            continue
+        matrix = np.zeros((len(rows), len(members)))
+        for a, r in enumerate(rows):
+            for j, coef in r.items():
+                matrix[a, local[j]] = coef
+        _, s, vt = np.linalg.svd(matrix)
+        rank = int((s > 1e-9).sum())
+        null = vt[rank:]
+        for g, n in local.items():
+            if null.shape[0] == 0 or np.all(np.abs(null[:, n]) < 1e-9):
+                fixed.append(unknowns[g])
+    return fixed

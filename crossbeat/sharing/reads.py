@@ -1,0 +1,588 @@
+"""THE read entry points: every route, export, analysis and stream reads incidents here.
+
+Each call plans the read with :func:`crossbeat.sharing.policy.plan` from the agreements
+stored *now* (so a revocation applies to the very next call, live streams included),
+runs the plan's filter inside one transaction under PostgreSQL row-level security,
+passes every fetched record through the plan again (most specific rule, sensitivity
+re-check, generalisation, request filters on the published values), and appends its
+audit event in the same transaction.
+
+Public API: :func:`read_incidents`, :func:`aggregate`, :func:`count_incidents`,
+:func:`read_detail`, :class:`LiveStream` and :func:`preview` (in
+:mod:`crossbeat.sharing.preview`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter, OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from shapely.geometry import shape
+from sqlalchemy import Connection, and_, func, select
+
+from crossbeat.audit import Action, AuditEvent, Outcome, append_many
+from crossbeat.clock import Clock
+from crossbeat.model import PersonalData
+from crossbeat.sharing.agreements import load_agreements
+from crossbeat.sharing.groups import groups_of
+from crossbeat.sharing.overrides import public_policies
+from crossbeat.sharing.policy import (
+    Decision,
+    PolicyContext,
+    ReadPlan,
+    ReadRequest,
+    Viewer,
+    ViewerKind,
+    plan,
+)
+from crossbeat.sharing.public import AnchorIndex, incident_flags, suppress_table
+from crossbeat.sharing.rls import restricted
+from crossbeat.sharing.rules import Rule
+from crossbeat.store import Store
+from crossbeat.store.schema import (
+    agencies,
+    incident_jurisdictions,
+    incident_offences,
+    incident_personal,
+    incidents,
+    jurisdictions,
+)
+
+BATCH = 1000
+#: Record ids per audit event (longer reads are logged as several events).
+AUDIT_IDS_PER_EVENT = 2000
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """Records as the viewer may see them, and the decision for every owner considered."""
+
+    records: list[dict[str, Any]]
+    decisions: tuple[Decision, ...]
+    next_after: str | None = None
+    rules: tuple[Rule, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-ready data (times as ISO strings)."""
+        return {
+            "records": [_jsonable(r) for r in self.records],
+            "decisions": [d.to_dict() for d in self.decisions],
+            "next_after": self.next_after,
+        }
+
+
+@dataclass(frozen=True)
+class AggregateResult:
+    """Counts by one or two dimensions; ``None`` marks a suppressed (hidden) value."""
+
+    by: tuple[str, ...]
+    cells: dict[tuple[str, ...], int | None]
+    rows: dict[str, int | None]
+    columns: dict[str, int | None]
+    total: int | None
+    threshold: int | None
+    suppressed: int
+    decisions: tuple[Decision, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-ready data; cells as ``{"key": [...], "count": n|null}``."""
+        return {
+            "by": list(self.by),
+            "cells": [{"key": list(k), "count": v} for k, v in sorted(self.cells.items())],
+            "rows": self.rows,
+            "columns": self.columns,
+            "total": self.total,
+            "threshold": self.threshold,
+            "suppressed": self.suppressed,
+            "decisions": [d.to_dict() for d in self.decisions],
+        }
+
+
+@dataclass(frozen=True)
+class DetailResult:
+    """One record (None when not visible to the viewer) and its personal data if allowed."""
+
+    record: dict[str, Any] | None
+    personal: PersonalData | None
+    decisions: tuple[Decision, ...] = field(default_factory=tuple)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# -- planning and running --------------------------------------------------------------------
+def prepare(
+    conn: Connection,
+    viewer: Viewer,
+    request: ReadRequest,
+    now: datetime,
+    *,
+    groups: frozenset[str] | None = None,
+) -> ReadPlan:
+    """Load the stored agreements, memberships and policies and plan the read.
+
+    The viewer's groups are replaced by the stored membership of its agency (or by
+    ``groups``, which only :func:`crossbeat.sharing.preview.preview` passes).
+    """
+    if groups is None:
+        groups = groups_of(conn, viewer.agency_id) if viewer.kind is not ViewerKind.PUBLIC else None
+    viewer = dataclasses.replace(viewer, groups=groups or frozenset())
+    zones = {r.id: r.timezone for r in conn.execute(select(agencies.c.id, agencies.c.timezone))}
+    context = PolicyContext(zones, public_policies(conn))
+    return plan(viewer, request, load_agreements(conn), now, context)
+
+
+_ANCHORS: OrderedDict[tuple[Any, ...], AnchorIndex] = OrderedDict()
+
+
+def anchor_index(conn: Connection, url: str) -> AnchorIndex:
+    """Return the anchor index over every jurisdiction polygon (cached per boundary set)."""
+    j = jurisdictions.c
+    n, last, changed = conn.execute(
+        select(func.count(), func.max(j.id), func.max(j.created_at))
+    ).one()
+    key = (url, n, last, str(changed))
+    found = _ANCHORS.get(key)
+    if found is None:
+        rows = conn.execute(select(j.geojson).order_by(j.id)).scalars()
+        found = AnchorIndex([shape(json.loads(g)) for g in rows])
+        _ANCHORS[key] = found
+        while len(_ANCHORS) > 8:
+            _ANCHORS.popitem(last=False)
+    return found
+
+
+def published(
+    conn: Connection, p: ReadPlan, anchors: AnchorIndex
+) -> Iterator[tuple[Rule, dict[str, Any], Mapping[str, Any]]]:
+    """Yield ``(rule, record, row)`` for every record the plan shows, in ``id`` order."""
+    after = p.request.after
+    while True:
+        q = select(incidents).where(p.where())
+        if after is not None:
+            q = q.where(incidents.c.id > after)
+        rows = conn.execute(q.order_by(incidents.c.id).limit(BATCH)).mappings().all()
+        if not rows:
+            return
+        offences, places = _children(conn, [r["id"] for r in rows])
+        for row in rows:
+            offs = offences.get(row["id"], [])
+            flags = incident_flags(row, offs)
+            out = p.publish(row, offs, places.get(row["id"], []), flags, anchors)
+            if out is not None:
+                yield out[0], out[1], row
+        if len(rows) < BATCH:
+            return
+        after = rows[-1]["id"]
+
+
+def _children(
+    conn: Connection, ids: Sequence[str]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
+    offences: dict[str, list[dict[str, Any]]] = {}
+    q = (
+        select(incident_offences)
+        .where(incident_offences.c.incident_id.in_(ids))
+        .order_by(incident_offences.c.incident_id, incident_offences.c.seq)
+    )
+    for o in conn.execute(q).mappings():
+        offences.setdefault(o["incident_id"], []).append(dict(o))
+    places: dict[str, list[str]] = {}
+    q2 = select(incident_jurisdictions).where(incident_jurisdictions.c.incident_id.in_(ids))
+    for j in conn.execute(q2).mappings():
+        places.setdefault(j["incident_id"], []).append(j["agency_id"])
+    return offences, places
+
+
+def _personal_rows(conn: Connection, ids: Sequence[str]) -> list[Any]:
+    if not ids:
+        return []
+    q = select(incident_personal).where(incident_personal.c.incident_id.in_(sorted(ids)))
+    return list(conn.execute(q))
+
+
+def _decode(store: Store, conn: Connection, rows: Sequence[Any]) -> dict[str, PersonalData]:
+    from crossbeat.vault.keys import require_vault
+    from crossbeat.vault.personal import PLAIN_CODEC, decode_personal
+
+    out: dict[str, PersonalData] = {}
+    for row in rows:
+        vault = getattr(store, "vault", None)
+        if vault is None and row.codec != PLAIN_CODEC:
+            vault = require_vault(store)  # raises, naming how to configure the key
+        out[row.incident_id] = decode_personal(vault, conn, row)  # type: ignore[arg-type]
+    return out
+
+
+# -- audit ----------------------------------------------------------------------------------
+def _audit(
+    store: Store,
+    conn: Connection,
+    p: ReadPlan,
+    action: Action,
+    resource: str,
+    records: Sequence[Mapping[str, Any]] = (),
+    count: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    v, req = p.viewer, p.request
+    owners = tuple(sorted({r["agency_id"] for r in records} | set(p.owners)))
+    details = {
+        "request": _request_summary(req),
+        "decisions": [d.to_dict() for d in p.decisions],
+        **(extra or {}),
+    }
+    stated = req.purpose or v.purpose
+    purpose = req.legal_basis or (stated.value if stated is not None else None)
+    base = {
+        "actor": v.id,
+        "actor_agency": v.agency_id,
+        "purpose": purpose,
+        "resource_type": resource,
+        "owner_agencies": owners,
+        "details": details,
+    }
+    events = []
+    ids = [r["id"] for r in records]
+    if v.kind is ViewerKind.PUBLIC or count is not None:
+        events.append(
+            AuditEvent(action=action, record_count=count if count is not None else len(ids), **base)
+        )
+    else:
+        chunks = [ids[i : i + AUDIT_IDS_PER_EVENT] for i in range(0, len(ids), AUDIT_IDS_PER_EVENT)]
+        for chunk in chunks or [[]]:
+            events.append(AuditEvent(action=action, record_ids=tuple(chunk), **base))
+    asked = set(req.agencies or ())
+    denied = sorted(d.owner for d in p.decisions if not d.allow and d.owner in asked)
+    if denied:
+        why = {d.owner: list(d.reasons) for d in p.decisions if d.owner in denied}
+        events.append(
+            AuditEvent(
+                action=Action.DENIED,
+                outcome=Outcome.DENIED,
+                **{**base, "owner_agencies": tuple(denied), "details": {"denied": why}},
+            )
+        )
+    append_many(store, events, conn=conn)
+
+
+def _request_summary(req: ReadRequest) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(req):
+        value = getattr(req, f.name)
+        if value in (None, False, ()) or f.name == "legal_basis":
+            continue
+        if isinstance(value, frozenset | set | tuple):
+            value = sorted(str(v) for v in value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        out[f.name] = value if isinstance(value, str | int | bool | list) else str(value)
+    if req.bbox is not None:
+        out["bbox"] = [repr(v) for v in req.bbox]
+    return out
+
+
+# -- entry points ------------------------------------------------------------------------------
+def read_incidents(
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    clock: Clock | None = None,
+    export: bool = False,
+) -> ReadResult:
+    """Return the incidents a viewer may see, as they may see them, and audit the read.
+
+    Parameters
+    ----------
+    store
+        The store.
+    viewer
+        Who reads (:class:`~crossbeat.sharing.policy.Viewer`).
+    request
+        Filters, fields, purpose, page (:class:`~crossbeat.sharing.policy.ReadRequest`).
+    clock
+        Clock for "now" (default: the store's clock).
+    export
+        Record the read as an export (bulk download) in the audit log.
+
+    Returns
+    -------
+    ReadResult
+        Records in ``id`` order (at most ``request.limit``; ``next_after`` is the cursor
+        for the next page) and the decision, with reasons, for every owner considered.
+    """
+    request = request or ReadRequest()
+    now = (clock or store.clock).now()
+    with store.begin() as conn:
+        p = prepare(conn, viewer, request, now)
+        anchors = anchor_index(conn, store.url)
+        records: list[dict[str, Any]] = []
+        personal_ids: list[str] = []
+        next_after = None
+        with restricted(conn, p.owners, p.personal_owners if request.personal_data else ()):
+            for rule, record, row in published(conn, p, anchors):
+                if request.limit is not None and len(records) == request.limit:
+                    next_after = records[-1]["id"]
+                    break
+                records.append(record)
+                if request.personal_data and rule.personal:
+                    personal_ids.append(row["id"])
+            rows = _personal_rows(conn, personal_ids)
+        if rows:
+            wanted = request.fields
+            found = _decode(store, conn, rows)
+            for record in records:
+                data = found.get(record["id"])
+                if data is not None:
+                    for name, value in dataclasses.asdict(data).items():
+                        if wanted is None or name in wanted:
+                            record[name] = value
+        action = Action.EXPORT if export else Action.READ
+        if rows:
+            action = Action.PERSONAL_DATA_VIEW
+        _audit(store, conn, p, action, "incident", records)
+    return ReadResult(records, p.decisions, next_after, p.rules)
+
+
+def aggregate(
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    by: Sequence[str] = ("h3_9",),
+    clock: Clock | None = None,
+) -> AggregateResult:
+    """Count the incidents a viewer may see by up to two dimensions, and audit the read.
+
+    Counts are of exactly the records :func:`read_incidents` would show (same rules,
+    same generalised values). When any counted record reaches the viewer through a
+    public release, the whole table is threshold- and complementary-suppressed with
+    the strictest threshold of the owners involved.
+
+    Parameters
+    ----------
+    by
+        Dimensions from :data:`crossbeat.sharing.policy.GROUP_BY` (empty: a total only).
+
+    Returns
+    -------
+    AggregateResult
+        Cells, margins and total; ``None`` marks a suppressed value.
+    """
+    request = dataclasses.replace(
+        request or ReadRequest(), aggregate=True, group_by=tuple(by), limit=None, after=None
+    )
+    now = (clock or store.clock).now()
+    counts: Counter[tuple[str, ...]] = Counter()
+    thresholds: set[int] = set()
+    with store.begin() as conn:
+        p = prepare(conn, viewer, request, now)
+        anchors = anchor_index(conn, store.url)
+        with restricted(conn, p.owners):
+            for rule, record, _row in published(conn, p, anchors):
+                counts[tuple(_key(d, record, rule) for d in request.group_by)] += 1
+                if rule.threshold is not None:
+                    thresholds.add(rule.threshold)
+        k = max(thresholds) if thresholds else None
+        table = suppress_table(counts, len(request.group_by), k or 1)
+        n = sum(counts.values())
+        _audit(store, conn, p, Action.READ, "incident_aggregate", count=n)
+    return AggregateResult(
+        tuple(request.group_by),
+        table.cells,
+        table.rows,
+        table.columns,
+        table.total,
+        k,
+        table.primary + table.complementary,
+        p.decisions,
+    )
+
+
+def count_incidents(
+    store: Store, viewer: Viewer, request: ReadRequest | None = None, *, clock: Clock | None = None
+) -> int | None:
+    """Return how many incidents the viewer may see (None when the count is suppressed)."""
+    return aggregate(store, viewer, request, by=(), clock=clock).total
+
+
+def _key(dim: str, rec: Mapping[str, Any], rule: Rule) -> str:
+    if dim == "agency":
+        return str(rec["agency_id"])
+    if dim == "jurisdiction":
+        return "+".join(rec.get("jurisdictions") or []) or "none"
+    if dim in ("nibrs", "crime_against"):
+        value = rec.get("nibrs_code" if dim == "nibrs" else dim)
+        return str(value) if value else "unmapped"
+    if dim.startswith("h3_"):
+        return str(rec.get(dim) or "none")
+    when = rec.get("occurred_from")
+    if when is None:
+        return "unknown"
+    local = when.astimezone(ZoneInfo(rule.timezone))
+    return local.strftime({"month": "%Y-%m", "day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H"}[dim])
+
+
+def read_detail(
+    store: Store,
+    viewer: Viewer,
+    incident_id: str,
+    *,
+    purpose: str | None = None,
+    clock: Clock | None = None,
+) -> DetailResult:
+    """Return one incident as the viewer may see it, with personal data if allowed.
+
+    Personal data is returned only when ``purpose`` (the legal basis: case number,
+    warrant...) is given and the viewer is an officer or supervisor of the owner, or of
+    a grantee whose agreement includes personal fields for the investigation purpose.
+    Every call is audited: a detail view, a personal-data view, or a denied attempt.
+
+    Returns
+    -------
+    DetailResult
+        ``record`` is None when the incident is unknown or not visible (the two are
+        not told apart, so that existence does not leak).
+    """
+    from crossbeat.sharing.scope import Purpose
+
+    wants = bool(purpose and purpose.strip())
+    request = ReadRequest(
+        ids=frozenset({incident_id}),
+        personal_data=wants,
+        legal_basis=purpose.strip() if wants and purpose else None,
+        purpose=Purpose.INVESTIGATION if wants else None,
+    )
+    now = (clock or store.clock).now()
+    with store.begin() as conn:
+        p = prepare(conn, viewer, request, now)
+        anchors = anchor_index(conn, store.url)
+        record = rule = None
+        rows: list[Any] = []
+        with restricted(conn, p.owners, p.personal_owners if wants else ()):
+            first = next(published(conn, p, anchors), None)
+            if first is not None:
+                rule, record, _row = first
+            if record is not None and rule is not None and wants and rule.personal:
+                rows = _personal_rows(conn, [incident_id])
+        owner = conn.execute(
+            select(incidents.c.agency_id).where(incidents.c.id == incident_id)
+        ).scalar()
+        personal = None
+        if record is not None and rule is not None and wants and rule.personal:
+            personal = _decode(store, conn, rows).get(incident_id, PersonalData())
+        if record is None or (wants and personal is None):
+            event = AuditEvent(
+                action=Action.DENIED,
+                outcome=Outcome.DENIED,
+                actor=viewer.id,
+                actor_agency=viewer.agency_id,
+                purpose=request.legal_basis,
+                resource_type="personal_data" if record is not None else "incident",
+                owner_agencies=(owner,) if owner else (),
+                record_ids=(incident_id,),
+                details={"decisions": [d.to_dict() for d in p.decisions if d.owner == owner]},
+            )
+            append_many(store, [event], conn=conn)
+        if record is not None:
+            action = Action.PERSONAL_DATA_VIEW if personal is not None else Action.DETAIL_VIEW
+            _audit(store, conn, p, action, "incident", [record])
+    decisions = tuple(d for d in p.decisions if d.owner == owner)
+    return DetailResult(record, personal, decisions)
+
+
+# -- live streams --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StreamUpdate:
+    """What a live stream client must apply since the previous poll.
+
+    ``reset_owners``: drop every record of these owners first (their grants changed or
+    were revoked); ``records``: add or replace; ``removed``: ids to drop (withdrawn, or
+    changed so that they no longer qualify).
+    """
+
+    records: list[dict[str, Any]]
+    removed: list[str]
+    reset_owners: list[str]
+    decisions: tuple[Decision, ...]
+    cursor: datetime
+
+
+class LiveStream:
+    """A live feed whose every poll re-reads the agreements, so revocation is immediate.
+
+    Examples
+    --------
+    ``stream = LiveStream(store, viewer); update = stream.poll()`` on each tick; the
+    first poll returns every visible record.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        viewer: Viewer,
+        request: ReadRequest | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.viewer = viewer
+        self.request = request or ReadRequest()
+        self.clock = clock or store.clock
+        self.cursor: datetime | None = None
+        self.grants: dict[str, frozenset[tuple[str, str | None]]] = {}
+
+    def poll(self) -> StreamUpdate:
+        """Return the changes since the last poll, under the agreements in force now."""
+        now = self.clock.now()
+        since = self.cursor
+        req = dataclasses.replace(self.request, changed_since=since, limit=None)
+        result = read_incidents(self.store, self.viewer, req, clock=self.clock)
+        grants = {
+            o: frozenset((r.via, r.agreement_id) for r in result.rules if r.owner == o)
+            for o in {r.owner for r in result.rules}
+        }
+        reset = sorted(o for o, g in self.grants.items() if grants.get(o) != g)
+        fresh = sorted(o for o in grants if o not in self.grants or o in reset)
+        records = [r for r in result.records if r["agency_id"] not in fresh]
+        if fresh and since is not None:
+            full = dataclasses.replace(self.request, agencies=frozenset(fresh), limit=None)
+            records += read_incidents(self.store, self.viewer, full, clock=self.clock).records
+        elif since is None:
+            records = result.records
+        stable = set(grants) & set(self.grants) - set(reset)
+        shown = {r["id"] for r in records}
+        removed = [i for i in self._changed(since, stable) if i not in shown]
+        self.cursor, self.grants = now, grants
+        return StreamUpdate(records, removed, reset, result.decisions, now)
+
+    def _changed(self, since: datetime | None, owners: set[str]) -> list[str]:
+        """Return ids of the owners' records changed or withdrawn since the last poll.
+
+        Those not in this poll's records were withdrawn or no longer qualify (a new
+        version became sensitive, say): the client must drop them.
+        """
+        if since is None or not owners:
+            return []
+        with self.store.begin() as conn, restricted(conn, owners):
+            q = select(incidents.c.id).where(
+                and_(
+                    incidents.c.agency_id.in_(sorted(owners)),
+                    (incidents.c.updated_at > since) | (incidents.c.withdrawn_at > since),
+                )
+            )
+            return sorted(conn.execute(q).scalars())

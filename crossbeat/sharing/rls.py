@@ -1,0 +1,94 @@
+"""PostgreSQL row-level security: the database's own check below the policy (issue #3).
+
+Migration ``0005_sharing`` creates the role :data:`APP_ROLE` and policies that let it
+SELECT only incident rows whose owner is listed in the transaction setting
+``crossbeat.visible_agencies`` (child tables follow their incident) and personal data
+of the owners in ``crossbeat.personal_agencies``. :func:`restricted` switches a
+transaction to that role with exactly the owners a :class:`~crossbeat.sharing.policy.ReadPlan`
+allows, so even a query that forgot every filter cannot see another agency's rows.
+On SQLite (embedded, one process, no roles) it does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, func, select, text
+
+APP_ROLE = "crossbeat_app"
+VISIBLE_SETTING = "crossbeat.visible_agencies"
+PERSONAL_SETTING = "crossbeat.personal_agencies"
+
+#: Tables protected by a row-level policy for :data:`APP_ROLE`.
+PROTECTED_TABLES: tuple[str, ...] = (
+    "incidents",
+    "incident_offences",
+    "incident_jurisdictions",
+    "incident_versions",
+    "incident_personal",
+)
+
+
+def _joined(ids: Iterable[str]) -> str:
+    ids = sorted(set(ids))
+    for agency in ids:
+        if "," in agency:
+            raise ValueError(f"agency id {agency!r} contains a comma")
+    return ",".join(ids)
+
+
+@contextmanager
+def restricted(
+    conn: Connection, visible: Iterable[str], personal: Iterable[str] = ()
+) -> Iterator[Connection]:
+    """Run the enclosed queries as :data:`APP_ROLE`, seeing only ``visible`` owners' rows.
+
+    Parameters
+    ----------
+    conn
+        A connection inside a transaction (the settings are ``SET LOCAL``: they end with
+        the transaction, also when it fails).
+    visible
+        Owner agencies whose incident rows may be read.
+    personal
+        Owner agencies whose personal data rows may be read.
+
+    Yields
+    ------
+    Connection
+        The same connection.
+    """
+    if conn.dialect.name != "postgresql":
+        yield conn
+        return
+    conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+    conn.execute(select(func.set_config(VISIBLE_SETTING, _joined(visible), True)))
+    conn.execute(select(func.set_config(PERSONAL_SETTING, _joined(personal), True)))
+    yield conn
+    # Not in a finally: after an error the transaction is rolled back, which undoes
+    # SET LOCAL by itself, and a command on an aborted transaction would mask the error.
+    conn.execute(text("RESET ROLE"))
+    conn.execute(select(func.set_config(VISIBLE_SETTING, "", True)))
+    conn.execute(select(func.set_config(PERSONAL_SETTING, "", True)))
+
+
+def policy_status(conn: Connection) -> dict[str, bool]:
+    """Return, for each protected table, whether row-level security is enabled (PostgreSQL).
+
+    Returns
+    -------
+    dict[str, bool]
+        Empty on SQLite.
+    """
+    if conn.dialect.name != "postgresql":
+        return {}
+    rows = conn.execute(
+        text(
+            "SELECT c.relname, c.relrowsecurity FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = ANY(:names)"
+        ),
+        {"names": list(PROTECTED_TABLES)},
+    )
+    return {name: bool(enabled) for name, enabled in rows}

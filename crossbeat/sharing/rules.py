@@ -1,0 +1,331 @@
+"""One grant, applied: which records it covers (SQL and Python) and how it shows them.
+
+A :class:`Rule` is what one source of access (the viewer's own agency, one agreement,
+or the public release) turns into for one owner. The same conditions are written twice
+on purpose: as a SQL filter so the database does the bulk of the work, and as a Python
+check that every fetched record must pass again (defence in depth, and the only place
+the keyword re-check for miscoded records can run). Both are pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
+
+from crossbeat.model import Sensitivity, TimePrecision
+from crossbeat.sharing.public import FLAG_COLUMNS, AnchorIndex
+from crossbeat.sharing.scope import (
+    ALWAYS_FIELDS,
+    PERSONAL_FIELDS,
+    RECORD_FIELDS,
+    Precision,
+    TimeResolution,
+    format_delay,
+    offence_matches,
+    offence_name,
+    sensitive_codes,
+)
+from crossbeat.store.schema import incident_offences, incidents
+
+_TIME_ORDER = [p.value for p in TimePrecision]
+_TIME_COLUMNS = ("occurred_from", "occurred_to", "reported_at")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one grant exposes one owner's records to the viewer.
+
+    Parameters
+    ----------
+    owner
+        The agency whose records these are.
+    via
+        ``own``, ``agency``, ``group:<id>`` or ``public``.
+    agreement_id
+        The agreement (None for the owner's own data).
+    offences
+        Offence tokens covered (None: every offence), matched on the primary offence.
+    excluded_flags
+        Sensitivity flags whose incidents are left out.
+    excluded_offences
+        Offence tokens whose incidents are left out (any offence of the incident).
+    fields
+        Fields the rule shows (always including ``id`` and ``agency_id``).
+    precision, time_resolution, delay
+        Spatial precision, time resolution and publication delay.
+    personal
+        Whether personal data may be shown (already checked against role and purpose).
+    timezone
+        The owner's IANA time zone (for coarsening times to hours, days, months).
+    threshold
+        Smallest publishable aggregate count (public rules only).
+    """
+
+    owner: str
+    via: str
+    agreement_id: str | None
+    offences: frozenset[str] | None
+    excluded_flags: frozenset[Sensitivity]
+    excluded_offences: frozenset[str]
+    fields: frozenset[str]
+    precision: Precision
+    time_resolution: TimeResolution
+    delay: timedelta
+    personal: bool
+    timezone: str
+    threshold: int | None = None
+
+    # -- which records ---------------------------------------------------------------
+    def sql(self, now: datetime, changed_since: datetime | None = None) -> ColumnElement[bool]:
+        """Return the SQL condition on ``incidents`` for the records this rule covers."""
+        conds: list[ColumnElement[bool]] = [incidents.c.agency_id == self.owner]
+        if self.offences is not None:
+            conds.append(_matches_sql(self.offences, incidents.c))
+        if self.excluded_offences:
+            conds.append(not_matching_sql(self.excluded_offences, incidents.c))
+            conds.append(
+                ~exists(
+                    select(incident_offences.c.incident_id).where(
+                        (incident_offences.c.incident_id == incidents.c.id)
+                        & ~not_matching_sql(self.excluded_offences, incident_offences.c)
+                    )
+                )
+            )
+        if self.excluded_flags:
+            for flag in sorted(self.excluded_flags):
+                conds.append(incidents.c[FLAG_COLUMNS[flag]].is_(false()))
+            codes = sorted(sensitive_codes(self.excluded_flags))
+            conds.append(
+                or_(incidents.c.nibrs_code.is_(None), incidents.c.nibrs_code.not_in(codes))
+            )
+            conds.append(
+                ~exists(
+                    select(incident_offences.c.incident_id).where(
+                        (incident_offences.c.incident_id == incidents.c.id)
+                        & incident_offences.c.nibrs_code.in_(codes)
+                    )
+                )
+            )
+        if self.delay:
+            conds.append(_released_by_sql(now - self.delay))
+        if changed_since is not None:
+            conds.append(
+                or_(
+                    incidents.c.updated_at > changed_since,
+                    not_(_released_by_sql(changed_since - self.delay)),
+                )
+            )
+        return and_(*conds)
+
+    def check(
+        self,
+        row: Mapping[str, Any],
+        offences: Sequence[Mapping[str, Any]],
+        flags: frozenset[Sensitivity],
+        now: datetime,
+    ) -> str | None:
+        """Return why this rule does not cover a record, or None when it does."""
+        if row["agency_id"] != self.owner:
+            return f"owned by {row['agency_id']}, not {self.owner}"
+        code = row.get("nibrs_code")
+        if not offence_matches(self.offences, code, row.get("crime_against"), row.get("ucr_part1")):
+            return f"offence {code or 'unmapped'} is outside the offences shared"
+        if self.excluded_offences and any(
+            _excluded(self.excluded_offences, o) for o in [row, *offences]
+        ):
+            return "offence suppressed by the public policy"
+        hidden = flags & self.excluded_flags
+        if hidden:
+            return "sensitive: " + ", ".join(sorted(f.value for f in hidden))
+        if self.delay:
+            at = release_time(row) + self.delay
+            if at > now:
+                return f"delayed until {at.isoformat()} ({format_delay(self.delay)} delay)"
+        return None
+
+    def changed(self, row: Mapping[str, Any], since: datetime) -> bool:
+        """Return whether a record changed, or became visible, after ``since``."""
+        return row["updated_at"] > since or release_time(row) + self.delay > since
+
+    # -- how they look -----------------------------------------------------------------
+    def shown_fields(self, wanted: frozenset[str] | None) -> frozenset[str]:
+        """Return the fields this rule shows for a request that wants ``wanted``."""
+        fields = self.fields if self.personal else self.fields - set(PERSONAL_FIELDS)
+        if wanted is not None:
+            fields = fields & wanted
+        return fields | set(ALWAYS_FIELDS)
+
+    def transform(
+        self,
+        row: Mapping[str, Any],
+        offences: Sequence[Mapping[str, Any]],
+        jurisdictions: Sequence[str],
+        anchors: AnchorIndex,
+        wanted: frozenset[str] | None = None,
+    ) -> dict[str, Any]:
+        """Return the record as this rule shows it (only permitted, generalised fields)."""
+        fields = self.shown_fields(wanted)
+        p = self.precision
+        values: dict[str, Any] = {
+            "id": row["id"],
+            "agency_id": row["agency_id"],
+            "nibrs_code": row.get("nibrs_code"),
+            "offence_name": offence_name(row.get("nibrs_code")),
+            "crime_against": row.get("crime_against"),
+            "ucr_part1": row.get("ucr_part1"),
+            "offence_local_code": row.get("offence_local_code"),
+            "status": row.get("status"),
+            "disposition": row.get("disposition"),
+            "location_type": row.get("location_type"),
+            "jurisdictions": sorted(jurisdictions),
+            "sensitivity": sorted(f.value for f, c in FLAG_COLUMNS.items() if row.get(c)),
+            "attributes": row.get("attributes"),
+        }
+        values["offences"] = [
+            self._offence(o, "offence_local_code" in fields)
+            for o in offences
+            if offence_matches(
+                self.offences, o.get("nibrs_code"), o.get("crime_against"), o.get("ucr_part1")
+            )
+        ]
+        for name in _TIME_COLUMNS:
+            values[name] = coarsen(row.get(name), self.time_resolution, self.timezone)
+        values["time_precision"] = coarser_time_precision(
+            row.get("time_precision") or TimePrecision.UNKNOWN.value, self.time_resolution
+        )
+        if p.name == "exact":
+            values.update(
+                lat=row.get("lat"), lon=row.get("lon"), location_precision=row["location_precision"]
+            )
+        elif p.has_point and p.resolution is not None and row.get("lat") is not None:
+            lat, lon = anchors.anchor(row["lat"], row["lon"], p.resolution)
+            values.update(lat=lat, lon=lon, location_precision=p.name)
+        else:
+            values.update(location_precision=p.name if row.get("lat") is not None else "none")
+        if p.name in ("exact", "block"):
+            values["block_address"] = row.get("block_address")
+        for column in ("h3_7", "h3_9", "h3_11"):
+            if p.shows_cell(column):
+                values[column] = row.get(column)
+        return {f: values[f] for f in RECORD_FIELDS if f in fields and f in values}
+
+    def _offence(self, o: Mapping[str, Any], local: bool) -> dict[str, Any]:
+        out = {
+            "nibrs_code": o.get("nibrs_code"),
+            "offence_name": offence_name(o.get("nibrs_code")),
+            "crime_against": o.get("crime_against"),
+            "ucr_part1": o.get("ucr_part1"),
+        }
+        if local:
+            out["local_code"] = o.get("local_code")
+        return out
+
+    def describe(self) -> str:
+        """Return a one-line summary of the scope (used in decision reasons)."""
+        offences = "all offences" if self.offences is None else ", ".join(sorted(self.offences))
+        parts = [offences, f"precision {self.precision}", f"time {self.time_resolution}"]
+        if self.delay:
+            parts.append(f"delay {format_delay(self.delay)}")
+        if self.excluded_flags:
+            parts.append("without " + ", ".join(sorted(f.value for f in self.excluded_flags)))
+        parts.append("with personal data" if self.personal else "no personal data")
+        return "; ".join(parts)
+
+
+# -- helpers shared with the policy and the reads ---------------------------------------------
+def _matches_sql(tokens: frozenset[str], cols: Any) -> ColumnElement[bool]:
+    codes, cats = _split_tokens(tokens)
+    conds = []
+    if codes:
+        conds.append(cols.nibrs_code.in_(codes))
+    if cats:
+        conds.append(cols.crime_against.in_(cats))
+    if "part1" in tokens:
+        conds.append(cols.ucr_part1.is_not(None))
+    if not conds:
+        return false()
+    return and_(cols.nibrs_code.is_not(None), or_(*conds))
+
+
+def not_matching_sql(tokens: frozenset[str], cols: Any) -> ColumnElement[bool]:
+    """Return the SQL condition "the offence in ``cols`` is not covered by ``tokens``".
+
+    ``all`` in the tokens covers everything, so nothing is "not covered". NULLs count as
+    not covered, written out so that SQL's three-valued logic cannot drop a row.
+    """
+    if "all" in tokens:
+        return false()
+    codes, cats = _split_tokens(tokens)
+    conds = [cols.nibrs_code.not_in(codes) if codes else true()]
+    if cats:
+        conds.append(or_(cols.crime_against.is_(None), cols.crime_against.not_in(cats)))
+    if "part1" in tokens:
+        conds.append(cols.ucr_part1.is_(None))
+    return or_(cols.nibrs_code.is_(None), and_(*conds))
+
+
+def _split_tokens(tokens: frozenset[str]) -> tuple[list[str], list[str]]:
+    """Split offence tokens into NIBRS codes (they start with a digit) and categories."""
+    codes = sorted(t for t in tokens if t[:1].isdigit())
+    cats = sorted(t for t in tokens if not t[:1].isdigit() and t not in ("part1", "all"))
+    return codes, cats
+
+
+def _excluded(tokens: frozenset[str], o: Mapping[str, Any]) -> bool:
+    if "all" in tokens:
+        return True
+    return offence_matches(tokens, o.get("nibrs_code"), o.get("crime_against"), o.get("ucr_part1"))
+
+
+def release_time(row: Mapping[str, Any]) -> datetime:
+    """Return when a record's publication delay starts.
+
+    The latest of when it started, ended and was reported; when none is known, when the
+    platform first stored it.
+    """
+    times = [row[c] for c in _TIME_COLUMNS if row.get(c) is not None]
+    return max(times) if times else row["created_at"]
+
+
+def _released_by_sql(cutoff: datetime) -> ColumnElement[bool]:
+    """Return SQL for ``release_time(row) <= cutoff``."""
+    cols = [incidents.c[c] for c in _TIME_COLUMNS]
+    return and_(
+        *(or_(c.is_(None), c <= cutoff) for c in cols),
+        or_(*(c.is_not(None) for c in cols), incidents.c.created_at <= cutoff),
+    )
+
+
+def coarsen(when: datetime | None, resolution: TimeResolution, timezone: str) -> datetime | None:
+    """Return ``when`` floored to the hour, day or month in a time zone (as UTC).
+
+    Examples
+    --------
+    >>> t = datetime(2024, 3, 4, 21, 30, tzinfo=UTC)
+    >>> coarsen(t, TimeResolution.DAY, "America/Los_Angeles").isoformat()
+    '2024-03-04T08:00:00+00:00'
+    """
+    if when is None or resolution is TimeResolution.EXACT:
+        return when
+    zone = ZoneInfo(timezone)
+    local = when.astimezone(zone)
+    if resolution is TimeResolution.HOUR:
+        floored = local.replace(minute=0, second=0, microsecond=0)
+    elif resolution is TimeResolution.DAY:
+        floored = datetime(local.year, local.month, local.day, tzinfo=zone)
+    else:
+        floored = datetime(local.year, local.month, 1, tzinfo=zone)
+    return floored.astimezone(UTC)
+
+
+def coarser_time_precision(stored: str, resolution: TimeResolution) -> str:
+    """Return the published time precision: the coarser of the stored one and the resolution."""
+    if resolution is TimeResolution.EXACT:
+        return stored
+    stored_rank = _TIME_ORDER.index(stored) if stored in _TIME_ORDER else len(_TIME_ORDER) - 1
+    return _TIME_ORDER[max(stored_rank, _TIME_ORDER.index(resolution.value))]
