@@ -14,6 +14,7 @@ can be stored separately (and, by the governance layer, encrypted).
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -193,6 +194,7 @@ class Incident:
         return any(not o.mapped for o in self.offences)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def incident_id(agency_id: str, source_id: str) -> str:
     """Return the stable global id of an agency's source record.
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -39,23 +38,39 @@ def record_hash(incident: Incident) -> str:
     so the same record re-exported in another file, or re-tagged after a boundary
     change, is recognised as unchanged; personal data is included, so a changed
     narrative makes a new version.
+
+    This runs once per ingested row, so it serialises the fields directly instead
+    of going through ``dataclasses.asdict``.
     """
-    content = {
-        "agency_id": incident.agency_id,
-        "source_id": incident.source_id,
-        "offences": [asdict(o) for o in incident.offences],
-        "occurred_from": incident.occurred_from,
-        "occurred_to": incident.occurred_to,
-        "time_precision": incident.time_precision,
-        "location": asdict(incident.location),
-        "reported_at": incident.reported_at,
-        "status": incident.status,
-        "disposition": incident.disposition,
-        "sensitivity": incident.sensitivity,
-        "attributes": incident.attributes,
-        "personal": asdict(incident.personal),
-    }
-    return sha256_hex(json.dumps(_canonical(content), sort_keys=True, ensure_ascii=False))
+    loc = incident.location
+    p = incident.personal
+    content = [
+        incident.agency_id,
+        incident.source_id,
+        [
+            [o.local_code, o.local_description, o.scheme, o.crosswalk_version, o.nibrs_code]
+            + [o.crime_against, o.ucr_part1, o.match]
+            for o in incident.offences
+        ],
+        _iso(incident.occurred_from),
+        _iso(incident.occurred_to),
+        incident.time_precision,
+        [loc.lat, loc.lon, loc.precision, loc.block_address, loc.location_type],
+        loc.location_type_local,
+        _iso(incident.reported_at),
+        incident.status,
+        incident.disposition,
+        sorted(incident.sensitivity),
+        _canonical(incident.attributes) if incident.attributes else None,
+        p.full_address,
+        p.narrative,
+        [[q.role, q.name, q.age, q.sex, _canonical(q.attributes)] for q in p.persons],
+    ]
+    return sha256_hex(json.dumps(content, ensure_ascii=False, separators=(",", ":")))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def incident_row(
