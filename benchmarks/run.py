@@ -186,8 +186,10 @@ def crossbeat_ingest(csv_path: Path, url: str, profile_path: Path) -> float:
     from crossbeat.ingest.profile import load_profile
     from crossbeat.store import open_store
     from crossbeat.store.base import close_all
+    from crossbeat.vault.kek import generate_kek, parse_kek
 
-    store = open_store(url)
+    # Personal data (the full address) is encrypted on write: a throwaway KEK.
+    store = open_store(url, kek=parse_kek(generate_kek()))
     profile = load_profile(profile_path)
     t0 = time.perf_counter()
     summary = ingest_files(store, "benchpd", profile, [csv_path])
@@ -231,7 +233,8 @@ def peak_memory(rows: int, work: Path, profile_path: Path) -> float:
         "from crossbeat.ingest.pipeline import ingest_files\n"
         "from crossbeat.ingest.profile import load_profile\n"
         "from crossbeat.store import open_store\n"
-        f"store = open_store('sqlite:///{db}')\n"
+        "from crossbeat.vault.kek import generate_kek, parse_kek\n"
+        f"store = open_store('sqlite:///{db}', kek=parse_kek(generate_kek()))\n"
         f"profile = load_profile('{profile_path}')\n"
         f"s = ingest_files(store, 'benchpd', profile, ['{csv_path}'])\n"
         "assert s.new == s.rows, s.as_dict()\n"
