@@ -971,6 +971,312 @@ def keys_rewrap(db_url: str, old_kek_file: str) -> None:
     click.echo(f"{n} data key(s) re-wrapped under KEK {vault.kek.id}")
 
 
+# --- sharing (governance) ---------------------------------------------------------------
+@cli.group()
+def agreement() -> None:
+    """Manage sharing agreements: add, revoke, list, history, and preview what partners see."""
+
+
+def _sharing(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a sharing library function, turning its errors into click errors."""
+    from crossbeat.auth.errors import AuthError
+    from crossbeat.sharing.scope import ScopeError
+
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, ScopeError, AuthError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _when(value: str | None, option: str) -> Any:
+    """Parse an ISO 8601 date or time (UTC when no offset is given)."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date or time", param_hint=option
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _csv(values: tuple[str, ...]) -> list[str] | None:
+    return list(values) or None
+
+
+@agreement.command("add")
+@db_option
+@click.argument("owner")
+@click.argument("grantee")
+@click.option(
+    "--offences",
+    multiple=True,
+    help="all, person, property, society, part1 or NIBRS codes (comma-separated or repeated).",
+)
+@click.option(
+    "--fields",
+    multiple=True,
+    help="Allowed fields or groups: all, offence, occurred, location, h3, personal, or names.",
+)
+@click.option("--precision", help="exact, block, h3:9, h3:8, h3:7, h3:6 or jurisdiction.")
+@click.option("--time", "time_resolution", help="Time resolution: exact, hour, day or month.")
+@click.option("--delay", help="Publication delay, e.g. 24h or 7d.")
+@click.option(
+    "--purpose",
+    "purposes",
+    multiple=True,
+    help="analysis, operations, investigation (comma-separated or repeated).",
+)
+@click.option(
+    "--include-sensitive",
+    multiple=True,
+    help="Sensitivity flags still shared (never for the public).",
+)
+@click.option("--valid-from", help="Start (ISO 8601, UTC if no offset); default now.")
+@click.option("--valid-to", help="End (ISO 8601, UTC if no offset); default open-ended.")
+@click.option("--approved-by", required=True, help="Who approved it (name, office, reference).")
+@click.option("--note", default="", help="Why the data is shared.")
+@click.option("--json", "as_json", is_flag=True, help="Print the agreement as JSON.")
+def agreement_add(
+    db_url: str,
+    owner: str,
+    grantee: str,
+    offences: tuple[str, ...],
+    fields: tuple[str, ...],
+    precision: str | None,
+    time_resolution: str | None,
+    delay: str | None,
+    purposes: tuple[str, ...],
+    include_sensitive: tuple[str, ...],
+    valid_from: str | None,
+    valid_to: str | None,
+    approved_by: str,
+    note: str,
+    as_json: bool,
+) -> None:
+    """Share OWNER's incidents with GRANTEE (an agency id, group:ID or public)."""
+    from crossbeat.sharing.agreements import create_agreement
+
+    store = open_store_or_fail(db_url)
+    made = _sharing(
+        create_agreement,
+        store,
+        owner,
+        grantee,
+        offences=_csv(offences),
+        fields=_csv(fields),
+        precision=precision,
+        time_resolution=time_resolution,
+        delay=delay,
+        purposes=_csv(purposes),
+        include_sensitive=include_sensitive,
+        approved_by=approved_by,
+        purpose_note=note,
+        valid_from=_when(valid_from, "--valid-from"),
+        valid_to=_when(valid_to, "--valid-to"),
+    )
+    if as_json:
+        echo_json(made.to_dict())
+        return
+    click.echo(f"agreement {made.id}: {made.owner} -> {made.grantee} ({made.scope.precision})")
+
+
+@agreement.command("revoke")
+@db_option
+@click.argument("agreement_id")
+@click.option("--reason", required=True, help="Why the agreement ends (kept in its history).")
+def agreement_revoke(db_url: str, agreement_id: str, reason: str) -> None:
+    """Revoke an agreement at once (also for open live streams)."""
+    from crossbeat.sharing.agreements import revoke_agreement
+
+    done = _sharing(revoke_agreement, open_store_or_fail(db_url), agreement_id, reason=reason)
+    click.echo(f"agreement {done.id} revoked at {done.revoked_at.isoformat()}")
+
+
+@agreement.command("list")
+@db_option
+@click.option("--owner", help="Only agreements of this owner agency.")
+@click.option("--grantee", help="Only agreements with this grantee (agency, group:ID, public).")
+@click.option(
+    "--status",
+    type=click.Choice(["active", "pending", "expired", "revoked"]),
+    help="Only agreements in this state.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def agreement_list(
+    db_url: str, owner: str | None, grantee: str | None, status: str | None, as_json: bool
+) -> None:
+    """List sharing agreements, oldest first."""
+    from crossbeat.sharing.agreements import list_agreements
+
+    store = open_store_or_fail(db_url)
+    found = _sharing(list_agreements, store, owner=owner, grantee=grantee, status=status)
+    if as_json:
+        echo_json([a.to_dict() for a in found])
+        return
+    now = store.now()
+    for a in found:
+        offences = ",".join(sorted(a.scope.offences or {"all"}))
+        click.echo(
+            f"{a.id}  {a.status(now):<8} {a.owner} -> {a.grantee}  {offences}  {a.scope.precision}"
+        )
+
+
+@agreement.command("history")
+@db_option
+@click.argument("agreement_id")
+def agreement_history_cmd(db_url: str, agreement_id: str) -> None:
+    """Print every stored version of an agreement as JSON."""
+    from crossbeat.sharing.agreements import agreement_history
+
+    echo_json(agreement_history(open_store_or_fail(db_url), agreement_id))
+
+
+@agreement.command("preview")
+@db_option
+@click.argument("owner")
+@click.argument("grantee")
+@click.option("--purpose", help="The grantee's purpose (default analysis).")
+@click.option(
+    "--sample", default=5, show_default=True, type=click.IntRange(0), help="Sample records to show."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def agreement_preview(
+    db_url: str, owner: str, grantee: str, purpose: str | None, sample: int, as_json: bool
+) -> None:
+    """Show what GRANTEE (an agency, group:ID or public) sees of OWNER's data now."""
+    from crossbeat.sharing.preview import preview
+
+    found = _sharing(
+        preview, open_store_or_fail(db_url), owner, grantee, purpose=purpose, sample=sample
+    )
+    if as_json:
+        echo_json(found.to_dict())
+        return
+    click.echo(f"{grantee} sees {found.visible} of {owner}'s {found.total} live records")
+    for d in found.decisions:
+        for reason in d.reasons:
+            click.echo(f"  {'allow' if d.allow else 'deny '}  {reason}")
+    for reason, n in found.hidden.items():
+        click.echo(f"  hidden {n:>6}  {reason}")
+
+
+@cli.group()
+def group() -> None:
+    """Manage named groups of agencies (task forces) that agreements can share with."""
+
+
+@group.command("add")
+@db_option
+@click.argument("group_id")
+@click.option("--name", required=True, help="Human-readable name of the group.")
+@click.option("--member", "members", multiple=True, help="Member agency id (repeatable).")
+@click.option("--description", help="What the group is for.")
+def group_add(
+    db_url: str, group_id: str, name: str, members: tuple[str, ...], description: str | None
+) -> None:
+    """Create a group of agencies."""
+    from crossbeat.sharing.groups import create_group
+
+    made = _sharing(
+        create_group,
+        open_store_or_fail(db_url),
+        group_id,
+        name,
+        members=members,
+        description=description,
+    )
+    click.echo(f"group {made.id}: {', '.join(made.members) or 'no members yet'}")
+
+
+@group.command("members")
+@db_option
+@click.argument("group_id")
+@click.option("--add", "add", multiple=True, help="Agency to add (repeatable).")
+@click.option("--remove", "remove", multiple=True, help="Agency to remove (repeatable).")
+def group_members(
+    db_url: str, group_id: str, add: tuple[str, ...], remove: tuple[str, ...]
+) -> None:
+    """Add or remove member agencies of a group (effective at once)."""
+    from crossbeat.sharing.groups import set_members
+
+    done = _sharing(set_members, open_store_or_fail(db_url), group_id, add=add, remove=remove)
+    click.echo(f"group {done.id}: {', '.join(done.members) or 'no members'}")
+
+
+@group.command("list")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def group_list(db_url: str, as_json: bool) -> None:
+    """List groups and their members."""
+    from crossbeat.sharing.groups import list_groups
+
+    found = list_groups(open_store_or_fail(db_url))
+    if as_json:
+        echo_json([g.to_dict() for g in found])
+        return
+    for g in found:
+        click.echo(f"{g.id:<24} {g.name}: {', '.join(g.members)}")
+
+
+@cli.group("public-policy")
+def public_policy() -> None:
+    """Show or tighten an agency's public release policy (it can only get stricter)."""
+
+
+@public_policy.command("show")
+@db_option
+@click.argument("agency_id")
+def public_policy_show(db_url: str, agency_id: str) -> None:
+    """Print an agency's effective public release policy as JSON."""
+    from crossbeat.sharing.overrides import get_public_policy
+
+    echo_json(get_public_policy(open_store_or_fail(db_url), agency_id).to_settings())
+
+
+@public_policy.command("tighten")
+@db_option
+@click.argument("agency_id")
+@click.option("--precision", help="Coarser precision, e.g. h3:8, h3:7 or jurisdiction.")
+@click.option("--time", "time_resolution", help="Coarser time resolution: day or month.")
+@click.option("--delay", help="Longer delay, e.g. 14d.")
+@click.option("--threshold", type=int, help="Higher smallest published count.")
+@click.option("--fields", multiple=True, help="Keep only these public fields.")
+@click.option(
+    "--suppress", multiple=True, help="Also never publish these offences (codes, categories)."
+)
+@click.option("--aggregates-only", is_flag=True, help="Publish counts only, no individual records.")
+def public_policy_tighten(
+    db_url: str,
+    agency_id: str,
+    precision: str | None,
+    time_resolution: str | None,
+    delay: str | None,
+    threshold: int | None,
+    fields: tuple[str, ...],
+    suppress: tuple[str, ...],
+    aggregates_only: bool,
+) -> None:
+    """Make AGENCY_ID's public release stricter; loosening is refused."""
+    from crossbeat.sharing.overrides import tighten_public_policy
+
+    settings = {
+        "precision": precision,
+        "time_resolution": time_resolution,
+        "delay": delay,
+        "threshold": threshold,
+        "fields": list(fields) or None,
+        "suppress_offences": list(suppress) or None,
+        "records": False if aggregates_only else None,
+    }
+    knobs = {k: v for k, v in settings.items() if v is not None}
+    done = _sharing(tighten_public_policy, open_store_or_fail(db_url), agency_id, knobs)
+    echo_json(done.to_settings())
+
+
 # --- audit (governance) -----------------------------------------------------------------
 KEY_FILE_HELP = "Ed25519 key file (PEM); also CROSSBEAT_AUDIT_KEY_FILE."
 

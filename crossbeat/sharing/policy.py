@@ -16,9 +16,10 @@ Who sees what
       an active agreement allows, when the read's purpose is one the agreement serves.
     * The public, and everyone else too: what the owner's public agreement allows,
       capped by the public release policy.
-    * When several grants reach one record, the most specific one is used: the
-      viewer's own agency, then an agreement with the viewer's agency, then one with a
-      group, then the public; among equals the finest precision, then the lowest id.
+    * When several grants reach one record, the most revealing one is used, as each
+      grant is a permission the viewer holds anyway: the finest precision, then the
+      most fields, then the finest time resolution, then the shortest delay, then the
+      most specific grantee (own agency, agency, group, public), then the lowest id.
 """
 
 from __future__ import annotations
@@ -549,15 +550,25 @@ def _decide(
             f"personal data of {owner} is not shown: it needs an officer or supervisor of "
             "the owner, or an agreement that includes personal fields for this purpose"
         )
-    rules.sort(
-        key=lambda r: (_VIA_ORDER[r.via.split(":")[0]], r.precision.rank, r.agreement_id or "")
-    )
+    rules.sort(key=priority)
     if not rules and not reasons:
         reasons.append(
             f"no agreement shares {owner}'s data with {viewer.label()} (deny by default)"
         )
     chosen = rules[0].agreement_id if rules else None
     return Decision(bool(rules), owner, chosen, tuple(reasons)), rules
+
+
+def priority(rule: Rule) -> tuple[Any, ...]:
+    """Return the sort key that puts the most revealing rule first."""
+    return (
+        rule.precision.rank,
+        -len(rule.shown_fields(None)),
+        rule.time_resolution.rank,
+        rule.delay,
+        _VIA_ORDER[rule.via.split(":")[0]],
+        rule.agreement_id or "",
+    )
 
 
 def _via(a: Agreement, viewer: Viewer) -> str | None:

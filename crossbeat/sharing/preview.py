@@ -166,11 +166,15 @@ def preview(
 
 
 def _why(p: Any, row: Any, offences: Any, flags: Any) -> str:
-    """Return the reason the first (most specific) rule gives for hiding a record."""
+    """Return why no rule shows a record, preferring reasons other than the offence scope.
+
+    A narrow grant (say, vehicle crime only) says "outside the offences shared" for most
+    records; a broader grant's reason (sensitive, delayed) says more.
+    """
     if not p.rules:
         return "no agreement in force"
-    reason = p.rules[0].check(row, offences, flags, p.now)
-    if reason is None:
-        return "outside the read's filters"
+    reasons = [r.check(row, offences, flags, p.now) for r in p.rules]
+    reasons = [r for r in reasons if r is not None] or ["outside the read's filters"]
+    reason = next((r for r in reasons if not r.startswith("offence ")), reasons[0])
     # Group reasons that carry a per-record time by their kind.
     return reason.split(" until ")[0] if reason.startswith("delayed") else reason

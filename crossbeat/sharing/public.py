@@ -20,7 +20,8 @@ it is capped by :data:`DEFAULT_PUBLIC_POLICY` merged with the owner's tightening
   after the latest of when it happened and when it was reported.
 * **Counts**: published aggregate counts are 0 or at least ``threshold`` (5); cells
   below it are suppressed, and further cells (or totals) are suppressed so that no
-  hidden cell can be worked out from the published totals (:func:`suppress_table`).
+  hidden cell can be worked out from the published totals
+  (:func:`crossbeat.sharing.suppression.suppress_table`).
 
 Why these defaults: H3 res-9 anchors are coarser than a street block yet still show
 neighbourhood patterns; a day is the usual resolution of public crime maps; a week
@@ -31,13 +32,12 @@ cell threshold in official statistics.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import h3
-import numpy as np
 import shapely
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
@@ -326,194 +326,3 @@ class AnchorIndex:
             return (round(lat, 6), round(lng, 6))
         p = region.point_on_surface()
         return (round(p.y, 6), round(p.x, 6))
-
-
-# -- aggregate suppression -------------------------------------------------------------------
-@dataclass(frozen=True)
-class SuppressedTable:
-    """A count table with margins, after threshold and complementary suppression.
-
-    ``None`` marks a suppressed value. For one dimension the keys of ``cells`` are
-    1-tuples and only ``total`` is a margin; for two dimensions ``rows`` and ``columns``
-    hold the row and column totals.
-    """
-
-    cells: dict[tuple[str, ...], int | None]
-    rows: dict[str, int | None]
-    columns: dict[str, int | None]
-    total: int | None
-    threshold: int
-    primary: int
-    complementary: int
-
-
-Entry = tuple[str, Any]  # ("cell", key) | ("row", r) | ("col", c) | ("total", None)
-
-
-def _lines(keys: Iterable[tuple[str, ...]], dims: int) -> list[list[Entry]]:
-    """Return the additive constraints: each line's entries sum to its last entry."""
-    keys = list(keys)
-    if dims == 0:
-        return []
-    if dims == 1:
-        return [[*(("cell", k) for k in keys), ("total", None)]]
-    rows = sorted({k[0] for k in keys})
-    cols = sorted({k[1] for k in keys})
-    lines: list[list[Entry]] = []
-    for r in rows:
-        lines.append([*(("cell", k) for k in keys if k[0] == r), ("row", r)])
-    for c in cols:
-        lines.append([*(("cell", k) for k in keys if k[1] == c), ("col", c)])
-    lines.append([*(("row", r) for r in rows), ("total", None)])
-    lines.append([*(("col", c) for c in cols), ("total", None)])
-    return lines
-
-
-def suppress_table(counts: Mapping[tuple[str, ...], int], dims: int, k: int) -> SuppressedTable:
-    """Suppress small counts and enough other values that none can be derived.
-
-    Algorithm (documented in docs/sharing.md):
-
-    1. *Primary*: every cell with ``0 < n < k`` is suppressed. Zero cells and cells of
-       ``k`` or more are published.
-    2. *Complementary*, repeated until nothing changes: in every line (a row with its
-       total, a column with its total, the row totals with the grand total, the column
-       totals with the grand total) that has exactly one suppressed value, also suppress
-       the smallest published non-zero cell of that line, or the line's total if there
-       is no such cell. Then, exactly, solve the published equations for each connected
-       group of suppressed values (null space of the constraint matrix): any value that
-       is uniquely determined gets one more complementary suppression in one of its
-       lines.
-
-    Every suppressed value is at least 1, so a suppressed value that is not determined
-    by the equations has a range of feasible values, not a single one, even with the
-    knowledge that counts are whole and non-negative.
-
-    Parameters
-    ----------
-    counts
-        Non-zero counts keyed by 1-tuples (one dimension) or 2-tuples (two).
-    dims
-        0, 1 or 2.
-    k
-        The threshold: the smallest publishable non-zero count.
-
-    Returns
-    -------
-    SuppressedTable
-        Cells, margins and counts of primary and complementary suppressions.
-    """
-    counts = {key: n for key, n in counts.items() if n}
-    values: dict[Entry, int] = {("cell", key): n for key, n in counts.items()}
-    values[("total", None)] = sum(counts.values())
-    if dims == 2:
-        for (r, c), n in counts.items():
-            values[("row", r)] = values.get(("row", r), 0) + n
-            values[("col", c)] = values.get(("col", c), 0) + n
-    suppressed: set[Entry] = {e for e, n in values.items() if 0 < n < k}
-    primary = len(suppressed)
-    lines = _lines(counts, dims)
-    while True:
-        added = _line_rule(lines, values, suppressed)
-        if not added:
-            added = _exact_rule(lines, values, suppressed)
-        if not added:
-            break
-    cells = {key: (None if ("cell", key) in suppressed else n) for key, n in counts.items()}
-    rows = {e[1]: (None if e in suppressed else n) for e, n in values.items() if e[0] == "row"}
-    columns = {e[1]: (None if e in suppressed else n) for e, n in values.items() if e[0] == "col"}
-    total_entry: Entry = ("total", None)
-    total = None if total_entry in suppressed else values[total_entry]
-    return SuppressedTable(cells, rows, columns, total, k, primary, len(suppressed) - primary)
-
-
-def _candidate(line: Sequence[Entry], values: Mapping[Entry, int], hidden: set[Entry]) -> Entry:
-    open_cells = [e for e in line[:-1] if e not in hidden and values[e] > 0]
-    if open_cells:
-        return min(open_cells, key=lambda e: (values[e], str(e[1])))
-    if line[-1] not in hidden:
-        return line[-1]
-    # Every entry is hidden already except zero cells: nothing left to add here.
-    return line[-1]
-
-
-def _line_rule(
-    lines: Sequence[Sequence[Entry]], values: Mapping[Entry, int], hidden: set[Entry]
-) -> bool:
-    added = False
-    for line in lines:
-        if sum(1 for e in line if e in hidden) == 1:
-            pick = _candidate(line, values, hidden)
-            if pick not in hidden:
-                hidden.add(pick)
-                added = True
-    return added
-
-
-def _exact_rule(
-    lines: Sequence[Sequence[Entry]], values: Mapping[Entry, int], hidden: set[Entry]
-) -> bool:
-    fixed = determined(lines, hidden)
-    for entry in fixed:
-        for line in lines:
-            if entry in line:
-                pick = _candidate(line, values, hidden)
-                if pick not in hidden:
-                    hidden.add(pick)
-                    return True
-    if fixed:
-        # Its lines are fully hidden: hide the smallest published value anywhere (when
-        # everything is hidden, nothing can be solved for).
-        rest = [e for e, n in values.items() if e not in hidden and n > 0]
-        if rest:
-            hidden.add(min(rest, key=lambda e: (values[e], str(e))))
-            return True
-    return False
-
-
-def determined(lines: Sequence[Sequence[Entry]], hidden: set[Entry]) -> list[Entry]:
-    """Return the hidden entries whose value the published equations fix exactly.
-
-    An unknown is fixed iff every vector in the null space of the equations (restricted
-    to the unknowns) is zero at it. Unknowns are split into groups that share an
-    equation, so each matrix stays small.
-    """
-    unknowns = sorted(hidden, key=str)
-    index = {e: i for i, e in enumerate(unknowns)}
-    eqs = []
-    for line in lines:
-        row = {index[e]: (-1.0 if e == line[-1] else 1.0) for e in line if e in index}
-        if row:
-            eqs.append(row)
-    parent = list(range(len(unknowns)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for row in eqs:
-        first, *rest = row
-        for j in rest:
-            parent[find(j)] = find(first)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(unknowns)):
-        groups.setdefault(find(i), []).append(i)
-    fixed: list[Entry] = []
-    for members in groups.values():
-        local = {g: n for n, g in enumerate(members)}
-        rows = [r for r in eqs if next(iter(r)) in local]
-        if not rows:
-            continue
-        matrix = np.zeros((len(rows), len(members)))
-        for a, r in enumerate(rows):
-            for j, coef in r.items():
-                matrix[a, local[j]] = coef
-        _, s, vt = np.linalg.svd(matrix)
-        rank = int((s > 1e-9).sum())
-        null = vt[rank:]
-        for g, n in local.items():
-            if null.shape[0] == 0 or np.all(np.abs(null[:, n]) < 1e-9):
-                fixed.append(unknowns[g])
-    return fixed

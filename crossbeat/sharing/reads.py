@@ -41,9 +41,10 @@ from crossbeat.sharing.policy import (
     ViewerKind,
     plan,
 )
-from crossbeat.sharing.public import AnchorIndex, incident_flags, suppress_table
+from crossbeat.sharing.public import AnchorIndex, incident_flags
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule
+from crossbeat.sharing.suppression import suppress_table
 from crossbeat.store import Store
 from crossbeat.store.schema import (
     agencies,
