@@ -18,6 +18,7 @@ from crossbeat.audit import (
     append,
     append_many,
     checkpoint,
+    checkpoint_if_due,
     generate_signing_key,
     latest_head,
     list_heads,
@@ -114,6 +115,23 @@ def test_checkpoint_signs_the_merkle_root(clocked, key):
     assert (report.heads_checked, report.unsigned_events, report.warnings) == (2, 0, [])
     _fill(clocked, 3, start=20)
     assert verify(clocked, key=key).unsigned_events == 3
+
+
+def test_checkpoint_when_due(clocked, key):
+    assert checkpoint_if_due(clocked, key, max_events=5) is None  # empty log
+    _fill(clocked, 4)
+    first = checkpoint_if_due(clocked, key, max_events=5)  # no head yet: due
+    assert first is not None and first.tree_size == 4
+    _fill(clocked, 4, start=4)
+    assert checkpoint_if_due(clocked, key, max_events=5, max_age=timedelta(hours=1)) is None
+    _fill(clocked, 1, start=8)
+    assert checkpoint_if_due(clocked, key, max_events=5).tree_size == 9
+    _fill(clocked, 1, start=9)
+    assert checkpoint_if_due(clocked, key, max_events=5) is None
+    clocked.clock.advance(hours=2)
+    assert checkpoint_if_due(clocked, key, max_events=5).tree_size == 10
+    clocked.clock.advance(hours=2)
+    assert checkpoint_if_due(clocked, key, max_events=5) is None  # nothing new to sign
 
 
 def test_heads_signed_by_another_key_are_reported(clocked, key):

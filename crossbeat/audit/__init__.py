@@ -7,7 +7,8 @@ leaves of an RFC 6962 Merkle tree. :func:`checkpoint` signs tree heads with Ed25
 :func:`events_for_owner` is the access log an owner agency's auditors read.
 """
 
-from crossbeat.audit.checkpoint import AuditIntegrityError, checkpoint
+from crossbeat.audit.auth_sink import auth_sink
+from crossbeat.audit.checkpoint import AuditIntegrityError, checkpoint, checkpoint_if_due
 from crossbeat.audit.events import Action, AuditEvent, Outcome
 from crossbeat.audit.heads import (
     TreeHead,
@@ -49,7 +50,9 @@ __all__ = [
     "VerifyReport",
     "append",
     "append_many",
+    "auth_sink",
     "checkpoint",
+    "checkpoint_if_due",
     "events_by_actor",
     "events_for_owner",
     "generate_signing_key",

@@ -8,6 +8,7 @@ server) and export heads to storage the database administrators cannot change.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, insert, select
@@ -17,7 +18,7 @@ from crossbeat.audit.heads import TreeHead, head_from_row, sign_head
 from crossbeat.audit.keys import SigningKey
 from crossbeat.audit.log import PAGE_SIZE, AuditError, lock_tip
 from crossbeat.audit.merkle import Frontier
-from crossbeat.audit.tables import audit_events, audit_tree_heads
+from crossbeat.audit.tables import audit_events, audit_head, audit_tree_heads
 from crossbeat.audit.verify import ChainWalker, Problem, VerifyReport
 
 if TYPE_CHECKING:
@@ -64,6 +65,51 @@ def checkpoint(store: Store, key: SigningKey, *, conn: Connection | None = None)
         with store.begin() as own:
             return _checkpoint(store, own, key)
     return _checkpoint(store, conn, key)
+
+
+def checkpoint_if_due(
+    store: Store,
+    key: SigningKey,
+    *,
+    max_events: int = 1000,
+    max_age: timedelta = timedelta(hours=1),
+) -> TreeHead | None:
+    """Sign a new tree head when enough events or enough time have passed.
+
+    Call it after appends or from a timer; it is cheap when nothing is due.
+
+    Parameters
+    ----------
+    store
+        The store holding the log.
+    key
+        The Ed25519 signing key.
+    max_events
+        Sign once this many events are not yet covered by a head.
+    max_age
+        Sign when the newest head is older than this and events were added since.
+
+    Returns
+    -------
+    TreeHead or None
+        The new head, or None when none was due.
+    """
+    with store.connect() as conn:
+        size = conn.execute(select(audit_head.c.size).where(audit_head.c.id == 1)).scalar()
+        last = conn.execute(
+            select(audit_tree_heads.c.tree_size, audit_tree_heads.c.signed_at)
+            .order_by(audit_tree_heads.c.id.desc())
+            .limit(1)
+        ).first()
+    if size is None:
+        raise AuditError("the audit log has no chain tip: run `crossbeat audit verify`")
+    covered = last.tree_size if last else 0
+    if size <= covered:
+        return None
+    old = last is None or store.now() - last.signed_at >= max_age
+    if size - covered >= max_events or old:
+        return checkpoint(store, key)
+    return None
 
 
 def _checkpoint(store: Store, conn: Connection, key: SigningKey) -> TreeHead:
