@@ -230,7 +230,7 @@ def test_proofs_verify_against_signed_heads(clocked, key):
 def test_malformed_stored_values_are_reported_not_fatal(sqlite_url, key):
     store = open_store(sqlite_url)
     store.clock = FrozenClock(T0)
-    _fill(store, 6)
+    _fill(store, 8)
     checkpoint(store, key)
     with store.begin() as conn:
         _unguard(conn)
@@ -238,12 +238,13 @@ def test_malformed_stored_values_are_reported_not_fatal(sqlite_url, key):
         conn.execute(text("UPDATE audit_events SET details = '{oops' WHERE seq = 3"))
         conn.execute(text("UPDATE audit_events SET record_count = 'many' WHERE seq = 4"))
         conn.execute(text("UPDATE audit_event_owners SET seq = 'x' WHERE seq = 5"))
+        conn.execute(text("INSERT INTO audit_event_owners (agency_id, seq) VALUES (7, 8)"))
         conn.execute(text("UPDATE audit_tree_heads SET signed_at = 'soon'"))
         conn.execute(text("UPDATE audit_head SET size = 'big'"))
     report = verify(store, key=key)
     found = {(p.kind, p.seq) for p in report.problems}
     assert {("malformed", 2), ("malformed", 3), ("malformed", 4)} <= found
-    assert ("owner_index", 5) in found and ("owner_index", "x") in found
+    assert {("owner_index", 5), ("owner_index", "x"), ("owner_index", 8)} <= found
     assert {"head_malformed", "tip_mismatch"} <= {p.kind for p in report.problems}
 
 

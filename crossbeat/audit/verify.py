@@ -226,7 +226,7 @@ class ChainWalker:
         if owners != set(event.owner_agencies):
             add(
                 "owner_index",
-                f"the owner index lists {sorted(owners)} but the event's owners are "
+                f"the owner index lists {sorted(owners, key=str)} but the event's owners are "
                 f"{list(event.owner_agencies)} (owners would not see this access)",
                 seq=seq,
             )
@@ -256,7 +256,7 @@ class ChainWalker:
             for seq, agencies in owners.items():  # index entries in the page with no event
                 self.report.add(
                     "owner_index",
-                    f"owner index entries {sorted(agencies)} for an event that does not exist",
+                    f"owner index entries {sorted(agencies, key=str)} for no event",
                     seq=seq,
                 )
             after = rows[-1].seq
