@@ -9,6 +9,7 @@ database URL: ``sqlite:///path.db`` or ``postgresql://user@host/db``.
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -84,10 +85,7 @@ class Store:
 
     def head_revision(self) -> str:
         """Return the newest migration(s) shipped with this version of CrossBeat."""
-        from alembic.script import ScriptDirectory
-
-        heads = ScriptDirectory.from_config(self._alembic_config(None)).get_heads()
-        return ",".join(sorted(heads))
+        return _shipped_heads()
 
     def _alembic_config(self, conn: Connection | None) -> Any:
         from alembic.config import Config
@@ -148,6 +146,17 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+@functools.cache
+def _shipped_heads() -> str:
+    """Read the migration scripts once per process (they do not change while it runs)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return ",".join(sorted(ScriptDirectory.from_config(cfg).get_heads()))
 
 
 _CACHE: dict[str, Store] = {}
