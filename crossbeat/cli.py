@@ -637,9 +637,18 @@ def token() -> None:
 
 
 def _auth(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call an auth library function, turning its errors into click errors."""
+    """Call an auth library function, audited, turning its errors into click errors.
+
+    Account and token changes made from the command line are written to the audit
+    log like those made through the API (actor: the local operator).
+    """
+    import inspect
+
+    from crossbeat.audit import auth_sink
     from crossbeat.auth.errors import AuthError
 
+    if args and "events" in inspect.signature(fn).parameters and "events" not in kwargs:
+        kwargs["events"] = auth_sink(args[0])
     try:
         return fn(*args, **kwargs)
     except AuthError as exc:
