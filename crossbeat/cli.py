@@ -572,6 +572,12 @@ def _run_server(settings: Any) -> None:
 )
 @click.option("--rebuild", is_flag=True, help="Regenerate and reload an existing demo.")
 @click.option("--serve/--no-serve", default=True, help="Start the web server afterwards.")
+@click.option(
+    "--accounts",
+    "show_accounts",
+    is_flag=True,
+    help="Print the demo accounts with their current sign-in codes, and exit.",
+)
 @_serve_options
 def demo(
     demo_dir: str | None,
@@ -579,6 +585,7 @@ def demo(
     size: float,
     rebuild: bool,
     serve: bool,
+    show_accounts: bool,
     host: str | None,
     port: int | None,
 ) -> None:
@@ -591,6 +598,9 @@ def demo(
     settings = load_settings(demo_dir=demo_dir, demo_seed=seed, host=host, port=port)
     out_dir = Path(settings.demo_dir)
     url = demo_db_url(out_dir)
+    if show_accounts:
+        _print_demo_accounts(out_dir)
+        return
     if rebuild:
         remove_demo(out_dir)
     if demo_is_built(out_dir):
@@ -609,10 +619,29 @@ def demo(
         for agency_id, s in summary.ingests.items():
             click.echo(f"{agency_id:<14}{s.rows:>7}{s.new:>7}{s.quarantined:>13}{s.unmapped:>10}")
         click.echo(f"Ground truth of what was planted: {summary.files.manifest}")
+        _print_demo_accounts(out_dir)
     base = f"http://{settings.host}:{settings.port}"
     click.echo(f"API docs: {base}/docs   health: {base}/health   home: {base}/")
     if serve:
         _run_server(load_settings(database_url=url, host=settings.host, port=settings.port))
+
+
+def _print_demo_accounts(out_dir: Any) -> None:
+    """Print the demo accounts (demo only: one published password)."""
+    from crossbeat.clock import SystemClock
+    from crossbeat.demo.accounts import DEMO_PASSWORD, demo_code, load_demo_accounts
+
+    accounts = load_demo_accounts(out_dir)
+    if not accounts:
+        raise click.ClickException(f"no demo accounts in {out_dir}: run `crossbeat demo --rebuild`")
+    now = SystemClock().now()
+    click.echo(f"Demo accounts (DEMO ONLY) - password for all: {DEMO_PASSWORD}")
+    click.echo(f"{'username':<28}{'agency':<14}{'role':<16}code now")
+    for a in accounts:
+        click.echo(
+            f"{a.username:<28}{a.agency_id:<14}{a.role:<16}{demo_code(out_dir, a.username, now)}"
+        )
+    click.echo("Current codes again: crossbeat demo --accounts (each code is accepted once)")
 
 
 @cli.command()

@@ -6,7 +6,9 @@ stage, so later stages (demo accounts, sharing agreements) slot in beside them:
 1. :func:`write_region_files` - simulate the region and write each agency's export,
    its jurisdiction boundary and a ground-truth manifest into a folder;
 2. :func:`register_demo_agencies` - register the agencies and load their boundaries;
-3. :func:`ingest_demo_exports` - ingest each export through its source profile.
+3. :func:`ingest_demo_exports` - ingest each export through its source profile;
+4. :func:`crossbeat.demo.accounts.demo_accounts` - a user for every role in every
+   agency (demo only: one published password, secrets saved in the demo folder).
 
 :func:`build_demo` runs them in order.
 """
@@ -23,6 +25,7 @@ from typing import Any
 
 from crossbeat.agencies import load_boundaries, register_agency
 from crossbeat.demo import region
+from crossbeat.demo.accounts import demo_accounts
 from crossbeat.demo.exports import FILES, ExportFile, write_exports
 from crossbeat.demo.generate import TIMEZONE, Simulation, simulate
 from crossbeat.ingest.pipeline import IngestSummary, ingest_files
@@ -233,6 +236,7 @@ def build_demo(
     store = open_store(db_url, kek=kek or demo_kek(db_url, out_dir))
     register_demo_agencies(store, files.boundaries)
     ingests = ingest_demo_exports(store, files.exports, progress=progress)
+    demo_accounts(store, out_dir)
     return DemoSummary(db_url, out_dir, seed, size, files, ingests)
 
 

@@ -1,0 +1,111 @@
+"""Demo accounts: one user for every role in every demo agency.
+
+FOR THE DEMO ONLY. The accounts share one published password and their TOTP secrets
+are written, with the sign-in details, to ``demo-accounts.json`` in the demo folder
+(mode 0600) so that ``crossbeat demo code USER`` can print the current second-factor
+code. A real deployment creates its users with ``crossbeat user add``, which shows a
+secret once and keeps only what the server needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from crossbeat.audit import auth_sink
+from crossbeat.auth.accounts import create_user
+from crossbeat.auth.errors import DuplicateUsername
+from crossbeat.auth.roles import Role
+from crossbeat.auth.totp import code_at
+from crossbeat.store import Store
+
+#: The demo accounts' password (published in the README: demo only).
+DEMO_PASSWORD = "crossbeat-demo-2026"
+#: File, in the demo folder, holding the demo accounts' sign-in details.
+ACCOUNTS_FILE = "demo-accounts.json"
+
+#: Username prefix of each demo agency's accounts.
+PREFIXES = {"rivertonpd": "riverton", "clackmerco": "clackmer", "metrotransit": "metro"}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccount:
+    """Sign-in details of one demo account."""
+
+    username: str
+    agency_id: str
+    role: str
+    password: str
+    totp_secret: str
+    otpauth_uri: str
+
+
+def demo_accounts(store: Store, out_dir: Path) -> list[DemoAccount]:
+    """Create a user for every role in every demo agency and save their sign-in details.
+
+    Idempotent: accounts that exist are kept (their details are read from the file).
+
+    Returns
+    -------
+    list[DemoAccount]
+        Every demo account, by agency and role.
+    """
+    path = out_dir / ACCOUNTS_FILE
+    known = {a.username: a for a in load_demo_accounts(out_dir)}
+    accounts: list[DemoAccount] = []
+    for agency_id, prefix in PREFIXES.items():
+        for role in Role:
+            username = f"{prefix}.{role.value.replace('_', '-')}"
+            if username in known:
+                accounts.append(known[username])
+                continue
+            try:
+                enrolment = create_user(
+                    store,
+                    agency_id,
+                    username,
+                    DEMO_PASSWORD,
+                    [role],
+                    display_name=f"Demo {role.value.replace('_', ' ')} ({agency_id})",
+                    events=auth_sink(store),
+                )
+            except DuplicateUsername:
+                continue  # created earlier without a details file; nothing to show
+            accounts.append(
+                DemoAccount(
+                    username=enrolment.user.username,
+                    agency_id=agency_id,
+                    role=role.value,
+                    password=DEMO_PASSWORD,
+                    totp_secret=enrolment.totp_secret,
+                    otpauth_uri=enrolment.provisioning_uri,
+                )
+            )
+    path.write_text(json.dumps([asdict(a) for a in accounts], indent=2), encoding="utf-8")
+    os.chmod(path, 0o600)
+    return accounts
+
+
+def load_demo_accounts(out_dir: Path) -> list[DemoAccount]:
+    """Return the saved demo accounts (empty when the demo has none yet)."""
+    path = out_dir / ACCOUNTS_FILE
+    if not path.is_file():
+        return []
+    return [DemoAccount(**a) for a in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def demo_code(out_dir: Path, username: str, when: datetime) -> str:
+    """Return the current TOTP code of a demo account.
+
+    Raises
+    ------
+    KeyError
+        When no demo account has that username.
+    """
+    for account in load_demo_accounts(out_dir):
+        if account.username == username.strip().lower():
+            return code_at(account.totp_secret, when)
+    raise KeyError(username)
