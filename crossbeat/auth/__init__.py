@@ -10,7 +10,6 @@ Modules: :mod:`~crossbeat.auth.accounts` (users and their management),
 :mod:`~crossbeat.auth.events` (hook for the audit log) and
 :mod:`~crossbeat.auth.tables`.
 
-This package imports nothing at import time: :mod:`crossbeat.store.schema` imports
-:mod:`crossbeat.auth.tables` to register the tables, and the other modules import
-the store.
+This package imports nothing at import time, so that importing one module does not
+pull in the others.
 """

@@ -288,9 +288,3 @@ quarantine = Table(
     UniqueConstraint("file_hash", "row_number"),
     Index("ix_quarantine_agency_status", "agency_id", "status"),
 )
-
-# Tables defined by other packages register on this metadata when imported.
-from crossbeat.auth import tables as _auth_tables  # noqa: E402,F401
-from crossbeat.audit import tables as _audit_tables  # noqa: E402,F401
-from crossbeat.sharing import tables as _sharing_tables  # noqa: E402,F401
-from crossbeat.vault import tables as _vault_tables  # noqa: E402,F401
