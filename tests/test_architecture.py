@@ -19,6 +19,7 @@ CORE = [
     "auth",
     "audit",
     "sharing",
+    "vault",
 ]
 FORBIDDEN = (
     "crossbeat.api",
