@@ -415,7 +415,9 @@ def taxonomy_check(files: tuple[str, ...]) -> None:
 @click.argument("code")
 @click.argument("description", required=False)
 @click.option("--scheme", help="The scheme the code belongs to (its patterns count more).")
-@click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option(
+    "--limit", default=5, show_default=True, type=click.IntRange(1, 50), help="Suggestions shown."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def taxonomy_suggest(
     code: str, description: str | None, scheme: str | None, limit: int, as_json: bool
@@ -449,6 +451,7 @@ def quarantine() -> None:
     type=click.Choice(["open", "resolved", "dismissed", "all"]),
     default="open",
     show_default=True,
+    help="Only entries in this state.",
 )
 @click.option("--limit", default=50, show_default=True, help="At most this many rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -1394,8 +1397,16 @@ def audit_verify(
 @click.option("--record", "record_id", help="Only events that touched this record id.")
 @click.option("--since", help="From this UTC date or time (ISO 8601), inclusive.")
 @click.option("--until", help="Up to this UTC date or time (ISO 8601), exclusive.")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
-@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@click.option(
+    "--limit", default=100, show_default=True, type=click.IntRange(1), help="Events shown."
+)
+@click.option(
+    "--offset",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Skip this many events (paging).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
 def audit_log(
     db_url: str,
