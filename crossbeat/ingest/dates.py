@@ -21,6 +21,7 @@ Rules (see ``docs/profiles.md``):
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -47,6 +48,9 @@ _ONE_US = timedelta(microseconds=1)
 _EXCEL_EPOCH = datetime(1899, 12, 30)
 _YEAR_MONTH = re.compile(r"^(\d{4})[-/](\d{1,2})$")
 _SHORT_OFFSET = re.compile(r"[+-]\d\d$")
+#: Distinct date (and time-of-day) texts remembered per field: exports repeat the same
+#: dates on many rows, and strptime is the slowest step of normalising a row.
+MATCH_CACHE_SIZE = 8192
 
 
 class DateError(ValueError):
@@ -159,6 +163,10 @@ class DateParser:
         self.spec = spec
         self.tz = ZoneInfo(spec.timezone or default_timezone)
         self.declared = None if spec.precision == "auto" else TimePrecision(spec.precision)
+        # Parsing is a pure function of the text: parse each distinct text once. Only
+        # successes are remembered (a DateError is raised again for each bad value).
+        self._match_cached = functools.lru_cache(maxsize=MATCH_CACHE_SIZE)(self._match)
+        self._match_time_cached = functools.lru_cache(maxsize=MATCH_CACHE_SIZE)(self._match_time)
 
     def describe(self) -> str:
         """Return the formats tried, for messages."""
@@ -184,9 +192,9 @@ class DateParser:
         DateError
             When no format matches or the date is impossible (February 30, month 13).
         """
-        moment, inferred = self._match(value)
+        moment, inferred = self._match_cached(value)
         if time_value is not None:
-            clock, time_precision = self._match_time(time_value)
+            clock, time_precision = self._match_time_cached(time_value)
             if moment.tzinfo is not None:
                 # The time column is local time: take the local calendar date of the
                 # date value (Toronto writes local midnight as "05:00:00+00").

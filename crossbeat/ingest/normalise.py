@@ -107,9 +107,12 @@ def raw_hash(rec: RawRecord) -> str:
     True
     """
     payload: Any = rec.fields if rec.geometry is None else [rec.fields, rec.geometry]
-    return sha256_hex(
-        json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    )
+    return sha256_hex(_RAW_JSON.encode(payload))
+
+
+#: ``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, built
+#: once: this runs for every row.
+_RAW_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass
@@ -175,6 +178,9 @@ class Normaliser:
                     self._dates[name] = DateParser(spec, src.timezone)
             dirs = [Path(profile.base_dir) / profile.crosswalks] if profile.crosswalks else []
             self._crosswalks = [(o, load_crosswalk(o.scheme, dirs)) for o in profile.offences]
+            # Offence codes repeat across rows: classify each distinct (code, description)
+            # once (the result is immutable).
+            self._classify = [lru_cache(maxsize=4096)(cw.classify) for _, cw in self._crosswalks]
         except (CRSError, TaxonomyError) as exc:
             raise ProfileError(f"profile {profile.name!r}: {exc}") from exc
         known_types = nibrs_location_types()
@@ -217,10 +223,10 @@ class Normaliser:
         raw = rec.fields.get(column) if column in rec.fields else _nested(rec.fields, column)
         if raw is None:
             return None
-        text = raw.strip() if self._strip else raw
-        if not text.strip() or text.strip().casefold() in self._nulls:
+        stripped = raw.strip()
+        if not stripped or stripped.casefold() in self._nulls:
             return None
-        return text
+        return stripped if self._strip else raw
 
     # -- id ----------------------------------------------------------------------------
     def source_id(self, rec: RawRecord) -> str:
@@ -469,12 +475,12 @@ class Normaliser:
     ) -> tuple[list[Offence], set[Sensitivity]]:
         offences: list[Offence] = []
         flags: set[Sensitivity] = set()
-        for spec, crosswalk in self._crosswalks:
+        for (spec, crosswalk), classify in zip(self._crosswalks, self._classify, strict=True):
             code = self.value(rec, spec.code) or spec.constant
             description = self.value(rec, spec.description)
             if code is None and description is None:
                 continue
-            offence, implied = crosswalk.classify(code, description)
+            offence, implied = classify(code, description)
             if not offence.mapped:
                 issues.warn(
                     f"offence: code {offence.local_code!r} is not in crosswalk "
