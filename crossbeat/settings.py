@@ -62,6 +62,12 @@ SETTINGS: tuple[Setting, ...] = (
         "File holding the key-encryption key (base64), instead of kek.",
         env="CROSSBEAT_KEK_FILE",
     ),
+    Setting(
+        "secure_cookies",
+        True,
+        "Mark the session cookie Secure (sent over HTTPS only). Turn off only for a "
+        "development server reached over plain HTTP on a host other than localhost.",
+    ),
 )
 
 
@@ -80,6 +86,7 @@ class Settings:
     demo_seed: int = _default("demo_seed")
     kek: str = dataclasses.field(default=_default("kek"), repr=False)
     kek_file: str = _default("kek_file")
+    secure_cookies: bool = _default("secure_cookies")
 
     def __post_init__(self) -> None:
         from crossbeat.vault.errors import KeyConfigError

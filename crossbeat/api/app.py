@@ -7,12 +7,18 @@ and the settings are kept on ``app.state`` for route dependencies.
 
 from __future__ import annotations
 
+import copy
+import functools
+
 from fastapi import FastAPI
 
 from crossbeat import __version__
-from crossbeat.api.routes import health
+from crossbeat.api.errors import install_error_handlers
+from crossbeat.api.routes import agreements, audit, auth, health, incidents
+from crossbeat.api.schemas import openapi_document
+from crossbeat.clock import Clock
 from crossbeat.settings import Settings
-from crossbeat.store import open_store
+from crossbeat.store import Store, open_store
 from crossbeat.vault.kek import Kek, resolve_kek
 
 DESCRIPTION = (
@@ -21,7 +27,9 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(
+    settings: Settings, *, store: Store | None = None, clock: Clock | None = None
+) -> FastAPI:
     """Build the CrossBeat web application.
 
     Parameters
@@ -30,6 +38,12 @@ def create_app(settings: Settings) -> FastAPI:
         The validated settings (:func:`crossbeat.settings.load_settings`). The
         database at ``settings.database_url`` is opened, and created or migrated if
         needed, before the application is returned.
+    store
+        Serve this already open store instead (its URL should be
+        ``settings.database_url``); tests pass their fixture's store.
+    clock
+        The clock every request reads "now" from (session timeouts, agreements'
+        validity, audit times); default the store's. Tests pass a FrozenClock.
 
     Returns
     -------
@@ -39,8 +53,17 @@ def create_app(settings: Settings) -> FastAPI:
     """
     app = FastAPI(title="CrossBeat", version=__version__, description=DESCRIPTION)
     app.state.settings = settings
-    app.state.store = open_store(settings.database_url, kek=_kek(settings))
-    app.include_router(health.router)
+    if store is None:
+        store = open_store(settings.database_url, kek=_kek(settings))
+    if clock is not None:
+        # A copy, so the clock does not leak into other users of the cached store.
+        store = copy.copy(store)
+        store.clock = clock
+    app.state.store = store
+    install_error_handlers(app)
+    app.openapi = functools.partial(openapi_document, app)  # type: ignore[method-assign]
+    for module in (health, auth, incidents, agreements, audit):
+        app.include_router(module.router)
     return app
 
 

@@ -1,0 +1,148 @@
+"""Sharing agreements: list, read, create, revoke, and preview what a partner sees (issue #3).
+
+For agency admins of the owner agency, and platform admins. Permission is checked
+(and a refusal audited) by :mod:`crossbeat.sharing`; every change is audited there
+in the same transaction. A revocation applies to the very next read, because every
+read loads the agreements stored at that moment.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from crossbeat.api.deps import ActorDep, ClockDep, CsrfDep, StoreDep
+from crossbeat.api.errors import ApiError
+from crossbeat.api.schemas import (
+    ERRORS,
+    AgreementIn,
+    AgreementListOut,
+    AgreementOut,
+    PreviewOut,
+    RevokeIn,
+)
+from crossbeat.auth.roles import Actor
+from crossbeat.clock import Clock
+from crossbeat.sharing._manage import check_permission
+from crossbeat.sharing.agreements import (
+    Agreement,
+    create_agreement,
+    get_agreement,
+    list_agreements,
+    revoke_agreement,
+)
+from crossbeat.sharing.preview import preview
+from crossbeat.store import Store
+
+router = APIRouter(prefix="/agreements", tags=["agreements"])
+
+Owner = Annotated[
+    str | None, Query(description="Owner agency (default: yours; others: platform_admin).")
+]
+
+
+@router.get("", response_model=AgreementListOut, responses=ERRORS, summary="List agreements")
+def get_agreements(
+    store: StoreDep,
+    clock: ClockDep,
+    actor: ActorDep,
+    owner: Owner = None,
+    grantee: Annotated[str | None, Query(description="AGENCY_ID, group:ID or public.")] = None,
+    status: Annotated[
+        str | None, Query(pattern="^(active|pending|expired|revoked)$", description="Status now.")
+    ] = None,
+) -> AgreementListOut:
+    """Return an owner agency's agreements (every status unless filtered), oldest first."""
+    agency = _owner(actor, owner)
+    check_permission(store, actor, agency, "list sharing agreements")
+    found = list_agreements(store, owner=agency, grantee=grantee, status=status)
+    return AgreementListOut(agreements=[_out(a, clock) for a in found])
+
+
+@router.post(
+    "",
+    response_model=AgreementOut,
+    status_code=201,
+    responses=ERRORS,
+    dependencies=[CsrfDep],
+    summary="Create an agreement",
+)
+def post_agreement(
+    body: AgreementIn, store: StoreDep, clock: ClockDep, actor: ActorDep
+) -> AgreementOut:
+    """Create a sharing agreement; 400 lists every problem and nothing is stored."""
+    values = body.model_dump(exclude={"owner"})
+    created = create_agreement(store, _owner(actor, body.owner), by=actor, **values)
+    return _out(created, clock)
+
+
+@router.get(
+    "/preview",
+    response_model=PreviewOut,
+    responses=ERRORS,
+    summary="Preview what a grantee sees of your data",
+)
+def get_preview(
+    store: StoreDep,
+    actor: ActorDep,
+    grantee: Annotated[str, Query(description="AGENCY_ID, group:ID or public.")],
+    owner: Owner = None,
+    purpose: Annotated[str | None, Query(description="The grantee's purpose.")] = None,
+    sample: Annotated[int, Query(ge=0, le=100)] = 10,
+) -> PreviewOut:
+    """Run the real policy for a stand-in viewer of the grantee over your records.
+
+    Returns how many records are visible and hidden, why (grouped), the decisions
+    and a sample as the grantee would see it.
+    """
+    result = preview(store, _owner(actor, owner), grantee, purpose=purpose, sample=sample, by=actor)
+    return PreviewOut.model_validate(result.to_dict())
+
+
+@router.get(
+    "/{agreement_id}",
+    response_model=AgreementOut,
+    responses=ERRORS,
+    summary="Read one agreement",
+)
+def get_one(agreement_id: str, store: StoreDep, clock: ClockDep, actor: ActorDep) -> AgreementOut:
+    """Return one agreement of an agency you administer."""
+    found = _find(store, actor, agreement_id, "read sharing agreements")
+    return _out(found, clock)
+
+
+@router.post(
+    "/{agreement_id}/revoke",
+    response_model=AgreementOut,
+    responses=ERRORS,
+    dependencies=[CsrfDep],
+    summary="Revoke an agreement",
+)
+def post_revoke(
+    agreement_id: str, body: RevokeIn, store: StoreDep, clock: ClockDep, actor: ActorDep
+) -> AgreementOut:
+    """Revoke an agreement at once: the next read no longer uses it."""
+    _find(store, actor, agreement_id, "revoke sharing agreements")
+    revoked = revoke_agreement(store, agreement_id, reason=body.reason, by=actor)
+    return _out(revoked, clock)
+
+
+def _owner(actor: Actor, owner: str | None) -> str:
+    """Return the owner agency a request is about (the caller's unless named)."""
+    return owner if owner is not None else actor.agency_id
+
+
+def _find(store: Store, actor: Actor, agreement_id: str, what: str) -> Agreement:
+    """Return an agreement the actor may manage; 404 if unknown, 403 (audited) if not theirs."""
+    found = get_agreement(store, agreement_id)
+    if found is None:
+        raise ApiError(404, f"no agreement {agreement_id!r}: see GET /agreements")
+    check_permission(store, actor, found.owner, what)
+    return found
+
+
+def _out(agreement: Agreement, clock: Clock) -> AgreementOut:
+    return AgreementOut.model_validate(
+        {**agreement.to_dict(), "status": agreement.status(clock.now())}
+    )

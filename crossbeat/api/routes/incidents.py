@@ -1,0 +1,259 @@
+"""Incidents and counts, read through the sharing policy (issue #3).
+
+Every route here calls :mod:`crossbeat.sharing.reads` and nothing else: the policy
+decides what each caller sees and how precisely, and writes the audit event. The
+routes only parse the query, call the read and render the result with the model for
+the caller (:class:`IncidentPublic` for the public, :class:`IncidentShared` for
+agency users and API tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from crossbeat.api.deps import StoreDep, ViewerDep
+from crossbeat.api.errors import ApiError
+from crossbeat.api.schemas import (
+    ERRORS,
+    AggregateOut,
+    CellOut,
+    DecisionOut,
+    FeatureCollectionOut,
+    FeatureOut,
+    IncidentDetailOut,
+    IncidentListOut,
+    IncidentPublic,
+    IncidentShared,
+    PersonalOut,
+)
+from crossbeat.sharing.policy import GROUP_BY, Decision, ReadRequest, Viewer, ViewerKind
+from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
+
+router = APIRouter(tags=["incidents"])
+
+GEOJSON = "application/geo+json"
+_FEATURES = {"$ref": "#/components/schemas/FeatureCollectionOut"}
+MAX_LIMIT = 5000
+
+Bbox = Annotated[
+    str | None,
+    Query(description="min_lon,min_lat,max_lon,max_lat (WGS84), on the published point."),
+]
+Since = Annotated[
+    datetime | None, Query(description="Occurred at or after, with a zone (2026-03-01T00:00Z).")
+]
+Until = Annotated[datetime | None, Query(description="Occurred before, with a zone.")]
+Offence = Annotated[
+    list[str] | None,
+    Query(description="all, person, property, society, part1 or NIBRS codes (repeatable)."),
+]
+Agency = Annotated[list[str] | None, Query(description="Only these owner agencies.")]
+Purpose = Annotated[
+    str | None, Query(description="Why you read: analysis (default), operations, investigation.")
+]
+
+
+def _request(
+    bbox: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    offence: list[str] | None,
+    agency: list[str] | None,
+    purpose: str | None,
+    **more: Any,
+) -> ReadRequest:
+    """Build the read request; :class:`RequestError` (400) lists every bad parameter."""
+    return ReadRequest(
+        bbox=tuple(bbox.split(",")) if bbox is not None else None,  # type: ignore[arg-type]
+        since=since,
+        until=until,
+        offences=frozenset(offence) if offence else None,
+        agencies=frozenset(agency) if agency else None,
+        purpose=purpose,  # type: ignore[arg-type]
+        **more,
+    )
+
+
+@router.get(
+    "/incidents",
+    response_model=IncidentListOut,
+    responses={**ERRORS, 200: {"content": {GEOJSON: {"schema": _FEATURES}}}},
+    summary="List the incidents you may see",
+)
+def list_incidents(
+    store: StoreDep,
+    viewer: ViewerDep,
+    bbox: Bbox = None,
+    since: Since = None,
+    until: Until = None,
+    offence: Offence = None,
+    agency: Agency = None,
+    purpose: Purpose = None,
+    fields: Annotated[list[str] | None, Query(description="Only these fields/groups.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    after: Annotated[str | None, Query(description="next_after of the previous page.")] = None,
+    f: Annotated[Literal["json", "geojson"], Query(description="Output format.")] = "json",
+) -> JSONResponse:
+    """Return a page of incidents as the sharing policy shows them to you, in id order.
+
+    The public gets generalised points and times only, never sensitive incidents;
+    agency users and API tokens get what their agreements grant, with the decision
+    (and its reasons) for every owner agency. ``f=geojson`` returns a FeatureCollection.
+    """
+    request = _request(
+        bbox, since, until, offence, agency, purpose,
+        fields=frozenset(fields) if fields else None, limit=limit, after=after,
+    )  # fmt: skip
+    result = read_incidents(store, viewer, request)
+    model = _record_model(viewer)
+    records = [_record(model, r) for r in result.records]
+    if f == "geojson":
+        features = [_feature(r) for r in records]
+        body = FeatureCollectionOut(features=features, next_after=result.next_after)
+        return _render(body, viewer, GEOJSON)
+    out = IncidentListOut(
+        records=records,  # type: ignore[arg-type]
+        next_after=result.next_after,
+        decisions=_decisions(viewer, result.decisions),
+    )
+    return _render(out, viewer)
+
+
+@router.get(
+    "/incidents/{incident_id}",
+    response_model=IncidentDetailOut,
+    responses=ERRORS,
+    summary="Read one incident (its personal data needs a stated purpose)",
+)
+def get_incident(
+    store: StoreDep,
+    viewer: ViewerDep,
+    incident_id: str,
+    purpose: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            description="Legal basis (case number, warrant...) for reading the personal "
+            "data. Without it no personal data is returned; with it, the read is audited "
+            "as a personal-data view under this purpose.",
+        ),
+    ] = None,
+) -> JSONResponse:
+    """Return one incident as you may see it, and its personal data if you state a purpose.
+
+    404 when the incident is unknown or not visible to you (the two are not told
+    apart). 403 when you stated a purpose but may not see its personal data.
+    """
+    if purpose is not None and not purpose.strip():
+        raise ApiError(400, "purpose is blank: state the legal basis (case number, warrant)")
+    result = read_detail(store, viewer, incident_id, purpose=purpose)
+    if result.record is None:
+        raise ApiError(404, f"no incident {incident_id!r} that you may see")
+    if purpose is not None and result.personal is None:
+        reasons = [r for d in result.decisions for r in d.reasons]
+        raise ApiError(403, "you may not read this incident's personal data", reasons)
+    personal = None
+    if result.personal is not None:
+        personal = PersonalOut.model_validate(_personal_dict(result.personal))
+    out = IncidentDetailOut(
+        record=_record(_record_model(viewer), result.record),  # type: ignore[arg-type]
+        personal=personal,
+        decisions=_decisions(viewer, result.decisions),
+    )
+    return _render(out, viewer)
+
+
+@router.get(
+    "/aggregates",
+    response_model=AggregateOut,
+    responses=ERRORS,
+    summary="Count the incidents you may see by up to two dimensions",
+)
+def get_aggregates(
+    store: StoreDep,
+    viewer: ViewerDep,
+    by: Annotated[
+        list[str] | None,
+        Query(description=f"Dimensions (repeatable, at most two): {', '.join(GROUP_BY)}."),
+    ] = None,
+    bbox: Bbox = None,
+    since: Since = None,
+    until: Until = None,
+    offence: Offence = None,
+    agency: Agency = None,
+    purpose: Purpose = None,
+) -> JSONResponse:
+    """Count exactly the records you could list, grouped; small counts are suppressed.
+
+    Without ``by`` only the total is returned. A null count is suppressed: too few
+    incidents to publish, or hidden so that the suppressed ones cannot be worked out.
+    """
+    dims = tuple(by or ())
+    request = _request(bbox, since, until, offence, agency, purpose, group_by=dims)
+    result = aggregate(store, viewer, request, by=dims)
+    out = AggregateOut(
+        by=list(result.by),
+        cells=[CellOut(key=list(k), count=v) for k, v in sorted(result.cells.items())],
+        rows=result.rows,
+        columns=result.columns,
+        total=result.total,
+        threshold=result.threshold,
+        suppressed=result.suppressed,
+        decisions=_decisions(viewer, result.decisions),
+    )
+    return _render(out, viewer)
+
+
+# -- rendering -------------------------------------------------------------------------------
+def _record_model(viewer: Viewer) -> type[IncidentPublic]:
+    return IncidentPublic if viewer.kind is ViewerKind.PUBLIC else IncidentShared
+
+
+def _record(model: type[IncidentPublic], record: Mapping[str, Any]) -> IncidentPublic:
+    """Validate a record with the caller's model; undeclared fields are dropped."""
+    return model.model_validate(record)
+
+
+def _decisions(viewer: Viewer, decisions: tuple[Decision, ...]) -> list[DecisionOut] | None:
+    """Return the decisions for agency callers; the public does not get them."""
+    if viewer.kind is ViewerKind.PUBLIC:
+        return None
+    return [DecisionOut.model_validate(d.to_dict()) for d in decisions]
+
+
+def _feature(record: IncidentPublic) -> FeatureOut:
+    props = record.model_dump(mode="json")
+    lat, lon = props.pop("lat", None), props.pop("lon", None)
+    geometry = None
+    if lat is not None and lon is not None:
+        geometry = {"type": "Point", "coordinates": [lon, lat]}
+    return FeatureOut(id=record.id, geometry=geometry, properties=props)
+
+
+def _personal_dict(personal: Any) -> dict[str, Any]:
+    return {
+        "full_address": personal.full_address,
+        "narrative": personal.narrative,
+        "persons": [
+            {
+                "role": str(getattr(p.role, "value", p.role)),
+                "name": p.name,
+                "age": p.age,
+                "sex": p.sex,
+                "attributes": dict(p.attributes or {}),
+            }
+            for p in personal.persons
+        ],
+    }
+
+
+def _render(body: BaseModel, viewer: Viewer, media_type: str = "application/json") -> JSONResponse:
+    """Serialise a response; the public's has no ``decisions``."""
+    exclude = {"decisions"} if viewer.kind is ViewerKind.PUBLIC else None
+    return JSONResponse(body.model_dump(mode="json", exclude=exclude), media_type=media_type)

@@ -1,0 +1,404 @@
+"""Request and response bodies of the web API.
+
+Inputs (``...In``) are separate from outputs, and incident records have two output
+models: :class:`IncidentShared` (every field an agreement can share, for signed-in
+users and API tokens) and :class:`IncidentPublic` (only the fields the public can
+ever receive, :data:`crossbeat.sharing.scope.PUBLIC_FIELDS`). Both ignore any field
+they do not declare, and both omit fields the sharing policy did not return, so a
+field never reaches a client through a model that does not list it (issue #3).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- errors --------------------------------------------------------------------------------
+class ErrorOut(_Out):
+    """The body of every error response."""
+
+    ok: Literal[False] = False
+    error: str = Field(description="One sentence naming the problem and the next step.")
+    errors: list[str] = Field(description="Every problem found.")
+    status: int = Field(description="The HTTP status code.")
+
+
+#: ``responses=`` entry documenting the error shape for the usual statuses.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in (
+        (400, "Bad request: every problem is listed"),
+        (401, "Not signed in, or the session or token is no longer valid"),
+        (403, "Not allowed (roles, agreements, CSRF token)"),
+        (404, "Unknown, or not visible to the caller"),
+    )
+}
+
+
+# -- authentication ------------------------------------------------------------------------
+class LoginIn(BaseModel):
+    """The password step of signing in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class MfaIn(BaseModel):
+    """The one-time-code step of signing in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ticket: str = Field(min_length=1, max_length=256, description="From POST /auth/login.")
+    code: str = Field(min_length=1, max_length=16, description="The authenticator app's code.")
+
+
+class MfaChallengeOut(_Out):
+    """The password was right: send the ticket with the one-time code before it expires."""
+
+    ok: Literal[True] = True
+    mfa_ticket: str
+    expires_at: datetime
+
+
+class UserOut(_Out):
+    """A signed-in user as shown to themselves (no secrets, no account internals)."""
+
+    username: str
+    agency: str
+    display_name: str | None
+    roles: list[str]
+
+
+class SessionOut(_Out):
+    """When the session ends: ``idle_expires_at`` moves with every request."""
+
+    expires_at: datetime
+    idle_expires_at: datetime
+
+
+class SignedInOut(_Out):
+    """A signed-in user, with the CSRF token to send in ``X-CSRF-Token``."""
+
+    ok: Literal[True] = True
+    user: UserOut
+    session: SessionOut
+    csrf_token: str
+
+
+class LogoutOut(_Out):
+    """The result of signing out."""
+
+    ok: Literal[True] = True
+    ended: bool = Field(description="False if the session had already ended.")
+
+
+# -- incidents -----------------------------------------------------------------------------
+class _Record(_Out):
+    """A record model that serialises only the fields the sharing policy returned.
+
+    A field the policy withheld is absent from the output, not ``null``: null means
+    "shown, and unknown".
+    """
+
+    # No return annotation: pydantic would document the annotation instead of the fields.
+    @model_serializer(mode="wrap")
+    def _only_given(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if k in self.model_fields_set}
+
+
+class OffenceOut(_Record):
+    """One offence of an incident."""
+
+    nibrs_code: str | None = None
+    offence_name: str | None = None
+    crime_against: str | None = None
+    ucr_part1: str | None = None
+    local_code: str | None = None
+
+
+class IncidentPublic(_Record):
+    """An incident as the public may receive it: generalised, never exact or personal."""
+
+    id: str
+    agency_id: str
+    nibrs_code: str | None = None
+    offence_name: str | None = None
+    crime_against: str | None = None
+    ucr_part1: str | None = None
+    offences: list[OffenceOut] | None = None
+    occurred_from: datetime | None = None
+    occurred_to: datetime | None = None
+    time_precision: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    location_precision: str | None = None
+    h3_7: str | None = None
+    h3_9: str | None = None
+    jurisdictions: list[str] | None = None
+
+
+class IncidentShared(IncidentPublic):
+    """An incident as an agency user or API token may receive it (fields per agreement)."""
+
+    offence_local_code: str | None = None
+    reported_at: datetime | None = None
+    status: str | None = None
+    disposition: str | None = None
+    block_address: str | None = None
+    location_type: str | None = None
+    h3_11: str | None = None
+    sensitivity: list[str] | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class PersonOut(_Out):
+    """A person involved in an incident (personal data)."""
+
+    role: str
+    name: str | None = None
+    age: int | None = None
+    sex: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class PersonalOut(_Out):
+    """An incident's personal data, returned only with a stated purpose."""
+
+    full_address: str | None = None
+    narrative: str | None = None
+    persons: list[PersonOut] = Field(default_factory=list)
+
+
+class DecisionOut(_Out):
+    """Whether the caller gets an owner agency's records, and why."""
+
+    allow: bool
+    owner: str
+    agreement_id: str | None
+    reasons: list[str]
+
+
+class IncidentListOut(_Out):
+    """A page of incidents (``decisions`` only for signed-in users and API tokens)."""
+
+    ok: Literal[True] = True
+    records: list[IncidentShared]
+    next_after: str | None = Field(description="Pass as ``after`` for the next page.")
+    decisions: list[DecisionOut] | None = None
+
+
+class FeatureOut(_Out):
+    """One incident as a GeoJSON Feature (no geometry at jurisdiction precision)."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any] | None
+    properties: dict[str, Any]
+
+
+class FeatureCollectionOut(_Out):
+    """A page of incidents as a GeoJSON FeatureCollection (``?f=geojson``)."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[FeatureOut]
+    next_after: str | None
+
+
+class IncidentDetailOut(_Out):
+    """One incident, with its personal data when a purpose was stated and it is allowed."""
+
+    ok: Literal[True] = True
+    record: IncidentShared
+    personal: PersonalOut | None = Field(
+        description="Null unless a purpose (legal basis) was stated and the caller may see it."
+    )
+    decisions: list[DecisionOut] | None = None
+
+
+class CellOut(_Out):
+    """One cell of an aggregate table; ``count`` is null when suppressed."""
+
+    key: list[str]
+    count: int | None
+
+
+class AggregateOut(_Out):
+    """Counts by up to two dimensions; null counts are suppressed (too few to publish)."""
+
+    ok: Literal[True] = True
+    by: list[str]
+    cells: list[CellOut]
+    rows: dict[str, int | None]
+    columns: dict[str, int | None]
+    total: int | None
+    threshold: int | None
+    suppressed: int
+    decisions: list[DecisionOut] | None = None
+
+
+# -- agreements ----------------------------------------------------------------------------
+class AgreementIn(BaseModel):
+    """A new sharing agreement (see docs/sharing.md for each knob)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    owner: str | None = Field(None, description="Owner agency (default: the caller's).")
+    grantee: str = Field(description="AGENCY_ID, group:GROUP_ID or public.")
+    offences: list[str] | None = None
+    fields: list[str] | None = None
+    precision: str | None = None
+    time_resolution: str | None = None
+    delay: str | None = Field(None, description="Publication delay such as 24h or 7d.")
+    purposes: list[str] | None = None
+    include_sensitive: list[str] = Field(default_factory=list)
+    approved_by: str = Field("", description="Who approved it (person, office, reference).")
+    purpose_note: str = ""
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+
+
+class RevokeIn(BaseModel):
+    """Why an agreement is revoked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class AgreementOut(_Out):
+    """A stored sharing agreement."""
+
+    id: str
+    owner: str
+    grantee: str
+    grantee_kind: str
+    offences: list[str] | None
+    fields: list[str]
+    precision: str
+    time_resolution: str
+    delay: str
+    purposes: list[str]
+    include_sensitive: list[str]
+    purpose_note: str
+    valid_from: datetime
+    valid_to: datetime | None
+    approved_by: str
+    created_at: datetime | None
+    created_by: str | None
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+    version: int
+    status: str = Field(description="active, pending, expired or revoked, now.")
+
+
+class AgreementListOut(_Out):
+    """Agreements, oldest first."""
+
+    ok: Literal[True] = True
+    agreements: list[AgreementOut]
+
+
+class PreviewOut(_Out):
+    """What a grantee sees of an owner's data now, and why the rest is hidden."""
+
+    ok: Literal[True] = True
+    owner: str
+    grantee: str
+    purpose: str
+    decisions: list[DecisionOut]
+    total: int
+    visible: int
+    hidden: dict[str, int]
+    sample: list[IncidentShared]
+
+
+# -- audit ---------------------------------------------------------------------------------
+class AuditEventOut(_Out):
+    """One audited action that touched the agency's data."""
+
+    seq: int
+    occurred_at: datetime
+    actor: str
+    actor_agency: str | None
+    source_ip: str | None
+    action: str
+    outcome: str
+    purpose: str | None
+    resource_type: str | None
+    owner_agencies: list[str]
+    record_ids: list[str]
+    record_count: int
+    details: dict[str, Any]
+    entry_hash: str
+
+
+class AuditListOut(_Out):
+    """A page of the access log of one agency, newest first."""
+
+    ok: Literal[True] = True
+    agency: str
+    events: list[AuditEventOut]
+    limit: int
+    offset: int
+
+
+# -- OpenAPI -----------------------------------------------------------------------------------
+#: Models returned by routes that render their own response (documented by reference).
+EXTRA_MODELS: tuple[type[BaseModel], ...] = (IncidentPublic, FeatureCollectionOut)
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """Return the application's OpenAPI document, as the API really answers.
+
+    FastAPI documents request validation failures as 422 with its own body; this API
+    answers them with 400 and :class:`ErrorOut`. Models that routes render themselves
+    (the public incident, GeoJSON) are added to the components.
+
+    Parameters
+    ----------
+    app
+        The application.
+
+    Returns
+    -------
+    dict
+        The OpenAPI document (cached on the application).
+    """
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    for path in doc.get("paths", {}).values():
+        for operation in path.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    for model in EXTRA_MODELS:
+        found = model.model_json_schema(
+            mode="serialization", ref_template="#/components/schemas/{model}"
+        )
+        schemas.update(found.pop("$defs", {}))
+        schemas[model.__name__] = found
+    app.openapi_schema = doc
+    return doc
