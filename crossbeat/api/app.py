@@ -26,6 +26,9 @@ DESCRIPTION = (
     "read through a sharing policy."
 )
 
+#: One router per resource, in the order they are documented.
+ROUTERS = (health.router, auth.router, incidents.router, agreements.router, audit.router)
+
 
 def create_app(
     settings: Settings, *, store: Store | None = None, clock: Clock | None = None
@@ -62,8 +65,8 @@ def create_app(
     app.state.store = store
     install_error_handlers(app)
     app.openapi = functools.partial(openapi_document, app)  # type: ignore[method-assign]
-    for module in (health, auth, incidents, agreements, audit):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
 
 

@@ -1,0 +1,127 @@
+"""One error shape everywhere; OpenAPI lists every route as it really answers; CSRF coverage."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.routing import APIRoute
+
+from crossbeat.api.app import ROUTERS
+from crossbeat.api.deps import require_csrf
+from crossbeat.clock import FrozenClock
+from crossbeat.store import Store
+from tests.api_support import assert_error, csrf, make_client, sign_in
+from tests.auth_support import START, add_agencies, make_user
+
+#: Routes that change something but carry no session yet (signing in).
+NO_SESSION_YET = {("POST", "/auth/login"), ("POST", "/auth/mfa")}
+
+
+def _routes() -> list[APIRoute]:
+    return [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+@pytest.fixture
+def client(store: Store, clock: FrozenClock):  # type: ignore[no-untyped-def]
+    add_agencies(store, clock)
+    return make_client(store, clock)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "fragment"),
+    [
+        ("/incidents?bbox=1,2,3", 400, "bbox: give four numbers"),
+        ("/incidents?bbox=10,10,0,0", 400, "bbox: need"),
+        ("/incidents?limit=0", 400, "limit"),
+        ("/incidents?f=csv", 400, "f:"),
+        (
+            "/incidents?since=2026-01-01T00:00:00",
+            400,
+            "since: give a date and time with a time zone",
+        ),
+        ("/incidents?offence=burglary-ish", 400, "unknown offence"),
+        ("/incidents?purpose=curiosity", 400, "purpose: unknown purpose"),
+        ("/aggregates?by=planet", 400, "group_by: unknown"),
+        ("/aggregates?by=month&by=day&by=hour", 400, "at most two"),
+        ("/incidents/nope", 404, "no incident 'nope'"),
+        ("/incidents/nope?purpose=%20", 400, "purpose is blank"),
+        ("/agreements", 401, "not signed in"),
+        ("/agreements/preview?grantee=public", 401, "not signed in"),
+        ("/audit", 401, "not signed in"),
+        ("/no/such/page", 404, "no such endpoint /no/such/page"),
+    ],
+)
+def test_error_shape(client, path: str, status: int, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    body = assert_error(client.get(path), status)
+    assert fragment in body["error"], body
+
+
+def test_several_problems_are_all_listed(client) -> None:  # type: ignore[no-untyped-def]
+    body = assert_error(client.get("/incidents?bbox=x&purpose=nope&offence=zzz"), 400)
+    assert len(body["errors"]) == 3
+    assert [e.split(":")[0] for e in body["errors"]] == ["bbox", "offences", "purpose"]
+
+
+def test_403_404_405_for_a_signed_in_user(store: Store, clock: FrozenClock, client) -> None:  # type: ignore[no-untyped-def]
+    analyst = make_user(store, clock, "ana", roles=("analyst",))
+    signed = sign_in(client, clock, analyst)
+    forbidden = assert_error(client.get("/audit"), 403)
+    assert "may not audit.read" in forbidden["error"]
+    assert_error(client.get("/agreements"), 403)
+    assert_error(client.get("/agreements/unknown-id"), 404)
+    assert_error(client.post("/agreements/unknown-id/revoke", json={"reason": "x"}), 403)  # CSRF
+    assert_error(
+        client.post("/agreements/unknown-id/revoke", json={"reason": "x"}, headers=csrf(signed)),
+        404,
+    )
+    assert_error(client.delete("/incidents"), 405)
+    bad_json = client.post(
+        "/agreements",
+        content=b"{not json",
+        headers={"Content-Type": "application/json", **csrf(signed)},
+    )
+    assert_error(bad_json, 400)
+
+
+def test_openapi_lists_every_route(client) -> None:  # type: ignore[no-untyped-def]
+    spec = client.get("/openapi.json").json()
+    routes = [r for r in _routes() if r.include_in_schema]
+    assert len(routes) >= 13
+    for route in routes:
+        assert route.path in spec["paths"], route.path
+        documented = {m.upper() for m in spec["paths"][route.path]}
+        assert route.methods <= documented, route.path
+    expected = {
+        "/auth/login", "/auth/mfa", "/auth/logout", "/auth/me", "/incidents",
+        "/incidents/{incident_id}", "/aggregates", "/agreements", "/agreements/preview",
+        "/agreements/{agreement_id}", "/agreements/{agreement_id}/revoke", "/audit", "/health",
+    }  # fmt: skip
+    assert expected <= set(spec["paths"])
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            assert "422" not in op["responses"], (method, path)  # validation errors are 400
+            assert op.get("summary"), (method, path)
+            if path != "/health":
+                assert op["responses"]["400"]["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/ErrorOut"
+                }
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    for name in ("IncidentPublic", "IncidentShared", "FeatureCollectionOut", "ErrorOut"):
+        assert schemas[name]["properties"], name
+    public = set(schemas["IncidentPublic"]["properties"])
+    assert {"lat", "lon", "occurred_from"} <= public
+    assert not public & {"block_address", "h3_11", "attributes", "narrative", "persons"}
+
+
+def test_every_unsafe_route_checks_csrf(client) -> None:  # type: ignore[no-untyped-def]
+    for route in _routes():
+        for method in route.methods - {"GET", "HEAD", "OPTIONS"}:
+            if (method, route.path) in NO_SESSION_YET or route.path == "/auth/logout":
+                continue  # logout checks the token itself, even for an ended session
+            calls = {d.call for d in route.dependant.dependencies}
+            assert require_csrf in calls, (method, route.path)
