@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.routing import APIRoute
 
@@ -125,3 +127,11 @@ def test_every_unsafe_route_checks_csrf(client) -> None:  # type: ignore[no-unty
                 continue  # logout checks the token itself, even for an ended session
             calls = {d.call for d in route.dependant.dependencies}
             assert require_csrf in calls, (method, route.path)
+
+
+def test_docs_name_every_endpoint() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    for route in _routes():
+        if route.include_in_schema:
+            for method in route.methods:
+                assert f"{method} {route.path}" in text, f"docs/api.md lacks {method} {route.path}"
