@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -131,7 +132,9 @@ def test_every_unsafe_route_checks_csrf(client) -> None:  # type: ignore[no-unty
 
 def test_docs_name_every_endpoint() -> None:
     text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    text = re.sub(r"\{[a-z_]+\}", "{id}", text)
     for route in _routes():
         if route.include_in_schema:
+            path = re.sub(r"\{[a-z_]+\}", "{id}", route.path)
             for method in route.methods:
-                assert f"{method} {route.path}" in text, f"docs/api.md lacks {method} {route.path}"
+                assert f"{method} {path}" in text, f"docs/api.md lacks {method} {path}"
