@@ -918,30 +918,42 @@ def keys_new_kek() -> None:
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def keys_status(db_url: str, as_json: bool) -> None:
-    """Show each agency's active data key and how many personal rows each key seals."""
+    """Show each agency's and the platform's active data key and the rows each key seals."""
     from crossbeat.vault.rotate import key_status
+    from crossbeat.vault.tables import FINGERPRINT, PLATFORM
 
-    agencies = key_status(open_store_or_fail(db_url))
+    owners = key_status(open_store_or_fail(db_url))
     if as_json:
-        echo_json([a.as_dict() for a in agencies])
+        echo_json([a.as_dict() for a in owners])
         return
-    if not agencies:
+    if not owners:
         click.echo("no personal data and no data keys yet")
-    for a in agencies:
-        click.echo(f"{a.agency_id}: active key {a.active_key_id or '-'}")
+    notes = {
+        PLATFORM: " (quarantined rows of unknown agency, TOTP seeds)",
+        FINGERPRINT: " (keys the record hashes; never rotated)",
+    }
+    for a in owners:
+        click.echo(f"{a.owner}{notes.get(a.owner, '')}: active key {a.active_key_id or '-'}")
         for k in a.keys:
             click.echo(f"    v{k.version} {k.key_id} {k.status:<8} kek {k.kek_id} rows {k.rows}")
         if a.plain_rows:
             click.echo(
                 f"    {a.plain_rows} legacy unencrypted rows: "
-                f"crossbeat keys rotate --agency {a.agency_id}"
+                f"crossbeat keys rotate --agency {a.owner}"
             )
 
 
 @keys.command("rotate")
 @db_option
 @click.option("--agency", "agency_ids", multiple=True, help="Agency to rotate (repeatable).")
-@click.option("--all", "all_agencies", is_flag=True, help="Every agency with personal data.")
+@click.option(
+    "--platform",
+    is_flag=True,
+    help="The platform key (quarantined rows of unknown agency, TOTP seeds).",
+)
+@click.option(
+    "--all", "all_agencies", is_flag=True, help="Every agency with sealed data, and the platform."
+)
 @click.option(
     "--batch-size",
     default=500,
@@ -950,22 +962,27 @@ def keys_status(db_url: str, as_json: bool) -> None:
     help="Rows re-encrypted per transaction.",
 )
 def keys_rotate(
-    db_url: str, agency_ids: tuple[str, ...], all_agencies: bool, batch_size: int
+    db_url: str, agency_ids: tuple[str, ...], platform: bool, all_agencies: bool, batch_size: int
 ) -> None:
-    """Re-encrypt an agency's personal data under a new data key and retire the old one.
+    """Re-encrypt an agency's sealed data under a new data key and retire the old one.
 
-    Also encrypts legacy unencrypted rows. Safe to interrupt: running the same
-    command again finishes the rotation instead of starting another.
+    Covers personal data and quarantined rows of the agency; ``--platform`` covers
+    quarantined rows of unknown agency and TOTP seeds. Also encrypts legacy
+    unencrypted rows. Safe to interrupt: running the same command again finishes the
+    rotation instead of starting another. The fingerprint key is never rotated.
     """
     from crossbeat.vault.errors import VaultError
-    from crossbeat.vault.rotate import agencies_with_personal_data, rotate_agency_key
+    from crossbeat.vault.rotate import key_owners, rotate_agency_key
+    from crossbeat.vault.tables import PLATFORM
 
-    if bool(agency_ids) == all_agencies:
-        raise click.UsageError("give --agency ID (repeatable) or --all")
+    if bool(agency_ids or platform) == all_agencies:
+        raise click.UsageError("give --agency ID (repeatable), --platform, or --all")
     store = open_store_or_fail(db_url)
-    targets = agencies_with_personal_data(store) if all_agencies else list(agency_ids)
+    targets = key_owners(store) if all_agencies else list(agency_ids)
+    if platform:
+        targets.append(PLATFORM)
     for agency_id in targets:
-        if not store.agency_exists(agency_id):
+        if agency_id != PLATFORM and not store.agency_exists(agency_id):
             raise click.ClickException(f"unknown agency {agency_id}: see `crossbeat agency list`")
         try:
             res = rotate_agency_key(
@@ -994,9 +1011,9 @@ def _rotation_progress(p: Any) -> None:
     help="File holding the previous KEK (base64); also CROSSBEAT_KEK_OLD_FILE.",
 )
 def keys_rewrap(db_url: str, old_kek_file: str) -> None:
-    """Re-wrap every data key under the configured KEK after changing the KEK.
+    """Re-wrap every key (agencies', platform, fingerprint) under the configured KEK.
 
-    Rows are not touched; safe to run again.
+    Run after changing the KEK. Rows are not touched; safe to run again.
     """
     from crossbeat.vault.errors import VaultError
     from crossbeat.vault.kek import read_kek_file
@@ -1009,7 +1026,7 @@ def keys_rewrap(db_url: str, old_kek_file: str) -> None:
         n = rewrap_keys(store, vault)
     except VaultError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{n} data key(s) re-wrapped under KEK {vault.kek.id}")
+    click.echo(f"{n} key(s) re-wrapped under KEK {vault.kek.id}")
 
 
 # --- sharing (governance) ---------------------------------------------------------------

@@ -24,7 +24,7 @@ def run(db, *args, input=None):
     return CliRunner().invoke(cli, [*args, "--db", db], input=input)
 
 
-def test_user_add_prints_totp_once_and_user_can_sign_in(db):
+def test_user_add_prints_totp_once_and_user_can_sign_in(db, kek):
     result = run(
         db, "user", "add", "metro", "J.Smith", "--role", "analyst", "--role", "supervisor",
         "--password-stdin", "--json", input=PASSWORD + "\n",
@@ -33,7 +33,7 @@ def test_user_add_prints_totp_once_and_user_can_sign_in(db):
     data = json.loads(result.stdout)
     assert data["username"] == "j.smith" and data["roles"] == ["analyst", "supervisor"]
     assert data["otpauth_uri"].startswith("otpauth://totp/")
-    store = open_store(db)
+    store = open_store(db, kek=kek)  # the CLI used the same KEK (CROSSBEAT_KEK)
     code = totp.code_at(data["totp_secret"], store.now())
     assert login.login(store, "j.smith", PASSWORD, code).user.username == "j.smith"
     listed = run(db, "user", "list", "--json")

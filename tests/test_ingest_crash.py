@@ -27,6 +27,7 @@ from crossbeat.store.schema import (
     ingest_batches,
     quarantine,
 )
+from crossbeat.vault.tables import FINGERPRINT, platform_keys
 from tests.test_ingest_pipeline import PROFILE, row, write_csv
 
 ROWS = 6000
@@ -72,6 +73,17 @@ def _state(db_url: str) -> dict[str, object]:
     return state
 
 
+def _copy_fingerprint_key(src_url: str, dst_url: str) -> None:
+    """Give a fresh store the (wrapped) key of another store's record hashes."""
+    with open_store(src_url).connect() as conn:
+        key = conn.execute(select(platform_keys).where(platform_keys.c.scope == FINGERPRINT))
+        rows = [dict(r) for r in key.mappings()]
+    assert len(rows) == 1
+    with open_store(dst_url).begin() as conn:
+        conn.execute(platform_keys.insert(), rows)
+    close_all()
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_points_then_rerun(db_url, tmp_path):
     profile = tmp_path / "feed.toml"
@@ -101,8 +113,10 @@ def test_sigkill_at_random_points_then_rerun(db_url, tmp_path):
     assert got["versions"] == 0
     assert len(got["quarantine"]) == 40 and {s for _, s in got["quarantine"]} == {"open"}
 
-    # The same file ingested in one go into a fresh store gives the very same records.
+    # The same file ingested in one go into a fresh store gives the very same records
+    # (record hashes are keyed: the fresh store gets the same fingerprint key).
     clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
+    _copy_fingerprint_key(db_url, clean_url)
     proc = _run(clean_url, profile, data, capture=True)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()

@@ -113,10 +113,10 @@ def test_toronto_mci(store):
 
 
 @pytest.mark.slow
-def test_toronto_mci_full_feed(sqlite_url):
+def test_toronto_mci_full_feed(sqlite_url, kek):
     from crossbeat.store import open_store
 
-    store = open_store(sqlite_url)
+    store = open_store(sqlite_url, kek=kek)  # record hashes are keyed by the vault
     files = [shared_data("toronto-mci", "train.csv"), shared_data("toronto-mci", "test.csv")]
     s = ingest_files(store, "tps", _profile("toronto-mci.mci"), files)
     assert s.rows == 240_992

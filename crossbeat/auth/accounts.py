@@ -38,6 +38,9 @@ from crossbeat.auth.tables import login_failures, user_roles, users
 from crossbeat.clock import Clock
 from crossbeat.store import Store
 from crossbeat.store.schema import agencies
+from crossbeat.vault.keys import require_vault
+from crossbeat.vault.totp_seeds import WHAT as SEALED_SEEDS
+from crossbeat.vault.totp_seeds import seal_seed
 
 INACTIVITY_LIMIT = timedelta(days=90)
 """Accounts not used for this long are disabled (CJIS 5.5.1 / AC-2(3))."""
@@ -137,7 +140,7 @@ def create_user(
     Parameters
     ----------
     store
-        The store.
+        The store, opened with a KEK (the TOTP seed is stored sealed).
     agency_id
         The agency the user belongs to (must be registered).
     username
@@ -166,7 +169,10 @@ def create_user(
         For bad input; nothing is written.
     PermissionDenied
         When ``by`` may not manage this agency's users or grant these roles.
+    KeyConfigError
+        When the store was opened without a KEK; nothing is written.
     """
+    require_vault(store, SEALED_SEEDS)
     name = normalise_username(username)
     role_set = parse_roles(roles)
     authorize(by, Action.MANAGE_USERS, agency_id)
@@ -188,7 +194,6 @@ def create_user(
         "display_name": (display_name or "").strip() or None,
         "password_hash": passwords.hash_password(password),
         "password_changed_at": now,
-        "totp_secret": secret,
         "totp_enrolled_at": now,
         "totp_last_step": None,
         "status": "active",
@@ -197,7 +202,7 @@ def create_user(
     }
     try:
         with store.begin() as conn:
-            conn.execute(insert(users), [row])
+            conn.execute(insert(users), [{**row, **seal_seed(store, conn, user_id, secret)}])
             _write_roles(conn, user_id, role_set, now)
             user = _load(conn, name)
             emit(events, conn, _event("account.created", user, by, now, roles=_names(role_set)))
@@ -357,7 +362,10 @@ def reset_totp(
     Raises
     ------
     InvalidUsername, UnknownUser, PermissionDenied
+    KeyConfigError
+        When the store was opened without a KEK; nothing is written.
     """
+    require_vault(store, SEALED_SEEDS)
     name = normalise_username(username)
     now = (clock or store.clock).now()
     secret = totp.new_secret()
@@ -365,7 +373,11 @@ def reset_totp(
         user = _load(conn, name)
         authorize(by, Action.MANAGE_USERS, user.agency_id)
         authorize_roles(by, user.roles)
-        values = {"totp_secret": secret, "totp_enrolled_at": now, "totp_last_step": None}
+        values = {
+            **seal_seed(store, conn, user.id, secret),
+            "totp_enrolled_at": now,
+            "totp_last_step": None,
+        }
         conn.execute(update(users).where(users.c.id == user.id).values(**values))
         end_user_sessions(conn, user.id, "totp_reset", now, events=events)
         emit(events, conn, _event("account.totp_reset", user, by, now))

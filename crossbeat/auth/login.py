@@ -38,6 +38,9 @@ from crossbeat.auth.sessions import ABSOLUTE_TIMEOUT, Session, start_session
 from crossbeat.auth.tables import login_failures, mfa_challenges, users
 from crossbeat.clock import Clock
 from crossbeat.store import Store
+from crossbeat.vault.keys import require_vault
+from crossbeat.vault.totp_seeds import WHAT as SEALED_SEEDS
+from crossbeat.vault.totp_seeds import open_seed
 
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
@@ -187,7 +190,11 @@ def complete_login(
         A code already used, or older than one already used (counts as a failed attempt).
     AccountLocked, AccountDisabled
         The account was locked or disabled since the password step.
+    KeyConfigError
+        When the store was opened without a KEK (the TOTP seed is sealed); nothing
+        is written.
     """
+    vault = require_vault(store, SEALED_SEEDS)
     now = (clock or store.clock).now()
     failure: AuthenticationError | None = None
     with store.begin() as conn:
@@ -208,7 +215,8 @@ def complete_login(
             failure = AccountDisabled()
         else:
             try:
-                totp.accept_code(conn, row["id"], row["totp_secret"], code, now)
+                seed = open_seed(vault, conn, row)
+                totp.accept_code(conn, row["id"], seed, code, now)
             except TotpReplay:
                 failure = _record_failure(conn, row, "replay", now, events)
             except InvalidCredentials:
@@ -234,9 +242,10 @@ def login(
     MfaRequired
         ``code`` is missing; the exception's ``challenge`` can be completed with
         :func:`complete_login`. No session is issued.
-    InvalidCredentials, TotpReplay, AccountLocked, AccountDisabled
+    InvalidCredentials, TotpReplay, AccountLocked, AccountDisabled, KeyConfigError
         As for :func:`begin_login` and :func:`complete_login`.
     """
+    require_vault(store, SEALED_SEEDS)  # before the password step writes a challenge
     challenge = begin_login(store, username, password, clock=clock, events=events)
     if not code:
         raise MfaRequired(challenge)

@@ -1,9 +1,10 @@
 """Tables for accounts and authentication, on the shared store metadata.
 
-Created by migration ``0002_accounts``. Secrets are never stored in the clear except
-the TOTP seed, which the server needs to compute codes (see ``docs/security.md``):
+Created by migration ``0002_accounts``. Secrets are never stored in the clear:
 passwords as argon2id hashes, session and MFA tickets and API tokens as SHA-256
-hashes of high-entropy random values.
+hashes of high-entropy random values, and the TOTP seed, which the server needs to
+compute codes, sealed by the vault (:mod:`crossbeat.vault.totp_seeds`; see
+``docs/security.md``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     String,
     Table,
@@ -31,8 +33,11 @@ users = Table(
     Column("display_name", Text),
     Column("password_hash", Text, nullable=False),
     Column("password_changed_at", UTCDateTime, nullable=False),
-    # Base32 TOTP seed (RFC 6238, SHA-1, 6 digits, 30 s).
-    Column("totp_secret", String(64), nullable=False),
+    # Base32 TOTP seed (RFC 6238, SHA-1, 6 digits, 30 s), sealed with AES-256-GCM under
+    # the platform data key and bound to the user id; its codec and data key.
+    Column("totp_secret", LargeBinary, nullable=False),
+    Column("totp_codec", String(32), nullable=False),
+    Column("totp_key_id", String(64)),
     Column("totp_enrolled_at", UTCDateTime, nullable=False),
     # The newest accepted 30-second time step: a code for this step or an older one
     # is refused, so each code works once.

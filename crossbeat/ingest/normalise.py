@@ -220,7 +220,7 @@ class Normaliser:
         """
         if column is None:
             return None
-        raw = rec.fields.get(column) if column in rec.fields else _nested(rec.fields, column)
+        raw = rec.fields.get(column) if column in rec.fields else nested_value(rec.fields, column)
         if raw is None:
             return None
         stripped = raw.strip()
@@ -534,7 +534,7 @@ class Normaliser:
         return flags
 
 
-def _nested(fields: dict[str, str | None], column: str) -> str | None:
+def nested_value(fields: dict[str, str | None], column: str) -> str | None:
     """Return ``a.b.c`` from nested JSON text in ``fields['a']`` (``None`` if absent)."""
     parts = column.split(".")
     for i in range(1, len(parts)):

@@ -22,9 +22,10 @@ from sqlalchemy import select, update
 
 from crossbeat.agencies import ensure_agency, jurisdiction_index
 from crossbeat.geo.jurisdictions import JurisdictionIndex
-from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected
+from crossbeat.ingest.normalise import Normalised, Normaliser
 from crossbeat.ingest.profile import Profile
 from crossbeat.ingest.readers import RawRecord, SourceError, file_sha256, open_source
+from crossbeat.ingest.withhold import withheld_values, withhold_personal
 from crossbeat.store import Store
 from crossbeat.store.schema import ingest_batches
 from crossbeat.store.writes import Counts, Item, write_chunk
@@ -303,29 +304,32 @@ class RowRouter:
             pass
 
     def item(self, rec: RawRecord, file_hash: str) -> Item:
-        """Normalise one record into an :class:`Item`."""
+        """Normalise one record into an :class:`Item`.
+
+        The reasons of a rejected record never quote a personal value
+        (:mod:`crossbeat.ingest.withhold`): they are stored readable, the raw record
+        sealed.
+        """
         raw: dict[str, Any] = dict(rec.fields)
         if rec.geometry is not None:
             raw["_geometry"] = rec.geometry
         agency, why = self.agency_of(rec)
         reasons = tuple(rec.problems) + ((why,) if why else ())
-        if reasons or agency is None:
-            return Item(rec.row_number, file_hash, self.source_file, raw, agency, reasons=reasons)
-        result = self.normaliser(agency).normalise(rec)
-        if isinstance(result, Rejected):
-            return Item(
-                rec.row_number, file_hash, self.source_file, raw, agency, reasons=result.reasons
-            )
-        assert isinstance(result, Normalised)
-        return Item(
-            rec.row_number,
-            file_hash,
-            self.source_file,
-            raw,
-            agency,
-            incident=result.incident,
-            action=result.action,
-        )
+        if not reasons and agency is not None:
+            result = self.normaliser(agency).normalise(rec)
+            if isinstance(result, Normalised):
+                return Item(
+                    rec.row_number,
+                    file_hash,
+                    self.source_file,
+                    raw,
+                    agency,
+                    incident=result.incident,
+                    action=result.action,
+                )
+            reasons = result.reasons
+        reasons = withhold_personal(reasons, withheld_values(self.profile, rec))
+        return Item(rec.row_number, file_hash, self.source_file, raw, agency, reasons=reasons)
 
 
 def _flush(

@@ -3,7 +3,9 @@
 Nothing is ever dropped. A quarantined row keeps its raw values, file, row number and
 reasons until it is stored — by re-ingesting the file after a profile or crosswalk
 fix (the entry is then resolved automatically) or by :func:`retry_quarantine` with
-the fixed profile — or until a person dismisses it.
+the fixed profile — or until a person dismisses it. The raw values hold names and
+addresses, so they are stored sealed (:mod:`crossbeat.vault.quarantine`) and listing
+them needs the store's key-encryption key.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from crossbeat.ingest.readers import RawRecord
 from crossbeat.store import Store
 from crossbeat.store.schema import ingest_batches, quarantine
 from crossbeat.store.writes import Counts, write_chunk
+from crossbeat.vault.keys import require_vault
+from crossbeat.vault.quarantine import open_raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +34,7 @@ class QuarantineEntry:
     """One quarantined source row."""
 
     id: int
-    agency_id: str
+    agency_id: str | None
     source_file: str
     row_number: int
     reasons: list[str]
@@ -63,13 +67,34 @@ def list_quarantine(
     limit: int | None = 100,
     offset: int = 0,
 ) -> list[QuarantineEntry]:
-    """Return quarantined rows, oldest file and row first.
+    """Return quarantined rows, oldest file and row first, their raw records decrypted.
 
     Parameters
     ----------
+    store
+        A store opened with a KEK (the raw records are sealed).
+    agency_id
+        Only this agency's rows.
     status
         ``open`` (default), ``resolved``, ``dismissed``, or None for all.
+    source_file
+        Only rows of this file.
+    limit, offset
+        Paging.
+
+    Returns
+    -------
+    list[QuarantineEntry]
+        The entries.
+
+    Raises
+    ------
+    KeyConfigError
+        When the store was opened without a KEK, or with another KEK than the data's.
+    DecryptionError
+        When a stored raw record was altered or moved.
     """
+    vault = require_vault(store, "quarantined rows")
     q = select(quarantine)
     if agency_id:
         q = q.where(quarantine.c.agency_id == agency_id)
@@ -81,21 +106,20 @@ def list_quarantine(
     if limit is not None:
         q = q.limit(limit)
     with store.connect() as conn:
-        rows = conn.execute(q).mappings().all()
-    return [
-        QuarantineEntry(
-            id=r["id"],
-            agency_id=r["agency_id"],
-            source_file=r["source_file"],
-            row_number=r["row_number"],
-            reasons=list(r["reasons"]),
-            raw=dict(r["raw"]),
-            status=r["status"],
-            profile_name=r["profile_name"],
-            created_at=r["created_at"],
-        )
-        for r in rows
-    ]
+        return [
+            QuarantineEntry(
+                id=r.id,
+                agency_id=r.agency_id,
+                source_file=r.source_file,
+                row_number=r.row_number,
+                reasons=list(r.reasons),
+                raw=open_raw(vault, conn, r),
+                status=r.status,
+                profile_name=r.profile_name,
+                created_at=r.created_at,
+            )
+            for r in conn.execute(q)
+        ]
 
 
 def count_quarantine(store: Store, *, agency_id: str | None = None) -> dict[str, int]:

@@ -11,12 +11,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from crossbeat.model import Incident, Sensitivity, sha256_hex
+from crossbeat.model import Incident, Sensitivity
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from crossbeat.store.base import Store
+    from crossbeat.vault.fingerprint import Fingerprinter
 
 
 def _canonical(value: Any) -> Any:
@@ -31,16 +32,30 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def record_hash(incident: Incident) -> str:
-    """Return the SHA-256 of an incident's normalised content.
+def record_hash(incident: Incident, fingerprint: Fingerprinter) -> str:
+    """Return the keyed hash (HMAC-SHA256) of an incident's normalised content.
 
     Provenance (file, row) and derived fields (H3 cells, jurisdictions) are left out,
     so the same record re-exported in another file, or re-tagged after a boundary
     change, is recognised as unchanged; personal data is included, so a changed
-    narrative makes a new version.
+    narrative makes a new version. The hash is keyed with the deployment's
+    fingerprint key, so a database dump does not allow testing guessed names
+    against it.
 
     This runs once per ingested row, so it serialises the fields directly instead
     of going through ``dataclasses.asdict``.
+
+    Parameters
+    ----------
+    incident
+        The normalised incident.
+    fingerprint
+        From :func:`crossbeat.vault.fingerprint.fingerprinter`, fetched once per chunk.
+
+    Returns
+    -------
+    str
+        64 hex digits.
     """
     loc = incident.location
     p = incident.personal
@@ -66,7 +81,8 @@ def record_hash(incident: Incident) -> str:
         p.narrative,
         [[q.role, q.name, q.age, q.sex, _canonical(q.attributes)] for q in p.persons],
     ]
-    return sha256_hex(json.dumps(content, ensure_ascii=False, separators=(",", ":")))
+    text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+    return fingerprint.hexdigest(text.encode("utf-8"))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -80,9 +96,14 @@ def incident_row(
     digest: str,
     batch_id: str,
     now: datetime,
+    fingerprint: Fingerprinter,
     created_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Return the ``incidents`` row for an incident."""
+    """Return the ``incidents`` row for an incident.
+
+    The raw row's SHA-256 (``Provenance.raw_hash``) covers personal columns, so it is
+    stored keyed: the HMAC of it under the fingerprint key.
+    """
     first = incident.offences[0] if incident.offences else None
     loc = incident.location
     prov = incident.provenance
@@ -123,7 +144,7 @@ def incident_row(
         "batch_id": batch_id,
         "source_file": prov.source_file if prov else "",
         "row_number": prov.row_number if prov else 0,
-        "raw_hash": prov.raw_hash if prov else "",
+        "raw_hash": fingerprint.hexdigest(prov.raw_hash.encode("ascii")) if prov else "",
         "created_at": created_at or now,
         "updated_at": now,
     }

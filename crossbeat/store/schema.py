@@ -275,9 +275,15 @@ quarantine = Table(
     Column("source_file", Text, nullable=False),
     Column("file_hash", String(64), nullable=False),
     Column("row_number", Integer, nullable=False),
-    # The raw record exactly as read (field name -> string value), or the undecodable
-    # line as text under the key "_line".
-    Column("raw", JsonType, nullable=False),
+    # The raw record exactly as read (field name -> string value; an unparsable line
+    # under "_raw"), as JSON sealed with AES-256-GCM under the owning agency's data
+    # key, or the platform key when the agency is unknown (crossbeat.vault.quarantine).
+    Column("raw", LargeBinary, nullable=False),
+    # Codec of ``raw`` (``aesgcm-v1``) and the data key it is sealed under.
+    Column("codec", String(32), nullable=False),
+    Column("key_id", String(64)),
+    # Readable on purpose: each names a column and may quote a bad value, but never
+    # the value of a personal column (crossbeat.ingest.normalise.withhold_personal).
     Column("reasons", JsonType, nullable=False),
     # open | resolved | dismissed
     Column("status", String(16), nullable=False),
@@ -287,4 +293,6 @@ quarantine = Table(
     # A source row is quarantined once, whichever profile read it.
     UniqueConstraint("file_hash", "row_number"),
     Index("ix_quarantine_agency_status", "agency_id", "status"),
+    # Key rotation and ``crossbeat keys status`` look rows up by agency and key.
+    Index("ix_quarantine_agency_key", "agency_id", "key_id"),
 )

@@ -35,6 +35,8 @@ from crossbeat.store.schema import (
     ingest_batches,
     quarantine,
 )
+from crossbeat.vault.fingerprint import Fingerprinter, fingerprinter
+from crossbeat.vault.quarantine import seal_quarantined
 
 Action = Literal["upsert", "withdraw", "expunge"]
 
@@ -114,7 +116,7 @@ def write_chunk(
     with store.begin() as conn:
         existing = _existing(conn, [it.incident.id for it in items if it.incident])
         tombstones = _tombstones(conn, [it.incident.id for it in items if it.incident])
-        plan = _Plan()
+        plan = _Plan(fingerprint=fingerprinter(store, conn))
         seen: dict[str, int] = {}
         for it in items:
             _classify(it, existing, tombstones, seen, plan, counts)
@@ -130,6 +132,7 @@ def write_chunk(
 
 @dataclass
 class _Plan:
+    fingerprint: Fingerprinter
     inserts: list[tuple[Incident, str]] = field(default_factory=list)
     updates: list[tuple[Incident, str, dict[str, Any]]] = field(default_factory=list)
     withdrawals: list[dict[str, Any]] = field(default_factory=list)
@@ -189,7 +192,7 @@ def _classify(
         if old is not None and old["withdrawn_at"] is None:
             plan.withdrawals.append(old)
         return
-    digest = record_hash(inc)
+    digest = record_hash(inc, plan.fingerprint)
     if inc.unmapped:
         counts.unmapped += 1
     if old is None:
@@ -252,8 +255,10 @@ def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: A
             batch_id,
             now,
         )
+    fp = plan.fingerprint
     new_rows = [
-        incident_row(i, version=1, digest=d, batch_id=batch_id, now=now) for i, d in plan.inserts
+        incident_row(i, version=1, digest=d, batch_id=batch_id, now=now, fingerprint=fp)
+        for i, d in plan.inserts
     ]
     upd_rows = [
         incident_row(
@@ -262,6 +267,7 @@ def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: A
             digest=d,
             batch_id=batch_id,
             now=now,
+            fingerprint=fp,
             created_at=old["created_at"],
         )
         for i, d, old in plan.updates
@@ -370,6 +376,8 @@ def _quarantine(
     profile_name: str,
     now: Any,
 ) -> None:
+    """Upsert the rejected rows, their raw records sealed (crossbeat.vault.quarantine)."""
+    sealed = seal_quarantined(store, conn, rejected)
     rows = [
         {
             "agency_id": it.agency_id,
@@ -378,21 +386,31 @@ def _quarantine(
             "source_file": it.source_file,
             "file_hash": it.file_hash,
             "row_number": it.row_number,
-            "raw": it.raw,
+            **raw,
             "reasons": list(it.reasons),
             "status": "open",
             "created_at": now,
             "resolved_at": None,
             "incident_id": None,
         }
-        for it in rejected
+        for it, raw in zip(rejected, sealed, strict=True)
     ]
     store.upsert(
         conn,
         quarantine,
         rows,
         keys=["file_hash", "row_number"],
-        update=["agency_id", "batch_id", "profile_name", "raw", "reasons", "status", "resolved_at"],
+        update=[
+            "agency_id",
+            "batch_id",
+            "profile_name",
+            "raw",
+            "codec",
+            "key_id",
+            "reasons",
+            "status",
+            "resolved_at",
+        ],
     )
 
 

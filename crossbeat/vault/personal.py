@@ -86,9 +86,9 @@ def seal_fields(
     key: DataKey, incident_id: str, agency_id: str, personal: PersonalData
 ) -> dict[str, Any]:
     """Return ``codec``, ``key_id`` and every personal field sealed for one row."""
-    if key.agency_id != agency_id:
+    if key.owner != agency_id:
         raise VaultError(
-            f"data key {key.key_id} belongs to agency {key.agency_id}, not to "
+            f"data key {key.key_id} belongs to {key.owner}, not to agency "
             f"{agency_id}, owner of incident {incident_id}"
         )
     out: dict[str, Any] = {"codec": CODEC, "key_id": key.key_id}

@@ -1,14 +1,19 @@
 """Key rotation: new data keys, re-encrypted rows, retired old keys; and key status.
 
-Rotating an agency's data key makes a new active key and marks the old one
-``rotating``; rows are then re-encrypted in batches, each batch in its own
+Rotating an owner's data key (an agency's, or the platform's) makes a new active key
+and marks the old one ``rotating``; every row sealed under the old key, in every
+sealed table (:data:`crossbeat.vault.sealed.SEALED`: personal data, quarantined
+rows, TOTP seeds), is then re-encrypted in batches, each batch in its own
 transaction. Every row names its key, so the progress is the data itself: a rotation
 killed at any moment is finished by running it again (it resumes instead of starting
 another). When no row uses the old key any more it is retired and its key material
 erased. Legacy rows of the ``plain`` codec are encrypted by the same pass.
 
-Re-wrapping moves the data keys from an old KEK to the configured one; the rows do
-not change.
+The fingerprint key (HMAC of record hashes) is never rotated: see
+:mod:`crossbeat.vault.fingerprint`.
+
+Re-wrapping moves every data key, agencies' and platform's alike, from an old KEK
+to the configured one; the rows do not change.
 """
 
 from __future__ import annotations
@@ -18,14 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, func, select, update
 
-from crossbeat.store.schema import incident_personal
 from crossbeat.vault.cipher import PLAIN_CODEC
 from crossbeat.vault.errors import VaultError
-from crossbeat.vault.keys import Vault, require_vault, unwrap_key, wrap_key
-from crossbeat.vault.personal import decode_personal, seal_fields
-from crossbeat.vault.tables import agency_keys
+from crossbeat.vault.keys import Vault, key_owner, key_table, require_vault, unwrap_key, wrap_key
+from crossbeat.vault.sealed import SEALED
+from crossbeat.vault.tables import FINGERPRINT, PLATFORM, agency_keys, platform_keys
 
 if TYPE_CHECKING:
     from crossbeat.store.base import Store
@@ -45,7 +49,7 @@ class RotationProgress:
 
 @dataclass
 class RotationResult:
-    """What a rotation of one agency's data key did."""
+    """What a rotation of one owner's data key did."""
 
     agency_id: str
     new_key_id: str
@@ -57,77 +61,77 @@ class RotationResult:
     retired: list[str] = field(default_factory=list)
 
 
-def _pending(agency_id: str, old_ids: list[str]) -> ColumnElement[bool]:
-    p = incident_personal.c
-    return and_(
-        p.agency_id == agency_id,
-        or_(p.key_id.is_(None), p.key_id.in_(old_ids), p.codec == PLAIN_CODEC),
+def _count_pending(conn: Connection, owner: str, old_ids: list[str]) -> int:
+    return sum(
+        conn.execute(
+            select(func.count()).select_from(t.table).where(t.pending(owner, old_ids))
+        ).scalar_one()
+        for t in SEALED
     )
 
 
-def _start(store: Store, conn: Connection, vault: Vault, agency_id: str) -> tuple[list[str], bool]:
+def _start(store: Store, conn: Connection, vault: Vault, owner: str) -> tuple[list[str], bool]:
     """Begin (or find the unfinished) rotation; return the old key ids and if it is new."""
-    rows = conn.execute(
-        select(agency_keys).where(agency_keys.c.agency_id == agency_id).with_for_update()
-    ).all()
+    table, owner_col = key_table(owner)
+    rows = conn.execute(select(table).where(owner_col == owner).with_for_update()).all()
     rotating = [r.key_id for r in rows if r.status == "rotating"]
     if rotating:
         return rotating, False
     active = [r.key_id for r in rows if r.status == "active"]
     if active:
-        conn.execute(
-            update(agency_keys).where(agency_keys.c.key_id.in_(active)).values(status="rotating")
-        )
-    if vault.create_key(store, conn, agency_id) is None:
+        conn.execute(update(table).where(table.c.key_id.in_(active)).values(status="rotating"))
+    if vault.create_key(store, conn, owner) is None:
         raise VaultError(
-            f"another process started a rotation of agency {agency_id}'s key a moment ago: "
+            f"another process started a rotation of {owner}'s key a moment ago: "
             "run the command again to join it"
         )
     return active, True
 
 
-def _batch(store: Store, vault: Vault, agency_id: str, old_ids: list[str], size: int) -> int:
+def _batch(store: Store, vault: Vault, owner: str, old_ids: list[str], size: int) -> int:
     """Re-encrypt up to ``size`` pending rows in one transaction; return how many."""
+    done = 0
     with store.begin() as conn:
         if store.dialect == "sqlite":
             # Legacy plain rows: overwrite freed cells instead of leaving the old bytes
             # in the file (per-connection setting).
             conn.exec_driver_sql("PRAGMA secure_delete=ON")
-        key = vault.active_key(store, conn, agency_id)
-        rows = conn.execute(
-            select(incident_personal)
-            .where(_pending(agency_id, old_ids))
-            .order_by(incident_personal.c.incident_id)
-            .limit(size)
-            .with_for_update()
-        ).all()
-        for row in rows:
-            personal = decode_personal(vault, conn, row)
-            conn.execute(
-                update(incident_personal)
-                .where(incident_personal.c.incident_id == row.incident_id)
-                .values(**seal_fields(key, row.incident_id, agency_id, personal))
-            )
-    return len(rows)
+        key = vault.active_key(store, conn, owner)
+        for sealed in SEALED:
+            if done >= size:
+                break
+            rows = conn.execute(
+                select(sealed.table)
+                .where(sealed.pending(owner, old_ids))
+                .order_by(sealed.row_column)
+                .limit(size - done)
+                .with_for_update()
+            ).all()
+            for row in rows:
+                conn.execute(
+                    update(sealed.table)
+                    .where(sealed.row_column == row._mapping[sealed.row_column.name])
+                    .values(**sealed.reseal(vault, conn, key, row))
+                )
+            done += len(rows)
+    return done
 
 
-def _retire(store: Store, vault: Vault, agency_id: str, old_ids: list[str]) -> bool:
+def _retire(store: Store, vault: Vault, owner: str, old_ids: list[str]) -> bool:
     """Retire the old keys if no row uses them any more; return whether it did."""
+    table, _ = key_table(owner)
     with store.begin() as conn:
         # Writers hold the key they seal with for share until they commit, so once
         # these locks are ours no uncommitted row can still be using the old keys.
         conn.execute(
-            select(agency_keys.c.key_id).where(agency_keys.c.key_id.in_(old_ids)).with_for_update()
+            select(table.c.key_id).where(table.c.key_id.in_(old_ids)).with_for_update()
         ).all()
-        left = conn.execute(
-            select(func.count()).select_from(incident_personal).where(_pending(agency_id, old_ids))
-        ).scalar_one()
-        if left:
+        if _count_pending(conn, owner, old_ids):
             return False
         if old_ids:
             conn.execute(
-                update(agency_keys)
-                .where(agency_keys.c.key_id.in_(old_ids))
+                update(table)
+                .where(table.c.key_id.in_(old_ids))
                 .values(status="retired", retired_at=store.now(), wrapped_key=None)
             )
     for key_id in old_ids:
@@ -142,14 +146,15 @@ def rotate_agency_key(
     batch_size: int = BATCH_SIZE,
     progress: Callable[[RotationProgress], None] | None = None,
 ) -> RotationResult:
-    """Rotate an agency's data key, or finish an interrupted rotation.
+    """Rotate an agency's (or the platform's) data key, or finish an interrupted rotation.
 
     Parameters
     ----------
     store
         A store opened with the KEK.
     agency_id
-        The agency whose data key to rotate.
+        The agency whose data key to rotate, or :data:`~crossbeat.vault.tables.PLATFORM`
+        for the platform key (quarantined rows of unknown agency, TOTP seeds).
     batch_size
         Rows re-encrypted per transaction.
     progress
@@ -159,17 +164,27 @@ def rotate_agency_key(
     -------
     RotationResult
         The new key, how many rows were re-encrypted and which keys were retired.
+
+    Raises
+    ------
+    VaultError
+        For the fingerprint key, which is never rotated, or an unknown scope.
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, not {batch_size}")
+    if agency_id == FINGERPRINT:
+        raise VaultError(
+            f"the fingerprint key ({FINGERPRINT}) is never rotated: record hashes are keyed "
+            "with it, so a new key would make every record look changed at the next ingest. "
+            "Changing the KEK re-wraps it (`crossbeat keys rewrap`)"
+        )
+    key_table(agency_id)  # refuses an unknown scope before anything is written
     vault = require_vault(store)
     with store.begin() as conn:
         old_ids, started = _start(store, conn, vault, agency_id)
         key = vault.active_key(store, conn, agency_id)
     with store.connect() as conn:
-        total = conn.execute(
-            select(func.count()).select_from(incident_personal).where(_pending(agency_id, old_ids))
-        ).scalar_one()
+        total = _count_pending(conn, agency_id, old_ids)
     result = RotationResult(agency_id, key.key_id, key.version, started)
     while True:
         n = _batch(store, vault, agency_id, old_ids, batch_size)
@@ -188,16 +203,32 @@ def rotate_agency_key(
     return result
 
 
-def agencies_with_personal_data(store: Store) -> list[str]:
-    """Return the agencies that have data keys or personal rows."""
+def key_owners(store: Store) -> list[str]:
+    """Return the owners whose data keys can be rotated: agencies, then the platform.
+
+    An agency is listed when it has data keys or sealed rows; the platform when it
+    has a data key or owns sealed rows (quarantined rows of unknown agency, TOTP
+    seeds). The fingerprint key is never listed: it is never rotated.
+    """
+    owners: set[str] = set()
     with store.connect() as conn:
-        keyed = set(conn.execute(select(agency_keys.c.agency_id).distinct()).scalars())
-        rows = set(conn.execute(select(incident_personal.c.agency_id).distinct()).scalars())
-    return sorted(keyed | rows)
+        owners.update(conn.execute(select(agency_keys.c.agency_id).distinct()).scalars())
+        scopes = conn.execute(select(platform_keys.c.scope).distinct()).scalars()
+        owners.update(s for s in scopes if s == PLATFORM)
+        for sealed in SEALED:
+            if sealed.owner_column is None:
+                if conn.execute(select(sealed.key_column).limit(1)).first() is not None:
+                    owners.add(PLATFORM)
+                continue
+            found = conn.execute(select(sealed.owner_column).distinct()).scalars()
+            owners.update(a if a is not None else PLATFORM for a in found)
+    return sorted(owners, key=lambda o: (o.startswith("@"), o))
 
 
 def rewrap_keys(store: Store, vault: Vault | None = None) -> int:
-    """Re-wrap every live data key under the configured KEK (after changing the KEK).
+    """Re-wrap every live key, agencies' and platform's, under the configured KEK.
+
+    Run after changing the KEK; the fingerprint key is covered too.
 
     Parameters
     ----------
@@ -216,26 +247,27 @@ def rewrap_keys(store: Store, vault: Vault | None = None) -> int:
     vault = vault or require_vault(store)
     n = 0
     with store.begin() as conn:
-        rows = conn.execute(
-            select(agency_keys)
-            .where((agency_keys.c.status != "retired") & (agency_keys.c.kek_id != vault.kek.id))
-            .with_for_update()
-        ).all()
-        for row in rows:
-            old = vault.kek_for(row.kek_id, key_id=row.key_id, agency_id=row.agency_id)
-            key = unwrap_key(old, row)
-            conn.execute(
-                update(agency_keys)
-                .where(agency_keys.c.key_id == row.key_id)
-                .values(wrapped_key=wrap_key(vault.kek, key), kek_id=vault.kek.id)
-            )
-            n += 1
+        for table in (agency_keys, platform_keys):
+            rows = conn.execute(
+                select(table)
+                .where((table.c.status != "retired") & (table.c.kek_id != vault.kek.id))
+                .with_for_update()
+            ).all()
+            for row in rows:
+                old = vault.kek_for(row.kek_id, key_id=row.key_id, owner=key_owner(row))
+                key = unwrap_key(old, row)
+                conn.execute(
+                    update(table)
+                    .where(table.c.key_id == row.key_id)
+                    .values(wrapped_key=wrap_key(vault.kek, key), kek_id=vault.kek.id)
+                )
+                n += 1
     return n
 
 
 @dataclass(frozen=True, slots=True)
 class KeyInfo:
-    """One data key of an agency and how many personal rows it seals."""
+    """One data key and how many sealed rows (in every sealed table) use it."""
 
     key_id: str
     version: int
@@ -247,10 +279,11 @@ class KeyInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class AgencyKeyStatus:
-    """An agency's data keys and its rows per key."""
+class KeyStatus:
+    """The data keys of one owner (an agency or a platform scope) and its rows per key."""
 
-    agency_id: str
+    #: An agency id, ``@platform`` or ``@fingerprint``.
+    owner: str
     active_key_id: str | None
     keys: tuple[KeyInfo, ...]
     #: Legacy rows still stored with the ``plain`` codec (encrypt them by rotating).
@@ -259,7 +292,7 @@ class AgencyKeyStatus:
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         return {
-            "agency_id": self.agency_id,
+            "owner": self.owner,
             "active_key_id": self.active_key_id,
             "plain_rows": self.plain_rows,
             "keys": [
@@ -277,28 +310,35 @@ class AgencyKeyStatus:
         }
 
 
-def key_status(store: Store) -> list[AgencyKeyStatus]:
-    """Return every agency's data keys (active one first) with their row counts."""
-    p = incident_personal.c
-    with store.connect() as conn:
-        keys = conn.execute(
-            select(agency_keys).order_by(agency_keys.c.agency_id, agency_keys.c.version.desc())
-        ).all()
-        counts = conn.execute(
-            select(p.agency_id, p.key_id, p.codec, func.count()).group_by(
-                p.agency_id, p.key_id, p.codec
-            )
-        ).all()
+def key_status(store: Store) -> list[KeyStatus]:
+    """Return every owner's data keys (newest first) with their row counts.
+
+    Agencies come first, by id, then ``@platform`` and ``@fingerprint``. The rows of
+    a key are counted over every sealed table; the fingerprint key seals no rows (it
+    keys the record hashes).
+    """
     per_key: dict[str | None, int] = {}
     plain: dict[str, int] = {}
-    for agency, key_id, codec, n in counts:
-        if codec == PLAIN_CODEC:
-            plain[agency] = plain.get(agency, 0) + n
-        else:
-            per_key[key_id] = per_key.get(key_id, 0) + n
-    by_agency: dict[str, list[KeyInfo]] = {}
+    by_owner: dict[str, list[KeyInfo]] = {}
+    with store.connect() as conn:
+        keys = [
+            *conn.execute(select(agency_keys).order_by(agency_keys.c.version.desc())),
+            *conn.execute(select(platform_keys).order_by(platform_keys.c.version.desc())),
+        ]
+        for sealed in SEALED:
+            owner_col = sealed.owner_column
+            cols = [sealed.key_column, sealed.codec_column]
+            group = [*cols, owner_col] if owner_col is not None else cols
+            for row in conn.execute(select(*group, func.count()).group_by(*group)):
+                key_id, codec, *rest = row
+                owner = (rest[0] if owner_col is not None else None) or PLATFORM
+                n = rest[-1]
+                if codec == PLAIN_CODEC:
+                    plain[owner] = plain.get(owner, 0) + n
+                else:
+                    per_key[key_id] = per_key.get(key_id, 0) + n
     for k in keys:
-        by_agency.setdefault(k.agency_id, []).append(
+        by_owner.setdefault(key_owner(k), []).append(
             KeyInfo(
                 k.key_id,
                 k.version,
@@ -309,14 +349,15 @@ def key_status(store: Store) -> list[AgencyKeyStatus]:
                 per_key.get(k.key_id, 0),
             )
         )
+    owners = sorted(set(by_owner) | set(plain), key=lambda o: (o.startswith("@"), o))
     return [
-        AgencyKeyStatus(
-            agency_id=agency,
+        KeyStatus(
+            owner=owner,
             active_key_id=next(
-                (k.key_id for k in by_agency.get(agency, []) if k.status == "active"), None
+                (k.key_id for k in by_owner.get(owner, []) if k.status == "active"), None
             ),
-            keys=tuple(by_agency.get(agency, [])),
-            plain_rows=plain.get(agency, 0),
+            keys=tuple(by_owner.get(owner, [])),
+            plain_rows=plain.get(owner, 0),
         )
-        for agency in sorted(set(by_agency) | set(plain))
+        for owner in owners
     ]

@@ -1,7 +1,8 @@
 """Tables of the personal-data vault, on the shared store metadata.
 
-Created by migration ``0004_vault``. A data key is stored only wrapped by the KEK;
-the KEK itself is never stored.
+``agency_keys`` is created by migration ``0004_vault``, ``platform_keys`` by
+``0006_platform_keys``. A data key is stored only wrapped by the KEK; the KEK itself
+is never stored.
 """
 
 from __future__ import annotations
@@ -45,6 +46,38 @@ agency_keys = Table(
     Index(
         "uq_agency_keys_active",
         "agency_id",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
+)
+
+#: Owner of the platform data key: seals what belongs to no agency (quarantined rows
+#: whose agency is unknown, TOTP seeds). Agency ids cannot start with "@".
+PLATFORM = "@platform"
+#: Owner of the fingerprint key: the HMAC key of record hashes. Never rotated.
+FINGERPRINT = "@fingerprint"
+PLATFORM_SCOPES = (PLATFORM, FINGERPRINT)
+
+# Deployment-wide keys, owned by no agency; the same life cycle as agency_keys.
+platform_keys = Table(
+    "platform_keys",
+    metadata,
+    Column("key_id", String(36), primary_key=True),
+    # PLATFORM or FINGERPRINT.
+    Column("scope", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    # nonce || AES-256-GCM(KEK, key, AAD = scope, key id, version) || tag; NULL once retired.
+    Column("wrapped_key", LargeBinary),
+    Column("wrap_alg", String(32), nullable=False),
+    Column("kek_id", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("retired_at", UTCDateTime),
+    UniqueConstraint("scope", "version"),
+    Index(
+        "uq_platform_keys_active",
+        "scope",
         unique=True,
         sqlite_where=text("status = 'active'"),
         postgresql_where=text("status = 'active'"),

@@ -166,11 +166,9 @@ def upgrade() -> None:
         sa.Column("source_file", sa.Text(), nullable=False),
         sa.Column("file_hash", sa.String(length=64), nullable=False),
         sa.Column("row_number", sa.Integer(), nullable=False),
-        sa.Column(
-            "raw",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
+        sa.Column("raw", sa.LargeBinary(), nullable=False),
+        sa.Column("codec", sa.String(length=32), nullable=False),
+        sa.Column("key_id", sa.String(length=64), nullable=True),
         sa.Column(
             "reasons",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -192,6 +190,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("quarantine", schema=None) as batch_op:
         batch_op.create_index("ix_quarantine_agency_status", ["agency_id", "status"], unique=False)
+        batch_op.create_index("ix_quarantine_agency_key", ["agency_id", "key_id"], unique=False)
 
     op.create_table(
         "incident_jurisdictions",
@@ -308,6 +307,7 @@ def downgrade() -> None:
 
     op.drop_table("incident_jurisdictions")
     with op.batch_alter_table("quarantine", schema=None) as batch_op:
+        batch_op.drop_index("ix_quarantine_agency_key")
         batch_op.drop_index("ix_quarantine_agency_status")
 
     op.drop_table("quarantine")
