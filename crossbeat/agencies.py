@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import shapely
 from shapely.geometry import mapping, shape
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.model import Agency
@@ -111,43 +111,43 @@ def _check_geometry(geometry: Mapping[str, Any]) -> shapely.Geometry:
     return geom
 
 
-def set_jurisdiction(
-    store: Store,
-    agency_id: str,
-    name: str,
-    geometry: Mapping[str, Any],
-    *,
-    retag: bool = True,
-) -> None:
+def set_jurisdiction(store: Store, agency_id: str, name: str, geometry: Mapping[str, Any]) -> None:
     """Set (or replace) one named jurisdiction polygon of an agency and re-tag incidents.
+
+    The polygon and the re-tagging of every stored incident are one transaction: an
+    interrupted call leaves the old boundary and the old tags in place.
 
     Parameters
     ----------
     geometry
         A GeoJSON Polygon or MultiPolygon in WGS84 longitude/latitude.
-    retag
-        Recompute the jurisdiction tags of stored incidents (skip only when more
-        polygons follow and :func:`retag_incidents` is called once at the end).
     """
+    set_jurisdictions(store, agency_id, [(name, geometry)])
+
+
+def set_jurisdictions(
+    store: Store, agency_id: str, polygons: Sequence[tuple[str, Mapping[str, Any]]]
+) -> None:
+    """Set (or replace) several named polygons of an agency, then re-tag, atomically."""
     if not store.agency_exists(agency_id):
         raise AgencyError(f"unknown agency {agency_id!r}: register it first (crossbeat agency add)")
-    geom = _check_geometry(geometry)
+    checked = [(name, _check_geometry(geometry)) for name, geometry in polygons]
     with store.begin() as conn:
-        conn.execute(
-            delete(jurisdictions).where(
-                (jurisdictions.c.agency_id == agency_id) & (jurisdictions.c.name == name)
+        for name, geom in checked:
+            conn.execute(
+                delete(jurisdictions).where(
+                    (jurisdictions.c.agency_id == agency_id) & (jurisdictions.c.name == name)
+                )
             )
-        )
-        conn.execute(
-            jurisdictions.insert().values(
-                agency_id=agency_id,
-                name=name,
-                geojson=json.dumps(mapping(geom)),
-                created_at=store.now(),
+            conn.execute(
+                jurisdictions.insert().values(
+                    agency_id=agency_id,
+                    name=name,
+                    geojson=json.dumps(mapping(geom)),
+                    created_at=store.now(),
+                )
             )
-        )
-    if retag:
-        retag_incidents(store)
+        retag_incidents(store, conn=conn)
 
 
 def load_boundaries(
@@ -187,12 +187,15 @@ def load_boundaries(
     ]
     if not chosen:
         raise AgencyError(f"no feature in {path} matches {dict(where or {})}")
-    geoms = [_check_geometry(f.get("geometry") or {}) for f in chosen]
-    for i, (f, g) in enumerate(zip(chosen, geoms, strict=True)):
-        name = str((f.get("properties") or {}).get(name_property) or f"{agency_id}-{i + 1}")
-        set_jurisdiction(store, agency_id, name, mapping(g), retag=False)
-    retag_incidents(store)
-    return len(geoms)
+    polygons = [
+        (
+            str((f.get("properties") or {}).get(name_property) or f"{agency_id}-{i + 1}"),
+            f.get("geometry") or {},
+        )
+        for i, f in enumerate(chosen)
+    ]
+    set_jurisdictions(store, agency_id, polygons)
+    return len(polygons)
 
 
 def jurisdiction_index(store: Store) -> JurisdictionIndex:
@@ -204,35 +207,50 @@ def jurisdiction_index(store: Store) -> JurisdictionIndex:
     return JurisdictionIndex.from_geojson((a, n, json.loads(g)) for a, n, g in rows)
 
 
-def retag_incidents(store: Store, *, chunk: int = 5000) -> int:
+def retag_incidents(store: Store, *, conn: Connection | None = None, chunk: int = 5000) -> int:
     """Recompute every incident's jurisdiction tags after a boundary changed.
 
-    Returns the number of incidents re-tagged.
+    Parameters
+    ----------
+    conn
+        Run inside this transaction (the one that changed the boundary); by default
+        in a transaction of its own.
+
+    Returns
+    -------
+    int
+        The number of incidents re-tagged.
     """
-    index = jurisdiction_index(store)
+    if conn is None:
+        with store.begin() as own:
+            return retag_incidents(store, conn=own, chunk=chunk)
+    rows = conn.execute(
+        select(jurisdictions.c.agency_id, jurisdictions.c.name, jurisdictions.c.geojson)
+    ).all()
+    index = JurisdictionIndex.from_geojson((a, n, json.loads(g)) for a, n, g in rows)
     done = 0
     last = ""
     while True:
-        with store.begin() as conn:
-            rows = conn.execute(
-                select(incidents.c.id, incidents.c.agency_id, incidents.c.lat, incidents.c.lon)
-                .where(incidents.c.id > last)
-                .order_by(incidents.c.id)
-                .limit(chunk)
-            ).all()
-            if not rows:
-                break
-            ids = [r.id for r in rows]
-            tags = index.agencies_at([r.lat for r in rows], [r.lon for r in rows])
-            conn.execute(
-                delete(incident_jurisdictions).where(incident_jurisdictions.c.incident_id.in_(ids))
-            )
-            new_rows = [
+        batch = conn.execute(
+            select(incidents.c.id, incidents.c.agency_id, incidents.c.lat, incidents.c.lon)
+            .where(incidents.c.id > last)
+            .order_by(incidents.c.id)
+            .limit(chunk)
+        ).all()
+        if not batch:
+            return done
+        ids = [r.id for r in batch]
+        tags = index.agencies_at([r.lat for r in batch], [r.lon for r in batch])
+        conn.execute(
+            delete(incident_jurisdictions).where(incident_jurisdictions.c.incident_id.in_(ids))
+        )
+        conn.execute(
+            incident_jurisdictions.insert(),
+            [
                 jr
-                for r, t in zip(rows, tags, strict=True)
+                for r, t in zip(batch, tags, strict=True)
                 for jr in jurisdiction_rows(r.id, r.agency_id, t)
-            ]
-            conn.execute(incident_jurisdictions.insert(), new_rows)
-            last = ids[-1]
-            done += len(rows)
-    return done
+            ],
+        )
+        last = ids[-1]
+        done += len(batch)

@@ -281,3 +281,28 @@ def test_cli_errors_name_the_next_step(db_url, tmp_path):
         ],
     )
     assert out.exit_code != 0 and "profile file not found" in out.output
+
+
+def test_boundary_change_and_retag_are_one_transaction(store, profile, tmp_path):
+    from crossbeat.agencies import AgencyError, set_jurisdictions
+
+    register_agency(store, Agency("cityx", "City X"))
+    ingest_files(store, "cityx", profile, [write_csv(tmp_path / "a.csv", [row(0), row(1)])])
+    good = {
+        "type": "Polygon",
+        "coordinates": [
+            [[-122.7, 45.5], [-122.6, 45.5], [-122.6, 45.6], [-122.7, 45.6], [-122.7, 45.5]]
+        ],
+    }
+    bad = {"type": "Point", "coordinates": [0, 0]}
+    with pytest.raises(AgencyError, match="Polygon"):
+        set_jurisdictions(store, "cityx", [("a", good), ("b", bad)])
+    with store.connect() as conn:
+        bases = {r.basis for r in conn.execute(select(incident_jurisdictions))}
+        from crossbeat.store.schema import jurisdictions
+
+        assert conn.execute(select(func.count()).select_from(jurisdictions)).scalar_one() == 0
+    assert bases == {"reporter"}  # nothing changed
+    set_jurisdictions(store, "cityx", [("a", good)])
+    with store.connect() as conn:
+        assert {r.basis for r in conn.execute(select(incident_jurisdictions))} == {"polygon"}
