@@ -308,11 +308,15 @@ class RowRouter:
 
         The reasons of a rejected record never quote a personal value
         (:mod:`crossbeat.ingest.withhold`): they are stored readable, the raw record
-        sealed.
+        sealed. The raw record keeps the GeoJSON geometry under ``_geometry`` and the
+        read problems under ``_problems``, so that a quarantine retry reads it as it
+        was read.
         """
         raw: dict[str, Any] = dict(rec.fields)
         if rec.geometry is not None:
             raw["_geometry"] = rec.geometry
+        if rec.problems:
+            raw["_problems"] = list(rec.problems)
         agency, why = self.agency_of(rec)
         reasons = tuple(rec.problems) + ((why,) if why else ())
         if not reasons and agency is not None:

@@ -236,11 +236,16 @@ def dismiss_quarantine(store: Store, agency_id: str, ids: Sequence[int], *, reas
 
 
 def _record(e: QuarantineEntry) -> RawRecord:
-    """Rebuild the raw record of a quarantine entry."""
+    """Rebuild the raw record of a quarantine entry, with its geometry and read problems.
+
+    A record that could not be read properly (e.g. its fields do not line up with the
+    header) stays quarantined whatever the profile: re-ingest the repaired file.
+    """
     raw = dict(e.raw)
     geometry = raw.pop("_geometry", None)
+    problems = tuple(str(p) for p in raw.pop("_problems", None) or ())
     fields = {k: (None if v is None else str(v)) for k, v in raw.items()}
-    return RawRecord(row_number=e.row_number, fields=fields, geometry=geometry)
+    return RawRecord(e.row_number, fields, geometry, problems)
 
 
 def _file_hashes(store: Store, ids: list[int]) -> dict[int, str]:

@@ -313,7 +313,8 @@ class KeyStatus:
 def key_status(store: Store) -> list[KeyStatus]:
     """Return every owner's data keys (newest first) with their row counts.
 
-    Agencies come first, by id, then ``@platform`` and ``@fingerprint``. The rows of
+    Agencies come first, by id, then the platform scopes (``@fingerprint``,
+    ``@platform``). The rows of
     a key are counted over every sealed table; the fingerprint key seals no rows (it
     keys the record hashes).
     """
