@@ -1,0 +1,370 @@
+"""The public release: canaries, anchor points, and an attack on suppressed counts."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import h3
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from shapely.geometry import Point, box
+
+from crossbeat.clock import FrozenClock
+from crossbeat.ingest.pipeline import ingest_files
+from crossbeat.ingest.profile import parse_profile
+from crossbeat.model import incident_id
+from crossbeat.sharing.agreements import create_agreement
+from crossbeat.sharing.overrides import tighten_public_policy
+from crossbeat.sharing.policy import GROUP_BY, ReadRequest, Viewer
+from crossbeat.sharing.preview import preview
+from crossbeat.sharing.public import AnchorIndex
+from crossbeat.sharing.reads import (
+    LiveStream,
+    aggregate,
+    count_incidents,
+    read_detail,
+    read_incidents,
+)
+from crossbeat.sharing.suppression import lines, suppress_table
+from tests.sharing_support import AGENCIES, NOW, Inc, insert_incidents, setup_agencies
+
+PUBLIC = Viewer.public()
+
+
+def _normal(i: int) -> Inc:
+    owner = sorted(AGENCIES)[i % 3]
+    minx, miny, maxx, maxy = AGENCIES[owner][1].bounds
+    return Inc(
+        owner=owner,
+        source_id=f"N{i}",
+        lat=miny + (maxy - miny) * ((i * 37) % 100) / 100,
+        lon=minx + (maxx - minx) * ((i * 61) % 100) / 100,
+        codes=[["220", "240", "23H", "13B", "290"][i % 5]],
+        occurred_from=NOW - timedelta(days=10 + i % 20, hours=i % 24),
+    )
+
+
+CANARIES = [
+    Inc("citya", "C-flagged", 45.53, -122.66, ["11A"], NOW - timedelta(days=20),
+        flags=frozenset({"sexual_offence"})),
+    # Miscoded: harmless code, but the description says what it is; no stored flag.
+    Inc("citya", "C-desc", 45.52, -122.65, ["23H"], NOW - timedelta(days=20),
+        descriptions=["SEXUAL ASSAULT IN PARKING LOT"]),
+    # Miscoded: the local code says domestic violence; no stored flag.
+    Inc("countyb", "C-local", 45.54, -122.58, ["13B"], NOW - timedelta(days=21),
+        local_codes=["DV ASSAULT"]),
+    # A sensitive second offence behind a harmless first one.
+    Inc("countyb", "C-second", 45.51, -122.57, ["23H", "11D"], NOW - timedelta(days=22)),
+    Inc("transitc", "C-juvenile", 45.53, -122.60, ["220"], NOW - timedelta(days=23),
+        flags=frozenset({"juvenile"})),
+    # Only a kept free-text attribute gives it away.
+    Inc("transitc", "C-attr", 45.531, -122.61, ["90Z"], NOW - timedelta(days=24),
+        attributes={"remarks": "juvenile runaway returned"}),
+    Inc("citya", "C-informant", 45.55, -122.69, ["35A"], NOW - timedelta(days=25),
+        flags=frozenset({"informant"})),
+    Inc("countyb", "C-victim", 45.505, -122.61, ["13A"], NOW - timedelta(days=26),
+        flags=frozenset({"victim_identifying"})),
+    Inc("citya", "C-statrape", 45.515, -122.68, ["36B"], NOW - timedelta(days=27)),
+]  # fmt: skip
+
+
+@pytest.fixture
+def public_store(store):
+    setup_agencies(store)
+    store.clock = FrozenClock(NOW)
+    population = [_normal(i) for i in range(80)] + CANARIES
+    insert_incidents(store, population)
+    for owner in AGENCIES:
+        create_agreement(store, owner, "public", approved_by="test")
+    store.population = population
+    return store
+
+
+def _all_public_records(store) -> list[dict]:
+    out, after = [], None
+    while True:
+        page = read_incidents(store, PUBLIC, ReadRequest(limit=7, after=after))
+        out += page.records
+        if page.next_after is None:
+            return out
+        after = page.next_after
+
+
+def test_canaries_never_reach_the_public(public_store):
+    store = public_store
+    canary_ids = {c.id for c in CANARIES}
+    normal = [i for i in store.population if i.id not in canary_ids]
+    seen = _all_public_records(store)
+    assert {r["id"] for r in seen} == {i.id for i in normal}
+    assert not canary_ids & {r["id"] for r in read_incidents(store, PUBLIC, export=True).records}
+    assert not canary_ids & {r["id"] for r in LiveStream(store, PUBLIC).poll().records}
+    for canary in CANARIES:
+        assert read_detail(store, PUBLIC, canary.id).record is None
+        # A partner without include_sensitive does not get them either.
+        partner = Viewer.user("u", "countyb", ["analyst"])
+        if canary.owner != "countyb":
+            assert read_detail(store, partner, canary.id).record is None
+    for owner in AGENCIES:
+        shown = preview(store, owner, "public", sample=1000)
+        assert not canary_ids & {r["id"] for r in shown.sample}
+        assert shown.visible == sum(1 for i in normal if i.owner == owner)
+    # Counts never include them, whatever the grouping.
+    assert count_incidents(store, PUBLIC) == len(normal)
+    for dims in [(d,) for d in ("agency", "jurisdiction", "nibrs", "crime_against", "month")] + [
+        ("agency", "nibrs")
+    ]:
+        result = aggregate(store, PUBLIC, by=dims)
+        assert result.total in (None, len(normal))
+        published = {k: v for k, v in result.cells.items() if v is not None}
+        for key, n in published.items():
+            if "nibrs" in dims:
+                code = key[dims.index("nibrs")]
+                assert code not in {"11A", "11D", "36B"}, "a sensitive offence was counted"
+            assert n >= result.threshold
+
+
+def test_public_points_are_anchors_stable_and_within_their_jurisdictions(public_store):
+    store = public_store
+    truth = {i.id: i for i in store.population}
+    first = {r["id"]: r for r in _all_public_records(store)}
+    again = {r["id"]: r for r in read_incidents(store, PUBLIC).records}
+    boxed = read_incidents(store, PUBLIC, ReadRequest(bbox=(-122.72, 45.49, -122.52, 45.57)))
+    for rid, record in first.items():
+        inc = truth[rid]
+        assert (record["lat"], record["lon"]) != (inc.lat, inc.lon)
+        assert (record["lat"], record["lon"]) == (again[rid]["lat"], again[rid]["lon"])
+        moved = Point(record["lon"], record["lat"])
+        for _tz, polygon in AGENCIES.values():
+            assert polygon.covers(moved) == polygon.covers(Point(inc.lon, inc.lat))
+        cell = h3.latlng_to_cell(inc.lat, inc.lon, 9)
+        assert h3.grid_distance(cell, h3.latlng_to_cell(record["lat"], record["lon"], 9)) <= 1
+        assert record["location_precision"] == "h3:9"
+        assert "block_address" not in record and "h3_11" not in record
+        assert record["time_precision"] == "day"
+    assert {r["id"]: (r["lat"], r["lon"]) for r in boxed.records} == {
+        k: (v["lat"], v["lon"]) for k, v in first.items()
+    }
+
+
+def test_a_small_bbox_cannot_locate_the_true_point(public_store):
+    """Filtering is on the published point: a box around the true point finds nothing."""
+    store = public_store
+    target = store.population[0]
+    tiny = (target.lon - 1e-5, target.lat - 1e-5, target.lon + 1e-5, target.lat + 1e-5)
+    assert read_incidents(store, PUBLIC, ReadRequest(bbox=tiny)).records == []
+
+
+def test_time_window_applies_to_the_published_day(public_store):
+    """A window inside one day cannot tell when in that day an incident happened."""
+    store = public_store
+    target = store.population[1]
+    start = target.occurred_from - timedelta(minutes=1)
+    narrow = ReadRequest(since=start, until=start + timedelta(minutes=2))
+    ids = {r["id"] for r in read_incidents(store, PUBLIC, narrow).records}
+    assert target.id not in ids
+
+
+def test_public_delay_and_tightening(public_store):
+    store = public_store
+    fresh = Inc("citya", "fresh", 45.53, -122.66, ["220"], NOW - timedelta(days=3))
+    insert_incidents(store, [fresh])
+    assert read_detail(store, PUBLIC, fresh.id).record is None
+    store.clock.advance(days=5)
+    assert read_detail(store, PUBLIC, fresh.id).record is not None
+    tighten_public_policy(store, "citya", {"records": False, "threshold": 8})
+    assert read_detail(store, PUBLIC, fresh.id).record is None
+    result = aggregate(store, PUBLIC, by=("agency",))
+    assert result.threshold == 8
+    assert result.cells[("citya",)] is not None or result.suppressed
+
+
+CANARY_PROFILE = """
+name = "canary-feed"
+
+[source]
+format = "csv"
+timezone = "UTC"
+
+[id]
+columns = ["id"]
+
+[occurred_from]
+column = "when"
+formats = ["%Y-%m-%d %H:%M"]
+
+[location]
+x = "lon"
+y = "lat"
+
+[[offences]]
+scheme = "code-nibrs"
+code = "code"
+description = "desc"
+"""
+
+
+def test_canaries_through_the_ingest(store, tmp_path):
+    """Sensitive rows ingested from a file (one only by its description) stay unpublished."""
+    setup_agencies(store)
+    store.clock = FrozenClock(NOW)
+    rows = [
+        {"id": f"R{i}", "when": "2026-05-01 10:00", "lon": f"{-122.69 + i * 0.001:.4f}",
+         "lat": "45.53", "code": "220", "desc": "BURGLARY"}
+        for i in range(12)
+    ] + [
+        {"id": "X1", "when": "2026-05-01 10:00", "lon": "-122.66", "lat": "45.53",
+         "code": "11A", "desc": "RAPE"},
+        {"id": "X2", "when": "2026-05-01 10:00", "lon": "-122.65", "lat": "45.53",
+         "code": "23H", "desc": "THEFT - DOMESTIC DISPUTE"},
+    ]  # fmt: skip
+    path = tmp_path / "feed.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    ingest_files(store, "citya", parse_profile(CANARY_PROFILE), [Path(path)])
+    create_agreement(store, "citya", "public", approved_by="test")
+    ids = {r["id"] for r in read_incidents(store, PUBLIC).records}
+    assert len(ids) == 12
+    assert not {incident_id("citya", "X1"), incident_id("citya", "X2")} & ids
+
+
+# -- anchors ---------------------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(
+    lat=st.floats(45.49, 45.57),
+    lon=st.floats(-122.72, -122.52),
+    res=st.sampled_from([6, 7, 8, 9, 10]),
+)
+def test_anchor_never_crosses_a_boundary_and_is_stable(lat, lon, res):
+    polygons = [g for _tz, g in AGENCIES.values()] + [box(-122.65, 45.50, -122.649, 45.56)]
+    index = AnchorIndex(polygons)
+    a = index.anchor(lat, lon, res)
+    assert a == AnchorIndex(polygons).anchor(lat, lon, res)
+    assert a != (round(lat, 6), round(lon, 6)) or res == 10
+    here, there = Point(lon, lat), Point(a[1], a[0])
+    for polygon in polygons:
+        assert polygon.covers(here) == polygon.covers(there)
+    cell = h3.latlng_to_cell(lat, lon, res)
+    assert h3.grid_distance(cell, h3.latlng_to_cell(a[0], a[1], res)) <= 1
+
+
+def test_points_sharing_a_cell_and_jurisdictions_share_an_anchor():
+    index = AnchorIndex([g for _tz, g in AGENCIES.values()])
+    cell = h3.latlng_to_cell(45.52, -122.66, 9)
+    centre = h3.cell_to_latlng(cell)
+    nearby = [(centre[0] + d, centre[1] + d) for d in (0.0, 0.0003, -0.0003)]
+    nearby = [p for p in nearby if h3.latlng_to_cell(p[0], p[1], 9) == cell]
+    assert len(nearby) >= 2
+    assert len({index.anchor(lat, lon, 9) for lat, lon in nearby}) == 1
+
+
+# -- the attack on suppressed counts -------------------------------------------------------------
+def _equations(counts, dims, table):
+    """Return (matrix over all entries, entry order, published values) of a result."""
+    entries = [("cell", k) for k in sorted(counts)] + [("total", None)]
+    if dims == 2:
+        entries += [("row", r) for r in sorted(table.rows)] + [
+            ("col", c) for c in sorted(table.columns)
+        ]
+    index = {e: i for i, e in enumerate(entries)}
+    rows = []
+    for line in lines(counts, dims):
+        row = np.zeros(len(entries))
+        for e in line[:-1]:
+            row[index[e]] = 1
+        row[index[line[-1]]] = -1
+        rows.append(row)
+    published = {}
+    for kind, key in entries:
+        if kind == "cell":
+            value = table.cells[key]
+        elif kind == "row":
+            value = table.rows[key]
+        elif kind == "col":
+            value = table.columns[key]
+        else:
+            value = table.total
+        if value is not None:
+            published[(kind, key)] = value
+    return np.array(rows), entries, published
+
+
+def _solvable(matrix, entries, published) -> list:
+    """Return the hidden entries the published equations pin down (linear algebra attack)."""
+    hidden = [i for i, e in enumerate(entries) if e not in published]
+    if not hidden:
+        return []
+    sub = matrix[:, hidden]
+    _, s, vt = np.linalg.svd(sub)
+    null = vt[int((s > 1e-9).sum()) :]
+    return [
+        entries[h] for j, h in enumerate(hidden) if null.shape[0] == 0 or np.allclose(null[:, j], 0)
+    ]
+
+
+def _integer_solutions(matrix, entries, published, bound):
+    """Enumerate whole, non-negative values of the hidden entries consistent with the table."""
+    hidden = [i for i, e in enumerate(entries) if e not in published]
+    known = np.zeros(len(entries))
+    for e, v in published.items():
+        known[entries.index(e)] = v
+    found = []
+    for values in itertools.product(range(bound + 1), repeat=len(hidden)):
+        x = known.copy()
+        x[hidden] = values
+        if np.allclose(matrix @ x, 0):
+            found.append(dict(zip([entries[h] for h in hidden], values, strict=True)))
+    return found
+
+
+tables_1d = st.dictionaries(st.sampled_from("abcdef"), st.integers(1, 12), min_size=1).map(
+    lambda d: {(k,): v for k, v in d.items()}
+)
+tables_2d = st.dictionaries(
+    st.tuples(st.sampled_from("abc"), st.sampled_from("xyz")),
+    st.integers(1, 14),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(counts=st.one_of(tables_1d, tables_2d), k=st.sampled_from([3, 5]))
+def test_no_suppressed_count_can_be_solved_for(counts, k):
+    dims = len(next(iter(counts)))
+    table = suppress_table(counts, dims, k)
+    assume(table.primary > 0)
+    shown = [v for v in table.cells.values() if v is not None]
+    shown += [
+        v for v in (*table.rows.values(), *table.columns.values(), table.total) if v is not None
+    ]
+    assert all(v == 0 or v >= k for v in shown)
+    assert all(table.cells[key] in (None, n) for key, n in counts.items())
+    matrix, entries, published = _equations(counts, dims, table)
+    assert _solvable(matrix, entries, published) == []
+    hidden = [e for e in entries if e not in published]
+    if len(hidden) <= 5 and sum(counts.values()) <= 14:
+        solutions = _integer_solutions(matrix, entries, published, sum(counts.values()))
+        for e in hidden:
+            assert len({s[e] for s in solutions}) >= 2, f"{e} has only one possible value"
+
+
+def test_a_lone_small_cell_is_not_revealed_by_the_total():
+    table = suppress_table({("a",): 3, ("b",): 40, ("c",): 50}, 1, 5)
+    assert table.cells[("a",)] is None
+    assert table.cells[("b",)] is None  # the complement: the smallest other cell
+    assert table.cells[("c",)] == 50 and table.total == 93
+
+
+def test_group_by_dimensions_are_documented():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "sharing.md").read_text()
+    for dim in GROUP_BY:
+        assert f"`{dim}`" in text
+    assert Counter(GROUP_BY)  # the registry is not empty
