@@ -10,7 +10,7 @@ from crossbeat.auth import login
 from crossbeat.auth.roles import Role
 from crossbeat.cli import cli
 from crossbeat.demo.accounts import DEMO_PASSWORD, PREFIXES, demo_code, load_demo_accounts
-from crossbeat.demo.build import build_demo, demo_db_url
+from crossbeat.demo.build import build_demo, demo_db_url, demo_kek
 from crossbeat.store import open_store
 
 
@@ -21,7 +21,7 @@ def test_every_role_in_every_agency_can_sign_in(tmp_path: Path) -> None:
     assert {(a.agency_id, a.role) for a in accounts} == {
         (agency, role.value) for agency in PREFIXES for role in Role
     }
-    store = open_store(url)
+    store = open_store(url, kek=demo_kek(url, tmp_path))  # TOTP seeds are sealed
     for a in accounts[:3]:
         code = demo_code(tmp_path, a.username, store.now())
         assert login.login(store, a.username, DEMO_PASSWORD, code).user.agency_id == a.agency_id
