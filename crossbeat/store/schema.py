@@ -131,6 +131,9 @@ incidents = Table(
     Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
     Column("source_id", Text, nullable=False),
     Column("version", Integer, nullable=False),
+    # HMAC-SHA256 of the normalised record (personal data included) under the
+    # deployment's fingerprint key (crossbeat.vault.fingerprint); so is raw_hash, of
+    # the source row.
     Column("record_hash", String(64), nullable=False),
     # Primary (first) offence, denormalised for filtering; all offences are in
     # incident_offences.
