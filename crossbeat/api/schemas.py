@@ -200,7 +200,7 @@ class IncidentListOut(_Out):
     """A page of incidents (``decisions`` only for signed-in users and API tokens)."""
 
     ok: Literal[True] = True
-    records: list[IncidentShared]
+    records: list[IncidentShared | IncidentPublic]
     next_after: str | None = Field(description="Pass as ``after`` for the next page.")
     decisions: list[DecisionOut] | None = None
 
@@ -226,7 +226,7 @@ class IncidentDetailOut(_Out):
     """One incident, with its personal data when a purpose was stated and it is allowed."""
 
     ok: Literal[True] = True
-    record: IncidentShared
+    record: IncidentShared | IncidentPublic
     personal: PersonalOut | None = Field(
         description="Null unless a purpose (legal basis) was stated and the caller may see it."
     )
@@ -328,7 +328,7 @@ class PreviewOut(_Out):
     total: int
     visible: int
     hidden: dict[str, int]
-    sample: list[IncidentShared]
+    sample: list[IncidentShared | IncidentPublic]
 
 
 # -- audit ---------------------------------------------------------------------------------

@@ -1,0 +1,245 @@
+"""Incidents over HTTP: the public, partners, own data and personal data, all through sharing."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crossbeat.auth.tokens import create_token
+from crossbeat.sharing.agreements import create_agreement, list_agreements, revoke_agreement
+from crossbeat.sharing.policy import ReadRequest, Viewer
+from crossbeat.sharing.reads import aggregate, read_incidents
+from crossbeat.sharing.scope import PUBLIC_FIELDS
+from crossbeat.store import Store
+from tests.api_support import (
+    CANARIES,
+    NARRATIVE,
+    World,
+    assert_error,
+    build_world,
+    events,
+    last_seq,
+)
+from tests.sharing_support import AGENCIES, AREA, NOW
+
+
+def _times(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the records with their times parsed (``Z`` and ``+00:00`` are the same)."""
+    times = ("occurred_from", "occurred_to", "reported_at")
+    return [
+        {k: datetime.fromisoformat(v) if k in times and v else v for k, v in r.items()}
+        for r in records
+    ]
+
+
+@pytest.fixture
+def world(store: Store) -> World:
+    return build_world(store)
+
+
+def _all_pages(client: Any) -> tuple[list[dict[str, Any]], int]:
+    """Return every record, paging by 7, and the number of requests made."""
+    out: list[dict[str, Any]] = []
+    after, pages = None, 0
+    while True:
+        suffix = f"&after={after}" if after else ""
+        body = client.get(f"/incidents?limit=7{suffix}").json()
+        pages += 1
+        out += body["records"]
+        after = body["next_after"]
+        if after is None:
+            return out, pages
+
+
+def test_public_never_gets_an_exact_point_or_a_sensitive_incident(world: World) -> None:
+    client = world.client()
+    truth = {i.id: i for i in world.population}
+    before = last_seq(world.store)
+    records, pages = _all_pages(client)
+    assert pages > 1
+    assert {r["id"] for r in records} == {i.id for i in world.normal}
+    for record in records:
+        assert set(record) <= PUBLIC_FIELDS, set(record) - PUBLIC_FIELDS
+        true = truth[record["id"]]
+        assert (record["lat"], record["lon"]) != (true.lat, true.lon)
+        assert record["location_precision"] == "h3:9"
+        day = datetime.fromisoformat(record["occurred_from"])
+        local = day.astimezone(ZoneInfo(AGENCIES[record["agency_id"]][0]))
+        assert (
+            local.time() == time(0)
+            and local.date() == true.occurred_from.astimezone(local.tzinfo).date()
+        )  # the day only, in the owner's zone
+    body = client.get("/incidents").json()
+    assert set(body) == {"ok", "records", "next_after"}  # no decisions for the public
+    geo = client.get("/incidents?f=geojson&limit=1000")
+    assert geo.headers["content-type"] == "application/geo+json"
+    features = geo.json()["features"]
+    assert geo.json()["type"] == "FeatureCollection" and len(features) == len(world.normal)
+    for feature in features:
+        true = truth[feature["id"]]
+        lon, lat = feature["geometry"]["coordinates"]
+        assert (lat, lon) != (true.lat, true.lon)
+        assert "lat" not in feature["properties"] and set(feature["properties"]) <= PUBLIC_FIELDS
+    for canary in CANARIES:
+        assert_error(client.get(f"/incidents/{canary.id}"), 404)
+    reads = events(world.store, before, action="read", actor="public")
+    assert len(reads) == pages + 2  # every page and format is audited
+    assert set(reads[0].owner_agencies) == {"citya", "countyb", "transitc"}
+
+
+def test_public_records_are_those_of_the_core_read(world: World) -> None:
+    client = world.client()
+    mine = client.get(f"/incidents?limit=1000&bbox={','.join(map(str, AREA))}").json()["records"]
+    core = read_incidents(world.store, Viewer.public(), ReadRequest(bbox=AREA)).to_dict()
+    assert _times(mine) == _times(core["records"])
+
+
+def test_public_aggregates_are_suppressed_and_never_count_canaries(world: World) -> None:
+    client = world.client()
+    body = client.get("/aggregates?by=agency&by=nibrs").json()
+    assert body["ok"] is True and body["by"] == ["agency", "nibrs"]
+    assert body["threshold"] == 5 and "decisions" not in body
+    assert body["total"] in (None, len(world.normal))
+    published = [c for c in body["cells"] if c["count"] is not None]
+    assert all(c["count"] >= 5 for c in published)
+    assert not {"11A"} & {c["key"][1] for c in body["cells"]}
+    core = aggregate(world.store, Viewer.public(), by=("agency", "nibrs")).to_dict()
+    assert body["cells"] == core["cells"] and body["suppressed"] == core["suppressed"]
+    total = client.get("/aggregates").json()
+    assert total["by"] == [] and total["total"] == len(world.normal)
+
+
+def test_own_agency_sees_its_records_in_full_and_filters_apply(world: World) -> None:
+    client, _ = world.signed_in("a.analyst")
+    truth = {i.id: i for i in world.population}
+    own = client.get("/incidents?agency=citya&limit=1000").json()
+    assert {r["id"] for r in own["records"]} == {
+        i.id for i in world.population if i.owner == "citya"
+    }
+    for record in own["records"]:
+        assert (record["lat"], record["lon"]) == (truth[record["id"]].lat, truth[record["id"]].lon)
+        assert "narrative" not in record and "persons" not in record
+    assert [d["owner"] for d in own["decisions"]] == ["citya"]
+    assert own["decisions"][0]["allow"] is True
+    box = (-122.70, 45.50, -122.66, 45.53)
+    since, until = NOW - timedelta(days=26), NOW - timedelta(days=14)
+    query = {
+        "agency": "citya",
+        "bbox": ",".join(map(str, box)),
+        "offence": "property",
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "limit": 1000,
+    }
+    body = client.get("/incidents", params=query).json()
+    expected = {
+        i.id
+        for i in world.population
+        if i.owner == "citya"
+        and box[0] <= i.lon <= box[2]
+        and box[1] <= i.lat <= box[3]
+        and i.occurred_from is not None
+        and since <= i.occurred_from < until
+        and i.codes[0] in {"220", "240", "23H", "290"}
+    }
+    assert expected and {r["id"] for r in body["records"]} == expected
+    fields = client.get("/incidents?agency=citya&fields=offence&limit=1").json()["records"][0]
+    assert set(fields) == {
+        "id",
+        "agency_id",
+        "nibrs_code",
+        "offence_name",
+        "crime_against",
+        "ucr_part1",
+    }
+
+
+def test_partner_sees_exactly_what_its_agreement_grants(world: World) -> None:
+    (public,) = list_agreements(world.store, owner="citya", grantee="public")
+    revoke_agreement(world.store, public.id, reason="partners only", clock=world.clock)
+    agreement = create_agreement(
+        world.store, "citya", "countyb", offences=["property"], fields=["offence", "occurred",
+        "location", "status"], precision="block", purposes=["analysis"], approved_by="chiefs",
+        clock=world.clock,
+    )  # fmt: skip
+    client, _ = world.signed_in("b.analyst")
+    truth = {i.id: i for i in world.population}
+    body = client.get("/incidents?agency=citya&limit=1000").json()
+    (decision,) = body["decisions"]
+    assert decision["allow"] is True and decision["agreement_id"] == agreement.id
+    granted = {
+        "id", "agency_id", "nibrs_code", "offence_name", "crime_against", "ucr_part1",
+        "occurred_from", "occurred_to", "time_precision", "lat", "lon", "location_precision",
+        "status",
+    }  # fmt: skip
+    property_ = {
+        i.id
+        for i in world.normal
+        if i.owner == "citya" and i.codes[0] in {"220", "240", "23H", "290"}
+    }
+    assert {r["id"] for r in body["records"]} == property_
+    for record in body["records"]:
+        assert set(record) == granted
+        assert record["crime_against"] == "property"
+        assert record["location_precision"] == "block"
+        true = truth[record["id"]]
+        assert (record["lat"], record["lon"]) != (true.lat, true.lon)
+        assert abs(record["lat"] - true.lat) < 0.003 and abs(record["lon"] - true.lon) < 0.003
+    core = read_incidents(
+        world.store,
+        Viewer.user(world.user_id("b.analyst"), "countyb", ["analyst"]),
+        ReadRequest(agencies=frozenset({"citya"})),
+    ).to_dict()
+    assert _times(body["records"]) == _times(core["records"])
+    # A machine client of countyb reads what its analysts read.
+    token = create_token(world.store, "countyb", "read", clock=world.clock)
+    machine = world.client().get(
+        "/incidents?agency=citya&limit=1000", headers={"Authorization": f"Bearer {token.secret}"}
+    )
+    assert machine.json()["records"] == body["records"]
+    # The agreement serves analysis only: nothing for an operations read.
+    ops = client.get("/incidents?agency=citya&purpose=operations&limit=1000").json()
+    assert ops["records"] == [] and ops["decisions"][0]["allow"] is False
+    assert any("serves analysis, not operations" in r for r in ops["decisions"][0]["reasons"])
+    # Other owners' data is not in the answer at all.
+    assert {r["agency_id"] for r in client.get("/incidents?limit=1000").json()["records"]} == {
+        "citya", "countyb", "transitc"
+    }  # fmt: skip
+
+
+def test_personal_data_needs_a_purpose_and_is_audited(world: World) -> None:
+    client, _ = world.signed_in("a.officer")
+    before = last_seq(world.store)
+    plain = client.get(f"/incidents/{world.personal_id}").json()
+    assert plain["personal"] is None and plain["record"]["id"] == world.personal_id
+    assert NARRATIVE not in str(plain)
+    assert [
+        e.action.value for e in events(world.store, before, actor=world.user_id("a.officer"))
+    ] == ["detail_view"]
+    before = last_seq(world.store)
+    full = client.get(f"/incidents/{world.personal_id}", params={"purpose": "CASE-2026-0042"})
+    assert full.status_code == 200, full.text
+    personal = full.json()["personal"]
+    assert personal["narrative"] == NARRATIVE and personal["full_address"] == "1187 Larkspur Lane"
+    assert personal["persons"] == [
+        {"role": "victim", "name": "Rosalind Quarrington", "age": 34, "sex": None, "attributes": {}}
+    ]
+    (viewed,) = events(world.store, before, action="personal_data_view")
+    assert viewed.purpose == "CASE-2026-0042" and viewed.actor == world.user_id("a.officer")
+    assert "citya" in viewed.owner_agencies and viewed.record_ids == (world.personal_id,)
+
+
+@pytest.mark.parametrize("username", ["a.analyst", "b.officer"])
+def test_personal_data_refused_to_those_not_allowed(world: World, username: str) -> None:
+    client, _ = world.signed_in(username)
+    before = last_seq(world.store)
+    response = client.get(f"/incidents/{world.personal_id}", params={"purpose": "CASE-1"})
+    body = assert_error(response, 403)
+    assert "personal data" in body["error"] and body["errors"]
+    assert NARRATIVE not in response.text
+    (denied,) = events(world.store, before, action="denied")
+    assert denied.actor == world.user_id(username) and denied.purpose == "CASE-1"
+    assert denied.owner_agencies == ("citya",)
