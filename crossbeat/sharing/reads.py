@@ -44,6 +44,7 @@ from crossbeat.sharing.policy import (
 from crossbeat.sharing.public import AnchorIndex, incident_flags
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule
+from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose
 from crossbeat.sharing.suppression import suppress_table
 from crossbeat.store import Store
 from crossbeat.store.schema import (
@@ -246,8 +247,11 @@ def _audit(
         "decisions": [d.to_dict() for d in p.decisions],
         **(extra or {}),
     }
-    stated = req.purpose or v.purpose
-    purpose = req.legal_basis or (stated.value if stated is not None else None)
+    if v.kind is ViewerKind.PUBLIC:
+        stated = Purpose.PUBLIC_INFORMATION
+    else:
+        stated = req.purpose or v.purpose or DEFAULT_PURPOSE
+    purpose = req.legal_basis or stated.value
     base = {
         "actor": v.id,
         "actor_agency": v.agency_id,
@@ -459,8 +463,6 @@ def read_detail(
         ``record`` is None when the incident is unknown or not visible (the two are
         not told apart, so that existence does not leak).
     """
-    from crossbeat.sharing.scope import Purpose
-
     wants = bool(purpose and purpose.strip())
     request = ReadRequest(
         ids=frozenset({incident_id}),
