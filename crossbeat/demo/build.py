@@ -8,7 +8,10 @@ stage, so later stages (demo accounts, sharing agreements) slot in beside them:
 2. :func:`register_demo_agencies` - register the agencies and load their boundaries;
 3. :func:`ingest_demo_exports` - ingest each export through its source profile;
 4. :func:`crossbeat.demo.accounts.demo_accounts` - a user for every role in every
-   agency (demo only: one published password, secrets saved in the demo folder).
+   agency (demo only: one published password, secrets saved in the demo folder);
+5. :func:`crossbeat.sharing.demo.demo_agreements` - the region's task force and
+   sharing agreements (city and county share everything with each other, transit
+   shares with both at block precision after 24 hours, all share with the public).
 
 :func:`build_demo` runs them in order.
 """
@@ -31,6 +34,8 @@ from crossbeat.demo.generate import TIMEZONE, Simulation, simulate
 from crossbeat.ingest.pipeline import IngestSummary, ingest_files
 from crossbeat.ingest.profile import Profile, load_profile
 from crossbeat.model import Agency
+from crossbeat.sharing.agreements import list_agreements
+from crossbeat.sharing.demo import demo_agreements
 from crossbeat.store import Store, open_store
 from crossbeat.store.base import close_all
 from crossbeat.store.reads import count_incidents
@@ -237,6 +242,8 @@ def build_demo(
     register_demo_agencies(store, files.boundaries)
     ingests = ingest_demo_exports(store, files.exports, progress=progress)
     demo_accounts(store, out_dir)
+    if not list_agreements(store):
+        demo_agreements(store)
     return DemoSummary(db_url, out_dir, seed, size, files, ingests)
 
 
