@@ -248,3 +248,31 @@ def test_api_tokens(setup: Store, clock: FrozenClock) -> None:
     me = client.get("/auth/me", headers={"Authorization": f"Bearer {ingest.secret}"})
     assert_error(me, 403)
     assert events(setup, before, action="denied")
+
+
+def test_refused_credentials_are_audited_once(setup: Store, clock: FrozenClock) -> None:
+    client = make_client(setup, clock)
+    read = create_token(setup, "metro", "read", clock=clock)
+    revoke_token(setup, read.token.id, clock=clock)
+    for headers, kind in (
+        ({"Authorization": "Bearer cbt_unknown"}, "API token"),
+        ({"Authorization": f"Bearer {read.secret}"}, "token"),
+        ({"Cookie": f"{SESSION_COOKIE}=cbs_unknown"}, "session"),
+    ):
+        before = last_seq(setup)
+        assert_error(client.get("/incidents", headers=headers), 401)
+        (denied,) = events(setup, before)
+        assert denied.action == "denied" and denied.resource_type == kind
+        assert denied.source_ip == CLIENT_IP
+
+
+def test_signing_in_again_ends_the_previous_session(setup: Store, clock: FrozenClock) -> None:
+    enrolment = make_user(setup, clock)
+    client = make_client(setup, clock)
+    sign_in(client, clock, enrolment)
+    first = client.cookies[SESSION_COOKIE]
+    sign_in(client, clock, enrolment)
+    assert client.cookies[SESSION_COOKIE] != first
+    assert client.get("/auth/me").status_code == 200
+    stale = client.get("/auth/me", headers={"Cookie": f"{SESSION_COOKIE}={first}"})
+    assert "signed out" in assert_error(stale, 401)["error"]

@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pytest
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 
 from crossbeat.api.app import ROUTERS
 from crossbeat.api.deps import require_csrf
+from crossbeat.api.schemas import IncidentPublic, IncidentShared
 from crossbeat.clock import FrozenClock
+from crossbeat.sharing.scope import PUBLIC_FIELDS, RECORD_FIELDS
 from crossbeat.store import Store
+from crossbeat.vault.errors import KeyConfigError
 from tests.api_support import assert_error, csrf, make_client, sign_in
 from tests.auth_support import START, add_agencies, make_user
 
@@ -138,3 +142,39 @@ def test_docs_name_every_endpoint() -> None:
             path = re.sub(r"\{[a-z_]+\}", "{id}", route.path)
             for method in route.methods:
                 assert f"{method} {path}" in text, f"docs/api.md lacks {method} {path}"
+
+
+def test_record_models_match_the_sharing_vocabulary_and_drop_the_rest() -> None:
+    assert set(IncidentPublic.model_fields) == PUBLIC_FIELDS
+    assert set(IncidentShared.model_fields) == set(RECORD_FIELDS)
+    leaky = {
+        "id": "x", "agency_id": "citya", "lat": 45.5, "block_address": "100 BLOCK MAIN ST",
+        "h3_11": "8b28f0000000fff", "narrative": "secret", "persons": [{"name": "A"}],
+        "full_address": "1 Main St", "sensitivity": ["juvenile"],
+    }  # fmt: skip
+    assert IncidentPublic.model_validate(leaky).model_dump() == {
+        "id": "x", "agency_id": "citya", "lat": 45.5,
+    }  # fmt: skip
+    shared = IncidentShared.model_validate(leaky).model_dump()
+    assert not set(shared) & {"narrative", "persons", "full_address"}
+    assert "lon" not in shared  # a field the policy did not return is absent, not null
+
+
+def test_unexpected_and_key_errors_keep_the_shape(client, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from crossbeat.api.routes import incidents
+
+    quiet = TestClient(client.app, base_url="https://testserver", raise_server_exceptions=False)
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database password is hunter2")
+
+    monkeypatch.setattr(incidents, "read_incidents", boom)
+    body = assert_error(quiet.get("/incidents"), 500)
+    assert "hunter2" not in str(body)
+
+    def no_key(*args: object, **kwargs: object) -> None:
+        raise KeyConfigError("set CROSSBEAT_KEK for sqlite:///secret/path.db")
+
+    monkeypatch.setattr(incidents, "read_detail", no_key)
+    body = assert_error(quiet.get("/incidents/x?purpose=CASE-1"), 503)
+    assert "administrator" in body["error"] and "secret/path" not in str(body)

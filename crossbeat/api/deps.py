@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import Connection
 
 from crossbeat.audit import Action, AuditEvent, Outcome, append, auth_sink
 from crossbeat.auth.csrf import check_csrf
 from crossbeat.auth.errors import AuthenticationError, CsrfError, PermissionDenied, TokenInvalid
-from crossbeat.auth.events import AuthEventSink
+from crossbeat.auth.events import AuthEvent, AuthEventSink
 from crossbeat.auth.roles import Actor
 from crossbeat.auth.sessions import Session, validate_session
 from crossbeat.auth.tokens import ApiToken, TokenPurpose, authenticate_token
@@ -122,26 +123,47 @@ def _bearer(request: Request) -> str | None:
     return value.strip()
 
 
+class _Counting:
+    """An auth event sink that counts what it passes on."""
+
+    def __init__(self, sink: AuthEventSink) -> None:
+        self.sink = sink
+        self.count = 0
+
+    def __call__(self, conn: Connection, event: AuthEvent) -> None:
+        self.count += 1
+        self.sink(conn, event)
+
+
 def get_caller(request: Request, store: StoreDep, events: EventsDep) -> Caller:
     """Identify the caller from the bearer token, else the session cookie, else the public.
+
+    A refused credential is audited: by :mod:`crossbeat.auth` when it records the
+    refusal itself (a revoked token, a session that just timed out), here otherwise
+    (an unknown token or session).
 
     Raises
     ------
     AuthenticationError
         An invalid, revoked or out-of-scope token, or an ended or expired session.
     """
-    secret = _bearer(request)
-    if secret is not None:
-        token = authenticate_token(store, secret, purpose=TokenPurpose.READ, events=events)
-        caller = Caller(Viewer.token(token.id, token.agency_id), token=token)
-    elif (cookie := request.cookies.get(SESSION_COOKIE)) is not None:
-        session = validate_session(store, cookie, events=events)
-        viewer = Viewer.user(session.user_id, session.agency_id, session.roles)
-        caller = Caller(viewer, session=session, session_token=cookie)
-    else:
-        caller = Caller(Viewer.public())
-    request.state.caller = caller
-    return caller
+    counting = _Counting(events)
+    try:
+        secret = _bearer(request)
+        if secret is not None:
+            token = authenticate_token(store, secret, purpose=TokenPurpose.READ, events=counting)
+            return Caller(Viewer.token(token.id, token.agency_id), token=token)
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie is not None:
+            session = validate_session(store, cookie, events=counting)
+            viewer = Viewer.user(session.user_id, session.agency_id, session.roles)
+            return Caller(viewer, session=session, session_token=cookie)
+    except AuthenticationError as exc:
+        if counting.count == 0:
+            what = "API token" if request.headers.get("authorization") else "session"
+            audit_denied(store, request, Caller(Viewer.public()), str(exc), resource_type=what)
+        raise
+    return Caller(Viewer.public())
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -67,14 +67,22 @@ def post_login(body: LoginIn, store: StoreDep, events: EventsDep) -> MfaChalleng
     summary="Sign in, step 2: check the one-time code and start the session",
 )
 def post_mfa(
-    body: MfaIn, response: Response, store: StoreDep, settings: SettingsDep, events: EventsDep
+    body: MfaIn,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    settings: SettingsDep,
+    events: EventsDep,
 ) -> SignedInOut:
     """Check the authenticator code for a ticket; set the session cookie.
 
     Returns the user and the CSRF token to send in ``X-CSRF-Token`` with every
-    request that changes something.
+    request that changes something. A session this browser held before is ended.
     """
     result = complete_login(store, body.ticket, body.code, events=events)
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous is not None:
+        logout(store, previous, events=events)
     response.set_cookie(
         SESSION_COOKIE,
         result.token,

@@ -31,7 +31,9 @@ from crossbeat.api.schemas import (
     IncidentPublic,
     IncidentShared,
     PersonalOut,
+    PersonOut,
 )
+from crossbeat.model import PersonalData, PersonRole
 from crossbeat.sharing.policy import GROUP_BY, Decision, ReadRequest, Viewer, ViewerKind
 from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
 
@@ -158,9 +160,7 @@ def get_incident(
     if purpose is not None and result.personal is None:
         reasons = [r for d in result.decisions for r in d.reasons]
         raise ApiError(403, "you may not read this incident's personal data", reasons)
-    personal = None
-    if result.personal is not None:
-        personal = PersonalOut.model_validate(_personal_dict(result.personal))
+    personal = _personal(result.personal) if result.personal is not None else None
     out = IncidentDetailOut(
         record=_record(_record_model(viewer), result.record),  # type: ignore[arg-type]
         personal=personal,
@@ -236,21 +236,21 @@ def _feature(record: IncidentPublic) -> FeatureOut:
     return FeatureOut(id=record.id, geometry=geometry, properties=props)
 
 
-def _personal_dict(personal: Any) -> dict[str, Any]:
-    return {
-        "full_address": personal.full_address,
-        "narrative": personal.narrative,
-        "persons": [
-            {
-                "role": str(getattr(p.role, "value", p.role)),
-                "name": p.name,
-                "age": p.age,
-                "sex": p.sex,
-                "attributes": dict(p.attributes or {}),
-            }
+def _personal(personal: PersonalData) -> PersonalOut:
+    return PersonalOut(
+        full_address=personal.full_address,
+        narrative=personal.narrative,
+        persons=[
+            PersonOut(
+                role=PersonRole(p.role).value,
+                name=p.name,
+                age=p.age,
+                sex=p.sex,
+                attributes=dict(p.attributes or {}),
+            )
             for p in personal.persons
         ],
-    }
+    )
 
 
 def _render(body: BaseModel, viewer: Viewer, media_type: str = "application/json") -> JSONResponse:
