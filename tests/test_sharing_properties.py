@@ -32,7 +32,8 @@ from crossbeat.sharing.agreements import create_agreement, revoke_agreement
 from crossbeat.sharing.groups import create_group
 from crossbeat.sharing.overrides import tighten_public_policy
 from crossbeat.sharing.policy import ReadRequest, Viewer
-from crossbeat.sharing.reads import LiveStream, aggregate, read_detail, read_incidents
+from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
+from crossbeat.sharing.streams import LiveStream
 from crossbeat.taxonomy.nibrs import nibrs_offences
 from crossbeat.taxonomy.sensitivity import keyword_sensitivity
 from tests.sharing_support import AGENCIES, AREA, NOW, Inc, clear, insert_incidents, setup_agencies

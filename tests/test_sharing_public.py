@@ -25,12 +25,12 @@ from crossbeat.sharing.policy import GROUP_BY, ReadRequest, Viewer
 from crossbeat.sharing.preview import preview
 from crossbeat.sharing.public import AnchorIndex
 from crossbeat.sharing.reads import (
-    LiveStream,
     aggregate,
     count_incidents,
     read_detail,
     read_incidents,
 )
+from crossbeat.sharing.streams import LiveStream
 from crossbeat.sharing.suppression import lines, suppress_table
 from tests.sharing_support import AGENCIES, NOW, Inc, insert_incidents, setup_agencies
 

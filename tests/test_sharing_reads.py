@@ -13,7 +13,8 @@ from crossbeat.sharing.agreements import create_agreement, revoke_agreement
 from crossbeat.sharing.groups import create_group, set_members
 from crossbeat.sharing.policy import ReadRequest, RequestError, Viewer
 from crossbeat.sharing.preview import preview
-from crossbeat.sharing.reads import LiveStream, aggregate, read_detail, read_incidents
+from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
+from crossbeat.sharing.streams import LiveStream
 from crossbeat.store.schema import incidents
 from tests.sharing_support import NOW, Inc, insert_incidents, setup_agencies
 
@@ -22,9 +23,9 @@ ALL = {"offences": ["all"], "fields": ["all"], "purposes": ["analysis"], "approv
 
 
 def _inc(owner: str, n: int, **kw) -> Inc:
+    people = {"full_address": f"{n} Elm St", "narrative": "seen", "persons": []}
     base = {"lat": 45.53, "lon": -122.66 + n * 0.001, "codes": ["220"],
-            "occurred_from": NOW - timedelta(days=2, hours=n),
-            "personal": {"full_address": f"{n} Elm St", "narrative": "seen", "persons": []}}  # fmt: skip
+            "occurred_from": NOW - timedelta(days=2, hours=n), "personal": people}  # fmt: skip
     return Inc(owner, f"{owner}-{n}", **{**base, **kw})
 
 

@@ -1,15 +1,18 @@
 """Sharing governance (issue #3): agreements, the one read policy, the public release.
 
 Modules: :mod:`~crossbeat.sharing.scope` (fields, precision levels, offences, purposes),
-:mod:`~crossbeat.sharing.agreements` (agreements as data), :mod:`~crossbeat.sharing.groups`
+:mod:`~crossbeat.sharing.model` (grantees, scopes, agreements as data),
+:mod:`~crossbeat.sharing.agreements` (create, revoke, list), :mod:`~crossbeat.sharing.groups`
 (named groups of agencies), :mod:`~crossbeat.sharing.overrides` (agencies' tightenings of
-the public policy), :mod:`~crossbeat.sharing.public` (the public release policy, anchor
-points, aggregate suppression), :mod:`~crossbeat.sharing.policy` (the pure decision:
-viewer + request -> plan with reasons), :mod:`~crossbeat.sharing.rules` (one grant's
-filter and transformation), :mod:`~crossbeat.sharing.reads` (THE read entry points),
-:mod:`~crossbeat.sharing.preview`, :mod:`~crossbeat.sharing.rls` (PostgreSQL row-level
-security), :mod:`~crossbeat.sharing.demo` (the demo region's agreements) and
-:mod:`~crossbeat.sharing.tables`.
+the public policy), :mod:`~crossbeat.sharing.public` (the public release policy and
+anchor points), :mod:`~crossbeat.sharing.suppression` (small-count and complementary
+suppression), :mod:`~crossbeat.sharing.request` (viewer and request),
+:mod:`~crossbeat.sharing.policy` (the pure decision: viewer + request -> plan with
+reasons), :mod:`~crossbeat.sharing.rules` (one grant's filter and transformation),
+:mod:`~crossbeat.sharing.reads` (THE read entry points), :mod:`~crossbeat.sharing.streams`
+(live streams), :mod:`~crossbeat.sharing.preview`, :mod:`~crossbeat.sharing.rls`
+(PostgreSQL row-level security), :mod:`~crossbeat.sharing.demo` (the demo region's
+agreements) and :mod:`~crossbeat.sharing.tables`.
 
 Nothing is imported at import time (:mod:`crossbeat.store.schema` imports
 :mod:`crossbeat.sharing.tables`); the names below load their module on first use.
@@ -32,15 +35,15 @@ _EXPORTS = {
     "aggregate": "reads",
     "count_incidents": "reads",
     "read_detail": "reads",
-    "LiveStream": "reads",
+    "LiveStream": "streams",
     "ReadResult": "reads",
     "AggregateResult": "reads",
     "DetailResult": "reads",
-    "StreamUpdate": "reads",
+    "StreamUpdate": "streams",
     "preview": "preview",
     "Preview": "preview",
-    "Agreement": "agreements",
-    "Grantee": "agreements",
+    "Agreement": "model",
+    "Grantee": "model",
     "create_agreement": "agreements",
     "revoke_agreement": "agreements",
     "list_agreements": "agreements",

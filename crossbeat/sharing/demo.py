@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
-from crossbeat.sharing.agreements import Agreement, create_agreement
+from crossbeat.sharing.agreements import create_agreement
 from crossbeat.sharing.groups import create_group
+from crossbeat.sharing.model import Agreement
 from crossbeat.store import Store
 
 CITY, COUNTY, TRANSIT = "rivertonpd", "clackmerco", "metrotransit"

@@ -90,7 +90,7 @@ def tighten_public_policy(
             extra = [extra] if isinstance(extra, str) else list(extra)
             changes["suppress_offences"] = [*sorted(current.suppress_offences), *extra]
         try:
-            wanted = PublicPolicy.from_settings(changes, base=current)
+            wanted: PublicPolicy = PublicPolicy.from_settings(changes, base=current)
         except ScopeError as exc:
             raise AgreementError([str(exc)]) from exc
         looser = wanted.looser_than(current)

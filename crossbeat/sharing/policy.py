@@ -25,254 +25,56 @@ Who sees what
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 import h3
 from sqlalchemy import ColumnElement, and_, false, or_
 
-from crossbeat.auth.roles import Role
 from crossbeat.model import Sensitivity
-from crossbeat.sharing.agreements import Agreement, GranteeKind
-from crossbeat.sharing.public import DEFAULT_PUBLIC_POLICY, AnchorIndex, PublicPolicy
+from crossbeat.sharing.model import Agreement, GranteeKind
+from crossbeat.sharing.public import DEFAULT_PUBLIC_POLICY, AnchorIndex, PublicPolicy, Row
+from crossbeat.sharing.request import (
+    DATA_ROLES,
+    GROUP_BY,
+    PERSONAL_ROLES,
+    TIME_DIMS,
+    ReadRequest,
+    RequestError,
+    Viewer,
+    ViewerKind,
+)
 from crossbeat.sharing.rules import Rule, _matches_sql
 from crossbeat.sharing.scope import (
     DEFAULT_PURPOSE,
     PERSONAL_FIELDS,
     RECORD_FIELDS,
     Precision,
-    Purpose,
-    ScopeError,
     TimeResolution,
-    expand_fields,
     offence_matches,
-    parse_offences,
     parse_precision,
 )
 from crossbeat.store.reads import live
 from crossbeat.store.schema import incidents
 
-#: Roles that give access to incident records.
-DATA_ROLES: frozenset[Role] = frozenset({Role.OFFICER, Role.ANALYST, Role.SUPERVISOR})
-#: Roles that may see personal data (with a stated legal basis).
-PERSONAL_ROLES: frozenset[Role] = frozenset({Role.OFFICER, Role.SUPERVISOR})
+__all__ = [
+    "DATA_ROLES",
+    "GROUP_BY",
+    "PERSONAL_ROLES",
+    "Decision",
+    "PolicyContext",
+    "ReadPlan",
+    "ReadRequest",
+    "RequestError",
+    "Viewer",
+    "ViewerKind",
+    "plan",
+    "priority",
+]
 
-#: Aggregation dimensions, the fields each needs, and the finest time resolution needed.
-GROUP_BY: Mapping[str, tuple[str, ...]] = {
-    "agency": (),
-    "jurisdiction": ("jurisdictions",),
-    "h3_7": ("h3_7",),
-    "h3_9": ("h3_9",),
-    "h3_11": ("h3_11",),
-    "nibrs": ("nibrs_code",),
-    "crime_against": ("crime_against",),
-    "month": ("occurred_from",),
-    "day": ("occurred_from",),
-    "hour": ("occurred_from",),
-}
-_TIME_DIMS = {"month": TimeResolution.MONTH, "day": TimeResolution.DAY, "hour": TimeResolution.HOUR}
 _VIA_ORDER = {"own": 0, "agency": 1, "group": 2, "public": 3}
-
-
-class RequestError(ValueError):
-    """A read request is malformed; the message lists every problem."""
-
-
-class ViewerKind(StrEnum):
-    """Who is reading."""
-
-    USER = "user"
-    TOKEN = "token"
-    PUBLIC = "public"
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """Who is reading, for which agency, with which roles and purpose.
-
-    Parameters
-    ----------
-    kind
-        ``user`` (signed in), ``token`` (API read token, treated like an analyst) or
-        ``public``.
-    agency_id
-        The agency the user or token belongs to (None for the public).
-    roles
-        The user's roles.
-    groups
-        Groups the viewer's agency belongs to. :mod:`crossbeat.sharing.reads` always
-        replaces this with the stored membership.
-    purpose
-        The purpose the viewer acts under (a request may state its own).
-    id
-        User id, token id or ``public`` (recorded in the audit log).
-    """
-
-    kind: ViewerKind
-    agency_id: str | None = None
-    roles: frozenset[Role] = frozenset()
-    groups: frozenset[str] = frozenset()
-    purpose: Purpose | None = None
-    id: str = "public"
-
-    def __post_init__(self) -> None:
-        """Check that users and tokens name an agency and the public does not."""
-        object.__setattr__(self, "kind", ViewerKind(self.kind))
-        object.__setattr__(self, "roles", frozenset(Role(r) for r in self.roles))
-        if self.purpose is not None:
-            object.__setattr__(self, "purpose", Purpose(self.purpose))
-        if self.kind is ViewerKind.PUBLIC:
-            if self.agency_id is not None or self.roles:
-                raise ValueError("a public viewer has no agency and no roles")
-        elif not self.agency_id:
-            raise ValueError(f"a {self.kind.value} viewer needs an agency_id")
-
-    @classmethod
-    def public(cls) -> Viewer:
-        """Return the anonymous public viewer."""
-        return cls(ViewerKind.PUBLIC)
-
-    @classmethod
-    def user(
-        cls,
-        user_id: str,
-        agency_id: str,
-        roles: Iterable[Role | str],
-        *,
-        purpose: Purpose | str | None = None,
-    ) -> Viewer:
-        """Return a signed-in user of an agency."""
-        p = Purpose(purpose) if purpose is not None else None
-        return cls(
-            ViewerKind.USER, agency_id, frozenset(Role(r) for r in roles), purpose=p, id=user_id
-        )
-
-    @classmethod
-    def token(cls, token_id: str, agency_id: str) -> Viewer:
-        """Return an API read token of an agency (reads like an analyst)."""
-        return cls(ViewerKind.TOKEN, agency_id, id=token_id)
-
-    @property
-    def data_roles(self) -> frozenset[Role]:
-        """Return the roles that give access to incident data (tokens: analyst)."""
-        if self.kind is ViewerKind.TOKEN:
-            return frozenset({Role.ANALYST})
-        return self.roles & DATA_ROLES
-
-    def label(self) -> str:
-        """Return a short description for reasons, e.g. ``analyst of rivertonpd``."""
-        if self.kind is ViewerKind.PUBLIC:
-            return "the public"
-        roles = ", ".join(sorted(r.value for r in self.roles)) or "no roles"
-        what = "API token" if self.kind is ViewerKind.TOKEN else roles
-        return f"{what} of {self.agency_id}"
-
-
-@dataclass(frozen=True)
-class ReadRequest:
-    """What is asked for. Every filter applies to the record as the viewer would see it.
-
-    Parameters
-    ----------
-    bbox
-        ``(min_lon, min_lat, max_lon, max_lat)`` on the published point.
-    since, until
-        Window ``[since, until)`` on the published ``occurred_from``.
-    agencies
-        Only these owners.
-    offences
-        Offence tokens (``all``, categories, ``part1``, NIBRS codes) on the primary offence.
-    ids
-        Only these incident ids.
-    fields
-        Only these fields (names or groups); None: every permitted field.
-    purpose
-        The purpose of this read (default: the viewer's, else ``analysis``).
-    personal_data, legal_basis
-        Ask for personal data, stating the legal basis (case number, warrant...).
-    aggregate, group_by
-        An aggregate read and its dimensions (see :data:`GROUP_BY`, at most two).
-    changed_since
-        Only records changed, or newly visible, after this time (live streams).
-    limit, after
-        Page size and keyset cursor (records come in ``id`` order).
-    """
-
-    bbox: tuple[float, float, float, float] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    agencies: frozenset[str] | None = None
-    offences: frozenset[str] | None = None
-    ids: frozenset[str] | None = None
-    fields: frozenset[str] | None = None
-    purpose: Purpose | None = None
-    personal_data: bool = False
-    legal_basis: str | None = None
-    aggregate: bool = False
-    group_by: tuple[str, ...] = ()
-    changed_since: datetime | None = None
-    limit: int | None = None
-    after: str | None = None
-
-    def __post_init__(self) -> None:
-        """Validate and normalise every field; raise :class:`RequestError` listing problems."""
-        problems: list[str] = []
-        set_ = object.__setattr__
-        if self.bbox is not None:
-            try:
-                box = tuple(float(v) for v in self.bbox)
-            except (TypeError, ValueError):
-                box = ()
-            if len(box) != 4 or not all(math.isfinite(v) for v in box):
-                problems.append("bbox: give four numbers min_lon,min_lat,max_lon,max_lat")
-            elif not (-180 <= box[0] <= box[2] <= 180 and -90 <= box[1] <= box[3] <= 90):
-                problems.append("bbox: need -180<=min_lon<=max_lon<=180, -90<=min_lat<=max_lat<=90")
-            else:
-                set_(self, "bbox", box)
-        for name in ("since", "until", "changed_since"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-                problems.append(f"{name}: give a date and time with a time zone")
-        if (
-            isinstance(self.since, datetime)
-            and isinstance(self.until, datetime)
-            and self.since.tzinfo
-            and self.until.tzinfo
-            and self.until <= self.since
-        ):
-            problems.append("until: must be after since")
-        for name, parser in (("offences", parse_offences), ("fields", expand_fields)):
-            value = getattr(self, name)
-            if value is not None:
-                try:
-                    set_(self, name, parser([value] if isinstance(value, str) else value))
-                except ScopeError as exc:
-                    problems.append(f"{name}: {exc}")
-        for name in ("agencies", "ids"):
-            value = getattr(self, name)
-            if value is not None:
-                set_(self, name, frozenset([value] if isinstance(value, str) else value))
-        if self.purpose is not None:
-            try:
-                set_(self, "purpose", Purpose(self.purpose))
-            except ValueError:
-                problems.append(f"purpose: unknown purpose {self.purpose!r}")
-        if self.personal_data and not (self.legal_basis or "").strip():
-            problems.append("legal_basis: personal data needs a stated legal basis (case number)")
-        dims = tuple(self.group_by)
-        unknown = [d for d in dims if d not in GROUP_BY]
-        if unknown:
-            problems.append(f"group_by: unknown {unknown}; use {', '.join(GROUP_BY)}")
-        if len(dims) > 2 or len(set(dims)) != len(dims):
-            problems.append("group_by: at most two different dimensions")
-        set_(self, "group_by", dims)
-        if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 1):
-            problems.append("limit: must be at least 1")
-        if problems:
-            raise RequestError("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -366,8 +168,8 @@ class ReadPlan:
 
     def choose(
         self,
-        row: Mapping[str, Any],
-        offences: Sequence[Mapping[str, Any]],
+        row: Row,
+        offences: Sequence[Row],
         flags: frozenset[Sensitivity],
     ) -> Rule | None:
         """Return the rule that shows a record (the most specific that covers it), or None."""
@@ -380,8 +182,8 @@ class ReadPlan:
 
     def publish(
         self,
-        row: Mapping[str, Any],
-        offences: Sequence[Mapping[str, Any]],
+        row: Row,
+        offences: Sequence[Row],
         jurisdictions: Sequence[str],
         flags: frozenset[Sensitivity],
         anchors: AnchorIndex,
@@ -402,7 +204,7 @@ class ReadPlan:
         record = {k: v for k, v in full.items() if k in rule.shown_fields(wanted)}
         return rule, record
 
-    def _matches(self, row: Mapping[str, Any], rec: Mapping[str, Any]) -> bool:
+    def _matches(self, row: Row, rec: Mapping[str, Any]) -> bool:
         req = self.request
         if req.ids is not None and row["id"] not in req.ids:
             return False
@@ -540,11 +342,11 @@ def _decide(
                 served = ", ".join(sorted(p.value for p in a.scope.purposes))
                 reasons.append(f"{label} serves {served}, not {purpose.value}")
                 continue
-        rule, why = _agreement_rule(a, via, viewer, request, personal_ok, tz, ctx)
-        if rule is None:
+        granted, why = _agreement_rule(a, via, viewer, request, personal_ok, tz, ctx)
+        if granted is None:
             reasons.append(f"{label}: {why}")
             continue
-        _add(rule, request, reasons, rules, f"{label}: {rule.describe()}")
+        _add(granted, request, reasons, rules, f"{label}: {granted.describe()}")
     if request.personal_data and rules and not any(r.personal for r in rules):
         reasons.append(
             f"personal data of {owner} is not shown: it needs an officer or supervisor of "
@@ -640,6 +442,6 @@ def _unmet(rule: Rule, req: ReadRequest) -> str | None:
             return f"grouping by {dim} needs {', '.join(sorted(need))}"
         if dim.startswith("h3_") and not rule.precision.shows_cell(dim):
             return f"grouping by {dim} is finer than precision {rule.precision}"
-        if dim in _TIME_DIMS and rule.time_resolution.rank > _TIME_DIMS[dim].rank:
+        if dim in TIME_DIMS and rule.time_resolution.rank > TIME_DIMS[dim].rank:
             return f"grouping by {dim} is finer than time resolution {rule.time_resolution}"
     return None

@@ -17,7 +17,7 @@ from crossbeat.audit import Action, AuditEvent, append
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
 from crossbeat.sharing._manage import AgreementError, check_permission
-from crossbeat.sharing.agreements import Grantee, GranteeKind
+from crossbeat.sharing.model import Grantee, GranteeKind
 from crossbeat.sharing.policy import DATA_ROLES, Decision, ReadRequest, Viewer, ViewerKind
 from crossbeat.sharing.public import incident_flags
 from crossbeat.sharing.reads import _children, _jsonable, anchor_index, prepare
@@ -177,4 +177,4 @@ def _why(p: Any, row: Any, offences: Any, flags: Any) -> str:
     reasons = [r for r in reasons if r is not None] or ["outside the read's filters"]
     reason = next((r for r in reasons if not r.startswith("offence ")), reasons[0])
     # Group reasons that carry a per-record time by their kind.
-    return reason.split(" until ")[0] if reason.startswith("delayed") else reason
+    return str(reason.split(" until ")[0] if reason.startswith("delayed") else reason)

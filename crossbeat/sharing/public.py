@@ -58,6 +58,9 @@ from crossbeat.sharing.scope import (
 from crossbeat.taxonomy.nibrs import nibrs_offences
 from crossbeat.taxonomy.sensitivity import keyword_sensitivity
 
+#: A stored row (SQLAlchemy ``RowMapping`` or a plain dict), read by column name.
+Row = Mapping[Any, Any]
+
 #: Columns of ``incidents`` that hold the stored sensitivity flags.
 FLAG_COLUMNS: Mapping[Sensitivity, str] = {
     Sensitivity.SEXUAL_OFFENCE: "sens_sexual",
@@ -152,7 +155,9 @@ class PublicPolicy:
         }
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], base: PublicPolicy | None = None) -> Any:
+    def from_settings(
+        cls, settings: Mapping[str, Any], base: PublicPolicy | None = None
+    ) -> PublicPolicy:
         """Build a policy from settings; knobs not given keep ``base``'s value.
 
         Raises
@@ -224,9 +229,7 @@ DEFAULT_PUBLIC_POLICY = PublicPolicy()
 
 
 # -- sensitivity at publication ----------------------------------------------------------
-def incident_flags(
-    row: Mapping[str, Any], offences: Sequence[Mapping[str, Any]]
-) -> frozenset[Sensitivity]:
+def incident_flags(row: Row, offences: Sequence[Row]) -> frozenset[Sensitivity]:
     """Return every sensitivity flag an incident carries, re-derived at publication.
 
     Parameters

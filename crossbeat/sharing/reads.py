@@ -8,8 +8,8 @@ re-check, generalisation, request filters on the published values), and appends 
 audit event in the same transaction.
 
 Public API: :func:`read_incidents`, :func:`aggregate`, :func:`count_incidents`,
-:func:`read_detail`, :class:`LiveStream` and :func:`preview` (in
-:mod:`crossbeat.sharing.preview`).
+:func:`read_detail`; live streams are :class:`crossbeat.sharing.streams.LiveStream`
+and previews :func:`crossbeat.sharing.preview.preview`, both built on these.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shapely.geometry import shape
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, func, select
 
 from crossbeat.audit import Action, AuditEvent, Outcome, append_many
 from crossbeat.clock import Clock
@@ -41,7 +41,7 @@ from crossbeat.sharing.policy import (
     ViewerKind,
     plan,
 )
-from crossbeat.sharing.public import AnchorIndex, incident_flags
+from crossbeat.sharing.public import AnchorIndex, Row, incident_flags
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule
 from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose
@@ -169,7 +169,7 @@ def anchor_index(conn: Connection, url: str) -> AnchorIndex:
 
 def published(
     conn: Connection, p: ReadPlan, anchors: AnchorIndex
-) -> Iterator[tuple[Rule, dict[str, Any], Mapping[str, Any]]]:
+) -> Iterator[tuple[Rule, dict[str, Any], Row]]:
     """Yield ``(rule, record, row)`` for every record the plan shows, in ``id`` order."""
     after = p.request.after
     while True:
@@ -217,8 +217,9 @@ def _personal_rows(conn: Connection, ids: Sequence[str]) -> list[Any]:
 
 
 def _decode(store: Store, conn: Connection, rows: Sequence[Any]) -> dict[str, PersonalData]:
+    from crossbeat.vault.cipher import PLAIN_CODEC
     from crossbeat.vault.keys import require_vault
-    from crossbeat.vault.personal import PLAIN_CODEC, decode_personal
+    from crossbeat.vault.personal import decode_personal
 
     out: dict[str, PersonalData] = {}
     for row in rows:
@@ -252,33 +253,38 @@ def _audit(
     else:
         stated = req.purpose or v.purpose or DEFAULT_PURPOSE
     purpose = req.legal_basis or stated.value
-    base = {
-        "actor": v.id,
-        "actor_agency": v.agency_id,
-        "purpose": purpose,
-        "resource_type": resource,
-        "owner_agencies": owners,
-        "details": details,
-    }
+    template = AuditEvent(
+        action=action,
+        actor=v.id,
+        actor_agency=v.agency_id,
+        purpose=purpose,
+        resource_type=resource,
+        owner_agencies=owners,
+        details=details,
+    )
     events = []
     ids = [r["id"] for r in records]
     if v.kind is ViewerKind.PUBLIC or count is not None:
-        events.append(
-            AuditEvent(action=action, record_count=count if count is not None else len(ids), **base)
-        )
+        n = count if count is not None else len(ids)
+        events.append(dataclasses.replace(template, record_count=n))
     else:
         chunks = [ids[i : i + AUDIT_IDS_PER_EVENT] for i in range(0, len(ids), AUDIT_IDS_PER_EVENT)]
         for chunk in chunks or [[]]:
-            events.append(AuditEvent(action=action, record_ids=tuple(chunk), **base))
+            events.append(
+                dataclasses.replace(template, record_ids=tuple(chunk), record_count=len(chunk))
+            )
     asked = set(req.agencies or ())
     denied = sorted(d.owner for d in p.decisions if not d.allow and d.owner in asked)
     if denied:
         why = {d.owner: list(d.reasons) for d in p.decisions if d.owner in denied}
         events.append(
-            AuditEvent(
+            dataclasses.replace(
+                template,
                 action=Action.DENIED,
                 outcome=Outcome.DENIED,
-                **{**base, "owner_agencies": tuple(denied), "details": {"denied": why}},
+                owner_agencies=tuple(denied),
+                record_count=0,
+                details={"denied": why},
             )
         )
     append_many(store, events, conn=conn)
@@ -439,7 +445,7 @@ def _key(dim: str, rec: Mapping[str, Any], rule: Rule) -> str:
     if when is None:
         return "unknown"
     local = when.astimezone(ZoneInfo(rule.timezone))
-    return local.strftime({"month": "%Y-%m", "day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H"}[dim])
+    return str(local.strftime({"month": "%Y-%m", "day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H"}[dim]))
 
 
 def read_detail(
@@ -506,86 +512,3 @@ def read_detail(
             _audit(store, conn, p, action, "incident", [record])
     decisions = tuple(d for d in p.decisions if d.owner == owner)
     return DetailResult(record, personal, decisions)
-
-
-# -- live streams --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StreamUpdate:
-    """What a live stream client must apply since the previous poll.
-
-    ``reset_owners``: drop every record of these owners first (their grants changed or
-    were revoked); ``records``: add or replace; ``removed``: ids to drop (withdrawn, or
-    changed so that they no longer qualify).
-    """
-
-    records: list[dict[str, Any]]
-    removed: list[str]
-    reset_owners: list[str]
-    decisions: tuple[Decision, ...]
-    cursor: datetime
-
-
-class LiveStream:
-    """A live feed whose every poll re-reads the agreements, so revocation is immediate.
-
-    Examples
-    --------
-    ``stream = LiveStream(store, viewer); update = stream.poll()`` on each tick; the
-    first poll returns every visible record.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        viewer: Viewer,
-        request: ReadRequest | None = None,
-        *,
-        clock: Clock | None = None,
-    ) -> None:
-        self.store = store
-        self.viewer = viewer
-        self.request = request or ReadRequest()
-        self.clock = clock or store.clock
-        self.cursor: datetime | None = None
-        self.grants: dict[str, frozenset[tuple[str, str | None]]] = {}
-
-    def poll(self) -> StreamUpdate:
-        """Return the changes since the last poll, under the agreements in force now."""
-        now = self.clock.now()
-        since = self.cursor
-        req = dataclasses.replace(self.request, changed_since=since, limit=None)
-        result = read_incidents(self.store, self.viewer, req, clock=self.clock)
-        grants = {
-            o: frozenset((r.via, r.agreement_id) for r in result.rules if r.owner == o)
-            for o in {r.owner for r in result.rules}
-        }
-        reset = sorted(o for o, g in self.grants.items() if grants.get(o) != g)
-        fresh = sorted(o for o in grants if o not in self.grants or o in reset)
-        records = [r for r in result.records if r["agency_id"] not in fresh]
-        if fresh and since is not None:
-            full = dataclasses.replace(self.request, agencies=frozenset(fresh), limit=None)
-            records += read_incidents(self.store, self.viewer, full, clock=self.clock).records
-        elif since is None:
-            records = result.records
-        stable = set(grants) & set(self.grants) - set(reset)
-        shown = {r["id"] for r in records}
-        removed = [i for i in self._changed(since, stable) if i not in shown]
-        self.cursor, self.grants = now, grants
-        return StreamUpdate(records, removed, reset, result.decisions, now)
-
-    def _changed(self, since: datetime | None, owners: set[str]) -> list[str]:
-        """Return ids of the owners' records changed or withdrawn since the last poll.
-
-        Those not in this poll's records were withdrawn or no longer qualify (a new
-        version became sensitive, say): the client must drop them.
-        """
-        if since is None or not owners:
-            return []
-        with self.store.begin() as conn, restricted(conn, owners):
-            q = select(incidents.c.id).where(
-                and_(
-                    incidents.c.agency_id.in_(sorted(owners)),
-                    (incidents.c.updated_at > since) | (incidents.c.withdrawn_at > since),
-                )
-            )
-            return sorted(conn.execute(q).scalars())

@@ -9,7 +9,7 @@ the keyword re-check for miscoded records can run). Both are pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
 
 from crossbeat.model import Sensitivity, TimePrecision
-from crossbeat.sharing.public import FLAG_COLUMNS, AnchorIndex
+from crossbeat.sharing.public import FLAG_COLUMNS, AnchorIndex, Row
 from crossbeat.sharing.scope import (
     ALWAYS_FIELDS,
     PERSONAL_FIELDS,
@@ -124,8 +124,8 @@ class Rule:
 
     def check(
         self,
-        row: Mapping[str, Any],
-        offences: Sequence[Mapping[str, Any]],
+        row: Row,
+        offences: Sequence[Row],
         flags: frozenset[Sensitivity],
         now: datetime,
     ) -> str | None:
@@ -148,7 +148,7 @@ class Rule:
                 return f"delayed until {at.isoformat()} ({format_delay(self.delay)} delay)"
         return None
 
-    def changed(self, row: Mapping[str, Any], since: datetime) -> bool:
+    def changed(self, row: Row, since: datetime) -> bool:
         """Return whether a record changed, or became visible, after ``since``."""
         return row["updated_at"] > since or release_time(row) + self.delay > since
 
@@ -162,8 +162,8 @@ class Rule:
 
     def transform(
         self,
-        row: Mapping[str, Any],
-        offences: Sequence[Mapping[str, Any]],
+        row: Row,
+        offences: Sequence[Row],
         jurisdictions: Sequence[str],
         anchors: AnchorIndex,
         wanted: frozenset[str] | None = None,
@@ -214,7 +214,7 @@ class Rule:
                 values[column] = row.get(column)
         return {f: values[f] for f in RECORD_FIELDS if f in fields and f in values}
 
-    def _offence(self, o: Mapping[str, Any], local: bool) -> dict[str, Any]:
+    def _offence(self, o: Row, local: bool) -> dict[str, Any]:
         out = {
             "nibrs_code": o.get("nibrs_code"),
             "offence_name": offence_name(o.get("nibrs_code")),
@@ -276,20 +276,21 @@ def _split_tokens(tokens: frozenset[str]) -> tuple[list[str], list[str]]:
     return codes, cats
 
 
-def _excluded(tokens: frozenset[str], o: Mapping[str, Any]) -> bool:
+def _excluded(tokens: frozenset[str], o: Row) -> bool:
     if "all" in tokens:
         return True
     return offence_matches(tokens, o.get("nibrs_code"), o.get("crime_against"), o.get("ucr_part1"))
 
 
-def release_time(row: Mapping[str, Any]) -> datetime:
+def release_time(row: Row) -> datetime:
     """Return when a record's publication delay starts.
 
     The latest of when it started, ended and was reported; when none is known, when the
     platform first stored it.
     """
-    times = [row[c] for c in _TIME_COLUMNS if row.get(c) is not None]
-    return max(times) if times else row["created_at"]
+    times: list[datetime] = [row[c] for c in _TIME_COLUMNS if row.get(c) is not None]
+    created: datetime = row["created_at"]
+    return max(times) if times else created
 
 
 def _released_by_sql(cutoff: datetime) -> ColumnElement[bool]:

@@ -1,0 +1,240 @@
+"""Who reads and what they ask for: :class:`Viewer` and :class:`ReadRequest` (issue #3).
+
+Both validate themselves on construction, so the policy only ever sees well-formed
+input; a malformed request raises :class:`RequestError` listing every problem.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from crossbeat.auth.roles import Role
+from crossbeat.sharing.scope import (
+    Purpose,
+    ScopeError,
+    TimeResolution,
+    expand_fields,
+    parse_offences,
+)
+
+#: Roles that give access to incident records.
+DATA_ROLES: frozenset[Role] = frozenset({Role.OFFICER, Role.ANALYST, Role.SUPERVISOR})
+#: Roles that may see personal data (with a stated legal basis).
+PERSONAL_ROLES: frozenset[Role] = frozenset({Role.OFFICER, Role.SUPERVISOR})
+
+#: Aggregation dimensions, the fields each needs, and the finest time resolution needed.
+GROUP_BY: Mapping[str, tuple[str, ...]] = {
+    "agency": (),
+    "jurisdiction": ("jurisdictions",),
+    "h3_7": ("h3_7",),
+    "h3_9": ("h3_9",),
+    "h3_11": ("h3_11",),
+    "nibrs": ("nibrs_code",),
+    "crime_against": ("crime_against",),
+    "month": ("occurred_from",),
+    "day": ("occurred_from",),
+    "hour": ("occurred_from",),
+}
+TIME_DIMS = {"month": TimeResolution.MONTH, "day": TimeResolution.DAY, "hour": TimeResolution.HOUR}
+
+
+class RequestError(ValueError):
+    """A read request is malformed; the message lists every problem."""
+
+
+class ViewerKind(StrEnum):
+    """Who is reading."""
+
+    USER = "user"
+    TOKEN = "token"
+    PUBLIC = "public"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is reading, for which agency, with which roles and purpose.
+
+    Parameters
+    ----------
+    kind
+        ``user`` (signed in), ``token`` (API read token, treated like an analyst) or
+        ``public``.
+    agency_id
+        The agency the user or token belongs to (None for the public).
+    roles
+        The user's roles.
+    groups
+        Groups the viewer's agency belongs to. :mod:`crossbeat.sharing.reads` always
+        replaces this with the stored membership.
+    purpose
+        The purpose the viewer acts under (a request may state its own).
+    id
+        User id, token id or ``public`` (recorded in the audit log).
+    """
+
+    kind: ViewerKind
+    agency_id: str | None = None
+    roles: frozenset[Role] = frozenset()
+    groups: frozenset[str] = frozenset()
+    purpose: Purpose | None = None
+    id: str = "public"
+
+    def __post_init__(self) -> None:
+        """Check that users and tokens name an agency and the public does not."""
+        object.__setattr__(self, "kind", ViewerKind(self.kind))
+        object.__setattr__(self, "roles", frozenset(Role(r) for r in self.roles))
+        if self.purpose is not None:
+            object.__setattr__(self, "purpose", Purpose(self.purpose))
+        if self.kind is ViewerKind.PUBLIC:
+            if self.agency_id is not None or self.roles:
+                raise ValueError("a public viewer has no agency and no roles")
+        elif not self.agency_id:
+            raise ValueError(f"a {self.kind.value} viewer needs an agency_id")
+
+    @classmethod
+    def public(cls) -> Viewer:
+        """Return the anonymous public viewer."""
+        return cls(ViewerKind.PUBLIC)
+
+    @classmethod
+    def user(
+        cls,
+        user_id: str,
+        agency_id: str,
+        roles: Iterable[Role | str],
+        *,
+        purpose: Purpose | str | None = None,
+    ) -> Viewer:
+        """Return a signed-in user of an agency."""
+        p = Purpose(purpose) if purpose is not None else None
+        return cls(
+            ViewerKind.USER, agency_id, frozenset(Role(r) for r in roles), purpose=p, id=user_id
+        )
+
+    @classmethod
+    def token(cls, token_id: str, agency_id: str) -> Viewer:
+        """Return an API read token of an agency (reads like an analyst)."""
+        return cls(ViewerKind.TOKEN, agency_id, id=token_id)
+
+    @property
+    def data_roles(self) -> frozenset[Role]:
+        """Return the roles that give access to incident data (tokens: analyst)."""
+        if self.kind is ViewerKind.TOKEN:
+            return frozenset({Role.ANALYST})
+        return self.roles & DATA_ROLES
+
+    def label(self) -> str:
+        """Return a short description for reasons, e.g. ``analyst of rivertonpd``."""
+        if self.kind is ViewerKind.PUBLIC:
+            return "the public"
+        roles = ", ".join(sorted(r.value for r in self.roles)) or "no roles"
+        what = "API token" if self.kind is ViewerKind.TOKEN else roles
+        return f"{what} of {self.agency_id}"
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """What is asked for. Every filter applies to the record as the viewer would see it.
+
+    Parameters
+    ----------
+    bbox
+        ``(min_lon, min_lat, max_lon, max_lat)`` on the published point.
+    since, until
+        Window ``[since, until)`` on the published ``occurred_from``.
+    agencies
+        Only these owners.
+    offences
+        Offence tokens (``all``, categories, ``part1``, NIBRS codes) on the primary offence.
+    ids
+        Only these incident ids.
+    fields
+        Only these fields (names or groups); None: every permitted field.
+    purpose
+        The purpose of this read (default: the viewer's, else ``analysis``).
+    personal_data, legal_basis
+        Ask for personal data, stating the legal basis (case number, warrant...).
+    aggregate, group_by
+        An aggregate read and its dimensions (see :data:`GROUP_BY`, at most two).
+    changed_since
+        Only records changed, or newly visible, after this time (live streams).
+    limit, after
+        Page size and keyset cursor (records come in ``id`` order).
+    """
+
+    bbox: tuple[float, float, float, float] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    agencies: frozenset[str] | None = None
+    offences: frozenset[str] | None = None
+    ids: frozenset[str] | None = None
+    fields: frozenset[str] | None = None
+    purpose: Purpose | None = None
+    personal_data: bool = False
+    legal_basis: str | None = None
+    aggregate: bool = False
+    group_by: tuple[str, ...] = ()
+    changed_since: datetime | None = None
+    limit: int | None = None
+    after: str | None = None
+
+    def __post_init__(self) -> None:
+        """Validate and normalise every field; raise :class:`RequestError` listing problems."""
+        problems: list[str] = []
+        set_ = object.__setattr__
+        if self.bbox is not None:
+            try:
+                box = tuple(float(v) for v in self.bbox)
+            except (TypeError, ValueError):
+                box = ()
+            if len(box) != 4 or not all(math.isfinite(v) for v in box):
+                problems.append("bbox: give four numbers min_lon,min_lat,max_lon,max_lat")
+            elif not (-180 <= box[0] <= box[2] <= 180 and -90 <= box[1] <= box[3] <= 90):
+                problems.append("bbox: need -180<=min_lon<=max_lon<=180, -90<=min_lat<=max_lat<=90")
+            else:
+                set_(self, "bbox", box)
+        for name in ("since", "until", "changed_since"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                problems.append(f"{name}: give a date and time with a time zone")
+        if (
+            isinstance(self.since, datetime)
+            and isinstance(self.until, datetime)
+            and self.since.tzinfo
+            and self.until.tzinfo
+            and self.until <= self.since
+        ):
+            problems.append("until: must be after since")
+        for name, parser in (("offences", parse_offences), ("fields", expand_fields)):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    set_(self, name, parser([value] if isinstance(value, str) else value))
+                except ScopeError as exc:
+                    problems.append(f"{name}: {exc}")
+        for name in ("agencies", "ids"):
+            value = getattr(self, name)
+            if value is not None:
+                set_(self, name, frozenset([value] if isinstance(value, str) else value))
+        if self.purpose is not None:
+            try:
+                set_(self, "purpose", Purpose(self.purpose))
+            except ValueError:
+                problems.append(f"purpose: unknown purpose {self.purpose!r}")
+        if self.personal_data and not (self.legal_basis or "").strip():
+            problems.append("legal_basis: personal data needs a stated legal basis (case number)")
+        dims = tuple(self.group_by)
+        unknown = [d for d in dims if d not in GROUP_BY]
+        if unknown:
+            problems.append(f"group_by: unknown {unknown}; use {', '.join(GROUP_BY)}")
+        if len(dims) > 2 or len(set(dims)) != len(dims):
+            problems.append("group_by: at most two different dimensions")
+        set_(self, "group_by", dims)
+        if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 1):
+            problems.append("limit: must be at least 1")
+        if problems:
+            raise RequestError("; ".join(problems))
