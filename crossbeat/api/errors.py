@@ -28,7 +28,7 @@ anything else                                           500
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -101,7 +101,7 @@ def error_response(
     status: int,
     message: str,
     errors: Sequence[str] = (),
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """Return a JSON response with the canonical error body."""
     return JSONResponse(error_body(status, message, errors), status_code=status, headers=headers)

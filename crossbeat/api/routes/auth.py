@@ -9,6 +9,8 @@ so sign-ins, failures, lockouts and logouts are recorded with the client's addre
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 
 from crossbeat.api.deps import (
@@ -41,7 +43,9 @@ from crossbeat.store import Store
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-_LOCKED = {423: {"model": ERRORS[401]["model"], "description": "Account locked"}}
+_LOCKED: dict[int | str, dict[str, Any]] = {
+    423: {"model": ERRORS[401]["model"], "description": "Account locked after failed sign-ins"}
+}
 
 
 @router.post(

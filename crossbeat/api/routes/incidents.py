@@ -120,7 +120,7 @@ def list_incidents(
         body = FeatureCollectionOut(features=features, next_after=result.next_after)
         return _render(body, viewer, GEOJSON)
     out = IncidentListOut(
-        records=records,  # type: ignore[arg-type]
+        records=records,
         next_after=result.next_after,
         decisions=_decisions(viewer, result.decisions),
     )
@@ -162,7 +162,7 @@ def get_incident(
         raise ApiError(403, "you may not read this incident's personal data", reasons)
     personal = _personal(result.personal) if result.personal is not None else None
     out = IncidentDetailOut(
-        record=_record(_record_model(viewer), result.record),  # type: ignore[arg-type]
+        record=_record(_record_model(viewer), result.record),
         personal=personal,
         decisions=_decisions(viewer, result.decisions),
     )
