@@ -279,3 +279,29 @@ def test_cli_manages_agreements(managed, db_url):
         "can only be tightened" in run("public-policy", "tighten", "citya", "--delay", "1d").output
     )
     assert json.loads(run("public-policy", "show", "citya").output)["delay"] == "10d"
+
+
+def test_demo_agreements(store):
+    from crossbeat.agencies import register_agency
+    from crossbeat.model import Agency
+    from crossbeat.sharing.demo import TASKFORCE, demo_agreements
+
+    for agency_id in ("rivertonpd", "clackmerco", "metrotransit"):
+        register_agency(store, Agency(id=agency_id, name=agency_id))
+    made = demo_agreements(store)
+    pairs = {(a.owner, str(a.grantee), a.scope.precision.name) for a in made}
+    assert ("rivertonpd", "clackmerco", "exact") in pairs
+    assert ("metrotransit", "rivertonpd", "block") in pairs
+    assert ("metrotransit", f"group:{TASKFORCE}", "exact") in pairs
+    assert {a.owner for a in made if str(a.grantee) == "public"} == {
+        "rivertonpd",
+        "clackmerco",
+        "metrotransit",
+    }
+    transit = next(a for a in made if (a.owner, str(a.grantee)) == ("metrotransit", "clackmerco"))
+    assert transit.scope.delay == timedelta(hours=24)
+    assert not any(set(a.scope.fields) & {"full_address", "narrative", "persons"} for a in made)
+    before = snapshot(store)
+    with pytest.raises(AgreementError, match="exists already"):
+        demo_agreements(store)
+    assert snapshot(store) == before

@@ -32,6 +32,7 @@ from crossbeat.sharing.agreements import create_agreement, revoke_agreement
 from crossbeat.sharing.groups import create_group
 from crossbeat.sharing.overrides import tighten_public_policy
 from crossbeat.sharing.policy import ReadRequest, Viewer
+from crossbeat.sharing.preview import preview
 from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
 from crossbeat.sharing.streams import LiveStream
 from crossbeat.taxonomy.nibrs import nibrs_offences
@@ -583,9 +584,29 @@ def _check_world(store, world: dict[str, Any]) -> None:
         assert sorted(r["id"] for r in first) == sorted(expected)
         _check_aggregates(store, viewer, ref_world, ref_viewer)
         _check_details(store, viewer, ref_world, ref_viewer, expected)
+    _check_previews(store, ref_world)
     event(f"agreements stored: {len(ref_world['agreements'])}")
     for kind, n in compared.items():
         event(f"{kind} records compared: {'0' if not n else '1-9' if n < 10 else '10+'}")
+
+
+def _check_previews(store, ref_world) -> None:
+    """The preview shows what a stand-in officer-analyst-supervisor (or the public) sees."""
+    for owner in sorted(AGENCIES):
+        for grantee in [*sorted(set(AGENCIES) - {owner}), "public"]:
+            if grantee == "public":
+                stand_in = {"kind": "public", "agency": None, "roles": []}
+            else:
+                stand_in = {"kind": "user", "agency": grantee, "roles": sorted(DATA)}
+            want = reference(ref_world, stand_in, {"agencies": [owner]})
+            shown = preview(store, owner, grantee, sample=3)
+            assert shown.visible == len(want)
+            assert shown.total == sum(
+                1 for i in ref_world["incidents"] if i.owner == owner and not i.withdrawn
+            )
+            assert [r["id"] for r in shown.sample] == sorted(want)[:3]
+            for record in shown.sample:
+                same(record, want[record["id"]][0])
 
 
 def _check_aggregates(store, viewer, ref_world, ref_viewer) -> None:

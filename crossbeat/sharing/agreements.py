@@ -65,6 +65,20 @@ from crossbeat.sharing.tables import (
 from crossbeat.store import Store
 from crossbeat.store.schema import agencies
 
+__all__ = [
+    "Agreement",
+    "AgreementError",
+    "Grantee",
+    "GranteeKind",
+    "Scope",
+    "agreement_history",
+    "create_agreement",
+    "get_agreement",
+    "list_agreements",
+    "load_agreements",
+    "revoke_agreement",
+]
+
 
 def create_agreement(
     store: Store,
