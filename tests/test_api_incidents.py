@@ -10,8 +10,8 @@ import pytest
 
 from crossbeat.auth.tokens import create_token
 from crossbeat.sharing.agreements import create_agreement, list_agreements, revoke_agreement
-from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import aggregate, read_incidents
+from crossbeat.sharing.request import ReadRequest, Viewer
 from crossbeat.sharing.scope import PUBLIC_FIELDS
 from crossbeat.store import Store
 from tests.api_support import (

@@ -32,7 +32,7 @@ from crossbeat.auth.sessions import Session, validate_session
 from crossbeat.auth.tokens import ApiToken, TokenPurpose, authenticate_token
 from crossbeat.clock import Clock
 from crossbeat.settings import Settings
-from crossbeat.sharing.policy import Viewer
+from crossbeat.sharing.request import Viewer
 from crossbeat.store import Store
 
 from .errors import SESSION_COOKIE

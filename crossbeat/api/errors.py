@@ -47,7 +47,7 @@ from crossbeat.auth.errors import (
     TokenScopeError,
 )
 from crossbeat.sharing._manage import AgreementError
-from crossbeat.sharing.policy import RequestError
+from crossbeat.sharing.request import RequestError
 from crossbeat.sharing.scope import ScopeError
 from crossbeat.vault.errors import VaultError
 

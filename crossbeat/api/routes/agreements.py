@@ -26,12 +26,12 @@ from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
 from crossbeat.sharing._manage import check_permission
 from crossbeat.sharing.agreements import (
-    Agreement,
     create_agreement,
     get_agreement,
     list_agreements,
     revoke_agreement,
 )
+from crossbeat.sharing.model import Agreement
 from crossbeat.sharing.preview import preview
 from crossbeat.store import Store
 

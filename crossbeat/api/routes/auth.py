@@ -38,7 +38,7 @@ from crossbeat.auth.csrf import check_csrf, csrf_token
 from crossbeat.auth.errors import AuthenticationError, CsrfError
 from crossbeat.auth.login import begin_login, complete_login
 from crossbeat.auth.sessions import ABSOLUTE_TIMEOUT, Session, logout, validate_session
-from crossbeat.sharing.policy import Viewer
+from crossbeat.sharing.request import Viewer
 from crossbeat.store import Store
 
 router = APIRouter(prefix="/auth", tags=["auth"])

@@ -34,8 +34,9 @@ from crossbeat.api.schemas import (
     PersonOut,
 )
 from crossbeat.model import PersonalData, PersonRole
-from crossbeat.sharing.policy import GROUP_BY, Decision, ReadRequest, Viewer, ViewerKind
+from crossbeat.sharing.policy import Decision
 from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
+from crossbeat.sharing.request import GROUP_BY, ReadRequest, Viewer, ViewerKind
 
 router = APIRouter(tags=["incidents"])
 
