@@ -155,7 +155,8 @@ def test_reads_are_audited_with_owners_ids_and_purpose(world):
     assert len(result.records) == 4 and result.next_after == result.records[-1]["id"]
     event = events_by_actor(world, "u-b", action=Action.EXPORT)[0]
     assert set(event.record_ids) == _ids(result)
-    assert event.owner_agencies == ("citya", "countyb") and event.purpose == "analysis"
+    assert event.owner_agencies == tuple(sorted({r["agency_id"] for r in result.records}))
+    assert event.purpose == "analysis"
     assert {d["owner"] for d in event.details["decisions"]} == {"citya", "countyb", "transitc"}
     seen = events_for_owner(world, "citya", action=Action.EXPORT)
     assert seen and seen[0].seq == event.seq
@@ -178,6 +179,10 @@ def test_personal_data_needs_role_purpose_and_agreement(world):
     assert read_detail(world, officer_b, target.id, purpose="case 1").personal is None
     views = events_for_owner(world, "citya", action=Action.PERSONAL_DATA_VIEW)
     assert len(views) == 1 and views[0].purpose == "case 26-118" and views[0].actor == "o-a"
+    assert views[0].owner_agencies == ("citya",)
+    # Another agency's auditors do not see a view of citya's record (nor its case number).
+    assert events_for_owner(world, "countyb", action=Action.PERSONAL_DATA_VIEW) == []
+    assert events_for_owner(world, "countyb", action=Action.DETAIL_VIEW) == []
     denials = events_for_owner(world, "citya", action=Action.DENIED)
     assert {e.actor for e in denials} == {"an-a", "o-b"}
     assert all(e.record_ids == (target.id,) for e in denials)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter, OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -240,9 +240,15 @@ def _audit(
     records: Sequence[Mapping[str, Any]] = (),
     count: int | None = None,
     extra: Mapping[str, Any] | None = None,
+    counted: Iterable[str] = (),
 ) -> None:
+    """Append the read's event(s) in the caller's transaction.
+
+    The event names as owners exactly the agencies whose records were returned (or
+    ``counted``): only their auditors see it, with the reader's purpose or legal basis.
+    """
     v, req = p.viewer, p.request
-    owners = tuple(sorted({r["agency_id"] for r in records} | set(p.owners)))
+    owners = tuple(sorted({r["agency_id"] for r in records} | set(counted)))
     details = {
         "request": _request_summary(req),
         "decisions": [d.to_dict() for d in p.decisions],
@@ -400,18 +406,20 @@ def aggregate(
     now = (clock or store.clock).now()
     counts: Counter[tuple[str, ...]] = Counter()
     thresholds: set[int] = set()
+    owners: set[str] = set()
     with store.begin() as conn:
         p = prepare(conn, viewer, request, now)
         anchors = anchor_index(conn, store.url)
         with restricted(conn, p.owners):
             for rule, record, _row in published(conn, p, anchors):
                 counts[tuple(_key(d, record, rule) for d in request.group_by)] += 1
+                owners.add(rule.owner)
                 if rule.threshold is not None:
                     thresholds.add(rule.threshold)
         k = max(thresholds) if thresholds else None
         table = suppress_table(counts, len(request.group_by), k or 1)
         n = sum(counts.values())
-        _audit(store, conn, p, Action.READ, "incident_aggregate", count=n)
+        _audit(store, conn, p, Action.READ, "incident_aggregate", count=n, counted=owners)
     return AggregateResult(
         tuple(request.group_by),
         table.cells,
