@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
@@ -13,7 +13,8 @@ from crossbeat.api.schemas import ERRORS, AuditEventOut, AuditListOut
 from crossbeat.audit import Action, AuditEvent, append, events_for_owner
 from crossbeat.auth.errors import PermissionDenied
 from crossbeat.auth.roles import Action as RoleAction
-from crossbeat.auth.roles import decide
+from crossbeat.auth.roles import Actor, decide
+from crossbeat.store import Store
 
 router = APIRouter(tags=["audit"])
 
@@ -66,15 +67,27 @@ def get_audit(
         limit=limit,
         offset=offset,
     )
-    filters = {
-        "since": since,
-        "until": until,
-        "action": action,
-        "actor": by,
-        "record_id": record_id,
-        "limit": limit,
-        "offset": offset,
-    }
+    filters = {"since": since, "until": until, "action": action, "actor": by,
+               "record_id": record_id, "limit": limit, "offset": offset}  # fmt: skip
+    _record_view(store, request, actor, owner, filters, len(events))
+    return AuditListOut(
+        agency=owner,
+        events=[AuditEventOut.model_validate(e.to_dict()) for e in events],
+        limit=limit,
+        offset=offset,
+    )
+
+
+def _record_view(
+    store: Store,
+    request: Request,
+    actor: Actor,
+    owner: str,
+    filters: dict[str, Any],
+    returned: int,
+) -> None:
+    """Append the ``audit_view`` event: reading the log is itself audited (issue #3)."""
+    details = {k: str(v) if isinstance(v, datetime) else v for k, v in filters.items()}
     append(
         store,
         AuditEvent(
@@ -84,19 +97,9 @@ def get_audit(
             source_ip=client_ip(request),
             resource_type="audit_log",
             owner_agencies=(owner,),
-            record_count=len(events),
-            details={
-                k: str(v) if isinstance(v, datetime) else v
-                for k, v in filters.items()
-                if v is not None
-            },
+            record_count=returned,
+            details={k: v for k, v in details.items() if v is not None},
         ),
-    )
-    return AuditListOut(
-        agency=owner,
-        events=[AuditEventOut.model_validate(e.to_dict()) for e in events],
-        limit=limit,
-        offset=offset,
     )
 
 
