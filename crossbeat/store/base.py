@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from crossbeat.clock import Clock, SystemClock
 from crossbeat.store import schema
+from crossbeat.store.bulk import insert_plan
 
 if TYPE_CHECKING:
     from crossbeat.vault.kek import Kek
@@ -125,6 +126,32 @@ class Store:
     ) -> None:
         """Insert rows; where ``keys`` collide, overwrite the ``update`` columns."""
         raise NotImplementedError
+
+    def bulk_insert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert many new rows at once, as ``conn.execute(table.insert(), rows)`` would.
+
+        The ingest's hot path: one plain ``INSERT`` bound with tuples and run by the
+        driver's ``executemany``, skipping SQLAlchemy's per-row parameter handling.
+        Values still go through each column type's own bind processor, so what is
+        stored is exactly what the ordinary insert stores. Every row must have the
+        keys of the first. PostgreSQL overrides this with ``COPY``.
+
+        Parameters
+        ----------
+        conn
+            A connection inside the caller's transaction.
+        table
+            The table to insert into.
+        rows
+            The rows, as dicts of column name to Python value.
+        """
+        if not rows:
+            return
+        plan = insert_plan(conn.dialect, table, tuple(rows[0]))
+        if plan.sql is None:
+            conn.execute(table.insert(), list(rows))
+            return
+        conn.exec_driver_sql(plan.sql, plan.tuples(rows))
 
     # -- small shared queries ----------------------------------------------------------
     def table_names(self) -> list[str]:

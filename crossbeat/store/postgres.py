@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, create_engine
+from sqlalchemy import Connection, Table, create_engine, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from crossbeat.store.base import Store
+from crossbeat.store.bulk import insert_plan
 
 
 class PostgresStore(Store):
@@ -28,6 +29,29 @@ class PostgresStore(Store):
         """Insert rows with ``ON CONFLICT DO NOTHING``."""
         if rows:
             conn.execute(pg_insert(table).on_conflict_do_nothing(), list(rows))
+
+    def bulk_insert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert many new rows with ``COPY ... FROM STDIN`` in the caller's transaction.
+
+        Generated columns (the PostGIS ``geom``) are computed by the server as for an
+        ``INSERT``. Where row-level security applies to the current role, which
+        ``COPY FROM`` refuses, the rows go through the generic ``INSERT`` instead.
+        """
+        if not rows:
+            return
+        if conn.execute(select(func.row_security_active(table.name))).scalar():
+            super().bulk_insert(conn, table, rows)
+            return
+        plan = insert_plan(conn.dialect, table, tuple(rows[0]))
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {plan.target} ({plan.column_list}) FROM STDIN") as copy,
+        ):
+            write = copy.write_row
+            for row in plan.tuples(rows):
+                write(row)
 
     def upsert(
         self,

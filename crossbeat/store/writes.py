@@ -283,20 +283,17 @@ def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: A
             .values({c: bindparam(f"b_{c}") for c in cols})
         )
         conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in upd_rows])
-    if new_rows:
-        conn.execute(incidents.insert(), new_rows)
+    store.bulk_insert(conn, incidents, new_rows)
     stored = [i for i, _ in plan.inserts] + [i for i, _, _ in plan.updates]
     if stored:
         offs = [r for inc in stored for r in offence_rows(inc)]
-        if offs:
-            conn.execute(incident_offences.insert(), offs)
+        store.bulk_insert(conn, incident_offences, offs)
         tags = [
             r for inc in stored for r in jurisdiction_rows(inc.id, inc.agency_id, inc.jurisdictions)
         ]
-        conn.execute(incident_jurisdictions.insert(), tags)
+        store.bulk_insert(conn, incident_jurisdictions, tags)
         pers = personal_rows(store, conn, stored, now)
-        if pers:
-            conn.execute(incident_personal.insert(), pers)
+        store.bulk_insert(conn, incident_personal, pers)
     for w in plan.withdrawals:
         conn.execute(
             update(incidents)

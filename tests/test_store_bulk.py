@@ -1,0 +1,200 @@
+"""Store.bulk_insert stores exactly what an ordinary SQLAlchemy insert stores."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, select, text
+
+from crossbeat.agencies import ensure_agency
+from crossbeat.store.schema import incident_offences, incident_personal, incidents
+
+LOCAL = timezone(timedelta(hours=-7))
+
+
+def _incident(source_id: str, **over: Any) -> dict[str, Any]:
+    row = {
+        "id": str(uuid.uuid4()),
+        "agency_id": "bulkpd",
+        "source_id": source_id,
+        "version": 1,
+        "record_hash": "a" * 64,
+        "offence_local_code": "220",
+        "nibrs_code": "220",
+        "crime_against": "property",
+        "ucr_part1": "burglary",
+        "unmapped": False,
+        "occurred_from": datetime(2024, 3, 10, 1, 30, tzinfo=LOCAL),
+        "occurred_to": datetime(2024, 3, 10, 9, 0, 0, 250, tzinfo=UTC),
+        "time_precision": "minute",
+        "reported_at": None,
+        "status": "open",
+        "disposition": None,
+        "lat": 45.5,
+        "lon": -122.6,
+        "location_precision": "exact",
+        "block_address": "1100 BLOCK MAIN ST",
+        "location_type": None,
+        "location_type_local": "Straße",
+        "h3_7": "872830828ffffff",
+        "h3_9": "8928308280fffff",
+        "h3_11": "8b2830828052fff",
+        "sens_sexual": True,
+        "sens_domestic": False,
+        "sens_juvenile": False,
+        "sens_victim_identifying": True,
+        "sens_informant": False,
+        "attributes": {"beat": "7", "note": "ünïcode", "blank": None},
+        "withdrawn_at": None,
+        "batch_id": "batch",
+        "source_file": "export.csv",
+        "row_number": 3,
+        "raw_hash": "b" * 64,
+        "created_at": datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        "updated_at": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+    }
+    row.update(over)
+    return row
+
+
+def _stored(conn: Any, table: Table, key: str, value: str) -> dict[str, Any]:
+    """Return a row as the driver reads it (no SQLAlchemy result processing)."""
+    cols = [c.name for c in table.columns if c.name not in (key, "source_id")]
+    if conn.dialect.name == "postgresql" and table is incidents:
+        cols.append("ST_AsText(geom)")
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    sql = f"SELECT {', '.join(cols)} FROM {table.name} WHERE {key} = {mark}"
+    row = conn.exec_driver_sql(sql, (value,)).one()
+    return dict(zip(cols, row, strict=True))
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {},
+        {"attributes": None, "lat": None, "lon": None, "occurred_from": None},
+        {"unmapped": True, "withdrawn_at": datetime(2025, 5, 1, tzinfo=LOCAL), "attributes": {}},
+    ],
+    ids=["full", "nulls", "flags"],
+)
+def test_bulk_insert_stores_what_insert_stores(store, over):
+    ensure_agency(store, "bulkpd")
+    plain, bulk = _incident("plain", **over), _incident("bulk", **over)
+    with store.begin() as conn:
+        conn.execute(incidents.insert(), [plain])
+        store.bulk_insert(conn, incidents, [bulk])
+    with store.connect() as conn:
+        assert _stored(conn, incidents, "id", bulk["id"]) == _stored(
+            conn, incidents, "id", plain["id"]
+        )
+        # And it reads back through SQLAlchemy as the same values.
+        got = {
+            r.source_id: r._asdict()
+            for r in conn.execute(select(incidents).where(incidents.c.agency_id == "bulkpd"))
+        }
+    for name in ("occurred_from", "withdrawn_at", "attributes", "unmapped", "lat"):
+        assert got["bulk"][name] == got["plain"][name]
+    if over.get("occurred_from", 0) is not None:
+        assert got["bulk"]["occurred_from"] == plain["occurred_from"]
+
+
+def test_bulk_insert_child_tables_and_bytes(store):
+    ensure_agency(store, "bulkpd")
+    a, b = _incident("a"), _incident("b")
+    sealed = bytes(range(256)) + b'\\x00\\\t\n,"'  # bytes that need escaping in COPY
+    with store.begin() as conn:
+        store.bulk_insert(conn, incidents, [a, b])
+        store.bulk_insert(
+            conn,
+            incident_offences,
+            [
+                {
+                    "incident_id": i["id"],
+                    "seq": 0,
+                    "local_code": "220",
+                    "local_description": 'BURGLARY, "FORCED"\tENTRY\\',
+                    "scheme": "code-nibrs",
+                    "crosswalk_version": "1",
+                    "nibrs_code": "220",
+                    "crime_against": "property",
+                    "ucr_part1": None,
+                    "match": "exact",
+                }
+                for i in (a, b)
+            ],
+        )
+        store.bulk_insert(
+            conn,
+            incident_personal,
+            [
+                {
+                    "incident_id": a["id"],
+                    "agency_id": "bulkpd",
+                    "codec": "aesgcm-v1",
+                    "key_id": "k1",
+                    "full_address": sealed,
+                    "narrative": b"",
+                    "persons": None,
+                    "updated_at": a["updated_at"],
+                }
+            ],
+        )
+    with store.connect() as conn:
+        off = conn.execute(
+            select(incident_offences.c.local_description).where(
+                incident_offences.c.incident_id == b["id"]
+            )
+        ).scalar_one()
+        pers = conn.execute(
+            select(incident_personal).where(incident_personal.c.incident_id == a["id"])
+        ).one()
+    assert off == 'BURGLARY, "FORCED"\tENTRY\\'
+    assert bytes(pers.full_address) == sealed
+    assert bytes(pers.narrative) == b""
+    assert pers.persons is None
+    assert pers.updated_at == a["updated_at"]
+
+
+def test_bulk_insert_nothing_and_mismatched_rows(store):
+    ensure_agency(store, "bulkpd")
+    with store.begin() as conn:
+        store.bulk_insert(conn, incidents, [])
+    partial = _incident("partial")
+    del partial["status"]
+    with pytest.raises(KeyError), store.begin() as conn:
+        store.bulk_insert(conn, incidents, [_incident("whole"), partial])
+    with store.connect() as conn:
+        assert conn.execute(select(incidents.c.id)).all() == []
+
+
+def test_postgres_bulk_insert_under_row_level_security(pg_url, kek):
+    """COPY FROM is refused where row-level security applies: the INSERT path is used."""
+    from crossbeat.store import open_store
+
+    store = open_store(pg_url, kek=kek)
+    ensure_agency(store, "bulkpd")
+    role = f"cb_bulk_{uuid.uuid4().hex[:8]}"
+    with store.begin() as conn:
+        conn.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+        conn.execute(text(f"GRANT {role} TO current_user"))
+        conn.execute(text(f"GRANT SELECT, INSERT ON incidents TO {role}"))
+        conn.execute(
+            text(f"CREATE POLICY bulk_insert ON incidents FOR INSERT TO {role} WITH CHECK (true)")
+        )
+    try:
+        row = _incident("rls")
+        with store.begin() as conn:
+            conn.execute(text(f"SET LOCAL ROLE {role}"))
+            assert conn.execute(text("SELECT row_security_active('incidents')")).scalar()
+            store.bulk_insert(conn, incidents, [row])
+        with store.connect() as conn:
+            found = conn.execute(select(incidents.c.source_id, text("ST_AsText(geom)"))).all()
+        assert found == [("rls", "POINT(-122.6 45.5)")]
+    finally:
+        with store.begin() as conn:
+            conn.execute(text("DROP POLICY bulk_insert ON incidents"))
+            conn.execute(text(f"REVOKE ALL ON incidents FROM {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
