@@ -70,12 +70,6 @@ def test_own_personal_data_views_are_in_the_owners_log(world: World) -> None:
     assert [(e["purpose"], e["record_ids"]) for e in mine] == [("CASE-7", [world.personal_id])]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crossbeat.sharing.reads.read_detail lists every owner the plan could read as an "
-    "owner of the event, so other agencies' auditors see a citya officer's view of a citya "
-    "record and its case number; the event should name the record's owner only",
-)
 def test_other_agencies_do_not_see_a_detail_view_of_anothers_record(world: World) -> None:
     officer, _ = world.signed_in("a.officer")
     officer.get(f"/incidents/{world.personal_id}", params={"purpose": "CASE-7"})

@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from crossbeat import __version__
 from crossbeat.api.app import create_app
 from crossbeat.cli import cli
-from crossbeat.demo.build import build_demo
 from crossbeat.settings import SETTINGS, Settings, SettingsError, load_settings, settings_fields
 from crossbeat.store import open_store
 
@@ -28,16 +27,8 @@ def test_health_reports_database_and_count(db_url: str) -> None:
         "ok": True,
         "version": __version__,
         "database": {"dialect": store.dialect, "schema_revision": store.head_revision()},
-        "incidents": 0,
     }
     assert body["database"]["dialect"] in ("sqlite", "postgresql")
-
-
-def test_health_counts_the_demo_incidents(sqlite_url: str, tmp_path: Path) -> None:
-    summary = build_demo(sqlite_url, tmp_path, size=0.03)
-    stored = sum(s.new for s in summary.ingests.values())
-    assert stored > 100
-    assert _client(sqlite_url).get("/health").json()["incidents"] == stored
 
 
 def test_openapi_and_docs_pages(sqlite_url: str) -> None:

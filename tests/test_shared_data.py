@@ -58,8 +58,7 @@ def test_sacramento(store):
     assert _count(store, t.crime_against == "not_a_crime") >= 2470 - 50  # information reports
     with store.connect() as conn:
         row = conn.execute(
-            select(t.occurred_from, t.time_precision, t.block_address, t.attributes)
-            .where(
+            select(t.occurred_from, t.time_precision, t.block_address, t.attributes).where(
                 t.offence_local_code == "487(A) GRAND THEFT-INSIDE",
                 t.block_address == "4800 BLOCK KOKOMO DR",
             )
