@@ -30,3 +30,17 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 def test_unsupported_backend():
     with pytest.raises(StoreError, match="unsupported database"):
         open_store("mysql://root@localhost/x")
+
+
+def test_migrations_are_one_chain_and_reversible(db_url):
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    store = open_store(db_url)
+    script = ScriptDirectory.from_config(store._alembic_config(None))
+    assert len(script.get_heads()) == 1, "migrations must form one linear chain"
+    with store.engine.begin() as conn:
+        command.downgrade(store._alembic_config(conn), "base")
+    assert "incidents" not in store.table_names()
+    store.upgrade()
+    assert store.current_revision() == store.head_revision()

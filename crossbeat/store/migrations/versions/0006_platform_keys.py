@@ -5,7 +5,7 @@ for TOTP seeds; scope ``@fingerprint`` is the HMAC key of record hashes. Both ar
 stored only wrapped by the KEK, like ``agency_keys``.
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0005
 Create Date: 2026-11-28
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0001"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
