@@ -408,3 +408,14 @@ def test_rotation_reseals_quarantined_rows_and_totp_seeds(store: Store, tmp_path
     clock.advance(seconds=30)
     code = totp.code_at(ann.totp_secret, clock.now())
     assert login.login(fresh, "ann", PASSWORD, code, clock=clock).user.username == "ann"
+
+    # The command rotates every agency and the platform, never the fingerprint key.
+    runner = CliRunner()
+    out = runner.invoke(cli, ["keys", "rotate", "--db", store.url, "--all"])
+    assert out.exit_code == 0, out.output
+    assert "cityx: rotation done; 20 rows re-encrypted under key v3" in out.output
+    assert "@platform: rotation done; 21 rows re-encrypted under key v3" in out.output
+    assert FINGERPRINT not in out.output
+    alone = runner.invoke(cli, ["keys", "rotate", "--db", store.url, "--platform"])
+    assert "@platform: rotation done; 21 rows re-encrypted under key v4" in alone.output
+    assert len(list_quarantine(store.with_vault(Vault(store.vault.kek)), limit=None)) == 30
