@@ -148,22 +148,25 @@ def get_caller(request: Request, store: StoreDep, events: EventsDep) -> Caller:
         An invalid, revoked or out-of-scope token, or an ended or expired session.
     """
     counting = _Counting(events)
+    ip = client_ip(request)
     try:
         secret = _bearer(request)
         if secret is not None:
             token = authenticate_token(store, secret, purpose=TokenPurpose.READ, events=counting)
-            return Caller(Viewer.token(token.id, token.agency_id), token=token)
+            return Caller(Viewer.token(token.id, token.agency_id, source_ip=ip), token=token)
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie is not None:
             session = validate_session(store, cookie, events=counting)
-            viewer = Viewer.user(session.user_id, session.agency_id, session.roles)
+            viewer = Viewer.user(session.user_id, session.agency_id, session.roles, source_ip=ip)
             return Caller(viewer, session=session, session_token=cookie)
     except AuthenticationError as exc:
         if counting.count == 0:
             what = "API token" if request.headers.get("authorization") else "session"
-            audit_denied(store, request, Caller(Viewer.public()), str(exc), resource_type=what)
+            audit_denied(
+                store, request, Caller(Viewer.public(source_ip=ip)), str(exc), resource_type=what
+            )
         raise
-    return Caller(Viewer.public())
+    return Caller(Viewer.public(source_ip=ip))
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -238,61 +238,67 @@ def _audit(
     action: Action,
     resource: str,
     records: Sequence[Mapping[str, Any]] = (),
-    count: int | None = None,
     extra: Mapping[str, Any] | None = None,
-    counted: Iterable[str] = (),
+    owner_counts: Mapping[str, int] | None = None,
 ) -> None:
     """Append the read's event(s) in the caller's transaction.
 
-    The event names as owners exactly the agencies whose records were returned (or
-    ``counted``): only their auditors see it, with the reader's purpose or legal basis.
+    One event per owner agency whose records were returned (``records``) or counted
+    (``owner_counts``): each owner's auditors see only their own agency's record ids
+    and decisions, with the reader's purpose or legal basis and address.
     """
     v, req = p.viewer, p.request
-    owners = tuple(sorted({r["agency_id"] for r in records} | set(counted)))
-    details = {
-        "request": _request_summary(req),
-        "decisions": [d.to_dict() for d in p.decisions],
-        **(extra or {}),
-    }
     if v.kind is ViewerKind.PUBLIC:
         stated = Purpose.PUBLIC_INFORMATION
     else:
         stated = req.purpose or v.purpose or DEFAULT_PURPOSE
-    purpose = req.legal_basis or stated.value
     template = AuditEvent(
         action=action,
         actor=v.id,
         actor_agency=v.agency_id,
-        purpose=purpose,
+        source_ip=v.source_ip,
+        purpose=req.legal_basis or stated.value,
         resource_type=resource,
-        owner_agencies=owners,
-        details=details,
     )
+    summary = _request_summary(req)
+    by_owner: dict[str, list[str]] = {}
+    for r in records:
+        by_owner.setdefault(r["agency_id"], []).append(r["id"])
+    counts = dict(owner_counts or {})
     events = []
-    ids = [r["id"] for r in records]
-    if v.kind is ViewerKind.PUBLIC or count is not None:
-        n = count if count is not None else len(ids)
-        events.append(dataclasses.replace(template, record_count=n))
-    else:
-        chunks = [ids[i : i + AUDIT_IDS_PER_EVENT] for i in range(0, len(ids), AUDIT_IDS_PER_EVENT)]
-        for chunk in chunks or [[]]:
-            events.append(
-                dataclasses.replace(template, record_ids=tuple(chunk), record_count=len(chunk))
-            )
-    asked = set(req.agencies or ())
-    denied = sorted(d.owner for d in p.decisions if not d.allow and d.owner in asked)
-    if denied:
-        why = {d.owner: list(d.reasons) for d in p.decisions if d.owner in denied}
+    for owner in sorted(set(by_owner) | set(counts)):
+        details = {
+            "request": summary,
+            "decisions": [d.to_dict() for d in p.decisions if d.owner == owner],
+            **(extra or {}),
+        }
+        base = dataclasses.replace(template, owner_agencies=(owner,), details=details)
+        ids = by_owner.get(owner, [])
+        if owner in counts or v.kind is ViewerKind.PUBLIC:
+            events.append(dataclasses.replace(base, record_count=counts.get(owner, len(ids))))
+            continue
+        for k in range(0, len(ids), AUDIT_IDS_PER_EVENT):
+            chunk = tuple(ids[k : k + AUDIT_IDS_PER_EVENT])
+            events.append(dataclasses.replace(base, record_ids=chunk, record_count=len(chunk)))
+    if not events:  # a read that returned nothing is still an access by this viewer
         events.append(
             dataclasses.replace(
-                template,
-                action=Action.DENIED,
-                outcome=Outcome.DENIED,
-                owner_agencies=tuple(denied),
-                record_count=0,
-                details={"denied": why},
+                template, record_count=0, details={"request": summary, **(extra or {})}
             )
         )
+    asked = set(req.agencies or ())
+    for d in p.decisions:
+        if not d.allow and d.owner in asked:
+            events.append(
+                dataclasses.replace(
+                    template,
+                    action=Action.DENIED,
+                    outcome=Outcome.DENIED,
+                    owner_agencies=(d.owner,),
+                    record_count=0,
+                    details={"denied": {d.owner: list(d.reasons)}},
+                )
+            )
     append_many(store, events, conn=conn)
 
 
@@ -406,20 +412,19 @@ def aggregate(
     now = (clock or store.clock).now()
     counts: Counter[tuple[str, ...]] = Counter()
     thresholds: set[int] = set()
-    owners: set[str] = set()
+    owners: Counter[str] = Counter()
     with store.begin() as conn:
         p = prepare(conn, viewer, request, now)
         anchors = anchor_index(conn, store.url)
         with restricted(conn, p.owners):
             for rule, record, _row in published(conn, p, anchors):
                 counts[tuple(_key(d, record, rule) for d in request.group_by)] += 1
-                owners.add(rule.owner)
+                owners[rule.owner] += 1
                 if rule.threshold is not None:
                     thresholds.add(rule.threshold)
         k = max(thresholds) if thresholds else None
         table = suppress_table(counts, len(request.group_by), k or 1)
-        n = sum(counts.values())
-        _audit(store, conn, p, Action.READ, "incident_aggregate", count=n, counted=owners)
+        _audit(store, conn, p, Action.READ, "incident_aggregate", owner_counts=owners)
     return AggregateResult(
         tuple(request.group_by),
         table.cells,

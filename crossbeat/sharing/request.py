@@ -74,6 +74,8 @@ class Viewer:
         The purpose the viewer acts under (a request may state its own).
     id
         User id, token id or ``public`` (recorded in the audit log).
+    source_ip
+        The address the request came from (recorded in the audit log).
     """
 
     kind: ViewerKind
@@ -82,6 +84,7 @@ class Viewer:
     groups: frozenset[str] = frozenset()
     purpose: Purpose | None = None
     id: str = "public"
+    source_ip: str | None = None
 
     def __post_init__(self) -> None:
         """Check that users and tokens name an agency and the public does not."""
@@ -96,9 +99,9 @@ class Viewer:
             raise ValueError(f"a {self.kind.value} viewer needs an agency_id")
 
     @classmethod
-    def public(cls) -> Viewer:
+    def public(cls, *, source_ip: str | None = None) -> Viewer:
         """Return the anonymous public viewer."""
-        return cls(ViewerKind.PUBLIC)
+        return cls(ViewerKind.PUBLIC, source_ip=source_ip)
 
     @classmethod
     def user(
@@ -108,17 +111,23 @@ class Viewer:
         roles: Iterable[Role | str],
         *,
         purpose: Purpose | str | None = None,
+        source_ip: str | None = None,
     ) -> Viewer:
         """Return a signed-in user of an agency."""
         p = Purpose(purpose) if purpose is not None else None
         return cls(
-            ViewerKind.USER, agency_id, frozenset(Role(r) for r in roles), purpose=p, id=user_id
+            ViewerKind.USER,
+            agency_id,
+            frozenset(Role(r) for r in roles),
+            purpose=p,
+            id=user_id,
+            source_ip=source_ip,
         )
 
     @classmethod
-    def token(cls, token_id: str, agency_id: str) -> Viewer:
+    def token(cls, token_id: str, agency_id: str, *, source_ip: str | None = None) -> Viewer:
         """Return an API read token of an agency (reads like an analyst)."""
-        return cls(ViewerKind.TOKEN, agency_id, id=token_id)
+        return cls(ViewerKind.TOKEN, agency_id, id=token_id, source_ip=source_ip)
 
     @property
     def data_roles(self) -> frozenset[Role]:
