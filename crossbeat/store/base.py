@@ -112,9 +112,14 @@ class Store:
         return make_url(self.url).render_as_string(hide_password=True)
 
     # -- dialect hooks ---------------------------------------------------------------
+    def _insert(self, table: Table) -> Any:
+        """Return the dialect's ``INSERT`` construct with ``ON CONFLICT`` support."""
+        raise NotImplementedError
+
     def insert_ignore(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Insert rows, skipping those that collide with an existing unique key."""
-        raise NotImplementedError
+        if rows:
+            conn.execute(self._insert(table).on_conflict_do_nothing(), list(rows))
 
     def upsert(
         self,
@@ -125,7 +130,13 @@ class Store:
         update: Sequence[str],
     ) -> None:
         """Insert rows; where ``keys`` collide, overwrite the ``update`` columns."""
-        raise NotImplementedError
+        if not rows:
+            return
+        stmt = self._insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+        )
+        conn.execute(stmt, list(rows))
 
     def bulk_insert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Insert many new rows at once, as ``conn.execute(table.insert(), rows)`` would.

@@ -25,10 +25,9 @@ class PostgresStore(Store):
             pass
         return cls(engine, url)
 
-    def insert_ignore(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows with ``ON CONFLICT DO NOTHING``."""
-        if rows:
-            conn.execute(pg_insert(table).on_conflict_do_nothing(), list(rows))
+    def _insert(self, table: Table) -> Any:
+        """Return PostgreSQL's ``INSERT`` construct (it has ``ON CONFLICT``)."""
+        return pg_insert(table)
 
     def bulk_insert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Insert many new rows with ``COPY ... FROM STDIN`` in the caller's transaction.
@@ -52,20 +51,3 @@ class PostgresStore(Store):
             write = copy.write_row
             for row in plan.tuples(rows):
                 write(row)
-
-    def upsert(
-        self,
-        conn: Connection,
-        table: Table,
-        rows: Sequence[dict[str, Any]],
-        keys: Sequence[str],
-        update: Sequence[str],
-    ) -> None:
-        """Insert rows with ``ON CONFLICT (keys) DO UPDATE``."""
-        if not rows:
-            return
-        stmt = pg_insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
-        )
-        conn.execute(stmt, list(rows))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, create_engine, event
+from sqlalchemy import Table, create_engine, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
@@ -41,24 +40,6 @@ class SQLiteStore(Store):
 
         return cls(engine, url)
 
-    def insert_ignore(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows with ``ON CONFLICT DO NOTHING``."""
-        if rows:
-            conn.execute(sqlite_insert(table).on_conflict_do_nothing(), list(rows))
-
-    def upsert(
-        self,
-        conn: Connection,
-        table: Table,
-        rows: Sequence[dict[str, Any]],
-        keys: Sequence[str],
-        update: Sequence[str],
-    ) -> None:
-        """Insert rows with ``ON CONFLICT (keys) DO UPDATE``."""
-        if not rows:
-            return
-        stmt = sqlite_insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
-        )
-        conn.execute(stmt, list(rows))
+    def _insert(self, table: Table) -> Any:
+        """Return SQLite's ``INSERT`` construct (it has ``ON CONFLICT``)."""
+        return sqlite_insert(table)
