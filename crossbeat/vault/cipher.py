@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from json.encoder import encode_basestring_ascii
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -45,7 +46,13 @@ def field_aad(
     the ids contain.
     """
     parts = ["crossbeat", codec, table, row_id, agency_id, field, key_id]
-    return json.dumps(parts, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    try:
+        # What json.dumps(parts, ensure_ascii=True, separators=(",", ":")) returns for
+        # strings, a few times faster (this runs for every sealed field).
+        text = "[" + ",".join(map(encode_basestring_ascii, parts)) + "]"
+    except TypeError:
+        text = json.dumps(parts, ensure_ascii=True, separators=(",", ":"))
+    return text.encode("ascii")
 
 
 def pad(plaintext: bytes) -> bytes:
