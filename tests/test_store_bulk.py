@@ -198,3 +198,64 @@ def test_postgres_bulk_insert_under_row_level_security(pg_url, kek):
             conn.execute(text("DROP POLICY bulk_insert ON incidents"))
             conn.execute(text(f"REVOKE ALL ON incidents FROM {role}"))
             conn.execute(text(f"DROP ROLE {role}"))
+
+
+def test_bulk_insert_many_varied_rows(store):
+    """Columns converted once for repeated values (timestamps, flags) stay row-exact."""
+    ensure_agency(store, "bulkpd")
+    shared = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+    def rows(prefix: str) -> list[dict[str, Any]]:
+        out = []
+        for i in range(60):
+            out.append(
+                _incident(
+                    f"{prefix}{i}",
+                    unmapped=i % 3 == 0,
+                    sens_sexual=i % 2 == 0,
+                    sens_juvenile=False,
+                    occurred_from=None
+                    if i % 7 == 0
+                    else datetime(2024, 1, 1 + i % 28, tzinfo=LOCAL),
+                    attributes=None if i % 5 == 0 else {"beat": str(i)},
+                    lat=None if i % 11 == 0 else 45 + i / 1000,
+                    created_at=shared,
+                    updated_at=shared if i < 59 else datetime(2025, 6, 2, tzinfo=UTC),
+                )
+            )
+        return out
+
+    plain, bulk = rows("p"), rows("b")
+    with store.begin() as conn:
+        conn.execute(incidents.insert(), plain)
+        store.bulk_insert(conn, incidents, bulk)
+    with store.connect() as conn:
+        for p, b in zip(plain, bulk, strict=True):
+            assert _stored(conn, incidents, "id", b["id"]) == _stored(
+                conn, incidents, "id", p["id"]
+            )
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2024, 3, 10, 1, 30, tzinfo=LOCAL),
+        datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        datetime(987, 6, 5, 4, 3, 2, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+def test_sqlite_timestamps_keep_sqlalchemy_storage_format(when):
+    """UTCDateTime's one-step SQLite converter writes what DATETIME's own would."""
+    from sqlalchemy.dialects import sqlite
+
+    from crossbeat.store.schema import UTCDateTime
+
+    dialect = sqlite.dialect()
+    fused = UTCDateTime().bind_processor(dialect)
+    standard = sqlite.DATETIME().bind_processor(dialect)
+    assert fused is not None and standard is not None
+    assert fused(when) == standard(when.astimezone(UTC).replace(tzinfo=None))
+    assert fused(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        fused(datetime(2024, 1, 1))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
@@ -50,36 +49,29 @@ class InsertPlan:
             values: list[tuple[Any, ...]] = [(getter(r),) for r in rows]
         else:
             values = [getter(r) for r in rows]
-        if not self.processors:
+        if not self.processors or not values:
             return values
-        procs = [(i, _last_value_memo(p)) for i, p in self.processors]
-        out: list[tuple[Any, ...]] = []
-        append = out.append
-        for v in values:
-            row = list(v)
-            for i, p in procs:
-                row[i] = p(row[i])
-            append(tuple(row))
-        return out
+        # Column by column: one list comprehension per converted column is much
+        # cheaper than rebuilding every row's tuple around a few converted values.
+        columns: list[Sequence[Any]] = list(zip(*values, strict=True))
+        for i, proc in self.processors:
+            columns[i] = _convert(proc, columns[i])
+        return list(zip(*columns, strict=True))
 
 
-def _last_value_memo(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Wrap a processor so a run of the same timestamp object is converted once.
+def _convert(proc: Callable[[Any], Any], values: Sequence[Any]) -> Sequence[Any]:
+    """Return ``[proc(v) for v in values]``, converting repeated values once.
 
-    Every row of a chunk carries the same ``created_at``/``updated_at`` object.
-    Only datetimes (immutable) are remembered.
+    Every row of a chunk carries the same ``created_at``/``updated_at`` object, and
+    flags are only ever True or False.
     """
-    last: list[Any] = [None, None]
-
-    def process(value: Any) -> Any:
-        if value is last[0] and value is not None:
-            return last[1]
-        out = proc(value)
-        if isinstance(value, datetime):
-            last[0], last[1] = value, out
-        return out
-
-    return process
+    first = values[0]
+    if all(v is first for v in values):
+        return (proc(first),) * len(values)
+    if type(first) is bool and all(type(v) is bool for v in values):
+        known = {False: proc(False), True: proc(True)}
+        return [known[v] for v in values]
+    return [proc(v) for v in values]
 
 
 @functools.lru_cache(maxsize=256)

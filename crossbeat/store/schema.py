@@ -9,6 +9,7 @@ no query of ours needs them and SQLite has no such column.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,6 +63,25 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given to the store; convert it to UTC first")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """Return the bound-value converter: on SQLite a single step (it runs per value).
+
+        The text is SQLite ``DATETIME``'s storage format, ``YYYY-MM-DD HH:MM:SS.ffffff``,
+        exactly what :meth:`process_bind_param` followed by that type's own converter
+        gives.
+        """
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the store; convert it to UTC first")
+            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         """Return an aware UTC datetime."""
