@@ -195,7 +195,7 @@ def _split_pair(text: str) -> tuple[str, str]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the counts.")
 @click.option(
     "--chunk-size",
-    default=2000,
+    default=20_000,
     show_default=True,
     type=click.IntRange(1, 1_000_000),
     help="Rows per transaction (an interrupted run resumes after the last one).",

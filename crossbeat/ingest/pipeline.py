@@ -6,14 +6,19 @@ moment therefore leaves the store consistent, and running the same command again
 resumes the unfinished batch after its last committed chunk: nothing is lost and
 nothing is duplicated. Re-ingesting a file that was fully ingested starts a new
 batch and reports every row as unchanged.
+
+A chunk is normalised and written in parts of at most
+:data:`~crossbeat.ingest.parallel.PART_ROWS` rows, so memory stays flat however large
+the chunk; on a machine with several cores, large files are normalised by a worker
+process while this one writes (:mod:`crossbeat.ingest.parallel`).
 """
 
 from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from sqlalchemy import select, update
 from crossbeat.agencies import ensure_agency, jurisdiction_index
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.ingest.normalise import Normalised, Normaliser
+from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
 from crossbeat.ingest.profile import Profile
 from crossbeat.ingest.readers import RawRecord, SourceError, file_sha256, open_source
 from crossbeat.ingest.withhold import withheld_values, withhold_personal
@@ -30,9 +36,11 @@ from crossbeat.store import Store
 from crossbeat.store.schema import ingest_batches
 from crossbeat.store.writes import Counts, Item, write_chunk
 
-#: Rows per transaction: large enough to amortise commits, small enough that a
-#: killed run loses little work and memory stays flat.
-CHUNK_SIZE = 2000
+#: Rows per transaction: large enough to amortise commits (each SQLite commit writes
+#: every index page it touched, and new records land all over the randomly keyed
+#: indexes), small enough that a killed run loses little work. Memory does not
+#: depend on it: a chunk is written in parts.
+CHUNK_SIZE = 20_000
 
 
 class IngestError(RuntimeError):
@@ -141,6 +149,7 @@ def ingest_files(
     *,
     progress: bool = False,
     chunk_size: int = CHUNK_SIZE,
+    parallel: bool | None = None,
 ) -> IngestSummary:
     """Ingest agency export files through a source profile.
 
@@ -158,6 +167,12 @@ def ingest_files(
         Export files, ingested in order.
     progress
         Show a progress bar on stderr when it is a terminal.
+    chunk_size
+        Rows per transaction; an interrupted run resumes after the last one committed.
+    parallel
+        Normalise rows in a worker process while this one writes: ``None`` does so
+        for files of at least :data:`~crossbeat.ingest.parallel.PARALLEL_MIN_BYTES`
+        on a machine with several cores.
 
     Returns
     -------
@@ -196,7 +211,9 @@ def ingest_files(
     index = jurisdiction_index(store)
     for path in paths:
         summary.files.append(
-            _ingest_file(store, agency_id, profile, Path(path), index, progress, chunk_size)
+            _ingest_file(
+                store, agency_id, profile, Path(path), index, progress, chunk_size, parallel
+            )
         )
     return summary
 
@@ -209,6 +226,7 @@ def _ingest_file(
     index: JurisdictionIndex,
     progress: bool,
     chunk_size: int,
+    parallel: bool | None,
 ) -> FileSummary:
     if not path.is_file():
         raise IngestError(f"file not found: {path}")
@@ -221,22 +239,15 @@ def _ingest_file(
         file_hash = file_sha256(path)
         batch_id, done = _start_batch(store, agency_id, profile, path, file_hash)
         router = RowRouter(store, profile, agency_id, str(path), index)
-        counts = Counts()
-        chunk: list[Item] = []
-        last_row = done
-        with _progress_bar(progress, path, reader.size) as advance:
-            for rec in reader:
-                if rec.row_number <= done:
-                    router.replay(rec)
-                    continue
-                chunk.append(router.item(rec, file_hash))
-                last_row = rec.row_number
-                if len(chunk) >= chunk_size:
-                    counts.add(_flush(store, chunk, batch_id, profile, index, last_row))
-                    chunk = []
-                    advance(rec.offset)
-            counts.add(_flush(store, chunk, batch_id, profile, index, last_row))
-            advance(reader.size)
+        if parallel is None:
+            parallel = use_worker(path)
+        source: AbstractContextManager[Iterable[Part]] = (
+            WorkerParts(path, router, file_hash, done, chunk_size)
+            if parallel
+            else closing(parts(reader, router, file_hash, done, chunk_size))
+        )
+        with source as stream, _progress_bar(progress, path, reader.size) as advance:
+            _write_parts(store, stream, batch_id, profile, index, advance)
         _finish_batch(store, batch_id)
         totals = _batch_counts(store, batch_id)
         return FileSummary(str(path), batch_id, file_hash, done, totals)
@@ -336,22 +347,45 @@ class RowRouter:
         return Item(rec.row_number, file_hash, self.source_file, raw, agency, reasons=reasons)
 
 
-def _flush(
+def _write_parts(
     store: Store,
-    chunk: list[Item],
+    stream: Iterable[Part],
     batch_id: str,
     profile: Profile,
     index: JurisdictionIndex,
-    last_row: int,
-) -> Counts:
-    return write_chunk(
-        store,
-        chunk,
-        batch_id=batch_id,
-        profile_name=profile.name,
-        index=index,
-        checkpoint=last_row,
-    )
+    advance: Any,
+) -> None:
+    """Write parts in order, each with the checkpoint, committing where a part says.
+
+    The parts of one transaction are written as one chunk would be: they share the
+    ids already seen, so a repeated id is a duplicate whichever part it is in. On any
+    error the open transaction is rolled back: the store stays as it was after the
+    last commit, whose checkpoint is where a re-run resumes.
+    """
+    with store.connect() as conn:
+        transaction = None
+        seen: dict[str, int] = {}
+        for part in stream:
+            if transaction is None:
+                transaction = conn.begin()
+                seen = {}
+            write_chunk(
+                store,
+                part.items,
+                batch_id=batch_id,
+                profile_name=profile.name,
+                index=index,
+                checkpoint=part.last_row,
+                conn=conn,
+                derived=True,
+                seen=seen,
+            )
+            if part.commit:
+                transaction.commit()
+                transaction = None
+                advance(part.offset)
+        if transaction is not None:
+            transaction.commit()
 
 
 def _start_batch(

@@ -8,6 +8,7 @@ exactly as it was after the last committed chunk, and a re-run resumes after it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -102,6 +103,9 @@ def write_chunk(
     profile_name: str,
     index: JurisdictionIndex,
     checkpoint: int | None = None,
+    conn: Connection | None = None,
+    derived: bool = False,
+    seen: dict[str, int] | None = None,
 ) -> Counts:
     """Store one chunk of items in a single transaction and return what happened.
 
@@ -109,15 +113,27 @@ def write_chunk(
     ----------
     checkpoint
         When given, the batch's ``rows_done`` is set to it in the same transaction.
+    conn
+        Write in the caller's open transaction instead of a transaction of its own
+        (the ingest commits several chunks at once); the caller commits or rolls back.
+    derived
+        The items already went through :func:`derive` (the ingest derives while
+        normalising, in its worker process).
+    seen
+        Incident id to source row of the records stored by earlier calls in the same
+        transaction; updated. Chunks written in several calls share it, so that a
+        repeated id is reported as a duplicate exactly as within one call.
     """
     now = store.now()
     counts = Counts(rows=len(items))
-    items = [_derive(it, index) for it in items]
-    with store.begin() as conn:
+    if not derived:
+        items = derive(items, index)
+    with nullcontext(conn) if conn is not None else store.begin() as conn:
         existing = _existing(conn, [it.incident.id for it in items if it.incident])
         tombstones = _tombstones(conn, [it.incident.id for it in items if it.incident])
         plan = _Plan(fingerprint=fingerprinter(store, conn))
-        seen: dict[str, int] = {}
+        if seen is None:
+            seen = {}
         for it in items:
             _classify(it, existing, tombstones, seen, plan, counts)
         _apply(store, conn, plan, batch_id=batch_id, now=now)
@@ -141,13 +157,37 @@ class _Plan:
     stored_keys: list[tuple[str, int]] = field(default_factory=list)
 
 
-def _derive(it: Item, index: JurisdictionIndex) -> Item:
-    if it.incident is None or it.action != "upsert":
-        return it
-    inc = it.incident
-    cells = h3_cells(inc.location.lat, inc.location.lon)
-    tags = index.agencies_at([inc.location.lat], [inc.location.lon])[0]
-    return replace(it, incident=replace(inc, h3=cells, jurisdictions=tags))
+def derive(items: Sequence[Item], index: JurisdictionIndex) -> list[Item]:
+    """Add H3 cells and containing jurisdictions to the incidents to be stored.
+
+    The jurisdictions of all the items come from one spatial-index query.
+
+    Parameters
+    ----------
+    items
+        Items of a chunk, in order.
+    index
+        Every agency's jurisdiction polygons (:func:`crossbeat.agencies.jurisdiction_index`).
+
+    Returns
+    -------
+    list[Item]
+        The items, those with an incident to store carrying its cells and jurisdictions.
+    """
+    out = list(items)
+    found = [
+        (i, it.incident)
+        for i, it in enumerate(out)
+        if it.incident is not None and it.action == "upsert"
+    ]
+    if not found:
+        return out
+    points = [inc.location for _, inc in found]
+    tags = index.agencies_at([p.lat for p in points], [p.lon for p in points])
+    for (i, inc), loc, here in zip(found, points, tags, strict=True):
+        cells = h3_cells(loc.lat, loc.lon)
+        out[i] = replace(out[i], incident=replace(inc, h3=cells, jurisdictions=here))
+    return out
 
 
 def _classify(
@@ -412,15 +452,33 @@ def _quarantine(
 
 
 def _resolve_quarantine(conn: Connection, keys: list[tuple[str, int]], now: Any) -> None:
-    """Mark open quarantine entries resolved once their row has been stored."""
-    if not keys:
+    """Mark open quarantine entries resolved once their row has been stored.
+
+    Most chunks have none: an indexed range query per file finds the open entries
+    among the chunk's rows before anything is updated.
+    """
+    rows_of: dict[str, list[int]] = {}
+    for file_hash, row_number in keys:
+        rows_of.setdefault(file_hash, []).append(row_number)
+    wanted = set(keys)
+    found: list[tuple[str, int]] = []
+    for file_hash, rows in rows_of.items():
+        open_rows = conn.execute(
+            select(quarantine.c.row_number).where(
+                (quarantine.c.file_hash == file_hash)
+                & quarantine.c.row_number.between(min(rows), max(rows))
+                & (quarantine.c.status == "open")
+            )
+        ).scalars()
+        found += [(file_hash, r) for r in open_rows if (file_hash, r) in wanted]
+    if not found:
         return
     conn.execute(
         update(quarantine)
         .where(
             and_(
                 quarantine.c.status == "open",
-                tuple_(quarantine.c.file_hash, quarantine.c.row_number).in_(keys),
+                tuple_(quarantine.c.file_hash, quarantine.c.row_number).in_(found),
             )
         )
         .values(status="resolved", resolved_at=now)
