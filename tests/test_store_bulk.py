@@ -259,3 +259,18 @@ def test_sqlite_timestamps_keep_sqlalchemy_storage_format(when):
     assert fused(None) is None
     with pytest.raises(ValueError, match="naive"):
         fused(datetime(2024, 1, 1))
+
+
+def test_bulk_writes_enlarges_the_sqlite_page_cache_then_restores_it(sqlite_url, kek):
+    from crossbeat.store import open_store
+
+    store = open_store(sqlite_url, kek=kek)
+    ensure_agency(store, "bulkpd")
+    with store.connect() as conn:
+        raw = conn.connection.driver_connection
+        before = raw.execute("PRAGMA cache_size").fetchone()[0]
+        with store.bulk_writes(conn):
+            assert raw.execute("PRAGMA cache_size").fetchone()[0] == -store.BULK_CACHE_KIB
+            with conn.begin():
+                store.bulk_insert(conn, incidents, [_incident("cached")])
+        assert raw.execute("PRAGMA cache_size").fetchone()[0] == before

@@ -362,7 +362,7 @@ def _write_parts(
     error the open transaction is rolled back: the store stays as it was after the
     last commit, whose checkpoint is where a re-run resumes.
     """
-    with store.connect() as conn:
+    with store.connect() as conn, store.bulk_writes(conn):
         transaction = None
         seen: dict[str, int] = {}
         for part in stream:

@@ -138,6 +138,14 @@ class Store:
         )
         conn.execute(stmt, list(rows))
 
+    @contextmanager
+    def bulk_writes(self, conn: Connection) -> Iterator[None]:
+        """Tune a connection for an ingest's long run of large transactions, then restore it.
+
+        Generic: nothing to tune. SQLite enlarges the connection's page cache.
+        """
+        yield
+
     def bulk_insert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Insert many new rows at once, as ``conn.execute(table.insert(), rows)`` would.
 
