@@ -226,3 +226,23 @@ def test_sigkill_leaves_no_worker_and_the_rerun_completes(db_url, kek_text, tmp_
     assert stored == distinct == 30000 - quarantined
     assert held == quarantined
     close_all()
+
+
+def test_collector_runs_less_often_during_the_ingest_only(store, profile, tmp_path, monkeypatch):
+    import gc
+
+    from crossbeat.ingest import pipeline
+
+    seen = []
+    real = pipeline.write_chunk
+
+    def spy(*args, **kwargs):
+        seen.append(gc.get_threshold())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "write_chunk", spy)
+    before = gc.get_threshold()
+    f = write_csv(tmp_path / "a.csv", _rows(30))
+    ingest_files(store, "cityx", profile, [f], parallel=False)
+    assert seen and all(t[0] >= pipeline.GC_THRESHOLDS[0] for t in seen)
+    assert gc.get_threshold() == before

@@ -15,6 +15,7 @@ process while this one writes (:mod:`crossbeat.ingest.parallel`).
 
 from __future__ import annotations
 
+import gc
 import sys
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -41,6 +42,10 @@ from crossbeat.store.writes import Counts, Item, write_chunk
 #: indexes), small enough that a killed run loses little work. Memory does not
 #: depend on it: a chunk is written in parts.
 CHUNK_SIZE = 20_000
+
+
+#: Garbage-collector thresholds during an ingest (Python's defaults: 700, 10, 10).
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class IngestError(RuntimeError):
@@ -209,12 +214,13 @@ def ingest_files(
         created = ensure_agency(store, agency_id, timezone=profile.source.timezone)
     summary = IngestSummary(agency_id=agency_id, profile=profile.name, agency_created=created)
     index = jurisdiction_index(store)
-    for path in paths:
-        summary.files.append(
-            _ingest_file(
-                store, agency_id, profile, Path(path), index, progress, chunk_size, parallel
+    with _fewer_collections():
+        for path in paths:
+            summary.files.append(
+                _ingest_file(
+                    store, agency_id, profile, Path(path), index, progress, chunk_size, parallel
+                )
             )
-        )
     return summary
 
 
@@ -440,6 +446,26 @@ def _batch_counts(store: Store, batch_id: str) -> Counts:
     with store.connect() as conn:
         r = conn.execute(select(ingest_batches).where(t.id == batch_id)).mappings().one()
     return Counts(**{k: r[k] for k in Counts().as_dict()})
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often during the ingest, then as before.
+
+    An ingest keeps a few thousand rows' worth of objects alive at any time and makes
+    few reference cycles; at the default thresholds the collector scans those live
+    objects again and again (a fifth of the run time on the benchmark). Cycles are
+    still collected, only less often. A forked worker inherits the setting.
+    """
+    before = gc.get_threshold()
+    if not gc.isenabled() or before[0] == 0:
+        yield
+        return
+    gc.set_threshold(*(max(a, b) for a, b in zip(before, GC_THRESHOLDS, strict=False)))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 @contextmanager
