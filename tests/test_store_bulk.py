@@ -274,3 +274,17 @@ def test_bulk_writes_enlarges_the_sqlite_page_cache_then_restores_it(sqlite_url,
             with conn.begin():
                 store.bulk_insert(conn, incidents, [_incident("cached")])
         assert raw.execute("PRAGMA cache_size").fetchone()[0] == before
+
+
+@pytest.mark.parametrize("count", [0, 1, 3000])
+def test_one_of_matches_exactly_the_given_values(store, count):
+    ensure_agency(store, "bulkpd")
+    stored = [_incident(f"s{i}") for i in range(40)]
+    with store.begin() as conn:
+        store.bulk_insert(conn, incidents, stored)
+    wanted = [r["id"] for r in stored[: min(count, 25)]] + [str(uuid.uuid4()) for _ in range(count)]
+    with store.connect() as conn:
+        got = conn.execute(
+            select(incidents.c.source_id).where(store.one_of(incidents.c.id, wanted))
+        ).scalars()
+        assert sorted(got) == sorted(r["source_id"] for r in stored[: min(count, 25)])

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import Connection, Engine, Table, inspect, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -137,6 +137,13 @@ class Store:
             index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
         )
         conn.execute(stmt, list(rows))
+
+    def one_of(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+        """Return the condition "``column`` is one of ``values``" for thousands of values.
+
+        Generic: ``column IN (...)``. PostgreSQL binds the values as one array.
+        """
+        return column.in_(values)
 
     @contextmanager
     def bulk_writes(self, conn: Connection) -> Iterator[None]:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, create_engine, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from crossbeat.store.base import Store
@@ -28,6 +38,10 @@ class PostgresStore(Store):
     def _insert(self, table: Table) -> Any:
         """Return PostgreSQL's ``INSERT`` construct (it has ``ON CONFLICT``)."""
         return pg_insert(table)
+
+    def one_of(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+        """Return ``column = ANY(:values)``: one array parameter, not thousands."""
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
     def bulk_insert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Insert many new rows with ``COPY ... FROM STDIN`` in the caller's transaction.

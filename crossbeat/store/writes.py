@@ -129,8 +129,9 @@ def write_chunk(
     if not derived:
         items = derive(items, index)
     with nullcontext(conn) if conn is not None else store.begin() as conn:
-        existing = _existing(conn, [it.incident.id for it in items if it.incident])
-        tombstones = _tombstones(conn, [it.incident.id for it in items if it.incident])
+        ids = [it.incident.id for it in items if it.incident]
+        existing = _existing(store, conn, ids)
+        tombstones = _tombstones(store, conn, ids)
         plan = _Plan(fingerprint=fingerprinter(store, conn))
         if seen is None:
             seen = {}
@@ -253,7 +254,7 @@ def _classify(
 # -- reads ----------------------------------------------------------------------------------
 
 
-def _existing(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+def _existing(store: Store, conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
     if not ids:
         return {}
     q = (
@@ -269,17 +270,17 @@ def _existing(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
         .select_from(
             incidents.outerjoin(ingest_batches, ingest_batches.c.id == incidents.c.batch_id)
         )
-        .where(incidents.c.id.in_(sorted(set(ids))))
+        .where(store.one_of(incidents.c.id, sorted(set(ids))))
     )
     return {r["id"]: dict(r) for r in conn.execute(q).mappings()}
 
 
-def _tombstones(conn: Connection, ids: list[str]) -> set[str]:
+def _tombstones(store: Store, conn: Connection, ids: list[str]) -> set[str]:
     """Return the incident ids among ``ids`` that were expunged."""
     if not ids:
         return set()
     q = select(expunged_records.c.incident_id).where(
-        expunged_records.c.incident_id.in_(sorted(set(ids)))
+        store.one_of(expunged_records.c.incident_id, sorted(set(ids)))
     )
     return set(conn.execute(q).scalars())
 
@@ -548,7 +549,7 @@ def withdraw_records(
                 )
             )
         }
-        gone = _tombstones(conn, list(ids))
+        gone = _tombstones(store, conn, list(ids))
         unknown = [s for i, s in ids.items() if i not in found and i not in gone]
         already = [s for i, s in ids.items() if i in gone]
         if expunge_records:
