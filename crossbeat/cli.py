@@ -516,6 +516,8 @@ def quarantine_retry(
         f"retried {res.retried}: {res.stored.new} new, {res.stored.updated} updated, "
         f"{res.stored.unchanged} unchanged, {res.still_quarantined} still quarantined"
     )
+    for name, n in sorted(res.other_profiles.items()):
+        click.echo(f"left {n} open row(s) of feed {name!r}: retry them with that feed's profile")
 
 
 @quarantine.command("dismiss")

@@ -194,6 +194,30 @@ class Incident:
         return any(not o.mapped for o in self.offences)
 
 
+@dataclass(frozen=True, slots=True)
+class RecordUpdate:
+    """A dated change to the status or disposition of an incident already stored.
+
+    Update feeds carry these (police.uk's outcomes files: one row per outcome of a
+    crime, in the month it was reached). ``None`` leaves a field as it is. An update
+    applies only if it is newer than the one that last set the field (``as_of``);
+    each applied update makes a new version of the incident.
+    """
+
+    agency_id: str
+    source_id: str
+    as_of: datetime
+    time_precision: TimePrecision
+    status: str | None = None
+    disposition: str | None = None
+    provenance: Provenance | None = None
+
+    @property
+    def id(self) -> str:
+        """The global id of the incident this update is for."""
+        return incident_id(self.agency_id, self.source_id)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def incident_id(agency_id: str, source_id: str) -> str:
     """Return the stable global id of an agency's source record.

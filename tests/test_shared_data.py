@@ -157,6 +157,40 @@ def test_btp_january_2020_overlaps_city_and_met(store):
     assert tags == {"btp": 5694, "colp": 164, "met": 3053 - 164}
 
 
+def test_city_of_london_outcomes_update_the_street_records(store):
+    _london(store)
+    months = shared_data("uk-london", "col_2016_2017")
+    street = ingest_files(
+        store, "colp", _profile("uk-london.col-street"), sorted(months.glob("*/*-street.csv"))
+    )
+    assert (street.rows, street.new) == (10118, 10118)
+    profile = _profile("uk-london.col-outcomes")
+    files = sorted(months.glob("*/*-outcomes.csv"))
+    first = ingest_files(store, "colp", profile, files)
+    # Every row accounted for: outcomes of crimes reported before 2016-01 (not in the
+    # street files) wait in quarantine; the rest change or confirm a disposition.
+    assert (first.rows, first.new) == (9136, 0)
+    assert first.updated + first.unchanged + first.quarantined == first.rows
+    assert (first.updated, first.unchanged, first.quarantined) == (2304, 5526, 1306)
+    again = ingest_files(store, "colp", profile, list(reversed(files)))
+    assert (again.new, again.updated, again.unchanged, again.quarantined) == (0, 0, 7830, 1306)
+    # The street files again: they do not undo the outcomes.
+    street2 = ingest_files(
+        store, "colp", _profile("uk-london.col-street"), sorted(months.glob("*/*-street.csv"))
+    )
+    assert (street2.new, street2.updated) == (0, 0)
+    # A shoplifting reported in 2016-01 ("Awaiting court outcome" in its street file):
+    # no suspect in 2016-02, then charged and sentenced in 2017-06, in that row order.
+    sid = "8d6e91e1d03698837dbd75066e675144c451f9afb9aa7230bec3cce51f2b8b10"
+    rec = get_incident(store, "colp", sid)
+    assert rec["disposition"] == "Offender given suspended prison sentence"
+    assert rec["version"] == 4
+    assert rec["disposition_at"] == datetime(2017, 5, 31, 23, tzinfo=UTC)  # June 1st, BST
+    # Two outcomes in one month: the later row wins, as the street file's last outcome says.
+    sid = "153f89d7184e111d3558433afb17cb0bdcfde7702112b3040c6a6e8ebdfc71ce"
+    assert get_incident(store, "colp", sid)["disposition"] == "Offender given community sentence"
+
+
 def test_city_of_london_street_feeds(store):
     _london(store)
     files = sorted(shared_data("uk-london", "col_2016_2017").glob("*/*-street.csv"))

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crossbeat.clock import Clock
-from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected
+from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated
 from crossbeat.ingest.profile import Profile, ProfileError
 from crossbeat.ingest.readers import SourceError, open_source
 from crossbeat.ingest.source import display_encoding
@@ -119,8 +119,19 @@ def kind_of(message: str) -> str:
     return _NUMBER.sub("N", _QUOTED.sub("…", message))
 
 
-def stored_fields(result: Normalised) -> dict[str, Any]:
+def stored_fields(result: Normalised | Updated) -> dict[str, Any]:
     """Return the fields a normalised record would be stored with, flattened for display."""
+    if isinstance(result, Updated):
+        u = result.update
+        return {
+            "action": "update",
+            "source_id": u.source_id,
+            "as_of": u.as_of.isoformat(),
+            "time_precision": u.time_precision.value,
+            "status": u.status,
+            "disposition": u.disposition,
+            "raw_hash": u.provenance.raw_hash if u.provenance else None,
+        }
     inc = result.incident
     loc = inc.location
     persons = ", ".join(
@@ -232,6 +243,10 @@ def _scan(
             report.rejected += 1
             report.reasons.update({kind_of(r) for r in result.reasons})
             row = CheckRow(rec.row_number, None, result.reasons)
+        elif isinstance(result, Updated):
+            report.actions["update"] += 1
+            report.warnings.update({kind_of(w) for w in result.warnings})
+            row = CheckRow(rec.row_number, stored_fields(result), (), result.warnings)
         else:
             report.actions[result.action] += 1
             report.warnings.update({kind_of(w) for w in result.warnings})
@@ -326,6 +341,18 @@ def _rows_table(rows: list[CheckRow]) -> Table:
             )
             continue
         s = row.stored
+        if s["action"] == "update":
+            other = [f"{k}: {s[k]}" for k in ("status", "disposition") if s[k]]
+            other += [f"[yellow]{w}[/]" for w in row.warnings]
+            table.add_row(
+                str(row.row_number),
+                f"{s['source_id']}\nupdate",
+                f"as of {s['as_of']}\n({s['time_precision']})",
+                "",
+                "",
+                "\n".join(other),
+            )
+            continue
         occurred = (
             f"{s['occurred_from']}\n"
             + (f"-> {s['occurred_to']}\n" if s["occurred_to"] else "")

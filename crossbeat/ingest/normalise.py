@@ -54,6 +54,7 @@ from crossbeat.model import (
     Person,
     PersonalData,
     Provenance,
+    RecordUpdate,
     Sensitivity,
     TimePrecision,
     sha256_hex,
@@ -82,6 +83,14 @@ class Normalised:
 
     incident: Incident
     action: Action
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Updated:
+    """A record of an update feed: a dated change to a stored incident."""
+
+    update: RecordUpdate
     warnings: tuple[str, ...] = ()
 
 
@@ -172,7 +181,7 @@ class Normaliser:
         self._dates: dict[str, DateParser] = {}
         try:
             parse_crs(self.crs)
-            for name in ("occurred_from", "occurred_to", "reported_at"):
+            for name in ("occurred_from", "occurred_to", "reported_at", "as_of"):
                 spec: DateSpec | None = getattr(profile, name)
                 if spec is not None:
                     self._dates[name] = DateParser(spec, src.timezone)
@@ -257,14 +266,17 @@ class Normaliser:
         raise RecordError([f"id: column(s) {cols} are blank, so the record has no id"])
 
     # -- the record ----------------------------------------------------------------------
-    def normalise(self, rec: RawRecord) -> Normalised | Rejected:
+    def normalise(self, rec: RawRecord) -> Normalised | Updated | Rejected:
         """Normalise one record (this also calls :meth:`source_id`).
 
         Returns
         -------
-        Normalised or Rejected
-            The incident and what to do with it, or every reason it cannot be stored.
+        Normalised, Updated or Rejected
+            The incident and what to do with it (for an update feed: the update), or
+            every reason it cannot be stored.
         """
+        if self.profile.kind == "updates":
+            return self._update(rec)
         issues = _Issues()
         for problem in rec.problems:
             issues.reject("read", problem)
@@ -311,6 +323,44 @@ class Normaliser:
         )
         warnings = [*issues.reasons, *issues.warnings]
         return Normalised(incident, action, tuple(warnings))
+
+    def _update(self, rec: RawRecord) -> Updated | Rejected:
+        """Normalise one row of an update feed: id, date and the new values."""
+        issues = _Issues()
+        for problem in rec.problems:
+            issues.reject("read", problem)
+        try:
+            source_id: str | None = self.source_id(rec)
+        except RecordError as exc:
+            source_id = None
+            for reason in exc.reasons:
+                issues.reject("id", reason.removeprefix("id: "))
+        as_of = self._time(rec, "as_of", issues, self.clock.now())
+        if as_of is None and not any(r.startswith("as_of") for r in issues.reasons):
+            issues.reject("as_of", f"{self._columns('as_of')} is blank: an update needs its date")
+        defaults = self.profile.defaults
+        status = self.value(rec, self.profile.status) or defaults.get("status")
+        disposition = self.value(rec, self.profile.disposition) or defaults.get("disposition")
+        if status is None and disposition is None:
+            cols = " and ".join(
+                repr(c) for c in (self.profile.status, self.profile.disposition) if c
+            )
+            issues.reject("update", f"{cols} blank: nothing to update")
+        if issues.reasons or source_id is None or as_of is None:
+            raw: dict[str, Any] = dict(rec.fields)
+            if rec.geometry is not None:
+                raw["_geometry"] = rec.geometry
+            return Rejected(rec.row_number, raw, tuple(issues.reasons))
+        update = RecordUpdate(
+            agency_id=self.agency_id,
+            source_id=source_id,
+            as_of=as_of.start,
+            time_precision=as_of.precision,
+            status=status,
+            disposition=disposition,
+            provenance=Provenance(self.source_file, rec.row_number, raw_hash(rec)),
+        )
+        return Updated(update, tuple(issues.warnings))
 
     def _action(self, rec: RawRecord) -> Action:
         spec = self.profile.withdraw

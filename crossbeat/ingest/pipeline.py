@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 
 from crossbeat.agencies import ensure_agency, jurisdiction_index
 from crossbeat.geo.jurisdictions import JurisdictionIndex
-from crossbeat.ingest.normalise import Normalised, Normaliser
+from crossbeat.ingest.normalise import Normalised, Normaliser, Updated
 from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
 from crossbeat.ingest.profile import Profile
 from crossbeat.ingest.readers import RawRecord, SourceError, file_sha256, open_source
@@ -347,6 +347,16 @@ class RowRouter:
                     agency,
                     incident=result.incident,
                     action=result.action,
+                )
+            if isinstance(result, Updated):
+                return Item(
+                    rec.row_number,
+                    file_hash,
+                    self.source_file,
+                    raw,
+                    agency,
+                    update=result.update,
+                    action="update",
                 )
             reasons = result.reasons
         reasons = withhold_personal(reasons, withheld_values(self.profile, rec))

@@ -260,6 +260,10 @@ class Profile(_Strict):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     description: str = ""
+    #: ``incidents``: each row is an incident (the default). ``updates``: each row
+    #: changes the status and/or disposition of an incident already stored, as of
+    #: the date in ``as_of`` (police.uk outcomes files, case-status exports).
+    kind: Literal["incidents", "updates"] = "incidents"
     #: Agency id the feed belongs to, if the profile is specific to one agency.
     agency: str | None = None
     #: For a multi-agency feed (a regional or state repository): the column naming
@@ -275,8 +279,10 @@ class Profile(_Strict):
     occurred_from: DateSpec | None = None
     occurred_to: DateSpec | None = None
     reported_at: DateSpec | None = None
+    #: For ``kind = "updates"``: when each row's status/disposition took effect.
+    as_of: DateSpec | None = None
     location: LocationSpec = LocationSpec()
-    offences: Annotated[list[OffenceSpec], Field(min_length=1)]
+    offences: list[OffenceSpec] = Field(default_factory=list)
     status: str | None = None
     disposition: str | None = None
     narrative: str | None = None
@@ -293,6 +299,47 @@ class Profile(_Strict):
     #: Set by :func:`load_profile`: the file's SHA-256 and directory.
     content_hash: str = ""
     base_dir: str = ""
+
+    @model_validator(mode="after")
+    def _kind(self) -> Profile:
+        if self.kind == "incidents":
+            if not self.offences:
+                raise ValueError("an incident feed needs at least one [[offences]] entry")
+            if self.as_of is not None:
+                raise ValueError('as_of belongs to update feeds: set kind = "updates"')
+            return self
+        if self.status is None and self.disposition is None:
+            raise ValueError("an update feed needs status or disposition (the column it updates)")
+        if self.as_of is None:
+            raise ValueError(
+                "an update feed needs [as_of]: the column saying when each update took effect"
+            )
+        if not self.id.columns or self.id.fallback == "hash":
+            raise ValueError(
+                "an update feed finds its incidents by id: give id.columns, without a hash "
+                "fallback (a hash id names a row, not an incident)"
+            )
+        extra = [
+            name
+            for name, given in (
+                ("offences", bool(self.offences)),
+                ("occurred_from", self.occurred_from is not None),
+                ("occurred_to", self.occurred_to is not None),
+                ("reported_at", self.reported_at is not None),
+                ("location", self.location != LocationSpec()),
+                ("narrative", self.narrative is not None),
+                ("persons", bool(self.persons)),
+                ("sensitivity", self.sensitivity != SensitivitySpec()),
+                ("withdraw", self.withdraw is not None),
+                ("keep", bool(self.keep)),
+            )
+            if given
+        ]
+        if extra:
+            raise ValueError(
+                f"an update feed changes only status and disposition; remove {', '.join(extra)}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _routing(self) -> Profile:
@@ -334,7 +381,7 @@ class Profile(_Strict):
     def referenced_columns(self) -> set[str]:
         """Return every source column the profile reads."""
         cols: set[str] = set(self.id.columns) | set(self.id.hash_columns) | set(self.keep)
-        for d in (self.occurred_from, self.occurred_to, self.reported_at):
+        for d in (self.occurred_from, self.occurred_to, self.reported_at, self.as_of):
             if d:
                 cols |= {c for c in (d.column, d.date_column, d.time_column) if c}
         loc = self.location

@@ -11,6 +11,7 @@ them needs the store's key-encryption key.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -138,12 +139,16 @@ class RetrySummary:
     retried: int = 0
     stored: Counts = field(default_factory=Counts)
     still_quarantined: int = 0
+    #: Open entries left alone because another profile (feed) quarantined them, by
+    #: that profile's name.
+    other_profiles: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         return {
             "retried": self.retried,
             "still_quarantined": self.still_quarantined,
+            "other_profiles": dict(self.other_profiles),
             **{k: v for k, v in self.stored.as_dict().items() if k not in ("rows", "quarantined")},
         }
 
@@ -159,7 +164,9 @@ def retry_quarantine(
     """Re-process open quarantine entries with a (fixed) profile.
 
     Rows that now normalise are stored exactly as an ingest would store them and
-    their entries are resolved; the others stay open with their new reasons.
+    their entries are resolved; the others stay open with their new reasons. Only
+    entries quarantined by a profile of the same name (the same feed) are retried:
+    another feed's rows would be misread; they are counted in ``other_profiles``.
 
     Parameters
     ----------
@@ -178,7 +185,9 @@ def retry_quarantine(
     if ids is not None:
         wanted = set(ids)
         entries = [e for e in entries if e.id in wanted]
-    summary = RetrySummary(retried=len(entries))
+    others = Counter(e.profile_name for e in entries if e.profile_name != profile.name)
+    entries = [e for e in entries if e.profile_name == profile.name]
+    summary = RetrySummary(retried=len(entries), other_profiles=dict(others))
     if not entries:
         return summary
     index = jurisdiction_index(store)

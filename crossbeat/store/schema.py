@@ -168,6 +168,13 @@ incidents = Table(
     Column("reported_at", UTCDateTime),
     Column("status", Text),
     Column("disposition", Text),
+    # When an update feed last set status / disposition (as of the update's own date)
+    # and that update's source row (on the same date the later row wins); NULL while
+    # they are as the incident's own feed gave them.
+    Column("status_at", UTCDateTime),
+    Column("status_row", Integer),
+    Column("disposition_at", UTCDateTime),
+    Column("disposition_row", Integer),
     Column("lat", Float),
     Column("lon", Float),
     Column("location_precision", String(16), nullable=False),

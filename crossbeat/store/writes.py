@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, select, tuple_, upda
 
 from crossbeat.geo.cells import h3_cells
 from crossbeat.geo.jurisdictions import JurisdictionIndex
-from crossbeat.model import Incident
+from crossbeat.model import Incident, RecordUpdate
 from crossbeat.store import Store
 from crossbeat.store.records import (
     incident_row,
@@ -39,7 +39,7 @@ from crossbeat.store.schema import (
 from crossbeat.vault.fingerprint import Fingerprinter, fingerprinter
 from crossbeat.vault.quarantine import seal_quarantined
 
-Action = Literal["upsert", "withdraw", "expunge"]
+Action = Literal["upsert", "withdraw", "expunge", "update"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,8 @@ class Item:
     incident: Incident | None = None
     action: Action = "upsert"
     reasons: tuple[str, ...] = ()
+    #: For a row of an update feed (``action = "update"``): the dated change.
+    update: RecordUpdate | None = None
 
 
 @dataclass
@@ -135,9 +137,13 @@ def write_chunk(
         plan = _Plan(fingerprint=fingerprinter(store, conn))
         if seen is None:
             seen = {}
+        updates = [it for it in items if it.update is not None]
         for it in items:
-            _classify(it, existing, tombstones, seen, plan, counts)
+            if it.update is None:
+                _classify(it, existing, tombstones, seen, plan, counts)
         _apply(store, conn, plan, batch_id=batch_id, now=now)
+        if updates:
+            _apply_updates(store, conn, updates, plan, counts, batch_id=batch_id, now=now)
         _quarantine(store, conn, plan.rejected, batch_id, profile_name, now)
         _resolve_quarantine(conn, plan.stored_keys, now)
         _bump_batch(conn, batch_id, counts, checkpoint)
@@ -265,6 +271,10 @@ def _existing(store: Store, conn: Connection, ids: list[str]) -> dict[str, dict[
             incidents.c.row_number,
             incidents.c.withdrawn_at,
             incidents.c.created_at,
+            incidents.c.status,
+            incidents.c.status_at,
+            incidents.c.disposition,
+            incidents.c.disposition_at,
             ingest_batches.c.file_hash,
         )
         .select_from(
@@ -313,6 +323,8 @@ def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: A
         )
         for i, d, old in plan.updates
     ]
+    for row, (*_, old) in zip(upd_rows, plan.updates, strict=True):
+        _keep_dated(row, old)
     changed_ids = [r["id"] for r in upd_rows]
     if changed_ids:
         for table in (incident_offences, incident_jurisdictions, incident_personal):
@@ -346,6 +358,116 @@ def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: A
         by_agency.setdefault(inc.agency_id, []).append((inc.source_id, inc.id))
     for agency, records in by_agency.items():
         expunge(store, conn, agency, records, now=now, reason="source expunged the record")
+
+
+#: Fields an update feed sets, each with the columns holding the date it was set as
+#: of and the source row of that update.
+DATED_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("status", "status_at", "status_row"),
+    ("disposition", "disposition_at", "disposition_row"),
+)
+
+
+def _keep_dated(row: dict[str, Any], old: dict[str, Any]) -> None:
+    """Keep the fields a (newer) update feed set when the incident feed changes a record."""
+    for name, at, _ in DATED_FIELDS:
+        if old.get(at) is not None:
+            row[name] = old[name]
+
+
+def _apply_updates(
+    store: Store,
+    conn: Connection,
+    items: Sequence[Item],
+    plan: _Plan,
+    counts: Counts,
+    *,
+    batch_id: str,
+    now: Any,
+) -> None:
+    """Apply the dated changes of an update feed, in row order.
+
+    An update sets a field only when it is newer than the update that last set it:
+    a later date (``status_at`` / ``disposition_at``) or, on the same date, a later
+    source row (police.uk lists a month's outcomes of a crime in the order reached).
+    So files can be ingested in any order, and again, to the same end. Each change
+    of a value makes a new version; a newer update confirming the value already
+    stored only records its date.
+    An update for an incident that is not stored waits in quarantine (retry it after
+    ingesting the incident); one for an expunged incident is counted as expunged.
+    """
+    ids = sorted({it.update.id for it in items if it.update is not None})
+    rows = {
+        r["id"]: dict(r)
+        for r in conn.execute(select(incidents).where(store.one_of(incidents.c.id, ids))).mappings()
+    }
+    gone = _tombstones(store, conn, [i for i in ids if i not in rows])
+    offs: dict[str, list[dict[str, Any]]] = {}
+    if rows:
+        for o in conn.execute(
+            select(incident_offences)
+            .where(store.one_of(incident_offences.c.incident_id, sorted(rows)))
+            .order_by(incident_offences.c.seq)
+        ).mappings():
+            offs.setdefault(o["incident_id"], []).append(dict(o))
+    versions: list[dict[str, Any]] = []
+    touched: dict[str, dict[str, Any]] = {}
+    for it in items:
+        u = it.update
+        assert u is not None
+        row = rows.get(u.id)
+        if row is None:
+            if u.id in gone:
+                counts.expunged += 1
+                plan.stored_keys.append((it.file_hash, it.row_number))
+                continue
+            reason = (
+                f"update: no incident with source id {u.source_id!r} is stored for agency "
+                f"{u.agency_id!r}; ingest its incident feed, then run `crossbeat quarantine retry`"
+            )
+            plan.rejected.append(replace(it, update=None, reasons=(reason,)))
+            counts.quarantined += 1
+            continue
+        plan.stored_keys.append((it.file_hash, it.row_number))
+        when = (u.as_of, it.row_number)
+        newer = {
+            name: (value, at, seq)
+            for name, at, seq in DATED_FIELDS
+            if (value := getattr(u, name)) is not None
+            and (row[at] is None or when > (row[at], row[seq] or 0))
+        }
+        changes = {name: value for name, (value, _, _) in newer.items() if row[name] != value}
+        if not newer:
+            counts.unchanged += 1
+            continue
+        if changes:
+            versions.append(
+                {
+                    "incident_id": row["id"],
+                    "version": row["version"],
+                    "record_hash": row["record_hash"],
+                    "snapshot": snapshot(dict(row), offs.get(row["id"], [])),
+                    "batch_id": batch_id,
+                    "superseded_at": now,
+                }
+            )
+            row.update(changes, version=row["version"] + 1, updated_at=now)
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+        for _, at, seq in newer.values():
+            row[at], row[seq] = when
+        touched[row["id"]] = row
+    if versions:
+        conn.execute(incident_versions.insert(), versions)
+    if touched:
+        cols = ("version", "updated_at", *(c for names in DATED_FIELDS for c in names))
+        conn.execute(
+            update(incidents)
+            .where(incidents.c.id == bindparam("b_id"))
+            .values({c: bindparam(f"b_{c}") for c in cols}),
+            [{"b_id": r["id"], **{f"b_{c}": r[c] for c in cols}} for r in touched.values()],
+        )
 
 
 def _save_versions(conn: Connection, ids: list[str], batch_id: str | None, now: Any) -> None:
