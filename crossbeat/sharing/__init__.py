@@ -2,7 +2,8 @@
 
 Modules: :mod:`~crossbeat.sharing.scope` (fields, precision levels, offences, purposes),
 :mod:`~crossbeat.sharing.model` (grantees, scopes, agreements as data),
-:mod:`~crossbeat.sharing.agreements` (create, revoke, list), :mod:`~crossbeat.sharing.groups`
+:mod:`~crossbeat.sharing.agreements` (create, revoke, list),
+:mod:`~crossbeat.sharing.permissions` (who may manage sharing), :mod:`~crossbeat.sharing.groups`
 (named groups of agencies), :mod:`~crossbeat.sharing.overrides` (agencies' tightenings of
 the public policy), :mod:`~crossbeat.sharing.public` (the public release policy and
 anchor points), :mod:`~crossbeat.sharing.suppression` (small-count and complementary
@@ -49,6 +50,7 @@ _EXPORTS = {
     "list_agreements": "agreements",
     "get_agreement": "agreements",
     "AgreementError": "_manage",
+    "check_permission": "permissions",
     "create_group": "groups",
     "set_members": "groups",
     "list_groups": "groups",

@@ -1,4 +1,7 @@
-"""Shared plumbing of the sharing-management operations: errors, permissions, audit."""
+"""Shared plumbing of the sharing-management operations: errors and the audit of changes.
+
+The permission check is public: :mod:`crossbeat.sharing.permissions`.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from crossbeat.audit import Action, AuditEvent, Outcome, append
-from crossbeat.auth.errors import PermissionDenied
-from crossbeat.auth.roles import Actor, Role
+from crossbeat.audit import Action, AuditEvent, append
+from crossbeat.auth.roles import Actor
 from crossbeat.store import Store
 
 
@@ -30,42 +32,6 @@ class AgreementError(ValueError):
 def actor_name(by: Actor | None) -> str:
     """Return how a change's author is recorded (username, or the local operator)."""
     return "local-operator" if by is None else by.username
-
-
-def authorize_sharing(by: Actor | None, agency_id: str | None, what: str) -> None:
-    """Raise PermissionDenied unless ``by`` may manage sharing for ``agency_id``."""
-    if by is None or Role.PLATFORM_ADMIN in by.roles:
-        return
-    if agency_id is not None and Role.AGENCY_ADMIN in by.roles and by.agency_id == agency_id:
-        return
-    scope = f"of {agency_id}" if agency_id else "across agencies"
-    raise PermissionDenied(
-        f"{by.username} may not {what}: it needs an agency_admin {scope} or a platform_admin"
-    )
-
-
-def _audit_denied(store: Store, by: Actor | None, owner: str | None, what: str, why: str) -> None:
-    append(
-        store,
-        AuditEvent(
-            action=Action.DENIED,
-            actor=by.user_id if by else "system",
-            actor_agency=by.agency_id if by else None,
-            outcome=Outcome.DENIED,
-            resource_type="agreement",
-            owner_agencies=(owner,) if owner else (),
-            details={"operation": what, "reason": why},
-        ),
-    )
-
-
-def check_permission(store: Store, by: Actor | None, owner: str | None, what: str) -> None:
-    """Raise PermissionDenied (and audit the denied attempt) unless ``by`` may do ``what``."""
-    try:
-        authorize_sharing(by, owner, what)
-    except PermissionDenied as exc:
-        _audit_denied(store, by, owner, what, str(exc))
-        raise
 
 
 def audit_change(

@@ -27,12 +27,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
-from crossbeat.sharing._manage import (
-    AgreementError,
-    actor_name,
-    audit_change,
-    check_permission,
-)
+from crossbeat.sharing._manage import AgreementError, actor_name, audit_change
 from crossbeat.sharing.groups import get_group
 from crossbeat.sharing.model import (
     Agreement,
@@ -43,6 +38,7 @@ from crossbeat.sharing.model import (
     agreement_row,
 )
 from crossbeat.sharing.overrides import public_policy_of
+from crossbeat.sharing.permissions import check_permission
 from crossbeat.sharing.public import DEFAULT_PUBLIC_POLICY, PublicPolicy
 from crossbeat.sharing.scope import (
     PERSONAL_FIELDS,

@@ -16,7 +16,8 @@ from sqlalchemy import Connection, delete, insert, select
 
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
-from crossbeat.sharing._manage import AgreementError, actor_name, audit_change, check_permission
+from crossbeat.sharing._manage import AgreementError, actor_name, audit_change
+from crossbeat.sharing.permissions import check_permission
 from crossbeat.sharing.tables import sharing_group_members, sharing_groups
 from crossbeat.store import Store
 from crossbeat.store.schema import agencies

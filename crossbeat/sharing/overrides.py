@@ -9,7 +9,8 @@ from sqlalchemy import Connection, select
 
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
-from crossbeat.sharing._manage import AgreementError, actor_name, audit_change, check_permission
+from crossbeat.sharing._manage import AgreementError, actor_name, audit_change
+from crossbeat.sharing.permissions import check_permission
 from crossbeat.sharing.public import DEFAULT_PUBLIC_POLICY, PublicPolicy
 from crossbeat.sharing.scope import ScopeError
 from crossbeat.sharing.tables import public_policy_overrides

@@ -16,8 +16,9 @@ from sqlalchemy import select
 from crossbeat.audit import Action, AuditEvent, append
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
-from crossbeat.sharing._manage import AgreementError, check_permission
+from crossbeat.sharing._manage import AgreementError
 from crossbeat.sharing.model import Grantee, GranteeKind
+from crossbeat.sharing.permissions import check_permission
 from crossbeat.sharing.policy import DATA_ROLES, Decision, ReadRequest, Viewer, ViewerKind
 from crossbeat.sharing.public import incident_flags
 from crossbeat.sharing.reads import _children, _jsonable, anchor_index, prepare

@@ -24,7 +24,6 @@ from crossbeat.api.schemas import (
 )
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
-from crossbeat.sharing._manage import check_permission
 from crossbeat.sharing.agreements import (
     create_agreement,
     get_agreement,
@@ -32,6 +31,7 @@ from crossbeat.sharing.agreements import (
     revoke_agreement,
 )
 from crossbeat.sharing.model import Agreement
+from crossbeat.sharing.permissions import check_permission
 from crossbeat.sharing.preview import preview
 from crossbeat.store import Store
 
