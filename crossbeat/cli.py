@@ -458,11 +458,12 @@ def quarantine() -> None:
 def quarantine_list(
     db_url: str, agency_id: str | None, status: str, limit: int, as_json: bool
 ) -> None:
-    """List quarantined rows with their row numbers and every reason."""
-    from crossbeat.ingest.quarantine import count_quarantine, list_quarantine
+    """List quarantined rows with their row numbers and every reason (the read is audited)."""
+    from crossbeat.ingest.quarantine import count_quarantine
+    from crossbeat.sharing.quarantine import read_quarantine
 
     store = open_store_or_fail(db_url)
-    entries = list_quarantine(
+    entries = read_quarantine(
         store, agency_id=agency_id, status=None if status == "all" else status, limit=limit
     )
     if as_json:

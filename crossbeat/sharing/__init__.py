@@ -10,10 +10,12 @@ anchor points), :mod:`~crossbeat.sharing.suppression` (small-count and complemen
 suppression), :mod:`~crossbeat.sharing.request` (viewer and request),
 :mod:`~crossbeat.sharing.policy` (the pure decision: viewer + request -> plan with
 reasons), :mod:`~crossbeat.sharing.rules` (one grant's filter and transformation),
-:mod:`~crossbeat.sharing.reads` (THE read entry points), :mod:`~crossbeat.sharing.streams`
-(live streams), :mod:`~crossbeat.sharing.preview`, :mod:`~crossbeat.sharing.rls`
-(PostgreSQL row-level security), :mod:`~crossbeat.sharing.demo` (the demo region's
-agreements) and :mod:`~crossbeat.sharing.tables`.
+:mod:`~crossbeat.sharing.reads` (THE read entry points),
+:mod:`~crossbeat.sharing.quarantine` (the audited read of quarantined rows),
+:mod:`~crossbeat.sharing.streams` (live streams), :mod:`~crossbeat.sharing.preview`,
+:mod:`~crossbeat.sharing.rls` (PostgreSQL row-level security),
+:mod:`~crossbeat.sharing.demo` (the demo region's agreements) and
+:mod:`~crossbeat.sharing.tables`.
 
 Nothing is imported at import time (:mod:`crossbeat.store.schema` imports
 :mod:`crossbeat.sharing.tables`); the names below load their module on first use.
@@ -36,6 +38,7 @@ _EXPORTS = {
     "aggregate": "reads",
     "count_incidents": "reads",
     "read_detail": "reads",
+    "read_quarantine": "quarantine",
     "LiveStream": "streams",
     "ReadResult": "reads",
     "AggregateResult": "reads",

@@ -1,0 +1,113 @@
+"""Reading the quarantine on someone's behalf: audited like every other read (issue #3).
+
+Quarantined rows keep their raw source values (names, addresses) and the reasons they
+were refused. :func:`crossbeat.ingest.quarantine.list_quarantine` unseals them for the
+ingest's own use (retry); anything that *shows* them to a person — the ``crossbeat
+quarantine list`` command, a future web page — calls :func:`read_quarantine`, which
+writes the read to the audit log, so that each agency's auditors see who looked at its
+quarantined rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from crossbeat.audit import Action, AuditEvent, append_many
+from crossbeat.ingest.quarantine import QuarantineEntry, list_quarantine
+from crossbeat.sharing.reads import AUDIT_IDS_PER_EVENT
+from crossbeat.store import Store
+
+#: The actor of a read by the local operator (the ``crossbeat`` command), as for
+#: every other change or read made from the command line.
+LOCAL_OPERATOR = "system"
+
+
+def read_quarantine(
+    store: Store,
+    *,
+    agency_id: str | None = None,
+    status: str | None = "open",
+    source_file: str | None = None,
+    limit: int | None = 100,
+    offset: int = 0,
+) -> list[QuarantineEntry]:
+    """Return quarantined rows with their raw values, and audit the read.
+
+    The read is the local operator's (who has direct database access and the KEK):
+    the events' actor is ``system``. A web endpoint must first gain an actor and a
+    permission check here.
+
+    Parameters
+    ----------
+    store
+        A store opened with a KEK (the raw records are sealed).
+    agency_id
+        Only this agency's rows.
+    status
+        ``open`` (default), ``resolved``, ``dismissed``, or None for all.
+    source_file
+        Only rows of this file.
+    limit, offset
+        Paging.
+
+    Returns
+    -------
+    list[QuarantineEntry]
+        The entries, oldest file and row first, returned only once the audit events
+        are committed: one ``read`` event (resource ``quarantine``) per owner agency
+        of the rows returned, with their count and entry ids, so that the read appears
+        in that agency's access log; rows of no known agency get an event without
+        owner. A read that returned nothing is still recorded (count 0).
+
+    Raises
+    ------
+    KeyConfigError
+        When the store was opened without a KEK, or with another KEK than the data's.
+    DecryptionError
+        When a stored raw record was altered or moved.
+    """
+    entries = list_quarantine(
+        store,
+        agency_id=agency_id,
+        status=status,
+        source_file=source_file,
+        limit=limit,
+        offset=offset,
+    )
+    filters = {
+        "agency": agency_id,
+        "status": status,
+        "source_file": source_file,
+        "limit": limit,
+        "offset": offset,
+    }
+    append_many(store, _events(entries, agency_id, filters))
+    return entries
+
+
+def _events(
+    entries: list[QuarantineEntry], agency_id: str | None, filters: dict[str, Any]
+) -> list[AuditEvent]:
+    """Return the read's events: per owner agency, at most AUDIT_IDS_PER_EVENT ids each."""
+    asked = {k: v for k, v in filters.items() if v is not None}
+    by_owner: dict[str | None, list[int]] = defaultdict(list)
+    for e in entries:
+        by_owner[e.agency_id].append(e.id)
+    if not by_owner:
+        by_owner[agency_id] = []
+    events = []
+    for owner, ids in sorted(by_owner.items(), key=lambda item: item[0] or ""):
+        for k in range(0, max(len(ids), 1), AUDIT_IDS_PER_EVENT):
+            chunk = ids[k : k + AUDIT_IDS_PER_EVENT]
+            events.append(
+                AuditEvent(
+                    action=Action.READ,
+                    actor=LOCAL_OPERATOR,
+                    resource_type="quarantine",
+                    owner_agencies=(owner,) if owner else (),
+                    record_count=len(chunk),
+                    details={"request": asked, "quarantine_ids": chunk},
+                )
+            )
+    return events
