@@ -551,6 +551,7 @@ def _run_server(settings: Any) -> None:
     import uvicorn
 
     from crossbeat.api.app import create_app
+    from crossbeat.audit import AuditKeyError
     from crossbeat.store import StoreError
 
     with socket.socket() as probe:
@@ -561,7 +562,7 @@ def _run_server(settings: Any) -> None:
             )
     try:
         app = create_app(settings)
-    except StoreError as exc:
+    except (StoreError, AuditKeyError) as exc:
         raise click.ClickException(str(exc)) from exc
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 

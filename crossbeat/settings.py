@@ -68,6 +68,21 @@ SETTINGS: tuple[Setting, ...] = (
         "Mark the session cookie Secure (sent over HTTPS only). Turn off only for a "
         "development server reached over plain HTTP on a host other than localhost.",
     ),
+    Setting(
+        "audit_key_file",
+        "",
+        "Ed25519 private key (PEM, from `crossbeat audit keygen`) with which the web server "
+        "signs audit tree heads (checkpoints). Empty: the server signs none; run "
+        "`crossbeat audit checkpoint` from cron instead.",
+    ),
+    Setting(
+        "audit_checkpoint_interval",
+        3600,
+        "Seconds between the web server's audit checkpoints (needs audit_key_file): at "
+        "startup and then every interval it signs a new tree head if events were added "
+        "since the newest head and that head is at least this old, or 1000 events are "
+        "unsigned.",
+    ),
 )
 
 
@@ -87,6 +102,8 @@ class Settings:
     kek: str = dataclasses.field(default=_default("kek"), repr=False)
     kek_file: str = _default("kek_file")
     secure_cookies: bool = _default("secure_cookies")
+    audit_key_file: str = _default("audit_key_file")
+    audit_checkpoint_interval: int = _default("audit_checkpoint_interval")
 
     def __post_init__(self) -> None:
         from crossbeat.vault.errors import KeyConfigError
@@ -101,6 +118,11 @@ class Settings:
                 raise SettingsError(str(exc)) from None
         if not 0 < self.port < 65536:
             raise SettingsError(f"port must be between 1 and 65535, not {self.port}")
+        if self.audit_checkpoint_interval < 1:
+            raise SettingsError(
+                "audit_checkpoint_interval must be at least 1 second, not "
+                f"{self.audit_checkpoint_interval}"
+            )
         if not self.database_url.strip():
             raise SettingsError("database_url is empty: give a URL such as sqlite:///crossbeat.db")
 

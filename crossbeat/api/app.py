@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import copy
 import functools
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from crossbeat import __version__
 from crossbeat.api.errors import install_error_handlers
+from crossbeat.api.lifespan import lifespan
 from crossbeat.api.routes import agreements, audit, auth, health, incidents
 from crossbeat.api.schemas import openapi_document
+from crossbeat.audit import load_signing_key
+from crossbeat.audit.keys import SigningKey
 from crossbeat.clock import Clock
 from crossbeat.settings import Settings
 from crossbeat.store import Store, open_store
@@ -40,7 +44,10 @@ def create_app(
     settings
         The validated settings (:func:`crossbeat.settings.load_settings`). The
         database at ``settings.database_url`` is opened, and created or migrated if
-        needed, before the application is returned.
+        needed, before the application is returned. With ``audit_key_file``, the
+        application signs audit checkpoints at startup and every
+        ``audit_checkpoint_interval`` seconds while it runs
+        (:mod:`crossbeat.api.lifespan`).
     store
         Serve this already open store instead (its URL should be
         ``settings.database_url``); tests pass their fixture's store.
@@ -53,9 +60,19 @@ def create_app(
     FastAPI
         The application, with the OpenAPI description at ``/openapi.json`` and its
         interactive page at ``/docs``.
+
+    Raises
+    ------
+    StoreError
+        The database cannot be opened or migrated.
+    AuditKeyError
+        ``audit_key_file`` is set but is not an Ed25519 private key.
     """
-    app = FastAPI(title="CrossBeat", version=__version__, description=DESCRIPTION)
+    app = FastAPI(
+        title="CrossBeat", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
     app.state.settings = settings
+    app.state.audit_key = _audit_key(settings)
     if store is None:
         store = open_store(settings.database_url, kek=_kek(settings))
     if clock is not None:
@@ -68,6 +85,13 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+def _audit_key(settings: Settings) -> SigningKey | None:
+    """Return the key that signs audit checkpoints, or None when none is configured."""
+    if not settings.audit_key_file:
+        return None
+    return load_signing_key(Path(settings.audit_key_file))
 
 
 def _kek(settings: Settings) -> Kek | None:

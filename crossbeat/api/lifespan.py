@@ -1,0 +1,91 @@
+"""What the web server does besides answering requests: sign audit checkpoints (issue #3).
+
+With the ``audit_key_file`` setting, the application signs a new audit tree head
+(:func:`crossbeat.audit.checkpoint_if_due`) when it starts and then every
+``audit_checkpoint_interval`` seconds, in a background task that is cancelled when the
+server shuts down. The checkpoint's database work runs in a worker thread, so the
+event loop keeps serving; a checkpoint under way at shutdown finishes in its thread
+(or, if the process ends first, its one transaction is rolled back). A failure (the
+log does not verify, the database is away) is logged and the next interval tries
+again: the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from crossbeat.audit import AuditIntegrityError, checkpoint_if_due
+from crossbeat.audit.keys import SigningKey
+from crossbeat.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Sign a due checkpoint at startup, then keep doing so until shutdown.
+
+    Parameters
+    ----------
+    app
+        The application; reads ``app.state.store``, ``app.state.audit_key`` (None: no
+        checkpoints) and the interval from ``app.state.settings``. The background task
+        is kept as ``app.state.checkpoints`` (None without a key).
+    """
+    key: SigningKey | None = app.state.audit_key
+    app.state.checkpoints = None
+    if key is None:
+        log.warning(
+            "audit_key_file is not set: this server signs no audit tree heads. Set "
+            "CROSSBEAT_AUDIT_KEY_FILE (see `crossbeat audit keygen`) or run "
+            "`crossbeat audit checkpoint` from cron."
+        )
+        yield
+        return
+    store: Store = app.state.store
+    interval = timedelta(seconds=app.state.settings.audit_checkpoint_interval)
+    await checkpoint_now(store, key, interval)
+    task = asyncio.create_task(_every(store, key, interval), name="audit-checkpoints")
+    app.state.checkpoints = task
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def checkpoint_now(store: Store, key: SigningKey, interval: timedelta) -> None:
+    """Sign a tree head if one is due (older than ``interval``); log, never raise.
+
+    Parameters
+    ----------
+    store
+        The store holding the audit log.
+    key
+        The Ed25519 signing key.
+    interval
+        A new head is due when the newest is at least this old and events were added
+        since (or 1000 events are unsigned).
+    """
+    try:
+        head = await asyncio.to_thread(checkpoint_if_due, store, key, max_age=interval)
+    except AuditIntegrityError as exc:
+        log.error("audit checkpoint refused: %s", exc)
+    except Exception:
+        log.exception("audit checkpoint failed; trying again in %s", interval)
+    else:
+        if head is not None:
+            log.info("audit tree head #%d signed: %d events", head.id, head.tree_size)
+
+
+async def _every(store: Store, key: SigningKey, interval: timedelta) -> None:
+    while True:
+        await asyncio.sleep(interval.total_seconds())
+        await checkpoint_now(store, key, interval)
