@@ -41,6 +41,8 @@ def open_store_or_fail(db_url: str, *, upgrade: bool = True) -> Any:
     with neither, a development key file ``<db>.kek`` is created (and announced once);
     any other database without a KEK is an error naming the settings.
     """
+    from sqlalchemy.exc import DatabaseError
+
     from crossbeat.store import StoreError, open_store
     from crossbeat.vault.keys import Vault
 
@@ -48,10 +50,37 @@ def open_store_or_fail(db_url: str, *, upgrade: bool = True) -> Any:
         store = open_store(db_url, upgrade=upgrade)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
+    except DatabaseError as exc:
+        raise click.ClickException(
+            f"cannot open {_safe_url(db_url)}: {getattr(exc, 'orig', None) or exc}: give --db "
+            f"(or CROSSBEAT_DB) a CrossBeat database, e.g. sqlite:///crossbeat.db"
+        ) from exc
     kek = configured_kek(store.url)
     if kek is None:  # pragma: no cover - only when the SQLite folder vanished meanwhile
         raise click.ClickException(f"no key-encryption key for {store.safe_url}")
     return store.with_vault(Vault(kek))
+
+
+def _safe_url(db_url: str) -> str:
+    """Return ``db_url`` with any password hidden (for error messages)."""
+    from sqlalchemy.engine import make_url
+
+    from crossbeat.store.base import normalise_url
+
+    try:
+        return make_url(normalise_url(db_url)).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparseable URL is shown as "the database"
+        return "the database"
+
+
+def _require_agency(store: Any, agency_id: str | None) -> None:
+    """Fail with a one-line error naming the next step when ``agency_id`` is not registered."""
+    from crossbeat.agencies import get_agency
+
+    if agency_id is not None and get_agency(store, agency_id) is None:
+        raise click.ClickException(
+            f"unknown agency {agency_id!r}: check the id with `crossbeat agency list`"
+        )
 
 
 def configured_kek(db_url: str, *, required: bool = True) -> Any:
@@ -84,7 +113,21 @@ def configured_kek(db_url: str, *, required: bool = True) -> Any:
     return found.kek
 
 
-@click.group()
+class _RootGroup(click.Group):
+    """The root group: a store or key error from any command ends as one line, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from crossbeat.store import StoreError
+
+            if isinstance(exc, StoreError):  # includes the vault's key and decryption errors
+                raise click.ClickException(str(exc)) from exc
+            raise
+
+
+@click.group(cls=_RootGroup)
 @click.version_option(__version__, prog_name="crossbeat")
 def cli() -> None:
     """CrossBeat: collaborative crime mapping for many agencies on one governed map."""
@@ -115,7 +158,10 @@ def agency() -> None:
 @click.argument("agency_id")
 @click.option("--name", required=True, help="Agency name, e.g. 'City of London Police'.")
 @click.option("--ori", help="Originating Agency Identifier (ORI), if any.")
-@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone.")
+@click.option(
+    "--timezone",
+    help="IANA time zone (default: UTC for a new agency; an update keeps the agency's).",
+)
 @click.option(
     "--boundary",
     type=click.Path(exists=True, dir_okay=False),
@@ -132,16 +178,19 @@ def agency_add(
     agency_id: str,
     name: str,
     ori: str | None,
-    timezone: str,
+    timezone: str | None,
     boundary: str | None,
     where: tuple[str, ...],
 ) -> None:
     """Register (or update) an agency, optionally with its jurisdiction boundary."""
-    from crossbeat.agencies import AgencyError, load_boundaries, register_agency
+    from crossbeat.agencies import AgencyError, get_agency, load_boundaries, register_agency
     from crossbeat.model import Agency
 
     store = open_store_or_fail(db_url)
     filters = dict(_split_pair(w) for w in where)
+    if timezone is None:
+        existing = get_agency(store, agency_id)
+        timezone = existing.timezone if existing else "UTC"
     try:
         register_agency(store, Agency(id=agency_id, name=name, ori=ori, timezone=timezone))
         n = load_boundaries(store, agency_id, boundary, where=filters) if boundary else 0
@@ -214,6 +263,8 @@ def ingest(
     expunged + quarantined. Re-running the same command changes nothing; re-running it
     after an interrupted run completes the job.
     """
+    from pathlib import Path
+
     from crossbeat.agencies import AgencyError
     from crossbeat.ingest.pipeline import IngestError, ingest_files
     from crossbeat.ingest.profile import ProfileError, load_profile
@@ -222,16 +273,34 @@ def ingest(
         profile = load_profile(profile_path)
     except ProfileError as exc:
         raise click.ClickException(str(exc)) from exc
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:  # before the store is opened: a typo in a path writes nothing
+        raise click.ClickException(
+            f"file not found: {', '.join(missing)}: check the path (nothing was ingested)"
+        )
     store = open_store_or_fail(db_url)
     try:
         summary = ingest_files(
             store, agency_id, profile, files, progress=not as_json, chunk_size=chunk_size
         )
     except (IngestError, AgencyError) as exc:
-        raise click.ClickException(
-            f"{exc}\nCheck the profile against the file: "
-            f"crossbeat profile check {profile_path} FILE"
-        ) from exc
+        # A file the profile cannot read: point at `profile check` unless the message does.
+        message = str(exc)
+        if exc.__cause__ is not None and "profile check" not in message:
+            message += f"; check the profile with: crossbeat profile check {profile_path} FILE"
+        raise click.ClickException(message) from exc
+    agency_id = summary.agency_id
+    if summary.agency_created and not as_json:  # the JSON says so as agency_created
+        click.echo(
+            f"agency {agency_id!r} was not registered, so it was registered with its id as "
+            f"name: name it and add its boundary with `crossbeat agency add {agency_id} "
+            f"--name NAME --boundary FILE`"
+            if agency_id
+            else "agencies of the profile's agency_map that were not registered were registered "
+            "with their ids as names: see `crossbeat agency list`, and name them with "
+            "`crossbeat agency add ID --name NAME`",
+            err=True,
+        )
     if as_json:
         echo_json(summary.as_dict())
         return
@@ -269,6 +338,7 @@ def withdraw(
     from crossbeat.store.writes import withdraw_records
 
     store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
     try:
         res = withdraw_records(store, agency_id, source_ids, expunge_records=expunge, reason=reason)
     except ValueError as exc:
@@ -332,12 +402,24 @@ def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None
     """Count mapped offences and list unmapped local codes, most frequent first."""
     from crossbeat.taxonomy import coverage
 
-    report = coverage(open_store_or_fail(db_url), agency_id)
+    store = open_store_or_fail(db_url)
+    report = coverage(store, agency_id)
     if as_json:
         echo_json(report.to_dict())
         return
     if not report.schemes:
-        click.echo("no offences stored" + (f" for agency {agency_id}" if agency_id else ""))
+        from crossbeat.agencies import get_agency
+
+        unknown = agency_id is not None and get_agency(store, agency_id) is None
+        click.echo(
+            "no offences stored"
+            + (f" for agency {agency_id}" if agency_id else "")
+            + (
+                f" (no agency {agency_id!r} is registered: see `crossbeat agency list`)"
+                if unknown
+                else ""
+            )
+        )
         return
     for s in report.schemes:
         click.echo(
@@ -362,7 +444,7 @@ def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None
     "--dir",
     "dirs",
     multiple=True,
-    type=click.Path(file_okay=False),
+    type=click.Path(exists=True, file_okay=False),
     help="Agency crosswalk folder, searched before the shipped ones (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -463,6 +545,7 @@ def quarantine_list(
     from crossbeat.sharing.quarantine import read_quarantine
 
     store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
     entries = read_quarantine(
         store, agency_id=agency_id, status=None if status == "all" else status, limit=limit
     )
@@ -506,6 +589,7 @@ def quarantine_retry(
     except ProfileError as exc:
         raise click.ClickException(str(exc)) from exc
     store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
     try:
         res = retry_quarantine(store, profile, agency_id=agency_id, ids=list(ids) or None)
     except ValueError as exc:
@@ -530,8 +614,10 @@ def quarantine_dismiss(db_url: str, agency_id: str, ids: tuple[int, ...], reason
     """Dismiss quarantined rows (they are kept, marked dismissed, never deleted)."""
     from crossbeat.ingest.quarantine import dismiss_quarantine
 
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
     try:
-        n = dismiss_quarantine(open_store_or_fail(db_url), agency_id, ids, reason=reason)
+        n = dismiss_quarantine(store, agency_id, ids, reason=reason)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{n} dismissed")
@@ -540,7 +626,9 @@ def quarantine_dismiss(db_url: str, agency_id: str, ids: tuple[int, ...], reason
 # --- demo and serve ---------------------------------------------------------------------
 def _serve_options(f: Any) -> Any:
     """Add ``--host`` and ``--port`` (defaults from the settings registry)."""
-    f = click.option("--port", type=int, help="TCP port to listen on (default 8000).")(f)
+    f = click.option(
+        "--port", type=click.IntRange(1, 65535), help="TCP port to listen on (default 8000)."
+    )(f)
     return click.option("--host", help="Interface to listen on (default 127.0.0.1).")(f)
 
 
@@ -1220,10 +1308,13 @@ def agreement_preview(
         return
     click.echo(f"{grantee} sees {found.visible} of {owner}'s {found.total} live records")
     for d in found.decisions:
+        click.echo(f"  {'allowed' if d.allow else 'denied'}:")
         for reason in d.reasons:
-            click.echo(f"  {'allow' if d.allow else 'deny '}  {reason}")
+            click.echo(f"    - {reason}")
     for reason, n in found.hidden.items():
         click.echo(f"  hidden {n:>6}  {reason}")
+    for record in found.sample:
+        click.echo("  sample  " + json.dumps(record, default=str, ensure_ascii=False))
 
 
 @cli.group()
@@ -1465,6 +1556,18 @@ def audit_log(
     if as_json:
         echo_json([e.to_dict() for e in events])
         return
+    if not events:
+        from crossbeat.agencies import get_agency
+
+        unknown = agency is not None and get_agency(store, agency) is None
+        click.echo(
+            "no audit events match"
+            + (
+                f" (no agency {agency!r} is registered: see `crossbeat agency list`)"
+                if unknown
+                else ""
+            )
+        )
     for e in events:
         where = f" from {e.source_ip}" if e.source_ip else ""
         who = f"{e.actor}@{e.actor_agency}" if e.actor_agency else e.actor
@@ -1539,6 +1642,10 @@ def audit_keygen(out: str) -> None:
         public = write_signing_key(key, Path(out))
     except AuditKeyError as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write {out}: {exc.strerror}; create the folder first or choose another --out"
+        ) from exc
     click.echo(f"wrote {out} (private, keep secret) and {public}; key id {key_id(key)}")
 
 
