@@ -190,6 +190,7 @@ def ingest_files(
         When a file cannot be read as the profile describes (nothing of that file is
         stored; files before it stay ingested).
     """
+    _check_files(profile, paths)
     if profile.agency_column:
         if agency_id is not None:
             raise IngestError(
@@ -222,6 +223,24 @@ def ingest_files(
                 )
             )
     return summary
+
+
+def _check_files(profile: Profile, paths: Sequence[str | Path]) -> None:
+    """Refuse the run before anything is written when a file is missing or unreadable.
+
+    Opening a source reads only its header (or first records): a missing file, the
+    wrong format or columns the profile needs but the file lacks stop the run here,
+    before an agency is registered. Later problems still stop at their file.
+    """
+    for path in paths:
+        p = Path(path)
+        if not p.is_file():
+            raise IngestError(f"file not found: {p}")
+        try:
+            with open_source(p, profile.source, required_columns=profile.referenced_columns()):
+                pass
+        except SourceError as exc:
+            raise IngestError(f"{p}: {exc}") from exc
 
 
 def _ingest_file(
