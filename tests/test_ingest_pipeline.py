@@ -306,3 +306,34 @@ def test_boundary_change_and_retag_are_one_transaction(store, profile, tmp_path)
     set_jurisdictions(store, "cityx", [("a", good)])
     with store.connect() as conn:
         assert {r.basis for r in conn.execute(select(incident_jurisdictions))} == {"polygon"}
+
+
+def test_a_file_the_profile_cannot_read_registers_no_agency(store, profile, tmp_path):
+    from crossbeat.agencies import list_agencies
+
+    good = write_csv(tmp_path / "good.csv", [row(0)])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("incident,date\n1,2024-01-01\n", encoding="utf-8")
+    with pytest.raises(IngestError, match="lacks|missing|column"):
+        ingest_files(store, "typoagency", profile, [good, bad])
+    assert [a.id for a in list_agencies(store)] == []
+    assert count_incidents(store) == 0  # the good file before it was not ingested either
+
+
+def test_hash_file_name_keeps_identical_rows_of_two_files_apart(store, tmp_path):
+    text = PROFILE.replace(
+        'columns = ["id"]',
+        'columns = ["id"]\nfallback = "hash"\n'
+        'hash_columns = ["when", "code"]\nhash_file_name = true',
+    )
+    p = parse_profile(text)
+    rows = [row(0, id=""), row(0, id="")]  # two identical rows without an id
+    a = write_csv(tmp_path / "train.csv", rows)
+    b = write_csv(tmp_path / "test.csv", rows[:1])
+    s = ingest_files(store, "cityx", p, [a, b])
+    assert (s.rows, s.new, s.unchanged) == (3, 3, 0)
+    again = ingest_files(store, "cityx", p, [a, b])
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 3)
+    without = parse_profile(text.replace("hash_file_name = true", ""))
+    fresh = ingest_files(store, "cityy", without, [a, b])
+    assert (fresh.new, fresh.unchanged) == (2, 1)  # the same hash and number: one record

@@ -255,6 +255,8 @@ class Normaliser:
             return spec.prefix + "|".join(v or "" for v in values)
         if spec.fallback == "hash":
             parts = [self.value(rec, c) for c in spec.hash_columns]
+            if spec.hash_file_name:
+                parts.append(Path(self.source_file).name)
             digest = hashlib.sha256(
                 json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode()
             ).digest()

@@ -98,6 +98,9 @@ class IdSpec(_Strict):
     columns: list[str] = Field(default_factory=list)
     fallback: Literal["error", "hash"] = "error"
     hash_columns: list[str] = Field(default_factory=list)
+    #: For hash ids: also hash the file's name, for a feed split into disjoint files
+    #: (Toronto's train.csv and test.csv) whose identical rows are distinct records.
+    hash_file_name: bool = False
     prefix: str = ""
 
     @model_validator(mode="after")
@@ -106,6 +109,8 @@ class IdSpec(_Strict):
             raise ValueError("id needs columns, or fallback = 'hash' with hash_columns")
         if self.fallback == "hash" and not self.hash_columns:
             raise ValueError("fallback = 'hash' needs hash_columns")
+        if self.hash_file_name and self.fallback != "hash":
+            raise ValueError("hash_file_name applies to hash ids: set fallback = 'hash'")
         return self
 
 
