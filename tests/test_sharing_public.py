@@ -368,3 +368,19 @@ def test_group_by_dimensions_are_documented():
     for dim in GROUP_BY:
         assert f"`{dim}`" in text
     assert Counter(GROUP_BY)  # the registry is not empty
+
+
+def test_police_uk_violence_category_is_shared_as_a_possible_sexual_offence():
+    """docs/taxonomy.md: no crosswalk flag, but the read-time keyword re-check flags it."""
+    from crossbeat.model import Sensitivity
+    from crossbeat.sharing.public import incident_flags
+    from crossbeat.taxonomy import load_crosswalk
+
+    offence, flags = load_crosswalk("police-uk").classify("Violence and sexual offences", None)
+    assert offence.nibrs_code == "13B" and not flags
+    row = {"nibrs_code": "13B", "offence_local_code": "Violence and sexual offences"}
+    offences = [{"nibrs_code": "13B", "local_code": "Violence and sexual offences"}]
+    assert Sensitivity.SEXUAL_OFFENCE in incident_flags(row, offences)
+    assert incident_flags({"nibrs_code": "23F", "offence_local_code": "Vehicle crime"}, []) == (
+        frozenset()
+    )
