@@ -687,7 +687,13 @@ def demo(
     """Build the demo region (three agencies, one year of incidents) and serve it."""
     from pathlib import Path
 
-    from crossbeat.demo.build import build_demo, demo_db_url, demo_is_built, remove_demo
+    from crossbeat.demo.build import (
+        build_demo,
+        demo_audit_key,
+        demo_db_url,
+        demo_is_built,
+        remove_demo,
+    )
     from crossbeat.settings import load_settings
 
     settings = load_settings(demo_dir=demo_dir, demo_seed=seed, host=host, port=port)
@@ -718,7 +724,16 @@ def demo(
     base = f"http://{settings.host}:{settings.port}"
     click.echo(f"API docs: {base}/docs   health: {base}/health   home: {base}/")
     if serve:
-        _run_server(load_settings(database_url=url, host=settings.host, port=settings.port))
+        # The demo server signs audit checkpoints with a demo key unless one is configured.
+        audit_key = settings.audit_key_file or str(demo_audit_key(out_dir))
+        _run_server(
+            load_settings(
+                database_url=url,
+                host=settings.host,
+                port=settings.port,
+                audit_key_file=audit_key,
+            )
+        )
 
 
 def _print_demo_accounts(out_dir: Any) -> None:

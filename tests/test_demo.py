@@ -330,3 +330,49 @@ def test_cli_demo_builds_then_reuses(tmp_path: Path) -> None:
     assert "Using the demo database" in again.output
     rebuilt = runner.invoke(cli, [*args, "--rebuild"])
     assert rebuilt.exit_code == 0 and "Generating" in rebuilt.output
+
+
+@pytest.mark.slow
+def test_demo_server_serves_and_signs_audit_checkpoints(tmp_path: Path) -> None:
+    """`crossbeat demo` as a newcomer runs it: a real server process on a free port."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from crossbeat.audit.heads import list_heads
+    from crossbeat.demo.build import DEMO_AUDIT_KEY, demo_db_url
+    from crossbeat.store.base import close_all
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "CROSSBEAT_AUDIT_KEY_FILE"}
+    args = [sys.executable, "-m", "crossbeat", "demo", "--dir", str(tmp_path)]
+    proc = subprocess.Popen(
+        [*args, "--size", "0.03", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the demo server did not start"
+                time.sleep(0.5)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+    assert (tmp_path / DEMO_AUDIT_KEY).is_file()
+    assert b"signs no audit tree heads" not in out
+    heads = list_heads(open_store(demo_db_url(tmp_path)))
+    close_all()
+    assert heads, out.decode()

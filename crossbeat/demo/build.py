@@ -45,6 +45,9 @@ from crossbeat.vault.kek import Kek, read_kek_file, resolve_kek, write_kek_file
 DEMO_DB = "crossbeat-demo.db"
 #: Development key file of a demo built into a database other than SQLite.
 DEMO_KEK = "crossbeat-demo.kek"
+#: Audit signing key (Ed25519, PEM) of the demo server: it signs the demo's audit
+#: checkpoints. Demo only: a deployment keeps its key apart from the data.
+DEMO_AUDIT_KEY = "crossbeat-demo-audit.pem"
 #: File name of the ground-truth manifest inside the demo folder.
 MANIFEST = "demo-manifest.json"
 #: Source profile (in ``crossbeat/demo/profiles``) of each demo agency's export.
@@ -94,6 +97,22 @@ class DemoSummary:
 def demo_db_url(out_dir: Path) -> str:
     """Return the SQLite URL of the demo database inside a demo folder."""
     return f"sqlite:///{(out_dir / DEMO_DB).resolve()}"
+
+
+def demo_audit_key(out_dir: Path) -> Path:
+    """Return the demo's audit signing key file, creating it on first use.
+
+    The demo server signs audit checkpoints with it (``audit_key_file``), so that
+    ``crossbeat audit verify`` has signed heads to check against. Its public key is
+    written beside it (``.pub``).
+    """
+    from crossbeat.audit import generate_signing_key, write_signing_key
+
+    path = out_dir / DEMO_AUDIT_KEY
+    if not path.is_file():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_signing_key(generate_signing_key(), path)
+    return path
 
 
 def demo_is_built(out_dir: Path) -> bool:
