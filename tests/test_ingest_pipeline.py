@@ -337,3 +337,25 @@ def test_hash_file_name_keeps_identical_rows_of_two_files_apart(store, tmp_path)
     without = parse_profile(text.replace("hash_file_name = true", ""))
     fresh = ingest_files(store, "cityy", without, [a, b])
     assert (fresh.new, fresh.unchanged) == (2, 1)  # the same hash and number: one record
+
+
+def test_retry_gives_a_hash_id_row_the_id_it_had_in_its_file(store, tmp_path):
+    text = PROFILE.replace(
+        'columns = ["id"]',
+        'columns = ["id"]\nfallback = "hash"\nhash_columns = ["code", "address"]',
+    )
+    p1 = parse_profile(text)
+    # Three rows alike in the hashed columns: ids h-...-1, -2, -3; the second has a bad date.
+    rows = [row(0, id=""), row(0, id="", when="03/05/2024 10:00"), row(0, id="")]
+    f = write_csv(tmp_path / "a.csv", rows)
+    s = ingest_files(store, "cityx", p1, [f])
+    assert (s.new, s.quarantined) == (2, 1)
+    p2 = parse_profile(text.replace('["%Y-%m-%d %H:%M"]', '["%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M"]'))
+    res = retry_quarantine(store, p2, agency_id="cityx")
+    assert (res.stored.new, res.still_quarantined) == (1, 0)
+    with store.connect() as conn:
+        ids = sorted(conn.execute(select(incidents.c.source_id)).scalars())
+    assert [i.rsplit("-", 1)[1] for i in ids] == ["1", "2", "3"]
+    # The fixed profile on the whole file now finds all three stored.
+    again = ingest_files(store, "cityx", p2, [f])
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 3)

@@ -214,6 +214,8 @@ class Normaliser:
             if rule is not None
         ]
         self._seen: dict[bytes, int] = {}
+        #: The occurrence number of the last hash id built (None: not a hash id).
+        self.last_occurrence: int | None = None
         # Codes and descriptions repeat across rows: scan each distinct text once.
         self._keywords = lru_cache(maxsize=4096)(keyword_sensitivity)
 
@@ -250,6 +252,7 @@ class Normaliser:
             When the id columns are blank and the profile has no hash fallback.
         """
         spec = self.profile.id
+        self.last_occurrence = None
         values = [self.value(rec, c) for c in spec.columns]
         if any(v is not None for v in values):
             return spec.prefix + "|".join(v or "" for v in values)
@@ -260,9 +263,13 @@ class Normaliser:
             digest = hashlib.sha256(
                 json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode()
             ).digest()
-            key = digest[:16]
-            count = self._seen.get(key, 0) + 1
-            self._seen[key] = count
+            if rec.occurrence is not None:  # a quarantined row retried: counted already
+                count = rec.occurrence
+            else:
+                key = digest[:16]
+                count = self._seen.get(key, 0) + 1
+                self._seen[key] = count
+            self.last_occurrence = count
             return f"{spec.prefix}h-{digest.hex()[:24]}-{count}"
         cols = ", ".join(repr(c) for c in spec.columns)
         raise RecordError([f"id: column(s) {cols} are blank, so the record has no id"])

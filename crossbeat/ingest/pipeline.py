@@ -344,9 +344,9 @@ class RowRouter:
 
         The reasons of a rejected record never quote a personal value
         (:mod:`crossbeat.ingest.withhold`): they are stored readable, the raw record
-        sealed. The raw record keeps the GeoJSON geometry under ``_geometry`` and the
-        read problems under ``_problems``, so that a quarantine retry reads it as it
-        was read.
+        sealed. The raw record keeps the GeoJSON geometry under ``_geometry``, the
+        read problems under ``_problems`` and a hash id's occurrence number under
+        ``_occurrence``, so that a quarantine retry reads it as it was read.
         """
         raw: dict[str, Any] = dict(rec.fields)
         if rec.geometry is not None:
@@ -356,7 +356,8 @@ class RowRouter:
         agency, why = self.agency_of(rec)
         reasons = tuple(rec.problems) + ((why,) if why else ())
         if not reasons and agency is not None:
-            result = self.normaliser(agency).normalise(rec)
+            normaliser = self.normaliser(agency)
+            result = normaliser.normalise(rec)
             if isinstance(result, Normalised):
                 return Item(
                     rec.row_number,
@@ -378,6 +379,9 @@ class RowRouter:
                     action="update",
                 )
             reasons = result.reasons
+            if normaliser.last_occurrence is not None:
+                # A retry must give the row the hash id it would have had in its file.
+                raw["_occurrence"] = normaliser.last_occurrence
         reasons = withhold_personal(reasons, withheld_values(self.profile, rec))
         return Item(rec.row_number, file_hash, self.source_file, raw, agency, reasons=reasons)
 

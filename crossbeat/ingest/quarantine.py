@@ -253,8 +253,15 @@ def _record(e: QuarantineEntry) -> RawRecord:
     raw = dict(e.raw)
     geometry = raw.pop("_geometry", None)
     problems = tuple(str(p) for p in raw.pop("_problems", None) or ())
+    occurrence = raw.pop("_occurrence", None)
     fields = {k: (None if v is None else str(v)) for k, v in raw.items()}
-    return RawRecord(e.row_number, fields, geometry, problems)
+    return RawRecord(
+        e.row_number,
+        fields,
+        geometry,
+        problems,
+        occurrence=int(occurrence) if occurrence is not None else None,
+    )
 
 
 def _file_hashes(store: Store, ids: list[int]) -> dict[int, str]:

@@ -88,7 +88,9 @@ class RawRecord:
     scalars rendered to text, nested JSON as JSON text, JSON null as ``None``).
     ``problems`` are record-level read problems: the pipeline quarantines the record.
     ``offset`` is how many bytes of the file have been consumed (for progress bars;
-    accurate to the read buffer).
+    accurate to the read buffer). ``occurrence`` is set only on a quarantined record
+    being retried whose id is a hash: its occurrence number within its file, as
+    counted when the file was read.
     """
 
     row_number: int
@@ -96,6 +98,7 @@ class RawRecord:
     geometry: dict | None = None
     problems: tuple[str, ...] = ()
     offset: int = 0
+    occurrence: int | None = None
 
 
 def display_encoding(encoding: str) -> str:
