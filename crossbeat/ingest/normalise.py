@@ -37,6 +37,7 @@ from crossbeat.geo.address import hundred_block
 from crossbeat.geo.crs import CRSError, parse_crs
 from crossbeat.ingest.dates import DateError, DateParser, ParsedTime, implausible
 from crossbeat.ingest.json_ import render
+from crossbeat.ingest.occurrences import OccurrenceCounter
 from crossbeat.ingest.points import (
     PointError,
     coarsest,
@@ -213,7 +214,7 @@ class Normaliser:
             )
             if rule is not None
         ]
-        self._seen: dict[bytes, int] = {}
+        self._seen = OccurrenceCounter()
         #: The occurrence number of the last hash id built (None: not a hash id).
         self.last_occurrence: int | None = None
         # Codes and descriptions repeat across rows: scan each distinct text once.
@@ -266,9 +267,7 @@ class Normaliser:
             if rec.occurrence is not None:  # a quarantined row retried: counted already
                 count = rec.occurrence
             else:
-                key = digest[:16]
-                count = self._seen.get(key, 0) + 1
-                self._seen[key] = count
+                count = self._seen.next(digest[:16])
             self.last_occurrence = count
             return f"{spec.prefix}h-{digest.hex()[:24]}-{count}"
         cols = ", ".join(repr(c) for c in spec.columns)

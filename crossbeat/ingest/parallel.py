@@ -199,6 +199,7 @@ def _work(
         except (pickle.PicklingError, TypeError, AttributeError):
             _send(send, ("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
     finally:
+        router.close()
         send.close()
 
 

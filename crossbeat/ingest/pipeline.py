@@ -271,8 +271,11 @@ def _ingest_file(
             if parallel
             else closing(parts(reader, router, file_hash, done, chunk_size))
         )
-        with source as stream, _progress_bar(progress, path, reader.size) as advance:
-            _write_parts(store, stream, batch_id, profile, index, advance)
+        try:
+            with source as stream, _progress_bar(progress, path, reader.size) as advance:
+                _write_parts(store, stream, batch_id, profile, index, advance)
+        finally:
+            router.close()
         _finish_batch(store, batch_id)
         totals = _batch_counts(store, batch_id)
         return FileSummary(str(path), batch_id, file_hash, done, totals)
@@ -328,6 +331,11 @@ class RowRouter:
             )
             self._normalisers[agency] = n
         return n
+
+    def close(self) -> None:
+        """Release per-file state (hash-id counts, which may be held on disk)."""
+        for normaliser in self._normalisers.values():
+            normaliser.reset()
 
     def replay(self, rec: RawRecord) -> None:
         """Advance per-file id state for a row already committed by a killed run."""
