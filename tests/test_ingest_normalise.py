@@ -430,6 +430,79 @@ def test_geojson_in_state_plane_feet_round_trip(tmp_path: Path) -> None:
     assert results[1].incident.time_precision is TimePrecision.DAY
 
 
+GEOJSON = """
+name = "geo"
+[source]
+format = "geojson"
+timezone = "America/Los_Angeles"
+[id]
+columns = ["case"]
+[[offences]]
+scheme = "code-nibrs"
+code = "code"
+"""
+
+
+def feature(geometry: object) -> RawRecord:
+    return RawRecord(1, {"case": "G-1", "code": "220"}, geometry)  # type: ignore[arg-type]
+
+
+def test_swapped_points_are_labelled_lat_lon() -> None:
+    row = {**GOOD, "LON": "45.5149", "LAT": "-122.6789"}
+    (reason,) = rejected(normaliser(profile(RMS)).normalise(rec(1, **row))).reasons
+    assert "columns 'LON', 'LAT' (x=45.5149, y=-122.6789) in EPSG:4326" in reason
+    assert "gives (lat=-122.678900, lon=45.514900)" in reason
+    assert "swapped it is (lat=45.514900, lon=-122.678900)" in reason
+    assert reason.endswith("check location.x / location.y")
+
+
+@pytest.mark.parametrize(
+    ("coordinates", "extent", "message"),
+    [
+        ([45.5149, -122.6789], PORTLAND, "look swapped"),
+        ([-200.0, 45.5], None, "is not a valid point"),
+    ],
+)
+def test_geojson_point_messages_point_at_the_geometry(
+    coordinates: list[float], extent: tuple[float, float, float, float] | None, message: str
+) -> None:
+    point = {"type": "Point", "coordinates": coordinates}
+    (reason,) = rejected(
+        normaliser(profile(GEOJSON), extent=extent).normalise(feature(point))
+    ).reasons
+    assert message in reason and "the GeoJSON Point" in reason
+    assert "check the geometry / location.crs" in reason
+    assert "location.x" not in reason
+
+
+@pytest.mark.parametrize(
+    ("geometry", "message"),
+    [
+        ({"type": "Point", "coordinates": [7]}, "the Point's coordinates [7] are not a position"),
+        ({"type": "Point", "coordinates": 5}, "the Point's coordinates 5 are not a position"),
+        ({"type": "Point", "coordinates": ["a", "b"]}, "the Point's coordinates ['a', 'b']"),
+        ({"type": "Point"}, 'the Point has no "coordinates"'),
+        ({"coordinates": [1, 2]}, 'it has no "type"'),
+        ({"type": "Blob", "coordinates": [1, 2]}, "type 'Blob' is not a GeoJSON geometry type"),
+        ({"type": "Polygon", "coordinates": [[1, 2]]}, "a list of rings, each a list of positions"),
+        ({"type": "LineString", "coordinates": [[1, 2]]}, "the LineString is not valid"),
+    ],
+)
+def test_invalid_geojson_geometry_says_what_is_wrong(geometry: dict, message: str) -> None:
+    (reason,) = rejected(normaliser(profile(GEOJSON)).normalise(feature(geometry))).reasons
+    assert reason.startswith("location: invalid GeoJSON geometry: ") and message in reason
+    for internals in ("operand", "gufunc", "not iterable", "NoneType", "'coordinates'"):
+        assert internals not in reason
+
+
+def test_empty_geojson_coordinates_stay_an_empty_geometry() -> None:
+    result = stored(
+        normaliser(profile(GEOJSON)).normalise(feature({"type": "Point", "coordinates": []}))
+    )
+    assert result.incident.location.precision is LocationPrecision.NONE
+    assert "location: no coordinates (empty geometry)" in result.warnings
+
+
 def test_precision_column_maps_source_words() -> None:
     prof = profile(
         RMS,

@@ -150,6 +150,37 @@ def test_bad_rows_are_quarantined_with_every_reason(store, profile, tmp_path):
         assert conn.execute(select(func.count()).select_from(quarantine)).scalar_one() == 2
 
 
+def test_invalid_geojson_geometries_are_quarantined_with_a_clear_reason(store, tmp_path):
+    prof = parse_profile(
+        'name = "geo"\n[source]\nformat = "geojson"\n[id]\ncolumns = ["id"]\n'
+        '[[offences]]\nscheme = "code-nibrs"\ncode = "code"\n'
+    )
+    geometries = [
+        {"type": "Point", "coordinates": [-122.68, 45.51]},
+        {"type": "Blob", "coordinates": [1, 2]},  # crashed the ingest (shapely's own error)
+        {"type": "Point", "coordinates": [7]},
+    ]
+    features = [
+        {"type": "Feature", "properties": {"id": f"G{i}", "code": "220"}, "geometry": g}
+        for i, g in enumerate(geometries)
+    ]
+    path = tmp_path / "a.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    s = ingest_files(store, "cityx", prof, [path])
+    assert (s.rows, s.new, s.quarantined) == (3, 1, 2)
+    reasons = [tuple(e.reasons) for e in list_quarantine(store, agency_id="cityx")]
+    assert reasons == [
+        (
+            "location: invalid GeoJSON geometry: type 'Blob' is not a GeoJSON geometry type "
+            "(Point, LineString, Polygon ...)",
+        ),
+        (
+            "location: invalid GeoJSON geometry: the Point's coordinates [7] are not a position "
+            "[x, y] (two or three numbers)",
+        ),
+    ]
+
+
 def test_duplicate_ids_in_one_file(store, profile, tmp_path):
     rows = [row(1), row(2), row(1, code="120")]
     f = write_csv(tmp_path / "a.csv", rows)

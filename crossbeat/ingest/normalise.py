@@ -506,6 +506,7 @@ class Normaliser:
                 if errors:
                     raise PointError("; ".join(errors))
                 x, y = float(xs), float(ys)
+                from_geometry = False
             elif rec.geometry is not None:
                 found = geometry_point(rec.geometry)
                 if found is None:
@@ -513,7 +514,8 @@ class Normaliser:
                     return None
                 x, y, kind = found
                 precision = coarsest(precision, kind)
-                label = "the GeoJSON geometry"
+                label = f"the GeoJSON {rec.geometry.get('type')}"
+                from_geometry = True
             else:
                 if self.profile.source.format == "geojson":
                     issues.warn("location: no coordinates (the feature has no geometry)")
@@ -521,7 +523,9 @@ class Normaliser:
             if x == 0 and y == 0 and loc.null_island_is_missing:
                 issues.warn(f"location: point (0, 0) in {label} treated as missing")
                 return None
-            lon, lat = validate_point(x, y, self.crs, self.extent, label)
+            lon, lat = validate_point(
+                x, y, self.crs, self.extent, label, from_geometry=from_geometry
+            )
         except PointError as exc:
             issues.reject("location", str(exc))
             return None
