@@ -148,6 +148,18 @@ def test_profile_mistakes_are_caught_at_load_time(old: str, new: str, message: s
         prof(PROFILE.replace(old, new))
 
 
+def test_a_top_level_key_after_a_table_gets_a_toml_hint() -> None:
+    text = PROFILE.replace('keep = ["beat"]\n', "") + 'keep = ["beat"]\nbogus = 1\n'
+    with pytest.raises(ProfileError) as info:
+        prof(text)
+    lines = str(info.value).splitlines()
+    assert lines[1] == (
+        "  - offences.0.keep: Extra inputs are not permitted ('keep' is a top-level key: "
+        "top-level keys must come before the first [table] in TOML)"
+    )
+    assert lines[2] == "  - offences.0.bogus: Extra inputs are not permitted"
+
+
 # -- CLI ------------------------------------------------------------------------------
 @pytest.fixture
 def files(tmp_path: Path) -> tuple[Path, Path]:

@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from crossbeat.model import LocationPrecision, PersonRole, TimePrecision
 
@@ -440,8 +441,27 @@ def parse_profile(text: str, *, source: str = "<string>", base_dir: str = ".") -
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            problems.append(f"  - {where}: {err['msg']}")
+            problems.append(f"  - {where}: {err['msg']}{_table_hint(err)}")
         raise ProfileError(f"{source}: invalid profile:\n" + "\n".join(problems)) from exc
+
+
+#: Keys a profile file sets at its top level (the others are set by :func:`load_profile`).
+_TOP_LEVEL_KEYS = frozenset(Profile.model_fields) - {"content_hash", "base_dir"}
+
+
+def _table_hint(err: ErrorDetails) -> str:
+    """Explain a top-level key that TOML put inside the table written before it.
+
+    In TOML every key after a ``[table]`` header belongs to that table, so
+    ``crosswalks = "..."`` written below ``[sensitivity]`` is ``sensitivity.crosswalks``.
+    """
+    loc = err["loc"]
+    if err["type"] != "extra_forbidden" or len(loc) < 2 or loc[-1] not in _TOP_LEVEL_KEYS:
+        return ""
+    return (
+        f" ({loc[-1]!r} is a top-level key: top-level keys must come before the first "
+        "[table] in TOML)"
+    )
 
 
 def load_profile(path: str | Path) -> Profile:
