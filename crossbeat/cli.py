@@ -388,6 +388,83 @@ def profile_check(
         sys.exit(1)
 
 
+@profile.command("draft")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "tsv", "jsonl", "json", "geojson"]),
+    help="The file's format (default: detected from its content).",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="Write the profile here (default: print it)."
+)
+@click.option("--name", help="Profile name (default: from the file name).")
+@click.option("--agency", "agency_id", help="Agency id the feed belongs to.")
+@click.option("--timezone", help="IANA time zone of the file's local times, if you know it.")
+@click.option(
+    "--sample",
+    "sample_rows",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How many first records to inspect.",
+)
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def profile_draft(
+    file: str,
+    fmt: str | None,
+    out: str | None,
+    name: str | None,
+    agency_id: str | None,
+    timezone: str | None,
+    sample_rows: int,
+    force: bool,
+) -> None:
+    """Draft a source profile for FILE, an export no profile describes yet.
+
+    The draft has a comment on every guess and TODO comments where it could not decide;
+    `profile check` accepts it. The guesses and TODOs are also listed on stderr.
+    """
+    from pathlib import Path
+
+    from crossbeat.ingest.draft import DraftError, draft_profile
+
+    if out and Path(out).exists() and not force:
+        raise click.ClickException(f"{out} exists: give another --out, or --force to overwrite it")
+    try:
+        draft = draft_profile(
+            file,
+            format=fmt,
+            name=name,
+            agency=agency_id,
+            timezone=timezone,
+            sample_rows=sample_rows,
+        )
+    except DraftError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if out:
+        Path(out).write_text(draft.text, encoding="utf-8")
+    else:
+        click.echo(draft.text, nl=False)
+    guesses = sum(f.kind == "guess" for f in draft.findings)
+    click.echo(
+        f"Drafted from the first {draft.sampled} records ({draft.format}, {draft.encoding}): "
+        f"{guesses} guesses, each explained in a comment.",
+        err=True,
+    )
+    for f in draft.findings:
+        if f.kind != "guess":
+            where = f" [{f.key}]" if f.key else ""
+            click.echo(f"{'TODO' if f.kind == 'todo' else 'note'}{where}: {f.message}", err=True)
+    target = out or "PROFILE.toml"
+    click.echo(
+        f"{'Wrote ' + out + '. ' if out else ''}Settle the {len(draft.todos)} TODO(s), then run: "
+        f"crossbeat profile check {target} {file}",
+        err=True,
+    )
+
+
 # --- taxonomy ---------------------------------------------------------------------------
 @cli.group()
 def taxonomy() -> None:
