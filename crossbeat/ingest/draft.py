@@ -34,7 +34,7 @@ import ijson
 from crossbeat.clock import Clock, SystemClock
 from crossbeat.geo.crs import CRSError, parse_crs
 from crossbeat.ingest.check import check_profile, kind_of
-from crossbeat.ingest.draft_columns import NULLS, Column, Sample
+from crossbeat.ingest.draft_columns import NULLS, Column, DraftError, Sample
 from crossbeat.ingest.draft_plan import plan_sections
 from crossbeat.ingest.draft_toml import Section, render
 from crossbeat.ingest.json_ import _Utf8Stream
@@ -43,6 +43,8 @@ from crossbeat.ingest.profile import Profile, ProfileError, SourceSpec, parse_pr
 from crossbeat.ingest.readers import SourceError, open_source
 from crossbeat.ingest.source import SNIFF_BYTES, display_encoding, resolve_encoding, sniff
 
+__all__ = ["Draft", "DraftError", "Finding", "detect_layout", "draft_profile", "read_sample"]
+
 #: The formats ``--format`` accepts (``tsv`` is CSV with a tab delimiter).
 FORMATS = ("csv", "tsv", "jsonl", "json", "geojson")
 #: How many sampled rows the draft checks itself against with ``profile check``.
@@ -50,10 +52,6 @@ CHECK_ROWS = 1000
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _AGENCY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _DELIMITERS = (",", ";", "\t", "|")
-
-
-class DraftError(ValueError):
-    """The file cannot be drafted from (missing, empty, binary ...); the message says why."""
 
 
 @dataclass(frozen=True)

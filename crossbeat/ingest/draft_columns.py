@@ -89,6 +89,10 @@ _FLAGS = (
 )
 
 
+class DraftError(ValueError):
+    """The file cannot be drafted from (missing, empty, binary ...); the message says why."""
+
+
 @dataclass
 class Column:
     """The sampled values of one column: non-blank values (stripped) and the blank count."""

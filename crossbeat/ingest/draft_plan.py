@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from crossbeat.ingest.draft_columns import (
+    DraftError,
     IdGuess,
     Sample,
     agency_hint,
@@ -211,7 +212,14 @@ class _Planner:
             section.add("columns", ident.columns, ident.comment)
         if ident.fallback == "hash":
             leave_out = self.personal | self.mutable | set(ident.columns)
-            columns = hash_columns(self.sample, leave_out=leave_out)
+            columns = hash_columns(self.sample, leave_out=leave_out) or [
+                c for c in self.sample.names if c not in leave_out and not c.startswith("_")
+            ]
+            if not columns:
+                raise DraftError(
+                    "the export has no id column and no column to build a hash id from "
+                    "that is not personal data: add a record number to the export"
+                )
             why = ("rows without an id get a hash id" if ident.columns else ident.comment) + (
                 ", built from the columns below (personal, status and outcome columns are "
                 "left out: they change, or must not be derived from); if the feed comes "
