@@ -46,6 +46,7 @@ def open_store_or_fail(db_url: str, *, upgrade: bool = True) -> Any:
     from crossbeat.store import StoreError, open_store
     from crossbeat.vault.keys import Vault
 
+    _require_db_url(db_url)
     try:
         store = open_store(db_url, upgrade=upgrade)
     except StoreError as exc:
@@ -59,6 +60,17 @@ def open_store_or_fail(db_url: str, *, upgrade: bool = True) -> Any:
     if kek is None:  # pragma: no cover - only when the SQLite folder vanished meanwhile
         raise click.ClickException(f"no key-encryption key for {store.safe_url}")
     return store.with_vault(Vault(kek))
+
+
+def _require_db_url(db_url: str) -> None:
+    """Refuse a ``--db`` value without a scheme, which would open a SQLite file of that name."""
+    if "://" in db_url:
+        return
+    shown = "" if "@" in db_url else f" {db_url!r}"  # user:password@host without a scheme
+    raise click.ClickException(
+        f"--db (or CROSSBEAT_DB){shown} is not a database URL: give sqlite:///path/to/file.db "
+        "(a SQLite file) or postgresql://user@host/dbname"
+    )
 
 
 def _safe_url(db_url: str) -> str:
@@ -838,6 +850,7 @@ def serve(db_url: str, host: str | None, port: int | None) -> None:
     """Serve the web API over a database."""
     from crossbeat.settings import load_settings
 
+    _require_db_url(db_url)
     _run_server(load_settings(database_url=db_url, host=host, port=port))
 
 

@@ -62,6 +62,19 @@ def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     one_line_error(run("agency", "list", "--db", f"sqlite:///{not_db}"), "not a database", "--db")
 
 
+@pytest.mark.parametrize(
+    "command", [["agency", "list"], ["serve"], ["db", "upgrade"]], ids=" ".join
+)
+def test_a_database_url_without_a_scheme_is_refused(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("crossbeat.cli._run_server", lambda _settings: pytest.fail("served"))
+    out = run(*command, "--db", "foo")
+    one_line_error(out, "'foo' is not a database URL", "sqlite:///", "postgresql://")
+    assert list(tmp_path.iterdir()) == []  # no SQLite file named foo, no key file
+
+
 def test_a_wrong_kek_is_one_line(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert run("agency", "add", "cityx", "--name", "City X", "--db", sqlite_url).exit_code == 0
     first = run("user", "add", "cityx", "a.b", "--role", "analyst", "--password-stdin",
