@@ -62,13 +62,13 @@ def open_store_or_fail(db_url: str, *, upgrade: bool = True) -> Any:
     return store.with_vault(Vault(kek))
 
 
-def _require_db_url(db_url: str) -> None:
+def _require_db_url(db_url: str, option: str = "--db (or CROSSBEAT_DB)") -> None:
     """Refuse a ``--db`` value without a scheme, which would open a SQLite file of that name."""
     if "://" in db_url:
         return
     shown = "" if "@" in db_url else f" {db_url!r}"  # user:password@host without a scheme
     raise click.ClickException(
-        f"--db (or CROSSBEAT_DB){shown} is not a database URL: give sqlite:///path/to/file.db "
+        f"{option}{shown} is not a database URL: give sqlite:///path/to/file.db "
         "(a SQLite file) or postgresql://user@host/dbname"
     )
 
@@ -371,11 +371,24 @@ def profile() -> None:
 @click.argument("profile_path", metavar="PROFILE", type=click.Path(dir_okay=False))
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--agency", "agency_id", help="Agency the rows belong to (default: the profile's).")
+@click.option(
+    "--db",
+    "db_url",
+    metavar="URL",
+    help="Check points against the agencies' jurisdiction boundaries registered in this "
+    "database, as the ingest does (only read; not taken from CROSSBEAT_DB).",
+)
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(0), help="Rows shown.")
 @click.option("--no-scan", is_flag=True, help="Read only the first rows, not the whole file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def profile_check(
-    profile_path: str, file: str, agency_id: str | None, limit: int, no_scan: bool, as_json: bool
+    profile_path: str,
+    file: str,
+    agency_id: str | None,
+    db_url: str | None,
+    limit: int,
+    no_scan: bool,
+    as_json: bool,
 ) -> None:
     """Show the first rows of FILE as PROFILE would store them, with every problem.
 
@@ -383,15 +396,23 @@ def profile_check(
     """
     from rich.console import Console
 
-    from crossbeat.ingest.check import check_profile, render_report
+    from crossbeat.ingest.check import check_profile
+    from crossbeat.ingest.check_render import render_report
     from crossbeat.ingest.profile import ProfileError, load_profile
 
     try:
         prof = load_profile(profile_path)
     except ProfileError as exc:
         raise click.ClickException(str(exc)) from exc
-    agency = agency_id or prof.agency or "check"
-    report = check_profile(prof, file, agency_id=agency, limit=limit, scan=not no_scan)
+    if prof.agency_column and agency_id:
+        raise click.ClickException(
+            f"profile {prof.name!r} routes each row to its agency by column "
+            f"{prof.agency_column!r}: check it without --agency"
+        )
+    store = _open_existing_store(db_url) if db_url else None
+    report = check_profile(
+        prof, file, agency_id=agency_id, limit=limit, scan=not no_scan, store=store
+    )
     if as_json:
         echo_json(report.as_dict())
     else:
@@ -475,6 +496,39 @@ def profile_draft(
         f"crossbeat profile check {target} {file}",
         err=True,
     )
+
+
+def _open_existing_store(db_url: str) -> Any:
+    """Open a store only to read it: never create a SQLite file, never migrate, no KEK."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DatabaseError
+
+    from crossbeat.store import StoreError, open_store
+    from crossbeat.store.base import normalise_url
+
+    _require_db_url(db_url, "--db")
+    try:
+        url = make_url(normalise_url(db_url))
+    except ArgumentError as exc:
+        raise click.ClickException(f"not a database URL: {_safe_url(db_url)}") from exc
+    database = url.database
+    if url.get_backend_name() == "sqlite" and database and database != ":memory:":
+        path = Path(database).expanduser()
+        if not path.is_file():
+            raise click.ClickException(
+                f"no database at {path}: --db reads an existing database (it creates none); "
+                "check the path, or leave out --db"
+            )
+    try:
+        return open_store(db_url, upgrade=False)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except DatabaseError as exc:
+        raise click.ClickException(
+            f"cannot open {_safe_url(db_url)}: {getattr(exc, 'orig', None) or exc}"
+        ) from exc
 
 
 # --- taxonomy ---------------------------------------------------------------------------

@@ -9,12 +9,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
+from crossbeat.agencies import get_agency, register_agency, set_jurisdiction
 from crossbeat.cli import cli
 from crossbeat.clock import FrozenClock
 from crossbeat.ingest.check import check_profile, kind_of
+from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import Profile, ProfileError, load_profile, parse_profile
+from crossbeat.ingest.quarantine import list_quarantine
+from crossbeat.model import Agency
+from crossbeat.store import Store, open_store
+from crossbeat.vault.kek import Kek
 
 from .conftest import shared_data
 
@@ -127,9 +133,58 @@ def test_header_only_file_matches_with_no_rows(tmp_path: Path) -> None:
 
 def test_kind_of_masks_values() -> None:
     assert kind_of("location: column 'LAT': 'north' is not a number") == (
-        "location: column …: … is not a number"
+        "location: column 'LAT': … is not a number"
     )
     assert kind_of('id: "it\'s" at row 12') == "id: … at row N"
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        (
+            "occurred_from: column 'date' + 'time': '02/30/2025 10:00' is not a valid date",
+            "occurred_from: column 'date' + 'time': … is not a valid date",
+        ),
+        (
+            "offence: no offence code: column(s) 'code', 'desc' are blank",
+            "offence: no offence code: column(s) 'code', 'desc' are blank",
+        ),
+        (
+            "occurred_from: local time 2025-03-09 02:30 does not exist in America/Chicago "
+            "(clocks went forward); read as 03:30 CDT",
+            "occurred_from: local time YYYY-MM-DD HH:MM does not exist in America/Chicago "
+            "(clocks went forward); read as HH:MM CDT",
+        ),
+        (
+            "location: columns 'LON', 'LAT' (x=45.5, y=-122.6) in EPSG:2913 gives "
+            "(lat=-122.600000, lon=45.500000)",
+            "location: columns 'LON', 'LAT' (x=N, y=N) in EPSG:2913 gives (lat=N, lon=N)",
+        ),
+        (
+            "offence: code 'ZZ9' is not in crosswalk 'code-nibrs' (version 3): stored unmapped",
+            "offence: code … is not in crosswalk 'code-nibrs' (version N): stored unmapped",
+        ),
+        (
+            "location: precision 'BEAT' (column 'GEO') is not in location.precision_values",
+            "location: precision … (column 'GEO') is not in location.precision_values",
+        ),
+    ],
+)
+def test_kind_of_keeps_column_names_and_the_shape_of_dates(message: str, kind: str) -> None:
+    assert kind_of(message) == kind
+
+
+def test_reasons_of_one_kind_in_one_column_are_grouped_by_column(tmp_path: Path) -> None:
+    rows = [
+        "B1,07/04/2025 21:30,-122.6789,north,1 MAIN ST,13B,3C,x\n",
+        "B2,07/04/2025 21:30,-122.6789,south,1 MAIN ST,13B,3C,x\n",
+        "B3,07/04/2025 21:30,east,45.5149,1 MAIN ST,13B,3C,x\n",
+    ]
+    report = check_profile(prof(), write(tmp_path, HEADER + "".join(rows)), clock=CLOCK)
+    assert dict(report.reasons) == {
+        "location: column 'lat': … is not a number": 2,
+        "location: column 'lon': … is not a number": 1,
+    }
 
 
 @pytest.mark.parametrize(
@@ -261,3 +316,182 @@ def test_police_uk_city_of_london_month(tmp_path: Path) -> None:
     assert report.rows[0].stored is not None
     assert report.rows[0].stored["time_precision"] == "month"
     assert report.rows[0].stored["location_precision"] == "snapped"
+
+
+# -- the agencies' boundaries, from a store (SQLite and PostgreSQL) -------------------------
+LONDON_PROFILE = """
+name = "london"
+{agency}
+[source]
+format = "csv"
+timezone = "Europe/London"
+[id]
+columns = ["case"]
+[occurred_from]
+column = "when"
+[location]
+x = "lon"
+y = "lat"
+[[offences]]
+scheme = "code-nibrs"
+code = "code"
+"""
+LONDON_HEADER = "case,when,lon,lat,code,force\n"
+# A good point; the same point swapped (a valid point too, in the Indian Ocean); Paris.
+LONDON_ROWS = [
+    "L1,2025-07-04T21:30,-0.0900,51.5150,13B,{force}\n",
+    "L2,2025-07-04T21:30,51.5150,-0.0900,13B,{force}\n",
+    "L3,2025-07-04T21:30,2.3500,48.8500,13B,{force}\n",
+]
+CITY = {
+    "type": "Polygon",
+    "coordinates": [
+        [[-0.12, 51.50], [-0.07, 51.50], [-0.07, 51.53], [-0.12, 51.53], [-0.12, 51.50]]
+    ],
+}
+
+
+def _london(
+    tmp_path: Path, agency: str = 'agency = "colp"', force: str = "City"
+) -> tuple[Path, Path]:
+    profile_path = write(tmp_path, textwrap.dedent(LONDON_PROFILE.format(agency=agency)), "l.toml")
+    rows = "".join(r.format(force=force) for r in LONDON_ROWS)
+    return profile_path, write(tmp_path, LONDON_HEADER + rows, "london.csv")
+
+
+def _register_city(store: Store) -> None:
+    register_agency(store, Agency("colp", "City of London Police", timezone="Europe/London"))
+    set_jurisdiction(store, "colp", "City of London", CITY)
+
+
+def test_with_a_store_points_are_checked_against_the_boundary_as_the_ingest_does(
+    store: Store, tmp_path: Path
+) -> None:
+    profile_path, data = _london(tmp_path)
+    profile = load_profile(profile_path)
+    blind = check_profile(profile, data, clock=CLOCK)
+    assert (blind.total, blind.rejected, blind.boundaries_checked) == (3, 0, False)
+    _register_city(store)
+    report = check_profile(profile, data, clock=CLOCK, store=store)
+    assert report.boundaries_checked and report.agencies_without_boundary == []
+    assert [r.row_number for r in report.rows if r.stored is None] == [2, 3]
+    assert "look swapped" in report.rows[1].reasons[0]
+    assert "km outside the agency's area" in report.rows[2].reasons[0]
+    summary = ingest_files(store, "colp", profile, [data])
+    assert (summary.new, summary.quarantined) == (3 - report.rejected, report.rejected)
+    quarantined = [tuple(e.reasons) for e in list_quarantine(store, agency_id="colp")]
+    assert quarantined == [r.reasons for r in report.rows if r.stored is None]
+
+
+def test_an_agency_without_a_boundary_is_named(store: Store, tmp_path: Path) -> None:
+    profile_path, data = _london(tmp_path)
+    report = check_profile(load_profile(profile_path), data, clock=CLOCK, store=store)
+    assert report.boundaries_checked and report.agencies_without_boundary == ["colp"]
+    assert report.rejected == 0  # range only, as the ingest checks an agency with no boundary
+    assert get_agency(store, "colp") is None  # only read: the ingest would register it
+
+
+MULTI = 'agency_column = "force"\n[agency_map]\nCity = "colp"\nMet = "met"\n' + (
+    '[agency_timezones]\nmet = "America/New_York"\n'  # not true; shows the zone is per agency
+)
+
+
+def test_a_multi_agency_feed_uses_each_routed_agency_s_boundary_and_zone(
+    store: Store, tmp_path: Path
+) -> None:
+    profile_path, city = _london(tmp_path, MULTI)
+    met = write(tmp_path, city.read_text().replace(",City\n", ",Met\n"), "met.csv")
+    _register_city(store)
+    profile = load_profile(profile_path)
+    report = check_profile(profile, city, clock=CLOCK, store=store)
+    assert report.agency_id is None and report.agency_column == "force"
+    assert report.rejected == 2 and report.agencies_without_boundary == []
+    report = check_profile(profile, met, clock=CLOCK, store=store)
+    assert report.rejected == 0 and report.agencies_without_boundary == ["met"]
+    first = report.rows[0].stored
+    assert first is not None and first["occurred_from"] == "2025-07-05T01:30:00+00:00"
+    ignored = check_profile(profile, met, agency_id="colp", clock=CLOCK, store=store)
+    assert ignored.as_dict() == report.as_dict()
+
+
+def test_the_same_id_from_two_agencies_is_two_records(tmp_path: Path) -> None:
+    profile_path, _ = _london(tmp_path, MULTI)
+    data = write(
+        tmp_path,
+        LONDON_HEADER + "".join(LONDON_ROWS[0].format(force=f) for f in ("City", "Met", "City")),
+    )
+    report = check_profile(load_profile(profile_path), data, clock=CLOCK)
+    assert report.actions == {"upsert": 2} and report.rejected == 1
+    assert report.rows[2].reasons[0].startswith("id: duplicate source id 'L1'")
+
+
+# -- the command line's report --------------------------------------------------------------
+def _check(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["profile", "check", *args], env={"COLUMNS": "250"})
+
+
+def test_cli_multi_agency_header_names_the_routing_column(tmp_path: Path) -> None:
+    profile_path, data = _london(tmp_path, MULTI)
+    result = _check(str(profile_path), str(data))
+    assert result.exit_code == 0, result.output
+    assert "agencies routed by column 'force')" in result.output
+    assert "agency check" not in result.output and "agency None" not in result.output
+    assert "--db URL checks them" in result.output
+    refused = _check(str(profile_path), str(data), "--agency", "colp")
+    assert refused.exit_code == 1 and "check it without --agency" in refused.output
+
+
+def test_cli_says_points_were_not_checked_without_db(tmp_path: Path) -> None:
+    profile_path, data = _london(tmp_path)
+    result = _check(str(profile_path), str(data))
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "not checked" in x)
+    assert "jurisdiction boundary" in line and "--db URL checks them" in line
+
+
+def test_cli_db_checks_the_boundary(db_url: str, kek: Kek, tmp_path: Path) -> None:
+    _register_city(open_store(db_url, kek=kek))
+    profile_path, data = _london(tmp_path)
+    result = _check(str(profile_path), str(data), "--db", db_url, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["boundaries_checked"] is True and report["rejected"] == 2
+    shown = _check(str(profile_path), str(data), "--db", db_url)
+    assert "checked against agency colp's jurisdiction boundary" in shown.output
+    assert "not checked" not in shown.output
+
+
+def test_cli_db_never_creates_a_database(tmp_path: Path) -> None:
+    profile_path, data = _london(tmp_path)
+    missing = tmp_path / "typo.db"
+    result = _check(str(profile_path), str(data), "--db", f"sqlite:///{missing}")
+    assert result.exit_code == 1
+    errors = [x for x in result.output.splitlines() if x.startswith("Error:")]
+    assert len(errors) == 1 and f"no database at {missing}" in errors[0], result.output
+    no_scheme = _check(str(profile_path), str(data), "--db", str(missing))
+    assert no_scheme.exit_code == 1 and "is not a database URL" in no_scheme.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.toml", "london.csv"]
+
+
+def test_cli_location_without_a_type_prints_no_placeholder(tmp_path: Path) -> None:
+    profile_path, data = _london(tmp_path)
+    result = _check(str(profile_path), str(data), "--limit", "1")
+    assert result.exit_code == 0, result.output
+    assert "51.515, -0.09 (exact)" in result.output
+    assert "type - (-)" not in result.output and "type -" not in result.output
+
+
+def test_cli_keeps_brackets_in_reasons(tmp_path: Path) -> None:
+    profile_path = write(
+        tmp_path,
+        'name = "geo"\nagency = "geo"\n[source]\nformat = "geojson"\n[id]\ncolumns = ["id"]\n'
+        '[[offences]]\nscheme = "code-nibrs"\ncode = "code"\n',
+        "geo.toml",
+    )
+    feature = {"type": "Feature", "properties": {"id": "G1", "code": "220"}}
+    doc = {"type": "FeatureCollection", "features": [
+        {**feature, "geometry": {"type": "Point", "coordinates": [7]}},
+    ]}  # fmt: skip
+    data = write(tmp_path, json.dumps(doc), "a.geojson")
+    result = _check(str(profile_path), str(data))
+    assert "are not a position [x, y] (two or three numbers)" in result.output, result.output

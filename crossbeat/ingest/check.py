@@ -5,6 +5,10 @@ the header against the profile's columns, the first rows exactly as they would b
 stored (or every reason they would be quarantined), and, over the whole file, how
 many rows would be stored, withdrawn or quarantined and why, which offence codes the
 crosswalk does not map, and which source ids repeat. Nothing is written anywhere.
+
+Given a store, points are checked against each agency's registered jurisdictions as
+the ingest checks them (swapped points, points more than 100 km outside); the store is
+only read. :mod:`crossbeat.ingest.check_render` prints the report.
 """
 
 from __future__ import annotations
@@ -16,19 +20,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
+from crossbeat.agencies import jurisdiction_index
 from crossbeat.clock import Clock
+from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated
 from crossbeat.ingest.profile import Profile, ProfileError
-from crossbeat.ingest.readers import SourceError, open_source
+from crossbeat.ingest.readers import RawRecord, SourceError, open_source
 from crossbeat.ingest.source import display_encoding
+from crossbeat.store import Store
 
 #: How many distinct source ids the duplicate check remembers (8 bytes each).
 MAX_TRACKED_IDS = 2_000_000
+#: The agency id rows of a single-agency profile are normalised for when none is given.
+_NO_AGENCY = "check"
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+#: Text just before a quoted name that is not a value: ``column 'X'``, ``columns 'X', 'Y'``,
+#: ``column(s) 'X'``, ``crosswalk 'code-nibrs'``.
+_NAME_LEAD = re.compile(r"\b(?:columns?|column\(s\)|crosswalk) $")
+_NAME_LIST = (", ", " + ")
+_DATETIME = re.compile(
+    r"(?<![\w:])(?:(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?))?"
+    r"|(\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?))(?:Z|[+-]\d{2}:?\d{2})?(?![\w:])"
+)
+_HEX_BYTE = re.compile(r"\b0x[0-9A-Fa-f]{2}\b")
+#: A number standing on its own (not part of a name such as ``EPSG:2913`` or ``13B``).
+_NUMBER = re.compile(r"(?<![\w:.-])-?\d+(?:\.\d+)?(?!\w|\.\d)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +63,20 @@ class CheckReport:
 
     ``matches`` is False when the file cannot be read as the profile says: a file
     error, columns the profile needs that the file lacks, or every row refused.
+    ``agency_id`` is None for a profile that routes rows to agencies by
+    ``agency_column`` (or when no agency was given). ``boundaries_checked`` says
+    whether points were checked against the agencies' jurisdictions in a store;
+    ``agencies_without_boundary`` lists the agencies rows went to that have none there.
     """
 
     profile: str
     path: str
-    agency_id: str
+    agency_id: str | None
     format: str
+    agency_column: str | None = None
+    reads_points: bool = False
+    boundaries_checked: bool = False
+    agencies_without_boundary: list[str] = field(default_factory=list)
     encoding: str | None = None
     columns: list[str] = field(default_factory=list)
     missing_columns: list[str] = field(default_factory=list)
@@ -81,6 +105,9 @@ class CheckReport:
             "profile": self.profile,
             "path": self.path,
             "agency": self.agency_id,
+            "agency_column": self.agency_column,
+            "boundaries_checked": self.boundaries_checked,
+            "agencies_without_boundary": self.agencies_without_boundary,
             "format": self.format,
             "encoding": self.encoding,
             "matches": self.matches,
@@ -111,12 +138,41 @@ class CheckReport:
 def kind_of(message: str) -> str:
     """Return a message with its values masked, to count messages of one kind.
 
+    Column (and crosswalk) names stay, so a reader sees which column is wrong; quoted
+    values become ``…``, dates and times their shape, other numbers ``N``.
+
     Examples
     --------
     >>> kind_of("occurred_from: column 'Month': '2020-13' is not a valid date")
-    'occurred_from: column …: … is not a valid date'
+    "occurred_from: column 'Month': … is not a valid date"
+    >>> kind_of("occurred_from: local time 2025-03-09 02:30 does not exist in America/Chicago")
+    'occurred_from: local time YYYY-MM-DD HH:MM does not exist in America/Chicago'
     """
-    return _NUMBER.sub("N", _QUOTED.sub("…", message))
+    parts: list[str] = []
+    pos = 0
+    name = False
+    for quoted in _QUOTED.finditer(message):
+        before = message[pos : quoted.start()]
+        name = bool(_NAME_LEAD.search(before)) or (name and before in _NAME_LIST)
+        parts += [_mask(before), quoted.group() if name else "…"]
+        pos = quoted.end()
+    parts.append(_mask(message[pos:]))
+    return "".join(parts)
+
+
+def _mask(text: str) -> str:
+    """Mask the dates, times, bytes and numbers of unquoted text."""
+    text = _DATETIME.sub(_datetime_shape, text)
+    text = _HEX_BYTE.sub("0xNN", text)
+    return _NUMBER.sub("N", text)
+
+
+def _datetime_shape(match: re.Match[str]) -> str:
+    date, clock, bare = match.groups()
+    shape = "YYYY-MM-DD" if date else ""
+    if clock or bare:
+        shape += (" " if date else "") + ("HH:MM:SS" if (clock or bare).count(":") > 1 else "HH:MM")
+    return shape
 
 
 def stored_fields(result: Normalised | Updated) -> dict[str, Any]:
@@ -169,10 +225,11 @@ def check_profile(
     profile: Profile,
     path: str | Path,
     *,
-    agency_id: str,
+    agency_id: str | None = None,
     limit: int = 10,
     scan: bool = True,
     clock: Clock | None = None,
+    store: Store | None = None,
 ) -> CheckReport:
     """Check how a profile reads a file, without storing anything.
 
@@ -183,20 +240,38 @@ def check_profile(
     path
         The export file.
     agency_id
-        The agency the rows would belong to.
+        The agency the rows would belong to (default: the profile's ``agency``).
+        Ignored for a profile that routes rows by ``agency_column``: each row goes to
+        its agency, with that agency's time zone, as the ingest does.
     limit
         How many first rows to show as they would be stored.
     scan
         Also read the whole file and count outcomes, reasons and unmapped codes.
     clock
-        Decides what "in the future" means (default: the system clock).
+        Decides what "in the future" means (default: the store's, else the system clock).
+    store
+        Where the agencies' jurisdictions are registered: points are then checked
+        against each agency's extent exactly as the ingest checks them (swapped,
+        more than 100 km outside). Only read. Without it points are checked for range
+        only, and the ingest may quarantine rows the report would store.
 
     Returns
     -------
     CheckReport
         Everything found; ``report.matches`` says whether the profile fits the file.
     """
-    report = CheckReport(profile.name, str(path), agency_id, profile.source.format)
+    agency = None if profile.agency_column else (agency_id or profile.agency)
+    report = CheckReport(
+        profile.name,
+        str(path),
+        agency,
+        profile.source.format,
+        agency_column=profile.agency_column,
+        reads_points=profile.kind == "incidents"
+        and bool(profile.location.x or profile.source.format == "geojson"),
+        boundaries_checked=store is not None
+        and (agency is not None or bool(profile.agency_column)),
+    )
     try:
         reader = open_source(path, profile.source)
     except SourceError as exc:
@@ -209,34 +284,84 @@ def check_profile(
         report.missing_columns = sorted(c for c in needed if not reader.has_column(c))
         tops = {c.split(".", 1)[0] if reader.nested else c for c in needed}
         report.unused_columns = [c for c in reader.columns if c not in tops and c not in needed]
+        index = jurisdiction_index(store) if store and report.boundaries_checked else None
+        if clock is None and store is not None:
+            clock = store.clock  # as the ingest decides what "in the future" means
         try:
-            normaliser = Normaliser(profile, agency_id, source_file=str(path), clock=clock)
+            router = _Router(profile, agency, str(path), index, clock)
         except ProfileError as exc:
             report.error = str(exc)
             return report
-        _scan(report, reader, normaliser, profile, limit, scan)
+        _scan(report, reader, router, limit, scan)
+        if index is not None:
+            report.agencies_without_boundary = sorted(
+                a for a in router.routed if index.extent(a) is None
+            )
     return report
 
 
-def _scan(
-    report: CheckReport,
-    reader: Any,
-    normaliser: Normaliser,
-    profile: Profile,
-    limit: int,
-    scan: bool,
-) -> None:
+class _Router:
+    """Mirror the pipeline's RowRouter: each row's agency, and one normaliser per agency.
+
+    A normaliser gets its agency's time zone (``agency_timezones``) and, with a store,
+    its agency's extent, as in the ingest.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        agency_id: str | None,
+        source_file: str,
+        index: JurisdictionIndex | None,
+        clock: Clock | None,
+    ) -> None:
+        self.profile = profile
+        #: The agencies rows went to (a single-agency profile's agency from the start).
+        self.routed: set[str] = {agency_id} if agency_id and not profile.agency_column else set()
+        self._map = {k.strip().casefold(): v for k, v in profile.agency_map.items()}
+        agencies = sorted(set(self._map.values())) if profile.agency_column else [agency_id]
+        # Every normaliser is made now, so that a profile error is reported before any row.
+        self._normalisers = {
+            a: Normaliser(
+                profile.for_agency(a) if a else profile,
+                a or _NO_AGENCY,
+                source_file=source_file,
+                extent=index.extent(a) if index is not None and a else None,
+                clock=clock,
+            )
+            for a in agencies
+        }
+
+    def route(self, rec: RawRecord) -> tuple[str | None, Normaliser | None, str | None]:
+        """Return (agency, its normaliser, None) or (None, None, why the row has none)."""
+        column = self.profile.agency_column
+        if column is None:
+            (agency,) = self._normalisers
+            return agency, self._normalisers[agency], None
+        value = (rec.fields.get(column) or "").strip()
+        agency = self._map.get(value.casefold())
+        if agency is None:
+            why = f"agency: column {column!r} value {value!r} is not in the profile's agency_map"
+            return None, None, why
+        self.routed.add(agency)
+        return agency, self._normalisers[agency], None
+
+
+def _scan(report: CheckReport, reader: Any, router: _Router, limit: int, scan: bool) -> None:
     first_rows: dict[bytes, int] = {}
-    agencies = {k.strip().casefold() for k in profile.agency_map}
     for rec in reader:
         if not scan and rec.row_number > limit:
             break
         report.total += 1
-        result = normaliser.normalise(rec)
-        if isinstance(result, Normalised):
-            why = _agency_problem(profile, agencies, rec.fields) or _duplicate(
-                report, first_rows, result.incident.source_id, rec.row_number
+        agency, normaliser, why = router.route(rec)
+        if normaliser is None:
+            result: Normalised | Updated | Rejected = Rejected(
+                rec.row_number, dict(rec.fields), (*rec.problems, why or "")
             )
+        else:
+            result = normaliser.normalise(rec)
+        if isinstance(result, Normalised):
+            why = _duplicate(report, first_rows, agency, result.incident.source_id, rec.row_number)
             if why:
                 result = Rejected(rec.row_number, dict(rec.fields), (why,))
         if isinstance(result, Rejected):
@@ -259,24 +384,19 @@ def _scan(
     report.scanned = scan
 
 
-def _agency_problem(profile: Profile, agencies: set[str], fields: dict) -> str | None:
-    """Mirror the pipeline's routing of multi-agency feeds."""
-    if not profile.agency_column:
-        return None
-    value = (fields.get(profile.agency_column) or "").strip()
-    if value.casefold() in agencies:
-        return None
-    return (
-        f"agency: column {profile.agency_column!r} value {value!r} is not in the profile's "
-        "agency_map"
-    )
-
-
 def _duplicate(
-    report: CheckReport, first_rows: dict[bytes, int], source_id: str, row: int
+    report: CheckReport,
+    first_rows: dict[bytes, int],
+    agency: str | None,
+    source_id: str,
+    row: int,
 ) -> str | None:
-    """Mirror the pipeline: a repeated id in one file is quarantined, the first kept."""
-    key = hashlib.blake2b(source_id.encode(), digest_size=8).digest()
+    """Mirror the pipeline: a repeated id of one agency in one file is quarantined.
+
+    The first occurrence is kept. The same id from two agencies of a multi-agency feed
+    is two records (the incident id is derived from both).
+    """
+    key = hashlib.blake2b(f"{agency}\x00{source_id}".encode(), digest_size=8).digest()
     first = first_rows.get(key)
     if first is not None:
         return (
@@ -288,116 +408,3 @@ def _duplicate(
     else:
         report.duplicates_complete = False
     return None
-
-
-def render_report(report: CheckReport, console: Console) -> None:
-    """Print a check report as readable tables.
-
-    Parameters
-    ----------
-    report
-        The result of :func:`check_profile`.
-    console
-        Where to print (a :class:`rich.console.Console`).
-    """
-    verdict = "[green]matches[/]" if report.matches else "[bold red]does NOT match[/]"
-    console.print(
-        f"Profile [bold]{report.profile}[/] {verdict} [bold]{report.path}[/] "
-        f"({report.format}, encoding {report.encoding or '?'}, agency {report.agency_id})"
-    )
-    if report.error:
-        console.print(f"[bold red]Error:[/] {report.error}", markup=True, highlight=False)
-    if report.missing_columns:
-        console.print(
-            "[bold red]Columns the profile needs but the file lacks:[/] "
-            + ", ".join(report.missing_columns),
-            highlight=False,
-        )
-        console.print("File columns: " + ", ".join(report.columns), highlight=False)
-    if report.unused_columns:
-        console.print(
-            "[dim]File columns the profile does not use: " + ", ".join(report.unused_columns),
-            highlight=False,
-        )
-    if report.rows:
-        console.print(_rows_table(report.rows))
-    if report.scanned:
-        _render_scan(report, console)
-
-
-def _rows_table(rows: list[CheckRow]) -> Table:
-    table = Table(title="First rows as they would be stored", show_lines=True)
-    for name in ("row", "id / action", "occurred", "offences", "location", "other"):
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        if row.stored is None:
-            table.add_row(
-                str(row.row_number),
-                "[red]quarantined[/]",
-                "[red]" + "\n".join(row.reasons) + "[/]",
-                "",
-                "",
-                "",
-            )
-            continue
-        s = row.stored
-        if s["action"] == "update":
-            other = [f"{k}: {s[k]}" for k in ("status", "disposition") if s[k]]
-            other += [f"[yellow]{w}[/]" for w in row.warnings]
-            table.add_row(
-                str(row.row_number),
-                f"{s['source_id']}\nupdate",
-                f"as of {s['as_of']}\n({s['time_precision']})",
-                "",
-                "",
-                "\n".join(other),
-            )
-            continue
-        occurred = (
-            f"{s['occurred_from']}\n"
-            + (f"-> {s['occurred_to']}\n" if s["occurred_to"] else "")
-            + f"({s['time_precision']})"
-        )
-        where = (
-            f"{s['lat']}, {s['lon']} ({s['location_precision']})\n{s['block_address'] or ''}"
-            f"\ntype {s['location_type'] or '-'} ({s['location_type_local'] or '-'})"
-        )
-        other = [f"sensitivity: {', '.join(s['sensitivity']) or '-'}"]
-        other += [f"{k}: {s[k]}" for k in ("status", "disposition") if s[k]]
-        other += [f"{k}: {v}" for k, v in s["attributes"].items()]
-        other += [f"[yellow]{w}[/]" for w in row.warnings]
-        table.add_row(
-            str(row.row_number),
-            f"{s['source_id']}\n{s['action']}",
-            occurred,
-            "\n".join(s["offences"]),
-            where,
-            "\n".join(other),
-        )
-    return table
-
-
-def _render_scan(report: CheckReport, console: Console) -> None:
-    actions = ", ".join(f"{n} {a}" for a, n in report.actions.most_common())
-    console.print(
-        f"Whole file: {report.total} rows; would store: {actions or 'none'}; "
-        f"would quarantine: {report.rejected}",
-        highlight=False,
-    )
-    for title, counter in (
-        ("Quarantine reasons", report.reasons),
-        ("Warnings", report.warnings),
-        ("Unmapped offence codes (stored, flagged)", report.unmapped),
-    ):
-        if not counter:
-            continue
-        table = Table(title=title)
-        table.add_column("rows", justify="right")
-        table.add_column("what", overflow="fold")
-        for text, count in counter.most_common(15):
-            table.add_row(str(count), text)
-        if len(counter) > 15:
-            table.add_row("...", f"{len(counter) - 15} more (see --json)")
-        console.print(table)
-    if not report.duplicates_complete:
-        console.print(f"[dim]Duplicate ids checked for the first {MAX_TRACKED_IDS} ids only.")
