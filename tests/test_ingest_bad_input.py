@@ -155,7 +155,7 @@ def test_generated_bad_files_never_damage_stored_data(store, tmp_path):
     check()
 
 
-def test_bad_file_in_a_multi_file_ingest_keeps_the_files_before_it(store, tmp_path):
+def test_bad_file_in_a_multi_file_ingest_stops_the_run_before_anything_is_written(store, tmp_path):
     profile = parse_profile(PROFILE)
     good = tmp_path / "good.csv"
     with good.open("w", newline="", encoding="utf-8") as fh:
@@ -166,8 +166,9 @@ def test_bad_file_in_a_multi_file_ingest_keeps_the_files_before_it(store, tmp_pa
     empty.write_bytes(b"")
     with pytest.raises(IngestError, match="empty"):
         ingest_files(store, "cityx", profile, [good, empty])
-    with store.connect() as conn:
-        assert len(conn.execute(select(incidents.c.id)).all()) == 5
+    with store.connect() as conn:  # every file is opened first: nothing was written
+        assert conn.execute(select(incidents.c.id)).all() == []
+    assert ingest_files(store, "cityx", profile, [good]).new == 5
 
 
 def test_missing_file_is_a_clear_error(store, tmp_path: Path):

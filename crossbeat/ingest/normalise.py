@@ -285,15 +285,7 @@ class Normaliser:
         """
         if self.profile.kind == "updates":
             return self._update(rec)
-        issues = _Issues()
-        for problem in rec.problems:
-            issues.reject("read", problem)
-        try:
-            source_id: str | None = self.source_id(rec)
-        except RecordError as exc:
-            source_id = None
-            for reason in exc.reasons:
-                issues.reject("id", reason.removeprefix("id: "))
+        issues, source_id = self._identify(rec)
         action = self._action(rec)
         times = self._times(rec, issues)
         location = self._location(rec, issues)
@@ -332,17 +324,21 @@ class Normaliser:
         warnings = [*issues.reasons, *issues.warnings]
         return Normalised(incident, action, tuple(warnings))
 
-    def _update(self, rec: RawRecord) -> Updated | Rejected:
-        """Normalise one row of an update feed: id, date and the new values."""
+    def _identify(self, rec: RawRecord) -> tuple[_Issues, str | None]:
+        """Start a record's issues with its read problems, and build its source id."""
         issues = _Issues()
         for problem in rec.problems:
             issues.reject("read", problem)
         try:
-            source_id: str | None = self.source_id(rec)
+            return issues, self.source_id(rec)
         except RecordError as exc:
-            source_id = None
             for reason in exc.reasons:
                 issues.reject("id", reason.removeprefix("id: "))
+            return issues, None
+
+    def _update(self, rec: RawRecord) -> Updated | Rejected:
+        """Normalise one row of an update feed: id, date and the new values."""
+        issues, source_id = self._identify(rec)
         as_of = self._time(rec, "as_of", issues, self.clock.now())
         if as_of is None and not any(r.startswith("as_of") for r in issues.reasons):
             issues.reject("as_of", f"{self._columns('as_of')} is blank: an update needs its date")

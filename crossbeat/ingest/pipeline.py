@@ -187,8 +187,10 @@ def ingest_files(
     Raises
     ------
     IngestError
-        When a file cannot be read as the profile describes (nothing of that file is
-        stored; files before it stay ingested).
+        When a file cannot be read as the profile describes. Every file is opened
+        first, so a missing file, a wrong format or missing columns stop the run before
+        anything is written; a problem found later in a file stops the run at that file
+        (nothing of it is stored; files before it stay ingested).
     """
     _check_files(profile, paths)
     if profile.agency_column:
