@@ -777,6 +777,7 @@ def _serve_options(f: Any) -> Any:
 
 def _run_server(settings: Any) -> None:
     """Serve the app for ``settings`` with uvicorn, failing clearly if the port is taken."""
+    import errno
     import socket
 
     import uvicorn
@@ -785,12 +786,23 @@ def _run_server(settings: Any) -> None:
     from crossbeat.audit import AuditKeyError
     from crossbeat.store import StoreError
 
-    with socket.socket() as probe:
-        if probe.connect_ex((settings.host, settings.port)) == 0:
+    # Bind the port as the server will (with SO_REUSEADDR, like uvicorn), so the check
+    # neither depends on what a connect happens to reach nor trips on TIME_WAIT.
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"port {settings.port} on {settings.host} is already in use: stop the "
+                    f"other server or pass --port {settings.port + 1}"
+                ) from exc
             raise click.ClickException(
-                f"port {settings.port} on {settings.host} is already in use: stop the other "
-                f"server or pass --port {settings.port + 1}"
-            )
+                f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}): pass "
+                "--host 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+            ) from exc
     try:
         app = create_app(settings)
     except (StoreError, AuditKeyError) as exc:

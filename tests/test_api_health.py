@@ -97,3 +97,10 @@ def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"port {port} on 127.0.0.1 is already in use" in result.output
     assert f"--port {port + 1}" in result.output
+
+
+def test_serve_refuses_an_address_of_another_machine(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    result = CliRunner().invoke(cli, ["serve", "--db", db, "--host", "192.0.2.1"])
+    assert result.exit_code == 1
+    assert "cannot listen on 192.0.2.1" in result.output and "--host 127.0.0.1" in result.output
