@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -42,6 +43,12 @@ def test_openapi_and_docs_pages(sqlite_url: str) -> None:
     assert "/health" in spec["paths"] and "/" not in spec["paths"]
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    # Every asset of the page is served here: it works without internet access.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and all(a.startswith("/static/docs/") for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+    assert "/docs" not in spec["paths"] and "/static" not in str(spec["paths"])
     home = client.get("/")
     assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
     assert 'href="/docs"' in home.text and __version__ in home.text

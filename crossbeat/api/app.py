@@ -12,6 +12,7 @@ import functools
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from crossbeat import __version__
 from crossbeat.api.errors import install_error_handlers
@@ -68,8 +69,14 @@ def create_app(
     AuditKeyError
         ``audit_key_file`` is set but is not an Ed25519 private key.
     """
-    app = FastAPI(
-        title="CrossBeat", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    # /docs and /redoc with Swagger UI and ReDoc served from this installation, not a
+    # CDN, so the pages work without internet access (a police network, the field).
+    app = FastAPIOffline(
+        title="CrossBeat",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        static_url="/static/docs",
     )
     app.state.settings = settings
     app.state.audit_key = _audit_key(settings)
