@@ -402,15 +402,7 @@ def _apply_updates(
         for r in conn.execute(select(incidents).where(store.one_of(incidents.c.id, ids))).mappings()
     }
     gone = _tombstones(store, conn, [i for i in ids if i not in rows])
-    offs: dict[str, list[dict[str, Any]]] = {}
-    if rows:
-        for o in conn.execute(
-            select(incident_offences)
-            .where(store.one_of(incident_offences.c.incident_id, sorted(rows)))
-            .order_by(incident_offences.c.seq)
-        ).mappings():
-            offs.setdefault(o["incident_id"], []).append(dict(o))
-    versions: list[dict[str, Any]] = []
+    superseded: list[dict[str, Any]] = []
     touched: dict[str, dict[str, Any]] = {}
     for it in items:
         u = it.update
@@ -441,16 +433,7 @@ def _apply_updates(
             counts.unchanged += 1
             continue
         if changes:
-            versions.append(
-                {
-                    "incident_id": row["id"],
-                    "version": row["version"],
-                    "record_hash": row["record_hash"],
-                    "snapshot": snapshot(dict(row), offs.get(row["id"], [])),
-                    "batch_id": batch_id,
-                    "superseded_at": now,
-                }
-            )
+            superseded.append(dict(row))
             row.update(changes, version=row["version"] + 1, updated_at=now)
             counts.updated += 1
         else:
@@ -458,8 +441,7 @@ def _apply_updates(
         for _, at, seq in newer.values():
             row[at], row[seq] = when
         touched[row["id"]] = row
-    if versions:
-        conn.execute(incident_versions.insert(), versions)
+    _insert_versions(conn, superseded, batch_id, now)
     if touched:
         cols = ("version", "updated_at", *(c for names in DATED_FIELDS for c in names))
         conn.execute(
@@ -472,6 +454,20 @@ def _apply_updates(
 
 def _save_versions(conn: Connection, ids: list[str], batch_id: str | None, now: Any) -> None:
     rows = conn.execute(select(incidents).where(incidents.c.id.in_(ids))).mappings().all()
+    _insert_versions(conn, [dict(r) for r in rows], batch_id, now)
+
+
+def _insert_versions(
+    conn: Connection, rows: list[dict[str, Any]], batch_id: str | None, now: Any
+) -> None:
+    """Keep stored incident rows, as they were before a change, in ``incident_versions``.
+
+    One incident may appear several times (an update feed changing it twice in one
+    chunk): each row is a version. The offences are read once for all of them.
+    """
+    if not rows:
+        return
+    ids = sorted({r["id"] for r in rows})
     offs: dict[str, list[dict[str, Any]]] = {}
     for o in conn.execute(
         select(incident_offences)
@@ -486,7 +482,7 @@ def _save_versions(conn: Connection, ids: list[str], batch_id: str | None, now: 
                 "incident_id": r["id"],
                 "version": r["version"],
                 "record_hash": r["record_hash"],
-                "snapshot": snapshot(dict(r), offs.get(r["id"], [])),
+                "snapshot": snapshot(r, offs.get(r["id"], [])),
                 "batch_id": batch_id,
                 "superseded_at": now,
             }
