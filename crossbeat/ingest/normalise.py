@@ -106,6 +106,14 @@ class Rejected:
     raw: dict[str, Any]
     reasons: tuple[str, ...]
 
+    @classmethod
+    def of(cls, rec: RawRecord, reasons: Sequence[str]) -> Rejected:
+        """Reject a record: its fields, plus ``_geometry`` for a GeoJSON geometry."""
+        raw: dict[str, Any] = dict(rec.fields)
+        if rec.geometry is not None:
+            raw["_geometry"] = rec.geometry
+        return cls(rec.row_number, raw, tuple(reasons))
+
 
 def raw_hash(rec: RawRecord) -> str:
     """Return the SHA-256 of the canonical JSON of a record's fields (and geometry).
@@ -296,10 +304,7 @@ class Normaliser:
         # Withdrawals and expungements need only the id (a bad date must not block a
         # deletion), but never act on a record that could not even be read properly.
         if source_id is None or rec.problems or (issues.reasons and action == "upsert"):
-            raw: dict[str, Any] = dict(rec.fields)
-            if rec.geometry is not None:
-                raw["_geometry"] = rec.geometry
-            return Rejected(rec.row_number, raw, tuple(issues.reasons))
+            return Rejected.of(rec, issues.reasons)
         defaults = self.profile.defaults
         occurred_from, occurred_to, precision, reported_at = times
         incident = Incident(
@@ -351,10 +356,7 @@ class Normaliser:
             )
             issues.reject("update", f"{cols} blank: nothing to update")
         if issues.reasons or source_id is None or as_of is None:
-            raw: dict[str, Any] = dict(rec.fields)
-            if rec.geometry is not None:
-                raw["_geometry"] = rec.geometry
-            return Rejected(rec.row_number, raw, tuple(issues.reasons))
+            return Rejected.of(rec, issues.reasons)
         update = RecordUpdate(
             agency_id=self.agency_id,
             source_id=source_id,

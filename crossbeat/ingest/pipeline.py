@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 
 from crossbeat.agencies import ensure_agency, jurisdiction_index
 from crossbeat.geo.jurisdictions import JurisdictionIndex
-from crossbeat.ingest.normalise import Normalised, Normaliser, Updated
+from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated
 from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
 from crossbeat.ingest.profile import Profile
 from crossbeat.ingest.readers import RawRecord, SourceError, file_sha256, open_source
@@ -255,8 +255,6 @@ def _ingest_file(
     chunk_size: int,
     parallel: bool | None,
 ) -> FileSummary:
-    if not path.is_file():
-        raise IngestError(f"file not found: {path}")
     try:
         reader_cm = open_source(path, profile.source, required_columns=profile.referenced_columns())
         reader = reader_cm.__enter__()
@@ -368,25 +366,16 @@ class RowRouter:
         if not reasons and agency is not None:
             normaliser = self.normaliser(agency)
             result = normaliser.normalise(rec)
-            if isinstance(result, Normalised):
+            if not isinstance(result, Rejected):
                 return Item(
                     rec.row_number,
                     file_hash,
                     self.source_file,
                     raw,
                     agency,
-                    incident=result.incident,
-                    action=result.action,
-                )
-            if isinstance(result, Updated):
-                return Item(
-                    rec.row_number,
-                    file_hash,
-                    self.source_file,
-                    raw,
-                    agency,
-                    update=result.update,
-                    action="update",
+                    incident=result.incident if isinstance(result, Normalised) else None,
+                    update=result.update if isinstance(result, Updated) else None,
+                    action=result.action if isinstance(result, Normalised) else "update",
                 )
             reasons = result.reasons
             if normaliser.last_occurrence is not None:
