@@ -57,7 +57,7 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": 
 # Ages: "15-year-old", "15 yrs old", "15yo", "aged 15", "age: 15", "boy (15)",
 # "daughter, 15," and babies in months or weeks.
 _AGE_PATTERNS = (
-    re.compile(r"(?<![\d.:/])(\d{1,3})\s*-?\s*(?:years?|yrs?|yr|y)\s*-?\s*(?:of\s+age|old)\b"),
+    re.compile(r"(?<![\d.:/])(\d{1,3})\s*-?\s*(?:years?|yrs?|yr|y)\s*-?\s*(?:of\s+age|olds?)\b"),
     re.compile(r"(?<![\d.:/])(\d{1,3})\s*(?:yo|y/o|y\.o\.?|yoa|yob)(?![a-z])"),
     re.compile(r"\baged?\s*:?\s*(\d{1,3})(?![\d:.]\d)\b"),
     re.compile(r"\b(?!section|subsection|para|paragraph|clause|item|code|count|unit|apt|flat|"
@@ -122,12 +122,13 @@ class Lexicon:
     index: Mapping[str, tuple[tuple[tuple[str, ...], _Cue], ...]]
     negators: frozenset[str]
     negation_window: int
-    pseudo_negations: tuple[tuple[str, ...], ...]
-    post_negations: tuple[tuple[str, ...], ...]
+    pseudo_negations: Mapping[str, tuple[tuple[str, ...], ...]]
+    post_negations: Mapping[str, tuple[tuple[str, ...], ...]]
     clause_breaks: frozenset[str]
-    excepts: tuple[tuple[str, ...], ...]
+    excepts: Mapping[str, tuple[tuple[str, ...], ...]]
     pairs: tuple[_Pair, ...]
     short_text_words: int
+    cues: Mapping[str, _Cue]
 
 
 @lru_cache(maxsize=65536)
@@ -175,15 +176,23 @@ def _matches(tokens: Sequence[Token], i: int, words: tuple[str, ...]) -> bool:
     return True
 
 
-def _spans(tokens: Sequence[Token], phrases: Iterable[tuple[str, ...]]) -> list[tuple[int, int]]:
+def _phrase_index(
+    phrases: Iterable[tuple[str, ...]],
+) -> Mapping[str, tuple[tuple[str, ...], ...]]:
     firsts: dict[str, list[tuple[str, ...]]] = {}
     for p in phrases:
         firsts.setdefault(p[0], []).append(p)
+    return {k: tuple(v) for k, v in firsts.items()}
+
+
+def _spans(
+    tokens: Sequence[Token], firsts: Mapping[str, tuple[tuple[str, ...], ...]]
+) -> list[tuple[int, int]]:
     spans = []
     for i, tok in enumerate(tokens):
-        cands = firsts.get(tok.word, [])
+        cands = firsts.get(tok.word, ())
         if tok.lemma != tok.word:
-            cands = cands + firsts.get(tok.lemma, [])
+            cands = cands + firsts.get(tok.lemma, ())
         for p in cands:
             if _matches(tokens, i, p):
                 spans.append((i, i + len(p)))
@@ -213,8 +222,6 @@ def lexicon() -> Lexicon:
                 flags.add(Sensitivity(f))
             except ValueError:
                 problems.append(f"cues.{name}: unknown flag {f!r}")
-        if kind == "flag" and not flags:
-            problems.append(f"cues.{name}: a cue of kind 'flag' needs flags")
         if not kind:
             problems.append(f"cues.{name}: no kind")
         kinds.add(kind)
@@ -244,12 +251,13 @@ def lexicon() -> Lexicon:
         index={k: tuple(v) for k, v in index.items()},
         negators=frozenset(settings.get("negators", [])),
         negation_window=int(settings.get("negation_window", 4)),
-        pseudo_negations=tuple(_words(p) for p in settings.get("pseudo_negations", [])),
-        post_negations=tuple(_words(p) for p in settings.get("post_negations", [])),
+        pseudo_negations=_phrase_index(_words(p) for p in settings.get("pseudo_negations", [])),
+        post_negations=_phrase_index(_words(p) for p in settings.get("post_negations", [])),
         clause_breaks=frozenset(w for b in settings.get("clause_breaks", []) for w in _words(b)),
-        excepts=tuple(_words(p) for p in settings.get("except", [])),
+        excepts=_phrase_index(_words(p) for p in settings.get("except", [])),
         pairs=tuple(pairs),
         short_text_words=int(settings.get("short_text_words", 8)),
+        cues={c.name: c for entries in index.values() for _, c in entries},
     )
 
 
@@ -276,9 +284,7 @@ def find_cues(text: str, lex: Lexicon | None = None) -> tuple[list[Token], list[
     raw = [
         h
         for h in raw
-        if not any(
-            s <= h.start and h.end <= e and (e - s) > (h.end - h.start) for s, e in excepts
-        )
+        if not any(s <= h.start and h.end <= e and (e - s) > (h.end - h.start) for s, e in excepts)
     ]
     # Longest match per (cue, start); one hit per (cue name, position).
     best: dict[tuple[str, int], Hit] = {}
@@ -287,13 +293,11 @@ def find_cues(text: str, lex: Lexicon | None = None) -> tuple[list[Token], list[
         if key not in best or h.end > best[key].end:
             best[key] = h
     hits = sorted(best.values(), key=lambda h: (h.start, -h.end))
-    cues = {c.name: c for entries in lex.index.values() for _, c in entries}
+    cues = lex.cues
     if any(cues[h.cue].negatable for h in hits):
         pseudo = {k for s, e in _spans(tokens, lex.pseudo_negations) for k in range(s, e)}
         post = _spans(tokens, lex.post_negations)
-        hits = [
-            _negate(h, tokens, lex, pseudo, post) if cues[h.cue].negatable else h for h in hits
-        ]
+        hits = [_negate(h, tokens, lex, pseudo, post) if cues[h.cue].negatable else h for h in hits]
     return tokens, hits
 
 
@@ -347,14 +351,15 @@ def explain(text: str | None, *, person_crime: bool = False) -> list[Finding]:
 
     Examples
     --------
-    >>> [f.reason for f in explain("She was punched by her ex-partner in their shared flat last night.")]
+    >>> text = "She was punched by her ex-partner in their shared flat last night."
+    >>> [f.reason for f in explain(text)]
     ["'ex partner' near 'punched'"]
     """
     if not text or not text.strip():
         return []
     lex = lexicon()
     tokens, hits = find_cues(text, lex)
-    cues = {c.name: c for entries in lex.index.values() for _, c in entries}
+    cues = lex.cues
     found: list[Finding] = []
     live = [h for h in hits if not h.negated]
     for h in live:
@@ -383,7 +388,9 @@ def explain(text: str | None, *, person_crime: bool = False) -> list[Finding]:
         found.append(Finding(Sensitivity.DOMESTIC_VIOLENCE, f"{short[0].text!r} in a short text"))
     if relations and person_crime:
         found.append(
-            Finding(Sensitivity.DOMESTIC_VIOLENCE, f"{relations[0].text!r} in a crime against a person")
+            Finding(
+                Sensitivity.DOMESTIC_VIOLENCE, f"{relations[0].text!r} in a crime against a person"
+            )
         )
     low = text.translate(_APOSTROPHES).lower()
     young = [a for a in _ages(low) if a < 18]

@@ -92,6 +92,16 @@ def keyword_rules() -> Mapping[Sensitivity, tuple[re.Pattern[str], ...]]:
     return MappingProxyType(rules)
 
 
+@cache
+def _combined_rules() -> tuple[tuple[Sensitivity, re.Pattern[str]], ...]:
+    """Each flag's patterns as one alternation: one search per flag, not per pattern."""
+    return tuple(
+        (flag, re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.IGNORECASE))
+        for flag, patterns in keyword_rules().items()
+        if patterns
+    )
+
+
 def keyword_sensitivity(*texts: str | None, person_crime: bool = False) -> frozenset[Sensitivity]:
     """Return the sensitivity flags that the given free texts imply.
 
@@ -125,8 +135,8 @@ def keyword_sensitivity(*texts: str | None, person_crime: bool = False) -> froze
     if not collapsed:
         return frozenset()
     found: set[Sensitivity] = set()
-    for flag, patterns in keyword_rules().items():
-        if any(p.search(text) for p in patterns for text in collapsed):
+    for flag, pattern in _combined_rules():
+        if any(pattern.search(text) for text in collapsed):
             found.add(flag)
     for text in collapsed:
         found |= lexicon_sensitivity(text, person_crime=person_crime)
