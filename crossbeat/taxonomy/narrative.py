@@ -157,7 +157,10 @@ def tokenize(text: str) -> list[Token]:
         word = m.group()
         if "'" in word:
             head, _, tail = word.partition("'")
-            word = head if tail == "s" else head + tail
+            # "children's" names goods ("children's shoes", "children's store"), not a
+            # child: it becomes "childrens", which is no juvenile cue. "a girl's phone"
+            # or "the child's scooter" names a young victim and stays "girl", "child".
+            word = ("childrens" if head == "children" else head) if tail == "s" else head + tail
         out.append(Token(word, word if word in _PUNCT else lemma(word)))
     return out
 
