@@ -50,7 +50,9 @@ RELATIONSHIP_KINDS = frozenset({"intimate", "former", "family"})
 #: Relationship kinds that, alone in a short text (a code or description), mark DV.
 _SHORT_TEXT_KINDS = frozenset({"intimate", "former"})
 
-_WORD = re.compile(r"[a-z0-9\u00c0-\u024f]+(?:'[a-z]+)?|[.;:!?,()]")
+_WORD = re.compile(r"[a-z0-9\u00c0-\u024f]+(?:'[a-z]+|')?|[.;:!?,()]")
+#: Plural possessives that name goods, not a young person ("children's shoes").
+_GOODS = frozenset({"children", "kids", "babies", "childrens"})
 _PUNCT = frozenset(".;:!?,()")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'"})
 
@@ -62,8 +64,8 @@ _AGE_PATTERNS = (
     re.compile(r"\baged?\s*:?\s*(\d{1,3})(?![\d:.]\d)\b"),
     re.compile(r"\b(?!section|subsection|para|paragraph|clause|item|code|count|unit|apt|flat|"
                r"room|article|rule|step|part|pc|vc|hs|wi|bp|pen|suite|no|number|bus|route|"
-               r"line|platform|gate|exit|junction|car|door|floor|level|stop)[a-z]{2,}"
-               r"\s*\(\s*(\d{1,2})\s*\)"),
+               r"line|platform|gate|exit|junction|car|door|floor|level|stop)[a-z][a-z0-9]*"
+               r"\s*\(\s*(\d{1,2})\s*(?:yrs?|years?|yo|y/o)?\s*\)"),
     re.compile(r"\b[a-z]{2,}\s*,\s*(\d{1,2})\s*(?:,|\)|;|\.(?!\d)|$)"),
 )  # fmt: skip
 _INFANT_AGE = re.compile(r"\b\d{1,2}\s*-?\s*(?:months?|mos?|weeks?|wks?|days?)\s*-?\s*old\b")
@@ -157,10 +159,14 @@ def tokenize(text: str) -> list[Token]:
         word = m.group()
         if "'" in word:
             head, _, tail = word.partition("'")
-            # "children's" names goods ("children's shoes", "children's store"), not a
-            # child: it becomes "childrens", which is no juvenile cue. "a girl's phone"
-            # or "the child's scooter" names a young victim and stays "girl", "child".
-            word = ("childrens" if head == "children" else head) if tail == "s" else head + tail
+            # "children's" and "kids'" name goods ("children's shoes", "the kids'
+            # trampoline"), not a child: they become "childrens", which is no juvenile
+            # cue. "a girl's phone" or "the child's scooter" names a young victim and
+            # stays "girl", "child".
+            if tail in ("s", "") and head in _GOODS:
+                word = "childrens"
+            else:
+                word = head if tail in ("s", "") else head + tail
         out.append(Token(word, word if word in _PUNCT else lemma(word)))
     return out
 
