@@ -16,6 +16,9 @@ based, offline: its data ships in the wheel) and matched against a curated lexic
   changing room") is voyeurism;
 * ages below 18 ("15-year-old", "aged 14", "boy (12)", "daughter, 9,") mark a juvenile.
 
+A misspelt word ("boyfreind", "girlfirend") that is no English word is read as the
+lexicon word one typing slip away (:func:`misspelt`).
+
 Generic cues ("domestic", "children", "no injuries") can be negated by a negator
 shortly before them in the same clause ("not a domestic", "no children present"); acts,
 relationships and ages never are, so that a wrong negation cannot hide a victim.
@@ -39,6 +42,7 @@ from importlib import resources
 from typing import Any
 
 import simplemma
+from rapidfuzz.distance import OSA
 
 from crossbeat.model import Sensitivity
 from crossbeat.taxonomy.nibrs import TaxonomyError
@@ -131,6 +135,8 @@ class Lexicon:
     pairs: tuple[_Pair, ...]
     short_text_words: int
     cues: Mapping[str, _Cue]
+    #: Single-word terms of five or more letters, by first letter: for misspellings.
+    fuzzy: Mapping[str, tuple[str, ...]]
 
 
 @lru_cache(maxsize=65536)
@@ -267,7 +273,38 @@ def lexicon() -> Lexicon:
         pairs=tuple(pairs),
         short_text_words=int(settings.get("short_text_words", 8)),
         cues={c.name: c for entries in index.values() for _, c in entries},
+        fuzzy=_fuzzy_index(index),
     )
+
+
+def _fuzzy_index(
+    index: Mapping[str, Sequence[tuple[tuple[str, ...], _Cue]]],
+) -> Mapping[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for first, entries in index.items():
+        if len(first) >= 5 and first.isalpha() and any(len(w) == 1 for w, _ in entries):
+            out.setdefault(first[0], []).append(first)
+    return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
+@lru_cache(maxsize=65536)
+def misspelt(word: str) -> str:
+    """Return the lexicon word that ``word`` misspells, or ``""``.
+
+    Only words of five or more letters that are neither lexicon words nor known English
+    words (simplemma's dictionary) are compared, with the optimal string alignment
+    distance (one insertion, deletion, substitution or swap of neighbours): "boyfreind"
+    is "boyfriend", while "rapped" (a known word) is never "raped".
+    """
+    lex = lexicon()
+    if len(word) < 5 or not word.isalpha() or word in lex.index:
+        return ""
+    if simplemma.is_known(word, lang="en"):
+        return ""
+    for term in lex.fuzzy.get(word[0], ()):
+        if abs(len(term) - len(word)) <= 1 and OSA.distance(word, term, score_cutoff=1) <= 1:
+            return term
+    return ""
 
 
 def find_cues(text: str, lex: Lexicon | None = None) -> tuple[list[Token], list[Hit]]:
@@ -283,6 +320,11 @@ def find_cues(text: str, lex: Lexicon | None = None) -> tuple[list[Token], list[
         cands = lex.index.get(tok.word, ())
         if tok.lemma != tok.word:
             cands = cands + lex.index.get(tok.lemma, ())
+        if not cands:
+            alias = misspelt(tok.word)
+            for words, cue in lex.index.get(alias, ()) if alias else ():
+                if len(words) == 1:
+                    raw.append(Hit(cue.name, cue.kind, i, i + 1, tok.word, False))
         for words, cue in cands:
             if _matches(tokens, i, words):
                 text_ = " ".join(t.word for t in tokens[i : i + len(words)])
