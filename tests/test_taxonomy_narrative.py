@@ -166,7 +166,8 @@ def test_the_labelled_set_is_large_varied_and_well_formed() -> None:
         assert sum(flag in r.labels for r in rows) >= 30
     assert sum(not r.labels for r in rows) >= 120
     assert {r.split for r in rows} == {"tune", "holdout"}
-    assert sum(r.split == "holdout" for r in rows) >= 80
+    # The final held-out batch: written after all tuning, measured once, never tuned on.
+    assert sum(r.split == "holdout" for r in rows) >= 70
 
 
 def test_recall_and_false_positive_rate_on_the_labelled_set() -> None:
@@ -178,6 +179,11 @@ def test_recall_and_false_positive_rate_on_the_labelled_set() -> None:
     everything = measure(rows, "all")
     assert everything.recall_any >= 0.99
     assert everything.false_positive_rate <= 0.05
+    # Narratives never tuned on: measured 0.979 recall and 0.071 false-positive rate
+    # (docs/sharing.md); the bounds guard against a change that makes them worse.
+    holdout = measure(rows, "holdout")
+    assert holdout.recall_any >= 0.95
+    assert holdout.false_positive_rate <= 0.10
 
 
 def test_a_bad_labelled_file_is_refused_with_its_line(tmp_path: Path) -> None:
@@ -196,7 +202,7 @@ def test_cli_prints_recall_per_class_and_the_false_positive_rate(tmp_path: Path)
     for flag in S:
         assert flag.value in result.output
     assert "recall" in result.output and "false-positive rate" in result.output
-    assert "µs per narrative" in result.output
+    assert "µs of CPU per narrative" in result.output
 
     own = tmp_path / "own.csv"
     own.write_text(

@@ -72,6 +72,7 @@ _AGE_PATTERNS = (
                r"\s*\(\s*(\d{1,2})\s*(?:yrs?|years?|yo|y/o)?\s*\)"),
     re.compile(r"\b[a-z]{2,}\s*,\s*(\d{1,2})\s*(?:,|\)|;|\.(?!\d)|$)"),
 )  # fmt: skip
+_DIGIT = re.compile(r"\d")
 _INFANT_AGE = re.compile(r"\b\d{1,2}\s*-?\s*(?:months?|mos?|weeks?|wks?|days?)\s*-?\s*old\b")
 
 
@@ -378,6 +379,8 @@ def _negate(
 
 
 def _ages(low: str) -> list[int]:
+    if not _DIGIT.search(low):
+        return []
     ages = []
     for pattern in _AGE_PATTERNS:
         ages += [int(m.group(1)) for m in pattern.finditer(low)]
@@ -404,7 +407,7 @@ def explain(text: str | None, *, person_crime: bool = False) -> list[Finding]:
     --------
     >>> text = "She was punched by her ex-partner in their shared flat last night."
     >>> [f.reason for f in explain(text)]
-    ["'ex partner' near 'punched'"]
+    ["'ex partner'", "'ex partner' near 'punched'", "'ex' near 'partner'"]
     """
     if not text or not text.strip():
         return []
@@ -447,7 +450,7 @@ def explain(text: str | None, *, person_crime: bool = False) -> list[Finding]:
     young = [a for a in _ages(low) if a < 18]
     if young:
         found.append(Finding(Sensitivity.JUVENILE, f"age {young[0]}"))
-    elif _INFANT_AGE.search(low):
+    elif _DIGIT.search(low) and _INFANT_AGE.search(low):
         found.append(Finding(Sensitivity.JUVENILE, "age in months, weeks or days"))
     return found
 
