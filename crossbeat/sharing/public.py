@@ -35,6 +35,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import h3
@@ -229,6 +230,10 @@ DEFAULT_PUBLIC_POLICY = PublicPolicy()
 
 
 # -- sensitivity at publication ----------------------------------------------------------
+#: Local codes and descriptions repeat across records: read each combination once.
+_text_flags = lru_cache(maxsize=16384)(keyword_sensitivity)
+
+
 def incident_flags(row: Row, offences: Sequence[Row]) -> frozenset[Sensitivity]:
     """Return every sensitivity flag an incident carries, re-derived at publication.
 
@@ -263,7 +268,7 @@ def incident_flags(row: Row, offences: Sequence[Row]) -> frozenset[Sensitivity]:
     attributes = row.get("attributes")
     if isinstance(attributes, Mapping):
         texts += [v for v in attributes.values() if isinstance(v, str)]
-    flags |= keyword_sensitivity(*texts, person_crime=person_crime)
+    flags |= _text_flags(*texts, person_crime=person_crime)
     return frozenset(flags)
 
 

@@ -387,6 +387,19 @@ def _ages(low: str) -> list[int]:
     return ages
 
 
+def _pair_match(pair: _Pair, hits: Sequence[Hit]) -> tuple[Hit, Hit] | None:
+    """Return the first two live cues that satisfy a pair rule, or None."""
+    seconds = [h for h in hits if h.kind in pair.second]
+    for a in (h for h in hits if h.kind in pair.first):
+        for b in seconds:
+            if b.start == a.start or (pair.after and b.start < a.end):
+                continue
+            gap = b.start - a.end if b.start >= a.end else a.start - b.end
+            if 0 <= gap <= pair.window:
+                return a, b
+    return None
+
+
 def explain(text: str | None, *, person_crime: bool = False) -> list[Finding]:
     """Return every flag the lexicon sets for ``text``, each with the reason.
 
@@ -420,21 +433,9 @@ def explain(text: str | None, *, person_crime: bool = False) -> list[Finding]:
         for flag in cues[h.cue].flags:
             found.append(Finding(flag, repr(h.text)))
     for pair in lex.pairs:
-        firsts = [h for h in live if h.kind in pair.first]
-        seconds = [h for h in live if h.kind in pair.second]
-        for a in firsts:
-            for b in seconds:
-                if b.start == a.start:
-                    continue
-                gap = b.start - a.end if b.start >= a.end else a.start - b.end
-                if pair.after and b.start < a.end:
-                    continue
-                if 0 <= gap <= pair.window or (not pair.after and b.start < a.start < b.end):
-                    found.append(Finding(pair.flag, f"{a.text!r} near {b.text!r}"))
-                    break
-            else:
-                continue
-            break
+        match = _pair_match(pair, live)
+        if match is not None:
+            found.append(Finding(pair.flag, f"{match[0].text!r} near {match[1].text!r}"))
     relations = [h for h in live if h.kind in RELATIONSHIP_KINDS]
     n_words = sum(1 for t in tokens if t.word not in _PUNCT)
     short = [h for h in relations if h.kind in _SHORT_TEXT_KINDS]
