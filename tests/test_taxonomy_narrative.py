@@ -222,3 +222,13 @@ def test_cli_prints_recall_per_class_and_the_false_positive_rate(tmp_path: Path)
 
     shown = CliRunner().invoke(cli, ["taxonomy", "sensitivity", "son, 34, struck his mother"])
     assert "domestic_violence" in shown.output and "'son' near 'struck'" in shown.output
+
+
+def test_misspelt_words_count_but_known_words_are_not_stretched() -> None:
+    assert DV in keyword_sensitivity("Her boyfreind hit her with the remote.")
+    assert DV in keyword_sensitivity("Girlfirend punched him in the face.")
+    # "rapped" is an English word: never read as "raped".
+    assert keyword_sensitivity("Someone rapped on the door and ran off.") == frozenset()
+    # A cue inside a harmless phrase is dropped; the same word elsewhere still counts.
+    assert keyword_sensitivity("Minor damage to a fence.") == frozenset()
+    assert JUV in keyword_sensitivity("A minor was found drinking in the park.")
