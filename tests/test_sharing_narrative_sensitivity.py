@@ -2,8 +2,9 @@
 
 The four narratives the adversarial review saw published are ingested from a file
 under harmless offence codes (theft, burglary, vandalism), next to ordinary records
-whose narratives are hard negatives ("exposed wiring", "son's bicycle stolen"). The
-stored flags, the public read and a partner's read are checked on real SQLite and
+whose narratives are hard negatives ("exposed wiring", "son's bicycle stolen"), and an
+assault whose narrative names a relative (the safer default for crimes against persons).
+The stored flags, the public read and a partner's read are checked on real SQLite and
 PostgreSQL stores.
 """
 
@@ -19,6 +20,7 @@ from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import parse_profile
 from crossbeat.sharing.agreements import create_agreement
 from crossbeat.sharing.policy import ReadRequest, Viewer
+from crossbeat.sharing.public import incident_flags
 from crossbeat.sharing.reads import read_incidents
 from crossbeat.store.schema import incidents
 from tests.sharing_support import NOW, setup_agencies
@@ -55,6 +57,9 @@ SENSITIVE = {
     "S2": ("290", "VANDALISM", "son, 34, struck his mother", "domestic_violence"),
     "S3": ("23H", "THEFT", "groped the victim on the crowded platform", "sexual_offence"),
     "S4": ("90Z", "OTHER", "exposed himself to passengers", "sexual_offence"),
+    # The safer default: an assault whose narrative names a relative is possible DV.
+    "S5": ("13B", "ASSAULT", "Victim was assaulted at home; her brother was present.",
+           "domestic_violence"),
 }  # fmt: skip
 
 #: Ordinary records, hard negatives among them: all must be published.
@@ -108,7 +113,7 @@ def test_stored_flags_come_from_the_narrative(store, tmp_path):
         assert not stored[f"O{i}"].sens_domestic and not stored[f"O{i}"].sens_sexual
 
 
-def test_public_and_partner_reads_suppress_the_four_narratives(store, tmp_path):
+def test_public_and_partner_reads_suppress_the_sensitive_narratives(store, tmp_path):
     _ingest(store, tmp_path)
     create_agreement(store, "citya", "public", approved_by="test")
     public = read_incidents(store, Viewer.public(), ReadRequest(limit=1000)).records
@@ -119,9 +124,18 @@ def test_public_and_partner_reads_suppress_the_four_narratives(store, tmp_path):
     assert len(partner) == len(ORDINARY)
     assert {r["offence_local_code"] for r in partner} <= {c for c, _, _ in ORDINARY}
 
-    # The owner sees everything: the four are stored, only withheld from others.
+    # The owner sees everything: the five are stored, only withheld from others.
     owner = read_incidents(store, Viewer.user("u-a", "citya", ["analyst"]), ReadRequest(limit=1000))
     assert len(owner.records) == len(ORDINARY) + len(SENSITIVE)
+
+
+def test_the_read_time_recheck_applies_the_safer_default() -> None:
+    row = {"nibrs_code": "13B", "offence_local_code": "ASSAULT", "attributes": {}}
+    offences = [{"nibrs_code": "13B", "local_code": "ASSAULT", "local_description": "SON"}]
+    assert "domestic_violence" in incident_flags(row, offences)
+    theft = {**row, "nibrs_code": "23H"}
+    stolen = [{"nibrs_code": "23H", "local_code": "THEFT", "local_description": "SON'S BIKE"}]
+    assert incident_flags(theft, stolen) == frozenset()
 
 
 def test_an_agreement_that_includes_domestic_violence_shares_exactly_those(store, tmp_path):
