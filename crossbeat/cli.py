@@ -636,6 +636,63 @@ def taxonomy_check(files: tuple[str, ...]) -> None:
         raise click.ClickException(f"{bad} of {len(files)} crosswalk file(s) have problems")
 
 
+@taxonomy.command("sensitivity-accuracy")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A labelled narrative CSV (default: the shipped set; columns in docs/taxonomy.md).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["all", "tune", "holdout"]),
+    default="all",
+    show_default=True,
+    help="Rows to measure: those tuned on, the held-out ones written after tuning, or all.",
+)
+@click.option("--errors", is_flag=True, help="List every miss, false alarm and extra flag.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def taxonomy_sensitivity_accuracy(
+    path: str | None, split: str, errors: bool, as_json: bool
+) -> None:
+    """Measure free-text sensitivity detection on labelled narratives.
+
+    Prints recall per flag, the share of sensitive narratives given any flag (kept from
+    the public), the false-positive rate on ordinary narratives and the time per row.
+    """
+    from crossbeat.taxonomy import TaxonomyError
+    from crossbeat.taxonomy.sensitivity_accuracy import load_labelled, measure, render
+
+    try:
+        report = measure(load_labelled(path), split)
+    except TaxonomyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json(report.as_dict())
+        return
+    for line in render(report, errors=errors):
+        click.echo(line)
+
+
+@taxonomy.command("sensitivity")
+@click.argument("text")
+@click.option(
+    "--person-crime", is_flag=True, help="The text belongs to an offence against a person."
+)
+def taxonomy_sensitivity(text: str, person_crime: bool) -> None:
+    """Show the sensitivity flags a free text gets, and why."""
+    from crossbeat.taxonomy import keyword_sensitivity
+    from crossbeat.taxonomy.narrative import explain
+
+    flags = keyword_sensitivity(text, person_crime=person_crime)
+    click.echo("flags: " + (", ".join(sorted(flags)) or "none"))
+    for finding in explain(text, person_crime=person_crime):
+        click.echo(f"  {finding.flag.value}: {finding.reason}")
+    lexical = {f.flag for f in explain(text, person_crime=person_crime)}
+    for flag in sorted(flags - lexical):
+        click.echo(f"  {flag.value}: a pattern of sensitive_keywords.toml")
+
+
 @taxonomy.command("suggest")
 @click.argument("code")
 @click.argument("description", required=False)

@@ -26,7 +26,7 @@ from crossbeat.taxonomy.nibrs import (
     nibrs_location_types,
     nibrs_offences,
 )
-from crossbeat.taxonomy.sensitivity import keyword_rules, keyword_sensitivity
+from crossbeat.taxonomy.sensitivity import keyword_rules, keyword_sensitivity, rules_version
 from crossbeat.taxonomy.suggest import Suggestion, suggest
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "nibrs_location_types",
     "nibrs_offences",
     "normalise_local",
+    "rules_version",
     "suggest",
     "validate_crosswalk_file",
 ]
