@@ -1106,7 +1106,7 @@ def user_disable_inactive(db_url: str, as_json: bool) -> None:
     """Disable every account unused for 90 days (run daily, e.g. from cron)."""
     from crossbeat.auth.accounts import disable_inactive
 
-    disabled = disable_inactive(open_store_or_fail(db_url))
+    disabled = _auth(disable_inactive, open_store_or_fail(db_url))
     if as_json:
         echo_json([u.as_dict() for u in disabled])
     else:
