@@ -27,8 +27,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from crossbeat.agencies import ensure_agency, jurisdiction_index
-from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.audit.changes import Principal
+from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.ingest.audited import ChunkTally, previous_profile_hash, record_chunk
 from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated
 from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
@@ -294,9 +294,7 @@ def _ingest_file(
         )
         try:
             with source as stream, _progress_bar(progress, path, reader.size) as advance:
-                _write_parts(
-                    store, stream, batch_id, profile, index, advance, by, audit_source
-                )
+                _write_parts(store, stream, batch_id, profile, index, advance, by, audit_source)
         finally:
             router.close()
         _finish_batch(store, batch_id)

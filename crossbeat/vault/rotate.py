@@ -282,9 +282,7 @@ def key_owners(store: Store) -> list[str]:
     return sorted(owners, key=lambda o: (o.startswith("@"), o))
 
 
-def rewrap_keys(
-    store: Store, vault: Vault | None = None, *, by: Principal | None = None
-) -> int:
+def rewrap_keys(store: Store, vault: Vault | None = None, *, by: Principal | None = None) -> int:
     """Re-wrap every live key, agencies' and platform's, under the configured KEK.
 
     Run after changing the KEK; the fingerprint key is covered too.
