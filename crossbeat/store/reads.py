@@ -1,18 +1,16 @@
-"""Basic reads of stored incidents, for the owner's own tools.
+"""The live-record filter every read applies, and a bare count.
 
-Withdrawn and expunged records are never returned. Reads on behalf of anyone other
-than the owning agency's own tooling go through the sharing policy (governance
-issue), which builds on these filters.
+Withdrawn and expunged records are never returned. Reads that return records go
+through the sharing policy (``crossbeat.sharing.reads``), which builds on :func:`live`;
+this module returns no record.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import ColumnElement, func, select
 
 from crossbeat.store import Store
-from crossbeat.store.schema import incident_offences, incidents
+from crossbeat.store.schema import incidents
 
 
 def live() -> ColumnElement[bool]:
@@ -27,24 +25,3 @@ def count_incidents(store: Store, agency_id: str | None = None) -> int:
         q = q.where(incidents.c.agency_id == agency_id)
     with store.connect() as conn:
         return int(conn.execute(q).scalar_one())
-
-
-def get_incident(store: Store, agency_id: str, source_id: str) -> dict[str, Any] | None:
-    """Return a live incident row with its offences, or None (also when withdrawn)."""
-    from crossbeat.model import incident_id
-
-    iid = incident_id(agency_id, source_id)
-    with store.connect() as conn:
-        row = (
-            conn.execute(select(incidents).where((incidents.c.id == iid) & live()))
-            .mappings()
-            .first()
-        )
-        if row is None:
-            return None
-        offs = conn.execute(
-            select(incident_offences)
-            .where(incident_offences.c.incident_id == iid)
-            .order_by(incident_offences.c.seq)
-        ).mappings()
-        return {**dict(row), "offences": [dict(o) for o in offs]}
