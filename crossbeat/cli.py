@@ -543,10 +543,10 @@ def taxonomy() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None:
     """Count mapped offences and list unmapped local codes, most frequent first."""
-    from crossbeat.taxonomy import coverage
+    from crossbeat.sharing.coverage import read_coverage
 
     store = open_store_or_fail(db_url)
-    report = coverage(store, agency_id)
+    report = read_coverage(store, agency_id)
     if as_json:
         echo_json(report.to_dict())
         return
