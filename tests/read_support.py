@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crossbeat.model import PersonalData, incident_id
+from crossbeat.sharing.policy import live
 from crossbeat.store import Store
-from crossbeat.store.reads import live
 from crossbeat.store.schema import incident_offences, incident_personal, incidents
 from crossbeat.vault.errors import PersonalDataNotFoundError, PurposeRequiredError
 from crossbeat.vault.keys import require_vault
@@ -40,6 +40,15 @@ def get_incident(store: Store, agency_id: str, source_id: str) -> dict[str, Any]
             .order_by(incident_offences.c.seq)
         ).mappings()
         return {**dict(row), "offences": [dict(o) for o in offs]}
+
+
+def count_incidents(store: Store, agency_id: str | None = None) -> int:
+    """Return the number of live (not withdrawn) incidents, optionally of one agency."""
+    q = select(func.count()).select_from(incidents).where(live())
+    if agency_id:
+        q = q.where(incidents.c.agency_id == agency_id)
+    with store.connect() as conn:
+        return int(conn.execute(q).scalar_one())
 
 
 def read_personal_many(
