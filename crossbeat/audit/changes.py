@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection
 
-from crossbeat.audit.events import Action, AuditEvent
+from crossbeat.audit.events import Action, AuditEvent, as_action
 from crossbeat.audit.log import append
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def change_event(
     if len(ids) > MAX_LISTED_IDS:
         ids = ()
     return AuditEvent(
-        action=action,
+        action=as_action(action),
         actor=by.user_id if by is not None else LOCAL_OPERATOR,
         actor_agency=by.agency_id if by is not None else None,
         purpose=purpose,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Integer, case, func, select
+from sqlalchemy import ColumnElement, Integer, case, func, select
 
 from crossbeat.audit import Action, AuditEvent, append_many
 from crossbeat.store import Store
@@ -54,7 +54,7 @@ def read_coverage(
         events are committed. A read that counted nothing is still recorded.
     """
     o, i = incident_offences, incidents
-    live = i.c.withdrawn_at.is_(None)
+    live: ColumnElement[bool] = i.c.withdrawn_at.is_(None)
     if agency_id is not None:
         live = live & (i.c.agency_id == agency_id)
     joined = o.join(i, i.c.id == o.c.incident_id)
