@@ -366,6 +366,8 @@ def _logout(world: Any) -> tuple[str, int]:
     client, token = world.signed_in("a.analyst")
     before = log_size(world.store)
     assert client.post("/auth/logout", headers=token).status_code in (200, 204)
+    (ended,) = [e for e in iter_events(world.store, after=before) if e.action == "logout"]
+    assert ended.actor == world.user_id("a.analyst") and ended.actor_agency == "citya"
     return "citya", before
 
 

@@ -239,6 +239,11 @@ def _end(
     agency = conn.execute(select(users.c.agency_id).where(users.c.id == user_id)).scalar()
     detail = {"reason": reason, "session": session_id[:16]}
     ended = AuthEvent(
-        "session.ended", now, subject_user_id=user_id, agency_id=agency, detail=detail
+        "session.ended",
+        now,
+        actor_user_id=user_id if reason == "logout" else None,  # the user signed out
+        subject_user_id=user_id,
+        agency_id=agency,
+        detail=detail,
     )
     emit(events, conn, ended)
