@@ -12,11 +12,13 @@ import shapely
 from shapely.geometry import mapping, shape
 from sqlalchemy import Connection, delete, select
 
+from crossbeat.audit.changes import Principal, record_change
+from crossbeat.audit.events import Action
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.model import Agency
 from crossbeat.store import Store
-from crossbeat.store.records import jurisdiction_rows
-from crossbeat.store.schema import agencies, incident_jurisdictions, incidents, jurisdictions
+from crossbeat.store.schema import agencies, jurisdictions
+from crossbeat.store.tags import retag_jurisdictions
 
 _AGENCY_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -36,8 +38,12 @@ def validate_agency_id(agency_id: str) -> str:
     return agency_id
 
 
-def register_agency(store: Store, agency: Agency) -> None:
+def register_agency(store: Store, agency: Agency, *, by: Principal | None = None) -> None:
     """Create an agency, or update its name, ORI and time zone if it exists.
+
+    The change is written to the audit log in the same transaction: a ``change``
+    event (resource ``agency``) owned by the agency, with what it was and what it is
+    now. ``by`` is the signed-in user, or None for the local operator.
 
     Raises
     ------
@@ -58,8 +64,27 @@ def register_agency(store: Store, agency: Agency) -> None:
         "timezone": agency.timezone,
         "created_at": store.now(),
     }
+    fields = ("name", "ori", "timezone")
     with store.begin() as conn:
-        store.upsert(conn, agencies, [row], keys=["id"], update=["name", "ori", "timezone"])
+        old = conn.execute(select(agencies).where(agencies.c.id == agency.id)).mappings().first()
+        store.upsert(conn, agencies, [row], keys=["id"], update=list(fields))
+        before = {f: old[f] for f in fields} if old is not None else None
+        after = {f: row[f] for f in fields}
+        if before != after:
+            record_change(
+                store,
+                conn,
+                Action.CHANGE,
+                by,
+                resource_type="agency",
+                owners=[agency.id],
+                details={
+                    "operation": "agency_register" if old is None else "agency_update",
+                    "agency": agency.id,
+                    "before": before,
+                    "after": after,
+                },
+            )
 
 
 def get_agency(store: Store, agency_id: str) -> Agency | None:
@@ -126,19 +151,33 @@ def set_jurisdiction(store: Store, agency_id: str, name: str, geometry: Mapping[
 
 
 def set_jurisdictions(
-    store: Store, agency_id: str, polygons: Sequence[tuple[str, Mapping[str, Any]]]
+    store: Store,
+    agency_id: str,
+    polygons: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    by: Principal | None = None,
 ) -> None:
-    """Set (or replace) several named polygons of an agency, then re-tag, atomically."""
+    """Set (or replace) several named polygons of an agency, then re-tag, atomically.
+
+    The change is written to the audit log in the same transaction: a ``change``
+    event (resource ``jurisdiction``) owned by the agency whose boundary changed,
+    with the polygon names, those that replaced a polygon of the same name, and the
+    number of incidents re-tagged. ``by`` is the signed-in user, or None for the
+    local operator.
+    """
     if not store.agency_exists(agency_id):
         raise AgencyError(f"unknown agency {agency_id!r}: register it first (crossbeat agency add)")
     checked = [(name, _check_geometry(geometry)) for name, geometry in polygons]
     with store.begin() as conn:
+        replaced = []
         for name, geom in checked:
-            conn.execute(
+            gone = conn.execute(
                 delete(jurisdictions).where(
                     (jurisdictions.c.agency_id == agency_id) & (jurisdictions.c.name == name)
                 )
             )
+            if gone.rowcount:
+                replaced.append(name)
             conn.execute(
                 jurisdictions.insert().values(
                     agency_id=agency_id,
@@ -147,7 +186,23 @@ def set_jurisdictions(
                     created_at=store.now(),
                 )
             )
-        retag_incidents(store, conn=conn)
+        retagged = retag_incidents(store, conn=conn)
+        record_change(
+            store,
+            conn,
+            Action.CHANGE,
+            by,
+            resource_type="jurisdiction",
+            owners=[agency_id],
+            record_count=retagged,
+            details={
+                "operation": "boundary_set",
+                "agency": agency_id,
+                "polygons": [name for name, _ in checked],
+                "replaced": replaced,
+                "incidents_retagged": retagged,
+            },
+        )
 
 
 def load_boundaries(
@@ -157,6 +212,7 @@ def load_boundaries(
     *,
     where: Mapping[str, str] | None = None,
     name_property: str = "name",
+    by: Principal | None = None,
 ) -> int:
     """Load jurisdiction polygons for an agency from a GeoJSON file (WGS84).
 
@@ -194,7 +250,7 @@ def load_boundaries(
         )
         for i, f in enumerate(chosen)
     ]
-    set_jurisdictions(store, agency_id, polygons)
+    set_jurisdictions(store, agency_id, polygons, by=by)
     return len(polygons)
 
 
@@ -207,14 +263,24 @@ def jurisdiction_index(store: Store) -> JurisdictionIndex:
     return JurisdictionIndex.from_geojson((a, n, json.loads(g)) for a, n, g in rows)
 
 
-def retag_incidents(store: Store, *, conn: Connection | None = None, chunk: int = 5000) -> int:
+def retag_incidents(
+    store: Store,
+    *,
+    conn: Connection | None = None,
+    chunk: int = 5000,
+    by: Principal | None = None,
+) -> int:
     """Recompute every incident's jurisdiction tags after a boundary changed.
 
     Parameters
     ----------
     conn
-        Run inside this transaction (the one that changed the boundary); by default
-        in a transaction of its own.
+        Run inside this transaction (the one that changed the boundary, which audits
+        the change); by default in a transaction of its own, which appends its own
+        ``change`` event (resource ``jurisdiction``, operation ``retag``).
+    by
+        Who re-tags (only recorded in a transaction of its own): a signed-in user, or
+        None for the local operator.
 
     Returns
     -------
@@ -223,34 +289,20 @@ def retag_incidents(store: Store, *, conn: Connection | None = None, chunk: int 
     """
     if conn is None:
         with store.begin() as own:
-            return retag_incidents(store, conn=own, chunk=chunk)
+            done = retag_incidents(store, conn=own, chunk=chunk)
+            record_change(
+                store,
+                own,
+                Action.CHANGE,
+                by,
+                resource_type="jurisdiction",
+                owners=own.execute(select(agencies.c.id)).scalars(),
+                record_count=done,
+                details={"operation": "retag", "incidents_retagged": done},
+            )
+            return done
     rows = conn.execute(
         select(jurisdictions.c.agency_id, jurisdictions.c.name, jurisdictions.c.geojson)
     ).all()
     index = JurisdictionIndex.from_geojson((a, n, json.loads(g)) for a, n, g in rows)
-    done = 0
-    last = ""
-    while True:
-        batch = conn.execute(
-            select(incidents.c.id, incidents.c.agency_id, incidents.c.lat, incidents.c.lon)
-            .where(incidents.c.id > last)
-            .order_by(incidents.c.id)
-            .limit(chunk)
-        ).all()
-        if not batch:
-            return done
-        ids = [r.id for r in batch]
-        tags = index.agencies_at([r.lat for r in batch], [r.lon for r in batch])
-        conn.execute(
-            delete(incident_jurisdictions).where(incident_jurisdictions.c.incident_id.in_(ids))
-        )
-        conn.execute(
-            incident_jurisdictions.insert(),
-            [
-                jr
-                for r, t in zip(batch, tags, strict=True)
-                for jr in jurisdiction_rows(r.id, r.agency_id, t)
-            ],
-        )
-        last = ids[-1]
-        done += len(batch)
+    return retag_jurisdictions(conn, index, chunk=chunk)

@@ -543,10 +543,10 @@ def taxonomy() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None:
     """Count mapped offences and list unmapped local codes, most frequent first."""
-    from crossbeat.taxonomy import coverage
+    from crossbeat.sharing.coverage import read_coverage
 
     store = open_store_or_fail(db_url)
-    report = coverage(store, agency_id)
+    report = read_coverage(store, agency_id)
     if as_json:
         echo_json(report.to_dict())
         return
@@ -1163,7 +1163,7 @@ def user_disable_inactive(db_url: str, as_json: bool) -> None:
     """Disable every account unused for 90 days (run daily, e.g. from cron)."""
     from crossbeat.auth.accounts import disable_inactive
 
-    disabled = disable_inactive(open_store_or_fail(db_url))
+    disabled = _auth(disable_inactive, open_store_or_fail(db_url))
     if as_json:
         echo_json([u.as_dict() for u in disabled])
     else:

@@ -38,7 +38,6 @@ from crossbeat.sharing.agreements import list_agreements
 from crossbeat.sharing.demo import demo_agreements
 from crossbeat.store import Store, open_store
 from crossbeat.store.base import close_all
-from crossbeat.store.reads import count_incidents
 from crossbeat.vault.kek import Kek, read_kek_file, resolve_kek, write_kek_file
 
 #: File name of the demo database inside the demo folder.
@@ -116,14 +115,22 @@ def demo_audit_key(out_dir: Path) -> Path:
 
 
 def demo_is_built(out_dir: Path) -> bool:
-    """Return whether the demo folder holds a demo database with incidents in it.
+    """Return whether the demo folder holds a demo database with an ingested export.
 
-    A database left empty by an interrupted build does not count, so the next
-    ``crossbeat demo`` builds it again.
+    A database without a completed ingest (left by an interrupted build) does not
+    count, so the next ``crossbeat demo`` builds it again. Only the ingest's own
+    bookkeeping is read, never the incidents (which are read through the policy).
     """
+    from sqlalchemy import func, select
+
+    from crossbeat.store.schema import ingest_batches
+
     if not (out_dir / DEMO_DB).is_file():
         return False
-    return count_incidents(open_store(demo_db_url(out_dir))) > 0
+    store = open_store(demo_db_url(out_dir))
+    done = select(func.count()).where(ingest_batches.c.status == "complete")
+    with store.connect() as conn:
+        return int(conn.execute(done).scalar_one()) > 0
 
 
 def remove_demo(out_dir: Path) -> None:

@@ -56,7 +56,6 @@ from crossbeat.sharing.scope import (
     offence_matches,
     parse_precision,
 )
-from crossbeat.store.reads import live
 from crossbeat.store.schema import incidents
 
 __all__ = [
@@ -228,6 +227,11 @@ class ReadPlan:
             if not (min_lon <= lon <= max_lon and min_lat <= lat <= max_lat):
                 return False
         return True
+
+
+def live() -> ColumnElement[bool]:
+    """Return the filter every read applies: the record is not withdrawn."""
+    return incidents.c.withdrawn_at.is_(None)
 
 
 _TIME_SPAN = {

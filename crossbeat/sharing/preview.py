@@ -19,13 +19,12 @@ from crossbeat.clock import Clock
 from crossbeat.sharing._manage import AgreementError
 from crossbeat.sharing.model import Grantee, GranteeKind
 from crossbeat.sharing.permissions import check_permission
-from crossbeat.sharing.policy import DATA_ROLES, Decision, ReadRequest, Viewer, ViewerKind
+from crossbeat.sharing.policy import DATA_ROLES, Decision, ReadRequest, Viewer, ViewerKind, live
 from crossbeat.sharing.public import incident_flags
 from crossbeat.sharing.reads import _children, _jsonable, anchor_index, prepare
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.scope import Purpose
 from crossbeat.store import Store
-from crossbeat.store.reads import live
 from crossbeat.store.schema import agencies, incidents
 
 

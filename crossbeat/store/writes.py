@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, and_, bindparam, delete, select, tuple_, update
 
+from crossbeat.audit.changes import MAX_LISTED_IDS, Principal, record_change
+from crossbeat.audit.events import Action as AuditAction
 from crossbeat.geo.cells import h3_cells
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.model import Incident, RecordUpdate
@@ -637,6 +639,7 @@ def withdraw_records(
     *,
     expunge_records: bool = False,
     reason: str,
+    by: Principal | None = None,
 ) -> WithdrawResult:
     """Withdraw (hide, keep history) or expunge (delete, keep a tombstone) records.
 
@@ -644,6 +647,11 @@ def withdraw_records(
     history for the owner's audit; expunging deletes it with its history and personal
     data and leaves only a tombstone, so that re-ingesting an old export cannot bring
     it back.
+
+    The request is written to the audit log in the same transaction: one ``withdraw``
+    or ``expunge`` event owned by the agency, with the ids of the records changed, the
+    counts of changed, already gone and unknown ids, and the reason. ``by`` is the
+    signed-in user, or None for the local operator.
 
     Raises
     ------
@@ -687,4 +695,22 @@ def withdraw_records(
                     .values(withdrawn_at=now, version=r.version + 1, updated_at=now)
                 )
             changed = [ids[r.id] for r in live]
+        by_source = {s: i for i, s in ids.items()}
+        record_change(
+            store,
+            conn,
+            AuditAction.EXPUNGE if expunge_records else AuditAction.WITHDRAW,
+            by,
+            resource_type="incident",
+            owners=[agency_id],
+            record_ids=[by_source[s] for s in changed],
+            purpose=reason.strip(),
+            details={
+                "operation": "expunge" if expunge_records else "withdraw",
+                "source_ids": changed[:MAX_LISTED_IDS],
+                "changed": len(changed),
+                "already": len(already),
+                "unknown": len(unknown),
+            },
+        )
     return WithdrawResult(changed=changed, already=already, unknown=unknown)
