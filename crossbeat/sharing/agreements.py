@@ -59,7 +59,7 @@ from crossbeat.sharing.tables import (
     sharing_agreements,
 )
 from crossbeat.store import Store
-from crossbeat.store.schema import agencies
+from crossbeat.store.schema import agencies, area_layers
 
 __all__ = [
     "Agreement",
@@ -223,6 +223,8 @@ def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) 
     precision = parse(
         "precision", parse_precision, raw["precision"], policy.precision if public else None
     )
+    if isinstance(precision, Precision) and precision.layer is not None and owner in known:
+        problems += _check_layer(conn, precision, owner)
     time_res = parse(
         "time_resolution",
         parse_time_resolution,
@@ -275,6 +277,23 @@ def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) 
         if not problems:
             return draft
     raise AgreementError(problems)
+
+
+def _check_layer(conn: Connection, precision: Precision, owner: str) -> list[str]:
+    """Return a problem when an ``area:LAYER`` precision names no registered layer."""
+    key = precision.layer_key(owner) or ""
+    agency, _, name = key.partition("/")
+    found = conn.execute(
+        select(area_layers.c.id).where(
+            (area_layers.c.agency_id == agency) & (area_layers.c.name == name)
+        )
+    ).first()
+    if found is None:
+        return [
+            f"precision: {precision} names no area layer {key!r} "
+            "(register it with crossbeat area add)"
+        ]
+    return []
 
 
 def _parse_purposes(value: Iterable[str]) -> frozenset[Purpose]:
