@@ -224,6 +224,9 @@ def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) 
         "precision", parse_precision, raw["precision"], policy.precision if public else None
     )
     if isinstance(precision, Precision) and precision.layer is not None and owner in known:
+        if precision.layer.startswith(f"{owner}/"):
+            # The owner's own layer is written one way, so that policies compare it.
+            precision = parse_precision(f"area:{precision.layer.split('/', 1)[1]}")
         problems += _check_layer(conn, precision, owner)
     time_res = parse(
         "time_resolution",
