@@ -217,11 +217,13 @@ def add_layer(
             conn.execute(update(area_layers).where(area_layers.c.id == old).values(**values))
             layer_id = old
         else:
-            layer_id = conn.execute(
+            inserted = conn.execute(
                 area_layers.insert().values(
                     agency_id=agency_id, name=name, created_at=now, **values
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert inserted is not None
+            layer_id = inserted[0]
         conn.execute(
             areas.insert(),
             [
@@ -318,7 +320,7 @@ def get_layer(store: Store, agency_id: str, name: str) -> AreaLayer:
         return _layer(row, list(names))
 
 
-def _layer(row: Mapping[str, Any], names: list[str]) -> AreaLayer:
+def _layer(row: Mapping[Any, Any], names: list[str]) -> AreaLayer:
     return AreaLayer(
         agency_id=row["agency_id"],
         name=row["name"],

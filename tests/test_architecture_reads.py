@@ -32,6 +32,7 @@ TABLES = {
     "incident_personal",
     "incident_offences",
     "incident_jurisdictions",
+    "incident_areas",
     "incident_versions",
 }
 #: Imports of ``crossbeat.store.reads`` that never show records to anyone, with why.

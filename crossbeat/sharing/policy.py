@@ -458,9 +458,9 @@ def _unmet(rule: Rule, req: ReadRequest) -> str | None:
                 f"or area:{layer}, not {rule.precision}"
             )
     for dim in req.group_by if req.aggregate else ():
-        layer = area_dim_layer(dim)
-        if layer is not None:
-            if not rule.shows_layer(layer_key(layer, rule.owner)):
+        dim_layer = area_dim_layer(dim)
+        if dim_layer is not None:
+            if not rule.shows_layer(layer_key(dim_layer, rule.owner)):
                 return (
                     f"grouping by {dim} needs the areas field at precision exact or {dim}, "
                     f"not {rule.precision}"
