@@ -275,6 +275,8 @@ def test_areas_filter_and_group_reads_and_agreements_generalise_to_a_layer(city)
         "West" in r["areas"]["cityx/beats"] for r in west.records
     )
     assert len(west.records) == sum(1 for v in want.values() if "West" in v)
+    read_event = [e for e in iter_events(store) if e.resource_type == "incident"][-1]
+    assert read_event.details["request"]["areas"] == ["beats:West"]
     # The same filter written as text, and a layer named with its agency.
     again = read_incidents(store, own, ReadRequest(areas=frozenset({"cityx/beats:West"})))
     assert [r["id"] for r in again.records] == [r["id"] for r in west.records]

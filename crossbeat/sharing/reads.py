@@ -335,7 +335,9 @@ def _request_summary(req: ReadRequest) -> dict[str, Any]:
         value = getattr(req, f.name)
         if value in (None, False, ()) or f.name == "legal_basis":
             continue
-        if isinstance(value, frozenset | set | tuple):
+        if f.name == "areas":
+            value = sorted(f"{layer}:{name}" for layer, name in value)
+        elif isinstance(value, frozenset | set | tuple):
             value = sorted(str(v) for v in value)
         elif isinstance(value, datetime):
             value = value.isoformat()
