@@ -211,7 +211,7 @@ class IncidentListOut(_Out):
 
 
 class FeatureOut(_Out):
-    """One incident as a GeoJSON Feature (no geometry at jurisdiction precision)."""
+    """One incident as a GeoJSON Feature (no geometry at area or jurisdiction precision)."""
 
     type: Literal["Feature"] = "Feature"
     id: str
