@@ -165,6 +165,13 @@ def test_polygon_file_errors_name_what_to_change(tmp_path):
         read_polygons(path, where={"ZONE": "1"})
     with pytest.raises(PolygonFileError, match="no feature"):
         read_polygons(path, where={"BEAT": "North"})
+    table = tmp_path / "beats.csv"
+    table.write_text("BEAT,SQ_MILES\nWest,1\n")
+    with pytest.raises(PolygonFileError, match="no features with a geometry"):
+        read_polygons(table)
+    (tmp_path / "broken.geojson").write_text("not json")
+    with pytest.raises(PolygonFileError, match="cannot read .*broken.geojson"):
+        read_polygons(tmp_path / "broken.geojson")
     blank = tmp_path / "blank.geojson"
     blank.write_text(
         json.dumps(

@@ -106,9 +106,15 @@ def read_polygons(
     try:
         meta, _fids, wkb, columns = raw.read(str(path), layer=layer)
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
+        why = str(exc).split(";")[0].strip()
         raise PolygonFileError(
-            f"cannot read {path} as GeoJSON, Shapefile or GeoPackage: {exc}"
+            f"cannot read {path} as GeoJSON, Shapefile or GeoPackage: {why}"
         ) from exc
+    if wkb is None or not len(wkb):
+        raise PolygonFileError(
+            f"{path.name} has no features with a geometry: give a GeoJSON, Shapefile or "
+            "GeoPackage of polygons"
+        )
     fields = tuple(str(f) for f in meta.get("fields", ()))
     records = [
         {f: _text(col[i]) for f, col in zip(fields, columns, strict=True)}
