@@ -25,6 +25,7 @@ from crossbeat.areas import AreaError, add_layer, get_layer, list_layers, remove
 from crossbeat.audit import iter_events
 from crossbeat.cli import cli
 from crossbeat.clock import FrozenClock
+from crossbeat.demo.build import build_demo, demo_kek
 from crossbeat.geo.polygons import PolygonFileError, read_polygons
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import load_profile
@@ -32,6 +33,7 @@ from crossbeat.model import Agency
 from crossbeat.sharing.agreements import create_agreement
 from crossbeat.sharing.policy import ReadRequest, RequestError, Viewer
 from crossbeat.sharing.reads import aggregate, read_incidents
+from crossbeat.store import open_store
 from crossbeat.store.schema import area_layers, areas, incident_areas, incidents, jurisdictions
 from tests.api_support import make_client
 
@@ -367,3 +369,31 @@ def test_area_commands(db_url, tmp_path):
     assert out.exit_code == 0 and "removed" in out.output
     out = runner.invoke(cli, ["area", "show", "cityx", "beats", *db])
     assert out.exit_code != 0 and "has no area layer" in out.output
+
+
+# -- the demo -------------------------------------------------------------------------------
+def test_the_demo_city_has_police_districts(sqlite_url, tmp_path):
+    summary = build_demo(sqlite_url, tmp_path, seed=7, size=0.05)
+    store = open_store(sqlite_url, kek=demo_kek(sqlite_url, tmp_path))
+    path = summary.files.areas["rivertonpd/districts"]
+    named = {p.name: p.geometry for p in read_polygons(path).polygons}
+    assert sorted(named) == ["North-East", "North-West", "South-East", "South-West"]
+    assert [(x.key, x.kind, len(x.areas)) for x in list_layers(store)] == [
+        ("rivertonpd/districts", "district", 4)
+    ]
+    analyst = Viewer.user("u1", "rivertonpd", ["analyst"])
+    records = read_incidents(
+        store, analyst, ReadRequest(agencies=frozenset({"rivertonpd"}))
+    ).records
+    want = Counter(
+        "+".join(sorted(n for n, g in named.items() if g.intersects(Point(r["lon"], r["lat"]))))
+        or "none"
+        if r["lat"] is not None
+        else "none"
+        for r in records
+    )
+    got = aggregate(
+        store, analyst, ReadRequest(agencies=frozenset({"rivertonpd"})), by=("area:districts",)
+    )
+    assert _counts(got) == dict(want)
+    assert sum(n for k, n in want.items() if k != "none") > 0.9 * len(records)
