@@ -30,7 +30,9 @@ from crossbeat.geo.polygons import PolygonFileError, read_polygons
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import load_profile
 from crossbeat.model import Agency
+from crossbeat.sharing._manage import AgreementError
 from crossbeat.sharing.agreements import create_agreement
+from crossbeat.sharing.overrides import get_public_policy, tighten_public_policy
 from crossbeat.sharing.policy import ReadRequest, RequestError, Viewer
 from crossbeat.sharing.reads import aggregate, read_incidents
 from crossbeat.store import open_store
@@ -321,6 +323,11 @@ def test_the_public_sees_counts_by_area_with_suppression(city):
     store, tmp = city["store"], city["tmp"]
     two = {"West": WEST, "East": EAST}
     add_layer(store, "cityx", "beats", write_layer(tmp / "beats.gpkg", two), kind="beat")
+    with pytest.raises(AgreementError, match="no area layer 'cityx/wards'"):
+        tighten_public_policy(store, "cityx", {"precision": "area:wards"})
+    # The owner's layer written with its agency is the same layer.
+    tighten_public_policy(store, "cityx", {"precision": "area:cityx/beats"})
+    assert str(get_public_policy(store, "cityx").precision) == "area:beats"
     create_agreement(store, "cityx", "public", precision="area:beats", approved_by="chief")
     later = FrozenClock(store.clock.now() + timedelta(days=3650))
     want = Counter("+".join(sorted(v)) or "none" for v in expected_tags(city["rows"], two).values())

@@ -27,7 +27,12 @@ from sqlalchemy import Connection, insert, select, update
 
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
-from crossbeat.sharing._manage import AgreementError, actor_name, audit_change
+from crossbeat.sharing._manage import (
+    AgreementError,
+    actor_name,
+    audit_change,
+    check_area_layer,
+)
 from crossbeat.sharing.groups import get_group
 from crossbeat.sharing.model import (
     Agreement,
@@ -59,7 +64,7 @@ from crossbeat.sharing.tables import (
     sharing_agreements,
 )
 from crossbeat.store import Store
-from crossbeat.store.schema import agencies, area_layers
+from crossbeat.store.schema import agencies
 
 __all__ = [
     "Agreement",
@@ -224,10 +229,8 @@ def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) 
         "precision", parse_precision, raw["precision"], policy.precision if public else None
     )
     if isinstance(precision, Precision) and precision.layer is not None and owner in known:
-        if precision.layer.startswith(f"{owner}/"):
-            # The owner's own layer is written one way, so that policies compare it.
-            precision = parse_precision(f"area:{precision.layer.split('/', 1)[1]}")
-        problems += _check_layer(conn, precision, owner)
+        precision, problem = check_area_layer(conn, precision, owner)
+        problems += [problem] if problem else []
     time_res = parse(
         "time_resolution",
         parse_time_resolution,
@@ -280,23 +283,6 @@ def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) 
         if not problems:
             return draft
     raise AgreementError(problems)
-
-
-def _check_layer(conn: Connection, precision: Precision, owner: str) -> list[str]:
-    """Return a problem when an ``area:LAYER`` precision names no registered layer."""
-    key = precision.layer_key(owner) or ""
-    agency, _, name = key.partition("/")
-    found = conn.execute(
-        select(area_layers.c.id).where(
-            (area_layers.c.agency_id == agency) & (area_layers.c.name == name)
-        )
-    ).first()
-    if found is None:
-        return [
-            f"precision: {precision} names no area layer {key!r} "
-            "(register it with crossbeat area add)"
-        ]
-    return []
 
 
 def _parse_purposes(value: Iterable[str]) -> frozenset[Purpose]:
