@@ -49,7 +49,9 @@ from crossbeat.sharing.scope import (
     Precision,
     ScopeError,
     TimeResolution,
+    coarser,
     expand_fields,
+    finer,
     format_delay,
     parse_delay,
     parse_offences,
@@ -108,7 +110,7 @@ class PublicPolicy:
     def merge(self, other: PublicPolicy) -> PublicPolicy:
         """Return a policy with the stricter value of every knob of ``self`` and ``other``."""
         return PublicPolicy(
-            precision=max(self.precision, other.precision),
+            precision=coarser(self.precision, other.precision),
             time_resolution=max(self.time_resolution, other.time_resolution, key=lambda t: t.rank),
             delay=max(self.delay, other.delay),
             threshold=max(self.threshold, other.threshold),
@@ -120,7 +122,7 @@ class PublicPolicy:
     def looser_than(self, other: PublicPolicy) -> list[str]:
         """Return, for every knob where ``self`` reveals more than ``other``, why."""
         problems = []
-        if self.precision < other.precision:
+        if finer(self.precision, other.precision):
             problems.append(f"precision {self.precision} is finer than {other.precision}")
         if self.time_resolution.rank < other.time_resolution.rank:
             problems.append(
