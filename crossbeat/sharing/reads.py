@@ -42,6 +42,7 @@ from crossbeat.sharing.policy import (
     plan,
 )
 from crossbeat.sharing.public import AnchorIndex, Row, incident_flags
+from crossbeat.sharing.request import CallsFilter
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule
 from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose
@@ -308,6 +309,8 @@ def _request_summary(req: ReadRequest) -> dict[str, Any]:
         value = getattr(req, f.name)
         if value in (None, False, ()) or f.name == "legal_basis":
             continue
+        if f.name == "calls" and value is CallsFilter.EXCLUDE:
+            continue  # the default
         if isinstance(value, frozenset | set | tuple):
             value = sorted(str(v) for v in value)
         elif isinstance(value, datetime):
@@ -449,6 +452,10 @@ def _key(dim: str, rec: Mapping[str, Any], rule: Rule) -> str:
         return str(rec["agency_id"])
     if dim == "jurisdiction":
         return "+".join(rec.get("jurisdictions") or []) or "none"
+    if dim == "nibrs" and rec.get("call_category"):
+        return f"call:{rec['call_category']}"
+    if dim == "call_category":
+        return str(rec.get("call_category") or "none")
     if dim in ("nibrs", "crime_against"):
         value = rec.get("nibrs_code" if dim == "nibrs" else dim)
         return str(value) if value else "unmapped"
@@ -488,6 +495,8 @@ def read_detail(
         personal_data=wants,
         legal_basis=purpose.strip() if wants and purpose else None,
         purpose=Purpose.INVESTIGATION if wants else None,
+        # One incident asked for by id: a call for service is shown if visible.
+        calls=CallsFilter.INCLUDE,
     )
     now = (clock or store.clock).now()
     with store.begin() as conn:

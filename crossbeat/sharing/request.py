@@ -18,6 +18,7 @@ from crossbeat.sharing.scope import (
     ScopeError,
     TimeResolution,
     expand_fields,
+    is_call_token,
     parse_offences,
 )
 
@@ -35,6 +36,8 @@ GROUP_BY: Mapping[str, tuple[str, ...]] = {
     "h3_11": ("h3_11",),
     "nibrs": ("nibrs_code",),
     "crime_against": ("crime_against",),
+    # The call category travels with every call record shown (scope.CALL_FIELD).
+    "call_category": (),
     "month": ("occurred_from",),
     "day": ("occurred_from",),
     "hour": ("occurred_from",),
@@ -44,6 +47,19 @@ TIME_DIMS = {"month": TimeResolution.MONTH, "day": TimeResolution.DAY, "hour": T
 
 class RequestError(ValueError):
     """A read request is malformed; the message lists every problem."""
+
+
+class CallsFilter(StrEnum):
+    """Whether a read includes calls for service (CAD calls that are not offences).
+
+    ``exclude`` (the default): offences only, so that counts and maps of crime are not
+    inflated by alarms, traffic stops and welfare checks. ``include``: offences and
+    the calls the viewer may see. ``only``: calls for service alone.
+    """
+
+    EXCLUDE = "exclude"
+    INCLUDE = "include"
+    ONLY = "only"
 
 
 class ViewerKind(StrEnum):
@@ -158,7 +174,10 @@ class ReadRequest:
     agencies
         Only these owners.
     offences
-        Offence tokens (``all``, categories, ``part1``, NIBRS codes) on the primary offence.
+        Offence tokens (``all``, categories, ``part1``, NIBRS codes) on the primary offence;
+        they filter offences, never calls for service.
+    calls
+        ``exclude`` (default), ``include`` or ``only``: see :class:`CallsFilter`.
     ids
         Only these incident ids.
     fields
@@ -190,6 +209,7 @@ class ReadRequest:
     changed_since: datetime | None = None
     limit: int | None = None
     after: str | None = None
+    calls: CallsFilter = CallsFilter.EXCLUDE
 
     def __post_init__(self) -> None:
         """Validate and normalise every field; raise :class:`RequestError` listing problems."""
@@ -225,6 +245,15 @@ class ReadRequest:
                     set_(self, name, parser([value] if isinstance(value, str) else value))
                 except ScopeError as exc:
                     problems.append(f"{name}: {exc}")
+        if isinstance(self.offences, frozenset) and any(is_call_token(t) for t in self.offences):
+            problems.append(
+                "offences: calls for service are not offences; use calls=include or "
+                "calls=only (and group_by=call_category)"
+            )
+        try:
+            set_(self, "calls", CallsFilter(self.calls))
+        except ValueError:
+            problems.append(f"calls: use {', '.join(c.value for c in CallsFilter)}")
         for name in ("agencies", "ids"):
             value = getattr(self, name)
             if value is not None:

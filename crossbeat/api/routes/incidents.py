@@ -57,6 +57,13 @@ Offence = Annotated[
     Query(description="all, person, property, society, part1 or NIBRS codes (repeatable)."),
 ]
 Agency = Annotated[list[str] | None, Query(description="Only these owner agencies.")]
+Calls = Annotated[
+    Literal["exclude", "include", "only"],
+    Query(
+        description="Calls for service (CAD calls that are not offences): exclude (default), "
+        "include, or only them."
+    ),
+]
 Purpose = Annotated[
     str | None, Query(description="Why you read: analysis (default), operations, investigation.")
 ]
@@ -99,6 +106,7 @@ def list_incidents(
     agency: Agency = None,
     purpose: Purpose = None,
     fields: Annotated[list[str] | None, Query(description="Only these fields/groups.")] = None,
+    calls: Calls = "exclude",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     after: Annotated[str | None, Query(description="next_after of the previous page.")] = None,
     f: Annotated[Literal["json", "geojson"], Query(description="Output format.")] = "json",
@@ -111,7 +119,7 @@ def list_incidents(
     """
     request = _request(
         bbox, since, until, offence, agency, purpose,
-        fields=frozenset(fields) if fields else None, limit=limit, after=after,
+        fields=frozenset(fields) if fields else None, limit=limit, after=after, calls=calls,
     )  # fmt: skip
     result = read_incidents(store, viewer, request)
     model = _record_model(viewer)
@@ -189,6 +197,7 @@ def get_aggregates(
     offence: Offence = None,
     agency: Agency = None,
     purpose: Purpose = None,
+    calls: Calls = "exclude",
 ) -> JSONResponse:
     """Count exactly the records you could list, grouped; small counts are suppressed.
 
@@ -196,7 +205,7 @@ def get_aggregates(
     incidents to publish, or hidden so that the suppressed ones cannot be worked out.
     """
     dims = tuple(by or ())
-    request = _request(bbox, since, until, offence, agency, purpose, group_by=dims)
+    request = _request(bbox, since, until, offence, agency, purpose, group_by=dims, calls=calls)
     result = aggregate(store, viewer, request, by=dims)
     out = AggregateOut(
         by=list(result.by),
