@@ -92,7 +92,9 @@ def labelled_call_types(path: Path | None = None) -> list[LabelledCallType]:
         When a column is missing, or an ``expected`` value is not a NIBRS code, a call
         category or ``none`` (every bad line is listed).
     """
-    source = path or resources.files("crossbeat.taxonomy") / "data" / "labelled_call_types.csv"
+    source = path or Path(
+        str(resources.files("crossbeat.taxonomy") / "data" / "labelled_call_types.csv")
+    )
     known = target_names()
     rows: list[LabelledCallType] = []
     problems: list[str] = []

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from types import MappingProxyType
 
 from crossbeat.taxonomy.nibrs import TaxonomyError
@@ -57,7 +58,7 @@ def call_categories() -> Mapping[str, CallCategory]:
     >>> call_categories()["welfare_check"].name
     'Welfare check'
     """
-    path = resources.files("crossbeat.taxonomy") / "data" / "call_categories.csv"
+    path = Path(str(resources.files("crossbeat.taxonomy") / "data" / "call_categories.csv"))
     table: dict[str, CallCategory] = {}
     with path.open(encoding="utf-8", newline="") as fh:
         for line, row in enumerate(csv.DictReader(fh), start=2):
