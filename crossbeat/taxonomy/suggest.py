@@ -28,7 +28,7 @@ import math
 import re
 import tomllib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
@@ -153,7 +153,12 @@ def _vocabulary() -> _Vocabulary:
         raw = tomllib.load(fh)
     abbreviations = {k.lower(): v.lower() for k, v in raw.get("abbreviations", {}).items()}
     phrases = tuple(
-        (re.compile(r"(?<![a-z0-9])" + re.escape(k) + r"(?![a-z0-9&/])"), f" {v} ")
+        (
+            re.compile(
+                r"(?<![a-z0-9])" + re.escape(k) + ("" if k.endswith("/") else r"(?![a-z0-9&/])")
+            ),
+            f" {v} ",
+        )
         for k, v in sorted(abbreviations.items(), key=lambda kv: -len(kv[0]))
         if not k.isalnum()
     )
@@ -162,6 +167,17 @@ def _vocabulary() -> _Vocabulary:
         abbreviations={k: v for k, v in abbreviations.items() if k.isalnum()},
         statutes={k.lower(): v.lower() for k, v in raw.get("statutes", {}).items()},
         synonyms={k.lower(): v.lower() for k, v in raw.get("synonyms", {}).items()},
+    )
+
+
+def _statute(number: str, after: str, vocab: _Vocabulary) -> str | None:
+    """Return what a statute number means: its sub-section first (647(F)), then itself."""
+    if len(after) == 1 and after.isalpha():
+        found = vocab.statutes.get(number + after)
+        if found:
+            return found
+    return vocab.statutes.get(number) or vocab.statutes.get(
+        number.rstrip("abcdefghijklmnopqrstuvwxyz")
     )
 
 
@@ -201,19 +217,20 @@ def read_words(text: str) -> tuple[str, ...]:
     for pattern, expansion in vocab.phrases:
         low = pattern.sub(expansion, low)
     raw = _TOKEN.findall(low)
-    has_words = any(t.isalpha() and t not in _CODE_LETTERS for t in raw)
+    # A number is read as a statute when the text names a code (459 PC, 11352(A)HS) or
+    # has words besides it (415 FAMILY); a bare number may be another scheme's code.
+    statutory = any(t in _CODE_LETTERS or (t.isalpha() and len(t) > 1) for t in raw)
     words: list[str] = []
     for i, token in enumerate(raw):
         if token[:1].isdigit():
-            coded = i + 1 < len(raw) and raw[i + 1] in _CODE_LETTERS
-            meaning = vocab.statutes.get(token)
-            if meaning and (coded or has_words):
+            meaning = _statute(token, raw[i + 1] if i + 1 < len(raw) else "", vocab)
+            if meaning and statutory:
                 words.extend(_TOKEN.findall(meaning))
             elif token == "911":
                 words.append(token)
             continue
-        if token in _CODE_LETTERS:
-            continue
+        if token in _CODE_LETTERS or len(token) == 1:
+            continue  # code letters, and sub-section letters such as the (A) of 647(A)
         words.extend(_TOKEN.findall(vocab.abbreviations.get(token, token)))
     out: list[str] = []
     skip = False
@@ -328,6 +345,7 @@ def suggest(
     limit: int = 5,
     extra_dirs: Sequence[Path] = (),
     min_score: float = 50.0,
+    ignore_schemes: Collection[str] = (),
 ) -> list[Suggestion]:
     """Propose NIBRS codes or call categories for a local code: never applied.
 
@@ -345,6 +363,9 @@ def suggest(
         Agency-local crosswalk folders whose entries are also compared.
     min_score
         Drop suggestions scoring below this (0-100).
+    ignore_schemes
+        Crosswalks not to consult, e.g. to measure the suggestions for a scheme's texts
+        without the answers its own crosswalk holds.
 
     Returns
     -------
@@ -370,7 +391,7 @@ def suggest(
     if code_text.upper() in nibrs_offences():
         offer(code_text.upper(), 100.0, "the local code is this NIBRS code")
 
-    files = _file_key(extra_dirs)
+    files = tuple(f for f in _file_key(extra_dirs) if f[0] not in ignore_schemes)
     for name, path, _ in files:
         cw = load_crosswalk(name, [path.parent])
         for text in (code_text, description):
