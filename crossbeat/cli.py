@@ -571,9 +571,7 @@ def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None
         )
         for u in s.unmapped_codes:
             desc = f" ({u.description})" if u.description and u.description != u.local_code else ""
-            tip = (
-                f"   suggest {u.suggestion.nibrs_code} {u.suggestion.name}" if u.suggestion else ""
-            )
+            tip = f"   suggest {u.suggestion.target} {u.suggestion.name}" if u.suggestion else ""
             click.echo(f"  {u.count:>8}  {u.local_code}{desc}{tip}")
     if report.unmapped:
         click.echo(
@@ -1398,7 +1396,8 @@ def _csv(values: tuple[str, ...]) -> list[str] | None:
 @click.option(
     "--offences",
     multiple=True,
-    help="all, person, property, society, part1 or NIBRS codes (comma-separated or repeated).",
+    help="all, person, property, society, part1 or NIBRS codes (comma-separated or repeated); "
+    "calls for service only by name: calls, or call:CATEGORY such as call:alarm.",
 )
 @click.option(
     "--fields",

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from crossbeat.clock import FrozenClock
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import load_profile
+from crossbeat.sharing import AgreementError
 from crossbeat.sharing.agreements import create_agreement
 from crossbeat.sharing.policy import ReadRequest, RequestError, Viewer
 from crossbeat.sharing.preview import preview
@@ -242,6 +243,11 @@ def test_the_public_never_sees_calls(cad) -> None:
     assert all("call_category" not in r or r.get("call_category") is None for r in public.records)
     assert len(public.records) <= CRIMES
     assert read_incidents(cad, Viewer.public(), ReadRequest(calls="only")).records == []
+
+
+def test_an_agreement_cannot_give_the_public_calls(cad) -> None:
+    with pytest.raises(AgreementError, match="the public never receives calls"):
+        create_agreement(cad, "citya", "public", offences=["all", "calls"], approved_by="t")
 
 
 def test_the_api_takes_a_calls_parameter(cad) -> None:
