@@ -679,18 +679,26 @@ def taxonomy_suggest_accuracy(path: str | None, misses: bool, as_json: bool) -> 
 
     Top-1: the best suggestion is the labelled NIBRS code or call category; top-3: it is
     among the first three. Shown for the tuning part, the held-out part (never used to
-    tune the vocabulary) and the whole list.
+    tune the vocabulary), the whole list, and the held-out call types that are not
+    written exactly as a term the suggester lists ("unlisted": the strictest figure).
     """
     from pathlib import Path
 
     from crossbeat.taxonomy import TaxonomyError
-    from crossbeat.taxonomy.accuracy import labelled_call_types, measure_split
+    from crossbeat.taxonomy.accuracy import (
+        labelled_call_types,
+        measure,
+        measure_split,
+        not_listed,
+    )
 
     try:
         items = labelled_call_types(Path(path) if path else None)
     except TaxonomyError as exc:
         raise click.ClickException(str(exc)) from exc
-    parts = measure_split(items)
+    # The strictest figure: held-out call types not written exactly as a listed term.
+    unlisted = measure(not_listed(i for i in items if i.held_out), "unlisted")
+    parts = (*measure_split(items), unlisted)
     if as_json:
         echo_json(
             [

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from crossbeat.taxonomy.nibrs import TaxonomyError
-from crossbeat.taxonomy.suggest import suggest, target_names
+from crossbeat.taxonomy.calls import call_categories
+from crossbeat.taxonomy.crosswalk import available_crosswalks, load_crosswalk, normalise_local
+from crossbeat.taxonomy.nibrs import TaxonomyError, nibrs_offences
+from crossbeat.taxonomy.suggest import suggest, suggest_terms, target_names
 
 #: One in this many labelled rows (by hash of its text) is held out.
 HELD_OUT_EVERY = 3
@@ -158,3 +160,31 @@ def measure_split(items: Sequence[LabelledCallType]) -> tuple[Accuracy, Accuracy
     tuning = [i for i in items if not i.held_out]
     held = [i for i in items if i.held_out]
     return measure(tuning, "tuning"), measure(held, "held-out"), measure(items, "all")
+
+
+def listed_texts() -> frozenset[str]:
+    """Return every text the suggester compares with, normalised (case, whitespace).
+
+    NIBRS offence names, everyday terms, call-category names and terms, and the local
+    codes and names of the shipped crosswalks. A labelled call type written exactly as
+    one of these is found by lookup, not by reading it: :func:`not_listed` leaves
+    those out, for the strictest figure.
+    """
+    texts = [o.name for o in nibrs_offences().values()]
+    texts += [t for terms in suggest_terms().values() for t in terms]
+    texts += [t for c in call_categories().values() for t in (c.name, *c.terms)]
+    for scheme in available_crosswalks():
+        texts += [
+            t for r in load_crosswalk(scheme).rules if not r.is_pattern for t in (r.local, r.name)
+        ]
+    return frozenset(normalise_local(t) for t in texts if t)
+
+
+def not_listed(items: Iterable[LabelledCallType]) -> list[LabelledCallType]:
+    """Return the labelled call types whose text is not literally a listed text."""
+    listed = listed_texts()
+    return [
+        i
+        for i in items
+        if normalise_local(" ".join(t for t in (i.code, i.description) if t)) not in listed
+    ]
