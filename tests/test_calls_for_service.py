@@ -270,6 +270,12 @@ def test_the_api_takes_a_calls_parameter(cad) -> None:
     counts = client.get("/aggregates?by=call_category&calls=only", headers=headers).json()
     assert counts["total"] == CALLS_TOTAL
     assert client.get("/incidents?calls=maybe", headers=headers).status_code in (400, 422)
+    refused = client.get("/incidents?offence=call:alarm", headers=headers)
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == [
+        "offences: calls for service are not offences, use calls=include or calls=only "
+        "(and group_by=call_category)"
+    ]
 
 
 def test_request_validation() -> None:

@@ -247,7 +247,7 @@ class ReadRequest:
                     problems.append(f"{name}: {exc}")
         if isinstance(self.offences, frozenset) and any(is_call_token(t) for t in self.offences):
             problems.append(
-                "offences: calls for service are not offences; use calls=include or "
+                "offences: calls for service are not offences, use calls=include or "
                 "calls=only (and group_by=call_category)"
             )
         try:

@@ -72,6 +72,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "offence_name",
     "crime_against",
     "ucr_part1",
+    "call_category",
     "offence_local_code",
     "offences",
     "occurred_from",
@@ -301,8 +302,8 @@ def parse_offences(items: Iterable[str]) -> frozenset[str] | None:
         raise ScopeError(
             "unknown offence(s) "
             + ", ".join(repr(b) for b in bad)
-            + ": use all, person, property, society, part1 or a NIBRS code such as 220; "
-            + "for calls for service calls or call:<category> ("
+            + ": use all, person, property, society, part1 or a NIBRS code such as 220, "
+            + "and for calls for service calls or call:<category> ("
             + ", ".join(call_categories())
             + ")"
         )
