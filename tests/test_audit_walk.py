@@ -173,6 +173,7 @@ READ_ONLY: dict[str, tuple[str | None, str]] = {
     "taxonomy suggest": ("taxonomy suggest BURG", "suggests offence codes"),
     "taxonomy sensitivity": ("taxonomy sensitivity 'he hit his wife'", "explains one text's flags"),
     "taxonomy sensitivity-accuracy": ("taxonomy sensitivity-accuracy", "measures a shipped set"),
+    "taxonomy suggest-accuracy": ("taxonomy suggest-accuracy", "measures a shipped set"),
     "token list": ("token list", "lists tokens"),
     "user list": ("user list", "lists users"),
 }
