@@ -1484,6 +1484,8 @@ def agreement_preview(
             click.echo(f"    - {reason}")
     for reason, n in found.hidden.items():
         click.echo(f"  hidden {n:>6}  {reason}")
+    if found.sample and found.sample_kind != "records":
+        click.echo("  sample: synthetic stand-ins (made-up values, in the shape the grantee gets)")
     for record in found.sample:
         click.echo("  sample  " + json.dumps(record, default=str, ensure_ascii=False))
 

@@ -111,7 +111,7 @@ def test_canaries_never_reach_the_public(public_store):
         if canary.owner != "countyb":
             assert read_detail(store, partner, canary.id).record is None
     for owner in AGENCIES:
-        shown = preview(store, owner, "public", sample=1000)
+        shown = preview(store, owner, "public", sample=1000, real_sample=True)
         assert not canary_ids & {r["id"] for r in shown.sample}
         assert shown.visible == sum(1 for i in normal if i.owner == owner)
     # Counts never include them, whatever the grouping.

@@ -329,6 +329,9 @@ class PreviewOut(_Out):
     visible: int
     hidden: dict[str, int]
     sample: list[IncidentShared | IncidentPublic]
+    #: ``records``: real records as the grantee sees them (only for an officer, analyst
+    #: or supervisor of the owner); ``stand-ins``: synthetic records of the same shape.
+    sample_kind: Literal["records", "stand-ins"]
 
 
 # -- audit ---------------------------------------------------------------------------------
