@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point, box
+from sqlalchemy import select
 
 from crossbeat.clock import FrozenClock
 from crossbeat.ingest.pipeline import ingest_files
@@ -32,6 +33,7 @@ from crossbeat.sharing.reads import (
 )
 from crossbeat.sharing.streams import LiveStream
 from crossbeat.sharing.suppression import lines, suppress_table
+from crossbeat.store.schema import incidents
 from tests.sharing_support import AGENCIES, NOW, Inc, insert_incidents, setup_agencies
 
 PUBLIC = Viewer.public()
@@ -98,18 +100,18 @@ def _all_public_records(store) -> list[dict]:
 
 def test_canaries_never_reach_the_public(public_store):
     store = public_store
-    canary_ids = {c.id for c in CANARIES}
+    canary_ids = {c.public_id for c in CANARIES} | {c.id for c in CANARIES}
     normal = [i for i in store.population if i.id not in canary_ids]
     seen = _all_public_records(store)
-    assert {r["id"] for r in seen} == {i.id for i in normal}
+    assert {r["id"] for r in seen} == {i.public_id for i in normal}
     assert not canary_ids & {r["id"] for r in read_incidents(store, PUBLIC, export=True).records}
     assert not canary_ids & {r["id"] for r in LiveStream(store, PUBLIC).poll().records}
     for canary in CANARIES:
-        assert read_detail(store, PUBLIC, canary.id).record is None
+        assert read_detail(store, PUBLIC, canary.public_id).record is None
         # A partner without include_sensitive does not get them either.
         partner = Viewer.user("u", "countyb", ["analyst"])
         if canary.owner != "countyb":
-            assert read_detail(store, partner, canary.id).record is None
+            assert read_detail(store, partner, canary.public_id).record is None
     for owner in AGENCIES:
         shown = preview(store, owner, "public", sample=1000, real_sample=True)
         assert not canary_ids & {r["id"] for r in shown.sample}
@@ -131,7 +133,7 @@ def test_canaries_never_reach_the_public(public_store):
 
 def test_public_points_are_anchors_stable_and_within_their_jurisdictions(public_store):
     store = public_store
-    truth = {i.id: i for i in store.population}
+    truth = {i.public_id: i for i in store.population}
     first = {r["id"]: r for r in _all_public_records(store)}
     again = {r["id"]: r for r in read_incidents(store, PUBLIC).records}
     boxed = read_incidents(store, PUBLIC, ReadRequest(bbox=(-122.72, 45.49, -122.52, 45.57)))
@@ -167,18 +169,18 @@ def test_time_window_applies_to_the_published_day(public_store):
     start = target.occurred_from - timedelta(minutes=1)
     narrow = ReadRequest(since=start, until=start + timedelta(minutes=2))
     ids = {r["id"] for r in read_incidents(store, PUBLIC, narrow).records}
-    assert target.id not in ids
+    assert target.public_id not in ids
 
 
 def test_public_delay_and_tightening(public_store):
     store = public_store
     fresh = Inc("citya", "fresh", 45.53, -122.66, ["220"], NOW - timedelta(days=3))
     insert_incidents(store, [fresh])
-    assert read_detail(store, PUBLIC, fresh.id).record is None
+    assert read_detail(store, PUBLIC, fresh.public_id).record is None
     store.clock.advance(days=5)
-    assert read_detail(store, PUBLIC, fresh.id).record is not None
+    assert read_detail(store, PUBLIC, fresh.public_id).record is not None
     tighten_public_policy(store, "citya", {"records": False, "threshold": 8})
-    assert read_detail(store, PUBLIC, fresh.id).record is None
+    assert read_detail(store, PUBLIC, fresh.public_id).record is None
     result = aggregate(store, PUBLIC, by=("agency",))
     assert result.threshold == 8
     assert result.cells[("citya",)] is not None or result.suppressed
@@ -232,6 +234,13 @@ def test_canaries_through_the_ingest(store, tmp_path):
     create_agreement(store, "citya", "public", approved_by="test")
     ids = {r["id"] for r in read_incidents(store, PUBLIC).records}
     assert len(ids) == 12
+    with store.begin() as conn:
+        canaries = set(
+            conn.execute(
+                select(incidents.c.public_id).where(incidents.c.source_id.in_(["X1", "X2"]))
+            ).scalars()
+        )
+    assert len(canaries) == 2 and not canaries & ids
     assert not {incident_id("citya", "X1"), incident_id("citya", "X2")} & ids
 
 

@@ -139,13 +139,17 @@ class ReadPlan:
         req = self.request
         conds = [live(), or_(*(self._rule_sql(r) for r in self.rules))]
         if req.ids is not None:
-            conds.append(incidents.c.id.in_(sorted(req.ids)))
+            ids = sorted(req.ids)
+            own = sorted({r.owner for r in self.rules if r.via == "own"})
+            by_id = and_(incidents.c.id.in_(ids), incidents.c.agency_id.in_(own))
+            conds.append(or_(incidents.c.public_id.in_(ids), by_id) if own else
+                         incidents.c.public_id.in_(ids))  # fmt: skip
         if req.agencies is not None:
             conds.append(incidents.c.agency_id.in_(sorted(req.agencies)))
         if req.offences is not None:
             conds.append(_matches_sql(req.offences, incidents.c))
         if req.after is not None:
-            conds.append(incidents.c.id > req.after)
+            conds.append(incidents.c.public_id > req.after)
         return and_(*conds)
 
     def _rule_sql(self, rule: Rule) -> ColumnElement[bool]:
@@ -196,7 +200,7 @@ class ReadPlan:
         if req.changed_since is not None and not rule.changed(row, req.changed_since):
             return None
         full = rule.transform(row, offences, jurisdictions, anchors)
-        if not self._matches(row, full):
+        if not self._matches(row, full, rule):
             return None
         wanted = req.fields
         if req.aggregate:
@@ -204,13 +208,17 @@ class ReadPlan:
         record = {k: v for k, v in full.items() if k in rule.shown_fields(wanted)}
         return rule, record
 
-    def _matches(self, row: Row, rec: Mapping[str, Any]) -> bool:
+    def _matches(self, row: Row, rec: Mapping[str, Any], rule: Rule) -> bool:
         req = self.request
-        if req.ids is not None and row["id"] not in req.ids:
+        # By id: the public id for anyone; the owner's own id only for the owner's own
+        # readers, so that an id derived from a case number finds nothing (issue #7).
+        if req.ids is not None and not (
+            row["public_id"] in req.ids or (rule.via == "own" and row["id"] in req.ids)
+        ):
             return False
         if req.agencies is not None and row["agency_id"] not in req.agencies:
             return False
-        if req.after is not None and not row["id"] > req.after:
+        if req.after is not None and not row["public_id"] > req.after:
             return False
         if req.offences is not None and not offence_matches(
             req.offences, rec.get("nibrs_code"), rec.get("crime_against"), rec.get("ucr_part1")

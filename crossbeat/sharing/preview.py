@@ -155,7 +155,7 @@ def preview(
         total = visible = 0
         with restricted(conn, [owner]):
             q = select(incidents).where(live() & (incidents.c.agency_id == owner))
-            rows = conn.execute(q.order_by(incidents.c.id)).mappings().all()
+            rows = conn.execute(q.order_by(incidents.c.public_id)).mappings().all()
             offences, places = _children(conn, [r["id"] for r in rows])
         for row in rows:
             total += 1

@@ -170,13 +170,17 @@ def anchor_index(conn: Connection, url: str) -> AnchorIndex:
 def published(
     conn: Connection, p: ReadPlan, anchors: AnchorIndex
 ) -> Iterator[tuple[Rule, dict[str, Any], Row]]:
-    """Yield ``(rule, record, row)`` for every record the plan shows, in ``id`` order."""
+    """Yield ``(rule, record, row)`` for every record the plan shows, in public-id order.
+
+    Public-id order (random) rather than ``id`` order, so that neither the order of a
+    page nor its cursor says anything about the owners' ids (issue #7).
+    """
     after = p.request.after
     while True:
         q = select(incidents).where(p.where())
         if after is not None:
-            q = q.where(incidents.c.id > after)
-        rows = conn.execute(q.order_by(incidents.c.id).limit(BATCH)).mappings().all()
+            q = q.where(incidents.c.public_id > after)
+        rows = conn.execute(q.order_by(incidents.c.public_id).limit(BATCH)).mappings().all()
         if not rows:
             return
         offences, places = _children(conn, [r["id"] for r in rows])
@@ -188,7 +192,7 @@ def published(
                 yield out[0], out[1], row
         if len(rows) < BATCH:
             return
-        after = rows[-1]["id"]
+        after = rows[-1]["public_id"]
 
 
 def _children(
@@ -345,8 +349,10 @@ def read_incidents(
     Returns
     -------
     ReadResult
-        Records in ``id`` order (at most ``request.limit``; ``next_after`` is the cursor
-        for the next page) and the decision, with reasons, for every owner considered.
+        Records in public-id order (at most ``request.limit``; ``next_after`` is the
+        cursor for the next page) and the decision, with reasons, for every owner
+        considered. Records reached through an agreement or the public release carry
+        their ``public_id`` as ``id``; only the owner's own readers see its ids.
     """
     request = request or ReadRequest()
     now = (clock or store.clock).now()
@@ -355,19 +361,22 @@ def read_incidents(
         anchors = anchor_index(conn, store.url)
         records: list[dict[str, Any]] = []
         personal_ids: list[str] = []
-        next_after = None
+        shown_as: dict[str, str] = {}  # stored id -> id as shown
+        next_after = last = None
         with restricted(conn, p.owners, p.personal_owners if request.personal_data else ()):
             for rule, record, row in published(conn, p, anchors):
                 if request.limit is not None and len(records) == request.limit:
-                    next_after = records[-1]["id"]
+                    next_after = last
                     break
                 records.append(record)
+                last = row["public_id"]
                 if request.personal_data and rule.personal:
                     personal_ids.append(row["id"])
+                    shown_as[row["id"]] = record["id"]
             rows = _personal_rows(conn, personal_ids)
         if rows:
             wanted = request.fields
-            found = _decode(store, conn, rows)
+            found = {shown_as[k]: v for k, v in _decode(store, conn, rows).items()}
             for record in records:
                 data = found.get(record["id"])
                 if data is not None:
@@ -461,6 +470,21 @@ def _key(dim: str, rec: Mapping[str, Any], rule: Rule) -> str:
     return str(local.strftime({"month": "%Y-%m", "day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H"}[dim]))
 
 
+def _owner_of(conn: Connection, viewer: Viewer, incident_id: str) -> str | None:
+    """Return the owner of an incident named by its public id, or by its id for the owner.
+
+    Only an owner's own readers may name its incidents by their ids; for anyone else
+    an id derived from a case number names nothing (issue #7).
+    """
+    i = incidents.c
+    found = conn.execute(select(i.agency_id).where(i.public_id == incident_id)).scalar()
+    if found is None and viewer.kind is not ViewerKind.PUBLIC and viewer.agency_id:
+        found = conn.execute(
+            select(i.agency_id).where((i.id == incident_id) & (i.agency_id == viewer.agency_id))
+        ).scalar()
+    return str(found) if found is not None else None
+
+
 def read_detail(
     store: Store,
     viewer: Viewer,
@@ -493,20 +517,18 @@ def read_detail(
     with store.begin() as conn:
         p = prepare(conn, viewer, request, now)
         anchors = anchor_index(conn, store.url)
-        record = rule = None
+        record = rule = stored = None
         rows: list[Any] = []
         with restricted(conn, p.owners, p.personal_owners if wants else ()):
             first = next(published(conn, p, anchors), None)
             if first is not None:
-                rule, record, _row = first
-            if record is not None and rule is not None and wants and rule.personal:
-                rows = _personal_rows(conn, [incident_id])
-        owner = conn.execute(
-            select(incidents.c.agency_id).where(incidents.c.id == incident_id)
-        ).scalar()
+                rule, record, stored = first
+            if stored is not None and rule is not None and wants and rule.personal:
+                rows = _personal_rows(conn, [stored["id"]])
+        owner = _owner_of(conn, viewer, incident_id)
         personal = None
-        if record is not None and rule is not None and wants and rule.personal:
-            personal = _decode(store, conn, rows).get(incident_id, PersonalData())
+        if stored is not None and rule is not None and wants and rule.personal:
+            personal = _decode(store, conn, rows).get(stored["id"], PersonalData())
         if record is None or (wants and personal is None):
             event = AuditEvent(
                 action=Action.DENIED,

@@ -153,6 +153,15 @@ class Rule:
         return row["updated_at"] > since or release_time(row) + self.delay > since
 
     # -- how they look -----------------------------------------------------------------
+    def shown_id(self, row: Row) -> str:
+        """Return the id this rule shows: the owner's own id, or the public id.
+
+        The stored ``id`` is derived from agency and source id (often a sequential case
+        number), so only the owner's own readers see it; partners, groups and the
+        public see the random ``public_id`` (issue #7).
+        """
+        return str(row["id"] if self.via == "own" else row["public_id"])
+
     def shown_fields(self, wanted: frozenset[str] | None) -> frozenset[str]:
         """Return the fields this rule shows for a request that wants ``wanted``."""
         fields = self.fields if self.personal else self.fields - set(PERSONAL_FIELDS)
@@ -172,7 +181,7 @@ class Rule:
         fields = self.shown_fields(wanted)
         p = self.precision
         values: dict[str, Any] = {
-            "id": row["id"],
+            "id": self.shown_id(row),
             "agency_id": row["agency_id"],
             "nibrs_code": row.get("nibrs_code"),
             "offence_name": offence_name(row.get("nibrs_code")),
