@@ -251,6 +251,11 @@ class AggregateOut(_Out):
     total: int | None
     threshold: int | None
     suppressed: int
+    #: False when a count was hidden, dropped or noised: the total and margins are then
+    #: sums of the published cells only.
+    complete: bool
+    #: Owners whose counts carry differential-privacy noise.
+    noisy: list[str]
     decisions: list[DecisionOut] | None = None
 
 

@@ -36,6 +36,7 @@ from sqlalchemy import ColumnElement, and_, false, or_
 from crossbeat.model import Sensitivity
 from crossbeat.sharing.model import Agreement, GranteeKind
 from crossbeat.sharing.public import DEFAULT_PUBLIC_POLICY, AnchorIndex, PublicPolicy, Row
+from crossbeat.sharing.release import base_refusal
 from crossbeat.sharing.request import (
     DATA_ROLES,
     GROUP_BY,
@@ -406,13 +407,19 @@ def _agreement_rule(
     s = a.scope
     if via == "public":
         policy = ctx.public_policies.get(a.owner, DEFAULT_PUBLIC_POLICY).merge(s.as_public_policy())
-        if not request.aggregate and not policy.records:
+        if not request.aggregate and not policy.publishes_records:
             return None, "the owner publishes aggregate counts only"
+        if request.aggregate and not policy.publishes_records and policy.noise_epsilon is None:
+            # Counts only, without noise: every answer must come from the base table.
+            why = base_refusal(request, tz)
+            if why is not None:
+                return None, why
         return (
             Rule(
                 a.owner, via, a.id, s.offences, policy.suppressed_flags,
                 policy.suppress_offences, s.fields & policy.fields, policy.precision,
                 policy.time_resolution, policy.delay, False, tz, policy.threshold,
+                policy.publishes_records, policy.noise_epsilon, policy.noise_budget,
             ),
             "",
         )  # fmt: skip

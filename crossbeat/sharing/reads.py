@@ -31,6 +31,7 @@ from crossbeat.clock import Clock
 from crossbeat.model import PersonalData
 from crossbeat.sharing.agreements import load_agreements
 from crossbeat.sharing.groups import groups_of
+from crossbeat.sharing.noise import noisy_part, period_of, spend
 from crossbeat.sharing.overrides import public_policies
 from crossbeat.sharing.policy import (
     Decision,
@@ -42,10 +43,10 @@ from crossbeat.sharing.policy import (
     plan,
 )
 from crossbeat.sharing.public import AnchorIndex, Row, incident_flags
+from crossbeat.sharing.release import BASE, NOISE, Part, base_key, combine, part_mode
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule
 from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose
-from crossbeat.sharing.suppression import suppress_table
 from crossbeat.store import Store
 from crossbeat.store.schema import (
     agencies,
@@ -81,7 +82,11 @@ class ReadResult:
 
 @dataclass(frozen=True)
 class AggregateResult:
-    """Counts by one or two dimensions; ``None`` marks a suppressed (hidden) value."""
+    """Counts by one or two dimensions; ``None`` marks a suppressed (hidden) value.
+
+    ``rows``, ``columns`` and ``total`` are sums of the published cells of their line,
+    so they never contain a hidden count.
+    """
 
     by: tuple[str, ...]
     cells: dict[tuple[str, ...], int | None]
@@ -91,10 +96,17 @@ class AggregateResult:
     threshold: int | None
     suppressed: int
     decisions: tuple[Decision, ...]
+    #: False when a count was hidden, a small base cell dropped or noise added: then
+    #: the total and margins are sums of the published cells, not of every incident.
+    complete: bool = True
+    #: Owners whose counts were released with differential-privacy noise.
+    noisy: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return JSON-ready data; cells as ``{"key": [...], "count": n|null}``."""
         return {
+            "complete": self.complete,
+            "noisy": list(self.noisy),
             "by": list(self.by),
             "cells": [{"key": list(k), "count": v} for k, v in sorted(self.cells.items())],
             "rows": self.rows,
@@ -401,9 +413,14 @@ def aggregate(
     """Count the incidents a viewer may see by up to two dimensions, and audit the read.
 
     Counts are of exactly the records :func:`read_incidents` would show (same rules,
-    same generalised values). When any counted record reaches the viewer through a
-    public release, the whole table is threshold- and complementary-suppressed with
-    the strictest threshold of the owners involved.
+    same generalised values). Each owner's share is released on its own before the
+    shares are combined (:mod:`crossbeat.sharing.release`): exact for the viewer's
+    own agency and partners; for a public release that publishes records, counts below
+    the owner's threshold hidden; for one that publishes counts only, computed from its
+    base table with cells below the threshold dropped; for one that chose noise,
+    released with differential privacy and paid from its monthly privacy budget
+    (:mod:`crossbeat.sharing.noise`). Totals and margins are sums of the published
+    cells.
 
     Parameters
     ----------
@@ -419,21 +436,54 @@ def aggregate(
         request or ReadRequest(), aggregate=True, group_by=tuple(by), limit=None, after=None
     )
     now = (clock or store.clock).now()
-    counts: Counter[tuple[str, ...]] = Counter()
-    thresholds: set[int] = set()
+    parts: dict[tuple[str, str], Part] = {}
+    rules_of: dict[tuple[str, str], Rule] = {}
     owners: Counter[str] = Counter()
     with store.begin() as conn:
         p = prepare(conn, viewer, request, now)
         anchors = anchor_index(conn, store.url)
         with restricted(conn, p.owners):
             for rule, record, _row in published(conn, p, anchors):
-                counts[tuple(_key(d, record, rule) for d in request.group_by)] += 1
+                mode = part_mode(rule)
+                slot = (rule.owner, mode)
+                part = parts.get(slot)
+                if part is None:
+                    part = parts[slot] = Part(rule.owner, mode, rule.threshold)
+                    rules_of[slot] = rule
+                key = tuple(_key(d, record, rule) for d in request.group_by)
+                part.add(key, base_key(record, rule.timezone) if mode == BASE else None)
                 owners[rule.owner] += 1
-                if rule.threshold is not None:
-                    thresholds.add(rule.threshold)
+        decisions = list(p.decisions)
+        noisy: dict[str, float] = {}
+        for slot, part in sorted(parts.items()):
+            if part.mode != NOISE:
+                continue
+            rule = rules_of[slot]
+            eps, budget = rule.noise_epsilon or 0.0, rule.noise_budget or 0.0
+            if spend(store, conn, part.owner, eps, budget, now):
+                part.counts = {
+                    k: n
+                    for k, n in noisy_part(Counter(part.counts), eps).items()
+                    if n >= (part.threshold or 1)
+                }
+                noisy[part.owner] = eps
+                continue
+            part.counts = {}
+            why = (
+                f"{part.owner}'s privacy budget for {period_of(now)} (ε {budget:g}) is spent: "
+                "its noisy public counts resume next month"
+            )
+            decisions = [
+                Decision(False, d.owner, d.agreement_id, (*d.reasons, why))
+                if d.owner == part.owner
+                else d
+                for d in decisions
+            ]
+        table = combine(list(parts.values()), len(request.group_by))
+        thresholds = {part.threshold for part in parts.values() if part.threshold is not None}
         k = max(thresholds) if thresholds else None
-        table = suppress_table(counts, len(request.group_by), k or 1)
-        _audit(store, conn, p, Action.READ, "incident_aggregate", owner_counts=owners)
+        extra = {"noise_epsilon": noisy} if noisy else None
+        _audit(store, conn, p, Action.READ, "incident_aggregate", extra=extra, owner_counts=owners)
     return AggregateResult(
         tuple(request.group_by),
         table.cells,
@@ -441,8 +491,10 @@ def aggregate(
         table.columns,
         table.total,
         k,
-        table.primary + table.complementary,
-        p.decisions,
+        table.hidden,
+        tuple(decisions),
+        table.complete,
+        tuple(sorted(noisy)),
     )
 
 

@@ -64,6 +64,12 @@ class Rule:
         The owner's IANA time zone (for coarsening times to hours, days, months).
     threshold
         Smallest publishable aggregate count (public rules only).
+    publishes_records
+        Whether the owner's public release publishes records (public rules only;
+        False: counts only, see :mod:`crossbeat.sharing.release`).
+    noise_epsilon, noise_budget
+        Differentially private public counts: ε per release and per month (public rules
+        of owners that chose noise, see :mod:`crossbeat.sharing.noise`).
     """
 
     owner: str
@@ -79,6 +85,9 @@ class Rule:
     personal: bool
     timezone: str
     threshold: int | None = None
+    publishes_records: bool = True
+    noise_epsilon: float | None = None
+    noise_budget: float | None = None
 
     # -- which records ---------------------------------------------------------------
     def sql(self, now: datetime, changed_since: datetime | None = None) -> ColumnElement[bool]:

@@ -1,10 +1,13 @@
-"""Public incident ids that cannot be derived from the source id (issue #7).
+"""Public incident ids that cannot be derived from the source id; privacy budgets (issue #7).
 
 ``incidents.id`` is a UUIDv5 of agency and source id, with the namespace in the source
 code, and source ids are often sequential case numbers: anyone could link a published
 record to its case number and see the gaps left by suppressed incidents. Everyone but
 the owner now sees ``public_id`` instead: a random UUID4 per incident, drawn when the
 record is first stored and never changed. Existing incidents get one here.
+
+``privacy_budget`` holds the ε an owner's noisy public counts spent per calendar month
+(``crossbeat.sharing.noise``).
 
 Revision ID: 0012
 Revises: 0007
@@ -39,8 +42,17 @@ def upgrade() -> None:
         chunk = ids[start : start + _BATCH]
         conn.execute(stmt, [{"b_id": i, "b_public_id": str(uuid.uuid4())} for i in chunk])
     op.create_index("uq_incidents_public_id", "incidents", ["public_id"], unique=True)
+    op.create_table(
+        "privacy_budget",
+        sa.Column("agency_id", sa.String(64), sa.ForeignKey("agencies.id"), primary_key=True),
+        sa.Column("period", sa.String(7), primary_key=True),
+        sa.Column("spent", sa.Integer(), nullable=False),
+        sa.Column("releases", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("privacy_budget")
     op.drop_index("uq_incidents_public_id", table_name="incidents")
     op.drop_column("incidents", "public_id")
