@@ -172,8 +172,9 @@ class PublicPolicy:
             "fields": sorted(self.fields),
             "suppress_offences": sorted(self.suppress_offences),
             "records": self.records,
-            "noise_epsilon": self.noise_epsilon,
-            "noise_budget": self.noise_budget,
+            # As text: the audit log (and its hashes) hold no floats.
+            "noise_epsilon": _text(self.noise_epsilon),
+            "noise_budget": _text(self.noise_budget),
             "suppressed_flags": sorted(f.value for f in self.suppressed_flags),
         }
 
@@ -247,6 +248,10 @@ def _parse_threshold(value: Any) -> int:
     if k < 1:
         raise ScopeError("threshold must be at least 1")
     return k
+
+
+def _text(value: float | None) -> str | None:
+    return None if value is None else f"{value:g}"
 
 
 def _smaller(a: float | None, b: float | None) -> float | None:

@@ -482,7 +482,7 @@ def aggregate(
         table = combine(list(parts.values()), len(request.group_by))
         thresholds = {part.threshold for part in parts.values() if part.threshold is not None}
         k = max(thresholds) if thresholds else None
-        extra = {"noise_epsilon": noisy} if noisy else None
+        extra = {"noise_epsilon": {o: f"{e:g}" for o, e in noisy.items()}} if noisy else None
         _audit(store, conn, p, Action.READ, "incident_aggregate", extra=extra, owner_counts=owners)
     return AggregateResult(
         tuple(request.group_by),
