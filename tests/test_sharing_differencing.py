@@ -217,3 +217,20 @@ def test_noise_can_only_be_tightened(world: Store) -> None:
     assert (done.noise_epsilon, done.noise_budget) == (0.5, 2.0)
     with pytest.raises(AgreementError, match="at least noise_epsilon"):
         tighten_public_policy(world, "countyb", {"noise_epsilon": 1, "noise_budget": 0.5})
+
+
+def test_cli_sets_noise(world: Store) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from crossbeat.cli import cli
+
+    env = {"CROSSBEAT_DB": world.url}
+    args = ["public-policy", "tighten", "citya", "--noise-epsilon", "0.5"]
+    out = CliRunner().invoke(cli, args, env=env)
+    assert out.exit_code == 0, out.output
+    shown = json.loads(out.output)
+    assert (shown["noise_epsilon"], shown["noise_budget"]) == ("0.5", "5")
+    looser = CliRunner().invoke(cli, [*args[:3], "--noise-epsilon", "1"], env=env)
+    assert looser.exit_code == 1 and "can only be tightened" in looser.output

@@ -18,10 +18,11 @@ it is capped by :data:`DEFAULT_PUBLIC_POLICY` merged with the owner's tightening
   (:func:`incident_flags`).
 * **Time**: coarsened to the day in the owner's time zone and published only 7 days
   after the latest of when it happened and when it was reported.
-* **Counts**: published aggregate counts are 0 or at least ``threshold`` (5); cells
-  below it are suppressed, and further cells (or totals) are suppressed so that no
-  hidden cell can be worked out from the published totals
-  (:func:`crossbeat.sharing.suppression.suppress_table`).
+* **Counts**: published aggregate counts are 0 or at least ``threshold`` (5); each
+  owner's counts are released on its own before they are combined, totals are sums of
+  published cells, and an owner publishing counts only answers from a fixed base table
+  (:mod:`crossbeat.sharing.release`), or with differential-privacy noise if it chose
+  ``noise_epsilon`` (:mod:`crossbeat.sharing.noise`).
 
 Why these defaults: H3 res-9 anchors are coarser than a street block yet still show
 neighbourhood patterns; a day is the usual resolution of public crime maps; a week
