@@ -1755,6 +1755,8 @@ def agreement_preview(
             click.echo(f"    - {reason}")
     for reason, n in found.hidden.items():
         click.echo(f"  hidden {n:>6}  {reason}")
+    if found.sample and found.sample_kind != "records":
+        click.echo("  sample: synthetic stand-ins (made-up values, in the shape the grantee gets)")
     for record in found.sample:
         click.echo("  sample  " + json.dumps(record, default=str, ensure_ascii=False))
 
@@ -1844,6 +1846,17 @@ def public_policy_show(db_url: str, agency_id: str) -> None:
     "--suppress", multiple=True, help="Also never publish these offences (codes, categories)."
 )
 @click.option("--aggregates-only", is_flag=True, help="Publish counts only, no individual records.")
+@click.option(
+    "--noise-epsilon",
+    type=float,
+    help="Publish counts with differential privacy (OpenDP): the ε each release spends "
+    "(implies counts only; smaller is stricter).",
+)
+@click.option(
+    "--noise-budget",
+    type=float,
+    help="The ε all noisy releases may spend per calendar month (default 10 x epsilon).",
+)
 def public_policy_tighten(
     db_url: str,
     agency_id: str,
@@ -1854,6 +1867,8 @@ def public_policy_tighten(
     fields: tuple[str, ...],
     suppress: tuple[str, ...],
     aggregates_only: bool,
+    noise_epsilon: float | None,
+    noise_budget: float | None,
 ) -> None:
     """Make AGENCY_ID's public release stricter; loosening is refused."""
     from crossbeat.sharing.overrides import tighten_public_policy
@@ -1866,6 +1881,8 @@ def public_policy_tighten(
         "fields": list(fields) or None,
         "suppress_offences": list(suppress) or None,
         "records": False if aggregates_only else None,
+        "noise_epsilon": noise_epsilon,
+        "noise_budget": noise_budget,
     }
     knobs = {k: v for k, v in settings.items() if v is not None}
     done = _sharing(tighten_public_policy, open_store_or_fail(db_url), agency_id, knobs)

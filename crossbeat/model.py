@@ -245,6 +245,23 @@ def incident_id(agency_id: str, source_id: str) -> str:
     return str(uuid.uuid5(INCIDENT_NAMESPACE, f"{agency_id}\x1f{source_id}"))
 
 
+def new_public_id() -> str:
+    """Return a fresh public id: a random UUID4, unrelated to agency and source id.
+
+    :func:`incident_id` is derivable by anyone who knows (or guesses) the source id, and
+    source ids are often sequential case numbers. Everyone but the owner sees an
+    incident under its public id instead, drawn once when the record is first stored
+    (``incidents.public_id``), so that published ids reveal no case number and no gap
+    between them (issue #7).
+
+    Examples
+    --------
+    >>> new_public_id() != new_public_id()
+    True
+    """
+    return str(uuid.uuid4())
+
+
 def sha256_hex(data: bytes | str) -> str:
     """Return the hex SHA-256 digest of bytes or UTF-8 text."""
     if isinstance(data, str):

@@ -260,6 +260,11 @@ class AggregateOut(_Out):
     total: int | None
     threshold: int | None
     suppressed: int
+    #: False when a count was hidden, dropped or noised: the total and margins are then
+    #: sums of the published cells only.
+    complete: bool
+    #: Owners whose counts carry differential-privacy noise.
+    noisy: list[str]
     decisions: list[DecisionOut] | None = None
 
 
@@ -338,6 +343,9 @@ class PreviewOut(_Out):
     visible: int
     hidden: dict[str, int]
     sample: list[IncidentShared | IncidentPublic]
+    #: ``records``: real records as the grantee sees them (only for an officer, analyst
+    #: or supervisor of the owner); ``stand-ins``: synthetic records of the same shape.
+    sample_kind: Literal["records", "stand-ins"]
 
 
 # -- audit ---------------------------------------------------------------------------------

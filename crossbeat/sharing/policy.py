@@ -36,6 +36,7 @@ from sqlalchemy import ColumnElement, and_, false, or_
 from crossbeat.model import Sensitivity
 from crossbeat.sharing.model import Agreement, GranteeKind
 from crossbeat.sharing.public import DEFAULT_PUBLIC_POLICY, AnchorIndex, PublicPolicy, Row
+from crossbeat.sharing.release import base_refusal
 from crossbeat.sharing.request import (
     DATA_ROLES,
     GROUP_BY,
@@ -142,7 +143,11 @@ class ReadPlan:
         req = self.request
         conds = [live(), or_(*(self._rule_sql(r) for r in self.rules))]
         if req.ids is not None:
-            conds.append(incidents.c.id.in_(sorted(req.ids)))
+            ids = sorted(req.ids)
+            own = sorted({r.owner for r in self.rules if r.via == "own"})
+            by_id = and_(incidents.c.id.in_(ids), incidents.c.agency_id.in_(own))
+            conds.append(or_(incidents.c.public_id.in_(ids), by_id) if own else
+                         incidents.c.public_id.in_(ids))  # fmt: skip
         if req.agencies is not None:
             conds.append(incidents.c.agency_id.in_(sorted(req.agencies)))
         if req.offences is not None:
@@ -157,7 +162,7 @@ class ReadPlan:
         elif req.calls is CallsFilter.ONLY:
             conds.append(incidents.c.call_category.is_not(None))
         if req.after is not None:
-            conds.append(incidents.c.id > req.after)
+            conds.append(incidents.c.public_id > req.after)
         return and_(*conds)
 
     def _rule_sql(self, rule: Rule) -> ColumnElement[bool]:
@@ -212,7 +217,7 @@ class ReadPlan:
         if req.changed_since is not None and not rule.changed(row, req.changed_since):
             return None
         full = rule.transform(row, offences, jurisdictions, anchors, areas=areas)
-        if not self._matches(row, full):
+        if not self._matches(row, full, rule):
             return None
         wanted = req.fields
         if req.aggregate:
@@ -220,13 +225,17 @@ class ReadPlan:
         record = {k: v for k, v in full.items() if k in rule.shown_fields(wanted)}
         return rule, record
 
-    def _matches(self, row: Row, rec: Mapping[str, Any]) -> bool:
+    def _matches(self, row: Row, rec: Mapping[str, Any], rule: Rule) -> bool:
         req = self.request
-        if req.ids is not None and row["id"] not in req.ids:
+        # By id: the public id for anyone; the owner's own id only for the owner's own
+        # readers, so that an id derived from a case number finds nothing (issue #7).
+        if req.ids is not None and not (
+            row["public_id"] in req.ids or (rule.via == "own" and row["id"] in req.ids)
+        ):
             return False
         if req.agencies is not None and row["agency_id"] not in req.agencies:
             return False
-        if req.after is not None and not row["id"] > req.after:
+        if req.after is not None and not row["public_id"] > req.after:
             return False
         is_call = row.get("call_category") is not None
         if (
@@ -439,13 +448,19 @@ def _agreement_rule(
     s = a.scope
     if via == "public":
         policy = ctx.public_policies.get(a.owner, DEFAULT_PUBLIC_POLICY).merge(s.as_public_policy())
-        if not request.aggregate and not policy.records:
+        if not request.aggregate and not policy.publishes_records:
             return None, "the owner publishes aggregate counts only"
+        if request.aggregate and not policy.publishes_records and policy.noise_epsilon is None:
+            # Counts only, without noise: every answer must come from the base table.
+            why = base_refusal(request, tz)
+            if why is not None:
+                return None, why
         return (
             Rule(
                 a.owner, via, a.id, s.offences, policy.suppressed_flags,
                 policy.suppress_offences, s.fields & policy.fields, policy.precision,
                 policy.time_resolution, policy.delay, False, tz, policy.threshold,
+                policy.publishes_records, policy.noise_epsilon, policy.noise_budget,
             ),
             "",
         )  # fmt: skip

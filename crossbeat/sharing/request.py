@@ -210,7 +210,8 @@ class ReadRequest:
     calls
         ``exclude`` (default), ``include`` or ``only``: see :class:`CallsFilter`.
     ids
-        Only these incident ids.
+        Only these incident ids: public ids, or (for the owner's own readers only) the
+        owner's ids.
     fields
         Only these fields (names or groups); None: every permitted field.
     purpose
@@ -223,7 +224,8 @@ class ReadRequest:
     changed_since
         Only records changed, or newly visible, after this time (live streams).
     limit, after
-        Page size and keyset cursor (records come in ``id`` order).
+        Page size and keyset cursor (records come in public-id order; the cursor is
+        the ``next_after`` of the previous page, never an owner's id).
     """
 
     bbox: tuple[float, float, float, float] | None = None

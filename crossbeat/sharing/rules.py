@@ -69,6 +69,12 @@ class Rule:
     calls
         Call-for-service categories covered: None for every one, empty for none (the
         default: calls are shared only when granted by name, never by ``offences``).
+    publishes_records
+        Whether the owner's public release publishes records (public rules only;
+        False: counts only, see :mod:`crossbeat.sharing.release`).
+    noise_epsilon, noise_budget
+        Differentially private public counts: ε per release and per month (public rules
+        of owners that chose noise, see :mod:`crossbeat.sharing.noise`).
     """
 
     owner: str
@@ -89,6 +95,10 @@ class Rule:
     def covers_call(self, category: str) -> bool:
         """Return whether this rule shares calls for service of a category."""
         return self.calls is None or category in self.calls
+
+    publishes_records: bool = True
+    noise_epsilon: float | None = None
+    noise_budget: float | None = None
 
     # -- which records ---------------------------------------------------------------
     def sql(self, now: datetime, changed_since: datetime | None = None) -> ColumnElement[bool]:
@@ -177,6 +187,15 @@ class Rule:
         return row["updated_at"] > since or release_time(row) + self.delay > since
 
     # -- how they look -----------------------------------------------------------------
+    def shown_id(self, row: Row) -> str:
+        """Return the id this rule shows: the owner's own id, or the public id.
+
+        The stored ``id`` is derived from agency and source id (often a sequential case
+        number), so only the owner's own readers see it; partners, groups and the
+        public see the random ``public_id`` (issue #7).
+        """
+        return str(row["id"] if self.via == "own" else row["public_id"])
+
     def shown_fields(self, wanted: frozenset[str] | None) -> frozenset[str]:
         """Return the fields this rule shows for a request that wants ``wanted``."""
         fields = self.fields if self.personal else self.fields - set(PERSONAL_FIELDS)
@@ -202,7 +221,7 @@ class Rule:
         fields = self.shown_fields(wanted)
         p = self.precision
         values: dict[str, Any] = {
-            "id": row["id"],
+            "id": self.shown_id(row),
             "agency_id": row["agency_id"],
             "nibrs_code": row.get("nibrs_code"),
             "offence_name": offence_name(row.get("nibrs_code")),

@@ -97,3 +97,17 @@ public_policy_overrides = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("updated_by", Text),
 )
+
+#: Privacy budget spent by an owner's noisy public counts, per calendar month (UTC).
+#: Created by migration ``0012``; see :mod:`crossbeat.sharing.noise`.
+privacy_budget = Table(
+    "privacy_budget",
+    metadata,
+    Column("agency_id", String(64), ForeignKey("agencies.id"), primary_key=True),
+    # "2026-06": the calendar month (UTC) the spending counts against.
+    Column("period", String(7), primary_key=True),
+    # ε spent, in millionths (whole numbers add up exactly).
+    Column("spent", Integer, nullable=False),
+    Column("releases", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

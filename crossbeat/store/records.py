@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from crossbeat.model import Incident, Sensitivity
+from crossbeat.model import Incident, Sensitivity, new_public_id
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -113,6 +113,9 @@ def incident_row(
     sens = incident.sensitivity
     return {
         "id": incident.id,
+        # Drawn for every row built; an update never writes it (store.writes), so an
+        # incident keeps the public id of its first version.
+        "public_id": new_public_id(),
         "agency_id": incident.agency_id,
         "source_id": incident.source_id,
         "version": version,

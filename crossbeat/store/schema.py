@@ -148,6 +148,11 @@ incidents = Table(
     "incidents",
     metadata,
     Column("id", String(36), primary_key=True),
+    # The id everyone but the owner sees (partners, groups, the public): a random
+    # UUID4 drawn when the record is first stored and never changed, so it cannot be
+    # derived from the source id (``id`` is a UUIDv5 of agency and source id, and source
+    # ids are often sequential case numbers). Added by migration 0012 (issue #7).
+    Column("public_id", String(36)),
     Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
     Column("source_id", Text, nullable=False),
     Column("version", Integer, nullable=False),
@@ -207,6 +212,7 @@ incidents = Table(
     Index("ix_incidents_nibrs", "nibrs_code"),
     Index("ix_incidents_lat_lon", "lat", "lon"),
     Index("ix_incidents_call_category", "call_category"),
+    Index("uq_incidents_public_id", "public_id", unique=True),
 )
 
 incident_offences = Table(

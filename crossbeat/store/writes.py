@@ -342,7 +342,8 @@ def _apply(
     if changed_ids:
         for table in (incident_offences, incident_jurisdictions, incident_areas, incident_personal):
             conn.execute(delete(table).where(table.c.incident_id.in_(changed_ids)))
-        cols = [c for c in upd_rows[0] if c != "id"]
+        # The public id is kept from the first version: it must never change.
+        cols = [c for c in upd_rows[0] if c not in ("id", "public_id")]
         stmt = (
             update(incidents)
             .where(incidents.c.id == bindparam("b_id"))

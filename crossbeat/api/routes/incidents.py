@@ -215,8 +215,12 @@ def get_aggregates(
 ) -> JSONResponse:
     """Count exactly the records you could list, grouped; small counts are suppressed.
 
-    Without ``by`` only the total is returned. A null count is suppressed: too few
-    incidents to publish, or hidden so that the suppressed ones cannot be worked out.
+    Without ``by`` only the total is returned. A null count is suppressed (too few
+    incidents to publish). The total and margins are sums of the published cells
+    (``complete`` false: something was hidden, dropped or noised). An owner that
+    publishes counts only answers only by crime_against, month, h3_7 and jurisdiction,
+    with whole-month time filters; one that chose noise answers with differential
+    privacy from a monthly budget (``noisy``).
     """
     dims = tuple(by or ())
     request = _request(
@@ -231,6 +235,8 @@ def get_aggregates(
         total=result.total,
         threshold=result.threshold,
         suppressed=result.suppressed,
+        complete=result.complete,
+        noisy=list(result.noisy),
         decisions=_decisions(viewer, result.decisions),
     )
     return _render(out, viewer)
