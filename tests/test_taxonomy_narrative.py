@@ -167,7 +167,7 @@ def test_the_labelled_set_is_large_varied_and_well_formed() -> None:
     assert sum(not r.labels for r in rows) >= 120
     assert {r.split for r in rows} == {"tune", "holdout"}
     # The final held-out batch: written after all tuning, measured once, never tuned on.
-    assert sum(r.split == "holdout" for r in rows) >= 70
+    assert sum(r.split == "holdout" for r in rows) >= 100
 
 
 def test_recall_and_false_positive_rate_on_the_labelled_set() -> None:
@@ -177,13 +177,15 @@ def test_recall_and_false_positive_rate_on_the_labelled_set() -> None:
     assert all(c.recall >= 0.99 for c in tune.classes if c.flag in (DV, SEX, JUV))
     assert tune.false_positive_rate <= 0.05
     everything = measure(rows, "all")
-    assert everything.recall_any >= 0.99
-    assert everything.false_positive_rate <= 0.05
-    # Narratives never tuned on: measured 0.979 recall and 0.071 false-positive rate
-    # (docs/sharing.md); the bounds guard against a change that makes them worse.
+    assert everything.recall_any >= 0.96
+    assert everything.false_positive_rate <= 0.03
+    # Narratives never tuned on (the 105 of rules 2026.12.1's holdout, written after all
+    # tuning, measured once): 0.771 any-flag recall (54/70) and a false-positive rate of
+    # 0.057 (2/35), docs/sharing.md. The 0.99 target is NOT met on unseen wording; the
+    # bounds guard against a change that makes it worse.
     holdout = measure(rows, "holdout")
-    assert holdout.recall_any >= 0.95
-    assert holdout.false_positive_rate <= 0.10
+    assert holdout.recall_any >= 0.75
+    assert holdout.false_positive_rate <= 0.08
 
 
 def test_a_bad_labelled_file_is_refused_with_its_line(tmp_path: Path) -> None:
