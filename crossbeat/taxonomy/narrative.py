@@ -25,10 +25,17 @@ relationships and ages never are, so that a wrong negation cannot hide a victim.
 Phrases such as "domestic burglary", "minor injury" or "hit and run" cancel the cue
 word inside them.
 
+Terms may carry slots (``take {poss} passport``: "took her passport", "takes my
+passport" ...; :func:`expand`), and a one-word term also matches the inflections of its
+lemma ("threw": "throws"). A relationship near control of a person ("monitors her phone",
+"confined her to the house") is domestic abuse. A violence verb whose object is a thing
+("hit my mother car", ``thing_verbs`` / ``things``) is no violence.
+
 Two safer defaults: a relationship word in a code or short description (at most
-``short_text_words`` words) marks domestic violence as the old keyword list did, and a
-relationship word anywhere in the text of an offence against a person (``person_crime``)
-marks possible domestic violence.
+``short_text_words`` words) marks domestic violence as the old keyword list did, unless
+the text names a property event and no act ("Victim's husband's tools were stolen from
+his van."); and a relationship word anywhere in the text of an offence against a person
+(``person_crime``) marks possible domestic violence.
 """
 
 from __future__ import annotations
