@@ -177,15 +177,15 @@ def test_recall_and_false_positive_rate_on_the_labelled_set() -> None:
     assert all(c.recall >= 0.99 for c in tune.classes if c.flag in (DV, SEX, JUV))
     assert tune.false_positive_rate <= 0.05
     everything = measure(rows, "all")
-    assert everything.recall_any >= 0.96
+    assert everything.recall_any >= 0.97
     assert everything.false_positive_rate <= 0.03
-    # Narratives never tuned on (the 105 of rules 2026.12.1's holdout, written after all
-    # tuning, measured once): 0.771 any-flag recall (54/70) and a false-positive rate of
-    # 0.057 (2/35), docs/sharing.md. The 0.99 target is NOT met on unseen wording; the
+    # Narratives never tuned on (the 103 of rules 2026.12.2's holdout, written after all
+    # tuning, measured once): 0.833 any-flag recall (55/66) and a false-positive rate of
+    # 0.081 (3/37), docs/sharing.md. The 0.99 target is NOT met on unseen wording; the
     # bounds guard against a change that makes it worse.
     holdout = measure(rows, "holdout")
-    assert holdout.recall_any >= 0.75
-    assert holdout.false_positive_rate <= 0.08
+    assert holdout.recall_any >= 0.82
+    assert holdout.false_positive_rate <= 0.09
 
 
 def test_a_bad_labelled_file_is_refused_with_its_line(tmp_path: Path) -> None:
@@ -256,6 +256,12 @@ def test_misspelt_words_count_but_known_words_are_not_stretched() -> None:
         ("Her uncle used to touch her when she was little.", SEX),
         ("Caregiver has been taking the victim's bank card and withholding her meals.",
          S.VICTIM_IDENTIFYING),
+        # Repetition near a contact act (stalking told as events); filming near a body
+        # part; her clothes near a state.
+        ("A man has been waiting outside her flat every evening for a week.",
+         S.VICTIM_IDENTIFYING),
+        ("He photographed her legs on the escalator.", SEX),
+        ("She woke at a party with her underwear removed.", SEX),
         # An inflection the term list does not spell out, through the term's lemma.
         ("Man reports his wife throws things at him.", DV),
     ],
