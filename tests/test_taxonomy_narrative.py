@@ -177,15 +177,15 @@ def test_recall_and_false_positive_rate_on_the_labelled_set() -> None:
     assert all(c.recall >= 0.99 for c in tune.classes if c.flag in (DV, SEX, JUV))
     assert tune.false_positive_rate <= 0.05
     everything = measure(rows, "all")
-    assert everything.recall_any >= 0.97
+    assert everything.recall_any >= 0.98
     assert everything.false_positive_rate <= 0.03
-    # Narratives never tuned on (the 103 of rules 2026.12.2's holdout, written after all
-    # tuning, measured once): 0.833 any-flag recall (55/66) and a false-positive rate of
-    # 0.081 (3/37), docs/sharing.md. The 0.99 target is NOT met on unseen wording; the
+    # Narratives never tuned on (the 101 of rules 2026.12.3's holdout, written after all
+    # tuning, measured once): 0.859 any-flag recall (55/64) and a false-positive rate of
+    # 0.054 (2/37), docs/sharing.md. The 0.99 target is NOT met on unseen wording; the
     # bounds guard against a change that makes it worse.
     holdout = measure(rows, "holdout")
-    assert holdout.recall_any >= 0.82
-    assert holdout.false_positive_rate <= 0.09
+    assert holdout.recall_any >= 0.84
+    assert holdout.false_positive_rate <= 0.07
 
 
 def test_a_bad_labelled_file_is_refused_with_its_line(tmp_path: Path) -> None:

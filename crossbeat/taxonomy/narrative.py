@@ -74,6 +74,8 @@ _AGE_PATTERNS = (
     re.compile(r"(?<![\d.:/])(\d{1,3})\s*(?:yo|y/o|y\.o\.?|yoa|yob)(?:[fm]|/[fm])?(?![a-z])"),
     re.compile(r"\baged?\s*:?\s*(?:approx\.?|approximately|about|around|c\.|~)?\s*(\d{1,3})"
                r"(?![\d:.]\d)\b"),
+    re.compile(r"\b(?:approx\.?|approximately|about|around|est\.?|estimated|roughly|c\.|~)\s*"
+               r"(\d{1,2})(?:\s*(?:-|to)\s*\d{1,2})?\s*(?:yrs?|years?|y/?o)\b"),
     re.compile(r"\b(?:subj|subject|victim|vic|v|susp|suspect|juv|child|son|daughter|boy|girl|"
                r"he|she|who)\s+(?:is|was)\s+(?:only\s+)?(\d{1,2})\b(?!\s*(?:%|percent|[a-z]))"),
     re.compile(r"\b(?!section|subsection|para|paragraph|clause|item|code|count|unit|apt|flat|"
