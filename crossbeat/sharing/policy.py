@@ -460,7 +460,8 @@ def _agreement_rule(
                 a.owner, via, a.id, s.offences, policy.suppressed_flags,
                 policy.suppress_offences, s.fields & policy.fields, policy.precision,
                 policy.time_resolution, policy.delay, False, tz, policy.threshold,
-                policy.publishes_records, policy.noise_epsilon, policy.noise_budget,
+                publishes_records=policy.publishes_records,
+                noise_epsilon=policy.noise_epsilon, noise_budget=policy.noise_budget,
             ),
             "",
         )  # fmt: skip
