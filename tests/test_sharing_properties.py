@@ -851,7 +851,7 @@ def test_area_layers_match_the_reference(sharing_store, db_url):
             for req in [world["requests"][0], *({"areas": a} for a in AREA_FILTERS)]:
                 expected = reference(ref_world, ref_viewer, req)
                 got = read_incidents(sharing_store, viewer, to_request(req)).records
-                assert [r["id"] for r in got] == sorted(expected), (ref_viewer, req)
+                assert [r["id"] for r in got] == in_order(ref_world, expected), (ref_viewer, req)
                 for record in got:
                     same(record, expected[record["id"]][0])
                     event(f"{ref_viewer['kind']} sees areas: {bool(record.get('areas'))}")
