@@ -16,8 +16,10 @@ $(BIN)/crossbeat: pyproject.toml
 
 install: $(BIN)/crossbeat
 
+# Port 8000 taken? `make demo PORT=8001` (or CROSSBEAT_PORT=8001, which `crossbeat demo` reads).
+PORT ?=
 demo: install  ## build the demo region into ./demo-data and serve it on http://127.0.0.1:8000
-	$(BIN)/crossbeat demo
+	$(BIN)/crossbeat demo $(if $(PORT),--port $(PORT))
 
 lint: install
 	$(BIN)/ruff format --check crossbeat tests benchmarks

@@ -346,7 +346,11 @@ def ingest(
 def withdraw(
     db_url: str, agency_id: str, source_ids: tuple[str, ...], reason: str, expunge: bool
 ) -> None:
-    """Withdraw (or expunge) records by their source ids; no read returns them after."""
+    """Withdraw (or expunge) records by their source ids; no read returns them after.
+
+    The source ids are the agency's own record ids (`crossbeat incidents list --agency A`
+    shows them). Exits with status 1 when none of them is a stored record.
+    """
     from crossbeat.store.writes import withdraw_records
 
     store = open_store_or_fail(db_url)
@@ -358,7 +362,13 @@ def withdraw(
     verb = "expunged" if expunge else "withdrawn"
     click.echo(f"{len(res.changed)} {verb}, {len(res.already)} already, {len(res.unknown)} unknown")
     if res.unknown:
-        click.echo("unknown source ids: " + ", ".join(res.unknown[:20]))
+        more = f" and {len(res.unknown) - 20} more" if len(res.unknown) > 20 else ""
+        click.echo("unknown source ids: " + ", ".join(res.unknown[:20]) + more)
+    if res.unknown and not res.changed and not res.already:
+        raise click.ClickException(
+            f"none of the {len(res.unknown)} source id(s) is a record of {agency_id}: nothing "
+            f"was {verb}; find the source ids with `crossbeat incidents list --agency {agency_id}`"
+        )
 
 
 # --- profile ----------------------------------------------------------------------------
@@ -770,9 +780,13 @@ def quarantine_dismiss(db_url: str, agency_id: str, ids: tuple[int, ...], reason
 def _serve_options(f: Any) -> Any:
     """Add ``--host`` and ``--port`` (defaults from the settings registry)."""
     f = click.option(
-        "--port", type=click.IntRange(1, 65535), help="TCP port to listen on (default 8000)."
+        "--port",
+        type=click.IntRange(1, 65535),
+        help="TCP port to listen on (default 8000, or CROSSBEAT_PORT).",
     )(f)
-    return click.option("--host", help="Interface to listen on (default 127.0.0.1).")(f)
+    return click.option(
+        "--host", help="Interface to listen on (default 127.0.0.1, or CROSSBEAT_HOST)."
+    )(f)
 
 
 def _run_server(settings: Any) -> None:
@@ -797,7 +811,8 @@ def _run_server(settings: Any) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise click.ClickException(
                     f"port {settings.port} on {settings.host} is already in use: stop the "
-                    f"other server or pass --port {settings.port + 1}"
+                    f"other server or pass --port {settings.port + 1} (or set CROSSBEAT_PORT; "
+                    f"with make: make demo PORT={settings.port + 1})"
                 ) from exc
             raise click.ClickException(
                 f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}): pass "
@@ -951,8 +966,14 @@ def _auth(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _read_password(from_stdin: bool) -> str:
+    """Read a password from stdin's first line, or prompt for it on a terminal."""
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise click.UsageError(
+            "no terminal to ask for the password: give --password-stdin and pipe the password "
+            "in, e.g. printf '%s\\n' \"$PASSWORD\" | crossbeat user add ... --password-stdin"
+        )
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
@@ -983,7 +1004,10 @@ def _show_user(found: Any, as_json: bool) -> None:
 ROLE_HELP = (
     "Role (repeatable): officer, analyst, supervisor, agency_admin, auditor, platform_admin."
 )
-PASSWORD_STDIN_HELP = "Read the password from the first line of stdin instead of prompting."
+PASSWORD_STDIN_HELP = (
+    "Read the password from the first line of stdin instead of prompting (for scripts and "
+    "any run without a terminal)."
+)
 
 
 @user.command("add")
@@ -1006,8 +1030,8 @@ def user_add(
     """Create a user; prints the TOTP secret and otpauth:// URI once."""
     from crossbeat.auth.accounts import create_user
 
-    store = open_store_or_fail(db_url)
     password = _read_password(password_stdin)
+    store = open_store_or_fail(db_url)
     enrolment = _auth(
         create_user, store, agency_id, username, password, roles, display_name=display_name
     )
@@ -1123,7 +1147,11 @@ def user_disable_inactive(db_url: str, as_json: bool) -> None:
 def token_create(
     db_url: str, agency_id: str, purpose: str, label: str | None, as_json: bool
 ) -> None:
-    """Create an API token; prints its secret once."""
+    """Create an API token of AGENCY for one --purpose; prints its secret once.
+
+    --purpose is required: ingest (a machine pushing exports) or read (pulling the data
+    the agency may see), e.g. crossbeat token create rivertonpd --purpose ingest.
+    """
     from crossbeat.auth.tokens import create_token
 
     new = _auth(create_token, open_store_or_fail(db_url), agency_id, purpose, label=label)
@@ -1335,21 +1363,27 @@ def _csv(values: tuple[str, ...]) -> list[str] | None:
 @click.option(
     "--offences",
     multiple=True,
-    help="all, person, property, society, part1 or NIBRS codes (comma-separated or repeated).",
+    help="all, person, property, society, part1 or NIBRS codes (comma-separated or repeated); "
+    "required unless GRANTEE is public.",
 )
 @click.option(
     "--fields",
     multiple=True,
-    help="Allowed fields or groups: all, offence, occurred, location, h3, personal, or names.",
+    help="Allowed fields or groups: all, offence, occurred, location, h3, personal, or names; "
+    "required unless GRANTEE is public.",
 )
-@click.option("--precision", help="exact, block, h3:9, h3:8, h3:7, h3:6 or jurisdiction.")
+@click.option(
+    "--precision",
+    help="exact, block, h3:9, h3:8, h3:7, h3:6 or jurisdiction; required unless GRANTEE is public.",
+)
 @click.option("--time", "time_resolution", help="Time resolution: exact, hour, day or month.")
 @click.option("--delay", help="Publication delay, e.g. 24h or 7d.")
 @click.option(
     "--purpose",
     "purposes",
     multiple=True,
-    help="analysis, operations, investigation (comma-separated or repeated).",
+    help="analysis, operations, investigation (comma-separated or repeated); required unless "
+    "GRANTEE is public.",
 )
 @click.option(
     "--include-sensitive",
@@ -1378,9 +1412,30 @@ def agreement_add(
     note: str,
     as_json: bool,
 ) -> None:
-    """Share OWNER's incidents with GRANTEE (an agency id, group:ID or public)."""
-    from crossbeat.sharing.agreements import create_agreement
+    """Share OWNER's incidents with GRANTEE (an agency id, group:ID or public).
 
+    For an agency or group grantee, --offences, --fields, --precision and --purpose are
+    required (nothing is shared by default), e.g.:
+
+    \b
+      crossbeat agreement add rivertonpd metrotransit --offences part1
+        --fields offence,occurred,location --precision block --purpose analysis
+        --approved-by "Chief J. Doe"
+
+    For the public they default to the owner's public release policy.
+    """
+    from crossbeat.sharing.agreements import create_agreement
+    from crossbeat.sharing.model import Grantee, GranteeKind
+
+    if Grantee.parse(grantee).kind is not GranteeKind.PUBLIC:
+        given = {"--offences": offences, "--fields": fields, "--precision": precision}
+        missing = [name for name, v in {**given, "--purpose": purposes}.items() if not v]
+        if missing:
+            raise click.UsageError(
+                f"an agreement with {grantee} needs {', '.join(missing)} (nothing is shared by "
+                "default), e.g. --offences part1 --fields offence,occurred,location "
+                "--precision block --purpose analysis"
+            )
     store = open_store_or_fail(db_url)
     made = _sharing(
         create_agreement,
