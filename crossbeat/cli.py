@@ -371,10 +371,112 @@ def withdraw(
         )
 
 
+# --- incidents (an agency's own records, through the policy) -----------------------------
+@cli.group()
+def incidents() -> None:
+    """List and show an agency's stored incidents, as its analysts see them (audited)."""
+
+
+@incidents.command("list")
+@db_option
+@click.option("--agency", "agency_id", required=True, help="Agency whose incidents to list.")
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 10_000), help="Rows shown."
+)
+@click.option("--after", help="Continue after this incident id (printed at the end of a page).")
+@click.option("--since", help="Occurred from this date or time (ISO 8601, UTC if no offset).")
+@click.option("--until", help="Occurred before this date or time (ISO 8601, UTC if no offset).")
+@click.option(
+    "--offence", "offences", multiple=True, help="Only these offences: NIBRS codes or categories."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def incidents_list(
+    db_url: str,
+    agency_id: str,
+    limit: int,
+    after: str | None,
+    since: str | None,
+    until: str | None,
+    offences: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """List AGENCY's live incidents in id order, one per line, with their source ids.
+
+    The read goes through the sharing policy as an analyst of the agency and is recorded
+    in its audit log (actor: system). Columns: source id, occurred (UTC), NIBRS code,
+    local offence code, status, block address.
+    """
+    from crossbeat.sharing.own import list_own_incidents
+    from crossbeat.sharing.request import RequestError
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    try:
+        page = list_own_incidents(
+            store,
+            agency_id,
+            limit=limit,
+            after=after,
+            since=_when(since, "--since"),
+            until=_when(until, "--until"),
+            offences=frozenset(offences) or None,
+        )
+    except RequestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json({"records": page.records, "next_after": page.next_after})
+        return
+    for r in page.records:
+        when = r["occurred_from"].isoformat() if r.get("occurred_from") else "-"
+        cells = (r.get("nibrs_code"), r.get("offence_local_code"), r.get("status"))
+        click.echo(
+            "\t".join([str(r.get("source_id")), when, *(c or "-" for c in cells)])
+            + f"\t{r.get('block_address') or '-'}"
+        )
+    if not page.records:
+        click.echo(f"no live incidents of {agency_id} match")
+    if page.next_after:
+        click.echo(f"more: --after {page.next_after}", err=True)
+
+
+@incidents.command("show")
+@db_option
+@click.option("--agency", "agency_id", required=True, help="Agency the incident belongs to.")
+@click.argument("ident", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def incidents_show(db_url: str, agency_id: str, ident: str, as_json: bool) -> None:
+    """Show one of AGENCY's incidents by its source id (or incident id), audited.
+
+    Exits with status 1 when the agency has no live incident with that id.
+    """
+    from crossbeat.sharing.own import show_own_incident
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    record = show_own_incident(store, agency_id, ident)
+    if record is None:
+        raise click.ClickException(
+            f"{agency_id} has no live incident {ident!r}: list them with "
+            f"`crossbeat incidents list --agency {agency_id}`"
+        )
+    if as_json:
+        echo_json(record)
+        return
+    for key, value in record.items():
+        shown = value.isoformat() if hasattr(value, "isoformat") else value
+        if isinstance(shown, list | dict):
+            shown = json.dumps(shown, default=str, ensure_ascii=False)
+        click.echo(f"{key}: {'' if shown is None else shown}")
+
+
 # --- profile ----------------------------------------------------------------------------
 @cli.group()
 def profile() -> None:
     """Source profiles: how an agency's export maps onto the incident model."""
+
+
+#: Width of rich output written off a terminal (wide enough that no id or value wraps).
+OFF_TERMINAL_WIDTH = 200
 
 
 @profile.command("check")
@@ -426,7 +528,10 @@ def profile_check(
     if as_json:
         echo_json(report.as_dict())
     else:
-        render_report(report, Console(highlight=False))
+        # Off a terminal (a pipe, a file, a log) rich would wrap at 80 columns and split
+        # ids and values over lines; there nothing limits the width, so do not wrap.
+        width = None if sys.stdout.isatty() else OFF_TERMINAL_WIDTH
+        render_report(report, Console(highlight=False, width=width))
     if not report.matches:
         sys.exit(1)
 
@@ -600,15 +705,29 @@ def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None
     type=click.Path(exists=True, file_okay=False),
     help="Agency crosswalk folder, searched before the shipped ones (repeatable).",
 )
+@click.option(
+    "--db",
+    "db_url",
+    envvar="CROSSBEAT_DB",
+    metavar="URL",
+    help="Also list the schemes the offences stored in this existing database use, with "
+    "their counts (only read; also CROSSBEAT_DB).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def taxonomy_crosswalks(dirs: tuple[str, ...], as_json: bool) -> None:
-    """List the offence schemes with their crosswalk version and number of rules."""
+def taxonomy_crosswalks(dirs: tuple[str, ...], db_url: str | None, as_json: bool) -> None:
+    """List the offence schemes with their crosswalk version and number of rules.
+
+    With --db (or CROSSBEAT_DB) the schemes of the stored offences are listed too, and a
+    scheme whose crosswalk file is in none of the searched folders says so (give its
+    folder with --dir, e.g. --dir demo-data/crosswalks for the demo).
+    """
     from pathlib import Path
 
     from crossbeat.taxonomy import TaxonomyError, available_crosswalks, load_crosswalk
 
     folders = [Path(d) for d in dirs]
-    rows = []
+    used = _stored_schemes(db_url) if db_url else {}
+    rows: list[dict[str, Any]] = []
     for scheme, path in available_crosswalks(folders).items():
         try:
             cw = load_crosswalk(scheme, folders)
@@ -617,14 +736,40 @@ def taxonomy_crosswalks(dirs: tuple[str, ...], as_json: bool) -> None:
         rows.append(
             {"scheme": scheme, "version": cw.version, "rules": len(cw), "key": cw.key}
             | {"description": cw.description, "path": str(path)}
+            | ({"stored_offences": used.pop(scheme)} if scheme in used else {})
+        )
+    for scheme, n in sorted(used.items()):
+        rows.append(
+            {"scheme": scheme, "version": None, "rules": None, "key": None}
+            | {"description": None, "path": None, "stored_offences": n}
         )
     if as_json:
         echo_json(rows)
         return
     for r in rows:
+        stored = f"  [{r['stored_offences']} stored offences]" if "stored_offences" in r else ""
+        if r["path"] is None:
+            click.echo(
+                f"{r['scheme']:<22} {'?':<12} {'?':>4} rules  crosswalk file not in the searched "
+                f"folders (give its folder with --dir){stored}"
+            )
+            continue
         click.echo(
             f"{r['scheme']:<22} {r['version']:<12} {r['rules']:>4} rules  {r['description']}"
+            + stored
         )
+
+
+def _stored_schemes(db_url: str) -> dict[str, int]:
+    """Return the offence schemes of an existing database with their offence counts."""
+    from crossbeat.taxonomy import coverage
+
+    store = _open_existing_store(db_url)
+    counts: dict[str, int] = {}
+    for s in coverage(store, None, with_suggestions=False).schemes:
+        if s.scheme:
+            counts[s.scheme] = counts.get(s.scheme, 0) + s.total
+    return counts
 
 
 @taxonomy.command("check")
@@ -969,12 +1114,18 @@ def _read_password(from_stdin: bool) -> str:
     """Read a password from stdin's first line, or prompt for it on a terminal."""
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    if not sys.stdin.isatty():
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # off a terminal getpass warns that input may echo
+            warnings.simplefilter("ignore")
+            return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    except click.Abort:  # end of input: no terminal, nothing piped in
         raise click.UsageError(
-            "no terminal to ask for the password: give --password-stdin and pipe the password "
-            "in, e.g. printf '%s\\n' \"$PASSWORD\" | crossbeat user add ... --password-stdin"
-        )
-    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+            "no password was given (no terminal to ask on?): give --password-stdin and pipe "
+            "the password in, e.g. printf '%s\\n' \"$PASSWORD\" | crossbeat user add ... "
+            "--password-stdin"
+        ) from None
 
 
 def _show_enrolment(enrolment: Any, as_json: bool) -> None:
@@ -1730,7 +1881,9 @@ def audit_verify(
 @audit.command("log")
 @db_option
 @click.option("--agency", help="Owner agency: every access to its data, by anyone.")
-@click.option("--actor", help="Only events by this actor (user id, token id, public, system).")
+@click.option(
+    "--actor", help="Only events by this actor (username, user id, token id, public, system)."
+)
 @click.option("--action", help="Only events of this action (read, export, login, ...).")
 @click.option("--record", "record_id", help="Only events that touched this record id.")
 @click.option("--since", help="From this UTC date or time (ISO 8601), inclusive.")
@@ -1772,6 +1925,10 @@ def audit_log(
         "offset": offset,
     }
     store = open_store_or_fail(db_url, upgrade=False)
+    from crossbeat.auth.names import actor_names, user_id_for
+
+    if actor is not None:
+        actor = user_id_for(store, actor)  # events record users by id
     try:
         if agency is not None:
             events = events_for_owner(store, agency, actor=actor, **filters)
@@ -1779,8 +1936,9 @@ def audit_log(
             events = events_by_actor(store, actor, **filters)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    names = actor_names(store, (e.actor for e in events))
     if as_json:
-        echo_json([e.to_dict() for e in events])
+        echo_json([{**e.to_dict(), "actor_name": names.get(e.actor)} for e in events])
         return
     if not events:
         from crossbeat.agencies import get_agency
@@ -1796,7 +1954,8 @@ def audit_log(
         )
     for e in events:
         where = f" from {e.source_ip}" if e.source_ip else ""
-        who = f"{e.actor}@{e.actor_agency}" if e.actor_agency else e.actor
+        name = names.get(e.actor, e.actor)
+        who = f"{name}@{e.actor_agency}" if e.actor_agency else name
         owners = ",".join(e.owner_agencies) or "-"
         purpose = f" purpose={e.purpose!r}" if e.purpose else ""
         click.echo(

@@ -338,6 +338,8 @@ class AuditEventOut(_Out):
     seq: int
     occurred_at: datetime
     actor: str
+    #: The user's username or ``token <label>`` (None for system, public, unknown ids).
+    actor_name: str | None = None
     actor_agency: str | None
     source_ip: str | None
     action: str
