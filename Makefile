@@ -24,8 +24,9 @@ demo: install  ## build the demo region into ./demo-data and serve it on http://
 lint: install
 	$(BIN)/ruff format --check crossbeat tests benchmarks
 	$(BIN)/ruff check crossbeat tests benchmarks
+	$(BIN)/mypy  # the package, configured in pyproject.toml [tool.mypy]
 
-test: install lint  ## set up and run the whole test suite (SQLite and PostgreSQL)
+test: install lint  ## set up and run the whole test suite (SQLite and PostgreSQL) and the doctests
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install  ## ingest benchmark: prints figures and the machine

@@ -299,7 +299,8 @@ def ingest(
         # A file the profile cannot read: point at `profile check` unless the message does.
         message = str(exc)
         if exc.__cause__ is not None and "profile check" not in message:
-            message += f"; check the profile with: crossbeat profile check {profile_path} FILE"
+            bad = getattr(exc, "path", None) or files[0]
+            message += f"; check the profile with: crossbeat profile check {profile_path} {bad}"
         raise click.ClickException(message) from exc
     agency_id = summary.agency_id
     if summary.agency_created and not as_json:  # the JSON says so as agency_created
@@ -682,7 +683,7 @@ def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None
     for s in report.schemes:
         click.echo(
             f"{s.agency_id} / {s.scheme or '(no scheme)'}: {s.total} offences, "
-            f"{s.mapped} mapped ({s.mapped_share:.1%}), {s.unmapped} unmapped"
+            f"{s.mapped} mapped ({s.mapped_percent}), {s.unmapped} unmapped"
         )
         for u in s.unmapped_codes:
             desc = f" ({u.description})" if u.description and u.description != u.local_code else ""
@@ -833,25 +834,41 @@ def quarantine() -> None:
     show_default=True,
     help="Only entries in this state.",
 )
-@click.option("--limit", default=50, show_default=True, help="At most this many rows.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1),
+    help="At most this many rows (the output says when there are more).",
+)
+@click.option("--all", "show_all", is_flag=True, help="Every matching row, however many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def quarantine_list(
-    db_url: str, agency_id: str | None, status: str, limit: int, as_json: bool
+    db_url: str, agency_id: str | None, status: str, limit: int, show_all: bool, as_json: bool
 ) -> None:
-    """List quarantined rows with their row numbers and every reason (the read is audited)."""
+    """List quarantined rows with their row numbers and every reason (the read is audited).
+
+    Shows the first --limit rows (50) and says how many more there are; --all shows all.
+    """
     from crossbeat.ingest.quarantine import count_quarantine
     from crossbeat.sharing.quarantine import read_quarantine
 
     store = open_store_or_fail(db_url)
     _require_agency(store, agency_id)
     entries = read_quarantine(
-        store, agency_id=agency_id, status=None if status == "all" else status, limit=limit
+        store,
+        agency_id=agency_id,
+        status=None if status == "all" else status,
+        limit=None if show_all else limit,
     )
+    counts = count_quarantine(store, agency_id=agency_id)
+    matching = sum(counts.values()) if status == "all" else counts.get(status, 0)
     if as_json:
         echo_json(
             {
-                "counts": count_quarantine(store, agency_id=agency_id),
+                "counts": counts,
                 "entries": [e.as_dict() for e in entries],
+                "more": max(0, matching - len(entries)),
             }
         )
         return
@@ -859,8 +876,12 @@ def quarantine_list(
         click.echo(f"#{e.id} {e.agency_id} {e.source_file}:{e.row_number} [{e.status}]")
         for r in e.reasons:
             click.echo(f"    - {r}")
-    counts = count_quarantine(store, agency_id=agency_id)
     click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "quarantine is empty")
+    if matching > len(entries):
+        click.echo(
+            f"shown: the first {len(entries)} of {matching} {status} entries; see more with "
+            f"--limit {matching} or --all"
+        )
 
 
 @quarantine.command("retry")

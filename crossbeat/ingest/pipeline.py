@@ -49,7 +49,14 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class IngestError(RuntimeError):
-    """A file could not be ingested at all; the message names the next step."""
+    """A file could not be ingested at all; the message names the next step.
+
+    ``path`` is the file it is about, when it is about one.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass
@@ -242,7 +249,7 @@ def _check_files(profile: Profile, paths: Sequence[str | Path]) -> None:
             with open_source(p, profile.source, required_columns=profile.referenced_columns()):
                 pass
         except SourceError as exc:
-            raise IngestError(f"{p}: {exc}") from exc
+            raise IngestError(f"{p}: {exc}", path=str(p)) from exc
 
 
 def _ingest_file(
@@ -259,7 +266,7 @@ def _ingest_file(
         reader_cm = open_source(path, profile.source, required_columns=profile.referenced_columns())
         reader = reader_cm.__enter__()
     except SourceError as exc:
-        raise IngestError(f"{path}: {exc}") from exc
+        raise IngestError(f"{path}: {exc}", path=str(path)) from exc
     try:
         file_hash = file_sha256(path)
         batch_id, done = _start_batch(store, agency_id, profile, path, file_hash)
@@ -280,7 +287,7 @@ def _ingest_file(
         totals = _batch_counts(store, batch_id)
         return FileSummary(str(path), batch_id, file_hash, done, totals)
     except SourceError as exc:
-        raise IngestError(f"{path}: {exc}") from exc
+        raise IngestError(f"{path}: {exc}", path=str(path)) from exc
     finally:
         reader_cm.__exit__(None, None, None)
 

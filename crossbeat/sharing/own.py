@@ -103,4 +103,5 @@ def show_own_incident(store: Store, agency_id: str, ident: str) -> dict[str, Any
     request = ReadRequest(agencies=frozenset({agency_id}), ids=ids, limit=2)
     records = read_incidents(store, operator_viewer(agency_id), request).records
     by_source = [r for r in records if r.get("source_id") == ident]
-    return (by_source or records or [None])[0]
+    found = by_source or records
+    return found[0] if found else None
