@@ -1498,15 +1498,21 @@ def agreement() -> None:
     """Manage sharing agreements: add, revoke, list, history, and preview what partners see."""
 
 
-def _sharing(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a sharing library function, turning its errors into click errors."""
+def _sharing(fn: Any, *args: Any, _hint: str = "", **kwargs: Any) -> Any:
+    """Call a sharing library function, turning its errors into click errors.
+
+    ``_hint`` is added to a message that says an option is required.
+    """
     from crossbeat.auth.errors import AuthError
     from crossbeat.sharing.scope import ScopeError
 
     try:
         return fn(*args, **kwargs)
     except (ValueError, ScopeError, AuthError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        message = str(exc)
+        if _hint and "required for" in message:
+            message += _hint
+        raise click.ClickException(message) from exc
 
 
 def _when(value: str | None, option: str) -> Any:
@@ -1597,18 +1603,15 @@ def agreement_add(
     For the public they default to the owner's public release policy.
     """
     from crossbeat.sharing.agreements import create_agreement
-    from crossbeat.sharing.model import Grantee, GranteeKind
 
-    if Grantee.parse(grantee).kind is not GranteeKind.PUBLIC:
-        given = {"--offences": offences, "--fields": fields, "--precision": precision}
-        missing = [name for name, v in {**given, "--purpose": purposes}.items() if not v]
-        if missing:
-            raise click.UsageError(
-                f"an agreement with {grantee} needs {', '.join(missing)} (nothing is shared by "
-                "default), e.g. --offences part1 --fields offence,occurred,location "
-                "--precision block --purpose analysis"
-            )
     store = open_store_or_fail(db_url)
+    given = {"--offences": offences, "--fields": fields, "--precision": precision}
+    missing = [name for name, v in {**given, "--purpose": purposes}.items() if not v]
+    hint = (
+        f" (an agency or group grantee needs {', '.join(missing)}: nothing is shared by "
+        "default; e.g. --offences part1 --fields offence,occurred,location --precision block "
+        "--purpose analysis)"
+    )
     made = _sharing(
         create_agreement,
         store,
@@ -1625,6 +1628,7 @@ def agreement_add(
         purpose_note=note,
         valid_from=_when(valid_from, "--valid-from"),
         valid_to=_when(valid_to, "--valid-to"),
+        _hint=hint if missing else "",
     )
     if as_json:
         echo_json(made.to_dict())
