@@ -41,25 +41,19 @@ def open_store_or_fail(db_url: str, *, upgrade: bool = True) -> Any:
     with neither, a development key file ``<db>.kek`` is created (and announced once);
     any other database without a KEK is an error naming the settings.
     """
-    from sqlalchemy.exc import DatabaseError
-
     from crossbeat.store import StoreError, open_store
-    from crossbeat.vault.keys import Vault
 
     _require_db_url(db_url)
     try:
+        # Opened (created, migrated) before the KEK is resolved: a SQLite database's
+        # development key file is created beside it, in a folder that must exist.
         store = open_store(db_url, upgrade=upgrade)
+        kek = configured_kek(store.url)
+        if kek is None:  # pragma: no cover - only when the SQLite folder vanished meanwhile
+            raise click.ClickException(f"no key-encryption key for {store.safe_url}")
+        return open_store(db_url, upgrade=False, kek=kek)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except DatabaseError as exc:
-        raise click.ClickException(
-            f"cannot open {_safe_url(db_url)}: {getattr(exc, 'orig', None) or exc}: give --db "
-            f"(or CROSSBEAT_DB) a CrossBeat database, e.g. sqlite:///crossbeat.db"
-        ) from exc
-    kek = configured_kek(store.url)
-    if kek is None:  # pragma: no cover - only when the SQLite folder vanished meanwhile
-        raise click.ClickException(f"no key-encryption key for {store.safe_url}")
-    return store.with_vault(Vault(kek))
+        raise click.ClickException(_store_error(exc, "--db (or CROSSBEAT_DB)")) from exc
 
 
 def _require_db_url(db_url: str, option: str = "--db (or CROSSBEAT_DB)") -> None:
@@ -71,18 +65,6 @@ def _require_db_url(db_url: str, option: str = "--db (or CROSSBEAT_DB)") -> None
         f"{option}{shown} is not a database URL: give sqlite:///path/to/file.db "
         "(a SQLite file) or postgresql://user@host/dbname"
     )
-
-
-def _safe_url(db_url: str) -> str:
-    """Return ``db_url`` with any password hidden (for error messages)."""
-    from sqlalchemy.engine import make_url
-
-    from crossbeat.store.base import normalise_url
-
-    try:
-        return make_url(normalise_url(db_url)).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparseable URL is shown as "the database"
-        return "the database"
 
 
 def _require_agency(store: Any, agency_id: str | None) -> None:
@@ -616,35 +598,22 @@ def profile_draft(
 
 def _open_existing_store(db_url: str) -> Any:
     """Open a store only to read it: never create a SQLite file, never migrate, no KEK."""
-    from pathlib import Path
-
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, DatabaseError
-
     from crossbeat.store import StoreError, open_store
-    from crossbeat.store.base import normalise_url
 
     _require_db_url(db_url, "--db")
     try:
-        url = make_url(normalise_url(db_url))
-    except ArgumentError as exc:
-        raise click.ClickException(f"not a database URL: {_safe_url(db_url)}") from exc
-    database = url.database
-    if url.get_backend_name() == "sqlite" and database and database != ":memory:":
-        path = Path(database).expanduser()
-        if not path.is_file():
-            raise click.ClickException(
-                f"no database at {path}: --db reads an existing database (it creates none); "
-                "check the path, or leave out --db"
-            )
-    try:
-        return open_store(db_url, upgrade=False)
+        return open_store(db_url, create=False)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except DatabaseError as exc:
-        raise click.ClickException(
-            f"cannot open {_safe_url(db_url)}: {getattr(exc, 'orig', None) or exc}"
-        ) from exc
+        raise click.ClickException(_store_error(exc, "--db")) from exc
+
+
+def _store_error(exc: Exception, option: str) -> str:
+    """Return a store error's message, naming ``option`` when the URL is the problem."""
+    from sqlalchemy.exc import DatabaseError
+
+    if isinstance(exc.__cause__, DatabaseError):
+        return f"{exc}; check {option}"
+    return str(exc)
 
 
 # --- taxonomy ---------------------------------------------------------------------------
