@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 import click
@@ -27,6 +28,46 @@ def db_option(f: Any) -> Any:
         show_default=True,
         help=DB_HELP,
     )(f)
+
+
+def json_option(help: str = "Print JSON.") -> Any:
+    """Return the shared ``--json`` flag (parameter ``as_json``)."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def agency_option(help: str, *, required: bool = False, dest: str = "agency_id") -> Any:
+    """Return the shared ``--agency ID`` option (parameter ``agency_id``)."""
+    return click.option("--agency", dest, required=required, help=help)
+
+
+class IsoTime(click.ParamType):
+    """An ISO 8601 date or time; without an offset it is UTC (``Z`` is accepted)."""
+
+    name = "ISO-TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Return an aware :class:`datetime`, or fail naming the option."""
+        from datetime import UTC, datetime
+
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        try:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(
+                f"{value!r} is not an ISO 8601 date or time (e.g. 2026-01-31 or 2026-01-31T08:00)",
+                param,
+                ctx,
+            )
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+ISO_TIME = IsoTime()
+
+
+def time_option(name: str, help: str) -> Any:
+    """Return an option taking an ISO 8601 date or time (UTC without an offset)."""
+    return click.option(name, type=ISO_TIME, help=f"{help} (ISO 8601, UTC if no offset).")
 
 
 def echo_json(data: Any) -> None:
@@ -197,7 +238,7 @@ def agency_add(
 
 @agency.command("list")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def agency_list(db_url: str, as_json: bool) -> None:
     """List registered agencies."""
     from dataclasses import asdict
@@ -222,11 +263,7 @@ def _split_pair(text: str) -> tuple[str, str]:
 # --- ingest -----------------------------------------------------------------------------
 @cli.command()
 @db_option
-@click.option(
-    "--agency",
-    "agency_id",
-    help="Id of the agency that owns the data (omit for a multi-agency profile).",
-)
+@agency_option("Id of the agency that owns the data (omit for a multi-agency profile).")
 @click.option(
     "--profile",
     "profile_path",
@@ -235,7 +272,7 @@ def _split_pair(text: str) -> tuple[str, str]:
     help="Source profile (TOML) describing the export.",
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the counts.")
+@json_option("Print one JSON object with the counts.")
 @click.option(
     "--chunk-size",
     default=20_000,
@@ -322,7 +359,7 @@ def ingest(
 
 @cli.command()
 @db_option
-@click.option("--agency", "agency_id", required=True, help="Agency that owns the records.")
+@agency_option("Agency that owns the records.", required=True)
 @click.argument("source_ids", nargs=-1, required=True)
 @click.option("--reason", required=True, help="Why (kept in the record's history).")
 @click.option("--expunge", is_flag=True, help="Delete with history; keep only a tombstone.")
@@ -362,24 +399,24 @@ def incidents() -> None:
 
 @incidents.command("list")
 @db_option
-@click.option("--agency", "agency_id", required=True, help="Agency whose incidents to list.")
+@agency_option("Agency whose incidents to list.", required=True)
 @click.option(
     "--limit", default=20, show_default=True, type=click.IntRange(1, 10_000), help="Rows shown."
 )
 @click.option("--after", help="Continue after this incident id (printed at the end of a page).")
-@click.option("--since", help="Occurred from this date or time (ISO 8601, UTC if no offset).")
-@click.option("--until", help="Occurred before this date or time (ISO 8601, UTC if no offset).")
+@time_option("--since", "Occurred from this date or time")
+@time_option("--until", "Occurred before this date or time")
 @click.option(
     "--offence", "offences", multiple=True, help="Only these offences: NIBRS codes or categories."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def incidents_list(
     db_url: str,
     agency_id: str,
     limit: int,
     after: str | None,
-    since: str | None,
-    until: str | None,
+    since: datetime | None,
+    until: datetime | None,
     offences: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -400,8 +437,8 @@ def incidents_list(
             agency_id,
             limit=limit,
             after=after,
-            since=_when(since, "--since"),
-            until=_when(until, "--until"),
+            since=since,
+            until=until,
             offences=frozenset(offences) or None,
         )
     except RequestError as exc:
@@ -424,9 +461,9 @@ def incidents_list(
 
 @incidents.command("show")
 @db_option
-@click.option("--agency", "agency_id", required=True, help="Agency the incident belongs to.")
+@agency_option("Agency the incident belongs to.", required=True)
 @click.argument("ident", metavar="ID")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def incidents_show(db_url: str, agency_id: str, ident: str, as_json: bool) -> None:
     """Show one of AGENCY's incidents by its source id (or incident id), audited.
 
@@ -465,7 +502,7 @@ OFF_TERMINAL_WIDTH = 200
 @profile.command("check")
 @click.argument("profile_path", metavar="PROFILE", type=click.Path(dir_okay=False))
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--agency", "agency_id", help="Agency the rows belong to (default: the profile's).")
+@agency_option("Agency the rows belong to (default: the profile's).")
 @click.option(
     "--db",
     "db_url",
@@ -475,7 +512,7 @@ OFF_TERMINAL_WIDTH = 200
 )
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(0), help="Rows shown.")
 @click.option("--no-scan", is_flag=True, help="Read only the first rows, not the whole file.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 def profile_check(
     profile_path: str,
     file: str,
@@ -531,7 +568,7 @@ def profile_check(
     "--out", type=click.Path(dir_okay=False), help="Write the profile here (default: print it)."
 )
 @click.option("--name", help="Profile name (default: from the file name).")
-@click.option("--agency", "agency_id", help="Agency id the feed belongs to.")
+@agency_option("Agency id the feed belongs to.")
 @click.option("--timezone", help="IANA time zone of the file's local times, if you know it.")
 @click.option(
     "--sample",
@@ -624,8 +661,8 @@ def taxonomy() -> None:
 
 @taxonomy.command("coverage")
 @db_option
-@click.option("--agency", "agency_id", help="Only this agency's offences.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@agency_option("Only this agency's offences.")
+@json_option()
 def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None:
     """Count mapped offences and list unmapped local codes, most frequent first."""
     from crossbeat.taxonomy import coverage
@@ -683,7 +720,7 @@ def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None
     help="Also list the schemes the offences stored in this existing database use, with "
     "their counts (only read; also CROSSBEAT_DB).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def taxonomy_crosswalks(dirs: tuple[str, ...], db_url: str | None, as_json: bool) -> None:
     """List the offence schemes with their crosswalk version and number of rules.
 
@@ -768,7 +805,7 @@ def taxonomy_check(files: tuple[str, ...]) -> None:
 @click.option(
     "--limit", default=5, show_default=True, type=click.IntRange(1, 50), help="Suggestions shown."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def taxonomy_suggest(
     code: str, description: str | None, scheme: str | None, limit: int, as_json: bool
 ) -> None:
@@ -795,7 +832,7 @@ def quarantine() -> None:
 
 @quarantine.command("list")
 @db_option
-@click.option("--agency", "agency_id", help="Only this agency.")
+@agency_option("Only this agency.")
 @click.option(
     "--status",
     type=click.Choice(["open", "resolved", "dismissed", "all"]),
@@ -811,7 +848,7 @@ def quarantine() -> None:
     help="At most this many rows (the output says when there are more).",
 )
 @click.option("--all", "show_all", is_flag=True, help="Every matching row, however many.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def quarantine_list(
     db_url: str, agency_id: str | None, status: str, limit: int, show_all: bool, as_json: bool
 ) -> None:
@@ -855,7 +892,7 @@ def quarantine_list(
 
 @quarantine.command("retry")
 @db_option
-@click.option("--agency", "agency_id", help="Only this agency's rows.")
+@agency_option("Only this agency's rows.")
 @click.option(
     "--profile",
     "profile_path",
@@ -864,7 +901,7 @@ def quarantine_list(
     help="The fixed profile.",
 )
 @click.option("--id", "ids", multiple=True, type=int, help="Only these entries (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def quarantine_retry(
     db_url: str, agency_id: str | None, profile_path: str, ids: tuple[int, ...], as_json: bool
 ) -> None:
@@ -895,7 +932,7 @@ def quarantine_retry(
 
 @quarantine.command("dismiss")
 @db_option
-@click.option("--agency", "agency_id", required=True, help="Agency whose rows to dismiss.")
+@agency_option("Agency whose rows to dismiss.", required=True)
 @click.option("--id", "ids", multiple=True, type=int, required=True, help="Entry id (repeatable).")
 @click.option("--reason", required=True, help="Why the rows will not be stored.")
 def quarantine_dismiss(db_url: str, agency_id: str, ids: tuple[int, ...], reason: str) -> None:
@@ -1158,7 +1195,7 @@ PASSWORD_STDIN_HELP = (
 @click.option("--role", "roles", multiple=True, required=True, help=ROLE_HELP)
 @click.option("--display-name", help="Name to show instead of the username.")
 @click.option("--password-stdin", is_flag=True, help=PASSWORD_STDIN_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def user_add(
     db_url: str,
     agency_id: str,
@@ -1181,8 +1218,8 @@ def user_add(
 
 @user.command("list")
 @db_option
-@click.option("--agency", "agency_id", help="Only this agency's users.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@agency_option("Only this agency's users.")
+@json_option()
 def user_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
     """List users with their roles and status."""
     from crossbeat.auth.accounts import list_users
@@ -1199,7 +1236,7 @@ def user_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
 @db_option
 @click.argument("username")
 @click.option("--role", "roles", multiple=True, help=ROLE_HELP + " Without it, show the roles.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def user_roles(db_url: str, username: str, roles: tuple[str, ...], as_json: bool) -> None:
     """Show a user's roles, or replace them with the --role options given."""
     from crossbeat.auth.accounts import get_user, set_roles
@@ -1226,7 +1263,7 @@ def user_password(db_url: str, username: str, password_stdin: bool) -> None:
 @user.command("reset-totp")
 @db_option
 @click.argument("username")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def user_reset_totp(db_url: str, username: str, as_json: bool) -> None:
     """Give a user a new TOTP secret (lost phone); prints it once and ends the sessions."""
     from crossbeat.auth.accounts import reset_totp
@@ -1266,7 +1303,7 @@ def user_enable(db_url: str, username: str) -> None:
 
 @user.command("disable-inactive")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def user_disable_inactive(db_url: str, as_json: bool) -> None:
     """Disable every account unused for 90 days (run daily, e.g. from cron)."""
     from crossbeat.auth.accounts import disable_inactive
@@ -1284,7 +1321,7 @@ def user_disable_inactive(db_url: str, as_json: bool) -> None:
 @click.argument("agency_id", metavar="AGENCY")
 @click.option("--purpose", required=True, help="ingest (push exports) or read (pull shared data).")
 @click.option("--label", help="What the token is for, e.g. 'RMS nightly export'.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def token_create(
     db_url: str, agency_id: str, purpose: str, label: str | None, as_json: bool
 ) -> None:
@@ -1317,8 +1354,8 @@ def token_revoke(db_url: str, token_id: str) -> None:
 
 @token.command("list")
 @db_option
-@click.option("--agency", "agency_id", help="Only this agency's tokens.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@agency_option("Only this agency's tokens.")
+@json_option()
 def token_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
     """List API tokens (never their secrets), newest first."""
     from crossbeat.auth.tokens import list_tokens
@@ -1348,7 +1385,7 @@ def keys_new_kek() -> None:
 
 @keys.command("status")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def keys_status(db_url: str, as_json: bool) -> None:
     """Show each agency's and the platform's active data key and the rows each key seals."""
     from crossbeat.vault.rotate import key_status
@@ -1484,21 +1521,6 @@ def _sharing(fn: Any, *args: Any, _hint: str = "", **kwargs: Any) -> Any:
         raise click.ClickException(message) from exc
 
 
-def _when(value: str | None, option: str) -> Any:
-    """Parse an ISO 8601 date or time (UTC when no offset is given)."""
-    from datetime import UTC, datetime
-
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 date or time", param_hint=option
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _csv(values: tuple[str, ...]) -> list[str] | None:
     return list(values) or None
 
@@ -1537,11 +1559,11 @@ def _csv(values: tuple[str, ...]) -> list[str] | None:
     multiple=True,
     help="Sensitivity flags still shared (never for the public).",
 )
-@click.option("--valid-from", help="Start (ISO 8601, UTC if no offset); default now.")
-@click.option("--valid-to", help="End (ISO 8601, UTC if no offset); default open-ended.")
+@time_option("--valid-from", "Start; default now")
+@time_option("--valid-to", "End; default open-ended")
 @click.option("--approved-by", required=True, help="Who approved it (name, office, reference).")
 @click.option("--note", default="", help="Why the data is shared.")
-@click.option("--json", "as_json", is_flag=True, help="Print the agreement as JSON.")
+@json_option("Print the agreement as JSON.")
 def agreement_add(
     db_url: str,
     owner: str,
@@ -1553,8 +1575,8 @@ def agreement_add(
     delay: str | None,
     purposes: tuple[str, ...],
     include_sensitive: tuple[str, ...],
-    valid_from: str | None,
-    valid_to: str | None,
+    valid_from: datetime | None,
+    valid_to: datetime | None,
     approved_by: str,
     note: str,
     as_json: bool,
@@ -1595,8 +1617,8 @@ def agreement_add(
         include_sensitive=include_sensitive,
         approved_by=approved_by,
         purpose_note=note,
-        valid_from=_when(valid_from, "--valid-from"),
-        valid_to=_when(valid_to, "--valid-to"),
+        valid_from=valid_from,
+        valid_to=valid_to,
         _hint=hint if missing else "",
     )
     if as_json:
@@ -1626,7 +1648,7 @@ def agreement_revoke(db_url: str, agreement_id: str, reason: str) -> None:
     type=click.Choice(["active", "pending", "expired", "revoked"]),
     help="Only agreements in this state.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def agreement_list(
     db_url: str, owner: str | None, grantee: str | None, status: str | None, as_json: bool
 ) -> None:
@@ -1664,7 +1686,7 @@ def agreement_history_cmd(db_url: str, agreement_id: str) -> None:
 @click.option(
     "--sample", default=5, show_default=True, type=click.IntRange(0), help="Sample records to show."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def agreement_preview(
     db_url: str, owner: str, grantee: str, purpose: str | None, sample: int, as_json: bool
 ) -> None:
@@ -1733,7 +1755,7 @@ def group_members(
 
 @group.command("list")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def group_list(db_url: str, as_json: bool) -> None:
     """List groups and their members."""
     from crossbeat.sharing.groups import list_groups
@@ -1839,7 +1861,7 @@ def _audit_keys(paths: tuple[str, ...], *, signing: bool) -> list[Any]:
     type=click.Path(dir_okay=False),
     help="A tree head exported with `audit checkpoint --out`; repeatable.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 def audit_verify(
     db_url: str, key_files: tuple[str, ...], trusted_files: tuple[str, ...], as_json: bool
 ) -> None:
@@ -1874,14 +1896,14 @@ def audit_verify(
 
 @audit.command("log")
 @db_option
-@click.option("--agency", help="Owner agency: every access to its data, by anyone.")
+@agency_option("Owner agency: every access to its data, by anyone.", dest="agency")
 @click.option(
     "--actor", help="Only events by this actor (username, user id, token id, public, system)."
 )
 @click.option("--action", help="Only events of this action (read, export, login, ...).")
 @click.option("--record", "record_id", help="Only events that touched this record id.")
-@click.option("--since", help="From this UTC date or time (ISO 8601), inclusive.")
-@click.option("--until", help="Up to this UTC date or time (ISO 8601), exclusive.")
+@time_option("--since", "From this date or time, inclusive")
+@time_option("--until", "Up to this date or time, exclusive")
 @click.option(
     "--limit", default=100, show_default=True, type=click.IntRange(1), help="Events shown."
 )
@@ -1892,15 +1914,15 @@ def audit_verify(
     type=click.IntRange(0),
     help="Skip this many events (paging).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
+@json_option("Print the events as JSON.")
 def audit_log(
     db_url: str,
     agency: str | None,
     actor: str | None,
     action: str | None,
     record_id: str | None,
-    since: str | None,
-    until: str | None,
+    since: datetime | None,
+    until: datetime | None,
     limit: int,
     offset: int,
     as_json: bool,
@@ -1911,8 +1933,8 @@ def audit_log(
     if agency is None and actor is None:
         raise click.UsageError("give --agency (owner's access log) or --actor")
     filters: dict[str, Any] = {
-        "since": _audit_time(since, "--since"),
-        "until": _audit_time(until, "--until"),
+        "since": since,
+        "until": until,
         "action": action,
         "record_id": record_id,
         "limit": limit,
@@ -1956,21 +1978,6 @@ def audit_log(
             f"{e.seq}\t{e.to_dict()['occurred_at']}\t{who}{where}\t{e.action.value}\t"
             f"{e.outcome.value}\towners={owners}\trecords={e.record_count}{purpose}"
         )
-
-
-def _audit_time(value: str | None, option: str) -> Any:
-    from datetime import UTC, datetime
-
-    if value is None:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 date or time (e.g. 2026-01-31T08:00)",
-            param_hint=option,
-        ) from exc
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 @audit.command("checkpoint")
