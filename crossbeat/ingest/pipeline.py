@@ -28,6 +28,7 @@ from sqlalchemy import select, update
 
 from crossbeat.agencies import ensure_agency, jurisdiction_index
 from crossbeat.geo.jurisdictions import JurisdictionIndex
+from crossbeat.ingest.items import Item
 from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated
 from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
 from crossbeat.ingest.profile import Profile
@@ -35,7 +36,7 @@ from crossbeat.ingest.readers import RawRecord, SourceError, file_sha256, open_s
 from crossbeat.ingest.withhold import withheld_values, withhold_personal
 from crossbeat.store import Store
 from crossbeat.store.schema import ingest_batches
-from crossbeat.store.writes import Counts, Item, write_chunk
+from crossbeat.store.writes import Counts, write_chunk
 
 #: Rows per transaction: large enough to amortise commits (each SQLite commit writes
 #: every index page it touched, and new records land all over the randomly keyed
@@ -280,7 +281,7 @@ def _ingest_file(
         )
         try:
             with source as stream, _progress_bar(progress, path, reader.size) as advance:
-                _write_parts(store, stream, batch_id, profile, index, advance)
+                _write_parts(store, stream, batch_id, profile, advance)
         finally:
             router.close()
         _finish_batch(store, batch_id)
@@ -397,7 +398,6 @@ def _write_parts(
     stream: Iterable[Part],
     batch_id: str,
     profile: Profile,
-    index: JurisdictionIndex,
     advance: Any,
 ) -> None:
     """Write parts in order, each with the checkpoint, committing where a part says.
@@ -419,10 +419,8 @@ def _write_parts(
                 part.items,
                 batch_id=batch_id,
                 profile_name=profile.name,
-                index=index,
                 checkpoint=part.last_row,
                 conn=conn,
-                derived=True,
                 seen=seen,
             )
             if part.commit:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from crossbeat.agencies import jurisdiction_index
+from crossbeat.ingest.items import derive
 from crossbeat.ingest.pipeline import RowRouter
 from crossbeat.ingest.profile import Profile
 from crossbeat.ingest.readers import RawRecord
@@ -201,10 +202,8 @@ def retry_quarantine(
         if owner is None and not profile.agency_column:
             raise ValueError("say which agency these rows belong to (agency_id)")
         router = RowRouter(store, profile, owner, file_name, index)
-        items = [router.item(_record(e), hashes[e.id]) for e in group]
-        counts = write_chunk(
-            store, items, batch_id=batch_id, profile_name=profile.name, index=index
-        )
+        items = derive([router.item(_record(e), hashes[e.id]) for e in group], index)
+        counts = write_chunk(store, items, batch_id=batch_id, profile_name=profile.name)
         summary.stored.add(counts)
         summary.still_quarantined += counts.quarantined
     with store.begin() as conn:
