@@ -52,7 +52,7 @@ def client(store: Store, clock: FrozenClock):  # type: ignore[no-untyped-def]
         ),
         ("/incidents?offence=burglary-ish", 400, "unknown offence"),
         ("/incidents?purpose=curiosity", 400, "purpose: unknown purpose"),
-        ("/aggregates?by=planet", 400, "group_by: unknown"),
+        ("/aggregates?by=planet", 400, "by: unknown"),
         ("/aggregates?by=month&by=day&by=hour", 400, "at most two"),
         ("/incidents/nope", 404, "no incident 'nope'"),
         ("/incidents/nope?purpose=%20", 400, "purpose is blank"),
@@ -70,7 +70,11 @@ def test_error_shape(client, path: str, status: int, fragment: str) -> None:  # 
 def test_several_problems_are_all_listed(client) -> None:  # type: ignore[no-untyped-def]
     body = assert_error(client.get("/incidents?bbox=x&purpose=nope&offence=zzz"), 400)
     assert len(body["errors"]) == 3
-    assert [e.split(":")[0] for e in body["errors"]] == ["bbox", "offences", "purpose"]
+    assert [e.split(":")[0] for e in body["errors"]] == [
+        "bbox",
+        "offence",
+        "purpose",
+    ]  # the query names
 
 
 def test_403_404_405_for_a_signed_in_user(store: Store, clock: FrozenClock, client) -> None:  # type: ignore[no-untyped-def]

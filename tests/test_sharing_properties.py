@@ -376,6 +376,8 @@ def reference(world, viewer, req) -> dict[str, tuple[dict[str, Any], dict[str, A
         wanted = fields_of(req["fields"]) if req.get("fields") else None
         shown = g["fields"] if g["personal"] else g["fields"] - set(PERSONAL)
         keep = (shown & wanted if wanted else shown) | {"id", "agency_id"}
+        if g["via"] == "own" and not wanted:  # the owner also sees its own source ids
+            rec, keep = {**rec, "source_id": inc.source_id}, keep | {"source_id"}
         out[rec["id"]] = ({k: v for k, v in rec.items() if k in keep}, g)
     return out
 

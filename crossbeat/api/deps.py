@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection
@@ -75,7 +75,7 @@ def client_ip(request: Request) -> str | None:
 
 def get_events(request: Request, store: StoreDep) -> AuthEventSink:
     """Return the audit sink for the authentication calls of this request."""
-    return cast(AuthEventSink, auth_sink(store, source_ip=client_ip(request)))
+    return auth_sink(store, source_ip=client_ip(request))
 
 
 EventsDep = Annotated[AuthEventSink, Depends(get_events)]

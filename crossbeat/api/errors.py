@@ -130,7 +130,7 @@ def _problems(exc: Exception) -> list[str]:
     if isinstance(exc, AgreementError):
         return list(exc.problems)
     if isinstance(exc, RequestError):
-        return [p.strip() for p in str(exc).split("; ") if p.strip()]
+        return list(exc.problems)
     return [str(exc)]
 
 

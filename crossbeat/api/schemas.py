@@ -119,7 +119,7 @@ class _Record(_Out):
 
     # No return annotation: pydantic would document the annotation instead of the fields.
     @model_serializer(mode="wrap")
-    def _only_given(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+    def _only_given(self, handler: SerializerFunctionWrapHandler):
         data: dict[str, Any] = handler(self)
         return {k: v for k, v in data.items() if k in self.model_fields_set}
 
@@ -355,6 +355,8 @@ class AuditEventOut(_Out):
     seq: int
     occurred_at: datetime
     actor: str
+    #: The user's username or ``token <label>`` (None for system, public, unknown ids).
+    actor_name: str | None = None
     actor_agency: str | None
     source_ip: str | None
     action: str

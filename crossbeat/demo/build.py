@@ -147,6 +147,37 @@ def remove_demo(out_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
     for agency in region.agencies():
         (out_dir / "boundaries" / f"{agency.id}.geojson").unlink(missing_ok=True)
+    for folder in DEMO_SOURCE_FOLDERS:
+        for name in _shipped(folder):
+            (out_dir / folder / name).unlink(missing_ok=True)
+
+
+#: Folders of ``crossbeat/demo`` copied into the demo folder: the demo agencies' source
+#: profiles and offence crosswalks, as an agency would keep its own.
+DEMO_SOURCE_FOLDERS = ("profiles", "crosswalks")
+
+
+def _shipped(folder: str) -> list[str]:
+    root = resources.files("crossbeat.demo") / folder
+    return sorted(p.name for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def copy_demo_sources(out_dir: Path) -> Path:
+    """Copy the demo's source profiles and crosswalks into ``out_dir/profiles`` and
+    ``out_dir/crosswalks`` (the profiles find the crosswalks there, as in the package).
+
+    Returns
+    -------
+    Path
+        The crosswalk folder, for ``crossbeat taxonomy crosswalks --dir``.
+    """
+    for folder in DEMO_SOURCE_FOLDERS:
+        target = out_dir / folder
+        target.mkdir(parents=True, exist_ok=True)
+        for name in _shipped(folder):
+            data = (resources.files("crossbeat.demo") / folder / name).read_bytes()
+            (target / name).write_bytes(data)
+    return out_dir / "crosswalks"
 
 
 def demo_profile(agency_id: str) -> Profile:
@@ -271,6 +302,7 @@ def build_demo(
         The files written and each agency's ingest summary.
     """
     files = write_region_files(out_dir, seed=seed, size=size)
+    copy_demo_sources(out_dir)
     store = open_store(db_url, kek=kek or demo_kek(db_url, out_dir))
     register_demo_agencies(store, files.boundaries)
     for key, path in files.areas.items():

@@ -117,6 +117,11 @@ class Rejected:
         return cls(rec.row_number, raw, tuple(reasons))
 
 
+def _absent(rec: RawRecord, column: str) -> bool:
+    """Return True when a record has no field ``column`` at all (not even a blank one)."""
+    return column not in rec.fields and nested_value(rec.fields, column) is None
+
+
 def raw_hash(rec: RawRecord) -> str:
     """Return the SHA-256 of the canonical JSON of a record's fields (and geometry).
 
@@ -491,11 +496,20 @@ class Normaliser:
             if loc.x and loc.y:
                 xs, ys = self.value(rec, loc.x), self.value(rec, loc.y)
                 if xs is None and ys is None:
-                    issues.warn(f"location: no coordinates (columns {loc.x!r}, {loc.y!r} blank)")
+                    absent = [c for c in (loc.x, loc.y) if _absent(rec, c)]
+                    what = (
+                        f"{' and '.join(repr(c) for c in absent)} not in this record"
+                        if absent
+                        else "blank"
+                    )
+                    issues.warn(f"location: no coordinates (columns {loc.x!r}, {loc.y!r}: {what})")
                     return None
                 if xs is None or ys is None:
-                    blank, given = (loc.x, ys) if xs is None else (loc.y, xs)
-                    raise PointError(f"column {blank!r} is blank but not the other ({given!r})")
+                    blank, other, given = (loc.x, loc.y, ys) if xs is None else (loc.y, loc.x, xs)
+                    state = "is not in this record" if _absent(rec, blank) else "is blank"
+                    raise PointError(
+                        f"column {blank!r} {state}, but column {other!r} holds {given!r}"
+                    )
                 label = f"columns {loc.x!r}, {loc.y!r}"
                 errors = []
                 for text, column in ((xs, loc.x), (ys, loc.y)):

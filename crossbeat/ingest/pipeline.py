@@ -28,8 +28,10 @@ from sqlalchemy import select, update
 
 from crossbeat.agencies import ensure_agency, jurisdiction_index
 from crossbeat.audit.changes import Principal
+from crossbeat.geo.areas import AreaIndex
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.ingest.audited import ChunkTally, previous_profile_hash, record_chunk
+from crossbeat.ingest.items import Item
 from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated
 from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
 from crossbeat.ingest.profile import Profile
@@ -37,7 +39,7 @@ from crossbeat.ingest.readers import RawRecord, SourceError, file_sha256, open_s
 from crossbeat.ingest.withhold import withheld_values, withhold_personal
 from crossbeat.store import Store
 from crossbeat.store.schema import ingest_batches
-from crossbeat.store.writes import Counts, Item, write_chunk
+from crossbeat.store.writes import Counts, write_chunk
 
 #: Rows per transaction: large enough to amortise commits (each SQLite commit writes
 #: every index page it touched, and new records land all over the randomly keyed
@@ -51,7 +53,14 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class IngestError(RuntimeError):
-    """A file could not be ingested at all; the message names the next step."""
+    """A file could not be ingested at all; the message names the next step.
+
+    ``path`` is the file it is about, when it is about one.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass
@@ -257,7 +266,7 @@ def _check_files(profile: Profile, paths: Sequence[str | Path]) -> None:
             with open_source(p, profile.source, required_columns=profile.referenced_columns()):
                 pass
         except SourceError as exc:
-            raise IngestError(f"{p}: {exc}") from exc
+            raise IngestError(f"{p}: {exc}", path=str(p)) from exc
 
 
 def _ingest_file(
@@ -275,7 +284,7 @@ def _ingest_file(
         reader_cm = open_source(path, profile.source, required_columns=profile.referenced_columns())
         reader = reader_cm.__enter__()
     except SourceError as exc:
-        raise IngestError(f"{path}: {exc}") from exc
+        raise IngestError(f"{path}: {exc}", path=str(path)) from exc
     try:
         file_hash = file_sha256(path)
         audit_source = {
@@ -294,14 +303,16 @@ def _ingest_file(
         )
         try:
             with source as stream, _progress_bar(progress, path, reader.size) as advance:
-                _write_parts(store, stream, batch_id, profile, index, advance, by, audit_source)
+                _write_parts(
+                    store, stream, batch_id, profile, index.areas, advance, by, audit_source
+                )
         finally:
             router.close()
         _finish_batch(store, batch_id)
         totals = _batch_counts(store, batch_id)
         return FileSummary(str(path), batch_id, file_hash, done, totals)
     except SourceError as exc:
-        raise IngestError(f"{path}: {exc}") from exc
+        raise IngestError(f"{path}: {exc}", path=str(path)) from exc
     finally:
         reader_cm.__exit__(None, None, None)
 
@@ -411,12 +422,14 @@ def _write_parts(
     stream: Iterable[Part],
     batch_id: str,
     profile: Profile,
-    index: JurisdictionIndex,
+    areas: AreaIndex | None,
     advance: Any,
     by: Principal | None = None,
     audit_source: dict[str, Any] | None = None,
 ) -> None:
     """Write parts in order, each with the checkpoint, committing where a part says.
+
+    ``areas`` are the registered area layers that tag every stored incident.
 
     Each transaction appends its ``ingest`` audit event before it commits
     (:func:`crossbeat.ingest.audited.record_chunk`).
@@ -454,11 +467,10 @@ def _write_parts(
                 part.items,
                 batch_id=batch_id,
                 profile_name=profile.name,
-                index=index,
                 checkpoint=part.last_row,
                 conn=conn,
-                derived=True,
                 seen=seen,
+                areas=areas,
             )
             tally.add(part.items, counts)
             last_row = part.last_row

@@ -23,6 +23,7 @@ from crossbeat.agencies import jurisdiction_index
 from crossbeat.audit.changes import Principal, record_change
 from crossbeat.audit.events import Action
 from crossbeat.ingest.audited import ChunkTally, record_chunk
+from crossbeat.ingest.items import derive
 from crossbeat.ingest.pipeline import RowRouter
 from crossbeat.ingest.profile import Profile
 from crossbeat.ingest.readers import RawRecord
@@ -209,10 +210,15 @@ def retry_quarantine(
         if owner is None and not profile.agency_column:
             raise ValueError("say which agency these rows belong to (agency_id)")
         router = RowRouter(store, profile, owner, file_name, index)
-        items = [router.item(_record(e), hashes[e.id]) for e in group]
+        items = derive([router.item(_record(e), hashes[e.id]) for e in group], index)
         with store.begin() as conn:
             counts = write_chunk(
-                store, items, batch_id=batch_id, profile_name=profile.name, index=index, conn=conn
+                store,
+                items,
+                batch_id=batch_id,
+                profile_name=profile.name,
+                conn=conn,
+                areas=index.areas,
             )
             tally = ChunkTally()
             tally.add(items, counts)

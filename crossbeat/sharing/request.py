@@ -7,7 +7,7 @@ input; a malformed request raises :class:`RequestError` listing every problem.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -73,7 +73,23 @@ def parse_area_filter(items: Iterable[str] | str) -> frozenset[tuple[str, str]]:
 
 
 class RequestError(ValueError):
-    """A read request is malformed; the message lists every problem."""
+    """A read request is malformed; the message lists every problem.
+
+    ``problems`` holds them one by one, each starting with the request field it is
+    about (``"group_by: ..."``), so that an adapter can name its own parameter instead.
+    """
+
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+    def renamed(self, names: Mapping[str, str]) -> RequestError:
+        """Return the error with each problem's field renamed by ``names`` (e.g. ``by``)."""
+        out = []
+        for problem in self.problems:
+            field, sep, rest = problem.partition(": ")
+            out.append(f"{names.get(field, field)}{sep}{rest}" if sep else problem)
+        return RequestError(out)
 
 
 class CallsFilter(StrEnum):
@@ -315,7 +331,7 @@ class ReadRequest:
         if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 1):
             problems.append("limit: must be at least 1")
         if problems:
-            raise RequestError("; ".join(problems))
+            raise RequestError(problems)
 
 
 def _area_dim_ok(dim: str) -> bool:

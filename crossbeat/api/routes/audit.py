@@ -12,6 +12,7 @@ from crossbeat.api.errors import ApiError
 from crossbeat.api.schemas import ERRORS, AuditEventOut, AuditListOut
 from crossbeat.audit import Action, AuditEvent, append, events_for_owner
 from crossbeat.auth.errors import PermissionDenied
+from crossbeat.auth.names import actor_names
 from crossbeat.auth.roles import Action as RoleAction
 from crossbeat.auth.roles import Actor, decide
 from crossbeat.store import Store
@@ -70,9 +71,13 @@ def get_audit(
     filters = {"since": since, "until": until, "action": action, "actor": by,
                "record_id": record_id, "limit": limit, "offset": offset}  # fmt: skip
     _record_view(store, request, actor, owner, filters, len(events))
+    names = actor_names(store, (e.actor for e in events))
     return AuditListOut(
         agency=owner,
-        events=[AuditEventOut.model_validate(e.to_dict()) for e in events],
+        events=[
+            AuditEventOut.model_validate({**e.to_dict(), "actor_name": names.get(e.actor)})
+            for e in events
+        ],
         limit=limit,
         offset=offset,
     )

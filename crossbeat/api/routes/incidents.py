@@ -36,7 +36,7 @@ from crossbeat.api.schemas import (
 from crossbeat.model import PersonalData, PersonRole
 from crossbeat.sharing.policy import Decision
 from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
-from crossbeat.sharing.request import GROUP_BY, ReadRequest, Viewer, ViewerKind
+from crossbeat.sharing.request import GROUP_BY, ReadRequest, RequestError, Viewer, ViewerKind
 
 router = APIRouter(tags=["incidents"])
 
@@ -86,17 +86,28 @@ def _request(
     area: list[str] | None = None,
     **more: Any,
 ) -> ReadRequest:
-    """Build the read request; :class:`RequestError` (400) lists every bad parameter."""
-    return ReadRequest(
-        bbox=tuple(bbox.split(",")) if bbox is not None else None,  # type: ignore[arg-type]
-        since=since,
-        until=until,
-        offences=frozenset(offence) if offence else None,
-        agencies=frozenset(agency) if agency else None,
-        areas=frozenset(area) if area else None,  # type: ignore[arg-type]
-        purpose=purpose,  # type: ignore[arg-type]
-        **more,
-    )
+    """Build the read request; :class:`RequestError` (400) lists every bad parameter.
+
+    The problems name the query parameters (``by``, ``offence``, ``agency``), not the
+    fields of :class:`ReadRequest` they fill.
+    """
+    try:
+        return ReadRequest(
+            bbox=tuple(bbox.split(",")) if bbox is not None else None,  # type: ignore[arg-type]
+            since=since,
+            until=until,
+            offences=frozenset(offence) if offence else None,
+            agencies=frozenset(agency) if agency else None,
+            areas=frozenset(area) if area else None,  # type: ignore[arg-type]
+            purpose=purpose,  # type: ignore[arg-type]
+            **more,
+        )
+    except RequestError as exc:
+        raise exc.renamed(QUERY_NAMES) from None
+
+
+#: Query parameter of each :class:`ReadRequest` field whose name differs.
+QUERY_NAMES = {"group_by": "by", "offences": "offence", "agencies": "agency"}
 
 
 @router.get(
