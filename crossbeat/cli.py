@@ -908,11 +908,11 @@ def taxonomy_crosswalks(dirs: tuple[str, ...], db_url: str | None, as_json: bool
 
 def _stored_schemes(db_url: str) -> dict[str, int]:
     """Return the offence schemes of an existing database with their offence counts."""
-    from crossbeat.taxonomy import coverage
+    from crossbeat.sharing.coverage import read_coverage
 
     store = _open_existing_store(db_url)
     counts: dict[str, int] = {}
-    for s in coverage(store, None, with_suggestions=False).schemes:
+    for s in read_coverage(store, None, with_suggestions=False).schemes:
         if s.scheme:
             counts[s.scheme] = counts.get(s.scheme, 0) + s.total
     return counts

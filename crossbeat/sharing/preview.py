@@ -214,7 +214,7 @@ def preview(
 def _boxes(conn: Any, owner: str) -> list[tuple[float, float, float, float]]:
     """Return the bounding boxes of the owner's jurisdiction polygons (lon/lat)."""
     q = select(jurisdictions.c.geojson).where(jurisdictions.c.agency_id == owner)
-    return [tuple(shape(json.loads(g)).bounds) for g in conn.execute(q).scalars()]  # type: ignore[misc]
+    return [tuple(shape(json.loads(g)).bounds) for g in conn.execute(q).scalars()]
 
 
 def _why(p: Any, row: Any, offences: Any, flags: Any) -> str:
