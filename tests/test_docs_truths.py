@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from crossbeat.ingest.draft_columns import projected
+from crossbeat.ingest.draft.columns import projected
 from pyproj import CRS
 
 from crossbeat.cli import cli
