@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -305,6 +306,9 @@ class Profile(_Strict):
     #: Set by :func:`load_profile`: the file's SHA-256 and directory.
     content_hash: str = ""
     base_dir: str = ""
+    #: Set by :func:`parse_profile`: the lines holding an unsettled ``TODO`` comment
+    #: (as ``profile draft`` writes them), each as ``"line N: text"``.
+    open_todos: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _kind(self) -> Profile:
@@ -431,10 +435,11 @@ def parse_profile(text: str, *, source: str = "<string>", base_dir: str = ".") -
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: not valid TOML: {exc}") from exc
     data = dict(data)
-    data.pop("content_hash", None)
-    data.pop("base_dir", None)
+    for key in _SET_BY_LOADING:
+        data.pop(key, None)
     data["content_hash"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     data["base_dir"] = base_dir
+    data["open_todos"] = tuple(open_todos(text))
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
@@ -445,8 +450,80 @@ def parse_profile(text: str, *, source: str = "<string>", base_dir: str = ".") -
         raise ProfileError(f"{source}: invalid profile:\n" + "\n".join(problems)) from exc
 
 
+#: Fields set while loading, never by the file.
+_SET_BY_LOADING = ("content_hash", "base_dir", "open_todos")
 #: Keys a profile file sets at its top level (the others are set by :func:`load_profile`).
-_TOP_LEVEL_KEYS = frozenset(Profile.model_fields) - {"content_hash", "base_dir"}
+_TOP_LEVEL_KEYS = frozenset(Profile.model_fields) - set(_SET_BY_LOADING)
+#: A ``TODO`` marker as ``profile draft`` writes it: the word, in capitals, in a comment.
+_TODO = re.compile(r"\bTODO\b")
+
+
+def open_todos(text: str) -> list[str]:
+    """Return the lines of profile TOML text whose comment holds an unsettled ``TODO``.
+
+    Only comments count (a ``#`` outside a string): ``TODO`` inside a quoted value or
+    a multi-line string is data, not a marker.
+
+    Examples
+    --------
+    >>> open_todos('name = "x"\\ntimezone = "UTC"  # TODO: set the zone\\nnote = "# TODO"')
+    ['line 2: timezone = "UTC"  # TODO: set the zone']
+    """
+    found = []
+    in_multiline: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        comment, in_multiline = _comment_of(line, in_multiline)
+        if comment is not None and _TODO.search(comment):
+            found.append(f"line {number}: {line.strip()}")
+    return found
+
+
+def require_settled(profile: Profile, source: str | None = None) -> None:
+    """Refuse a profile with an unsettled ``TODO`` comment (as ``profile draft`` writes them).
+
+    Raises
+    ------
+    ProfileError
+        Naming every line with a ``TODO``.
+    """
+    if not profile.open_todos:
+        return
+    lines = "\n".join(f"  - {t}" for t in profile.open_todos)
+    raise ProfileError(
+        f"{source or 'profile ' + repr(profile.name)} has {len(profile.open_todos)} unsettled "
+        f"TODO(s):\n{lines}\nSettle each one (set the value it asks for, then delete the "
+        "word TODO from its comment); nothing was stored."
+    )
+
+
+def _comment_of(line: str, in_multiline: str | None) -> tuple[str | None, str | None]:
+    """Return the comment of one TOML line (or None) and the multi-line string still open."""
+    i = 0
+    quote: str | None = None
+    while i < len(line):
+        if in_multiline:
+            end = line.find(in_multiline, i)
+            if end < 0:
+                return None, in_multiline
+            i, in_multiline = end + 3, None
+            continue
+        c = line[i]
+        if quote:
+            if c == "\\" and quote == '"':
+                i += 2
+                continue
+            if c == quote:
+                quote = None
+        elif line.startswith(('"""', "'''"), i):
+            in_multiline = line[i : i + 3]
+            i += 3
+            continue
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            return line[i:], None
+        i += 1
+    return None, in_multiline
 
 
 def _table_hint(err: ErrorDetails) -> str:
