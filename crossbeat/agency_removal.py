@@ -196,9 +196,7 @@ def _remove(conn: Connection, agency_id: str) -> tuple[dict[str, int], dict[str,
         child = tables[edge.child]
         keep = ~or_(*removed[edge.child]) if edge.child in removed else None
         where = link if keep is None else and_(link, keep)
-        n = conn.execute(
-            update(child).where(where).values(dict.fromkeys(edge.columns))
-        ).rowcount
+        n = conn.execute(update(child).where(where).values(dict.fromkeys(edge.columns))).rowcount
         if n:
             detached[f"{edge.child}.{','.join(edge.columns)}"] = n
     deleted: dict[str, int] = {}

@@ -11,6 +11,7 @@ had those offsets at those instants.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from crossbeat.ingest.dates import DateError, DateParser, implausible
 from crossbeat.ingest.profile import DateSpec
+from crossbeat.model import TimePrecision
 
 #: strptime patterns tried after the named formats, most specific first.
 PATTERNS: tuple[str, ...] = (
@@ -413,3 +415,83 @@ def time_partner(time_column: str, guesses: dict[str, DateGuess], times: int) ->
 def swap_day_month(fmt: str) -> str:
     """Return a strptime pattern with %d and %m swapped."""
     return fmt.replace("%m", "\0").replace("%d", "%m").replace("\0", "%d")
+
+
+#: Fewest sampled times from which an excess of one time of day is judged.
+MIN_PLACEHOLDER_TIMES = 20
+#: Least share of the sampled times that one time of day must have to be a placeholder.
+PLACEHOLDER_SHARE = 0.05
+#: How many times more often than the next most common time it must occur.
+PLACEHOLDER_RATIO = 3
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """A time of day a column holds far more often than any other: "time unknown"?"""
+
+    time: str
+    count: int
+    total: int
+
+    def describe(self) -> str:
+        """Return the draft's comment on the ``placeholder_times`` it proposes."""
+        return (
+            f"guess: {self.count} of the {self.total} sampled times "
+            f"({100 * self.count / self.total:.0f}%) are exactly {self.time}, far more than "
+            "any other time: the export's placeholder for an unknown time? They are stored "
+            f"as the whole day; remove this line if {self.time} is a real time"
+        )
+
+
+def placeholder_time(
+    rows: list[dict[str, str]], guess: DateGuess, timezone: str | None
+) -> Placeholder | None:
+    """Return the time of day a date column holds too often to be real, if any.
+
+    Crimes happen at all hours; an export that writes 00:00 (or 12:00, or 00:01) for
+    "time unknown" shows one time of day at once on a large share of its rows. It is
+    proposed when it is at least :data:`PLACEHOLDER_SHARE` of at least
+    :data:`MIN_PLACEHOLDER_TIMES` sampled times with minutes, and at least
+    :data:`PLACEHOLDER_RATIO` times as frequent as the next most common time.
+
+    Examples
+    --------
+    >>> g = DateGuess("when", ["%Y-%m-%d %H:%M"], 1, 1, "minute")
+    >>> rows = [{"when": f"2024-03-{d:02d} 00:00"} for d in range(1, 11)]
+    >>> rows += [{"when": f"2024-03-05 {h:02d}:{m:02d}"} for h in range(1, 21) for m in (7, 41)]
+    >>> placeholder_time(rows, g, None)
+    Placeholder(time='00:00', count=10, total=50)
+    """
+    spec = (
+        DateSpec(
+            date_column=guess.column,
+            time_column=guess.time_column,
+            formats=guess.formats,
+            time_formats=guess.time_formats or ["%H:%M"],
+        )
+        if guess.time_column
+        else DateSpec(column=guess.column, formats=guess.formats)
+    )
+    parser = DateParser(spec, timezone or "UTC")
+    times: Counter[str] = Counter()
+    for row in rows:
+        value = (row.get(guess.column) or "").strip()
+        clock = (row.get(guess.time_column) or "").strip() if guess.time_column else None
+        if not value or (guess.time_column and not clock):
+            continue
+        try:
+            parsed = parser.parse(value, clock)
+        except DateError:
+            continue
+        if parsed.precision is TimePrecision.MINUTE:
+            local = parsed.start.astimezone(parser.tz)
+            times[local.strftime("%H:%M:%S" if local.second else "%H:%M")] += 1
+    total = sum(times.values())
+    if total < MIN_PLACEHOLDER_TIMES:
+        return None
+    ranked = times.most_common(2)
+    top, count = ranked[0]
+    runner_up = ranked[1][1] if len(ranked) > 1 else 0
+    if count < PLACEHOLDER_SHARE * total or count < PLACEHOLDER_RATIO * max(runner_up, 1):
+        return None
+    return Placeholder(top, count, total)

@@ -118,6 +118,8 @@ class IdSpec(_Strict):
 
 #: Named date formats (besides strptime patterns); see :mod:`crossbeat.ingest.dates`.
 DATE_FORMATS = ("iso", "epoch_s", "epoch_ms", "year_month", "excel")
+#: A time of day as placeholder_times are written: HH:MM or HH:MM:SS, 24-hour.
+_CLOCK = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?$")
 #: Fields that ``defaults`` may fill.
 DEFAULTABLE = ("status", "disposition", "location_type")
 
@@ -141,6 +143,20 @@ class DateSpec(_Strict):
     precision: Literal["auto", "minute", "hour", "day", "month", "year"] = "auto"
     #: Override the profile's time zone for this field.
     timezone: str | None = None
+    #: Times of day the source writes when the time is unknown (``["00:00"]``): a value
+    #: at one of them is stored with day precision (the whole local day).
+    placeholder_times: list[str] = Field(default_factory=list)
+
+    @field_validator("placeholder_times")
+    @classmethod
+    def _clock_times(cls, value: list[str]) -> list[str]:
+        for text in value:
+            if not _CLOCK.match(text):
+                raise ValueError(
+                    f"placeholder time {text!r} is not a time of day: write it as HH:MM or "
+                    'HH:MM:SS (24-hour), e.g. "00:00"'
+                )
+        return value
 
     @field_validator("formats")
     @classmethod
@@ -184,6 +200,10 @@ class LocationSpec(_Strict):
     #: mapping from those words to CrossBeat precisions.
     precision_column: str | None = None
     precision_values: dict[str, LocationPrecision] = Field(default_factory=dict)
+    #: How coarsely the source rounded its coordinates, in metres (3 decimal places of
+    #: a degree are about 111 m): a point is then never stored as more precise than that
+    #: (:func:`crossbeat.ingest.points.rounding_precision`).
+    precision_m: float | None = Field(default=None, gt=0)
     address: str | None = None
     address_parts: list[str] = Field(default_factory=list)
     #: Treat the address as already generalised (e.g. police.uk "On or near ...").
