@@ -562,3 +562,24 @@ def test_drafted_profile_is_refused_until_its_todos_are_settled(tmp_path):
 )
 def test_shipped_profiles_have_no_open_todo(path):
     assert open_todos(path.read_text(encoding="utf-8")) == []
+
+
+def test_epoch_feed_never_uses_its_time_zone_and_is_not_refused(store, tmp_path):
+    register(store, "transit")  # registered in America/Los_Angeles
+    text = (
+        profile_text("UTC")
+        .replace('column = "when"', 'column = "ms"')
+        .replace('formats = ["%Y-%m-%d %H:%M"]', 'formats = ["epoch_ms"]')
+    )
+    profile = parse_profile(text)
+    path = tmp_path / "e.csv"
+    path.write_text(
+        "id,ms,code,address,victim,lon,lat\nT1,1709700000000,220,1 MAIN ST,A,-122.68,45.51\n",
+        encoding="utf-8",
+    )
+    assert ingest_files(store, "transit", profile, [path]).new == 1
+    daily = parse_profile(
+        text.replace('formats = ["epoch_ms"]', 'formats = ["epoch_ms"]\nprecision = "day"')
+    )
+    with pytest.raises(IngestError, match="time zone mismatch"):  # local days: the zone matters
+        ingest_files(store, "transit", daily, [path])

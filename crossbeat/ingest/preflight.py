@@ -8,7 +8,9 @@ Two mistakes would otherwise turn every row into wrong data without a word:
 * a profile whose time zone differs from the agency's registered time zone: every
   local time would be shifted, and a re-ingest would make every record a new version.
   It is refused unless the difference is accepted on purpose (``accept_timezone``,
-  ``crossbeat ingest --accept-timezone``).
+  ``crossbeat ingest --accept-timezone``). A profile whose dates are all instants
+  (epoch timestamps at minute precision) never uses its time zone and is not refused
+  (:func:`reads_local_times`).
 
 :func:`store_problems` returns both kinds of problem; the ingest refuses on any,
 ``crossbeat profile check --db`` reports them.
@@ -38,6 +40,41 @@ def unknown_agency(store: Store, agency_id: str) -> str:
         f"{registered}. Check the id, or register it first with `crossbeat agency add "
         f"{agency_id} --name NAME --timezone ZONE`"
     )
+
+
+#: Date formats whose values are instants, never local wall-clock times.
+_ABSOLUTE_FORMATS = ("epoch_s", "epoch_ms")
+
+
+def reads_local_times(profile: Profile) -> bool:
+    """Return whether the profile's time zone changes what it stores.
+
+    It does when a date field without its own ``timezone`` may read a local
+    wall-clock time (ISO 8601 without offset, a strptime pattern without ``%z``,
+    ``year_month``, ``excel``, a separate time column), or takes local days or other
+    periods of instants (a declared precision coarser than minute, placeholder
+    times). A feed of epoch timestamps at minute precision does not: its time zone
+    is never used.
+
+    Examples
+    --------
+    >>> from crossbeat.ingest.profile import DateSpec
+    >>> from crossbeat.ingest.profile import SourceSpec, IdSpec, OffenceSpec
+    >>> base = dict(name="x", source=SourceSpec(format="csv"), id=IdSpec(columns=["id"]),
+    ...             offences=[OffenceSpec(scheme="code-nibrs", code="c")])
+    >>> reads_local_times(Profile(**base, occurred_from=DateSpec(column="t", formats=["epoch_ms"])))
+    False
+    >>> reads_local_times(Profile(**base, occurred_from=DateSpec(column="t", formats=["iso"])))
+    True
+    """
+    for spec in (profile.occurred_from, profile.occurred_to, profile.reported_at, profile.as_of):
+        if spec is None or spec.timezone is not None:
+            continue
+        if spec.time_column or spec.placeholder_times or spec.precision not in ("auto", "minute"):
+            return True
+        if any(f not in _ABSOLUTE_FORMATS and "%z" not in f for f in spec.formats):
+            return True
+    return False
 
 
 def profile_agencies(profile: Profile, agency_id: str | None) -> list[str]:
@@ -82,7 +119,7 @@ def store_problems(
             problems.append(unknown_agency(store, agency))
             continue
         zone = profile.for_agency(agency).source.timezone
-        if zone != registered.timezone and not accept_timezone:
+        if zone != registered.timezone and not accept_timezone and reads_local_times(profile):
             key = (
                 f"agency_timezones.{agency}"
                 if agency in profile.agency_timezones
