@@ -511,7 +511,8 @@ def profile_draft(
     """Draft a source profile for FILE, an export no profile describes yet.
 
     The draft has a comment on every guess and TODO comments where it could not decide;
-    `profile check` accepts it. The guesses and TODOs are also listed on stderr.
+    `profile check` and `ingest` refuse it until every TODO is settled (the value set,
+    the word TODO deleted). The guesses and TODOs are also listed on stderr.
     """
     from pathlib import Path
 
