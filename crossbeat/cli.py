@@ -255,7 +255,7 @@ def agency_remove(db_url: str, agency_id: str, confirmed: bool, as_json: bool) -
     _require_agency(store, agency_id)
     if confirmed:
         typed = agency_id
-    elif not sys.stdin.isatty():
+    elif not _interactive():
         raise click.ClickException(
             f"removing agency {agency_id!r} deletes everything it holds: confirm with --yes "
             "(no terminal to ask on); nothing was removed"
@@ -277,6 +277,11 @@ def agency_remove(db_url: str, agency_id: str, confirmed: bool, as_json: bool) -
     click.echo(f"agency {agency_id} removed: deleted {counts}")
     for where, n in sorted(summary.detached.items()):
         click.echo(f"  {where}: {n} reference(s) to removed rows set to NULL")
+
+
+def _interactive() -> bool:
+    """Return whether a person can be asked at a terminal."""
+    return sys.stdin.isatty()
 
 
 def _split_pair(text: str) -> tuple[str, str]:

@@ -410,7 +410,7 @@ def test_remove_agency_registered_by_mistake(store, tmp_path):
     assert verify(store).problems == []
 
 
-def test_agency_remove_cli_requires_confirmation(db_url, tmp_path):
+def test_agency_remove_cli_requires_confirmation(db_url, tmp_path, monkeypatch):
     run(["agency", "add", "typo", "--name", "Typo", "--timezone", ZONE, "--db", db_url])
     data = write_csv(tmp_path / "a.csv", [row(i) for i in range(4)])
     prof = write_profile(tmp_path, profile_text())
@@ -423,9 +423,22 @@ def test_agency_remove_cli_requires_confirmation(db_url, tmp_path):
 
     refused = run(["agency", "remove", "typo", "--db", db_url])  # no terminal, no --yes
     assert refused.exit_code == 1 and "--yes" in refused.output
+    monkeypatch.setattr("crossbeat.cli._interactive", lambda: True)  # a person at a terminal
     wrong = run(["agency", "remove", "typo", "--db", db_url], input="typ\n")
-    assert wrong.exit_code == 1
+    assert wrong.exit_code == 1 and "Type its id to confirm" in wrong.output
+    assert "confirm by giving its id" in wrong.output
     assert "typo" in run(["agency", "list", "--db", db_url]).output
+    typed = run(["agency", "remove", "typo", "--db", db_url, "--json"], input="typo\n")
+    assert typed.exit_code == 0, typed.output
+    assert '"incidents": 4' in typed.output
+    run(["agency", "add", "typo", "--name", "Typo", "--timezone", ZONE, "--db", db_url])
+    assert (
+        run(
+            ["ingest", "--db", db_url, "--agency", "typo", "--profile", str(prof), str(data)]
+        ).exit_code
+        == 0
+    )
+    monkeypatch.setattr("crossbeat.cli._interactive", lambda: False)
 
     done = run(["agency", "remove", "typo", "--yes", "--db", db_url, "--json"])
     assert done.exit_code == 0, done.output
@@ -583,3 +596,35 @@ def test_epoch_feed_never_uses_its_time_zone_and_is_not_refused(store, tmp_path)
     )
     with pytest.raises(IngestError, match="time zone mismatch"):  # local days: the zone matters
         ingest_files(store, "transit", daily, [path])
+
+
+def test_quarantine_retry_refuses_the_same_mistakes(store, tmp_path):
+    from crossbeat.ingest.quarantine import retry_quarantine
+
+    register(store, "citypd")
+    good = load_profile(write_profile(tmp_path, profile_text()))
+    data = write_csv(tmp_path / "a.csv", [row(1), row(2, when="2024-02-30 10:00")])
+    assert ingest_files(store, "citypd", good, [data]).quarantined == 1
+    before = stored_state(store)
+    todo = parse_profile(profile_text().replace("[id]", "[id]  # TODO check"))
+    with pytest.raises(ProfileError, match="unsettled TODO"):
+        retry_quarantine(store, todo, agency_id="citypd")
+    shifted = parse_profile(profile_text("UTC"))
+    with pytest.raises(ValueError, match="time zone mismatch"):
+        retry_quarantine(store, shifted, agency_id="citypd")
+    assert stored_state(store) == before
+    assert retry_quarantine(store, shifted, agency_id="citypd", accept_timezone=True).retried == 1
+
+
+def test_profile_check_with_db_names_an_unknown_agency(db_url, tmp_path):
+    run(["agency", "add", "citypd", "--name", "City PD", "--timezone", ZONE, "--db", db_url])
+    data = write_csv(tmp_path / "a.csv", [row(i) for i in range(3)])
+    prof = write_profile(tmp_path, profile_text())
+    out = run(["profile", "check", str(prof), str(data), "--agency", "cityp", "--db", db_url])
+    assert out.exit_code == 1
+    assert "unknown agency 'cityp'" in out.output and "citypd" in out.output
+    as_json = run(
+        ["profile", "check", str(prof), str(data), "--agency", "citypd", "--db", db_url, "--json"]
+    )
+    report = json.loads(as_json.output)
+    assert as_json.exit_code == 0 and report["refusals"] == [] and report["todos"] == []
