@@ -92,15 +92,6 @@ def closest_ids(wanted: str, known: Sequence[str], *, limit: int = 5) -> list[st
     return [m[0] for m in scored[:limit]]
 
 
-def ensure_agency(store: Store, agency_id: str, *, timezone: str = "UTC") -> bool:
-    """Register an agency with its id as name if it does not exist; return True if created."""
-    validate_agency_id(agency_id)
-    if store.agency_exists(agency_id):
-        return False
-    register_agency(store, Agency(id=agency_id, name=agency_id, timezone=timezone))
-    return True
-
-
 def _check_geometry(geometry: Mapping[str, Any]) -> shapely.Geometry:
     try:
         geom = shape(geometry)

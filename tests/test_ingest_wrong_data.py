@@ -516,6 +516,7 @@ def test_draft_proposes_the_precision_the_coordinates_have(tmp_path):
     ]
     draft = draft_profile(write_csv(tmp_path / "r.csv", rounded), agency="citypd", timezone=ZONE)
     assert draft.profile.location.precision_m == 111
+    assert draft.profile.location.precision.value == "block"
     assert "3 decimal places" in draft.text
     fine = draft_profile(
         write_csv(tmp_path / "f.csv", [row(i) for i in range(1, 41)]),

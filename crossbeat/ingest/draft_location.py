@@ -20,8 +20,9 @@ from crossbeat.ingest.draft_columns import (
     projected,
 )
 from crossbeat.ingest.draft_toml import Section
-from crossbeat.ingest.points import METRES_PER_DEGREE, geometry_point
+from crossbeat.ingest.points import METRES_PER_DEGREE, geometry_point, rounding_precision
 from crossbeat.ingest.profile import SourceSpec
+from crossbeat.model import LocationPrecision
 from crossbeat.taxonomy import nibrs_location_types
 
 #: Column-name parts of a location (premise) type column, in order of preference.
@@ -173,6 +174,7 @@ class _Location:
             "generalises them before export"
         )
         value = "exact"
+        rounded = coordinate_rounding(self.lonlat_texts)
         if address and address[1]:
             near = "On or near" in address[2]
             value = "snapped" if near else "block"
@@ -182,8 +184,10 @@ class _Location:
                 else "guess: the addresses are hundred-block generalised, so the points "
                 "probably are too; set exact if they are not"
             )
+        elif rounded is not None and rounding_precision(rounded[1]) != LocationPrecision.EXACT:
+            value = rounding_precision(rounded[1]).value
+            why = f"guess: the points are rounded to about {rounded[1]} m (precision_m)"
         section.add("precision", value, why)
-        rounded = coordinate_rounding(self.lonlat_texts)
         if rounded is not None:
             decimals, metres = rounded
             section.add(
