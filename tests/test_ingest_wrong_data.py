@@ -629,3 +629,14 @@ def test_profile_check_with_db_names_an_unknown_agency(db_url, tmp_path):
     )
     report = json.loads(as_json.output)
     assert as_json.exit_code == 0 and report["refusals"] == [] and report["todos"] == []
+
+
+def test_draft_finds_the_placeholder_time_of_a_real_export():
+    """Sacramento's 2006 export writes 0:01 for crimes whose time is unknown."""
+    from tests.conftest import shared_data
+
+    path = shared_data("sacramento-2006", "SacramentocrimeJanuary2006.csv")
+    draft = draft_profile(path, agency="sacpd", timezone=ZONE)
+    assert draft.profile.occurred_from is not None
+    assert draft.profile.occurred_from.placeholder_times == ["00:01"]
+    assert "52 of the 2000 sampled times (3%) are exactly 00:01" in draft.text

@@ -419,10 +419,22 @@ def swap_day_month(fmt: str) -> str:
 
 #: Fewest sampled times from which an excess of one time of day is judged.
 MIN_PLACEHOLDER_TIMES = 20
+#: Fewest rows one time of day must be on to be proposed as a placeholder.
+MIN_PLACEHOLDER_ROWS = 10
 #: Least share of the sampled times that one time of day must have to be a placeholder.
-PLACEHOLDER_SHARE = 0.05
-#: How many times more often than the next most common time it must occur.
+PLACEHOLDER_SHARE = 0.02
+#: How many times more often than any other time of its kind it must occur.
 PLACEHOLDER_RATIO = 3
+
+
+def _kind_of_time(clock: str) -> str:
+    """Return how round a time of day is: people round real times to these."""
+    minute = int(clock[3:5])
+    if clock[5:] not in ("", ":00"):
+        return "seconds"
+    if minute == 0:
+        return "hour"
+    return "half" if minute == 30 else "five" if minute % 5 == 0 else "minute"
 
 
 @dataclass(frozen=True)
@@ -438,7 +450,7 @@ class Placeholder:
         return (
             f"guess: {self.count} of the {self.total} sampled times "
             f"({100 * self.count / self.total:.0f}%) are exactly {self.time}, far more than "
-            "any other time: the export's placeholder for an unknown time? They are stored "
+            "any time like it: the export's placeholder for an unknown time? They are stored "
             f"as the whole day; remove this line if {self.time} is a real time"
         )
 
@@ -449,10 +461,13 @@ def placeholder_time(
     """Return the time of day a date column holds too often to be real, if any.
 
     Crimes happen at all hours; an export that writes 00:00 (or 12:00, or 00:01) for
-    "time unknown" shows one time of day at once on a large share of its rows. It is
-    proposed when it is at least :data:`PLACEHOLDER_SHARE` of at least
-    :data:`MIN_PLACEHOLDER_TIMES` sampled times with minutes, and at least
-    :data:`PLACEHOLDER_RATIO` times as frequent as the next most common time.
+    "time unknown" shows one time of day on far more rows than any like it. Times are
+    compared with times as round as they are (on the hour, on the half hour, on five
+    minutes, other minutes), because people round the real times they write down too. A
+    time is proposed when it is on at least :data:`MIN_PLACEHOLDER_ROWS` rows and
+    :data:`PLACEHOLDER_SHARE` of at least :data:`MIN_PLACEHOLDER_TIMES` sampled times with
+    minutes, and at least :data:`PLACEHOLDER_RATIO` times as frequent as any other time
+    of its kind.
 
     Examples
     --------
@@ -489,9 +504,14 @@ def placeholder_time(
     total = sum(times.values())
     if total < MIN_PLACEHOLDER_TIMES:
         return None
-    ranked = times.most_common(2)
-    top, count = ranked[0]
-    runner_up = ranked[1][1] if len(ranked) > 1 else 0
-    if count < PLACEHOLDER_SHARE * total or count < PLACEHOLDER_RATIO * max(runner_up, 1):
-        return None
-    return Placeholder(top, count, total)
+    best: Placeholder | None = None
+    for clock, count in times.items():
+        if count < max(MIN_PLACEHOLDER_ROWS, PLACEHOLDER_SHARE * total):
+            continue
+        kind = _kind_of_time(clock)
+        rival = max(
+            (n for c, n in times.items() if c != clock and _kind_of_time(c) == kind), default=0
+        )
+        if count >= PLACEHOLDER_RATIO * max(rival, 1) and (best is None or count > best.count):
+            best = Placeholder(clock, count, total)
+    return best
