@@ -562,7 +562,10 @@ def test_library_ingest_refuses_open_todo(store, tmp_path):
 def test_drafted_profile_is_refused_until_its_todos_are_settled(tmp_path):
     path = write_csv(tmp_path / "export.csv", [row(i) for i in range(1, 30)])
     draft = draft_profile(path, agency="citypd")  # no --timezone: a TODO
-    assert draft.profile.open_todos
+    (todo,) = draft.profile.open_todos  # the header's "settle each TODO" is prose, not one
+    assert "# TODO: the dates carry no UTC offset" in todo
+    settled = draft_profile(path, agency="citypd", timezone=ZONE)
+    assert settled.profile.open_todos == ()
     prof = write_profile(tmp_path, draft.text, "draft.toml")
     check = run(["profile", "check", str(prof), str(path)])
     assert check.exit_code == 1 and "Unsettled TODO" in check.output

@@ -474,20 +474,25 @@ def parse_profile(text: str, *, source: str = "<string>", base_dir: str = ".") -
 _SET_BY_LOADING = ("content_hash", "base_dir", "open_todos")
 #: Keys a profile file sets at its top level (the others are set by :func:`load_profile`).
 _TOP_LEVEL_KEYS = frozenset(Profile.model_fields) - set(_SET_BY_LOADING)
-#: A ``TODO`` marker as ``profile draft`` writes it: the word, in capitals, in a comment.
-_TODO = re.compile(r"\bTODO\b")
+#: A ``TODO`` marker as ``profile draft`` writes it: a comment that starts with the word,
+#: in capitals (``# TODO: ...``). Prose mentioning a TODO later in a comment is not one.
+_TODO = re.compile(r"^#+\s*TODO\b")
 
 
 def open_todos(text: str) -> list[str]:
-    """Return the lines of profile TOML text whose comment holds an unsettled ``TODO``.
+    """Return the lines of profile TOML text with an unsettled ``TODO`` comment.
 
-    Only comments count (a ``#`` outside a string): ``TODO`` inside a quoted value or
-    a multi-line string is data, not a marker.
+    A marker is a comment that starts with ``TODO``, as ``profile draft`` writes them
+    (``# TODO: ...``, alone or after a value). Only comments count (a ``#`` outside a
+    string): ``TODO`` inside a quoted value or a multi-line string is data, and a
+    comment that only mentions the word later ("settle each TODO") is prose.
 
     Examples
     --------
     >>> open_todos('name = "x"\\ntimezone = "UTC"  # TODO: set the zone\\nnote = "# TODO"')
     ['line 2: timezone = "UTC"  # TODO: set the zone']
+    >>> open_todos('# settle each TODO, then check the profile')
+    []
     """
     found = []
     in_multiline: str | None = None
