@@ -13,11 +13,15 @@ from rapidfuzz import fuzz, process
 from shapely.geometry import mapping, shape
 from sqlalchemy import Connection, delete, select
 
+from crossbeat.audit.changes import Principal, record_change
+from crossbeat.audit.events import Action
 from crossbeat.geo.jurisdictions import JurisdictionIndex
+from crossbeat.geo.polygons import PolygonFileError, read_polygons
 from crossbeat.model import Agency
 from crossbeat.store import Store
-from crossbeat.store.records import jurisdiction_rows
-from crossbeat.store.schema import agencies, incident_jurisdictions, incidents, jurisdictions
+from crossbeat.store.areas import load_area_index
+from crossbeat.store.schema import agencies, jurisdictions
+from crossbeat.store.tags import retag_jurisdictions
 
 _AGENCY_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -37,8 +41,12 @@ def validate_agency_id(agency_id: str) -> str:
     return agency_id
 
 
-def register_agency(store: Store, agency: Agency) -> None:
+def register_agency(store: Store, agency: Agency, *, by: Principal | None = None) -> None:
     """Create an agency, or update its name, ORI and time zone if it exists.
+
+    The change is written to the audit log in the same transaction: a ``change``
+    event (resource ``agency``) owned by the agency, with what it was and what it is
+    now. ``by`` is the signed-in user, or None for the local operator.
 
     Raises
     ------
@@ -59,8 +67,27 @@ def register_agency(store: Store, agency: Agency) -> None:
         "timezone": agency.timezone,
         "created_at": store.now(),
     }
+    fields = ("name", "ori", "timezone")
     with store.begin() as conn:
-        store.upsert(conn, agencies, [row], keys=["id"], update=["name", "ori", "timezone"])
+        old = conn.execute(select(agencies).where(agencies.c.id == agency.id)).mappings().first()
+        store.upsert(conn, agencies, [row], keys=["id"], update=list(fields))
+        before = {f: old[f] for f in fields} if old is not None else None
+        after = {f: row[f] for f in fields}
+        if before != after:
+            record_change(
+                store,
+                conn,
+                Action.CHANGE,
+                by,
+                resource_type="agency",
+                owners=[agency.id],
+                details={
+                    "operation": "agency_register" if old is None else "agency_update",
+                    "agency": agency.id,
+                    "before": before,
+                    "after": after,
+                },
+            )
 
 
 def get_agency(store: Store, agency_id: str) -> Agency | None:
@@ -131,19 +158,33 @@ def set_jurisdiction(store: Store, agency_id: str, name: str, geometry: Mapping[
 
 
 def set_jurisdictions(
-    store: Store, agency_id: str, polygons: Sequence[tuple[str, Mapping[str, Any]]]
+    store: Store,
+    agency_id: str,
+    polygons: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    by: Principal | None = None,
 ) -> None:
-    """Set (or replace) several named polygons of an agency, then re-tag, atomically."""
+    """Set (or replace) several named polygons of an agency, then re-tag, atomically.
+
+    The change is written to the audit log in the same transaction: a ``change``
+    event (resource ``jurisdiction``) owned by the agency whose boundary changed,
+    with the polygon names, those that replaced a polygon of the same name, and the
+    number of incidents re-tagged. ``by`` is the signed-in user, or None for the
+    local operator.
+    """
     if not store.agency_exists(agency_id):
         raise AgencyError(f"unknown agency {agency_id!r}: register it first (crossbeat agency add)")
     checked = [(name, _check_geometry(geometry)) for name, geometry in polygons]
     with store.begin() as conn:
+        replaced = []
         for name, geom in checked:
-            conn.execute(
+            gone = conn.execute(
                 delete(jurisdictions).where(
                     (jurisdictions.c.agency_id == agency_id) & (jurisdictions.c.name == name)
                 )
             )
+            if gone.rowcount:
+                replaced.append(name)
             conn.execute(
                 jurisdictions.insert().values(
                     agency_id=agency_id,
@@ -152,7 +193,23 @@ def set_jurisdictions(
                     created_at=store.now(),
                 )
             )
-        retag_incidents(store, conn=conn)
+        retagged = retag_incidents(store, conn=conn)
+        record_change(
+            store,
+            conn,
+            Action.CHANGE,
+            by,
+            resource_type="jurisdiction",
+            owners=[agency_id],
+            record_count=retagged,
+            details={
+                "operation": "boundary_set",
+                "agency": agency_id,
+                "polygons": [name for name, _ in checked],
+                "replaced": replaced,
+                "incidents_retagged": retagged,
+            },
+        )
 
 
 def load_boundaries(
@@ -161,9 +218,17 @@ def load_boundaries(
     path: str | Path,
     *,
     where: Mapping[str, str] | None = None,
-    name_property: str = "name",
+    name_property: str | None = None,
+    by: Principal | None = None,
 ) -> int:
-    """Load jurisdiction polygons for an agency from a GeoJSON file (WGS84).
+    """Load jurisdiction polygons for an agency from a GeoJSON, Shapefile or GeoPackage.
+
+    Each polygon keeps the name its file gives it: from ``name_property``, or else
+    from the property that looks like a name
+    (:func:`crossbeat.geo.polygons.read_polygons`). Only a file with no usable name
+    property (a bare geometry) gets the agency's id as name (``ID-1``, ``ID-2`` ...
+    for several polygons). Features sharing a name become one polygon. A file in
+    another coordinate system that it declares is reprojected to WGS84.
 
     Parameters
     ----------
@@ -171,7 +236,8 @@ def load_boundaries(
         Keep only features whose properties equal these values, e.g.
         ``{"name": "City of London"}``.
     name_property
-        Feature property used as the jurisdiction's name.
+        Feature property used as the jurisdiction's name; a feature without a value
+        in it is refused.
 
     Returns
     -------
@@ -179,47 +245,42 @@ def load_boundaries(
         Number of polygons loaded.
     """
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise AgencyError(f"cannot read GeoJSON boundary file {path}: {exc}") from exc
-    feats = doc.get("features") if isinstance(doc, dict) else None
-    if feats is None:
-        feats = [{"type": "Feature", "properties": {}, "geometry": doc}]
-    chosen = [
-        f
-        for f in feats
-        if all(str((f.get("properties") or {}).get(k)) == v for k, v in (where or {}).items())
-    ]
-    if not chosen:
-        raise AgencyError(f"no feature in {path} matches {dict(where or {})}")
-    polygons = [
-        (
-            str((f.get("properties") or {}).get(name_property) or f"{agency_id}-{i + 1}"),
-            f.get("geometry") or {},
-        )
-        for i, f in enumerate(chosen)
-    ]
-    set_jurisdictions(store, agency_id, polygons)
+        read = read_polygons(path, name_field=name_property, where=where, fallback_name=agency_id)
+    except PolygonFileError as exc:
+        raise AgencyError(f"boundary file: {exc}") from exc
+    polygons = [(p.name, mapping(p.geometry)) for p in read.polygons]
+    set_jurisdictions(store, agency_id, polygons, by=by)
     return len(polygons)
 
 
 def jurisdiction_index(store: Store) -> JurisdictionIndex:
-    """Build the spatial index over every stored jurisdiction polygon."""
+    """Build the spatial index over every stored jurisdiction polygon and area polygon."""
     with store.connect() as conn:
         rows = conn.execute(
             select(jurisdictions.c.agency_id, jurisdictions.c.name, jurisdictions.c.geojson)
         ).all()
-    return JurisdictionIndex.from_geojson((a, n, json.loads(g)) for a, n, g in rows)
+        areas = load_area_index(conn)
+    return JurisdictionIndex.from_geojson(((a, n, json.loads(g)) for a, n, g in rows), areas)
 
 
-def retag_incidents(store: Store, *, conn: Connection | None = None, chunk: int = 5000) -> int:
+def retag_incidents(
+    store: Store,
+    *,
+    conn: Connection | None = None,
+    chunk: int = 5000,
+    by: Principal | None = None,
+) -> int:
     """Recompute every incident's jurisdiction tags after a boundary changed.
 
     Parameters
     ----------
     conn
-        Run inside this transaction (the one that changed the boundary); by default
-        in a transaction of its own.
+        Run inside this transaction (the one that changed the boundary, which audits
+        the change); by default in a transaction of its own, which appends its own
+        ``change`` event (resource ``jurisdiction``, operation ``retag``).
+    by
+        Who re-tags (only recorded in a transaction of its own): a signed-in user, or
+        None for the local operator.
 
     Returns
     -------
@@ -228,34 +289,20 @@ def retag_incidents(store: Store, *, conn: Connection | None = None, chunk: int 
     """
     if conn is None:
         with store.begin() as own:
-            return retag_incidents(store, conn=own, chunk=chunk)
+            done = retag_incidents(store, conn=own, chunk=chunk)
+            record_change(
+                store,
+                own,
+                Action.CHANGE,
+                by,
+                resource_type="jurisdiction",
+                owners=own.execute(select(agencies.c.id)).scalars(),
+                record_count=done,
+                details={"operation": "retag", "incidents_retagged": done},
+            )
+            return done
     rows = conn.execute(
         select(jurisdictions.c.agency_id, jurisdictions.c.name, jurisdictions.c.geojson)
     ).all()
     index = JurisdictionIndex.from_geojson((a, n, json.loads(g)) for a, n, g in rows)
-    done = 0
-    last = ""
-    while True:
-        batch = conn.execute(
-            select(incidents.c.id, incidents.c.agency_id, incidents.c.lat, incidents.c.lon)
-            .where(incidents.c.id > last)
-            .order_by(incidents.c.id)
-            .limit(chunk)
-        ).all()
-        if not batch:
-            return done
-        ids = [r.id for r in batch]
-        tags = index.agencies_at([r.lat for r in batch], [r.lon for r in batch])
-        conn.execute(
-            delete(incident_jurisdictions).where(incident_jurisdictions.c.incident_id.in_(ids))
-        )
-        conn.execute(
-            incident_jurisdictions.insert(),
-            [
-                jr
-                for r, t in zip(batch, tags, strict=True)
-                for jr in jurisdiction_rows(r.id, r.agency_id, t)
-            ],
-        )
-        last = ids[-1]
-        done += len(batch)
+    return retag_jurisdictions(conn, index, chunk=chunk)

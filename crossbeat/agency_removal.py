@@ -37,7 +37,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from crossbeat.agencies import AgencyError, closest_ids, get_agency, list_agencies
-from crossbeat.audit import Action, AuditEvent, append
+from crossbeat.audit.changes import Principal, record_change
+from crossbeat.audit.events import Action
 from crossbeat.store import Store
 
 #: Tables never touched: the audit log is append-only, the migration table is not data.
@@ -84,8 +85,7 @@ def remove_agency(
     agency_id: str,
     *,
     confirm: str,
-    actor: str = "local-operator",
-    actor_agency: str | None = None,
+    by: Principal | None = None,
 ) -> RemovalSummary:
     """Delete an agency and everything it holds, with an audit event counting it all.
 
@@ -98,8 +98,9 @@ def remove_agency(
     confirm
         Must equal ``agency_id``: the caller's explicit confirmation (the CLI asks to
         type the id, or takes ``--yes``).
-    actor, actor_agency
-        Who removes it, for the audit event.
+    by
+        Who removes it: a signed-in user, or None for the local operator (the audit
+        event's actor).
 
     Returns
     -------
@@ -127,18 +128,15 @@ def remove_agency(
     with store.begin() as conn:
         deleted, detached = _remove(conn, agency_id)
         summary = RemovalSummary(agency_id, agency.name, deleted, detached)
-        append(
+        record_change(
             store,
-            AuditEvent(
-                action=Action.CHANGE,
-                actor=actor,
-                actor_agency=actor_agency,
-                resource_type="agency",
-                owner_agencies=(agency_id,),
-                record_count=summary.incidents,
-                details={"change": "removed", **summary.as_dict()},
-            ),
-            conn=conn,
+            conn,
+            Action.CHANGE,
+            by,
+            resource_type="agency",
+            owners=[agency_id],
+            record_count=summary.incidents,
+            details={"operation": "agency_remove", **summary.as_dict()},
         )
     return summary
 

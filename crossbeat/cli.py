@@ -177,13 +177,17 @@ def agency() -> None:
 @click.option(
     "--boundary",
     type=click.Path(exists=True, dir_okay=False),
-    help="GeoJSON file (WGS84) with the jurisdiction polygon(s).",
+    help="GeoJSON, Shapefile or GeoPackage with the jurisdiction polygon(s).",
 )
 @click.option(
     "--where",
     multiple=True,
     metavar="PROPERTY=VALUE",
     help="Only boundary features whose property equals the value (repeatable).",
+)
+@click.option(
+    "--name-field",
+    help="Boundary feature property that names each polygon (default: guessed, e.g. name).",
 )
 def agency_add(
     db_url: str,
@@ -193,6 +197,7 @@ def agency_add(
     timezone: str | None,
     boundary: str | None,
     where: tuple[str, ...],
+    name_field: str | None,
 ) -> None:
     """Register (or update) an agency, optionally with its jurisdiction boundary."""
     from crossbeat.agencies import AgencyError, get_agency, load_boundaries, register_agency
@@ -205,7 +210,11 @@ def agency_add(
         timezone = existing.timezone if existing else "UTC"
     try:
         register_agency(store, Agency(id=agency_id, name=name, ori=ori, timezone=timezone))
-        n = load_boundaries(store, agency_id, boundary, where=filters) if boundary else 0
+        n = (
+            load_boundaries(store, agency_id, boundary, where=filters, name_property=name_field)
+            if boundary
+            else 0
+        )
     except AgencyError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
@@ -282,6 +291,138 @@ def agency_remove(db_url: str, agency_id: str, confirmed: bool, as_json: bool) -
 def _interactive() -> bool:
     """Return whether a person can be asked at a terminal."""
     return sys.stdin.isatty()
+
+
+# --- area layers ------------------------------------------------------------------------
+@cli.group()
+def area() -> None:
+    """Area layers below the agency: precincts, districts, beats, neighbourhoods, wards."""
+
+
+@area.command("add")
+@db_option
+@click.argument("agency_id")
+@click.argument("layer")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--name-field",
+    help="Feature property that names each area (default: guessed, e.g. name or NAME).",
+)
+@click.option(
+    "--where",
+    multiple=True,
+    metavar="PROPERTY=VALUE",
+    help="Only features whose property equals the value (repeatable).",
+)
+@click.option(
+    "--kind",
+    default="other",
+    show_default=True,
+    help="precinct, district, beat, sector, neighbourhood, ward, borough, zone or other.",
+)
+@click.option("--replace", is_flag=True, help="Replace the agency's layer of that name.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def area_add(
+    db_url: str,
+    agency_id: str,
+    layer: str,
+    file: str,
+    name_field: str | None,
+    where: tuple[str, ...],
+    kind: str,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Register an area LAYER of an agency from a GeoJSON, Shapefile or GeoPackage FILE.
+
+    Every stored incident is tagged with the areas containing it (and every later
+    ingest tags new ones). Reads then filter and group by the layer (area:LAYER),
+    and agreements can generalise to it (--precision area:LAYER).
+    """
+    from crossbeat.areas import AreaError, add_layer
+
+    store = open_store_or_fail(db_url)
+    filters = dict(_split_pair(w) for w in where)
+    try:
+        change = add_layer(
+            store,
+            agency_id,
+            layer,
+            file,
+            name_field=name_field,
+            where=filters,
+            kind=kind,
+            replace=replace,
+        )
+    except AreaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json(change.to_dict())
+        return
+    click.echo(
+        f"area layer {agency_id}/{layer} {change.change}: {change.areas} area(s) named by "
+        f"{change.name_field!r} from {change.features} feature(s); "
+        f"{change.tagged} incident(s) lie in one"
+    )
+
+
+@area.command("list")
+@db_option
+@click.option("--agency", "agency_id", help="Only this agency's layers.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def area_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
+    """List the registered area layers."""
+    from crossbeat.areas import list_layers
+
+    layers = list_layers(open_store_or_fail(db_url), agency_id)
+    if as_json:
+        echo_json([layer.to_dict() for layer in layers])
+        return
+    if not layers:
+        click.echo("no area layers (crossbeat area add AGENCY LAYER FILE)")
+    for layer in layers:
+        click.echo(f"{layer.key:<32} {layer.kind:<14} {len(layer.areas):>5} area(s)")
+
+
+@area.command("show")
+@db_option
+@click.argument("agency_id")
+@click.argument("layer")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def area_show(db_url: str, agency_id: str, layer: str, as_json: bool) -> None:
+    """Show an area layer and the names of its areas."""
+    from crossbeat.areas import AreaError, get_layer
+
+    try:
+        found = get_layer(open_store_or_fail(db_url), agency_id, layer)
+    except AreaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json(found.to_dict())
+        return
+    click.echo(f"{found.key} ({found.kind}): {len(found.areas)} area(s)")
+    click.echo(f"  from {found.source_file}, named by {found.name_field or '-'}")
+    click.echo(f"  updated {found.updated_at.isoformat(timespec='seconds')}")
+    for name in found.areas:
+        click.echo(f"  {name}")
+
+
+@area.command("remove")
+@db_option
+@click.argument("agency_id")
+@click.argument("layer")
+def area_remove(db_url: str, agency_id: str, layer: str) -> None:
+    """Remove an area layer and every incident's tags of it."""
+    from crossbeat.areas import AreaError, remove_layer
+
+    try:
+        change = remove_layer(open_store_or_fail(db_url), agency_id, layer)
+    except AreaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"area layer {agency_id}/{layer} removed: {change.previous_areas} area(s), "
+        f"tags of {change.previous_tagged} incident(s)"
+    )
 
 
 def _split_pair(text: str) -> tuple[str, str]:
@@ -603,10 +744,10 @@ def taxonomy() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None:
     """Count mapped offences and list unmapped local codes, most frequent first."""
-    from crossbeat.taxonomy import coverage
+    from crossbeat.sharing.coverage import read_coverage
 
     store = open_store_or_fail(db_url)
-    report = coverage(store, agency_id)
+    report = read_coverage(store, agency_id)
     if as_json:
         echo_json(report.to_dict())
         return
@@ -694,6 +835,63 @@ def taxonomy_check(files: tuple[str, ...]) -> None:
         bad += bool(problems)
     if bad:
         raise click.ClickException(f"{bad} of {len(files)} crosswalk file(s) have problems")
+
+
+@taxonomy.command("sensitivity-accuracy")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A labelled narrative CSV (default: the shipped set; columns in docs/taxonomy.md).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["all", "tune", "holdout"]),
+    default="all",
+    show_default=True,
+    help="Rows to measure: those tuned on, the held-out ones written after tuning, or all.",
+)
+@click.option("--errors", is_flag=True, help="List every miss, false alarm and extra flag.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def taxonomy_sensitivity_accuracy(
+    path: str | None, split: str, errors: bool, as_json: bool
+) -> None:
+    """Measure free-text sensitivity detection on labelled narratives.
+
+    Prints recall per flag, the share of sensitive narratives given any flag (kept from
+    the public), the false-positive rate on ordinary narratives and the time per row.
+    """
+    from crossbeat.taxonomy import TaxonomyError
+    from crossbeat.taxonomy.sensitivity_accuracy import load_labelled, measure, render
+
+    try:
+        report = measure(load_labelled(path), split)
+    except TaxonomyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json(report.as_dict())
+        return
+    for line in render(report, errors=errors):
+        click.echo(line)
+
+
+@taxonomy.command("sensitivity")
+@click.argument("text")
+@click.option(
+    "--person-crime", is_flag=True, help="The text belongs to an offence against a person."
+)
+def taxonomy_sensitivity(text: str, person_crime: bool) -> None:
+    """Show the sensitivity flags a free text gets, and why."""
+    from crossbeat.taxonomy import keyword_sensitivity
+    from crossbeat.taxonomy.narrative import explain
+
+    flags = keyword_sensitivity(text, person_crime=person_crime)
+    click.echo("flags: " + (", ".join(sorted(flags)) or "none"))
+    for finding in explain(text, person_crime=person_crime):
+        click.echo(f"  {finding.flag.value}: {finding.reason}")
+    lexical = {f.flag for f in explain(text, person_crime=person_crime)}
+    for flag in sorted(flags - lexical):
+        click.echo(f"  {flag.value}: a pattern of sensitive_keywords.toml")
 
 
 @taxonomy.command("suggest")
@@ -1181,7 +1379,7 @@ def user_disable_inactive(db_url: str, as_json: bool) -> None:
     """Disable every account unused for 90 days (run daily, e.g. from cron)."""
     from crossbeat.auth.accounts import disable_inactive
 
-    disabled = disable_inactive(open_store_or_fail(db_url))
+    disabled = _auth(disable_inactive, open_store_or_fail(db_url))
     if as_json:
         echo_json([u.as_dict() for u in disabled])
     else:
@@ -1417,7 +1615,10 @@ def _csv(values: tuple[str, ...]) -> list[str] | None:
     multiple=True,
     help="Allowed fields or groups: all, offence, occurred, location, h3, personal, or names.",
 )
-@click.option("--precision", help="exact, block, h3:9, h3:8, h3:7, h3:6 or jurisdiction.")
+@click.option(
+    "--precision",
+    help="exact, block, h3:9, h3:8, h3:7, h3:6, area:LAYER (an area layer) or jurisdiction.",
+)
 @click.option("--time", "time_resolution", help="Time resolution: exact, hour, day or month.")
 @click.option("--delay", help="Publication delay, e.g. 24h or 7d.")
 @click.option(
@@ -1639,7 +1840,7 @@ def public_policy_show(db_url: str, agency_id: str) -> None:
 @public_policy.command("tighten")
 @db_option
 @click.argument("agency_id")
-@click.option("--precision", help="Coarser precision, e.g. h3:8, h3:7 or jurisdiction.")
+@click.option("--precision", help="Coarser precision, e.g. h3:8, h3:7, area:LAYER or jurisdiction.")
 @click.option("--time", "time_resolution", help="Coarser time resolution: day or month.")
 @click.option("--delay", help="Longer delay, e.g. 14d.")
 @click.option("--threshold", type=int, help="Higher smallest published count.")

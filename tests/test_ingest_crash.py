@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
+from crossbeat.audit import iter_events
 from crossbeat.store import open_store
 from crossbeat.store.base import close_all
 from crossbeat.store.schema import (
@@ -160,3 +161,18 @@ def test_sigkill_at_random_points_then_rerun(db_url, tmp_path):
     with store.connect() as conn:
         statuses = [r.status for r in conn.execute(select(ingest_batches.c.status))]
     assert statuses.count("complete") >= 1 and "running" not in statuses
+
+    # The audit log accounts for every committed chunk exactly once, kills or not: per
+    # batch, the counts of its ingest events add up to the batch's own counters.
+    counted: dict[str, dict[str, int]] = {}
+    for event in iter_events(store):
+        if event.action == "ingest":
+            total = counted.setdefault(event.details["batch_id"], {})
+            for k, v in event.details["counts"].items():
+                total[k] = total.get(k, 0) + v
+    with store.connect() as conn:
+        batches = {r.id: r._mapping for r in conn.execute(select(ingest_batches))}
+    assert counted.keys() == batches.keys()
+    for batch_id, total in counted.items():
+        assert total == {k: batches[batch_id][k] for k in total}, batch_id
+    assert sum(t["new"] for t in counted.values()) == ROWS - 40

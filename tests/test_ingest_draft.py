@@ -15,7 +15,7 @@ from crossbeat.cli import cli
 from crossbeat.clock import FrozenClock
 from crossbeat.ingest.check import check_profile
 from crossbeat.ingest.draft import Draft, DraftError, draft_profile
-from crossbeat.ingest.draft_toml import Section, render
+from crossbeat.ingest.draft.render import Section, render
 from crossbeat.ingest.profile import parse_profile
 
 CLOCK = FrozenClock(datetime(2026, 1, 1, tzinfo=UTC))

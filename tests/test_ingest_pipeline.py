@@ -16,7 +16,6 @@ from crossbeat.ingest.pipeline import IngestError, ingest_files
 from crossbeat.ingest.profile import load_profile, parse_profile
 from crossbeat.ingest.quarantine import list_quarantine, retry_quarantine
 from crossbeat.model import Agency, incident_id
-from crossbeat.store.reads import count_incidents, get_incident
 from crossbeat.store.schema import (
     incident_jurisdictions,
     incident_personal,
@@ -26,6 +25,7 @@ from crossbeat.store.schema import (
 )
 from crossbeat.store.writes import withdraw_records
 from tests.agency_support import register_for_test
+from tests.read_support import count_incidents, get_incident
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,9 @@ from crossbeat.agencies import get_agency, load_boundaries, register_agency
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import load_profile
 from crossbeat.model import Agency
-from crossbeat.store.reads import get_incident
 from crossbeat.store.schema import incident_jurisdictions, incident_offences, incidents
 from tests.conftest import shared_data
+from tests.read_support import get_incident
 
 PROFILES = Path(__file__).resolve().parents[1] / "examples" / "profiles"
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from crossbeat.audit import events_for_owner, iter_events, log_size
 from crossbeat.model import incident_id
+from crossbeat.sharing.coverage import read_coverage as coverage
 from crossbeat.store import Store
 from crossbeat.store.schema import agencies, incident_offences, incidents
-from crossbeat.taxonomy import coverage, load_crosswalk
+from crossbeat.taxonomy import load_crosswalk
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -140,3 +142,23 @@ def test_coverage_without_suggestions_and_as_json(store: Store) -> None:
 def test_empty_store(store: Store) -> None:
     report = coverage(store)
     assert report.schemes == () and report.total == 0 and report.unmapped == 0
+
+
+def test_the_count_is_an_audited_read_owned_by_each_agency(store: Store) -> None:
+    fill(store)
+    before = log_size(store)
+    coverage(store)
+    events = list(iter_events(store, after=before))
+    assert [(e.action, e.owner_agencies, e.record_count) for e in events] == [
+        ("read", ("colp",), 2),
+        ("read", ("sacpd",), 7),
+    ]
+    assert all(e.resource_type == "offence_coverage" and e.actor == "system" for e in events)
+    coverage(store, "nobody")  # a read that counted nothing is recorded too
+    (nothing,) = iter_events(store, after=before + 2)
+    assert nothing.record_count == 0 and nothing.details == {
+        "request": {"agency": "nobody"},
+        "schemes": [],
+    }
+    assert nothing.owner_agencies == ("nobody",)
+    assert events_for_owner(store, "sacpd", action="read")[0].resource_type == "offence_coverage"

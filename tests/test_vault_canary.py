@@ -27,8 +27,8 @@ from crossbeat.store.base import close_all
 from crossbeat.store.schema import incident_personal
 from crossbeat.vault.cipher import PLAIN_CODEC
 from crossbeat.vault.kek import read_kek_file
-from crossbeat.vault.personal import read_personal_many
 from crossbeat.vault.rotate import rotate_agency_key
+from tests.read_support import read_personal_many
 from tests.test_vault_personal import (
     PROFILE,
     PURPOSE,

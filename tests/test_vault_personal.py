@@ -18,6 +18,8 @@ from crossbeat.agencies import register_agency
 from crossbeat.ingest.pipeline import IngestSummary, ingest_files
 from crossbeat.ingest.profile import load_profile
 from crossbeat.model import Agency, PersonalData, PersonRole, incident_id
+from crossbeat.sharing.policy import Viewer
+from crossbeat.sharing.reads import read_detail
 from crossbeat.store import Store, open_store
 from crossbeat.store.schema import incident_personal
 from crossbeat.store.writes import withdraw_records
@@ -26,13 +28,12 @@ from crossbeat.vault.errors import (
     DecryptionError,
     KeyConfigError,
     PersonalDataNotFoundError,
-    PurposeRequiredError,
 )
 from crossbeat.vault.kek import generate_kek, parse_kek
 from crossbeat.vault.keys import Vault
-from crossbeat.vault.personal import read_personal, read_personal_many
 from crossbeat.vault.tables import agency_keys
 from tests.agency_support import register_agencies
+from tests.read_support import read_personal, read_personal_many
 
 PROFILE = """
 name = "vault-test-feed"
@@ -209,11 +210,13 @@ def test_incident_without_personal_data_reads_empty(store: Store, tmp_path: Path
 
 @pytest.mark.parametrize("purpose", ["", "   ", "\n\t"])
 def test_reading_needs_a_stated_purpose(store: Store, tmp_path: Path, purpose: str) -> None:
+    # The library reads personal data only through the policy, which needs a purpose.
     ingest(store, tmp_path, canary_rows(1))
-    with pytest.raises(PurposeRequiredError, match="requires a stated purpose"):
-        read_personal(store, incident_id("cityx", "C0"), purpose=purpose)
-    with pytest.raises(PurposeRequiredError):
-        read_personal_many(store, [incident_id("cityx", "C0")], purpose=purpose)
+    officer = Viewer.user("o-1", "cityx", ["officer"])
+    target = incident_id("cityx", "C0")
+    assert read_detail(store, officer, target, purpose="case 26-1").personal is not None
+    blank = read_detail(store, officer, target, purpose=purpose)
+    assert blank.record is not None and blank.personal is None
 
 
 def test_unknown_withdrawn_and_expunged_records_are_not_read(store: Store, tmp_path: Path) -> None:

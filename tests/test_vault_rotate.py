@@ -21,9 +21,9 @@ from crossbeat.vault.cipher import CODEC, PLAIN_CODEC
 from crossbeat.vault.errors import KeyConfigError
 from crossbeat.vault.kek import generate_kek, parse_kek
 from crossbeat.vault.keys import Vault
-from crossbeat.vault.personal import read_personal_many
 from crossbeat.vault.rotate import RotationProgress, key_status, rewrap_keys, rotate_agency_key
 from crossbeat.vault.tables import agency_keys
+from tests.read_support import read_personal_many
 from tests.test_vault_personal import PURPOSE, as_tuple, canary_rows, expected, ingest
 
 

@@ -153,6 +153,11 @@ class IncidentPublic(_Record):
     h3_7: str | None = None
     h3_9: str | None = None
     jurisdictions: list[str] | None = None
+    areas: dict[str, list[str]] | None = Field(
+        default=None,
+        description="The incident's areas by layer (AGENCY/LAYER), where the precision "
+        "shows them: every layer at exact precision, one layer at area:LAYER.",
+    )
 
 
 class IncidentShared(IncidentPublic):
@@ -206,7 +211,7 @@ class IncidentListOut(_Out):
 
 
 class FeatureOut(_Out):
-    """One incident as a GeoJSON Feature (no geometry at jurisdiction precision)."""
+    """One incident as a GeoJSON Feature (no geometry at area or jurisdiction precision)."""
 
     type: Literal["Feature"] = "Feature"
     id: str

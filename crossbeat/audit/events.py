@@ -38,6 +38,7 @@ class Action(StrEnum):
     EXPORT = "export"
     CHANGE = "change"
     INGEST = "ingest"
+    WITHDRAW = "withdraw"
     EXPUNGE = "expunge"
     SHARING_DECISION = "sharing_decision"
     AGREEMENT_CHANGE = "agreement_change"

@@ -233,5 +233,17 @@ def _end(
         .where(user_sessions.c.id == session_id)
         .values(ended_at=now, end_reason=reason)
     )
+    if events is None:
+        return
+    # The account's agency owns the event, so its auditors see its users' sessions end.
+    agency = conn.execute(select(users.c.agency_id).where(users.c.id == user_id)).scalar()
     detail = {"reason": reason, "session": session_id[:16]}
-    emit(events, conn, AuthEvent("session.ended", now, subject_user_id=user_id, detail=detail))
+    ended = AuthEvent(
+        "session.ended",
+        now,
+        actor_user_id=user_id if reason == "logout" else None,  # the user signed out
+        subject_user_id=user_id,
+        agency_id=agency,
+        detail=detail,
+    )
+    emit(events, conn, ended)

@@ -15,7 +15,8 @@ picture at once. The rules (documented in ``docs/profiles.md``):
   are rejected; blank coordinates and (0, 0) are "no location" with a warning.
 * Offences: every offence slot through its crosswalk; an unmapped code is stored
   with a warning, a row without any offence is rejected.
-* Sensitivity: crosswalk flags, explicit flag columns, keywords and juvenile ages.
+* Sensitivity: crosswalk flags, explicit flag columns, keywords and the word lexicon in
+  descriptions and the narrative, and juvenile ages.
 * Withdraw and expunge rows need only their id: other problems become warnings,
   because a source's deletion must never be blocked by a bad date.
 """
@@ -49,6 +50,7 @@ from crossbeat.ingest.points import (
 from crossbeat.ingest.profile import DateSpec, Profile, ProfileError
 from crossbeat.ingest.readers import RawRecord
 from crossbeat.model import (
+    CrimeAgainst,
     Incident,
     Location,
     LocationPrecision,
@@ -589,9 +591,12 @@ class Normaliser:
                 flags.add(flag)
         texts = [self.value(rec, c) for c in self.profile.sensitivity.keyword_columns]
         texts += [o.local_description for o in offences]
+        # The safer default (docs/taxonomy.md): in an offence against a person, any
+        # family or intimate relationship named in the free text marks possible DV.
+        person = any(o.crime_against == CrimeAgainst.PERSON for o in offences)
         for text in {t for t in texts if t}:
-            flags |= self._keywords(text)
-        flags |= keyword_sensitivity(narrative)
+            flags |= self._keywords(text, person_crime=person)
+        flags |= keyword_sensitivity(narrative, person_crime=person)
         if any(p.age is not None and p.age < 18 for p in persons):
             flags.add(Sensitivity.JUVENILE)
         return flags

@@ -27,7 +27,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from crossbeat.agencies import jurisdiction_index
+from crossbeat.audit.changes import Principal
 from crossbeat.geo.jurisdictions import JurisdictionIndex
+from crossbeat.ingest.audited import ChunkTally, previous_profile_hash, record_chunk
 from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated
 from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
 from crossbeat.ingest.preflight import store_problems
@@ -154,6 +156,7 @@ def ingest_files(
     progress: bool = False,
     chunk_size: int = CHUNK_SIZE,
     parallel: bool | None = None,
+    by: Principal | None = None,
     accept_timezone: bool = False,
 ) -> IngestSummary:
     """Ingest agency export files through a source profile.
@@ -180,6 +183,10 @@ def ingest_files(
         Normalise rows in a worker process while this one writes: ``None`` does so
         for files of at least :data:`~crossbeat.ingest.parallel.PARALLEL_MIN_BYTES`
         on a machine with several cores.
+    by
+        Who runs the ingest: a signed-in user, or None for the local operator. Every
+        committed chunk is written to the audit log with it
+        (:mod:`crossbeat.ingest.audited`).
     accept_timezone
         Accept a profile time zone that differs from the agency's registered one
         (otherwise refused: :func:`crossbeat.ingest.preflight.store_problems`).
@@ -229,7 +236,15 @@ def ingest_files(
         for path in paths:
             summary.files.append(
                 _ingest_file(
-                    store, agency_id, profile, Path(path), index, progress, chunk_size, parallel
+                    store,
+                    agency_id,
+                    profile,
+                    Path(path),
+                    index,
+                    progress,
+                    chunk_size,
+                    parallel,
+                    by,
                 )
             )
     return summary
@@ -262,6 +277,7 @@ def _ingest_file(
     progress: bool,
     chunk_size: int,
     parallel: bool | None,
+    by: Principal | None = None,
 ) -> FileSummary:
     try:
         reader_cm = open_source(path, profile.source, required_columns=profile.referenced_columns())
@@ -270,6 +286,11 @@ def _ingest_file(
         raise IngestError(f"{path}: {exc}") from exc
     try:
         file_hash = file_sha256(path)
+        audit_source = {
+            "file": path.name,
+            "file_hash": file_hash,
+            "previous_profile_hash": previous_profile_hash(store, agency_id, profile),
+        }
         batch_id, done = _start_batch(store, agency_id, profile, path, file_hash)
         router = RowRouter(store, profile, agency_id, str(path), index)
         if parallel is None:
@@ -281,7 +302,7 @@ def _ingest_file(
         )
         try:
             with source as stream, _progress_bar(progress, path, reader.size) as advance:
-                _write_parts(store, stream, batch_id, profile, index, advance)
+                _write_parts(store, stream, batch_id, profile, index, advance, by, audit_source)
         finally:
             router.close()
         _finish_batch(store, batch_id)
@@ -400,8 +421,13 @@ def _write_parts(
     profile: Profile,
     index: JurisdictionIndex,
     advance: Any,
+    by: Principal | None = None,
+    audit_source: dict[str, Any] | None = None,
 ) -> None:
     """Write parts in order, each with the checkpoint, committing where a part says.
+
+    Each transaction appends its ``ingest`` audit event before it commits
+    (:func:`crossbeat.ingest.audited.record_chunk`).
 
     The parts of one transaction are written as one chunk would be: they share the
     ids already seen, so a repeated id is a duplicate whichever part it is in. On any
@@ -411,11 +437,27 @@ def _write_parts(
     with store.connect() as conn, store.bulk_writes(conn):
         transaction = None
         seen: dict[str, int] = {}
+        tally = ChunkTally()
+        last_row = None
+
+        def audit() -> None:
+            record_chunk(
+                store,
+                conn,
+                by,
+                batch_id=batch_id,
+                profile=profile,
+                source=audit_source or {},
+                tally=tally,
+                through_row=last_row,
+            )
+
         for part in stream:
             if transaction is None:
                 transaction = conn.begin()
                 seen = {}
-            write_chunk(
+                tally = ChunkTally()
+            counts = write_chunk(
                 store,
                 part.items,
                 batch_id=batch_id,
@@ -426,11 +468,15 @@ def _write_parts(
                 derived=True,
                 seen=seen,
             )
+            tally.add(part.items, counts)
+            last_row = part.last_row
             if part.commit:
+                audit()
                 transaction.commit()
                 transaction = None
                 advance(part.offset)
         if transaction is not None:
+            audit()
             transaction.commit()
 
 

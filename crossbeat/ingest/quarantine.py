@@ -20,6 +20,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from crossbeat.agencies import jurisdiction_index
+from crossbeat.audit.changes import Principal, record_change
+from crossbeat.audit.events import Action
+from crossbeat.ingest.audited import ChunkTally, record_chunk
 from crossbeat.ingest.pipeline import RowRouter
 from crossbeat.ingest.preflight import store_problems
 from crossbeat.ingest.profile import Profile, require_settled
@@ -161,6 +164,7 @@ def retry_quarantine(
     agency_id: str | None = None,
     ids: Sequence[int] | None = None,
     source_file: str | None = None,
+    by: Principal | None = None,
     accept_timezone: bool = False,
 ) -> RetrySummary:
     """Re-process open quarantine entries with a (fixed) profile.
@@ -177,6 +181,10 @@ def retry_quarantine(
         agency are retried as this agency's).
     ids, source_file
         Only these entries, or only entries from this file.
+    by
+        Who retries: a signed-in user, or None for the local operator. Each group of
+        rows is written with its ``ingest`` audit event (operation
+        ``quarantine_retry``, the retry's batch, the entry ids) in one transaction.
     accept_timezone
         Accept a profile time zone that differs from the agency's registered one.
 
@@ -219,9 +227,25 @@ def retry_quarantine(
     for (file_name, owner), group in groups.items():
         router = RowRouter(store, profile, owner, file_name, index)
         items = [router.item(_record(e), hashes[e.id]) for e in group]
-        counts = write_chunk(
-            store, items, batch_id=batch_id, profile_name=profile.name, index=index
-        )
+        with store.begin() as conn:
+            counts = write_chunk(
+                store, items, batch_id=batch_id, profile_name=profile.name, index=index, conn=conn
+            )
+            tally = ChunkTally()
+            tally.add(items, counts)
+            tally.owners.update(e.agency_id for e in group if e.agency_id)
+            source = {"file": file_name, "quarantine_ids": [e.id for e in group]}
+            record_chunk(
+                store,
+                conn,
+                by,
+                batch_id=batch_id,
+                profile=profile,
+                source=source,
+                tally=tally,
+                through_row=None,
+                operation="quarantine_retry",
+            )
         summary.stored.add(counts)
         summary.still_quarantined += counts.quarantined
     with store.begin() as conn:
@@ -233,8 +257,20 @@ def retry_quarantine(
     return summary
 
 
-def dismiss_quarantine(store: Store, agency_id: str, ids: Sequence[int], *, reason: str) -> int:
-    """Mark entries as dismissed (kept, never deleted); return how many changed."""
+def dismiss_quarantine(
+    store: Store,
+    agency_id: str,
+    ids: Sequence[int],
+    *,
+    reason: str,
+    by: Principal | None = None,
+) -> int:
+    """Mark entries as dismissed (kept, never deleted); return how many changed.
+
+    The dismissal is written to the audit log in the same transaction: a ``change``
+    event (resource ``quarantine``) owned by the agency, with the entry ids dismissed
+    and the reason. ``by`` is the signed-in user, or None for the local operator.
+    """
     if not reason.strip():
         raise ValueError("dismissing quarantined rows needs a reason")
     now = store.now()
@@ -258,6 +294,21 @@ def dismiss_quarantine(store: Store, agency_id: str, ids: Sequence[int], *, reas
                 )
             )
             changed += 1
+        record_change(
+            store,
+            conn,
+            Action.CHANGE,
+            by,
+            resource_type="quarantine",
+            owners=[agency_id],
+            record_count=changed,
+            purpose=reason.strip(),
+            details={
+                "operation": "quarantine_dismiss",
+                "quarantine_ids": [r.id for r in rows],
+                "asked": len(set(ids)),
+            },
+        )
     return changed
 
 

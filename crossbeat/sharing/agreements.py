@@ -27,7 +27,12 @@ from sqlalchemy import Connection, insert, select, update
 
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
-from crossbeat.sharing._manage import AgreementError, actor_name, audit_change
+from crossbeat.sharing._manage import (
+    AgreementError,
+    actor_name,
+    audit_change,
+    check_area_layer,
+)
 from crossbeat.sharing.groups import get_group
 from crossbeat.sharing.model import (
     Agreement,
@@ -223,6 +228,9 @@ def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) 
     precision = parse(
         "precision", parse_precision, raw["precision"], policy.precision if public else None
     )
+    if isinstance(precision, Precision) and precision.layer is not None and owner in known:
+        precision, problem = check_area_layer(conn, precision, owner)
+        problems += [problem] if problem else []
     time_res = parse(
         "time_resolution",
         parse_time_resolution,

@@ -45,18 +45,19 @@ from crossbeat.sharing.request import (
     RequestError,
     Viewer,
     ViewerKind,
+    area_dim_layer,
 )
-from crossbeat.sharing.rules import Rule, _matches_sql
+from crossbeat.sharing.rules import Rule, _matches_sql, in_areas_sql
 from crossbeat.sharing.scope import (
     DEFAULT_PURPOSE,
     PERSONAL_FIELDS,
     RECORD_FIELDS,
     Precision,
     TimeResolution,
+    layer_key,
     offence_matches,
     parse_precision,
 )
-from crossbeat.store.reads import live
 from crossbeat.store.schema import incidents
 
 __all__ = [
@@ -144,6 +145,8 @@ class ReadPlan:
             conds.append(incidents.c.agency_id.in_(sorted(req.agencies)))
         if req.offences is not None:
             conds.append(_matches_sql(req.offences, incidents.c))
+        if req.areas is not None:
+            conds.append(in_areas_sql(req.areas))
         if req.after is not None:
             conds.append(incidents.c.id > req.after)
         return and_(*conds)
@@ -187,15 +190,19 @@ class ReadPlan:
         jurisdictions: Sequence[str],
         flags: frozenset[Sensitivity],
         anchors: AnchorIndex,
+        areas: Mapping[str, Sequence[str]] | None = None,
     ) -> tuple[Rule, dict[str, Any]] | None:
-        """Return the record as the viewer sees it with its rule, or None if not shown."""
+        """Return the record as the viewer sees it with its rule, or None if not shown.
+
+        ``areas`` maps each area layer (``AGENCY/LAYER``) to the record's areas in it.
+        """
         rule = self.choose(row, offences, flags)
         if rule is None:
             return None
         req = self.request
         if req.changed_since is not None and not rule.changed(row, req.changed_since):
             return None
-        full = rule.transform(row, offences, jurisdictions, anchors)
+        full = rule.transform(row, offences, jurisdictions, anchors, areas=areas)
         if not self._matches(row, full):
             return None
         wanted = req.fields
@@ -216,6 +223,13 @@ class ReadPlan:
             req.offences, rec.get("nibrs_code"), rec.get("crime_against"), rec.get("ucr_part1")
         ):
             return False
+        if req.areas is not None:
+            shown = rec.get("areas") or {}
+            if not any(
+                name in shown.get(layer_key(layer, row["agency_id"]), ())
+                for layer, name in req.areas
+            ):
+                return False
         if req.since is not None or req.until is not None:
             t = rec.get("occurred_from")
             if t is None or (req.since and t < req.since) or (req.until and t >= req.until):
@@ -228,6 +242,11 @@ class ReadPlan:
             if not (min_lon <= lon <= max_lon and min_lat <= lat <= max_lat):
                 return False
         return True
+
+
+def live() -> ColumnElement[bool]:
+    """Return the filter every read applies: the record is not withdrawn."""
+    return incidents.c.withdrawn_at.is_(None)
 
 
 _TIME_SPAN = {
@@ -436,7 +455,21 @@ def _unmet(rule: Rule, req: ReadRequest) -> str | None:
         return "filtering by time needs occurred_from"
     if req.bbox is not None and not ({"lat", "lon"} <= f and rule.precision.has_point):
         return "filtering by area needs a published point"
+    for layer in sorted({layer for layer, _ in req.areas or ()}):
+        if not rule.shows_layer(layer_key(layer, rule.owner)):
+            return (
+                f"filtering by area layer {layer} needs the areas field at precision exact "
+                f"or area:{layer}, not {rule.precision}"
+            )
     for dim in req.group_by if req.aggregate else ():
+        dim_layer = area_dim_layer(dim)
+        if dim_layer is not None:
+            if not rule.shows_layer(layer_key(dim_layer, rule.owner)):
+                return (
+                    f"grouping by {dim} needs the areas field at precision exact or {dim}, "
+                    f"not {rule.precision}"
+                )
+            continue
         need = set(GROUP_BY[dim])
         if not need <= f:
             return f"grouping by {dim} needs {', '.join(sorted(need))}"

@@ -19,13 +19,12 @@ from crossbeat.clock import Clock
 from crossbeat.sharing._manage import AgreementError
 from crossbeat.sharing.model import Grantee, GranteeKind
 from crossbeat.sharing.permissions import check_permission
-from crossbeat.sharing.policy import DATA_ROLES, Decision, ReadRequest, Viewer, ViewerKind
+from crossbeat.sharing.policy import DATA_ROLES, Decision, ReadRequest, Viewer, ViewerKind, live
 from crossbeat.sharing.public import incident_flags
-from crossbeat.sharing.reads import _children, _jsonable, anchor_index, prepare
+from crossbeat.sharing.reads import _children, _jsonable, anchor_index, area_tags, prepare
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.scope import Purpose
 from crossbeat.store import Store
-from crossbeat.store.reads import live
 from crossbeat.store.schema import agencies, incidents
 
 
@@ -121,11 +120,13 @@ def preview(
             q = select(incidents).where(live() & (incidents.c.agency_id == owner))
             rows = conn.execute(q.order_by(incidents.c.id)).mappings().all()
             offences, places = _children(conn, [r["id"] for r in rows])
+            tags = area_tags(conn, [r["id"] for r in rows])
         for row in rows:
             total += 1
             offs = offences.get(row["id"], [])
             flags = incident_flags(row, offs)
-            out = p.publish(row, offs, places.get(row["id"], []), flags, anchors)
+            here = places.get(row["id"], [])
+            out = p.publish(row, offs, here, flags, anchors, areas=tags.get(row["id"]))
             if out is not None:
                 visible += 1
                 if len(shown) < sample:

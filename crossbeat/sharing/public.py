@@ -35,6 +35,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import h3
@@ -42,13 +43,15 @@ import shapely
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from crossbeat.model import Sensitivity
+from crossbeat.model import CrimeAgainst, Sensitivity
 from crossbeat.sharing.scope import (
     PUBLIC_FIELDS,
     Precision,
     ScopeError,
     TimeResolution,
+    coarser,
     expand_fields,
+    finer,
     format_delay,
     parse_delay,
     parse_offences,
@@ -107,7 +110,7 @@ class PublicPolicy:
     def merge(self, other: PublicPolicy) -> PublicPolicy:
         """Return a policy with the stricter value of every knob of ``self`` and ``other``."""
         return PublicPolicy(
-            precision=max(self.precision, other.precision),
+            precision=coarser(self.precision, other.precision),
             time_resolution=max(self.time_resolution, other.time_resolution, key=lambda t: t.rank),
             delay=max(self.delay, other.delay),
             threshold=max(self.threshold, other.threshold),
@@ -119,7 +122,7 @@ class PublicPolicy:
     def looser_than(self, other: PublicPolicy) -> list[str]:
         """Return, for every knob where ``self`` reveals more than ``other``, why."""
         problems = []
-        if self.precision < other.precision:
+        if finer(self.precision, other.precision):
             problems.append(f"precision {self.precision} is finer than {other.precision}")
         if self.time_resolution.rank < other.time_resolution.rank:
             problems.append(
@@ -229,6 +232,10 @@ DEFAULT_PUBLIC_POLICY = PublicPolicy()
 
 
 # -- sensitivity at publication ----------------------------------------------------------
+#: Local codes and descriptions repeat across records: read each combination once.
+_text_flags = lru_cache(maxsize=16384)(keyword_sensitivity)
+
+
 def incident_flags(row: Row, offences: Sequence[Row]) -> frozenset[Sensitivity]:
     """Return every sensitivity flag an incident carries, re-derived at publication.
 
@@ -244,22 +251,26 @@ def incident_flags(row: Row, offences: Sequence[Row]) -> frozenset[Sensitivity]:
     -------
     frozenset[Sensitivity]
         Stored flags, plus the flags implied by every NIBRS code of the incident, plus
-        flags from keywords in local codes, descriptions and kept attribute values.
+        flags from keywords and the word lexicon in local codes, descriptions and kept
+        attribute values (a relationship word counts as possible domestic violence
+        when an offence is against a person).
     """
     flags = {flag for flag, column in FLAG_COLUMNS.items() if row.get(column)}
     table = nibrs_offences()
     codes = {row.get("nibrs_code")} | {o.get("nibrs_code") for o in offences}
+    person_crime = False
     for code in codes:
         entry = table.get(code) if code else None
         if entry is not None:
             flags |= entry.sensitivity
+            person_crime |= entry.crime_against == CrimeAgainst.PERSON
     texts: list[str | None] = [row.get("offence_local_code")]
     for o in offences:
         texts += [o.get("local_code"), o.get("local_description")]
     attributes = row.get("attributes")
     if isinstance(attributes, Mapping):
         texts += [v for v in attributes.values() if isinstance(v, str)]
-    flags |= keyword_sensitivity(*texts)
+    flags |= _text_flags(*texts, person_crime=person_crime)
     return frozenset(flags)
 
 

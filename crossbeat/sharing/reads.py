@@ -42,13 +42,17 @@ from crossbeat.sharing.policy import (
     plan,
 )
 from crossbeat.sharing.public import AnchorIndex, Row, incident_flags
+from crossbeat.sharing.request import area_dim_layer
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule
-from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose
+from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose, layer_key
 from crossbeat.sharing.suppression import suppress_table
 from crossbeat.store import Store
 from crossbeat.store.schema import (
     agencies,
+    area_layers,
+    areas,
+    incident_areas,
     incident_jurisdictions,
     incident_offences,
     incident_personal,
@@ -180,10 +184,12 @@ def published(
         if not rows:
             return
         offences, places = _children(conn, [r["id"] for r in rows])
+        tags = area_tags(conn, [r["id"] for r in rows])
         for row in rows:
             offs = offences.get(row["id"], [])
             flags = incident_flags(row, offs)
-            out = p.publish(row, offs, places.get(row["id"], []), flags, anchors)
+            here = places.get(row["id"], [])
+            out = p.publish(row, offs, here, flags, anchors, areas=tags.get(row["id"]))
             if out is not None:
                 yield out[0], out[1], row
         if len(rows) < BATCH:
@@ -207,6 +213,27 @@ def _children(
     for j in conn.execute(q2).mappings():
         places.setdefault(j["incident_id"], []).append(j["agency_id"])
     return offences, places
+
+
+def area_tags(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    """Return each incident's areas: incident id -> ``{"AGENCY/LAYER": [area names]}``."""
+    out: dict[str, dict[str, list[str]]] = {}
+    if not ids:
+        return out
+    q = (
+        select(
+            incident_areas.c.incident_id, area_layers.c.agency_id, area_layers.c.name, areas.c.name
+        )
+        .select_from(
+            incident_areas.join(areas, areas.c.id == incident_areas.c.area_id).join(
+                area_layers, area_layers.c.id == areas.c.layer_id
+            )
+        )
+        .where(incident_areas.c.incident_id.in_(ids))
+    )
+    for incident_id, agency_id, layer, name in conn.execute(q):
+        out.setdefault(incident_id, {}).setdefault(f"{agency_id}/{layer}", []).append(name)
+    return out
 
 
 def _personal_rows(conn: Connection, ids: Sequence[str]) -> list[Any]:
@@ -308,7 +335,9 @@ def _request_summary(req: ReadRequest) -> dict[str, Any]:
         value = getattr(req, f.name)
         if value in (None, False, ()) or f.name == "legal_basis":
             continue
-        if isinstance(value, frozenset | set | tuple):
+        if f.name == "areas":
+            value = sorted(f"{layer}:{name}" for layer, name in value)
+        elif isinstance(value, frozenset | set | tuple):
             value = sorted(str(v) for v in value)
         elif isinstance(value, datetime):
             value = value.isoformat()
@@ -449,6 +478,10 @@ def _key(dim: str, rec: Mapping[str, Any], rule: Rule) -> str:
         return str(rec["agency_id"])
     if dim == "jurisdiction":
         return "+".join(rec.get("jurisdictions") or []) or "none"
+    layer = area_dim_layer(dim)
+    if layer is not None:
+        names = (rec.get("areas") or {}).get(layer_key(layer, rec["agency_id"]))
+        return "+".join(sorted(names or [])) or "none"
     if dim in ("nibrs", "crime_against"):
         value = rec.get("nibrs_code" if dim == "nibrs" else dim)
         return str(value) if value else "unmapped"

@@ -18,6 +18,7 @@ from crossbeat.sharing.scope import (
     ScopeError,
     TimeResolution,
     expand_fields,
+    parse_layer_ref,
     parse_offences,
 )
 
@@ -40,6 +41,32 @@ GROUP_BY: Mapping[str, tuple[str, ...]] = {
     "hour": ("occurred_from",),
 }
 TIME_DIMS = {"month": TimeResolution.MONTH, "day": TimeResolution.DAY, "hour": TimeResolution.HOUR}
+#: Prefix of the area dimensions: ``area:LAYER`` (the owner's layer) or ``area:AGENCY/LAYER``.
+AREA_DIM = "area:"
+
+
+def area_dim_layer(dim: str) -> str | None:
+    """Return the layer reference of an ``area:LAYER`` dimension (None for other dims)."""
+    return dim[len(AREA_DIM) :] if dim.startswith(AREA_DIM) else None
+
+
+def parse_area_filter(items: Iterable[str] | str) -> frozenset[tuple[str, str]]:
+    """Turn ``LAYER:NAME`` (or ``AGENCY/LAYER:NAME``) items into (layer, name) pairs.
+
+    Examples
+    --------
+    >>> sorted(parse_area_filter(["boroughs:Camden", "met/wards:Holborn"]))
+    [('boroughs', 'Camden'), ('met/wards', 'Holborn')]
+    """
+    out: set[tuple[str, str]] = set()
+    for item in [items] if isinstance(items, str) else items:
+        layer, sep, name = str(item).partition(":")
+        if not sep or not name.strip():
+            raise ScopeError(f"bad area {item!r}: use LAYER:NAME, e.g. boroughs:Camden")
+        out.add((parse_layer_ref(layer), name.strip()))
+    if not out:
+        raise ScopeError("name at least one area as LAYER:NAME")
+    return frozenset(out)
 
 
 class RequestError(ValueError):
@@ -159,6 +186,10 @@ class ReadRequest:
         Only these owners.
     offences
         Offence tokens (``all``, categories, ``part1``, NIBRS codes) on the primary offence.
+    areas
+        Only incidents in one of these areas: ``LAYER:NAME`` items (``LAYER`` is the
+        owner's layer of that name, ``AGENCY/LAYER`` a given agency's), read into
+        ``(layer, name)`` pairs. Needs precision ``exact`` or ``area:LAYER``.
     ids
         Only these incident ids.
     fields
@@ -168,7 +199,8 @@ class ReadRequest:
     personal_data, legal_basis
         Ask for personal data, stating the legal basis (case number, warrant...).
     aggregate, group_by
-        An aggregate read and its dimensions (see :data:`GROUP_BY`, at most two).
+        An aggregate read and its dimensions (see :data:`GROUP_BY`, or ``area:LAYER``;
+        at most two).
     changed_since
         Only records changed, or newly visible, after this time (live streams).
     limit, after
@@ -180,6 +212,7 @@ class ReadRequest:
     until: datetime | None = None
     agencies: frozenset[str] | None = None
     offences: frozenset[str] | None = None
+    areas: frozenset[tuple[str, str]] | None = None
     ids: frozenset[str] | None = None
     fields: frozenset[str] | None = None
     purpose: Purpose | None = None
@@ -225,6 +258,11 @@ class ReadRequest:
                     set_(self, name, parser([value] if isinstance(value, str) else value))
                 except ScopeError as exc:
                     problems.append(f"{name}: {exc}")
+        if self.areas is not None:
+            try:
+                set_(self, "areas", _area_pairs(self.areas))
+            except ScopeError as exc:
+                problems.append(f"areas: {exc}")
         for name in ("agencies", "ids"):
             value = getattr(self, name)
             if value is not None:
@@ -237,9 +275,9 @@ class ReadRequest:
         if self.personal_data and not (self.legal_basis or "").strip():
             problems.append("legal_basis: personal data needs a stated legal basis (case number)")
         dims = tuple(self.group_by)
-        unknown = [d for d in dims if d not in GROUP_BY]
+        unknown = [d for d in dims if d not in GROUP_BY and not _area_dim_ok(d)]
         if unknown:
-            problems.append(f"group_by: unknown {unknown}; use {', '.join(GROUP_BY)}")
+            problems.append(f"group_by: unknown {unknown}; use {', '.join(GROUP_BY)} or area:LAYER")
         if len(dims) > 2 or len(set(dims)) != len(dims):
             problems.append("group_by: at most two different dimensions")
         set_(self, "group_by", dims)
@@ -247,3 +285,30 @@ class ReadRequest:
             problems.append("limit: must be at least 1")
         if problems:
             raise RequestError("; ".join(problems))
+
+
+def _area_dim_ok(dim: str) -> bool:
+    layer = area_dim_layer(dim)
+    if layer is None:
+        return False
+    try:
+        return parse_layer_ref(layer) == layer
+    except ScopeError:
+        return False
+
+
+def _area_pairs(value: object) -> frozenset[tuple[str, str]]:
+    """Accept (layer, name) pairs or ``LAYER:NAME`` strings."""
+    items = [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    pairs: set[tuple[str, str]] = set()
+    texts: list[str] = []
+    for item in items:
+        if isinstance(item, tuple) and len(item) == 2:
+            pairs.add((parse_layer_ref(item[0]), str(item[1]).strip()))
+        else:
+            texts.append(str(item))
+    if texts:
+        pairs |= parse_area_filter(texts)
+    if not pairs:
+        raise ScopeError("name at least one area as LAYER:NAME")
+    return frozenset(pairs)

@@ -9,7 +9,7 @@ the keyword re-check for miscoded records can run). Both are pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +30,7 @@ from crossbeat.sharing.scope import (
     offence_name,
     sensitive_codes,
 )
-from crossbeat.store.schema import incident_offences, incidents
+from crossbeat.store.schema import area_layers, areas, incident_areas, incident_offences, incidents
 
 _TIME_ORDER = [p.value for p in TimePrecision]
 _TIME_COLUMNS = ("occurred_from", "occurred_to", "reported_at")
@@ -167,8 +167,14 @@ class Rule:
         jurisdictions: Sequence[str],
         anchors: AnchorIndex,
         wanted: frozenset[str] | None = None,
+        areas: Mapping[str, Sequence[str]] | None = None,
     ) -> dict[str, Any]:
-        """Return the record as this rule shows it (only permitted, generalised fields)."""
+        """Return the record as this rule shows it (only permitted, generalised fields).
+
+        ``areas`` maps each area layer (``AGENCY/LAYER``) to the names of the
+        record's areas in it; only the layers the precision shows are kept
+        (:meth:`~crossbeat.sharing.scope.Precision.shows_layer`).
+        """
         fields = self.shown_fields(wanted)
         p = self.precision
         values: dict[str, Any] = {
@@ -183,6 +189,11 @@ class Rule:
             "disposition": row.get("disposition"),
             "location_type": row.get("location_type"),
             "jurisdictions": sorted(jurisdictions),
+            "areas": {
+                key: sorted(names)
+                for key, names in sorted((areas or {}).items())
+                if self.shows_layer(key)
+            },
             "sensitivity": sorted(f.value for f, c in FLAG_COLUMNS.items() if row.get(c)),
             "attributes": row.get("attributes"),
         }
@@ -213,6 +224,10 @@ class Rule:
             if p.shows_cell(column):
                 values[column] = row.get(column)
         return {f: values[f] for f in RECORD_FIELDS if f in fields and f in values}
+
+    def shows_layer(self, key: str) -> bool:
+        """Return whether this rule shows the areas of layer ``key`` (``AGENCY/LAYER``)."""
+        return "areas" in self.fields and self.precision.shows_layer(key, self.owner)
 
     def _offence(self, o: Row, local: bool) -> dict[str, Any]:
         out = {
@@ -250,6 +265,28 @@ def _matches_sql(tokens: frozenset[str], cols: Any) -> ColumnElement[bool]:
     if not conds:
         return false()
     return and_(cols.nibrs_code.is_not(None), or_(*conds))
+
+
+def in_areas_sql(pairs: frozenset[tuple[str, str]]) -> ColumnElement[bool]:
+    """Return SQL for "the incident lies in one of these areas".
+
+    ``pairs`` are ``(layer, name)``; a ``layer`` without an agency is the layer of that
+    name of the incident's owner (:func:`crossbeat.sharing.scope.layer_key`).
+    """
+    conds = []
+    for layer, name in sorted(pairs):
+        agency, _, short = layer.rpartition("/")
+        owner = area_layers.c.agency_id == (agency if agency else incidents.c.agency_id)
+        conds.append(owner & (area_layers.c.name == short) & (areas.c.name == name))
+    return exists(
+        select(incident_areas.c.incident_id)
+        .select_from(
+            incident_areas.join(areas, areas.c.id == incident_areas.c.area_id).join(
+                area_layers, area_layers.c.id == areas.c.layer_id
+            )
+        )
+        .where((incident_areas.c.incident_id == incidents.c.id) & or_(*conds))
+    )
 
 
 def not_matching_sql(tokens: frozenset[str], cols: Any) -> ColumnElement[bool]:

@@ -11,9 +11,15 @@ Field allow-list
 Precision
     ``exact`` (the stored point) < ``block`` (anchor of the H3 resolution-10 cell, about
     a city block, plus the hundred-block address) < ``h3:9`` < ``h3:8`` < ``h3:7`` <
-    ``h3:6`` (anchor of the cell at that resolution) < ``jurisdiction`` (no point, only
-    the jurisdictions the incident lies in). Anchors never leave the jurisdiction
-    polygons the true point lies in (see :mod:`crossbeat.sharing.public`).
+    ``h3:6`` (anchor of the cell at that resolution) < ``area:LAYER`` (no point, only
+    the areas of one area layer, such as a precinct or a neighbourhood, and the
+    jurisdictions the incident lies in) < ``jurisdiction`` (no point, only the
+    jurisdictions). Anchors never leave the jurisdiction polygons the true point lies
+    in (see :mod:`crossbeat.sharing.public`). ``area:LAYER`` names a layer of the
+    records' owner (``area:AGENCY/LAYER`` another agency's layer, see
+    :mod:`crossbeat.areas`); it ranks above every point precision because it publishes
+    no point, and two different area layers are not comparable: the stricter of them
+    is ``jurisdiction`` (:func:`coarser`).
 Time resolution
     ``exact`` (as stored) < ``hour`` < ``day`` < ``month``, in the owner's time zone.
 Offences
@@ -83,6 +89,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "h3_9",
     "h3_11",
     "jurisdictions",
+    "areas",
     "sensitivity",
     "attributes",
 )
@@ -111,6 +118,7 @@ PUBLIC_FIELDS: frozenset[str] = frozenset(
         "h3_7",
         "h3_9",
         "jurisdictions",
+        "areas",
     )
 )
 
@@ -125,16 +133,20 @@ class Precision:
     Parameters
     ----------
     rank
-        Position in the order exact < block < h3:9 < h3:8 < h3:7 < h3:6 < jurisdiction.
+        Position in the order exact < block < h3:9 < h3:8 < h3:7 < h3:6 < area:LAYER
+        < jurisdiction.
     name
-        ``exact``, ``block``, ``h3:N`` or ``jurisdiction``.
+        ``exact``, ``block``, ``h3:N``, ``area:LAYER`` or ``jurisdiction``.
     resolution
-        H3 resolution of the anchor cells (None for exact and jurisdiction).
+        H3 resolution of the anchor cells (None for exact, area and jurisdiction).
+    layer
+        For ``area:LAYER``: the layer, ``LAYER`` (the owner's) or ``AGENCY/LAYER``.
     """
 
     rank: int
     name: str
     resolution: int | None
+    layer: str | None = None
 
     def __str__(self) -> str:
         """Return the name, e.g. ``h3:9``."""
@@ -143,7 +155,20 @@ class Precision:
     @property
     def has_point(self) -> bool:
         """Whether records at this precision carry a point."""
-        return self.name != "jurisdiction"
+        return self.name != "jurisdiction" and self.layer is None
+
+    def layer_key(self, owner: str) -> str | None:
+        """Return the ``AGENCY/LAYER`` key of an area precision for an owner's records."""
+        return None if self.layer is None else layer_key(self.layer, owner)
+
+    def shows_layer(self, key: str, owner: str) -> bool:
+        """Return whether records of ``owner`` at this precision show areas of layer ``key``.
+
+        Exact records show every area; ``area:LAYER`` shows that layer's areas only;
+        every other precision shows none (an area can be finer than the published
+        point's cell, and would tell on which side of an area boundary the point is).
+        """
+        return self.name == "exact" or self.layer_key(owner) == key
 
     def shows_cell(self, column: str) -> bool:
         """Return whether an H3 cell column (``h3_7``...) is no finer than this precision."""
@@ -157,6 +182,9 @@ class Precision:
 #: Anchor resolution of the ``block`` level: an H3 res-10 cell (about 66 m edge).
 BLOCK_RESOLUTION = 10
 
+#: Rank of every ``area:LAYER`` precision: coarser than any point, finer than jurisdiction.
+AREA_RANK = 6
+
 PRECISIONS: tuple[Precision, ...] = (
     Precision(0, "exact", None),
     Precision(1, "block", BLOCK_RESOLUTION),
@@ -164,9 +192,41 @@ PRECISIONS: tuple[Precision, ...] = (
     Precision(3, "h3:8", 8),
     Precision(4, "h3:7", 7),
     Precision(5, "h3:6", 6),
-    Precision(6, "jurisdiction", None),
+    Precision(7, "jurisdiction", None),
 )
 _PRECISION_BY_NAME = {p.name: p for p in PRECISIONS}
+
+#: An area layer name (unique per agency), as :mod:`crossbeat.areas` accepts it.
+LAYER_NAME = r"[a-z0-9][a-z0-9_-]{0,39}"
+_LAYER_REF = re.compile(rf"^(?:([a-z0-9][a-z0-9_-]{{0,63}})/)?({LAYER_NAME})$")
+
+
+def parse_layer_ref(text: str) -> str:
+    """Return a normalised area layer reference: ``LAYER`` or ``AGENCY/LAYER``.
+
+    Raises
+    ------
+    ScopeError
+        When it is not one.
+    """
+    ref = str(text).strip().lower()
+    if not _LAYER_REF.match(ref):
+        raise ScopeError(
+            f"bad area layer {text!r}: use LAYER (the records' owner's layer) or AGENCY/LAYER, "
+            "with lower-case letters, digits, '-' or '_'"
+        )
+    return ref
+
+
+def layer_key(ref: str, owner: str) -> str:
+    """Return the ``AGENCY/LAYER`` key a layer reference means for an owner's records.
+
+    Examples
+    --------
+    >>> layer_key("beats", "rivertonpd"), layer_key("met/boroughs", "btp")
+    ('rivertonpd/beats', 'met/boroughs')
+    """
+    return ref if "/" in ref else f"{owner}/{ref}"
 
 
 def parse_precision(text: str | Precision) -> Precision:
@@ -176,15 +236,43 @@ def parse_precision(text: str | Precision) -> Precision:
     --------
     >>> parse_precision("H3:9").resolution
     9
+    >>> parse_precision("area:boroughs").layer
+    'boroughs'
     """
     if isinstance(text, Precision):
         return text
     key = str(text).strip().lower().replace("h3-", "h3:").replace("h3_", "h3:")
+    if key.startswith("area:"):
+        ref = parse_layer_ref(key[5:])
+        return Precision(AREA_RANK, f"area:{ref}", None, ref)
     try:
         return _PRECISION_BY_NAME[key]
     except KeyError:
-        names = ", ".join(_PRECISION_BY_NAME)
+        names = ", ".join([*_PRECISION_BY_NAME, "area:LAYER"])
         raise ScopeError(f"unknown precision {text!r}: use one of {names}") from None
+
+
+def coarser(a: Precision, b: Precision) -> Precision:
+    """Return the precision that reveals no more than either ``a`` or ``b``.
+
+    Two different area layers are not comparable (neither contains the other), so
+    the stricter of them is ``jurisdiction``.
+
+    Examples
+    --------
+    >>> str(coarser(parse_precision("h3:9"), parse_precision("area:beats")))
+    'area:beats'
+    >>> str(coarser(parse_precision("area:beats"), parse_precision("area:wards")))
+    'jurisdiction'
+    """
+    if a.layer is not None and b.layer is not None and a.layer != b.layer:
+        return _PRECISION_BY_NAME["jurisdiction"]
+    return a if a.rank >= b.rank else b
+
+
+def finer(a: Precision, b: Precision) -> bool:
+    """Return whether ``a`` reveals something ``b`` does not (``a`` is not as coarse)."""
+    return coarser(a, b) != a
 
 
 class TimeResolution(StrEnum):

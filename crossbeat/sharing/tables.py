@@ -49,7 +49,8 @@ sharing_agreements = Table(
     # NULL = every offence; else a JSON list of tokens (codes, categories, part1).
     Column("offences", JsonType),
     Column("fields", JsonType, nullable=False),
-    Column("precision", String(16), nullable=False),
+    # exact, block, h3:N, area:LAYER (area:AGENCY/LAYER) or jurisdiction.
+    Column("precision", String(128), nullable=False),
     Column("time_resolution", String(16), nullable=False),
     Column("delay_seconds", Integer, nullable=False),
     Column("purposes", JsonType, nullable=False),

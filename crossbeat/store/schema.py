@@ -243,6 +243,57 @@ incident_jurisdictions = Table(
     Index("ix_incident_jurisdictions_agency", "agency_id"),
 )
 
+# Named area layers of an agency below its jurisdiction: precincts, districts, beats,
+# sectors, neighbourhoods, wards (crossbeat.areas). A layer's name is unique per agency.
+area_layers = Table(
+    "area_layers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
+    Column("name", String(40), nullable=False),
+    # precinct | district | beat | sector | neighbourhood | ward | borough | zone | other
+    Column("kind", String(32), nullable=False),
+    # The feature property the area names came from, and the file they were read from.
+    Column("name_field", Text),
+    Column("source_file", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("agency_id", "name"),
+)
+
+# One named polygon of a layer. PostgreSQL adds a generated PostGIS column ``geom``.
+areas = Table(
+    "areas",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "layer_id",
+        Integer,
+        ForeignKey("area_layers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", Text, nullable=False),
+    # GeoJSON geometry in WGS84 (Polygon or MultiPolygon).
+    Column("geojson", Text, nullable=False),
+    UniqueConstraint("layer_id", "name"),
+)
+
+# Every area (of every layer) whose polygon contains an incident's point; derived at
+# ingest and recomputed when a layer changes.
+incident_areas = Table(
+    "incident_areas",
+    metadata,
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("area_id", Integer, ForeignKey("areas.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_incident_areas_area", "area_id"),
+)
+
 # Personal data, held apart. Each field is stored as bytes through a codec:
 # ``aesgcm-v1`` = AES-256-GCM under the agency's data key (crossbeat.vault), the only
 # one written; legacy ``plain`` = UTF-8 JSON, read until `crossbeat keys rotate`.

@@ -14,10 +14,14 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, and_, bindparam, delete, select, tuple_, update
 
+from crossbeat.audit.changes import MAX_LISTED_IDS, Principal, record_change
+from crossbeat.audit.events import Action as AuditAction
+from crossbeat.geo.areas import AreaIndex
 from crossbeat.geo.cells import h3_cells
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.model import Incident, RecordUpdate
 from crossbeat.store import Store
+from crossbeat.store.areas import area_tag_rows
 from crossbeat.store.records import (
     incident_row,
     jurisdiction_rows,
@@ -28,6 +32,7 @@ from crossbeat.store.records import (
 )
 from crossbeat.store.schema import (
     expunged_records,
+    incident_areas,
     incident_jurisdictions,
     incident_offences,
     incident_personal,
@@ -141,7 +146,7 @@ def write_chunk(
         for it in items:
             if it.update is None:
                 _classify(it, existing, tombstones, seen, plan, counts)
-        _apply(store, conn, plan, batch_id=batch_id, now=now)
+        _apply(store, conn, plan, batch_id=batch_id, now=now, areas=index.areas)
         if updates:
             _apply_updates(store, conn, updates, plan, counts, batch_id=batch_id, now=now)
         _quarantine(store, conn, plan.rejected, batch_id, profile_name, now)
@@ -298,7 +303,15 @@ def _tombstones(store: Store, conn: Connection, ids: list[str]) -> set[str]:
 # -- writes ---------------------------------------------------------------------------------
 
 
-def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: Any) -> None:
+def _apply(
+    store: Store,
+    conn: Connection,
+    plan: _Plan,
+    *,
+    batch_id: str,
+    now: Any,
+    areas: AreaIndex | None = None,
+) -> None:
     if plan.updates or plan.withdrawals:
         _save_versions(
             conn,
@@ -327,7 +340,7 @@ def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: A
         _keep_dated(row, old)
     changed_ids = [r["id"] for r in upd_rows]
     if changed_ids:
-        for table in (incident_offences, incident_jurisdictions, incident_personal):
+        for table in (incident_offences, incident_jurisdictions, incident_areas, incident_personal):
             conn.execute(delete(table).where(table.c.incident_id.in_(changed_ids)))
         cols = [c for c in upd_rows[0] if c != "id"]
         stmt = (
@@ -345,6 +358,7 @@ def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: A
             r for inc in stored for r in jurisdiction_rows(inc.id, inc.agency_id, inc.jurisdictions)
         ]
         store.bulk_insert(conn, incident_jurisdictions, tags)
+        store.bulk_insert(conn, incident_areas, area_tag_rows(areas, stored))
         pers = personal_rows(store, conn, stored, now)
         store.bulk_insert(conn, incident_personal, pers)
     for w in plan.withdrawals:
@@ -505,7 +519,13 @@ def expunge(
     ``records`` are ``(source_id, incident_id)`` pairs.
     """
     ids = [iid for _, iid in records]
-    for table in (incident_offences, incident_jurisdictions, incident_personal, incident_versions):
+    for table in (
+        incident_offences,
+        incident_jurisdictions,
+        incident_areas,
+        incident_personal,
+        incident_versions,
+    ):
         conn.execute(delete(table).where(table.c.incident_id.in_(ids)))
     conn.execute(delete(incidents).where(incidents.c.id.in_(ids)))
     store.insert_ignore(
@@ -637,6 +657,7 @@ def withdraw_records(
     *,
     expunge_records: bool = False,
     reason: str,
+    by: Principal | None = None,
 ) -> WithdrawResult:
     """Withdraw (hide, keep history) or expunge (delete, keep a tombstone) records.
 
@@ -644,6 +665,11 @@ def withdraw_records(
     history for the owner's audit; expunging deletes it with its history and personal
     data and leaves only a tombstone, so that re-ingesting an old export cannot bring
     it back.
+
+    The request is written to the audit log in the same transaction: one ``withdraw``
+    or ``expunge`` event owned by the agency, with the ids of the records changed, the
+    counts of changed, already gone and unknown ids, and the reason. ``by`` is the
+    signed-in user, or None for the local operator.
 
     Raises
     ------
@@ -687,4 +713,22 @@ def withdraw_records(
                     .values(withdrawn_at=now, version=r.version + 1, updated_at=now)
                 )
             changed = [ids[r.id] for r in live]
+        by_source = {s: i for i, s in ids.items()}
+        record_change(
+            store,
+            conn,
+            AuditAction.EXPUNGE if expunge_records else AuditAction.WITHDRAW,
+            by,
+            resource_type="incident",
+            owners=[agency_id],
+            record_ids=[by_source[s] for s in changed],
+            purpose=reason.strip(),
+            details={
+                "operation": "expunge" if expunge_records else "withdraw",
+                "source_ids": changed[:MAX_LISTED_IDS],
+                "changed": len(changed),
+                "already": len(already),
+                "unknown": len(unknown),
+            },
+        )
     return WithdrawResult(changed=changed, already=already, unknown=unknown)

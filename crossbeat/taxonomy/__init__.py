@@ -4,10 +4,11 @@ Every agency reports offences in its own scheme (statute text, NCIC codes, polic
 categories ...). A crosswalk file per scheme maps local codes to NIBRS offences; a
 local code the crosswalk does not know is stored with its local code and flagged as
 unmapped, never guessed. :func:`suggest` proposes matches for a person to accept, and
-:func:`coverage` lists what is unmapped in the store. See ``docs/taxonomy.md``.
+:func:`crossbeat.sharing.coverage.read_coverage` lists what is unmapped in the store
+(an audited read). See ``docs/taxonomy.md``.
 """
 
-from crossbeat.taxonomy.coverage import CoverageReport, SchemeCoverage, UnmappedCode, coverage
+from crossbeat.taxonomy.coverage import CoverageReport, SchemeCoverage, UnmappedCode, build_report
 from crossbeat.taxonomy.crosswalk import (
     MATCH_LEVELS,
     NOT_A_CRIME,
@@ -26,7 +27,7 @@ from crossbeat.taxonomy.nibrs import (
     nibrs_location_types,
     nibrs_offences,
 )
-from crossbeat.taxonomy.sensitivity import keyword_rules, keyword_sensitivity
+from crossbeat.taxonomy.sensitivity import keyword_rules, keyword_sensitivity, rules_version
 from crossbeat.taxonomy.suggest import Suggestion, suggest
 
 __all__ = [
@@ -43,13 +44,14 @@ __all__ = [
     "TaxonomyError",
     "UnmappedCode",
     "available_crosswalks",
-    "coverage",
+    "build_report",
     "keyword_rules",
     "keyword_sensitivity",
     "load_crosswalk",
     "nibrs_location_types",
     "nibrs_offences",
     "normalise_local",
+    "rules_version",
     "suggest",
     "validate_crosswalk_file",
 ]

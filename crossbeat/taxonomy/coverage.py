@@ -4,17 +4,17 @@ Unmapped offences keep their local code and are flagged (``match`` is NULL). Thi
 report counts them per agency and scheme and lists the missing local codes, most
 frequent first, each with the best suggestion for the person who extends the
 crosswalk. Withdrawn incidents are left out.
+
+This module builds the report from counts; the counting reads the agencies' offences
+and is done, audited, by :func:`crossbeat.sharing.coverage.read_coverage`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Integer, case, func, select
-
-from crossbeat.store import Store
-from crossbeat.store.schema import incident_offences, incidents
 from crossbeat.taxonomy.suggest import Suggestion, suggest
 
 
@@ -73,17 +73,22 @@ class CoverageReport:
         }
 
 
-def coverage(
-    store: Store, agency_id: str | None = None, *, with_suggestions: bool = True
+def build_report(
+    totals: Iterable[Any], code_rows: Iterable[Any], *, with_suggestions: bool = True
 ) -> CoverageReport:
-    """Count mapped and unmapped offences per agency and scheme.
+    """Build the coverage report from counted offences (no database access here).
+
+    The counting is a read of the agencies' offences, so it goes through the sharing
+    module, which audits it: :func:`crossbeat.sharing.coverage.read_coverage`.
 
     Parameters
     ----------
-    store
-        The store to read.
-    agency_id
-        Only this agency's offences (default: every agency).
+    totals
+        Rows with ``agency_id``, ``scheme``, ``total`` and ``unmapped``: the offences
+        of live incidents per agency and scheme.
+    code_rows
+        Rows with ``agency_id``, ``scheme``, ``local_code``, ``description`` and
+        ``n``: the unmapped local codes and how often each occurs.
     with_suggestions
         Attach the best NIBRS suggestion to each unmapped local code.
 
@@ -93,38 +98,6 @@ def coverage(
         One :class:`SchemeCoverage` per (agency, scheme), ordered by agency and scheme;
         unmapped codes most frequent first.
     """
-    o, i = incident_offences, incidents
-    live = i.c.withdrawn_at.is_(None)
-    if agency_id is not None:
-        live = live & (i.c.agency_id == agency_id)
-    joined = o.join(i, i.c.id == o.c.incident_id)
-    totals_q = (
-        select(
-            i.c.agency_id,
-            o.c.scheme,
-            func.count().label("total"),
-            func.sum(case((o.c.match.is_(None), 1), else_=0), type_=Integer).label("unmapped"),
-        )
-        .select_from(joined)
-        .where(live)
-        .group_by(i.c.agency_id, o.c.scheme)
-    )
-    codes_q = (
-        select(
-            i.c.agency_id,
-            o.c.scheme,
-            o.c.local_code,
-            func.max(o.c.local_description).label("description"),
-            func.count().label("n"),
-        )
-        .select_from(joined)
-        .where(live & o.c.match.is_(None))
-        .group_by(i.c.agency_id, o.c.scheme, o.c.local_code)
-    )
-    with store.connect() as conn:
-        totals = conn.execute(totals_q).all()
-        code_rows = conn.execute(codes_q).all()
-
     missing: dict[tuple[str, str | None], list[UnmappedCode]] = {}
     for row in sorted(code_rows, key=lambda r: (-r.n, r.local_code)):
         best = None

@@ -1,7 +1,15 @@
-"""Sensitivity flags from free text: the keyword rules in ``data/sensitive_keywords.toml``.
+"""Sensitivity flags from free text: one rule set in two files.
 
 Offence codes imply flags through the NIBRS table and the crosswalks; this module
-adds the flags that descriptions, statute text and other free-text columns reveal.
+adds the flags that narratives, descriptions, statute text and other free-text columns
+reveal. Two kinds of rule work together:
+
+* ``data/sensitive_keywords.toml``: regular expressions for codes, statute numbers and
+  abbreviations (``273.5 PC``, ``D.V.``, ``MNR``);
+* ``data/sensitive_lexicon.toml``: words, lemmatised, with relationship / violence /
+  body-part pairs, ages and negation (:mod:`crossbeat.taxonomy.narrative`).
+
+Both carry the same version (:func:`rules_version`), bumped whenever either changes.
 False positives are the safe error here: a flag only restricts how a record is shared.
 """
 
@@ -16,9 +24,37 @@ from types import MappingProxyType
 from typing import Any
 
 from crossbeat.model import Sensitivity
+from crossbeat.taxonomy.narrative import lexicon, lexicon_sensitivity
 from crossbeat.taxonomy.nibrs import TaxonomyError
 
 _KEYWORDS = resources.files("crossbeat.taxonomy") / "data" / "sensitive_keywords.toml"
+
+
+@cache
+def _raw_keywords() -> dict[str, Any]:
+    with _KEYWORDS.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+@cache
+def rules_version() -> str:
+    """Return the version of the sensitivity rules (keyword file and lexicon).
+
+    Raises
+    ------
+    TaxonomyError
+        When the two files carry different versions (one was changed without the
+        other being bumped with it).
+    """
+    keywords = str(_raw_keywords().get("version", ""))
+    words = lexicon().version
+    if not keywords or keywords != words:
+        raise TaxonomyError(
+            f"sensitivity rules: sensitive_keywords.toml has version {keywords!r} but "
+            f"sensitive_lexicon.toml has {words!r}; they are one rule set, give both the "
+            "same new version"
+        )
+    return keywords
 
 
 @cache
@@ -35,8 +71,7 @@ def keyword_rules() -> Mapping[Sensitivity, tuple[re.Pattern[str], ...]]:
     TaxonomyError
         When the keyword file names an unknown flag or holds a bad pattern.
     """
-    with _KEYWORDS.open("rb") as fh:
-        raw: dict[str, Any] = tomllib.load(fh)
+    raw = _raw_keywords()
     rules: dict[Sensitivity, tuple[re.Pattern[str], ...]] = {}
     problems: list[str] = []
     for name, spec in raw.get("flags", {}).items():
@@ -57,19 +92,46 @@ def keyword_rules() -> Mapping[Sensitivity, tuple[re.Pattern[str], ...]]:
     return MappingProxyType(rules)
 
 
-def keyword_sensitivity(*texts: str | None) -> frozenset[Sensitivity]:
-    """Return the sensitivity flags that keywords in the given texts imply.
+_ESCAPES = re.compile(r"\\.")
+
+
+@cache
+def _combined_rules() -> tuple[tuple[Sensitivity, re.Pattern[str]], ...]:
+    """Each flag's patterns as one alternation: one search per flag, not per pattern.
+
+    The patterns are written in capitals, so they are matched case-sensitively against
+    the upper-cased text, which is much faster than ``re.IGNORECASE``. A pattern with a
+    lower-case letter (outside an escape such as ``\\b``) keeps ``re.IGNORECASE``.
+    """
+    out = []
+    for flag, patterns in keyword_rules().items():
+        if not patterns:
+            continue
+        joined = "|".join(f"(?:{p.pattern})" for p in patterns)
+        lower = any(c.islower() for c in _ESCAPES.sub("", joined))
+        out.append((flag, re.compile(joined, re.IGNORECASE if lower else 0)))
+    return tuple(out)
+
+
+def keyword_sensitivity(*texts: str | None, person_crime: bool = False) -> frozenset[Sensitivity]:
+    """Return the sensitivity flags that the given free texts imply.
+
+    Each text is checked on its own with the keyword patterns and the word lexicon
+    (:func:`crossbeat.taxonomy.narrative.explain`).
 
     Parameters
     ----------
     *texts
-        Free texts such as an offence description or statute text; None and empty
-        values are skipped.
+        Free texts such as a narrative, an offence description or statute text; None
+        and empty values are skipped.
+    person_crime
+        Whether the texts belong to an incident with an offence against a person: then
+        any family or intimate relationship word marks possible domestic violence.
 
     Returns
     -------
     frozenset[Sensitivity]
-        Every flag with at least one matching keyword rule.
+        Every flag with at least one matching rule.
 
     Examples
     --------
@@ -77,12 +139,17 @@ def keyword_sensitivity(*texts: str | None) -> frozenset[Sensitivity]:
     [<Sensitivity.DOMESTIC_VIOLENCE: 'domestic_violence'>]
     >>> keyword_sensitivity("THEFT FROM CHILDREN'S STORE", None)
     frozenset()
+    >>> sorted(keyword_sensitivity("groped the victim on the crowded platform"))
+    [<Sensitivity.SEXUAL_OFFENCE: 'sexual_offence'>]
     """
     collapsed = [" ".join(t.split()) for t in texts if t and t.strip()]
     if not collapsed:
         return frozenset()
-    found = set()
-    for flag, patterns in keyword_rules().items():
-        if any(p.search(text) for p in patterns for text in collapsed):
+    found: set[Sensitivity] = set()
+    upper = [text.upper() for text in collapsed]
+    for flag, pattern in _combined_rules():
+        if any(pattern.search(text) for text in upper):
             found.add(flag)
+    for text in collapsed:
+        found |= lexicon_sensitivity(text, person_crime=person_crime)
     return frozenset(found)

@@ -1,30 +1,27 @@
-"""Encoding personal data into sealed rows, and reading it back for a stated purpose.
+"""Encoding personal data into sealed rows, and decoding a sealed row.
 
 Every field of an ``incident_personal`` row is sealed, including absent ones (as
 JSON ``null``), so the stored row does not even reveal which fields an incident has.
-Reading needs a non-empty purpose: the sharing and audit layers pass the purpose the
-reader stated and record it.
+There is no read function here: personal data is read only through the sharing
+policy (:func:`crossbeat.sharing.reads.read_detail`), which checks the reader's role,
+agreement and stated purpose and records the read in the audit log before it calls
+:func:`decode_personal`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from datetime import date, datetime
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from crossbeat.model import Incident, Person, PersonalData, PersonRole
 from crossbeat.vault.cipher import CODEC, PLAIN_CODEC, field_aad, pad, seal, unseal
-from crossbeat.vault.errors import (
-    DecryptionError,
-    PersonalDataNotFoundError,
-    PurposeRequiredError,
-    VaultError,
-)
+from crossbeat.vault.errors import DecryptionError, VaultError
 from crossbeat.vault.keys import DataKey, Vault, require_vault
 
 if TYPE_CHECKING:
@@ -199,102 +196,3 @@ def decode_personal(vault: Vault, conn: Connection, row: Any) -> PersonalData:
         )
         values[name] = json.loads(unseal(key.secret, bytes(sealed), aad, what=what))
     return _personal(values)
-
-
-def check_purpose(purpose: str) -> str:
-    """Return the stated purpose, stripped, refusing an empty one.
-
-    Raises
-    ------
-    PurposeRequiredError
-        When the purpose is empty or blank.
-    """
-    if not isinstance(purpose, str) or not purpose.strip():
-        raise PurposeRequiredError(
-            "reading personal data requires a stated purpose, e.g. "
-            "purpose='follow-up of case 24-118734'"
-        )
-    return purpose.strip()
-
-
-def read_personal_many(
-    store: Store, incident_ids: Sequence[str], *, purpose: str
-) -> dict[str, PersonalData]:
-    """Decrypt the personal data of several live incidents for a stated purpose.
-
-    The caller (the sharing layer) decides whether the reader may see it and
-    records the read with its purpose in the audit log; this function only refuses
-    reads without a purpose.
-
-    Parameters
-    ----------
-    store
-        A store opened with a KEK.
-    incident_ids
-        Incident ids; unknown, withdrawn and expunged ones are left out of the result.
-    purpose
-        Why the personal data is read (required, non-blank).
-
-    Returns
-    -------
-    dict
-        Incident id to its personal data (empty :class:`PersonalData` when a live
-        incident has none).
-    """
-    from crossbeat.store.reads import live
-    from crossbeat.store.schema import incident_personal, incidents
-
-    check_purpose(purpose)
-    vault = require_vault(store)
-    ids = sorted(set(incident_ids))
-    if not ids:
-        return {}
-    q = (
-        select(incidents.c.id.label("live_id"), incident_personal)
-        .select_from(
-            incidents.outerjoin(
-                incident_personal, incident_personal.c.incident_id == incidents.c.id
-            )
-        )
-        .where(incidents.c.id.in_(ids) & live())
-    )
-    out: dict[str, PersonalData] = {}
-    with store.connect() as conn:
-        for row in conn.execute(q):
-            if row.incident_id is None:
-                out[row.live_id] = PersonalData()
-            else:
-                out[row.live_id] = decode_personal(vault, conn, row)
-    return out
-
-
-def read_personal(store: Store, incident_id: str, *, purpose: str) -> PersonalData:
-    """Decrypt the personal data of one live incident for a stated purpose.
-
-    Parameters
-    ----------
-    store
-        A store opened with a KEK.
-    incident_id
-        The incident's id (:func:`crossbeat.model.incident_id`).
-    purpose
-        Why the personal data is read (required, non-blank).
-
-    Returns
-    -------
-    PersonalData
-        Its personal data (empty when it has none).
-
-    Raises
-    ------
-    PurposeRequiredError
-        When no purpose is stated.
-    PersonalDataNotFoundError
-        When no live incident has this id.
-    """
-    found = read_personal_many(store, [incident_id], purpose=purpose)
-    if incident_id not in found:
-        raise PersonalDataNotFoundError(
-            f"no live incident {incident_id}: it is unknown, withdrawn or expunged"
-        )
-    return found[incident_id]

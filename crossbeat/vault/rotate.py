@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, update
 
+from crossbeat.audit.changes import Principal, record_change
+from crossbeat.audit.events import Action
 from crossbeat.vault.cipher import PLAIN_CODEC
 from crossbeat.vault.errors import VaultError
 from crossbeat.vault.keys import Vault, key_owner, key_table, require_vault, unwrap_key, wrap_key
@@ -117,8 +119,19 @@ def _batch(store: Store, vault: Vault, owner: str, old_ids: list[str], size: int
     return done
 
 
-def _retire(store: Store, vault: Vault, owner: str, old_ids: list[str]) -> bool:
-    """Retire the old keys if no row uses them any more; return whether it did."""
+def _retire(
+    store: Store,
+    vault: Vault,
+    owner: str,
+    old_ids: list[str],
+    *,
+    audit: tuple[Principal | None, list[str], dict[str, Any]] | None = None,
+) -> bool:
+    """Retire the old keys if no row uses them any more; return whether it did.
+
+    ``audit`` is (by, owners, details) of the ``key_rotation`` event appended in the
+    transaction that retires the keys.
+    """
     table, _ = key_table(owner)
     with store.begin() as conn:
         # Writers hold the key they seal with for share until they commit, so once
@@ -134,6 +147,18 @@ def _retire(store: Store, vault: Vault, owner: str, old_ids: list[str]) -> bool:
                 .where(table.c.key_id.in_(old_ids))
                 .values(status="retired", retired_at=store.now(), wrapped_key=None)
             )
+        if audit is not None:
+            by, owners, details = audit
+            record_change(
+                store,
+                conn,
+                Action.KEY_ROTATION,
+                by,
+                resource_type="data_key",
+                owners=owners,
+                record_count=int(details.get("rows_reencrypted", 0)),
+                details=details,
+            )
     for key_id in old_ids:
         vault.forget(key_id)
     return True
@@ -145,6 +170,7 @@ def rotate_agency_key(
     *,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[RotationProgress], None] | None = None,
+    by: Principal | None = None,
 ) -> RotationResult:
     """Rotate an agency's (or the platform's) data key, or finish an interrupted rotation.
 
@@ -159,6 +185,11 @@ def rotate_agency_key(
         Rows re-encrypted per transaction.
     progress
         Called after every committed batch.
+    by
+        Who rotates: a signed-in user, or None for the local operator. The start of a
+        rotation (with the new key) and its end (the rows re-encrypted by this call,
+        the keys retired) are each a ``key_rotation`` event owned by the agency
+        (no owner for the platform key), in the transaction that makes the change.
 
     Returns
     -------
@@ -180,9 +211,26 @@ def rotate_agency_key(
         )
     key_table(agency_id)  # refuses an unknown scope before anything is written
     vault = require_vault(store)
+    owners = [] if agency_id.startswith("@") else [agency_id]
     with store.begin() as conn:
         old_ids, started = _start(store, conn, vault, agency_id)
         key = vault.active_key(store, conn, agency_id)
+        if started:
+            record_change(
+                store,
+                conn,
+                Action.KEY_ROTATION,
+                by,
+                resource_type="data_key",
+                owners=owners,
+                details={
+                    "operation": "rotation_started",
+                    "owner": agency_id,
+                    "new_key_id": key.key_id,
+                    "new_version": key.version,
+                    "old_key_ids": old_ids,
+                },
+            )
     with store.connect() as conn:
         total = _count_pending(conn, agency_id, old_ids)
     result = RotationResult(agency_id, key.key_id, key.version, started)
@@ -194,7 +242,16 @@ def rotate_agency_key(
             if progress is not None:
                 progress(RotationProgress(agency_id, result.reencrypted, total, result.batches))
             continue
-        if _retire(store, vault, agency_id, old_ids):
+        done = {
+            "operation": "rotation_done",
+            "owner": agency_id,
+            "new_key_id": key.key_id,
+            "new_version": key.version,
+            "retired_key_ids": old_ids,
+            "rows_reencrypted": result.reencrypted,
+            "resumed": not started,
+        }
+        if _retire(store, vault, agency_id, old_ids, audit=(by, owners, done)):
             break
     result.retired = old_ids
     if store.dialect == "sqlite":
@@ -225,7 +282,7 @@ def key_owners(store: Store) -> list[str]:
     return sorted(owners, key=lambda o: (o.startswith("@"), o))
 
 
-def rewrap_keys(store: Store, vault: Vault | None = None) -> int:
+def rewrap_keys(store: Store, vault: Vault | None = None, *, by: Principal | None = None) -> int:
     """Re-wrap every live key, agencies' and platform's, under the configured KEK.
 
     Run after changing the KEK; the fingerprint key is covered too.
@@ -237,6 +294,11 @@ def rewrap_keys(store: Store, vault: Vault | None = None) -> int:
     vault
         A vault holding the new KEK and the old KEK(s) among ``old_keks``; defaults
         to the store's.
+    by
+        Who re-wraps: a signed-in user, or None for the local operator. A re-wrap that
+        changed keys is one ``key_rotation`` event (operation ``rewrap``) owned by the
+        agencies whose keys were re-wrapped, with the key ids and the new KEK's id, in
+        the same transaction.
 
     Returns
     -------
@@ -246,6 +308,7 @@ def rewrap_keys(store: Store, vault: Vault | None = None) -> int:
     """
     vault = vault or require_vault(store)
     n = 0
+    rewrapped: list[tuple[str, str]] = []
     with store.begin() as conn:
         for table in (agency_keys, platform_keys):
             rows = conn.execute(
@@ -262,6 +325,21 @@ def rewrap_keys(store: Store, vault: Vault | None = None) -> int:
                     .values(wrapped_key=wrap_key(vault.kek, key), kek_id=vault.kek.id)
                 )
                 n += 1
+                rewrapped.append((key_owner(row), row.key_id))
+        if rewrapped:
+            record_change(
+                store,
+                conn,
+                Action.KEY_ROTATION,
+                by,
+                resource_type="data_key",
+                owners=[o for o, _ in rewrapped if not o.startswith("@")],
+                details={
+                    "operation": "rewrap",
+                    "kek_id": vault.kek.id,
+                    "keys": [{"owner": o, "key_id": k} for o, k in rewrapped],
+                },
+            )
     return n
 
 

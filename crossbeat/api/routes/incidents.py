@@ -57,6 +57,13 @@ Offence = Annotated[
     Query(description="all, person, property, society, part1 or NIBRS codes (repeatable)."),
 ]
 Agency = Annotated[list[str] | None, Query(description="Only these owner agencies.")]
+Area = Annotated[
+    list[str] | None,
+    Query(
+        description="Only incidents in these areas: LAYER:NAME (the owner's layer) or "
+        "AGENCY/LAYER:NAME, repeatable (e.g. boroughs:Camden)."
+    ),
+]
 Purpose = Annotated[
     str | None, Query(description="Why you read: analysis (default), operations, investigation.")
 ]
@@ -69,6 +76,7 @@ def _request(
     offence: list[str] | None,
     agency: list[str] | None,
     purpose: str | None,
+    area: list[str] | None = None,
     **more: Any,
 ) -> ReadRequest:
     """Build the read request; :class:`RequestError` (400) lists every bad parameter."""
@@ -78,6 +86,7 @@ def _request(
         until=until,
         offences=frozenset(offence) if offence else None,
         agencies=frozenset(agency) if agency else None,
+        areas=frozenset(area) if area else None,  # type: ignore[arg-type]
         purpose=purpose,  # type: ignore[arg-type]
         **more,
     )
@@ -98,6 +107,7 @@ def list_incidents(
     offence: Offence = None,
     agency: Agency = None,
     purpose: Purpose = None,
+    area: Area = None,
     fields: Annotated[list[str] | None, Query(description="Only these fields/groups.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     after: Annotated[str | None, Query(description="next_after of the previous page.")] = None,
@@ -110,7 +120,7 @@ def list_incidents(
     (and its reasons) for every owner agency. ``f=geojson`` returns a FeatureCollection.
     """
     request = _request(
-        bbox, since, until, offence, agency, purpose,
+        bbox, since, until, offence, agency, purpose, area,
         fields=frozenset(fields) if fields else None, limit=limit, after=after,
     )  # fmt: skip
     result = read_incidents(store, viewer, request)
@@ -181,7 +191,10 @@ def get_aggregates(
     viewer: ViewerDep,
     by: Annotated[
         list[str] | None,
-        Query(description=f"Dimensions (repeatable, at most two): {', '.join(GROUP_BY)}."),
+        Query(
+            description="Dimensions (repeatable, at most two): "
+            f"{', '.join(GROUP_BY)} or area:LAYER (an area layer, e.g. area:boroughs)."
+        ),
     ] = None,
     bbox: Bbox = None,
     since: Since = None,
@@ -189,6 +202,7 @@ def get_aggregates(
     offence: Offence = None,
     agency: Agency = None,
     purpose: Purpose = None,
+    area: Area = None,
 ) -> JSONResponse:
     """Count exactly the records you could list, grouped; small counts are suppressed.
 
@@ -196,7 +210,7 @@ def get_aggregates(
     incidents to publish, or hidden so that the suppressed ones cannot be worked out.
     """
     dims = tuple(by or ())
-    request = _request(bbox, since, until, offence, agency, purpose, group_by=dims)
+    request = _request(bbox, since, until, offence, agency, purpose, area, group_by=dims)
     result = aggregate(store, viewer, request, by=dims)
     out = AggregateOut(
         by=list(result.by),

@@ -1,6 +1,6 @@
 """Plan the ``[location]`` of a draft profile: the point, its CRS, address and premise.
 
-Used by :mod:`crossbeat.ingest.draft_plan`. Points come from latitude/longitude or x/y
+Used by :mod:`crossbeat.ingest.draft.plan`. Points come from latitude/longitude or x/y
 columns (a projected CRS the values cannot identify is left as a TODO with x and y
 commented out, never guessed) or from GeoJSON geometry; addresses already generalised
 by the source (police.uk's "On or near ...", hundred blocks) are public and imply a
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from crossbeat.ingest.draft_columns import (
+from crossbeat.ingest.draft.columns import (
     PointGuess,
     Sample,
     guess_address,
@@ -19,7 +19,7 @@ from crossbeat.ingest.draft_columns import (
     guess_point,
     projected,
 )
-from crossbeat.ingest.draft_toml import Section
+from crossbeat.ingest.draft.render import Section
 from crossbeat.ingest.points import METRES_PER_DEGREE, geometry_point, rounding_precision
 from crossbeat.ingest.profile import SourceSpec
 from crossbeat.model import LocationPrecision

@@ -1,11 +1,11 @@
 """Turn the guesses about a sampled export into the sections of a draft profile.
 
-:func:`plan_sections` runs the guessers of :mod:`~crossbeat.ingest.draft_columns`,
-:mod:`~crossbeat.ingest.draft_dates`, :mod:`~crossbeat.ingest.draft_location` and
-:mod:`~crossbeat.ingest.draft_offences` in an
+:func:`plan_sections` runs the guessers of :mod:`~crossbeat.ingest.draft.columns`,
+:mod:`~crossbeat.ingest.draft.dates`, :mod:`~crossbeat.ingest.draft.location` and
+:mod:`~crossbeat.ingest.draft.offences` in an
 order that lets each claim its columns (id, dates, coordinates, address, categories,
 people, then the offence among what is left), and lays the result out as
-:class:`~crossbeat.ingest.draft_toml.Section` objects, each key with its comment.
+:class:`~crossbeat.ingest.draft.render.Section` objects, each key with its comment.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from crossbeat.ingest.draft_columns import (
+from crossbeat.ingest.draft.columns import (
     DraftError,
     IdGuess,
     Sample,
@@ -28,7 +28,7 @@ from crossbeat.ingest.draft_columns import (
     is_personal,
     snake,
 )
-from crossbeat.ingest.draft_dates import (
+from crossbeat.ingest.draft.dates import (
     DateGuess,
     date_role,
     describe_offsets,
@@ -41,9 +41,9 @@ from crossbeat.ingest.draft_dates import (
     window_stem,
     zones_for_offsets,
 )
-from crossbeat.ingest.draft_location import plan_location
-from crossbeat.ingest.draft_offences import OffenceGuess, guess_offence
-from crossbeat.ingest.draft_toml import Entry, Section
+from crossbeat.ingest.draft.location import plan_location
+from crossbeat.ingest.draft.offences import OffenceGuess, guess_offence
+from crossbeat.ingest.draft.render import Entry, Section
 from crossbeat.ingest.profile import SourceSpec
 
 

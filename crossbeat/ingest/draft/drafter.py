@@ -12,10 +12,10 @@ written as UTC with a TODO). The draft is valid: ``crossbeat profile check`` rea
 file with it (and refuses it, as the ingest does, until every TODO is settled), and
 :func:`draft_profile` runs that check on the sampled rows itself.
 
-The guessers live in :mod:`~crossbeat.ingest.draft_columns`,
-:mod:`~crossbeat.ingest.draft_dates`, :mod:`~crossbeat.ingest.draft_location` and
-:mod:`~crossbeat.ingest.draft_offences`; :mod:`~crossbeat.ingest.draft_plan` lays out
-the profile and :mod:`~crossbeat.ingest.draft_toml` writes it.
+The guessers live in :mod:`~crossbeat.ingest.draft.columns`,
+:mod:`~crossbeat.ingest.draft.dates`, :mod:`~crossbeat.ingest.draft.location` and
+:mod:`~crossbeat.ingest.draft.offences`; :mod:`~crossbeat.ingest.draft.plan` lays out
+the profile and :mod:`~crossbeat.ingest.draft.render` writes it.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ import ijson
 from crossbeat.clock import Clock, SystemClock
 from crossbeat.geo.crs import CRSError, parse_crs
 from crossbeat.ingest.check import check_profile, kind_of
-from crossbeat.ingest.draft_columns import NULLS, Column, DraftError, Sample
-from crossbeat.ingest.draft_plan import plan_sections
-from crossbeat.ingest.draft_toml import Section, render
+from crossbeat.ingest.draft.columns import NULLS, Column, DraftError, Sample
+from crossbeat.ingest.draft.plan import plan_sections
+from crossbeat.ingest.draft.render import Section, render
 from crossbeat.ingest.json_ import _Utf8Stream
 from crossbeat.ingest.json_ import render as render_json
 from crossbeat.ingest.profile import Profile, ProfileError, SourceSpec, parse_profile

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from crossbeat.ingest.draft_dates import words
+from crossbeat.ingest.draft.dates import words
 
 #: Values (after stripping, case-insensitively) that mean "no value", as the pipeline's default.
 NULLS = frozenset({"", "null", "na", "n/a", "none"})

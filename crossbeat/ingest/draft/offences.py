@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from crossbeat.ingest.draft_columns import (
+from crossbeat.ingest.draft.columns import (
     MAX_CATEGORIES,
     Column,
     Sample,

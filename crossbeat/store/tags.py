@@ -1,0 +1,62 @@
+"""Re-tagging stored incidents with the jurisdictions that contain them (a write path).
+
+When a boundary changes, every incident's jurisdiction tags are recomputed from the new
+polygons. This rewrites ``incident_jurisdictions`` and reads only what it needs to do
+so (each incident's id, agency and point); it shows nothing to anyone, so it lives with
+the store's other writers rather than behind the sharing policy. The caller
+(:func:`crossbeat.agencies.set_jurisdictions`) audits the boundary change, with the
+number of incidents re-tagged, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, select
+
+from crossbeat.geo.jurisdictions import JurisdictionIndex
+from crossbeat.store.records import jurisdiction_rows
+from crossbeat.store.schema import incident_jurisdictions, incidents
+
+
+def retag_jurisdictions(conn: Connection, index: JurisdictionIndex, *, chunk: int = 5000) -> int:
+    """Recompute every incident's jurisdiction tags from ``index`` in ``conn``'s transaction.
+
+    Parameters
+    ----------
+    conn
+        The open transaction (the one that changed the boundary).
+    index
+        Every agency's jurisdiction polygons, as they are after the change.
+    chunk
+        Incidents read and re-tagged per step (memory is bounded by it).
+
+    Returns
+    -------
+    int
+        The number of incidents re-tagged.
+    """
+    done = 0
+    last = ""
+    while True:
+        batch = conn.execute(
+            select(incidents.c.id, incidents.c.agency_id, incidents.c.lat, incidents.c.lon)
+            .where(incidents.c.id > last)
+            .order_by(incidents.c.id)
+            .limit(chunk)
+        ).all()
+        if not batch:
+            return done
+        ids = [r.id for r in batch]
+        tags = index.agencies_at([r.lat for r in batch], [r.lon for r in batch])
+        conn.execute(
+            delete(incident_jurisdictions).where(incident_jurisdictions.c.incident_id.in_(ids))
+        )
+        conn.execute(
+            incident_jurisdictions.insert(),
+            [
+                jr
+                for r, t in zip(batch, tags, strict=True)
+                for jr in jurisdiction_rows(r.id, r.agency_id, t)
+            ],
+        )
+        last = ids[-1]
+        done += len(batch)

@@ -1,0 +1,473 @@
+"""The audit walk: every CLI command and API operation that changes data writes an event.
+
+The lists of commands and operations are generated — the click group walked
+recursively, the application's routes read — so a command or route added later
+fails :func:`test_every_command_is_classified` (or its API twin) until it is put in
+one of two tables here:
+
+* ``AUDITED`` / ``API_AUDITED``: how to run it on a small world, and the audit action
+  and owner agency its event must carry. The test runs it and checks the event.
+* ``READ_ONLY`` / ``API_READ_ONLY``: it changes no stored data, with why. Each
+  read-only command that can run here is run too, and every table but the audit
+  log's must be unchanged after it, so an exemption cannot hide a change.
+
+Adding a command is one line in one table: e.g.
+``"agency remove": Case("agency remove cityy --yes", "change", "cityy"),``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+from shapely.geometry import box, mapping
+from sqlalchemy import select
+
+from crossbeat.agencies import register_agency, set_jurisdiction
+from crossbeat.audit import AuditEvent, iter_events, log_size
+from crossbeat.auth import totp
+from crossbeat.auth.accounts import create_user, disable_user
+from crossbeat.auth.tokens import create_token
+from crossbeat.cli import cli
+from crossbeat.clock import FrozenClock
+from crossbeat.ingest.pipeline import ingest_files
+from crossbeat.ingest.profile import load_profile
+from crossbeat.ingest.quarantine import list_quarantine
+from crossbeat.model import Agency
+from crossbeat.sharing.agreements import create_agreement, list_agreements
+from crossbeat.sharing.groups import create_group
+from crossbeat.store import Store, open_store
+from crossbeat.store.base import close_all
+from crossbeat.store.schema import metadata
+from crossbeat.vault.kek import generate_kek, parse_kek
+from tests.api_support import build_world
+from tests.auth_support import PASSWORD
+from tests.test_ingest_pipeline import PROFILE, row, write_csv
+
+CROSSWALKS = Path(__file__).resolve().parents[1] / "crossbeat" / "demo" / "crosswalks"
+FIXED_PROFILE = PROFILE.replace(
+    'formats = ["%Y-%m-%d %H:%M"]', 'formats = ["%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M"]'
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to run a data-changing command and the event it must write.
+
+    ``argv`` is the command line after ``crossbeat``, with ``{name}`` placeholders
+    filled from the world (:class:`Template`); ``--db`` is added unless ``db`` names
+    another database (a file under the world's folder).
+    """
+
+    argv: str
+    action: str
+    owner: str
+    stdin: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    db: str | None = None
+
+
+#: Every data-changing command, how to run it and the (action, owner) of its event.
+AUDITED: dict[str, Case] = {
+    "agency add": Case("agency add cityx --name 'City X' --boundary {boundary}", "change", "cityx"),
+    "agency remove": Case("agency remove cityy --yes", "change", "cityy"),
+    "ingest": Case("ingest --agency cityx --profile {profile} {more}", "ingest", "cityx"),
+    "withdraw": Case("withdraw --agency cityx --reason unfounded R1", "withdraw", "cityx"),
+    "quarantine retry": Case(
+        "quarantine retry --agency cityx --profile {fixed}", "ingest", "cityx"
+    ),
+    "quarantine dismiss": Case(
+        "quarantine dismiss --agency cityx --id {qid} --reason x", "change", "cityx"
+    ),
+    "keys rotate": Case("keys rotate --agency cityx", "key_rotation", "cityx"),
+    "keys rewrap": Case(
+        "keys rewrap --old-kek-file {kek_file}",
+        "key_rotation",
+        "cityx",
+        env={"CROSSBEAT_KEK": "{new_kek}"},
+    ),
+    "user add": Case(
+        "user add cityx bob --role analyst --password-stdin",
+        "account_change",
+        "cityx",
+        stdin=PASSWORD + "\n",
+    ),
+    "user roles": Case("user roles ann --role officer", "account_change", "cityx"),
+    "user password": Case(
+        "user password ann --password-stdin", "account_change", "cityx", stdin=PASSWORD + " 2\n"
+    ),
+    "user reset-totp": Case("user reset-totp ann", "account_change", "cityx"),
+    "user unlock": Case("user unlock ann", "account_change", "cityx"),
+    "user disable": Case("user disable ann", "account_change", "cityx"),
+    "user enable": Case("user enable dora", "account_change", "cityx"),
+    "user disable-inactive": Case("user disable-inactive", "account_change", "cityy"),
+    "token create": Case("token create cityx --purpose read", "account_change", "cityx"),
+    "token revoke": Case("token revoke {token_id}", "account_change", "cityx"),
+    "agreement add": Case(
+        "agreement add cityy public --approved-by board", "agreement_change", "cityy"
+    ),
+    "agreement revoke": Case(
+        "agreement revoke {agreement_id} --reason ended", "agreement_change", "cityx"
+    ),
+    "group add": Case(
+        "group add g2 --name G2 --member cityx --member cityy", "agreement_change", "cityx"
+    ),
+    "group members": Case("group members g1 --add cityy", "agreement_change", "cityy"),
+    "public-policy tighten": Case(
+        "public-policy tighten cityx --delay 14d", "agreement_change", "cityx"
+    ),
+    "demo": Case(
+        "demo --no-serve --dir {root}/demo --size 0.01",
+        "ingest",
+        "rivertonpd",
+        db="demo/crossbeat-demo.db",
+    ),
+}
+
+#: A second run of a command whose other form changes data differently.
+EXTRA_CASES: list[tuple[str, Case]] = [
+    (
+        "withdraw --expunge",
+        Case("withdraw --agency cityx --expunge --reason order R2", "expunge", "cityx"),
+    ),
+    (
+        "agency add (update)",
+        Case("agency add cityy --name 'City Y' --timezone Europe/London", "change", "cityy"),
+    ),
+]
+
+#: Commands that change no stored data, each with why. The argv (when not None) is run
+#: and every table but the audit log's must be unchanged after it.
+READ_ONLY: dict[str, tuple[str | None, str]] = {
+    "agency list": ("agency list", "lists agencies"),
+    "agreement history": ("agreement history {agreement_id}", "shows an agreement's versions"),
+    "agreement list": ("agreement list", "lists agreements"),
+    "agreement preview": ("agreement preview cityx public", "an audited read"),
+    "audit checkpoint": (None, "signs a head of the audit log itself; no agency's data changes"),
+    "audit keygen": ("audit keygen --out {root}/audit.pem", "writes a key file, not the database"),
+    "audit log": ("audit log --agency cityx", "reads the audit log"),
+    "audit verify": ("audit verify", "reads the audit log"),
+    "db upgrade": ("db upgrade", "migrates the schema; no rows of data change"),
+    "group list": ("group list", "lists groups"),
+    "keys new-kek": ("keys new-kek", "prints a new key; stores nothing"),
+    "keys status": ("keys status", "counts keys and rows"),
+    "profile check": ("profile check {profile} {more}", "checks a profile against a file"),
+    "profile draft": ("profile draft {more} --out {root}/draft.toml", "writes a draft file"),
+    "public-policy show": ("public-policy show cityx", "shows a policy"),
+    "quarantine list": ("quarantine list", "an audited read"),
+    "serve": (None, "serves the API, whose operations are walked by the API tests below"),
+    "taxonomy check": ("taxonomy check {crosswalk}", "checks crosswalk files"),
+    "taxonomy coverage": ("taxonomy coverage", "an audited read of offence counts"),
+    "taxonomy crosswalks": ("taxonomy crosswalks", "lists crosswalk files"),
+    "taxonomy suggest": ("taxonomy suggest BURG", "suggests offence codes"),
+    "token list": ("token list", "lists tokens"),
+    "user list": ("user list", "lists users"),
+}
+
+
+def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[str]:
+    """Return every leaf command of a click group, as space-separated paths."""
+    found = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += commands(command, (*prefix, name))
+        else:
+            found.append(" ".join((*prefix, name)))
+    return found
+
+
+def test_every_command_is_classified() -> None:
+    every = set(commands(cli))
+    assert len(every) > 40  # the walk found the nested groups
+    unclassified = sorted(every - set(AUDITED) - set(READ_ONLY))
+    assert not unclassified, (
+        f"classify {unclassified} in tests/test_audit_walk.py: AUDITED (with a Case that "
+        "runs it and the event it writes) or READ_ONLY (with why it changes no data)"
+    )
+    assert not set(AUDITED) & set(READ_ONLY)
+    assert not (set(AUDITED) | set(READ_ONLY)) - every, "a classified command no longer exists"
+
+
+# -- the small world every command runs on (built once, copied per test) -----------------
+@dataclass
+class Template:
+    """A built world: its database file and the values the command lines refer to."""
+
+    folder: Path
+    values: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Template:
+    folder = tmp_path_factory.mktemp("walk")
+    kek = parse_kek(kek_text)
+    store = open_store(f"sqlite:///{folder / 'world.db'}", kek=kek)
+    clock = FrozenClock(store.now())
+    register_agency(store, Agency("cityx", "City X", timezone="America/Los_Angeles"))
+    register_agency(store, Agency("cityy", "City Y", timezone="America/Los_Angeles"))
+    set_jurisdiction(store, "cityx", "city", mapping(box(-122.7, 45.5, -122.6, 45.6)))
+    (folder / "feed.toml").write_text(PROFILE, encoding="utf-8")
+    (folder / "fixed.toml").write_text(FIXED_PROFILE, encoding="utf-8")
+    rows = [row(i) for i in range(5)] + [row(5, when="03/05/2024 10:00"), row(6, lat="95")]
+    ingest_files(
+        store, "cityx", load_profile(folder / "feed.toml"), [write_csv(folder / "a.csv", rows)]
+    )
+    write_csv(folder / "b.csv", [row(i) for i in range(3, 9)])
+    qid = max(e.id for e in list_quarantine(store, agency_id="cityx"))
+    boundary = folder / "boundary.geojson"
+    boundary.write_text(
+        '{"type": "Feature", "properties": {"name": "city"}, "geometry": '
+        '{"type": "Polygon", "coordinates": [[[-122.8, 45.4], [-122.5, 45.4], [-122.5, 45.7], '
+        "[-122.8, 45.7], [-122.8, 45.4]]]}}",
+        encoding="utf-8",
+    )
+    create_user(store, "cityx", "ann", PASSWORD, ["analyst"], clock=clock)
+    create_user(store, "cityx", "dora", PASSWORD, ["analyst"], clock=clock)
+    disable_user(store, "dora", clock=clock)
+    old = FrozenClock(clock.now() - timedelta(days=120))
+    create_user(store, "cityy", "idle", PASSWORD, ["analyst"], clock=old)
+    token = create_token(store, "cityx", "read", clock=clock)
+    agreement = create_agreement(store, "cityx", "public", approved_by="test", clock=clock)
+    create_group(store, "g1", "Group one", members=["cityx"], clock=clock)
+    (folder / "old.kek").write_text(kek_text, encoding="utf-8")
+    close_all()
+    values = {
+        "root": "{root}",
+        "profile": str(folder / "feed.toml"),
+        "fixed": str(folder / "fixed.toml"),
+        "more": str(folder / "b.csv"),
+        "boundary": str(boundary),
+        "qid": str(qid),
+        "kek_file": str(folder / "old.kek"),
+        "new_kek": generate_kek(),
+        "token_id": token.token.id,
+        "agreement_id": agreement.id,
+        "crosswalk": str(next(CROSSWALKS.glob("*.toml"))),
+    }
+    return Template(folder, values)
+
+
+@dataclass
+class Run:
+    """A copy of the template world for one test."""
+
+    root: Path
+    values: dict[str, str]
+    kek_text: str
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.root / 'world.db'}"
+
+    def fill(self, text: str) -> str:
+        return text.format(**{**self.values, "root": str(self.root)})
+
+    def invoke(self, argv: str, *, db: str | None = None, stdin: str | None = None,
+               env: dict[str, str] | None = None) -> Any:  # fmt: skip
+        args = [self.fill(a) for a in shlex.split(argv)]
+        if db is None:
+            args += ["--db", self.db_url]
+        environment = {"CROSSBEAT_KEK": self.kek_text}
+        environment.update({k: self.fill(v) for k, v in (env or {}).items()})
+        return CliRunner().invoke(cli, args, input=stdin, env=environment)
+
+    def store(self, db: str | None = None) -> Store:
+        url = f"sqlite:///{self.root / db}" if db else self.db_url
+        return open_store(url)
+
+
+@pytest.fixture
+def run(template: Template, tmp_path: Path, kek_text: str) -> Run:
+    root = tmp_path / "world"
+    shutil.copytree(template.folder, root)
+    return Run(root, template.values, kek_text)
+
+
+def _events_after(store: Store, before: int) -> list[AuditEvent]:
+    return list(iter_events(store, after=before))
+
+
+@pytest.mark.parametrize(
+    "name, case",
+    [*AUDITED.items(), *EXTRA_CASES],
+    ids=[*AUDITED, *(n for n, _ in EXTRA_CASES)],
+)
+def test_data_changing_command_writes_an_audit_event(run: Run, name: str, case: Case) -> None:
+    before = 0 if case.db else log_size(run.store())
+    out = run.invoke(case.argv, db=case.db, stdin=case.stdin, env=case.env)
+    assert out.exit_code == 0, f"crossbeat {name}: {out.output}"
+    found = _events_after(run.store(case.db), before)
+    matching = [e for e in found if e.action == case.action and case.owner in e.owner_agencies]
+    assert matching, (
+        f"crossbeat {name} wrote no {case.action!r} event owned by {case.owner}: "
+        f"{[(e.action, e.owner_agencies) for e in found]}"
+    )
+
+
+def _data(store: Store) -> dict[str, list[tuple[str, ...]]]:
+    """Every row of every table but the audit log's (reads append to it)."""
+    out = {}
+    with store.connect() as conn:
+        for table in metadata.sorted_tables:
+            if table.name.startswith("audit_"):
+                continue
+            rows = conn.execute(select(table)).all()
+            out[table.name] = sorted(tuple(map(str, r)) for r in rows)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (argv, _) in READ_ONLY.items() if argv))
+def test_read_only_command_changes_no_data(run: Run, name: str) -> None:
+    argv, _ = READ_ONLY[name]
+    assert argv is not None
+    before = _data(run.store())
+    no_db = name.startswith(("taxonomy check", "taxonomy crosswalks", "taxonomy suggest",
+                             "keys new-kek", "audit keygen", "profile draft"))  # fmt: skip
+    out = run.invoke(argv, db="" if no_db else None)
+    assert out.exit_code in (0, 1), f"crossbeat {name}: {out.output}"  # 1: a finding, e.g. check
+    assert _data(run.store()) == before, f"crossbeat {name} changed stored data"
+
+
+# -- the web API -------------------------------------------------------------------------
+# Each scenario sets up what the operation needs, then performs it, and returns the
+# owner agency whose access log must show it and the log size just before it.
+def _login(world: Any) -> tuple[str, int]:
+    enrolment = world.user("a.analyst")
+    world.clock.advance(seconds=30)
+    before = log_size(world.store)
+    response = world.client().post(
+        "/auth/login", json={"username": enrolment.user.username, "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return "citya", before
+
+
+def _mfa(world: Any) -> tuple[str, int]:
+    enrolment = world.user("a.analyst")
+    world.clock.advance(seconds=30)
+    client = world.client()
+    first = client.post(
+        "/auth/login", json={"username": enrolment.user.username, "password": PASSWORD}
+    )
+    before = log_size(world.store)
+    code = totp.code_at(enrolment.totp_secret, world.clock.now())
+    second = client.post("/auth/mfa", json={"ticket": first.json()["mfa_ticket"], "code": code})
+    assert second.status_code == 200, second.text
+    return "citya", before
+
+
+def _logout(world: Any) -> tuple[str, int]:
+    client, token = world.signed_in("a.analyst")
+    before = log_size(world.store)
+    assert client.post("/auth/logout", headers=token).status_code in (200, 204)
+    (ended,) = [e for e in iter_events(world.store, after=before) if e.action == "logout"]
+    assert ended.actor == world.user_id("a.analyst") and ended.actor_agency == "citya"
+    return "citya", before
+
+
+def _create_agreement(world: Any) -> tuple[str, int]:
+    client, token = world.signed_in("a.admin")
+    grant = {
+        "grantee": "countyb",
+        "offences": ["property"],
+        "fields": ["offence", "occurred", "location"],
+        "precision": "block",
+        "purposes": ["analysis"],
+        "approved_by": "board",
+    }
+    before = log_size(world.store)
+    response = client.post("/agreements", json=grant, headers=token)
+    assert response.status_code == 201, response.text
+    return "citya", before
+
+
+def _revoke_agreement(world: Any) -> tuple[str, int]:
+    client, token = world.signed_in("a.admin")
+    (public,) = list_agreements(world.store, owner="citya")
+    before = log_size(world.store)
+    response = client.post(f"/agreements/{public.id}/revoke", json={"reason": "x"}, headers=token)
+    assert response.status_code == 200, response.text
+    return "citya", before
+
+
+#: Every data-changing API operation: a scenario that performs it (returning the owner
+#: agency whose access log must show it) and the actions its events may carry.
+API_AUDITED: dict[str, tuple[Any, set[str]]] = {
+    "POST /auth/login": (_login, {"login"}),
+    "POST /auth/mfa": (_mfa, {"login"}),
+    "POST /auth/logout": (_logout, {"logout"}),
+    "POST /agreements": (_create_agreement, {"agreement_change"}),
+    "POST /agreements/{agreement_id}/revoke": (_revoke_agreement, {"agreement_change"}),
+}
+
+#: API operations that change no stored data (reads are audited by the sharing module).
+API_READ_ONLY = {
+    "GET /": "the landing page",
+    "GET /health": "a health check",
+    "GET /docs": "the API documentation",
+    "GET /docs/oauth2-redirect": "the API documentation",
+    "GET /redoc": "the API documentation",
+    "GET /openapi.json": "the API description",
+    "GET /auth/me": "who is signed in",
+    "GET /incidents": "an audited read",
+    "GET /incidents/{incident_id}": "an audited read",
+    "GET /aggregates": "an audited read",
+    "GET /agreements": "lists agreements",
+    "GET /agreements/preview": "an audited read",
+    "GET /agreements/{agreement_id}": "shows an agreement",
+    "GET /audit": "an audited read of the audit log",
+}
+
+
+def operations(routes: Any, prefix: str = "") -> list[str]:
+    """Return every operation of an application's routes as ``METHOD path``.
+
+    Included routers are walked too (FastAPI may keep them as one route each).
+    """
+    found = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            found += operations(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+            continue
+        methods = getattr(route, "methods", None) or set()
+        found += [f"{m} {prefix}{route.path}" for m in sorted(methods - {"HEAD", "OPTIONS"})]
+    return found
+
+
+def test_every_api_operation_is_classified(store: Store) -> None:
+    from crossbeat.api.app import create_app
+    from crossbeat.settings import load_settings
+
+    app = create_app(load_settings({}, database_url=store.url), store=store)
+    every = set(operations(app.routes))
+    assert len(every) > 10  # the walk found the routers' operations
+    unclassified = sorted(every - set(API_AUDITED) - set(API_READ_ONLY))
+    assert not unclassified, (
+        f"classify {unclassified} in tests/test_audit_walk.py: API_AUDITED (a scenario and "
+        "its audit actions) or API_READ_ONLY (why it changes no data)"
+    )
+    assert not (set(API_AUDITED) | set(API_READ_ONLY)) - every, "a classified route is gone"
+    assert all(op.startswith(("GET ", "HEAD ")) for op in API_READ_ONLY), (
+        "only GET operations may be exempt"
+    )
+
+
+@pytest.mark.parametrize("operation", sorted(API_AUDITED))
+def test_data_changing_api_operation_writes_an_audit_event(store: Store, operation: str) -> None:
+    world = build_world(store)
+    scenario, actions = API_AUDITED[operation]
+    owner, before = scenario(world)
+    found = _events_after(store, before)
+    assert any(e.action in actions and owner in e.owner_agencies for e in found), (
+        f"{operation} wrote no {sorted(actions)} event owned by {owner}: "
+        f"{[(e.action, e.owner_agencies) for e in found]}"
+    )
