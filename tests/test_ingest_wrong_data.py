@@ -404,7 +404,9 @@ def test_remove_agency_registered_by_mistake(store, tmp_path):
         left = conn.execute(select(func.count()).select_from(incidents)).scalar()
     assert left == 8  # citypd's
 
-    (event,) = [e for e in events_for_owner(store, "typo") if e.resource_type == "agency"]
+    (event,) = [
+        e for e in events_for_owner(store, "typo") if e.details.get("operation") == "agency_remove"
+    ]
     assert event.action == Action.CHANGE and event.record_count == 8
     assert event.details["deleted"]["incidents"] == 8
     assert verify(store).problems == []
