@@ -772,9 +772,7 @@ def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None
         )
         for u in s.unmapped_codes:
             desc = f" ({u.description})" if u.description and u.description != u.local_code else ""
-            tip = (
-                f"   suggest {u.suggestion.nibrs_code} {u.suggestion.name}" if u.suggestion else ""
-            )
+            tip = f"   suggest {u.suggestion.target} {u.suggestion.name}" if u.suggestion else ""
             click.echo(f"  {u.count:>8}  {u.local_code}{desc}{tip}")
     if report.unmapped:
         click.echo(
@@ -905,19 +903,90 @@ def taxonomy_sensitivity(text: str, person_crime: bool) -> None:
 def taxonomy_suggest(
     code: str, description: str | None, scheme: str | None, limit: int, as_json: bool
 ) -> None:
-    """Propose NIBRS codes for a local code (for a person to accept; nothing is changed)."""
+    """Propose NIBRS codes or call categories for a local code (nothing is changed).
+
+    A CAD call type that is not an offence gets a call-for-service category
+    (``call:alarm``): write ``call = "alarm"`` in the crosswalk entry.
+    """
     from dataclasses import asdict
 
     from crossbeat.taxonomy import suggest
 
     found = suggest(code, description, scheme=scheme, limit=limit)
     if as_json:
-        echo_json([asdict(s) for s in found])
+        echo_json([asdict(s) | {"target": s.target} for s in found])
         return
     if not found:
         click.echo("no suggestion; look the offence up in the NIBRS table (docs/taxonomy.md)")
+    width = max((len(s.target) for s in found), default=5)
     for s in found:
-        click.echo(f"{s.nibrs_code:<5} {s.score:>5.1f}  {s.name}  ({s.reason})")
+        click.echo(f"{s.target:<{width}} {s.score:>5.1f}  {s.name}  ({s.reason})")
+
+
+@taxonomy.command("suggest-accuracy")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A labelled CSV (code,description,expected); default: the shipped list.",
+)
+@click.option("--misses", is_flag=True, help="Also list every call type whose top pick is wrong.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def taxonomy_suggest_accuracy(path: str | None, misses: bool, as_json: bool) -> None:
+    """Print how often `taxonomy suggest` is right on labelled CAD/RMS call types.
+
+    Top-1: the best suggestion is the labelled NIBRS code or call category; top-3: it is
+    among the first three. Shown for the tuning part, the held-out part (never used to
+    tune the vocabulary), the whole list, and the held-out call types that are not
+    written exactly as a term the suggester lists ("unlisted": the strictest figure).
+    """
+    from pathlib import Path
+
+    from crossbeat.taxonomy import TaxonomyError
+    from crossbeat.taxonomy.accuracy import (
+        labelled_call_types,
+        measure,
+        measure_split,
+        not_listed,
+    )
+
+    try:
+        items = labelled_call_types(Path(path) if path else None)
+    except TaxonomyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    # The strictest figure: held-out call types not written exactly as a listed term.
+    unlisted = measure(not_listed(i for i in items if i.held_out), "unlisted")
+    parts = (*measure_split(items), unlisted)
+    if as_json:
+        echo_json(
+            [
+                {"part": a.part, "total": a.total, "top1": a.top1, "top3": a.top3}
+                | {"top1_rate": round(a.top1_rate, 4), "top3_rate": round(a.top3_rate, 4)}
+                | (
+                    {
+                        "misses": [
+                            [m.item.code, m.item.expected, list(m.suggested)] for m in a.misses
+                        ]
+                    }
+                    if misses
+                    else {}
+                )
+                for a in parts
+            ]
+        )
+        return
+    click.echo(f"{'part':<9} {'call types':>10} {'top-1':>14} {'top-3':>14}")
+    for a in parts:
+        click.echo(
+            f"{a.part:<9} {a.total:>10} {a.top1:>5} ({a.top1_rate:6.1%}) "
+            f"{a.top3:>5} ({a.top3_rate:6.1%})"
+        )
+    if misses:
+        for a in parts[:2]:
+            for m in a.misses:
+                text = " ".join(t for t in (m.item.code, m.item.description) if t)
+                got = ", ".join(m.suggested) or "nothing"
+                click.echo(f"  [{a.part}] {text}: expected {m.item.expected}, got {got}")
 
 
 # --- quarantine -------------------------------------------------------------------------
@@ -1608,7 +1677,8 @@ def _csv(values: tuple[str, ...]) -> list[str] | None:
 @click.option(
     "--offences",
     multiple=True,
-    help="all, person, property, society, part1 or NIBRS codes (comma-separated or repeated).",
+    help="all, person, property, society, part1 or NIBRS codes (comma-separated or repeated); "
+    "calls for service only by name: calls, or call:CATEGORY such as call:alarm.",
 )
 @click.option(
     "--fields",

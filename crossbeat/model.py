@@ -98,6 +98,10 @@ class Offence:
     #: How the crosswalk matched: ``exact``, ``broader``, ``narrower``, ``approximate``
     #: or ``None`` when the local code is not mapped (flagged, never guessed).
     match: str | None = None
+    #: The call-for-service category (``alarm``, ``welfare_check`` ...) when the local
+    #: code is a CAD call type that is not an offence (then there is no NIBRS code and
+    #: ``crime_against`` is ``not_a_crime``); see ``crossbeat.taxonomy.calls``.
+    call_category: str | None = None
 
     @property
     def mapped(self) -> bool:
@@ -192,6 +196,15 @@ class Incident:
     def unmapped(self) -> bool:
         """Whether any offence's local code is not mapped by the crosswalk."""
         return any(not o.mapped for o in self.offences)
+
+    @property
+    def call_category(self) -> str | None:
+        """The call-for-service category, when the incident is a call, not a crime.
+
+        Like the other offence columns of a stored incident, this follows the primary
+        (first) offence: a CAD record's call type.
+        """
+        return self.offences[0].call_category if self.offences else None
 
 
 @dataclass(frozen=True, slots=True)

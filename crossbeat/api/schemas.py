@@ -131,6 +131,7 @@ class OffenceOut(_Record):
     offence_name: str | None = None
     crime_against: str | None = None
     ucr_part1: str | None = None
+    call_category: str | None = None
     local_code: str | None = None
 
 
@@ -163,6 +164,9 @@ class IncidentPublic(_Record):
 class IncidentShared(IncidentPublic):
     """An incident as an agency user or API token may receive it (fields per agreement)."""
 
+    call_category: str | None = Field(
+        default=None, description="The call-for-service category of a CAD call (not a crime)."
+    )
     offence_local_code: str | None = None
     reported_at: datetime | None = None
     status: str | None = None

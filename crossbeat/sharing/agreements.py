@@ -52,6 +52,7 @@ from crossbeat.sharing.scope import (
     ScopeError,
     TimeResolution,
     expand_fields,
+    is_call_token,
     offences_overlap,
     parse_delay,
     parse_offences,
@@ -219,6 +220,11 @@ def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) 
 
     offences = parse("offences", parse_offences, raw["offences"], None if not public else "all")
     offences = None if offences == "all" else offences
+    if public and offences is not None and any(is_call_token(t) for t in offences):
+        problems.append(
+            "offences: the public never receives calls for service (alarms, welfare checks "
+            "...): a public map must not present them as crimes; remove calls/call:..."
+        )
     fields = parse(
         "fields",
         lambda v: expand_fields(v, personal=not public),

@@ -41,6 +41,7 @@ from crossbeat.sharing.request import (
     GROUP_BY,
     PERSONAL_ROLES,
     TIME_DIMS,
+    CallsFilter,
     ReadRequest,
     RequestError,
     Viewer,
@@ -54,6 +55,7 @@ from crossbeat.sharing.scope import (
     RECORD_FIELDS,
     Precision,
     TimeResolution,
+    call_scope,
     layer_key,
     offence_matches,
     parse_precision,
@@ -144,9 +146,16 @@ class ReadPlan:
         if req.agencies is not None:
             conds.append(incidents.c.agency_id.in_(sorted(req.agencies)))
         if req.offences is not None:
-            conds.append(_matches_sql(req.offences, incidents.c))
+            # The offence filter is on offences; calls are chosen by ``calls``.
+            conds.append(
+                or_(incidents.c.call_category.is_not(None), _matches_sql(req.offences, incidents.c))
+            )
         if req.areas is not None:
             conds.append(in_areas_sql(req.areas))
+        if req.calls is CallsFilter.EXCLUDE:
+            conds.append(incidents.c.call_category.is_(None))
+        elif req.calls is CallsFilter.ONLY:
+            conds.append(incidents.c.call_category.is_not(None))
         if req.after is not None:
             conds.append(incidents.c.id > req.after)
         return and_(*conds)
@@ -219,8 +228,20 @@ class ReadPlan:
             return False
         if req.after is not None and not row["id"] > req.after:
             return False
-        if req.offences is not None and not offence_matches(
-            req.offences, rec.get("nibrs_code"), rec.get("crime_against"), rec.get("ucr_part1")
+        is_call = row.get("call_category") is not None
+        if (
+            req.calls is CallsFilter.EXCLUDE
+            and is_call
+            or req.calls is CallsFilter.ONLY
+            and not is_call
+        ):
+            return False
+        if (
+            req.offences is not None
+            and not is_call
+            and not offence_matches(
+                req.offences, rec.get("nibrs_code"), rec.get("crime_against"), rec.get("ucr_part1")
+            )
         ):
             return False
         if req.areas is not None:
@@ -334,6 +355,7 @@ def _decide(
             owner, "own", None, None, frozenset(), frozenset(),
             frozenset(RECORD_FIELDS) | frozenset(PERSONAL_FIELDS),
             parse_precision("exact"), TimeResolution.EXACT, timedelta(0), personal_ok, tz,
+            calls=None,
         )  # fmt: skip
         _add(rule, request, reasons, rules, f"own data: {viewer.label()} sees its records in full")
     elif own:
@@ -429,9 +451,11 @@ def _agreement_rule(
         )  # fmt: skip
     personal = personal_ok and bool(s.fields & set(PERSONAL_FIELDS))
     excluded = frozenset(Sensitivity) - s.include_sensitive
+    # Calls for service reach a partner only when the agreement names them ("calls",
+    # "call:alarm"): "all offences" or "property" never shares a call.
     rule = Rule(
         a.owner, via, a.id, s.offences, excluded, frozenset(), s.fields, s.precision,
-        s.time_resolution, s.delay, personal, tz,
+        s.time_resolution, s.delay, personal, tz, calls=call_scope(s.offences),
     )  # fmt: skip
     return rule, ""
 

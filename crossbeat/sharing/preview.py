@@ -22,6 +22,7 @@ from crossbeat.sharing.permissions import check_permission
 from crossbeat.sharing.policy import DATA_ROLES, Decision, ReadRequest, Viewer, ViewerKind, live
 from crossbeat.sharing.public import incident_flags
 from crossbeat.sharing.reads import _children, _jsonable, anchor_index, area_tags, prepare
+from crossbeat.sharing.request import CallsFilter
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.scope import Purpose
 from crossbeat.store import Store
@@ -110,7 +111,10 @@ def preview(
         else:
             viewer = Viewer(ViewerKind.USER, g.id, DATA_ROLES, id="preview")
         p_purpose = Purpose(purpose) if purpose is not None else None
-        request = ReadRequest(agencies=frozenset({owner}), purpose=p_purpose)
+        # Calls for service too: the preview shows everything the grantee could see.
+        request = ReadRequest(
+            agencies=frozenset({owner}), purpose=p_purpose, calls=CallsFilter.INCLUDE
+        )
         p = prepare(conn, viewer, request, now, groups=groups)
         anchors = anchor_index(conn, store.url)
         hidden: Counter[str] = Counter()

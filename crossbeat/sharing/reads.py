@@ -42,7 +42,7 @@ from crossbeat.sharing.policy import (
     plan,
 )
 from crossbeat.sharing.public import AnchorIndex, Row, incident_flags
-from crossbeat.sharing.request import area_dim_layer
+from crossbeat.sharing.request import CallsFilter, area_dim_layer
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule
 from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose, layer_key
@@ -335,6 +335,8 @@ def _request_summary(req: ReadRequest) -> dict[str, Any]:
         value = getattr(req, f.name)
         if value in (None, False, ()) or f.name == "legal_basis":
             continue
+        if f.name == "calls" and value is CallsFilter.EXCLUDE:
+            continue  # the default
         if f.name == "areas":
             value = sorted(f"{layer}:{name}" for layer, name in value)
         elif isinstance(value, frozenset | set | tuple):
@@ -482,6 +484,10 @@ def _key(dim: str, rec: Mapping[str, Any], rule: Rule) -> str:
     if layer is not None:
         names = (rec.get("areas") or {}).get(layer_key(layer, rec["agency_id"]))
         return "+".join(sorted(names or [])) or "none"
+    if dim == "nibrs" and rec.get("call_category"):
+        return f"call:{rec['call_category']}"
+    if dim == "call_category":
+        return str(rec.get("call_category") or "none")
     if dim in ("nibrs", "crime_against"):
         value = rec.get("nibrs_code" if dim == "nibrs" else dim)
         return str(value) if value else "unmapped"
@@ -521,6 +527,8 @@ def read_detail(
         personal_data=wants,
         legal_basis=purpose.strip() if wants and purpose else None,
         purpose=Purpose.INVESTIGATION if wants else None,
+        # One incident asked for by id: a call for service is shown if visible.
+        calls=CallsFilter.INCLUDE,
     )
     now = (clock or store.clock).now()
     with store.begin() as conn:

@@ -18,6 +18,7 @@ from crossbeat.sharing.scope import (
     ScopeError,
     TimeResolution,
     expand_fields,
+    is_call_token,
     parse_layer_ref,
     parse_offences,
 )
@@ -36,6 +37,8 @@ GROUP_BY: Mapping[str, tuple[str, ...]] = {
     "h3_11": ("h3_11",),
     "nibrs": ("nibrs_code",),
     "crime_against": ("crime_against",),
+    # The call category travels with every call record shown (scope.CALL_FIELD).
+    "call_category": (),
     "month": ("occurred_from",),
     "day": ("occurred_from",),
     "hour": ("occurred_from",),
@@ -71,6 +74,19 @@ def parse_area_filter(items: Iterable[str] | str) -> frozenset[tuple[str, str]]:
 
 class RequestError(ValueError):
     """A read request is malformed; the message lists every problem."""
+
+
+class CallsFilter(StrEnum):
+    """Whether a read includes calls for service (CAD calls that are not offences).
+
+    ``exclude`` (the default): offences only, so that counts and maps of crime are not
+    inflated by alarms, traffic stops and welfare checks. ``include``: offences and
+    the calls the viewer may see. ``only``: calls for service alone.
+    """
+
+    EXCLUDE = "exclude"
+    INCLUDE = "include"
+    ONLY = "only"
 
 
 class ViewerKind(StrEnum):
@@ -185,11 +201,14 @@ class ReadRequest:
     agencies
         Only these owners.
     offences
-        Offence tokens (``all``, categories, ``part1``, NIBRS codes) on the primary offence.
+        Offence tokens (``all``, categories, ``part1``, NIBRS codes) on the primary offence;
+        they filter offences, never calls for service.
     areas
         Only incidents in one of these areas: ``LAYER:NAME`` items (``LAYER`` is the
         owner's layer of that name, ``AGENCY/LAYER`` a given agency's), read into
         ``(layer, name)`` pairs. Needs precision ``exact`` or ``area:LAYER``.
+    calls
+        ``exclude`` (default), ``include`` or ``only``: see :class:`CallsFilter`.
     ids
         Only these incident ids.
     fields
@@ -223,6 +242,7 @@ class ReadRequest:
     changed_since: datetime | None = None
     limit: int | None = None
     after: str | None = None
+    calls: CallsFilter = CallsFilter.EXCLUDE
 
     def __post_init__(self) -> None:
         """Validate and normalise every field; raise :class:`RequestError` listing problems."""
@@ -263,6 +283,15 @@ class ReadRequest:
                 set_(self, "areas", _area_pairs(self.areas))
             except ScopeError as exc:
                 problems.append(f"areas: {exc}")
+        if isinstance(self.offences, frozenset) and any(is_call_token(t) for t in self.offences):
+            problems.append(
+                "offences: calls for service are not offences, use calls=include or "
+                "calls=only (and group_by=call_category)"
+            )
+        try:
+            set_(self, "calls", CallsFilter(self.calls))
+        except ValueError:
+            problems.append(f"calls: use {', '.join(c.value for c in CallsFilter)}")
         for name in ("agencies", "ids"):
             value = getattr(self, name)
             if value is not None:

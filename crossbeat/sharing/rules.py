@@ -21,11 +21,13 @@ from crossbeat.model import Sensitivity, TimePrecision
 from crossbeat.sharing.public import FLAG_COLUMNS, AnchorIndex, Row
 from crossbeat.sharing.scope import (
     ALWAYS_FIELDS,
+    CALL_FIELD,
     PERSONAL_FIELDS,
     RECORD_FIELDS,
     Precision,
     TimeResolution,
     format_delay,
+    is_call_token,
     offence_matches,
     offence_name,
     sensitive_codes,
@@ -64,6 +66,9 @@ class Rule:
         The owner's IANA time zone (for coarsening times to hours, days, months).
     threshold
         Smallest publishable aggregate count (public rules only).
+    calls
+        Call-for-service categories covered: None for every one, empty for none (the
+        default: calls are shared only when granted by name, never by ``offences``).
     """
 
     owner: str
@@ -79,13 +84,26 @@ class Rule:
     personal: bool
     timezone: str
     threshold: int | None = None
+    calls: frozenset[str] | None = frozenset()
+
+    def covers_call(self, category: str) -> bool:
+        """Return whether this rule shares calls for service of a category."""
+        return self.calls is None or category in self.calls
 
     # -- which records ---------------------------------------------------------------
     def sql(self, now: datetime, changed_since: datetime | None = None) -> ColumnElement[bool]:
         """Return the SQL condition on ``incidents`` for the records this rule covers."""
         conds: list[ColumnElement[bool]] = [incidents.c.agency_id == self.owner]
-        if self.offences is not None:
-            conds.append(_matches_sql(self.offences, incidents.c))
+        if self.offences is not None or self.calls is not None:
+            crimes = true() if self.offences is None else _matches_sql(self.offences, incidents.c)
+            call = incidents.c.call_category
+            if self.calls is None:
+                calls: ColumnElement[bool] = call.is_not(None)
+            elif self.calls:
+                calls = call.in_(sorted(self.calls))
+            else:
+                calls = false()
+            conds.append(or_(and_(call.is_(None), crimes), calls))
         if self.excluded_offences:
             conds.append(not_matching_sql(self.excluded_offences, incidents.c))
             conds.append(
@@ -133,7 +151,13 @@ class Rule:
         if row["agency_id"] != self.owner:
             return f"owned by {row['agency_id']}, not {self.owner}"
         code = row.get("nibrs_code")
-        if not offence_matches(self.offences, code, row.get("crime_against"), row.get("ucr_part1")):
+        call = row.get("call_category")
+        if call is not None:
+            if not self.covers_call(call):
+                return f"call for service {call} is outside what is shared (calls need a grant)"
+        elif not offence_matches(
+            self.offences, code, row.get("crime_against"), row.get("ucr_part1")
+        ):
             return f"offence {code or 'unmapped'} is outside the offences shared"
         if self.excluded_offences and any(
             _excluded(self.excluded_offences, o) for o in [row, *offences]
@@ -158,7 +182,7 @@ class Rule:
         fields = self.fields if self.personal else self.fields - set(PERSONAL_FIELDS)
         if wanted is not None:
             fields = fields & wanted
-        return fields | set(ALWAYS_FIELDS)
+        return fields | set(ALWAYS_FIELDS) | {CALL_FIELD}
 
     def transform(
         self,
@@ -200,8 +224,12 @@ class Rule:
         values["offences"] = [
             self._offence(o, "offence_local_code" in fields)
             for o in offences
-            if offence_matches(
-                self.offences, o.get("nibrs_code"), o.get("crime_against"), o.get("ucr_part1")
+            if (
+                self.covers_call(o["call_category"])
+                if o.get("call_category")
+                else offence_matches(
+                    self.offences, o.get("nibrs_code"), o.get("crime_against"), o.get("ucr_part1")
+                )
             )
         ]
         for name in _TIME_COLUMNS:
@@ -223,7 +251,10 @@ class Rule:
         for column in ("h3_7", "h3_9", "h3_11"):
             if p.shows_cell(column):
                 values[column] = row.get(column)
-        return {f: values[f] for f in RECORD_FIELDS if f in fields and f in values}
+        out = {f: values[f] for f in RECORD_FIELDS if f in fields and f in values}
+        if row.get(CALL_FIELD):
+            out[CALL_FIELD] = row[CALL_FIELD]
+        return out
 
     def shows_layer(self, key: str) -> bool:
         """Return whether this rule shows the areas of layer ``key`` (``AGENCY/LAYER``)."""
@@ -236,13 +267,20 @@ class Rule:
             "crime_against": o.get("crime_against"),
             "ucr_part1": o.get("ucr_part1"),
         }
+        if o.get("call_category"):
+            out["call_category"] = o["call_category"]
         if local:
             out["local_code"] = o.get("local_code")
         return out
 
     def describe(self) -> str:
         """Return a one-line summary of the scope (used in decision reasons)."""
-        offences = "all offences" if self.offences is None else ", ".join(sorted(self.offences))
+        crimes = sorted(t for t in self.offences or () if not is_call_token(t))
+        offences = "all offences" if self.offences is None or "all" in crimes else ", ".join(crimes)
+        if self.calls is None:
+            offences += "; all calls for service"
+        elif self.calls:
+            offences += "; calls for service " + ", ".join(sorted(self.calls))
         parts = [offences, f"precision {self.precision}", f"time {self.time_resolution}"]
         if self.delay:
             parts.append(f"delay {format_delay(self.delay)}")
@@ -254,6 +292,8 @@ class Rule:
 
 # -- helpers shared with the policy and the reads ---------------------------------------------
 def _matches_sql(tokens: frozenset[str], cols: Any) -> ColumnElement[bool]:
+    if "all" in tokens:
+        return true()
     codes, cats = _split_tokens(tokens)
     conds = []
     if codes:
@@ -309,7 +349,11 @@ def not_matching_sql(tokens: frozenset[str], cols: Any) -> ColumnElement[bool]:
 def _split_tokens(tokens: frozenset[str]) -> tuple[list[str], list[str]]:
     """Split offence tokens into NIBRS codes (they start with a digit) and categories."""
     codes = sorted(t for t in tokens if t[:1].isdigit())
-    cats = sorted(t for t in tokens if not t[:1].isdigit() and t not in ("part1", "all"))
+    cats = sorted(
+        t
+        for t in tokens
+        if not t[:1].isdigit() and t not in ("part1", "all") and not is_call_token(t)
+    )
     return codes, cats
 
 

@@ -26,6 +26,11 @@ Offences
     ``all``, a crime-against category (``person``, ``property``, ``society``), ``part1``
     (UCR Part I offences) or a NIBRS offence code such as ``220``. A record matches by
     its primary offence; unmapped records match only ``all``.
+Calls for service
+    ``calls`` (every call-for-service category) or ``call:<category>`` (``call:alarm``).
+    A CAD call that is not an offence is covered only by these tokens, never by
+    ``all`` or a category: an agreement sharing "all offences" or "property" shares no
+    calls unless it names them too (``all,calls``).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from enum import StrEnum
 from functools import cache
 
 from crossbeat.model import CrimeAgainst, Sensitivity
+from crossbeat.taxonomy.calls import CALL_PREFIX, call_categories
 from crossbeat.taxonomy.nibrs import nibrs_offences
 
 
@@ -72,6 +78,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "offence_name",
     "crime_against",
     "ucr_part1",
+    "call_category",
     "offence_local_code",
     "offences",
     "occurred_from",
@@ -93,6 +100,10 @@ RECORD_FIELDS: tuple[str, ...] = (
     "sensitivity",
     "attributes",
 )
+
+#: Travels with every call-for-service record that is shown (and only with those), so
+#: that a call is never mistaken for an offence; the public never receives calls.
+CALL_FIELD = "call_category"
 
 #: Personal data fields (held encrypted apart from the record; read only with a purpose).
 PERSONAL_FIELDS: tuple[str, ...] = ("full_address", "narrative", "persons")
@@ -338,14 +349,19 @@ CATEGORIES: frozenset[str] = frozenset(
 )
 
 
+#: The token that covers every call-for-service category.
+ALL_CALLS = "calls"
+
+
 def parse_offences(items: Iterable[str]) -> frozenset[str] | None:
-    """Turn offence tokens into a set; None means every offence (``all``).
+    """Turn offence tokens into a set; None means every offence (``all``) and no calls.
 
     Parameters
     ----------
     items
-        ``all``, ``person``, ``property``, ``society``, ``part1`` or NIBRS codes.
-        Commas inside an item separate tokens too.
+        ``all``, ``person``, ``property``, ``society``, ``part1``, NIBRS codes, and for
+        calls for service ``calls`` or ``call:<category>``. Commas inside an item
+        separate tokens too.
 
     Raises
     ------
@@ -354,15 +370,17 @@ def parse_offences(items: Iterable[str]) -> frozenset[str] | None:
     """
     tokens = [t.strip() for item in items for t in str(item).split(",") if t.strip()]
     if not tokens:
-        raise ScopeError("name the offences: all, person, property, society, part1 or codes")
+        raise ScopeError(
+            "name the offences: all, person, property, society, part1, codes, or calls"
+        )
     known = nibrs_offences()
     out: set[str] = set()
     bad: list[str] = []
     for token in tokens:
         low = token.lower()
-        if low == "all":
-            return None
-        if low in CATEGORIES or low == "part1":
+        if low == "all" or low in CATEGORIES or low == "part1" or low == ALL_CALLS:
+            out.add(low)
+        elif low.startswith(CALL_PREFIX) and low[len(CALL_PREFIX) :] in call_categories():
             out.add(low)
         elif token.upper() in known:
             out.add(token.upper())
@@ -372,9 +390,46 @@ def parse_offences(items: Iterable[str]) -> frozenset[str] | None:
         raise ScopeError(
             "unknown offence(s) "
             + ", ".join(repr(b) for b in bad)
-            + ": use all, person, property, society, part1 or a NIBRS code such as 220"
+            + ": use all, person, property, society, part1 or a NIBRS code such as 220, "
+            + "and for calls for service calls or call:<category> ("
+            + ", ".join(call_categories())
+            + ")"
         )
+    if "all" in out:
+        calls = {t for t in out if is_call_token(t)}
+        # "all" alone stays None (every offence, no calls), as stored agreements have it.
+        return frozenset({"all", *calls}) if calls else None
     return frozenset(out)
+
+
+def is_call_token(token: str) -> bool:
+    """Return whether an offence token names calls for service (``calls``, ``call:x``)."""
+    return token == ALL_CALLS or token.startswith(CALL_PREFIX)
+
+
+def call_scope(tokens: frozenset[str] | None) -> frozenset[str] | None:
+    """Return the call categories offence tokens cover: None for every one.
+
+    Examples
+    --------
+    >>> call_scope(None)
+    frozenset()
+    >>> call_scope(frozenset({"property", "call:alarm"}))
+    frozenset({'alarm'})
+    >>> call_scope(frozenset({"calls"})) is None
+    True
+    """
+    if tokens is None:
+        return frozenset()
+    if ALL_CALLS in tokens:
+        return None
+    return frozenset(t[len(CALL_PREFIX) :] for t in tokens if t.startswith(CALL_PREFIX))
+
+
+def call_matches(tokens: frozenset[str] | None, call_category: str) -> bool:
+    """Return whether offence tokens cover a call for service of this category."""
+    cats = call_scope(tokens)
+    return cats is None or call_category in cats
 
 
 def offence_matches(
@@ -383,8 +438,11 @@ def offence_matches(
     crime_against: str | None,
     ucr_part1: str | None,
 ) -> bool:
-    """Return whether an offence (code, category, Part I class) is covered by the tokens."""
-    if tokens is None:
+    """Return whether an offence (code, category, Part I class) is covered by the tokens.
+
+    Calls for service are not offences: check them with :func:`call_matches`.
+    """
+    if tokens is None or "all" in tokens:
         return True
     if nibrs_code is None:
         return False
@@ -396,10 +454,20 @@ def offence_matches(
 
 
 def offences_overlap(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:
-    """Return whether two offence scopes can both cover one offence."""
-    if a is None or b is None:
+    """Return whether two offence scopes can both cover one offence or call."""
+    calls_a, calls_b = call_scope(a), call_scope(b)
+    if calls_a is None:
+        if calls_b is None or calls_b:
+            return True
+    elif calls_b is None:
+        if calls_a:
+            return True
+    elif calls_a & calls_b:
         return True
-    if a & b:
+    a, b = _offence_part(a), _offence_part(b)
+    if a == frozenset() or b == frozenset():
+        return False  # one of them covers calls only
+    if a is None or b is None or "all" in a or "all" in b or a & b:
         return True
     table = nibrs_offences()
     return any(
@@ -411,11 +479,21 @@ def offences_overlap(a: frozenset[str] | None, b: frozenset[str] | None) -> bool
     )
 
 
+def _offence_part(tokens: frozenset[str] | None) -> frozenset[str] | None:
+    """Return the offence tokens without the call tokens (None: every offence)."""
+    if tokens is None:
+        return None
+    return frozenset(t for t in tokens if not is_call_token(t))
+
+
 def offence_subset(inner: frozenset[str] | None, outer: frozenset[str] | None) -> bool:
-    """Return whether every NIBRS offence ``inner`` covers is covered by ``outer``."""
-    if outer is None:
+    """Return whether every NIBRS offence and call ``inner`` covers is covered by ``outer``."""
+    inner_calls, outer_calls = call_scope(inner), call_scope(outer)
+    if outer_calls is not None and (inner_calls is None or not inner_calls <= outer_calls):
+        return False
+    if outer is None or "all" in outer:
         return True
-    if inner is None:
+    if inner is None or "all" in inner:
         return False
     table = nibrs_offences()
     for o in table.values():

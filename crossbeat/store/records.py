@@ -65,6 +65,9 @@ def record_hash(incident: Incident, fingerprint: Fingerprinter) -> str:
         [
             [o.local_code, o.local_description, o.scheme, o.crosswalk_version, o.nibrs_code]
             + [o.crime_against, o.ucr_part1, o.match]
+            # Only when set, so that the hashes of offences stored before call
+            # categories existed stay the same (a re-ingest finds them unchanged).
+            + ([o.call_category] if o.call_category else [])
             for o in incident.offences
         ],
         _iso(incident.occurred_from),
@@ -119,6 +122,7 @@ def incident_row(
         "crime_against": str(first.crime_against) if first and first.crime_against else None,
         "ucr_part1": first.ucr_part1 if first else None,
         "unmapped": incident.unmapped,
+        "call_category": incident.call_category,
         "occurred_from": incident.occurred_from,
         "occurred_to": incident.occurred_to,
         "time_precision": str(incident.time_precision),
@@ -164,6 +168,7 @@ def offence_rows(incident: Incident) -> list[dict[str, Any]]:
             "crime_against": str(o.crime_against) if o.crime_against else None,
             "ucr_part1": o.ucr_part1,
             "match": o.match,
+            "call_category": o.call_category,
         }
         for i, o in enumerate(incident.offences)
     ]

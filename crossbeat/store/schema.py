@@ -162,6 +162,9 @@ incidents = Table(
     Column("crime_against", String(16)),
     Column("ucr_part1", String(32)),
     Column("unmapped", Boolean, nullable=False),
+    # The primary offence's call-for-service category (taxonomy/data/call_categories.csv)
+    # when the record is a CAD call that is not an offence; NULL for offences.
+    Column("call_category", String(32)),
     Column("occurred_from", UTCDateTime),
     Column("occurred_to", UTCDateTime),
     Column("time_precision", String(16), nullable=False),
@@ -203,6 +206,7 @@ incidents = Table(
     Index("ix_incidents_h3_9", "h3_9"),
     Index("ix_incidents_nibrs", "nibrs_code"),
     Index("ix_incidents_lat_lon", "lat", "lon"),
+    Index("ix_incidents_call_category", "call_category"),
 )
 
 incident_offences = Table(
@@ -224,6 +228,8 @@ incident_offences = Table(
     Column("ucr_part1", String(32)),
     # exact | broader | narrower | approximate; NULL = unmapped
     Column("match", String(16)),
+    # A call-for-service category instead of an offence (nibrs_code is then NULL).
+    Column("call_category", String(32)),
     Index("ix_incident_offences_nibrs", "nibrs_code"),
 )
 

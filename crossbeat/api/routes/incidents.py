@@ -64,6 +64,13 @@ Area = Annotated[
         "AGENCY/LAYER:NAME, repeatable (e.g. boroughs:Camden)."
     ),
 ]
+Calls = Annotated[
+    Literal["exclude", "include", "only"],
+    Query(
+        description="Calls for service (CAD calls that are not offences): exclude (default), "
+        "include, or only them."
+    ),
+]
 Purpose = Annotated[
     str | None, Query(description="Why you read: analysis (default), operations, investigation.")
 ]
@@ -109,6 +116,7 @@ def list_incidents(
     purpose: Purpose = None,
     area: Area = None,
     fields: Annotated[list[str] | None, Query(description="Only these fields/groups.")] = None,
+    calls: Calls = "exclude",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     after: Annotated[str | None, Query(description="next_after of the previous page.")] = None,
     f: Annotated[Literal["json", "geojson"], Query(description="Output format.")] = "json",
@@ -121,7 +129,7 @@ def list_incidents(
     """
     request = _request(
         bbox, since, until, offence, agency, purpose, area,
-        fields=frozenset(fields) if fields else None, limit=limit, after=after,
+        fields=frozenset(fields) if fields else None, limit=limit, after=after, calls=calls,
     )  # fmt: skip
     result = read_incidents(store, viewer, request)
     model = _record_model(viewer)
@@ -203,6 +211,7 @@ def get_aggregates(
     agency: Agency = None,
     purpose: Purpose = None,
     area: Area = None,
+    calls: Calls = "exclude",
 ) -> JSONResponse:
     """Count exactly the records you could list, grouped; small counts are suppressed.
 
@@ -210,7 +219,9 @@ def get_aggregates(
     incidents to publish, or hidden so that the suppressed ones cannot be worked out.
     """
     dims = tuple(by or ())
-    request = _request(bbox, since, until, offence, agency, purpose, area, group_by=dims)
+    request = _request(
+        bbox, since, until, offence, agency, purpose, area, group_by=dims, calls=calls
+    )
     result = aggregate(store, viewer, request, by=dims)
     out = AggregateOut(
         by=list(result.by),
