@@ -262,6 +262,60 @@ def agency_list(db_url: str, as_json: bool) -> None:
         click.echo(f"{a['id']:<20} {a['name']} ({a['timezone']})")
 
 
+@agency.command("remove")
+@db_option
+@click.argument("agency_id")
+@click.option(
+    "--yes",
+    "confirmed",
+    is_flag=True,
+    help="Confirm without being asked to type the agency id (for scripts).",
+)
+@json_option("Print what was deleted as JSON.")
+def agency_remove(db_url: str, agency_id: str, confirmed: bool, as_json: bool) -> None:
+    """Remove an agency registered by mistake, with everything it holds.
+
+    Deletes its incidents (with their versions, offences, jurisdiction tags and
+    personal data), quarantine, ingest batches, jurisdictions, keys, users, tokens and
+    sharing agreements, in one transaction recorded in the audit log with the counts.
+    Asks to type the agency id unless --yes is given.
+    """
+    from crossbeat.agencies import AgencyError
+    from crossbeat.agency_removal import remove_agency
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    if confirmed:
+        typed = agency_id
+    elif not _interactive():
+        raise click.ClickException(
+            f"removing agency {agency_id!r} deletes everything it holds: confirm with --yes "
+            "(no terminal to ask on); nothing was removed"
+        )
+    else:
+        typed = click.prompt(
+            f"This deletes agency {agency_id!r} and every record it holds. Type its id to confirm",
+            default="",
+            show_default=False,
+        )
+    try:
+        summary = remove_agency(store, agency_id, confirm=typed.strip())
+    except AgencyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json(summary.as_dict())
+        return
+    counts = ", ".join(f"{n} {t}" for t, n in sorted(summary.deleted.items()))
+    click.echo(f"agency {agency_id} removed: deleted {counts}")
+    for where, n in sorted(summary.detached.items()):
+        click.echo(f"  {where}: {n} reference(s) to removed rows set to NULL")
+
+
+def _interactive() -> bool:
+    """Return whether a person can be asked at a terminal."""
+    return sys.stdin.isatty()
+
+
 # --- area layers ------------------------------------------------------------------------
 @cli.group()
 def area() -> None:
@@ -290,7 +344,7 @@ def area() -> None:
     help="precinct, district, beat, sector, neighbourhood, ward, borough, zone or other.",
 )
 @click.option("--replace", is_flag=True, help="Replace the agency's layer of that name.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def area_add(
     db_url: str,
     agency_id: str,
@@ -338,7 +392,7 @@ def area_add(
 @area.command("list")
 @db_option
 @click.option("--agency", "agency_id", help="Only this agency's layers.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def area_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
     """List the registered area layers."""
     from crossbeat.areas import list_layers
@@ -357,7 +411,7 @@ def area_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
 @db_option
 @click.argument("agency_id")
 @click.argument("layer")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def area_show(db_url: str, agency_id: str, layer: str, as_json: bool) -> None:
     """Show an area layer and the names of its areas."""
     from crossbeat.areas import AreaError, get_layer
@@ -402,6 +456,12 @@ def _split_pair(text: str) -> tuple[str, str]:
 
 
 # --- ingest -----------------------------------------------------------------------------
+ACCEPT_TIMEZONE_HELP = (
+    "Accept a profile time zone that differs from the agency's registered one, on purpose "
+    "(otherwise refused: every local time would be stored shifted)."
+)
+
+
 @cli.command()
 @db_option
 @agency_option("Id of the agency that owns the data (omit for a multi-agency profile).")
@@ -421,6 +481,7 @@ def _split_pair(text: str) -> tuple[str, str]:
     type=click.IntRange(1, 1_000_000),
     help="Rows per transaction (an interrupted run resumes after the last one).",
 )
+@click.option("--accept-timezone", is_flag=True, help=ACCEPT_TIMEZONE_HELP)
 def ingest(
     db_url: str,
     agency_id: str | None,
@@ -428,21 +489,24 @@ def ingest(
     files: tuple[str, ...],
     as_json: bool,
     chunk_size: int,
+    accept_timezone: bool,
 ) -> None:
     """Ingest an agency's export files through a source profile.
 
     Every source row is accounted for: rows = new + updated + unchanged + withdrawn +
     expunged + quarantined. Re-running the same command changes nothing; re-running it
-    after an interrupted run completes the job.
+    after an interrupted run completes the job. The agency must be registered
+    (`crossbeat agency add`), and the profile must have no unsettled TODO.
     """
     from pathlib import Path
 
     from crossbeat.agencies import AgencyError
     from crossbeat.ingest.pipeline import IngestError, ingest_files
-    from crossbeat.ingest.profile import ProfileError, load_profile
+    from crossbeat.ingest.profile import ProfileError, load_profile, require_settled
 
     try:
         profile = load_profile(profile_path)
+        require_settled(profile, profile_path)
     except ProfileError as exc:
         raise click.ClickException(str(exc)) from exc
     missing = [f for f in files if not Path(f).is_file()]
@@ -453,7 +517,13 @@ def ingest(
     store = open_store_or_fail(db_url)
     try:
         summary = ingest_files(
-            store, agency_id, profile, files, progress=not as_json, chunk_size=chunk_size
+            store,
+            agency_id,
+            profile,
+            files,
+            progress=not as_json,
+            chunk_size=chunk_size,
+            accept_timezone=accept_timezone,
         )
     except (IngestError, AgencyError) as exc:
         # A file the profile cannot read: point at `profile check` unless the message does.
@@ -463,17 +533,6 @@ def ingest(
             message += f"; check the profile with: crossbeat profile check {profile_path} {bad}"
         raise click.ClickException(message) from exc
     agency_id = summary.agency_id
-    if summary.agency_created and not as_json:  # the JSON says so as agency_created
-        click.echo(
-            f"agency {agency_id!r} was not registered, so it was registered with its id as "
-            f"name: name it and add its boundary with `crossbeat agency add {agency_id} "
-            f"--name NAME --boundary FILE`"
-            if agency_id
-            else "agencies of the profile's agency_map that were not registered were registered "
-            "with their ids as names: see `crossbeat agency list`, and name them with "
-            "`crossbeat agency add ID --name NAME`",
-            err=True,
-        )
     if as_json:
         echo_json(summary.as_dict())
         return
@@ -733,7 +792,8 @@ def profile_draft(
     """Draft a source profile for FILE, an export no profile describes yet.
 
     The draft has a comment on every guess and TODO comments where it could not decide;
-    `profile check` accepts it. The guesses and TODOs are also listed on stderr.
+    `profile check` and `ingest` refuse it until every TODO is settled (the value set,
+    the word TODO deleted). The guesses and TODOs are also listed on stderr.
     """
     from pathlib import Path
 
@@ -952,7 +1012,7 @@ def taxonomy_check(files: tuple[str, ...]) -> None:
     help="Rows to measure: those tuned on, the held-out ones written after tuning, or all.",
 )
 @click.option("--errors", is_flag=True, help="List every miss, false alarm and extra flag.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def taxonomy_sensitivity_accuracy(
     path: str | None, split: str, errors: bool, as_json: bool
 ) -> None:
@@ -1033,7 +1093,7 @@ def taxonomy_suggest(
     help="A labelled CSV (code,description,expected); default: the shipped list.",
 )
 @click.option("--misses", is_flag=True, help="Also list every call type whose top pick is wrong.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def taxonomy_suggest_accuracy(path: str | None, misses: bool, as_json: bool) -> None:
     """Print how often `taxonomy suggest` is right on labelled CAD/RMS call types.
 
@@ -1169,8 +1229,14 @@ def quarantine_list(
 )
 @click.option("--id", "ids", multiple=True, type=int, help="Only these entries (repeatable).")
 @json_option()
+@click.option("--accept-timezone", is_flag=True, help=ACCEPT_TIMEZONE_HELP)
 def quarantine_retry(
-    db_url: str, agency_id: str | None, profile_path: str, ids: tuple[int, ...], as_json: bool
+    db_url: str,
+    agency_id: str | None,
+    profile_path: str,
+    ids: tuple[int, ...],
+    as_json: bool,
+    accept_timezone: bool,
 ) -> None:
     """Re-process open quarantined rows after a profile or crosswalk fix."""
     from crossbeat.ingest.profile import ProfileError, load_profile
@@ -1183,9 +1249,18 @@ def quarantine_retry(
     store = open_store_or_fail(db_url)
     _require_agency(store, agency_id)
     try:
-        res = retry_quarantine(store, profile, agency_id=agency_id, ids=list(ids) or None)
+        res = retry_quarantine(
+            store,
+            profile,
+            agency_id=agency_id,
+            ids=list(ids) or None,
+            accept_timezone=accept_timezone,
+        )
+    except ProfileError as exc:
+        raise click.ClickException(str(exc)) from exc
     except ValueError as exc:
-        raise click.ClickException(f"{exc}: use --agency ID") from exc
+        hint = "" if "nothing was retried" in str(exc) else ": use --agency ID"
+        raise click.ClickException(f"{exc}{hint}") from exc
     if as_json:
         echo_json(res.as_dict())
         return

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from crossbeat.ingest.draft.columns import projected
 from pyproj import CRS
 
 from crossbeat.cli import cli
 from crossbeat.ingest.draft import draft_profile
+from crossbeat.ingest.draft.columns import projected
 from crossbeat.ingest.normalise import Rejected
 from crossbeat.ingest.source import undecodable_problem
 from crossbeat.taxonomy.coverage import format_share

@@ -193,7 +193,7 @@ name = "canary-feed"
 
 [source]
 format = "csv"
-timezone = "UTC"
+timezone = "America/Los_Angeles"
 
 [id]
 columns = ["id"]

@@ -44,6 +44,7 @@ from crossbeat.ingest.points import (
     coarsest,
     geometry_point,
     parse_coordinate,
+    rounding_precision,
     validate_point,
 )
 from crossbeat.ingest.profile import DateSpec, Profile, ProfileError
@@ -217,6 +218,7 @@ class Normaliser:
             )
         self._types = {k.strip().casefold(): v for k, v in loc.location_types.items()}
         self._precisions = {k.strip().casefold(): v for k, v in loc.precision_values.items()}
+        self._rounding = rounding_precision(loc.precision_m)
         sens = profile.sensitivity
         self._flags = [
             (flag, rule.column, {v.strip().casefold() for v in rule.values})
@@ -474,18 +476,19 @@ class Normaliser:
         return Location(lat, lon, precision, block, nibrs_type, local_type)
 
     def _precision(self, rec: RawRecord, issues: _Issues) -> LocationPrecision:
+        """Return the declared (or per-row) precision, never finer than the source's rounding."""
         loc = self.profile.location
         value = self.value(rec, loc.precision_column)
         if value is None:
-            return loc.precision
+            return coarsest(loc.precision, self._rounding)
         mapped = self._precisions.get(value.casefold())
         if mapped is None:
             issues.warn(
                 f"location: precision {value!r} (column {loc.precision_column!r}) is not in "
                 f"location.precision_values; used {loc.precision.value!r}"
             )
-            return loc.precision
-        return mapped
+            return coarsest(loc.precision, self._rounding)
+        return coarsest(mapped, self._rounding)
 
     def _point(
         self, rec: RawRecord, issues: _Issues

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from crossbeat.agencies import ensure_agency, jurisdiction_index
+from crossbeat.agencies import jurisdiction_index
 from crossbeat.audit.changes import Principal
 from crossbeat.geo.areas import AreaIndex
 from crossbeat.geo.jurisdictions import JurisdictionIndex
@@ -34,7 +34,8 @@ from crossbeat.ingest.audited import ChunkTally, previous_profile_hash, record_c
 from crossbeat.ingest.items import Item
 from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated
 from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
-from crossbeat.ingest.profile import Profile
+from crossbeat.ingest.preflight import store_problems
+from crossbeat.ingest.profile import Profile, require_settled
 from crossbeat.ingest.readers import RawRecord, SourceError, file_sha256, open_source
 from crossbeat.ingest.withhold import withheld_values, withhold_personal
 from crossbeat.store import Store
@@ -96,7 +97,6 @@ class IngestSummary:
     agency_id: str | None
     profile: str
     files: list[FileSummary] = field(default_factory=list)
-    agency_created: bool = False
 
     @property
     def totals(self) -> Counts:
@@ -152,7 +152,6 @@ class IngestSummary:
             "agency": self.agency_id,
             "profile": self.profile,
             **self.totals.as_dict(),
-            "agency_created": self.agency_created,
             "files": [f.as_dict() for f in self.files],
         }
 
@@ -167,6 +166,7 @@ def ingest_files(
     chunk_size: int = CHUNK_SIZE,
     parallel: bool | None = None,
     by: Principal | None = None,
+    accept_timezone: bool = False,
 ) -> IngestSummary:
     """Ingest agency export files through a source profile.
 
@@ -175,9 +175,11 @@ def ingest_files(
     store
         The open store.
     agency_id
-        The agency that owns the records; registered (named after its id) if new.
-        None for a multi-agency feed whose profile routes each row to its agency by
-        a column (``agency_column``/``agency_map``).
+        The agency that owns the records (default: the profile's ``agency``); it must
+        be registered (:func:`crossbeat.agencies.register_agency`): the ingest never
+        registers one. None for a multi-agency feed whose profile routes each row to
+        its agency by a column (``agency_column``/``agency_map``; every agency of the
+        map must be registered).
     profile
         The validated source profile (:func:`crossbeat.ingest.profile.load_profile`).
     paths
@@ -194,6 +196,9 @@ def ingest_files(
         Who runs the ingest: a signed-in user, or None for the local operator. Every
         committed chunk is written to the audit log with it
         (:mod:`crossbeat.ingest.audited`).
+    accept_timezone
+        Accept a profile time zone that differs from the agency's registered one
+        (otherwise refused: :func:`crossbeat.ingest.preflight.store_problems`).
 
     Returns
     -------
@@ -203,22 +208,22 @@ def ingest_files(
     Raises
     ------
     IngestError
-        When a file cannot be read as the profile describes. Every file is opened
+        When an agency is not registered, the profile's time zone differs from the
+        agency's (without ``accept_timezone``), or a file cannot be read as the profile
+        describes; nothing is written then. Every file is opened
         first, so a missing file, a wrong format or missing columns stop the run before
         anything is written; a problem found later in a file stops the run at that file
         (nothing of it is stored; files before it stay ingested).
+    ProfileError
+        When the profile has an unsettled ``TODO`` comment (nothing is written).
     """
-    _check_files(profile, paths)
+    require_settled(profile)
     if profile.agency_column:
         if agency_id is not None:
             raise IngestError(
                 f"profile {profile.name!r} routes each row to its agency by column "
                 f"{profile.agency_column!r}: run it without --agency"
             )
-        created = False
-        for routed in sorted(set(profile.agency_map.values())):
-            zone = profile.for_agency(routed).source.timezone
-            created |= ensure_agency(store, routed, timezone=zone)
     else:
         agency_id = agency_id or profile.agency
         if agency_id is None:
@@ -230,8 +235,11 @@ def ingest_files(
                 f"profile {profile.name!r} is for agency {profile.agency!r}, not {agency_id!r}: "
                 f"use --agency {profile.agency} or a profile for {agency_id}"
             )
-        created = ensure_agency(store, agency_id, timezone=profile.source.timezone)
-    summary = IngestSummary(agency_id=agency_id, profile=profile.name, agency_created=created)
+    problems = store_problems(store, profile, agency_id, accept_timezone=accept_timezone)
+    if problems:
+        raise IngestError("; ".join(problems) + " (nothing was stored)")
+    _check_files(profile, paths)
+    summary = IngestSummary(agency_id=agency_id, profile=profile.name)
     index = jurisdiction_index(store)
     with _fewer_collections():
         for path in paths:
