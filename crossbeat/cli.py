@@ -1358,7 +1358,14 @@ def _csv(values: tuple[str, ...]) -> list[str] | None:
 )
 @click.option("--valid-from", help="Start (ISO 8601, UTC if no offset); default now.")
 @click.option("--valid-to", help="End (ISO 8601, UTC if no offset); default open-ended.")
-@click.option("--approved-by", required=True, help="Who approved it (name, office, reference).")
+@click.option(
+    "--approved-by",
+    multiple=True,
+    required=True,
+    help="Username of an admin of OWNER who approved it (repeat for the second approver "
+    "that personal data fields need).",
+)
+@click.option("--reference", default="", help="The decision it rests on (MoU, minute).")
 @click.option("--note", default="", help="Why the data is shared.")
 @click.option("--json", "as_json", is_flag=True, help="Print the agreement as JSON.")
 def agreement_add(
@@ -1374,11 +1381,17 @@ def agreement_add(
     include_sensitive: tuple[str, ...],
     valid_from: str | None,
     valid_to: str | None,
-    approved_by: str,
+    approved_by: tuple[str, ...],
+    reference: str,
     note: str,
     as_json: bool,
 ) -> None:
-    """Share OWNER's incidents with GRANTEE (an agency id, group:ID or public)."""
+    """Share OWNER's incidents with GRANTEE (an agency id, group:ID or public).
+
+    The agreement applies once admins of OWNER approved it: one, or two different ones
+    when personal data fields are shared (the second can approve later with
+    `crossbeat agreement approve`).
+    """
     from crossbeat.sharing.agreements import create_agreement
 
     store = open_store_or_fail(db_url)
@@ -1394,7 +1407,8 @@ def agreement_add(
         delay=delay,
         purposes=_csv(purposes),
         include_sensitive=include_sensitive,
-        approved_by=approved_by,
+        approved_by=_csv(approved_by),
+        reference=reference,
         purpose_note=note,
         valid_from=_when(valid_from, "--valid-from"),
         valid_to=_when(valid_to, "--valid-to"),
@@ -1403,6 +1417,33 @@ def agreement_add(
         echo_json(made.to_dict())
         return
     click.echo(f"agreement {made.id}: {made.owner} -> {made.grantee} ({made.scope.precision})")
+    _echo_approval(made, store.now())
+
+
+def _echo_approval(made: Any, now: Any) -> None:
+    if made.status(now) == "awaiting_approval":
+        click.echo(
+            f"awaiting approval: {len(made.approvals)} of {made.required_approvals} admins of "
+            f"{made.owner} approved; another approves with: crossbeat agreement approve "
+            f"{made.id} --by USERNAME"
+        )
+
+
+@agreement.command("approve")
+@db_option
+@click.argument("agreement_id")
+@click.option(
+    "--by", "approver", required=True, help="Username of the approving admin of the owner."
+)
+def agreement_approve(db_url: str, agreement_id: str, approver: str) -> None:
+    """Record the approval of an agreement by an admin of its owner agency."""
+    from crossbeat.sharing.agreements import approve_agreement
+
+    store = open_store_or_fail(db_url)
+    done = _sharing(approve_agreement, store, agreement_id, approver=approver)
+    names = ", ".join(a.username for a in done.approvals)
+    click.echo(f"agreement {done.id} approved by {names}: {done.status(store.now())}")
+    _echo_approval(done, store.now())
 
 
 @agreement.command("revoke")
@@ -1423,7 +1464,7 @@ def agreement_revoke(db_url: str, agreement_id: str, reason: str) -> None:
 @click.option("--grantee", help="Only agreements with this grantee (agency, group:ID, public).")
 @click.option(
     "--status",
-    type=click.Choice(["active", "pending", "expired", "revoked"]),
+    type=click.Choice(["active", "awaiting_approval", "pending", "expired", "revoked"]),
     help="Only agreements in this state.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -1442,7 +1483,7 @@ def agreement_list(
     for a in found:
         offences = ",".join(sorted(a.scope.offences or {"all"}))
         click.echo(
-            f"{a.id}  {a.status(now):<8} {a.owner} -> {a.grantee}  {offences}  {a.scope.precision}"
+            f"{a.id}  {a.status(now):<17} {a.owner} -> {a.grantee}  {offences}  {a.scope.precision}"
         )
 
 

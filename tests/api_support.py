@@ -95,6 +95,7 @@ USERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "a.analyst": ("citya", ("analyst",)),
     "a.officer": ("citya", ("officer",)),
     "a.admin": ("citya", ("agency_admin",)),
+    "a.admin2": ("citya", ("agency_admin",)),
     "a.auditor": ("citya", ("auditor",)),
     "b.analyst": ("countyb", ("analyst",)),
     "b.officer": ("countyb", ("officer",)),
@@ -102,6 +103,9 @@ USERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "b.auditor": ("countyb", ("auditor",)),
     "root": ("transitc", ("platform_admin",)),
 }
+
+#: The admin of each agency who approves its public agreement in :func:`build_world`.
+APPROVERS = {"citya": "a.admin", "countyb": "b.admin", "transitc": "root"}
 
 NARRATIVE = "Victim Rosalind Quarrington reported the theft at 1187 Larkspur Lane"
 
@@ -181,9 +185,11 @@ def build_world(store: Store) -> World:
     personal = population[0]  # citya, theft
     assert personal.owner == "citya"
     _seal_personal(store, personal.id, personal.owner)
+    world = World(store, clock, population, personal.id)
     for owner in AGENCIES:
-        create_agreement(store, owner, "public", approved_by="test", clock=clock)
-    return World(store, clock, population, personal.id)
+        approver = world.user(APPROVERS[owner]).user.username
+        create_agreement(store, owner, "public", approved_by=approver, clock=clock)
+    return world
 
 
 def _seal_personal(store: Store, incident_id: str, owner: str) -> None:

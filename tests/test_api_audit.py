@@ -19,7 +19,7 @@ def world(store: Store) -> World:
 def test_auditor_sees_a_partner_analysts_reads_of_their_data(world: World) -> None:
     create_agreement(
         world.store, "citya", "countyb", offences=["all"], fields=["all"], precision="exact",
-        purposes=["analysis"], approved_by="test", clock=world.clock,
+        purposes=["analysis"], approved_by="a.admin", clock=world.clock,
     )  # fmt: skip
     analyst, _ = world.signed_in("b.analyst")
     bob = world.user_id("b.analyst")

@@ -166,7 +166,7 @@ def test_partner_sees_exactly_what_its_agreement_grants(world: World) -> None:
     revoke_agreement(world.store, public.id, reason="partners only", clock=world.clock)
     agreement = create_agreement(
         world.store, "citya", "countyb", offences=["property"], fields=["offence", "occurred",
-        "location", "status"], precision="block", purposes=["analysis"], approved_by="chiefs",
+        "location", "status"], precision="block", purposes=["analysis"], approved_by="a.admin",
         clock=world.clock,
     )  # fmt: skip
     client, _ = world.signed_in("b.analyst")

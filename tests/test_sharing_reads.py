@@ -16,10 +16,11 @@ from crossbeat.sharing.preview import preview
 from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
 from crossbeat.sharing.streams import LiveStream
 from crossbeat.store.schema import incidents
-from tests.sharing_support import NOW, Inc, insert_incidents, setup_agencies
+from tests.sharing_support import ADMINS, NOW, Inc, add_admins, insert_incidents, setup_agencies
 
 ANALYST_B = Viewer.user("u-b", "countyb", ["analyst"])
-ALL = {"offences": ["all"], "fields": ["all"], "purposes": ["analysis"], "approved_by": "test"}
+ALL = {"offences": ["all"], "fields": ["all"], "purposes": ["analysis"],
+       "approved_by": ADMINS["citya"]}  # fmt: skip
 
 
 def _inc(owner: str, n: int, **kw) -> Inc:
@@ -33,6 +34,7 @@ def _inc(owner: str, n: int, **kw) -> Inc:
 def world(store):
     setup_agencies(store)
     store.clock = FrozenClock(NOW)
+    add_admins(store, "citya")
     store.population = [_inc("citya", i) for i in range(6)] + [_inc("countyb", i) for i in range(3)]
     insert_incidents(store, store.population)
     return store

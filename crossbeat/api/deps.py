@@ -17,7 +17,7 @@ the session's CSRF token in the ``X-CSRF-Token`` header (:data:`CsrfDep`).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
@@ -233,7 +233,7 @@ def require_user(request: Request, store: StoreDep, caller: CallerDep) -> Actor:
     """
     actor = caller.actor
     if actor is not None:
-        return actor
+        return replace(actor, source_ip=client_ip(request))
     if caller.token is not None:
         exc: Exception = PermissionDenied(
             "API tokens cannot do this: sign in with a user account of the agency"

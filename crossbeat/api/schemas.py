@@ -269,7 +269,7 @@ class AgreementIn(BaseModel):
     delay: str | None = Field(None, description="Publication delay such as 24h or 7d.")
     purposes: list[str] | None = None
     include_sensitive: list[str] = Field(default_factory=list)
-    approved_by: str = Field("", description="Who approved it (person, office, reference).")
+    reference: str = Field("", description="The decision it rests on (MoU, minute).")
     purpose_note: str = ""
     valid_from: datetime | None = None
     valid_to: datetime | None = None
@@ -281,6 +281,15 @@ class RevokeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class ApprovalOut(_Out):
+    """An admin of the owner agency who approved an agreement."""
+
+    user_id: str
+    username: str
+    agency_id: str
+    approved_at: datetime
 
 
 class AgreementOut(_Out):
@@ -300,14 +309,17 @@ class AgreementOut(_Out):
     purpose_note: str
     valid_from: datetime
     valid_to: datetime | None
-    approved_by: str
+    reference: str
+    approved_by: list[str] = Field(description="Usernames of the owner's approving admins.")
+    approvals: list[ApprovalOut]
+    required_approvals: int = Field(description="2 when personal data fields are shared.")
     created_at: datetime | None
     created_by: str | None
     revoked_at: datetime | None
     revoked_by: str | None
     revoke_reason: str | None
     version: int
-    status: str = Field(description="active, pending, expired or revoked, now.")
+    status: str = Field(description="active, awaiting_approval, pending, expired or revoked, now.")
 
 
 class AgreementListOut(_Out):
