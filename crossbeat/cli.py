@@ -877,6 +877,14 @@ def demo(
         click.echo(f"Ground truth of what was planted: {summary.files.manifest}")
         _print_demo_accounts(out_dir)
     base = f"http://{settings.host}:{settings.port}"
+    if not serve:
+        # Nothing listens at that address now: say how to start it rather than print a
+        # URL that does not answer.
+        click.echo(
+            f"Not serving (--no-serve). Start the server with: crossbeat serve --db {url} "
+            f"--port {settings.port}   (then the API docs are at {base}/docs)"
+        )
+        return
     click.echo(f"API docs: {base}/docs   health: {base}/health   home: {base}/")
     if serve:
         # The demo server signs audit checkpoints with a demo key unless one is configured.
@@ -1680,21 +1688,45 @@ def _audit_keys(paths: tuple[str, ...], *, signing: bool) -> list[Any]:
     type=click.Path(dir_okay=False),
     help="A tree head exported with `audit checkpoint --out`; repeatable.",
 )
+@click.option(
+    "--heads-file",
+    envvar="CROSSBEAT_AUDIT_HEADS_FILE",
+    type=click.Path(dir_okay=False),
+    help="The heads file the server appends every signed head to (default for SQLite: "
+    "<db>.audit-heads.jsonl); each head in it must still hold.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit_verify(
-    db_url: str, key_files: tuple[str, ...], trusted_files: tuple[str, ...], as_json: bool
+    db_url: str,
+    key_files: tuple[str, ...],
+    trusted_files: tuple[str, ...],
+    heads_file: str | None,
+    as_json: bool,
 ) -> None:
-    """Check the whole audit log; exit 1 and list every problem if it was tampered with."""
+    """Check the whole audit log; exit 1 and list every problem if it was tampered with.
+
+    Without --key-file, a SQLite database's server key (<db>.audit-key) is used when it
+    exists.
+    """
     from pathlib import Path
 
     from crossbeat.audit import read_head, verify
+    from crossbeat.audit.witness import default_key_path, heads_path
 
+    default_key = default_key_path(db_url)
+    if not key_files and default_key is not None and default_key.exists():
+        key_files = (str(default_key),)
     keys = _audit_keys(key_files, signing=False)
     try:
         trusted = [read_head(Path(p)) for p in trusted_files]
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    report = verify(open_store_or_fail(db_url, upgrade=False), key=keys, trusted_heads=trusted)
+    report = verify(
+        open_store_or_fail(db_url, upgrade=False),
+        key=keys,
+        trusted_heads=trusted,
+        heads_file=heads_path(db_url, heads_file),
+    )
     if as_json:
         echo_json(report.to_dict())
     else:
@@ -1810,26 +1842,43 @@ def _audit_time(value: str | None, option: str) -> Any:
 @db_option
 @click.option(
     "--key-file",
-    required=True,
     envvar="CROSSBEAT_AUDIT_KEY_FILE",
-    help="Private Ed25519 signing key. " + KEY_FILE_HELP,
+    help="Private Ed25519 signing key (default for SQLite: the server's <db>.audit-key). "
+    + KEY_FILE_HELP,
+)
+@click.option(
+    "--heads-file",
+    envvar="CROSSBEAT_AUDIT_HEADS_FILE",
+    type=click.Path(dir_okay=False),
+    help="Append the head to this file, as the server does (default for SQLite: "
+    "<db>.audit-heads.jsonl).",
 )
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
     help="Also write the signed tree head to this file; keep it outside the database.",
 )
-def audit_checkpoint(db_url: str, key_file: str, out: str | None) -> None:
+def audit_checkpoint(
+    db_url: str, key_file: str | None, heads_file: str | None, out: str | None
+) -> None:
     """Verify the newest events, then sign and store a tree head covering the whole log."""
     from pathlib import Path
 
-    from crossbeat.audit import AuditIntegrityError, checkpoint, write_head
+    from crossbeat.audit import AuditIntegrityError, AuditKeyError, checkpoint, write_head
+    from crossbeat.audit.witness import export_new_heads, heads_path, server_signing_key
 
-    (key,) = _audit_keys((key_file,), signing=True)
     try:
-        head = checkpoint(open_store_or_fail(db_url, upgrade=False), key)
+        key, _ = server_signing_key(db_url, key_file)
+    except AuditKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    store = open_store_or_fail(db_url, upgrade=False)
+    try:
+        head = checkpoint(store, key)
     except AuditIntegrityError as exc:
         raise click.ClickException(str(exc)) from exc
+    witness = heads_path(db_url, heads_file)
+    if witness is not None:
+        export_new_heads(store, witness)
     if out:
         write_head(head, Path(out))
     click.echo(f"tree head #{head.id}: {head.tree_size} events, root {head.root_hash}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -11,7 +13,8 @@ from sqlalchemy import insert
 
 from crossbeat.api.app import create_app
 from crossbeat.api.errors import SESSION_COOKIE
-from crossbeat.audit import AuditEvent, iter_events
+from crossbeat.audit import AuditEvent, generate_signing_key, iter_events, write_signing_key
+from crossbeat.audit.witness import default_key_path
 from crossbeat.auth import totp
 from crossbeat.auth.accounts import Enrolment
 from crossbeat.clock import FrozenClock
@@ -28,7 +31,16 @@ CLIENT_IP = "203.0.113.7"
 
 
 def make_client(store: Store, clock: FrozenClock, **settings: Any) -> TestClient:
-    """Return an HTTPS test client of an app serving ``store`` with ``clock``."""
+    """Return an HTTPS test client of an app serving ``store`` with ``clock``.
+
+    A SQLite store's server keeps its audit key and heads beside the database; any other
+    gets a key and heads file in a temporary folder (a server always signs).
+    """
+    if default_key_path(store.url) is None:
+        folder = Path(tempfile.mkdtemp(prefix="crossbeat-audit-"))
+        write_signing_key(generate_signing_key(), folder / "audit.pem")
+        settings = {"audit_key_file": str(folder / "audit.pem"),
+                    "audit_heads_file": str(folder / "heads.jsonl"), **settings}  # fmt: skip
     app = create_app(
         load_settings({}, database_url=store.url, **settings), store=store, clock=clock
     )
@@ -102,6 +114,7 @@ USERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "b.admin": ("countyb", ("agency_admin",)),
     "b.auditor": ("countyb", ("auditor",)),
     "root": ("transitc", ("platform_admin",)),
+    "c.officer": ("transitc", ("officer",)),
 }
 
 #: The admin of each agency who approves its public agreement in :func:`build_world`.

@@ -224,7 +224,7 @@ def test_personal_data_needs_a_purpose_and_is_audited(world: World) -> None:
         e.action.value for e in events(world.store, before, actor=world.user_id("a.officer"))
     ] == ["detail_view"]
     before = last_seq(world.store)
-    full = client.get(f"/incidents/{world.personal_id}", params={"purpose": "CASE-2026-0042"})
+    full = client.get(f"/incidents/{world.personal_id}", headers={"X-Purpose": "CASE-2026-0042"})
     assert full.status_code == 200, full.text
     personal = full.json()["personal"]
     assert personal["narrative"] == NARRATIVE and personal["full_address"] == "1187 Larkspur Lane"
@@ -240,7 +240,7 @@ def test_personal_data_needs_a_purpose_and_is_audited(world: World) -> None:
 def test_personal_data_refused_to_those_not_allowed(world: World, username: str) -> None:
     client, _ = world.signed_in(username)
     before = last_seq(world.store)
-    response = client.get(f"/incidents/{world.personal_id}", params={"purpose": "CASE-1"})
+    response = client.get(f"/incidents/{world.personal_id}", headers={"X-Purpose": "CASE-1"})
     body = assert_error(response, 403)
     assert "personal data" in body["error"] and body["errors"]
     assert NARRATIVE not in response.text
