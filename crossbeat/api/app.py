@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 
 from crossbeat import __version__
 from crossbeat.api.errors import install_error_handlers
+from crossbeat.api.inputs import NulGuard
 from crossbeat.api.lifespan import lifespan
 from crossbeat.api.routes import agreements, audit, auth, health, incidents
 from crossbeat.api.schemas import openapi_document
@@ -89,6 +90,7 @@ def create_app(
         store.clock = clock
     app.state.store = store
     install_error_handlers(app)
+    app.add_middleware(NulGuard, store_of=lambda: app.state.store)
     app.openapi = functools.partial(openapi_document, app)  # type: ignore[method-assign]
     for router in ROUTERS:
         app.include_router(router)

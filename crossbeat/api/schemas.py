@@ -23,6 +23,8 @@ from pydantic import (
     model_serializer,
 )
 
+from crossbeat.api.inputs import TextIn
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -60,7 +62,7 @@ class LoginIn(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-class MfaIn(BaseModel):
+class MfaIn(TextIn):
     """The one-time-code step of signing in."""
 
     model_config = ConfigDict(extra="forbid")
@@ -255,13 +257,15 @@ class AggregateOut(_Out):
 
 
 # -- agreements ----------------------------------------------------------------------------
-class AgreementIn(BaseModel):
+class AgreementIn(TextIn):
     """A new sharing agreement (see docs/sharing.md for each knob)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    owner: str | None = Field(None, description="Owner agency (default: the caller's).")
-    grantee: str = Field(description="AGENCY_ID, group:GROUP_ID or public.")
+    owner: str | None = Field(
+        None, min_length=1, max_length=64, description="Owner agency (default: the caller's)."
+    )
+    grantee: str = Field(max_length=80, description="AGENCY_ID, group:GROUP_ID or public.")
     offences: list[str] | None = None
     fields: list[str] | None = None
     precision: str | None = None
@@ -275,7 +279,7 @@ class AgreementIn(BaseModel):
     valid_to: datetime | None = None
 
 
-class RevokeIn(BaseModel):
+class RevokeIn(TextIn):
     """Why an agreement is revoked."""
 
     model_config = ConfigDict(extra="forbid")

@@ -39,7 +39,12 @@ from crossbeat.store import Store
 router = APIRouter(prefix="/agreements", tags=["agreements"])
 
 Owner = Annotated[
-    str | None, Query(description="Owner agency (default: yours; others: platform_admin).")
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="Owner agency (default: yours; others: platform_admin).",
+    ),
 ]
 
 

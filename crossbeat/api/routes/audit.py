@@ -31,7 +31,12 @@ def get_audit(
     caller: CallerDep,
     actor: ActorDep,
     agency: Annotated[
-        str | None, Query(description="Owner agency (default: yours; others: platform_admin).")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Owner agency (default: yours; others: platform_admin).",
+        ),
     ] = None,
     since: Annotated[datetime | None, Query(description="Events at or after (with zone).")] = None,
     until: Annotated[datetime | None, Query(description="Events before (with zone).")] = None,
