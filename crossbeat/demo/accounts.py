@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from crossbeat.audit import auth_sink
-from crossbeat.auth.accounts import create_user
+from crossbeat.auth.accounts import create_user, list_users
 from crossbeat.auth.errors import DuplicateUsername
 from crossbeat.auth.roles import Role
 from crossbeat.auth.totp import code_at
@@ -74,7 +74,8 @@ class DemoAccount:
 def demo_accounts(store: Store, out_dir: Path) -> list[DemoAccount]:
     """Create the demo accounts (:func:`demo_usernames`) and save their sign-in details.
 
-    Idempotent: accounts that exist are kept (their details are read from the file).
+    Idempotent: accounts that exist are kept (their details are read from the file);
+    accounts in the file but not in the database (a rebuilt database) are created anew.
 
     Returns
     -------
@@ -84,8 +85,9 @@ def demo_accounts(store: Store, out_dir: Path) -> list[DemoAccount]:
     path = out_dir / ACCOUNTS_FILE
     known = {a.username: a for a in load_demo_accounts(out_dir)}
     accounts: list[DemoAccount] = []
+    stored = {u.username for u in list_users(store)}
     for agency_id, username, role in demo_usernames():
-        if username in known:
+        if username in known and username in stored:
             accounts.append(known[username])
             continue
         try:

@@ -135,6 +135,8 @@ def remove_demo(out_dir: Path) -> None:
     """
     close_all()
     names = [DEMO_DB, f"{DEMO_DB}-wal", f"{DEMO_DB}-shm", MANIFEST, *FILES.values()]
+    # The audit heads file and server key beside the database belong to its log.
+    names += [f"{DEMO_DB}.audit-heads.jsonl", f"{DEMO_DB}.audit-key", f"{DEMO_DB}.audit-key.pub"]
     for name in names:
         (out_dir / name).unlink(missing_ok=True)
     for agency in region.agencies():
