@@ -85,6 +85,13 @@ SETTINGS: tuple[Setting, ...] = (
         "any other database must set it.",
     ),
     Setting(
+        "login_throttle",
+        "10/15 minutes",
+        "Failed sign-ins allowed per client address (a rate such as 10/15 minutes); "
+        "beyond it the address gets 429 without its attempts counting against, or "
+        "locking, any account.",
+    ),
+    Setting(
         "audit_checkpoint_interval",
         3600,
         "Seconds between the web server's audit checkpoints: at "
@@ -113,6 +120,7 @@ class Settings:
     secure_cookies: bool = _default("secure_cookies")
     audit_key_file: str = _default("audit_key_file")
     audit_heads_file: str = _default("audit_heads_file")
+    login_throttle: str = _default("login_throttle")
     audit_checkpoint_interval: int = _default("audit_checkpoint_interval")
 
     def __post_init__(self) -> None:
@@ -133,6 +141,14 @@ class Settings:
                 "audit_checkpoint_interval must be at least 1 second, not "
                 f"{self.audit_checkpoint_interval}"
             )
+        from limits import parse as parse_rate
+
+        try:
+            parse_rate(self.login_throttle)
+        except ValueError:
+            raise SettingsError(
+                f"login_throttle {self.login_throttle!r} is not a rate such as 10/15 minutes"
+            ) from None
         if not self.database_url.strip():
             raise SettingsError("database_url is empty: give a URL such as sqlite:///crossbeat.db")
 

@@ -19,6 +19,7 @@ from crossbeat.api.inputs import NulGuard
 from crossbeat.api.lifespan import lifespan
 from crossbeat.api.routes import agreements, audit, auth, health, incidents
 from crossbeat.api.schemas import openapi_document
+from crossbeat.api.throttle import LoginThrottle
 from crossbeat.audit.witness import server_heads_path, server_signing_key
 from crossbeat.clock import Clock
 from crossbeat.settings import Settings
@@ -82,6 +83,7 @@ def create_app(
     app.state.settings = settings
     app.state.audit_key, _ = server_signing_key(settings.database_url, settings.audit_key_file)
     app.state.audit_heads = server_heads_path(settings.database_url, settings.audit_heads_file)
+    app.state.login_throttle = LoginThrottle(settings.login_throttle)
     if store is None:
         store = open_store(settings.database_url, kek=_kek(settings))
     if clock is not None:

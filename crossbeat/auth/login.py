@@ -35,7 +35,7 @@ from crossbeat.auth.errors import (
     TotpReplay,
 )
 from crossbeat.auth.events import AuthEvent, AuthEventSink, emit
-from crossbeat.auth.sessions import ABSOLUTE_TIMEOUT, Session, start_session
+from crossbeat.auth.sessions import ABSOLUTE_TIMEOUT, Session, end_user_sessions, start_session
 from crossbeat.auth.tables import login_failures, mfa_challenges, users
 from crossbeat.clock import Clock
 from crossbeat.store import Store
@@ -362,6 +362,9 @@ def _lock(conn: Connection, row: RowMapping, now: datetime, events: AuthEventSin
         .values(locked_at=now)
     )
     emit(events, conn, _event("account.locked", now, row, failures=MAX_FAILURES))
+    # A lock also ends the sessions already signed in (issue #7, finding 9): whoever
+    # is guessing may already hold one.
+    end_user_sessions(conn, row["id"], "locked", now, events=events)
 
 
 def _event(action: str, now: datetime, row: RowMapping, **detail: object) -> AuthEvent:

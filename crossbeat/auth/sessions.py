@@ -234,4 +234,19 @@ def _end(
         .values(ended_at=now, end_reason=reason)
     )
     detail = {"reason": reason, "session": session_id[:16]}
-    emit(events, conn, AuthEvent("session.ended", now, subject_user_id=user_id, detail=detail))
+    # Name the user and their agency, so that the agency sees its users' session ends.
+    who = conn.execute(
+        select(users.c.username, users.c.agency_id).where(users.c.id == user_id)
+    ).first()
+    emit(
+        events,
+        conn,
+        AuthEvent(
+            "session.ended",
+            now,
+            subject_user_id=user_id,
+            username=who.username if who else None,
+            agency_id=who.agency_id if who else None,
+            detail=detail,
+        ),
+    )
