@@ -1777,7 +1777,7 @@ def audit_log(
     as_json: bool,
 ) -> None:
     """List audit events, newest first: by owner agency (--agency) or by actor (--actor)."""
-    from crossbeat.audit import events_by_actor, events_for_owner
+    from crossbeat.audit import events_by_actor, events_for_owner, public_reads
 
     if agency is None and actor is None:
         raise click.UsageError("give --agency (owner's access log) or --actor")
@@ -1790,6 +1790,7 @@ def audit_log(
         "offset": offset,
     }
     store = open_store_or_fail(db_url, upgrade=False)
+    public_reads.flush(store, store.now())  # closed windows of public reads, as events
     try:
         if agency is not None:
             events = events_for_owner(store, agency, actor=actor, **filters)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from crossbeat.auth.accounts import get_user
 from crossbeat.store import Store
-from tests.api_support import CLIENT_IP, World, build_world, events, last_seq, make_client
+from tests.api_support import CLIENT_IP, World, build_world, events, last_seq
 from tests.auth_support import PASSWORD
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from crossbeat.audit import Action, Outcome, events_by_actor, events_for_owner
+from crossbeat.audit import Action, Outcome, events_by_actor, events_for_owner, public_reads
 from crossbeat.clock import FrozenClock
 from crossbeat.sharing.agreements import create_agreement, revoke_agreement
 from crossbeat.sharing.groups import create_group, set_members
@@ -171,8 +171,11 @@ def test_reads_are_audited_with_owners_ids_and_purpose(world):
         seen = events_for_owner(world, "citya", action=Action.EXPORT)
         assert [e.owner_agencies for e in seen] == [("citya",)]
     read_incidents(world, Viewer.public())
+    world.clock.advance(minutes=15)  # public reads are audited per closed window
+    public_reads.flush(world, world.clock.now())
     public = events_by_actor(world, "public")[0]
     assert public.record_ids == () and public.record_count == 0
+    assert public.details["aggregated"]["requests"] == 1
 
 
 def test_personal_data_needs_role_purpose_and_agreement(world):

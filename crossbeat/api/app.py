@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 
 from crossbeat import __version__
 from crossbeat.api.errors import install_error_handlers
+from crossbeat.api.headers import SecurityHeaders
 from crossbeat.api.inputs import NulGuard
 from crossbeat.api.lifespan import lifespan
 from crossbeat.api.routes import agreements, audit, auth, health, incidents
@@ -93,6 +94,7 @@ def create_app(
     app.state.store = store
     install_error_handlers(app)
     app.add_middleware(NulGuard, store_of=lambda: app.state.store)
+    app.add_middleware(SecurityHeaders)
     app.openapi = functools.partial(openapi_document, app)  # type: ignore[method-assign]
     for router in ROUTERS:
         app.include_router(router)

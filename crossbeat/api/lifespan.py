@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from crossbeat.audit import AuditIntegrityError, checkpoint_if_due
+from crossbeat.audit import AuditIntegrityError, checkpoint_if_due, public_reads
 from crossbeat.audit.keys import SigningKey
 from crossbeat.audit.witness import export_new_heads
 from crossbeat.store import Store
@@ -75,6 +75,7 @@ async def checkpoint_now(
         since (or 1000 events are unsigned).
     """
     try:
+        await asyncio.to_thread(public_reads.flush, store, store.now())
         head = await asyncio.to_thread(checkpoint_if_due, store, key, max_age=interval)
     except AuditIntegrityError as exc:
         log.error("audit checkpoint refused: %s", exc)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from crossbeat.api.deps import ActorDep, CallerDep, StoreDep, audit_denied, client_ip
 from crossbeat.api.errors import ApiError
 from crossbeat.api.schemas import ERRORS, AuditEventOut, AuditListOut
-from crossbeat.audit import Action, AuditEvent, append, events_for_owner
+from crossbeat.audit import Action, AuditEvent, append, events_for_owner, public_reads
 from crossbeat.auth.errors import PermissionDenied
 from crossbeat.auth.roles import Action as RoleAction
 from crossbeat.auth.roles import Actor, decide
@@ -61,6 +61,7 @@ def get_audit(
     problems = _check(since, until, action)
     if problems:
         raise ApiError(400, "bad audit query: " + "; ".join(problems), problems)
+    public_reads.flush(store, store.now())  # closed windows of public reads, as events
     events = events_for_owner(
         store,
         owner,

@@ -174,6 +174,10 @@ def get_incident(
         raise ApiError(404, f"no incident {incident_id!r} that you may see")
     if purpose is not None and result.personal is None:
         reasons = [r for d in result.decisions for r in d.reasons]
+        if viewer.kind is ViewerKind.PUBLIC:
+            # The public gets no decisions anywhere: its refusal names no agreement
+            # (ids of the public agreements stay the owners' business; issue #7).
+            reasons = ["personal data is never shown to the public: sign in"]
         raise ApiError(403, "you may not read this incident's personal data", reasons)
     personal = _personal(result.personal) if result.personal is not None else None
     out = IncidentDetailOut(

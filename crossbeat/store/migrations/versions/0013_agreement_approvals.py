@@ -7,6 +7,10 @@ approval is a row naming the user. Agreements stored before this migration have 
 approvals: they stop applying until an owner admin approves them
 (``crossbeat agreement approve ID --by USER`` or ``POST /agreements/{id}/approve``).
 
+The same revision adds ``public_read_tallies``: anonymous reads are counted per time
+window and client address and written to the audit log as one event per window (issue
+#7, finding 9), so that the log no longer grows with every anonymous request.
+
 Revision ID: 0013
 Revises: 0007
 Create Date: 2026-12-06
@@ -50,6 +54,28 @@ def upgrade() -> None:
         ),
     )
 
+    op.create_table(
+        "public_read_tallies",
+        sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("owner_id", sa.String(64), nullable=False),
+        sa.Column("action", sa.String(32), nullable=False),
+        sa.Column("resource_type", sa.String(64), nullable=False),
+        sa.Column("source_ip", sa.String(45), nullable=False),
+        sa.Column("requests", sa.Integer(), nullable=False),
+        sa.Column("records", sa.BigInteger(), nullable=False),
+        sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "window_start",
+            "owner_id",
+            "action",
+            "resource_type",
+            "source_ip",
+            name=op.f("pk_public_read_tallies"),
+        ),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("public_read_tallies")
     op.drop_table("sharing_agreement_approvals")
