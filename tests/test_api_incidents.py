@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from crossbeat.audit import public_reads
 from crossbeat.auth.tokens import create_token
 from crossbeat.sharing.agreements import create_agreement, list_agreements, revoke_agreement
 from crossbeat.sharing.reads import aggregate, read_incidents
 from crossbeat.sharing.request import ReadRequest, Viewer
 from crossbeat.sharing.scope import PUBLIC_FIELDS
-from crossbeat.audit import public_reads
 from crossbeat.store import Store
 from tests.api_support import (
     CANARIES,
