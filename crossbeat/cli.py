@@ -1880,6 +1880,12 @@ def audit_checkpoint(
     witness = heads_path(db_url, heads_file)
     if witness is not None:
         export_new_heads(store, witness)
+    elif not out:
+        click.echo(
+            "warning: the head is kept in the database only; set CROSSBEAT_AUDIT_HEADS_FILE "
+            "(or --heads-file, --out) so that deleting heads and events together is detected",
+            err=True,
+        )
     if out:
         write_head(head, Path(out))
     click.echo(f"tree head #{head.id}: {head.tree_size} events, root {head.root_hash}")
