@@ -84,3 +84,18 @@ def test_a_new_sqlite_database_and_its_journal_are_private(tmp_path: Path) -> No
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in files), [
         (p.name, oct(p.stat().st_mode)) for p in files
     ]
+
+
+def test_a_nul_in_the_url_is_refused_and_counted_for_the_audit_log(world: World) -> None:
+    from crossbeat.audit import public_reads
+
+    client = world.client()
+    before = last_seq(world.store)
+    for path in ("/incidents?agency=%00", "/incidents/a%00b", "/audit?agency=x%00"):
+        body = assert_error(client.get(path), 400)
+        assert "NUL" in body["error"]
+    world.clock.advance(minutes=15)
+    public_reads.flush(world.store, world.clock.now())
+    (refused,) = events(world.store, before, action="denied")
+    assert refused.resource_type == "request" and refused.source_ip == CLIENT_IP
+    assert refused.details["aggregated"]["requests"] == 3

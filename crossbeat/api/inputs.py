@@ -5,9 +5,9 @@ agency id, an incident id, a purpose or a cursor used to reach the database or t
 audit log and end in a 500. Here it gets a 400 in the one JSON error shape instead:
 
 * :class:`NulGuard` refuses a request whose path or query string holds a NUL (raw or
-  ``%00``) before any route runs, and records the refusal in the audit log (a
-  ``denied`` event with the client address, the method and the path; the query string
-  is not copied, so the hostile value itself is not).
+  ``%00``) before any route runs, and counts the refusal for the audit log like an
+  anonymous read (:mod:`crossbeat.audit.public_reads`: one ``denied`` event per window
+  and client address, so a flood of them does not grow the log per request).
 * :class:`TextIn` is the base of the JSON request bodies: a NUL in any of their text
   fields is a validation error (400).
 
@@ -24,7 +24,7 @@ from pydantic import BaseModel, model_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crossbeat.api.errors import error_response
-from crossbeat.audit import Action, AuditEvent, Outcome, append
+from crossbeat.audit import Action, AuditEvent, Outcome, public_reads
 from crossbeat.store import Store
 
 NUL_MESSAGE = "the request holds a NUL character, which no CrossBeat value may contain"
@@ -63,20 +63,19 @@ class NulGuard:
         if scope["type"] == "http" and _nul_in_url(scope):
             store: Store = self.store_of()
             client = scope.get("client")
-            append(
-                store,
-                AuditEvent(
-                    action=Action.DENIED,
-                    actor="public",
-                    source_ip=_ip(client[0] if client else None),
-                    outcome=Outcome.DENIED,
-                    resource_type="request",
-                    details={
-                        "request": f"{scope['method']} {_printable(scope['path'])}",
-                        "reason": NUL_MESSAGE,
-                    },
-                ),
+            refusal = AuditEvent(
+                action=Action.DENIED,
+                actor="public",
+                source_ip=_ip(client[0] if client else None),
+                outcome=Outcome.DENIED,
+                resource_type="request",
+                details={
+                    "request": f"{scope['method']} {_printable(scope['path'])}",
+                    "reason": NUL_MESSAGE,
+                },
             )
+            with store.begin() as conn:  # counted per window and address, like public reads
+                public_reads.tally(store, conn, [refusal], store.now())
             response = error_response(400, NUL_MESSAGE + ": remove it from the URL")
             await response(scope, receive, send)
             return

@@ -37,6 +37,7 @@ from crossbeat.api.schemas import (
     UserOut,
 )
 from crossbeat.api.throttle import LoginThrottle
+from crossbeat.audit import Action, AuditEvent, Outcome, public_reads
 from crossbeat.auth.accounts import User, get_user
 from crossbeat.auth.csrf import check_csrf, csrf_token
 from crossbeat.auth.errors import AccountError, AuthenticationError, CsrfError
@@ -81,8 +82,16 @@ def _throttled(request: Request, store: Store) -> Iterator[None]:
     ip = client_ip(request)
     if not throttle.allows(ip):
         reason = "too many failed sign-ins from this address: wait and try again"
-        audit_denied(store, request, Caller(Viewer.public(source_ip=ip)), reason,
-                     resource_type="login")  # fmt: skip
+        refusal = AuditEvent(
+            action=Action.DENIED,
+            actor="public",
+            source_ip=ip,
+            outcome=Outcome.DENIED,
+            resource_type="login",
+            details={"request": f"{request.method} {request.url.path}", "reason": reason},
+        )
+        with store.begin() as conn:  # one event per window and address, not per attempt
+            public_reads.tally(store, conn, [refusal], store.now())
         wait = throttle.retry_after(ip)
         raise ApiError(429, f"{reason} in {wait} s", headers={"Retry-After": str(wait)})
     try:
