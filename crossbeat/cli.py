@@ -1706,7 +1706,8 @@ def audit_verify(
     """Check the whole audit log; exit 1 and list every problem if it was tampered with.
 
     Without --key-file, a SQLite database's server key (<db>.audit-key) is used when it
-    exists.
+    exists. A heads file that was named (--heads-file, CROSSBEAT_AUDIT_HEADS_FILE) must
+    exist; the default one beside a SQLite database only warns when missing.
     """
     from pathlib import Path
 
@@ -1726,6 +1727,7 @@ def audit_verify(
         key=keys,
         trusted_heads=trusted,
         heads_file=heads_path(db_url, heads_file),
+        heads_file_required=bool(heads_file),
     )
     if as_json:
         echo_json(report.to_dict())

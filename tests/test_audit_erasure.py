@@ -100,10 +100,13 @@ def test_a_later_server_start_does_not_bless_an_erased_log(served: str) -> None:
     assert code == 1 and "trusted head #1 (size 12)" in output
 
 
-def test_deleting_the_heads_file_while_heads_are_stored_is_a_problem(served: str) -> None:
-    os.remove(default_heads_path(served))
+def test_deleting_a_named_heads_file_while_heads_are_stored_is_a_problem(served: str) -> None:
+    path = default_heads_path(served)
+    os.remove(path)
     code, output = _verify_cli(served)
-    assert code == 1 and "heads_file_missing" in output
+    assert code == 0 and "no audit heads file" in output  # the default path: a warning
+    named = CliRunner().invoke(cli, ["audit", "verify", "--db", served, "--heads-file", str(path)])
+    assert named.exit_code == 1 and "heads_file_missing" in named.output
 
 
 def test_a_server_on_another_database_refuses_to_start_without_key_and_heads_file(
