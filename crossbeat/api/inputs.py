@@ -17,6 +17,7 @@ Sign-in is the exception that proves the rule: its body is checked by
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -74,12 +75,17 @@ class NulGuard:
                     "reason": NUL_MESSAGE,
                 },
             )
-            with store.begin() as conn:  # counted per window and address, like public reads
-                public_reads.tally(store, conn, [refusal], store.now())
+            # Counted per window and address, like public reads; off the event loop.
+            await asyncio.to_thread(_count, store, refusal)
             response = error_response(400, NUL_MESSAGE + ": remove it from the URL")
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _count(store: Store, refusal: AuditEvent) -> None:
+    with store.begin() as conn:
+        public_reads.tally(store, conn, [refusal], store.now())
 
 
 def _nul_in_url(scope: Scope) -> bool:
