@@ -1406,6 +1406,14 @@ def demo(
         click.echo(f"Ground truth of what was planted: {summary.files.manifest}")
         _print_demo_accounts(out_dir)
     base = f"http://{settings.host}:{settings.port}"
+    if not serve:
+        # Nothing listens at that address now: say how to start it rather than print a
+        # URL that does not answer.
+        click.echo(
+            f"Not serving (--no-serve). Start the server with: crossbeat serve --db {url} "
+            f"--port {settings.port}   (then the API docs are at {base}/docs)"
+        )
+        return
     click.echo(f"API docs: {base}/docs   health: {base}/health   home: {base}/")
     if serve:
         # The demo server signs audit checkpoints with a demo key unless one is configured.
@@ -1905,7 +1913,14 @@ def _csv(values: tuple[str, ...]) -> list[str] | None:
 )
 @time_option("--valid-from", "Start; default now")
 @time_option("--valid-to", "End; default open-ended")
-@click.option("--approved-by", required=True, help="Who approved it (name, office, reference).")
+@click.option(
+    "--approved-by",
+    multiple=True,
+    required=True,
+    help="Username of an admin of OWNER who approved it (repeat for the second approver "
+    "that personal data fields need).",
+)
+@click.option("--reference", default="", help="The decision it rests on (MoU, minute).")
 @click.option("--note", default="", help="Why the data is shared.")
 @json_option("Print the agreement as JSON.")
 def agreement_add(
@@ -1921,7 +1936,8 @@ def agreement_add(
     include_sensitive: tuple[str, ...],
     valid_from: datetime | None,
     valid_to: datetime | None,
-    approved_by: str,
+    approved_by: tuple[str, ...],
+    reference: str,
     note: str,
     as_json: bool,
 ) -> None:
@@ -1933,9 +1949,13 @@ def agreement_add(
     \b
       crossbeat agreement add rivertonpd metrotransit --offences part1
         --fields offence,occurred,location --precision block --purpose analysis
-        --approved-by "Chief J. Doe"
+        --approved-by riverton.agency-admin
 
     For the public they default to the owner's public release policy.
+
+    The agreement applies once admins of OWNER approved it: one, or two different ones
+    when personal data fields are shared (the second can approve later with
+    `crossbeat agreement approve`).
     """
     from crossbeat.sharing.agreements import create_agreement
 
@@ -1959,7 +1979,8 @@ def agreement_add(
         delay=delay,
         purposes=_csv(purposes),
         include_sensitive=include_sensitive,
-        approved_by=approved_by,
+        approved_by=_csv(approved_by),
+        reference=reference,
         purpose_note=note,
         valid_from=valid_from,
         valid_to=valid_to,
@@ -1969,6 +1990,33 @@ def agreement_add(
         echo_json(made.to_dict())
         return
     click.echo(f"agreement {made.id}: {made.owner} -> {made.grantee} ({made.scope.precision})")
+    _echo_approval(made, store.now())
+
+
+def _echo_approval(made: Any, now: Any) -> None:
+    if made.status(now) == "awaiting_approval":
+        click.echo(
+            f"awaiting approval: {len(made.approvals)} of {made.required_approvals} admins of "
+            f"{made.owner} approved; another approves with: crossbeat agreement approve "
+            f"{made.id} --by USERNAME"
+        )
+
+
+@agreement.command("approve")
+@db_option
+@click.argument("agreement_id")
+@click.option(
+    "--by", "approver", required=True, help="Username of the approving admin of the owner."
+)
+def agreement_approve(db_url: str, agreement_id: str, approver: str) -> None:
+    """Record the approval of an agreement by an admin of its owner agency."""
+    from crossbeat.sharing.agreements import approve_agreement
+
+    store = open_store_or_fail(db_url)
+    done = _sharing(approve_agreement, store, agreement_id, approver=approver)
+    names = ", ".join(a.username for a in done.approvals)
+    click.echo(f"agreement {done.id} approved by {names}: {done.status(store.now())}")
+    _echo_approval(done, store.now())
 
 
 @agreement.command("revoke")
@@ -1989,7 +2037,7 @@ def agreement_revoke(db_url: str, agreement_id: str, reason: str) -> None:
 @click.option("--grantee", help="Only agreements with this grantee (agency, group:ID, public).")
 @click.option(
     "--status",
-    type=click.Choice(["active", "pending", "expired", "revoked"]),
+    type=click.Choice(["active", "awaiting_approval", "pending", "expired", "revoked"]),
     help="Only agreements in this state.",
 )
 @json_option()
@@ -2008,7 +2056,7 @@ def agreement_list(
     for a in found:
         offences = ",".join(sorted(a.scope.offences or {"all"}))
         click.echo(
-            f"{a.id}  {a.status(now):<8} {a.owner} -> {a.grantee}  {offences}  {a.scope.precision}"
+            f"{a.id}  {a.status(now):<17} {a.owner} -> {a.grantee}  {offences}  {a.scope.precision}"
         )
 
 
@@ -2222,21 +2270,47 @@ def _audit_keys(paths: tuple[str, ...], *, signing: bool) -> list[Any]:
     type=click.Path(dir_okay=False),
     help="A tree head exported with `audit checkpoint --out`; repeatable.",
 )
+@click.option(
+    "--heads-file",
+    envvar="CROSSBEAT_AUDIT_HEADS_FILE",
+    type=click.Path(dir_okay=False),
+    help="The heads file the server appends every signed head to (default for SQLite: "
+    "<db>.audit-heads.jsonl); each head in it must still hold.",
+)
 @json_option("Print the report as JSON.")
 def audit_verify(
-    db_url: str, key_files: tuple[str, ...], trusted_files: tuple[str, ...], as_json: bool
+    db_url: str,
+    key_files: tuple[str, ...],
+    trusted_files: tuple[str, ...],
+    heads_file: str | None,
+    as_json: bool,
 ) -> None:
-    """Check the whole audit log; exit 1 and list every problem if it was tampered with."""
+    """Check the whole audit log; exit 1 and list every problem if it was tampered with.
+
+    Without --key-file, a SQLite database's server key (<db>.audit-key) is used when it
+    exists. A heads file that was named (--heads-file, CROSSBEAT_AUDIT_HEADS_FILE) must
+    exist; the default one beside a SQLite database only warns when missing.
+    """
     from pathlib import Path
 
     from crossbeat.audit import read_head, verify
+    from crossbeat.audit.witness import default_key_path, heads_path
 
+    default_key = default_key_path(db_url)
+    if not key_files and default_key is not None and default_key.exists():
+        key_files = (str(default_key),)
     keys = _audit_keys(key_files, signing=False)
     try:
         trusted = [read_head(Path(p)) for p in trusted_files]
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    report = verify(open_store_or_fail(db_url, upgrade=False), key=keys, trusted_heads=trusted)
+    report = verify(
+        open_store_or_fail(db_url, upgrade=False),
+        key=keys,
+        trusted_heads=trusted,
+        heads_file=heads_path(db_url, heads_file),
+        heads_file_required=bool(heads_file),
+    )
     if as_json:
         echo_json(report.to_dict())
     else:
@@ -2289,7 +2363,7 @@ def audit_log(
     as_json: bool,
 ) -> None:
     """List audit events, newest first: by owner agency (--agency) or by actor (--actor)."""
-    from crossbeat.audit import events_by_actor, events_for_owner
+    from crossbeat.audit import events_by_actor, events_for_owner, public_reads
 
     if agency is None and actor is None:
         raise click.UsageError("give --agency (owner's access log) or --actor")
@@ -2302,6 +2376,7 @@ def audit_log(
         "offset": offset,
     }
     store = open_store_or_fail(db_url, upgrade=False)
+    public_reads.flush(store, store.now())  # closed windows of public reads, as events
     from crossbeat.auth.names import actor_names, user_id_for
 
     if actor is not None:
@@ -2345,26 +2420,49 @@ def audit_log(
 @db_option
 @click.option(
     "--key-file",
-    required=True,
     envvar="CROSSBEAT_AUDIT_KEY_FILE",
-    help="Private Ed25519 signing key. " + KEY_FILE_HELP,
+    help="Private Ed25519 signing key (default for SQLite: the server's <db>.audit-key). "
+    + KEY_FILE_HELP,
+)
+@click.option(
+    "--heads-file",
+    envvar="CROSSBEAT_AUDIT_HEADS_FILE",
+    type=click.Path(dir_okay=False),
+    help="Append the head to this file, as the server does (default for SQLite: "
+    "<db>.audit-heads.jsonl).",
 )
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
     help="Also write the signed tree head to this file; keep it outside the database.",
 )
-def audit_checkpoint(db_url: str, key_file: str, out: str | None) -> None:
+def audit_checkpoint(
+    db_url: str, key_file: str | None, heads_file: str | None, out: str | None
+) -> None:
     """Verify the newest events, then sign and store a tree head covering the whole log."""
     from pathlib import Path
 
-    from crossbeat.audit import AuditIntegrityError, checkpoint, write_head
+    from crossbeat.audit import AuditIntegrityError, AuditKeyError, checkpoint, write_head
+    from crossbeat.audit.witness import export_new_heads, heads_path, server_signing_key
 
-    (key,) = _audit_keys((key_file,), signing=True)
     try:
-        head = checkpoint(open_store_or_fail(db_url, upgrade=False), key)
+        key, _ = server_signing_key(db_url, key_file)
+    except AuditKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    store = open_store_or_fail(db_url, upgrade=False)
+    try:
+        head = checkpoint(store, key)
     except AuditIntegrityError as exc:
         raise click.ClickException(str(exc)) from exc
+    witness = heads_path(db_url, heads_file)
+    if witness is not None:
+        export_new_heads(store, witness)
+    elif not out:
+        click.echo(
+            "warning: the head is kept in the database only; set CROSSBEAT_AUDIT_HEADS_FILE "
+            "(or --heads-file, --out) so that deleting heads and events together is detected",
+            err=True,
+        )
     if out:
         write_head(head, Path(out))
     click.echo(f"tree head #{head.id}: {head.tree_size} events, root {head.root_hash}")

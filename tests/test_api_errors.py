@@ -55,7 +55,7 @@ def client(store: Store, clock: FrozenClock):  # type: ignore[no-untyped-def]
         ("/aggregates?by=planet", 400, "by: unknown"),
         ("/aggregates?by=month&by=day&by=hour", 400, "at most two"),
         ("/incidents/nope", 404, "no incident 'nope'"),
-        ("/incidents/nope?purpose=%20", 400, "purpose is blank"),
+        ("/incidents/nope?purpose=CASE-1", 400, "in the X-Purpose header, not in the URL"),
         ("/agreements", 401, "not signed in"),
         ("/agreements/preview?grantee=public", 401, "not signed in"),
         ("/audit", 401, "not signed in"),
@@ -180,5 +180,5 @@ def test_unexpected_and_key_errors_keep_the_shape(client, monkeypatch: pytest.Mo
         raise KeyConfigError("set CROSSBEAT_KEK for sqlite:///secret/path.db")
 
     monkeypatch.setattr(incidents, "read_detail", no_key)
-    body = assert_error(quiet.get("/incidents/x?purpose=CASE-1"), 503)
+    body = assert_error(quiet.get("/incidents/x", headers={"X-Purpose": "CASE-1"}), 503)
     assert "administrator" in body["error"] and "secret/path" not in str(body)

@@ -176,8 +176,21 @@ def test_preview_gives_one_verdict_and_shows_the_sample(
     run("agency", "add", "cityy", "--name", "City Y", "--db", sqlite_url)
     assert run("ingest", "--db", sqlite_url, "--agency", "cityx", "--profile", profile,
                data).exit_code == 0  # fmt: skip
+    chief = run(
+        "user",
+        "add",
+        "cityx",
+        "cityx.chief",
+        "--role",
+        "agency_admin",
+        "--password-stdin",
+        "--db",
+        sqlite_url,
+        input="violet kettle under the bridge\n",
+    )
+    assert chief.exit_code == 0, chief.output
     added = run("agreement", "add", "cityx", "cityy", "--offences", "all", "--fields", "all",
-                "--precision", "exact", "--purpose", "analysis", "--approved-by", "chief",
+                "--precision", "exact", "--purpose", "analysis", "--approved-by", "cityx.chief",
                 "--db", sqlite_url)  # fmt: skip
     assert added.exit_code == 0, added.output
     out = run("agreement", "preview", "cityx", "cityy", "--sample", "1", "--db", sqlite_url)

@@ -43,7 +43,17 @@ from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
 from crossbeat.sharing.streams import LiveStream
 from crossbeat.taxonomy.nibrs import nibrs_offences
 from crossbeat.taxonomy.sensitivity import keyword_sensitivity
-from tests.sharing_support import AGENCIES, AREA, NOW, Inc, clear, insert_incidents, setup_agencies
+from tests.sharing_support import (
+    ADMINS,
+    AGENCIES,
+    AREA,
+    NOW,
+    Inc,
+    add_admins,
+    clear,
+    insert_incidents,
+    setup_agencies,
+)
 
 # -- the reference policy (independent of crossbeat.sharing) --------------------------------
 ALL_FLAGS = {"sexual_offence", "domestic_violence", "juvenile", "victim_identifying", "informant"}
@@ -557,7 +567,7 @@ def build(store, world: dict[str, Any]) -> dict[str, Any]:
                 delay=spec["delay"],
                 purposes=spec["purposes"],
                 include_sensitive=spec["include"],
-                approved_by="test",
+                approved_by=ADMINS.get(spec["owner"], ()),
                 valid_from=NOW + timedelta(days=1) if status == "pending" else None,
                 valid_to=NOW - timedelta(days=1) if status == "expired" else None,
             )
@@ -661,6 +671,7 @@ def sharing_store(store, tmp_path):
         ]
         path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
         store.layer_files[key] = path
+    add_admins(store)
     return store
 
 

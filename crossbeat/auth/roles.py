@@ -108,13 +108,15 @@ class Actor:
 
     Management functions take ``by: Actor | None``; ``None`` means the local
     operator running the ``crossbeat`` command with direct database access, who
-    is trusted like a platform administrator.
+    is trusted like a platform administrator. ``source_ip`` is the client address of
+    the web request, recorded on the audit events the actor causes.
     """
 
     user_id: str
     username: str
     agency_id: str
     roles: frozenset[Role] = field(default_factory=frozenset)
+    source_ip: str | None = None
 
 
 @dataclass(frozen=True)

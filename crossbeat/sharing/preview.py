@@ -181,6 +181,7 @@ def preview(
                 action=Action.SHARING_DECISION,
                 actor=by.user_id if by else "system",
                 actor_agency=by.agency_id if by else None,
+                source_ip=by.source_ip if by else None,
                 resource_type="preview",
                 owner_agencies=(owner,),
                 record_ids=tuple(r["id"] for r in shown) if real else (),

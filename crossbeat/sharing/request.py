@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from crossbeat.auth.roles import Role
@@ -204,6 +204,12 @@ class Viewer:
         return f"{what} of {self.agency_id}"
 
 
+#: The dates a read may name: outside them a date is a typo, and calendar arithmetic on
+#: it (time zones, day and month boundaries) would overflow.
+EARLIEST = datetime(1800, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class ReadRequest:
     """What is asked for. Every filter applies to the record as the viewer would see it.
@@ -281,6 +287,11 @@ class ReadRequest:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
                 problems.append(f"{name}: give a date and time with a time zone")
+            elif value is not None and not EARLIEST <= value < LATEST:
+                problems.append(
+                    f"{name}: {value.isoformat()} is outside the dates CrossBeat reads "
+                    f"({EARLIEST.date()} to {LATEST.date()})"
+                )
         if (
             isinstance(self.since, datetime)
             and isinstance(self.until, datetime)
@@ -313,7 +324,23 @@ class ReadRequest:
         for name in ("agencies", "ids"):
             value = getattr(self, name)
             if value is not None:
-                set_(self, name, frozenset([value] if isinstance(value, str) else value))
+                items = frozenset([value] if isinstance(value, str) else value)
+                bad = [
+                    v
+                    for v in items
+                    if not isinstance(v, str) or not v.strip() or "\x00" in v or len(v) > 64
+                ]
+                if bad:
+                    what = "agency" if name == "agencies" else "incident id"
+                    problems.append(
+                        f"{name}: an empty {what}, one longer than 64 characters or with a "
+                        "NUL character"
+                    )
+                set_(self, name, items)
+        for name in ("after", "legal_basis"):
+            value = getattr(self, name)
+            if isinstance(value, str) and "\x00" in value:
+                problems.append(f"{name}: contains a NUL character")
         if self.purpose is not None:
             try:
                 set_(self, "purpose", Purpose(self.purpose))
