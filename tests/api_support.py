@@ -158,6 +158,11 @@ class World:
     personal_id: str
     users: dict[str, Enrolment] = field(default_factory=dict)
 
+    @property
+    def personal_public_id(self) -> str:
+        """The public id of the incident with personal data (what other agencies see)."""
+        return next(i.public_id for i in self.population if i.id == self.personal_id)
+
     def user(self, username: str) -> Enrolment:
         """Return the enrolment of one of :data:`USERS`, creating the account on first use."""
         if username not in self.users:

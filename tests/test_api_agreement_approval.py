@@ -30,7 +30,7 @@ def world(store: Store) -> World:
 
 def _personal(world: World, username: str) -> tuple[int, str]:
     client, _ = world.signed_in(username)
-    got = client.get(f"/incidents/{world.personal_id}", headers={"X-Purpose": "case 26-7"})
+    got = client.get(f"/incidents/{world.personal_public_id}", headers={"X-Purpose": "case 26-7"})
     return got.status_code, got.text
 
 
