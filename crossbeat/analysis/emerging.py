@@ -154,8 +154,11 @@ def emerging_hotspots(
     used = np.unique(bw.incident)
     if len(used) < 2:
         raise AnalysisError("fewer than two incidents fall in the time bins")
+    occupied = np.unique(ids[used])
+    if len(occupied) == 1:
+        raise AnalysisError("every incident is in one cell: there is no spatial pattern to test")
     area: set[str] = set()
-    for c in np.unique(ids[used]):
+    for c in occupied:
         area.update(h3.grid_disk(str(c), k))
     cells = sorted(area)
     pos = {c: i for i, c in enumerate(cells)}

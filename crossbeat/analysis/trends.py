@@ -197,7 +197,10 @@ def _periods(as_of: np.datetime64) -> list[tuple[str, np.datetime64, ...]]:
     year = day.astype("datetime64[Y]")
     jan1 = year.astype("datetime64[D]")
     prev_jan1 = (year - np.timedelta64(1, "Y")).astype("datetime64[D]")
-    prev_end = prev_jan1 + (end - jan1)
+    d = day.astype(object)  # datetime.date
+    leap_day = (d.month, d.day) == (2, 29)
+    prev_day = d.replace(year=d.year - 1, day=28) if leap_day else d.replace(year=d.year - 1)
+    prev_end = np.datetime64(prev_day, "D") + DAY
     return [
         ("week", end - 7 * DAY, end, end - 7 * DAY - 364 * DAY, end - 364 * DAY),
         ("28d", end - 28 * DAY, end, end - 28 * DAY - 364 * DAY, end - 364 * DAY),
