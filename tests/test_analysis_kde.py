@@ -88,3 +88,18 @@ def test_geographic_crs_and_bad_bandwidth_refused():
         kernel_density(lon, lat, bandwidth="guess")
     with pytest.raises(AnalysisError, match="positive"):
         kernel_density(lon, lat, bandwidth=-5.0)
+
+
+def test_utm_zone_agrees_with_the_proj_database():
+    from pyproj.aoi import AreaOfInterest
+    from pyproj.database import query_utm_crs_info
+
+    from crossbeat.analysis.points import utm_zone
+
+    rng = np.random.default_rng(0)
+    points = list(zip(rng.uniform(-179.9, 179.9, 60), rng.uniform(-79.9, 83.9, 60), strict=True))
+    for lon, lat in points + [(5.0, 60.0), (10.0, 78.0), (-79.4, 43.7), (151.2, -33.9)]:
+        infos = query_utm_crs_info(
+            datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat)
+        )
+        assert utm_zone(lon, lat) in {f"{i.auth_name}:{i.code}" for i in infos}

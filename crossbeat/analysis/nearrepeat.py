@@ -147,12 +147,20 @@ def knox_test(
     i, j = pairs[:, 0], pairs[:, 1]
     dist = np.hypot(*(xy[i] - xy[j]).T)
     observed = knox_table(dist, np.abs(t[i] - t[j]), d_edges, t_edges)
+    # Distance bands do not change under permutation: compute them once.
+    db = band_index(dist, d_edges)
+    inside = db >= 0
+    i, j, db = i[inside], j[inside], db[inside]
+    nt = len(t_edges) - 1
+    size = (len(d_edges) - 1) * nt
     rng = np.random.default_rng(seed)
     total = np.zeros(observed.shape)
     exceed = np.zeros(observed.shape)
     for _ in range(permutations):
         tp = t[rng.permutation(n)]
-        sim = knox_table(dist, np.abs(tp[i] - tp[j]), d_edges, t_edges)
+        tb = band_index(np.abs(tp[i] - tp[j]), t_edges)
+        ok = tb >= 0
+        sim = np.bincount(db[ok] * nt + tb[ok], minlength=size).reshape(-1, nt)
         total += sim
         exceed += sim >= observed
     expected = total / permutations

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from pyproj import CRS, Transformer
-from pyproj.aoi import AreaOfInterest
-from pyproj.database import query_utm_crs_info
+from pyproj.exceptions import CRSError
 
 from crossbeat.analysis.errors import AnalysisError, Skipped
 
@@ -45,16 +45,26 @@ def valid_lonlat(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, Skipped]
     return ~(missing | bad), Skipped({k: v for k, v in reasons.items() if v})
 
 
+def utm_zone(lon: float, lat: float) -> str:
+    """Return the EPSG code of the WGS84 UTM zone containing a point (``EPSG:32617``).
+
+    The plain 6° zones, as the EPSG area of use of each zone defines them (the
+    military grid's Norway and Svalbard exceptions are not applied: for measuring
+    distances the zone whose central meridian is nearest is the better choice).
+    Computed rather than looked up in the PROJ database, which takes ~0.1 s a query.
+    """
+    zone = int((lon + 180) // 6) % 60 + 1
+    return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+
+
 def local_utm(lon: np.ndarray, lat: np.ndarray) -> str:
     """Return the EPSG code (``EPSG:32617``) of the WGS84 UTM zone at the points' centroid."""
-    clon, clat = float(np.mean(lon)), float(np.mean(lat))
-    infos = query_utm_crs_info(
-        datum_name="WGS 84",
-        area_of_interest=AreaOfInterest(clon, clat, clon, clat),
-    )
-    if not infos:  # pragma: no cover - every point on Earth has a UTM zone
-        raise AnalysisError(f"no UTM zone found for centroid {clon:.4f}, {clat:.4f}")
-    return f"{infos[0].auth_name}:{infos[0].code}"
+    return utm_zone(float(np.mean(lon)), float(np.mean(lat)))
+
+
+@lru_cache(maxsize=32)
+def _transformer(source: str, target: str) -> Transformer:
+    return Transformer.from_crs(source, target, always_xy=True)
 
 
 def to_metres(lon: np.ndarray, lat: np.ndarray, crs: str | None = None) -> Projected:
@@ -71,14 +81,19 @@ def to_metres(lon: np.ndarray, lat: np.ndarray, crs: str | None = None) -> Proje
     lon_k = np.asarray(lon, dtype=float)[keep]
     lat_k = np.asarray(lat, dtype=float)[keep]
     target = crs or local_utm(lon_k, lat_k)
-    parsed = CRS.from_user_input(target)
+    try:
+        parsed = CRS.from_user_input(target)
+    except CRSError as exc:
+        raise AnalysisError(
+            f"unknown CRS {target!r}: give an EPSG code such as 'EPSG:32617'"
+        ) from exc
     if parsed.is_geographic:
         raise AnalysisError(f"CRS {target} is geographic (degrees); give a projected CRS in metres")
-    x, y = Transformer.from_crs(WGS84, parsed, always_xy=True).transform(lon_k, lat_k)
+    x, y = _transformer(WGS84, target).transform(lon_k, lat_k)
     return Projected(np.asarray(x), np.asarray(y), keep, target, skipped)
 
 
 def to_lonlat(x: np.ndarray, y: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
     """Transform projected coordinates back to WGS84 longitude/latitude."""
-    lon, lat = Transformer.from_crs(crs, WGS84, always_xy=True).transform(x, y)
+    lon, lat = _transformer(crs, WGS84).transform(x, y)
     return np.asarray(lon), np.asarray(lat)
