@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crossbeat.analysis.hotspots import _block_weights, grid_hotspots
+from crossbeat.analysis.hotspots import grid_hotspots, grid_weights
 from crossbeat.analysis.kde import kernel_density
 from crossbeat.analysis.nearrepeat import band_index, knox_test
 from crossbeat.analysis.points import to_metres
@@ -93,7 +93,7 @@ def bench_gi(cells: int) -> None:
     rows = len(res.cell) // cols
 
     def ref():
-        w = libpysal.weights.WSP(_block_weights(cols, rows, 1)).to_W(silence_warnings=True)
+        w = libpysal.weights.WSP(grid_weights(cols, rows, 1)).to_W(silence_warnings=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return esda.G_Local(res.count, w, transform="B", star=True, permutations=0)

@@ -13,6 +13,7 @@ from crossbeat.analysis import AnalysisError
 from crossbeat.analysis.hotspots import (
     gi_star_z,
     grid_hotspots,
+    grid_weights,
     h3_hotspots,
     h3_weights,
 )
@@ -52,11 +53,9 @@ def test_h3_gi_star_agrees_with_esda():
 def test_grid_gi_star_agrees_with_esda_and_finds_the_planted_cluster():
     lon, lat = _clustered()
     res = grid_hotspots(lon, lat, cell_m=250, k=1)
-    from crossbeat.analysis.hotspots import _block_weights
-
     cols = {int(c.split(",")[0]) for c in res.cell}
     rows = {int(c.split(",")[1]) for c in res.cell}
-    w = _block_weights(len(cols), len(rows), 1)
+    w = grid_weights(len(cols), len(rows), 1)
     np.testing.assert_allclose(res.z, _esda_z(res.count, w), rtol=1e-9, atol=1e-9)
     # The hottest cell is where the cluster was planted (800, -600 from the origin).
     top = res.cell[np.argmax(res.z)]

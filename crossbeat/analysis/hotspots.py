@@ -261,7 +261,7 @@ def grid_hotspots(
         raise AnalysisError(f"a {nc}×{nr} grid is too large; raise cell_m")
     flat = (col - c0) * nr + (row - r0)
     counts = np.bincount(flat, minlength=nc * nr).astype(float)
-    w = _block_weights(nc, nr, k)
+    w = grid_weights(nc, nr, k)
     cc, rr = np.divmod(np.arange(nc * nr), nr)
     ids = np.char.add(np.char.add((cc + c0).astype(str), ","), (rr + r0).astype(str))
     return _finish(
@@ -277,7 +277,11 @@ def grid_hotspots(
     )
 
 
-def _block_weights(nc: int, nr: int, k: int) -> sp.csr_matrix:
+def grid_weights(nc: int, nr: int, k: int) -> sp.csr_matrix:
+    """Return binary weights (self included) of the ``(2k+1)²`` block around each cell.
+
+    Cells are numbered column-major, ``col * nr + row``, as :func:`grid_hotspots` does.
+    """
     idx = np.arange(nc * nr)
     cc, rr = np.divmod(idx, nr)
     rows, cols = [], []
