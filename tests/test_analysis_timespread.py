@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crossbeat.analysis import AnalysisError
 from crossbeat.analysis.timespread import midpoint, spread_over_bins
@@ -57,3 +59,22 @@ def test_midpoint_and_errors():
         spread_over_bins(np.array([1.0]), None, DAYS)
     with pytest.raises(AnalysisError, match="increasing"):
         spread_over_bins(start, end, DAYS[::-1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-3 * 86400, 10 * 86400), st.integers(0, 5 * 86400)),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_each_incident_counts_once_inside_or_outside(ranges):
+    base = np.datetime64("2024-03-01T00:00", "s")
+    start = base + np.array([a for a, _ in ranges]).astype("timedelta64[s]")
+    end = start + np.array([b for _, b in ranges]).astype("timedelta64[s]")
+    w = spread_over_bins(start, end, DAYS)
+    assert w.counts().sum() + w.outside == pytest.approx(len(ranges))
+    assert (w.weight > 0).all() and (w.weight <= 1 + 1e-12).all()
+    per_incident = np.bincount(w.incident, weights=w.weight, minlength=len(ranges))
+    assert (per_incident <= 1 + 1e-9).all()

@@ -79,9 +79,8 @@ def test_seasonal_expected_is_the_mean_of_week_aligned_earlier_windows():
     df = _incidents()
     t = df.t.values.astype("datetime64[s]")
     start, end = np.datetime64("2024-03-04", "s"), np.datetime64("2024-03-18", "s")
-    labels, observed, expected = seasonal_expected(
-        t, None, start, end, groups=df.group.values, years=2, spread_weeks=1
-    )
+    res = seasonal_expected(t, None, start, end, groups=df.group.values, years=2, spread_weeks=1)
+    labels, observed, expected = res.groups, res.observed, res.expected
     s, e = pd.Timestamp("2024-03-04"), pd.Timestamp("2024-03-18")
     windows = [
         (s - pd.Timedelta(days=364 * y + 7 * d), e - pd.Timedelta(days=364 * y + 7 * d))
@@ -95,6 +94,26 @@ def test_seasonal_expected_is_the_mean_of_week_aligned_earlier_windows():
         assert exp == pytest.approx(ref)
         # Two-week windows with the same weekdays: expected is close to observed (no change).
         assert abs(obs - exp) < 5 * np.sqrt(exp)
+    ref_p = [
+        smp.test_poisson_2indep(int(o), 1.0, round(e * 6), 6.0, method="exact-cond").pvalue
+        for o, e in zip(observed, expected, strict=True)
+    ]
+    np.testing.assert_allclose(res.p, ref_p)
+    assert res.params.years == 2 and len(res.params.windows) == 6
+    # The planted four-fold rise of burglary in June 2024 north and south is found.
+    cat = df.cat.values == "burglary"
+    june = seasonal_expected(
+        t[cat],
+        None,
+        np.datetime64("2024-06-03"),
+        np.datetime64("2024-07-01"),
+        groups=df.group.values[cat],
+    )
+    rising = {g for g, c, p in zip(june.groups, june.change, june.p, strict=True) if p < 0.001}
+    assert rising == {"north", "south"}
+    assert june.change[list(june.groups).index("north")] > 200
+    with pytest.raises(AnalysisError, match="select more history"):
+        seasonal_expected(t, None, start, end, years=5)
 
 
 def test_compstat_table_against_pandas_and_statsmodels():

@@ -110,6 +110,35 @@ def _window_counts(t_from, t_to, gidx, n_groups, start, end) -> np.ndarray:
     return bw.counts_by(gidx, n_groups)[:, 0]
 
 
+@dataclass(frozen=True)
+class SeasonalParams:
+    """The parameters of a seasonal baseline."""
+
+    start: str
+    end: str
+    years: int
+    spread_weeks: int
+    windows: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class SeasonalExpected:
+    """Observed and expected counts per group for one window, and the test of change.
+
+    ``p`` compares the observed count with the total over the earlier windows (exact
+    conditional Poisson test, exposure 1 : number of windows); ``change`` is the
+    percentage above (or below) expected, NaN when nothing was expected.
+    """
+
+    groups: np.ndarray
+    observed: np.ndarray
+    expected: np.ndarray
+    change: np.ndarray
+    p: np.ndarray
+    skipped: Skipped
+    params: SeasonalParams
+
+
 def seasonal_expected(
     occurred_from: np.ndarray,
     occurred_to: np.ndarray | None,
@@ -119,32 +148,62 @@ def seasonal_expected(
     groups: np.ndarray | None = None,
     years: int = 3,
     spread_weeks: int = 1,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (group labels, observed, expected) for the window ``[start, end)``.
+) -> SeasonalExpected:
+    """Return observed and expected counts per group for the window ``[start, end)``.
 
     Expected is the mean of ``years × (2 × spread_weeks + 1)`` earlier windows (see the
-    module docstring). The data must reach back far enough; the caller's selection should
-    cover ``years`` years before ``start``.
+    module docstring). The selection must reach back ``years`` years before ``start``:
+    windows before the earliest incident would count as zeros, so they are refused.
     """
     if years < 1 or spread_weeks < 0:
         raise AnalysisError("years must be at least 1 and spread_weeks non-negative")
     n = len(np.asarray(occurred_from))
+    if n == 0:
+        raise AnalysisError("empty selection: no incidents for a baseline")
+    start = np.datetime64(start, "s")
+    end = np.datetime64(end, "s")
+    if not end > start:
+        raise AnalysisError("the window must end after it starts")
     gidx, labels = _labels(groups, n, "groups")
+    skipped = Skipped({"missing group": int((gidx < 0).sum())} if (gidx < 0).any() else {})
     ok = gidx >= 0
     t_from = np.asarray(occurred_from)[ok]
     t_to = None if occurred_to is None else np.asarray(occurred_to)[ok]
+    _, _, keep, time_skipped = check_times(t_from, t_to)
+    if not keep.any():
+        raise AnalysisError("no incident has a usable time")
+    skipped = skipped.merged(time_skipped)
     g = gidx[ok]
-    start = np.datetime64(start, "s")
-    end = np.datetime64(end, "s")
+    windows = [
+        (start - (364 * y + 7 * d) * DAY, end - (364 * y + 7 * d) * DAY)
+        for y in range(1, years + 1)
+        for d in range(-spread_weeks, spread_weeks + 1)
+    ]
+    earliest = np.min(t_from[keep]).astype("datetime64[s]")
+    first = min(w[0] for w in windows)
+    if first < earliest:
+        raise AnalysisError(
+            f"the baseline needs incidents from {first} but the earliest is {earliest}: "
+            "select more history or lower years"
+        )
     observed = _window_counts(t_from, t_to, g, len(labels), start, end)
     base = np.zeros(len(labels))
-    k = 0
-    for y in range(1, years + 1):
-        for d in range(-spread_weeks, spread_weeks + 1):
-            shift = (364 * y + 7 * d) * DAY
-            base += _window_counts(t_from, t_to, g, len(labels), start - shift, end - shift)
-            k += 1
-    return labels, observed, base / k
+    for s0, e0 in windows:
+        base += _window_counts(t_from, t_to, g, len(labels), s0, e0)
+    expected = base / len(windows)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.where(expected > 0, 100 * (observed / expected - 1), np.nan)
+    return SeasonalExpected(
+        groups=labels,
+        observed=observed,
+        expected=expected,
+        change=change,
+        p=rate_change_p(observed, base, 1.0 / len(windows)),
+        skipped=skipped,
+        params=SeasonalParams(
+            str(start), str(end), years, spread_weeks, tuple((str(a), str(b)) for a, b in windows)
+        ),
+    )
 
 
 @dataclass(frozen=True)
