@@ -35,7 +35,11 @@ from crossbeat.analysis.points import to_metres, valid_lonlat
 
 @dataclass(frozen=True)
 class GiParams:
-    """The parameters a Gi* run used."""
+    """The parameters a Gi* run used.
+
+    ``cells`` is ``"h3"`` or ``"grid"``; ``resolution`` the H3 resolution, or the cell
+    size in metres for a grid (whose ``crs`` is then the projection used).
+    """
 
     cells: str
     resolution: float
