@@ -175,3 +175,17 @@ def test_bad_input():
             None,
             np.array(["2024-01-01", "2024-02-01"], "datetime64[s]"),
         )
+
+
+def test_microsecond_times_and_empty_labels_as_the_sharing_arrays_give_them():
+    # crossbeat's policy-filtered arrays hold datetime64[us] times and "" where a value
+    # is not shown; both must work as they are.
+    df = _incidents()
+    t = df.t.values.astype("datetime64[s]")
+    groups = df.group.to_numpy(dtype=str).copy()
+    groups[:3] = ""
+    a = compstat(t, None, np.datetime64("2024-06-30"), groups=groups)
+    b = compstat(t.astype("datetime64[us]"), None, np.datetime64("2024-06-30"), groups=groups)
+    np.testing.assert_array_equal(a.current, b.current)
+    np.testing.assert_array_equal(a.previous, b.previous)
+    assert b.skipped.reasons == {"missing group": 3}
