@@ -101,17 +101,19 @@ def _perm_pvalues(
     x: np.ndarray, w: sp.csr_matrix, z: np.ndarray, permutations: int, seed: int | None
 ) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    exceed = np.zeros(len(x))
+    n = len(x)
+    xbar = x.mean()
+    s = np.sqrt((x**2).mean() - xbar**2)
+    wi = np.asarray(w.sum(axis=1)).ravel()
+    s1 = np.asarray(w.multiply(w).sum(axis=1)).ravel()
+    den = s * np.sqrt(np.clip(n * s1 - wi**2, 0, None) / (n - 1))
+    den = np.where(den > 0, den, np.inf)[:, None]
+    exceed = np.zeros(n)
     done = 0
     while done < permutations:
         batch = min(64, permutations - done)
-        sims = np.column_stack([x[rng.permutation(len(x))] for _ in range(batch)])
-        xbar = x.mean()
-        s = np.sqrt((x**2).mean() - xbar**2)
-        wi = np.asarray(w.sum(axis=1)).ravel()
-        s1 = np.asarray(w.multiply(w).sum(axis=1)).ravel()
-        den = s * np.sqrt(np.clip(len(x) * s1 - wi**2, 0, None) / (len(x) - 1))
-        zs = (w @ sims - (xbar * wi)[:, None]) / np.where(den > 0, den, np.inf)[:, None]
+        sims = np.column_stack([x[rng.permutation(n)] for _ in range(batch)])
+        zs = (w @ sims - (xbar * wi)[:, None]) / den
         exceed += (np.abs(zs) >= np.abs(z)[:, None]).sum(axis=1)
         done += batch
     return (exceed + 1) / (permutations + 1)
