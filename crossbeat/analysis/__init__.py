@@ -11,7 +11,7 @@ used and a :class:`Skipped` report of the inputs it left out and why.
 * :mod:`.nearrepeat` — Knox test with Monte Carlo permutation of times.
 * :mod:`.trends` — counts by period, seasonal expected values, change tests, CompStat.
 * :mod:`.timespread` — spreading incidents known only as a time range over bins.
-* :mod:`.trend` — the Mann-Kendall trend test, vectorised.
+* :mod:`.mannkendall` — the Mann-Kendall trend test, vectorised.
 """
 
 from crossbeat.analysis.errors import AnalysisError, Skipped

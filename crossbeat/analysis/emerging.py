@@ -36,9 +36,9 @@ from scipy import stats
 
 from crossbeat.analysis.errors import AnalysisError, Skipped
 from crossbeat.analysis.hotspots import gi_star_z, h3_weights
+from crossbeat.analysis.mannkendall import mann_kendall
 from crossbeat.analysis.points import valid_lonlat
 from crossbeat.analysis.timespread import spread_over_bins
-from crossbeat.analysis.trend import mann_kendall
 
 PATTERNS = (
     "new",

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from crossbeat.analysis import AnalysisError
-from crossbeat.analysis.trend import mann_kendall
+from crossbeat.analysis.mannkendall import mann_kendall
 
 mk = pytest.importorskip("pymannkendall")
 
