@@ -14,7 +14,7 @@ as shapely polygons in WGS84.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import shapely
@@ -23,6 +23,9 @@ from KDEpy import FFTKDE
 
 from crossbeat.analysis.errors import AnalysisError, Skipped
 from crossbeat.analysis.points import to_lonlat, to_metres
+
+if TYPE_CHECKING:
+    from contourpy._contourpy import FillReturn_OuterOffset
 
 Bandwidth = Literal["scott", "silverman"] | float
 
@@ -141,6 +144,7 @@ def kernel_density(
         raise AnalysisError(
             "every incident is at one point: a density surface would only show the kernel"
         )
+    rule: str
     if isinstance(bandwidth, str):
         bw = rule_of_thumb(x, y, bandwidth)
         rule = bandwidth
@@ -175,7 +179,10 @@ def kernel_density(
         cut = _mass_threshold(density, level)
         thresholds[level] = cut
         polys = []
-        points_list, offsets_list = gen.filled(cut, float(density.max()) + 1.0)
+        # filled() is typed as the union over every fill type; the generator was made
+        # with FillType.OuterOffset, so it returns (points, offsets) lists.
+        filled = cast("FillReturn_OuterOffset", gen.filled(cut, float(density.max()) + 1.0))
+        points_list, offsets_list = filled
         for pts, offs in zip(points_list, offsets_list, strict=True):
             lon_p, lat_p = to_lonlat(pts[:, 0], pts[:, 1], proj.crs)
             rings = [

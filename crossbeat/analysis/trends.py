@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -160,8 +161,8 @@ def seasonal_expected(
     n = len(np.asarray(occurred_from))
     if n == 0:
         raise AnalysisError("empty selection: no incidents for a baseline")
-    start = np.datetime64(start, "s")
-    end = np.datetime64(end, "s")
+    start = start.astype("datetime64[s]")
+    end = end.astype("datetime64[s]")
     if not end > start:
         raise AnalysisError("the window must end after it starts")
     gidx, labels = _labels(groups, n, "groups")
@@ -250,8 +251,18 @@ class CompStatTable:
         return out
 
 
-def _periods(as_of: np.datetime64) -> list[tuple[str, np.datetime64, ...]]:
-    day = np.datetime64(as_of, "D")
+class _Period(NamedTuple):
+    """One CompStat period ``[start, end)`` and the same period a year earlier."""
+
+    name: str
+    start: np.datetime64
+    end: np.datetime64
+    prev_start: np.datetime64
+    prev_end: np.datetime64
+
+
+def _periods(as_of: np.datetime64) -> list[_Period]:
+    day = as_of.astype("datetime64[D]")
     end = day + DAY
     year = day.astype("datetime64[Y]")
     jan1 = year.astype("datetime64[D]")
@@ -261,9 +272,9 @@ def _periods(as_of: np.datetime64) -> list[tuple[str, np.datetime64, ...]]:
     prev_day = d.replace(year=d.year - 1, day=28) if leap_day else d.replace(year=d.year - 1)
     prev_end = np.datetime64(prev_day, "D") + DAY
     return [
-        ("week", end - 7 * DAY, end, end - 7 * DAY - 364 * DAY, end - 364 * DAY),
-        ("28d", end - 28 * DAY, end, end - 28 * DAY - 364 * DAY, end - 364 * DAY),
-        ("ytd", jan1, end, prev_jan1, prev_end),
+        _Period("week", end - 7 * DAY, end, end - 7 * DAY - 364 * DAY, end - 364 * DAY),
+        _Period("28d", end - 28 * DAY, end, end - 28 * DAY - 364 * DAY, end - 364 * DAY),
+        _Period("ytd", jan1, end, prev_jan1, prev_end),
     ]
 
 
@@ -308,7 +319,10 @@ def compstat(
         previous[:, k] = bw0.counts_by(inverse, len(pairs))[:, 0]
         if k == 0:
             skipped = skipped.merged(bw1.skipped)
-    exposure = np.array([(e1 - s1) / (e0 - s0) for _, s1, e1, s0, e0 in periods], dtype=float)
+    exposure = np.array(
+        [(per.end - per.start) / (per.prev_end - per.prev_start) for per in periods],
+        dtype=np.float64,
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         change = np.where(previous > 0, 100 * (current / exposure - previous) / previous, np.nan)
     p = np.column_stack(
@@ -318,15 +332,18 @@ def compstat(
     return CompStatTable(
         group=glabels[g_of],
         category=clabels[c_of],
-        period=tuple(name for name, *_ in periods),
+        period=tuple(per.name for per in periods),
         current=current,
         previous=previous,
         change=change,
         p=p,
         skipped=skipped,
         params=CompStatParams(
-            str(np.datetime64(as_of, "D")),
-            tuple((name, *(str(v) for v in rest)) for name, *rest in periods),
+            str(as_of.astype("datetime64[D]")),
+            tuple(
+                (per.name, str(per.start), str(per.end), str(per.prev_start), str(per.prev_end))
+                for per in periods
+            ),
             alpha,
         ),
     )
