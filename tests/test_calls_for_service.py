@@ -293,7 +293,7 @@ def test_the_api_takes_a_calls_parameter(cad) -> None:
     # The API's problems name its query parameter (offence), not the library's field.
     assert refused.json()["errors"] == [
         "offence: calls for service are not offences, use calls=include or calls=only "
-        "(and group_by=call_category)"
+        "(and count by call_category)"
     ]
 
 
