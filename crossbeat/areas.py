@@ -3,7 +3,7 @@
 An agency registers named layers of named polygons from a GeoJSON, Shapefile or
 GeoPackage file (:func:`add_layer`), choosing the property that names each polygon.
 Every stored incident is tagged with every area, of every layer, whose polygon
-contains its point: at ingest (:mod:`crossbeat.store.writes`) and again whenever a
+contains its point: at ingest (:mod:`crossbeat.ingest.writes`) and again whenever a
 layer is added, replaced or removed, in the same transaction as the change. Reads
 filter and group by areas, and an agreement can generalise a grantee's view to one
 layer (precision ``area:LAYER``, :mod:`crossbeat.sharing.scope`).

@@ -571,7 +571,7 @@ def withdraw(
     The source ids are the agency's own record ids (`crossbeat incidents list --agency A`
     shows them). Exits with status 1 when none of them is a stored record.
     """
-    from crossbeat.store.writes import withdraw_records
+    from crossbeat.ingest.writes import withdraw_records
 
     store = open_store_or_fail(db_url)
     _require_agency(store, agency_id)
@@ -1836,12 +1836,12 @@ def keys_rewrap(db_url: str, old_kek_file: str) -> None:
     """
     from crossbeat.vault.errors import VaultError
     from crossbeat.vault.kek import read_kek_file
-    from crossbeat.vault.keys import Vault
+    from crossbeat.vault.keys import Vault, require_vault
     from crossbeat.vault.rotate import rewrap_keys
 
     store = open_store_or_fail(db_url)
     try:
-        vault = Vault(store.vault.kek, old_keks=[read_kek_file(old_kek_file)])
+        vault = Vault(require_vault(store).kek, old_keks=[read_kek_file(old_kek_file)])
         n = rewrap_keys(store, vault)
     except VaultError as exc:
         raise click.ClickException(str(exc)) from exc

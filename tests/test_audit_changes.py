@@ -18,9 +18,9 @@ from crossbeat.auth.roles import Actor, Role
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import parse_profile
 from crossbeat.ingest.quarantine import dismiss_quarantine, list_quarantine, retry_quarantine
+from crossbeat.ingest.writes import withdraw_records
 from crossbeat.model import Agency, incident_id
 from crossbeat.store import Store
-from crossbeat.store.writes import withdraw_records
 from crossbeat.vault.kek import generate_kek, parse_kek
 from crossbeat.vault.keys import Vault
 from crossbeat.vault.rotate import rewrap_keys, rotate_agency_key

@@ -15,6 +15,7 @@ from crossbeat.cli import cli
 from crossbeat.ingest.pipeline import IngestError, ingest_files
 from crossbeat.ingest.profile import load_profile, parse_profile
 from crossbeat.ingest.quarantine import list_quarantine, retry_quarantine
+from crossbeat.ingest.writes import withdraw_records
 from crossbeat.model import Agency, incident_id
 from crossbeat.store.schema import (
     incident_jurisdictions,
@@ -23,7 +24,6 @@ from crossbeat.store.schema import (
     incidents,
     quarantine,
 )
-from crossbeat.store.writes import withdraw_records
 from tests.agency_support import register_for_test
 from tests.read_support import count_incidents, get_incident
 

@@ -19,9 +19,9 @@ from crossbeat.ingest.check import check_profile
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import ProfileError, parse_profile
 from crossbeat.ingest.quarantine import list_quarantine, retry_quarantine
+from crossbeat.ingest.writes import withdraw_records
 from crossbeat.model import incident_id
 from crossbeat.store.schema import incident_versions
-from crossbeat.store.writes import withdraw_records
 from tests.agency_support import register_for_test
 from tests.read_support import get_incident
 from tests.test_ingest_pipeline import PROFILE, row, write_csv

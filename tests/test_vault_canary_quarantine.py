@@ -30,10 +30,10 @@ from crossbeat.ingest.pipeline import IngestSummary, ingest_files
 from crossbeat.ingest.profile import parse_profile
 from crossbeat.ingest.quarantine import list_quarantine, retry_quarantine
 from crossbeat.ingest.readers import RawRecord
+from crossbeat.ingest.records import record_hash
 from crossbeat.ingest.withhold import WITHHELD, withheld_values, withhold_personal
 from crossbeat.model import Agency
 from crossbeat.store import Store, open_store
-from crossbeat.store.records import record_hash
 from crossbeat.store.schema import incidents, quarantine
 from crossbeat.vault.cipher import CODEC
 from crossbeat.vault.errors import DecryptionError, KeyConfigError, VaultError

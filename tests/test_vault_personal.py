@@ -17,12 +17,12 @@ from sqlalchemy import func, select, update
 from crossbeat.agencies import register_agency
 from crossbeat.ingest.pipeline import IngestSummary, ingest_files
 from crossbeat.ingest.profile import load_profile
+from crossbeat.ingest.writes import withdraw_records
 from crossbeat.model import Agency, PersonalData, PersonRole, incident_id
 from crossbeat.sharing.policy import Viewer
 from crossbeat.sharing.reads import read_detail
 from crossbeat.store import Store, open_store
 from crossbeat.store.schema import incident_personal
-from crossbeat.store.writes import withdraw_records
 from crossbeat.vault.cipher import CODEC, NONCE_BYTES
 from crossbeat.vault.errors import (
     DecryptionError,

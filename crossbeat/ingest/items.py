@@ -3,7 +3,7 @@
 An :class:`Item` is one source row after normalising: the incident to store (or the
 update to apply), or the reasons it was refused. :func:`derive` adds what the ingest
 computes from the incident's point — its H3 cells and the jurisdictions containing it —
-before :func:`crossbeat.store.writes.write_chunk` classifies and writes the chunk.
+before :func:`crossbeat.ingest.writes.write_chunk` classifies and writes the chunk.
 """
 
 from __future__ import annotations

@@ -38,9 +38,9 @@ from crossbeat.ingest.preflight import store_problems
 from crossbeat.ingest.profile import Profile, require_settled
 from crossbeat.ingest.readers import RawRecord, SourceError, file_sha256, open_source
 from crossbeat.ingest.withhold import withheld_values, withhold_personal
+from crossbeat.ingest.writes import Counts, write_chunk
 from crossbeat.store import Store
 from crossbeat.store.schema import ingest_batches
-from crossbeat.store.writes import Counts, write_chunk
 
 #: Rows per transaction: large enough to amortise commits (each SQLite commit writes
 #: every index page it touched, and new records land all over the randomly keyed

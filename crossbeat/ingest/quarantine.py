@@ -28,9 +28,9 @@ from crossbeat.ingest.pipeline import RowRouter
 from crossbeat.ingest.preflight import store_problems
 from crossbeat.ingest.profile import Profile, require_settled
 from crossbeat.ingest.readers import RawRecord
+from crossbeat.ingest.writes import Counts, write_chunk
 from crossbeat.store import Store
 from crossbeat.store.schema import ingest_batches, quarantine
-from crossbeat.store.writes import Counts, write_chunk
 from crossbeat.vault.keys import require_vault
 from crossbeat.vault.quarantine import open_raw
 

@@ -2,7 +2,7 @@
 
 The write side of :mod:`crossbeat.areas`: the ingest tags each stored incident with
 every area containing it (:func:`area_tag_rows`, called by
-:mod:`crossbeat.store.writes`), and a layer change re-tags every stored incident for
+:mod:`crossbeat.ingest.writes`), and a layer change re-tags every stored incident for
 that layer (:func:`retag_layer`), in the transaction that changed the layer.
 """
 

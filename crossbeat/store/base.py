@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import ColumnElement, Connection, Engine, Table, inspect, select
 from sqlalchemy.engine import make_url
@@ -25,15 +25,55 @@ from crossbeat.clock import Clock, SystemClock
 from crossbeat.store import schema
 from crossbeat.store.bulk import insert_plan
 
-if TYPE_CHECKING:
-    from crossbeat.vault.kek import Kek
-    from crossbeat.vault.keys import Vault
-
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class StoreError(RuntimeError):
     """The store cannot be opened or used; the message names the next step."""
+
+
+class KeyEncryptionKey(Protocol):
+    """What the store needs of a key-encryption key (:class:`crossbeat.vault.kek.Kek`)."""
+
+    @property
+    def id(self) -> str:
+        """Return the key's public id (safe to store and show)."""
+        ...
+
+
+class Keyring(Protocol):
+    """What the store holds to seal and open personal data (:class:`crossbeat.vault.keys.Vault`).
+
+    The store only keeps it: the vault's own functions
+    (:func:`crossbeat.vault.keys.require_vault`) return the full vault type.
+    """
+
+    @property
+    def kek(self) -> KeyEncryptionKey:
+        """Return the configured key-encryption key."""
+        ...
+
+
+class KeyringFactory(Protocol):
+    """Builds the keyring of a store opened with a KEK (``crossbeat.vault.keys.Vault``)."""
+
+    def __call__(self, kek: Any, /) -> Keyring: ...  # noqa: D102
+
+
+#: Set by :func:`register_keyring`; importing :mod:`crossbeat.vault` registers its vault.
+_KEYRING: KeyringFactory | None = None
+
+
+def register_keyring(factory: KeyringFactory) -> None:
+    """Declare how :func:`open_store` builds the keyring of a store opened with a KEK.
+
+    The store package never imports :mod:`crossbeat.vault` (the vault depends on the
+    store, not the other way round). Importing :mod:`crossbeat.vault` calls this with
+    :class:`crossbeat.vault.keys.Vault`; a KEK object can only be made by importing
+    that package, so every ``open_store(url, kek=...)`` finds it registered.
+    """
+    global _KEYRING
+    _KEYRING = factory
 
 
 class Store:
@@ -47,9 +87,9 @@ class Store:
         self.clock: Clock = clock or SystemClock()
         #: Encrypts and decrypts personal data (None: opened without a KEK, so personal
         #: data can be neither written nor read).
-        self.vault: Vault | None = None
+        self.vault: Keyring | None = None
 
-    def with_vault(self, vault: Vault) -> Store:
+    def with_vault(self, vault: Keyring) -> Store:
         """Return a store sharing this one's engine whose personal data uses ``vault``."""
         keyed = copy.copy(self)
         keyed.vault = vault
@@ -218,7 +258,7 @@ _LOCK = threading.Lock()
 
 
 def open_store(
-    url: str, *, upgrade: bool = True, kek: Kek | None = None, create: bool = True
+    url: str, *, upgrade: bool = True, kek: KeyEncryptionKey | None = None, create: bool = True
 ) -> Store:
     """Open (and by default create or migrate) the store at a database URL.
 
@@ -238,7 +278,9 @@ def open_store(
     kek
         The key-encryption key from the configuration
         (:func:`crossbeat.vault.kek.resolve_kek`). Without it personal data can be
-        neither written nor read (it is never stored unencrypted).
+        neither written nor read (it is never stored unencrypted). The store's
+        :attr:`Store.vault` is built from it by the factory :mod:`crossbeat.vault`
+        registers (:func:`register_keyring`).
     create
         With ``False``, only open an existing CrossBeat database, to read it: a missing
         SQLite file is an error (none is created) and nothing is migrated (as with
@@ -277,12 +319,16 @@ def open_store(
         ) from exc
     if kek is None:
         return store
-    from crossbeat.vault.keys import Vault
-
+    factory = _KEYRING
+    if factory is None:
+        raise StoreError(
+            "no keyring registered to open personal data with a KEK: import crossbeat.vault "
+            "(it registers one) before opening a store with kek="
+        )
     with _LOCK:
         keyed = _KEYED.get((url, kek.id))
         if keyed is None:
-            keyed = _KEYED[(url, kek.id)] = store.with_vault(Vault(kek))
+            keyed = _KEYED[(url, kek.id)] = store.with_vault(factory(kek))
     return keyed
 
 

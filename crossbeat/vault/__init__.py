@@ -13,7 +13,14 @@ Modules: :mod:`~crossbeat.vault.kek` (the KEK: parsing, key files, resolution),
 (resumable key rotation and status), :mod:`~crossbeat.vault.errors` and
 :mod:`~crossbeat.vault.tables`.
 
-This package imports nothing at import time: :mod:`crossbeat.store.schema` imports
-:mod:`crossbeat.vault.tables` to register the tables, and the other modules import
-the store.
+The vault depends on the store, never the reverse. Importing this package registers
+:class:`~crossbeat.vault.keys.Vault` with the store
+(:func:`crossbeat.store.base.register_keyring`), so that
+``open_store(url, kek=...)`` gives a store whose personal data it seals: a
+:class:`~crossbeat.vault.kek.Kek` cannot be made without importing this package.
 """
+
+from crossbeat.store.base import register_keyring
+from crossbeat.vault.keys import Vault
+
+register_keyring(Vault)

@@ -17,17 +17,17 @@ from sqlalchemy import Connection, and_, bindparam, delete, select, tuple_, upda
 from crossbeat.audit.changes import MAX_LISTED_IDS, Principal, record_change
 from crossbeat.audit.events import Action as AuditAction
 from crossbeat.geo.areas import AreaIndex
-from crossbeat.model import Incident, RecordUpdate
-from crossbeat.store import Store
-from crossbeat.store.areas import area_tag_rows
-from crossbeat.store.records import (
+from crossbeat.ingest.records import (
     incident_row,
-    jurisdiction_rows,
     offence_rows,
     personal_rows,
     record_hash,
     snapshot,
 )
+from crossbeat.model import Incident, RecordUpdate
+from crossbeat.store import Store
+from crossbeat.store.areas import area_tag_rows
+from crossbeat.store.records import jurisdiction_rows
 from crossbeat.store.schema import (
     expunged_records,
     incident_areas,
