@@ -30,6 +30,7 @@ from crossbeat.audit import Action, AuditEvent, Outcome, append_many
 from crossbeat.clock import Clock
 from crossbeat.model import PersonalData
 from crossbeat.sharing.agreements import load_agreements
+from crossbeat.sharing.compiled import RuleCounts, count_by_rule
 from crossbeat.sharing.groups import groups_of
 from crossbeat.sharing.overrides import public_policies
 from crossbeat.sharing.policy import (
@@ -388,6 +389,7 @@ def aggregate(
     *,
     by: Sequence[str] = ("h3_9",),
     clock: Clock | None = None,
+    path: str = "sql",
 ) -> AggregateResult:
     """Count the incidents a viewer may see by up to two dimensions, and audit the read.
 
@@ -400,12 +402,18 @@ def aggregate(
     ----------
     by
         Dimensions from :data:`crossbeat.sharing.policy.GROUP_BY` (empty: a total only).
+    path
+        ``sql`` (default): counted by the database, one ``GROUP BY`` per rule
+        (:mod:`crossbeat.sharing.compiled`); ``reference``: every record passed through
+        the plan in Python (the reference implementation the tests compare against).
 
     Returns
     -------
     AggregateResult
         Cells, margins and total; ``None`` marks a suppressed value.
     """
+    if path not in ("sql", "reference"):
+        raise ValueError(f"unknown aggregate path {path!r} (use sql or reference)")
     request = dataclasses.replace(
         request or ReadRequest(), aggregate=True, group_by=tuple(by), limit=None, after=None
     )
@@ -415,13 +423,20 @@ def aggregate(
     owners: Counter[str] = Counter()
     with store.begin() as conn:
         p = prepare(conn, viewer, request, now)
-        anchors = anchor_index(conn, store.url)
+
+        def reference(conn: Connection, sub: ReadPlan) -> list[RuleCounts]:
+            return reference_counts(conn, sub, anchor_index(conn, store.url))
+
         with restricted(conn, p.owners):
-            for rule, record, _row in published(conn, p, anchors):
-                counts[tuple(_key(d, record, rule) for d in request.group_by)] += 1
-                owners[rule.owner] += 1
-                if rule.threshold is not None:
-                    thresholds.add(rule.threshold)
+            if path == "sql":
+                per_rule = count_by_rule(conn, p, reference)
+            else:
+                per_rule = reference(conn, p)
+        for rc in per_rule:
+            counts.update(rc.counts)
+            owners[rc.rule.owner] += rc.total
+            if rc.rule.threshold is not None and rc.total:
+                thresholds.add(rc.rule.threshold)
         k = max(thresholds) if thresholds else None
         table = suppress_table(counts, len(request.group_by), k or 1)
         _audit(store, conn, p, Action.READ, "incident_aggregate", owner_counts=owners)
@@ -435,6 +450,18 @@ def aggregate(
         table.primary + table.complementary,
         p.decisions,
     )
+
+
+def reference_counts(conn: Connection, p: ReadPlan, anchors: AnchorIndex) -> list[RuleCounts]:
+    """Count, per rule, the records the plan shows, each passed through it in Python.
+
+    The reference implementation of :func:`crossbeat.sharing.compiled.count_by_rule`.
+    """
+    found: dict[int, RuleCounts] = {}
+    for rule, record, _row in published(conn, p, anchors):
+        rc = found.setdefault(id(rule), RuleCounts(rule, path="reference"))
+        rc.counts[tuple(_key(d, record, rule) for d in p.request.group_by)] += 1
+    return [found[id(r)] for r in p.rules if id(r) in found]
 
 
 def count_incidents(
