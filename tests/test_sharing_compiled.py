@@ -28,7 +28,14 @@ from crossbeat.sharing.reads import aggregate
 from crossbeat.sharing.rules import coarsen
 from crossbeat.sharing.scope import TimeResolution
 from tests.sharing_support import NOW, setup_agencies
-from tests.test_sharing_properties import build, to_request, viewers, worlds
+from tests.test_sharing_properties import (
+    agreement_specs,
+    build,
+    incidents,
+    to_request,
+    viewers,
+    worlds,
+)
 
 GROUPINGS = [
     (),
@@ -44,6 +51,31 @@ GROUPINGS = [
     ("agency", "day"),
     ("h3_7", "nibrs"),
 ]
+
+
+def _active(spec: dict[str, Any]) -> dict[str, Any]:
+    """Make a generated agreement active and serving the analysis purpose."""
+    spec = dict(spec, status="active")
+    if spec["purposes"] is not None:
+        spec["purposes"] = sorted({*spec["purposes"], "analysis"})
+    return spec
+
+
+@st.composite
+def visible_worlds(draw: st.DrawFn) -> dict[str, Any]:
+    """Worlds of ``test_sharing_properties`` with more incidents and more active grants.
+
+    The original distribution mostly shows partners and the public nothing; here most
+    agreements are active for the viewers' purpose, so that every kind of rule
+    (precision, time resolution, delay, sensitivity exclusions) counts records.
+    """
+    world = draw(worlds())
+    extra = draw(st.integers(5, 25))
+    world["incidents"] += [draw(incidents(100 + i)) for i in range(extra)]
+    more = draw(st.lists(agreement_specs(), min_size=2, max_size=6))
+    world["specs"] = [_active(s) for s in [*world["specs"], *more]]
+    world["purpose"] = None
+    return world
 
 
 @pytest.fixture
@@ -97,7 +129,7 @@ def test_sql_aggregates_match_the_reference(sharing_store, db_url):
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(world=worlds(), extra=REQUESTS, groupings=st.permutations(GROUPINGS))
+    @given(world=visible_worlds(), extra=REQUESTS, groupings=st.permutations(GROUPINGS))
     def check(world: dict[str, Any], extra: dict[str, Any], groupings) -> None:
         build(sharing_store, world)
         for viewer, _ref in viewers(world["purpose"]):
@@ -160,3 +192,111 @@ def test_period_start_bounds_the_coarsened_time(res, tz):
     for minutes in range(-3000, 3000, 37):
         t = since + timedelta(minutes=minutes)
         assert (coarsen(t, res, tz) >= since) == (t >= start), t
+
+
+# -- analysis arrays ---------------------------------------------------------------------
+def _as_utc(value: Any) -> Any:
+    import numpy as np
+
+    if value is None:
+        return np.datetime64("NaT")
+    return np.datetime64(value.astimezone(UTC).replace(tzinfo=None), "us")
+
+
+def same_arrays(store, viewer: Viewer, request: ReadRequest) -> int:
+    """The arrays hold exactly what read_incidents returns, column by column."""
+    import math
+
+    import numpy as np
+
+    from crossbeat.sharing.arrays import analysis_arrays
+    from crossbeat.sharing.reads import read_incidents
+
+    want = read_incidents(store, viewer, request).records
+    got = analysis_arrays(store, viewer, request)
+    assert list(got.id) == [r["id"] for r in want], (viewer, request)
+    for k, r in enumerate(want):
+        assert got.owner[k] == r["agency_id"]
+        for name in ("lat", "lon"):
+            value = r.get(name)
+            shown = float(getattr(got, name)[k])
+            assert (value is None and math.isnan(shown)) or shown == value, (name, r)
+        for name in ("occurred_from", "occurred_to"):
+            a, b = getattr(got, name)[k], _as_utc(r.get(name))
+            assert (np.isnat(a) and np.isnat(b)) or a == b, (name, a, b, r)
+        assert got.nibrs_code[k] == (r.get("nibrs_code") or "")
+        assert got.crime_against[k] == (r.get("crime_against") or "")
+    return len(want)
+
+
+def test_analysis_arrays_match_read_incidents(sharing_store, db_url):
+    examples = 10 if db_url.startswith("sqlite") else 5
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(world=visible_worlds(), extra=REQUESTS)
+    def check(world: dict[str, Any], extra: dict[str, Any]) -> None:
+        build(sharing_store, world)
+        for viewer, _ref in viewers(world["purpose"]):
+            same_arrays(sharing_store, viewer, ReadRequest())
+            same_arrays(sharing_store, viewer, to_request(extra))
+
+    check()
+
+
+def test_analysis_arrays_audit_one_event_per_owner(sharing_store):
+    from crossbeat.sharing.arrays import analysis_arrays
+    from tests.sharing_support import Inc, insert_incidents
+
+    population = [
+        Inc(owner, f"S{i}", 45.52, -122.65 + i * 0.01, ["220"], NOW - timedelta(days=i))
+        for i, owner in enumerate(["citya", "citya", "citya", "countyb", "countyb"])
+    ]
+    insert_incidents(sharing_store, population)
+    viewer = Viewer.user("u1", "citya", ["analyst"])
+    start = _last_seq(sharing_store)
+    got = analysis_arrays(sharing_store, viewer)
+    assert got.owner_counts() == {"citya": 3}
+    with sharing_store.connect() as conn:
+        rows = conn.execute(select(audit_events).where(audit_events.c.seq > start)).mappings().all()
+    assert [(tuple(r["owner_agencies"]), r["record_count"], r["resource_type"]) for r in rows] == [
+        (("citya",), 3, "incident_arrays")
+    ]
+
+
+@pytest.mark.parametrize("resolution", ["hour", "day", "month"])
+def test_time_filters_apply_to_the_coarsened_time(sharing_store, resolution):
+    """``since``/``until`` compare the published (coarsened) time, on both paths alike."""
+    from crossbeat.clock import FrozenClock
+    from crossbeat.sharing.agreements import create_agreement
+    from tests.sharing_support import Inc, insert_incidents
+
+    sharing_store.clock = FrozenClock(NOW)
+    start = NOW - timedelta(days=40)
+    population = [
+        Inc("citya", f"T{i}", 45.52, -122.65, ["220"], start + timedelta(hours=7 * i, minutes=i))
+        for i in range(120)
+    ]
+    insert_incidents(sharing_store, population)
+    create_agreement(
+        sharing_store, "citya", "countyb", offences=["all"], fields=["all"],
+        precision="exact", time_resolution=resolution, delay="0s", purposes=["analysis"],
+        approved_by="test",
+    )  # fmt: skip
+    viewer = Viewer.user("u2", "countyb", ["analyst"])
+    for hours in (5, 49, 200, 400, 601):
+        since = start + timedelta(hours=hours, minutes=23)
+        request = ReadRequest(since=since, until=since + timedelta(days=9, hours=3))
+        tz = "America/Los_Angeles"
+        want = sum(
+            1
+            for inc in population
+            if request.since <= coarsen(inc.occurred_from, TimeResolution(resolution), tz)
+            and coarsen(inc.occurred_from, TimeResolution(resolution), tz) < request.until
+        )
+        got = aggregate(sharing_store, viewer, request, by=(), path="sql")
+        ref = aggregate(sharing_store, viewer, request, by=(), path="reference")
+        assert got.total == ref.total == want, (hours, got.total, ref.total, want)

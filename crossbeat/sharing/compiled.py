@@ -124,14 +124,12 @@ def count_by_rule(conn: Connection, p: ReadPlan, reference: ReferenceCounter) ->
     if slow:
         sub = dataclasses.replace(p, rules=tuple(r for r in p.rules if r.owner in slow))
         out += [dataclasses.replace(rc, path="reference") for rc in reference(conn, sub)]
-    fast = [r for r in p.rules if r.owner not in slow]
+    fast = reachable([r for r in p.rules if r.owner not in slow], p)
     if not fast:
         return out
-    exact = _RuleConditions(conn, p, fast)
+    exact = RuleConditions(conn, p, fast)
     for rule in fast:
         where = exact.shown_by(rule)
-        if where is None:
-            continue
         keys = [_dim_sql(conn, d, rule).label(f"k{i}") for i, d in enumerate(p.request.group_by)]
         q = select(*keys, func.count().label("n")).where(where)
         if keys:
@@ -147,15 +145,37 @@ def count_by_rule(conn: Connection, p: ReadPlan, reference: ReferenceCounter) ->
 
 
 # -- which rule shows a record -------------------------------------------------------------
-class _RuleConditions:
+def reachable(rules: Sequence[Rule], p: ReadPlan) -> list[Rule]:
+    """Drop the rules that can show nothing: those after a rule covering all of its owner.
+
+    A rule with no offence scope, no exclusion and no delay covers every live record of
+    its owner (the owner's own data, say), so no later rule of that owner is ever chosen.
+    """
+    done: set[str] = set()
+    out = []
+    for rule in rules:
+        if rule.owner in done:
+            continue
+        out.append(rule)
+        if (
+            rule.offences is None
+            and not rule.excluded_flags
+            and not rule.excluded_offences
+            and not rule.delay
+            and p.request.changed_since is None
+        ):
+            done.add(rule.owner)
+    return out
+
+
+class RuleConditions:
     """Exact SQL conditions of the plan's rules (the keyword re-check included)."""
 
     def __init__(self, conn: Connection, p: ReadPlan, rules: Sequence[Rule]) -> None:
         self.p = p
         self.rules = list(rules)
         flagged = {f for r in rules for f in r.excluded_flags}
-        owners = sorted({r.owner for r in rules if r.excluded_flags})
-        self.keyword = keyword_flag_sql(conn, owners, flagged) if flagged else {}
+        self.keyword = keyword_flag_sql(conn, flagged) if flagged else {}
 
     def covers(self, rule: Rule) -> ColumnElement[bool]:
         """Return SQL for ``rule.check(...) is None`` (the rule covers the record)."""
@@ -166,11 +186,9 @@ class _RuleConditions:
                 conds.append(not_(func.coalesce(found, false())))
         return and_(*conds)
 
-    def shown_by(self, rule: Rule) -> ColumnElement[bool] | None:
+    def shown_by(self, rule: Rule, *, bbox: bool = True) -> ColumnElement[bool]:
         """Return SQL for "this rule shows the record", request filters included."""
-        filters = request_filters(self.p, rule)
-        if filters is None:
-            return None
+        filters = request_filters(self.p, rule, bbox=bbox)
         earlier = []
         for other in self.p.rules:
             if other is rule:
@@ -180,10 +198,12 @@ class _RuleConditions:
         return and_(live(), self.covers(rule), *earlier, *filters)
 
 
-def request_filters(p: ReadPlan, rule: Rule) -> list[ColumnElement[bool]] | None:
+def request_filters(p: ReadPlan, rule: Rule, *, bbox: bool = True) -> list[ColumnElement[bool]]:
     """Return SQL for the request's filters on the values ``rule`` publishes.
 
-    None when no record can match (an empty period after coarsening).
+    The bounding box is compared with the stored point, which is the published one only
+    at ``exact`` precision: with ``bbox=False`` it is left out, for the caller to
+    apply to the published points.
     """
     req = p.request
     c = incidents.c
@@ -200,7 +220,7 @@ def request_filters(p: ReadPlan, rule: Rule) -> list[ColumnElement[bool]] | None
         out.append(c.occurred_from >= period_start(req.since, rule))
     if req.until is not None:
         out.append(c.occurred_from < period_start(req.until, rule))
-    if req.bbox is not None:  # only for exact points (fallback_reason)
+    if req.bbox is not None and bbox:  # stored points are published at exact precision
         min_lon, min_lat, max_lon, max_lat = req.bbox
         out += [c.lat.between(min_lat, max_lat), c.lon.between(min_lon, max_lon)]
     return out
@@ -230,7 +250,7 @@ def period_start(when: datetime, rule: Rule) -> datetime:
 
 
 def keyword_flag_sql(
-    conn: Connection, owners: Sequence[str], flags: Iterable[Sensitivity]
+    conn: Connection, flags: Iterable[Sensitivity]
 ) -> dict[Sensitivity, ColumnElement[bool]]:
     """Return, per flag, SQL for "the keyword re-check gives the record this flag".
 
@@ -241,18 +261,13 @@ def keyword_flag_sql(
     records is checked once here.
     """
     c, o = incidents.c, incident_offences.c
-    mine = and_(c.agency_id.in_(list(owners)), live())
-    texts: set[str] = set()
-    texts |= set(conn.execute(select(c.offence_local_code).where(mine).distinct()).scalars())
-    offence_texts = select(o.local_code, o.local_description).where(
-        o.incident_id.in_(select(c.id).where(mine))
-    )
-    for local, desc in conn.execute(offence_texts.distinct()):
+    texts: set[str] = set(conn.execute(select(c.offence_local_code).distinct()).scalars())
+    for local, desc in conn.execute(select(o.local_code, o.local_description).distinct()):
         texts |= {local, desc}
     texts.discard(None)  # type: ignore[arg-type]
     attr_text = cast(c.attributes, Text)
     attr_sets = list(
-        conn.execute(select(attr_text).where(mine, c.attributes.is_not(None)).distinct()).scalars()
+        conn.execute(select(attr_text).where(c.attributes.is_not(None)).distinct()).scalars()
     )
     person = sorted(
         code for code, e in nibrs_offences().items() if e.crime_against == CrimeAgainst.PERSON
