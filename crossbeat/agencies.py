@@ -15,8 +15,10 @@ from sqlalchemy import Connection, delete, select
 from crossbeat.audit.changes import Principal, record_change
 from crossbeat.audit.events import Action
 from crossbeat.geo.jurisdictions import JurisdictionIndex
+from crossbeat.geo.polygons import PolygonFileError, read_polygons
 from crossbeat.model import Agency
 from crossbeat.store import Store
+from crossbeat.store.areas import load_area_index
 from crossbeat.store.schema import agencies, jurisdictions
 from crossbeat.store.tags import retag_jurisdictions
 
@@ -211,10 +213,17 @@ def load_boundaries(
     path: str | Path,
     *,
     where: Mapping[str, str] | None = None,
-    name_property: str = "name",
+    name_property: str | None = None,
     by: Principal | None = None,
 ) -> int:
-    """Load jurisdiction polygons for an agency from a GeoJSON file (WGS84).
+    """Load jurisdiction polygons for an agency from a GeoJSON, Shapefile or GeoPackage.
+
+    Each polygon keeps the name its file gives it: from ``name_property``, or else
+    from the property that looks like a name
+    (:func:`crossbeat.geo.polygons.read_polygons`). Only a file with no usable name
+    property (a bare geometry) gets the agency's id as name (``ID-1``, ``ID-2`` ...
+    for several polygons). Features sharing a name become one polygon. A file in
+    another coordinate system that it declares is reprojected to WGS84.
 
     Parameters
     ----------
@@ -222,7 +231,8 @@ def load_boundaries(
         Keep only features whose properties equal these values, e.g.
         ``{"name": "City of London"}``.
     name_property
-        Feature property used as the jurisdiction's name.
+        Feature property used as the jurisdiction's name; a feature without a value
+        in it is refused.
 
     Returns
     -------
@@ -230,37 +240,22 @@ def load_boundaries(
         Number of polygons loaded.
     """
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise AgencyError(f"cannot read GeoJSON boundary file {path}: {exc}") from exc
-    feats = doc.get("features") if isinstance(doc, dict) else None
-    if feats is None:
-        feats = [{"type": "Feature", "properties": {}, "geometry": doc}]
-    chosen = [
-        f
-        for f in feats
-        if all(str((f.get("properties") or {}).get(k)) == v for k, v in (where or {}).items())
-    ]
-    if not chosen:
-        raise AgencyError(f"no feature in {path} matches {dict(where or {})}")
-    polygons = [
-        (
-            str((f.get("properties") or {}).get(name_property) or f"{agency_id}-{i + 1}"),
-            f.get("geometry") or {},
-        )
-        for i, f in enumerate(chosen)
-    ]
+        read = read_polygons(path, name_field=name_property, where=where, fallback_name=agency_id)
+    except PolygonFileError as exc:
+        raise AgencyError(f"boundary file: {exc}") from exc
+    polygons = [(p.name, mapping(p.geometry)) for p in read.polygons]
     set_jurisdictions(store, agency_id, polygons, by=by)
     return len(polygons)
 
 
 def jurisdiction_index(store: Store) -> JurisdictionIndex:
-    """Build the spatial index over every stored jurisdiction polygon."""
+    """Build the spatial index over every stored jurisdiction polygon and area polygon."""
     with store.connect() as conn:
         rows = conn.execute(
             select(jurisdictions.c.agency_id, jurisdictions.c.name, jurisdictions.c.geojson)
         ).all()
-    return JurisdictionIndex.from_geojson((a, n, json.loads(g)) for a, n, g in rows)
+        areas = load_area_index(conn)
+    return JurisdictionIndex.from_geojson(((a, n, json.loads(g)) for a, n, g in rows), areas)
 
 
 def retag_incidents(

@@ -177,13 +177,17 @@ def agency() -> None:
 @click.option(
     "--boundary",
     type=click.Path(exists=True, dir_okay=False),
-    help="GeoJSON file (WGS84) with the jurisdiction polygon(s).",
+    help="GeoJSON, Shapefile or GeoPackage with the jurisdiction polygon(s).",
 )
 @click.option(
     "--where",
     multiple=True,
     metavar="PROPERTY=VALUE",
     help="Only boundary features whose property equals the value (repeatable).",
+)
+@click.option(
+    "--name-field",
+    help="Boundary feature property that names each polygon (default: guessed, e.g. name).",
 )
 def agency_add(
     db_url: str,
@@ -193,6 +197,7 @@ def agency_add(
     timezone: str | None,
     boundary: str | None,
     where: tuple[str, ...],
+    name_field: str | None,
 ) -> None:
     """Register (or update) an agency, optionally with its jurisdiction boundary."""
     from crossbeat.agencies import AgencyError, get_agency, load_boundaries, register_agency
@@ -205,7 +210,11 @@ def agency_add(
         timezone = existing.timezone if existing else "UTC"
     try:
         register_agency(store, Agency(id=agency_id, name=name, ori=ori, timezone=timezone))
-        n = load_boundaries(store, agency_id, boundary, where=filters) if boundary else 0
+        n = (
+            load_boundaries(store, agency_id, boundary, where=filters, name_property=name_field)
+            if boundary
+            else 0
+        )
     except AgencyError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
@@ -228,6 +237,138 @@ def agency_list(db_url: str, as_json: bool) -> None:
         return
     for a in rows:
         click.echo(f"{a['id']:<20} {a['name']} ({a['timezone']})")
+
+
+# --- area layers ------------------------------------------------------------------------
+@cli.group()
+def area() -> None:
+    """Area layers below the agency: precincts, districts, beats, neighbourhoods, wards."""
+
+
+@area.command("add")
+@db_option
+@click.argument("agency_id")
+@click.argument("layer")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--name-field",
+    help="Feature property that names each area (default: guessed, e.g. name or NAME).",
+)
+@click.option(
+    "--where",
+    multiple=True,
+    metavar="PROPERTY=VALUE",
+    help="Only features whose property equals the value (repeatable).",
+)
+@click.option(
+    "--kind",
+    default="other",
+    show_default=True,
+    help="precinct, district, beat, sector, neighbourhood, ward, borough, zone or other.",
+)
+@click.option("--replace", is_flag=True, help="Replace the agency's layer of that name.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def area_add(
+    db_url: str,
+    agency_id: str,
+    layer: str,
+    file: str,
+    name_field: str | None,
+    where: tuple[str, ...],
+    kind: str,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Register an area LAYER of an agency from a GeoJSON, Shapefile or GeoPackage FILE.
+
+    Every stored incident is tagged with the areas containing it (and every later
+    ingest tags new ones). Reads then filter and group by the layer (area:LAYER),
+    and agreements can generalise to it (--precision area:LAYER).
+    """
+    from crossbeat.areas import AreaError, add_layer
+
+    store = open_store_or_fail(db_url)
+    filters = dict(_split_pair(w) for w in where)
+    try:
+        change = add_layer(
+            store,
+            agency_id,
+            layer,
+            file,
+            name_field=name_field,
+            where=filters,
+            kind=kind,
+            replace=replace,
+        )
+    except AreaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json(change.to_dict())
+        return
+    click.echo(
+        f"area layer {agency_id}/{layer} {change.change}: {change.areas} area(s) named by "
+        f"{change.name_field!r} from {change.features} feature(s); "
+        f"{change.tagged} incident(s) lie in one"
+    )
+
+
+@area.command("list")
+@db_option
+@click.option("--agency", "agency_id", help="Only this agency's layers.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def area_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
+    """List the registered area layers."""
+    from crossbeat.areas import list_layers
+
+    layers = list_layers(open_store_or_fail(db_url), agency_id)
+    if as_json:
+        echo_json([layer.to_dict() for layer in layers])
+        return
+    if not layers:
+        click.echo("no area layers (crossbeat area add AGENCY LAYER FILE)")
+    for layer in layers:
+        click.echo(f"{layer.key:<32} {layer.kind:<14} {len(layer.areas):>5} area(s)")
+
+
+@area.command("show")
+@db_option
+@click.argument("agency_id")
+@click.argument("layer")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def area_show(db_url: str, agency_id: str, layer: str, as_json: bool) -> None:
+    """Show an area layer and the names of its areas."""
+    from crossbeat.areas import AreaError, get_layer
+
+    try:
+        found = get_layer(open_store_or_fail(db_url), agency_id, layer)
+    except AreaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json(found.to_dict())
+        return
+    click.echo(f"{found.key} ({found.kind}): {len(found.areas)} area(s)")
+    click.echo(f"  from {found.source_file}, named by {found.name_field or '-'}")
+    click.echo(f"  updated {found.updated_at.isoformat(timespec='seconds')}")
+    for name in found.areas:
+        click.echo(f"  {name}")
+
+
+@area.command("remove")
+@db_option
+@click.argument("agency_id")
+@click.argument("layer")
+def area_remove(db_url: str, agency_id: str, layer: str) -> None:
+    """Remove an area layer and every incident's tags of it."""
+    from crossbeat.areas import AreaError, remove_layer
+
+    try:
+        change = remove_layer(open_store_or_fail(db_url), agency_id, layer)
+    except AreaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"area layer {agency_id}/{layer} removed: {change.previous_areas} area(s), "
+        f"tags of {change.previous_tagged} incident(s)"
+    )
 
 
 def _split_pair(text: str) -> tuple[str, str]:
@@ -571,9 +712,7 @@ def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None
         )
         for u in s.unmapped_codes:
             desc = f" ({u.description})" if u.description and u.description != u.local_code else ""
-            tip = (
-                f"   suggest {u.suggestion.nibrs_code} {u.suggestion.name}" if u.suggestion else ""
-            )
+            tip = f"   suggest {u.suggestion.target} {u.suggestion.name}" if u.suggestion else ""
             click.echo(f"  {u.count:>8}  {u.local_code}{desc}{tip}")
     if report.unmapped:
         click.echo(
@@ -704,19 +843,90 @@ def taxonomy_sensitivity(text: str, person_crime: bool) -> None:
 def taxonomy_suggest(
     code: str, description: str | None, scheme: str | None, limit: int, as_json: bool
 ) -> None:
-    """Propose NIBRS codes for a local code (for a person to accept; nothing is changed)."""
+    """Propose NIBRS codes or call categories for a local code (nothing is changed).
+
+    A CAD call type that is not an offence gets a call-for-service category
+    (``call:alarm``): write ``call = "alarm"`` in the crosswalk entry.
+    """
     from dataclasses import asdict
 
     from crossbeat.taxonomy import suggest
 
     found = suggest(code, description, scheme=scheme, limit=limit)
     if as_json:
-        echo_json([asdict(s) for s in found])
+        echo_json([asdict(s) | {"target": s.target} for s in found])
         return
     if not found:
         click.echo("no suggestion; look the offence up in the NIBRS table (docs/taxonomy.md)")
+    width = max((len(s.target) for s in found), default=5)
     for s in found:
-        click.echo(f"{s.nibrs_code:<5} {s.score:>5.1f}  {s.name}  ({s.reason})")
+        click.echo(f"{s.target:<{width}} {s.score:>5.1f}  {s.name}  ({s.reason})")
+
+
+@taxonomy.command("suggest-accuracy")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A labelled CSV (code,description,expected); default: the shipped list.",
+)
+@click.option("--misses", is_flag=True, help="Also list every call type whose top pick is wrong.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def taxonomy_suggest_accuracy(path: str | None, misses: bool, as_json: bool) -> None:
+    """Print how often `taxonomy suggest` is right on labelled CAD/RMS call types.
+
+    Top-1: the best suggestion is the labelled NIBRS code or call category; top-3: it is
+    among the first three. Shown for the tuning part, the held-out part (never used to
+    tune the vocabulary), the whole list, and the held-out call types that are not
+    written exactly as a term the suggester lists ("unlisted": the strictest figure).
+    """
+    from pathlib import Path
+
+    from crossbeat.taxonomy import TaxonomyError
+    from crossbeat.taxonomy.accuracy import (
+        labelled_call_types,
+        measure,
+        measure_split,
+        not_listed,
+    )
+
+    try:
+        items = labelled_call_types(Path(path) if path else None)
+    except TaxonomyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    # The strictest figure: held-out call types not written exactly as a listed term.
+    unlisted = measure(not_listed(i for i in items if i.held_out), "unlisted")
+    parts = (*measure_split(items), unlisted)
+    if as_json:
+        echo_json(
+            [
+                {"part": a.part, "total": a.total, "top1": a.top1, "top3": a.top3}
+                | {"top1_rate": round(a.top1_rate, 4), "top3_rate": round(a.top3_rate, 4)}
+                | (
+                    {
+                        "misses": [
+                            [m.item.code, m.item.expected, list(m.suggested)] for m in a.misses
+                        ]
+                    }
+                    if misses
+                    else {}
+                )
+                for a in parts
+            ]
+        )
+        return
+    click.echo(f"{'part':<9} {'call types':>10} {'top-1':>14} {'top-3':>14}")
+    for a in parts:
+        click.echo(
+            f"{a.part:<9} {a.total:>10} {a.top1:>5} ({a.top1_rate:6.1%}) "
+            f"{a.top3:>5} ({a.top3_rate:6.1%})"
+        )
+    if misses:
+        for a in parts[:2]:
+            for m in a.misses:
+                text = " ".join(t for t in (m.item.code, m.item.description) if t)
+                got = ", ".join(m.suggested) or "nothing"
+                click.echo(f"  [{a.part}] {text}: expected {m.item.expected}, got {got}")
 
 
 # --- quarantine -------------------------------------------------------------------------
@@ -1392,14 +1602,18 @@ def _csv(values: tuple[str, ...]) -> list[str] | None:
 @click.option(
     "--offences",
     multiple=True,
-    help="all, person, property, society, part1 or NIBRS codes (comma-separated or repeated).",
+    help="all, person, property, society, part1 or NIBRS codes (comma-separated or repeated); "
+    "calls for service only by name: calls, or call:CATEGORY such as call:alarm.",
 )
 @click.option(
     "--fields",
     multiple=True,
     help="Allowed fields or groups: all, offence, occurred, location, h3, personal, or names.",
 )
-@click.option("--precision", help="exact, block, h3:9, h3:8, h3:7, h3:6 or jurisdiction.")
+@click.option(
+    "--precision",
+    help="exact, block, h3:9, h3:8, h3:7, h3:6, area:LAYER (an area layer) or jurisdiction.",
+)
 @click.option("--time", "time_resolution", help="Time resolution: exact, hour, day or month.")
 @click.option("--delay", help="Publication delay, e.g. 24h or 7d.")
 @click.option(
@@ -1541,6 +1755,8 @@ def agreement_preview(
             click.echo(f"    - {reason}")
     for reason, n in found.hidden.items():
         click.echo(f"  hidden {n:>6}  {reason}")
+    if found.sample and found.sample_kind != "records":
+        click.echo("  sample: synthetic stand-ins (made-up values, in the shape the grantee gets)")
     for record in found.sample:
         click.echo("  sample  " + json.dumps(record, default=str, ensure_ascii=False))
 
@@ -1621,7 +1837,7 @@ def public_policy_show(db_url: str, agency_id: str) -> None:
 @public_policy.command("tighten")
 @db_option
 @click.argument("agency_id")
-@click.option("--precision", help="Coarser precision, e.g. h3:8, h3:7 or jurisdiction.")
+@click.option("--precision", help="Coarser precision, e.g. h3:8, h3:7, area:LAYER or jurisdiction.")
 @click.option("--time", "time_resolution", help="Coarser time resolution: day or month.")
 @click.option("--delay", help="Longer delay, e.g. 14d.")
 @click.option("--threshold", type=int, help="Higher smallest published count.")
@@ -1630,6 +1846,17 @@ def public_policy_show(db_url: str, agency_id: str) -> None:
     "--suppress", multiple=True, help="Also never publish these offences (codes, categories)."
 )
 @click.option("--aggregates-only", is_flag=True, help="Publish counts only, no individual records.")
+@click.option(
+    "--noise-epsilon",
+    type=float,
+    help="Publish counts with differential privacy (OpenDP): the ε each release spends "
+    "(implies counts only; smaller is stricter).",
+)
+@click.option(
+    "--noise-budget",
+    type=float,
+    help="The ε all noisy releases may spend per calendar month (default 10 x epsilon).",
+)
 def public_policy_tighten(
     db_url: str,
     agency_id: str,
@@ -1640,6 +1867,8 @@ def public_policy_tighten(
     fields: tuple[str, ...],
     suppress: tuple[str, ...],
     aggregates_only: bool,
+    noise_epsilon: float | None,
+    noise_budget: float | None,
 ) -> None:
     """Make AGENCY_ID's public release stricter; loosening is refused."""
     from crossbeat.sharing.overrides import tighten_public_policy
@@ -1652,6 +1881,8 @@ def public_policy_tighten(
         "fields": list(fields) or None,
         "suppress_offences": list(suppress) or None,
         "records": False if aggregates_only else None,
+        "noise_epsilon": noise_epsilon,
+        "noise_budget": noise_budget,
     }
     knobs = {k: v for k, v in settings.items() if v is not None}
     done = _sharing(tighten_public_policy, open_store_or_fail(db_url), agency_id, knobs)

@@ -98,6 +98,10 @@ class Offence:
     #: How the crosswalk matched: ``exact``, ``broader``, ``narrower``, ``approximate``
     #: or ``None`` when the local code is not mapped (flagged, never guessed).
     match: str | None = None
+    #: The call-for-service category (``alarm``, ``welfare_check`` ...) when the local
+    #: code is a CAD call type that is not an offence (then there is no NIBRS code and
+    #: ``crime_against`` is ``not_a_crime``); see ``crossbeat.taxonomy.calls``.
+    call_category: str | None = None
 
     @property
     def mapped(self) -> bool:
@@ -193,6 +197,15 @@ class Incident:
         """Whether any offence's local code is not mapped by the crosswalk."""
         return any(not o.mapped for o in self.offences)
 
+    @property
+    def call_category(self) -> str | None:
+        """The call-for-service category, when the incident is a call, not a crime.
+
+        Like the other offence columns of a stored incident, this follows the primary
+        (first) offence: a CAD record's call type.
+        """
+        return self.offences[0].call_category if self.offences else None
+
 
 @dataclass(frozen=True, slots=True)
 class RecordUpdate:
@@ -230,6 +243,23 @@ def incident_id(agency_id: str, source_id: str) -> str:
     True
     """
     return str(uuid.uuid5(INCIDENT_NAMESPACE, f"{agency_id}\x1f{source_id}"))
+
+
+def new_public_id() -> str:
+    """Return a fresh public id: a random UUID4, unrelated to agency and source id.
+
+    :func:`incident_id` is derivable by anyone who knows (or guesses) the source id, and
+    source ids are often sequential case numbers. Everyone but the owner sees an
+    incident under its public id instead, drawn once when the record is first stored
+    (``incidents.public_id``), so that published ids reveal no case number and no gap
+    between them (issue #7).
+
+    Examples
+    --------
+    >>> new_public_id() != new_public_id()
+    True
+    """
+    return str(uuid.uuid4())
 
 
 def sha256_hex(data: bytes | str) -> str:

@@ -93,6 +93,15 @@ class Inc:
         """Stable id, as the store derives it."""
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.owner}/{self.source_id}"))
 
+    @property
+    def public_id(self) -> str:
+        """The id everyone but the owner sees (the store draws it at random; tests fix it)."""
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, f"public/{self.owner}/{self.source_id}"))
+
+    def shown_id(self, own: bool) -> str:
+        """Return the id a reader sees: ``id`` for the owner, ``public_id`` for anyone else."""
+        return self.id if own else self.public_id
+
     def offence(self, i: int) -> dict[str, Any]:
         """Return offence ``i`` as stored (NIBRS code, category, Part I class)."""
         code = self.codes[i]
@@ -127,6 +136,7 @@ def _incident_row(inc: Inc) -> dict[str, Any]:
         cells = {11: cell, 9: h3.cell_to_parent(cell, 9), 7: h3.cell_to_parent(cell, 7)}
     row = {
         "id": inc.id,
+        "public_id": inc.public_id,
         "agency_id": inc.owner,
         "source_id": inc.source_id,
         "version": 1,

@@ -26,13 +26,16 @@ def test_auditor_sees_a_partner_analysts_reads_of_their_data(world: World) -> No
     assert analyst.get("/incidents?agency=citya&limit=5").status_code == 200
     one = world.population[3]
     assert one.owner == "citya"
-    assert analyst.get(f"/incidents/{one.id}").status_code == 200
+    # A partner names citya's record by its public id (citya's own id is not shown to it,
+    # nor accepted from it), and the audit events name it the same way.
+    assert analyst.get(f"/incidents/{one.id}").status_code == 404
+    assert analyst.get(f"/incidents/{one.public_id}").status_code == 200
     auditor, _ = world.signed_in("a.auditor")
     body = auditor.get("/audit").json()
     assert body["ok"] is True and body["agency"] == "citya"
     bobs = [e for e in body["events"] if e["actor"] == bob]
     assert [e["action"] for e in bobs] == ["detail_view", "read"]  # newest first
-    assert bobs[0]["record_ids"] == [one.id] and bobs[0]["actor_agency"] == "countyb"
+    assert bobs[0]["record_ids"] == [one.public_id] and bobs[0]["actor_agency"] == "countyb"
     assert len(bobs[1]["record_ids"]) == 5
     assert all("citya" in e["owner_agencies"] for e in body["events"])
     # Sign-ins of the agency's own users are there too, with the client's address.
@@ -40,8 +43,8 @@ def test_auditor_sees_a_partner_analysts_reads_of_their_data(world: World) -> No
     assert logins and {e["source_ip"] for e in logins} == {CLIENT_IP}
     # Filters.
     only = auditor.get("/audit", params={"by": bob, "action": "detail_view"}).json()["events"]
-    assert [e["record_ids"] for e in only] == [[one.id]]
-    by_record = auditor.get("/audit", params={"record_id": one.id}).json()["events"]
+    assert [e["record_ids"] for e in only] == [[one.public_id]]
+    by_record = auditor.get("/audit", params={"record_id": one.public_id}).json()["events"]
     assert {e["action"] for e in by_record} >= {"detail_view"}
     later = (world.clock.now() + timedelta(minutes=1)).isoformat()
     assert auditor.get("/audit", params={"since": later}).json()["events"] == []

@@ -42,6 +42,7 @@ TABLES = {
     "incident_personal",
     "incident_offences",
     "incident_jurisdictions",
+    "incident_areas",
     "incident_versions",
 }
 _SQL = re.compile(

@@ -31,6 +31,7 @@ from shapely.geometry import box, mapping
 from sqlalchemy import select
 
 from crossbeat.agencies import register_agency, set_jurisdiction
+from crossbeat.areas import add_layer
 from crossbeat.audit import AuditEvent, iter_events, log_size
 from crossbeat.auth import totp
 from crossbeat.auth.accounts import create_user, disable_user
@@ -77,6 +78,8 @@ class Case:
 #: Every data-changing command, how to run it and the (action, owner) of its event.
 AUDITED: dict[str, Case] = {
     "agency add": Case("agency add cityx --name 'City X' --boundary {boundary}", "change", "cityx"),
+    "area add": Case("area add cityx precincts {boundary} --name-field name", "change", "cityx"),
+    "area remove": Case("area remove cityx beats", "change", "cityx"),
     "ingest": Case("ingest --agency cityx --profile {profile} {more}", "ingest", "cityx"),
     "withdraw": Case("withdraw --agency cityx --reason unfounded R1", "withdraw", "cityx"),
     "quarantine retry": Case(
@@ -148,6 +151,8 @@ READ_ONLY: dict[str, tuple[str | None, str]] = {
     "agency list": ("agency list", "lists agencies"),
     "agreement history": ("agreement history {agreement_id}", "shows an agreement's versions"),
     "agreement list": ("agreement list", "lists agreements"),
+    "area list": ("area list", "lists area layers"),
+    "area show": ("area show cityx beats", "shows one area layer"),
     "agreement preview": ("agreement preview cityx public", "an audited read"),
     "audit checkpoint": (None, "signs a head of the audit log itself; no agency's data changes"),
     "audit keygen": ("audit keygen --out {root}/audit.pem", "writes a key file, not the database"),
@@ -166,6 +171,9 @@ READ_ONLY: dict[str, tuple[str | None, str]] = {
     "taxonomy coverage": ("taxonomy coverage", "an audited read of offence counts"),
     "taxonomy crosswalks": ("taxonomy crosswalks", "lists crosswalk files"),
     "taxonomy suggest": ("taxonomy suggest BURG", "suggests offence codes"),
+    "taxonomy sensitivity": ("taxonomy sensitivity 'he hit his wife'", "explains one text's flags"),
+    "taxonomy sensitivity-accuracy": ("taxonomy sensitivity-accuracy", "measures a shipped set"),
+    "taxonomy suggest-accuracy": ("taxonomy suggest-accuracy", "measures a shipped set"),
     "token list": ("token list", "lists tokens"),
     "user list": ("user list", "lists users"),
 }
@@ -227,6 +235,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
         "[-122.8, 45.7], [-122.8, 45.4]]]}}",
         encoding="utf-8",
     )
+    add_layer(store, "cityx", "beats", boundary, name_field="name", kind="beat")
     create_user(store, "cityx", "ann", PASSWORD, ["analyst"], clock=clock)
     create_user(store, "cityx", "dora", PASSWORD, ["analyst"], clock=clock)
     disable_user(store, "dora", clock=clock)
@@ -328,6 +337,7 @@ def test_read_only_command_changes_no_data(run: Run, name: str) -> None:
     assert argv is not None
     before = _data(run.store())
     no_db = name.startswith(("taxonomy check", "taxonomy crosswalks", "taxonomy suggest",
+                             "taxonomy sensitivity",
                              "keys new-kek", "audit keygen", "profile draft"))  # fmt: skip
     out = run.invoke(argv, db="" if no_db else None)
     assert out.exit_code in (0, 1), f"crossbeat {name}: {out.output}"  # 1: a finding, e.g. check

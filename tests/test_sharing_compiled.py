@@ -13,12 +13,14 @@ margin for margin, suppression for suppression, and write the same audit counts.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shapely.geometry import mapping
 from sqlalchemy import func, select
 
 from crossbeat.audit.tables import audit_events
@@ -29,6 +31,7 @@ from crossbeat.sharing.rules import coarsen
 from crossbeat.sharing.scope import TimeResolution
 from tests.sharing_support import NOW, setup_agencies
 from tests.test_sharing_properties import (
+    LAYERS,
     agreement_specs,
     build,
     incidents,
@@ -51,6 +54,22 @@ GROUPINGS = [
     ("agency", "day"),
     ("h3_7", "nibrs"),
 ]
+
+
+@pytest.fixture
+def sharing_store(store, tmp_path):
+    """As in ``test_sharing_properties``: three agencies, and area layer files to load."""
+    setup_agencies(store)
+    store.layer_files = {}
+    for key, named in LAYERS.items():
+        path = tmp_path / f"{key.replace('/', '-')}.geojson"
+        features = [
+            {"type": "Feature", "properties": {"name": n}, "geometry": mapping(g)}
+            for n, g in named.items()
+        ]
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        store.layer_files[key] = path
+    return store
 
 
 def _active(spec: dict[str, Any]) -> dict[str, Any]:
@@ -76,12 +95,6 @@ def visible_worlds(draw: st.DrawFn) -> dict[str, Any]:
     world["specs"] = [_active(s) for s in [*world["specs"], *more]]
     world["purpose"] = None
     return world
-
-
-@pytest.fixture
-def sharing_store(store):
-    setup_agencies(store)
-    return store
 
 
 def _audit_counts(store, since: int) -> list[tuple[Any, ...]]:

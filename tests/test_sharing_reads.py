@@ -100,9 +100,10 @@ def test_stream_sends_changes_withdrawals_and_regrants(world):
         )
     world.clock.advance(minutes=2)
     changed = stream.poll()
-    assert [r["id"] for r in changed.records] == [target.id]
+    # citya's records reach countyb through an agreement: under their public ids.
+    assert [r["id"] for r in changed.records] == [target.public_id]
     assert changed.records[0]["status"] == "closed"
-    assert set(changed.removed) == {gone.id, world.population[2].id}
+    assert set(changed.removed) == {gone.public_id, world.population[2].public_id}
     # A group grant with finer precision replaces the agency grant: reset and re-send.
     create_group(world, "tf", "Task force", members=["countyb"])
     create_agreement(world, "citya", "group:tf", precision="exact", **ALL)
@@ -152,7 +153,9 @@ def test_filters_and_grouping_need_the_fields_they_use(world):
 def test_reads_are_audited_with_owners_ids_and_purpose(world):
     create_agreement(world, "citya", "countyb", precision="exact", **ALL)
     result = read_incidents(world, ANALYST_B, ReadRequest(limit=4), export=True)
-    assert len(result.records) == 4 and result.next_after == result.records[-1]["id"]
+    assert len(result.records) == 4 and result.next_after is not None
+    rest = read_incidents(world, ANALYST_B, ReadRequest(after=result.next_after))
+    assert len(rest.records) == 9 - 4 and not _ids(rest) & _ids(result)
     exports = events_by_actor(world, "u-b", action=Action.EXPORT)
     # One event per owner agency: each owner's auditors see only their own records
     # and the decisions about their own data.
@@ -184,7 +187,9 @@ def test_personal_data_needs_role_purpose_and_agreement(world):
     assert refused.record is not None and refused.personal is None
     officer_b = Viewer.user("o-b", "countyb", ["officer"])
     create_agreement(world, "citya", "countyb", precision="exact", **ALL)
-    assert read_detail(world, officer_b, target.id, purpose="case 1").personal is None
+    assert read_detail(world, officer_b, target.public_id, purpose="case 1").personal is None
+    # The owner's id names nothing for another agency (it is derived from the case number).
+    assert read_detail(world, officer_b, target.id).record is None
     views = events_for_owner(world, "citya", action=Action.PERSONAL_DATA_VIEW)
     assert len(views) == 1 and views[0].purpose == "case 26-118" and views[0].actor == "o-a"
     assert views[0].owner_agencies == ("citya",)
@@ -193,7 +198,7 @@ def test_personal_data_needs_role_purpose_and_agreement(world):
     assert events_for_owner(world, "countyb", action=Action.DETAIL_VIEW) == []
     denials = events_for_owner(world, "citya", action=Action.DENIED)
     assert {e.actor for e in denials} == {"an-a", "o-b"}
-    assert all(e.record_ids == (target.id,) for e in denials)
+    assert {e.record_ids for e in denials} == {(target.id,), (target.public_id,)}
 
 
 def test_partner_personal_data_through_an_investigation_agreement(world):
@@ -203,8 +208,8 @@ def test_partner_personal_data_through_an_investigation_agreement(world):
         **{**ALL, "fields": ["all", "personal"], "purposes": ["investigation"]},
     )  # fmt: skip
     officer_b = Viewer.user("o-b", "countyb", ["officer"])
-    assert read_detail(world, officer_b, target.id).record is None  # analysis read: refused
-    detail = read_detail(world, officer_b, target.id, purpose="joint case 26-7")
+    assert read_detail(world, officer_b, target.public_id).record is None  # analysis: refused
+    detail = read_detail(world, officer_b, target.public_id, purpose="joint case 26-7")
     assert detail.personal is not None and detail.personal.narrative == "seen"
     listed = read_incidents(
         world, officer_b,
@@ -217,8 +222,9 @@ def test_partner_personal_data_through_an_investigation_agreement(world):
 
 
 def test_unknown_and_hidden_ids_look_the_same(world):
-    hidden = world.population[0].id
-    assert read_detail(world, ANALYST_B, hidden).record is None
+    hidden = world.population[0]
+    assert read_detail(world, ANALYST_B, hidden.id).record is None
+    assert read_detail(world, ANALYST_B, hidden.public_id).record is None
     assert read_detail(world, ANALYST_B, "no-such-id").record is None
 
 

@@ -88,7 +88,7 @@ def test_the_application_role_cannot_write(pg):
 def test_a_broken_policy_still_cannot_return_other_agencies_rows(pg, monkeypatch):
     """Break the filter and the per-record check above the database: RLS still holds."""
 
-    def publish_everything(self, row, offences, jurisdictions, flags, anchors):
+    def publish_everything(self, row, offences, jurisdictions, flags, anchors, areas=None):
         return self.rules[0], dict(row)
 
     monkeypatch.setattr(ReadPlan, "where", lambda self: true())

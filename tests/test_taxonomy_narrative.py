@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from crossbeat.cli import cli
 from crossbeat.model import Sensitivity
 from crossbeat.taxonomy import TaxonomyError, keyword_sensitivity, rules_version
-from crossbeat.taxonomy.narrative import explain, lexicon, tokenize
+from crossbeat.taxonomy.narrative import expand, explain, lexicon, tokenize
 from crossbeat.taxonomy.sensitivity_accuracy import load_labelled, measure
 
 S = Sensitivity
@@ -167,7 +167,7 @@ def test_the_labelled_set_is_large_varied_and_well_formed() -> None:
     assert sum(not r.labels for r in rows) >= 120
     assert {r.split for r in rows} == {"tune", "holdout"}
     # The final held-out batch: written after all tuning, measured once, never tuned on.
-    assert sum(r.split == "holdout" for r in rows) >= 70
+    assert sum(r.split == "holdout" for r in rows) >= 100
 
 
 def test_recall_and_false_positive_rate_on_the_labelled_set() -> None:
@@ -177,13 +177,15 @@ def test_recall_and_false_positive_rate_on_the_labelled_set() -> None:
     assert all(c.recall >= 0.99 for c in tune.classes if c.flag in (DV, SEX, JUV))
     assert tune.false_positive_rate <= 0.05
     everything = measure(rows, "all")
-    assert everything.recall_any >= 0.99
-    assert everything.false_positive_rate <= 0.05
-    # Narratives never tuned on: measured 0.979 recall and 0.071 false-positive rate
-    # (docs/sharing.md); the bounds guard against a change that makes them worse.
+    assert everything.recall_any >= 0.98
+    assert everything.false_positive_rate <= 0.03
+    # Narratives never tuned on (the 101 of rules 2026.12.3's holdout, written after all
+    # tuning, measured once): 0.859 any-flag recall (55/64) and a false-positive rate of
+    # 0.054 (2/37), docs/sharing.md. The 0.99 target is NOT met on unseen wording; the
+    # bounds guard against a change that makes it worse.
     holdout = measure(rows, "holdout")
-    assert holdout.recall_any >= 0.95
-    assert holdout.false_positive_rate <= 0.10
+    assert holdout.recall_any >= 0.84
+    assert holdout.false_positive_rate <= 0.07
 
 
 def test_a_bad_labelled_file_is_refused_with_its_line(tmp_path: Path) -> None:
@@ -232,3 +234,90 @@ def test_misspelt_words_count_but_known_words_are_not_stretched() -> None:
     # A cue inside a harmless phrase is dropped; the same word elsewhere still counts.
     assert keyword_sensitivity("Minor damage to a fence.") == frozenset()
     assert JUV in keyword_sensitivity("A minor was found drinking in the park.")
+
+
+# -- rules 2026.12.1: structure that generalises ----------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        # The misses of the 2026.12.0 holdout.
+        ("Woman says a stranger slid his hand under her skirt on a crowded tram.", SEX),
+        ("Man threatening to take his life after his partner left.", S.VICTIM_IDENTIFYING),
+        # Control of a person by a relative or partner, without a blow.
+        ("Female reports partner monitors her phone and controls all the money.", DV),
+        ("In-laws confined the victim to the house.", DV),
+        ("My husband he take my passport and not let me go outside.", DV),
+        # Police jargon and CAD capitals.
+        ("F ADV HER HUSB HIT HER W/ BELT, REQ AMB", DV),
+        ("DOM - F/HALF STATES M/HALF PUSHED HER DOWN STAIRS", DV),
+        ("CS#2231 made a controlled buy from the subject at the park.", S.INFORMANT),
+        ("Vic received a message demanding money or the explicit pics would be sent.", SEX),
+        ("Woman woke up to find her housemate in her bed touching her.", SEX),
+        ("Her uncle used to touch her when she was little.", SEX),
+        ("Caregiver has been taking the victim's bank card and withholding her meals.",
+         S.VICTIM_IDENTIFYING),
+        # Repetition near a contact act (stalking told as events); filming near a body
+        # part; her clothes near a state.
+        ("A man has been waiting outside her flat every evening for a week.",
+         S.VICTIM_IDENTIFYING),
+        ("He photographed her legs on the escalator.", SEX),
+        ("She woke at a party with her underwear removed.", SEX),
+        # An inflection the term list does not spell out, through the term's lemma.
+        ("Man reports his wife throws things at him.", DV),
+    ],
+)  # fmt: skip
+def test_wordings_beyond_the_set_are_flagged(text: str, flag: Sensitivity) -> None:
+    assert flag in keyword_sensitivity(text), [f.reason for f in explain(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A partner or relative as the owner or reporter of property.
+        "Victim's husband's tools were stolen from his van.",
+        "GF's car window smashed, radio taken.",
+        # A violence verb whose object is a thing.
+        "Someone hit my mother car in the parking lot and drove away.",
+        "Her son struck the parked van while reversing; details exchanged.",
+        # Jargon in harmless senses.
+        "CS spray was drawn but not used; male arrested for theft.",
+        "MVA minor, no injuries, both drivers exchanged info.",
+        "Juvenile delinquency unit report: quarterly statistics forwarded.",
+        "Welfare check requested by daughter: father fine, phone battery had died.",
+        "Private property sign damaged at the entrance.",
+        "Report dated 12 May; date of birth not given.",
+    ],
+)
+def test_structure_keeps_owners_and_things_unflagged(text: str) -> None:
+    assert keyword_sensitivity(text) == frozenset(), [f.reason for f in explain(text)]
+
+
+def test_a_violence_verb_on_a_person_stays_violence() -> None:
+    assert DV in keyword_sensitivity("Her son hit her with a bottle.")
+    assert DV in keyword_sensitivity("Her son hit her car and then hit her.")
+    # A short text with an act keeps the partner rule; a property event alone does not.
+    assert DV in keyword_sensitivity("ASSAULT - HUSBAND")
+    assert DV not in keyword_sensitivity("THEFT - HUSBAND'S VAN")
+
+
+def test_slots_expand_to_every_filler() -> None:
+    assert expand("take {poss} phone", {"poss": ["her", "my"]}) == [
+        "take her phone",
+        "take my phone",
+    ]
+    with pytest.raises(TaxonomyError, match="no fillers"):
+        expand("hit {nobody}", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "young"),
+    [
+        ("JUV RUNAWAY - 14YOF LAST SEEN AT THE MALL", True),
+        ("Subj stated his dad hits him, subj is 12.", True),
+        ("Lad on a scooter snatched a bag, aged approx 14.", True),
+        ("He was 12 minutes late for the appointment.", False),
+        ("Victim is 45 and lives alone.", False),
+    ],
+)
+def test_more_age_forms(text: str, young: bool) -> None:
+    assert (JUV in keyword_sensitivity(text)) is young

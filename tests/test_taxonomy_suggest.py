@@ -51,9 +51,11 @@ def test_suggestions_are_ranked_unique_and_limited() -> None:
     found = suggest("THEFT FROM VEHICLE", limit=3)
     assert len(found) <= 3
     assert [s.score for s in found] == sorted((s.score for s in found), reverse=True)
-    assert len({s.nibrs_code for s in found}) == len(found)
+    assert len({s.target for s in found}) == len(found)
     for s in found:
         assert s.nibrs_code == NOT_A_CRIME or s.name == nibrs_offences()[s.nibrs_code].name
+    calls = suggest("ALARM", limit=5)
+    assert len({s.target for s in calls}) == len(calls)
     assert suggest("THEFT FROM VEHICLE", limit=0) == []
 
 

@@ -131,6 +131,7 @@ class OffenceOut(_Record):
     offence_name: str | None = None
     crime_against: str | None = None
     ucr_part1: str | None = None
+    call_category: str | None = None
     local_code: str | None = None
 
 
@@ -153,11 +154,19 @@ class IncidentPublic(_Record):
     h3_7: str | None = None
     h3_9: str | None = None
     jurisdictions: list[str] | None = None
+    areas: dict[str, list[str]] | None = Field(
+        default=None,
+        description="The incident's areas by layer (AGENCY/LAYER), where the precision "
+        "shows them: every layer at exact precision, one layer at area:LAYER.",
+    )
 
 
 class IncidentShared(IncidentPublic):
     """An incident as an agency user or API token may receive it (fields per agreement)."""
 
+    call_category: str | None = Field(
+        default=None, description="The call-for-service category of a CAD call (not a crime)."
+    )
     offence_local_code: str | None = None
     reported_at: datetime | None = None
     status: str | None = None
@@ -206,7 +215,7 @@ class IncidentListOut(_Out):
 
 
 class FeatureOut(_Out):
-    """One incident as a GeoJSON Feature (no geometry at jurisdiction precision)."""
+    """One incident as a GeoJSON Feature (no geometry at area or jurisdiction precision)."""
 
     type: Literal["Feature"] = "Feature"
     id: str
@@ -251,6 +260,11 @@ class AggregateOut(_Out):
     total: int | None
     threshold: int | None
     suppressed: int
+    #: False when a count was hidden, dropped or noised: the total and margins are then
+    #: sums of the published cells only.
+    complete: bool
+    #: Owners whose counts carry differential-privacy noise.
+    noisy: list[str]
     decisions: list[DecisionOut] | None = None
 
 
@@ -329,6 +343,9 @@ class PreviewOut(_Out):
     visible: int
     hidden: dict[str, int]
     sample: list[IncidentShared | IncidentPublic]
+    #: ``records``: real records as the grantee sees them (only for an officer, analyst
+    #: or supervisor of the owner); ``stand-ins``: synthetic records of the same shape.
+    sample_kind: Literal["records", "stand-ins"]
 
 
 # -- audit ---------------------------------------------------------------------------------

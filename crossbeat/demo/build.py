@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from crossbeat.agencies import load_boundaries, register_agency
+from crossbeat.areas import add_layer
 from crossbeat.demo import region
 from crossbeat.demo.accounts import demo_accounts
 from crossbeat.demo.exports import FILES, ExportFile, write_exports
@@ -65,6 +66,8 @@ class DemoFiles:
     exports: dict[str, ExportFile]
     boundaries: dict[str, Path]
     manifest: Path
+    #: Area layer files by ``AGENCY/LAYER`` (the city's police districts).
+    areas: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -190,10 +193,14 @@ def write_region_files(out_dir: Path, *, seed: int = 7, size: float = 1.0) -> De
         text = json.dumps(region.jurisdiction_geojson(agency.id), ensure_ascii=False)
         path.write_bytes((text + "\n").encode("utf-8"))
         boundaries[agency.id] = path
+    agency_id, layer = region.DISTRICTS
+    districts = out_dir / "boundaries" / f"{agency_id}-{layer}.geojson"
+    text = json.dumps(region.district_geojson(), ensure_ascii=False)
+    districts.write_bytes((text + "\n").encode("utf-8"))
     manifest = out_dir / MANIFEST
     text = json.dumps(manifest_data(sim, exports), indent=1, ensure_ascii=False)
     manifest.write_bytes((text + "\n").encode("utf-8"))
-    return DemoFiles(out_dir, exports, boundaries, manifest)
+    return DemoFiles(out_dir, exports, boundaries, manifest, {f"{agency_id}/{layer}": districts})
 
 
 def register_demo_agencies(store: Store, boundaries: Mapping[str, Path]) -> None:
@@ -266,6 +273,11 @@ def build_demo(
     files = write_region_files(out_dir, seed=seed, size=size)
     store = open_store(db_url, kek=kek or demo_kek(db_url, out_dir))
     register_demo_agencies(store, files.boundaries)
+    for key, path in files.areas.items():
+        agency_id, layer = key.split("/")
+        add_layer(
+            store, agency_id, layer, path, name_field="DISTRICT", kind="district", replace=True
+        )
     ingests = ingest_demo_exports(store, files.exports, progress=progress)
     demo_accounts(store, out_dir)
     if not list_agreements(store):

@@ -246,6 +246,36 @@ def agencies() -> tuple[DemoAgency, ...]:
     )  # fmt: skip
 
 
+#: The demo's area layer: the City of Riverton's police districts (agency, layer).
+DISTRICTS = ("rivertonpd", "districts")
+
+
+def district_geojson() -> dict[str, Any]:
+    """Return the City of Riverton's four police districts as GeoJSON in WGS84.
+
+    The city cut into quadrants around its centroid, each feature named by its
+    ``DISTRICT`` property (a demo area layer, :mod:`crossbeat.areas`).
+    """
+    city = city_polygon()
+    minx, miny, maxx, maxy = city.bounds
+    cx, cy = city.centroid.x, city.centroid.y
+    quadrants = {
+        "North-West": box(minx, cy, cx, maxy),
+        "North-East": box(cx, cy, maxx, maxy),
+        "South-West": box(minx, miny, cx, cy),
+        "South-East": box(cx, miny, maxx, cy),
+    }
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"DISTRICT": name, "AGENCY": DISTRICTS[0]},
+            "geometry": mapping(geometry_to_wgs84(city.intersection(quadrant))),
+        }
+        for name, quadrant in quadrants.items()
+    ]
+    return {"type": "FeatureCollection", "features": features}
+
+
 def jurisdiction_geojson(agency_id: str) -> dict[str, Any]:
     """Return one agency's jurisdiction as a GeoJSON FeatureCollection in WGS84.
 

@@ -10,6 +10,8 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from crossbeat.geo.areas import AreaIndex
+
 
 @dataclass(frozen=True, slots=True)
 class JurisdictionPolygon:
@@ -34,8 +36,12 @@ class JurisdictionIndex:
     [('city',), ()]
     """
 
-    def __init__(self, polygons: Sequence[JurisdictionPolygon]) -> None:
+    def __init__(
+        self, polygons: Sequence[JurisdictionPolygon], areas: AreaIndex | None = None
+    ) -> None:
         self.polygons = list(polygons)
+        #: The area layers' polygons (precincts, beats ...), tagged at ingest alongside.
+        self.areas = areas if areas is not None else AreaIndex()
         geoms = [p.geometry for p in self.polygons]
         for g in geoms:
             shapely.prepare(g)
@@ -43,9 +49,11 @@ class JurisdictionIndex:
         self._agency = np.array([p.agency_id for p in self.polygons], dtype=object)
 
     @classmethod
-    def from_geojson(cls, rows: Iterable[tuple[str, str, dict]]) -> JurisdictionIndex:
-        """Build an index from ``(agency_id, name, geojson_geometry)`` rows."""
-        return cls([JurisdictionPolygon(a, n, shape(g)) for a, n, g in rows])
+    def from_geojson(
+        cls, rows: Iterable[tuple[str, str, dict]], areas: AreaIndex | None = None
+    ) -> JurisdictionIndex:
+        """Build an index from ``(agency_id, name, geojson_geometry)`` rows (and areas)."""
+        return cls([JurisdictionPolygon(a, n, shape(g)) for a, n, g in rows], areas)
 
     def __len__(self) -> int:
         return len(self.polygons)

@@ -27,6 +27,7 @@ from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated
 from crossbeat.ingest.profile import Profile, ProfileError
 from crossbeat.ingest.readers import RawRecord, SourceError, open_source
 from crossbeat.ingest.source import display_encoding
+from crossbeat.model import Offence
 from crossbeat.store import Store
 
 #: How many distinct source ids the duplicate check remembers (8 bytes each).
@@ -201,8 +202,7 @@ def stored_fields(result: Normalised | Updated) -> dict[str, Any]:
         "time_precision": inc.time_precision.value,
         "reported_at": inc.reported_at.isoformat() if inc.reported_at else None,
         "offences": [
-            f"{o.local_code} -> {o.nibrs_code or o.crime_against or '?'} ({o.match or 'unmapped'})"
-            for o in inc.offences
+            f"{o.local_code} -> {_target(o)} ({o.match or 'unmapped'})" for o in inc.offences
         ],
         "lat": loc.lat,
         "lon": loc.lon,
@@ -408,3 +408,10 @@ def _duplicate(
     else:
         report.duplicates_complete = False
     return None
+
+
+def _target(o: Offence) -> str:
+    """What an offence was mapped to: a NIBRS code, ``call:<category>`` or its category."""
+    if o.call_category:
+        return f"call:{o.call_category}"
+    return o.nibrs_code or o.crime_against or "?"

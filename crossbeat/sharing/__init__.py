@@ -6,8 +6,11 @@ Modules: :mod:`~crossbeat.sharing.scope` (fields, precision levels, offences, pu
 :mod:`~crossbeat.sharing.permissions` (who may manage sharing), :mod:`~crossbeat.sharing.groups`
 (named groups of agencies), :mod:`~crossbeat.sharing.overrides` (agencies' tightenings of
 the public policy), :mod:`~crossbeat.sharing.public` (the public release policy and
-anchor points), :mod:`~crossbeat.sharing.suppression` (small-count and complementary
-suppression), :mod:`~crossbeat.sharing.request` (viewer and request),
+anchor points), :mod:`~crossbeat.sharing.release` (releasing each owner's counts so that no
+combination of requests recovers a hidden one), :mod:`~crossbeat.sharing.noise`
+(differentially private counts and privacy budgets),
+:mod:`~crossbeat.sharing.standins` (synthetic preview records),
+:mod:`~crossbeat.sharing.request` (viewer and request),
 :mod:`~crossbeat.sharing.policy` (the pure decision: viewer + request -> plan with
 reasons), :mod:`~crossbeat.sharing.rules` (one grant's filter and transformation),
 :mod:`~crossbeat.sharing.reads` (THE read entry points),

@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from crossbeat.audit import Action, AuditEvent, append
 from crossbeat.auth.roles import Actor
+from crossbeat.sharing.scope import Precision, parse_precision
 from crossbeat.store import Store
+from crossbeat.store.schema import area_layers
 
 
 class AgreementError(ValueError):
@@ -55,3 +57,33 @@ def audit_change(
         ),
         conn=conn,
     )
+
+
+def check_area_layer(
+    conn: Connection, precision: Precision, owner: str
+) -> tuple[Precision, str | None]:
+    """Check an ``area:LAYER`` precision of an owner's agreement or public policy.
+
+    Returns
+    -------
+    tuple
+        The precision written one way (the owner's own layer as ``area:LAYER``, so
+        that policies compare equal), and a problem when no such layer is registered.
+    """
+    if precision.layer is None:
+        return precision, None
+    if precision.layer.startswith(f"{owner}/"):
+        precision = parse_precision(f"area:{precision.layer.split('/', 1)[1]}")
+    key = precision.layer_key(owner) or ""
+    agency, _, name = key.partition("/")
+    found = conn.execute(
+        select(area_layers.c.id).where(
+            (area_layers.c.agency_id == agency) & (area_layers.c.name == name)
+        )
+    ).first()
+    if found is None:
+        return precision, (
+            f"precision: {precision} names no area layer {key!r} "
+            "(register it with crossbeat area add)"
+        )
+    return precision, None

@@ -27,7 +27,12 @@ from sqlalchemy import Connection, insert, select, update
 
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
-from crossbeat.sharing._manage import AgreementError, actor_name, audit_change
+from crossbeat.sharing._manage import (
+    AgreementError,
+    actor_name,
+    audit_change,
+    check_area_layer,
+)
 from crossbeat.sharing.groups import get_group
 from crossbeat.sharing.model import (
     Agreement,
@@ -47,6 +52,7 @@ from crossbeat.sharing.scope import (
     ScopeError,
     TimeResolution,
     expand_fields,
+    is_call_token,
     offences_overlap,
     parse_delay,
     parse_offences,
@@ -214,6 +220,11 @@ def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) 
 
     offences = parse("offences", parse_offences, raw["offences"], None if not public else "all")
     offences = None if offences == "all" else offences
+    if public and offences is not None and any(is_call_token(t) for t in offences):
+        problems.append(
+            "offences: the public never receives calls for service (alarms, welfare checks "
+            "...): a public map must not present them as crimes; remove calls/call:..."
+        )
     fields = parse(
         "fields",
         lambda v: expand_fields(v, personal=not public),
@@ -223,6 +234,9 @@ def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) 
     precision = parse(
         "precision", parse_precision, raw["precision"], policy.precision if public else None
     )
+    if isinstance(precision, Precision) and precision.layer is not None and owner in known:
+        precision, problem = check_area_layer(conn, precision, owner)
+        problems += [problem] if problem else []
     time_res = parse(
         "time_resolution",
         parse_time_resolution,

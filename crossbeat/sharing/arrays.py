@@ -43,7 +43,10 @@ CHUNK = 50_000
 
 @dataclass(frozen=True)
 class AnalysisArrays:
-    """Visible incidents as columns (one position per incident, in ``id`` order).
+    """Visible incidents as columns (one position per incident, in public-id order).
+
+    ``id`` is the id the viewer may see: the owner's id for its own readers, the
+    public id for everyone else.
 
     ``lon``/``lat`` are float64 at the granted precision (NaN: not shown);
     ``occurred_from``/``occurred_to`` are ``datetime64[us]`` in UTC at the granted
@@ -118,21 +121,15 @@ def analysis_arrays(
                     else_=literal(-1),
                 )
                 where = or_(*(exact.shown_by(r, bbox=False) for r in rules))
-                q = (
-                    select(
-                        c.id,
-                        c.agency_id,
-                        which,
-                        c.lon,
-                        c.lat,
-                        c.occurred_from,
-                        c.occurred_to,
-                        c.nibrs_code,
-                        c.crime_against,
-                    )  # fmt: skip
-                    .where(where)
-                    .order_by(c.id)
-                )
+                # The id each rule shows: the owner's own readers see the id, everyone
+                # else the random public id; rows come in public-id order (issue #7).
+                own = sorted({r.owner for r in rules if r.via == "own"})
+                shown_id = c.public_id
+                if own:
+                    shown_id = case((c.agency_id.in_(own), c.id), else_=c.public_id)
+                columns = [shown_id, c.agency_id, which, c.lon, c.lat, c.occurred_from]
+                columns += [c.occurred_to, c.nibrs_code, c.crime_against]
+                q = select(*columns).where(where).order_by(c.public_id)
                 result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(q)
                 for part in result.partitions(CHUNK):
                     cols = list(zip(*part, strict=True))

@@ -65,16 +65,20 @@ from sqlalchemy import (
 from crossbeat.model import CrimeAgainst, Sensitivity
 from crossbeat.sharing.policy import ReadPlan, live
 from crossbeat.sharing.public import _text_flags
-from crossbeat.sharing.request import TIME_DIMS
-from crossbeat.sharing.rules import Rule, _matches_sql, coarsen
+from crossbeat.sharing.release import BASE, part_mode
+from crossbeat.sharing.request import TIME_DIMS, CallsFilter
+from crossbeat.sharing.rules import Rule, _matches_sql, coarsen, in_areas_sql
 from crossbeat.sharing.scope import TimeResolution
 from crossbeat.store.schema import incident_offences, incidents
 from crossbeat.taxonomy.nibrs import nibrs_offences
 
 #: Grouping dimensions the SQL path computes in the database.
 SQL_DIMS = frozenset(
-    {"agency", "jurisdiction", "h3_7", "h3_9", "h3_11", "nibrs", "crime_against", *TIME_DIMS}
-)
+    {
+        "agency", "jurisdiction", "h3_7", "h3_9", "h3_11", "nibrs", "crime_against",
+        "call_category", *TIME_DIMS,
+    }
+)  # fmt: skip
 _PG_FORMAT = {"month": "YYYY-MM", "day": "YYYY-MM-DD", "hour": 'YYYY-MM-DD"T"HH24'}
 _SQLITE_FORMAT = {"month": "%Y-%m", "day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H"}
 
@@ -86,6 +90,8 @@ class RuleCounts:
     rule: Rule
     counts: Counter[tuple[str, ...]] = field(default_factory=Counter)
     path: str = "sql"  # "sql" or "reference"
+    #: For a counts-only public release (``base`` part): counts by (base cell, key).
+    base: Counter[tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -130,17 +136,27 @@ def count_by_rule(conn: Connection, p: ReadPlan, reference: ReferenceCounter) ->
     exact = RuleConditions(conn, p, fast)
     for rule in fast:
         where = exact.shown_by(rule)
-        keys = [_dim_sql(conn, d, rule).label(f"k{i}") for i, d in enumerate(p.request.group_by)]
-        q = select(*keys, func.count().label("n")).where(where)
+        dims = list(p.request.group_by)
+        keys = [_dim_sql(conn, d, rule) for d in dims]
+        base = part_mode(rule) == BASE
+        if base:
+            keys += _base_sql(conn, rule)
+        q = select(*(k.label(f"k{i}") for i, k in enumerate(keys)), func.count().label("n"))
+        q = q.where(where)
         if keys:
             q = q.group_by(*(literal_column(str(i + 1)) for i in range(len(keys))))
-        counts: Counter[tuple[str, ...]] = Counter()
+        rc = RuleCounts(rule)
         for row in conn.execute(q):
             n = int(row[-1])
-            if n:
-                counts[tuple(str(v) for v in row[:-1])] += n
-        if counts:
-            out.append(RuleCounts(rule, counts))
+            if not n:
+                continue
+            values = tuple(str(v) for v in row[:-1])
+            key = values[: len(dims)]
+            rc.counts[key] += n
+            if base:
+                rc.base[(values[len(dims) :], key)] += n
+        if rc.counts:
+            out.append(rc)
     return out
 
 
@@ -209,13 +225,21 @@ def request_filters(p: ReadPlan, rule: Rule, *, bbox: bool = True) -> list[Colum
     c = incidents.c
     out: list[ColumnElement[bool]] = []
     if req.ids is not None:
-        out.append(c.id.in_(sorted(req.ids)))
+        ids = sorted(req.ids)
+        by_id = c.public_id.in_(ids)
+        out.append(or_(by_id, c.id.in_(ids)) if rule.via == "own" else by_id)
     if req.agencies is not None:
         out.append(c.agency_id.in_(sorted(req.agencies)))
-    if req.offences is not None:
-        out.append(_matches_sql(req.offences, c))
+    if req.offences is not None:  # calls are chosen by ``calls``, not by offence
+        out.append(or_(c.call_category.is_not(None), _matches_sql(req.offences, c)))
+    if req.areas is not None:
+        out.append(in_areas_sql(req.areas))
+    if req.calls is CallsFilter.EXCLUDE:
+        out.append(c.call_category.is_(None))
+    elif req.calls is CallsFilter.ONLY:
+        out.append(c.call_category.is_not(None))
     if req.after is not None:
-        out.append(c.id > req.after)
+        out.append(c.public_id > req.after)
     if req.since is not None:
         out.append(c.occurred_from >= period_start(req.since, rule))
     if req.until is not None:
@@ -328,9 +352,14 @@ def _dim_sql(conn: Connection, dim: str, rule: Rule) -> ColumnElement[str]:
     pg = conn.dialect.name == "postgresql"
     if dim == "agency":
         return c.agency_id
+    if dim == "call_category":
+        return func.coalesce(c.call_category, literal("none"))
     if dim in ("nibrs", "crime_against"):
         col = c.nibrs_code if dim == "nibrs" else c.crime_against
-        return case((or_(col.is_(None), col == ""), literal("unmapped")), else_=col)
+        plain = case((or_(col.is_(None), col == ""), literal("unmapped")), else_=col)
+        if dim == "crime_against":
+            return plain
+        return case((c.call_category.is_not(None), literal("call:") + c.call_category), else_=plain)
     if dim.startswith("h3_"):
         return func.coalesce(c[dim], literal("none"))
     if dim == "jurisdiction":
@@ -358,6 +387,23 @@ def _dim_sql(conn: Connection, dim: str, rule: Rule) -> ColumnElement[str]:
     return func.coalesce(
         func.strftime(literal(_SQLITE_FORMAT[dim]), c.occurred_from, modifier), literal("unknown")
     )
+
+
+def _base_sql(conn: Connection, rule: Rule) -> list[ColumnElement[str]]:
+    """Return SQL for :func:`crossbeat.sharing.release.base_key` of the records ``rule`` shows.
+
+    Values the rule does not show count as missing, as on the published record.
+    """
+    shown = rule.shown_fields(None)
+    category = _dim_sql(conn, "crime_against", rule)
+    month = _dim_sql(conn, "month", rule)
+    cell = _dim_sql(conn, "h3_7", rule)
+    return [
+        category if "crime_against" in shown else literal("unmapped"),
+        month if "occurred_from" in shown else literal("unknown"),
+        cell if "h3_7" in shown and rule.precision.shows_cell("h3_7") else literal("none"),
+        _dim_sql(conn, "jurisdiction", rule) if "jurisdictions" in shown else literal("none"),
+    ]
 
 
 def _sqlite_offset(tz: str, lo: datetime | None, hi: datetime | None) -> ColumnElement[str]:

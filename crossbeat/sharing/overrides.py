@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,7 +10,12 @@ from sqlalchemy import Connection, select
 
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
-from crossbeat.sharing._manage import AgreementError, actor_name, audit_change
+from crossbeat.sharing._manage import (
+    AgreementError,
+    actor_name,
+    audit_change,
+    check_area_layer,
+)
 from crossbeat.sharing.permissions import check_permission
 from crossbeat.sharing.public import DEFAULT_PUBLIC_POLICY, PublicPolicy
 from crossbeat.sharing.scope import ScopeError
@@ -94,6 +100,11 @@ def tighten_public_policy(
             wanted: PublicPolicy = PublicPolicy.from_settings(changes, base=current)
         except ScopeError as exc:
             raise AgreementError([str(exc)]) from exc
+        if "precision" in changes:
+            precision, problem = check_area_layer(conn, wanted.precision, agency_id)
+            if problem:
+                raise AgreementError([problem])
+            wanted = dataclasses.replace(wanted, precision=precision)
         looser = wanted.looser_than(current)
         if looser:
             raise AgreementError([f"{p}: the public policy can only be tightened" for p in looser])

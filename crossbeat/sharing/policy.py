@@ -36,23 +36,28 @@ from sqlalchemy import ColumnElement, and_, false, or_
 from crossbeat.model import Sensitivity
 from crossbeat.sharing.model import Agreement, GranteeKind
 from crossbeat.sharing.public import DEFAULT_PUBLIC_POLICY, AnchorIndex, PublicPolicy, Row
+from crossbeat.sharing.release import base_refusal
 from crossbeat.sharing.request import (
     DATA_ROLES,
     GROUP_BY,
     PERSONAL_ROLES,
     TIME_DIMS,
+    CallsFilter,
     ReadRequest,
     RequestError,
     Viewer,
     ViewerKind,
+    area_dim_layer,
 )
-from crossbeat.sharing.rules import Rule, _matches_sql
+from crossbeat.sharing.rules import Rule, _matches_sql, in_areas_sql
 from crossbeat.sharing.scope import (
     DEFAULT_PURPOSE,
     PERSONAL_FIELDS,
     RECORD_FIELDS,
     Precision,
     TimeResolution,
+    call_scope,
+    layer_key,
     offence_matches,
     parse_precision,
 )
@@ -138,13 +143,26 @@ class ReadPlan:
         req = self.request
         conds = [live(), or_(*(self._rule_sql(r) for r in self.rules))]
         if req.ids is not None:
-            conds.append(incidents.c.id.in_(sorted(req.ids)))
+            ids = sorted(req.ids)
+            own = sorted({r.owner for r in self.rules if r.via == "own"})
+            by_id = and_(incidents.c.id.in_(ids), incidents.c.agency_id.in_(own))
+            conds.append(or_(incidents.c.public_id.in_(ids), by_id) if own else
+                         incidents.c.public_id.in_(ids))  # fmt: skip
         if req.agencies is not None:
             conds.append(incidents.c.agency_id.in_(sorted(req.agencies)))
         if req.offences is not None:
-            conds.append(_matches_sql(req.offences, incidents.c))
+            # The offence filter is on offences; calls are chosen by ``calls``.
+            conds.append(
+                or_(incidents.c.call_category.is_not(None), _matches_sql(req.offences, incidents.c))
+            )
+        if req.areas is not None:
+            conds.append(in_areas_sql(req.areas))
+        if req.calls is CallsFilter.EXCLUDE:
+            conds.append(incidents.c.call_category.is_(None))
+        elif req.calls is CallsFilter.ONLY:
+            conds.append(incidents.c.call_category.is_not(None))
         if req.after is not None:
-            conds.append(incidents.c.id > req.after)
+            conds.append(incidents.c.public_id > req.after)
         return and_(*conds)
 
     def _rule_sql(self, rule: Rule) -> ColumnElement[bool]:
@@ -186,16 +204,20 @@ class ReadPlan:
         jurisdictions: Sequence[str],
         flags: frozenset[Sensitivity],
         anchors: AnchorIndex,
+        areas: Mapping[str, Sequence[str]] | None = None,
     ) -> tuple[Rule, dict[str, Any]] | None:
-        """Return the record as the viewer sees it with its rule, or None if not shown."""
+        """Return the record as the viewer sees it with its rule, or None if not shown.
+
+        ``areas`` maps each area layer (``AGENCY/LAYER``) to the record's areas in it.
+        """
         rule = self.choose(row, offences, flags)
         if rule is None:
             return None
         req = self.request
         if req.changed_since is not None and not rule.changed(row, req.changed_since):
             return None
-        full = rule.transform(row, offences, jurisdictions, anchors)
-        if not self._matches(row, full):
+        full = rule.transform(row, offences, jurisdictions, anchors, areas=areas)
+        if not self._matches(row, full, rule):
             return None
         wanted = req.fields
         if req.aggregate:
@@ -203,18 +225,41 @@ class ReadPlan:
         record = {k: v for k, v in full.items() if k in rule.shown_fields(wanted)}
         return rule, record
 
-    def _matches(self, row: Row, rec: Mapping[str, Any]) -> bool:
+    def _matches(self, row: Row, rec: Mapping[str, Any], rule: Rule) -> bool:
         req = self.request
-        if req.ids is not None and row["id"] not in req.ids:
+        # By id: the public id for anyone; the owner's own id only for the owner's own
+        # readers, so that an id derived from a case number finds nothing (issue #7).
+        if req.ids is not None and not (
+            row["public_id"] in req.ids or (rule.via == "own" and row["id"] in req.ids)
+        ):
             return False
         if req.agencies is not None and row["agency_id"] not in req.agencies:
             return False
-        if req.after is not None and not row["id"] > req.after:
+        if req.after is not None and not row["public_id"] > req.after:
             return False
-        if req.offences is not None and not offence_matches(
-            req.offences, rec.get("nibrs_code"), rec.get("crime_against"), rec.get("ucr_part1")
+        is_call = row.get("call_category") is not None
+        if (
+            req.calls is CallsFilter.EXCLUDE
+            and is_call
+            or req.calls is CallsFilter.ONLY
+            and not is_call
         ):
             return False
+        if (
+            req.offences is not None
+            and not is_call
+            and not offence_matches(
+                req.offences, rec.get("nibrs_code"), rec.get("crime_against"), rec.get("ucr_part1")
+            )
+        ):
+            return False
+        if req.areas is not None:
+            shown = rec.get("areas") or {}
+            if not any(
+                name in shown.get(layer_key(layer, row["agency_id"]), ())
+                for layer, name in req.areas
+            ):
+                return False
         if req.since is not None or req.until is not None:
             t = rec.get("occurred_from")
             if t is None or (req.since and t < req.since) or (req.until and t >= req.until):
@@ -319,6 +364,7 @@ def _decide(
             owner, "own", None, None, frozenset(), frozenset(),
             frozenset(RECORD_FIELDS) | frozenset(PERSONAL_FIELDS),
             parse_precision("exact"), TimeResolution.EXACT, timedelta(0), personal_ok, tz,
+            calls=None,
         )  # fmt: skip
         _add(rule, request, reasons, rules, f"own data: {viewer.label()} sees its records in full")
     elif own:
@@ -402,21 +448,30 @@ def _agreement_rule(
     s = a.scope
     if via == "public":
         policy = ctx.public_policies.get(a.owner, DEFAULT_PUBLIC_POLICY).merge(s.as_public_policy())
-        if not request.aggregate and not policy.records:
+        if not request.aggregate and not policy.publishes_records:
             return None, "the owner publishes aggregate counts only"
+        if request.aggregate and not policy.publishes_records and policy.noise_epsilon is None:
+            # Counts only, without noise: every answer must come from the base table.
+            why = base_refusal(request, tz)
+            if why is not None:
+                return None, why
         return (
             Rule(
                 a.owner, via, a.id, s.offences, policy.suppressed_flags,
                 policy.suppress_offences, s.fields & policy.fields, policy.precision,
                 policy.time_resolution, policy.delay, False, tz, policy.threshold,
+                publishes_records=policy.publishes_records,
+                noise_epsilon=policy.noise_epsilon, noise_budget=policy.noise_budget,
             ),
             "",
         )  # fmt: skip
     personal = personal_ok and bool(s.fields & set(PERSONAL_FIELDS))
     excluded = frozenset(Sensitivity) - s.include_sensitive
+    # Calls for service reach a partner only when the agreement names them ("calls",
+    # "call:alarm"): "all offences" or "property" never shares a call.
     rule = Rule(
         a.owner, via, a.id, s.offences, excluded, frozenset(), s.fields, s.precision,
-        s.time_resolution, s.delay, personal, tz,
+        s.time_resolution, s.delay, personal, tz, calls=call_scope(s.offences),
     )  # fmt: skip
     return rule, ""
 
@@ -440,7 +495,21 @@ def _unmet(rule: Rule, req: ReadRequest) -> str | None:
         return "filtering by time needs occurred_from"
     if req.bbox is not None and not ({"lat", "lon"} <= f and rule.precision.has_point):
         return "filtering by area needs a published point"
+    for layer in sorted({layer for layer, _ in req.areas or ()}):
+        if not rule.shows_layer(layer_key(layer, rule.owner)):
+            return (
+                f"filtering by area layer {layer} needs the areas field at precision exact "
+                f"or area:{layer}, not {rule.precision}"
+            )
     for dim in req.group_by if req.aggregate else ():
+        dim_layer = area_dim_layer(dim)
+        if dim_layer is not None:
+            if not rule.shows_layer(layer_key(dim_layer, rule.owner)):
+                return (
+                    f"grouping by {dim} needs the areas field at precision exact or {dim}, "
+                    f"not {rule.precision}"
+                )
+            continue
         need = set(GROUP_BY[dim])
         if not need <= f:
             return f"grouping by {dim} needs {', '.join(sorted(need))}"

@@ -3,14 +3,24 @@
 The preview runs the very same policy as a real read, for a stand-in viewer of the
 grantee (an officer, analyst and supervisor at once, or the public), over the owner's
 records only, and explains every record it leaves out.
+
+Who sees real records in the sample (issue #7): only a user entitled to read the
+owner's records in full (an officer, analyst or supervisor *of the owner*), or the
+local operator calling the library with ``real_sample=True``. Agency and platform
+admins — the roles that manage agreements, and have no access to incident data —
+get the counts, the reasons and the decisions, with a sample of synthetic stand-ins
+(:mod:`crossbeat.sharing.standins`): generated records with exactly the fields,
+precision and time resolution the grantee would get, and made-up values.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from shapely.geometry import shape
 from sqlalchemy import select
 
 from crossbeat.audit import Action, AuditEvent, append
@@ -21,11 +31,17 @@ from crossbeat.sharing.model import Grantee, GranteeKind
 from crossbeat.sharing.permissions import check_permission
 from crossbeat.sharing.policy import DATA_ROLES, Decision, ReadRequest, Viewer, ViewerKind, live
 from crossbeat.sharing.public import incident_flags
-from crossbeat.sharing.reads import _children, _jsonable, anchor_index, prepare
+from crossbeat.sharing.reads import _children, _jsonable, anchor_index, area_tags, prepare
+from crossbeat.sharing.request import CallsFilter
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.scope import Purpose
+from crossbeat.sharing.standins import stand_ins
 from crossbeat.store import Store
-from crossbeat.store.schema import agencies, incidents
+from crossbeat.store.schema import agencies, incidents, jurisdictions
+
+#: ``Preview.sample_kind``: real records as the grantee sees them, or synthetic stand-ins.
+SAMPLE_RECORDS = "records"
+SAMPLE_STAND_INS = "stand-ins"
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,7 @@ class Preview:
     visible: int
     hidden: dict[str, int]
     sample: list[dict[str, Any]]
+    sample_kind: str = SAMPLE_RECORDS
 
     def to_dict(self) -> dict[str, Any]:
         """Return JSON-ready data."""
@@ -52,7 +69,20 @@ class Preview:
             "visible": self.visible,
             "hidden": self.hidden,
             "sample": [_jsonable(r) for r in self.sample],
+            "sample_kind": self.sample_kind,
         }
+
+
+def entitled_to_records(by: Actor | None, owner: str, real_sample: bool) -> bool:
+    """Return whether a preview may show ``by`` real records of ``owner``.
+
+    Only a user who may read the owner's records in full (an officer, analyst or
+    supervisor of the owner), or the local operator (``by`` None) who asks for them
+    with ``real_sample``. Agency and platform admins get synthetic stand-ins.
+    """
+    if by is None:
+        return real_sample
+    return by.agency_id == owner and bool(by.roles & DATA_ROLES)
 
 
 def preview(
@@ -64,6 +94,7 @@ def preview(
     sample: int = 10,
     by: Actor | None = None,
     clock: Clock | None = None,
+    real_sample: bool = False,
 ) -> Preview:
     """Show what a grantee sees of an owner's data under the agreements in force now.
 
@@ -79,12 +110,17 @@ def preview(
         How many records (as the grantee would see them) to include.
     by
         agency_admin of the owner or platform_admin; None for the local operator.
+    real_sample
+        For the local operator (``by`` None): sample real records instead of
+        stand-ins. A signed-in ``by`` gets real records only when it is an officer,
+        analyst or supervisor of the owner (:func:`entitled_to_records`).
 
     Returns
     -------
     Preview
         Counts of visible and hidden records, the reason for each hidden one (grouped),
-        the decisions and a sample.
+        the decisions and a sample (``sample_kind`` says whether it is real records
+        or synthetic stand-ins).
 
     Raises
     ------
@@ -110,27 +146,35 @@ def preview(
         else:
             viewer = Viewer(ViewerKind.USER, g.id, DATA_ROLES, id="preview")
         p_purpose = Purpose(purpose) if purpose is not None else None
-        request = ReadRequest(agencies=frozenset({owner}), purpose=p_purpose)
+        # Calls for service too: the preview shows everything the grantee could see.
+        request = ReadRequest(
+            agencies=frozenset({owner}), purpose=p_purpose, calls=CallsFilter.INCLUDE
+        )
         p = prepare(conn, viewer, request, now, groups=groups)
         anchors = anchor_index(conn, store.url)
+        real = entitled_to_records(by, owner, real_sample)
         hidden: Counter[str] = Counter()
         shown: list[dict[str, Any]] = []
         total = visible = 0
         with restricted(conn, [owner]):
             q = select(incidents).where(live() & (incidents.c.agency_id == owner))
-            rows = conn.execute(q.order_by(incidents.c.id)).mappings().all()
+            rows = conn.execute(q.order_by(incidents.c.public_id)).mappings().all()
             offences, places = _children(conn, [r["id"] for r in rows])
+            tags = area_tags(conn, [r["id"] for r in rows])
         for row in rows:
             total += 1
             offs = offences.get(row["id"], [])
             flags = incident_flags(row, offs)
-            out = p.publish(row, offs, places.get(row["id"], []), flags, anchors)
+            here = places.get(row["id"], [])
+            out = p.publish(row, offs, here, flags, anchors, areas=tags.get(row["id"]))
             if out is not None:
                 visible += 1
-                if len(shown) < sample:
+                if real and len(shown) < sample:
                     shown.append(out[1])
                 continue
             hidden[_why(p, row, offs, flags)] += 1
+        if not real:
+            shown = stand_ins(p.rules, sample, now, anchors, _boxes(conn, owner))
         append(
             store,
             AuditEvent(
@@ -139,9 +183,10 @@ def preview(
                 actor_agency=by.agency_id if by else None,
                 resource_type="preview",
                 owner_agencies=(owner,),
-                record_ids=tuple(r["id"] for r in shown),
+                record_ids=tuple(r["id"] for r in shown) if real else (),
                 details={
                     "grantee": str(g),
+                    "sample_kind": SAMPLE_RECORDS if real else SAMPLE_STAND_INS,
                     "decisions": [d.to_dict() for d in p.decisions],
                     "visible": visible,
                     "total": total,
@@ -162,7 +207,14 @@ def preview(
         visible,
         dict(sorted(hidden.items())),
         shown,
+        SAMPLE_RECORDS if real else SAMPLE_STAND_INS,
     )
+
+
+def _boxes(conn: Any, owner: str) -> list[tuple[float, float, float, float]]:
+    """Return the bounding boxes of the owner's jurisdiction polygons (lon/lat)."""
+    q = select(jurisdictions.c.geojson).where(jurisdictions.c.agency_id == owner)
+    return [tuple(shape(json.loads(g)).bounds) for g in conn.execute(q).scalars()]  # type: ignore[misc]
 
 
 def _why(p: Any, row: Any, offences: Any, flags: Any) -> str:

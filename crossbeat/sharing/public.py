@@ -18,10 +18,11 @@ it is capped by :data:`DEFAULT_PUBLIC_POLICY` merged with the owner's tightening
   (:func:`incident_flags`).
 * **Time**: coarsened to the day in the owner's time zone and published only 7 days
   after the latest of when it happened and when it was reported.
-* **Counts**: published aggregate counts are 0 or at least ``threshold`` (5); cells
-  below it are suppressed, and further cells (or totals) are suppressed so that no
-  hidden cell can be worked out from the published totals
-  (:func:`crossbeat.sharing.suppression.suppress_table`).
+* **Counts**: published aggregate counts are 0 or at least ``threshold`` (5); each
+  owner's counts are released on its own before they are combined, totals are sums of
+  published cells, and an owner publishing counts only answers from a fixed base table
+  (:mod:`crossbeat.sharing.release`), or with differential-privacy noise if it chose
+  ``noise_epsilon`` (:mod:`crossbeat.sharing.noise`).
 
 Why these defaults: H3 res-9 anchors are coarser than a street block yet still show
 neighbourhood patterns; a day is the usual resolution of public crime maps; a week
@@ -49,7 +50,9 @@ from crossbeat.sharing.scope import (
     Precision,
     ScopeError,
     TimeResolution,
+    coarser,
     expand_fields,
+    finer,
     format_delay,
     parse_delay,
     parse_offences,
@@ -92,6 +95,14 @@ class PublicPolicy:
         Further offence tokens (codes, categories) never published.
     records
         Whether individual records are published (False: aggregate counts only).
+    noise_epsilon
+        Release aggregate counts with differential privacy (OpenDP, Laplace noise with
+        a threshold on which cells appear): the ε each release spends. None: no noise.
+        Noise implies aggregate counts only (with records published, noise would
+        protect nothing). See :mod:`crossbeat.sharing.noise`.
+    noise_budget
+        The ε an owner's noisy releases may spend together in one calendar month
+        (UTC); when it is spent, the owner's counts are left out until the next month.
     """
 
     precision: Precision = field(default_factory=lambda: parse_precision("h3:9"))
@@ -101,6 +112,8 @@ class PublicPolicy:
     fields: frozenset[str] = PUBLIC_FIELDS
     suppress_offences: frozenset[str] = frozenset()
     records: bool = True
+    noise_epsilon: float | None = None
+    noise_budget: float | None = None
 
     #: Flags whose incidents are never published (not a knob: always all of them).
     suppressed_flags: frozenset[Sensitivity] = frozenset(Sensitivity)
@@ -108,19 +121,26 @@ class PublicPolicy:
     def merge(self, other: PublicPolicy) -> PublicPolicy:
         """Return a policy with the stricter value of every knob of ``self`` and ``other``."""
         return PublicPolicy(
-            precision=max(self.precision, other.precision),
+            precision=coarser(self.precision, other.precision),
             time_resolution=max(self.time_resolution, other.time_resolution, key=lambda t: t.rank),
             delay=max(self.delay, other.delay),
             threshold=max(self.threshold, other.threshold),
             fields=self.fields & other.fields,
             suppress_offences=self.suppress_offences | other.suppress_offences,
             records=self.records and other.records,
+            noise_epsilon=_smaller(self.noise_epsilon, other.noise_epsilon),
+            noise_budget=_smaller(self.noise_budget, other.noise_budget),
         )
+
+    @property
+    def publishes_records(self) -> bool:
+        """Whether individual records are published (never with noisy counts)."""
+        return self.records and self.noise_epsilon is None
 
     def looser_than(self, other: PublicPolicy) -> list[str]:
         """Return, for every knob where ``self`` reveals more than ``other``, why."""
         problems = []
-        if self.precision < other.precision:
+        if finer(self.precision, other.precision):
             problems.append(f"precision {self.precision} is finer than {other.precision}")
         if self.time_resolution.rank < other.time_resolution.rank:
             problems.append(
@@ -140,6 +160,10 @@ class PublicPolicy:
             problems.append("suppressed offences " + ", ".join(sorted(missing)) + " are dropped")
         if self.records and not other.records:
             problems.append("records are published where only aggregates are allowed")
+        for knob in ("noise_epsilon", "noise_budget"):
+            mine, theirs = getattr(self, knob), getattr(other, knob)
+            if theirs is not None and (mine is None or mine > theirs):
+                problems.append(f"{knob} {mine} spends more privacy than {theirs}")
         return problems
 
     def to_settings(self) -> dict[str, Any]:
@@ -152,6 +176,9 @@ class PublicPolicy:
             "fields": sorted(self.fields),
             "suppress_offences": sorted(self.suppress_offences),
             "records": self.records,
+            # As text: the audit log (and its hashes) hold no floats.
+            "noise_epsilon": _text(self.noise_epsilon),
+            "noise_budget": _text(self.noise_budget),
             "suppressed_flags": sorted(f.value for f in self.suppressed_flags),
         }
 
@@ -177,6 +204,8 @@ class PublicPolicy:
             "fields": lambda v: expand_fields(v, personal=False),
             "suppress_offences": _parse_suppressed,
             "records": _parse_bool,
+            "noise_epsilon": _parse_epsilon,
+            "noise_budget": _parse_epsilon,
         }
         for key, value in settings.items():
             if key == "suppressed_flags":
@@ -191,7 +220,18 @@ class PublicPolicy:
                 problems.append(f"{key}: {exc}")
         if problems:
             raise ScopeError("; ".join(problems))
-        return dataclasses.replace(base, **changes)
+        merged = dataclasses.replace(base, **changes)
+        if merged.noise_epsilon is not None and merged.noise_budget is None:
+            merged = dataclasses.replace(merged, noise_budget=10 * merged.noise_epsilon)
+        if merged.noise_budget is not None and merged.noise_epsilon is None:
+            raise ScopeError("noise_budget needs noise_epsilon (the ε of each release)")
+        if (
+            merged.noise_epsilon is not None
+            and merged.noise_budget is not None
+            and merged.noise_budget < merged.noise_epsilon
+        ):
+            raise ScopeError("noise_budget must be at least noise_epsilon (one release)")
+        return merged
 
 
 def _parse_suppressed(value: Any) -> frozenset[str]:
@@ -212,6 +252,33 @@ def _parse_threshold(value: Any) -> int:
     if k < 1:
         raise ScopeError("threshold must be at least 1")
     return k
+
+
+def _text(value: float | None) -> str | None:
+    return None if value is None else f"{value:g}"
+
+
+def _smaller(a: float | None, b: float | None) -> float | None:
+    """Return the stricter of two privacy-loss knobs (None: no noise, the loosest)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _parse_epsilon(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ScopeError(f"expected a positive number (ε), not {value!r}")
+    try:
+        eps = float(value)
+    except (TypeError, ValueError):
+        raise ScopeError(f"expected a positive number (ε), not {value!r}") from None
+    if not (0 < eps <= 100) or eps != eps:
+        raise ScopeError(f"ε must be above 0 and at most 100, not {value!r}")
+    return eps
 
 
 def _parse_bool(value: Any) -> bool:

@@ -32,6 +32,7 @@ from crossbeat.model import PersonalData
 from crossbeat.sharing.agreements import load_agreements
 from crossbeat.sharing.compiled import RuleCounts, count_by_rule
 from crossbeat.sharing.groups import groups_of
+from crossbeat.sharing.noise import noisy_part, period_of, spend
 from crossbeat.sharing.overrides import public_policies
 from crossbeat.sharing.policy import (
     Decision,
@@ -43,13 +44,17 @@ from crossbeat.sharing.policy import (
     plan,
 )
 from crossbeat.sharing.public import AnchorIndex, Row, incident_flags
+from crossbeat.sharing.release import BASE, NOISE, Part, base_key, combine, part_mode
+from crossbeat.sharing.request import CallsFilter, area_dim_layer
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule
-from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose
-from crossbeat.sharing.suppression import suppress_table
+from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose, layer_key
 from crossbeat.store import Store
 from crossbeat.store.schema import (
     agencies,
+    area_layers,
+    areas,
+    incident_areas,
     incident_jurisdictions,
     incident_offences,
     incident_personal,
@@ -82,7 +87,11 @@ class ReadResult:
 
 @dataclass(frozen=True)
 class AggregateResult:
-    """Counts by one or two dimensions; ``None`` marks a suppressed (hidden) value."""
+    """Counts by one or two dimensions; ``None`` marks a suppressed (hidden) value.
+
+    ``rows``, ``columns`` and ``total`` are sums of the published cells of their line,
+    so they never contain a hidden count.
+    """
 
     by: tuple[str, ...]
     cells: dict[tuple[str, ...], int | None]
@@ -92,10 +101,17 @@ class AggregateResult:
     threshold: int | None
     suppressed: int
     decisions: tuple[Decision, ...]
+    #: False when a count was hidden, a small base cell dropped or noise added: then
+    #: the total and margins are sums of the published cells, not of every incident.
+    complete: bool = True
+    #: Owners whose counts were released with differential-privacy noise.
+    noisy: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return JSON-ready data; cells as ``{"key": [...], "count": n|null}``."""
         return {
+            "complete": self.complete,
+            "noisy": list(self.noisy),
             "by": list(self.by),
             "cells": [{"key": list(k), "count": v} for k, v in sorted(self.cells.items())],
             "rows": self.rows,
@@ -171,25 +187,31 @@ def anchor_index(conn: Connection, url: str) -> AnchorIndex:
 def published(
     conn: Connection, p: ReadPlan, anchors: AnchorIndex
 ) -> Iterator[tuple[Rule, dict[str, Any], Row]]:
-    """Yield ``(rule, record, row)`` for every record the plan shows, in ``id`` order."""
+    """Yield ``(rule, record, row)`` for every record the plan shows, in public-id order.
+
+    Public-id order (random) rather than ``id`` order, so that neither the order of a
+    page nor its cursor says anything about the owners' ids (issue #7).
+    """
     after = p.request.after
     while True:
         q = select(incidents).where(p.where())
         if after is not None:
-            q = q.where(incidents.c.id > after)
-        rows = conn.execute(q.order_by(incidents.c.id).limit(BATCH)).mappings().all()
+            q = q.where(incidents.c.public_id > after)
+        rows = conn.execute(q.order_by(incidents.c.public_id).limit(BATCH)).mappings().all()
         if not rows:
             return
         offences, places = _children(conn, [r["id"] for r in rows])
+        tags = area_tags(conn, [r["id"] for r in rows])
         for row in rows:
             offs = offences.get(row["id"], [])
             flags = incident_flags(row, offs)
-            out = p.publish(row, offs, places.get(row["id"], []), flags, anchors)
+            here = places.get(row["id"], [])
+            out = p.publish(row, offs, here, flags, anchors, areas=tags.get(row["id"]))
             if out is not None:
                 yield out[0], out[1], row
         if len(rows) < BATCH:
             return
-        after = rows[-1]["id"]
+        after = rows[-1]["public_id"]
 
 
 def _children(
@@ -208,6 +230,27 @@ def _children(
     for j in conn.execute(q2).mappings():
         places.setdefault(j["incident_id"], []).append(j["agency_id"])
     return offences, places
+
+
+def area_tags(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    """Return each incident's areas: incident id -> ``{"AGENCY/LAYER": [area names]}``."""
+    out: dict[str, dict[str, list[str]]] = {}
+    if not ids:
+        return out
+    q = (
+        select(
+            incident_areas.c.incident_id, area_layers.c.agency_id, area_layers.c.name, areas.c.name
+        )
+        .select_from(
+            incident_areas.join(areas, areas.c.id == incident_areas.c.area_id).join(
+                area_layers, area_layers.c.id == areas.c.layer_id
+            )
+        )
+        .where(incident_areas.c.incident_id.in_(ids))
+    )
+    for incident_id, agency_id, layer, name in conn.execute(q):
+        out.setdefault(incident_id, {}).setdefault(f"{agency_id}/{layer}", []).append(name)
+    return out
 
 
 def _personal_rows(conn: Connection, ids: Sequence[str]) -> list[Any]:
@@ -309,7 +352,11 @@ def _request_summary(req: ReadRequest) -> dict[str, Any]:
         value = getattr(req, f.name)
         if value in (None, False, ()) or f.name == "legal_basis":
             continue
-        if isinstance(value, frozenset | set | tuple):
+        if f.name == "calls" and value is CallsFilter.EXCLUDE:
+            continue  # the default
+        if f.name == "areas":
+            value = sorted(f"{layer}:{name}" for layer, name in value)
+        elif isinstance(value, frozenset | set | tuple):
             value = sorted(str(v) for v in value)
         elif isinstance(value, datetime):
             value = value.isoformat()
@@ -346,8 +393,10 @@ def read_incidents(
     Returns
     -------
     ReadResult
-        Records in ``id`` order (at most ``request.limit``; ``next_after`` is the cursor
-        for the next page) and the decision, with reasons, for every owner considered.
+        Records in public-id order (at most ``request.limit``; ``next_after`` is the
+        cursor for the next page) and the decision, with reasons, for every owner
+        considered. Records reached through an agreement or the public release carry
+        their ``public_id`` as ``id``; only the owner's own readers see its ids.
     """
     request = request or ReadRequest()
     now = (clock or store.clock).now()
@@ -356,19 +405,22 @@ def read_incidents(
         anchors = anchor_index(conn, store.url)
         records: list[dict[str, Any]] = []
         personal_ids: list[str] = []
-        next_after = None
+        shown_as: dict[str, str] = {}  # stored id -> id as shown
+        next_after = last = None
         with restricted(conn, p.owners, p.personal_owners if request.personal_data else ()):
             for rule, record, row in published(conn, p, anchors):
                 if request.limit is not None and len(records) == request.limit:
-                    next_after = records[-1]["id"]
+                    next_after = last
                     break
                 records.append(record)
+                last = row["public_id"]
                 if request.personal_data and rule.personal:
                     personal_ids.append(row["id"])
+                    shown_as[row["id"]] = record["id"]
             rows = _personal_rows(conn, personal_ids)
         if rows:
             wanted = request.fields
-            found = _decode(store, conn, rows)
+            found = {shown_as[k]: v for k, v in _decode(store, conn, rows).items()}
             for record in records:
                 data = found.get(record["id"])
                 if data is not None:
@@ -394,9 +446,14 @@ def aggregate(
     """Count the incidents a viewer may see by up to two dimensions, and audit the read.
 
     Counts are of exactly the records :func:`read_incidents` would show (same rules,
-    same generalised values). When any counted record reaches the viewer through a
-    public release, the whole table is threshold- and complementary-suppressed with
-    the strictest threshold of the owners involved.
+    same generalised values). Each owner's share is released on its own before the
+    shares are combined (:mod:`crossbeat.sharing.release`): exact for the viewer's
+    own agency and partners; for a public release that publishes records, counts below
+    the owner's threshold hidden; for one that publishes counts only, computed from its
+    base table with cells below the threshold dropped; for one that chose noise,
+    released with differential privacy and paid from its monthly privacy budget
+    (:mod:`crossbeat.sharing.noise`). Totals and margins are sums of the published
+    cells.
 
     Parameters
     ----------
@@ -418,8 +475,8 @@ def aggregate(
         request or ReadRequest(), aggregate=True, group_by=tuple(by), limit=None, after=None
     )
     now = (clock or store.clock).now()
-    counts: Counter[tuple[str, ...]] = Counter()
-    thresholds: set[int] = set()
+    parts: dict[tuple[str, str], Part] = {}
+    rules_of: dict[tuple[str, str], Rule] = {}
     owners: Counter[str] = Counter()
     with store.begin() as conn:
         p = prepare(conn, viewer, request, now)
@@ -433,13 +490,51 @@ def aggregate(
             else:
                 per_rule = reference(conn, p)
         for rc in per_rule:
-            counts.update(rc.counts)
-            owners[rc.rule.owner] += rc.total
-            if rc.rule.threshold is not None and rc.total:
-                thresholds.add(rc.rule.threshold)
+            rule = rc.rule
+            mode = part_mode(rule)
+            slot = (rule.owner, mode)
+            part = parts.get(slot)
+            if part is None:
+                part = parts[slot] = Part(rule.owner, mode, rule.threshold)
+                rules_of[slot] = rule
+            if mode == BASE:
+                for (base, key), n in rc.base.items():
+                    part.add(key, base, n)
+            else:
+                for key, n in rc.counts.items():
+                    part.add(key, n=n)
+            owners[rule.owner] += rc.total
+        decisions = list(p.decisions)
+        noisy: dict[str, float] = {}
+        for slot, part in sorted(parts.items()):
+            if part.mode != NOISE:
+                continue
+            rule = rules_of[slot]
+            eps, budget = rule.noise_epsilon or 0.0, rule.noise_budget or 0.0
+            if spend(store, conn, part.owner, eps, budget, now):
+                part.counts = {
+                    k: n
+                    for k, n in noisy_part(Counter(part.counts), eps).items()
+                    if n >= (part.threshold or 1)
+                }
+                noisy[part.owner] = eps
+                continue
+            part.counts = {}
+            why = (
+                f"{part.owner}'s privacy budget for {period_of(now)} (ε {budget:g}) is spent: "
+                "its noisy public counts resume next month"
+            )
+            decisions = [
+                Decision(False, d.owner, d.agreement_id, (*d.reasons, why))
+                if d.owner == part.owner
+                else d
+                for d in decisions
+            ]
+        table = combine(list(parts.values()), len(request.group_by))
+        thresholds = {part.threshold for part in parts.values() if part.threshold is not None}
         k = max(thresholds) if thresholds else None
-        table = suppress_table(counts, len(request.group_by), k or 1)
-        _audit(store, conn, p, Action.READ, "incident_aggregate", owner_counts=owners)
+        extra = {"noise_epsilon": {o: f"{e:g}" for o, e in noisy.items()}} if noisy else None
+        _audit(store, conn, p, Action.READ, "incident_aggregate", extra=extra, owner_counts=owners)
     return AggregateResult(
         tuple(request.group_by),
         table.cells,
@@ -447,8 +542,10 @@ def aggregate(
         table.columns,
         table.total,
         k,
-        table.primary + table.complementary,
-        p.decisions,
+        table.hidden,
+        tuple(decisions),
+        table.complete,
+        tuple(sorted(noisy)),
     )
 
 
@@ -460,7 +557,10 @@ def reference_counts(conn: Connection, p: ReadPlan, anchors: AnchorIndex) -> lis
     found: dict[int, RuleCounts] = {}
     for rule, record, _row in published(conn, p, anchors):
         rc = found.setdefault(id(rule), RuleCounts(rule, path="reference"))
-        rc.counts[tuple(_key(d, record, rule) for d in p.request.group_by)] += 1
+        key = tuple(_key(d, record, rule) for d in p.request.group_by)
+        rc.counts[key] += 1
+        if part_mode(rule) == BASE:
+            rc.base[(base_key(record, rule.timezone), key)] += 1
     return [found[id(r)] for r in p.rules if id(r) in found]
 
 
@@ -476,6 +576,14 @@ def _key(dim: str, rec: Mapping[str, Any], rule: Rule) -> str:
         return str(rec["agency_id"])
     if dim == "jurisdiction":
         return "+".join(rec.get("jurisdictions") or []) or "none"
+    layer = area_dim_layer(dim)
+    if layer is not None:
+        names = (rec.get("areas") or {}).get(layer_key(layer, rec["agency_id"]))
+        return "+".join(sorted(names or [])) or "none"
+    if dim == "nibrs" and rec.get("call_category"):
+        return f"call:{rec['call_category']}"
+    if dim == "call_category":
+        return str(rec.get("call_category") or "none")
     if dim in ("nibrs", "crime_against"):
         value = rec.get("nibrs_code" if dim == "nibrs" else dim)
         return str(value) if value else "unmapped"
@@ -486,6 +594,21 @@ def _key(dim: str, rec: Mapping[str, Any], rule: Rule) -> str:
         return "unknown"
     local = when.astimezone(ZoneInfo(rule.timezone))
     return str(local.strftime({"month": "%Y-%m", "day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H"}[dim]))
+
+
+def _owner_of(conn: Connection, viewer: Viewer, incident_id: str) -> str | None:
+    """Return the owner of an incident named by its public id, or by its id for the owner.
+
+    Only an owner's own readers may name its incidents by their ids; for anyone else
+    an id derived from a case number names nothing (issue #7).
+    """
+    i = incidents.c
+    found = conn.execute(select(i.agency_id).where(i.public_id == incident_id)).scalar()
+    if found is None and viewer.kind is not ViewerKind.PUBLIC and viewer.agency_id:
+        found = conn.execute(
+            select(i.agency_id).where((i.id == incident_id) & (i.agency_id == viewer.agency_id))
+        ).scalar()
+    return str(found) if found is not None else None
 
 
 def read_detail(
@@ -515,25 +638,25 @@ def read_detail(
         personal_data=wants,
         legal_basis=purpose.strip() if wants and purpose else None,
         purpose=Purpose.INVESTIGATION if wants else None,
+        # One incident asked for by id: a call for service is shown if visible.
+        calls=CallsFilter.INCLUDE,
     )
     now = (clock or store.clock).now()
     with store.begin() as conn:
         p = prepare(conn, viewer, request, now)
         anchors = anchor_index(conn, store.url)
-        record = rule = None
+        record = rule = stored = None
         rows: list[Any] = []
         with restricted(conn, p.owners, p.personal_owners if wants else ()):
             first = next(published(conn, p, anchors), None)
             if first is not None:
-                rule, record, _row = first
-            if record is not None and rule is not None and wants and rule.personal:
-                rows = _personal_rows(conn, [incident_id])
-        owner = conn.execute(
-            select(incidents.c.agency_id).where(incidents.c.id == incident_id)
-        ).scalar()
+                rule, record, stored = first
+            if stored is not None and rule is not None and wants and rule.personal:
+                rows = _personal_rows(conn, [stored["id"]])
+        owner = _owner_of(conn, viewer, incident_id)
         personal = None
-        if record is not None and rule is not None and wants and rule.personal:
-            personal = _decode(store, conn, rows).get(incident_id, PersonalData())
+        if stored is not None and rule is not None and wants and rule.personal:
+            personal = _decode(store, conn, rows).get(stored["id"], PersonalData())
         if record is None or (wants and personal is None):
             event = AuditEvent(
                 action=Action.DENIED,

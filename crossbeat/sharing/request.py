@@ -18,6 +18,8 @@ from crossbeat.sharing.scope import (
     ScopeError,
     TimeResolution,
     expand_fields,
+    is_call_token,
+    parse_layer_ref,
     parse_offences,
 )
 
@@ -35,15 +37,56 @@ GROUP_BY: Mapping[str, tuple[str, ...]] = {
     "h3_11": ("h3_11",),
     "nibrs": ("nibrs_code",),
     "crime_against": ("crime_against",),
+    # The call category travels with every call record shown (scope.CALL_FIELD).
+    "call_category": (),
     "month": ("occurred_from",),
     "day": ("occurred_from",),
     "hour": ("occurred_from",),
 }
 TIME_DIMS = {"month": TimeResolution.MONTH, "day": TimeResolution.DAY, "hour": TimeResolution.HOUR}
+#: Prefix of the area dimensions: ``area:LAYER`` (the owner's layer) or ``area:AGENCY/LAYER``.
+AREA_DIM = "area:"
+
+
+def area_dim_layer(dim: str) -> str | None:
+    """Return the layer reference of an ``area:LAYER`` dimension (None for other dims)."""
+    return dim[len(AREA_DIM) :] if dim.startswith(AREA_DIM) else None
+
+
+def parse_area_filter(items: Iterable[str] | str) -> frozenset[tuple[str, str]]:
+    """Turn ``LAYER:NAME`` (or ``AGENCY/LAYER:NAME``) items into (layer, name) pairs.
+
+    Examples
+    --------
+    >>> sorted(parse_area_filter(["boroughs:Camden", "met/wards:Holborn"]))
+    [('boroughs', 'Camden'), ('met/wards', 'Holborn')]
+    """
+    out: set[tuple[str, str]] = set()
+    for item in [items] if isinstance(items, str) else items:
+        layer, sep, name = str(item).partition(":")
+        if not sep or not name.strip():
+            raise ScopeError(f"bad area {item!r}: use LAYER:NAME, e.g. boroughs:Camden")
+        out.add((parse_layer_ref(layer), name.strip()))
+    if not out:
+        raise ScopeError("name at least one area as LAYER:NAME")
+    return frozenset(out)
 
 
 class RequestError(ValueError):
     """A read request is malformed; the message lists every problem."""
+
+
+class CallsFilter(StrEnum):
+    """Whether a read includes calls for service (CAD calls that are not offences).
+
+    ``exclude`` (the default): offences only, so that counts and maps of crime are not
+    inflated by alarms, traffic stops and welfare checks. ``include``: offences and
+    the calls the viewer may see. ``only``: calls for service alone.
+    """
+
+    EXCLUDE = "exclude"
+    INCLUDE = "include"
+    ONLY = "only"
 
 
 class ViewerKind(StrEnum):
@@ -158,9 +201,17 @@ class ReadRequest:
     agencies
         Only these owners.
     offences
-        Offence tokens (``all``, categories, ``part1``, NIBRS codes) on the primary offence.
+        Offence tokens (``all``, categories, ``part1``, NIBRS codes) on the primary offence;
+        they filter offences, never calls for service.
+    areas
+        Only incidents in one of these areas: ``LAYER:NAME`` items (``LAYER`` is the
+        owner's layer of that name, ``AGENCY/LAYER`` a given agency's), read into
+        ``(layer, name)`` pairs. Needs precision ``exact`` or ``area:LAYER``.
+    calls
+        ``exclude`` (default), ``include`` or ``only``: see :class:`CallsFilter`.
     ids
-        Only these incident ids.
+        Only these incident ids: public ids, or (for the owner's own readers only) the
+        owner's ids.
     fields
         Only these fields (names or groups); None: every permitted field.
     purpose
@@ -168,11 +219,13 @@ class ReadRequest:
     personal_data, legal_basis
         Ask for personal data, stating the legal basis (case number, warrant...).
     aggregate, group_by
-        An aggregate read and its dimensions (see :data:`GROUP_BY`, at most two).
+        An aggregate read and its dimensions (see :data:`GROUP_BY`, or ``area:LAYER``;
+        at most two).
     changed_since
         Only records changed, or newly visible, after this time (live streams).
     limit, after
-        Page size and keyset cursor (records come in ``id`` order).
+        Page size and keyset cursor (records come in public-id order; the cursor is
+        the ``next_after`` of the previous page, never an owner's id).
     """
 
     bbox: tuple[float, float, float, float] | None = None
@@ -180,6 +233,7 @@ class ReadRequest:
     until: datetime | None = None
     agencies: frozenset[str] | None = None
     offences: frozenset[str] | None = None
+    areas: frozenset[tuple[str, str]] | None = None
     ids: frozenset[str] | None = None
     fields: frozenset[str] | None = None
     purpose: Purpose | None = None
@@ -190,6 +244,7 @@ class ReadRequest:
     changed_since: datetime | None = None
     limit: int | None = None
     after: str | None = None
+    calls: CallsFilter = CallsFilter.EXCLUDE
 
     def __post_init__(self) -> None:
         """Validate and normalise every field; raise :class:`RequestError` listing problems."""
@@ -225,6 +280,20 @@ class ReadRequest:
                     set_(self, name, parser([value] if isinstance(value, str) else value))
                 except ScopeError as exc:
                     problems.append(f"{name}: {exc}")
+        if self.areas is not None:
+            try:
+                set_(self, "areas", _area_pairs(self.areas))
+            except ScopeError as exc:
+                problems.append(f"areas: {exc}")
+        if isinstance(self.offences, frozenset) and any(is_call_token(t) for t in self.offences):
+            problems.append(
+                "offences: calls for service are not offences, use calls=include or "
+                "calls=only (and group_by=call_category)"
+            )
+        try:
+            set_(self, "calls", CallsFilter(self.calls))
+        except ValueError:
+            problems.append(f"calls: use {', '.join(c.value for c in CallsFilter)}")
         for name in ("agencies", "ids"):
             value = getattr(self, name)
             if value is not None:
@@ -237,9 +306,9 @@ class ReadRequest:
         if self.personal_data and not (self.legal_basis or "").strip():
             problems.append("legal_basis: personal data needs a stated legal basis (case number)")
         dims = tuple(self.group_by)
-        unknown = [d for d in dims if d not in GROUP_BY]
+        unknown = [d for d in dims if d not in GROUP_BY and not _area_dim_ok(d)]
         if unknown:
-            problems.append(f"group_by: unknown {unknown}; use {', '.join(GROUP_BY)}")
+            problems.append(f"group_by: unknown {unknown}; use {', '.join(GROUP_BY)} or area:LAYER")
         if len(dims) > 2 or len(set(dims)) != len(dims):
             problems.append("group_by: at most two different dimensions")
         set_(self, "group_by", dims)
@@ -247,3 +316,30 @@ class ReadRequest:
             problems.append("limit: must be at least 1")
         if problems:
             raise RequestError("; ".join(problems))
+
+
+def _area_dim_ok(dim: str) -> bool:
+    layer = area_dim_layer(dim)
+    if layer is None:
+        return False
+    try:
+        return parse_layer_ref(layer) == layer
+    except ScopeError:
+        return False
+
+
+def _area_pairs(value: object) -> frozenset[tuple[str, str]]:
+    """Accept (layer, name) pairs or ``LAYER:NAME`` strings."""
+    items = [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    pairs: set[tuple[str, str]] = set()
+    texts: list[str] = []
+    for item in items:
+        if isinstance(item, tuple) and len(item) == 2:
+            pairs.add((parse_layer_ref(item[0]), str(item[1]).strip()))
+        else:
+            texts.append(str(item))
+    if texts:
+        pairs |= parse_area_filter(texts)
+    if not pairs:
+        raise ScopeError("name at least one area as LAYER:NAME")
+    return frozenset(pairs)

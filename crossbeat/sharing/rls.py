@@ -25,6 +25,7 @@ PROTECTED_TABLES: tuple[str, ...] = (
     "incidents",
     "incident_offences",
     "incident_jurisdictions",
+    "incident_areas",
     "incident_versions",
     "incident_personal",
 )

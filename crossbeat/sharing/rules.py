@@ -9,7 +9,7 @@ the keyword re-check for miscoded records can run). Both are pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,16 +21,18 @@ from crossbeat.model import Sensitivity, TimePrecision
 from crossbeat.sharing.public import FLAG_COLUMNS, AnchorIndex, Row
 from crossbeat.sharing.scope import (
     ALWAYS_FIELDS,
+    CALL_FIELD,
     PERSONAL_FIELDS,
     RECORD_FIELDS,
     Precision,
     TimeResolution,
     format_delay,
+    is_call_token,
     offence_matches,
     offence_name,
     sensitive_codes,
 )
-from crossbeat.store.schema import incident_offences, incidents
+from crossbeat.store.schema import area_layers, areas, incident_areas, incident_offences, incidents
 
 _TIME_ORDER = [p.value for p in TimePrecision]
 _TIME_COLUMNS = ("occurred_from", "occurred_to", "reported_at")
@@ -64,6 +66,15 @@ class Rule:
         The owner's IANA time zone (for coarsening times to hours, days, months).
     threshold
         Smallest publishable aggregate count (public rules only).
+    calls
+        Call-for-service categories covered: None for every one, empty for none (the
+        default: calls are shared only when granted by name, never by ``offences``).
+    publishes_records
+        Whether the owner's public release publishes records (public rules only;
+        False: counts only, see :mod:`crossbeat.sharing.release`).
+    noise_epsilon, noise_budget
+        Differentially private public counts: ε per release and per month (public rules
+        of owners that chose noise, see :mod:`crossbeat.sharing.noise`).
     """
 
     owner: str
@@ -79,13 +90,30 @@ class Rule:
     personal: bool
     timezone: str
     threshold: int | None = None
+    calls: frozenset[str] | None = frozenset()
+
+    def covers_call(self, category: str) -> bool:
+        """Return whether this rule shares calls for service of a category."""
+        return self.calls is None or category in self.calls
+
+    publishes_records: bool = True
+    noise_epsilon: float | None = None
+    noise_budget: float | None = None
 
     # -- which records ---------------------------------------------------------------
     def sql(self, now: datetime, changed_since: datetime | None = None) -> ColumnElement[bool]:
         """Return the SQL condition on ``incidents`` for the records this rule covers."""
         conds: list[ColumnElement[bool]] = [incidents.c.agency_id == self.owner]
-        if self.offences is not None:
-            conds.append(_matches_sql(self.offences, incidents.c))
+        if self.offences is not None or self.calls is not None:
+            crimes = true() if self.offences is None else _matches_sql(self.offences, incidents.c)
+            call = incidents.c.call_category
+            if self.calls is None:
+                calls: ColumnElement[bool] = call.is_not(None)
+            elif self.calls:
+                calls = call.in_(sorted(self.calls))
+            else:
+                calls = false()
+            conds.append(or_(and_(call.is_(None), crimes), calls))
         if self.excluded_offences:
             conds.append(not_matching_sql(self.excluded_offences, incidents.c))
             conds.append(
@@ -133,7 +161,13 @@ class Rule:
         if row["agency_id"] != self.owner:
             return f"owned by {row['agency_id']}, not {self.owner}"
         code = row.get("nibrs_code")
-        if not offence_matches(self.offences, code, row.get("crime_against"), row.get("ucr_part1")):
+        call = row.get("call_category")
+        if call is not None:
+            if not self.covers_call(call):
+                return f"call for service {call} is outside what is shared (calls need a grant)"
+        elif not offence_matches(
+            self.offences, code, row.get("crime_against"), row.get("ucr_part1")
+        ):
             return f"offence {code or 'unmapped'} is outside the offences shared"
         if self.excluded_offences and any(
             _excluded(self.excluded_offences, o) for o in [row, *offences]
@@ -153,12 +187,21 @@ class Rule:
         return row["updated_at"] > since or release_time(row) + self.delay > since
 
     # -- how they look -----------------------------------------------------------------
+    def shown_id(self, row: Row) -> str:
+        """Return the id this rule shows: the owner's own id, or the public id.
+
+        The stored ``id`` is derived from agency and source id (often a sequential case
+        number), so only the owner's own readers see it; partners, groups and the
+        public see the random ``public_id`` (issue #7).
+        """
+        return str(row["id"] if self.via == "own" else row["public_id"])
+
     def shown_fields(self, wanted: frozenset[str] | None) -> frozenset[str]:
         """Return the fields this rule shows for a request that wants ``wanted``."""
         fields = self.fields if self.personal else self.fields - set(PERSONAL_FIELDS)
         if wanted is not None:
             fields = fields & wanted
-        return fields | set(ALWAYS_FIELDS)
+        return fields | set(ALWAYS_FIELDS) | {CALL_FIELD}
 
     def transform(
         self,
@@ -167,12 +210,18 @@ class Rule:
         jurisdictions: Sequence[str],
         anchors: AnchorIndex,
         wanted: frozenset[str] | None = None,
+        areas: Mapping[str, Sequence[str]] | None = None,
     ) -> dict[str, Any]:
-        """Return the record as this rule shows it (only permitted, generalised fields)."""
+        """Return the record as this rule shows it (only permitted, generalised fields).
+
+        ``areas`` maps each area layer (``AGENCY/LAYER``) to the names of the
+        record's areas in it; only the layers the precision shows are kept
+        (:meth:`~crossbeat.sharing.scope.Precision.shows_layer`).
+        """
         fields = self.shown_fields(wanted)
         p = self.precision
         values: dict[str, Any] = {
-            "id": row["id"],
+            "id": self.shown_id(row),
             "agency_id": row["agency_id"],
             "nibrs_code": row.get("nibrs_code"),
             "offence_name": offence_name(row.get("nibrs_code")),
@@ -183,14 +232,23 @@ class Rule:
             "disposition": row.get("disposition"),
             "location_type": row.get("location_type"),
             "jurisdictions": sorted(jurisdictions),
+            "areas": {
+                key: sorted(names)
+                for key, names in sorted((areas or {}).items())
+                if self.shows_layer(key)
+            },
             "sensitivity": sorted(f.value for f, c in FLAG_COLUMNS.items() if row.get(c)),
             "attributes": row.get("attributes"),
         }
         values["offences"] = [
             self._offence(o, "offence_local_code" in fields)
             for o in offences
-            if offence_matches(
-                self.offences, o.get("nibrs_code"), o.get("crime_against"), o.get("ucr_part1")
+            if (
+                self.covers_call(o["call_category"])
+                if o.get("call_category")
+                else offence_matches(
+                    self.offences, o.get("nibrs_code"), o.get("crime_against"), o.get("ucr_part1")
+                )
             )
         ]
         for name in _TIME_COLUMNS:
@@ -212,7 +270,14 @@ class Rule:
         for column in ("h3_7", "h3_9", "h3_11"):
             if p.shows_cell(column):
                 values[column] = row.get(column)
-        return {f: values[f] for f in RECORD_FIELDS if f in fields and f in values}
+        out = {f: values[f] for f in RECORD_FIELDS if f in fields and f in values}
+        if row.get(CALL_FIELD):
+            out[CALL_FIELD] = row[CALL_FIELD]
+        return out
+
+    def shows_layer(self, key: str) -> bool:
+        """Return whether this rule shows the areas of layer ``key`` (``AGENCY/LAYER``)."""
+        return "areas" in self.fields and self.precision.shows_layer(key, self.owner)
 
     def _offence(self, o: Row, local: bool) -> dict[str, Any]:
         out = {
@@ -221,13 +286,20 @@ class Rule:
             "crime_against": o.get("crime_against"),
             "ucr_part1": o.get("ucr_part1"),
         }
+        if o.get("call_category"):
+            out["call_category"] = o["call_category"]
         if local:
             out["local_code"] = o.get("local_code")
         return out
 
     def describe(self) -> str:
         """Return a one-line summary of the scope (used in decision reasons)."""
-        offences = "all offences" if self.offences is None else ", ".join(sorted(self.offences))
+        crimes = sorted(t for t in self.offences or () if not is_call_token(t))
+        offences = "all offences" if self.offences is None or "all" in crimes else ", ".join(crimes)
+        if self.calls is None:
+            offences += "; all calls for service"
+        elif self.calls:
+            offences += "; calls for service " + ", ".join(sorted(self.calls))
         parts = [offences, f"precision {self.precision}", f"time {self.time_resolution}"]
         if self.delay:
             parts.append(f"delay {format_delay(self.delay)}")
@@ -239,6 +311,8 @@ class Rule:
 
 # -- helpers shared with the policy and the reads ---------------------------------------------
 def _matches_sql(tokens: frozenset[str], cols: Any) -> ColumnElement[bool]:
+    if "all" in tokens:
+        return true()
     codes, cats = _split_tokens(tokens)
     conds = []
     if codes:
@@ -250,6 +324,28 @@ def _matches_sql(tokens: frozenset[str], cols: Any) -> ColumnElement[bool]:
     if not conds:
         return false()
     return and_(cols.nibrs_code.is_not(None), or_(*conds))
+
+
+def in_areas_sql(pairs: frozenset[tuple[str, str]]) -> ColumnElement[bool]:
+    """Return SQL for "the incident lies in one of these areas".
+
+    ``pairs`` are ``(layer, name)``; a ``layer`` without an agency is the layer of that
+    name of the incident's owner (:func:`crossbeat.sharing.scope.layer_key`).
+    """
+    conds = []
+    for layer, name in sorted(pairs):
+        agency, _, short = layer.rpartition("/")
+        owner = area_layers.c.agency_id == (agency if agency else incidents.c.agency_id)
+        conds.append(owner & (area_layers.c.name == short) & (areas.c.name == name))
+    return exists(
+        select(incident_areas.c.incident_id)
+        .select_from(
+            incident_areas.join(areas, areas.c.id == incident_areas.c.area_id).join(
+                area_layers, area_layers.c.id == areas.c.layer_id
+            )
+        )
+        .where((incident_areas.c.incident_id == incidents.c.id) & or_(*conds))
+    )
 
 
 def not_matching_sql(tokens: frozenset[str], cols: Any) -> ColumnElement[bool]:
@@ -272,7 +368,11 @@ def not_matching_sql(tokens: frozenset[str], cols: Any) -> ColumnElement[bool]:
 def _split_tokens(tokens: frozenset[str]) -> tuple[list[str], list[str]]:
     """Split offence tokens into NIBRS codes (they start with a digit) and categories."""
     codes = sorted(t for t in tokens if t[:1].isdigit())
-    cats = sorted(t for t in tokens if not t[:1].isdigit() and t not in ("part1", "all"))
+    cats = sorted(
+        t
+        for t in tokens
+        if not t[:1].isdigit() and t not in ("part1", "all") and not is_call_token(t)
+    )
     return codes, cats
 
 

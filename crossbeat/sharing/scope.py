@@ -11,15 +11,26 @@ Field allow-list
 Precision
     ``exact`` (the stored point) < ``block`` (anchor of the H3 resolution-10 cell, about
     a city block, plus the hundred-block address) < ``h3:9`` < ``h3:8`` < ``h3:7`` <
-    ``h3:6`` (anchor of the cell at that resolution) < ``jurisdiction`` (no point, only
-    the jurisdictions the incident lies in). Anchors never leave the jurisdiction
-    polygons the true point lies in (see :mod:`crossbeat.sharing.public`).
+    ``h3:6`` (anchor of the cell at that resolution) < ``area:LAYER`` (no point, only
+    the areas of one area layer, such as a precinct or a neighbourhood, and the
+    jurisdictions the incident lies in) < ``jurisdiction`` (no point, only the
+    jurisdictions). Anchors never leave the jurisdiction polygons the true point lies
+    in (see :mod:`crossbeat.sharing.public`). ``area:LAYER`` names a layer of the
+    records' owner (``area:AGENCY/LAYER`` another agency's layer, see
+    :mod:`crossbeat.areas`); it ranks above every point precision because it publishes
+    no point, and two different area layers are not comparable: the stricter of them
+    is ``jurisdiction`` (:func:`coarser`).
 Time resolution
     ``exact`` (as stored) < ``hour`` < ``day`` < ``month``, in the owner's time zone.
 Offences
     ``all``, a crime-against category (``person``, ``property``, ``society``), ``part1``
     (UCR Part I offences) or a NIBRS offence code such as ``220``. A record matches by
     its primary offence; unmapped records match only ``all``.
+Calls for service
+    ``calls`` (every call-for-service category) or ``call:<category>`` (``call:alarm``).
+    A CAD call that is not an offence is covered only by these tokens, never by
+    ``all`` or a category: an agreement sharing "all offences" or "property" shares no
+    calls unless it names them too (``all,calls``).
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from enum import StrEnum
 from functools import cache
 
 from crossbeat.model import CrimeAgainst, Sensitivity
+from crossbeat.taxonomy.calls import CALL_PREFIX, call_categories
 from crossbeat.taxonomy.nibrs import nibrs_offences
 
 
@@ -66,6 +78,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "offence_name",
     "crime_against",
     "ucr_part1",
+    "call_category",
     "offence_local_code",
     "offences",
     "occurred_from",
@@ -83,9 +96,14 @@ RECORD_FIELDS: tuple[str, ...] = (
     "h3_9",
     "h3_11",
     "jurisdictions",
+    "areas",
     "sensitivity",
     "attributes",
 )
+
+#: Travels with every call-for-service record that is shown (and only with those), so
+#: that a call is never mistaken for an offence; the public never receives calls.
+CALL_FIELD = "call_category"
 
 #: Personal data fields (held encrypted apart from the record; read only with a purpose).
 PERSONAL_FIELDS: tuple[str, ...] = ("full_address", "narrative", "persons")
@@ -111,6 +129,7 @@ PUBLIC_FIELDS: frozenset[str] = frozenset(
         "h3_7",
         "h3_9",
         "jurisdictions",
+        "areas",
     )
 )
 
@@ -125,16 +144,20 @@ class Precision:
     Parameters
     ----------
     rank
-        Position in the order exact < block < h3:9 < h3:8 < h3:7 < h3:6 < jurisdiction.
+        Position in the order exact < block < h3:9 < h3:8 < h3:7 < h3:6 < area:LAYER
+        < jurisdiction.
     name
-        ``exact``, ``block``, ``h3:N`` or ``jurisdiction``.
+        ``exact``, ``block``, ``h3:N``, ``area:LAYER`` or ``jurisdiction``.
     resolution
-        H3 resolution of the anchor cells (None for exact and jurisdiction).
+        H3 resolution of the anchor cells (None for exact, area and jurisdiction).
+    layer
+        For ``area:LAYER``: the layer, ``LAYER`` (the owner's) or ``AGENCY/LAYER``.
     """
 
     rank: int
     name: str
     resolution: int | None
+    layer: str | None = None
 
     def __str__(self) -> str:
         """Return the name, e.g. ``h3:9``."""
@@ -143,7 +166,20 @@ class Precision:
     @property
     def has_point(self) -> bool:
         """Whether records at this precision carry a point."""
-        return self.name != "jurisdiction"
+        return self.name != "jurisdiction" and self.layer is None
+
+    def layer_key(self, owner: str) -> str | None:
+        """Return the ``AGENCY/LAYER`` key of an area precision for an owner's records."""
+        return None if self.layer is None else layer_key(self.layer, owner)
+
+    def shows_layer(self, key: str, owner: str) -> bool:
+        """Return whether records of ``owner`` at this precision show areas of layer ``key``.
+
+        Exact records show every area; ``area:LAYER`` shows that layer's areas only;
+        every other precision shows none (an area can be finer than the published
+        point's cell, and would tell on which side of an area boundary the point is).
+        """
+        return self.name == "exact" or self.layer_key(owner) == key
 
     def shows_cell(self, column: str) -> bool:
         """Return whether an H3 cell column (``h3_7``...) is no finer than this precision."""
@@ -157,6 +193,9 @@ class Precision:
 #: Anchor resolution of the ``block`` level: an H3 res-10 cell (about 66 m edge).
 BLOCK_RESOLUTION = 10
 
+#: Rank of every ``area:LAYER`` precision: coarser than any point, finer than jurisdiction.
+AREA_RANK = 6
+
 PRECISIONS: tuple[Precision, ...] = (
     Precision(0, "exact", None),
     Precision(1, "block", BLOCK_RESOLUTION),
@@ -164,9 +203,41 @@ PRECISIONS: tuple[Precision, ...] = (
     Precision(3, "h3:8", 8),
     Precision(4, "h3:7", 7),
     Precision(5, "h3:6", 6),
-    Precision(6, "jurisdiction", None),
+    Precision(7, "jurisdiction", None),
 )
 _PRECISION_BY_NAME = {p.name: p for p in PRECISIONS}
+
+#: An area layer name (unique per agency), as :mod:`crossbeat.areas` accepts it.
+LAYER_NAME = r"[a-z0-9][a-z0-9_-]{0,39}"
+_LAYER_REF = re.compile(rf"^(?:([a-z0-9][a-z0-9_-]{{0,63}})/)?({LAYER_NAME})$")
+
+
+def parse_layer_ref(text: str) -> str:
+    """Return a normalised area layer reference: ``LAYER`` or ``AGENCY/LAYER``.
+
+    Raises
+    ------
+    ScopeError
+        When it is not one.
+    """
+    ref = str(text).strip().lower()
+    if not _LAYER_REF.match(ref):
+        raise ScopeError(
+            f"bad area layer {text!r}: use LAYER (the records' owner's layer) or AGENCY/LAYER, "
+            "with lower-case letters, digits, '-' or '_'"
+        )
+    return ref
+
+
+def layer_key(ref: str, owner: str) -> str:
+    """Return the ``AGENCY/LAYER`` key a layer reference means for an owner's records.
+
+    Examples
+    --------
+    >>> layer_key("beats", "rivertonpd"), layer_key("met/boroughs", "btp")
+    ('rivertonpd/beats', 'met/boroughs')
+    """
+    return ref if "/" in ref else f"{owner}/{ref}"
 
 
 def parse_precision(text: str | Precision) -> Precision:
@@ -176,15 +247,43 @@ def parse_precision(text: str | Precision) -> Precision:
     --------
     >>> parse_precision("H3:9").resolution
     9
+    >>> parse_precision("area:boroughs").layer
+    'boroughs'
     """
     if isinstance(text, Precision):
         return text
     key = str(text).strip().lower().replace("h3-", "h3:").replace("h3_", "h3:")
+    if key.startswith("area:"):
+        ref = parse_layer_ref(key[5:])
+        return Precision(AREA_RANK, f"area:{ref}", None, ref)
     try:
         return _PRECISION_BY_NAME[key]
     except KeyError:
-        names = ", ".join(_PRECISION_BY_NAME)
+        names = ", ".join([*_PRECISION_BY_NAME, "area:LAYER"])
         raise ScopeError(f"unknown precision {text!r}: use one of {names}") from None
+
+
+def coarser(a: Precision, b: Precision) -> Precision:
+    """Return the precision that reveals no more than either ``a`` or ``b``.
+
+    Two different area layers are not comparable (neither contains the other), so
+    the stricter of them is ``jurisdiction``.
+
+    Examples
+    --------
+    >>> str(coarser(parse_precision("h3:9"), parse_precision("area:beats")))
+    'area:beats'
+    >>> str(coarser(parse_precision("area:beats"), parse_precision("area:wards")))
+    'jurisdiction'
+    """
+    if a.layer is not None and b.layer is not None and a.layer != b.layer:
+        return _PRECISION_BY_NAME["jurisdiction"]
+    return a if a.rank >= b.rank else b
+
+
+def finer(a: Precision, b: Precision) -> bool:
+    """Return whether ``a`` reveals something ``b`` does not (``a`` is not as coarse)."""
+    return coarser(a, b) != a
 
 
 class TimeResolution(StrEnum):
@@ -250,14 +349,19 @@ CATEGORIES: frozenset[str] = frozenset(
 )
 
 
+#: The token that covers every call-for-service category.
+ALL_CALLS = "calls"
+
+
 def parse_offences(items: Iterable[str]) -> frozenset[str] | None:
-    """Turn offence tokens into a set; None means every offence (``all``).
+    """Turn offence tokens into a set; None means every offence (``all``) and no calls.
 
     Parameters
     ----------
     items
-        ``all``, ``person``, ``property``, ``society``, ``part1`` or NIBRS codes.
-        Commas inside an item separate tokens too.
+        ``all``, ``person``, ``property``, ``society``, ``part1``, NIBRS codes, and for
+        calls for service ``calls`` or ``call:<category>``. Commas inside an item
+        separate tokens too.
 
     Raises
     ------
@@ -266,15 +370,17 @@ def parse_offences(items: Iterable[str]) -> frozenset[str] | None:
     """
     tokens = [t.strip() for item in items for t in str(item).split(",") if t.strip()]
     if not tokens:
-        raise ScopeError("name the offences: all, person, property, society, part1 or codes")
+        raise ScopeError(
+            "name the offences: all, person, property, society, part1, codes, or calls"
+        )
     known = nibrs_offences()
     out: set[str] = set()
     bad: list[str] = []
     for token in tokens:
         low = token.lower()
-        if low == "all":
-            return None
-        if low in CATEGORIES or low == "part1":
+        if low == "all" or low in CATEGORIES or low == "part1" or low == ALL_CALLS:
+            out.add(low)
+        elif low.startswith(CALL_PREFIX) and low[len(CALL_PREFIX) :] in call_categories():
             out.add(low)
         elif token.upper() in known:
             out.add(token.upper())
@@ -284,9 +390,46 @@ def parse_offences(items: Iterable[str]) -> frozenset[str] | None:
         raise ScopeError(
             "unknown offence(s) "
             + ", ".join(repr(b) for b in bad)
-            + ": use all, person, property, society, part1 or a NIBRS code such as 220"
+            + ": use all, person, property, society, part1 or a NIBRS code such as 220, "
+            + "and for calls for service calls or call:<category> ("
+            + ", ".join(call_categories())
+            + ")"
         )
+    if "all" in out:
+        calls = {t for t in out if is_call_token(t)}
+        # "all" alone stays None (every offence, no calls), as stored agreements have it.
+        return frozenset({"all", *calls}) if calls else None
     return frozenset(out)
+
+
+def is_call_token(token: str) -> bool:
+    """Return whether an offence token names calls for service (``calls``, ``call:x``)."""
+    return token == ALL_CALLS or token.startswith(CALL_PREFIX)
+
+
+def call_scope(tokens: frozenset[str] | None) -> frozenset[str] | None:
+    """Return the call categories offence tokens cover: None for every one.
+
+    Examples
+    --------
+    >>> call_scope(None)
+    frozenset()
+    >>> call_scope(frozenset({"property", "call:alarm"}))
+    frozenset({'alarm'})
+    >>> call_scope(frozenset({"calls"})) is None
+    True
+    """
+    if tokens is None:
+        return frozenset()
+    if ALL_CALLS in tokens:
+        return None
+    return frozenset(t[len(CALL_PREFIX) :] for t in tokens if t.startswith(CALL_PREFIX))
+
+
+def call_matches(tokens: frozenset[str] | None, call_category: str) -> bool:
+    """Return whether offence tokens cover a call for service of this category."""
+    cats = call_scope(tokens)
+    return cats is None or call_category in cats
 
 
 def offence_matches(
@@ -295,8 +438,11 @@ def offence_matches(
     crime_against: str | None,
     ucr_part1: str | None,
 ) -> bool:
-    """Return whether an offence (code, category, Part I class) is covered by the tokens."""
-    if tokens is None:
+    """Return whether an offence (code, category, Part I class) is covered by the tokens.
+
+    Calls for service are not offences: check them with :func:`call_matches`.
+    """
+    if tokens is None or "all" in tokens:
         return True
     if nibrs_code is None:
         return False
@@ -308,10 +454,20 @@ def offence_matches(
 
 
 def offences_overlap(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:
-    """Return whether two offence scopes can both cover one offence."""
-    if a is None or b is None:
+    """Return whether two offence scopes can both cover one offence or call."""
+    calls_a, calls_b = call_scope(a), call_scope(b)
+    if calls_a is None:
+        if calls_b is None or calls_b:
+            return True
+    elif calls_b is None:
+        if calls_a:
+            return True
+    elif calls_a & calls_b:
         return True
-    if a & b:
+    a, b = _offence_part(a), _offence_part(b)
+    if a == frozenset() or b == frozenset():
+        return False  # one of them covers calls only
+    if a is None or b is None or "all" in a or "all" in b or a & b:
         return True
     table = nibrs_offences()
     return any(
@@ -323,11 +479,21 @@ def offences_overlap(a: frozenset[str] | None, b: frozenset[str] | None) -> bool
     )
 
 
+def _offence_part(tokens: frozenset[str] | None) -> frozenset[str] | None:
+    """Return the offence tokens without the call tokens (None: every offence)."""
+    if tokens is None:
+        return None
+    return frozenset(t for t in tokens if not is_call_token(t))
+
+
 def offence_subset(inner: frozenset[str] | None, outer: frozenset[str] | None) -> bool:
-    """Return whether every NIBRS offence ``inner`` covers is covered by ``outer``."""
-    if outer is None:
+    """Return whether every NIBRS offence and call ``inner`` covers is covered by ``outer``."""
+    inner_calls, outer_calls = call_scope(inner), call_scope(outer)
+    if outer_calls is not None and (inner_calls is None or not inner_calls <= outer_calls):
+        return False
+    if outer is None or "all" in outer:
         return True
-    if inner is None:
+    if inner is None or "all" in inner:
         return False
     table = nibrs_offences()
     for o in table.values():

@@ -62,6 +62,10 @@ class LiveStream:
         self.clock = clock or store.clock
         self.cursor: datetime | None = None
         self.grants: dict[str, frozenset[tuple[str, str | None]]] = {}
+        #: Ids this stream has sent and not told the client to drop, with their owner:
+        #: ``removed`` only ever names these, so that a change to a record the client
+        #: never saw (a suppressed incident, say) is not revealed (issue #7).
+        self.sent: dict[str, str] = {}
 
     def poll(self) -> StreamUpdate:
         """Return the changes since the last poll, under the agreements in force now."""
@@ -83,23 +87,33 @@ class LiveStream:
             records = result.records
         stable = set(grants) & set(self.grants) - set(reset)
         shown = {r["id"] for r in records}
-        removed = [i for i in self._changed(since, stable) if i not in shown]
+        own = {o for o, g in grants.items() if any(via == "own" for via, _ in g)}
+        changed = self._changed(since, stable, own)
+        removed = [i for i in changed if i not in shown and i in self.sent]
+        for i in removed:
+            del self.sent[i]
+        self.sent = {i: o for i, o in self.sent.items() if o not in reset}
+        self.sent.update((r["id"], r["agency_id"]) for r in records)
         self.cursor, self.grants = now, grants
         return StreamUpdate(records, removed, reset, result.decisions, now)
 
-    def _changed(self, since: datetime | None, owners: set[str]) -> list[str]:
-        """Return ids of the owners' records changed or withdrawn since the last poll.
+    def _changed(self, since: datetime | None, owners: set[str], own: set[str]) -> list[str]:
+        """Return ids (as shown) of the owners' records changed or withdrawn since ``since``.
 
         Those not in this poll's records were withdrawn or no longer qualify (a new
-        version became sensitive, say): the client must drop them.
+        version became sensitive, say): the client must drop them. Ids are as the
+        viewer sees them: the owner's ids for its own readers (``own``), otherwise
+        public ids.
         """
         if since is None or not owners:
             return []
+        i = incidents.c
         with self.store.begin() as conn, restricted(conn, owners):
-            q = select(incidents.c.id).where(
+            q = select(i.id, i.public_id, i.agency_id).where(
                 and_(
-                    incidents.c.agency_id.in_(sorted(owners)),
-                    (incidents.c.updated_at > since) | (incidents.c.withdrawn_at > since),
+                    i.agency_id.in_(sorted(owners)),
+                    (i.updated_at > since) | (i.withdrawn_at > since),
                 )
             )
-            return sorted(conn.execute(q).scalars())
+            rows = conn.execute(q).all()
+        return sorted(r.id if r.agency_id in own else r.public_id for r in rows)

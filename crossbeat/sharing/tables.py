@@ -49,7 +49,8 @@ sharing_agreements = Table(
     # NULL = every offence; else a JSON list of tokens (codes, categories, part1).
     Column("offences", JsonType),
     Column("fields", JsonType, nullable=False),
-    Column("precision", String(16), nullable=False),
+    # exact, block, h3:N, area:LAYER (area:AGENCY/LAYER) or jurisdiction.
+    Column("precision", String(128), nullable=False),
     Column("time_resolution", String(16), nullable=False),
     Column("delay_seconds", Integer, nullable=False),
     Column("purposes", JsonType, nullable=False),
@@ -95,4 +96,18 @@ public_policy_overrides = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("updated_by", Text),
+)
+
+#: Privacy budget spent by an owner's noisy public counts, per calendar month (UTC).
+#: Created by migration ``0012``; see :mod:`crossbeat.sharing.noise`.
+privacy_budget = Table(
+    "privacy_budget",
+    metadata,
+    Column("agency_id", String(64), ForeignKey("agencies.id"), primary_key=True),
+    # "2026-06": the calendar month (UTC) the spending counts against.
+    Column("period", String(7), primary_key=True),
+    # ε spent, in millionths (whole numbers add up exactly).
+    Column("spent", Integer, nullable=False),
+    Column("releases", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

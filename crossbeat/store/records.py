@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from crossbeat.model import Incident, Sensitivity
+from crossbeat.model import Incident, Sensitivity, new_public_id
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -65,6 +65,9 @@ def record_hash(incident: Incident, fingerprint: Fingerprinter) -> str:
         [
             [o.local_code, o.local_description, o.scheme, o.crosswalk_version, o.nibrs_code]
             + [o.crime_against, o.ucr_part1, o.match]
+            # Only when set, so that the hashes of offences stored before call
+            # categories existed stay the same (a re-ingest finds them unchanged).
+            + ([o.call_category] if o.call_category else [])
             for o in incident.offences
         ],
         _iso(incident.occurred_from),
@@ -110,6 +113,9 @@ def incident_row(
     sens = incident.sensitivity
     return {
         "id": incident.id,
+        # Drawn for every row built; an update never writes it (store.writes), so an
+        # incident keeps the public id of its first version.
+        "public_id": new_public_id(),
         "agency_id": incident.agency_id,
         "source_id": incident.source_id,
         "version": version,
@@ -119,6 +125,7 @@ def incident_row(
         "crime_against": str(first.crime_against) if first and first.crime_against else None,
         "ucr_part1": first.ucr_part1 if first else None,
         "unmapped": incident.unmapped,
+        "call_category": incident.call_category,
         "occurred_from": incident.occurred_from,
         "occurred_to": incident.occurred_to,
         "time_precision": str(incident.time_precision),
@@ -164,6 +171,7 @@ def offence_rows(incident: Incident) -> list[dict[str, Any]]:
             "crime_against": str(o.crime_against) if o.crime_against else None,
             "ucr_part1": o.ucr_part1,
             "match": o.match,
+            "call_category": o.call_category,
         }
         for i, o in enumerate(incident.offences)
     ]

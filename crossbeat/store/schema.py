@@ -151,6 +151,11 @@ incidents = Table(
     "incidents",
     metadata,
     Column("id", String(36), primary_key=True),
+    # The id everyone but the owner sees (partners, groups, the public): a random
+    # UUID4 drawn when the record is first stored and never changed, so it cannot be
+    # derived from the source id (``id`` is a UUIDv5 of agency and source id, and source
+    # ids are often sequential case numbers). Added by migration 0012 (issue #7).
+    Column("public_id", String(36)),
     Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
     Column("source_id", Text, nullable=False),
     Column("version", Integer, nullable=False),
@@ -165,6 +170,9 @@ incidents = Table(
     Column("crime_against", String(16)),
     Column("ucr_part1", String(32)),
     Column("unmapped", Boolean, nullable=False),
+    # The primary offence's call-for-service category (taxonomy/data/call_categories.csv)
+    # when the record is a CAD call that is not an offence; NULL for offences.
+    Column("call_category", String(32)),
     Column("occurred_from", UTCDateTime),
     Column("occurred_to", UTCDateTime),
     Column("time_precision", String(16), nullable=False),
@@ -206,6 +214,8 @@ incidents = Table(
     Index("ix_incidents_h3_9", "h3_9"),
     Index("ix_incidents_nibrs", "nibrs_code"),
     Index("ix_incidents_lat_lon", "lat", "lon"),
+    Index("ix_incidents_call_category", "call_category"),
+    Index("uq_incidents_public_id", "public_id", unique=True),
     # Partial indexes on live rows for the compiled reads (migration 0014, issue #8).
     *(
         Index(name, *cols, sqlite_where=_LIVE, postgresql_where=_LIVE)
@@ -237,6 +247,8 @@ incident_offences = Table(
     Column("ucr_part1", String(32)),
     # exact | broader | narrower | approximate; NULL = unmapped
     Column("match", String(16)),
+    # A call-for-service category instead of an offence (nibrs_code is then NULL).
+    Column("call_category", String(32)),
     Index("ix_incident_offences_nibrs", "nibrs_code"),
 )
 
@@ -254,6 +266,57 @@ incident_jurisdictions = Table(
     # reporter: the agency reported it but no polygon of it contains the point.
     Column("basis", String(16), nullable=False),
     Index("ix_incident_jurisdictions_agency", "agency_id"),
+)
+
+# Named area layers of an agency below its jurisdiction: precincts, districts, beats,
+# sectors, neighbourhoods, wards (crossbeat.areas). A layer's name is unique per agency.
+area_layers = Table(
+    "area_layers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
+    Column("name", String(40), nullable=False),
+    # precinct | district | beat | sector | neighbourhood | ward | borough | zone | other
+    Column("kind", String(32), nullable=False),
+    # The feature property the area names came from, and the file they were read from.
+    Column("name_field", Text),
+    Column("source_file", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("agency_id", "name"),
+)
+
+# One named polygon of a layer. PostgreSQL adds a generated PostGIS column ``geom``.
+areas = Table(
+    "areas",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "layer_id",
+        Integer,
+        ForeignKey("area_layers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", Text, nullable=False),
+    # GeoJSON geometry in WGS84 (Polygon or MultiPolygon).
+    Column("geojson", Text, nullable=False),
+    UniqueConstraint("layer_id", "name"),
+)
+
+# Every area (of every layer) whose polygon contains an incident's point; derived at
+# ingest and recomputed when a layer changes.
+incident_areas = Table(
+    "incident_areas",
+    metadata,
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("area_id", Integer, ForeignKey("areas.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_incident_areas_area", "area_id"),
 )
 
 # Personal data, held apart. Each field is stored as bytes through a codec:

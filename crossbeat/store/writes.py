@@ -16,10 +16,12 @@ from sqlalchemy import Connection, and_, bindparam, delete, select, tuple_, upda
 
 from crossbeat.audit.changes import MAX_LISTED_IDS, Principal, record_change
 from crossbeat.audit.events import Action as AuditAction
+from crossbeat.geo.areas import AreaIndex
 from crossbeat.geo.cells import h3_cells
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.model import Incident, RecordUpdate
 from crossbeat.store import Store
+from crossbeat.store.areas import area_tag_rows
 from crossbeat.store.records import (
     incident_row,
     jurisdiction_rows,
@@ -30,6 +32,7 @@ from crossbeat.store.records import (
 )
 from crossbeat.store.schema import (
     expunged_records,
+    incident_areas,
     incident_jurisdictions,
     incident_offences,
     incident_personal,
@@ -143,7 +146,7 @@ def write_chunk(
         for it in items:
             if it.update is None:
                 _classify(it, existing, tombstones, seen, plan, counts)
-        _apply(store, conn, plan, batch_id=batch_id, now=now)
+        _apply(store, conn, plan, batch_id=batch_id, now=now, areas=index.areas)
         if updates:
             _apply_updates(store, conn, updates, plan, counts, batch_id=batch_id, now=now)
         _quarantine(store, conn, plan.rejected, batch_id, profile_name, now)
@@ -300,7 +303,15 @@ def _tombstones(store: Store, conn: Connection, ids: list[str]) -> set[str]:
 # -- writes ---------------------------------------------------------------------------------
 
 
-def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: Any) -> None:
+def _apply(
+    store: Store,
+    conn: Connection,
+    plan: _Plan,
+    *,
+    batch_id: str,
+    now: Any,
+    areas: AreaIndex | None = None,
+) -> None:
     if plan.updates or plan.withdrawals:
         _save_versions(
             conn,
@@ -329,9 +340,10 @@ def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: A
         _keep_dated(row, old)
     changed_ids = [r["id"] for r in upd_rows]
     if changed_ids:
-        for table in (incident_offences, incident_jurisdictions, incident_personal):
+        for table in (incident_offences, incident_jurisdictions, incident_areas, incident_personal):
             conn.execute(delete(table).where(table.c.incident_id.in_(changed_ids)))
-        cols = [c for c in upd_rows[0] if c != "id"]
+        # The public id is kept from the first version: it must never change.
+        cols = [c for c in upd_rows[0] if c not in ("id", "public_id")]
         stmt = (
             update(incidents)
             .where(incidents.c.id == bindparam("b_id"))
@@ -347,6 +359,7 @@ def _apply(store: Store, conn: Connection, plan: _Plan, *, batch_id: str, now: A
             r for inc in stored for r in jurisdiction_rows(inc.id, inc.agency_id, inc.jurisdictions)
         ]
         store.bulk_insert(conn, incident_jurisdictions, tags)
+        store.bulk_insert(conn, incident_areas, area_tag_rows(areas, stored))
         pers = personal_rows(store, conn, stored, now)
         store.bulk_insert(conn, incident_personal, pers)
     for w in plan.withdrawals:
@@ -507,7 +520,13 @@ def expunge(
     ``records`` are ``(source_id, incident_id)`` pairs.
     """
     ids = [iid for _, iid in records]
-    for table in (incident_offences, incident_jurisdictions, incident_personal, incident_versions):
+    for table in (
+        incident_offences,
+        incident_jurisdictions,
+        incident_areas,
+        incident_personal,
+        incident_versions,
+    ):
         conn.execute(delete(table).where(table.c.incident_id.in_(ids)))
     conn.execute(delete(incidents).where(incidents.c.id.in_(ids)))
     store.insert_ignore(

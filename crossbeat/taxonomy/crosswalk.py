@@ -15,6 +15,7 @@ A crosswalk is data, reviewed like code. Its format is documented in
     aliases = []                  # other spellings of the same local code
     name = ""                     # what the local code means (for numeric codes)
     nibrs = "220"                 # a NIBRS code, or "none" = not a criminal offence
+    # call = "alarm"              # or, instead of nibrs: a call-for-service category
     match = "exact"               # exact | narrower | broader | approximate
     sensitivity = []              # extra flags implied by this local code
     note = "why"
@@ -43,6 +44,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crossbeat.model import CrimeAgainst, Offence, Sensitivity
+from crossbeat.taxonomy.calls import CALL_PREFIX, call_categories
 from crossbeat.taxonomy.nibrs import TaxonomyError, nibrs_offences
 
 #: How a local code relates to the NIBRS offence it is mapped to.
@@ -81,7 +83,10 @@ class _Header(_Strict):
 
 
 class _Rule(_Strict):
-    nibrs: str = Field(min_length=1)
+    #: A NIBRS code or "none"; exactly one of ``nibrs`` and ``call`` is given.
+    nibrs: str | None = Field(default=None, min_length=1)
+    #: A call-for-service category (``data/call_categories.csv``) instead of an offence.
+    call: str | None = Field(default=None, min_length=1)
     match: MatchLevel
     sensitivity: list[Sensitivity] = Field(default_factory=list)
     #: Override the crime-against category of the NIBRS code (e.g. for 90Z).
@@ -113,7 +118,7 @@ class CrosswalkRule:
 
     #: The local code as written in the file, or the pattern's regular expression.
     local: str
-    #: A NIBRS offence code, or :data:`NOT_A_CRIME`.
+    #: A NIBRS offence code, or :data:`NOT_A_CRIME` (also for a call for service).
     nibrs: str
     match: str
     sensitivity: frozenset[Sensitivity]
@@ -122,11 +127,18 @@ class CrosswalkRule:
     name: str = ""
     note: str = ""
     is_pattern: bool = False
+    #: The call-for-service category, when the local code is a call, not an offence.
+    call_category: str | None = None
 
     @property
     def not_a_crime(self) -> bool:
         """Whether the rule says the local code is not a criminal offence."""
         return self.nibrs == NOT_A_CRIME
+
+    @property
+    def target(self) -> str:
+        """The rule's target: a NIBRS code, ``none`` or ``call:<category>``."""
+        return CALL_PREFIX + self.call_category if self.call_category else self.nibrs
 
 
 class Crosswalk:
@@ -243,6 +255,7 @@ class Crosswalk:
                 crosswalk_version=self.version,
                 crime_against=CrimeAgainst.NOT_A_CRIME,
                 match=rule.match,
+                call_category=rule.call_category,
             )
             return offence, rule.sensitivity
         nibrs = nibrs_offences()[rule.nibrs]
@@ -283,6 +296,21 @@ def _parse(path: Path) -> tuple[_File | None, list[str]]:
 
 
 def _check_target(where: str, rule: _Rule, problems: list[str]) -> None:
+    if (rule.nibrs is None) == (rule.call is None):
+        problems.append(
+            f"{where}: give either nibrs (an offence, or {NOT_A_CRIME!r}) or call (a "
+            "call-for-service category), not both or neither"
+        )
+        return
+    if rule.call is not None:
+        if rule.call not in call_categories():
+            problems.append(
+                f"{where}: unknown call category {rule.call!r}; use one of "
+                f"{', '.join(call_categories())} (call_categories.csv)"
+            )
+        if rule.crime_against is not None:
+            problems.append(f"{where}: crime_against cannot be set on a call for service")
+        return
     if rule.nibrs != NOT_A_CRIME and rule.nibrs not in nibrs_offences():
         problems.append(
             f"{where}: unknown NIBRS code {rule.nibrs!r} (see nibrs_offences.csv, "
@@ -361,12 +389,13 @@ def _build(path: Path) -> Crosswalk:
     for entry in parsed.map:
         rule = CrosswalkRule(
             local=entry.local,
-            nibrs=entry.nibrs,
+            nibrs=entry.nibrs or NOT_A_CRIME,
             match=entry.match,
             sensitivity=frozenset(entry.sensitivity),
             crime_against=entry.crime_against,
             name=entry.name,
             note=entry.note,
+            call_category=entry.call,
         )
         for name in (entry.local, *entry.aliases):
             entries[normalise_local(name)] = rule
@@ -375,13 +404,14 @@ def _build(path: Path) -> Crosswalk:
             re.compile(p.regex, re.IGNORECASE),
             CrosswalkRule(
                 local=p.regex,
-                nibrs=p.nibrs,
+                nibrs=p.nibrs or NOT_A_CRIME,
                 match=p.match,
                 sensitivity=frozenset(p.sensitivity),
                 crime_against=p.crime_against,
                 name=p.name,
                 note=p.note,
                 is_pattern=True,
+                call_category=p.call,
             ),
         )
         for p in parsed.pattern

@@ -25,10 +25,17 @@ relationships and ages never are, so that a wrong negation cannot hide a victim.
 Phrases such as "domestic burglary", "minor injury" or "hit and run" cancel the cue
 word inside them.
 
+Terms may carry slots (``take {poss} passport``: "took her passport", "takes my
+passport" ...; :func:`expand`), and a one-word term also matches the inflections of its
+lemma ("threw": "throws"). A relationship near control of a person ("monitors her phone",
+"confined her to the house") is domestic abuse. A violence verb whose object is a thing
+("hit my mother car", ``thing_verbs`` / ``things``) is no violence.
+
 Two safer defaults: a relationship word in a code or short description (at most
-``short_text_words`` words) marks domestic violence as the old keyword list did, and a
-relationship word anywhere in the text of an offence against a person (``person_crime``)
-marks possible domestic violence.
+``short_text_words`` words) marks domestic violence as the old keyword list did, unless
+the text names a property event and no act ("Victim's husband's tools were stolen from
+his van."); and a relationship word anywhere in the text of an offence against a person
+(``person_crime``) marks possible domestic violence.
 """
 
 from __future__ import annotations
@@ -64,8 +71,13 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": 
 # "daughter, 15," and babies in months or weeks.
 _AGE_PATTERNS = (
     re.compile(r"(?<![\d.:/])(\d{1,3})\s*-?\s*(?:years?|yrs?|yr|y)\s*-?\s*(?:of\s+age|olds?)\b"),
-    re.compile(r"(?<![\d.:/])(\d{1,3})\s*(?:yo|y/o|y\.o\.?|yoa|yob)(?![a-z])"),
-    re.compile(r"\baged?\s*:?\s*(\d{1,3})(?![\d:.]\d)\b"),
+    re.compile(r"(?<![\d.:/])(\d{1,3})\s*(?:yo|y/o|y\.o\.?|yoa|yob)(?:[fm]|/[fm])?(?![a-z])"),
+    re.compile(r"\baged?\s*:?\s*(?:approx\.?|approximately|about|around|c\.|~)?\s*(\d{1,3})"
+               r"(?![\d:.]\d)\b"),
+    re.compile(r"\b(?:approx\.?|approximately|about|around|est\.?|estimated|roughly|c\.|~)\s*"
+               r"(\d{1,2})(?:\s*(?:-|to)\s*\d{1,2})?\s*(?:yrs?|years?|y/?o)\b"),
+    re.compile(r"\b(?:subj|subject|victim|vic|v|susp|suspect|juv|child|son|daughter|boy|girl|"
+               r"he|she|who)\s+(?:is|was)\s+(?:only\s+)?(\d{1,2})\b(?!\s*(?:%|percent|[a-z]))"),
     re.compile(r"\b(?!section|subsection|para|paragraph|clause|item|code|count|unit|apt|flat|"
                r"room|article|rule|step|part|pc|vc|hs|wi|bp|pen|suite|no|number|bus|route|"
                r"line|platform|gate|exit|junction|car|door|floor|level|stop)[a-z][a-z0-9]*"
@@ -135,6 +147,17 @@ class Lexicon:
     excepts: Mapping[str, tuple[tuple[str, ...], ...]]
     pairs: tuple[_Pair, ...]
     short_text_words: int
+    #: Cue kinds that name a property event ("stolen", "broken into"): a relationship
+    #: word in a short text with one of these and no act is an owner or a reporter.
+    owner_kinds: frozenset[str]
+    #: Cue kinds whose presence keeps the short-text rule on despite a property event.
+    act_kinds: frozenset[str]
+    #: Verbs (lemmas) that are no violence when their object is a thing ("hit my car").
+    thing_verbs: frozenset[str]
+    #: Words skipped between such a verb and its object ("my", "the", "mother").
+    object_skip: frozenset[str]
+    #: Things a violence verb can hit without hurting anyone ("car", "fence").
+    things: frozenset[str]
     cues: Mapping[str, _Cue]
     #: Single-word terms of five or more letters, by first letter: for misspellings.
     fuzzy: Mapping[str, tuple[str, ...]]
@@ -180,6 +203,38 @@ def tokenize(text: str) -> list[Token]:
 
 def _words(phrase: str) -> tuple[str, ...]:
     return tuple(t.word for t in tokenize(phrase))
+
+
+_SLOT = re.compile(r"\{(\w+)\}")
+
+
+def expand(term: str, slots: Mapping[str, Sequence[str]]) -> list[str]:
+    """Expand the ``{slot}`` placeholders of a lexicon term into every variant.
+
+    ``[settings.slots]`` names the fillers: ``{obj}`` stands for "her", "him", "me",
+    "the victim" ..., ``{poss}`` for "her", "his", "my", "the victim's" ... so that one
+    term covers every person the act is done to.
+
+    Raises
+    ------
+    TaxonomyError
+        For a placeholder with no fillers.
+
+    Examples
+    --------
+    >>> expand("take {poss} phone", {"poss": ["her", "my"]})
+    ['take her phone', 'take my phone']
+    """
+    m = _SLOT.search(term)
+    if m is None:
+        return [term]
+    fillers = slots.get(m.group(1))
+    if not fillers:
+        raise TaxonomyError(f"sensitive_lexicon.toml: no fillers for {{{m.group(1)}}} in {term!r}")
+    out: list[str] = []
+    for f in fillers:
+        out += expand(term[: m.start()] + f + term[m.end() :], slots)
+    return out
 
 
 def _matches(tokens: Sequence[Token], i: int, words: tuple[str, ...]) -> bool:
@@ -228,6 +283,8 @@ def lexicon() -> Lexicon:
         raw: dict[str, Any] = tomllib.load(fh)
     problems: list[str] = []
     settings = raw.get("settings", {})
+    slots = {k: list(v) for k, v in settings.get("slots", {}).items()}
+    literal = frozenset(settings.get("literal_terms", []))
     index: dict[str, list[tuple[tuple[str, ...], _Cue]]] = {}
     kinds: set[str] = set()
     for name, spec in raw.get("cues", {}).items():
@@ -243,11 +300,23 @@ def lexicon() -> Lexicon:
         kinds.add(kind)
         cue = _Cue(name, kind, frozenset(flags), bool(spec.get("negatable", False)))
         for term in spec.get("terms", []):
-            words = _words(term)
-            if not words:
-                problems.append(f"cues.{name}: empty term {term!r}")
+            try:
+                variants = expand(term, slots)
+            except TaxonomyError as exc:
+                problems.append(f"cues.{name}: {exc}")
                 continue
-            index.setdefault(words[0], []).append((words, cue))
+            for variant in variants:
+                words = _words(variant)
+                if not words:
+                    problems.append(f"cues.{name}: empty term {term!r}")
+                    continue
+                index.setdefault(words[0], []).append((words, cue))
+                # A one-word term also stands for its lemma, so that "threw" matches
+                # "throws" and "stole" matches "steals" (not for `literal_terms`, whose
+                # lemma means something else: "presents" is not "present").
+                base = lemma(words[0])
+                if len(words) == 1 and base != words[0] and words[0] not in literal:
+                    index.setdefault(base, []).append(((base,), cue))
     pairs = []
     for n, spec in enumerate(raw.get("pairs", [])):
         try:
@@ -273,6 +342,11 @@ def lexicon() -> Lexicon:
         excepts=_phrase_index(_words(p) for p in settings.get("except", [])),
         pairs=tuple(pairs),
         short_text_words=int(settings.get("short_text_words", 8)),
+        owner_kinds=frozenset(settings.get("owner_kinds", [])),
+        act_kinds=frozenset(settings.get("act_kinds", [])),
+        thing_verbs=frozenset(settings.get("thing_verbs", [])),
+        object_skip=frozenset(w for p in settings.get("object_skip", []) for w in _words(p)),
+        things=frozenset(w for p in settings.get("things", []) for w in _words(p)),
         cues={c.name: c for entries in index.values() for _, c in entries},
         fuzzy=_fuzzy_index(index),
     )
@@ -338,6 +412,8 @@ def find_cues(text: str, lex: Lexicon | None = None) -> tuple[list[Token], list[
         for h in raw
         if not any(s <= h.start and h.end <= e and (e - s) > (h.end - h.start) for s, e in excepts)
     ]
+    if lex.thing_verbs:
+        raw = [h for h in raw if not _hits_a_thing(h, tokens, lex)]
     # Longest match per (cue, start); one hit per (cue name, position).
     best: dict[tuple[str, int], Hit] = {}
     for h in raw:
@@ -351,6 +427,32 @@ def find_cues(text: str, lex: Lexicon | None = None) -> tuple[list[Token], list[
         post = _spans(tokens, lex.post_negations)
         hits = [_negate(h, tokens, lex, pseudo, post) if cues[h.cue].negatable else h for h in hits]
     return tokens, hits
+
+
+def _hits_a_thing(hit: Hit, tokens: Sequence[Token], lex: Lexicon) -> bool:
+    """Whether a one-word violence cue has a thing, not a person, as its object.
+
+    "hit my mother car", "struck the parked van", "kicked his brother's fence": the
+    verb is followed, after at most three determiners, possessives or relationship
+    words (``object_skip``), by a thing (``things``). "hit her with a bottle" keeps
+    its violence: "her" is skipped, "with" is no thing.
+    """
+    if hit.kind != "violence" or hit.end - hit.start != 1:
+        return False
+    if (
+        tokens[hit.start].lemma not in lex.thing_verbs
+        and tokens[hit.start].word not in lex.thing_verbs
+    ):
+        return False
+    j = hit.end
+    skipped = 0
+    while j < len(tokens) and skipped < 3 and tokens[j].word in lex.object_skip:
+        j += 1
+        skipped += 1
+    if j >= len(tokens):
+        return False
+    tok = tokens[j]
+    return tok.word in lex.things or tok.lemma in lex.things
 
 
 def _negate(
@@ -439,7 +541,13 @@ def explain(text: str | None, *, person_crime: bool = False) -> list[Finding]:
     relations = [h for h in live if h.kind in RELATIONSHIP_KINDS]
     n_words = sum(1 for t in tokens if t.word not in _PUNCT)
     short = [h for h in relations if h.kind in _SHORT_TEXT_KINDS]
-    if short and n_words <= lex.short_text_words:
+    # In a short text a partner word alone marks DV ("ASSAULT - HUSBAND"), unless the
+    # text is about property and names no act: then the partner owns or reports it
+    # ("Victim's husband's tools were stolen from his van.").
+    owner_only = any(h.kind in lex.owner_kinds for h in live) and not any(
+        h.kind in lex.act_kinds for h in live
+    )
+    if short and n_words <= lex.short_text_words and not owner_only:
         found.append(Finding(Sensitivity.DOMESTIC_VIOLENCE, f"{short[0].text!r} in a short text"))
     if relations and person_crime:
         found.append(

@@ -94,7 +94,10 @@ def get_preview(
     """Run the real policy for a stand-in viewer of the grantee over your records.
 
     Returns how many records are visible and hidden, why (grouped), the decisions
-    and a sample as the grantee would see it.
+    and a sample as the grantee would see it: real records only for an officer,
+    analyst or supervisor of the owner; for agency and platform admins (who have no
+    access to incident data) synthetic stand-ins of the same shape
+    (``sample_kind``).
     """
     result = preview(store, _owner(actor, owner), grantee, purpose=purpose, sample=sample, by=actor)
     return PreviewOut.model_validate(result.to_dict())

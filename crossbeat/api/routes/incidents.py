@@ -57,6 +57,20 @@ Offence = Annotated[
     Query(description="all, person, property, society, part1 or NIBRS codes (repeatable)."),
 ]
 Agency = Annotated[list[str] | None, Query(description="Only these owner agencies.")]
+Area = Annotated[
+    list[str] | None,
+    Query(
+        description="Only incidents in these areas: LAYER:NAME (the owner's layer) or "
+        "AGENCY/LAYER:NAME, repeatable (e.g. boroughs:Camden)."
+    ),
+]
+Calls = Annotated[
+    Literal["exclude", "include", "only"],
+    Query(
+        description="Calls for service (CAD calls that are not offences): exclude (default), "
+        "include, or only them."
+    ),
+]
 Purpose = Annotated[
     str | None, Query(description="Why you read: analysis (default), operations, investigation.")
 ]
@@ -69,6 +83,7 @@ def _request(
     offence: list[str] | None,
     agency: list[str] | None,
     purpose: str | None,
+    area: list[str] | None = None,
     **more: Any,
 ) -> ReadRequest:
     """Build the read request; :class:`RequestError` (400) lists every bad parameter."""
@@ -78,6 +93,7 @@ def _request(
         until=until,
         offences=frozenset(offence) if offence else None,
         agencies=frozenset(agency) if agency else None,
+        areas=frozenset(area) if area else None,  # type: ignore[arg-type]
         purpose=purpose,  # type: ignore[arg-type]
         **more,
     )
@@ -98,7 +114,9 @@ def list_incidents(
     offence: Offence = None,
     agency: Agency = None,
     purpose: Purpose = None,
+    area: Area = None,
     fields: Annotated[list[str] | None, Query(description="Only these fields/groups.")] = None,
+    calls: Calls = "exclude",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     after: Annotated[str | None, Query(description="next_after of the previous page.")] = None,
     f: Annotated[Literal["json", "geojson"], Query(description="Output format.")] = "json",
@@ -110,8 +128,8 @@ def list_incidents(
     (and its reasons) for every owner agency. ``f=geojson`` returns a FeatureCollection.
     """
     request = _request(
-        bbox, since, until, offence, agency, purpose,
-        fields=frozenset(fields) if fields else None, limit=limit, after=after,
+        bbox, since, until, offence, agency, purpose, area,
+        fields=frozenset(fields) if fields else None, limit=limit, after=after, calls=calls,
     )  # fmt: skip
     result = read_incidents(store, viewer, request)
     model = _record_model(viewer)
@@ -181,7 +199,10 @@ def get_aggregates(
     viewer: ViewerDep,
     by: Annotated[
         list[str] | None,
-        Query(description=f"Dimensions (repeatable, at most two): {', '.join(GROUP_BY)}."),
+        Query(
+            description="Dimensions (repeatable, at most two): "
+            f"{', '.join(GROUP_BY)} or area:LAYER (an area layer, e.g. area:boroughs)."
+        ),
     ] = None,
     bbox: Bbox = None,
     since: Since = None,
@@ -189,14 +210,22 @@ def get_aggregates(
     offence: Offence = None,
     agency: Agency = None,
     purpose: Purpose = None,
+    area: Area = None,
+    calls: Calls = "exclude",
 ) -> JSONResponse:
     """Count exactly the records you could list, grouped; small counts are suppressed.
 
-    Without ``by`` only the total is returned. A null count is suppressed: too few
-    incidents to publish, or hidden so that the suppressed ones cannot be worked out.
+    Without ``by`` only the total is returned. A null count is suppressed (too few
+    incidents to publish). The total and margins are sums of the published cells
+    (``complete`` false: something was hidden, dropped or noised). An owner that
+    publishes counts only answers only by crime_against, month, h3_7 and jurisdiction,
+    with whole-month time filters; one that chose noise answers with differential
+    privacy from a monthly budget (``noisy``).
     """
     dims = tuple(by or ())
-    request = _request(bbox, since, until, offence, agency, purpose, group_by=dims)
+    request = _request(
+        bbox, since, until, offence, agency, purpose, area, group_by=dims, calls=calls
+    )
     result = aggregate(store, viewer, request, by=dims)
     out = AggregateOut(
         by=list(result.by),
@@ -206,6 +235,8 @@ def get_aggregates(
         total=result.total,
         threshold=result.threshold,
         suppressed=result.suppressed,
+        complete=result.complete,
+        noisy=list(result.noisy),
         decisions=_decisions(viewer, result.decisions),
     )
     return _render(out, viewer)
