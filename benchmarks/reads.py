@@ -91,7 +91,7 @@ INCIDENT_COLUMNS = (
     "ucr_part1 unmapped occurred_from occurred_to time_precision reported_at status lat lon "
     "location_precision block_address location_type h3_7 h3_9 h3_11 sens_sexual sens_domestic "
     "sens_juvenile sens_victim_identifying sens_informant attributes withdrawn_at batch_id "
-    "source_file row_number raw_hash created_at updated_at"
+    "source_file row_number raw_hash created_at updated_at public_id"
 ).split()
 OFFENCE_COLUMNS = (
     "incident_id seq local_code local_description scheme nibrs_code crime_against ucr_part1 match"
@@ -123,7 +123,7 @@ def rows(n: int, seed: int) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...], 
     start = NOW - timedelta(days=730)
     created = NOW.strftime(TS)
     for i in range(n):
-        cx, cy = centres[int(rng.paretovariate(1.2)) % len(centres)]
+        cx, cy = centres[int(len(centres) * rng.random() ** 3)]  # a few hot spots
         lon = min(max(rng.gauss(cx, 0.004), CITY[0]), CITY[2])
         lat = min(max(rng.gauss(cy, 0.003), CITY[1]), CITY[3])
         owner = owner_of(lon, lat, rng)
@@ -145,6 +145,7 @@ def rows(n: int, seed: int) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...], 
             code == "11A", local == "DOM ASSAULT", rng.random() < 0.01, False, False,
             attributes, (NOW - timedelta(days=3)).strftime(TS) if rng.random() < 0.02 else None,
             "bench", "bench.csv", i, "0" * 64, created, created,
+            str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         )  # fmt: skip
         offence = (iid, 0, local, desc, "bench", code, crime_against, entry.ucr_part1, "exact")
         inside = {
@@ -167,6 +168,15 @@ def populate(store: Store, n: int, seed: int = 1) -> float:
     raw = store.engine.raw_connection()
     try:
         cur = raw.cursor()
+        indexes: list[str] = []
+        if not pg:  # build the secondary indexes once, after the load
+            cur.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                "AND tbl_name IN ('incidents', 'incident_offences', 'incident_jurisdictions')"
+            )
+            for name, sql in cur.fetchall():
+                indexes.append(sql)
+                cur.execute(f"DROP INDEX {name}")
         batch: list[Any] = []
         for item in rows(n, seed):
             batch.append(item)
@@ -175,6 +185,8 @@ def populate(store: Store, n: int, seed: int = 1) -> float:
                 batch = []
         if batch:
             _write(cur, batch, pg)
+        for sql in indexes:
+            cur.execute(sql)
         raw.commit()
     finally:
         raw.close()

@@ -130,7 +130,7 @@ def analysis_arrays(
                 columns = [shown_id, c.agency_id, which, c.lon, c.lat, c.occurred_from]
                 columns += [c.occurred_to, c.nibrs_code, c.crime_against]
                 q = select(*columns).where(where).order_by(c.public_id)
-                result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(q)
+                result = conn.execute(q.execution_options(stream_results=True, yield_per=CHUNK))
                 for part in result.partitions(CHUNK):
                     cols = list(zip(*part, strict=True))
                     ids.extend(cols[0])

@@ -9,7 +9,7 @@ almost every one filters by owner agency. These indexes hold only live rows:
 * ``(lat, lon)``: viewport pages by bounding box.
 
 Revision ID: 0014
-Revises: 0007
+Revises: 0012 (the head of main when this branch last merged it; re-chain as needed)
 Create Date: 2026-12-06
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0007"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
