@@ -53,6 +53,7 @@ GROUPINGS = [
     ("hour",),
     ("agency", "day"),
     ("h3_7", "nibrs"),
+    ("area:beats",),  # not compiled yet: the per-record path for every owner
 ]
 
 
@@ -130,6 +131,8 @@ REQUESTS = st.sampled_from(
         {"since": NOW - timedelta(days=20, hours=5), "until": NOW - timedelta(days=3, hours=7)},
         {"since": NOW - timedelta(days=35, minutes=13)},
         {"bbox": (-122.70, 45.50, -122.60, 45.54)},
+        {"areas": [("beats", "West"), ("countyb/beats", "North")]},
+        {"areas": [("citya/beats", "East")], "offences": ["person"]},
     ]
 )
 
