@@ -316,3 +316,39 @@ def test_time_filters_apply_to_the_coarsened_time(sharing_store, resolution):
         got = aggregate(sharing_store, viewer, request, by=(), path="sql")
         ref = aggregate(sharing_store, viewer, request, by=(), path="reference")
         assert got.total == ref.total == want, (hours, got.total, ref.total, want)
+
+
+def test_what_is_not_compiled_runs_the_reference_path_for_its_owner_only(sharing_store):
+    """A bounding box on anchored points falls back for that owner; others stay in SQL."""
+    import dataclasses
+
+    from crossbeat.clock import FrozenClock
+    from crossbeat.sharing.agreements import create_agreement
+    from crossbeat.sharing.compiled import count_by_rule
+    from crossbeat.sharing.reads import anchor_index, prepare, reference_counts
+    from tests.sharing_support import Inc, insert_incidents
+
+    sharing_store.clock = FrozenClock(NOW)
+    insert_incidents(
+        sharing_store,
+        [
+            Inc(o, f"F{i}", 45.52, -122.69 + 0.02 * i, ["220"], NOW - timedelta(days=3))
+            for i, o in enumerate(["citya", "citya", "countyb", "countyb"])
+        ],
+    )
+    create_agreement(
+        sharing_store, "citya", "countyb", offences=["all"], fields=["all"], precision="h3:9",
+        time_resolution="day", delay="0s", purposes=["analysis"], approved_by="test",
+    )  # fmt: skip
+    viewer = Viewer.user("u3", "countyb", ["analyst"])
+    request = ReadRequest(bbox=(-122.72, 45.49, -122.52, 45.57), aggregate=True)
+    with sharing_store.begin() as conn:
+        p = prepare(conn, viewer, request, NOW)
+        p = dataclasses.replace(p, request=dataclasses.replace(p.request, group_by=()))
+        found = count_by_rule(
+            conn, p, lambda c, sub: reference_counts(c, sub, anchor_index(c, sharing_store.url))
+        )
+    assert {(rc.rule.owner, rc.path, rc.total) for rc in found} == {
+        ("citya", "reference", 2),
+        ("countyb", "sql", 2),
+    }
