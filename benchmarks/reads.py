@@ -97,9 +97,9 @@ OFFENCE_COLUMNS = (
     "incident_id seq local_code local_description scheme nibrs_code crime_against ucr_part1 match"
 ).split()
 LIVE_INDEXES = {
-    "ix_incidents_live_agency_h3_9": "(agency_id, h3_9)",
-    "ix_incidents_live_agency_h3_7": "(agency_id, h3_7)",
-    "ix_incidents_live_agency_occurred": "(agency_id, occurred_from)",
+    "ix_incidents_live_agency_h3_9": "(agency_id, h3_9, call_category)",
+    "ix_incidents_live_agency_h3_7": "(agency_id, h3_7, call_category)",
+    "ix_incidents_live_agency_occurred": "(agency_id, occurred_from, call_category)",
     "ix_incidents_live_lat_lon": "(lat, lon)",
 }
 

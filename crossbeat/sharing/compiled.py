@@ -137,10 +137,14 @@ def count_by_rule(conn: Connection, p: ReadPlan, reference: ReferenceCounter) ->
     for rule in fast:
         where = exact.shown_by(rule)
         dims = list(p.request.group_by)
-        keys = [_dim_sql(conn, d, rule) for d in dims]
+        # H3 cells are grouped by the bare column (so that an index on it serves the
+        # GROUP BY) and a missing cell becomes "none" here.
+        keys = [incidents.c[d] if d.startswith("h3_") else _dim_sql(conn, d, rule) for d in dims]
+        kinds = ["cell" if d.startswith("h3_") else "" for d in dims]
         base = part_mode(rule) == BASE
         if base:
             keys += _base_sql(conn, rule)
+            kinds += ["", "", "", ""]
         q = select(*(k.label(f"k{i}") for i, k in enumerate(keys)), func.count().label("n"))
         q = q.where(where)
         if keys:
@@ -150,7 +154,7 @@ def count_by_rule(conn: Connection, p: ReadPlan, reference: ReferenceCounter) ->
             n = int(row[-1])
             if not n:
                 continue
-            values = tuple(str(v) for v in row[:-1])
+            values = tuple(_text(v, kinds[i]) for i, v in enumerate(row[:-1]))
             key = values[: len(dims)]
             rc.counts[key] += n
             if base:
@@ -158,6 +162,12 @@ def count_by_rule(conn: Connection, p: ReadPlan, reference: ReferenceCounter) ->
         if rc.counts:
             out.append(rc)
     return out
+
+
+def _text(value: object, kind: str) -> str:
+    if kind == "cell":
+        return str(value or "none")
+    return str(value)
 
 
 # -- which rule shows a record -------------------------------------------------------------

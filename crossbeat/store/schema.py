@@ -220,9 +220,9 @@ incidents = Table(
     *(
         Index(name, *cols, sqlite_where=_LIVE, postgresql_where=_LIVE)
         for name, cols in (
-            ("ix_incidents_live_agency_h3_9", ("agency_id", "h3_9")),
-            ("ix_incidents_live_agency_h3_7", ("agency_id", "h3_7")),
-            ("ix_incidents_live_agency_occurred", ("agency_id", "occurred_from")),
+            ("ix_incidents_live_agency_h3_9", ("agency_id", "h3_9", "call_category")),
+            ("ix_incidents_live_agency_h3_7", ("agency_id", "h3_7", "call_category")),
+            ("ix_incidents_live_agency_occurred", ("agency_id", "occurred_from", "call_category")),
             ("ix_incidents_live_lat_lon", ("lat", "lon")),
         )
     ),

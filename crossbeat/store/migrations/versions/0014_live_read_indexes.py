@@ -3,9 +3,10 @@
 Every read filters ``withdrawn_at IS NULL`` (:func:`crossbeat.sharing.policy.live`) and
 almost every one filters by owner agency. These indexes hold only live rows:
 
-* ``(agency_id, h3_9)`` and ``(agency_id, h3_7)``: a hexagon ``GROUP BY`` of an owner's
-  records reads the index alone (covering), never the table;
-* ``(agency_id, occurred_from)``: time series and ``since``/``until`` filters;
+* ``(agency_id, h3_9, call_category)`` and ``(agency_id, h3_7, call_category)``: a
+  hexagon ``GROUP BY`` of an owner's records reads the index alone (covering, with the
+  default "offences, not calls for service" filter), never the table;
+* ``(agency_id, occurred_from, call_category)``: time series and ``since``/``until``;
 * ``(lat, lon)``: viewport pages by bounding box.
 
 Revision ID: 0014
@@ -25,9 +26,9 @@ depends_on: str | Sequence[str] | None = None
 
 #: name -> columns; each index holds only rows with ``withdrawn_at IS NULL``.
 LIVE_INDEXES: dict[str, list[str]] = {
-    "ix_incidents_live_agency_h3_9": ["agency_id", "h3_9"],
-    "ix_incidents_live_agency_h3_7": ["agency_id", "h3_7"],
-    "ix_incidents_live_agency_occurred": ["agency_id", "occurred_from"],
+    "ix_incidents_live_agency_h3_9": ["agency_id", "h3_9", "call_category"],
+    "ix_incidents_live_agency_h3_7": ["agency_id", "h3_7", "call_category"],
+    "ix_incidents_live_agency_occurred": ["agency_id", "occurred_from", "call_category"],
     "ix_incidents_live_lat_lon": ["lat", "lon"],
 }
 
