@@ -16,14 +16,17 @@ $(BIN)/crossbeat: pyproject.toml
 
 install: $(BIN)/crossbeat
 
+# Port 8000 taken? `make demo PORT=8001` (or CROSSBEAT_PORT=8001, which `crossbeat demo` reads).
+PORT ?=
 demo: install  ## build the demo region into ./demo-data and serve it on http://127.0.0.1:8000
-	$(BIN)/crossbeat demo
+	$(BIN)/crossbeat demo $(if $(PORT),--port $(PORT))
 
 lint: install
 	$(BIN)/ruff format --check crossbeat tests benchmarks
 	$(BIN)/ruff check crossbeat tests benchmarks
+	$(BIN)/mypy  # the package, configured in pyproject.toml [tool.mypy]
 
-test: install lint  ## set up and run the whole test suite (SQLite and PostgreSQL)
+test: install lint  ## set up and run the whole test suite (SQLite and PostgreSQL) and the doctests
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install  ## ingest benchmark: prints figures and the machine

@@ -183,8 +183,10 @@ def raw_postgres(csv_path: Path, url: str) -> float:
 
 def crossbeat_ingest(csv_path: Path, url: str, profile_path: Path) -> float:
     """Ingest with the full pipeline into a fresh store; return seconds."""
+    from crossbeat.agencies import register_agency
     from crossbeat.ingest.pipeline import ingest_files
     from crossbeat.ingest.profile import load_profile
+    from crossbeat.model import Agency
     from crossbeat.store import open_store
     from crossbeat.store.base import close_all
     from crossbeat.vault.kek import generate_kek, parse_kek
@@ -192,6 +194,7 @@ def crossbeat_ingest(csv_path: Path, url: str, profile_path: Path) -> float:
     # Personal data (the full address) is encrypted on write: a throwaway KEK.
     store = open_store(url, kek=parse_kek(generate_kek()))
     profile = load_profile(profile_path)
+    register_agency(store, Agency("benchpd", "Bench PD", timezone=profile.source.timezone))
     t0 = time.perf_counter()
     summary = ingest_files(store, "benchpd", profile, [csv_path])
     elapsed = time.perf_counter() - t0
@@ -234,12 +237,15 @@ def peak_memory(rows: int, work: Path, profile_path: Path) -> tuple[float, float
     db = work / f"mem_{rows}.db"
     code = (
         "import resource, sys\n"
+        "from crossbeat.agencies import register_agency\n"
         "from crossbeat.ingest.pipeline import ingest_files\n"
         "from crossbeat.ingest.profile import load_profile\n"
+        "from crossbeat.model import Agency\n"
         "from crossbeat.store import open_store\n"
         "from crossbeat.vault.kek import generate_kek, parse_kek\n"
         f"store = open_store('sqlite:///{db}', kek=parse_kek(generate_kek()))\n"
         f"profile = load_profile('{profile_path}')\n"
+        "register_agency(store, Agency('benchpd', 'Bench PD', timezone=profile.source.timezone))\n"
         f"s = ingest_files(store, 'benchpd', profile, ['{csv_path}'])\n"
         "assert s.new == s.rows, s.as_dict()\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import shapely
+from rapidfuzz import fuzz, process
 from shapely.geometry import mapping, shape
 from sqlalchemy import Connection, delete, select
 
@@ -105,13 +106,17 @@ def list_agencies(store: Store) -> list[Agency]:
     return [Agency(id=r["id"], name=r["name"], ori=r["ori"], timezone=r["timezone"]) for r in rows]
 
 
-def ensure_agency(store: Store, agency_id: str, *, timezone: str = "UTC") -> bool:
-    """Register an agency with its id as name if it does not exist; return True if created."""
-    validate_agency_id(agency_id)
-    if store.agency_exists(agency_id):
-        return False
-    register_agency(store, Agency(id=agency_id, name=agency_id, timezone=timezone))
-    return True
+def closest_ids(wanted: str, known: Sequence[str], *, limit: int = 5) -> list[str]:
+    """Return the known ids ordered by similarity to ``wanted``, closest first.
+
+    Examples
+    --------
+    >>> closest_ids("cityp", ["countysd", "citypd", "transit"])
+    ['citypd', 'countysd', 'transit']
+    """
+    scored = process.extract(wanted, list(known), scorer=fuzz.WRatio, limit=None)
+    scored.sort(key=lambda m: (-m[1], m[0]))
+    return [m[0] for m in scored[:limit]]
 
 
 def _check_geometry(geometry: Mapping[str, Any]) -> shapely.Geometry:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 import click
@@ -29,6 +30,46 @@ def db_option(f: Any) -> Any:
     )(f)
 
 
+def json_option(help: str = "Print JSON.") -> Any:
+    """Return the shared ``--json`` flag (parameter ``as_json``)."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def agency_option(help: str, *, required: bool = False, dest: str = "agency_id") -> Any:
+    """Return the shared ``--agency ID`` option (parameter ``agency_id``)."""
+    return click.option("--agency", dest, required=required, help=help)
+
+
+class IsoTime(click.ParamType):
+    """An ISO 8601 date or time; without an offset it is UTC (``Z`` is accepted)."""
+
+    name = "ISO-TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Return an aware :class:`datetime`, or fail naming the option."""
+        from datetime import UTC, datetime
+
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        try:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(
+                f"{value!r} is not an ISO 8601 date or time (e.g. 2026-01-31 or 2026-01-31T08:00)",
+                param,
+                ctx,
+            )
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+ISO_TIME = IsoTime()
+
+
+def time_option(name: str, help: str) -> Any:
+    """Return an option taking an ISO 8601 date or time (UTC without an offset)."""
+    return click.option(name, type=ISO_TIME, help=f"{help} (ISO 8601, UTC if no offset).")
+
+
 def echo_json(data: Any) -> None:
     """Print one JSON document to stdout."""
     click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
@@ -41,25 +82,19 @@ def open_store_or_fail(db_url: str, *, upgrade: bool = True) -> Any:
     with neither, a development key file ``<db>.kek`` is created (and announced once);
     any other database without a KEK is an error naming the settings.
     """
-    from sqlalchemy.exc import DatabaseError
-
     from crossbeat.store import StoreError, open_store
-    from crossbeat.vault.keys import Vault
 
     _require_db_url(db_url)
     try:
+        # Opened (created, migrated) before the KEK is resolved: a SQLite database's
+        # development key file is created beside it, in a folder that must exist.
         store = open_store(db_url, upgrade=upgrade)
+        kek = configured_kek(store.url)
+        if kek is None:  # pragma: no cover - only when the SQLite folder vanished meanwhile
+            raise click.ClickException(f"no key-encryption key for {store.safe_url}")
+        return open_store(db_url, upgrade=False, kek=kek)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except DatabaseError as exc:
-        raise click.ClickException(
-            f"cannot open {_safe_url(db_url)}: {getattr(exc, 'orig', None) or exc}: give --db "
-            f"(or CROSSBEAT_DB) a CrossBeat database, e.g. sqlite:///crossbeat.db"
-        ) from exc
-    kek = configured_kek(store.url)
-    if kek is None:  # pragma: no cover - only when the SQLite folder vanished meanwhile
-        raise click.ClickException(f"no key-encryption key for {store.safe_url}")
-    return store.with_vault(Vault(kek))
+        raise click.ClickException(_store_error(exc, "--db (or CROSSBEAT_DB)")) from exc
 
 
 def _require_db_url(db_url: str, option: str = "--db (or CROSSBEAT_DB)") -> None:
@@ -71,18 +106,6 @@ def _require_db_url(db_url: str, option: str = "--db (or CROSSBEAT_DB)") -> None
         f"{option}{shown} is not a database URL: give sqlite:///path/to/file.db "
         "(a SQLite file) or postgresql://user@host/dbname"
     )
-
-
-def _safe_url(db_url: str) -> str:
-    """Return ``db_url`` with any password hidden (for error messages)."""
-    from sqlalchemy.engine import make_url
-
-    from crossbeat.store.base import normalise_url
-
-    try:
-        return make_url(normalise_url(db_url)).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparseable URL is shown as "the database"
-        return "the database"
 
 
 def _require_agency(store: Any, agency_id: str | None) -> None:
@@ -224,7 +247,7 @@ def agency_add(
 
 @agency.command("list")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def agency_list(db_url: str, as_json: bool) -> None:
     """List registered agencies."""
     from dataclasses import asdict
@@ -237,6 +260,60 @@ def agency_list(db_url: str, as_json: bool) -> None:
         return
     for a in rows:
         click.echo(f"{a['id']:<20} {a['name']} ({a['timezone']})")
+
+
+@agency.command("remove")
+@db_option
+@click.argument("agency_id")
+@click.option(
+    "--yes",
+    "confirmed",
+    is_flag=True,
+    help="Confirm without being asked to type the agency id (for scripts).",
+)
+@json_option("Print what was deleted as JSON.")
+def agency_remove(db_url: str, agency_id: str, confirmed: bool, as_json: bool) -> None:
+    """Remove an agency registered by mistake, with everything it holds.
+
+    Deletes its incidents (with their versions, offences, jurisdiction tags and
+    personal data), quarantine, ingest batches, jurisdictions, keys, users, tokens and
+    sharing agreements, in one transaction recorded in the audit log with the counts.
+    Asks to type the agency id unless --yes is given.
+    """
+    from crossbeat.agencies import AgencyError
+    from crossbeat.agency_removal import remove_agency
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    if confirmed:
+        typed = agency_id
+    elif not _interactive():
+        raise click.ClickException(
+            f"removing agency {agency_id!r} deletes everything it holds: confirm with --yes "
+            "(no terminal to ask on); nothing was removed"
+        )
+    else:
+        typed = click.prompt(
+            f"This deletes agency {agency_id!r} and every record it holds. Type its id to confirm",
+            default="",
+            show_default=False,
+        )
+    try:
+        summary = remove_agency(store, agency_id, confirm=typed.strip())
+    except AgencyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json(summary.as_dict())
+        return
+    counts = ", ".join(f"{n} {t}" for t, n in sorted(summary.deleted.items()))
+    click.echo(f"agency {agency_id} removed: deleted {counts}")
+    for where, n in sorted(summary.detached.items()):
+        click.echo(f"  {where}: {n} reference(s) to removed rows set to NULL")
+
+
+def _interactive() -> bool:
+    """Return whether a person can be asked at a terminal."""
+    return sys.stdin.isatty()
 
 
 # --- area layers ------------------------------------------------------------------------
@@ -267,7 +344,7 @@ def area() -> None:
     help="precinct, district, beat, sector, neighbourhood, ward, borough, zone or other.",
 )
 @click.option("--replace", is_flag=True, help="Replace the agency's layer of that name.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def area_add(
     db_url: str,
     agency_id: str,
@@ -315,7 +392,7 @@ def area_add(
 @area.command("list")
 @db_option
 @click.option("--agency", "agency_id", help="Only this agency's layers.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def area_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
     """List the registered area layers."""
     from crossbeat.areas import list_layers
@@ -334,7 +411,7 @@ def area_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
 @db_option
 @click.argument("agency_id")
 @click.argument("layer")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def area_show(db_url: str, agency_id: str, layer: str, as_json: bool) -> None:
     """Show an area layer and the names of its areas."""
     from crossbeat.areas import AreaError, get_layer
@@ -379,13 +456,15 @@ def _split_pair(text: str) -> tuple[str, str]:
 
 
 # --- ingest -----------------------------------------------------------------------------
+ACCEPT_TIMEZONE_HELP = (
+    "Accept a profile time zone that differs from the agency's registered one, on purpose "
+    "(otherwise refused: every local time would be stored shifted)."
+)
+
+
 @cli.command()
 @db_option
-@click.option(
-    "--agency",
-    "agency_id",
-    help="Id of the agency that owns the data (omit for a multi-agency profile).",
-)
+@agency_option("Id of the agency that owns the data (omit for a multi-agency profile).")
 @click.option(
     "--profile",
     "profile_path",
@@ -394,7 +473,7 @@ def _split_pair(text: str) -> tuple[str, str]:
     help="Source profile (TOML) describing the export.",
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the counts.")
+@json_option("Print one JSON object with the counts.")
 @click.option(
     "--chunk-size",
     default=20_000,
@@ -402,6 +481,7 @@ def _split_pair(text: str) -> tuple[str, str]:
     type=click.IntRange(1, 1_000_000),
     help="Rows per transaction (an interrupted run resumes after the last one).",
 )
+@click.option("--accept-timezone", is_flag=True, help=ACCEPT_TIMEZONE_HELP)
 def ingest(
     db_url: str,
     agency_id: str | None,
@@ -409,21 +489,24 @@ def ingest(
     files: tuple[str, ...],
     as_json: bool,
     chunk_size: int,
+    accept_timezone: bool,
 ) -> None:
     """Ingest an agency's export files through a source profile.
 
     Every source row is accounted for: rows = new + updated + unchanged + withdrawn +
     expunged + quarantined. Re-running the same command changes nothing; re-running it
-    after an interrupted run completes the job.
+    after an interrupted run completes the job. The agency must be registered
+    (`crossbeat agency add`), and the profile must have no unsettled TODO.
     """
     from pathlib import Path
 
     from crossbeat.agencies import AgencyError
     from crossbeat.ingest.pipeline import IngestError, ingest_files
-    from crossbeat.ingest.profile import ProfileError, load_profile
+    from crossbeat.ingest.profile import ProfileError, load_profile, require_settled
 
     try:
         profile = load_profile(profile_path)
+        require_settled(profile, profile_path)
     except ProfileError as exc:
         raise click.ClickException(str(exc)) from exc
     missing = [f for f in files if not Path(f).is_file()]
@@ -434,26 +517,22 @@ def ingest(
     store = open_store_or_fail(db_url)
     try:
         summary = ingest_files(
-            store, agency_id, profile, files, progress=not as_json, chunk_size=chunk_size
+            store,
+            agency_id,
+            profile,
+            files,
+            progress=not as_json,
+            chunk_size=chunk_size,
+            accept_timezone=accept_timezone,
         )
     except (IngestError, AgencyError) as exc:
         # A file the profile cannot read: point at `profile check` unless the message does.
         message = str(exc)
         if exc.__cause__ is not None and "profile check" not in message:
-            message += f"; check the profile with: crossbeat profile check {profile_path} FILE"
+            bad = getattr(exc, "path", None) or files[0]
+            message += f"; check the profile with: crossbeat profile check {profile_path} {bad}"
         raise click.ClickException(message) from exc
     agency_id = summary.agency_id
-    if summary.agency_created and not as_json:  # the JSON says so as agency_created
-        click.echo(
-            f"agency {agency_id!r} was not registered, so it was registered with its id as "
-            f"name: name it and add its boundary with `crossbeat agency add {agency_id} "
-            f"--name NAME --boundary FILE`"
-            if agency_id
-            else "agencies of the profile's agency_map that were not registered were registered "
-            "with their ids as names: see `crossbeat agency list`, and name them with "
-            "`crossbeat agency add ID --name NAME`",
-            err=True,
-        )
     if as_json:
         echo_json(summary.as_dict())
         return
@@ -480,14 +559,18 @@ def ingest(
 
 @cli.command()
 @db_option
-@click.option("--agency", "agency_id", required=True, help="Agency that owns the records.")
+@agency_option("Agency that owns the records.", required=True)
 @click.argument("source_ids", nargs=-1, required=True)
 @click.option("--reason", required=True, help="Why (kept in the record's history).")
 @click.option("--expunge", is_flag=True, help="Delete with history; keep only a tombstone.")
 def withdraw(
     db_url: str, agency_id: str, source_ids: tuple[str, ...], reason: str, expunge: bool
 ) -> None:
-    """Withdraw (or expunge) records by their source ids; no read returns them after."""
+    """Withdraw (or expunge) records by their source ids; no read returns them after.
+
+    The source ids are the agency's own record ids (`crossbeat incidents list --agency A`
+    shows them). Exits with status 1 when none of them is a stored record.
+    """
     from crossbeat.store.writes import withdraw_records
 
     store = open_store_or_fail(db_url)
@@ -499,7 +582,111 @@ def withdraw(
     verb = "expunged" if expunge else "withdrawn"
     click.echo(f"{len(res.changed)} {verb}, {len(res.already)} already, {len(res.unknown)} unknown")
     if res.unknown:
-        click.echo("unknown source ids: " + ", ".join(res.unknown[:20]))
+        more = f" and {len(res.unknown) - 20} more" if len(res.unknown) > 20 else ""
+        click.echo("unknown source ids: " + ", ".join(res.unknown[:20]) + more)
+    if res.unknown and not res.changed and not res.already:
+        raise click.ClickException(
+            f"none of the {len(res.unknown)} source id(s) is a record of {agency_id}: nothing "
+            f"was {verb}; find the source ids with `crossbeat incidents list --agency {agency_id}`"
+        )
+
+
+# --- incidents (an agency's own records, through the policy) -----------------------------
+@cli.group()
+def incidents() -> None:
+    """List and show an agency's stored incidents, as its analysts see them (audited)."""
+
+
+@incidents.command("list")
+@db_option
+@agency_option("Agency whose incidents to list.", required=True)
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 10_000), help="Rows shown."
+)
+@click.option("--after", help="Continue after this incident id (printed at the end of a page).")
+@time_option("--since", "Occurred from this date or time")
+@time_option("--until", "Occurred before this date or time")
+@click.option(
+    "--offence", "offences", multiple=True, help="Only these offences: NIBRS codes or categories."
+)
+@json_option()
+def incidents_list(
+    db_url: str,
+    agency_id: str,
+    limit: int,
+    after: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    offences: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """List AGENCY's live incidents in id order, one per line, with their source ids.
+
+    The read goes through the sharing policy as an analyst of the agency and is recorded
+    in its audit log (actor: system). Columns: source id, occurred (UTC), NIBRS code,
+    local offence code, status, block address.
+    """
+    from crossbeat.sharing.own import list_own_incidents
+    from crossbeat.sharing.request import RequestError
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    try:
+        page = list_own_incidents(
+            store,
+            agency_id,
+            limit=limit,
+            after=after,
+            since=since,
+            until=until,
+            offences=frozenset(offences) or None,
+        )
+    except RequestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json({"records": page.records, "next_after": page.next_after})
+        return
+    for r in page.records:
+        when = r["occurred_from"].isoformat() if r.get("occurred_from") else "-"
+        cells = (r.get("nibrs_code"), r.get("offence_local_code"), r.get("status"))
+        click.echo(
+            "\t".join([str(r.get("source_id")), when, *(c or "-" for c in cells)])
+            + f"\t{r.get('block_address') or '-'}"
+        )
+    if not page.records:
+        click.echo(f"no live incidents of {agency_id} match")
+    if page.next_after:
+        click.echo(f"more: --after {page.next_after}", err=True)
+
+
+@incidents.command("show")
+@db_option
+@agency_option("Agency the incident belongs to.", required=True)
+@click.argument("ident", metavar="ID")
+@json_option()
+def incidents_show(db_url: str, agency_id: str, ident: str, as_json: bool) -> None:
+    """Show one of AGENCY's incidents by its source id (or incident id), audited.
+
+    Exits with status 1 when the agency has no live incident with that id.
+    """
+    from crossbeat.sharing.own import show_own_incident
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    record = show_own_incident(store, agency_id, ident)
+    if record is None:
+        raise click.ClickException(
+            f"{agency_id} has no live incident {ident!r}: list them with "
+            f"`crossbeat incidents list --agency {agency_id}`"
+        )
+    if as_json:
+        echo_json(record)
+        return
+    for key, value in record.items():
+        shown = value.isoformat() if hasattr(value, "isoformat") else value
+        if isinstance(shown, list | dict):
+            shown = json.dumps(shown, default=str, ensure_ascii=False)
+        click.echo(f"{key}: {'' if shown is None else shown}")
 
 
 # --- profile ----------------------------------------------------------------------------
@@ -508,10 +695,14 @@ def profile() -> None:
     """Source profiles: how an agency's export maps onto the incident model."""
 
 
+#: Width of rich output written off a terminal (wide enough that no id or value wraps).
+OFF_TERMINAL_WIDTH = 200
+
+
 @profile.command("check")
 @click.argument("profile_path", metavar="PROFILE", type=click.Path(dir_okay=False))
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--agency", "agency_id", help="Agency the rows belong to (default: the profile's).")
+@agency_option("Agency the rows belong to (default: the profile's).")
 @click.option(
     "--db",
     "db_url",
@@ -521,7 +712,7 @@ def profile() -> None:
 )
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(0), help="Rows shown.")
 @click.option("--no-scan", is_flag=True, help="Read only the first rows, not the whole file.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 def profile_check(
     profile_path: str,
     file: str,
@@ -557,7 +748,10 @@ def profile_check(
     if as_json:
         echo_json(report.as_dict())
     else:
-        render_report(report, Console(highlight=False))
+        # Off a terminal (a pipe, a file, a log) rich would wrap at 80 columns and split
+        # ids and values over lines; there nothing limits the width, so do not wrap.
+        width = None if sys.stdout.isatty() else OFF_TERMINAL_WIDTH
+        render_report(report, Console(highlight=False, width=width))
     if not report.matches:
         sys.exit(1)
 
@@ -574,7 +768,7 @@ def profile_check(
     "--out", type=click.Path(dir_okay=False), help="Write the profile here (default: print it)."
 )
 @click.option("--name", help="Profile name (default: from the file name).")
-@click.option("--agency", "agency_id", help="Agency id the feed belongs to.")
+@agency_option("Agency id the feed belongs to.")
 @click.option("--timezone", help="IANA time zone of the file's local times, if you know it.")
 @click.option(
     "--sample",
@@ -598,7 +792,8 @@ def profile_draft(
     """Draft a source profile for FILE, an export no profile describes yet.
 
     The draft has a comment on every guess and TODO comments where it could not decide;
-    `profile check` accepts it. The guesses and TODOs are also listed on stderr.
+    `profile check` and `ingest` refuse it until every TODO is settled (the value set,
+    the word TODO deleted). The guesses and TODOs are also listed on stderr.
     """
     from pathlib import Path
 
@@ -641,35 +836,22 @@ def profile_draft(
 
 def _open_existing_store(db_url: str) -> Any:
     """Open a store only to read it: never create a SQLite file, never migrate, no KEK."""
-    from pathlib import Path
-
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, DatabaseError
-
     from crossbeat.store import StoreError, open_store
-    from crossbeat.store.base import normalise_url
 
     _require_db_url(db_url, "--db")
     try:
-        url = make_url(normalise_url(db_url))
-    except ArgumentError as exc:
-        raise click.ClickException(f"not a database URL: {_safe_url(db_url)}") from exc
-    database = url.database
-    if url.get_backend_name() == "sqlite" and database and database != ":memory:":
-        path = Path(database).expanduser()
-        if not path.is_file():
-            raise click.ClickException(
-                f"no database at {path}: --db reads an existing database (it creates none); "
-                "check the path, or leave out --db"
-            )
-    try:
-        return open_store(db_url, upgrade=False)
+        return open_store(db_url, create=False)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except DatabaseError as exc:
-        raise click.ClickException(
-            f"cannot open {_safe_url(db_url)}: {getattr(exc, 'orig', None) or exc}"
-        ) from exc
+        raise click.ClickException(_store_error(exc, "--db")) from exc
+
+
+def _store_error(exc: Exception, option: str) -> str:
+    """Return a store error's message, naming ``option`` when the URL is the problem."""
+    from sqlalchemy.exc import DatabaseError
+
+    if isinstance(exc.__cause__, DatabaseError):
+        return f"{exc}; check {option}"
+    return str(exc)
 
 
 # --- taxonomy ---------------------------------------------------------------------------
@@ -680,8 +862,8 @@ def taxonomy() -> None:
 
 @taxonomy.command("coverage")
 @db_option
-@click.option("--agency", "agency_id", help="Only this agency's offences.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@agency_option("Only this agency's offences.")
+@json_option()
 def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None:
     """Count mapped offences and list unmapped local codes, most frequent first."""
     from crossbeat.sharing.coverage import read_coverage
@@ -708,7 +890,7 @@ def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None
     for s in report.schemes:
         click.echo(
             f"{s.agency_id} / {s.scheme or '(no scheme)'}: {s.total} offences, "
-            f"{s.mapped} mapped ({s.mapped_share:.1%}), {s.unmapped} unmapped"
+            f"{s.mapped} mapped ({s.mapped_percent}), {s.unmapped} unmapped"
         )
         for u in s.unmapped_codes:
             desc = f" ({u.description})" if u.description and u.description != u.local_code else ""
@@ -729,15 +911,29 @@ def taxonomy_coverage(db_url: str, agency_id: str | None, as_json: bool) -> None
     type=click.Path(exists=True, file_okay=False),
     help="Agency crosswalk folder, searched before the shipped ones (repeatable).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def taxonomy_crosswalks(dirs: tuple[str, ...], as_json: bool) -> None:
-    """List the offence schemes with their crosswalk version and number of rules."""
+@click.option(
+    "--db",
+    "db_url",
+    envvar="CROSSBEAT_DB",
+    metavar="URL",
+    help="Also list the schemes the offences stored in this existing database use, with "
+    "their counts (only read; also CROSSBEAT_DB).",
+)
+@json_option()
+def taxonomy_crosswalks(dirs: tuple[str, ...], db_url: str | None, as_json: bool) -> None:
+    """List the offence schemes with their crosswalk version and number of rules.
+
+    With --db (or CROSSBEAT_DB) the schemes of the stored offences are listed too, and a
+    scheme whose crosswalk file is in none of the searched folders says so (give its
+    folder with --dir, e.g. --dir demo-data/crosswalks for the demo).
+    """
     from pathlib import Path
 
     from crossbeat.taxonomy import TaxonomyError, available_crosswalks, load_crosswalk
 
     folders = [Path(d) for d in dirs]
-    rows = []
+    used = _stored_schemes(db_url) if db_url else {}
+    rows: list[dict[str, Any]] = []
     for scheme, path in available_crosswalks(folders).items():
         try:
             cw = load_crosswalk(scheme, folders)
@@ -746,14 +942,40 @@ def taxonomy_crosswalks(dirs: tuple[str, ...], as_json: bool) -> None:
         rows.append(
             {"scheme": scheme, "version": cw.version, "rules": len(cw), "key": cw.key}
             | {"description": cw.description, "path": str(path)}
+            | ({"stored_offences": used.pop(scheme)} if scheme in used else {})
+        )
+    for scheme, n in sorted(used.items()):
+        rows.append(
+            {"scheme": scheme, "version": None, "rules": None, "key": None}
+            | {"description": None, "path": None, "stored_offences": n}
         )
     if as_json:
         echo_json(rows)
         return
     for r in rows:
+        stored = f"  [{r['stored_offences']} stored offences]" if "stored_offences" in r else ""
+        if r["path"] is None:
+            click.echo(
+                f"{r['scheme']:<22} {'?':<12} {'?':>4} rules  crosswalk file not in the searched "
+                f"folders (give its folder with --dir){stored}"
+            )
+            continue
         click.echo(
             f"{r['scheme']:<22} {r['version']:<12} {r['rules']:>4} rules  {r['description']}"
+            + stored
         )
+
+
+def _stored_schemes(db_url: str) -> dict[str, int]:
+    """Return the offence schemes of an existing database with their offence counts."""
+    from crossbeat.sharing.coverage import read_coverage
+
+    store = _open_existing_store(db_url)
+    counts: dict[str, int] = {}
+    for s in read_coverage(store, None, with_suggestions=False).schemes:
+        if s.scheme:
+            counts[s.scheme] = counts.get(s.scheme, 0) + s.total
+    return counts
 
 
 @taxonomy.command("check")
@@ -790,7 +1012,7 @@ def taxonomy_check(files: tuple[str, ...]) -> None:
     help="Rows to measure: those tuned on, the held-out ones written after tuning, or all.",
 )
 @click.option("--errors", is_flag=True, help="List every miss, false alarm and extra flag.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def taxonomy_sensitivity_accuracy(
     path: str | None, split: str, errors: bool, as_json: bool
 ) -> None:
@@ -839,7 +1061,7 @@ def taxonomy_sensitivity(text: str, person_crime: bool) -> None:
 @click.option(
     "--limit", default=5, show_default=True, type=click.IntRange(1, 50), help="Suggestions shown."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def taxonomy_suggest(
     code: str, description: str | None, scheme: str | None, limit: int, as_json: bool
 ) -> None:
@@ -871,7 +1093,7 @@ def taxonomy_suggest(
     help="A labelled CSV (code,description,expected); default: the shipped list.",
 )
 @click.option("--misses", is_flag=True, help="Also list every call type whose top pick is wrong.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def taxonomy_suggest_accuracy(path: str | None, misses: bool, as_json: bool) -> None:
     """Print how often `taxonomy suggest` is right on labelled CAD/RMS call types.
 
@@ -937,7 +1159,7 @@ def quarantine() -> None:
 
 @quarantine.command("list")
 @db_option
-@click.option("--agency", "agency_id", help="Only this agency.")
+@agency_option("Only this agency.")
 @click.option(
     "--status",
     type=click.Choice(["open", "resolved", "dismissed", "all"]),
@@ -945,25 +1167,41 @@ def quarantine() -> None:
     show_default=True,
     help="Only entries in this state.",
 )
-@click.option("--limit", default=50, show_default=True, help="At most this many rows.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1),
+    help="At most this many rows (the output says when there are more).",
+)
+@click.option("--all", "show_all", is_flag=True, help="Every matching row, however many.")
+@json_option()
 def quarantine_list(
-    db_url: str, agency_id: str | None, status: str, limit: int, as_json: bool
+    db_url: str, agency_id: str | None, status: str, limit: int, show_all: bool, as_json: bool
 ) -> None:
-    """List quarantined rows with their row numbers and every reason (the read is audited)."""
+    """List quarantined rows with their row numbers and every reason (the read is audited).
+
+    Shows the first --limit rows (50) and says how many more there are; --all shows all.
+    """
     from crossbeat.ingest.quarantine import count_quarantine
     from crossbeat.sharing.quarantine import read_quarantine
 
     store = open_store_or_fail(db_url)
     _require_agency(store, agency_id)
     entries = read_quarantine(
-        store, agency_id=agency_id, status=None if status == "all" else status, limit=limit
+        store,
+        agency_id=agency_id,
+        status=None if status == "all" else status,
+        limit=None if show_all else limit,
     )
+    counts = count_quarantine(store, agency_id=agency_id)
+    matching = sum(counts.values()) if status == "all" else counts.get(status, 0)
     if as_json:
         echo_json(
             {
-                "counts": count_quarantine(store, agency_id=agency_id),
+                "counts": counts,
                 "entries": [e.as_dict() for e in entries],
+                "more": max(0, matching - len(entries)),
             }
         )
         return
@@ -971,13 +1209,17 @@ def quarantine_list(
         click.echo(f"#{e.id} {e.agency_id} {e.source_file}:{e.row_number} [{e.status}]")
         for r in e.reasons:
             click.echo(f"    - {r}")
-    counts = count_quarantine(store, agency_id=agency_id)
     click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "quarantine is empty")
+    if matching > len(entries):
+        click.echo(
+            f"shown: the first {len(entries)} of {matching} {status} entries; see more with "
+            f"--limit {matching} or --all"
+        )
 
 
 @quarantine.command("retry")
 @db_option
-@click.option("--agency", "agency_id", help="Only this agency's rows.")
+@agency_option("Only this agency's rows.")
 @click.option(
     "--profile",
     "profile_path",
@@ -986,9 +1228,15 @@ def quarantine_list(
     help="The fixed profile.",
 )
 @click.option("--id", "ids", multiple=True, type=int, help="Only these entries (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
+@click.option("--accept-timezone", is_flag=True, help=ACCEPT_TIMEZONE_HELP)
 def quarantine_retry(
-    db_url: str, agency_id: str | None, profile_path: str, ids: tuple[int, ...], as_json: bool
+    db_url: str,
+    agency_id: str | None,
+    profile_path: str,
+    ids: tuple[int, ...],
+    as_json: bool,
+    accept_timezone: bool,
 ) -> None:
     """Re-process open quarantined rows after a profile or crosswalk fix."""
     from crossbeat.ingest.profile import ProfileError, load_profile
@@ -1001,9 +1249,18 @@ def quarantine_retry(
     store = open_store_or_fail(db_url)
     _require_agency(store, agency_id)
     try:
-        res = retry_quarantine(store, profile, agency_id=agency_id, ids=list(ids) or None)
+        res = retry_quarantine(
+            store,
+            profile,
+            agency_id=agency_id,
+            ids=list(ids) or None,
+            accept_timezone=accept_timezone,
+        )
+    except ProfileError as exc:
+        raise click.ClickException(str(exc)) from exc
     except ValueError as exc:
-        raise click.ClickException(f"{exc}: use --agency ID") from exc
+        hint = "" if "nothing was retried" in str(exc) else ": use --agency ID"
+        raise click.ClickException(f"{exc}{hint}") from exc
     if as_json:
         echo_json(res.as_dict())
         return
@@ -1017,7 +1274,7 @@ def quarantine_retry(
 
 @quarantine.command("dismiss")
 @db_option
-@click.option("--agency", "agency_id", required=True, help="Agency whose rows to dismiss.")
+@agency_option("Agency whose rows to dismiss.", required=True)
 @click.option("--id", "ids", multiple=True, type=int, required=True, help="Entry id (repeatable).")
 @click.option("--reason", required=True, help="Why the rows will not be stored.")
 def quarantine_dismiss(db_url: str, agency_id: str, ids: tuple[int, ...], reason: str) -> None:
@@ -1037,9 +1294,13 @@ def quarantine_dismiss(db_url: str, agency_id: str, ids: tuple[int, ...], reason
 def _serve_options(f: Any) -> Any:
     """Add ``--host`` and ``--port`` (defaults from the settings registry)."""
     f = click.option(
-        "--port", type=click.IntRange(1, 65535), help="TCP port to listen on (default 8000)."
+        "--port",
+        type=click.IntRange(1, 65535),
+        help="TCP port to listen on (default 8000, or CROSSBEAT_PORT).",
     )(f)
-    return click.option("--host", help="Interface to listen on (default 127.0.0.1).")(f)
+    return click.option(
+        "--host", help="Interface to listen on (default 127.0.0.1, or CROSSBEAT_HOST)."
+    )(f)
 
 
 def _run_server(settings: Any) -> None:
@@ -1064,7 +1325,8 @@ def _run_server(settings: Any) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise click.ClickException(
                     f"port {settings.port} on {settings.host} is already in use: stop the "
-                    f"other server or pass --port {settings.port + 1}"
+                    f"other server or pass --port {settings.port + 1} (or set CROSSBEAT_PORT; "
+                    f"with make: make demo PORT={settings.port + 1})"
                 ) from exc
             raise click.ClickException(
                 f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}): pass "
@@ -1144,6 +1406,14 @@ def demo(
         click.echo(f"Ground truth of what was planted: {summary.files.manifest}")
         _print_demo_accounts(out_dir)
     base = f"http://{settings.host}:{settings.port}"
+    if not serve:
+        # Nothing listens at that address now: say how to start it rather than print a
+        # URL that does not answer.
+        click.echo(
+            f"Not serving (--no-serve). Start the server with: crossbeat serve --db {url} "
+            f"--port {settings.port}   (then the API docs are at {base}/docs)"
+        )
+        return
     click.echo(f"API docs: {base}/docs   health: {base}/health   home: {base}/")
     if serve:
         # The demo server signs audit checkpoints with a demo key unless one is configured.
@@ -1218,9 +1488,21 @@ def _auth(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _read_password(from_stdin: bool) -> str:
+    """Read a password from stdin's first line, or prompt for it on a terminal."""
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # off a terminal getpass warns that input may echo
+            warnings.simplefilter("ignore")
+            return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    except click.Abort:  # end of input: no terminal, nothing piped in
+        raise click.UsageError(
+            "no password was given (no terminal to ask on?): give --password-stdin and pipe "
+            "the password in, e.g. printf '%s\\n' \"$PASSWORD\" | crossbeat user add ... "
+            "--password-stdin"
+        ) from None
 
 
 def _show_enrolment(enrolment: Any, as_json: bool) -> None:
@@ -1250,7 +1532,10 @@ def _show_user(found: Any, as_json: bool) -> None:
 ROLE_HELP = (
     "Role (repeatable): officer, analyst, supervisor, agency_admin, auditor, platform_admin."
 )
-PASSWORD_STDIN_HELP = "Read the password from the first line of stdin instead of prompting."
+PASSWORD_STDIN_HELP = (
+    "Read the password from the first line of stdin instead of prompting (for scripts and "
+    "any run without a terminal)."
+)
 
 
 @user.command("add")
@@ -1260,7 +1545,7 @@ PASSWORD_STDIN_HELP = "Read the password from the first line of stdin instead of
 @click.option("--role", "roles", multiple=True, required=True, help=ROLE_HELP)
 @click.option("--display-name", help="Name to show instead of the username.")
 @click.option("--password-stdin", is_flag=True, help=PASSWORD_STDIN_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def user_add(
     db_url: str,
     agency_id: str,
@@ -1273,8 +1558,8 @@ def user_add(
     """Create a user; prints the TOTP secret and otpauth:// URI once."""
     from crossbeat.auth.accounts import create_user
 
-    store = open_store_or_fail(db_url)
     password = _read_password(password_stdin)
+    store = open_store_or_fail(db_url)
     enrolment = _auth(
         create_user, store, agency_id, username, password, roles, display_name=display_name
     )
@@ -1283,8 +1568,8 @@ def user_add(
 
 @user.command("list")
 @db_option
-@click.option("--agency", "agency_id", help="Only this agency's users.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@agency_option("Only this agency's users.")
+@json_option()
 def user_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
     """List users with their roles and status."""
     from crossbeat.auth.accounts import list_users
@@ -1301,7 +1586,7 @@ def user_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
 @db_option
 @click.argument("username")
 @click.option("--role", "roles", multiple=True, help=ROLE_HELP + " Without it, show the roles.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def user_roles(db_url: str, username: str, roles: tuple[str, ...], as_json: bool) -> None:
     """Show a user's roles, or replace them with the --role options given."""
     from crossbeat.auth.accounts import get_user, set_roles
@@ -1328,7 +1613,7 @@ def user_password(db_url: str, username: str, password_stdin: bool) -> None:
 @user.command("reset-totp")
 @db_option
 @click.argument("username")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def user_reset_totp(db_url: str, username: str, as_json: bool) -> None:
     """Give a user a new TOTP secret (lost phone); prints it once and ends the sessions."""
     from crossbeat.auth.accounts import reset_totp
@@ -1368,7 +1653,7 @@ def user_enable(db_url: str, username: str) -> None:
 
 @user.command("disable-inactive")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def user_disable_inactive(db_url: str, as_json: bool) -> None:
     """Disable every account unused for 90 days (run daily, e.g. from cron)."""
     from crossbeat.auth.accounts import disable_inactive
@@ -1386,11 +1671,15 @@ def user_disable_inactive(db_url: str, as_json: bool) -> None:
 @click.argument("agency_id", metavar="AGENCY")
 @click.option("--purpose", required=True, help="ingest (push exports) or read (pull shared data).")
 @click.option("--label", help="What the token is for, e.g. 'RMS nightly export'.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def token_create(
     db_url: str, agency_id: str, purpose: str, label: str | None, as_json: bool
 ) -> None:
-    """Create an API token; prints its secret once."""
+    """Create an API token of AGENCY for one --purpose; prints its secret once.
+
+    --purpose is required: ingest (a machine pushing exports) or read (pulling the data
+    the agency may see), e.g. crossbeat token create rivertonpd --purpose ingest.
+    """
     from crossbeat.auth.tokens import create_token
 
     new = _auth(create_token, open_store_or_fail(db_url), agency_id, purpose, label=label)
@@ -1415,8 +1704,8 @@ def token_revoke(db_url: str, token_id: str) -> None:
 
 @token.command("list")
 @db_option
-@click.option("--agency", "agency_id", help="Only this agency's tokens.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@agency_option("Only this agency's tokens.")
+@json_option()
 def token_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
     """List API tokens (never their secrets), newest first."""
     from crossbeat.auth.tokens import list_tokens
@@ -1446,7 +1735,7 @@ def keys_new_kek() -> None:
 
 @keys.command("status")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def keys_status(db_url: str, as_json: bool) -> None:
     """Show each agency's and the platform's active data key and the rows each key seals."""
     from crossbeat.vault.rotate import key_status
@@ -1565,30 +1854,21 @@ def agreement() -> None:
     """Manage sharing agreements: add, revoke, list, history, and preview what partners see."""
 
 
-def _sharing(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a sharing library function, turning its errors into click errors."""
+def _sharing(fn: Any, *args: Any, _hint: str = "", **kwargs: Any) -> Any:
+    """Call a sharing library function, turning its errors into click errors.
+
+    ``_hint`` is added to a message that says an option is required.
+    """
     from crossbeat.auth.errors import AuthError
     from crossbeat.sharing.scope import ScopeError
 
     try:
         return fn(*args, **kwargs)
     except (ValueError, ScopeError, AuthError) as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _when(value: str | None, option: str) -> Any:
-    """Parse an ISO 8601 date or time (UTC when no offset is given)."""
-    from datetime import UTC, datetime
-
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 date or time", param_hint=option
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        message = str(exc)
+        if _hint and "required for" in message:
+            message += _hint
+        raise click.ClickException(message) from exc
 
 
 def _csv(values: tuple[str, ...]) -> list[str] | None:
@@ -1603,16 +1883,19 @@ def _csv(values: tuple[str, ...]) -> list[str] | None:
     "--offences",
     multiple=True,
     help="all, person, property, society, part1 or NIBRS codes (comma-separated or repeated); "
-    "calls for service only by name: calls, or call:CATEGORY such as call:alarm.",
+    "calls for service only by name: calls, or call:CATEGORY such as call:alarm; "
+    "required unless GRANTEE is public.",
 )
 @click.option(
     "--fields",
     multiple=True,
-    help="Allowed fields or groups: all, offence, occurred, location, h3, personal, or names.",
+    help="Allowed fields or groups: all, offence, occurred, location, h3, personal, or names; "
+    "required unless GRANTEE is public.",
 )
 @click.option(
     "--precision",
-    help="exact, block, h3:9, h3:8, h3:7, h3:6, area:LAYER (an area layer) or jurisdiction.",
+    help="exact, block, h3:9, h3:8, h3:7, h3:6, area:LAYER (an area layer) or jurisdiction; "
+    "required unless GRANTEE is public.",
 )
 @click.option("--time", "time_resolution", help="Time resolution: exact, hour, day or month.")
 @click.option("--delay", help="Publication delay, e.g. 24h or 7d.")
@@ -1620,18 +1903,26 @@ def _csv(values: tuple[str, ...]) -> list[str] | None:
     "--purpose",
     "purposes",
     multiple=True,
-    help="analysis, operations, investigation (comma-separated or repeated).",
+    help="analysis, operations, investigation (comma-separated or repeated); required unless "
+    "GRANTEE is public.",
 )
 @click.option(
     "--include-sensitive",
     multiple=True,
     help="Sensitivity flags still shared (never for the public).",
 )
-@click.option("--valid-from", help="Start (ISO 8601, UTC if no offset); default now.")
-@click.option("--valid-to", help="End (ISO 8601, UTC if no offset); default open-ended.")
-@click.option("--approved-by", required=True, help="Who approved it (name, office, reference).")
+@time_option("--valid-from", "Start; default now")
+@time_option("--valid-to", "End; default open-ended")
+@click.option(
+    "--approved-by",
+    multiple=True,
+    required=True,
+    help="Username of an admin of OWNER who approved it (repeat for the second approver "
+    "that personal data fields need).",
+)
+@click.option("--reference", default="", help="The decision it rests on (MoU, minute).")
 @click.option("--note", default="", help="Why the data is shared.")
-@click.option("--json", "as_json", is_flag=True, help="Print the agreement as JSON.")
+@json_option("Print the agreement as JSON.")
 def agreement_add(
     db_url: str,
     owner: str,
@@ -1643,16 +1934,39 @@ def agreement_add(
     delay: str | None,
     purposes: tuple[str, ...],
     include_sensitive: tuple[str, ...],
-    valid_from: str | None,
-    valid_to: str | None,
-    approved_by: str,
+    valid_from: datetime | None,
+    valid_to: datetime | None,
+    approved_by: tuple[str, ...],
+    reference: str,
     note: str,
     as_json: bool,
 ) -> None:
-    """Share OWNER's incidents with GRANTEE (an agency id, group:ID or public)."""
+    """Share OWNER's incidents with GRANTEE (an agency id, group:ID or public).
+
+    For an agency or group grantee, --offences, --fields, --precision and --purpose are
+    required (nothing is shared by default), e.g.:
+
+    \b
+      crossbeat agreement add rivertonpd metrotransit --offences part1
+        --fields offence,occurred,location --precision block --purpose analysis
+        --approved-by riverton.agency-admin
+
+    For the public they default to the owner's public release policy.
+
+    The agreement applies once admins of OWNER approved it: one, or two different ones
+    when personal data fields are shared (the second can approve later with
+    `crossbeat agreement approve`).
+    """
     from crossbeat.sharing.agreements import create_agreement
 
     store = open_store_or_fail(db_url)
+    given = {"--offences": offences, "--fields": fields, "--precision": precision}
+    missing = [name for name, v in {**given, "--purpose": purposes}.items() if not v]
+    hint = (
+        f" (an agency or group grantee needs {', '.join(missing)}: nothing is shared by "
+        "default; e.g. --offences part1 --fields offence,occurred,location --precision block "
+        "--purpose analysis)"
+    )
     made = _sharing(
         create_agreement,
         store,
@@ -1665,15 +1979,44 @@ def agreement_add(
         delay=delay,
         purposes=_csv(purposes),
         include_sensitive=include_sensitive,
-        approved_by=approved_by,
+        approved_by=_csv(approved_by),
+        reference=reference,
         purpose_note=note,
-        valid_from=_when(valid_from, "--valid-from"),
-        valid_to=_when(valid_to, "--valid-to"),
+        valid_from=valid_from,
+        valid_to=valid_to,
+        _hint=hint if missing else "",
     )
     if as_json:
         echo_json(made.to_dict())
         return
     click.echo(f"agreement {made.id}: {made.owner} -> {made.grantee} ({made.scope.precision})")
+    _echo_approval(made, store.now())
+
+
+def _echo_approval(made: Any, now: Any) -> None:
+    if made.status(now) == "awaiting_approval":
+        click.echo(
+            f"awaiting approval: {len(made.approvals)} of {made.required_approvals} admins of "
+            f"{made.owner} approved; another approves with: crossbeat agreement approve "
+            f"{made.id} --by USERNAME"
+        )
+
+
+@agreement.command("approve")
+@db_option
+@click.argument("agreement_id")
+@click.option(
+    "--by", "approver", required=True, help="Username of the approving admin of the owner."
+)
+def agreement_approve(db_url: str, agreement_id: str, approver: str) -> None:
+    """Record the approval of an agreement by an admin of its owner agency."""
+    from crossbeat.sharing.agreements import approve_agreement
+
+    store = open_store_or_fail(db_url)
+    done = _sharing(approve_agreement, store, agreement_id, approver=approver)
+    names = ", ".join(a.username for a in done.approvals)
+    click.echo(f"agreement {done.id} approved by {names}: {done.status(store.now())}")
+    _echo_approval(done, store.now())
 
 
 @agreement.command("revoke")
@@ -1694,10 +2037,10 @@ def agreement_revoke(db_url: str, agreement_id: str, reason: str) -> None:
 @click.option("--grantee", help="Only agreements with this grantee (agency, group:ID, public).")
 @click.option(
     "--status",
-    type=click.Choice(["active", "pending", "expired", "revoked"]),
+    type=click.Choice(["active", "awaiting_approval", "pending", "expired", "revoked"]),
     help="Only agreements in this state.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def agreement_list(
     db_url: str, owner: str | None, grantee: str | None, status: str | None, as_json: bool
 ) -> None:
@@ -1713,7 +2056,7 @@ def agreement_list(
     for a in found:
         offences = ",".join(sorted(a.scope.offences or {"all"}))
         click.echo(
-            f"{a.id}  {a.status(now):<8} {a.owner} -> {a.grantee}  {offences}  {a.scope.precision}"
+            f"{a.id}  {a.status(now):<17} {a.owner} -> {a.grantee}  {offences}  {a.scope.precision}"
         )
 
 
@@ -1735,7 +2078,7 @@ def agreement_history_cmd(db_url: str, agreement_id: str) -> None:
 @click.option(
     "--sample", default=5, show_default=True, type=click.IntRange(0), help="Sample records to show."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def agreement_preview(
     db_url: str, owner: str, grantee: str, purpose: str | None, sample: int, as_json: bool
 ) -> None:
@@ -1806,7 +2149,7 @@ def group_members(
 
 @group.command("list")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def group_list(db_url: str, as_json: bool) -> None:
     """List groups and their members."""
     from crossbeat.sharing.groups import list_groups
@@ -1927,21 +2270,47 @@ def _audit_keys(paths: tuple[str, ...], *, signing: bool) -> list[Any]:
     type=click.Path(dir_okay=False),
     help="A tree head exported with `audit checkpoint --out`; repeatable.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--heads-file",
+    envvar="CROSSBEAT_AUDIT_HEADS_FILE",
+    type=click.Path(dir_okay=False),
+    help="The heads file the server appends every signed head to (default for SQLite: "
+    "<db>.audit-heads.jsonl); each head in it must still hold.",
+)
+@json_option("Print the report as JSON.")
 def audit_verify(
-    db_url: str, key_files: tuple[str, ...], trusted_files: tuple[str, ...], as_json: bool
+    db_url: str,
+    key_files: tuple[str, ...],
+    trusted_files: tuple[str, ...],
+    heads_file: str | None,
+    as_json: bool,
 ) -> None:
-    """Check the whole audit log; exit 1 and list every problem if it was tampered with."""
+    """Check the whole audit log; exit 1 and list every problem if it was tampered with.
+
+    Without --key-file, a SQLite database's server key (<db>.audit-key) is used when it
+    exists. A heads file that was named (--heads-file, CROSSBEAT_AUDIT_HEADS_FILE) must
+    exist; the default one beside a SQLite database only warns when missing.
+    """
     from pathlib import Path
 
     from crossbeat.audit import read_head, verify
+    from crossbeat.audit.witness import default_key_path, heads_path
 
+    default_key = default_key_path(db_url)
+    if not key_files and default_key is not None and default_key.exists():
+        key_files = (str(default_key),)
     keys = _audit_keys(key_files, signing=False)
     try:
         trusted = [read_head(Path(p)) for p in trusted_files]
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    report = verify(open_store_or_fail(db_url, upgrade=False), key=keys, trusted_heads=trusted)
+    report = verify(
+        open_store_or_fail(db_url, upgrade=False),
+        key=keys,
+        trusted_heads=trusted,
+        heads_file=heads_path(db_url, heads_file),
+        heads_file_required=bool(heads_file),
+    )
     if as_json:
         echo_json(report.to_dict())
     else:
@@ -1962,12 +2331,14 @@ def audit_verify(
 
 @audit.command("log")
 @db_option
-@click.option("--agency", help="Owner agency: every access to its data, by anyone.")
-@click.option("--actor", help="Only events by this actor (user id, token id, public, system).")
+@agency_option("Owner agency: every access to its data, by anyone.", dest="agency")
+@click.option(
+    "--actor", help="Only events by this actor (username, user id, token id, public, system)."
+)
 @click.option("--action", help="Only events of this action (read, export, login, ...).")
 @click.option("--record", "record_id", help="Only events that touched this record id.")
-@click.option("--since", help="From this UTC date or time (ISO 8601), inclusive.")
-@click.option("--until", help="Up to this UTC date or time (ISO 8601), exclusive.")
+@time_option("--since", "From this date or time, inclusive")
+@time_option("--until", "Up to this date or time, exclusive")
 @click.option(
     "--limit", default=100, show_default=True, type=click.IntRange(1), help="Events shown."
 )
@@ -1978,33 +2349,38 @@ def audit_verify(
     type=click.IntRange(0),
     help="Skip this many events (paging).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
+@json_option("Print the events as JSON.")
 def audit_log(
     db_url: str,
     agency: str | None,
     actor: str | None,
     action: str | None,
     record_id: str | None,
-    since: str | None,
-    until: str | None,
+    since: datetime | None,
+    until: datetime | None,
     limit: int,
     offset: int,
     as_json: bool,
 ) -> None:
     """List audit events, newest first: by owner agency (--agency) or by actor (--actor)."""
-    from crossbeat.audit import events_by_actor, events_for_owner
+    from crossbeat.audit import events_by_actor, events_for_owner, public_reads
 
     if agency is None and actor is None:
         raise click.UsageError("give --agency (owner's access log) or --actor")
     filters: dict[str, Any] = {
-        "since": _audit_time(since, "--since"),
-        "until": _audit_time(until, "--until"),
+        "since": since,
+        "until": until,
         "action": action,
         "record_id": record_id,
         "limit": limit,
         "offset": offset,
     }
     store = open_store_or_fail(db_url, upgrade=False)
+    public_reads.flush(store, store.now())  # closed windows of public reads, as events
+    from crossbeat.auth.names import actor_names, user_id_for
+
+    if actor is not None:
+        actor = user_id_for(store, actor)  # events record users by id
     try:
         if agency is not None:
             events = events_for_owner(store, agency, actor=actor, **filters)
@@ -2012,8 +2388,9 @@ def audit_log(
             events = events_by_actor(store, actor, **filters)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    names = actor_names(store, (e.actor for e in events))
     if as_json:
-        echo_json([e.to_dict() for e in events])
+        echo_json([{**e.to_dict(), "actor_name": names.get(e.actor)} for e in events])
         return
     if not events:
         from crossbeat.agencies import get_agency
@@ -2029,7 +2406,8 @@ def audit_log(
         )
     for e in events:
         where = f" from {e.source_ip}" if e.source_ip else ""
-        who = f"{e.actor}@{e.actor_agency}" if e.actor_agency else e.actor
+        name = names.get(e.actor, e.actor)
+        who = f"{name}@{e.actor_agency}" if e.actor_agency else name
         owners = ",".join(e.owner_agencies) or "-"
         purpose = f" purpose={e.purpose!r}" if e.purpose else ""
         click.echo(
@@ -2038,45 +2416,53 @@ def audit_log(
         )
 
 
-def _audit_time(value: str | None, option: str) -> Any:
-    from datetime import UTC, datetime
-
-    if value is None:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 date or time (e.g. 2026-01-31T08:00)",
-            param_hint=option,
-        ) from exc
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
-
-
 @audit.command("checkpoint")
 @db_option
 @click.option(
     "--key-file",
-    required=True,
     envvar="CROSSBEAT_AUDIT_KEY_FILE",
-    help="Private Ed25519 signing key. " + KEY_FILE_HELP,
+    help="Private Ed25519 signing key (default for SQLite: the server's <db>.audit-key). "
+    + KEY_FILE_HELP,
+)
+@click.option(
+    "--heads-file",
+    envvar="CROSSBEAT_AUDIT_HEADS_FILE",
+    type=click.Path(dir_okay=False),
+    help="Append the head to this file, as the server does (default for SQLite: "
+    "<db>.audit-heads.jsonl).",
 )
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
     help="Also write the signed tree head to this file; keep it outside the database.",
 )
-def audit_checkpoint(db_url: str, key_file: str, out: str | None) -> None:
+def audit_checkpoint(
+    db_url: str, key_file: str | None, heads_file: str | None, out: str | None
+) -> None:
     """Verify the newest events, then sign and store a tree head covering the whole log."""
     from pathlib import Path
 
-    from crossbeat.audit import AuditIntegrityError, checkpoint, write_head
+    from crossbeat.audit import AuditIntegrityError, AuditKeyError, checkpoint, write_head
+    from crossbeat.audit.witness import export_new_heads, heads_path, server_signing_key
 
-    (key,) = _audit_keys((key_file,), signing=True)
     try:
-        head = checkpoint(open_store_or_fail(db_url, upgrade=False), key)
+        key, _ = server_signing_key(db_url, key_file)
+    except AuditKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    store = open_store_or_fail(db_url, upgrade=False)
+    try:
+        head = checkpoint(store, key)
     except AuditIntegrityError as exc:
         raise click.ClickException(str(exc)) from exc
+    witness = heads_path(db_url, heads_file)
+    if witness is not None:
+        export_new_heads(store, witness)
+    elif not out:
+        click.echo(
+            "warning: the head is kept in the database only; set CROSSBEAT_AUDIT_HEADS_FILE "
+            "(or --heads-file, --out) so that deleting heads and events together is detected",
+            err=True,
+        )
     if out:
         write_head(head, Path(out))
     click.echo(f"tree head #{head.id}: {head.tree_size} events, root {head.root_hash}")

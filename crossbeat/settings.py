@@ -72,13 +72,29 @@ SETTINGS: tuple[Setting, ...] = (
         "audit_key_file",
         "",
         "Ed25519 private key (PEM, from `crossbeat audit keygen`) with which the web server "
-        "signs audit tree heads (checkpoints). Empty: the server signs none; run "
-        "`crossbeat audit checkpoint` from cron instead.",
+        "signs audit tree heads (checkpoints). Empty: for a SQLite database, <db>.audit-key "
+        "beside it (created on first start, mode 0600); any other database must set it.",
+    ),
+    Setting(
+        "audit_heads_file",
+        "",
+        "File to which the web server (and `crossbeat audit checkpoint`) appends every "
+        "signed audit tree head, outside the database, so that deleting heads and events "
+        "together is detected by `crossbeat audit verify`. Keep it where the database "
+        "administrators cannot write. Empty: for SQLite, <db>.audit-heads.jsonl beside it; "
+        "any other database must set it.",
+    ),
+    Setting(
+        "login_throttle",
+        "10/15 minutes",
+        "Failed sign-ins allowed per client address (a rate such as 10/15 minutes); "
+        "beyond it the address gets 429 without its attempts counting against, or "
+        "locking, any account.",
     ),
     Setting(
         "audit_checkpoint_interval",
         3600,
-        "Seconds between the web server's audit checkpoints (needs audit_key_file): at "
+        "Seconds between the web server's audit checkpoints: at "
         "startup and then every interval it signs a new tree head if events were added "
         "since the newest head and that head is at least this old, or 1000 events are "
         "unsigned.",
@@ -103,6 +119,8 @@ class Settings:
     kek_file: str = _default("kek_file")
     secure_cookies: bool = _default("secure_cookies")
     audit_key_file: str = _default("audit_key_file")
+    audit_heads_file: str = _default("audit_heads_file")
+    login_throttle: str = _default("login_throttle")
     audit_checkpoint_interval: int = _default("audit_checkpoint_interval")
 
     def __post_init__(self) -> None:
@@ -123,6 +141,14 @@ class Settings:
                 "audit_checkpoint_interval must be at least 1 second, not "
                 f"{self.audit_checkpoint_interval}"
             )
+        from limits import parse as parse_rate
+
+        try:
+            parse_rate(self.login_throttle)
+        except ValueError:
+            raise SettingsError(
+                f"login_throttle {self.login_throttle!r} is not a rate such as 10/15 minutes"
+            ) from None
         if not self.database_url.strip():
             raise SettingsError("database_url is empty: give a URL such as sqlite:///crossbeat.db")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -11,7 +13,8 @@ from sqlalchemy import insert
 
 from crossbeat.api.app import create_app
 from crossbeat.api.errors import SESSION_COOKIE
-from crossbeat.audit import AuditEvent, iter_events
+from crossbeat.audit import AuditEvent, generate_signing_key, iter_events, write_signing_key
+from crossbeat.audit.witness import default_key_path
 from crossbeat.auth import totp
 from crossbeat.auth.accounts import Enrolment
 from crossbeat.clock import FrozenClock
@@ -28,7 +31,16 @@ CLIENT_IP = "203.0.113.7"
 
 
 def make_client(store: Store, clock: FrozenClock, **settings: Any) -> TestClient:
-    """Return an HTTPS test client of an app serving ``store`` with ``clock``."""
+    """Return an HTTPS test client of an app serving ``store`` with ``clock``.
+
+    A SQLite store's server keeps its audit key and heads beside the database; any other
+    gets a key and heads file in a temporary folder (a server always signs).
+    """
+    if default_key_path(store.url) is None:
+        folder = Path(tempfile.mkdtemp(prefix="crossbeat-audit-"))
+        write_signing_key(generate_signing_key(), folder / "audit.pem")
+        settings = {"audit_key_file": str(folder / "audit.pem"),
+                    "audit_heads_file": str(folder / "heads.jsonl"), **settings}  # fmt: skip
     app = create_app(
         load_settings({}, database_url=store.url, **settings), store=store, clock=clock
     )
@@ -95,13 +107,18 @@ USERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "a.analyst": ("citya", ("analyst",)),
     "a.officer": ("citya", ("officer",)),
     "a.admin": ("citya", ("agency_admin",)),
+    "a.admin2": ("citya", ("agency_admin",)),
     "a.auditor": ("citya", ("auditor",)),
     "b.analyst": ("countyb", ("analyst",)),
     "b.officer": ("countyb", ("officer",)),
     "b.admin": ("countyb", ("agency_admin",)),
     "b.auditor": ("countyb", ("auditor",)),
     "root": ("transitc", ("platform_admin",)),
+    "c.officer": ("transitc", ("officer",)),
 }
+
+#: The admin of each agency who approves its public agreement in :func:`build_world`.
+APPROVERS = {"citya": "a.admin", "countyb": "b.admin", "transitc": "root"}
 
 NARRATIVE = "Victim Rosalind Quarrington reported the theft at 1187 Larkspur Lane"
 
@@ -140,6 +157,11 @@ class World:
     population: list[Inc]
     personal_id: str
     users: dict[str, Enrolment] = field(default_factory=dict)
+
+    @property
+    def personal_public_id(self) -> str:
+        """The public id of the incident with personal data (what other agencies see)."""
+        return next(i.public_id for i in self.population if i.id == self.personal_id)
 
     def user(self, username: str) -> Enrolment:
         """Return the enrolment of one of :data:`USERS`, creating the account on first use."""
@@ -181,9 +203,11 @@ def build_world(store: Store) -> World:
     personal = population[0]  # citya, theft
     assert personal.owner == "citya"
     _seal_personal(store, personal.id, personal.owner)
+    world = World(store, clock, population, personal.id)
     for owner in AGENCIES:
-        create_agreement(store, owner, "public", approved_by="test", clock=clock)
-    return World(store, clock, population, personal.id)
+        approver = world.user(APPROVERS[owner]).user.username
+        create_agreement(store, owner, "public", approved_by=approver, clock=clock)
+    return world
 
 
 def _seal_personal(store: Store, incident_id: str, owner: str) -> None:

@@ -3,9 +3,10 @@
 PostgreSQL tests use ``CROSSBEAT_TEST_POSTGRES_URL`` (an account that may create
 databases, e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``). Each test gets
 its own database, cloned from a migrated template made once per test session, so
-tests are isolated and can run in parallel. Without the variable they skip; in CI
-(``CI=true``) a skip is turned into a failure, because a skipped PostgreSQL test
-means the backend went untested.
+tests are isolated and can run in parallel. Without the variable, or when the server
+cannot be reached or lacks PostGIS, they skip with one line saying what is missing and
+how to add it; in CI (``CI=true``) that is a failure instead, because a skipped
+PostgreSQL test means the backend went untested.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -80,10 +82,95 @@ class _PgDatabases:
         self.admin.dispose()
 
 
+def pg_unusable(url: str) -> str | None:
+    """Return why the PostgreSQL server at ``url`` cannot run the tests, or None if it can.
+
+    The answer is one line naming what is missing and how to add it: a server that
+    cannot be reached, or one without the PostGIS extension available.
+    """
+    shown = make_url(url).render_as_string(hide_password=True)
+    engine = create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            postgis = conn.execute(
+                text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
+            ).scalar()
+            major = int(conn.execute(text("SHOW server_version_num")).scalar_one()) // 10000
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is reported the same way
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return (
+            f"cannot connect to {shown} ({cause}); start PostgreSQL "
+            f"there or set {PG_ENV} to a server you can reach"
+        )
+    finally:
+        engine.dispose()
+    if not postgis:
+        return (
+            f"the server at {shown} lacks the PostGIS extension; "
+            f"install it (Debian/Ubuntu: apt-get install postgresql-{major}-postgis-3)"
+        )
+    return None
+
+
+#: Why the PostgreSQL tests skip in this session (set when the server is unusable).
+_PG_SKIP: list[str] = []
+
+
+def _uses_postgres(item: pytest.Item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return item.get_closest_marker("postgres") is not None or "pg_url" in names
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the PostgreSQL tests, saying why once, where the server cannot run them.
+
+    Outside CI a machine without a reachable PostgreSQL with PostGIS runs the rest of the
+    suite; the terminal summary gives the one reason (not one line per test). In CI the
+    tests stay selected and fail in the ``pg_databases`` fixture.
+    """
+    if os.environ.get("CI") == "true":
+        return
+    wanted = [item for item in items if _uses_postgres(item)]
+    if not wanted:
+        return
+    url = os.environ.get(PG_ENV)
+    problem = (
+        pg_unusable(normalise_url(url))
+        if url
+        else f"set {PG_ENV} to a server with PostGIS "
+        "(e.g. postgresql://postgres@127.0.0.1:5432/postgres)"
+    )
+    if problem is None:
+        return
+    _PG_SKIP.append(problem)
+    config.hook.pytest_deselected(items=wanted)
+    left = set(map(id, wanted))
+    items[:] = [item for item in items if id(item) not in left]
+    config.stash[_PG_SKIPPED] = len(wanted)
+
+
+_PG_SKIPPED = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Print the one line that says why the PostgreSQL tests did not run."""
+    n = config.stash.get(_PG_SKIPPED, 0)
+    if n:
+        terminalreporter.write_line(f"{n} PostgreSQL tests skipped: {_PG_SKIP[0]}", yellow=True)
+
+
 @pytest.fixture(scope="session")
 def pg_databases() -> Iterator[_PgDatabases | None]:
     url = _pg_admin_url()
     if url is None:
+        yield None
+        return
+    problem = pg_unusable(url)
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{problem} (CI must run the PostgreSQL tests)")
+        _PG_SKIP.append(problem)
         yield None
         return
     dbs = _PgDatabases(url)
@@ -98,7 +185,11 @@ def pg_databases() -> Iterator[_PgDatabases | None]:
 def pg_url(pg_databases: _PgDatabases | None) -> Iterator[str]:
     """URL of a fresh, migrated PostgreSQL database for this test."""
     if pg_databases is None:
-        pytest.skip(f"no PostgreSQL: set {PG_ENV}")
+        pytest.skip(
+            f"PostgreSQL tests skipped: {_PG_SKIP[0]}"
+            if _PG_SKIP
+            else f"no PostgreSQL: set {PG_ENV}"
+        )
     url = pg_databases.new()
     yield url
     close_all()

@@ -22,6 +22,7 @@ from crossbeat.agencies import register_agency, set_jurisdiction
 from crossbeat.model import Agency
 from crossbeat.sharing.tables import (
     public_policy_overrides,
+    sharing_agreement_approvals,
     sharing_agreement_versions,
     sharing_agreements,
     sharing_group_members,
@@ -47,6 +48,9 @@ AGENCIES: dict[str, tuple[str, Any]] = {
 }
 AREA = (-122.72, 45.49, -122.52, 45.57)
 
+#: Two agency admins of each agency: the approvers of its agreements (issue #7, finding 5).
+ADMINS: dict[str, tuple[str, str]] = {a: (f"{a}.admin", f"{a}.admin2") for a in AGENCIES}
+
 FLAG_COLUMNS = {
     "sexual_offence": "sens_sexual",
     "domestic_violence": "sens_domestic",
@@ -61,6 +65,19 @@ def setup_agencies(store: Store) -> None:
     for agency_id, (tz, geom) in AGENCIES.items():
         register_agency(store, Agency(id=agency_id, name=agency_id.title(), timezone=tz))
         set_jurisdiction(store, agency_id, f"{agency_id} area", mapping(geom))
+
+
+def add_admins(store: Store, *agencies: str) -> None:
+    """Create the :data:`ADMINS` accounts (agency_admin) of these agencies (default all)."""
+    from crossbeat.auth.accounts import create_user
+    from crossbeat.auth.errors import DuplicateUsername
+
+    for agency in agencies or tuple(ADMINS):
+        for name in ADMINS[agency]:
+            try:
+                create_user(store, agency, name, "correct horse battery staple 7", ["agency_admin"])
+            except DuplicateUsername:
+                pass
 
 
 @dataclass
@@ -225,6 +242,7 @@ def clear(store: Store) -> None:
             incident_offences,
             incidents,
             sharing_agreement_versions,
+            sharing_agreement_approvals,
             sharing_agreements,
             sharing_group_members,
             sharing_groups,
@@ -242,6 +260,7 @@ def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
         for table in (
             sharing_agreements,
             sharing_agreement_versions,
+            sharing_agreement_approvals,
             sharing_groups,
             sharing_group_members,
             public_policy_overrides,

@@ -16,7 +16,7 @@ GRANT = {
     "fields": ["offence", "occurred", "location", "status"],
     "precision": "block",
     "purposes": ["analysis"],
-    "approved_by": "Chiefs' board, minute 2026-14",
+    "reference": "Chiefs' board, minute 2026-14",
     "purpose_note": "burglary series",
 }
 
@@ -76,7 +76,7 @@ def test_create_needs_csrf_and_valid_input(world: World) -> None:
     )
     body = assert_error(bad, 400)
     fields = {e.split(":")[0] for e in body["errors"]}
-    assert {"grantee", "offences", "precision", "fields", "purposes", "approved_by"} <= fields
+    assert {"grantee", "offences", "precision", "fields", "purposes"} <= fields
     unknown_key = admin.post("/agreements", json={**GRANT, "share_everything": True}, headers=token)
     assert_error(unknown_key, 400)
     assert snapshot(world.store) == before  # nothing stored
@@ -108,6 +108,8 @@ def test_platform_admin_manages_any_agency_and_tokens_cannot(world: World) -> No
     root, token = world.signed_in("root")
     created = root.post("/agreements", json={**GRANT, "owner": "citya"}, headers=token)
     assert created.status_code == 201 and created.json()["owner"] == "citya"
+    # Proposed only: an admin of citya must approve it (tests/test_api_agreement_approval.py).
+    assert created.json()["status"] == "awaiting_approval" and created.json()["approvals"] == []
     assert len(root.get("/agreements?owner=citya").json()["agreements"]) == 2
     machine = create_token(world.store, "citya", "read", clock=world.clock)
     bearer = {"Authorization": f"Bearer {machine.secret}"}

@@ -19,7 +19,7 @@ def world(store: Store) -> World:
 def test_auditor_sees_a_partner_analysts_reads_of_their_data(world: World) -> None:
     create_agreement(
         world.store, "citya", "countyb", offences=["all"], fields=["all"], precision="exact",
-        purposes=["analysis"], approved_by="test", clock=world.clock,
+        purposes=["analysis"], approved_by="a.admin", clock=world.clock,
     )  # fmt: skip
     analyst, _ = world.signed_in("b.analyst")
     bob = world.user_id("b.analyst")
@@ -67,7 +67,7 @@ def test_reading_the_log_is_itself_audited(world: World) -> None:
 
 def test_own_personal_data_views_are_in_the_owners_log(world: World) -> None:
     officer, _ = world.signed_in("a.officer")
-    officer.get(f"/incidents/{world.personal_id}", params={"purpose": "CASE-7"})
+    officer.get(f"/incidents/{world.personal_id}", headers={"X-Purpose": "CASE-7"})
     auditor_a, _ = world.signed_in("a.auditor")
     mine = auditor_a.get("/audit?action=personal_data_view").json()["events"]
     assert [(e["purpose"], e["record_ids"]) for e in mine] == [("CASE-7", [world.personal_id])]
@@ -75,7 +75,7 @@ def test_own_personal_data_views_are_in_the_owners_log(world: World) -> None:
 
 def test_other_agencies_do_not_see_a_detail_view_of_anothers_record(world: World) -> None:
     officer, _ = world.signed_in("a.officer")
-    officer.get(f"/incidents/{world.personal_id}", params={"purpose": "CASE-7"})
+    officer.get(f"/incidents/{world.personal_id}", headers={"X-Purpose": "CASE-7"})
     auditor_b, _ = world.signed_in("b.auditor")
     seen = auditor_b.get("/audit?action=personal_data_view").json()["events"]
     assert seen == []

@@ -104,7 +104,7 @@ def test_wrong_password_and_wrong_code_are_401_and_audited(
     before = last_seq(setup)
     bad = client.post("/auth/login", json={"username": "ana", "password": "wrong password here"})
     body = assert_error(bad, 401)
-    assert body["error"] == "invalid username, password or one-time code"
+    assert body["error"].startswith("invalid username or password")
     assert bad.headers["www-authenticate"] == "Bearer"
     unknown = client.post("/auth/login", json={"username": "nobody", "password": "x" * 20})
     assert assert_error(unknown, 401)["error"] == body["error"]  # says nothing more
@@ -132,11 +132,13 @@ def test_expired_ticket_and_lockout(setup: Store, clock: FrozenClock) -> None:
     for _ in range(4):
         client.post("/auth/login", json={"username": "ana", "password": "not my password!"})
     locked = client.post("/auth/login", json={"username": "ana", "password": "not my password!"})
-    assert "administrator" in assert_error(locked, 423)["error"]
+    # Locked, but answered like an unknown name (issue #7, finding 8); the message says
+    # that a lock is possible and who lifts it.
+    assert "administrator" in assert_error(locked, 401)["error"]
     right = client.post(
         "/auth/login", json={"username": "ana", "password": "violet kettle under the bridge"}
     )
-    assert_error(right, 423)
+    assert assert_error(right, 401)["error"] == assert_error(locked, 401)["error"]
 
 
 @pytest.mark.parametrize(

@@ -52,10 +52,10 @@ def client(store: Store, clock: FrozenClock):  # type: ignore[no-untyped-def]
         ),
         ("/incidents?offence=burglary-ish", 400, "unknown offence"),
         ("/incidents?purpose=curiosity", 400, "purpose: unknown purpose"),
-        ("/aggregates?by=planet", 400, "group_by: unknown"),
+        ("/aggregates?by=planet", 400, "by: unknown"),
         ("/aggregates?by=month&by=day&by=hour", 400, "at most two"),
         ("/incidents/nope", 404, "no incident 'nope'"),
-        ("/incidents/nope?purpose=%20", 400, "purpose is blank"),
+        ("/incidents/nope?purpose=CASE-1", 400, "in the X-Purpose header, not in the URL"),
         ("/agreements", 401, "not signed in"),
         ("/agreements/preview?grantee=public", 401, "not signed in"),
         ("/audit", 401, "not signed in"),
@@ -70,7 +70,11 @@ def test_error_shape(client, path: str, status: int, fragment: str) -> None:  # 
 def test_several_problems_are_all_listed(client) -> None:  # type: ignore[no-untyped-def]
     body = assert_error(client.get("/incidents?bbox=x&purpose=nope&offence=zzz"), 400)
     assert len(body["errors"]) == 3
-    assert [e.split(":")[0] for e in body["errors"]] == ["bbox", "offences", "purpose"]
+    assert [e.split(":")[0] for e in body["errors"]] == [
+        "bbox",
+        "offence",
+        "purpose",
+    ]  # the query names
 
 
 def test_403_404_405_for_a_signed_in_user(store: Store, clock: FrozenClock, client) -> None:  # type: ignore[no-untyped-def]
@@ -176,5 +180,5 @@ def test_unexpected_and_key_errors_keep_the_shape(client, monkeypatch: pytest.Mo
         raise KeyConfigError("set CROSSBEAT_KEK for sqlite:///secret/path.db")
 
     monkeypatch.setattr(incidents, "read_detail", no_key)
-    body = assert_error(quiet.get("/incidents/x?purpose=CASE-1"), 503)
+    body = assert_error(quiet.get("/incidents/x", headers={"X-Purpose": "CASE-1"}), 503)
     assert "administrator" in body["error"] and "secret/path" not in str(body)

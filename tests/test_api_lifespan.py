@@ -56,6 +56,7 @@ def _app(
         {},
         database_url=store.url,
         audit_key_file=str(key_file),
+        audit_heads_file=str(key_file.with_name("heads.jsonl")),
         audit_checkpoint_interval=interval,
     )
     return create_app(settings, store=store, clock=clock)
@@ -116,14 +117,14 @@ def test_a_log_that_does_not_verify_is_not_signed_and_the_server_serves(
     assert "audit checkpoint refused" in caplog.text and "time_reversal" in caplog.text
 
 
-def test_without_a_key_the_server_warns_and_signs_nothing(
-    sqlite_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_without_a_key_a_sqlite_server_creates_one_and_signs(sqlite_url: str) -> None:
+    # Issue #7 finding 4: never serve without signing (tests/test_audit_erasure.py).
+    store = create_app(load_settings({}, database_url=sqlite_url)).state.store
+    _events(store, 2)
     app = create_app(load_settings({}, database_url=sqlite_url))
-    with caplog.at_level(logging.WARNING, logger="crossbeat.api.lifespan"):
-        with TestClient(app):
-            assert app.state.checkpoints is None
-    assert "audit_key_file is not set" in caplog.text
+    with TestClient(app):
+        assert app.state.checkpoints is not None
+    assert [h.tree_size for h in list_heads(store)] == [2]
 
 
 def test_serve_refuses_an_unreadable_key_file(tmp_path: Path) -> None:

@@ -142,7 +142,8 @@ def test_agency_and_boundary_changes_are_audited(store: Store, tmp_path: Path) -
     before = log_size(store)
     register_agency(store, Agency(id="cityx", name="City X"), by=ADMIN)
     register_agency(store, Agency(id="cityx", name="City X"))  # no change: no event
-    register_agency(store, Agency(id="cityx", name="City of X", timezone="Europe/London"))
+    # The profile's zone: the ingest refuses a profile in another zone than the agency's.
+    register_agency(store, Agency(id="cityx", name="City of X", timezone="America/Los_Angeles"))
     ingest_files(
         store,
         "cityx",
@@ -161,7 +162,7 @@ def test_agency_and_boundary_changes_are_audited(store: Store, tmp_path: Path) -
     assert updated.details["after"] == {
         "name": "City of X",
         "ori": None,
-        "timezone": "Europe/London",
+        "timezone": "America/Los_Angeles",
     }
     first, again, retag = _new(store, after_ingest)
     assert first.resource_type == "jurisdiction" and first.record_count == 5

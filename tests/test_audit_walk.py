@@ -78,6 +78,7 @@ class Case:
 #: Every data-changing command, how to run it and the (action, owner) of its event.
 AUDITED: dict[str, Case] = {
     "agency add": Case("agency add cityx --name 'City X' --boundary {boundary}", "change", "cityx"),
+    "agency remove": Case("agency remove cityy --yes", "change", "cityy"),
     "area add": Case("area add cityx precincts {boundary} --name-field name", "change", "cityx"),
     "area remove": Case("area remove cityx beats", "change", "cityx"),
     "ingest": Case("ingest --agency cityx --profile {profile} {more}", "ingest", "cityx"),

@@ -96,14 +96,15 @@ def test_ingest_of_a_missing_file_writes_nothing(
     assert not (tmp_path / "crossbeat.db").exists()
 
 
-def test_ingest_says_when_it_registers_an_agency(sqlite_url: str, feed: tuple[str, str]) -> None:
+def test_ingest_refuses_an_unregistered_agency(sqlite_url: str, feed: tuple[str, str]) -> None:
     profile, data = feed
     out = run("ingest", "--db", sqlite_url, "--agency", "cityx", "--profile", profile, data)
-    assert out.exit_code == 0, out.output
-    assert "agency 'cityx' was not registered" in out.output
-    assert "crossbeat agency add cityx --name NAME" in out.output
+    one_line_error(out, "unknown agency 'cityx'", "crossbeat agency add cityx --name NAME")
+    assert json.loads(run("agency", "list", "--json", "--db", sqlite_url).output) == []
+    run("agency", "add", "cityx", "--name", "City X", "--timezone", "America/New_York",
+        "--db", sqlite_url)  # fmt: skip
     again = run("ingest", "--db", sqlite_url, "--agency", "cityx", "--profile", profile, data)
-    assert "was not registered" not in again.output
+    assert again.exit_code == 0, again.output
 
 
 def test_an_agency_error_gets_no_profile_check_hint(
@@ -170,12 +171,26 @@ def test_preview_gives_one_verdict_and_shows_the_sample(
     sqlite_url: str, feed: tuple[str, str]
 ) -> None:
     profile, data = feed
-    run("agency", "add", "cityx", "--name", "City X", "--db", sqlite_url)
+    run("agency", "add", "cityx", "--name", "City X", "--timezone", "America/New_York",
+        "--db", sqlite_url)  # fmt: skip
     run("agency", "add", "cityy", "--name", "City Y", "--db", sqlite_url)
     assert run("ingest", "--db", sqlite_url, "--agency", "cityx", "--profile", profile,
                data).exit_code == 0  # fmt: skip
+    chief = run(
+        "user",
+        "add",
+        "cityx",
+        "cityx.chief",
+        "--role",
+        "agency_admin",
+        "--password-stdin",
+        "--db",
+        sqlite_url,
+        input="violet kettle under the bridge\n",
+    )
+    assert chief.exit_code == 0, chief.output
     added = run("agreement", "add", "cityx", "cityy", "--offences", "all", "--fields", "all",
-                "--precision", "exact", "--purpose", "analysis", "--approved-by", "chief",
+                "--precision", "exact", "--purpose", "analysis", "--approved-by", "cityx.chief",
                 "--db", sqlite_url)  # fmt: skip
     assert added.exit_code == 0, added.output
     out = run("agreement", "preview", "cityx", "cityy", "--sample", "1", "--db", sqlite_url)

@@ -19,6 +19,7 @@ from crossbeat.demo.build import (
     DEMO_DB,
     MANIFEST,
     build_demo,
+    demo_db_url,
     demo_profile,
     write_region_files,
 )
@@ -323,7 +324,9 @@ def test_cli_demo_builds_then_reuses(tmp_path: Path) -> None:
     first = runner.invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert "rivertonpd" in first.output and "metrotransit" in first.output
-    assert "http://127.0.0.1:8123/docs" in first.output
+    # Nothing is served: the output says how to serve, not "API docs: <url>" (issue #7).
+    assert "API docs:" not in first.output and "Not serving (--no-serve)" in first.output
+    assert f"crossbeat serve --db {demo_db_url(tmp_path)}" in first.output
     assert (tmp_path / DEMO_DB).is_file()
     again = runner.invoke(cli, args)
     assert again.exit_code == 0, again.output

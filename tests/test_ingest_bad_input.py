@@ -23,7 +23,15 @@ from sqlalchemy import select
 from crossbeat.ingest.pipeline import IngestError, ingest_files
 from crossbeat.ingest.profile import parse_profile
 from crossbeat.store.schema import incident_offences, incidents
+from tests.agency_support import register_for_test
 from tests.test_ingest_pipeline import HEADER, PROFILE, row
+
+
+@pytest.fixture(autouse=True)
+def _registered_agencies(request: pytest.FixtureRequest) -> None:
+    """The ingest never registers an agency: register the ones these tests use."""
+    register_for_test(request, {"cityx": "America/Los_Angeles"})
+
 
 BASE_ROWS = 30
 

@@ -29,7 +29,15 @@ from crossbeat.store.schema import (
     quarantine,
 )
 from crossbeat.vault.tables import FINGERPRINT, platform_keys
+from tests.agency_support import register_agencies, register_for_test
 from tests.test_ingest_pipeline import PROFILE, row, write_csv
+
+
+@pytest.fixture(autouse=True)
+def _registered_agencies(request: pytest.FixtureRequest) -> None:
+    """The ingest never registers an agency: register the one these tests use."""
+    register_for_test(request, {"cityx": "America/Los_Angeles"})
+
 
 ROWS = 6000
 
@@ -142,6 +150,8 @@ def test_sigkill_at_random_points_then_rerun(db_url, tmp_path):
     # (record hashes are keyed: the fresh store gets the same fingerprint key).
     clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
     _copy_fingerprint_key(db_url, clean_url)
+    register_agencies(open_store(clean_url), {"cityx": "America/Los_Angeles"})
+    close_all()
     proc = _run(clean_url, profile, data, capture=True)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()

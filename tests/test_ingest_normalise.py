@@ -326,7 +326,7 @@ PORTLAND = (-122.84, 45.43, -122.47, 45.66)
         ("-122.6789", "95", PORTLAND, "is not a valid point"),
         ("-118.24", "34.05", PORTLAND, "km outside the agency's area"),
         ("nan", "45.5", None, "is not a finite number"),
-        ("-122.6789", "", None, "column 'LAT' is blank but not the other"),
+        ("-122.6789", "", None, "column 'LAT' is blank, but column 'LON' holds '-122.6789'"),
     ],
 )
 def test_bad_points_are_rejected(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from sqlalchemy import select
 
 from crossbeat.ingest import occurrences
@@ -11,7 +12,14 @@ from crossbeat.ingest.occurrences import OccurrenceCounter
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import parse_profile
 from crossbeat.store.schema import incidents
+from tests.agency_support import register_for_test
 from tests.test_ingest_pipeline import PROFILE, row, write_csv
+
+
+@pytest.fixture(autouse=True)
+def _registered_agencies(request: pytest.FixtureRequest) -> None:
+    """The ingest never registers an agency: register the ones these tests use."""
+    register_for_test(request, {"cityx": "America/Los_Angeles"})
 
 
 def test_counts_are_the_same_in_memory_and_on_disk():

@@ -21,7 +21,15 @@ from crossbeat.model import Agency
 from crossbeat.store import open_store
 from crossbeat.store.base import close_all
 from crossbeat.store.schema import incident_jurisdictions, incidents, ingest_batches, quarantine
+from tests.agency_support import register_for_test
 from tests.test_ingest_pipeline import PROFILE, row, write_csv
+
+
+@pytest.fixture(autouse=True)
+def _registered_agencies(request: pytest.FixtureRequest) -> None:
+    """The ingest never registers an agency: register the one these tests use."""
+    register_for_test(request, {"cityx": "America/Los_Angeles"})
+
 
 pytestmark = pytest.mark.skipif(
     "fork" not in __import__("multiprocessing").get_all_start_methods(),
@@ -83,7 +91,7 @@ def test_worker_and_in_process_give_the_same_store(store, profile, tmp_path, mon
         "type": "Polygon",
         "coordinates": [[[-123, 45], [-122.66, 45], [-122.66, 46], [-123, 46], [-123, 45]]],
     }
-    register_agency(store, Agency("cityx", "City X"))
+    register_agency(store, Agency("cityx", "City X", timezone="America/Los_Angeles"))
     set_jurisdiction(store, "cityx", "west", half)
     f = write_csv(tmp_path / "a.csv", _rows(1500))
     first = ingest_files(store, "cityx", profile, [f], chunk_size=500, parallel=True)

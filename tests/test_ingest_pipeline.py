@@ -24,7 +24,15 @@ from crossbeat.store.schema import (
     quarantine,
 )
 from crossbeat.store.writes import withdraw_records
+from tests.agency_support import register_for_test
 from tests.read_support import count_incidents, get_incident
+
+
+@pytest.fixture(autouse=True)
+def _registered_agencies(request: pytest.FixtureRequest) -> None:
+    """The ingest never registers an agency: register the ones these tests use."""
+    register_for_test(request, {"cityx": "America/Los_Angeles", "cityy": "America/Los_Angeles"})
+
 
 PROFILE = """
 name = "test-feed"
@@ -96,7 +104,6 @@ def test_ingest_then_reingest_changes_nothing(store, profile, tmp_path):
     f = write_csv(tmp_path / "a.csv", [row(i) for i in range(25)])
     s1 = ingest_files(store, "cityx", profile, [f])
     assert (s1.rows, s1.new, s1.updated, s1.quarantined) == (25, 25, 0, 0)
-    assert s1.agency_created
     s2 = ingest_files(store, "cityx", profile, [f])
     assert (s2.rows, s2.new, s2.updated, s2.unchanged) == (25, 0, 0, 25)
     assert count_incidents(store, "cityx") == 25
@@ -152,7 +159,8 @@ def test_bad_rows_are_quarantined_with_every_reason(store, profile, tmp_path):
 
 def test_invalid_geojson_geometries_are_quarantined_with_a_clear_reason(store, tmp_path):
     prof = parse_profile(
-        'name = "geo"\n[source]\nformat = "geojson"\n[id]\ncolumns = ["id"]\n'
+        'name = "geo"\n[source]\nformat = "geojson"\ntimezone = "America/Los_Angeles"\n'
+        '[id]\ncolumns = ["id"]\n'
         '[[offences]]\nscheme = "code-nibrs"\ncode = "code"\n'
     )
     geometries = [
@@ -231,7 +239,7 @@ def test_withdraw_and_expunge(store, profile, tmp_path):
 
 
 def test_jurisdictions_tag_every_containing_agency(store, profile, tmp_path):
-    register_agency(store, Agency("cityx", "City X"))
+    register_agency(store, Agency("cityx", "City X", timezone="America/Los_Angeles"))
     register_agency(store, Agency("transit", "Transit"))
     box = {
         "type": "Polygon",
@@ -317,7 +325,7 @@ def test_cli_errors_name_the_next_step(db_url, tmp_path):
 def test_boundary_change_and_retag_are_one_transaction(store, profile, tmp_path):
     from crossbeat.agencies import AgencyError, set_jurisdictions
 
-    register_agency(store, Agency("cityx", "City X"))
+    register_agency(store, Agency("cityx", "City X", timezone="America/Los_Angeles"))
     ingest_files(store, "cityx", profile, [write_csv(tmp_path / "a.csv", [row(0), row(1)])])
     good = {
         "type": "Polygon",
@@ -339,16 +347,23 @@ def test_boundary_change_and_retag_are_one_transaction(store, profile, tmp_path)
         assert {r.basis for r in conn.execute(select(incident_jurisdictions))} == {"polygon"}
 
 
-def test_a_file_the_profile_cannot_read_registers_no_agency(store, profile, tmp_path):
-    from crossbeat.agencies import list_agencies
-
+def test_a_file_the_profile_cannot_read_stores_nothing(store, profile, tmp_path):
     good = write_csv(tmp_path / "good.csv", [row(0)])
     bad = tmp_path / "bad.csv"
     bad.write_text("incident,date\n1,2024-01-01\n", encoding="utf-8")
     with pytest.raises(IngestError, match="lacks|missing|column"):
-        ingest_files(store, "typoagency", profile, [good, bad])
-    assert [a.id for a in list_agencies(store)] == []
+        ingest_files(store, "cityx", profile, [good, bad])
     assert count_incidents(store) == 0  # the good file before it was not ingested either
+
+
+def test_an_unknown_agency_is_refused_and_not_registered(store, profile, tmp_path):
+    from crossbeat.agencies import list_agencies
+
+    good = write_csv(tmp_path / "good.csv", [row(0)])
+    with pytest.raises(IngestError, match="unknown agency 'typoagency'.*cityx"):
+        ingest_files(store, "typoagency", profile, [good])
+    assert [a.id for a in list_agencies(store)] == ["cityx", "cityy"]
+    assert count_incidents(store) == 0
 
 
 def test_hash_file_name_keeps_identical_rows_of_two_files_apart(store, tmp_path):

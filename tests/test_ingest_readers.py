@@ -194,7 +194,8 @@ def test_missing_columns_are_listed_with_the_files_columns(tmp_path: Path) -> No
     assert "'CDateTime', 'lat' are not in the file" in msg
     assert "'cdatetime', 'address', 'crimedescr'" in msg
     assert "'CDateTime' -> 'cdatetime'?" in msg
-    assert "crossbeat profile check" in msg
+    # The next step names the real profile and file: the CLI adds it (not "PROFILE FILE").
+    assert "Fix the column names in the profile" in msg and "FILE" not in msg
 
 
 def test_wrong_delimiter_is_suggested(tmp_path: Path) -> None:

@@ -22,8 +22,16 @@ from crossbeat.ingest.quarantine import list_quarantine, retry_quarantine
 from crossbeat.model import incident_id
 from crossbeat.store.schema import incident_versions
 from crossbeat.store.writes import withdraw_records
+from tests.agency_support import register_for_test
 from tests.read_support import get_incident
 from tests.test_ingest_pipeline import PROFILE, row, write_csv
+
+
+@pytest.fixture(autouse=True)
+def _registered_agencies(request: pytest.FixtureRequest) -> None:
+    """The ingest never registers an agency: register the ones these tests use."""
+    register_for_test(request, {"cityx": "America/Los_Angeles"})
+
 
 UPDATES = """
 name = "test-outcomes"
@@ -33,6 +41,7 @@ status = "state"
 
 [source]
 format = "csv"
+timezone = "America/Los_Angeles"  # the incident feed's, and the agency's
 
 [id]
 columns = ["crime"]

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from crossbeat.audit import Action, events_for_owner
+from crossbeat.auth.accounts import get_user
 from crossbeat.auth.errors import PermissionDenied
 from crossbeat.auth.roles import Actor, Role
 from crossbeat.cli import cli
@@ -26,23 +27,27 @@ from crossbeat.sharing.groups import create_group, list_groups, set_members
 from crossbeat.sharing.overrides import get_public_policy, tighten_public_policy
 from crossbeat.sharing.public import DEFAULT_PUBLIC_POLICY
 from crossbeat.sharing.tables import sharing_agreements
-from tests.sharing_support import NOW, setup_agencies, snapshot
+from tests.sharing_support import ADMINS, NOW, add_admins, setup_agencies, snapshot
 
 GOOD = {
     "offences": ["property"],
     "fields": ["all"],
     "precision": "block",
     "purposes": ["analysis"],
-    "approved_by": "Chief of Police, MoU 2026-14",
+    "approved_by": ADMINS["citya"][:1],
+    "reference": "Chief of Police, MoU 2026-14",
 }
+
+GOOD_T = {**GOOD, "approved_by": ADMINS["transitc"][:1]}
 
 
 @pytest.fixture
 def managed(store):
     setup_agencies(store)
     store.clock = FrozenClock(NOW)
+    add_admins(store)
     create_group(store, "tf", "Task force", members=["citya", "countyb"])
-    create_agreement(store, "transitc", "citya", **GOOD)
+    create_agreement(store, "transitc", "citya", **GOOD_T)
     tighten_public_policy(store, "countyb", {"precision": "h3:8"})
     return store
 
@@ -64,7 +69,10 @@ BAD_CREATES = [
     ({"purposes": ["public_information"]}, "only for the public grantee"),
     ({"purposes": None}, "purposes: required"),
     ({"include_sensitive": ["gossip"]}, "unknown sensitivity flag(s) gossip"),
-    ({"approved_by": "  "}, "approved_by: name who approved"),
+    ({"approved_by": "  "}, "approved_by: name the admin(s) of citya"),
+    ({"approved_by": ["Chief of Police, MoU 2026-14"]}, "no user account"),
+    ({"approved_by": ["countyb.admin"]}, "belongs to countyb, not the owner citya"),
+    ({"approved_by": ["citya.admin", "citya.admin"]}, "named twice"),
     ({"valid_to": NOW - timedelta(days=1)}, "has already passed"),
     (
         {"valid_from": NOW + timedelta(days=3), "valid_to": NOW + timedelta(days=2)},
@@ -122,6 +130,8 @@ BAD_CREATES = [
 def test_bad_agreement_is_refused_and_changes_nothing(managed, change, message):
     before = snapshot(managed)
     args = {"owner": "citya", "grantee": "countyb", **GOOD, **change}
+    if "approved_by" not in change:
+        args["approved_by"] = ADMINS.get(args["owner"], ())
     with pytest.raises(AgreementError) as err:
         create_agreement(managed, args.pop("owner"), args.pop("grantee"), **args)
     assert message in str(err.value)
@@ -138,7 +148,7 @@ def test_every_problem_is_listed_at_once(managed):
 
 
 def test_non_overlapping_agreements_for_one_pair_are_accepted(managed):
-    person = create_agreement(managed, "transitc", "citya", **{**GOOD, "offences": ["person"]})
+    person = create_agreement(managed, "transitc", "citya", **{**GOOD_T, "offences": ["person"]})
     later = create_agreement(managed, "citya", "countyb", **GOOD, valid_to=NOW + timedelta(days=10))
     after = create_agreement(
         managed, "citya", "countyb", **{**GOOD, "precision": "exact"},
@@ -147,7 +157,7 @@ def test_non_overlapping_agreements_for_one_pair_are_accepted(managed):
     assert person.scope.offences == frozenset({"person"})
     assert later.status(NOW) == "active" and after.status(NOW) == "pending"
     # A different grantee may overlap: the group reaches citya too.
-    create_agreement(managed, "transitc", "group:tf", **{**GOOD, "precision": "exact"})
+    create_agreement(managed, "transitc", "group:tf", **{**GOOD_T, "precision": "exact"})
 
 
 def test_revocation_is_recorded_and_frees_the_slot(managed):
@@ -169,7 +179,7 @@ def test_revocation_is_recorded_and_frees_the_slot(managed):
     assert [h["change"] for h in history] == ["created", "revoked"]
     assert history[1]["snapshot"]["revoke_reason"] == "MoU ended"
     assert list_agreements(managed, status="revoked") == [get_agreement(managed, existing.id)]
-    create_agreement(managed, "transitc", "citya", **GOOD)  # the slot is free again
+    create_agreement(managed, "transitc", "citya", **GOOD_T)  # the slot is free again
     with managed.connect() as conn:
         assert len(conn.execute(select(sharing_agreements)).all()) == 2
     changes = events_for_owner(managed, "transitc", action=Action.AGREEMENT_CHANGE)
@@ -186,11 +196,13 @@ def test_expired_agreements_do_not_block_new_ones(managed):
 def test_only_agency_admins_of_the_owner_and_platform_admins_manage(managed):
     analyst = Actor("u1", "ana", "transitc", frozenset({Role.ANALYST}))
     foreign_admin = Actor("u2", "fay", "citya", frozenset({Role.AGENCY_ADMIN}))
-    own_admin = Actor("u3", "otto", "transitc", frozenset({Role.AGENCY_ADMIN}))
+    own_admin = get_user(managed, "transitc.admin").actor()
     before = snapshot(managed)
     for actor in (analyst, foreign_admin):
         with pytest.raises(PermissionDenied, match="agency_admin of transitc"):
-            create_agreement(managed, "transitc", "countyb", **GOOD, by=actor)
+            create_agreement(
+                managed, "transitc", "countyb", **{**GOOD, "approved_by": ()}, by=actor
+            )
         with pytest.raises(PermissionDenied):
             tighten_public_policy(managed, "transitc", {"delay": "30d"}, by=actor)
     with pytest.raises(PermissionDenied):
@@ -198,8 +210,10 @@ def test_only_agency_admins_of_the_owner_and_platform_admins_manage(managed):
     assert snapshot(managed) == before
     denied = events_for_owner(managed, "transitc", action=Action.DENIED)
     assert len(denied) == 4
-    made = create_agreement(managed, "transitc", "countyb", **GOOD, by=own_admin)
-    assert made.created_by == "otto"
+    made = create_agreement(managed, "transitc", "countyb", **{**GOOD, "approved_by": ()},
+                            by=own_admin)  # fmt: skip
+    assert made.created_by == "transitc.admin"
+    assert [a.username for a in made.approvals] == ["transitc.admin"]
 
 
 def test_groups(managed):
@@ -257,7 +271,7 @@ def test_cli_manages_agreements(managed, db_url):
     out = run(
         *("agreement", "add", "citya", "countyb", "--offences", "property,220"),
         *("--fields", "offence,location", "--precision", "h3:9", "--delay", "24h"),
-        *("--purpose", "analysis", "--approved-by", "Chief", "--json"),
+        *("--purpose", "analysis", "--approved-by", "citya.admin", "--json"),
     )
     assert out.exit_code == 0, out.output
     made = json.loads(out.output)
@@ -283,12 +297,18 @@ def test_cli_manages_agreements(managed, db_url):
 
 def test_demo_agreements(store):
     from crossbeat.agencies import register_agency
+    from crossbeat.auth.accounts import create_user
     from crossbeat.model import Agency
     from crossbeat.sharing.demo import TASKFORCE, demo_agreements
 
+    approvers = {}
     for agency_id in ("rivertonpd", "clackmerco", "metrotransit"):
         register_agency(store, Agency(id=agency_id, name=agency_id))
-    made = demo_agreements(store)
+        create_user(store, agency_id, f"{agency_id}.admin", "violet kettle under the bridge",
+                    ["agency_admin"])  # fmt: skip
+        approvers[agency_id] = (f"{agency_id}.admin",)
+    made = demo_agreements(store, approvers)
+    assert all(a.status(store.now()) == "active" for a in made)
     pairs = {(a.owner, str(a.grantee), a.scope.precision.name) for a in made}
     assert ("rivertonpd", "clackmerco", "exact") in pairs
     assert ("metrotransit", "rivertonpd", "block") in pairs
@@ -303,5 +323,5 @@ def test_demo_agreements(store):
     assert not any(set(a.scope.fields) & {"full_address", "narrative", "persons"} for a in made)
     before = snapshot(store)
     with pytest.raises(AgreementError, match="exists already"):
-        demo_agreements(store)
+        demo_agreements(store, approvers)
     assert snapshot(store) == before

@@ -31,7 +31,7 @@ narrative = "narrative"
 
 [source]
 format = "csv"
-timezone = "UTC"
+timezone = "America/Los_Angeles"  # the agency's
 
 [id]
 columns = ["id"]

@@ -43,7 +43,17 @@ from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
 from crossbeat.sharing.streams import LiveStream
 from crossbeat.taxonomy.nibrs import nibrs_offences
 from crossbeat.taxonomy.sensitivity import keyword_sensitivity
-from tests.sharing_support import AGENCIES, AREA, NOW, Inc, clear, insert_incidents, setup_agencies
+from tests.sharing_support import (
+    ADMINS,
+    AGENCIES,
+    AREA,
+    NOW,
+    Inc,
+    add_admins,
+    clear,
+    insert_incidents,
+    setup_agencies,
+)
 
 # -- the reference policy (independent of crossbeat.sharing) --------------------------------
 ALL_FLAGS = {"sexual_offence", "domestic_violence", "juvenile", "victim_identifying", "informant"}
@@ -376,6 +386,8 @@ def reference(world, viewer, req) -> dict[str, tuple[dict[str, Any], dict[str, A
         wanted = fields_of(req["fields"]) if req.get("fields") else None
         shown = g["fields"] if g["personal"] else g["fields"] - set(PERSONAL)
         keep = (shown & wanted if wanted else shown) | {"id", "agency_id"}
+        if g["via"] == "own" and not wanted:  # the owner also sees its own source ids
+            rec, keep = {**rec, "source_id": inc.source_id}, keep | {"source_id"}
         out[rec["id"]] = ({k: v for k, v in rec.items() if k in keep}, g)
     return out
 
@@ -555,7 +567,7 @@ def build(store, world: dict[str, Any]) -> dict[str, Any]:
                 delay=spec["delay"],
                 purposes=spec["purposes"],
                 include_sensitive=spec["include"],
-                approved_by="test",
+                approved_by=ADMINS.get(spec["owner"], ()),
                 valid_from=NOW + timedelta(days=1) if status == "pending" else None,
                 valid_to=NOW - timedelta(days=1) if status == "expired" else None,
             )
@@ -659,6 +671,7 @@ def sharing_store(store, tmp_path):
         ]
         path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
         store.layer_files[key] = path
+    add_admins(store)
     return store
 
 
@@ -851,7 +864,7 @@ def test_area_layers_match_the_reference(sharing_store, db_url):
             for req in [world["requests"][0], *({"areas": a} for a in AREA_FILTERS)]:
                 expected = reference(ref_world, ref_viewer, req)
                 got = read_incidents(sharing_store, viewer, to_request(req)).records
-                assert [r["id"] for r in got] == sorted(expected), (ref_viewer, req)
+                assert [r["id"] for r in got] == in_order(ref_world, expected), (ref_viewer, req)
                 for record in got:
                     same(record, expected[record["id"]][0])
                     event(f"{ref_viewer['kind']} sees areas: {bool(record.get('areas'))}")

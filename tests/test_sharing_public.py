@@ -32,7 +32,15 @@ from crossbeat.sharing.reads import (
 from crossbeat.sharing.release import BASE, RECORDS, Part, combine
 from crossbeat.sharing.streams import LiveStream
 from crossbeat.store.schema import incidents
-from tests.sharing_support import AGENCIES, NOW, Inc, insert_incidents, setup_agencies
+from tests.sharing_support import (
+    ADMINS,
+    AGENCIES,
+    NOW,
+    Inc,
+    add_admins,
+    insert_incidents,
+    setup_agencies,
+)
 
 PUBLIC = Viewer.public()
 
@@ -80,8 +88,9 @@ def public_store(store):
     store.clock = FrozenClock(NOW)
     population = [_normal(i) for i in range(80)] + CANARIES
     insert_incidents(store, population)
+    add_admins(store)
     for owner in AGENCIES:
-        create_agreement(store, owner, "public", approved_by="test")
+        create_agreement(store, owner, "public", approved_by=ADMINS[owner][0])
     store.population = population
     return store
 
@@ -193,7 +202,7 @@ name = "canary-feed"
 
 [source]
 format = "csv"
-timezone = "UTC"
+timezone = "America/Los_Angeles"
 
 [id]
 columns = ["id"]
@@ -233,7 +242,8 @@ def test_canaries_through_the_ingest(store, tmp_path):
         writer.writeheader()
         writer.writerows(rows)
     ingest_files(store, "citya", parse_profile(CANARY_PROFILE), [Path(path)])
-    create_agreement(store, "citya", "public", approved_by="test")
+    add_admins(store, "citya")
+    create_agreement(store, "citya", "public", approved_by=ADMINS["citya"][0])
     ids = {r["id"] for r in read_incidents(store, PUBLIC).records}
     assert len(ids) == 12
     with store.begin() as conn:

@@ -6,6 +6,7 @@ import ast
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from crossbeat.audit import events_for_owner, iter_events, verify
@@ -14,7 +15,15 @@ from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import parse_profile
 from crossbeat.sharing.quarantine import read_quarantine
 from crossbeat.store import Store
+from tests.agency_support import register_for_test
 from tests.test_ingest_pipeline import PROFILE, row, write_csv
+
+
+@pytest.fixture(autouse=True)
+def _registered_agencies(request: pytest.FixtureRequest) -> None:
+    """The ingest never registers an agency: register the ones these tests use."""
+    register_for_test(request, {"cityx": "America/Los_Angeles", "cityy": "America/Los_Angeles"})
+
 
 PACKAGE = Path(__file__).resolve().parents[1] / "crossbeat"
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from crossbeat.audit import Action, Outcome, events_by_actor, events_for_owner
+from crossbeat.audit import Action, Outcome, events_by_actor, events_for_owner, public_reads
 from crossbeat.clock import FrozenClock
 from crossbeat.sharing.agreements import create_agreement, revoke_agreement
 from crossbeat.sharing.groups import create_group, set_members
@@ -16,10 +16,11 @@ from crossbeat.sharing.preview import preview
 from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
 from crossbeat.sharing.streams import LiveStream
 from crossbeat.store.schema import incidents
-from tests.sharing_support import NOW, Inc, insert_incidents, setup_agencies
+from tests.sharing_support import ADMINS, NOW, Inc, add_admins, insert_incidents, setup_agencies
 
 ANALYST_B = Viewer.user("u-b", "countyb", ["analyst"])
-ALL = {"offences": ["all"], "fields": ["all"], "purposes": ["analysis"], "approved_by": "test"}
+ALL = {"offences": ["all"], "fields": ["all"], "purposes": ["analysis"],
+       "approved_by": ADMINS["citya"]}  # fmt: skip
 
 
 def _inc(owner: str, n: int, **kw) -> Inc:
@@ -33,6 +34,7 @@ def _inc(owner: str, n: int, **kw) -> Inc:
 def world(store):
     setup_agencies(store)
     store.clock = FrozenClock(NOW)
+    add_admins(store, "citya")
     store.population = [_inc("citya", i) for i in range(6)] + [_inc("countyb", i) for i in range(3)]
     insert_incidents(store, store.population)
     return store
@@ -172,8 +174,11 @@ def test_reads_are_audited_with_owners_ids_and_purpose(world):
         seen = events_for_owner(world, "citya", action=Action.EXPORT)
         assert [e.owner_agencies for e in seen] == [("citya",)]
     read_incidents(world, Viewer.public())
+    world.clock.advance(minutes=15)  # public reads are audited per closed window
+    public_reads.flush(world, world.clock.now())
     public = events_by_actor(world, "public")[0]
     assert public.record_ids == () and public.record_count == 0
+    assert public.details["aggregated"]["requests"] == 1
 
 
 def test_personal_data_needs_role_purpose_and_agreement(world):

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Table, select, text
 
-from crossbeat.agencies import ensure_agency
 from crossbeat.store.schema import incident_offences, incident_personal, incidents
+from tests.agency_support import register_agencies
 
 LOCAL = timezone(timedelta(hours=-7))
 
@@ -81,7 +81,7 @@ def _stored(conn: Any, table: Table, key: str, value: str) -> dict[str, Any]:
     ids=["full", "nulls", "flags"],
 )
 def test_bulk_insert_stores_what_insert_stores(store, over):
-    ensure_agency(store, "bulkpd")
+    register_agencies(store, {"bulkpd": "UTC"})
     plain, bulk = _incident("plain", **over), _incident("bulk", **over)
     with store.begin() as conn:
         conn.execute(incidents.insert(), [plain])
@@ -102,7 +102,7 @@ def test_bulk_insert_stores_what_insert_stores(store, over):
 
 
 def test_bulk_insert_child_tables_and_bytes(store):
-    ensure_agency(store, "bulkpd")
+    register_agencies(store, {"bulkpd": "UTC"})
     a, b = _incident("a"), _incident("b")
     sealed = bytes(range(256)) + b'\\x00\\\t\n,"'  # bytes that need escaping in COPY
     with store.begin() as conn:
@@ -159,7 +159,7 @@ def test_bulk_insert_child_tables_and_bytes(store):
 
 
 def test_bulk_insert_nothing_and_mismatched_rows(store):
-    ensure_agency(store, "bulkpd")
+    register_agencies(store, {"bulkpd": "UTC"})
     with store.begin() as conn:
         store.bulk_insert(conn, incidents, [])
     partial = _incident("partial")
@@ -175,7 +175,7 @@ def test_postgres_bulk_insert_under_row_level_security(pg_url, kek):
     from crossbeat.store import open_store
 
     store = open_store(pg_url, kek=kek)
-    ensure_agency(store, "bulkpd")
+    register_agencies(store, {"bulkpd": "UTC"})
     role = f"cb_bulk_{uuid.uuid4().hex[:8]}"
     with store.begin() as conn:
         conn.execute(text(f"CREATE ROLE {role} NOLOGIN"))
@@ -202,7 +202,7 @@ def test_postgres_bulk_insert_under_row_level_security(pg_url, kek):
 
 def test_bulk_insert_many_varied_rows(store):
     """Columns converted once for repeated values (timestamps, flags) stay row-exact."""
-    ensure_agency(store, "bulkpd")
+    register_agencies(store, {"bulkpd": "UTC"})
     shared = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
     def rows(prefix: str) -> list[dict[str, Any]]:
@@ -265,7 +265,7 @@ def test_bulk_writes_enlarges_the_sqlite_page_cache_then_restores_it(sqlite_url,
     from crossbeat.store import open_store
 
     store = open_store(sqlite_url, kek=kek)
-    ensure_agency(store, "bulkpd")
+    register_agencies(store, {"bulkpd": "UTC"})
     with store.connect() as conn:
         raw = conn.connection.driver_connection
         before = raw.execute("PRAGMA cache_size").fetchone()[0]
@@ -278,7 +278,7 @@ def test_bulk_writes_enlarges_the_sqlite_page_cache_then_restores_it(sqlite_url,
 
 @pytest.mark.parametrize("count", [0, 1, 3000])
 def test_one_of_matches_exactly_the_given_values(store, count):
-    ensure_agency(store, "bulkpd")
+    register_agencies(store, {"bulkpd": "UTC"})
     stored = [_incident(f"s{i}") for i in range(40)]
     with store.begin() as conn:
         store.bulk_insert(conn, incidents, stored)

@@ -98,11 +98,13 @@ def test_raw_sqlite_file_holds_no_canary(tmp_path: Path, monkeypatch: pytest.Mon
     profile.write_text(PROFILE, encoding="utf-8")
     data = write_csv(tmp_path / "export.csv", rows)
     url = f"sqlite:///{tmp_path / 'canary.db'}"
+    added = CliRunner().invoke(cli, ["agency", "add", "cityx", "--name", "City X", "--db", url])
+    assert added.exit_code == 0, added.output
+    assert "Created the development key file" in added.stderr
     args = ["ingest", "--db", url, "--agency", "cityx", "--profile", str(profile), "--json"]
     result = CliRunner().invoke(cli, [*args, str(data)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["new"] == N
-    assert "Created the development key file" in result.stderr
 
     raw = sqlite_raw(url)
     _check_controls(raw, rows)

@@ -42,6 +42,7 @@ from crossbeat.vault.kek import generate_kek, parse_kek, read_kek_file
 from crossbeat.vault.keys import DataKey, Vault
 from crossbeat.vault.rotate import key_owners, key_status, rewrap_keys, rotate_agency_key
 from crossbeat.vault.tables import FINGERPRINT, PLATFORM, agency_keys, platform_keys
+from tests.agency_support import register_agencies
 from tests.auth_support import PASSWORD, START, snapshot
 from tests.test_vault_canary import pg_dump, sqlite_raw
 from tests.test_vault_personal import HEADER, PROFILE, canary_rows, secrets_of
@@ -80,6 +81,7 @@ def feed(path: Path, n: int) -> tuple[Path, dict[str, list[dict[str, str]]]]:
 
 def ingest_feed(store: Store, tmp_path: Path, n: int = 40) -> dict[str, list[dict[str, str]]]:
     path, fates = feed(tmp_path / "routed.csv", n)
+    register_agencies(store, {"cityx": "UTC"})  # the ingest never registers an agency
     summary: IngestSummary = ingest_files(store, None, parse_profile(ROUTED), [path])
     assert summary.new == len(fates["stored"])
     assert summary.quarantined == n - len(fates["stored"])
@@ -117,6 +119,8 @@ def test_sqlite_file_holds_no_quarantined_canary_or_totp_seed(
     profile.write_text(ROUTED, encoding="utf-8")
     data, fates = feed(tmp_path / "routed.csv", 40)
     runner = CliRunner()
+    added = runner.invoke(cli, ["agency", "add", "cityx", "--name", "City X", "--db", url])
+    assert added.exit_code == 0, added.output
     done = runner.invoke(
         cli, ["ingest", "--db", url, "--profile", str(profile), "--json", str(data)]
     )

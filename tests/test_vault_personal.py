@@ -32,6 +32,7 @@ from crossbeat.vault.errors import (
 from crossbeat.vault.kek import generate_kek, parse_kek
 from crossbeat.vault.keys import Vault
 from crossbeat.vault.tables import agency_keys
+from tests.agency_support import register_agencies
 from tests.read_support import read_personal, read_personal_many
 
 PROFILE = """
@@ -127,6 +128,7 @@ def ingest(
     profile_path = tmp_path / "vault-feed.toml"
     profile_path.write_text(PROFILE, encoding="utf-8")
     data = write_csv(tmp_path / f"{agency}-{rows[0]['id']}-{len(rows)}.csv", rows)
+    register_agencies(store, {agency: "UTC"})  # the ingest never registers an agency
     summary = ingest_files(store, agency, load_profile(profile_path), [data])
     assert summary.quarantined == 0
     return summary

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import copy
 import functools
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from crossbeat import __version__
 from crossbeat.api.errors import install_error_handlers
+from crossbeat.api.headers import SecurityHeaders
+from crossbeat.api.inputs import NulGuard
 from crossbeat.api.lifespan import lifespan
 from crossbeat.api.routes import agreements, audit, auth, health, incidents
 from crossbeat.api.schemas import openapi_document
-from crossbeat.audit import load_signing_key
-from crossbeat.audit.keys import SigningKey
+from crossbeat.api.throttle import LoginThrottle
+from crossbeat.audit.witness import server_heads_path, server_signing_key
 from crossbeat.clock import Clock
 from crossbeat.settings import Settings
 from crossbeat.store import Store, open_store
@@ -45,10 +46,11 @@ def create_app(
     settings
         The validated settings (:func:`crossbeat.settings.load_settings`). The
         database at ``settings.database_url`` is opened, and created or migrated if
-        needed, before the application is returned. With ``audit_key_file``, the
-        application signs audit checkpoints at startup and every
-        ``audit_checkpoint_interval`` seconds while it runs
-        (:mod:`crossbeat.api.lifespan`).
+        needed, before the application is returned. The application signs audit
+        checkpoints at startup and every ``audit_checkpoint_interval`` seconds while it
+        runs, and appends each head to ``audit_heads_file``
+        (:mod:`crossbeat.api.lifespan`); for SQLite both the key and the heads file
+        default to files beside the database (the key is created on first start).
     store
         Serve this already open store instead (its URL should be
         ``settings.database_url``); tests pass their fixture's store.
@@ -67,7 +69,8 @@ def create_app(
     StoreError
         The database cannot be opened or migrated.
     AuditKeyError
-        ``audit_key_file`` is set but is not an Ed25519 private key.
+        ``audit_key_file`` is not an Ed25519 private key, or the database is not a
+        SQLite file and ``audit_key_file`` or ``audit_heads_file`` is not set.
     """
     # /docs and /redoc with Swagger UI and ReDoc served from this installation, not a
     # CDN, so the pages work without internet access (a police network, the field).
@@ -79,7 +82,9 @@ def create_app(
         static_url="/static/docs",
     )
     app.state.settings = settings
-    app.state.audit_key = _audit_key(settings)
+    app.state.audit_key, _ = server_signing_key(settings.database_url, settings.audit_key_file)
+    app.state.audit_heads = server_heads_path(settings.database_url, settings.audit_heads_file)
+    app.state.login_throttle = LoginThrottle(settings.login_throttle)
     if store is None:
         store = open_store(settings.database_url, kek=_kek(settings))
     if clock is not None:
@@ -88,17 +93,12 @@ def create_app(
         store.clock = clock
     app.state.store = store
     install_error_handlers(app)
+    app.add_middleware(NulGuard, store_of=lambda: app.state.store)
+    app.add_middleware(SecurityHeaders)
     app.openapi = functools.partial(openapi_document, app)  # type: ignore[method-assign]
     for router in ROUTERS:
         app.include_router(router)
     return app
-
-
-def _audit_key(settings: Settings) -> SigningKey | None:
-    """Return the key that signs audit checkpoints, or None when none is configured."""
-    if not settings.audit_key_file:
-        return None
-    return load_signing_key(Path(settings.audit_key_file))
 
 
 def _kek(settings: Settings) -> Kek | None:

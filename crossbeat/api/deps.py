@@ -17,8 +17,8 @@ the session's CSRF token in the ``X-CSRF-Token`` header (:data:`CsrfDep`).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
-from typing import Annotated, cast
+from dataclasses import dataclass, field, replace
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection
@@ -32,6 +32,7 @@ from crossbeat.auth.sessions import Session, validate_session
 from crossbeat.auth.tokens import ApiToken, TokenPurpose, authenticate_token
 from crossbeat.clock import Clock
 from crossbeat.settings import Settings
+from crossbeat.sharing.agreements import get_agreement
 from crossbeat.sharing.request import Viewer
 from crossbeat.store import Store
 
@@ -75,7 +76,7 @@ def client_ip(request: Request) -> str | None:
 
 def get_events(request: Request, store: StoreDep) -> AuthEventSink:
     """Return the audit sink for the authentication calls of this request."""
-    return cast(AuthEventSink, auth_sink(store, source_ip=client_ip(request)))
+    return auth_sink(store, source_ip=client_ip(request))
 
 
 EventsDep = Annotated[AuthEventSink, Depends(get_events)]
@@ -205,7 +206,11 @@ def audit_denied(
         What was asked for (``audit_log``, ``agreement``...).
     owners
         Agencies whose data or settings the attempt concerned (their auditors see it).
+        Default: the caller's own agency (a user's or an API token's), so that an agency
+        sees the refused attempts of its own credentials (issue #7, finding 9).
     """
+    if not owners and caller.viewer.agency_id:
+        owners = (caller.viewer.agency_id,)
     append(
         store,
         AuditEvent(
@@ -233,7 +238,7 @@ def require_user(request: Request, store: StoreDep, caller: CallerDep) -> Actor:
     """
     actor = caller.actor
     if actor is not None:
-        return actor
+        return replace(actor, source_ip=client_ip(request))
     if caller.token is not None:
         exc: Exception = PermissionDenied(
             "API tokens cannot do this: sign in with a user account of the agency"
@@ -264,8 +269,27 @@ def require_csrf(request: Request, store: StoreDep, caller: CallerDep) -> None:
     try:
         check_csrf(caller.session_token, request.headers.get(CSRF_HEADER))
     except CsrfError as exc:
-        audit_denied(store, request, caller, "missing or wrong CSRF token", resource_type="csrf")
+        audit_denied(
+            store,
+            request,
+            caller,
+            "missing or wrong CSRF token",
+            resource_type="csrf",
+            owners=_concerned(store, request, caller),
+        )
         raise exc from None
+
+
+def _concerned(store: Store, request: Request, caller: Caller) -> tuple[str, ...]:
+    """Return the agencies a refused request concerns: the caller's, and the owner of the
+    agreement named in the path (a refused revocation is shown to that agency too)."""
+    owners = {caller.viewer.agency_id} if caller.viewer.agency_id else set()
+    agreement_id = request.path_params.get("agreement_id")
+    if isinstance(agreement_id, str):
+        found = get_agreement(store, agreement_id)
+        if found is not None:
+            owners.add(found.owner)
+    return tuple(sorted(owners))
 
 
 CsrfDep = Depends(require_csrf)

@@ -20,6 +20,7 @@ session, invalid API token)
 :class:`CsrfError`, :class:`PermissionDenied`
 unknown resource (:class:`ApiError` with 404)           404
 :class:`AccountLocked`                                  423
+too many failed sign-ins from one address (ApiError)   429
 :class:`VaultError` (no key-encryption key)             503
 anything else                                           500
 ====================================================== ======
@@ -70,11 +71,18 @@ class ApiError(Exception):
         Each problem (default: the message alone).
     """
 
-    def __init__(self, status: int, message: str, errors: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        errors: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = list(errors) or [message]
+        self.headers = dict(headers or {})
 
 
 def error_body(status: int, message: str, errors: Sequence[str] = ()) -> dict[str, Any]:
@@ -130,7 +138,7 @@ def _problems(exc: Exception) -> list[str]:
     if isinstance(exc, AgreementError):
         return list(exc.problems)
     if isinstance(exc, RequestError):
-        return [p.strip() for p in str(exc).split("; ") if p.strip()]
+        return list(exc.problems)
     return [str(exc)]
 
 
@@ -147,6 +155,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         )
         return error_response(503, message)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, ApiError) and exc.headers:
+        headers = exc.headers
     response = error_response(status, str(exc), _problems(exc), headers)
     if isinstance(exc, SessionExpired):
         response.delete_cookie(SESSION_COOKIE, path="/")

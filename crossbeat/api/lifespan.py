@@ -1,13 +1,15 @@
 """What the web server does besides answering requests: sign audit checkpoints (issue #3).
 
-With the ``audit_key_file`` setting, the application signs a new audit tree head
+The application always signs (issue #7, finding 4: without signed heads a database
+writer can erase the log unseen): a new audit tree head
 (:func:`crossbeat.audit.checkpoint_if_due`) when it starts and then every
 ``audit_checkpoint_interval`` seconds, in a background task that is cancelled when the
-server shuts down. The checkpoint's database work runs in a worker thread, so the
-event loop keeps serving; a checkpoint under way at shutdown finishes in its thread
-(or, if the process ends first, its one transaction is rolled back). A failure (the
-log does not verify, the database is away) is logged and the next interval tries
-again: the server keeps serving.
+server shuts down. Every head is also appended to the heads file outside the database
+(:func:`crossbeat.audit.witness.export_new_heads`), at start for heads signed before.
+The checkpoint's database work runs in a worker thread, so the event loop keeps serving;
+a checkpoint under way at shutdown finishes in its thread (or, if the process ends
+first, its one transaction is rolled back). A failure (the log does not verify, the
+database is away) is logged and the next interval tries again: the server keeps serving.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 from fastapi import FastAPI
 
-from crossbeat.audit import AuditIntegrityError, checkpoint_if_due
+from crossbeat.audit import AuditIntegrityError, checkpoint_if_due, public_reads
 from crossbeat.audit.keys import SigningKey
+from crossbeat.audit.witness import export_new_heads
 from crossbeat.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,24 +38,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     Parameters
     ----------
     app
-        The application; reads ``app.state.store``, ``app.state.audit_key`` (None: no
-        checkpoints) and the interval from ``app.state.settings``. The background task
-        is kept as ``app.state.checkpoints`` (None without a key).
+        The application; reads ``app.state.store``, ``app.state.audit_key``,
+        ``app.state.audit_heads`` and the interval from ``app.state.settings``. The
+        background task is kept as ``app.state.checkpoints``.
     """
-    key: SigningKey | None = app.state.audit_key
-    app.state.checkpoints = None
-    if key is None:
-        log.warning(
-            "audit_key_file is not set: this server signs no audit tree heads. Set "
-            "CROSSBEAT_AUDIT_KEY_FILE (see `crossbeat audit keygen`) or run "
-            "`crossbeat audit checkpoint` from cron."
-        )
-        yield
-        return
+    key: SigningKey = app.state.audit_key
+    heads: Path = app.state.audit_heads
     store: Store = app.state.store
     interval = timedelta(seconds=app.state.settings.audit_checkpoint_interval)
-    await checkpoint_now(store, key, interval)
-    task = asyncio.create_task(_every(store, key, interval), name="audit-checkpoints")
+    await checkpoint_now(store, key, interval, heads)
+    task = asyncio.create_task(_every(store, key, interval, heads), name="audit-checkpoints")
     app.state.checkpoints = task
     try:
         yield
@@ -61,8 +57,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await task
 
 
-async def checkpoint_now(store: Store, key: SigningKey, interval: timedelta) -> None:
+async def checkpoint_now(
+    store: Store, key: SigningKey, interval: timedelta, heads: Path | None = None
+) -> None:
     """Sign a tree head if one is due (older than ``interval``); log, never raise.
+
+    Then append every head not yet in the ``heads`` file to it.
 
     Parameters
     ----------
@@ -75,6 +75,7 @@ async def checkpoint_now(store: Store, key: SigningKey, interval: timedelta) -> 
         since (or 1000 events are unsigned).
     """
     try:
+        await asyncio.to_thread(public_reads.flush, store, store.now())
         head = await asyncio.to_thread(checkpoint_if_due, store, key, max_age=interval)
     except AuditIntegrityError as exc:
         log.error("audit checkpoint refused: %s", exc)
@@ -83,9 +84,14 @@ async def checkpoint_now(store: Store, key: SigningKey, interval: timedelta) -> 
     else:
         if head is not None:
             log.info("audit tree head #%d signed: %d events", head.id, head.tree_size)
+    if heads is not None:
+        try:
+            await asyncio.to_thread(export_new_heads, store, heads)
+        except Exception:
+            log.exception("could not append audit tree heads to %s", heads)
 
 
-async def _every(store: Store, key: SigningKey, interval: timedelta) -> None:
+async def _every(store: Store, key: SigningKey, interval: timedelta, heads: Path) -> None:
     while True:
         await asyncio.sleep(interval.total_seconds())
-        await checkpoint_now(store, key, interval)
+        await checkpoint_now(store, key, interval, heads)

@@ -23,6 +23,8 @@ from pydantic import (
     model_serializer,
 )
 
+from crossbeat.api.inputs import TextIn
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -60,7 +62,7 @@ class LoginIn(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-class MfaIn(BaseModel):
+class MfaIn(TextIn):
     """The one-time-code step of signing in."""
 
     model_config = ConfigDict(extra="forbid")
@@ -119,7 +121,7 @@ class _Record(_Out):
 
     # No return annotation: pydantic would document the annotation instead of the fields.
     @model_serializer(mode="wrap")
-    def _only_given(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+    def _only_given(self, handler: SerializerFunctionWrapHandler):
         data: dict[str, Any] = handler(self)
         return {k: v for k, v in data.items() if k in self.model_fields_set}
 
@@ -269,13 +271,15 @@ class AggregateOut(_Out):
 
 
 # -- agreements ----------------------------------------------------------------------------
-class AgreementIn(BaseModel):
+class AgreementIn(TextIn):
     """A new sharing agreement (see docs/sharing.md for each knob)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    owner: str | None = Field(None, description="Owner agency (default: the caller's).")
-    grantee: str = Field(description="AGENCY_ID, group:GROUP_ID or public.")
+    owner: str | None = Field(
+        None, min_length=1, max_length=64, description="Owner agency (default: the caller's)."
+    )
+    grantee: str = Field(max_length=80, description="AGENCY_ID, group:GROUP_ID or public.")
     offences: list[str] | None = None
     fields: list[str] | None = None
     precision: str | None = None
@@ -283,18 +287,27 @@ class AgreementIn(BaseModel):
     delay: str | None = Field(None, description="Publication delay such as 24h or 7d.")
     purposes: list[str] | None = None
     include_sensitive: list[str] = Field(default_factory=list)
-    approved_by: str = Field("", description="Who approved it (person, office, reference).")
+    reference: str = Field("", description="The decision it rests on (MoU, minute).")
     purpose_note: str = ""
     valid_from: datetime | None = None
     valid_to: datetime | None = None
 
 
-class RevokeIn(BaseModel):
+class RevokeIn(TextIn):
     """Why an agreement is revoked."""
 
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class ApprovalOut(_Out):
+    """An admin of the owner agency who approved an agreement."""
+
+    user_id: str
+    username: str
+    agency_id: str
+    approved_at: datetime
 
 
 class AgreementOut(_Out):
@@ -314,14 +327,17 @@ class AgreementOut(_Out):
     purpose_note: str
     valid_from: datetime
     valid_to: datetime | None
-    approved_by: str
+    reference: str
+    approved_by: list[str] = Field(description="Usernames of the owner's approving admins.")
+    approvals: list[ApprovalOut]
+    required_approvals: int = Field(description="2 when personal data fields are shared.")
     created_at: datetime | None
     created_by: str | None
     revoked_at: datetime | None
     revoked_by: str | None
     revoke_reason: str | None
     version: int
-    status: str = Field(description="active, pending, expired or revoked, now.")
+    status: str = Field(description="active, awaiting_approval, pending, expired or revoked, now.")
 
 
 class AgreementListOut(_Out):
@@ -355,6 +371,8 @@ class AuditEventOut(_Out):
     seq: int
     occurred_at: datetime
     actor: str
+    #: The user's username or ``token <label>`` (None for system, public, unknown ids).
+    actor_name: str | None = None
     actor_agency: str | None
     source_ip: str | None
     action: str

@@ -9,7 +9,7 @@ failed attempts and account changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from crossbeat.audit.events import Action, AuditEvent, Outcome
 from crossbeat.audit.log import append
 
 if TYPE_CHECKING:
-    from crossbeat.auth.events import AuthEvent
+    from crossbeat.auth.events import AuthEvent, AuthEventSink
     from crossbeat.store import Store
 
 _ACTIONS = {
@@ -32,9 +32,7 @@ _ACTIONS = {
 _OUTSIDERS = ("login.", "token.refused")  # attempts from someone not yet known
 
 
-def auth_sink(
-    store: Store, *, source_ip: str | None = None
-) -> Callable[[Connection, AuthEvent], None]:
+def auth_sink(store: Store, *, source_ip: str | None = None) -> AuthEventSink:
     """Return a :class:`~crossbeat.auth.events.AuthEventSink` writing to the audit log.
 
     Parameters

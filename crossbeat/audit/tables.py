@@ -72,3 +72,21 @@ audit_tree_heads = Table(
     Column("signature", Text, nullable=False),
     Column("frontier", JsonType, nullable=False),
 )
+
+# Public (anonymous) reads being counted before they become audit events (issue #7,
+# finding 9): one row per time window, owner agency, action, resource and client address,
+# turned into one aggregated event when the window has closed
+# (:mod:`crossbeat.audit.public_reads`). Not append-only: it is a counter.
+public_read_tallies = Table(
+    "public_read_tallies",
+    metadata,
+    Column("window_start", UTCDateTime, primary_key=True),
+    Column("owner_id", String(64), primary_key=True),  # "" when the read touched no owner
+    Column("action", String(32), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),
+    Column("source_ip", String(45), primary_key=True),  # "" when unknown
+    Column("requests", Integer, nullable=False),
+    Column("records", BigInteger, nullable=False),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+)

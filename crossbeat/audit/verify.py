@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, select
@@ -277,6 +278,8 @@ def verify(
     *,
     key: AnyKey | Iterable[AnyKey] | None = None,
     trusted_heads: Sequence[TreeHead] = (),
+    heads_file: Path | None = None,
+    heads_file_required: bool = True,
     tolerance: timedelta = DEFAULT_TOLERANCE,
     page_size: int = PAGE_SIZE,
     max_problems: int = 1000,
@@ -295,6 +298,16 @@ def verify(
         Tree heads kept outside the database (exported with
         ``crossbeat audit checkpoint --out``): each must be a prefix of the log and
         still be stored, which detects truncation of the newest events.
+    heads_file
+        The heads file a server appends every signed head to
+        (:mod:`crossbeat.audit.witness`): every head in it is a trusted head. When it
+        is missing although heads are stored, that is a problem (it was deleted) when
+        ``heads_file_required``, else a warning (a default path no server wrote yet);
+        when it is missing and no head is stored, a warning (an empty or erased log
+        cannot be told apart without a copy kept elsewhere).
+    heads_file_required
+        Whether a missing ``heads_file`` is a problem (it was configured) or only a
+        warning (the default path beside a SQLite database).
     tolerance
         How far an event's time may lie before an earlier event's.
     page_size
@@ -309,6 +322,9 @@ def verify(
     """
     keys = public_keys(key)
     report = VerifyReport(signatures_checked=bool(keys), max_problems=max_problems)
+    trusted_heads = list(trusted_heads) + _file_heads(
+        store, heads_file, report, required=heads_file_required
+    )
     with store.connect() as conn:
         heads, _ = _load_heads(conn, report, check=False)
         capture = {h.tree_size for h in heads} | {h.tree_size for h in trusted_heads}
@@ -326,6 +342,41 @@ def verify(
             "no key given: tree head signatures were not checked (use --key-file)"
         )
     return report
+
+
+def _file_heads(
+    store: Store, path: Path | None, report: VerifyReport, *, required: bool
+) -> list[TreeHead]:
+    from crossbeat.audit.witness import read_heads_file
+
+    if path is None:
+        return []
+    if path.exists():
+        try:
+            return read_heads_file(path)
+        except ValueError as exc:
+            report.add("heads_file_malformed", str(exc))
+            return []
+    with store.connect() as conn:
+        stored = conn.execute(tolerant(audit_tree_heads).limit(1)).first()
+    if stored is not None and required:
+        report.add(
+            "heads_file_missing",
+            f"the audit heads file {path} is missing although tree heads were signed "
+            "(it was deleted or moved)",
+        )
+    elif stored is not None:
+        report.warnings.append(
+            f"no audit heads file at {path}: the stored heads are checked, but nothing "
+            "outside the database vouches for them (start the server, or run `crossbeat "
+            "audit checkpoint`, to write it)"
+        )
+    else:
+        report.warnings.append(
+            f"no audit heads file at {path} and no tree head stored: nothing proves the "
+            "log was not erased (give a head kept elsewhere with --trusted-head)"
+        )
+    return []
 
 
 def _load_heads(

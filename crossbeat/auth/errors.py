@@ -151,6 +151,10 @@ class DuplicateUsername(AccountError):
         )
 
 
+class MalformedSignIn(AccountError):
+    """A sign-in whose username or password is not text or holds a NUL character."""
+
+
 class InvalidUsername(AccountError):
     """The username is empty, too long or uses characters that are not allowed."""
 

@@ -29,12 +29,13 @@ from crossbeat.auth.errors import (
     AccountLocked,
     AuthenticationError,
     InvalidCredentials,
+    MalformedSignIn,
     MfaChallengeExpired,
     MfaRequired,
     TotpReplay,
 )
 from crossbeat.auth.events import AuthEvent, AuthEventSink, emit
-from crossbeat.auth.sessions import ABSOLUTE_TIMEOUT, Session, start_session
+from crossbeat.auth.sessions import ABSOLUTE_TIMEOUT, Session, end_user_sessions, start_session
 from crossbeat.auth.tables import login_failures, mfa_challenges, users
 from crossbeat.clock import Clock
 from crossbeat.store import Store
@@ -43,6 +44,11 @@ from crossbeat.vault.totp_seeds import WHAT as SEALED_SEEDS
 from crossbeat.vault.totp_seeds import open_seed
 
 MAX_FAILURES = 5
+#: The one answer of the password step to an unknown name, a wrong password or a lock.
+SIGN_IN_REFUSED = (
+    "invalid username or password (after 5 failed attempts in 15 minutes an account is "
+    "locked until an administrator unlocks it)"
+)
 FAILURE_WINDOW = timedelta(minutes=15)
 MFA_TIMEOUT = timedelta(minutes=5)
 TICKET_PREFIX = "cbm_"
@@ -97,28 +103,40 @@ def begin_login(
     Raises
     ------
     InvalidCredentials
-        Unknown username or wrong password (not saying which).
-    AccountLocked
-        Locked now or already; the password was not looked at.
+        Unknown username, wrong password, or a locked account (not saying which: the
+        same answer after the same work, so accounts and locks cannot be probed).
+    MalformedSignIn
+        A username or password that is not text or holds a NUL character (audited).
     AccountDisabled
         The password was right but the account is disabled (or was just disabled
         for 90 days without use).
     """
     now = (clock or store.clock).now()
     failure: AuthenticationError | None = None
+    if _malformed(username) or _malformed(password):
+        with store.begin() as conn:  # an access attempt all the same: audited
+            emit(events, conn, _failed(now, None, _printable(username), "malformed"))
+        raise MalformedSignIn(
+            "username and password must be text without NUL characters: check the request"
+        )
     with store.begin() as conn:
-        row = find_user_row(conn, username) if isinstance(username, str) else None
+        row = find_user_row(conn, username)
         if row is not None:  # serialise attempts on one account (PostgreSQL row lock)
             row = _lock_row(conn, row["id"])
+        # An unknown name, a wrong password and a locked account (whose password is not
+        # looked at) answer the same, after the same argon2 work, so that neither the
+        # existence of an account nor its lock can be probed (issue #7, finding 8).
         if row is None:
-            passwords.verify_password(None, password)  # same time as for a real account
-            emit(events, conn, _failed(now, None, str(username)[:64], "password"))
-            failure = InvalidCredentials()
+            passwords.verify_password(None, password)
+            emit(events, conn, _failed(now, None, username[:64], "password"))
+            failure = InvalidCredentials(SIGN_IN_REFUSED)
         elif _locked(conn, row, now, events):
+            passwords.verify_password(None, password)
             emit(events, conn, _failed(now, row, row["username"], "locked"))
-            failure = AccountLocked()
+            failure = InvalidCredentials(SIGN_IN_REFUSED)
         elif not passwords.verify_password(row["password_hash"], password):
-            failure = _record_failure(conn, row, "password", now, events)
+            _record_failure(conn, row, "password", now, events)
+            failure = InvalidCredentials(SIGN_IN_REFUSED)
         elif row["status"] != "active" or is_inactive(row["last_active_at"], now):
             if row["status"] == "active":
                 disable_in(conn, user_from_row(conn, row), "inactive", now, events)
@@ -294,6 +312,15 @@ def _succeed(
     return LoginResult(token, session, user)
 
 
+def _malformed(value: object) -> bool:
+    return not isinstance(value, str) or "\x00" in value
+
+
+def _printable(value: object) -> str:
+    """Return a username as the audit log can hold it (NUL shown as U+FFFD)."""
+    return str(value).replace("\x00", "\ufffd")[:64] if isinstance(value, str) else "<not text>"
+
+
 def _lock_row(conn: Connection, user_id: str) -> RowMapping | None:
     return (
         conn.execute(select(users).where(users.c.id == user_id).with_for_update())
@@ -335,6 +362,9 @@ def _lock(conn: Connection, row: RowMapping, now: datetime, events: AuthEventSin
         .values(locked_at=now)
     )
     emit(events, conn, _event("account.locked", now, row, failures=MAX_FAILURES))
+    # A lock also ends the sessions already signed in (issue #7, finding 9): whoever
+    # is guessing may already hold one.
+    end_user_sessions(conn, row["id"], "locked", now, events=events)
 
 
 def _event(action: str, now: datetime, row: RowMapping, **detail: object) -> AuthEvent:

@@ -102,9 +102,8 @@ def password_problems(
         problems.append("it is a commonly used password or a small variation of one")
     elif _is_repetitive_or_sequential(folded) or _is_padded_pattern(folded):
         problems.append("it is a repeated or sequential pattern")
-    for word in context:
-        word = normalise_password(word).casefold().strip()
-        if len(word) >= 3 and word in folded:
+    for word in dict.fromkeys(normalise_password(w).casefold().strip() for w in context):
+        if len(word) >= 3 and word in folded:  # each word once, however often it is given
             problems.append(f"it contains {word!r}")
     return problems
 

@@ -76,7 +76,8 @@ def parse_roles(names: Iterable[str | Role]) -> frozenset[Role]:
     Parameters
     ----------
     names
-        Role names such as ``"analyst"`` (``-`` is accepted for ``_``).
+        Role names such as ``"analyst"``; case, ``-`` and spaces are forgiven, so
+        ``"agency-admin"`` and ``"Agency admin"`` both mean ``agency_admin``.
 
     Returns
     -------
@@ -91,7 +92,7 @@ def parse_roles(names: Iterable[str | Role]) -> frozenset[Role]:
     valid = ", ".join(r.value for r in Role)
     roles = set()
     for name in names:
-        key = str(name).strip().lower().replace("-", "_")
+        key = "_".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())
         try:
             roles.add(Role(key))
         except ValueError:
@@ -107,13 +108,15 @@ class Actor:
 
     Management functions take ``by: Actor | None``; ``None`` means the local
     operator running the ``crossbeat`` command with direct database access, who
-    is trusted like a platform administrator.
+    is trusted like a platform administrator. ``source_ip`` is the client address of
+    the web request, recorded on the audit events the actor causes.
     """
 
     user_id: str
     username: str
     agency_id: str
     roles: frozenset[Role] = field(default_factory=frozenset)
+    source_ip: str | None = None
 
 
 @dataclass(frozen=True)

@@ -238,12 +238,20 @@ def _end(
     # The account's agency owns the event, so its auditors see its users' sessions end.
     agency = conn.execute(select(users.c.agency_id).where(users.c.id == user_id)).scalar()
     detail = {"reason": reason, "session": session_id[:16]}
-    ended = AuthEvent(
-        "session.ended",
-        now,
-        actor_user_id=user_id if reason == "logout" else None,  # the user signed out
-        subject_user_id=user_id,
-        agency_id=agency,
-        detail=detail,
+    # Name the user and their agency, so that the agency sees its users' session ends.
+    who = conn.execute(
+        select(users.c.username, users.c.agency_id).where(users.c.id == user_id)
+    ).first()
+    emit(
+        events,
+        conn,
+        AuthEvent(
+            "session.ended",
+            now,
+            actor_user_id=user_id if reason == "logout" else None,  # the user signed out
+            subject_user_id=user_id,
+            username=who.username if who else None,
+            agency_id=who.agency_id if who else agency,
+            detail=detail,
+        ),
     )
-    emit(events, conn, ended)

@@ -100,7 +100,7 @@ user_sessions = Table(
     # Absolute end: created_at + 12 hours, whatever the activity.
     Column("expires_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime),
-    # logout | idle | absolute | disabled | password
+    # logout | idle | absolute | disabled | password | locked
     Column("end_reason", String(16)),
     Index("ix_user_sessions_user", "user_id"),
 )

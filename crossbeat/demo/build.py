@@ -7,11 +7,13 @@ stage, so later stages (demo accounts, sharing agreements) slot in beside them:
    its jurisdiction boundary and a ground-truth manifest into a folder;
 2. :func:`register_demo_agencies` - register the agencies and load their boundaries;
 3. :func:`ingest_demo_exports` - ingest each export through its source profile;
-4. :func:`crossbeat.demo.accounts.demo_accounts` - a user for every role in every
-   agency (demo only: one published password, secrets saved in the demo folder);
+4. :func:`crossbeat.demo.accounts.demo_accounts` - a user for every agency role in
+   every agency and one platform admin (demo only: one published password, secrets
+   saved in the demo folder);
 5. :func:`crossbeat.sharing.demo.demo_agreements` - the region's task force and
-   sharing agreements (city and county share everything with each other, transit
-   shares with both at block precision after 24 hours, all share with the public).
+   sharing agreements, each approved by the owner's agency admins (city and county
+   share everything with each other, transit shares with both at block precision
+   after 24 hours, all share with the public).
 
 :func:`build_demo` runs them in order.
 """
@@ -29,7 +31,7 @@ from typing import Any
 from crossbeat.agencies import load_boundaries, register_agency
 from crossbeat.areas import add_layer
 from crossbeat.demo import region
-from crossbeat.demo.accounts import demo_accounts
+from crossbeat.demo.accounts import PREFIXES, demo_accounts, demo_admins
 from crossbeat.demo.exports import FILES, ExportFile, write_exports
 from crossbeat.demo.generate import TIMEZONE, Simulation, simulate
 from crossbeat.ingest.pipeline import IngestSummary, ingest_files
@@ -143,10 +145,43 @@ def remove_demo(out_dir: Path) -> None:
     """
     close_all()
     names = [DEMO_DB, f"{DEMO_DB}-wal", f"{DEMO_DB}-shm", MANIFEST, *FILES.values()]
+    # The audit heads file and server key beside the database belong to its log.
+    names += [f"{DEMO_DB}.audit-heads.jsonl", f"{DEMO_DB}.audit-key", f"{DEMO_DB}.audit-key.pub"]
     for name in names:
         (out_dir / name).unlink(missing_ok=True)
     for agency in region.agencies():
         (out_dir / "boundaries" / f"{agency.id}.geojson").unlink(missing_ok=True)
+    for folder in DEMO_SOURCE_FOLDERS:
+        for name in _shipped(folder):
+            (out_dir / folder / name).unlink(missing_ok=True)
+
+
+#: Folders of ``crossbeat/demo`` copied into the demo folder: the demo agencies' source
+#: profiles and offence crosswalks, as an agency would keep its own.
+DEMO_SOURCE_FOLDERS = ("profiles", "crosswalks")
+
+
+def _shipped(folder: str) -> list[str]:
+    root = resources.files("crossbeat.demo") / folder
+    return sorted(p.name for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def copy_demo_sources(out_dir: Path) -> Path:
+    """Copy the demo's source profiles and crosswalks into ``out_dir/profiles`` and
+    ``out_dir/crosswalks`` (the profiles find the crosswalks there, as in the package).
+
+    Returns
+    -------
+    Path
+        The crosswalk folder, for ``crossbeat taxonomy crosswalks --dir``.
+    """
+    for folder in DEMO_SOURCE_FOLDERS:
+        target = out_dir / folder
+        target.mkdir(parents=True, exist_ok=True)
+        for name in _shipped(folder):
+            data = (resources.files("crossbeat.demo") / folder / name).read_bytes()
+            (target / name).write_bytes(data)
+    return out_dir / "crosswalks"
 
 
 def demo_profile(agency_id: str) -> Profile:
@@ -271,6 +306,7 @@ def build_demo(
         The files written and each agency's ingest summary.
     """
     files = write_region_files(out_dir, seed=seed, size=size)
+    copy_demo_sources(out_dir)
     store = open_store(db_url, kek=kek or demo_kek(db_url, out_dir))
     register_demo_agencies(store, files.boundaries)
     for key, path in files.areas.items():
@@ -281,7 +317,7 @@ def build_demo(
     ingests = ingest_demo_exports(store, files.exports, progress=progress)
     demo_accounts(store, out_dir)
     if not list_agreements(store):
-        demo_agreements(store)
+        demo_agreements(store, {agency: demo_admins(agency) for agency in PREFIXES})
     return DemoSummary(db_url, out_dir, seed, size, files, ingests)
 
 

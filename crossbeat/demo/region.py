@@ -326,8 +326,13 @@ def street_address(x: float, y: float, *, parity: int = 0) -> tuple[str, str]:
 
     Examples
     --------
-    >>> street_address(10.0, -500.0)[0]
-    '1 SE 3RD AVE'
+    A point 10 m east of the first avenue and 500 m south of the origin is on that
+    avenue, 3.1 blocks south:
+
+    >>> street_address(10.0, -500.0)
+    ('312 SE 1ST AVE', '3XX SE 1ST AVE')
+    >>> street_address(10.0, -500.0, parity=1)[0]
+    '313 SE 1ST AVE'
     """
     col = round(x / BLOCK_M)
     row = round(y / BLOCK_M)

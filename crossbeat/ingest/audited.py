@@ -20,10 +20,11 @@ from sqlalchemy import Connection, select
 
 from crossbeat.audit.changes import Principal, record_change
 from crossbeat.audit.events import Action
+from crossbeat.ingest.items import Item
 from crossbeat.ingest.profile import Profile
 from crossbeat.store import Store
 from crossbeat.store.schema import ingest_batches
-from crossbeat.store.writes import Counts, Item
+from crossbeat.store.writes import Counts
 
 
 @dataclass

@@ -24,6 +24,7 @@ from crossbeat.agencies import jurisdiction_index
 from crossbeat.clock import Clock
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated
+from crossbeat.ingest.preflight import store_problems
 from crossbeat.ingest.profile import Profile, ProfileError
 from crossbeat.ingest.readers import RawRecord, SourceError, open_source
 from crossbeat.ingest.source import display_encoding
@@ -92,11 +93,16 @@ class CheckReport:
     warnings: Counter[str] = field(default_factory=Counter)
     unmapped: Counter[str] = field(default_factory=Counter)
     duplicates_complete: bool = True
+    #: Lines of the profile with an unsettled ``TODO`` comment: the ingest refuses it.
+    todos: list[str] = field(default_factory=list)
+    #: Why the ingest would refuse the run against the store checked (``--db``): an
+    #: unregistered agency, a time zone differing from the agency's.
+    refusals: list[str] = field(default_factory=list)
 
     @property
     def matches(self) -> bool:
         """Whether the profile reads the file (no file error, no missing columns...)."""
-        if self.error or self.missing_columns:
+        if self.error or self.missing_columns or self.todos or self.refusals:
             return False
         return not (self.total and self.rejected == self.total)
 
@@ -133,6 +139,8 @@ class CheckReport:
             "warnings": dict(self.warnings.most_common()),
             "unmapped": dict(self.unmapped.most_common()),
             "duplicates_complete": self.duplicates_complete,
+            "todos": self.todos,
+            "refusals": self.refusals,
         }
 
 
@@ -258,7 +266,9 @@ def check_profile(
     Returns
     -------
     CheckReport
-        Everything found; ``report.matches`` says whether the profile fits the file.
+        Everything found; ``report.matches`` says whether the profile fits the file
+        and the ingest would accept it (no unsettled ``TODO``; with a store, the
+        agency registered there, in the profile's time zone).
     """
     agency = None if profile.agency_column else (agency_id or profile.agency)
     report = CheckReport(
@@ -271,7 +281,10 @@ def check_profile(
         and bool(profile.location.x or profile.source.format == "geojson"),
         boundaries_checked=store is not None
         and (agency is not None or bool(profile.agency_column)),
+        todos=list(profile.open_todos),
     )
+    if store is not None:
+        report.refusals = store_problems(store, profile, agency)
     try:
         reader = open_source(path, profile.source)
     except SourceError as exc:

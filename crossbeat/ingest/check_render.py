@@ -59,6 +59,21 @@ def render_report(report: CheckReport, console: Console) -> None:
         console.print(_rows_table(report.rows))
     if report.scanned:
         _render_scan(report, console)
+    _render_refusals(report, console)
+
+
+def _render_refusals(report: CheckReport, console: Console) -> None:
+    """Print why the ingest would refuse the profile: open TODOs, store problems."""
+    if report.todos:
+        console.print(
+            "[bold red]Unsettled TODO(s) in the profile: the ingest refuses it until each "
+            "is settled[/] (set the value it asks for, then delete the word TODO):",
+            highlight=False,
+        )
+        for line in report.todos:
+            console.print(Text(f"  {line}"), highlight=False)
+    for refusal in report.refusals:
+        console.print(Text("The ingest would refuse: ", style="bold red") + Text(refusal))
 
 
 def _boundary_note(report: CheckReport) -> str | None:

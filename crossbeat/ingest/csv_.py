@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -30,6 +31,78 @@ from crossbeat.ingest.source import (
 )
 
 _OTHER_DELIMITERS = (",", ";", "\t", "|")
+#: Distinct values of the last column remembered to recognise a complete last value.
+LAST_COLUMN_VALUES = 1000
+_NUMBER = re.compile(r"^[+-]?\d+(?:\.(\d+))?$")
+
+
+class LastColumn:
+    """The shape of the last column's values, to judge a final record without a line break.
+
+    A file cut in the middle of its last record usually still parses: the cut lands in
+    the last field (a latitude losing digits), which is the only one that can be short
+    without the record losing a field. Such a record ends the file without a line break
+    — but so does the last record of many complete files. The values of the same column
+    in the records before it tell the two apart (:meth:`complete`).
+    """
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.blanks = 0
+        self.lengths: set[int] = set()
+        #: Decimal places of the numeric values; None once a value is not a number.
+        self.decimals: set[int] | None = set()
+        self.values: set[str] | None = set()
+
+    def add(self, value: str) -> None:
+        """Learn one value of the column, from a record that ended with a line break."""
+        self.rows += 1
+        value = value.strip()
+        if not value:
+            self.blanks += 1
+            return
+        if len(self.lengths) <= 2:
+            self.lengths.add(len(value))
+        if self.decimals is not None:
+            m = _NUMBER.match(value)
+            if m is None:
+                self.decimals = None
+            elif len(self.decimals) <= 2:
+                self.decimals.add(len(m.group(1) or ""))
+        if self.values is not None:
+            self.values.add(value)
+            if len(self.values) > LAST_COLUMN_VALUES:
+                self.values = None
+
+    def complete(self, value: str, quoted: bool) -> bool:
+        """Return whether a final value without a line break is complete, as far as can be told.
+
+        It is when it ends with the closing quote of a quoted value; or when it has the
+        column's shape: the one length every earlier value has, the one number of
+        decimal places every earlier number has, one of the column's (at most
+        :data:`LAST_COLUMN_VALUES`) earlier values that is not the beginning of another,
+        or blank in a column blank on at least half the earlier records. Anything else
+        might be cut, and is quarantined.
+        """
+        if quoted:
+            return True
+        value = value.strip()
+        if not self.rows:
+            return False
+        if not value:
+            return self.blanks * 2 >= self.rows
+        if self.rows - self.blanks < 2:
+            return False
+        if len(self.lengths) == 1 and len(value) in self.lengths:
+            return True
+        if self.decimals and len(self.decimals) == 1:
+            m = _NUMBER.match(value)
+            (places,) = self.decimals
+            if places and m is not None and len(m.group(1) or "") == places:
+                return True
+        if self.values is not None and value in self.values:
+            return not any(v != value and v.startswith(value) for v in self.values)
+        return False
 
 
 class _Lines:
@@ -132,6 +205,7 @@ class CsvReader(SourceReader):
     def _records(self) -> Iterator[RawRecord]:
         width = len(self.columns)
         number = 0
+        last = LastColumn()
         while True:
             try:
                 row = next(self._csv)
@@ -146,7 +220,13 @@ class CsvReader(SourceReader):
             if not overlong and not any(c.strip() for c in row) and len(row) <= 1:
                 continue  # a blank line is not a record
             number += 1
-            yield self._record(number, row, text, overlong, width)
+            record = self._record(number, row, text, overlong, width)
+            if len(row) == width:
+                if text.endswith(("\n", "\r")):
+                    last.add(row[-1])
+                elif not last.complete(row[-1], text.rstrip(" \t").endswith('"')):
+                    record = self._maybe_cut(record, row[-1])
+            yield record
 
     def _record(
         self, number: int, row: list[str], text: str, overlong: int, width: int
@@ -181,6 +261,24 @@ class CsvReader(SourceReader):
             fields, bad = clean_escaped(fields, self.encoding, self.encoding_detected)
             problems.extend(bad)
         return RawRecord(number, fields, None, tuple(problems), self.offset)
+
+    def _maybe_cut(self, record: RawRecord, value: str) -> RawRecord:
+        """Quarantine a final record that ends without a line break and may have been cut."""
+        column = self.columns[-1]
+        problem = (
+            f"the file ends without a line break inside this record, and its last value "
+            f"(column {column!r}: {value.strip()!r}) does not have the shape of that column's "
+            "earlier values: it may be truncated (the file cut in its last field). Check "
+            "the end of the file; if the record is complete, add a line break at the end "
+            "and ingest the file again"
+        )
+        return RawRecord(
+            record.row_number,
+            record.fields,
+            record.geometry,
+            (*record.problems, problem),
+            record.offset,
+        )
 
     def _unparsable(self, number: int, text: str, exc: csv.Error) -> RawRecord:
         message = str(exc)

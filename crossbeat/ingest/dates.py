@@ -17,6 +17,8 @@ Rules (see ``docs/profiles.md``):
 * Precision is inferred from the matched format (``auto``), or declared; the result
   is never finer than the value (a blank time column gives day precision). Coarser
   than minute, the range covers the whole local hour, day, month or year.
+* A local time of day the profile declares a placeholder (``placeholder_times``, the
+  ``00:00`` many exports write for "time unknown") gives day precision.
 """
 
 from __future__ import annotations
@@ -167,6 +169,19 @@ class DateParser:
         # successes are remembered (a DateError is raised again for each bad value).
         self._match_cached = functools.lru_cache(maxsize=MATCH_CACHE_SIZE)(self._match)
         self._match_time_cached = functools.lru_cache(maxsize=MATCH_CACHE_SIZE)(self._match_time)
+        self.placeholders = frozenset(
+            time.fromisoformat(t if t.count(":") == 2 else t + ":00")
+            for t in spec.placeholder_times
+        )
+
+    def _is_placeholder(self, moment: datetime) -> bool:
+        """Return whether the local time of day of ``moment`` is a declared placeholder.
+
+        A value with its own offset is compared in the field's time zone (local
+        midnight written in UTC is still midnight).
+        """
+        local = moment.astimezone(self.tz) if moment.tzinfo is not None else moment
+        return local.time().replace(microsecond=0) in self.placeholders and not local.microsecond
 
     def describe(self) -> str:
         """Return the formats tried, for messages."""
@@ -204,6 +219,9 @@ class DateParser:
         elif self.spec.time_column:
             inferred = coarser(inferred, TimePrecision.DAY)
         precision = coarser(inferred, self.declared) if self.declared else inferred
+        if self.placeholders and precision in (TimePrecision.MINUTE, TimePrecision.HOUR):
+            if self._is_placeholder(moment):
+                precision = TimePrecision.DAY
         try:
             return self._to_range(moment, precision)
         except (ValueError, OverflowError) as exc:  # year 1 or 9999 after a zone shift

@@ -44,6 +44,7 @@ from crossbeat.ingest.points import (
     coarsest,
     geometry_point,
     parse_coordinate,
+    rounding_precision,
     validate_point,
 )
 from crossbeat.ingest.profile import DateSpec, Profile, ProfileError
@@ -115,6 +116,11 @@ class Rejected:
         if rec.geometry is not None:
             raw["_geometry"] = rec.geometry
         return cls(rec.row_number, raw, tuple(reasons))
+
+
+def _absent(rec: RawRecord, column: str) -> bool:
+    """Return True when a record has no field ``column`` at all (not even a blank one)."""
+    return column not in rec.fields and nested_value(rec.fields, column) is None
 
 
 def raw_hash(rec: RawRecord) -> str:
@@ -212,6 +218,7 @@ class Normaliser:
             )
         self._types = {k.strip().casefold(): v for k, v in loc.location_types.items()}
         self._precisions = {k.strip().casefold(): v for k, v in loc.precision_values.items()}
+        self._rounding = rounding_precision(loc.precision_m)
         sens = profile.sensitivity
         self._flags = [
             (flag, rule.column, {v.strip().casefold() for v in rule.values})
@@ -469,18 +476,19 @@ class Normaliser:
         return Location(lat, lon, precision, block, nibrs_type, local_type)
 
     def _precision(self, rec: RawRecord, issues: _Issues) -> LocationPrecision:
+        """Return the declared (or per-row) precision, never finer than the source's rounding."""
         loc = self.profile.location
         value = self.value(rec, loc.precision_column)
         if value is None:
-            return loc.precision
+            return coarsest(loc.precision, self._rounding)
         mapped = self._precisions.get(value.casefold())
         if mapped is None:
             issues.warn(
                 f"location: precision {value!r} (column {loc.precision_column!r}) is not in "
                 f"location.precision_values; used {loc.precision.value!r}"
             )
-            return loc.precision
-        return mapped
+            return coarsest(loc.precision, self._rounding)
+        return coarsest(mapped, self._rounding)
 
     def _point(
         self, rec: RawRecord, issues: _Issues
@@ -491,11 +499,20 @@ class Normaliser:
             if loc.x and loc.y:
                 xs, ys = self.value(rec, loc.x), self.value(rec, loc.y)
                 if xs is None and ys is None:
-                    issues.warn(f"location: no coordinates (columns {loc.x!r}, {loc.y!r} blank)")
+                    absent = [c for c in (loc.x, loc.y) if _absent(rec, c)]
+                    what = (
+                        f"{' and '.join(repr(c) for c in absent)} not in this record"
+                        if absent
+                        else "blank"
+                    )
+                    issues.warn(f"location: no coordinates (columns {loc.x!r}, {loc.y!r}: {what})")
                     return None
                 if xs is None or ys is None:
-                    blank, given = (loc.x, ys) if xs is None else (loc.y, xs)
-                    raise PointError(f"column {blank!r} is blank but not the other ({given!r})")
+                    blank, other, given = (loc.x, loc.y, ys) if xs is None else (loc.y, loc.x, xs)
+                    state = "is not in this record" if _absent(rec, blank) else "is blank"
+                    raise PointError(
+                        f"column {blank!r} {state}, but column {other!r} holds {given!r}"
+                    )
                 label = f"columns {loc.x!r}, {loc.y!r}"
                 errors = []
                 for text, column in ((xs, loc.x), (ys, loc.y)):

@@ -27,12 +27,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crossbeat.ingest.items import derive
 from crossbeat.ingest.readers import SourceError, SourceReader, open_source
-from crossbeat.store.writes import derive
 
 if TYPE_CHECKING:
+    from crossbeat.ingest.items import Item
     from crossbeat.ingest.pipeline import RowRouter
-    from crossbeat.store.writes import Item
 
 #: Most rows normalised and written at a time, however many rows a transaction holds:
 #: the memory held by one part.
@@ -63,7 +63,7 @@ def parts(
     """Normalise a file's rows after row ``done`` into parts.
 
     Rows up to ``done`` (committed by an earlier, interrupted run) are replayed, not
-    normalised again. The items are derived (:func:`crossbeat.store.writes.derive`).
+    normalised again. The items are derived (:func:`crossbeat.ingest.items.derive`).
     A part closes the transaction every ``chunk_size`` rows; the last part (possibly
     empty) always does.
     """

@@ -26,18 +26,21 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from crossbeat.agencies import ensure_agency, jurisdiction_index
+from crossbeat.agencies import jurisdiction_index
 from crossbeat.audit.changes import Principal
+from crossbeat.geo.areas import AreaIndex
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.ingest.audited import ChunkTally, previous_profile_hash, record_chunk
+from crossbeat.ingest.items import Item
 from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated
 from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
-from crossbeat.ingest.profile import Profile
+from crossbeat.ingest.preflight import store_problems
+from crossbeat.ingest.profile import Profile, require_settled
 from crossbeat.ingest.readers import RawRecord, SourceError, file_sha256, open_source
 from crossbeat.ingest.withhold import withheld_values, withhold_personal
 from crossbeat.store import Store
 from crossbeat.store.schema import ingest_batches
-from crossbeat.store.writes import Counts, Item, write_chunk
+from crossbeat.store.writes import Counts, write_chunk
 
 #: Rows per transaction: large enough to amortise commits (each SQLite commit writes
 #: every index page it touched, and new records land all over the randomly keyed
@@ -51,7 +54,14 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class IngestError(RuntimeError):
-    """A file could not be ingested at all; the message names the next step."""
+    """A file could not be ingested at all; the message names the next step.
+
+    ``path`` is the file it is about, when it is about one.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass
@@ -87,7 +97,6 @@ class IngestSummary:
     agency_id: str | None
     profile: str
     files: list[FileSummary] = field(default_factory=list)
-    agency_created: bool = False
 
     @property
     def totals(self) -> Counts:
@@ -143,7 +152,6 @@ class IngestSummary:
             "agency": self.agency_id,
             "profile": self.profile,
             **self.totals.as_dict(),
-            "agency_created": self.agency_created,
             "files": [f.as_dict() for f in self.files],
         }
 
@@ -158,6 +166,7 @@ def ingest_files(
     chunk_size: int = CHUNK_SIZE,
     parallel: bool | None = None,
     by: Principal | None = None,
+    accept_timezone: bool = False,
 ) -> IngestSummary:
     """Ingest agency export files through a source profile.
 
@@ -166,9 +175,11 @@ def ingest_files(
     store
         The open store.
     agency_id
-        The agency that owns the records; registered (named after its id) if new.
-        None for a multi-agency feed whose profile routes each row to its agency by
-        a column (``agency_column``/``agency_map``).
+        The agency that owns the records (default: the profile's ``agency``); it must
+        be registered (:func:`crossbeat.agencies.register_agency`): the ingest never
+        registers one. None for a multi-agency feed whose profile routes each row to
+        its agency by a column (``agency_column``/``agency_map``; every agency of the
+        map must be registered).
     profile
         The validated source profile (:func:`crossbeat.ingest.profile.load_profile`).
     paths
@@ -185,6 +196,9 @@ def ingest_files(
         Who runs the ingest: a signed-in user, or None for the local operator. Every
         committed chunk is written to the audit log with it
         (:mod:`crossbeat.ingest.audited`).
+    accept_timezone
+        Accept a profile time zone that differs from the agency's registered one
+        (otherwise refused: :func:`crossbeat.ingest.preflight.store_problems`).
 
     Returns
     -------
@@ -194,22 +208,22 @@ def ingest_files(
     Raises
     ------
     IngestError
-        When a file cannot be read as the profile describes. Every file is opened
+        When an agency is not registered, the profile's time zone differs from the
+        agency's (without ``accept_timezone``), or a file cannot be read as the profile
+        describes; nothing is written then. Every file is opened
         first, so a missing file, a wrong format or missing columns stop the run before
         anything is written; a problem found later in a file stops the run at that file
         (nothing of it is stored; files before it stay ingested).
+    ProfileError
+        When the profile has an unsettled ``TODO`` comment (nothing is written).
     """
-    _check_files(profile, paths)
+    require_settled(profile)
     if profile.agency_column:
         if agency_id is not None:
             raise IngestError(
                 f"profile {profile.name!r} routes each row to its agency by column "
                 f"{profile.agency_column!r}: run it without --agency"
             )
-        created = False
-        for routed in sorted(set(profile.agency_map.values())):
-            zone = profile.for_agency(routed).source.timezone
-            created |= ensure_agency(store, routed, timezone=zone)
     else:
         agency_id = agency_id or profile.agency
         if agency_id is None:
@@ -221,8 +235,11 @@ def ingest_files(
                 f"profile {profile.name!r} is for agency {profile.agency!r}, not {agency_id!r}: "
                 f"use --agency {profile.agency} or a profile for {agency_id}"
             )
-        created = ensure_agency(store, agency_id, timezone=profile.source.timezone)
-    summary = IngestSummary(agency_id=agency_id, profile=profile.name, agency_created=created)
+    problems = store_problems(store, profile, agency_id, accept_timezone=accept_timezone)
+    if problems:
+        raise IngestError("; ".join(problems) + " (nothing was stored)")
+    _check_files(profile, paths)
+    summary = IngestSummary(agency_id=agency_id, profile=profile.name)
     index = jurisdiction_index(store)
     with _fewer_collections():
         for path in paths:
@@ -257,7 +274,7 @@ def _check_files(profile: Profile, paths: Sequence[str | Path]) -> None:
             with open_source(p, profile.source, required_columns=profile.referenced_columns()):
                 pass
         except SourceError as exc:
-            raise IngestError(f"{p}: {exc}") from exc
+            raise IngestError(f"{p}: {exc}", path=str(p)) from exc
 
 
 def _ingest_file(
@@ -275,7 +292,7 @@ def _ingest_file(
         reader_cm = open_source(path, profile.source, required_columns=profile.referenced_columns())
         reader = reader_cm.__enter__()
     except SourceError as exc:
-        raise IngestError(f"{path}: {exc}") from exc
+        raise IngestError(f"{path}: {exc}", path=str(path)) from exc
     try:
         file_hash = file_sha256(path)
         audit_source = {
@@ -294,14 +311,16 @@ def _ingest_file(
         )
         try:
             with source as stream, _progress_bar(progress, path, reader.size) as advance:
-                _write_parts(store, stream, batch_id, profile, index, advance, by, audit_source)
+                _write_parts(
+                    store, stream, batch_id, profile, index.areas, advance, by, audit_source
+                )
         finally:
             router.close()
         _finish_batch(store, batch_id)
         totals = _batch_counts(store, batch_id)
         return FileSummary(str(path), batch_id, file_hash, done, totals)
     except SourceError as exc:
-        raise IngestError(f"{path}: {exc}") from exc
+        raise IngestError(f"{path}: {exc}", path=str(path)) from exc
     finally:
         reader_cm.__exit__(None, None, None)
 
@@ -411,12 +430,14 @@ def _write_parts(
     stream: Iterable[Part],
     batch_id: str,
     profile: Profile,
-    index: JurisdictionIndex,
+    areas: AreaIndex | None,
     advance: Any,
     by: Principal | None = None,
     audit_source: dict[str, Any] | None = None,
 ) -> None:
     """Write parts in order, each with the checkpoint, committing where a part says.
+
+    ``areas`` are the registered area layers that tag every stored incident.
 
     Each transaction appends its ``ingest`` audit event before it commits
     (:func:`crossbeat.ingest.audited.record_chunk`).
@@ -454,11 +475,10 @@ def _write_parts(
                 part.items,
                 batch_id=batch_id,
                 profile_name=profile.name,
-                index=index,
                 checkpoint=part.last_row,
                 conn=conn,
-                derived=True,
                 seen=seen,
+                areas=areas,
             )
             tally.add(part.items, counts)
             last_row = part.last_row

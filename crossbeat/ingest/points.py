@@ -61,6 +61,27 @@ class PointError(ValueError):
     """A point cannot be stored; the message says why."""
 
 
+#: Rounding (metres) up to which a point still counts as ``exact``.
+EXACT_MAX_M = 25.0
+#: Rounding (metres) up to which a point counts as ``block``; beyond it, ``area``.
+BLOCK_MAX_M = 500.0
+#: Metres per degree of latitude (and of longitude at the equator), for rounding.
+METRES_PER_DEGREE = 111_320.0
+
+
+def rounding_precision(metres: float | None) -> LocationPrecision:
+    """Return the finest precision a point rounded by the source to ``metres`` can have.
+
+    Examples
+    --------
+    >>> rounding_precision(1.1).value, rounding_precision(111).value, rounding_precision(1113).value
+    ('exact', 'block', 'area')
+    """
+    if metres is None or metres <= EXACT_MAX_M:
+        return LocationPrecision.EXACT
+    return LocationPrecision.BLOCK if metres <= BLOCK_MAX_M else LocationPrecision.AREA
+
+
 def coarsest(a: LocationPrecision, b: LocationPrecision) -> LocationPrecision:
     """Return the less precise of two location precisions."""
     return max(a, b, key=_ORDER.index)

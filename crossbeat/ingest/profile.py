@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -117,6 +118,8 @@ class IdSpec(_Strict):
 
 #: Named date formats (besides strptime patterns); see :mod:`crossbeat.ingest.dates`.
 DATE_FORMATS = ("iso", "epoch_s", "epoch_ms", "year_month", "excel")
+#: A time of day as placeholder_times are written: HH:MM or HH:MM:SS, 24-hour.
+_CLOCK = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?$")
 #: Fields that ``defaults`` may fill.
 DEFAULTABLE = ("status", "disposition", "location_type")
 
@@ -140,6 +143,20 @@ class DateSpec(_Strict):
     precision: Literal["auto", "minute", "hour", "day", "month", "year"] = "auto"
     #: Override the profile's time zone for this field.
     timezone: str | None = None
+    #: Times of day the source writes when the time is unknown (``["00:00"]``): a value
+    #: at one of them is stored with day precision (the whole local day).
+    placeholder_times: list[str] = Field(default_factory=list)
+
+    @field_validator("placeholder_times")
+    @classmethod
+    def _clock_times(cls, value: list[str]) -> list[str]:
+        for text in value:
+            if not _CLOCK.match(text):
+                raise ValueError(
+                    f"placeholder time {text!r} is not a time of day: write it as HH:MM or "
+                    'HH:MM:SS (24-hour), e.g. "00:00"'
+                )
+        return value
 
     @field_validator("formats")
     @classmethod
@@ -183,6 +200,10 @@ class LocationSpec(_Strict):
     #: mapping from those words to CrossBeat precisions.
     precision_column: str | None = None
     precision_values: dict[str, LocationPrecision] = Field(default_factory=dict)
+    #: How coarsely the source rounded its coordinates, in metres (3 decimal places of
+    #: a degree are about 111 m): a point is then never stored as more precise than that
+    #: (:func:`crossbeat.ingest.points.rounding_precision`).
+    precision_m: float | None = Field(default=None, gt=0)
     address: str | None = None
     address_parts: list[str] = Field(default_factory=list)
     #: Treat the address as already generalised (e.g. police.uk "On or near ...").
@@ -305,6 +326,9 @@ class Profile(_Strict):
     #: Set by :func:`load_profile`: the file's SHA-256 and directory.
     content_hash: str = ""
     base_dir: str = ""
+    #: Set by :func:`parse_profile`: the lines holding an unsettled ``TODO`` comment
+    #: (as ``profile draft`` writes them), each as ``"line N: text"``.
+    open_todos: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _kind(self) -> Profile:
@@ -431,10 +455,11 @@ def parse_profile(text: str, *, source: str = "<string>", base_dir: str = ".") -
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: not valid TOML: {exc}") from exc
     data = dict(data)
-    data.pop("content_hash", None)
-    data.pop("base_dir", None)
+    for key in _SET_BY_LOADING:
+        data.pop(key, None)
     data["content_hash"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     data["base_dir"] = base_dir
+    data["open_todos"] = tuple(open_todos(text))
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
@@ -445,8 +470,85 @@ def parse_profile(text: str, *, source: str = "<string>", base_dir: str = ".") -
         raise ProfileError(f"{source}: invalid profile:\n" + "\n".join(problems)) from exc
 
 
+#: Fields set while loading, never by the file.
+_SET_BY_LOADING = ("content_hash", "base_dir", "open_todos")
 #: Keys a profile file sets at its top level (the others are set by :func:`load_profile`).
-_TOP_LEVEL_KEYS = frozenset(Profile.model_fields) - {"content_hash", "base_dir"}
+_TOP_LEVEL_KEYS = frozenset(Profile.model_fields) - set(_SET_BY_LOADING)
+#: A ``TODO`` marker as ``profile draft`` writes it: a comment that starts with the word,
+#: in capitals (``# TODO: ...``). Prose mentioning a TODO later in a comment is not one.
+_TODO = re.compile(r"^#+\s*TODO\b")
+
+
+def open_todos(text: str) -> list[str]:
+    """Return the lines of profile TOML text with an unsettled ``TODO`` comment.
+
+    A marker is a comment that starts with ``TODO``, as ``profile draft`` writes them
+    (``# TODO: ...``, alone or after a value). Only comments count (a ``#`` outside a
+    string): ``TODO`` inside a quoted value or a multi-line string is data, and a
+    comment that only mentions the word later ("settle each TODO") is prose.
+
+    Examples
+    --------
+    >>> open_todos('name = "x"\\ntimezone = "UTC"  # TODO: set the zone\\nnote = "# TODO"')
+    ['line 2: timezone = "UTC"  # TODO: set the zone']
+    >>> open_todos('# settle each TODO, then check the profile')
+    []
+    """
+    found = []
+    in_multiline: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        comment, in_multiline = _comment_of(line, in_multiline)
+        if comment is not None and _TODO.search(comment):
+            found.append(f"line {number}: {line.strip()}")
+    return found
+
+
+def require_settled(profile: Profile, source: str | None = None) -> None:
+    """Refuse a profile with an unsettled ``TODO`` comment (as ``profile draft`` writes them).
+
+    Raises
+    ------
+    ProfileError
+        Naming every line with a ``TODO``.
+    """
+    if not profile.open_todos:
+        return
+    lines = "\n".join(f"  - {t}" for t in profile.open_todos)
+    raise ProfileError(
+        f"{source or 'profile ' + repr(profile.name)} has {len(profile.open_todos)} unsettled "
+        f"TODO(s):\n{lines}\nSettle each one (set the value it asks for, then delete the "
+        "word TODO from its comment); nothing was stored."
+    )
+
+
+def _comment_of(line: str, in_multiline: str | None) -> tuple[str | None, str | None]:
+    """Return the comment of one TOML line (or None) and the multi-line string still open."""
+    i = 0
+    quote: str | None = None
+    while i < len(line):
+        if in_multiline:
+            end = line.find(in_multiline, i)
+            if end < 0:
+                return None, in_multiline
+            i, in_multiline = end + 3, None
+            continue
+        c = line[i]
+        if quote:
+            if c == "\\" and quote == '"':
+                i += 2
+                continue
+            if c == quote:
+                quote = None
+        elif line.startswith(('"""', "'''"), i):
+            in_multiline = line[i : i + 3]
+            i += 3
+            continue
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            return line[i:], None
+        i += 1
+    return None, in_multiline
 
 
 def _table_hint(err: ErrorDetails) -> str:

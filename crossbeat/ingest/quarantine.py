@@ -23,8 +23,10 @@ from crossbeat.agencies import jurisdiction_index
 from crossbeat.audit.changes import Principal, record_change
 from crossbeat.audit.events import Action
 from crossbeat.ingest.audited import ChunkTally, record_chunk
+from crossbeat.ingest.items import derive
 from crossbeat.ingest.pipeline import RowRouter
-from crossbeat.ingest.profile import Profile
+from crossbeat.ingest.preflight import store_problems
+from crossbeat.ingest.profile import Profile, require_settled
 from crossbeat.ingest.readers import RawRecord
 from crossbeat.store import Store
 from crossbeat.store.schema import ingest_batches, quarantine
@@ -164,6 +166,7 @@ def retry_quarantine(
     ids: Sequence[int] | None = None,
     source_file: str | None = None,
     by: Principal | None = None,
+    accept_timezone: bool = False,
 ) -> RetrySummary:
     """Re-process open quarantine entries with a (fixed) profile.
 
@@ -183,12 +186,23 @@ def retry_quarantine(
         Who retries: a signed-in user, or None for the local operator. Each group of
         rows is written with its ``ingest`` audit event (operation
         ``quarantine_retry``, the retry's batch, the entry ids) in one transaction.
+    accept_timezone
+        Accept a profile time zone that differs from the agency's registered one.
 
     Returns
     -------
     RetrySummary
         Counts of stored and still-quarantined rows.
+
+    Raises
+    ------
+    ProfileError
+        When the profile has an unsettled ``TODO`` comment.
+    ValueError
+        When the profile's time zone differs from an owner agency's registered one
+        (without ``accept_timezone``), or the rows' agency is unknown.
     """
+    require_settled(profile)
     entries = list_quarantine(store, agency_id=agency_id, source_file=source_file, limit=None)
     if ids is not None:
         wanted = set(ids)
@@ -198,21 +212,30 @@ def retry_quarantine(
     summary = RetrySummary(retried=len(entries), other_profiles=dict(others))
     if not entries:
         return summary
-    index = jurisdiction_index(store)
-    batch_id = _retry_batch(store, None if profile.agency_column else agency_id, profile)
-    hashes = _file_hashes(store, [e.id for e in entries])
     groups: dict[tuple[str, str | None], list[QuarantineEntry]] = {}
     for e in entries:
         owner = None if profile.agency_column else (e.agency_id or agency_id or profile.agency)
-        groups.setdefault((e.source_file, owner), []).append(e)
-    for (file_name, owner), group in groups.items():
         if owner is None and not profile.agency_column:
             raise ValueError("say which agency these rows belong to (agency_id)")
+        groups.setdefault((e.source_file, owner), []).append(e)
+    for owner in sorted({o or "" for _, o in groups}):
+        problems = store_problems(store, profile, owner or None, accept_timezone=accept_timezone)
+        if problems:
+            raise ValueError("; ".join(problems) + " (nothing was retried)")
+    index = jurisdiction_index(store)
+    batch_id = _retry_batch(store, None if profile.agency_column else agency_id, profile)
+    hashes = _file_hashes(store, [e.id for e in entries])
+    for (file_name, owner), group in groups.items():
         router = RowRouter(store, profile, owner, file_name, index)
-        items = [router.item(_record(e), hashes[e.id]) for e in group]
+        items = derive([router.item(_record(e), hashes[e.id]) for e in group], index)
         with store.begin() as conn:
             counts = write_chunk(
-                store, items, batch_id=batch_id, profile_name=profile.name, index=index, conn=conn
+                store,
+                items,
+                batch_id=batch_id,
+                profile_name=profile.name,
+                conn=conn,
+                areas=index.areas,
             )
             tally = ChunkTally()
             tally.add(items, counts)

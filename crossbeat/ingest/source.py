@@ -140,8 +140,7 @@ def resolve_encoding(declared: str, head: bytes, path: Path) -> tuple[str, bool]
                 f"unknown encoding {declared!r} in source.encoding: use a Python codec name "
                 "such as 'utf-8', 'cp1252' or 'latin-1', or 'auto' to detect it"
             ) from exc
-        family = "utf-8" if bom == "utf-8-sig" else bom
-        if bom and not name.startswith(family):
+        if bom and not name.startswith("utf-8" if bom == "utf-8-sig" else bom):
             raise SourceError(
                 f"{path.name} starts with a {display_encoding(bom)} byte-order mark but "
                 f"source.encoding is {declared!r}: set source.encoding = "
@@ -197,11 +196,16 @@ def undecodable_problem(
     """Return the record problem for bytes that do not decode with ``encoding``."""
     where = f"column {column!r} has" if column else "the record has"
     which = f" ({' '.join(f'0x{b:02X}' for b in bad[:8])})" if bad else ""
-    how = " (detected from the start of the file)" if detected else ""
+    if detected:  # source.encoding is already "auto": the detection was wrong
+        return (
+            f"{where} bytes that are not valid {display_encoding(encoding)} (detected from "
+            f"the start of the file){which}: the file changes encoding further on; set "
+            'source.encoding to the encoding of the whole file (e.g. "cp1252") instead of '
+            '"auto"'
+        )
     return (
-        f"{where} bytes that are not valid {display_encoding(encoding)}{how}{which}: "
-        'the file is in another encoding; set source.encoding to it (e.g. "cp1252") '
-        'or to "auto"'
+        f"{where} bytes that are not valid {display_encoding(encoding)}{which}: the file "
+        'is in another encoding; set source.encoding to it (e.g. "cp1252") or to "auto"'
     )
 
 
@@ -314,8 +318,7 @@ class SourceReader:
         if hints:
             msg += f" Near matches: {'; '.join(hints)}."
         msg += self._column_hint()
-        msg += " Fix the column names in the profile (they are case-sensitive) and run "
-        msg += "`crossbeat profile check PROFILE FILE` to see the rows as they would be stored."
+        msg += " Fix the column names in the profile (they are case-sensitive)."
         raise SourceError(msg)
 
     def _column_hint(self) -> str:

@@ -51,6 +51,7 @@ def audit_change(
             action=Action.AGREEMENT_CHANGE,
             actor=by.user_id if by else "system",
             actor_agency=by.agency_id if by else None,
+            source_ip=by.source_ip if by else None,
             resource_type=resource_type,
             owner_agencies=tuple(sorted(set(owners))),
             details=dict(details),

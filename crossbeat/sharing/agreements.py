@@ -14,6 +14,17 @@ The overlap rule
     to different grantees may overlap (a city agreement and a task-force agreement
     both reaching one officer); reads then use the most specific one (see
     :mod:`crossbeat.sharing.policy`).
+
+Approval by the owner (issue #7, finding 5)
+    Only the owner agency puts its data in force: an agreement applies only once
+    :attr:`~crossbeat.sharing.model.Agreement.required_approvals` distinct admins
+    (agency_admin or platform_admin) *of the owner agency* approved it, each recorded
+    as a user (one; two when personal data fields are shared). Until then its status
+    is ``awaiting_approval`` and no read uses it. A signed-in owner admin who creates
+    an agreement approves it by doing so; other owner admins approve with
+    :func:`approve_agreement`. An admin of another agency (a platform_admin) may
+    propose an agreement, never approve one. The local operator (the ``crossbeat``
+    command, with database access) names the approving admins.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from crossbeat.auth.accounts import find_user_row, user_from_row
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
 from crossbeat.sharing._manage import (
@@ -36,14 +48,21 @@ from crossbeat.sharing._manage import (
 from crossbeat.sharing.groups import get_group
 from crossbeat.sharing.model import (
     Agreement,
+    Approval,
     Grantee,
     GranteeKind,
     Scope,
     agreement_from_row,
     agreement_row,
+    approval_from_row,
 )
 from crossbeat.sharing.overrides import public_policy_of
-from crossbeat.sharing.permissions import check_permission
+from crossbeat.sharing.permissions import (
+    APPROVER_ROLES,
+    check_approver,
+    check_permission,
+    may_approve,
+)
 from crossbeat.sharing.public import DEFAULT_PUBLIC_POLICY, PublicPolicy
 from crossbeat.sharing.scope import (
     PERSONAL_FIELDS,
@@ -61,6 +80,7 @@ from crossbeat.sharing.scope import (
     parse_time_resolution,
 )
 from crossbeat.sharing.tables import (
+    sharing_agreement_approvals,
     sharing_agreement_versions,
     sharing_agreements,
 )
@@ -74,6 +94,7 @@ __all__ = [
     "GranteeKind",
     "Scope",
     "agreement_history",
+    "approve_agreement",
     "create_agreement",
     "get_agreement",
     "list_agreements",
@@ -94,7 +115,8 @@ def create_agreement(
     delay: str | int | timedelta | None = None,
     purposes: Iterable[str] | None = None,
     include_sensitive: Iterable[str] = (),
-    approved_by: str = "",
+    approved_by: str | Iterable[str] = (),
+    reference: str = "",
     purpose_note: str = "",
     valid_from: datetime | None = None,
     valid_to: datetime | None = None,
@@ -130,7 +152,12 @@ def create_agreement(
     include_sensitive
         Sensitivity flags whose incidents are still shared (never for the public).
     approved_by
-        Who approved the agreement (name, office, reference). Required.
+        Usernames of the owner's admins who approved it; only the local operator
+        (``by`` None) names them, and must name at least one. A signed-in ``by``
+        approves for themself only (when they are an admin of the owner); other admins
+        approve with :func:`approve_agreement`.
+    reference
+        Free text: the decision the agreement rests on (MoU, minute, reference).
     purpose_note
         Free text: why the data is shared.
     valid_from, valid_to
@@ -144,7 +171,7 @@ def create_agreement(
     Returns
     -------
     Agreement
-        The stored agreement.
+        The stored agreement; ``awaiting_approval`` until enough owner admins approved.
 
     Raises
     ------
@@ -169,13 +196,16 @@ def create_agreement(
             purposes=purposes,
             include_sensitive=include_sensitive,
             approved_by=approved_by,
+            reference=reference,
             purpose_note=purpose_note,
             valid_from=valid_from if valid_from is not None else now,
             valid_to=valid_to,
             now=now,
             created_by=actor_name(by),
+            by=by,
         )
         conn.execute(insert(sharing_agreements).values(**agreement_row(agreement)))
+        _insert_approvals(conn, agreement)
         _save_version(conn, agreement, "created", now, actor_name(by))
         _audit_change(store, conn, by, agreement, "created")
     return agreement
@@ -187,7 +217,9 @@ def _lock_owner(conn: Connection, owner: str) -> None:
     conn.execute(select(agencies.c.id).where(agencies.c.id == owner).with_for_update())
 
 
-def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) -> Agreement:
+def _validated(
+    conn: Connection, *, now: datetime, created_by: str, by: Actor | None, **raw: Any
+) -> Agreement:
     problems: list[str] = []
     owner = str(raw["owner"] or "").strip()
     known = set(conn.execute(select(agencies.c.id)).scalars())
@@ -267,9 +299,7 @@ def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) 
             problems.append(f"public policy of {owner}: {p}; the public can only get less")
     if fields and set(PERSONAL_FIELDS) & fields and not (purposes or ()):
         problems.append("fields: personal data needs at least one purpose")
-    approved_by = str(raw["approved_by"] or "").strip()
-    if not approved_by:
-        problems.append("approved_by: name who approved the agreement (person, office, reference)")
+    approvals = _approvals_at_creation(conn, owner, raw["approved_by"], by, now, problems)
     valid_from, valid_to = raw["valid_from"], raw["valid_to"]
     problems += _check_validity(valid_from, valid_to, now)
     if not problems:
@@ -280,15 +310,77 @@ def _validated(conn: Connection, *, now: datetime, created_by: str, **raw: Any) 
             scope=Scope(offences, fields, precision, time_res, delay, purposes, sensitive),
             valid_from=valid_from,
             valid_to=valid_to,
-            approved_by=approved_by,
+            reference=str(raw["reference"] or "").strip(),
             purpose_note=str(raw["purpose_note"] or "").strip(),
             created_at=now,
             created_by=created_by,
+            approvals=approvals,
         )
         problems += _overlaps(conn, draft, now)
         if not problems:
             return draft
     raise AgreementError(problems)
+
+
+def _names(value: str | Iterable[str] | None) -> list[str]:
+    items = [value] if isinstance(value, str) else list(value or ())
+    return [t.strip() for v in items for t in str(v).split(",") if t.strip()]
+
+
+def _approvals_at_creation(
+    conn: Connection,
+    owner: str,
+    approved_by: str | Iterable[str] | None,
+    by: Actor | None,
+    now: datetime,
+    problems: list[str],
+) -> tuple[Approval, ...]:
+    names = _names(approved_by)
+    if by is not None:
+        # A signed-in user speaks only for themself: naming other approvers would let
+        # one admin record a second approval (or another agency's) in their name.
+        if any(n.lower() != by.username for n in names):
+            problems.append(
+                "approved_by: each admin of the owner approves for themself "
+                "(POST /agreements/{id}/approve); you cannot record others' approval"
+            )
+        return (
+            (Approval(by.user_id, by.username, by.agency_id, now),)
+            if may_approve(by, owner)
+            else ()
+        )
+    if not names:
+        problems.append(
+            f"approved_by: name the admin(s) of {owner} who approved the agreement "
+            "(usernames of its agency_admin or platform_admin accounts)"
+        )
+    found: dict[str, Approval] = {}
+    for name in names:
+        approval, why = _approver(conn, owner, name, now)
+        if approval is None:
+            problems.append(f"approved_by: {why}")
+        elif approval.user_id in found:
+            problems.append(f"approved_by: {name} is named twice; approvers must be different")
+        else:
+            found[approval.user_id] = approval
+    return tuple(found.values())
+
+
+def _approver(
+    conn: Connection, owner: str, username: str, now: datetime
+) -> tuple[Approval | None, str]:
+    """Return the approval of the account ``username``, or None and why it cannot approve."""
+    row = find_user_row(conn, username)
+    if row is None:
+        return None, f"no user account {username!r} (approvers are users, not text)"
+    user = user_from_row(conn, row)
+    if user.agency_id != owner:
+        return None, f"{user.username} belongs to {user.agency_id}, not the owner {owner}"
+    if not APPROVER_ROLES & user.roles:
+        return None, f"{user.username} is not an agency_admin or platform_admin of {owner}"
+    if row["status"] != "active":
+        return None, f"{user.username} is disabled"
+    return Approval(user.id, user.username, owner, now), ""
 
 
 def _parse_purposes(value: Iterable[str]) -> frozenset[Purpose]:
@@ -413,6 +505,85 @@ def revoke_agreement(
     return revoked
 
 
+def approve_agreement(
+    store: Store,
+    agreement_id: str,
+    *,
+    approver: str | None = None,
+    by: Actor | None = None,
+    clock: Clock | None = None,
+) -> Agreement:
+    """Record the approval of one admin of the owner agency.
+
+    Parameters
+    ----------
+    agreement_id
+        The agreement.
+    approver
+        Username of the approving admin; only for the local operator (``by`` None).
+    by
+        The signed-in admin who approves (an agency_admin or platform_admin of the
+        owner agency), or None for the local operator.
+
+    Raises
+    ------
+    AgreementError
+        Unknown or revoked agreement, an approver who is not an active admin of the
+        owner, or one who approved already (approvers must be different people).
+    PermissionDenied
+        When ``by`` is not an admin of the owner agency (audited).
+    """
+    now = (clock or store.clock).now()
+    current = get_agreement(store, agreement_id)
+    if current is None:
+        raise AgreementError([f"unknown agreement {agreement_id!r} (see crossbeat agreement list)"])
+    if by is not None:
+        check_approver(store, by, current.owner, "approve sharing agreements")
+        if approver is not None and approver.strip().lower() != by.username:
+            raise AgreementError(["approver: you can only approve for yourself"])
+    with store.begin() as conn:
+        _lock_owner(conn, current.owner)
+        current = _load(conn, agreement_id)
+        problems = []
+        if current.revoked_at is not None:
+            problems.append(f"agreement {agreement_id} was revoked at {current.revoked_at}")
+        if by is not None:
+            approval: Approval | None = Approval(by.user_id, by.username, by.agency_id, now)
+        elif not (approver or "").strip():
+            approval = None
+            problems.append("approver: name the admin of the owner who approves (--by USER)")
+        else:
+            approval, why = _approver(conn, current.owner, approver or "", now)
+            if approval is None:
+                problems.append(f"approver: {why}")
+        if approval is not None and approval.user_id in {a.user_id for a in current.approvals}:
+            problems.append(
+                f"{approval.username} approved agreement {agreement_id} already; a second "
+                "approval must come from a different admin of the owner"
+            )
+        if problems:
+            raise AgreementError(problems)
+        assert approval is not None
+        conn.execute(
+            insert(sharing_agreement_approvals).values(
+                agreement_id=agreement_id,
+                user_id=approval.user_id,
+                username=approval.username,
+                agency_id=approval.agency_id,
+                approved_at=now,
+            )
+        )
+        conn.execute(
+            update(sharing_agreements)
+            .where(sharing_agreements.c.id == agreement_id)
+            .values(version=current.version + 1)
+        )
+        approved = _load(conn, agreement_id)
+        _save_version(conn, approved, "approved", now, actor_name(by))
+        _audit_change(store, conn, by, approved, "approved")
+    return approved
+
+
 def get_agreement(store: Store, agreement_id: str) -> Agreement | None:
     """Return an agreement by id, or None."""
     with store.connect() as conn:
@@ -421,7 +592,7 @@ def get_agreement(store: Store, agreement_id: str) -> Agreement | None:
             .mappings()
             .first()
         )
-    return agreement_from_row(row) if row else None
+        return agreement_from_row(row, _approvals(conn, agreement_id)) if row else None
 
 
 def list_agreements(
@@ -452,14 +623,14 @@ def list_agreements(
             & (sharing_agreements.c.grantee_id == g.id)
         )
     with store.connect() as conn:
-        found = [agreement_from_row(r) for r in conn.execute(q).mappings()]
+        found = _with_approvals(conn, conn.execute(q).mappings())
     return [a for a in found if status is None or a.status(now) == status]
 
 
 def load_agreements(conn: Connection) -> list[Agreement]:
     """Return every agreement (for the policy; revoked ones explain denials)."""
     q = select(sharing_agreements).order_by(sharing_agreements.c.id)
-    return [agreement_from_row(r) for r in conn.execute(q).mappings()]
+    return _with_approvals(conn, conn.execute(q).mappings())
 
 
 def _load(conn: Connection, agreement_id: str) -> Agreement:
@@ -468,7 +639,41 @@ def _load(conn: Connection, agreement_id: str) -> Agreement:
         .mappings()
         .one()
     )
-    return agreement_from_row(row)
+    return agreement_from_row(row, _approvals(conn, agreement_id))
+
+
+def _approvals(conn: Connection, agreement_id: str) -> tuple[Approval, ...]:
+    t = sharing_agreement_approvals.c
+    rows = conn.execute(
+        select(sharing_agreement_approvals)
+        .where(t.agreement_id == agreement_id)
+        .order_by(t.approved_at, t.user_id)
+    ).mappings()
+    return tuple(approval_from_row(r) for r in rows)
+
+
+def _with_approvals(conn: Connection, rows: Iterable[Any]) -> list[Agreement]:
+    rows = list(rows)
+    t = sharing_agreement_approvals.c
+    by_agreement: dict[str, list[Approval]] = {}
+    for r in conn.execute(
+        select(sharing_agreement_approvals).order_by(t.approved_at, t.user_id)
+    ).mappings():
+        by_agreement.setdefault(r["agreement_id"], []).append(approval_from_row(r))
+    return [agreement_from_row(r, tuple(by_agreement.get(r["id"], ()))) for r in rows]
+
+
+def _insert_approvals(conn: Connection, a: Agreement) -> None:
+    for approval in a.approvals:
+        conn.execute(
+            insert(sharing_agreement_approvals).values(
+                agreement_id=a.id,
+                user_id=approval.user_id,
+                username=approval.username,
+                agency_id=approval.agency_id,
+                approved_at=approval.approved_at,
+            )
+        )
 
 
 def _save_version(

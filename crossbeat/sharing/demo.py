@@ -7,9 +7,14 @@
   24-hour delay, and vehicle crime at exact precision without delay with the
   ``auto-theft-taskforce`` group (both of them) for investigations.
 * All three share with the public under the default public release policy.
+
+Each agreement is approved by the owner agency's own admins (issue #7, finding 5): the
+demo build passes their usernames.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 from crossbeat.sharing.agreements import create_agreement
 from crossbeat.sharing.groups import create_group
@@ -18,18 +23,20 @@ from crossbeat.store import Store
 
 CITY, COUNTY, TRANSIT = "rivertonpd", "clackmerco", "metrotransit"
 TASKFORCE = "auto-theft-taskforce"
-_APPROVAL = "Riverton-Clackmer regional data sharing MoU 2026-01 (demo)"
+_REFERENCE = "Riverton-Clackmer regional data sharing MoU 2026-01 (demo)"
 _ALL_FIELDS = ["all"]
 _POLICE_PURPOSES = ["analysis", "operations", "investigation"]
 
 
-def demo_agreements(store: Store) -> list[Agreement]:
+def demo_agreements(store: Store, approvers: Mapping[str, Sequence[str]]) -> list[Agreement]:
     """Create the demo region's group and agreements (the agencies must exist).
 
     Parameters
     ----------
     store
         The demo store, with rivertonpd, clackmerco and metrotransit registered.
+    approvers
+        For each demo agency, the usernames of its admins who approve its agreements.
 
     Returns
     -------
@@ -56,7 +63,8 @@ def demo_agreements(store: Store) -> list[Agreement]:
                 purposes=_POLICE_PURPOSES,
                 include_sensitive=["sexual_offence", "domestic_violence", "juvenile",
                                    "victim_identifying"],
-                approved_by=_APPROVAL,
+                approved_by=approvers[owner],
+                reference=_REFERENCE,
                 purpose_note="Neighbouring jurisdictions: joint analysis and patrol planning.",
             )
         )  # fmt: skip
@@ -71,7 +79,8 @@ def demo_agreements(store: Store) -> list[Agreement]:
                 precision="block",
                 delay="24h",
                 purposes=["analysis", "operations"],
-                approved_by=_APPROVAL,
+                approved_by=approvers[TRANSIT],
+                reference=_REFERENCE,
                 purpose_note="Transit incidents for the surrounding jurisdictions.",
             )
         )
@@ -84,14 +93,20 @@ def demo_agreements(store: Store) -> list[Agreement]:
             fields=_ALL_FIELDS,
             precision="exact",
             purposes=["investigation", "analysis"],
-            approved_by=_APPROVAL,
+            approved_by=approvers[TRANSIT],
+            reference=_REFERENCE,
             purpose_note="Vehicle crime at park-and-ride lots for the auto theft task force.",
         )
     )
     for owner in (CITY, COUNTY, TRANSIT):
         made.append(
             create_agreement(
-                store, owner, "public", approved_by=_APPROVAL, purpose_note="Public crime map."
+                store,
+                owner,
+                "public",
+                approved_by=approvers[owner],
+                reference=_REFERENCE,
+                purpose_note="Public crime map.",
             )
         )
     return made

@@ -14,6 +14,7 @@ from typing import Any
 from crossbeat.model import Sensitivity
 from crossbeat.sharing.public import PublicPolicy, Row
 from crossbeat.sharing.scope import (
+    PERSONAL_FIELDS,
     Precision,
     Purpose,
     TimeResolution,
@@ -93,8 +94,32 @@ class Scope:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """An admin of the owner agency who approved an agreement (a user, never text)."""
+
+    user_id: str
+    username: str
+    agency_id: str
+    approved_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the approval as JSON-ready data."""
+        return {
+            "user_id": self.user_id,
+            "username": self.username,
+            "agency_id": self.agency_id,
+            "approved_at": self.approved_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
 class Agreement:
-    """A stored sharing agreement (never deleted; revoking stamps ``revoked_at``)."""
+    """A stored sharing agreement (never deleted; revoking stamps ``revoked_at``).
+
+    ``reference`` is the free-text reference of the decision (MoU, minute);
+    ``approvals`` are the owner's admins who approved it (users, not text). The
+    agreement is in force only with :attr:`required_approvals` of them.
+    """
 
     id: str
     owner: str
@@ -102,7 +127,7 @@ class Agreement:
     scope: Scope
     valid_from: datetime
     valid_to: datetime | None
-    approved_by: str
+    reference: str
     purpose_note: str = ""
     created_at: datetime | None = None
     created_by: str | None = None
@@ -110,11 +135,20 @@ class Agreement:
     revoked_by: str | None = None
     revoke_reason: str | None = None
     version: int = 1
+    approvals: tuple[Approval, ...] = ()
+
+    @property
+    def required_approvals(self) -> int:
+        """Distinct owner admins needed: two when personal data fields are shared."""
+        return 2 if self.scope.fields & set(PERSONAL_FIELDS) else 1
 
     def status(self, now: datetime) -> str:
-        """Return ``active``, ``pending`` (not yet valid), ``expired`` or ``revoked``."""
+        """Return ``active``, ``awaiting_approval``, ``pending`` (not yet valid), ``expired``
+        or ``revoked``."""
         if self.revoked_at is not None and self.revoked_at <= now:
             return "revoked"
+        if len({a.user_id for a in self.approvals}) < self.required_approvals:
+            return "awaiting_approval"
         if self.valid_from > now:
             return "pending"
         if self.valid_to is not None and self.valid_to <= now:
@@ -132,7 +166,10 @@ class Agreement:
             "purpose_note": self.purpose_note,
             "valid_from": _iso(self.valid_from),
             "valid_to": _iso(self.valid_to),
-            "approved_by": self.approved_by,
+            "reference": self.reference,
+            "approved_by": [a.username for a in self.approvals],
+            "approvals": [a.to_dict() for a in self.approvals],
+            "required_approvals": self.required_approvals,
             "created_at": _iso(self.created_at),
             "created_by": self.created_by,
             "revoked_at": _iso(self.revoked_at),
@@ -147,8 +184,8 @@ def _iso(when: datetime | None) -> str | None:
 
 
 # -- agreements ------------------------------------------------------------------------------
-def agreement_from_row(row: Row) -> Agreement:
-    """Rebuild an :class:`Agreement` from its stored row."""
+def agreement_from_row(row: Row, approvals: tuple[Approval, ...] = ()) -> Agreement:
+    """Rebuild an :class:`Agreement` from its stored row and its approval rows."""
     scope = Scope(
         offences=None if row["offences"] is None else frozenset(row["offences"]),
         fields=frozenset(row["fields"]),
@@ -165,7 +202,7 @@ def agreement_from_row(row: Row) -> Agreement:
         scope=scope,
         valid_from=row["valid_from"],
         valid_to=row["valid_to"],
-        approved_by=row["approved_by"],
+        reference=row["approved_by"],
         purpose_note=row["purpose_note"],
         created_at=row["created_at"],
         created_by=row["created_by"],
@@ -173,7 +210,13 @@ def agreement_from_row(row: Row) -> Agreement:
         revoked_by=row["revoked_by"],
         revoke_reason=row["revoke_reason"],
         version=row["version"],
+        approvals=approvals,
     )
+
+
+def approval_from_row(row: Row) -> Approval:
+    """Rebuild an :class:`Approval` from its ``sharing_agreement_approvals`` row."""
+    return Approval(row["user_id"], row["username"], row["agency_id"], row["approved_at"])
 
 
 def agreement_row(a: Agreement) -> dict[str, Any]:
@@ -194,7 +237,7 @@ def agreement_row(a: Agreement) -> dict[str, Any]:
         "purpose_note": a.purpose_note,
         "valid_from": a.valid_from,
         "valid_to": a.valid_to,
-        "approved_by": a.approved_by,
+        "approved_by": a.reference,
         "created_at": a.created_at,
         "created_by": a.created_by,
         "revoked_at": None,

@@ -66,7 +66,9 @@ def release_threshold(epsilon: float, delta: float = DELTA) -> int:
     import opendp.prelude as dp
 
     return int(
-        dp.binary_search_param(lambda t: _make(epsilon, t), d_in=1, d_out=(epsilon, delta), T=int)
+        dp.binary_search_param(
+            lambda t: _make(epsilon, int(t)), d_in=1, d_out=(epsilon, delta), T=int
+        )
     )
 
 

@@ -44,6 +44,39 @@ def authorize_sharing(by: Actor | None, agency_id: str | None, what: str) -> Non
     )
 
 
+#: Roles whose holders may approve their own agency's sharing agreements.
+APPROVER_ROLES = frozenset({Role.AGENCY_ADMIN, Role.PLATFORM_ADMIN})
+
+
+def may_approve(by: Actor, owner: str) -> bool:
+    """Return whether ``by`` may approve agreements that share ``owner``'s data.
+
+    Only an admin *of the owner agency* (an agency_admin or platform_admin whose account
+    belongs to it) approves: a platform_admin of another agency may propose an
+    agreement but never put another agency's data in force (issue #7, finding 5).
+    """
+    return by.agency_id == owner and bool(APPROVER_ROLES & by.roles)
+
+
+def check_approver(store: Store, by: Actor, owner: str, what: str) -> None:
+    """Check that ``by`` may approve ``owner``'s agreements; audit and raise if not.
+
+    Raises
+    ------
+    PermissionDenied
+        Unless ``by`` is an agency_admin or platform_admin of ``owner`` (the refusal is
+        audited with ``owner`` as owner agency, so the owner sees the attempt).
+    """
+    if may_approve(by, owner):
+        return
+    why = (
+        f"{by.username} may not {what}: only an agency_admin or platform_admin of {owner} "
+        "approves sharing its data"
+    )
+    _audit_denied(store, by, owner, what, why)
+    raise PermissionDenied(why)
+
+
 def check_permission(store: Store, by: Actor | None, owner: str | None, what: str) -> None:
     """Check that ``by`` may manage ``owner``'s sharing; audit and raise if not.
 
@@ -81,6 +114,7 @@ def _audit_denied(store: Store, by: Actor | None, owner: str | None, what: str, 
             action=Action.DENIED,
             actor=by.user_id if by else "system",
             actor_agency=by.agency_id if by else None,
+            source_ip=by.source_ip if by else None,
             outcome=Outcome.DENIED,
             resource_type="agreement",
             owner_agencies=(owner,) if owner else (),

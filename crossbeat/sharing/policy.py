@@ -380,6 +380,12 @@ def _decide(
             continue
         label = f"agreement {a.id} ({owner} -> {a.grantee})"
         status = a.status(now)
+        if status == "awaiting_approval":
+            reasons.append(
+                f"{label} is awaiting approval by the owner's admins "
+                f"({len(a.approvals)} of {a.required_approvals})"
+            )
+            continue
         if status != "active":
             when = {"revoked": a.revoked_at, "pending": a.valid_from, "expired": a.valid_to}
             reasons.append(f"{label} is {status} ({when[status]})")

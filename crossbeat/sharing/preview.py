@@ -181,6 +181,7 @@ def preview(
                 action=Action.SHARING_DECISION,
                 actor=by.user_id if by else "system",
                 actor_agency=by.agency_id if by else None,
+                source_ip=by.source_ip if by else None,
                 resource_type="preview",
                 owner_agencies=(owner,),
                 record_ids=tuple(r["id"] for r in shown) if real else (),
@@ -214,7 +215,7 @@ def preview(
 def _boxes(conn: Any, owner: str) -> list[tuple[float, float, float, float]]:
     """Return the bounding boxes of the owner's jurisdiction polygons (lon/lat)."""
     q = select(jurisdictions.c.geojson).where(jurisdictions.c.agency_id == owner)
-    return [tuple(shape(json.loads(g)).bounds) for g in conn.execute(q).scalars()]  # type: ignore[misc]
+    return [tuple(shape(json.loads(g)).bounds) for g in conn.execute(q).scalars()]
 
 
 def _why(p: Any, row: Any, offences: Any, flags: Any) -> str:

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from shapely.geometry import shape
 from sqlalchemy import Connection, func, select
 
-from crossbeat.audit import Action, AuditEvent, Outcome, append_many
+from crossbeat.audit import Action, AuditEvent, Outcome, append_many, public_reads
 from crossbeat.clock import Clock
 from crossbeat.model import PersonalData
 from crossbeat.sharing.agreements import load_agreements
@@ -343,6 +343,11 @@ def _audit(
                     details={"denied": {d.owner: list(d.reasons)}},
                 )
             )
+    if v.kind is ViewerKind.PUBLIC:
+        # Counted per window and address, written as one event when the window closes
+        # (crossbeat.audit.public_reads; issue #7: the log grew with every request).
+        public_reads.tally(store, conn, events, store.now())
+        return
     append_many(store, events, conn=conn)
 
 

@@ -7,9 +7,9 @@ input; a malformed request raises :class:`RequestError` listing every problem.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from crossbeat.auth.roles import Role
@@ -73,7 +73,23 @@ def parse_area_filter(items: Iterable[str] | str) -> frozenset[tuple[str, str]]:
 
 
 class RequestError(ValueError):
-    """A read request is malformed; the message lists every problem."""
+    """A read request is malformed; the message lists every problem.
+
+    ``problems`` holds them one by one, each starting with the request field it is
+    about (``"group_by: ..."``), so that an adapter can name its own parameter instead.
+    """
+
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+    def renamed(self, names: Mapping[str, str]) -> RequestError:
+        """Return the error with each problem's field renamed by ``names`` (e.g. ``by``)."""
+        out = []
+        for problem in self.problems:
+            field, sep, rest = problem.partition(": ")
+            out.append(f"{names.get(field, field)}{sep}{rest}" if sep else problem)
+        return RequestError(out)
 
 
 class CallsFilter(StrEnum):
@@ -188,6 +204,12 @@ class Viewer:
         return f"{what} of {self.agency_id}"
 
 
+#: The dates a read may name: outside them a date is a typo, and calendar arithmetic on
+#: it (time zones, day and month boundaries) would overflow.
+EARLIEST = datetime(1800, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class ReadRequest:
     """What is asked for. Every filter applies to the record as the viewer would see it.
@@ -265,6 +287,11 @@ class ReadRequest:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
                 problems.append(f"{name}: give a date and time with a time zone")
+            elif value is not None and not EARLIEST <= value < LATEST:
+                problems.append(
+                    f"{name}: {value.isoformat()} is outside the dates CrossBeat reads "
+                    f"({EARLIEST.date()} to {LATEST.date()})"
+                )
         if (
             isinstance(self.since, datetime)
             and isinstance(self.until, datetime)
@@ -297,7 +324,23 @@ class ReadRequest:
         for name in ("agencies", "ids"):
             value = getattr(self, name)
             if value is not None:
-                set_(self, name, frozenset([value] if isinstance(value, str) else value))
+                items = frozenset([value] if isinstance(value, str) else value)
+                bad = [
+                    v
+                    for v in items
+                    if not isinstance(v, str) or not v.strip() or "\x00" in v or len(v) > 64
+                ]
+                if bad:
+                    what = "agency" if name == "agencies" else "incident id"
+                    problems.append(
+                        f"{name}: an empty {what}, one longer than 64 characters or with a "
+                        "NUL character"
+                    )
+                set_(self, name, items)
+        for name in ("after", "legal_basis"):
+            value = getattr(self, name)
+            if isinstance(value, str) and "\x00" in value:
+                problems.append(f"{name}: contains a NUL character")
         if self.purpose is not None:
             try:
                 set_(self, "purpose", Purpose(self.purpose))
@@ -315,7 +358,7 @@ class ReadRequest:
         if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 1):
             problems.append("limit: must be at least 1")
         if problems:
-            raise RequestError("; ".join(problems))
+            raise RequestError(problems)
 
 
 def _area_dim_ok(dim: str) -> bool:

@@ -34,6 +34,10 @@ from crossbeat.sharing.scope import (
 )
 from crossbeat.store.schema import area_layers, areas, incident_areas, incident_offences, incidents
 
+#: Fields only the owner agency sees of its records (never shareable by an agreement):
+#: ``source_id`` is the agency's own record id, the one ``withdraw`` takes.
+OWN_FIELDS: tuple[str, ...] = ("source_id",)
+
 _TIME_ORDER = [p.value for p in TimePrecision]
 _TIME_COLUMNS = ("occurred_from", "occurred_to", "reported_at")
 
@@ -201,6 +205,8 @@ class Rule:
         fields = self.fields if self.personal else self.fields - set(PERSONAL_FIELDS)
         if wanted is not None:
             fields = fields & wanted
+        elif self.via == "own":
+            fields = fields | set(OWN_FIELDS)
         return fields | set(ALWAYS_FIELDS) | {CALL_FIELD}
 
     def transform(
@@ -270,7 +276,8 @@ class Rule:
         for column in ("h3_7", "h3_9", "h3_11"):
             if p.shows_cell(column):
                 values[column] = row.get(column)
-        out = {f: values[f] for f in RECORD_FIELDS if f in fields and f in values}
+        values["source_id"] = row.get("source_id")
+        out = {f: values[f] for f in (*RECORD_FIELDS, *OWN_FIELDS) if f in fields and f in values}
         if row.get(CALL_FIELD):
             out[CALL_FIELD] = row[CALL_FIELD]
         return out

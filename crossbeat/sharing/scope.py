@@ -313,6 +313,10 @@ _DELAY = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNITS = {"": 3600, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+#: The longest publication delay (ten years): longer is a typo, and would overflow dates.
+MAX_DELAY = timedelta(days=3653)
+
+
 def parse_delay(text: str | int | timedelta) -> timedelta:
     """Return a publication delay from ``24h``, ``7d``, ``2w``, ``90m``, seconds or a timedelta.
 
@@ -329,9 +333,14 @@ def parse_delay(text: str | int | timedelta) -> timedelta:
         m = _DELAY.match(str(text))
         if not m:
             raise ScopeError(f"bad delay {text!r}: use a number with s, m, h, d or w (e.g. 24h)")
-        value = timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2).lower()])
+        seconds = int(m.group(1)) * _UNITS[m.group(2).lower()]
+        if seconds > MAX_DELAY.total_seconds():
+            raise ScopeError(f"delay {text!r} is longer than {MAX_DELAY.days} days")
+        value = timedelta(seconds=seconds)
     if value < timedelta(0):
         raise ScopeError(f"a delay cannot be negative ({text!r})")
+    if value > MAX_DELAY:
+        raise ScopeError(f"delay {format_delay(value)} is longer than {MAX_DELAY.days} days")
     return value
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text
 
+import crossbeat.auth.tables  # noqa: F401  (users, for the approvals' foreign key)
 from crossbeat.store.schema import JsonType, UTCDateTime, metadata
 
 sharing_groups = Table(
@@ -59,6 +60,8 @@ sharing_agreements = Table(
     Column("purpose_note", Text, nullable=False),
     Column("valid_from", UTCDateTime, nullable=False),
     Column("valid_to", UTCDateTime),
+    # Free-text reference of the decision (MoU, minute). Who approved is recorded as
+    # users in sharing_agreement_approvals (migration 0013), never as text.
     Column("approved_by", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", Text),
@@ -85,6 +88,24 @@ sharing_agreement_versions = Table(
     Column("snapshot", JsonType, nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
     Column("changed_by", Text),
+)
+
+# One row per admin of the owner agency who approved an agreement (migration 0013). An
+# agreement is in force only with one approval, two distinct ones when it shares
+# personal data fields; the primary key makes each approver count once.
+sharing_agreement_approvals = Table(
+    "sharing_agreement_approvals",
+    metadata,
+    Column(
+        "agreement_id",
+        String(36),
+        ForeignKey("sharing_agreements.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("user_id", String(36), ForeignKey("users.id"), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
+    Column("approved_at", UTCDateTime, nullable=False),
 )
 
 public_policy_overrides = Table(

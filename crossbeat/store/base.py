@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import ColumnElement, Connection, Engine, Table, inspect, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
 from crossbeat.clock import Clock, SystemClock
 from crossbeat.store import schema
@@ -217,8 +217,13 @@ _KEYED: dict[tuple[str, str], Store] = {}
 _LOCK = threading.Lock()
 
 
-def open_store(url: str, *, upgrade: bool = True, kek: Kek | None = None) -> Store:
+def open_store(
+    url: str, *, upgrade: bool = True, kek: Kek | None = None, create: bool = True
+) -> Store:
     """Open (and by default create or migrate) the store at a database URL.
+
+    The one way to open a store: the command line, the web API and the tests all
+    call it.
 
     Parameters
     ----------
@@ -234,23 +239,42 @@ def open_store(url: str, *, upgrade: bool = True, kek: Kek | None = None) -> Sto
         The key-encryption key from the configuration
         (:func:`crossbeat.vault.kek.resolve_kek`). Without it personal data can be
         neither written nor read (it is never stored unencrypted).
+    create
+        With ``False``, only open an existing CrossBeat database, to read it: a missing
+        SQLite file is an error (none is created) and nothing is migrated (as with
+        ``upgrade=False``).
 
     Returns
     -------
     Store
         The same object for the same URL and KEK within one process. Stores of one
         URL share one cached engine, whatever their KEK.
+
+    Raises
+    ------
+    StoreError
+        The URL is not a database URL, the database is missing (``create=False``),
+        unreachable, not a CrossBeat database, or its schema is behind.
     """
     url = normalise_url(url)
+    if not create:
+        _require_existing(url)
+        upgrade = False
     with _LOCK:
         store = _CACHE.get(url)
         if store is None:
             store = _create(url)
             _CACHE[url] = store
-    if upgrade:
-        store.upgrade()
-    else:
-        store.check_schema()
+    try:
+        if upgrade:
+            store.upgrade()
+        else:
+            store.check_schema()
+    except DatabaseError as exc:
+        raise StoreError(
+            f"cannot open {store.safe_url}: {getattr(exc, 'orig', None) or exc}: it is not a "
+            "CrossBeat database (give the URL of one, e.g. sqlite:///crossbeat.db)"
+        ) from exc
     if kek is None:
         return store
     from crossbeat.vault.keys import Vault
@@ -269,6 +293,21 @@ def close_all() -> None:
             store.dispose()
         _CACHE.clear()
         _KEYED.clear()
+
+
+def _require_existing(url: str) -> None:
+    """Raise :class:`StoreError` when ``url`` names a SQLite file that does not exist."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"not a database URL: {url!r} (try sqlite:///crossbeat.db)") from exc
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
+        path = Path(database).expanduser()
+        if not path.is_file():
+            raise StoreError(
+                f"no database at {path}: it is only read here and none is created; check the path"
+            )
 
 
 def normalise_url(url: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,28 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
 from crossbeat.store.base import Store, StoreError
+
+
+def _private(db: Path) -> None:
+    """Create the database file readable by its owner only (0600), or make it so.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the permissions of the database file,
+    so a database created 0600 keeps its journal private too; an existing database (and
+    its journal files) readable by others is tightened when this process owns it.
+    """
+    if not db.exists():
+        try:
+            os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass  # created meanwhile by another process
+        except OSError as exc:
+            raise StoreError(f"cannot create the database {db}: {exc.strerror}") from exc
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+                os.chmod(path, 0o600)
+        except OSError:
+            pass  # absent, or not ours to change
 
 
 class SQLiteStore(Store):
@@ -27,6 +50,7 @@ class SQLiteStore(Store):
             parent = Path(database).expanduser().resolve().parent
             if not parent.is_dir():
                 raise StoreError(f"folder {parent} does not exist: create it first")
+            _private(Path(database).expanduser().resolve())
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import Connection, and_, bindparam, delete, select, tuple_, update
 
 from crossbeat.audit.changes import MAX_LISTED_IDS, Principal, record_change
 from crossbeat.audit.events import Action as AuditAction
 from crossbeat.geo.areas import AreaIndex
-from crossbeat.geo.cells import h3_cells
-from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.model import Incident, RecordUpdate
 from crossbeat.store import Store
 from crossbeat.store.areas import area_tag_rows
@@ -47,22 +45,62 @@ from crossbeat.vault.quarantine import seal_quarantined
 Action = Literal["upsert", "withdraw", "expunge", "update"]
 
 
+class WriteItem(Protocol):
+    """What the write path needs of one source row (:class:`crossbeat.ingest.items.Item`).
+
+    The ingest builds the items and derives them (H3 cells, jurisdictions) before they
+    reach the store; the store only classifies and writes them.
+    """
+
+    @property
+    def row_number(self) -> int: ...  # noqa: D102
+
+    @property
+    def file_hash(self) -> str: ...  # noqa: D102
+
+    @property
+    def source_file(self) -> str: ...  # noqa: D102
+
+    @property
+    def raw(self) -> dict[str, Any]: ...  # noqa: D102
+
+    @property
+    def agency_id(self) -> str | None: ...  # noqa: D102
+
+    @property
+    def incident(self) -> Incident | None: ...  # noqa: D102
+
+    @property
+    def action(self) -> Action: ...  # noqa: D102
+
+    @property
+    def reasons(self) -> tuple[str, ...]: ...  # noqa: D102
+
+    @property
+    def update(self) -> RecordUpdate | None: ...  # noqa: D102
+
+
 @dataclass(frozen=True, slots=True)
-class Item:
-    """One source row on its way into the store: an incident or the reasons it failed."""
+class _RejectedRow:
+    """A row on its way to the quarantine, with why."""
 
     row_number: int
     file_hash: str
     source_file: str
     raw: dict[str, Any]
-    #: The owning agency; None only for a rejected row of a multi-agency feed whose
-    #: agency could not be determined.
     agency_id: str | None
-    incident: Incident | None = None
-    action: Action = "upsert"
-    reasons: tuple[str, ...] = ()
-    #: For a row of an update feed (``action = "update"``): the dated change.
-    update: RecordUpdate | None = None
+    reasons: tuple[str, ...]
+
+    @classmethod
+    def of(cls, it: WriteItem, reasons: tuple[str, ...] | None = None) -> _RejectedRow:
+        return cls(
+            it.row_number,
+            it.file_hash,
+            it.source_file,
+            it.raw,
+            it.agency_id,
+            it.reasons if reasons is None else reasons,
+        )
 
 
 @dataclass
@@ -104,28 +142,30 @@ class Counts:
 
 def write_chunk(
     store: Store,
-    items: Sequence[Item],
+    items: Sequence[WriteItem],
     *,
     batch_id: str,
     profile_name: str,
-    index: JurisdictionIndex,
     checkpoint: int | None = None,
     conn: Connection | None = None,
-    derived: bool = False,
     seen: dict[str, int] | None = None,
+    areas: AreaIndex | None = None,
 ) -> Counts:
     """Store one chunk of items in a single transaction and return what happened.
 
     Parameters
     ----------
+    items
+        Derived items (:func:`crossbeat.ingest.items.derive` gave their incidents H3
+        cells and jurisdictions), in source order.
+    areas
+        The registered area layers (``JurisdictionIndex.areas``): every stored incident
+        is tagged with the areas containing it. None tags no area.
     checkpoint
         When given, the batch's ``rows_done`` is set to it in the same transaction.
     conn
         Write in the caller's open transaction instead of a transaction of its own
         (the ingest commits several chunks at once); the caller commits or rolls back.
-    derived
-        The items already went through :func:`derive` (the ingest derives while
-        normalising, in its worker process).
     seen
         Incident id to source row of the records stored by earlier calls in the same
         transaction; updated. Chunks written in several calls share it, so that a
@@ -133,8 +173,6 @@ def write_chunk(
     """
     now = store.now()
     counts = Counts(rows=len(items))
-    if not derived:
-        items = derive(items, index)
     with nullcontext(conn) if conn is not None else store.begin() as conn:
         ids = [it.incident.id for it in items if it.incident]
         existing = _existing(store, conn, ids)
@@ -146,7 +184,7 @@ def write_chunk(
         for it in items:
             if it.update is None:
                 _classify(it, existing, tombstones, seen, plan, counts)
-        _apply(store, conn, plan, batch_id=batch_id, now=now, areas=index.areas)
+        _apply(store, conn, plan, batch_id=batch_id, now=now, areas=areas)
         if updates:
             _apply_updates(store, conn, updates, plan, counts, batch_id=batch_id, now=now)
         _quarantine(store, conn, plan.rejected, batch_id, profile_name, now)
@@ -165,45 +203,12 @@ class _Plan:
     updates: list[tuple[Incident, str, dict[str, Any]]] = field(default_factory=list)
     withdrawals: list[dict[str, Any]] = field(default_factory=list)
     expunges: list[Incident] = field(default_factory=list)
-    rejected: list[Item] = field(default_factory=list)
+    rejected: list[_RejectedRow] = field(default_factory=list)
     stored_keys: list[tuple[str, int]] = field(default_factory=list)
 
 
-def derive(items: Sequence[Item], index: JurisdictionIndex) -> list[Item]:
-    """Add H3 cells and containing jurisdictions to the incidents to be stored.
-
-    The jurisdictions of all the items come from one spatial-index query.
-
-    Parameters
-    ----------
-    items
-        Items of a chunk, in order.
-    index
-        Every agency's jurisdiction polygons (:func:`crossbeat.agencies.jurisdiction_index`).
-
-    Returns
-    -------
-    list[Item]
-        The items, those with an incident to store carrying its cells and jurisdictions.
-    """
-    out = list(items)
-    found = [
-        (i, it.incident)
-        for i, it in enumerate(out)
-        if it.incident is not None and it.action == "upsert"
-    ]
-    if not found:
-        return out
-    points = [inc.location for _, inc in found]
-    tags = index.agencies_at([p.lat for p in points], [p.lon for p in points])
-    for (i, inc), loc, here in zip(found, points, tags, strict=True):
-        cells = h3_cells(loc.lat, loc.lon)
-        out[i] = replace(out[i], incident=replace(inc, h3=cells, jurisdictions=here))
-    return out
-
-
 def _classify(
-    it: Item,
+    it: WriteItem,
     existing: dict[str, dict[str, Any]],
     tombstones: set[str],
     seen: dict[str, int],
@@ -212,7 +217,7 @@ def _classify(
 ) -> None:
     inc = it.incident
     if inc is None:
-        plan.rejected.append(it)
+        plan.rejected.append(_RejectedRow.of(it))
         counts.quarantined += 1
         return
     iid = inc.id
@@ -230,7 +235,7 @@ def _classify(
             f"duplicate source id {inc.source_id!r}: the same id is already at row {first_row} "
             "of this file; the first occurrence was kept"
         )
-        plan.rejected.append(replace(it, incident=None, reasons=(reason,)))
+        plan.rejected.append(_RejectedRow.of(it, (reason,)))
         counts.quarantined += 1
         return
     seen[iid] = it.row_number
@@ -393,7 +398,7 @@ def _keep_dated(row: dict[str, Any], old: dict[str, Any]) -> None:
 def _apply_updates(
     store: Store,
     conn: Connection,
-    items: Sequence[Item],
+    items: Sequence[WriteItem],
     plan: _Plan,
     counts: Counts,
     *,
@@ -432,7 +437,7 @@ def _apply_updates(
                 f"update: no incident with source id {u.source_id!r} is stored for agency "
                 f"{u.agency_id!r}; ingest its incident feed, then run `crossbeat quarantine retry`"
             )
-            plan.rejected.append(replace(it, update=None, reasons=(reason,)))
+            plan.rejected.append(_RejectedRow.of(it, (reason,)))
             counts.quarantined += 1
             continue
         plan.stored_keys.append((it.file_hash, it.row_number))
@@ -548,7 +553,7 @@ def expunge(
 def _quarantine(
     store: Store,
     conn: Connection,
-    rejected: list[Item],
+    rejected: list[_RejectedRow],
     batch_id: str,
     profile_name: str,
     now: Any,

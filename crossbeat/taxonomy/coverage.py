@@ -28,6 +28,36 @@ class UnmappedCode:
     suggestion: Suggestion | None
 
 
+def format_share(part: int, whole: int, *, digits: int = 1) -> str:
+    """Return ``part / whole`` as a percentage that reads 100% or 0% only when it is.
+
+    A plain ``f"{share:.1%}"`` prints 2,244 of 2,245 as ``100.0%``, which says nothing
+    is missing when one is; this rounds towards the nearest end the share has not
+    reached.
+
+    Examples
+    --------
+    >>> format_share(2244, 2245)
+    '99.9%'
+    >>> format_share(2245, 2245)
+    '100.0%'
+    >>> format_share(1, 100_000)
+    '0.1%'
+    >>> format_share(1, 3)
+    '33.3%'
+    >>> format_share(0, 0)
+    '100.0%'
+    """
+    if whole <= 0 or part >= whole:
+        return f"{100:.{digits}f}%"
+    step = 10.0**-digits
+    value = round(100 * part / whole, digits)
+    if part > 0:
+        value = max(value, step)
+    value = min(value, 100 - step)
+    return f"{value:.{digits}f}%"
+
+
 @dataclass(frozen=True, slots=True)
 class SchemeCoverage:
     """Mapped and unmapped offence counts of one agency and scheme."""
@@ -44,6 +74,11 @@ class SchemeCoverage:
     def mapped_share(self) -> float:
         """Return the share of offences the crosswalk maps (1.0 when there are none)."""
         return self.mapped / self.total if self.total else 1.0
+
+    @property
+    def mapped_percent(self) -> str:
+        """Return the mapped share as a percentage that never rounds up to 100.0%."""
+        return format_share(self.mapped, self.total)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ lists the NIBRS location types. ``data/VERSION.toml`` versions both tables.
 from __future__ import annotations
 
 import csv
+import io
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -99,8 +100,9 @@ def nibrs_offences() -> Mapping[str, NibrsOffence]:
     >>> nibrs_offences()["09A"].ucr_part1
     'homicide'
     """
-    with (_DATA / "nibrs_offences.csv").open(encoding="utf-8", newline="") as fh:
-        rows = [_parse_offence(row, i) for i, row in enumerate(csv.DictReader(fh), start=2)]
+    text = (_DATA / "nibrs_offences.csv").read_text(encoding="utf-8")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = [_parse_offence(row, i) for i, row in enumerate(reader, start=2)]
     table = {o.code: o for o in rows}
     if len(table) != len(rows):
         raise TaxonomyError("nibrs_offences.csv lists an offence code twice")
@@ -116,6 +118,7 @@ def nibrs_location_types() -> Mapping[str, str]:
     Mapping[str, str]
         A read-only mapping such as ``"20" -> "Residence/Home"``.
     """
-    with (_DATA / "location_types.csv").open(encoding="utf-8", newline="") as fh:
-        table = {row["code"].strip(): row["name"].strip() for row in csv.DictReader(fh)}
+    text = (_DATA / "location_types.csv").read_text(encoding="utf-8")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    table = {row["code"].strip(): row["name"].strip() for row in reader}
     return MappingProxyType(table)

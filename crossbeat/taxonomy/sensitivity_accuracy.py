@@ -27,6 +27,7 @@ and the false-positive rate on ordinary ones.
 from __future__ import annotations
 
 import csv
+import io
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -170,7 +171,7 @@ def load_labelled(path: str | Path | None = None) -> list[LabelledNarrative]:
     """
     source = Path(path) if path is not None else LABELLED_SET
     try:
-        with source.open(encoding="utf-8", newline="") as fh:
+        with io.StringIO(source.read_text(encoding="utf-8"), newline="") as fh:
             reader = csv.DictReader(fh)
             missing = {"id", "split", "crime_against", "labels", "text"} - set(
                 reader.fieldnames or []

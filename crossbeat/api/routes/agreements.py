@@ -25,6 +25,7 @@ from crossbeat.api.schemas import (
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
 from crossbeat.sharing.agreements import (
+    approve_agreement,
     create_agreement,
     get_agreement,
     list_agreements,
@@ -38,7 +39,12 @@ from crossbeat.store import Store
 router = APIRouter(prefix="/agreements", tags=["agreements"])
 
 Owner = Annotated[
-    str | None, Query(description="Owner agency (default: yours; others: platform_admin).")
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="Owner agency (default: yours; others: platform_admin).",
+    ),
 ]
 
 
@@ -50,7 +56,11 @@ def get_agreements(
     owner: Owner = None,
     grantee: Annotated[str | None, Query(description="AGENCY_ID, group:ID or public.")] = None,
     status: Annotated[
-        str | None, Query(pattern="^(active|pending|expired|revoked)$", description="Status now.")
+        str | None,
+        Query(
+            pattern="^(active|awaiting_approval|pending|expired|revoked)$",
+            description="Status now.",
+        ),
     ] = None,
 ) -> AgreementListOut:
     """Return an owner agency's agreements (every status unless filtered), oldest first."""
@@ -71,7 +81,12 @@ def get_agreements(
 def post_agreement(
     body: AgreementIn, store: StoreDep, clock: ClockDep, actor: ActorDep
 ) -> AgreementOut:
-    """Create a sharing agreement; 400 lists every problem and nothing is stored."""
+    """Create a sharing agreement; 400 lists every problem and nothing is stored.
+
+    It applies once admins of the owner agency approved it: the caller's approval counts
+    when they are one; personal data fields need a second, different admin
+    (``POST /agreements/{id}/approve``). Until then its status is ``awaiting_approval``.
+    """
     values = body.model_dump(exclude={"owner"})
     created = create_agreement(store, _owner(actor, body.owner), by=actor, **values)
     return _out(created, clock)
@@ -129,6 +144,26 @@ def post_revoke(
     _find(store, actor, agreement_id, "revoke sharing agreements")
     revoked = revoke_agreement(store, agreement_id, reason=body.reason, by=actor)
     return _out(revoked, clock)
+
+
+@router.post(
+    "/{agreement_id}/approve",
+    response_model=AgreementOut,
+    responses=ERRORS,
+    dependencies=[CsrfDep],
+    summary="Approve an agreement (admins of the owner agency)",
+)
+def post_approve(
+    agreement_id: str, store: StoreDep, clock: ClockDep, actor: ActorDep
+) -> AgreementOut:
+    """Record your approval; only an agency_admin or platform_admin of the owner may approve.
+
+    Each admin approves once: the second approval that personal data fields need must
+    come from a different admin.
+    """
+    _find(store, actor, agreement_id, "approve sharing agreements")
+    approved = approve_agreement(store, agreement_id, by=actor)
+    return _out(approved, clock)
 
 
 def _owner(actor: Actor, owner: str | None) -> str:

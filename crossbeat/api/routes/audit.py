@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Request
 from crossbeat.api.deps import ActorDep, CallerDep, StoreDep, audit_denied, client_ip
 from crossbeat.api.errors import ApiError
 from crossbeat.api.schemas import ERRORS, AuditEventOut, AuditListOut
-from crossbeat.audit import Action, AuditEvent, append, events_for_owner
+from crossbeat.audit import Action, AuditEvent, append, events_for_owner, public_reads
 from crossbeat.auth.errors import PermissionDenied
+from crossbeat.auth.names import actor_names
 from crossbeat.auth.roles import Action as RoleAction
 from crossbeat.auth.roles import Actor, decide
 from crossbeat.store import Store
@@ -31,7 +32,12 @@ def get_audit(
     caller: CallerDep,
     actor: ActorDep,
     agency: Annotated[
-        str | None, Query(description="Owner agency (default: yours; others: platform_admin).")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Owner agency (default: yours; others: platform_admin).",
+        ),
     ] = None,
     since: Annotated[datetime | None, Query(description="Events at or after (with zone).")] = None,
     until: Annotated[datetime | None, Query(description="Events before (with zone).")] = None,
@@ -56,6 +62,7 @@ def get_audit(
     problems = _check(since, until, action)
     if problems:
         raise ApiError(400, "bad audit query: " + "; ".join(problems), problems)
+    public_reads.flush(store, store.now())  # closed windows of public reads, as events
     events = events_for_owner(
         store,
         owner,
@@ -70,9 +77,13 @@ def get_audit(
     filters = {"since": since, "until": until, "action": action, "actor": by,
                "record_id": record_id, "limit": limit, "offset": offset}  # fmt: skip
     _record_view(store, request, actor, owner, filters, len(events))
+    names = actor_names(store, (e.actor for e in events))
     return AuditListOut(
         agency=owner,
-        events=[AuditEventOut.model_validate(e.to_dict()) for e in events],
+        events=[
+            AuditEventOut.model_validate({**e.to_dict(), "actor_name": names.get(e.actor)})
+            for e in events
+        ],
         limit=limit,
         offset=offset,
     )

@@ -9,6 +9,8 @@ so sign-ins, failures, lockouts and logouts are recorded with the client's addre
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -21,8 +23,9 @@ from crossbeat.api.deps import (
     SettingsDep,
     StoreDep,
     audit_denied,
+    client_ip,
 )
-from crossbeat.api.errors import SESSION_COOKIE
+from crossbeat.api.errors import SESSION_COOKIE, ApiError
 from crossbeat.api.schemas import (
     ERRORS,
     LoginIn,
@@ -33,9 +36,11 @@ from crossbeat.api.schemas import (
     SignedInOut,
     UserOut,
 )
+from crossbeat.api.throttle import LoginThrottle
+from crossbeat.audit import Action, AuditEvent, Outcome, public_reads
 from crossbeat.auth.accounts import User, get_user
 from crossbeat.auth.csrf import check_csrf, csrf_token
-from crossbeat.auth.errors import AuthenticationError, CsrfError
+from crossbeat.auth.errors import AccountError, AuthenticationError, CsrfError
 from crossbeat.auth.login import begin_login, complete_login
 from crossbeat.auth.sessions import ABSOLUTE_TIMEOUT, Session, logout, validate_session
 from crossbeat.sharing.request import Viewer
@@ -44,7 +49,8 @@ from crossbeat.store import Store
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 _LOCKED: dict[int | str, dict[str, Any]] = {
-    423: {"model": ERRORS[401]["model"], "description": "Account locked after failed sign-ins"}
+    423: {"model": ERRORS[401]["model"], "description": "Account locked after failed sign-ins"},
+    429: {"model": ERRORS[401]["model"], "description": "Too many failed sign-ins from here"},
 }
 
 
@@ -54,14 +60,45 @@ _LOCKED: dict[int | str, dict[str, Any]] = {
     responses={**ERRORS, **_LOCKED},
     summary="Sign in, step 1: check the password",
 )
-def post_login(body: LoginIn, store: StoreDep, events: EventsDep) -> MfaChallengeOut:
+def post_login(
+    body: LoginIn, request: Request, store: StoreDep, events: EventsDep
+) -> MfaChallengeOut:
     """Check the username and password; return a ticket for the one-time code (5 minutes).
 
-    A wrong username or password gets the same 401; five failures in 15 minutes lock
-    the account (423) until an administrator unlocks it.
+    An unknown username, a wrong password and a locked account get the same 401 after
+    the same work; five failures in 15 minutes lock the account until an administrator
+    unlocks it. An address with too many failed sign-ins gets 429 (``Retry-After``),
+    and its attempts are then not checked at all (they cannot lock anyone).
     """
-    challenge = begin_login(store, body.username, body.password, events=events)
+    with _throttled(request, store):
+        challenge = begin_login(store, body.username, body.password, events=events)
     return MfaChallengeOut(mfa_ticket=challenge.ticket, expires_at=challenge.expires_at)
+
+
+@contextlib.contextmanager
+def _throttled(request: Request, store: Store) -> Iterator[None]:
+    """Refuse an address over its failed sign-ins (429, audited); count its failures."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    ip = client_ip(request)
+    if not throttle.allows(ip):
+        reason = "too many failed sign-ins from this address: wait and try again"
+        refusal = AuditEvent(
+            action=Action.DENIED,
+            actor="public",
+            source_ip=ip,
+            outcome=Outcome.DENIED,
+            resource_type="login",
+            details={"request": f"{request.method} {request.url.path}", "reason": reason},
+        )
+        with store.begin() as conn:  # one event per window and address, not per attempt
+            public_reads.tally(store, conn, [refusal], store.now())
+        wait = throttle.retry_after(ip)
+        raise ApiError(429, f"{reason} in {wait} s", headers={"Retry-After": str(wait)})
+    try:
+        yield
+    except (AuthenticationError, AccountError):
+        throttle.failed(ip)
+        raise
 
 
 @router.post(
@@ -83,7 +120,8 @@ def post_mfa(
     Returns the user and the CSRF token to send in ``X-CSRF-Token`` with every
     request that changes something. A session this browser held before is ended.
     """
-    result = complete_login(store, body.ticket, body.code, events=events)
+    with _throttled(request, store):
+        result = complete_login(store, body.ticket, body.code, events=events)
     previous = request.cookies.get(SESSION_COOKIE)
     if previous is not None:
         logout(store, previous, events=events)

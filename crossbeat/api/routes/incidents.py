@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -36,9 +36,12 @@ from crossbeat.api.schemas import (
 from crossbeat.model import PersonalData, PersonRole
 from crossbeat.sharing.policy import Decision
 from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
-from crossbeat.sharing.request import GROUP_BY, ReadRequest, Viewer, ViewerKind
+from crossbeat.sharing.request import GROUP_BY, ReadRequest, RequestError, Viewer, ViewerKind
 
 router = APIRouter(tags=["incidents"])
+
+#: Header carrying the legal basis (a case number) of a personal-data read.
+PURPOSE_HEADER = "X-Purpose"
 
 GEOJSON = "application/geo+json"
 _FEATURES = {"$ref": "#/components/schemas/FeatureCollectionOut"}
@@ -86,17 +89,28 @@ def _request(
     area: list[str] | None = None,
     **more: Any,
 ) -> ReadRequest:
-    """Build the read request; :class:`RequestError` (400) lists every bad parameter."""
-    return ReadRequest(
-        bbox=tuple(bbox.split(",")) if bbox is not None else None,  # type: ignore[arg-type]
-        since=since,
-        until=until,
-        offences=frozenset(offence) if offence else None,
-        agencies=frozenset(agency) if agency else None,
-        areas=frozenset(area) if area else None,  # type: ignore[arg-type]
-        purpose=purpose,  # type: ignore[arg-type]
-        **more,
-    )
+    """Build the read request; :class:`RequestError` (400) lists every bad parameter.
+
+    The problems name the query parameters (``by``, ``offence``, ``agency``), not the
+    fields of :class:`ReadRequest` they fill.
+    """
+    try:
+        return ReadRequest(
+            bbox=tuple(bbox.split(",")) if bbox is not None else None,  # type: ignore[arg-type]
+            since=since,
+            until=until,
+            offences=frozenset(offence) if offence else None,
+            agencies=frozenset(agency) if agency else None,
+            areas=frozenset(area) if area else None,  # type: ignore[arg-type]
+            purpose=purpose,  # type: ignore[arg-type]
+            **more,
+        )
+    except RequestError as exc:
+        raise exc.renamed(QUERY_NAMES) from None
+
+
+#: Query parameter of each :class:`ReadRequest` field whose name differs.
+QUERY_NAMES = {"group_by": "by", "offences": "offence", "agencies": "agency"}
 
 
 @router.get(
@@ -153,24 +167,35 @@ def list_incidents(
     summary="Read one incident (its personal data needs a stated purpose)",
 )
 def get_incident(
+    request: Request,
     store: StoreDep,
     viewer: ViewerDep,
     incident_id: str,
     purpose: Annotated[
         str | None,
-        Query(
+        Header(
+            alias=PURPOSE_HEADER,
             max_length=500,
             description="Legal basis (case number, warrant...) for reading the personal "
             "data. Without it no personal data is returned; with it, the read is audited "
-            "as a personal-data view under this purpose.",
+            "as a personal-data view under this purpose. A header, not a query parameter, "
+            "so that case numbers stay out of URLs and access logs.",
         ),
     ] = None,
 ) -> JSONResponse:
     """Return one incident as you may see it, and its personal data if you state a purpose.
 
+    The legal basis travels in the ``X-Purpose`` header; ``?purpose=`` in the URL is
+    refused with 400 (a case number in a URL lands in proxy and server access logs).
     404 when the incident is unknown or not visible to you (the two are not told
     apart). 403 when you stated a purpose but may not see its personal data.
     """
+    if "purpose" in request.query_params:
+        raise ApiError(
+            400,
+            f"purpose: send the legal basis in the {PURPOSE_HEADER} header, not in the URL "
+            "(URLs are written to access logs)",
+        )
     if purpose is not None and not purpose.strip():
         raise ApiError(400, "purpose is blank: state the legal basis (case number, warrant)")
     result = read_detail(store, viewer, incident_id, purpose=purpose)
@@ -178,6 +203,10 @@ def get_incident(
         raise ApiError(404, f"no incident {incident_id!r} that you may see")
     if purpose is not None and result.personal is None:
         reasons = [r for d in result.decisions for r in d.reasons]
+        if viewer.kind is ViewerKind.PUBLIC:
+            # The public gets no decisions anywhere: its refusal names no agreement
+            # (ids of the public agreements stay the owners' business; issue #7).
+            reasons = ["personal data is never shown to the public: sign in"]
         raise ApiError(403, "you may not read this incident's personal data", reasons)
     personal = _personal(result.personal) if result.personal is not None else None
     out = IncidentDetailOut(

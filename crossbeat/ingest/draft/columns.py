@@ -349,8 +349,9 @@ def projected(
         hints.append("UTM, metres (EPSG:326NN for zone NN north, e.g. EPSG:32610)")
     if 100_000 <= xs[0] and xs[1] <= 10_000_000 and 0 <= ys[0] and ys[1] <= 4_000_000:
         hints.append(
-            "US State Plane, US survey feet (e.g. EPSG:2913 Oregon North, EPSG:2227 "
-            "California zone 3, EPSG:2263 New York Long Island, EPSG:3435 Illinois East)"
+            "US State Plane, in feet (US survey feet: e.g. EPSG:2227 California zone 3, "
+            "EPSG:2263 New York Long Island, EPSG:3435 Illinois East; international feet: "
+            "e.g. EPSG:2913 Oregon North; check which foot the agency's GIS team uses)"
         )
     hint = "; ".join(hints) or "a projected CRS in the agency's local grid"
     todo = (

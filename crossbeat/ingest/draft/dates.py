@@ -11,6 +11,7 @@ had those offsets at those instants.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from crossbeat.ingest.dates import DateError, DateParser, implausible
 from crossbeat.ingest.profile import DateSpec
+from crossbeat.model import TimePrecision
 
 #: strptime patterns tried after the named formats, most specific first.
 PATTERNS: tuple[str, ...] = (
@@ -413,3 +415,103 @@ def time_partner(time_column: str, guesses: dict[str, DateGuess], times: int) ->
 def swap_day_month(fmt: str) -> str:
     """Return a strptime pattern with %d and %m swapped."""
     return fmt.replace("%m", "\0").replace("%d", "%m").replace("\0", "%d")
+
+
+#: Fewest sampled times from which an excess of one time of day is judged.
+MIN_PLACEHOLDER_TIMES = 20
+#: Fewest rows one time of day must be on to be proposed as a placeholder.
+MIN_PLACEHOLDER_ROWS = 10
+#: Least share of the sampled times that one time of day must have to be a placeholder.
+PLACEHOLDER_SHARE = 0.02
+#: How many times more often than any other time of its kind it must occur.
+PLACEHOLDER_RATIO = 3
+
+
+def _kind_of_time(clock: str) -> str:
+    """Return how round a time of day is: people round real times to these."""
+    minute = int(clock[3:5])
+    if clock[5:] not in ("", ":00"):
+        return "seconds"
+    if minute == 0:
+        return "hour"
+    return "half" if minute == 30 else "five" if minute % 5 == 0 else "minute"
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """A time of day a column holds far more often than any other: "time unknown"?"""
+
+    time: str
+    count: int
+    total: int
+
+    def describe(self) -> str:
+        """Return the draft's comment on the ``placeholder_times`` it proposes."""
+        return (
+            f"guess: {self.count} of the {self.total} sampled times "
+            f"({100 * self.count / self.total:.0f}%) are exactly {self.time}, far more than "
+            "any time like it: the export's placeholder for an unknown time? They are stored "
+            f"as the whole day; remove this line if {self.time} is a real time"
+        )
+
+
+def placeholder_time(
+    rows: list[dict[str, str]], guess: DateGuess, timezone: str | None
+) -> Placeholder | None:
+    """Return the time of day a date column holds too often to be real, if any.
+
+    Crimes happen at all hours; an export that writes 00:00 (or 12:00, or 00:01) for
+    "time unknown" shows one time of day on far more rows than any like it. Times are
+    compared with times as round as they are (on the hour, on the half hour, on five
+    minutes, other minutes), because people round the real times they write down too. A
+    time is proposed when it is on at least :data:`MIN_PLACEHOLDER_ROWS` rows and
+    :data:`PLACEHOLDER_SHARE` of at least :data:`MIN_PLACEHOLDER_TIMES` sampled times with
+    minutes, and at least :data:`PLACEHOLDER_RATIO` times as frequent as any other time
+    of its kind.
+
+    Examples
+    --------
+    >>> g = DateGuess("when", ["%Y-%m-%d %H:%M"], 1, 1, "minute")
+    >>> rows = [{"when": f"2024-03-{d:02d} 00:00"} for d in range(1, 11)]
+    >>> rows += [{"when": f"2024-03-05 {h:02d}:{m:02d}"} for h in range(1, 21) for m in (7, 41)]
+    >>> placeholder_time(rows, g, None)
+    Placeholder(time='00:00', count=10, total=50)
+    """
+    spec = (
+        DateSpec(
+            date_column=guess.column,
+            time_column=guess.time_column,
+            formats=guess.formats,
+            time_formats=guess.time_formats or ["%H:%M"],
+        )
+        if guess.time_column
+        else DateSpec(column=guess.column, formats=guess.formats)
+    )
+    parser = DateParser(spec, timezone or "UTC")
+    times: Counter[str] = Counter()
+    for row in rows:
+        value = (row.get(guess.column) or "").strip()
+        clock = (row.get(guess.time_column) or "").strip() if guess.time_column else None
+        if not value or (guess.time_column and not clock):
+            continue
+        try:
+            parsed = parser.parse(value, clock)
+        except DateError:
+            continue
+        if parsed.precision is TimePrecision.MINUTE:
+            local = parsed.start.astimezone(parser.tz)
+            times[local.strftime("%H:%M:%S" if local.second else "%H:%M")] += 1
+    total = sum(times.values())
+    if total < MIN_PLACEHOLDER_TIMES:
+        return None
+    best: Placeholder | None = None
+    for clock, count in times.items():
+        if count < max(MIN_PLACEHOLDER_ROWS, PLACEHOLDER_SHARE * total):
+            continue
+        kind = _kind_of_time(clock)
+        rival = max(
+            (n for c, n in times.items() if c != clock and _kind_of_time(c) == kind), default=0
+        )
+        if count >= PLACEHOLDER_RATIO * max(rival, 1) and (best is None or count > best.count):
+            best = Placeholder(clock, count, total)
+    return best

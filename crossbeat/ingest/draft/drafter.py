@@ -8,8 +8,9 @@ and the crosswalk that maps most of its values, the address, location type, stat
 disposition, narrative and person columns. Every guess carries a comment saying why;
 what the draft cannot decide is left as a ``TODO`` comment, never silently wrong (a
 projected CRS it cannot identify leaves x/y commented out, a missing time zone is
-written as UTC with a TODO). The draft is valid: ``crossbeat profile check`` accepts
-it, and :func:`draft_profile` runs that check on the sampled rows itself.
+written as UTC with a TODO). The draft is valid: ``crossbeat profile check`` reads the
+file with it (and refuses it, as the ingest does, until every TODO is settled), and
+:func:`draft_profile` runs that check on the sampled rows itself.
 
 The guessers live in :mod:`~crossbeat.ingest.draft.columns`,
 :mod:`~crossbeat.ingest.draft.dates`, :mod:`~crossbeat.ingest.draft.location` and

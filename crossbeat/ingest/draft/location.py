@@ -20,8 +20,9 @@ from crossbeat.ingest.draft.columns import (
     projected,
 )
 from crossbeat.ingest.draft.render import Section
-from crossbeat.ingest.points import geometry_point
+from crossbeat.ingest.points import METRES_PER_DEGREE, geometry_point, rounding_precision
 from crossbeat.ingest.profile import SourceSpec
+from crossbeat.model import LocationPrecision
 from crossbeat.taxonomy import nibrs_location_types
 
 #: Column-name parts of a location (premise) type column, in order of preference.
@@ -81,6 +82,8 @@ class _Location:
         self.src = src
         self.taken = taken
         self.timezone = timezone
+        #: The longitude/latitude values of the sample, as written (for their decimals).
+        self.lonlat_texts: list[str] = []
 
     def take(self, *columns: str | None) -> None:
         self.taken.update(c for c in columns if c)
@@ -114,6 +117,9 @@ class _Location:
             return False
         self.take(guess.x, guess.y)
         off = guess.crs is None
+        if guess.crs == "EPSG:4326" and guess.x and guess.y:
+            for col in (guess.x, guess.y):
+                self.lonlat_texts += self.sample.columns[col].values
         if off:
             section.add(None, comment=guess.comment)
         section.add("x", guess.x, "" if off else guess.comment, off=off)
@@ -144,6 +150,7 @@ class _Location:
             why = f"the file declares its CRS ({self.source.crs}); the geometry gives the point"
             self.src.add("crs", self.source.crs, why)
         elif lonlat:
+            self.lonlat_texts = [repr(float(v)) for p in points for v in p]
             why = "the GeoJSON geometry gives the point (longitude/latitude): no x/y needed"
             section.add(None, comment="guess: " + why)
         else:
@@ -167,6 +174,7 @@ class _Location:
             "generalises them before export"
         )
         value = "exact"
+        rounded = coordinate_rounding(self.lonlat_texts)
         if address and address[1]:
             near = "On or near" in address[2]
             value = "snapped" if near else "block"
@@ -176,7 +184,20 @@ class _Location:
                 else "guess: the addresses are hundred-block generalised, so the points "
                 "probably are too; set exact if they are not"
             )
+        elif rounded is not None and rounding_precision(rounded[1]) != LocationPrecision.EXACT:
+            value = rounding_precision(rounded[1]).value
+            why = f"guess: the points are rounded to about {rounded[1]} m (precision_m)"
         section.add("precision", value, why)
+        if rounded is not None:
+            decimals, metres = rounded
+            section.add(
+                "precision_m",
+                metres,
+                f"guess: no sampled coordinate has more than {decimals} decimal place"
+                f"{'s' if decimals != 1 else ''}: the source rounded the points to about "
+                f"{metres} m, so they are stored no more precise than that (remove it if "
+                "the values merely lost trailing zeros)",
+            )
 
     def _location_types(self, section: Section) -> list[Section]:
         column = guess_named(self.sample, LOCATION_TYPE_KEYS, taken=self.taken)
@@ -232,6 +253,40 @@ def _crs_why(guess: PointGuess) -> str:
     if guess.crs == "EPSG:4326":
         return "guess: longitude/latitude (WGS84), from the column names and value ranges"
     return guess.comment
+
+
+#: Fewest coordinate values from which the draft judges their rounding.
+MIN_ROUNDING_VALUES = 20
+#: Most decimal places that still mean "rounded by the source" (4 places: about 11 m).
+MAX_ROUNDED_DECIMALS = 4
+
+
+def coordinate_rounding(texts: list[str]) -> tuple[int, int] | None:
+    """Return (decimal places, metres) when longitude/latitude values are rounded.
+
+    The precision the data actually has is the most decimal places any value has; at
+    :data:`MAX_ROUNDED_DECIMALS` or fewer the points are rounded (3 places of a degree
+    are about 111 m). None when they are finer, or there are too few values to tell.
+
+    Examples
+    --------
+    >>> coordinate_rounding(["-122.679", "45.515", "45.5"] * 10)
+    (3, 111)
+    >>> coordinate_rounding(["-122.678912", "45.514901"] * 10) is None
+    True
+    """
+    places = []
+    for text in texts:
+        head, dot, tail = text.strip().partition(".")
+        if not head.lstrip("+-").isdigit() or (dot and not tail.isdigit()):
+            continue
+        places.append(len(tail))
+    if len(places) < MIN_ROUNDING_VALUES:
+        return None
+    decimals = max(places)
+    if decimals > MAX_ROUNDED_DECIMALS:
+        return None
+    return decimals, round(METRES_PER_DEGREE / 10**decimals)
 
 
 def location_types(values: list[str]) -> dict[str, str]:

@@ -189,12 +189,29 @@ def _unmapped(col: Column, scheme: str) -> list[str]:
     return [v for v, _ in col.counts.most_common() if crosswalk.lookup(v) is None]
 
 
+#: A column with at most this many distinct values is a coarse category (Part 1 / Part 2,
+#: person / property), not the offence code, when a finer offence column exists.
+FEW_VALUES = 6
+
+
 def _offence_named(sample: Sample, taken: set[str]) -> str | None:
-    for word in _OFFENCE_WORDS:
-        for col in _candidates(sample, taken):
-            if word in snake(col.name):
-                return col.name
-    return None
+    """Return the column named like an offence code that most looks like one.
+
+    A code that comes with its own description column wins (``Case Type`` with
+    ``Case Type Description``), then a column with more than :data:`FEW_VALUES` distinct
+    values over a coarse category, then the order of :data:`_OFFENCE_WORDS`, then the
+    number of distinct values.
+    """
+    named: list[tuple[tuple[bool, bool, int, int], str]] = []
+    for col in _candidates(sample, taken):
+        low = snake(col.name)
+        order = next((i for i, w in enumerate(_OFFENCE_WORDS) if w in low), None)
+        if order is None:
+            continue
+        described = _description_for(sample, col.name, taken) is not None
+        fine = len(col.counts) > FEW_VALUES
+        named.append(((described, fine, -order, len(col.counts)), col.name))
+    return max(named)[1] if named else None
 
 
 def _description_for(sample: Sample, code: str, taken: set[str]) -> str | None:

@@ -35,6 +35,7 @@ from crossbeat.ingest.draft.dates import (
     guess_date,
     guess_time,
     occurrence_score,
+    placeholder_time,
     swap_day_month,
     time_partner,
     window_stem,
@@ -344,6 +345,9 @@ class _Planner:
         section.add("formats", formats, self._format_why(guess, formats))
         if guess.time_column:
             section.add("time_formats", guess.time_formats, "guess: read every sampled time")
+        placeholder = placeholder_time(self.sample.rows, guess, self.timezone)
+        if placeholder is not None:
+            section.add("placeholder_times", [placeholder.time], placeholder.describe())
         return section
 
     def _formats(self, guess: DateGuess) -> list[str]:

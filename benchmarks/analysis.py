@@ -1,0 +1,160 @@
+"""Analysis benchmark: each timing printed beside a reference measured in the same run.
+
+Usage::
+
+    python benchmarks/analysis.py                      # KDE 1 M, Gi* 100 k cells, Knox 50 k
+    python benchmarks/analysis.py --kde-points 200000 --gi-cells 20000 --knox-points 10000
+
+* KDE: ``crossbeat.analysis.kde.kernel_density`` on ``--kde-points`` points (projection,
+  binned FFT, contours) against scipy ``gaussian_kde`` evaluated on the same grid from a
+  subsample, extrapolated linearly in the number of points.
+* Gi*: ``grid_hotspots`` over a square grid of about ``--gi-cells`` cells (counting,
+  weights, z-scores, Benjamini-Hochberg) against esda ``G_Local(star=True)`` on the same
+  counts and weights (analytic only, ``permutations=0``; building its W included).
+* Knox: ``knox_test`` on ``--knox-points`` incidents with 99 permutations against a
+  numpy brute force (all n² pairs, same bands, same permutations) on a subsample,
+  extrapolated by n².
+
+Points are Toronto's real incident locations (../shared/data/toronto-mci) resampled with
+50 m jitter to the size asked for, or a synthetic clustered cloud when that is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from crossbeat.analysis.hotspots import grid_hotspots, grid_weights
+from crossbeat.analysis.kde import kernel_density
+from crossbeat.analysis.nearrepeat import band_index, knox_test
+from crossbeat.analysis.points import to_metres
+
+TORONTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "toronto-mci"
+
+
+def _points(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    rng = np.random.default_rng(seed)
+    if (TORONTO / "train.csv").exists():
+        import pandas as pd
+
+        df = pd.read_csv(TORONTO / "train.csv", usecols=["Long", "Lat", "occurrencedate"])
+        df = df[pd.to_datetime(df.occurrencedate.str.slice(0, 10)) >= "2014-01-01"]
+        pick = rng.integers(0, len(df), n)
+        jitter = rng.normal(0, 50, (n, 2)) / np.array([80_000.0, 111_000.0])
+        lon = df.Long.values[pick] + jitter[:, 0]
+        lat = df.Lat.values[pick] + jitter[:, 1]
+        days = rng.uniform(0, 365, n)
+        return lon, lat, days, "Toronto MCI locations, resampled with 50 m jitter"
+    centres = rng.uniform([-79.6, 43.6], [-79.2, 43.8], (50, 2))
+    c = centres[rng.integers(0, 50, n)]
+    lon = c[:, 0] + rng.normal(0, 0.01, n)
+    lat = c[:, 1] + rng.normal(0, 0.007, n)
+    return lon, lat, rng.uniform(0, 365, n), "synthetic clustered cloud"
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def bench_kde(n: int, sub: int) -> None:
+    from scipy.stats import gaussian_kde
+
+    lon, lat, _, what = _points(n)
+    secs, res = _timed(lambda: kernel_density(lon, lat))
+    grid = np.column_stack([np.meshgrid(res.x, res.y, indexing="ij")[k].ravel() for k in (0, 1)])
+    proj = to_metres(lon[:sub], lat[:sub], res.params.crs)
+    data = np.vstack([proj.x, proj.y])
+    ref = gaussian_kde(data, bw_method=res.params.bandwidth_m / data.std(axis=1, ddof=1).mean())
+    ref_secs, _ = _timed(lambda: ref(grid.T))
+    print(
+        f"KDE   {n:>9,} points ({what}), grid {len(res.x)}×{len(res.y)}: {secs:6.2f} s   "
+        f"scipy gaussian_kde on {sub:,} points: {ref_secs:6.2f} s, "
+        f"extrapolated to {n:,}: {ref_secs * n / sub:8.1f} s"
+    )
+
+
+def bench_gi(cells: int) -> None:
+    import esda
+    import libpysal
+
+    lon, lat, _, what = _points(max(cells * 2, 200_000), seed=1)
+    proj = to_metres(lon, lat)
+    cell_m = float(np.sqrt(np.ptp(proj.x) * np.ptp(proj.y) / cells))
+    secs, res = _timed(lambda: grid_hotspots(lon, lat, cell_m=cell_m, k=1))
+    cols = len({c.split(",")[0] for c in res.cell})
+    rows = len(res.cell) // cols
+
+    def ref():
+        w = libpysal.weights.WSP(grid_weights(cols, rows, 1)).to_W(silence_warnings=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return esda.G_Local(res.count, w, transform="B", star=True, permutations=0)
+
+    ref_secs, g = _timed(ref)
+    assert np.allclose(g.Zs, res.z)
+    print(
+        f"Gi*   {len(res.cell):>9,} cells ({what}) with BH FDR, {res.hot.sum():,} hot: "
+        f"{secs:6.2f} s   esda G_Local(star=True) on the same weights: {ref_secs:6.2f} s "
+        "(z-scores equal)"
+    )
+
+
+def _brute_knox(x, y, t, d_edges, t_edges, permutations, seed):
+    n = len(x)
+    iu, ju = np.triu_indices(n, k=1)
+    dist = np.hypot(x[iu] - x[ju], y[iu] - y[ju])
+    near = dist <= d_edges[-1]
+    db = band_index(dist[near], d_edges)
+    rng = np.random.default_rng(seed)
+    nt = len(t_edges) - 1
+    tables = []
+    for perm in [np.arange(n)] + [rng.permutation(n) for _ in range(permutations)]:
+        tp = t[perm]
+        tb = band_index(np.abs(tp[iu[near]] - tp[ju[near]]), t_edges)
+        ok = (db >= 0) & (tb >= 0)
+        tables.append(np.bincount(db[ok] * nt + tb[ok], minlength=(len(d_edges) - 1) * nt))
+    return tables
+
+
+def bench_knox(n: int, sub: int) -> None:
+    lon, lat, days, what = _points(n, seed=2)
+    t = np.datetime64("2024-01-01", "s") + (days * 86400).astype("int64").astype("timedelta64[s]")
+    secs, res = _timed(lambda: knox_test(lon, lat, t, permutations=99, seed=3))
+    proj = to_metres(lon[:sub], lat[:sub], res.params.crs)
+    d_edges = np.array(res.params.distance_edges_m)
+    t_edges = np.array(res.params.time_edges_days)
+    ref_secs, _ = _timed(lambda: _brute_knox(proj.x, proj.y, days[:sub], d_edges, t_edges, 99, 3))
+    print(
+        f"Knox  {n:>9,} incidents ({what}), 99 permutations, {res.n_pairs:,} close pairs: "
+        f"{secs:6.2f} s   brute force on {sub:,}: {ref_secs:6.2f} s, "
+        f"extrapolated to {n:,}: {ref_secs * (n / sub) ** 2:8.1f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kde-points", type=int, default=1_000_000)
+    parser.add_argument("--kde-subsample", type=int, default=2_000)
+    parser.add_argument("--gi-cells", type=int, default=100_000)
+    parser.add_argument("--knox-points", type=int, default=50_000)
+    parser.add_argument("--knox-subsample", type=int, default=3_000)
+    args = parser.parse_args()
+    print(
+        f"{platform.platform()}, python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    bench_kde(args.kde_points, args.kde_subsample)
+    bench_gi(args.gi_cells)
+    bench_knox(args.knox_points, args.knox_subsample)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Source rows on their way into the store, and what the ingest derives for them.
+
+An :class:`Item` is one source row after normalising: the incident to store (or the
+update to apply), or the reasons it was refused. :func:`derive` adds what the ingest
+computes from the incident's point — its H3 cells and the jurisdictions containing it —
+before :func:`crossbeat.store.writes.write_chunk` classifies and writes the chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from crossbeat.geo.cells import h3_cells
+from crossbeat.geo.jurisdictions import JurisdictionIndex
+from crossbeat.model import Incident, RecordUpdate
+
+Action = Literal["upsert", "withdraw", "expunge", "update"]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One source row on its way into the store: an incident or the reasons it failed."""
+
+    row_number: int
+    file_hash: str
+    source_file: str
+    raw: dict[str, Any]
+    #: The owning agency; None only for a rejected row of a multi-agency feed whose
+    #: agency could not be determined.
+    agency_id: str | None
+    incident: Incident | None = None
+    action: Action = "upsert"
+    reasons: tuple[str, ...] = ()
+    #: For a row of an update feed (``action = "update"``): the dated change.
+    update: RecordUpdate | None = None
+
+
+def derive(items: Sequence[Item], index: JurisdictionIndex) -> list[Item]:
+    """Add H3 cells and containing jurisdictions to the incidents to be stored.
+
+    The jurisdictions of all the items come from one spatial-index query.
+
+    Parameters
+    ----------
+    items
+        Items of a chunk, in order.
+    index
+        Every agency's jurisdiction polygons (:func:`crossbeat.agencies.jurisdiction_index`).
+
+    Returns
+    -------
+    list[Item]
+        The items, those with an incident to store carrying its cells and jurisdictions.
+    """
+    out = list(items)
+    found = [
+        (i, it.incident)
+        for i, it in enumerate(out)
+        if it.incident is not None and it.action == "upsert"
+    ]
+    if not found:
+        return out
+    points = [inc.location for _, inc in found]
+    tags = index.agencies_at([p.lat for p in points], [p.lon for p in points])
+    for (i, inc), loc, here in zip(found, points, tags, strict=True):
+        cells = h3_cells(loc.lat, loc.lon)
+        out[i] = replace(out[i], incident=replace(inc, h3=cells, jurisdictions=here))
+    return out
