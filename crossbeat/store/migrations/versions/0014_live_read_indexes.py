@@ -10,7 +10,7 @@ almost every one filters by owner agency. These indexes hold only live rows:
 * ``(lat, lon)``: viewport pages by bounding box.
 
 Revision ID: 0014
-Revises: 0012 (the head of main when this branch last merged it; re-chain as needed)
+Revises: 0013 (the head of main when this branch last merged it; re-chain as needed)
 Create Date: 2026-12-06
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
