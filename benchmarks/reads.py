@@ -234,14 +234,34 @@ def _pg(value: Any) -> Any:
 
 def agreements(store: Store) -> None:
     """The partner agreement and the public releases."""
+    from crossbeat.auth.accounts import create_user
     from crossbeat.sharing.agreements import create_agreement
 
+    for agency in AGENCIES:  # an owner's admin approves its agreements
+        create_user(store, agency, f"{agency}.admin", "bench horse battery staple 7",
+                    ["agency_admin"])  # fmt: skip
     create_agreement(
         store, "metro", "east", offences=["all"], fields=["all"], precision="h3:9",
-        time_resolution="day", delay="24h", purposes=["analysis"], approved_by="bench",
+        time_resolution="day", delay="24h", purposes=["analysis"], approved_by="metro.admin",
     )  # fmt: skip
     for agency in AGENCIES:
-        create_agreement(store, agency, "public", approved_by="bench")
+        create_agreement(store, agency, "public", approved_by=f"{agency}.admin")
+
+
+def visible_totals(store: Store) -> dict[str, int | None]:
+    """Return how many incidents each benchmark viewer counts (so no query is empty)."""
+    from crossbeat.sharing.policy import ReadRequest, Viewer
+    from crossbeat.sharing.reads import aggregate
+
+    viewers = {
+        "own (metro)": (Viewer.user("bench-own", "metro", ["analyst"]), {"metro"}),
+        "partner (east)": (Viewer.user("bench-partner", "east", ["analyst"]), {"metro", "east"}),
+        "public": (Viewer.public(), set(AGENCIES)),
+    }
+    return {
+        name: aggregate(store, v, ReadRequest(agencies=frozenset(a)), by=()).total
+        for name, (v, a) in viewers.items()
+    }
 
 
 # -- timing ----------------------------------------------------------------------------------
@@ -423,13 +443,16 @@ def main() -> None:
             with admin.connect() as conn:
                 conn.execute(text(f"CREATE DATABASE {name}"))
             url = make_url(args.db).set(database=name).render_as_string(hide_password=False)
-        store = open_store(url)
+        from crossbeat.vault.kek import generate_kek, parse_kek
+
+        store = open_store(url, kek=parse_kek(generate_kek()))  # admin accounts seal seeds
         store.clock = FrozenClock(NOW)
         pg = store.engine.dialect.name == "postgresql"
         print(f"backend: {store.engine.dialect.name}; incidents: {args.rows:,}")
         seconds = populate(store, args.rows, args.seed)
         print(f"population written in {seconds:.1f} s ({args.rows / seconds:,.0f} rows/s)")
         agreements(store)
+        print("visible (aggregate totals):", visible_totals(store))
         if args.reference:
             from crossbeat.sharing.policy import ReadRequest, Viewer
             from crossbeat.sharing.reads import aggregate

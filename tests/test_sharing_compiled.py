@@ -29,7 +29,7 @@ from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import aggregate
 from crossbeat.sharing.rules import coarsen
 from crossbeat.sharing.scope import TimeResolution
-from tests.sharing_support import NOW, setup_agencies
+from tests.sharing_support import ADMINS, NOW, add_admins, setup_agencies
 from tests.test_sharing_properties import (
     LAYERS,
     agreement_specs,
@@ -59,7 +59,7 @@ GROUPINGS = [
 
 @pytest.fixture
 def sharing_store(store, tmp_path):
-    """As in ``test_sharing_properties``: three agencies, and area layer files to load."""
+    """As in ``test_sharing_properties``: three agencies, their admins, area layer files."""
     setup_agencies(store)
     store.layer_files = {}
     for key, named in LAYERS.items():
@@ -70,6 +70,7 @@ def sharing_store(store, tmp_path):
         ]
         path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
         store.layer_files[key] = path
+    add_admins(store)
     return store
 
 
@@ -300,7 +301,7 @@ def test_time_filters_apply_to_the_coarsened_time(sharing_store, resolution):
     create_agreement(
         sharing_store, "citya", "countyb", offences=["all"], fields=["all"],
         precision="exact", time_resolution=resolution, delay="0s", purposes=["analysis"],
-        approved_by="test",
+        approved_by=ADMINS["citya"],
     )  # fmt: skip
     viewer = Viewer.user("u2", "countyb", ["analyst"])
     for hours in (5, 49, 200, 400, 601):
@@ -338,7 +339,7 @@ def test_what_is_not_compiled_runs_the_reference_path_for_its_owner_only(sharing
     )
     create_agreement(
         sharing_store, "citya", "countyb", offences=["all"], fields=["all"], precision="h3:9",
-        time_resolution="day", delay="0s", purposes=["analysis"], approved_by="test",
+        time_resolution="day", delay="0s", purposes=["analysis"], approved_by=ADMINS["citya"],
     )  # fmt: skip
     viewer = Viewer.user("u3", "countyb", ["analyst"])
     request = ReadRequest(bbox=(-122.72, 45.49, -122.52, 45.57), aggregate=True)
