@@ -57,7 +57,7 @@ class RemovalSummary:
     detached: dict[str, int] = field(default_factory=dict)
 
     @property
-    def incidents(self) -> int:
+    def incidents_deleted(self) -> int:
         """Incidents deleted."""
         return self.deleted.get("incidents", 0)
 
@@ -135,7 +135,7 @@ def remove_agency(
             by,
             resource_type="agency",
             owners=[agency_id],
-            record_count=summary.incidents,
+            record_count=summary.incidents_deleted,
             details={"operation": "agency_remove", **summary.as_dict()},
         )
     return summary

@@ -391,7 +391,7 @@ def area_add(
 
 @area.command("list")
 @db_option
-@click.option("--agency", "agency_id", help="Only this agency's layers.")
+@agency_option("Only this agency's layers.")
 @json_option()
 def area_list(db_url: str, agency_id: str | None, as_json: bool) -> None:
     """List the registered area layers."""

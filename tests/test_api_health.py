@@ -12,18 +12,29 @@ from fastapi.testclient import TestClient
 
 from crossbeat import __version__
 from crossbeat.api.app import create_app
+from crossbeat.audit.keys import generate_signing_key, write_signing_key
 from crossbeat.cli import cli
 from crossbeat.settings import SETTINGS, Settings, SettingsError, load_settings, settings_fields
 from crossbeat.store import open_store
 
 
-def _client(db_url: str) -> TestClient:
-    return TestClient(create_app(load_settings({}, database_url=db_url)))
+def _client(db_url: str, keys: Path | None = None) -> TestClient:
+    """A client of a server on ``db_url``; ``keys``: a folder for its audit signing key.
+
+    A server signs audit tree heads: beside a SQLite file it makes its own key, any other
+    database needs ``audit_key_file`` (here a fresh key in ``keys``).
+    """
+    settings: dict[str, str] = {}
+    if keys is not None:
+        write_signing_key(generate_signing_key(), keys / "audit.pem")
+        settings = {"audit_key_file": str(keys / "audit.pem"),
+                    "audit_heads_file": str(keys / "heads.jsonl")}  # fmt: skip
+    return TestClient(create_app(load_settings({}, database_url=db_url, **settings)))
 
 
-def test_health_reports_database_and_count(db_url: str) -> None:
+def test_health_reports_database_and_count(db_url: str, tmp_path: Path) -> None:
     store = open_store(db_url)
-    body = _client(db_url).get("/health").json()
+    body = _client(db_url, tmp_path).get("/health").json()
     assert body == {
         "ok": True,
         "version": __version__,

@@ -31,6 +31,7 @@ WRITE_PATH = {
     "store/migrations/": "creates and changes the tables (Alembic)",
     "store/writes.py": "stores chunks: new records, versions, withdrawals, expunges",
     "store/tags.py": "re-tags incidents with the jurisdictions that contain them",
+    "store/areas.py": "tags incidents with the areas of a layer that contain them",
     "vault/tables.py": "indexes the sealed personal-data rows by key",
     "vault/sealed.py": "re-seals personal-data rows under a new key (rotation)",
 }

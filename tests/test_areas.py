@@ -23,6 +23,7 @@ from sqlalchemy import select
 from crossbeat.agencies import load_boundaries, register_agency
 from crossbeat.areas import AreaError, add_layer, get_layer, list_layers, remove_layer
 from crossbeat.audit import iter_events
+from crossbeat.auth.accounts import create_user
 from crossbeat.cli import cli
 from crossbeat.clock import FrozenClock
 from crossbeat.demo.build import build_demo, demo_kek
@@ -38,6 +39,7 @@ from crossbeat.sharing.reads import aggregate, read_incidents
 from crossbeat.store import open_store
 from crossbeat.store.schema import area_layers, areas, incident_areas, incidents, jurisdictions
 from tests.api_support import make_client
+from tests.auth_support import PASSWORD
 
 PROFILE = """
 name = "areas-feed"
@@ -134,11 +136,17 @@ def layer_events(store) -> list[Any]:
     return [e for e in iter_events(store) if e.resource_type == "area_layer"]
 
 
+#: The two agency admins of cityx who approve its agreements (two for personal fields).
+APPROVERS = ["cityx.admin", "cityx.admin2"]
+
+
 @pytest.fixture
 def city(store, tmp_path):
     """Agency cityx with 40 incidents ingested before any layer exists."""
     register_agency(store, Agency("cityx", "City X Police", timezone="UTC"))
     register_agency(store, Agency("countyy", "County Y Sheriff", timezone="UTC"))
+    for name in APPROVERS:
+        create_user(store, "cityx", name, PASSWORD, ["agency_admin"])
     profile_path = tmp_path / "feed.toml"
     profile_path.write_text(PROFILE, encoding="utf-8")
     profile = load_profile(profile_path)
@@ -300,11 +308,11 @@ def test_areas_filter_and_group_reads_and_agreements_generalise_to_a_layer(city)
     with pytest.raises(Exception, match="no area layer 'cityx/wards'"):
         create_agreement(
             store, "cityx", "countyy", offences=["all"], fields=["all"],
-            precision="area:wards", purposes=["analysis"], approved_by="chief",
+            precision="area:wards", purposes=["analysis"], approved_by=APPROVERS,
         )  # fmt: skip
     create_agreement(
         store, "cityx", "countyy", offences=["all"], fields=["all"],
-        precision="area:beats", purposes=["analysis"], approved_by="chief",
+        precision="area:beats", purposes=["analysis"], approved_by=APPROVERS,
     )  # fmt: skip
     partner = Viewer.user("u2", "countyy", ["analyst"])
     records = read_incidents(store, partner).records
@@ -328,7 +336,7 @@ def test_the_public_sees_counts_by_area_with_suppression(city):
     # The owner's layer written with its agency is the same layer.
     tighten_public_policy(store, "cityx", {"precision": "area:cityx/beats"})
     assert str(get_public_policy(store, "cityx").precision) == "area:beats"
-    create_agreement(store, "cityx", "public", precision="area:beats", approved_by="chief")
+    create_agreement(store, "cityx", "public", precision="area:beats", approved_by=APPROVERS[0])
     later = FrozenClock(store.clock.now() + timedelta(days=3650))
     want = Counter("+".join(sorted(v)) or "none" for v in expected_tags(city["rows"], two).values())
     got = aggregate(store, Viewer.public(), by=("area:beats",), clock=later)

@@ -16,20 +16,26 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
 from crossbeat.agencies import register_agency
 from crossbeat.areas import add_layer
+from crossbeat.auth.accounts import create_user
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import load_profile
 from crossbeat.model import Agency
 from crossbeat.sharing.agreements import create_agreement
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import aggregate, read_incidents
+from crossbeat.store.schema import incidents
+from tests.auth_support import PASSWORD
 from tests.conftest import shared_data
 
 pytestmark = pytest.mark.shared_data
 
 PROFILE = Path(__file__).resolve().parents[1] / "examples/profiles/uk-london.btp-street.toml"
+#: BTP's agency admin, who approves its public agreement.
+APPROVER = "btp.admin"
 
 
 def borough_keys(lons, lats, boroughs: gpd.GeoDataFrame) -> list[str]:
@@ -65,15 +71,19 @@ def test_btp_counts_by_london_borough_equal_geopandas_and_the_public_sees_boroug
     assert camden.total == expected["Camden"]
 
     # The public, generalised to boroughs by BTP's public agreement.
-    create_agreement(store, "btp", "public", precision="area:boroughs", approved_by="BTP DPO")
+    create_user(store, "btp", APPROVER, PASSWORD, ["agency_admin"])
+    create_agreement(store, "btp", "public", precision="area:boroughs", approved_by=APPROVER)
     public = Viewer.public()
     records = read_incidents(store, public, ReadRequest(limit=10_000)).records
     assert 0 < len(records) < 5694  # sensitive offences are never published
     assert all("lat" not in r and "lon" not in r and "h3_9" not in r for r in records)
     assert all(r["location_precision"] in ("area:boroughs", "none") for r in records)
-    # Each public record's borough is the one geopandas finds for its true point.
+    # Each public record's borough is the one geopandas finds for its true point. The
+    # public knows each incident by its public id, the owner by its internal id.
+    with store.connect() as conn:
+        public_ids = dict(conn.execute(select(incidents.c.id, incidents.c.public_id)).all())
     points = {
-        r["id"]: (r["lon"], r["lat"])
+        public_ids[r["id"]]: (r["lon"], r["lat"])
         for r in read_incidents(store, analyst, ReadRequest(limit=10_000)).records
     }
     ids = [r["id"] for r in records]

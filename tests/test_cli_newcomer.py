@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import select
 
 from crossbeat.audit import AuditEvent, append, iter_events
 from crossbeat.auth.accounts import create_user
@@ -17,10 +18,12 @@ from crossbeat.auth.roles import Role, parse_roles
 from crossbeat.cli import cli
 from crossbeat.model import incident_id
 from crossbeat.store import open_store
+from crossbeat.store.schema import incidents
 from crossbeat.vault.kek import Kek
 from tests.test_cli_newcomer_errors import PASSWORD, PROFILE, one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
+ADMINS = ("cityx.admin", "cityx.admin2")
 ROWS = (
     "ID,WHEN,LON,LAT,CODE\n"
     "A-1,2023-03-04T13:22:00-05:00,-82.99,39.96,220\n"
@@ -41,8 +44,13 @@ def loaded(db_url: str, tmp_path: Path) -> str:
     data = tmp_path / "export.csv"
     data.write_text(ROWS, encoding="utf-8")
     for agency in ("cityx", "cityy"):
-        added = run("agency", "add", agency, "--name", agency, "--db", db_url)
+        added = run("agency", "add", agency, "--name", agency,
+                    "--timezone", "America/New_York", "--db", db_url)  # fmt: skip
         assert added.exit_code == 0, added.output
+    for admin in ADMINS:  # the approvers of cityx's agreements (admin accounts, issue #7)
+        made = run("user", "add", "cityx", admin, "--role", "agency_admin", "--password-stdin",
+                   "--db", db_url, input=PASSWORD + "\n")  # fmt: skip
+        assert made.exit_code == 0, made.output
     out = run("ingest", "--db", db_url, "--agency", "cityx", "--profile", str(profile), str(data))
     assert out.exit_code == 0, out.output
     return db_url
@@ -110,18 +118,18 @@ def test_agreement_add_names_the_options_an_agency_grantee_needs(loaded: str) ->
     help_text = " ".join(run("agreement", "add", "--help").output.split())
     assert "--offences, --fields, --precision and" in help_text
     assert help_text.count("required unless GRANTEE is public") == 4
-    out = run("agreement", "add", "cityx", "cityy", "--approved-by", "chief", "--db", loaded)
+    out = run("agreement", "add", "cityx", "cityy", "--approved-by", ADMINS[0], "--db", loaded)
     one_line_error(out, "offences: required", "needs --offences, --fields, --precision, --purpose")
-    partial = run("agreement", "add", "cityx", "cityy", "--approved-by", "chief",
+    partial = run("agreement", "add", "cityx", "cityy", "--approved-by", ADMINS[0],
                   "--offences", "all", "--fields", "all", "--db", loaded)  # fmt: skip
     one_line_error(partial, "needs --precision, --purpose")
     assert "needs --offences" not in partial.output
     assert json.loads(run("agreement", "list", "--json", "--db", loaded).output) == []
-    full = run("agreement", "add", "cityx", "cityy", "--approved-by", "chief",
+    full = run("agreement", "add", "cityx", "cityy", "--approved-by", ADMINS[0],
                "--offences", "part1", "--fields", "offence,occurred,location",
                "--precision", "block", "--purpose", "analysis", "--db", loaded)  # fmt: skip
     assert full.exit_code == 0, full.output
-    public = run("agreement", "add", "cityx", "public", "--approved-by", "chief", "--db", loaded)
+    public = run("agreement", "add", "cityx", "public", "--approved-by", ADMINS[0], "--db", loaded)
     assert public.exit_code == 0, public.output
 
 
@@ -146,8 +154,10 @@ def test_incidents_list_and_show_go_through_the_policy_and_are_audited(
     out = run("incidents", "list", "--agency", "cityx", "--db", loaded)
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
+    with store.begin() as conn:  # pages go in (random) public-id order, for the owner too
+        public_of = dict(conn.execute(select(incidents.c.source_id, incidents.c.public_id)).all())
     assert [line.split("\t")[0] for line in lines] == sorted(
-        ["A-1", "A-2", "A-3"], key=lambda s: incident_id("cityx", s)
+        ["A-1", "A-2", "A-3"], key=public_of.__getitem__
     )
     assert all(line.split("\t")[2] in {"220", "13A", "290"} for line in lines)
     page = json.loads(
@@ -155,7 +165,8 @@ def test_incidents_list_and_show_go_through_the_policy_and_are_audited(
             "incidents", "list", "--agency", "cityx", "--limit", "2", "--json", "--db", loaded
         ).output
     )
-    assert len(page["records"]) == 2 and page["next_after"] == page["records"][1]["id"]
+    assert len(page["records"]) == 2
+    assert page["next_after"] == public_of[page["records"][1]["source_id"]]
     rest = run("incidents", "list", "--agency", "cityx", "--after", page["next_after"],
                "--json", "--db", loaded)  # fmt: skip
     assert len(json.loads(rest.output)["records"]) == 1
@@ -185,7 +196,9 @@ def test_the_source_id_is_shown_to_the_owner_only(loaded: str) -> None:
         "cityx",
         "cityy",
         "--approved-by",
-        "chief",
+        ADMINS[0],
+        "--approved-by",
+        ADMINS[1],
         "--offences",
         "all",
         "--fields",

@@ -5,8 +5,8 @@ as a reader would type them into one terminal: ``export`` and ``source`` carry o
 The session starts in a fresh folder holding a fresh demo (``crossbeat demo
 --no-serve``), a ``.venv`` (this Python's environment), the repository's ``examples``,
 and stand-ins for the files the walkthrough names as the reader's own (``export.csv``,
-``export-*.csv``, ``boroughs.geojson``, ``*-outcomes.csv``): a small police.uk-format
-export of the City of London Police, generated here.
+``export-*.csv``, ``boroughs.geojson``, ``wards.gpkg``, ``*-outcomes.csv``): a small
+police.uk-format export of the City of London Police and its areas, generated here.
 
 What is not run as written, and why (keep this list short):
 
@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,6 +172,20 @@ def _reader_folder(folder: Path) -> None:
         _outcomes_csv(ids[1:6], "2020-03"), encoding="utf-8"
     )
     (folder / "boroughs.geojson").write_text(json.dumps(_boroughs()), encoding="utf-8")
+    _wards(folder / "wards.gpkg")
+
+
+def _wards(path: Path) -> None:
+    """Write a GeoPackage of three wards splitting the City west to east (``WARD_NAME``)."""
+    from pyogrio.raw import write
+    from shapely import box, to_wkb
+
+    x0, y0, x1, y1 = CITY
+    step = (x1 - x0) / 3
+    names = ["Farringdon Within", "Cheap", "Aldgate"]
+    shapes = [box(x0 + i * step, y0, x0 + (i + 1) * step, y1) for i in range(3)]
+    write(path, to_wkb(shapes), [np.array(names, dtype=object)], fields=["WARD_NAME"],
+          geometry_type="Polygon", crs="EPSG:4326", driver="GPKG")  # fmt: skip
 
 
 # -- running a document ------------------------------------------------------------------------

@@ -68,8 +68,11 @@ def test_an_unreadable_file_names_itself_in_the_next_step(tmp_path: Path) -> Non
     prof.write_text(PROFILE, encoding="utf-8")
     data = tmp_path / "export-2024.csv"
     data.write_text("ID,WHEN,LONGITUDE,LAT,CODE\n1,2023-03-04,-82.9,39.9,220\n", encoding="utf-8")
-    out = run("ingest", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--agency", "cityx",
-              "--profile", str(prof), str(data))  # fmt: skip
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    added = run("agency", "add", "cityx", "--name", "City X", "--timezone", "America/New_York",
+                "--db", db)  # fmt: skip
+    assert added.exit_code == 0, added.output
+    out = run("ingest", "--db", db, "--agency", "cityx", "--profile", str(prof), str(data))
     one_line_error(out, "'LON'", f"crossbeat profile check {prof} {data}")
     assert not out.output.rstrip().endswith("FILE")
     assert "PROFILE FILE" not in out.output

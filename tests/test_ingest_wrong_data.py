@@ -329,13 +329,15 @@ def _table_rows(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-def _agreement_args() -> dict[str, Any]:
+def _agreement_args(owner: str) -> dict[str, Any]:
+    """Share property crimes, personal fields included: two admins of the owner approve."""
     return {
         "offences": ["property"],
         "fields": ["all"],
         "precision": "block",
         "purposes": ["analysis"],
-        "approved_by": "Chief, MoU 1",
+        "approved_by": [f"{owner}.admin", f"{owner}.admin2"],
+        "reference": "MoU 1",
     }
 
 
@@ -351,16 +353,24 @@ def test_remove_agency_registered_by_mistake(store, tmp_path):
     users = {
         a: create_user(store, a, f"{a}.analyst", PASSWORD, ["analyst"]) for a in ("citypd", "typo")
     }
+    admins = {
+        a: [
+            create_user(store, a, f"{a}.{n}", PASSWORD, ["agency_admin"])
+            for n in ("admin", "admin2")
+        ]
+        for a in ("citypd", "typo")
+    }
     for agency in ("citypd", "typo"):
         create_token(store, agency, "ingest", label="nightly")
-    create_agreement(store, "citypd", "typo", **_agreement_args())
-    typo_agreement = create_agreement(store, "typo", "citypd", **_agreement_args())
+    create_agreement(store, "citypd", "typo", **_agreement_args("citypd"))
+    typo_agreement = create_agreement(store, "typo", "citypd", **_agreement_args("typo"))
     create_group(store, "tf", "Task force", members=["citypd", "typo"])
     tighten_public_policy(store, "typo", {"precision": "h3:8"})
 
     before = _table_rows(store)
     typo_incidents = {incident_id("typo", f"R{i}") for i in range(1, 9)}
     owned = {"typo", users["typo"].user.id, typo_agreement.id} | typo_incidents
+    owned |= {admin.user.id for admin in admins["typo"]}
     with store.connect() as conn:
         owned |= set(
             conn.execute(
@@ -385,7 +395,8 @@ def test_remove_agency_registered_by_mistake(store, tmp_path):
     assert summary.deleted["incidents"] == 8
     assert summary.deleted["incident_versions"] == 3
     assert summary.deleted["quarantine"] == 1
-    assert summary.deleted["users"] == 1 and summary.deleted["api_tokens"] == 1
+    assert summary.deleted["users"] == 3 and summary.deleted["api_tokens"] == 1
+    assert summary.deleted["sharing_agreement_approvals"] == 4  # two per removed agreement
     assert summary.deleted["sharing_agreements"] == 2
     assert summary.deleted["agencies"] == 1
 

@@ -35,7 +35,9 @@ def world(store):
 
 
 def _reads_personal(store) -> bool:
-    detail = read_detail(store, TRANSIT_OFFICER, store.victim.id, purpose="case 26-7")
+    """Whether transitc's officer reads the victim's personal data (by its public id:
+    another agency never learns the owner's internal id)."""
+    detail = read_detail(store, TRANSIT_OFFICER, store.victim.public_id, purpose="case 26-7")
     return detail.personal is not None
 
 

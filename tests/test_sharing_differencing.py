@@ -28,7 +28,15 @@ from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import aggregate, read_incidents
 from crossbeat.store import Store
 from crossbeat.store.schema import incident_jurisdictions, incident_offences, incidents
-from tests.sharing_support import NOW, Inc, clear, insert_incidents, setup_agencies
+from tests.sharing_support import (
+    ADMINS,
+    NOW,
+    Inc,
+    add_admins,
+    clear,
+    insert_incidents,
+    setup_agencies,
+)
 
 PUBLIC = Viewer.public()
 MAY = datetime(2026, 5, 10, 18, 0, tzinfo=UTC)
@@ -53,7 +61,7 @@ def _world(store: Store, population: list[Inc], counts_only: list[str]) -> None:
             conn.execute(table.delete())
     insert_incidents(store, population)
     for owner in ("citya", "countyb"):
-        create_agreement(store, owner, "public", approved_by="test", clock=store.clock)
+        create_agreement(store, owner, "public", approved_by=ADMINS[owner][0], clock=store.clock)
     for owner in counts_only:
         tighten_public_policy(store, owner, {"records": False})
 
@@ -62,6 +70,7 @@ def _world(store: Store, population: list[Inc], counts_only: list[str]) -> None:
 def world(store: Store) -> Store:
     store.clock = FrozenClock(NOW)
     setup_agencies(store)
+    add_admins(store, "citya", "countyb")
     return store
 
 

@@ -23,7 +23,7 @@ from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.public import incident_flags
 from crossbeat.sharing.reads import read_incidents
 from crossbeat.store.schema import incidents
-from tests.sharing_support import NOW, setup_agencies
+from tests.sharing_support import ADMINS, NOW, add_admins, setup_agencies
 
 PROFILE = """
 name = "narrative-feed"
@@ -75,11 +75,18 @@ ORDINARY = [
 ]
 
 ANALYST_B = Viewer.user("u-b", "countyb", ["analyst"])
-GRANT = {"offences": ["all"], "fields": ["all"], "purposes": ["analysis"], "approved_by": "test"}
+#: "all" fields include personal ones: both admins of the owner approve.
+GRANT = {
+    "offences": ["all"],
+    "fields": ["all"],
+    "purposes": ["analysis"],
+    "approved_by": ADMINS["citya"],
+}
 
 
 def _ingest(store, tmp_path: Path) -> None:
     setup_agencies(store)
+    add_admins(store, "citya")
     store.clock = FrozenClock(NOW)
     rows = []
     for i, (code, desc, text) in enumerate(ORDINARY):
@@ -115,7 +122,7 @@ def test_stored_flags_come_from_the_narrative(store, tmp_path):
 
 def test_public_and_partner_reads_suppress_the_sensitive_narratives(store, tmp_path):
     _ingest(store, tmp_path)
-    create_agreement(store, "citya", "public", approved_by="test")
+    create_agreement(store, "citya", "public", approved_by=ADMINS["citya"][0])
     public = read_incidents(store, Viewer.public(), ReadRequest(limit=1000)).records
     assert len(public) == len(ORDINARY)
 

@@ -53,9 +53,10 @@ def test_agency_admin_previewing_own_agency_gets_stand_ins(store: Store) -> None
     # public release too: stand-ins show each shape, with made-up points.
     assert body["sample"][0]["location_precision"] == "exact"
     assert {r["location_precision"] for r in body["sample"]} == {"exact", "h3:9"}
-    # A partner preview of an agreement: the grantee's shape, not its records.
+    # A partner preview of an agreement (approved by this citya admin's account): the
+    # grantee's shape, not its records.
     grant = {"offences": ["all"], "fields": ["all"], "precision": "block",
-             "purposes": ["analysis"], "approved_by": "test"}  # fmt: skip
+             "purposes": ["analysis"], "approved_by": "a.admin"}  # fmt: skip
     create_agreement(store, "citya", "countyb", clock=world.clock, **grant)
     partner = admin.get("/agreements/preview?grantee=countyb&sample=20").json()
     assert partner["sample_kind"] == "stand-ins" and len(partner["sample"]) == 20

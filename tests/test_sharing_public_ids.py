@@ -22,21 +22,21 @@ from crossbeat.clock import FrozenClock
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import parse_profile
 from crossbeat.model import INCIDENT_NAMESPACE, incident_id
-from crossbeat.sharing.agreements import create_agreement
+from crossbeat.sharing.agreements import approve_agreement, create_agreement, list_agreements
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import read_detail, read_incidents
 from crossbeat.sharing.streams import LiveStream
 from crossbeat.store import Store, open_store
 from crossbeat.store.schema import incidents
 from tests.api_support import make_client
-from tests.sharing_support import NOW, setup_agencies
+from tests.sharing_support import ADMINS, NOW, add_admins, setup_agencies
 
 PROFILE = """
 name = "case-numbers"
 
 [source]
 format = "csv"
-timezone = "UTC"
+timezone = "America/Los_Angeles"
 
 [id]
 columns = ["case"]
@@ -98,8 +98,9 @@ def _world(store: Store, tmp_path: Path) -> FrozenClock:
     clock = FrozenClock(NOW)
     store.clock = clock
     setup_agencies(store)
+    add_admins(store, "citya")
     _ingest(store, tmp_path, _rows(), "feed.csv")
-    create_agreement(store, "citya", "public", approved_by="test", clock=clock)
+    create_agreement(store, "citya", "public", approved_by=ADMINS["citya"][0], clock=clock)
     return clock
 
 
@@ -168,9 +169,10 @@ def test_no_gap_is_left_by_suppressed_incidents(store: Store, tmp_path: Path) ->
         clock = FrozenClock(NOW)
         other.clock = clock
         setup_agencies(other)
+        add_admins(other, "citya")
         kept = [r for r in _rows() if not _sensitive(int(r["case"]))]
         _ingest(other, tmp_path, kept, "kept.csv")
-        create_agreement(other, "citya", "public", approved_by="test", clock=clock)
+        create_agreement(other, "citya", "public", approved_by=ADMINS["citya"][0], clock=clock)
         without = read_incidents(other, Viewer.public()).records
     finally:
         other.dispose()
@@ -207,7 +209,7 @@ def test_partners_see_public_ids_and_the_owner_its_own(store: Store, tmp_path: P
     clock = _world(store, tmp_path)
     create_agreement(
         store, "citya", "countyb", offences=["all"], fields=["all"], precision="exact",
-        purposes=["analysis"], approved_by="test", clock=clock,
+        purposes=["analysis"], approved_by=ADMINS["citya"], clock=clock,
     )  # fmt: skip
     derived = _derived()
     partner = Viewer.user("u-b", "countyb", ["analyst"])
@@ -254,8 +256,11 @@ def test_migration_gives_existing_incidents_random_public_ids(store: Store, tmp_
     from alembic import command
 
     _world(store, tmp_path)
+    (agreement,) = list_agreements(store)
     with store.engine.begin() as conn:
-        command.downgrade(store._alembic_config(conn), "0007")
+        # 0010 is the revision 0012 follows; going down also undoes 0013, so the
+        # agreement loses its recorded approval (0013's upgrade gives none back).
+        command.downgrade(store._alembic_config(conn), "0010")
     with store.begin() as conn:
         assert "public_id" not in conn.exec_driver_sql("SELECT * FROM incidents").keys()
     store.upgrade()
@@ -264,4 +269,9 @@ def test_migration_gives_existing_incidents_random_public_ids(store: Store, tmp_
     assert len(rows) == COUNT and all(r.public_id for r in rows)
     assert len({r.public_id for r in rows}) == COUNT
     assert not {r.public_id for r in rows} & set(_derived())
-    assert read_incidents(store, Viewer.public()).records
+    # As 0013 documents, an agreement without approvals stops applying until an owner
+    # admin approves it again; then the public reads the records under their new ids.
+    assert not read_incidents(store, Viewer.public()).records
+    approve_agreement(store, agreement.id, approver=ADMINS["citya"][0])
+    shown = {r["id"] for r in read_incidents(store, Viewer.public()).records}
+    assert shown and shown <= {r.public_id for r in rows}

@@ -315,7 +315,7 @@ class ReadRequest:
         if isinstance(self.offences, frozenset) and any(is_call_token(t) for t in self.offences):
             problems.append(
                 "offences: calls for service are not offences, use calls=include or "
-                "calls=only (and group_by=call_category)"
+                "calls=only (and count by call_category)"
             )
         try:
             set_(self, "calls", CallsFilter(self.calls))
