@@ -14,6 +14,8 @@ combination of requests recovers a hidden one), :mod:`~crossbeat.sharing.noise`
 :mod:`~crossbeat.sharing.policy` (the pure decision: viewer + request -> plan with
 reasons), :mod:`~crossbeat.sharing.rules` (one grant's filter and transformation),
 :mod:`~crossbeat.sharing.reads` (THE read entry points),
+:mod:`~crossbeat.sharing.compiled` (the plan compiled to SQL for aggregates),
+:mod:`~crossbeat.sharing.arrays` (visible incidents as numpy columns),
 :mod:`~crossbeat.sharing.quarantine` (the audited read of quarantined rows),
 :mod:`~crossbeat.sharing.coverage` (the audited count of offences for crosswalk coverage),
 :mod:`~crossbeat.sharing.streams` (live streams), :mod:`~crossbeat.sharing.preview`,
@@ -41,6 +43,8 @@ _EXPORTS = {
     "read_incidents": "reads",
     "aggregate": "reads",
     "count_incidents": "reads",
+    "analysis_arrays": "arrays",
+    "AnalysisArrays": "arrays",
     "read_detail": "reads",
     "read_quarantine": "quarantine",
     "read_coverage": "coverage",

@@ -30,6 +30,7 @@ from crossbeat.audit import Action, AuditEvent, Outcome, append_many, public_rea
 from crossbeat.clock import Clock
 from crossbeat.model import PersonalData
 from crossbeat.sharing.agreements import load_agreements
+from crossbeat.sharing.compiled import RuleCounts, count_by_rule
 from crossbeat.sharing.groups import groups_of
 from crossbeat.sharing.noise import noisy_part, period_of, spend
 from crossbeat.sharing.overrides import public_policies
@@ -445,6 +446,7 @@ def aggregate(
     *,
     by: Sequence[str] = ("h3_9",),
     clock: Clock | None = None,
+    path: str = "sql",
 ) -> AggregateResult:
     """Count the incidents a viewer may see by up to two dimensions, and audit the read.
 
@@ -462,12 +464,18 @@ def aggregate(
     ----------
     by
         Dimensions from :data:`crossbeat.sharing.policy.GROUP_BY` (empty: a total only).
+    path
+        ``sql`` (default): counted by the database, one ``GROUP BY`` per rule
+        (:mod:`crossbeat.sharing.compiled`); ``reference``: every record passed through
+        the plan in Python (the reference implementation the tests compare against).
 
     Returns
     -------
     AggregateResult
         Cells, margins and total; ``None`` marks a suppressed value.
     """
+    if path not in ("sql", "reference"):
+        raise ValueError(f"unknown aggregate path {path!r} (use sql or reference)")
     request = dataclasses.replace(
         request or ReadRequest(), aggregate=True, group_by=tuple(by), limit=None, after=None
     )
@@ -477,18 +485,30 @@ def aggregate(
     owners: Counter[str] = Counter()
     with store.begin() as conn:
         p = prepare(conn, viewer, request, now)
-        anchors = anchor_index(conn, store.url)
+
+        def reference(conn: Connection, sub: ReadPlan) -> list[RuleCounts]:
+            return reference_counts(conn, sub, anchor_index(conn, store.url))
+
         with restricted(conn, p.owners):
-            for rule, record, _row in published(conn, p, anchors):
-                mode = part_mode(rule)
-                slot = (rule.owner, mode)
-                part = parts.get(slot)
-                if part is None:
-                    part = parts[slot] = Part(rule.owner, mode, rule.threshold)
-                    rules_of[slot] = rule
-                key = tuple(_key(d, record, rule) for d in request.group_by)
-                part.add(key, base_key(record, rule.timezone) if mode == BASE else None)
-                owners[rule.owner] += 1
+            if path == "sql":
+                per_rule = count_by_rule(conn, p, reference)
+            else:
+                per_rule = reference(conn, p)
+        for rc in per_rule:
+            rule = rc.rule
+            mode = part_mode(rule)
+            slot = (rule.owner, mode)
+            part = parts.get(slot)
+            if part is None:
+                part = parts[slot] = Part(rule.owner, mode, rule.threshold)
+                rules_of[slot] = rule
+            if mode == BASE:
+                for (base, key), n in rc.base.items():
+                    part.add(key, base, n)
+            else:
+                for key, n in rc.counts.items():
+                    part.add(key, n=n)
+            owners[rule.owner] += rc.total
         decisions = list(p.decisions)
         noisy: dict[str, float] = {}
         for slot, part in sorted(parts.items()):
@@ -532,6 +552,21 @@ def aggregate(
         table.complete,
         tuple(sorted(noisy)),
     )
+
+
+def reference_counts(conn: Connection, p: ReadPlan, anchors: AnchorIndex) -> list[RuleCounts]:
+    """Count, per rule, the records the plan shows, each passed through it in Python.
+
+    The reference implementation of :func:`crossbeat.sharing.compiled.count_by_rule`.
+    """
+    found: dict[int, RuleCounts] = {}
+    for rule, record, _row in published(conn, p, anchors):
+        rc = found.setdefault(id(rule), RuleCounts(rule, path="reference"))
+        key = tuple(_key(d, record, rule) for d in p.request.group_by)
+        rc.counts[key] += 1
+        if part_mode(rule) == BASE:
+            rc.base[(base_key(record, rule.timezone), key)] += 1
+    return [found[id(r)] for r in p.rules if id(r) in found]
 
 
 def count_incidents(

@@ -94,14 +94,16 @@ class Part:
     mode: str
     threshold: int | None = None
     counts: dict[tuple[str, ...], int] = field(default_factory=dict)
-    #: For ``base`` parts: the base-cell key of each counted record, with its group key.
-    base: list[tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
+    #: For ``base`` parts: base-cell key and group key of counted records, with how many.
+    base: list[tuple[tuple[str, ...], tuple[str, ...], int]] = field(default_factory=list)
 
-    def add(self, key: tuple[str, ...], base_key: tuple[str, ...] | None = None) -> None:
-        """Count one record under ``key`` (and its base cell, for a base part)."""
-        self.counts[key] = self.counts.get(key, 0) + 1
+    def add(
+        self, key: tuple[str, ...], base_key: tuple[str, ...] | None = None, n: int = 1
+    ) -> None:
+        """Count ``n`` records under ``key`` (and their base cell, for a base part)."""
+        self.counts[key] = self.counts.get(key, 0) + n
         if base_key is not None:
-            self.base.append((base_key, key))
+            self.base.append((base_key, key, n))
 
     def published(self) -> tuple[dict[tuple[str, ...], int | None], bool]:
         """Return the part's cells as published (None: hidden) and whether all are exact.
@@ -113,12 +115,12 @@ class Part:
         k = self.threshold or 1
         if self.mode == BASE:
             sizes: dict[tuple[str, ...], int] = {}
-            for b, _key in self.base:
-                sizes[b] = sizes.get(b, 0) + 1
+            for b, _key, n in self.base:
+                sizes[b] = sizes.get(b, 0) + n
             kept: dict[tuple[str, ...], int] = {}
-            for b, key in self.base:
+            for b, key, n in self.base:
                 if sizes[b] >= k:
-                    kept[key] = kept.get(key, 0) + 1
+                    kept[key] = kept.get(key, 0) + n
             return dict(kept), all(n >= k for n in sizes.values())
         if self.mode == RECORDS:
             cells: dict[tuple[str, ...], int | None] = {

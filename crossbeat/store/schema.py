@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -144,6 +145,8 @@ ingest_batches = Table(
     Index("ix_ingest_batches_resume", "agency_id", "file_hash", "profile_hash", "status"),
 )
 
+_LIVE = text("withdrawn_at IS NULL")
+
 incidents = Table(
     "incidents",
     metadata,
@@ -213,6 +216,16 @@ incidents = Table(
     Index("ix_incidents_lat_lon", "lat", "lon"),
     Index("ix_incidents_call_category", "call_category"),
     Index("uq_incidents_public_id", "public_id", unique=True),
+    # Partial indexes on live rows for the compiled reads (migration 0014, issue #8).
+    *(
+        Index(name, *cols, sqlite_where=_LIVE, postgresql_where=_LIVE)
+        for name, cols in (
+            ("ix_incidents_live_agency_h3_9", ("agency_id", "h3_9", "call_category")),
+            ("ix_incidents_live_agency_h3_7", ("agency_id", "h3_7", "call_category")),
+            ("ix_incidents_live_agency_occurred", ("agency_id", "occurred_from", "call_category")),
+            ("ix_incidents_live_lat_lon", ("lat", "lon")),
+        )
+    ),
 )
 
 incident_offences = Table(

@@ -1,0 +1,482 @@
+"""Read benchmark: governed reads beside the same queries as bare SQL, same run (issue #8).
+
+Usage::
+
+    python benchmarks/reads.py                      # 1 M incidents, SQLite
+    python benchmarks/reads.py --rows 100000 --repeat 5
+    python benchmarks/reads.py --db postgresql://postgres@127.0.0.1:5432/postgres
+    python benchmarks/reads.py --rows 100000 --reference   # + the per-record path once
+
+It builds a synthetic population straight into the store's tables (bulk
+``executemany`` on SQLite, ``COPY`` on PostgreSQL; not through the ingest): four
+agencies with jurisdiction boxes over a city, clustered points with their H3 cells,
+offences from a local code list mapped to NIBRS (some sensitive by code, some only by
+their description: keyword canaries), stored sensitivity flags, attributes, report and
+end times, and withdrawn rows. Agreements: a partner sees the city at ``h3:9`` by day
+after 24 h without sensitive records; the public sees every agency by default.
+
+For each query it prints p50/p95 (milliseconds) of the policy-applied read
+(``crossbeat.sharing``, audit included) and of the same query as bare SQL without the
+policy, measured alternately in the same run, first without and then with the partial
+indexes on live rows (migration 0014):
+
+* viewport page: ``read_incidents`` with a bounding box, ``limit=5000``;
+* hexagon aggregate: ``aggregate(by=("h3_9",))`` city-wide (own analyst, partner,
+  public);
+* daily time series: ``aggregate(by=("day",))``;
+* arrays: ``analysis_arrays`` (numpy columns) of every visible incident.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import h3  # noqa: E402
+import numpy as np  # noqa: E402
+from run import machine  # noqa: E402
+from shapely.geometry import box, mapping  # noqa: E402
+from sqlalchemy import make_url, text  # noqa: E402
+
+from crossbeat.agencies import set_jurisdiction  # noqa: E402
+from crossbeat.clock import FrozenClock  # noqa: E402
+from crossbeat.model import Agency  # noqa: E402
+from crossbeat.store import Store, open_store  # noqa: E402
+from crossbeat.taxonomy.nibrs import nibrs_offences  # noqa: E402
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+CITY = (-79.64, 43.58, -79.12, 43.86)
+#: agency -> (time zone, jurisdiction box, share of the points inside it it owns)
+AGENCIES: dict[str, tuple[str, tuple[float, float, float, float]]] = {
+    "metro": ("America/Toronto", (-79.64, 43.58, -79.38, 43.86)),
+    "east": ("America/Toronto", (-79.38, 43.58, -79.12, 43.86)),
+    "transit": ("UTC", (-79.60, 43.64, -79.16, 43.66)),
+    "campus": ("America/New_York", (-79.41, 43.65, -79.38, 43.67)),
+}
+#: (local code, description, NIBRS code, weight)
+OFFENCES = [
+    ("THEFT UNDER", "Theft Under $5000", "23H", 30),
+    ("ASSAULT", "Assault", "13B", 18),
+    ("B&E", "Break and Enter - House", "220", 12),
+    ("AUTO THEFT", "Theft of Motor Vehicle", "240", 8),
+    ("THEFT FROM MV", "Theft From Motor Vehicle", "23F", 10),
+    ("MISCHIEF", "Mischief To Property", "290", 8),
+    ("ROBBERY", "Robbery - Mugging", "120", 4),
+    ("AGG ASSAULT", "Assault With Weapon", "13A", 4),
+    ("DRUGS", "Possession of Cocaine", "35A", 3),
+    ("FRAUD", "Fraud Under", "26A", 2),
+    ("DOM ASSAULT", "Assault - Domestic", "13B", 1),  # flagged only by its wording
+    ("SEX ASSAULT", "Sexual Assault", "11A", 1),  # flagged by its NIBRS code
+]
+PREMISES = ["Apartment", "House", "Commercial", "Outside", "Transit", "Educational"]
+STREETS = ["YONGE ST", "BLOOR ST W", "QUEEN ST E", "KING ST W", "DUNDAS ST", "EGLINTON AVE"]
+TS = "%Y-%m-%d %H:%M:%S.%f"
+
+INCIDENT_COLUMNS = (
+    "id agency_id source_id version record_hash offence_local_code nibrs_code crime_against "
+    "ucr_part1 unmapped occurred_from occurred_to time_precision reported_at status lat lon "
+    "location_precision block_address location_type h3_7 h3_9 h3_11 sens_sexual sens_domestic "
+    "sens_juvenile sens_victim_identifying sens_informant attributes withdrawn_at batch_id "
+    "source_file row_number raw_hash created_at updated_at public_id"
+).split()
+OFFENCE_COLUMNS = (
+    "incident_id seq local_code local_description scheme nibrs_code crime_against ucr_part1 match"
+).split()
+LIVE_INDEXES = {
+    "ix_incidents_live_agency_h3_9": "(agency_id, h3_9, call_category)",
+    "ix_incidents_live_agency_h3_7": "(agency_id, h3_7, call_category)",
+    "ix_incidents_live_agency_occurred": "(agency_id, occurred_from, call_category)",
+    "ix_incidents_live_lat_lon": "(lat, lon)",
+}
+
+
+# -- the population ----------------------------------------------------------------------
+def owner_of(lon: float, lat: float, rng: random.Random) -> str:
+    """Return the agency that reported a point (the smaller ones first, some of the time)."""
+    for agency, share in (("campus", 0.7), ("transit", 0.3)):
+        x0, y0, x1, y1 = AGENCIES[agency][1]
+        if x0 <= lon <= x1 and y0 <= lat <= y1 and rng.random() < share:
+            return agency
+    return "metro" if lon < AGENCIES["metro"][1][2] else "east"
+
+
+def rows(n: int, seed: int) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...], list[str]]]:
+    """Yield ``(incident row, offence row, jurisdiction agencies)`` for ``n`` incidents."""
+    rng = random.Random(seed)
+    table = nibrs_offences()
+    weights = [w for *_x, w in OFFENCES]
+    centres = [(rng.uniform(CITY[0], CITY[2]), rng.uniform(CITY[1], CITY[3])) for _ in range(2000)]
+    start = NOW - timedelta(days=730)
+    created = NOW.strftime(TS)
+    for i in range(n):
+        cx, cy = centres[int(len(centres) * rng.random() ** 3)]  # a few hot spots
+        lon = min(max(rng.gauss(cx, 0.004), CITY[0]), CITY[2])
+        lat = min(max(rng.gauss(cy, 0.003), CITY[1]), CITY[3])
+        owner = owner_of(lon, lat, rng)
+        local, desc, code, _w = rng.choices(OFFENCES, weights)[0]
+        entry = table[code]
+        cell = h3.latlng_to_cell(lat, lon, 11)
+        occurred = start + timedelta(seconds=rng.randrange(730 * 86400))
+        ended = occurred + timedelta(minutes=rng.randrange(720)) if rng.random() < 0.5 else None
+        reported = occurred + timedelta(minutes=rng.randrange(2880))
+        attributes = json.dumps({"premises": rng.choice(PREMISES)}) if rng.random() < 0.2 else None
+        iid = str(uuid.UUID(int=rng.getrandbits(128)))
+        crime_against = entry.crime_against.value if entry.crime_against else None
+        incident = (
+            iid, owner, f"S{i}", 1, "0" * 64, local, code, crime_against, entry.ucr_part1,
+            False, occurred.strftime(TS), ended.strftime(TS) if ended else None, "minute",
+            reported.strftime(TS), "closed" if rng.random() < 0.6 else "open", lat, lon,
+            "exact", f"{rng.randrange(1, 99)}00 BLOCK {rng.choice(STREETS)}", "20",
+            h3.cell_to_parent(cell, 7), h3.cell_to_parent(cell, 9), cell,
+            code == "11A", local == "DOM ASSAULT", rng.random() < 0.01, False, False,
+            attributes, (NOW - timedelta(days=3)).strftime(TS) if rng.random() < 0.02 else None,
+            "bench", "bench.csv", i, "0" * 64, created, created,
+            str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        )  # fmt: skip
+        offence = (iid, 0, local, desc, "bench", code, crime_against, entry.ucr_part1, "exact")
+        inside = {
+            a
+            for a, (_tz, (x0, y0, x1, y1)) in AGENCIES.items()
+            if x0 <= lon <= x1 and y0 <= lat <= y1
+        }
+        yield incident, offence, sorted(inside | {owner})
+
+
+def populate(store: Store, n: int, seed: int = 1) -> float:
+    """Register the agencies and write ``n`` incidents in bulk; return the seconds taken."""
+    from crossbeat.agencies import register_agency
+
+    t0 = time.perf_counter()
+    for agency, (tz, bounds) in AGENCIES.items():
+        register_agency(store, Agency(id=agency, name=agency.title(), timezone=tz))
+        set_jurisdiction(store, agency, f"{agency} area", mapping(box(*bounds)))
+    pg = store.engine.dialect.name == "postgresql"
+    raw = store.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        indexes: list[str] = []
+        if not pg:  # build the secondary indexes once, after the load
+            cur.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                "AND tbl_name IN ('incidents', 'incident_offences', 'incident_jurisdictions')"
+            )
+            for name, sql in cur.fetchall():
+                indexes.append(sql)
+                cur.execute(f"DROP INDEX {name}")
+        batch: list[Any] = []
+        for item in rows(n, seed):
+            batch.append(item)
+            if len(batch) == 50_000:
+                _write(cur, batch, pg)
+                batch = []
+        if batch:
+            _write(cur, batch, pg)
+        for sql in indexes:
+            cur.execute(sql)
+        raw.commit()
+    finally:
+        raw.close()
+    return time.perf_counter() - t0
+
+
+def _write(cur: Any, batch: list[Any], pg: bool) -> None:
+    incidents = [b[0] for b in batch]
+    offences = [b[1] for b in batch]
+    places = [
+        (b[0][0], a, "polygon" if a != b[0][1] or _inside(b[0], a) else "reporter")
+        for b in batch
+        for a in b[2]
+    ]
+    if pg:
+        for name, cols, data in (
+            ("incidents", INCIDENT_COLUMNS, incidents),
+            ("incident_offences", OFFENCE_COLUMNS, offences),
+            ("incident_jurisdictions", ["incident_id", "agency_id", "basis"], places),
+        ):
+            with cur.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as copy:
+                for row in data:
+                    copy.write_row([_pg(v) for v in row])
+        return
+    for name, cols, data in (
+        ("incidents", INCIDENT_COLUMNS, incidents),
+        ("incident_offences", OFFENCE_COLUMNS, offences),
+        ("incident_jurisdictions", ["incident_id", "agency_id", "basis"], places),
+    ):
+        marks = ", ".join("?" * len(cols))
+        cur.executemany(f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({marks})", data)
+
+
+def _inside(row: tuple[Any, ...], agency: str) -> bool:
+    lat, lon = row[15], row[16]
+    x0, y0, x1, y1 = AGENCIES[agency][1]
+    return x0 <= lon <= x1 and y0 <= lat <= y1
+
+
+def _pg(value: Any) -> Any:
+    if isinstance(value, str) and len(value) == 26 and value[4] == "-" and value[10] == " ":
+        return value + "+00"
+    return value
+
+
+def agreements(store: Store) -> None:
+    """The partner agreement and the public releases."""
+    from crossbeat.auth.accounts import create_user
+    from crossbeat.sharing.agreements import create_agreement
+
+    for agency in AGENCIES:  # an owner's admin approves its agreements
+        create_user(store, agency, f"{agency}.admin", "bench horse battery staple 7",
+                    ["agency_admin"])  # fmt: skip
+    create_agreement(
+        store, "metro", "east", offences=["all"], fields=["all"], precision="h3:9",
+        time_resolution="day", delay="24h", purposes=["analysis"], approved_by="metro.admin",
+    )  # fmt: skip
+    for agency in AGENCIES:
+        create_agreement(store, agency, "public", approved_by=f"{agency}.admin")
+
+
+def visible_totals(store: Store) -> dict[str, int | None]:
+    """Return how many incidents each benchmark viewer counts (so no query is empty)."""
+    from crossbeat.sharing.policy import ReadRequest, Viewer
+    from crossbeat.sharing.reads import aggregate
+
+    viewers = {
+        "own (metro)": (Viewer.user("bench-own", "metro", ["analyst"]), {"metro"}),
+        "partner (east)": (Viewer.user("bench-partner", "east", ["analyst"]), {"metro", "east"}),
+        "public": (Viewer.public(), set(AGENCIES)),
+    }
+    return {
+        name: aggregate(store, v, ReadRequest(agencies=frozenset(a)), by=()).total
+        for name, (v, a) in viewers.items()
+    }
+
+
+# -- timing ----------------------------------------------------------------------------------
+def timed(fn: Callable[[], Any], repeat: int) -> list[float]:
+    """Return the wall times (ms) of ``repeat`` calls."""
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def p(values: list[float], q: float) -> float:
+    """Return the ``q`` quantile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+@contextmanager
+def bare(store: Store) -> Iterator[Any]:
+    """A plain connection for the bare SQL queries."""
+    with store.engine.connect() as conn:
+        yield conn
+
+
+def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
+    """Return ``(name, policy-applied read, bare SQL)`` for every measured query."""
+    from crossbeat.sharing.arrays import analysis_arrays
+    from crossbeat.sharing.policy import ReadRequest, Viewer
+    from crossbeat.sharing.reads import aggregate, read_incidents
+
+    own = Viewer.user("bench-own", "metro", ["analyst"])
+    partner = Viewer.user("bench-partner", "east", ["analyst"])
+    public = Viewer.public()
+    # The same owners as the bare query (a viewer also sees other owners' public data).
+    mine = ReadRequest(agencies=frozenset({"metro"}))
+    ours = ReadRequest(agencies=frozenset({"metro", "east"}))
+    viewport = (-79.42, 43.64, -79.39, 43.66)  # downtown, about 2.4 km x 2.2 km
+    day = (
+        "to_char(occurred_from AT TIME ZONE 'America/Toronto', 'YYYY-MM-DD')"
+        if pg
+        else "strftime('%Y-%m-%d', occurred_from, '-18000 seconds')"
+    )
+    live = "withdrawn_at IS NULL"
+
+    def sql(statement: str, **params: Any) -> Callable[[], Any]:
+        def run() -> Any:
+            with bare(store) as conn:
+                return conn.execute(text(statement), params).all()
+
+        return run
+
+    def arrays_bare() -> Any:
+        with bare(store) as conn:
+            result = conn.execute(
+                text(
+                    "SELECT id, agency_id, lon, lat, occurred_from, occurred_to, nibrs_code, "
+                    f"crime_against FROM incidents WHERE {live} AND agency_id = 'metro' "
+                    "ORDER BY id"
+                )
+            )
+            cols = list(zip(*result, strict=True))
+            return [np.array(c) for c in cols]
+
+    return [
+        (
+            "viewport page (own, <= 5000)",
+            lambda: read_incidents(
+                store, own, ReadRequest(bbox=viewport, limit=5000, agencies=mine.agencies)
+            ),
+            sql(
+                f"SELECT * FROM incidents WHERE {live} AND agency_id = 'metro' AND lat BETWEEN "
+                ":y0 AND :y1 AND lon BETWEEN :x0 AND :x1 ORDER BY id LIMIT 5000",
+                x0=viewport[0],
+                y0=viewport[1],
+                x1=viewport[2],
+                y1=viewport[3],
+            ),  # fmt: skip
+        ),
+        (
+            "h3_9 aggregate (own)",
+            lambda: aggregate(store, own, mine, by=("h3_9",)),
+            sql(
+                f"SELECT h3_9, count(*) FROM incidents WHERE {live} AND agency_id = 'metro' "
+                "GROUP BY h3_9"
+            ),
+        ),
+        (
+            "h3_9 aggregate (partner)",
+            lambda: aggregate(store, partner, ours, by=("h3_9",)),
+            sql(
+                f"SELECT h3_9, count(*) FROM incidents WHERE {live} AND agency_id IN "
+                "('metro', 'east') GROUP BY h3_9"
+            ),
+        ),
+        (
+            "h3_9 aggregate (public)",
+            lambda: aggregate(store, public, by=("h3_9",)),
+            sql(f"SELECT h3_9, count(*) FROM incidents WHERE {live} GROUP BY h3_9"),
+        ),
+        (
+            "daily series (own)",
+            lambda: aggregate(store, own, mine, by=("day",)),
+            sql(
+                f"SELECT {day}, count(*) FROM incidents WHERE {live} AND agency_id = 'metro' "
+                "GROUP BY 1"
+            ),
+        ),
+        (
+            "daily series (public)",
+            lambda: aggregate(store, public, by=("day",)),
+            sql(f"SELECT {day}, count(*) FROM incidents WHERE {live} GROUP BY 1"),
+        ),
+        (
+            "arrays (own, all visible)",
+            lambda: analysis_arrays(store, own, mine),
+            arrays_bare,
+        ),
+    ]
+
+
+def measure(store: Store, pg: bool, repeat: int) -> list[tuple[str, list[float], list[float]]]:
+    """Run every query ``repeat`` times, policy and bare alternately."""
+    out = []
+    for name, governed, plain in queries(store, pg):
+        governed()  # warm caches (plan, anchors, keyword flags of texts)
+        plain()
+        g: list[float] = []
+        b: list[float] = []
+        for _ in range(repeat):
+            g += timed(governed, 1)
+            b += timed(plain, 1)
+        out.append((name, g, b))
+        print(
+            f"  {name:32} policy p50 {p(g, 0.5):9.1f} p95 {p(g, 0.95):9.1f}   "
+            f"bare p50 {p(b, 0.5):8.1f} p95 {p(b, 0.95):8.1f}   "
+            f"ratio {p(g, 0.5) / max(p(b, 0.5), 1e-6):6.1f}",
+            flush=True,
+        )
+    return out
+
+
+def set_indexes(store: Store, present: bool) -> None:
+    """Drop or create the partial indexes on live rows, then refresh the statistics."""
+    with store.engine.begin() as conn:
+        for name, cols in LIVE_INDEXES.items():
+            if present:
+                conn.execute(
+                    text(
+                        f"CREATE INDEX IF NOT EXISTS {name} ON incidents {cols} "
+                        "WHERE withdrawn_at IS NULL"
+                    )  # fmt: skip
+                )
+            else:
+                conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        conn.execute(text("ANALYZE"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--db", default="sqlite", help="sqlite (a temporary file) or a PostgreSQL URL")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--reference", action="store_true", help="also time the per-record path once (slow)"
+    )
+    args = ap.parse_args()
+    print("machine:", json.dumps(machine()))
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.db == "sqlite":
+            url = f"sqlite:///{tmp}/reads.db"
+        else:
+            from sqlalchemy import create_engine
+
+            name = f"crossbeat_bench_reads_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(args.db, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f"CREATE DATABASE {name}"))
+            url = make_url(args.db).set(database=name).render_as_string(hide_password=False)
+        from crossbeat.vault.kek import generate_kek, parse_kek
+
+        store = open_store(url, kek=parse_kek(generate_kek()))  # admin accounts seal seeds
+        store.clock = FrozenClock(NOW)
+        pg = store.engine.dialect.name == "postgresql"
+        print(f"backend: {store.engine.dialect.name}; incidents: {args.rows:,}")
+        seconds = populate(store, args.rows, args.seed)
+        print(f"population written in {seconds:.1f} s ({args.rows / seconds:,.0f} rows/s)")
+        agreements(store)
+        print("visible (aggregate totals):", visible_totals(store))
+        if args.reference:
+            from crossbeat.sharing.policy import ReadRequest, Viewer
+            from crossbeat.sharing.reads import aggregate
+
+            own = Viewer.user("bench-own", "metro", ["analyst"])
+            for path in ("reference", "sql"):
+                t0 = time.perf_counter()
+                aggregate(
+                    store, own, ReadRequest(agencies=frozenset({"metro"})), by=("h3_9",), path=path
+                )
+                print(f"  h3_9 aggregate (own), {path} path: {time.perf_counter() - t0:.2f} s")
+        for present in (False, True):
+            set_indexes(store, present)
+            label = "with" if present else "without"
+            print(f"{label} the partial indexes on live rows (ms, {args.repeat} runs each):")
+            measure(store, pg, args.repeat)
+        store.dispose()
+        if pg:
+            from crossbeat.store.base import close_all
+
+            close_all()
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,470 @@
+"""The read plan compiled to SQL: aggregates counted by the database (issue #8).
+
+:func:`crossbeat.sharing.reads.aggregate` used to load every visible incident with its
+offences and jurisdictions and pass each through :meth:`ReadPlan.publish` in Python
+before counting it. Here the same plan runs as SQL, one ``GROUP BY`` query per rule
+(a rule is one generalisation: precision, time resolution, delay, time zone):
+
+* **Which rule shows a record** is written as SQL: rule ``i`` of an owner counts the
+  live records its filter covers that no earlier (more revealing) rule of that owner
+  covers, exactly the "first rule that covers it" of :meth:`ReadPlan.choose`.
+* **Sensitivity, including the read-time keyword re-check**: the stored flags and the
+  flags implied by NIBRS codes are already in :meth:`Rule.sql`. The keyword re-check
+  (:func:`crossbeat.sharing.public.incident_flags`) reads each free text on its own,
+  so it is compiled per read: every *distinct* local code, offence description and
+  attribute set of the owners concerned is checked once in Python, and the texts that
+  carry a flag become an ``IN`` list in SQL (with the "relationship word counts only
+  for a crime against a person" condition written as SQL too). Materialising these
+  flags at write time, with the version of the rules that derived them, is the next
+  step (issue #8); until then a public or partner aggregate pays one ``DISTINCT`` scan.
+* **Generalisation** as SQL expressions: H3 cells are the stored ``h3_*`` columns
+  (shown only when the rule's precision allows, as the policy already requires for
+  grouping); local months, days and hours in the owner's time zone are ``to_char(...
+  AT TIME ZONE ...)`` on PostgreSQL and, on SQLite (no time zones), ``strftime`` with
+  the owner's UTC offset chosen by a ``CASE`` over the zone's transitions in the data's
+  time range; ``since``/``until`` on the coarsened time become bounds on the stored
+  time (the first period boundary at or after each); the publication delay is
+  :meth:`Rule.sql`.
+* Only the small count table is suppressed in Python
+  (:func:`crossbeat.sharing.suppression.suppress_table`, unchanged).
+
+Not yet compiled, and therefore run through the per-record reference path for the
+owners concerned (:func:`count_by_rule` says which): a bounding box on a generalised
+point (the public's anchor points are computed, not stored), and grouping dimensions
+other than those in :data:`SQL_DIMS`. The per-record path stays the reference
+implementation; ``tests/test_sharing_compiled.py`` requires both to agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Text,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+)
+
+from crossbeat.model import CrimeAgainst, Sensitivity
+from crossbeat.sharing.policy import ReadPlan, live
+from crossbeat.sharing.public import _text_flags
+from crossbeat.sharing.release import BASE, part_mode
+from crossbeat.sharing.request import TIME_DIMS, CallsFilter
+from crossbeat.sharing.rules import Rule, _matches_sql, coarsen, in_areas_sql
+from crossbeat.sharing.scope import TimeResolution
+from crossbeat.store.schema import incident_offences, incidents
+from crossbeat.taxonomy.nibrs import nibrs_offences
+
+#: Grouping dimensions the SQL path computes in the database.
+SQL_DIMS = frozenset(
+    {
+        "agency", "jurisdiction", "h3_7", "h3_9", "h3_11", "nibrs", "crime_against",
+        "call_category", *TIME_DIMS,
+    }
+)  # fmt: skip
+_PG_FORMAT = {"month": "YYYY-MM", "day": "YYYY-MM-DD", "hour": 'YYYY-MM-DD"T"HH24'}
+_SQLITE_FORMAT = {"month": "%Y-%m", "day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H"}
+
+
+@dataclass
+class RuleCounts:
+    """Counts of the records one rule shows, by group key, and how they were counted."""
+
+    rule: Rule
+    counts: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    path: str = "sql"  # "sql" or "reference"
+    #: For a counts-only public release (``base`` part): counts by (base cell, key).
+    base: Counter[tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        """Records this rule counted."""
+        return sum(self.counts.values())
+
+
+#: The per-record reference counter: ``(conn, plan) -> counts per rule``.
+ReferenceCounter = Callable[[Connection, ReadPlan], list[RuleCounts]]
+
+
+def fallback_reason(p: ReadPlan, rule: Rule) -> str | None:
+    """Return why a rule's records cannot yet be counted in SQL, or None when they can."""
+    req = p.request
+    for dim in req.group_by:
+        if dim not in SQL_DIMS:
+            return f"grouping by {dim} is not compiled to SQL"
+    if req.bbox is not None and rule.precision.name != "exact":
+        return f"a bounding box on {rule.precision} points (anchors are not stored)"
+    return None
+
+
+def count_by_rule(conn: Connection, p: ReadPlan, reference: ReferenceCounter) -> list[RuleCounts]:
+    """Count the records each rule of the plan shows, by the request's group key, in SQL.
+
+    Owners with a rule that cannot be compiled (:func:`fallback_reason`) are counted by
+    ``reference`` (the per-record path) on a plan holding only their rules.
+
+    Returns
+    -------
+    list[RuleCounts]
+        One entry per rule of the plan that counted at least one record.
+    """
+    slow = sorted({r.owner for r in p.rules if fallback_reason(p, r) is not None})
+    out: list[RuleCounts] = []
+    if slow:
+        sub = dataclasses.replace(p, rules=tuple(r for r in p.rules if r.owner in slow))
+        out += [dataclasses.replace(rc, path="reference") for rc in reference(conn, sub)]
+    fast = reachable([r for r in p.rules if r.owner not in slow], p)
+    if not fast:
+        return out
+    exact = RuleConditions(conn, p, fast)
+    for rule in fast:
+        where = exact.shown_by(rule)
+        dims = list(p.request.group_by)
+        # H3 cells are grouped by the bare column (so that an index on it serves the
+        # GROUP BY) and a missing cell becomes "none" here.
+        keys = [incidents.c[d] if d.startswith("h3_") else _dim_sql(conn, d, rule) for d in dims]
+        kinds = ["cell" if d.startswith("h3_") else "" for d in dims]
+        base = part_mode(rule) == BASE
+        if base:
+            keys += _base_sql(conn, rule)
+            kinds += ["", "", "", ""]
+        q = select(*(k.label(f"k{i}") for i, k in enumerate(keys)), func.count().label("n"))
+        q = q.where(where)
+        if keys:
+            q = q.group_by(*(literal_column(str(i + 1)) for i in range(len(keys))))
+        rc = RuleCounts(rule)
+        for row in conn.execute(q):
+            n = int(row[-1])
+            if not n:
+                continue
+            values = tuple(_text(v, kinds[i]) for i, v in enumerate(row[:-1]))
+            key = values[: len(dims)]
+            rc.counts[key] += n
+            if base:
+                rc.base[(values[len(dims) :], key)] += n
+        if rc.counts:
+            out.append(rc)
+    return out
+
+
+def _text(value: object, kind: str) -> str:
+    if kind == "cell":
+        return str(value or "none")
+    return str(value)
+
+
+# -- which rule shows a record -------------------------------------------------------------
+def reachable(rules: Sequence[Rule], p: ReadPlan) -> list[Rule]:
+    """Drop the rules that can show nothing: those after a rule covering all of its owner.
+
+    A rule with no offence scope, no exclusion and no delay covers every live record of
+    its owner (the owner's own data, say), so no later rule of that owner is ever chosen.
+    """
+    done: set[str] = set()
+    out = []
+    for rule in rules:
+        if rule.owner in done:
+            continue
+        out.append(rule)
+        if (
+            rule.offences is None
+            and not rule.excluded_flags
+            and not rule.excluded_offences
+            and not rule.delay
+            and p.request.changed_since is None
+        ):
+            done.add(rule.owner)
+    return out
+
+
+class RuleConditions:
+    """Exact SQL conditions of the plan's rules (the keyword re-check included)."""
+
+    def __init__(self, conn: Connection, p: ReadPlan, rules: Sequence[Rule]) -> None:
+        self.p = p
+        self.rules = list(rules)
+        flagged = {f for r in rules for f in r.excluded_flags}
+        self.keyword = keyword_flag_sql(conn, flagged) if flagged else {}
+
+    def covers(self, rule: Rule) -> ColumnElement[bool]:
+        """Return SQL for ``rule.check(...) is None`` (the rule covers the record)."""
+        conds = [rule.sql(self.p.now, self.p.request.changed_since)]
+        for flag in sorted(rule.excluded_flags):
+            found = self.keyword.get(flag)
+            if found is not None:
+                conds.append(not_(func.coalesce(found, false())))
+        return and_(*conds)
+
+    def shown_by(self, rule: Rule, *, bbox: bool = True) -> ColumnElement[bool]:
+        """Return SQL for "this rule shows the record", request filters included."""
+        filters = request_filters(self.p, rule, bbox=bbox)
+        earlier = []
+        for other in self.p.rules:
+            if other is rule:
+                break
+            if other.owner == rule.owner:
+                earlier.append(not_(func.coalesce(self.covers(other), false())))
+        return and_(live(), self.covers(rule), *earlier, *filters)
+
+
+def request_filters(p: ReadPlan, rule: Rule, *, bbox: bool = True) -> list[ColumnElement[bool]]:
+    """Return SQL for the request's filters on the values ``rule`` publishes.
+
+    The bounding box is compared with the stored point, which is the published one only
+    at ``exact`` precision: with ``bbox=False`` it is left out, for the caller to
+    apply to the published points.
+    """
+    req = p.request
+    c = incidents.c
+    out: list[ColumnElement[bool]] = []
+    if req.ids is not None:
+        ids = sorted(req.ids)
+        by_id = c.public_id.in_(ids)
+        out.append(or_(by_id, c.id.in_(ids)) if rule.via == "own" else by_id)
+    if req.agencies is not None:
+        out.append(c.agency_id.in_(sorted(req.agencies)))
+    if req.offences is not None:  # calls are chosen by ``calls``, not by offence
+        out.append(or_(c.call_category.is_not(None), _matches_sql(req.offences, c)))
+    if req.areas is not None:
+        out.append(in_areas_sql(req.areas))
+    if req.calls is CallsFilter.EXCLUDE:
+        out.append(c.call_category.is_(None))
+    elif req.calls is CallsFilter.ONLY:
+        out.append(c.call_category.is_not(None))
+    if req.after is not None:
+        out.append(c.public_id > req.after)
+    if req.since is not None:
+        out.append(c.occurred_from >= period_start(req.since, rule))
+    if req.until is not None:
+        out.append(c.occurred_from < period_start(req.until, rule))
+    if req.bbox is not None and bbox:  # stored points are published at exact precision
+        min_lon, min_lat, max_lon, max_lat = req.bbox
+        out += [c.lat.between(min_lat, max_lat), c.lon.between(min_lon, max_lon)]
+    return out
+
+
+def period_start(when: datetime, rule: Rule) -> datetime:
+    """Return the first boundary at or after ``when`` of the rule's time periods.
+
+    ``coarsen(t) >= when`` exactly when ``t >= period_start(when)``: the coarsened time
+    is the last boundary at or before ``t``.
+    """
+    res = rule.time_resolution
+    if res is TimeResolution.EXACT:
+        return when
+    floor = coarsen(when, res, rule.timezone)
+    assert floor is not None
+    if floor == when:
+        return when
+    step = {
+        TimeResolution.HOUR: timedelta(minutes=61),
+        TimeResolution.DAY: timedelta(hours=26),
+        TimeResolution.MONTH: timedelta(days=32),
+    }[res]
+    nxt = coarsen(floor + step, res, rule.timezone)
+    assert nxt is not None and nxt > when
+    return nxt
+
+
+def keyword_flag_sql(
+    conn: Connection, flags: Iterable[Sensitivity]
+) -> dict[Sensitivity, ColumnElement[bool]]:
+    """Return, per flag, SQL for "the keyword re-check gives the record this flag".
+
+    Mirrors :func:`crossbeat.sharing.public.incident_flags`: every text (the primary
+    local code, each offence's local code and description, the string values of the
+    attributes) is checked on its own, and with ``person_crime`` when any NIBRS code of
+    the incident is an offence against a person. Each distinct text of the owners' live
+    records is checked once here.
+    """
+    c, o = incidents.c, incident_offences.c
+    texts: set[str] = set(conn.execute(select(c.offence_local_code).distinct()).scalars())
+    for local, desc in conn.execute(select(o.local_code, o.local_description).distinct()):
+        texts |= {local, desc}
+    texts.discard(None)  # type: ignore[arg-type]
+    attr_text = cast(c.attributes, Text)
+    attr_sets = list(
+        conn.execute(select(attr_text).where(c.attributes.is_not(None)).distinct()).scalars()
+    )
+    person = sorted(
+        code for code, e in nibrs_offences().items() if e.crime_against == CrimeAgainst.PERSON
+    )
+    person_sql = or_(
+        c.nibrs_code.in_(person),
+        exists(select(o.incident_id).where(o.incident_id == c.id, o.nibrs_code.in_(person))),
+    )
+    out: dict[Sensitivity, ColumnElement[bool]] = {}
+    for flag in sorted(set(flags)):
+        plain = sorted(t for t in texts if flag in _text_flags(t, person_crime=False))
+        with_person = sorted(
+            t for t in texts if t not in plain and flag in _text_flags(t, person_crime=True)
+        )
+        attrs_plain, attrs_person = [], []
+        for raw in attr_sets:
+            values = _attribute_texts(raw)
+            if flag in _text_flags(*values, person_crime=False):
+                attrs_plain.append(raw)
+            elif flag in _text_flags(*values, person_crime=True):
+                attrs_person.append(raw)
+        conds = [_text_in(plain), attr_text.in_(attrs_plain) if attrs_plain else false()]
+        later = [_text_in(with_person), attr_text.in_(attrs_person) if attrs_person else false()]
+        if with_person or attrs_person:
+            conds.append(and_(person_sql, or_(*later)))
+        out[flag] = or_(*conds)
+    return out
+
+
+def _attribute_texts(raw: str | None) -> tuple[str, ...]:
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return ()
+    if not isinstance(value, Mapping):
+        return ()
+    return tuple(v for v in value.values() if isinstance(v, str))
+
+
+def _text_in(found: Sequence[str]) -> ColumnElement[bool]:
+    if not found:
+        return false()
+    c, o = incidents.c, incident_offences.c
+    return or_(
+        c.offence_local_code.in_(found),
+        exists(
+            select(o.incident_id).where(
+                o.incident_id == c.id, or_(o.local_code.in_(found), o.local_description.in_(found))
+            )
+        ),
+    )
+
+
+# -- group keys as SQL -----------------------------------------------------------------------
+def _dim_sql(conn: Connection, dim: str, rule: Rule) -> ColumnElement[str]:
+    """Return SQL for the group key :func:`crossbeat.sharing.reads._key` computes."""
+    c = incidents.c
+    pg = conn.dialect.name == "postgresql"
+    if dim == "agency":
+        return c.agency_id
+    if dim == "call_category":
+        return func.coalesce(c.call_category, literal("none"))
+    if dim in ("nibrs", "crime_against"):
+        col = c.nibrs_code if dim == "nibrs" else c.crime_against
+        plain = case((or_(col.is_(None), col == ""), literal("unmapped")), else_=col)
+        if dim == "crime_against":
+            return plain
+        return case((c.call_category.is_not(None), literal("call:") + c.call_category), else_=plain)
+    if dim.startswith("h3_"):
+        return func.coalesce(c[dim], literal("none"))
+    if dim == "jurisdiction":
+        if pg:
+            sql = (
+                "COALESCE((SELECT string_agg(agency_id, '+' ORDER BY agency_id COLLATE \"C\") "
+                "FROM incident_jurisdictions WHERE incident_id = incidents.id), 'none')"
+            )
+        else:
+            sql = (
+                "COALESCE((SELECT group_concat(j.agency_id, '+') FROM (SELECT agency_id "
+                "FROM incident_jurisdictions WHERE incident_id = incidents.id "
+                "ORDER BY agency_id) AS j), 'none')"
+            )
+        return literal_column(sql)
+    if pg:
+        local = func.timezone(literal(rule.timezone), c.occurred_from)
+        return func.coalesce(func.to_char(local, literal(_PG_FORMAT[dim])), literal("unknown"))
+    lo, hi = conn.execute(
+        select(func.min(c.occurred_from), func.max(c.occurred_from)).where(
+            c.agency_id == rule.owner
+        )
+    ).one()
+    modifier = _sqlite_offset(rule.timezone, lo, hi)
+    return func.coalesce(
+        func.strftime(literal(_SQLITE_FORMAT[dim]), c.occurred_from, modifier), literal("unknown")
+    )
+
+
+def _base_sql(conn: Connection, rule: Rule) -> list[ColumnElement[str]]:
+    """Return SQL for :func:`crossbeat.sharing.release.base_key` of the records ``rule`` shows.
+
+    Values the rule does not show count as missing, as on the published record.
+    """
+    shown = rule.shown_fields(None)
+    category = _dim_sql(conn, "crime_against", rule)
+    month = _dim_sql(conn, "month", rule)
+    cell = _dim_sql(conn, "h3_7", rule)
+    return [
+        category if "crime_against" in shown else literal("unmapped"),
+        month if "occurred_from" in shown else literal("unknown"),
+        cell if "h3_7" in shown and rule.precision.shows_cell("h3_7") else literal("none"),
+        _dim_sql(conn, "jurisdiction", rule) if "jurisdictions" in shown else literal("none"),
+    ]
+
+
+def _sqlite_offset(tz: str, lo: datetime | None, hi: datetime | None) -> ColumnElement[str]:
+    """Return SQL for the ``strftime`` modifier that turns a stored UTC time into local time."""
+    segments = offset_segments(tz, lo or datetime(2000, 1, 1, tzinfo=UTC), hi or lo)
+    first = literal(f"{segments[0][1]:+d} seconds")
+    if len(segments) == 1:
+        return first
+    c = incidents.c
+    whens = [(c.occurred_from < start, literal(f"{segments[i][1]:+d} seconds"))
+             for i, (start, _off) in enumerate(segments[1:])]  # fmt: skip
+    return case(*whens, else_=literal(f"{segments[-1][1]:+d} seconds"))
+
+
+def offset_segments(tz: str, lo: datetime, hi: datetime | None) -> list[tuple[datetime, int]]:
+    """Return ``[(start, offset seconds), ...]``: the zone's UTC offsets from ``lo`` to ``hi``.
+
+    The first segment starts at ``lo``; each later one at a transition (to the second).
+
+    Examples
+    --------
+    >>> segs = offset_segments("Europe/London", datetime(2024, 1, 1, tzinfo=UTC),
+    ...                        datetime(2024, 12, 31, tzinfo=UTC))
+    >>> [(s.isoformat(), off) for s, off in segs]  # doctest: +NORMALIZE_WHITESPACE
+    [('2024-01-01T00:00:00+00:00', 0), ('2024-03-31T01:00:00+00:00', 3600),
+     ('2024-10-27T01:00:00+00:00', 0)]
+    """
+    zone = ZoneInfo(tz)
+    hi = hi or lo
+
+    def off(t: datetime) -> int:
+        delta = t.astimezone(zone).utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
+
+    lo, hi = lo - timedelta(days=1), hi + timedelta(days=1)
+    out = [(lo, off(lo))]
+    step = timedelta(hours=6)
+    t = lo
+    while t < hi:
+        nxt = t + step
+        if off(nxt) != out[-1][1]:
+            a, b = t, nxt  # off(a) == current, off(b) differs: bisect to the second
+            while b - a > timedelta(seconds=1):
+                mid = a + (b - a) / 2
+                mid = mid.replace(microsecond=0)
+                if mid <= a:
+                    break
+                if off(mid) == out[-1][1]:
+                    a = mid
+                else:
+                    b = mid
+            out.append((b, off(b)))
+        t = nxt
+    return out
