@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import case, literal, or_, select
+from sqlalchemy import ColumnElement, case, literal, or_, select
 
 from crossbeat.audit import Action
 from crossbeat.clock import Clock
@@ -124,7 +124,7 @@ def analysis_arrays(
                 # The id each rule shows: the owner's own readers see the id, everyone
                 # else the random public id; rows come in public-id order (issue #7).
                 own = sorted({r.owner for r in rules if r.via == "own"})
-                shown_id = c.public_id
+                shown_id: ColumnElement[Any] = c.public_id
                 if own:
                     shown_id = case((c.agency_id.in_(own), c.id), else_=c.public_id)
                 columns = [shown_id, c.agency_id, which, c.lon, c.lat, c.occurred_from]

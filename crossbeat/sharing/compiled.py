@@ -298,7 +298,7 @@ def keyword_flag_sql(
     texts: set[str] = set(conn.execute(select(c.offence_local_code).distinct()).scalars())
     for local, desc in conn.execute(select(o.local_code, o.local_description).distinct()):
         texts |= {local, desc}
-    texts.discard(None)  # type: ignore[arg-type]
+    texts.discard(None)
     attr_text = cast(c.attributes, Text)
     attr_sets = list(
         conn.execute(select(attr_text).where(c.attributes.is_not(None)).distinct()).scalars()
