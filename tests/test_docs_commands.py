@@ -40,6 +40,7 @@ SKIPPED = {
     "make test": "the test suite itself",
     "make bench": "a benchmark that runs for minutes (benchmarks/run.py)",
     "python benchmarks/run.py": "a benchmark that runs for minutes",
+    "python benchmarks/reads.py": "a benchmark that builds 1 M incidents (docs/benchmarks.md)",
     "curl http://127.0.0.1:8000/": "needs the server `make demo` starts on port 8000 "
     "(tests/test_api_health.py serves /health)",
 }

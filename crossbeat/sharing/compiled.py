@@ -431,14 +431,16 @@ def _sqlite_offset(tz: str, lo: datetime | None, hi: datetime | None) -> ColumnE
 def offset_segments(tz: str, lo: datetime, hi: datetime | None) -> list[tuple[datetime, int]]:
     """Return ``[(start, offset seconds), ...]``: the zone's UTC offsets from ``lo`` to ``hi``.
 
-    The first segment starts at ``lo``; each later one at a transition (to the second).
+    The range is widened by a day on each side (local keys of times near its ends); the
+    first segment starts at the widened ``lo``, each later one at a transition (to the
+    second).
 
     Examples
     --------
     >>> segs = offset_segments("Europe/London", datetime(2024, 1, 1, tzinfo=UTC),
     ...                        datetime(2024, 12, 31, tzinfo=UTC))
     >>> [(s.isoformat(), off) for s, off in segs]  # doctest: +NORMALIZE_WHITESPACE
-    [('2024-01-01T00:00:00+00:00', 0), ('2024-03-31T01:00:00+00:00', 3600),
+    [('2023-12-31T00:00:00+00:00', 0), ('2024-03-31T01:00:00+00:00', 3600),
      ('2024-10-27T01:00:00+00:00', 0)]
     """
     zone = ZoneInfo(tz)
