@@ -13,14 +13,12 @@ margin for margin, suppression for suppression, and write the same audit counts.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from shapely.geometry import mapping
 from sqlalchemy import func, select
 
 from crossbeat.audit.tables import audit_events
@@ -29,12 +27,12 @@ from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import aggregate
 from crossbeat.sharing.rules import coarsen
 from crossbeat.sharing.scope import TimeResolution
-from tests.sharing_support import ADMINS, NOW, add_admins, setup_agencies
+from tests.sharing_support import ADMINS, NOW
 from tests.test_sharing_properties import (
-    LAYERS,
     agreement_specs,
     build,
     incidents,
+    prepare_sharing_store,
     to_request,
     viewers,
     worlds,
@@ -60,18 +58,7 @@ GROUPINGS = [
 @pytest.fixture
 def sharing_store(store, tmp_path):
     """As in ``test_sharing_properties``: three agencies, their admins, area layer files."""
-    setup_agencies(store)
-    store.layer_files = {}
-    for key, named in LAYERS.items():
-        path = tmp_path / f"{key.replace('/', '-')}.geojson"
-        features = [
-            {"type": "Feature", "properties": {"name": n}, "geometry": mapping(g)}
-            for n, g in named.items()
-        ]
-        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-        store.layer_files[key] = path
-    add_admins(store)
-    return store
+    return prepare_sharing_store(store, tmp_path)
 
 
 def _active(spec: dict[str, Any]) -> dict[str, Any]:

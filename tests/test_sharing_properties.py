@@ -659,8 +659,8 @@ def same(got: dict[str, Any], want: dict[str, Any]) -> None:
 
 
 # -- the properties -------------------------------------------------------------------------------
-@pytest.fixture
-def sharing_store(store, tmp_path):
+def prepare_sharing_store(store, tmp_path):
+    """Register the three agencies and their admins, and write the area layer files."""
     setup_agencies(store)
     store.layer_files = {}
     for key, named in LAYERS.items():
@@ -673,6 +673,11 @@ def sharing_store(store, tmp_path):
         store.layer_files[key] = path
     add_admins(store)
     return store
+
+
+@pytest.fixture
+def sharing_store(store, tmp_path):
+    return prepare_sharing_store(store, tmp_path)
 
 
 def test_every_read_path_matches_the_reference(sharing_store, db_url):
