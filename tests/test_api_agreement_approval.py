@@ -30,7 +30,9 @@ def world(store: Store) -> World:
 
 def _personal(world: World, username: str) -> tuple[int, str]:
     client, _ = world.signed_in(username)
-    got = client.get(f"/incidents/{world.personal_public_id}", headers={"X-Purpose": "case 26-7"})
+    got = client.get(
+        f"/api/v1/incidents/{world.personal_public_id}", headers={"X-Purpose": "case 26-7"}
+    )
     return got.status_code, got.text
 
 
@@ -38,7 +40,7 @@ def test_a_platform_admin_of_the_grantee_cannot_put_another_agencys_data_in_forc
     world: World,
 ) -> None:
     root, token = world.signed_in("root")  # platform_admin of transitc
-    created = root.post("/agreements", json=SELF_GRANT, headers=token)
+    created = root.post("/api/v1/agreements", json=SELF_GRANT, headers=token)
     assert created.status_code == 201, created.text
     grant = created.json()
     assert grant["status"] == "awaiting_approval" and grant["required_approvals"] == 2
@@ -47,26 +49,26 @@ def test_a_platform_admin_of_the_grantee_cannot_put_another_agencys_data_in_forc
     assert status == 403 and NARRATIVE not in text
     # Approving it themselves is refused, and the owner sees the attempt.
     before = last_seq(world.store)
-    assert_error(root.post(f"/agreements/{grant['id']}/approve", headers=token), 403)
+    assert_error(root.post(f"/api/v1/agreements/{grant['id']}/approve", headers=token), 403)
     (denied,) = events(world.store, before, action="denied")
     assert denied.actor == world.user_id("root") and "citya" in denied.owner_agencies
     assert denied.source_ip is not None
     # Naming approvers is not possible over the API: each admin approves for themself.
-    forged = root.post("/agreements", json={**SELF_GRANT, "approved_by": ["a.admin"]},
+    forged = root.post("/api/v1/agreements", json={**SELF_GRANT, "approved_by": ["a.admin"]},
                        headers=token)  # fmt: skip
     assert_error(forged, 400)
     # One owner admin is not enough for personal data, and may not count twice.
     admin, admin_token = world.signed_in("a.admin")
-    first = admin.post(f"/agreements/{grant['id']}/approve", headers=admin_token)
+    first = admin.post(f"/api/v1/agreements/{grant['id']}/approve", headers=admin_token)
     assert first.status_code == 200 and first.json()["status"] == "awaiting_approval"
     assert first.json()["approved_by"] == ["a.admin"]
-    again = admin.post(f"/agreements/{grant['id']}/approve", headers=admin_token)
+    again = admin.post(f"/api/v1/agreements/{grant['id']}/approve", headers=admin_token)
     assert "different admin" in assert_error(again, 400)["error"]
     status, text = _personal(world, "c.officer")
     assert NARRATIVE not in text
     # A second, different admin of the owner puts it in force.
     second, second_token = world.signed_in("a.admin2")
-    done = second.post(f"/agreements/{grant['id']}/approve", headers=second_token)
+    done = second.post(f"/api/v1/agreements/{grant['id']}/approve", headers=second_token)
     assert done.status_code == 200 and done.json()["status"] == "active"
     assert sorted(done.json()["approved_by"]) == ["a.admin", "a.admin2"]
     status, text = _personal(world, "c.officer")
@@ -75,8 +77,14 @@ def test_a_platform_admin_of_the_grantee_cannot_put_another_agencys_data_in_forc
 
 def test_an_admin_of_another_agency_may_not_approve(world: World) -> None:
     admin, token = world.signed_in("a.admin")
-    grant = admin.post("/agreements", json={**SELF_GRANT, "grantee": "countyb"}, headers=token)
+    grant = admin.post(
+        "/api/v1/agreements", json={**SELF_GRANT, "grantee": "countyb"}, headers=token
+    )
     assert grant.status_code == 201 and grant.json()["approved_by"] == ["a.admin"]
     other, other_token = world.signed_in("b.admin")
-    assert_error(other.post(f"/agreements/{grant.json()['id']}/approve", headers=other_token), 403)
-    assert_error(admin.post(f"/agreements/{grant.json()['id']}/approve"), 403)  # no CSRF token
+    assert_error(
+        other.post(f"/api/v1/agreements/{grant.json()['id']}/approve", headers=other_token), 403
+    )
+    assert_error(
+        admin.post(f"/api/v1/agreements/{grant.json()['id']}/approve"), 403
+    )  # no CSRF token

@@ -36,7 +36,7 @@ def world(store: Store) -> World:
 
 def test_admin_creates_lists_reads_and_previews(world: World) -> None:
     admin, token = world.signed_in("a.admin")
-    created = admin.post("/agreements", json=GRANT, headers=token)
+    created = admin.post("/api/v1/agreements", json=GRANT, headers=token)
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["owner"] == "citya" and body["grantee"] == "countyb"
@@ -46,13 +46,13 @@ def test_admin_creates_lists_reads_and_previews(world: World) -> None:
          "occurred_from", "occurred_to", "time_precision", "lat", "lon", "location_precision",
          "status"}
     )  # fmt: skip
-    listed = admin.get("/agreements").json()["agreements"]
+    listed = admin.get("/api/v1/agreements").json()["agreements"]
     assert [a["grantee"] for a in listed] == ["public", "countyb"]
-    assert [a["id"] for a in admin.get("/agreements?grantee=countyb").json()["agreements"]] == [
-        body["id"]
-    ]
-    assert admin.get(f"/agreements/{body['id']}").json() == body
-    preview = admin.get("/agreements/preview?grantee=countyb&sample=3").json()
+    assert [
+        a["id"] for a in admin.get("/api/v1/agreements?grantee=countyb").json()["agreements"]
+    ] == [body["id"]]
+    assert admin.get(f"/api/v1/agreements/{body['id']}").json() == body
+    preview = admin.get("/api/v1/agreements/preview?grantee=countyb&sample=3").json()
     citya = [i for i in world.population if i.owner == "citya"]
     normal = [i for i in world.normal if i.owner == "citya"]
     assert preview["owner"] == "citya" and preview["total"] == len(citya)
@@ -61,27 +61,29 @@ def test_admin_creates_lists_reads_and_previews(world: World) -> None:
     assert len(preview["sample"]) == 3 and sum(preview["hidden"].values()) == len(citya) - len(
         normal
     )
-    public = admin.get("/agreements/preview?grantee=public").json()
+    public = admin.get("/api/v1/agreements/preview?grantee=public").json()
     assert public["purpose"] == "public_information"
 
 
 def test_create_needs_csrf_and_valid_input(world: World) -> None:
     admin, token = world.signed_in("a.admin")
     before = snapshot(world.store)
-    assert_error(admin.post("/agreements", json=GRANT), 403)
+    assert_error(admin.post("/api/v1/agreements", json=GRANT), 403)
     bad = admin.post(
-        "/agreements",
+        "/api/v1/agreements",
         json={"grantee": "nowhere", "offences": ["zzz"], "precision": "pinpoint"},
         headers=token,
     )
     body = assert_error(bad, 400)
     fields = {e.split(":")[0] for e in body["errors"]}
     assert {"grantee", "offences", "precision", "fields", "purposes"} <= fields
-    unknown_key = admin.post("/agreements", json={**GRANT, "share_everything": True}, headers=token)
+    unknown_key = admin.post(
+        "/api/v1/agreements", json={**GRANT, "share_everything": True}, headers=token
+    )
     assert_error(unknown_key, 400)
     assert snapshot(world.store) == before  # nothing stored
-    assert admin.post("/agreements", json=GRANT, headers=token).status_code == 201
-    duplicate = assert_error(admin.post("/agreements", json=GRANT, headers=token), 400)
+    assert admin.post("/api/v1/agreements", json=GRANT, headers=token).status_code == 201
+    duplicate = assert_error(admin.post("/api/v1/agreements", json=GRANT, headers=token), 400)
     assert "revoke it first" in duplicate["error"]
 
 
@@ -90,13 +92,16 @@ def test_only_the_owners_admins_manage_its_agreements(world: World, username: st
     client, token = world.signed_in(username)
     before = last_seq(world.store)
     owner = {"owner": "citya"}
-    assert_error(client.get("/agreements", params=owner), 403)
-    assert_error(client.post("/agreements", json={**GRANT, **owner}, headers=token), 403)
-    assert_error(client.get("/agreements/preview", params={**owner, "grantee": "public"}), 403)
-    (public,) = list_agreements(world.store, owner="citya")
-    assert_error(client.get(f"/agreements/{public.id}"), 403)
+    assert_error(client.get("/api/v1/agreements", params=owner), 403)
+    assert_error(client.post("/api/v1/agreements", json={**GRANT, **owner}, headers=token), 403)
     assert_error(
-        client.post(f"/agreements/{public.id}/revoke", json={"reason": "x"}, headers=token), 403
+        client.get("/api/v1/agreements/preview", params={**owner, "grantee": "public"}), 403
+    )
+    (public,) = list_agreements(world.store, owner="citya")
+    assert_error(client.get(f"/api/v1/agreements/{public.id}"), 403)
+    assert_error(
+        client.post(f"/api/v1/agreements/{public.id}/revoke", json={"reason": "x"}, headers=token),
+        403,
     )
     denied = events(world.store, before, action="denied")
     assert len(denied) == 5
@@ -106,41 +111,43 @@ def test_only_the_owners_admins_manage_its_agreements(world: World, username: st
 
 def test_platform_admin_manages_any_agency_and_tokens_cannot(world: World) -> None:
     root, token = world.signed_in("root")
-    created = root.post("/agreements", json={**GRANT, "owner": "citya"}, headers=token)
+    created = root.post("/api/v1/agreements", json={**GRANT, "owner": "citya"}, headers=token)
     assert created.status_code == 201 and created.json()["owner"] == "citya"
     # Proposed only: an admin of citya must approve it (tests/test_api_agreement_approval.py).
     assert created.json()["status"] == "awaiting_approval" and created.json()["approvals"] == []
-    assert len(root.get("/agreements?owner=citya").json()["agreements"]) == 2
+    assert len(root.get("/api/v1/agreements?owner=citya").json()["agreements"]) == 2
     machine = create_token(world.store, "citya", "read", clock=world.clock)
     bearer = {"Authorization": f"Bearer {machine.secret}"}
     assert (
         "API tokens cannot"
-        in assert_error(world.client().get("/agreements", headers=bearer), 403)["error"]
+        in assert_error(world.client().get("/api/v1/agreements", headers=bearer), 403)["error"]
     )
-    assert_error(world.client().post("/agreements", json=GRANT, headers=bearer), 403)
+    assert_error(world.client().post("/api/v1/agreements", json=GRANT, headers=bearer), 403)
 
 
 def test_revoking_takes_effect_on_the_next_request(world: World) -> None:
     admin, token = world.signed_in("a.admin")
     (public,) = list_agreements(world.store, owner="citya")
-    assert admin.post(f"/agreements/{public.id}/revoke", json={"reason": "partners only"},
+    assert admin.post(f"/api/v1/agreements/{public.id}/revoke", json={"reason": "partners only"},
                       headers=token).status_code == 200  # fmt: skip
-    grant = admin.post("/agreements", json=GRANT, headers=token).json()
+    grant = admin.post("/api/v1/agreements", json=GRANT, headers=token).json()
     analyst, _ = world.signed_in("b.analyst")
-    first = analyst.get("/incidents?agency=citya&limit=1000").json()
+    first = analyst.get("/api/v1/incidents?agency=citya&limit=1000").json()
     assert len(first["records"]) == len(_property(world, "citya")) > 0
     assert first["decisions"][0]["agreement_id"] == grant["id"]
     before = last_seq(world.store)
-    no_reason = admin.post(f"/agreements/{grant['id']}/revoke", json={"reason": ""}, headers=token)
+    no_reason = admin.post(
+        f"/api/v1/agreements/{grant['id']}/revoke", json={"reason": ""}, headers=token
+    )
     assert_error(no_reason, 400)
     revoked = admin.post(
-        f"/agreements/{grant['id']}/revoke", json={"reason": "series solved"}, headers=token
+        f"/api/v1/agreements/{grant['id']}/revoke", json={"reason": "series solved"}, headers=token
     )
     assert revoked.status_code == 200, revoked.text
     assert (
         revoked.json()["status"] == "revoked" and revoked.json()["revoke_reason"] == "series solved"
     )
-    after = analyst.get("/incidents?agency=citya&limit=1000").json()
+    after = analyst.get("/api/v1/incidents?agency=citya&limit=1000").json()
     assert after["records"] == []
     assert after["decisions"][0]["allow"] is False
     assert any(
@@ -149,6 +156,10 @@ def test_revoking_takes_effect_on_the_next_request(world: World) -> None:
     change = events(world.store, before, action="agreement_change")
     assert len(change) == 1 and change[0].actor == world.user_id("a.admin")
     assert set(change[0].owner_agencies) == {"citya", "countyb"}
-    again = admin.post(f"/agreements/{grant['id']}/revoke", json={"reason": "x"}, headers=token)
+    again = admin.post(
+        f"/api/v1/agreements/{grant['id']}/revoke", json={"reason": "x"}, headers=token
+    )
     assert "already revoked" in assert_error(again, 400)["error"]
-    assert_error(admin.post("/agreements/nope/revoke", json={"reason": "x"}, headers=token), 404)
+    assert_error(
+        admin.post("/api/v1/agreements/nope/revoke", json={"reason": "x"}, headers=token), 404
+    )

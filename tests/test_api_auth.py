@@ -236,15 +236,17 @@ def test_api_tokens(setup: Store, clock: FrozenClock) -> None:
     client = make_client(setup, clock)
     read = create_token(setup, "metro", "read", clock=clock)
     ingest = create_token(setup, "metro", "ingest", clock=clock)
-    ok = client.get("/incidents", headers={"Authorization": f"Bearer {read.secret}"})
+    ok = client.get("/api/v1/incidents", headers={"Authorization": f"Bearer {read.secret}"})
     assert ok.status_code == 200, ok.text
     assert ok.json()["decisions"] is not None  # read as the agency, not as the public
-    wrong_purpose = client.get("/incidents", headers={"Authorization": f"Bearer {ingest.secret}"})
+    wrong_purpose = client.get(
+        "/api/v1/incidents", headers={"Authorization": f"Bearer {ingest.secret}"}
+    )
     assert "for ingest, not read" in assert_error(wrong_purpose, 403)["error"]
     for header in ("Bearer cbt_nonsense", "Basic dXNlcjpwYXNz", "Bearer "):
-        assert_error(client.get("/incidents", headers={"Authorization": header}), 401)
+        assert_error(client.get("/api/v1/incidents", headers={"Authorization": header}), 401)
     revoke_token(setup, read.token.id, clock=clock)
-    revoked = client.get("/incidents", headers={"Authorization": f"Bearer {read.secret}"})
+    revoked = client.get("/api/v1/incidents", headers={"Authorization": f"Bearer {read.secret}"})
     assert "revoked" in assert_error(revoked, 401)["error"]
     before = last_seq(setup)
     me = client.get("/auth/me", headers={"Authorization": f"Bearer {ingest.secret}"})
@@ -262,7 +264,7 @@ def test_refused_credentials_are_audited_once(setup: Store, clock: FrozenClock) 
         ({"Cookie": f"{SESSION_COOKIE}=cbs_unknown"}, "session"),
     ):
         before = last_seq(setup)
-        assert_error(client.get("/incidents", headers=headers), 401)
+        assert_error(client.get("/api/v1/incidents", headers=headers), 401)
         (denied,) = events(setup, before)
         assert denied.action == "denied" and denied.resource_type == kind
         assert denied.source_ip == CLIENT_IP

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from crossbeat.api.app import ROUTERS
+from crossbeat.api.app import API_PREFIX, ROOT_ROUTERS, V1_ROUTERS
 from crossbeat.api.deps import require_csrf
 from crossbeat.api.schemas import IncidentPublic, IncidentShared
 from crossbeat.clock import FrozenClock
@@ -24,7 +25,15 @@ NO_SESSION_YET = {("POST", "/auth/login"), ("POST", "/auth/mfa")}
 
 
 def _routes() -> list[APIRoute]:
-    return [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+    """Every route of the application, with the path it is served at."""
+    found = [r for router in ROOT_ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+    for router in V1_ROUTERS:
+        for r in router.routes:
+            if isinstance(r, APIRoute):
+                served = copy.copy(r)
+                served.path = API_PREFIX + r.path
+                found.append(served)
+    return found
 
 
 @pytest.fixture
@@ -41,24 +50,24 @@ def client(store: Store, clock: FrozenClock):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("path", "status", "fragment"),
     [
-        ("/incidents?bbox=1,2,3", 400, "bbox: give four numbers"),
-        ("/incidents?bbox=10,10,0,0", 400, "bbox: need"),
-        ("/incidents?limit=0", 400, "limit"),
-        ("/incidents?f=csv", 400, "f:"),
+        ("/api/v1/incidents?bbox=1,2,3", 400, "bbox: give four numbers"),
+        ("/api/v1/incidents?bbox=10,10,0,0", 400, "bbox: need"),
+        ("/api/v1/incidents?limit=0", 400, "limit"),
+        ("/api/v1/incidents?f=csv", 400, "f:"),
         (
-            "/incidents?since=2026-01-01T00:00:00",
+            "/api/v1/incidents?since=2026-01-01T00:00:00",
             400,
             "since: give a date and time with a time zone",
         ),
-        ("/incidents?offence=burglary-ish", 400, "unknown offence"),
-        ("/incidents?purpose=curiosity", 400, "purpose: unknown purpose"),
-        ("/aggregates?by=planet", 400, "by: unknown"),
-        ("/aggregates?by=month&by=day&by=hour", 400, "at most two"),
-        ("/incidents/nope", 404, "no incident 'nope'"),
-        ("/incidents/nope?purpose=CASE-1", 400, "in the X-Purpose header, not in the URL"),
-        ("/agreements", 401, "not signed in"),
-        ("/agreements/preview?grantee=public", 401, "not signed in"),
-        ("/audit", 401, "not signed in"),
+        ("/api/v1/incidents?offence=burglary-ish", 400, "unknown offence"),
+        ("/api/v1/incidents?purpose=curiosity", 400, "purpose: unknown purpose"),
+        ("/api/v1/aggregates?by=planet", 400, "by: unknown"),
+        ("/api/v1/aggregates?by=month&by=day&by=hour", 400, "at most two"),
+        ("/api/v1/incidents/nope", 404, "no incident 'nope'"),
+        ("/api/v1/incidents/nope?purpose=CASE-1", 400, "in the X-Purpose header, not in the URL"),
+        ("/api/v1/agreements", 401, "not signed in"),
+        ("/api/v1/agreements/preview?grantee=public", 401, "not signed in"),
+        ("/api/v1/audit", 401, "not signed in"),
         ("/no/such/page", 404, "no such endpoint /no/such/page"),
     ],
 )
@@ -68,7 +77,7 @@ def test_error_shape(client, path: str, status: int, fragment: str) -> None:  # 
 
 
 def test_several_problems_are_all_listed(client) -> None:  # type: ignore[no-untyped-def]
-    body = assert_error(client.get("/incidents?bbox=x&purpose=nope&offence=zzz"), 400)
+    body = assert_error(client.get("/api/v1/incidents?bbox=x&purpose=nope&offence=zzz"), 400)
     assert len(body["errors"]) == 3
     assert [e.split(":")[0] for e in body["errors"]] == [
         "bbox",
@@ -80,18 +89,22 @@ def test_several_problems_are_all_listed(client) -> None:  # type: ignore[no-unt
 def test_403_404_405_for_a_signed_in_user(store: Store, clock: FrozenClock, client) -> None:  # type: ignore[no-untyped-def]
     analyst = make_user(store, clock, "ana", roles=("analyst",))
     signed = sign_in(client, clock, analyst)
-    forbidden = assert_error(client.get("/audit"), 403)
+    forbidden = assert_error(client.get("/api/v1/audit"), 403)
     assert "may not audit.read" in forbidden["error"]
-    assert_error(client.get("/agreements"), 403)
-    assert_error(client.get("/agreements/unknown-id"), 404)
-    assert_error(client.post("/agreements/unknown-id/revoke", json={"reason": "x"}), 403)  # CSRF
+    assert_error(client.get("/api/v1/agreements"), 403)
+    assert_error(client.get("/api/v1/agreements/unknown-id"), 404)
     assert_error(
-        client.post("/agreements/unknown-id/revoke", json={"reason": "x"}, headers=csrf(signed)),
+        client.post("/api/v1/agreements/unknown-id/revoke", json={"reason": "x"}), 403
+    )  # CSRF
+    assert_error(
+        client.post(
+            "/api/v1/agreements/unknown-id/revoke", json={"reason": "x"}, headers=csrf(signed)
+        ),
         404,
     )
-    assert_error(client.delete("/incidents"), 405)
+    assert_error(client.delete("/api/v1/incidents"), 405)
     bad_json = client.post(
-        "/agreements",
+        "/api/v1/agreements",
         content=b"{not json",
         headers={"Content-Type": "application/json", **csrf(signed)},
     )
@@ -107,9 +120,10 @@ def test_openapi_lists_every_route(client) -> None:  # type: ignore[no-untyped-d
         documented = {m.upper() for m in spec["paths"][route.path]}
         assert route.methods <= documented, route.path
     expected = {
-        "/auth/login", "/auth/mfa", "/auth/logout", "/auth/me", "/incidents",
-        "/incidents/{incident_id}", "/aggregates", "/agreements", "/agreements/preview",
-        "/agreements/{agreement_id}", "/agreements/{agreement_id}/revoke", "/audit", "/health",
+        "/auth/login", "/auth/mfa", "/auth/logout", "/auth/me", "/health",
+        "/api/v1/incidents", "/api/v1/incidents/{incident_id}", "/api/v1/aggregates",
+        "/api/v1/agreements", "/api/v1/agreements/preview", "/api/v1/agreements/{agreement_id}",
+        "/api/v1/agreements/{agreement_id}/revoke", "/api/v1/audit",
     }  # fmt: skip
     assert expected <= set(spec["paths"])
     for path, operations in spec["paths"].items():
@@ -173,12 +187,12 @@ def test_unexpected_and_key_errors_keep_the_shape(client, monkeypatch: pytest.Mo
         raise RuntimeError("database password is hunter2")
 
     monkeypatch.setattr(incidents, "read_incidents", boom)
-    body = assert_error(quiet.get("/incidents"), 500)
+    body = assert_error(quiet.get("/api/v1/incidents"), 500)
     assert "hunter2" not in str(body)
 
     def no_key(*args: object, **kwargs: object) -> None:
         raise KeyConfigError("set CROSSBEAT_KEK for sqlite:///secret/path.db")
 
     monkeypatch.setattr(incidents, "read_detail", no_key)
-    body = assert_error(quiet.get("/incidents/x", headers={"X-Purpose": "CASE-1"}), 503)
+    body = assert_error(quiet.get("/api/v1/incidents/x", headers={"X-Purpose": "CASE-1"}), 503)
     assert "administrator" in body["error"] and "secret/path" not in str(body)

@@ -76,7 +76,7 @@ def _body_fields(doc: dict[str, Any], op: dict[str, Any]) -> list[str]:
 
 
 def _valid_body(path: str) -> dict[str, Any]:
-    if path == "/agreements":
+    if path == "/api/v1/agreements":
         return {"grantee": "countyb", "offences": ["all"], "fields": ["offence"],
                 "precision": "block", "purposes": ["analysis"]}  # fmt: skip
     if path.endswith("/revoke"):

@@ -19,7 +19,7 @@ def world(store: Store) -> World:
 
 def test_authenticated_answers_are_not_cached_and_carry_security_headers(world: World) -> None:
     admin, _ = world.signed_in("a.admin")
-    for response in (admin.get("/agreements"), admin.get("/incidents?limit=1")):
+    for response in (admin.get("/api/v1/agreements"), admin.get("/api/v1/incidents?limit=1")):
         assert response.headers["cache-control"] == "no-store"
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
@@ -28,15 +28,15 @@ def test_authenticated_answers_are_not_cached_and_carry_security_headers(world: 
         assert response.headers["strict-transport-security"].startswith("max-age=")
     login = world.client().post("/auth/login", json={"username": "x", "password": "y"})
     assert login.headers["cache-control"] == "no-store"
-    public = world.client().get("/incidents?limit=1")
+    public = world.client().get("/api/v1/incidents?limit=1")
     assert "no-store" not in public.headers.get("cache-control", "")
     assert public.headers["x-content-type-options"] == "nosniff"
 
 
 def test_the_public_refusal_names_no_agreement(world: World) -> None:
     (public,) = list_agreements(world.store, owner="citya", grantee="public")
-    visible = world.client().get("/incidents?agency=citya&limit=1").json()["records"][0]
-    refused = world.client().get(f"/incidents/{visible['id']}", headers={"X-Purpose": "x"})
+    visible = world.client().get("/api/v1/incidents?agency=citya&limit=1").json()["records"][0]
+    refused = world.client().get(f"/api/v1/incidents/{visible['id']}", headers={"X-Purpose": "x"})
     body = assert_error(refused, 403)
     assert public.id not in refused.text and "agreement" not in str(body["errors"])
 
@@ -44,9 +44,9 @@ def test_the_public_refusal_names_no_agreement(world: World) -> None:
 def test_previews_and_agreement_changes_record_the_address(world: World) -> None:
     admin, token = world.signed_in("a.admin")
     before = last_seq(world.store)
-    admin.get("/agreements/preview?grantee=countyb&sample=1")
+    admin.get("/api/v1/agreements/preview?grantee=countyb&sample=1")
     (public,) = list_agreements(world.store, owner="citya", grantee="public")
-    admin.post(f"/agreements/{public.id}/revoke", json={"reason": "test"}, headers=token)
+    admin.post(f"/api/v1/agreements/{public.id}/revoke", json={"reason": "test"}, headers=token)
     (preview,) = events(world.store, before, action="sharing_decision")
     (change,) = events(world.store, before, action="agreement_change")
     assert preview.source_ip == change.source_ip == CLIENT_IP
@@ -56,7 +56,7 @@ def test_a_csrf_refused_revocation_is_shown_to_the_agreements_owner(world: World
     (public,) = list_agreements(world.store, owner="citya", grantee="public")
     other, _ = world.signed_in("b.admin")  # no CSRF token sent
     before = last_seq(world.store)
-    assert_error(other.post(f"/agreements/{public.id}/revoke", json={"reason": "x"}), 403)
+    assert_error(other.post(f"/api/v1/agreements/{public.id}/revoke", json={"reason": "x"}), 403)
     (denied,) = events(world.store, before, action="denied")
     assert set(denied.owner_agencies) == {"citya", "countyb"} and denied.source_ip == CLIENT_IP
     # A refused API-token attempt is shown to the token's agency.
@@ -65,7 +65,7 @@ def test_a_csrf_refused_revocation_is_shown_to_the_agreements_owner(world: World
     machine = create_token(world.store, "countyb", "read", clock=world.clock)
     before = last_seq(world.store)
     bearer = {"Authorization": f"Bearer {machine.secret}"}
-    assert_error(world.client().get("/agreements", headers=bearer), 403)
+    assert_error(world.client().get("/api/v1/agreements", headers=bearer), 403)
     (token_denied,) = events(world.store, before, action="denied")
     assert token_denied.owner_agencies == ("countyb",)
 
@@ -91,7 +91,11 @@ def test_a_nul_in_the_url_is_refused_and_counted_for_the_audit_log(world: World)
 
     client = world.client()
     before = last_seq(world.store)
-    for path in ("/incidents?agency=%00", "/incidents/a%00b", "/audit?agency=x%00"):
+    for path in (
+        "/api/v1/incidents?agency=%00",
+        "/api/v1/incidents/a%00b",
+        "/api/v1/audit?agency=x%00",
+    ):
         body = assert_error(client.get(path), 400)
         assert "NUL" in body["error"]
     world.clock.advance(minutes=15)

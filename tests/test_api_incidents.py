@@ -47,7 +47,7 @@ def _all_pages(client: Any) -> tuple[list[dict[str, Any]], int]:
     after, pages = None, 0
     while True:
         suffix = f"&after={after}" if after else ""
-        body = client.get(f"/incidents?limit=7{suffix}").json()
+        body = client.get(f"/api/v1/incidents?limit=7{suffix}").json()
         pages += 1
         out += body["records"]
         after = body["next_after"]
@@ -73,9 +73,9 @@ def test_public_never_gets_an_exact_point_or_a_sensitive_incident(world: World) 
             local.time() == time(0)
             and local.date() == true.occurred_from.astimezone(local.tzinfo).date()
         )  # the day only, in the owner's zone
-    body = client.get("/incidents").json()
+    body = client.get("/api/v1/incidents").json()
     assert set(body) == {"ok", "records", "next_after"}  # no decisions for the public
-    geo = client.get("/incidents?f=geojson&limit=1000")
+    geo = client.get("/api/v1/incidents?f=geojson&limit=1000")
     assert geo.headers["content-type"] == "application/geo+json"
     features = geo.json()["features"]
     assert geo.json()["type"] == "FeatureCollection" and len(features) == len(world.normal)
@@ -85,8 +85,8 @@ def test_public_never_gets_an_exact_point_or_a_sensitive_incident(world: World) 
         assert (lat, lon) != (true.lat, true.lon)
         assert "lat" not in feature["properties"] and set(feature["properties"]) <= PUBLIC_FIELDS
     for canary in CANARIES:
-        assert_error(client.get(f"/incidents/{canary.id}"), 404)
-        assert_error(client.get(f"/incidents/{canary.public_id}"), 404)
+        assert_error(client.get(f"/api/v1/incidents/{canary.id}"), 404)
+        assert_error(client.get(f"/api/v1/incidents/{canary.public_id}"), 404)
     # Public reads are counted per 15-minute window and address, and become one audit
     # event per owner agency when the window closes (issue #7, finding 9).
     assert events(world.store, before, action="read", actor="public") == []
@@ -101,14 +101,16 @@ def test_public_never_gets_an_exact_point_or_a_sensitive_incident(world: World) 
 
 def test_public_records_are_those_of_the_core_read(world: World) -> None:
     client = world.client()
-    mine = client.get(f"/incidents?limit=1000&bbox={','.join(map(str, AREA))}").json()["records"]
+    mine = client.get(f"/api/v1/incidents?limit=1000&bbox={','.join(map(str, AREA))}").json()[
+        "records"
+    ]
     core = read_incidents(world.store, Viewer.public(), ReadRequest(bbox=AREA)).to_dict()
     assert _times(mine) == _times(core["records"])
 
 
 def test_public_aggregates_are_suppressed_and_never_count_canaries(world: World) -> None:
     client = world.client()
-    body = client.get("/aggregates?by=agency&by=nibrs").json()
+    body = client.get("/api/v1/aggregates?by=agency&by=nibrs").json()
     assert body["ok"] is True and body["by"] == ["agency", "nibrs"]
     assert body["threshold"] == 5 and "decisions" not in body
     published = [c for c in body["cells"] if c["count"] is not None]
@@ -118,14 +120,14 @@ def test_public_aggregates_are_suppressed_and_never_count_canaries(world: World)
     assert not {"11A"} & {c["key"][1] for c in body["cells"]}
     core = aggregate(world.store, Viewer.public(), by=("agency", "nibrs")).to_dict()
     assert body["cells"] == core["cells"] and body["suppressed"] == core["suppressed"]
-    total = client.get("/aggregates").json()
+    total = client.get("/api/v1/aggregates").json()
     assert total["by"] == [] and total["total"] == len(world.normal)
 
 
 def test_own_agency_sees_its_records_in_full_and_filters_apply(world: World) -> None:
     client, _ = world.signed_in("a.analyst")
     truth = {i.id: i for i in world.population}
-    own = client.get("/incidents?agency=citya&limit=1000").json()
+    own = client.get("/api/v1/incidents?agency=citya&limit=1000").json()
     assert {r["id"] for r in own["records"]} == {
         i.id for i in world.population if i.owner == "citya"
     }
@@ -144,7 +146,7 @@ def test_own_agency_sees_its_records_in_full_and_filters_apply(world: World) -> 
         "until": until.isoformat(),
         "limit": 1000,
     }
-    body = client.get("/incidents", params=query).json()
+    body = client.get("/api/v1/incidents", params=query).json()
     expected = {
         i.id
         for i in world.population
@@ -156,7 +158,9 @@ def test_own_agency_sees_its_records_in_full_and_filters_apply(world: World) -> 
         and i.codes[0] in {"220", "240", "23H", "290"}
     }
     assert expected and {r["id"] for r in body["records"]} == expected
-    fields = client.get("/incidents?agency=citya&fields=offence&limit=1").json()["records"][0]
+    fields = client.get("/api/v1/incidents?agency=citya&fields=offence&limit=1").json()["records"][
+        0
+    ]
     assert set(fields) == {
         "id",
         "agency_id",
@@ -177,7 +181,7 @@ def test_partner_sees_exactly_what_its_agreement_grants(world: World) -> None:
     )  # fmt: skip
     client, _ = world.signed_in("b.analyst")
     truth = {i.public_id: i for i in world.population}
-    body = client.get("/incidents?agency=citya&limit=1000").json()
+    body = client.get("/api/v1/incidents?agency=citya&limit=1000").json()
     (decision,) = body["decisions"]
     assert decision["allow"] is True and decision["agreement_id"] == agreement.id
     granted = {
@@ -207,30 +211,32 @@ def test_partner_sees_exactly_what_its_agreement_grants(world: World) -> None:
     # A machine client of countyb reads what its analysts read.
     token = create_token(world.store, "countyb", "read", clock=world.clock)
     machine = world.client().get(
-        "/incidents?agency=citya&limit=1000", headers={"Authorization": f"Bearer {token.secret}"}
+        "/api/v1/incidents?agency=citya&limit=1000",
+        headers={"Authorization": f"Bearer {token.secret}"},
     )
     assert machine.json()["records"] == body["records"]
     # The agreement serves analysis only: nothing for an operations read.
-    ops = client.get("/incidents?agency=citya&purpose=operations&limit=1000").json()
+    ops = client.get("/api/v1/incidents?agency=citya&purpose=operations&limit=1000").json()
     assert ops["records"] == [] and ops["decisions"][0]["allow"] is False
     assert any("serves analysis, not operations" in r for r in ops["decisions"][0]["reasons"])
     # Other owners' data is not in the answer at all.
-    assert {r["agency_id"] for r in client.get("/incidents?limit=1000").json()["records"]} == {
-        "citya", "countyb", "transitc"
-    }  # fmt: skip
+    records = client.get("/api/v1/incidents?limit=1000").json()["records"]
+    assert {r["agency_id"] for r in records} == {"citya", "countyb", "transitc"}
 
 
 def test_personal_data_needs_a_purpose_and_is_audited(world: World) -> None:
     client, _ = world.signed_in("a.officer")
     before = last_seq(world.store)
-    plain = client.get(f"/incidents/{world.personal_id}").json()
+    plain = client.get(f"/api/v1/incidents/{world.personal_id}").json()
     assert plain["personal"] is None and plain["record"]["id"] == world.personal_id
     assert NARRATIVE not in str(plain)
     assert [
         e.action.value for e in events(world.store, before, actor=world.user_id("a.officer"))
     ] == ["detail_view"]
     before = last_seq(world.store)
-    full = client.get(f"/incidents/{world.personal_id}", headers={"X-Purpose": "CASE-2026-0042"})
+    full = client.get(
+        f"/api/v1/incidents/{world.personal_id}", headers={"X-Purpose": "CASE-2026-0042"}
+    )
     assert full.status_code == 200, full.text
     personal = full.json()["personal"]
     assert personal["narrative"] == NARRATIVE and personal["full_address"] == "1187 Larkspur Lane"
@@ -250,9 +256,9 @@ def test_personal_data_refused_to_those_not_allowed(world: World, username: str)
     own = username.startswith("a.")
     rid = world.personal_id if own else world.population[0].public_id
     if not own:
-        assert_error(client.get(f"/incidents/{world.personal_id}"), 404)
+        assert_error(client.get(f"/api/v1/incidents/{world.personal_id}"), 404)
     before = last_seq(world.store)
-    response = client.get(f"/incidents/{rid}", headers={"X-Purpose": "CASE-1"})
+    response = client.get(f"/api/v1/incidents/{rid}", headers={"X-Purpose": "CASE-1"})
     body = assert_error(response, 403)
     assert "personal data" in body["error"] and body["errors"]
     assert NARRATIVE not in response.text

@@ -348,13 +348,13 @@ def test_the_public_sees_counts_by_area_with_suppression(city):
     assert records and all("lat" not in r and set(r["areas"]) <= {"cityx/beats"} for r in records)
     # The web API takes the same dimension and filter.
     client = make_client(store, later)
-    body = client.get("/aggregates?by=area:beats").json()
+    body = client.get("/api/v1/aggregates?by=area:beats").json()
     assert {c["key"][0]: c["count"] for c in body["cells"]} == _counts(got)
-    west = client.get("/incidents", params={"area": "beats:West", "limit": 500}).json()
+    west = client.get("/api/v1/incidents", params={"area": "beats:West", "limit": 500}).json()
     assert {r["id"] for r in west["records"]} == {
         r["id"] for r in records if "West" in r["areas"].get("cityx/beats", [])
     }
-    assert client.get("/aggregates?by=area:").status_code == 400
+    assert client.get("/api/v1/aggregates?by=area:").status_code == 400
 
 
 # -- the command line ----------------------------------------------------------------------

@@ -414,7 +414,7 @@ def _create_agreement(world: Any) -> tuple[str, int]:
         "reference": "board minute 12",  # the caller's approval is recorded, not named
     }
     before = log_size(world.store)
-    response = client.post("/agreements", json=grant, headers=token)
+    response = client.post("/api/v1/agreements", json=grant, headers=token)
     assert response.status_code == 201, response.text
     return "citya", before
 
@@ -428,12 +428,12 @@ def _approve_agreement(world: Any) -> tuple[str, int]:
         "precision": "exact",
         "purposes": ["investigation"],
     }
-    created = client.post("/agreements", json=grant, headers=token)
+    created = client.post("/api/v1/agreements", json=grant, headers=token)
     assert created.status_code == 201, created.text
     assert created.json()["status"] == "awaiting_approval"  # personal fields need two admins
     second, token2 = world.signed_in("a.admin2")
     before = log_size(world.store)
-    response = second.post(f"/agreements/{created.json()['id']}/approve", headers=token2)
+    response = second.post(f"/api/v1/agreements/{created.json()['id']}/approve", headers=token2)
     assert response.status_code == 200, response.text
     return "citya", before
 
@@ -442,7 +442,9 @@ def _revoke_agreement(world: Any) -> tuple[str, int]:
     client, token = world.signed_in("a.admin")
     (public,) = list_agreements(world.store, owner="citya")
     before = log_size(world.store)
-    response = client.post(f"/agreements/{public.id}/revoke", json={"reason": "x"}, headers=token)
+    response = client.post(
+        f"/api/v1/agreements/{public.id}/revoke", json={"reason": "x"}, headers=token
+    )
     assert response.status_code == 200, response.text
     return "citya", before
 
@@ -453,9 +455,9 @@ API_AUDITED: dict[str, tuple[Any, set[str]]] = {
     "POST /auth/login": (_login, {"login"}),
     "POST /auth/mfa": (_mfa, {"login"}),
     "POST /auth/logout": (_logout, {"logout"}),
-    "POST /agreements": (_create_agreement, {"agreement_change"}),
-    "POST /agreements/{agreement_id}/revoke": (_revoke_agreement, {"agreement_change"}),
-    "POST /agreements/{agreement_id}/approve": (_approve_agreement, {"agreement_change"}),
+    "POST /api/v1/agreements": (_create_agreement, {"agreement_change"}),
+    "POST /api/v1/agreements/{agreement_id}/revoke": (_revoke_agreement, {"agreement_change"}),
+    "POST /api/v1/agreements/{agreement_id}/approve": (_approve_agreement, {"agreement_change"}),
 }
 
 #: API operations that change no stored data (reads are audited by the sharing module).
@@ -467,13 +469,13 @@ API_READ_ONLY = {
     "GET /redoc": "the API documentation",
     "GET /openapi.json": "the API description",
     "GET /auth/me": "who is signed in",
-    "GET /incidents": "an audited read",
-    "GET /incidents/{incident_id}": "an audited read",
-    "GET /aggregates": "an audited read",
-    "GET /agreements": "lists agreements",
-    "GET /agreements/preview": "an audited read",
-    "GET /agreements/{agreement_id}": "shows an agreement",
-    "GET /audit": "an audited read of the audit log",
+    "GET /api/v1/incidents": "an audited read",
+    "GET /api/v1/incidents/{incident_id}": "an audited read",
+    "GET /api/v1/aggregates": "an audited read",
+    "GET /api/v1/agreements": "lists agreements",
+    "GET /api/v1/agreements/preview": "an audited read",
+    "GET /api/v1/agreements/{agreement_id}": "shows an agreement",
+    "GET /api/v1/audit": "an audited read of the audit log",
 }
 
 

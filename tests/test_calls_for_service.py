@@ -275,20 +275,20 @@ def test_the_api_takes_a_calls_parameter(cad) -> None:
     token = create_token(cad, "citya", "read", clock=cad.clock)
     client = make_client(cad, cad.clock)
     headers = {"Authorization": f"Bearer {token.secret}"}
-    crimes = client.get("/incidents", headers=headers).json()["records"]
+    crimes = client.get("/api/v1/incidents", headers=headers).json()["records"]
     assert len(crimes) == CRIMES
     assert all("call_category" not in r for r in crimes)
-    only = client.get("/incidents?calls=only", headers=headers).json()["records"]
+    only = client.get("/api/v1/incidents?calls=only", headers=headers).json()["records"]
     assert {r.get("call_category") for r in only} == {
         "alarm",
         "welfare_check",
         "traffic_stop",
         "suspicious",
     }
-    counts = client.get("/aggregates?by=call_category&calls=only", headers=headers).json()
+    counts = client.get("/api/v1/aggregates?by=call_category&calls=only", headers=headers).json()
     assert counts["total"] == CALLS_TOTAL
-    assert client.get("/incidents?calls=maybe", headers=headers).status_code in (400, 422)
-    refused = client.get("/incidents?offence=call:alarm", headers=headers)
+    assert client.get("/api/v1/incidents?calls=maybe", headers=headers).status_code in (400, 422)
+    refused = client.get("/api/v1/incidents?offence=call:alarm", headers=headers)
     assert refused.status_code == 400
     # The API's problems name its query parameter (offence), not the library's field.
     assert refused.json()["errors"] == [

@@ -1,6 +1,6 @@
 """Preview shows admins synthetic stand-ins, never real records (issue #7 finding 6).
 
-The attack: ``GET /agreements/preview?grantee=<own agency>`` gave an agency admin (and a
+The attack: ``GET /api/v1/agreements/preview?grantee=<own agency>`` gave an agency admin (and a
 platform admin, for any agency) 100 real records per call at full precision with their
 sensitivity flags, although these roles have no access to incident data.
 """
@@ -45,7 +45,7 @@ def test_agency_admin_previewing_own_agency_gets_stand_ins(store: Store) -> None
     world: World = build_world(store)
     admin, _ = world.signed_in("a.admin")
     # The attack: the owner's admin previews its own agency (full precision, all fields).
-    body = admin.get("/agreements/preview?grantee=citya&sample=100").json()
+    body = admin.get("/api/v1/agreements/preview?grantee=citya&sample=100").json()
     assert body["sample_kind"] == "stand-ins"
     assert body["visible"] == sum(1 for i in world.population if i.owner == "citya")
     _assert_stand_ins(store, body["sample"], "citya")
@@ -58,7 +58,7 @@ def test_agency_admin_previewing_own_agency_gets_stand_ins(store: Store) -> None
     grant = {"offences": ["all"], "fields": ["all"], "precision": "block",
              "purposes": ["analysis"], "approved_by": "a.admin"}  # fmt: skip
     create_agreement(store, "citya", "countyb", clock=world.clock, **grant)
-    partner = admin.get("/agreements/preview?grantee=countyb&sample=20").json()
+    partner = admin.get("/api/v1/agreements/preview?grantee=countyb&sample=20").json()
     assert partner["sample_kind"] == "stand-ins" and len(partner["sample"]) == 20
     _assert_stand_ins(store, partner["sample"], "citya")
     assert {r["location_precision"] for r in partner["sample"]} == {"block", "h3:9"}
@@ -68,10 +68,14 @@ def test_platform_admin_gets_stand_ins_for_any_agency(store: Store) -> None:
     world = build_world(store)
     root, _ = world.signed_in("root")
     for owner in ("citya", "countyb"):
-        body = root.get(f"/agreements/preview?owner={owner}&grantee={owner}&sample=50").json()
+        body = root.get(
+            f"/api/v1/agreements/preview?owner={owner}&grantee={owner}&sample=50"
+        ).json()
         assert body["sample_kind"] == "stand-ins"
         _assert_stand_ins(store, body["sample"], owner)
-        public = root.get(f"/agreements/preview?owner={owner}&grantee=public&sample=50").json()
+        public = root.get(
+            f"/api/v1/agreements/preview?owner={owner}&grantee=public&sample=50"
+        ).json()
         _assert_stand_ins(store, public["sample"], owner)
         assert {r["location_precision"] for r in public["sample"]} == {"h3:9"}
 

@@ -115,7 +115,7 @@ def _all_public_pages(client: Any) -> tuple[list[dict[str, Any]], list[str]]:
     records, cursors, after = [], [], None
     while True:
         params: dict[str, Any] = {"limit": 7, **({"after": after} if after else {})}
-        response = client.get("/incidents", params=params)
+        response = client.get("/api/v1/incidents", params=params)
         assert response.status_code == 200, response.text
         body = response.json()
         records += body["records"]
@@ -137,7 +137,7 @@ def test_public_ids_cannot_be_linked_to_case_numbers(store: Store, tmp_path: Pat
     # the page cursors nor the GeoJSON carry an owner's id.
     assert not derived.keys() & {r["id"] for r in records}
     assert not derived.keys() & set(cursors)
-    text = client.get("/incidents", params={"limit": 1000, "f": "geojson"}).text
+    text = client.get("/api/v1/incidents", params={"limit": 1000, "f": "geojson"}).text
     text += str(read_incidents(store, Viewer.public(), export=True).to_dict())
     assert not [i for i in derived if i in text]
     # Nor does the detail endpoint answer a derived id: a published case, a suppressed
@@ -149,13 +149,13 @@ def test_public_ids_cannot_be_linked_to_case_numbers(store: Store, tmp_path: Pat
     )
     bodies = []
     for rid in (shown, hidden, str(uuid.uuid4())):
-        response = client.get(f"/incidents/{rid}")
+        response = client.get(f"/api/v1/incidents/{rid}")
         assert response.status_code == 404
         bodies.append(response.json()["errors"][0].replace(rid, "ID"))
     assert len(set(bodies)) == 1
     # The public id is what the detail endpoint accepts.
     one = records[0]["id"]
-    detail = client.get(f"/incidents/{one}")
+    detail = client.get(f"/api/v1/incidents/{one}")
     assert detail.status_code == 200 and detail.json()["record"]["id"] == one
 
 

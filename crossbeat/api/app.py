@@ -33,7 +33,11 @@ DESCRIPTION = (
 )
 
 #: One router per resource, in the order they are documented.
-ROUTERS = (health.router, auth.router, incidents.router, agreements.router, audit.router)
+# Health, sign-in and the OpenAPI pages stay at the root; every data resource is
+# versioned under API_PREFIX.
+API_PREFIX = "/api/v1"
+ROOT_ROUTERS = (health.router, auth.router)
+V1_ROUTERS = (incidents.router, agreements.router, audit.router)
 
 
 def create_app(
@@ -96,8 +100,10 @@ def create_app(
     app.add_middleware(NulGuard, store_of=lambda: app.state.store)
     app.add_middleware(SecurityHeaders)
     app.openapi = functools.partial(openapi_document, app)  # type: ignore[method-assign]
-    for router in ROUTERS:
+    for router in ROOT_ROUTERS:
         app.include_router(router)
+    for router in V1_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
     return app
 
 

@@ -9,7 +9,7 @@ resource and client address. Once the window has closed the row becomes one audi
 ``details.aggregated`` the window, the number of requests and the first and last time)
 and the row is deleted, in one transaction. Windows are flushed by the next public read,
 by the web server's periodic checkpoint task and before the audit log is read
-(``GET /audit``, ``crossbeat audit log``).
+(``GET /api/v1/audit``, ``crossbeat audit log``).
 
 What this keeps: who (address) read which owner's data how often, and how many records,
 to the quarter hour. What it drops: the individual requests' filters and times. Known

@@ -342,7 +342,7 @@ def _approvals_at_creation(
         if any(n.lower() != by.username for n in names):
             problems.append(
                 "approved_by: each admin of the owner approves for themself "
-                "(POST /agreements/{id}/approve); you cannot record others' approval"
+                "(POST /api/v1/agreements/{id}/approve); you cannot record others' approval"
             )
         return (
             (Approval(by.user_id, by.username, by.agency_id, now),)

@@ -85,7 +85,7 @@ def post_agreement(
 
     It applies once admins of the owner agency approved it: the caller's approval counts
     when they are one; personal data fields need a second, different admin
-    (``POST /agreements/{id}/approve``). Until then its status is ``awaiting_approval``.
+    (``POST /api/v1/agreements/{id}/approve``). Until then its status is ``awaiting_approval``.
     """
     values = body.model_dump(exclude={"owner"})
     created = create_agreement(store, _owner(actor, body.owner), by=actor, **values)
@@ -175,7 +175,7 @@ def _find(store: Store, actor: Actor, agreement_id: str, what: str) -> Agreement
     """Return an agreement the actor may manage; 404 if unknown, 403 (audited) if not theirs."""
     found = get_agreement(store, agreement_id)
     if found is None:
-        raise ApiError(404, f"no agreement {agreement_id!r}: see GET /agreements")
+        raise ApiError(404, f"no agreement {agreement_id!r}: see GET /api/v1/agreements")
     check_permission(store, actor, found.owner, what)
     return found
 
