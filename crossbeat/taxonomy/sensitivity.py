@@ -7,9 +7,12 @@ reveal. Two kinds of rule work together:
 * ``data/sensitive_keywords.toml``: regular expressions for codes, statute numbers and
   abbreviations (``273.5 PC``, ``D.V.``, ``MNR``);
 * ``data/sensitive_lexicon.toml``: words, lemmatised, with relationship / violence /
-  body-part pairs, ages and negation (:mod:`crossbeat.taxonomy.narrative`).
+  body-part pairs, ages and negation (:mod:`crossbeat.taxonomy.narrative`);
+* ``data/narrative_model.npz``: a linear model over static word embeddings that reads
+  narratives by meaning and catches wordings no rule names
+  (:mod:`crossbeat.taxonomy.narrative_model`).
 
-Both carry the same version (:func:`rules_version`), bumped whenever either changes.
+All three carry the same version (:func:`rules_version`), bumped whenever one changes.
 False positives are the safe error here: a flag only restricts how a record is shared.
 """
 
@@ -25,6 +28,7 @@ from typing import Any
 
 from crossbeat.model import Sensitivity
 from crossbeat.taxonomy.narrative import lexicon, lexicon_sensitivity
+from crossbeat.taxonomy.narrative_model import model, model_sensitivity
 from crossbeat.taxonomy.nibrs import TaxonomyError
 
 _KEYWORDS = resources.files("crossbeat.taxonomy") / "data" / "sensitive_keywords.toml"
@@ -37,14 +41,20 @@ def _raw_keywords() -> dict[str, Any]:
 
 
 @cache
-def rules_version() -> str:
-    """Return the version of the sensitivity rules (keyword file and lexicon).
+def rules_version(check_model: bool = True) -> str:
+    """Return the version of the sensitivity rules (keyword file, lexicon and model).
+
+    Parameters
+    ----------
+    check_model
+        Also require the narrative model to carry the version (False only while the
+        model is being refitted for a new version).
 
     Raises
     ------
     TaxonomyError
-        When the two files carry different versions (one was changed without the
-        other being bumped with it).
+        When the files carry different versions (one was changed without the others
+        being bumped with it, or the model was not refitted).
     """
     keywords = str(_raw_keywords().get("version", ""))
     words = lexicon().version
@@ -53,6 +63,12 @@ def rules_version() -> str:
             f"sensitivity rules: sensitive_keywords.toml has version {keywords!r} but "
             f"sensitive_lexicon.toml has {words!r}; they are one rule set, give both the "
             "same new version"
+        )
+    if check_model and model().version != keywords:
+        raise TaxonomyError(
+            f"sensitivity rules: narrative_model.npz was fitted for version "
+            f"{model().version!r}, the rule files are {keywords!r}; refit it with "
+            "python -m crossbeat.taxonomy.narrative_model"
         )
     return keywords
 
@@ -116,8 +132,10 @@ def _combined_rules() -> tuple[tuple[Sensitivity, re.Pattern[str]], ...]:
 def keyword_sensitivity(*texts: str | None, person_crime: bool = False) -> frozenset[Sensitivity]:
     """Return the sensitivity flags that the given free texts imply.
 
-    Each text is checked on its own with the keyword patterns and the word lexicon
-    (:func:`crossbeat.taxonomy.narrative.explain`).
+    Each text is checked on its own with the keyword patterns, the word lexicon
+    (:func:`crossbeat.taxonomy.narrative.explain`) and, for a narrative the rules leave
+    unflagged, the narrative model
+    (:func:`crossbeat.taxonomy.narrative_model.model_sensitivity`).
 
     Parameters
     ----------
@@ -152,4 +170,8 @@ def keyword_sensitivity(*texts: str | None, person_crime: bool = False) -> froze
             found.add(flag)
     for text in collapsed:
         found |= lexicon_sensitivity(text, person_crime=person_crime)
+    if not found:
+        # The rules name wordings; the model catches the ones they do not (issue #7).
+        for text in collapsed:
+            found |= model_sensitivity(text)
     return frozenset(found)

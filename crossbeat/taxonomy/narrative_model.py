@@ -1,0 +1,299 @@
+"""Sensitivity from narratives by meaning: a linear model over static word embeddings.
+
+The lexicon (:mod:`crossbeat.taxonomy.narrative`) finds the wordings it was written
+for; measured on narratives written after it was tuned it caught 0.86 of the sensitive
+ones. This module catches the others by meaning. A narrative is lower-cased, split into
+sub-word tokens by the tokenizer of WordLlama (``wordllama`` on PyPI, whose wheel ships
+its 256-dimension token embeddings: offline, no download) and read as the mean of its
+token vectors. Words of like meaning have near vectors, so "fondled", "molested" and
+"touched her up" land near "groped" even when no rule names them. On that mean vector
+sit logistic regressions fitted on the ``tune`` split of the labelled set
+(:mod:`crossbeat.taxonomy.sensitivity_accuracy`):
+
+* one for "is this narrative sensitive at all", whose threshold is chosen for recall
+  (out-of-fold, each writing batch of the set predicted by a model fitted without it);
+* one per flag, to say which flag a sensitive narrative gets.
+
+The model only reads texts of :data:`MIN_WORDS` words or more (narratives, not
+offence codes or short descriptions, which the keyword rules read). It only adds
+flags: a text the rules flag keeps their flags. Its file
+``data/narrative_model.npz`` carries the sensitivity rules version it was fitted with,
+so retraining means a new :func:`crossbeat.taxonomy.sensitivity.rules_version`.
+
+Refit with ``python -m crossbeat.taxonomy.narrative_model`` after changing the
+labelled set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import minimize
+
+from crossbeat.model import Sensitivity
+from crossbeat.taxonomy.nibrs import TaxonomyError
+
+MODEL_FILE = resources.files("crossbeat.taxonomy") / "data" / "narrative_model.npz"
+#: Texts shorter than this (in words) are left to the rules: codes and descriptions.
+MIN_WORDS = 5
+#: The flags the model can give, in the order of its per-flag weights.
+FLAGS: tuple[Sensitivity, ...] = tuple(Sensitivity)
+_WORD = re.compile(r"\w+")
+_BATCH = re.compile(r"[a-z]+")
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class _Embedder:
+    vectors: NDArray[np.float32]
+    tokenizer: Any
+
+
+@cache
+def _embedder() -> _Embedder:
+    """Load WordLlama's shipped token embeddings and tokenizer (once per process)."""
+    try:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        base = resources.files("wordllama")
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise TaxonomyError(
+            "narrative sensitivity needs the wordllama package: pip install 'wordllama>=0.4'"
+        ) from exc
+    weights = base / "weights" / "l2_supercat_256.safetensors"
+    config = base / "tokenizers" / "l2_supercat_tokenizer_config.json"
+    try:
+        vectors = load_file(str(weights))["embedding.weight"].astype(np.float32)
+        tokenizer = Tokenizer.from_file(str(config))
+    except (OSError, KeyError, Exception) as exc:
+        raise TaxonomyError(f"cannot load the wordllama embeddings ({weights}): {exc}") from exc
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return _Embedder(vectors, tokenizer)
+
+
+def embed(texts: Sequence[str]) -> NDArray[np.float32]:
+    """Return one unit-length vector per text: the mean of its token embeddings.
+
+    Examples
+    --------
+    >>> v = embed(["groped the victim", "fondled a passenger"])
+    >>> v.shape
+    (2, 256)
+    >>> bool(v[0] @ v[1] > 0.5)
+    True
+    """
+    emb = _embedder()
+    out = np.zeros((len(texts), emb.vectors.shape[1]), dtype=np.float32)
+    encoded = emb.tokenizer.encode_batch([t.lower() for t in texts], add_special_tokens=False)
+    for i, enc in enumerate(encoded):
+        if enc.ids:
+            v = emb.vectors[enc.ids].mean(axis=0)
+            out[i] = v / (np.linalg.norm(v) or 1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class NarrativeModel:
+    """Fitted weights: one "sensitive at all" model and one per flag (bias last)."""
+
+    version: str
+    threshold: float
+    any_weights: FloatArray
+    flag_weights: FloatArray
+    flag_thresholds: FloatArray
+
+    def probabilities(self, vectors: NDArray[np.floating[Any]]) -> FloatArray:
+        """Return P(sensitive) for each row of ``vectors``."""
+        return _sigmoid(vectors @ self.any_weights[:-1] + self.any_weights[-1])
+
+    def flags_for(self, vector: NDArray[np.floating[Any]]) -> frozenset[Sensitivity]:
+        """Return the flags a narrative judged sensitive gets (at least the likeliest)."""
+        p = _sigmoid(self.flag_weights[:, :-1] @ vector + self.flag_weights[:, -1])
+        chosen = {FLAGS[i] for i in range(len(FLAGS)) if p[i] >= self.flag_thresholds[i]}
+        return frozenset(chosen or {FLAGS[int(np.argmax(p / self.flag_thresholds))]})
+
+
+def _sigmoid(z: FloatArray) -> FloatArray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))), dtype=np.float64)
+
+
+@cache
+def model() -> NarrativeModel:
+    """Load the shipped model (once per process).
+
+    Raises
+    ------
+    TaxonomyError
+        When the file is missing or malformed.
+    """
+    try:
+        with MODEL_FILE.open("rb") as fh, np.load(fh) as data:
+            return NarrativeModel(
+                version=str(data["version"]),
+                threshold=float(data["threshold"]),
+                any_weights=data["any_weights"].astype(np.float64),
+                flag_weights=data["flag_weights"].astype(np.float64),
+                flag_thresholds=data["flag_thresholds"].astype(np.float64),
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise TaxonomyError(f"cannot read the narrative model {MODEL_FILE}: {exc}") from exc
+
+
+def reads(text: str | None) -> bool:
+    """Whether the model reads this text (a narrative of :data:`MIN_WORDS` words or more)."""
+    return bool(text) and len(_WORD.findall(text or "")) >= MIN_WORDS
+
+
+def model_score(text: str | None) -> float | None:
+    """Return the model's probability that ``text`` is sensitive (None: too short)."""
+    if not reads(text):
+        return None
+    return float(model().probabilities(embed([text or ""]))[0])
+
+
+def model_sensitivity(text: str | None) -> frozenset[Sensitivity]:
+    """Return the flags the model gives ``text`` (none below its threshold or too short).
+
+    Examples
+    --------
+    >>> sorted(model_sensitivity("He fondled a woman's leg on the late bus."))
+    [<Sensitivity.SEXUAL_OFFENCE: 'sexual_offence'>]
+    >>> model_sensitivity("Bicycle taken from the rack outside the library.")
+    frozenset()
+    """
+    if not reads(text):
+        return frozenset()
+    m = model()
+    vector = embed([text or ""])[0]
+    if float(m.probabilities(vector[None, :])[0]) < m.threshold:
+        return frozenset()
+    return m.flags_for(vector)
+
+
+# --- fitting ------------------------------------------------------------------------
+
+
+def fit_logistic(x: FloatArray, y: NDArray[np.bool_], *, c: float = 10.0) -> FloatArray:
+    """Fit a class-balanced, L2-penalised logistic regression; return weights, bias last.
+
+    ``c`` is the inverse penalty, as scikit-learn's ``C``: the loss is
+    ``0.5 * |w|^2 + c * sum(weight_i * logloss_i)`` with balanced class weights.
+    """
+    n = len(y)
+    pos = max(int(y.sum()), 1)
+    neg = max(n - pos, 1)
+    sample = np.where(y, n / (2 * pos), n / (2 * neg))
+    xb = np.hstack([x, np.ones((n, 1))])
+    t = y.astype(np.float64)
+
+    def loss(w: FloatArray) -> tuple[float, FloatArray]:
+        z = xb @ w
+        p = _sigmoid(z)
+        ll = np.logaddexp(0.0, z) - t * z
+        grad = xb.T @ (sample * (p - t))
+        reg = w.copy()
+        reg[-1] = 0.0
+        return float(0.5 * reg @ reg + c * sample @ ll), reg + c * grad
+
+    res = minimize(loss, np.zeros(xb.shape[1]), jac=True, method="L-BFGS-B")
+    return np.asarray(res.x, dtype=np.float64)
+
+
+def batches(ids: Sequence[str]) -> list[str]:
+    """Return each row's writing batch: the letters its id starts with (``t001``: ``t``)."""
+    out = []
+    for rid in ids:
+        m = _BATCH.match(rid.lower())
+        out.append(m.group() if m else rid)
+    return out
+
+
+def out_of_fold(x: FloatArray, y: NDArray[np.bool_], groups: Sequence[str], c: float) -> FloatArray:
+    """Predict each batch with a model fitted on the other batches."""
+    p = np.zeros(len(y))
+    g = np.asarray(groups)
+    for batch in sorted(set(groups)):
+        held = g == batch
+        w = fit_logistic(x[~held], y[~held], c=c)
+        p[held] = _sigmoid(x[held] @ w[:-1] + w[-1])
+    return p
+
+
+def train(
+    texts: Sequence[str],
+    labels: Sequence[frozenset[Sensitivity]],
+    ids: Sequence[str],
+    *,
+    version: str,
+    target_recall: float = 0.95,
+    c: float = 10.0,
+) -> NarrativeModel:
+    """Fit the model on labelled narratives.
+
+    The threshold is the highest one at which the out-of-fold probabilities (each
+    writing batch scored by a model fitted without it) reach ``target_recall`` on the
+    sensitive narratives: an estimate of recall on text written later.
+    """
+    x = embed(texts).astype(np.float64)
+    y = np.array([bool(lab) for lab in labels])
+    oof = out_of_fold(x, y, batches(ids), c)
+    ranked = np.sort(oof[y])
+    threshold = float(ranked[int(np.floor((1 - target_recall) * len(ranked)))])
+    any_w = fit_logistic(x, y, c=c)
+    sens = x[y]
+    flag_w = []
+    flag_t = []
+    for flag in FLAGS:
+        fy = np.array([flag in lab for lab, s in zip(labels, y, strict=True) if s])
+        flag_w.append(fit_logistic(sens, fy, c=c) if fy.any() else np.full(x.shape[1] + 1, -30.0))
+        flag_t.append(0.5)
+    return NarrativeModel(
+        version, threshold, any_w, np.array(flag_w), np.array(flag_t, dtype=np.float64)
+    )
+
+
+def save(m: NarrativeModel, path: str | Path) -> None:
+    """Write a model to an ``.npz`` file."""
+    np.savez_compressed(
+        path,
+        version=np.array(m.version),
+        threshold=np.array(m.threshold),
+        any_weights=m.any_weights.astype(np.float32),
+        flag_weights=m.flag_weights.astype(np.float32),
+        flag_thresholds=m.flag_thresholds,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Refit the shipped model on the ``tune`` split of the shipped labelled set."""
+    from crossbeat.taxonomy.sensitivity import rules_version
+    from crossbeat.taxonomy.sensitivity_accuracy import load_labelled
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--out", default=str(MODEL_FILE), help="Where to write the model.")
+    args = parser.parse_args(argv)
+    rows = [r for r in load_labelled() if r.split == "tune"]
+    m = train(
+        [r.text for r in rows],
+        [r.labels for r in rows],
+        [r.id for r in rows],
+        version=rules_version(check_model=False),
+    )
+    save(m, args.out)
+    print(f"fitted on {len(rows)} narratives; threshold {m.threshold:.3f}; wrote {args.out}")  # noqa: T201 - a script's output
+
+
+if __name__ == "__main__":
+    main()
