@@ -1041,17 +1041,27 @@ def taxonomy_sensitivity_accuracy(
     "--person-crime", is_flag=True, help="The text belongs to an offence against a person."
 )
 def taxonomy_sensitivity(text: str, person_crime: bool) -> None:
-    """Show the sensitivity flags a free text gets, and why."""
-    from crossbeat.taxonomy import keyword_sensitivity
+    """Show the sensitivity flags a narrative gets, and why."""
+    from crossbeat.taxonomy import keyword_sensitivity, narrative_sensitivity
     from crossbeat.taxonomy.narrative import explain
+    from crossbeat.taxonomy.narrative_model import model, model_score
 
-    flags = keyword_sensitivity(text, person_crime=person_crime)
+    flags = narrative_sensitivity(text, person_crime=person_crime)
     click.echo("flags: " + (", ".join(sorted(flags)) or "none"))
-    for finding in explain(text, person_crime=person_crime):
+    findings = explain(text, person_crime=person_crime)
+    for finding in findings:
         click.echo(f"  {finding.flag.value}: {finding.reason}")
-    lexical = {f.flag for f in explain(text, person_crime=person_crime)}
+    lexical = {f.flag for f in findings}
+    score = model_score(text)
+    if score is None:
+        click.echo("  narrative model: not read (fewer than 5 words)")
+    else:
+        verdict = "sensitive" if score >= model().threshold else "ordinary"
+        click.echo(f"  narrative model: {score:.2f} ({verdict}, threshold {model().threshold:.2f})")
+    by_rules = keyword_sensitivity(text, person_crime=person_crime)
     for flag in sorted(flags - lexical):
-        click.echo(f"  {flag.value}: a pattern of sensitive_keywords.toml")
+        source = "a pattern of sensitive_keywords.toml" if by_rules else "the narrative model"
+        click.echo(f"  {flag.value}: {source}")
 
 
 @taxonomy.command("suggest")

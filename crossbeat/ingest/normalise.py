@@ -67,6 +67,7 @@ from crossbeat.taxonomy import (
     TaxonomyError,
     keyword_sensitivity,
     load_crosswalk,
+    narrative_sensitivity,
     nibrs_location_types,
 )
 
@@ -610,7 +611,7 @@ class Normaliser:
         person = any(o.crime_against == CrimeAgainst.PERSON for o in offences)
         for text in {t for t in texts if t}:
             flags |= self._keywords(text, person_crime=person)
-        flags |= keyword_sensitivity(narrative, person_crime=person)
+        flags |= narrative_sensitivity(narrative, person_crime=person)
         if any(p.age is not None and p.age < 18 for p in persons):
             flags.add(Sensitivity.JUVENILE)
         return flags

@@ -27,7 +27,12 @@ from crossbeat.taxonomy.nibrs import (
     nibrs_location_types,
     nibrs_offences,
 )
-from crossbeat.taxonomy.sensitivity import keyword_rules, keyword_sensitivity, rules_version
+from crossbeat.taxonomy.sensitivity import (
+    keyword_rules,
+    keyword_sensitivity,
+    narrative_sensitivity,
+    rules_version,
+)
 from crossbeat.taxonomy.suggest import Suggestion, suggest
 
 __all__ = [
@@ -48,6 +53,7 @@ __all__ = [
     "keyword_rules",
     "keyword_sensitivity",
     "load_crosswalk",
+    "narrative_sensitivity",
     "nibrs_location_types",
     "nibrs_offences",
     "normalise_local",

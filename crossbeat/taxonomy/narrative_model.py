@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -37,9 +37,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 from scipy.optimize import minimize
 
 from crossbeat.model import Sensitivity
+from crossbeat.taxonomy.narrative import tokenize
 from crossbeat.taxonomy.nibrs import TaxonomyError
 
 MODEL_FILE = resources.files("crossbeat.taxonomy") / "data" / "narrative_model.npz"
@@ -84,43 +86,97 @@ def _embedder() -> _Embedder:
 
 
 def embed(texts: Sequence[str]) -> NDArray[np.float32]:
-    """Return one unit-length vector per text: the mean of its token embeddings.
+    """Return one vector per text: the mean and the maximum of its token embeddings.
+
+    Both halves have unit length. The mean says what the text is about; the maximum
+    keeps a single strong word ("groped") from being drowned by a long routine text.
 
     Examples
     --------
     >>> v = embed(["groped the victim", "fondled a passenger"])
     >>> v.shape
-    (2, 256)
-    >>> bool(v[0] @ v[1] > 0.5)
+    (2, 512)
+    >>> bool(v[0, :256] @ v[1, :256] > 0.5)
     True
     """
     emb = _embedder()
-    out = np.zeros((len(texts), emb.vectors.shape[1]), dtype=np.float32)
+    dim = emb.vectors.shape[1]
+    out = np.zeros((len(texts), 2 * dim), dtype=np.float32)
     encoded = emb.tokenizer.encode_batch([t.lower() for t in texts], add_special_tokens=False)
     for i, enc in enumerate(encoded):
         if enc.ids:
-            v = emb.vectors[enc.ids].mean(axis=0)
-            out[i] = v / (np.linalg.norm(v) or 1.0)
+            tokens = emb.vectors[enc.ids]
+            mean = tokens.mean(axis=0)
+            top = tokens.max(axis=0)
+            out[i, :dim] = mean / (np.linalg.norm(mean) or 1.0)
+            out[i, dim:] = top / (np.linalg.norm(top) or 1.0)
     return out
+
+
+def bag(text: str) -> frozenset[str]:
+    """Return the lemmas of a text and its pairs of neighbouring lemmas.
+
+    Examples
+    --------
+    >>> sorted(bag("He groped her."))
+    ['grope', 'grope_her', 'he', 'he_grope', 'her']
+    """
+    lemmas = [t.lemma for t in tokenize(text) if t.word.isalnum()]
+    return frozenset(lemmas) | {f"{a}_{b}" for a, b in zip(lemmas, lemmas[1:], strict=False)}
+
+
+def _bag_matrix(bags: Sequence[frozenset[str]], vocab: Mapping[str, int]) -> sparse.csr_matrix:
+    rows, cols = [], []
+    for i, b in enumerate(bags):
+        for term in b:
+            j = vocab.get(term)
+            if j is not None:
+                rows.append(i)
+                cols.append(j)
+    data = np.ones(len(rows))
+    return sparse.csr_matrix((data, (rows, cols)), shape=(len(bags), len(vocab)))
 
 
 @dataclass(frozen=True)
 class NarrativeModel:
-    """Fitted weights: one "sensitive at all" model and one per flag (bias last)."""
+    """Fitted weights (bias last): two "sensitive at all" models and one per flag.
+
+    The probability that a narrative is sensitive is the mean of two logistic
+    regressions: one over its embedding (meaning, new words), one over its bag of
+    lemmas and lemma pairs (wordings seen in training).
+    """
 
     version: str
     threshold: float
     any_weights: FloatArray
+    vocabulary: Mapping[str, int]
+    bag_weights: FloatArray
     flag_weights: FloatArray
+    flag_bag_weights: FloatArray
     flag_thresholds: FloatArray
 
-    def probabilities(self, vectors: NDArray[np.floating[Any]]) -> FloatArray:
-        """Return P(sensitive) for each row of ``vectors``."""
-        return _sigmoid(vectors @ self.any_weights[:-1] + self.any_weights[-1])
+    def probabilities(self, texts: Sequence[str]) -> FloatArray:
+        """Return P(sensitive) for each text."""
+        return self._probabilities(embed(texts).astype(np.float64), [bag(t) for t in texts])
 
-    def flags_for(self, vector: NDArray[np.floating[Any]]) -> frozenset[Sensitivity]:
+    def _probabilities(
+        self, vectors: NDArray[np.floating[Any]], bags: Sequence[frozenset[str]]
+    ) -> FloatArray:
+        by_meaning = _sigmoid(vectors @ self.any_weights[:-1] + self.any_weights[-1])
+        words = _bag_matrix(bags, self.vocabulary)
+        by_words = _sigmoid(words @ self.bag_weights[:-1] + self.bag_weights[-1])
+        return np.asarray((by_meaning + by_words) / 2, dtype=np.float64)
+
+    def flags_for(
+        self, vector: NDArray[np.floating[Any]], words: frozenset[str]
+    ) -> frozenset[Sensitivity]:
         """Return the flags a narrative judged sensitive gets (at least the likeliest)."""
-        p = _sigmoid(self.flag_weights[:, :-1] @ vector + self.flag_weights[:, -1])
+        by_meaning = _sigmoid(self.flag_weights[:, :-1] @ vector + self.flag_weights[:, -1])
+        row = _bag_matrix([words], self.vocabulary)
+        by_words = _sigmoid(
+            np.asarray(row @ self.flag_bag_weights[:, :-1].T)[0] + self.flag_bag_weights[:, -1]
+        )
+        p = (by_meaning + by_words) / 2
         chosen = {FLAGS[i] for i in range(len(FLAGS)) if p[i] >= self.flag_thresholds[i]}
         return frozenset(chosen or {FLAGS[int(np.argmax(p / self.flag_thresholds))]})
 
@@ -144,7 +200,10 @@ def model() -> NarrativeModel:
                 version=str(data["version"]),
                 threshold=float(data["threshold"]),
                 any_weights=data["any_weights"].astype(np.float64),
+                vocabulary={str(w): i for i, w in enumerate(data["vocabulary"])},
+                bag_weights=data["bag_weights"].astype(np.float64),
                 flag_weights=data["flag_weights"].astype(np.float64),
+                flag_bag_weights=data["flag_bag_weights"].astype(np.float64),
                 flag_thresholds=data["flag_thresholds"].astype(np.float64),
             )
     except (OSError, KeyError, ValueError) as exc:
@@ -160,7 +219,7 @@ def model_score(text: str | None) -> float | None:
     """Return the model's probability that ``text`` is sensitive (None: too short)."""
     if not reads(text):
         return None
-    return float(model().probabilities(embed([text or ""]))[0])
+    return float(model().probabilities([text or ""])[0])
 
 
 def model_sensitivity(text: str | None) -> frozenset[Sensitivity]:
@@ -176,16 +235,19 @@ def model_sensitivity(text: str | None) -> frozenset[Sensitivity]:
     if not reads(text):
         return frozenset()
     m = model()
-    vector = embed([text or ""])[0]
-    if float(m.probabilities(vector[None, :])[0]) < m.threshold:
+    vector = embed([text or ""]).astype(np.float64)
+    words = bag(text or "")
+    if float(m._probabilities(vector, [words])[0]) < m.threshold:
         return frozenset()
-    return m.flags_for(vector)
+    return m.flags_for(vector[0], words)
 
 
 # --- fitting ------------------------------------------------------------------------
 
 
-def fit_logistic(x: FloatArray, y: NDArray[np.bool_], *, c: float = 10.0) -> FloatArray:
+def fit_logistic(
+    x: FloatArray | sparse.csr_matrix, y: NDArray[np.bool_], *, c: float = 10.0
+) -> FloatArray:
     """Fit a class-balanced, L2-penalised logistic regression; return weights, bias last.
 
     ``c`` is the inverse penalty, as scikit-learn's ``C``: the loss is
@@ -195,7 +257,7 @@ def fit_logistic(x: FloatArray, y: NDArray[np.bool_], *, c: float = 10.0) -> Flo
     pos = max(int(y.sum()), 1)
     neg = max(n - pos, 1)
     sample = np.where(y, n / (2 * pos), n / (2 * neg))
-    xb = np.hstack([x, np.ones((n, 1))])
+    xb = sparse.hstack([sparse.csr_matrix(x), np.ones((n, 1))]).tocsr()
     t = y.astype(np.float64)
 
     def loss(w: FloatArray) -> tuple[float, FloatArray]:
@@ -220,14 +282,31 @@ def batches(ids: Sequence[str]) -> list[str]:
     return out
 
 
-def out_of_fold(x: FloatArray, y: NDArray[np.bool_], groups: Sequence[str], c: float) -> FloatArray:
-    """Predict each batch with a model fitted on the other batches."""
+def _vocabulary(bags: Sequence[frozenset[str]]) -> dict[str, int]:
+    return {term: i for i, term in enumerate(sorted(set().union(*bags)))}
+
+
+def out_of_fold(
+    x: FloatArray,
+    bags: Sequence[frozenset[str]],
+    y: NDArray[np.bool_],
+    groups: Sequence[str],
+    *,
+    c: float,
+    c_bag: float,
+) -> FloatArray:
+    """Predict each writing batch with models fitted on the other batches."""
     p = np.zeros(len(y))
     g = np.asarray(groups)
     for batch in sorted(set(groups)):
         held = g == batch
         w = fit_logistic(x[~held], y[~held], c=c)
-        p[held] = _sigmoid(x[held] @ w[:-1] + w[-1])
+        by_meaning = _sigmoid(x[held] @ w[:-1] + w[-1])
+        vocab = _vocabulary([b for b, h in zip(bags, held, strict=True) if not h])
+        words = _bag_matrix(bags, vocab)
+        wb = fit_logistic(words[~held], y[~held], c=c_bag)
+        by_words = _sigmoid(words[held] @ wb[:-1] + wb[-1])
+        p[held] = (by_meaning + by_words) / 2
     return p
 
 
@@ -237,8 +316,9 @@ def train(
     ids: Sequence[str],
     *,
     version: str,
-    target_recall: float = 0.95,
+    target_recall: float = 0.97,
     c: float = 10.0,
+    c_bag: float = 3.0,
 ) -> NarrativeModel:
     """Fit the model on labelled narratives.
 
@@ -247,20 +327,35 @@ def train(
     sensitive narratives: an estimate of recall on text written later.
     """
     x = embed(texts).astype(np.float64)
+    bags = [bag(t) for t in texts]
     y = np.array([bool(lab) for lab in labels])
-    oof = out_of_fold(x, y, batches(ids), c)
+    oof = out_of_fold(x, bags, y, batches(ids), c=c, c_bag=c_bag)
     ranked = np.sort(oof[y])
     threshold = float(ranked[int(np.floor((1 - target_recall) * len(ranked)))])
     any_w = fit_logistic(x, y, c=c)
+    vocab = _vocabulary(bags)
+    bag_w = fit_logistic(_bag_matrix(bags, vocab), y, c=c_bag)
     sens = x[y]
-    flag_w = []
-    flag_t = []
+    sens_words = _bag_matrix([b for b, s in zip(bags, y, strict=True) if s], vocab)
+    flag_w, flag_bw, flag_t = [], [], []
     for flag in FLAGS:
         fy = np.array([flag in lab for lab, s in zip(labels, y, strict=True) if s])
-        flag_w.append(fit_logistic(sens, fy, c=c) if fy.any() else np.full(x.shape[1] + 1, -30.0))
+        if fy.any():
+            flag_w.append(fit_logistic(sens, fy, c=c))
+            flag_bw.append(fit_logistic(sens_words, fy, c=c_bag))
+        else:
+            flag_w.append(np.full(x.shape[1] + 1, -30.0))
+            flag_bw.append(np.full(len(vocab) + 1, -30.0))
         flag_t.append(0.5)
     return NarrativeModel(
-        version, threshold, any_w, np.array(flag_w), np.array(flag_t, dtype=np.float64)
+        version,
+        threshold,
+        any_w,
+        vocab,
+        bag_w,
+        np.array(flag_w),
+        np.array(flag_bw),
+        np.array(flag_t, dtype=np.float64),
     )
 
 
@@ -271,7 +366,10 @@ def save(m: NarrativeModel, path: str | Path) -> None:
         version=np.array(m.version),
         threshold=np.array(m.threshold),
         any_weights=m.any_weights.astype(np.float32),
+        vocabulary=np.array(sorted(m.vocabulary, key=m.vocabulary.__getitem__)),
+        bag_weights=m.bag_weights.astype(np.float32),
         flag_weights=m.flag_weights.astype(np.float32),
+        flag_bag_weights=m.flag_bag_weights.astype(np.float32),
         flag_thresholds=m.flag_thresholds,
     )
 

@@ -132,10 +132,9 @@ def _combined_rules() -> tuple[tuple[Sensitivity, re.Pattern[str]], ...]:
 def keyword_sensitivity(*texts: str | None, person_crime: bool = False) -> frozenset[Sensitivity]:
     """Return the sensitivity flags that the given free texts imply.
 
-    Each text is checked on its own with the keyword patterns, the word lexicon
-    (:func:`crossbeat.taxonomy.narrative.explain`) and, for a narrative the rules leave
-    unflagged, the narrative model
-    (:func:`crossbeat.taxonomy.narrative_model.model_sensitivity`).
+    Each text is checked on its own with the keyword patterns and the word lexicon
+    (:func:`crossbeat.taxonomy.narrative.explain`). A narrative is read with
+    :func:`narrative_sensitivity`, which adds the narrative model.
 
     Parameters
     ----------
@@ -170,8 +169,27 @@ def keyword_sensitivity(*texts: str | None, person_crime: bool = False) -> froze
             found.add(flag)
     for text in collapsed:
         found |= lexicon_sensitivity(text, person_crime=person_crime)
-    if not found:
-        # The rules name wordings; the model catches the ones they do not (issue #7).
-        for text in collapsed:
-            found |= model_sensitivity(text)
     return frozenset(found)
+
+
+def narrative_sensitivity(text: str | None, *, person_crime: bool = False) -> frozenset[Sensitivity]:
+    """Return the sensitivity flags of a narrative: the rules, then the narrative model.
+
+    The keyword patterns and the lexicon (:func:`keyword_sensitivity`) name wordings;
+    when they flag nothing, the narrative model
+    (:func:`crossbeat.taxonomy.narrative_model.model_sensitivity`) reads the text by
+    meaning and catches wordings no rule names (issue #7). Offence codes and statute
+    descriptions ("11350(A)HS POSS CNTRL SUBST") are not narratives: they are read by
+    :func:`keyword_sensitivity` alone, the model was not fitted on them.
+
+    Examples
+    --------
+    >>> sorted(narrative_sensitivity("He fondled a woman's leg on the late bus."))
+    [<Sensitivity.SEXUAL_OFFENCE: 'sexual_offence'>]
+    >>> narrative_sensitivity("Mother reported her car stolen from the drive overnight.")
+    frozenset()
+    """
+    found = keyword_sensitivity(text, person_crime=person_crime)
+    if found or not text:
+        return found
+    return model_sensitivity(" ".join(text.split()))

@@ -38,7 +38,7 @@ from typing import Any
 from crossbeat.model import Sensitivity
 from crossbeat.taxonomy.narrative import explain
 from crossbeat.taxonomy.nibrs import TaxonomyError
-from crossbeat.taxonomy.sensitivity import keyword_sensitivity, rules_version
+from crossbeat.taxonomy.sensitivity import narrative_sensitivity, rules_version
 
 #: The labelled set shipped with CrossBeat.
 LABELLED_SET = resources.files("crossbeat.taxonomy") / "data" / "narratives_labelled.csv"
@@ -212,7 +212,7 @@ def _row(source: Any, line: int, rec: dict[str, str], seen: set[str]) -> Labelle
 
 def detect(row: LabelledNarrative) -> frozenset[Sensitivity]:
     """Return the flags the ingest would give this narrative (its free-text part)."""
-    return keyword_sensitivity(row.text, person_crime=row.crime_against == "person")
+    return narrative_sensitivity(row.text, person_crime=row.crime_against == "person")
 
 
 def measure(rows: Sequence[LabelledNarrative], split: str = "all") -> AccuracyReport:
@@ -229,7 +229,7 @@ def measure(rows: Sequence[LabelledNarrative], split: str = "all") -> AccuracyRe
     if not chosen:
         raise TaxonomyError(f"the labelled set has no rows in split {split!r}")
     version = rules_version()
-    keyword_sensitivity("warm up the rules")
+    narrative_sensitivity("warm up the rules and the narrative model")
     # Timing: CPU time of this process (not wall time, which a busy machine inflates),
     # the best of three passes as timeit does; the first pass also fills the lemma
     # cache, as an ingest of many rows does.
