@@ -41,7 +41,7 @@ from scipy import sparse
 from scipy.optimize import minimize
 
 from crossbeat.model import Sensitivity
-from crossbeat.taxonomy.narrative import tokenize
+from crossbeat.taxonomy.narrative import find_cues, tokenize
 from crossbeat.taxonomy.nibrs import TaxonomyError
 
 MODEL_FILE = resources.files("crossbeat.taxonomy") / "data" / "narrative_model.npz"
@@ -113,6 +113,24 @@ def embed(texts: Sequence[str]) -> NDArray[np.float32]:
     return out
 
 
+def reading(text: str) -> str:
+    """Return the words of a text the model reads: without the negated cues.
+
+    The lexicon's negation (:func:`crossbeat.taxonomy.narrative.find_cues`) marks weak
+    cues a negator cancels ("not a domestic", "no children present"); the model does not
+    see them, so a negated word cannot make a text sensitive by meaning either. Acts,
+    relationships and ages are never negatable, so this cannot hide a victim.
+
+    Examples
+    --------
+    >>> reading("Officers attended; not a domestic. No children were present.")
+    'officers attended ; not a . no were present .'
+    """
+    tokens, hits = find_cues(text)
+    dropped = {i for h in hits if h.negated for i in range(h.start, h.end)}
+    return " ".join(t.word for i, t in enumerate(tokens) if i not in dropped)
+
+
 def bag(text: str) -> frozenset[str]:
     """Return the lemmas of a text and its pairs of neighbouring lemmas.
 
@@ -157,7 +175,8 @@ class NarrativeModel:
 
     def probabilities(self, texts: Sequence[str]) -> FloatArray:
         """Return P(sensitive) for each text."""
-        return self._probabilities(embed(texts).astype(np.float64), [bag(t) for t in texts])
+        read = [reading(t) for t in texts]
+        return self._probabilities(embed(read).astype(np.float64), [bag(t) for t in read])
 
     def _probabilities(
         self, vectors: NDArray[np.floating[Any]], bags: Sequence[frozenset[str]]
@@ -235,8 +254,9 @@ def model_sensitivity(text: str | None) -> frozenset[Sensitivity]:
     if not reads(text):
         return frozenset()
     m = model()
-    vector = embed([text or ""]).astype(np.float64)
-    words = bag(text or "")
+    read = reading(text or "")
+    vector = embed([read]).astype(np.float64)
+    words = bag(read)
     if float(m._probabilities(vector, [words])[0]) < m.threshold:
         return frozenset()
     return m.flags_for(vector[0], words)
@@ -326,8 +346,9 @@ def train(
     writing batch scored by a model fitted without it) reach ``target_recall`` on the
     sensitive narratives: an estimate of recall on text written later.
     """
-    x = embed(texts).astype(np.float64)
-    bags = [bag(t) for t in texts]
+    read = [reading(t) for t in texts]
+    x = embed(read).astype(np.float64)
+    bags = [bag(t) for t in read]
     y = np.array([bool(lab) for lab in labels])
     oof = out_of_fold(x, bags, y, batches(ids), c=c, c_bag=c_bag)
     ranked = np.sort(oof[y])
