@@ -1006,10 +1006,11 @@ def taxonomy_check(files: tuple[str, ...]) -> None:
 )
 @click.option(
     "--split",
-    type=click.Choice(["all", "tune", "holdout"]),
-    default="all",
+    type=click.Choice(["each", "all", "tune", "holdout"]),
+    default="each",
     show_default=True,
-    help="Rows to measure: those tuned on, the held-out ones written after tuning, or all.",
+    help="Rows to measure: the held-out (evaluation) and tune (training) rows each on "
+    "their own, all rows together, or one split.",
 )
 @click.option("--errors", is_flag=True, help="List every miss, false alarm and extra flag.")
 @json_option()
@@ -1019,20 +1020,37 @@ def taxonomy_sensitivity_accuracy(
     """Measure free-text sensitivity detection on labelled narratives.
 
     Prints recall per flag, the share of sensitive narratives given any flag (kept from
-    the public), the false-positive rate on ordinary narratives and the time per row.
+    the public), the false-positive rate on ordinary narratives and the time per row,
+    for the held-out evaluation rows and the training rows separately, and the recall
+    of each held-out batch.
     """
     from crossbeat.taxonomy import TaxonomyError
-    from crossbeat.taxonomy.sensitivity_accuracy import load_labelled, measure, render
+    from crossbeat.taxonomy.sensitivity_accuracy import (
+        holdout_batches,
+        load_labelled,
+        measure,
+        measure_splits,
+        render,
+    )
 
     try:
-        report = measure(load_labelled(path), split)
+        rows = load_labelled(path)
+        reports = measure_splits(rows) if split == "each" else [measure(rows, split)]
     except TaxonomyError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
-        echo_json(report.as_dict())
+        data = {r.split: r.as_dict() for r in reports}
+        echo_json(reports[0].as_dict() if len(reports) == 1 else data)
         return
-    for line in render(report, errors=errors):
-        click.echo(line)
+    for report in reports:
+        for line in render(report, errors=errors):
+            click.echo(line)
+        if report.split == "holdout":
+            for batch, sens, caught, ordinary, flagged in holdout_batches(rows):
+                click.echo(
+                    f"  held-out batch {batch}: recall {caught}/{sens}, "
+                    f"false positives {flagged}/{ordinary}"
+                )
 
 
 @taxonomy.command("sensitivity")

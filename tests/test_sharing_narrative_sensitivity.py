@@ -57,6 +57,9 @@ SENSITIVE = {
     "S2": ("290", "VANDALISM", "son, 34, struck his mother", "domestic_violence"),
     "S3": ("23H", "THEFT", "groped the victim on the crowded platform", "sexual_offence"),
     "S4": ("90Z", "OTHER", "exposed himself to passengers", "sexual_offence"),
+    # No rule names this wording: the narrative model reads it by meaning.
+    "S6": ("23H", "THEFT", "Suspect befriended the lad online and kept asking him to keep "
+           "their chats secret from his parents.", "sexual_offence"),
     # The safer default: an assault whose narrative names a relative is possible DV.
     "S5": ("13B", "ASSAULT", "Victim was assaulted at home; her brother was present.",
            "domestic_violence"),

@@ -5,14 +5,19 @@ for; measured on narratives written after it was tuned it caught 0.86 of the sen
 ones. This module catches the others by meaning. A narrative is lower-cased, split into
 sub-word tokens by the tokenizer of WordLlama (``wordllama`` on PyPI, whose wheel ships
 its 256-dimension token embeddings: offline, no download) and read as the mean of its
-token vectors. Words of like meaning have near vectors, so "fondled", "molested" and
-"touched her up" land near "groped" even when no rule names them. On that mean vector
-sit logistic regressions fitted on the ``tune`` split of the labelled set
-(:mod:`crossbeat.taxonomy.sensitivity_accuracy`):
+token vectors (and their maximum). Texts about the same kind of event have near
+vectors even when their words differ. Two logistic regressions, fitted on the ``tune``
+split of the labelled set (:mod:`crossbeat.taxonomy.sensitivity_accuracy`), read a
+narrative: one over that embedding, one over its bag of lemmas and lemma pairs (the
+wordings seen in training, "gave her a hiding"); their mean probability decides:
 
-* one for "is this narrative sensitive at all", whose threshold is chosen for recall
-  (out-of-fold, each writing batch of the set predicted by a model fitted without it);
-* one per flag, to say which flag a sensitive narrative gets.
+* "is this narrative sensitive at all", with a threshold chosen for recall
+  (out-of-fold: each writing batch of the set predicted by models fitted without it,
+  so that the threshold reflects text the models have not seen);
+* per flag, which flag a sensitive narrative gets.
+
+Negated cues (the lexicon's negation: "not a domestic", "no children present") are
+removed from the text before the model reads it (:func:`reading`).
 
 The model only reads texts of :data:`MIN_WORDS` words or more (narratives, not
 offence codes or short descriptions, which the keyword rules read). It only adds
@@ -96,8 +101,8 @@ def embed(texts: Sequence[str]) -> NDArray[np.float32]:
     >>> v = embed(["groped the victim", "fondled a passenger"])
     >>> v.shape
     (2, 512)
-    >>> bool(v[0, :256] @ v[1, :256] > 0.5)
-    True
+    >>> [round(float(np.linalg.norm(v[0, half])), 3) for half in (slice(0, 256), slice(256, None))]
+    [1.0, 1.0]
     """
     emb = _embedder()
     dim = emb.vectors.shape[1]

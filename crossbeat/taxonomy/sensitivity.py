@@ -172,7 +172,9 @@ def keyword_sensitivity(*texts: str | None, person_crime: bool = False) -> froze
     return frozenset(found)
 
 
-def narrative_sensitivity(text: str | None, *, person_crime: bool = False) -> frozenset[Sensitivity]:
+def narrative_sensitivity(
+    text: str | None, *, person_crime: bool = False
+) -> frozenset[Sensitivity]:
     """Return the sensitivity flags of a narrative: the rules, then the narrative model.
 
     The keyword patterns and the lexicon (:func:`keyword_sensitivity`) name wordings;

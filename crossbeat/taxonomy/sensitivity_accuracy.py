@@ -7,8 +7,10 @@ columns:
 ``id``
     A unique id.
 ``split``
-    ``tune`` (written and used while the rules were tuned) or ``holdout`` (written
-    after tuning was finished, measured once, never tuned on).
+    ``tune`` (written and used while the rules were tuned and the narrative model was
+    fitted: the training set) or ``holdout`` (the evaluation set: written in batches,
+    each after the rules and the model it measures were frozen, measured once, never
+    tuned or trained on).
 ``crime_against``
     ``person``, ``property``, ``society`` or empty: the kind of offence the record is
     filed under. Empty means a harmless or unknown code, the hard case.
@@ -215,6 +217,37 @@ def detect(row: LabelledNarrative) -> frozenset[Sensitivity]:
     return narrative_sensitivity(row.text, person_crime=row.crime_against == "person")
 
 
+def measure_splits(rows: Sequence[LabelledNarrative]) -> list[AccuracyReport]:
+    """Measure the held-out (evaluation) rows and the tune (training) rows separately.
+
+    Splits with no rows are left out (an own file may hold only one).
+    """
+    present = {r.split for r in rows}
+    return [measure(rows, split) for split in ("holdout", "tune") if split in present]
+
+
+def holdout_batches(rows: Sequence[LabelledNarrative]) -> list[tuple[str, int, int, int, int]]:
+    """Return, per writing batch of the held-out rows, (batch, sensitive, caught, ordinary,
+    flagged): recall and false positives of each batch written after a freeze."""
+    from crossbeat.taxonomy.narrative_model import batches
+
+    held = [r for r in rows if r.split == "holdout"]
+    out = []
+    for batch in sorted(set(batches([r.id for r in held]))):
+        chosen = [r for r, b in zip(held, batches([r.id for r in held]), strict=True) if b == batch]
+        found = [detect(r) for r in chosen]
+        out.append(
+            (
+                batch,
+                sum(1 for r in chosen if r.labels),
+                sum(1 for r, f in zip(chosen, found, strict=True) if r.labels and f),
+                sum(1 for r in chosen if not r.labels),
+                sum(1 for r, f in zip(chosen, found, strict=True) if not r.labels and f),
+            )
+        )
+    return out
+
+
 def measure(rows: Sequence[LabelledNarrative], split: str = "all") -> AccuracyReport:
     """Measure detection on the rows of a split (``tune``, ``holdout`` or ``all``).
 
@@ -288,8 +321,16 @@ def _miss(row: LabelledNarrative, predicted: frozenset[Sensitivity]) -> Miss:
     return Miss(row.id, row.text, row.labels, predicted, reasons)
 
 
+_TITLES = {
+    "holdout": "HELD-OUT evaluation set (never tuned or trained on)",
+    "tune": "TUNE training set (the rules were tuned and the model fitted on it)",
+    "all": "all rows",
+}
+
+
 def render(report: AccuracyReport, *, errors: bool = False) -> Iterable[str]:
     """Yield the lines of a plain-text report."""
+    yield f"== {_TITLES.get(report.split, report.split)}"
     yield (
         f"sensitivity rules {report.rules_version}, split {report.split}: "
         f"{report.rows} narratives ({report.sensitive} sensitive, {report.ordinary} ordinary)"
