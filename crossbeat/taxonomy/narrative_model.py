@@ -68,22 +68,28 @@ class _Embedder:
 
 @cache
 def _embedder() -> _Embedder:
-    """Load WordLlama's shipped token embeddings and tokenizer (once per process)."""
-    try:
-        from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
+    """Load WordLlama's shipped token embeddings and tokenizer (once per process).
 
-        base = resources.files("wordllama")
-    except ImportError as exc:  # pragma: no cover - a core dependency
+    The files are found through the installed distribution, without importing the
+    ``wordllama`` package (whose import configures the root logger).
+    """
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    try:
+        dist = distribution("wordllama")
+    except PackageNotFoundError as exc:
         raise TaxonomyError(
             "narrative sensitivity needs the wordllama package: pip install 'wordllama>=0.4'"
         ) from exc
-    weights = base / "weights" / "l2_supercat_256.safetensors"
-    config = base / "tokenizers" / "l2_supercat_tokenizer_config.json"
+    weights = Path(str(dist.locate_file("wordllama/weights/l2_supercat_256.safetensors")))
+    config = Path(str(dist.locate_file("wordllama/tokenizers/l2_supercat_tokenizer_config.json")))
     try:
         vectors = load_file(str(weights))["embedding.weight"].astype(np.float32)
         tokenizer = Tokenizer.from_file(str(config))
-    except (OSError, KeyError, Exception) as exc:
+    except Exception as exc:  # safetensors and tokenizers raise their own error types
         raise TaxonomyError(f"cannot load the wordllama embeddings ({weights}): {exc}") from exc
     tokenizer.no_padding()
     tokenizer.no_truncation()
