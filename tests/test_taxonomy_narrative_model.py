@@ -109,13 +109,13 @@ def test_training_and_evaluation_rows_are_separate_batches(rows) -> None:
     held = {nm.batches([r.id])[0] for r in rows if r.split == "holdout"}
     assert not train & held
     assert sum(r.split == "holdout" for r in rows) >= 300
-    assert sum(bool(r.labels) for r in rows if r.split == "holdout") >= 190
+    assert sum(bool(r.labels) for r in rows if r.split == "holdout") >= 230
 
 
 def test_recall_on_held_out_narratives_meets_the_target(rows) -> None:
     # Every held-out batch was written after the rules and model it measures were frozen
-    # and never trained on (docs/sharing.md): 194/194 sensitive caught, 24/107 ordinary
-    # flagged with rules 2026.12.6.
+    # and never trained on (docs/sharing.md): 231/231 sensitive caught, 29/141 ordinary
+    # flagged with rules 2026.12.7.
     held = measure(rows, "holdout")
     assert held.recall_any >= 0.99
     assert held.false_positive_rate <= 0.25
@@ -137,10 +137,20 @@ def test_the_cli_reports_each_split_and_each_held_out_batch(tmp_path: Path) -> N
     assert out.index("HELD-OUT evaluation") < out.index("TUNE training")
     assert "held-out batch y: recall" in out
     assert "false-positive rate" in out
-    as_json = CliRunner().invoke(cli, ["taxonomy", "sensitivity-accuracy", "--json"])
+    own = tmp_path / "own.csv"
+    own.write_text(
+        "id,split,crime_against,labels,text\n"
+        "a1,tune,,domestic_violence,Her bloke roughed her up again after the pub.\n"
+        "b1,holdout,,,Parcel stolen from the doorstep of the house.\n",
+        encoding="utf-8",
+    )
+    as_json = CliRunner().invoke(
+        cli, ["taxonomy", "sensitivity-accuracy", "--file", str(own), "--json"]
+    )
     data = json.loads(as_json.output)
     assert set(data) == {"holdout", "tune"}
-    assert data["holdout"]["recall_any_flag"] >= 0.99
+    assert data["tune"]["recall_any_flag"] == 1.0
+    assert data["holdout"]["false_positive_rate"] == 0.0
 
     shown = CliRunner().invoke(
         cli, ["taxonomy", "sensitivity", "Her bloke roughed her up again after the pub."]
