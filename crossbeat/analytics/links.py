@@ -1,0 +1,140 @@
+"""Cross-agency duplicate links: found by splink, stored, audited, never deleted.
+
+:func:`find` scores the viewer's incidents with
+:func:`crossbeat.analysis.duplicates.find_duplicates`; :func:`link` stores the pairs at
+or above the threshold in ``duplicate_links`` with their probability and reasons, and
+appends one ``change`` audit event (``duplicate_link``) in the same transaction. The
+incidents stay as they are; :func:`crossbeat.analytics.selection.select` then counts each
+linked group once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import or_
+from sqlalchemy import select as sql_select
+
+from crossbeat.analysis.duplicates import DuplicatePairs, find_duplicates
+from crossbeat.audit import Action, AuditEvent, append
+from crossbeat.sharing.arrays import AnalysisArrays
+from crossbeat.sharing.policy import ReadRequest, Viewer
+from crossbeat.store import Store
+from crossbeat.store.schema import duplicate_links, incidents
+from crossbeat.analytics.selection import select
+
+
+@dataclass(frozen=True)
+class Found:
+    """Scored duplicate pairs, with the ids and owners the viewer may see."""
+
+    pairs: DuplicatePairs
+    arrays: AnalysisArrays
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Return one JSON-ready row per pair."""
+        a, p = self.arrays, self.pairs
+        return [
+            {
+                "a": {"id": str(a.id[i]), "agency_id": str(a.owner[i])},
+                "b": {"id": str(a.id[j]), "agency_id": str(a.owner[j])},
+                "probability": round(float(p.probability[k]), 6),
+                "minutes_apart": round(float(p.minutes[k]), 1),
+                "metres_apart": round(float(p.metres[k]), 1),
+                "same_offence": bool(p.same_offence[k]),
+                "reason": p.reasons[k],
+            }
+            for k, (i, j) in enumerate(zip(p.left, p.right, strict=True))
+        ]
+
+
+@dataclass(frozen=True)
+class LinkSummary:
+    """What :func:`link` stored."""
+
+    found: int
+    linked: int
+    already: int
+
+
+def find(
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    threshold: float = 0.9,
+    seed: int = 0,
+) -> Found:
+    """Score the viewer's incidents for cross-agency duplicates (the read is audited)."""
+    sel = select(store, viewer, request, once=False)
+    a = sel.arrays
+    pairs = find_duplicates(
+        a.owner, a.lon, a.lat, a.occurred_from, a.occurred_to, a.nibrs_code, a.crime_against,
+        threshold=threshold, seed=seed,
+    )  # fmt: skip
+    return Found(pairs, a)
+
+
+def _internal(conn: Any, shown: list[str]) -> dict[str, tuple[str, str]]:
+    """Map ids as shown (internal or public) to (internal id, public id)."""
+    c = incidents.c
+    out: dict[str, tuple[str, str]] = {}
+    for k in range(0, len(shown), 500):
+        part = shown[k : k + 500]
+        q = sql_select(c.id, c.public_id).where(or_(c.id.in_(part), c.public_id.in_(part)))
+        for iid, pub in conn.execute(q):
+            out[iid] = out[pub] = (iid, pub)
+    return out
+
+
+def link(
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    threshold: float = 0.9,
+    seed: int = 0,
+) -> LinkSummary:
+    """Find duplicates in the viewer's incidents and store them as links (audited)."""
+    found = find(store, viewer, request, threshold=threshold, seed=seed)
+    p, a = found.pairs, found.arrays
+    params = asdict(p.params)
+    now = store.clock.now()
+    linked = already = 0
+    owners: set[str] = set()
+    with store.begin() as conn:
+        shown = sorted({str(a.id[i]) for i in np.r_[p.left, p.right]})
+        ids = _internal(conn, shown)
+        t = duplicate_links.c
+        have = {(r.id_a, r.id_b) for r in conn.execute(sql_select(t.id_a, t.id_b))}
+        for k, (i, j) in enumerate(zip(p.left, p.right, strict=True)):
+            x, y = sorted((ids[str(a.id[i])], ids[str(a.id[j])]))
+            if (x[0], y[0]) in have:
+                already += 1
+                continue
+            have.add((x[0], y[0]))
+            conn.execute(
+                duplicate_links.insert().values(
+                    id_a=x[0], id_b=y[0], public_a=x[1], public_b=y[1],
+                    probability=float(p.probability[k]), reasons=[p.reasons[k]],
+                    params=params, linked_by=viewer.id, linked_at=now,
+                )
+            )  # fmt: skip
+            owners.update((str(a.owner[i]), str(a.owner[j])))
+            linked += 1
+        append(
+            store,
+            AuditEvent(
+                action=Action.CHANGE,
+                actor=viewer.id,
+                actor_agency=viewer.agency_id,
+                resource_type="duplicate_link",
+                owner_agencies=tuple(sorted(owners)),
+                record_count=linked,
+                details={"found": len(p), "linked": linked, "already": already, "params": params},
+            ),
+            conn=conn,
+        )
+    return LinkSummary(found=len(p), linked=linked, already=already)

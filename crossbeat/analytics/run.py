@@ -1,0 +1,203 @@
+"""One function per analysis: read the viewer's incidents once, run, return the result.
+
+Each function takes the store, the viewer and a :class:`ReadRequest` (filters: time
+window, offences, agencies, areas, bounding box), reads the incidents through
+:func:`crossbeat.analytics.selection.select` (one audited query; linked duplicates once)
+and returns an :class:`Outcome`: the analysis's typed result (with the parameters it
+used), what the selection set aside, and the count per owner agency. Bad input raises
+:class:`crossbeat.analysis.errors.AnalysisError` with a message for the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+import numpy as np
+
+from crossbeat.analysis import emerging as emerging_mod
+from crossbeat.analysis import hotspots as hotspots_mod
+from crossbeat.analysis import kde as kde_mod
+from crossbeat.analysis import nearrepeat as nearrepeat_mod
+from crossbeat.analysis import series as series_mod
+from crossbeat.analysis import trends as trends_mod
+from crossbeat.analysis.errors import AnalysisError, Skipped
+from crossbeat.analytics.selection import Selection, select
+from crossbeat.sharing.policy import ReadRequest, Viewer
+from crossbeat.store import Store
+
+R = TypeVar("R")
+
+Period = Literal["day", "week", "month"]
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    """An analysis result with the selection it ran on.
+
+    ``skipped`` is what the selection set aside (linked duplicates); the result's own
+    ``skipped`` says what the analysis could not use (missing place or time...).
+    """
+
+    result: R
+    selection: Selection
+
+    @property
+    def skipped(self) -> Skipped:
+        """Everything left out: by the selection and by the analysis."""
+        own = getattr(self.result, "skipped", None)
+        return self.selection.skipped.merged(own) if isinstance(own, Skipped) else self.selection.skipped
+
+
+def _edges(t: np.ndarray, period: Period, bins: int | None) -> np.ndarray:
+    """Return ``bins`` period edges ending after the latest incident time."""
+    valid = t[~np.isnat(t)]
+    if valid.size == 0:
+        raise AnalysisError("no incident has a time: a time series needs occurred_from")
+    unit = {"day": "D", "week": "W", "month": "M"}[period]
+    last = valid.max().astype(f"datetime64[{unit}]") + 1
+    first = valid.min().astype(f"datetime64[{unit}]")
+    n = int((last - first).astype(np.int64)) if bins is None else bins
+    start = last - n
+    return np.arange(start, last + 1).astype("datetime64[us]")
+
+
+def kde(
+    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
+    bandwidth: kde_mod.Bandwidth = "scott", cell_m: float | None = None,
+) -> Outcome[kde_mod.KdeResult]:  # fmt: skip
+    """Kernel density of the viewer's incidents (raster and highest-density contours)."""
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    return Outcome(kde_mod.kernel_density(a.lon, a.lat, bandwidth=bandwidth, cell_m=cell_m), sel)
+
+
+def hotspots(
+    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
+    cells: Literal["h3", "grid"] = "h3", resolution: int = 9, cell_m: float = 250.0,
+    k: int = 1, alpha: float = 0.05, permutations: int = 0, seed: int | None = 0,
+) -> Outcome[hotspots_mod.GiResult]:  # fmt: skip
+    """Getis-Ord Gi* hot and cold spots on H3 cells or a square grid, with BH FDR."""
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    common = {"k": k, "alpha": alpha, "permutations": permutations, "seed": seed}
+    if cells == "h3":
+        res = hotspots_mod.h3_hotspots(a.lon, a.lat, resolution=resolution, **common)  # type: ignore[arg-type]
+    else:
+        res = hotspots_mod.grid_hotspots(a.lon, a.lat, cell_m=cell_m, **common)  # type: ignore[arg-type]
+    return Outcome(res, sel)
+
+
+def emerging(
+    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
+    period: Period = "month", bins: int | None = 12, resolution: int = 8, k: int = 1,
+    alpha: float = 0.05,
+) -> Outcome[emerging_mod.EmergingResult]:  # fmt: skip
+    """Emerging hot spots: each H3 cell's Gi* history over time bins, Mann-Kendall trend."""
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    edges = _edges(a.occurred_from, period, bins)
+    res = emerging_mod.emerging_hotspots(
+        a.lon, a.lat, a.occurred_from, a.occurred_to, edges, resolution=resolution, k=k, alpha=alpha
+    )
+    return Outcome(res, sel)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Counts per group and period, with the parameters used."""
+
+    counts: trends_mod.PeriodCounts
+    period: str
+    by: str
+    skipped: Skipped
+
+
+def trends(
+    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
+    period: Period = "month", bins: int | None = None, by: Literal["agency", "region"] = "agency",
+) -> Outcome[Trend]:  # fmt: skip
+    """Counts by period per agency (or for the region), time ranges spread over periods."""
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    edges = _edges(a.occurred_from, period, bins)
+    groups = a.owner.astype(str) if by == "agency" else None
+    pc = trends_mod.counts_by_period(a.occurred_from, a.occurred_to, edges, groups=groups)
+    return Outcome(Trend(pc, period, by, pc.skipped), sel)
+
+
+def compstat(
+    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
+    as_of: datetime | None = None, by: Literal["agency", "region"] = "agency",
+    categories: Literal["crime_against", "nibrs_code"] = "crime_against", alpha: float = 0.05,
+) -> Outcome[trends_mod.CompStatTable]:  # fmt: skip
+    """CompStat table (week, 28 days, year to date vs last year) per agency and category."""
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    if as_of is None:
+        valid = a.occurred_from[~np.isnat(a.occurred_from)]
+        if valid.size == 0:
+            raise AnalysisError("no incident has a time: a CompStat table needs occurred_from")
+        day = valid.max().astype("datetime64[D]")
+    else:
+        day = np.datetime64(as_of.date(), "D")
+    groups = a.owner.astype(str) if by == "agency" else None
+    cats = getattr(a, categories).astype(str)
+    res = trends_mod.compstat(
+        a.occurred_from, a.occurred_to, day, groups=groups, categories=cats, alpha=alpha
+    )
+    return Outcome(res, sel)
+
+
+def nearrepeat(
+    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
+    distance_edges_m: tuple[float, ...] = (0, 100, 200, 300, 400),
+    time_edges_days: tuple[float, ...] = (0, 7, 14, 21, 28),
+    permutations: int = 99, seed: int | None = 0,
+) -> Outcome[nearrepeat_mod.KnoxResult]:  # fmt: skip
+    """Knox near-repeat test with Monte Carlo permutations over distance and time bands."""
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    res = nearrepeat_mod.knox_test(
+        a.lon, a.lat, a.occurred_from, a.occurred_to, distance_edges_m=distance_edges_m,
+        time_edges_days=time_edges_days, permutations=permutations, seed=seed,
+    )  # fmt: skip
+    return Outcome(res, sel)
+
+
+def series(
+    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
+    eps_m: float = 3000.0, eps_days: float = 10.0, eps_hours: float = 2.5, min_samples: int = 3,
+) -> Outcome[series_mod.SeriesResult]:  # fmt: skip
+    """Series: ST-DBSCAN clusters of alike incidents across the agencies the viewer sees."""
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    res = series_mod.detect_series(
+        a.lon, a.lat, a.occurred_from, a.occurred_to, a.nibrs_code, a.location_type,
+        eps_m=eps_m, eps_days=eps_days, eps_hours=eps_hours, min_samples=min_samples,
+    )  # fmt: skip
+    return Outcome(res, sel)
+
+
+def similar(
+    store: Store, viewer: Viewer, incident_id: str, request: ReadRequest | None = None, *,
+    limit: int = 10, eps_m: float = 3000.0, eps_days: float = 30.0,
+) -> Outcome[series_mod.Similar]:  # fmt: skip
+    """Incidents most like one incident (the id as the viewer sees it).
+
+    Raises
+    ------
+    LookupError
+        When the viewer sees no incident with that id.
+    """
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    hit = np.flatnonzero(a.id == incident_id)
+    if hit.size == 0:
+        raise LookupError(f"no incident {incident_id!r} that you may see")
+    res = series_mod.similar_to(
+        int(hit[0]), a.lon, a.lat, a.occurred_from, a.occurred_to, a.nibrs_code,
+        a.location_type, limit=limit, eps_m=eps_m, eps_days=eps_days,
+    )  # fmt: skip
+    return Outcome(res, sel)
