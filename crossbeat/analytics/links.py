@@ -133,7 +133,10 @@ def link(
                 resource_type="duplicate_link",
                 owner_agencies=tuple(sorted(owners)),
                 record_count=linked,
-                details={"found": len(p), "linked": linked, "already": already, "params": params},
+                details={
+                    "found": len(p), "linked": linked, "already": already,
+                    "params": {k: str(v) for k, v in params.items()},
+                },
             ),
             conn=conn,
         )
