@@ -2500,7 +2500,9 @@ def analyse() -> None:
     """Run an analysis on the incidents an agency's analysts may see (audited reads)."""
 
 
-def _analysis_request(since: datetime | None, until: datetime | None, offences: tuple[str, ...]) -> Any:
+def _analysis_request(
+    since: datetime | None, until: datetime | None, offences: tuple[str, ...]
+) -> Any:
     from crossbeat.sharing.request import ReadRequest, RequestError
 
     try:
@@ -2514,7 +2516,9 @@ def _param(values: tuple[str, ...]) -> dict[str, Any]:
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise click.BadParameter(f"{item!r}: write NAME=VALUE, e.g. cell_m=250", param_hint="-p")
+            raise click.BadParameter(
+                f"{item!r}: write NAME=VALUE, e.g. cell_m=250", param_hint="-p"
+            )
         for kind in (int, float):
             try:
                 out[key] = kind(raw)
@@ -2537,10 +2541,14 @@ def _analysis_command(name: str) -> None:
     @agency_option("Analyse as an analyst of this agency.", required=True)
     @time_option("--since", "Occurred from this date or time")
     @time_option("--until", "Occurred before this date or time")
-    @click.option("--offence", "offences", multiple=True, help="Only these offences (codes or categories).")
+    @click.option(
+        "--offence", "offences", multiple=True, help="Only these offences (codes or categories)."
+    )
     @click.option("-p", "params", multiple=True, help="Analysis parameter NAME=VALUE (repeatable).")
     @click.option("--geojson", is_flag=True, help="Print GeoJSON instead of JSON (maps).")
-    @click.option("--png", type=click.Path(dir_okay=False), help="Also write a picture to this file.")
+    @click.option(
+        "--png", type=click.Path(dir_okay=False), help="Also write a picture to this file."
+    )
     def command(db_url: str, agency_id: str, since: datetime | None, until: datetime | None,
                 offences: tuple[str, ...], params: tuple[str, ...], geojson: bool,
                 png: str | None) -> None:  # fmt: skip
@@ -2564,7 +2572,16 @@ def _analysis_command(name: str) -> None:
     del command, ANALYSES
 
 
-for _name in ("kde", "hotspots", "emerging", "trends", "compstat", "nearrepeat", "series", "duplicates"):
+for _name in (
+    "kde",
+    "hotspots",
+    "emerging",
+    "trends",
+    "compstat",
+    "nearrepeat",
+    "series",
+    "duplicates",
+):
     _analysis_command(_name)
 
 
@@ -2591,7 +2608,13 @@ def analyse_similar(db_url: str, agency_id: str, incident_id: str, limit: int) -
 @analyse.command("link-duplicates")
 @db_option
 @agency_option("Search the incidents this agency's analysts may see.", required=True)
-@click.option("--threshold", default=0.9, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Minimum match probability.")
+@click.option(
+    "--threshold",
+    default=0.9,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Minimum match probability.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of splink's u sampling.")
 def analyse_link_duplicates(db_url: str, agency_id: str, threshold: float, seed: int) -> None:
     """Link cross-agency duplicates (never deleted; analyses then count each group once; audited)."""

@@ -88,8 +88,9 @@ def _levels(column: str, bounds: tuple[int, ...], m: tuple[float, ...], unit: st
     levels = [cll.NullLevel(column)]
     for bound, prob in zip(bounds, m, strict=False):
         levels.append(
-            cll.CustomLevel(f"abs({column}_l - {column}_r) <= {bound}", f"within {bound} {unit}")
-            .configure(m_probability=prob)  # fmt: skip
+            cll.CustomLevel(
+                f"abs({column}_l - {column}_r) <= {bound}", f"within {bound} {unit}"
+            ).configure(m_probability=prob)  # fmt: skip
         )
     levels.append(cll.ElseLevel().configure(m_probability=m[-1]))
     return cl.CustomComparison(comparison_levels=levels, output_column_name=column)
@@ -173,14 +174,20 @@ def find_duplicates(
     skipped = skipped.merged(proj.skipped)
     idx = np.flatnonzero(keep)
     if idx.size < 2:
-        raise AnalysisError(f"duplicates need at least two incidents with a place and time ({idx.size} of {n_in})")
+        raise AnalysisError(
+            f"duplicates need at least two incidents with a place and time ({idx.size} of {n_in})"
+        )
     owners = np.asarray(owner, dtype=object)[idx]
     if len(set(owners.tolist())) < 2:
-        raise AnalysisError("duplicates are searched across agencies: the selection holds one agency only")
+        raise AnalysisError(
+            "duplicates are searched across agencies: the selection holds one agency only"
+        )
     pos = np.searchsorted(np.flatnonzero(proj.keep), idx)
     x, y = proj.x[pos], proj.y[pos]
     t = mid[idx]
-    frame = _frame(idx, owners, x, y, t, np.asarray(nibrs_code)[idx], np.asarray(crime_against)[idx])
+    frame = _frame(
+        idx, owners, x, y, t, np.asarray(nibrs_code)[idx], np.asarray(crime_against)[idx]
+    )
     if prior is None:
         prior = min(0.5, (idx.size / 50) / max(1.0, idx.size * (idx.size - 1) / 2))
     params = DuplicateParams(threshold=threshold, prior=prior, seed=seed, crs=proj.crs)
@@ -261,7 +268,10 @@ def _pairs(scored, x, y, t, frame, idx, n_skipped, skipped, params) -> Duplicate
     minutes = np.abs(t[a] - t[b]) / 60.0
     metres = np.hypot(x[a] - x[b], y[a] - y[b])
     codes = frame.nibrs.to_numpy(dtype=object)
-    same = np.array([codes[i] is not None and codes[i] == codes[j] for i, j in zip(a, b, strict=True)], dtype=bool)
+    same = np.array(
+        [codes[i] is not None and codes[i] == codes[j] for i, j in zip(a, b, strict=True)],
+        dtype=bool,
+    )
     owners = frame.owner.to_numpy(dtype=object)
     reasons = tuple(
         f"{owners[i]} and {owners[j]}: {mi:.0f} min and {me:.0f} m apart, "

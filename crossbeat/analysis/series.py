@@ -95,7 +95,9 @@ def _family(premise: np.ndarray) -> np.ndarray:
     return out
 
 
-def _features(lon, lat, occurred_from, occurred_to, code, premise, max_range_days, crs) -> _Features:  # type: ignore[no-untyped-def]
+def _features(
+    lon, lat, occurred_from, occurred_to, code, premise, max_range_days, crs
+) -> _Features:  # type: ignore[no-untyped-def]
     limit = np.timedelta64(int(max_range_days * 86400), "s")
     mid, good_t, skipped = midpoint(occurred_from, occurred_to, max_range=limit)
     proj = to_metres(lon, lat, crs)

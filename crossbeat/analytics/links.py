@@ -18,12 +18,12 @@ from sqlalchemy import or_
 from sqlalchemy import select as sql_select
 
 from crossbeat.analysis.duplicates import DuplicatePairs, find_duplicates
+from crossbeat.analytics.selection import select
 from crossbeat.audit import Action, AuditEvent, append
 from crossbeat.sharing.arrays import AnalysisArrays
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.store import Store
 from crossbeat.store.schema import duplicate_links, incidents
-from crossbeat.analytics.selection import select
 
 
 @dataclass(frozen=True)
@@ -97,33 +97,27 @@ def link(
     threshold: float = 0.9,
     seed: int = 0,
 ) -> LinkSummary:
-    """Find duplicates in the viewer's incidents and store them as links (audited)."""
-    found = find(store, viewer, request, threshold=threshold, seed=seed)
-    p, a = found.pairs, found.arrays
-    params = asdict(p.params)
+    """Find duplicates in the viewer's incidents and store them as links (audited).
+
+    The ``change`` event names every owner agency searched, also when nothing was
+    linked (a selection of one agency has no cross-agency pair: nothing to link).
+    """
+    sel = select(store, viewer, request, once=False)
+    a = sel.arrays
+    owners = tuple(sorted(sel.owners))
+    pairs = None
+    if len(owners) > 1:
+        pairs = find_duplicates(
+            a.owner, a.lon, a.lat, a.occurred_from, a.occurred_to, a.nibrs_code,
+            a.crime_against, threshold=threshold, seed=seed,
+        )  # fmt: skip
     now = store.clock.now()
+    found = len(pairs) if pairs is not None else 0
     linked = already = 0
-    owners: set[str] = set()
+    params = {"threshold": threshold, "seed": seed} if pairs is None else asdict(pairs.params)
     with store.begin() as conn:
-        shown = sorted({str(a.id[i]) for i in np.r_[p.left, p.right]})
-        ids = _internal(conn, shown)
-        t = duplicate_links.c
-        have = {(r.id_a, r.id_b) for r in conn.execute(sql_select(t.id_a, t.id_b))}
-        for k, (i, j) in enumerate(zip(p.left, p.right, strict=True)):
-            x, y = sorted((ids[str(a.id[i])], ids[str(a.id[j])]))
-            if (x[0], y[0]) in have:
-                already += 1
-                continue
-            have.add((x[0], y[0]))
-            conn.execute(
-                duplicate_links.insert().values(
-                    id_a=x[0], id_b=y[0], public_a=x[1], public_b=y[1],
-                    probability=float(p.probability[k]), reasons=[p.reasons[k]],
-                    params=params, linked_by=viewer.id, linked_at=now,
-                )
-            )  # fmt: skip
-            owners.update((str(a.owner[i]), str(a.owner[j])))
-            linked += 1
+        if pairs is not None:
+            linked, already = _store(conn, pairs, a, params, viewer.id, now)
         append(
             store,
             AuditEvent(
@@ -131,13 +125,39 @@ def link(
                 actor=viewer.id,
                 actor_agency=viewer.agency_id,
                 resource_type="duplicate_link",
-                owner_agencies=tuple(sorted(owners)),
+                owner_agencies=owners,
                 record_count=linked,
                 details={
-                    "found": len(p), "linked": linked, "already": already,
+                    "found": found, "linked": linked, "already": already,
                     "params": {k: str(v) for k, v in params.items()},
                 },
             ),
             conn=conn,
-        )
-    return LinkSummary(found=len(p), linked=linked, already=already)
+        )  # fmt: skip
+    return LinkSummary(found=found, linked=linked, already=already)
+
+
+def _store(
+    conn: Any, p: DuplicatePairs, a: AnalysisArrays, params: dict[str, Any], by: str, now: Any
+) -> tuple[int, int]:
+    """Insert the pairs not linked yet; return (linked, already linked)."""
+    shown = sorted({str(a.id[i]) for i in np.r_[p.left, p.right]})
+    ids = _internal(conn, shown)
+    t = duplicate_links.c
+    have = {(r.id_a, r.id_b) for r in conn.execute(sql_select(t.id_a, t.id_b))}
+    linked = already = 0
+    for k, (i, j) in enumerate(zip(p.left, p.right, strict=True)):
+        x, y = sorted((ids[str(a.id[i])], ids[str(a.id[j])]))
+        if (x[0], y[0]) in have:
+            already += 1
+            continue
+        have.add((x[0], y[0]))
+        conn.execute(
+            duplicate_links.insert().values(
+                id_a=x[0], id_b=y[0], public_a=x[1], public_b=y[1],
+                probability=float(p.probability[k]), reasons=[p.reasons[k]],
+                params=params, linked_by=by, linked_at=now,
+            )
+        )  # fmt: skip
+        linked += 1
+    return linked, already

@@ -58,7 +58,9 @@ def cell_polygon(result: GiResult, cell: str) -> list[list[float]]:
     return [*ring, ring[0]]
 
 
-def hotspots_json(outcome: Outcome[GiResult], *, geojson: bool = False, only_significant: bool = True) -> dict[str, Any]:
+def hotspots_json(
+    outcome: Outcome[GiResult], *, geojson: bool = False, only_significant: bool = True
+) -> dict[str, Any]:
     """Return Gi* cells (hot or cold ones by default) as JSON or a GeoJSON FeatureCollection."""
     r = outcome.result
     pick = np.flatnonzero(r.hot | r.cold) if only_significant else np.arange(len(r.cell))
@@ -69,7 +71,11 @@ def hotspots_json(outcome: Outcome[GiResult], *, geojson: bool = False, only_sig
         }
         for i in pick
     ]  # fmt: skip
-    head = _head(outcome, "hotspots") | {"cells": len(r.cell), "hot": int(r.hot.sum()), "cold": int(r.cold.sum())}
+    head = _head(outcome, "hotspots") | {
+        "cells": len(r.cell),
+        "hot": int(r.hot.sum()),
+        "cold": int(r.cold.sum()),
+    }
     if not geojson:
         return head | {"results": rows}
     feats = [
@@ -308,7 +314,14 @@ def series_png(outcome: Outcome[SeriesResult], title: str = "Series") -> bytes:
     ax.scatter(a.lon, a.lat, s=1, c="#cccccc")
     for k, members in enumerate(r.series[:10]):
         m = list(members)
-        ax.plot(a.lon[m], a.lat[m], "-o", ms=4, lw=0.8, label=f"series {k} ({len(m)}, {a.nibrs_code[m[0]]})")
+        ax.plot(
+            a.lon[m],
+            a.lat[m],
+            "-o",
+            ms=4,
+            lw=0.8,
+            label=f"series {k} ({len(m)}, {a.nibrs_code[m[0]]})",
+        )
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
     return _save(fig)

@@ -47,7 +47,11 @@ class Outcome(Generic[R]):
     def skipped(self) -> Skipped:
         """Everything left out: by the selection and by the analysis."""
         own = getattr(self.result, "skipped", None)
-        return self.selection.skipped.merged(own) if isinstance(own, Skipped) else self.selection.skipped
+        return (
+            self.selection.skipped.merged(own)
+            if isinstance(own, Skipped)
+            else self.selection.skipped
+        )
 
 
 def _edges(t: np.ndarray, period: Period, bins: int | None) -> np.ndarray:

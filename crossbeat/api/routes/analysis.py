@@ -17,15 +17,26 @@ from fastapi.responses import JSONResponse, Response
 
 from crossbeat.analysis.errors import AnalysisError
 from crossbeat.analytics import render, run
-from crossbeat.analytics.named import ANALYSES, render_named, run_named
+from crossbeat.analytics.named import render_named, run_named
 from crossbeat.api.deps import StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
-from crossbeat.api.routes.incidents import Agency, Area, Bbox, Offence, Purpose, Since, Until, _request
+from crossbeat.api.routes.incidents import (
+    Agency,
+    Area,
+    Bbox,
+    Offence,
+    Purpose,
+    Since,
+    Until,
+    _request,
+)
 from crossbeat.api.schemas import ERRORS
 
 router = APIRouter(tags=["analysis"])
 
-Name = Literal["kde", "hotspots", "emerging", "trends", "compstat", "nearrepeat", "series", "duplicates"]
+Name = Literal[
+    "kde", "hotspots", "emerging", "trends", "compstat", "nearrepeat", "series", "duplicates"
+]
 Opt = Query(default=None)
 
 
@@ -33,28 +44,55 @@ def _json(body: dict[str, Any], geojson: bool) -> JSONResponse:
     return JSONResponse(body, media_type="application/geo+json" if geojson else "application/json")
 
 
-@router.get("/analysis/{name}", responses=ERRORS, summary="Run an analysis on the incidents you may see")
+@router.get(
+    "/analysis/{name}", responses=ERRORS, summary="Run an analysis on the incidents you may see"
+)
 def analysis(
     name: Name,
     store: StoreDep,
     viewer: ViewerDep,
-    bbox: Bbox = None, since: Since = None, until: Until = None, offence: Offence = None,
-    agency: Agency = None, area: Area = None, purpose: Purpose = None,
+    bbox: Bbox = None,
+    since: Since = None,
+    until: Until = None,
+    offence: Offence = None,
+    agency: Agency = None,
+    area: Area = None,
+    purpose: Purpose = None,
     f: Annotated[Literal["json", "geojson", "png"], Query(description="Output format.")] = "json",
-    bandwidth: Annotated[float | None, Query(gt=0, description="kde: kernel sd in metres (default Scott's rule).")] = None,
-    cell_m: Annotated[float | None, Query(gt=0, description="kde/hotspots: grid cell in metres.")] = None,
-    cells: Annotated[Literal["h3", "grid"] | None, Query(description="hotspots: H3 cells or a square grid.")] = None,
-    resolution: Annotated[int | None, Query(ge=5, le=11, description="hotspots/emerging: H3 resolution.")] = None,
-    permutations: Annotated[int | None, Query(ge=0, le=9999, description="hotspots/nearrepeat: permutations.")] = None,
+    bandwidth: Annotated[
+        float | None, Query(gt=0, description="kde: kernel sd in metres (default Scott's rule).")
+    ] = None,
+    cell_m: Annotated[
+        float | None, Query(gt=0, description="kde/hotspots: grid cell in metres.")
+    ] = None,
+    cells: Annotated[
+        Literal["h3", "grid"] | None, Query(description="hotspots: H3 cells or a square grid.")
+    ] = None,
+    resolution: Annotated[
+        int | None, Query(ge=5, le=11, description="hotspots/emerging: H3 resolution.")
+    ] = None,
+    permutations: Annotated[
+        int | None, Query(ge=0, le=9999, description="hotspots/nearrepeat: permutations.")
+    ] = None,
     seed: Annotated[int | None, Query(description="Seed of anything random.")] = None,
-    period: Annotated[Literal["day", "week", "month"] | None, Query(description="emerging/trends: bin.")] = None,
-    bins: Annotated[int | None, Query(ge=3, le=520, description="emerging/trends: number of bins.")] = None,
-    by: Annotated[Literal["agency", "region"] | None, Query(description="trends/compstat: grouping.")] = None,
-    as_of: Annotated[datetime | None, Query(description="compstat: last day (default: latest incident).")] = None,
+    period: Annotated[
+        Literal["day", "week", "month"] | None, Query(description="emerging/trends: bin.")
+    ] = None,
+    bins: Annotated[
+        int | None, Query(ge=3, le=520, description="emerging/trends: number of bins.")
+    ] = None,
+    by: Annotated[
+        Literal["agency", "region"] | None, Query(description="trends/compstat: grouping.")
+    ] = None,
+    as_of: Annotated[
+        datetime | None, Query(description="compstat: last day (default: latest incident).")
+    ] = None,
     eps_m: Annotated[float | None, Query(gt=0, description="series: metres apart.")] = None,
     eps_days: Annotated[float | None, Query(gt=0, description="series: days apart.")] = None,
     min_samples: Annotated[int | None, Query(ge=2, description="series: core size.")] = None,
-    threshold: Annotated[float | None, Query(gt=0, lt=1, description="duplicates: min probability.")] = None,
+    threshold: Annotated[
+        float | None, Query(gt=0, lt=1, description="duplicates: min probability.")
+    ] = None,
 ) -> Response:
     """Run analysis ``name`` on your policy-filtered incidents; parameters a name does not take are refused.
 
@@ -89,10 +127,11 @@ def similar(
 ) -> JSONResponse:
     """Rank the incidents you may see by likeness to one: same offence, near, same MO."""
     try:
-        outcome = run.similar(store, viewer, incident_id, limit=limit, eps_m=eps_m, eps_days=eps_days)
+        outcome = run.similar(
+            store, viewer, incident_id, limit=limit, eps_m=eps_m, eps_days=eps_days
+        )
     except LookupError as exc:
         raise ApiError(404, str(exc)) from None
     except AnalysisError as exc:
         raise ApiError(400, str(exc)) from None
     return _json(render.similar_json(outcome), False)
-
