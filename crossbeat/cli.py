@@ -2617,7 +2617,7 @@ def analyse_similar(db_url: str, agency_id: str, incident_id: str, limit: int) -
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of splink's u sampling.")
 def analyse_link_duplicates(db_url: str, agency_id: str, threshold: float, seed: int) -> None:
-    """Link cross-agency duplicates (never deleted; analyses then count each group once; audited)."""
+    """Link cross-agency duplicates: never deleted, counted once by analyses (audited)."""
     from crossbeat.analysis.errors import AnalysisError
     from crossbeat.analytics.links import link
     from crossbeat.sharing.own import operator_viewer

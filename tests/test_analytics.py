@@ -72,7 +72,8 @@ def test_duplicates_precision_and_recall_on_the_demo(demo_store: Store, demo) ->
     found = links.find(demo_store, CITY)
     a = found.arrays
     got = {
-        frozenset((str(a.id[i]), str(a.id[j]))) for i, j in zip(found.pairs.left, found.pairs.right)
+        frozenset((str(a.id[i]), str(a.id[j])))
+        for i, j in zip(found.pairs.left, found.pairs.right, strict=True)
     }
     planted = {frozenset(_shown_ids(demo_store, pair)) for pair in truth.values()}
     hits = sum(any(p <= t for t in planted) for p in got)
@@ -111,8 +112,15 @@ def test_linked_groups() -> None:
 def test_duplicates_need_two_agencies() -> None:
     t = np.array(["2026-01-01T10:00"] * 2, dtype="datetime64[us]")
     with pytest.raises(AnalysisError, match="one agency only"):
-        find_duplicates(np.array(["a", "a"]), np.array([1.0, 1.0]), np.array([50.0, 50.0]), t, None,
-                        np.array(["13A"] * 2), np.array(["person"] * 2))  # fmt: skip
+        find_duplicates(
+            np.array(["a", "a"]),
+            np.array([1.0, 1.0]),
+            np.array([50.0, 50.0]),
+            t,
+            None,
+            np.array(["13A"] * 2),
+            np.array(["person"] * 2),
+        )
 
 
 # -- series ------------------------------------------------------------------------------
@@ -139,8 +147,14 @@ def test_series_finds_nothing_in_scattered_points() -> None:
     rng = np.random.default_rng(1)
     n = 200
     t = np.datetime64("2026-01-01T00:00") + rng.integers(0, 365 * 24, n).astype("timedelta64[h]")
-    r = detect_series(-79.4 + rng.uniform(0, 0.5, n), 43.6 + rng.uniform(0, 0.3, n),
-                      t.astype("datetime64[us]"), None, np.array(["120"] * n), np.array([""] * n))  # fmt: skip
+    r = detect_series(
+        -79.4 + rng.uniform(0, 0.5, n),
+        43.6 + rng.uniform(0, 0.3, n),
+        t.astype("datetime64[us]"),
+        None,
+        np.array(["120"] * n),
+        np.array([""] * n),
+    )
     assert sum(len(s) for s in r.series) <= 6
 
 
@@ -238,8 +252,21 @@ def test_api_tables_and_similar(client) -> None:  # type: ignore[no-untyped-def]
 def test_cli_analyse(demo_store: Store, tmp_path: Path) -> None:
     runner = CliRunner()
     png = tmp_path / "kde.png"
-    out = runner.invoke(cli, ["analyse", "kde", "--db", demo_store.url, "--agency", "rivertonpd",
-                              "--png", str(png), "-p", "cell_m=200"])  # fmt: skip
+    out = runner.invoke(
+        cli,
+        [
+            "analyse",
+            "kde",
+            "--db",
+            demo_store.url,
+            "--agency",
+            "rivertonpd",
+            "--png",
+            str(png),
+            "-p",
+            "cell_m=200",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["params"]["cell_m"] == 200
     assert png.read_bytes()[:4] == b"\x89PNG"

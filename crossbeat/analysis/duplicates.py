@@ -81,22 +81,22 @@ class DuplicatePairs:
         return int(self.left.shape[0])
 
 
-def _levels(column: str, bounds: tuple[int, ...], m: tuple[float, ...], unit: str):  # type: ignore[no-untyped-def]
+def _levels(column: str, bounds: tuple[int, ...], m: tuple[float, ...], unit: str):
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
 
     levels = [cll.NullLevel(column)]
     for bound, prob in zip(bounds, m, strict=False):
         levels.append(
-            cll.CustomLevel(
+            cll.CustomLevel(  # type: ignore[arg-type]
                 f"abs({column}_l - {column}_r) <= {bound}", f"within {bound} {unit}"
-            ).configure(m_probability=prob)  # fmt: skip
+            ).configure(m_probability=prob)
         )
-    levels.append(cll.ElseLevel().configure(m_probability=m[-1]))
-    return cl.CustomComparison(comparison_levels=levels, output_column_name=column)
+    levels.append(cll.ElseLevel().configure(m_probability=m[-1]))  # type: ignore[arg-type]
+    return cl.CustomComparison(comparison_levels=levels, output_column_name=column)  # type: ignore[arg-type]
 
 
-def _offence():  # type: ignore[no-untyped-def]
+def _offence():
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
 
@@ -195,8 +195,8 @@ def find_duplicates(
     return _pairs(scored, x, y, t, frame, idx, n_in - idx.size, skipped, params)
 
 
-def _frame(idx, owners, x, y, t, code, against):  # type: ignore[no-untyped-def]
-    import pandas as pd
+def _frame(idx, owners, x, y, t, code, against):
+    import pandas as pd  # type: ignore[import-untyped]
 
     def cell(v: np.ndarray, size: float, shift: float) -> np.ndarray:
         return np.floor(v / size + shift).astype(np.int64)
@@ -221,7 +221,7 @@ def _frame(idx, owners, x, y, t, code, against):  # type: ignore[no-untyped-def]
     )
 
 
-def _predict(frame, params: DuplicateParams):  # type: ignore[no-untyped-def]
+def _predict(frame, params: DuplicateParams):
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator
@@ -244,7 +244,7 @@ def _predict(frame, params: DuplicateParams):  # type: ignore[no-untyped-def]
     settings = SettingsCreator(
         link_type="dedupe_only",
         comparisons=[minutes, dist, _offence()],
-        blocking_rules_to_generate_predictions=_blocking(),
+        blocking_rules_to_generate_predictions=_blocking(),  # type: ignore[arg-type]
         probability_two_random_records_match=params.prior,
         additional_columns_to_retain=["owner"],
         retain_intermediate_calculation_columns=False,
@@ -256,7 +256,7 @@ def _predict(frame, params: DuplicateParams):  # type: ignore[no-untyped-def]
     return out.as_pandas_dataframe()
 
 
-def _pairs(scored, x, y, t, frame, idx, n_skipped, skipped, params) -> DuplicatePairs:  # type: ignore[no-untyped-def]
+def _pairs(scored, x, y, t, frame, idx, n_skipped, skipped, params) -> DuplicatePairs:
     if len(scored):
         scored = scored.sort_values(["match_probability", "unique_id_l"], ascending=[False, True])
         a = scored.unique_id_l.to_numpy(dtype=np.int64)
@@ -279,9 +279,17 @@ def _pairs(scored, x, y, t, frame, idx, n_skipped, skipped, params) -> Duplicate
         for i, j, mi, me, s in zip(a, b, minutes, metres, same, strict=True)
     )
     return DuplicatePairs(
-        left=idx[a], right=idx[b], probability=prob, minutes=minutes, metres=metres,
-        same_offence=same, reasons=reasons, n_used=int(idx.size), skipped=skipped, params=params,
-    )  # fmt: skip
+        left=idx[a],
+        right=idx[b],
+        probability=prob,
+        minutes=minutes,
+        metres=metres,
+        same_offence=same,
+        reasons=reasons,
+        n_used=int(idx.size),
+        skipped=skipped,
+        params=params,
+    )
 
 
 def linked_groups(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:

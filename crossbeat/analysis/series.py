@@ -97,7 +97,7 @@ def _family(premise: np.ndarray) -> np.ndarray:
 
 def _features(
     lon, lat, occurred_from, occurred_to, code, premise, max_range_days, crs
-) -> _Features:  # type: ignore[no-untyped-def]
+) -> _Features:
     limit = np.timedelta64(int(max_range_days * 86400), "s")
     mid, good_t, skipped = midpoint(occurred_from, occurred_to, max_range=limit)
     proj = to_metres(lon, lat, crs)
@@ -171,7 +171,7 @@ def detect_series(
     >>> r.series
     ((0, 1, 2),)
     """
-    from sklearn.cluster import DBSCAN
+    from sklearn.cluster import DBSCAN  # type: ignore[import-untyped]
 
     if min_samples < 2:
         raise AnalysisError("min_samples must be at least 2 (a series has several incidents)")

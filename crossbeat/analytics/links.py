@@ -71,9 +71,16 @@ def find(
     sel = select(store, viewer, request, once=False)
     a = sel.arrays
     pairs = find_duplicates(
-        a.owner, a.lon, a.lat, a.occurred_from, a.occurred_to, a.nibrs_code, a.crime_against,
-        threshold=threshold, seed=seed,
-    )  # fmt: skip
+        a.owner,
+        a.lon,
+        a.lat,
+        a.occurred_from,
+        a.occurred_to,
+        a.nibrs_code,
+        a.crime_against,
+        threshold=threshold,
+        seed=seed,
+    )
     return Found(pairs, a)
 
 
@@ -108,9 +115,16 @@ def link(
     pairs = None
     if len(owners) > 1:
         pairs = find_duplicates(
-            a.owner, a.lon, a.lat, a.occurred_from, a.occurred_to, a.nibrs_code,
-            a.crime_against, threshold=threshold, seed=seed,
-        )  # fmt: skip
+            a.owner,
+            a.lon,
+            a.lat,
+            a.occurred_from,
+            a.occurred_to,
+            a.nibrs_code,
+            a.crime_against,
+            threshold=threshold,
+            seed=seed,
+        )
     now = store.clock.now()
     found = len(pairs) if pairs is not None else 0
     linked = already = 0
@@ -128,12 +142,14 @@ def link(
                 owner_agencies=owners,
                 record_count=linked,
                 details={
-                    "found": found, "linked": linked, "already": already,
+                    "found": found,
+                    "linked": linked,
+                    "already": already,
                     "params": {k: str(v) for k, v in params.items()},
                 },
             ),
             conn=conn,
-        )  # fmt: skip
+        )
     return LinkSummary(found=found, linked=linked, already=already)
 
 
@@ -154,10 +170,16 @@ def _store(
         have.add((x[0], y[0]))
         conn.execute(
             duplicate_links.insert().values(
-                id_a=x[0], id_b=y[0], public_a=x[1], public_b=y[1],
-                probability=float(p.probability[k]), reasons=[p.reasons[k]],
-                params=params, linked_by=by, linked_at=now,
+                id_a=x[0],
+                id_b=y[0],
+                public_a=x[1],
+                public_b=y[1],
+                probability=float(p.probability[k]),
+                reasons=[p.reasons[k]],
+                params=params,
+                linked_by=by,
+                linked_at=now,
             )
-        )  # fmt: skip
+        )
         linked += 1
     return linked, already

@@ -35,21 +35,38 @@ def _dup_json(found: links.Found, geojson: bool = False) -> dict[str, Any]:
     from dataclasses import asdict
 
     return {
-        "analysis": "duplicates", "params": asdict(p.params), "n_used": p.n_used,
-        "skipped": p.skipped.reasons, "pairs": found.rows(),
-    }  # fmt: skip
+        "analysis": "duplicates",
+        "params": asdict(p.params),
+        "n_used": p.n_used,
+        "skipped": p.skipped.reasons,
+        "pairs": found.rows(),
+    }
 
 
 ANALYSES: Mapping[str, Analysis] = {
     "kde": Analysis(run.kde, render.kde_json, lambda o: render.kde_png(o.result), True),
-    "hotspots": Analysis(run.hotspots, render.hotspots_json, lambda o: render.hotspots_png(o.result), True),
-    "emerging": Analysis(run.emerging, render.emerging_json, lambda o: render.emerging_png(o.result), True),
-    "trends": Analysis(run.trends, lambda o, geojson=False: render.trends_json(o), lambda o: render.trends_png(o.result)),
+    "hotspots": Analysis(
+        run.hotspots, render.hotspots_json, lambda o: render.hotspots_png(o.result), True
+    ),
+    "emerging": Analysis(
+        run.emerging, render.emerging_json, lambda o: render.emerging_png(o.result), True
+    ),
+    "trends": Analysis(
+        run.trends,
+        lambda o, geojson=False: render.trends_json(o),
+        lambda o: render.trends_png(o.result),
+    ),
     "compstat": Analysis(run.compstat, lambda o, geojson=False: render.compstat_json(o)),
-    "nearrepeat": Analysis(run.nearrepeat, lambda o, geojson=False: render.nearrepeat_json(o), lambda o: render.knox_png(o.result)),
-    "series": Analysis(run.series, lambda o, geojson=False: render.series_json(o), render.series_png),
+    "nearrepeat": Analysis(
+        run.nearrepeat,
+        lambda o, geojson=False: render.nearrepeat_json(o),
+        lambda o: render.knox_png(o.result),
+    ),
+    "series": Analysis(
+        run.series, lambda o, geojson=False: render.series_json(o), render.series_png
+    ),
     "duplicates": Analysis(links.find, _dup_json),
-}  # fmt: skip
+}
 
 
 def parameters(name: str) -> set[str]:

@@ -31,7 +31,7 @@ def _num(v: Any) -> Any:
 
 def _params(result: Any) -> dict[str, Any]:
     p = getattr(result, "params", None)
-    return {k: _num(v) for k, v in asdict(p).items()} if p is not None and is_dataclass(p) else {}
+    return {k: _num(v) for k, v in asdict(p).items()} if p is not None and is_dataclass(p) else {}  # type: ignore[arg-type]
 
 
 def _head(outcome: Outcome[Any], kind: str) -> dict[str, Any]:
@@ -66,11 +66,15 @@ def hotspots_json(
     pick = np.flatnonzero(r.hot | r.cold) if only_significant else np.arange(len(r.cell))
     rows = [
         {
-            "cell": str(r.cell[i]), "count": _num(r.count[i]), "z": _num(r.z[i]), "p": _num(r.p[i]),
-            "q": _num(r.q[i]), "class": "hot" if r.hot[i] else "cold" if r.cold[i] else "none",
+            "cell": str(r.cell[i]),
+            "count": _num(r.count[i]),
+            "z": _num(r.z[i]),
+            "p": _num(r.p[i]),
+            "q": _num(r.q[i]),
+            "class": "hot" if r.hot[i] else "cold" if r.cold[i] else "none",
         }
         for i in pick
-    ]  # fmt: skip
+    ]
     head = _head(outcome, "hotspots") | {
         "cells": len(r.cell),
         "hot": int(r.hot.sum()),
@@ -79,10 +83,13 @@ def hotspots_json(
     if not geojson:
         return head | {"results": rows}
     feats = [
-        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [cell_polygon(r, row["cell"])]},
-         "properties": row}
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [cell_polygon(r, row["cell"])]},
+            "properties": row,
+        }
         for row in rows
-    ]  # fmt: skip
+    ]
     return {"type": "FeatureCollection", "features": feats, "properties": head}
 
 
@@ -92,10 +99,14 @@ def kde_json(outcome: Outcome[KdeResult], *, geojson: bool = False) -> dict[str,
     head = _head(outcome, "kde") | {"thresholds": {str(k): v for k, v in r.thresholds.items()}}
     if geojson:
         feats = [
-            {"type": "Feature", "geometry": shapely.geometry.mapping(g),
-             "properties": {"mass": level, "density_per_km2": r.thresholds[level]}}
-            for level, g in sorted(r.contours.items(), reverse=True) if not g.is_empty
-        ]  # fmt: skip
+            {
+                "type": "Feature",
+                "geometry": shapely.geometry.mapping(g),
+                "properties": {"mass": level, "density_per_km2": r.thresholds[level]},
+            }
+            for level, g in sorted(r.contours.items(), reverse=True)
+            if not g.is_empty
+        ]
         return {"type": "FeatureCollection", "features": feats, "properties": head}
     return head | {
         "crs": r.params.crs,
@@ -110,19 +121,35 @@ def emerging_json(outcome: Outcome[EmergingResult], *, geojson: bool = False) ->
     """Return each cell's pattern (new, intensifying, persistent...) with its trend."""
     r = outcome.result
     rows = [
-        {"cell": str(r.cell[i]), "pattern": str(r.pattern[i]), "trend_z": _num(r.trend_z[i]),
-         "trend_p": _num(r.trend_p[i]), "counts": [float(c) for c in r.counts[i]]}
-        for i in range(len(r.cell)) if r.pattern[i] not in ("", "none", "no pattern")
-    ]  # fmt: skip
+        {
+            "cell": str(r.cell[i]),
+            "pattern": str(r.pattern[i]),
+            "trend_z": _num(r.trend_z[i]),
+            "trend_p": _num(r.trend_p[i]),
+            "counts": [float(c) for c in r.counts[i]],
+        }
+        for i in range(len(r.cell))
+        if r.pattern[i] not in ("", "none", "no pattern")
+    ]
     head = _head(outcome, "emerging")
     if not geojson:
         return head | {"results": rows}
     feats = [
-        {"type": "Feature", "properties": row, "geometry": {"type": "Polygon", "coordinates": [
-            [*([lon, lat] for lat, lon in h3.cell_to_boundary(row["cell"])),
-             list(reversed(h3.cell_to_boundary(row["cell"])[0]))]]}}
+        {
+            "type": "Feature",
+            "properties": row,
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [
+                    [
+                        *([lon, lat] for lat, lon in h3.cell_to_boundary(row["cell"])),
+                        list(reversed(h3.cell_to_boundary(row["cell"])[0])),
+                    ]
+                ],
+            },
+        }
         for row in rows
-    ]  # fmt: skip
+    ]
     return {"type": "FeatureCollection", "features": feats, "properties": head}
 
 
@@ -143,11 +170,17 @@ def compstat_json(outcome: Outcome[CompStatTable]) -> dict[str, Any]:
     rows = []
     for g in range(len(t.group)):
         for k, period in enumerate(t.period):
-            rows.append({
-                "group": str(t.group[g]), "category": str(t.category[g]), "period": period,
-                "current": _num(t.current[g, k]), "previous": _num(t.previous[g, k]),
-                "change_pct": _num(t.change[g, k]), "p": _num(t.p[g, k]),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "group": str(t.group[g]),
+                    "category": str(t.category[g]),
+                    "period": period,
+                    "current": _num(t.current[g, k]),
+                    "previous": _num(t.previous[g, k]),
+                    "change_pct": _num(t.change[g, k]),
+                    "p": _num(t.p[g, k]),
+                }
+            )
     return _head(outcome, "compstat") | {"rows": rows}
 
 
@@ -156,10 +189,17 @@ def nearrepeat_json(outcome: Outcome[KnoxResult]) -> dict[str, Any]:
     r = outcome.result
     d, t = r.params.distance_edges_m, r.params.time_edges_days
     rows = [
-        {"distance_m": [d[i], d[i + 1]], "days": [t[j], t[j + 1]], "observed": _num(r.observed[i, j]),
-         "expected": _num(r.expected[i, j]), "ratio": _num(r.ratio[i, j]), "p": _num(r.p[i, j])}
-        for i in range(len(d) - 1) for j in range(len(t) - 1)
-    ]  # fmt: skip
+        {
+            "distance_m": [d[i], d[i + 1]],
+            "days": [t[j], t[j + 1]],
+            "observed": _num(r.observed[i, j]),
+            "expected": _num(r.expected[i, j]),
+            "ratio": _num(r.ratio[i, j]),
+            "p": _num(r.p[i, j]),
+        }
+        for i in range(len(d) - 1)
+        for j in range(len(t) - 1)
+    ]
     return _head(outcome, "nearrepeat") | {"pairs": r.n_pairs, "table": rows}
 
 
@@ -170,10 +210,15 @@ def series_json(outcome: Outcome[SeriesResult]) -> dict[str, Any]:
     for k, members in enumerate(r.series):
         by: dict[str, list[dict[str, Any]]] = {}
         for i in members:
-            by.setdefault(str(a.owner[i]), []).append({
-                "id": str(a.id[i]), "nibrs_code": str(a.nibrs_code[i]),
-                "occurred_from": str(a.occurred_from[i]), "lon": _num(a.lon[i]), "lat": _num(a.lat[i]),
-            })  # fmt: skip
+            by.setdefault(str(a.owner[i]), []).append(
+                {
+                    "id": str(a.id[i]),
+                    "nibrs_code": str(a.nibrs_code[i]),
+                    "occurred_from": str(a.occurred_from[i]),
+                    "lon": _num(a.lon[i]),
+                    "lat": _num(a.lat[i]),
+                }
+            )
         out.append({"series": k, "size": len(members), "agencies": sorted(by), "members": by})
     return _head(outcome, "series") | {"series": out}
 
@@ -182,13 +227,18 @@ def similar_json(outcome: Outcome[Similar]) -> dict[str, Any]:
     """Return the most similar incidents with score and reasons."""
     a, r = outcome.selection.arrays, outcome.result
     rows = [
-        {"id": str(a.id[i]), "agency_id": str(a.owner[i]), "score": round(float(s), 4), "reason": why}
+        {
+            "id": str(a.id[i]),
+            "agency_id": str(a.owner[i]),
+            "score": round(float(s), 4),
+            "reason": why,
+        }
         for i, s, why in zip(r.index, r.score, r.reasons, strict=True)
-    ]  # fmt: skip
+    ]
     return _head(outcome, "similar") | {"results": rows}
 
 
-def _figure():  # type: ignore[no-untyped-def]
+def _figure():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,12 +260,15 @@ def kde_png(result: KdeResult, title: str = "Kernel density") -> bytes:
     fig, ax = plt.subplots(figsize=(7, 6))
     m = ax.pcolormesh(result.lon, result.lat, result.density, cmap="magma", shading="auto")
     fig.colorbar(m, ax=ax, label="incidents per km²")
-    for level, geom in result.contours.items():
+    for geom in result.contours.values():
         for poly in getattr(geom, "geoms", [geom]):
             if not poly.is_empty:
                 ax.plot(*poly.exterior.xy, color="cyan", lw=0.8)
-    ax.set_title(f"{title} (bandwidth {result.params.bandwidth_m:.0f} m; contours hold "
-                 f"{', '.join(f'{v:.0%}' for v in sorted(result.contours))} of incidents)", fontsize=9)  # fmt: skip
+    ax.set_title(
+        f"{title} (bandwidth {result.params.bandwidth_m:.0f} m; contours hold "
+        f"{', '.join(f'{v:.0%}' for v in sorted(result.contours))} of incidents)",
+        fontsize=9,
+    )
     ax.set_aspect(1 / math.cos(math.radians(float(np.nanmean(result.lat)))))
     return _save(fig)
 
@@ -237,15 +290,24 @@ def hotspots_png(result: GiResult, title: str = "Getis-Ord Gi* hot spots") -> by
     ax.autoscale()
     lat = np.mean([p[0][1] for p in polys]) if polys else 0.0
     ax.set_aspect(1 / math.cos(math.radians(lat)))
-    ax.set_title(f"{title}: {int(result.hot.sum())} hot, {int(result.cold.sum())} cold cells "
-                 f"(FDR {result.params.alpha}; grey: not significant)", fontsize=9)  # fmt: skip
+    ax.set_title(
+        f"{title}: {int(result.hot.sum())} hot, {int(result.cold.sum())} cold cells "
+        f"(FDR {result.params.alpha}; grey: not significant)",
+        fontsize=9,
+    )
     return _save(fig)
 
 
 PATTERN_COLOURS = {
-    "new": "#67000d", "consecutive": "#a50f15", "intensifying": "#cb181d", "persistent": "#ef3b2c",
-    "diminishing": "#fc9272", "sporadic": "#fdae6b", "oscillating": "#fd8d3c", "historical": "#fee0d2",
-}  # fmt: skip
+    "new": "#67000d",
+    "consecutive": "#a50f15",
+    "intensifying": "#cb181d",
+    "persistent": "#ef3b2c",
+    "diminishing": "#fc9272",
+    "sporadic": "#fdae6b",
+    "oscillating": "#fd8d3c",
+    "historical": "#fee0d2",
+}
 
 
 def emerging_png(result: EmergingResult, title: str = "Emerging hot spots") -> bytes:
@@ -268,8 +330,12 @@ def emerging_png(result: EmergingResult, title: str = "Emerging hot spots") -> b
     ax.autoscale()
     lat = np.mean([p[0][1] for p in polys]) if polys else 0.0
     ax.set_aspect(1 / math.cos(math.radians(lat)))
-    handles = [Patch(color=next((c for k, c in PATTERN_COLOURS.items() if k in p.lower()), "#eee"), label=p)
-               for p in sorted(seen)]  # fmt: skip
+    handles = [
+        Patch(
+            color=next((c for k, c in PATTERN_COLOURS.items() if k in p.lower()), "#eee"), label=p
+        )
+        for p in sorted(seen)
+    ]
     ax.legend(handles=handles, fontsize=7, loc="lower left")
     ax.set_title(title, fontsize=9)
     return _save(fig)

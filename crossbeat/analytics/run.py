@@ -68,9 +68,13 @@ def _edges(t: np.ndarray, period: Period, bins: int | None) -> np.ndarray:
 
 
 def kde(
-    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
-    bandwidth: kde_mod.Bandwidth = "scott", cell_m: float | None = None,
-) -> Outcome[kde_mod.KdeResult]:  # fmt: skip
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    bandwidth: kde_mod.Bandwidth = "scott",
+    cell_m: float | None = None,
+) -> Outcome[kde_mod.KdeResult]:
     """Kernel density of the viewer's incidents (raster and highest-density contours)."""
     sel = select(store, viewer, request)
     a = sel.arrays
@@ -78,10 +82,18 @@ def kde(
 
 
 def hotspots(
-    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
-    cells: Literal["h3", "grid"] = "h3", resolution: int = 9, cell_m: float = 250.0,
-    k: int = 1, alpha: float = 0.05, permutations: int = 0, seed: int | None = 0,
-) -> Outcome[hotspots_mod.GiResult]:  # fmt: skip
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    cells: Literal["h3", "grid"] = "h3",
+    resolution: int = 9,
+    cell_m: float = 250.0,
+    k: int = 1,
+    alpha: float = 0.05,
+    permutations: int = 0,
+    seed: int | None = 0,
+) -> Outcome[hotspots_mod.GiResult]:
     """Getis-Ord Gi* hot and cold spots on H3 cells or a square grid, with BH FDR."""
     sel = select(store, viewer, request)
     a = sel.arrays
@@ -94,10 +106,16 @@ def hotspots(
 
 
 def emerging(
-    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
-    period: Period = "month", bins: int | None = 12, resolution: int = 8, k: int = 1,
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    period: Period = "month",
+    bins: int | None = 12,
+    resolution: int = 8,
+    k: int = 1,
     alpha: float = 0.05,
-) -> Outcome[emerging_mod.EmergingResult]:  # fmt: skip
+) -> Outcome[emerging_mod.EmergingResult]:
     """Emerging hot spots: each H3 cell's Gi* history over time bins, Mann-Kendall trend."""
     sel = select(store, viewer, request)
     a = sel.arrays
@@ -119,9 +137,14 @@ class Trend:
 
 
 def trends(
-    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
-    period: Period = "month", bins: int | None = None, by: Literal["agency", "region"] = "agency",
-) -> Outcome[Trend]:  # fmt: skip
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    period: Period = "month",
+    bins: int | None = None,
+    by: Literal["agency", "region"] = "agency",
+) -> Outcome[Trend]:
     """Counts by period per agency (or for the region), time ranges spread over periods."""
     sel = select(store, viewer, request)
     a = sel.arrays
@@ -132,10 +155,15 @@ def trends(
 
 
 def compstat(
-    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
-    as_of: datetime | None = None, by: Literal["agency", "region"] = "agency",
-    categories: Literal["crime_against", "nibrs_code"] = "crime_against", alpha: float = 0.05,
-) -> Outcome[trends_mod.CompStatTable]:  # fmt: skip
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    as_of: datetime | None = None,
+    by: Literal["agency", "region"] = "agency",
+    categories: Literal["crime_against", "nibrs_code"] = "crime_against",
+    alpha: float = 0.05,
+) -> Outcome[trends_mod.CompStatTable]:
     """CompStat table (week, 28 days, year to date vs last year) per agency and category."""
     sel = select(store, viewer, request)
     a = sel.arrays
@@ -155,39 +183,69 @@ def compstat(
 
 
 def nearrepeat(
-    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
     distance_edges_m: tuple[float, ...] = (0, 100, 200, 300, 400),
     time_edges_days: tuple[float, ...] = (0, 7, 14, 21, 28),
-    permutations: int = 99, seed: int | None = 0,
-) -> Outcome[nearrepeat_mod.KnoxResult]:  # fmt: skip
+    permutations: int = 99,
+    seed: int | None = 0,
+) -> Outcome[nearrepeat_mod.KnoxResult]:
     """Knox near-repeat test with Monte Carlo permutations over distance and time bands."""
     sel = select(store, viewer, request)
     a = sel.arrays
     res = nearrepeat_mod.knox_test(
-        a.lon, a.lat, a.occurred_from, a.occurred_to, distance_edges_m=distance_edges_m,
-        time_edges_days=time_edges_days, permutations=permutations, seed=seed,
-    )  # fmt: skip
+        a.lon,
+        a.lat,
+        a.occurred_from,
+        a.occurred_to,
+        distance_edges_m=distance_edges_m,
+        time_edges_days=time_edges_days,
+        permutations=permutations,
+        seed=seed,
+    )
     return Outcome(res, sel)
 
 
 def series(
-    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
-    eps_m: float = 3000.0, eps_days: float = 10.0, eps_hours: float = 2.5, min_samples: int = 3,
-) -> Outcome[series_mod.SeriesResult]:  # fmt: skip
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    eps_m: float = 3000.0,
+    eps_days: float = 10.0,
+    eps_hours: float = 2.5,
+    min_samples: int = 3,
+) -> Outcome[series_mod.SeriesResult]:
     """Series: ST-DBSCAN clusters of alike incidents across the agencies the viewer sees."""
     sel = select(store, viewer, request)
     a = sel.arrays
     res = series_mod.detect_series(
-        a.lon, a.lat, a.occurred_from, a.occurred_to, a.nibrs_code, a.location_type,
-        eps_m=eps_m, eps_days=eps_days, eps_hours=eps_hours, min_samples=min_samples,
-    )  # fmt: skip
+        a.lon,
+        a.lat,
+        a.occurred_from,
+        a.occurred_to,
+        a.nibrs_code,
+        a.location_type,
+        eps_m=eps_m,
+        eps_days=eps_days,
+        eps_hours=eps_hours,
+        min_samples=min_samples,
+    )
     return Outcome(res, sel)
 
 
 def similar(
-    store: Store, viewer: Viewer, incident_id: str, request: ReadRequest | None = None, *,
-    limit: int = 10, eps_m: float = 3000.0, eps_days: float = 30.0,
-) -> Outcome[series_mod.Similar]:  # fmt: skip
+    store: Store,
+    viewer: Viewer,
+    incident_id: str,
+    request: ReadRequest | None = None,
+    *,
+    limit: int = 10,
+    eps_m: float = 3000.0,
+    eps_days: float = 30.0,
+) -> Outcome[series_mod.Similar]:
     """Incidents most like one incident (the id as the viewer sees it).
 
     Raises
@@ -201,7 +259,15 @@ def similar(
     if hit.size == 0:
         raise LookupError(f"no incident {incident_id!r} that you may see")
     res = series_mod.similar_to(
-        int(hit[0]), a.lon, a.lat, a.occurred_from, a.occurred_to, a.nibrs_code,
-        a.location_type, limit=limit, eps_m=eps_m, eps_days=eps_days,
-    )  # fmt: skip
+        int(hit[0]),
+        a.lon,
+        a.lat,
+        a.occurred_from,
+        a.occurred_to,
+        a.nibrs_code,
+        a.location_type,
+        limit=limit,
+        eps_m=eps_m,
+        eps_days=eps_days,
+    )
     return Outcome(res, sel)

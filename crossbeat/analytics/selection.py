@@ -91,9 +91,18 @@ def select(
             dropped = int((~keep).sum())
             cols = {
                 name: getattr(arrays, name)[keep]
-                for name in ("id", "owner", "lon", "lat", "occurred_from", "occurred_to",
-                             "nibrs_code", "crime_against", "location_type")
-            }  # fmt: skip
+                for name in (
+                    "id",
+                    "owner",
+                    "lon",
+                    "lat",
+                    "occurred_from",
+                    "occurred_to",
+                    "nibrs_code",
+                    "crime_against",
+                    "location_type",
+                )
+            }
             arrays = replace(arrays, **cols)
             skipped = Skipped({"linked duplicate (counted once)": dropped})
     return Selection(arrays, skipped, owners)

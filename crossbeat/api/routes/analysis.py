@@ -94,18 +94,28 @@ def analysis(
         float | None, Query(gt=0, lt=1, description="duplicates: min probability.")
     ] = None,
 ) -> Response:
-    """Run analysis ``name`` on your policy-filtered incidents; parameters a name does not take are refused.
+    """Run analysis ``name`` on your policy-filtered incidents (unknown parameters: 400).
 
     Each answer carries the parameters used, the count per owner agency and what was
     skipped and why (linked duplicates are counted once).
     """
     request = _request(bbox, since, until, offence, agency, purpose, area)
     params = {
-        "bandwidth": bandwidth, "cell_m": cell_m, "cells": cells, "resolution": resolution,
-        "permutations": permutations, "seed": seed, "period": period, "bins": bins, "by": by,
-        "as_of": as_of, "eps_m": eps_m, "eps_days": eps_days, "min_samples": min_samples,
+        "bandwidth": bandwidth,
+        "cell_m": cell_m,
+        "cells": cells,
+        "resolution": resolution,
+        "permutations": permutations,
+        "seed": seed,
+        "period": period,
+        "bins": bins,
+        "by": by,
+        "as_of": as_of,
+        "eps_m": eps_m,
+        "eps_days": eps_days,
+        "min_samples": min_samples,
         "threshold": threshold,
-    }  # fmt: skip
+    }
     try:
         outcome = run_named(name, store, viewer, request, params)
         body = render_named(name, outcome, f)
