@@ -289,3 +289,15 @@ def test_cli_analyse(demo_store: Store, tmp_path: Path) -> None:
         ],
     )
     assert bad.exit_code == 1 and "empty selection" in bad.output
+
+
+def test_links_on_both_backends(db_url: str, tmp_path: Path) -> None:
+    """The links table, its audit event and counting once, on SQLite and PostgreSQL."""
+    build_demo(db_url, tmp_path, size=0.05)
+    store = open_store(db_url)
+    summary = links.link(store, CITY)
+    assert summary.linked >= 3
+    sel = select_incidents(store, CITY)
+    assert sel.skipped.reasons == {"linked duplicate (counted once)": summary.linked}
+    body = render_named("trends", run_named("trends", store, CITY, None, {}), "json")
+    assert body["skipped"]["linked duplicate (counted once)"] == summary.linked

@@ -12,9 +12,12 @@ when they are
 * at compatible premises (the same premise type, or premises in one family such as
   convenience store / gas station, see :data:`PREMISE_FAMILIES`; unknown matches any).
 
-The neighbour graph is handed to scikit-learn's DBSCAN as a sparse precomputed distance
-(the largest of the three normalised gaps), so core points need ``min_samples``
-neighbours and clusters grow only through core points, as in DBSCAN. Incidents whose
+As in DBSCAN, core incidents need ``min_samples`` neighbours (counting themselves), and
+clusters grow only through core incidents; a border incident joins its nearest core.
+Unlike plain DBSCAN, a core also needs *more* alike neighbours than chance would give
+(a Poisson test against the neighbours expected if space and time were independent, as
+in the Knox test): in a dense downtown, three burglaries within 3 km and 10 days are
+ordinary, not a series. Incidents whose
 time range is wider than ``max_range_days`` are skipped and counted (a weekend-long
 burglary says nothing about the hour of day).
 
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from crossbeat.analysis.errors import AnalysisError, Skipped
@@ -53,6 +57,7 @@ class SeriesParams:
     min_samples: int
     max_range_days: float
     crs: str
+    alpha: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,7 @@ def detect_series(
     eps_hours: float = 2.5,
     min_samples: int = 3,
     max_range_days: float = 1.0,
+    alpha: float = 0.01,
     crs: str | None = None,
 ) -> SeriesResult:
     """Find series: clusters of alike incidents close in space, time and time of day.
@@ -153,6 +159,10 @@ def detect_series(
         Neighbourhood: metres apart, days apart, hours apart on the clock.
     min_samples
         Neighbours (counting the incident itself) a core incident needs.
+    alpha
+        A core also needs more alike neighbours than chance gives (Poisson tail below
+        ``alpha``), so a dense downtown is not a "series" of everything in it; 1 turns
+        this test off (plain ST-DBSCAN).
     max_range_days
         Skip incidents whose time is known only to a wider range than this.
     crs
@@ -167,43 +177,87 @@ def detect_series(
     --------
     >>> t = np.array(["2026-01-0%dT20:00" % d for d in (1, 3, 5)], dtype="datetime64[us]")
     >>> r = detect_series(np.array([-79.40, -79.41, -79.40]), np.array([43.65, 43.65, 43.66]),
-    ...                   t, None, np.array(["120"] * 3), np.array([""] * 3))
+    ...                   t, None, np.array(["120"] * 3), np.array([""] * 3), alpha=1.0)
     >>> r.series
     ((0, 1, 2),)
     """
-    from sklearn.cluster import DBSCAN  # type: ignore[import-untyped]
-
     if min_samples < 2:
         raise AnalysisError("min_samples must be at least 2 (a series has several incidents)")
+    if not 0 < alpha <= 1:
+        raise AnalysisError(f"alpha must be in (0, 1], got {alpha}")
     n = len(lon)
     if n == 0:
         raise AnalysisError("empty selection: no incident to search for series")
     f = _features(lon, lat, occurred_from, occurred_to, nibrs_code, premise, max_range_days, crs)
     idx = np.flatnonzero(f.keep)
-    params = SeriesParams(eps_m, eps_days, eps_hours, min_samples, max_range_days, f.crs)
+    params = SeriesParams(eps_m, eps_days, eps_hours, min_samples, max_range_days, f.crs, alpha)
     label = np.full(n, -1, dtype=np.int64)
     if idx.size == 0:
         return SeriesResult(label, (), 0, f.skipped, params)
     tree = cKDTree(np.column_stack([f.x[idx], f.y[idx]]))
     pairs = tree.query_pairs(eps_m, output_type="ndarray")
-    i, j = idx[pairs[:, 0]], idx[pairs[:, 1]]
-    gap = _gap(f, i, j, (eps_m, eps_days, eps_hours))
-    ok = gap <= 1.0
-    # Explicit zeros would vanish from a sparse matrix: a tiny floor keeps identical pairs.
-    w = np.maximum(gap[ok], 1e-9)
-    pos = {int(v): k for k, v in enumerate(idx)}
-    a = np.array([pos[int(v)] for v in i[ok]], dtype=np.int64)
-    b = np.array([pos[int(v)] for v in j[ok]], dtype=np.int64)
-    m = coo_matrix((np.r_[w, w], (np.r_[a, b], np.r_[b, a])), shape=(idx.size, idx.size)).tocsr()
-    fit = DBSCAN(eps=1.0, min_samples=min_samples, metric="precomputed").fit(m)
-    label[idx] = fit.labels_
-    groups = [np.flatnonzero(label == k) for k in range(int(fit.labels_.max()) + 1)]
+    a, b = pairs[:, 0], pairs[:, 1]
+    gap = _gap(f, idx[a], idx[b], (eps_m, eps_days, eps_hours))
+    near = gap <= 1.0
+    core = _cores(f, idx, a, b, gap, near, eps_days, eps_hours, min_samples, alpha)
+    local = _clusters(idx.size, a[near], b[near], gap[near], core)
+    label[idx] = local
+    groups = [np.flatnonzero(label == k) for k in range(int(local.max()) + 1)]
     groups.sort(key=lambda g: (-len(g), int(g[0])))
     series = tuple(tuple(int(v) for v in g[np.argsort(f.days[g], kind="stable")]) for g in groups)
     relabel = np.full(n, -1, dtype=np.int64)
     for k, g in enumerate(series):
         relabel[list(g)] = k
     return SeriesResult(relabel, series, int(idx.size), f.skipped, params)
+
+
+def _cores(  # type: ignore[no-untyped-def]
+    f: _Features, idx, a, b, gap, near, eps_days, eps_hours, min_samples, alpha
+) -> np.ndarray:
+    """Return the core incidents: enough alike neighbours, and more than chance gives.
+
+    Expected neighbours of ``i`` under no space-time interaction: its alike incidents
+    (same offence, compatible premise) within ``eps_m`` in space, times the chance that
+    one of them falls within ``eps_days`` (two windows over the offence's time span) and
+    within ``eps_hours`` on the clock. Core: Poisson P(X >= observed) < ``alpha``.
+    """
+    from scipy.stats import poisson
+
+    m = idx.size
+    observed = np.bincount(a[near], minlength=m) + np.bincount(b[near], minlength=m)
+    fa, fb = f.family[idx[a]], f.family[idx[b]]
+    alike = (f.code[idx[a]] == f.code[idx[b]]) & ((fa == fb) | (fa < 0) | (fb < 0))
+    spatial = np.bincount(a[alike], minlength=m) + np.bincount(b[alike], minlength=m)
+    span = np.ones(m)
+    codes = f.code[idx]
+    for code in set(codes.tolist()):
+        mine = codes == code
+        days = f.days[idx[mine]]
+        span[mine] = max(float(days.max() - days.min()), 2.0 * eps_days)
+    chance = np.minimum(1.0, 2.0 * eps_days / span) * min(1.0, 2.0 * eps_hours / 24.0)
+    expected = spatial * chance
+    p = poisson.sf(observed - 1, np.maximum(expected, 1e-12))
+    return (observed + 1 >= min_samples) & (p < alpha)
+
+
+def _clusters(
+    m: int, a: np.ndarray, b: np.ndarray, gap: np.ndarray, core: np.ndarray
+) -> np.ndarray:
+    """DBSCAN's clusters from a neighbour graph: cores joined, borders to the nearest core."""
+    label = np.full(m, -1, dtype=np.int64)
+    both = core[a] & core[b]
+    if core.any():
+        g = coo_matrix((np.ones(both.sum()), (a[both], b[both])), shape=(m, m))
+        _, comp = connected_components(g, directed=False)
+        cores = np.flatnonzero(core)
+        _, label[cores] = np.unique(comp[cores], return_inverse=True)
+    best = np.full(m, np.inf)
+    for u, v, d in ((a, b, gap), (b, a, gap)):
+        border = core[v] & ~core[u]
+        for i, j, g_ in zip(u[border], v[border], d[border], strict=True):
+            if g_ < best[i]:
+                best[i], label[i] = g_, label[j]
+    return label
 
 
 @dataclass(frozen=True)
@@ -242,7 +296,7 @@ def similar_to(
         When the target has no usable place, time or offence.
     """
     f = _features(lon, lat, occurred_from, occurred_to, nibrs_code, premise, 30.0, crs)
-    params = SeriesParams(eps_m, eps_days, eps_hours, 1, 30.0, f.crs)
+    params = SeriesParams(eps_m, eps_days, eps_hours, 1, 30.0, f.crs, 1.0)
     if not f.keep[target]:
         raise AnalysisError(
             "this incident has no usable place, time (within 30 days) or offence code to compare"

@@ -310,8 +310,22 @@ PATTERN_COLOURS = {
 }
 
 
+def _pattern_colour(pattern: str) -> str | None:
+    """Reds for hot patterns (darker: newer, stronger), blues for cold; None for none."""
+    p = pattern.lower()
+    if not p or p == "none":
+        return None
+    base = next((c for k, c in PATTERN_COLOURS.items() if k in p), "#969696")
+    if "cold" in p:
+        blues = {"#67000d": "#08306b", "#a50f15": "#08519c", "#cb181d": "#2171b5",
+                 "#ef3b2c": "#4292c6", "#fc9272": "#9ecae1", "#fdae6b": "#c6dbef",
+                 "#fd8d3c": "#6baed6", "#fee0d2": "#deebf7"}  # fmt: skip
+        return blues.get(base, "#6baed6")
+    return base
+
+
 def emerging_png(result: EmergingResult, title: str = "Emerging hot spots") -> bytes:
-    """Draw each cell coloured by its emerging hot spot pattern."""
+    """Draw each cell coloured by its emerging hot spot pattern (grey: none)."""
     from matplotlib.collections import PolyCollection
     from matplotlib.patches import Patch
 
@@ -319,23 +333,16 @@ def emerging_png(result: EmergingResult, title: str = "Emerging hot spots") -> b
     fig, ax = plt.subplots(figsize=(7, 6))
     polys, colours, seen = [], [], set()
     for cell, pat in zip(result.cell, result.pattern, strict=True):
-        name = str(pat).split()[0].lower() if str(pat) else ""
-        colour = next((c for k, c in PATTERN_COLOURS.items() if k in str(pat).lower()), "#eeeeee")
+        colour = _pattern_colour(str(pat))
         polys.append([[lon, lat] for lat, lon in h3.cell_to_boundary(str(cell))])
-        colours.append(colour)
-        if colour != "#eeeeee":
+        colours.append(colour or "#eeeeee")
+        if colour:
             seen.add(str(pat))
-        del name
     ax.add_collection(PolyCollection(polys, facecolors=colours, edgecolors="none"))
     ax.autoscale()
     lat = np.mean([p[0][1] for p in polys]) if polys else 0.0
     ax.set_aspect(1 / math.cos(math.radians(lat)))
-    handles = [
-        Patch(
-            color=next((c for k, c in PATTERN_COLOURS.items() if k in p.lower()), "#eee"), label=p
-        )
-        for p in sorted(seen)
-    ]
+    handles = [Patch(color=_pattern_colour(p) or "#eeeeee", label=p) for p in sorted(seen)]
     ax.legend(handles=handles, fontsize=7, loc="lower left")
     ax.set_title(title, fontsize=9)
     return _save(fig)
