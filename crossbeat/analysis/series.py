@@ -211,7 +211,7 @@ def detect_series(
     return SeriesResult(relabel, series, int(idx.size), f.skipped, params)
 
 
-def _cores(  # type: ignore[no-untyped-def]
+def _cores(
     f: _Features, idx, a, b, gap, near, eps_days, eps_hours, min_samples, alpha
 ) -> np.ndarray:
     """Return the core incidents: enough alike neighbours, and more than chance gives.
