@@ -231,6 +231,14 @@ def test_api_hotspots_geojson_png_and_errors(client) -> None:  # type: ignore[no
     assert bad.status_code == 400 and "takes no bandwidth" in bad.json()["error"]
     empty = client.get("/api/v1/analysis/kde", params={"since": "2031-01-01T00:00Z"})
     assert empty.status_code == 400 and "empty selection" in empty.json()["error"]
+    grid = client.get("/api/v1/analysis/hotspots", params={"cells": "grid", "f": "geojson"}).json()
+    ring = grid["features"][0]["geometry"]["coordinates"][0]
+    assert len(ring) == 5 and ring[0] == ring[-1] and -123 < ring[0][0] < -122
+    em = client.get("/api/v1/analysis/emerging", params={"f": "geojson", "period": "month"})
+    assert em.status_code == 200 and em.json()["type"] == "FeatureCollection"
+    for feat in em.json()["features"]:
+        assert feat["geometry"]["coordinates"][0][0] == feat["geometry"]["coordinates"][0][-1]
+        assert feat["properties"]["pattern"] != "none"
     nogeo = client.get("/api/v1/analysis/compstat", params={"f": "geojson"})
     assert nogeo.status_code == 400
 

@@ -44,10 +44,16 @@ def _head(outcome: Outcome[Any], kind: str) -> dict[str, Any]:
     }
 
 
+def h3_ring(cell: str) -> list[list[float]]:
+    """Return the closed WGS84 ring ``[lon, lat]`` of an H3 cell (GeoJSON order)."""
+    ring = [[lon, lat] for lat, lon in h3.cell_to_boundary(cell)]
+    return [*ring, ring[0]]
+
+
 def cell_polygon(result: GiResult, cell: str) -> list[list[float]]:
     """Return the WGS84 ring (lon, lat) of a Gi* cell: an H3 cell or a grid square."""
     if result.params.cells == "h3":
-        ring = [[lon, lat] for lat, lon in h3.cell_to_boundary(cell)]
+        return h3_ring(cell)
     else:
         c, r = (int(v) for v in cell.split(","))
         s = result.params.resolution
@@ -135,21 +141,10 @@ def emerging_json(outcome: Outcome[EmergingResult], *, geojson: bool = False) ->
     if not geojson:
         return head | {"results": rows}
     feats = [
-        {
-            "type": "Feature",
-            "properties": row,
-            "geometry": {
-                "type": "Polygon",
-                "coordinates": [
-                    [
-                        *([lon, lat] for lat, lon in h3.cell_to_boundary(row["cell"])),
-                        list(reversed(h3.cell_to_boundary(row["cell"])[0])),
-                    ]
-                ],
-            },
-        }
+        {"type": "Feature", "properties": row,
+         "geometry": {"type": "Polygon", "coordinates": [h3_ring(row["cell"])]}}
         for row in rows
-    ]
+    ]  # fmt: skip
     return {"type": "FeatureCollection", "features": feats, "properties": head}
 
 
