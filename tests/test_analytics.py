@@ -309,3 +309,42 @@ def test_links_on_both_backends(db_url: str, tmp_path: Path) -> None:
     assert sel.skipped.reasons == {"linked duplicate (counted once)": summary.linked}
     body = render_named("trends", run_named("trends", store, CITY, None, {}), "json")
     assert body["skipped"]["linked duplicate (counted once)"] == summary.linked
+
+
+def test_hotspots_on_an_area_layer_agree_with_esda(demo_store: Store, tmp_path: Path) -> None:
+    """Gi* on an area layer: queen contiguity; z equal to esda on the same weights."""
+    import esda
+    import libpysal
+    import shapely
+
+    from crossbeat.analysis.hotspots import area_weights
+    from crossbeat.areas import add_layer, layer_polygons
+
+    # The demo city's four districts all meet at its centre: a clear refusal, not z = 0.
+    with pytest.raises(AnalysisError, match="every area touches every other"):
+        run.hotspots(demo_store, CITY, cells="area", layer="districts")
+    a = analysis_arrays(demo_store, CITY)
+    x0, y0 = np.nanmin(a.lon), np.nanmin(a.lat)
+    dx, dy = (np.nanmax(a.lon) - x0) / 6, (np.nanmax(a.lat) - y0) / 6
+    boxes = [
+        {"type": "Feature", "properties": {"name": f"B{i}{j}"},
+         "geometry": shapely.geometry.mapping(
+             shapely.box(x0 + i * dx, y0 + j * dy, x0 + (i + 1) * dx, y0 + (j + 1) * dy))}
+        for i in range(6) for j in range(6)
+    ]  # fmt: skip
+    path = tmp_path / "blocks.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": boxes}))
+    add_layer(demo_store, "rivertonpd", "blocks", path, name_field="name", kind="beat")
+    out = run.hotspots(demo_store, CITY, cells="area", layer="rivertonpd/blocks")
+    r = out.result
+    shapes = layer_polygons(demo_store, "rivertonpd", "blocks")
+    assert list(r.cell) == [n for n, _ in shapes] and r.params.cells == "area"
+    assert r.hot.sum() > 0
+    w = libpysal.weights.WSP(area_weights([g for _, g in shapes])).to_W(silence_warnings=True)
+    g = esda.G_Local(r.count, w, transform="B", star=True, permutations=0)
+    np.testing.assert_allclose(g.Zs, r.z, rtol=1e-9)
+    body = render_named("hotspots", out, "geojson")
+    assert body["features"] and all(f["geometry"]["type"] == "Polygon" for f in body["features"])
+    assert render_named("hotspots", out, "png")[:4] == b"\x89PNG"
+    with pytest.raises(AnalysisError, match="no area layer"):
+        run.hotspots(demo_store, CITY, cells="area", layer="nope")

@@ -46,7 +46,10 @@ def _dup_json(found: links.Found, geojson: bool = False) -> dict[str, Any]:
 ANALYSES: Mapping[str, Analysis] = {
     "kde": Analysis(run.kde, render.kde_json, lambda o: render.kde_png(o.result), True),
     "hotspots": Analysis(
-        run.hotspots, render.hotspots_json, lambda o: render.hotspots_png(o.result), True
+        run.hotspots,
+        render.hotspots_json,
+        lambda o: render.hotspots_png(o.result, shapes=o.shapes),
+        True,
     ),
     "emerging": Analysis(
         run.emerging, render.emerging_json, lambda o: render.emerging_png(o.result), True

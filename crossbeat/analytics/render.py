@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import asdict, is_dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import h3
@@ -50,8 +51,23 @@ def h3_ring(cell: str) -> list[list[float]]:
     return [*ring, ring[0]]
 
 
+def cell_geometry(result: GiResult, cell: str, shapes: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the GeoJSON geometry of a Gi* cell: an H3 cell, a grid square or an area."""
+    if result.params.cells == "area":
+        return dict(shapely.geometry.mapping(shapes[cell]))
+    return {"type": "Polygon", "coordinates": [cell_polygon(result, cell)]}
+
+
+def _rings(result: GiResult, cell: str, shapes: Mapping[str, Any]) -> list[list[list[float]]]:
+    """Return the exterior rings of a cell (several for a multipolygon area)."""
+    if result.params.cells != "area":
+        return [cell_polygon(result, cell)]
+    geom = shapes[cell]
+    return [[list(xy) for xy in p.exterior.coords] for p in getattr(geom, "geoms", [geom])]
+
+
 def cell_polygon(result: GiResult, cell: str) -> list[list[float]]:
-    """Return the WGS84 ring (lon, lat) of a Gi* cell: an H3 cell or a grid square."""
+    """Return the WGS84 ring (lon, lat) of an H3 cell or a grid square."""
     if result.params.cells == "h3":
         return h3_ring(cell)
     else:
@@ -91,7 +107,7 @@ def hotspots_json(
     feats = [
         {
             "type": "Feature",
-            "geometry": {"type": "Polygon", "coordinates": [cell_polygon(r, row["cell"])]},
+            "geometry": cell_geometry(r, row["cell"], outcome.shapes),
             "properties": row,
         }
         for row in rows
@@ -268,20 +284,30 @@ def kde_png(result: KdeResult, title: str = "Kernel density") -> bytes:
     return _save(fig)
 
 
-def hotspots_png(result: GiResult, title: str = "Getis-Ord Gi* hot spots") -> bytes:
-    """Draw hot (red) and cold (blue) cells at the FDR level over all occupied cells."""
+def hotspots_png(
+    result: GiResult,
+    title: str = "Getis-Ord Gi* hot spots",
+    shapes: Mapping[str, Any] | None = None,
+) -> bytes:
+    """Draw hot (red) and cold (blue) cells at the FDR level over all occupied cells.
+
+    ``shapes`` are the areas' geometries when the cells are an area layer's areas.
+    """
     from matplotlib.collections import PolyCollection
 
     plt = _figure()
     fig, ax = plt.subplots(figsize=(7, 6))
     polys, colours = [], []
-    for i in np.flatnonzero(result.count > 0):
-        polys.append(cell_polygon(result, str(result.cell[i])))
-        colours.append("#d7301f" if result.hot[i] else "#2b8cbe" if result.cold[i] else "#dddddd")
-    for i in np.flatnonzero((result.count == 0) & (result.hot | result.cold)):
-        polys.append(cell_polygon(result, str(result.cell[i])))
-        colours.append("#2b8cbe" if result.cold[i] else "#d7301f")
-    ax.add_collection(PolyCollection(polys, facecolors=colours, edgecolors="none"))
+    show = (result.count > 0) | result.hot | result.cold
+    if result.params.cells == "area":
+        show[:] = True
+    for i in np.flatnonzero(show):
+        colour = "#d7301f" if result.hot[i] else "#2b8cbe" if result.cold[i] else "#dddddd"
+        for ring in _rings(result, str(result.cell[i]), shapes or {}):
+            polys.append(ring)
+            colours.append(colour)
+    edge = "white" if result.params.cells == "area" else "none"
+    ax.add_collection(PolyCollection(polys, facecolors=colours, edgecolors=edge, linewidths=0.5))
     ax.autoscale()
     lat = np.mean([p[0][1] for p in polys]) if polys else 0.0
     ax.set_aspect(1 / math.cos(math.radians(lat)))

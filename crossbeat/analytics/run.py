@@ -10,9 +10,10 @@ used), what the selection set aside, and the count per owner agency. Bad input r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from crossbeat.analysis import series as series_mod
 from crossbeat.analysis import trends as trends_mod
 from crossbeat.analysis.errors import AnalysisError, Skipped
 from crossbeat.analytics.selection import Selection, select
+from crossbeat.areas import AreaError, layer_polygons
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.store import Store
 
@@ -42,6 +44,8 @@ class Outcome(Generic[R]):
 
     result: R
     selection: Selection
+    #: Geometries of named cells (an area layer's areas), for GeoJSON and pictures.
+    shapes: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def skipped(self) -> Skipped:
@@ -82,26 +86,38 @@ def kde(
 
 
 def hotspots(
-    store: Store,
-    viewer: Viewer,
-    request: ReadRequest | None = None,
-    *,
-    cells: Literal["h3", "grid"] = "h3",
-    resolution: int = 9,
-    cell_m: float = 250.0,
-    k: int = 1,
-    alpha: float = 0.05,
-    permutations: int = 0,
+    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
+    cells: Literal["h3", "grid", "area"] = "h3", resolution: int = 9, cell_m: float = 250.0,
+    layer: str | None = None, k: int = 1, alpha: float = 0.05, permutations: int = 0,
     seed: int | None = 0,
-) -> Outcome[hotspots_mod.GiResult]:
-    """Getis-Ord Gi* hot and cold spots on H3 cells or a square grid, with BH FDR."""
+) -> Outcome[hotspots_mod.GiResult]:  # fmt: skip
+    """Getis-Ord Gi* hot and cold spots on H3 cells, a square grid or an area layer (BH FDR).
+
+    ``layer`` (with ``cells="area"``) is ``LAYER`` (the viewer's agency's) or
+    ``AGENCY/LAYER``; areas are neighbours when they touch.
+    """
+    if cells == "area":
+        if not layer:
+            raise AnalysisError("hotspots on areas need layer=LAYER or layer=AGENCY/LAYER")
+        owner, _, name = layer.rpartition("/")
+        owner = owner or (viewer.agency_id or "")
+        try:
+            shapes = layer_polygons(store, owner, name)
+        except AreaError as exc:
+            raise AnalysisError(str(exc)) from None
     sel = select(store, viewer, request)
     a = sel.arrays
-    common = {"k": k, "alpha": alpha, "permutations": permutations, "seed": seed}
+    common = {"alpha": alpha, "permutations": permutations, "seed": seed}
+    if cells == "area":
+        names = [n for n, _ in shapes]
+        res = hotspots_mod.area_hotspots(a.lon, a.lat, names, [g for _, g in shapes], **common)  # type: ignore[arg-type]
+        return Outcome(res, sel, dict(shapes))
+    if layer:
+        raise AnalysisError("layer= needs cells=area")
     if cells == "h3":
-        res = hotspots_mod.h3_hotspots(a.lon, a.lat, resolution=resolution, **common)  # type: ignore[arg-type]
+        res = hotspots_mod.h3_hotspots(a.lon, a.lat, resolution=resolution, k=k, **common)  # type: ignore[arg-type]
     else:
-        res = hotspots_mod.grid_hotspots(a.lon, a.lat, cell_m=cell_m, **common)  # type: ignore[arg-type]
+        res = hotspots_mod.grid_hotspots(a.lon, a.lat, cell_m=cell_m, k=k, **common)  # type: ignore[arg-type]
     return Outcome(res, sel)
 
 

@@ -66,7 +66,12 @@ def analysis(
         float | None, Query(gt=0, description="kde/hotspots: grid cell in metres.")
     ] = None,
     cells: Annotated[
-        Literal["h3", "grid"] | None, Query(description="hotspots: H3 cells or a square grid.")
+        Literal["h3", "grid", "area"] | None,
+        Query(description="hotspots: H3 cells, a square grid or an area layer (with layer=)."),
+    ] = None,
+    layer: Annotated[
+        str | None,
+        Query(description="hotspots with cells=area: LAYER (your agency's) or AGENCY/LAYER."),
     ] = None,
     resolution: Annotated[
         int | None, Query(ge=5, le=11, description="hotspots/emerging: H3 resolution.")
@@ -115,6 +120,7 @@ def analysis(
         "eps_days": eps_days,
         "min_samples": min_samples,
         "threshold": threshold,
+        "layer": layer,
     }
     try:
         outcome = run_named(name, store, viewer, request, params)
