@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import asdict, is_dataclass
 from collections.abc import Mapping
+from dataclasses import asdict, is_dataclass
 from typing import Any
 
 import h3
