@@ -246,6 +246,8 @@ def test_api_hotspots_geojson_png_and_errors(client) -> None:  # type: ignore[no
 def test_api_tables_and_similar(client) -> None:  # type: ignore[no-untyped-def]
     cs = client.get("/api/v1/analysis/compstat").json()
     assert {"week", "28d", "ytd"} <= {row["period"] for row in cs["rows"]}
+    assert ["clackmerco", "rivertonpd"] in cs["borders"]  # city and county share a border
+    assert isinstance(cs["rising_across_borders"], list)
     knox = client.get("/api/v1/analysis/nearrepeat", params={"permutations": 19}).json()
     assert len(knox["table"]) == 16 and knox["params"]["permutations"] == 19
     dup = client.get("/api/v1/analysis/duplicates").json()

@@ -18,8 +18,7 @@ from crossbeat.analysis.kde import KdeResult
 from crossbeat.analysis.nearrepeat import KnoxResult
 from crossbeat.analysis.points import to_lonlat
 from crossbeat.analysis.series import SeriesResult, Similar
-from crossbeat.analysis.trends import CompStatTable
-from crossbeat.analytics.run import Outcome, Trend
+from crossbeat.analytics.run import CompStat, Outcome, Trend
 
 
 def _num(v: Any) -> Any:
@@ -175,24 +174,25 @@ def trends_json(outcome: Outcome[Trend]) -> dict[str, Any]:
     }
 
 
-def compstat_json(outcome: Outcome[CompStatTable]) -> dict[str, Any]:
-    """Return the CompStat rows: group, category, period, current, previous, change, p."""
-    t = outcome.result
-    rows = []
-    for g in range(len(t.group)):
-        for k, period in enumerate(t.period):
-            rows.append(
-                {
-                    "group": str(t.group[g]),
-                    "category": str(t.category[g]),
-                    "period": period,
-                    "current": _num(t.current[g, k]),
-                    "previous": _num(t.previous[g, k]),
-                    "change_pct": _num(t.change[g, k]),
-                    "p": _num(t.p[g, k]),
-                }
-            )
-    return _head(outcome, "compstat") | {"rows": rows}
+def compstat_json(outcome: Outcome[CompStat]) -> dict[str, Any]:
+    """Return the CompStat rows and the categories rising on both sides of a border."""
+    t = outcome.result.table
+    rows = [
+        {
+            "group": str(t.group[g]), "category": str(t.category[g]), "period": period,
+            "current": _num(t.current[g, k]), "previous": _num(t.previous[g, k]),
+            "change_pct": _num(t.change[g, k]), "p": _num(t.p[g, k]),
+        }
+        for g in range(len(t.group))
+        for k, period in enumerate(t.period)
+    ]  # fmt: skip
+    rising = [{k: _num(v) for k, v in asdict(r).items()} for r in outcome.result.rising]
+    borders = [list(b) for b in outcome.result.borders]
+    return _head(outcome, "compstat") | {
+        "rows": rows,
+        "borders": borders,
+        "rising_across_borders": rising,
+    }
 
 
 def nearrepeat_json(outcome: Outcome[KnoxResult]) -> dict[str, Any]:

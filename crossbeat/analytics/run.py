@@ -17,6 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 
+from crossbeat.agencies import jurisdiction_index
 from crossbeat.analysis import emerging as emerging_mod
 from crossbeat.analysis import hotspots as hotspots_mod
 from crossbeat.analysis import kde as kde_mod
@@ -170,17 +171,46 @@ def trends(
     return Outcome(Trend(pc, period, by, pc.skipped), sel)
 
 
+@dataclass(frozen=True)
+class CompStat:
+    """A CompStat table and the categories rising on both sides of a border at once."""
+
+    table: trends_mod.CompStatTable
+    borders: tuple[tuple[str, str], ...]
+    rising: tuple[trends_mod.BorderRise, ...]
+
+    @property
+    def params(self) -> trends_mod.CompStatParams:
+        """The table's parameters."""
+        return self.table.params
+
+    @property
+    def skipped(self) -> Skipped:
+        """What the table could not use."""
+        return self.table.skipped
+
+
+def agency_borders(store: Store, agencies: set[str]) -> tuple[tuple[str, str], ...]:
+    """Return the pairs of ``agencies`` whose jurisdiction polygons touch or overlap."""
+    polys = [p for p in jurisdiction_index(store).polygons if p.agency_id in agencies]
+    out = set()
+    for i, a in enumerate(polys):
+        for b in polys[i + 1 :]:
+            if a.agency_id != b.agency_id and a.geometry.intersects(b.geometry):
+                out.add(tuple(sorted((a.agency_id, b.agency_id))))
+    return tuple(sorted(out))  # type: ignore[arg-type]
+
+
 def compstat(
-    store: Store,
-    viewer: Viewer,
-    request: ReadRequest | None = None,
-    *,
-    as_of: datetime | None = None,
-    by: Literal["agency", "region"] = "agency",
-    categories: Literal["crime_against", "nibrs_code"] = "crime_against",
-    alpha: float = 0.05,
-) -> Outcome[trends_mod.CompStatTable]:
-    """CompStat table (week, 28 days, year to date vs last year) per agency and category."""
+    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
+    as_of: datetime | None = None, by: Literal["agency", "region"] = "agency",
+    categories: Literal["crime_against", "nibrs_code"] = "crime_against", alpha: float = 0.05,
+) -> Outcome[CompStat]:  # fmt: skip
+    """CompStat table (week, 28 days, year to date vs last year) per agency and category.
+
+    With ``by="agency"``, categories that rose significantly over the 28 days in two
+    agencies whose jurisdictions touch are flagged (a lead to check, not a finding).
+    """
     sel = select(store, viewer, request)
     a = sel.arrays
     if as_of is None:
@@ -192,10 +222,12 @@ def compstat(
         day = np.datetime64(as_of.date(), "D")
     groups = a.owner.astype(str) if by == "agency" else None
     cats = getattr(a, categories).astype(str)
-    res = trends_mod.compstat(
+    table = trends_mod.compstat(
         a.occurred_from, a.occurred_to, day, groups=groups, categories=cats, alpha=alpha
     )
-    return Outcome(res, sel)
+    borders = agency_borders(store, set(sel.owners)) if by == "agency" else ()
+    rising = tuple(trends_mod.rising_across_borders(table, borders)) if borders else ()
+    return Outcome(CompStat(table, borders, rising), sel)
 
 
 def nearrepeat(
