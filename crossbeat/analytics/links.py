@@ -14,16 +14,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import or_
 from sqlalchemy import select as sql_select
 
 from crossbeat.analysis.duplicates import DuplicatePairs, find_duplicates
 from crossbeat.analytics.selection import select
 from crossbeat.audit import Action, AuditEvent, append
-from crossbeat.sharing.arrays import AnalysisArrays
+from crossbeat.sharing.arrays import AnalysisArrays, stored_ids
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.store import Store
-from crossbeat.store.schema import duplicate_links, incidents
+from crossbeat.store.schema import duplicate_links
 
 
 @dataclass(frozen=True)
@@ -82,18 +81,6 @@ def find(
         seed=seed,
     )
     return Found(pairs, a)
-
-
-def _internal(conn: Any, shown: list[str]) -> dict[str, tuple[str, str]]:
-    """Map ids as shown (internal or public) to (internal id, public id)."""
-    c = incidents.c
-    out: dict[str, tuple[str, str]] = {}
-    for k in range(0, len(shown), 500):
-        part = shown[k : k + 500]
-        q = sql_select(c.id, c.public_id).where(or_(c.id.in_(part), c.public_id.in_(part)))
-        for iid, pub in conn.execute(q):
-            out[iid] = out[pub] = (iid, pub)
-    return out
 
 
 def link(
@@ -158,7 +145,7 @@ def _store(
 ) -> tuple[int, int]:
     """Insert the pairs not linked yet; return (linked, already linked)."""
     shown = sorted({str(a.id[i]) for i in np.r_[p.left, p.right]})
-    ids = _internal(conn, shown)
+    ids = stored_ids(conn, shown)
     t = duplicate_links.c
     have = {(r.id_a, r.id_b) for r in conn.execute(sql_select(t.id_a, t.id_b))}
     linked = already = 0

@@ -241,3 +241,20 @@ def _in_bbox(arrays: dict[str, np.ndarray], bbox: tuple[float, ...] | None) -> n
     lon, lat = arrays["lon"], arrays["lat"]
     with np.errstate(invalid="ignore"):
         return (lon >= min_lon) & (lon <= max_lon) & (lat >= min_lat) & (lat <= max_lat)
+
+
+def stored_ids(conn: Any, shown: list[str]) -> dict[str, tuple[str, str]]:
+    """Map ids as a viewer was shown them (own ids or public ids) to ``(id, public_id)``.
+
+    For records that refer to incidents the viewer saw in :func:`analysis_arrays`, such
+    as cross-agency duplicate links (:mod:`crossbeat.analytics.links`): the link stores
+    both ids, the viewer keeps seeing only the one it was shown. Reads no incident data.
+    """
+    c = incidents.c
+    out: dict[str, tuple[str, str]] = {}
+    for k in range(0, len(shown), 500):
+        part = shown[k : k + 500]
+        q = select(c.id, c.public_id).where(or_(c.id.in_(part), c.public_id.in_(part)))
+        for iid, pub in conn.execute(q):
+            out[iid] = out[pub] = (iid, pub)
+    return out
