@@ -315,13 +315,13 @@ def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callab
 
         return run
 
-    def arrays_bare() -> Any:
+    def arrays_bare(owners: str = "'metro'") -> Any:
         with bare(store) as conn:
             result = conn.execute(
                 text(
                     "SELECT id, agency_id, lon, lat, occurred_from, occurred_to, nibrs_code, "
-                    f"crime_against FROM incidents WHERE {live} AND agency_id = 'metro' "
-                    "ORDER BY id"
+                    f"crime_against, location_type FROM incidents WHERE {live} "
+                    f"AND agency_id IN ({owners}) ORDER BY id"
                 )
             )
             cols = list(zip(*result, strict=True))
@@ -381,13 +381,22 @@ def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callab
             lambda: analysis_arrays(store, own, mine),
             arrays_bare,
         ),
+        (
+            "arrays (partner: own + agreement)",
+            lambda: analysis_arrays(store, partner, ours),
+            lambda: arrays_bare("'metro', 'east'"),
+        ),
     ]
 
 
-def measure(store: Store, pg: bool, repeat: int) -> list[tuple[str, list[float], list[float]]]:
-    """Run every query ``repeat`` times, policy and bare alternately."""
+def measure(
+    store: Store, pg: bool, repeat: int, only: str | None = None
+) -> list[tuple[str, list[float], list[float]]]:
+    """Run every query (or those whose name contains ``only``) ``repeat`` times, alternately."""
     out = []
     for name, governed, plain in queries(store, pg):
+        if only and only not in name:
+            continue
         governed()  # warm caches (plan, anchors, keyword flags of texts)
         plain()
         g: list[float] = []
@@ -430,6 +439,7 @@ def main() -> None:
     ap.add_argument(
         "--reference", action="store_true", help="also time the per-record path once (slow)"
     )
+    ap.add_argument("--only", help="only the queries whose name contains this, e.g. arrays")
     args = ap.parse_args()
     print("machine:", json.dumps(machine()))
     with tempfile.TemporaryDirectory() as tmp:
@@ -468,7 +478,7 @@ def main() -> None:
             set_indexes(store, present)
             label = "with" if present else "without"
             print(f"{label} the partial indexes on live rows (ms, {args.repeat} runs each):")
-            measure(store, pg, args.repeat)
+            measure(store, pg, args.repeat, args.only)
         store.dispose()
         if pg:
             from crossbeat.store.base import close_all

@@ -320,6 +320,28 @@ def get_layer(store: Store, agency_id: str, name: str) -> AreaLayer:
         return _layer(row, list(names))
 
 
+def layer_polygons(store: Store, agency_id: str, name: str) -> list[tuple[str, Any]]:
+    """Return the areas of one layer as ``(name, shapely geometry)`` pairs, by name.
+
+    Raises
+    ------
+    AreaError
+        When the agency has no such layer (naming the ones it has).
+    """
+    from shapely.geometry import shape
+
+    get_layer(store, agency_id, name)  # the error names the layers the agency has
+    q = (
+        select(areas.c.name, areas.c.geojson)
+        .join(area_layers, area_layers.c.id == areas.c.layer_id)
+        .where((area_layers.c.agency_id == agency_id) & (area_layers.c.name == name))
+        .order_by(areas.c.name)
+    )
+    with store.connect() as conn:
+        rows = conn.execute(q).all()
+    return [(n, shape(json.loads(g))) for n, g in rows]
+
+
 def _layer(row: Mapping[Any, Any], names: list[str]) -> AreaLayer:
     return AreaLayer(
         agency_id=row["agency_id"],

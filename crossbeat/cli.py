@@ -2522,6 +2522,143 @@ def audit_keygen(out: str) -> None:
     click.echo(f"wrote {out} (private, keep secret) and {public}; key id {key_id(key)}")
 
 
+# --- analyse (cross-jurisdiction analytics, issue #11) -----------------------------------
+@cli.group()
+def analyse() -> None:
+    """Run an analysis on the incidents an agency's analysts may see (audited reads)."""
+
+
+def _analysis_request(
+    since: datetime | None, until: datetime | None, offences: tuple[str, ...]
+) -> Any:
+    from crossbeat.sharing.request import ReadRequest, RequestError
+
+    try:
+        return ReadRequest(since=since, until=until, offences=frozenset(offences) or None)
+    except RequestError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _param(values: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise click.BadParameter(
+                f"{item!r}: write NAME=VALUE, e.g. cell_m=250", param_hint="-p"
+            )
+        for kind in (int, float):
+            try:
+                out[key] = kind(raw)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = raw
+    return out
+
+
+def _analysis_command(name: str) -> None:
+    from crossbeat.analytics.named import ANALYSES, parameters
+
+    takes = ", ".join(sorted(parameters(name)))
+
+    @analyse.command(name, help=f"Run {name} as AGENCY's analysts see the region; print JSON.\n\n"
+                     f"Parameters (-p NAME=VALUE): {takes}.")  # fmt: skip
+    @db_option
+    @agency_option("Analyse as an analyst of this agency.", required=True)
+    @time_option("--since", "Occurred from this date or time")
+    @time_option("--until", "Occurred before this date or time")
+    @click.option(
+        "--offence", "offences", multiple=True, help="Only these offences (codes or categories)."
+    )
+    @click.option("-p", "params", multiple=True, help="Analysis parameter NAME=VALUE (repeatable).")
+    @click.option("--geojson", is_flag=True, help="Print GeoJSON instead of JSON (maps).")
+    @click.option(
+        "--png", type=click.Path(dir_okay=False), help="Also write a picture to this file."
+    )
+    def command(db_url: str, agency_id: str, since: datetime | None, until: datetime | None,
+                offences: tuple[str, ...], params: tuple[str, ...], geojson: bool,
+                png: str | None) -> None:  # fmt: skip
+        from crossbeat.analysis.errors import AnalysisError
+        from crossbeat.analytics.named import render_named, run_named
+        from crossbeat.sharing.own import operator_viewer
+
+        store = open_store_or_fail(db_url)
+        _require_agency(store, agency_id)
+        request = _analysis_request(since, until, offences)
+        try:
+            outcome = run_named(name, store, operator_viewer(agency_id), request, _param(params))
+            if png:
+                from pathlib import Path
+
+                Path(png).write_bytes(render_named(name, outcome, "png"))  # type: ignore[arg-type]
+            echo_json(render_named(name, outcome, "geojson" if geojson else "json"))
+        except AnalysisError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    del command, ANALYSES
+
+
+for _name in (
+    "kde",
+    "hotspots",
+    "emerging",
+    "trends",
+    "compstat",
+    "nearrepeat",
+    "series",
+    "duplicates",
+):
+    _analysis_command(_name)
+
+
+@analyse.command("similar")
+@db_option
+@agency_option("Analyse as an analyst of this agency.", required=True)
+@click.argument("incident_id")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 100), help="Rows.")
+def analyse_similar(db_url: str, agency_id: str, incident_id: str, limit: int) -> None:
+    """List the incidents most like INCIDENT_ID (same offence, near in space, time and MO)."""
+    from crossbeat.analysis.errors import AnalysisError
+    from crossbeat.analytics import render, run
+    from crossbeat.sharing.own import operator_viewer
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    try:
+        outcome = run.similar(store, operator_viewer(agency_id), incident_id, limit=limit)
+    except (AnalysisError, LookupError) as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from exc
+    echo_json(render.similar_json(outcome))
+
+
+@analyse.command("link-duplicates")
+@db_option
+@agency_option("Search the incidents this agency's analysts may see.", required=True)
+@click.option(
+    "--threshold",
+    default=0.9,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Minimum match probability.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of splink's u sampling.")
+def analyse_link_duplicates(db_url: str, agency_id: str, threshold: float, seed: int) -> None:
+    """Link cross-agency duplicates: never deleted, counted once by analyses (audited)."""
+    from crossbeat.analysis.errors import AnalysisError
+    from crossbeat.analytics.links import link
+    from crossbeat.sharing.own import operator_viewer
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    try:
+        s = link(store, operator_viewer(agency_id), threshold=threshold, seed=seed)
+    except AnalysisError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{s.found} probable duplicate pairs: {s.linked} linked, {s.already} already linked")
+
+
 def main() -> None:  # pragma: no cover - console entry point alias
     """Run the CLI."""
     cli(prog_name="crossbeat")

@@ -79,6 +79,7 @@ class Case:
 AUDITED: dict[str, Case] = {
     "agency add": Case("agency add cityx --name 'City X' --boundary {boundary}", "change", "cityx"),
     "agency remove": Case("agency remove cityy --yes", "change", "cityy"),
+    "analyse link-duplicates": Case("analyse link-duplicates --agency cityx", "change", "cityx"),
     "area add": Case("area add cityx precincts {boundary} --name-field name", "change", "cityx"),
     "area remove": Case("area remove cityx beats", "change", "cityx"),
     "ingest": Case("ingest --agency cityx --profile {profile} {more}", "ingest", "cityx"),
@@ -153,6 +154,20 @@ EXTRA_CASES: list[tuple[str, Case]] = [
 #: and every table but the audit log's must be unchanged after it.
 READ_ONLY: dict[str, tuple[str | None, str]] = {
     "agency list": ("agency list", "lists agencies"),
+    **{
+        f"analyse {n}": (f"analyse {n} --agency cityx", "an audited read through the policy")
+        for n in (
+            "kde",
+            "hotspots",
+            "emerging",
+            "trends",
+            "compstat",
+            "nearrepeat",
+            "series",
+            "duplicates",
+        )
+    },
+    "analyse similar": ("analyse similar --agency cityx R1", "an audited read through the policy"),
     "agreement history": ("agreement history {agreement_id}", "shows an agreement's versions"),
     "agreement list": ("agreement list", "lists agreements"),
     "area list": ("area list", "lists area layers"),
@@ -472,6 +487,8 @@ API_READ_ONLY = {
     "GET /api/v1/incidents": "an audited read",
     "GET /api/v1/incidents/{incident_id}": "an audited read",
     "GET /api/v1/aggregates": "an audited read",
+    "GET /api/v1/analysis/{name}": "an audited read of analysis arrays",
+    "GET /api/v1/incidents/{incident_id}/similar": "an audited read of analysis arrays",
     "GET /api/v1/agreements": "lists agreements",
     "GET /api/v1/agreements/preview": "an audited read",
     "GET /api/v1/agreements/{agreement_id}": "shows an agreement",

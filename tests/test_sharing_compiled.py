@@ -230,6 +230,7 @@ def same_arrays(store, viewer: Viewer, request: ReadRequest) -> int:
             assert (np.isnat(a) and np.isnat(b)) or a == b, (name, a, b, r)
         assert got.nibrs_code[k] == (r.get("nibrs_code") or "")
         assert got.crime_against[k] == (r.get("crime_against") or "")
+        assert got.location_type[k] == (r.get("location_type") or "")
     return len(want)
 
 

@@ -51,7 +51,8 @@ class AnalysisArrays:
     ``lon``/``lat`` are float64 at the granted precision (NaN: not shown);
     ``occurred_from``/``occurred_to`` are ``datetime64[us]`` in UTC at the granted
     time resolution (NaT: unknown or not shown); ``nibrs_code``, ``crime_against`` and
-    ``owner`` are string arrays (empty: unmapped or not shown).
+    ``owner`` are string arrays (empty: unmapped or not shown); ``location_type`` is the
+    NIBRS premise type (empty: unknown or not shown), a modus-operandi feature for series.
     """
 
     id: np.ndarray
@@ -62,6 +63,7 @@ class AnalysisArrays:
     occurred_to: np.ndarray
     nibrs_code: np.ndarray
     crime_against: np.ndarray
+    location_type: np.ndarray
     decisions: tuple[Decision, ...]
 
     def __len__(self) -> int:
@@ -111,7 +113,8 @@ def analysis_arrays(
         ids: list[str] = []
         owners: list[str] = []
         rule_of: list[int] = []
-        raw: dict[str, list[Any]] = {k: [] for k in ("lon", "lat", "from", "to", "code", "cat")}
+        names = ("lon", "lat", "from", "to", "code", "cat", "premise")
+        raw: dict[str, list[Any]] = {k: [] for k in names}
         with restricted(conn, p.owners):
             rules = reachable(p.rules, p)
             if rules:
@@ -128,7 +131,7 @@ def analysis_arrays(
                 if own:
                     shown_id = case((c.agency_id.in_(own), c.id), else_=c.public_id)
                 columns = [shown_id, c.agency_id, which, c.lon, c.lat, c.occurred_from]
-                columns += [c.occurred_to, c.nibrs_code, c.crime_against]
+                columns += [c.occurred_to, c.nibrs_code, c.crime_against, c.location_type]
                 q = select(*columns).where(where).order_by(c.public_id)
                 result = conn.execute(q.execution_options(stream_results=True, yield_per=CHUNK))
                 for part in result.partitions(CHUNK):
@@ -169,6 +172,7 @@ def _columns(
     out_to = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     code = np.array([v or "" for v in raw["code"]], dtype=object)
     cat = np.array([v or "" for v in raw["cat"]], dtype=object)
+    premise = np.array([v or "" for v in raw["premise"]], dtype=object)
     for i, rule in enumerate(rules):
         mine = np.flatnonzero(rule_of == i)
         if not mine.size:
@@ -199,6 +203,8 @@ def _columns(
             code[mine] = ""
         if "crime_against" not in shown:
             cat[mine] = ""
+        if "location_type" not in shown:
+            premise[mine] = ""
     return {
         "id": np.array(ids, dtype=object),
         "owner": np.array(owners, dtype=object),
@@ -208,6 +214,7 @@ def _columns(
         "occurred_to": out_to,
         "nibrs_code": code,
         "crime_against": cat,
+        "location_type": premise,
     }
 
 
@@ -234,3 +241,20 @@ def _in_bbox(arrays: dict[str, np.ndarray], bbox: tuple[float, ...] | None) -> n
     lon, lat = arrays["lon"], arrays["lat"]
     with np.errstate(invalid="ignore"):
         return (lon >= min_lon) & (lon <= max_lon) & (lat >= min_lat) & (lat <= max_lat)
+
+
+def stored_ids(conn: Any, shown: list[str]) -> dict[str, tuple[str, str]]:
+    """Map ids as a viewer was shown them (own ids or public ids) to ``(id, public_id)``.
+
+    For records that refer to incidents the viewer saw in :func:`analysis_arrays`, such
+    as cross-agency duplicate links (:mod:`crossbeat.analytics.links`): the link stores
+    both ids, the viewer keeps seeing only the one it was shown. Reads no incident data.
+    """
+    c = incidents.c
+    out: dict[str, tuple[str, str]] = {}
+    for k in range(0, len(shown), 500):
+        part = shown[k : k + 500]
+        q = select(c.id, c.public_id).where(or_(c.id.in_(part), c.public_id.in_(part)))
+        for iid, pub in conn.execute(q):
+            out[iid] = out[pub] = (iid, pub)
+    return out

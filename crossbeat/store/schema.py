@@ -358,6 +358,25 @@ incident_versions = Table(
     Column("superseded_at", UTCDateTime, nullable=False),
 )
 
+# Cross-agency duplicates (issue #11): two incidents of different agencies that are the
+# same event. Linked, never deleted; analyses count a linked group once. ``id_a`` <
+# ``id_b`` (internal ids); the public ids travel along so that a partner's view, which
+# shows public ids, can be matched without reading the incidents again.
+duplicate_links = Table(
+    "duplicate_links",
+    metadata,
+    Column("id_a", String(36), ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("id_b", String(36), ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("public_a", String(36), nullable=False),
+    Column("public_b", String(36), nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("reasons", JsonType, nullable=False),
+    Column("params", JsonType, nullable=False),
+    Column("linked_by", String(64), nullable=False),
+    Column("linked_at", UTCDateTime, nullable=False),
+    Index("ix_duplicate_links_b", "id_b"),
+)
+
 # Expunged records leave only this tombstone, so that re-ingesting an old export
 # cannot bring them back.
 expunged_records = Table(

@@ -1,0 +1,321 @@
+"""One function per analysis: read the viewer's incidents once, run, return the result.
+
+Each function takes the store, the viewer and a :class:`ReadRequest` (filters: time
+window, offences, agencies, areas, bounding box), reads the incidents through
+:func:`crossbeat.analytics.selection.select` (one audited query; linked duplicates once)
+and returns an :class:`Outcome`: the analysis's typed result (with the parameters it
+used), what the selection set aside, and the count per owner agency. Bad input raises
+:class:`crossbeat.analysis.errors.AnalysisError` with a message for the user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+import numpy as np
+
+from crossbeat.agencies import jurisdiction_index
+from crossbeat.analysis import emerging as emerging_mod
+from crossbeat.analysis import hotspots as hotspots_mod
+from crossbeat.analysis import kde as kde_mod
+from crossbeat.analysis import nearrepeat as nearrepeat_mod
+from crossbeat.analysis import series as series_mod
+from crossbeat.analysis import trends as trends_mod
+from crossbeat.analysis.errors import AnalysisError, Skipped
+from crossbeat.analytics.selection import Selection, select
+from crossbeat.areas import AreaError, layer_polygons
+from crossbeat.sharing.policy import ReadRequest, Viewer
+from crossbeat.store import Store
+
+R = TypeVar("R")
+
+Period = Literal["day", "week", "month"]
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    """An analysis result with the selection it ran on.
+
+    ``skipped`` is what the selection set aside (linked duplicates); the result's own
+    ``skipped`` says what the analysis could not use (missing place or time...).
+    """
+
+    result: R
+    selection: Selection
+    #: Geometries of named cells (an area layer's areas), for GeoJSON and pictures.
+    shapes: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> Skipped:
+        """Everything left out: by the selection and by the analysis."""
+        own = getattr(self.result, "skipped", None)
+        return (
+            self.selection.skipped.merged(own)
+            if isinstance(own, Skipped)
+            else self.selection.skipped
+        )
+
+
+def _edges(t: np.ndarray, period: Period, bins: int | None) -> np.ndarray:
+    """Return ``bins`` period edges ending after the latest incident time."""
+    valid = t[~np.isnat(t)]
+    if valid.size == 0:
+        raise AnalysisError("no incident has a time: a time series needs occurred_from")
+    unit = {"day": "D", "week": "W", "month": "M"}[period]
+    last = valid.max().astype(f"datetime64[{unit}]") + 1
+    first = valid.min().astype(f"datetime64[{unit}]")
+    n = int((last - first).astype(np.int64)) if bins is None else bins
+    start = last - n
+    return np.arange(start, last + 1).astype("datetime64[us]")
+
+
+def kde(
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    bandwidth: kde_mod.Bandwidth = "scott",
+    cell_m: float | None = None,
+) -> Outcome[kde_mod.KdeResult]:
+    """Kernel density of the viewer's incidents (raster and highest-density contours)."""
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    return Outcome(kde_mod.kernel_density(a.lon, a.lat, bandwidth=bandwidth, cell_m=cell_m), sel)
+
+
+def hotspots(
+    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
+    cells: Literal["h3", "grid", "area"] = "h3", resolution: int = 9, cell_m: float = 250.0,
+    layer: str | None = None, k: int = 1, alpha: float = 0.05, permutations: int = 0,
+    seed: int | None = 0,
+) -> Outcome[hotspots_mod.GiResult]:  # fmt: skip
+    """Getis-Ord Gi* hot and cold spots on H3 cells, a square grid or an area layer (BH FDR).
+
+    ``layer`` (with ``cells="area"``) is ``LAYER`` (the viewer's agency's) or
+    ``AGENCY/LAYER``; areas are neighbours when they touch.
+    """
+    if cells == "area":
+        if not layer:
+            raise AnalysisError("hotspots on areas need layer=LAYER or layer=AGENCY/LAYER")
+        owner, _, name = layer.rpartition("/")
+        owner = owner or (viewer.agency_id or "")
+        try:
+            shapes = layer_polygons(store, owner, name)
+        except AreaError as exc:
+            raise AnalysisError(str(exc)) from None
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    common = {"alpha": alpha, "permutations": permutations, "seed": seed}
+    if cells == "area":
+        names = [n for n, _ in shapes]
+        res = hotspots_mod.area_hotspots(a.lon, a.lat, names, [g for _, g in shapes], **common)  # type: ignore[arg-type]
+        return Outcome(res, sel, dict(shapes))
+    if layer:
+        raise AnalysisError("layer= needs cells=area")
+    if cells == "h3":
+        res = hotspots_mod.h3_hotspots(a.lon, a.lat, resolution=resolution, k=k, **common)  # type: ignore[arg-type]
+    else:
+        res = hotspots_mod.grid_hotspots(a.lon, a.lat, cell_m=cell_m, k=k, **common)  # type: ignore[arg-type]
+    return Outcome(res, sel)
+
+
+def emerging(
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    period: Period = "month",
+    bins: int | None = 12,
+    resolution: int = 8,
+    k: int = 1,
+    alpha: float = 0.05,
+) -> Outcome[emerging_mod.EmergingResult]:
+    """Emerging hot spots: each H3 cell's Gi* history over time bins, Mann-Kendall trend."""
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    edges = _edges(a.occurred_from, period, bins)
+    res = emerging_mod.emerging_hotspots(
+        a.lon, a.lat, a.occurred_from, a.occurred_to, edges, resolution=resolution, k=k, alpha=alpha
+    )
+    return Outcome(res, sel)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Counts per group and period, with the parameters used."""
+
+    counts: trends_mod.PeriodCounts
+    period: str
+    by: str
+    skipped: Skipped
+
+
+def trends(
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    period: Period = "month",
+    bins: int | None = None,
+    by: Literal["agency", "region"] = "agency",
+) -> Outcome[Trend]:
+    """Counts by period per agency (or for the region), time ranges spread over periods."""
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    edges = _edges(a.occurred_from, period, bins)
+    groups = a.owner.astype(str) if by == "agency" else None
+    pc = trends_mod.counts_by_period(a.occurred_from, a.occurred_to, edges, groups=groups)
+    return Outcome(Trend(pc, period, by, pc.skipped), sel)
+
+
+@dataclass(frozen=True)
+class CompStat:
+    """A CompStat table and the categories rising on both sides of a border at once."""
+
+    table: trends_mod.CompStatTable
+    borders: tuple[tuple[str, str], ...]
+    rising: tuple[trends_mod.BorderRise, ...]
+
+    @property
+    def params(self) -> trends_mod.CompStatParams:
+        """The table's parameters."""
+        return self.table.params
+
+    @property
+    def skipped(self) -> Skipped:
+        """What the table could not use."""
+        return self.table.skipped
+
+
+def agency_borders(store: Store, agencies: set[str]) -> tuple[tuple[str, str], ...]:
+    """Return the pairs of ``agencies`` whose jurisdiction polygons touch or overlap."""
+    polys = [p for p in jurisdiction_index(store).polygons if p.agency_id in agencies]
+    out = set()
+    for i, a in enumerate(polys):
+        for b in polys[i + 1 :]:
+            if a.agency_id != b.agency_id and a.geometry.intersects(b.geometry):
+                out.add(tuple(sorted((a.agency_id, b.agency_id))))
+    return tuple(sorted(out))  # type: ignore[arg-type]
+
+
+def compstat(
+    store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
+    as_of: datetime | None = None, by: Literal["agency", "region"] = "agency",
+    categories: Literal["crime_against", "nibrs_code"] = "crime_against", alpha: float = 0.05,
+) -> Outcome[CompStat]:  # fmt: skip
+    """CompStat table (week, 28 days, year to date vs last year) per agency and category.
+
+    With ``by="agency"``, categories that rose significantly over the 28 days in two
+    agencies whose jurisdictions touch are flagged (a lead to check, not a finding).
+    """
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    if as_of is None:
+        valid = a.occurred_from[~np.isnat(a.occurred_from)]
+        if valid.size == 0:
+            raise AnalysisError("no incident has a time: a CompStat table needs occurred_from")
+        day = valid.max().astype("datetime64[D]")
+    else:
+        day = np.datetime64(as_of.date(), "D")
+    groups = a.owner.astype(str) if by == "agency" else None
+    cats = getattr(a, categories).astype(str)
+    table = trends_mod.compstat(
+        a.occurred_from, a.occurred_to, day, groups=groups, categories=cats, alpha=alpha
+    )
+    borders = agency_borders(store, set(sel.owners)) if by == "agency" else ()
+    rising = tuple(trends_mod.rising_across_borders(table, borders)) if borders else ()
+    return Outcome(CompStat(table, borders, rising), sel)
+
+
+def nearrepeat(
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    distance_edges_m: tuple[float, ...] = (0, 100, 200, 300, 400),
+    time_edges_days: tuple[float, ...] = (0, 7, 14, 21, 28),
+    permutations: int = 99,
+    seed: int | None = 0,
+) -> Outcome[nearrepeat_mod.KnoxResult]:
+    """Knox near-repeat test with Monte Carlo permutations over distance and time bands."""
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    res = nearrepeat_mod.knox_test(
+        a.lon,
+        a.lat,
+        a.occurred_from,
+        a.occurred_to,
+        distance_edges_m=distance_edges_m,
+        time_edges_days=time_edges_days,
+        permutations=permutations,
+        seed=seed,
+    )
+    return Outcome(res, sel)
+
+
+def series(
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None = None,
+    *,
+    eps_m: float = 3000.0,
+    eps_days: float = 10.0,
+    eps_hours: float = 2.5,
+    min_samples: int = 3,
+) -> Outcome[series_mod.SeriesResult]:
+    """Series: ST-DBSCAN clusters of alike incidents across the agencies the viewer sees."""
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    res = series_mod.detect_series(
+        a.lon,
+        a.lat,
+        a.occurred_from,
+        a.occurred_to,
+        a.nibrs_code,
+        a.location_type,
+        eps_m=eps_m,
+        eps_days=eps_days,
+        eps_hours=eps_hours,
+        min_samples=min_samples,
+    )
+    return Outcome(res, sel)
+
+
+def similar(
+    store: Store,
+    viewer: Viewer,
+    incident_id: str,
+    request: ReadRequest | None = None,
+    *,
+    limit: int = 10,
+    eps_m: float = 3000.0,
+    eps_days: float = 30.0,
+) -> Outcome[series_mod.Similar]:
+    """Incidents most like one incident (the id as the viewer sees it).
+
+    Raises
+    ------
+    LookupError
+        When the viewer sees no incident with that id.
+    """
+    sel = select(store, viewer, request)
+    a = sel.arrays
+    hit = np.flatnonzero(a.id == incident_id)
+    if hit.size == 0:
+        raise LookupError(f"no incident {incident_id!r} that you may see")
+    res = series_mod.similar_to(
+        int(hit[0]),
+        a.lon,
+        a.lat,
+        a.occurred_from,
+        a.occurred_to,
+        a.nibrs_code,
+        a.location_type,
+        limit=limit,
+        eps_m=eps_m,
+        eps_days=eps_days,
+    )
+    return Outcome(res, sel)

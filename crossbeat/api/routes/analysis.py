@@ -1,0 +1,153 @@
+"""Cross-jurisdiction analytics over the incidents you may see (issue #11).
+
+``GET /api/v1/analysis/{name}`` runs one analysis of :mod:`crossbeat.analytics.named`
+(kde, hotspots, emerging, trends, compstat, nearrepeat, series, duplicates) on the
+caller's policy-filtered incidents (one audited read) and returns JSON, GeoJSON
+(``f=geojson``) or a PNG picture (``f=png``). ``GET /api/v1/incidents/{id}/similar``
+ranks the incidents most like one. Bad input answers 400 with the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
+
+from crossbeat.analysis.errors import AnalysisError
+from crossbeat.analytics import render, run
+from crossbeat.analytics.named import render_named, run_named
+from crossbeat.api.deps import StoreDep, ViewerDep
+from crossbeat.api.errors import ApiError
+from crossbeat.api.routes.incidents import (
+    Agency,
+    Area,
+    Bbox,
+    Offence,
+    Purpose,
+    Since,
+    Until,
+    _request,
+)
+from crossbeat.api.schemas import ERRORS
+
+router = APIRouter(tags=["analysis"])
+
+Name = Literal[
+    "kde", "hotspots", "emerging", "trends", "compstat", "nearrepeat", "series", "duplicates"
+]
+Opt = Query(default=None)
+
+
+def _json(body: dict[str, Any], geojson: bool) -> JSONResponse:
+    return JSONResponse(body, media_type="application/geo+json" if geojson else "application/json")
+
+
+@router.get(
+    "/analysis/{name}", responses=ERRORS, summary="Run an analysis on the incidents you may see"
+)
+def analysis(
+    name: Name,
+    store: StoreDep,
+    viewer: ViewerDep,
+    bbox: Bbox = None,
+    since: Since = None,
+    until: Until = None,
+    offence: Offence = None,
+    agency: Agency = None,
+    area: Area = None,
+    purpose: Purpose = None,
+    f: Annotated[Literal["json", "geojson", "png"], Query(description="Output format.")] = "json",
+    bandwidth: Annotated[
+        float | None, Query(gt=0, description="kde: kernel sd in metres (default Scott's rule).")
+    ] = None,
+    cell_m: Annotated[
+        float | None, Query(gt=0, description="kde/hotspots: grid cell in metres.")
+    ] = None,
+    cells: Annotated[
+        Literal["h3", "grid", "area"] | None,
+        Query(description="hotspots: H3 cells, a square grid or an area layer (with layer=)."),
+    ] = None,
+    layer: Annotated[
+        str | None,
+        Query(description="hotspots with cells=area: LAYER (your agency's) or AGENCY/LAYER."),
+    ] = None,
+    resolution: Annotated[
+        int | None, Query(ge=5, le=11, description="hotspots/emerging: H3 resolution.")
+    ] = None,
+    permutations: Annotated[
+        int | None, Query(ge=0, le=9999, description="hotspots/nearrepeat: permutations.")
+    ] = None,
+    seed: Annotated[int | None, Query(description="Seed of anything random.")] = None,
+    period: Annotated[
+        Literal["day", "week", "month"] | None, Query(description="emerging/trends: bin.")
+    ] = None,
+    bins: Annotated[
+        int | None, Query(ge=3, le=520, description="emerging/trends: number of bins.")
+    ] = None,
+    by: Annotated[
+        Literal["agency", "region"] | None, Query(description="trends/compstat: grouping.")
+    ] = None,
+    as_of: Annotated[
+        datetime | None, Query(description="compstat: last day (default: latest incident).")
+    ] = None,
+    eps_m: Annotated[float | None, Query(gt=0, description="series: metres apart.")] = None,
+    eps_days: Annotated[float | None, Query(gt=0, description="series: days apart.")] = None,
+    min_samples: Annotated[int | None, Query(ge=2, description="series: core size.")] = None,
+    threshold: Annotated[
+        float | None, Query(gt=0, lt=1, description="duplicates: min probability.")
+    ] = None,
+) -> Response:
+    """Run analysis ``name`` on your policy-filtered incidents (unknown parameters: 400).
+
+    Each answer carries the parameters used, the count per owner agency and what was
+    skipped and why (linked duplicates are counted once).
+    """
+    request = _request(bbox, since, until, offence, agency, purpose, area)
+    params = {
+        "bandwidth": bandwidth,
+        "cell_m": cell_m,
+        "cells": cells,
+        "resolution": resolution,
+        "permutations": permutations,
+        "seed": seed,
+        "period": period,
+        "bins": bins,
+        "by": by,
+        "as_of": as_of,
+        "eps_m": eps_m,
+        "eps_days": eps_days,
+        "min_samples": min_samples,
+        "threshold": threshold,
+        "layer": layer,
+    }
+    try:
+        outcome = run_named(name, store, viewer, request, params)
+        body = render_named(name, outcome, f)
+    except AnalysisError as exc:
+        raise ApiError(400, str(exc)) from None
+    if isinstance(body, bytes):
+        return Response(body, media_type="image/png")
+    return _json(body, f == "geojson")
+
+
+@router.get("/incidents/{incident_id}/similar", responses=ERRORS, summary="Incidents most like one")
+def similar(
+    incident_id: str,
+    store: StoreDep,
+    viewer: ViewerDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    eps_m: Annotated[float, Query(gt=0)] = 3000.0,
+    eps_days: Annotated[float, Query(gt=0)] = 30.0,
+) -> JSONResponse:
+    """Rank the incidents you may see by likeness to one: same offence, near, same MO."""
+    try:
+        outcome = run.similar(
+            store, viewer, incident_id, limit=limit, eps_m=eps_m, eps_days=eps_days
+        )
+    except LookupError as exc:
+        raise ApiError(404, str(exc)) from None
+    except AnalysisError as exc:
+        raise ApiError(400, str(exc)) from None
+    return _json(render.similar_json(outcome), False)

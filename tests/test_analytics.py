@@ -1,0 +1,352 @@
+"""Analytics wired end to end on the demo region: duplicates, series, the service, API, CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from crossbeat.analysis.duplicates import find_duplicates, linked_groups
+from crossbeat.analysis.errors import AnalysisError
+from crossbeat.analysis.series import detect_series
+from crossbeat.analytics import links, run
+from crossbeat.analytics.named import render_named, run_named
+from crossbeat.analytics.selection import _refusal
+from crossbeat.analytics.selection import select as select_incidents
+from crossbeat.audit import iter_events
+from crossbeat.cli import cli
+from crossbeat.demo.build import MANIFEST, build_demo
+from crossbeat.model import incident_id
+from crossbeat.sharing.arrays import analysis_arrays
+from crossbeat.sharing.own import operator_viewer
+from crossbeat.sharing.policy import Decision, ReadRequest
+from crossbeat.store import Store, open_store
+from crossbeat.store.base import close_all
+from crossbeat.store.schema import duplicate_links, incidents
+
+CITY = operator_viewer("rivertonpd")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    """A demo region of about 3,000 incidents (12 double-reported, one planted series)."""
+    out = tmp_path_factory.mktemp("demo")
+    url = f"sqlite:///{out / 'demo.db'}"
+    build_demo(url, out, size=0.3)
+    close_all()  # checkpoint the WAL so that a copy of the file holds everything
+    return url, json.loads((out / MANIFEST).read_text())
+
+
+@pytest.fixture
+def demo_store(demo: tuple[str, dict], tmp_path: Path) -> Store:
+    """A private copy of the demo database (tests that link change it)."""
+    src = Path(demo[0].removeprefix("sqlite:///"))
+    dst = tmp_path / "demo.db"
+    dst.write_bytes(src.read_bytes())
+    for suffix in ("-wal", "-shm"):
+        side = src.with_name(src.name + suffix)
+        if side.exists():
+            dst.with_name(dst.name + suffix).write_bytes(side.read_bytes())
+    kek = src.with_name(src.name + ".kek")
+    if kek.exists():
+        dst.with_name(dst.name + ".kek").write_bytes(kek.read_bytes())
+    return open_store(f"sqlite:///{dst}")
+
+
+def _shown_ids(store: Store, truth: list[list[str]]) -> set[str]:
+    """The internal and the public id of each (agency, source id): a viewer sees one of them."""
+    ids = {incident_id(agency, sid) for agency, sid in truth}
+    with store.begin() as conn:
+        q = select(incidents.c.public_id).where(incidents.c.id.in_(ids))
+        return ids | {r[0] for r in conn.execute(q)}
+
+
+# -- duplicates --------------------------------------------------------------------------
+def test_duplicates_precision_and_recall_on_the_demo(demo_store: Store, demo) -> None:
+    truth = demo[1]["double_reported"]
+    found = links.find(demo_store, CITY)
+    a = found.arrays
+    got = {
+        frozenset((str(a.id[i]), str(a.id[j])))
+        for i, j in zip(found.pairs.left, found.pairs.right, strict=True)
+    }
+    planted = {frozenset(_shown_ids(demo_store, pair)) for pair in truth.values()}
+    hits = sum(any(p <= t for t in planted) for p in got)
+    precision, recall = hits / len(got), hits / len(planted)
+    assert len(planted) == 12
+    assert precision >= 0.95 and recall >= 0.95, (precision, recall)
+    assert all(0.9 <= p <= 1 for p in found.pairs.probability)
+    assert "min and" in found.pairs.reasons[0] and "apart" in found.pairs.reasons[0]
+
+
+def test_linked_duplicates_are_kept_audited_and_counted_once(demo_store: Store) -> None:
+    before = select_incidents(demo_store, CITY)
+    summary = links.link(demo_store, CITY)
+    assert summary.linked == summary.found >= 12
+    with demo_store.begin() as conn:
+        assert (
+            conn.execute(select(func.count()).select_from(duplicate_links)).scalar()
+            == summary.linked
+        )
+    events = [e for e in iter_events(demo_store) if e.resource_type == "duplicate_link"]
+    assert events[-1].action == "change" and events[-1].record_count == summary.linked
+    after = select_incidents(demo_store, CITY)
+    assert len(after.arrays) == len(before.arrays) - summary.linked
+    assert after.skipped.reasons == {"linked duplicate (counted once)": summary.linked}
+    # Nothing was deleted: the plain read still holds every incident.
+    assert len(analysis_arrays(demo_store, CITY)) == len(before.arrays)
+    again = links.link(demo_store, CITY)
+    assert again.linked == 0 and again.already == summary.found
+
+
+def test_linked_groups() -> None:
+    g = linked_groups(5, np.array([0, 3]), np.array([2, 2]))
+    assert g.tolist() == [0, 1, 0, 0, 4]
+
+
+def test_duplicates_need_two_agencies() -> None:
+    t = np.array(["2026-01-01T10:00"] * 2, dtype="datetime64[us]")
+    with pytest.raises(AnalysisError, match="one agency only"):
+        find_duplicates(
+            np.array(["a", "a"]),
+            np.array([1.0, 1.0]),
+            np.array([50.0, 50.0]),
+            t,
+            None,
+            np.array(["13A"] * 2),
+            np.array(["person"] * 2),
+        )
+
+
+# -- series ------------------------------------------------------------------------------
+def test_planted_cross_border_series_is_recovered(demo_store: Store, demo) -> None:
+    truth = _shown_ids(demo_store, demo[1]["robbery_series"]["R1"])
+    out = run.series(demo_store, CITY)
+    a, r = out.selection.arrays, out.result
+    members = [k for k in range(len(a)) if a.id[k] in truth]
+    assert len(members) == 7
+    labels = {int(r.label[k]) for k in members}
+    assert len(labels) == 1 and -1 not in labels
+    series = r.series[labels.pop()]
+    assert set(members) <= set(series)
+    assert len(series) <= 9, "the series is not swamped by unrelated robberies"
+    assert {str(a.owner[k]) for k in series} == {"rivertonpd", "clackmerco"}
+    # "Find similar incidents" from one member ranks the others first.
+    in_time = [k for k in series if k in members]
+    sim = run.similar(demo_store, CITY, str(a.id[in_time[3]]), limit=6, eps_m=5000)
+    top = {int(i) for i in sim.result.index}
+    assert len(top & set(members)) >= 3
+    assert "same offence 120" in sim.result.reasons[0]
+
+
+def test_series_finds_nothing_in_scattered_points() -> None:
+    rng = np.random.default_rng(1)
+    n = 200
+    t = np.datetime64("2026-01-01T00:00") + rng.integers(0, 365 * 24, n).astype("timedelta64[h]")
+    r = detect_series(
+        -79.4 + rng.uniform(0, 0.5, n),
+        43.6 + rng.uniform(0, 0.3, n),
+        t.astype("datetime64[us]"),
+        None,
+        np.array(["120"] * n),
+        np.array([""] * n),
+    )
+    assert sum(len(s) for s in r.series) <= 6
+
+
+# -- the service, bad input --------------------------------------------------------------
+def test_empty_selection_says_so(demo_store: Store) -> None:
+    future = ReadRequest(since=datetime(2031, 1, 1, tzinfo=UTC))
+    for name in ("kde", "hotspots", "emerging", "trends", "compstat", "nearrepeat", "series"):
+        with pytest.raises(AnalysisError, match="empty selection"):
+            run_named(name, demo_store, CITY, future, {})
+
+
+def test_no_grants_says_who_refused() -> None:
+    d = (Decision(False, "clackmerco", None, ("no agreement shares clackmerco's data with you",)),)
+    arrays = type("A", (), {"decisions": d})()
+    assert "no agency shares incidents with you" in _refusal(arrays)  # type: ignore[arg-type]
+    assert "clackmerco" in _refusal(arrays)  # type: ignore[arg-type]
+
+
+def test_degenerate_inputs_give_clear_messages() -> None:
+    from crossbeat.analysis.hotspots import h3_hotspots
+    from crossbeat.analysis.kde import kernel_density
+    from crossbeat.analysis.trends import compstat
+
+    one = np.array([-79.4]), np.array([43.65])
+    with pytest.raises(AnalysisError, match="single incident|one incident|at least"):
+        h3_hotspots(*one)
+    same = np.full(50, -79.4), np.full(50, 43.65)
+    with pytest.raises(AnalysisError):
+        kernel_density(*same)
+    with pytest.raises(AnalysisError, match="one cell|no spatial pattern"):
+        h3_hotspots(*same)
+    nat = np.full(5, np.datetime64("NaT"), dtype="datetime64[us]")
+    with pytest.raises(AnalysisError, match="time"):
+        compstat(nat, None, np.datetime64("2026-01-01"))
+
+
+def test_results_carry_parameters_and_owner_counts(demo_store: Store) -> None:
+    out = run_named(
+        "hotspots", demo_store, CITY, None, {"resolution": 8, "permutations": 99, "seed": 3}
+    )
+    body = render_named("hotspots", out, "json")
+    assert body["params"]["permutations"] == 99 and body["params"]["seed"] == 3
+    assert set(body["owners"]) == {"rivertonpd", "clackmerco", "metrotransit"}
+    assert body["hot"] > 0 and all(r["class"] in ("hot", "cold") for r in body["results"])
+    with pytest.raises(AnalysisError, match="takes no bandwidth"):
+        run_named("series", demo_store, CITY, None, {"bandwidth": 100})
+
+
+# -- API and CLI -------------------------------------------------------------------------
+@pytest.fixture
+def client(demo_store: Store):  # type: ignore[no-untyped-def]
+    from crossbeat.auth.tokens import create_token
+    from tests.api_support import make_client
+
+    token = create_token(demo_store, "rivertonpd", "read")
+    c = make_client(demo_store, demo_store.clock)  # type: ignore[arg-type]
+    c.headers["Authorization"] = f"Bearer {token.secret}"
+    return c
+
+
+def test_api_hotspots_geojson_png_and_errors(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.get("/api/v1/analysis/hotspots", params={"f": "geojson", "resolution": 8})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/geo+json")
+    body = r.json()
+    assert body["type"] == "FeatureCollection" and body["features"]
+    assert body["features"][0]["geometry"]["type"] == "Polygon"
+    png = client.get("/api/v1/analysis/hotspots", params={"f": "png"})
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    kde = client.get("/api/v1/analysis/kde", params={"f": "geojson"}).json()
+    assert {f["properties"]["mass"] for f in kde["features"]} == {0.5, 0.75, 0.9}
+    bad = client.get("/api/v1/analysis/series", params={"bandwidth": 100})
+    assert bad.status_code == 400 and "takes no bandwidth" in bad.json()["error"]
+    empty = client.get("/api/v1/analysis/kde", params={"since": "2031-01-01T00:00Z"})
+    assert empty.status_code == 400 and "empty selection" in empty.json()["error"]
+    grid = client.get("/api/v1/analysis/hotspots", params={"cells": "grid", "f": "geojson"}).json()
+    ring = grid["features"][0]["geometry"]["coordinates"][0]
+    assert len(ring) == 5 and ring[0] == ring[-1] and -123 < ring[0][0] < -122
+    em = client.get("/api/v1/analysis/emerging", params={"f": "geojson", "period": "month"})
+    assert em.status_code == 200 and em.json()["type"] == "FeatureCollection"
+    for feat in em.json()["features"]:
+        assert feat["geometry"]["coordinates"][0][0] == feat["geometry"]["coordinates"][0][-1]
+        assert feat["properties"]["pattern"] != "none"
+    nogeo = client.get("/api/v1/analysis/compstat", params={"f": "geojson"})
+    assert nogeo.status_code == 400
+
+
+def test_api_tables_and_similar(client) -> None:  # type: ignore[no-untyped-def]
+    cs = client.get("/api/v1/analysis/compstat").json()
+    assert {"week", "28d", "ytd"} <= {row["period"] for row in cs["rows"]}
+    assert ["clackmerco", "rivertonpd"] in cs["borders"]  # city and county share a border
+    assert isinstance(cs["rising_across_borders"], list)
+    knox = client.get("/api/v1/analysis/nearrepeat", params={"permutations": 19}).json()
+    assert len(knox["table"]) == 16 and knox["params"]["permutations"] == 19
+    dup = client.get("/api/v1/analysis/duplicates").json()
+    assert len(dup["pairs"]) >= 12 and dup["pairs"][0]["reason"]
+    series = client.get("/api/v1/analysis/series").json()
+    first = series["series"][0]["members"]
+    some_id = next(iter(first.values()))[0]["id"]
+    sim = client.get(f"/api/v1/incidents/{some_id}/similar")
+    assert sim.status_code == 200 and sim.json()["results"]
+    assert client.get("/api/v1/incidents/nope/similar").status_code == 404
+
+
+def test_cli_analyse(demo_store: Store, tmp_path: Path) -> None:
+    runner = CliRunner()
+    png = tmp_path / "kde.png"
+    out = runner.invoke(
+        cli,
+        [
+            "analyse",
+            "kde",
+            "--db",
+            demo_store.url,
+            "--agency",
+            "rivertonpd",
+            "--png",
+            str(png),
+            "-p",
+            "cell_m=200",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["params"]["cell_m"] == 200
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    out = runner.invoke(
+        cli, ["analyse", "link-duplicates", "--db", demo_store.url, "--agency", "rivertonpd"]
+    )
+    assert out.exit_code == 0 and "12 linked" in out.output, out.output
+    bad = runner.invoke(
+        cli,
+        [
+            "analyse",
+            "kde",
+            "--db",
+            demo_store.url,
+            "--agency",
+            "rivertonpd",
+            "--since",
+            "2031-01-01",
+        ],
+    )
+    assert bad.exit_code == 1 and "empty selection" in bad.output
+
+
+def test_links_on_both_backends(db_url: str, tmp_path: Path) -> None:
+    """The links table, its audit event and counting once, on SQLite and PostgreSQL."""
+    build_demo(db_url, tmp_path, size=0.05)
+    store = open_store(db_url)
+    summary = links.link(store, CITY)
+    assert summary.linked >= 3
+    sel = select_incidents(store, CITY)
+    assert sel.skipped.reasons == {"linked duplicate (counted once)": summary.linked}
+    body = render_named("trends", run_named("trends", store, CITY, None, {}), "json")
+    assert body["skipped"]["linked duplicate (counted once)"] == summary.linked
+
+
+def test_hotspots_on_an_area_layer_agree_with_esda(demo_store: Store, tmp_path: Path) -> None:
+    """Gi* on an area layer: queen contiguity; z equal to esda on the same weights."""
+    import esda
+    import libpysal
+    import shapely
+
+    from crossbeat.analysis.hotspots import area_weights
+    from crossbeat.areas import add_layer, layer_polygons
+
+    # The demo city's four districts all meet at its centre: a clear refusal, not z = 0.
+    with pytest.raises(AnalysisError, match="every area touches every other"):
+        run.hotspots(demo_store, CITY, cells="area", layer="districts")
+    a = analysis_arrays(demo_store, CITY)
+    x0, y0 = np.nanmin(a.lon), np.nanmin(a.lat)
+    dx, dy = (np.nanmax(a.lon) - x0) / 6, (np.nanmax(a.lat) - y0) / 6
+    boxes = [
+        {"type": "Feature", "properties": {"name": f"B{i}{j}"},
+         "geometry": shapely.geometry.mapping(
+             shapely.box(x0 + i * dx, y0 + j * dy, x0 + (i + 1) * dx, y0 + (j + 1) * dy))}
+        for i in range(6) for j in range(6)
+    ]  # fmt: skip
+    path = tmp_path / "blocks.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": boxes}))
+    add_layer(demo_store, "rivertonpd", "blocks", path, name_field="name", kind="beat")
+    out = run.hotspots(demo_store, CITY, cells="area", layer="rivertonpd/blocks")
+    r = out.result
+    shapes = layer_polygons(demo_store, "rivertonpd", "blocks")
+    assert list(r.cell) == [n for n, _ in shapes] and r.params.cells == "area"
+    assert r.hot.sum() > 0
+    w = libpysal.weights.WSP(area_weights([g for _, g in shapes])).to_W(silence_warnings=True)
+    g = esda.G_Local(r.count, w, transform="B", star=True, permutations=0)
+    np.testing.assert_allclose(g.Zs, r.z, rtol=1e-9)
+    body = render_named("hotspots", out, "geojson")
+    assert body["features"] and all(f["geometry"]["type"] == "Polygon" for f in body["features"])
+    assert render_named("hotspots", out, "png")[:4] == b"\x89PNG"
+    with pytest.raises(AnalysisError, match="no area layer"):
+        run.hotspots(demo_store, CITY, cells="area", layer="nope")
