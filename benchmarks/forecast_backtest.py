@@ -40,10 +40,11 @@ from crossbeat.forecast.sepp import SelfExciting  # noqa: E402
 
 def models(cell: float) -> list[Model]:
     """Return the compared models (fresh, unfitted)."""
+    # The ensemble shares its members' instances: each is fitted once per origin.
+    sepp, gbm = SelfExciting(), GradientBoosted()
     return [
-        NaiveCounts(), RetrospectiveHotspot(), ProspectiveHotspot(), KernelDensity(),
-        SelfExciting(), GradientBoosted(),
-        Ensemble([GradientBoosted(), SelfExciting(), KernelDensity()], name="ensemble"),
+        NaiveCounts(), RetrospectiveHotspot(), ProspectiveHotspot(), KernelDensity(), sepp, gbm,
+        Ensemble([gbm, sepp, NaiveCounts(days=730)], name="ensemble"),
     ]  # fmt: skip
 
 

@@ -15,7 +15,6 @@ import numpy as np
 import shapely
 from scipy import ndimage
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as _transform
 
 from crossbeat.forecast.history import Frame, History
 
@@ -135,7 +134,7 @@ def grid_for(
         raise ValueError("cell size must be positive")
     if area is not None:
         f = history.frame
-        metric = _transform(lambda x, y, z=None: f.forward(np.asarray(x), np.asarray(y)), area)
+        metric = shapely.transform(area, lambda xy: np.column_stack(f.forward(xy[:, 0], xy[:, 1])))
         xmin, ymin, xmax, ymax = metric.bounds
     else:
         if not len(history):

@@ -32,10 +32,11 @@ from crossbeat.forecast.history import History
 class SelfExciting:
     """Grid self-exciting point process (see the module docstring)."""
 
-    days: float = 730.0
-    background_bandwidth: float = 150.0
+    days: float = 2190.0
+    background_bandwidth: float = 50.0
     iterations: int = 30
     max_lag: float = 90.0
+    min_lag: float = 0.5
     refit_days: float = 28.0
     name: str = "sepp"
     theta: float = 0.1
@@ -75,6 +76,9 @@ class SelfExciting:
             same = (cell[i] == cell[j]) & (t[j] - t[i] <= self.max_lag)
             if not same.any():
                 break
+            # Same-hour records at one place are one event reported several times (or
+            # several victims), not a repeat: they would drive ω to its cap.
+            same &= t[j] - t[i] >= self.min_lag
             parents.append(i[same])
             children.append(j[same])
         pi = np.concatenate(parents) if parents else np.zeros(0, np.int64)
