@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -450,7 +451,7 @@ dosage_logs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
     Column("plan_id", String(36), ForeignKey("patrol_plans.id")),
-    Column("cell", Integer, nullable=False),
+    Column("cell", BigInteger, nullable=False),
     Column("unit", Text, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("minutes", Float, nullable=False),

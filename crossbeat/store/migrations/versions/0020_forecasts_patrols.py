@@ -65,7 +65,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("agency_id", sa.String(64), nullable=False),
         sa.Column("plan_id", sa.String(36), nullable=True),
-        sa.Column("cell", sa.Integer(), nullable=False),
+        sa.Column("cell", sa.BigInteger(), nullable=False),
         sa.Column("unit", sa.Text(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("minutes", sa.Float(), nullable=False),
