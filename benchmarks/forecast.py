@@ -28,10 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from forecast_backtest import models  # noqa: E402
+
 from crossbeat.forecast.backtest import consecutive, rolling_backtest  # noqa: E402
 from crossbeat.forecast.grid import grid_for  # noqa: E402
 from crossbeat.forecast.history import History, days  # noqa: E402
-from forecast_backtest import models  # noqa: E402
 
 JAN_2020 = float(days(np.array(["2020-01-01"], dtype="datetime64[us]"))[0])
 
@@ -66,8 +67,10 @@ def main() -> None:
     ap.add_argument("--weeks", type=int, default=52, help="weekly windows in the backtest")
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
-    print(f"machine: {platform.machine()} cpus={os.cpu_count()} python={platform.python_version()} "
-          f"load={os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()} cpus={os.cpu_count()} python={platform.python_version()} "
+        f"load={os.getloadavg()[0]:.1f}"
+    )
     h, what = _history(a.incidents)
     grid = grid_for(h, 150.0)
     print(f"data: {len(h):,} incidents ({what}); grid {grid.n:,} cells of 150 m")
@@ -87,10 +90,15 @@ def main() -> None:
         print(f"{name:<14}{s:>26.3f}{s / base:>16.1f}")
     later = h.take(h.t0 < JAN_2020)
     began = time.perf_counter()
-    bt = rolling_backtest(later, grid, models(150.0), consecutive(JAN_2020 - 7 * a.weeks, 7.0, a.weeks))
+    bt = rolling_backtest(
+        later, grid, models(150.0), consecutive(JAN_2020 - 7 * a.weeks, 7.0, a.weeks)
+    )
     took = time.perf_counter() - began
-    print(f"full backtest: {len(bt.results)} models x {a.weeks} weekly windows in {took:.1f} s "
-          f"({took / max(base * a.weeks * len(bt.results), 1e-9):.1f} x naive's fit+forecast per window and model)")  # fmt: skip
+    print(
+        f"full backtest: {len(bt.results)} models x {a.weeks} weekly windows in {took:.1f} s "
+        f"({took / max(base * a.weeks * len(bt.results), 1e-9):.1f} x naive's fit+forecast "
+        "per window and model)"
+    )
     print("seconds per model: " + ", ".join(f"{r.model} {r.seconds:.1f}" for r in bt.results))
 
 

@@ -33,8 +33,13 @@ from crossbeat.forecast.gbm import GradientBoosted  # noqa: E402
 from crossbeat.forecast.grid import grid_for  # noqa: E402
 from crossbeat.forecast.history import days  # noqa: E402
 from crossbeat.forecast.models import (  # noqa: E402
-    Ensemble, KernelDensity, Model, NaiveCounts, ProspectiveHotspot, RetrospectiveHotspot,
-)  # fmt: skip
+    Ensemble,
+    KernelDensity,
+    Model,
+    NaiveCounts,
+    ProspectiveHotspot,
+    RetrospectiveHotspot,
+)
 from crossbeat.forecast.sepp import SelfExciting  # noqa: E402
 
 
@@ -43,9 +48,14 @@ def models(cell: float) -> list[Model]:
     # The ensemble shares its members' instances: each is fitted once per origin.
     sepp, gbm = SelfExciting(), GradientBoosted()
     return [
-        NaiveCounts(), RetrospectiveHotspot(), ProspectiveHotspot(), KernelDensity(), sepp, gbm,
+        NaiveCounts(),
+        RetrospectiveHotspot(),
+        ProspectiveHotspot(),
+        KernelDensity(),
+        sepp,
+        gbm,
         Ensemble([gbm, sepp, NaiveCounts(days=730)], name="ensemble"),
-    ]  # fmt: skip
+    ]
 
 
 def _day(s: str) -> float:
@@ -57,7 +67,9 @@ def _verdict(bt: Backtest) -> str:
     out = []
     for base in ("naive", "kde"):
         b = next(r for r in bt.results if r.model == base)
-        wins = all(best.mean(f, m) > b.mean(f, m) for f in (0.01, 0.05) for m in ("pai", "hit_rate"))
+        wins = all(
+            best.mean(f, m) > b.mean(f, m) for f in (0.01, 0.05) for m in ("pai", "hit_rate")
+        )
         out.append(f"beats {base}: {'yes' if wins else 'NO'}")
     return f"best by PAI@1%: {best.model}; " + ", ".join(out)
 
@@ -69,11 +81,20 @@ def run(name: str, history, grid, windows, categories: dict[str, str]) -> None:
         began = time.perf_counter()
         bt = rolling_backtest(h, grid, models(grid.size), windows)
         took = time.perf_counter() - began
-        print(f"\n## {name} — {label} ({cat}): {len(windows)} windows, {bt.incidents:.0f} incidents in them, "
-              f"{grid.n} cells of {grid.size:.0f} m, study area {grid.total_area / 1e6:.1f} km²; {took:.1f} s")
+        print(
+            f"\n## {name} — {label} ({cat}): {len(windows)} windows, "
+            f"{bt.observed_total:.0f} incidents in them, "
+            f"{grid.n} cells of {grid.size:.0f} m, "
+            f"study area {grid.total_area / 1e6:.1f} km²; {took:.1f} s"
+        )
         print(bt.table())
-        print("pooled hit rate @1%/@5%: " + ", ".join(
-            f"{r.model} {r.pooled_hit_rate(0.01):.3f}/{r.pooled_hit_rate(0.05):.3f}" for r in bt.results))
+        print(
+            "pooled hit rate @1%/@5%: "
+            + ", ".join(
+                f"{r.model} {r.pooled_hit_rate(0.01):.3f}/{r.pooled_hit_rate(0.05):.3f}"
+                for r in bt.results
+            )
+        )
         print("seconds per model: " + ", ".join(f"{r.model} {r.seconds:.1f}" for r in bt.results))
         print(_verdict(bt))
         sys.stdout.flush()
@@ -87,7 +108,10 @@ def main() -> None:
     ap.add_argument("--weeks", type=int, default=52, help="Toronto: weeks of 2020 to forecast")
     ap.add_argument("--cell", type=float, default=150.0, help="Toronto cell size in metres")
     a = ap.parse_args()
-    print(f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} python={platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
+        f"python={platform.python_version()}"
+    )
     if a.data in ("toronto", "all"):
         if not (forecast_data.TORONTO / "train.csv").exists():
             print("toronto-mci not available: skipped")
@@ -95,7 +119,9 @@ def main() -> None:
             h = forecast_data.toronto()
             train = h.before(_day("2020-01-01"))
             grid = grid_for(train, a.cell)
-            cats = {k: v for k, v in forecast_data.TORONTO_CATEGORIES.items() if a.category in (None, k)}
+            cats = {
+                k: v for k, v in forecast_data.TORONTO_CATEGORIES.items() if a.category in (None, k)
+            }
             run("Toronto", h, grid, consecutive(_day("2020-01-01"), 7.0, a.weeks), cats)
     if a.data in ("london", "all"):
         if not (forecast_data.LONDON / "col_2016_2017").exists():
@@ -104,10 +130,12 @@ def main() -> None:
             h, city = forecast_data.london()
             grid = grid_for(h, 100.0, area=city)
             months = [f"2017-{m:02d}-01" for m in range(1, 8)]
-            wins = [(_day(a_), _day(b_)) for a_, b_ in zip(months, months[1:])]
+            wins = [(_day(a_), _day(b_)) for a_, b_ in zip(months, months[1:], strict=False)]
             months = [f"2020-{m:02d}-01" for m in range(2, 13)] + ["2021-01-01"]
-            wins += [(_day(a_), _day(b_)) for a_, b_ in zip(months, months[1:])]
-            cats = {k: v for k, v in forecast_data.LONDON_CATEGORIES.items() if a.category in (None, k)}
+            wins += [(_day(a_), _day(b_)) for a_, b_ in zip(months, months[1:], strict=False)]
+            cats = {
+                k: v for k, v in forecast_data.LONDON_CATEGORIES.items() if a.category in (None, k)
+            }
             run("City of London", h, grid, wins, cats)
 
 

@@ -22,9 +22,18 @@ TORONTO = SHARED / "toronto-mci"
 LONDON = SHARED / "uk-london"
 
 #: Categories compared in docs/forecasting.md, per data set.
-TORONTO_CATEGORIES = {"burglary": "Break and Enter", "auto theft": "Auto Theft", "robbery": "Robbery"}
-LONDON_CATEGORIES = {"burglary": "Burglary", "vehicle crime": "Vehicle crime", "robbery": "Robbery",
-                     "theft from the person": "Theft from the person", "other theft": "Other theft"}  # fmt: skip
+TORONTO_CATEGORIES = {
+    "burglary": "Break and Enter",
+    "auto theft": "Auto Theft",
+    "robbery": "Robbery",
+}
+LONDON_CATEGORIES = {
+    "burglary": "Burglary",
+    "vehicle crime": "Vehicle crime",
+    "robbery": "Robbery",
+    "theft from the person": "Theft from the person",
+    "other theft": "Other theft",
+}
 
 
 def toronto(root: Path = TORONTO) -> History:
@@ -32,28 +41,47 @@ def toronto(root: Path = TORONTO) -> History:
     cols = ["occurrencedate", "occurrencehour", "MCI", "Lat", "Long"]
     df = pd.concat([pd.read_csv(root / n, usecols=cols) for n in ("train.csv", "test.csv")])
     day = pd.to_datetime(df.occurrencedate.str.slice(0, 10)).to_numpy().astype("datetime64[us]")
-    t = day + (df.occurrencehour.to_numpy().astype("int64") * 3600 * 10**6).astype("timedelta64[us]")
-    keep = (day >= np.datetime64("2014-01-01")) & (df.Lat.to_numpy() > 43) & (df.Long.to_numpy() < -79)
+    t = day + (df.occurrencehour.to_numpy().astype("int64") * 3600 * 10**6).astype(
+        "timedelta64[us]"
+    )
+    keep = (
+        (day >= np.datetime64("2014-01-01")) & (df.Lat.to_numpy() > 43) & (df.Long.to_numpy() < -79)
+    )
     return history_from_lonlat(
-        df.Long.to_numpy()[keep], df.Lat.to_numpy()[keep], t[keep], None,
-        df.MCI.to_numpy()[keep], np.full(int(keep.sum()), "tps"),
-    )  # fmt: skip
+        df.Long.to_numpy()[keep],
+        df.Lat.to_numpy()[keep],
+        t[keep],
+        None,
+        df.MCI.to_numpy()[keep],
+        np.full(int(keep.sum()), "tps"),
+    )
 
 
 def london(root: Path = LONDON) -> tuple[History, shapely.Geometry]:
     """Return City of London Police street crimes (2016-01…2017-06, 2020) and its boundary."""
     files = sorted((root / "col_2016_2017").glob("*/*-street.csv"))
     files += sorted((root / "btp_col_2020").glob("2020-*-city-of-london-street.csv"))
-    df = pd.concat([pd.read_csv(f, usecols=["Month", "Longitude", "Latitude", "Crime type", "Reported by"]) for f in files])
+    df = pd.concat(
+        [
+            pd.read_csv(f, usecols=["Month", "Longitude", "Latitude", "Crime type", "Reported by"])
+            for f in files
+        ]
+    )
     df = df.dropna(subset=["Longitude", "Latitude"])
     start = pd.to_datetime(df.Month + "-01")
     end = start + pd.offsets.MonthBegin(1)
     import json
 
     boroughs = json.loads((root / "boundaries" / "london_boroughs_wgs84.geojson").read_text())
-    city = next(shape(f["geometry"]) for f in boroughs["features"] if "City" in str(f["properties"]))
+    city = next(
+        shape(f["geometry"]) for f in boroughs["features"] if "City" in str(f["properties"])
+    )
     h = history_from_lonlat(
-        df.Longitude.to_numpy(), df.Latitude.to_numpy(), start.to_numpy().astype("datetime64[us]"),
-        end.to_numpy().astype("datetime64[us]"), df["Crime type"].to_numpy(), df["Reported by"].to_numpy(),
-    )  # fmt: skip
+        df.Longitude.to_numpy(),
+        df.Latitude.to_numpy(),
+        start.to_numpy().astype("datetime64[us]"),
+        end.to_numpy().astype("datetime64[us]"),
+        df["Crime type"].to_numpy(),
+        df["Reported by"].to_numpy(),
+    )
     return h, city

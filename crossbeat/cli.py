@@ -2515,23 +2515,37 @@ def _show_card(card: Any, as_json: bool) -> None:
     if as_json:
         echo_json(data)
         return
-    click.echo(f"model card {data['id']}: {data['model']} for {data['category']}, "
-               f"{data['window_from']} to {data['window_to']}")  # fmt: skip
+    click.echo(
+        f"model card {data['id']}: {data['model']} for {data['category']}, "
+        f"{data['window_from']} to {data['window_to']}"
+    )
     snap = data["data_snapshot"]
-    click.echo(f"trained on {snap['incidents']} incidents ({data['training_from']} to {data['training_to']})")
-    click.echo(f"backtest over the {data['backtest']['windows']} windows before it (mean per window):")
+    click.echo(
+        f"trained on {snap['records']} incidents ({data['training_from']} to {data['training_to']})"
+    )
+    click.echo(
+        f"backtest over the {data['backtest']['windows']} windows before it (mean per window):"
+    )
     for model, scores in data["backtest"]["models"].items():
         figures = "  ".join(
-            f"{float(f) * 100:g}% area: PAI {s['pai']:.2f} PEI {s['pei']:.2f} hit rate {s['hit_rate']:.2f}"
-            for f, s in scores.items() if f != "calibration"
-        )  # fmt: skip
+            f"{float(f) * 100:g}% area: PAI {s['pai']:.2f} PEI {s['pei']:.2f} "
+            f"hit rate {s['hit_rate']:.2f}"
+            for f, s in scores.items()
+            if f != "calibration"
+        )
         click.echo(f"  {model:<10} {figures}")
     conc = data["accountability"]["concentration"]
-    click.echo(f"flagged cells: {len(data['forecast']['cells'])} in {conc['neighbourhoods']} neighbourhoods "
-               f"(largest share {conc['largest_share']:.0%})")  # fmt: skip
+    click.echo(
+        f"flagged cells: {len(data['forecast']['cells'])} in "
+        f"{conc['neighbourhoods']} neighbourhoods "
+        f"(largest share {conc['largest_share']:.0%})"
+    )
     lift = data["accountability"]["feedback"]["lift_in_previously_flagged"]
     if lift is not None:
-        click.echo(f"feedback monitor: recent incidents in previously flagged cells at {lift:.1f}x their area share")
+        click.echo(
+            f"feedback monitor: recent incidents in previously flagged cells at {lift:.1f}x "
+            "their area share"
+        )
 
 
 @forecast.command("run")
@@ -2539,18 +2553,43 @@ def _show_card(card: Any, as_json: bool) -> None:
 @agency_option("Agency whose analysts' view of the data is used.", required=True)
 @click.option("--category", required=True, help="NIBRS code to forecast (e.g. 220 burglary).")
 @time_option("--start", "Start of the forecast window")
-@click.option("--days", "window_days", default=7.0, show_default=True, type=click.FloatRange(min=0.01),
-              help="Window length in days (a shift: 0.333).")  # fmt: skip
-@click.option("--model", default="ensemble", show_default=True,
-              type=click.Choice(["naive", "retrospective", "prospective", "kde", "sepp", "gbm", "ensemble"]),
-              help="Forecasting model.")  # fmt: skip
-@click.option("--cell", "cell_m", default=150.0, show_default=True, type=click.FloatRange(min=1), help="Cell side in metres.")
-@click.option("--fraction", default=0.01, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Share of the area to flag.")  # fmt: skip
-@click.option("--allow", "allowed", multiple=True, help="The agency's forecastable categories (opt-in list).")
+@click.option(
+    "--days",
+    "window_days",
+    default=7.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Window length in days (a shift: 0.333).",
+)
+@click.option(
+    "--model",
+    default="ensemble",
+    show_default=True,
+    type=click.Choice(["naive", "retrospective", "prospective", "kde", "sepp", "gbm", "ensemble"]),
+    help="Forecasting model.",
+)
+@click.option(
+    "--cell",
+    "cell_m",
+    default=150.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Cell side in metres.",
+)
+@click.option(
+    "--fraction",
+    default=0.01,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Share of the area to flag.",
+)
+@click.option(
+    "--allow", "allowed", multiple=True, help="The agency's forecastable categories (opt-in list)."
+)
 @json_option()
 def forecast_run(
-    db_url: str, agency_id: str, category: str, start: datetime | None, window_days: float, model: str,
+    db_url: str, agency_id: str, category: str, start: datetime | None, window_days: float,
+    model: str,
     cell_m: float, fraction: float, allowed: tuple[str, ...], as_json: bool,
 ) -> None:  # fmt: skip
     """Forecast CATEGORY for AGENCY, backtest it on the windows before, store its model card."""
@@ -2562,10 +2601,17 @@ def forecast_run(
     store = open_store_or_fail(db_url)
     _require_agency(store, agency_id)
     card = _forecast_call(
-        run_forecast, store, operator_viewer(agency_id), category=category, start=start,
-        window_days=window_days, model=model, cell_m=cell_m, fraction=fraction,
+        run_forecast,
+        store,
+        operator_viewer(agency_id),
+        category=category,
+        start=start,
+        window_days=window_days,
+        model=model,
+        cell_m=cell_m,
+        fraction=fraction,
         allowed=frozenset(allowed) if allowed else None,
-    )  # fmt: skip
+    )
     _show_card(card, as_json)
 
 
@@ -2584,7 +2630,9 @@ def forecast_list(db_url: str, agency_id: str, as_json: bool) -> None:
         echo_json([c.to_dict() for c in cards])
         return
     for c in cards:
-        click.echo(f"{c.id}  {c.model:<10} {c.category:<5} {c.window_from.isoformat()}  by {c.created_by}")
+        click.echo(
+            f"{c.id}  {c.model:<10} {c.category:<5} {c.window_from.isoformat()}  by {c.created_by}"
+        )
 
 
 @forecast.command("show")
@@ -2605,12 +2653,34 @@ def forecast_show(db_url: str, agency_id: str, card_id: str, as_json: bool) -> N
 @agency_option("Agency whose analysts' view of the data is used.", required=True)
 @click.option("--category", required=True, help="NIBRS code to forecast.")
 @time_option("--start", "Forecast date (monthly windows start on the 1st)")
-@click.option("--window", type=click.Choice(["1w", "2w", "1m", "2m", "3m"]), default="1w", show_default=True,
-              help="NIJ window.")  # fmt: skip
-@click.option("--cell-ft", default=600.0, show_default=True, type=float, help="Square cell side in feet (250-600).")
-@click.option("--area-sq-mi", default=0.25, show_default=True, type=float, help="Flagged area in sq mi (0.25-0.75).")
+@click.option(
+    "--window",
+    type=click.Choice(["1w", "2w", "1m", "2m", "3m"]),
+    default="1w",
+    show_default=True,
+    help="NIJ window.",
+)
+@click.option(
+    "--cell-ft",
+    default=600.0,
+    show_default=True,
+    type=float,
+    help="Square cell side in feet (250-600).",
+)
+@click.option(
+    "--area-sq-mi",
+    default=0.25,
+    show_default=True,
+    type=float,
+    help="Flagged area in sq mi (0.25-0.75).",
+)
 @click.option("--model", default="ensemble", show_default=True, help="Forecasting model.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for flagged.geojson and grid.csv.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for flagged.geojson and grid.csv.",
+)
 def forecast_nij(
     db_url: str, agency_id: str, category: str, start: datetime | None, window: str, cell_ft: float,
     area_sq_mi: float, model: str, out: str,
@@ -2637,15 +2707,22 @@ def forecast_nij(
     _forecast_call(nij.check_flagged, area_sq_mi * nij.SQ_MI)
     store = open_store_or_fail(db_url)
     _require_agency(store, agency_id)
-    arrays = analysis_arrays(store, operator_viewer(agency_id), ReadRequest(offences=frozenset({category}), until=start))
+    arrays = analysis_arrays(
+        store, operator_viewer(agency_id), ReadRequest(offences=frozenset({category}), until=start)
+    )
     h = history_from_arrays(arrays)
     if not len(h):
         raise click.ClickException(f"no visible incidents of {category} before {start.date()}")
     s = float(days(np.array([start.replace(tzinfo=None)], dtype="datetime64[us]"))[0])
     grid = grid_for(h, cell_ft * 0.3048)
-    f = _forecast_call(nij.nij_forecast, MODELS[model](), h, grid, s, window, area_sq_mi * nij.SQ_MI)
+    f = _forecast_call(
+        nij.nij_forecast, MODELS[model](), h, grid, s, window, area_sq_mi * nij.SQ_MI
+    )
     gj, csv_path = nij.write_submission(f, Path(out))
-    click.echo(f"flagged {f.flagged.size} cells, {f.flagged_area / nij.SQ_MI:.3f} sq mi: wrote {gj} and {csv_path}")
+    click.echo(
+        f"flagged {f.flagged.size} cells, {f.flagged_area / nij.SQ_MI:.3f} sq mi: "
+        f"wrote {gj} and {csv_path}"
+    )
 
 
 @cli.group()
@@ -2656,14 +2733,31 @@ def patrol() -> None:
 @patrol.command("plan")
 @db_option
 @agency_option("Agency whose units patrol.", required=True)
-@click.option("--card", "card_id", required=True, help="Model card id (from `crossbeat forecast run`).")
-@click.option("--units", default=2, show_default=True, type=click.IntRange(1, 500), help="Units on shift.")
+@click.option(
+    "--card", "card_id", required=True, help="Model card id (from `crossbeat forecast run`)."
+)
+@click.option(
+    "--units", default=2, show_default=True, type=click.IntRange(1, 500), help="Units on shift."
+)
 @time_option("--shift-start", "Start of the shift")
-@click.option("--shift-hours", default=8.0, show_default=True, type=click.FloatRange(0.5, 24), help="Shift length.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed: the same seed gives the same plan.")
+@click.option(
+    "--shift-hours",
+    default=8.0,
+    show_default=True,
+    type=click.FloatRange(0.5, 24),
+    help="Shift length.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed: the same seed gives the same plan.",
+)
 @json_option()
 def patrol_plan(
-    db_url: str, agency_id: str, card_id: str, units: int, shift_start: datetime | None, shift_hours: float,
+    db_url: str, agency_id: str, card_id: str, units: int, shift_start: datetime | None,
+    shift_hours: float,
     seed: int, as_json: bool,
 ) -> None:  # fmt: skip
     """Allocate AGENCY's units over a model card's hot spots and route them (stored, audited)."""
@@ -2675,19 +2769,33 @@ def patrol_plan(
     store = open_store_or_fail(db_url)
     _require_agency(store, agency_id)
     plan = _forecast_call(
-        save_patrol_plan, store, agency_id, card_id, units=units, shift_start=shift_start, seed=seed,
+        save_patrol_plan,
+        store,
+        agency_id,
+        card_id,
+        units=units,
+        shift_start=shift_start,
+        seed=seed,
         rules=PatrolRules(shift_minutes=shift_hours * 60),
-    )  # fmt: skip
+    )
     if as_json:
         echo_json(plan)
         return
-    click.echo(f"patrol plan {plan['id']} from model card {card_id} ({plan['model']}), seed {seed}, "
-               f"routes: {plan['routing']}")  # fmt: skip
+    click.echo(
+        f"patrol plan {plan['id']} from model card {card_id} ({plan['model']}), seed {seed}, "
+        f"routes: {plan['routing']}"
+    )
     for unit, beat in plan["assignment"].items():
         stays = [v for v in plan["visits"] if v["unit"] == unit]
-        click.echo(f"  {unit}: {len(beat)} boxes, {len(stays)} stays of 10-16 min, cycle {' > '.join(str(plan['boxes'][str(c)]['h3_9']) for c in beat)}")
+        click.echo(
+            f"  {unit}: {len(beat)} boxes, {len(stays)} stays of 10-16 min, cycle "
+            + " > ".join(str(plan["boxes"][str(c)]["h3_9"]) for c in beat)
+        )
     if plan["claimed_by_partners"]:
-        click.echo(f"  {len(plan['claimed_by_partners'])} boxes already in partner agencies' plans: not assigned")
+        click.echo(
+            f"  {len(plan['claimed_by_partners'])} boxes already in partner agencies' plans: "
+            "not assigned"
+        )
 
 
 @patrol.command("dosage")
@@ -2699,7 +2807,13 @@ def patrol_plan(
 @time_option("--at", "When the stay began")
 @click.option("--minutes", required=True, type=float, help="Minutes spent in the box.")
 def patrol_dosage(
-    db_url: str, agency_id: str, plan_id: str | None, cell: int, unit: str, at: datetime | None, minutes: float
+    db_url: str,
+    agency_id: str,
+    plan_id: str | None,
+    cell: int,
+    unit: str,
+    at: datetime | None,
+    minutes: float,
 ) -> None:
     """Log time a unit spent in a box (audited)."""
     from crossbeat.forecast.plans import log_dosage
@@ -2709,7 +2823,14 @@ def patrol_dosage(
     store = open_store_or_fail(db_url)
     _require_agency(store, agency_id)
     new = _forecast_call(
-        log_dosage, store, agency_id, plan_id=plan_id, cell=cell, unit=unit, started_at=at, minutes=minutes
+        log_dosage,
+        store,
+        agency_id,
+        plan_id=plan_id,
+        cell=cell,
+        unit=unit,
+        started_at=at,
+        minutes=minutes,
     )
     click.echo(f"logged {minutes:g} minutes in box {cell} by {unit} (log {new})")
 

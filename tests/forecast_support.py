@@ -10,7 +10,9 @@ from crossbeat.forecast.history import Frame, History
 FRAME = Frame(-79.4, 43.7)
 
 
-def synthetic(days: float = 730.0, seed: int = 42, hot: int = 12, extent: float = 6000.0) -> History:
+def synthetic(
+    days: float = 730.0, seed: int = 42, hot: int = 12, extent: float = 6000.0
+) -> History:
     """Return stable hot spots (90 % of incidents) over a uniform background, exact times.
 
     The same ``hot`` centres (120 m spread) carry most incidents in every period, so a
@@ -21,7 +23,19 @@ def synthetic(days: float = 730.0, seed: int = 42, hot: int = 12, extent: float 
     n = int(days * 12)
     from_hot = rng.random(n) < 0.9
     which = rng.integers(0, hot, n)
-    x = np.where(from_hot, centres[which, 0] + rng.normal(0, 120, n), rng.uniform(-extent / 2, extent / 2, n))
-    y = np.where(from_hot, centres[which, 1] + rng.normal(0, 120, n), rng.uniform(-extent / 2, extent / 2, n))
+    x = np.where(
+        from_hot, centres[which, 0] + rng.normal(0, 120, n), rng.uniform(-extent / 2, extent / 2, n)
+    )
+    y = np.where(
+        from_hot, centres[which, 1] + rng.normal(0, 120, n), rng.uniform(-extent / 2, extent / 2, n)
+    )
     t = np.sort(rng.uniform(18000.0, 18000.0 + days, n))
-    return History(FRAME, x, y, t, t.copy(), np.full(n, "burglary", dtype=object), np.full(n, "a", dtype=object))
+    return History(
+        FRAME,
+        x,
+        y,
+        t,
+        t.copy(),
+        np.full(n, "burglary", dtype=object),
+        np.full(n, "a", dtype=object),
+    )

@@ -260,7 +260,10 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
     # Enough burglaries in City Y for a forecast and its patrol plan (issue #13).
     burglaries = [row(i, id=f"B{i}", code="220") for i in range(100, 180)]
     ingest_files(
-        store, "cityy", load_profile(folder / "feed.toml"), [write_csv(folder / "y.csv", burglaries)]
+        store,
+        "cityy",
+        load_profile(folder / "feed.toml"),
+        [write_csv(folder / "y.csv", burglaries)],
     )
     card = run_forecast(
         store, operator_viewer("cityy"), category="220", start=datetime(2024, 4, 1, tzinfo=UTC),

@@ -12,8 +12,13 @@ from crossbeat.forecast.grid import grid_for
 from crossbeat.forecast.history import Frame, History, history_from_lonlat
 from crossbeat.forecast.metrics import score
 from crossbeat.forecast.models import (
-    Ensemble, KernelDensity, Model, NaiveCounts, ProspectiveHotspot, RetrospectiveHotspot,
-)  # fmt: skip
+    Ensemble,
+    KernelDensity,
+    Model,
+    NaiveCounts,
+    ProspectiveHotspot,
+    RetrospectiveHotspot,
+)
 from crossbeat.forecast.sepp import SelfExciting
 from tests.forecast_support import synthetic
 
@@ -22,10 +27,14 @@ ORIGIN = 18000.0 + 600.0
 
 def _models() -> list[Model]:
     return [
-        NaiveCounts(), RetrospectiveHotspot(), ProspectiveHotspot(), KernelDensity(),
-        SelfExciting(iterations=10), GradientBoosted(max_iter=50, origins=4),
+        NaiveCounts(),
+        RetrospectiveHotspot(),
+        ProspectiveHotspot(),
+        KernelDensity(),
+        SelfExciting(iterations=10),
+        GradientBoosted(max_iter=50, origins=4),
         Ensemble([NaiveCounts(), KernelDensity()]),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +92,9 @@ def test_a_time_range_is_spread_over_the_windows_it_covers() -> None:
 def test_a_grid_clipped_to_a_polygon_has_its_area() -> None:
     frame = Frame(-79.4, 43.7)
     ring = [(-79.42, 43.69), (-79.38, 43.69), (-79.385, 43.715), (-79.42, 43.71)]
-    h = History(frame, np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), np.array(["a"]), np.array([""]))
+    h = History(
+        frame, np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), np.array(["a"]), np.array([""])
+    )
     g = grid_for(h, 100.0, area=Polygon(ring))
     x, y = frame.forward(np.array([p[0] for p in ring]), np.array([p[1] for p in ring]))
     assert g.total_area == pytest.approx(Polygon(zip(x, y, strict=True)).area, rel=1e-6)
@@ -95,7 +106,9 @@ def test_scores_have_known_answers() -> None:
     assert (s.cells, s.hits, s.hit_rate, s.pai, s.pei) == (2, 3.0, 0.75, pytest.approx(1.875), 0.75)
 
 
-def _simulate_hawkes(mu: float, theta: float, omega: float, cells: int, days: float, seed: int) -> np.ndarray:
+def _simulate_hawkes(
+    mu: float, theta: float, omega: float, cells: int, days: float, seed: int
+) -> np.ndarray:
     """Return (cell, time) of a per-cell Hawkes process simulated by its branching structure."""
     rng = np.random.default_rng(seed)
     out = []
@@ -121,7 +134,9 @@ def test_sepp_recovers_the_parameters_of_a_simulated_process() -> None:
     n = len(t)
     h = History(Frame(-79.4, 43.7), x, y, t, t.copy(), np.full(n, "a"), np.full(n, ""))
     g = grid_for(h, size, reach=0.0)
-    m = SelfExciting(days=1000.0, background_bandwidth=0.0, max_lag=200.0, min_lag=0.0, iterations=60)
+    m = SelfExciting(
+        days=1000.0, background_bandwidth=0.0, max_lag=200.0, min_lag=0.0, iterations=60
+    )
     m.fit(h, g, 18000.0 + 1000.0)
     assert m.theta == pytest.approx(0.5, abs=0.1)
     assert m.omega == pytest.approx(0.2, rel=0.3)

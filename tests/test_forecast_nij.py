@@ -56,7 +56,9 @@ def test_windows_are_the_challenge_windows() -> None:
 
 @pytest.mark.parametrize("ft", [250.0, 600.0])
 @pytest.mark.parametrize("sq_mi", [0.25, 0.5, 0.75])
-def test_flagged_output_is_always_compliant(history, ft: float, sq_mi: float, tmp_path: Path) -> None:
+def test_flagged_output_is_always_compliant(
+    history, ft: float, sq_mi: float, tmp_path: Path
+) -> None:
     grid = grid_for(history.before(ORIGIN), ft * FT)
     f = nij.nij_forecast(NaiveCounts(), history, grid, ORIGIN, "2w", sq_mi * nij.SQ_MI)
     assert nij.FLAGGED_MIN_M2 - 1e-6 <= f.flagged_area <= nij.FLAGGED_MAX_M2 + 1e-6
@@ -67,7 +69,12 @@ def test_flagged_output_is_always_compliant(history, ft: float, sq_mi: float, tm
     polys = [shapely.geometry.shape(x["geometry"]) for x in json.loads(gj.read_text())["features"]]
     c = polys[0].centroid
     t = _utm(c.x, c.y)
-    areas = np.array([shapely.transform(p, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1]))).area for p in polys])
+    areas = np.array(
+        [
+            shapely.transform(p, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1]))).area
+            for p in polys
+        ]
+    )
     sq_ft = areas / 0.09290304
     assert (sq_ft >= 62_500 * 0.999).all() and (sq_ft <= 360_000 * 1.001).all()
     assert 0.25 * 0.999 <= areas.sum() / nij.SQ_MI <= 0.75 * 1.001
@@ -110,7 +117,11 @@ def test_an_independent_scorer_recomputes_pai_and_pei(history, tmp_path: Path) -
 
 def test_the_search_stays_inside_the_limits(history) -> None:
     result = nij.search(
-        history, NaiveCounts, consecutive(ORIGIN - 28, 7.0, 4), cells_ft=(250.0, 600.0), areas_sq_mi=(0.25, 0.75)
+        history,
+        NaiveCounts,
+        consecutive(ORIGIN - 28, 7.0, 4),
+        cells_ft=(250.0, 600.0),
+        areas_sq_mi=(0.25, 0.75),
     )
     assert 250 <= result.cell_ft <= 600 and 0.25 <= result.area_sq_mi <= 0.75
     assert len(result.table) == 4

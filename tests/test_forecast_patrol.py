@@ -1,4 +1,4 @@
-"""Patrol plans respect every constraint, routes are feasible, plans reproduce from a seed (issue #13)."""
+"""Patrol plans respect every constraint, routes are feasible, seeds reproduce plans (issue #13)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ def _boxes(seed: int = 3, n: int = 80) -> list[Box]:
     out = []
     for i in range(n):
         x, y = rng.uniform(0, 8000, 2)
-        out.append(Box(i, float(x), float(y), float(rng.gamma(1.0)), "north" if y > 4000 else "south"))
+        out.append(
+            Box(i, float(x), float(y), float(rng.gamma(1.0)), "north" if y > 4000 else "south")
+        )
     # A sharing jurisdiction with only low-risk boxes must still be covered.
     out.append(Box(n, 9000.0, 500.0, 0.001, "harbour"))
     return out

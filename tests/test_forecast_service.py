@@ -1,4 +1,4 @@
-"""Forecasts on the store: policy-filtered reads, model cards, audit, forecastable categories (issue #13)."""
+"""Forecasts on the store: policy-filtered reads, model cards, audit, opt-in categories (#13)."""
 
 from __future__ import annotations
 
@@ -43,8 +43,12 @@ ANALYST = Viewer.user("ana", "citya", ["analyst"])
 
 
 def test_a_forecast_stores_its_model_card_with_backtest_and_audit(world) -> None:
-    card = run_forecast(world, ANALYST, category="220", start=START, model="sepp", cell_m=200.0, fraction=0.05)
-    assert card.data_snapshot["incidents"] > 300 and card.data_snapshot["owners"] == {"citya": card.data_snapshot["incidents"]}
+    card = run_forecast(
+        world, ANALYST, category="220", start=START, model="sepp", cell_m=200.0, fraction=0.05
+    )
+    assert card.data_snapshot["records"] > 300 and card.data_snapshot["owners"] == {
+        "citya": card.data_snapshot["records"]
+    }
     assert card.training_to == START and card.window_to == START + timedelta(days=7)
     scores = card.backtest["models"]["sepp"]["0.05"]
     assert scores["pai"] > 1 and 0 <= scores["hit_rate"] <= 1
@@ -56,7 +60,9 @@ def test_a_forecast_stores_its_model_card_with_backtest_and_audit(world) -> None
         events = conn.execute(select(audit_log.c.resource_type, audit_log.c.details)).all()
     assert any(r[0] == "model_card" and r[1]["model_card"] == card.id for r in events)
     # A second forecast sees the first in its accountability figures.
-    second = run_forecast(world, ANALYST, category="220", start=START + timedelta(days=7), model="naive", cell_m=200.0)
+    second = run_forecast(
+        world, ANALYST, category="220", start=START + timedelta(days=7), model="naive", cell_m=200.0
+    )
     assert second.accountability["feedback"]["previous_forecasts"] == 1
     assert second.accountability["persistence"][0]["share"] >= 0
     assert [c.id for c in list_model_cards(world, "citya")] == [second.id, card.id]
@@ -65,7 +71,9 @@ def test_a_forecast_stores_its_model_card_with_backtest_and_audit(world) -> None
 def test_drug_offences_are_not_forecast_by_default(world) -> None:
     with pytest.raises(ForecastError, match="never forecast by default"):
         run_forecast(world, ANALYST, category="35A", start=START)
-    card = run_forecast(world, ANALYST, category="35A", start=START, model="naive", allowed=frozenset({"35A"}))
+    card = run_forecast(
+        world, ANALYST, category="35A", start=START, model="naive", allowed=frozenset({"35A"})
+    )
     assert card.category == "35A"
 
 

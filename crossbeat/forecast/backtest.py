@@ -56,7 +56,7 @@ class Backtest:
     windows: list[tuple[float, float]]
     fractions: tuple[float, ...]
     results: list[ModelResult]
-    incidents: float
+    observed_total: float
 
     def best(self, fraction: float, metric: str = "pai") -> ModelResult:
         """Return the model with the highest mean ``metric`` at ``fraction``."""
@@ -66,13 +66,16 @@ class Backtest:
         """Return a plain-text table: model × fraction → mean PAI, PEI, hit rate."""
         lines = []
         head = "model".ljust(14) + "".join(
-            f"{'PAI@' + _pct(f):>10}{'PEI@' + _pct(f):>10}{'HR@' + _pct(f):>10}" for f in self.fractions
+            f"{'PAI@' + _pct(f):>10}{'PEI@' + _pct(f):>10}{'HR@' + _pct(f):>10}"
+            for f in self.fractions
         )
         lines.append(head)
         for r in self.results:
             row = r.model.ljust(14)
             for f in self.fractions:
-                row += f"{r.mean(f, 'pai'):10.2f}{r.mean(f, 'pei'):10.3f}{r.mean(f, 'hit_rate'):10.3f}"
+                row += (
+                    f"{r.mean(f, 'pai'):10.2f}{r.mean(f, 'pei'):10.3f}{r.mean(f, 'hit_rate'):10.3f}"
+                )
             lines.append(row)
         return "\n".join(lines)
 

@@ -6,10 +6,10 @@ smoothed at two spatial scales (``scales`` metres); a near-repeat feature (the l
 days, smoothed); seasonality (the count in the same window a year earlier, smoothed; the
 day of the year); and a cross-border feature (incidents recorded by *other* owners than
 the cell's main one, within the larger scale, over the last year: partner agencies'
-data near the border). The target is the count in ``[o, o + max(w, horizon))`` (short windows borrow a longer
-horizon's signal and are scaled back). Training rows come from ``origins`` earlier
-origins spaced 28 days apart, whose target windows all end before the forecast origin
-(no look-ahead). The regressor is scikit-learn's
+data near the border). The target is the count in ``[o, o + max(w, horizon))``
+(short windows borrow a longer horizon's signal and are scaled back). Training rows come
+from ``origins`` earlier origins spaced 28 days apart, whose target windows all end
+before the forecast origin (no look-ahead). The regressor is scikit-learn's
 ``HistGradientBoostingRegressor`` with a Poisson loss, seeded.
 """
 
@@ -28,7 +28,9 @@ from crossbeat.forecast.history import History
 _LAGS = (7.0, 28.0, 91.0, 365.0, 730.0, 2190.0)
 
 
-def features(history: History, grid: SquareGrid, origin: float, window: float, scales: tuple[float, float]) -> np.ndarray:
+def features(
+    history: History, grid: SquareGrid, origin: float, window: float, scales: tuple[float, float]
+) -> np.ndarray:
     """Return the ``(cells, features)`` matrix at ``origin`` for a ``window``-day forecast."""
     h = history
     cols = []
@@ -58,9 +60,16 @@ def _cross_border(h: History, grid: SquareGrid, origin: float, scale: float) -> 
     if owners.size < 2:
         return np.zeros(grid.n)
     w = h.weights(origin - 365.0, origin)
-    per_owner = np.stack([np.bincount(idx[(idx >= 0) & (h.owner == o)],
-                                      weights=w[(idx >= 0) & (h.owner == o)], minlength=grid.n)
-                          for o in owners])  # fmt: skip
+    per_owner = np.stack(
+        [
+            np.bincount(
+                idx[(idx >= 0) & (h.owner == o)],
+                weights=w[(idx >= 0) & (h.owner == o)],
+                minlength=grid.n,
+            )
+            for o in owners
+        ]
+    )
     main = per_owner.argmax(axis=0)
     others = per_owner.sum(axis=0) - per_owner[main, np.arange(grid.n)]
     return grid.smooth(others, scale)
@@ -109,9 +118,13 @@ class GradientBoosted:
         rng = np.random.default_rng(self.seed)
         keep = (x[:, :5].sum(axis=1) > 0) | (y > 0) | (rng.random(y.size) < 0.1)
         reg = HistGradientBoostingRegressor(
-            loss="poisson", max_iter=self.max_iter, learning_rate=self.learning_rate,
-            max_leaf_nodes=self.max_leaf_nodes, early_stopping=False, random_state=self.seed,
-        )  # fmt: skip
+            loss="poisson",
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            early_stopping=False,
+            random_state=self.seed,
+        )
         # One OpenMP thread by default: on a shared machine, OpenMP's spinning threads
         # slowed fits 100-fold; results do not depend on the thread count.
         with threadpool_limits(limits=self.threads):
@@ -136,7 +149,11 @@ class GradientBoosted:
     def params(self) -> dict[str, Any]:
         """Return the hyper-parameters (and seed)."""
         return {
-            "origins": self.origins, "horizon_days": self.horizon, "scales_m": list(self.scales), "max_iter": self.max_iter,
-            "learning_rate": self.learning_rate, "max_leaf_nodes": self.max_leaf_nodes,
+            "origins": self.origins,
+            "horizon_days": self.horizon,
+            "scales_m": list(self.scales),
+            "max_iter": self.max_iter,
+            "learning_rate": self.learning_rate,
+            "max_leaf_nodes": self.max_leaf_nodes,
             "seed": self.seed,
-        }  # fmt: skip
+        }

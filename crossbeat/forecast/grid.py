@@ -94,7 +94,10 @@ class SquareGrid:
         ys = np.stack([ymin, ymin, ymax, ymax, ymin], axis=1)
         lon, lat = self.frame.inverse(xs.ravel(), ys.ravel())
         lon, lat = lon.reshape(xs.shape), lat.reshape(ys.shape)
-        return [list(zip(map(float, a), map(float, b), strict=True)) for a, b in zip(lon, lat, strict=True)]
+        return [
+            list(zip(map(float, a), map(float, b), strict=True))
+            for a, b in zip(lon, lat, strict=True)
+        ]
 
 
 def grid_for(
@@ -147,7 +150,9 @@ def grid_for(
     ny = int(np.ceil((ymax - y0) / size)) or 1
     if area is not None:
         iy, ix = np.divmod(np.arange(nx * ny), nx)
-        boxes = shapely.box(x0 + ix * size, y0 + iy * size, x0 + (ix + 1) * size, y0 + (iy + 1) * size)
+        boxes = shapely.box(
+            x0 + ix * size, y0 + iy * size, x0 + (ix + 1) * size, y0 + (iy + 1) * size
+        )
         shapely.prepare(metric)
         hit = shapely.intersects(metric, boxes)
         cells = np.flatnonzero(hit)

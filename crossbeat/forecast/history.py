@@ -29,7 +29,10 @@ class Frame:
     lat0: float
 
     def _proj(self) -> str:
-        return f"+proj=tmerc +lat_0={self.lat0} +lon_0={self.lon0} +k=1 +x_0=0 +y_0=0 +ellps=WGS84 +units=m"
+        return (
+            f"+proj=tmerc +lat_0={self.lat0} +lon_0={self.lon0} +k=1 +x_0=0 +y_0=0 "
+            "+ellps=WGS84 +units=m"
+        )
 
     def forward(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return metric ``(x, y)`` for WGS84 ``lon``/``lat``."""
@@ -74,9 +77,14 @@ class History:
     def take(self, keep: np.ndarray) -> History:
         """Return the incidents selected by a boolean mask or index array."""
         return History(
-            self.frame, self.x[keep], self.y[keep], self.t0[keep], self.t1[keep],
-            self.category[keep], self.owner[keep],
-        )  # fmt: skip
+            self.frame,
+            self.x[keep],
+            self.y[keep],
+            self.t0[keep],
+            self.t1[keep],
+            self.category[keep],
+            self.owner[keep],
+        )
 
     def of(self, *categories: str) -> History:
         """Return the incidents of the given categories."""
@@ -135,10 +143,14 @@ def history_from_lonlat(
     keep = ~(np.isnan(lon) | np.isnan(lat) | np.isnan(t0))
     lon, lat = lon[keep], lat[keep]
     if frame is None:
-        frame = Frame(float(np.median(lon)) if lon.size else 0.0, float(np.median(lat)) if lat.size else 0.0)
+        frame = Frame(
+            float(np.median(lon)) if lon.size else 0.0, float(np.median(lat)) if lat.size else 0.0
+        )
     x, y = frame.forward(lon, lat)
     own = np.asarray(owner if owner is not None else np.full(keep.shape[0], ""), dtype=object)
-    return History(frame, x, y, t0[keep], t1[keep], np.asarray(category, dtype=object)[keep], own[keep])
+    return History(
+        frame, x, y, t0[keep], t1[keep], np.asarray(category, dtype=object)[keep], own[keep]
+    )
 
 
 def history_from_arrays(
@@ -157,6 +169,11 @@ def history_from_arrays(
     """
     cat = arrays.nibrs_code if by == "nibrs_code" else arrays.crime_against
     return history_from_lonlat(
-        arrays.lon, arrays.lat, arrays.occurred_from, arrays.occurred_to, cat, arrays.owner,
+        arrays.lon,
+        arrays.lat,
+        arrays.occurred_from,
+        arrays.occurred_to,
+        cat,
+        arrays.owner,
         frame=frame,
-    )  # fmt: skip
+    )

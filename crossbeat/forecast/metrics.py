@@ -65,7 +65,9 @@ def score(risk: np.ndarray, observed: np.ndarray, area: np.ndarray, fraction: fl
     return Score(fraction, flagged_area, int(chosen.size), hits, total, hr, pai, pei)
 
 
-def calibration(expected: np.ndarray, observed: np.ndarray, bins: int = 10) -> list[tuple[float, float, int]]:
+def calibration(
+    expected: np.ndarray, observed: np.ndarray, bins: int = 10
+) -> list[tuple[float, float, int]]:
     """Return ``(mean expected, mean observed, cells)`` per decile of expected count.
 
     A calibrated model's expected counts match the observed ones in every bin.

@@ -42,7 +42,9 @@ class Model(Protocol):
         """Return the parameters that reproduce this model (for its model card)."""
 
 
-def _rate_scaled(surface: np.ndarray, history: History, origin: float, start: float, end: float) -> np.ndarray:
+def _rate_scaled(
+    surface: np.ndarray, history: History, origin: float, start: float, end: float
+) -> np.ndarray:
     """Scale a risk surface so it sums to the last year's daily rate times the window."""
     rate = float(history.weights(origin - 365.0, origin).sum()) / 365.0
     total = float(surface.sum())

@@ -130,10 +130,14 @@ def nij_forecast(
     end = window_end(start, window)
     model.fit(history, grid, start)
     expected = model.predict(start, end)
-    return NijForecast(grid, start, end, window, model.name, expected, flag_area(expected, grid, area_m2))
+    return NijForecast(
+        grid, start, end, window, model.name, expected, flag_area(expected, grid, area_m2)
+    )
 
 
-def write_submission(forecast: NijForecast, directory: Path, area: shapely.Geometry | None = None) -> tuple[Path, Path]:
+def write_submission(
+    forecast: NijForecast, directory: Path, area: shapely.Geometry | None = None
+) -> tuple[Path, Path]:
     """Write ``flagged.geojson`` and ``grid.csv`` for an independent scorer.
 
     ``area`` (WGS84) clips the boundary cells' polygons in ``grid.csv`` (flagged cells
@@ -142,20 +146,27 @@ def write_submission(forecast: NijForecast, directory: Path, area: shapely.Geome
     directory.mkdir(parents=True, exist_ok=True)
     g = forecast.grid
     rings = g.polygons_lonlat()
-    flagged = set(int(i) for i in forecast.flagged)
+    flagged = {int(i) for i in forecast.flagged}
     features = [
-        {"type": "Feature", "properties": {"cell": int(i), "expected": float(forecast.expected[i])},
-         "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in rings[i]]]}}
+        {
+            "type": "Feature",
+            "properties": {"cell": int(i), "expected": float(forecast.expected[i])},
+            "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in rings[i]]]},
+        }
         for i in sorted(flagged)
-    ]  # fmt: skip
+    ]
     meta = {
-        "window": forecast.window, "model": forecast.model, "cell_size_m": g.size,
+        "window": forecast.window,
+        "model": forecast.model,
+        "cell_size_m": g.size,
         "flagged_area_sq_mi": forecast.flagged_area / SQ_MI,
         "start": str(np.datetime64(int(round(forecast.start * 86400)), "s")),
         "end": str(np.datetime64(int(round(forecast.end * 86400)), "s")),
-    }  # fmt: skip
+    }
     gj = directory / "flagged.geojson"
-    gj.write_text(json.dumps({"type": "FeatureCollection", "properties": meta, "features": features}))
+    gj.write_text(
+        json.dumps({"type": "FeatureCollection", "properties": meta, "features": features})
+    )
     path = directory / "grid.csv"
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -164,7 +175,9 @@ def write_submission(forecast: NijForecast, directory: Path, area: shapely.Geome
             poly: shapely.Geometry = Polygon(ring)
             if area is not None and g.area[i] < g.size * g.size * (1 - 1e-9):
                 poly = shapely.intersection(poly, area)
-            w.writerow([i, poly.wkt, f"{g.area[i]:.3f}", int(i in flagged), f"{forecast.expected[i]:.6g}"])
+            w.writerow(
+                [i, poly.wkt, f"{g.area[i]:.3f}", int(i in flagged), f"{forecast.expected[i]:.6g}"]
+            )
     return gj, path
 
 

@@ -98,7 +98,9 @@ def _tour(boxes: Sequence[Box], rules: PatrolRules) -> tuple[list[int], float]:
     n = len(boxes)
     if n <= 2:
         order = list(range(n))
-        return order, sum(rules.travel(boxes[order[i]], boxes[order[(i + 1) % n]]) for i in range(n)) if n == 2 else 0.0
+        return order, sum(
+            rules.travel(boxes[order[i]], boxes[order[(i + 1) % n]]) for i in range(n)
+        ) if n == 2 else 0.0
     scale = 1000.0
     matrix = [[int(round(rules.travel(a, b) * scale)) for b in boxes] for a in boxes]
     manager = pywrapcp.RoutingIndexManager(n, 1, 0)
@@ -188,7 +190,9 @@ def plan_patrols(
         route = [beat[i] for i in tour]
         assignment[u.id] = tuple(b.cell for b in route)
         visits += _timeline(u.id, route, rules, rng)
-    return PatrolPlan(seed, rules, "straight-line", assignment, tuple(visits), tuple(sorted(set(uncovered))))
+    return PatrolPlan(
+        seed, rules, "straight-line", assignment, tuple(visits), tuple(sorted(set(uncovered)))
+    )
 
 
 def _distance(beat: list[Box], b: Box) -> float:
@@ -197,7 +201,9 @@ def _distance(beat: list[Box], b: Box) -> float:
     return min(float(np.hypot(a.x - b.x, a.y - b.y)) for a in beat)
 
 
-def _timeline(unit: str, route: list[Box], rules: PatrolRules, rng: np.random.Generator) -> list[Visit]:
+def _timeline(
+    unit: str, route: list[Box], rules: PatrolRules, rng: np.random.Generator
+) -> list[Visit]:
     """Repeat the cycle over the shift, each stay a seeded 10–16 minutes."""
     out: list[Visit] = []
     t, k = 0.0, 0

@@ -64,30 +64,51 @@ def save_patrol_plan(
         team = [Unit(f"{agency_id}-{i + 1}", agency_id, (agency_id,)) for i in range(units)]
         plan = plan_patrols(boxes, team, rules, seed=seed, taken=taken)
         data = {
-            "id": str(uuid.uuid4()), "model_card_id": card_id, "model": card.model, "seed": seed,
-            "routing": plan.routing, "rules": asdict(plan.rules),
+            "id": str(uuid.uuid4()),
+            "model_card_id": card_id,
+            "model": card.model,
+            "seed": seed,
+            "routing": plan.routing,
+            "rules": asdict(plan.rules),
             "assignment": {u: [int(c) for c in beat] for u, beat in plan.assignment.items()},
-            "boxes": {str(b.cell): {"h3_9": h3.int_to_str(b.cell), "lon": lo, "lat": la, "risk": b.risk}
-                      for b, lo, la in zip(boxes, lon, lat, strict=True)},
+            "boxes": {
+                str(b.cell): {"h3_9": h3.int_to_str(b.cell), "lon": lo, "lat": la, "risk": b.risk}
+                for b, lo, la in zip(boxes, lon, lat, strict=True)
+            },
             "visits": [asdict(v) for v in plan.visits],
             "claimed_by_partners": sorted({str(c) for c in taken} & {str(b.cell) for b in boxes}),
             "uncovered": list(plan.uncovered),
-        }  # fmt: skip
+        }
         conn.execute(
             patrol_plans.insert().values(
-                id=data["id"], agency_id=agency_id, model_card_id=card_id, created_at=store.clock.now(),
-                created_by=by, shift_start=shift_start, seed=seed, plan=data,
+                id=data["id"],
+                agency_id=agency_id,
+                model_card_id=card_id,
+                created_at=store.clock.now(),
+                created_by=by,
+                shift_start=shift_start,
+                seed=seed,
+                plan=data,
             )
-        )  # fmt: skip
+        )
         append(
             store,
             AuditEvent(
-                action=Action.CHANGE, actor=by, actor_agency=agency_id, resource_type="patrol_plan",
-                owner_agencies=(agency_id,), record_count=len(plan.visits),
-                details={"operation": "plan", "patrol_plan": data["id"], "model_card": card_id, "seed": seed},
+                action=Action.CHANGE,
+                actor=by,
+                actor_agency=agency_id,
+                resource_type="patrol_plan",
+                owner_agencies=(agency_id,),
+                record_count=len(plan.visits),
+                details={
+                    "operation": "plan",
+                    "patrol_plan": data["id"],
+                    "model_card": card_id,
+                    "seed": seed,
+                },
             ),
             conn=conn,
-        )  # fmt: skip
+        )
     return data
 
 
@@ -104,13 +125,17 @@ def log_dosage(
 ) -> int:
     """Record ``minutes`` a unit spent in a box (audited); return the log id."""
     if not 0 < minutes <= 24 * 60:
-        raise ForecastError("minutes: give the time spent in the box, more than 0 and at most a day")
+        raise ForecastError(
+            "minutes: give the time spent in the box, more than 0 and at most a day"
+        )
     if started_at.tzinfo is None:
         raise ForecastError("started at: give a date and time with a time zone")
     with store.begin() as conn:
         if plan_id is not None:
             found = conn.execute(
-                select(patrol_plans.c.id).where(patrol_plans.c.id == plan_id, patrol_plans.c.agency_id == agency_id)
+                select(patrol_plans.c.id).where(
+                    patrol_plans.c.id == plan_id, patrol_plans.c.agency_id == agency_id
+                )
             ).first()
             if found is None:
                 raise ForecastError(f"no patrol plan {plan_id!r} for agency {agency_id!r}")
@@ -123,11 +148,19 @@ def log_dosage(
         append(
             store,
             AuditEvent(
-                action=Action.CHANGE, actor=by, actor_agency=agency_id, resource_type="dosage",
-                owner_agencies=(agency_id,), record_count=1,
-                details={"operation": "dosage", "patrol_plan": plan_id, "cell": cell,
-                         "seconds": int(round(minutes * 60))},
+                action=Action.CHANGE,
+                actor=by,
+                actor_agency=agency_id,
+                resource_type="dosage",
+                owner_agencies=(agency_id,),
+                record_count=1,
+                details={
+                    "operation": "dosage",
+                    "patrol_plan": plan_id,
+                    "cell": cell,
+                    "seconds": int(round(minutes * 60)),
+                },
             ),
             conn=conn,
-        )  # fmt: skip
+        )
     return int(new[0]) if new else 0

@@ -119,10 +119,12 @@ class SelfExciting:
     def params(self) -> dict[str, Any]:
         """Return the fitted and chosen parameters."""
         return {
-            "days": self.days, "background_bandwidth_m": self.background_bandwidth,
-            "theta": self.theta, "omega_per_day": self.omega,
+            "days": self.days,
+            "background_bandwidth_m": self.background_bandwidth,
+            "theta": self.theta,
+            "omega_per_day": self.omega,
             "hourly": [round(float(v), 4) for v in self.hourly],
-        }  # fmt: skip
+        }
 
 
 def _hour_weights(h: History) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Forecasts on stored data: read the viewer's arrays, backtest, fit, store a model card (issue #13).
+"""Forecasts on stored data: read the viewer's arrays, backtest, fit, store a card (issue #13).
 
 The thin layer between the store and the database-free models. :func:`run_forecast`
 reads the viewer's policy-filtered history through
@@ -29,7 +29,14 @@ from crossbeat.forecast.gbm import GradientBoosted
 from crossbeat.forecast.grid import SquareGrid, grid_for
 from crossbeat.forecast.history import History, days, history_from_arrays
 from crossbeat.forecast.metrics import flag
-from crossbeat.forecast.models import Ensemble, KernelDensity, Model, NaiveCounts, ProspectiveHotspot, RetrospectiveHotspot
+from crossbeat.forecast.models import (
+    Ensemble,
+    KernelDensity,
+    Model,
+    NaiveCounts,
+    ProspectiveHotspot,
+    RetrospectiveHotspot,
+)
 from crossbeat.forecast.sepp import SelfExciting
 from crossbeat.sharing.arrays import analysis_arrays
 from crossbeat.sharing.request import ReadRequest, Viewer
@@ -45,7 +52,22 @@ DEFAULT_FORECASTABLE: frozenset[str] = frozenset(
 #: Never forecast unless an agency lists them explicitly: drug, weapon-law and
 #: public-order offences are recorded mostly where police patrol (a feedback loop).
 SENSITIVE: frozenset[str] = frozenset(
-    {"35A", "35B", "520", "40A", "40B", "40C", "90B", "90C", "90D", "90E", "90F", "90G", "90J", "90Z"}
+    {
+        "35A",
+        "35B",
+        "520",
+        "40A",
+        "40B",
+        "40C",
+        "90B",
+        "90C",
+        "90D",
+        "90E",
+        "90F",
+        "90G",
+        "90J",
+        "90Z",
+    }
 )
 
 MODELS: dict[str, Callable[[], Model]] = {
@@ -67,10 +89,15 @@ def check_forecastable(category: str, allowed: frozenset[str] | None = None) -> 
     """Refuse a category outside the allowed list (default :data:`DEFAULT_FORECASTABLE`)."""
     allowed = DEFAULT_FORECASTABLE if allowed is None else allowed
     if category not in allowed:
-        extra = " (drug, weapon and public-order offences are never forecast by default)" if category in SENSITIVE else ""
+        extra = (
+            " (drug, weapon and public-order offences are never forecast by default)"
+            if category in SENSITIVE
+            else ""
+        )
         raise ForecastError(
             f"category {category!r} is not forecastable{extra}; forecastable: "
-            f"{', '.join(sorted(allowed))}. An agency opts in by listing it (see docs/forecasting.md)."
+            f"{', '.join(sorted(allowed))}. An agency opts in by listing it "
+            "(see docs/forecasting.md)."
         )
 
 
@@ -111,7 +138,7 @@ def _snapshot(h: History, owners: dict[str, int]) -> dict[str, Any]:
     digest = hashlib.sha256()
     for a in (h.x, h.y, h.t0, h.t1):
         digest.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
-    return {"incidents": len(h), "owners": owners, "sha256": digest.hexdigest()}
+    return {"records": len(h), "owners": owners, "sha256": digest.hexdigest()}
 
 
 def run_forecast(
@@ -158,76 +185,119 @@ def run_forecast(
     if not 0 < fraction < 1 or window_days <= 0 or cell_m <= 0:
         raise ForecastError("fraction must be in (0, 1), window and cell size positive")
     arrays = analysis_arrays(
-        store, viewer, ReadRequest(offences=frozenset({category}), until=start, purpose=Purpose.ANALYSIS)
+        store,
+        viewer,
+        ReadRequest(offences=frozenset({category}), until=start, purpose=Purpose.ANALYSIS),
     )
     h = history_from_arrays(arrays)
     if len(h) < 30:
-        raise ForecastError(f"only {len(h)} visible incidents of {category} before {start.date()}: need at least 30")
+        raise ForecastError(
+            f"only {len(h)} visible incidents of {category} before {start.date()}: need at least 30"
+        )
     s = float(days(np.array([start.replace(tzinfo=None)], dtype="datetime64[us]"))[0])
     grid = grid_for(h, cell_m)
     windows = consecutive(s - backtest_windows * window_days, window_days, backtest_windows)
-    bt = rolling_backtest(h, grid, [MODELS[model](), NaiveCounts(), KernelDensity()], windows, (fraction, 0.05))
+    bt = rolling_backtest(
+        h, grid, [MODELS[model](), NaiveCounts(), KernelDensity()], windows, (fraction, 0.05)
+    )
     m = MODELS[model]()
     m.fit(h, grid, s)
     expected = m.predict(s, s + window_days)
     flagged = flag(expected, grid.area, fraction * grid.total_area)
     card = ModelCard(
-        id=str(uuid.uuid4()), agency_id=viewer.agency_id or "", created_at=store.clock.now(),
-        created_by=viewer.id, category=category, model=model, params=m.params(),
-        grid={"kind": "square", "size_m": cell_m, "cells": grid.n, "area_m2": grid.total_area,
-              "frame": [grid.frame.lon0, grid.frame.lat0], "x0": grid.x0, "y0": grid.y0,
-              "nx": grid.nx, "ny": grid.ny},
-        training_from=_dt(float(h.t0.min())), training_to=start, window_from=start,
+        id=str(uuid.uuid4()),
+        agency_id=viewer.agency_id or "",
+        created_at=store.clock.now(),
+        created_by=viewer.id,
+        category=category,
+        model=model,
+        params=m.params(),
+        grid={
+            "kind": "square",
+            "size_m": cell_m,
+            "cells": grid.n,
+            "area_m2": grid.total_area,
+            "frame": [grid.frame.lon0, grid.frame.lat0],
+            "x0": grid.x0,
+            "y0": grid.y0,
+            "nx": grid.nx,
+            "ny": grid.ny,
+        },
+        training_from=_dt(float(h.t0.min())),
+        training_to=start,
+        window_from=start,
         window_to=start + timedelta(days=window_days),
         data_snapshot=_snapshot(h, arrays.owner_counts()),
-        backtest=_backtest_json(bt), accountability={},
+        backtest=_backtest_json(bt),
+        accountability={},
         forecast=_forecast_json(grid, expected, flagged, fraction),
-    )  # fmt: skip
+    )
     with store.begin() as conn:
         previous = conn.execute(
             select(model_cards.c.forecast, model_cards.c.window_from)
             .where(model_cards.c.agency_id == card.agency_id, model_cards.c.category == category)
-            .order_by(model_cards.c.created_at.desc()).limit(12)
-        ).all()  # fmt: skip
+            .order_by(model_cards.c.created_at.desc())
+            .limit(12)
+        ).all()
         acc = accountability(h, grid, flagged, [(r[0], r[1]) for r in previous], s)
         card = ModelCard(**{**card.__dict__, "accountability": acc})
         conn.execute(model_cards.insert().values(**card.__dict__))
         append(
             store,
             AuditEvent(
-                action=Action.CHANGE, actor=viewer.id, actor_agency=viewer.agency_id,
-                resource_type="model_card", owner_agencies=tuple(sorted(arrays.owner_counts())),
+                action=Action.CHANGE,
+                actor=viewer.id,
+                actor_agency=viewer.agency_id,
+                resource_type="model_card",
+                owner_agencies=tuple(sorted(arrays.owner_counts())),
                 record_count=len(h),
-                details={"operation": "forecast", "model_card": card.id, "model": model,
-                         "category": category, "window_from": start.isoformat()},
+                details={
+                    "operation": "forecast",
+                    "model_card": card.id,
+                    "model": model,
+                    "category": category,
+                    "window_from": start.isoformat(),
+                },
             ),
             conn=conn,
-        )  # fmt: skip
+        )
     return card
 
 
 def _backtest_json(bt: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"windows": len(bt.windows), "incidents": bt.incidents, "models": {}}
+    out: dict[str, Any] = {"windows": len(bt.windows), "observed": bt.observed_total, "models": {}}
     for r in bt.results:
         out["models"][r.model] = {
-            f"{f:g}": {"pai": r.mean(f, "pai"), "pei": r.mean(f, "pei"), "hit_rate": r.mean(f, "hit_rate")}
+            f"{f:g}": {
+                "pai": r.mean(f, "pai"),
+                "pei": r.mean(f, "pei"),
+                "hit_rate": r.mean(f, "hit_rate"),
+            }
             for f in bt.fractions
         }
         out["models"][r.model]["calibration"] = r.calibration(5)
     return out
 
 
-def _forecast_json(grid: SquareGrid, expected: np.ndarray, flagged: np.ndarray, fraction: float) -> dict[str, Any]:
+def _forecast_json(
+    grid: SquareGrid, expected: np.ndarray, flagged: np.ndarray, fraction: float
+) -> dict[str, Any]:
     x, y = grid.centres()
     lon, lat = grid.frame.inverse(x[flagged], y[flagged])
     return {
-        "fraction": fraction, "expected_total": float(expected.sum()),
+        "fraction": fraction,
+        "expected_total": float(expected.sum()),
         "cells": [
-            {"cell": int(c), "lon": float(a), "lat": float(b), "expected": float(expected[c]),
-             "h3_9": h3.latlng_to_cell(float(b), float(a), 9)}
+            {
+                "cell": int(c),
+                "lon": float(a),
+                "lat": float(b),
+                "expected": float(expected[c]),
+                "h3_9": h3.latlng_to_cell(float(b), float(a), 9),
+            }
             for c, a, b in zip(flagged, lon, lat, strict=True)
         ],
-    }  # fmt: skip
+    }
 
 
 def accountability(
@@ -262,38 +332,60 @@ def accountability(
     for forecast, when in previous:
         cells = {c["h3_9"] for c in forecast.get("cells", [])}
         before |= cells
-        persistence.append({"window_from": when.isoformat(), "share": len(mine & cells) / max(len(mine), 1)})
+        persistence.append(
+            {"window_from": when.isoformat(), "share": len(mine & cells) / max(len(mine), 1)}
+        )
     recent = history.take(history.t0 >= start - 90)
     lift = None
     if before and len(recent):
         rlon, rlat = grid.frame.inverse(recent.x, recent.y)
-        inside = np.array([h3.latlng_to_cell(float(b), float(a), 9) in before for a, b in zip(rlon, rlat, strict=True)])
+        inside = np.array(
+            [
+                h3.latlng_to_cell(float(b), float(a), 9) in before
+                for a, b in zip(rlon, rlat, strict=True)
+            ]
+        )
         area_share = len(before) * h3.average_hexagon_area(9, "m^2") / grid.total_area
         lift = float(inside.mean() / area_share) if area_share > 0 else None
     return {
-        "concentration": {"neighbourhoods": len(shares), "largest_share": max(shares.values(), default=0.0),
-                          "shares": dict(list(shares.items())[:20])},
+        "concentration": {
+            "neighbourhoods": len(shares),
+            "largest_share": max(shares.values(), default=0.0),
+            "shares": dict(list(shares.items())[:20]),
+        },
         "persistence": persistence,
         "feedback": {"lift_in_previously_flagged": lift, "previous_forecasts": len(previous)},
-    }  # fmt: skip
+    }
 
 
 def list_model_cards(store: Store, agency_id: str, *, limit: int = 50) -> list[ModelCard]:
     """Return an agency's model cards, newest first."""
     with store.begin() as conn:
-        rows = conn.execute(
-            select(model_cards).where(model_cards.c.agency_id == agency_id)
-            .order_by(model_cards.c.created_at.desc()).limit(limit)
-        ).mappings().all()  # fmt: skip
+        rows = (
+            conn.execute(
+                select(model_cards)
+                .where(model_cards.c.agency_id == agency_id)
+                .order_by(model_cards.c.created_at.desc())
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
     return [ModelCard(**dict(r)) for r in rows]
 
 
 def get_model_card(store: Store, card_id: str, agency_id: str) -> ModelCard:
     """Return one of an agency's model cards (:class:`ForecastError` if there is none)."""
     with store.begin() as conn:
-        row = conn.execute(
-            select(model_cards).where(model_cards.c.id == card_id, model_cards.c.agency_id == agency_id)
-        ).mappings().first()  # fmt: skip
+        row = (
+            conn.execute(
+                select(model_cards).where(
+                    model_cards.c.id == card_id, model_cards.c.agency_id == agency_id
+                )
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         raise ForecastError(f"no model card {card_id!r} for agency {agency_id!r}")
     return ModelCard(**dict(row))

@@ -62,14 +62,28 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise ApiError(400, str(exc)) from exc
 
 
-@router.post("/forecasts", status_code=201, responses=ERRORS, dependencies=[CsrfDep],
-             summary="Forecast a category and store its model card")  # fmt: skip
-def post_forecast(body: ForecastIn, store: StoreDep, viewer: ViewerDep, actor: ActorDep) -> dict[str, Any]:
-    """Fit on your view of the data before ``start``, backtest, flag cells; return the model card."""
+@router.post(
+    "/forecasts",
+    status_code=201,
+    responses=ERRORS,
+    dependencies=[CsrfDep],
+    summary="Forecast a category and store its model card",
+)
+def post_forecast(
+    body: ForecastIn, store: StoreDep, viewer: ViewerDep, actor: ActorDep
+) -> dict[str, Any]:
+    """Fit on your view of the data before ``start``, backtest, flag cells; return the card."""
     card = _call(
-        run_forecast, store, viewer, category=body.category, start=body.start, window_days=body.window_days,
-        model=body.model, cell_m=body.cell_m, fraction=body.fraction,
-    )  # fmt: skip
+        run_forecast,
+        store,
+        viewer,
+        category=body.category,
+        start=body.start,
+        window_days=body.window_days,
+        model=body.model,
+        cell_m=body.cell_m,
+        fraction=body.fraction,
+    )
     return dict(card.to_dict())
 
 
@@ -90,25 +104,48 @@ def get_forecast(card_id: str, store: StoreDep, actor: ActorDep) -> dict[str, An
         raise ApiError(404, str(exc)) from exc
 
 
-@router.post("/patrol-plans", status_code=201, responses=ERRORS, dependencies=[CsrfDep],
-             summary="Plan your units' patrols over a model card's hot spots")  # fmt: skip
+@router.post(
+    "/patrol-plans",
+    status_code=201,
+    responses=ERRORS,
+    dependencies=[CsrfDep],
+    summary="Plan your units' patrols over a model card's hot spots",
+)
 def post_patrol_plan(body: PatrolPlanIn, store: StoreDep, actor: ActorDep) -> dict[str, Any]:
     """Allocate and route units (boxes in partners' plans for the same shift are left to them)."""
     return dict(
         _call(
-            save_patrol_plan, store, actor.agency_id, body.model_card_id, units=body.units,
-            shift_start=body.shift_start, seed=body.seed,
-            rules=PatrolRules(shift_minutes=body.shift_hours * 60), by=actor.user_id,
+            save_patrol_plan,
+            store,
+            actor.agency_id,
+            body.model_card_id,
+            units=body.units,
+            shift_start=body.shift_start,
+            seed=body.seed,
+            rules=PatrolRules(shift_minutes=body.shift_hours * 60),
+            by=actor.user_id,
         )
-    )  # fmt: skip
+    )
 
 
-@router.post("/dosage", status_code=201, responses=ERRORS, dependencies=[CsrfDep],
-             summary="Log time a unit spent in a box")  # fmt: skip
+@router.post(
+    "/dosage",
+    status_code=201,
+    responses=ERRORS,
+    dependencies=[CsrfDep],
+    summary="Log time a unit spent in a box",
+)
 def post_dosage(body: DosageIn, store: StoreDep, actor: ActorDep) -> dict[str, Any]:
     """Record a stay in a box (from the field app)."""
     new = _call(
-        log_dosage, store, actor.agency_id, plan_id=body.plan_id, cell=body.cell, unit=body.unit,
-        started_at=body.started_at, minutes=body.minutes, by=actor.user_id,
-    )  # fmt: skip
+        log_dosage,
+        store,
+        actor.agency_id,
+        plan_id=body.plan_id,
+        cell=body.cell,
+        unit=body.unit,
+        started_at=body.started_at,
+        minutes=body.minutes,
+        by=actor.user_id,
+    )
     return {"id": new}

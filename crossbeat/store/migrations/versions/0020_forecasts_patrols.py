@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-
 revision: str = "0020"
 down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
@@ -39,7 +38,9 @@ def upgrade() -> None:
         sa.Column("backtest", _JSON, nullable=False),
         sa.Column("accountability", _JSON, nullable=False),
         sa.Column("forecast", _JSON, nullable=False),
-        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], name="fk_model_cards_agency_id_agencies"),
+        sa.ForeignKeyConstraint(
+            ["agency_id"], ["agencies.id"], name="fk_model_cards_agency_id_agencies"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_model_cards"),
     )
     op.create_index("ix_model_cards_agency_created", "model_cards", ["agency_id", "created_at"])
@@ -53,7 +54,9 @@ def upgrade() -> None:
         sa.Column("shift_start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("seed", sa.Integer(), nullable=False),
         sa.Column("plan", _JSON, nullable=False),
-        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], name="fk_patrol_plans_agency_id_agencies"),
+        sa.ForeignKeyConstraint(
+            ["agency_id"], ["agencies.id"], name="fk_patrol_plans_agency_id_agencies"
+        ),
         sa.ForeignKeyConstraint(
             ["model_card_id"], ["model_cards.id"], name="fk_patrol_plans_model_card_id_model_cards"
         ),
@@ -71,8 +74,12 @@ def upgrade() -> None:
         sa.Column("minutes", sa.Float(), nullable=False),
         sa.Column("logged_by", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], name="fk_dosage_logs_agency_id_agencies"),
-        sa.ForeignKeyConstraint(["plan_id"], ["patrol_plans.id"], name="fk_dosage_logs_plan_id_patrol_plans"),
+        sa.ForeignKeyConstraint(
+            ["agency_id"], ["agencies.id"], name="fk_dosage_logs_agency_id_agencies"
+        ),
+        sa.ForeignKeyConstraint(
+            ["plan_id"], ["patrol_plans.id"], name="fk_dosage_logs_plan_id_patrol_plans"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_dosage_logs"),
     )
     op.create_index("ix_dosage_logs_plan_cell", "dosage_logs", ["plan_id", "cell"])
