@@ -107,6 +107,7 @@ def main() -> None:
     ap.add_argument("--category", default=None, help="one category label (e.g. burglary)")
     ap.add_argument("--weeks", type=int, default=52, help="Toronto: weeks of 2020 to forecast")
     ap.add_argument("--cell", type=float, default=150.0, help="Toronto cell size in metres")
+    ap.add_argument("--london-cell", type=float, default=100.0, help="London cell size in metres")
     a = ap.parse_args()
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
@@ -128,7 +129,7 @@ def main() -> None:
             print("uk-london not available: skipped")
         else:
             h, city = forecast_data.london()
-            grid = grid_for(h, 100.0, area=city)
+            grid = grid_for(h, a.london_cell, area=city)
             months = [f"2017-{m:02d}-01" for m in range(1, 8)]
             wins = [(_day(a_), _day(b_)) for a_, b_ in zip(months, months[1:], strict=False)]
             months = [f"2020-{m:02d}-01" for m in range(2, 13)] + ["2021-01-01"]
