@@ -92,7 +92,7 @@ class GradientBoosted:
     _h: History | None = field(default=None, repr=False)
     _g: SquareGrid | None = field(default=None, repr=False)
     _origin: float = 0.0
-    _models: dict[float, tuple[float, SquareGrid, HistGradientBoostingRegressor]] = field(
+    _models: dict[float, tuple[float, SquareGrid, HistGradientBoostingRegressor | None]] = field(
         default_factory=dict, repr=False
     )
 
@@ -100,7 +100,7 @@ class GradientBoosted:
         """Remember the history; the regressor is trained per window length on demand."""
         self._h, self._g, self._origin = history.before(origin), grid, origin
 
-    def _regressor(self, window: float) -> HistGradientBoostingRegressor:
+    def _regressor(self, window: float) -> HistGradientBoostingRegressor | None:
         h, g, o = self._h, self._g, self._origin
         assert h is not None and g is not None
         cached = self._models.get(round(window, 3))
@@ -114,6 +114,8 @@ class GradientBoosted:
             xs.append(features(past, g, ok, window, self.scales))
             ys.append(g.counts(h, h.weights(ok, ok + window)))
         x, y = np.vstack(xs), np.concatenate(ys)
+        if not y.sum() > 0:
+            return None
         # Cells that never saw an incident carry little information: keep a seeded 10 %.
         rng = np.random.default_rng(self.seed)
         keep = (x[:, :5].sum(axis=1) > 0) | (y > 0) | (rng.random(y.size) < 0.1)
@@ -141,6 +143,11 @@ class GradientBoosted:
         # mostly 0 or 1: too little signal to rank cells); scaled back to the window.
         span = max(window, self.horizon)
         reg = self._regressor(span)
+        if reg is None:
+            # Too short a history to train on (no incident in any training target):
+            # the last year's counts, as the naive model.
+            recent = self._g.counts(self._h, self._h.weights(start - 365.0, start))
+            return recent * (window / 365.0)
         x = features(self._h, self._g, start, span, self.scales)
         with threadpool_limits(limits=self.threads):
             out = reg.predict(x)

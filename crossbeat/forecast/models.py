@@ -45,8 +45,14 @@ class Model(Protocol):
 def _rate_scaled(
     surface: np.ndarray, history: History, origin: float, start: float, end: float
 ) -> np.ndarray:
-    """Scale a risk surface so it sums to the last year's daily rate times the window."""
-    rate = float(history.weights(origin - 365.0, origin).sum()) / 365.0
+    """Scale a risk surface so it sums to the recent daily rate times the window.
+
+    The rate is over the last year, or over the whole history when it is shorter.
+    """
+    span = 365.0
+    if len(history):
+        span = float(np.clip(origin - float(np.min(history.t0)), 1.0, 365.0))
+    rate = float(history.weights(origin - span, origin).sum()) / span
     total = float(surface.sum())
     if total <= 0:
         return np.zeros_like(surface)
@@ -205,7 +211,9 @@ class Ensemble:
         """Return the weighted mean of the members' normalised surfaces."""
         preds = [m.predict(start, end) for m in self.members]
         w = np.asarray(self.weights if self.weights is not None else [1.0] * len(preds), float)
-        total = float(np.mean([p.sum() for p in preds]))
+        sums = [float(p.sum()) for p in preds]
+        # A member with nothing to say (all zero) does not drag the total down.
+        total = float(np.mean([t for t in sums if t > 0])) if any(t > 0 for t in sums) else 0.0
         mix = sum(wi * p / max(float(p.sum()), 1e-12) for wi, p in zip(w, preds, strict=True))
         return np.asarray(mix) * total / float(w.sum())
 
