@@ -99,3 +99,20 @@ def test_boxes_claimed_by_a_partner_are_never_assigned_again(plan: PatrolPlan) -
 def test_a_jurisdiction_no_unit_may_enter_is_reported_uncovered() -> None:
     p = plan_patrols(_boxes(), UNITS[:2], RULES, seed=1)
     assert p.uncovered == ("harbour",)
+
+
+def test_dosage_evaluation_finds_a_known_effect_and_no_effect_when_there_is_none() -> None:
+    from crossbeat.forecast.dosage import dosage_effect
+
+    rng = np.random.default_rng(4)
+    n = 4000
+    expected = rng.uniform(0.5, 2.0, n)
+    minutes = np.where(rng.random(n) < 0.5, 30.0, 0.0)
+    halved = rng.poisson(expected * np.where(minutes > 0, 0.5, 1.0))
+    e = dosage_effect(minutes, expected, halved)
+    assert e.ci_low < 0.5 < e.ci_high and e.rate_ratio == pytest.approx(0.5, abs=0.05)
+    assert e.p_value < 1e-6
+    same = dosage_effect(minutes, expected, rng.poisson(expected))
+    assert same.ci_low < 1.0 < same.ci_high and same.p_value > 0.01
+    empty = dosage_effect(np.zeros(3), np.ones(3), np.ones(3))
+    assert np.isnan(empty.rate_ratio)
