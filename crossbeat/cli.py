@@ -2693,7 +2693,7 @@ def forecast_nij(
     from crossbeat.forecast import nij
     from crossbeat.forecast.grid import grid_for
     from crossbeat.forecast.history import days, history_from_arrays
-    from crossbeat.forecast.service import MODELS, check_forecastable
+    from crossbeat.forecast.service import MODELS, check_forecastable, jurisdiction_area
     from crossbeat.sharing.arrays import analysis_arrays
     from crossbeat.sharing.own import operator_viewer
     from crossbeat.sharing.request import ReadRequest
@@ -2714,11 +2714,12 @@ def forecast_nij(
     if not len(h):
         raise click.ClickException(f"no visible incidents of {category} before {start.date()}")
     s = float(days(np.array([start.replace(tzinfo=None)], dtype="datetime64[us]"))[0])
-    grid = grid_for(h, cell_ft * 0.3048)
+    area = jurisdiction_area(store, agency_id)
+    grid = grid_for(h, cell_ft * 0.3048, area=area)
     f = _forecast_call(
         nij.nij_forecast, MODELS[model](), h, grid, s, window, area_sq_mi * nij.SQ_MI
     )
-    gj, csv_path = nij.write_submission(f, Path(out))
+    gj, csv_path = nij.write_submission(f, Path(out), area=area)
     click.echo(
         f"flagged {f.flagged.size} cells, {f.flagged_area / nij.SQ_MI:.3f} sq mi: "
         f"wrote {gj} and {csv_path}"

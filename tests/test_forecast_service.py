@@ -49,6 +49,8 @@ def test_a_forecast_stores_its_model_card_with_backtest_and_audit(world) -> None
     assert card.data_snapshot["records"] > 300 and card.data_snapshot["owners"] == {
         "citya": card.data_snapshot["records"]
     }
+    # The grid is clipped to City A's jurisdiction (a 0.08° x 0.06° box, 41.7 km²).
+    assert card.grid["clipped"] and card.grid["area_m2"] == pytest.approx(41.67e6, rel=0.005)
     assert card.training_to == START and card.window_to == START + timedelta(days=7)
     scores = card.backtest["models"]["sepp"]["0.05"]
     assert scores["pai"] > 1 and 0 <= scores["hit_rate"] <= 1

@@ -13,6 +13,7 @@ audit event in the same transaction.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,6 +22,8 @@ from typing import Any
 
 import h3
 import numpy as np
+import shapely
+from shapely.geometry import shape
 from sqlalchemy import select
 
 from crossbeat.audit import Action, AuditEvent, append
@@ -42,7 +45,7 @@ from crossbeat.sharing.arrays import analysis_arrays
 from crossbeat.sharing.request import ReadRequest, Viewer
 from crossbeat.sharing.scope import Purpose
 from crossbeat.store import Store
-from crossbeat.store.schema import model_cards
+from crossbeat.store.schema import jurisdictions, model_cards
 
 #: NIBRS codes forecast by default: property and street crimes whose records come from
 #: victims' reports, not from where police choose to look.
@@ -130,6 +133,17 @@ class ModelCard:
         return d
 
 
+def jurisdiction_area(store: Store, agency_id: str) -> shapely.Geometry | None:
+    """Return the union of an agency's jurisdiction polygons (WGS84), or None if it has none."""
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(jurisdictions.c.geojson).where(jurisdictions.c.agency_id == agency_id)
+        ).all()
+    if not rows:
+        return None
+    return shapely.union_all([shape(json.loads(r[0])) for r in rows])
+
+
 def _dt(day: float) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
 
@@ -195,7 +209,9 @@ def run_forecast(
             f"only {len(h)} visible incidents of {category} before {start.date()}: need at least 30"
         )
     s = float(days(np.array([start.replace(tzinfo=None)], dtype="datetime64[us]"))[0])
-    grid = grid_for(h, cell_m)
+    # Clipped to the viewer's jurisdictions: PAI then uses the real area forecast for.
+    area = jurisdiction_area(store, viewer.agency_id) if viewer.agency_id else None
+    grid = grid_for(h, cell_m, area=area)
     windows = consecutive(s - backtest_windows * window_days, window_days, backtest_windows)
     bt = rolling_backtest(
         h, grid, [MODELS[model](), NaiveCounts(), KernelDensity()], windows, (fraction, 0.05)
@@ -214,6 +230,7 @@ def run_forecast(
         params=m.params(),
         grid={
             "kind": "square",
+            "clipped": area is not None,
             "size_m": cell_m,
             "cells": grid.n,
             "area_m2": grid.total_area,
