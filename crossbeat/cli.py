@@ -2659,6 +2659,348 @@ def analyse_link_duplicates(db_url: str, agency_id: str, threshold: float, seed:
     click.echo(f"{s.found} probable duplicate pairs: {s.linked} linked, {s.already} already linked")
 
 
+# --- forecasting and patrol planning (issue #13) ---------------------------------------
+@cli.group()
+def forecast() -> None:
+    """Forecast hot spots with their backtested accuracy; NIJ challenge submissions."""
+
+
+def _forecast_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from crossbeat.forecast.nij import NijRuleError
+    from crossbeat.forecast.service import ForecastError
+
+    try:
+        return fn(*args, **kwargs)
+    except (ForecastError, NijRuleError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _show_card(card: Any, as_json: bool) -> None:
+    data = card.to_dict()
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(
+        f"model card {data['id']}: {data['model']} for {data['category']}, "
+        f"{data['window_from']} to {data['window_to']}"
+    )
+    snap = data["data_snapshot"]
+    click.echo(
+        f"trained on {snap['records']} incidents ({data['training_from']} to {data['training_to']})"
+    )
+    click.echo(
+        f"backtest over the {data['backtest']['windows']} windows before it (mean per window):"
+    )
+    for model, scores in data["backtest"]["models"].items():
+        figures = "  ".join(
+            f"{float(f) * 100:g}% area: PAI {s['pai']:.2f} PEI {s['pei']:.2f} "
+            f"hit rate {s['hit_rate']:.2f}"
+            for f, s in scores.items()
+            if f != "calibration"
+        )
+        click.echo(f"  {model:<10} {figures}")
+    conc = data["accountability"]["concentration"]
+    click.echo(
+        f"flagged cells: {len(data['forecast']['cells'])} in "
+        f"{conc['neighbourhoods']} neighbourhoods "
+        f"(largest share {conc['largest_share']:.0%})"
+    )
+    lift = data["accountability"]["feedback"]["lift_in_previously_flagged"]
+    if lift is not None:
+        click.echo(
+            f"feedback monitor: recent incidents in previously flagged cells at {lift:.1f}x "
+            "their area share"
+        )
+
+
+@forecast.command("run")
+@db_option
+@agency_option("Agency whose analysts' view of the data is used.", required=True)
+@click.option("--category", required=True, help="NIBRS code to forecast (e.g. 220 burglary).")
+@time_option("--start", "Start of the forecast window")
+@click.option(
+    "--days",
+    "window_days",
+    default=7.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Window length in days (a shift: 0.333).",
+)
+@click.option(
+    "--model",
+    default="ensemble",
+    show_default=True,
+    type=click.Choice(["naive", "retrospective", "prospective", "kde", "sepp", "gbm", "ensemble"]),
+    help="Forecasting model.",
+)
+@click.option(
+    "--cell",
+    "cell_m",
+    default=150.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Cell side in metres.",
+)
+@click.option(
+    "--fraction",
+    default=0.01,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Share of the area to flag.",
+)
+@click.option(
+    "--allow", "allowed", multiple=True, help="The agency's forecastable categories (opt-in list)."
+)
+@json_option()
+def forecast_run(
+    db_url: str, agency_id: str, category: str, start: datetime | None, window_days: float,
+    model: str,
+    cell_m: float, fraction: float, allowed: tuple[str, ...], as_json: bool,
+) -> None:  # fmt: skip
+    """Forecast CATEGORY for AGENCY, backtest it on the windows before, store its model card."""
+    from crossbeat.forecast.service import run_forecast
+    from crossbeat.sharing.own import operator_viewer
+
+    if start is None:
+        raise click.UsageError("give --start, e.g. --start 2026-06-01")
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    card = _forecast_call(
+        run_forecast,
+        store,
+        operator_viewer(agency_id),
+        category=category,
+        start=start,
+        window_days=window_days,
+        model=model,
+        cell_m=cell_m,
+        fraction=fraction,
+        allowed=frozenset(allowed) if allowed else None,
+    )
+    _show_card(card, as_json)
+
+
+@forecast.command("list")
+@db_option
+@agency_option("Agency whose model cards to list.", required=True)
+@json_option()
+def forecast_list(db_url: str, agency_id: str, as_json: bool) -> None:
+    """List AGENCY's model cards, newest first."""
+    from crossbeat.forecast.service import list_model_cards
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    cards = list_model_cards(store, agency_id)
+    if as_json:
+        echo_json([c.to_dict() for c in cards])
+        return
+    for c in cards:
+        click.echo(
+            f"{c.id}  {c.model:<10} {c.category:<5} {c.window_from.isoformat()}  by {c.created_by}"
+        )
+
+
+@forecast.command("show")
+@db_option
+@agency_option("Agency that owns the model card.", required=True)
+@click.argument("card_id")
+@json_option()
+def forecast_show(db_url: str, agency_id: str, card_id: str, as_json: bool) -> None:
+    """Show one model card: model, parameters, data, backtest and accountability."""
+    from crossbeat.forecast.service import get_model_card
+
+    store = open_store_or_fail(db_url)
+    _show_card(_forecast_call(get_model_card, store, card_id, agency_id), as_json)
+
+
+@forecast.command("nij")
+@db_option
+@agency_option("Agency whose analysts' view of the data is used.", required=True)
+@click.option("--category", required=True, help="NIBRS code to forecast.")
+@time_option("--start", "Forecast date (monthly windows start on the 1st)")
+@click.option(
+    "--window",
+    type=click.Choice(["1w", "2w", "1m", "2m", "3m"]),
+    default="1w",
+    show_default=True,
+    help="NIJ window.",
+)
+@click.option(
+    "--cell-ft",
+    default=600.0,
+    show_default=True,
+    type=float,
+    help="Square cell side in feet (250-600).",
+)
+@click.option(
+    "--area-sq-mi",
+    default=0.25,
+    show_default=True,
+    type=float,
+    help="Flagged area in sq mi (0.25-0.75).",
+)
+@click.option("--model", default="ensemble", show_default=True, help="Forecasting model.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for flagged.geojson and grid.csv.",
+)
+def forecast_nij(
+    db_url: str, agency_id: str, category: str, start: datetime | None, window: str, cell_ft: float,
+    area_sq_mi: float, model: str, out: str,
+) -> None:  # fmt: skip
+    """Write an NIJ-rule submission (flagged.geojson, grid.csv) for AGENCY's CATEGORY."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from crossbeat.forecast import nij
+    from crossbeat.forecast.grid import grid_for
+    from crossbeat.forecast.history import days, history_from_arrays
+    from crossbeat.forecast.service import MODELS, check_forecastable, jurisdiction_area
+    from crossbeat.sharing.arrays import analysis_arrays
+    from crossbeat.sharing.own import operator_viewer
+    from crossbeat.sharing.request import ReadRequest
+
+    if start is None:
+        raise click.UsageError("give --start, e.g. --start 2026-06-01")
+    if model not in MODELS:
+        raise click.UsageError(f"--model: use one of {', '.join(MODELS)}")
+    _forecast_call(check_forecastable, category)
+    _forecast_call(nij.check_cell, cell_ft * 0.3048)
+    _forecast_call(nij.check_flagged, area_sq_mi * nij.SQ_MI)
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    arrays = analysis_arrays(
+        store, operator_viewer(agency_id), ReadRequest(offences=frozenset({category}), until=start)
+    )
+    h = history_from_arrays(arrays)
+    if not len(h):
+        raise click.ClickException(f"no visible incidents of {category} before {start.date()}")
+    s = float(days(np.array([start.replace(tzinfo=None)], dtype="datetime64[us]"))[0])
+    area = jurisdiction_area(store, agency_id)
+    grid = grid_for(h, cell_ft * 0.3048, area=area)
+    f = _forecast_call(
+        nij.nij_forecast, MODELS[model](), h, grid, s, window, area_sq_mi * nij.SQ_MI
+    )
+    gj, csv_path = nij.write_submission(f, Path(out), area=area)
+    click.echo(
+        f"flagged {f.flagged.size} cells, {f.flagged_area / nij.SQ_MI:.3f} sq mi: "
+        f"wrote {gj} and {csv_path}"
+    )
+
+
+@cli.group()
+def patrol() -> None:
+    """Plan shared patrols over a forecast's hot spots and log dosage (issue #13)."""
+
+
+@patrol.command("plan")
+@db_option
+@agency_option("Agency whose units patrol.", required=True)
+@click.option(
+    "--card", "card_id", required=True, help="Model card id (from `crossbeat forecast run`)."
+)
+@click.option(
+    "--units", default=2, show_default=True, type=click.IntRange(1, 500), help="Units on shift."
+)
+@time_option("--shift-start", "Start of the shift")
+@click.option(
+    "--shift-hours",
+    default=8.0,
+    show_default=True,
+    type=click.FloatRange(0.5, 24),
+    help="Shift length.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed: the same seed gives the same plan.",
+)
+@json_option()
+def patrol_plan(
+    db_url: str, agency_id: str, card_id: str, units: int, shift_start: datetime | None,
+    shift_hours: float,
+    seed: int, as_json: bool,
+) -> None:  # fmt: skip
+    """Allocate AGENCY's units over a model card's hot spots and route them (stored, audited)."""
+    from crossbeat.forecast.patrol import PatrolRules
+    from crossbeat.forecast.plans import save_patrol_plan
+
+    if shift_start is None:
+        raise click.UsageError("give --shift-start, e.g. --shift-start 2026-06-01T08:00")
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    plan = _forecast_call(
+        save_patrol_plan,
+        store,
+        agency_id,
+        card_id,
+        units=units,
+        shift_start=shift_start,
+        seed=seed,
+        rules=PatrolRules(shift_minutes=shift_hours * 60),
+    )
+    if as_json:
+        echo_json(plan)
+        return
+    click.echo(
+        f"patrol plan {plan['id']} from model card {card_id} ({plan['model']}), seed {seed}, "
+        f"routes: {plan['routing']}"
+    )
+    for unit, beat in plan["assignment"].items():
+        stays = [v for v in plan["visits"] if v["unit"] == unit]
+        click.echo(
+            f"  {unit}: {len(beat)} boxes, {len(stays)} stays of 10-16 min, cycle "
+            + " > ".join(str(plan["boxes"][str(c)]["h3_9"]) for c in beat)
+        )
+    if plan["claimed_by_partners"]:
+        click.echo(
+            f"  {len(plan['claimed_by_partners'])} boxes already in partner agencies' plans: "
+            "not assigned"
+        )
+
+
+@patrol.command("dosage")
+@db_option
+@agency_option("Agency of the unit.", required=True)
+@click.option("--plan", "plan_id", help="Patrol plan id.")
+@click.option("--cell", required=True, type=int, help="Box id (from the plan).")
+@click.option("--unit", required=True, help="Unit id.")
+@time_option("--at", "When the stay began")
+@click.option("--minutes", required=True, type=float, help="Minutes spent in the box.")
+def patrol_dosage(
+    db_url: str,
+    agency_id: str,
+    plan_id: str | None,
+    cell: int,
+    unit: str,
+    at: datetime | None,
+    minutes: float,
+) -> None:
+    """Log time a unit spent in a box (audited)."""
+    from crossbeat.forecast.plans import log_dosage
+
+    if at is None:
+        raise click.UsageError("give --at, the time the stay began")
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    new = _forecast_call(
+        log_dosage,
+        store,
+        agency_id,
+        plan_id=plan_id,
+        cell=cell,
+        unit=unit,
+        started_at=at,
+        minutes=minutes,
+    )
+    click.echo(f"logged {minutes:g} minutes in box {cell} by {unit} (log {new})")
+
+
 def main() -> None:  # pragma: no cover - console entry point alias
     """Run the CLI."""
     cli(prog_name="crossbeat")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import shlex
 import shutil
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,14 @@ from crossbeat.auth.accounts import create_user, disable_user
 from crossbeat.auth.tokens import create_token
 from crossbeat.cli import cli
 from crossbeat.clock import FrozenClock
+from crossbeat.forecast.service import run_forecast
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import load_profile
 from crossbeat.ingest.quarantine import list_quarantine
 from crossbeat.model import Agency
 from crossbeat.sharing.agreements import create_agreement, list_agreements
 from crossbeat.sharing.groups import create_group
+from crossbeat.sharing.own import operator_viewer
 from crossbeat.store import Store, open_store
 from crossbeat.store.base import close_all
 from crossbeat.store.schema import metadata
@@ -130,6 +132,21 @@ AUDITED: dict[str, Case] = {
     "public-policy tighten": Case(
         "public-policy tighten cityx --delay 14d", "agreement_change", "cityx"
     ),
+    "forecast run": Case(
+        "forecast run --agency cityy --category 220 --start 2024-04-01 --model naive --cell 200",
+        "change",
+        "cityy",
+    ),
+    "patrol plan": Case(
+        "patrol plan --agency cityy --card {card_id} --units 2 --shift-start 2024-04-01T08:00",
+        "change",
+        "cityy",
+    ),
+    "patrol dosage": Case(
+        "patrol dosage --agency cityy --cell 1 --unit u1 --at 2024-04-01T09:00 --minutes 12",
+        "change",
+        "cityy",
+    ),
     "demo": Case(
         "demo --no-serve --dir {root}/demo --size 0.01",
         "ingest",
@@ -179,6 +196,13 @@ READ_ONLY: dict[str, tuple[str | None, str]] = {
     "audit verify": ("audit verify", "reads the audit log"),
     "db upgrade": ("db upgrade", "migrates the schema; no rows of data change"),
     "group list": ("group list", "lists groups"),
+    "forecast list": ("forecast list --agency cityy", "lists model cards"),
+    "forecast show": ("forecast show --agency cityy {card_id}", "shows a model card"),
+    "forecast nij": (
+        "forecast nij --agency cityy --category 220 --start 2024-04-01 --model naive "
+        "--out {root}/nij",
+        "an audited read; writes files, not the database",
+    ),
     "incidents list": ("incidents list --agency cityx", "an audited read through the policy"),
     "incidents show": ("incidents show --agency cityx R1", "an audited read through the policy"),
     "keys new-kek": ("keys new-kek", "prints a new key; stores nothing"),
@@ -248,6 +272,18 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
         store, "cityx", load_profile(folder / "feed.toml"), [write_csv(folder / "a.csv", rows)]
     )
     write_csv(folder / "b.csv", [row(i) for i in range(3, 9)])
+    # Enough burglaries in City Y for a forecast and its patrol plan (issue #13).
+    burglaries = [row(i, id=f"B{i}", code="220") for i in range(100, 180)]
+    ingest_files(
+        store,
+        "cityy",
+        load_profile(folder / "feed.toml"),
+        [write_csv(folder / "y.csv", burglaries)],
+    )
+    card = run_forecast(
+        store, operator_viewer("cityy"), category="220", start=datetime(2024, 4, 1, tzinfo=UTC),
+        model="naive", cell_m=200.0,
+    )  # fmt: skip
     qid = max(e.id for e in list_quarantine(store, agency_id="cityx"))
     boundary = folder / "boundary.geojson"
     boundary.write_text(
@@ -295,6 +331,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
         "agreement_id": agreement.id,
         "pending_id": pending.id,
         "crosswalk": str(next(CROSSWALKS.glob("*.toml"))),
+        "card_id": card.id,
     }
     return Template(folder, values)
 
@@ -464,6 +501,54 @@ def _revoke_agreement(world: Any) -> tuple[str, int]:
     return "citya", before
 
 
+def _forecast_world(world: Any) -> None:
+    from tests.api_support import NOW
+    from tests.sharing_support import Inc, insert_incidents
+
+    insert_incidents(world.store, [
+        Inc("citya", f"F{i}", 45.52 + (i % 7) * 0.002, -122.66 + (i % 5) * 0.002, ["220"],
+            NOW - timedelta(days=2 + i % 60, hours=i % 24))
+        for i in range(60)
+    ])  # fmt: skip
+
+
+def _post_forecast(world: Any) -> tuple[str, int]:
+    from tests.api_support import NOW
+
+    _forecast_world(world)
+    client, token = world.signed_in("a.analyst")
+    before = log_size(world.store)
+    body = {"category": "220", "start": NOW.isoformat(), "model": "naive", "cell_m": 200}
+    response = client.post("/api/v1/forecasts", json=body, headers=token)
+    assert response.status_code == 201, response.text
+    return "citya", before
+
+
+def _post_patrol_plan(world: Any) -> tuple[str, int]:
+    from tests.api_support import NOW
+
+    _forecast_world(world)
+    client, token = world.signed_in("a.analyst")
+    body = {"category": "220", "start": NOW.isoformat(), "model": "naive", "cell_m": 200}
+    card = client.post("/api/v1/forecasts", json=body, headers=token).json()
+    before = log_size(world.store)
+    plan = {"model_card_id": card["id"], "units": 2, "shift_start": NOW.isoformat(), "seed": 3}
+    response = client.post("/api/v1/patrol-plans", json=plan, headers=token)
+    assert response.status_code == 201, response.text
+    return "citya", before
+
+
+def _post_dosage(world: Any) -> tuple[str, int]:
+    from tests.api_support import NOW
+
+    client, token = world.signed_in("a.analyst")
+    before = log_size(world.store)
+    body = {"cell": 7, "unit": "a-1", "started_at": NOW.isoformat(), "minutes": 14}
+    response = client.post("/api/v1/dosage", json=body, headers=token)
+    assert response.status_code == 201, response.text
+    return "citya", before
+
+
 #: Every data-changing API operation: a scenario that performs it (returning the owner
 #: agency whose access log must show it) and the actions its events may carry.
 API_AUDITED: dict[str, tuple[Any, set[str]]] = {
@@ -473,6 +558,9 @@ API_AUDITED: dict[str, tuple[Any, set[str]]] = {
     "POST /api/v1/agreements": (_create_agreement, {"agreement_change"}),
     "POST /api/v1/agreements/{agreement_id}/revoke": (_revoke_agreement, {"agreement_change"}),
     "POST /api/v1/agreements/{agreement_id}/approve": (_approve_agreement, {"agreement_change"}),
+    "POST /api/v1/forecasts": (_post_forecast, {"change", "read"}),
+    "POST /api/v1/patrol-plans": (_post_patrol_plan, {"change"}),
+    "POST /api/v1/dosage": (_post_dosage, {"change"}),
 }
 
 #: API operations that change no stored data (reads are audited by the sharing module).
@@ -493,6 +581,8 @@ API_READ_ONLY = {
     "GET /api/v1/agreements/preview": "an audited read",
     "GET /api/v1/agreements/{agreement_id}": "shows an agreement",
     "GET /api/v1/audit": "an audited read of the audit log",
+    "GET /api/v1/forecasts": "lists model cards",
+    "GET /api/v1/forecasts/{card_id}": "shows a model card",
 }
 
 

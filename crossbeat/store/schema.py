@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -420,4 +421,60 @@ quarantine = Table(
     Index("ix_quarantine_agency_status", "agency_id", "status"),
     # Key rotation and ``crossbeat keys status`` look rows up by agency and key.
     Index("ix_quarantine_agency_key", "agency_id", "key_id"),
+)
+
+# Forecasting (issue #13): every forecast's model card, so it can be reproduced and
+# audited; patrol plans name the card they were planned from; dosage is the time
+# officers logged in each box.
+model_cards = Table(
+    "model_cards",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("category", Text, nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("params", JsonType, nullable=False),
+    Column("grid", JsonType, nullable=False),
+    Column("training_from", UTCDateTime),
+    Column("training_to", UTCDateTime, nullable=False),
+    Column("window_from", UTCDateTime, nullable=False),
+    Column("window_to", UTCDateTime, nullable=False),
+    # Counts per owner and a SHA-256 of the arrays the model was fitted on.
+    Column("data_snapshot", JsonType, nullable=False),
+    Column("backtest", JsonType, nullable=False),
+    Column("accountability", JsonType, nullable=False),
+    # The flagged cells with their expected counts (the forecast itself).
+    Column("forecast", JsonType, nullable=False),
+    Index("ix_model_cards_agency_created", "agency_id", "created_at"),
+)
+
+patrol_plans = Table(
+    "patrol_plans",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
+    Column("model_card_id", String(36), ForeignKey("model_cards.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("shift_start", UTCDateTime, nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("plan", JsonType, nullable=False),
+    Index("ix_patrol_plans_shift", "shift_start"),
+)
+
+dosage_logs = Table(
+    "dosage_logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
+    Column("plan_id", String(36), ForeignKey("patrol_plans.id")),
+    Column("cell", BigInteger, nullable=False),
+    Column("unit", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("minutes", Float, nullable=False),
+    Column("logged_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_dosage_logs_plan_cell", "plan_id", "cell"),
 )

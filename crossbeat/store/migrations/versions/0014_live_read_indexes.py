@@ -10,7 +10,7 @@ almost every one filters by owner agency. These indexes hold only live rows:
 * ``(lat, lon)``: viewport pages by bounding box.
 
 Revision ID: 0014
-Revises: 0013 (the head of main when this branch last merged it; re-chain as needed)
+Revises: 0013
 Create Date: 2026-12-06
 """
 

@@ -4,7 +4,7 @@ Two incidents of different agencies that report the same event are linked, never
 deleted; the analyses count a linked group once (``crossbeat.analytics.links``).
 
 Revision ID: 0019_duplicate_links
-Revises: 0014 (the head of main when this branch started; re-chain as needed)
+Revises: 0014
 Create Date: 2026-12-06
 """
 

@@ -1,0 +1,106 @@
+"""Forecasting benchmark: fit + forecast time per model at 250 k incidents, and a full backtest.
+
+Usage::
+
+    python benchmarks/forecast.py                    # 250 000 incidents, 52-week backtest
+    python benchmarks/forecast.py --incidents 50000 --weeks 4 --repeats 1
+
+Incidents are Toronto's real MCI locations and hours (../shared/data/toronto-mci),
+resampled with 50 m jitter to the size asked for over 2014–2019 (a seeded synthetic
+clustered cloud when the data are absent), all in one category. Each model is fitted on
+everything before 2020-01-01 and forecasts the first week of 2020 on 150 m cells; the
+median of ``--repeats`` runs is printed beside the naive-counts baseline measured in the
+same run (ratio = model / naive). Then a rolling-origin backtest of every model over
+``--weeks`` weekly windows (the whole of docs/forecasting.md's method) is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from forecast_backtest import models  # noqa: E402
+
+from crossbeat.forecast.backtest import consecutive, rolling_backtest  # noqa: E402
+from crossbeat.forecast.grid import grid_for  # noqa: E402
+from crossbeat.forecast.history import History, days  # noqa: E402
+
+JAN_2020 = float(days(np.array(["2020-01-01"], dtype="datetime64[us]"))[0])
+
+
+def _history(n: int, seed: int = 0) -> tuple[History, str]:
+    rng = np.random.default_rng(seed)
+    import forecast_data
+
+    if (forecast_data.TORONTO / "train.csv").exists():
+        h = forecast_data.toronto()
+        pick = rng.integers(0, len(h), n)
+        t = JAN_2020 - rng.uniform(0, 6 * 365, n) + (h.t0[pick] % 1.0)
+        x, y = h.x[pick] + rng.normal(0, 50, n), h.y[pick] + rng.normal(0, 50, n)
+        what = "Toronto MCI locations and hours, resampled with 50 m jitter over 2014-2019"
+        frame = h.frame
+    else:
+        from crossbeat.forecast.history import Frame
+
+        c = rng.uniform(-15000, 15000, (300, 2))[rng.integers(0, 300, n)]
+        x, y = c[:, 0] + rng.normal(0, 300, n), c[:, 1] + rng.normal(0, 300, n)
+        t = JAN_2020 - rng.uniform(0, 6 * 365, n)
+        what, frame = "synthetic clustered cloud", Frame(-79.4, 43.7)
+    t = np.sort(t)
+    cat = np.full(n, "all", dtype=object)
+    return History(frame, x, y, t, t.copy(), cat, np.full(n, "a", dtype=object)), what
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--incidents", type=int, default=250_000)
+    ap.add_argument("--weeks", type=int, default=52, help="weekly windows in the backtest")
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args()
+    print(
+        f"machine: {platform.machine()} cpus={os.cpu_count()} python={platform.python_version()} "
+        f"load={os.getloadavg()[0]:.1f}"
+    )
+    h, what = _history(a.incidents)
+    grid = grid_for(h, 150.0)
+    print(f"data: {len(h):,} incidents ({what}); grid {grid.n:,} cells of 150 m")
+    times: dict[str, float] = {}
+    for m in models(150.0):
+        runs = []
+        for _ in range(a.repeats):
+            fresh = next(x for x in models(150.0) if x.name == m.name)
+            began = time.perf_counter()
+            fresh.fit(h, grid, JAN_2020)
+            fresh.predict(JAN_2020, JAN_2020 + 7)
+            runs.append(time.perf_counter() - began)
+        times[m.name] = statistics.median(runs)
+    base = times["naive"]
+    print(f"{'model':<14}{'fit+forecast s (median)':>26}{'ratio vs naive':>16}")
+    for name, s in times.items():
+        print(f"{name:<14}{s:>26.3f}{s / base:>16.1f}")
+    later = h.take(h.t0 < JAN_2020)
+    began = time.perf_counter()
+    bt = rolling_backtest(
+        later, grid, models(150.0), consecutive(JAN_2020 - 7 * a.weeks, 7.0, a.weeks)
+    )
+    took = time.perf_counter() - began
+    print(
+        f"full backtest: {len(bt.results)} models x {a.weeks} weekly windows in {took:.1f} s "
+        f"({took / max(base * a.weeks * len(bt.results), 1e-9):.1f} x naive's fit+forecast "
+        "per window and model)"
+    )
+    print("seconds per model: " + ", ".join(f"{r.model} {r.seconds:.1f}" for r in bt.results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Backtest every forecasting model on the shared real data (issue #13, docs/forecasting.md).
+
+Usage::
+
+    python benchmarks/forecast_backtest.py                        # Toronto + London, all
+    python benchmarks/forecast_backtest.py --data toronto --category burglary --weeks 12
+
+Toronto MCI: fit on 2014–2019, forecast each week of 2020 (rolling origin: the models
+see every incident before each week's start). London (City of London Police, month-only
+dates): monthly windows 2017-01…2017-06 and 2020-02…2020-12, each fitted on everything
+before it. Prints, per category, each model's mean PAI, PEI and hit rate at 1 % and 5 % of
+the area, the pooled hit rates, timings, and whether the best model beats naive counts
+and KDE on all four figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import forecast_data  # noqa: E402
+
+from crossbeat.forecast.backtest import Backtest, consecutive, rolling_backtest  # noqa: E402
+from crossbeat.forecast.gbm import GradientBoosted  # noqa: E402
+from crossbeat.forecast.grid import grid_for  # noqa: E402
+from crossbeat.forecast.history import days  # noqa: E402
+from crossbeat.forecast.models import (  # noqa: E402
+    Ensemble,
+    KernelDensity,
+    Model,
+    NaiveCounts,
+    ProspectiveHotspot,
+    RetrospectiveHotspot,
+)
+from crossbeat.forecast.sepp import SelfExciting  # noqa: E402
+
+
+def models(cell: float) -> list[Model]:
+    """Return the compared models (fresh, unfitted)."""
+    # The ensemble shares its members' instances: each is fitted once per origin.
+    sepp, gbm = SelfExciting(), GradientBoosted()
+    return [
+        NaiveCounts(),
+        RetrospectiveHotspot(),
+        ProspectiveHotspot(),
+        KernelDensity(),
+        sepp,
+        gbm,
+        Ensemble([gbm, sepp, NaiveCounts(days=730)], name="ensemble"),
+    ]
+
+
+def _day(s: str) -> float:
+    return float(days(np.array([s], dtype="datetime64[us]"))[0])
+
+
+def _verdict(bt: Backtest) -> str:
+    best = bt.best(0.01, "pai")
+    out = []
+    for base in ("naive", "kde"):
+        b = next(r for r in bt.results if r.model == base)
+        wins = all(
+            best.mean(f, m) > b.mean(f, m) for f in (0.01, 0.05) for m in ("pai", "hit_rate")
+        )
+        out.append(f"beats {base}: {'yes' if wins else 'NO'}")
+    return f"best by PAI@1%: {best.model}; " + ", ".join(out)
+
+
+def run(name: str, history, grid, windows, categories: dict[str, str]) -> None:
+    """Backtest each category and print its table."""
+    for label, cat in categories.items():
+        h = history.of(cat)
+        began = time.perf_counter()
+        bt = rolling_backtest(h, grid, models(grid.size), windows)
+        took = time.perf_counter() - began
+        print(
+            f"\n## {name} — {label} ({cat}): {len(windows)} windows, "
+            f"{bt.observed_total:.0f} incidents in them, "
+            f"{grid.n} cells of {grid.size:.0f} m, "
+            f"study area {grid.total_area / 1e6:.1f} km²; {took:.1f} s"
+        )
+        print(bt.table())
+        print(
+            "pooled hit rate @1%/@5%: "
+            + ", ".join(
+                f"{r.model} {r.pooled_hit_rate(0.01):.3f}/{r.pooled_hit_rate(0.05):.3f}"
+                for r in bt.results
+            )
+        )
+        print("seconds per model: " + ", ".join(f"{r.model} {r.seconds:.1f}" for r in bt.results))
+        print(_verdict(bt))
+        sys.stdout.flush()
+
+
+def main() -> None:
+    """Parse arguments and run the backtests."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", choices=["toronto", "london", "all"], default="all")
+    ap.add_argument("--category", default=None, help="one category label (e.g. burglary)")
+    ap.add_argument("--weeks", type=int, default=52, help="Toronto: weeks of 2020 to forecast")
+    ap.add_argument("--cell", type=float, default=150.0, help="Toronto cell size in metres")
+    ap.add_argument("--london-cell", type=float, default=100.0, help="London cell size in metres")
+    a = ap.parse_args()
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
+        f"python={platform.python_version()}"
+    )
+    if a.data in ("toronto", "all"):
+        if not (forecast_data.TORONTO / "train.csv").exists():
+            print("toronto-mci not available: skipped")
+        else:
+            h = forecast_data.toronto()
+            train = h.before(_day("2020-01-01"))
+            grid = grid_for(train, a.cell)
+            cats = {
+                k: v for k, v in forecast_data.TORONTO_CATEGORIES.items() if a.category in (None, k)
+            }
+            run("Toronto", h, grid, consecutive(_day("2020-01-01"), 7.0, a.weeks), cats)
+    if a.data in ("london", "all"):
+        if not (forecast_data.LONDON / "col_2016_2017").exists():
+            print("uk-london not available: skipped")
+        else:
+            h, city = forecast_data.london()
+            grid = grid_for(h, a.london_cell, area=city)
+            months = [f"2017-{m:02d}-01" for m in range(1, 8)]
+            wins = [(_day(a_), _day(b_)) for a_, b_ in zip(months, months[1:], strict=False)]
+            months = [f"2020-{m:02d}-01" for m in range(2, 13)] + ["2021-01-01"]
+            wins += [(_day(a_), _day(b_)) for a_, b_ in zip(months, months[1:], strict=False)]
+            cats = {
+                k: v for k, v in forecast_data.LONDON_CATEGORIES.items() if a.category in (None, k)
+            }
+            run("City of London", h, grid, wins, cats)
+
+
+if __name__ == "__main__":
+    main()

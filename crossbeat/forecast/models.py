@@ -1,0 +1,225 @@
+"""Forecast models behind one interface (issue #13).
+
+Every model is fitted on one category's history before an origin and predicts the
+expected number of incidents in each active cell of a grid for a window ``[start, end)``
+(float days, ``start >= origin``)::
+
+    model.fit(history, grid, origin)
+    risk = model.predict(origin, origin + 7)
+
+The models here are the baselines and classic hot-spot maps: naive recent counts,
+retrospective and prospective hot spots (Bowers, Johnson & Pease 2004) and kernel
+density. The self-exciting point process is in :mod:`crossbeat.forecast.sepp`, the
+gradient-boosted model in :mod:`crossbeat.forecast.gbm`. Surfaces that are not rates
+are scaled so their total is the recent daily rate times the window length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+from crossbeat.forecast.grid import SquareGrid
+from crossbeat.forecast.history import History
+
+
+class Model(Protocol):
+    """The forecasting interface: fit before an origin, predict a window."""
+
+    name: str
+
+    def fit(self, history: History, grid: SquareGrid, origin: float) -> None:
+        """Fit on the incidents of ``history`` that started before ``origin`` (float days)."""
+
+    def predict(self, start: float, end: float) -> np.ndarray:
+        """Return the expected count per active cell in ``[start, end)``."""
+
+    def params(self) -> dict[str, Any]:
+        """Return the parameters that reproduce this model (for its model card)."""
+
+
+def _rate_scaled(
+    surface: np.ndarray, history: History, origin: float, start: float, end: float
+) -> np.ndarray:
+    """Scale a risk surface so it sums to the recent daily rate times the window.
+
+    The rate is over the last year, or over the whole history when it is shorter.
+    """
+    span = 365.0
+    if len(history):
+        span = float(np.clip(origin - float(np.min(history.t0)), 1.0, 365.0))
+    rate = float(history.weights(origin - span, origin).sum()) / span
+    total = float(surface.sum())
+    if total <= 0:
+        return np.zeros_like(surface)
+    return surface * (rate * (end - start) / total)
+
+
+@dataclass
+class _Fitted:
+    history: History | None = None
+    grid: SquareGrid | None = None
+    origin: float = 0.0
+
+    def need(self) -> tuple[History, SquareGrid]:
+        if self.history is None or self.grid is None:
+            raise RuntimeError("fit the model before predicting")
+        return self.history, self.grid
+
+
+@dataclass
+class NaiveCounts:
+    """Naive baseline: each cell's count over the last ``days`` days (ranges spread)."""
+
+    days: float = 365.0
+    name: str = "naive"
+    _f: _Fitted = field(default_factory=_Fitted, repr=False)
+
+    def fit(self, history: History, grid: SquareGrid, origin: float) -> None:
+        """Remember the history before ``origin``."""
+        self._f = _Fitted(history.before(origin), grid, origin)
+
+    def predict(self, start: float, end: float) -> np.ndarray:
+        """Return the recent counts, scaled to the window."""
+        h, g = self._f.need()
+        c = g.counts(h, h.weights(self._f.origin - self.days, self._f.origin))
+        return _rate_scaled(c, h, self._f.origin, start, end)
+
+    def params(self) -> dict[str, Any]:
+        """Return the look-back."""
+        return {"days": self.days}
+
+
+def _disk_kernel(grid: SquareGrid, bandwidth: float, kind: str) -> np.ndarray:
+    r = max(int(np.floor(bandwidth / grid.size)), 0)
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    d = np.hypot(xx, yy) * grid.size
+    inside = d <= bandwidth
+    if kind == "quartic":
+        k = (1 - (d / max(bandwidth, 1e-9)) ** 2) ** 2
+    else:  # Bowers-Johnson: 1 / (1 + distance in cells)
+        k = 1.0 / (1.0 + np.hypot(xx, yy))
+    return np.where(inside, k, 0.0)
+
+
+def _convolve(grid: SquareGrid, values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    out = fftconvolve(grid.raster(values), kernel, mode="same")
+    return np.clip(out.ravel()[grid.active], 0.0, None)
+
+
+@dataclass
+class RetrospectiveHotspot:
+    """Retrospective hot spots: a quartic kernel over every incident in the last ``days``."""
+
+    bandwidth: float = 400.0
+    days: float = 730.0
+    name: str = "retrospective"
+    _f: _Fitted = field(default_factory=_Fitted, repr=False)
+
+    def fit(self, history: History, grid: SquareGrid, origin: float) -> None:
+        """Remember the history before ``origin``."""
+        self._f = _Fitted(history.before(origin), grid, origin)
+
+    def predict(self, start: float, end: float) -> np.ndarray:
+        """Return the kernel surface, scaled to the window."""
+        h, g = self._f.need()
+        c = g.counts(h, h.weights(self._f.origin - self.days, self._f.origin))
+        s = _convolve(g, c, _disk_kernel(g, self.bandwidth, "quartic"))
+        return _rate_scaled(s, h, self._f.origin, start, end)
+
+    def params(self) -> dict[str, Any]:
+        """Return the bandwidth and look-back."""
+        return {"bandwidth_m": self.bandwidth, "days": self.days}
+
+
+@dataclass
+class ProspectiveHotspot:
+    """Prospective hot spots (Bowers, Johnson & Pease 2004).
+
+    Each incident within ``weeks`` weeks and ``bandwidth`` metres adds
+    ``1 / (1 + cells away) × 1 / (1 + whole weeks ago)`` to a cell: recent, near
+    burglaries raise the risk of their neighbours (the near-repeat).
+    """
+
+    bandwidth: float = 400.0
+    weeks: int = 8
+    name: str = "prospective"
+    _f: _Fitted = field(default_factory=_Fitted, repr=False)
+
+    def fit(self, history: History, grid: SquareGrid, origin: float) -> None:
+        """Remember the history before ``origin``."""
+        self._f = _Fitted(history.before(origin), grid, origin)
+
+    def predict(self, start: float, end: float) -> np.ndarray:
+        """Return the prospective surface, scaled to the window."""
+        h, g = self._f.need()
+        o = self._f.origin
+        total = np.zeros(g.n)
+        for week in range(self.weeks):
+            w = h.weights(o - 7.0 * (week + 1), o - 7.0 * week)
+            total += g.counts(h, w) / (1.0 + week)
+        s = _convolve(g, total, _disk_kernel(g, self.bandwidth, "bowers"))
+        return _rate_scaled(s, h, o, start, end)
+
+    def params(self) -> dict[str, Any]:
+        """Return the bandwidths."""
+        return {"bandwidth_m": self.bandwidth, "weeks": self.weeks}
+
+
+@dataclass
+class KernelDensity:
+    """Kernel density: Gaussian kernel of ``bandwidth`` metres over the last ``days`` days."""
+
+    bandwidth: float = 200.0
+    days: float = 365.0
+    name: str = "kde"
+    _f: _Fitted = field(default_factory=_Fitted, repr=False)
+
+    def fit(self, history: History, grid: SquareGrid, origin: float) -> None:
+        """Remember the history before ``origin``."""
+        self._f = _Fitted(history.before(origin), grid, origin)
+
+    def predict(self, start: float, end: float) -> np.ndarray:
+        """Return the density, scaled to the window."""
+        h, g = self._f.need()
+        c = g.counts(h, h.weights(self._f.origin - self.days, self._f.origin))
+        return _rate_scaled(g.smooth(c, self.bandwidth), h, self._f.origin, start, end)
+
+    def params(self) -> dict[str, Any]:
+        """Return the bandwidth and look-back."""
+        return {"bandwidth_m": self.bandwidth, "days": self.days}
+
+
+@dataclass
+class Ensemble:
+    """Weighted mean of member forecasts, each rescaled to the same total first."""
+
+    members: Sequence[Model]
+    weights: Sequence[float] | None = None
+    name: str = "ensemble"
+
+    def fit(self, history: History, grid: SquareGrid, origin: float) -> None:
+        """Fit every member."""
+        for m in self.members:
+            m.fit(history, grid, origin)
+
+    def predict(self, start: float, end: float) -> np.ndarray:
+        """Return the weighted mean of the members' normalised surfaces."""
+        preds = [m.predict(start, end) for m in self.members]
+        w = np.asarray(self.weights if self.weights is not None else [1.0] * len(preds), float)
+        sums = [float(p.sum()) for p in preds]
+        # A member with nothing to say (all zero) does not drag the total down.
+        total = float(np.mean([t for t in sums if t > 0])) if any(t > 0 for t in sums) else 0.0
+        mix = sum(wi * p / max(float(p.sum()), 1e-12) for wi, p in zip(w, preds, strict=True))
+        return np.asarray(mix) * total / float(w.sum())
+
+    def params(self) -> dict[str, Any]:
+        """Return the members' names, parameters and weights."""
+        return {
+            "members": [{"model": m.name, **m.params()} for m in self.members],
+            "weights": list(self.weights) if self.weights is not None else None,
+        }

@@ -1,0 +1,408 @@
+"""Forecasts on stored data: read the viewer's arrays, backtest, fit, store a card (issue #13).
+
+The thin layer between the store and the database-free models. :func:`run_forecast`
+reads the viewer's policy-filtered history through
+:func:`crossbeat.sharing.arrays.analysis_arrays` (audited there), refuses categories that
+are not forecastable (:data:`DEFAULT_FORECASTABLE`; drug and public-order offences are
+never forecast unless an agency opts in), backtests the model on the windows just before
+the forecast (its accuracy is stored and shown with every forecast), fits, flags the
+highest-risk cells, measures accountability figures, and stores a model card with an
+audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import h3
+import numpy as np
+import shapely
+from shapely.geometry import shape
+from sqlalchemy import select
+
+from crossbeat.audit import Action, AuditEvent, append
+from crossbeat.forecast.backtest import consecutive, rolling_backtest
+from crossbeat.forecast.gbm import GradientBoosted
+from crossbeat.forecast.grid import SquareGrid, grid_for
+from crossbeat.forecast.history import History, days, history_from_arrays
+from crossbeat.forecast.metrics import flag
+from crossbeat.forecast.models import (
+    Ensemble,
+    KernelDensity,
+    Model,
+    NaiveCounts,
+    ProspectiveHotspot,
+    RetrospectiveHotspot,
+)
+from crossbeat.forecast.sepp import SelfExciting
+from crossbeat.sharing.arrays import analysis_arrays
+from crossbeat.sharing.request import ReadRequest, Viewer
+from crossbeat.sharing.scope import Purpose
+from crossbeat.store import Store
+from crossbeat.store.schema import jurisdictions, model_cards
+
+#: NIBRS codes forecast by default: property and street crimes whose records come from
+#: victims' reports, not from where police choose to look.
+DEFAULT_FORECASTABLE: frozenset[str] = frozenset(
+    {"220", "240", "120", "23F", "23G", "23H", "23C", "23D", "200", "290", "13A"}
+)
+#: Never forecast unless an agency lists them explicitly: drug, weapon-law and
+#: public-order offences are recorded mostly where police patrol (a feedback loop).
+SENSITIVE: frozenset[str] = frozenset(
+    {
+        "35A",
+        "35B",
+        "520",
+        "40A",
+        "40B",
+        "40C",
+        "90B",
+        "90C",
+        "90D",
+        "90E",
+        "90F",
+        "90G",
+        "90J",
+        "90Z",
+    }
+)
+
+MODELS: dict[str, Callable[[], Model]] = {
+    "naive": NaiveCounts,
+    "retrospective": RetrospectiveHotspot,
+    "prospective": ProspectiveHotspot,
+    "kde": KernelDensity,
+    "sepp": SelfExciting,
+    "gbm": GradientBoosted,
+    "ensemble": lambda: Ensemble([GradientBoosted(), SelfExciting(), NaiveCounts(days=730)]),
+}
+
+
+class ForecastError(ValueError):
+    """A forecast that cannot be made, with the reason and the next step."""
+
+
+def check_forecastable(category: str, allowed: frozenset[str] | None = None) -> None:
+    """Refuse a category outside the allowed list (default :data:`DEFAULT_FORECASTABLE`)."""
+    allowed = DEFAULT_FORECASTABLE if allowed is None else allowed
+    if category not in allowed:
+        extra = (
+            " (drug, weapon and public-order offences are never forecast by default)"
+            if category in SENSITIVE
+            else ""
+        )
+        raise ForecastError(
+            f"category {category!r} is not forecastable{extra}; forecastable: "
+            f"{', '.join(sorted(allowed))}. An agency opts in by listing it "
+            "(see docs/forecasting.md)."
+        )
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A stored forecast: what produced it, on what data, how accurate it has been."""
+
+    id: str
+    agency_id: str
+    created_at: datetime
+    created_by: str
+    category: str
+    model: str
+    params: dict[str, Any]
+    grid: dict[str, Any]
+    training_from: datetime | None
+    training_to: datetime
+    window_from: datetime
+    window_to: datetime
+    data_snapshot: dict[str, Any]
+    backtest: dict[str, Any]
+    accountability: dict[str, Any]
+    forecast: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-ready data."""
+        d = asdict(self)
+        for k in ("created_at", "training_from", "training_to", "window_from", "window_to"):
+            d[k] = d[k].isoformat() if d[k] is not None else None
+        return d
+
+
+def jurisdiction_area(store: Store, agency_id: str) -> shapely.Geometry | None:
+    """Return the union of an agency's jurisdiction polygons (WGS84), or None if it has none."""
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(jurisdictions.c.geojson).where(jurisdictions.c.agency_id == agency_id)
+        ).all()
+    if not rows:
+        return None
+    return shapely.union_all([shape(json.loads(r[0])) for r in rows])
+
+
+def _dt(day: float) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
+
+
+def _snapshot(h: History, owners: dict[str, int]) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    for a in (h.x, h.y, h.t0, h.t1):
+        digest.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return {"records": len(h), "owners": owners, "sha256": digest.hexdigest()}
+
+
+def run_forecast(
+    store: Store,
+    viewer: Viewer,
+    *,
+    category: str,
+    start: datetime,
+    window_days: float = 7.0,
+    model: str = "ensemble",
+    cell_m: float = 150.0,
+    fraction: float = 0.01,
+    backtest_windows: int = 4,
+    allowed: frozenset[str] | None = None,
+) -> ModelCard:
+    """Forecast ``category`` for ``[start, start + window_days)`` and store its model card.
+
+    Parameters
+    ----------
+    store, viewer
+        Whose visible history is used (read through the sharing policy, audited).
+    category
+        A NIBRS code that is forecastable (see :func:`check_forecastable`).
+    start
+        Start of the forecast window (timezone-aware); only incidents before it are used.
+    window_days
+        Window length (a shift is ``8 / 24``).
+    model
+        One of :data:`MODELS`.
+    cell_m
+        Square cell side in metres.
+    fraction
+        Share of the area to flag.
+    backtest_windows
+        How many windows just before ``start`` to backtest on (stored on the card).
+    allowed
+        The agency's forecastable categories (default :data:`DEFAULT_FORECASTABLE`).
+    """
+    check_forecastable(category, allowed)
+    if model not in MODELS:
+        raise ForecastError(f"unknown model {model!r}: use one of {', '.join(MODELS)}")
+    if start.tzinfo is None:
+        raise ForecastError("start: give a date and time with a time zone")
+    if not 0 < fraction < 1 or window_days <= 0 or cell_m <= 0:
+        raise ForecastError("fraction must be in (0, 1), window and cell size positive")
+    arrays = analysis_arrays(
+        store,
+        viewer,
+        ReadRequest(offences=frozenset({category}), until=start, purpose=Purpose.ANALYSIS),
+    )
+    h = history_from_arrays(arrays)
+    if len(h) < 30:
+        raise ForecastError(
+            f"only {len(h)} visible incidents of {category} before {start.date()}: need at least 30"
+        )
+    s = float(days(np.array([start.replace(tzinfo=None)], dtype="datetime64[us]"))[0])
+    # Clipped to the viewer's jurisdictions: PAI then uses the real area forecast for.
+    area = jurisdiction_area(store, viewer.agency_id) if viewer.agency_id else None
+    grid = grid_for(h, cell_m, area=area)
+    windows = consecutive(s - backtest_windows * window_days, window_days, backtest_windows)
+    bt = rolling_backtest(
+        h, grid, [MODELS[model](), NaiveCounts(), KernelDensity()], windows, (fraction, 0.05)
+    )
+    m = MODELS[model]()
+    m.fit(h, grid, s)
+    expected = m.predict(s, s + window_days)
+    flagged = flag(expected, grid.area, fraction * grid.total_area)
+    card = ModelCard(
+        id=str(uuid.uuid4()),
+        agency_id=viewer.agency_id or "",
+        created_at=store.clock.now(),
+        created_by=viewer.id,
+        category=category,
+        model=model,
+        params=m.params(),
+        grid={
+            "kind": "square",
+            "clipped": area is not None,
+            "size_m": cell_m,
+            "cells": grid.n,
+            "area_m2": grid.total_area,
+            "frame": [grid.frame.lon0, grid.frame.lat0],
+            "x0": grid.x0,
+            "y0": grid.y0,
+            "nx": grid.nx,
+            "ny": grid.ny,
+        },
+        training_from=_dt(float(h.t0.min())),
+        training_to=start,
+        window_from=start,
+        window_to=start + timedelta(days=window_days),
+        data_snapshot=_snapshot(h, arrays.owner_counts()),
+        backtest=_backtest_json(bt),
+        accountability={},
+        forecast=_forecast_json(grid, expected, flagged, fraction),
+    )
+    with store.begin() as conn:
+        previous = conn.execute(
+            select(model_cards.c.forecast, model_cards.c.window_from)
+            .where(model_cards.c.agency_id == card.agency_id, model_cards.c.category == category)
+            .order_by(model_cards.c.created_at.desc())
+            .limit(12)
+        ).all()
+        acc = accountability(h, grid, flagged, [(r[0], r[1]) for r in previous], s)
+        card = ModelCard(**{**card.__dict__, "accountability": acc})
+        conn.execute(model_cards.insert().values(**card.__dict__))
+        append(
+            store,
+            AuditEvent(
+                action=Action.CHANGE,
+                actor=viewer.id,
+                actor_agency=viewer.agency_id,
+                resource_type="model_card",
+                owner_agencies=tuple(sorted(arrays.owner_counts())),
+                record_count=len(h),
+                details={
+                    "operation": "forecast",
+                    "model_card": card.id,
+                    "model": model,
+                    "category": category,
+                    "window_from": start.isoformat(),
+                },
+            ),
+            conn=conn,
+        )
+    return card
+
+
+def _backtest_json(bt: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"windows": len(bt.windows), "observed": bt.observed_total, "models": {}}
+    for r in bt.results:
+        out["models"][r.model] = {
+            f"{f:g}": {
+                "pai": r.mean(f, "pai"),
+                "pei": r.mean(f, "pei"),
+                "hit_rate": r.mean(f, "hit_rate"),
+            }
+            for f in bt.fractions
+        }
+        out["models"][r.model]["calibration"] = r.calibration(5)
+    return out
+
+
+def _forecast_json(
+    grid: SquareGrid, expected: np.ndarray, flagged: np.ndarray, fraction: float
+) -> dict[str, Any]:
+    x, y = grid.centres()
+    lon, lat = grid.frame.inverse(x[flagged], y[flagged])
+    return {
+        "fraction": fraction,
+        "expected_total": float(expected.sum()),
+        "cells": [
+            {
+                "cell": int(c),
+                "lon": float(a),
+                "lat": float(b),
+                "expected": float(expected[c]),
+                "h3_9": h3.latlng_to_cell(float(b), float(a), 9),
+            }
+            for c, a, b in zip(flagged, lon, lat, strict=True)
+        ],
+    }
+
+
+def accountability(
+    history: History,
+    grid: SquareGrid,
+    flagged: np.ndarray,
+    previous: list[tuple[dict[str, Any], datetime]],
+    start: float,
+) -> dict[str, Any]:
+    """Return concentration and feedback-loop figures for a forecast.
+
+    * ``concentration``: the share of flagged cells in each neighbourhood (H3 resolution
+      7, about 5 km²) and the largest share: a forecast that puts all its attention on one
+      neighbourhood shows it;
+    * ``persistence``: the share of this forecast's cells (H3 resolution 9) that earlier
+      forecasts also flagged, newest first;
+    * ``feedback``: among incidents recorded in the last 90 days, the share that fell in
+      cells earlier forecasts had flagged, divided by those cells' share of the area (a lift
+      that grows forecast after forecast means the forecasts are increasingly fed by
+      records made where patrols were sent).
+    """
+    x, y = grid.centres()
+    lon, lat = grid.frame.inverse(x[flagged], y[flagged])
+    hoods = [h3.latlng_to_cell(float(b), float(a), 7) for a, b in zip(lon, lat, strict=True)]
+    counts: dict[str, int] = {}
+    for c in hoods:
+        counts[c] = counts.get(c, 0) + 1
+    shares = {k: v / max(len(hoods), 1) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
+    mine = {h3.latlng_to_cell(float(b), float(a), 9) for a, b in zip(lon, lat, strict=True)}
+    persistence = []
+    before: set[str] = set()
+    for forecast, when in previous:
+        cells = {c["h3_9"] for c in forecast.get("cells", [])}
+        before |= cells
+        persistence.append(
+            {"window_from": when.isoformat(), "share": len(mine & cells) / max(len(mine), 1)}
+        )
+    recent = history.take(history.t0 >= start - 90)
+    lift = None
+    if before and len(recent):
+        rlon, rlat = grid.frame.inverse(recent.x, recent.y)
+        inside = np.array(
+            [
+                h3.latlng_to_cell(float(b), float(a), 9) in before
+                for a, b in zip(rlon, rlat, strict=True)
+            ]
+        )
+        area_share = len(before) * h3.average_hexagon_area(9, "m^2") / grid.total_area
+        lift = float(inside.mean() / area_share) if area_share > 0 else None
+    return {
+        "concentration": {
+            "neighbourhoods": len(shares),
+            "largest_share": max(shares.values(), default=0.0),
+            "shares": dict(list(shares.items())[:20]),
+        },
+        "persistence": persistence,
+        "feedback": {"lift_in_previously_flagged": lift, "previous_forecasts": len(previous)},
+    }
+
+
+def list_model_cards(store: Store, agency_id: str, *, limit: int = 50) -> list[ModelCard]:
+    """Return an agency's model cards, newest first."""
+    with store.begin() as conn:
+        rows = (
+            conn.execute(
+                select(model_cards)
+                .where(model_cards.c.agency_id == agency_id)
+                .order_by(model_cards.c.created_at.desc())
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
+    return [ModelCard(**dict(r)) for r in rows]
+
+
+def get_model_card(store: Store, card_id: str, agency_id: str) -> ModelCard:
+    """Return one of an agency's model cards (:class:`ForecastError` if there is none)."""
+    with store.begin() as conn:
+        row = (
+            conn.execute(
+                select(model_cards).where(
+                    model_cards.c.id == card_id, model_cards.c.agency_id == agency_id
+                )
+            )
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise ForecastError(f"no model card {card_id!r} for agency {agency_id!r}")
+    return ModelCard(**dict(row))

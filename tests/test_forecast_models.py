@@ -1,0 +1,142 @@
+"""Forecast models, grids, metrics and backtests on deterministic synthetic data (issue #13)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from shapely.geometry import Polygon
+
+from crossbeat.forecast.backtest import consecutive, rolling_backtest
+from crossbeat.forecast.gbm import GradientBoosted
+from crossbeat.forecast.grid import grid_for
+from crossbeat.forecast.history import Frame, History, history_from_lonlat
+from crossbeat.forecast.metrics import score
+from crossbeat.forecast.models import (
+    Ensemble,
+    KernelDensity,
+    Model,
+    NaiveCounts,
+    ProspectiveHotspot,
+    RetrospectiveHotspot,
+)
+from crossbeat.forecast.sepp import SelfExciting
+from tests.forecast_support import synthetic
+
+ORIGIN = 18000.0 + 600.0
+
+
+def _models() -> list[Model]:
+    return [
+        NaiveCounts(),
+        RetrospectiveHotspot(),
+        ProspectiveHotspot(),
+        KernelDensity(),
+        SelfExciting(iterations=10),
+        GradientBoosted(max_iter=50, origins=4),
+        Ensemble([NaiveCounts(), KernelDensity()]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[History, object]:
+    h = synthetic()
+    return h, grid_for(h.before(ORIGIN), 150.0)
+
+
+@pytest.mark.parametrize("model", _models(), ids=lambda m: m.name)
+def test_every_model_predicts_a_finite_count_per_cell(world, model: Model) -> None:
+    h, g = world
+    model.fit(h, g, ORIGIN)
+    p = model.predict(ORIGIN, ORIGIN + 7)
+    assert p.shape == (g.n,)
+    assert np.all(np.isfinite(p)) and np.all(p >= 0)
+    # Roughly the recent rate: 12 a day for a week.
+    assert 7 * 12 * 0.5 < p.sum() < 7 * 12 * 1.6
+    assert model.params() == model.params()
+
+
+@pytest.mark.parametrize("model", _models(), ids=lambda m: m.name)
+def test_every_model_finds_stable_hot_spots(world, model: Model) -> None:
+    h, g = world
+    bt = rolling_backtest(h, g, [model], consecutive(ORIGIN, 7.0, 2), (0.01, 0.05))
+    r = bt.results[0]
+    assert r.mean(0.05, "pai") > 8, bt.table()
+    assert r.mean(0.05, "hit_rate") > 0.45
+
+
+def test_a_fitted_model_never_sees_the_future(world) -> None:
+    h, g = world
+    m = GradientBoosted(max_iter=30, origins=3)
+    m.fit(h, g, ORIGIN)
+    before = m.predict(ORIGIN, ORIGIN + 7)
+    m2 = GradientBoosted(max_iter=30, origins=3)
+    m2.fit(h.before(ORIGIN), g, ORIGIN)
+    assert np.allclose(before, m2.predict(ORIGIN, ORIGIN + 7))
+
+
+def test_predicting_before_fitting_is_an_error() -> None:
+    with pytest.raises(RuntimeError, match="fit"):
+        NaiveCounts().predict(0, 7)
+
+
+def test_a_time_range_is_spread_over_the_windows_it_covers() -> None:
+    t0 = np.array(["2020-01-01T00"], dtype="datetime64[us]")
+    t1 = np.array(["2020-01-03T00"], dtype="datetime64[us]")
+    h = history_from_lonlat(np.array([-79.4]), np.array([43.7]), t0, t1, np.array(["a"]))
+    d0 = float(h.t0[0])
+    assert h.weights(d0, d0 + 1)[0] == pytest.approx(0.5)
+    assert h.weights(d0 + 1, d0 + 5)[0] == pytest.approx(0.5)
+    assert h.weights(d0 - 3, d0)[0] == 0
+
+
+def test_a_grid_clipped_to_a_polygon_has_its_area() -> None:
+    frame = Frame(-79.4, 43.7)
+    ring = [(-79.42, 43.69), (-79.38, 43.69), (-79.385, 43.715), (-79.42, 43.71)]
+    h = History(
+        frame, np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), np.array(["a"]), np.array([""])
+    )
+    g = grid_for(h, 100.0, area=Polygon(ring))
+    x, y = frame.forward(np.array([p[0] for p in ring]), np.array([p[1] for p in ring]))
+    assert g.total_area == pytest.approx(Polygon(zip(x, y, strict=True)).area, rel=1e-6)
+    assert (g.area <= 100.0 * 100.0 + 1e-6).all()
+
+
+def test_scores_have_known_answers() -> None:
+    s = score(np.array([5.0, 4, 3, 2, 1]), np.array([0.0, 3, 1, 0, 0]), np.ones(5), 0.4)
+    assert (s.cells, s.hits, s.hit_rate, s.pai, s.pei) == (2, 3.0, 0.75, pytest.approx(1.875), 0.75)
+
+
+def _simulate_hawkes(
+    mu: float, theta: float, omega: float, cells: int, days: float, seed: int
+) -> np.ndarray:
+    """Return (cell, time) of a per-cell Hawkes process simulated by its branching structure."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in range(cells):
+        gen = list(rng.uniform(0, days, rng.poisson(mu * days)))
+        allt = list(gen)
+        while gen:
+            kids = []
+            for t in gen:
+                kids += list(t + rng.exponential(1 / omega, rng.poisson(theta)))
+            gen = [k for k in kids if k < days]
+            allt += gen
+        out += [(c, t) for t in allt]
+    return np.array(out)
+
+
+def test_sepp_recovers_the_parameters_of_a_simulated_process() -> None:
+    ev = _simulate_hawkes(mu=0.05, theta=0.5, omega=0.2, cells=100, days=1000.0, seed=7)
+    size = 100.0
+    x = (ev[:, 0] % 10) * size + 50
+    y = (ev[:, 0] // 10) * size + 50
+    t = 18000.0 + ev[:, 1]
+    n = len(t)
+    h = History(Frame(-79.4, 43.7), x, y, t, t.copy(), np.full(n, "a"), np.full(n, ""))
+    g = grid_for(h, size, reach=0.0)
+    m = SelfExciting(
+        days=1000.0, background_bandwidth=0.0, max_lag=200.0, min_lag=0.0, iterations=60
+    )
+    m.fit(h, g, 18000.0 + 1000.0)
+    assert m.theta == pytest.approx(0.5, abs=0.1)
+    assert m.omega == pytest.approx(0.2, rel=0.3)

@@ -1,0 +1,85 @@
+"""Forecasts on the store: policy-filtered reads, model cards, audit, opt-in categories (#13)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from crossbeat.audit.tables import audit_events as audit_log
+from crossbeat.forecast.service import ForecastError, get_model_card, list_model_cards, run_forecast
+from crossbeat.sharing.request import Viewer
+from tests.sharing_support import Inc, insert_incidents, setup_agencies
+
+START = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _population() -> list[Inc]:
+    rng = np.random.default_rng(5)
+    hot = [(-122.66, 45.53), (-122.64, 45.52), (-122.68, 45.545)]
+    out = []
+    for i in range(400):
+        if rng.random() < 0.8:
+            lon, lat = hot[int(rng.integers(0, 3))]
+            lon, lat = lon + rng.normal(0, 0.0008), lat + rng.normal(0, 0.0006)
+        else:
+            lon, lat = rng.uniform(-122.695, -122.625), rng.uniform(45.505, 45.555)
+        when = START - timedelta(days=float(rng.uniform(1, 400)))
+        code = "220" if i % 10 else "35A"
+        out.append(Inc("citya", f"b{i}", float(lat), float(lon), [code], when))
+    return out
+
+
+@pytest.fixture
+def world(store):
+    setup_agencies(store)
+    insert_incidents(store, _population())
+    return store
+
+
+ANALYST = Viewer.user("ana", "citya", ["analyst"])
+
+
+def test_a_forecast_stores_its_model_card_with_backtest_and_audit(world) -> None:
+    card = run_forecast(
+        world, ANALYST, category="220", start=START, model="sepp", cell_m=200.0, fraction=0.05
+    )
+    assert card.data_snapshot["records"] > 300 and card.data_snapshot["owners"] == {
+        "citya": card.data_snapshot["records"]
+    }
+    # The grid is clipped to City A's jurisdiction (a 0.08° x 0.06° box, 41.7 km²).
+    assert card.grid["clipped"] and card.grid["area_m2"] == pytest.approx(41.67e6, rel=0.005)
+    assert card.training_to == START and card.window_to == START + timedelta(days=7)
+    scores = card.backtest["models"]["sepp"]["0.05"]
+    assert scores["pai"] > 1 and 0 <= scores["hit_rate"] <= 1
+    assert {"naive", "kde"} <= set(card.backtest["models"])
+    assert card.forecast["cells"] and card.accountability["concentration"]["largest_share"] > 0
+    again = get_model_card(world, card.id, "citya")
+    assert again.params == card.params and again.forecast == card.forecast
+    with world.begin() as conn:
+        events = conn.execute(select(audit_log.c.resource_type, audit_log.c.details)).all()
+    assert any(r[0] == "model_card" and r[1]["model_card"] == card.id for r in events)
+    # A second forecast sees the first in its accountability figures.
+    second = run_forecast(
+        world, ANALYST, category="220", start=START + timedelta(days=7), model="naive", cell_m=200.0
+    )
+    assert second.accountability["feedback"]["previous_forecasts"] == 1
+    assert second.accountability["persistence"][0]["share"] >= 0
+    assert [c.id for c in list_model_cards(world, "citya")] == [second.id, card.id]
+
+
+def test_drug_offences_are_not_forecast_by_default(world) -> None:
+    with pytest.raises(ForecastError, match="never forecast by default"):
+        run_forecast(world, ANALYST, category="35A", start=START)
+    card = run_forecast(
+        world, ANALYST, category="35A", start=START, model="naive", allowed=frozenset({"35A"})
+    )
+    assert card.category == "35A"
+
+
+def test_a_viewer_without_access_gets_no_forecast(world) -> None:
+    other = Viewer.user("bob", "countyb", ["analyst"])
+    with pytest.raises(ForecastError, match="only 0 visible incidents"):
+        run_forecast(world, other, category="220", start=START)
