@@ -7,6 +7,7 @@ errors into :class:`click.ClickException` messages that name the next step.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -1303,8 +1304,12 @@ def _serve_options(f: Any) -> Any:
     )(f)
 
 
-def _run_server(settings: Any) -> None:
-    """Serve the app for ``settings`` with uvicorn, failing clearly if the port is taken."""
+def _run_server(settings: Any, workers: int = 1) -> None:
+    """Serve the app for ``settings`` with uvicorn, failing clearly if the port is taken.
+
+    With ``workers`` > 1, uvicorn runs that many processes, each building the app from
+    the settings passed through the environment (``app_from_environment``).
+    """
     import errno
     import socket
 
@@ -1312,6 +1317,7 @@ def _run_server(settings: Any) -> None:
 
     from crossbeat.api.app import create_app
     from crossbeat.audit import AuditKeyError
+    from crossbeat.settings import settings_environment
     from crossbeat.store import StoreError
 
     # Bind the port as the server will (with SO_REUSEADDR, like uvicorn), so the check
@@ -1336,7 +1342,20 @@ def _run_server(settings: Any) -> None:
         app = create_app(settings)
     except (StoreError, AuditKeyError) as exc:
         raise click.ClickException(str(exc)) from exc
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    if workers <= 1:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        return
+    # The database was opened (and migrated) once above; each worker opens its own.
+    app.state.store.dispose()
+    os.environ.update(settings_environment(settings))
+    uvicorn.run(
+        "crossbeat.api.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 @cli.command()
@@ -1449,12 +1468,19 @@ def _print_demo_accounts(out_dir: Any) -> None:
 @cli.command()
 @db_option
 @_serve_options
-def serve(db_url: str, host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes (use PostgreSQL for more than one; SQLite serializes writes).",
+)
+def serve(db_url: str, host: str | None, port: int | None, workers: int) -> None:
     """Serve the web API over a database."""
     from crossbeat.settings import load_settings
 
     _require_db_url(db_url)
-    _run_server(load_settings(database_url=db_url, host=host, port=port))
+    _run_server(load_settings(database_url=db_url, host=host, port=port), workers=workers)
 
 
 # --- accounts and authentication (governance) ------------------------------------------

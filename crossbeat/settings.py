@@ -217,3 +217,20 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
 def settings_fields() -> tuple[str, ...]:
     """Return the field names of :class:`Settings` (they match :data:`SETTINGS`)."""
     return tuple(f.name for f in dataclasses.fields(Settings))
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Return the ``CROSSBEAT_*`` variables that :func:`load_settings` reads back as ``settings``.
+
+    ``crossbeat serve --workers N`` passes its settings to the worker processes this way.
+
+    Examples
+    --------
+    >>> load_settings(settings_environment(Settings(port=9001))).port
+    9001
+    """
+    out: dict[str, str] = {}
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        out[setting.env_var] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return out

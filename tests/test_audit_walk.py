@@ -464,6 +464,7 @@ API_AUDITED: dict[str, tuple[Any, set[str]]] = {
 API_READ_ONLY = {
     "GET /": "the landing page",
     "GET /health": "a health check",
+    "GET /ready": "a readiness check",
     "GET /docs": "the API documentation",
     "GET /docs/oauth2-redirect": "the API documentation",
     "GET /redoc": "the API documentation",
