@@ -163,6 +163,10 @@ READ_ONLY: dict[str, tuple[str | None, str]] = {
     "audit log": ("audit log --agency cityx", "reads the audit log"),
     "audit verify": ("audit verify", "reads the audit log"),
     "db upgrade": ("db upgrade", "migrates the schema; no rows of data change"),
+    "export": (
+        "export --agency cityx --format gpkg --output {root}/export.gpkg",
+        "an audited read through the policy (an export event), written to a file",
+    ),
     "group list": ("group list", "lists groups"),
     "incidents list": ("incidents list --agency cityx", "an audited read through the policy"),
     "incidents show": ("incidents show --agency cityx R1", "an audited read through the policy"),
@@ -473,6 +477,7 @@ API_READ_ONLY = {
     "GET /api/v1/incidents": "an audited read",
     "GET /api/v1/incidents/{incident_id}": "an audited read",
     "GET /api/v1/aggregates": "an audited read",
+    "GET /api/v1/exports": "an audited read (export events)",
     "GET /api/v1/agreements": "lists agreements",
     "GET /api/v1/agreements/preview": "an audited read",
     "GET /api/v1/agreements/{agreement_id}": "shows an agreement",
