@@ -19,7 +19,7 @@ from crossbeat.api.headers import SecurityHeaders
 from crossbeat.api.inputs import NulGuard
 from crossbeat.api.lifespan import lifespan
 from crossbeat.api.outage import OutageGuard, install_outage_handlers
-from crossbeat.api.routes import agreements, audit, auth, exports, health, incidents
+from crossbeat.api.routes import agreements, audit, auth, exports, health, incidents, ogc
 from crossbeat.api.schemas import openapi_document
 from crossbeat.api.throttle import LoginThrottle
 from crossbeat.audit.witness import server_heads_path, server_signing_key
@@ -38,7 +38,13 @@ DESCRIPTION = (
 # versioned under API_PREFIX.
 API_PREFIX = "/api/v1"
 ROOT_ROUTERS = (health.router, auth.router)
-V1_ROUTERS = (incidents.router, exports.router, agreements.router, audit.router)
+V1_ROUTERS = (
+    incidents.router,
+    exports.router,
+    ogc.router,
+    agreements.router,
+    audit.router,
+)
 
 
 def create_app(
