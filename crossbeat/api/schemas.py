@@ -52,6 +52,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: ``openapi_extra`` of the operations anyone may call without signing in (the public
+#: release, sign-in, health). Every other operation must refuse anonymous callers and
+#: callers of another agency: ``tests/test_api_walk.py`` walks the OpenAPI document and
+#: checks both, so a new route is either marked here or refuses them.
+PUBLIC: dict[str, Any] = {"x-crossbeat-public": True}
+
 #: Answers any operation may give, whatever its route (added by :func:`openapi_document`).
 SERVICE_ERRORS: dict[str, str] = {
     "413": "The request is too large",

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from crossbeat.api.deps import StoreDep, ViewerDep
 from crossbeat.api.filters import FiltersDep
-from crossbeat.api.schemas import ERRORS
+from crossbeat.api.schemas import ERRORS, PUBLIC
 from crossbeat.exports import MAX_EXPORT, ExportFormat, export_incidents
 
 router = APIRouter(tags=["exports"])
@@ -23,6 +23,7 @@ _FILE = {"schema": {"type": "string", "format": "binary"}}
 
 @router.get(
     "/exports",
+    openapi_extra=PUBLIC,
     responses={
         **ERRORS,
         200: {

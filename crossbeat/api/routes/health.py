@@ -19,6 +19,7 @@ from sqlalchemy import text
 from crossbeat import __version__
 from crossbeat.api.errors import error_response
 from crossbeat.api.outage import RETRY_AFTER, UNAVAILABLE, unavailable_response
+from crossbeat.api.schemas import PUBLIC
 from crossbeat.store import Store
 
 router = APIRouter(tags=["health"])
@@ -49,7 +50,12 @@ def _store(request: Request) -> Store:
 StoreDep = Annotated[Store, Depends(_store)]
 
 
-@router.get("/health", response_model=Health, summary="Check the server and its database")
+@router.get(
+    "/health",
+    response_model=Health,
+    summary="Check the server and its database",
+    openapi_extra=PUBLIC,
+)
 def get_health(store: StoreDep) -> Health:
     """Return the version and the database dialect and schema revision.
 
@@ -82,6 +88,7 @@ _UNREADY = {
 
 @router.get(
     "/ready",
+    openapi_extra=PUBLIC,
     response_model=Ready,
     responses=_UNREADY,  # type: ignore[arg-type]
     summary="Check that the server can serve requests now",

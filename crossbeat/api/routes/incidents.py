@@ -21,6 +21,7 @@ from crossbeat.api.errors import ApiError
 from crossbeat.api.filters import FiltersDep
 from crossbeat.api.schemas import (
     ERRORS,
+    PUBLIC,
     AggregateOut,
     CellOut,
     DecisionOut,
@@ -52,6 +53,7 @@ MAX_LIMIT = 5000
 
 @router.get(
     "/incidents",
+    openapi_extra=PUBLIC,
     response_model=IncidentListOut,
     responses={
         **ERRORS,
@@ -106,6 +108,7 @@ def list_incidents(
 
 @router.get(
     "/incidents/{incident_id}",
+    openapi_extra=PUBLIC,
     response_model=IncidentDetailOut,
     responses=ERRORS,
     summary="Read one incident (its personal data needs a stated purpose)",
@@ -163,6 +166,7 @@ def get_incident(
 
 @router.get(
     "/aggregates",
+    openapi_extra=PUBLIC,
     response_model=AggregateOut,
     responses=ERRORS,
     summary="Count the incidents you may see by up to two dimensions",

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from crossbeat.api.deps import StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
-from crossbeat.api.schemas import ERRORS
+from crossbeat.api.schemas import ERRORS, PUBLIC
 from crossbeat.ogc import (
     CONFORMANCE,
     CRS84,
@@ -66,7 +66,10 @@ def _json(body: dict[str, Any], media_type: str = JSON) -> JSONResponse:
 
 
 @router.get(
-    "", responses={**ERRORS, 200: {"content": {JSON: _OBJECT}}}, summary="OGC API landing page"
+    "",
+    openapi_extra=PUBLIC,
+    responses={**ERRORS, 200: {"content": {JSON: _OBJECT}}},
+    summary="OGC API landing page",
 )
 def landing(request: Request) -> JSONResponse:
     """Return the landing page: links to the API definition, conformance and collections."""
@@ -89,6 +92,7 @@ def landing(request: Request) -> JSONResponse:
 
 @router.get(
     "/conformance",
+    openapi_extra=PUBLIC,
     responses={**ERRORS, 200: {"content": {JSON: _OBJECT}}},
     summary="OGC API conformance classes",
 )
@@ -115,6 +119,7 @@ def _collection(base: str, c: Collection) -> dict[str, Any]:
 
 @router.get(
     "/collections",
+    openapi_extra=PUBLIC,
     responses={**ERRORS, 200: {"content": {JSON: _OBJECT}}},
     summary="OGC API collections you may read",
 )
@@ -138,6 +143,7 @@ def _find(store: Store, viewer: Any, collection_id: str) -> Collection:
 
 @router.get(
     "/collections/{collection_id}",
+    openapi_extra=PUBLIC,
     responses={**ERRORS, 200: {"content": {JSON: _OBJECT}}},
     summary="One OGC API collection",
 )
@@ -172,6 +178,7 @@ def _page_links(request: Request, page: Page, limit: int) -> list[dict[str, str]
 
 @router.get(
     "/collections/{collection_id}/items",
+    openapi_extra=PUBLIC,
     responses={**ERRORS, 200: {"content": {GEOJSON: _OBJECT}}},
     summary="Features of an OGC API collection",
 )
@@ -235,6 +242,7 @@ def get_items(
 
 @router.get(
     "/collections/{collection_id}/items/{feature_id}",
+    openapi_extra=PUBLIC,
     responses={**ERRORS, 200: {"content": {GEOJSON: _OBJECT}}},
     summary="One feature of an OGC API collection",
 )
