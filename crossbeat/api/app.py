@@ -18,6 +18,7 @@ from crossbeat.api.errors import install_error_handlers
 from crossbeat.api.headers import SecurityHeaders
 from crossbeat.api.inputs import NulGuard
 from crossbeat.api.lifespan import lifespan
+from crossbeat.api.limits import RequestLimits
 from crossbeat.api.outage import OutageGuard, install_outage_handlers
 from crossbeat.api.routes import agreements, audit, auth, exports, health, incidents, ogc
 from crossbeat.api.schemas import openapi_document
@@ -106,6 +107,7 @@ def create_app(
     install_error_handlers(app)
     install_outage_handlers(app)
     app.add_middleware(NulGuard, store_of=lambda: app.state.store)
+    app.add_middleware(RequestLimits, settings=settings)
     app.add_middleware(SecurityHeaders)
     # Outermost: a database outage met in a middleware also answers 503.
     app.add_middleware(OutageGuard)

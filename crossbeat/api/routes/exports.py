@@ -28,7 +28,11 @@ _FILE = {"schema": {"type": "string", "format": "binary"}}
         **ERRORS,
         200: {
             "description": "The file; X-Next-After names where the rest begins when cut",
-            "content": {f.media_type.split(";")[0]: _FILE for f in ExportFormat},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/geo+json": {"schema": {"type": "object"}},
+                "application/geopackage+sqlite3": _FILE,
+            },
         },
     },
     response_class=Response,
