@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -49,6 +50,32 @@ def world(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> World:
     return build_world(open_store(f"sqlite:///{folder / 'w.db'}", kek=parse_kek(kek_text)))
 
 
+def _run(operation: Any, round_: int, headers: dict[str, str], failures: list[str]) -> int:
+    """Send up to PER_ROUND generated requests to one operation; return how many."""
+    made = 0
+
+    @seed(round_)
+    @settings(
+        max_examples=PER_ROUND,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy())
+    def run(case: schemathesis.Case) -> None:
+        nonlocal made
+        response = case.call(headers=headers)
+        made += 1
+        try:
+            case.validate_response(response, checks=CHECKS, headers=headers)
+        except Exception as exc:  # collect every failing operation, then report
+            failures.append(f"{case.method} {case.formatted_path}: {exc}"[:3000])
+
+    run()
+    return made
+
+
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(world: World) -> None:
     # No rate limit here: every generated request comes from one address.
     app = make_client(world.store, world.clock, public_rate_limit="1000000/minute").app
@@ -61,28 +88,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(world: World
     rounds = 0
     while made < REQUESTS:
         rounds += 1
+        headers = {"Authorization": f"Bearer {token}"} if rounds % 2 == 0 else {}
         for operation in operations:
-            headers = {"Authorization": f"Bearer {token}"} if rounds % 2 == 0 else {}
-
-            @seed(rounds)
-            @settings(
-                max_examples=PER_ROUND,
-                deadline=None,
-                database=None,
-                phases=[Phase.generate],
-                suppress_health_check=list(HealthCheck),
-            )
-            @given(case=operation.as_strategy())
-            def run(case: schemathesis.Case, headers: dict[str, str] = headers) -> None:
-                nonlocal made
-                response = case.call(headers=headers)
-                made += 1
-                try:
-                    case.validate_response(response, checks=CHECKS, headers=headers)
-                except Exception as exc:  # collect every failing operation, then report
-                    failures.append(f"{case.method} {case.formatted_path}: {exc}"[:2000])
-
-            run()
+            made += _run(operation, rounds, headers, failures)
         assert rounds < 50, f"only {made} requests after 50 rounds"
     assert not failures, f"{len(failures)} failures in {made} requests:\n" + "\n".join(
         failures[:20]
