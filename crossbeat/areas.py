@@ -402,3 +402,22 @@ def _audit(
         ),
         conn=conn,
     )
+
+
+def layer_shapes(store: Store, agency_id: str, name: str) -> list[tuple[str, dict[str, Any]]]:
+    """Return the areas of one layer as ``(name, GeoJSON geometry)`` pairs, by name.
+
+    Raises
+    ------
+    AreaError
+        When the agency has no such layer.
+    """
+    layer = get_layer(store, agency_id, name)
+    q = (
+        select(areas.c.name, areas.c.geojson)
+        .select_from(areas.join(area_layers, area_layers.c.id == areas.c.layer_id))
+        .where((area_layers.c.agency_id == layer.agency_id) & (area_layers.c.name == layer.name))
+        .order_by(areas.c.name)
+    )
+    with store.connect() as conn:
+        return [(n, json.loads(g)) for n, g in conn.execute(q)]

@@ -7,6 +7,7 @@ errors into :class:`click.ClickException` messages that name the next step.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -657,6 +658,87 @@ def incidents_list(
         click.echo(f"no live incidents of {agency_id} match")
     if page.next_after:
         click.echo(f"more: --after {page.next_after}", err=True)
+
+
+@cli.command("export")
+@db_option
+@agency_option("Export what this agency's analysts may see (its own and shared incidents).")
+@click.option("--public", "as_public", is_flag=True, help="Export what the public may see.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "geojson", "gpkg"]),
+    default="csv",
+    show_default=True,
+    help="File format.",
+)
+@click.option(
+    "--output", "-o", required=True, type=click.Path(dir_okay=False), help="File to write."
+)
+@time_option("--since", "Occurred from this date or time")
+@time_option("--until", "Occurred before this date or time")
+@click.option("--offence", "offences", multiple=True, help="NIBRS codes or categories.")
+@click.option("--code", "codes", multiple=True, help="Local or NIBRS offence codes.")
+@click.option("--status", "statuses", multiple=True, help="Statuses (any case).")
+@click.option("--jurisdiction", "jurisdictions", multiple=True, help="Jurisdiction agency ids.")
+@click.option("--area", "areas", multiple=True, help="Areas as LAYER:NAME.")
+@click.option("--bbox", help="min_lon,min_lat,max_lon,max_lat (WGS84).")
+@click.option("--polygon", help="A polygon: GeoJSON or WKT text, or @FILE to read it from.")
+def export_command(
+    db_url: str,
+    agency_id: str | None,
+    as_public: bool,
+    fmt: str,
+    output: str,
+    since: datetime | None,
+    until: datetime | None,
+    offences: tuple[str, ...],
+    codes: tuple[str, ...],
+    statuses: tuple[str, ...],
+    jurisdictions: tuple[str, ...],
+    areas: tuple[str, ...],
+    bbox: str | None,
+    polygon: str | None,
+) -> None:
+    """Export incidents to a CSV, GeoJSON or GeoPackage file, through the sharing policy.
+
+    The read is audited as an export in each owner agency's log (actor: system). The
+    file holds only the columns granted, and no metadata.
+    """
+    from pathlib import Path
+
+    from crossbeat.exports import export_incidents
+    from crossbeat.sharing.own import operator_viewer
+    from crossbeat.sharing.request import ReadRequest, RequestError, Viewer
+
+    if as_public == (agency_id is not None):
+        raise click.ClickException("give --agency AGENCY or --public (one of them)")
+    if polygon is not None and polygon.startswith("@"):
+        polygon = Path(polygon[1:]).read_text(encoding="utf-8")
+    store = open_store_or_fail(db_url)
+    if agency_id is not None:
+        _require_agency(store, agency_id)
+    viewer = Viewer.public() if agency_id is None else operator_viewer(agency_id)
+    try:
+        request = ReadRequest(
+            bbox=tuple(bbox.split(",")) if bbox else None,  # type: ignore[arg-type]
+            since=since,
+            until=until,
+            offences=frozenset(offences) or None,
+            codes=frozenset(codes) or None,
+            statuses=frozenset(statuses) or None,
+            jurisdictions=frozenset(jurisdictions) or None,
+            areas=frozenset(areas) or None,  # type: ignore[arg-type]
+            polygon=polygon,
+        )
+        export = export_incidents(store, viewer, request, fmt)
+    except RequestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    Path(output).write_bytes(export.data)
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(export.counts.items())) or "none"
+    click.echo(f"{sum(export.counts.values())} incidents ({counts}) written to {output}")
+    if export.next_after:
+        click.echo("more incidents matched than one file holds: narrow the filters", err=True)
 
 
 @incidents.command("show")
@@ -1331,8 +1413,12 @@ def _serve_options(f: Any) -> Any:
     )(f)
 
 
-def _run_server(settings: Any) -> None:
-    """Serve the app for ``settings`` with uvicorn, failing clearly if the port is taken."""
+def _run_server(settings: Any, workers: int = 1) -> None:
+    """Serve the app for ``settings`` with uvicorn, failing clearly if the port is taken.
+
+    With ``workers`` > 1, uvicorn runs that many processes, each building the app from
+    the settings passed through the environment (``app_from_environment``).
+    """
     import errno
     import socket
 
@@ -1340,6 +1426,7 @@ def _run_server(settings: Any) -> None:
 
     from crossbeat.api.app import create_app
     from crossbeat.audit import AuditKeyError
+    from crossbeat.settings import settings_environment
     from crossbeat.store import StoreError
 
     # Bind the port as the server will (with SO_REUSEADDR, like uvicorn), so the check
@@ -1364,7 +1451,20 @@ def _run_server(settings: Any) -> None:
         app = create_app(settings)
     except (StoreError, AuditKeyError) as exc:
         raise click.ClickException(str(exc)) from exc
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    if workers <= 1:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        return
+    # The database was opened (and migrated) once above; each worker opens its own.
+    app.state.store.dispose()
+    os.environ.update(settings_environment(settings))
+    uvicorn.run(
+        "crossbeat.api.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 @cli.command()
@@ -1477,12 +1577,19 @@ def _print_demo_accounts(out_dir: Any) -> None:
 @cli.command()
 @db_option
 @_serve_options
-def serve(db_url: str, host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes (use PostgreSQL for more than one; SQLite serializes writes).",
+)
+def serve(db_url: str, host: str | None, port: int | None, workers: int) -> None:
     """Serve the web API over a database."""
     from crossbeat.settings import load_settings
 
     _require_db_url(db_url)
-    _run_server(load_settings(database_url=db_url, host=host, port=port))
+    _run_server(load_settings(database_url=db_url, host=host, port=port), workers=workers)
 
 
 # --- accounts and authentication (governance) ------------------------------------------

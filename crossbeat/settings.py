@@ -92,6 +92,28 @@ SETTINGS: tuple[Setting, ...] = (
         "locking, any account.",
     ),
     Setting(
+        "public_rate_limit",
+        "600/minute",
+        "Requests allowed per client address without a credential (the public), as a rate "
+        "such as 600/minute; beyond it 429 with Retry-After.",
+    ),
+    Setting(
+        "signin_rate_limit",
+        "30/minute",
+        "Sign-in requests (POST /auth/login, /auth/mfa) allowed per client address.",
+    ),
+    Setting(
+        "rate_limit_storage",
+        "memory://",
+        "Where the rate limits are counted: memory:// for one worker, or a shared storage "
+        "of the limits library (redis://host:6379) when several workers or hosts serve.",
+    ),
+    Setting(
+        "max_request_bytes",
+        1048576,
+        "Largest request body accepted, in bytes; a larger one gets 413.",
+    ),
+    Setting(
         "audit_checkpoint_interval",
         3600,
         "Seconds between the web server's audit checkpoints: at "
@@ -121,6 +143,10 @@ class Settings:
     audit_key_file: str = _default("audit_key_file")
     audit_heads_file: str = _default("audit_heads_file")
     login_throttle: str = _default("login_throttle")
+    public_rate_limit: str = _default("public_rate_limit")
+    signin_rate_limit: str = _default("signin_rate_limit")
+    rate_limit_storage: str = _default("rate_limit_storage")
+    max_request_bytes: int = _default("max_request_bytes")
     audit_checkpoint_interval: int = _default("audit_checkpoint_interval")
 
     def __post_init__(self) -> None:
@@ -143,12 +169,22 @@ class Settings:
             )
         from limits import parse as parse_rate
 
-        try:
-            parse_rate(self.login_throttle)
-        except ValueError:
+        for name in ("login_throttle", "public_rate_limit", "signin_rate_limit"):
+            try:
+                parse_rate(getattr(self, name))
+            except ValueError:
+                raise SettingsError(
+                    f"{name} {getattr(self, name)!r} is not a rate such as 10/15 minutes"
+                ) from None
+        if "://" not in self.rate_limit_storage:
             raise SettingsError(
-                f"login_throttle {self.login_throttle!r} is not a rate such as 10/15 minutes"
-            ) from None
+                f"rate_limit_storage {self.rate_limit_storage!r} is not a storage URI such as "
+                "memory:// or redis://host:6379"
+            )
+        if self.max_request_bytes < 1024:
+            raise SettingsError(
+                f"max_request_bytes must be at least 1024, not {self.max_request_bytes}"
+            )
         if not self.database_url.strip():
             raise SettingsError("database_url is empty: give a URL such as sqlite:///crossbeat.db")
 
@@ -217,3 +253,20 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
 def settings_fields() -> tuple[str, ...]:
     """Return the field names of :class:`Settings` (they match :data:`SETTINGS`)."""
     return tuple(f.name for f in dataclasses.fields(Settings))
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Return the ``CROSSBEAT_*`` variables that :func:`load_settings` reads back as ``settings``.
+
+    ``crossbeat serve --workers N`` passes its settings to the worker processes this way.
+
+    Examples
+    --------
+    >>> load_settings(settings_environment(Settings(port=9001))).port
+    9001
+    """
+    out: dict[str, str] = {}
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        out[setting.env_var] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return out

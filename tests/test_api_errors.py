@@ -53,7 +53,7 @@ def client(store: Store, clock: FrozenClock):  # type: ignore[no-untyped-def]
         ("/api/v1/incidents?bbox=1,2,3", 400, "bbox: give four numbers"),
         ("/api/v1/incidents?bbox=10,10,0,0", 400, "bbox: need"),
         ("/api/v1/incidents?limit=0", 400, "limit"),
-        ("/api/v1/incidents?f=csv", 400, "f:"),
+        ("/api/v1/incidents?f=xml", 400, "f:"),
         (
             "/api/v1/incidents?since=2026-01-01T00:00:00",
             400,
@@ -130,7 +130,8 @@ def test_openapi_lists_every_route(client) -> None:  # type: ignore[no-untyped-d
         for method, op in operations.items():
             assert "422" not in op["responses"], (method, path)  # validation errors are 400
             assert op.get("summary"), (method, path)
-            if path != "/health":
+            assert op["responses"]["503"]["headers"]["Retry-After"], (method, path)
+            if path not in ("/health", "/ready"):  # they take no input
                 assert op["responses"]["400"]["content"]["application/json"]["schema"] == {
                     "$ref": "#/components/schemas/ErrorOut"
                 }

@@ -38,9 +38,26 @@ def test_health_reports_database_and_count(db_url: str, tmp_path: Path) -> None:
     assert body == {
         "ok": True,
         "version": __version__,
-        "database": {"dialect": store.dialect, "schema_revision": store.head_revision()},
+        "database": {
+            "dialect": store.dialect,
+            "schema_revision": store.head_revision(),
+            "reachable": True,
+        },
     }
     assert body["database"]["dialect"] in ("sqlite", "postgresql")
+
+
+def test_ready_when_the_schema_is_current_and_not_when_behind(sqlite_url: str) -> None:
+    client = _client(sqlite_url)
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["ok"] is True
+    store = open_store(sqlite_url)
+    with store.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+    behind = client.get("/ready")
+    assert behind.status_code == 503 and behind.headers["Retry-After"].isdigit()
+    assert "crossbeat db upgrade" in behind.json()["error"]
+    assert client.get("/health").status_code == 200
 
 
 def test_openapi_and_docs_pages(sqlite_url: str) -> None:

@@ -18,7 +18,19 @@ from crossbeat.api.errors import install_error_handlers
 from crossbeat.api.headers import SecurityHeaders
 from crossbeat.api.inputs import NulGuard
 from crossbeat.api.lifespan import lifespan
-from crossbeat.api.routes import agreements, analysis, audit, auth, forecasts, health, incidents
+from crossbeat.api.limits import RequestLimits
+from crossbeat.api.outage import OutageGuard, install_outage_handlers
+from crossbeat.api.routes import (
+    agreements,
+    analysis,
+    audit,
+    auth,
+    exports,
+    forecasts,
+    health,
+    incidents,
+    ogc,
+)
 from crossbeat.api.schemas import openapi_document
 from crossbeat.api.throttle import LoginThrottle
 from crossbeat.audit.witness import server_heads_path, server_signing_key
@@ -39,6 +51,8 @@ API_PREFIX = "/api/v1"
 ROOT_ROUTERS = (health.router, auth.router)
 V1_ROUTERS = (
     incidents.router,
+    exports.router,
+    ogc.router,
     agreements.router,
     audit.router,
     analysis.router,
@@ -103,14 +117,30 @@ def create_app(
         store.clock = clock
     app.state.store = store
     install_error_handlers(app)
+    install_outage_handlers(app)
     app.add_middleware(NulGuard, store_of=lambda: app.state.store)
+    app.add_middleware(RequestLimits, settings=settings)
     app.add_middleware(SecurityHeaders)
+    # Outermost: a database outage met in a middleware also answers 503.
+    app.add_middleware(OutageGuard)
     app.openapi = functools.partial(openapi_document, app)  # type: ignore[method-assign]
     for router in ROOT_ROUTERS:
         app.include_router(router)
     for router in V1_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """Build the application from the ``CROSSBEAT_*`` environment (uvicorn's factory).
+
+    ``crossbeat serve --workers N`` starts N uvicorn worker processes; each imports
+    this factory and builds its own application (its own engine and pool), from the
+    settings the command wrote into the environment.
+    """
+    from crossbeat.settings import load_settings
+
+    return create_app(load_settings())
 
 
 def _kek(settings: Settings) -> Kek | None:

@@ -52,6 +52,32 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: ``openapi_extra`` of the operations anyone may call without signing in (the public
+#: release, sign-in, health). Every other operation must refuse anonymous callers and
+#: callers of another agency: ``tests/test_api_walk.py`` walks the OpenAPI document and
+#: checks both, so a new route is either marked here or refuses them.
+PUBLIC: dict[str, Any] = {"x-crossbeat-public": True}
+
+#: Answers any operation may give, whatever its route (added by :func:`openapi_document`).
+SERVICE_ERRORS: dict[str, str] = {
+    "413": "The request is too large",
+    "429": "Too many requests from this address: wait Retry-After seconds",
+    "503": "The database is not reachable now: try again after Retry-After seconds",
+}
+
+
+def _error_response(description: str, *, retry: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+    if retry:
+        out["headers"] = {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+        }
+    return out
+
+
 # -- authentication ------------------------------------------------------------------------
 class LoginIn(BaseModel):
     """The password step of signing in."""
@@ -425,7 +451,12 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
     )
     for path in doc.get("paths", {}).values():
         for operation in path.values():
-            operation.get("responses", {}).pop("422", None)
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            # Any operation may meet a database outage (crossbeat.api.outage) or the
+            # request limits (crossbeat.api.limits).
+            for code, text in SERVICE_ERRORS.items():
+                responses.setdefault(code, _error_response(text, retry=code in ("429", "503")))
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import shapely
 from sqlalchemy import ColumnElement, case, literal, or_, select
 
 from crossbeat.audit import Action
@@ -32,6 +33,7 @@ from crossbeat.clock import Clock
 from crossbeat.sharing.compiled import RuleConditions, reachable
 from crossbeat.sharing.policy import Decision, ReadRequest, Viewer
 from crossbeat.sharing.reads import _audit, anchor_index, prepare
+from crossbeat.sharing.request import RequestError
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule, coarsen
 from crossbeat.store import Store
@@ -106,6 +108,9 @@ def analysis_arrays(
     request = request or ReadRequest()
     if request.limit is not None or request.after is not None or request.personal_data:
         raise ValueError("analysis arrays take no page (limit, after) and no personal data")
+    unsupported = [n for n in ("jurisdictions", "statuses", "codes") if getattr(request, n)]
+    if unsupported:
+        raise RequestError([f"{n}: not a filter of analyses (yet)" for n in unsupported])
     now = (clock or store.clock).now()
     c = incidents.c
     with store.begin() as conn:
@@ -144,6 +149,9 @@ def analysis_arrays(
             anchors = anchor_index(conn, store.url) if _needs_anchors(p.rules) else None
         arrays = _columns(p.rules, ids, owners, np.asarray(rule_of, dtype=np.int64), raw, anchors)
         keep = _in_bbox(arrays, request.bbox)
+        if request.polygon is not None:
+            with np.errstate(invalid="ignore"):
+                keep &= shapely.intersects_xy(request.polygon, arrays["lon"], arrays["lat"])
         arrays = {k: v[keep] for k, v in arrays.items()}
         counts = Counter(str(o) for o in arrays["owner"])
         _audit(

@@ -111,6 +111,9 @@ def fallback_reason(p: ReadPlan, rule: Rule) -> str | None:
             return f"grouping by {dim} is not compiled to SQL"
     if req.bbox is not None and rule.precision.name != "exact":
         return f"a bounding box on {rule.precision} points (anchors are not stored)"
+    for name in ("polygon", "jurisdictions", "statuses", "codes"):
+        if getattr(req, name) is not None:
+            return f"the {name} filter is not compiled to SQL"
     return None
 
 

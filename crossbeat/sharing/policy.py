@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import h3
+import shapely
 from sqlalchemy import ColumnElement, and_, false, or_
 
 from crossbeat.model import Sensitivity
@@ -174,9 +175,12 @@ class ReadPlan:
             extra.append(incidents.c.occurred_from >= req.since - span)
         if req.until is not None:
             extra.append(incidents.c.occurred_from < req.until + span)
-        if req.bbox is not None:
-            lat_m, lon_m = _margin(rule.precision, req.bbox)
-            min_lon, min_lat, max_lon, max_lat = req.bbox
+        boxes = [req.bbox] if req.bbox is not None else []
+        if req.polygon is not None:
+            boxes.append(tuple(req.polygon.bounds))
+        for box in boxes:
+            lat_m, lon_m = _margin(rule.precision, box)
+            min_lon, min_lat, max_lon, max_lat = box
             extra += [
                 incidents.c.lat.between(min_lat - lat_m, max_lat + lat_m),
                 incidents.c.lon.between(min_lon - lon_m, max_lon + lon_m),
@@ -271,7 +275,26 @@ class ReadPlan:
             min_lon, min_lat, max_lon, max_lat = req.bbox
             if not (min_lon <= lon <= max_lon and min_lat <= lat <= max_lat):
                 return False
-        return True
+        return self._matches_more(rec)
+
+    def _matches_more(self, rec: Mapping[str, Any]) -> bool:
+        """Apply the polygon, jurisdiction, status and code filters to a published record."""
+        req = self.request
+        if req.polygon is not None:
+            lat, lon = rec.get("lat"), rec.get("lon")
+            if lat is None or lon is None or not shapely.intersects_xy(req.polygon, lon, lat):
+                return False
+        if req.jurisdictions is not None and not req.jurisdictions & set(
+            rec.get("jurisdictions") or ()
+        ):
+            return False
+        if req.statuses is not None:
+            status = rec.get("status")
+            if status is None or str(status).strip().casefold() not in req.statuses:
+                return False
+        return req.codes is None or bool(
+            {rec.get("offence_local_code"), rec.get("nibrs_code")} & req.codes
+        )
 
 
 def live() -> ColumnElement[bool]:
@@ -501,6 +524,14 @@ def _unmet(rule: Rule, req: ReadRequest) -> str | None:
         return "filtering by time needs occurred_from"
     if req.bbox is not None and not ({"lat", "lon"} <= f and rule.precision.has_point):
         return "filtering by area needs a published point"
+    if req.polygon is not None and not ({"lat", "lon"} <= f and rule.precision.has_point):
+        return "filtering by polygon needs a published point"
+    if req.jurisdictions is not None and "jurisdictions" not in f:
+        return "filtering by jurisdiction needs the jurisdictions field"
+    if req.statuses is not None and "status" not in f:
+        return "filtering by status needs the status field"
+    if req.codes is not None and not {"offence_local_code", "nibrs_code"} & f:
+        return "filtering by offence code needs offence_local_code or nibrs_code"
     for layer in sorted({layer for layer, _ in req.areas or ()}):
         if not rule.shows_layer(layer_key(layer, rule.owner)):
             return (

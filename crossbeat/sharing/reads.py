@@ -680,3 +680,16 @@ def read_detail(
             _audit(store, conn, p, action, "incident", [record])
     decisions = tuple(d for d in p.decisions if d.owner == owner)
     return DetailResult(record, personal, decisions)
+
+
+def sharing_owners(store: Store, viewer: Viewer, *, clock: Clock | None = None) -> tuple[str, ...]:
+    """Return the agencies whose records the viewer may see now (its own included).
+
+    Decided by the same plan as every read, from the agreements stored now; no record is
+    read, so nothing is audited. OGC API collections use it to offer the area layers of
+    the agencies that share with the caller.
+    """
+    now = (clock or store.clock).now()
+    with store.connect() as conn:
+        p = prepare(conn, viewer, ReadRequest(), now)
+    return tuple(sorted({d.owner for d in p.decisions if d.allow}))

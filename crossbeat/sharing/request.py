@@ -6,11 +6,20 @@ input; a malformed request raises :class:`RequestError` listing every problem.
 
 from __future__ import annotations
 
+import json
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import shapely
+import shapely.geometry
+import shapely.validation
+from shapely.geometry import MultiPolygon, Polygon
 
 from crossbeat.auth.roles import Role
 from crossbeat.sharing.scope import (
@@ -46,6 +55,26 @@ GROUP_BY: Mapping[str, tuple[str, ...]] = {
 TIME_DIMS = {"month": TimeResolution.MONTH, "day": TimeResolution.DAY, "hour": TimeResolution.HOUR}
 #: Prefix of the area dimensions: ``area:LAYER`` (the owner's layer) or ``area:AGENCY/LAYER``.
 AREA_DIM = "area:"
+
+
+#: The coarsest map zoom at which each stored H3 resolution is the one to count by.
+_ZOOM_DIMS: tuple[tuple[int, str], ...] = ((15, "h3_11"), (12, "h3_9"), (0, "h3_7"))
+
+
+def h3_dim_for_zoom(zoom: int) -> str:
+    """Return the H3 dimension to count by for a web-map zoom level (0-24).
+
+    Cells a few dozen screen pixels across: ``h3_7`` (about 2.5 km) below zoom 12,
+    ``h3_9`` (about 350 m) from 12, ``h3_11`` (about 50 m) from 15.
+
+    Examples
+    --------
+    >>> [h3_dim_for_zoom(z) for z in (3, 11, 12, 14, 15, 22)]
+    ['h3_7', 'h3_7', 'h3_9', 'h3_9', 'h3_11', 'h3_11']
+    """
+    if not 0 <= zoom <= 24:
+        raise ValueError("zoom: give a map zoom level from 0 to 24")
+    return next(dim for least, dim in _ZOOM_DIMS if zoom >= least)
 
 
 def area_dim_layer(dim: str) -> str | None:
@@ -234,6 +263,19 @@ class ReadRequest:
     ids
         Only these incident ids: public ids, or (for the owner's own readers only) the
         owner's ids.
+    polygon
+        Only incidents whose published point lies in this polygon (WGS84): a shapely
+        Polygon or MultiPolygon, GeoJSON text (a geometry or a Feature) or WKT, read by
+        :func:`parse_polygon`. Needs a published point, like ``bbox``.
+    jurisdictions
+        Only incidents in one of these agencies' jurisdictions (the published
+        ``jurisdictions`` field, whose owner may differ from the record's).
+    statuses
+        Only incidents with one of these statuses (the published ``status``, compared
+        without regard to case).
+    codes
+        Only incidents whose primary offence has one of these codes: the owner's local
+        code (published ``offence_local_code``) or a NIBRS code (``nibrs_code``).
     fields
         Only these fields (names or groups); None: every permitted field.
     purpose
@@ -257,6 +299,10 @@ class ReadRequest:
     offences: frozenset[str] | None = None
     areas: frozenset[tuple[str, str]] | None = None
     ids: frozenset[str] | None = None
+    polygon: Any = None
+    jurisdictions: frozenset[str] | None = None
+    statuses: frozenset[str] | None = None
+    codes: frozenset[str] | None = None
     fields: frozenset[str] | None = None
     purpose: Purpose | None = None
     personal_data: bool = False
@@ -321,7 +367,7 @@ class ReadRequest:
             set_(self, "calls", CallsFilter(self.calls))
         except ValueError:
             problems.append(f"calls: use {', '.join(c.value for c in CallsFilter)}")
-        for name in ("agencies", "ids"):
+        for name in ("agencies", "ids", "jurisdictions", "statuses", "codes"):
             value = getattr(self, name)
             if value is not None:
                 items = frozenset([value] if isinstance(value, str) else value)
@@ -330,13 +376,22 @@ class ReadRequest:
                     for v in items
                     if not isinstance(v, str) or not v.strip() or "\x00" in v or len(v) > 64
                 ]
-                if bad:
-                    what = "agency" if name == "agencies" else "incident id"
+                if bad or not items:
+                    what = _ITEM_NAMES[name]
                     problems.append(
                         f"{name}: an empty {what}, one longer than 64 characters or with a "
                         "NUL character"
                     )
+                elif name == "statuses":
+                    items = frozenset(v.strip().casefold() for v in items)
+                elif name != "ids":
+                    items = frozenset(v.strip() for v in items)
                 set_(self, name, items)
+        if self.polygon is not None:
+            try:
+                set_(self, "polygon", parse_polygon(self.polygon))
+            except ValueError as exc:
+                problems.append(f"polygon: {exc}")
         for name in ("after", "legal_basis"):
             value = getattr(self, name)
             if isinstance(value, str) and "\x00" in value:
@@ -359,6 +414,96 @@ class ReadRequest:
             problems.append("limit: must be at least 1")
         if problems:
             raise RequestError(problems)
+
+
+_ITEM_NAMES = {
+    "agencies": "agency",
+    "ids": "incident id",
+    "jurisdictions": "jurisdiction",
+    "statuses": "status",
+    "codes": "offence code",
+}
+#: The most vertices a polygon filter may have, and the longest text it may be given in.
+MAX_POLYGON_VERTICES = 10_000
+MAX_POLYGON_TEXT = 200_000
+
+
+def parse_polygon(value: object) -> Polygon | MultiPolygon:
+    """Read a polygon filter: GeoJSON (geometry or Feature), WKT, or a shapely polygon.
+
+    Parameters
+    ----------
+    value
+        The polygon, in WGS84 longitude/latitude.
+
+    Returns
+    -------
+    Polygon or MultiPolygon
+        The valid, non-empty polygon.
+
+    Raises
+    ------
+    ValueError
+        Not a polygon, unreadable, invalid (e.g. self-intersecting), empty, outside
+        -180..180 / -90..90, or too large.
+
+    Examples
+    --------
+    >>> parse_polygon("POLYGON ((0 0, 1 0, 1 1, 0 0))").area
+    0.5
+    >>> parse_polygon('{"type": "Polygon", "coordinates": [[[0,0],[2,0],[2,2],[0,0]]]}').area
+    2.0
+    """
+    geom: Any = value
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > MAX_POLYGON_TEXT:
+            raise ValueError(f"longer than {MAX_POLYGON_TEXT} characters: simplify it")
+        geom = _read_geojson(text) if text.startswith("{") else _read_wkt(text)
+    if not isinstance(geom, Polygon | MultiPolygon):
+        raise ValueError("give a Polygon or MultiPolygon (GeoJSON or WKT) in longitude/latitude")
+    if shapely.get_num_coordinates(geom) > MAX_POLYGON_VERTICES:
+        raise ValueError(f"more than {MAX_POLYGON_VERTICES} vertices: simplify it")
+    coords = shapely.get_coordinates(geom)
+    if not np.isfinite(coords).all():
+        raise ValueError("coordinates must be finite numbers")
+    if geom.is_empty:
+        raise ValueError("the polygon is empty")
+    min_x, min_y, max_x, max_y = geom.bounds
+    if not (-180 <= min_x and max_x <= 180 and -90 <= min_y and max_y <= 90):
+        raise ValueError("coordinates must be longitude -180..180 then latitude -90..90")
+    if not geom.is_valid:
+        raise ValueError(f"not a valid polygon ({shapely.validation.explain_validity(geom)})")
+    if geom.area <= 0:
+        raise ValueError("the polygon has no area")
+    shapely.prepare(geom)
+    return geom
+
+
+def _read_geojson(text: str) -> Any:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not valid GeoJSON ({exc})") from None
+    if isinstance(data, dict) and data.get("type") == "Feature":
+        data = data.get("geometry")
+    if not isinstance(data, dict) or data.get("type") not in ("Polygon", "MultiPolygon"):
+        raise ValueError("give a GeoJSON Polygon or MultiPolygon geometry (or a Feature of one)")
+    try:
+        return shapely.geometry.shape(data)
+    except Exception as exc:  # shapely raises several kinds for malformed coordinates
+        raise ValueError(f"malformed GeoJSON coordinates ({exc})") from None
+
+
+def _read_wkt(text: str) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # NaN coordinates: checked after
+            return shapely.from_wkt(text)
+    except Exception:  # shapely.errors.GEOSException or ValueError, depending on the text
+        raise ValueError(
+            "not GeoJSON or WKT: give e.g. POLYGON ((lon lat, lon lat, lon lat, lon lat))"
+        ) from None
 
 
 def _area_dim_ok(dim: str) -> bool:

@@ -28,6 +28,7 @@ from crossbeat.api.deps import (
 from crossbeat.api.errors import SESSION_COOKIE, ApiError
 from crossbeat.api.schemas import (
     ERRORS,
+    PUBLIC,
     LoginIn,
     LogoutOut,
     MfaChallengeOut,
@@ -56,6 +57,7 @@ _LOCKED: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "/login",
+    openapi_extra=PUBLIC,
     response_model=MfaChallengeOut,
     responses={**ERRORS, **_LOCKED},
     summary="Sign in, step 1: check the password",
@@ -103,6 +105,7 @@ def _throttled(request: Request, store: Store) -> Iterator[None]:
 
 @router.post(
     "/mfa",
+    openapi_extra=PUBLIC,
     response_model=SignedInOut,
     responses={**ERRORS, **_LOCKED},
     summary="Sign in, step 2: check the one-time code and start the session",
@@ -155,6 +158,8 @@ def get_me(request: Request, store: StoreDep, caller: CallerDep) -> SignedInOut:
 
 @router.post(
     "/logout",
+    # Anyone may call it: it only ends the caller's own session, if there is one.
+    openapi_extra=PUBLIC,
     response_model=LogoutOut,
     responses=ERRORS,
     summary="Sign out: end the session on the server and clear the cookie",

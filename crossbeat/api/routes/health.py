@@ -1,14 +1,25 @@
-"""Health check and landing page."""
+"""Health (the process answers), readiness (it can serve: database reachable, schema
+current) and the landing page.
+
+``/health`` is liveness: it answers as long as the process runs, so an orchestrator
+does not restart a server merely because its database is down. ``/ready`` is
+readiness: 503 with ``Retry-After`` while the database cannot be reached or its schema
+is not the one this version needs, so a load balancer sends traffic elsewhere.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import text
 
 from crossbeat import __version__
+from crossbeat.api.errors import error_response
+from crossbeat.api.outage import RETRY_AFTER, UNAVAILABLE, unavailable_response
+from crossbeat.api.schemas import PUBLIC
 from crossbeat.store import Store
 
 router = APIRouter(tags=["health"])
@@ -19,6 +30,8 @@ class DatabaseStatus(BaseModel):
 
     dialect: str
     schema_revision: str | None
+    #: False while the database cannot be reached (then ``schema_revision`` is null).
+    reachable: bool = True
 
 
 class Health(BaseModel):
@@ -37,18 +50,69 @@ def _store(request: Request) -> Store:
 StoreDep = Annotated[Store, Depends(_store)]
 
 
-@router.get("/health", response_model=Health, summary="Check the server and its database")
+@router.get(
+    "/health",
+    response_model=Health,
+    summary="Check the server and its database",
+    openapi_extra=PUBLIC,
+)
 def get_health(store: StoreDep) -> Health:
     """Return the version and the database dialect and schema revision.
 
     It reports nothing about the data itself: it needs no sign-in, and even a count of
-    incidents is the owners' business (the sharing policy answers that, audited).
+    incidents is the owners' business (the sharing policy answers that, audited). It
+    answers 200 while the process runs, even with the database down (``reachable``
+    false): whether the server can serve is ``/ready``'s question.
     """
-    return Health(
-        ok=True,
-        version=__version__,
-        database=DatabaseStatus(dialect=store.dialect, schema_revision=store.current_revision()),
-    )
+    try:
+        status = DatabaseStatus(dialect=store.dialect, schema_revision=store.current_revision())
+    except UNAVAILABLE:
+        status = DatabaseStatus(dialect=store.dialect, schema_revision=None, reachable=False)
+    return Health(ok=True, version=__version__, database=status)
+
+
+class Ready(BaseModel):
+    """The answer of ``GET /ready`` when the server can serve."""
+
+    ok: bool
+    database: DatabaseStatus
+
+
+_UNREADY = {
+    503: {
+        "description": "Not ready: the database is unreachable or its schema is not current",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
+}
+
+
+@router.get(
+    "/ready",
+    openapi_extra=PUBLIC,
+    response_model=Ready,
+    responses=_UNREADY,  # type: ignore[arg-type]
+    summary="Check that the server can serve requests now",
+)
+def get_ready(store: StoreDep) -> Ready | JSONResponse:
+    """Return 200 when the database answers and its schema is current, else 503.
+
+    Unlike ``/health`` (the process is alive), this fails while the database is down
+    or being migrated, with ``Retry-After``.
+    """
+    try:
+        with store.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        revision = store.current_revision()
+    except UNAVAILABLE:
+        return unavailable_response()
+    if revision != store.head_revision():
+        return error_response(
+            503,
+            f"the database schema is at {revision}, this server needs "
+            f"{store.head_revision()}: run crossbeat db upgrade",
+            headers={"Retry-After": str(RETRY_AFTER)},
+        )
+    return Ready(ok=True, database=DatabaseStatus(dialect=store.dialect, schema_revision=revision))
 
 
 _LANDING = """<!doctype html>
@@ -61,7 +125,8 @@ _LANDING = """<!doctype html>
 <ul>
 <li><a href="/docs">API documentation</a>
  (interactive, from <a href="/openapi.json">OpenAPI</a>)</li>
-<li><a href="/health">Health</a>: version and database</li>
+<li><a href="/health">Health</a>: version and database;
+ <a href="/ready">readiness</a></li>
 </ul>
 </body>
 </html>

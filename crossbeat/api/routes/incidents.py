@@ -10,17 +10,18 @@ agency users and API tokens).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from crossbeat.api.deps import StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
+from crossbeat.api.filters import FiltersDep
 from crossbeat.api.schemas import (
     ERRORS,
+    PUBLIC,
     AggregateOut,
     CellOut,
     DecisionOut,
@@ -33,10 +34,11 @@ from crossbeat.api.schemas import (
     PersonalOut,
     PersonOut,
 )
+from crossbeat.exports import ExportFormat, export_columns, to_csv
 from crossbeat.model import PersonalData, PersonRole
 from crossbeat.sharing.policy import Decision
 from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
-from crossbeat.sharing.request import GROUP_BY, ReadRequest, RequestError, Viewer, ViewerKind
+from crossbeat.sharing.request import GROUP_BY, Viewer, ViewerKind, h3_dim_for_zoom
 
 router = APIRouter(tags=["incidents"])
 
@@ -45,109 +47,53 @@ PURPOSE_HEADER = "X-Purpose"
 
 GEOJSON = "application/geo+json"
 _FEATURES = {"$ref": "#/components/schemas/FeatureCollectionOut"}
+_CSV = {"type": "string", "description": "A header row, then one row per incident."}
 MAX_LIMIT = 5000
-
-Bbox = Annotated[
-    str | None,
-    Query(description="min_lon,min_lat,max_lon,max_lat (WGS84), on the published point."),
-]
-Since = Annotated[
-    datetime | None, Query(description="Occurred at or after, with a zone (2026-03-01T00:00Z).")
-]
-Until = Annotated[datetime | None, Query(description="Occurred before, with a zone.")]
-Offence = Annotated[
-    list[str] | None,
-    Query(description="all, person, property, society, part1 or NIBRS codes (repeatable)."),
-]
-Agency = Annotated[list[str] | None, Query(description="Only these owner agencies.")]
-Area = Annotated[
-    list[str] | None,
-    Query(
-        description="Only incidents in these areas: LAYER:NAME (the owner's layer) or "
-        "AGENCY/LAYER:NAME, repeatable (e.g. boroughs:Camden)."
-    ),
-]
-Calls = Annotated[
-    Literal["exclude", "include", "only"],
-    Query(
-        description="Calls for service (CAD calls that are not offences): exclude (default), "
-        "include, or only them."
-    ),
-]
-Purpose = Annotated[
-    str | None, Query(description="Why you read: analysis (default), operations, investigation.")
-]
-
-
-def _request(
-    bbox: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    offence: list[str] | None,
-    agency: list[str] | None,
-    purpose: str | None,
-    area: list[str] | None = None,
-    **more: Any,
-) -> ReadRequest:
-    """Build the read request; :class:`RequestError` (400) lists every bad parameter.
-
-    The problems name the query parameters (``by``, ``offence``, ``agency``), not the
-    fields of :class:`ReadRequest` they fill.
-    """
-    try:
-        return ReadRequest(
-            bbox=tuple(bbox.split(",")) if bbox is not None else None,  # type: ignore[arg-type]
-            since=since,
-            until=until,
-            offences=frozenset(offence) if offence else None,
-            agencies=frozenset(agency) if agency else None,
-            areas=frozenset(area) if area else None,  # type: ignore[arg-type]
-            purpose=purpose,  # type: ignore[arg-type]
-            **more,
-        )
-    except RequestError as exc:
-        raise exc.renamed(QUERY_NAMES) from None
-
-
-#: Query parameter of each :class:`ReadRequest` field whose name differs.
-QUERY_NAMES = {"group_by": "by", "offences": "offence", "agencies": "agency"}
 
 
 @router.get(
     "/incidents",
+    openapi_extra=PUBLIC,
     response_model=IncidentListOut,
-    responses={**ERRORS, 200: {"content": {GEOJSON: {"schema": _FEATURES}}}},
+    responses={
+        **ERRORS,
+        200: {"content": {GEOJSON: {"schema": _FEATURES}, "text/csv": {"schema": _CSV}}},
+    },
     summary="List the incidents you may see",
 )
 def list_incidents(
     store: StoreDep,
     viewer: ViewerDep,
-    bbox: Bbox = None,
-    since: Since = None,
-    until: Until = None,
-    offence: Offence = None,
-    agency: Agency = None,
-    purpose: Purpose = None,
-    area: Area = None,
+    filters: FiltersDep,
     fields: Annotated[list[str] | None, Query(description="Only these fields/groups.")] = None,
-    calls: Calls = "exclude",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-    after: Annotated[str | None, Query(description="next_after of the previous page.")] = None,
-    f: Annotated[Literal["json", "geojson"], Query(description="Output format.")] = "json",
-) -> JSONResponse:
-    """Return a page of incidents as the sharing policy shows them to you, in id order.
+    after: Annotated[
+        str | None, Query(max_length=200, description="next_after of the previous page.")
+    ] = None,
+    f: Annotated[
+        Literal["json", "geojson", "csv"],
+        Query(description="Output format: json, geojson (a FeatureCollection) or csv."),
+    ] = "json",
+) -> Response:
+    """Return a page of incidents as the sharing policy shows them to you, in public-id order.
 
     The public gets generalised points and times only, never sensitive incidents;
     agency users and API tokens get what their agreements grant, with the decision
-    (and its reasons) for every owner agency. ``f=geojson`` returns a FeatureCollection.
+    (and its reasons) for every owner agency. ``f=geojson`` returns a FeatureCollection,
+    ``f=csv`` a CSV page with only the granted columns (the cursor of the next page in
+    the ``X-Next-After`` header).
     """
-    request = _request(
-        bbox, since, until, offence, agency, purpose, area,
-        fields=frozenset(fields) if fields else None, limit=limit, after=after, calls=calls,
-    )  # fmt: skip
+    request = filters.request(
+        fields=frozenset(fields) if fields else None, limit=limit, after=after
+    )
     result = read_incidents(store, viewer, request)
     model = _record_model(viewer)
     records = [_record(model, r) for r in result.records]
+    if f == "csv":
+        rows = [r.model_dump(exclude_none=True) for r in records]
+        text = to_csv(rows, export_columns(rows, viewer))
+        headers = {"X-Next-After": result.next_after} if result.next_after else None
+        return Response(text, media_type=ExportFormat.CSV.media_type, headers=headers)
     if f == "geojson":
         features = [_feature(r) for r in records]
         body = FeatureCollectionOut(features=features, next_after=result.next_after)
@@ -162,6 +108,7 @@ def list_incidents(
 
 @router.get(
     "/incidents/{incident_id}",
+    openapi_extra=PUBLIC,
     response_model=IncidentDetailOut,
     responses=ERRORS,
     summary="Read one incident (its personal data needs a stated purpose)",
@@ -219,6 +166,7 @@ def get_incident(
 
 @router.get(
     "/aggregates",
+    openapi_extra=PUBLIC,
     response_model=AggregateOut,
     responses=ERRORS,
     summary="Count the incidents you may see by up to two dimensions",
@@ -226,6 +174,7 @@ def get_incident(
 def get_aggregates(
     store: StoreDep,
     viewer: ViewerDep,
+    filters: FiltersDep,
     by: Annotated[
         list[str] | None,
         Query(
@@ -233,28 +182,31 @@ def get_aggregates(
             f"{', '.join(GROUP_BY)} or area:LAYER (an area layer, e.g. area:boroughs)."
         ),
     ] = None,
-    bbox: Bbox = None,
-    since: Since = None,
-    until: Until = None,
-    offence: Offence = None,
-    agency: Agency = None,
-    purpose: Purpose = None,
-    area: Area = None,
-    calls: Calls = "exclude",
+    zoom: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=24,
+            description="Count by the H3 cells that suit this web-map zoom level: h3_7 "
+            "below 12, h3_9 from 12, h3_11 from 15 (added to by).",
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Count exactly the records you could list, grouped; small counts are suppressed.
 
-    Without ``by`` only the total is returned. A null count is suppressed (too few
-    incidents to publish). The total and margins are sums of the published cells
-    (``complete`` false: something was hidden, dropped or noised). An owner that
+    Without ``by`` (or ``zoom``) only the total is returned. A null count is suppressed
+    (too few incidents to publish). The total and margins are sums of the published
+    cells (``complete`` false: something was hidden, dropped or noised). An owner that
     publishes counts only answers only by crime_against, month, h3_7 and jurisdiction,
     with whole-month time filters; one that chose noise answers with differential
     privacy from a monthly budget (``noisy``).
     """
     dims = tuple(by or ())
-    request = _request(
-        bbox, since, until, offence, agency, purpose, area, group_by=dims, calls=calls
-    )
+    if zoom is not None:
+        if any(d.startswith("h3_") for d in dims):
+            raise ApiError(400, "zoom: give either zoom or an h3 dimension in by, not both")
+        dims += (h3_dim_for_zoom(zoom),)
+    request = filters.request(group_by=dims)
     result = aggregate(store, viewer, request, by=dims)
     out = AggregateOut(
         by=list(result.by),
