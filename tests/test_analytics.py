@@ -66,6 +66,17 @@ def _shown_ids(store: Store, truth: list[list[str]]) -> set[str]:
         return ids | {r[0] for r in conn.execute(q)}
 
 
+def _visible_planted(store: Store, truth: dict[str, list[list[str]]]) -> list[frozenset[str]]:
+    """The planted duplicate pairs of which the city's analysts may see both reports.
+
+    A report withheld from the city as sensitive (a transit assault whose narrative
+    names a partner, say) cannot be linked by the city: that is the policy working.
+    """
+    visible = {str(i) for i in analysis_arrays(store, CITY).id}
+    pairs = [frozenset(_shown_ids(store, pair)) for pair in truth.values()]
+    return [p for p in pairs if len(p & visible) == 2]
+
+
 # -- duplicates --------------------------------------------------------------------------
 def test_duplicates_precision_and_recall_on_the_demo(demo_store: Store, demo) -> None:
     truth = demo[1]["double_reported"]
@@ -75,19 +86,23 @@ def test_duplicates_precision_and_recall_on_the_demo(demo_store: Store, demo) ->
         frozenset((str(a.id[i]), str(a.id[j])))
         for i, j in zip(found.pairs.left, found.pairs.right, strict=True)
     }
-    planted = {frozenset(_shown_ids(demo_store, pair)) for pair in truth.values()}
+    planted = _visible_planted(demo_store, truth)
     hits = sum(any(p <= t for t in planted) for p in got)
     precision, recall = hits / len(got), hits / len(planted)
-    assert len(planted) == 12
+    assert len(truth) == 12 and len(planted) >= 6
     assert precision >= 0.95 and recall >= 0.95, (precision, recall)
     assert all(0.9 <= p <= 1 for p in found.pairs.probability)
     assert "min and" in found.pairs.reasons[0] and "apart" in found.pairs.reasons[0]
 
 
-def test_linked_duplicates_are_kept_audited_and_counted_once(demo_store: Store) -> None:
+def test_linked_duplicates_are_kept_audited_and_counted_once(demo_store: Store, demo) -> None:
     before = select_incidents(demo_store, CITY)
     summary = links.link(demo_store, CITY)
-    assert summary.linked == summary.found >= 12
+    assert (
+        summary.linked
+        == summary.found
+        >= len(_visible_planted(demo_store, demo[1]["double_reported"]))
+    )
     with demo_store.begin() as conn:
         assert (
             conn.execute(select(func.count()).select_from(duplicate_links)).scalar()
@@ -243,7 +258,7 @@ def test_api_hotspots_geojson_png_and_errors(client) -> None:  # type: ignore[no
     assert nogeo.status_code == 400
 
 
-def test_api_tables_and_similar(client) -> None:  # type: ignore[no-untyped-def]
+def test_api_tables_and_similar(client, demo_store: Store, demo) -> None:  # type: ignore[no-untyped-def]
     cs = client.get("/api/v1/analysis/compstat").json()
     assert {"week", "28d", "ytd"} <= {row["period"] for row in cs["rows"]}
     assert ["clackmerco", "rivertonpd"] in cs["borders"]  # city and county share a border
@@ -251,7 +266,8 @@ def test_api_tables_and_similar(client) -> None:  # type: ignore[no-untyped-def]
     knox = client.get("/api/v1/analysis/nearrepeat", params={"permutations": 19}).json()
     assert len(knox["table"]) == 16 and knox["params"]["permutations"] == 19
     dup = client.get("/api/v1/analysis/duplicates").json()
-    assert len(dup["pairs"]) >= 12 and dup["pairs"][0]["reason"]
+    planted = _visible_planted(demo_store, demo[1]["double_reported"])
+    assert len(dup["pairs"]) >= len(planted) and dup["pairs"][0]["reason"]
     series = client.get("/api/v1/analysis/series").json()
     first = series["series"][0]["members"]
     some_id = next(iter(first.values()))[0]["id"]
@@ -260,7 +276,7 @@ def test_api_tables_and_similar(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/api/v1/incidents/nope/similar").status_code == 404
 
 
-def test_cli_analyse(demo_store: Store, tmp_path: Path) -> None:
+def test_cli_analyse(demo_store: Store, demo, tmp_path: Path) -> None:
     runner = CliRunner()
     png = tmp_path / "kde.png"
     out = runner.invoke(
@@ -284,7 +300,8 @@ def test_cli_analyse(demo_store: Store, tmp_path: Path) -> None:
     out = runner.invoke(
         cli, ["analyse", "link-duplicates", "--db", demo_store.url, "--agency", "rivertonpd"]
     )
-    assert out.exit_code == 0 and "12 linked" in out.output, out.output
+    planted = len(_visible_planted(demo_store, demo[1]["double_reported"]))
+    assert out.exit_code == 0 and f"{planted} linked" in out.output, out.output
     bad = runner.invoke(
         cli,
         [
@@ -306,7 +323,7 @@ def test_links_on_both_backends(db_url: str, tmp_path: Path) -> None:
     build_demo(db_url, tmp_path, size=0.05)
     store = open_store(db_url)
     summary = links.link(store, CITY)
-    assert summary.linked >= 3
+    assert summary.linked >= 1
     sel = select_incidents(store, CITY)
     assert sel.skipped.reasons == {"linked duplicate (counted once)": summary.linked}
     body = render_named("trends", run_named("trends", store, CITY, None, {}), "json")

@@ -252,6 +252,24 @@ def require_user(request: Request, store: StoreDep, caller: CallerDep) -> Actor:
 ActorDep = Annotated[Actor, Depends(require_user)]
 
 
+def require_signed_in(request: Request, store: StoreDep, caller: CallerDep) -> Caller:
+    """Return the caller if signed in (a user or an API token); refuse the public (audited).
+
+    Raises
+    ------
+    AuthenticationError
+        401 for the public: sign in first.
+    """
+    if caller.actor is not None or caller.token is not None:
+        return caller
+    exc = AuthenticationError("not signed in: sign in first (POST /auth/login)")
+    audit_denied(store, request, caller, str(exc), resource_type=request.url.path)
+    raise exc
+
+
+SignedInDep = Annotated[Caller, Depends(require_signed_in)]
+
+
 def require_csrf(request: Request, store: StoreDep, caller: CallerDep) -> None:
     """Refuse a cookie-authenticated request that changes something without the CSRF token.
 

@@ -57,6 +57,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 #: callers of another agency: ``tests/test_api_walk.py`` walks the OpenAPI document and
 #: checks both, so a new route is either marked here or refuses them.
 PUBLIC: dict[str, Any] = {"x-crossbeat-public": True}
+#: OpenAPI marker of an operation for signed-in callers (users or API tokens) that acts
+#: only on the caller's own agency or on its policy-filtered view of every agency's data
+#: (an analysis, a forecast): the public is refused, and another agency's caller gets
+#: what its agreements grant, no more (``tests/test_api_walk.py``).
+FILTERED: dict[str, Any] = {"x-crossbeat-filtered": True}
 
 #: Answers any operation may give, whatever its route (added by :func:`openapi_document`).
 SERVICE_ERRORS: dict[str, str] = {

@@ -4,7 +4,8 @@
 (kde, hotspots, emerging, trends, compstat, nearrepeat, series, duplicates) on the
 caller's policy-filtered incidents (one audited read) and returns JSON, GeoJSON
 (``f=geojson``) or a PNG picture (``f=png``). ``GET /api/v1/incidents/{id}/similar``
-ranks the incidents most like one. Bad input answers 400 with the reason.
+ranks the incidents most like one. Both need a signed-in user or an API token (the
+public's map has the aggregates and tiles); bad input answers 400 with the reason.
 """
 
 from __future__ import annotations
@@ -18,19 +19,10 @@ from fastapi.responses import JSONResponse, Response
 from crossbeat.analysis.errors import AnalysisError
 from crossbeat.analytics import render, run
 from crossbeat.analytics.named import render_named, run_named
-from crossbeat.api.deps import StoreDep, ViewerDep
+from crossbeat.api.deps import SignedInDep, StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
-from crossbeat.api.routes.incidents import (
-    Agency,
-    Area,
-    Bbox,
-    Offence,
-    Purpose,
-    Since,
-    Until,
-    _request,
-)
-from crossbeat.api.schemas import ERRORS
+from crossbeat.api.filters import Agency, Area, Bbox, Filters, Offence, Purpose, Since, Until
+from crossbeat.api.schemas import ERRORS, FILTERED
 
 router = APIRouter(tags=["analysis"])
 
@@ -45,12 +37,16 @@ def _json(body: dict[str, Any], geojson: bool) -> JSONResponse:
 
 
 @router.get(
-    "/analysis/{name}", responses=ERRORS, summary="Run an analysis on the incidents you may see"
+    "/analysis/{name}",
+    openapi_extra=FILTERED,
+    responses=ERRORS,
+    summary="Run an analysis on the incidents you may see",
 )
 def analysis(
     name: Name,
     store: StoreDep,
     viewer: ViewerDep,
+    _signed_in: SignedInDep,
     bbox: Bbox = None,
     since: Since = None,
     until: Until = None,
@@ -104,7 +100,15 @@ def analysis(
     Each answer carries the parameters used, the count per owner agency and what was
     skipped and why (linked duplicates are counted once).
     """
-    request = _request(bbox, since, until, offence, agency, purpose, area)
+    request = Filters(
+        bbox=bbox,
+        since=since,
+        until=until,
+        offence=offence,
+        agency=agency,
+        purpose=purpose,
+        area=area,
+    ).request()
     params = {
         "bandwidth": bandwidth,
         "cell_m": cell_m,
@@ -132,11 +136,17 @@ def analysis(
     return _json(body, f == "geojson")
 
 
-@router.get("/incidents/{incident_id}/similar", responses=ERRORS, summary="Incidents most like one")
+@router.get(
+    "/incidents/{incident_id}/similar",
+    openapi_extra=FILTERED,
+    responses=ERRORS,
+    summary="Incidents most like one",
+)
 def similar(
     incident_id: str,
     store: StoreDep,
     viewer: ViewerDep,
+    _signed_in: SignedInDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     eps_m: Annotated[float, Query(gt=0)] = 3000.0,
     eps_days: Annotated[float, Query(gt=0)] = 30.0,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from crossbeat.api.deps import ActorDep, CsrfDep, StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
-from crossbeat.api.schemas import ERRORS
+from crossbeat.api.schemas import ERRORS, FILTERED
 from crossbeat.forecast.nij import NijRuleError
 from crossbeat.forecast.patrol import PatrolRules
 from crossbeat.forecast.plans import log_dosage, save_patrol_plan
@@ -65,6 +65,7 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 @router.post(
     "/forecasts",
     status_code=201,
+    openapi_extra=FILTERED,
     responses=ERRORS,
     dependencies=[CsrfDep],
     summary="Forecast a category and store its model card",
@@ -113,6 +114,7 @@ def get_forecast(card_id: str, store: StoreDep, actor: ActorDep) -> dict[str, An
 )
 def post_patrol_plan(body: PatrolPlanIn, store: StoreDep, actor: ActorDep) -> dict[str, Any]:
     """Allocate and route units (boxes in partners' plans for the same shift are left to them)."""
+    get_forecast(body.model_card_id, store, actor)  # 404 for a card that is not yours
     return dict(
         _call(
             save_patrol_plan,
@@ -131,6 +133,7 @@ def post_patrol_plan(body: PatrolPlanIn, store: StoreDep, actor: ActorDep) -> di
 @router.post(
     "/dosage",
     status_code=201,
+    openapi_extra=FILTERED,
     responses=ERRORS,
     dependencies=[CsrfDep],
     summary="Log time a unit spent in a box",
