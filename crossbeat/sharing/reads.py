@@ -31,6 +31,7 @@ from crossbeat.clock import Clock
 from crossbeat.model import PersonalData
 from crossbeat.sharing.agreements import load_agreements
 from crossbeat.sharing.compiled import RuleCounts, count_by_rule
+from crossbeat.sharing.flags import current_rules, refresh
 from crossbeat.sharing.groups import groups_of
 from crossbeat.sharing.noise import noisy_part, period_of, spend
 from crossbeat.sharing.overrides import public_policies
@@ -43,7 +44,7 @@ from crossbeat.sharing.policy import (
     ViewerKind,
     plan,
 )
-from crossbeat.sharing.public import AnchorIndex, Row, incident_flags
+from crossbeat.sharing.public import AnchorIndex, Row
 from crossbeat.sharing.release import BASE, NOISE, Part, base_key, combine, part_mode
 from crossbeat.sharing.request import CallsFilter, area_dim_layer
 from crossbeat.sharing.rls import restricted
@@ -161,7 +162,11 @@ def prepare(
     viewer = dataclasses.replace(viewer, groups=groups or frozenset())
     zones = {r.id: r.timezone for r in conn.execute(select(agencies.c.id, agencies.c.timezone))}
     context = PolicyContext(zones, public_policies(conn))
-    return plan(viewer, request, load_agreements(conn), now, context)
+    p = plan(viewer, request, load_agreements(conn), now, context)
+    # Before any incident is read: rows whose served flags were derived under other
+    # rules (or not yet) are re-derived now, in this transaction (issue #8).
+    refresh(conn, p.owners)
+    return p
 
 
 _ANCHORS: OrderedDict[tuple[Any, ...], AnchorIndex] = OrderedDict()
@@ -193,6 +198,7 @@ def published(
     page nor its cursor says anything about the owners' ids (issue #7).
     """
     after = p.request.after
+    rules = current_rules(conn)
     while True:
         q = select(incidents).where(p.where())
         if after is not None:
@@ -204,7 +210,7 @@ def published(
         tags = area_tags(conn, [r["id"] for r in rows])
         for row in rows:
             offs = offences.get(row["id"], [])
-            flags = incident_flags(row, offs)
+            flags = rules.flags(row, offs)
             here = places.get(row["id"], [])
             out = p.publish(row, offs, here, flags, anchors, areas=tags.get(row["id"]))
             if out is not None:
