@@ -50,6 +50,7 @@ from sqlalchemy import (
 
 from crossbeat.model import Sensitivity
 from crossbeat.sharing.public import FLAG_COLUMNS, Row, incident_flags
+from crossbeat.store import Store
 from crossbeat.store.schema import crosswalk_sources, incident_offences, incidents
 from crossbeat.taxonomy.crosswalk import Crosswalk, available_crosswalks, load_crosswalk
 from crossbeat.taxonomy.nibrs import TaxonomyError, nibrs_offences
@@ -238,6 +239,20 @@ def refresh(conn: Connection, owners: Iterable[str] | None = None) -> int:
     return done
 
 
+def refresh_flags(store: Store, owners: Iterable[str] | None = None) -> int:
+    """Re-derive the stale served flags of these owners (default: all) in one transaction.
+
+    ``crossbeat ingest`` calls it when it ends, so that readers rarely find stale rows.
+
+    Returns
+    -------
+    int
+        How many rows were re-derived.
+    """
+    with store.begin() as conn:
+        return refresh(conn, owners)
+
+
 def _rederive(conn: Connection, owner: str, rules: SensitivityRules) -> int:
     c = incidents.c
     cols = [
@@ -291,5 +306,6 @@ __all__ = [
     "hides_sql",
     "mask_of",
     "refresh",
+    "refresh_flags",
     "stale_owners",
 ]
