@@ -268,14 +268,13 @@ def _rederive(conn: Connection, owner: str, rules: SensitivityRules) -> int:
         .values(sens_served=bindparam("b_mask"), sens_rules=rules.key)
     )
     done = 0
-    while True:
-        rows = (
-            conn.execute(select(*cols).where(c.agency_id == owner, _stale(rules.key)).limit(BATCH))
-            .mappings()
-            .all()
-        )
+    last = ""
+    while True:  # keyset on id: each stale row is visited once
+        q = select(*cols).where(c.agency_id == owner, _stale(rules.key), c.id > last)
+        rows = conn.execute(q.order_by(c.id).limit(BATCH)).mappings().all()
         if not rows:
             return done
+        last = rows[-1]["id"]
         offences = _offences(conn, [r["id"] for r in rows])
         values = [
             {"b_id": r["id"], "b_mask": mask_of(rules.flags(r, offences.get(r["id"], [])))}
