@@ -268,20 +268,25 @@ def _rederive(conn: Connection, owner: str, rules: SensitivityRules) -> int:
         .values(sens_served=bindparam("b_mask"), sens_rules=rules.key)
     )
     done = 0
-    last = ""
-    while True:  # keyset on id: each stale row is visited once
-        q = select(*cols).where(c.agency_id == owner, _stale(rules.key), c.id > last)
-        rows = conn.execute(q.order_by(c.id).limit(BATCH)).mappings().all()
-        if not rows:
-            return done
-        last = rows[-1]["id"]
-        offences = _offences(conn, [r["id"] for r in rows])
-        values = [
-            {"b_id": r["id"], "b_mask": mask_of(rules.flags(r, offences.get(r["id"], [])))}
-            for r in rows
-        ]
-        conn.execute(stmt, values)
-        done += len(values)
+    # Each of the three stale ranges of the (agency_id, sens_rules) index is read from
+    # its start: the rows just re-derived leave it, so no row is visited twice and no
+    # batch sorts the rest. Rows are updated in id order (two readers re-deriving the
+    # same rows on PostgreSQL wait for each other instead of deadlocking).
+    key = rules.key
+    for stale in (c.sens_rules.is_(None), c.sens_rules < key, c.sens_rules > key):
+        while True:
+            q = select(*cols).where(c.agency_id == owner, stale).limit(BATCH)
+            rows = sorted(conn.execute(q).mappings().all(), key=lambda r: r["id"])
+            if not rows:
+                break
+            offences = _offences(conn, [r["id"] for r in rows])
+            values = [
+                {"b_id": r["id"], "b_mask": mask_of(rules.flags(r, offences.get(r["id"], [])))}
+                for r in rows
+            ]
+            conn.execute(stmt, values)
+            done += len(values)
+    return done
 
 
 def _offences(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
