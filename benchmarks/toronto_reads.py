@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--db", help="SQLite file to use (kept; reused when it holds the data)")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--reference", action="store_true", help="time the per-record path once")
+    ap.add_argument("--only", default="", help="time only the queries whose name contains this")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"no Toronto data at {DATA}")
@@ -130,6 +131,8 @@ def main() -> None:
         print(f"viewport page holds {n:,} incidents")
         print(f"ms, {args.repeat} runs each (p50 / p95):")
         for name, governed, plain in pairs:
+            if args.only not in name:
+                continue
             g, b = timed(governed, args.repeat), timed(plain, args.repeat)
             print(f"  {name:24} policy {statistics.median(g):8.1f} / {p95(g):8.1f}   "
                   f"bare {statistics.median(b):8.1f} / {p95(b):8.1f}   "
