@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CROSSBEAT_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export CROSSBEAT_TEST_POSTGRES_URL
 
-.PHONY: demo test lint bench bench-reads install clean
+.PHONY: demo test lint bench bench-reads bench-reads-pg bench-reads-toronto install clean
 
 $(BIN)/crossbeat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ bench: install  ## ingest benchmark: prints figures and the machine
 
 bench-reads: install  ## read benchmark: governed reads beside bare SQL (ROWS=1000000 DB=sqlite)
 	$(BIN)/python benchmarks/reads.py --rows $(or $(ROWS),1000000) --db $(or $(DB),sqlite)
+
+bench-reads-pg: install  ## read benchmark at 10 M incidents on PostgreSQL (COPY; ROWS=, DB=)
+	$(BIN)/python benchmarks/reads.py --rows $(or $(ROWS),10000000) --db $(or $(DB),$(CROSSBEAT_TEST_POSTGRES_URL))
+
+bench-reads-toronto: install  ## Toronto's analyst on ../shared/data/toronto-mci, beside bare SQL
+	$(BIN)/python benchmarks/toronto_reads.py
 
 clean:
 	rm -rf $(VENV) demo-data *.egg-info

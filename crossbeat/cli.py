@@ -504,6 +504,7 @@ def ingest(
     from crossbeat.agencies import AgencyError
     from crossbeat.ingest.pipeline import IngestError, ingest_files
     from crossbeat.ingest.profile import ProfileError, load_profile, require_settled
+    from crossbeat.sharing.flags import refresh_flags
 
     try:
         profile = load_profile(profile_path)
@@ -534,6 +535,8 @@ def ingest(
             message += f"; check the profile with: crossbeat profile check {profile_path} {bad}"
         raise click.ClickException(message) from exc
     agency_id = summary.agency_id
+    # Derive the served sensitivity flags now, so that the first reader does not wait.
+    refresh_flags(store, [agency_id] if agency_id else None)
     if as_json:
         echo_json(summary.as_dict())
         return

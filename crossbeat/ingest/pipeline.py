@@ -40,7 +40,7 @@ from crossbeat.ingest.readers import RawRecord, SourceError, file_sha256, open_s
 from crossbeat.ingest.withhold import withheld_values, withhold_personal
 from crossbeat.ingest.writes import Counts, write_chunk
 from crossbeat.store import Store
-from crossbeat.store.schema import ingest_batches
+from crossbeat.store.schema import crosswalk_sources, ingest_batches
 
 #: Rows per transaction: large enough to amortise commits (each SQLite commit writes
 #: every index page it touched, and new records land all over the randomly keyed
@@ -239,6 +239,7 @@ def ingest_files(
     if problems:
         raise IngestError("; ".join(problems) + " (nothing was stored)")
     _check_files(profile, paths)
+    _register_crosswalks(store, profile)
     summary = IngestSummary(agency_id=agency_id, profile=profile.name)
     index = jurisdiction_index(store)
     with _fewer_collections():
@@ -257,6 +258,29 @@ def ingest_files(
                 )
             )
     return summary
+
+
+def _register_crosswalks(store: Store, profile: Profile) -> None:
+    """Record the profile's crosswalk folder for each of its offence schemes.
+
+    The reads re-derive the sensitivity flags they serve when a crosswalk file changes
+    (:mod:`crossbeat.sharing.flags`); they find an agency's crosswalk where the ingest
+    did. Shipped crosswalks need no entry.
+    """
+    if not profile.crosswalks:
+        return
+    folder = str((Path(profile.base_dir) / profile.crosswalks).resolve())
+    t = crosswalk_sources.c
+    with store.begin() as conn:
+        for scheme in sorted({o.scheme for o in profile.offences}):
+            if not (Path(folder) / f"{scheme}.toml").is_file():
+                continue
+            found = conn.execute(select(t.folder).where(t.scheme == scheme)).scalar()
+            values = {"folder": folder, "updated_at": store.now()}
+            if found is None:
+                conn.execute(crosswalk_sources.insert().values(scheme=scheme, **values))
+            elif found != folder:
+                conn.execute(crosswalk_sources.update().where(t.scheme == scheme).values(**values))
 
 
 def _check_files(profile: Profile, paths: Sequence[str | Path]) -> None:

@@ -150,6 +150,10 @@ def incident_row(
         "sens_victim_identifying": Sensitivity.VICTIM_IDENTIFYING in sens,
         "sens_informant": Sensitivity.INFORMANT in sens,
         "attributes": _canonical(incident.attributes) or None,
+        # Derived by the reads before any reader sees the record (a changed record's
+        # flags too): crossbeat.sharing.flags.
+        "sens_served": None,
+        "sens_rules": None,
         "withdrawn_at": None,
         "batch_id": batch_id,
         "source_file": prov.source_file if prov else "",

@@ -8,15 +8,10 @@ before counting it. Here the same plan runs as SQL, one ``GROUP BY`` query per r
 * **Which rule shows a record** is written as SQL: rule ``i`` of an owner counts the
   live records its filter covers that no earlier (more revealing) rule of that owner
   covers, exactly the "first rule that covers it" of :meth:`ReadPlan.choose`.
-* **Sensitivity, including the read-time keyword re-check**: the stored flags and the
-  flags implied by NIBRS codes are already in :meth:`Rule.sql`. The keyword re-check
-  (:func:`crossbeat.sharing.public.incident_flags`) reads each free text on its own,
-  so it is compiled per read: every *distinct* local code, offence description and
-  attribute set of the owners concerned is checked once in Python, and the texts that
-  carry a flag become an ``IN`` list in SQL (with the "relationship word counts only
-  for a crime against a person" condition written as SQL too). Materialising these
-  flags at write time, with the version of the rules that derived them, is the next
-  step (issue #8); until then a public or partner aggregate pays one ``DISTINCT`` scan.
+* **Sensitivity, including the read-time keyword re-check**, is one test of the flags
+  materialised on each row under the current rules (``sens_served``,
+  :mod:`crossbeat.sharing.flags`): every read re-derives the rows derived under other
+  rules (a changed crosswalk, keyword list or lexicon) before it reads any incident.
 * **Generalisation** as SQL expressions: H3 cells are the stored ``h3_*`` columns
   (shown only when the rule's precision allows, as the policy already requires for
   grouping); local months, days and hours in the owner's time zone are ``to_char(...
@@ -38,9 +33,8 @@ implementation; ``tests/test_sharing_compiled.py`` requires both to agree.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -48,11 +42,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Text,
     and_,
     case,
-    cast,
-    exists,
     false,
     func,
     literal,
@@ -62,15 +53,12 @@ from sqlalchemy import (
     select,
 )
 
-from crossbeat.model import CrimeAgainst, Sensitivity
 from crossbeat.sharing.policy import ReadPlan, live
-from crossbeat.sharing.public import _text_flags
 from crossbeat.sharing.release import BASE, part_mode
 from crossbeat.sharing.request import TIME_DIMS, CallsFilter
 from crossbeat.sharing.rules import Rule, _matches_sql, coarsen, in_areas_sql
 from crossbeat.sharing.scope import TimeResolution
-from crossbeat.store.schema import incident_offences, incidents
-from crossbeat.taxonomy.nibrs import nibrs_offences
+from crossbeat.store.schema import incidents
 
 #: Grouping dimensions the SQL path computes in the database.
 SQL_DIMS = frozenset(
@@ -203,17 +191,14 @@ class RuleConditions:
     def __init__(self, conn: Connection, p: ReadPlan, rules: Sequence[Rule]) -> None:
         self.p = p
         self.rules = list(rules)
-        flagged = {f for r in rules for f in r.excluded_flags}
-        self.keyword = keyword_flag_sql(conn, flagged) if flagged else {}
 
     def covers(self, rule: Rule) -> ColumnElement[bool]:
-        """Return SQL for ``rule.check(...) is None`` (the rule covers the record)."""
-        conds = [rule.sql(self.p.now, self.p.request.changed_since)]
-        for flag in sorted(rule.excluded_flags):
-            found = self.keyword.get(flag)
-            if found is not None:
-                conds.append(not_(func.coalesce(found, false())))
-        return and_(*conds)
+        """Return SQL for ``rule.check(...) is None`` (the rule covers the record).
+
+        Sensitivity is the materialised mask (:mod:`crossbeat.sharing.flags`), which
+        :func:`crossbeat.sharing.reads.prepare` re-derived under the current rules.
+        """
+        return rule.sql(self.p.now, self.p.request.changed_since, materialised=True)
 
     def shown_by(self, rule: Rule, *, bbox: bool = True) -> ColumnElement[bool]:
         """Return SQL for "this rule shows the record", request filters included."""
@@ -284,78 +269,6 @@ def period_start(when: datetime, rule: Rule) -> datetime:
     nxt = coarsen(floor + step, res, rule.timezone)
     assert nxt is not None and nxt > when
     return nxt
-
-
-def keyword_flag_sql(
-    conn: Connection, flags: Iterable[Sensitivity]
-) -> dict[Sensitivity, ColumnElement[bool]]:
-    """Return, per flag, SQL for "the keyword re-check gives the record this flag".
-
-    Mirrors :func:`crossbeat.sharing.public.incident_flags`: every text (the primary
-    local code, each offence's local code and description, the string values of the
-    attributes) is checked on its own, and with ``person_crime`` when any NIBRS code of
-    the incident is an offence against a person. Each distinct text of the owners' live
-    records is checked once here.
-    """
-    c, o = incidents.c, incident_offences.c
-    texts: set[str] = set(conn.execute(select(c.offence_local_code).distinct()).scalars())
-    for local, desc in conn.execute(select(o.local_code, o.local_description).distinct()):
-        texts |= {local, desc}
-    texts.discard(None)
-    attr_text = cast(c.attributes, Text)
-    attr_sets = list(
-        conn.execute(select(attr_text).where(c.attributes.is_not(None)).distinct()).scalars()
-    )
-    person = sorted(
-        code for code, e in nibrs_offences().items() if e.crime_against == CrimeAgainst.PERSON
-    )
-    person_sql = or_(
-        c.nibrs_code.in_(person),
-        exists(select(o.incident_id).where(o.incident_id == c.id, o.nibrs_code.in_(person))),
-    )
-    out: dict[Sensitivity, ColumnElement[bool]] = {}
-    for flag in sorted(set(flags)):
-        plain = sorted(t for t in texts if flag in _text_flags(t, person_crime=False))
-        with_person = sorted(
-            t for t in texts if t not in plain and flag in _text_flags(t, person_crime=True)
-        )
-        attrs_plain, attrs_person = [], []
-        for raw in attr_sets:
-            values = _attribute_texts(raw)
-            if flag in _text_flags(*values, person_crime=False):
-                attrs_plain.append(raw)
-            elif flag in _text_flags(*values, person_crime=True):
-                attrs_person.append(raw)
-        conds = [_text_in(plain), attr_text.in_(attrs_plain) if attrs_plain else false()]
-        later = [_text_in(with_person), attr_text.in_(attrs_person) if attrs_person else false()]
-        if with_person or attrs_person:
-            conds.append(and_(person_sql, or_(*later)))
-        out[flag] = or_(*conds)
-    return out
-
-
-def _attribute_texts(raw: str | None) -> tuple[str, ...]:
-    try:
-        value = json.loads(raw) if raw else None
-    except ValueError:
-        return ()
-    if not isinstance(value, Mapping):
-        return ()
-    return tuple(v for v in value.values() if isinstance(v, str))
-
-
-def _text_in(found: Sequence[str]) -> ColumnElement[bool]:
-    if not found:
-        return false()
-    c, o = incidents.c, incident_offences.c
-    return or_(
-        c.offence_local_code.in_(found),
-        exists(
-            select(o.incident_id).where(
-                o.incident_id == c.id, or_(o.local_code.in_(found), o.local_description.in_(found))
-            )
-        ),
-    )
 
 
 # -- group keys as SQL -----------------------------------------------------------------------

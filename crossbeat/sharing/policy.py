@@ -226,7 +226,8 @@ class ReadPlan:
         wanted = req.fields
         if req.aggregate:
             return rule, full
-        record = {k: v for k, v in full.items() if k in rule.shown_fields(wanted)}
+        shown = rule.shown_fields(wanted)
+        record = {k: v for k, v in full.items() if k in shown}
         return rule, record
 
     def _matches(self, row: Row, rec: Mapping[str, Any], rule: Rule) -> bool:

@@ -27,10 +27,10 @@ from crossbeat.audit import Action, AuditEvent, append
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
 from crossbeat.sharing._manage import AgreementError
+from crossbeat.sharing.flags import current_rules
 from crossbeat.sharing.model import Grantee, GranteeKind
 from crossbeat.sharing.permissions import check_permission
 from crossbeat.sharing.policy import DATA_ROLES, Decision, ReadRequest, Viewer, ViewerKind, live
-from crossbeat.sharing.public import incident_flags
 from crossbeat.sharing.reads import _children, _jsonable, anchor_index, area_tags, prepare
 from crossbeat.sharing.request import CallsFilter
 from crossbeat.sharing.rls import restricted
@@ -152,6 +152,7 @@ def preview(
         )
         p = prepare(conn, viewer, request, now, groups=groups)
         anchors = anchor_index(conn, store.url)
+        sensitivity = current_rules(conn)
         real = entitled_to_records(by, owner, real_sample)
         hidden: Counter[str] = Counter()
         shown: list[dict[str, Any]] = []
@@ -164,7 +165,7 @@ def preview(
         for row in rows:
             total += 1
             offs = offences.get(row["id"], [])
-            flags = incident_flags(row, offs)
+            flags = sensitivity.flags(row, offs)
             here = places.get(row["id"], [])
             out = p.publish(row, offs, here, flags, anchors, areas=tags.get(row["id"]))
             if out is not None:

@@ -60,7 +60,7 @@ from crossbeat.sharing.scope import (
     parse_time_resolution,
 )
 from crossbeat.taxonomy.nibrs import nibrs_offences
-from crossbeat.taxonomy.sensitivity import keyword_sensitivity
+from crossbeat.taxonomy.sensitivity import keyword_sensitivity, rules_fingerprint
 
 #: A stored row (SQLAlchemy ``RowMapping`` or a plain dict), read by column name.
 Row = Mapping[Any, Any]
@@ -297,8 +297,20 @@ DEFAULT_PUBLIC_POLICY = PublicPolicy()
 
 
 # -- sensitivity at publication ----------------------------------------------------------
-#: Local codes and descriptions repeat across records: read each combination once.
-_text_flags = lru_cache(maxsize=16384)(keyword_sensitivity)
+@lru_cache(maxsize=16384)
+def _cached_text_flags(
+    rules: str, texts: tuple[str | None, ...], person_crime: bool
+) -> frozenset[Sensitivity]:
+    return keyword_sensitivity(*texts, person_crime=person_crime)
+
+
+def _text_flags(*texts: str | None, person_crime: bool = False) -> frozenset[Sensitivity]:
+    """Return :func:`keyword_sensitivity` of the texts, cached per rule set.
+
+    Local codes and descriptions repeat across records: each combination is read once
+    per version of the rules (:func:`rules_fingerprint`), so reloaded rules apply at once.
+    """
+    return _cached_text_flags(rules_fingerprint(), texts, person_crime)
 
 
 def incident_flags(row: Row, offences: Sequence[Row]) -> frozenset[Sensitivity]:

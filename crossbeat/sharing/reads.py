@@ -31,6 +31,7 @@ from crossbeat.clock import Clock
 from crossbeat.model import PersonalData
 from crossbeat.sharing.agreements import load_agreements
 from crossbeat.sharing.compiled import RuleCounts, count_by_rule
+from crossbeat.sharing.flags import current_rules, flags_of, refresh
 from crossbeat.sharing.groups import groups_of
 from crossbeat.sharing.noise import noisy_part, period_of, spend
 from crossbeat.sharing.overrides import public_policies
@@ -43,7 +44,7 @@ from crossbeat.sharing.policy import (
     ViewerKind,
     plan,
 )
-from crossbeat.sharing.public import AnchorIndex, Row, incident_flags
+from crossbeat.sharing.public import AnchorIndex, Row
 from crossbeat.sharing.release import BASE, NOISE, Part, base_key, combine, part_mode
 from crossbeat.sharing.request import CallsFilter, area_dim_layer
 from crossbeat.sharing.rls import restricted
@@ -63,6 +64,8 @@ from crossbeat.store.schema import (
 )
 
 BATCH = 1000
+#: Most rows a page reads in one query (a page of ``limit`` rows reads ``limit + 1``).
+MAX_BATCH = 10_000
 #: Record ids per audit event (longer reads are logged as several events).
 AUDIT_IDS_PER_EVENT = 2000
 
@@ -161,7 +164,11 @@ def prepare(
     viewer = dataclasses.replace(viewer, groups=groups or frozenset())
     zones = {r.id: r.timezone for r in conn.execute(select(agencies.c.id, agencies.c.timezone))}
     context = PolicyContext(zones, public_policies(conn))
-    return plan(viewer, request, load_agreements(conn), now, context)
+    p = plan(viewer, request, load_agreements(conn), now, context)
+    # Before any incident is read: rows whose served flags were derived under other
+    # rules (or not yet) are re-derived now, in this transaction (issue #8).
+    refresh(conn, p.owners)
+    return p
 
 
 _ANCHORS: OrderedDict[tuple[Any, ...], AnchorIndex] = OrderedDict()
@@ -185,31 +192,42 @@ def anchor_index(conn: Connection, url: str) -> AnchorIndex:
 
 
 def published(
-    conn: Connection, p: ReadPlan, anchors: AnchorIndex
+    conn: Connection, p: ReadPlan, anchors: AnchorIndex, *, materialised: bool = False
 ) -> Iterator[tuple[Rule, dict[str, Any], Row]]:
     """Yield ``(rule, record, row)`` for every record the plan shows, in public-id order.
 
     Public-id order (random) rather than ``id`` order, so that neither the order of a
-    page nor its cursor says anything about the owners' ids (issue #7).
+    page nor its cursor says anything about the owners' ids (issue #7). A page is read
+    in one query (up to :data:`MAX_BATCH` rows), longer reads in batches.
+
+    With ``materialised``, each record's flags are the ones stored under the current
+    rules (:mod:`crossbeat.sharing.flags`; :func:`prepare` re-derived stale rows);
+    without it (the reference path), they are derived again from the record.
     """
     after = p.request.after
+    rules = current_rules(conn)
+    limit = p.request.limit
+    batch = min(limit + 1, MAX_BATCH) if limit is not None else BATCH
     while True:
         q = select(incidents).where(p.where())
         if after is not None:
             q = q.where(incidents.c.public_id > after)
-        rows = conn.execute(q.order_by(incidents.c.public_id).limit(BATCH)).mappings().all()
+        rows = conn.execute(q.order_by(incidents.c.public_id).limit(batch)).mappings().all()
         if not rows:
             return
         offences, places = _children(conn, [r["id"] for r in rows])
         tags = area_tags(conn, [r["id"] for r in rows])
         for row in rows:
             offs = offences.get(row["id"], [])
-            flags = incident_flags(row, offs)
+            if materialised and row["sens_rules"] == rules.key:
+                flags = flags_of(row["sens_served"])
+            else:
+                flags = rules.flags(row, offs)
             here = places.get(row["id"], [])
             out = p.publish(row, offs, here, flags, anchors, areas=tags.get(row["id"]))
             if out is not None:
                 yield out[0], out[1], row
-        if len(rows) < BATCH:
+        if len(rows) < batch:
             return
         after = rows[-1]["public_id"]
 
@@ -413,7 +431,7 @@ def read_incidents(
         shown_as: dict[str, str] = {}  # stored id -> id as shown
         next_after = last = None
         with restricted(conn, p.owners, p.personal_owners if request.personal_data else ()):
-            for rule, record, row in published(conn, p, anchors):
+            for rule, record, row in published(conn, p, anchors, materialised=True):
                 if request.limit is not None and len(records) == request.limit:
                     next_after = last
                     break

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
 
 from crossbeat.model import Sensitivity, TimePrecision
+from crossbeat.sharing.flags import hides_sql
 from crossbeat.sharing.public import FLAG_COLUMNS, AnchorIndex, Row
 from crossbeat.sharing.scope import (
     ALWAYS_FIELDS,
@@ -105,8 +106,17 @@ class Rule:
     noise_budget: float | None = None
 
     # -- which records ---------------------------------------------------------------
-    def sql(self, now: datetime, changed_since: datetime | None = None) -> ColumnElement[bool]:
-        """Return the SQL condition on ``incidents`` for the records this rule covers."""
+    def sql(
+        self, now: datetime, changed_since: datetime | None = None, *, materialised: bool = False
+    ) -> ColumnElement[bool]:
+        """Return the SQL condition on ``incidents`` for the records this rule covers.
+
+        With ``materialised``, the sensitivity exclusions are one test of the flags
+        every read keeps derived under the current rules (``incidents.sens_served``,
+        :mod:`crossbeat.sharing.flags`): stored flags, NIBRS codes, the current
+        crosswalks and the keyword re-check. Without it, the stored flags and the
+        NIBRS codes only (the per-record path re-checks keywords in Python).
+        """
         conds: list[ColumnElement[bool]] = [incidents.c.agency_id == self.owner]
         if self.offences is not None or self.calls is not None:
             crimes = true() if self.offences is None else _matches_sql(self.offences, incidents.c)
@@ -128,7 +138,9 @@ class Rule:
                     )
                 )
             )
-        if self.excluded_flags:
+        if self.excluded_flags and materialised:
+            conds.append(hides_sql(self.excluded_flags))
+        elif self.excluded_flags:
             for flag in sorted(self.excluded_flags):
                 conds.append(incidents.c[FLAG_COLUMNS[flag]].is_(false()))
             codes = sorted(sensitive_codes(self.excluded_flags))

@@ -202,6 +202,10 @@ incidents = Table(
     Column("sens_victim_identifying", Boolean, nullable=False),
     Column("sens_informant", Boolean, nullable=False),
     Column("attributes", JsonType),
+    # Every flag a reader is protected by, as a bit mask, and the key of the rules that
+    # derived it (crossbeat.sharing.flags; migration 0015, issue #8).
+    Column("sens_served", Integer),
+    Column("sens_rules", String(40)),
     Column("withdrawn_at", UTCDateTime),
     Column("batch_id", String(36), nullable=False),
     Column("source_file", Text, nullable=False),
@@ -217,6 +221,7 @@ incidents = Table(
     Index("ix_incidents_lat_lon", "lat", "lon"),
     Index("ix_incidents_call_category", "call_category"),
     Index("uq_incidents_public_id", "public_id", unique=True),
+    Index("ix_incidents_agency_sens_rules", "agency_id", "sens_rules"),
     # Partial indexes on live rows for the compiled reads (migration 0014, issue #8).
     *(
         Index(name, *cols, sqlite_where=_LIVE, postgresql_where=_LIVE)
@@ -477,4 +482,14 @@ dosage_logs = Table(
     Column("logged_by", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_dosage_logs_plan_cell", "plan_id", "cell"),
+)
+
+#: The crosswalk folder of each local offence scheme the ingest used (migration 0015):
+#: reads re-derive the served sensitivity flags when one of these files changes.
+crosswalk_sources = Table(
+    "crosswalk_sources",
+    metadata,
+    Column("scheme", String(64), primary_key=True),
+    Column("folder", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

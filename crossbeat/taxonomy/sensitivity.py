@@ -18,6 +18,7 @@ False positives are the safe error here: a flag only restricts how a record is s
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from types import MappingProxyType
 from typing import Any
 
 from crossbeat.model import Sensitivity
+from crossbeat.taxonomy import narrative
 from crossbeat.taxonomy.narrative import lexicon, lexicon_sensitivity
 from crossbeat.taxonomy.narrative_model import model, model_sensitivity
 from crossbeat.taxonomy.nibrs import TaxonomyError
@@ -71,6 +73,33 @@ def rules_version(check_model: bool = True) -> str:
             "python -m crossbeat.taxonomy.narrative_model"
         )
     return keywords
+
+
+@cache
+def rules_fingerprint() -> str:
+    """Return a key of the sensitivity rules as loaded: their version and their content.
+
+    The content is hashed too, so that an edited keyword list or lexicon whose version
+    was not bumped still counts as a change (flags derived under it are re-derived,
+    :mod:`crossbeat.sharing.flags`).
+    """
+    digest = hashlib.sha256(rules_version().encode())
+    for source in (_KEYWORDS, narrative._LEXICON):
+        digest.update(source.read_bytes())
+    return f"{rules_version()}:{digest.hexdigest()[:12]}"
+
+
+def reload_rules() -> None:
+    """Forget the loaded sensitivity rules: the next use reads the two files again.
+
+    A long-running process calls this after the keyword list or the lexicon changed;
+    the flags served by reads are then re-derived under the new rules before any
+    record is served (:mod:`crossbeat.sharing.flags`).
+    """
+    for fn in (_raw_keywords, rules_version, rules_fingerprint, keyword_rules, _combined_rules):
+        fn.cache_clear()
+    narrative.lexicon.cache_clear()
+    narrative.misspelt.cache_clear()
 
 
 @cache
