@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -401,4 +402,15 @@ quarantine = Table(
     Index("ix_quarantine_agency_status", "agency_id", "status"),
     # Key rotation and ``crossbeat keys status`` look rows up by agency and key.
     Index("ix_quarantine_agency_key", "agency_id", "key_id"),
+)
+
+# The data generation (issue #8): one row (id = 1) whose counter goes up in the same
+# transaction as every audited change (crossbeat.audit.log appends a change event, so
+# ingest chunks, field reports, withdrawals, agreement and public-policy changes all
+# count). Vector tile ETags include it, so a cached tile is never served after a write.
+data_generation = Table(
+    "data_generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("generation", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
 )
