@@ -472,6 +472,7 @@ API_READ_ONLY = {
     "GET /api/v1/incidents": "an audited read",
     "GET /api/v1/incidents/{incident_id}": "an audited read",
     "GET /api/v1/aggregates": "an audited read",
+    "GET /api/v1/tiles/incidents/{z}/{x}/{y}.mvt": "an audited read (one event per tile)",
     "GET /api/v1/agreements": "lists agreements",
     "GET /api/v1/agreements/preview": "an audited read",
     "GET /api/v1/agreements/{agreement_id}": "shows an agreement",

@@ -17,7 +17,6 @@ Then the ETag: 304 on a match; a new ETag after a write, a withdrawal and a revo
 from __future__ import annotations
 
 import math
-from datetime import timedelta
 from typing import Any
 
 import h3
@@ -25,22 +24,18 @@ import mapbox_vector_tile
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 
-from crossbeat.audit.tables import audit_events
-from crossbeat.sharing.agreements import create_agreement, revoke_agreement
 from crossbeat.sharing.mvt import EXTENT, mercator, tile_envelope
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import aggregate, read_incidents
 from crossbeat.sharing.tiles import (
     CATEGORIES,
-    TileError,
     clear_cache,
     h3_column,
     tile,
     tile_bounds,
 )
-from tests.sharing_support import ADMINS, AREA, NOW, Inc, insert_incidents
+from tests.sharing_support import AREA
 from tests.test_sharing_compiled import visible_worlds
 from tests.test_sharing_properties import build, prepare_sharing_store, viewers
 

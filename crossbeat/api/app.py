@@ -18,7 +18,7 @@ from crossbeat.api.errors import install_error_handlers
 from crossbeat.api.headers import SecurityHeaders
 from crossbeat.api.inputs import NulGuard
 from crossbeat.api.lifespan import lifespan
-from crossbeat.api.routes import agreements, audit, auth, health, incidents
+from crossbeat.api.routes import agreements, audit, auth, health, incidents, tiles
 from crossbeat.api.schemas import openapi_document
 from crossbeat.api.throttle import LoginThrottle
 from crossbeat.audit.witness import server_heads_path, server_signing_key
@@ -37,7 +37,7 @@ DESCRIPTION = (
 # versioned under API_PREFIX.
 API_PREFIX = "/api/v1"
 ROOT_ROUTERS = (health.router, auth.router)
-V1_ROUTERS = (incidents.router, agreements.router, audit.router)
+V1_ROUTERS = (incidents.router, agreements.router, audit.router, tiles.router)
 
 
 def create_app(

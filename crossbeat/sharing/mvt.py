@@ -125,7 +125,9 @@ def _postgis(conn: Connection, z: int, x: int, y: int, layer: Layer) -> bytes:
         geom_cols = "CAST(:wkt AS text[])"
         geom_names = "wkt"
         geom = "ST_GeomFromText(u.wkt, 4326)"
-    arrays = ", ".join(f"CAST(:p{i} AS {_SQL_TYPES[layer.columns[n]]}[])" for i, n in enumerate(names))
+    arrays = ", ".join(
+        f"CAST(:p{i} AS {_SQL_TYPES[layer.columns[n]]}[])" for i, n in enumerate(names)
+    )
     props = ", ".join(f'u."p{i}" AS "{n}"' for i, n in enumerate(names))
     aliases = ", ".join(f'"p{i}"' for i in range(len(names)))
     sql = (

@@ -343,7 +343,7 @@ def _points(
     c = incidents.c
     layer = Layer("incidents", "point", POINT_COLUMNS)
     counts: Counter[str] = Counter()
-    rules = [r for r in reachable(p.rules, p)]
+    rules = reachable(p.rules, p)
     if not rules:
         return layer, counts, {}
     exact = RuleConditions(conn, p, rules)
