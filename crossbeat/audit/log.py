@@ -125,12 +125,11 @@ def lock_tip(conn: Connection, grow: int = 0) -> Row[Any]:
 
 #: Actions that change data or who may see it: each appended one bumps the data
 #: generation (:mod:`crossbeat.store.generation`) in the same transaction (issue #8).
+#: Reads, previews (``sharing_decision``) and account events do not: a viewer's roles
+#: and groups reach a tile's ETag through the viewer's rules.
 CHANGE_ACTIONS = frozenset(
-    {
-        Action.CHANGE, Action.INGEST, Action.WITHDRAW, Action.EXPUNGE,
-        Action.SHARING_DECISION, Action.AGREEMENT_CHANGE, Action.ACCOUNT_CHANGE,
-    }
-)  # fmt: skip
+    {Action.CHANGE, Action.INGEST, Action.WITHDRAW, Action.EXPUNGE, Action.AGREEMENT_CHANGE}
+)
 
 
 def _append(store: Store, conn: Connection, batch: list[AuditEvent]) -> list[AuditEvent]:
