@@ -120,6 +120,7 @@ def count_by_rule(
     reference: ReferenceCounter,
     *,
     within: ColumnElement[bool] | None = None,
+    keyword: Mapping[Sensitivity, ColumnElement[bool]] | None = None,
 ) -> list[RuleCounts]:
     """Count the records each rule of the plan shows, by the request's group key, in SQL.
 
@@ -127,6 +128,7 @@ def count_by_rule(
     ``reference`` (the per-record path) on a plan holding only their rules. ``within``
     is an extra condition on the stored rows (vector tiles pass a box around whole
     H3 cells, :mod:`crossbeat.sharing.tiles`); the reference path ignores it.
+    ``keyword``: the keyword re-check as SQL, when the caller has it for this data.
 
     Returns
     -------
@@ -141,7 +143,7 @@ def count_by_rule(
     fast = reachable([r for r in p.rules if r.owner not in slow], p)
     if not fast:
         return out
-    exact = RuleConditions(conn, p, fast)
+    exact = RuleConditions(conn, p, fast, keyword)
     for rule in fast:
         where = exact.shown_by(rule)
         if within is not None:
@@ -207,11 +209,19 @@ def reachable(rules: Sequence[Rule], p: ReadPlan) -> list[Rule]:
 class RuleConditions:
     """Exact SQL conditions of the plan's rules (the keyword re-check included)."""
 
-    def __init__(self, conn: Connection, p: ReadPlan, rules: Sequence[Rule]) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        p: ReadPlan,
+        rules: Sequence[Rule],
+        keyword: Mapping[Sensitivity, ColumnElement[bool]] | None = None,
+    ) -> None:
         self.p = p
         self.rules = list(rules)
         flagged = {f for r in rules for f in r.excluded_flags}
-        self.keyword = keyword_flag_sql(conn, flagged) if flagged else {}
+        if keyword is None:  # ``keyword``: a caller's :func:`keyword_flag_sql` of this data
+            keyword = keyword_flag_sql(conn, flagged) if flagged else {}
+        self.keyword = dict(keyword)
 
     def covers(self, rule: Rule) -> ColumnElement[bool]:
         """Return SQL for ``rule.check(...) is None`` (the rule covers the record)."""

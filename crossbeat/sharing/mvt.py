@@ -18,6 +18,7 @@ from typing import Any
 import mapbox_vector_tile
 from shapely import box
 from shapely.geometry import Point, Polygon
+from shapely.geometry.polygon import orient
 from sqlalchemy import Connection, text
 
 EXTENT = 4096
@@ -97,14 +98,18 @@ def _python(z: int, x: int, y: int, layers: Sequence[Layer]) -> bytes:
                 shape = Point(units(*geom))
             else:
                 shape = Polygon([units(lon, lat) for lon, lat in geom]).intersection(clip)
-                if shape.is_empty:
+                if shape.is_empty or shape.geom_type != "Polygon":
                     continue
+                # Counter-clockwise with y up: clockwise in MVT's y-down units, as the
+                # specification wants an exterior ring (so the encoder need not check).
+                shape = orient(shape, 1.0)
             props = {k: v[i] for k, v in layer.values.items() if v[i] is not None}
             features.append({"geometry": shape, "properties": props})
         out.append({"name": layer.name, "features": features})
     # Geometries are already in tile units: no quantize_bounds (its shapely.ops.transform
     # is deprecated in shapely 2.2).
-    data: bytes = mapbox_vector_tile.encode(out, default_options={"extents": EXTENT})
+    options = {"extents": EXTENT, "check_winding_order": False}
+    data: bytes = mapbox_vector_tile.encode(out, default_options=options)
     return data
 
 

@@ -51,12 +51,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import h3
-from sqlalchemy import ColumnElement, Connection, and_, select
+from sqlalchemy import ColumnElement, Connection, and_, false, select
 
 from crossbeat.audit import Action
 from crossbeat.clock import Clock
-from crossbeat.model import CrimeAgainst
-from crossbeat.sharing.compiled import RuleConditions, RuleCounts, count_by_rule, reachable
+from crossbeat.model import CrimeAgainst, Sensitivity
+from crossbeat.sharing.compiled import (
+    RuleConditions,
+    RuleCounts,
+    count_by_rule,
+    keyword_flag_sql,
+    reachable,
+)
 from crossbeat.sharing.mvt import Layer, encode
 from crossbeat.sharing.policy import Decision, ReadPlan, ReadRequest, Viewer, ViewerKind, _margin
 from crossbeat.sharing.reads import _audit, _request_summary, anchor_index, prepare
@@ -130,6 +136,11 @@ class _Cached:
 
 _CACHE: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
+#: The keyword re-check as SQL (:func:`keyword_flag_sql`), per store and data generation:
+#: it depends only on the stored texts, and every write bumps the generation.
+_KEYWORDS: OrderedDict[tuple[str, int], dict[Sensitivity, ColumnElement[bool]]] = OrderedDict()
+#: Above this many cells a hexagon tile selects rows by box rather than by cell list.
+MAX_CELL_LIST = 4000
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -233,11 +244,13 @@ def tile(
                    extra={**extra, "not_modified": True})  # fmt: skip
             return TileResult(b"", etag, layer, counts, public, True, p.decisions)
         if cached is None:
+            keyword = _keywords(store, conn, gen, plans)  # outside RLS: every owner's texts
             with restricted(conn, p.owners):
                 if points:
-                    built, counts, more = _points(store, conn, p, bounds)
+                    built, counts, more = _points(store, conn, p, bounds, keyword)
                 else:
-                    built, counts, more = _hexagons(conn, plans, bounds, h3_column(z))
+                    col = h3_column(z)
+                    built, counts, more = _hexagons(conn, plans, bounds, col, keyword)
             cached = _Cached(encode(conn, z, x, y, [built]), dict(counts), len(built), more)
             if public:
                 _cache_put(key, cached)
@@ -247,6 +260,28 @@ def tile(
         cached.data, etag, layer, dict(cached.owner_counts), public, False, p.decisions,
         cached.features,
     )  # fmt: skip
+
+
+def _keywords(
+    store: Store, conn: Connection, gen: int, plans: Sequence[ReadPlan]
+) -> dict[Sensitivity, ColumnElement[bool]]:
+    """Return the keyword re-check as SQL for every flag (cached per data generation).
+
+    Computed over every owner's texts, outside row-level security: a text is in the
+    list when the lexicon flags it, whoever owns it, so the list is right for any plan.
+    """
+    if not any(r.excluded_flags for p in plans for r in p.rules):
+        return {}
+    key = (store.url, gen)
+    with _CACHE_LOCK:
+        found = _KEYWORDS.get(key)
+    if found is None:
+        found = keyword_flag_sql(conn, frozenset(Sensitivity))
+        with _CACHE_LOCK:
+            _KEYWORDS[key] = found
+            while len(_KEYWORDS) > 8:
+                _KEYWORDS.popitem(last=False)
+    return found
 
 
 def _tile_request(request: ReadRequest | None) -> ReadRequest:
@@ -336,7 +371,11 @@ def clear_cache() -> None:
 
 # -- points ----------------------------------------------------------------------------------
 def _points(
-    store: Store, conn: Connection, p: ReadPlan, bounds: tuple[float, float, float, float]
+    store: Store,
+    conn: Connection,
+    p: ReadPlan,
+    bounds: tuple[float, float, float, float],
+    keyword: dict[Sensitivity, ColumnElement[bool]],
 ) -> tuple[Layer, Counter[str], dict[str, Any]]:
     """Return the points layer: every record the plan shows at a point inside the tile."""
     west, south, east, north = bounds
@@ -346,7 +385,7 @@ def _points(
     rules = reachable(p.rules, p)
     if not rules:
         return layer, counts, {}
-    exact = RuleConditions(conn, p, rules)
+    exact = RuleConditions(conn, p, rules, keyword)
     anchors = None
     found: list[tuple[str, tuple[float, float], dict[str, Any]]] = []
     for rule in rules:
@@ -390,18 +429,18 @@ def _points(
 # -- hexagons --------------------------------------------------------------------------------
 def _hexagons(
     conn: Connection, plans: Sequence[ReadPlan], bounds: tuple[float, float, float, float],
-    column: str,
+    column: str, keyword: dict[Sensitivity, ColumnElement[bool]],
 ) -> tuple[Layer, Counter[str], dict[str, Any]]:  # fmt: skip
     """Return the hexagons layer: whole cells whose centre is in the tile, with counts."""
     by_cell, by_both = plans
     resolution = int(column.removeprefix("h3_"))
-    within = _around(bounds, resolution)
-    both = count_by_rule(conn, by_both, _no_reference, within=within)
+    keep = _centre_in(bounds)
+    within = _cells_sql(bounds, column, resolution, keep)
+    both = count_by_rule(conn, by_both, _no_reference, within=within, keyword=keyword)
     if by_cell.rules == by_both.rules:
         single = [_sum_categories(rc) for rc in both]
     else:
-        single = count_by_rule(conn, by_cell, _no_reference, within=within)
-    keep = _centre_in(bounds)
+        single = count_by_rule(conn, by_cell, _no_reference, within=within, keyword=keyword)
     cells, owners, noisy = _release(single, 1, keep)
     cats, _, _ = _release(both, 2, keep)
     per_cell: dict[str, dict[str, Any]] = {}
@@ -436,6 +475,27 @@ def _sum_categories(rc: RuleCounts) -> RuleCounts:
     for (base, key), n in rc.base.items():
         out.base[(base, key[:1])] += n
     return out
+
+
+def _cells_sql(
+    bounds: tuple[float, float, float, float], column: str, resolution: int, keep: Any
+) -> ColumnElement[bool]:
+    """Return SQL choosing the rows of the tile's cells: by cell list, or by box when large.
+
+    The list holds the cells whose centre is in the tile (found in a box widened by a
+    cell, then checked with ``keep``), so an index on the cell column serves it.
+    """
+    west, south, east, north = bounds
+    km2 = (north - south) * 111.0 * (east - west) * 111.0 * math.cos(math.radians(south))
+    if km2 / h3.average_hexagon_area(resolution, unit="km^2") > MAX_CELL_LIST:
+        return _around(bounds, resolution)
+    pad = 2 * h3.average_hexagon_edge_length(resolution, unit="km") / 110.0
+    widened = [(south - pad, west - pad), (south - pad, east + pad),
+               (north + pad, east + pad), (north + pad, west - pad)]  # fmt: skip
+    cells = sorted(c for c in h3.polygon_to_cells(h3.LatLngPoly(widened), resolution) if keep(c))
+    if not cells:
+        return false()
+    return incidents.c[column].in_(cells)
 
 
 def _around(bounds: tuple[float, float, float, float], resolution: int) -> ColumnElement[bool]:
