@@ -14,13 +14,14 @@ from crossbeat.audit import Action, AuditEvent, append
 from crossbeat.audit.changes import record_change
 from crossbeat.sharing.agreements import create_agreement, list_agreements, revoke_agreement
 from crossbeat.sharing.mvt import EXTENT, mercator, tile_envelope
+from crossbeat.sharing.overrides import tighten_public_policy
 from crossbeat.sharing.reads import aggregate
 from crossbeat.sharing.request import Viewer
 from crossbeat.sharing.tiles import clear_cache, h3_column, tile, tile_bounds
 from crossbeat.store import Store, generation, open_store
 from crossbeat.store.schema import incidents
 from tests.api_support import CANARIES, World, assert_error, build_world, events, last_seq
-from tests.sharing_support import AREA, NOW
+from tests.sharing_support import AGENCIES, AREA, NOW
 
 MVT = "application/vnd.mapbox-vector-tile"
 
@@ -187,6 +188,11 @@ def test_a_write_and_a_revoke_invalidate_the_tile(world: World) -> None:
     assert last.status_code == 200 and last.headers["etag"] != after.headers["etag"]
     owners = {f["properties"]["agency_id"] for f in features(last.content, "incidents")}
     assert target.owner not in owners
+    # A public-policy change (coarser public points) gives a new tile too.
+    other = next(a for a in sorted(AGENCIES) if a != target.owner)
+    tighten_public_policy(world.store, other, {"precision": "h3:7"}, clock=world.clock)
+    final = public.get(url, headers={"If-None-Match": last.headers["etag"]})
+    assert final.status_code == 200 and final.headers["etag"] != last.headers["etag"]
 
 
 def test_the_generation_counts_changes_not_reads(store: Store) -> None:
