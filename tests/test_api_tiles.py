@@ -275,3 +275,20 @@ def test_tile_bounds_round_trip() -> None:
     west, south, east, north = tile_bounds(13, *xy(13, -122.65, 45.52))
     assert west <= -122.65 < east and south <= 45.52 < north
     assert h3.is_valid_cell(h3.latlng_to_cell(45.52, -122.65, 9))
+
+
+def test_public_tiles_are_counted_per_window_like_other_public_reads(world: World) -> None:
+    from crossbeat.audit import public_reads
+
+    before = last_seq(world.store)
+    client = world.client()
+    for z, x, y in area_tiles(12):
+        assert client.get(f"/api/v1/tiles/incidents/{z}/{x}/{y}.mvt").status_code == 200
+    assert events(world.store, before, action="read", actor="public") == []
+    world.clock.advance(minutes=15)
+    public_reads.flush(world.store, world.clock.now())
+    reads = events(world.store, before, action="read", actor="public")
+    # One event per owner (and one without owner for the tiles that drew nothing).
+    assert all(len(e.owner_agencies) <= 1 for e in reads)
+    assert {e.owner_agencies for e in reads} >= {("citya",), ("countyb",), ("transitc",)}
+    assert all(not e.record_ids for e in reads)
