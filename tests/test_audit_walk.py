@@ -595,6 +595,7 @@ API_READ_ONLY = {
     "GET /api/v1/ogc/collections/{collection_id}": "describes a collection",
     "GET /api/v1/ogc/collections/{collection_id}/items": "an audited read",
     "GET /api/v1/ogc/collections/{collection_id}/items/{feature_id}": "an audited read",
+    "GET /api/v1/tiles/incidents/{z}/{x}/{y}.mvt": "an audited read (one event per tile)",
     "GET /api/v1/agreements": "lists agreements",
     "GET /api/v1/agreements/preview": "an audited read",
     "GET /api/v1/agreements/{agreement_id}": "shows an agreement",

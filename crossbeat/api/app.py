@@ -30,6 +30,7 @@ from crossbeat.api.routes import (
     health,
     incidents,
     ogc,
+    tiles,
 )
 from crossbeat.api.schemas import openapi_document
 from crossbeat.api.throttle import LoginThrottle
@@ -57,6 +58,7 @@ V1_ROUTERS = (
     audit.router,
     analysis.router,
     forecasts.router,
+    tiles.router,
 )
 
 

@@ -46,8 +46,8 @@ class SecurityHeaders:
                     headers.setdefault(name, value)
                 if https:
                     headers.setdefault("strict-transport-security", "max-age=31536000")
-                if private:
-                    headers["cache-control"] = "no-store"
+                if private and "no-store" not in headers.get("cache-control", ""):
+                    headers["cache-control"] = "no-store"  # a route's "private, no-store" stays
                     headers["pragma"] = "no-cache"
                 if headers.get("content-type", "").startswith(
                     ("application/json", "application/geo")

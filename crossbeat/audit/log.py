@@ -36,6 +36,7 @@ from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 from crossbeat.audit.events import Action, AuditEvent, as_action
 from crossbeat.audit.merkle import Frontier
 from crossbeat.audit.tables import audit_event_owners, audit_events, audit_head
+from crossbeat.store import generation
 
 if TYPE_CHECKING:
     from crossbeat.store import Store
@@ -122,8 +123,19 @@ def lock_tip(conn: Connection, grow: int = 0) -> Row[Any]:
     return row
 
 
+#: Actions that change data or who may see it: each appended one bumps the data
+#: generation (:mod:`crossbeat.store.generation`) in the same transaction (issue #8).
+#: Reads, previews (``sharing_decision``) and account events do not: a viewer's roles
+#: and groups reach a tile's ETag through the viewer's rules.
+CHANGE_ACTIONS = frozenset(
+    {Action.CHANGE, Action.INGEST, Action.WITHDRAW, Action.EXPUNGE, Action.AGREEMENT_CHANGE}
+)
+
+
 def _append(store: Store, conn: Connection, batch: list[AuditEvent]) -> list[AuditEvent]:
     tip = lock_tip(conn, grow=len(batch))
+    if any(e.action in CHANGE_ACTIONS for e in batch):
+        generation.bump(conn)
     start = tip.size - len(batch)
     try:
         frontier = Frontier.from_hex(start, tip.frontier)

@@ -105,11 +105,19 @@ def fallback_reason(p: ReadPlan, rule: Rule) -> str | None:
     return None
 
 
-def count_by_rule(conn: Connection, p: ReadPlan, reference: ReferenceCounter) -> list[RuleCounts]:
+def count_by_rule(
+    conn: Connection,
+    p: ReadPlan,
+    reference: ReferenceCounter,
+    *,
+    within: ColumnElement[bool] | None = None,
+) -> list[RuleCounts]:
     """Count the records each rule of the plan shows, by the request's group key, in SQL.
 
     Owners with a rule that cannot be compiled (:func:`fallback_reason`) are counted by
-    ``reference`` (the per-record path) on a plan holding only their rules.
+    ``reference`` (the per-record path) on a plan holding only their rules. ``within``
+    is an extra condition on the stored rows (vector tiles pass a box around whole
+    H3 cells, :mod:`crossbeat.sharing.tiles`); the reference path ignores it.
 
     Returns
     -------
@@ -127,6 +135,8 @@ def count_by_rule(conn: Connection, p: ReadPlan, reference: ReferenceCounter) ->
     exact = RuleConditions(conn, p, fast)
     for rule in fast:
         where = exact.shown_by(rule)
+        if within is not None:
+            where = and_(where, within)
         dims = list(p.request.group_by)
         # H3 cells are grouped by the bare column (so that an index on it serves the
         # GROUP BY) and a missing cell becomes "none" here.
@@ -188,7 +198,12 @@ def reachable(rules: Sequence[Rule], p: ReadPlan) -> list[Rule]:
 class RuleConditions:
     """Exact SQL conditions of the plan's rules (the keyword re-check included)."""
 
-    def __init__(self, conn: Connection, p: ReadPlan, rules: Sequence[Rule]) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        p: ReadPlan,
+        rules: Sequence[Rule],
+    ) -> None:
         self.p = p
         self.rules = list(rules)
 

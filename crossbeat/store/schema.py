@@ -493,3 +493,14 @@ crosswalk_sources = Table(
     Column("folder", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# The data generation (issue #8): one row (id = 1) whose counter goes up in the same
+# transaction as every audited change (crossbeat.audit.log appends a change event, so
+# ingest chunks, field reports, withdrawals, agreement and public-policy changes all
+# count). Vector tile ETags include it, so a cached tile is never served after a write.
+data_generation = Table(
+    "data_generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("generation", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+)

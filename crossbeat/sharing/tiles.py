@@ -1,0 +1,532 @@
+"""Vector tiles of the incidents a viewer may see, with the viewer's policy applied (issue #8).
+
+:func:`tile` answers ``z/x/y`` with one Mapbox Vector Tile, planned like every other
+read (:func:`crossbeat.sharing.reads.prepare`) and compiled to SQL like the aggregates
+(:mod:`crossbeat.sharing.compiled`):
+
+* **Points** (layer ``incidents``, at zoom :data:`POINT_ZOOM` and above): each record
+  at the point its rule publishes — the stored point only at ``exact`` precision; at
+  ``block`` or ``h3:N`` the stable anchor of its cell
+  (:class:`crossbeat.sharing.public.AnchorIndex`, the public's snapped point); no
+  point at all at ``area`` or ``jurisdiction`` precision, or without ``lat``/``lon``
+  in the granted fields. Properties ``id`` (the public id, the owner's id only for
+  its own readers), ``agency_id``, ``crime_against``, ``nibrs``, ``occurred_from``
+  (coarsened to the granted time resolution), each only when the rule shows it. The
+  points are exactly those :func:`crossbeat.sharing.reads.read_incidents` returns
+  with the tile as bounding box.
+* **Hexagons** (layer ``hexagons``, below :data:`POINT_ZOOM`): H3 cells of
+  :func:`h3_column` whose centre lies in the tile, with ``count`` and one count per
+  crime-against category. The counts are those of
+  :func:`crossbeat.sharing.reads.aggregate` by ``h3_N`` (and by ``h3_N,
+  crime_against``), released per owner and suppressed the same way
+  (:mod:`crossbeat.sharing.release`): every cell is counted whole, whatever tile asks
+  for it, so tiles cannot be subtracted from each other or from the aggregates to
+  reveal a hidden count. A hidden count is left out and named in ``hidden``. Owners
+  that publish differentially private counts only are left out of tiles (each tile
+  would spend their privacy budget): their noisy counts come from the aggregates.
+
+**ETag and cache.** The ETag hashes the viewer's effective rules, the data generation
+(:mod:`crossbeat.store.generation`, bumped by every audited change: ingest, field
+report, withdrawal, agreement or public-policy change), ``z/x/y``, the filters and,
+when a rule has a publication delay, the minute (records are then released at the
+start of the minute after their time). A matching ``If-None-Match`` gives
+``not_modified``. Public tiles are kept in an in-process LRU keyed by the ETag.
+
+**Audit.** One event per owner per tile request, with the count of that owner's records
+in the tile (never one row per incident); anonymous tiles are counted per window like
+every public read (:mod:`crossbeat.audit.public_reads`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import h3
+from sqlalchemy import ColumnElement, Connection, and_, false, select
+
+from crossbeat.audit import Action
+from crossbeat.clock import Clock
+from crossbeat.model import CrimeAgainst, Sensitivity
+from crossbeat.sharing.compiled import (
+    RuleConditions,
+    RuleCounts,
+    count_by_rule,
+    reachable,
+)
+from crossbeat.sharing.mvt import Layer, encode
+from crossbeat.sharing.policy import Decision, ReadPlan, ReadRequest, Viewer, ViewerKind, _margin
+from crossbeat.sharing.reads import _audit, _request_summary, anchor_index, prepare
+from crossbeat.sharing.release import BASE, NOISE, Combined, Part, combine, part_mode
+from crossbeat.sharing.rls import restricted
+from crossbeat.sharing.rules import Rule, coarsen
+from crossbeat.store import Store, generation
+from crossbeat.store.schema import incidents
+
+#: Highest zoom served (about 2 cm per tile unit at the equator).
+MAX_ZOOM = 22
+#: From this zoom up, tiles carry points (layer ``incidents``); below it, hexagons.
+POINT_ZOOM = 13
+#: Bumped when the content of a tile changes for the same inputs (new properties...).
+FORMAT_VERSION = 1
+#: Crime-against categories counted per hexagon ("unmapped": no NIBRS mapping).
+CATEGORIES: tuple[str, ...] = (*(c.value for c in CrimeAgainst), "unmapped")
+#: Public tiles kept in memory (per process).
+CACHE_SIZE = 512
+#: Seconds a public tile may be cached by browsers and proxies.
+PUBLIC_MAX_AGE = 60
+
+POINT_COLUMNS = {
+    "id": "text",
+    "agency_id": "text",
+    "crime_against": "text",
+    "nibrs": "text",
+    "occurred_from": "text",
+}
+HEXAGON_COLUMNS = {"h3": "text", "count": "int", **dict.fromkeys(CATEGORIES, "int")}
+HEXAGON_COLUMNS["hidden"] = "text"
+#: Filters a tile request may carry (the rest of :class:`ReadRequest` is the tile's).
+TILE_FILTERS = frozenset({"since", "until", "offences", "agencies", "purpose"})
+
+
+class TileError(ValueError):
+    """A tile request that cannot be answered (bad z/x/y or filter); the message says why."""
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """One vector tile as the viewer may see it.
+
+    ``data`` is the MVT (empty for an empty tile, and when ``not_modified``);
+    ``owner_counts`` holds, per owner, the records drawn (points) or counted
+    (hexagons); ``public`` says whether the tile may be cached by anyone.
+    """
+
+    data: bytes
+    etag: str
+    layer: str
+    owner_counts: dict[str, int]
+    public: bool
+    not_modified: bool = False
+    decisions: tuple[Decision, ...] = ()
+    features: int = 0
+
+    @property
+    def cache_control(self) -> str:
+        """Return the ``Cache-Control`` header value for this tile."""
+        return f"public, max-age={PUBLIC_MAX_AGE}" if self.public else "private, no-store"
+
+
+@dataclass
+class _Cached:
+    data: bytes
+    owner_counts: dict[str, int]
+    features: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_CACHE: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+#: Above this many cells a hexagon tile selects rows by box rather than by cell list.
+MAX_CELL_LIST = 4000
+
+
+def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """Return ``(west, south, east, north)`` of tile ``z/x/y`` in WGS84 degrees.
+
+    Raises
+    ------
+    TileError
+        When ``z`` is outside 0..:data:`MAX_ZOOM` or ``x``/``y`` outside the zoom's grid.
+
+    Examples
+    --------
+    >>> tile_bounds(0, 0, 0)[0], round(tile_bounds(0, 0, 0)[3], 4)
+    (-180.0, 85.0511)
+    """
+    check_tile(z, x, y)
+    n = 1 << z
+
+    def lat(row: int) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / n))))
+
+    return (x / n * 360.0 - 180.0, lat(y + 1), (x + 1) / n * 360.0 - 180.0, lat(y))
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    """Raise :class:`TileError` unless ``z/x/y`` names a tile."""
+    if not 0 <= z <= MAX_ZOOM:
+        raise TileError(f"zoom {z} is outside 0..{MAX_ZOOM}")
+    n = 1 << z
+    for name, value in (("x", x), ("y", y)):
+        if not 0 <= value < n:
+            raise TileError(f"{name} {value} is outside 0..{n - 1} at zoom {z}")
+
+
+def h3_column(z: int) -> str:
+    """Return the stored H3 column whose cells a hexagon tile at zoom ``z`` shows.
+
+    Resolution 7 (about 1.2 km edge) up to zoom 11, resolution 9 (about 170 m) at
+    zoom 12: a hexagon is then about 10 to 20 pixels across on a 256-pixel tile.
+    """
+    return "h3_7" if z <= 11 else "h3_9"
+
+
+def tile(
+    store: Store,
+    viewer: Viewer,
+    z: int,
+    x: int,
+    y: int,
+    request: ReadRequest | None = None,
+    *,
+    if_none_match: str | None = None,
+    clock: Clock | None = None,
+) -> TileResult:
+    """Return vector tile ``z/x/y`` of the incidents a viewer may see, and audit the read.
+
+    Parameters
+    ----------
+    store
+        The store.
+    viewer
+        Who reads.
+    z, x, y
+        The tile (Web Mercator, XYZ scheme as ``ST_TileEnvelope``).
+    request
+        Filters: ``since``, ``until``, ``offences``, ``agencies`` (and ``purpose``).
+    if_none_match
+        The client's ``If-None-Match`` header: when it names this tile's ETag the
+        result is ``not_modified`` and carries no data.
+    clock
+        Clock for "now" (default: the store's clock).
+
+    Returns
+    -------
+    TileResult
+        The MVT, its ETag and the counts per owner that were audited.
+
+    Raises
+    ------
+    TileError
+        For a bad ``z/x/y`` or a filter a tile does not take.
+    """
+    bounds = tile_bounds(z, x, y)
+    request = _tile_request(request)
+    now = (clock or store.clock).now()
+    public = viewer.kind is ViewerKind.PUBLIC
+    points = z >= POINT_ZOOM
+    with store.begin() as conn:
+        plans = _plans(conn, viewer, request, now, z)
+        gen = generation.current(conn)
+        etag, bucket = _etag(plans, gen, z, x, y, request)
+        plans = [dataclasses.replace(p, now=bucket) for p in plans]
+        p = plans[0]
+        layer = "incidents" if points else "hexagons"
+        extra: dict[str, Any] = {"tile": f"{z}/{x}/{y}", "layer": layer}
+        key = (store.url, etag)
+        cached = _cache_get(key) if public else None
+        if if_none_match is not None and etag in _etags(if_none_match):
+            counts = cached.owner_counts if cached else {}
+            _audit(store, conn, p, Action.READ, "incident_tile", owner_counts=counts,
+                   extra={**extra, "not_modified": True})  # fmt: skip
+            return TileResult(b"", etag, layer, counts, public, True, p.decisions)
+        if cached is None:
+            with restricted(conn, p.owners):
+                if points:
+                    built, counts, more = _points(store, conn, p, bounds)
+                else:
+                    col = h3_column(z)
+                    built, counts, more = _hexagons(conn, plans, bounds, col)
+            cached = _Cached(encode(conn, z, x, y, [built]), dict(counts), len(built), more)
+            if public:
+                _cache_put(key, cached)
+        _audit(store, conn, p, Action.READ, "incident_tile", owner_counts=cached.owner_counts,
+               extra={**extra, **cached.extra})  # fmt: skip
+    return TileResult(
+        cached.data, etag, layer, dict(cached.owner_counts), public, False, p.decisions,
+        cached.features,
+    )  # fmt: skip
+
+
+def _tile_request(request: ReadRequest | None) -> ReadRequest:
+    request = request or ReadRequest()
+    default = ReadRequest()
+    for f in dataclasses.fields(ReadRequest):
+        if f.name in TILE_FILTERS:
+            continue
+        if getattr(request, f.name) != getattr(default, f.name):
+            allowed = ", ".join(sorted(TILE_FILTERS))
+            raise TileError(f"a tile takes no {f.name} (only {allowed})")
+    return request
+
+
+def _plans(
+    conn: Connection, viewer: Viewer, request: ReadRequest, now: datetime, z: int
+) -> list[ReadPlan]:
+    """Plan the read: records for points; by cell, and by cell and category, for hexagons."""
+    if z >= POINT_ZOOM:
+        return [prepare(conn, viewer, request, now)]
+    col = h3_column(z)
+    by_cell = dataclasses.replace(request, aggregate=True, group_by=(col,))
+    by_both = dataclasses.replace(request, aggregate=True, group_by=(col, "crime_against"))
+    return [prepare(conn, viewer, by_cell, now), prepare(conn, viewer, by_both, now)]
+
+
+# -- ETag and cache --------------------------------------------------------------------------
+def _etag(
+    plans: Sequence[ReadPlan], gen: int, z: int, x: int, y: int, request: ReadRequest
+) -> tuple[str, datetime]:
+    """Return the ETag and the "now" the tile is drawn at (the minute, with delays)."""
+    now = plans[0].now
+    delayed = any(r.delay for p in plans for r in p.rules)
+    if delayed:
+        now = now.replace(second=0, microsecond=0)
+    payload = {
+        "v": FORMAT_VERSION,
+        "rules": [[_rule_key(r) for r in p.rules] for p in plans],
+        "generation": gen,
+        "tile": [z, x, y],
+        "request": _request_summary(request),
+        "minute": now.isoformat() if delayed else None,
+    }
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return f'"{digest[:32]}"', now
+
+
+def _rule_key(rule: Rule) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(rule):
+        value = getattr(rule, f.name)
+        if isinstance(value, frozenset):
+            value = sorted(str(v) for v in value)
+        elif isinstance(value, timedelta):
+            value = value.total_seconds()
+        elif value is not None and not isinstance(value, str | int | float | bool):
+            value = str(value)
+        out[f.name] = value
+    return out
+
+
+def _etags(header: str) -> set[str]:
+    """Return the ETags listed in an ``If-None-Match`` header (weak ones as strong)."""
+    return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
+
+
+def _cache_get(key: tuple[str, str]) -> _Cached | None:
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is not None:
+            _CACHE.move_to_end(key)
+        return found
+
+
+def _cache_put(key: tuple[str, str], value: _Cached) -> None:
+    with _CACHE_LOCK:
+        _CACHE[key] = value
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+
+
+def clear_cache() -> None:
+    """Forget every cached public tile (tests; a new ETag never needs this)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+# -- points ----------------------------------------------------------------------------------
+def _points(
+    store: Store,
+    conn: Connection,
+    p: ReadPlan,
+    bounds: tuple[float, float, float, float],
+) -> tuple[Layer, Counter[str], dict[str, Any]]:
+    """Return the points layer: every record the plan shows at a point inside the tile."""
+    west, south, east, north = bounds
+    c = incidents.c
+    layer = Layer("incidents", "point", POINT_COLUMNS)
+    counts: Counter[str] = Counter()
+    rules = reachable(p.rules, p)
+    if not rules:
+        return layer, counts, {}
+    exact = RuleConditions(conn, p, rules)
+    anchors = None
+    found: list[tuple[str, tuple[float, float], dict[str, Any]]] = []
+    for rule in rules:
+        shown = rule.shown_fields(None)
+        if not ({"lat", "lon"} <= shown and rule.precision.has_point):
+            continue  # shown by this rule without a point: not in the tile
+        lat_m, lon_m = _margin(rule.precision, bounds)
+        near = and_(
+            c.lat.between(south - lat_m, north + lat_m), c.lon.between(west - lon_m, east + lon_m)
+        )
+        q = select(
+            c.id, c.public_id, c.agency_id, c.lat, c.lon, c.nibrs_code, c.crime_against,
+            c.occurred_from,
+        ).where(exact.shown_by(rule, bbox=False), near)  # fmt: skip
+        resolution = rule.precision.resolution if rule.precision.name != "exact" else None
+        if resolution is not None and anchors is None:
+            anchors = anchor_index(conn, store.url)
+        for row in conn.execute(q):
+            lat, lon = float(row.lat), float(row.lon)
+            if resolution is not None:
+                assert anchors is not None
+                lat, lon = anchors.anchor(lat, lon, resolution)
+            if not (west <= lon <= east and south <= lat <= north):
+                continue
+            shown_id = str(row.id if rule.via == "own" else row.public_id)
+            when = coarsen(row.occurred_from, rule.time_resolution, rule.timezone)
+            props = {
+                "id": shown_id,
+                "agency_id": row.agency_id,
+                "crime_against": row.crime_against if "crime_against" in shown else None,
+                "nibrs": row.nibrs_code if "nibrs_code" in shown else None,
+                "occurred_from": when.isoformat() if when and "occurred_from" in shown else None,
+            }
+            found.append((shown_id, (lon, lat), props))
+            counts[row.agency_id] += 1
+    for _id, point, props in sorted(found, key=lambda f: f[0]):
+        layer.add(point, props)
+    return layer, counts, {}
+
+
+# -- hexagons --------------------------------------------------------------------------------
+def _hexagons(
+    conn: Connection, plans: Sequence[ReadPlan], bounds: tuple[float, float, float, float],
+    column: str,
+) -> tuple[Layer, Counter[str], dict[str, Any]]:  # fmt: skip
+    """Return the hexagons layer: whole cells whose centre is in the tile, with counts."""
+    by_cell, by_both = plans
+    resolution = int(column.removeprefix("h3_"))
+    keep = _centre_in(bounds)
+    within = _cells_sql(bounds, column, resolution, keep)
+    both = count_by_rule(conn, by_both, _no_reference, within=within)
+    if by_cell.rules == by_both.rules:
+        single = [_sum_categories(rc) for rc in both]
+    else:
+        single = count_by_rule(conn, by_cell, _no_reference, within=within)
+    cells, owners, noisy = _release(single, 1, keep)
+    cats, _, _ = _release(both, 2, keep)
+    per_cell: dict[str, dict[str, Any]] = {}
+    for (cell,), n in cells.cells.items():
+        per_cell.setdefault(cell, {"hidden": []})["count"] = n
+    for (cell, category), n in cats.cells.items():
+        props = per_cell.setdefault(cell, {"hidden": []})
+        props[category if category in CATEGORIES else "unmapped"] = n
+    layer = Layer("hexagons", "polygon", HEXAGON_COLUMNS)
+    for cell in sorted(per_cell):
+        props = per_cell[cell]
+        hidden = sorted(k for k, v in props.items() if v is None)
+        shown = {k: v for k, v in props.items() if k != "hidden" and v is not None}
+        ring = [(lng, lat) for lat, lng in h3.cell_to_boundary(cell)]
+        ring.append(ring[0])
+        layer.add(ring, {"h3": cell, **shown, "hidden": ",".join(hidden) or None})
+    extra: dict[str, Any] = {"h3": column}
+    if noisy:
+        extra["left_out_noisy_owners"] = sorted(noisy)
+    return layer, owners, extra
+
+
+def _no_reference(conn: Connection, p: ReadPlan) -> list[RuleCounts]:
+    raise AssertionError("hexagon tiles group by H3 cell and category only: always SQL")
+
+
+def _sum_categories(rc: RuleCounts) -> RuleCounts:
+    """Return a rule's counts by (cell, category) summed to counts by cell."""
+    out = RuleCounts(rc.rule, path=rc.path)
+    for key, n in rc.counts.items():
+        out.counts[key[:1]] += n
+    for (base, key), n in rc.base.items():
+        out.base[(base, key[:1])] += n
+    return out
+
+
+def _cells_sql(
+    bounds: tuple[float, float, float, float], column: str, resolution: int, keep: Any
+) -> ColumnElement[bool]:
+    """Return SQL choosing the rows of the tile's cells: by cell list, or by box when large.
+
+    The list holds the cells whose centre is in the tile (found in a box widened by a
+    cell, then checked with ``keep``), so an index on the cell column serves it.
+    """
+    west, south, east, north = bounds
+    km2 = (north - south) * 111.0 * (east - west) * 111.0 * math.cos(math.radians(south))
+    if km2 / h3.average_hexagon_area(resolution, unit="km^2") > MAX_CELL_LIST:
+        return _around(bounds, resolution)
+    pad = 2 * h3.average_hexagon_edge_length(resolution, unit="km") / 110.0
+    widened = [(south - pad, west - pad), (south - pad, east + pad),
+               (north + pad, east + pad), (north + pad, west - pad)]  # fmt: skip
+    cells = sorted(c for c in h3.polygon_to_cells(h3.LatLngPoly(widened), resolution) if keep(c))
+    if not cells:
+        return false()
+    return incidents.c[column].in_(cells)
+
+
+def _around(bounds: tuple[float, float, float, float], resolution: int) -> ColumnElement[bool]:
+    """Return SQL for "the stored point is near the tile": every point of a kept cell is.
+
+    A cell whose centre is in the tile lies within twice the average edge length of
+    it (H3 cells vary in size by less than a factor of two).
+    """
+    west, south, east, north = bounds
+    km = 2 * h3.average_hexagon_edge_length(resolution, unit="km")
+    lat_m = km / 110.0
+    widest = min(max(abs(south), abs(north)) + lat_m, 89.0)
+    lon_m = lat_m / max(math.cos(math.radians(widest)), 0.01)
+    c = incidents.c
+    return and_(
+        c.lat.between(south - lat_m, north + lat_m), c.lon.between(west - lon_m, east + lon_m)
+    )
+
+
+def _centre_in(bounds: tuple[float, float, float, float]) -> Any:
+    """Return ``keep(cell)``: the cell's centre is in the tile (half-open, so one tile)."""
+    west, south, east, north = bounds
+
+    def keep(cell: str) -> bool:
+        if cell == "none":
+            return False
+        lat, lng = h3.cell_to_latlng(cell)
+        return bool(west <= lng < east and south <= lat < north)
+
+    return keep
+
+
+def _release(
+    per_rule: Sequence[RuleCounts], dims: int, keep: Any
+) -> tuple[Combined, Counter[str], set[str]]:
+    """Release the kept cells' counts per owner and combine them, as the aggregates do.
+
+    Returns the combined table, the records counted per owner and the owners left
+    out because they publish noisy counts only.
+    """
+    parts: dict[tuple[str, str], Part] = {}
+    owners: Counter[str] = Counter()
+    noisy: set[str] = set()
+    for rc in per_rule:
+        rule = rc.rule
+        mode = part_mode(rule)
+        if mode == NOISE:
+            noisy.add(rule.owner)
+            continue
+        part = parts.get((rule.owner, mode))
+        if part is None:
+            part = parts[(rule.owner, mode)] = Part(rule.owner, mode, rule.threshold)
+        if mode == BASE:
+            for (base, key), n in rc.base.items():
+                if keep(key[0]):
+                    part.add(key, base, n)
+        for key, n in rc.counts.items():
+            if keep(key[0]):
+                if mode != BASE:
+                    part.add(key, n=n)
+                owners[rule.owner] += n
+    return combine(list(parts.values()), dims), owners, noisy
