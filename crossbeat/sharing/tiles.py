@@ -55,7 +55,7 @@ from sqlalchemy import ColumnElement, Connection, and_, false, select
 
 from crossbeat.audit import Action
 from crossbeat.clock import Clock
-from crossbeat.model import CrimeAgainst, Sensitivity
+from crossbeat.model import CrimeAgainst
 from crossbeat.sharing.compiled import (
     RuleConditions,
     RuleCounts,

@@ -16,8 +16,8 @@ from fastapi.responses import Response
 
 from crossbeat.api.deps import StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
-from crossbeat.api.routes.incidents import Agency, Offence, Purpose, Since, Until, _request
-from crossbeat.api.schemas import ERRORS
+from crossbeat.api.filters import Agency, Filters, Offence, Purpose, Since, Until
+from crossbeat.api.schemas import ERRORS, PUBLIC
 from crossbeat.sharing.tiles import TileError, tile
 
 router = APIRouter(tags=["tiles"])
@@ -34,6 +34,7 @@ def _int(name: str, text: str) -> int:
 @router.get(
     "/tiles/incidents/{z}/{x}/{y}.mvt",
     response_class=Response,
+    openapi_extra=PUBLIC,
     responses={
         **ERRORS,
         200: {"content": {MVT: {}}, "description": "The tile (empty body: no features)."},
@@ -65,7 +66,9 @@ def get_tile(
     ``/api/v1/aggregates`` (a suppressed count is absent and named in ``hidden``).
     """
     zoom, col, row = _int("z", z), _int("x", x), _int("y", y)
-    request = _request(None, since, until, offence, agency, purpose)
+    request = Filters(
+        since=since, until=until, offence=offence, agency=agency, purpose=purpose
+    ).request()
     try:
         result = tile(store, viewer, zoom, col, row, request, if_none_match=if_none_match)
     except TileError as exc:
