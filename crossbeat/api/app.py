@@ -18,12 +18,14 @@ from crossbeat.api.errors import install_error_handlers
 from crossbeat.api.headers import SecurityHeaders
 from crossbeat.api.inputs import NulGuard
 from crossbeat.api.lifespan import lifespan
-from crossbeat.api.routes import agreements, audit, auth, health, incidents
+from crossbeat.api.routes import agreements, audit, auth, field, health, incidents, live
 from crossbeat.api.schemas import openapi_document
 from crossbeat.api.throttle import LoginThrottle
 from crossbeat.audit.witness import server_heads_path, server_signing_key
 from crossbeat.clock import Clock
+from crossbeat.live.broker import Broker
 from crossbeat.settings import Settings
+from crossbeat.sharing.live import ReadCache
 from crossbeat.store import Store, open_store
 from crossbeat.vault.kek import Kek, resolve_kek
 
@@ -37,7 +39,7 @@ DESCRIPTION = (
 # versioned under API_PREFIX.
 API_PREFIX = "/api/v1"
 ROOT_ROUTERS = (health.router, auth.router)
-V1_ROUTERS = (incidents.router, agreements.router, audit.router)
+V1_ROUTERS = (incidents.router, agreements.router, audit.router, field.router, live.router)
 
 
 def create_app(
@@ -96,6 +98,10 @@ def create_app(
         store = copy.copy(store)
         store.clock = clock
     app.state.store = store
+    # The live stream's fan-out (started and stopped by the lifespan) and the reads it
+    # shares between subscribers of the same agency and roles.
+    app.state.live_broker = Broker(store)
+    app.state.live_cache = ReadCache()
     install_error_handlers(app)
     app.add_middleware(NulGuard, store_of=lambda: app.state.store)
     app.add_middleware(SecurityHeaders)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -401,4 +402,23 @@ quarantine = Table(
     Index("ix_quarantine_agency_status", "agency_id", "status"),
     # Key rotation and ``crossbeat keys status`` look rows up by agency and key.
     Index("ix_quarantine_agency_key", "agency_id", "key_id"),
+)
+
+#: The live event log (migration 0018, issue #10): one row per change of an incident or
+#: bulletin, appended in the change's transaction. ``id`` is the live stream's cursor;
+#: appenders take a lock so ids are given in commit order (:mod:`crossbeat.store.events`).
+live_events = Table(
+    "live_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    # incident.created | incident.updated | incident.withdrawn | bulletin.created |
+    # bulletin.acknowledged
+    Column("kind", String(32), nullable=False),
+    # The incident's owner, or the bulletin's sender.
+    Column("agency_id", String(64), nullable=False),
+    # The incident's id (the owner's), or the bulletin's.
+    Column("subject_id", String(64), nullable=False),
+    Column("public_id", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_live_events_created_at", "created_at"),
 )

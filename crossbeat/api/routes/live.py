@@ -1,0 +1,74 @@
+"""The live stream: ``GET /live`` as Server-Sent Events (issue #10).
+
+Each connection is filtered for its caller through the sharing policy at send time
+(:mod:`crossbeat.sharing.live`); the process's broker (:mod:`crossbeat.live.broker`,
+started with the application) wakes it when events are committed, by any worker.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
+
+from crossbeat.api.deps import StoreDep, ViewerDep
+from crossbeat.api.routes.incidents import _record, _record_model
+from crossbeat.api.schemas import ERRORS
+from crossbeat.live.stream import parse_last_event_id, sse_frames
+from crossbeat.sharing.live import Delivery, StreamReader
+from crossbeat.sharing.request import Viewer
+
+router = APIRouter(tags=["live"])
+
+
+class _Shaped(StreamReader):
+    """A stream reader whose records are shaped as ``GET /incidents`` renders them."""
+
+    def deliveries(self, events):  # type: ignore[no-untyped-def]
+        model = _record_model(self.viewer)
+        out = []
+        for d in super().deliveries(events):
+            if d.kind != "incident.withdrawn":
+                d = Delivery(d.id, d.kind, _record(model, d.data).model_dump(mode="json"))
+            out.append(d)
+        return out
+
+
+@router.get(
+    "/live",
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    summary="Follow incident and bulletin changes as they are committed (SSE)",
+)
+async def live(
+    request: Request,
+    store: StoreDep,
+    viewer: ViewerDep,
+    last_event_id: Annotated[
+        str | None,
+        Header(max_length=40, description="Resume after this event id (sent as `id:`)."),
+    ] = None,
+) -> StreamingResponse:
+    """Stream ``incident.created``, ``incident.updated``, ``incident.withdrawn``,
+    ``bulletin.created`` and ``bulletin.acknowledged`` events as text/event-stream.
+
+    Each incident is sent exactly as ``GET /api/v1/incidents`` would show it to you at
+    that moment; a revoked agreement stops what flows at once. Reconnect with
+    ``Last-Event-ID`` to receive every event after it. The connection is audited as one
+    read per owner agency when it ends (and every five minutes while it lasts).
+    """
+    reader = _Shaped(store, viewer, cache=request.app.state.live_cache)
+    frames = sse_frames(
+        store,
+        request.app.state.live_broker,
+        reader,
+        after=parse_last_event_id(last_event_id),
+        disconnected=request.is_disconnected,
+        bulletins=_bulletins(request, viewer),
+    )
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
+
+
+def _bulletins(request: Request, viewer: Viewer):  # type: ignore[no-untyped-def]
+    return None
