@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-from anyio import to_thread
+from anyio import CancelScope, to_thread
 
 from crossbeat.live.broker import Broker
 from crossbeat.sharing.live import Delivery, StreamReader
@@ -63,16 +63,21 @@ async def sse_frames(
     """
     cursor = broker.last_id if after is None else after
     yield "retry: 2000\n\n"
+    quiet = 0.0
     try:
         while not await disconnected():
             events = broker.buffered_after(cursor)
             if events is None:
                 events = await to_thread.run_sync(_from_database, store, cursor)
             if not events:
-                await broker.wait(cursor, keepalive)
-                if broker.last_id <= cursor:
+                # Wake at least every second to notice a client that went away.
+                await broker.wait(cursor, min(1.0, keepalive))
+                quiet += 1.0
+                if broker.last_id <= cursor and quiet >= keepalive:
+                    quiet = 0.0
                     yield ": keep-alive\n\n"
                 continue
+            quiet = 0.0
             out = await to_thread.run_sync(reader.deliveries, events)
             if bulletins is not None:
                 out = sorted(out + bulletins(events), key=lambda d: d.id)
@@ -80,7 +85,10 @@ async def sse_frames(
                 yield frame(d)
             cursor = events[-1].id
     finally:
-        await to_thread.run_sync(reader.close)
+        # Shielded: a server shutting down cancels the stream, and the summary must
+        # still be written.
+        with CancelScope(shield=True):
+            await to_thread.run_sync(reader.close)
 
 
 def _from_database(store: Store, after: int) -> list[LiveEvent]:
