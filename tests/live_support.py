@@ -48,16 +48,19 @@ class Subscriber:
         self.headers = dict(headers or {})
         self.events: queue.Queue[tuple[int, str, dict[str, Any]]] = queue.Queue()
         self.ready = threading.Event()
+        self.error: str | None = None
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
-        assert self.ready.wait(20), "the stream did not open"
+        assert self.ready.wait(20), f"the stream did not open: {self.error}"
+        assert self.error is None, self.error
 
     def _run(self) -> None:
         try:
             self._read()
-        except (httpx.HTTPError, RuntimeError, AttributeError):
+        except Exception as exc:
             if not self._stop.is_set():
+                self.error = repr(exc)
                 raise
 
     def _read(self) -> None:
@@ -66,7 +69,10 @@ class Subscriber:
             client.stream("GET", f"{self.base}/api/v1/live", headers=self.headers) as r,
         ):
             self._response = r
-            assert r.status_code == 200, r.read()
+            if r.status_code != 200:
+                self.error = f"{r.status_code}: {r.read()!r}"
+                self.ready.set()
+                return
             fields: dict[str, str] = {}
             for line in r.iter_lines():
                 if self._stop.is_set():

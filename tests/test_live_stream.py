@@ -20,6 +20,7 @@ import pytest
 from crossbeat.api.schemas import IncidentShared
 from crossbeat.audit import generate_signing_key, write_signing_key
 from crossbeat.auth.tokens import create_token
+from crossbeat.clock import SystemClock
 from crossbeat.live.field import Reporter, create_report
 from crossbeat.sharing.agreements import create_agreement, list_agreements, revoke_agreement
 from crossbeat.sharing.reads import read_incidents
@@ -157,15 +158,16 @@ def test_two_server_processes_each_deliver_what_the_other_committed(
 
     store = open_store(pg_url, kek=parse_kek(kek_text))
     build_world(store)
+    store.clock = SystemClock()  # the servers run on the real clock (tokens expire)
     key = tmp_path / "audit.pem"
     write_signing_key(generate_signing_key(), key)
     ports = [free_port(), free_port()]
-    env = {**os.environ, "CROSSBEAT_DATABASE_URL": pg_url, "CROSSBEAT_AUDIT_KEY_FILE": str(key),
+    env = {**os.environ, "CROSSBEAT_AUDIT_KEY_FILE": str(key),
            "CROSSBEAT_AUDIT_HEADS_FILE": str(tmp_path / "heads.jsonl"),
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # fmt: skip
     servers = [
         subprocess.Popen(
-            [sys.executable, "-m", "crossbeat", "serve", "--port", str(p)],
+            [sys.executable, "-m", "crossbeat", "serve", "--db", pg_url, "--port", str(p)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         for p in ports
@@ -190,7 +192,7 @@ def test_two_server_processes_each_deliver_what_the_other_committed(
     finally:
         for server in servers:
             server.terminate()
-            server.wait(timeout=20)
+            server.communicate(timeout=20)  # and close the pipe
 
 
 def _wait_up(base: str, server: subprocess.Popen[bytes]) -> None:
