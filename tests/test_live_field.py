@@ -135,8 +135,8 @@ def test_patch_needs_if_match_and_answers_conflicts_with_the_current_state(store
     assert body["current"]["version"] == 2 and body["current"]["record"]["status"] == "closed"
     # Another agency's officer cannot touch it.
     other, other_headers = world.signed_in("b.officer")
-    assert_error(other.patch(url, json={"status": "x"}, headers={**other_headers,
-                                                                 "If-Match": '"2"'}), 404)  # fmt: skip
+    theirs = {**other_headers, "If-Match": '"2"'}
+    assert_error(other.patch(url, json={"status": "x"}, headers=theirs), 404)
 
 
 def test_two_concurrent_updaters_never_lose_a_write(store: Store) -> None:

@@ -49,9 +49,7 @@ def as_read(store: Store, headers: dict[str, str], agency: str, incident: str) -
     """Return the record as GET /api/v1/incidents shows it to a token of ``agency``."""
     del headers
     viewer = Viewer.token("reference", agency)
-    public = next(
-        r.public_id for r in _rows(store) if r.id == incident
-    )
+    public = next(r.public_id for r in _rows(store) if r.id == incident)
     ids = frozenset({incident, public})
     return read_incidents(store, viewer, ReadRequest(ids=ids, calls=CallsFilter.INCLUDE)).records
 
@@ -168,7 +166,9 @@ def test_two_server_processes_each_deliver_what_the_other_committed(
     servers = [
         subprocess.Popen(
             [sys.executable, "-m", "crossbeat", "serve", "--db", pg_url, "--port", str(p)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )  # fmt: skip
         for p in ports
     ]

@@ -18,7 +18,16 @@ from crossbeat.api.errors import install_error_handlers
 from crossbeat.api.headers import SecurityHeaders
 from crossbeat.api.inputs import NulGuard
 from crossbeat.api.lifespan import lifespan
-from crossbeat.api.routes import agreements, audit, auth, field, health, incidents, live
+from crossbeat.api.routes import (
+    agreements,
+    audit,
+    auth,
+    bulletins,
+    field,
+    health,
+    incidents,
+    live,
+)
 from crossbeat.api.schemas import openapi_document
 from crossbeat.api.throttle import LoginThrottle
 from crossbeat.audit.witness import server_heads_path, server_signing_key
@@ -39,7 +48,14 @@ DESCRIPTION = (
 # versioned under API_PREFIX.
 API_PREFIX = "/api/v1"
 ROOT_ROUTERS = (health.router, auth.router)
-V1_ROUTERS = (incidents.router, agreements.router, audit.router, field.router, live.router)
+V1_ROUTERS = (
+    incidents.router,
+    agreements.router,
+    audit.router,
+    field.router,
+    live.router,
+    bulletins.router,
+)
 
 
 def create_app(

@@ -316,8 +316,7 @@ def _stored(store: Store, agency_id: str, key: str, digest: str) -> ReportResult
         ).scalar()
     if row.request_hash != digest:
         raise IdempotencyConflict(
-            f"Idempotency-Key {key!r} was used for another request: send a new key for a "
-            "new report"
+            f"Idempotency-Key {key!r} was used for another request: send a new key for a new report"
         )
     response = dict(row.response) if row.status else None
     return ReportResult(row.incident_id, int(version or 1), replayed=True, response=response)
@@ -365,7 +364,9 @@ def update_report(
         if not locked:
             raise UnknownReport(f"no field report {report!r} of agency {agency_id!r}")
         row = conn.execute(
-            select(field_reports, incidents.c.version, incidents.c.source_id, incidents.c.withdrawn_at)
+            select(
+                field_reports, incidents.c.version, incidents.c.source_id, incidents.c.withdrawn_at
+            )
             .join(incidents, incidents.c.id == t.incident_id)
             .where(t.incident_id == report)
         ).one()
@@ -374,13 +375,11 @@ def update_report(
         if row.version != if_match:
             raise VersionConflict(row.version)
         vault = require_vault(store, "field reports")
-        raw = open_raw(vault, conn, _Sealed(report, row))  # type: ignore[arg-type]
+        raw = open_raw(vault, conn, _Sealed(report, row))
         merged = {k: v for k, v in raw.items() if k != "report_id"}
         merged.update(changes)
         fields = _clean({k: v for k, v in merged.items() if v is not None})
-        version = _write(
-            store, conn, agency_id, row.source_id, fields, by=by, operation="update"
-        )
+        version = _write(store, conn, agency_id, row.source_id, fields, by=by, operation="update")
     return ReportResult(report, version)
 
 

@@ -79,8 +79,9 @@ async def sse_frames(
                 continue
             quiet = 0.0
             out = await to_thread.run_sync(reader.deliveries, events)
-            if bulletins is not None:
-                out = sorted(out + bulletins(events), key=lambda d: d.id)
+            if bulletins is not None and any(e.kind.startswith("bulletin.") for e in events):
+                more = await to_thread.run_sync(bulletins, events)
+                out = sorted(out + more, key=lambda d: d.id)
             for d in out:
                 yield frame(d)
             cursor = events[-1].id

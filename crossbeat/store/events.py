@@ -94,12 +94,9 @@ def append_events(conn: Connection, events: Iterable[NewEvent], now: datetime) -
 def events_after(conn: Connection, after: int, *, limit: int = 1000) -> list[LiveEvent]:
     """Return the events with an id above ``after``, oldest first (at most ``limit``)."""
     t = live_events.c
-    rows = conn.execute(
-        select(live_events).where(t.id > after).order_by(t.id).limit(limit)
-    ).all()
+    rows = conn.execute(select(live_events).where(t.id > after).order_by(t.id).limit(limit)).all()
     return [
-        LiveEvent(r.id, r.kind, r.agency_id, r.subject_id, r.public_id, r.created_at)
-        for r in rows
+        LiveEvent(r.id, r.kind, r.agency_id, r.subject_id, r.public_id, r.created_at) for r in rows
     ]
 
 
@@ -108,8 +105,6 @@ def last_event_id(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(live_events.c.id), 0))).scalar_one())
 
 
-def incident_events(
-    kind: EventKind, rows: Sequence[tuple[str, str, str | None]]
-) -> list[NewEvent]:
+def incident_events(kind: EventKind, rows: Sequence[tuple[str, str, str | None]]) -> list[NewEvent]:
     """Return one event of ``kind`` per ``(agency_id, incident_id, public_id)``."""
     return [NewEvent(kind, a, i, p) for a, i, p in rows]

@@ -7,6 +7,8 @@ started with the application) wakes it when events are committed, by any worker.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -15,9 +17,12 @@ from fastapi.responses import StreamingResponse
 from crossbeat.api.deps import StoreDep, ViewerDep
 from crossbeat.api.routes.incidents import _record, _record_model
 from crossbeat.api.schemas import ERRORS
-from crossbeat.live.stream import parse_last_event_id, sse_frames
+from crossbeat.live.bulletins import bulletin_deliveries
+from crossbeat.live.stream import BulletinFilter, parse_last_event_id, sse_frames
 from crossbeat.sharing.live import Delivery, StreamReader
 from crossbeat.sharing.request import Viewer
+from crossbeat.store import Store
+from crossbeat.store.events import LiveEvent
 
 router = APIRouter(tags=["live"])
 
@@ -25,7 +30,8 @@ router = APIRouter(tags=["live"])
 class _Shaped(StreamReader):
     """A stream reader whose records are shaped as ``GET /incidents`` renders them."""
 
-    def deliveries(self, events):  # type: ignore[no-untyped-def]
+    def deliveries(self, events: Sequence[LiveEvent]) -> list[Delivery]:
+        """Return the deliveries, each incident validated with the caller's record model."""
         model = _record_model(self.viewer)
         out = []
         for d in super().deliveries(events):
@@ -64,11 +70,15 @@ async def live(
         reader,
         after=parse_last_event_id(last_event_id),
         disconnected=request.is_disconnected,
-        bulletins=_bulletins(request, viewer),
+        bulletins=_bulletins(store, viewer),
     )
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
 
 
-def _bulletins(request: Request, viewer: Viewer):  # type: ignore[no-untyped-def]
-    return None
+def _bulletins(store: Store, viewer: Viewer) -> BulletinFilter | None:
+    """Return the bulletin filter of an agency's subscriber (the public gets none)."""
+    agency = viewer.agency_id
+    if agency is None:
+        return None
+    return functools.partial(bulletin_deliveries, store, agency)
