@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import tempfile
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -27,12 +29,14 @@ from crossbeat.api.routes import (
     health,
     incidents,
     live,
+    uploads,
 )
 from crossbeat.api.schemas import openapi_document
 from crossbeat.api.throttle import LoginThrottle
-from crossbeat.audit.witness import server_heads_path, server_signing_key
+from crossbeat.audit.witness import default_key_path, server_heads_path, server_signing_key
 from crossbeat.clock import Clock
 from crossbeat.live.broker import Broker
+from crossbeat.live.jobs import JobRunner
 from crossbeat.settings import Settings
 from crossbeat.sharing.live import ReadCache
 from crossbeat.store import Store, open_store
@@ -55,6 +59,7 @@ V1_ROUTERS = (
     field.router,
     live.router,
     bulletins.router,
+    uploads.router,
 )
 
 
@@ -118,6 +123,13 @@ def create_app(
     # shares between subscribers of the same agency and roles.
     app.state.live_broker = Broker(store)
     app.state.live_cache = ReadCache()
+    # Uploads: kept beside a SQLite database, else in the temporary folder; ingested by
+    # the process's job runner (started by the lifespan, which resumes stopped jobs).
+    key = default_key_path(settings.database_url)
+    app.state.upload_dir = (
+        key.parent / "uploads" if key else Path(tempfile.gettempdir()) / "crossbeat-uploads"
+    )
+    app.state.job_runner = JobRunner(store)
     install_error_handlers(app)
     app.add_middleware(NulGuard, store_of=lambda: app.state.store)
     app.add_middleware(SecurityHeaders)

@@ -51,9 +51,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.checkpoints = task
     broker = app.state.live_broker
     await asyncio.to_thread(broker.start)
+    app.state.job_runner.start()
     try:
         yield
     finally:
+        app.state.job_runner.stop()
         await asyncio.to_thread(broker.stop)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
-from crossbeat.api.deps import CSRF_HEADER, StoreDep, _bearer, audit_denied, client_ip
+from crossbeat.api.deps import CSRF_HEADER, SAFE_METHODS, StoreDep, _bearer, audit_denied, client_ip
 from crossbeat.api.errors import SESSION_COOKIE, ApiError, error_body
 from crossbeat.api.routes.incidents import _record, _record_model
 from crossbeat.api.schemas import ERRORS
@@ -50,7 +50,9 @@ class Field:
         self.viewer = viewer
 
 
-def get_field_caller(request: Request, store: StoreDep) -> Field:
+def get_field_caller(
+    request: Request, store: StoreDep, roles: frozenset[Role] = REPORTING_ROLES
+) -> Field:
     """Return the reporting officer or ingest token; refuse everyone else (audited).
 
     Raises
@@ -76,15 +78,20 @@ def get_field_caller(request: Request, store: StoreDep) -> Field:
     session = validate_session(store, cookie)
     viewer = Viewer.user(session.user_id, session.agency_id, session.roles, source_ip=ip)
     caller = Caller(viewer, session=session, session_token=cookie)
-    if not REPORTING_ROLES & set(session.roles):
-        reason = "field reports need the officer or supervisor role"
+    if not roles & set(session.roles):
+        reason = f"this needs one of the roles {', '.join(sorted(roles))}"
         audit_denied(store, request, caller, reason, resource_type="incident")
         raise PermissionDenied(reason)
-    check_csrf(cookie, request.headers.get(CSRF_HEADER))
+    if request.method not in SAFE_METHODS:
+        check_csrf(cookie, request.headers.get(CSRF_HEADER))
     return Field(Reporter(session.user_id, session.agency_id), viewer)
 
 
-FieldDep = Annotated[Field, Depends(get_field_caller)]
+def _reporter(request: Request, store: StoreDep) -> Field:
+    return get_field_caller(request, store)
+
+
+FieldDep = Annotated[Field, Depends(_reporter)]
 ReportBody = Annotated[
     dict[str, Any],
     Body(description="The report: " + "; ".join(f"{k}: {v}" for k, v in FIELDS.items())),
