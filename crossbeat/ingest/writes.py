@@ -772,3 +772,27 @@ def withdraw_records(
             },
         )
     return WithdrawResult(changed=changed, already=already, unknown=unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """What a checked write needs to know of one stored incident (its owner's view)."""
+
+    version: int
+    source_id: str
+    withdrawn: bool
+
+
+def stored_state(conn: Connection, incident_id: str) -> StoredState | None:
+    """Return the version, source id and withdrawal of one incident (None: not stored).
+
+    For writes that check the version first (field reports' ``If-Match``, in
+    :mod:`crossbeat.live.field`), in the writer's transaction, after it took its lock.
+    """
+    c = incidents.c
+    row = conn.execute(
+        select(c.version, c.source_id, c.withdrawn_at).where(c.id == incident_id)
+    ).first()
+    if row is None:
+        return None
+    return StoredState(int(row.version), row.source_id, row.withdrawn_at is not None)

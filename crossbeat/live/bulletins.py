@@ -27,11 +27,11 @@ from crossbeat.audit.events import Action
 from crossbeat.live.tables import bulletin_recipients, bulletins
 from crossbeat.sharing.groups import get_group
 from crossbeat.sharing.live import Delivery
-from crossbeat.sharing.reads import read_incidents
-from crossbeat.sharing.request import CallsFilter, ReadRequest, Viewer, ViewerKind
+from crossbeat.sharing.references import read_references, resolve_references
+from crossbeat.sharing.request import Viewer, ViewerKind
 from crossbeat.store import Store
 from crossbeat.store.events import LiveEvent, NewEvent, append_events
-from crossbeat.store.schema import agencies, incidents
+from crossbeat.store.schema import agencies
 
 #: Kinds of bulletin and what they are.
 KINDS: dict[str, str] = {
@@ -66,7 +66,7 @@ class Recipient:
 
 @dataclass(frozen=True)
 class Bulletin:
-    """A bulletin as an agency sees it (``incidents``: only in :func:`get_bulletin`)."""
+    """A bulletin as an agency sees it."""
 
     id: str
     agency_id: str
@@ -81,7 +81,8 @@ class Bulletin:
     incident_count: int
     #: True for a recipient agency that has not acknowledged it.
     unacknowledged: bool = False
-    incidents: list[dict[str, Any]] = field(default_factory=list)
+    #: The referenced incidents as the reader may see them (only :func:`get_bulletin`).
+    records: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Return JSON-ready data."""
@@ -105,7 +106,7 @@ class Bulletin:
             ],
             "incident_count": self.incident_count,
             "unacknowledged": self.unacknowledged,
-            "incidents": self.incidents,
+            "incidents": self.records,
         }
 
 
@@ -211,20 +212,11 @@ def create_bulletin(
     shaped = _anchor(anchor, refs, problems)
     stored: list[str] = []
     if refs and len(refs) <= MAX_INCIDENTS:
-        request = ReadRequest(ids=frozenset(refs), calls=CallsFilter.INCLUDE)
-        seen = {r["id"] for r in read_incidents(store, viewer, request).records}
+        found = resolve_references(store, viewer, refs)
         problems += [
-            f"incident_ids: no incident {i!r} that you may see" for i in refs if i not in seen
+            f"incident_ids: no incident {i!r} that you may see" for i in refs if i not in found
         ]
-        with store.connect() as conn:
-            c = incidents.c
-            q = select(c.id, c.public_id, c.agency_id).where(
-                or_(c.id.in_(refs), c.public_id.in_(refs))
-            )
-            for r in conn.execute(q):
-                shown = r.id if r.agency_id == sender else r.public_id
-                if shown in seen:
-                    stored.append(r.id)
+        stored = sorted(set(found.values()))
     now = store.now()
     bulletin_id = str(uuid.uuid4())
     with store.begin() as conn:
@@ -309,17 +301,8 @@ def get_bulletin(store: Store, viewer: Viewer, bulletin_id: str) -> Bulletin:
         stored = conn.execute(
             select(bulletins.c.incident_ids).where(bulletins.c.id == bulletin_id)
         ).scalar_one()
-        rows = conn.execute(
-            select(incidents.c.id, incidents.c.public_id, incidents.c.agency_id).where(
-                incidents.c.id.in_(list(stored))
-            )
-        ).all()
-    shown = [r.id if r.agency_id == viewer.agency_id else r.public_id for r in rows]
-    records: list[dict[str, Any]] = []
-    if shown:
-        request = ReadRequest(ids=frozenset(shown), calls=CallsFilter.INCLUDE)
-        records = read_incidents(store, viewer, request).records
-    return Bulletin(**{**found.__dict__, "incidents": records})
+    records = read_references(store, viewer, stored)
+    return Bulletin(**{**found.__dict__, "records": records})
 
 
 def acknowledge(store: Store, by: Principal, bulletin_id: str) -> Bulletin:

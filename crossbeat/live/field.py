@@ -39,11 +39,11 @@ from crossbeat.ingest.items import Item, derive
 from crossbeat.ingest.normalise import Normaliser, Rejected, Updated
 from crossbeat.ingest.profile import Profile, parse_profile
 from crossbeat.ingest.source import RawRecord
-from crossbeat.ingest.writes import write_chunk
+from crossbeat.ingest.writes import stored_state, write_chunk
 from crossbeat.live.tables import field_reports, idempotency_keys
 from crossbeat.model import incident_id
 from crossbeat.store import Store
-from crossbeat.store.schema import agencies, incidents, ingest_batches
+from crossbeat.store.schema import agencies, ingest_batches
 from crossbeat.vault.keys import require_vault
 from crossbeat.vault.quarantine import open_raw, seal_raw
 
@@ -220,7 +220,9 @@ def _write(
             .where(field_reports.c.incident_id == iid)
             .values(updated_at=now, **sealed)
         )
-    version = conn.execute(select(incidents.c.version).where(incidents.c.id == iid)).scalar_one()
+    state = stored_state(conn, iid)
+    assert state is not None  # just written
+    version = state.version
     record_change(
         store, conn, Action.CHANGE, by, resource_type="incident", owners=[agency_id],
         record_ids=[iid],
@@ -311,9 +313,8 @@ def _stored(store: Store, agency_id: str, key: str, digest: str) -> ReportResult
         ).first()
         if row is None:
             return None
-        version = conn.execute(
-            select(incidents.c.version).where(incidents.c.id == row.incident_id)
-        ).scalar()
+        state = stored_state(conn, row.incident_id)
+        version = state.version if state is not None else 1
     if row.request_hash != digest:
         raise IdempotencyConflict(
             f"Idempotency-Key {key!r} was used for another request: send a new key for a new report"
@@ -363,23 +364,18 @@ def update_report(
         ).rowcount
         if not locked:
             raise UnknownReport(f"no field report {report!r} of agency {agency_id!r}")
-        row = conn.execute(
-            select(
-                field_reports, incidents.c.version, incidents.c.source_id, incidents.c.withdrawn_at
-            )
-            .join(incidents, incidents.c.id == t.incident_id)
-            .where(t.incident_id == report)
-        ).one()
-        if row.withdrawn_at is not None:
+        row = conn.execute(select(field_reports).where(t.incident_id == report)).one()
+        state = stored_state(conn, report)
+        if state is None or state.withdrawn:
             raise UnknownReport(f"field report {report!r} was withdrawn")
-        if row.version != if_match:
-            raise VersionConflict(row.version)
+        if state.version != if_match:
+            raise VersionConflict(state.version)
         vault = require_vault(store, "field reports")
         raw = open_raw(vault, conn, _Sealed(report, row))
         merged = {k: v for k, v in raw.items() if k != "report_id"}
         merged.update(changes)
         fields = _clean({k: v for k, v in merged.items() if v is not None})
-        version = _write(store, conn, agency_id, row.source_id, fields, by=by, operation="update")
+        version = _write(store, conn, agency_id, state.source_id, fields, by=by, operation="update")
     return ReportResult(report, version)
 
 

@@ -6,6 +6,7 @@ signed-in user (with the CSRF token), reading any credential of an agency.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -103,9 +104,8 @@ def get_one_bulletin(store: StoreDep, viewer: ViewerDep, bulletin_id: str) -> JS
     except UnknownBulletin as exc:
         raise ApiError(404, str(exc)) from None
     model = _record_model(viewer)
-    body = found.to_dict()
-    body["incidents"] = [_record(model, r).model_dump(mode="json") for r in found.incidents]
-    return JSONResponse(body)
+    shaped = [_record(model, r).model_dump(mode="json") for r in found.records]
+    return JSONResponse(replace(found, records=shaped).to_dict())
 
 
 @router.post(
