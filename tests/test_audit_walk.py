@@ -419,6 +419,66 @@ def _create_agreement(world: Any) -> tuple[str, int]:
     return "citya", before
 
 
+FIELD_REPORT = {"offence": "23H", "occurred_from": "2026-06-14T10:15:00-07:00",
+                "lat": 45.531, "lon": -122.661}  # fmt: skip
+
+
+def _field_report(world: Any) -> tuple[str, int]:
+    client, token = world.signed_in("a.officer")
+    before = log_size(world.store)
+    response = client.post("/api/v1/incidents", json=FIELD_REPORT, headers=token)
+    assert response.status_code == 201, response.text
+    return "citya", before
+
+
+def _field_update(world: Any) -> tuple[str, int]:
+    client, token = world.signed_in("a.officer")
+    made = client.post("/api/v1/incidents", json=FIELD_REPORT, headers=token).json()
+    before = log_size(world.store)
+    response = client.patch(
+        f"/api/v1/incidents/{made['record']['id']}",
+        json={"status": "closed"},
+        headers={**token, "If-Match": '"1"'},
+    )
+    assert response.status_code == 200, response.text
+    return "citya", before
+
+
+def _bulletin(world: Any) -> dict[str, Any]:
+    client, token = world.signed_in("a.analyst")
+    body = {"kind": "bolo", "title": "Grey van", "recipients": ["countyb"],
+            "anchor": {"type": "point", "lat": 45.53, "lon": -122.66}}  # fmt: skip
+    response = client.post("/api/v1/bulletins", json=body, headers=token)
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = response.json()
+    return made
+
+
+def _send_bulletin(world: Any) -> tuple[str, int]:
+    before = log_size(world.store)
+    _bulletin(world)
+    return "countyb", before
+
+
+def _ack_bulletin(world: Any) -> tuple[str, int]:
+    made = _bulletin(world)
+    client, token = world.signed_in("b.analyst")
+    before = log_size(world.store)
+    response = client.post(f"/api/v1/bulletins/{made['id']}/ack", headers=token)
+    assert response.status_code == 200, response.text
+    return "citya", before
+
+
+def _upload(world: Any) -> tuple[str, int]:
+    client, token = world.signed_in("a.officer")
+    before = log_size(world.store)
+    files = {"file": ("export.csv", b"id,when\n", "text/csv"),
+             "profile": ("feed.toml", FIXED_PROFILE.encode(), "application/toml")}  # fmt: skip
+    response = client.post("/api/v1/uploads", files=files, headers=token)
+    assert response.status_code == 202, response.text
+    return "citya", before
+
+
 def _approve_agreement(world: Any) -> tuple[str, int]:
     client, token = world.signed_in("a.admin")
     grant = {
@@ -458,6 +518,11 @@ API_AUDITED: dict[str, tuple[Any, set[str]]] = {
     "POST /api/v1/agreements": (_create_agreement, {"agreement_change"}),
     "POST /api/v1/agreements/{agreement_id}/revoke": (_revoke_agreement, {"agreement_change"}),
     "POST /api/v1/agreements/{agreement_id}/approve": (_approve_agreement, {"agreement_change"}),
+    "POST /api/v1/incidents": (_field_report, {"change"}),
+    "PATCH /api/v1/incidents/{incident_id}": (_field_update, {"change"}),
+    "POST /api/v1/bulletins": (_send_bulletin, {"change"}),
+    "POST /api/v1/bulletins/{bulletin_id}/ack": (_ack_bulletin, {"change"}),
+    "POST /api/v1/uploads": (_upload, {"change"}),
 }
 
 #: API operations that change no stored data (reads are audited by the sharing module).
@@ -476,6 +541,11 @@ API_READ_ONLY = {
     "GET /api/v1/agreements/preview": "an audited read",
     "GET /api/v1/agreements/{agreement_id}": "shows an agreement",
     "GET /api/v1/audit": "an audited read of the audit log",
+    "GET /api/v1/live": "an audited stream read (one event per connection and owner)",
+    "GET /api/v1/bulletins": "lists bulletins",
+    "GET /api/v1/bulletins/{bulletin_id}": "shows a bulletin; its incidents are an audited read",
+    "GET /api/v1/jobs": "lists upload jobs",
+    "GET /api/v1/jobs/{job_id}": "shows an upload job",
 }
 
 
