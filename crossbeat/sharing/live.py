@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,36 +55,32 @@ def policy_key(viewer: Viewer) -> tuple[Any, ...]:
 
 
 class ReadCache:
-    """Records of the last few event batches per policy key, shared by the subscribers.
+    """Each event as read for each policy view, shared by the subscribers of a process.
 
-    A hundred subscribers of four agencies cost four reads per batch, not a hundred.
-    Entries are valid only for the batch they were read for (keyed by its event ids)
-    and are dropped after :attr:`size` batches, so a revocation is honoured by the next
-    batch.
+    A hundred subscribers of four agencies cost four reads per event, not a hundred.
+    Entries are per event (the record as that view may see it, or None) and the oldest
+    are forgotten beyond :attr:`size`; an event is read when the first subscriber of a
+    view is sent it, so an agreement revoked after that still stops every later event.
     """
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, size: int = 20_000) -> None:
         self.size = size
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[Any, ...], _Read] = OrderedDict()
+        self._entries: OrderedDict[tuple[Any, ...], dict[str, Any] | None] = OrderedDict()
 
-    def get(self, key: tuple[Any, ...]) -> _Read | None:
-        """Return a cached read, or None."""
+    def get(self, key: tuple[Any, ...]) -> tuple[bool, dict[str, Any] | None]:
+        """Return (found, record) for a (policy view, event id) key."""
         with self._lock:
-            return self._entries.get(key)
+            if key in self._entries:
+                return True, self._entries[key]
+            return False, None
 
-    def put(self, key: tuple[Any, ...], value: _Read) -> None:
-        """Remember a read, forgetting the oldest beyond :attr:`size`."""
+    def put(self, key: tuple[Any, ...], value: dict[str, Any] | None) -> None:
+        """Remember an event as read for a view, forgetting the oldest beyond :attr:`size`."""
         with self._lock:
             self._entries[key] = value
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
-
-
-@dataclass(frozen=True, slots=True)
-class _Read:
-    records: dict[str, dict[str, Any]]  # shown id -> record
-    plan: ReadPlan
 
 
 class StreamReader:
@@ -100,6 +96,9 @@ class StreamReader:
         Time source (default: the store's clock).
     cache
         Shared by the subscribers of one process (:class:`ReadCache`); None reads alone.
+    shape
+        Renders a record for the wire (the web API's record model for the viewer), once
+        per event and policy view; None sends records as read.
 
     Examples
     --------
@@ -114,8 +113,10 @@ class StreamReader:
         *,
         clock: Clock | None = None,
         cache: ReadCache | None = None,
+        shape: Callable[[Viewer, dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.store = store
+        self.shape = shape
         self.viewer = viewer
         self.clock = clock or store.clock
         self.cache = cache
@@ -133,18 +134,34 @@ class StreamReader:
         own = self.viewer.kind is not ViewerKind.PUBLIC and self.viewer.agency_id == e.agency_id
         return e.subject_id if own else e.public_id
 
-    def _read(self, events: Sequence[LiveEvent], now: datetime) -> _Read:
-        ids = frozenset(s for e in events if (s := self._shown(e)) is not None)
-        key = (policy_key(self.viewer), tuple(e.id for e in events))
-        if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            return hit
+    def _read(self, events: Sequence[LiveEvent], now: datetime) -> dict[int, dict[str, Any]]:
+        """Return event id -> record, for the events whose record the subscriber may see."""
+        view = policy_key(self.viewer)
+        out: dict[int, dict[str, Any]] = {}
+        missing: list[LiveEvent] = []
+        for e in events:
+            found, record = self.cache.get((view, e.id)) if self.cache else (False, None)
+            if not found:
+                missing.append(e)
+            elif record is not None:
+                out[e.id] = record
+        if not missing:
+            return out
+        ids = frozenset(s for e in missing if (s := self._shown(e)) is not None)
         request = ReadRequest(ids=ids, calls=CallsFilter.INCLUDE)
         with self.store.begin() as conn:
             records, plan, _, _ = _read(self.store, conn, self.viewer, request, now)
-        found = _Read({r["id"]: r for r in records}, plan)
-        if self.cache is not None:
-            self.cache.put(key, found)
-        return found
+        self._plan = plan
+        if self.shape is not None:
+            records = [self.shape(self.viewer, r) for r in records]
+        by_id = {r["id"]: r for r in records}
+        for e in missing:
+            record = by_id.get(self._shown(e) or "")
+            if self.cache is not None:
+                self.cache.put((view, e.id), record)
+            if record is not None:
+                out[e.id] = record
+        return out
 
     def deliveries(self, events: Sequence[LiveEvent]) -> list[Delivery]:
         """Return what this subscriber may be sent of ``events`` (incident events only).
@@ -169,14 +186,12 @@ class StreamReader:
                     out.append(Delivery(e.id, e.kind, {"id": shown, "agency_id": e.agency_id}))
                 continue
             assert read is not None
-            record = read.records.get(shown)
+            record = read.get(e.id)
             if record is None:
                 continue
             self.sent[e.subject_id] = shown
             out.append(Delivery(e.id, e.kind, record))
             self._pending.append({"id": shown, "agency_id": record["agency_id"]})
-        if read is not None:
-            self._plan = read.plan
         if out:
             self._events += len(out)
             self._first = self._first if self._first is not None else out[0].id

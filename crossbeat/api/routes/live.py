@@ -8,8 +8,7 @@ started with the application) wakes it when events are committed, by any worker.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
@@ -19,26 +18,17 @@ from crossbeat.api.routes.incidents import _record, _record_model
 from crossbeat.api.schemas import ERRORS
 from crossbeat.live.bulletins import bulletin_deliveries
 from crossbeat.live.stream import BulletinFilter, parse_last_event_id, sse_frames
-from crossbeat.sharing.live import Delivery, StreamReader
+from crossbeat.sharing.live import StreamReader
 from crossbeat.sharing.request import Viewer
 from crossbeat.store import Store
-from crossbeat.store.events import LiveEvent
 
 router = APIRouter(tags=["live"])
 
 
-class _Shaped(StreamReader):
-    """A stream reader whose records are shaped as ``GET /incidents`` renders them."""
-
-    def deliveries(self, events: Sequence[LiveEvent]) -> list[Delivery]:
-        """Return the deliveries, each incident validated with the caller's record model."""
-        model = _record_model(self.viewer)
-        out = []
-        for d in super().deliveries(events):
-            if d.kind != "incident.withdrawn":
-                d = Delivery(d.id, d.kind, _record(model, d.data).model_dump(mode="json"))
-            out.append(d)
-        return out
+def _shape(viewer: Viewer, record: dict[str, Any]) -> dict[str, Any]:
+    """Render a record exactly as ``GET /incidents`` renders it for this viewer."""
+    shaped: dict[str, Any] = _record(_record_model(viewer), record).model_dump(mode="json")
+    return shaped
 
 
 @router.get(
@@ -63,7 +53,7 @@ async def live(
     ``Last-Event-ID`` to receive every event after it. The connection is audited as one
     read per owner agency when it ends (and every five minutes while it lasts).
     """
-    reader = _Shaped(store, viewer, cache=request.app.state.live_cache)
+    reader = StreamReader(store, viewer, cache=request.app.state.live_cache, shape=_shape)
     frames = sse_frames(
         store,
         request.app.state.live_broker,
