@@ -13,7 +13,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
-from crossbeat.api.deps import CSRF_HEADER, SAFE_METHODS, StoreDep, _bearer, audit_denied, client_ip
+from crossbeat.api.deps import (
+    CSRF_HEADER,
+    SAFE_METHODS,
+    CsrfDep,
+    StoreDep,
+    _bearer,
+    audit_denied,
+    client_ip,
+)
 from crossbeat.api.errors import SESSION_COOKIE, ApiError, error_body
 from crossbeat.api.routes.incidents import _record, _record_model
 from crossbeat.api.schemas import ERRORS
@@ -111,6 +119,7 @@ def _answer(store: Any, field: Field, incident: str, version: int, status: int) 
     "/incidents",
     status_code=201,
     responses=ERRORS,
+    dependencies=[CsrfDep],
     summary="Report an incident from the field (idempotent with Idempotency-Key)",
 )
 def post_incident(
@@ -147,6 +156,7 @@ def post_incident(
 @router.patch(
     "/incidents/{incident_id}",
     responses=ERRORS,
+    dependencies=[CsrfDep],
     summary="Update a field report, if it is still at the version you saw (If-Match)",
 )
 def patch_incident(

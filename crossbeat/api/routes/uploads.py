@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from crossbeat.api.deps import StoreDep
+from crossbeat.api.deps import CsrfDep, StoreDep
 from crossbeat.api.errors import ApiError
 from crossbeat.api.routes.field import get_field_caller
 from crossbeat.api.schemas import ERRORS
@@ -72,6 +72,7 @@ def get_uploader(request: Request, store: StoreDep) -> Submitter:
     status_code=202,
     responses=ERRORS,
     openapi_extra=_FORM,
+    dependencies=[CsrfDep],
     summary="Upload an export (or post records) for ingest; follow the job",
 )
 async def post_upload(request: Request, store: StoreDep) -> JSONResponse:
