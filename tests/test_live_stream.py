@@ -205,3 +205,28 @@ def _wait_up(base: str, server: subprocess.Popen[bytes]) -> None:
         except httpx.HTTPError:
             time.sleep(0.3)
     raise AssertionError(f"{base} did not start")
+
+
+def test_bulletins_reach_only_their_sender_and_recipients(store: Store) -> None:
+    from crossbeat.live.bulletins import acknowledge, create_bulletin
+    from crossbeat.live.jobs import Submitter
+
+    world = build_world(store)
+    with serving(world.client().app) as base:
+        subs = {a: Subscriber(base, bearer(store, a)) for a in ("citya", "countyb", "transitc")}
+        sender = Viewer.user("u1", "citya", ["analyst"])
+        made = create_bulletin(
+            store, sender, Submitter("u1", "citya"), kind="officer_safety", title="Armed",
+            body="", anchor={"type": "point", "lat": 45.53, "lon": -122.66},
+            recipients=["countyb"],
+        )  # fmt: skip
+        acknowledge(store, Submitter("u2", "countyb"), made.id)
+        for agency in ("citya", "countyb"):
+            got = subs[agency].take(2)
+            assert [(k, d["id"]) for _, k, d in got] == [
+                ("bulletin.created", made.id),
+                ("bulletin.acknowledged", made.id),
+            ], agency
+        assert subs["transitc"].nothing_more(1.5)
+        for sub in subs.values():
+            sub.close()
