@@ -41,9 +41,12 @@ from crossbeat.clock import FrozenClock
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import load_profile
 from crossbeat.ingest.quarantine import list_quarantine
+from crossbeat.live.bulletins import create_bulletin
+from crossbeat.live.field import Reporter
 from crossbeat.model import Agency
 from crossbeat.sharing.agreements import create_agreement, list_agreements
 from crossbeat.sharing.groups import create_group
+from crossbeat.sharing.request import Viewer
 from crossbeat.store import Store, open_store
 from crossbeat.store.base import close_all
 from crossbeat.store.schema import metadata
@@ -116,6 +119,12 @@ AUDITED: dict[str, Case] = {
     "agreement add": Case(
         "agreement add cityy public --approved-by y.admin", "agreement_change", "cityy"
     ),
+    "bulletin send": Case(
+        "bulletin send --agency cityx --kind series --title T --to cityy --lat 45.55 --lon -122.65",
+        "change",
+        "cityy",
+    ),
+    "bulletin ack": Case("bulletin ack --agency cityy {bulletin_id}", "change", "cityx"),
     "agreement approve": Case(
         "agreement approve {pending_id} --by x.admin2", "agreement_change", "cityx"
     ),
@@ -153,6 +162,7 @@ EXTRA_CASES: list[tuple[str, Case]] = [
 #: and every table but the audit log's must be unchanged after it.
 READ_ONLY: dict[str, tuple[str | None, str]] = {
     "agency list": ("agency list", "lists agencies"),
+    "bulletin list": ("bulletin list --agency cityy", "lists bulletins"),
     "agreement history": ("agreement history {agreement_id}", "shows an agreement's versions"),
     "agreement list": ("agreement list", "lists agreements"),
     "area list": ("area list", "lists area layers"),
@@ -265,6 +275,11 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
     )
     assert pending.status(clock.now()) == "awaiting_approval"
     create_group(store, "g1", "Group one", members=["cityx"], clock=clock)
+    sent = create_bulletin(
+        store, Viewer.user("system", "cityx", ["analyst"]), Reporter("system", "cityx"),
+        kind="bolo", title="Grey van", body="", anchor={"type": "point", "lat": 45.55,
+        "lon": -122.65}, recipients=["cityy"],
+    )  # fmt: skip
     (folder / "old.kek").write_text(kek_text, encoding="utf-8")
     close_all()
     values = {
@@ -279,6 +294,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
         "token_id": token.token.id,
         "agreement_id": agreement.id,
         "pending_id": pending.id,
+        "bulletin_id": sent.id,
         "crosswalk": str(next(CROSSWALKS.glob("*.toml"))),
     }
     return Template(folder, values)
