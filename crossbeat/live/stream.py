@@ -78,7 +78,11 @@ async def sse_frames(
                     yield ": keep-alive\n\n"
                 continue
             quiet = 0.0
-            out = await to_thread.run_sync(reader.deliveries, events)
+            if reader.cached(events):
+                # Another subscriber of this view read them: no I/O, no thread hop.
+                out = reader.deliveries(events)
+            else:
+                out = await to_thread.run_sync(reader.deliveries, events)
             if bulletins is not None and any(e.kind.startswith("bulletin.") for e in events):
                 more = await to_thread.run_sync(bulletins, events)
                 out = sorted(out + more, key=lambda d: d.id)

@@ -163,6 +163,20 @@ class StreamReader:
                 out[e.id] = record
         return out
 
+    def cached(self, events: Sequence[LiveEvent]) -> bool:
+        """Return whether every incident event is read for this view already (no I/O)."""
+        if self.cache is None:
+            return False
+        view = policy_key(self.viewer)
+        return (
+            all(
+                self.cache.get((view, e.id))[0]
+                for e in events
+                if e.kind in ("incident.created", "incident.updated")
+            )
+            and len(self._pending) + len(events) < FLUSH_IDS
+        )
+
     def deliveries(self, events: Sequence[LiveEvent]) -> list[Delivery]:
         """Return what this subscriber may be sent of ``events`` (incident events only).
 
