@@ -1266,6 +1266,107 @@ def taxonomy_suggest_accuracy(path: str | None, misses: bool, as_json: bool) -> 
 
 # --- quarantine -------------------------------------------------------------------------
 @cli.group()
+def bulletin() -> None:
+    """Send, list and acknowledge interagency bulletins (BOLO, series, officer safety)."""
+
+
+def _local(agency_id: str) -> Any:
+    """Return the local operator acting for an agency (recorded as ``system``)."""
+    from crossbeat.live.field import Reporter
+
+    return Reporter("system", agency_id)
+
+
+@bulletin.command("send")
+@db_option
+@agency_option("The sending agency.", required=True)
+@click.option(
+    "--kind",
+    type=click.Choice(["bolo", "series", "officer_safety"]),
+    required=True,
+    help="Be-on-the-lookout, series warning or officer-safety notice.",
+)
+@click.option("--title", required=True, help="One line.")
+@click.option("--body", default="", help="The text.")
+@click.option("--to", "recipients", multiple=True, required=True,
+              help="A partner agency id or group:NAME (repeatable).")  # fmt: skip
+@click.option("--lat", type=float, help="Anchor point latitude (with --lon).")
+@click.option("--lon", type=float, help="Anchor point longitude (with --lat).")
+@click.option("--incident", "incidents", multiple=True,
+              help="A referenced incident id, as the agency sees it (repeatable).")  # fmt: skip
+@json_option()
+def bulletin_send(
+    db_url: str, agency_id: str, kind: str, title: str, body: str, recipients: tuple[str, ...],
+    lat: float | None, lon: float | None, incidents: tuple[str, ...], as_json: bool,
+) -> None:  # fmt: skip
+    """Send a bulletin to partner agencies or groups (audited; on their live streams)."""
+    from crossbeat.live.bulletins import BulletinError, create_bulletin
+    from crossbeat.sharing.request import Viewer
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    if (lat is None) != (lon is None):
+        raise click.ClickException("give both --lat and --lon, or neither")
+    anchor: dict[str, Any] = (
+        {"type": "point", "lat": lat, "lon": lon} if lat is not None else {"type": "incidents"}
+    )
+    viewer = Viewer.user("system", agency_id, ["analyst"])
+    try:
+        made = create_bulletin(
+            store, viewer, _local(agency_id), kind=kind, title=title, body=body,
+            anchor=anchor, recipients=list(recipients), incident_ids=list(incidents),
+        )  # fmt: skip
+    except BulletinError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json(made.to_dict())
+    else:
+        to = ", ".join(r.agency_id for r in made.recipients)
+        click.echo(f"bulletin {made.id} sent to {to}")
+
+
+@bulletin.command("list")
+@db_option
+@agency_option("The agency whose bulletins to list.", required=True)
+@click.option("--unacknowledged", is_flag=True, help="Only those it has not acknowledged.")
+@json_option()
+def bulletin_list(db_url: str, agency_id: str, unacknowledged: bool, as_json: bool) -> None:
+    """List the bulletins an agency sent or received, newest first."""
+    from crossbeat.live.bulletins import list_bulletins
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    found = list_bulletins(store, agency_id, unacknowledged=unacknowledged)
+    if as_json:
+        echo_json([b.to_dict() for b in found])
+        return
+    for b in found:
+        flag = " UNACKNOWLEDGED" if b.unacknowledged else ""
+        click.echo(
+            f"{b.id}  {b.created_at:%Y-%m-%d %H:%M}  {b.agency_id}  {b.kind}  {b.title}{flag}"
+        )
+    if not found:
+        click.echo("no bulletins")
+
+
+@bulletin.command("ack")
+@db_option
+@agency_option("The acknowledging (recipient) agency.", required=True)
+@click.argument("bulletin_id")
+def bulletin_ack(db_url: str, agency_id: str, bulletin_id: str) -> None:
+    """Acknowledge a bulletin addressed to an agency (audited)."""
+    from crossbeat.live.bulletins import UnknownBulletin, acknowledge
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    try:
+        acknowledge(store, _local(agency_id), bulletin_id)
+    except UnknownBulletin as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"bulletin {bulletin_id} acknowledged for {agency_id}")
+
+
+@cli.group()
 def quarantine() -> None:
     """Inspect and re-process rows that could not be stored."""
 

@@ -42,10 +42,13 @@ from crossbeat.forecast.service import run_forecast
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import load_profile
 from crossbeat.ingest.quarantine import list_quarantine
+from crossbeat.live.bulletins import create_bulletin
+from crossbeat.live.field import Reporter
 from crossbeat.model import Agency
 from crossbeat.sharing.agreements import create_agreement, list_agreements
 from crossbeat.sharing.groups import create_group
 from crossbeat.sharing.own import operator_viewer
+from crossbeat.sharing.request import Viewer
 from crossbeat.store import Store, open_store
 from crossbeat.store.base import close_all
 from crossbeat.store.schema import metadata
@@ -119,6 +122,12 @@ AUDITED: dict[str, Case] = {
     "agreement add": Case(
         "agreement add cityy public --approved-by y.admin", "agreement_change", "cityy"
     ),
+    "bulletin send": Case(
+        "bulletin send --agency cityx --kind series --title T --to cityy --lat 45.55 --lon -122.65",
+        "change",
+        "cityy",
+    ),
+    "bulletin ack": Case("bulletin ack --agency cityy {bulletin_id}", "change", "cityx"),
     "agreement approve": Case(
         "agreement approve {pending_id} --by x.admin2", "agreement_change", "cityx"
     ),
@@ -185,6 +194,7 @@ READ_ONLY: dict[str, tuple[str | None, str]] = {
         )
     },
     "analyse similar": ("analyse similar --agency cityx R1", "an audited read through the policy"),
+    "bulletin list": ("bulletin list --agency cityy", "lists bulletins"),
     "agreement history": ("agreement history {agreement_id}", "shows an agreement's versions"),
     "agreement list": ("agreement list", "lists agreements"),
     "area list": ("area list", "lists area layers"),
@@ -320,6 +330,11 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
     )
     assert pending.status(clock.now()) == "awaiting_approval"
     create_group(store, "g1", "Group one", members=["cityx"], clock=clock)
+    sent = create_bulletin(
+        store, Viewer.user("system", "cityx", ["analyst"]), Reporter("system", "cityx"),
+        kind="bolo", title="Grey van", body="", anchor={"type": "point", "lat": 45.55,
+        "lon": -122.65}, recipients=["cityy"],
+    )  # fmt: skip
     (folder / "old.kek").write_text(kek_text, encoding="utf-8")
     close_all()
     values = {
@@ -334,6 +349,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
         "token_id": token.token.id,
         "agreement_id": agreement.id,
         "pending_id": pending.id,
+        "bulletin_id": sent.id,
         "crosswalk": str(next(CROSSWALKS.glob("*.toml"))),
         "card_id": card.id,
     }
@@ -481,6 +497,66 @@ def _create_agreement(world: Any) -> tuple[str, int]:
     return "citya", before
 
 
+FIELD_REPORT = {"offence": "23H", "occurred_from": "2026-06-14T10:15:00-07:00",
+                "lat": 45.531, "lon": -122.661}  # fmt: skip
+
+
+def _field_report(world: Any) -> tuple[str, int]:
+    client, token = world.signed_in("a.officer")
+    before = log_size(world.store)
+    response = client.post("/api/v1/incidents", json=FIELD_REPORT, headers=token)
+    assert response.status_code == 201, response.text
+    return "citya", before
+
+
+def _field_update(world: Any) -> tuple[str, int]:
+    client, token = world.signed_in("a.officer")
+    made = client.post("/api/v1/incidents", json=FIELD_REPORT, headers=token).json()
+    before = log_size(world.store)
+    response = client.patch(
+        f"/api/v1/incidents/{made['record']['id']}",
+        json={"status": "closed"},
+        headers={**token, "If-Match": '"1"'},
+    )
+    assert response.status_code == 200, response.text
+    return "citya", before
+
+
+def _bulletin(world: Any) -> dict[str, Any]:
+    client, token = world.signed_in("a.analyst")
+    body = {"kind": "bolo", "title": "Grey van", "recipients": ["countyb"],
+            "anchor": {"type": "point", "lat": 45.53, "lon": -122.66}}  # fmt: skip
+    response = client.post("/api/v1/bulletins", json=body, headers=token)
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = response.json()
+    return made
+
+
+def _send_bulletin(world: Any) -> tuple[str, int]:
+    before = log_size(world.store)
+    _bulletin(world)
+    return "countyb", before
+
+
+def _ack_bulletin(world: Any) -> tuple[str, int]:
+    made = _bulletin(world)
+    client, token = world.signed_in("b.analyst")
+    before = log_size(world.store)
+    response = client.post(f"/api/v1/bulletins/{made['id']}/ack", headers=token)
+    assert response.status_code == 200, response.text
+    return "citya", before
+
+
+def _upload(world: Any) -> tuple[str, int]:
+    client, token = world.signed_in("a.officer")
+    before = log_size(world.store)
+    files = {"file": ("export.csv", b"id,when\n", "text/csv"),
+             "profile": ("feed.toml", FIXED_PROFILE.encode(), "application/toml")}  # fmt: skip
+    response = client.post("/api/v1/uploads", files=files, headers=token)
+    assert response.status_code == 202, response.text
+    return "citya", before
+
+
 def _approve_agreement(world: Any) -> tuple[str, int]:
     client, token = world.signed_in("a.admin")
     grant = {
@@ -571,6 +647,11 @@ API_AUDITED: dict[str, tuple[Any, set[str]]] = {
     "POST /api/v1/forecasts": (_post_forecast, {"change", "read"}),
     "POST /api/v1/patrol-plans": (_post_patrol_plan, {"change"}),
     "POST /api/v1/dosage": (_post_dosage, {"change"}),
+    "POST /api/v1/incidents": (_field_report, {"change"}),
+    "PATCH /api/v1/incidents/{incident_id}": (_field_update, {"change"}),
+    "POST /api/v1/bulletins": (_send_bulletin, {"change"}),
+    "POST /api/v1/bulletins/{bulletin_id}/ack": (_ack_bulletin, {"change"}),
+    "POST /api/v1/uploads": (_upload, {"change"}),
 }
 
 #: API operations that change no stored data (reads are audited by the sharing module).
@@ -602,6 +683,11 @@ API_READ_ONLY = {
     "GET /api/v1/audit": "an audited read of the audit log",
     "GET /api/v1/forecasts": "lists model cards",
     "GET /api/v1/forecasts/{card_id}": "shows a model card",
+    "GET /api/v1/live": "an audited stream read (one event per connection and owner)",
+    "GET /api/v1/bulletins": "lists bulletins",
+    "GET /api/v1/bulletins/{bulletin_id}": "shows a bulletin; its incidents are an audited read",
+    "GET /api/v1/jobs": "lists upload jobs",
+    "GET /api/v1/jobs/{job_id}": "shows an upload job",
 }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import tempfile
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -25,18 +27,25 @@ from crossbeat.api.routes import (
     analysis,
     audit,
     auth,
+    bulletins,
     exports,
+    field,
     forecasts,
     health,
     incidents,
+    live,
     ogc,
     tiles,
+    uploads,
 )
 from crossbeat.api.schemas import openapi_document
 from crossbeat.api.throttle import LoginThrottle
-from crossbeat.audit.witness import server_heads_path, server_signing_key
+from crossbeat.audit.witness import default_key_path, server_heads_path, server_signing_key
 from crossbeat.clock import Clock
+from crossbeat.live.broker import Broker
+from crossbeat.live.jobs import JobRunner
 from crossbeat.settings import Settings
+from crossbeat.sharing.live import ReadCache
 from crossbeat.store import Store, open_store
 from crossbeat.vault.kek import Kek, resolve_kek
 
@@ -59,6 +68,10 @@ V1_ROUTERS = (
     analysis.router,
     forecasts.router,
     tiles.router,
+    field.router,
+    live.router,
+    bulletins.router,
+    uploads.router,
 )
 
 
@@ -118,6 +131,17 @@ def create_app(
         store = copy.copy(store)
         store.clock = clock
     app.state.store = store
+    # The live stream's fan-out (started and stopped by the lifespan) and the reads it
+    # shares between subscribers of the same agency and roles.
+    app.state.live_broker = Broker(store)
+    app.state.live_cache = ReadCache()
+    # Uploads: kept beside a SQLite database, else in the temporary folder; ingested by
+    # the process's job runner (started by the lifespan, which resumes stopped jobs).
+    key = default_key_path(settings.database_url)
+    app.state.upload_dir = (
+        key.parent / "uploads" if key else Path(tempfile.gettempdir()) / "crossbeat-uploads"
+    )
+    app.state.job_runner = JobRunner(store)
     install_error_handlers(app)
     install_outage_handlers(app)
     app.add_middleware(NulGuard, store_of=lambda: app.state.store)

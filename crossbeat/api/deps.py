@@ -270,23 +270,27 @@ def require_signed_in(request: Request, store: StoreDep, caller: CallerDep) -> C
 SignedInDep = Annotated[Caller, Depends(require_signed_in)]
 
 
-def require_csrf(request: Request, store: StoreDep, caller: CallerDep) -> None:
+def require_csrf(request: Request, store: StoreDep) -> None:
     """Refuse a cookie-authenticated request that changes something without the CSRF token.
 
     Requests with a bearer token or no credentials are not exposed to cross-site request
     forgery (a browser never adds those on its own) and pass; the route then decides
-    whether they may act.
+    whether they may act. The caller is only identified (for the audit of a refusal)
+    when the check fails, so that routes taking other credentials than read tokens
+    (ingest tokens send field reports and uploads) can use it too.
 
     Raises
     ------
     CsrfError
         403: the ``X-CSRF-Token`` header is missing or not this session's token.
     """
-    if request.method in SAFE_METHODS or caller.session_token is None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if request.method in SAFE_METHODS or cookie is None or _bearer(request) is not None:
         return
     try:
-        check_csrf(caller.session_token, request.headers.get(CSRF_HEADER))
+        check_csrf(cookie, request.headers.get(CSRF_HEADER))
     except CsrfError as exc:
+        caller = get_caller(request, store, get_events(request, store))
         audit_denied(
             store,
             request,

@@ -49,9 +49,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await checkpoint_now(store, key, interval, heads)
     task = asyncio.create_task(_every(store, key, interval, heads), name="audit-checkpoints")
     app.state.checkpoints = task
+    broker = app.state.live_broker
+    await asyncio.to_thread(broker.start)
+    app.state.job_runner.start()
     try:
         yield
     finally:
+        app.state.job_runner.stop()
+        await asyncio.to_thread(broker.stop)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -27,6 +27,7 @@ from crossbeat.ingest.records import (
 from crossbeat.model import Incident, RecordUpdate
 from crossbeat.store import Store
 from crossbeat.store.areas import area_tag_rows
+from crossbeat.store.events import NewEvent, append_events
 from crossbeat.store.records import jurisdiction_rows
 from crossbeat.store.schema import (
     expunged_records,
@@ -276,6 +277,8 @@ def _existing(store: Store, conn: Connection, ids: list[str]) -> dict[str, dict[
     q = (
         select(
             incidents.c.id,
+            incidents.c.agency_id,
+            incidents.c.public_id,
             incidents.c.record_hash,
             incidents.c.version,
             incidents.c.row_number,
@@ -373,6 +376,16 @@ def _apply(
             .where(incidents.c.id == w["id"])
             .values(withdrawn_at=now, version=w["version"] + 1, updated_at=now, batch_id=batch_id)
         )
+    public = {r["id"]: r["public_id"] for r in new_rows}
+    append_events(
+        conn,
+        [NewEvent("incident.created", i.agency_id, i.id, public[i.id]) for i, _ in plan.inserts]
+        + [NewEvent("incident.updated", o["agency_id"], o["id"], o["public_id"])
+           for *_, o in plan.updates]
+        + [NewEvent("incident.withdrawn", w["agency_id"], w["id"], w["public_id"])
+           for w in plan.withdrawals],
+        now,
+    )  # fmt: skip
     by_agency: dict[str, list[tuple[str, str]]] = {}
     for inc in plan.expunges:
         by_agency.setdefault(inc.agency_id, []).append((inc.source_id, inc.id))
@@ -462,6 +475,11 @@ def _apply_updates(
             row[at], row[seq] = when
         touched[row["id"]] = row
     _insert_versions(conn, superseded, batch_id, now)
+    append_events(
+        conn,
+        [NewEvent("incident.updated", r["agency_id"], r["id"], r["public_id"]) for r in superseded],
+        now,
+    )
     if touched:
         cols = ("version", "updated_at", *(c for names in DATED_FIELDS for c in names))
         conn.execute(
@@ -525,6 +543,14 @@ def expunge(
     ``records`` are ``(source_id, incident_id)`` pairs.
     """
     ids = [iid for _, iid in records]
+    gone = conn.execute(
+        select(incidents.c.id, incidents.c.public_id).where(
+            incidents.c.id.in_(ids) & incidents.c.withdrawn_at.is_(None)
+        )
+    ).all()
+    append_events(
+        conn, [NewEvent("incident.withdrawn", agency_id, r.id, r.public_id) for r in gone], now
+    )
     for table in (
         incident_offences,
         incident_jurisdictions,
@@ -694,9 +720,12 @@ def withdraw_records(
         found = {
             r.id: r
             for r in conn.execute(
-                select(incidents.c.id, incidents.c.version, incidents.c.withdrawn_at).where(
-                    incidents.c.id.in_(list(ids))
-                )
+                select(
+                    incidents.c.id,
+                    incidents.c.public_id,
+                    incidents.c.version,
+                    incidents.c.withdrawn_at,
+                ).where(incidents.c.id.in_(list(ids)))
             )
         }
         gone = _tombstones(store, conn, list(ids))
@@ -718,6 +747,11 @@ def withdraw_records(
                     .where(incidents.c.id == r.id)
                     .values(withdrawn_at=now, version=r.version + 1, updated_at=now)
                 )
+            append_events(
+                conn,
+                [NewEvent("incident.withdrawn", agency_id, r.id, r.public_id) for r in live],
+                now,
+            )
             changed = [ids[r.id] for r in live]
         by_source = {s: i for i, s in ids.items()}
         record_change(
@@ -738,3 +772,27 @@ def withdraw_records(
             },
         )
     return WithdrawResult(changed=changed, already=already, unknown=unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """What a checked write needs to know of one stored incident (its owner's view)."""
+
+    version: int
+    source_id: str
+    withdrawn: bool
+
+
+def stored_state(conn: Connection, incident_id: str) -> StoredState | None:
+    """Return the version, source id and withdrawal of one incident (None: not stored).
+
+    For writes that check the version first (field reports' ``If-Match``, in
+    :mod:`crossbeat.live.field`), in the writer's transaction, after it took its lock.
+    """
+    c = incidents.c
+    row = conn.execute(
+        select(c.version, c.source_id, c.withdrawn_at).where(c.id == incident_id)
+    ).first()
+    if row is None:
+        return None
+    return StoredState(int(row.version), row.source_id, row.withdrawn_at is not None)

@@ -424,37 +424,50 @@ def read_incidents(
     request = request or ReadRequest()
     now = (clock or store.clock).now()
     with store.begin() as conn:
-        p = prepare(conn, viewer, request, now)
-        anchors = anchor_index(conn, store.url)
-        records: list[dict[str, Any]] = []
-        personal_ids: list[str] = []
-        shown_as: dict[str, str] = {}  # stored id -> id as shown
-        next_after = last = None
-        with restricted(conn, p.owners, p.personal_owners if request.personal_data else ()):
-            for rule, record, row in published(conn, p, anchors, materialised=True):
-                if request.limit is not None and len(records) == request.limit:
-                    next_after = last
-                    break
-                records.append(record)
-                last = row["public_id"]
-                if request.personal_data and rule.personal:
-                    personal_ids.append(row["id"])
-                    shown_as[row["id"]] = record["id"]
-            rows = _personal_rows(conn, personal_ids)
-        if rows:
-            wanted = request.fields
-            found = {shown_as[k]: v for k, v in _decode(store, conn, rows).items()}
-            for record in records:
-                data = found.get(record["id"])
-                if data is not None:
-                    for name, value in dataclasses.asdict(data).items():
-                        if wanted is None or name in wanted:
-                            record[name] = value
+        records, p, next_after, personal = _read(store, conn, viewer, request, now)
         action = Action.EXPORT if export else Action.READ
-        if rows:
+        if personal:
             action = Action.PERSONAL_DATA_VIEW
         _audit(store, conn, p, action, "incident", records)
     return ReadResult(records, p.decisions, next_after, p.rules)
+
+
+def _read(
+    store: Store, conn: Connection, viewer: Viewer, request: ReadRequest, now: datetime
+) -> tuple[list[dict[str, Any]], ReadPlan, str | None, bool]:
+    """Plan and run a read in ``conn``, without auditing it (the caller audits).
+
+    Returns the records, the plan, the next page's cursor and whether personal data
+    was returned. Only :func:`read_incidents` and the live stream's summarised audit
+    (:mod:`crossbeat.sharing.live`) call it.
+    """
+    p = prepare(conn, viewer, request, now)
+    anchors = anchor_index(conn, store.url)
+    records: list[dict[str, Any]] = []
+    personal_ids: list[str] = []
+    shown_as: dict[str, str] = {}  # stored id -> id as shown
+    next_after = last = None
+    with restricted(conn, p.owners, p.personal_owners if request.personal_data else ()):
+        for rule, record, row in published(conn, p, anchors, materialised=True):
+            if request.limit is not None and len(records) == request.limit:
+                next_after = last
+                break
+            records.append(record)
+            last = row["public_id"]
+            if request.personal_data and rule.personal:
+                personal_ids.append(row["id"])
+                shown_as[row["id"]] = record["id"]
+        rows = _personal_rows(conn, personal_ids)
+    if rows:
+        wanted = request.fields
+        found = {shown_as[k]: v for k, v in _decode(store, conn, rows).items()}
+        for record in records:
+            data = found.get(record["id"])
+            if data is not None:
+                for name, value in dataclasses.asdict(data).items():
+                    if wanted is None or name in wanted:
+                        record[name] = value
+    return records, p, next_after, bool(rows)
 
 
 def aggregate(

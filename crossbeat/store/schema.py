@@ -504,3 +504,23 @@ data_generation = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("generation", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
 )
+
+
+#: The live event log (migration 0018, issue #10): one row per change of an incident or
+#: bulletin, appended in the change's transaction. ``id`` is the live stream's cursor;
+#: appenders take a lock so ids are given in commit order (:mod:`crossbeat.store.events`).
+live_events = Table(
+    "live_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    # incident.created | incident.updated | incident.withdrawn | bulletin.created |
+    # bulletin.acknowledged
+    Column("kind", String(32), nullable=False),
+    # The incident's owner, or the bulletin's sender.
+    Column("agency_id", String(64), nullable=False),
+    # The incident's id (the owner's), or the bulletin's.
+    Column("subject_id", String(64), nullable=False),
+    Column("public_id", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_live_events_created_at", "created_at"),
+)

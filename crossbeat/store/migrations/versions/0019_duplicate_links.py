@@ -4,7 +4,7 @@ Two incidents of different agencies that report the same event are linked, never
 deleted; the analyses count a linked group once (``crossbeat.analytics.links``).
 
 Revision ID: 0019_duplicate_links
-Revises: 0016_tile_generation
+Revises: 0018
 Create Date: 2026-12-06
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 
 revision: str = "0019_duplicate_links"
-down_revision: str | None = "0016_tile_generation"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,266 @@
+"""Live benchmark: commit-to-subscriber latency of the SSE stream, and public throughput.
+
+Usage::
+
+    python benchmarks/live.py                       # 100 subscribers, 40 events, wrk 10 s
+    python benchmarks/live.py --subscribers 20 --events 10 --duration 3
+
+It builds a SQLite store in a temporary folder (four agencies; citya shares its records
+with the three others, exactly, so every subscriber is sent every event), starts
+``crossbeat serve`` on it in a separate process, and measures:
+
+* **latency**: ``--subscribers`` SSE connections (API tokens spread over the four
+  agencies: four policy views of each event) follow ``GET /api/v1/live`` while this
+  another process commits ``--events`` field reports through the library, one every
+  100 ms (after one that warms the server, not counted). The latency of an (event,
+  subscriber) pair is the time from the commit's return to the frame's arrival, on the
+  same monotonic clock. Target: p95 <= 250 ms.
+* **throughput** on loopback with ``wrk`` (installed with apt; if it is missing a Python
+  load generator is used, and the output says so): the public aggregate
+  ``GET /api/v1/aggregates?by=h3_7`` against ``GET /health`` measured in the same run as
+  the baseline (the server's floor on this machine), each for ``--duration`` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from shapely.geometry import box, mapping
+
+from crossbeat.agencies import register_agency, set_jurisdiction
+from crossbeat.auth.accounts import create_user
+from crossbeat.auth.tokens import create_token
+from crossbeat.live.field import Reporter, create_report
+from crossbeat.model import Agency
+from crossbeat.sharing.agreements import create_agreement
+from crossbeat.store import Store, open_store
+from crossbeat.store.events import last_event_id
+from crossbeat.vault.kek import generate_kek, parse_kek
+
+AGENCIES = {
+    "citya": box(-122.70, 45.50, -122.62, 45.56),
+    "countyb": box(-122.62, 45.50, -122.54, 45.56),
+    "transitc": box(-122.68, 45.525, -122.56, 45.535),
+    "portd": box(-122.80, 45.56, -122.70, 45.60),
+}
+PASSWORD = "correct horse battery staple 7"
+
+
+def machine() -> str:
+    """Return a one-line description of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build(store: Store) -> None:
+    """Register the agencies and citya's agreements with each of the others."""
+    for agency_id, geom in AGENCIES.items():
+        register_agency(store, Agency(id=agency_id, name=agency_id.title(), timezone="UTC"))
+        set_jurisdiction(store, agency_id, f"{agency_id} area", mapping(geom))
+    admins = [f"citya.admin{i}" for i in (1, 2)]
+    for name in admins:
+        create_user(store, "citya", name, PASSWORD, ["agency_admin"])
+    for other in list(AGENCIES)[1:]:
+        create_agreement(
+            store, "citya", other, offences=["all"], fields=["all"], precision="exact",
+            purposes=["analysis"], approved_by=admins,
+        )  # fmt: skip
+
+
+def report(store: Store, i: int) -> None:
+    """Commit one field report of citya."""
+    body = {"offence": ["23H", "13B", "220", "240"][i % 4],
+            "occurred_from": "2026-06-14T10:15:00Z",
+            "lat": 45.505 + (i % 50) * 0.001, "lon": -122.695 + (i % 70) * 0.001}  # fmt: skip
+    create_report(store, "citya", body, by=Reporter("bench", "citya"))
+
+
+def serve(url: str, kek: str, port: int) -> subprocess.Popen[bytes]:
+    """Start ``crossbeat serve`` on the store; wait until it answers."""
+    env = {**os.environ, "CROSSBEAT_KEK": kek}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crossbeat", "serve", "--db", url, "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+async def _subscribe(
+    base: str, token: str, arrivals: dict[int, list[float]], ready: asyncio.Event, n: int
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client,
+        client.stream("GET", f"{base}/api/v1/live", headers=headers) as r,
+    ):
+        got = 0
+        async for line in r.aiter_lines():
+            if line.startswith("retry:"):
+                ready.set()
+            elif line.startswith("id: "):
+                arrivals.setdefault(int(line[4:]), []).append(time.perf_counter())
+                got += 1
+                if got == n:
+                    return
+
+
+def _committer(url: str, kek: str, events: int, start: Any, out: Any) -> None:
+    """Commit ``events`` field reports, one every 100 ms; put (event id, commit time)."""
+    store = open_store(url, kek=parse_kek(kek))
+    report(store, 0)  # warm the normaliser and indexes of this process
+    start.wait()
+    for i in range(events):
+        report(store, 10_000 + i)
+        done = time.perf_counter()
+        with store.connect() as conn:
+            out.put((last_event_id(conn), done))
+        time.sleep(0.1)
+
+
+def latency(url: str, kek: str, base: str, tokens: list[str], events: int) -> list[float]:
+    """Return the commit-to-frame latencies (seconds) of every (event, subscriber).
+
+    The commits come from another process (as from another worker or an ingest), so
+    that committing does not compete with the subscribers for this one; both read the
+    same monotonic clock.
+    """
+    arrivals: dict[int, list[float]] = {}
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=_committer, args=(url, kek, events + 1, start, out))
+    proc.start()
+
+    async def main() -> None:
+        readies = [asyncio.Event() for _ in tokens]
+        tasks = [
+            asyncio.create_task(_subscribe(base, t, arrivals, e, events + 1))
+            for t, e in zip(tokens, readies, strict=True)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readies)), 60)
+        start.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 300)
+
+    asyncio.run(main())
+    proc.join()
+    commits = dict(out.get() for _ in range(events + 1))
+    first = min(commits)  # the first event warms the server's reads: not counted
+    return [t - commits[i] for i, ts in arrivals.items() if i in commits and i != first for t in ts]
+
+
+def wrk(url: str, duration: int) -> tuple[float, str]:
+    """Return requests/s for ``url`` (wrk, or a Python load generator) and the tool."""
+    if shutil.which("wrk"):
+        out = subprocess.run(
+            ["wrk", "-t2", "-c32", f"-d{duration}s", url], capture_output=True, text=True,
+            check=True,
+        ).stdout  # fmt: skip
+        found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        return (float(found.group(1)) if found else 0.0), "wrk -t2 -c32"
+    return _python_load(url, duration), "python load generator (32 connections)"
+
+
+def _python_load(url: str, duration: int) -> float:
+    async def worker(client: httpx.AsyncClient, stop: float, counts: list[int]) -> None:
+        while time.perf_counter() < stop:
+            await client.get(url)
+            counts[0] += 1
+
+    async def main() -> float:
+        counts = [0]
+        async with httpx.AsyncClient() as client:
+            start = time.perf_counter()
+            stop = start + duration
+            await asyncio.gather(*(worker(client, stop, counts) for _ in range(32)))
+            return counts[0] / (time.perf_counter() - start)
+
+    return asyncio.run(main())
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument("--events", type=int, default=40)
+    parser.add_argument("--incidents", type=int, default=300, help="stored before throughput")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    args = parser.parse_args(argv)
+    print(f"machine: {machine()}")
+    folder = Path(tempfile.mkdtemp(prefix="crossbeat-live-bench-"))
+    kek = generate_kek()
+    url = f"sqlite:///{folder / 'live.db'}"
+    store = open_store(url, kek=parse_kek(kek))
+    build(store)
+    for i in range(args.incidents):
+        report(store, i)
+    agencies = list(AGENCIES)
+    per = {a: create_token(store, a, "read").secret for a in agencies}
+    tokens = [per[agencies[i % len(agencies)]] for i in range(args.subscribers)]
+    port = _free_port()
+    server = serve(url, kek, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        lat = latency(url, kek, base, tokens, args.events)
+        expected = args.events * args.subscribers
+        print(
+            f"live latency, commit -> SSE frame, {args.subscribers} subscribers "
+            f"({len(agencies)} agencies), {args.events} events, {len(lat)}/{expected} frames: "
+            f"p50 {statistics.median(lat) * 1000:.1f} ms, p95 {_pct(lat, 0.95) * 1000:.1f} ms, "
+            f"max {max(lat) * 1000:.1f} ms (target p95 <= 250 ms)"
+        )
+        health, tool = wrk(f"{base}/health", args.duration)
+        aggregate, _ = wrk(f"{base}/api/v1/aggregates?by=h3_7", args.duration)
+        print(f"throughput on loopback with {tool}, {args.duration} s each, one server process:")
+        print(f"  GET /health (baseline):                   {health:8.0f} requests/s")
+        print(
+            f"  GET /api/v1/aggregates?by=h3_7 (public):   {aggregate:8.0f} requests/s "
+            f"({aggregate / health:.2f} x baseline; target >= 1000 on 2 cores)"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
