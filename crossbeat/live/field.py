@@ -323,6 +323,16 @@ def _stored(store: Store, agency_id: str, key: str, digest: str) -> ReportResult
     return ReportResult(row.incident_id, int(version or 1), replayed=True, response=response)
 
 
+def has_report(store: Store, agency_id: str, report: str) -> bool:
+    """Return whether ``agency_id`` has a field report with the incident id ``report``."""
+    t = field_reports.c
+    with store.begin() as conn:
+        found = conn.execute(
+            select(t.incident_id).where((t.incident_id == report) & (t.agency_id == agency_id))
+        ).first()
+    return found is not None
+
+
 def update_report(
     store: Store,
     agency_id: str,

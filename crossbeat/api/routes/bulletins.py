@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from crossbeat.api.deps import ActorDep, CsrfDep, StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
 from crossbeat.api.routes.incidents import _record, _record_model
-from crossbeat.api.schemas import ERRORS
+from crossbeat.api.schemas import ERRORS, FILTERED
 from crossbeat.live.bulletins import (
     KINDS,
     BulletinError,
@@ -76,6 +76,7 @@ def get_bulletins(
 @router.post(
     "/bulletins",
     status_code=201,
+    openapi_extra=FILTERED,
     responses=ERRORS,
     dependencies=[CsrfDep],
     summary="Send a bulletin to partner agencies or groups",

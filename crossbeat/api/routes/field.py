@@ -24,7 +24,7 @@ from crossbeat.api.deps import (
 )
 from crossbeat.api.errors import SESSION_COOKIE, ApiError, error_body
 from crossbeat.api.routes.incidents import _record, _record_model
-from crossbeat.api.schemas import ERRORS
+from crossbeat.api.schemas import ERRORS, FILTERED
 from crossbeat.auth.csrf import check_csrf
 from crossbeat.auth.errors import AuthenticationError, PermissionDenied
 from crossbeat.auth.roles import Role
@@ -38,6 +38,7 @@ from crossbeat.live.field import (
     UnknownReport,
     VersionConflict,
     create_report,
+    has_report,
     remember_response,
     update_report,
 )
@@ -118,6 +119,7 @@ def _answer(store: Any, field: Field, incident: str, version: int, status: int) 
 @router.post(
     "/incidents",
     status_code=201,
+    openapi_extra=FILTERED,
     responses=ERRORS,
     dependencies=[CsrfDep],
     summary="Report an incident from the field (idempotent with Idempotency-Key)",
@@ -170,6 +172,8 @@ def patch_incident(
 ) -> JSONResponse:
     """Merge changes into a field report of your agency; 409 with the current state if it
     changed since the version in ``If-Match``; 428 without ``If-Match``."""
+    if not has_report(store, field.reporter.agency_id, incident_id):
+        raise ApiError(404, f"no field report {incident_id!r} of your agency")
     if if_match is None:
         raise ApiError(428, 'send If-Match: "<version>" with the version you last read')
     try:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
-from crossbeat.api.deps import StoreDep, ViewerDep
+from crossbeat.api.deps import SignedInDep, StoreDep, ViewerDep
 from crossbeat.api.routes.incidents import _record, _record_model
 from crossbeat.api.schemas import ERRORS
 from crossbeat.live.bulletins import bulletin_deliveries
@@ -40,6 +40,7 @@ async def live(
     request: Request,
     store: StoreDep,
     viewer: ViewerDep,
+    _signed_in: SignedInDep,
     last_event_id: Annotated[
         str | None,
         Header(max_length=40, description="Resume after this event id (sent as `id:`)."),

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from crossbeat.api.deps import CsrfDep, StoreDep
 from crossbeat.api.errors import ApiError
 from crossbeat.api.routes.field import get_field_caller
-from crossbeat.api.schemas import ERRORS
+from crossbeat.api.schemas import ERRORS, FILTERED
 from crossbeat.auth.roles import Role
 from crossbeat.live.jobs import JobError, Submitter, get_job, list_jobs, submit_job
 
@@ -71,7 +71,7 @@ def get_uploader(request: Request, store: StoreDep) -> Submitter:
     "/uploads",
     status_code=202,
     responses=ERRORS,
-    openapi_extra=_FORM,
+    openapi_extra={**_FORM, **FILTERED},
     dependencies=[CsrfDep],
     summary="Upload an export (or post records) for ingest; follow the job",
 )
