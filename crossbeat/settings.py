@@ -99,6 +99,17 @@ SETTINGS: tuple[Setting, ...] = (
         "since the newest head and that head is at least this old, or 1000 events are "
         "unsigned.",
     ),
+    Setting(
+        "basemap_tiles",
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "Raster tile URL template ({z}/{x}/{y}) of the web pages' base map; empty for none. "
+        "Data layers draw on a plain background with boundaries when tiles cannot be fetched.",
+    ),
+    Setting(
+        "basemap_attribution",
+        "© OpenStreetMap contributors",
+        "Attribution shown with the base map tiles (required by most tile providers).",
+    ),
 )
 
 
@@ -122,6 +133,8 @@ class Settings:
     audit_heads_file: str = _default("audit_heads_file")
     login_throttle: str = _default("login_throttle")
     audit_checkpoint_interval: int = _default("audit_checkpoint_interval")
+    basemap_tiles: str = _default("basemap_tiles")
+    basemap_attribution: str = _default("basemap_attribution")
 
     def __post_init__(self) -> None:
         from crossbeat.vault.errors import KeyConfigError

@@ -12,13 +12,14 @@ import functools
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.staticfiles import StaticFiles
 
 from crossbeat import __version__
 from crossbeat.api.errors import install_error_handlers
 from crossbeat.api.headers import SecurityHeaders
 from crossbeat.api.inputs import NulGuard
 from crossbeat.api.lifespan import lifespan
-from crossbeat.api.routes import agreements, audit, auth, health, incidents
+from crossbeat.api.routes import agreements, audit, auth, health, incidents, jurisdictions, pages
 from crossbeat.api.schemas import openapi_document
 from crossbeat.api.throttle import LoginThrottle
 from crossbeat.audit.witness import server_heads_path, server_signing_key
@@ -26,6 +27,7 @@ from crossbeat.clock import Clock
 from crossbeat.settings import Settings
 from crossbeat.store import Store, open_store
 from crossbeat.vault.kek import Kek, resolve_kek
+from crossbeat.web import STATIC
 
 DESCRIPTION = (
     "Collaborative crime mapping: several agencies' incidents in one store, "
@@ -36,8 +38,8 @@ DESCRIPTION = (
 # Health, sign-in and the OpenAPI pages stay at the root; every data resource is
 # versioned under API_PREFIX.
 API_PREFIX = "/api/v1"
-ROOT_ROUTERS = (health.router, auth.router)
-V1_ROUTERS = (incidents.router, agreements.router, audit.router)
+ROOT_ROUTERS = (health.router, auth.router, pages.router)
+V1_ROUTERS = (incidents.router, agreements.router, audit.router, jurisdictions.router)
 
 
 def create_app(
@@ -104,6 +106,8 @@ def create_app(
         app.include_router(router)
     for router in V1_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    # The web pages' built scripts and styles (crossbeat/web/static, shipped in the package).
+    app.mount("/static/web", StaticFiles(directory=STATIC, check_dir=False), name="web")
     return app
 
 

@@ -1,11 +1,10 @@
-"""Health check and landing page."""
+"""Health check (the landing page is the public map, :mod:`crossbeat.api.routes.pages`)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from crossbeat import __version__
@@ -49,26 +48,3 @@ def get_health(store: StoreDep) -> Health:
         version=__version__,
         database=DatabaseStatus(dialect=store.dialect, schema_revision=store.current_revision()),
     )
-
-
-_LANDING = """<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>CrossBeat</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto">
-<h1>CrossBeat {version}</h1>
-<p>Collaborative crime mapping: many agencies, one governed map.</p>
-<ul>
-<li><a href="/docs">API documentation</a>
- (interactive, from <a href="/openapi.json">OpenAPI</a>)</li>
-<li><a href="/health">Health</a>: version and database</li>
-</ul>
-</body>
-</html>
-"""
-
-
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def landing() -> HTMLResponse:
-    """Return a small HTML page linking the API documentation."""
-    return HTMLResponse(_LANDING.format(version=__version__))
