@@ -280,14 +280,19 @@ def boundary_features(store: Store) -> dict[str, Any]:
     names = {a.id: a.name for a in list_agencies(store)}
     with store.connect() as conn:
         rows = conn.execute(
-            select(jurisdictions.c.agency_id, jurisdictions.c.name, jurisdictions.c.geojson)
-            .order_by(jurisdictions.c.agency_id, jurisdictions.c.name)
+            select(
+                jurisdictions.c.agency_id, jurisdictions.c.name, jurisdictions.c.geojson
+            ).order_by(jurisdictions.c.agency_id, jurisdictions.c.name)
         ).all()
     features = [
         {
             "type": "Feature",
             "geometry": json.loads(geojson),
-            "properties": {"agency_id": agency, "agency_name": names.get(agency, agency), "name": name},
+            "properties": {
+                "agency_id": agency,
+                "agency_name": names.get(agency, agency),
+                "name": name,
+            },
         }
         for agency, name, geojson in rows
     ]

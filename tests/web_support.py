@@ -136,8 +136,9 @@ def rendered(page: Any, layer: str) -> list[dict[str, Any]]:
     """Return the properties and coordinates of the features MapLibre drew in a layer."""
     return list(
         page.evaluate(
-            """(layer) => window.cbMap.queryRenderedFeatures({layers: [layer]}).map(
-                (f) => ({...f.properties, _xy: f.geometry.type === 'Point' ? f.geometry.coordinates : null}))""",
+            """(layer) => window.cbMap.queryRenderedFeatures({layers: [layer]}).map((f) => ({
+                ...f.properties,
+                _xy: f.geometry.type === 'Point' ? f.geometry.coordinates : null}))""",
             layer,
         )
     )
@@ -151,7 +152,8 @@ def axe_violations(page: Any) -> list[str]:
     found = page.evaluate(
         """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
             .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-            .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)"""
+            .map((v) => `${v.id}: ${v.help} `
+                + `(${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)"""
     )
     return list(found)
 

@@ -66,7 +66,9 @@ def page_html(name: str, config: Mapping[str, Any]) -> str:
     except KeyError:
         raise PageError(f"no page {name!r}: one of {', '.join(PAGES)}") from None
     except FileNotFoundError:
-        raise PageError(f"page {name!r} is not built: run `npm ci && npm run build` in web/") from None
+        raise PageError(
+            f"page {name!r} is not built: run `npm ci && npm run build` in web/"
+        ) from None
     payload = json.dumps(dict(config), sort_keys=True).replace("</", "<\\/")
     slot = f'<script id="cb-config" type="application/json">{payload}</script>'
     version = html.escape(str(config.get("version", "")))

@@ -1,6 +1,6 @@
 // The officer field app (/field): a phone-sized PWA. Sign in, map around my location,
 // recent incidents nearby, a quick report with the current location, an offline queue.
-import { addBoundaries, api, createMap, currentUser, el, errorText, has, incidentsGeoJSON, query, signInForm, userBar, whenLoaded } from "./common.js";
+import { addBoundaries, api, bounds, createMap, currentUser, el, errorText, has, incidentsGeoJSON, query, signInForm, userBar, whenLoaded } from "./common.js";
 import { enqueue, flush, pending } from "./queue.js";
 
 const REPORT = "/api/v1/incidents";
@@ -33,7 +33,7 @@ async function start(me) {
   host.replaceChildren(el("div", { id: "map", class: "field-map", role: "region", "aria-label": "Map around my location" }), form, status, el("h2", {}, "Recent incidents nearby"), nearby);
   const map = createMap("map", { zoom: 14 });
   await whenLoaded(map);
-  await addBoundaries(map, { fit: false });
+  const boundaries = await addBoundaries(map, { fit: false });
   map.addSource("nearby", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
   map.addLayer({ id: "nearby", type: "circle", source: "nearby", paint: { "circle-radius": 6, "circle-color": "#0072B2", "circle-stroke-width": 1, "circle-stroke-color": "#fff" } });
   map.addSource("me", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
@@ -43,7 +43,8 @@ async function start(me) {
     if (!navigator.geolocation) return resolve(null);
     navigator.geolocation.getCurrentPosition((p) => resolve([p.coords.longitude, p.coords.latitude]), () => resolve(null), { timeout: 5000, maximumAge: 60000 });
   });
-  here = (await locate()) || map.getCenter().toArray();
+  // Without a position (refused, or no GPS) the map starts in the middle of the region.
+  here = (await locate()) || (boundaries.length ? centre(bounds(boundaries)) : map.getCenter().toArray());
   map.jumpTo({ center: here, zoom: 14 });
   map.getSource("me").setData({ type: "Feature", properties: {}, geometry: { type: "Point", coordinates: here } });
 
@@ -88,6 +89,10 @@ async function start(me) {
   await loadNearby();
   await sync();
   ready("1");
+}
+
+function centre([[w, s], [e, n]]) {
+  return [(w + e) / 2, (s + n) / 2];
 }
 
 boot();
