@@ -2,7 +2,7 @@
 // area counts and trend, and the layers of the other services where the server has them.
 import {
   CATEGORY_COLOURS, HEX_FILL, PALETTE, addBoundaries, api, count, createMap, currentUser, el,
-  errorText, has, hexagons, incidentsGeoJSON, settled, monthRange, query, signInForm, userBar, whenLoaded,
+  errorText, has, hexagons, settled, viewportPoints, monthRange, query, signInForm, userBar, whenLoaded,
 } from "./common.js";
 import { monthPoints, trendChart } from "./charts.js";
 import { filterPanel } from "./filters.js";
@@ -42,6 +42,8 @@ async function start(me) {
     el("label", { for: "colour-by" }, "Colour points by"), colourBy, legend, total,
     el("div", { id: "area-tools" }), el("div", { id: "layers" }), el("div", { id: "bulletins" }), el("div", { id: "live" }));
   const filters = filterPanel(filterHost, { months, agencies, onChange: refresh });
+  const truncated = el("p", { id: "points-note", class: "hint", "aria-live": "polite" });
+  total.after(truncated);
 
   const agencyColour = ["match", ["get", "agency_id"], ...agencies.flatMap((a, i) => [a, PALETTE[i % PALETTE.length]]), "#666666"];
   const categoryColour = ["match", ["get", "crime_against"], ...Object.entries(CATEGORY_COLOURS).flat(), "#666666"];
@@ -55,6 +57,13 @@ async function start(me) {
   const pointSource = tiles ? { source: "incidents", "source-layer": "incidents" } : { source: "points" };
   map.addLayer({ id: "hex", type: "fill", ...hexSource, maxzoom: POINT_ZOOM, paint: { "fill-color": HEX_FILL, "fill-opacity": 0.7, "fill-outline-color": "#7a4a2a" } });
   map.addLayer({ id: "points", type: "circle", ...pointSource, minzoom: POINT_ZOOM, paint: { "circle-radius": 5, "circle-color": agencyColour, "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
+
+  // Points are read for the view only, from zoom POINT_ZOOM - 0.5 (just before they show).
+  const loadPoints = tiles ? async () => {} : viewportPoints(map, "points", {
+    minZoom: POINT_ZOOM - 0.5,
+    params: () => filters.params(),
+    onLoaded: (data) => (truncated.textContent = data.truncated ? `Showing the first ${data.features.length.toLocaleString("en")} incidents in view: zoom in for all.` : ""),
+  });
 
   const showLegend = () => {
     const entries = colourBy.value === "agency" ? agencies.map((a, i) => [a, PALETTE[i % PALETTE.length]]) : Object.entries(CATEGORY_COLOURS);
@@ -77,10 +86,10 @@ async function start(me) {
       }
     } else {
       delete params.empty;
-      const [agg, hex, points] = await Promise.all([
+      const [agg, hex] = await Promise.all([
         api(`/api/v1/aggregates?${query(params)}`),
         tiles ? null : api(`/api/v1/aggregates?${query({ ...params, by: "h3_7" })}`),
-        tiles ? null : incidentsGeoJSON(params),
+        loadPoints({ ...params }),
       ]);
       total.textContent = agg.ok ? `${count(agg.data.total)} incidents${agg.data.complete ? "" : " (some counts withheld)"}` : errorText(agg);
       total.dataset.total = agg.ok ? agg.data.total : "";
@@ -88,7 +97,6 @@ async function start(me) {
         map.getSource("incidents").setTiles([`${location.origin}${TILES}?${query(params)}`]);
       } else {
         map.getSource("hex").setData(hexagons(hex.ok ? hex.data.cells : []));
-        map.getSource("points").setData(points);
       }
     }
     await settled(map, tiles ? ["incidents"] : ["hex", "points"]);

@@ -272,6 +272,38 @@ export async function incidentsGeoJSON(params, max = 20000) {
   return { type: "FeatureCollection", features, truncated: Boolean(after) };
 }
 
+/**
+ * Keep a GeoJSON source filled with the incidents in the map's view at `minZoom` and
+ * above (at most `max`; empty below). Returns `load(params)`, called after each filter
+ * change; the map calls it after each move. A newer load wins over a slower older one.
+ */
+export function viewportPoints(map, sourceId, { minZoom, max = 20000, params, onLoaded = () => {} }) {
+  let sequence = 0;
+  const empty = { type: "FeatureCollection", features: [] };
+  const load = async (current = params()) => {
+    const mine = ++sequence;
+    if (current.empty || map.getZoom() < minZoom) {
+      map.getSource(sourceId).setData(empty);
+      onLoaded(empty);
+      return;
+    }
+    const { empty: _unused, ...filters } = current;
+    const b = map.getBounds();
+    const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(6)).join(",");
+    const data = await incidentsGeoJSON({ ...filters, bbox }, max);
+    if (mine !== sequence) return;
+    map.getSource(sourceId).setData(data);
+    onLoaded(data);
+  };
+  map.on("moveend", async () => {
+    document.body.dataset.ready = "0";
+    await load();
+    await settled(map, [sourceId]);
+    document.body.dataset.ready = "1";
+  });
+  return load;
+}
+
 /** Month keys ("2026-03") from the first to the last month with data. */
 export function monthRange(cells) {
   const keys = cells.map((c) => c.key[0]).sort();

@@ -3,7 +3,7 @@
 // "what happened near here in the last 30 days".
 import {
   CATEGORY_COLOURS, HEX_FILL, addBoundaries, api, count, createMap, el, errorText, hexagons,
-  incidentsGeoJSON, monthRange, query, settled, whenLoaded,
+  monthRange, query, settled, viewportPoints, whenLoaded,
 } from "./common.js";
 import { monthPoints, trendChart } from "./charts.js";
 import { filterPanel } from "./filters.js";
@@ -36,6 +36,7 @@ async function main() {
   map.addLayer({ id: "hex", type: "fill", source: "hex", maxzoom: POINT_ZOOM, paint: { "fill-color": HEX_FILL, "fill-opacity": 0.7, "fill-outline-color": "#7a4a2a" } });
   map.addLayer({ id: "points", type: "circle", source: "points", minzoom: POINT_ZOOM, paint: { "circle-radius": 6, "circle-color": ["match", ["get", "crime_against"], ...Object.entries(CATEGORY_COLOURS).flat(), "#666666"], "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
 
+  const loadPoints = viewportPoints(map, "points", { minZoom: POINT_ZOOM - 0.5, params: () => filters.params() });
   let areaCells = [];
   async function refresh() {
     ready("0");
@@ -46,15 +47,14 @@ async function main() {
       map.getSource("points").setData({ type: "FeatureCollection", features: [] });
     } else {
       delete params.empty;
-      const [hex, points, trend] = await Promise.all([
+      const [hex, , trend] = await Promise.all([
         api(`/api/v1/aggregates?${query({ ...params, by: "h3_7" })}`),
-        incidentsGeoJSON(params),
+        loadPoints({ ...params }),
         api(`/api/v1/aggregates?${query({ ...params, by: ["h3_7", "month"] })}`),
       ]);
       total.textContent = hex.ok ? `${count(hex.data.total)} incidents published` : errorText(hex);
       total.dataset.total = hex.ok ? hex.data.total : "";
       map.getSource("hex").setData(hexagons(hex.ok ? hex.data.cells : []));
-      map.getSource("points").setData(points);
       areaCells = trend.ok ? trend.data.cells : [];
     }
     await settled(map, ["hex", "points"]);
