@@ -23,16 +23,18 @@ async function main() {
 async function start(me) {
   document.getElementById("user").replaceChildren(userBar(me));
   const map = createMap("map");
-  const [byMonth, byAgency, tiles] = await Promise.all([
-    api("/api/v1/aggregates?by=month"),
-    api("/api/v1/aggregates?by=agency"),
+  // One count by agency and month gives the time range and the agencies granted; the
+  // boundaries are fetched at the same time (fewer round trips before the first draw).
+  const boundaries = api("/api/v1/jurisdictions");
+  const [byMonth, tiles] = await Promise.all([
+    api("/api/v1/aggregates?by=month&by=agency"),
     has("GET", TILES),
     whenLoaded(map),
   ]);
   if (!byMonth.ok) return side.replaceChildren(el("p", { role: "alert" }, errorText(byMonth)));
   const months = monthRange(byMonth.data.cells);
-  const agencies = byAgency.data.cells.map((c) => c.key[0]).sort();
-  await addBoundaries(map);
+  const agencies = [...new Set(byMonth.data.cells.map((c) => c.key[1]))].sort();
+  await addBoundaries(map, { fetched: boundaries });
   const colourBy = el("select", { id: "colour-by" }, el("option", { value: "agency" }, "Agency"), el("option", { value: "category" }, "Crime against"));
   const total = el("p", { id: "count", class: "count", "aria-live": "polite" });
   const legend = el("ul", { class: "legend", "aria-label": "Legend" });

@@ -209,8 +209,8 @@ export function settled(map, sources) {
 }
 
 /** Add the jurisdiction boundaries and fit the map to them; returns the features. */
-export async function addBoundaries(map, { fit = true } = {}) {
-  const result = await api("/api/v1/jurisdictions");
+export async function addBoundaries(map, { fit = true, fetched = null } = {}) {
+  const result = await (fetched || api("/api/v1/jurisdictions"));
   const data = result.ok ? result.data : { type: "FeatureCollection", features: [] };
   map.addSource("boundaries", { type: "geojson", data });
   map.addLayer({ id: "boundaries-fill", type: "fill", source: "boundaries", paint: { "fill-color": "#ffffff", "fill-opacity": 0.35 } });

@@ -16,8 +16,9 @@ const ready = (value) => (document.body.dataset.ready = value);
 async function main() {
   ready("0");
   const map = createMap("map");
+  const boundaries = api("/api/v1/jurisdictions");
   const [byMonth] = await Promise.all([api("/api/v1/aggregates?by=month"), whenLoaded(map)]);
-  await addBoundaries(map);
+  await addBoundaries(map, { fetched: boundaries });
   if (!byMonth.ok) return side.replaceChildren(el("p", { role: "alert" }, errorText(byMonth)));
   const months = monthRange(byMonth.data.cells);
   const total = el("p", { id: "count", class: "count", "aria-live": "polite" });
