@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CROSSBEAT_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export CROSSBEAT_TEST_POSTGRES_URL
 
-.PHONY: demo test lint bench bench-reads install clean
+.PHONY: demo test lint bench bench-reads bench-web install clean
 
 $(BIN)/crossbeat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: install  ## ingest benchmark: prints figures and the machine
 
 bench-reads: install  ## read benchmark: governed reads beside bare SQL (ROWS=1000000 DB=sqlite)
 	$(BIN)/python benchmarks/reads.py --rows $(or $(ROWS),1000000) --db $(or $(DB),sqlite)
+
+bench-web: install  ## web benchmark: the analyst map over a large store, in chromium (ROWS=1000000)
+	$(BIN)/python benchmarks/web.py --rows $(or $(ROWS),1000000)
 
 clean:
 	rm -rf $(VENV) demo-data *.egg-info

@@ -7,8 +7,10 @@ tests also show that every data layer draws on the plain background.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -217,13 +219,42 @@ def test_field_app_is_an_installable_pwa(
     context.close()
 
 
-def _has_field_reports(server: DemoServer) -> bool:
-    import json
-    import urllib.request
-
+def _has(server: DemoServer, method: str, path: str) -> bool:
     with urllib.request.urlopen(server.url + "/openapi.json") as response:
         spec = json.load(response)
-    return "post" in spec["paths"].get("/api/v1/incidents", {})
+    return method in spec["paths"].get(path, {})
+
+
+def _has_field_reports(server: DemoServer) -> bool:
+    return _has(server, "post", "/api/v1/incidents")
+
+
+def test_field_report_appears_live_in_another_agencys_map(
+    browser: Any, server: DemoServer, analyst: Any, console: Console
+) -> None:
+    if not (_has_field_reports(server) and _has(server, "get", "/api/v1/live")):
+        pytest.skip("POST /api/v1/incidents and GET /api/v1/live are not on this server yet")
+    analyst.reload()  # the county analyst's page subscribes to the live stream
+    wait_ready(analyst)
+    context = browser.new_context(
+        viewport=PHONE,
+        geolocation={"latitude": 45.42, "longitude": -122.6},
+        permissions=["geolocation"],
+    )
+    officer = console.watch(context.new_page())
+    sign_in(officer, server, "riverton.officer", "/field")
+    wait_ready(officer)
+    officer.get_by_label("What happened").fill("live report from the browser test")
+    officer.get_by_role("button", name="File report at my location").click()
+    officer.wait_for_function(
+        "document.getElementById('sync-status').textContent.includes('All reports sent')"
+    )
+    analyst.wait_for_function(
+        "[...document.querySelectorAll('#live-list li')]"
+        ".some((li) => li.textContent.includes('rivertonpd'))",
+        timeout=15_000,
+    )
+    context.close()
 
 
 #: How many incidents the signed-in user sees that occurred in the last hour.

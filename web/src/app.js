@@ -41,7 +41,7 @@ async function start(me) {
   const filterHost = el("div");
   side.replaceChildren(
     el("h2", {}, "Filters"), filterHost,
-    el("label", { for: "colour-by" }, "Colour points by"), colourBy, legend, total,
+    el("label", { for: "colour-by" }, "Colour points by"), colourBy, legend, el("p", { class: "hint", id: "hex-legend" }, "Hexagons (zoomed out): darker means more incidents; grey means too few to publish. Zoom in for single incidents."), total,
     el("div", { id: "area-tools" }), el("div", { id: "layers" }), el("div", { id: "bulletins" }), el("div", { id: "live" }));
   const filters = filterPanel(filterHost, { months, agencies, onChange: refresh });
   const truncated = el("p", { id: "points-note", class: "hint", "aria-live": "polite" });

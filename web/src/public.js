@@ -24,7 +24,7 @@ async function main() {
   const total = el("p", { id: "count", class: "count", "aria-live": "polite" });
   const filterHost = el("div");
   side.replaceChildren(
-    el("h2", {}, "Filters"), filterHost, total,
+    el("h2", {}, "Filters"), filterHost, el("p", { class: "hint", id: "hex-legend" }, "Hexagons (zoomed out): darker means more incidents; grey means too few to publish. Zoom in for single incidents."), total,
     el("section", { id: "area", "aria-label": "Trend in an area" }, el("h2", {}, "Trend in an area"), el("p", { class: "hint" }, "Select a hexagon on the map to see its monthly trend.")),
     nearForm(map),
     el("section", { "aria-label": "Alerts" }, el("h2", {}, "Alerts"), el("p", { class: "hint" }, "Subscriptions to alerts for your neighbourhood will be offered here.")),
