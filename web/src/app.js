@@ -4,7 +4,8 @@ import {
   CATEGORY_COLOURS, HEX_FILL, PALETTE, addBoundaries, api, count, createMap, currentUser, el,
   errorText, has, hexagons, settled, viewportPoints, monthRange, query, signInForm, userBar, whenLoaded,
 } from "./common.js";
-import { monthPoints, trendChart } from "./charts.js";
+// Chart.js is loaded on first use (a chart is drawn only for an area), not with the map.
+const charts = () => import("./charts.js");
 import { filterPanel } from "./filters.js";
 
 const POINT_ZOOM = 12;
@@ -183,6 +184,7 @@ async function areaSummary(host, params, months) {
       el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Crime against"), el("th", { scope: "col" }, "Count"))),
       el("tbody", {}, byCategory.ok ? byCategory.data.cells.map((c) => el("tr", {}, el("td", {}, c.key[0] ?? "unknown"), el("td", {}, count(c.count)))) : [])),
     el("a", { href: exportLink, download: "crossbeat-area" }, "Export the area's incidents"));
+  const { monthPoints, trendChart } = await charts();
   trendChart(canvas, monthPoints(months, byMonth.data.cells));
 }
 

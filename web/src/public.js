@@ -5,7 +5,8 @@ import {
   CATEGORY_COLOURS, HEX_FILL, addBoundaries, api, count, createMap, el, errorText, hexagons,
   monthRange, query, settled, viewportPoints, whenLoaded,
 } from "./common.js";
-import { monthPoints, trendChart } from "./charts.js";
+// Chart.js is loaded on first use (a chart is drawn only for an area), not with the map.
+const charts = () => import("./charts.js");
 import { filterPanel } from "./filters.js";
 
 const POINT_ZOOM = 12;
@@ -62,11 +63,12 @@ async function main() {
     ready("1");
   }
 
-  map.on("click", "hex", (event) => {
+  map.on("click", "hex", async (event) => {
     const cell = event.features[0].properties.h3;
     const canvas = el("canvas", { id: "area-chart", role: "img", "aria-label": "Incidents per month in the selected area" });
     const mine = areaCells.filter((c) => c.key[0] === cell);
     document.getElementById("area").replaceChildren(el("h2", {}, "Trend in an area"), el("p", {}, `Area ${cell}`), el("div", { class: "chart" }, canvas));
+    const { monthPoints, trendChart } = await charts();
     trendChart(canvas, monthPoints(filters.months(), mine));
   });
   await refresh();
