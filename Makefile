@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CROSSBEAT_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export CROSSBEAT_TEST_POSTGRES_URL
 
-.PHONY: demo test lint bench bench-reads bench-reads-pg bench-reads-toronto bench-tiles install clean
+.PHONY: demo test lint bench bench-reads bench-reads-pg bench-reads-toronto bench-tiles bench-web install clean
 
 $(BIN)/crossbeat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-reads-toronto: install  ## Toronto's analyst on ../shared/data/toronto-mci
 
 bench-tiles: install  ## vector tile benchmark: z10/z15 tiles beside bare SQL (ROWS=1000000 DB=sqlite)
 	$(BIN)/python benchmarks/tiles.py --rows $(or $(ROWS),1000000) --db $(or $(DB),sqlite)
+
+bench-web: install  ## web benchmark: the analyst map over a large store, in chromium (ROWS=1000000)
+	$(BIN)/python benchmarks/web.py --rows $(or $(ROWS),1000000)
 
 clean:
 	rm -rf $(VENV) demo-data *.egg-info

@@ -263,6 +263,42 @@ def jurisdiction_index(store: Store) -> JurisdictionIndex:
     return JurisdictionIndex.from_geojson(((a, n, json.loads(g)) for a, n, g in rows), areas)
 
 
+def boundary_features(store: Store) -> dict[str, Any]:
+    """Return every agency's jurisdiction polygons as a GeoJSON FeatureCollection.
+
+    Boundaries are public facts about an agency (its name and where it polices), not
+    incident data, so any caller may read them; the web pages draw them under the
+    data layers so the map keeps its bearings when no base map tiles can be fetched.
+
+    Returns
+    -------
+    dict
+        ``{"type": "FeatureCollection", "features": [...]}``; each feature's properties
+        are ``agency_id``, ``agency_name`` and ``name`` (of the jurisdiction), by agency
+        and name.
+    """
+    names = {a.id: a.name for a in list_agencies(store)}
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(
+                jurisdictions.c.agency_id, jurisdictions.c.name, jurisdictions.c.geojson
+            ).order_by(jurisdictions.c.agency_id, jurisdictions.c.name)
+        ).all()
+    features = [
+        {
+            "type": "Feature",
+            "geometry": json.loads(geojson),
+            "properties": {
+                "agency_id": agency,
+                "agency_name": names.get(agency, agency),
+                "name": name,
+            },
+        }
+        for agency, name, geojson in rows
+    ]
+    return {"type": "FeatureCollection", "features": features}
+
+
 def retag_incidents(
     store: Store,
     *,

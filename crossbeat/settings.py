@@ -121,6 +121,17 @@ SETTINGS: tuple[Setting, ...] = (
         "since the newest head and that head is at least this old, or 1000 events are "
         "unsigned.",
     ),
+    Setting(
+        "basemap_tiles",
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "Raster tile URL template ({z}/{x}/{y}) of the web pages' base map; empty for none. "
+        "Data layers draw on a plain background with boundaries when tiles cannot be fetched.",
+    ),
+    Setting(
+        "basemap_attribution",
+        "© OpenStreetMap contributors",
+        "Attribution shown with the base map tiles (required by most tile providers).",
+    ),
 )
 
 
@@ -148,6 +159,8 @@ class Settings:
     rate_limit_storage: str = _default("rate_limit_storage")
     max_request_bytes: int = _default("max_request_bytes")
     audit_checkpoint_interval: int = _default("audit_checkpoint_interval")
+    basemap_tiles: str = _default("basemap_tiles")
+    basemap_attribution: str = _default("basemap_attribution")
 
     def __post_init__(self) -> None:
         from crossbeat.vault.errors import KeyConfigError

@@ -80,6 +80,9 @@ def test_openapi_and_docs_pages(sqlite_url: str) -> None:
     home = client.get("/")
     assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
     assert 'href="/docs"' in home.text and __version__ in home.text
+    # The public map page and its scripts ship in the package (crossbeat/web/static).
+    script = re.search(r'src="(/static/web/assets/[^"]+\.js)"', home.text)
+    assert script and client.get(script.group(1)).status_code == 200
 
 
 def test_apps_are_independent(tmp_path: Path) -> None:

@@ -656,7 +656,14 @@ API_AUDITED: dict[str, tuple[Any, set[str]]] = {
 
 #: API operations that change no stored data (reads are audited by the sharing module).
 API_READ_ONLY = {
-    "GET /": "the landing page",
+    "GET /": "the public map page (its data comes from the audited reads)",
+    "GET /methodology": "a page of the public map",
+    "GET /app": "the analyst workspace page",
+    "GET /admin": "the agency admin page",
+    "GET /field": "the field app page",
+    "GET /field/sw.js": "the field app's service worker script",
+    "GET /field/manifest.webmanifest": "the field app's manifest",
+    "GET /api/v1/jurisdictions": "agency boundaries, public facts, no incident data",
     "GET /health": "a health check",
     "GET /ready": "a readiness check",
     "GET /docs": "the API documentation",

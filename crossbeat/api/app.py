@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.staticfiles import StaticFiles
 
 from crossbeat import __version__
 from crossbeat.api.errors import install_error_handlers
@@ -33,8 +34,10 @@ from crossbeat.api.routes import (
     forecasts,
     health,
     incidents,
+    jurisdictions,
     live,
     ogc,
+    pages,
     tiles,
     uploads,
 )
@@ -48,6 +51,7 @@ from crossbeat.settings import Settings
 from crossbeat.sharing.live import ReadCache
 from crossbeat.store import Store, open_store
 from crossbeat.vault.kek import Kek, resolve_kek
+from crossbeat.web import STATIC
 
 DESCRIPTION = (
     "Collaborative crime mapping: several agencies' incidents in one store, "
@@ -58,7 +62,7 @@ DESCRIPTION = (
 # Health, sign-in and the OpenAPI pages stay at the root; every data resource is
 # versioned under API_PREFIX.
 API_PREFIX = "/api/v1"
-ROOT_ROUTERS = (health.router, auth.router)
+ROOT_ROUTERS = (health.router, auth.router, pages.router)
 V1_ROUTERS = (
     incidents.router,
     exports.router,
@@ -72,6 +76,7 @@ V1_ROUTERS = (
     live.router,
     bulletins.router,
     uploads.router,
+    jurisdictions.router,
 )
 
 
@@ -154,6 +159,8 @@ def create_app(
         app.include_router(router)
     for router in V1_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    # The web pages' built scripts and styles (crossbeat/web/static, shipped in the package).
+    app.mount("/static/web", StaticFiles(directory=STATIC, check_dir=False), name="web")
     return app
 
 

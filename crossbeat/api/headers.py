@@ -23,6 +23,7 @@ ALWAYS = {
     "referrer-policy": "no-referrer",
     "permissions-policy": "geolocation=(), camera=(), microphone=()",
 }
+FIELD_PERMISSIONS = "geolocation=(self), camera=(), microphone=()"
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
@@ -44,6 +45,9 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in ALWAYS.items():
                     headers.setdefault(name, value)
+                if scope["path"] == "/field" or scope["path"].startswith("/field/"):
+                    # The field app places reports at the officer's location (issue #12).
+                    headers["permissions-policy"] = FIELD_PERMISSIONS
                 if https:
                     headers.setdefault("strict-transport-security", "max-age=31536000")
                 if private and "no-store" not in headers.get("cache-control", ""):

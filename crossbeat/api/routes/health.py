@@ -1,5 +1,5 @@
 """Health (the process answers), readiness (it can serve: database reachable, schema
-current) and the landing page.
+current); the landing page is the public map (:mod:`crossbeat.api.routes.pages`).
 
 ``/health`` is liveness: it answers as long as the process runs, so an orchestrator
 does not restart a server merely because its database is down. ``/ready`` is
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -113,27 +113,3 @@ def get_ready(store: StoreDep) -> Ready | JSONResponse:
             headers={"Retry-After": str(RETRY_AFTER)},
         )
     return Ready(ok=True, database=DatabaseStatus(dialect=store.dialect, schema_revision=revision))
-
-
-_LANDING = """<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>CrossBeat</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto">
-<h1>CrossBeat {version}</h1>
-<p>Collaborative crime mapping: many agencies, one governed map.</p>
-<ul>
-<li><a href="/docs">API documentation</a>
- (interactive, from <a href="/openapi.json">OpenAPI</a>)</li>
-<li><a href="/health">Health</a>: version and database;
- <a href="/ready">readiness</a></li>
-</ul>
-</body>
-</html>
-"""
-
-
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def landing() -> HTMLResponse:
-    """Return a small HTML page linking the API documentation."""
-    return HTMLResponse(_LANDING.format(version=__version__))

@@ -1,0 +1,207 @@
+"""Web benchmark: how fast the analyst map becomes interactive over a large store (issue #12).
+
+Usage::
+
+    python benchmarks/web.py                    # 1 M incidents, SQLite
+    python benchmarks/web.py --rows 100000 --repeat 3
+
+It writes the read benchmark's synthetic population (``benchmarks/reads.py``: four
+agencies over a city, clustered points) into a temporary SQLite store, adds an analyst
+of the largest agency, serves the store with ``crossbeat serve`` and opens ``/app`` in
+Debian's chromium (Playwright), signed in. For each run it measures in the browser, from
+the start of the navigation:
+
+* **shell**: the page and MapLibre ready (the map's ``load`` event), no data yet — the
+  baseline of the same run;
+* **overview**: every visible incident counted and drawn as hexagons (all in view);
+* **viewport**: after a jump to a view holding about ``--in-view`` incidents (100 k by
+  default), the points in view read and drawn.
+
+"Interactive" is ``document.body.dataset.ready === '1'``: the page's data requests have
+answered and MapLibre has drawn the result. It prints the machine, medians and the
+ratio of each to the shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from reads import NOW, agreements, populate  # noqa: E402
+from run import machine  # noqa: E402
+
+from crossbeat.auth.accounts import create_user  # noqa: E402
+from crossbeat.auth.totp import code_at  # noqa: E402
+from crossbeat.clock import FrozenClock, SystemClock  # noqa: E402
+from crossbeat.store import open_store  # noqa: E402
+from crossbeat.vault.kek import generate_kek, parse_kek  # noqa: E402
+
+PASSWORD = "bench horse battery staple 7"
+ANALYST = "metro.bench-analyst"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def in_view_box(store: Any, target: int) -> tuple[float, float, float]:
+    """Return (lon, lat, zoom) of a view around the densest place holding about ``target``.
+
+    Counted with bare SQL on the population (this is the benchmark's setup, not a read
+    on behalf of anyone): the densest H3 resolution-7 cell, then the smallest zoom whose
+    1440×900 view holds at most ``target`` incidents.
+    """
+    import math
+
+    import h3
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:
+        densest = conn.execute(
+            text("SELECT h3_7 FROM incidents GROUP BY h3_7 ORDER BY count(*) DESC LIMIT 1")
+        ).scalar_one()
+        lat, lon = h3.cell_to_latlng(densest)
+        zoom = 11.0
+        for zoom in (11.0, 11.5, 12.0, 12.5, 13.0, 13.5, 14.0):
+            deg = 360 / (256 * 2**zoom)  # degrees of longitude per pixel (Web Mercator)
+            half_w, half_h = 720 * deg, 450 * deg * math.cos(math.radians(lat))
+            total = conn.execute(
+                text(
+                    "SELECT count(*) FROM incidents WHERE lon BETWEEN :w AND :e "
+                    "AND lat BETWEEN :s AND :n"
+                ),
+                {"w": lon - half_w, "e": lon + half_w, "s": lat - half_h, "n": lat + half_h},
+            ).scalar_one()
+            if total <= target:
+                break
+    return lon, lat, zoom
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--in-view", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--trace", action="store_true", help="print the page's requests and times")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    print("machine:", json.dumps(machine()))
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/web.db"
+        kek = generate_kek()
+        store = open_store(url, kek=parse_kek(kek))
+        store.clock = FrozenClock(NOW)
+        seconds = populate(store, args.rows)
+        print(f"incidents: {args.rows:,} written in {seconds:.1f} s", flush=True)
+        agreements(store)
+        # Created "now" (the real clock): the server signs in with it, and a dormant account
+        # (no sign-in for months by the frozen clock of the population) would be disabled.
+        enrolment = create_user(store, "metro", ANALYST, PASSWORD, ["analyst"], clock=SystemClock())
+        lon, lat, zoom = in_view_box(store, args.in_view)
+        print(f"viewport view: {lon:.4f},{lat:.4f} z{zoom}", flush=True)
+        port = 8790 + os.getpid() % 100
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSBEAT_")}
+        env.update(CROSSBEAT_KEK=kek, PYTHONPATH=str(HERE.parent))
+        server = subprocess.Popen(
+            [sys.executable, "-m", "crossbeat", "serve", "--db", url, "--port", str(port)],
+            env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    urllib.request.urlopen(base + "/health", timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            results = run_browser(
+                sync_playwright, base, enrolment.totp_secret, lon, lat, zoom, args
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+    shell = statistics.median(results["shell"])
+    print(f"median over {args.repeat} runs (ms), ratio to the shell (page + map, no data):")
+    for name, values in results.items():
+        med = statistics.median(values)
+        runs = ", ".join(f"{v:.0f}" for v in values)
+        print(f"  {name:<10} {med:8.0f}   x{med / shell:5.2f}   runs {runs}")
+    verdict = {
+        name: "met" if statistics.median(results[name]) <= 2000 else "NOT met"
+        for name in ("overview", "viewport")
+    }
+    print(f"target, interactive within 2000 ms: {verdict}")
+
+
+def run_browser(
+    sync_playwright: Any, base: str, secret: str, lon: float, lat: float, zoom: float, args: Any
+) -> dict[str, list[float]]:
+    """Sign in once, then time ``/app`` ``args.repeat`` times (shell, overview, viewport)."""
+    out: dict[str, list[float]] = {"shell": [], "overview": [], "viewport": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        login = context.request.post(
+            base + "/auth/login", data={"username": ANALYST, "password": PASSWORD}
+        ).json()
+        if "mfa_ticket" not in login:
+            raise SystemExit(f"sign-in failed: {login}")
+        ticket = login["mfa_ticket"]
+        code = code_at(secret, NOW.__class__.now(NOW.tzinfo))
+        context.request.post(base + "/auth/mfa", data={"ticket": ticket, "code": code})
+        context.add_init_script("localStorage.setItem('crossbeat-signed-in', '1')")
+        page = context.new_page()
+        page.add_init_script(
+            """window.__t0 = performance.now();
+            const tick = () => {
+              const map = window.cbMap;
+              if (map && window.__shell === undefined && map.loaded())
+                window.__shell = performance.now();
+              const ready = document.body && document.body.dataset.ready === '1';
+              if (ready && window.__overview === undefined) window.__overview = performance.now();
+              if (window.__overview === undefined || window.__shell === undefined)
+                requestAnimationFrame(tick);
+            };
+            requestAnimationFrame(tick);"""
+        )
+        for _ in range(args.repeat):
+            page.goto(base + "/app")
+            page.wait_for_function("window.__overview !== undefined", timeout=120_000)
+            shell, overview = page.evaluate("[window.__shell, window.__overview]")
+            if args.trace:
+                print(
+                    page.evaluate("""performance.getEntriesByType('resource').map((e) =>
+                    `${e.name.replace(location.origin, '')} `
+                    + `${e.startTime.toFixed(0)}+${e.duration.toFixed(0)}`).join('\\n')""")
+                )
+            out["shell"].append(shell)
+            out["overview"].append(overview)
+            took = page.evaluate(
+                """async ([lon, lat, zoom]) => {
+                  const t0 = performance.now();
+                  document.body.dataset.ready = '0';
+                  window.cbMap.jumpTo({center: [lon, lat], zoom});
+                  const pause = () => new Promise((r) => setTimeout(r, 10));
+                  while (document.body.dataset.ready !== '1') await pause();
+                  return performance.now() - t0;
+                }""",
+                [lon, lat, zoom],
+            )
+            out["viewport"].append(took)
+        browser.close()
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The web pages as the server serves them, and the boundaries they draw (issue #12)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from shapely.geometry import box, mapping
+
+from crossbeat.agencies import register_agency, set_jurisdiction
+from crossbeat.clock import FrozenClock
+from crossbeat.model import Agency
+from crossbeat.store import Store
+from crossbeat.web import PageError, page_html
+from tests.api_support import make_client
+
+PAGES = {"/": "Community crime map", "/methodology": "Methodology", "/app": "Analyst",
+         "/admin": "Agency admin", "/field": "Field"}  # fmt: skip
+
+
+@pytest.fixture
+def client(store: Store) -> TestClient:
+    register_agency(store, Agency(id="cityx", name="City X PD", timezone="UTC"))
+    set_jurisdiction(store, "cityx", "city", mapping(box(-1.0, 51.0, -0.5, 51.5)))
+    return make_client(
+        store,
+        FrozenClock(datetime(2026, 6, 1, 12, tzinfo=UTC)),
+        basemap_tiles="https://tiles.example/{z}/{x}/{y}.png",
+        basemap_attribution="© Example </script>",
+    )
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_is_served_with_its_assets_and_settings(client: TestClient, path: str) -> None:
+    page = client.get(path)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert f"<title>{PAGES[path]}" in page.text
+    found = re.search(r'id="cb-config" type="application/json">(.*?)</script>', page.text)
+    assert found, "the page's configuration"
+    config = json.loads(found.group(1))
+    # The configured tile source reaches the page; no value can close the script element.
+    assert config["basemap_tiles"] == "https://tiles.example/{z}/{x}/{y}.png"
+    assert config["basemap_attribution"] == "© Example </script>"
+    for asset in re.findall(r'(?:src|href)="(/static/web/[^"]+)"', page.text):
+        assert client.get(asset).status_code == 200, asset
+
+
+def test_field_app_may_ask_for_the_location_and_installs(client: TestClient) -> None:
+    assert "geolocation=(self)" in client.get("/field").headers["permissions-policy"]
+    assert "geolocation=()" in client.get("/app").headers["permissions-policy"]
+    worker = client.get("/field/sw.js")
+    assert worker.status_code == 200 and worker.headers["service-worker-allowed"] == "/field"
+    manifest = client.get("/field/manifest.webmanifest").json()
+    assert manifest["start_url"] == "/field" and manifest["display"] == "standalone"
+
+
+def test_boundaries_are_public_geojson(client: TestClient) -> None:
+    body = client.get("/api/v1/jurisdictions").json()
+    assert body["type"] == "FeatureCollection"
+    (feature,) = body["features"]
+    assert feature["properties"] == {
+        "agency_id": "cityx",
+        "agency_name": "City X PD",
+        "name": "city",
+    }
+    assert feature["geometry"]["type"] == "Polygon"
+
+
+def test_an_unknown_page_names_the_pages() -> None:
+    with pytest.raises(PageError, match="one of public"):
+        page_html("nope", {})

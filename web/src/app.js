@@ -1,0 +1,256 @@
+// The analyst workspace (/app): every granted agency on one map, filters, detail panel,
+// area counts and trend, and the layers of the other services where the server has them.
+import {
+  CATEGORY_COLOURS, HEX_FILL, PALETTE, addBoundaries, api, count, createMap, currentUser, el,
+  errorText, has, hexagons, settled, viewportPoints, monthRange, query, signInForm, userBar, whenLoaded,
+} from "./common.js";
+// Chart.js is loaded on first use (a chart is drawn only for an area), not with the map.
+const charts = () => import("./charts.js");
+import { filterPanel } from "./filters.js";
+
+const POINT_ZOOM = 12;
+const TILES = "/api/v1/tiles/incidents/{z}/{x}/{y}.mvt";
+const ANALYSES = ["kde", "hotspots", "emerging", "nearrepeat", "series"];
+const side = document.getElementById("side");
+const ready = (value) => (document.body.dataset.ready = value);
+
+async function main() {
+  ready("0");
+  const me = await currentUser();
+  if (me) start(me);
+  else signInForm(side, start);
+}
+
+async function start(me) {
+  document.getElementById("user").replaceChildren(userBar(me));
+  const map = createMap("map");
+  // One count by agency and month gives the time range and the agencies granted; the
+  // boundaries are fetched at the same time (fewer round trips before the first draw).
+  const boundaries = api("/api/v1/jurisdictions");
+  const [byMonth, tiles] = await Promise.all([
+    api("/api/v1/aggregates?by=month&by=agency"),
+    has("GET", TILES),
+    whenLoaded(map),
+  ]);
+  if (!byMonth.ok) return side.replaceChildren(el("p", { role: "alert" }, errorText(byMonth)));
+  const months = monthRange(byMonth.data.cells);
+  const agencies = [...new Set(byMonth.data.cells.map((c) => c.key[1]))].sort();
+  await addBoundaries(map, { fetched: boundaries });
+  const colourBy = el("select", { id: "colour-by" }, el("option", { value: "agency" }, "Agency"), el("option", { value: "category" }, "Crime against"));
+  const total = el("p", { id: "count", class: "count", "aria-live": "polite" });
+  const legend = el("ul", { class: "legend", "aria-label": "Legend" });
+  const filterHost = el("div");
+  side.replaceChildren(
+    el("h2", {}, "Filters"), filterHost,
+    el("label", { for: "colour-by" }, "Colour points by"), colourBy, legend, el("p", { class: "hint", id: "hex-legend" }, "Hexagons (zoomed out): darker means more incidents; grey means too few to publish. Zoom in for single incidents."), total,
+    el("div", { id: "area-tools" }), el("div", { id: "layers" }), el("div", { id: "bulletins" }), el("div", { id: "live" }));
+  const filters = filterPanel(filterHost, { months, agencies, onChange: refresh });
+  const truncated = el("p", { id: "points-note", class: "hint", "aria-live": "polite" });
+  total.after(truncated);
+
+  const agencyColour = ["match", ["get", "agency_id"], ...agencies.flatMap((a, i) => [a, PALETTE[i % PALETTE.length]]), "#666666"];
+  const categoryColour = ["match", ["get", "crime_against"], ...Object.entries(CATEGORY_COLOURS).flat(), "#666666"];
+  if (tiles) {
+    map.addSource("incidents", { type: "vector", tiles: [location.origin + TILES], minzoom: 0, maxzoom: 14 });
+  } else {
+    map.addSource("hex", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+    map.addSource("points", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+  }
+  const hexSource = tiles ? { source: "incidents", "source-layer": "hexagons" } : { source: "hex" };
+  const pointSource = tiles ? { source: "incidents", "source-layer": "incidents" } : { source: "points" };
+  map.addLayer({ id: "hex", type: "fill", ...hexSource, maxzoom: POINT_ZOOM, paint: { "fill-color": HEX_FILL, "fill-opacity": 0.7, "fill-outline-color": "#7a4a2a" } });
+  map.addLayer({ id: "points", type: "circle", ...pointSource, minzoom: POINT_ZOOM, paint: { "circle-radius": 5, "circle-color": agencyColour, "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
+
+  // Points are read for the view only, from zoom POINT_ZOOM - 0.5 (just before they show).
+  const loadPoints = tiles ? async () => {} : viewportPoints(map, "points", {
+    minZoom: POINT_ZOOM - 0.5,
+    params: () => filters.params(),
+    onLoaded: (data) => (truncated.textContent = data.truncated ? `Showing the first ${data.features.length.toLocaleString("en")} incidents in view: zoom in for all.` : ""),
+  });
+
+  const showLegend = () => {
+    const entries = colourBy.value === "agency" ? agencies.map((a, i) => [a, PALETTE[i % PALETTE.length]]) : Object.entries(CATEGORY_COLOURS);
+    legend.replaceChildren(...entries.map(([name, colour]) => el("li", {}, el("span", { class: "swatch", style: `background:${colour}` }), name)));
+  };
+  colourBy.addEventListener("change", () => {
+    map.setPaintProperty("points", "circle-color", colourBy.value === "agency" ? agencyColour : categoryColour);
+    showLegend();
+  });
+  showLegend();
+
+  async function refresh() {
+    ready("0");
+    const params = filters.params();
+    if (params.empty) {
+      total.textContent = "0 incidents";
+      if (!tiles) {
+        map.getSource("hex").setData({ type: "FeatureCollection", features: [] });
+        map.getSource("points").setData({ type: "FeatureCollection", features: [] });
+      }
+    } else {
+      delete params.empty;
+      const [agg, hex] = await Promise.all([
+        api(`/api/v1/aggregates?${query(params)}`),
+        tiles ? null : api(`/api/v1/aggregates?${query({ ...params, by: "h3_7" })}`),
+        loadPoints({ ...params }),
+      ]);
+      total.textContent = agg.ok ? `${count(agg.data.total)} incidents${agg.data.complete ? "" : " (some counts withheld)"}` : errorText(agg);
+      total.dataset.total = agg.ok ? agg.data.total : "";
+      if (tiles) {
+        map.getSource("incidents").setTiles([`${location.origin}${TILES}?${query(params)}`]);
+      } else {
+        map.getSource("hex").setData(hexagons(hex.ok ? hex.data.cells : []));
+      }
+    }
+    await settled(map, tiles ? ["incidents"] : ["hex", "points"]);
+    ready("1");
+  }
+
+  map.on("click", "points", (event) => showDetail(event.features[0].properties.id));
+  map.on("mouseenter", "points", () => (map.getCanvas().style.cursor = "pointer"));
+  map.on("mouseleave", "points", () => (map.getCanvas().style.cursor = ""));
+  areaTools(map, filters);
+  analysisLayers(map, filters);
+  liveUpdates(map, tiles);
+  bulletins();
+  await refresh();
+}
+
+/** The incident detail panel: only what the viewer is granted, as the API returns it. */
+async function showDetail(id) {
+  const panel = document.getElementById("detail");
+  const result = await api(`/api/v1/incidents/${encodeURIComponent(id)}`);
+  const close = el("button", { type: "button", class: "close", onclick: () => (panel.hidden = true), "aria-label": "Close the detail panel" }, "×");
+  if (!result.ok) {
+    panel.replaceChildren(close, el("p", { role: "alert" }, errorText(result)));
+  } else {
+    const record = result.data.record;
+    const rows = Object.entries(record)
+      .filter(([, v]) => v !== null && v !== undefined && !(typeof v === "object" && !Array.isArray(v) && !Object.keys(v).length))
+      .map(([k, v]) => [el("dt", {}, k.replaceAll("_", " ")), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]);
+    const reasons = (result.data.decisions || []).flatMap((d) => d.reasons || []);
+    panel.replaceChildren(close, el("h2", { id: "detail-title" }, record.offence_name || "Incident"), el("dl", {}, rows),
+      reasons.length ? el("details", {}, el("summary", {}, "Why you see this"), el("ul", {}, reasons.map((r) => el("li", {}, r)))) : null);
+  }
+  panel.hidden = false;
+  panel.focus();
+}
+
+/** Draw a rectangle on the map → its counts, trend chart, breakdown and an export link. */
+function areaTools(map, filters) {
+  const host = document.getElementById("area-tools");
+  const button = el("button", { type: "button", id: "draw-area", "aria-pressed": "false" }, "Draw an area");
+  const result = el("div", { id: "area-result", "aria-live": "polite" });
+  host.append(el("h2", {}, "Area"), el("p", { class: "hint" }, "Press the button, then click two opposite corners on the map."), button, result);
+  map.addSource("area", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+  map.addLayer({ id: "area-line", type: "line", source: "area", paint: { "line-color": "#000000", "line-width": 2 } });
+  let corner = null;
+  let drawing = false;
+  button.addEventListener("click", () => {
+    drawing = !drawing;
+    corner = null;
+    button.setAttribute("aria-pressed", String(drawing));
+    map.getCanvas().style.cursor = drawing ? "crosshair" : "";
+  });
+  map.on("click", async (event) => {
+    if (!drawing) return;
+    if (!corner) return (corner = event.lngLat);
+    drawing = false;
+    button.setAttribute("aria-pressed", "false");
+    map.getCanvas().style.cursor = "";
+    const [a, b] = [corner, event.lngLat];
+    const bbox = [Math.min(a.lng, b.lng), Math.min(a.lat, b.lat), Math.max(a.lng, b.lng), Math.max(a.lat, b.lat)].map((v) => v.toFixed(6));
+    const [w, s, e, n] = bbox.map(Number);
+    map.getSource("area").setData({ type: "Feature", properties: {}, geometry: { type: "Polygon", coordinates: [[[w, s], [e, s], [e, n], [w, n], [w, s]]] } });
+    await areaSummary(result, { ...filters.params(), bbox: bbox.join(",") }, filters.months());
+  });
+}
+
+async function areaSummary(host, params, months) {
+  delete params.empty;
+  const [byMonth, byCategory] = await Promise.all([
+    api(`/api/v1/aggregates?${query({ ...params, by: "month" })}`),
+    api(`/api/v1/aggregates?${query({ ...params, by: "crime_against" })}`),
+  ]);
+  if (!byMonth.ok) return host.replaceChildren(el("p", { role: "alert" }, errorText(byMonth)));
+  const canvas = el("canvas", { id: "area-chart", role: "img", "aria-label": "Incidents per month in the area" });
+  const exportLink = (await has("GET", "/api/v1/exports"))
+    ? `/api/v1/exports?${query({ ...params, format: "csv" })}`
+    : `/api/v1/incidents?${query({ ...params, f: "geojson", limit: 5000 })}`;
+  host.replaceChildren(
+    el("p", { id: "area-count", class: "count" }, `${count(byMonth.data.total)} incidents in the area`),
+    el("div", { class: "chart" }, canvas),
+    el("table", {}, el("caption", {}, "By crime against"),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Crime against"), el("th", { scope: "col" }, "Count"))),
+      el("tbody", {}, byCategory.ok ? byCategory.data.cells.map((c) => el("tr", {}, el("td", {}, c.key[0] ?? "unknown"), el("td", {}, count(c.count)))) : [])),
+    el("a", { href: exportLink, download: "crossbeat-area" }, "Export the area's incidents"));
+  const { monthPoints, trendChart } = await charts();
+  trendChart(canvas, monthPoints(months, byMonth.data.cells));
+}
+
+/** Analysis layers from the analysis service, offered only where the server has them. */
+async function analysisLayers(map, filters) {
+  const host = document.getElementById("layers");
+  const offered = [];
+  for (const name of ANALYSES) if (await has("GET", `/api/v1/analysis/${name}`)) offered.push(name);
+  if (!offered.length) return;
+  host.append(el("h2", {}, "Analysis layers"));
+  for (const name of offered) {
+    const box = el("input", { type: "checkbox", id: `layer-${name}` });
+    host.append(el("label", { class: "check", for: `layer-${name}` }, box, ` ${name}`));
+    box.addEventListener("change", async () => {
+      const id = `analysis-${name}`;
+      if (!box.checked) {
+        for (const suffix of ["-fill", "-circle"]) if (map.getLayer(id + suffix)) map.removeLayer(id + suffix);
+        if (map.getSource(id)) map.removeSource(id);
+        return;
+      }
+      const params = filters.params();
+      delete params.empty;
+      const result = await api(`/api/v1/analysis/${name}?${query({ ...params, f: "geojson" })}`);
+      if (!result.ok || result.data?.type !== "FeatureCollection") return;
+      map.addSource(id, { type: "geojson", data: result.data });
+      map.addLayer({ id: `${id}-fill`, type: "fill", source: id, filter: ["==", ["geometry-type"], "Polygon"], paint: { "fill-color": "#CC79A7", "fill-opacity": 0.4 } });
+      map.addLayer({ id: `${id}-circle`, type: "circle", source: id, filter: ["==", ["geometry-type"], "Point"], paint: { "circle-radius": 6, "circle-color": "#CC79A7" } });
+    });
+  }
+}
+
+/** Live updates (server-sent events) where the server streams them. */
+async function liveUpdates(map, tiles) {
+  if (!(await has("GET", "/api/v1/live"))) return;
+  const host = document.getElementById("live");
+  const list = el("ul", { id: "live-list", "aria-live": "polite" });
+  host.append(el("h2", {}, "Live"), list);
+  const stream = new EventSource("/api/v1/live");
+  const onIncident = (event) => {
+    const record = JSON.parse(event.data);
+    list.prepend(el("li", {}, `${event.type.replace("incident.", "")}: ${record.offence_name || record.nibrs_code || record.id} (${record.agency_id})`));
+    if (tiles || record.lat == null) return map.triggerRepaint();
+    const source = map.getSource("points");
+    const data = source._data?.geojson || source._data || { type: "FeatureCollection", features: [] };
+    const features = (data.features || []).filter((f) => f.properties.id !== record.id);
+    if (event.type !== "incident.withdrawn") {
+      const { lat, lon, ...props } = record;
+      features.push({ type: "Feature", geometry: { type: "Point", coordinates: [lon, lat] }, properties: props });
+    }
+    source.setData({ type: "FeatureCollection", features });
+  };
+  for (const type of ["incident.created", "incident.updated", "incident.withdrawn"]) stream.addEventListener(type, onIncident);
+  stream.addEventListener("bulletin.created", () => bulletins());
+  stream.onerror = () => {}; // EventSource reconnects by itself (Last-Event-ID).
+}
+
+/** The bulletins panel with acknowledgement, where the server has bulletins. */
+async function bulletins() {
+  if (!(await has("GET", "/api/v1/bulletins"))) return;
+  const host = document.getElementById("bulletins");
+  const result = await api("/api/v1/bulletins");
+  if (!result.ok) return;
+  const items = result.data.bulletins || result.data.records || [];
+  host.replaceChildren(el("h2", {}, "Bulletins"), el("ul", {}, items.map((b) =>
+    el("li", {}, el("strong", {}, b.title || b.id), " ", b.body || "",
+      el("button", { type: "button", onclick: async () => { await api(`/api/v1/bulletins/${b.id}/ack`, { method: "POST" }); bulletins(); } }, "Acknowledge")))));
+}
+
+main();
