@@ -66,6 +66,7 @@ def test_url_safe_base64_is_accepted() -> None:
         (base64.b64encode(b"\0" * 32).decode(), "placeholder"),
         (base64.b64encode(b"changeme" * 4).decode(), "placeholder"),
     ],
+    ids=["empty", "not-base64", "16-bytes", "zeros", "changeme"],  # stable for pytest-xdist
 )
 def test_bad_keks_are_refused_with_the_next_step(text: str, message: str) -> None:
     with pytest.raises(KeyConfigError, match=message) as err:

@@ -11,13 +11,15 @@ from fastapi.responses import JSONResponse
 
 from crossbeat.agencies import boundary_features
 from crossbeat.api.deps import StoreDep
+from crossbeat.api.schemas import ERRORS, PUBLIC
 
 router = APIRouter(tags=["jurisdictions"])
 
 
 @router.get(
     "/jurisdictions",
-    responses={200: {"content": {"application/geo+json": {}}}},
+    openapi_extra=PUBLIC,
+    responses={**ERRORS, 200: {"content": {"application/geo+json": {}}}},
     summary="Every agency's jurisdiction polygons (GeoJSON)",
 )
 def get_jurisdictions(store: StoreDep) -> JSONResponse:
