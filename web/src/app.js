@@ -66,6 +66,8 @@ async function start(me) {
   map.addLayer({ id: "points", type: "circle", ...pointSource, minzoom: pointZoom, paint: { "circle-radius": 5, "circle-color": agencyColour, "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
 
   // Points are read for the view only, from zoom POINT_ZOOM - 0.5 (just before they show).
+  // With tiles MapLibre fetches what a view needs; the page says when they are drawn.
+  if (tiles) map.on("moveend", async () => { ready("0"); await settled(map, ["incidents"]); ready("1"); });
   const loadPoints = tiles ? async () => {} : viewportPoints(map, "points", {
     minZoom: POINT_ZOOM - 0.5,
     params: () => filters.params(),
