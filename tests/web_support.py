@@ -48,11 +48,23 @@ class DemoServer:
     db_url: str
     process: subprocess.Popen[bytes]
 
+    used: dict[str, str] = field(default_factory=dict)
+
     def code(self, username: str) -> str:
-        """Return the demo account's current one-time code."""
+        """Return the demo account's current one-time code, never one it already used.
+
+        The server refuses a replayed code, so a second sign-in of the same account
+        within one time step waits for the next code, as a person would.
+        """
         from crossbeat.demo.accounts import demo_code
 
-        return demo_code(self.out_dir, username, datetime.now(UTC))
+        deadline = time.monotonic() + 65
+        code = demo_code(self.out_dir, username, datetime.now(UTC))
+        while code == self.used.get(username) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            code = demo_code(self.out_dir, username, datetime.now(UTC))
+        self.used[username] = code
+        return code
 
 
 def start_demo_server(out_dir: Path, *, size: float = 0.1) -> DemoServer:

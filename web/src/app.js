@@ -9,6 +9,9 @@ const charts = () => import("./charts.js");
 import { filterPanel } from "./filters.js";
 
 const POINT_ZOOM = 12;
+// The vector tiles carry single incidents from zoom 13 (layer "incidents") and hexagons
+// below it (layer "hexagons"; docs/api.md "Vector tiles").
+const TILE_POINT_ZOOM = 13;
 const TILES = "/api/v1/tiles/incidents/{z}/{x}/{y}.mvt";
 const ANALYSES = ["kde", "hotspots", "emerging", "nearrepeat", "series"];
 const side = document.getElementById("side");
@@ -50,6 +53,7 @@ async function start(me) {
 
   const agencyColour = ["match", ["get", "agency_id"], ...agencies.flatMap((a, i) => [a, PALETTE[i % PALETTE.length]]), "#666666"];
   const categoryColour = ["match", ["get", "crime_against"], ...Object.entries(CATEGORY_COLOURS).flat(), "#666666"];
+  const pointZoom = tiles ? TILE_POINT_ZOOM : POINT_ZOOM;
   if (tiles) {
     map.addSource("incidents", { type: "vector", tiles: [location.origin + TILES], minzoom: 0, maxzoom: 14 });
   } else {
@@ -58,10 +62,12 @@ async function start(me) {
   }
   const hexSource = tiles ? { source: "incidents", "source-layer": "hexagons" } : { source: "hex" };
   const pointSource = tiles ? { source: "incidents", "source-layer": "incidents" } : { source: "points" };
-  map.addLayer({ id: "hex", type: "fill", ...hexSource, maxzoom: POINT_ZOOM, paint: { "fill-color": HEX_FILL, "fill-opacity": 0.7, "fill-outline-color": "#7a4a2a" } });
-  map.addLayer({ id: "points", type: "circle", ...pointSource, minzoom: POINT_ZOOM, paint: { "circle-radius": 5, "circle-color": agencyColour, "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
+  map.addLayer({ id: "hex", type: "fill", ...hexSource, maxzoom: pointZoom, paint: { "fill-color": HEX_FILL, "fill-opacity": 0.7, "fill-outline-color": "#7a4a2a" } });
+  map.addLayer({ id: "points", type: "circle", ...pointSource, minzoom: pointZoom, paint: { "circle-radius": 5, "circle-color": agencyColour, "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
 
   // Points are read for the view only, from zoom POINT_ZOOM - 0.5 (just before they show).
+  // With tiles MapLibre fetches what a view needs; the page says when they are drawn.
+  if (tiles) map.on("moveend", async () => { ready("0"); await settled(map, ["incidents"]); ready("1"); });
   const loadPoints = tiles ? async () => {} : viewportPoints(map, "points", {
     minZoom: POINT_ZOOM - 0.5,
     params: () => filters.params(),
@@ -223,10 +229,18 @@ async function liveUpdates(map, tiles) {
   const list = el("ul", { id: "live-list", "aria-live": "polite" });
   host.append(el("h2", {}, "Live"), list);
   const stream = new EventSource("/api/v1/live");
+  let pending = null;
+  const reloadTiles = () => {
+    clearTimeout(pending); // one reload for a burst of events
+    pending = setTimeout(() => { const source = map.getSource("incidents"); source.setTiles(source.tiles); }, 500);
+  };
   const onIncident = (event) => {
     const record = JSON.parse(event.data);
     list.prepend(el("li", {}, `${event.type.replace("incident.", "")}: ${record.offence_name || record.nibrs_code || record.id} (${record.agency_id})`));
-    if (tiles || record.lat == null) return map.triggerRepaint();
+    // Tiles are "private, no-store" for a signed-in user: setting the same URLs again
+    // reloads the tiles in view, so the new or changed incident is drawn.
+    if (tiles) return reloadTiles();
+    if (record.lat == null) return;
     const source = map.getSource("points");
     const data = source._data?.geojson || source._data || { type: "FeatureCollection", features: [] };
     const features = (data.features || []).filter((f) => f.properties.id !== record.id);

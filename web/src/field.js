@@ -80,7 +80,9 @@ async function start(me) {
     const item = {
       key: crypto.randomUUID(),
       created: new Date().toISOString(),
-      body: { agency_id: me.user.agency, nibrs_code: code.value, occurred_from: new Date().toISOString(), lat, lon, narrative: note.value },
+      // The field report body of POST /api/v1/incidents (docs/api.md "Field reports"): the
+      // server files it for the signed-in officer's own agency.
+      body: { offence: code.value, occurred_from: new Date().toISOString(), lat, lon, ...(note.value.trim() ? { narrative: note.value } : {}) },
     };
     await enqueue(item);
     note.value = "";
