@@ -70,8 +70,10 @@ def _body_fields(doc: dict[str, Any], op: dict[str, Any]) -> list[str]:
     content = op.get("requestBody", {}).get("content", {}).get("application/json")
     if not content:
         return []
-    ref = content["schema"].get("$ref", "")
-    schema = doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    schema = content.get("schema", {})
+    ref = schema.get("$ref")
+    if ref:  # a named model; an inline schema (a field report's open body) is used as is
+        schema = doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]
     return list(schema.get("properties", {}))
 
 
