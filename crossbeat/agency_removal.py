@@ -176,6 +176,9 @@ def _remove(conn: Connection, agency_id: str) -> tuple[dict[str, int], dict[str,
         removed["sharing_agreements"] = [
             and_(t.c.grantee_kind == "agency", t.c.grantee_id == agency_id)
         ]
+    if "live_events" in tables:  # the live stream's log names the owner without a key
+        t = tables["live_events"]
+        removed["live_events"] = [t.c.agency_id == agency_id]
     detach: list[tuple[_Edge, ColumnElement[bool]]] = []
     order = _parents_first(names, edges)
     for name in order:

@@ -14,6 +14,9 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 #: Dependencies used without an import of their own, and why.
 NOT_IMPORTED = {
     "psycopg": "SQLAlchemy's PostgreSQL driver, loaded from postgresql+psycopg:// URLs",
+    "python-multipart": "FastAPI's form parser for multipart uploads (POST /api/v1/uploads)",
+    "wordllama": "its embedding files are read without importing it "
+    "(crossbeat.taxonomy.narrative_model: the import changes the logging setup)",
 }
 
 
