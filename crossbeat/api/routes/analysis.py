@@ -39,7 +39,13 @@ def _json(body: dict[str, Any], geojson: bool) -> JSONResponse:
 @router.get(
     "/analysis/{name}",
     openapi_extra=FILTERED,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        200: {
+            "description": "The analysis (JSON), its map layer (f=geojson) or a picture (f=png).",
+            "content": {"application/json": {}, "application/geo+json": {}, "image/png": {}},
+        },
+    },
     summary="Run an analysis on the incidents you may see",
 )
 def analysis(
