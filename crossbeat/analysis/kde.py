@@ -150,13 +150,15 @@ def kernel_density(
         rule = bandwidth
     else:
         bw, rule = float(bandwidth), "metres"
-    if not bw > 0:
-        raise AnalysisError(f"bandwidth must be positive, got {bandwidth!r}")
-    pad = 4 * bw
-    width = max(np.ptp(x), np.ptp(y)) + 2 * pad
+    if not bw >= 0.01:
+        raise AnalysisError(f"bandwidth must be positive (at least 0.01 m), got {bandwidth!r}")
+    width = max(np.ptp(x), np.ptp(y)) + 8 * bw
     cell = float(cell_m) if cell_m is not None else max(bw / 4, width / (max_nodes - 1))
     if not cell > 0:
         raise AnalysisError(f"cell size must be positive, got {cell_m!r}")
+    # At least one whole cell beyond the outermost incidents, so every point lies strictly
+    # inside the grid (the binned FFT needs it) whatever the cell size.
+    pad = max(4 * bw, 1.5 * cell)
     xs = np.arange(x.min() - pad, x.max() + pad + cell, cell)
     ys = np.arange(y.min() - pad, y.max() + pad + cell, cell)
     if len(xs) * len(ys) > 16 * max_nodes * max_nodes:
