@@ -62,6 +62,7 @@ from crossbeat.sharing.compiled import (
     count_by_rule,
     reachable,
 )
+from crossbeat.sharing.flags import current_rules
 from crossbeat.sharing.mvt import Layer, encode
 from crossbeat.sharing.policy import Decision, ReadPlan, ReadRequest, Viewer, ViewerKind, _margin
 from crossbeat.sharing.reads import _audit, _request_summary, anchor_index, prepare
@@ -227,7 +228,7 @@ def tile(
     with store.begin() as conn:
         plans = _plans(conn, viewer, request, now, z)
         gen = generation.current(conn)
-        etag, bucket = _etag(plans, gen, z, x, y, request)
+        etag, bucket = _etag(plans, gen, current_rules(conn).key, z, x, y, request)
         plans = [dataclasses.replace(p, now=bucket) for p in plans]
         p = plans[0]
         layer = "incidents" if points else "hexagons"
@@ -283,9 +284,20 @@ def _plans(
 
 # -- ETag and cache --------------------------------------------------------------------------
 def _etag(
-    plans: Sequence[ReadPlan], gen: int, z: int, x: int, y: int, request: ReadRequest
+    plans: Sequence[ReadPlan],
+    gen: int,
+    sensitivity: str,
+    z: int,
+    x: int,
+    y: int,
+    request: ReadRequest,
 ) -> tuple[str, datetime]:
-    """Return the ETag and the "now" the tile is drawn at (the minute, with delays)."""
+    """Return the ETag and the "now" the tile is drawn at (the minute, with delays).
+
+    ``sensitivity`` is the key of the sensitivity rules in force
+    (:func:`crossbeat.sharing.flags.current_rules`): a changed crosswalk or keyword list
+    re-derives flags without an audited write, so the generation alone would not move.
+    """
     now = plans[0].now
     delayed = any(r.delay for p in plans for r in p.rules)
     if delayed:
@@ -294,6 +306,7 @@ def _etag(
         "v": FORMAT_VERSION,
         "rules": [[_rule_key(r) for r in p.rules] for p in plans],
         "generation": gen,
+        "sensitivity": sensitivity,
         "tile": [z, x, y],
         "request": _request_summary(request),
         "minute": now.isoformat() if delayed else None,
