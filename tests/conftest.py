@@ -234,3 +234,29 @@ def _kek_setting(monkeypatch: pytest.MonkeyPatch, kek_text: str) -> None:
 def store(db_url: str, kek: Kek) -> Store:
     """A fresh, migrated store with the session KEK, once on SQLite and once on PostgreSQL."""
     return open_store(db_url, kek=kek)
+
+
+_ROOT = Path(__file__).resolve().parent.parent
+_STRAY = ("crossbeat.db*", "*.kek", "*.audit-key*", "*.audit-heads.jsonl")
+
+
+def _stray_files() -> set[Path]:
+    return {p for pattern in _STRAY for p in _ROOT.glob(pattern)}
+
+
+_STRAY_BEFORE = _stray_files()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test left a database or key file in the checkout's root.
+
+    Such files (a KEK, an audit signing key) must never be committed; a test that writes them
+    there is using the default ``./crossbeat.db`` instead of its own temporary directory.
+    """
+    stray = _stray_files() - _STRAY_BEFORE
+    if stray:
+        names = ", ".join(sorted(p.name for p in stray))
+        session.config.get_terminal_writer().line(
+            f"tests left files in {_ROOT}: {names} (use tmp_path, not ./crossbeat.db)", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
