@@ -30,7 +30,6 @@ WRITE_PATH = {
     "store/schema.py": "defines the incident tables",
     "store/migrations/": "creates and changes the tables (Alembic)",
     "ingest/writes.py": "stores chunks: new records, versions, withdrawals, expunges",
-    "ingest/unchanged.py": "compares the writer's source digests to skip unchanged rows",
     "store/tags.py": "re-tags incidents with the jurisdictions that contain them",
     "store/areas.py": "tags incidents with the areas of a layer that contain them",
     "vault/tables.py": "indexes the sealed personal-data rows by key",

@@ -31,11 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from crossbeat import __version__
 from crossbeat.ingest.profile import Profile
-from crossbeat.store.schema import incidents, ingest_batches
 from crossbeat.taxonomy.sensitivity import rules_fingerprint
 from crossbeat.vault.fingerprint import Fingerprinter, fingerprinter
 
@@ -152,21 +151,10 @@ class UnchangedProbe:
         conn = self.conn
         if self._fingerprint is None:
             self._fingerprint = fingerprinter(self.store, conn)
-        ids = sorted({c.incident_id for c in candidates})
-        q = (
-            select(
-                incidents.c.id,
-                incidents.c.source_digest,
-                incidents.c.row_number,
-                incidents.c.unmapped,
-                ingest_batches.c.file_hash,
-            )
-            .select_from(
-                incidents.outerjoin(ingest_batches, ingest_batches.c.id == incidents.c.batch_id)
-            )
-            .where(self.store.one_of(incidents.c.id, ids))
-        )
-        stored = {r.id: r for r in conn.execute(q)}
+        # The write path's read of what is stored (it alone may read incidents so).
+        from crossbeat.ingest.writes import stored_digests
+
+        stored = stored_digests(self.store, conn, [c.incident_id for c in candidates])
         out: dict[int, bool] = {}
         earlier: set[str] = set()
         fp = self._fingerprint

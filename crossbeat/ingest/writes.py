@@ -327,6 +327,30 @@ def _existing(store: Store, conn: Connection, ids: list[str]) -> dict[str, dict[
     return {r["id"]: dict(r) for r in conn.execute(q).mappings()}
 
 
+def stored_digests(store: Store, conn: Connection, ids: list[str]) -> dict[str, Any]:
+    """Return, per stored incident among ``ids``, its source digest and provenance.
+
+    Each row has ``source_digest``, ``row_number``, ``unmapped`` and the ``file_hash``
+    of the batch that wrote it (:class:`crossbeat.ingest.unchanged.UnchangedProbe`).
+    """
+    if not ids:
+        return {}
+    q = (
+        select(
+            incidents.c.id,
+            incidents.c.source_digest,
+            incidents.c.row_number,
+            incidents.c.unmapped,
+            ingest_batches.c.file_hash,
+        )
+        .select_from(
+            incidents.outerjoin(ingest_batches, ingest_batches.c.id == incidents.c.batch_id)
+        )
+        .where(store.one_of(incidents.c.id, sorted(set(ids))))
+    )
+    return {r.id: r for r in conn.execute(q)}
+
+
 def _tombstones(store: Store, conn: Connection, ids: list[str]) -> set[str]:
     """Return the incident ids among ``ids`` that were expunged."""
     if not ids:
