@@ -434,22 +434,19 @@ class RowRouter:
             key = self._contexts[agency] = context_key(self.normaliser(agency))
         return key
 
-    def candidate(self, rec: RawRecord) -> tuple[Candidate, StoredRef, str] | None:
-        """Return a row's id and source key, when it may be stored unchanged."""
+    def candidate(self, rec: RawRecord) -> tuple[Candidate, str, str] | None:
+        """Return a row's id and source key, its source id and agency, when it may be unchanged."""
         if rec.problems:
             return None
         agency, _ = self.agency_of(rec)
         if agency is None:
             return None
-        normaliser = self.normaliser(agency)
         try:
-            sid = normaliser.source_id(rec)
+            sid = self.normaliser(agency).source_id(rec)
         except ValueError:
             return None
-        iid = incident_id(agency, sid)
         key = source_key(self.context(agency), raw_hash(rec))
-        labels = normaliser.crosswalk_labels(rec)
-        return Candidate(rec.row_number, iid, key), StoredRef(iid, sid, False, labels), agency
+        return Candidate(rec.row_number, incident_id(agency, sid), key), sid, agency
 
     def items(self, recs: list[RawRecord], file_hash: str, probe: UnchangedProbe) -> list[Item]:
         """Return the items of a part: rows stored unchanged skipped, the rest normalised."""
@@ -460,7 +457,9 @@ class RowRouter:
             if f is None or rec.row_number not in skip:
                 out.append(self.item(rec, file_hash))
                 continue
-            cand, ref, agency = f
+            cand, sid, agency = f
+            labels = self.normaliser(agency).crosswalk_labels(rec)
+            ref = StoredRef(cand.incident_id, sid, skip[rec.row_number], labels)
             out.append(
                 Item(
                     rec.row_number,
@@ -470,9 +469,7 @@ class RowRouter:
                     agency,
                     action="unchanged",
                     source_key=cand.key,
-                    stored=StoredRef(
-                        ref.incident_id, ref.source_id, skip[rec.row_number], ref.crosswalks
-                    ),
+                    stored=ref,
                 )
             )
         return out

@@ -158,15 +158,17 @@ class UnchangedProbe:
         out: dict[int, bool] = {}
         earlier: set[str] = set()
         fp = self._fingerprint
+        seen = self.seen
         for c in candidates:
             iid = c.incident_id
-            first = iid not in earlier and iid not in self.seen
+            first = iid not in earlier and iid not in seen
             earlier.add(iid)
             old = stored.get(iid)
-            if not first or old is None or old.source_digest is None:
+            if not first or old is None:
                 continue
-            if old.file_hash == file_hash and old.row_number != c.row_number:
+            _, digest, row_number, unmapped, stored_file = old
+            if digest is None or (stored_file == file_hash and row_number != c.row_number):
                 continue
-            if bytes(old.source_digest) == keyed_digest(fp, c.key):
-                out[c.row_number] = bool(old.unmapped)
+            if bytes(digest) == keyed_digest(fp, c.key):
+                out[c.row_number] = bool(unmapped)
         return out
