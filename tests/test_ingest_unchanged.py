@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import csv
 import random
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
-from crossbeat.agencies import register_agency
+from crossbeat.agencies import get_agency, register_agency
 from crossbeat.audit.events import Action
 from crossbeat.audit.tables import audit_events
 from crossbeat.ingest.normalise import Normaliser
@@ -27,7 +29,8 @@ from crossbeat.ingest.profile import load_profile, parse_profile
 from crossbeat.ingest.unchanged import context_key, eligible
 from crossbeat.model import Agency
 from crossbeat.store import Store, open_store
-from crossbeat.store.schema import incident_versions, incidents, quarantine
+from crossbeat.store.base import close_all
+from crossbeat.store.schema import incident_versions, incidents, ingest_batches, quarantine
 from crossbeat.vault.kek import Kek
 
 PROFILE = """
@@ -234,3 +237,68 @@ def test_hash_ids_and_update_feeds_never_skip() -> None:
         )
     )
     assert not eligible(hashed)
+
+
+def _rows_done(db_url: str) -> int:
+    """Rows committed by the running batch so far, read beside a running ingest."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            t = ingest_batches.c
+            done = conn.execute(select(t.rows_done).where(t.status == "running")).scalar()
+            return int(done or 0)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_skipping_reingest_then_rerun(db_url: str, tmp_path: Path) -> None:
+    """A re-ingest skipping unchanged rows, killed and re-run, ends as one run would."""
+    from tests.test_ingest_crash import _copy_fingerprint_key, _run, _state
+    from tests.test_ingest_pipeline import PROFILE as FEED
+    from tests.test_ingest_pipeline import row, write_csv
+
+    n = 3000
+    profile = tmp_path / "feed.toml"
+    profile.write_text(FEED, encoding="utf-8")
+    first = write_csv(tmp_path / "first.csv", [row(i) for i in range(n)])
+    rng = random.Random(9)
+    changed = set(rng.sample(range(n), 300))
+    second_rows = [row(i, code="120") if i in changed else row(i) for i in range(n + 200)]
+    second = write_csv(tmp_path / "second.csv", second_rows)
+    for url in (db_url, f"sqlite:///{tmp_path / 'clean.db'}"):
+        if url != db_url:
+            _copy_fingerprint_key(db_url, url)
+        store = open_store(url)
+        if get_agency(store, "cityx") is None:
+            register_agency(store, Agency("cityx", "cityx", timezone="America/Los_Angeles"))
+        close_all()
+        proc = _run(url, profile, first, capture=True)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+
+    kills = 0
+    for _ in range(4):
+        before = _rows_done(db_url)
+        proc = _run(db_url, profile, second)
+        target = before + rng.randint(100, 800)
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _rows_done(db_url) >= target:
+                break
+            time.sleep(0.01)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    final = _run(db_url, profile, second, capture=True)
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err.decode()
+    assert kills >= 2
+
+    clean = _run(f"sqlite:///{tmp_path / 'clean.db'}", profile, second, capture=True)
+    _, err = clean.communicate(timeout=300)
+    assert clean.returncode == 0, err.decode()
+    got = _state(db_url)
+    assert got == _state(f"sqlite:///{tmp_path / 'clean.db'}")
+    assert got["versions"] == 300 and len(got["records"]) == n + 200
