@@ -10,8 +10,10 @@ deployment's fingerprint key) of
   refused), each crosswalk's scheme, version and file content, and the keyword and
   lexicon rules (:func:`crossbeat.taxonomy.sensitivity.rules_fingerprint`).
 
-Normalising is a pure function of those, so a row whose digest equals the stored one
-would normalise to the stored record: the ingest counts it unchanged without
+Normalising is a pure function of those (its one check against the clock, a date in
+the future, can only turn a refusal into an acceptance as time passes, and a refused
+row has no stored digest), so a row whose digest equals the stored one would normalise
+to the stored record: the ingest counts it unchanged without
 normalising, hashing or encrypting it (:meth:`UnchangedProbe.skippable`). Every other
 outcome is kept as the full path decides it: a repeated id (in the file, or at another
 row of the same file already stored) is still a duplicate, a row whose digest differs
