@@ -11,7 +11,9 @@ For each backend it measures, on the same synthetic CSV:
   ``executemany`` into a SQLite table of the same columns, or with ``COPY`` into a
   PostgreSQL table (no validation, no derivation, no history);
 * the end-to-end rate of ``crossbeat.ingest.pipeline.ingest_files`` (profile, dates,
-  crosswalk, validation, H3, jurisdictions, upsert with history and quarantine).
+  crosswalk, validation, H3, jurisdictions, upsert with history and quarantine);
+* the rate of ingesting the same file again into that store (every row unchanged:
+  skipped by its source digest, ``crossbeat.ingest.unchanged``).
 
 It prints the machine, the medians over ``--repeat`` runs and their ratio, then the
 peak resident memory of a separate process ingesting ``--memory-rows`` rows each
@@ -181,8 +183,8 @@ def raw_postgres(csv_path: Path, url: str) -> float:
     return time.perf_counter() - t0
 
 
-def crossbeat_ingest(csv_path: Path, url: str, profile_path: Path) -> float:
-    """Ingest with the full pipeline into a fresh store; return seconds."""
+def crossbeat_ingest(csv_path: Path, url: str, profile_path: Path) -> tuple[float, float]:
+    """Ingest with the full pipeline into a fresh store, then again; return both seconds."""
     from crossbeat.agencies import register_agency
     from crossbeat.ingest.pipeline import ingest_files
     from crossbeat.ingest.profile import load_profile
@@ -198,10 +200,15 @@ def crossbeat_ingest(csv_path: Path, url: str, profile_path: Path) -> float:
     t0 = time.perf_counter()
     summary = ingest_files(store, "benchpd", profile, [csv_path])
     elapsed = time.perf_counter() - t0
-    close_all()
     if summary.new != summary.rows:
         raise SystemExit(f"benchmark ingest did not store every row: {summary.as_dict()}")
-    return elapsed
+    t0 = time.perf_counter()
+    again = ingest_files(store, "benchpd", profile, [csv_path])
+    again_elapsed = time.perf_counter() - t0
+    close_all()
+    if again.unchanged != again.rows:
+        raise SystemExit(f"re-ingest did not find every row unchanged: {again.as_dict()}")
+    return elapsed, again_elapsed
 
 
 class PgDatabases:
@@ -278,27 +285,30 @@ def main() -> None:
         generate(csv_path, args.rows)
         print(f"rows: {args.rows:,} ({csv_path.stat().st_size / 1e6:.1f} MB CSV)")
         for backend in args.backends.split(","):
-            raw_t, cb_t = [], []
+            raw_t, cb_t, re_t = [], [], []
             pg = PgDatabases(PG_ADMIN) if backend == "postgres" else None
             try:
                 for i in range(args.repeat):
                     if pg is None:
                         raw_t.append(raw_sqlite(csv_path, work / f"raw{i}.db"))
-                        cb_t.append(
-                            crossbeat_ingest(
-                                csv_path, f"sqlite:///{work / f'cb{i}.db'}", profile_path
-                            )
+                        first, again = crossbeat_ingest(
+                            csv_path, f"sqlite:///{work / f'cb{i}.db'}", profile_path
                         )
+                        cb_t.append(first)
+                        re_t.append(again)
                         for p in work.glob(f"*{i}.db*"):
                             p.unlink()
                     else:
                         raw_t.append(raw_postgres(csv_path, pg.new()))
-                        cb_t.append(crossbeat_ingest(csv_path, pg.new(), profile_path))
+                        first, again = crossbeat_ingest(csv_path, pg.new(), profile_path)
+                        cb_t.append(first)
+                        re_t.append(again)
             finally:
                 if pg is not None:
                     pg.close()
             raw_rate = args.rows / statistics.median(raw_t)
             cb_rate = args.rows / statistics.median(cb_t)
+            re_rate = args.rows / statistics.median(re_t)
             label = "executemany" if pg is None else "COPY"
             print(
                 f"{backend:<9} raw ({label}): {raw_rate:>10,.0f} rows/s   "
@@ -306,9 +316,14 @@ def main() -> None:
                 f"(median of {args.repeat}; raw runs {[round(t, 1) for t in raw_t]} s, "
                 f"ingest runs {[round(t, 1) for t in cb_t]} s)"
             )
+            print(
+                f"{backend:<9} re-ingest of the unchanged file: {re_rate:>9,.0f} rows/s   "
+                f"(runs {[round(t, 1) for t in re_t]} s)   load average {os.getloadavg()}"
+            )
             results[backend] = {
                 "raw_rows_per_s": raw_rate,
                 "ingest_rows_per_s": cb_rate,
+                "reingest_rows_per_s": re_rate,
                 "ratio": cb_rate / raw_rate,
             }
         mem: dict[str, dict[str, float]] = {}

@@ -41,6 +41,8 @@ class ChunkTally:
         for it in items:
             if it.agency_id:
                 self.owners.add(it.agency_id)
+            if it.stored is not None:  # skipped as unchanged (crossbeat.ingest.unchanged)
+                self.crosswalks.update(it.stored.crosswalks)
             if it.incident is not None:
                 self.crosswalks.update(
                     f"{o.scheme}@{o.crosswalk_version}"

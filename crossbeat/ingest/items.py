@@ -14,9 +14,12 @@ from typing import Any, Literal
 
 from crossbeat.geo.cells import h3_cells
 from crossbeat.geo.jurisdictions import JurisdictionIndex
+from crossbeat.ingest.unchanged import StoredRef
 from crossbeat.model import Incident, RecordUpdate
 
-Action = Literal["upsert", "withdraw", "expunge", "update"]
+#: ``unchanged``: a row whose source digest matches its stored record
+#: (:mod:`crossbeat.ingest.unchanged`), counted without being normalised.
+Action = Literal["upsert", "withdraw", "expunge", "update", "unchanged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,11 @@ class Item:
     reasons: tuple[str, ...] = ()
     #: For a row of an update feed (``action = "update"``): the dated change.
     update: RecordUpdate | None = None
+    #: The unkeyed hash of the row and its context, stored keyed as the record's
+    #: source digest (:func:`crossbeat.ingest.unchanged.source_key`); None: not kept.
+    source_key: str | None = None
+    #: For ``action = "unchanged"``: the stored record the row matches.
+    stored: StoredRef | None = None
 
 
 def derive(items: Sequence[Item], index: JurisdictionIndex) -> list[Item]:

@@ -550,6 +550,23 @@ class Normaliser:
         return lon, lat, precision
 
     # -- offences, persons, sensitivity --------------------------------------------------
+    def crosswalk_labels(self, rec: RawRecord) -> tuple[str, ...]:
+        """Return ``scheme@version`` of the crosswalks classifying the record's offences.
+
+        For the audit event of a chunk whose rows were skipped as unchanged
+        (:mod:`crossbeat.ingest.unchanged`): the same labels normalising would give.
+        """
+        labels = []
+        for (spec, _), classify in zip(self._crosswalks, self._classify, strict=True):
+            code = self.value(rec, spec.code) or spec.constant
+            description = self.value(rec, spec.description)
+            if code is None and description is None:
+                continue
+            offence, _implied = classify(code, description)
+            if offence.scheme and offence.crosswalk_version:
+                labels.append(f"{offence.scheme}@{offence.crosswalk_version}")
+        return tuple(labels)
+
     def _offences(
         self, rec: RawRecord, issues: _Issues, *, required: bool
     ) -> tuple[list[Offence], set[Sensitivity]]:

@@ -33,6 +33,8 @@ from crossbeat.ingest.readers import SourceError, SourceReader, open_source
 if TYPE_CHECKING:
     from crossbeat.ingest.items import Item
     from crossbeat.ingest.pipeline import RowRouter
+    from crossbeat.ingest.source import RawRecord
+    from crossbeat.ingest.unchanged import UnchangedProbe
 
 #: Most rows normalised and written at a time, however many rows a transaction holds:
 #: the memory held by one part.
@@ -58,33 +60,48 @@ class Part:
 
 
 def parts(
-    reader: SourceReader, router: RowRouter, file_hash: str, done: int, chunk_size: int
+    reader: SourceReader,
+    router: RowRouter,
+    file_hash: str,
+    done: int,
+    chunk_size: int,
+    probe: UnchangedProbe | None = None,
 ) -> Generator[Part, None, None]:
     """Normalise a file's rows after row ``done`` into parts.
 
     Rows up to ``done`` (committed by an earlier, interrupted run) are replayed, not
     normalised again. The items are derived (:func:`crossbeat.ingest.items.derive`).
     A part closes the transaction every ``chunk_size`` rows; the last part (possibly
-    empty) always does.
+    empty) always does. With a ``probe`` (in the writing process only), rows stored
+    unchanged are skipped instead of normalised (:mod:`crossbeat.ingest.unchanged`):
+    a part's rows are read first, then probed in one query.
     """
     size = min(chunk_size, PART_ROWS)
-    items: list[Item] = []
+    recs: list[RawRecord] = []
     last_row = done
     in_transaction = 0
+
+    def part(last: int, offset: int, commit: bool) -> Part:
+        if probe is None:
+            items = [router.item(rec, file_hash) for rec in recs]
+        else:
+            items = router.items(recs, file_hash, probe)
+        return Part(derive(items, router.index), last, offset, commit=commit)
+
     for rec in reader:
         if rec.row_number <= done:
             router.replay(rec)
             continue
-        items.append(router.item(rec, file_hash))
+        recs.append(rec)
         last_row = rec.row_number
         in_transaction += 1
         if in_transaction >= chunk_size:
-            yield Part(derive(items, router.index), last_row, rec.offset, commit=True)
-            items, in_transaction = [], 0
-        elif len(items) >= size:
-            yield Part(derive(items, router.index), last_row, rec.offset, commit=False)
-            items = []
-    yield Part(derive(items, router.index), last_row, reader.size, commit=True)
+            yield part(last_row, rec.offset, True)
+            recs, in_transaction = [], 0
+        elif len(recs) >= size:
+            yield part(last_row, rec.offset, False)
+            recs = []
+    yield part(last_row, reader.size, True)
 
 
 def use_worker(path: Path) -> bool:

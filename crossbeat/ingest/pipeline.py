@@ -32,13 +32,22 @@ from crossbeat.geo.areas import AreaIndex
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.ingest.audited import ChunkTally, previous_profile_hash, record_chunk
 from crossbeat.ingest.items import Item
-from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated
+from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated, raw_hash
 from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
 from crossbeat.ingest.preflight import store_problems
 from crossbeat.ingest.profile import Profile, require_settled
 from crossbeat.ingest.readers import RawRecord, SourceError, file_sha256, open_source
+from crossbeat.ingest.unchanged import (
+    Candidate,
+    StoredRef,
+    UnchangedProbe,
+    context_key,
+    eligible,
+    source_key,
+)
 from crossbeat.ingest.withhold import withheld_values, withhold_personal
 from crossbeat.ingest.writes import Counts, write_chunk
+from crossbeat.model import incident_id
 from crossbeat.store import Store
 from crossbeat.store.schema import crosswalk_sources, ingest_batches
 
@@ -167,6 +176,7 @@ def ingest_files(
     parallel: bool | None = None,
     by: Principal | None = None,
     accept_timezone: bool = False,
+    skip_unchanged: bool | None = None,
 ) -> IngestSummary:
     """Ingest agency export files through a source profile.
 
@@ -199,6 +209,12 @@ def ingest_files(
     accept_timezone
         Accept a profile time zone that differs from the agency's registered one
         (otherwise refused: :func:`crossbeat.ingest.preflight.store_problems`).
+    skip_unchanged
+        Count rows whose source digest matches their stored record as unchanged
+        without normalising them (:mod:`crossbeat.ingest.unchanged`; the result is the
+        same either way). ``None`` does so when the feed has been ingested before
+        under the same profile (a re-ingest): the file is then read in this process,
+        not by a worker.
 
     Returns
     -------
@@ -255,6 +271,7 @@ def ingest_files(
                     chunk_size,
                     parallel,
                     by,
+                    skip_unchanged,
                 )
             )
     return summary
@@ -311,6 +328,7 @@ def _ingest_file(
     chunk_size: int,
     parallel: bool | None,
     by: Principal | None = None,
+    skip_unchanged: bool | None = None,
 ) -> FileSummary:
     try:
         reader_cm = open_source(path, profile.source, required_columns=profile.referenced_columns())
@@ -326,17 +344,28 @@ def _ingest_file(
         }
         batch_id, done = _start_batch(store, agency_id, profile, path, file_hash)
         router = RowRouter(store, profile, agency_id, str(path), index)
+        if skip_unchanged is None:
+            skip_unchanged = _fed_before(store, agency_id, profile, batch_id)
+        probe = UnchangedProbe(store) if skip_unchanged and eligible(profile) else None
         if parallel is None:
-            parallel = use_worker(path)
+            parallel = probe is None and use_worker(path)
         source: AbstractContextManager[Iterable[Part]] = (
             WorkerParts(path, router, file_hash, done, chunk_size)
             if parallel
-            else closing(parts(reader, router, file_hash, done, chunk_size))
+            else closing(parts(reader, router, file_hash, done, chunk_size, probe))
         )
         try:
             with source as stream, _progress_bar(progress, path, reader.size) as advance:
                 _write_parts(
-                    store, stream, batch_id, profile, index.areas, advance, by, audit_source
+                    store,
+                    stream,
+                    batch_id,
+                    profile,
+                    index.areas,
+                    advance,
+                    by,
+                    audit_source,
+                    probe=probe if not parallel else None,
                 )
         finally:
             router.close()
@@ -367,6 +396,8 @@ class RowRouter:
         self.index = index
         self._normalisers: dict[str, Normaliser] = {}
         self._map = {k.strip().casefold(): v for k, v in profile.agency_map.items()}
+        self._keep_digests = eligible(profile)
+        self._contexts: dict[str, str] = {}
 
     def agency_of(self, rec: RawRecord) -> tuple[str | None, str | None]:
         """Return (agency id, None) or (None, the reason it cannot be determined)."""
@@ -395,6 +426,53 @@ class RowRouter:
             )
             self._normalisers[agency] = n
         return n
+
+    def context(self, agency: str) -> str:
+        """Return the context key of an agency's rows (:func:`.unchanged.context_key`)."""
+        key = self._contexts.get(agency)
+        if key is None:
+            key = self._contexts[agency] = context_key(self.normaliser(agency))
+        return key
+
+    def candidate(self, rec: RawRecord) -> tuple[Candidate, str, str] | None:
+        """Return a row's id and source key, its source id and agency, when it may be unchanged."""
+        if rec.problems:
+            return None
+        agency, _ = self.agency_of(rec)
+        if agency is None:
+            return None
+        try:
+            sid = self.normaliser(agency).source_id(rec)
+        except ValueError:
+            return None
+        key = source_key(self.context(agency), raw_hash(rec))
+        return Candidate(rec.row_number, incident_id(agency, sid), key), sid, agency
+
+    def items(self, recs: list[RawRecord], file_hash: str, probe: UnchangedProbe) -> list[Item]:
+        """Return the items of a part: rows stored unchanged skipped, the rest normalised."""
+        found = [self.candidate(rec) for rec in recs]
+        skip = probe.skippable(file_hash, [f[0] for f in found if f is not None])
+        out: list[Item] = []
+        for rec, f in zip(recs, found, strict=True):
+            if f is None or rec.row_number not in skip:
+                out.append(self.item(rec, file_hash))
+                continue
+            cand, sid, agency = f
+            labels = self.normaliser(agency).crosswalk_labels(rec)
+            ref = StoredRef(cand.incident_id, sid, skip[rec.row_number], labels)
+            out.append(
+                Item(
+                    rec.row_number,
+                    file_hash,
+                    self.source_file,
+                    {},
+                    agency,
+                    action="unchanged",
+                    source_key=cand.key,
+                    stored=ref,
+                )
+            )
+        return out
 
     def close(self) -> None:
         """Release per-file state (hash-id counts, which may be held on disk)."""
@@ -431,6 +509,11 @@ class RowRouter:
             normaliser = self.normaliser(agency)
             result = normaliser.normalise(rec)
             if not isinstance(result, Rejected):
+                key = None
+                if self._keep_digests and isinstance(result, Normalised):
+                    prov = result.incident.provenance
+                    if prov is not None:
+                        key = source_key(self.context(agency), prov.raw_hash)
                 return Item(
                     rec.row_number,
                     file_hash,
@@ -440,6 +523,7 @@ class RowRouter:
                     incident=result.incident if isinstance(result, Normalised) else None,
                     update=result.update if isinstance(result, Updated) else None,
                     action=result.action if isinstance(result, Normalised) else "update",
+                    source_key=key,
                 )
             reasons = result.reasons
             if normaliser.last_occurrence is not None:
@@ -458,6 +542,7 @@ def _write_parts(
     advance: Any,
     by: Principal | None = None,
     audit_source: dict[str, Any] | None = None,
+    probe: UnchangedProbe | None = None,
 ) -> None:
     """Write parts in order, each with the checkpoint, committing where a part says.
 
@@ -470,6 +555,10 @@ def _write_parts(
     ids already seen, so a repeated id is a duplicate whichever part it is in. On any
     error the open transaction is rolled back: the store stays as it was after the
     last commit, whose checkpoint is where a re-run resumes.
+
+    A ``probe`` (rows skipped as unchanged, :mod:`crossbeat.ingest.unchanged`) is
+    bound to the open transaction before each part is read, so that it sees every
+    row written before that part.
     """
     with store.connect() as conn, store.bulk_writes(conn):
         transaction = None
@@ -489,11 +578,22 @@ def _write_parts(
                 through_row=last_row,
             )
 
-        for part in stream:
+        stream_parts = iter(stream)
+        written = False
+        while True:
+            # Without a probe the transaction begins once a part is there, so the
+            # store is not held while a worker normalises the next part.
+            if transaction is None and probe is not None:
+                transaction = conn.begin()
+                seen, tally, written = {}, ChunkTally(), False
+                probe.bind(conn, seen)
+            part = next(stream_parts, None)
+            if part is None:
+                break
             if transaction is None:
                 transaction = conn.begin()
-                seen = {}
-                tally = ChunkTally()
+                seen, tally = {}, ChunkTally()
+            written = True
             counts = write_chunk(
                 store,
                 part.items,
@@ -512,8 +612,29 @@ def _write_parts(
                 transaction = None
                 advance(part.offset)
         if transaction is not None:
-            audit()
-            transaction.commit()
+            if written:
+                audit()
+                transaction.commit()
+            else:
+                transaction.rollback()  # begun for a part that never came
+
+
+def _fed_before(store: Store, agency_id: str | None, profile: Profile, batch_id: str) -> bool:
+    """Return whether this feed completed a batch under this very profile before."""
+    t = ingest_batches.c
+    agency = t.agency_id.is_(None) if agency_id is None else t.agency_id == agency_id
+    with store.connect() as conn:
+        found = conn.execute(
+            select(t.id)
+            .where(
+                agency
+                & (t.profile_hash == profile.content_hash)
+                & (t.status == "complete")
+                & (t.id != batch_id)
+            )
+            .limit(1)
+        ).first()
+    return found is not None
 
 
 def _start_batch(

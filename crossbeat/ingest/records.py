@@ -199,4 +199,6 @@ def personal_rows(
 
 def snapshot(row: dict[str, Any], offences: list[dict[str, Any]]) -> dict[str, Any]:
     """Return a JSON-ready snapshot of a stored incident row and its offences."""
-    return {"incident": _canonical(dict(row)), "offences": _canonical(offences)}
+    # The source digest is how the row was found unchanged, not content (and bytes).
+    kept = {k: v for k, v in row.items() if k != "source_digest"}
+    return {"incident": _canonical(kept), "offences": _canonical(offences)}

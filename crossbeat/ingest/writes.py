@@ -24,6 +24,7 @@ from crossbeat.ingest.records import (
     record_hash,
     snapshot,
 )
+from crossbeat.ingest.unchanged import StoredRef, keyed_digest
 from crossbeat.model import Incident, RecordUpdate
 from crossbeat.store import Store
 from crossbeat.store.areas import area_tag_rows
@@ -43,7 +44,7 @@ from crossbeat.store.schema import (
 from crossbeat.vault.fingerprint import Fingerprinter, fingerprinter
 from crossbeat.vault.quarantine import seal_quarantined
 
-Action = Literal["upsert", "withdraw", "expunge", "update"]
+Action = Literal["upsert", "withdraw", "expunge", "update", "unchanged"]
 
 
 class WriteItem(Protocol):
@@ -79,6 +80,12 @@ class WriteItem(Protocol):
 
     @property
     def update(self) -> RecordUpdate | None: ...  # noqa: D102
+
+    @property
+    def source_key(self) -> str | None: ...  # noqa: D102
+
+    @property
+    def stored(self) -> StoredRef | None: ...  # noqa: D102
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +213,10 @@ class _Plan:
     expunges: list[Incident] = field(default_factory=list)
     rejected: list[_RejectedRow] = field(default_factory=list)
     stored_keys: list[tuple[str, int]] = field(default_factory=list)
+    #: Incident id to the source key of the row storing it (the source digest).
+    source_keys: dict[str, str] = field(default_factory=dict)
+    #: Unchanged records stored without a source digest, with their row's source key.
+    digests: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _classify(
@@ -216,6 +227,14 @@ def _classify(
     plan: _Plan,
     counts: Counts,
 ) -> None:
+    if it.action == "unchanged" and it.stored is not None:
+        # Matched its stored record by source digest (crossbeat.ingest.unchanged),
+        # which made sure it is no duplicate.
+        seen[it.stored.incident_id] = it.row_number
+        plan.stored_keys.append((it.file_hash, it.row_number))
+        counts.unchanged += 1
+        counts.unmapped += it.stored.unmapped
+        return
     inc = it.incident
     if inc is None:
         plan.rejected.append(_RejectedRow.of(it))
@@ -251,6 +270,8 @@ def _classify(
             plan.withdrawals.append(old)
         return
     digest = record_hash(inc, plan.fingerprint)
+    if it.source_key is not None:
+        plan.source_keys[iid] = it.source_key
     if inc.unmapped:
         counts.unmapped += 1
     if old is None:
@@ -263,6 +284,13 @@ def _classify(
         }
     elif old["record_hash"] == digest:
         counts.unchanged += 1
+        if it.source_key is not None:
+            stored = old.get("source_digest")
+            if stored is None or bytes(stored) != keyed_digest(plan.fingerprint, it.source_key):
+                # Unchanged, but stored without this digest (before migration 0022, by
+                # a field report, or under other rules giving the same record): keep
+                # the row's, so that the next re-ingest can skip it.
+                plan.digests.append((iid, it.source_key))
     else:
         plan.updates.append((inc, digest, old))
         counts.updated += 1
@@ -288,6 +316,7 @@ def _existing(store: Store, conn: Connection, ids: list[str]) -> dict[str, dict[
             incidents.c.status_at,
             incidents.c.disposition,
             incidents.c.disposition_at,
+            incidents.c.source_digest,
             ingest_batches.c.file_hash,
         )
         .select_from(
@@ -296,6 +325,30 @@ def _existing(store: Store, conn: Connection, ids: list[str]) -> dict[str, dict[
         .where(store.one_of(incidents.c.id, sorted(set(ids))))
     )
     return {r["id"]: dict(r) for r in conn.execute(q).mappings()}
+
+
+def stored_digests(store: Store, conn: Connection, ids: list[str]) -> dict[str, Any]:
+    """Return, per stored incident among ``ids``, its source digest and provenance.
+
+    Each row has ``source_digest``, ``row_number``, ``unmapped`` and the ``file_hash``
+    of the batch that wrote it (:class:`crossbeat.ingest.unchanged.UnchangedProbe`).
+    """
+    if not ids:
+        return {}
+    q = (
+        select(
+            incidents.c.id,
+            incidents.c.source_digest,
+            incidents.c.row_number,
+            incidents.c.unmapped,
+            ingest_batches.c.file_hash,
+        )
+        .select_from(
+            incidents.outerjoin(ingest_batches, ingest_batches.c.id == incidents.c.batch_id)
+        )
+        .where(store.one_of(incidents.c.id, sorted(set(ids))))
+    )
+    return {r.id: r for r in conn.execute(q)}
 
 
 def _tombstones(store: Store, conn: Connection, ids: list[str]) -> set[str]:
@@ -346,6 +399,15 @@ def _apply(
     ]
     for row, (*_, old) in zip(upd_rows, plan.updates, strict=True):
         _keep_dated(row, old)
+    for row in (*new_rows, *upd_rows):
+        row["source_digest"] = keyed_digest(fp, plan.source_keys.get(row["id"]))
+    if plan.digests:
+        conn.execute(
+            update(incidents)
+            .where(incidents.c.id == bindparam("b_id"))
+            .values(source_digest=bindparam("b_digest")),
+            [{"b_id": i, "b_digest": keyed_digest(fp, k)} for i, k in plan.digests],
+        )
     changed_ids = [r["id"] for r in upd_rows]
     if changed_ids:
         for table in (incident_offences, incident_jurisdictions, incident_areas, incident_personal):

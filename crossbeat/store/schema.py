@@ -213,6 +213,11 @@ incidents = Table(
     Column("raw_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # 16 bytes of the keyed hash of the source row and of everything that turned it
+    # into this record (crossbeat.ingest.unchanged): a re-ingest finding the same
+    # digest skips the row as unchanged. NULL when another path wrote the record
+    # (field reports, rows stored before migration 0022, issue #9).
+    Column("source_digest", LargeBinary(16)),
     UniqueConstraint("agency_id", "source_id"),
     Index("ix_incidents_agency_occurred", "agency_id", "occurred_from"),
     Index("ix_incidents_occurred", "occurred_from"),

@@ -1,0 +1,176 @@
+"""Re-ingesting unchanged rows as a hash comparison (issue #9).
+
+A nightly export repeats most of yesterday's rows. Each stored incident keeps a
+*source digest* (``incidents.source_digest``): 16 bytes of the keyed hash (under the
+deployment's fingerprint key) of
+
+* the source row (the SHA-256 of its canonical JSON, ``Provenance.raw_hash``), and
+* the *context* that turned it into the stored record: the code version, the source
+  profile's content hash, the agency and its extent (a point far outside it is
+  refused), each crosswalk's scheme, version and file content, and the keyword and
+  lexicon rules (:func:`crossbeat.taxonomy.sensitivity.rules_fingerprint`).
+
+Normalising is a pure function of those (its one check against the clock, a date in
+the future, can only turn a refusal into an acceptance as time passes, and a refused
+row has no stored digest), so a row whose digest equals the stored one would normalise
+to the stored record: the ingest counts it unchanged without
+normalising, hashing or encrypting it (:meth:`UnchangedProbe.skippable`). Every other
+outcome is kept as the full path decides it: a repeated id (in the file, or at another
+row of the same file already stored) is still a duplicate, a row whose digest differs
+or is missing (a record written by a field report, or stored before migration 0022)
+takes the full path, which also fills the digest in.
+
+Only feeds whose ids come from columns qualify: a hash id counts occurrences within
+the file, and an update feed applies dated changes (:func:`eligible`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+
+from crossbeat import __version__
+from crossbeat.ingest.profile import Profile
+from crossbeat.taxonomy.sensitivity import rules_fingerprint
+from crossbeat.vault.fingerprint import Fingerprinter, fingerprinter
+
+if TYPE_CHECKING:
+    from crossbeat.ingest.normalise import Normaliser
+    from crossbeat.store import Store
+
+#: Bytes of the keyed hash stored per incident: 128 bits leave no practical chance
+#: of two different rows colliding.
+DIGEST_BYTES = 16
+
+
+def eligible(profile: Profile) -> bool:
+    """Return whether a profile's rows may be skipped as unchanged by their digest."""
+    return profile.kind == "incidents" and profile.id.fallback != "hash"
+
+
+def context_key(normaliser: Normaliser) -> str:
+    """Return the SHA-256 (hex) of everything besides the row that shapes its record.
+
+    Parameters
+    ----------
+    normaliser
+        The agency's normaliser for the file (its profile, agency, extent, crosswalks).
+    """
+    n = normaliser
+    crosswalks = []
+    for spec, cw in n._crosswalks:
+        content = _file_sha256(cw.path) if cw.path is not None else None
+        crosswalks.append([spec.scheme, cw.scheme, cw.version, content])
+    parts = [
+        __version__,
+        n.profile.content_hash,
+        n.agency_id,
+        list(n.extent) if n.extent is not None else None,
+        crosswalks,
+        rules_fingerprint(),
+    ]
+    text = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def source_key(context: str, raw_sha256: str) -> str:
+    """Return the unkeyed hash of a row and its context (the writer keys it)."""
+    return hashlib.sha256(f"{context}:{raw_sha256}".encode("ascii")).hexdigest()
+
+
+def keyed_digest(fingerprint: Fingerprinter, key: str | None) -> bytes | None:
+    """Return the stored form of a source key: 16 bytes of its HMAC (None: no key)."""
+    if key is None:
+        return None
+    return bytes.fromhex(fingerprint.hexdigest(key.encode("ascii"))[: 2 * DIGEST_BYTES])
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A source row that may be unchanged: its row, incident id and source key."""
+
+    row_number: int
+    incident_id: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRef:
+    """What the write path needs of a row skipped as unchanged.
+
+    ``crosswalks`` are the ``scheme@version`` labels its offences were classified
+    with, for the chunk's audit event.
+    """
+
+    incident_id: str
+    source_id: str
+    unmapped: bool
+    crosswalks: tuple[str, ...] = ()
+
+
+@dataclass
+class UnchangedProbe:
+    """Finds the rows of a part that are stored unchanged, in the writer's transaction.
+
+    The writer binds it to its connection and to the ids it has stored in the open
+    transaction (:meth:`bind`) before it asks for the next part, so the probe sees
+    every row written before, committed or not.
+    """
+
+    store: Store
+    conn: Connection | None = None
+    seen: dict[str, int] = field(default_factory=dict)
+    _fingerprint: Fingerprinter | None = None
+
+    def bind(self, conn: Connection, seen: dict[str, int]) -> None:
+        """Probe in this connection's transaction, with the ids stored in it so far."""
+        self.conn = conn
+        self.seen = seen
+
+    def skippable(self, file_hash: str, candidates: Sequence[Candidate]) -> dict[int, bool]:
+        """Return the rows to count unchanged, each with whether it is stored unmapped.
+
+        A candidate qualifies when its incident is stored with the same source digest,
+        its id was not stored earlier in the transaction nor seen earlier among the
+        candidates, and the stored record does not come from another row of this same
+        file (which would make this row a duplicate).
+        """
+        if not candidates or self.conn is None:
+            return {}
+        conn = self.conn
+        if self._fingerprint is None:
+            self._fingerprint = fingerprinter(self.store, conn)
+        # The write path's read of what is stored (it alone may read incidents so).
+        from crossbeat.ingest.writes import stored_digests
+
+        stored = stored_digests(self.store, conn, [c.incident_id for c in candidates])
+        out: dict[int, bool] = {}
+        earlier: set[str] = set()
+        fp = self._fingerprint
+        seen = self.seen
+        for c in candidates:
+            iid = c.incident_id
+            first = iid not in earlier and iid not in seen
+            earlier.add(iid)
+            old = stored.get(iid)
+            if not first or old is None:
+                continue
+            _, digest, row_number, unmapped, stored_file = old
+            if digest is None or (stored_file == file_hash and row_number != c.row_number):
+                continue
+            if bytes(digest) == keyed_digest(fp, c.key):
+                out[c.row_number] = bool(unmapped)
+        return out
