@@ -16,6 +16,8 @@ export function el(tag, attrs = {}, ...children) {
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    // Styles through the CSSOM: a style attribute would need 'unsafe-inline' in the CSP.
+    else if (key === "style") Object.assign(node.style, value);
     else if (key === "text") node.textContent = value;
     else node.setAttribute(key, value === true ? "" : value);
   }
@@ -53,14 +55,20 @@ export function errorText(result) {
 
 let operations = null;
 
-/** Whether the server offers an operation ("GET", "/api/v1/live"), from its OpenAPI. */
+/**
+ * Whether the server offers an operation ("GET", "/api/v1/live"): the page's
+ * configuration lists them, so no request is spent on `/openapi.json` before the map.
+ */
 export async function has(method, path) {
   if (operations === null) {
-    const result = await api("/openapi.json");
-    operations = new Set();
-    if (result.ok) {
-      for (const [p, ops] of Object.entries(result.data.paths || {})) {
-        for (const m of Object.keys(ops)) operations.add(`${m.toUpperCase()} ${p}`);
+    const listed = config().operations;
+    operations = new Set(listed || []);
+    if (!listed) {
+      const result = await api("/openapi.json");
+      if (result.ok) {
+        for (const [p, ops] of Object.entries(result.data.paths || {})) {
+          for (const m of Object.keys(ops)) operations.add(`${m.toUpperCase()} ${p}`);
+        }
       }
     }
   }
