@@ -14,6 +14,8 @@ the start of the navigation:
 * **shell**: the page and MapLibre ready (the map's ``load`` event), no data yet — the
   baseline of the same run;
 * **overview**: every visible incident counted and drawn as hexagons (all in view);
+* **panel**: the side panel filled (time range, agencies, total count: the counts by
+  agency and month over the whole store), which no longer holds up the map;
 * **viewport**: after a jump to a view holding about ``--in-view`` incidents (100 k by
   default), the points in view read and drawn.
 
@@ -104,6 +106,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     print("machine:", json.dumps(machine()))
+    print(f"load average (1, 5, 15 min) at the start: {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         tmp = str(args.store or scratch)
         Path(tmp).mkdir(parents=True, exist_ok=True)
@@ -152,8 +155,13 @@ def main() -> None:
             results = run_browser(sync_playwright, base, secret, lon, lat, zoom, args)
         finally:
             server.terminate()
-            server.wait(timeout=20)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # busy in a long request: stop it
+                server.kill()
+                server.wait(timeout=20)
     shell = statistics.median(results["shell"])
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     print(f"median over {args.repeat} runs (ms), ratio to the shell (page + map, no data):")
     for name, values in results.items():
         med = statistics.median(values)
@@ -175,7 +183,7 @@ def run_browser(
     sync_playwright: Any, base: str, secret: str, lon: float, lat: float, zoom: float, args: Any
 ) -> dict[str, list[float]]:
     """Sign in once, then time ``/app`` ``args.repeat`` times (shell, overview, viewport)."""
-    out: dict[str, list[float]] = {"shell": [], "overview": [], "viewport": []}
+    out: dict[str, list[float]] = {"shell": [], "overview": [], "panel": [], "viewport": []}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         context = browser.new_context(viewport={"width": 1440, "height": 900})
@@ -197,7 +205,10 @@ def run_browser(
                 window.__shell = performance.now();
               const ready = document.body && document.body.dataset.ready === '1';
               if (ready && window.__overview === undefined) window.__overview = performance.now();
-              if (window.__overview === undefined || window.__shell === undefined)
+              const panel = document.body && document.body.dataset.panel === '1';
+              if (panel && window.__panel === undefined) window.__panel = performance.now();
+              if (window.__overview === undefined || window.__shell === undefined
+                  || window.__panel === undefined)
                 requestAnimationFrame(tick);
             };
             requestAnimationFrame(tick);"""
@@ -206,6 +217,8 @@ def run_browser(
             page.goto(base + "/app")
             wait_js(page, "window.__overview !== undefined", timeout=120_000)
             shell, overview = page.evaluate("[window.__shell, window.__overview]")
+            wait_js(page, "window.__panel !== undefined", timeout=300_000)
+            out["panel"].append(page.evaluate("window.__panel"))
             if args.trace:
                 print(
                     page.evaluate("""performance.getEntriesByType('resource').map((e) =>

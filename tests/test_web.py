@@ -130,7 +130,15 @@ def test_detail_panel_opens_on_a_drawn_point(analyst: Any) -> None:
     # Incidents like this one (the analysis service), each opening its own detail.
     panel.get_by_role("heading", name="Similar incidents").wait_for()
     wait_js(analyst, "document.getElementById('detail-related').dataset.done === '1'", 60_000)
-    assert panel.locator("#detail-related li").count() > 0, panel.inner_text()
+    expected = analyst.evaluate(
+        """async (id) => (await (await fetch(`/api/v1/incidents/${id}/similar?limit=5`))
+            .json()).results.length""",
+        target["id"],
+    )
+    shown = panel.locator("#detail-related li").count()
+    assert shown == expected, panel.inner_text()
+    if not expected:
+        assert "None that you may see" in panel.locator("#detail-related").inner_text()
     analyst.get_by_role("button", name="Close the detail panel").click()
 
 
@@ -168,6 +176,21 @@ def test_analysis_layers_draw_on_the_map(analyst: Any) -> None:
     analyst.locator("#layer-nearrepeat").check()
     analyst.locator("#knox tbody tr").first.wait_for(timeout=60_000)
     analyst.locator("#layer-nearrepeat").uncheck()
+
+
+def test_an_area_filter_changes_the_counts_and_the_tiles(analyst: Any) -> None:
+    wait_js(analyst, "document.querySelectorAll('#f-area option').length > 1")
+    before = analyst.locator("#count").get_attribute("data-total")
+    area = analyst.locator("#f-area option").nth(1).get_attribute("value")
+    analyst.locator("#f-area").select_option(area)
+    wait_js(analyst, f"document.getElementById('count').dataset.total !== '{before}'")
+    wait_ready(analyst)
+    assert int(analyst.locator("#count").get_attribute("data-total")) < int(before)
+    tiles = analyst.evaluate("window.cbMap.getSource('incidents').tiles[0]")
+    assert "area=" in tiles
+    analyst.locator("#f-area").select_option("")
+    wait_js(analyst, f"document.getElementById('count').dataset.total === '{before}'")
+    wait_ready(analyst)
 
 
 def test_boundary_layers_can_be_hidden(analyst: Any) -> None:
@@ -355,6 +378,40 @@ def test_offline_report_syncs_exactly_once(
     page.wait_for_timeout(500)
     again = page.evaluate(RECENT)
     assert again == found
+    context.close()
+
+
+def test_admin_manages_users_tokens_and_sees_jobs_and_quarantine(
+    browser: Any, server: DemoServer, console: Console
+) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    admin = console.watch(context.new_page())
+    sign_in(admin, server, "metro.agency-admin", "/admin")
+    wait_ready(admin)
+    users = admin.locator("#users-table tbody tr")
+    assert users.count() >= 3
+    officer = admin.locator("tr[data-username='metro.officer']")
+    assert officer.locator("input[value=officer]").is_checked()
+    # Give the officer the supervisor role too, then take it back (both audited).
+    officer.locator("input[value=supervisor]").check()
+    admin.get_by_role("button", name="Save roles of metro.officer").click()
+    admin.get_by_text("Saved the roles of metro.officer: officer, supervisor.").wait_for()
+    officer = admin.locator("tr[data-username='metro.officer']")
+    officer.locator("input[value=supervisor]").uncheck()
+    admin.get_by_role("button", name="Save roles of metro.officer").click()
+    admin.get_by_text("Saved the roles of metro.officer: officer.").wait_for()
+    # A token: its secret shown once, then revoked.
+    admin.locator("#t-label").fill("browser test feed")
+    admin.get_by_role("button", name="Create token").click()
+    secret = admin.locator("#token-secret")
+    secret.wait_for()
+    assert len(secret.inner_text()) > 20
+    admin.get_by_role("button", name="Revoke the token browser test feed").click()
+    admin.get_by_text("Revoked browser test feed.").wait_for()
+    assert admin.locator("#jobs-table").count() == 1
+    assert (
+        admin.locator("#quarantine-table caption").inner_text().endswith("held back from the map")
+    )
     context.close()
 
 

@@ -57,7 +57,7 @@ async function users(me, manage) {
     const self = u.username === me.user.username;
     return el("tr", { "data-username": u.username }, el("td", {}, u.username), el("td", {}, boxes), el("td", {}, u.status + (u.locked ? " (locked)" : "")),
       el("td", {}, manage && !self ? [
-        el("button", { type: "button", "aria-label": `Save the roles of ${u.username}`, onclick: save }, "Save roles"),
+        el("button", { type: "button", "aria-label": `Save roles of ${u.username}`, onclick: save }, "Save roles"),
         el("button", { type: "button", "aria-label": `${u.status === "active" ? "Disable" : "Enable"} ${u.username}`, onclick: toggle }, u.status === "active" ? "Disable" : "Enable"),
       ] : ""));
   };

@@ -28,14 +28,18 @@ async function main() {
 async function start(me) {
   document.getElementById("user").replaceChildren(userBar(me));
   const map = createMap("map");
-  // The first draw waits on nothing but the map and the boundaries: with vector tiles
+  // The first draw waits on nothing but the map, the boundaries and the tiles in view:
   // the hexagons of the overview come from tiles (each tile one governed read of its
   // cells), not from an aggregate over the whole store. The counts by agency and month
-  // (time range, agencies, the total) are asked for at the same time and fill the side
-  // panel when they come; they never hold up the map (issue #12, 2 s at 1 M incidents).
+  // (time range, agencies, the total) follow and fill the side panel; they never hold
+  // up the map (issue #12, 2 s at 1 M incidents).
   const boundaries = api("/api/v1/jurisdictions");
-  const byMonthPromise = api("/api/v1/aggregates?by=month&by=agency");
   const tiles = await has("GET", TILES);
+  const counts = () => api("/api/v1/aggregates?by=month&by=agency");
+  // Without tiles the counts are needed for the first draw; with tiles they are asked
+  // for once the tiles in view are drawn, so that they do not compete with them for the
+  // server (one process answers both).
+  const early = tiles ? null : counts();
   await whenLoaded(map);
   const boundaryFeatures = await addBoundaries(map, { fetched: boundaries });
   const known = [...new Set(boundaryFeatures.map((f) => f.properties.agency_id))].sort();
@@ -59,7 +63,7 @@ async function start(me) {
     ready("1"); // the overview is drawn: the map is interactive
   }
 
-  const byMonth = await byMonthPromise;
+  const byMonth = await (early || counts());
   if (!byMonth.ok) return side.replaceChildren(el("p", { role: "alert" }, errorText(byMonth)));
   const months = monthRange(byMonth.data.cells);
   agencies = [...new Set(byMonth.data.cells.map((c) => c.key[1]))].sort();
@@ -74,6 +78,12 @@ async function start(me) {
     el("label", { for: "colour-by" }, "Colour points by"), colourBy, legend, el("p", { class: "hint", id: "hex-legend" }, "Hexagons (zoomed out): darker means more incidents; grey means too few to publish. Zoom in for single incidents."), total,
     el("div", { id: "area-tools" }), el("div", { id: "boundary-layers" }), el("div", { id: "layers" }), el("div", { id: "bulletins" }), el("div", { id: "live" }));
   const filters = filterPanel(filterHost, { months, agencies, onChange: refresh });
+  // The area filter (an area of a layer one may read), filled by boundaryLayers().
+  const areaSelect = el("select", { id: "f-area" }, el("option", { value: "" }, "All areas"));
+  filterHost.append(el("label", { for: "f-area" }, "Area"), areaSelect);
+  areaSelect.addEventListener("change", () => refresh());
+  const withoutArea = filters.params;
+  filters.params = () => ({ ...withoutArea(), ...(areaSelect.value ? { area: areaSelect.value } : {}) });
   const truncated = el("p", { id: "points-note", class: "hint", "aria-live": "polite" });
   total.after(truncated);
 
@@ -134,7 +144,7 @@ async function start(me) {
   map.on("mouseenter", "points", () => (map.getCanvas().style.cursor = "pointer"));
   map.on("mouseleave", "points", () => (map.getCanvas().style.cursor = ""));
   areaTools(map, filters);
-  boundaryLayers(map, boundaryFeatures);
+  boundaryLayers(map, boundaryFeatures, areaSelect);
   analysisLayers(map, filters);
   liveUpdates(map, tiles);
   bulletins();
@@ -148,8 +158,8 @@ async function start(me) {
   document.body.dataset.panel = "1";
 }
 
-/** Boundary layers: jurisdictions (drawn from the start) and the area layers one may see. */
-async function boundaryLayers(map, jurisdictions) {
+/** Boundary layers: jurisdictions (drawn from the start) and the area layers one may read. */
+async function boundaryLayers(map, jurisdictions, areaSelect) {
   const host = document.getElementById("boundary-layers");
   host.append(el("h2", {}, "Boundaries"));
   const toggle = (id, label, layers, checked) => {
@@ -165,18 +175,18 @@ async function boundaryLayers(map, jurisdictions) {
   const layers = result.ok ? (result.data.collections || []).filter((c) => c.id !== "incidents") : [];
   for (const collection of layers) {
     const id = `areas-${collection.id.replace(/[^A-Za-z0-9_-]/g, "_")}`;
-    let loaded = false;
-    const box = el("input", { type: "checkbox", id: `b-${id}` });
-    box.addEventListener("change", async () => {
-      if (!loaded) {
-        loaded = true;
-        const items = await api(`/api/v1/ogc/collections/${encodeURIComponent(collection.id)}/items?limit=1000`);
-        map.addSource(id, { type: "geojson", data: items.ok ? items.data : { type: "FeatureCollection", features: [] } });
-        map.addLayer({ id: `${id}-line`, type: "line", source: id, paint: { "line-color": "#6a3d9a", "line-width": 1.5 } });
-      }
-      map.setLayoutProperty(`${id}-line`, "visibility", box.checked ? "visible" : "none");
-    });
-    host.append(el("label", { class: "check", for: `b-${id}` }, box, ` ${collection.title || collection.id}`));
+    const items = await api(`/api/v1/ogc/collections/${encodeURIComponent(collection.id)}/items?limit=1000`);
+    const data = items.ok ? items.data : { type: "FeatureCollection", features: [] };
+    map.addSource(id, { type: "geojson", data });
+    map.addLayer({ id: `${id}-line`, type: "line", source: id, layout: { visibility: "none" }, paint: { "line-color": "#6a3d9a", "line-width": 1.5 } });
+    toggle(`b-${id}`, collection.title || collection.id, () => [`${id}-line`], false);
+    // Each area becomes a choice of the area filter: AGENCY/LAYER:NAME.
+    const group = el("optgroup", { label: collection.title || collection.id });
+    for (const f of data.features) {
+      const p = f.properties || {};
+      if (p.agency_id && p.layer && p.name) group.append(el("option", { value: `${p.agency_id}/${p.layer}:${p.name}` }, p.name));
+    }
+    if (group.children.length) areaSelect.append(group);
   }
 }
 

@@ -21,10 +21,12 @@ async function main() {
   ready("0");
   const map = createMap("map");
   const boundaries = api("/api/v1/jurisdictions");
-  const byMonthPromise = api("/api/v1/aggregates?by=month");
   // The public's vector tiles (generalised points from zoom 13, suppressed hexagon
-  // counts below; cached for a minute) draw the map without waiting for any aggregate.
+  // counts below; cached for a minute) draw the map without waiting for any aggregate;
+  // the counts by month (time range, total) are asked for once the tiles are drawn.
   const tiles = await has("GET", TILES);
+  const counts = () => api("/api/v1/aggregates?by=month");
+  const early = tiles ? null : counts();
   await whenLoaded(map);
   await addBoundaries(map, { fetched: boundaries });
   const pointZoom = tiles ? TILE_POINT_ZOOM : POINT_ZOOM;
@@ -38,9 +40,12 @@ async function main() {
   const pointSource = tiles ? { source: "incidents", "source-layer": "incidents" } : { source: "points" };
   map.addLayer({ id: "hex", type: "fill", ...hexSource, maxzoom: pointZoom, paint: { "fill-color": HEX_FILL, "fill-opacity": 0.7, "fill-outline-color": "#7a4a2a" } });
   map.addLayer({ id: "points", type: "circle", ...pointSource, minzoom: pointZoom, paint: { "circle-radius": 6, "circle-color": ["match", ["get", "crime_against"], ...Object.entries(CATEGORY_COLOURS).flat(), "#666666"], "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
-  if (tiles) map.on("moveend", async () => { ready("0"); await settled(map, ["incidents"]); ready("1"); });
+  if (tiles) {
+    map.on("moveend", async () => { ready("0"); await settled(map, ["incidents"]); ready("1"); });
+    await settled(map, ["incidents"]);
+  }
 
-  const byMonth = await byMonthPromise;
+  const byMonth = await (early || counts());
   if (!byMonth.ok) return side.replaceChildren(el("p", { role: "alert" }, errorText(byMonth)));
   const months = monthRange(byMonth.data.cells);
   const total = el("p", { id: "count", class: "count", "aria-live": "polite" });
@@ -102,7 +107,6 @@ async function main() {
   });
   if (tiles) {
     showTotal(byMonth);
-    await settled(map, ["incidents"]);
     ready("1");
     return;
   }
