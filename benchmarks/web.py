@@ -11,7 +11,7 @@ of the largest agency, serves the store with ``crossbeat serve`` and opens ``/ap
 Debian's chromium (Playwright), signed in. For each run it measures in the browser, from
 the start of the navigation:
 
-* **shell**: the page and MapLibre ready (the map's ``load`` event), no data yet — the
+* **shell**: the page and MapLibre ready (its style loaded), no data yet — the
   baseline of the same run;
 * **overview**: every visible incident counted and drawn as hexagons (all in view);
 * **panel**: the side panel filled (time range, agencies, total count: the counts by
@@ -201,7 +201,7 @@ def run_browser(
             """window.__t0 = performance.now();
             const tick = () => {
               const map = window.cbMap;
-              if (map && window.__shell === undefined && map.loaded())
+              if (map && window.__shell === undefined && map.isStyleLoaded())
                 window.__shell = performance.now();
               const ready = document.body && document.body.dataset.ready === '1';
               if (ready && window.__overview === undefined) window.__overview = performance.now();

@@ -254,8 +254,8 @@ export function hexagons(cells) {
   };
 }
 
-/** The colour of a hexagon by its count (-1: suppressed, too few to publish). */
-export const HEX_FILL = ["step", ["get", "count"], "#d9d9d9", 0, "#fde0c5", 5, "#facba6", 15, "#f59e72", 40, "#e4572e", 100, "#a63603"];
+/** The colour of a hexagon by its count (-1 or absent, as in the tiles: suppressed, too few to publish). */
+export const HEX_FILL = ["step", ["coalesce", ["get", "count"], -1], "#d9d9d9", 0, "#fde0c5", 5, "#facba6", 15, "#f59e72", 40, "#e4572e", 100, "#a63603"];
 
 /** Query string from an object (arrays repeat the key; empty values are left out). */
 export function query(params) {
