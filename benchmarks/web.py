@@ -214,7 +214,7 @@ def run_browser(
             requestAnimationFrame(tick);"""
         )
         for _ in range(args.repeat):
-            page.goto(base + "/app")
+            page.goto(base + "/app", timeout=300_000)  # a busy server (the last viewport)
             wait_js(page, "window.__overview !== undefined", timeout=120_000)
             shell, overview = page.evaluate("[window.__shell, window.__overview]")
             wait_js(page, "window.__panel !== undefined", timeout=300_000)
