@@ -11,9 +11,11 @@ of the largest agency, serves the store with ``crossbeat serve`` and opens ``/ap
 Debian's chromium (Playwright), signed in. For each run it measures in the browser, from
 the start of the navigation:
 
-* **shell**: the page and MapLibre ready (the map's ``load`` event), no data yet — the
+* **shell**: the page and MapLibre ready (its style loaded), no data yet — the
   baseline of the same run;
 * **overview**: every visible incident counted and drawn as hexagons (all in view);
+* **panel**: the side panel filled (time range, agencies, total count: the counts by
+  agency and month over the whole store), which no longer holds up the map;
 * **viewport**: after a jump to a view holding about ``--in-view`` incidents (100 k by
   default), the points in view read and drawn.
 
@@ -93,21 +95,46 @@ def main() -> None:
     ap.add_argument("--in-view", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--trace", action="store_true", help="print the page's requests and times")
+    ap.add_argument(
+        "--store",
+        type=Path,
+        help="keep the populated store in this folder (web.db, web.kek) and reuse it on the "
+        "next run with the same --rows (populating 1 M rows takes minutes)",
+    )
+    ap.add_argument("--populate-only", action="store_true", help="populate --store and stop")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     print("machine:", json.dumps(machine()))
-    with tempfile.TemporaryDirectory() as tmp:
+    print(f"load average (1, 5, 15 min) at the start: {os.getloadavg()}", flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(args.store or scratch)
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{tmp}/web.db"
-        kek = generate_kek()
-        store = open_store(url, kek=parse_kek(kek))
-        store.clock = FrozenClock(NOW)
-        seconds = populate(store, args.rows)
-        print(f"incidents: {args.rows:,} written in {seconds:.1f} s", flush=True)
-        agreements(store)
-        # Created "now" (the real clock): the server signs in with it, and a dormant account
-        # (no sign-in for months by the frozen clock of the population) would be disabled.
-        enrolment = create_user(store, "metro", ANALYST, PASSWORD, ["analyst"], clock=SystemClock())
+        kept = Path(tmp) / f"web-{args.rows}.json"
+        if args.store and kept.exists():
+            saved = json.loads(kept.read_text())
+            kek, secret = saved["kek"], saved["secret"]
+            store = open_store(url, kek=parse_kek(kek))
+            print(f"incidents: {args.rows:,} (kept store {tmp})", flush=True)
+        else:
+            kek = generate_kek()
+            store = open_store(url, kek=parse_kek(kek))
+            store.clock = FrozenClock(NOW)
+            seconds = populate(store, args.rows)
+            print(f"incidents: {args.rows:,} written in {seconds:.1f} s", flush=True)
+            agreements(store)
+            # Created "now" (the real clock): the server signs in with it, and a dormant
+            # account (no sign-in for months by the frozen clock of the population) would
+            # be disabled.
+            enrolment = create_user(
+                store, "metro", ANALYST, PASSWORD, ["analyst"], clock=SystemClock()
+            )
+            secret = enrolment.totp_secret
+            if args.store:
+                kept.write_text(json.dumps({"kek": kek, "secret": secret}))
+        if args.populate_only:
+            return
         lon, lat, zoom = in_view_box(store, args.in_view)
         print(f"viewport view: {lon:.4f},{lat:.4f} z{zoom}", flush=True)
         port = 8790 + os.getpid() % 100
@@ -125,13 +152,16 @@ def main() -> None:
                     break
                 except OSError:
                     time.sleep(0.1)
-            results = run_browser(
-                sync_playwright, base, enrolment.totp_secret, lon, lat, zoom, args
-            )
+            results = run_browser(sync_playwright, base, secret, lon, lat, zoom, args)
         finally:
             server.terminate()
-            server.wait(timeout=20)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # busy in a long request: stop it
+                server.kill()
+                server.wait(timeout=20)
     shell = statistics.median(results["shell"])
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     print(f"median over {args.repeat} runs (ms), ratio to the shell (page + map, no data):")
     for name, values in results.items():
         med = statistics.median(values)
@@ -144,11 +174,16 @@ def main() -> None:
     print(f"target, interactive within 2000 ms: {verdict}")
 
 
+def wait_js(page: Any, expression: str, timeout: float = 30_000) -> None:
+    """Wait until an expression is true (as a function: the page's CSP refuses eval)."""
+    page.wait_for_function(f"() => ({expression})", timeout=timeout)
+
+
 def run_browser(
     sync_playwright: Any, base: str, secret: str, lon: float, lat: float, zoom: float, args: Any
 ) -> dict[str, list[float]]:
     """Sign in once, then time ``/app`` ``args.repeat`` times (shell, overview, viewport)."""
-    out: dict[str, list[float]] = {"shell": [], "overview": [], "viewport": []}
+    out: dict[str, list[float]] = {"shell": [], "overview": [], "panel": [], "viewport": []}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         context = browser.new_context(viewport={"width": 1440, "height": 900})
@@ -166,19 +201,24 @@ def run_browser(
             """window.__t0 = performance.now();
             const tick = () => {
               const map = window.cbMap;
-              if (map && window.__shell === undefined && map.loaded())
+              if (map && window.__shell === undefined && map.isStyleLoaded())
                 window.__shell = performance.now();
               const ready = document.body && document.body.dataset.ready === '1';
               if (ready && window.__overview === undefined) window.__overview = performance.now();
-              if (window.__overview === undefined || window.__shell === undefined)
+              const panel = document.body && document.body.dataset.panel === '1';
+              if (panel && window.__panel === undefined) window.__panel = performance.now();
+              if (window.__overview === undefined || window.__shell === undefined
+                  || window.__panel === undefined)
                 requestAnimationFrame(tick);
             };
             requestAnimationFrame(tick);"""
         )
         for _ in range(args.repeat):
-            page.goto(base + "/app")
-            page.wait_for_function("window.__overview !== undefined", timeout=120_000)
+            page.goto(base + "/app", timeout=300_000)  # a busy server (the last viewport)
+            wait_js(page, "window.__overview !== undefined", timeout=120_000)
             shell, overview = page.evaluate("[window.__shell, window.__overview]")
+            wait_js(page, "window.__panel !== undefined", timeout=300_000)
+            out["panel"].append(page.evaluate("window.__panel"))
             if args.trace:
                 print(
                     page.evaluate("""performance.getEntriesByType('resource').map((e) =>

@@ -292,3 +292,45 @@ def test_public_tiles_are_counted_per_window_like_other_public_reads(world: Worl
     assert all(len(e.owner_agencies) <= 1 for e in reads)
     assert {e.owner_agencies for e in reads} >= {("citya",), ("countyb",), ("transitc",)}
     assert all(not e.record_ids for e in reads)
+
+
+def test_an_area_filter_keeps_the_tiles_to_the_area(world: World, tmp_path: Any) -> None:
+    import json
+
+    from shapely.geometry import Point, box, mapping
+
+    from crossbeat.areas import add_layer
+
+    mid = (AREA[0] + AREA[2]) / 2
+    west = box(AREA[0] - 0.5, AREA[1] - 0.5, mid, AREA[3] + 0.5)
+    path = tmp_path / "halves.geojson"
+    feature = {"type": "Feature", "properties": {"NAME": "west"}, "geometry": mapping(west)}
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    add_layer(world.store, "citya", "halves", path, name_field="NAME")
+    # citya's analyst sees citya's records exactly, so their areas too (the public, at a
+    # coarser precision, does not: filtering by them would tell what it may not see).
+    client, _ = world.signed_in("a.analyst")
+    with world.store.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(incidents))}
+    everything = all_points(client)
+    inside = {}
+    for t in area_tiles(13):
+        url = "/api/v1/tiles/incidents/{}/{}/{}.mvt".format(*t)
+        response = client.get(url, params={"area": "citya/halves:west"})
+        assert response.status_code == 200, response.text
+        for f in features(response.content, "incidents"):
+            inside[f["properties"]["id"]] = f
+    assert inside and set(inside) < set(everything)
+    for shown_id in inside:
+        row = rows[shown_id]
+        assert row.agency_id == "citya" and west.contains(Point(float(row.lon), float(row.lat)))
+    assert len(inside) == sum(
+        1 for i, (_, f) in everything.items() if f["properties"]["agency_id"] == "citya"
+    )
+    # Counted hexagons follow the same filter: no more than without it.
+    z, x, y = area_tiles(10)[0]
+    url = f"/api/v1/tiles/incidents/{z}/{x}/{y}.mvt"
+    assert (
+        client.get(url, params={"area": "citya/halves:west"}).headers["ETag"]
+        != (client.get(url).headers["ETag"])
+    )

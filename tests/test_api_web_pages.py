@@ -72,3 +72,30 @@ def test_boundaries_are_public_geojson(client: TestClient) -> None:
 def test_an_unknown_page_names_the_pages() -> None:
     with pytest.raises(PageError, match="one of public"):
         page_html("nope", {})
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_has_its_csp_and_the_operations_of_the_server(
+    client: TestClient, path: str
+) -> None:
+    page = client.get(path)
+    csp = dict(d.strip().split(" ", 1) for d in page.headers["content-security-policy"].split(";"))
+    assert csp["script-src"] == "'self'" and csp["style-src"] == "'self'"
+    # The configured base map's host may be fetched and drawn, nothing else outside.
+    assert csp["img-src"] == "'self' data: blob: https://tiles.example"
+    assert csp["connect-src"] == "'self' https://tiles.example"
+    slot = re.search(r'<script id="cb-config" type="application/json">(.*?)</script>', page.text)
+    assert slot is not None
+    operations = json.loads(slot.group(1))["operations"]
+    spec = client.get("/openapi.json").json()["paths"]
+    assert operations == sorted(f"{m.upper()} {p}" for p, ops in spec.items() for m in ops)
+    assert "GET /api/v1/tiles/incidents/{z}/{x}/{y}.mvt" in operations
+
+
+def test_csp_allows_no_tile_host_without_a_base_map() -> None:
+    from crossbeat.web import content_security_policy
+
+    csp = content_security_policy("")
+    assert "connect-src 'self';" in csp and "img-src 'self' data: blob:;" in csp
+    sub = content_security_policy("https://{s}.tile.example/{z}/{x}/{y}.png")
+    assert "https://*.tile.example" in sub

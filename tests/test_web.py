@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 import urllib.request
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ from tests.web_support import (
     screenshot,
     sign_in,
     start_demo_server,
+    wait_js,
+    wait_panel,
     wait_ready,
 )
 
@@ -57,7 +60,7 @@ def analyst(browser: Any, server: DemoServer) -> Iterator[Any]:
     errors = Console()
     errors.watch(page)
     sign_in(page, server, "clackmer.analyst", "/app")
-    wait_ready(page)
+    wait_panel(page)
     page.errors = errors  # type: ignore[attr-defined]
     yield page
     context.close()
@@ -67,9 +70,10 @@ def analyst(browser: Any, server: DemoServer) -> Iterator[Any]:
 def _zoom_to_points(page: Any) -> None:
     """Zoom in past the hexagons to the points (the tiles carry them from zoom 13)."""
     page.evaluate("window.cbMap.jumpTo({center: [-122.56, 45.42], zoom: 13.2})")
-    page.wait_for_function(
+    wait_js(
+        page,
         "window.cbMap.queryRenderedFeatures({layers: ['points']}).length > 0"
-        " && !window.cbMap.isMoving()"
+        " && !window.cbMap.isMoving()",
     )
     page.wait_for_timeout(300)
 
@@ -80,6 +84,8 @@ def _agencies_drawn(page: Any) -> set[str]:
 
 def test_sign_in_with_mfa_and_see_two_agencies_on_one_map(analyst: Any) -> None:
     assert "clackmerco" in analyst.locator("#user").inner_text()  # signed in
+    # The map reads vector tiles (hexagons below zoom 13), not GeoJSON pages.
+    assert analyst.evaluate("window.cbMap.getSource('incidents').type") == "vector"
     assert rendered(analyst, "hex"), "hexagons at low zoom"
     _zoom_to_points(analyst)
     assert {"clackmerco", "rivertonpd"} <= _agencies_drawn(analyst)
@@ -94,9 +100,7 @@ def test_time_filter_changes_the_counts_and_the_map(analyst: Any) -> None:
         """() => { const to = document.getElementById('f-to'); to.value = 1;
                    to.dispatchEvent(new Event('input', {bubbles: true})); }"""
     )
-    analyst.wait_for_function(
-        f"document.getElementById('count').dataset.total !== '{before_total}'"
-    )
+    wait_js(analyst, f"document.getElementById('count').dataset.total !== '{before_total}'")
     wait_ready(analyst)
     after_total = analyst.locator("#count").get_attribute("data-total")
     assert int(after_total) < int(before_total)
@@ -105,9 +109,7 @@ def test_time_filter_changes_the_counts_and_the_map(analyst: Any) -> None:
         """() => { const to = document.getElementById('f-to'); to.value = to.max;
                    to.dispatchEvent(new Event('input', {bubbles: true})); }"""
     )
-    analyst.wait_for_function(
-        f"document.getElementById('count').dataset.total === '{before_total}'"
-    )
+    wait_js(analyst, f"document.getElementById('count').dataset.total === '{before_total}'")
     wait_ready(analyst)
 
 
@@ -125,6 +127,18 @@ def test_detail_panel_opens_on_a_drawn_point(analyst: Any) -> None:
     text = panel.inner_text()
     assert "agency id" in text and "nibrs code" in text
     assert "narrative" not in text and "persons" not in text  # personal data needs a purpose
+    # Incidents like this one (the analysis service), each opening its own detail.
+    panel.get_by_role("heading", name="Similar incidents").wait_for()
+    wait_js(analyst, "document.getElementById('detail-related').dataset.done === '1'", 60_000)
+    expected = analyst.evaluate(
+        """async (id) => (await (await fetch(`/api/v1/incidents/${id}/similar?limit=5`))
+            .json()).results.length""",
+        target["id"],
+    )
+    shown = panel.locator("#detail-related li").count()
+    assert shown == expected, panel.inner_text()
+    if not expected:
+        assert "None that you may see" in panel.locator("#detail-related").inner_text()
     analyst.get_by_role("button", name="Close the detail panel").click()
 
 
@@ -139,6 +153,56 @@ def test_draw_an_area_for_counts_and_a_trend_chart(analyst: Any) -> None:
     assert "incidents in the area" in analyst.locator("#area-count").inner_text()
     assert analyst.locator("#area-chart").is_visible()
     assert analyst.get_by_role("link", name="Export the area's incidents").count() == 1
+    # The CompStat table of the area (GET /api/v1/analysis/compstat with its bbox).
+    compstat = analyst.locator("#compstat")
+    compstat.wait_for()
+    assert compstat.locator("tbody tr").count() > 0
+    assert "Change %" in compstat.inner_text()
+
+
+def test_analysis_layers_draw_on_the_map(analyst: Any) -> None:
+    analyst.evaluate("window.cbMap.jumpTo({center: [-122.56, 45.42], zoom: 10})")
+    wait_ready(analyst)
+    for name, layer in (("kde", "analysis-kde-fill"), ("hotspots", "analysis-hotspots-fill")):
+        analyst.locator(f"#layer-{name}").check()
+        wait_js(analyst, "document.body.dataset.layers === '1'", timeout=60_000)
+        wait_js(
+            analyst, f"window.cbMap.getLayer('{layer}') && window.cbMap.loaded()", timeout=30_000
+        )
+        drawn = rendered(analyst, layer)
+        assert drawn, analyst.locator("#layer-note").inner_text()
+        analyst.locator(f"#layer-{name}").uncheck()
+        assert not analyst.evaluate(f"Boolean(window.cbMap.getLayer('{layer}'))")
+    analyst.locator("#layer-nearrepeat").check()
+    analyst.locator("#knox tbody tr").first.wait_for(timeout=60_000)
+    analyst.locator("#layer-nearrepeat").uncheck()
+
+
+def test_an_area_filter_changes_the_counts_and_the_tiles(analyst: Any) -> None:
+    wait_js(analyst, "document.querySelectorAll('#f-area option').length > 1")
+    before = analyst.locator("#count").get_attribute("data-total")
+    area = analyst.locator("#f-area option").nth(1).get_attribute("value")
+    analyst.locator("#f-area").select_option(area)
+    wait_js(analyst, f"document.getElementById('count').dataset.total !== '{before}'")
+    wait_ready(analyst)
+    assert int(analyst.locator("#count").get_attribute("data-total")) < int(before)
+    tiles = analyst.evaluate("window.cbMap.getSource('incidents').tiles[0]")
+    assert "area=" in tiles
+    analyst.locator("#f-area").select_option("")
+    wait_js(analyst, f"document.getElementById('count').dataset.total === '{before}'")
+    wait_ready(analyst)
+
+
+def test_boundary_layers_can_be_hidden(analyst: Any) -> None:
+    analyst.evaluate("window.cbMap.jumpTo({center: [-122.56, 45.42], zoom: 10})")
+    wait_ready(analyst)
+    assert {f["agency_id"] for f in rendered(analyst, "boundaries-line")} >= {"clackmerco"}
+    analyst.locator("#b-jurisdictions").uncheck()
+    analyst.wait_for_timeout(200)
+    assert not rendered(analyst, "boundaries-line")
+    analyst.locator("#b-jurisdictions").check()
+    analyst.wait_for_timeout(200)
+    assert rendered(analyst, "boundaries-line")
 
 
 def test_public_map_draws_no_feature_at_an_exact_location(
@@ -147,6 +211,7 @@ def test_public_map_draws_no_feature_at_an_exact_location(
     page = console.watch(browser.new_page(viewport=DESKTOP))
     page.goto(server.url + "/")
     wait_ready(page)
+    assert page.evaluate("window.cbMap.getSource('incidents').type") == "vector"  # tiles
     assert rendered(page, "hex")
     _zoom_to_points(page)
     drawn = [f["_xy"] for f in rendered(page, "points")]
@@ -168,6 +233,28 @@ def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 PAGES = ["/", "/methodology", "/app", "/admin", "/field"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_has_a_content_security_policy_and_no_inline_script(
+    server: DemoServer, path: str
+) -> None:
+    with urllib.request.urlopen(server.url + path) as response:
+        csp = response.headers["Content-Security-Policy"]
+        page = response.read().decode()
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["script-src"] == "'self'"
+    assert "unsafe" not in csp
+    assert directives["frame-ancestors"] == "'none'"
+    # Every <script> loads a file, except the configuration, which is JSON data.
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    assert scripts
+    for attrs, body in scripts:
+        assert ('src="/static/' in attrs and not body.strip()) or (
+            'type="application/json"' in attrs
+        ), attrs
+
+
 SIGN_IN = {"/app": "metro.analyst", "/admin": "metro.agency-admin", "/field": "metro.officer"}
 
 
@@ -181,7 +268,10 @@ def test_every_page_is_accessible_without_console_errors_and_screenshotted(
         sign_in(page, server, SIGN_IN[path], path)
     else:
         page.goto(server.url + path)
-    wait_ready(page)
+    if path == "/app":
+        wait_panel(page)
+    else:
+        wait_ready(page)
     name = path.strip("/") or "public"
     screenshot(page, f"{name}-desktop")
     assert not axe_violations(page), axe_violations(page)
@@ -207,9 +297,7 @@ def test_field_app_is_an_installable_pwa(
         "fetch(document.querySelector('link[rel=manifest]').href).then((r) => r.json())"
     )
     assert manifest["start_url"] == "/field" and manifest["display"] == "standalone"
-    page.wait_for_function(
-        "navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready"
-    )
+    wait_js(page, "navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready")
     registered = page.evaluate(
         "navigator.serviceWorker.getRegistration('/field').then((r) => Boolean(r))"
     )
@@ -233,7 +321,7 @@ def test_field_report_appears_live_in_another_agencys_map(
     browser: Any, server: DemoServer, analyst: Any, console: Console
 ) -> None:
     analyst.reload()  # the county analyst's page subscribes to the live stream
-    wait_ready(analyst)
+    wait_panel(analyst)
     context = browser.new_context(
         viewport=PHONE,
         geolocation={"latitude": 45.42, "longitude": -122.6},
@@ -247,10 +335,11 @@ def test_field_report_appears_live_in_another_agencys_map(
     officer.get_by_label("Offence").select_option("23F")
     officer.get_by_label("What happened").fill("Wallet taken from a parked car, window smashed")
     officer.get_by_role("button", name="File report at my location").click()
-    officer.wait_for_function(
-        "document.getElementById('sync-status').textContent.includes('All reports sent')"
+    wait_js(
+        officer, "document.getElementById('sync-status').textContent.includes('All reports sent')"
     )
-    analyst.wait_for_function(
+    wait_js(
+        analyst,
         "[...document.querySelectorAll('#live-list li')]"
         ".some((li) => li.textContent.includes('Theft From Motor Vehicle (rivertonpd)'))",
         timeout=15_000,
@@ -280,17 +369,49 @@ def test_offline_report_syncs_exactly_once(
     context.set_offline(True)
     page.get_by_label("What happened").fill(note)
     page.get_by_role("button", name="File report at my location").click()
-    page.wait_for_function("document.getElementById('sync-status').textContent.includes('waiting')")
+    wait_js(page, "document.getElementById('sync-status').textContent.includes('waiting')")
     context.set_offline(False)
-    page.wait_for_function(
-        "document.getElementById('sync-status').textContent.includes('All reports sent')"
-    )
+    wait_js(page, "document.getElementById('sync-status').textContent.includes('All reports sent')")
     found = page.evaluate(RECENT)
     assert found >= 1
     page.evaluate("window.dispatchEvent(new Event('online'))")  # a second sync sends nothing
     page.wait_for_timeout(500)
     again = page.evaluate(RECENT)
     assert again == found
+    context.close()
+
+
+def test_admin_manages_users_tokens_and_sees_jobs_and_quarantine(
+    browser: Any, server: DemoServer, console: Console
+) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    admin = console.watch(context.new_page())
+    sign_in(admin, server, "metro.agency-admin", "/admin")
+    wait_ready(admin)
+    users = admin.locator("#users-table tbody tr")
+    assert users.count() >= 3
+    officer = admin.locator("tr[data-username='metro.officer']")
+    assert officer.locator("input[value=officer]").is_checked()
+    # Give the officer the supervisor role too, then take it back (both audited).
+    officer.locator("input[value=supervisor]").check()
+    admin.get_by_role("button", name="Save roles of metro.officer").click()
+    admin.get_by_text("Saved the roles of metro.officer: officer, supervisor.").wait_for()
+    officer = admin.locator("tr[data-username='metro.officer']")
+    officer.locator("input[value=supervisor]").uncheck()
+    admin.get_by_role("button", name="Save roles of metro.officer").click()
+    admin.get_by_text("Saved the roles of metro.officer: officer.").wait_for()
+    # A token: its secret shown once, then revoked.
+    admin.locator("#t-label").fill("browser test feed")
+    admin.get_by_role("button", name="Create token").click()
+    secret = admin.locator("#token-secret")
+    secret.wait_for()
+    assert len(secret.inner_text()) > 20
+    admin.get_by_role("button", name="Revoke the token browser test feed").click()
+    admin.get_by_text("Revoked browser test feed.").wait_for()
+    assert admin.locator("#jobs-table").count() == 1
+    assert (
+        admin.locator("#quarantine-table caption").inner_text().endswith("held back from the map")
+    )
     context.close()
 
 
@@ -314,13 +435,14 @@ def test_changing_an_agreement_in_admin_changes_the_partners_map(
     visible_before = _visible(admin)
     admin.get_by_role("button", name="Revoke the agreement with clackmerco").click()
     admin.get_by_text("Revoked the agreement with clackmerco.").wait_for()
-    admin.wait_for_function(
-        f"!document.getElementById('preview-visible').textContent.startsWith('{visible_before} ')"
+    wait_js(
+        admin,
+        f"!document.getElementById('preview-visible').textContent.startsWith('{visible_before} ')",
     )
     assert _visible(admin) < visible_before  # the live preview shows the change
     context.close()
     analyst.reload()
-    wait_ready(analyst)
+    wait_panel(analyst)
     _zoom_to_points(analyst)
     after = [f["_xy"] for f in rendered(analyst, "points") if f["agency_id"] == "rivertonpd"]
     assert after and all(_nearest(xy, exact) > 2 for xy in after)

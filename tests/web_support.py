@@ -84,7 +84,8 @@ def start_demo_server(out_dir: Path, *, size: float = 0.1) -> DemoServer:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
+    # Up to a minute: on a shared, loaded machine the server's imports alone take seconds.
+    for _ in range(600):
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=1):
                 break
@@ -127,9 +128,28 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+def wait_js(page: Any, expression: str, timeout: float = 30_000) -> None:
+    """Wait until a JavaScript expression is true in the page.
+
+    Passed as a function, not as text: Playwright evaluates a text predicate with
+    ``eval``, which the pages' Content-Security-Policy (no ``unsafe-eval``) refuses.
+    """
+    page.wait_for_function(f"() => ({expression})", timeout=timeout)
+
+
 def wait_ready(page: Any, timeout: float = 20_000) -> None:
     """Wait until the page says its data is drawn."""
-    page.wait_for_function("document.body.dataset.ready === '1'", timeout=timeout)
+    wait_js(page, "document.body.dataset.ready === '1'", timeout=timeout)
+
+
+def wait_panel(page: Any, timeout: float = 20_000) -> None:
+    """Wait until the analyst's side panel (filters, counts, layers) is filled.
+
+    The map draws first (from vector tiles); the panel follows when the counts by agency
+    and month answer.
+    """
+    wait_js(page, "document.body.dataset.panel === '1'", timeout=timeout)
+    wait_ready(page, timeout)
 
 
 def sign_in(page: Any, server: DemoServer, username: str, path: str) -> None:
@@ -160,7 +180,10 @@ def axe_violations(page: Any) -> list[str]:
     """Run axe-core in the page; return its serious and critical violations."""
     if not AXE.is_file():
         pytest.fail(f"axe-core is not installed: run `npm ci` in {ROOT / 'web'}")
-    page.add_script_tag(path=str(AXE))
+    # Evaluated through the DevTools protocol: the pages' Content-Security-Policy
+    # (no inline script) would refuse an injected <script> element.
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
     found = page.evaluate(
         """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
             .filter((v) => v.impact === 'serious' || v.impact === 'critical')

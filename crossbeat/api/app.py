@@ -38,8 +38,11 @@ from crossbeat.api.routes import (
     live,
     ogc,
     pages,
+    quarantine,
     tiles,
+    tokens,
     uploads,
+    users,
 )
 from crossbeat.api.schemas import openapi_document
 from crossbeat.api.throttle import LoginThrottle
@@ -77,6 +80,9 @@ V1_ROUTERS = (
     bulletins.router,
     uploads.router,
     jurisdictions.router,
+    users.router,
+    tokens.router,
+    quarantine.router,
 )
 
 

@@ -49,6 +49,7 @@ class Action(StrEnum):
     READ_TOKENS = "tokens.read"
     MANAGE_TOKENS = "tokens.manage"
     READ_AUDIT = "audit.read"
+    REVIEW_QUARANTINE = "quarantine.review"
 
 
 GRANTS: dict[Role, frozenset[Action]] = {
@@ -62,6 +63,7 @@ GRANTS: dict[Role, frozenset[Action]] = {
             Action.UNLOCK_USERS,
             Action.READ_TOKENS,
             Action.MANAGE_TOKENS,
+            Action.REVIEW_QUARANTINE,
         }
     ),
     Role.AUDITOR: frozenset({Action.READ_USERS, Action.READ_TOKENS, Action.READ_AUDIT}),

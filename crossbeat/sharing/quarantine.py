@@ -14,7 +14,9 @@ from collections import defaultdict
 from typing import Any
 
 from crossbeat.audit import Action, AuditEvent, append_many
-from crossbeat.ingest.quarantine import QuarantineEntry, list_quarantine
+from crossbeat.auth.roles import Action as RoleAction
+from crossbeat.auth.roles import Actor, authorize
+from crossbeat.ingest.quarantine import QuarantineEntry, dismiss_quarantine, list_quarantine
 from crossbeat.sharing.reads import AUDIT_IDS_PER_EVENT
 from crossbeat.store import Store
 
@@ -31,12 +33,15 @@ def read_quarantine(
     source_file: str | None = None,
     limit: int | None = 100,
     offset: int = 0,
+    by: Actor | None = None,
 ) -> list[QuarantineEntry]:
     """Return quarantined rows with their raw values, and audit the read.
 
-    The read is the local operator's (who has direct database access and the KEK):
-    the events' actor is ``system``. A web endpoint must first gain an actor and a
-    permission check here.
+    Without ``by`` the read is the local operator's (who has direct database access
+    and the KEK): the events' actor is ``system``. With ``by`` (a signed-in user, the
+    admin page) the read is that user's and limited to an agency they may review
+    (``agency_id``, default their own; ``quarantine.review``: agency admins of it,
+    platform admins).
 
     Parameters
     ----------
@@ -66,7 +71,12 @@ def read_quarantine(
         When the store was opened without a KEK, or with another KEK than the data's.
     DecryptionError
         When a stored raw record was altered or moved.
+    PermissionDenied
+        ``by`` may not review that agency's quarantine.
     """
+    if by is not None:
+        agency_id = agency_id or by.agency_id
+        authorize(by, RoleAction.REVIEW_QUARANTINE, agency_id)
     entries = list_quarantine(
         store,
         agency_id=agency_id,
@@ -82,12 +92,39 @@ def read_quarantine(
         "limit": limit,
         "offset": offset,
     }
-    append_many(store, _events(entries, agency_id, filters))
+    actor = by.user_id if by is not None else LOCAL_OPERATOR
+    append_many(store, _events(entries, agency_id, filters, actor))
     return entries
 
 
+def dismiss_for(
+    store: Store, by: Actor, ids: list[int], reason: str, *, agency_id: str | None = None
+) -> int:
+    """Dismiss open quarantined rows of an agency ``by`` may review; return how many.
+
+    The rows are kept, marked dismissed with the reason, in one audited change
+    (:func:`crossbeat.ingest.quarantine.dismiss_quarantine`). Ids of rows that are not
+    that agency's, or not open, change nothing.
+
+    Raises
+    ------
+    PermissionDenied
+        ``by`` may not review that agency's quarantine.
+    ValueError
+        The reason is blank.
+    """
+    agency = agency_id or by.agency_id
+    authorize(by, RoleAction.REVIEW_QUARANTINE, agency)
+    if not ids:
+        return 0  # nothing asked, nothing changed: no audit event
+    return dismiss_quarantine(store, agency, ids, reason=reason, by=by)
+
+
 def _events(
-    entries: list[QuarantineEntry], agency_id: str | None, filters: dict[str, Any]
+    entries: list[QuarantineEntry],
+    agency_id: str | None,
+    filters: dict[str, Any],
+    actor: str = LOCAL_OPERATOR,
 ) -> list[AuditEvent]:
     """Return the read's events: per owner agency, at most AUDIT_IDS_PER_EVENT ids each."""
     asked = {k: v for k, v in filters.items() if v is not None}
@@ -103,7 +140,7 @@ def _events(
             events.append(
                 AuditEvent(
                     action=Action.READ,
-                    actor=LOCAL_OPERATOR,
+                    actor=actor,
                     resource_type="quarantine",
                     owner_agencies=(owner,) if owner else (),
                     record_count=len(chunk),

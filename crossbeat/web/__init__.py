@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 #: Folder of the built assets (served under ``/static/web``).
 STATIC = Path(__file__).resolve().parent / "static"
@@ -73,6 +74,49 @@ def page_html(name: str, config: Mapping[str, Any]) -> str:
     slot = f'<script id="cb-config" type="application/json">{payload}</script>'
     version = html.escape(str(config.get("version", "")))
     return template.replace(_CONFIG_SLOT, slot).replace("{{version}}", version)
+
+
+def content_security_policy(basemap_tiles: str | None) -> str:
+    """Return the ``Content-Security-Policy`` of the pages.
+
+    Scripts, styles, fonts and fetches come from the server itself; no inline script
+    runs (the configuration element is JSON, which is data, not script). MapLibre runs
+    its worker from a ``blob:`` URL and draws images from ``data:`` and ``blob:`` URLs;
+    the base map's tile host (``basemap_tiles``, a URL template) is allowed for images
+    and fetches.
+
+    Examples
+    --------
+    >>> csp = content_security_policy("https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+    >>> "script-src 'self'" in csp and "https://tile.openstreetmap.org" in csp
+    True
+    >>> "unsafe-inline" in content_security_policy(None)
+    False
+    """
+    tiles = ""
+    if basemap_tiles:
+        parts = urlsplit(basemap_tiles)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            # "{s}" sub-domain templates: allow the host's sub-domains.
+            host = parts.netloc.replace("{s}.", "*.")
+            tiles = f" {parts.scheme}://{host}"
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src 'self' data: blob:{tiles}",
+            f"connect-src 'self'{tiles}",
+            "worker-src 'self' blob:",
+            "child-src 'self' blob:",
+            "font-src 'self'",
+            "manifest-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
 
 
 def asset(path: str) -> Path:

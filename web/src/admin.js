@@ -8,26 +8,153 @@ const ready = (value) => (document.body.dataset.ready = value);
 async function start(me) {
   document.getElementById("user").replaceChildren(userBar(me));
   const roles = new Set(me.user.roles);
+  const admin = roles.has("agency_admin") || roles.has("platform_admin");
+  const reader = admin || roles.has("auditor");
+  // Each section is asked for only by a role that may see it: a refused call would be
+  // an error in the browser's console.
   const sections = [];
-  if (roles.has("agency_admin") || roles.has("platform_admin")) sections.push(await agreements(me));
+  if (admin) sections.push(await agreements(me));
   if (roles.has("auditor") || roles.has("platform_admin")) sections.push(audit(me));
-  sections.push(await optional("Users and roles", "/api/v1/users", (d) => (d.users || []).map((u) => `${u.username} (${(u.roles || []).join(", ")})`)));
-  sections.push(await optional("API tokens", "/api/v1/tokens", (d) => (d.tokens || []).map((t) => `${t.label || t.id}`)));
-  sections.push(await optional("Ingest jobs", "/api/v1/jobs", (d) => (d.jobs || []).map((j) => `${j.id}: ${j.status || ""} ${j.progress ?? ""}`)));
-  sections.push(await optional("Quarantine", "/api/v1/quarantine", (d) => (d.rows || d.records || []).map((r) => `${r.id}: ${(r.reasons || []).join("; ")}`)));
+  if (reader && (await has("GET", "/api/v1/users"))) sections.push(await users(me, admin));
+  if (reader && (await has("GET", "/api/v1/tokens"))) sections.push(await tokens(admin));
+  if (admin && (await has("GET", "/api/v1/jobs"))) sections.push(await jobs());
+  if (admin && (await has("GET", "/api/v1/quarantine"))) sections.push(await quarantine());
   main.replaceChildren(...sections);
   ready("1");
 }
 
-/** A read-only list from an endpoint another part of the server offers, or a note. */
-async function optional(title, path, lines) {
-  const section = el("section", { "aria-label": title }, el("h2", {}, title));
-  if (!(await has("GET", path))) {
-    section.append(el("p", { class: "hint" }, "Not available on this server yet."));
-    return section;
+const ROLES = ["officer", "analyst", "supervisor", "agency_admin", "auditor"];
+
+/** Users and roles: tick roles and save, disable or enable an account (each audited). */
+async function users(me, manage) {
+  const section = el("section", { id: "users", "aria-label": "Users and roles" }, el("h2", {}, "Users and roles"));
+  const message = el("p", { id: "users-message", role: "status" });
+  const table = el("table", { id: "users-table" });
+  async function load() {
+    const result = await api("/api/v1/users");
+    if (!result.ok) return (message.textContent = errorText(result));
+    table.replaceChildren(el("caption", {}, `Accounts of ${me.user.agency}`),
+      el("thead", {}, el("tr", {}, ["User", "Roles", "Status", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, result.data.users.map((u) => userRow(u))));
   }
-  const result = await api(path);
-  section.append(result.ok ? el("ul", {}, lines(result.data).map((l) => el("li", {}, l))) : el("p", {}, errorText(result)));
+  const userRow = (u) => {
+    const boxes = ROLES.map((r) => {
+      const id = `role-${u.username}-${r}`.replace(/[^A-Za-z0-9_-]/g, "_");
+      return el("label", { class: "check", for: id }, el("input", { type: "checkbox", id, value: r, checked: u.roles.includes(r), disabled: !manage || u.username === me.user.username }), ` ${r}`);
+    });
+    const save = async () => {
+      const chosen = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+      const result = await api(`/api/v1/users/${encodeURIComponent(u.username)}/roles`, { method: "PUT", body: { roles: chosen } });
+      message.textContent = result.ok ? `Saved the roles of ${u.username}: ${result.data.roles.join(", ") || "none"}.` : errorText(result);
+      await load();
+    };
+    const toggle = async () => {
+      const verb = u.status === "active" ? "disable" : "enable";
+      const result = await api(`/api/v1/users/${encodeURIComponent(u.username)}/${verb}`, { method: "POST" });
+      message.textContent = result.ok ? `${u.username} is now ${result.data.status}.` : errorText(result);
+      await load();
+    };
+    const self = u.username === me.user.username;
+    return el("tr", { "data-username": u.username }, el("td", {}, u.username), el("td", {}, boxes), el("td", {}, u.status + (u.locked ? " (locked)" : "")),
+      el("td", {}, manage && !self ? [
+        el("button", { type: "button", "aria-label": `Save roles of ${u.username}`, onclick: save }, "Save roles"),
+        el("button", { type: "button", "aria-label": `${u.status === "active" ? "Disable" : "Enable"} ${u.username}`, onclick: toggle }, u.status === "active" ? "Disable" : "Enable"),
+      ] : ""));
+  };
+  section.append(message, table);
+  await load();
+  return section;
+}
+
+/** API tokens: create (the secret is shown once), list, revoke. */
+async function tokens(manage) {
+  const section = el("section", { id: "tokens", "aria-label": "API tokens" }, el("h2", {}, "API tokens"));
+  const message = el("div", { id: "tokens-message", role: "status" });
+  const table = el("table", { id: "tokens-table" });
+  async function load() {
+    const result = await api("/api/v1/tokens");
+    if (!result.ok) return (message.textContent = errorText(result));
+    table.replaceChildren(el("caption", {}, "Tokens, newest first"),
+      el("thead", {}, el("tr", {}, ["Label", "Purpose", "Created", "Last used", "Status", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, result.data.tokens.map((t) => el("tr", { "data-id": t.id },
+        el("td", {}, t.label || t.id), el("td", {}, t.purpose), el("td", {}, t.created_at.slice(0, 16)), el("td", {}, (t.last_used_at || "never").slice(0, 16)),
+        el("td", {}, t.revoked_at ? "revoked" : "active"),
+        el("td", {}, manage && !t.revoked_at ? el("button", { type: "button", "aria-label": `Revoke the token ${t.label || t.id}`, onclick: async () => {
+          const r = await api(`/api/v1/tokens/${encodeURIComponent(t.id)}/revoke`, { method: "POST" });
+          message.textContent = r.ok ? `Revoked ${t.label || t.id}.` : errorText(r);
+          await load();
+        } }, "Revoke") : "")))));
+  }
+  section.append(message);
+  if (manage) {
+    const label = el("input", { id: "t-label", placeholder: "RMS nightly export" });
+    const purpose = el("select", { id: "t-purpose" }, el("option", { value: "ingest" }, "ingest"), el("option", { value: "read" }, "read"));
+    const form = el("form", { class: "inline", "aria-label": "New API token" },
+      el("label", { for: "t-label" }, "Label"), label, el("label", { for: "t-purpose" }, "Purpose"), purpose,
+      el("button", { type: "submit" }, "Create token"));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const result = await api("/api/v1/tokens", { method: "POST", body: { purpose: purpose.value, label: label.value.trim() || null } });
+      message.replaceChildren(result.ok
+        ? el("p", {}, "Token created. Copy it now, it is not shown again: ", el("code", { id: "token-secret" }, result.data.secret))
+        : el("p", { role: "alert" }, errorText(result)));
+      await load();
+    });
+    section.append(form);
+  }
+  section.append(table);
+  await load();
+  return section;
+}
+
+/** Ingest jobs with their progress, refreshed while any is running. */
+async function jobs() {
+  const section = el("section", { id: "jobs", "aria-label": "Ingest jobs" }, el("h2", {}, "Ingest jobs"));
+  const table = el("table", { id: "jobs-table" });
+  let timer = null;
+  async function load() {
+    const result = await api("/api/v1/jobs");
+    if (!result.ok) return table.replaceChildren(el("caption", {}, errorText(result)));
+    const list = result.data.jobs;
+    table.replaceChildren(el("caption", {}, list.length ? "Uploads, newest first" : "No uploads yet"),
+      el("thead", {}, el("tr", {}, ["Created", "Profile", "Status", "Progress", "Summary"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, list.map((j) => {
+        const size = j.file_size || 0;
+        const bar = el("progress", { max: 100, value: j.status === "complete" ? 100 : undefined, "aria-label": `Progress of job ${j.id}` });
+        return el("tr", { "data-id": j.id }, el("td", {}, j.created_at.slice(0, 16)), el("td", {}, j.profile), el("td", {}, j.status),
+          el("td", {}, bar, ` ${Number(j.rows_done || 0).toLocaleString("en")} rows${size ? ` of a ${(size / 1e6).toFixed(1)} MB file` : ""}`),
+          el("td", {}, j.error || (j.summary ? Object.entries(j.summary).filter(([, v]) => typeof v === "number").map(([k, v]) => `${k} ${v}`).join(", ") : "")));
+      })));
+    clearTimeout(timer);
+    if (list.some((j) => j.status === "queued" || j.status === "running")) timer = setTimeout(load, 2000);
+  }
+  section.append(table);
+  await load();
+  return section;
+}
+
+/** Quarantined rows: their reasons, and dismiss (kept, with a reason, audited). */
+async function quarantine() {
+  const section = el("section", { id: "quarantine", "aria-label": "Quarantine" }, el("h2", {}, "Quarantine review"));
+  const message = el("p", { id: "quarantine-message", role: "status" });
+  const table = el("table", { id: "quarantine-table" });
+  async function load() {
+    const result = await api("/api/v1/quarantine?limit=100");
+    if (!result.ok) return (message.textContent = errorText(result));
+    const rows = result.data.entries;
+    table.replaceChildren(el("caption", {}, `${rows.length} open rows held back from the map`),
+      el("thead", {}, el("tr", {}, ["File", "Row", "Reasons", "Raw values", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows.map((r) => el("tr", { "data-id": r.id },
+        el("td", {}, r.source_file), el("td", {}, r.row_number), el("td", {}, r.reasons.join("; ")),
+        el("td", {}, el("details", {}, el("summary", {}, "show"), el("pre", {}, JSON.stringify(r.raw, null, 1)))),
+        el("td", {}, el("button", { type: "button", "aria-label": `Dismiss row ${r.row_number} of ${r.source_file}`, onclick: async () => {
+          const d = await api("/api/v1/quarantine/dismiss", { method: "POST", body: { ids: [r.id], reason: "dismissed in the admin page" } });
+          message.textContent = d.ok ? `Dismissed ${d.data.dismissed} row.` : errorText(d);
+          await load();
+        } }, "Dismiss"))))));
+  }
+  section.append(el("p", { class: "hint" }, "To fix rows, correct the feed's profile and upload again: rows that now read are stored, the rest stay here with their new reasons."), message, table);
+  await load();
   return section;
 }
 

@@ -13,7 +13,8 @@ const POINT_ZOOM = 12;
 // below it (layer "hexagons"; docs/api.md "Vector tiles").
 const TILE_POINT_ZOOM = 13;
 const TILES = "/api/v1/tiles/incidents/{z}/{x}/{y}.mvt";
-const ANALYSES = ["kde", "hotspots", "emerging", "nearrepeat", "series"];
+const ANALYSES = [["kde", "Kernel density (KDE)"], ["hotspots", "Gi* hot spots"], ["emerging", "Emerging hot spots"], ["nearrepeat", "Near-repeat (Knox)"], ["series", "Series"]];
+const ANALYSIS = "/api/v1/analysis/{name}";
 const side = document.getElementById("side");
 const ready = (value) => (document.body.dataset.ready = value);
 
@@ -27,31 +28,23 @@ async function main() {
 async function start(me) {
   document.getElementById("user").replaceChildren(userBar(me));
   const map = createMap("map");
-  // One count by agency and month gives the time range and the agencies granted; the
-  // boundaries are fetched at the same time (fewer round trips before the first draw).
+  // The first draw waits on nothing but the map, the boundaries and the tiles in view:
+  // the hexagons of the overview come from tiles (each tile one governed read of its
+  // cells), not from an aggregate over the whole store. The counts by agency and month
+  // (time range, agencies, the total) follow and fill the side panel; they never hold
+  // up the map (issue #12, 2 s at 1 M incidents).
   const boundaries = api("/api/v1/jurisdictions");
-  const [byMonth, tiles] = await Promise.all([
-    api("/api/v1/aggregates?by=month&by=agency"),
-    has("GET", TILES),
-    whenLoaded(map),
-  ]);
-  if (!byMonth.ok) return side.replaceChildren(el("p", { role: "alert" }, errorText(byMonth)));
-  const months = monthRange(byMonth.data.cells);
-  const agencies = [...new Set(byMonth.data.cells.map((c) => c.key[1]))].sort();
-  await addBoundaries(map, { fetched: boundaries });
-  const colourBy = el("select", { id: "colour-by" }, el("option", { value: "agency" }, "Agency"), el("option", { value: "category" }, "Crime against"));
-  const total = el("p", { id: "count", class: "count", "aria-live": "polite" });
-  const legend = el("ul", { class: "legend", "aria-label": "Legend" });
-  const filterHost = el("div");
-  side.replaceChildren(
-    el("h2", {}, "Filters"), filterHost,
-    el("label", { for: "colour-by" }, "Colour points by"), colourBy, legend, el("p", { class: "hint", id: "hex-legend" }, "Hexagons (zoomed out): darker means more incidents; grey means too few to publish. Zoom in for single incidents."), total,
-    el("div", { id: "area-tools" }), el("div", { id: "layers" }), el("div", { id: "bulletins" }), el("div", { id: "live" }));
-  const filters = filterPanel(filterHost, { months, agencies, onChange: refresh });
-  const truncated = el("p", { id: "points-note", class: "hint", "aria-live": "polite" });
-  total.after(truncated);
-
-  const agencyColour = ["match", ["get", "agency_id"], ...agencies.flatMap((a, i) => [a, PALETTE[i % PALETTE.length]]), "#666666"];
+  const tiles = await has("GET", TILES);
+  const counts = () => api("/api/v1/aggregates?by=month&by=agency");
+  // Without tiles the counts are needed for the first draw; with tiles they are asked
+  // for once the tiles in view are drawn, so that they do not compete with them for the
+  // server (one process answers both).
+  const early = tiles ? null : counts();
+  await whenLoaded(map);
+  const boundaryFeatures = await addBoundaries(map, { fetched: boundaries });
+  const known = [...new Set(boundaryFeatures.map((f) => f.properties.agency_id))].sort();
+  const colourOf = (list) => ["match", ["get", "agency_id"], ...list.flatMap((a, i) => [a, PALETTE[i % PALETTE.length]]), "#666666"];
+  let agencies = known;
   const categoryColour = ["match", ["get", "crime_against"], ...Object.entries(CATEGORY_COLOURS).flat(), "#666666"];
   const pointZoom = tiles ? TILE_POINT_ZOOM : POINT_ZOOM;
   if (tiles) {
@@ -63,11 +56,39 @@ async function start(me) {
   const hexSource = tiles ? { source: "incidents", "source-layer": "hexagons" } : { source: "hex" };
   const pointSource = tiles ? { source: "incidents", "source-layer": "incidents" } : { source: "points" };
   map.addLayer({ id: "hex", type: "fill", ...hexSource, maxzoom: pointZoom, paint: { "fill-color": HEX_FILL, "fill-opacity": 0.7, "fill-outline-color": "#7a4a2a" } });
-  map.addLayer({ id: "points", type: "circle", ...pointSource, minzoom: pointZoom, paint: { "circle-radius": 5, "circle-color": agencyColour, "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
+  map.addLayer({ id: "points", type: "circle", ...pointSource, minzoom: pointZoom, paint: { "circle-radius": 5, "circle-color": colourOf(agencies), "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
+  if (tiles) {
+    map.on("moveend", async () => { ready("0"); await settled(map, ["incidents"]); ready("1"); });
+    await settled(map, ["incidents"]);
+    ready("1"); // the overview is drawn: the map is interactive
+  }
+
+  const byMonth = await (early || counts());
+  if (!byMonth.ok) return side.replaceChildren(el("p", { role: "alert" }, errorText(byMonth)));
+  const months = monthRange(byMonth.data.cells);
+  agencies = [...new Set(byMonth.data.cells.map((c) => c.key[1]))].sort();
+  const agencyColour = colourOf(agencies);
+  map.setPaintProperty("points", "circle-color", agencyColour);
+  const colourBy = el("select", { id: "colour-by" }, el("option", { value: "agency" }, "Agency"), el("option", { value: "category" }, "Crime against"));
+  const total = el("p", { id: "count", class: "count", "aria-live": "polite" });
+  const legend = el("ul", { class: "legend", "aria-label": "Legend" });
+  const filterHost = el("div");
+  side.replaceChildren(
+    el("h2", {}, "Filters"), filterHost,
+    el("label", { for: "colour-by" }, "Colour points by"), colourBy, legend, el("p", { class: "hint", id: "hex-legend" }, "Hexagons (zoomed out): darker means more incidents; grey means too few to publish. Zoom in for single incidents."), total,
+    el("div", { id: "area-tools" }), el("div", { id: "boundary-layers" }), el("div", { id: "layers" }), el("div", { id: "bulletins" }), el("div", { id: "live" }));
+  const filters = filterPanel(filterHost, { months, agencies, onChange: refresh });
+  // The area filter (an area of a layer one may read), filled by boundaryLayers().
+  const areaSelect = el("select", { id: "f-area" }, el("option", { value: "" }, "All areas"));
+  filterHost.append(el("label", { for: "f-area" }, "Area"), areaSelect);
+  areaSelect.addEventListener("change", () => refresh());
+  const withoutArea = filters.params;
+  filters.params = () => ({ ...withoutArea(), ...(areaSelect.value ? { area: areaSelect.value } : {}) });
+  const truncated = el("p", { id: "points-note", class: "hint", "aria-live": "polite" });
+  total.after(truncated);
 
   // Points are read for the view only, from zoom POINT_ZOOM - 0.5 (just before they show).
   // With tiles MapLibre fetches what a view needs; the page says when they are drawn.
-  if (tiles) map.on("moveend", async () => { ready("0"); await settled(map, ["incidents"]); ready("1"); });
   const loadPoints = tiles ? async () => {} : viewportPoints(map, "points", {
     minZoom: POINT_ZOOM - 0.5,
     params: () => filters.params(),
@@ -76,7 +97,7 @@ async function start(me) {
 
   const showLegend = () => {
     const entries = colourBy.value === "agency" ? agencies.map((a, i) => [a, PALETTE[i % PALETTE.length]]) : Object.entries(CATEGORY_COLOURS);
-    legend.replaceChildren(...entries.map(([name, colour]) => el("li", {}, el("span", { class: "swatch", style: `background:${colour}` }), name)));
+    legend.replaceChildren(...entries.map(([name, colour]) => el("li", {}, el("span", { class: "swatch", style: { background: colour } }), name)));
   };
   colourBy.addEventListener("change", () => {
     map.setPaintProperty("points", "circle-color", colourBy.value === "agency" ? agencyColour : categoryColour);
@@ -84,27 +105,34 @@ async function start(me) {
   });
   showLegend();
 
+  const showTotal = (agg) => {
+    total.textContent = agg.ok ? `${count(agg.data.total)} incidents${agg.data.complete ? "" : " (some counts withheld)"}` : errorText(agg);
+    total.dataset.total = agg.ok ? agg.data.total : "";
+  };
+
   async function refresh() {
     ready("0");
     const params = filters.params();
     if (params.empty) {
       total.textContent = "0 incidents";
+      total.dataset.total = "0";
       if (!tiles) {
         map.getSource("hex").setData({ type: "FeatureCollection", features: [] });
         map.getSource("points").setData({ type: "FeatureCollection", features: [] });
       }
     } else {
       delete params.empty;
-      const [agg, hex] = await Promise.all([
-        api(`/api/v1/aggregates?${query(params)}`),
-        tiles ? null : api(`/api/v1/aggregates?${query({ ...params, by: "h3_7" })}`),
-        loadPoints({ ...params }),
-      ]);
-      total.textContent = agg.ok ? `${count(agg.data.total)} incidents${agg.data.complete ? "" : " (some counts withheld)"}` : errorText(agg);
-      total.dataset.total = agg.ok ? agg.data.total : "";
       if (tiles) {
+        // The tiles first; the total follows without holding up the map.
         map.getSource("incidents").setTiles([`${location.origin}${TILES}?${query(params)}`]);
+        api(`/api/v1/aggregates?${query(params)}`).then(showTotal);
       } else {
+        const [agg, hex] = await Promise.all([
+          api(`/api/v1/aggregates?${query(params)}`),
+          api(`/api/v1/aggregates?${query({ ...params, by: "h3_7" })}`),
+          loadPoints({ ...params }),
+        ]);
+        showTotal(agg);
         map.getSource("hex").setData(hexagons(hex.ok ? hex.data.cells : []));
       }
     }
@@ -116,10 +144,50 @@ async function start(me) {
   map.on("mouseenter", "points", () => (map.getCanvas().style.cursor = "pointer"));
   map.on("mouseleave", "points", () => (map.getCanvas().style.cursor = ""));
   areaTools(map, filters);
+  boundaryLayers(map, boundaryFeatures, areaSelect);
   analysisLayers(map, filters);
   liveUpdates(map, tiles);
   bulletins();
+  if (tiles) {
+    // The whole store with no filter: the total of the counts by agency and month.
+    showTotal({ ok: true, data: { total: byMonth.data.total, complete: byMonth.data.complete } });
+    document.body.dataset.panel = "1";
+    return;
+  }
   await refresh();
+  document.body.dataset.panel = "1";
+}
+
+/** Boundary layers: jurisdictions (drawn from the start) and the area layers one may read. */
+async function boundaryLayers(map, jurisdictions, areaSelect) {
+  const host = document.getElementById("boundary-layers");
+  host.append(el("h2", {}, "Boundaries"));
+  const toggle = (id, label, layers, checked) => {
+    const box = el("input", { type: "checkbox", id, checked });
+    box.addEventListener("change", () => {
+      for (const layer of layers()) map.setLayoutProperty(layer, "visibility", box.checked ? "visible" : "none");
+    });
+    host.append(el("label", { class: "check", for: id }, box, ` ${label}`));
+  };
+  toggle("b-jurisdictions", `Jurisdictions (${jurisdictions.length})`, () => ["boundaries-fill", "boundaries-line"], true);
+  if (!(await has("GET", "/api/v1/ogc/collections"))) return;
+  const result = await api("/api/v1/ogc/collections");
+  const layers = result.ok ? (result.data.collections || []).filter((c) => c.id !== "incidents") : [];
+  for (const collection of layers) {
+    const id = `areas-${collection.id.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+    const items = await api(`/api/v1/ogc/collections/${encodeURIComponent(collection.id)}/items?limit=1000`);
+    const data = items.ok ? items.data : { type: "FeatureCollection", features: [] };
+    map.addSource(id, { type: "geojson", data });
+    map.addLayer({ id: `${id}-line`, type: "line", source: id, layout: { visibility: "none" }, paint: { "line-color": "#6a3d9a", "line-width": 1.5 } });
+    toggle(`b-${id}`, collection.title || collection.id, () => [`${id}-line`], false);
+    // Each area becomes a choice of the area filter: AGENCY/LAYER:NAME.
+    const group = el("optgroup", { label: collection.title || collection.id });
+    for (const f of data.features) {
+      const p = f.properties || {};
+      if (p.agency_id && p.layer && p.name) group.append(el("option", { value: `${p.agency_id}/${p.layer}:${p.name}` }, p.name));
+    }
+    if (group.children.length) areaSelect.append(group);
+  }
 }
 
 /** The incident detail panel: only what the viewer is granted, as the API returns it. */
@@ -135,11 +203,29 @@ async function showDetail(id) {
       .filter(([, v]) => v !== null && v !== undefined && !(typeof v === "object" && !Array.isArray(v) && !Object.keys(v).length))
       .map(([k, v]) => [el("dt", {}, k.replaceAll("_", " ")), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]);
     const reasons = (result.data.decisions || []).flatMap((d) => d.reasons || []);
+    const related = el("div", { id: "detail-related" });
     panel.replaceChildren(close, el("h2", { id: "detail-title" }, record.offence_name || "Incident"), el("dl", {}, rows),
-      reasons.length ? el("details", {}, el("summary", {}, "Why you see this"), el("ul", {}, reasons.map((r) => el("li", {}, r)))) : null);
+      reasons.length ? el("details", {}, el("summary", {}, "Why you see this"), el("ul", {}, reasons.map((r) => el("li", {}, r)))) : null,
+      related);
+    similar(related, id);
   }
   panel.hidden = false;
   panel.focus();
+}
+
+/** Incidents most like this one (same offence, near, same way), and the linked duplicates among them. */
+async function similar(host, id) {
+  const path = "/api/v1/incidents/{incident_id}/similar";
+  if (!(await has("GET", path))) return;
+  host.replaceChildren(el("h3", {}, "Similar incidents"), el("p", { class: "hint" }, "Looking…"));
+  const result = await api(`/api/v1/incidents/${encodeURIComponent(id)}/similar?limit=5`);
+  const rows = result.ok ? result.data.results || [] : [];
+  host.replaceChildren(el("h3", {}, "Similar incidents"), !result.ok
+    ? el("p", { class: "hint" }, errorText(result))
+    : rows.length
+      ? el("ul", {}, rows.map((r) => el("li", {}, el("button", { type: "button", class: "link-button", onclick: () => showDetail(r.id) }, `${r.agency_id}: ${r.id}`), ` score ${r.score}${r.reason ? ` (${Array.isArray(r.reason) ? r.reason.join(", ") : r.reason})` : ""}`)))
+      : el("p", { class: "hint" }, "None that you may see."));
+  host.dataset.done = "1";
 }
 
 /** Draw a rectangle on the map → its counts, trend chart, breakdown and an export link. */
@@ -192,34 +278,92 @@ async function areaSummary(host, params, months) {
     el("a", { href: exportLink, download: "crossbeat-area" }, "Export the area's incidents"));
   const { monthPoints, trendChart } = await charts();
   trendChart(canvas, monthPoints(months, byMonth.data.cells));
+  await compstat(host, params);
 }
 
-/** Analysis layers from the analysis service, offered only where the server has them. */
+/** The CompStat table of the drawn area (the analysis service), where the server has it. */
+async function compstat(host, params) {
+  if (!(await has("GET", ANALYSIS))) return;
+  const { since: _since, until: _until, ...rest } = params; // CompStat picks its own periods
+  const result = await api(`/api/v1/analysis/compstat?${query({ ...rest, until: params.until })}`);
+  const fmt = (v) => (v === null || v === undefined ? "–" : typeof v === "number" ? (Number.isInteger(v) ? v.toLocaleString("en") : v.toFixed(1)) : String(v));
+  if (!result.ok) return host.append(el("p", { class: "hint", id: "compstat-note" }, `CompStat: ${errorText(result)}`));
+  const rows = (result.data.rows || []).filter((r) => r.current || r.previous);
+  host.append(el("table", { id: "compstat" }, el("caption", {}, "CompStat: this period against the one before"),
+    el("thead", {}, el("tr", {}, ["Group", "Category", "Period", "Now", "Before", "Change %"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows.map((r) => el("tr", {}, [r.group, r.category, r.period, r.current, r.previous, r.change_pct].map((v) => el("td", {}, fmt(v))))))));
+}
+
+/** Analysis layers from the analysis service (issue #11), where the server has it. */
 async function analysisLayers(map, filters) {
   const host = document.getElementById("layers");
-  const offered = [];
-  for (const name of ANALYSES) if (await has("GET", `/api/v1/analysis/${name}`)) offered.push(name);
-  if (!offered.length) return;
-  host.append(el("h2", {}, "Analysis layers"));
-  for (const name of offered) {
+  if (!(await has("GET", ANALYSIS))) return;
+  const note = el("div", { id: "layer-note", "aria-live": "polite" });
+  host.append(el("h2", {}, "Analysis layers"), el("p", { class: "hint" }, "Over the incidents you may see, with the filters above."));
+  for (const [name, title] of ANALYSES) {
     const box = el("input", { type: "checkbox", id: `layer-${name}` });
-    host.append(el("label", { class: "check", for: `layer-${name}` }, box, ` ${name}`));
-    box.addEventListener("change", async () => {
-      const id = `analysis-${name}`;
-      if (!box.checked) {
-        for (const suffix of ["-fill", "-circle"]) if (map.getLayer(id + suffix)) map.removeLayer(id + suffix);
-        if (map.getSource(id)) map.removeSource(id);
-        return;
-      }
-      const params = filters.params();
-      delete params.empty;
-      const result = await api(`/api/v1/analysis/${name}?${query({ ...params, f: "geojson" })}`);
-      if (!result.ok || result.data?.type !== "FeatureCollection") return;
-      map.addSource(id, { type: "geojson", data: result.data });
-      map.addLayer({ id: `${id}-fill`, type: "fill", source: id, filter: ["==", ["geometry-type"], "Polygon"], paint: { "fill-color": "#CC79A7", "fill-opacity": 0.4 } });
-      map.addLayer({ id: `${id}-circle`, type: "circle", source: id, filter: ["==", ["geometry-type"], "Point"], paint: { "circle-radius": 6, "circle-color": "#CC79A7" } });
-    });
+    host.append(el("label", { class: "check", for: `layer-${name}` }, box, ` ${title}`));
+    box.addEventListener("change", () => toggleAnalysis(map, filters, name, title, box, note));
   }
+  host.append(note);
+}
+
+const ANALYSIS_COLOURS = { kde: "#CC79A7", hotspots: "#D55E00", emerging: "#E69F00", nearrepeat: "#56B4E9", series: "#009E73" };
+
+async function toggleAnalysis(map, filters, name, title, box, note) {
+  const id = `analysis-${name}`;
+  const remove = () => {
+    for (const suffix of ["-fill", "-circle"]) if (map.getLayer(id + suffix)) map.removeLayer(id + suffix);
+    if (map.getSource(id)) map.removeSource(id);
+  };
+  remove();
+  if (!box.checked) return;
+  document.body.dataset.layers = "0";
+  const params = filters.params();
+  delete params.empty;
+  const geo = !["nearrepeat", "series"].includes(name);
+  note.textContent = `${title}: computing…`;
+  const result = await api(`/api/v1/analysis/${name}?${query({ ...params, f: geo ? "geojson" : "json" })}`);
+  if (!box.checked) return;
+  if (!result.ok) {
+    note.textContent = `${title}: ${errorText(result)}`;
+  } else {
+    let data = result.data;
+    if (name === "series") data = seriesFeatures(result.data);
+    if (data?.type === "FeatureCollection") {
+      const colour = ANALYSIS_COLOURS[name];
+      map.addSource(id, { type: "geojson", data });
+      map.addLayer({ id: `${id}-fill`, type: "fill", source: id, filter: ["in", ["geometry-type"], ["literal", ["Polygon", "MultiPolygon"]]], paint: { "fill-color": colour, "fill-opacity": 0.4, "fill-outline-color": "#333333" } });
+      map.addLayer({ id: `${id}-circle`, type: "circle", source: id, filter: ["==", ["geometry-type"], "Point"], paint: { "circle-radius": 6, "circle-color": colour, "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
+      note.textContent = `${title}: ${data.features.length.toLocaleString("en")} features drawn.`;
+    } else if (name === "nearrepeat") {
+      note.replaceChildren(knoxTable(result.data));
+    }
+  }
+  document.body.dataset.layers = "1";
+}
+
+/** The members of each series as points (property `series`). */
+function seriesFeatures(data) {
+  const features = [];
+  for (const s of data.series || []) {
+    for (const members of Object.values(s.members || {})) {
+      for (const m of members) {
+        if (m.lon === null || m.lat === null) continue;
+        features.push({ type: "Feature", geometry: { type: "Point", coordinates: [m.lon, m.lat] }, properties: { series: s.series, id: m.id, nibrs_code: m.nibrs_code } });
+      }
+    }
+  }
+  return { type: "FeatureCollection", features };
+}
+
+/** The Knox near-repeat table: where close in space and time is more than chance. */
+function knoxTable(data) {
+  const rows = data.table || [];
+  const fmt = (v) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v ?? "–"));
+  return el("table", { id: "knox" }, el("caption", {}, "Near-repeat: observed against expected pairs"),
+    el("thead", {}, el("tr", {}, ["Metres", "Days", "Observed", "Expected", "Ratio", "p"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows.map((r) => el("tr", {}, [(r.distance_m || []).join("–"), (r.days || []).join("–"), r.observed, r.expected, r.ratio, r.p].map((v) => el("td", {}, fmt(v)))))));
 }
 
 /** Live updates (server-sent events) where the server streams them. */

@@ -16,6 +16,8 @@ export function el(tag, attrs = {}, ...children) {
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    // Styles through the CSSOM: a style attribute would need 'unsafe-inline' in the CSP.
+    else if (key === "style") Object.assign(node.style, value);
     else if (key === "text") node.textContent = value;
     else node.setAttribute(key, value === true ? "" : value);
   }
@@ -53,14 +55,20 @@ export function errorText(result) {
 
 let operations = null;
 
-/** Whether the server offers an operation ("GET", "/api/v1/live"), from its OpenAPI. */
+/**
+ * Whether the server offers an operation ("GET", "/api/v1/live"): the page's
+ * configuration lists them, so no request is spent on `/openapi.json` before the map.
+ */
 export async function has(method, path) {
   if (operations === null) {
-    const result = await api("/openapi.json");
-    operations = new Set();
-    if (result.ok) {
-      for (const [p, ops] of Object.entries(result.data.paths || {})) {
-        for (const m of Object.keys(ops)) operations.add(`${m.toUpperCase()} ${p}`);
+    const listed = config().operations;
+    operations = new Set(listed || []);
+    if (!listed) {
+      const result = await api("/openapi.json");
+      if (result.ok) {
+        for (const [p, ops] of Object.entries(result.data.paths || {})) {
+          for (const m of Object.keys(ops)) operations.add(`${m.toUpperCase()} ${p}`);
+        }
       }
     }
   }
@@ -246,8 +254,8 @@ export function hexagons(cells) {
   };
 }
 
-/** The colour of a hexagon by its count (-1: suppressed, too few to publish). */
-export const HEX_FILL = ["step", ["get", "count"], "#d9d9d9", 0, "#fde0c5", 5, "#facba6", 15, "#f59e72", 40, "#e4572e", 100, "#a63603"];
+/** The colour of a hexagon by its count (-1 or absent, as in the tiles: suppressed, too few to publish). */
+export const HEX_FILL = ["step", ["coalesce", ["get", "count"], -1], "#d9d9d9", 0, "#fde0c5", 5, "#facba6", 15, "#f59e72", 40, "#e4572e", 100, "#a63603"];
 
 /** Query string from an object (arrays repeat the key; empty values are left out). */
 export function query(params) {

@@ -3,60 +3,87 @@
 Each page is static HTML with its script bundle (:mod:`crossbeat.web`); the scripts
 read data only through the ``/api/v1`` routes, so every read still goes through the
 sharing policy and its audit. The pages get the base map settings and the version in
-an embedded JSON element. The field app's service worker is served from ``/field/`` so
-that its scope covers the field app only.
+an embedded JSON element, with the API operations this server offers (so a page shows
+only the panels it can fill, without fetching ``/openapi.json`` first). Every page has a
+``Content-Security-Policy`` that allows scripts, styles and data only from the server
+itself (and images and fetches from the configured base-map tile host): no inline
+script runs. The field app's service worker is served from ``/field/`` so that its
+scope covers the field app only.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from crossbeat import __version__
 from crossbeat.api.deps import SettingsDep
 from crossbeat.settings import Settings
-from crossbeat.web import asset, page_html
+from crossbeat.web import asset, content_security_policy, page_html
 
 router = APIRouter(include_in_schema=False)
 
+_METHODS = frozenset({"get", "put", "post", "delete", "patch"})
 
-def _page(name: str, settings: Settings) -> HTMLResponse:
+
+def _operations(request: Request) -> list[str]:
+    """Return "METHOD /path" of every documented API operation of this app.
+
+    Read from the app's OpenAPI document (built once per process, then cached by the
+    app), so the list is exactly what ``/openapi.json`` says.
+    """
+    found: list[str] | None = getattr(request.app.state, "page_operations", None)
+    if found is None:
+        paths = request.app.openapi().get("paths", {})
+        found = sorted(
+            f"{method.upper()} {path}"
+            for path, item in paths.items()
+            for method in item
+            if method in _METHODS
+        )
+        request.app.state.page_operations = found
+    return found
+
+
+def _page(name: str, settings: Settings, request: Request) -> HTMLResponse:
     config = {
         "version": __version__,
         "basemap_tiles": settings.basemap_tiles,
         "basemap_attribution": settings.basemap_attribution,
+        "operations": _operations(request),
     }
-    return HTMLResponse(page_html(name, config))
+    csp = content_security_policy(settings.basemap_tiles)
+    return HTMLResponse(page_html(name, config), headers={"Content-Security-Policy": csp})
 
 
 @router.get("/")
-def public_map(settings: SettingsDep) -> HTMLResponse:
+def public_map(settings: SettingsDep, request: Request) -> HTMLResponse:
     """Return the public community map (what the public release policy allows)."""
-    return _page("public", settings)
+    return _page("public", settings, request)
 
 
 @router.get("/methodology")
-def methodology(settings: SettingsDep) -> HTMLResponse:
+def methodology(settings: SettingsDep, request: Request) -> HTMLResponse:
     """Return the methodology and data-quality page of the public map."""
-    return _page("methodology", settings)
+    return _page("methodology", settings, request)
 
 
 @router.get("/app")
-def analyst_app(settings: SettingsDep) -> HTMLResponse:
+def analyst_app(settings: SettingsDep, request: Request) -> HTMLResponse:
     """Return the analyst workspace."""
-    return _page("app", settings)
+    return _page("app", settings, request)
 
 
 @router.get("/admin")
-def admin(settings: SettingsDep) -> HTMLResponse:
+def admin(settings: SettingsDep, request: Request) -> HTMLResponse:
     """Return the agency admin pages."""
-    return _page("admin", settings)
+    return _page("admin", settings, request)
 
 
 @router.get("/field")
-def field(settings: SettingsDep) -> HTMLResponse:
+def field(settings: SettingsDep, request: Request) -> HTMLResponse:
     """Return the officer field app (a PWA)."""
-    return _page("field", settings)
+    return _page("field", settings, request)
 
 
 @router.get("/field/sw.js")

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from crossbeat.api.deps import StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
-from crossbeat.api.filters import Agency, Filters, Offence, Purpose, Since, Until
+from crossbeat.api.filters import Agency, Area, Filters, Offence, Purpose, Since, Until
 from crossbeat.api.schemas import ERRORS, PUBLIC
 from crossbeat.sharing.tiles import TileError, tile
 
@@ -52,6 +52,7 @@ def get_tile(
     until: Until = None,
     offence: Offence = None,
     agency: Agency = None,
+    area: Area = None,
     purpose: Purpose = None,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
 ) -> Response:
@@ -67,7 +68,7 @@ def get_tile(
     """
     zoom, col, row = _int("z", z), _int("x", x), _int("y", y)
     request = Filters(
-        since=since, until=until, offence=offence, agency=agency, purpose=purpose
+        since=since, until=until, offence=offence, agency=agency, area=area, purpose=purpose
     ).request()
     try:
         result = tile(store, viewer, zoom, col, row, request, if_none_match=if_none_match)
