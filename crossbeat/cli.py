@@ -3131,11 +3131,18 @@ def patrol() -> None:
     type=int,
     help="Seed: the same seed gives the same plan.",
 )
+@click.option(
+    "--osm",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The agency's OpenStreetMap extract (.osm or .pbf): route on its roads "
+    "(straight lines without it).",
+)
 @json_option()
 def patrol_plan(
     db_url: str, agency_id: str, card_id: str, units: int, shift_start: datetime | None,
     shift_hours: float,
-    seed: int, as_json: bool,
+    seed: int, osm: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Allocate AGENCY's units over a model card's hot spots and route them (stored, audited)."""
     from crossbeat.forecast.patrol import PatrolRules
@@ -3154,6 +3161,7 @@ def patrol_plan(
         shift_start=shift_start,
         seed=seed,
         rules=PatrolRules(shift_minutes=shift_hours * 60),
+        osm=osm,
     )
     if as_json:
         echo_json(plan)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import h3
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from crossbeat.audit import Action, AuditEvent, append
 from crossbeat.forecast.history import Frame
 from crossbeat.forecast.patrol import Box, PatrolRules, Unit, plan_patrols
+from crossbeat.forecast.roads import RoadNetworkError, load_osm
 from crossbeat.forecast.service import ForecastError, get_model_card
 from crossbeat.store import Store
 from crossbeat.store.schema import dosage_logs, patrol_plans
@@ -35,15 +37,25 @@ def save_patrol_plan(
     shift_start: datetime,
     seed: int = 0,
     rules: PatrolRules | None = None,
+    osm: str | Path | None = None,
     by: str = "system",
 ) -> dict[str, Any]:
-    """Plan ``units`` units of ``agency_id`` over a model card's flagged cells and store it."""
+    """Plan ``units`` units of ``agency_id`` over a model card's flagged cells and store it.
+
+    ``osm`` is the agency's OpenStreetMap extract (``.osm`` or ``.pbf``): routes then
+    follow its roads (:mod:`crossbeat.forecast.roads`); without it they are straight
+    lines, and the plan's ``routing`` says which.
+    """
     if units < 1:
         raise ForecastError("units: give at least one unit on shift")
     if shift_start.tzinfo is None:
         raise ForecastError("shift start: give a date and time with a time zone")
     card = get_model_card(store, card_id, agency_id)
     frame = Frame(*card.grid["frame"])
+    try:
+        roads = load_osm(osm, frame) if osm is not None else None
+    except RoadNetworkError as e:
+        raise ForecastError(f"road network: {e}") from e
     cells = card.forecast["cells"]
     lon = [c["lon"] for c in cells]
     lat = [c["lat"] for c in cells]
@@ -62,7 +74,7 @@ def save_patrol_plan(
         ).all()
         taken = {int(c) for _, p in others for beat in p["assignment"].values() for c in beat}
         team = [Unit(f"{agency_id}-{i + 1}", agency_id, (agency_id,)) for i in range(units)]
-        plan = plan_patrols(boxes, team, rules, seed=seed, taken=taken)
+        plan = plan_patrols(boxes, team, rules, seed=seed, taken=taken, roads=roads)
         data = {
             "id": str(uuid.uuid4()),
             "model_card_id": card_id,
