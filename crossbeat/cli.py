@@ -3220,6 +3220,57 @@ def patrol_dosage(
     click.echo(f"logged {minutes:g} minutes in box {cell} by {unit} (log {new})")
 
 
+@patrol.command("evaluate")
+@db_option
+@agency_option("Agency whose plan to evaluate.", required=True)
+@click.option("--plan", "plan_id", required=True, help="Patrol plan id.")
+@click.option(
+    "--threshold",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, 1440, min_open=True),
+    help="Minutes in a box that make it dosed.",
+)
+@json_option()
+def patrol_evaluate(
+    db_url: str, agency_id: str, plan_id: str, threshold: float, as_json: bool
+) -> None:
+    """Evaluate a plan's logged dosage against outcomes (rate ratio, exact test; method shown)."""
+    from crossbeat.forecast.plans import evaluate_dosage
+    from crossbeat.sharing.own import operator_viewer
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    out = _forecast_call(
+        evaluate_dosage, store, operator_viewer(agency_id), plan_id, threshold=threshold
+    )
+    if as_json:
+        echo_json(out)
+        return
+    r = out["result"]
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3g}"
+
+    click.echo(
+        f"plan {plan_id} (model card {out['model_card_id']}, {out['category']}, "
+        f"{out['window_from']} to {out['window_to']})"
+    )
+    click.echo(
+        f"  dosed boxes (>= {threshold:g} min): {r['dosed_boxes']}, observed "
+        f"{r['dosed_observed']:g} / expected {r['dosed_expected']:.2f}"
+    )
+    click.echo(
+        f"  undosed boxes: {r['undosed_boxes']}, observed {r['undosed_observed']:g} / "
+        f"expected {r['undosed_expected']:.2f}"
+    )
+    click.echo(
+        f"  rate ratio {fmt(r['rate_ratio'])} (95% CI {fmt(r['ci_low'])}-{fmt(r['ci_high'])}), "
+        f"p = {fmt(r['p_value'])}"
+    )
+    click.echo(f"  method: {out['method']}")
+
+
 def main() -> None:  # pragma: no cover - console entry point alias
     """Run the CLI."""
     cli(prog_name="crossbeat")
