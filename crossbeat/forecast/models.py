@@ -252,9 +252,10 @@ class LearnedEnsemble:
     *ended by the origin* are scored against what happened in them, and the weights
     (a grid over the simplex with ``step``) that maximise the pooled hit rate (hits over
     incidents, all windows and ``fractions`` together: steadier than per-window means
-    when few incidents fall in the flagged cells) are kept (ties go to the weights nearest to equal). The members'
-    forecasts for those windows come from the ensemble's own earlier forecasts when it
-    made them (a rolling backtest costs nothing extra), else from fitting the members
+    when few incidents fall in the flagged cells) are kept (ties go to the weights
+    nearest to equal). The members' forecasts for those windows come from the
+    ensemble's own earlier forecasts when it made them (a rolling backtest costs nothing
+    extra), else from fitting the members
     at each validation origin once (a warm-up). Weights are re-learned every
     ``relearn_days``. Each member is normalised to the same total before mixing.
     """
