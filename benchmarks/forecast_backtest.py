@@ -59,12 +59,12 @@ def models(cell: float, window_days: float = 7.0) -> list[Model]:
         KernelDensity(),
         sepp,
         gbm,
-        Ensemble([gbm, sepp, NaiveCounts(days=730)], name="ensemble-eq"),
+        Ensemble([gbm, sepp, NaiveCounts(days=730)], name="ensemble"),
         LearnedEnsemble(
             [gbm, sepp, NaiveCounts(days=730), naive],
             validation_days=window_days,
             validation_windows=12,
-            name="ensemble",
+            name="ensemble-learned",
         ),
     ]
 

@@ -3052,6 +3052,15 @@ def forecast_show(db_url: str, agency_id: str, card_id: str, as_json: bool) -> N
 )
 @click.option("--model", default="ensemble", show_default=True, help="Forecasting model.")
 @click.option(
+    "--search",
+    "search_windows",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 52),
+    help="Choose the cell size (250-600 ft) and flagged area (0.25-0.75 sq mi) by a "
+    "backtest on this many windows just before --start (0: use --cell-ft and --area-sq-mi).",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(file_okay=False),
@@ -3059,7 +3068,7 @@ def forecast_show(db_url: str, agency_id: str, card_id: str, as_json: bool) -> N
 )
 def forecast_nij(
     db_url: str, agency_id: str, category: str, start: datetime | None, window: str, cell_ft: float,
-    area_sq_mi: float, model: str, out: str,
+    area_sq_mi: float, model: str, search_windows: int, out: str,
 ) -> None:  # fmt: skip
     """Write an NIJ-rule submission (flagged.geojson, grid.csv) for AGENCY's CATEGORY."""
     from pathlib import Path
@@ -3067,6 +3076,7 @@ def forecast_nij(
     import numpy as np
 
     from crossbeat.forecast import nij
+    from crossbeat.forecast.backtest import consecutive
     from crossbeat.forecast.grid import grid_for
     from crossbeat.forecast.history import days, history_from_arrays
     from crossbeat.forecast.service import MODELS, check_forecastable, jurisdiction_area
@@ -3091,6 +3101,20 @@ def forecast_nij(
         raise click.ClickException(f"no visible incidents of {category} before {start.date()}")
     s = float(days(np.array([start.replace(tzinfo=None)], dtype="datetime64[us]"))[0])
     area = jurisdiction_area(store, agency_id)
+    if search_windows:
+        # Validation windows of the same length, all before the forecast date.
+        length = _forecast_call(nij.window_end, s, window) - s
+        found = _forecast_call(
+            nij.search,
+            h,
+            MODELS[model],
+            consecutive(s - search_windows * length, length, search_windows),
+            area=area,
+        )
+        for ft, sq_mi, pai in found.table:
+            click.echo(f"search: {ft:g} ft cells, {sq_mi:g} sq mi flagged: mean PAI {pai:.2f}")
+        cell_ft, area_sq_mi = found.cell_ft, found.area_sq_mi
+        click.echo(f"chosen: {cell_ft:g} ft cells, {area_sq_mi:g} sq mi")
     grid = grid_for(h, cell_ft * 0.3048, area=area)
     f = _forecast_call(
         nij.nij_forecast, MODELS[model](), h, grid, s, window, area_sq_mi * nij.SQ_MI

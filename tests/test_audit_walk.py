@@ -218,7 +218,7 @@ READ_ONLY: dict[str, tuple[str | None, str]] = {
         "evaluates dosage; its incidents are an audited read",
     ),
     "forecast nij": (
-        "forecast nij --agency cityy --category 220 --start 2024-04-01 --model naive "
+        "forecast nij --agency cityy --category 220 --start 2024-04-01 --model naive --search 2 "
         "--out {root}/nij",
         "an audited read; writes files, not the database",
     ),
