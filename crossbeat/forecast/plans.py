@@ -95,6 +95,11 @@ def save_patrol_plan(
             "routing": plan.routing,
             "rules": asdict(plan.rules),
             "assignment": {u: [int(c) for c in beat] for u, beat in plan.assignment.items()},
+            # The same routes by H3 cell name: 64-bit cell numbers do not survive a
+            # JavaScript number (the web page uses these).
+            "assignment_h3": {
+                u: [h3.int_to_str(int(c)) for c in beat] for u, beat in plan.assignment.items()
+            },
             "boxes": {
                 str(b.cell): {"h3_9": h3.int_to_str(b.cell), "lon": lo, "lat": la, "risk": b.risk}
                 for b, lo, la in zip(boxes, lon, lat, strict=True)

@@ -47,6 +47,12 @@ def analyst_app(settings: SettingsDep) -> HTMLResponse:
     return _page("app", settings)
 
 
+@router.get("/forecast")
+def forecast_page(settings: SettingsDep) -> HTMLResponse:
+    """Return the forecasts and patrol plans page (issue #13)."""
+    return _page("forecast", settings)
+
+
 @router.get("/admin")
 def admin(settings: SettingsDep) -> HTMLResponse:
     """Return the agency admin pages."""
