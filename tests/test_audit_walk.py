@@ -670,6 +670,7 @@ API_READ_ONLY = {
     "GET /app": "the analyst workspace page",
     "GET /admin": "the agency admin page",
     "GET /field": "the field app page",
+    "GET /forecast": "the forecasts and patrol plans page",
     "GET /field/sw.js": "the field app's service worker script",
     "GET /field/manifest.webmanifest": "the field app's manifest",
     "GET /api/v1/jurisdictions": "agency boundaries, public facts, no incident data",
