@@ -3052,6 +3052,15 @@ def forecast_show(db_url: str, agency_id: str, card_id: str, as_json: bool) -> N
 )
 @click.option("--model", default="ensemble", show_default=True, help="Forecasting model.")
 @click.option(
+    "--search",
+    "search_windows",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 52),
+    help="Choose the cell size (250-600 ft) and flagged area (0.25-0.75 sq mi) by a "
+    "backtest on this many windows just before --start (0: use --cell-ft and --area-sq-mi).",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(file_okay=False),
@@ -3059,7 +3068,7 @@ def forecast_show(db_url: str, agency_id: str, card_id: str, as_json: bool) -> N
 )
 def forecast_nij(
     db_url: str, agency_id: str, category: str, start: datetime | None, window: str, cell_ft: float,
-    area_sq_mi: float, model: str, out: str,
+    area_sq_mi: float, model: str, search_windows: int, out: str,
 ) -> None:  # fmt: skip
     """Write an NIJ-rule submission (flagged.geojson, grid.csv) for AGENCY's CATEGORY."""
     from pathlib import Path
@@ -3067,6 +3076,7 @@ def forecast_nij(
     import numpy as np
 
     from crossbeat.forecast import nij
+    from crossbeat.forecast.backtest import consecutive
     from crossbeat.forecast.grid import grid_for
     from crossbeat.forecast.history import days, history_from_arrays
     from crossbeat.forecast.service import MODELS, check_forecastable, jurisdiction_area
@@ -3091,6 +3101,20 @@ def forecast_nij(
         raise click.ClickException(f"no visible incidents of {category} before {start.date()}")
     s = float(days(np.array([start.replace(tzinfo=None)], dtype="datetime64[us]"))[0])
     area = jurisdiction_area(store, agency_id)
+    if search_windows:
+        # Validation windows of the same length, all before the forecast date.
+        length = _forecast_call(nij.window_end, s, window) - s
+        found = _forecast_call(
+            nij.search,
+            h,
+            MODELS[model],
+            consecutive(s - search_windows * length, length, search_windows),
+            area=area,
+        )
+        for ft, sq_mi, pai in found.table:
+            click.echo(f"search: {ft:g} ft cells, {sq_mi:g} sq mi flagged: mean PAI {pai:.2f}")
+        cell_ft, area_sq_mi = found.cell_ft, found.area_sq_mi
+        click.echo(f"chosen: {cell_ft:g} ft cells, {area_sq_mi:g} sq mi")
     grid = grid_for(h, cell_ft * 0.3048, area=area)
     f = _forecast_call(
         nij.nij_forecast, MODELS[model](), h, grid, s, window, area_sq_mi * nij.SQ_MI
@@ -3131,11 +3155,18 @@ def patrol() -> None:
     type=int,
     help="Seed: the same seed gives the same plan.",
 )
+@click.option(
+    "--osm",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The agency's OpenStreetMap extract (.osm or .pbf): route on its roads "
+    "(straight lines without it).",
+)
 @json_option()
 def patrol_plan(
     db_url: str, agency_id: str, card_id: str, units: int, shift_start: datetime | None,
     shift_hours: float,
-    seed: int, as_json: bool,
+    seed: int, osm: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Allocate AGENCY's units over a model card's hot spots and route them (stored, audited)."""
     from crossbeat.forecast.patrol import PatrolRules
@@ -3154,6 +3185,7 @@ def patrol_plan(
         shift_start=shift_start,
         seed=seed,
         rules=PatrolRules(shift_minutes=shift_hours * 60),
+        osm=osm,
     )
     if as_json:
         echo_json(plan)
@@ -3210,6 +3242,57 @@ def patrol_dosage(
         minutes=minutes,
     )
     click.echo(f"logged {minutes:g} minutes in box {cell} by {unit} (log {new})")
+
+
+@patrol.command("evaluate")
+@db_option
+@agency_option("Agency whose plan to evaluate.", required=True)
+@click.option("--plan", "plan_id", required=True, help="Patrol plan id.")
+@click.option(
+    "--threshold",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, 1440, min_open=True),
+    help="Minutes in a box that make it dosed.",
+)
+@json_option()
+def patrol_evaluate(
+    db_url: str, agency_id: str, plan_id: str, threshold: float, as_json: bool
+) -> None:
+    """Evaluate a plan's logged dosage against outcomes (rate ratio, exact test; method shown)."""
+    from crossbeat.forecast.plans import evaluate_dosage
+    from crossbeat.sharing.own import operator_viewer
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    out = _forecast_call(
+        evaluate_dosage, store, operator_viewer(agency_id), plan_id, threshold=threshold
+    )
+    if as_json:
+        echo_json(out)
+        return
+    r = out["result"]
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3g}"
+
+    click.echo(
+        f"plan {plan_id} (model card {out['model_card_id']}, {out['category']}, "
+        f"{out['window_from']} to {out['window_to']})"
+    )
+    click.echo(
+        f"  dosed boxes (>= {threshold:g} min): {r['dosed_boxes']}, observed "
+        f"{r['dosed_observed']:g} / expected {r['dosed_expected']:.2f}"
+    )
+    click.echo(
+        f"  undosed boxes: {r['undosed_boxes']}, observed {r['undosed_observed']:g} / "
+        f"expected {r['undosed_expected']:.2f}"
+    )
+    click.echo(
+        f"  rate ratio {fmt(r['rate_ratio'])} (95% CI {fmt(r['ci_low'])}-{fmt(r['ci_high'])}), "
+        f"p = {fmt(r['p_value'])}"
+    )
+    click.echo(f"  method: {out['method']}")
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -18,7 +18,8 @@ from crossbeat.web import PageError, page_html
 from tests.api_support import make_client
 
 PAGES = {"/": "Community crime map", "/methodology": "Methodology", "/app": "Analyst",
-         "/admin": "Agency admin", "/field": "Field"}  # fmt: skip
+         "/admin": "Agency admin", "/field": "Field",
+         "/forecast": "Forecasts and patrol plans"}  # fmt: skip
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ from crossbeat.auth.accounts import create_user, disable_user
 from crossbeat.auth.tokens import create_token
 from crossbeat.cli import cli
 from crossbeat.clock import FrozenClock
+from crossbeat.forecast.plans import save_patrol_plan
 from crossbeat.forecast.service import run_forecast
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import load_profile
@@ -212,8 +213,12 @@ READ_ONLY: dict[str, tuple[str | None, str]] = {
     "group list": ("group list", "lists groups"),
     "forecast list": ("forecast list --agency cityy", "lists model cards"),
     "forecast show": ("forecast show --agency cityy {card_id}", "shows a model card"),
+    "patrol evaluate": (
+        "patrol evaluate --agency cityy --plan {plan_id}",
+        "evaluates dosage; its incidents are an audited read",
+    ),
     "forecast nij": (
-        "forecast nij --agency cityy --category 220 --start 2024-04-01 --model naive "
+        "forecast nij --agency cityy --category 220 --start 2024-04-01 --model naive --search 2 "
         "--out {root}/nij",
         "an audited read; writes files, not the database",
     ),
@@ -298,6 +303,9 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
         store, operator_viewer("cityy"), category="220", start=datetime(2024, 4, 1, tzinfo=UTC),
         model="naive", cell_m=200.0,
     )  # fmt: skip
+    plan = save_patrol_plan(
+        store, "cityy", card.id, units=1, shift_start=datetime(2024, 4, 1, 8, tzinfo=UTC)
+    )
     qid = max(e.id for e in list_quarantine(store, agency_id="cityx"))
     boundary = folder / "boundary.geojson"
     boundary.write_text(
@@ -352,6 +360,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
         "bulletin_id": sent.id,
         "crosswalk": str(next(CROSSWALKS.glob("*.toml"))),
         "card_id": card.id,
+        "plan_id": plan["id"],
     }
     return Template(folder, values)
 
@@ -661,6 +670,7 @@ API_READ_ONLY = {
     "GET /app": "the analyst workspace page",
     "GET /admin": "the agency admin page",
     "GET /field": "the field app page",
+    "GET /forecast": "the forecasts and patrol plans page",
     "GET /field/sw.js": "the field app's service worker script",
     "GET /field/manifest.webmanifest": "the field app's manifest",
     "GET /api/v1/jurisdictions": "agency boundaries, public facts, no incident data",
@@ -690,6 +700,9 @@ API_READ_ONLY = {
     "GET /api/v1/audit": "an audited read of the audit log",
     "GET /api/v1/forecasts": "lists model cards",
     "GET /api/v1/forecasts/{card_id}": "shows a model card",
+    "GET /api/v1/patrol-plans/{plan_id}/dosage-evaluation": (
+        "evaluates dosage; its incidents are an audited read"
+    ),
     "GET /api/v1/live": "an audited stream read (one event per connection and owner)",
     "GET /api/v1/bulletins": "lists bulletins",
     "GET /api/v1/bulletins/{bulletin_id}": "shows a bulletin; its incidents are an audited read",

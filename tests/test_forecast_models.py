@@ -140,3 +140,37 @@ def test_sepp_recovers_the_parameters_of_a_simulated_process() -> None:
     m.fit(h, g, 18000.0 + 1000.0)
     assert m.theta == pytest.approx(0.5, abs=0.1)
     assert m.omega == pytest.approx(0.2, rel=0.3)
+
+
+def test_learned_ensemble_weights_come_from_windows_before_the_origin_only(world) -> None:
+    from crossbeat.forecast.models import LearnedEnsemble
+
+    h, g = world
+
+    # A member that ranks cells well (recent counts) and one that points away from them.
+    class Away(NaiveCounts):
+        def predict(self, start: float, end: float) -> np.ndarray:
+            # As peaked as the counts, but on other cells.
+            return np.roll(super().predict(start, end), 997)
+
+    def make() -> LearnedEnsemble:
+        return LearnedEnsemble([NaiveCounts(), Away(name="away")], validation_windows=4, step=0.25)
+
+    ens = make()
+    ens.fit(h, g, ORIGIN)
+    assert ens.weights is not None and ens.weights.tolist() == [1.0, 0.0]
+    assert ens.params()["weights"] == [float(w) for w in ens.weights]
+    p = ens.predict(ORIGIN, ORIGIN + 7)
+    assert p.shape == (g.n,) and np.all(p >= 0)
+    # No leakage: moving every incident after the origin elsewhere changes nothing.
+    after = h.t0 >= ORIGIN
+    moved = History(h.frame, np.where(after, h.x[::-1], h.x), np.where(after, h.y[::-1], h.y),
+                    h.t0, h.t1, h.category, h.owner)  # fmt: skip
+    other = make()
+    other.fit(moved, g, ORIGIN)
+    assert np.array_equal(other.weights, ens.weights)
+    assert np.allclose(other.predict(ORIGIN, ORIGIN + 7), p)
+    # In a rolling backtest it reuses its own earlier forecasts as validation windows.
+    windows = consecutive(ORIGIN, 7.0, 6)
+    bt = rolling_backtest(h, g, [make()], windows)
+    assert len(bt.results[0].scores[0.01]) == 6

@@ -83,3 +83,122 @@ def test_a_viewer_without_access_gets_no_forecast(world) -> None:
     other = Viewer.user("bob", "countyb", ["analyst"])
     with pytest.raises(ForecastError, match="only 0 visible incidents"):
         run_forecast(world, other, category="220", start=START)
+
+
+def _street_grid(path, lon0=-122.70, lat0=45.50, n=16, step=0.005) -> None:
+    """Write a generated OSM extract: an n x n grid of two-way residential streets."""
+    nodes, ways = [], []
+    for i in range(n):
+        for j in range(n):
+            lat, lon = lat0 + i * step, lon0 + j * step
+            nodes.append(f'<node id="{i * n + j + 1}" lat="{lat:.6f}" lon="{lon:.6f}"/>')
+    for i in range(n):
+        row = "".join(f'<nd ref="{i * n + j + 1}"/>' for j in range(n))
+        col = "".join(f'<nd ref="{j * n + i + 1}"/>' for j in range(n))
+        ways.append(f'<way id="{i + 1}">{row}<tag k="highway" v="residential"/></way>')
+        ways.append(f'<way id="{n + i + 1}">{col}<tag k="highway" v="residential"/></way>')
+    path.write_text("<osm>" + "".join(nodes) + "".join(ways) + "</osm>")
+
+
+def test_a_patrol_plan_routes_on_the_agency_road_network_when_given(world, tmp_path) -> None:
+    from crossbeat.forecast.patrol import PatrolRules
+    from crossbeat.forecast.plans import save_patrol_plan
+
+    card = run_forecast(
+        world, ANALYST, category="220", start=START, model="naive", cell_m=200.0, fraction=0.05
+    )
+    osm = tmp_path / "city.osm"
+    _street_grid(osm)
+    shift = START + timedelta(hours=8)
+    plan = save_patrol_plan(world, "citya", card.id, units=2, shift_start=shift, seed=3, osm=osm)
+    assert plan["routing"] == "road network (city.osm)"
+    straight = save_patrol_plan(
+        world, "citya", card.id, units=2, shift_start=shift + timedelta(days=1), seed=3
+    )
+    assert straight["routing"] == "straight-line"
+    # On a street grid, driving between boxes takes at least the straight line.
+    rules = PatrolRules()
+    per_minute = rules.speed_kmh * 1000 / 60
+    from crossbeat.forecast.history import Frame
+
+    frame = Frame(*card.grid["frame"])
+    for unit in plan["assignment"]:
+        stays = [v for v in plan["visits"] if v["unit"] == unit]
+        for a, b in zip(stays, stays[1:], strict=False):
+            if a["cell"] == b["cell"]:
+                continue
+            pa, pb = plan["boxes"][str(a["cell"])], plan["boxes"][str(b["cell"])]
+            x, y = frame.forward(np.array([pa["lon"], pb["lon"]]), np.array([pa["lat"], pb["lat"]]))
+            gap = b["start"] - a["end"]
+            assert gap >= float(np.hypot(x[1] - x[0], y[1] - y[0])) / per_minute - 1e-6
+    bad = tmp_path / "bad.osm"
+    bad.write_text("not xml")
+    with pytest.raises(ForecastError, match="road network"):
+        save_patrol_plan(world, "citya", card.id, units=1, shift_start=shift, osm=bad)
+
+
+def test_dosage_evaluation_states_its_method_and_recomputes_from_its_boxes(world) -> None:
+    from crossbeat.forecast.dosage import dosage_effect
+    from crossbeat.forecast.plans import evaluate_dosage, log_dosage, save_patrol_plan
+
+    card = run_forecast(
+        world, ANALYST, category="220", start=START, model="naive", cell_m=200.0, fraction=0.05
+    )
+    plan = save_patrol_plan(world, "citya", card.id, units=1, shift_start=START, seed=1)
+    import h3
+
+    # Four boxes (H3 cells) and one flagged grid cell in each.
+    first: dict[int, dict] = {}
+    for c in card.forecast["cells"]:
+        first.setdefault(h3.str_to_int(c["h3_9"]), c)
+    assert len(first) >= 4
+    box = list(first)[:4]
+    cells = [first[b] for b in box]
+    at = START + timedelta(hours=2)
+    log_dosage(world, "citya", plan_id=plan["id"], cell=box[0], unit="u", started_at=at, minutes=9)
+    log_dosage(world, "citya", plan_id=None, cell=box[0], unit="u", started_at=at, minutes=6)
+    log_dosage(world, "citya", plan_id=plan["id"], cell=box[1], unit="u", started_at=at, minutes=20)
+    log_dosage(world, "citya", plan_id=plan["id"], cell=box[2], unit="u", started_at=at, minutes=5)
+    # Outside the forecast window: not counted.
+    later = START + timedelta(days=9)
+    log_dosage(
+        world, "citya", plan_id=plan["id"], cell=box[2], unit="u", started_at=later, minutes=60
+    )
+    # Incidents in the window, at box centres: 1 in a dosed box, 3 and 2 in undosed ones,
+    # and one after the window (not counted).
+    where = [(0, 1), (2, 3), (3, 2)]
+    new = []
+    for k, (i, n) in enumerate(where):
+        for j in range(n):
+            new.append(
+                Inc(
+                    "citya",
+                    f"w{k}-{j}",
+                    cells[i]["lat"],
+                    cells[i]["lon"],
+                    ["220"],
+                    at + timedelta(hours=j),
+                )
+            )
+    new.append(Inc("citya", "late", cells[3]["lat"], cells[3]["lon"], ["220"], later))
+    insert_incidents(world, new)
+    out = evaluate_dosage(world, ANALYST, plan["id"])
+    rows = {b["cell"]: b for b in out["boxes"]}
+    assert rows[box[0]]["minutes"] == 15 and rows[box[0]]["dosed"]
+    assert rows[box[1]]["minutes"] == 20 and rows[box[2]]["minutes"] == 5
+    assert not rows[box[2]]["dosed"]
+    assert [rows[box[i]]["observed"] for i in range(4)] == [1, 0, 3, 2]
+    assert sum(b["observed"] for b in out["boxes"]) == 6
+    again = dosage_effect(
+        np.array([b["minutes"] for b in out["boxes"]]),
+        np.array([b["expected"] for b in out["boxes"]]),
+        np.array([b["observed"] for b in out["boxes"]]),
+    )
+    assert out["result"]["rate_ratio"] == pytest.approx(again.rate_ratio)
+    assert out["result"]["p_value"] == pytest.approx(again.p_value)
+    assert out["result"]["dosed_boxes"] == 2 and "binomial" in out["method"]
+    # Another agency cannot evaluate (or learn of) citya's plan.
+    with pytest.raises(ForecastError, match="no patrol plan"):
+        evaluate_dosage(world, Viewer.user("bob", "countyb", ["analyst"]), plan["id"])
+    with pytest.raises(ForecastError, match="threshold"):
+        evaluate_dosage(world, ANALYST, plan["id"], threshold=0)

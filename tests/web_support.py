@@ -67,8 +67,8 @@ class DemoServer:
         return code
 
 
-def start_demo_server(out_dir: Path, *, size: float = 0.1) -> DemoServer:
-    """Build the demo region into ``out_dir`` and serve it on a free port."""
+def start_demo_server(out_dir: Path, *, size: float = 0.1, wait: float = 60.0) -> DemoServer:
+    """Build the demo region into ``out_dir`` and serve it on a free port (``wait`` s to start)."""
     from crossbeat.demo.build import build_demo, demo_db_url
 
     db_url = demo_db_url(out_dir)
@@ -84,8 +84,8 @@ def start_demo_server(out_dir: Path, *, size: float = 0.1) -> DemoServer:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    # Up to a minute: on a shared, loaded machine the server's imports alone take seconds.
-    for _ in range(600):
+    # `wait` seconds (a minute by default): on a shared, loaded machine imports alone take seconds.
+    for _ in range(int(wait * 10)):
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=1):
                 break

@@ -13,7 +13,7 @@ fs.mkdirSync(path.join(out, "assets"), { recursive: true });
 const common = { bundle: true, minify: true, target: "es2020", charset: "utf8", logLevel: "warning" };
 await esbuild.build({
   ...common,
-  entryPoints: ["public", "methodology", "app", "admin", "field"].map((n) => `src/${n}.js`),
+  entryPoints: ["public", "methodology", "app", "admin", "field", "forecast"].map((n) => `src/${n}.js`),
   outdir: path.join(out, "assets"),
   format: "esm",
   splitting: true,

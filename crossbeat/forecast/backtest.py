@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from crossbeat.forecast.cells import CellGrid
 from crossbeat.forecast.grid import SquareGrid
 from crossbeat.forecast.history import History
 from crossbeat.forecast.metrics import Score, calibration, score
@@ -97,7 +98,7 @@ def _pct(f: float) -> str:
 
 def rolling_backtest(
     history: History,
-    grid: SquareGrid,
+    grid: SquareGrid | CellGrid,
     models: Sequence[Model],
     windows: Sequence[tuple[float, float]],
     fractions: Sequence[float] = (0.01, 0.05),
@@ -109,7 +110,8 @@ def rolling_backtest(
     history
         One category's incidents (training and test periods).
     grid
-        The forecast grid.
+        The forecast grid: square cells, or H3 / area-layer cells
+        (:mod:`crossbeat.forecast.cells`, with models wrapped in ``OnCells``).
     models
         Models behind :class:`crossbeat.forecast.models.Model`.
     windows
@@ -127,7 +129,8 @@ def rolling_backtest(
         total += float(observed.sum())
         for m, r in zip(models, results, strict=True):
             began = time.perf_counter()
-            m.fit(history, grid, o)
+            # Square-grid models take a SquareGrid; OnCells wrappers take a CellGrid.
+            m.fit(history, grid, o)  # type: ignore[arg-type]
             expected = m.predict(o, e)
             r.seconds += time.perf_counter() - began
             r.expected.append(expected)

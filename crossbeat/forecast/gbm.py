@@ -10,7 +10,10 @@ data near the border). The target is the count in ``[o, o + max(w, horizon))``
 (short windows borrow a longer horizon's signal and are scaled back). Training rows come
 from ``origins`` earlier origins spaced 28 days apart, whose target windows all end
 before the forecast origin (no look-ahead). The regressor is scikit-learn's
-``HistGradientBoostingRegressor`` with a Poisson loss, seeded.
+``HistGradientBoostingRegressor`` with a Poisson loss (63 bins per feature), seeded.
+Training keeps every cell-period with an incident and a seeded sample of the empty
+ones (four per non-empty one), weighted by the inverse sampling rate (unbiased expected
+counts; one per non-empty one lost 3 points of PAI at 1 % on Toronto burglary).
 """
 
 from __future__ import annotations
@@ -86,6 +89,8 @@ class GradientBoosted:
     learning_rate: float = 0.05
     max_leaf_nodes: int = 31
     refit_days: float = 28.0
+    zeros_per_positive: float = 4.0
+    max_bins: int = 63
     seed: int = 0
     threads: int = 1
     name: str = "gbm"
@@ -116,21 +121,29 @@ class GradientBoosted:
         x, y = np.vstack(xs), np.concatenate(ys)
         if not y.sum() > 0:
             return None
-        # Cells that never saw an incident carry little information: keep a seeded 10 %.
+        # Rows whose target is 0 are most rows and carry little information: keep every
+        # row with a positive target and a seeded sample of the others, at most
+        # ``zeros_per_positive`` per positive row, weighted by the inverse of the
+        # sampling rate so the Poisson loss (and the predicted means) stay unbiased.
         rng = np.random.default_rng(self.seed)
-        keep = (x[:, :5].sum(axis=1) > 0) | (y > 0) | (rng.random(y.size) < 0.1)
+        positive = y > 0
+        zeros = int((~positive).sum())
+        rate = min(1.0, self.zeros_per_positive * max(int(positive.sum()), 1) / max(zeros, 1))
+        keep = positive | (rng.random(y.size) < rate)
+        weight = np.where(positive, 1.0, 1.0 / rate)
         reg = HistGradientBoostingRegressor(
             loss="poisson",
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes,
+            max_bins=self.max_bins,
             early_stopping=False,
             random_state=self.seed,
         )
         # One OpenMP thread by default: on a shared machine, OpenMP's spinning threads
         # slowed fits 100-fold; results do not depend on the thread count.
         with threadpool_limits(limits=self.threads):
-            reg.fit(x[keep], y[keep])
+            reg.fit(x[keep], y[keep], sample_weight=weight[keep])
         self._models[round(window, 3)] = (o, g, reg)
         return reg
 
@@ -162,5 +175,7 @@ class GradientBoosted:
             "max_iter": self.max_iter,
             "learning_rate": self.learning_rate,
             "max_leaf_nodes": self.max_leaf_nodes,
+            "zeros_per_positive": self.zeros_per_positive,
+            "max_bins": self.max_bins,
             "seed": self.seed,
         }

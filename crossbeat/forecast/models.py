@@ -223,3 +223,144 @@ class Ensemble:
             "members": [{"model": m.name, **m.params()} for m in self.members],
             "weights": list(self.weights) if self.weights is not None else None,
         }
+
+
+def simplex(members: int, step: float) -> np.ndarray:
+    """Return every weight vector of ``members`` non-negative multiples of ``step`` summing to 1.
+
+    Examples
+    --------
+    >>> simplex(2, 0.5).tolist()
+    [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]
+    """
+    parts = int(round(1.0 / step))
+
+    def rec(k: int, left: int) -> list[list[int]]:
+        if k == 1:
+            return [[left]]
+        return [[i, *rest] for i in range(left + 1) for rest in rec(k - 1, left - i)]
+
+    return np.asarray(rec(members, parts), float) / parts
+
+
+@dataclass
+class LearnedEnsemble:
+    """An ensemble whose weights are learned on validation windows before each origin.
+
+    Method (rolling origin, no leakage): at ``fit(history, grid, origin)`` the members'
+    forecasts for the last ``validation_windows`` windows of ``validation_days`` that
+    *ended by the origin* are scored against what happened in them, and the weights
+    (a grid over the simplex with ``step``) that maximise the pooled hit rate (hits over
+    incidents, all windows and ``fractions`` together: steadier than per-window means
+    when few incidents fall in the flagged cells) are kept (ties go to the weights
+    nearest to equal). The members' forecasts for those windows come from the
+    ensemble's own earlier forecasts when it made them (a rolling backtest costs nothing
+    extra), else from fitting the members
+    at each validation origin once (a warm-up). Weights are re-learned every
+    ``relearn_days``. Each member is normalised to the same total before mixing.
+    """
+
+    members: Sequence[Model]
+    validation_windows: int = 8
+    validation_days: float = 7.0
+    fractions: tuple[float, ...] = (0.01, 0.02, 0.05)
+    step: float = 0.2
+    relearn_days: float = 28.0
+    name: str = "ensemble"
+    weights: np.ndarray | None = field(default=None, repr=False)
+    _memory: list[tuple[float, float, list[np.ndarray]]] = field(default_factory=list, repr=False)
+    _grid: SquareGrid | None = field(default=None, repr=False)
+    _learned_at: float | None = field(default=None, repr=False)
+    _validation: list[float] = field(default_factory=list, repr=False)
+
+    def _windows(self, origin: float) -> list[tuple[float, float]]:
+        d = self.validation_days
+        return [
+            (origin - k * d, origin - (k - 1) * d) for k in range(self.validation_windows, 0, -1)
+        ]
+
+    def _remembered(self, start: float, end: float) -> list[np.ndarray] | None:
+        for s, e, preds in self._memory:
+            if abs(s - start) < 1e-6 and abs(e - end) < 1e-6:
+                return preds
+        return None
+
+    def fit(self, history: History, grid: SquareGrid, origin: float) -> None:
+        """Learn the weights on the validation windows before ``origin``, then fit every member."""
+        from crossbeat.forecast.metrics import score
+
+        if grid is not self._grid:
+            self._memory, self._grid, self._learned_at, self.weights = [], grid, None, None
+        stale = self._learned_at is None or not (0 <= origin - self._learned_at < self.relearn_days)
+        if stale:
+            past = history.before(origin)
+            # The ensemble's own forecasts of the latest windows that ended by the
+            # origin when it has enough of them; else fixed windows just before it.
+            recent = origin - 2 * self.validation_windows * self.validation_days
+            seen = sorted((s, e) for s, e, _ in self._memory if recent <= e <= origin + 1e-9)
+            wins = (
+                seen[-self.validation_windows :]
+                if len(seen) >= self.validation_windows
+                else self._windows(origin)
+            )
+            preds, observed = [], []
+            for s, e in wins:
+                got = self._remembered(s, e)
+                if got is None:
+                    got = []
+                    for m in self.members:
+                        m.fit(past, grid, s)
+                        got.append(m.predict(s, e))
+                    self._memory.append((s, e, got))
+                preds.append([p / max(float(p.sum()), 1e-12) for p in got])
+                observed.append(grid.counts(past, past.weights(s, e)))
+            candidates = simplex(len(self.members), self.step)
+            equal = np.full(len(self.members), 1.0 / len(self.members))
+            best, best_key = equal, (-np.inf, 0.0)
+            for w in candidates:
+                hits = 0.0
+                total = 0.0
+                for p, o in zip(preds, observed, strict=True):
+                    mix = np.asarray(sum(wi * pi for wi, pi in zip(w, p, strict=True)))
+                    for f in self.fractions:
+                        sc = score(mix, o, grid.area, f)
+                        hits += sc.hits
+                        total += sc.total
+                value = hits / total if total > 0 else 0.0
+                key = (round(value, 9), -float(np.abs(w - equal).sum()))
+                if key > best_key:
+                    best, best_key = w, key
+            self.weights = best
+            self._validation = [float(best_key[0])]
+            self._learned_at = origin
+            # Keep only what later origins can still use.
+            self._memory = [m for m in self._memory if m[1] > origin - 2 * self.relearn_days
+                            - self.validation_windows * self.validation_days]  # fmt: skip
+        for m in self.members:
+            m.fit(history, grid, origin)
+
+    def predict(self, start: float, end: float) -> np.ndarray:
+        """Return the weighted mix of the members' normalised surfaces (remembered for later)."""
+        preds = [m.predict(start, end) for m in self.members]
+        if self._remembered(start, end) is None:
+            self._memory.append((start, end, preds))
+        w = self.weights if self.weights is not None else np.full(len(preds), 1.0 / len(preds))
+        sums = [float(p.sum()) for p in preds]
+        total = float(np.mean([t for t in sums if t > 0])) if any(t > 0 for t in sums) else 0.0
+        mix = sum(wi * p / max(float(p.sum()), 1e-12) for wi, p in zip(w, preds, strict=True))
+        return np.asarray(mix) * total / max(float(np.sum(w)), 1e-12)
+
+    def params(self) -> dict[str, Any]:
+        """Return the members, the learned weights and the validation method."""
+        return {
+            "members": [{"model": m.name, **m.params()} for m in self.members],
+            "weights": [float(x) for x in self.weights] if self.weights is not None else None,
+            "validation": {
+                "windows": self.validation_windows,
+                "days": self.validation_days,
+                "fractions": list(self.fractions),
+                "step": self.step,
+                "relearn_days": self.relearn_days,
+                "score": self._validation[0] if self._validation else None,
+            },
+        }

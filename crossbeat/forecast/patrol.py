@@ -13,19 +13,25 @@ agencies and routes each unit through its boxes:
 * **Koper dwell**: each visit lasts a seeded random 10–16 minutes (Koper 1995), and a unit
   repeats its cycle so that every box is revisited within ``revisit_max`` (about 2 h);
 * **routes**: the cycle through a unit's boxes is a travelling-salesman tour solved with
-  OR-Tools on straight-line distances at ``speed_kmh`` (``routing = "straight-line"``; no
-  road network is used here, and the plan says so).
+  OR-Tools on travel times at ``speed_kmh``: driving distances on a road network when one
+  is given (:mod:`crossbeat.forecast.roads`, an agency's OpenStreetMap extract;
+  ``routing = "road network (FILE)"``), else straight-line distances
+  (``routing = "straight-line"``). The plan always says which.
 
 The plan is reproducible: the same inputs and ``seed`` give the same plan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+from crossbeat.forecast.roads import RoadNetwork
+
+Travel = Callable[["Box", "Box"], float]
 
 
 @dataclass(frozen=True)
@@ -93,16 +99,16 @@ class PatrolPlan:
         return out
 
 
-def _tour(boxes: Sequence[Box], rules: PatrolRules) -> tuple[list[int], float]:
+def _tour(boxes: Sequence[Box], travel: Travel) -> tuple[list[int], float]:
     """Return the shortest cycle order (OR-Tools) and its travel minutes."""
     n = len(boxes)
     if n <= 2:
         order = list(range(n))
         return order, sum(
-            rules.travel(boxes[order[i]], boxes[order[(i + 1) % n]]) for i in range(n)
+            travel(boxes[order[i]], boxes[order[(i + 1) % n]]) for i in range(n)
         ) if n == 2 else 0.0
     scale = 1000.0
-    matrix = [[int(round(rules.travel(a, b) * scale)) for b in boxes] for a in boxes]
+    matrix = [[int(round(travel(a, b) * scale)) for b in boxes] for a in boxes]
     manager = pywrapcp.RoutingIndexManager(n, 1, 0)
     routing = pywrapcp.RoutingModel(manager)
 
@@ -117,17 +123,17 @@ def _tour(boxes: Sequence[Box], rules: PatrolRules) -> tuple[list[int], float]:
     while not routing.IsEnd(index):
         order.append(manager.IndexToNode(index))
         index = solution.Value(routing.NextVar(index))
-    travel = sum(rules.travel(boxes[order[i]], boxes[order[(i + 1) % n]]) for i in range(n))
-    return order, travel
+    minutes = sum(travel(boxes[order[i]], boxes[order[(i + 1) % n]]) for i in range(n))
+    return order, minutes
 
 
-def _cycle_fits(boxes: Sequence[Box], rules: PatrolRules) -> bool:
+def _cycle_fits(boxes: Sequence[Box], rules: PatrolRules, travel: Travel) -> bool:
     """Return whether a cycle at the longest dwell keeps every revisit within the limit."""
     if len(boxes) <= 1:
         return True
     # Gap between two visits of a box = the rest of the cycle (dwells + travel).
-    _, travel = _tour(boxes, rules)
-    return (len(boxes) - 1) * rules.dwell_max + travel <= rules.revisit_max
+    _, minutes = _tour(boxes, travel)
+    return (len(boxes) - 1) * rules.dwell_max + minutes <= rules.revisit_max
 
 
 def plan_patrols(
@@ -137,6 +143,7 @@ def plan_patrols(
     *,
     seed: int = 0,
     taken: Iterable[int] = (),
+    roads: RoadNetwork | None = None,
 ) -> PatrolPlan:
     """Allocate boxes to units and route them (see the module docstring).
 
@@ -152,6 +159,9 @@ def plan_patrols(
         Seed for the dwell times and tie-breaks: the same seed gives the same plan.
     taken
         Cells already claimed by partner agencies' plans for the same shift.
+    roads
+        A road network (:func:`crossbeat.forecast.roads.load_osm`) in the boxes' frame:
+        routes use driving distances on it; without one, straight lines (labelled).
     """
     rules = rules or PatrolRules()
     rng = np.random.default_rng(seed)
@@ -165,6 +175,7 @@ def plan_patrols(
             first.append(b)
     # Beyond ~12 boxes a unit the cycle limit binds: later boxes are never reached.
     order = first + [b for b in pool if b not in first][: 12 * len(units)]
+    travel, routing = _travel(order, rules, roads)
     beats: dict[str, list[Box]] = {u.id: [] for u in units}
     uncovered: list[str] = []
     for b in order:
@@ -173,7 +184,7 @@ def plan_patrols(
         eligible.sort(key=lambda u: (_distance(beats[u.id], b), rng.random()))
         placed = False
         for u in eligible:
-            if _cycle_fits([*beats[u.id], b], rules):
+            if _cycle_fits([*beats[u.id], b], rules, travel):
                 beats[u.id].append(b)
                 placed = True
                 break
@@ -186,13 +197,34 @@ def plan_patrols(
         if not beat:
             assignment[u.id] = ()
             continue
-        tour, _ = _tour(beat, rules)
+        tour, _ = _tour(beat, travel)
         route = [beat[i] for i in tour]
         assignment[u.id] = tuple(b.cell for b in route)
-        visits += _timeline(u.id, route, rules, rng)
+        visits += _timeline(u.id, route, rules, rng, travel)
     return PatrolPlan(
-        seed, rules, "straight-line", assignment, tuple(visits), tuple(sorted(set(uncovered)))
+        seed, rules, routing, assignment, tuple(visits), tuple(sorted(set(uncovered)))
     )
+
+
+def _travel(
+    boxes: Sequence[Box], rules: PatrolRules, roads: RoadNetwork | None
+) -> tuple[Travel, str]:
+    """Return the travel-minutes function between boxes and the routing label."""
+    if roads is None or not boxes:
+        return rules.travel, "straight-line"
+    metres, missing = roads.travel_matrix(
+        np.array([b.x for b in boxes]), np.array([b.y for b in boxes])
+    )
+    per_minute = rules.speed_kmh * 1000.0 / 60.0
+    at = {b.cell: i for i, b in enumerate(boxes)}
+
+    def travel(a: Box, b: Box) -> float:
+        return float(metres[at[a.cell], at[b.cell]]) / per_minute
+
+    label = f"road network ({roads.source})"
+    if missing:
+        label += f"; {missing} box pairs without a road path: straight-line"
+    return travel, label
 
 
 def _distance(beat: list[Box], b: Box) -> float:
@@ -202,7 +234,7 @@ def _distance(beat: list[Box], b: Box) -> float:
 
 
 def _timeline(
-    unit: str, route: list[Box], rules: PatrolRules, rng: np.random.Generator
+    unit: str, route: list[Box], rules: PatrolRules, rng: np.random.Generator, travel: Travel
 ) -> list[Visit]:
     """Repeat the cycle over the shift, each stay a seeded 10–16 minutes."""
     out: list[Visit] = []
@@ -210,7 +242,7 @@ def _timeline(
     while True:
         box = route[k % len(route)]
         if k:
-            t += rules.travel(route[(k - 1) % len(route)], box)
+            t += travel(route[(k - 1) % len(route)], box)
         dwell = float(rng.uniform(rules.dwell_min, rules.dwell_max))
         if t + dwell > rules.shift_minutes:
             break

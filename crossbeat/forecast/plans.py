@@ -13,15 +13,22 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import h3
+import numpy as np
 from sqlalchemy import select
 
 from crossbeat.audit import Action, AuditEvent, append
+from crossbeat.forecast.dosage import dosage_effect
 from crossbeat.forecast.history import Frame
 from crossbeat.forecast.patrol import Box, PatrolRules, Unit, plan_patrols
+from crossbeat.forecast.roads import RoadNetworkError, load_osm
 from crossbeat.forecast.service import ForecastError, get_model_card
+from crossbeat.sharing.arrays import analysis_arrays
+from crossbeat.sharing.request import ReadRequest, Viewer
+from crossbeat.sharing.scope import Purpose
 from crossbeat.store import Store
 from crossbeat.store.schema import dosage_logs, patrol_plans
 
@@ -35,25 +42,42 @@ def save_patrol_plan(
     shift_start: datetime,
     seed: int = 0,
     rules: PatrolRules | None = None,
+    osm: str | Path | None = None,
     by: str = "system",
 ) -> dict[str, Any]:
-    """Plan ``units`` units of ``agency_id`` over a model card's flagged cells and store it."""
+    """Plan ``units`` units of ``agency_id`` over a model card's flagged cells and store it.
+
+    ``osm`` is the agency's OpenStreetMap extract (``.osm`` or ``.pbf``): routes then
+    follow its roads (:mod:`crossbeat.forecast.roads`); without it they are straight
+    lines, and the plan's ``routing`` says which.
+    """
     if units < 1:
         raise ForecastError("units: give at least one unit on shift")
     if shift_start.tzinfo is None:
         raise ForecastError("shift start: give a date and time with a time zone")
     card = get_model_card(store, card_id, agency_id)
     frame = Frame(*card.grid["frame"])
+    try:
+        roads = load_osm(osm, frame) if osm is not None else None
+    except RoadNetworkError as e:
+        raise ForecastError(f"road network: {e}") from e
     cells = card.forecast["cells"]
     lon = [c["lon"] for c in cells]
     lat = [c["lat"] for c in cells]
-    import numpy as np
-
     x, y = frame.forward(np.array(lon), np.array(lat))
-    boxes = [
-        Box(h3.str_to_int(c["h3_9"]), float(xi), float(yi), float(c["expected"]), agency_id)
-        for c, xi, yi in zip(cells, x, y, strict=True)
-    ]
+    # A box is the H3 resolution-9 cell of a flagged cell's centre; grid cells that share
+    # one are one box (at the riskiest one's centre, with their summed risk).
+    merged: dict[int, tuple[Box, float, float]] = {}
+    for c, xi, yi, lo, la in zip(cells, x, y, lon, lat, strict=True):
+        key, risk = h3.str_to_int(c["h3_9"]), float(c["expected"])
+        if key not in merged:
+            merged[key] = (Box(key, float(xi), float(yi), risk, agency_id), lo, la)
+        else:
+            old, lo0, la0 = merged[key]
+            merged[key] = (Box(key, old.x, old.y, old.risk + risk, agency_id), lo0, la0)
+    boxes = [b for b, _, _ in merged.values()]
+    lon = [lo for _, lo, _ in merged.values()]
+    lat = [la for _, _, la in merged.values()]
     with store.begin() as conn:
         others = conn.execute(
             select(patrol_plans.c.agency_id, patrol_plans.c.plan).where(
@@ -62,7 +86,7 @@ def save_patrol_plan(
         ).all()
         taken = {int(c) for _, p in others for beat in p["assignment"].values() for c in beat}
         team = [Unit(f"{agency_id}-{i + 1}", agency_id, (agency_id,)) for i in range(units)]
-        plan = plan_patrols(boxes, team, rules, seed=seed, taken=taken)
+        plan = plan_patrols(boxes, team, rules, seed=seed, taken=taken, roads=roads)
         data = {
             "id": str(uuid.uuid4()),
             "model_card_id": card_id,
@@ -71,6 +95,11 @@ def save_patrol_plan(
             "routing": plan.routing,
             "rules": asdict(plan.rules),
             "assignment": {u: [int(c) for c in beat] for u, beat in plan.assignment.items()},
+            # The same routes by H3 cell name: 64-bit cell numbers do not survive a
+            # JavaScript number (the web page uses these).
+            "assignment_h3": {
+                u: [h3.int_to_str(int(c)) for c in beat] for u, beat in plan.assignment.items()
+            },
             "boxes": {
                 str(b.cell): {"h3_9": h3.int_to_str(b.cell), "lon": lo, "lat": la, "risk": b.risk}
                 for b, lo, la in zip(boxes, lon, lat, strict=True)
@@ -164,3 +193,122 @@ def log_dosage(
             conn=conn,
         )
     return int(new[0]) if new else 0
+
+
+def evaluate_dosage(
+    store: Store, viewer: Viewer, plan_id: str, *, threshold: float = 10.0
+) -> dict[str, Any]:
+    """Evaluate a patrol plan's logged dosage against what happened (open method).
+
+    The plan's boxes are its model card's flagged cells, identified by the H3
+    resolution-9 cell of their centre (grid cells sharing one are one box). For each
+    box: the forecast's expected count (from the card), the minutes logged by the agency
+    in that box during the card's window (logs for this plan and logs without a plan),
+    and the incidents of the card's category recorded in the box's square cells during
+    the window, read through
+    the sharing policy as ``viewer`` (an audited read). Those three columns go to
+    :func:`crossbeat.forecast.dosage.dosage_effect` (dosed = at least ``threshold``
+    minutes): the rate ratio of observed/expected in dosed against undosed boxes, its
+    exact 95 % interval and p-value. The answer states the method and lists every box,
+    so anyone can recompute it.
+    """
+    if viewer.agency_id is None:
+        raise ForecastError("dosage evaluation: sign in as a member of an agency")
+    if not 0 < threshold <= 24 * 60:
+        raise ForecastError("threshold: give minutes, more than 0 and at most a day")
+    agency_id = viewer.agency_id
+    with store.connect() as conn:
+        row = conn.execute(
+            select(patrol_plans.c.model_card_id, patrol_plans.c.plan).where(
+                patrol_plans.c.id == plan_id, patrol_plans.c.agency_id == agency_id
+            )
+        ).first()
+    if row is None:
+        raise ForecastError(f"no patrol plan {plan_id!r} for agency {agency_id!r}")
+    card = get_model_card(store, row[0], agency_id)
+    plan = row[1]
+    cells = card.forecast["cells"]
+    boxes = [h3.str_to_int(c["h3_9"]) for c in cells]
+    with store.connect() as conn:
+        logs = conn.execute(
+            select(dosage_logs.c.cell, dosage_logs.c.minutes).where(
+                dosage_logs.c.agency_id == agency_id,
+                dosage_logs.c.started_at >= card.window_from,
+                dosage_logs.c.started_at < card.window_to,
+                (dosage_logs.c.plan_id == plan_id) | dosage_logs.c.plan_id.is_(None),
+            )
+        ).all()
+    minutes = dict.fromkeys(boxes, 0.0)
+    for cell, m in logs:
+        if int(cell) in minutes:
+            minutes[int(cell)] += float(m)
+    arrays = analysis_arrays(
+        store,
+        viewer,
+        ReadRequest(
+            offences=frozenset({card.category}),
+            since=card.window_from,
+            until=card.window_to,
+            purpose=Purpose.ANALYSIS,
+        ),
+    )
+    g = card.grid
+    frame = Frame(*g["frame"])
+    size, x0, y0 = float(g["size_m"]), float(g["x0"]), float(g["y0"])
+
+    def raster(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        x, y = frame.forward(np.asarray(lon, float), np.asarray(lat, float))
+        ix = np.floor((np.asarray(x) - x0) / size).astype(np.int64)
+        iy = np.floor((np.asarray(y) - y0) / size).astype(np.int64)
+        return iy * 10_000_000 + ix
+
+    box_key = raster(np.array([c["lon"] for c in cells]), np.array([c["lat"] for c in cells]))
+    seen = raster(arrays.lon, arrays.lat) if len(arrays.lon) else np.zeros(0, np.int64)
+    # A box is an H3 cell: two grid cells whose centres share one are one box.
+    ids = sorted(set(boxes))
+    at = {b: i for i, b in enumerate(ids)}
+    observed, expected = np.zeros(len(ids)), np.zeros(len(ids))
+    for b, c, k in zip(boxes, cells, box_key, strict=True):
+        observed[at[b]] += float(np.sum(seen == k))
+        expected[at[b]] += float(c["expected"])
+    dosed = np.array([minutes[b] for b in ids])
+    effect = dosage_effect(dosed, expected, observed, threshold=threshold)
+    h3_of = {b: c["h3_9"] for b, c in zip(boxes, cells, strict=True)}
+
+    def num(v: float) -> float | None:
+        return None if not np.isfinite(v) else float(v)
+
+    return {
+        "plan_id": plan_id,
+        "model_card_id": card.id,
+        "category": card.category,
+        "window_from": card.window_from.isoformat(),
+        "window_to": card.window_to.isoformat(),
+        "threshold_minutes": threshold,
+        "planned_minutes": sum(v["end"] - v["start"] for v in plan["visits"]),
+        "logged_minutes": float(dosed.sum()),
+        "method": DOSAGE_METHOD,
+        "result": {k: (num(v) if isinstance(v, float) else v) for k, v in asdict(effect).items()},
+        "boxes": [
+            {
+                "cell": b,
+                "h3_9": h3_of[b],
+                "expected": float(e),
+                "observed": float(o),
+                "minutes": float(m),
+                "dosed": bool(m >= threshold),
+            }
+            for b, e, o, m in zip(ids, expected, observed, dosed, strict=True)
+        ],
+    }
+
+
+#: The evaluation's method, returned with every result.
+DOSAGE_METHOD = (
+    "Boxes are the model card's flagged cells. A box is dosed when the agency logged at least "
+    "the threshold minutes in it during the forecast window. Rate ratio = (observed/expected "
+    "in dosed boxes) / (observed/expected in undosed boxes), expected from the forecast. "
+    "Given the total observed, the dosed count is binomial with p = E_dosed / (E_dosed + "
+    "E_undosed) when dosage has no effect: exact two-sided binomial p-value, Clopper-Pearson "
+    "95% interval turned into a rate ratio. Observational: boxes are not dosed at random."
+)

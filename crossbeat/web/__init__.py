@@ -26,6 +26,7 @@ PAGES = {
     "app": "app.html",
     "admin": "admin.html",
     "field": "field.html",
+    "forecast": "forecast.html",
 }
 
 _CONFIG_SLOT = "<!--crossbeat-config-->"

@@ -18,7 +18,7 @@ from crossbeat.api.errors import ApiError
 from crossbeat.api.schemas import ERRORS, FILTERED
 from crossbeat.forecast.nij import NijRuleError
 from crossbeat.forecast.patrol import PatrolRules
-from crossbeat.forecast.plans import log_dosage, save_patrol_plan
+from crossbeat.forecast.plans import evaluate_dosage, log_dosage, save_patrol_plan
 from crossbeat.forecast.service import ForecastError, get_model_card, list_model_cards, run_forecast
 
 router = APIRouter(tags=["forecasts"])
@@ -152,3 +152,30 @@ def post_dosage(body: DosageIn, store: StoreDep, actor: ActorDep) -> dict[str, A
         by=actor.user_id,
     )
     return {"id": new}
+
+
+@router.get(
+    "/patrol-plans/{plan_id}/dosage-evaluation",
+    openapi_extra=FILTERED,
+    responses=ERRORS,
+    summary="Evaluate a patrol plan's logged dosage against outcomes",
+)
+def get_dosage_evaluation(
+    plan_id: str,
+    store: StoreDep,
+    viewer: ViewerDep,
+    actor: ActorDep,
+    threshold: Annotated[
+        float, Query(gt=0, le=1440, description="Minutes that make a box dosed.")
+    ] = 10.0,
+) -> dict[str, Any]:
+    """Compare observed/expected incidents in dosed and undosed boxes (method in the answer).
+
+    Incidents are read through your view of the data (the sharing policy applies).
+    """
+    try:
+        return dict(evaluate_dosage(store, viewer, plan_id, threshold=threshold))
+    except ForecastError as exc:
+        if str(exc).startswith("no patrol plan"):
+            raise ApiError(404, str(exc)) from exc
+        raise ApiError(400, str(exc)) from exc

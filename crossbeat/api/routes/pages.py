@@ -74,6 +74,12 @@ def analyst_app(settings: SettingsDep, request: Request) -> HTMLResponse:
     return _page("app", settings, request)
 
 
+@router.get("/forecast")
+def forecast_page(settings: SettingsDep) -> HTMLResponse:
+    """Return the forecasts and patrol plans page (issue #13)."""
+    return _page("forecast", settings)
+
+
 @router.get("/admin")
 def admin(settings: SettingsDep, request: Request) -> HTMLResponse:
     """Return the agency admin pages."""

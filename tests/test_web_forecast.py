@@ -1,0 +1,82 @@
+"""The forecasts and patrol plans page (/forecast) in a real browser (issue #13).
+
+An analyst of the demo region runs a forecast, sees its flagged cells drawn on the map
+(``queryRenderedFeatures``), its model card's backtest beside naive counts and KDE and
+its accountability figures, then plans patrols and sees each unit's boxes and route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests import web_support
+from tests.web_support import (
+    DESKTOP,
+    Console,
+    DemoServer,
+    axe_violations,
+    rendered,
+    screenshot,
+    sign_in,
+    start_demo_server,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.web
+browser = web_support.browser
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    # A shared, loaded machine can take long to start a server: give it two minutes.
+    started = start_demo_server(tmp_path_factory.mktemp("web-forecast"), wait=120.0)
+    yield started
+    started.process.terminate()
+    started.process.wait(timeout=10)
+
+
+def test_forecast_card_and_patrol_plan_are_drawn_and_accessible(
+    browser: Any, server: DemoServer
+) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    console = Console()
+    console.watch(page)
+    sign_in(page, server, "metro.analyst", "/forecast")
+    wait_ready(page, timeout=120_000)
+    assert not axe_violations(page), axe_violations(page)
+    page.select_option("#category", "220")
+    page.select_option("#model", "naive")
+    page.fill("#cell", "300")
+    page.click("#run")
+    page.wait_for_function("document.body.dataset.ready === 'card'", timeout=120_000)
+    status = page.inner_text("#forecast-status")
+    assert "model card" in status, status
+    flagged = rendered(page, "flagged")
+    assert flagged and all(f["expected"] > 0 for f in flagged)
+    rows = page.locator("#backtest tbody th").all_inner_texts()
+    assert {"naive", "kde"} <= set(rows)
+    assert "neighbourhood" in page.inner_text("#accountability")
+    screenshot(page, "forecast-card-desktop")
+    page.fill("#units", "2")
+    page.click("#plan-run")
+    page.wait_for_function(
+        "document.body.dataset.ready === 'plan' || "
+        "!['', 'Planning…'].includes(document.querySelector('#plan-status').textContent)",
+        timeout=120_000,
+    )
+    assert page.evaluate("document.body.dataset.ready") == "plan", page.inner_text("#plan-status")
+    assert "straight-line" in page.inner_text("#routing")
+    boxes = rendered(page, "boxes")
+    units = {u.strip() for u in page.locator("#units tbody th").all_inner_texts()}
+    assert boxes and {b["unit"] for b in boxes} <= units and len(units) == 2
+    assert page.locator("#units tbody tr").count() == 2
+    screenshot(page, "forecast-plan-desktop")
+    assert not axe_violations(page), axe_violations(page)
+    # The earlier forecast is listed and can be reopened.
+    assert page.locator("#cards option").count() >= 2
+    assert not console.errors, console.errors
+    context.close()
