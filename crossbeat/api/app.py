@@ -49,6 +49,7 @@ from crossbeat.live.broker import Broker
 from crossbeat.live.jobs import JobRunner
 from crossbeat.settings import Settings
 from crossbeat.sharing.live import ReadCache
+from crossbeat.sharing.public_cache import PublicCache
 from crossbeat.store import Store, open_store
 from crossbeat.vault.kek import Kek, resolve_kek
 from crossbeat.web import STATIC
@@ -140,6 +141,8 @@ def create_app(
     # shares between subscribers of the same agency and roles.
     app.state.live_broker = Broker(store)
     app.state.live_cache = ReadCache()
+    # The public's aggregates and tiles, kept while nothing they depend on changed.
+    app.state.public_cache = PublicCache()
     # Uploads: kept beside a SQLite database, else in the temporary folder; ingested by
     # the process's job runner (started by the lifespan, which resumes stopped jobs).
     key = default_key_path(settings.database_url)

@@ -42,6 +42,7 @@ from crossbeat.ingest.source import RawRecord
 from crossbeat.ingest.writes import stored_state, write_chunk
 from crossbeat.live.tables import field_reports, idempotency_keys
 from crossbeat.model import incident_id
+from crossbeat.sharing.flags import refresh as refresh_flags
 from crossbeat.store import Store
 from crossbeat.store.schema import agencies, ingest_batches
 from crossbeat.vault.keys import require_vault
@@ -206,6 +207,10 @@ def _write(
     )  # fmt: skip
     if counts.quarantined:
         raise FieldReportError(["the report could not be stored (duplicate or expunged id)"])
+    # Derive the served sensitivity flags now, in the writer's transaction: otherwise
+    # the first reader of the new record (every live subscriber at once) would have to,
+    # turning reads into writes that queue behind the next report (issue #10).
+    refresh_flags(conn, [agency_id])
     key = require_vault(store, "field reports").active_key(store, conn, agency_id)
     sealed = {"file_hash": file_hash, "row_number": 1, **seal_raw(key, file_hash, 1, raw)}
     if operation == "create":
