@@ -153,7 +153,7 @@ def create_app(
     install_error_handlers(app)
     install_outage_handlers(app)
     app.add_middleware(NulGuard, store_of=lambda: app.state.store)
-    app.add_middleware(RequestLimits, settings=settings)
+    app.add_middleware(RequestLimits, settings=settings, store_of=lambda: app.state.store)
     app.add_middleware(SecurityHeaders)
     # Outermost: a database outage met in a middleware also answers 503.
     app.add_middleware(OutageGuard)
