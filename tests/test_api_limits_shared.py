@@ -78,3 +78,16 @@ def _wait_up(base: str, server: subprocess.Popen[bytes]) -> None:
         except httpx.HTTPError:
             time.sleep(0.3)
     raise AssertionError(f"{base} did not start")
+
+
+def test_failed_sign_ins_are_counted_once_for_all_workers(store: Store) -> None:
+    from crossbeat.api.throttle import LoginThrottle
+
+    # Two throttles on one database, as two worker processes have.
+    one, two = (LoginThrottle("3/15 minutes", DatabaseLimitStorage(store)) for _ in range(2))
+    for throttle in (one, two, one):
+        assert throttle.allows("198.51.100.9")
+        throttle.failed("198.51.100.9")
+    assert not one.allows("198.51.100.9") and not two.allows("198.51.100.9")
+    assert two.allows("198.51.100.10")
+    assert 1 <= two.retry_after("198.51.100.9") <= 15 * 60

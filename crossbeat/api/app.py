@@ -51,6 +51,7 @@ from crossbeat.settings import Settings
 from crossbeat.sharing.live import ReadCache
 from crossbeat.sharing.public_cache import PublicCache
 from crossbeat.store import Store, open_store
+from crossbeat.store.ratelimits import DatabaseLimitStorage
 from crossbeat.vault.kek import Kek, resolve_kek
 from crossbeat.web import STATIC
 
@@ -129,9 +130,10 @@ def create_app(
     app.state.settings = settings
     app.state.audit_key, _ = server_signing_key(settings.database_url, settings.audit_key_file)
     app.state.audit_heads = server_heads_path(settings.database_url, settings.audit_heads_file)
-    app.state.login_throttle = LoginThrottle(settings.login_throttle)
     if store is None:
         store = open_store(settings.database_url, kek=_kek(settings))
+    shared = DatabaseLimitStorage(store) if settings.rate_limit_storage == "database://" else None
+    app.state.login_throttle = LoginThrottle(settings.login_throttle, shared)
     if clock is not None:
         # A copy, so the clock does not leak into other users of the cached store.
         store = copy.copy(store)
