@@ -39,8 +39,9 @@ from crossbeat.store import Store, generation
 
 T = TypeVar("T")
 
-#: Answers kept per process (the least recently used go first).
-CACHE_SIZE = 4096
+#: Answers kept per process (the least recently used go first); as many as the public
+#: tiles :mod:`crossbeat.sharing.tiles` keeps, so memory stays bounded by tile sizes.
+CACHE_SIZE = 512
 
 
 class PublicCache:
