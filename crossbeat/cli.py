@@ -6,6 +6,7 @@ errors into :class:`click.ClickException` messages that name the next step.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -1560,6 +1561,9 @@ def _run_server(settings: Any, workers: int = 1) -> None:
         return
     # The database was opened (and migrated) once above; each worker opens its own.
     app.state.store.dispose()
+    if settings.rate_limit_storage == "memory://":
+        # One limit for all workers, not one each (issue #10): count in the database.
+        settings = dataclasses.replace(settings, rate_limit_storage="database://")
     os.environ.update(settings_environment(settings))
     uvicorn.run(
         "crossbeat.api.app:app_from_environment",

@@ -105,8 +105,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "rate_limit_storage",
         "memory://",
-        "Where the rate limits are counted: memory:// for one worker, or a shared storage "
-        "of the limits library (redis://host:6379) when several workers or hosts serve.",
+        "Where the rate limits are counted: memory:// for one worker; database:// in the "
+        "database, shared by every worker and host (crossbeat serve --workers N uses it "
+        "when memory:// is set); or a storage of the limits library (redis://host:6379).",
     ),
     Setting(
         "max_request_bytes",

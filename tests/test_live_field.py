@@ -180,3 +180,86 @@ def test_two_concurrent_updaters_never_lose_a_write(store: Store) -> None:
     with store.connect() as conn:
         kept = conn.execute(select(func.count()).select_from(incident_versions)).scalar_one()
     assert kept >= 2 * rounds
+
+
+CITY_CODES = """
+[crosswalk]
+scheme = "citya-codes"
+version = "1"
+description = "City A's own offence codes"
+key = "code"
+
+[[map]]
+local = "459"
+nibrs = "220"
+match = "exact"
+
+[[map]]
+local = "484"
+nibrs = "23H"
+match = "exact"
+"""
+
+
+def test_field_reports_take_the_agencys_local_codes_through_its_crosswalk(
+    store: Store, tmp_path: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from crossbeat.store.schema import crosswalk_sources, incident_offences
+
+    world = build_world(store)
+    (tmp_path / "citya-codes.toml").write_text(CITY_CODES, encoding="utf-8")
+    with store.begin() as conn:  # as citya's ingest registers its crosswalk folder
+        conn.execute(
+            crosswalk_sources.insert().values(
+                scheme="citya-codes", folder=str(tmp_path), updated_at=datetime.now(UTC)
+            )
+        )
+    client, headers = world.signed_in("a.officer")
+    base = {k: v for k, v in REPORT.items() if k != "offence"}
+
+    def offences(record_id: str) -> list[tuple[str | None, str | None, str | None]]:
+        o = incident_offences.c
+        with store.connect() as conn:
+            rows = conn.execute(
+                select(o.scheme, o.local_code, o.nibrs_code).where(o.incident_id == record_id)
+            ).all()
+        return [tuple(r) for r in rows]
+
+    mapped = client.post(
+        "/api/v1/incidents",
+        json={**base, "local_offence": "459", "offence_scheme": "citya-codes"},
+        headers=headers,
+    )
+    assert mapped.status_code == 201, mapped.text
+    assert "warnings" not in mapped.json()
+    assert offences(mapped.json()["record"]["id"]) == [("citya-codes", "459", "220")]
+    shipped = client.post(
+        "/api/v1/incidents",
+        json={**base, "local_offence": "Burglary", "offence_scheme": "police-uk"},
+        headers=headers,
+    )
+    assert shipped.status_code == 201, shipped.text
+    assert offences(shipped.json()["record"]["id"]) == [("police-uk", "Burglary", "220")]
+    # An unmapped code is stored unmapped and flagged, exactly as the ingest stores it.
+    unmapped = client.post(
+        "/api/v1/incidents",
+        json={**base, "local_offence": "999X", "offence_scheme": "citya-codes"},
+        headers=headers,
+    )
+    assert unmapped.status_code == 201, unmapped.text
+    assert unmapped.json()["warnings"] == [
+        "offence: code '999X' is not in crosswalk 'citya-codes' (version 1): stored unmapped"
+    ]
+    assert offences(unmapped.json()["record"]["id"]) == [("citya-codes", "999X", None)]
+    # Refused: an unknown scheme, a local code without its scheme, both kinds of code.
+    for body, why in [
+        ({**base, "local_offence": "459", "offence_scheme": "nope"}, "no crosswalk 'nope'"),
+        ({**base, "local_offence": "459"}, "offence_scheme: required"),
+        ({**REPORT, "local_offence": "459", "offence_scheme": "citya-codes"}, "either offence"),
+        (base, "either offence"),
+    ]:
+        refused = client.post("/api/v1/incidents", json=body, headers=headers)
+        assert why in " ".join(assert_error(refused, 422)["errors"]), body
+    assert _count_field(store) == 3

@@ -14,6 +14,8 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 #: Dependencies used without an import of their own, and why.
 NOT_IMPORTED = {
     "psycopg": "SQLAlchemy's PostgreSQL driver, loaded from postgresql+psycopg:// URLs",
+    "httptools": "uvicorn's HTTP parser, chosen by uvicorn when installed (crossbeat serve)",
+    "uvloop": "uvicorn's event loop, chosen by uvicorn when installed (crossbeat serve)",
     "python-multipart": "FastAPI's form parser for multipart uploads (POST /api/v1/uploads)",
     "wordllama": "its embedding files are read without importing it "
     "(crossbeat.taxonomy.narrative_model: the import changes the logging setup)",

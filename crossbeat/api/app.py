@@ -52,7 +52,9 @@ from crossbeat.live.broker import Broker
 from crossbeat.live.jobs import JobRunner
 from crossbeat.settings import Settings
 from crossbeat.sharing.live import ReadCache
+from crossbeat.sharing.public_cache import PublicCache
 from crossbeat.store import Store, open_store
+from crossbeat.store.ratelimits import DatabaseLimitStorage
 from crossbeat.vault.kek import Kek, resolve_kek
 from crossbeat.web import STATIC
 
@@ -134,9 +136,10 @@ def create_app(
     app.state.settings = settings
     app.state.audit_key, _ = server_signing_key(settings.database_url, settings.audit_key_file)
     app.state.audit_heads = server_heads_path(settings.database_url, settings.audit_heads_file)
-    app.state.login_throttle = LoginThrottle(settings.login_throttle)
     if store is None:
         store = open_store(settings.database_url, kek=_kek(settings))
+    shared = DatabaseLimitStorage(store) if settings.rate_limit_storage == "database://" else None
+    app.state.login_throttle = LoginThrottle(settings.login_throttle, shared)
     if clock is not None:
         # A copy, so the clock does not leak into other users of the cached store.
         store = copy.copy(store)
@@ -146,6 +149,8 @@ def create_app(
     # shares between subscribers of the same agency and roles.
     app.state.live_broker = Broker(store)
     app.state.live_cache = ReadCache()
+    # The public's aggregates and tiles, kept while nothing they depend on changed.
+    app.state.public_cache = PublicCache()
     # Uploads: kept beside a SQLite database, else in the temporary folder; ingested by
     # the process's job runner (started by the lifespan, which resumes stopped jobs).
     key = default_key_path(settings.database_url)
@@ -156,7 +161,7 @@ def create_app(
     install_error_handlers(app)
     install_outage_handlers(app)
     app.add_middleware(NulGuard, store_of=lambda: app.state.store)
-    app.add_middleware(RequestLimits, settings=settings)
+    app.add_middleware(RequestLimits, settings=settings, store_of=lambda: app.state.store)
     app.add_middleware(SecurityHeaders)
     # Outermost: a database outage met in a middleware also answers 503.
     app.add_middleware(OutageGuard)

@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from crossbeat.audit import AuditIntegrityError, checkpoint_if_due, public_reads
 from crossbeat.audit.keys import SigningKey
 from crossbeat.audit.witness import export_new_heads
+from crossbeat.sharing.flags import current_rules
 from crossbeat.store import Store
 
 log = logging.getLogger(__name__)
@@ -51,15 +52,46 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.checkpoints = task
     broker = app.state.live_broker
     await asyncio.to_thread(broker.start)
+    # Load the sensitivity rules (lexicon, narrative model: seconds) before the first
+    # read needs them, so that a live stream's first event is not held up (issue #10).
+    app.state.warm = asyncio.create_task(asyncio.to_thread(_warm, store), name="warm-rules")
     app.state.job_runner.start()
+    public_reads.buffer_tallies(store)
+    counts = asyncio.create_task(_write_counts(store), name="public-read-counts")
     try:
         yield
     finally:
+        counts.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await counts
+        try:
+            await asyncio.to_thread(public_reads.stop_buffering, store)
+        except Exception:
+            log.exception("writing the last counts of public reads failed")
         app.state.job_runner.stop()
         await asyncio.to_thread(broker.stop)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _write_counts(store: Store) -> None:
+    """Write the buffered counts of anonymous reads every second (issue #10)."""
+    while True:
+        await asyncio.sleep(public_reads.BUFFER_SECONDS)
+        try:
+            await asyncio.to_thread(public_reads.write_buffered, store)
+        except Exception:
+            log.exception("writing the counts of public reads failed; trying again")
+
+
+def _warm(store: Store) -> None:
+    """Load the sensitivity rules in force (cached per process); log, never raise."""
+    try:
+        with store.connect() as conn:
+            current_rules(conn)
+    except Exception:
+        log.exception("loading the sensitivity rules at startup failed (the first read will)")
 
 
 async def checkpoint_now(

@@ -9,9 +9,11 @@
   429 with ``Retry-After``.
   Signed-in users and API tokens are not limited here (they are accountable, and their
   reads are audited). The counts live in ``rate_limit_storage``: ``memory://`` (the
-  default) for one worker; with several workers or hosts a shared storage such as
-  ``redis://host:6379`` (the ``limits`` library's storage URIs; Redis needs its client,
-  ``pip install 'limits[redis]'``), so that the limit holds across them.
+  default) for one worker; ``database://`` in the database
+  (:class:`crossbeat.store.ratelimits.DatabaseLimitStorage`, fixed windows), which
+  ``crossbeat serve --workers N`` chooses when memory was configured, so that the
+  workers share one limit; or a storage URI of the ``limits`` library such as
+  ``redis://host:6379`` (Redis needs its client, ``pip install 'limits[redis]'``).
 
 Both answer in the one JSON error shape (:mod:`crossbeat.api.errors`).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from fastapi.responses import JSONResponse
 from limits import RateLimitItem, parse, storage, strategies
@@ -27,7 +30,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crossbeat.api.errors import error_response
 from crossbeat.settings import Settings
+from crossbeat.store import Store
+from crossbeat.store.ratelimits import DatabaseLimitStorage
 
+#: ``rate_limit_storage`` value that keeps the counts in the database.
+DATABASE_STORAGE = "database://"
 #: The sign-in steps, limited per address by ``signin_rate_limit``.
 SIGNIN_PATHS = frozenset({"/auth/login", "/auth/mfa"})
 
@@ -48,14 +55,22 @@ class RequestLimits:
         ``rate_limit_storage``.
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: Settings, store_of: Callable[[], Store] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = settings.max_request_bytes
         self.public: RateLimitItem = parse(settings.public_rate_limit)
         self.signin: RateLimitItem = parse(settings.signin_rate_limit)
-        self.limiter = strategies.MovingWindowRateLimiter(
-            storage.storage_from_string(settings.rate_limit_storage)
-        )
+        self.limiter: strategies.RateLimiter
+        if settings.rate_limit_storage == DATABASE_STORAGE:
+            if store_of is None:
+                raise ValueError("rate_limit_storage database:// needs the store")
+            self.limiter = strategies.FixedWindowRateLimiter(DatabaseLimitStorage(store_of()))
+        else:
+            self.limiter = strategies.MovingWindowRateLimiter(
+                storage.storage_from_string(settings.rate_limit_storage)
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

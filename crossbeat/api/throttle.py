@@ -8,8 +8,10 @@ window, in the server's memory): once an address reaches ``login_throttle`` fail
 ``Retry-After`` *without* checking the password, so they neither count against the
 account nor lock it. One address can then lock at most two accounts per window.
 
-Known limits: the counts live in each server process (several processes each count
-on their own; a restart forgets them); behind a reverse proxy the client address must
+Known limits: with ``rate_limit_storage = memory://`` the counts live in each server
+process (several processes each count on their own; a restart forgets them); with
+``database://`` (what ``crossbeat serve --workers N`` uses) they are kept in the
+database in fixed windows and shared by every worker; behind a reverse proxy the client address must
 be passed on (uvicorn ``--forwarded-allow-ips``), or every client shares the proxy's
 address; an attacker with many addresses can still lock many accounts, each of which
 an administrator then unlocks (``crossbeat user unlock``).
@@ -21,6 +23,7 @@ import math
 import time
 
 from limits import RateLimitItem, parse, storage, strategies
+from limits.storage import Storage
 
 #: The default rule: failed sign-ins allowed per client address.
 DEFAULT_RULE = "10/15 minutes"
@@ -34,11 +37,18 @@ class LoginThrottle:
     ----------
     rule
         A ``limits`` rate such as ``10/15 minutes``.
+    shared
+        A storage shared by the server's workers (fixed windows); None counts in this
+        process's memory (moving window).
     """
 
-    def __init__(self, rule: str = DEFAULT_RULE) -> None:
+    def __init__(self, rule: str = DEFAULT_RULE, shared: Storage | None = None) -> None:
         self.item: RateLimitItem = parse(rule)
-        self.limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
+        self.limiter: strategies.RateLimiter
+        if shared is not None:
+            self.limiter = strategies.FixedWindowRateLimiter(shared)
+        else:
+            self.limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
 
     @staticmethod
     def _key(address: str | None) -> str:

@@ -83,7 +83,15 @@ class Broker:
         with self._lock:
             if after < self._start:
                 return None
-            return [e for e in self._buffer if e.id > after]
+            # Newest first, stopping at the cursor: a stream that keeps up touches only
+            # the new events, not the whole buffer (ids increase along it).
+            out: list[LiveEvent] = []
+            for e in reversed(self._buffer):
+                if e.id <= after:
+                    break
+                out.append(e)
+            out.reverse()
+            return out
 
     async def wait(self, after: int, timeout: float) -> None:
         """Return when an event after ``after`` is committed, or after ``timeout`` seconds."""

@@ -27,6 +27,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -42,14 +43,21 @@ from crossbeat.ingest.source import RawRecord
 from crossbeat.ingest.writes import stored_state, write_chunk
 from crossbeat.live.tables import field_reports, idempotency_keys
 from crossbeat.model import incident_id
+from crossbeat.sharing.flags import refresh as refresh_flags
 from crossbeat.store import Store
-from crossbeat.store.schema import agencies, ingest_batches
+from crossbeat.store.schema import agencies, crosswalk_sources, ingest_batches
+from crossbeat.taxonomy.crosswalk import available_crosswalks
 from crossbeat.vault.keys import require_vault
 from crossbeat.vault.quarantine import open_raw, seal_raw
 
 #: The fields of a field report and what they hold.
 FIELDS: dict[str, str] = {
-    "offence": "NIBRS offence code (e.g. 13A, 23H), required",
+    "offence": "NIBRS offence code (e.g. 13A, 23H); this or local_offence is required",
+    "local_offence": "the agency's own offence code, classified through its crosswalk "
+    "(offence_scheme) exactly as its ingest classifies it; an unmapped code is stored "
+    "unmapped with a warning",
+    "offence_scheme": "the crosswalk scheme of local_offence (e.g. police-uk): a shipped "
+    "one or one the agency's ingest registered",
     "occurred_from": "ISO 8601 time with offset, required",
     "occurred_to": "ISO 8601 time with offset",
     "lat": "latitude from the device (WGS84), required",
@@ -60,12 +68,12 @@ FIELDS: dict[str, str] = {
     "disposition": "disposition",
     "narrative": "free text (personal data: sealed, scanned for sensitivity)",
 }
-REQUIRED = ("offence", "occurred_from", "lat", "lon")
+REQUIRED = ("occurred_from", "lat", "lon")
 
 _PROFILE = """
 name = "field-report"
 description = "Incidents reported from the field (POST /api/v1/incidents)"
-narrative = "narrative"
+{crosswalks}narrative = "narrative"
 status = "status"
 disposition = "disposition"
 
@@ -92,8 +100,8 @@ address = "address"
 location_type = "location_type"
 
 [[offences]]
-scheme = "code-nibrs"
-code = "offence"
+scheme = "{scheme}"
+code = "{code}"
 """
 
 
@@ -138,11 +146,50 @@ class ReportResult:
     version: int
     replayed: bool = False
     response: dict[str, Any] | None = None
+    #: Offence warnings: a local code not in the crosswalk (stored unmapped).
+    warnings: tuple[str, ...] = ()
 
 
-def field_profile(timezone: str) -> Profile:
-    """Return the built-in source profile of field reports for an agency's time zone."""
-    return parse_profile(_PROFILE.format(timezone=timezone), source="<field-report>")
+def field_profile(timezone: str, scheme: str | None = None, folder: str | None = None) -> Profile:
+    """Return the built-in source profile of field reports for an agency's time zone.
+
+    With ``scheme``, the offence is ``local_offence`` in that crosswalk scheme (found in
+    ``folder``, the agency's crosswalk folder, or among the shipped ones); without, it
+    is ``offence``, a NIBRS code.
+    """
+    text = _PROFILE.format(
+        timezone=timezone,
+        scheme=scheme or "code-nibrs",
+        code="local_offence" if scheme else "offence",
+        crosswalks=f"crosswalks = {json.dumps(folder)}\n" if folder else "",
+    )
+    return parse_profile(text, source="<field-report>")
+
+
+def _scheme(conn: Connection, fields: Mapping[str, str | None]) -> tuple[str | None, str | None]:
+    """Return the report's local offence scheme and its crosswalk folder (None, None: NIBRS).
+
+    Raises
+    ------
+    FieldReportError
+        The scheme is neither shipped nor registered by an ingest.
+    """
+    scheme = fields.get("offence_scheme")
+    if fields.get("local_offence") is None:
+        return None, None
+    assert scheme is not None  # checked by _clean
+    folder = conn.execute(
+        select(crosswalk_sources.c.folder).where(crosswalk_sources.c.scheme == scheme)
+    ).scalar()
+    known = available_crosswalks([Path(folder)] if folder else [])
+    if scheme not in known:
+        raise FieldReportError(
+            [
+                f"offence_scheme: no crosswalk {scheme!r} (shipped or registered by an ingest; "
+                f"known: {', '.join(sorted(known))})"
+            ]  # fmt: skip
+        )
+    return scheme, folder
 
 
 def request_hash(body: Mapping[str, Any]) -> str:
@@ -155,6 +202,14 @@ def _clean(body: Mapping[str, Any]) -> dict[str, str | None]:
     unknown = sorted(set(body) - set(FIELDS))
     problems = [f"{k}: unknown field (known: {', '.join(FIELDS)})" for k in unknown]
     problems += [f"{k}: required" for k in REQUIRED if body.get(k) in (None, "")]
+    given = [k for k in ("offence", "local_offence") if body.get(k) not in (None, "")]
+    if len(given) != 1:
+        problems.append(
+            "offence: give either offence (a NIBRS code) or local_offence with offence_scheme "
+            "(your agency's code)"
+        )
+    if body.get("local_offence") not in (None, "") and body.get("offence_scheme") in (None, ""):
+        problems.append("offence_scheme: required with local_offence (e.g. police-uk)")
     for k, v in body.items():
         if v is not None and not isinstance(v, str | int | float) or isinstance(v, bool):
             problems.append(f"{k}: must be a string or a number")
@@ -172,12 +227,14 @@ def _write(
     *,
     by: Reporter,
     operation: str,
-) -> int:
-    """Normalise and store one report in ``conn``; return the incident's version."""
+) -> tuple[int, tuple[str, ...]]:
+    """Normalise and store one report in ``conn``; return the incident's version and the
+    offence warnings (an unmapped local code, stored unmapped as the ingest stores it)."""
     zone = conn.execute(select(agencies.c.timezone).where(agencies.c.id == agency_id)).scalar()
     if zone is None:
         raise FieldReportError([f"agency {agency_id!r} is not registered"])
-    profile = field_profile(zone)
+    scheme, folder = _scheme(conn, fields)
+    profile = field_profile(zone, scheme, folder)
     index = jurisdiction_index(store)
     iid = incident_id(agency_id, report_id)
     source = f"field-report:{iid}"
@@ -206,6 +263,10 @@ def _write(
     )  # fmt: skip
     if counts.quarantined:
         raise FieldReportError(["the report could not be stored (duplicate or expunged id)"])
+    # Derive the served sensitivity flags now, in the writer's transaction: otherwise
+    # the first reader of the new record (every live subscriber at once) would have to,
+    # turning reads into writes that queue behind the next report (issue #10).
+    refresh_flags(conn, [agency_id])
     key = require_vault(store, "field reports").active_key(store, conn, agency_id)
     sealed = {"file_hash": file_hash, "row_number": 1, **seal_raw(key, file_hash, 1, raw)}
     if operation == "create":
@@ -229,7 +290,8 @@ def _write(
         details={"operation": f"field_report.{operation}", "version": version,
                  "updated": counts.updated, "new": counts.new},
     )  # fmt: skip
-    return int(version)
+    warnings = tuple(w for w in result.warnings if w.startswith("offence:"))
+    return int(version), warnings
 
 
 def create_report(
@@ -282,7 +344,9 @@ def create_report(
                         status=0, response={}, created_at=store.now(),
                     )
                 )  # fmt: skip
-            version = _write(store, conn, agency_id, report_id, fields, by=by, operation="create")
+            version, warnings = _write(
+                store, conn, agency_id, report_id, fields, by=by, operation="create"
+            )
     except IntegrityError:
         if key is None:
             raise
@@ -290,7 +354,7 @@ def create_report(
         if found is None:
             raise
         return found
-    return ReportResult(iid, version)
+    return ReportResult(iid, version, warnings=warnings)
 
 
 def remember_response(
@@ -385,8 +449,10 @@ def update_report(
         merged = {k: v for k, v in raw.items() if k != "report_id"}
         merged.update(changes)
         fields = _clean({k: v for k, v in merged.items() if v is not None})
-        version = _write(store, conn, agency_id, state.source_id, fields, by=by, operation="update")
-    return ReportResult(report, version)
+        version, warnings = _write(
+            store, conn, agency_id, state.source_id, fields, by=by, operation="update"
+        )
+    return ReportResult(report, version, warnings=warnings)
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,16 @@ database, for a client far behind), filters them for the subscriber through
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 from anyio import CancelScope, to_thread
 
 from crossbeat.live.broker import Broker
-from crossbeat.sharing.live import Delivery, StreamReader
+from crossbeat.sharing.live import Delivery, StreamReader, policy_key
 from crossbeat.store import Store
 from crossbeat.store.events import LiveEvent, events_after
 
@@ -25,6 +28,35 @@ KEEPALIVE = 15.0
 
 #: Filters bulletin events for a subscriber (:mod:`crossbeat.live.bulletins`).
 BulletinFilter = Callable[[Sequence[LiveEvent]], list[Delivery]]
+
+
+#: One lock per (event loop, policy view): the subscribers of a view read a batch once.
+_VIEW_LOCKS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Lock]
+] = weakref.WeakKeyDictionary()
+
+
+def _view_lock(reader: StreamReader) -> asyncio.Lock:
+    """Return the lock of this subscriber's policy view in the running event loop."""
+    locks = _VIEW_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(policy_key(reader.viewer), asyncio.Lock())
+
+
+async def _deliveries(reader: StreamReader, events: Sequence[LiveEvent]) -> list[Delivery]:
+    """Return what ``reader`` may be sent of ``events``, reading each view's batch once.
+
+    When a batch arrives every subscriber wakes at once; without this, each of them
+    would find the batch unread and read it in a thread of its own (a hundred reads,
+    queued on two cores, for four distinct views). Here the first subscriber of a view
+    reads (in a thread) while the others of that view wait without a thread, then
+    take the batch from the shared cache with no I/O.
+    """
+    if reader.cached(events):
+        return reader.deliveries(events)
+    async with _view_lock(reader):
+        if reader.cached(events):
+            return reader.deliveries(events)
+        return await to_thread.run_sync(reader.deliveries, events)
 
 
 def frame(delivery: Delivery) -> str:
@@ -78,11 +110,7 @@ async def sse_frames(
                     yield ": keep-alive\n\n"
                 continue
             quiet = 0.0
-            if reader.cached(events):
-                # Another subscriber of this view read them: no I/O, no thread hop.
-                out = reader.deliveries(events)
-            else:
-                out = await to_thread.run_sync(reader.deliveries, events)
+            out = await _deliveries(reader, events)
             if bulletins is not None and any(e.kind.startswith("bulletin.") for e in events):
                 more = await to_thread.run_sync(bulletins, events)
                 out = sorted(out + more, key=lambda d: d.id)

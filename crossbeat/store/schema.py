@@ -529,3 +529,16 @@ live_events = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_live_events_created_at", "created_at"),
 )
+
+
+#: Rate-limit counters shared by the service's workers (migration 0023, issue #10): the
+#: count of a key's current fixed window and when it ends (epoch seconds), kept by
+#: :class:`crossbeat.store.ratelimits.DatabaseLimitStorage`.
+rate_limit_counters = Table(
+    "rate_limit_counters",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_rate_limit_counters_expires_at", "expires_at"),
+)

@@ -62,6 +62,7 @@ def get_audit(
     problems = _check(since, until, action)
     if problems:
         raise ApiError(400, "bad audit query: " + "; ".join(problems), problems)
+    public_reads.write_buffered(store)  # this process's counts not yet written
     public_reads.flush(store, store.now())  # closed windows of public reads, as events
     events = events_for_owner(
         store,

@@ -107,12 +107,25 @@ ReportBody = Annotated[
 ]
 
 
-def _answer(store: Any, field: Field, incident: str, version: int, status: int) -> JSONResponse:
-    """Return the record as the caller reads it (audited read), with its ETag."""
+def _answer(
+    store: Any,
+    field: Field,
+    incident: str,
+    version: int,
+    status: int,
+    warnings: tuple[str, ...] = (),
+) -> JSONResponse:
+    """Return the record as the caller reads it (audited read), with its ETag.
+
+    ``warnings`` (a local offence code not in the agency's crosswalk, stored unmapped as
+    the ingest stores it) are sent when there are any.
+    """
     request = ReadRequest(ids=frozenset({incident}), calls=CallsFilter.INCLUDE)
     records = read_incidents(store, field.viewer, request).records
     record = _record(_record_model(field.viewer), records[0]).model_dump(mode="json")
-    body = {"record": record, "version": version}
+    body: dict[str, Any] = {"record": record, "version": version}
+    if warnings:
+        body["warnings"] = list(warnings)
     return JSONResponse(body, status_code=status, headers={"ETag": f'"{version}"'})
 
 
@@ -149,7 +162,7 @@ def post_incident(
         return JSONResponse(
             done.response, status_code=201, headers={"ETag": f'"{done.response["version"]}"'}
         )
-    answer = _answer(store, field, done.incident_id, done.version, 201)
+    answer = _answer(store, field, done.incident_id, done.version, 201, done.warnings)
     if idempotency_key is not None and not done.replayed:
         remember_response(store, agency, idempotency_key, 201, _json(answer))
     return answer
@@ -193,7 +206,7 @@ def patch_incident(
         body_ = {**error_body(409, str(exc) + ": merge with the current state and retry"),
                  "current": current}  # fmt: skip
         return JSONResponse(body_, status_code=409, headers={"ETag": f'"{exc.current}"'})
-    return _answer(store, field, done.incident_id, done.version, 200)
+    return _answer(store, field, done.incident_id, done.version, 200, done.warnings)
 
 
 def _json(response: JSONResponse) -> dict[str, Any]:

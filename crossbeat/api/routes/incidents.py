@@ -38,7 +38,8 @@ from crossbeat.exports import ExportFormat, export_columns, to_csv
 from crossbeat.model import PersonalData, PersonRole
 from crossbeat.sharing.policy import Decision
 from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
-from crossbeat.sharing.request import GROUP_BY, Viewer, ViewerKind, h3_dim_for_zoom
+from crossbeat.sharing.request import GROUP_BY, ReadRequest, Viewer, ViewerKind, h3_dim_for_zoom
+from crossbeat.store import Store
 
 router = APIRouter(tags=["incidents"])
 
@@ -172,6 +173,7 @@ def get_incident(
     summary="Count the incidents you may see by up to two dimensions",
 )
 def get_aggregates(
+    http: Request,
     store: StoreDep,
     viewer: ViewerDep,
     filters: FiltersDep,
@@ -191,7 +193,7 @@ def get_aggregates(
             "below 12, h3_9 from 12, h3_11 from 15 (added to by).",
         ),
     ] = None,
-) -> JSONResponse:
+) -> Response:
     """Count exactly the records you could list, grouped; small counts are suppressed.
 
     Without ``by`` (or ``zoom``) only the total is returned. A null count is suppressed
@@ -207,6 +209,20 @@ def get_aggregates(
             raise ApiError(400, "zoom: give either zoom or an h3 dimension in by, not both")
         dims += (h3_dim_for_zoom(zoom),)
     request = filters.request(group_by=dims)
+
+    def compute() -> JSONResponse:
+        return _aggregate_response(store, viewer, request, dims)
+
+    # The public's answer is kept while no write or policy change happened (issue #10).
+    question = ("aggregates", http.url.path, str(http.url.query))
+    kept = http.app.state.public_cache.read(store, viewer, question, compute)
+    return Response(kept.body, media_type=kept.media_type)
+
+
+def _aggregate_response(
+    store: Store, viewer: Viewer, request: ReadRequest, dims: tuple[str, ...]
+) -> JSONResponse:
+    """Count, audit and render an aggregate."""
     result = aggregate(store, viewer, request, by=dims)
     out = AggregateOut(
         by=list(result.by),

@@ -9,20 +9,27 @@ tiles, ``private, no-store`` for an authenticated caller's. A matching
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
 
 from crossbeat.api.deps import StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
 from crossbeat.api.filters import Agency, Area, Filters, Offence, Purpose, Since, Until
 from crossbeat.api.schemas import ERRORS, PUBLIC
+from crossbeat.sharing.request import ViewerKind
 from crossbeat.sharing.tiles import TileError, tile
 
 router = APIRouter(tags=["tiles"])
 
 MVT = "application/vnd.mapbox-vector-tile"
+
+
+def _listed(header: str) -> set[str]:
+    """Return the ETags an ``If-None-Match`` header lists (weak ones as strong)."""
+    return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
 
 
 def _int(name: str, text: str) -> int:
@@ -43,6 +50,7 @@ def _int(name: str, text: str) -> int:
     summary="A vector tile of the incidents you may see",
 )
 def get_tile(
+    http: Request,
     store: StoreDep,
     viewer: ViewerDep,
     z: Annotated[str, Path(description="Zoom, 0 to 22.")],
@@ -71,7 +79,16 @@ def get_tile(
         since=since, until=until, offence=offence, agency=agency, area=area, purpose=purpose
     ).request()
     try:
-        result = tile(store, viewer, zoom, col, row, request, if_none_match=if_none_match)
+        if viewer.kind is ViewerKind.PUBLIC:
+            # Kept while no write or policy change happened (issue #10); 304 decided here.
+            question = ("tile", http.url.path, str(http.url.query))
+            result = http.app.state.public_cache.read(
+                store, viewer, question, lambda: tile(store, viewer, zoom, col, row, request)
+            )
+            if if_none_match is not None and result.etag in _listed(if_none_match):
+                result = dataclasses.replace(result, data=b"", not_modified=True)
+        else:
+            result = tile(store, viewer, zoom, col, row, request, if_none_match=if_none_match)
     except TileError as exc:
         raise ApiError(400, str(exc)) from None
     headers = {
