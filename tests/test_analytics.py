@@ -367,3 +367,169 @@ def test_hotspots_on_an_area_layer_agree_with_esda(demo_store: Store, tmp_path: 
     assert render_named("hotspots", out, "png")[:4] == b"\x89PNG"
     with pytest.raises(AnalysisError, match="no area layer"):
         run.hotspots(demo_store, CITY, cells="area", layer="nope")
+
+
+# -- trends and CompStat per area, jurisdiction and region ------------------------------
+def _independent_area_counts(
+    store: Store, ids: list[str], layer: str, edges: list[np.datetime64]
+) -> dict[str, np.ndarray]:
+    """Counts per area and bin from the stored rows and the ingest's area tags.
+
+    Independent of the analytics: times straight from the incidents table, each range
+    spread by its overlap with each bin (plain Python datetimes), the area from the
+    ``incident_areas`` tags the ingest wrote (on a border: the first area by name).
+    """
+    from crossbeat.store.schema import area_layers, areas, incident_areas
+
+    q = (
+        select(incident_areas.c.incident_id, areas.c.name)
+        .join(areas, areas.c.id == incident_areas.c.area_id)
+        .join(area_layers, area_layers.c.id == areas.c.layer_id)
+        .where(area_layers.c.name == layer)
+    )
+    times = select(incidents.c.id, incidents.c.occurred_from, incidents.c.occurred_to)
+    with store.begin() as conn:
+        tags: dict[str, str] = {}
+        for iid, name in conn.execute(q):
+            tags[iid] = min(tags.get(iid, name), name)
+        rows = {r[0]: (r[1], r[2]) for r in conn.execute(times)}
+    bounds = [e.astype("datetime64[us]").astype(object).replace(tzinfo=UTC) for e in edges]
+    out: dict[str, np.ndarray] = {}
+    for iid in ids:
+        if iid not in tags or rows[iid][0] is None:
+            continue
+        start, end = rows[iid]
+        counts = out.setdefault(tags[iid], np.zeros(len(bounds) - 1))
+        for k in range(len(bounds) - 1):
+            lo, hi = bounds[k], bounds[k + 1]
+            if end is None or end <= start:
+                counts[k] += float(lo <= start < hi)
+            else:
+                overlap = (min(end, hi) - max(start, lo)).total_seconds()
+                counts[k] += max(overlap, 0.0) / (end - start).total_seconds()
+    return out
+
+
+def test_trends_per_area_match_an_independent_count(demo_store: Store) -> None:
+    own = ReadRequest(agencies=frozenset({"rivertonpd"}))  # the city's own: exact points
+    out = run.trends(demo_store, CITY, own, by="area", layer="districts", period="month")
+    pc = out.result.counts
+    ids = [str(i) for i in out.selection.arrays.id]
+    expected = _independent_area_counts(demo_store, ids, "districts", list(pc.edges))
+    assert set(expected) <= {str(g) for g in pc.groups} and len(expected) == 4
+    for k, g in enumerate(pc.groups):
+        np.testing.assert_allclose(pc.counts[k], expected.get(str(g), 0.0), atol=1e-6)
+    outside = out.skipped.reasons.get("no point in an area of layer districts", 0)
+    assert outside + pc.counts.sum() + pc.outside == pytest.approx(
+        len(ids) - out.result.skipped.reasons.get("missing time", 0)
+    )
+    # Per jurisdiction and for the region (every partner's incidents the city may see).
+    agency = run.trends(demo_store, CITY, period="month").result.counts
+    region = run.trends(demo_store, CITY, by="region", period="month").result.counts
+    assert set(agency.groups) == {"rivertonpd", "clackmerco", "metrotransit"}
+    assert list(region.groups) == ["all"]
+    np.testing.assert_allclose(agency.counts.sum(axis=0), region.counts[0])
+
+
+def test_compstat_per_area_matches_an_independent_count(demo_store: Store) -> None:
+    own = ReadRequest(agencies=frozenset({"rivertonpd"}))
+    out = run.compstat(demo_store, CITY, own, by="area", layer="districts")
+    t = out.result.table
+    assert out.result.by == "area" and out.result.layer == "districts"
+    assert {"North-East", "South-West"} <= set(t.group)
+    assert ("North-East", "South-West") in out.result.borders  # they meet at the centre
+    ids = [str(i) for i in out.selection.arrays.id]
+    for k, (_, start, end, prev_start, prev_end) in enumerate(t.params.periods):
+        edges = [np.datetime64(start), np.datetime64(end)]
+        now = _independent_area_counts(demo_store, ids, "districts", edges)
+        edges = [np.datetime64(prev_start), np.datetime64(prev_end)]
+        then = _independent_area_counts(demo_store, ids, "districts", edges)
+        for area in set(t.group):
+            rows = t.group == area
+            # Incidents without a category are skipped by the table: allow those.
+            missing = t.skipped.reasons.get("missing category", 0)
+            assert now.get(area, [0.0])[0] - missing - 1e-6 <= t.current[rows, k].sum()
+            assert t.current[rows, k].sum() <= now.get(area, [0.0])[0] + 1e-6
+            assert t.previous[rows, k].sum() <= then.get(area, [0.0])[0] + 1e-6
+    body = render_named("compstat", out, "json")
+    assert body["by"] == "area" and body["layer"] == "districts"
+
+
+def test_area_grouping_refuses_clearly(demo_store: Store) -> None:
+    with pytest.raises(AnalysisError, match="layer=LAYER"):
+        run.trends(demo_store, CITY, by="area")
+    with pytest.raises(AnalysisError, match="no area layer"):
+        run.compstat(demo_store, CITY, by="area", layer="nope")
+    with pytest.raises(AnalysisError, match="layer= needs by=area"):
+        run.trends(demo_store, CITY, layer="districts")
+    # A window where nothing lies in any area of the layer: said so, not an empty table.
+    far = ReadRequest(bbox=(-122.99, 44.99, -122.98, 45.0))
+    with pytest.raises(AnalysisError, match="empty selection|lies in an area"):
+        run.trends(demo_store, CITY, far, by="area", layer="districts")
+
+
+def test_api_and_cli_trends_per_area(client, demo_store: Store) -> None:  # type: ignore[no-untyped-def]
+    r = client.get(
+        "/api/v1/analysis/trends",
+        params={"by": "area", "layer": "rivertonpd/districts", "period": "month"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["by"] == "area" and body["layer"] == "rivertonpd/districts"
+    assert set(body["groups"]) == {"North-East", "North-West", "South-East", "South-West"}
+    cs = client.get("/api/v1/analysis/compstat", params={"by": "area", "layer": "districts"})
+    assert cs.status_code == 200 and {row["group"] for row in cs.json()["rows"]} >= {"North-East"}
+    bad = client.get("/api/v1/analysis/trends", params={"by": "area"})
+    assert bad.status_code == 400 and "layer=" in bad.json()["error"]
+    out = CliRunner().invoke(
+        cli,
+        ["analyse", "trends", "--db", demo_store.url, "--agency", "rivertonpd",
+         "-p", "by=area", "-p", "layer=districts", "-p", "period=week"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["by"] == "area"
+
+
+# -- limits on heavy requests ------------------------------------------------------------
+def test_selection_too_large_is_refused_before_computing(demo_store: Store) -> None:
+    from crossbeat.analysis.budget import SelectionTooLarge
+    from crossbeat.analytics.named import max_incidents
+    from crossbeat.auth.tokens import create_token
+    from tests.api_support import make_client
+
+    with pytest.raises(SelectionTooLarge, match="accepts at most 100 incidents"):
+        run_named("kde", demo_store, CITY, None, {}, max_incidents=100)
+    assert max_incidents("nearrepeat", 2_000_000) == 100_000
+    assert max_incidents("kde", 5_000) == 5_000
+    c = make_client(demo_store, demo_store.clock, analysis_max_incidents=100)  # type: ignore[arg-type]
+    c.headers["Authorization"] = f"Bearer {create_token(demo_store, 'rivertonpd', 'read').secret}"
+    r = c.get("/api/v1/analysis/hotspots")
+    assert r.status_code == 422 and "narrow it" in r.json()["error"]
+    assert c.get("/api/v1/incidents/x/similar").status_code == 422
+
+
+def test_time_budget_and_busy_server_answer_503_with_retry_after(demo_store: Store) -> None:
+    import threading
+    import time
+
+    from crossbeat.auth.tokens import create_token
+    from tests.api_support import make_client
+
+    c = make_client(demo_store, demo_store.clock, analysis_time_budget=1)  # type: ignore[arg-type]
+    c.headers["Authorization"] = f"Bearer {create_token(demo_store, 'rivertonpd', 'read').secret}"
+    started = time.monotonic()
+    r = c.get("/api/v1/analysis/nearrepeat", params={"permutations": 9999})
+    took = time.monotonic() - started
+    assert r.status_code == 503, r.text
+    assert r.headers["Retry-After"] == "60" and "time budget of 1 s" in r.json()["error"]
+    assert took < 20, took  # stopped, not run to the end (9,999 permutations)
+    # Every analysis slot taken: 503 at once, and the slot frees when the other ends.
+    ok = c.get("/api/v1/analysis/trends")
+    assert ok.status_code == 200
+    slots = c.app.state.analysis_slots  # type: ignore[attr-defined]
+    assert isinstance(slots, threading.BoundedSemaphore)
+    with slots, slots:
+        busy = c.get("/api/v1/analysis/trends")
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "10"
+    assert "retry in 10 s" in busy.json()["error"]
+    assert c.get("/api/v1/analysis/trends").status_code == 200

@@ -167,6 +167,8 @@ def trends_json(outcome: Outcome[Trend]) -> dict[str, Any]:
     """Return counts per group and period."""
     pc = outcome.result.counts
     return _head(outcome, "trends") | {
+        "by": outcome.result.by,
+        "layer": outcome.result.layer,
         "period": outcome.result.period,
         "edges": [str(e) for e in pc.edges],
         "groups": {str(g): np.round(pc.counts[k], 3).tolist() for k, g in enumerate(pc.groups)},
@@ -189,6 +191,8 @@ def compstat_json(outcome: Outcome[CompStat]) -> dict[str, Any]:
     rising = [{k: _num(v) for k, v in asdict(r).items()} for r in outcome.result.rising]
     borders = [list(b) for b in outcome.result.borders]
     return _head(outcome, "compstat") | {
+        "by": outcome.result.by,
+        "layer": outcome.result.layer,
         "rows": rows,
         "borders": borders,
         "rising_across_borders": rising,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from sqlalchemy import select as sql_select
 
+from crossbeat.analysis.budget import check_size, check_time
 from crossbeat.analysis.duplicates import linked_groups
 from crossbeat.analysis.errors import AnalysisError, Skipped
 from crossbeat.clock import Clock
@@ -77,10 +78,14 @@ def select(
     AnalysisError
         When the viewer sees no incident: the message says whether no agency shares
         with them or the filters match nothing.
+    SelectionTooLarge
+        When the selection exceeds the limit in force (:mod:`crossbeat.analysis.budget`).
     """
     arrays = analysis_arrays(store, viewer, request, clock=clock)
     if len(arrays) == 0:
         raise AnalysisError(_refusal(arrays))
+    check_size(len(arrays))
+    check_time()
     owners = arrays.owner_counts()
     skipped = Skipped()
     if once:
