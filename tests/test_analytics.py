@@ -95,6 +95,43 @@ def test_duplicates_precision_and_recall_on_the_demo(demo_store: Store, demo) ->
     assert "min and" in found.pairs.reasons[0] and "apart" in found.pairs.reasons[0]
 
 
+def test_duplicates_precision_and_recall_over_every_planted_pair(demo_store: Store, demo) -> None:
+    """The linker on the whole region (each agency's own incidents, exact), all 12 pairs.
+
+    The test above measures what the city's analysts can link: pairs whose transit report
+    the policy withholds from the city (sensitive narratives) cannot be linked by it, so
+    its recall is over the pairs it can see. Here the linker itself is measured on every
+    planted pair, none hidden, so a miss cannot hide behind the policy.
+    """
+    agencies = ("rivertonpd", "clackmerco", "metrotransit")
+    parts = [
+        analysis_arrays(demo_store, operator_viewer(a), ReadRequest(agencies=frozenset({a})))
+        for a in agencies
+    ]
+    names = ("owner", "lon", "lat", "occurred_from", "occurred_to", "nibrs_code", "crime_against")
+    cols = {k: np.concatenate([getattr(p, k) for p in parts]) for k in ("id", *names)}
+    pairs = find_duplicates(*(cols[k] for k in names))
+    ids = cols["id"]
+    got = {
+        frozenset((str(ids[i]), str(ids[j]))) for i, j in zip(pairs.left, pairs.right, strict=True)
+    }
+    planted = {
+        frozenset(incident_id(a, sid) for a, sid in pair)
+        for pair in demo[1]["double_reported"].values()
+    }
+    hits = len(got & planted)
+    precision, recall = hits / len(got), hits / len(planted)
+    assert len(planted) == 12 and precision >= 0.95 and recall >= 0.95, (precision, recall)
+    # What the city can see: every pair it cannot link has a report withheld from it.
+    visible = {str(i) for i in analysis_arrays(demo_store, CITY).id}
+    hidden = [
+        pair
+        for pair in demo[1]["double_reported"].values()
+        if len(_shown_ids(demo_store, pair) & visible) < 2
+    ]
+    assert len(hidden) + len(_visible_planted(demo_store, demo[1]["double_reported"])) == 12
+
+
 def test_linked_duplicates_are_kept_audited_and_counted_once(demo_store: Store, demo) -> None:
     before = select_incidents(demo_store, CITY)
     summary = links.link(demo_store, CITY)
@@ -187,6 +224,49 @@ def test_no_grants_says_who_refused() -> None:
     arrays = type("A", (), {"decisions": d})()
     assert "no agency shares incidents with you" in _refusal(arrays)  # type: ignore[arg-type]
     assert "clackmerco" in _refusal(arrays)  # type: ignore[arg-type]
+
+
+def test_an_area_no_partner_grants_says_why(demo_store: Store) -> None:
+    """A new agency's analyst, with only the partners' public grants (H3 cells), asks for
+    one of the city's districts: no grant shows areas, and the message says so."""
+    from crossbeat.agencies import Agency, register_agency
+    from crossbeat.sharing.policy import Viewer
+
+    register_agency(demo_store, Agency(id="lonelypd", name="Lonely PD", ori=None))
+    viewer = Viewer.user("lonely-analyst", "lonelypd", ["analyst"])
+    district = ReadRequest(areas=frozenset({"rivertonpd/districts:North-East"}))
+    for name in ("kde", "trends", "compstat"):
+        with pytest.raises(AnalysisError) as err:
+            run_named(name, demo_store, viewer, district, {})
+        message = str(err.value)
+        assert message.startswith("no agency shares incidents with you for this selection")
+        assert "rivertonpd: filtering by area layer rivertonpd/districts needs" in message
+        assert "agreement" not in message  # the reason, not the agreement's description
+
+
+def test_one_incident_or_one_point_through_the_service(demo_store: Store) -> None:
+    """Every analysis on one incident, and on incidents at one point: a clear refusal or
+    an honest table (counts of one), never a crash or a map of a lone kernel."""
+    a = analysis_arrays(demo_store, CITY, ReadRequest(agencies=frozenset({"rivertonpd"})))
+    key = np.char.add(a.lon.round(6).astype(str), a.lat.round(6).astype(str))
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    same = a.id[inverse == int(np.argmax(counts))]
+    assert len(same) >= 2
+    refusals = {
+        "kde": "at least two|one point",
+        "hotspots": "single incident|one cell",
+        "emerging": "single incident|one cell",
+        "nearrepeat": "at least two|one point",
+        "duplicates": "at least two|one agency",
+    }
+    for ids in ({str(a.id[0])}, {str(i) for i in same}):
+        request = ReadRequest(ids=frozenset(ids))
+        for name, why in refusals.items():
+            with pytest.raises(AnalysisError, match=why):
+                run_named(name, demo_store, CITY, request, {})
+        for name in ("trends", "compstat", "series"):
+            body = render_named(name, run_named(name, demo_store, CITY, request, {}), "json")
+            assert body["owners"] == {"rivertonpd": len(ids)}
 
 
 def test_degenerate_inputs_give_clear_messages() -> None:
