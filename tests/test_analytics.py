@@ -557,6 +557,7 @@ def test_api_and_cli_trends_per_area(client, demo_store: Store) -> None:  # type
     body = r.json()
     assert body["by"] == "area" and body["layer"] == "rivertonpd/districts"
     assert set(body["groups"]) == {"North-East", "North-West", "South-East", "South-West"}
+    assert "reach back a year" in body["change"]["note"]  # the demo holds about a year
     cs = client.get("/api/v1/analysis/compstat", params={"by": "area", "layer": "districts"})
     assert cs.status_code == 200 and {row["group"] for row in cs.json()["rows"]} >= {"North-East"}
     bad = client.get("/api/v1/analysis/trends", params={"by": "area"})
@@ -613,3 +614,39 @@ def test_time_budget_and_busy_server_answer_503_with_retry_after(demo_store: Sto
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "10"
     assert "retry in 10 s" in busy.json()["error"]
     assert c.get("/api/v1/analysis/trends").status_code == 200
+
+
+def test_trends_compare_the_last_period_with_its_season() -> None:
+    """The last period against the same weeks of earlier years, as many as the history
+    allows; an independent count of the nine earlier windows gives the expectation."""
+    rng = np.random.default_rng(5)
+    day0 = np.datetime64("2022-01-03T00:00", "us")
+    t = day0 + rng.integers(0, 4 * 364 * 24, 20_000).astype("timedelta64[h]")
+    t = np.sort(t)
+    groups = np.where(rng.random(t.size) < 0.5, "east", "west").astype(object)
+    edges = np.arange(
+        np.datetime64("2025-11-03"), np.datetime64("2025-11-24"), np.timedelta64(7, "D")
+    ).astype("datetime64[us]")
+    res, note = run.latest_change(
+        t, np.full(t.size, np.datetime64("NaT", "us")), edges, groups, None
+    )
+    assert res is not None and note == "" and res.params.years == 3
+    start, end = edges[-2], edges[-1]
+    for k, g in enumerate(res.groups):
+        mine = t[groups == g]
+        windows = [
+            (
+                start - np.timedelta64(364 * y + 7 * d, "D"),
+                end - np.timedelta64(364 * y + 7 * d, "D"),
+            )
+            for y in (1, 2, 3)
+            for d in (-1, 0, 1)
+        ]
+        base = [int(((mine >= s) & (mine < e)).sum()) for s, e in windows]
+        assert res.expected[k] == pytest.approx(np.mean(base))
+        assert res.observed[k] == ((mine >= start) & (mine < end)).sum()
+    short = t[t >= np.datetime64("2025-01-01")]
+    none, why = run.latest_change(
+        short, np.full(short.size, np.datetime64("NaT", "us")), edges, None, None
+    )
+    assert none is None and "does not reach back a year" in why

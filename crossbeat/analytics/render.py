@@ -173,6 +173,29 @@ def trends_json(outcome: Outcome[Trend]) -> dict[str, Any]:
         "edges": [str(e) for e in pc.edges],
         "groups": {str(g): np.round(pc.counts[k], 3).tolist() for k, g in enumerate(pc.groups)},
         "outside": _num(pc.outside),
+        "change": _change_json(outcome.result.change, outcome.result.change_note),
+    }
+
+
+def _change_json(change: Any, note: str) -> dict[str, Any]:
+    """The last period against its seasonal expectation, per group (or why there is none)."""
+    if change is None:
+        return {"note": note}
+    p = change.params
+    return {
+        "start": p.start,
+        "end": p.end,
+        "years": p.years,
+        "spread_weeks": p.spread_weeks,
+        "groups": {
+            str(g): {
+                "observed": _num(change.observed[k]),
+                "expected": _num(change.expected[k]),
+                "change_pct": _num(change.change[k]),
+                "p": _num(change.p[k]),
+            }
+            for k, g in enumerate(change.groups)
+        },
     }
 
 

@@ -219,6 +219,39 @@ class Trend:
     by: str
     skipped: Skipped
     layer: str | None = None
+    #: The latest period against its seasonal expectation (None: not enough history,
+    #: with the reason in ``change_note``).
+    change: trends_mod.SeasonalExpected | None = None
+    change_note: str = ""
+
+
+def latest_change(
+    t_from: np.ndarray,
+    t_to: np.ndarray,
+    edges: np.ndarray,
+    groups: np.ndarray | None,
+    years: int | None,
+) -> tuple[trends_mod.SeasonalExpected | None, str]:
+    """The last period ``[edges[-2], edges[-1])`` against the same weeks of earlier years.
+
+    ``years`` None: as many as the history allows (at most 3). Returns the comparison,
+    or None and the reason when the selection does not reach back a year.
+    """
+    start, end = edges[-2], edges[-1]
+    valid = t_from[~np.isnat(t_from)]
+    span = (start.astype("datetime64[D]") - valid.min().astype("datetime64[D]")).astype(int)
+    available = int((span - 7) // 364)
+    use = min(3, available) if years is None else years
+    if use < 1:
+        return None, (
+            "no seasonal expectation: the selection does not reach back a year and a week "
+            "before the last period (select more history)"
+        )
+    try:
+        res = trends_mod.seasonal_expected(t_from, t_to, start, end, groups=groups, years=use)
+    except AnalysisError as exc:
+        return None, f"no seasonal expectation: {exc}"
+    return res, ""
 
 
 def trends(
@@ -230,12 +263,16 @@ def trends(
     bins: int | None = None,
     by: By = "agency",
     layer: str | None = None,
+    years: int | None = None,
 ) -> Outcome[Trend]:
     """Counts by period per agency, per area of ``layer`` (by=area) or for the region.
 
     Time ranges are spread over the periods they may fall in. With ``by="area"`` each
     incident counts in the area of ``layer`` (``LAYER`` or ``AGENCY/LAYER``) containing
-    its point as granted; incidents in none are skipped and counted.
+    its point as granted; incidents in none are skipped and counted. The last period
+    is compared per group with its seasonal expectation (the same weeks of ``years``
+    earlier years, ±1 week; default as many as the history allows, at most 3) and an
+    exact Poisson test of the change (:func:`crossbeat.analysis.trends.seasonal_expected`).
     """
     sel = select(store, viewer, request)
     a = sel.arrays
@@ -251,7 +288,8 @@ def trends(
             if n in row:
                 table[k] = pc.counts[row[n]]
         pc = replace(pc, groups=np.array(names, dtype=object), counts=table)
-    return Outcome(Trend(pc, period, by, skipped, used), sel)
+    change, note = latest_change(a.occurred_from, a.occurred_to, edges, groups, years)
+    return Outcome(Trend(pc, period, by, skipped, used, change, note), sel)
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,10 @@ def analysis(
             "(precinct, district, beat ...) or for the region."
         ),
     ] = None,
+    years: Annotated[
+        int | None,
+        Query(ge=1, le=10, description="trends: years of seasonal baseline for the last period."),
+    ] = None,
     as_of: Annotated[
         datetime | None, Query(description="compstat: last day (default: latest incident).")
     ] = None,
@@ -201,6 +205,7 @@ def analysis(
         "bins": bins,
         "by": by,
         "as_of": as_of,
+        "years": years,
         "eps_m": eps_m,
         "eps_days": eps_days,
         "min_samples": min_samples,
