@@ -558,6 +558,7 @@ def test_api_and_cli_trends_per_area(client, demo_store: Store) -> None:  # type
     assert body["by"] == "area" and body["layer"] == "rivertonpd/districts"
     assert set(body["groups"]) == {"North-East", "North-West", "South-East", "South-West"}
     assert "reach back a year" in body["change"]["note"]  # the demo holds about a year
+    assert body["n_used"] + sum(body["skipped"].values()) == sum(body["owners"].values())
     cs = client.get("/api/v1/analysis/compstat", params={"by": "area", "layer": "districts"})
     assert cs.status_code == 200 and {row["group"] for row in cs.json()["rows"]} >= {"North-East"}
     bad = client.get("/api/v1/analysis/trends", params={"by": "area"})

@@ -223,6 +223,8 @@ class Trend:
     #: with the reason in ``change_note``).
     change: trends_mod.SeasonalExpected | None = None
     change_note: str = ""
+    #: Incidents counted (the selection less those skipped here).
+    n_used: int = 0
 
 
 def latest_change(
@@ -289,7 +291,8 @@ def trends(
                 table[k] = pc.counts[row[n]]
         pc = replace(pc, groups=np.array(names, dtype=object), counts=table)
     change, note = latest_change(a.occurred_from, a.occurred_to, edges, groups, years)
-    return Outcome(Trend(pc, period, by, skipped, used, change, note), sel)
+    n_used = len(a) - skipped.total
+    return Outcome(Trend(pc, period, by, skipped, used, change, note, n_used), sel)
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,8 @@ class CompStat:
     by: str = "agency"
     layer: str | None = None
     outside: Skipped = field(default_factory=Skipped)
+    #: Incidents in the table (the selection less those skipped here).
+    n_used: int = 0
 
     @property
     def params(self) -> trends_mod.CompStatParams:
@@ -367,7 +372,8 @@ def compstat(
     else:
         borders = ()
     rising = tuple(trends_mod.rising_across_borders(table, borders)) if borders else ()
-    return Outcome(CompStat(table, borders, rising, by, used, outside), sel)
+    stat = CompStat(table, borders, rising, by, used, outside)
+    return Outcome(replace(stat, n_used=len(a) - stat.skipped.total), sel)
 
 
 def nearrepeat(
