@@ -41,6 +41,7 @@ def test_a_series_at_the_same_local_hour_across_the_clock_change() -> None:
     assert detect_series(*args, **kw).series == ()  # type: ignore[arg-type]
     local = detect_series(*args, timezone=np.array([TORONTO] * 3, dtype=object), **kw)  # type: ignore[arg-type]
     assert local.series == ((0, 1, 2),)
+    assert local.local_hour is not None and local.local_hour.tolist() == [21.0, 21.0, 21.0]
 
 
 def test_time_ranges_are_spread_over_the_clock() -> None:

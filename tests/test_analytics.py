@@ -351,6 +351,8 @@ def test_api_tables_and_similar(client, demo_store: Store, demo) -> None:  # typ
     series = client.get("/api/v1/analysis/series").json()
     first = series["series"][0]["members"]
     some_id = next(iter(first.values()))[0]["id"]
+    clock = next(iter(first.values()))[0]["local_time"]
+    assert clock is None or (len(clock) in (5, 11) and clock[2] == ":")
     sim = client.get(f"/api/v1/incidents/{some_id}/similar")
     assert sim.status_code == 200 and sim.json()["results"]
     assert client.get("/api/v1/incidents/nope/similar").status_code == 404

@@ -88,6 +88,10 @@ class SeriesResult:
     n_used: int
     skipped: Skipped
     params: SeriesParams
+    #: Local clock (hours since midnight, the agency's time zone) at the start of each
+    #: input incident's time, and the width of its range in hours (NaN: no time).
+    local_hour: np.ndarray | None = None
+    range_hours: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -271,7 +275,7 @@ def detect_series(
     params = SeriesParams(eps_m, eps_days, eps_hours, min_samples, max_range_days, f.crs, alpha)
     label = np.full(n, -1, dtype=np.int64)
     if idx.size == 0:
-        return SeriesResult(label, (), 0, f.skipped, params)
+        return SeriesResult(label, (), 0, f.skipped, params, f.hour, f.width)
     tree = cKDTree(np.column_stack([f.x[idx], f.y[idx]]))
     pairs = tree.query_pairs(eps_m, output_type="ndarray")
     check_time()
@@ -289,7 +293,7 @@ def detect_series(
     relabel = np.full(n, -1, dtype=np.int64)
     for k, g in enumerate(series):
         relabel[list(g)] = k
-    return SeriesResult(relabel, series, int(idx.size), f.skipped, params)
+    return SeriesResult(relabel, series, int(idx.size), f.skipped, params, f.hour, f.width)
 
 
 def _cores(

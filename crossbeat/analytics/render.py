@@ -241,6 +241,18 @@ def nearrepeat_json(outcome: Outcome[KnoxResult]) -> dict[str, Any]:
     return _head(outcome, "nearrepeat") | {"pairs": r.n_pairs, "table": rows}
 
 
+def _clock(hour: np.ndarray | None, width: np.ndarray | None, i: int) -> str | None:
+    """The local time of day of incident ``i`` ("21:05", or "18:00-23:00" for a range)."""
+    if hour is None or width is None or not np.isfinite(hour[i]):
+        return None
+
+    def hm(h: float) -> str:
+        m = int(round(h * 60)) % (24 * 60)
+        return f"{m // 60:02d}:{m % 60:02d}"
+
+    return hm(hour[i]) if width[i] == 0 else f"{hm(hour[i])}-{hm(hour[i] + width[i])}"
+
+
 def series_json(outcome: Outcome[SeriesResult]) -> dict[str, Any]:
     """Return each series with its members per agency (ids as the viewer sees them)."""
     a, r = outcome.selection.arrays, outcome.result
@@ -253,6 +265,7 @@ def series_json(outcome: Outcome[SeriesResult]) -> dict[str, Any]:
                     "id": str(a.id[i]),
                     "nibrs_code": str(a.nibrs_code[i]),
                     "occurred_from": str(a.occurred_from[i]),
+                    "local_time": _clock(r.local_hour, r.range_hours, i),
                     "lon": _num(a.lon[i]),
                     "lat": _num(a.lat[i]),
                 }
