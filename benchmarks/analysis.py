@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/analysis.py                      # KDE 1 M, Gi* 100 k cells, Knox 50 k
     python benchmarks/analysis.py --kde-points 200000 --gi-cells 20000 --knox-points 10000
+    python benchmarks/analysis.py --only arrays --arrays-rows 100000
 
 * KDE: ``crossbeat.analysis.kde.kernel_density`` on ``--kde-points`` points (projection,
   binned FFT, contours) against scipy ``gaussian_kde`` evaluated on the same grid from a
@@ -18,6 +19,14 @@ Usage::
   agencies, 1 % of them re-reported by the other agency a few minutes and metres away,
   with precision and recall against those planted pairs; the reference scores every
   cross-agency pair by brute force on a subsample, extrapolated by n².
+
+* Arrays: ``crossbeat.sharing.arrays.analysis_arrays`` (what every analysis reads) of
+  ``--arrays-rows`` synthetic incidents on SQLite (the population of
+  ``benchmarks/reads.py``, with its partial indexes), for the own analyst and a partner
+  (own + ``h3:9`` by day by agreement), beside the bare ``SELECT`` of the same columns
+  into numpy, median of ``--arrays-repeat`` runs, alternately. The speed of this read is
+  the sharing module's (issue #8); it is measured here so that one command shows every
+  figure of issue #11.
 
 Points are Toronto's real incident locations (../shared/data/toronto-mci) resampled with
 50 m jitter to the size asked for, or a synthetic clustered cloud when that is absent.
@@ -191,6 +200,48 @@ def bench_duplicates(n: int, sub: int) -> None:
     )
 
 
+def bench_arrays(n: int, repeat: int) -> None:
+    """Time policy-filtered arrays of ``n`` stored incidents beside the bare query."""
+    import importlib.util
+    import statistics
+    import tempfile
+
+    spec = importlib.util.spec_from_file_location("reads", Path(__file__).with_name("reads.py"))
+    assert spec is not None and spec.loader is not None
+    reads = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reads)
+    from crossbeat.sharing.flags import refresh_flags
+    from crossbeat.store import open_store
+    from crossbeat.vault.kek import generate_kek, parse_kek
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(f"sqlite:///{tmp}/arrays.db", kek=parse_kek(generate_kek()))
+        store.clock = reads.FrozenClock(reads.NOW)
+        secs = reads.populate(store, n)
+        refresh_flags(store)
+        reads.agreements(store)
+        reads.set_indexes(store, True)
+        print(f"Arrays: {n:,} incidents written in {secs:.0f} s; load {os.getloadavg()[0]:.1f}")
+        for name, governed, plain in reads.queries(store, False):
+            if "arrays" not in name:
+                continue
+            size = len(governed())  # warm
+            g, b = [], []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                governed()
+                g.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                plain()
+                b.append(time.perf_counter() - t0)
+            gm, bm = statistics.median(g), statistics.median(b)
+            print(
+                f"Arrays {name}, {size:,} points: {gm:6.2f} s   bare SELECT into numpy: "
+                f"{bm:6.2f} s (x{gm / bm:.1f})"
+            )
+        store.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kde-points", type=int, default=1_000_000)
@@ -200,8 +251,10 @@ def main() -> None:
     parser.add_argument("--knox-subsample", type=int, default=3_000)
     parser.add_argument("--dup-points", type=int, default=1_000_000)
     parser.add_argument("--dup-subsample", type=int, default=3_000)
+    parser.add_argument("--arrays-rows", type=int, default=1_000_000)
+    parser.add_argument("--arrays-repeat", type=int, default=3)
     parser.add_argument(
-        "--only", choices=["kde", "gi", "knox", "duplicates"], help="One benchmark."
+        "--only", choices=["kde", "gi", "knox", "duplicates", "arrays"], help="One benchmark."
     )
     args = parser.parse_args()
     print(
@@ -213,6 +266,7 @@ def main() -> None:
         "gi": lambda: bench_gi(args.gi_cells),
         "knox": lambda: bench_knox(args.knox_points, args.knox_subsample),
         "duplicates": lambda: bench_duplicates(args.dup_points, args.dup_subsample),
+        "arrays": lambda: bench_arrays(args.arrays_rows, args.arrays_repeat),
     }
     for name, fn in runs.items():
         if args.only in (None, name):

@@ -115,6 +115,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest request body accepted, in bytes; a larger one gets 413.",
     ),
     Setting(
+        "analysis_max_incidents",
+        2000000,
+        "Largest selection (incidents) an analysis of /api/v1/analysis accepts; a larger one "
+        "gets 422 asking to narrow it. The Knox test and series search accept at most "
+        "100,000 and 500,000 whatever this says (their cost grows with the square).",
+    ),
+    Setting(
+        "analysis_time_budget",
+        60,
+        "Seconds an analysis of /api/v1/analysis may compute before it is stopped with 503 "
+        "and Retry-After (0: no budget).",
+    ),
+    Setting(
+        "analysis_concurrency",
+        2,
+        "Analyses computed at once per server process; a further one gets 503 with "
+        "Retry-After at once instead of waiting for a worker.",
+    ),
+    Setting(
         "audit_checkpoint_interval",
         3600,
         "Seconds between the web server's audit checkpoints: at "
@@ -159,6 +178,9 @@ class Settings:
     signin_rate_limit: str = _default("signin_rate_limit")
     rate_limit_storage: str = _default("rate_limit_storage")
     max_request_bytes: int = _default("max_request_bytes")
+    analysis_max_incidents: int = _default("analysis_max_incidents")
+    analysis_time_budget: int = _default("analysis_time_budget")
+    analysis_concurrency: int = _default("analysis_concurrency")
     audit_checkpoint_interval: int = _default("audit_checkpoint_interval")
     basemap_tiles: str = _default("basemap_tiles")
     basemap_attribution: str = _default("basemap_attribution")
@@ -199,6 +221,13 @@ class Settings:
             raise SettingsError(
                 f"max_request_bytes must be at least 1024, not {self.max_request_bytes}"
             )
+        for name, least in (
+            ("analysis_max_incidents", 1),
+            ("analysis_time_budget", 0),
+            ("analysis_concurrency", 1),
+        ):
+            if getattr(self, name) < least:
+                raise SettingsError(f"{name} must be at least {least}, not {getattr(self, name)}")
         if not self.database_url.strip():
             raise SettingsError("database_url is empty: give a URL such as sqlite:///crossbeat.db")
 

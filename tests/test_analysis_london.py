@@ -53,3 +53,41 @@ def test_month_only_dates_are_spread_over_the_month_not_pinned_to_the_first():
         np.testing.assert_allclose(row, totals[g] * 7 / 31)
     # The last three days of January fall after the bins and are reported as outside.
     assert res.outside == pytest.approx(len(df) * 3 / 31)
+
+
+def test_compstat_per_borough_with_month_only_dates():
+    """CompStat per area layer on real data: City of London Police, 2016-2017, by the
+    London borough containing each point (the force patrols the City and its edges)."""
+    import json
+
+    from shapely.geometry import shape
+
+    from crossbeat.analysis.trends import compstat
+    from crossbeat.analytics.run import area_of
+
+    folder = shared_data("uk-london", "col_2016_2017")
+    df = pd.concat(pd.read_csv(f) for f in sorted(folder.glob("*/*-street.csv")))
+    df = df[df.Month.between("2016-01", "2017-06")]
+    boroughs = json.loads(
+        (shared_data("uk-london", "boundaries") / "london_boroughs_wgs84.geojson").read_text()
+    )["features"]
+    shapes = sorted((f["properties"]["name"], shape(f["geometry"])) for f in boroughs)
+    area = area_of(shapes, df.Longitude.values, df.Latitude.values)
+    start = pd.to_datetime(df.Month).values.astype("datetime64[s]")
+    end = (pd.to_datetime(df.Month) + pd.offsets.MonthBegin(1)).values.astype("datetime64[s]")
+    table = compstat(
+        start, end, np.datetime64("2017-06-30"), groups=area, categories=df["Crime type"].values
+    )
+    assert "City of London" in set(table.group)
+    ytd = table.period.index("ytd")
+    placed = df[area != ""]
+    for g in set(table.group):
+        mine = placed[area[area != ""] == g]
+        # Year to date (1 January - 30 June) holds whole months: the spread counts are exact.
+        assert table.current[table.group == g, ytd].sum() == pytest.approx(
+            int(mine.Month.between("2017-01", "2017-06").sum())
+        )
+        assert table.previous[table.group == g, ytd].sum() == pytest.approx(
+            int(mine.Month.between("2016-01", "2016-06").sum())
+        )
+    assert table.skipped.reasons.get("missing group", 0) == int((area == "").sum())

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crossbeat.analysis.budget import check_time
 from crossbeat.analysis.errors import AnalysisError, Skipped
 from crossbeat.analysis.points import to_metres
 from crossbeat.analysis.timespread import midpoint
@@ -252,6 +253,7 @@ def _predict(frame, params: DuplicateParams):
     db = DuckDBAPI()
     linker = Linker(db.register(frame), settings, log_level=logging.WARNING)
     linker.training.estimate_u_using_random_sampling(max_pairs=2e5, seed=params.seed)
+    check_time()
     out = linker.inference.predict(threshold_match_probability=params.threshold)
     return out.as_pandas_dataframe()
 

@@ -34,6 +34,7 @@ import h3
 import numpy as np
 from scipy import stats
 
+from crossbeat.analysis.budget import check_time
 from crossbeat.analysis.errors import AnalysisError, Skipped
 from crossbeat.analysis.hotspots import gi_star_z, h3_weights
 from crossbeat.analysis.mannkendall import mann_kendall
@@ -169,6 +170,7 @@ def emerging_hotspots(
     z = np.zeros_like(counts)
     state = np.zeros(counts.shape, dtype=np.int8)
     for b in range(n_bins):
+        check_time()
         col = counts[:, b]
         if np.ptp(col) == 0:
             continue  # nothing (or the same everywhere) in this bin: no hot or cold spot

@@ -30,6 +30,7 @@ import scipy.sparse as sp
 import shapely
 from scipy import stats
 
+from crossbeat.analysis.budget import check_time
 from crossbeat.analysis.errors import AnalysisError, Skipped
 from crossbeat.analysis.points import to_metres, valid_lonlat
 
@@ -112,6 +113,7 @@ def _perm_pvalues(
     exceed = np.zeros(n)
     done = 0
     while done < permutations:
+        check_time()
         batch = min(64, permutations - done)
         sims = np.column_stack([x[rng.permutation(n)] for _ in range(batch)])
         zs = (w @ sims - (xbar * wi)[:, None]) / den

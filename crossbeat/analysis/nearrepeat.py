@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from crossbeat.analysis.budget import check_time
 from crossbeat.analysis.errors import AnalysisError, Skipped
 from crossbeat.analysis.points import to_metres
 from crossbeat.analysis.timespread import midpoint
@@ -157,6 +158,7 @@ def knox_test(
     total = np.zeros(observed.shape)
     exceed = np.zeros(observed.shape)
     for _ in range(permutations):
+        check_time()
         tp = t[rng.permutation(n)]
         tb = band_index(np.abs(tp[i] - tp[j]), t_edges)
         ok = tb >= 0

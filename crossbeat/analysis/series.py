@@ -8,9 +8,20 @@ when they are
 * within ``eps_m`` metres (projected coordinates, local UTM by default),
 * within ``eps_days`` days (midpoints of their time ranges),
 * the same NIBRS offence,
-* within ``eps_hours`` hours of each other on the clock (time of day, circular), and
+* within ``eps_hours`` hours of each other on the clock (local time of day, circular:
+  see below), and
 * at compatible premises (the same premise type, or premises in one family such as
   convenience store / gas station, see :data:`PREMISE_FAMILIES`; unknown matches any).
+
+**Time of day** is read on the local clock of the agency that recorded the incident
+(``timezone``: an IANA zone per incident; UTC when not given), so a robbery at 21:00
+in Toronto is at 21:00 whatever UTC offset daylight saving gives it. An incident known
+only as a range ("between 18:00 and 23:00") is spread uniformly over that range of
+the clock, not pinned to its start or midpoint: the gap on the clock between two
+incidents is the *expected* circular distance between their times of day (a mean over
+``CLOCK_POINTS`` evenly spaced points of each range). Two exact times give the plain
+distance; a range as wide as the whole day is about 6 h from anything, so it no longer
+matches every hour.
 
 As in DBSCAN, core incidents need ``min_samples`` neighbours (counting themselves), and
 clusters grow only through core incidents; a border incident joins its nearest core.
@@ -33,9 +44,14 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from crossbeat.analysis.budget import check_time
 from crossbeat.analysis.errors import AnalysisError, Skipped
 from crossbeat.analysis.points import to_metres
-from crossbeat.analysis.timespread import midpoint
+from crossbeat.analysis.timespread import check_times, midpoint
+
+#: Points of a time range on the clock averaged over for the gap between two times of day.
+CLOCK_POINTS = 8
+DAY_S = 86400.0
 
 #: Premise types (NIBRS location codes) that one offender treats alike: shops with a till
 #: (convenience, service/gas station, liquor, grocery, department, specialty store),
@@ -72,6 +88,10 @@ class SeriesResult:
     n_used: int
     skipped: Skipped
     params: SeriesParams
+    #: Local clock (hours since midnight, the agency's time zone) at the start of each
+    #: input incident's time, and the width of its range in hours (NaN: no time).
+    local_hour: np.ndarray | None = None
+    range_hours: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -80,11 +100,65 @@ class _Features:
     x: np.ndarray
     y: np.ndarray
     days: np.ndarray
+    #: Local clock at the start of each incident's range (hours, [0, 24)) and its width.
     hour: np.ndarray
+    width: np.ndarray
     code: np.ndarray
     family: np.ndarray
     crs: str
     skipped: Skipped
+
+
+def local_seconds(t: np.ndarray, timezone: np.ndarray | str | None) -> np.ndarray:
+    """Return UTC times ``t`` as seconds on the local wall clock (NaN for NaT).
+
+    ``timezone`` is an IANA zone name, one per incident, or None for UTC. Daylight
+    saving is applied per instant (pandas / the tz database).
+
+    Raises
+    ------
+    AnalysisError
+        For an unknown zone name.
+    """
+    import pandas as pd  # type: ignore[import-untyped]
+
+    t = np.asarray(t).astype("datetime64[s]")
+    out = t.astype("int64").astype(float)
+    out[np.isnat(t)] = np.nan
+    if timezone is None:
+        return out
+    zones = np.broadcast_to(np.asarray(timezone, dtype=object), t.shape)
+    for zone in set(zones.tolist()):
+        if not zone or zone == "UTC":
+            continue
+        mine = (zones == zone) & ~np.isnat(t)
+        try:
+            local = pd.DatetimeIndex(t[mine]).tz_localize("UTC").tz_convert(str(zone))
+        except Exception as exc:  # pytz / zoneinfo raise several types
+            raise AnalysisError(f"unknown time zone {zone!r} (use an IANA name)") from exc
+        naive = local.tz_localize(None).values.astype("datetime64[s]").astype("int64")
+        out[mine] = naive.astype(float)
+    return out
+
+
+def _clock_gap(f: _Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Return the expected gap in hours on the clock between incidents ``i`` and ``j``.
+
+    Each time of day is uniform over its range (width 0: exact); the gap is circular
+    (23:00 and 01:00 are 2 h apart).
+    """
+    hi, hj, wi, wj = f.hour[i], f.hour[j], f.width[i], f.width[j]
+    d = np.abs(hi - hj)
+    out = np.minimum(d, 24.0 - d)
+    spread = np.flatnonzero((wi > 0) | (wj > 0))
+    offs = (np.arange(CLOCK_POINTS) + 0.5) / CLOCK_POINTS
+    for start in range(0, spread.size, 50_000):
+        k = spread[start : start + 50_000]
+        a = hi[k, None] + wi[k, None] * offs
+        b = hj[k, None] + wj[k, None] * offs
+        dd = np.mod(np.abs(a[:, :, None] - b[:, None, :]), 24.0)
+        out[k] = np.minimum(dd, 24.0 - dd).mean(axis=(1, 2))
+    return out
 
 
 def _family(premise: np.ndarray) -> np.ndarray:
@@ -101,10 +175,15 @@ def _family(premise: np.ndarray) -> np.ndarray:
 
 
 def _features(
-    lon, lat, occurred_from, occurred_to, code, premise, max_range_days, crs
+    lon, lat, occurred_from, occurred_to, code, premise, max_range_days, crs, timezone=None
 ) -> _Features:
     limit = np.timedelta64(int(max_range_days * 86400), "s")
     mid, good_t, skipped = midpoint(occurred_from, occurred_to, max_range=limit)
+    start, end, _, _ = check_times(occurred_from, occurred_to)
+    t_from = np.asarray(occurred_from)
+    local0 = local_seconds(t_from, timezone)
+    hour = np.mod(local0, DAY_S) / 3600.0
+    width = np.clip(np.nan_to_num(end - start), 0.0, DAY_S) / 3600.0
     proj = to_metres(lon, lat, crs)
     code = np.asarray(code, dtype=object)
     no_code = np.array([not c for c in code], dtype=bool)
@@ -116,17 +195,15 @@ def _features(
     x = np.full(len(code), np.nan)
     y = np.full(len(code), np.nan)
     x[proj.keep], y[proj.keep] = proj.x, proj.y
-    days = mid / 86400.0
-    hour = np.mod(mid, 86400.0) / 3600.0
-    return _Features(keep, x, y, days, hour, code, _family(premise), proj.crs, skipped)
+    days = mid / DAY_S
+    return _Features(keep, x, y, days, hour, width, code, _family(premise), proj.crs, skipped)
 
 
 def _gap(f: _Features, i: np.ndarray, j: np.ndarray, eps: tuple[float, float, float]) -> np.ndarray:
     """Return the largest normalised gap of each pair (> 1: not neighbours)."""
     d = np.hypot(f.x[i] - f.x[j], f.y[i] - f.y[j]) / eps[0]
     dt = np.abs(f.days[i] - f.days[j]) / eps[1]
-    dh = np.abs(f.hour[i] - f.hour[j])
-    dh = np.minimum(dh, 24.0 - dh) / eps[2]
+    dh = _clock_gap(f, i, j) / eps[2]
     gap = np.maximum(np.maximum(d, dt), dh)
     fi, fj = f.family[i], f.family[j]
     alike = (f.code[i] == f.code[j]) & ((fi == fj) | (fi < 0) | (fj < 0))
@@ -148,6 +225,7 @@ def detect_series(
     max_range_days: float = 1.0,
     alpha: float = 0.01,
     crs: str | None = None,
+    timezone: np.ndarray | str | None = None,
 ) -> SeriesResult:
     """Find series: clusters of alike incidents close in space, time and time of day.
 
@@ -167,6 +245,8 @@ def detect_series(
         Skip incidents whose time is known only to a wider range than this.
     crs
         Projected CRS in metres (default: local UTM zone).
+    timezone
+        IANA zone of each incident (its agency's) for the time of day; None: UTC.
 
     Returns
     -------
@@ -188,18 +268,23 @@ def detect_series(
     n = len(lon)
     if n == 0:
         raise AnalysisError("empty selection: no incident to search for series")
-    f = _features(lon, lat, occurred_from, occurred_to, nibrs_code, premise, max_range_days, crs)
+    f = _features(
+        lon, lat, occurred_from, occurred_to, nibrs_code, premise, max_range_days, crs, timezone
+    )
     idx = np.flatnonzero(f.keep)
     params = SeriesParams(eps_m, eps_days, eps_hours, min_samples, max_range_days, f.crs, alpha)
     label = np.full(n, -1, dtype=np.int64)
     if idx.size == 0:
-        return SeriesResult(label, (), 0, f.skipped, params)
+        return SeriesResult(label, (), 0, f.skipped, params, f.hour, f.width)
     tree = cKDTree(np.column_stack([f.x[idx], f.y[idx]]))
     pairs = tree.query_pairs(eps_m, output_type="ndarray")
+    check_time()
     a, b = pairs[:, 0], pairs[:, 1]
     gap = _gap(f, idx[a], idx[b], (eps_m, eps_days, eps_hours))
     near = gap <= 1.0
+    check_time()
     core = _cores(f, idx, a, b, gap, near, eps_days, eps_hours, min_samples, alpha)
+    check_time()
     local = _clusters(idx.size, a[near], b[near], gap[near], core)
     label[idx] = local
     groups = [np.flatnonzero(label == k) for k in range(int(local.max()) + 1)]
@@ -208,7 +293,7 @@ def detect_series(
     relabel = np.full(n, -1, dtype=np.int64)
     for k, g in enumerate(series):
         relabel[list(g)] = k
-    return SeriesResult(relabel, series, int(idx.size), f.skipped, params)
+    return SeriesResult(relabel, series, int(idx.size), f.skipped, params, f.hour, f.width)
 
 
 def _cores(
@@ -284,18 +369,21 @@ def similar_to(
     eps_days: float = 30.0,
     eps_hours: float = 2.5,
     crs: str | None = None,
+    timezone: np.ndarray | str | None = None,
 ) -> Similar:
     """Rank incidents by likeness to incident ``target`` (same offence, near, same MO).
 
     The score is ``1 - mean`` of the three normalised gaps (space, time, time of day),
-    for incidents of the same offence and a compatible premise within all three.
+    for incidents of the same offence and a compatible premise within all three. The
+    time of day is on the local clock (``timezone``, as for :func:`detect_series`), a
+    range spread over the clock.
 
     Raises
     ------
     AnalysisError
         When the target has no usable place, time or offence.
     """
-    f = _features(lon, lat, occurred_from, occurred_to, nibrs_code, premise, 30.0, crs)
+    f = _features(lon, lat, occurred_from, occurred_to, nibrs_code, premise, 30.0, crs, timezone)
     params = SeriesParams(eps_m, eps_days, eps_hours, 1, 30.0, f.crs, 1.0)
     if not f.keep[target]:
         raise AnalysisError(
@@ -310,8 +398,7 @@ def similar_to(
     others = others[ok]
     d = np.hypot(f.x[others] - f.x[target], f.y[others] - f.y[target])
     dd = np.abs(f.days[others] - f.days[target])
-    dh = np.abs(f.hour[others] - f.hour[target])
-    dh = np.minimum(dh, 24.0 - dh)
+    dh = _clock_gap(f, np.full(others.size, target), others)
     score = 1.0 - (d / eps_m + dd / eps_days + dh / eps_hours) / 3.0
     order = np.lexsort((others, -score))[:limit]
     reasons = tuple(

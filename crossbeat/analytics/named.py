@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from crossbeat.analysis import budget
 from crossbeat.analysis.errors import AnalysisError
 from crossbeat.analytics import links, render, run
 from crossbeat.sharing.policy import ReadRequest, Viewer
@@ -72,6 +73,16 @@ ANALYSES: Mapping[str, Analysis] = {
 }
 
 
+#: The largest selection the analyses whose cost grows with the square of the incidents
+#: accept, whatever the overall limit (``analysis_max_incidents``) says.
+MAX_INCIDENTS: Mapping[str, int] = {"nearrepeat": 100_000, "series": 500_000}
+
+
+def max_incidents(name: str, overall: int) -> int:
+    """Return the largest selection analysis ``name`` accepts under an overall limit."""
+    return min(overall, MAX_INCIDENTS.get(name, overall))
+
+
 def parameters(name: str) -> set[str]:
     """Return the keyword parameters analysis ``name`` takes."""
     sig = inspect.signature(ANALYSES[name].run)
@@ -79,14 +90,27 @@ def parameters(name: str) -> set[str]:
 
 
 def run_named(
-    name: str, store: Store, viewer: Viewer, request: ReadRequest | None, params: Mapping[str, Any]
+    name: str,
+    store: Store,
+    viewer: Viewer,
+    request: ReadRequest | None,
+    params: Mapping[str, Any],
+    *,
+    max_incidents: int | None = None,
+    seconds: float | None = None,
 ) -> Any:
     """Run analysis ``name`` with those of ``params`` it takes (None values are dropped).
+
+    ``max_incidents`` and ``seconds`` limit the selection's size and the computing time
+    (:mod:`crossbeat.analysis.budget`; None: no limit).
 
     Raises
     ------
     AnalysisError
-        Unknown analysis, a parameter it does not take, or input it cannot use.
+        Unknown analysis, a parameter it does not take, or input it cannot use
+        (:class:`~crossbeat.analysis.budget.SelectionTooLarge` beyond ``max_incidents``).
+    BudgetExceeded
+        When the analysis ran past ``seconds``.
     """
     if name not in ANALYSES:
         raise AnalysisError(f"unknown analysis {name!r} (known: {', '.join(ANALYSES)})")
@@ -96,7 +120,8 @@ def run_named(
         raise AnalysisError(
             f"{name} takes no {', '.join(extra)} (it takes: {', '.join(sorted(parameters(name)))})"
         )
-    return ANALYSES[name].run(store, viewer, request, **given)
+    with budget.limits(name, max_incidents=max_incidents, seconds=seconds):
+        return ANALYSES[name].run(store, viewer, request, **given)
 
 
 def render_named(name: str, outcome: Any, f: Format = "json") -> dict[str, Any] | bytes:

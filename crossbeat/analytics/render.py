@@ -167,10 +167,35 @@ def trends_json(outcome: Outcome[Trend]) -> dict[str, Any]:
     """Return counts per group and period."""
     pc = outcome.result.counts
     return _head(outcome, "trends") | {
+        "by": outcome.result.by,
+        "layer": outcome.result.layer,
         "period": outcome.result.period,
         "edges": [str(e) for e in pc.edges],
         "groups": {str(g): np.round(pc.counts[k], 3).tolist() for k, g in enumerate(pc.groups)},
         "outside": _num(pc.outside),
+        "change": _change_json(outcome.result.change, outcome.result.change_note),
+    }
+
+
+def _change_json(change: Any, note: str) -> dict[str, Any]:
+    """The last period against its seasonal expectation, per group (or why there is none)."""
+    if change is None:
+        return {"note": note}
+    p = change.params
+    return {
+        "start": p.start,
+        "end": p.end,
+        "years": p.years,
+        "spread_weeks": p.spread_weeks,
+        "groups": {
+            str(g): {
+                "observed": _num(change.observed[k]),
+                "expected": _num(change.expected[k]),
+                "change_pct": _num(change.change[k]),
+                "p": _num(change.p[k]),
+            }
+            for k, g in enumerate(change.groups)
+        },
     }
 
 
@@ -189,6 +214,8 @@ def compstat_json(outcome: Outcome[CompStat]) -> dict[str, Any]:
     rising = [{k: _num(v) for k, v in asdict(r).items()} for r in outcome.result.rising]
     borders = [list(b) for b in outcome.result.borders]
     return _head(outcome, "compstat") | {
+        "by": outcome.result.by,
+        "layer": outcome.result.layer,
         "rows": rows,
         "borders": borders,
         "rising_across_borders": rising,
@@ -214,6 +241,18 @@ def nearrepeat_json(outcome: Outcome[KnoxResult]) -> dict[str, Any]:
     return _head(outcome, "nearrepeat") | {"pairs": r.n_pairs, "table": rows}
 
 
+def _clock(hour: np.ndarray | None, width: np.ndarray | None, i: int) -> str | None:
+    """The local time of day of incident ``i`` ("21:05", or "18:00-23:00" for a range)."""
+    if hour is None or width is None or not np.isfinite(hour[i]):
+        return None
+
+    def hm(h: float) -> str:
+        m = int(round(h * 60)) % (24 * 60)
+        return f"{m // 60:02d}:{m % 60:02d}"
+
+    return hm(hour[i]) if width[i] == 0 else f"{hm(hour[i])}-{hm(hour[i] + width[i])}"
+
+
 def series_json(outcome: Outcome[SeriesResult]) -> dict[str, Any]:
     """Return each series with its members per agency (ids as the viewer sees them)."""
     a, r = outcome.selection.arrays, outcome.result
@@ -226,6 +265,7 @@ def series_json(outcome: Outcome[SeriesResult]) -> dict[str, Any]:
                     "id": str(a.id[i]),
                     "nibrs_code": str(a.nibrs_code[i]),
                     "occurred_from": str(a.occurred_from[i]),
+                    "local_time": _clock(r.local_hour, r.range_hours, i),
                     "lon": _num(a.lon[i]),
                     "lat": _num(a.lat[i]),
                 }

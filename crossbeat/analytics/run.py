@@ -11,13 +11,14 @@ used), what the selection set aside, and the count per owner agency. Bad input r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
+import shapely
 
-from crossbeat.agencies import jurisdiction_index
+from crossbeat.agencies import jurisdiction_index, list_agencies
 from crossbeat.analysis import emerging as emerging_mod
 from crossbeat.analysis import hotspots as hotspots_mod
 from crossbeat.analysis import kde as kde_mod
@@ -33,6 +34,9 @@ from crossbeat.store import Store
 R = TypeVar("R")
 
 Period = Literal["day", "week", "month"]
+#: How trends and CompStat group incidents: by owner agency (the jurisdiction whose
+#: incident it is), by area of an area layer (precinct, district, beat ...) or not at all.
+By = Literal["agency", "region", "area"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,74 @@ def _edges(t: np.ndarray, period: Period, bins: int | None) -> np.ndarray:
     return np.arange(start, last + 1).astype("datetime64[us]")
 
 
+def layer_shapes(store: Store, viewer: Viewer, layer: str | None) -> list[tuple[str, Any]]:
+    """Return the areas of ``layer`` (``LAYER``, the viewer's agency's, or ``AGENCY/LAYER``).
+
+    Raises
+    ------
+    AnalysisError
+        When no layer is named or the agency has no such layer (naming those it has).
+    """
+    if not layer:
+        raise AnalysisError("areas need layer=LAYER (your agency's) or layer=AGENCY/LAYER")
+    owner, _, name = layer.rpartition("/")
+    owner = owner or (viewer.agency_id or "")
+    try:
+        return layer_polygons(store, owner, name)
+    except AreaError as exc:
+        raise AnalysisError(str(exc)) from None
+
+
+def area_of(shapes: list[tuple[str, Any]], lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Return the name of the area containing each point (``""``: in none, or no point).
+
+    Points are the granted ones (an incident shared at block or H3 precision is placed
+    by its anchor). A point on the border of two areas goes to the first by name, so
+    every incident counts once and the areas add up.
+    """
+    out = np.full(len(lon), "", dtype=object)
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    if not shapes or not ok.any():
+        return out
+    names = np.array([n for n, _ in shapes], dtype=object)
+    tree = shapely.STRtree([g for _, g in shapes])
+    where = np.flatnonzero(ok)
+    pt, poly = tree.query(shapely.points(lon[where], lat[where]), predicate="intersects")
+    order = np.lexsort((poly, pt))  # per point, the first area by name (shapes are sorted)
+    pt, poly = pt[order], poly[order]
+    first = np.unique(pt, return_index=True)[1]
+    out[where[pt[first]]] = names[poly[first]]
+    return out
+
+
+def _groups(
+    store: Store, viewer: Viewer, sel: Selection, by: By, layer: str | None
+) -> tuple[np.ndarray | None, str | None, Skipped]:
+    """Return the group of each selected incident, the layer used and what fell outside."""
+    a = sel.arrays
+    if by != "area":
+        if layer:
+            raise AnalysisError("layer= needs by=area")
+        return (a.owner.astype(str) if by == "agency" else None), None, Skipped()
+    shapes = layer_shapes(store, viewer, layer)
+    groups = area_of(shapes, a.lon, a.lat)
+    outside = int((groups == "").sum())
+    if outside == len(groups):
+        raise AnalysisError(
+            f"none of the {len(groups):,} incidents you may see lies in an area of layer "
+            f"{layer} (or has a place you may see): choose another layer or selection"
+        )
+    reason = f"no point in an area of layer {layer}"
+    return groups, layer, Skipped({reason: outside} if outside else {})
+
+
+def _rename_missing(skipped: Skipped, layer: str | None) -> Skipped:
+    """Drop the library's "missing group" (counted by :func:`_groups` with its reason)."""
+    if layer is None:
+        return skipped
+    return Skipped({k: v for k, v in skipped.reasons.items() if k != "missing group"})
+
+
 def kde(
     store: Store,
     viewer: Viewer,
@@ -100,12 +172,7 @@ def hotspots(
     if cells == "area":
         if not layer:
             raise AnalysisError("hotspots on areas need layer=LAYER or layer=AGENCY/LAYER")
-        owner, _, name = layer.rpartition("/")
-        owner = owner or (viewer.agency_id or "")
-        try:
-            shapes = layer_polygons(store, owner, name)
-        except AreaError as exc:
-            raise AnalysisError(str(exc)) from None
+        shapes = layer_shapes(store, viewer, layer)
     sel = select(store, viewer, request)
     a = sel.arrays
     common = {"alpha": alpha, "permutations": permutations, "seed": seed}
@@ -145,12 +212,48 @@ def emerging(
 
 @dataclass(frozen=True)
 class Trend:
-    """Counts per group and period, with the parameters used."""
+    """Counts per group and period, with the parameters used (``layer``: with by=area)."""
 
     counts: trends_mod.PeriodCounts
     period: str
     by: str
     skipped: Skipped
+    layer: str | None = None
+    #: The latest period against its seasonal expectation (None: not enough history,
+    #: with the reason in ``change_note``).
+    change: trends_mod.SeasonalExpected | None = None
+    change_note: str = ""
+    #: Incidents counted (the selection less those skipped here).
+    n_used: int = 0
+
+
+def latest_change(
+    t_from: np.ndarray,
+    t_to: np.ndarray,
+    edges: np.ndarray,
+    groups: np.ndarray | None,
+    years: int | None,
+) -> tuple[trends_mod.SeasonalExpected | None, str]:
+    """The last period ``[edges[-2], edges[-1])`` against the same weeks of earlier years.
+
+    ``years`` None: as many as the history allows (at most 3). Returns the comparison,
+    or None and the reason when the selection does not reach back a year.
+    """
+    start, end = edges[-2], edges[-1]
+    valid = t_from[~np.isnat(t_from)]
+    span = (start.astype("datetime64[D]") - valid.min().astype("datetime64[D]")).astype(int)
+    available = int((span - 7) // 364)
+    use = min(3, available) if years is None else years
+    if use < 1:
+        return None, (
+            "no seasonal expectation: the selection does not reach back a year and a week "
+            "before the last period (select more history)"
+        )
+    try:
+        res = trends_mod.seasonal_expected(t_from, t_to, start, end, groups=groups, years=use)
+    except AnalysisError as exc:
+        return None, f"no seasonal expectation: {exc}"
+    return res, ""
 
 
 def trends(
@@ -160,15 +263,36 @@ def trends(
     *,
     period: Period = "month",
     bins: int | None = None,
-    by: Literal["agency", "region"] = "agency",
+    by: By = "agency",
+    layer: str | None = None,
+    years: int | None = None,
 ) -> Outcome[Trend]:
-    """Counts by period per agency (or for the region), time ranges spread over periods."""
+    """Counts by period per agency, per area of ``layer`` (by=area) or for the region.
+
+    Time ranges are spread over the periods they may fall in. With ``by="area"`` each
+    incident counts in the area of ``layer`` (``LAYER`` or ``AGENCY/LAYER``) containing
+    its point as granted; incidents in none are skipped and counted. The last period
+    is compared per group with its seasonal expectation (the same weeks of ``years``
+    earlier years, ±1 week; default as many as the history allows, at most 3) and an
+    exact Poisson test of the change (:func:`crossbeat.analysis.trends.seasonal_expected`).
+    """
     sel = select(store, viewer, request)
     a = sel.arrays
     edges = _edges(a.occurred_from, period, bins)
-    groups = a.owner.astype(str) if by == "agency" else None
+    groups, used, outside = _groups(store, viewer, sel, by, layer)
     pc = trends_mod.counts_by_period(a.occurred_from, a.occurred_to, edges, groups=groups)
-    return Outcome(Trend(pc, period, by, pc.skipped), sel)
+    skipped = _rename_missing(pc.skipped, used).merged(outside)
+    if used is not None:  # every area of the layer, with zeros where nothing was counted
+        names = sorted({n for n, _ in layer_shapes(store, viewer, used)} | set(pc.groups))
+        row = {str(g): k for k, g in enumerate(pc.groups)}
+        table = np.zeros((len(names), pc.counts.shape[1]))
+        for k, n in enumerate(names):
+            if n in row:
+                table[k] = pc.counts[row[n]]
+        pc = replace(pc, groups=np.array(names, dtype=object), counts=table)
+    change, note = latest_change(a.occurred_from, a.occurred_to, edges, groups, years)
+    n_used = len(a) - skipped.total
+    return Outcome(Trend(pc, period, by, skipped, used, change, note, n_used), sel)
 
 
 @dataclass(frozen=True)
@@ -178,6 +302,11 @@ class CompStat:
     table: trends_mod.CompStatTable
     borders: tuple[tuple[str, str], ...]
     rising: tuple[trends_mod.BorderRise, ...]
+    by: str = "agency"
+    layer: str | None = None
+    outside: Skipped = field(default_factory=Skipped)
+    #: Incidents in the table (the selection less those skipped here).
+    n_used: int = 0
 
     @property
     def params(self) -> trends_mod.CompStatParams:
@@ -186,8 +315,8 @@ class CompStat:
 
     @property
     def skipped(self) -> Skipped:
-        """What the table could not use."""
-        return self.table.skipped
+        """What the table could not use (with by=area: incidents in no area)."""
+        return _rename_missing(self.table.skipped, self.layer).merged(self.outside)
 
 
 def agency_borders(store: Store, agencies: set[str]) -> tuple[tuple[str, str], ...]:
@@ -201,15 +330,26 @@ def agency_borders(store: Store, agencies: set[str]) -> tuple[tuple[str, str], .
     return tuple(sorted(out))  # type: ignore[arg-type]
 
 
+def area_borders(shapes: list[tuple[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """Return the pairs of areas (by name) that touch or overlap."""
+    if len(shapes) < 2:
+        return ()
+    tree = shapely.STRtree([g for _, g in shapes])
+    left, right = tree.query([g for _, g in shapes], predicate="intersects")
+    names = [n for n, _ in shapes]
+    return tuple(sorted({(names[i], names[j]) for i, j in zip(left, right, strict=True) if i < j}))
+
+
 def compstat(
     store: Store, viewer: Viewer, request: ReadRequest | None = None, *,
-    as_of: datetime | None = None, by: Literal["agency", "region"] = "agency",
+    as_of: datetime | None = None, by: By = "agency", layer: str | None = None,
     categories: Literal["crime_against", "nibrs_code"] = "crime_against", alpha: float = 0.05,
 ) -> Outcome[CompStat]:  # fmt: skip
-    """CompStat table (week, 28 days, year to date vs last year) per agency and category.
+    """CompStat table (week, 28 days, year to date vs last year) per group and category.
 
-    With ``by="agency"``, categories that rose significantly over the 28 days in two
-    agencies whose jurisdictions touch are flagged (a lead to check, not a finding).
+    Groups are agencies, areas of ``layer`` (``by="area"``) or the region. With agencies
+    or areas, categories that rose significantly over the 28 days in two neighbours
+    (jurisdictions or areas that touch) are flagged (a lead to check, not a finding).
     """
     sel = select(store, viewer, request)
     a = sel.arrays
@@ -220,14 +360,20 @@ def compstat(
         day = valid.max().astype("datetime64[D]")
     else:
         day = np.datetime64(as_of.date(), "D")
-    groups = a.owner.astype(str) if by == "agency" else None
+    groups, used, outside = _groups(store, viewer, sel, by, layer)
     cats = getattr(a, categories).astype(str)
     table = trends_mod.compstat(
         a.occurred_from, a.occurred_to, day, groups=groups, categories=cats, alpha=alpha
     )
-    borders = agency_borders(store, set(sel.owners)) if by == "agency" else ()
+    if by == "agency":
+        borders = agency_borders(store, set(sel.owners))
+    elif by == "area":
+        borders = area_borders(layer_shapes(store, viewer, layer))
+    else:
+        borders = ()
     rising = tuple(trends_mod.rising_across_borders(table, borders)) if borders else ()
-    return Outcome(CompStat(table, borders, rising), sel)
+    stat = CompStat(table, borders, rising, by, used, outside)
+    return Outcome(replace(stat, n_used=len(a) - stat.skipped.total), sel)
 
 
 def nearrepeat(
@@ -256,6 +402,13 @@ def nearrepeat(
     return Outcome(res, sel)
 
 
+def agency_zones(store: Store, owner: np.ndarray) -> np.ndarray:
+    """Return the IANA time zone of each incident's owner agency (UTC when unknown)."""
+    zone = {a.id: a.timezone for a in list_agencies(store)}
+    names, inverse = np.unique(owner.astype(str), return_inverse=True)
+    return np.array([zone.get(str(n), "UTC") for n in names], dtype=object)[inverse]
+
+
 def series(
     store: Store,
     viewer: Viewer,
@@ -266,7 +419,10 @@ def series(
     eps_hours: float = 2.5,
     min_samples: int = 3,
 ) -> Outcome[series_mod.SeriesResult]:
-    """Series: ST-DBSCAN clusters of alike incidents across the agencies the viewer sees."""
+    """Series: ST-DBSCAN clusters of alike incidents across the agencies the viewer sees.
+
+    The time of day is each incident's on its agency's local clock (its time zone).
+    """
     sel = select(store, viewer, request)
     a = sel.arrays
     res = series_mod.detect_series(
@@ -280,6 +436,7 @@ def series(
         eps_days=eps_days,
         eps_hours=eps_hours,
         min_samples=min_samples,
+        timezone=agency_zones(store, a.owner),
     )
     return Outcome(res, sel)
 
@@ -317,5 +474,6 @@ def similar(
         limit=limit,
         eps_m=eps_m,
         eps_days=eps_days,
+        timezone=agency_zones(store, a.owner),
     )
     return Outcome(res, sel)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from sqlalchemy import select as sql_select
 
+from crossbeat.analysis.budget import check_size, check_time
 from crossbeat.analysis.duplicates import linked_groups
 from crossbeat.analysis.errors import AnalysisError, Skipped
 from crossbeat.clock import Clock
@@ -30,10 +31,22 @@ class Selection:
     owners: dict[str, int]
 
 
-def _refusal(arrays: AnalysisArrays) -> str:
+def _short(reason: str) -> str:
+    """The part of a refusal that says why (after the agreement's description)."""
+    return reason.rpartition(" — but not for this request: ")[2]
+
+
+def _refusal(arrays: AnalysisArrays, own_agency: str | None = None) -> str:
+    """Say why a selection is empty: no grant for it (and which), or filters matching nothing.
+
+    The viewer's own agency's decision does not count as a grant from a partner: an
+    agency with no incidents of its own that no partner shares with (for this request:
+    an area, a polygon or an offence filter can need a finer grant) is told so.
+    """
     denied = [d for d in arrays.decisions if not d.allow]
-    if arrays.decisions and len(denied) == len(arrays.decisions):
-        why = "; ".join(f"{d.owner}: {d.reasons[0]}" for d in denied[:5] if d.reasons)
+    partners = [d for d in arrays.decisions if d.owner != own_agency]
+    if denied and all(not d.allow for d in partners):
+        why = "; ".join(f"{d.owner}: {_short(d.reasons[0])}" for d in denied[:5] if d.reasons)
         return f"no agency shares incidents with you for this selection ({why})"
     return "empty selection: no incident you may see matches these filters"
 
@@ -77,10 +90,14 @@ def select(
     AnalysisError
         When the viewer sees no incident: the message says whether no agency shares
         with them or the filters match nothing.
+    SelectionTooLarge
+        When the selection exceeds the limit in force (:mod:`crossbeat.analysis.budget`).
     """
     arrays = analysis_arrays(store, viewer, request, clock=clock)
     if len(arrays) == 0:
-        raise AnalysisError(_refusal(arrays))
+        raise AnalysisError(_refusal(arrays, viewer.agency_id))
+    check_size(len(arrays))
+    check_time()
     owners = arrays.owner_counts()
     skipped = Skipped()
     if once:

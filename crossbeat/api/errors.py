@@ -147,7 +147,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     if status == 500:
         log.exception("unexpected error serving %s %s", request.method, request.url.path)
         return error_response(500, "internal server error: the administrator can see the log")
-    if status == 503:
+    if status == 503 and not isinstance(exc, ApiError):  # a route's own 503 keeps its words
         log.error("personal data unavailable: %s", exc)
         message = (
             "personal data cannot be read on this server now (its key-encryption key is "

@@ -457,7 +457,8 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
     for path in doc.get("paths", {}).values():
         for operation in path.values():
             responses = operation.setdefault("responses", {})
-            responses.pop("422", None)
+            if "HTTPValidationError" in str(responses.get("422", "")):
+                responses.pop("422")  # FastAPI's own; a route's documented 422 stays
             # Any operation may meet a database outage (crossbeat.api.outage) or the
             # request limits (crossbeat.api.limits).
             for code, text in SERVICE_ERRORS.items():

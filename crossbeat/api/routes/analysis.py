@@ -6,23 +6,34 @@ caller's policy-filtered incidents (one audited read) and returns JSON, GeoJSON
 (``f=geojson``) or a PNG picture (``f=png``). ``GET /api/v1/incidents/{id}/similar``
 ranks the incidents most like one. Both need a signed-in user or an API token (the
 public's map has the aggregates and tiles); bad input answers 400 with the reason.
+
+Limits (settings, :mod:`crossbeat.analysis.budget`): a selection larger than
+``analysis_max_incidents`` (the Knox test at most 100,000, series 500,000) answers 422
+before any computing; an analysis still computing after ``analysis_time_budget``
+seconds is stopped and answers 503 with ``Retry-After``; and at most
+``analysis_concurrency`` analyses compute at once per process, a further one answering
+503 with ``Retry-After`` at once rather than queueing for a worker.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from crossbeat.analysis.budget import BudgetExceeded, SelectionTooLarge, limits
 from crossbeat.analysis.errors import AnalysisError
 from crossbeat.analytics import render, run
-from crossbeat.analytics.named import render_named, run_named
-from crossbeat.api.deps import SignedInDep, StoreDep, ViewerDep
+from crossbeat.analytics.named import max_incidents, render_named, run_named
+from crossbeat.api.deps import SettingsDep, SignedInDep, StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
 from crossbeat.api.filters import Agency, Area, Bbox, Filters, Offence, Purpose, Since, Until
-from crossbeat.api.schemas import ERRORS, FILTERED
+from crossbeat.api.schemas import ERRORS, FILTERED, ErrorOut
 
 router = APIRouter(tags=["analysis"])
 
@@ -30,6 +41,57 @@ Name = Literal[
     "kde", "hotspots", "emerging", "trends", "compstat", "nearrepeat", "series", "duplicates"
 ]
 Opt = Query(default=None)
+
+
+#: Seconds a client is asked to wait when every analysis slot is taken, or after an
+#: analysis ran out of time.
+BUSY_RETRY_AFTER = 10
+BUDGET_RETRY_AFTER = 60
+
+T = TypeVar("T")
+
+_SLOTS_LOCK = threading.Lock()
+
+
+def _slots(request: Request, size: int) -> threading.BoundedSemaphore:
+    """Return the application's semaphore of analysis slots (made on first use)."""
+    with _SLOTS_LOCK:
+        sem = getattr(request.app.state, "analysis_slots", None)
+        if sem is None:
+            sem = threading.BoundedSemaphore(size)
+            request.app.state.analysis_slots = sem
+        return sem
+
+
+@contextmanager
+def _slot(request: Request, size: int) -> Iterator[None]:
+    """Hold one analysis slot, or answer 503 with Retry-After when all are taken."""
+    sem = _slots(request, size)
+    if not sem.acquire(blocking=False):
+        raise ApiError(
+            503,
+            f"the server is computing {size} analyses already: retry in {BUSY_RETRY_AFTER} s",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER)},
+        )
+    try:
+        yield
+    finally:
+        sem.release()
+
+
+def _limited(request: Request, settings: Any, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in an analysis slot, mapping the limits to the API's errors."""
+    with _slot(request, settings.analysis_concurrency):
+        try:
+            return fn()
+        except SelectionTooLarge as exc:
+            raise ApiError(422, str(exc)) from None
+        except BudgetExceeded as exc:
+            raise ApiError(
+                503, str(exc), headers={"Retry-After": str(BUDGET_RETRY_AFTER)}
+            ) from None
+        except AnalysisError as exc:
+            raise ApiError(400, str(exc)) from None
 
 
 def _json(body: dict[str, Any], geojson: bool) -> JSONResponse:
@@ -41,6 +103,10 @@ def _json(body: dict[str, Any], geojson: bool) -> JSONResponse:
     openapi_extra=FILTERED,
     responses={
         **ERRORS,
+        422: {
+            "model": ErrorOut,
+            "description": "The selection is larger than the analysis accepts",
+        },
         200: {
             "description": "The analysis (JSON), its map layer (f=geojson) or a picture (f=png).",
             "content": {"application/json": {}, "application/geo+json": {}, "image/png": {}},
@@ -50,6 +116,8 @@ def _json(body: dict[str, Any], geojson: bool) -> JSONResponse:
 )
 def analysis(
     name: Name,
+    http: Request,
+    settings: SettingsDep,
     store: StoreDep,
     viewer: ViewerDep,
     _signed_in: SignedInDep,
@@ -73,7 +141,10 @@ def analysis(
     ] = None,
     layer: Annotated[
         str | None,
-        Query(description="hotspots with cells=area: LAYER (your agency's) or AGENCY/LAYER."),
+        Query(
+            description="hotspots with cells=area, trends/compstat with by=area: the area "
+            "layer, LAYER (your agency's) or AGENCY/LAYER."
+        ),
     ] = None,
     resolution: Annotated[
         int | None, Query(ge=5, le=11, description="hotspots/emerging: H3 resolution.")
@@ -89,7 +160,15 @@ def analysis(
         int | None, Query(ge=3, le=520, description="emerging/trends: number of bins.")
     ] = None,
     by: Annotated[
-        Literal["agency", "region"] | None, Query(description="trends/compstat: grouping.")
+        Literal["agency", "region", "area"] | None,
+        Query(
+            description="trends/compstat: per agency (jurisdiction), per area of layer= "
+            "(precinct, district, beat ...) or for the region."
+        ),
+    ] = None,
+    years: Annotated[
+        int | None,
+        Query(ge=1, le=10, description="trends: years of seasonal baseline for the last period."),
     ] = None,
     as_of: Annotated[
         datetime | None, Query(description="compstat: last day (default: latest incident).")
@@ -126,17 +205,23 @@ def analysis(
         "bins": bins,
         "by": by,
         "as_of": as_of,
+        "years": years,
         "eps_m": eps_m,
         "eps_days": eps_days,
         "min_samples": min_samples,
         "threshold": threshold,
         "layer": layer,
     }
-    try:
-        outcome = run_named(name, store, viewer, request, params)
-        body = render_named(name, outcome, f)
-    except AnalysisError as exc:
-        raise ApiError(400, str(exc)) from None
+    seconds = settings.analysis_time_budget or None
+    limit = max_incidents(name, settings.analysis_max_incidents)
+
+    def compute() -> dict[str, Any] | bytes:
+        outcome = run_named(
+            name, store, viewer, request, params, max_incidents=limit, seconds=seconds
+        )
+        return render_named(name, outcome, f)
+
+    body = _limited(http, settings, compute)
     if isinstance(body, bytes):
         return Response(body, media_type="image/png")
     return _json(body, f == "geojson")
@@ -145,11 +230,19 @@ def analysis(
 @router.get(
     "/incidents/{incident_id}/similar",
     openapi_extra=FILTERED,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        422: {
+            "model": ErrorOut,
+            "description": "The selection is larger than the analysis accepts",
+        },
+    },
     summary="Incidents most like one",
 )
 def similar(
     incident_id: str,
+    http: Request,
+    settings: SettingsDep,
     store: StoreDep,
     viewer: ViewerDep,
     _signed_in: SignedInDep,
@@ -158,12 +251,19 @@ def similar(
     eps_days: Annotated[float, Query(gt=0)] = 30.0,
 ) -> JSONResponse:
     """Rank the incidents you may see by likeness to one: same offence, near, same MO."""
-    try:
-        outcome = run.similar(
-            store, viewer, incident_id, limit=limit, eps_m=eps_m, eps_days=eps_days
-        )
-    except LookupError as exc:
-        raise ApiError(404, str(exc)) from None
-    except AnalysisError as exc:
-        raise ApiError(400, str(exc)) from None
-    return _json(render.similar_json(outcome), False)
+
+    def compute() -> dict[str, Any]:
+        with limits(
+            "similar",
+            max_incidents=settings.analysis_max_incidents,
+            seconds=settings.analysis_time_budget or None,
+        ):
+            try:
+                outcome = run.similar(
+                    store, viewer, incident_id, limit=limit, eps_m=eps_m, eps_days=eps_days
+                )
+            except LookupError as exc:
+                raise ApiError(404, str(exc)) from None
+        return render.similar_json(outcome)
+
+    return _json(_limited(http, settings, compute), False)
