@@ -98,9 +98,13 @@ INCIDENT_COLUMNS = (
 OFFENCE_COLUMNS = (
     "incident_id seq local_code local_description scheme nibrs_code crime_against ucr_part1 match"
 ).split()
+#: The covering columns of the cell indexes (migration 0021).
+_COUNTED = (
+    "call_category, crime_against, sens_served, occurred_from, occurred_to, reported_at, created_at"
+)
 LIVE_INDEXES = {
-    "ix_incidents_live_agency_h3_9": "(agency_id, h3_9, call_category)",
-    "ix_incidents_live_agency_h3_7": "(agency_id, h3_7, call_category)",
+    "ix_incidents_live_agency_h3_9": f"(agency_id, h3_9, {_COUNTED})",
+    "ix_incidents_live_agency_h3_7": f"(agency_id, h3_7, {_COUNTED})",
     "ix_incidents_live_agency_occurred": "(agency_id, occurred_from, call_category)",
     "ix_incidents_live_lat_lon": "(lat, lon)",
     "ix_incidents_live_agency_local": "(agency_id, occurred_local, call_category)",

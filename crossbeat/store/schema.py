@@ -167,6 +167,11 @@ ingest_batches = Table(
 )
 
 _LIVE = text("withdrawn_at IS NULL")
+#: What the compiled counts by H3 cell test and group by, besides the owner and the cell.
+_COUNTED = (
+    "call_category", "crime_against", "sens_served", "occurred_from", "occurred_to",
+    "reported_at", "created_at",
+)  # fmt: skip
 
 incidents = Table(
     "incidents",
@@ -250,8 +255,11 @@ incidents = Table(
     *(
         Index(name, *cols, sqlite_where=_LIVE, postgresql_where=_LIVE)
         for name, cols in (
-            ("ix_incidents_live_agency_h3_9", ("agency_id", "h3_9", "call_category")),
-            ("ix_incidents_live_agency_h3_7", ("agency_id", "h3_7", "call_category")),
+            # Covering the compiled counts by cell and category, flags and publication
+            # times included, so that a hexagon tile or a count by cell reads the index
+            # only (migration 0021, issue #8).
+            ("ix_incidents_live_agency_h3_9", ("agency_id", "h3_9", *_COUNTED)),
+            ("ix_incidents_live_agency_h3_7", ("agency_id", "h3_7", *_COUNTED)),
             ("ix_incidents_live_agency_occurred", ("agency_id", "occurred_from", "call_category")),
             ("ix_incidents_live_lat_lon", ("lat", "lon")),
             ("ix_incidents_live_agency_local", ("agency_id", "occurred_local", "call_category")),

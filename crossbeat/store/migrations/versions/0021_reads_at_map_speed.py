@@ -11,6 +11,9 @@
   derives it before anything is served from it.
 * ``ix_incidents_live_agency_local``: local-time series as a ``GROUP BY`` on an index
   of live rows.
+* ``ix_incidents_live_agency_h3_7`` and ``_h3_9`` (migration 0014) now cover the
+  compiled counts by cell (category, flags and the publication times as well): hexagon
+  tiles and counts by cell read the index, not the rows.
 
 Revision ID: 0021
 Revises: 0020
@@ -30,6 +33,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _LIVE = sa.text("withdrawn_at IS NULL")
+_COUNTED = [
+    "call_category", "crime_against", "sens_served", "occurred_from", "occurred_to",
+    "reported_at", "created_at",
+]  # fmt: skip
+
+
+def _cell_indexes(counted: list[str]) -> None:
+    for cell in ("h3_9", "h3_7"):
+        name = f"ix_incidents_live_agency_{cell}"
+        op.drop_index(name, table_name="incidents")
+        op.create_index(
+            name,
+            "incidents",
+            ["agency_id", cell, *counted],
+            sqlite_where=_LIVE,
+            postgresql_where=_LIVE,
+        )
 
 
 def upgrade() -> None:
@@ -43,11 +63,13 @@ def upgrade() -> None:
         sqlite_where=_LIVE,
         postgresql_where=_LIVE,
     )
+    _cell_indexes(_COUNTED)
     create_spatial_index(op.get_bind())
 
 
 def downgrade() -> None:
     drop_spatial_index(op.get_bind())
+    _cell_indexes(["call_category"])
     op.drop_index("ix_incidents_live_agency_local", table_name="incidents")
     with op.batch_alter_table("incidents") as batch:
         batch.drop_column("occurred_local")
