@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import shapely
 from rapidfuzz import fuzz, process
 from shapely.geometry import mapping, shape
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, select
 
 from crossbeat.audit.changes import Principal, record_change
 from crossbeat.audit.events import Action
@@ -20,7 +20,8 @@ from crossbeat.geo.polygons import PolygonFileError, read_polygons
 from crossbeat.model import Agency
 from crossbeat.store import Store
 from crossbeat.store.areas import load_area_index
-from crossbeat.store.schema import agencies, incidents, jurisdictions
+from crossbeat.store.schema import agencies, jurisdictions
+from crossbeat.store.spatial import rederive_local_times
 from crossbeat.store.tags import retag_jurisdictions
 
 _AGENCY_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -76,9 +77,7 @@ def register_agency(store: Store, agency: Agency, *, by: Principal | None = None
         if before is not None and before["timezone"] != after["timezone"]:
             # Local times (``occurred_local``) are derived with the flags: derive them
             # again, in the new zone, before the next read serves any (issue #8).
-            conn.execute(
-                update(incidents).where(incidents.c.agency_id == agency.id).values(sens_rules=None)
-            )
+            rederive_local_times(conn, agency.id)
         if before != after:
             record_change(
                 store,

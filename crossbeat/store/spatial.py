@@ -28,6 +28,7 @@ from sqlalchemy import (
     select,
     table,
     text,
+    update,
 )
 
 from crossbeat.store.schema import incidents
@@ -111,6 +112,18 @@ def rebuild_rtree(conn: Connection) -> int:
     return int(conn.execute(text(f"SELECT count(*) FROM {RTREE}")).scalar_one())
 
 
+def rederive_local_times(conn: Connection, agency_id: str) -> None:
+    """Have the next read derive the agency's local times (``occurred_local``) again.
+
+    Called when an agency's time zone changes: clearing the rows' rules key makes
+    :func:`crossbeat.sharing.flags.refresh` derive them, with the flags, in the new zone
+    before any read serves them.
+    """
+    conn.execute(
+        update(incidents).where(incidents.c.agency_id == agency_id).values(sens_rules=None)
+    )
+
+
 def refresh_statistics(conn: Connection) -> None:
     """Refresh the planner's statistics of ``incidents`` (SQLite; PostgreSQL autovacuums).
 
@@ -158,5 +171,6 @@ __all__ = [
     "drop_spatial_index",
     "in_box_sql",
     "rebuild_rtree",
+    "rederive_local_times",
     "refresh_statistics",
 ]
