@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -56,6 +57,7 @@ from crossbeat.agencies import set_jurisdiction  # noqa: E402
 from crossbeat.clock import FrozenClock  # noqa: E402
 from crossbeat.model import Agency  # noqa: E402
 from crossbeat.store import Store, open_store  # noqa: E402
+from crossbeat.store.spatial import SQLITE_TRIGGERS, create_spatial_index  # noqa: E402
 from crossbeat.taxonomy.nibrs import nibrs_offences  # noqa: E402
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -96,11 +98,16 @@ INCIDENT_COLUMNS = (
 OFFENCE_COLUMNS = (
     "incident_id seq local_code local_description scheme nibrs_code crime_against ucr_part1 match"
 ).split()
+#: The covering columns of the cell indexes (migration 0021).
+_COUNTED = (
+    "call_category, crime_against, sens_served, occurred_from, occurred_to, reported_at, created_at"
+)
 LIVE_INDEXES = {
-    "ix_incidents_live_agency_h3_9": "(agency_id, h3_9, call_category)",
-    "ix_incidents_live_agency_h3_7": "(agency_id, h3_7, call_category)",
+    "ix_incidents_live_agency_h3_9": f"(agency_id, h3_9, {_COUNTED})",
+    "ix_incidents_live_agency_h3_7": f"(agency_id, h3_7, {_COUNTED})",
     "ix_incidents_live_agency_occurred": "(agency_id, occurred_from, call_category)",
     "ix_incidents_live_lat_lon": "(lat, lon)",
+    "ix_incidents_live_agency_local": "(agency_id, occurred_local, call_category)",
 }
 
 
@@ -177,6 +184,8 @@ def populate(store: Store, n: int, seed: int = 1) -> float:
             for name, sql in cur.fetchall():
                 indexes.append(sql)
                 cur.execute(f"DROP INDEX {name}")
+            for name in SQLITE_TRIGGERS:  # the R*Tree is filled once, after the load
+                cur.execute(f"DROP TRIGGER {name}")
         batch: list[Any] = []
         for item in rows(n, seed):
             batch.append(item)
@@ -190,6 +199,9 @@ def populate(store: Store, n: int, seed: int = 1) -> float:
         raw.commit()
     finally:
         raw.close()
+    if not pg:
+        with store.engine.begin() as conn:
+            create_spatial_index(conn)  # the triggers again, and the R*Tree filled
     return time.perf_counter() - t0
 
 
@@ -307,6 +319,13 @@ def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callab
         else "strftime('%Y-%m-%d', occurred_from, '-18000 seconds')"
     )
     live = "withdrawn_at IS NULL"
+    # The bare viewport query uses the spatial index too (crossbeat.store.spatial).
+    near = (
+        "geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
+        if pg
+        else "id IN (SELECT incident_id FROM incidents_rtree WHERE max_lat >= :y0 "
+        "AND min_lat <= :y1 AND max_lon >= :x0 AND min_lon <= :x1)"
+    )
 
     def sql(statement: str, **params: Any) -> Callable[[], Any]:
         def run() -> Any:
@@ -327,6 +346,8 @@ def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callab
             cols = list(zip(*result, strict=True))
             return [np.array(c) for c in cols]
 
+    from tiles import queries as tile_queries  # the tiles at z10 and z15 (benchmarks/tiles.py)
+
     return [
         (
             "viewport page (own, <= 5000)",
@@ -334,8 +355,9 @@ def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callab
                 store, own, ReadRequest(bbox=viewport, limit=5000, agencies=mine.agencies)
             ),
             sql(
-                f"SELECT * FROM incidents WHERE {live} AND agency_id = 'metro' AND lat BETWEEN "
-                ":y0 AND :y1 AND lon BETWEEN :x0 AND :x1 ORDER BY id LIMIT 5000",
+                f"SELECT * FROM incidents WHERE {live} AND agency_id = 'metro' AND {near} "
+                "AND lat BETWEEN :y0 AND :y1 AND lon BETWEEN :x0 AND :x1 "
+                "ORDER BY public_id LIMIT 5000",
                 x0=viewport[0],
                 y0=viewport[1],
                 x1=viewport[2],
@@ -386,16 +408,17 @@ def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callab
             lambda: analysis_arrays(store, partner, ours),
             lambda: arrays_bare("'metro', 'east'"),
         ),
+        *tile_queries(store),
     ]
 
 
 def measure(
-    store: Store, pg: bool, repeat: int, only: str | None = None
+    store: Store, pg: bool, repeat: int, only: str | None = None, skip: list[str] | None = None
 ) -> list[tuple[str, list[float], list[float]]]:
     """Run every query (or those whose name contains ``only``) ``repeat`` times, alternately."""
     out = []
     for name, governed, plain in queries(store, pg):
-        if only and only not in name:
+        if only and only not in name or any(k in name for k in skip or ()):
             continue
         governed()  # warm caches (plan, anchors, keyword flags of texts)
         plain()
@@ -408,7 +431,8 @@ def measure(
         print(
             f"  {name:32} policy p50 {p(g, 0.5):9.1f} p95 {p(g, 0.95):9.1f}   "
             f"bare p50 {p(b, 0.5):8.1f} p95 {p(b, 0.95):8.1f}   "
-            f"ratio {p(g, 0.5) / max(p(b, 0.5), 1e-6):6.1f}",
+            f"ratio {p(g, 0.5) / max(p(b, 0.5), 1e-6):6.1f}   "
+            f"load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     return out
@@ -440,6 +464,9 @@ def main() -> None:
         "--reference", action="store_true", help="also time the per-record path once (slow)"
     )
     ap.add_argument("--only", help="only the queries whose name contains this, e.g. arrays")
+    ap.add_argument(
+        "--skip", action="append", default=[], help="skip the queries whose name contains this"
+    )
     ap.add_argument(
         "--indexed-only",
         action="store_true",
@@ -492,7 +519,7 @@ def main() -> None:
             set_indexes(store, present)
             label = "with" if present else "without"
             print(f"{label} the partial indexes on live rows (ms, {args.repeat} runs each):")
-            measure(store, pg, args.repeat, args.only)
+            measure(store, pg, args.repeat, args.only, args.skip)
         store.dispose()
         if pg:
             from crossbeat.store.base import close_all

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -136,7 +137,8 @@ def main() -> None:
             g, b = timed(governed, args.repeat), timed(plain, args.repeat)
             print(f"  {name:24} policy {statistics.median(g):8.1f} / {p95(g):8.1f}   "
                   f"bare {statistics.median(b):8.1f} / {p95(b):8.1f}   "
-                  f"ratio {statistics.median(g) / statistics.median(b):5.2f}",
+                  f"ratio {statistics.median(g) / statistics.median(b):5.2f}   "
+                  f"load {os.getloadavg()[0]:.1f}",
                   flush=True)  # fmt: skip
         if args.reference:
             for by in (("h3_9",), ("month",)):

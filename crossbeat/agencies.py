@@ -21,6 +21,7 @@ from crossbeat.model import Agency
 from crossbeat.store import Store
 from crossbeat.store.areas import load_area_index
 from crossbeat.store.schema import agencies, jurisdictions
+from crossbeat.store.spatial import rederive_local_times
 from crossbeat.store.tags import retag_jurisdictions
 
 _AGENCY_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -73,6 +74,10 @@ def register_agency(store: Store, agency: Agency, *, by: Principal | None = None
         store.upsert(conn, agencies, [row], keys=["id"], update=list(fields))
         before = {f: old[f] for f in fields} if old is not None else None
         after = {f: row[f] for f in fields}
+        if before is not None and before["timezone"] != after["timezone"]:
+            # Local times (``occurred_local``) are derived with the flags: derive them
+            # again, in the new zone, before the next read serves any (issue #8).
+            rederive_local_times(conn, agency.id)
         if before != after:
             record_change(
                 store,

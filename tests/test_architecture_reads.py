@@ -32,6 +32,8 @@ WRITE_PATH = {
     "ingest/writes.py": "stores chunks: new records, versions, withdrawals, expunges",
     "store/tags.py": "re-tags incidents with the jurisdictions that contain them",
     "store/areas.py": "tags incidents with the areas of a layer that contain them",
+    "store/spatial.py": "keeps the spatial index of live incidents (R*Tree triggers, GiST), "
+    "the box condition the sharing reads add, and clears derived local times",
     "vault/tables.py": "indexes the sealed personal-data rows by key",
     "vault/sealed.py": "re-seals personal-data rows under a new key (rotation)",
 }

@@ -322,6 +322,8 @@ def _table_rows(store: Store) -> dict[str, list[tuple[Any, ...]]]:
         for name in names:
             if name in ("spatial_ref_sys", "alembic_version"):
                 continue
+            if name.startswith("incidents_rtree_"):
+                continue  # the R*Tree's own node storage; its rows are incidents_rtree's
             rows = conn.exec_driver_sql(f'SELECT * FROM "{name}"').all()
             out[name] = [
                 tuple(v if isinstance(v, str | int | None) else repr(v) for v in r) for r in rows

@@ -11,9 +11,12 @@ reference path, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
+from typing import Any
 
+import mapbox_vector_tile
 import pytest
 from sqlalchemy import func, select
 
@@ -25,6 +28,7 @@ from crossbeat.sharing.flags import current_rules, flags_of, mask_of, refresh, s
 from crossbeat.sharing.overrides import tighten_public_policy
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import aggregate, read_incidents
+from crossbeat.sharing.tiles import POINT_ZOOM, clear_cache, tile, tile_bounds
 from crossbeat.store.schema import incidents
 from crossbeat.taxonomy import sensitivity
 from tests.sharing_support import ADMINS, NOW, add_admins, setup_agencies
@@ -239,3 +243,64 @@ def test_a_changed_record_is_re_derived(world, tmp_path):
     assert n == 1  # the new version waits for the reads...
     assert _served_first(world, PUBLIC) == 11  # ...which derive it before serving
     assert "R0" not in _source_ids(world, PUBLIC)
+
+
+def _point_tile(z: int, lon: float, lat: float) -> tuple[int, int, int]:
+    n = 1 << z
+    r = math.radians(lat)
+    x = int((lon + 180.0) / 360.0 * n)
+    y = int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n)
+    return z, x, y
+
+
+def _public_tiles(store, tiles: list[tuple[int, int, int]], etags: list[str] | None = None) -> Any:
+    """The public tiles (from the in-process cache when cached), and the ids they show."""
+    results, ids = [], set()
+    for i, (z, x, y) in enumerate(tiles):
+        result = tile(store, PUBLIC, z, x, y, if_none_match=etags[i] if etags else None)
+        layer = mapbox_vector_tile.decode(result.data).get("incidents", {}) if result.data else {}
+        ids |= {f["properties"]["id"] for f in layer.get("features", [])}
+        results.append(result)
+    return results, ids
+
+
+def test_a_rules_change_gives_public_tiles_a_new_etag_and_content(world, keywords):
+    """Crosswalk and keyword-list changes bump no data generation, yet no cached tile survives.
+
+    The tile cache is *not* cleared between the reads: a tile cached under the old rules
+    (the 60 s public cache) must never be served after they change.
+    """
+    clear_cache()
+    z, x, y = _point_tile(POINT_ZOOM, -122.69, 45.53)
+    tiles = [(z, x, y), (z, x + 1, y)]
+    assert tile_bounds(z, x + 1, y)[2] > -122.64  # the two tiles hold every record
+
+    def etags(results: list[Any]) -> list[str]:
+        return [r.etag for r in results]
+
+    first, ids = _public_tiles(world, tiles)
+    assert len(ids) == 12
+    again, _ = _public_tiles(world, tiles, etags(first))
+    assert all(r.not_modified for r in again) and etags(again) == etags(first)
+    cached, same = _public_tiles(world, tiles)  # drawn from the cache
+    assert etags(cached) == etags(first) and same == ids
+    # The crosswalk makes QQ7 domestic violence: new ETags, the record left out.
+    _write_crosswalk(world.cw, "2", '"domestic_violence"')
+    second, ids2 = _public_tiles(world, tiles, etags(first))
+    assert not any(r.not_modified for r in second)
+    assert not set(etags(second)) & set(etags(first))
+    assert len(ids2) == 11 and ids2 < ids
+    # The keyword list makes ZORBLAX a sexual offence: again.
+    text = keywords.read_text()
+    head = "[flags.sexual_offence]\npatterns = [\n"
+    keywords.write_text(text.replace(head, head + "    '\\bZORBLAX\\b',\n"))
+    sensitivity.reload_rules()
+    third, ids3 = _public_tiles(world, tiles, etags(second))
+    assert not any(r.not_modified for r in third)
+    assert not set(etags(third)) & (set(etags(first)) | set(etags(second)))
+    assert len(ids3) == 10 and ids3 < ids2
+    # Hexagon tiles (the counts) move with the rules too.
+    hz, hx, hy = _point_tile(10, -122.67, 45.53)
+    hexes = tile(world, PUBLIC, hz, hx, hy)
+    _write_crosswalk(world.cw, "3", "")
+    assert tile(world, PUBLIC, hz, hx, hy, if_none_match=hexes.etag).etag != hexes.etag

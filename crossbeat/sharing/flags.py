@@ -32,9 +32,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -51,7 +53,8 @@ from sqlalchemy import (
 from crossbeat.model import Sensitivity
 from crossbeat.sharing.public import FLAG_COLUMNS, Row, incident_flags
 from crossbeat.store import Store
-from crossbeat.store.schema import crosswalk_sources, incident_offences, incidents
+from crossbeat.store.schema import agencies, crosswalk_sources, incident_offences, incidents
+from crossbeat.store.spatial import refresh_statistics
 from crossbeat.taxonomy.crosswalk import Crosswalk, available_crosswalks, load_crosswalk
 from crossbeat.taxonomy.nibrs import TaxonomyError, nibrs_offences
 from crossbeat.taxonomy.sensitivity import rules_fingerprint
@@ -77,6 +80,7 @@ def mask_of(flags: Iterable[Sensitivity]) -> int:
     return out
 
 
+@lru_cache(maxsize=256)
 def flags_of(mask: int) -> frozenset[Sensitivity]:
     """Return the flags of a bit mask (the inverse of :func:`mask_of`).
 
@@ -242,7 +246,9 @@ def refresh(conn: Connection, owners: Iterable[str] | None = None) -> int:
 def refresh_flags(store: Store, owners: Iterable[str] | None = None) -> int:
     """Re-derive the stale served flags of these owners (default: all) in one transaction.
 
-    ``crossbeat ingest`` calls it when it ends, so that readers rarely find stale rows.
+    ``crossbeat ingest`` calls it when it ends, so that readers rarely find stale rows;
+    on SQLite it then refreshes the planner statistics
+    (:func:`~crossbeat.store.spatial.refresh_statistics`).
 
     Returns
     -------
@@ -250,13 +256,34 @@ def refresh_flags(store: Store, owners: Iterable[str] | None = None) -> int:
         How many rows were re-derived.
     """
     with store.begin() as conn:
-        return refresh(conn, owners)
+        done = refresh(conn, owners)
+        if done:
+            refresh_statistics(conn)  # the planner's view of the grown table
+        return done
+
+
+def local_hour(when: datetime | None, zone: ZoneInfo) -> str | None:
+    """Return ``occurred_local``: a stored UTC time in a zone, as ``YYYY-MM-DDTHH``.
+
+    Examples
+    --------
+    >>> local_hour(datetime(2024, 7, 1, 3, 30, tzinfo=UTC), ZoneInfo("America/Toronto"))
+    '2024-06-30T23'
+    """
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(zone).strftime("%Y-%m-%dT%H")
 
 
 def _rederive(conn: Connection, owner: str, rules: SensitivityRules) -> int:
     c = incidents.c
+    tz = conn.execute(select(agencies.c.timezone).where(agencies.c.id == owner)).scalar()
+    zone = ZoneInfo(tz or "UTC")
     cols = [
         c.id,
+        c.occurred_from,
         c.nibrs_code,
         c.offence_local_code,
         c.attributes,
@@ -265,7 +292,11 @@ def _rederive(conn: Connection, owner: str, rules: SensitivityRules) -> int:
     stmt = (
         update(incidents)
         .where(incidents.c.id == bindparam("b_id"))
-        .values(sens_served=bindparam("b_mask"), sens_rules=rules.key)
+        .values(
+            sens_served=bindparam("b_mask"),
+            sens_rules=rules.key,
+            occurred_local=bindparam("b_local"),
+        )
     )
     done = 0
     # Each of the three stale ranges of the (agency_id, sens_rules) index is read from
@@ -281,7 +312,11 @@ def _rederive(conn: Connection, owner: str, rules: SensitivityRules) -> int:
                 break
             offences = _offences(conn, [r["id"] for r in rows])
             values = [
-                {"b_id": r["id"], "b_mask": mask_of(rules.flags(r, offences.get(r["id"], [])))}
+                {
+                    "b_id": r["id"],
+                    "b_mask": mask_of(rules.flags(r, offences.get(r["id"], []))),
+                    "b_local": local_hour(r["occurred_from"], zone),
+                }
                 for r in rows
             ]
             conn.execute(stmt, values)
@@ -308,6 +343,7 @@ __all__ = [
     "current_rules",
     "flags_of",
     "hides_sql",
+    "local_hour",
     "mask_of",
     "refresh",
     "refresh_flags",

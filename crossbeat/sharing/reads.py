@@ -30,7 +30,7 @@ from crossbeat.audit import Action, AuditEvent, Outcome, append_many, public_rea
 from crossbeat.clock import Clock
 from crossbeat.model import PersonalData
 from crossbeat.sharing.agreements import load_agreements
-from crossbeat.sharing.compiled import RuleCounts, count_by_rule
+from crossbeat.sharing.compiled import RuleCounts, count_by_rule, spatial_filter
 from crossbeat.sharing.flags import current_rules, flags_of, refresh
 from crossbeat.sharing.groups import groups_of
 from crossbeat.sharing.noise import noisy_part, period_of, spend
@@ -208,11 +208,16 @@ def published(
     rules = current_rules(conn)
     limit = p.request.limit
     batch = min(limit + 1, MAX_BATCH) if limit is not None else BATCH
+    near = spatial_filter(conn, p)
     while True:
-        q = select(incidents).where(p.where())
+        q = select(incidents).where(p.where(), *near)
         if after is not None:
             q = q.where(incidents.c.public_id > after)
-        rows = conn.execute(q.order_by(incidents.c.public_id).limit(batch)).mappings().all()
+        result = conn.execute(q.order_by(incidents.c.public_id).limit(batch))
+        keys = list(result.keys())
+        # Plain dicts: the per-record path reads each row's values many times, and a
+        # dict lookup is several times cheaper than a ``RowMapping`` one.
+        rows = [dict(zip(keys, r, strict=True)) for r in result]
         if not rows:
             return
         offences, places = _children(conn, [r["id"] for r in rows])

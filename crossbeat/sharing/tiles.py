@@ -71,6 +71,7 @@ from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule, coarsen
 from crossbeat.store import Store, generation
 from crossbeat.store.schema import incidents
+from crossbeat.store.spatial import in_box_sql
 
 #: Highest zoom served (about 2 cm per tile unit at the equator).
 MAX_ZOOM = 22
@@ -380,7 +381,9 @@ def _points(
             continue  # shown by this rule without a point: not in the tile
         lat_m, lon_m = _margin(rule.precision, bounds)
         near = and_(
-            c.lat.between(south - lat_m, north + lat_m), c.lon.between(west - lon_m, east + lon_m)
+            c.lat.between(south - lat_m, north + lat_m),
+            c.lon.between(west - lon_m, east + lon_m),
+            in_box_sql(conn.dialect.name, west - lon_m, south - lat_m, east + lon_m, north + lat_m),
         )
         q = select(
             c.id, c.public_id, c.agency_id, c.lat, c.lon, c.nibrs_code, c.crime_against,

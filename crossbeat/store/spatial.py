@@ -1,0 +1,176 @@
+"""The spatial index of live incidents, and SQL that asks it for a box (issue #8).
+
+* **SQLite**: an R*Tree, ``incidents_rtree(id, min_lat, max_lat, min_lon, max_lon,
+  +incident_id)``, holding one entry per *live* incident (``withdrawn_at IS NULL``) with
+  a point; ``id`` is the incident's ``rowid`` (for maintenance), ``incident_id`` its
+  ``id`` (what reads join on, so a renumbered ``rowid`` after ``VACUUM`` cannot make a
+  read miss a row; :func:`rebuild_rtree` then puts the index right). It is maintained
+  **by triggers** on ``incidents`` (:data:`SQLITE_TRIGGERS`): every write path — the
+  ingest's inserts and upserts, new versions, field reports, withdrawals, agency removal
+  — keeps it in step without calling anything.
+* **PostgreSQL**: the partial GiST index ``ix_incidents_live_geom`` on the generated
+  PostGIS ``geom`` of live rows.
+
+:func:`in_box_sql` returns the condition a read adds to its exact ``lat``/``lon``
+filter: the index only narrows the candidates (its 32-bit floats are rounded outward,
+so it never drops a point of the box), the exact comparison on the stored point decides.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+    text,
+    update,
+)
+
+from crossbeat.store.schema import incidents
+
+#: The R*Tree (SQLite).
+RTREE = "incidents_rtree"
+
+#: SQL creating the R*Tree (SQLite).
+SQLITE_CREATE = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {RTREE} USING rtree("
+    "id, min_lat, max_lat, min_lon, max_lon, +incident_id)"
+)
+
+_LIVE_POINT = "{r}.withdrawn_at IS NULL AND {r}.lat IS NOT NULL AND {r}.lon IS NOT NULL"
+_ENTRY = "{r}.rowid, {r}.lat, {r}.lat, {r}.lon, {r}.lon, {r}.id"
+
+#: Triggers keeping the R*Tree in step with every write to ``incidents`` (SQLite).
+SQLITE_TRIGGERS: dict[str, str] = {
+    "incidents_rtree_insert": (
+        "CREATE TRIGGER IF NOT EXISTS incidents_rtree_insert AFTER INSERT ON incidents "
+        f"WHEN {_LIVE_POINT.format(r='new')} BEGIN "
+        f"INSERT OR REPLACE INTO {RTREE} VALUES ({_ENTRY.format(r='new')}); END"
+    ),
+    "incidents_rtree_update": (
+        "CREATE TRIGGER IF NOT EXISTS incidents_rtree_update "
+        "AFTER UPDATE OF lat, lon, withdrawn_at, id ON incidents BEGIN "
+        f"DELETE FROM {RTREE} WHERE id = old.rowid; "
+        f"INSERT OR REPLACE INTO {RTREE} SELECT {_ENTRY.format(r='new')} "
+        f"WHERE {_LIVE_POINT.format(r='new')}; END"
+    ),
+    "incidents_rtree_delete": (
+        "CREATE TRIGGER IF NOT EXISTS incidents_rtree_delete AFTER DELETE ON incidents "
+        f"BEGIN DELETE FROM {RTREE} WHERE id = old.rowid; END"
+    ),
+}
+
+#: The partial GiST index on live rows (PostgreSQL).
+PG_CREATE = (
+    "CREATE INDEX IF NOT EXISTS ix_incidents_live_geom ON incidents USING gist (geom) "
+    "WHERE withdrawn_at IS NULL"
+)
+
+
+def create_spatial_index(conn: Connection) -> None:
+    """Create the spatial index of live incidents on this backend and fill it."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(PG_CREATE))
+        return
+    conn.execute(text(SQLITE_CREATE))
+    for sql in SQLITE_TRIGGERS.values():
+        conn.execute(text(sql))
+    rebuild_rtree(conn)
+    refresh_statistics(conn)
+
+
+def drop_spatial_index(conn: Connection) -> None:
+    """Drop the spatial index of live incidents (and, on SQLite, its triggers)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("DROP INDEX IF EXISTS ix_incidents_live_geom"))
+        return
+    for name in SQLITE_TRIGGERS:
+        conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+    conn.execute(text(f"DROP TABLE IF EXISTS {RTREE}"))
+
+
+def rebuild_rtree(conn: Connection) -> int:
+    """Refill the R*Tree from the live incidents (SQLite; nothing to do on PostgreSQL).
+
+    For a bulk load that ran with the triggers dropped, or after a ``VACUUM`` that
+    renumbered rows. Returns the number of entries.
+    """
+    if conn.dialect.name == "postgresql":
+        return 0
+    conn.execute(text(f"DELETE FROM {RTREE}"))
+    conn.execute(
+        text(
+            f"INSERT INTO {RTREE} SELECT {_ENTRY.format(r='incidents')} FROM incidents "
+            f"WHERE {_LIVE_POINT.format(r='incidents')}"
+        )
+    )
+    return int(conn.execute(text(f"SELECT count(*) FROM {RTREE}")).scalar_one())
+
+
+def rederive_local_times(conn: Connection, agency_id: str) -> None:
+    """Have the next read derive the agency's local times (``occurred_local``) again.
+
+    Called when an agency's time zone changes: clearing the rows' rules key makes
+    :func:`crossbeat.sharing.flags.refresh` derive them, with the flags, in the new zone
+    before any read serves them.
+    """
+    conn.execute(
+        update(incidents).where(incidents.c.agency_id == agency_id).values(sens_rules=None)
+    )
+
+
+def refresh_statistics(conn: Connection) -> None:
+    """Refresh the planner's statistics of ``incidents`` (SQLite; PostgreSQL autovacuums).
+
+    Without them SQLite guesses that ``agency_id = ?`` selects ten rows and walks an
+    owner's index instead of asking the R*Tree for a viewport. A sampled ``ANALYZE``
+    (``analysis_limit``) costs little even at millions of rows.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    conn.execute(text("PRAGMA analysis_limit = 1000"))
+    conn.execute(text("ANALYZE incidents"))
+
+
+def in_box_sql(
+    dialect: str, min_lon: float, min_lat: float, max_lon: float, max_lat: float
+) -> ColumnElement[bool]:
+    """Return SQL for "the live incident's point may lie in this box", on the spatial index.
+
+    A superset of the exact test (the caller keeps its ``lat``/``lon`` comparison); true
+    only for live rows with a point.
+    """
+    w, s, e, n = (float(v) for v in (min_lon, min_lat, max_lon, max_lat))
+    if dialect == "postgresql":
+        envelope = func.ST_MakeEnvelope(w, s, e, n, 4326)
+        return and_(
+            incidents.c.withdrawn_at.is_(None),
+            literal_column("incidents.geom").bool_op("&&")(envelope),
+        )
+    rt = _RTREE_TABLE.c
+    near = select(rt.incident_id).where(
+        rt.max_lat >= s, rt.min_lat <= n, rt.max_lon >= w, rt.min_lon <= e
+    )
+    return incidents.c.id.in_(near)
+
+
+_RTREE_TABLE = table(
+    RTREE,
+    *(column(n) for n in ("id", "min_lat", "max_lat", "min_lon", "max_lon", "incident_id")),
+)
+
+
+__all__ = [
+    "RTREE",
+    "create_spatial_index",
+    "drop_spatial_index",
+    "in_box_sql",
+    "rebuild_rtree",
+    "rederive_local_times",
+    "refresh_statistics",
+]
