@@ -7,7 +7,7 @@ the row as unchanged without normalising it (``crossbeat.ingest.unchanged``, iss
 Existing rows get NULL: their first re-ingest takes the full path and fills it in.
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-06
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022"
-down_revision: str | None = "0020"
+down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
