@@ -75,9 +75,9 @@ def analyst_app(settings: SettingsDep, request: Request) -> HTMLResponse:
 
 
 @router.get("/forecast")
-def forecast_page(settings: SettingsDep) -> HTMLResponse:
+def forecast_page(settings: SettingsDep, request: Request) -> HTMLResponse:
     """Return the forecasts and patrol plans page (issue #13)."""
-    return _page("forecast", settings)
+    return _page("forecast", settings, request)
 
 
 @router.get("/admin")
