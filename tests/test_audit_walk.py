@@ -424,7 +424,7 @@ def test_data_changing_command_writes_an_audit_event(run: Run, name: str, case: 
 
 #: Columns a read may write: the served sensitivity flags it re-derives before serving
 #: (crossbeat.sharing.flags; derived from the data, never data themselves).
-DERIVED = {"incidents": ("sens_served", "sens_rules")}
+DERIVED = {"incidents": ("sens_served", "sens_rules", "occurred_local")}
 
 
 def _data(store: Store) -> dict[str, list[tuple[str, ...]]]:
@@ -644,6 +644,72 @@ def _post_dosage(world: Any) -> tuple[str, int]:
     return "citya", before
 
 
+def _set_roles(world: Any) -> tuple[str, int]:
+    world.user("a.analyst")
+    client, token = world.signed_in("a.admin")
+    before = log_size(world.store)
+    response = client.put(
+        "/api/v1/users/a.analyst/roles", json={"roles": ["analyst", "officer"]}, headers=token
+    )
+    assert response.status_code == 200, response.text
+    return "citya", before
+
+
+def _disable_user(world: Any) -> tuple[str, int]:
+    world.user("a.analyst")
+    client, token = world.signed_in("a.admin")
+    before = log_size(world.store)
+    response = client.post("/api/v1/users/a.analyst/disable", headers=token)
+    assert response.status_code == 200, response.text
+    return "citya", before
+
+
+def _enable_user(world: Any) -> tuple[str, int]:
+    world.user("a.analyst")
+    client, token = world.signed_in("a.admin")
+    assert client.post("/api/v1/users/a.analyst/disable", headers=token).status_code == 200
+    before = log_size(world.store)
+    response = client.post("/api/v1/users/a.analyst/enable", headers=token)
+    assert response.status_code == 200, response.text
+    return "citya", before
+
+
+def _create_token(world: Any) -> tuple[str, int]:
+    client, token = world.signed_in("a.admin")
+    before = log_size(world.store)
+    response = client.post("/api/v1/tokens", json={"purpose": "ingest"}, headers=token)
+    assert response.status_code == 201, response.text
+    return "citya", before
+
+
+def _revoke_token(world: Any) -> tuple[str, int]:
+    client, token = world.signed_in("a.admin")
+    made = client.post("/api/v1/tokens", json={"purpose": "read"}, headers=token).json()
+    before = log_size(world.store)
+    response = client.post(f"/api/v1/tokens/{made['id']}/revoke", headers=token)
+    assert response.status_code == 200, response.text
+    return "citya", before
+
+
+def _dismiss_quarantine(world: Any) -> tuple[str, int]:
+    import tempfile
+
+    from crossbeat.ingest.pipeline import ingest_files
+    from crossbeat.ingest.profile import parse_profile
+    from tests.test_ingest_pipeline import PROFILE, row, write_csv
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = write_csv(Path(tmp) / "x.csv", [row(0), row(1, lat="95.0")])
+        ingest_files(world.store, "citya", parse_profile(PROFILE), [bad], accept_timezone=True)
+    client, token = world.signed_in("a.admin")
+    (entry,) = client.get("/api/v1/quarantine", headers=token).json()["entries"]
+    before = log_size(world.store)
+    body = {"ids": [entry["id"]], "reason": "a test row"}
+    response = client.post("/api/v1/quarantine/dismiss", json=body, headers=token)
+    assert response.status_code == 200 and response.json() == {"dismissed": 1}, response.text
+    return "citya", before
+
+
 #: Every data-changing API operation: a scenario that performs it (returning the owner
 #: agency whose access log must show it) and the actions its events may carry.
 API_AUDITED: dict[str, tuple[Any, set[str]]] = {
@@ -661,6 +727,12 @@ API_AUDITED: dict[str, tuple[Any, set[str]]] = {
     "POST /api/v1/bulletins": (_send_bulletin, {"change"}),
     "POST /api/v1/bulletins/{bulletin_id}/ack": (_ack_bulletin, {"change"}),
     "POST /api/v1/uploads": (_upload, {"change"}),
+    "PUT /api/v1/users/{username}/roles": (_set_roles, {"account_change"}),
+    "POST /api/v1/users/{username}/disable": (_disable_user, {"account_change"}),
+    "POST /api/v1/users/{username}/enable": (_enable_user, {"account_change"}),
+    "POST /api/v1/tokens": (_create_token, {"account_change"}),
+    "POST /api/v1/tokens/{token_id}/revoke": (_revoke_token, {"account_change"}),
+    "POST /api/v1/quarantine/dismiss": (_dismiss_quarantine, {"change"}),
 }
 
 #: API operations that change no stored data (reads are audited by the sharing module).
@@ -708,6 +780,9 @@ API_READ_ONLY = {
     "GET /api/v1/bulletins/{bulletin_id}": "shows a bulletin; its incidents are an audited read",
     "GET /api/v1/jobs": "lists upload jobs",
     "GET /api/v1/jobs/{job_id}": "shows an upload job",
+    "GET /api/v1/users": "lists the agency's accounts",
+    "GET /api/v1/tokens": "lists the agency's API tokens (never a secret)",
+    "GET /api/v1/quarantine": "an audited read of quarantined rows",
 }
 
 

@@ -22,6 +22,7 @@ from tests.web_support import (
     screenshot,
     sign_in,
     start_demo_server,
+    wait_js,
     wait_ready,
 )
 
@@ -52,7 +53,7 @@ def test_forecast_card_and_patrol_plan_are_drawn_and_accessible(
     page.select_option("#model", "naive")
     page.fill("#cell", "300")
     page.click("#run")
-    page.wait_for_function("document.body.dataset.ready === 'card'", timeout=120_000)
+    wait_js(page, "document.body.dataset.ready === 'card'", timeout=120_000)
     status = page.inner_text("#forecast-status")
     assert "model card" in status, status
     flagged = rendered(page, "flagged")
@@ -63,7 +64,8 @@ def test_forecast_card_and_patrol_plan_are_drawn_and_accessible(
     screenshot(page, "forecast-card-desktop")
     page.fill("#units", "2")
     page.click("#plan-run")
-    page.wait_for_function(
+    wait_js(
+        page,
         "document.body.dataset.ready === 'plan' || "
         "!['', 'Planning…'].includes(document.querySelector('#plan-status').textContent)",
         timeout=120_000,

@@ -17,7 +17,13 @@ export function el(tag, attrs = {}, ...children) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     // Styles through the CSSOM: a style attribute would need 'unsafe-inline' in the CSP.
-    else if (key === "style") Object.assign(node.style, value);
+    // A string ("a: b; c: d") is split into properties; an object is assigned as it is.
+    else if (key === "style" && typeof value === "string") {
+      for (const rule of value.split(";")) {
+        const at = rule.indexOf(":");
+        if (at > 0) node.style.setProperty(rule.slice(0, at).trim(), rule.slice(at + 1).trim());
+      }
+    } else if (key === "style") Object.assign(node.style, value);
     else if (key === "text") node.textContent = value;
     else node.setAttribute(key, value === true ? "" : value);
   }
