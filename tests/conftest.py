@@ -121,14 +121,32 @@ def _uses_postgres(item: pytest.Item) -> bool:
     return item.get_closest_marker("postgres") is not None or "pg_url" in names
 
 
+#: The files whose tests take longest (minutes in all), started first: under pytest-xdist
+#: (``--dist loadfile``) files go to the workers in collection order, so a long file
+#: collected last would run alone at the end while the other workers wait.
+SLOW_FILES = (
+    "test_audit_tamper.py", "test_api_schemathesis.py", "test_api_fuzz.py",
+    "test_docs_commands.py", "test_shared_data.py", "test_audit_verify.py",
+    "test_sharing_properties.py", "test_ingest_crash.py", "test_sharing_compiled.py",
+    "test_live_stream.py", "test_ingest_unchanged.py", "test_sharing_agreements.py",
+    "test_audit_walk.py", "test_web.py",
+)  # fmt: skip
+
+
+def _slow_files_first(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept
+
+
 @pytest.hookimpl(trylast=True)  # after -k and -m have deselected
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave out the PostgreSQL tests, saying why once, where the server cannot run them.
+    """Start the slowest files first; leave out the PostgreSQL tests where none can run.
 
     Outside CI a machine without a reachable PostgreSQL with PostGIS runs the rest of the
     suite; the terminal summary gives the one reason (not one line per test). In CI the
     tests stay selected and fail in the ``pg_databases`` fixture.
     """
+    _slow_files_first(items)
     if os.environ.get("CI") == "true":
         return
     wanted = [item for item in items if _uses_postgres(item)]
