@@ -32,38 +32,8 @@ from crossbeat.store import Store, open_store
 from crossbeat.store.base import close_all
 from crossbeat.store.schema import incident_versions, incidents, ingest_batches, quarantine
 from crossbeat.vault.kek import Kek
+from tests.test_ingest_pipeline import HEADER, PROFILE
 
-PROFILE = """
-name = "digest-feed"
-narrative = "narrative"
-keep = ["beat"]
-
-[source]
-format = "csv"
-timezone = "America/Los_Angeles"
-
-[id]
-columns = ["id"]
-
-[occurred_from]
-column = "when"
-formats = ["%Y-%m-%d %H:%M"]
-
-[location]
-x = "lon"
-y = "lat"
-address = "address"
-
-[[offences]]
-scheme = "code-nibrs"
-code = "code"
-
-[[persons]]
-role = "victim"
-name = "victim"
-"""
-
-HEADER = ["id", "when", "lon", "lat", "address", "code", "victim", "narrative", "beat"]
 CODES = ["220", "13B", "240", "23F", "ZZZ"]  # ZZZ: unmapped, stored and flagged
 
 
@@ -255,12 +225,11 @@ def _rows_done(db_url: str) -> int:
 def test_sigkill_during_a_skipping_reingest_then_rerun(db_url: str, tmp_path: Path) -> None:
     """A re-ingest skipping unchanged rows, killed and re-run, ends as one run would."""
     from tests.test_ingest_crash import _copy_fingerprint_key, _run, _state
-    from tests.test_ingest_pipeline import PROFILE as FEED
     from tests.test_ingest_pipeline import row, write_csv
 
     n = 3000
     profile = tmp_path / "feed.toml"
-    profile.write_text(FEED, encoding="utf-8")
+    profile.write_text(PROFILE, encoding="utf-8")
     first = write_csv(tmp_path / "first.csv", [row(i) for i in range(n)])
     rng = random.Random(9)
     changed = set(rng.sample(range(n), 300))
