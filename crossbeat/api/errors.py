@@ -46,6 +46,8 @@ from crossbeat.auth.errors import (
     PermissionDenied,
     SessionExpired,
     TokenScopeError,
+    UnknownToken,
+    UnknownUser,
 )
 from crossbeat.sharing._manage import AgreementError
 from crossbeat.sharing.request import RequestError
@@ -119,6 +121,8 @@ def status_of(exc: Exception) -> int:
     """Return the HTTP status for a core exception (500 for an unexpected one)."""
     if isinstance(exc, ApiError):
         return exc.status
+    if isinstance(exc, UnknownUser | UnknownToken):  # a path named an account that is not there
+        return 404
     if isinstance(exc, AccountLocked):
         return 423
     if isinstance(exc, AccountDisabled | TokenScopeError | CsrfError | PermissionDenied):

@@ -13,9 +13,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from crossbeat.api.deps import ActorDep, CsrfDep, EventsDep, StoreDep
-from crossbeat.api.errors import ApiError
 from crossbeat.api.schemas import ERRORS
-from crossbeat.auth.errors import UnknownToken
 from crossbeat.auth.roles import Action, authorize
 from crossbeat.auth.tokens import create_token, list_tokens, revoke_token
 
@@ -76,7 +74,4 @@ def post_revoke(
     events: EventsDep,
 ) -> dict[str, Any]:
     """Revoke a token: the next call with it is refused; revoking twice changes nothing."""
-    try:
-        return revoke_token(store, token_id, by=actor, events=events).as_dict()
-    except UnknownToken as exc:
-        raise ApiError(404, str(exc)) from None
+    return revoke_token(store, token_id, by=actor, events=events).as_dict()

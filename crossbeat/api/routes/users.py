@@ -14,7 +14,6 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from crossbeat.api.deps import ActorDep, CsrfDep, EventsDep, StoreDep
-from crossbeat.api.errors import ApiError
 from crossbeat.api.schemas import ERRORS
 from crossbeat.auth.accounts import (
     User,
@@ -24,7 +23,6 @@ from crossbeat.auth.accounts import (
     list_users,
     set_roles,
 )
-from crossbeat.auth.errors import UnknownUser
 from crossbeat.auth.roles import Action, authorize
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -65,13 +63,10 @@ def put_roles(
     username: Username, body: RolesIn, store: StoreDep, actor: ActorDep, events: EventsDep
 ) -> dict[str, Any]:
     """Give a user exactly these roles (audited, with the roles before and after)."""
-    try:
-        # Who may manage the account is settled before the roles asked for are read:
-        # another agency's admin learns nothing from the validation of the body.
-        authorize(actor, Action.MANAGE_USERS, get_user(store, username).agency_id)
-        return _user(set_roles(store, username, body.roles, by=actor, events=events))
-    except UnknownUser as exc:
-        raise ApiError(404, str(exc)) from None
+    # Who may manage the account is settled before the roles asked for are read:
+    # another agency's admin learns nothing from the validation of the body.
+    authorize(actor, Action.MANAGE_USERS, get_user(store, username).agency_id)
+    return _user(set_roles(store, username, body.roles, by=actor, events=events))
 
 
 @router.post(
@@ -84,10 +79,7 @@ def post_disable(
     username: Username, store: StoreDep, actor: ActorDep, events: EventsDep
 ) -> dict[str, Any]:
     """Disable an account: its sessions end at once; it can be enabled again."""
-    try:
-        return _user(disable_user(store, username, by=actor, events=events))
-    except UnknownUser as exc:
-        raise ApiError(404, str(exc)) from None
+    return _user(disable_user(store, username, by=actor, events=events))
 
 
 @router.post(
@@ -100,7 +92,4 @@ def post_enable(
     username: Username, store: StoreDep, actor: ActorDep, events: EventsDep
 ) -> dict[str, Any]:
     """Enable an account that was disabled (by an admin or for inactivity)."""
-    try:
-        return _user(enable_user(store, username, by=actor, events=events))
-    except UnknownUser as exc:
-        raise ApiError(404, str(exc)) from None
+    return _user(enable_user(store, username, by=actor, events=events))
