@@ -151,8 +151,10 @@ def _uses_postgres(item: pytest.Item) -> bool:
 
 
 #: The files whose tests take longest (minutes in all), started first: under pytest-xdist
-#: (``--dist loadfile``) files go to the workers in collection order, so a long file
-#: collected last would run alone at the end while the other workers wait.
+#: (``--dist loadfile --no-loadscope-reorder``, as the Makefile runs it) files go to the
+#: workers in collection order, so a long file collected last would run alone at the end
+#: while the other workers wait. (Without ``--no-loadscope-reorder`` xdist sorts the files
+#: by their number of tests, which sends the long files of one or two tests last.)
 SLOW_FILES = (
     "test_audit_tamper.py", "test_api_schemathesis.py", "test_api_fuzz.py",
     "test_docs_commands.py", "test_shared_data.py", "test_audit_verify.py",
