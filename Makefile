@@ -27,10 +27,12 @@ lint: install
 	$(BIN)/mypy  # the package, configured in pyproject.toml [tool.mypy]
 
 # Test files are spread over worker processes (pytest-xdist; a file's tests stay together so
-# its module fixtures are built once). WORKERS=1 runs them in one process.
+# its module fixtures are built once), in collection order: the slowest files first
+# (tests/conftest.py SLOW_FILES). xdist would otherwise hand out the files with the most
+# tests first, and the long files of one or two tests last. WORKERS=1 runs them in one process.
 WORKERS ?= 3
 test: install lint  ## set up and run the whole test suite (SQLite and PostgreSQL) and the doctests
-	$(BIN)/python -m pytest -p no:cacheprovider $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist loadfile) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 bench: install  ## ingest benchmark: prints figures and the machine
 	$(BIN)/python benchmarks/run.py

@@ -12,15 +12,20 @@ PostgreSQL test means the backend went untested.
 from __future__ import annotations
 
 import os
+import queue
+import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from crossbeat.auth import passwords
 from crossbeat.store import Store, open_store
 from crossbeat.store.base import close_all, normalise_url
 from crossbeat.vault.kek import KEK_FILE_SETTING, KEK_SETTING, Kek, generate_kek, parse_kek
@@ -49,13 +54,21 @@ def _pg_admin_url() -> str | None:
 
 
 class _PgDatabases:
-    """Creates per-test databases from a migrated template."""
+    """Creates per-test databases from a migrated template.
+
+    A database a test is done with is dropped by a background thread (:meth:`drop_later`):
+    ``DROP DATABASE`` makes the server checkpoint (a second or more under load), which the
+    next test need not wait for.
+    """
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
         self.admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
         self.template = f"cb_tpl_{uuid.uuid4().hex[:10]}"
         self.created: list[str] = []
+        self._doomed: queue.Queue[str | None] = queue.Queue()
+        self._dropper = threading.Thread(target=self._drop_queued, daemon=True)
+        self._dropper.start()
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.template}"'))
         store = open_store(self.url_for(self.template))
@@ -65,10 +78,11 @@ class _PgDatabases:
     def url_for(self, name: str) -> str:
         return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
 
-    def new(self) -> str:
+    def new(self, template: str | None = None) -> str:
+        """Return the URL of a new database, a copy of ``template`` (the migrated one)."""
         name = f"cb_t_{uuid.uuid4().hex[:12]}"
         with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template or self.template}"'))
         self.created.append(name)
         return self.url_for(name)
 
@@ -76,7 +90,22 @@ class _PgDatabases:
         with self.admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
+    def drop_later(self, name: str) -> None:
+        """Drop a database no one uses any more in the background (it stays in ``created``
+        until dropped, so :meth:`close` drops it if the drop fails)."""
+        self._doomed.put(name)
+
+    def _drop_queued(self) -> None:
+        while (name := self._doomed.get()) is not None:
+            try:
+                self.drop(name)
+            except Exception:  # noqa: BLE001 - close() drops what is left, and reports
+                continue
+            self.created.remove(name)
+
     def close(self) -> None:
+        self._doomed.put(None)
+        self._dropper.join()
         for name in [*self.created, self.template]:
             self.drop(name)
         self.admin.dispose()
@@ -122,8 +151,10 @@ def _uses_postgres(item: pytest.Item) -> bool:
 
 
 #: The files whose tests take longest (minutes in all), started first: under pytest-xdist
-#: (``--dist loadfile``) files go to the workers in collection order, so a long file
-#: collected last would run alone at the end while the other workers wait.
+#: (``--dist loadfile --no-loadscope-reorder``, as the Makefile runs it) files go to the
+#: workers in collection order, so a long file collected last would run alone at the end
+#: while the other workers wait. (Without ``--no-loadscope-reorder`` xdist sorts the files
+#: by their number of tests, which sends the long files of one or two tests last.)
 SLOW_FILES = (
     "test_audit_tamper.py", "test_api_schemathesis.py", "test_api_fuzz.py",
     "test_docs_commands.py", "test_shared_data.py", "test_audit_verify.py",
@@ -211,8 +242,7 @@ def pg_url(pg_databases: _PgDatabases | None) -> Iterator[str]:
     url = pg_databases.new()
     yield url
     close_all()
-    pg_databases.drop(make_url(url).database or "")
-    pg_databases.created.remove(make_url(url).database or "")
+    pg_databases.drop_later(make_url(url).database or "")
 
 
 @pytest.fixture
@@ -222,11 +252,73 @@ def sqlite_url(tmp_path: Path) -> Iterator[str]:
     close_all()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session (per worker), the twin of the PG template.
+
+    Migrating a new file runs the whole Alembic chain (about 0.1 s of CPU, many commits);
+    copying this file gives the same database, as ``CREATE DATABASE ... TEMPLATE`` does on
+    PostgreSQL. ``sqlite_url`` still names a file that does not exist yet, for the tests of
+    creating and migrating a database.
+    """
+    path = tmp_path_factory.mktemp("sqlite-template") / "migrated.db"
+    store = open_store(f"sqlite:///{path}")
+    store.dispose()
+    close_all()  # the last connection closed checkpoints the WAL: the file is complete
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest) -> str:
-    """A fresh database URL, once for SQLite and once for PostgreSQL."""
-    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
-    return str(request.getfixturevalue(name))
+    """A fresh, migrated database URL, once for SQLite and once for PostgreSQL."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    url = str(request.getfixturevalue("sqlite_url"))
+    shutil.copyfile(request.getfixturevalue("sqlite_template"), url.removeprefix("sqlite:///"))
+    return url
+
+
+#: The production argon2id hasher (64 MiB, 3 passes, 4 lanes: 0.17 s of CPU per hash or
+#: sign-in) and the cheapest one argon2-cffi accepts, which the other tests use.
+_PRODUCTION_ARGON2 = (passwords._HASHER, passwords._DUMMY_HASH)
+_TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+_TEST_ARGON2 = (_TEST_HASHER, _TEST_HASHER.hash("crossbeat-no-such-user-3b1f0c"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker of the tests that hash passwords with the production parameters."""
+    config.addinivalue_line(
+        "markers", "argon2_production: hash passwords with the production argon2id parameters"
+    )
+
+
+def _use_argon2(mp: pytest.MonkeyPatch, hasher: tuple[PasswordHasher, str]) -> None:
+    mp.setattr(passwords, "_HASHER", hasher[0])
+    mp.setattr(passwords, "_DUMMY_HASH", hasher[1])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_argon2() -> Iterator[None]:
+    """Hash passwords with argon2id at its lowest cost, except in ``argon2_production`` tests.
+
+    Still argon2id, the same code path and the same PHC strings; the production parameters
+    (and the rehash of a weaker hash at sign-in) are checked by the tests marked
+    ``argon2_production`` (tests/test_auth_passwords.py), and the equal work for unknown
+    and real accounts by tests/test_api_signin_abuse.py.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        _use_argon2(mp, _TEST_ARGON2)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _argon2_production(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("argon2_production") is None:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        _use_argon2(mp, _PRODUCTION_ARGON2)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import random
 import shutil
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -608,21 +607,11 @@ def test_random_mutations_are_all_detected_on_postgres(pg_url, pg_databases, tmp
     template = pg_url.rsplit("/", 1)[1]
     rng = random.Random(20260302)
     names = sorted(MUTATIONS)
-    clones = []
-    try:
-        for i in range(len(names) + 4):
-            clone = f"cb_tamper_{uuid.uuid4().hex[:10]}"
-            with pg_databases.admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{clone}" TEMPLATE "{template}"'))
-            clones.append(clone)
-            url = pg_databases.url_for(clone)
-            if i == 0:
-                _intact(url, t)
-            else:
-                _detects(url, t, MUTATIONS[names[(i - 1) % len(names)]], rng)
-            close_all()
-            pg_databases.drop(clone)
-    finally:
+    for i in range(len(names) + 4):
+        url = pg_databases.new(template)  # dropped at the end of the session at the latest
+        if i == 0:
+            _intact(url, t)
+        else:
+            _detects(url, t, MUTATIONS[names[(i - 1) % len(names)]], rng)
         close_all()
-        for clone in clones:
-            pg_databases.drop(clone)
+        pg_databases.drop_later(url.rsplit("/", 1)[1])

@@ -16,6 +16,9 @@ from crossbeat.auth.tables import users
 from crossbeat.clock import FrozenClock
 from tests.auth_support import PASSWORD, START, add_agencies, code, make_user, sign_in
 
+#: Hashing here uses the production argon2id parameters (the other tests use the cheapest).
+pytestmark = pytest.mark.argon2_production
+
 
 def test_length_limits():
     assert passwords.password_problems("seven c") == ["it is shorter than 8 characters"]

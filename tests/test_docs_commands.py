@@ -23,6 +23,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from crossbeat.vault.kek import KEK_FILE_SETTING, KEK_SETTING
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -153,16 +156,27 @@ def _boroughs() -> dict[str, object]:
     }
 
 
-def _reader_folder(folder: Path) -> None:
-    """Write the demo and the reader's own files into ``folder``."""
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Path:
+    """Build the demo once (``crossbeat demo --no-serve``); each document gets a copy."""
+    folder = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if k != KEK_FILE_SETTING}
+    env[KEK_SETTING] = kek_text  # as the tests' environment has it (conftest._kek_setting)
     demo = subprocess.run(
         [sys.executable, "-m", "crossbeat", "demo", "--no-serve", "--size", "0.05"],
         cwd=folder,
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
+    return folder
+
+
+def _reader_folder(folder: Path, demo_folder: Path) -> None:
+    """Write a copy of the fresh demo and the reader's own files into ``folder``."""
+    shutil.copytree(demo_folder, folder, symlinks=True, dirs_exist_ok=True)
     (folder / ".venv").symlink_to(sys.prefix, target_is_directory=True)
     (folder / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
     ids = _crime_ids(24)
@@ -215,9 +229,11 @@ DOCUMENTS = [path for path in DOCS if shell_commands(path)]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.name)
-def test_every_shell_command_of_the_document_runs(path: Path, tmp_path: Path) -> None:
+def test_every_shell_command_of_the_document_runs(
+    path: Path, tmp_path: Path, demo_folder: Path
+) -> None:
     commands = [c for c in shell_commands(path) if skip_reason(c) is None]
-    _reader_folder(tmp_path)
+    _reader_folder(tmp_path, demo_folder)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSBEAT_DB")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     run = subprocess.run(
