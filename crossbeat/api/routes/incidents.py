@@ -176,7 +176,10 @@ JSON = "application/json"
     "/aggregates",
     openapi_extra=PUBLIC,
     response_model=AggregateOut,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        304: {"description": "Not modified: your If-None-Match names this answer's ETag."},
+    },
     summary="Count the incidents you may see by up to two dimensions",
 )
 def get_aggregates(
