@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import httpx
+from limits import parse
 
 from crossbeat.audit import generate_signing_key, write_signing_key
 from crossbeat.store import Store
-from crossbeat.store.ratelimits import DatabaseLimitStorage
+from crossbeat.store.ratelimits import DatabaseLimitStorage, LeasedLimiter, lease_size
 from tests.live_support import free_port
 
 
@@ -33,6 +34,42 @@ def test_database_storage_counts_fixed_windows(store: Store) -> None:
     limits.clear("k")
     assert limits.get("k") == 0
     assert limits.reset() == 1
+
+
+def test_leases_never_exceed_the_shared_limit_and_write_once_per_lease(store: Store) -> None:
+    # Three workers (three limiters on one database) share 500 a minute for one address.
+    item = parse("500/minute")
+    assert lease_size(item) == 10
+    workers = [LeasedLimiter(DatabaseLimitStorage(store)) for _ in range(3)]
+    answers = [workers[(i * 7) % 3].hit(item, "public", "a") for i in range(700)]
+    allowed = sum(answers)
+    # Never more than the limit; fewer by at most what the workers hold unused.
+    assert 500 - 3 * (10 - 1) <= allowed <= 500
+    assert answers[:480] == [True] * 480 and answers[-100:] == [False] * 100
+    # One write per lease, and none once the window is known to be full.
+    writes = sum(w.storage._hits for w in workers)
+    assert writes <= 500 // 10 + 3, writes
+    # Another address has its own count.
+    assert workers[0].hit(item, "public", "b")
+    stats = workers[1].get_window_stats(item, "public", "a")
+    assert stats.remaining == 0 and stats.reset_time > time.time()
+
+
+def test_a_small_limit_is_exact_across_workers(store: Store) -> None:
+    item = parse("6/minute")
+    assert lease_size(item) == 1
+    one, two = (LeasedLimiter(DatabaseLimitStorage(store)) for _ in range(2))
+    answers = [(one, two)[i % 2].hit(item, "sign-in", "a") for i in range(12)]
+    assert answers == [True] * 6 + [False] * 6
+
+
+def test_a_lease_ends_with_its_window(store: Store) -> None:
+    item = parse("200/2 seconds")
+    assert lease_size(item) == 4
+    limiter = LeasedLimiter(DatabaseLimitStorage(store))
+    assert sum(limiter.hit(item, "public", "a") for _ in range(210)) == 200
+    time.sleep(2.1)
+    assert limiter.hit(item, "public", "a")  # a new window, not the old full lease
 
 
 def test_two_server_processes_share_one_limit(store: Store, tmp_path: Path) -> None:

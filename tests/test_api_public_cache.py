@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from crossbeat.api.deps import get_viewer
 from crossbeat.audit import public_reads
 from crossbeat.live.field import Reporter, create_report
 from crossbeat.sharing.agreements import list_agreements, revoke_agreement
@@ -101,3 +102,67 @@ def test_kept_answers_are_audited_as_computed_ones(world: World) -> None:
         assert agg.record_count == 5 * (count or 0)
     tiles = [e for e in reads if e.resource_type == "incident_tile"]
     assert tiles and all(e.details["aggregated"]["requests"] == 6 for e in tiles)
+
+
+def _refuse_routes(client) -> None:
+    """Make every route that identifies its caller fail: only the fast path can answer."""
+
+    def refuse() -> None:
+        raise AssertionError("the route ran")
+
+    client.app.dependency_overrides[get_viewer] = refuse
+
+
+@pytest.mark.parametrize("url", [AGG, TILE])
+def test_kept_public_answers_are_served_before_routing_exactly_as_computed(
+    world: World, url: str
+) -> None:
+    client = world.client()
+    computed = client.get(url)
+    assert computed.status_code == 200 and computed.content
+    _refuse_routes(client)
+    kept = client.get(url)
+    # The same answer with the same headers, without the route.
+    assert (kept.status_code, kept.content) == (200, computed.content)
+    assert dict(kept.headers) == dict(computed.headers)
+    assert kept.headers["Vary"] == "Cookie, Authorization"
+    assert kept.headers["X-Content-Type-Options"] == "nosniff"  # security headers outside
+    assert client.app.state.public_cache.hits == 1  # type: ignore[attr-defined]
+    with pytest.raises(AssertionError, match="the route ran"):
+        client.get(url + ("&" if "?" in url else "?") + "since=2020-01-01T00:00:00Z")
+    signed, _ = world.signed_in("a.analyst")
+    _refuse_routes(signed)
+    with pytest.raises(AssertionError, match="the route ran"):
+        signed.get(url)  # a signed-in caller is never answered from the public's
+
+
+def test_public_aggregates_have_a_strong_etag_that_writes_and_policy_changes_move(
+    world: World,
+) -> None:
+    client = world.client()
+    first = client.get(AGG)
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and not etag.startswith("W/")
+    assert first.headers["Cache-Control"] == "no-cache"
+    again = client.get(AGG, headers={"If-None-Match": f'"other", {etag}'})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["ETag"] == etag
+    assert client.get(AGG, headers={"If-None-Match": '"other"'}).status_code == 200
+
+    near = next(i for i in world.normal if i.owner == "citya")
+    report = {"offence": "23H", "occurred_from": (NOW - timedelta(days=12)).isoformat(),
+              "lat": near.lat, "lon": near.lon}  # fmt: skip
+    create_report(world.store, "citya", report, by=Reporter("u1", "citya"))
+    after_write = client.get(AGG, headers={"If-None-Match": etag})
+    assert after_write.status_code == 200 and after_write.headers["ETag"] != etag
+    assert {c["key"][0]: c["count"] for c in after_write.json()["cells"]} == _fresh(world)
+
+    etag = after_write.headers["ETag"]
+    assert client.get(AGG, headers={"If-None-Match": etag}).status_code == 304
+    public = next(
+        a for a in list_agreements(world.store, owner="citya") if a.grantee.kind == "public"
+    )
+    revoke_agreement(world.store, public.id, reason="policy review", clock=world.clock)
+    after_policy = client.get(AGG, headers={"If-None-Match": etag})
+    assert after_policy.status_code == 200 and after_policy.headers["ETag"] != etag
+    assert {c["key"][0]: c["count"] for c in after_policy.json()["cells"]} == _fresh(world)

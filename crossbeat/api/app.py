@@ -23,6 +23,7 @@ from crossbeat.api.inputs import NulGuard
 from crossbeat.api.lifespan import lifespan
 from crossbeat.api.limits import RequestLimits
 from crossbeat.api.outage import OutageGuard, install_outage_handlers
+from crossbeat.api.public_answers import PublicAnswers
 from crossbeat.api.routes import (
     agreements,
     analysis,
@@ -160,6 +161,10 @@ def create_app(
     app.state.job_runner = JobRunner(store)
     install_error_handlers(app)
     install_outage_handlers(app)
+    # Innermost: the public's kept aggregates and tiles, answered without routing.
+    app.add_middleware(
+        PublicAnswers, store_of=lambda: app.state.store, cache_of=lambda: app.state.public_cache
+    )
     app.add_middleware(NulGuard, store_of=lambda: app.state.store)
     app.add_middleware(RequestLimits, settings=settings, store_of=lambda: app.state.store)
     app.add_middleware(SecurityHeaders)

@@ -22,6 +22,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection
+from starlette.types import Scope
 
 from crossbeat.audit import Action, AuditEvent, Outcome, append, auth_sink
 from crossbeat.auth.csrf import check_csrf
@@ -67,7 +68,13 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 def client_ip(request: Request) -> str | None:
     """Return the client's IP address, or None when it is not an IP (e.g. a test client)."""
-    host = request.client.host if request.client else None
+    return scope_ip(request.scope)
+
+
+def scope_ip(scope: Scope) -> str | None:
+    """Return the IP address of a request's client (its ASGI scope), or None."""
+    client = scope.get("client")
+    host = client[0] if client else None
     try:
         return str(ipaddress.ip_address(host)) if host else None
     except ValueError:

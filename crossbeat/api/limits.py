@@ -10,8 +10,9 @@
   Signed-in users and API tokens are not limited here (they are accountable, and their
   reads are audited). The counts live in ``rate_limit_storage``: ``memory://`` (the
   default) for one worker; ``database://`` in the database
-  (:class:`crossbeat.store.ratelimits.DatabaseLimitStorage`, fixed windows), which
-  ``crossbeat serve --workers N`` chooses when memory was configured, so that the
+  (:class:`crossbeat.store.ratelimits.DatabaseLimitStorage`, fixed windows, claimed by
+  each worker in leases of 2 % of the limit: :class:`~crossbeat.store.ratelimits.LeasedLimiter`),
+  which ``crossbeat serve --workers N`` chooses when memory was configured, so that the
   workers share one limit; or a storage URI of the ``limits`` library such as
   ``redis://host:6379`` (Redis needs its client, ``pip install 'limits[redis]'``).
 
@@ -31,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crossbeat.api.errors import error_response
 from crossbeat.settings import Settings
 from crossbeat.store import Store
-from crossbeat.store.ratelimits import DatabaseLimitStorage
+from crossbeat.store.ratelimits import DatabaseLimitStorage, LeasedLimiter
 
 #: ``rate_limit_storage`` value that keeps the counts in the database.
 DATABASE_STORAGE = "database://"
@@ -62,11 +63,11 @@ class RequestLimits:
         self.max_bytes = settings.max_request_bytes
         self.public: RateLimitItem = parse(settings.public_rate_limit)
         self.signin: RateLimitItem = parse(settings.signin_rate_limit)
-        self.limiter: strategies.RateLimiter
+        self.limiter: strategies.RateLimiter | LeasedLimiter
         if settings.rate_limit_storage == DATABASE_STORAGE:
             if store_of is None:
                 raise ValueError("rate_limit_storage database:// needs the store")
-            self.limiter = strategies.FixedWindowRateLimiter(DatabaseLimitStorage(store_of()))
+            self.limiter = LeasedLimiter(DatabaseLimitStorage(store_of()))
         else:
             self.limiter = strategies.MovingWindowRateLimiter(
                 storage.storage_from_string(settings.rate_limit_storage)

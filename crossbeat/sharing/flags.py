@@ -140,6 +140,10 @@ def _rule_flags(cw: Crosswalk, local: str) -> frozenset[Sensitivity]:
     return rule.sensitivity | (entry.sensitivity if entry else frozenset())
 
 
+#: Built once: every read (and every public cache look-up) asks.
+_SOURCES = select(crosswalk_sources.c.scheme, crosswalk_sources.c.folder)
+
+
 def current_rules(conn: Connection) -> SensitivityRules:
     """Return the sensitivity rules in force now and their key.
 
@@ -148,10 +152,7 @@ def current_rules(conn: Connection) -> SensitivityRules:
     holds the file's content hash), the keyword list and lexicon when
     :func:`crossbeat.taxonomy.sensitivity.reload_rules` is called.
     """
-    folders = {
-        r.scheme: r.folder
-        for r in conn.execute(select(crosswalk_sources.c.scheme, crosswalk_sources.c.folder))
-    }
+    folders = {r.scheme: r.folder for r in conn.execute(_SOURCES)}
     files: dict[str, tuple[Path, tuple[Path, ...]]] = {
         scheme: (path, ()) for scheme, path in available_crosswalks().items()
     }

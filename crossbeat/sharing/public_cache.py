@@ -76,6 +76,32 @@ class PublicCache:
         minute = store.now().replace(second=0, microsecond=0).isoformat()
         return gen, rules, minute
 
+    def lookup(self, store: Store, question: Hashable, source_ip: str | None) -> Any | None:
+        """Return the public's kept answer to ``question`` if nothing changed, else None.
+
+        A kept answer is counted as a public read from ``source_ip`` (audited exactly as
+        computed, see the module's text); a miss counts nothing (the caller computes).
+
+        Parameters
+        ----------
+        store
+            The store read.
+        question
+            Everything of the request the answer depends on (route, path, query).
+        source_ip
+            The caller's address, for the audit counts.
+        """
+        key = (store.url, question, self.state(store))
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+        answer, events = found
+        public_reads.count_again(store, events, source_ip, store.now())
+        return answer
+
     def read(self, store: Store, viewer: Viewer, question: Hashable, compute: Callable[[], T]) -> T:
         """Return ``compute()``'s answer, kept for the public while nothing changed.
 
@@ -97,7 +123,8 @@ class PublicCache:
         """
         if viewer.kind is not ViewerKind.PUBLIC:
             return compute()
-        key = (store.url, question, self.state(store))
+        state = self.state(store)
+        key = (store.url, question, state)
         with self._lock:
             found = self._entries.get(key)
             if found is not None:

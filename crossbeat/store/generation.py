@@ -23,9 +23,11 @@ def bump(conn: Connection) -> None:
     )
 
 
+#: Built once: every public read asks (issue #10), so not even the statement is rebuilt.
+_CURRENT = select(data_generation.c.generation).where(data_generation.c.id == 1)
+
+
 def current(conn: Connection) -> int:
     """Return the data generation (0 before the first change)."""
-    value = conn.execute(
-        select(data_generation.c.generation).where(data_generation.c.id == 1)
-    ).scalar()
+    value = conn.execute(_CURRENT).scalar()
     return int(value or 0)

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from crossbeat.api.deps import StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
 from crossbeat.api.filters import FiltersDep
+from crossbeat.api.public_answers import PublicAnswer, question
 from crossbeat.api.schemas import (
     ERRORS,
     PUBLIC,
@@ -165,11 +166,20 @@ def get_incident(
     return _render(out, viewer)
 
 
+#: The public's aggregates: kept by each browser or proxy, but asked again (If-None-Match)
+#: each time, since a write changes them at once.
+PUBLIC_CACHING = "no-cache"
+JSON = "application/json"
+
+
 @router.get(
     "/aggregates",
     openapi_extra=PUBLIC,
     response_model=AggregateOut,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        304: {"description": "Not modified: your If-None-Match names this answer's ETag."},
+    },
     summary="Count the incidents you may see by up to two dimensions",
 )
 def get_aggregates(
@@ -193,6 +203,7 @@ def get_aggregates(
             "below 12, h3_9 from 12, h3_11 from 15 (added to by).",
         ),
     ] = None,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
 ) -> Response:
     """Count exactly the records you could list, grouped; small counts are suppressed.
 
@@ -201,7 +212,8 @@ def get_aggregates(
     cells (``complete`` false: something was hidden, dropped or noised). An owner that
     publishes counts only answers only by crime_against, month, h3_7 and jurisdiction,
     with whole-month time filters; one that chose noise answers with differential
-    privacy from a monthly budget (``noisy``).
+    privacy from a monthly budget (``noisy``). The public's answer carries a strong
+    ``ETag``: a matching ``If-None-Match`` answers 304 without a body.
     """
     dims = tuple(by or ())
     if zoom is not None:
@@ -210,13 +222,18 @@ def get_aggregates(
         dims += (h3_dim_for_zoom(zoom),)
     request = filters.request(group_by=dims)
 
-    def compute() -> JSONResponse:
+    if viewer.kind is not ViewerKind.PUBLIC:
         return _aggregate_response(store, viewer, request, dims)
 
-    # The public's answer is kept while no write or policy change happened (issue #10).
-    question = ("aggregates", http.url.path, str(http.url.query))
-    kept = http.app.state.public_cache.read(store, viewer, question, compute)
-    return Response(kept.body, media_type=kept.media_type)
+    def compute() -> PublicAnswer:
+        rendered = _aggregate_response(store, viewer, request, dims)
+        return PublicAnswer.of(bytes(rendered.body), rendered.media_type or JSON, PUBLIC_CACHING)
+
+    # The public's answer is kept while no write or policy change happened, with a
+    # strong ETag (issue #10); crossbeat.api.public_answers serves it again.
+    kept = http.app.state.public_cache.read(store, viewer, question(http.scope), compute)
+    answer: PublicAnswer = kept
+    return answer.response(if_none_match)
 
 
 def _aggregate_response(

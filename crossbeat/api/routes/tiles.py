@@ -9,7 +9,6 @@ tiles, ``private, no-store`` for an authenticated caller's. A matching
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request
@@ -18,6 +17,7 @@ from fastapi.responses import Response
 from crossbeat.api.deps import StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
 from crossbeat.api.filters import Agency, Area, Filters, Offence, Purpose, Since, Until
+from crossbeat.api.public_answers import VARY, PublicAnswer, question
 from crossbeat.api.schemas import ERRORS, PUBLIC
 from crossbeat.sharing.request import ViewerKind
 from crossbeat.sharing.tiles import TileError, tile
@@ -25,11 +25,6 @@ from crossbeat.sharing.tiles import TileError, tile
 router = APIRouter(tags=["tiles"])
 
 MVT = "application/vnd.mapbox-vector-tile"
-
-
-def _listed(header: str) -> set[str]:
-    """Return the ETags an ``If-None-Match`` header lists (weak ones as strong)."""
-    return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
 
 
 def _int(name: str, text: str) -> int:
@@ -80,22 +75,19 @@ def get_tile(
     ).request()
     try:
         if viewer.kind is ViewerKind.PUBLIC:
-            # Kept while no write or policy change happened (issue #10); 304 decided here.
-            question = ("tile", http.url.path, str(http.url.query))
-            result = http.app.state.public_cache.read(
-                store, viewer, question, lambda: tile(store, viewer, zoom, col, row, request)
-            )
-            if if_none_match is not None and result.etag in _listed(if_none_match):
-                result = dataclasses.replace(result, data=b"", not_modified=True)
-        else:
-            result = tile(store, viewer, zoom, col, row, request, if_none_match=if_none_match)
+            # Kept while no write or policy change happened (issue #10), and served
+            # again by crossbeat.api.public_answers; 304 decided there and here.
+            def compute() -> PublicAnswer:
+                found = tile(store, viewer, zoom, col, row, request)
+                return PublicAnswer(found.data, MVT, found.etag, found.cache_control)
+
+            kept = http.app.state.public_cache.read(store, viewer, question(http.scope), compute)
+            answer: PublicAnswer = kept
+            return answer.response(if_none_match)
+        result = tile(store, viewer, zoom, col, row, request, if_none_match=if_none_match)
     except TileError as exc:
         raise ApiError(400, str(exc)) from None
-    headers = {
-        "ETag": result.etag,
-        "Cache-Control": result.cache_control,
-        "Vary": "Cookie, Authorization",
-    }
+    headers = {"ETag": result.etag, "Cache-Control": result.cache_control, "Vary": VARY}
     if result.not_modified:
         return Response(status_code=304, headers=headers)
     return Response(result.data, media_type=MVT, headers=headers)
