@@ -131,3 +131,60 @@ def test_quarantine_review_is_an_audited_read_and_dismiss_an_audited_change(
         admin.post("/api/v1/quarantine/dismiss", json={"ids": ids, "reason": " "}, headers=token),
         400,
     )
+
+
+def test_a_quarantined_row_is_fixed_by_hand_and_retried_into_the_store(
+    world: World, tmp_path: Path
+) -> None:
+    from tests.test_ingest_pipeline import PROFILE as TOML
+
+    profile = parse_profile(TOML)
+    bad = [row(0), row(1, when="2024-02-30 10:00"), row(2, lat="95.0")]
+    ingest_files(
+        world.store, "citya", profile, [write_csv(tmp_path / "x.csv", bad)], accept_timezone=True
+    )
+    admin, token = world.signed_in("a.admin")
+    entries = admin.get("/api/v1/quarantine").json()["entries"]
+    (dated,) = [e for e in entries if e["raw"]["when"] == "2024-02-30 10:00"]
+    url = f"/api/v1/quarantine/{dated['id']}/fix"
+    # Refused: no CSRF token, a field the row lacks, another agency's admin, an analyst.
+    fix = {"changes": {"when": "2024-02-28 10:00"}, "reason": "typo in the export"}
+    assert_error(admin.post(url, json=fix), 403)
+    unknown = admin.post(url, json={**fix, "changes": {"whenn": "x"}}, headers=token)
+    assert "no such field" in assert_error(unknown, 400)["error"]
+    other, other_token = world.signed_in("b.admin")
+    assert_error(other.post(url, json=fix, headers=other_token), 404)  # not countyb's row
+    assert_error(other.post(url, json={**fix, "agency": "citya"}, headers=other_token), 403)
+    seq = last_seq(world.store)
+    fixed = admin.post(url, json=fix, headers=token)
+    assert fixed.status_code == 200, fixed.text
+    entry = fixed.json()["entry"]
+    assert entry["raw"]["when"] == "2024-02-28 10:00" and entry["status"] == "open"
+    assert entry["reasons"][-1] == "fixed by hand: when (typo in the export)"
+    (change,) = [e for e in iter_events(world.store, after=seq) if e.resource_type == "quarantine"]
+    assert change.details["operation"] == "quarantine_fix" and change.details["fields"] == ["when"]
+    assert "2024-02-28" not in str(change.details)  # the values stay out of the log
+    # Retry: without a profile the feed's last uploaded one is needed; with it, stored.
+    retry = {"ids": [dated["id"]], "accept_timezone": True}
+    missing = admin.post("/api/v1/quarantine/retry", json=retry, headers=token)
+    assert "upload the profile" in assert_error(missing, 400)["error"]
+    assert_error(
+        other.post(
+            "/api/v1/quarantine/retry", json={**retry, "agency": "citya"}, headers=other_token
+        ),
+        403,
+    )
+    seq = last_seq(world.store)
+    done = admin.post("/api/v1/quarantine/retry", json={**retry, "profile": TOML}, headers=token)
+    assert done.status_code == 200, done.text
+    assert done.json()["retry"]["retried"] == 1 and done.json()["retry"]["still_quarantined"] == 0
+    assert [e["id"] for e in admin.get("/api/v1/quarantine").json()["entries"]] == [
+        e["id"] for e in entries if e["id"] != dated["id"]
+    ]
+    ingested = [e for e in iter_events(world.store, after=seq) if e.action.value == "ingest"]
+    assert ingested and ingested[0].details["operation"] == "quarantine_retry"
+    analyst, _ = world.signed_in("a.analyst")
+    stored = analyst.get("/api/v1/incidents?agency=citya&limit=1000").json()["records"]
+    assert any(str(r["occurred_from"]).startswith("2024-02-28") for r in stored)
+    # A row no longer open cannot be fixed again.
+    assert "not open" in assert_error(admin.post(url, json=fix, headers=token), 400)["error"]

@@ -163,3 +163,56 @@ def test_revoking_takes_effect_on_the_next_request(world: World) -> None:
     assert_error(
         admin.post("/api/v1/agreements/nope/revoke", json={"reason": "x"}, headers=token), 404
     )
+
+
+def test_a_draft_is_previewed_before_it_is_saved(world: World) -> None:
+    """POST /agreements/preview: the real policy with the draft in force; nothing stored."""
+    admin, token = world.signed_in("a.admin")
+    before = snapshot(world.store)
+    (public,) = list_agreements(world.store, owner="citya")
+    now = admin.get("/api/v1/agreements/preview?grantee=countyb").json()
+    normal = [i for i in world.normal if i.owner == "citya"]
+    assert now["visible"] == len(normal)  # the public release only, before the draft
+    assert_error(admin.post("/api/v1/agreements/preview", json=GRANT), 403)  # CSRF
+    seq = last_seq(world.store)
+    draft = admin.post("/api/v1/agreements/preview", json={**GRANT, "sample": 2}, headers=token)
+    assert draft.status_code == 200, draft.text
+    assert draft.json()["valid"] is True and draft.json()["problems"] == []
+    body = draft.json()["preview"]
+    assert body["grantee"] == "countyb" and body["total"] == now["total"]
+    assert body["visible"] == now["visible"]  # property at block precision: same records
+    assert body["decisions"] != now["decisions"]  # ... but through the draft, not the public
+    assert any(d["agreement_id"] not in (None, public.id) for d in body["decisions"])
+    assert len(body["sample"]) == 2
+    # The draft in place of the public release: only the property incidents remain.
+    replacing = {**GRANT, "grantee": "public", "fields": None, "purposes": None}
+    replacing |= {"precision": None, "offences": ["property"], "replaces": public.id}
+    narrowed = admin.post("/api/v1/agreements/preview", json=replacing, headers=token)
+    assert narrowed.status_code == 200, narrowed.text
+    property_ids = _property(world, "citya") & {i.id for i in normal}
+    assert narrowed.json()["preview"]["visible"] == len(property_ids) < now["visible"]
+    # Audited, with the draft's scope; nothing stored.
+    audited = events(world.store, seq, action="sharing_decision")
+    assert [e.details["draft"]["grantee"] for e in audited] == ["countyb", "public"]
+    assert audited[1].details["replaces"] == public.id
+    assert snapshot(world.store) == before
+    assert list_agreements(world.store, owner="citya") == [public]
+    # A draft that creation would refuse: every problem is the answer, nothing previewed.
+    seq = last_seq(world.store)
+    bad = admin.post(
+        "/api/v1/agreements/preview", json={"grantee": "countyb", "precision": "x"}, headers=token
+    ).json()
+    assert bad["valid"] is False and bad["preview"] is None
+    assert {e.split(":")[0] for e in bad["problems"]} >= {"precision", "fields"}
+    clash = {**GRANT, "grantee": "public", "fields": None, "purposes": None, "precision": None}
+    answer = admin.post("/api/v1/agreements/preview", json=clash, headers=token).json()
+    assert answer["valid"] is False and "revoke it first" in " ".join(answer["problems"])
+    assert events(world.store, seq, action="sharing_decision") == []
+    assert snapshot(world.store) == before
+    other, other_token = world.signed_in("b.admin")
+    assert_error(
+        other.post(
+            "/api/v1/agreements/preview", json={**GRANT, "owner": "citya"}, headers=other_token
+        ),
+        403,
+    )

@@ -265,3 +265,92 @@ def test_personal_data_refused_to_those_not_allowed(world: World, username: str)
     (denied,) = events(world.store, before, action="denied")
     assert denied.actor == world.user_id(username) and denied.purpose == "CASE-1"
     assert denied.owner_agencies == ("citya",)
+
+
+def test_history_shows_each_version_through_the_current_grant_and_linked_duplicates(
+    world: World,
+) -> None:
+    from crossbeat.store.schema import duplicate_links
+
+    (public,) = list_agreements(world.store, owner="citya", grantee="public")
+    revoke_agreement(world.store, public.id, reason="partners only", clock=world.clock)
+    create_agreement(
+        world.store, "citya", "countyb", offences=["property"], fields=["offence", "occurred",
+        "location", "status"], precision="block", purposes=["analysis"], approved_by="a.admin",
+        clock=world.clock,
+    )  # fmt: skip
+    officer, headers = world.signed_in("a.officer")
+    report = {"offence": "13B", "occurred_from": "2026-06-14T10:15:00-07:00"}
+    report |= {"lat": 45.531, "lon": -122.661, "status": "open"}
+    made = officer.post("/api/v1/incidents", json=report, headers=headers)
+    assert made.status_code == 201, made.text
+    own_id = made.json()["record"]["id"]
+    url = f"/api/v1/incidents/{own_id}"
+    for version, change in ((1, {"offence": "23H"}), (2, {"lat": 45.533, "lon": -122.659})):
+        done = officer.patch(url, json=change, headers={**headers, "If-Match": f'"{version}"'})
+        assert done.status_code == 200, done.text
+    # The owner's analyst: both earlier versions in full, what changed, and when.
+    analyst, _ = world.signed_in("a.analyst")
+    mine = analyst.get(f"{url}/history")
+    assert mine.status_code == 200, mine.text
+    body = mine.json()
+    assert body["record"]["id"] == own_id and body["record"]["nibrs_code"] == "23H"
+    first, second = body["versions"]
+    assert (first["version"], second["version"]) == (1, 2)
+    assert first["record"]["nibrs_code"] == "13B" and "nibrs_code" in first["changed"]
+    assert second["record"]["lat"] == 45.531 and {"lat", "lon"} <= set(second["changed"])
+    assert first["superseded_at"] and second["superseded_at"]
+    # The partner: the grant that shows the record now (property, block precision) shows
+    # the property version at block precision, and not the assault version at all.
+    public_id = body["record"].get("public_id") or _public_id(world, own_id)
+    partner, _ = world.signed_in("b.analyst")
+    theirs = partner.get(f"/api/v1/incidents/{public_id}/history")
+    assert theirs.status_code == 200, theirs.text
+    seen = theirs.json()
+    assert seen["record"]["id"] == public_id
+    before, after = seen["versions"]
+    assert before["record"] is None and before["changed"] == []
+    assert after["record"]["location_precision"] == "block"
+    assert (after["record"]["lat"], after["record"]["lon"]) != (45.531, -122.661)
+    assert "narrative" not in after["record"] and "block_address" not in after["record"]
+    assert after["superseded_at"] is None  # the owner's business
+    # The owner's id finds nothing for the partner; the public is refused.
+    assert_error(partner.get(f"{url}/history"), 404)
+    assert world.client().get(f"{url}/history").status_code in (401, 403)
+    # Linked duplicates: only those the reader may see, under the id the reader knows.
+    visible = next(i for i in world.normal if i.owner == "countyb")
+    hidden = next(i for i in CANARIES if i.owner == "countyb")
+    with world.store.begin() as conn:
+        for other, p in ((visible, 0.97), (hidden, 0.91)):
+            a, b = sorted([(own_id, public_id), (other.id, other.public_id)])
+            conn.execute(
+                duplicate_links.insert().values(
+                    id_a=a[0], public_a=a[1], id_b=b[0], public_b=b[1], probability=p,
+                    reasons=["same offence", "12 m apart"], params={}, linked_by="test",
+                    linked_at=NOW,
+                )
+            )  # fmt: skip
+    seq = last_seq(world.store)
+    linked = analyst.get(f"{url}/history").json()["duplicates"]
+    assert linked == [
+        {
+            "id": visible.public_id,
+            "agency_id": "countyb",
+            "probability": 0.97,
+            "reasons": ["same offence", "12 m apart"],
+        }
+    ]
+    audited = events(world.store, seq, action="detail_view")
+    assert {e.resource_type for e in audited} == {"incident_history"}
+    assert {o for e in audited for o in e.owner_agencies} == {"citya", "countyb"}
+
+
+def _public_id(world: World, own_id: str) -> str:
+    from sqlalchemy import select
+
+    from crossbeat.store.schema import incidents
+
+    with world.store.connect() as conn:
+        return str(
+            conn.execute(select(incidents.c.public_id).where(incidents.c.id == own_id)).scalar()
+        )

@@ -122,6 +122,8 @@ REQUESTS = st.sampled_from(
         {"bbox": (-122.70, 45.50, -122.60, 45.54)},
         {"areas": [("beats", "West"), ("countyb/beats", "North")]},
         {"areas": [("citya/beats", "East")], "offences": ["person"]},
+        {"jurisdictions": ["transitc"]},
+        {"jurisdictions": ["citya", "countyb"], "offences": ["property"]},
     ]
 )
 

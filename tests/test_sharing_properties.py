@@ -649,6 +649,7 @@ def to_request(req: dict[str, Any]) -> ReadRequest:
         offences=frozenset(req["offences"]) if req.get("offences") else None,
         fields=frozenset(req["fields"]) if req.get("fields") else None,
         areas=frozenset(req["areas"]) if req.get("areas") else None,
+        jurisdictions=frozenset(req["jurisdictions"]) if req.get("jurisdictions") else None,
     )
 
 

@@ -16,6 +16,7 @@ Then the ETag: 304 on a match; a new ETag after a write, a withdrawal and a revo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -75,10 +76,14 @@ def tile_units(z: int, x: int, y: int, lon: float, lat: float) -> tuple[float, f
     return ((mx - min_x) / (max_x - min_x) * EXTENT, (my - min_y) / (max_y - min_y) * EXTENT)
 
 
-def check_points(store, viewer: Viewer, z: int, x: int, y: int) -> None:
-    result = tile(store, viewer, z, x, y)
+def check_points(
+    store, viewer: Viewer, z: int, x: int, y: int, request: ReadRequest | None = None
+) -> None:
+    request = request or ReadRequest()
+    result = tile(store, viewer, z, x, y, request)
     features = decode(result.data).get("incidents", {}).get("features", [])
-    want = read_incidents(store, viewer, ReadRequest(bbox=tile_bounds(z, x, y))).records
+    asked = dataclasses.replace(request, bbox=tile_bounds(z, x, y))
+    want = read_incidents(store, viewer, asked).records
     by_id = {f["properties"]["id"]: f for f in features}
     assert sorted(by_id) == sorted(r["id"] for r in want), (viewer, z, x, y)
     assert len(features) == len(want)
@@ -107,8 +112,11 @@ def _per_owner(records: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-def check_hexagons(store, viewer: Viewer, z: int, x: int, y: int) -> None:
-    result = tile(store, viewer, z, x, y)
+def check_hexagons(
+    store, viewer: Viewer, z: int, x: int, y: int, request: ReadRequest | None = None
+) -> None:
+    request = request or ReadRequest()
+    result = tile(store, viewer, z, x, y, request)
     features = decode(result.data).get("hexagons", {}).get("features", [])
     col = h3_column(z)
     west, south, east, north = tile_bounds(z, x, y)
@@ -119,8 +127,8 @@ def check_hexagons(store, viewer: Viewer, z: int, x: int, y: int) -> None:
         lat, lng = h3.cell_to_latlng(cell)
         return west <= lng < east and south <= lat < north
 
-    single = aggregate(store, viewer, by=(col,))
-    both = aggregate(store, viewer, by=(col, "crime_against"))
+    single = aggregate(store, viewer, request, by=(col,))
+    both = aggregate(store, viewer, request, by=(col, "crime_against"))
     want: dict[str, dict[str, Any]] = {}
     for (cell,), n in single.cells.items():
         if inside(cell):
@@ -163,5 +171,10 @@ def test_tiles_match_the_records_and_the_aggregates(sharing_store, db_url):
                 check_points(sharing_store, viewer, z, x, y)
             for z, x, y in hexagons:
                 check_hexagons(sharing_store, viewer, z, x, y)
+            # The jurisdiction filter (the analyst map's), compiled to SQL in both.
+            (z, x, y), within = at[0], ReadRequest(jurisdictions=frozenset({"transitc"}))
+            check_points(sharing_store, viewer, z, x, y, within)
+            z, x, y = hexagons[0]
+            check_hexagons(sharing_store, viewer, z, x, y, within)
 
     check()

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -65,6 +68,18 @@ def analyst(browser: Any, server: DemoServer) -> Iterator[Any]:
     yield page
     context.close()
     assert not errors.errors, errors.errors
+
+
+def _shots(page: Any, name: str) -> None:
+    """Screenshot a state at desktop and phone size (axe-core finds nothing serious in it)."""
+    screenshot(page, f"{name}-desktop")
+    assert not axe_violations(page), axe_violations(page)
+    page.set_viewport_size(PHONE)
+    page.wait_for_timeout(300)
+    screenshot(page, f"{name}-phone")
+    assert not axe_violations(page), axe_violations(page)
+    page.set_viewport_size(DESKTOP)
+    page.wait_for_timeout(300)
 
 
 def _zoom_to_points(page: Any) -> None:
@@ -142,6 +157,102 @@ def test_detail_panel_opens_on_a_drawn_point(analyst: Any) -> None:
     analyst.get_by_role("button", name="Close the detail panel").click()
 
 
+#: File a field report and change its status (a second version), as the signed-in officer.
+FILE_AND_CHANGE = """async ([lat, lon]) => {
+    const me = await (await fetch('/auth/me')).json();
+    const headers = {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token};
+    const body = {offence: '23F', occurred_from: new Date(Date.now() - 3600e3).toISOString(),
+                  lat, lon, status: 'open', narrative: 'Wallet taken from a parked car'};
+    const made = await (await fetch('/api/v1/incidents',
+        {method: 'POST', headers, body: JSON.stringify(body)})).json();
+    const id = made.record.id;
+    const changed = await fetch('/api/v1/incidents/' + id, {method: 'PATCH',
+        headers: {...headers, 'If-Match': '"1"'}, body: JSON.stringify({status: 'closed'})});
+    return [id, changed.status]; }"""
+
+
+def _open_detail(page: Any, incident_id: str, lat: float, lon: float) -> None:
+    """Zoom to an incident's point until it is the one drawn on top there, and click it."""
+    page.evaluate(f"window.cbMap.jumpTo({{center: [{lon}, {lat}], zoom: 17}})")
+    found = (
+        "window.cbMap.queryRenderedFeatures({layers: ['points']})"
+        f".find((f) => f.properties.id === '{incident_id}')"
+    )
+    wait_js(page, f"Boolean({found}) && !window.cbMap.isMoving()", timeout=30_000)
+    target = page.evaluate(
+        f"""() => {{ const f = {found}; const p = window.cbMap.project(f.geometry.coordinates);
+                   const box = window.cbMap.getCanvas().getBoundingClientRect();
+                   return {{x: box.left + p.x, y: box.top + p.y}}; }}"""
+    )
+    page.mouse.click(target["x"], target["y"])
+    page.locator("#detail").wait_for(state="visible")
+    wait_js(page, "document.getElementById('detail-history')?.dataset.done === '1'", 60_000)
+    if incident_id not in page.locator("#detail dl").first.inner_text():
+        # Another incident at the same place opened first: the panel offers this one.
+        page.locator("#detail-here").get_by_role("button", name=incident_id).click()
+        wait_js(
+            page,
+            f"document.querySelector('#detail dl').innerText.includes('{incident_id}')"
+            " && document.getElementById('detail-history')?.dataset.done === '1'",
+            60_000,
+        )
+    assert incident_id in page.locator("#detail dl").first.inner_text()
+
+
+def test_detail_panel_shows_history_and_linked_duplicates(
+    browser: Any, server: DemoServer, analyst: Any, console: Console
+) -> None:
+    # A second version: the county's officer files a report and closes it.
+    context = browser.new_context(viewport=PHONE)
+    officer = console.watch(context.new_page())
+    sign_in(officer, server, "clackmer.officer", "/field")
+    wait_ready(officer)
+    lat, lon = 45.4123, -122.5987
+    own_id, status = officer.evaluate(FILE_AND_CHANGE, [lat, lon])
+    assert status == 200
+    context.close()
+    analyst.reload()
+    wait_panel(analyst)
+    _open_detail(analyst, own_id, lat, lon)
+    versions = analyst.locator("#detail-versions li")
+    assert versions.count() == 1, analyst.locator("#detail").inner_text()
+    assert "status" in versions.first.inner_text() and "open" in versions.first.inner_text()
+    analyst.locator("#detail-history").scroll_into_view_if_needed()
+    _shots(analyst, "app-detail-history")
+    analyst.get_by_role("button", name="Close the detail panel").click()
+    # Linked duplicates: stored by the duplicates analysis (the command an analyst runs).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSBEAT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "crossbeat", "analyse", "link-duplicates", "--db", server.db_url,
+         "--agency", "clackmerco"],
+        cwd=server.out_dir, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(server.db_url.removeprefix("sqlite:///")) as db:
+        links = db.execute(
+            "SELECT a.agency_id, l.public_a, a.lat, a.lon, b.agency_id, l.public_b"
+            " FROM duplicate_links l JOIN incidents a ON a.id = l.id_a"
+            " JOIN incidents b ON b.id = l.id_b WHERE a.agency_id != 'clackmerco'"
+            " AND b.agency_id != 'clackmerco'"
+        ).fetchall()
+    assert links, done.stdout
+    _agency, shown, lat, lon, other_agency, other = links[0]
+    answer = analyst.evaluate(
+        "async (id) => (await fetch('/api/v1/incidents/' + id)).status", shown
+    )
+    assert answer == 200, "the county sees the city's incident it links"
+    _open_detail(analyst, shown, lat, lon)
+    may_see = analyst.evaluate(
+        "async (id) => (await fetch('/api/v1/incidents/' + id)).status", other
+    )
+    duplicates = analyst.locator("#detail-history").inner_text()
+    if may_see == 200:
+        assert other in duplicates and other_agency in duplicates
+    else:
+        assert "None linked that you may see" in duplicates and other not in duplicates
+    analyst.get_by_role("button", name="Close the detail panel").click()
+
+
 def test_draw_an_area_for_counts_and_a_trend_chart(analyst: Any) -> None:
     analyst.evaluate("window.cbMap.jumpTo({center: [-122.56, 45.42], zoom: 11})")
     analyst.wait_for_timeout(300)
@@ -193,6 +304,84 @@ def test_an_area_filter_changes_the_counts_and_the_tiles(analyst: Any) -> None:
     wait_ready(analyst)
 
 
+def _hex_total(page: Any) -> int:
+    """The sum of the counts of the hexagons drawn (each cell once)."""
+    cells = {f["h3"]: f.get("count") or 0 for f in rendered(page, "hex")}
+    return sum(cells.values())
+
+
+def test_a_jurisdiction_filter_changes_the_counts_and_the_map(analyst: Any) -> None:
+    analyst.evaluate("window.cbMap.jumpTo({center: [-122.56, 45.42], zoom: 10})")
+    wait_ready(analyst)
+    before, drawn = analyst.locator("#count").get_attribute("data-total"), _hex_total(analyst)
+    options = analyst.locator("#f-jurisdiction option")
+    assert options.count() >= 3  # all, and each agency's jurisdiction
+    analyst.locator("#f-jurisdiction").select_option("rivertonpd")  # the city inside the county
+    wait_js(analyst, f"document.getElementById('count').dataset.total !== '{before}'")
+    wait_ready(analyst)
+    assert 0 < int(analyst.locator("#count").get_attribute("data-total")) < int(before)
+    assert "jurisdiction=rivertonpd" in analyst.evaluate(
+        "window.cbMap.getSource('incidents').tiles[0]"
+    )
+    assert 0 < _hex_total(analyst) < drawn  # the hexagons drawn hold fewer incidents
+    analyst.locator("#f-jurisdiction").select_option("")
+    wait_js(analyst, f"document.getElementById('count').dataset.total === '{before}'")
+    wait_ready(analyst)
+
+
+def test_near_repeat_zones_and_series_draw_with_a_legend(analyst: Any) -> None:
+    analyst.evaluate("window.cbMap.jumpTo({center: [-122.56, 45.42], zoom: 10})")
+    wait_ready(analyst)
+    analyst.locator("#layer-nearrepeat").check()
+    wait_js(analyst, "document.body.dataset.layers === '1'", timeout=90_000)
+    analyst.locator("#knox tbody tr").first.wait_for()
+    knox = analyst.evaluate(
+        """async () => (await (await fetch('/api/v1/analysis/nearrepeat')).json()).table"""
+    )
+    note = analyst.locator("#layer-note").inner_text()
+    if any(r["p"] is not None and r["p"] < 0.05 and r["ratio"] > 1 for r in knox):
+        wait_js(
+            analyst, "window.cbMap.getLayer('analysis-nearrepeat-fill') && window.cbMap.loaded()"
+        )
+        zones = rendered(analyst, "analysis-nearrepeat-fill")
+        assert zones and all(z["radius_m"] > 0 for z in zones), note
+        assert "Near-repeat zones:" in note
+    else:
+        assert "no distance and time band is above chance" in note
+    assert analyst.locator("#layer-legend li[data-layer=nearrepeat]").count() == 1
+    analyst.locator("#layer-nearrepeat").uncheck()
+    assert analyst.locator("#layer-legend li[data-layer=nearrepeat]").count() == 0
+    analyst.locator("#layer-series").check()
+    wait_js(analyst, "document.body.dataset.layers === '1'", timeout=90_000)
+    wait_js(analyst, "window.cbMap.getLayer('analysis-series-line') && window.cbMap.loaded()")
+    series = analyst.evaluate(
+        """async () => (await (await fetch('/api/v1/analysis/series')).json()).series"""
+    )
+    assert series, "the demo region holds series"
+    xy = [
+        (m["lon"], m["lat"])
+        for s in series
+        for ms in s["members"].values()
+        for m in ms
+        if m["lon"] is not None
+    ]
+    west, south = min(x for x, _ in xy), min(y for _, y in xy)
+    east, north = max(x for x, _ in xy), max(y for _, y in xy)
+    analyst.evaluate(
+        f"window.cbMap.fitBounds([[{west}, {south}], [{east}, {north}]],"
+        " {padding: 40, animate: false})"
+    )
+    wait_ready(analyst)
+    wait_js(analyst, "window.cbMap.loaded()")
+    members = rendered(analyst, "analysis-series-circle")
+    lines = rendered(analyst, "analysis-series-line")
+    assert members and lines
+    assert {m["series"] for m in members} <= {s["series"] for s in series}
+    assert analyst.locator("#layer-legend li[data-layer=series]").count() == 1
+    _shots(analyst, "app-series")
+    analyst.locator("#layer-series").uncheck()
+
+
 def test_boundary_layers_can_be_hidden(analyst: Any) -> None:
     analyst.evaluate("window.cbMap.jumpTo({center: [-122.56, 45.42], zoom: 10})")
     wait_ready(analyst)
@@ -223,6 +412,38 @@ def test_public_map_draws_no_feature_at_an_exact_location(
     # each to its H3 cell, about 170 m across): the closest is metres away.
     assert min(nearest) > 1.0, min(nearest)
     assert sorted(nearest)[len(nearest) // 2] > 10  # typically tens of metres
+    page.close()
+
+
+def test_public_map_charts_the_trend_of_a_place_chosen_by_name(
+    browser: Any, server: DemoServer, console: Console
+) -> None:
+    page = console.watch(browser.new_page(viewport=DESKTOP))
+    page.goto(server.url + "/")
+    wait_ready(page)
+    names = page.locator("#area-name option")
+    wait_js(page, "document.querySelectorAll('#area-name option').length > 2")
+    labels = [names.nth(k).inner_text() for k in range(names.count())]
+    assert "rivertonpd" in " ".join(labels).lower() or "riverton" in " ".join(labels).lower()
+    page.locator("#area-name").select_option("j:rivertonpd")
+    wait_js(page, "document.body.dataset.trend === '1'")
+    total = int(page.locator("#area-name-count").get_attribute("data-total"))
+    expected = page.evaluate(
+        """async () => (await (await fetch(
+            '/api/v1/aggregates?by=month&jurisdiction=rivertonpd')).json()).total"""
+    )
+    everything = page.evaluate(
+        "async () => (await (await fetch('/api/v1/aggregates')).json()).total"
+    )
+    assert total == expected and 0 < total < everything
+    assert page.locator("#area-name-chart").is_visible()
+    assert page.locator("#area-trend tbody tr").count() >= 1
+    # The place is outlined on the map (what MapLibre drew).
+    page.evaluate("window.cbMap.jumpTo({center: [-122.56, 45.42], zoom: 10})")
+    wait_ready(page)
+    outlined = rendered(page, "area-selected-line")
+    assert outlined and {f.get("agency_id") for f in outlined} == {"rivertonpd"}
+    _shots(page, "public-area-trend")
     page.close()
 
 
@@ -412,6 +633,76 @@ def test_admin_manages_users_tokens_and_sees_jobs_and_quarantine(
     assert (
         admin.locator("#quarantine-table caption").inner_text().endswith("held back from the map")
     )
+    context.close()
+
+
+def test_quarantine_review_fixes_a_row_and_retries_it_into_the_map(
+    browser: Any, server: DemoServer, console: Console, tmp_path: Any
+) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    admin = console.watch(context.new_page())
+    sign_in(admin, server, "riverton.agency-admin", "/admin")
+    wait_ready(admin)
+    table = admin.locator("#quarantine-table")
+    table.locator("tbody tr").first.wait_for()
+    before = table.locator("tbody tr").count()
+    # The demo export's row with a date of 30 February.
+    bad = table.locator("tbody tr", has_text="is not a valid date").first
+    number = bad.get_attribute("data-row")
+    entry = bad.get_attribute("data-id")
+    raw = json.loads(bad.locator("pre").text_content())
+    field = next(k for k, v in raw.items() if isinstance(v, str) and "/30/" in v)
+    bad.locator("summary").click()
+    bad.locator(f"#q-field-{entry}").select_option(field)
+    bad.locator(f"#q-value-{entry}").fill(raw[field].replace("/30/", "/28/"))
+    bad.get_by_role("button", name="Save fix").click()
+    admin.get_by_text(f"Fixed {field} of row {number}: retry it to store it.").wait_for()
+    _shots(admin, "admin-quarantine-fix")
+    # The feed's profile, as its admin keeps it (crosswalks beside it).
+    profile = (server.out_dir / "profiles" / "riverton-pd.toml").read_text(encoding="utf-8")
+    crosswalks = (server.out_dir / "crosswalks").as_posix()
+    mine = tmp_path / "riverton-pd.toml"
+    mine.write_text(profile.replace('"../crosswalks"', f'"{crosswalks}"'), encoding="utf-8")
+    admin.locator("#q-profile").set_input_files(str(mine))
+    row = table.locator(f"tbody tr[data-id='{entry}']")
+    row.get_by_role("button", name=f"Retry row {number}").click()
+    admin.get_by_text(f"Row {number} stored").wait_for()
+    wait_js(admin, f"!document.querySelector(\"#quarantine-table tr[data-id='{entry}']\")")
+    assert table.locator("tbody tr").count() == before - 1
+    context.close()
+
+
+def test_the_agreement_editor_previews_a_draft_before_it_is_saved(
+    browser: Any, server: DemoServer, console: Console
+) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    admin = console.watch(context.new_page())
+    sign_in(admin, server, "riverton.agency-admin", "/admin")
+    wait_ready(admin)
+    rows = admin.locator("#agreement-table tbody tr").count()
+    admin.locator("#p-grantee").fill("clackmerco")
+    admin.locator("#preview-visible").wait_for()
+    now = _visible(admin)
+    # The draft: only property offences, at H3 resolution 7, in place of today's grant.
+    current = admin.locator("#agreement-table tr[data-grantee=clackmerco]").get_attribute("data-id")
+    admin.locator("#a-grantee").fill("clackmerco")
+    admin.locator("#a-offences").fill("property")
+    admin.locator("#a-precision").select_option("h3:7")
+    admin.locator("#a-replaces").select_option(current)
+    wait_js(admin, "document.getElementById('draft-visible')?.textContent.includes('this draft')")
+    drafted = int(admin.locator("#draft-visible").inner_text().split(" ", 1)[0])
+    assert 0 < drafted < now
+    _shots(admin, "admin-draft-preview")
+    sample = admin.locator("#draft-preview pre").inner_text()
+    assert '"location_precision": "h3:7"' in sample or "h3:7" in sample, sample
+    # Without "replaces" the draft contradicts today's grant: the problem is shown.
+    admin.locator("#a-replaces").select_option("")
+    admin.locator("#draft-problems").wait_for()
+    assert "revoke it first" in admin.locator("#draft-problems").inner_text()
+    # Nothing was saved.
+    admin.reload()
+    wait_ready(admin)
+    assert admin.locator("#agreement-table tbody tr").count() == rows
     context.close()
 
 

@@ -453,12 +453,15 @@ def similar(
 ) -> Outcome[series_mod.Similar]:
     """Incidents most like one incident (the id as the viewer sees it).
 
+    Linked duplicates are kept (not counted once): each can be asked about, and the
+    other reports of the same event rank among the most similar.
+
     Raises
     ------
     LookupError
         When the viewer sees no incident with that id.
     """
-    sel = select(store, viewer, request)
+    sel = select(store, viewer, request, once=False)
     a = sel.arrays
     hit = np.flatnonzero(a.id == incident_id)
     if hit.size == 0:

@@ -275,6 +275,36 @@ class IncidentDetailOut(_Out):
     decisions: list[DecisionOut] | None = None
 
 
+class VersionOut(_Out):
+    """An earlier version of an incident, as you may see it (null: not shown to you)."""
+
+    version: int
+    record: IncidentShared | None
+    changed: list[str] = Field(description="Fields shown that differ in the next version.")
+    superseded_at: datetime | None = Field(
+        None, description="When it was replaced (the owner's own readers only)."
+    )
+
+
+class DuplicateOut(_Out):
+    """An incident of another agency linked as the same event by the duplicates analysis."""
+
+    id: str
+    agency_id: str
+    probability: float
+    reasons: Any
+
+
+class HistoryOut(_Out):
+    """An incident's earlier versions (oldest first) and its linked duplicates you may see."""
+
+    ok: Literal[True] = True
+    record: IncidentShared
+    versions: list[VersionOut]
+    duplicates: list[DuplicateOut]
+    decisions: list[DecisionOut]
+
+
 class CellOut(_Out):
     """One cell of an aggregate table; ``count`` is null when suppressed."""
 
@@ -322,6 +352,16 @@ class AgreementIn(TextIn):
     purpose_note: str = ""
     valid_from: datetime | None = None
     valid_to: datetime | None = None
+
+
+class DraftPreviewIn(AgreementIn):
+    """A draft agreement to preview (never stored), and how to preview it."""
+
+    replaces: str | None = Field(
+        None, max_length=64, description="The id of an agreement the draft would replace."
+    )
+    purpose: str | None = Field(None, max_length=40, description="The grantee's purpose.")
+    sample: int = Field(10, ge=0, le=100, description="How many sample records.")
 
 
 class RevokeIn(TextIn):
@@ -393,6 +433,19 @@ class PreviewOut(_Out):
     #: ``records``: real records as the grantee sees them (only for an officer, analyst
     #: or supervisor of the owner); ``stand-ins``: synthetic records of the same shape.
     sample_kind: Literal["records", "stand-ins"]
+
+
+class DraftPreviewOut(_Out):
+    """A draft agreement's preview, or every problem that keeps it from being saved.
+
+    A draft being edited is often incomplete: its problems are the answer (200), not
+    an error of the request, so that the editor can show them as the admin types.
+    """
+
+    ok: Literal[True] = True
+    valid: bool
+    problems: list[str] = Field(description="Why the draft could not be saved as it is.")
+    preview: PreviewOut | None = Field(description="What the grantee would see; null if invalid.")
 
 
 # -- audit ---------------------------------------------------------------------------------

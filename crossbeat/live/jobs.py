@@ -112,6 +112,17 @@ def _profile_text(store: Store, agency_id: str, profile: str | bytes) -> str:
     return str(text)
 
 
+def stored_profile(store: Store, agency_id: str, name: str) -> str:
+    """Return the TOML of the agency's last uploaded profile named ``name``.
+
+    Raises
+    ------
+    JobError
+        When the agency never uploaded a profile of that name.
+    """
+    return _profile_text(store, agency_id, name)
+
+
 def submit_job(
     store: Store,
     folder: Path,

@@ -96,6 +96,7 @@ __all__ = [
     "agreement_history",
     "approve_agreement",
     "create_agreement",
+    "draft_agreement",
     "get_agreement",
     "list_agreements",
     "load_agreements",
@@ -211,6 +212,82 @@ def create_agreement(
     return agreement
 
 
+def draft_agreement(
+    store: Store,
+    owner: str,
+    grantee: str | Grantee,
+    *,
+    replaces: str | None = None,
+    by: Actor | None = None,
+    clock: Clock | None = None,
+    **fields: Any,
+) -> Agreement:
+    """Validate an agreement as :func:`create_agreement` would, and store nothing.
+
+    The draft is what the sharing-agreement editor previews
+    (:func:`crossbeat.sharing.preview.preview` with ``draft``) before it is saved. It
+    has no approvals (nobody approved it yet) and its own random id.
+
+    Parameters
+    ----------
+    owner, grantee
+        As for :func:`create_agreement`.
+    replaces
+        The id of one of the owner's agreements with this grantee that the draft would
+        take the place of (revoked before the draft is created): overlapping it is not a
+        problem, and the preview leaves it out.
+    by
+        The signed-in user (agency_admin of the owner or platform_admin), or None for
+        the local operator.
+    **fields
+        ``offences``, ``fields``, ``precision``, ``time_resolution``, ``delay``,
+        ``purposes``, ``include_sensitive``, ``reference``, ``purpose_note``,
+        ``valid_from``, ``valid_to``: as for :func:`create_agreement`.
+
+    Raises
+    ------
+    AgreementError
+        Listing every problem the creation would raise (but approvals).
+    PermissionDenied
+        When ``by`` may not manage the owner's agreements (the attempt is audited).
+    """
+    unknown = set(fields) - _DRAFT_FIELDS
+    if unknown:
+        raise TypeError(f"draft_agreement() got unexpected fields {sorted(unknown)}")
+    now = (clock or store.clock).now()
+    check_permission(store, by, owner, "preview sharing agreements")
+    raw = dict.fromkeys(_DRAFT_FIELDS) | {"include_sensitive": ()} | fields
+    valid_from = raw.pop("valid_from")
+    with store.connect() as conn:
+        if replaces is not None:
+            found = get_agreement(store, replaces)
+            if found is None or found.owner != owner:
+                raise AgreementError([f"replaces: {owner} has no agreement {replaces!r}"])
+        return _validated(
+            conn,
+            owner=owner,
+            grantee=grantee,
+            approved_by=(),
+            valid_from=valid_from if valid_from is not None else now,
+            now=now,
+            created_by=actor_name(by),
+            by=by,
+            draft=True,
+            replaces=replaces,
+            **{k: ("" if v is None and k in _TEXT_FIELDS else v) for k, v in raw.items()},
+        )
+
+
+_TEXT_FIELDS = ("reference", "purpose_note")
+#: The scope and validity fields of a draft (:func:`draft_agreement`).
+_DRAFT_FIELDS = frozenset(
+    {
+        "offences", "fields", "precision", "time_resolution", "delay", "purposes",
+        "include_sensitive", "reference", "purpose_note", "valid_from", "valid_to",
+    }
+)  # fmt: skip
+
+
 def _lock_owner(conn: Connection, owner: str) -> None:
     # Serialise agreement changes per owner so two concurrent creations cannot both
     # pass the overlap check (SQLite serialises writers anyway).
@@ -218,7 +295,14 @@ def _lock_owner(conn: Connection, owner: str) -> None:
 
 
 def _validated(
-    conn: Connection, *, now: datetime, created_by: str, by: Actor | None, **raw: Any
+    conn: Connection,
+    *,
+    now: datetime,
+    created_by: str,
+    by: Actor | None,
+    draft: bool = False,
+    replaces: str | None = None,
+    **raw: Any,
 ) -> Agreement:
     problems: list[str] = []
     owner = str(raw["owner"] or "").strip()
@@ -299,11 +383,15 @@ def _validated(
             problems.append(f"public policy of {owner}: {p}; the public can only get less")
     if fields and set(PERSONAL_FIELDS) & fields and not (purposes or ()):
         problems.append("fields: personal data needs at least one purpose")
-    approvals = _approvals_at_creation(conn, owner, raw["approved_by"], by, now, problems)
+    approvals = (
+        ()
+        if draft  # a draft is previewed, never stored: nobody approves it yet
+        else _approvals_at_creation(conn, owner, raw["approved_by"], by, now, problems)
+    )
     valid_from, valid_to = raw["valid_from"], raw["valid_to"]
     problems += _check_validity(valid_from, valid_to, now)
     if not problems:
-        draft = Agreement(
+        agreement = Agreement(
             id=str(uuid.uuid4()),
             owner=owner,
             grantee=grantee,
@@ -316,9 +404,9 @@ def _validated(
             created_by=created_by,
             approvals=approvals,
         )
-        problems += _overlaps(conn, draft, now)
+        problems += _overlaps(conn, agreement, now, replaces)
         if not problems:
-            return draft
+            return agreement
     raise AgreementError(problems)
 
 
@@ -419,7 +507,10 @@ def _check_validity(valid_from: Any, valid_to: Any, now: datetime) -> list[str]:
     return problems
 
 
-def _overlaps(conn: Connection, draft: Agreement, now: datetime) -> list[str]:
+def _overlaps(
+    conn: Connection, draft: Agreement, now: datetime, replaces: str | None = None
+) -> list[str]:
+    """Return the problems of the agreements ``draft`` would contradict (but ``replaces``)."""
     t = sharing_agreements.c
     rows = conn.execute(
         select(sharing_agreements).where(
@@ -432,7 +523,7 @@ def _overlaps(conn: Connection, draft: Agreement, now: datetime) -> list[str]:
     problems = []
     for row in rows:
         other = agreement_from_row(row)
-        if other.status(now) == "expired":
+        if other.id == replaces or other.status(now) == "expired":
             continue
         ends_a, ends_b = draft.valid_to, other.valid_to
         if (ends_b is not None and ends_b <= draft.valid_from) or (

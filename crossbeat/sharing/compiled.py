@@ -44,6 +44,7 @@ from sqlalchemy import (
     Connection,
     and_,
     case,
+    exists,
     false,
     func,
     literal,
@@ -58,7 +59,7 @@ from crossbeat.sharing.release import BASE, part_mode
 from crossbeat.sharing.request import TIME_DIMS, CallsFilter
 from crossbeat.sharing.rules import Rule, _matches_sql, coarsen, in_areas_sql
 from crossbeat.sharing.scope import TimeResolution
-from crossbeat.store.schema import agencies, incidents
+from crossbeat.store.schema import agencies, incident_jurisdictions, incidents
 from crossbeat.store.spatial import in_box_sql
 
 #: Grouping dimensions the SQL path computes in the database.
@@ -100,7 +101,7 @@ def fallback_reason(p: ReadPlan, rule: Rule) -> str | None:
             return f"grouping by {dim} is not compiled to SQL"
     if req.bbox is not None and rule.precision.name != "exact":
         return f"a bounding box on {rule.precision} points (anchors are not stored)"
-    for name in ("polygon", "jurisdictions", "statuses", "codes"):
+    for name in ("polygon", "statuses", "codes"):
         if getattr(req, name) is not None:
             return f"the {name} filter is not compiled to SQL"
     return None
@@ -281,6 +282,8 @@ def request_filters(p: ReadPlan, rule: Rule, *, bbox: bool = True) -> list[Colum
         out.append(or_(c.call_category.is_not(None), _matches_sql(req.offences, c)))
     if req.areas is not None:
         out.append(in_areas_sql(req.areas))
+    if req.jurisdictions is not None:  # the rule publishes them (policy._unmet)
+        out.append(in_jurisdictions_sql(req.jurisdictions))
     if req.calls is CallsFilter.EXCLUDE:
         out.append(c.call_category.is_(None))
     elif req.calls is CallsFilter.ONLY:
@@ -295,6 +298,20 @@ def request_filters(p: ReadPlan, rule: Rule, *, bbox: bool = True) -> list[Colum
         min_lon, min_lat, max_lon, max_lat = req.bbox
         out += [c.lat.between(min_lat, max_lat), c.lon.between(min_lon, max_lon)]
     return out
+
+
+def in_jurisdictions_sql(agency_ids: frozenset[str]) -> ColumnElement[bool]:
+    """Return SQL for "the incident lies in one of these agencies' jurisdictions".
+
+    The stored tags are the published ``jurisdictions`` field (every agency whose
+    polygon holds the point, or the reporter's), as the per-record path compares them.
+    """
+    j = incident_jurisdictions.c
+    return exists(
+        select(j.incident_id).where(
+            (j.incident_id == incidents.c.id) & j.agency_id.in_(sorted(agency_ids))
+        )
+    )
 
 
 def period_start(when: datetime, rule: Rule) -> datetime:

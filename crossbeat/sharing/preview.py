@@ -15,9 +15,11 @@ precision and time resolution the grantee would get, and made-up values.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shapely.geometry import shape
@@ -27,8 +29,9 @@ from crossbeat.audit import Action, AuditEvent, append
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
 from crossbeat.sharing._manage import AgreementError
+from crossbeat.sharing.agreements import load_agreements
 from crossbeat.sharing.flags import current_rules
-from crossbeat.sharing.model import Grantee, GranteeKind
+from crossbeat.sharing.model import Agreement, Approval, Grantee, GranteeKind
 from crossbeat.sharing.permissions import check_permission
 from crossbeat.sharing.policy import DATA_ROLES, Decision, ReadRequest, Viewer, ViewerKind, live
 from crossbeat.sharing.reads import _children, _jsonable, anchor_index, area_tags, prepare
@@ -95,8 +98,15 @@ def preview(
     by: Actor | None = None,
     clock: Clock | None = None,
     real_sample: bool = False,
+    draft: Agreement | None = None,
+    replaces: str | None = None,
 ) -> Preview:
     """Show what a grantee sees of an owner's data under the agreements in force now.
+
+    With ``draft`` (:func:`crossbeat.sharing.agreements.draft_agreement`, not yet
+    saved), what the grantee would see once it is saved and approved: the draft is
+    planned as if in force, ``replaces`` (an agreement it would take the place of) as
+    if revoked, every other stored agreement as it stands.
 
     Parameters
     ----------
@@ -114,6 +124,9 @@ def preview(
         For the local operator (``by`` None): sample real records instead of
         stand-ins. A signed-in ``by`` gets real records only when it is an officer,
         analyst or supervisor of the owner (:func:`entitled_to_records`).
+    draft, replaces
+        An unsaved agreement of ``owner`` with ``grantee`` to preview, and the id of the
+        stored agreement it would replace. The audit event records the draft's scope.
 
     Returns
     -------
@@ -130,6 +143,8 @@ def preview(
     check_permission(store, by, owner, "preview what partners see")
     g = Grantee.parse(grantee)
     now = (clock or store.clock).now()
+    if draft is not None and (draft.owner, draft.grantee) != (owner, g):
+        raise AgreementError([f"the draft is {draft.owner} -> {draft.grantee}, not {owner} -> {g}"])
     with store.begin() as conn:
         known = set(conn.execute(select(agencies.c.id)).scalars())
         problems = [] if owner in known else [f"unknown agency {owner!r}"]
@@ -150,7 +165,11 @@ def preview(
         request = ReadRequest(
             agencies=frozenset({owner}), purpose=p_purpose, calls=CallsFilter.INCLUDE
         )
-        p = prepare(conn, viewer, request, now, groups=groups)
+        planned = None
+        if draft is not None:
+            stored = [a for a in load_agreements(conn) if a.id != replaces]
+            planned = [*stored, in_force(draft, now)]
+        p = prepare(conn, viewer, request, now, groups=groups, agreements=planned)
         anchors = anchor_index(conn, store.url)
         sensitivity = current_rules(conn)
         real = entitled_to_records(by, owner, real_sample)
@@ -192,6 +211,11 @@ def preview(
                     "decisions": [d.to_dict() for d in p.decisions],
                     "visible": visible,
                     "total": total,
+                    **(
+                        {"draft": draft.to_dict(), "replaces": replaces}
+                        if draft is not None
+                        else {}
+                    ),
                 },
             ),
             conn=conn,
@@ -210,6 +234,21 @@ def preview(
         dict(sorted(hidden.items())),
         shown,
         SAMPLE_RECORDS if real else SAMPLE_STAND_INS,
+    )
+
+
+def in_force(draft: Agreement, now: datetime) -> Agreement:
+    """Return the draft as the plan sees it once saved and approved, from ``now`` at latest.
+
+    Its approvals are stand-ins (``draft-preview-N``, as many as it needs); a draft
+    valid from a later date is previewed as valid from ``now``.
+    """
+    approvals = tuple(
+        Approval(f"draft-preview-{k}", "draft-preview", draft.owner, now)
+        for k in range(draft.required_approvals)
+    )
+    return dataclasses.replace(
+        draft, approvals=approvals, valid_from=min(draft.valid_from, now), revoked_at=None
     )
 
 

@@ -16,9 +16,27 @@ from typing import Any
 from crossbeat.audit import Action, AuditEvent, append_many
 from crossbeat.auth.roles import Action as RoleAction
 from crossbeat.auth.roles import Actor, authorize
-from crossbeat.ingest.quarantine import QuarantineEntry, dismiss_quarantine, list_quarantine
+from crossbeat.ingest.fixes import FixError, fix_quarantine, open_feeds
+from crossbeat.ingest.profile import Profile, parse_profile
+from crossbeat.ingest.quarantine import (
+    QuarantineEntry,
+    RetrySummary,
+    dismiss_quarantine,
+    list_quarantine,
+    retry_quarantine,
+)
 from crossbeat.sharing.reads import AUDIT_IDS_PER_EVENT
 from crossbeat.store import Store
+
+__all__ = [
+    "FixError",
+    "LOCAL_OPERATOR",
+    "dismiss_for",
+    "feeds_for",
+    "fix_for",
+    "read_quarantine",
+    "retry_for",
+]
 
 #: The actor of a read by the local operator (the ``crossbeat`` command), as for
 #: every other change or read made from the command line.
@@ -118,6 +136,84 @@ def dismiss_for(
     if not ids:
         return 0  # nothing asked, nothing changed: no audit event
     return dismiss_quarantine(store, agency, ids, reason=reason, by=by)
+
+
+def fix_for(
+    store: Store,
+    by: Actor,
+    entry_id: int,
+    changes: dict[str, str | None],
+    reason: str,
+    *,
+    agency_id: str | None = None,
+) -> QuarantineEntry:
+    """Edit raw values of an open row of an agency ``by`` may review (one audited change).
+
+    The row stays open: retry it (:func:`retry_for`) to store it. See
+    :func:`crossbeat.ingest.fixes.fix_quarantine`.
+
+    Raises
+    ------
+    PermissionDenied
+        ``by`` may not review that agency's quarantine.
+    FixError
+        The fix cannot be made (unknown row or field, not open, no change).
+    """
+    agency = agency_id or by.agency_id
+    authorize(by, RoleAction.REVIEW_QUARANTINE, agency)
+    return fix_quarantine(store, agency, entry_id, changes, reason=reason, by=by)
+
+
+def feeds_for(
+    store: Store, by: Actor, ids: list[int], *, agency_id: str | None = None
+) -> list[str]:
+    """Return the feeds (profile names) of the open rows among ``ids`` of an agency ``by``
+    may review; nothing is unsealed, so nothing is read on anyone's behalf.
+
+    Raises
+    ------
+    PermissionDenied
+        ``by`` may not review that agency's quarantine.
+    """
+    agency = agency_id or by.agency_id
+    authorize(by, RoleAction.REVIEW_QUARANTINE, agency)
+    return open_feeds(store, agency, ids)
+
+
+def retry_for(
+    store: Store,
+    by: Actor,
+    profile: Profile | str,
+    ids: list[int],
+    *,
+    agency_id: str | None = None,
+    accept_timezone: bool = False,
+) -> RetrySummary:
+    """Retry open rows of an agency ``by`` may review with the feed's profile.
+
+    Rows that now read are stored as an ingest stores them (each group with its
+    ``ingest`` audit event, operation ``quarantine_retry``) and resolved; the others stay
+    open with their new reasons. See :func:`crossbeat.ingest.quarantine.retry_quarantine`.
+
+    Raises
+    ------
+    PermissionDenied
+        ``by`` may not review that agency's quarantine.
+    ValueError
+        The profile is invalid (:class:`~crossbeat.ingest.profile.ProfileError`, given
+        as TOML text), its time zone differs from the agency's, or it is another agency's.
+    """
+    agency = agency_id or by.agency_id
+    authorize(by, RoleAction.REVIEW_QUARANTINE, agency)
+    if isinstance(profile, str):
+        profile = parse_profile(profile, source="<retry>")
+    if profile.agency not in (None, agency):
+        raise ValueError(f"profile {profile.name!r} is for {profile.agency}, not {agency}")
+    if not ids:
+        return RetrySummary()
+    return retry_quarantine(
+        store, profile, agency_id=agency, ids=ids, by=by, accept_timezone=accept_timezone
+    )
 
 
 def _events(

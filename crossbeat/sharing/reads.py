@@ -33,6 +33,7 @@ from crossbeat.sharing.agreements import load_agreements
 from crossbeat.sharing.compiled import RuleCounts, count_by_rule, spatial_filter
 from crossbeat.sharing.flags import current_rules, flags_of, refresh
 from crossbeat.sharing.groups import groups_of
+from crossbeat.sharing.model import Agreement
 from crossbeat.sharing.noise import noisy_part, period_of, spend
 from crossbeat.sharing.overrides import public_policies
 from crossbeat.sharing.policy import (
@@ -153,18 +154,21 @@ def prepare(
     now: datetime,
     *,
     groups: frozenset[str] | None = None,
+    agreements: Sequence[Agreement] | None = None,
 ) -> ReadPlan:
     """Load the stored agreements, memberships and policies and plan the read.
 
     The viewer's groups are replaced by the stored membership of its agency (or by
-    ``groups``, which only :func:`crossbeat.sharing.preview.preview` passes).
+    ``groups``), and the stored agreements by ``agreements`` (a draft in place of an
+    agreement): only :func:`crossbeat.sharing.preview.preview` passes them.
     """
     if groups is None:
         groups = groups_of(conn, viewer.agency_id) if viewer.kind is not ViewerKind.PUBLIC else None
     viewer = dataclasses.replace(viewer, groups=groups or frozenset())
     zones = {r.id: r.timezone for r in conn.execute(select(agencies.c.id, agencies.c.timezone))}
     context = PolicyContext(zones, public_policies(conn))
-    p = plan(viewer, request, load_agreements(conn), now, context)
+    found = load_agreements(conn) if agreements is None else list(agreements)
+    p = plan(viewer, request, found, now, context)
     # Before any incident is read: rows whose served flags were derived under other
     # rules (or not yet) are re-derived now, in this transaction (issue #8).
     refresh(conn, p.owners)

@@ -96,7 +96,9 @@ POINT_COLUMNS = {
 HEXAGON_COLUMNS = {"h3": "text", "count": "int", **dict.fromkeys(CATEGORIES, "int")}
 HEXAGON_COLUMNS["hidden"] = "text"
 #: Filters a tile request may carry (the rest of :class:`ReadRequest` is the tile's).
-TILE_FILTERS = frozenset({"since", "until", "offences", "agencies", "areas", "purpose"})
+TILE_FILTERS = frozenset(
+    {"since", "until", "offences", "agencies", "areas", "jurisdictions", "purpose"}
+)
 
 
 class TileError(ValueError):
@@ -204,8 +206,8 @@ def tile(
     z, x, y
         The tile (Web Mercator, XYZ scheme as ``ST_TileEnvelope``).
     request
-        Filters: ``since``, ``until``, ``offences``, ``agencies``, ``areas`` (and
-        ``purpose``); each is compiled to SQL and part of the ETag.
+        Filters: ``since``, ``until``, ``offences``, ``agencies``, ``areas``,
+        ``jurisdictions`` (and ``purpose``); each is compiled to SQL and part of the ETag.
     if_none_match
         The client's ``If-None-Match`` header: when it names this tile's ETag the
         result is ``not_modified`` and carries no data.

@@ -133,27 +133,72 @@ async function jobs() {
   return section;
 }
 
-/** Quarantined rows: their reasons, and dismiss (kept, with a reason, audited). */
+/**
+ * Quarantined rows: their reasons and raw values (an audited read); fix a value (edit the
+ * offending field), retry with the feed's profile, or dismiss (kept, with a reason): each
+ * an audited operation of the library.
+ */
 async function quarantine() {
   const section = el("section", { id: "quarantine", "aria-label": "Quarantine" }, el("h2", {}, "Quarantine review"));
   const message = el("p", { id: "quarantine-message", role: "status" });
   const table = el("table", { id: "quarantine-table" });
+  const canFix = await has("POST", "/api/v1/quarantine/{entry_id}/fix");
+  const canRetry = await has("POST", "/api/v1/quarantine/retry");
+  // The feed's profile for a retry: the last one uploaded is used unless a file is chosen.
+  const profileFile = el("input", { id: "q-profile", type: "file", accept: ".toml" });
+  const profileText = async () => (profileFile.files && profileFile.files[0] ? await profileFile.files[0].text() : undefined);
+  const say = (text) => (message.textContent = text);
+  async function retry(r) {
+    const body = { ids: [r.id] };
+    const profile = await profileText();
+    if (profile) body.profile = profile;
+    const done = await api("/api/v1/quarantine/retry", { method: "POST", body });
+    if (!done.ok) return say(errorText(done));
+    const s = done.data.retry;
+    say(s.still_quarantined ? `Row ${r.row_number} still does not read: see its new reasons.` : `Row ${r.row_number} stored (${s.retried} retried).`);
+    await load();
+  }
+  function fixForm(r) {
+    const fields = Object.keys(r.raw).filter((k) => !k.startsWith("_"));
+    const field = el("select", { id: `q-field-${r.id}` }, fields.map((f) => el("option", { value: f }, f)));
+    const value = el("input", { id: `q-value-${r.id}`, autocomplete: "off" });
+    const show = () => (value.value = r.raw[field.value] ?? "");
+    field.addEventListener("change", show);
+    show();
+    const form = el("form", { class: "fix", "aria-label": `Fix row ${r.row_number} of ${r.source_file}` },
+      el("label", { for: `q-field-${r.id}` }, "Field"), field,
+      el("label", { for: `q-value-${r.id}` }, "New value"), value,
+      el("button", { type: "submit" }, "Save fix"));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const done = await api(`/api/v1/quarantine/${r.id}/fix`, { method: "POST", body: { changes: { [field.value]: value.value }, reason: "fixed in the admin page" } });
+      if (!done.ok) return say(errorText(done));
+      say(`Fixed ${field.value} of row ${r.row_number}: retry it to store it.`);
+      await load();
+    });
+    return form;
+  }
   async function load() {
     const result = await api("/api/v1/quarantine?limit=100");
-    if (!result.ok) return (message.textContent = errorText(result));
+    if (!result.ok) return say(errorText(result));
     const rows = result.data.entries;
     table.replaceChildren(el("caption", {}, `${rows.length} open rows held back from the map`),
       el("thead", {}, el("tr", {}, ["File", "Row", "Reasons", "Raw values", ""].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, rows.map((r) => el("tr", { "data-id": r.id },
+      el("tbody", {}, rows.map((r) => el("tr", { "data-id": r.id, "data-row": r.row_number },
         el("td", {}, r.source_file), el("td", {}, r.row_number), el("td", {}, r.reasons.join("; ")),
-        el("td", {}, el("details", {}, el("summary", {}, "show"), el("pre", {}, JSON.stringify(r.raw, null, 1)))),
-        el("td", {}, el("button", { type: "button", "aria-label": `Dismiss row ${r.row_number} of ${r.source_file}`, onclick: async () => {
-          const d = await api("/api/v1/quarantine/dismiss", { method: "POST", body: { ids: [r.id], reason: "dismissed in the admin page" } });
-          message.textContent = d.ok ? `Dismissed ${d.data.dismissed} row.` : errorText(d);
-          await load();
-        } }, "Dismiss"))))));
+        el("td", {}, el("details", {}, el("summary", {}, "show"), el("pre", { tabindex: "0" }, JSON.stringify(r.raw, null, 1)), canFix ? fixForm(r) : null)),
+        el("td", {}, el("div", { class: "row" },
+          canRetry ? el("button", { type: "button", "aria-label": `Retry row ${r.row_number} of ${r.source_file}`, onclick: () => retry(r) }, "Retry") : null,
+          el("button", { type: "button", "aria-label": `Dismiss row ${r.row_number} of ${r.source_file}`, onclick: async () => {
+            const d = await api("/api/v1/quarantine/dismiss", { method: "POST", body: { ids: [r.id], reason: "dismissed in the admin page" } });
+            say(d.ok ? `Dismissed ${d.data.dismissed} row.` : errorText(d));
+            await load();
+          } }, "Dismiss")))))));
   }
-  section.append(el("p", { class: "hint" }, "To fix rows, correct the feed's profile and upload again: rows that now read are stored, the rest stay here with their new reasons."), message, table);
+  section.append(
+    el("p", { class: "hint" }, "Open a row's raw values to fix the offending field, then retry it: a row that now reads is stored, as an ingest stores it; otherwise it stays here with its new reasons. To fix a whole feed, correct its profile and upload again."),
+    canRetry ? el("p", {}, el("label", { for: "q-profile" }, "Profile for retries (default: the feed's last uploaded profile)"), profileFile) : null,
+    message, table);
   await load();
   return section;
 }
@@ -165,19 +210,65 @@ async function agreements(me) {
   const grantee = el("input", { id: "a-grantee", required: true, placeholder: "clackmerco, group:ID or public" });
   const precision = el("select", { id: "a-precision" }, ["exact", "block", "h3:9", "h3:8", "h3:7", "h3:6", "jurisdiction"].map((p) => el("option", { value: p }, p)));
   const fields = el("input", { id: "a-fields", value: "id,offences,occurred,location", placeholder: "id,offences,occurred,location" });
+  const offences = el("input", { id: "a-offences", value: "all", placeholder: "all, property, part1 or NIBRS codes" });
+  const purposes = el("input", { id: "a-purposes", value: "analysis", placeholder: "analysis, operations, investigation" });
   const delay = el("input", { id: "a-delay", placeholder: "24h or 7d" });
   const reference = el("input", { id: "a-reference", placeholder: "MoU of 2026-03-01" });
+  const replaces = el("select", { id: "a-replaces" }, el("option", { value: "" }, "nothing (a new agreement)"));
   const form = el("form", { id: "agreement-form", "aria-label": "New agreement" }, el("h3", {}, "New agreement"),
     el("label", { for: "a-grantee" }, "Grantee"), grantee,
+    el("label", { for: "a-offences" }, "Offences (comma separated)"), offences,
     el("label", { for: "a-precision" }, "Location precision"), precision,
     el("label", { for: "a-fields" }, "Fields (comma separated)"), fields,
+    el("label", { for: "a-purposes" }, "Purposes (comma separated)"), purposes,
     el("label", { for: "a-delay" }, "Delay"), delay,
     el("label", { for: "a-reference" }, "Reference (the decision it rests on)"), reference,
+    el("label", { for: "a-replaces" }, "Replaces (revoke it first when saving)"), replaces,
     el("button", { type: "submit" }, "Create agreement"));
+  // The live preview of the draft in the form, before it is saved (POST .../preview).
+  const draftPreview = el("div", { id: "draft-preview", "aria-live": "polite" });
+  const draftBox = (await has("POST", "/api/v1/agreements/preview"))
+    ? el("div", { class: "preview" }, el("h3", {}, "Preview of this draft"),
+      el("p", { class: "hint" }, "What the grantee would see once the draft is saved and approved; nothing is saved."), draftPreview)
+    : null;
   const previewFor = el("input", { id: "p-grantee", placeholder: "clackmerco" });
   const preview = el("div", { id: "preview", "aria-live": "polite" });
   const previewBox = el("div", { class: "preview" }, el("h3", {}, "Preview: what a grantee sees now"),
     el("label", { for: "p-grantee" }, "Grantee"), previewFor, preview);
+  const list = (input) => input.value.split(",").map((v) => v.trim()).filter(Boolean);
+  /** The draft in the form, as the API takes it (the public gets its release policy's defaults). */
+  const draft = () => {
+    const who = grantee.value.trim();
+    const body = { grantee: who, offences: list(offences), reference: reference.value };
+    if (who !== "public") Object.assign(body, { precision: precision.value, fields: list(fields), purposes: list(purposes) });
+    if (delay.value.trim()) body.delay = delay.value.trim();
+    return body;
+  };
+  /** The preview's counts, reasons and sample in `host`; `id` names the visible-count line. */
+  const showResult = (host, d, id, what) => host.replaceChildren(
+    el("p", { id }, `${d.visible} of ${d.total} records visible to ${d.grantee}${what}`),
+    el("ul", {}, Object.entries(d.hidden).map(([why, n]) => el("li", {}, `${n} hidden: ${why}`))),
+    el("p", { class: "hint" }, d.sample_kind === "stand-ins" ? "Sample (synthetic stand-ins of the same shape):" : "Sample:"),
+    el("pre", { tabindex: "0" }, JSON.stringify(d.sample.slice(0, 3), null, 1)));
+  let drafted = 0;
+  async function showDraft() {
+    if (!draftBox) return;
+    const mine = ++drafted;
+    if (!grantee.value.trim()) return draftPreview.replaceChildren(el("p", { class: "hint" }, "Name a grantee to preview the draft."));
+    const body = { ...draft(), sample: 5, ...(replaces.value ? { replaces: replaces.value } : {}) };
+    const result = await api("/api/v1/agreements/preview", { method: "POST", body });
+    if (mine !== drafted) return; // a newer draft was asked for
+    if (!result.ok) return draftPreview.replaceChildren(el("p", { role: "alert" }, errorText(result)));
+    if (!result.data.valid) {
+      return draftPreview.replaceChildren(el("p", {}, "This draft could not be saved as it is:"),
+        el("ul", { id: "draft-problems" }, result.data.problems.map((p) => el("li", {}, p))));
+    }
+    showResult(draftPreview, result.data.preview, "draft-visible", " under this draft");
+  }
+  let draftTimer = null;
+  for (const input of [grantee, offences, precision, fields, purposes, delay, replaces]) {
+    input.addEventListener(input.tagName === "SELECT" ? "change" : "input", () => { clearTimeout(draftTimer); draftTimer = setTimeout(showDraft, 300); });
+  }
 
   async function load() {
     const result = await api(`/api/v1/agreements`);
@@ -187,6 +278,11 @@ async function agreements(me) {
       el("tbody", {}, result.data.agreements.map((a) => el("tr", { "data-id": a.id, "data-grantee": a.grantee },
         el("td", {}, a.grantee), el("td", {}, a.precision), el("td", {}, a.fields.join(", ")), el("td", {}, a.status),
         el("td", {}, a.status === "revoked" || a.status === "expired" ? "" : el("button", { type: "button", class: "revoke", "aria-label": `Revoke the agreement with ${a.grantee}`, onclick: () => revoke(a) }, "Revoke"))))));
+    const chosen = replaces.value;
+    replaces.replaceChildren(el("option", { value: "" }, "nothing (a new agreement)"),
+      ...result.data.agreements.filter((a) => a.status !== "revoked" && a.status !== "expired")
+        .map((a) => el("option", { value: a.id }, `${a.grantee}: ${a.precision}, ${(a.offences || ["all"]).join(", ")}`)));
+    replaces.value = [...replaces.options].some((o) => o.value === chosen) ? chosen : "";
     await showPreview();
   }
   async function revoke(agreement) {
@@ -199,17 +295,11 @@ async function agreements(me) {
     if (!who) return preview.replaceChildren(el("p", { class: "hint" }, "Name a grantee to preview."));
     const result = await api(`/api/v1/agreements/preview?${query({ grantee: who, sample: 5 })}`);
     if (!result.ok) return preview.replaceChildren(el("p", { role: "alert" }, errorText(result)));
-    const d = result.data;
-    preview.replaceChildren(
-      el("p", { id: "preview-visible" }, `${d.visible} of ${d.total} records visible to ${d.grantee}`),
-      el("ul", {}, Object.entries(d.hidden).map(([why, n]) => el("li", {}, `${n} hidden: ${why}`))),
-      el("p", { class: "hint" }, d.sample_kind === "stand-ins" ? "Sample (synthetic stand-ins of the same shape):" : "Sample:"),
-      el("pre", {}, JSON.stringify(d.sample.slice(0, 3), null, 1)));
+    showResult(preview, result.data, "preview-visible", "");
   }
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = { grantee: grantee.value.trim(), precision: precision.value, fields: fields.value.split(",").map((f) => f.trim()).filter(Boolean), reference: reference.value };
-    if (delay.value.trim()) body.delay = delay.value.trim();
+    const body = draft();
     const result = await api("/api/v1/agreements", { method: "POST", body });
     message.textContent = result.ok ? `Created; status ${result.data.status}.` : errorText(result);
     previewFor.value = body.grantee;
@@ -217,7 +307,7 @@ async function agreements(me) {
   });
   let timer = null;
   previewFor.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(showPreview, 300); });
-  section.append(message, table, el("div", { class: "columns" }, form, previewBox));
+  section.append(message, table, el("div", { class: "columns" }, form, draftBox, previewBox));
   await load();
   return section;
 }

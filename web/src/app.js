@@ -1,8 +1,9 @@
 // The analyst workspace (/app): every granted agency on one map, filters, detail panel,
 // area counts and trend, and the layers of the other services where the server has them.
 import {
-  CATEGORY_COLOURS, HEX_FILL, PALETTE, addBoundaries, api, count, createMap, currentUser, el,
-  errorText, has, hexagons, settled, viewportPoints, monthRange, query, signInForm, userBar, whenLoaded,
+  CATEGORY_COLOURS, HEX_FILL, PALETTE, addBoundaries, api, circle, count, createMap, currentUser, el,
+  errorText, has, incidentsGeoJSON, mapRefresher, settled, viewportPoints, monthRange, query, signInForm,
+  userBar, whenLoaded,
 } from "./common.js";
 // Chart.js is loaded on first use (a chart is drawn only for an area), not with the map.
 const charts = () => import("./charts.js");
@@ -13,7 +14,7 @@ const POINT_ZOOM = 12;
 // below it (layer "hexagons"; docs/api.md "Vector tiles").
 const TILE_POINT_ZOOM = 13;
 const TILES = "/api/v1/tiles/incidents/{z}/{x}/{y}.mvt";
-const ANALYSES = [["kde", "Kernel density (KDE)"], ["hotspots", "Gi* hot spots"], ["emerging", "Emerging hot spots"], ["nearrepeat", "Near-repeat (Knox)"], ["series", "Series"]];
+const ANALYSES = [["kde", "Kernel density (KDE)"], ["hotspots", "Gi* hot spots"], ["emerging", "Emerging hot spots"], ["nearrepeat", "Near-repeat zones (Knox)"], ["series", "Series"]];
 const ANALYSIS = "/api/v1/analysis/{name}";
 const side = document.getElementById("side");
 const ready = (value) => (document.body.dataset.ready = value);
@@ -77,13 +78,21 @@ async function start(me) {
     el("h2", {}, "Filters"), filterHost,
     el("label", { for: "colour-by" }, "Colour points by"), colourBy, legend, el("p", { class: "hint", id: "hex-legend" }, "Hexagons (zoomed out): darker means more incidents; grey means too few to publish. Zoom in for single incidents."), total,
     el("div", { id: "area-tools" }), el("div", { id: "boundary-layers" }), el("div", { id: "layers" }), el("div", { id: "bulletins" }), el("div", { id: "live" }));
-  const filters = filterPanel(filterHost, { months, agencies, onChange: refresh });
+  const filters = filterPanel(filterHost, { months, agencies, onChange: () => refresh() });
   // The area filter (an area of a layer one may read), filled by boundaryLayers().
   const areaSelect = el("select", { id: "f-area" }, el("option", { value: "" }, "All areas"));
-  filterHost.append(el("label", { for: "f-area" }, "Area"), areaSelect);
-  areaSelect.addEventListener("change", () => refresh());
-  const withoutArea = filters.params;
-  filters.params = () => ({ ...withoutArea(), ...(areaSelect.value ? { area: areaSelect.value } : {}) });
+  // The jurisdiction filter: incidents inside an agency's jurisdiction, whoever owns them
+  // (a county analyst looking at a city, a city at the transit lines crossing it).
+  const jurisdictionSelect = el("select", { id: "f-jurisdiction" }, el("option", { value: "" }, "All jurisdictions"),
+    known.map((a) => el("option", { value: a }, a)));
+  filterHost.append(el("label", { for: "f-jurisdiction" }, "Jurisdiction"), jurisdictionSelect, el("label", { for: "f-area" }, "Area"), areaSelect);
+  for (const select of [areaSelect, jurisdictionSelect]) select.addEventListener("change", () => refresh());
+  const withoutPlace = filters.params;
+  filters.params = () => ({
+    ...withoutPlace(),
+    ...(jurisdictionSelect.value ? { jurisdiction: jurisdictionSelect.value } : {}),
+    ...(areaSelect.value ? { area: areaSelect.value } : {}),
+  });
   const truncated = el("p", { id: "points-note", class: "hint", "aria-live": "polite" });
   total.after(truncated);
 
@@ -110,37 +119,14 @@ async function start(me) {
     total.dataset.total = agg.ok ? agg.data.total : "";
   };
 
-  async function refresh() {
-    ready("0");
-    const params = filters.params();
-    if (params.empty) {
-      total.textContent = "0 incidents";
-      total.dataset.total = "0";
-      if (!tiles) {
-        map.getSource("hex").setData({ type: "FeatureCollection", features: [] });
-        map.getSource("points").setData({ type: "FeatureCollection", features: [] });
-      }
-    } else {
-      delete params.empty;
-      if (tiles) {
-        // The tiles first; the total follows without holding up the map.
-        map.getSource("incidents").setTiles([`${location.origin}${TILES}?${query(params)}`]);
-        api(`/api/v1/aggregates?${query(params)}`).then(showTotal);
-      } else {
-        const [agg, hex] = await Promise.all([
-          api(`/api/v1/aggregates?${query(params)}`),
-          api(`/api/v1/aggregates?${query({ ...params, by: "h3_7" })}`),
-          loadPoints({ ...params }),
-        ]);
-        showTotal(agg);
-        map.getSource("hex").setData(hexagons(hex.ok ? hex.data.cells : []));
-      }
-    }
-    await settled(map, tiles ? ["incidents"] : ["hex", "points"]);
-    ready("1");
-  }
+  const refresh = mapRefresher(map, { tiles, tilePath: TILES, params: () => filters.params(), showTotal, loadPoints });
 
-  map.on("click", "points", (event) => showDetail(event.features[0].properties.id));
+  // Several incidents at one place (a duplicate reported by two agencies, a block's
+  // generalised point): the first opens, the others are offered in the panel.
+  map.on("click", "points", (event) => {
+    const ids = [...new Set(event.features.map((f) => f.properties.id))];
+    showDetail(ids[0], ids.slice(1));
+  });
   map.on("mouseenter", "points", () => (map.getCanvas().style.cursor = "pointer"));
   map.on("mouseleave", "points", () => (map.getCanvas().style.cursor = ""));
   areaTools(map, filters);
@@ -191,7 +177,7 @@ async function boundaryLayers(map, jurisdictions, areaSelect) {
 }
 
 /** The incident detail panel: only what the viewer is granted, as the API returns it. */
-async function showDetail(id) {
+async function showDetail(id, alsoHere = []) {
   const panel = document.getElementById("detail");
   const result = await api(`/api/v1/incidents/${encodeURIComponent(id)}`);
   const close = el("button", { type: "button", class: "close", onclick: () => (panel.hidden = true), "aria-label": "Close the detail panel" }, "×");
@@ -204,13 +190,53 @@ async function showDetail(id) {
       .map(([k, v]) => [el("dt", {}, k.replaceAll("_", " ")), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]);
     const reasons = (result.data.decisions || []).flatMap((d) => d.reasons || []);
     const related = el("div", { id: "detail-related" });
-    panel.replaceChildren(close, el("h2", { id: "detail-title" }, record.offence_name || "Incident"), el("dl", {}, rows),
+    const past = el("div", { id: "detail-history" });
+    const others = alsoHere.length
+      ? el("div", { id: "detail-here" }, el("p", {}, `${alsoHere.length} more at this place:`),
+        el("ul", {}, alsoHere.map((other) => el("li", {}, el("button", { type: "button", class: "link-button",
+          onclick: () => showDetail(other, [id, ...alsoHere.filter((x) => x !== other)]) }, other)))))
+      : null;
+    panel.replaceChildren(...[close, el("h2", { id: "detail-title" }, record.offence_name || "Incident"), others, el("dl", {}, rows),
       reasons.length ? el("details", {}, el("summary", {}, "Why you see this"), el("ul", {}, reasons.map((r) => el("li", {}, r)))) : null,
-      related);
+      past, related].filter(Boolean));
+    history(past, id);
     similar(related, id);
   }
   panel.hidden = false;
   panel.focus();
+}
+
+/**
+ * The incident's history (its earlier versions, each only as the grant that shows it now
+ * shows it) and the duplicates linked to it by the duplicates analysis that one may see.
+ */
+async function history(host, id) {
+  const path = "/api/v1/incidents/{incident_id}/history";
+  if (!(await has("GET", path))) return;
+  const result = await api(`/api/v1/incidents/${encodeURIComponent(id)}/history`);
+  if (!result.ok) return host.replaceChildren(el("p", { class: "hint" }, errorText(result)));
+  const { versions, duplicates } = result.data;
+  const value = (v) => (v === null || v === undefined ? "–" : typeof v === "object" ? JSON.stringify(v) : String(v));
+  const version = (v) => el("li", { "data-version": v.version },
+    el("strong", {}, `Version ${v.version}`), v.superseded_at ? ` (replaced ${v.superseded_at.slice(0, 16).replace("T", " ")})` : "",
+    !v.record
+      ? el("p", { class: "hint" }, "Not shown to you: the grant that shows this incident now did not cover this version.")
+      : v.changed.length
+        ? el("dl", {}, v.changed.map((k) => [el("dt", {}, k.replaceAll("_", " ")), el("dd", {}, value(v.record[k]))]))
+        : el("p", { class: "hint" }, "No change in the fields you may see."));
+  host.replaceChildren(...[
+    el("h3", {}, "History"),
+    versions.length
+      ? [el("p", { class: "hint" }, "Earlier versions, oldest first: the fields that changed afterwards, as they were."), el("ol", { id: "detail-versions" }, versions.map(version))]
+      : el("p", { class: "hint" }, "No earlier version."),
+    el("h3", {}, "Linked duplicates"),
+    duplicates.length
+      ? el("ul", { id: "detail-duplicates" }, duplicates.map((d) => el("li", {},
+        el("button", { type: "button", class: "link-button", onclick: () => showDetail(d.id) }, `${d.agency_id}: ${d.id}`),
+        ` probability ${d.probability}${Array.isArray(d.reasons) && d.reasons.length ? ` (${d.reasons.join(", ")})` : ""}`)))
+      : el("p", { class: "hint" }, "None linked that you may see."),
+  ].flat());
+  host.dataset.done = "1";
 }
 
 /** Incidents most like this one (same offence, near, same way), and the linked duplicates among them. */
@@ -309,14 +335,26 @@ async function analysisLayers(map, filters) {
 }
 
 const ANALYSIS_COLOURS = { kde: "#CC79A7", hotspots: "#D55E00", emerging: "#E69F00", nearrepeat: "#56B4E9", series: "#009E73" };
+/** What each analysis layer draws, for the legend. */
+const ANALYSIS_LEGEND = {
+  kde: "Kernel density surface: where incidents concentrate",
+  hotspots: "Gi* hot spots: hexagons significantly above the rest",
+  emerging: "Emerging hot spots: hexagons getting hotter over time",
+  nearrepeat: "Near-repeat zones: around recent incidents, within the distance and days where repeats are more than chance (Knox)",
+  series: "Series: members (points) joined in time order (lines), one colour per series",
+};
+/** The Knox test's significance level for a near-repeat band. */
+const KNOX_ALPHA = 0.05;
+const SUFFIXES = ["-fill", "-line", "-circle"];
 
 async function toggleAnalysis(map, filters, name, title, box, note) {
   const id = `analysis-${name}`;
   const remove = () => {
-    for (const suffix of ["-fill", "-circle"]) if (map.getLayer(id + suffix)) map.removeLayer(id + suffix);
+    for (const suffix of SUFFIXES) if (map.getLayer(id + suffix)) map.removeLayer(id + suffix);
     if (map.getSource(id)) map.removeSource(id);
   };
   remove();
+  layerLegend(map);
   if (!box.checked) return;
   document.body.dataset.layers = "0";
   const params = filters.params();
@@ -329,29 +367,74 @@ async function toggleAnalysis(map, filters, name, title, box, note) {
     note.textContent = `${title}: ${errorText(result)}`;
   } else {
     let data = result.data;
+    let told = null;
     if (name === "series") data = seriesFeatures(result.data);
+    if (name === "nearrepeat") [data, told] = await nearRepeatZones(result.data, params);
+    if (!box.checked) return;
     if (data?.type === "FeatureCollection") {
       const colour = ANALYSIS_COLOURS[name];
+      const byFeature = ["coalesce", ["get", "colour"], colour];
       map.addSource(id, { type: "geojson", data });
       map.addLayer({ id: `${id}-fill`, type: "fill", source: id, filter: ["in", ["geometry-type"], ["literal", ["Polygon", "MultiPolygon"]]], paint: { "fill-color": colour, "fill-opacity": 0.4, "fill-outline-color": "#333333" } });
-      map.addLayer({ id: `${id}-circle`, type: "circle", source: id, filter: ["==", ["geometry-type"], "Point"], paint: { "circle-radius": 6, "circle-color": colour, "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
-      note.textContent = `${title}: ${data.features.length.toLocaleString("en")} features drawn.`;
-    } else if (name === "nearrepeat") {
-      note.replaceChildren(knoxTable(result.data));
+      map.addLayer({ id: `${id}-line`, type: "line", source: id, filter: ["==", ["geometry-type"], "LineString"], paint: { "line-color": byFeature, "line-width": 2.5 } });
+      map.addLayer({ id: `${id}-circle`, type: "circle", source: id, filter: ["==", ["geometry-type"], "Point"], paint: { "circle-radius": 6, "circle-color": byFeature, "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
+      note.replaceChildren(told || `${title}: ${data.features.length.toLocaleString("en")} features drawn.`);
+      if (name === "nearrepeat") note.append(knoxTable(result.data));
     }
   }
+  layerLegend(map);
   document.body.dataset.layers = "1";
 }
 
-/** The members of each series as points (property `series`). */
+/** The legend of the analysis layers on the map. */
+function layerLegend(map) {
+  const host = document.getElementById("layers");
+  let legend = document.getElementById("layer-legend");
+  if (!legend) {
+    legend = el("ul", { id: "layer-legend", class: "legend", "aria-label": "Analysis layers legend" });
+    host.append(legend);
+  }
+  const shown = Object.keys(ANALYSIS_LEGEND).filter((name) => map.getSource(`analysis-${name}`));
+  legend.replaceChildren(...shown.map((name) => el("li", { "data-layer": name },
+    el("span", { class: "swatch", style: { background: ANALYSIS_COLOURS[name] } }), ANALYSIS_LEGEND[name])));
+}
+
+/**
+ * Near-repeat zones: the Knox bands where pairs close in space and time are more than
+ * chance (p < KNOX_ALPHA, ratio above 1) give a distance and a number of days; each
+ * incident of those last days (before the filters' end) gets a zone of that radius.
+ * Returns the features and a sentence saying what was drawn.
+ */
+async function nearRepeatZones(knox, params) {
+  const significant = (knox.table || []).filter((r) => typeof r.p === "number" && r.p < KNOX_ALPHA && r.ratio > 1);
+  const none = { type: "FeatureCollection", features: [] };
+  if (!significant.length) return [none, "Near-repeat: no distance and time band is above chance, so no zones."];
+  const metres = Math.max(...significant.map((r) => r.distance_m[1]));
+  const days = Math.max(...significant.map((r) => r.days[1]));
+  // The window ends at the filters' end, and never after now.
+  const end = new Date(Math.min(params.until ? new Date(params.until).getTime() : Infinity, Date.now()));
+  const since = new Date(Math.max(end.getTime() - days * 86400000, params.since ? new Date(params.since).getTime() : 0));
+  const recent = await incidentsGeoJSON({ ...params, since: since.toISOString(), until: end.toISOString() }, 2000);
+  const features = (recent.features || []).map((f) => ({
+    type: "Feature", geometry: circle(f.geometry.coordinates, metres), properties: { id: f.properties.id, radius_m: metres, days },
+  }));
+  const more = recent.truncated ? " (the first 2,000)" : "";
+  return [{ type: "FeatureCollection", features },
+    `Near-repeat zones: ${features.length.toLocaleString("en")} incidents${more} of the last ${days} days, each with a zone of ${metres.toLocaleString("en")} m where a repeat is more likely than chance.`];
+}
+
+/** The members of each series as points, and each series as a line in time order. */
 function seriesFeatures(data) {
   const features = [];
   for (const s of data.series || []) {
-    for (const members of Object.values(s.members || {})) {
-      for (const m of members) {
-        if (m.lon === null || m.lat === null) continue;
-        features.push({ type: "Feature", geometry: { type: "Point", coordinates: [m.lon, m.lat] }, properties: { series: s.series, id: m.id, nibrs_code: m.nibrs_code } });
-      }
+    const colour = PALETTE[s.series % PALETTE.length];
+    const members = Object.values(s.members || {}).flat().filter((m) => m.lon !== null && m.lat !== null);
+    members.sort((a, b) => String(a.occurred_from).localeCompare(String(b.occurred_from)));
+    for (const m of members) {
+      features.push({ type: "Feature", geometry: { type: "Point", coordinates: [m.lon, m.lat] }, properties: { series: s.series, id: m.id, nibrs_code: m.nibrs_code, colour } });
+    }
+    if (members.length > 1) {
+      features.push({ type: "Feature", geometry: { type: "LineString", coordinates: members.map((m) => [m.lon, m.lat]) }, properties: { series: s.series, size: s.size, colour } });
     }
   }
   return { type: "FeatureCollection", features };

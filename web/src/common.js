@@ -352,3 +352,55 @@ export function nextMonth(key) {
 export function count(value) {
   return value === null || value === undefined ? "few" : value.toLocaleString("en");
 }
+
+/**
+ * The refresh after a filter change, shared by the analyst and public maps. With vector
+ * tiles (`tiles`) the tiles are replaced at once and the total follows without holding
+ * up the map; without them the total, the `h3_7` hexagons and the points in view
+ * (`loadPoints`) are read again. `params()` gives the filters' query parameters
+ * (`empty`: nothing ticked), `showTotal(agg)` shows a total; the page's `ready` flag
+ * is "0" until the map has drawn the result.
+ */
+export function mapRefresher(map, { tiles, tilePath, params, showTotal, loadPoints = async () => {} }) {
+  const ready = (value) => (document.body.dataset.ready = value);
+  const empty = { type: "FeatureCollection", features: [] };
+  return async function refresh() {
+    ready("0");
+    const current = params();
+    if (current.empty) {
+      showTotal({ ok: true, data: { total: 0, complete: true } });
+      if (!tiles) {
+        map.getSource("hex").setData(empty);
+        map.getSource("points").setData(empty);
+      }
+    } else {
+      delete current.empty;
+      if (tiles) {
+        map.getSource("incidents").setTiles([`${location.origin}${tilePath}?${query(current)}`]);
+        api(`/api/v1/aggregates?${query(current)}`).then(showTotal);
+      } else {
+        const [agg, hex] = await Promise.all([
+          api(`/api/v1/aggregates?${query(current)}`),
+          api(`/api/v1/aggregates?${query({ ...current, by: "h3_7" })}`),
+          loadPoints({ ...current }),
+        ]);
+        showTotal(agg);
+        map.getSource("hex").setData(hexagons(hex.ok ? hex.data.cells : []));
+      }
+    }
+    await settled(map, tiles ? ["incidents"] : ["hex", "points"]);
+    ready("1");
+  };
+}
+
+/** A polygon of `sides` vertices approximating a circle of `metres` around [lon, lat]. */
+export function circle([lon, lat], metres, sides = 32) {
+  const dLat = metres / 111320;
+  const dLon = dLat / Math.cos((lat * Math.PI) / 180);
+  const ring = [];
+  for (let i = 0; i <= sides; i++) {
+    const a = (2 * Math.PI * (i % sides)) / sides;
+    ring.push([lon + dLon * Math.cos(a), lat + dLat * Math.sin(a)]);
+  }
+  return { type: "Polygon", coordinates: [ring] };
+}

@@ -3,8 +3,8 @@
 // "what happened near here in the last 30 days".
 import { cellToParent, getResolution } from "h3-js";
 import {
-  CATEGORY_COLOURS, HEX_FILL, addBoundaries, api, count, createMap, el, errorText, has, hexagons,
-  monthRange, query, settled, viewportPoints, whenLoaded,
+  CATEGORY_COLOURS, HEX_FILL, addBoundaries, api, count, createMap, el, errorText, has,
+  mapRefresher, monthRange, query, settled, viewportPoints, whenLoaded,
 } from "./common.js";
 // Chart.js is loaded on first use (a chart is drawn only for an area), not with the map.
 const charts = () => import("./charts.js");
@@ -28,7 +28,7 @@ async function main() {
   const counts = () => api("/api/v1/aggregates?by=month");
   const early = tiles ? null : counts();
   await whenLoaded(map);
-  await addBoundaries(map, { fetched: boundaries });
+  const boundaryFeatures = await addBoundaries(map, { fetched: boundaries });
   const pointZoom = tiles ? TILE_POINT_ZOOM : POINT_ZOOM;
   if (tiles) {
     map.addSource("incidents", { type: "vector", tiles: [location.origin + TILES], minzoom: 0, maxzoom: 14 });
@@ -52,42 +52,20 @@ async function main() {
   const filterHost = el("div");
   side.replaceChildren(
     el("h2", {}, "Filters"), filterHost, el("p", { class: "hint", id: "hex-legend" }, "Hexagons (zoomed out): darker means more incidents; grey means too few to publish. Zoom in for single incidents."), total,
-    el("section", { id: "area", "aria-label": "Trend in an area" }, el("h2", {}, "Trend in an area"), el("p", { class: "hint" }, "Select a hexagon on the map to see its monthly trend.")),
+    el("section", { id: "area", "aria-label": "Trend in an area" }, el("h2", {}, "Trend in an area"), el("p", { class: "hint" }, "Choose a neighbourhood or area by name, or select a hexagon on the map, to see its monthly trend.")),
     nearForm(map),
     el("section", { id: "alerts", "aria-label": "Alerts" }, el("h2", {}, "Alerts"), el("p", { class: "hint" }, "Subscriptions to alerts for your neighbourhood will be offered here.")),
     el("section", { id: "tips", "aria-label": "Tips" }, el("h2", {}, "Send a tip"), el("p", { class: "hint" }, "Anonymous tips to the agencies will be taken here.")),
     el("p", {}, el("a", { href: "/methodology" }, "How this map is made: methodology and data quality")));
-  const filters = filterPanel(filterHost, { months, onChange: refresh });
+  const filters = filterPanel(filterHost, { months, onChange: () => refresh() });
+  namedAreas(map, boundaryFeatures, filters);
   const showTotal = (agg) => {
     total.textContent = agg.ok ? `${count(agg.data.total)} incidents published` : errorText(agg);
     total.dataset.total = agg.ok ? agg.data.total : "";
   };
 
   const loadPoints = tiles ? async () => {} : viewportPoints(map, "points", { minZoom: POINT_ZOOM - 0.5, params: () => filters.params() });
-  async function refresh() {
-    ready("0");
-    const params = filters.params();
-    if (params.empty) {
-      total.textContent = "0 incidents";
-      total.dataset.total = "0";
-      if (!tiles) {
-        map.getSource("hex").setData({ type: "FeatureCollection", features: [] });
-        map.getSource("points").setData({ type: "FeatureCollection", features: [] });
-      }
-    } else {
-      delete params.empty;
-      if (tiles) {
-        map.getSource("incidents").setTiles([`${location.origin}${TILES}?${query(params)}`]);
-        api(`/api/v1/aggregates?${query(params)}`).then(showTotal);
-      } else {
-        const [hex] = await Promise.all([api(`/api/v1/aggregates?${query({ ...params, by: "h3_7" })}`), loadPoints({ ...params })]);
-        showTotal(hex);
-        map.getSource("hex").setData(hexagons(hex.ok ? hex.data.cells : []));
-      }
-    }
-    await settled(map, tiles ? ["incidents"] : ["hex", "points"]);
-    ready("1");
-  }
+  const refresh = mapRefresher(map, { tiles, tilePath: TILES, params: () => filters.params(), showTotal, loadPoints });
 
   // The trend of a hexagon: its resolution-7 cell (the resolution every published count
   // is released at), counted by month when one is selected, not before.
@@ -111,6 +89,70 @@ async function main() {
     return;
   }
   await refresh();
+}
+
+/**
+ * Trends per named place: each agency's jurisdiction and each area the public may see
+ * (neighbourhoods, districts: the OGC collections), chosen by name. The place is
+ * outlined on the map and its incidents counted by month (the public's aggregates, so
+ * suppressed as every published count).
+ */
+async function namedAreas(map, jurisdictions, filters) {
+  const section = document.getElementById("area");
+  const select = el("select", { id: "area-name" }, el("option", { value: "" }, "Choose a place"));
+  const places = new Map(); // value → {label, params, feature}
+  const add = (group, value, label, params, feature) => {
+    places.set(value, { label, params, feature });
+    group.append(el("option", { value }, label));
+  };
+  const agencies = el("optgroup", { label: "Agency areas (jurisdictions)" });
+  for (const f of jurisdictions) {
+    const id = f.properties.agency_id;
+    if (!places.has(`j:${id}`)) add(agencies, `j:${id}`, f.properties.name || id, { jurisdiction: id }, f);
+  }
+  if (agencies.children.length) select.append(agencies);
+  if (await has("GET", "/api/v1/ogc/collections")) {
+    const result = await api("/api/v1/ogc/collections");
+    for (const c of result.ok ? (result.data.collections || []).filter((x) => x.id !== "incidents") : []) {
+      const items = await api(`/api/v1/ogc/collections/${encodeURIComponent(c.id)}/items?limit=1000`);
+      const group = el("optgroup", { label: c.title || c.id });
+      for (const f of items.ok ? items.data.features : []) {
+        const p = f.properties || {};
+        if (p.agency_id && p.layer && p.name) add(group, `a:${p.agency_id}/${p.layer}:${p.name}`, p.name, { area: `${p.agency_id}/${p.layer}:${p.name}` }, f);
+      }
+      if (group.children.length) select.append(group);
+    }
+  }
+  map.addSource("area-selected", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+  map.addLayer({ id: "area-selected-line", type: "line", source: "area-selected", paint: { "line-color": "#000000", "line-width": 3 } });
+  const result = el("div", { id: "area-trend", "aria-live": "polite" });
+  section.append(el("label", { for: "area-name" }, "Neighbourhood or area"), select, result);
+  select.addEventListener("change", async () => {
+    const place = places.get(select.value);
+    if (!place) {
+      map.getSource("area-selected").setData({ type: "FeatureCollection", features: [] });
+      return result.replaceChildren();
+    }
+    document.body.dataset.trend = "0";
+    map.getSource("area-selected").setData({ type: "FeatureCollection", features: [place.feature] });
+    const params = filters.params();
+    delete params.empty;
+    const trend = await api(`/api/v1/aggregates?${query({ ...params, ...place.params, by: "month" })}`);
+    if (!trend.ok) {
+      result.replaceChildren(el("p", { role: "alert" }, errorText(trend)));
+    } else {
+      const canvas = el("canvas", { id: "area-name-chart", role: "img", "aria-label": `Incidents per month in ${place.label}` });
+      const points = (await charts()).monthPoints(filters.months(), trend.data.cells);
+      result.replaceChildren(
+        el("p", { id: "area-name-count", "data-total": trend.data.total }, `${count(trend.data.total)} incidents published in ${place.label}`),
+        el("div", { class: "chart" }, canvas),
+        el("table", { class: "figures" }, el("caption", {}, `Incidents per month in ${place.label}`),
+          el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Month"), el("th", { scope: "col" }, "Incidents"))),
+          el("tbody", {}, points.map((p) => el("tr", {}, el("td", {}, p.label), el("td", {}, p.value === null ? "too few to show" : count(p.value)))))));
+      (await charts()).trendChart(canvas, points);
+    }
+    document.body.dataset.trend = "1";
+  });
 }
 
 /** "What happened near here in the last 30 days": a point from the map or coordinates. */

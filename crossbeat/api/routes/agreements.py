@@ -19,14 +19,18 @@ from crossbeat.api.schemas import (
     AgreementIn,
     AgreementListOut,
     AgreementOut,
+    DraftPreviewIn,
+    DraftPreviewOut,
     PreviewOut,
     RevokeIn,
 )
 from crossbeat.auth.roles import Actor
 from crossbeat.clock import Clock
 from crossbeat.sharing.agreements import (
+    AgreementError,
     approve_agreement,
     create_agreement,
+    draft_agreement,
     get_agreement,
     list_agreements,
     revoke_agreement,
@@ -116,6 +120,47 @@ def get_preview(
     """
     result = preview(store, _owner(actor, owner), grantee, purpose=purpose, sample=sample, by=actor)
     return PreviewOut.model_validate(result.to_dict())
+
+
+@router.post(
+    "/preview",
+    response_model=DraftPreviewOut,
+    responses=ERRORS,
+    dependencies=[CsrfDep],
+    summary="Preview what a grantee would see under a draft agreement (nothing is saved)",
+)
+def post_preview(body: DraftPreviewIn, store: StoreDep, actor: ActorDep) -> DraftPreviewOut:
+    """Run the real policy for a stand-in viewer of the draft's grantee, the draft in force.
+
+    The draft is validated as ``POST /api/v1/agreements`` would and never stored; a
+    draft that creation would refuse is answered with ``valid`` false and every
+    problem (200: the editor shows them while the admin types). ``replaces`` names an
+    agreement the draft would take the place of. ``preview`` is the answer of
+    ``GET /api/v1/agreements/preview`` with the draft in force; it is audited with
+    the draft's scope. 403 (audited) when you may not manage the owner's agreements.
+    """
+    values = body.model_dump(exclude={"owner", "grantee", "replaces", "sample", "purpose"})
+    owner = _owner(actor, body.owner)
+    check_permission(store, actor, owner, "preview sharing agreements")
+    try:
+        draft = draft_agreement(
+            store, owner, body.grantee, replaces=body.replaces, by=actor, **values
+        )
+    except AgreementError as exc:
+        return DraftPreviewOut(valid=False, problems=list(exc.problems), preview=None)
+    result = preview(
+        store,
+        owner,
+        body.grantee,
+        purpose=body.purpose,
+        sample=body.sample,
+        by=actor,
+        draft=draft,
+        replaces=body.replaces,
+    )
+    return DraftPreviewOut(
+        valid=True, problems=[], preview=PreviewOut.model_validate(result.to_dict())
+    )
 
 
 @router.get(

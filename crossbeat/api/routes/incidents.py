@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from crossbeat.api.deps import StoreDep, ViewerDep
+from crossbeat.api.deps import SignedInDep, StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
 from crossbeat.api.filters import FiltersDep
 from crossbeat.api.public_answers import PublicAnswer, question
@@ -26,17 +26,21 @@ from crossbeat.api.schemas import (
     AggregateOut,
     CellOut,
     DecisionOut,
+    DuplicateOut,
     FeatureCollectionOut,
     FeatureOut,
+    HistoryOut,
     IncidentDetailOut,
     IncidentListOut,
     IncidentPublic,
     IncidentShared,
     PersonalOut,
     PersonOut,
+    VersionOut,
 )
 from crossbeat.exports import ExportFormat, export_columns, to_csv
 from crossbeat.model import PersonalData, PersonRole
+from crossbeat.sharing.history import read_history
 from crossbeat.sharing.policy import Decision
 from crossbeat.sharing.reads import aggregate, read_detail, read_incidents
 from crossbeat.sharing.request import GROUP_BY, ReadRequest, Viewer, ViewerKind, h3_dim_for_zoom
@@ -170,6 +174,43 @@ def get_incident(
 #: each time, since a write changes them at once.
 PUBLIC_CACHING = "no-cache"
 JSON = "application/json"
+
+
+@router.get(
+    "/incidents/{incident_id}/history",
+    response_model=HistoryOut,
+    responses=ERRORS,
+    summary="An incident's earlier versions and linked duplicates, as you may see them",
+)
+def get_history(
+    store: StoreDep, viewer: ViewerDep, _signed_in: SignedInDep, incident_id: str
+) -> JSONResponse:
+    """Return the versions the incident went through and the duplicates linked to it.
+
+    Each version is shown by the grant that shows you the incident now, with only its
+    fields and precision (null when that grant would not have shown it); ``changed``
+    names the fields that differ in the next version. Linked duplicates (stored by the
+    duplicates analysis) are listed only when you may see them. 404 when the incident
+    is unknown or not visible to you. Audited as a detail view.
+    """
+    result = read_history(store, viewer, incident_id)
+    if result.record is None:
+        raise ApiError(404, f"no incident {incident_id!r} that you may see")
+    out = HistoryOut(
+        record=IncidentShared.model_validate(result.record),
+        versions=[
+            VersionOut.model_validate(
+                {
+                    **v.to_dict(),
+                    "record": IncidentShared.model_validate(v.record) if v.record else None,
+                }
+            )
+            for v in result.versions
+        ],
+        duplicates=[DuplicateOut.model_validate(d) for d in result.duplicates],
+        decisions=_decisions(viewer, result.decisions) or [],
+    )
+    return _render(out, viewer)
 
 
 @router.get(

@@ -16,7 +16,16 @@ from fastapi.responses import Response
 
 from crossbeat.api.deps import StoreDep, ViewerDep
 from crossbeat.api.errors import ApiError
-from crossbeat.api.filters import Agency, Area, Filters, Offence, Purpose, Since, Until
+from crossbeat.api.filters import (
+    Agency,
+    Area,
+    Filters,
+    Jurisdiction,
+    Offence,
+    Purpose,
+    Since,
+    Until,
+)
 from crossbeat.api.public_answers import VARY, PublicAnswer, question
 from crossbeat.api.schemas import ERRORS, PUBLIC
 from crossbeat.sharing.request import ViewerKind
@@ -56,6 +65,7 @@ def get_tile(
     offence: Offence = None,
     agency: Agency = None,
     area: Area = None,
+    jurisdiction: Jurisdiction = None,
     purpose: Purpose = None,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
 ) -> Response:
@@ -71,7 +81,13 @@ def get_tile(
     """
     zoom, col, row = _int("z", z), _int("x", x), _int("y", y)
     request = Filters(
-        since=since, until=until, offence=offence, agency=agency, area=area, purpose=purpose
+        since=since,
+        until=until,
+        offence=offence,
+        agency=agency,
+        area=area,
+        jurisdiction=jurisdiction,
+        purpose=purpose,
     ).request()
     try:
         if viewer.kind is ViewerKind.PUBLIC:
