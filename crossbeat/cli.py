@@ -2903,13 +2903,25 @@ def _show_card(card: Any, as_json: bool) -> None:
     click.echo(
         f"trained on {snap['records']} incidents ({data['training_from']} to {data['training_to']})"
     )
+    g = data["grid"]
+    kind = g.get("kind", "square")
+    what = {
+        "square": f"squares of {g.get('size_m')} m",
+        "h3": f"H3 hexagons of resolution {g.get('resolution')}",
+        "area": f"the areas of layer {g.get('layer')}",
+    }
+    click.echo(f"cells: {what.get(kind, kind)} ({g.get('cells')} cells)")
     click.echo(
         f"backtest over the {data['backtest']['windows']} windows before it (mean per window):"
     )
     for model, scores in data["backtest"]["models"].items():
+
+        def fig(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.2f}"
+
         figures = "  ".join(
-            f"{float(f) * 100:g}% area: PAI {s['pai']:.2f} PEI {s['pei']:.2f} "
-            f"hit rate {s['hit_rate']:.2f}"
+            f"{float(f) * 100:g}% area: PAI {fig(s['pai'])} PEI {fig(s['pei'])} "
+            f"hit rate {fig(s['hit_rate'])}"
             for f, s in scores.items()
             if f != "calibration"
         )
@@ -2964,13 +2976,20 @@ def _show_card(card: Any, as_json: bool) -> None:
     help="Share of the area to flag.",
 )
 @click.option(
+    "--cells",
+    default="square",
+    show_default=True,
+    help="Cell kind: square (of --cell metres), h3:RESOLUTION (5-11, 9 is about 0.1 km²) "
+    "or area:LAYER (one of the agency's area layers).",
+)
+@click.option(
     "--allow", "allowed", multiple=True, help="The agency's forecastable categories (opt-in list)."
 )
 @json_option()
 def forecast_run(
     db_url: str, agency_id: str, category: str, start: datetime | None, window_days: float,
     model: str,
-    cell_m: float, fraction: float, allowed: tuple[str, ...], as_json: bool,
+    cell_m: float, fraction: float, cells: str, allowed: tuple[str, ...], as_json: bool,
 ) -> None:  # fmt: skip
     """Forecast CATEGORY for AGENCY, backtest it on the windows before, store its model card."""
     from crossbeat.forecast.service import run_forecast
@@ -2990,6 +3009,7 @@ def forecast_run(
         model=model,
         cell_m=cell_m,
         fraction=fraction,
+        cells=cells,
         allowed=frozenset(allowed) if allowed else None,
     )
     _show_card(card, as_json)
@@ -3211,6 +3231,31 @@ def patrol_plan(
         )
 
 
+@patrol.command("roads")
+@db_option
+@agency_option("Agency whose road network it is.", required=True)
+@click.argument("osm", type=click.Path(exists=True, dir_okay=False))
+def patrol_roads(db_url: str, agency_id: str, osm: str) -> None:
+    """Store AGENCY's road network from its OpenStreetMap extract OSM (.osm or .pbf).
+
+    Replaces the agency's earlier network. Patrol plans (CLI and API) then route on it:
+    with pgRouting on PostgreSQL, in Python on SQLite.
+    """
+    from crossbeat.forecast.networks import store_road_network
+    from crossbeat.forecast.roads import RoadNetworkError
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    try:
+        got = store_road_network(store, agency_id, osm, by="cli")
+    except RoadNetworkError as e:
+        raise click.ClickException(f"road network: {e}") from e
+    click.echo(
+        f"road network of {agency_id} stored from {got['source']}: {got['nodes']} nodes, "
+        f"{got['edges']} directed segments"
+    )
+
+
 @patrol.command("dosage")
 @db_option
 @agency_option("Agency of the unit.", required=True)
@@ -3246,6 +3291,58 @@ def patrol_dosage(
         minutes=minutes,
     )
     click.echo(f"logged {minutes:g} minutes in box {cell} by {unit} (log {new})")
+
+
+@patrol.command("positions")
+@db_option
+@agency_option("Agency whose units posted the positions.", required=True)
+@click.option("--plan", "plan_id", required=True, help="Patrol plan id.")
+@click.option(
+    "--max-gap",
+    "max_gap",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0, 60, min_open=True),
+    help="Longest silence (minutes) between two positions still counted as time in a box.",
+)
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+def patrol_positions(
+    db_url: str, agency_id: str, plan_id: str, max_gap: float, csv_file: str
+) -> None:
+    """Derive dosage from unit positions in CSV_FILE (columns unit, at, lon, lat).
+
+    Each unbroken run of a unit's positions in one of the plan's boxes is logged as a stay
+    (audited); the positions themselves are not stored.
+    """
+    import csv
+
+    from crossbeat.forecast.plans import Position, dosage_from_positions
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    positions = []
+    with open(csv_file, newline="", encoding="utf-8") as fh:
+        for n, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                positions.append(
+                    Position(
+                        row["unit"],
+                        datetime.fromisoformat(row["at"]),
+                        float(row["lon"]),
+                        float(row["lat"]),
+                    )
+                )
+            except (KeyError, TypeError, ValueError) as e:
+                raise click.ClickException(
+                    f"{csv_file} line {n}: need unit, at (ISO time with a zone), lon, lat ({e})"
+                ) from e
+    stays = _forecast_call(
+        dosage_from_positions, store, agency_id, plan_id, positions, max_gap_minutes=max_gap,
+        by="cli",
+    )  # fmt: skip
+    for s in stays:
+        click.echo(f"{s['unit']} in box {s['cell']} from {s['start']}: {s['minutes']:.1f} min")
+    click.echo(f"logged {len(stays)} stays, {sum(s['minutes'] for s in stays):.1f} minutes")
 
 
 @patrol.command("evaluate")

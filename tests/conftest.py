@@ -115,7 +115,7 @@ def pg_unusable(url: str) -> str | None:
     """Return why the PostgreSQL server at ``url`` cannot run the tests, or None if it can.
 
     The answer is one line naming what is missing and how to add it: a server that
-    cannot be reached, or one without the PostGIS extension available.
+    cannot be reached, or one without the PostGIS or pgRouting extension available.
     """
     shown = make_url(url).render_as_string(hide_password=True)
     engine = create_engine(url, connect_args={"connect_timeout": 5})
@@ -123,6 +123,11 @@ def pg_unusable(url: str) -> str | None:
         with engine.connect() as conn:
             postgis = conn.execute(
                 text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
+            ).scalar()
+            # Patrol routes on stored road networks use pgRouting (migration 0024e
+            # creates the extension when the server has it).
+            pgrouting = conn.execute(
+                text("SELECT 1 FROM pg_available_extensions WHERE name = 'pgrouting'")
             ).scalar()
             major = int(conn.execute(text("SHOW server_version_num")).scalar_one()) // 10000
     except Exception as exc:  # noqa: BLE001 - any failure to connect is reported the same way
@@ -137,6 +142,11 @@ def pg_unusable(url: str) -> str | None:
         return (
             f"the server at {shown} lacks the PostGIS extension; "
             f"install it (Debian/Ubuntu: apt-get install postgresql-{major}-postgis-3)"
+        )
+    if not pgrouting:
+        return (
+            f"the server at {shown} lacks the pgRouting extension; "
+            f"install it (Debian/Ubuntu: apt-get install postgresql-{major}-pgrouting)"
         )
     return None
 

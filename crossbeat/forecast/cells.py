@@ -245,13 +245,18 @@ def grid_search(
     size_limits: tuple[float, float],
     fraction_limits: tuple[float, float],
     metric: str = "pai",
+    to_fraction: Callable[[Any, float], float] | None = None,
 ) -> GridSearch:
     """Pick the cell size and area fraction with the best mean ``metric`` on ``windows``.
 
     ``make_grid(size)`` builds a grid (a square side in metres, an H3 resolution, ...);
     every size and fraction must lie inside its limits (else ``ValueError``). The windows
     must end by the forecast date (validation data only): the choice never sees the
-    period it is then scored on.
+    period it is then scored on. ``to_fraction(grid, value)`` turns each value of
+    ``fractions`` into a share of that grid's area when the values are something else
+    (the NIJ mode searches flagged areas in sq mi); by default they are shares already.
+    A score that cannot be computed (NaN: no incident in any window) never wins; ties
+    go to the smaller size, then the smaller fraction.
     """
     from crossbeat.forecast.backtest import rolling_backtest
 
@@ -265,8 +270,9 @@ def grid_search(
     table = []
     for size in sizes:
         grid = make_grid(size)
-        bt = rolling_backtest(history, grid, [make_model()], windows, tuple(fractions))
-        for f in fractions:
-            table.append((float(size), float(f), bt.results[0].mean(f, metric)))
+        shares = [to_fraction(grid, f) if to_fraction else float(f) for f in fractions]
+        bt = rolling_backtest(history, grid, [make_model()], windows, tuple(shares))
+        for f, share in zip(fractions, shares, strict=True):
+            table.append((float(size), float(f), bt.results[0].mean(share, metric)))
     best = max(table, key=lambda r: (np.nan_to_num(r[2], nan=-np.inf), -r[0]))
     return GridSearch(best[0], best[1], best[2], table)

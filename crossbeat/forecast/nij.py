@@ -8,7 +8,8 @@ boundary cell would fall below the minimum cell area), and :func:`write_submissi
 writes what an independent scorer needs: ``flagged.geojson`` (one WGS84 polygon per
 flagged cell) and ``grid.csv`` (every cell of the study area: id, WKT polygon, area in
 m², flagged 0/1, expected count). :func:`search` picks the cell size and flagged area
-inside the limits by a rolling backtest before the forecast date.
+inside the limits by a rolling backtest before the forecast date
+(:func:`crossbeat.forecast.cells.grid_search` with the NIJ limits).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 
-from crossbeat.forecast.backtest import rolling_backtest
+from crossbeat.forecast.cells import grid_search
 from crossbeat.forecast.grid import SquareGrid, grid_for
 from crossbeat.forecast.history import History
 from crossbeat.forecast.models import Model
@@ -205,17 +206,19 @@ def search(
     The backtest ``windows`` must end before the forecast date (the caller's
     validation period), so the choice never sees the period it is scored on.
     """
-    table = []
     for ft in cells_ft:
-        size = ft * 0.3048
-        check_cell(size)
-        grid = grid_for(history.before(windows[0][0]), size, area=area)
-        total = float(grid.area.sum())
-        fractions = [a * SQ_MI / total for a in areas_sq_mi]
-        for a in areas_sq_mi:
-            check_flagged(a * SQ_MI)
-        bt = rolling_backtest(history, grid, [make_model()], windows, fractions)
-        for a, f in zip(areas_sq_mi, fractions, strict=True):
-            table.append((ft, a, bt.results[0].mean(f, "pai")))
-    best = max(table, key=lambda r: r[2])
-    return SearchResult(best[0], best[1], best[2], table)
+        check_cell(ft * 0.3048)
+    for a in areas_sq_mi:
+        check_flagged(a * SQ_MI)
+    found = grid_search(
+        history,
+        make_model,
+        lambda ft: grid_for(history.before(windows[0][0]), ft * 0.3048, area=area),
+        windows,
+        sizes=cells_ft,
+        fractions=areas_sq_mi,
+        size_limits=(CELL_MIN_M2**0.5 / 0.3048 - 1e-6, CELL_MAX_M2**0.5 / 0.3048 + 1e-6),
+        fraction_limits=(0.25, 0.75),
+        to_fraction=lambda grid, sq_mi: sq_mi * SQ_MI / grid.total_area,
+    )
+    return SearchResult(found.size, found.fraction, found.score, found.table)

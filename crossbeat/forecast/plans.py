@@ -11,20 +11,24 @@ officer spent in a box. Each change is an audit event in its transaction.
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import h3
 import numpy as np
+import shapely
+from shapely.geometry import shape
 from sqlalchemy import select
 
 from crossbeat.audit import Action, AuditEvent, append
 from crossbeat.forecast.dosage import dosage_effect
 from crossbeat.forecast.history import Frame
+from crossbeat.forecast.networks import stored_road_network
 from crossbeat.forecast.patrol import Box, PatrolRules, Unit, plan_patrols
-from crossbeat.forecast.roads import RoadNetworkError, load_osm
+from crossbeat.forecast.roads import RoadNetwork, RoadNetworkError, load_osm
 from crossbeat.forecast.service import ForecastError, get_model_card
 from crossbeat.sharing.arrays import analysis_arrays
 from crossbeat.sharing.request import ReadRequest, Viewer
@@ -48,8 +52,10 @@ def save_patrol_plan(
     """Plan ``units`` units of ``agency_id`` over a model card's flagged cells and store it.
 
     ``osm`` is the agency's OpenStreetMap extract (``.osm`` or ``.pbf``): routes then
-    follow its roads (:mod:`crossbeat.forecast.roads`); without it they are straight
-    lines, and the plan's ``routing`` says which.
+    follow its roads (:mod:`crossbeat.forecast.roads`). Without it, routes follow the
+    agency's stored road network when it has one
+    (:func:`crossbeat.forecast.networks.stored_road_network`: pgRouting on PostgreSQL,
+    the in-Python graph elsewhere), else straight lines; the plan's ``routing`` says which.
     """
     if units < 1:
         raise ForecastError("units: give at least one unit on shift")
@@ -58,7 +64,11 @@ def save_patrol_plan(
     card = get_model_card(store, card_id, agency_id)
     frame = Frame(*card.grid["frame"])
     try:
-        roads = load_osm(osm, frame) if osm is not None else None
+        roads: RoadNetwork | None
+        if osm is not None:
+            roads = load_osm(osm, frame)
+        else:
+            roads = stored_road_network(store, agency_id, frame)
     except RoadNetworkError as e:
         raise ForecastError(f"road network: {e}") from e
     cells = card.forecast["cells"]
@@ -91,6 +101,8 @@ def save_patrol_plan(
             "id": str(uuid.uuid4()),
             "model_card_id": card_id,
             "model": card.model,
+            # The forecast's cells: square, h3 or area (boxes are H3 resolution 9 either way).
+            "cells": card.grid.get("kind", "square"),
             "seed": seed,
             "routing": plan.routing,
             "rules": asdict(plan.rules),
@@ -195,6 +207,80 @@ def log_dosage(
     return int(new[0]) if new else 0
 
 
+@dataclass(frozen=True)
+class Position:
+    """Where a unit was at a moment (a ping from a vehicle locator or the field app)."""
+
+    unit: str
+    at: datetime
+    lon: float
+    lat: float
+
+
+def dosage_from_positions(
+    store: Store,
+    agency_id: str,
+    plan_id: str,
+    positions: Sequence[Position],
+    *,
+    max_gap_minutes: float = 5.0,
+    by: str = "system",
+) -> list[dict[str, Any]]:
+    """Derive and log the time units spent in a plan's boxes from their posted positions.
+
+    Method: each unit's positions are taken in time order; a position is in a box when
+    its H3 resolution-9 cell is one of the plan's boxes. The time between two
+    consecutive positions of a unit counts towards a box when both are in that box and
+    they are at most ``max_gap_minutes`` apart (a longer silence is not assumed to be
+    spent in the box). Each unbroken run of counted time is one stay, logged with
+    :func:`log_dosage` against the plan (audited). Positions themselves are not stored.
+    Returns the stays logged (unit, box, start, minutes).
+    """
+    if not 0 < max_gap_minutes <= 60:
+        raise ForecastError("max gap: give minutes, more than 0 and at most 60")
+    with store.connect() as conn:
+        row = conn.execute(
+            select(patrol_plans.c.plan).where(
+                patrol_plans.c.id == plan_id, patrol_plans.c.agency_id == agency_id
+            )
+        ).first()
+    if row is None:
+        raise ForecastError(f"no patrol plan {plan_id!r} for agency {agency_id!r}")
+    boxes = {int(b) for b in row[0]["boxes"]}
+    for p in positions:
+        if p.at.tzinfo is None:
+            raise ForecastError(f"position of {p.unit}: give a time with a time zone")
+        if not (-180 <= p.lon <= 180 and -90 <= p.lat <= 90):
+            raise ForecastError(f"position of {p.unit} at {p.at.isoformat()}: lon/lat out of range")
+    by_unit: dict[str, list[Position]] = {}
+    for p in positions:
+        by_unit.setdefault(p.unit, []).append(p)
+    stays: list[dict[str, Any]] = []
+    gap = timedelta(minutes=max_gap_minutes)
+    for unit in sorted(by_unit):
+        pings = sorted(by_unit[unit], key=lambda q: q.at)
+        cells = [h3.str_to_int(h3.latlng_to_cell(q.lat, q.lon, 9)) for q in pings]
+        run: dict[str, Any] | None = None
+        for a, b, ca, cb in zip(pings, pings[1:], cells, cells[1:], strict=False):
+            if ca == cb and ca in boxes and b.at - a.at <= gap:
+                if run is None:
+                    run = {"unit": unit, "cell": ca, "start": a.at, "minutes": 0.0}
+                run["minutes"] += (b.at - a.at).total_seconds() / 60
+                continue
+            if run is not None:
+                stays.append(run)
+                run = None
+        if run is not None:
+            stays.append(run)
+    stays = [s for s in stays if s["minutes"] > 0]
+    for s in stays:
+        log_dosage(
+            store, agency_id, plan_id=plan_id, cell=s["cell"], unit=s["unit"],
+            started_at=s["start"], minutes=min(s["minutes"], 24 * 60), by=by,
+        )  # fmt: skip
+    return [{**s, "h3_9": h3.int_to_str(s["cell"]), "start": s["start"].isoformat()} for s in stays]
+
+
 def evaluate_dosage(
     store: Store, viewer: Viewer, plan_id: str, *, threshold: float = 10.0
 ) -> dict[str, Any]:
@@ -204,7 +290,8 @@ def evaluate_dosage(
     resolution-9 cell of their centre (grid cells sharing one are one box). For each
     box: the forecast's expected count (from the card), the minutes logged by the agency
     in that box during the card's window (logs for this plan and logs without a plan),
-    and the incidents of the card's category recorded in the box's square cells during
+    and the incidents of the card's category recorded in the box's cells (squares, H3 or
+    areas, by the card's ``grid.kind``) during
     the window, read through
     the sharing policy as ``viewer`` (an audited read). Those three columns go to
     :func:`crossbeat.forecast.dosage.dosage_effect` (dosed = at least ``threshold``
@@ -252,24 +339,13 @@ def evaluate_dosage(
             purpose=Purpose.ANALYSIS,
         ),
     )
-    g = card.grid
-    frame = Frame(*g["frame"])
-    size, x0, y0 = float(g["size_m"]), float(g["x0"]), float(g["y0"])
-
-    def raster(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        x, y = frame.forward(np.asarray(lon, float), np.asarray(lat, float))
-        ix = np.floor((np.asarray(x) - x0) / size).astype(np.int64)
-        iy = np.floor((np.asarray(y) - y0) / size).astype(np.int64)
-        return iy * 10_000_000 + ix
-
-    box_key = raster(np.array([c["lon"] for c in cells]), np.array([c["lat"] for c in cells]))
-    seen = raster(arrays.lon, arrays.lat) if len(arrays.lon) else np.zeros(0, np.int64)
+    inside = _incidents_in_cells(card.grid, cells, arrays.lon, arrays.lat)
     # A box is an H3 cell: two grid cells whose centres share one are one box.
     ids = sorted(set(boxes))
     at = {b: i for i, b in enumerate(ids)}
     observed, expected = np.zeros(len(ids)), np.zeros(len(ids))
-    for b, c, k in zip(boxes, cells, box_key, strict=True):
-        observed[at[b]] += float(np.sum(seen == k))
+    for b, c, n in zip(boxes, cells, inside, strict=True):
+        observed[at[b]] += float(n)
         expected[at[b]] += float(c["expected"])
     dosed = np.array([minutes[b] for b in ids])
     effect = dosage_effect(dosed, expected, observed, threshold=threshold)
@@ -301,6 +377,33 @@ def evaluate_dosage(
             for b, e, o, m in zip(ids, expected, observed, dosed, strict=True)
         ],
     }
+
+
+def _incidents_in_cells(
+    grid: dict[str, Any], cells: list[dict[str, Any]], lon: np.ndarray, lat: np.ndarray
+) -> list[int]:
+    """Return how many of the points fall in each flagged cell of a model card.
+
+    Square cells are found on the card's raster; H3 and area-layer cells by their stored
+    (clipped) geometry.
+    """
+    if not len(lon):
+        return [0] * len(cells)
+    if grid.get("kind", "square") != "square":
+        pts = shapely.points(np.asarray(lon, float), np.asarray(lat, float))
+        return [int(np.count_nonzero(shapely.covers(shape(c["geometry"]), pts))) for c in cells]
+    frame = Frame(*grid["frame"])
+    size, x0, y0 = float(grid["size_m"]), float(grid["x0"]), float(grid["y0"])
+
+    def raster(lo: np.ndarray, la: np.ndarray) -> np.ndarray:
+        x, y = frame.forward(np.asarray(lo, float), np.asarray(la, float))
+        ix = np.floor((np.asarray(x) - x0) / size).astype(np.int64)
+        iy = np.floor((np.asarray(y) - y0) / size).astype(np.int64)
+        return iy * 10_000_000 + ix
+
+    seen = raster(lon, lat)
+    keys = raster(np.array([c["lon"] for c in cells]), np.array([c["lat"] for c in cells]))
+    return [int(np.sum(seen == k)) for k in keys]
 
 
 #: The evaluation's method, returned with every result.

@@ -144,7 +144,7 @@ def _read_pbf(path: Path) -> tuple[dict[int, tuple[float, float]], list[tuple[li
     return nodes, ways
 
 
-def load_osm(path: str | Path, frame: Frame) -> RoadNetwork:
+def load_osm(path: str | Path, frame: Frame | None = None) -> RoadNetwork:
     """Read an OpenStreetMap extract into a :class:`RoadNetwork` in ``frame``.
 
     Parameters
@@ -152,7 +152,8 @@ def load_osm(path: str | Path, frame: Frame) -> RoadNetwork:
     path
         ``.osm`` (XML) or ``.pbf`` (needs ``osmium``) extract provided by the agency.
     frame
-        The metric frame of the forecast grid the patrol boxes come from.
+        The metric frame of the forecast grid the patrol boxes come from (default: one
+        centred on the extract's roads).
 
     Raises
     ------
@@ -168,6 +169,8 @@ def load_osm(path: str | Path, frame: Frame) -> RoadNetwork:
         raise RoadNetworkError(f"{path.name}: no drivable road (highway=*) in the extract")
     index = {n: i for i, n in enumerate(used)}
     lonlat = np.array([nodes[n] for n in used])
+    if frame is None:
+        frame = Frame(float(lonlat[:, 0].mean()), float(lonlat[:, 1].mean()))
     x, y = frame.forward(lonlat[:, 0], lonlat[:, 1])
     x, y = np.asarray(x, float), np.asarray(y, float)
     src: list[int] = []

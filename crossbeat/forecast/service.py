@@ -26,8 +26,10 @@ import shapely
 from shapely.geometry import shape
 from sqlalchemy import select
 
+from crossbeat.areas import AreaError, layer_polygons
 from crossbeat.audit import Action, AuditEvent, append
 from crossbeat.forecast.backtest import consecutive, rolling_backtest
+from crossbeat.forecast.cells import CellGrid, OnCells, area_grid, h3_grid
 from crossbeat.forecast.gbm import GradientBoosted
 from crossbeat.forecast.grid import SquareGrid, grid_for
 from crossbeat.forecast.history import History, days, history_from_arrays
@@ -144,6 +146,89 @@ def jurisdiction_area(store: Store, agency_id: str) -> shapely.Geometry | None:
     return shapely.union_all([shape(json.loads(r[0])) for r in rows])
 
 
+#: Side of the square raster the models run on for H3 and area-layer cells (metres).
+FINE_RASTER_M = 50.0
+
+
+def parse_cells(spec: str) -> tuple[str, int | str | None]:
+    """Split a cell kind: ``square``, ``h3:RESOLUTION`` (5–11) or ``area:LAYER``.
+
+    Examples
+    --------
+    >>> parse_cells("h3:9"), parse_cells("area:wards"), parse_cells("square")
+    (('h3', 9), ('area', 'wards'), ('square', None))
+    """
+    kind, _, arg = spec.partition(":")
+    if kind == "square" and not arg:
+        return "square", None
+    if kind == "h3" and arg.isdigit() and 5 <= int(arg) <= 11:
+        return "h3", int(arg)
+    if kind == "area" and arg:
+        return "area", arg
+    raise ForecastError(
+        f"cells {spec!r}: use square (with a cell size), h3:RESOLUTION (5 to 11: 9 is about "
+        "0.1 km²) or area:LAYER (one of your agency's area layers)"
+    )
+
+
+def forecast_cells(
+    store: Store,
+    agency_id: str | None,
+    history: History,
+    spec: str,
+    *,
+    cell_m: float = 150.0,
+    area: shapely.Geometry | None = None,
+) -> SquareGrid | CellGrid:
+    """Return the cells a forecast is made on: squares of ``cell_m``, H3 or an area layer.
+
+    ``spec`` is ``square``, ``h3:RESOLUTION`` or ``area:LAYER`` (a layer of
+    ``agency_id``'s, :mod:`crossbeat.areas`); every kind is clipped to ``area`` (the
+    jurisdictions forecast for) when given.
+    """
+    kind, arg = parse_cells(spec)
+    try:
+        if kind == "h3":
+            return h3_grid(history, int(arg or 0), area=area)
+        if kind == "area":
+            if agency_id is None:
+                raise ForecastError("area-layer cells: sign in as a member of an agency")
+            polys = dict(layer_polygons(store, agency_id, str(arg)))
+            return area_grid(history, polys, layer=str(arg), area=area)
+    except (AreaError, ValueError) as e:
+        if isinstance(e, ForecastError):
+            raise
+        raise ForecastError(f"cells {spec!r}: {e}") from e
+    return grid_for(history, cell_m, area=area)
+
+
+def _on(grid: SquareGrid | CellGrid, model: Model) -> Any:
+    # Models forecast on squares; other cells sum a fine raster's forecast (cells.OnCells).
+    return model if isinstance(grid, SquareGrid) else OnCells(model, fine=FINE_RASTER_M)
+
+
+def _grid_json(grid: SquareGrid | CellGrid, spec: str, clipped: bool) -> dict[str, Any]:
+    common = {
+        "clipped": clipped,
+        "cells": grid.n,
+        "area_m2": grid.total_area,
+        "frame": [grid.frame.lon0, grid.frame.lat0],
+    }
+    if isinstance(grid, SquareGrid):
+        return {
+            "kind": "square",
+            "size_m": grid.size,
+            **common,
+            "x0": grid.x0,
+            "y0": grid.y0,
+            "nx": grid.nx,
+            "ny": grid.ny,
+        }
+    kind, arg = parse_cells(spec)
+    key = "resolution" if kind == "h3" else "layer"
+    return {"kind": kind, key: arg, **common, "fine_raster_m": FINE_RASTER_M}
+
+
 def _dt(day: float) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
 
@@ -167,6 +252,7 @@ def run_forecast(
     fraction: float = 0.01,
     backtest_windows: int = 4,
     allowed: frozenset[str] | None = None,
+    cells: str = "square",
 ) -> ModelCard:
     """Forecast ``category`` for ``[start, start + window_days)`` and store its model card.
 
@@ -183,15 +269,20 @@ def run_forecast(
     model
         One of :data:`MODELS`.
     cell_m
-        Square cell side in metres.
+        Square cell side in metres (``cells="square"``).
     fraction
         Share of the area to flag.
     backtest_windows
         How many windows just before ``start`` to backtest on (stored on the card).
     allowed
         The agency's forecastable categories (default :data:`DEFAULT_FORECASTABLE`).
+    cells
+        ``square``, ``h3:RESOLUTION`` or ``area:LAYER`` (see :func:`forecast_cells`):
+        the card's ``grid.kind`` says which, and every flagged cell of H3 or area-layer
+        kind carries its id and GeoJSON geometry.
     """
     check_forecastable(category, allowed)
+    parse_cells(cells)
     if model not in MODELS:
         raise ForecastError(f"unknown model {model!r}: use one of {', '.join(MODELS)}")
     if start.tzinfo is None:
@@ -211,12 +302,16 @@ def run_forecast(
     s = float(days(np.array([start.replace(tzinfo=None)], dtype="datetime64[us]"))[0])
     # Clipped to the viewer's jurisdictions: PAI then uses the real area forecast for.
     area = jurisdiction_area(store, viewer.agency_id) if viewer.agency_id else None
-    grid = grid_for(h, cell_m, area=area)
+    grid = forecast_cells(store, viewer.agency_id, h, cells, cell_m=cell_m, area=area)
+    if float(grid.area.min()) > fraction * grid.total_area:
+        raise ForecastError(
+            f"no cell fits in {fraction:g} of the area: the smallest of the {grid.n} cells is "
+            f"{float(grid.area.min()) / grid.total_area:.3g} of it; flag a larger fraction"
+        )
     windows = consecutive(s - backtest_windows * window_days, window_days, backtest_windows)
-    bt = rolling_backtest(
-        h, grid, [MODELS[model](), NaiveCounts(), KernelDensity()], windows, (fraction, 0.05)
-    )
-    m = MODELS[model]()
+    compared = [_on(grid, f()) for f in (MODELS[model], NaiveCounts, KernelDensity)]
+    bt = rolling_backtest(h, grid, compared, windows, (fraction, 0.05))
+    m = _on(grid, MODELS[model]())
     m.fit(h, grid, s)
     expected = m.predict(s, s + window_days)
     flagged = flag(expected, grid.area, fraction * grid.total_area)
@@ -228,18 +323,7 @@ def run_forecast(
         category=category,
         model=model,
         params=m.params(),
-        grid={
-            "kind": "square",
-            "clipped": area is not None,
-            "size_m": cell_m,
-            "cells": grid.n,
-            "area_m2": grid.total_area,
-            "frame": [grid.frame.lon0, grid.frame.lat0],
-            "x0": grid.x0,
-            "y0": grid.y0,
-            "nx": grid.nx,
-            "ny": grid.ny,
-        },
+        grid=_grid_json(grid, cells, area is not None),
         training_from=_dt(float(h.t0.min())),
         training_to=start,
         window_from=start,
@@ -281,14 +365,20 @@ def run_forecast(
     return card
 
 
+def _finite(v: float) -> float | None:
+    # A score that cannot be computed (no incident, or no cell fits the area fraction) is
+    # null: JSON has no NaN (PostgreSQL refuses it).
+    return float(v) if np.isfinite(v) else None
+
+
 def _backtest_json(bt: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"windows": len(bt.windows), "observed": bt.observed_total, "models": {}}
     for r in bt.results:
         out["models"][r.model] = {
             f"{f:g}": {
-                "pai": r.mean(f, "pai"),
-                "pei": r.mean(f, "pei"),
-                "hit_rate": r.mean(f, "hit_rate"),
+                "pai": _finite(r.mean(f, "pai")),
+                "pei": _finite(r.mean(f, "pei")),
+                "hit_rate": _finite(r.mean(f, "hit_rate")),
             }
             for f in bt.fractions
         }
@@ -297,29 +387,32 @@ def _backtest_json(bt: Any) -> dict[str, Any]:
 
 
 def _forecast_json(
-    grid: SquareGrid, expected: np.ndarray, flagged: np.ndarray, fraction: float
+    grid: SquareGrid | CellGrid, expected: np.ndarray, flagged: np.ndarray, fraction: float
 ) -> dict[str, Any]:
     x, y = grid.centres()
     lon, lat = grid.frame.inverse(x[flagged], y[flagged])
-    return {
-        "fraction": fraction,
-        "expected_total": float(expected.sum()),
-        "cells": [
-            {
-                "cell": int(c),
-                "lon": float(a),
-                "lat": float(b),
-                "expected": float(expected[c]),
-                "h3_9": h3.latlng_to_cell(float(b), float(a), 9),
-            }
-            for c, a, b in zip(flagged, lon, lat, strict=True)
-        ],
-    }
+    out = [
+        {
+            "cell": int(c),
+            "lon": float(a),
+            "lat": float(b),
+            "expected": float(expected[c]),
+            "h3_9": h3.latlng_to_cell(float(b), float(a), 9),
+        }
+        for c, a, b in zip(flagged, lon, lat, strict=True)
+    ]
+    if isinstance(grid, CellGrid):
+        # Hexagons and areas are drawn and evaluated from their (clipped) geometry.
+        shapes = grid.polygons_lonlat()
+        for c, d in zip(flagged, out, strict=True):
+            d["id"] = grid.ids[int(c)]
+            d["geometry"] = json.loads(shapely.to_geojson(shapes[int(c)]))
+    return {"fraction": fraction, "expected_total": float(expected.sum()), "cells": out}
 
 
 def accountability(
     history: History,
-    grid: SquareGrid,
+    grid: SquareGrid | CellGrid,
     flagged: np.ndarray,
     previous: list[tuple[dict[str, Any], datetime]],
     start: float,

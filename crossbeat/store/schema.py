@@ -522,6 +522,40 @@ dosage_logs = Table(
     Index("ix_dosage_logs_plan_cell", "plan_id", "cell"),
 )
 
+#: One stored road network per agency (migration 0024e): its nodes (WGS84) and directed
+#: segments (metres; ``reverse_cost`` -1, one row per direction, as pgRouting reads them).
+road_networks = Table(
+    "road_networks",
+    metadata,
+    Column("agency_id", String(64), ForeignKey("agencies.id"), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("nodes", Integer, nullable=False),
+    Column("edges", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(64), nullable=False),
+)
+
+road_nodes = Table(
+    "road_nodes",
+    metadata,
+    Column("agency_id", String(64), ForeignKey("road_networks.agency_id"), primary_key=True),
+    Column("node", BigInteger, primary_key=True, autoincrement=False),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+)
+
+road_edges = Table(
+    "road_edges",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("agency_id", String(64), ForeignKey("road_networks.agency_id"), nullable=False),
+    Column("source", BigInteger, nullable=False),
+    Column("target", BigInteger, nullable=False),
+    Column("cost", Float, nullable=False),
+    Column("reverse_cost", Float, nullable=False),
+    Index("ix_road_edges_agency_id", "agency_id"),
+)
+
 #: The crosswalk folder of each local offence scheme the ingest used (migration 0015):
 #: reads re-derive the served sensitivity flags when one of these files changes.
 crosswalk_sources = Table(

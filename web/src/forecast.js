@@ -8,6 +8,7 @@ import {
 const side = document.getElementById("side");
 const ready = (value) => (document.body.dataset.ready = value);
 const CATEGORIES = { "220": "Burglary", "240": "Motor vehicle theft", "120": "Robbery", "13A": "Aggravated assault", "23F": "Theft from vehicle", "23H": "Other theft", "290": "Vandalism" };
+const H3_AREA = { 7: "about 5 km²", 8: "about 0.7 km²", 9: "about 0.1 km²", 10: "about 0.015 km²" };
 const MODELS = ["naive", "kde", "retrospective", "prospective", "sepp", "gbm", "ensemble"];
 const empty = () => ({ type: "FeatureCollection", features: [] });
 const num = (v, digits = 2) => (v === null || v === undefined || Number.isNaN(v) ? "n/a" : Number(v).toFixed(digits));
@@ -34,7 +35,7 @@ function field(id, label, input) {
 async function start(me) {
   document.getElementById("user").replaceChildren(userBar(me));
   const map = createMap("map");
-  const [byMonth] = await Promise.all([api("/api/v1/aggregates?by=month"), whenLoaded(map)]);
+  const [byMonth, layers] = await Promise.all([api("/api/v1/aggregates?by=month"), api("/api/v1/ogc/collections"), whenLoaded(map)]);
   await addBoundaries(map);
   map.addSource("flagged", { type: "geojson", data: empty() });
   map.addSource("routes", { type: "geojson", data: empty() });
@@ -51,12 +52,21 @@ async function start(me) {
   const startAt = el("input", { type: "date", value: `${last.slice(0, 7)}-01`, required: true });
   const windowDays = el("input", { type: "number", min: "0.1", max: "92", step: "any", value: "7" });
   const cell = el("input", { type: "number", min: "50", max: "2000", value: "250" });
+  // Cells: squares of the size above, H3 hexagons of a resolution, or one of the agency's area layers.
+  const own = `areas-${me.user.agency}-`;
+  const areaLayers = layers.ok ? layers.data.collections.map((c) => c.id).filter((id) => id.startsWith(own)).map((id) => id.slice(own.length)) : [];
+  const cellKind = el("select", {}, [
+    el("option", { value: "square" }, "Squares (cell size)"),
+    ...[7, 8, 9, 10].map((r) => el("option", { value: `h3:${r}` }, `H3 hexagons, resolution ${r} (${H3_AREA[r]})`)),
+    ...areaLayers.map((name) => el("option", { value: `area:${name}` }, `Area layer: ${name}`)),
+  ]);
+  cellKind.addEventListener("change", () => (cell.disabled = cellKind.value !== "square"));
   const fraction = el("input", { type: "number", min: "0.001", max: "0.5", step: "any", value: "0.05" });
   const run = el("button", { type: "submit", id: "run" }, "Forecast");
   const status = el("p", { id: "forecast-status", role: "status", "aria-live": "polite" });
   const form = el("form", { id: "forecast-form" },
     field("category", "Category", category), field("model", "Model", model), field("start", "Window start", startAt),
-    field("window", "Window (days)", windowDays), field("cell", "Cell size (m)", cell), field("fraction", "Area flagged (fraction)", fraction), run);
+    field("window", "Window (days)", windowDays), field("cells", "Cells", cellKind), field("cell", "Cell size (m)", cell), field("fraction", "Area flagged (fraction)", fraction), run);
   const cards = el("select", { id: "cards" });
   const card = el("section", { id: "card", "aria-label": "Model card" });
   const plan = el("section", { id: "plan", "aria-label": "Patrol plan" });
@@ -70,9 +80,13 @@ async function start(me) {
 
   async function show(data) {
     const size = data.grid.size_m;
+    const kind = data.grid.kind || "square";
     const cells = data.forecast.cells;
     const top = Math.max(...cells.map((c) => c.expected), 1e-9);
-    map.getSource("flagged").setData({ type: "FeatureCollection", features: cells.map((c) => ({ type: "Feature", properties: { cell: c.cell, expected: c.expected, share: c.expected / top }, geometry: { type: "Polygon", coordinates: [square(c.lon, c.lat, size)] } })) });
+    // H3 and area-layer cells carry their (clipped) geometry; squares are drawn from centre and size.
+    const shapeOf = (c) => c.geometry || { type: "Polygon", coordinates: [square(c.lon, c.lat, size)] };
+    map.getSource("flagged").setData({ type: "FeatureCollection", features: cells.map((c) => ({ type: "Feature", properties: { cell: c.cell, id: c.id ?? String(c.cell), kind, expected: c.expected, share: c.expected / top }, geometry: shapeOf(c) })) });
+    const described = { square: `cells of ${size} m`, h3: `H3 hexagons (resolution ${data.grid.resolution})`, area: `areas of layer ${data.grid.layer}` }[kind] || "cells";
     map.getSource("routes").setData(empty());
     map.getSource("boxes").setData(empty());
     const models = Object.entries(data.backtest.models);
@@ -80,11 +94,11 @@ async function start(me) {
     const acc = data.accountability;
     card.replaceChildren(
       el("h2", {}, `Model card: ${data.model}`),
-      el("p", {}, `${data.category}, ${data.window_from.slice(0, 16)} to ${data.window_to.slice(0, 16)}; trained ${data.training_from.slice(0, 10)} to ${data.training_to.slice(0, 10)} on ${data.data_snapshot.records} records; ${cells.length} cells of ${size} m flagged.`),
+      el("p", {}, `${data.category}, ${data.window_from.slice(0, 16)} to ${data.window_to.slice(0, 16)}; trained ${data.training_from.slice(0, 10)} to ${data.training_to.slice(0, 10)} on ${data.data_snapshot.records} records; ${cells.length} ${described} flagged.`),
       el("table", { id: "backtest" },
         el("caption", {}, `Backtest on the ${data.backtest.windows} windows before (mean per window)`),
         el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "model"), fractions.map((f) => [el("th", { scope: "col" }, `PAI ${f}`), el("th", { scope: "col" }, `hit rate ${f}`)]))),
-        el("tbody", {}, models.map(([name, s]) => el("tr", {}, el("th", { scope: "row" }, name), fractions.map((f) => [el("td", {}, num(s[f].pai)), el("td", {}, num(s[f].hit_rate, 3))]))))),
+        el("tbody", {}, models.map(([name, s]) => el("tr", {}, el("th", { scope: "row" }, name), fractions.map((f) => [el("td", {}, num(s[f]?.pai)), el("td", {}, num(s[f]?.hit_rate, 3))]))))),
       el("h3", {}, "Accountability"),
       el("dl", { id: "accountability" },
         el("dt", {}, "Largest share of flagged cells in one neighbourhood"), el("dd", {}, num(acc.concentration?.largest_share, 3)),
@@ -142,7 +156,7 @@ async function start(me) {
     event.preventDefault();
     run.disabled = true;
     status.textContent = "Forecasting (fit, backtest)…";
-    const body = { category: category.value, model: model.value, start: `${startAt.value}T00:00:00Z`, window_days: Number(windowDays.value), cell_m: Number(cell.value), fraction: Number(fraction.value) };
+    const body = { category: category.value, model: model.value, start: `${startAt.value}T00:00:00Z`, window_days: Number(windowDays.value), cell_m: Number(cell.value), fraction: Number(fraction.value), cells: cellKind.value };
     const result = await api("/api/v1/forecasts", { method: "POST", body });
     run.disabled = false;
     if (!result.ok) { status.textContent = errorText(result); return; }

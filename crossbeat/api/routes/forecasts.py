@@ -18,7 +18,13 @@ from crossbeat.api.errors import ApiError
 from crossbeat.api.schemas import ERRORS, FILTERED
 from crossbeat.forecast.nij import NijRuleError
 from crossbeat.forecast.patrol import PatrolRules
-from crossbeat.forecast.plans import evaluate_dosage, log_dosage, save_patrol_plan
+from crossbeat.forecast.plans import (
+    Position,
+    dosage_from_positions,
+    evaluate_dosage,
+    log_dosage,
+    save_patrol_plan,
+)
 from crossbeat.forecast.service import ForecastError, get_model_card, list_model_cards, run_forecast
 
 router = APIRouter(tags=["forecasts"])
@@ -31,8 +37,15 @@ class ForecastIn(BaseModel):
     start: datetime = Field(description="Window start, with a time zone.")
     window_days: float = Field(7.0, gt=0, le=366)
     model: str = "ensemble"
-    cell_m: float = Field(150.0, ge=10, le=5000)
+    cell_m: float = Field(150.0, ge=10, le=5000, description="Square cell side (cells=square).")
     fraction: float = Field(0.01, gt=0, lt=1)
+    cells: str = Field(
+        "square",
+        max_length=80,
+        pattern=r"^(square|h3:\d{1,2}|area:[A-Za-z0-9_.-]+)$",
+        description="Cell kind: square (of cell_m), h3:RESOLUTION (5-11) or area:LAYER "
+        "(one of your agency's area layers).",
+    )
 
 
 class PatrolPlanIn(BaseModel):
@@ -84,6 +97,7 @@ def post_forecast(
         model=body.model,
         cell_m=body.cell_m,
         fraction=body.fraction,
+        cells=body.cells,
     )
     return dict(card.to_dict())
 
@@ -152,6 +166,49 @@ def post_dosage(body: DosageIn, store: StoreDep, actor: ActorDep) -> dict[str, A
         by=actor.user_id,
     )
     return {"id": new}
+
+
+class PositionIn(BaseModel):
+    """Where a unit was at a moment."""
+
+    unit: str = Field(min_length=1, max_length=64)
+    at: datetime
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+
+
+class PositionsIn(BaseModel):
+    """A batch of unit positions (a vehicle locator's or the field app's pings)."""
+
+    positions: list[PositionIn] = Field(min_length=1, max_length=20_000)
+    max_gap_minutes: float = Field(5.0, gt=0, le=60)
+
+
+@router.post(
+    "/patrol-plans/{plan_id}/positions",
+    status_code=201,
+    responses=ERRORS,
+    dependencies=[CsrfDep],
+    summary="Derive dosage from your units' posted positions",
+)
+def post_positions(
+    plan_id: str, body: PositionsIn, store: StoreDep, actor: ActorDep
+) -> dict[str, Any]:
+    """Log the stays in the plan's boxes that the positions show (positions are not stored)."""
+    try:
+        stays = dosage_from_positions(
+            store,
+            actor.agency_id,
+            plan_id,
+            [Position(p.unit, p.at, p.lon, p.lat) for p in body.positions],
+            max_gap_minutes=body.max_gap_minutes,
+            by=actor.user_id,
+        )
+    except ForecastError as exc:
+        if str(exc).startswith("no patrol plan"):
+            raise ApiError(404, str(exc)) from exc
+        raise ApiError(400, str(exc)) from exc
+    return {"stays": stays, "minutes": sum(s["minutes"] for s in stays)}
 
 
 @router.get(
