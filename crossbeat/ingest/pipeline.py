@@ -31,6 +31,7 @@ from crossbeat.audit.changes import Principal
 from crossbeat.geo.areas import AreaIndex
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.ingest.audited import ChunkTally, previous_profile_hash, record_chunk
+from crossbeat.ingest.columnar import ColumnarNormaliser
 from crossbeat.ingest.items import Item
 from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated, raw_hash
 from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
@@ -395,6 +396,7 @@ class RowRouter:
         self.source_file = source_file
         self.index = index
         self._normalisers: dict[str, Normaliser] = {}
+        self._columnar: dict[str, ColumnarNormaliser] = {}
         self._map = {k.strip().casefold(): v for k, v in profile.agency_map.items()}
         self._keep_digests = eligible(profile)
         self._contexts: dict[str, str] = {}
@@ -427,6 +429,38 @@ class RowRouter:
             self._normalisers[agency] = n
         return n
 
+    def columnar(self, agency: str) -> ColumnarNormaliser:
+        """Return the columnar normaliser for an agency (over its per-row normaliser)."""
+        c = self._columnar.get(agency)
+        if c is None:
+            c = self._columnar[agency] = ColumnarNormaliser(self.normaliser(agency))
+        return c
+
+    def batch(self, recs: Sequence[RawRecord], file_hash: str) -> list[Item]:
+        """Normalise a part's records into items: the common rows column by column.
+
+        The same items as :meth:`item` for each record (:mod:`crossbeat.ingest.columnar`);
+        the exception rows are normalised one by one, in file order.
+        """
+        groups: dict[str, list[int]] = {}
+        for i, rec in enumerate(recs):
+            if rec.problems:
+                continue
+            agency, _ = self.agency_of(rec)
+            if agency is not None:
+                groups.setdefault(agency, []).append(i)
+        built: list[Normalised | None] = [None] * len(recs)
+        for agency, rows in groups.items():
+            found = self.columnar(agency).common([recs[i] for i in rows])
+            for i, result in zip(rows, found, strict=True):
+                built[i] = result
+        return [
+            self.item(rec, file_hash)
+            if result is None
+            else self._kept(rec, file_hash, result.incident.agency_id, result)
+            for rec, result in zip(recs, built, strict=True)
+        ]
+
     def context(self, agency: str) -> str:
         """Return the context key of an agency's rows (:func:`.unchanged.context_key`)."""
         key = self._contexts.get(agency)
@@ -452,10 +486,16 @@ class RowRouter:
         """Return the items of a part: rows stored unchanged skipped, the rest normalised."""
         found = [self.candidate(rec) for rec in recs]
         skip = probe.skippable(file_hash, [f[0] for f in found if f is not None])
+        rest = [
+            rec
+            for rec, f in zip(recs, found, strict=True)
+            if f is None or rec.row_number not in skip
+        ]
+        normalised = iter(self.batch(rest, file_hash))
         out: list[Item] = []
         for rec, f in zip(recs, found, strict=True):
             if f is None or rec.row_number not in skip:
-                out.append(self.item(rec, file_hash))
+                out.append(next(normalised))
                 continue
             cand, sid, agency = f
             labels = self.normaliser(agency).crosswalk_labels(rec)
@@ -509,28 +549,43 @@ class RowRouter:
             normaliser = self.normaliser(agency)
             result = normaliser.normalise(rec)
             if not isinstance(result, Rejected):
-                key = None
-                if self._keep_digests and isinstance(result, Normalised):
-                    prov = result.incident.provenance
-                    if prov is not None:
-                        key = source_key(self.context(agency), prov.raw_hash)
-                return Item(
-                    rec.row_number,
-                    file_hash,
-                    self.source_file,
-                    raw,
-                    agency,
-                    incident=result.incident if isinstance(result, Normalised) else None,
-                    update=result.update if isinstance(result, Updated) else None,
-                    action=result.action if isinstance(result, Normalised) else "update",
-                    source_key=key,
-                )
+                return self._kept(rec, file_hash, agency, result, raw)
             reasons = result.reasons
             if normaliser.last_occurrence is not None:
                 # A retry must give the row the hash id it would have had in its file.
                 raw["_occurrence"] = normaliser.last_occurrence
         reasons = withhold_personal(reasons, withheld_values(self.profile, rec))
         return Item(rec.row_number, file_hash, self.source_file, raw, agency, reasons=reasons)
+
+    def _kept(
+        self,
+        rec: RawRecord,
+        file_hash: str,
+        agency: str,
+        result: Normalised | Updated,
+        raw: dict[str, Any] | None = None,
+    ) -> Item:
+        """Return the item of a record normalised into an incident or an update."""
+        if raw is None:
+            raw = dict(rec.fields)
+            if rec.geometry is not None:
+                raw["_geometry"] = rec.geometry
+        key = None
+        if self._keep_digests and isinstance(result, Normalised):
+            prov = result.incident.provenance
+            if prov is not None:
+                key = source_key(self.context(agency), prov.raw_hash)
+        return Item(
+            rec.row_number,
+            file_hash,
+            self.source_file,
+            raw,
+            agency,
+            incident=result.incident if isinstance(result, Normalised) else None,
+            update=result.update if isinstance(result, Updated) else None,
+            action=result.action if isinstance(result, Normalised) else "update",
+            source_key=key,
+        )
 
 
 def _write_parts(
