@@ -50,6 +50,7 @@ from crossbeat.ingest.points import PointError, coarsest, parse_coordinate
 from crossbeat.ingest.profile import Profile
 from crossbeat.ingest.readers import RawRecord
 from crossbeat.model import (
+    CrimeAgainst,
     Incident,
     Location,
     Offence,
@@ -168,13 +169,13 @@ class ColumnarNormaliser:
         disposition = self.column(recs, profile.disposition)
         keep = {c: self.column(recs, c) for c in profile.keep}
         addresses = self._addresses(recs)
+        flags = self._flags(recs, offences, narrative, persons)
         defaults = profile.defaults
         out: list[Normalised | None] = [None] * size
         for i in np.flatnonzero(ok).tolist():
             rec = recs[i]
             found, implied = offences[i]
             people = persons[i]
-            flags = set(implied) | n._sensitivity(rec, found, narrative[i], people)
             occurred_from, occurred_to, precision, reported_at = times[i]
             location = locations[i]
             assert location is not None  # a row without its location left the path
@@ -189,7 +190,7 @@ class ColumnarNormaliser:
                 reported_at=reported_at,
                 status=status[i] or defaults.get("status"),
                 disposition=disposition[i] or defaults.get("disposition"),
-                sensitivity=frozenset(flags),
+                sensitivity=implied | flags[i],
                 personal=PersonalData(
                     full_address=addresses[i], narrative=narrative[i], persons=tuple(people)
                 ),
@@ -390,6 +391,36 @@ class ColumnarNormaliser:
                 ok[i] = False  # no offence: a reason
             out.append((found, frozenset(flags)))
         return out
+
+    def _flags(
+        self,
+        recs: Sequence[RawRecord],
+        offences: list[tuple[list[Offence], frozenset[Sensitivity]]],
+        narrative: list[str | None],
+        persons: list[list[Any]],
+    ) -> list[frozenset[Sensitivity]]:
+        """Return each row's sensitivity flags, derived once per distinct set of inputs."""
+        n = self.n
+        flag_values = list(zip(*(self.column(recs, c) for _, c, _ in n._flags), strict=True))
+        if not flag_values:
+            flag_values = [()] * len(recs)
+        keyword_columns = n.profile.sensitivity.keyword_columns
+        texts = list(zip(*(self.column(recs, c) for c in keyword_columns), strict=True))
+        if not texts:
+            texts = [()] * len(recs)
+        keys = []
+        for i in range(len(recs)):
+            found = offences[i][0]
+            keys.append(
+                (
+                    flag_values[i],
+                    texts[i] + tuple(o.local_description for o in found),
+                    any(o.crime_against == CrimeAgainst.PERSON for o in found),
+                    narrative[i],
+                    any(p.age is not None and p.age < 18 for p in persons[i]),
+                )
+            )
+        return _lookup(keys, lambda key: n.flags_of(*key))
 
     def _persons(self, recs: Sequence[RawRecord], ok: np.ndarray) -> list[list[Any]]:
         """Return each row's persons; an age that is not a number leaves the path."""
