@@ -8,6 +8,7 @@ one; the real exports in ../shared/data and the demo region's exports are compar
 
 from __future__ import annotations
 
+import random
 import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -24,9 +25,13 @@ from crossbeat.demo.generate import simulate
 from crossbeat.geo.crs import transformer_to_wgs84
 from crossbeat.ingest.columnar import ColumnarNormaliser, covers
 from crossbeat.ingest.normalise import Normalised, Normaliser
+from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import Profile, load_profile, parse_profile
 from crossbeat.ingest.readers import RawRecord, open_source
+from crossbeat.vault.kek import Kek
 from tests.conftest import shared_data
+from tests.test_ingest_pipeline import PROFILE as PIPELINE_PROFILE
+from tests.test_ingest_unchanged import _mutate, _row, _state, _store, _write
 
 CLOCK = FrozenClock(datetime(2026, 1, 1, tzinfo=UTC))
 PORTLAND = (-122.75, 45.45, -122.60, 45.60)
@@ -306,3 +311,26 @@ def test_columnar_equals_per_row_on_the_demo_exports(tmp_path: Path) -> None:
         profile = load_profile(DEMO_PROFILES / PROFILES[agency])
         total, _ = _compare_file(profile, export.path)
         assert total == export.rows
+
+
+# -- through the pipeline ----------------------------------------------------------------
+@pytest.mark.parametrize("seed,parallel", [(1, False), (2, True)])
+def test_the_pipeline_stores_the_same_either_way(
+    seed: int, parallel: bool, tmp_path: Path, kek: Kek
+) -> None:
+    """Records, versions, quarantine, counts and audit events: columnar or row by row."""
+    profile_path = tmp_path / "feed.toml"
+    profile_path.write_text(PIPELINE_PROFILE, encoding="utf-8")
+    profile = load_profile(profile_path)
+    rng = random.Random(seed)
+    rows = [_row(rng, i) for i in range(80)]
+    files = [_write(tmp_path / "e0.csv", rows)]
+    for k in range(1, 3):
+        rows = _mutate(rng, [r for r in rows if r["id"] and not r["id"].startswith("BAD")], 100 * k)
+        files.append(_write(tmp_path / f"e{k}.csv", rows))
+    rows_store, cols_store = _store(tmp_path / "rows.db", kek), _store(tmp_path / "cols.db", kek)
+    for f in [files[0], files[1], files[0], files[2]]:
+        a = ingest_files(rows_store, "cityz", profile, [f], columnar=False, parallel=parallel)
+        b = ingest_files(cols_store, "cityz", profile, [f], parallel=parallel)
+        assert b.totals.as_dict() == a.totals.as_dict(), f.name
+    assert _state(cols_store) == _state(rows_store)

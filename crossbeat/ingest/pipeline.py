@@ -178,6 +178,7 @@ def ingest_files(
     by: Principal | None = None,
     accept_timezone: bool = False,
     skip_unchanged: bool | None = None,
+    columnar: bool = True,
 ) -> IngestSummary:
     """Ingest agency export files through a source profile.
 
@@ -216,6 +217,9 @@ def ingest_files(
         same either way). ``None`` does so when the feed has been ingested before
         under the same profile (a re-ingest): the file is then read in this process,
         not by a worker.
+    columnar
+        Normalise the common rows column by column (:mod:`crossbeat.ingest.columnar`);
+        False normalises every row one by one (the reference path, the same result).
 
     Returns
     -------
@@ -273,6 +277,7 @@ def ingest_files(
                     parallel,
                     by,
                     skip_unchanged,
+                    columnar,
                 )
             )
     return summary
@@ -330,6 +335,7 @@ def _ingest_file(
     parallel: bool | None,
     by: Principal | None = None,
     skip_unchanged: bool | None = None,
+    columnar: bool = True,
 ) -> FileSummary:
     try:
         reader_cm = open_source(path, profile.source, required_columns=profile.referenced_columns())
@@ -344,7 +350,7 @@ def _ingest_file(
             "previous_profile_hash": previous_profile_hash(store, agency_id, profile),
         }
         batch_id, done = _start_batch(store, agency_id, profile, path, file_hash)
-        router = RowRouter(store, profile, agency_id, str(path), index)
+        router = RowRouter(store, profile, agency_id, str(path), index, columnar=columnar)
         if skip_unchanged is None:
             skip_unchanged = _fed_before(store, agency_id, profile, batch_id)
         probe = UnchangedProbe(store) if skip_unchanged and eligible(profile) else None
@@ -389,8 +395,11 @@ class RowRouter:
         agency_id: str | None,
         source_file: str,
         index: JurisdictionIndex,
+        *,
+        columnar: bool = True,
     ) -> None:
         self.store = store
+        self.use_columnar = columnar
         self.profile = profile
         self.agency_id = agency_id
         self.source_file = source_file
@@ -442,6 +451,8 @@ class RowRouter:
         The same items as :meth:`item` for each record (:mod:`crossbeat.ingest.columnar`);
         the exception rows are normalised one by one, in file order.
         """
+        if not self.use_columnar:
+            return [self.item(rec, file_hash) for rec in recs]
         groups: dict[str, list[int]] = {}
         for i, rec in enumerate(recs):
             if rec.problems:
