@@ -1,10 +1,16 @@
-"""H3 cells derived for every located incident."""
+"""H3 cells derived for every located incident.
+
+:func:`h3_cells` is one point; :func:`h3_cells_many` a whole part's points in a few
+vectorised calls of h3ronpy (the same H3 library underneath, the same cells).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import h3
+import numpy as np
+from h3ronpy import cells_to_string, change_resolution, vector
 
 from crossbeat.model import H3_RESOLUTIONS
 
@@ -37,3 +43,49 @@ def h3_cells(
     finest = max(resolutions)
     cell = h3.latlng_to_cell(lat, lon, finest)
     return {r: (cell if r == finest else h3.cell_to_parent(cell, r)) for r in resolutions}
+
+
+def h3_cells_many(
+    lats: Sequence[float | None],
+    lons: Sequence[float | None],
+    resolutions: Sequence[int] = H3_RESOLUTIONS,
+) -> list[dict[int, str]]:
+    """Return :func:`h3_cells` of many points, computed column by column.
+
+    Parameters
+    ----------
+    lats, lons
+        WGS84 coordinates of valid points (latitude within ±90, longitude within
+        ±180); ``None`` gives an empty mapping for that point.
+    resolutions
+        H3 resolutions (0–15).
+
+    Returns
+    -------
+    list[dict[int, str]]
+        ``{resolution: cell}`` for each point, equal to :func:`h3_cells`'s.
+
+    Examples
+    --------
+    >>> h3_cells_many([51.5155, None], [-0.0922, None]) == [h3_cells(51.5155, -0.0922), {}]
+    True
+    """
+    located = [
+        i
+        for i, (a, b) in enumerate(zip(lats, lons, strict=True))
+        if a is not None and b is not None
+    ]
+    out: list[dict[int, str]] = [{} for _ in lats]
+    if not located:
+        return out
+    lat = np.array([lats[i] for i in located], dtype=float)
+    lon = np.array([lons[i] for i in located], dtype=float)
+    finest = max(resolutions)
+    cells = vector.coordinates_to_cells(lat, lon, finest)
+    columns = {
+        r: cells_to_string(cells if r == finest else change_resolution(cells, r)).to_pylist()
+        for r in resolutions
+    }
+    for k, i in enumerate(located):
+        out[i] = {r: columns[r][k] for r in resolutions}
+    return out

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from crossbeat.geo.cells import h3_cells
+from crossbeat.geo.cells import h3_cells_many
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.ingest.unchanged import StoredRef
 from crossbeat.model import Incident, RecordUpdate
@@ -48,7 +48,8 @@ class Item:
 def derive(items: Sequence[Item], index: JurisdictionIndex) -> list[Item]:
     """Add H3 cells and containing jurisdictions to the incidents to be stored.
 
-    The jurisdictions of all the items come from one spatial-index query.
+    The jurisdictions of all the items come from one spatial-index query, their H3
+    cells from a few vectorised calls.
 
     Parameters
     ----------
@@ -71,8 +72,9 @@ def derive(items: Sequence[Item], index: JurisdictionIndex) -> list[Item]:
     if not found:
         return out
     points = [inc.location for _, inc in found]
-    tags = index.agencies_at([p.lat for p in points], [p.lon for p in points])
-    for (i, inc), loc, here in zip(found, points, tags, strict=True):
-        cells = h3_cells(loc.lat, loc.lon)
-        out[i] = replace(out[i], incident=replace(inc, h3=cells, jurisdictions=here))
+    lats, lons = [p.lat for p in points], [p.lon for p in points]
+    tags = index.agencies_at(lats, lons)
+    cells = h3_cells_many(lats, lons)
+    for (i, inc), cell, here in zip(found, cells, tags, strict=True):
+        out[i] = replace(out[i], incident=replace(inc, h3=cell, jurisdictions=here))
     return out

@@ -615,23 +615,51 @@ class Normaliser:
         offences: list[Offence],
         narrative: str | None,
         persons: list[Person],
-    ) -> set[Sensitivity]:
+    ) -> frozenset[Sensitivity]:
+        return self.flags_of(
+            tuple(self.value(rec, column) for _, column, _ in self._flags),
+            tuple(self.value(rec, c) for c in self.profile.sensitivity.keyword_columns)
+            + tuple(o.local_description for o in offences),
+            any(o.crime_against == CrimeAgainst.PERSON for o in offences),
+            narrative,
+            any(p.age is not None and p.age < 18 for p in persons),
+        )
+
+    def flags_of(
+        self,
+        flag_values: tuple[str | None, ...],
+        texts: tuple[str | None, ...],
+        person: bool,
+        narrative: str | None,
+        juvenile: bool,
+    ) -> frozenset[Sensitivity]:
+        """Return the sensitivity flags of a record from the values that decide them.
+
+        Parameters
+        ----------
+        flag_values
+            The values of the profile's flag columns, in the order of its rules.
+        texts
+            The keyword columns' values, then the offences' local descriptions.
+        person
+            Whether an offence is against a person: then any family or intimate
+            relationship named in the free text marks possible DV (the safer default,
+            docs/taxonomy.md).
+        narrative
+            The narrative, read with the word lexicon.
+        juvenile
+            Whether a person's age is under 18.
+        """
         flags: set[Sensitivity] = set()
-        for flag, column, values in self._flags:
-            value = self.value(rec, column)
+        for (flag, _, values), value in zip(self._flags, flag_values, strict=True):
             if value is not None and value.casefold() in values:
                 flags.add(flag)
-        texts = [self.value(rec, c) for c in self.profile.sensitivity.keyword_columns]
-        texts += [o.local_description for o in offences]
-        # The safer default (docs/taxonomy.md): in an offence against a person, any
-        # family or intimate relationship named in the free text marks possible DV.
-        person = any(o.crime_against == CrimeAgainst.PERSON for o in offences)
         for text in {t for t in texts if t}:
             flags |= self._keywords(text, person_crime=person)
         flags |= narrative_sensitivity(narrative, person_crime=person)
-        if any(p.age is not None and p.age < 18 for p in persons):
+        if juvenile:
             flags.add(Sensitivity.JUVENILE)
-        return flags
+        return frozenset(flags)
 
 
 def nested_value(fields: dict[str, str | None], column: str) -> str | None:

@@ -83,7 +83,7 @@ def parts(
 
     def part(last: int, offset: int, commit: bool) -> Part:
         if probe is None:
-            items = [router.item(rec, file_hash) for rec in recs]
+            items = router.batch(recs, file_hash)
         else:
             items = router.items(recs, file_hash, probe)
         return Part(derive(items, router.index), last, offset, commit=commit)

@@ -31,6 +31,7 @@ from crossbeat.audit.changes import Principal
 from crossbeat.geo.areas import AreaIndex
 from crossbeat.geo.jurisdictions import JurisdictionIndex
 from crossbeat.ingest.audited import ChunkTally, previous_profile_hash, record_chunk
+from crossbeat.ingest.columnar import ColumnarNormaliser
 from crossbeat.ingest.items import Item
 from crossbeat.ingest.normalise import Normalised, Normaliser, Rejected, Updated, raw_hash
 from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
@@ -177,6 +178,7 @@ def ingest_files(
     by: Principal | None = None,
     accept_timezone: bool = False,
     skip_unchanged: bool | None = None,
+    columnar: bool = True,
 ) -> IngestSummary:
     """Ingest agency export files through a source profile.
 
@@ -215,6 +217,9 @@ def ingest_files(
         same either way). ``None`` does so when the feed has been ingested before
         under the same profile (a re-ingest): the file is then read in this process,
         not by a worker.
+    columnar
+        Normalise the common rows column by column (:mod:`crossbeat.ingest.columnar`);
+        False normalises every row one by one (the reference path, the same result).
 
     Returns
     -------
@@ -272,6 +277,7 @@ def ingest_files(
                     parallel,
                     by,
                     skip_unchanged,
+                    columnar,
                 )
             )
     return summary
@@ -329,6 +335,7 @@ def _ingest_file(
     parallel: bool | None,
     by: Principal | None = None,
     skip_unchanged: bool | None = None,
+    columnar: bool = True,
 ) -> FileSummary:
     try:
         reader_cm = open_source(path, profile.source, required_columns=profile.referenced_columns())
@@ -343,7 +350,7 @@ def _ingest_file(
             "previous_profile_hash": previous_profile_hash(store, agency_id, profile),
         }
         batch_id, done = _start_batch(store, agency_id, profile, path, file_hash)
-        router = RowRouter(store, profile, agency_id, str(path), index)
+        router = RowRouter(store, profile, agency_id, str(path), index, columnar=columnar)
         if skip_unchanged is None:
             skip_unchanged = _fed_before(store, agency_id, profile, batch_id)
         probe = UnchangedProbe(store) if skip_unchanged and eligible(profile) else None
@@ -388,13 +395,17 @@ class RowRouter:
         agency_id: str | None,
         source_file: str,
         index: JurisdictionIndex,
+        *,
+        columnar: bool = True,
     ) -> None:
         self.store = store
+        self.use_columnar = columnar
         self.profile = profile
         self.agency_id = agency_id
         self.source_file = source_file
         self.index = index
         self._normalisers: dict[str, Normaliser] = {}
+        self._columnar: dict[str, ColumnarNormaliser] = {}
         self._map = {k.strip().casefold(): v for k, v in profile.agency_map.items()}
         self._keep_digests = eligible(profile)
         self._contexts: dict[str, str] = {}
@@ -427,6 +438,40 @@ class RowRouter:
             self._normalisers[agency] = n
         return n
 
+    def columnar(self, agency: str) -> ColumnarNormaliser:
+        """Return the columnar normaliser for an agency (over its per-row normaliser)."""
+        c = self._columnar.get(agency)
+        if c is None:
+            c = self._columnar[agency] = ColumnarNormaliser(self.normaliser(agency))
+        return c
+
+    def batch(self, recs: Sequence[RawRecord], file_hash: str) -> list[Item]:
+        """Normalise a part's records into items: the common rows column by column.
+
+        The same items as :meth:`item` for each record (:mod:`crossbeat.ingest.columnar`);
+        the exception rows are normalised one by one, in file order.
+        """
+        if not self.use_columnar:
+            return [self.item(rec, file_hash) for rec in recs]
+        groups: dict[str, list[int]] = {}
+        for i, rec in enumerate(recs):
+            if rec.problems:
+                continue
+            agency, _ = self.agency_of(rec)
+            if agency is not None:
+                groups.setdefault(agency, []).append(i)
+        built: list[Normalised | None] = [None] * len(recs)
+        for agency, rows in groups.items():
+            found = self.columnar(agency).common([recs[i] for i in rows])
+            for i, result in zip(rows, found, strict=True):
+                built[i] = result
+        return [
+            self.item(rec, file_hash)
+            if result is None
+            else self._kept(rec, file_hash, result.incident.agency_id, result)
+            for rec, result in zip(recs, built, strict=True)
+        ]
+
     def context(self, agency: str) -> str:
         """Return the context key of an agency's rows (:func:`.unchanged.context_key`)."""
         key = self._contexts.get(agency)
@@ -452,10 +497,16 @@ class RowRouter:
         """Return the items of a part: rows stored unchanged skipped, the rest normalised."""
         found = [self.candidate(rec) for rec in recs]
         skip = probe.skippable(file_hash, [f[0] for f in found if f is not None])
+        rest = [
+            rec
+            for rec, f in zip(recs, found, strict=True)
+            if f is None or rec.row_number not in skip
+        ]
+        normalised = iter(self.batch(rest, file_hash))
         out: list[Item] = []
         for rec, f in zip(recs, found, strict=True):
             if f is None or rec.row_number not in skip:
-                out.append(self.item(rec, file_hash))
+                out.append(next(normalised))
                 continue
             cand, sid, agency = f
             labels = self.normaliser(agency).crosswalk_labels(rec)
@@ -509,28 +560,43 @@ class RowRouter:
             normaliser = self.normaliser(agency)
             result = normaliser.normalise(rec)
             if not isinstance(result, Rejected):
-                key = None
-                if self._keep_digests and isinstance(result, Normalised):
-                    prov = result.incident.provenance
-                    if prov is not None:
-                        key = source_key(self.context(agency), prov.raw_hash)
-                return Item(
-                    rec.row_number,
-                    file_hash,
-                    self.source_file,
-                    raw,
-                    agency,
-                    incident=result.incident if isinstance(result, Normalised) else None,
-                    update=result.update if isinstance(result, Updated) else None,
-                    action=result.action if isinstance(result, Normalised) else "update",
-                    source_key=key,
-                )
+                return self._kept(rec, file_hash, agency, result, raw)
             reasons = result.reasons
             if normaliser.last_occurrence is not None:
                 # A retry must give the row the hash id it would have had in its file.
                 raw["_occurrence"] = normaliser.last_occurrence
         reasons = withhold_personal(reasons, withheld_values(self.profile, rec))
         return Item(rec.row_number, file_hash, self.source_file, raw, agency, reasons=reasons)
+
+    def _kept(
+        self,
+        rec: RawRecord,
+        file_hash: str,
+        agency: str,
+        result: Normalised | Updated,
+        raw: dict[str, Any] | None = None,
+    ) -> Item:
+        """Return the item of a record normalised into an incident or an update."""
+        if raw is None:
+            raw = dict(rec.fields)
+            if rec.geometry is not None:
+                raw["_geometry"] = rec.geometry
+        key = None
+        if self._keep_digests and isinstance(result, Normalised):
+            prov = result.incident.provenance
+            if prov is not None:
+                key = source_key(self.context(agency), prov.raw_hash)
+        return Item(
+            rec.row_number,
+            file_hash,
+            self.source_file,
+            raw,
+            agency,
+            incident=result.incident if isinstance(result, Normalised) else None,
+            update=result.update if isinstance(result, Updated) else None,
+            action=result.action if isinstance(result, Normalised) else "update",
+            source_key=key,
+        )
 
 
 def _write_parts(
