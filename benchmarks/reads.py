@@ -24,7 +24,14 @@ indexes on live rows (migration 0014):
 * hexagon aggregate: ``aggregate(by=("h3_9",))`` city-wide (own analyst, partner,
   public);
 * daily time series: ``aggregate(by=("day",))``;
-* arrays: ``analysis_arrays`` (numpy columns) of every visible incident.
+* arrays: ``analysis_arrays`` (numpy columns) of every visible incident (own analyst,
+  partner, public), beside the same columns read without the policy the same columnar
+  way (DB-API cursor, times as epoch microseconds computed in SQL, into numpy).
+
+Building 1 M rows takes 10-20 minutes (the flags derivation dominates): ``--keep PATH``
+keeps the population (a SQLite file, or with ``--db`` a PostgreSQL database of that
+name) and reuses it on the next run with the same ``--rows`` and ``--seed``; one built
+at another schema revision is refused.
 """
 
 from __future__ import annotations
@@ -334,17 +341,34 @@ def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callab
 
         return run
 
-    def arrays_bare(owners: str = "'metro'") -> Any:
+    epoch = (
+        "CAST(EXTRACT(EPOCH FROM {c}) * 1000000 AS BIGINT)"
+        if pg
+        else "unixepoch(substr({c}, 1, 19)) * 1000000 + CAST(substr({c} || '000000', 21, 6) "
+        "AS INTEGER)"
+    )
+
+    KINDS = {2: np.float64, 3: np.float64, 4: np.int64, 5: np.int64}
+
+    def arrays_bare(owners: str | None = "'metro'") -> Any:
+        """The same columns without the policy, read the same columnar way into numpy."""
+        among = f"AND agency_id IN ({owners})" if owners else ""
+        nat = "(-9223372036854775807 - 1)"  # NaT's integer where a time is unknown
+        times = ", ".join(
+            f"COALESCE({epoch.format(c=c)}, {nat})" for c in ("occurred_from", "occurred_to")
+        )
         with bare(store) as conn:
-            result = conn.execute(
-                text(
-                    "SELECT id, agency_id, lon, lat, occurred_from, occurred_to, nibrs_code, "
-                    f"crime_against, location_type FROM incidents WHERE {live} "
-                    f"AND agency_id IN ({owners}) ORDER BY id"
-                )
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cur.execute(
+                f"SELECT id, agency_id, lon, lat, {times}, nibrs_code, crime_against, "
+                f"location_type FROM incidents WHERE {live} {among} ORDER BY public_id"
             )
-            cols = list(zip(*result, strict=True))
-            return [np.array(c) for c in cols]
+            parts = []
+            while part := cur.fetchmany(50_000):
+                cols = list(zip(*part, strict=True))
+                parts.append([np.array(c, dtype=KINDS.get(k, object)) for k, c in enumerate(cols)])
+            cur.close()
+            return [np.concatenate(c) for c in zip(*parts, strict=True)] if parts else []
 
     from tiles import queries as tile_queries  # the tiles at z10 and z15 (benchmarks/tiles.py)
 
@@ -408,6 +432,11 @@ def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callab
             lambda: analysis_arrays(store, partner, ours),
             lambda: arrays_bare("'metro', 'east'"),
         ),
+        (
+            "arrays (public: every agency)",
+            lambda: analysis_arrays(store, public),
+            lambda: arrays_bare(None),
+        ),
         *tile_queries(store),
     ]
 
@@ -454,6 +483,54 @@ def set_indexes(store: Store, present: bool) -> None:
         conn.execute(text("ANALYZE"))
 
 
+#: The table a kept population is described in (rows, seed, schema revision).
+KEPT = "bench_reads_population"
+
+
+def build(store: Store, n: int, seed: int) -> None:
+    """Write the population, derive its sensitivity flags and add the agreements."""
+    seconds = populate(store, n, seed)
+    print(f"population written in {seconds:.1f} s ({n / seconds:,.0f} rows/s)")
+    from crossbeat.sharing.flags import refresh_flags
+
+    t0 = time.perf_counter()
+    derived = refresh_flags(store)
+    seconds = time.perf_counter() - t0
+    print(
+        f"sensitivity flags materialised for {derived:,} rows in {seconds:.1f} s "
+        f"({derived / max(seconds, 1e-9):,.0f} rows/s; what `crossbeat ingest` does at its end)"
+    )
+    agreements(store)
+    print("visible (aggregate totals):", visible_totals(store))
+
+
+def mark_kept(store: Store, n: int, seed: int) -> None:
+    """Record what a kept population is, for :func:`check_kept` on the next run."""
+    with store.engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {KEPT} (rows BIGINT, seed BIGINT, revision TEXT)"))
+        conn.execute(
+            text(f"INSERT INTO {KEPT} VALUES (:n, :s, :r)"),
+            {"n": n, "s": seed, "r": store.current_revision()},
+        )
+
+
+def check_kept(store: Store, n: int, seed: int) -> None:
+    """Refuse a kept population of another size, seed or schema revision."""
+    head, current = store.head_revision(), store.current_revision()
+    with store.engine.connect() as conn:
+        try:
+            kept = conn.execute(text(f"SELECT rows, seed, revision FROM {KEPT}")).one()
+        except Exception as e:  # noqa: BLE001 - any failure means: not a kept population
+            raise SystemExit(f"--keep: not a population this benchmark kept ({e})") from None
+    if (kept[0], kept[1]) != (n, seed):
+        raise SystemExit(f"--keep: holds {kept[0]:,} rows of seed {kept[1]}, not {n:,}/{seed}")
+    if not (kept[2] == current == head):
+        raise SystemExit(
+            f"--keep: built at schema {kept[2]} (database at {current}), this code is at "
+            f"{head}: delete it and build again"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -472,56 +549,69 @@ def main() -> None:
         action="store_true",
         help="measure only with the partial indexes on live rows (skip the pass without)",
     )
+    ap.add_argument(
+        "--keep",
+        metavar="PATH",
+        help="keep the population in this SQLite file (or, with --db, this PostgreSQL database) "
+        "and reuse it on the next run with the same --rows and --seed; one of another schema "
+        "revision or size is refused",
+    )
     args = ap.parse_args()
     print("machine:", json.dumps(machine()))
     with tempfile.TemporaryDirectory() as tmp:
+        reuse = False
         if args.db == "sqlite":
-            url = f"sqlite:///{tmp}/reads.db"
+            path = Path(args.keep).resolve() if args.keep else Path(tmp) / "reads.db"
+            reuse = path.exists()
+            url = f"sqlite:///{path}"
         else:
             from sqlalchemy import create_engine
 
-            name = f"crossbeat_bench_reads_{uuid.uuid4().hex[:8]}"
+            name = args.keep or f"crossbeat_bench_reads_{uuid.uuid4().hex[:8]}"
             admin = create_engine(args.db, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
-                conn.execute(text(f"CREATE DATABASE {name}"))
+                reuse = bool(
+                    conn.execute(
+                        text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+                    ).first()
+                )
+                if not reuse:
+                    conn.execute(text(f"CREATE DATABASE {name}"))
             url = make_url(args.db).set(database=name).render_as_string(hide_password=False)
         from crossbeat.vault.kek import generate_kek, parse_kek
 
-        store = open_store(url, kek=parse_kek(generate_kek()))  # admin accounts seal seeds
+        if reuse:
+            store = open_store(url, create=False)  # never migrated: checked just below
+            check_kept(store, args.rows, args.seed)
+        else:
+            store = open_store(url, kek=parse_kek(generate_kek()))  # admin accounts seal seeds
         store.clock = FrozenClock(NOW)
         pg = store.engine.dialect.name == "postgresql"
         print(f"backend: {store.engine.dialect.name}; incidents: {args.rows:,}")
-        seconds = populate(store, args.rows, args.seed)
-        print(f"population written in {seconds:.1f} s ({args.rows / seconds:,.0f} rows/s)")
-        from crossbeat.sharing.flags import refresh_flags
-
-        t0 = time.perf_counter()
-        derived = refresh_flags(store)
-        seconds = time.perf_counter() - t0
-        print(
-            f"sensitivity flags materialised for {derived:,} rows in {seconds:.1f} s "
-            f"({derived / max(seconds, 1e-9):,.0f} rows/s; what `crossbeat ingest` does at its end)"
-        )
-        agreements(store)
-        print("visible (aggregate totals):", visible_totals(store))
+        if reuse:
+            print(f"population reused from {args.keep} (schema {store.current_revision()})")
+        else:
+            build(store, args.rows, args.seed)
+            if args.keep:
+                mark_kept(store, args.rows, args.seed)
         if args.reference:
             from crossbeat.sharing.policy import ReadRequest, Viewer
             from crossbeat.sharing.reads import aggregate
 
             own = Viewer.user("bench-own", "metro", ["analyst"])
-            for path in ("reference", "sql"):
+            for way in ("reference", "sql"):
                 t0 = time.perf_counter()
                 aggregate(
-                    store, own, ReadRequest(agencies=frozenset({"metro"})), by=("h3_9",), path=path
+                    store, own, ReadRequest(agencies=frozenset({"metro"})), by=("h3_9",), path=way
                 )
-                print(f"  h3_9 aggregate (own), {path} path: {time.perf_counter() - t0:.2f} s")
+                print(f"  h3_9 aggregate (own), {way} path: {time.perf_counter() - t0:.2f} s")
         for present in (True,) if args.indexed_only else (False, True):
             set_indexes(store, present)
             label = "with" if present else "without"
             print(f"{label} the partial indexes on live rows (ms, {args.repeat} runs each):")
             measure(store, pg, args.repeat, args.only, args.skip)
         store.dispose()
-        if pg:
+        if pg and not args.keep:
             from crossbeat.store.base import close_all
 
             close_all()

@@ -4,38 +4,61 @@ For the analytics and forecasting code, which wants columns, not records.
 :func:`analysis_arrays` plans the read like every other read, compiles the plan to one
 SQL query (:class:`crossbeat.sharing.compiled.RuleConditions`: which rule shows each
 record is a ``CASE`` in the SELECT list, the request's filters are in the WHERE clause),
-streams the rows into numpy arrays, applies each rule's generalisation to its rows, and
-writes one audit event per owner with the count of that owner's records (never one row
-per incident).
+reads the rows from the DB-API cursor in large batches straight into numpy columns, applies
+each rule's generalisation to its rows as array operations, and writes one audit event
+per owner with the count of that owner's records (never one row per incident).
+
+The read is columnar end to end, with as little Python per row as the drivers allow:
+times come out of the database as integer microseconds since the epoch (``unixepoch``
+on SQLite's stored text, ``EXTRACT(EPOCH ...)`` on PostgreSQL; NaT's integer where
+unknown), so no ``datetime`` object is built; the owner is the rule's, known from the
+rule index the query returns; nothing passes through SQLAlchemy's row objects or result
+processors.
 
 Generalisation: ``exact`` points are the stored ones; anchored points (``block``,
-``h3:N``) come from :class:`crossbeat.sharing.public.AnchorIndex`, computed once per
-distinct cell and jurisdiction set (anchors are not yet stored: issue #8); a rule
-without a point, or without ``lat``/``lon`` in its fields, gives NaN. Times are
-coarsened per rule in the owner's time zone, once per distinct stored value; a rule
-without ``occurred_from`` gives NaT. Offence columns are empty strings where the rule
-does not show them.
+``h3:N``) come from :meth:`crossbeat.sharing.public.AnchorIndex.anchor_many`, computed
+once per distinct cell and set of covering jurisdiction polygons; a rule without a
+point, or without ``lat``/``lon`` in its fields, gives NaN. Times are coarsened per rule
+in the rule's time zone by locating each time among the period boundaries
+(:func:`crossbeat.sharing.compiled.period_start`'s boundaries, listed once per zone,
+resolution and year); a rule without ``occurred_from`` gives NaT. Offence columns are
+empty strings where the rule does not show them.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import ColumnElement, case, literal, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    case,
+    cast,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+)
 
 from crossbeat.audit import Action
 from crossbeat.clock import Clock
-from crossbeat.sharing.compiled import RuleConditions, reachable
+from crossbeat.sharing.compiled import RuleConditions, offset_segments, reachable
 from crossbeat.sharing.policy import Decision, ReadRequest, Viewer
+from crossbeat.sharing.public import AnchorIndex
 from crossbeat.sharing.reads import _audit, anchor_index, prepare
 from crossbeat.sharing.request import RequestError
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule, coarsen
+from crossbeat.sharing.scope import TimeResolution
 from crossbeat.store import Store
 from crossbeat.store.schema import incidents
 
@@ -115,17 +138,22 @@ def analysis_arrays(
     c = incidents.c
     with store.begin() as conn:
         p = prepare(conn, viewer, request, now)
-        ids: list[str] = []
-        owners: list[str] = []
-        rule_of: list[int] = []
-        names = ("lon", "lat", "from", "to", "code", "cat", "premise")
-        raw: dict[str, list[Any]] = {k: [] for k in names}
         with restricted(conn, p.owners):
             rules = reachable(p.rules, p)
+            parts: list[list[np.ndarray]] = []
             if rules:
                 exact = RuleConditions(conn, p, rules)
+                # Which rule shows a row: an owner with one rule needs no test of it
+                # (the WHERE clause already requires that rule to cover the row).
+                rules_of = Counter(r.owner for r in rules)
                 which = case(
-                    *((exact.covers(r), literal(p.rules.index(r))) for r in rules),
+                    *(
+                        (
+                            c.agency_id == r.owner if rules_of[r.owner] == 1 else exact.covers(r),
+                            literal(p.rules.index(r)),
+                        )
+                        for r in rules
+                    ),
                     else_=literal(-1),
                 )
                 where = or_(*(exact.shown_by(r, bbox=False) for r in rules))
@@ -135,30 +163,76 @@ def analysis_arrays(
                 shown_id: ColumnElement[Any] = c.public_id
                 if own:
                     shown_id = case((c.agency_id.in_(own), c.id), else_=c.public_id)
-                columns = [shown_id, c.agency_id, which, c.lon, c.lat, c.occurred_from]
-                columns += [c.occurred_to, c.nibrs_code, c.crime_against, c.location_type]
+                pg = conn.dialect.name == "postgresql"
+                columns = [shown_id, which, c.lon, c.lat]
+                columns += [_epoch_us(c.occurred_from, pg), _epoch_us(c.occurred_to, pg)]
+                columns += [func.coalesce(col, "") for col in (
+                    c.nibrs_code, c.crime_against, c.location_type)]  # fmt: skip
                 q = select(*columns).where(where).order_by(c.public_id)
-                result = conn.execute(q.execution_options(stream_results=True, yield_per=CHUNK))
-                for part in result.partitions(CHUNK):
-                    cols = list(zip(*part, strict=True))
-                    ids.extend(cols[0])
-                    owners.extend(cols[1])
-                    rule_of.extend(cols[2])
-                    for name, col in zip(raw, cols[3:], strict=True):
-                        raw[name].extend(col)
+                result = conn.execute(q)
+                try:
+                    # The DB-API cursor itself: no row objects, no result processors
+                    # (every selected column is already what the arrays hold).
+                    cursor = result.cursor
+                    while part := cursor.fetchmany(CHUNK):
+                        parts.append(_chunk(part))
+                finally:
+                    result.close()
             anchors = anchor_index(conn, store.url) if _needs_anchors(p.rules) else None
-        arrays = _columns(p.rules, ids, owners, np.asarray(rule_of, dtype=np.int64), raw, anchors)
+        arrays, rule_of = _columns(p.rules, parts, anchors)
         keep = _in_bbox(arrays, request.bbox)
         if request.polygon is not None:
             with np.errstate(invalid="ignore"):
                 keep &= shapely.intersects_xy(request.polygon, arrays["lon"], arrays["lat"])
-        arrays = {k: v[keep] for k, v in arrays.items()}
-        counts = Counter(str(o) for o in arrays["owner"])
+        if not keep.all():
+            arrays = {k: v[keep] for k, v in arrays.items()}
+            rule_of = rule_of[keep]
+        by_owner: Counter[str] = Counter()
+        for i, n in enumerate(np.bincount(rule_of, minlength=len(p.rules)).tolist()):
+            if n:
+                by_owner[p.rules[i].owner] += n
         _audit(
-            store, conn, p, Action.READ, "incident_arrays", owner_counts=counts,
+            store, conn, p, Action.READ, "incident_arrays", owner_counts=by_owner,
             extra={"columns": sorted(arrays)},
         )  # fmt: skip
     return AnalysisArrays(decisions=p.decisions, **arrays)
+
+
+#: NaT as an integer: a time that is unknown (NULL) comes out of the query as this.
+_NAT = int(np.iinfo(np.int64).min)
+
+
+def _epoch_us(column: Any, pg: bool) -> ColumnElement[int]:
+    """Return SQL for a stored UTC time as integer microseconds since the epoch (NaT: NULL).
+
+    SQLite stores ``YYYY-MM-DD HH:MM:SS.ffffff`` (:class:`crossbeat.store.schema.UTCDateTime`):
+    whole seconds by ``unixepoch``, the fraction as an integer; PostgreSQL's ``EXTRACT``
+    gives an exact numeric.
+    """
+    us: ColumnElement[Any]
+    if pg:
+        us = cast(extract("epoch", column) * 1_000_000, BigInteger)
+    else:
+        whole = func.unixepoch(func.substr(column, 1, 19)) * 1_000_000
+        fraction = func.substr(column.op("||")(literal("000000", String)), 21, 6)
+        us = whole + cast(fraction, BigInteger)
+    return func.coalesce(us, literal(_NAT, BigInteger))
+
+
+def _chunk(rows: Sequence[Any]) -> list[np.ndarray]:
+    """Return one batch of rows as its columns (see the SELECT list of :func:`analysis_arrays`)."""
+    cols = list(zip(*rows, strict=True))
+    return [
+        np.array(cols[0], dtype=object),
+        np.array(cols[1], dtype=np.int64),
+        np.array(cols[2], dtype=np.float64),  # None (no point) becomes NaN
+        np.array(cols[3], dtype=np.float64),
+        np.array(cols[4], dtype=np.int64),
+        np.array(cols[5], dtype=np.int64),
+        np.array(cols[6], dtype=object),
+        np.array(cols[7], dtype=object),
+        np.array(cols[8], dtype=object),
+    ]
 
 
 def _needs_anchors(rules: tuple[Rule, ...]) -> bool:
@@ -166,21 +240,19 @@ def _needs_anchors(rules: tuple[Rule, ...]) -> bool:
 
 
 def _columns(
-    rules: tuple[Rule, ...],
-    ids: list[str],
-    owners: list[str],
-    rule_of: np.ndarray,
-    raw: dict[str, list[Any]],
-    anchors: Any,
-) -> dict[str, np.ndarray]:
-    n = len(ids)
-    lon = np.array(raw["lon"], dtype=np.float64) if n else np.empty(0)
-    lat = np.array(raw["lat"], dtype=np.float64) if n else np.empty(0)
+    rules: tuple[Rule, ...], parts: list[list[np.ndarray]], anchors: AnchorIndex | None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Return the arrays of the rows read, generalised per rule, and each row's rule."""
+    kinds = (object, np.int64, np.float64, np.float64, np.int64, np.int64, object, object, object)
+    cols = [
+        np.concatenate([part[k] for part in parts]) if parts else np.empty(0, dtype=kind)
+        for k, kind in enumerate(kinds)
+    ]
+    ids, rule_of, lon, lat, t_from, t_to, code, cat, premise = cols
+    n = ids.shape[0]
     out_from = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     out_to = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
-    code = np.array([v or "" for v in raw["code"]], dtype=object)
-    cat = np.array([v or "" for v in raw["cat"]], dtype=object)
-    premise = np.array([v or "" for v in raw["premise"]], dtype=object)
+    owner_names = np.array([r.owner for r in rules], dtype=object)
     for i, rule in enumerate(rules):
         mine = np.flatnonzero(rule_of == i)
         if not mine.size:
@@ -189,33 +261,23 @@ def _columns(
         p = rule.precision
         if not ({"lat", "lon"} <= shown and p.has_point):
             lon[mine] = lat[mine] = np.nan
-        elif p.name != "exact":
-            cache: dict[tuple[float, float], tuple[float, float]] = {}
-            for j in mine:
-                if np.isnan(lat[j]) or np.isnan(lon[j]):
-                    continue
-                key = (float(lat[j]), float(lon[j]))
-                found = cache.get(key)
-                if found is None:
-                    found = anchors.anchor(key[0], key[1], p.resolution)
-                    cache[key] = found
-                lat[j], lon[j] = found
-        for name, src, dst in (
-            ("occurred_from", raw["from"], out_from),
-            ("occurred_to", raw["to"], out_to),
-        ):
-            if name not in shown:
-                continue
-            dst[mine] = _times([src[j] for j in mine], rule)
+        elif p.name != "exact" and p.resolution is not None and anchors is not None:
+            lat[mine], lon[mine] = anchors.anchor_many(lat[mine], lon[mine], p.resolution)
+        if "occurred_from" in shown:
+            out_from[mine] = coarsen_us(t_from[mine], rule)
+        if "occurred_to" in shown:
+            out_to[mine] = coarsen_us(t_to[mine], rule)
         if "nibrs_code" not in shown:
             code[mine] = ""
         if "crime_against" not in shown:
             cat[mine] = ""
         if "location_type" not in shown:
             premise[mine] = ""
-    return {
-        "id": np.array(ids, dtype=object),
-        "owner": np.array(owners, dtype=object),
+    if (rule_of < 0).any():  # never: every row the query returns is shown by a rule
+        raise AssertionError("a row shown by no rule")
+    arrays = {
+        "id": ids,
+        "owner": owner_names[rule_of],
         "lon": lon,
         "lat": lat,
         "occurred_from": out_from,
@@ -224,21 +286,109 @@ def _columns(
         "crime_against": cat,
         "location_type": premise,
     }
+    return arrays, rule_of
 
 
-def _times(values: list[datetime | None], rule: Rule) -> np.ndarray:
-    """Return the coarsened times as ``datetime64[us]`` (each distinct value once)."""
-    memo: dict[datetime | None, np.datetime64] = {}
-    out = np.empty(len(values), dtype="datetime64[us]")
-    nat = np.datetime64("NaT")
-    for k, t in enumerate(values):
-        found = memo.get(t)
-        if found is None:
-            shown = coarsen(t, rule.time_resolution, rule.timezone)
-            found = nat if shown is None else np.datetime64(shown.replace(tzinfo=None), "us")
-            memo[t] = found
-        out[k] = found
-    return out
+def coarsen_us(values: np.ndarray, rule: Rule) -> np.ndarray:
+    """Return stored times (integer microseconds, NaT's integer where unknown) as published.
+
+    The same values as :func:`crossbeat.sharing.rules.coarsen` time by time: each time is
+    placed among the boundaries of the rule's periods (hours, days or months in its time
+    zone), and the coarsened time is the last boundary at or before it.
+
+    Examples
+    --------
+    >>> from crossbeat.sharing.scope import parse_precision
+    >>> rule = Rule("a", "agency", "x", None, frozenset(), frozenset(), frozenset(),
+    ...             parse_precision("exact"), TimeResolution.DAY, timedelta(0), False,
+    ...             "America/Toronto")
+    >>> t = np.array(["2024-03-10T03:30"], dtype="datetime64[us]").view(np.int64)
+    >>> coarsen_us(t, rule)
+    array(['2024-03-09T05:00:00.000000'], dtype='datetime64[us]')
+    """
+    out = values.astype(np.int64, copy=True)
+    res = rule.time_resolution
+    known = out != _NAT
+    if res is TimeResolution.EXACT or not known.any():
+        return out.view("datetime64[us]")
+    seen = out[known]
+    first = datetime(1970, 1, 1) + timedelta(microseconds=int(seen.min()))
+    last = datetime(1970, 1, 1) + timedelta(microseconds=int(seen.max()))
+    bounds = np.concatenate(
+        [_year_bounds(rule.timezone, res, y) for y in range(first.year, last.year + 1)]
+    )
+    bounds = np.unique(bounds)
+    shown = bounds[np.searchsorted(bounds, seen, side="right") - 1]
+    # Near a change of UTC offset the local clock can go back, and ``coarsen`` with it
+    # (a fall-back around midnight, or by a part of an hour): there the times are
+    # coarsened one by one by ``coarsen`` itself.
+    years = range(first.year - 1, last.year + 2)
+    changes = np.unique(np.concatenate([_year_changes(rule.timezone, y) for y in years]))
+    if changes.size:
+        pad = _PAD[res] // timedelta(microseconds=1)
+        at = np.searchsorted(changes, seen)
+        after = changes[np.minimum(at, changes.size - 1)]
+        before = changes[np.maximum(at - 1, 0)]
+        near = (np.abs(after - seen) <= pad) | (np.abs(seen - before) <= pad)
+        memo: dict[int, int] = {}
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        for j in np.flatnonzero(near).tolist():
+            t = int(seen[j])
+            found = memo.get(t)
+            if found is None:
+                c = coarsen(epoch + timedelta(microseconds=t), res, rule.timezone)
+                assert c is not None
+                found = memo[t] = (c - epoch) // timedelta(microseconds=1)
+            shown[j] = found
+    out[known] = shown
+    return out.view("datetime64[us]")
+
+
+#: How far from a change of UTC offset a time is coarsened by ``coarsen`` itself.
+_PAD = {
+    TimeResolution.HOUR: timedelta(hours=3),
+    TimeResolution.DAY: timedelta(hours=27),
+    TimeResolution.MONTH: timedelta(days=33),
+}
+
+
+@lru_cache(maxsize=512)
+def _year_changes(timezone: str, year: int) -> np.ndarray:
+    """Return the instants (UTC microseconds) a zone changes its UTC offset in a year."""
+    lo = datetime(year, 1, 1, tzinfo=UTC)
+    segments = offset_segments(timezone, lo, datetime(year + 1, 1, 1, tzinfo=UTC))
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return np.array(
+        [(start - epoch) // timedelta(microseconds=1) for start, _off in segments[1:]],
+        dtype=np.int64,
+    )
+
+
+#: Longer than any period of each resolution, shorter than two.
+_STEP = {
+    TimeResolution.HOUR: timedelta(minutes=61),
+    TimeResolution.DAY: timedelta(hours=26),
+    TimeResolution.MONTH: timedelta(days=32),
+}
+
+
+@lru_cache(maxsize=512)
+def _year_bounds(timezone: str, res: TimeResolution, year: int) -> np.ndarray:
+    """Return the period boundaries (UTC microseconds) of a zone from before to after a year."""
+    lo = datetime(year, 1, 1, tzinfo=UTC) - timedelta(days=35)
+    hi = datetime(year + 1, 1, 1, tzinfo=UTC) + timedelta(days=2)
+    b = coarsen(lo, res, timezone)
+    out: list[int] = []
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    while b is not None and b <= hi:
+        out.append((b - epoch) // timedelta(microseconds=1))
+        step = _STEP[res]
+        nxt = coarsen(b + step, res, timezone)
+        while nxt is not None and nxt <= b:  # a period longer than the step (never seen)
+            step *= 2
+            nxt = coarsen(b + step, res, timezone)
+        b = nxt
+    return np.array(out, dtype=np.int64)
 
 
 def _in_bbox(arrays: dict[str, np.ndarray], bbox: tuple[float, ...] | None) -> np.ndarray:

@@ -40,6 +40,8 @@ from functools import lru_cache
 from typing import Any
 
 import h3
+import h3.api.numpy_int as h3int
+import numpy as np
 import shapely
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
@@ -399,6 +401,52 @@ class AnchorIndex:
             found = self._compute(cell, inside)
             self._cache[key] = found
         return found
+
+    def anchor_many(
+        self, lat: np.ndarray, lon: np.ndarray, resolution: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the anchors of many points as ``(lat, lon)`` arrays (NaN stays NaN).
+
+        The same anchors as :meth:`anchor` point by point, computed once per distinct
+        cell and set of covering polygons: the cells come from H3's integer API, the
+        covering polygons from one bulk query of the polygon tree.
+        """
+        out_lat = np.full(lat.shape[0], np.nan)
+        out_lon = np.full(lat.shape[0], np.nan)
+        idx = np.flatnonzero(~(np.isnan(lat) | np.isnan(lon)))
+        if not idx.size:
+            return out_lat, out_lon
+        if len(self._polygons) > 62:  # no bit mask: point by point (cached per cell)
+            for j in idx:
+                out_lat[j], out_lon[j] = self.anchor(float(lat[j]), float(lon[j]), resolution)
+            return out_lat, out_lon
+        ys, xs = lat[idx], lon[idx]
+        to_cell = h3int.latlng_to_cell
+        cells = np.fromiter(
+            (to_cell(y, x, resolution) for y, x in zip(ys.tolist(), xs.tolist(), strict=True)),
+            dtype=np.uint64,
+            count=idx.size,
+        )
+        mask = np.zeros(idx.size, dtype=np.int64)
+        if self._tree is not None:
+            hit, poly = self._tree.query(shapely.points(xs, ys), predicate="covered_by")
+            np.add.at(mask, hit, np.left_shift(np.int64(1), poly.astype(np.int64)))
+        keys, inverse = np.unique(
+            np.stack([cells.view(np.int64), mask], axis=1), axis=0, return_inverse=True
+        )
+        found = np.empty((keys.shape[0], 2))
+        for k, (cell, bits) in enumerate(keys.tolist()):
+            inside = tuple(i for i in range(len(self._polygons)) if bits >> i & 1)
+            key = (h3.int_to_str(cell), inside)
+            point = self._cache.get(key)
+            if point is None:
+                point = self._compute(*key)
+                self._cache[key] = point
+            found[k] = point
+        inverse = inverse.reshape(-1)
+        out_lat[idx] = found[inverse, 0]
+        out_lon[idx] = found[inverse, 1]
+        return out_lat, out_lon
 
     def _compute(self, cell: str, inside: tuple[int, ...]) -> tuple[float, float]:
         hexagon = _cell_polygon(cell)

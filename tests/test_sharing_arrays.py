@@ -1,0 +1,121 @@
+"""The columnar read of analysis arrays publishes what the policy grants, no more (issue #8).
+
+``tests/test_sharing_compiled.py`` requires the arrays to equal the per-record reference
+path on generated populations. These tests pin the generalisation itself with values
+computed independently of both paths, so that a fast path that dropped the anchoring of
+points, the coarsening of times or the publication delay fails, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from crossbeat.sharing.arrays import analysis_arrays, coarsen_us
+from crossbeat.sharing.policy import Viewer
+from crossbeat.sharing.rules import Rule, coarsen
+from crossbeat.sharing.scope import TimeResolution, parse_precision
+from tests.sharing_support import ADMINS, NOW
+from tests.test_sharing_properties import prepare_sharing_store
+
+
+@pytest.fixture
+def sharing_store(store, tmp_path):
+    """Three agencies in three time zones, their admins and area layers."""
+    return prepare_sharing_store(store, tmp_path)
+
+
+def _us(t: datetime) -> np.datetime64:
+    return np.datetime64(t.astimezone(UTC).replace(tzinfo=None), "us")
+
+
+def test_partner_arrays_are_anchored_coarsened_and_delayed(sharing_store):
+    """A partner granted ``h3:8`` by day after 48 h gets exactly that, on both backends."""
+    from crossbeat.clock import FrozenClock
+    from crossbeat.sharing.agreements import create_agreement
+    from crossbeat.sharing.public import AnchorIndex
+    from tests.sharing_support import AGENCIES, Inc, insert_incidents
+
+    sharing_store.clock = FrozenClock(NOW)
+    rng = random.Random(8)
+    population = []
+    for i in range(60):
+        # Times with seconds and microseconds, some within the 48 h delay.
+        occurred = NOW - timedelta(hours=rng.uniform(1, 24 * 40), microseconds=rng.randrange(10**6))
+        population.append(
+            Inc(
+                "citya", f"A{i}", rng.uniform(45.505, 45.555), rng.uniform(-122.695, -122.625),
+                ["220"], occurred, occurred + timedelta(minutes=rng.randrange(1, 600)),
+                reported_at=occurred + timedelta(minutes=5),
+            )
+        )  # fmt: skip
+    insert_incidents(sharing_store, population)
+    create_agreement(
+        sharing_store, "citya", "countyb", offences=["all"], fields=["all"],
+        precision="h3:8", time_resolution="day", delay="48h", purposes=["analysis"],
+        approved_by=ADMINS["citya"],
+    )  # fmt: skip
+    partner = analysis_arrays(sharing_store, Viewer.user("u2", "countyb", ["analyst"]))
+    own = analysis_arrays(sharing_store, Viewer.user("u1", "citya", ["analyst"]))
+
+    # The owner's analyst sees every record, at the stored point and time.
+    by_id = {inc.id: inc for inc in population}
+    assert sorted(own.id) == sorted(by_id)
+    for k, iid in enumerate(own.id):
+        inc = by_id[iid]
+        assert (own.lat[k], own.lon[k]) == (inc.lat, inc.lon)
+        assert own.occurred_from[k] == _us(inc.occurred_from)
+
+    # The partner: nothing within the delay, every point the anchor of its h3:8 cell,
+    # every time the start of its day in the owner's zone (Los Angeles).
+    visible = [inc for inc in population if inc.reported_at <= NOW - timedelta(hours=48)]
+    hidden = len(population) - len(visible)
+    assert 0 < hidden < len(population) and len(partner) == len(visible)
+    assert set(partner.owner) == {"citya"}
+    anchors = AnchorIndex([geom for _tz, geom in AGENCIES.values()])
+    tz = AGENCIES["citya"][0]
+    stored = {(inc.lat, inc.lon): inc for inc in visible}
+    order = sorted(range(len(visible)), key=lambda k: (partner.lat[k], partner.lon[k]))
+    want_points = sorted(anchors.anchor(inc.lat, inc.lon, 8) for inc in visible)
+    assert [(partner.lat[k], partner.lon[k]) for k in order] == want_points
+    assert not any((partner.lat[k], partner.lon[k]) in stored for k in range(len(partner)))
+    want_times = sorted(_us(coarsen(inc.occurred_from, TimeResolution.DAY, tz)) for inc in visible)
+    assert sorted(partner.occurred_from) == want_times
+    want_ends = sorted(_us(coarsen(inc.occurred_to, TimeResolution.DAY, tz)) for inc in visible)
+    assert sorted(partner.occurred_to) == want_ends
+    assert not set(partner.occurred_from) & {_us(inc.occurred_from) for inc in visible}
+
+
+@pytest.mark.parametrize(
+    "tz",
+    ["America/Denver", "Asia/Kathmandu", "Australia/Lord_Howe", "Europe/London", "UTC",
+     "America/St_Johns", "Pacific/Chatham"],
+)  # fmt: skip
+@pytest.mark.parametrize("res", [TimeResolution.HOUR, TimeResolution.DAY, TimeResolution.MONTH])
+def test_coarsen_us_equals_coarsen_time_by_time(tz, res):
+    """The array coarsening is the reference ``coarsen``, DST transitions included."""
+    rule = Rule(
+        "a", "agency", "x", None, frozenset(), frozenset(), frozenset(),
+        parse_precision("exact"), res, timedelta(0), False, tz,
+    )  # fmt: skip
+    rng = random.Random(11)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    times = [
+        datetime(1968, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.uniform(0, 60 * 365 * 86400))
+        for _ in range(3000)
+    ]
+    # Every minute around each of this zone's 2024 transitions.
+    from crossbeat.sharing.compiled import offset_segments
+
+    for start, _off in offset_segments(tz, datetime(2024, 1, 1, tzinfo=UTC),
+                                       datetime(2024, 12, 31, tzinfo=UTC))[1:]:  # fmt: skip
+        times += [start + timedelta(minutes=m, microseconds=7) for m in range(-150, 150)]
+    values = np.array([(t - epoch) // timedelta(microseconds=1) for t in times] + [
+        np.iinfo(np.int64).min], dtype=np.int64)  # fmt: skip
+    got = coarsen_us(values, rule)
+    want = [_us(coarsen(t, res, tz)) for t in times]
+    assert list(got[:-1]) == want
+    assert np.isnat(got[-1])
