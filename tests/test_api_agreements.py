@@ -216,3 +216,8 @@ def test_a_draft_is_previewed_before_it_is_saved(world: World) -> None:
         ),
         403,
     )
+    # Saved, the draft gives exactly what its preview said.
+    assert admin.post("/api/v1/agreements", json=GRANT, headers=token).status_code == 201
+    saved = admin.get("/api/v1/agreements/preview?grantee=countyb&sample=2").json()
+    assert (saved["visible"], saved["hidden"]) == (body["visible"], body["hidden"])
+    assert [d["allow"] for d in saved["decisions"]] == [d["allow"] for d in body["decisions"]]
