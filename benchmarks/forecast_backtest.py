@@ -109,6 +109,7 @@ def run(
             )
         )
         print("seconds per model: " + ", ".join(f"{r.model} {r.seconds:.1f}" for r in bt.results))
+        print(f"load average now: {os.getloadavg()[0]:.1f}")
         print(_verdict(bt))
         sys.stdout.flush()
 
@@ -124,7 +125,7 @@ def main() -> None:
     a = ap.parse_args()
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
-        f"python={platform.python_version()}"
+        f"python={platform.python_version()} load={os.getloadavg()[0]:.1f}"
     )
     if a.data in ("toronto", "all"):
         if not (forecast_data.TORONTO / "train.csv").exists():

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import h3
 import pytest
 from click.testing import CliRunner
 from shapely.geometry import box, mapping
@@ -149,6 +150,16 @@ AUDITED: dict[str, Case] = {
     ),
     "patrol plan": Case(
         "patrol plan --agency cityy --card {card_id} --units 2 --shift-start 2024-04-01T08:00",
+        "change",
+        "cityy",
+    ),
+    "patrol roads": Case(
+        "patrol roads --agency cityy {osm}",
+        "change",
+        "cityy",
+    ),
+    "patrol positions": Case(
+        "patrol positions --agency cityy --plan {plan_id} {root}/pings.csv",
         "change",
         "cityy",
     ),
@@ -306,6 +317,11 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
     plan = save_patrol_plan(
         store, "cityy", card.id, units=1, shift_start=datetime(2024, 4, 1, 8, tzinfo=UTC)
     )
+    # A unit's positions in the plan's first box, for `patrol positions`.
+    lat, lon = h3.cell_to_latlng(next(iter(plan["boxes"].values()))["h3_9"])
+    at = datetime(2024, 4, 1, 9, tzinfo=UTC)
+    pings = [f"u1,{(at + timedelta(minutes=2 * k)).isoformat()},{lon},{lat}" for k in range(3)]
+    (folder / "pings.csv").write_text("unit,at,lon,lat\n" + "\n".join(pings) + "\n")
     qid = max(e.id for e in list_quarantine(store, agency_id="cityx"))
     boundary = folder / "boundary.geojson"
     boundary.write_text(
@@ -361,6 +377,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
         "crosswalk": str(next(CROSSWALKS.glob("*.toml"))),
         "card_id": card.id,
         "plan_id": plan["id"],
+        "osm": str(Path(__file__).parent / "data" / "patrol_roads.osm"),
     }
     return Template(folder, values)
 
@@ -644,6 +661,28 @@ def _post_dosage(world: Any) -> tuple[str, int]:
     return "citya", before
 
 
+def _post_positions(world: Any) -> tuple[str, int]:
+    from tests.api_support import NOW
+
+    _forecast_world(world)
+    client, token = world.signed_in("a.analyst")
+    body = {"category": "220", "start": NOW.isoformat(), "model": "naive", "cell_m": 200}
+    card = client.post("/api/v1/forecasts", json=body, headers=token).json()
+    plan = {"model_card_id": card["id"], "units": 1, "shift_start": NOW.isoformat()}
+    made = client.post("/api/v1/patrol-plans", json=plan, headers=token).json()
+    lat, lon = h3.cell_to_latlng(next(iter(made["boxes"].values()))["h3_9"])
+    before = log_size(world.store)
+    pings = [
+        {"unit": "a-1", "at": (NOW + timedelta(minutes=k)).isoformat(), "lon": lon, "lat": lat}
+        for k in range(4)
+    ]
+    response = client.post(
+        f"/api/v1/patrol-plans/{made['id']}/positions", json={"positions": pings}, headers=token
+    )
+    assert response.status_code == 201 and response.json()["minutes"] == 3.0, response.text
+    return "citya", before
+
+
 def _set_roles(world: Any) -> tuple[str, int]:
     world.user("a.analyst")
     client, token = world.signed_in("a.admin")
@@ -722,6 +761,7 @@ API_AUDITED: dict[str, tuple[Any, set[str]]] = {
     "POST /api/v1/forecasts": (_post_forecast, {"change", "read"}),
     "POST /api/v1/patrol-plans": (_post_patrol_plan, {"change"}),
     "POST /api/v1/dosage": (_post_dosage, {"change"}),
+    "POST /api/v1/patrol-plans/{plan_id}/positions": (_post_positions, {"change"}),
     "POST /api/v1/incidents": (_field_report, {"change"}),
     "PATCH /api/v1/incidents/{incident_id}": (_field_update, {"change"}),
     "POST /api/v1/bulletins": (_send_bulletin, {"change"}),

@@ -72,5 +72,18 @@ def test_an_h3_forecast_is_drawn_as_hexagons(browser: Any, server: DemoServer) -
     # Whole hexagons (not clipped by a boundary or a tile edge) have six corners.
     assert any(d["corners"] == 6 for d in drawn), drawn
     assert not axe_violations(page), axe_violations(page)
+    # Plan patrols over the hexagons, then open the plan's dosage evaluation.
+    page.fill("#units", "1")
+    page.click("#plan-run")
+    wait_js(page, "document.body.dataset.ready === 'plan'", timeout=120_000)
+    page.click("#dosage-run")
+    wait_js(page, "document.body.dataset.ready === 'dosage'", timeout=120_000)
+    assert "binomial" in page.inner_text("#dosage-method")
+    assert "0 minutes logged" in page.inner_text("#dosage-summary")
+    rows = page.locator("#dosage-boxes tbody th").all_inner_texts()
+    assert rows and all(h3.is_valid_cell(r) and h3.get_resolution(r) == 9 for r in rows)
+    # One row per box of the plan: the card's flagged hexagons (resolution 9: their own box).
+    assert {d["id"] for d in drawn} <= set(rows) and len(rows) == len(set(rows))
+    assert not axe_violations(page), axe_violations(page)
     assert not console.errors, console.errors
     context.close()

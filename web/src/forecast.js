@@ -147,9 +147,31 @@ async function start(me) {
       el("p", { id: "routing" }, `Routes: ${p.routing}. Seed ${p.seed}; from model card ${p.model_card_id} (${p.model}).`),
       el("table", { id: "units" }, el("thead", {}, el("tr", {}, ["unit", "boxes", "stays (10–16 min)", "minutes in boxes"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows)),
       el("p", {}, p.claimed_by_partners.length ? `${p.claimed_by_partners.length} boxes are in partner agencies' plans for this shift and were left to them.` : "No box of this plan is in a partner agency's plan for this shift."),
-      el("button", { type: "button", onclick: () => window.print() }, "Print shift plan"));
+      el("button", { type: "button", onclick: () => window.print() }, "Print shift plan"),
+      dosageView(p));
     await settled(map, ["boxes", "routes"]);
     ready("plan");
+  }
+
+  // The plan's open dosage evaluation: logged minutes against observed/expected per box.
+  function dosageView(p) {
+    const out = el("div", { id: "dosage", "aria-live": "polite" });
+    const go = el("button", { type: "button", id: "dosage-run", onclick: async () => {
+      out.textContent = "Evaluating…";
+      const result = await api(`/api/v1/patrol-plans/${encodeURIComponent(p.id)}/dosage-evaluation`);
+      if (!result.ok) { out.textContent = errorText(result); return; }
+      const e = result.data;
+      const r = e.result;
+      out.replaceChildren(
+        el("p", { id: "dosage-summary" }, `Rate ratio (dosed / undosed boxes, observed/expected): ${num(r.rate_ratio)}, 95 % interval ${num(r.ci_low)}–${num(r.ci_high)}, p = ${num(r.p_value, 3)}; ${r.dosed_boxes} dosed and ${r.undosed_boxes} undosed boxes; ${num(e.logged_minutes, 0)} minutes logged of ${num(e.planned_minutes, 0)} planned.`),
+        el("p", { class: "hint", id: "dosage-method" }, e.method),
+        el("table", { id: "dosage-boxes" },
+          el("caption", {}, `Boxes, ${e.window_from.slice(0, 10)} to ${e.window_to.slice(0, 10)} (dosed: at least ${e.threshold_minutes} minutes)`),
+          el("thead", {}, el("tr", {}, ["box", "expected", "observed", "minutes", "dosed"].map((h) => el("th", { scope: "col" }, h)))),
+          el("tbody", {}, e.boxes.map((b) => el("tr", {}, el("th", { scope: "row" }, b.h3_9), el("td", {}, num(b.expected)), el("td", {}, String(b.observed)), el("td", {}, num(b.minutes, 0)), el("td", {}, b.dosed ? "yes" : "no"))))));
+      ready("dosage");
+    } }, "Evaluate dosage");
+    return el("section", { "aria-label": "Dosage evaluation" }, el("h3", {}, "Dosage evaluation"), go, out);
   }
 
   form.addEventListener("submit", async (event) => {

@@ -180,7 +180,7 @@ class PositionIn(BaseModel):
 class PositionsIn(BaseModel):
     """A batch of unit positions (a vehicle locator's or the field app's pings)."""
 
-    positions: list[PositionIn] = Field(min_length=1, max_length=20_000)
+    positions: list[PositionIn] = Field(max_length=20_000)
     max_gap_minutes: float = Field(5.0, gt=0, le=60)
 
 
