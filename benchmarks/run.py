@@ -13,7 +13,18 @@ For each backend it measures, on the same synthetic CSV:
 * the end-to-end rate of ``crossbeat.ingest.pipeline.ingest_files`` (profile, dates,
   crosswalk, validation, H3, jurisdictions, upsert with history and quarantine);
 * the rate of ingesting the same file again into that store (every row unchanged:
-  skipped by its source digest, ``crossbeat.ingest.unchanged``).
+  skipped by its source digest, ``crossbeat.ingest.unchanged``);
+* with ``--per-row``, the end-to-end rate with every row normalised one by one
+  (``ingest_files(columnar=False)``, the reference path) beside the columnar one.
+
+The feed is what real feeds are like: points in a projected CRS (Oregon State Plane
+North, US feet, EPSG:2913, transformed to WGS84 by the ingest), and the agency's area
+cut into 16 district polygons, with a neighbouring agency overlapping a quarter of it
+(every point is tagged with the jurisdictions containing it).
+
+Before any store is written it prints the rate of the normalising stage alone
+(read, normalise, H3 and jurisdictions; no database) for the per-row normaliser and
+the columnar one on the same rows (``--stage-rows``).
 
 It prints the machine, the medians over ``--repeat`` runs and their ratio, then the
 peak resident memory of a separate process ingesting ``--memory-rows`` rows each
@@ -44,7 +55,10 @@ PG_ADMIN = os.environ.get(
     os.environ.get("CROSSBEAT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
 )
 
-HEADER = ["id", "date", "time", "lon", "lat", "address", "code", "description", "beat"]
+HEADER = ["id", "date", "time", "x", "y", "address", "code", "description", "beat"]
+#: The generated points (WGS84) and the 4 x 4 districts of the bench agency.
+AREA = (-122.75, 45.45, -122.55, 45.60)
+CRS = "EPSG:2913"
 CODES = [
     ("220", "BURGLARY"),
     ("13B", "SIMPLE ASSAULT"),
@@ -73,6 +87,7 @@ keep = ["beat"]
 [source]
 format = "csv"
 timezone = "America/Los_Angeles"
+crs = "EPSG:2913"
 
 [id]
 columns = ["id"]
@@ -84,8 +99,8 @@ formats = ["%m/%d/%Y"]
 time_formats = ["%H%M"]
 
 [location]
-x = "lon"
-y = "lat"
+x = "x"
+y = "y"
 address = "address"
 
 [[offences]]
@@ -122,20 +137,27 @@ def machine() -> dict[str, str]:
 
 
 def generate(path: Path, rows: int, seed: int = 1) -> None:
-    """Write a deterministic synthetic agency export of ``rows`` rows."""
+    """Write a deterministic synthetic agency export of ``rows`` rows (points in EPSG:2913)."""
+    from pyproj import Transformer
+
     rng = random.Random(seed)
+    to_feet = Transformer.from_crs("EPSG:4326", CRS, always_xy=True)
+    min_lon, min_lat, max_lon, max_lat = AREA
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(HEADER)
         for i in range(rows):
             code, desc = CODES[rng.randrange(len(CODES))]
+            lon = min_lon + rng.random() * (max_lon - min_lon)
+            lat = min_lat + rng.random() * (max_lat - min_lat)
+            x, y = to_feet.transform(lon, lat)
             w.writerow(
                 [
                     f"B{i:08d}",
                     f"{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/2024",
                     f"{rng.randint(0, 23):02d}{rng.randint(0, 59):02d}",
-                    f"{-122.75 + rng.random() * 0.2:.6f}",
-                    f"{45.45 + rng.random() * 0.15:.6f}",
+                    f"{x:.1f}",
+                    f"{y:.1f}",
                     f"{rng.randint(1, 9999)} {STREETS[rng.randrange(len(STREETS))]}",
                     code,
                     desc,
@@ -183,22 +205,58 @@ def raw_postgres(csv_path: Path, url: str) -> float:
     return time.perf_counter() - t0
 
 
-def crossbeat_ingest(csv_path: Path, url: str, profile_path: Path) -> tuple[float, float]:
-    """Ingest with the full pipeline into a fresh store, then again; return both seconds."""
-    from crossbeat.agencies import register_agency
-    from crossbeat.ingest.pipeline import ingest_files
+def districts() -> list[tuple[str, str, dict[str, object]]]:
+    """Return (agency, name, GeoJSON polygon): 4 x 4 districts and an overlapping neighbour."""
+    min_lon, min_lat, max_lon, max_lat = AREA
+    dx, dy = (max_lon - min_lon) / 4, (max_lat - min_lat) / 4
+
+    def box(x0: float, y0: float, x1: float, y1: float) -> dict[str, object]:
+        ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+        return {"type": "Polygon", "coordinates": [ring]}
+
+    out = [
+        (
+            "benchpd",
+            f"district {i}{j}",
+            box(min_lon + i * dx, min_lat + j * dy, min_lon + (i + 1) * dx, min_lat + (j + 1) * dy),
+        )
+        for i in range(4)
+        for j in range(4)
+    ]
+    mid_lon, mid_lat = (min_lon + max_lon) / 2, (min_lat + max_lat) / 2
+    out.append(("nextpd", "north-east", box(mid_lon, mid_lat, max_lon + 0.1, max_lat + 0.1)))
+    return out
+
+
+def _bench_store(url: str, profile_path: Path) -> tuple[object, object]:
+    """Open a fresh store with the bench agency, its districts and its neighbour."""
+    from crossbeat.agencies import register_agency, set_jurisdictions
     from crossbeat.ingest.profile import load_profile
     from crossbeat.model import Agency
     from crossbeat.store import open_store
-    from crossbeat.store.base import close_all
     from crossbeat.vault.kek import generate_kek, parse_kek
 
     # Personal data (the full address) is encrypted on write: a throwaway KEK.
     store = open_store(url, kek=parse_kek(generate_kek()))
     profile = load_profile(profile_path)
-    register_agency(store, Agency("benchpd", "Bench PD", timezone=profile.source.timezone))
+    for agency in ("benchpd", "nextpd"):
+        register_agency(store, Agency(agency, agency, timezone=profile.source.timezone))
+        set_jurisdictions(
+            store, agency, [(name, geom) for a, name, geom in districts() if a == agency]
+        )
+    return store, profile
+
+
+def crossbeat_ingest(
+    csv_path: Path, url: str, profile_path: Path, columnar: bool = True
+) -> tuple[float, float]:
+    """Ingest with the full pipeline into a fresh store, then again; return both seconds."""
+    from crossbeat.ingest.pipeline import ingest_files
+    from crossbeat.store.base import close_all
+
+    store, profile = _bench_store(url, profile_path)
     t0 = time.perf_counter()
-    summary = ingest_files(store, "benchpd", profile, [csv_path])
+    summary = ingest_files(store, "benchpd", profile, [csv_path], columnar=columnar)
     elapsed = time.perf_counter() - t0
     if summary.new != summary.rows:
         raise SystemExit(f"benchmark ingest did not store every row: {summary.as_dict()}")
@@ -209,6 +267,43 @@ def crossbeat_ingest(csv_path: Path, url: str, profile_path: Path) -> tuple[floa
     if again.unchanged != again.rows:
         raise SystemExit(f"re-ingest did not find every row unchanged: {again.as_dict()}")
     return elapsed, again_elapsed
+
+
+def stage_rates(csv_path: Path, profile_path: Path, rows: int) -> tuple[float, float, float]:
+    """Return rows/s of reading + normalising + deriving ``rows`` rows (no database).
+
+    For the per-row normaliser and the columnar one, on the same parts of 2,000 rows,
+    and the share of rows the columnar path built itself (the rest are exceptions).
+    """
+    import itertools
+
+    from crossbeat.agencies import jurisdiction_index
+    from crossbeat.ingest.items import derive
+    from crossbeat.ingest.pipeline import RowRouter
+    from crossbeat.ingest.readers import open_source
+    from crossbeat.store.base import close_all
+
+    store, profile = _bench_store("sqlite://", profile_path)
+    index = jurisdiction_index(store)
+
+    def run(columnar: bool, count: int = rows) -> float:
+        router = RowRouter(store, profile, "benchpd", str(csv_path), index, columnar=columnar)
+        t0 = time.perf_counter()
+        with open_source(csv_path, profile.source) as src:
+            stream = itertools.islice(iter(src), count)
+            while part := list(itertools.islice(stream, 2000)):
+                if len(derive(router.batch(part, "f"), index)) != len(part):
+                    raise SystemExit("stage benchmark lost rows")
+        return time.perf_counter() - t0
+
+    run(False, 2000), run(True, 2000)  # warm up: lexicons, transformers, caches
+    per_row, columnar = run(False), run(True)
+    router = RowRouter(store, profile, "benchpd", str(csv_path), index)
+    with open_source(csv_path, profile.source) as src:
+        first = list(itertools.islice(iter(src), 2000))
+    share = sum(1 for c in router.columnar("benchpd").common(first) if c is not None) / len(first)
+    close_all()
+    return rows / per_row, rows / columnar, share
 
 
 class PgDatabases:
@@ -273,6 +368,14 @@ def main() -> None:
     ap.add_argument("--memory-rows", default="1000000,5000000", help="comma-separated row counts")
     ap.add_argument("--backends", default="sqlite,postgres")
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
+    ap.add_argument(
+        "--stage-rows", type=int, default=100_000, help="rows of the normalising-stage figures"
+    )
+    ap.add_argument(
+        "--per-row",
+        action="store_true",
+        help="also ingest end to end with the per-row normaliser (columnar=False)",
+    )
     args = ap.parse_args()
 
     results: dict[str, object] = {"machine": machine(), "rows": args.rows, "repeat": args.repeat}
@@ -284,8 +387,18 @@ def main() -> None:
         csv_path = work / "rows.csv"
         generate(csv_path, args.rows)
         print(f"rows: {args.rows:,} ({csv_path.stat().st_size / 1e6:.1f} MB CSV)")
+        stage = min(args.stage_rows, args.rows)
+        if stage:
+            per_row, columnar, share = stage_rates(csv_path, profile_path, stage)
+            print(
+                f"normalising stage ({stage:,} rows, read + normalise + H3 + jurisdictions, "
+                f"no database): per-row {per_row:,.0f} rows/s, columnar {columnar:,.0f} rows/s "
+                f"(x{columnar / per_row:.2f}; {share:.0%} of rows on the columnar path)   "
+                f"load average {os.getloadavg()}"
+            )
+            results["stage"] = {"per_row": per_row, "columnar": columnar, "share": share}
         for backend in args.backends.split(","):
-            raw_t, cb_t, re_t = [], [], []
+            raw_t, cb_t, re_t, row_t = [], [], [], []
             pg = PgDatabases(PG_ADMIN) if backend == "postgres" else None
             try:
                 for i in range(args.repeat):
@@ -296,6 +409,9 @@ def main() -> None:
                         )
                         cb_t.append(first)
                         re_t.append(again)
+                        if args.per_row:
+                            url = f"sqlite:///{work / f'pr{i}.db'}"
+                            row_t.append(crossbeat_ingest(csv_path, url, profile_path, False)[0])
                         for p in work.glob(f"*{i}.db*"):
                             p.unlink()
                     else:
@@ -303,6 +419,10 @@ def main() -> None:
                         first, again = crossbeat_ingest(csv_path, pg.new(), profile_path)
                         cb_t.append(first)
                         re_t.append(again)
+                        if args.per_row:
+                            row_t.append(
+                                crossbeat_ingest(csv_path, pg.new(), profile_path, False)[0]
+                            )
             finally:
                 if pg is not None:
                     pg.close()
@@ -320,6 +440,13 @@ def main() -> None:
                 f"{backend:<9} re-ingest of the unchanged file: {re_rate:>9,.0f} rows/s   "
                 f"(runs {[round(t, 1) for t in re_t]} s)   load average {os.getloadavg()}"
             )
+            if row_t:
+                row_rate = args.rows / statistics.median(row_t)
+                print(
+                    f"{backend:<9} per-row normaliser end to end: {row_rate:>9,.0f} rows/s   "
+                    f"columnar x{cb_rate / row_rate:.2f}   (runs {[round(t, 1) for t in row_t]} s)"
+                )
+                results[f"{backend}_per_row_rows_per_s"] = row_rate
             results[backend] = {
                 "raw_rows_per_s": raw_rate,
                 "ingest_rows_per_s": cb_rate,
