@@ -64,6 +64,7 @@ from crossbeat.agencies import set_jurisdiction  # noqa: E402
 from crossbeat.clock import FrozenClock  # noqa: E402
 from crossbeat.model import Agency  # noqa: E402
 from crossbeat.store import Store, open_store  # noqa: E402
+from crossbeat.store.schema import ARRAY_COLUMNS  # noqa: E402
 from crossbeat.store.spatial import SQLITE_TRIGGERS, create_spatial_index  # noqa: E402
 from crossbeat.taxonomy.nibrs import nibrs_offences  # noqa: E402
 
@@ -115,6 +116,7 @@ LIVE_INDEXES = {
     "ix_incidents_live_agency_occurred": "(agency_id, occurred_from, call_category)",
     "ix_incidents_live_lat_lon": "(lat, lon)",
     "ix_incidents_live_agency_local": "(agency_id, occurred_local, call_category)",
+    "ix_incidents_live_arrays": f"({', '.join(ARRAY_COLUMNS)})",  # migration 0024a
 }
 
 

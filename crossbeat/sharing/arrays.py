@@ -39,7 +39,11 @@ import shapely
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    CompoundSelect,
+    Connection,
+    Select,
     String,
+    and_,
     case,
     cast,
     extract,
@@ -47,12 +51,13 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union_all,
 )
 
 from crossbeat.audit import Action
 from crossbeat.clock import Clock
 from crossbeat.sharing.compiled import RuleConditions, offset_segments, reachable
-from crossbeat.sharing.policy import Decision, ReadRequest, Viewer
+from crossbeat.sharing.policy import Decision, ReadPlan, ReadRequest, Viewer, live
 from crossbeat.sharing.public import AnchorIndex
 from crossbeat.sharing.reads import _audit, anchor_index, prepare
 from crossbeat.sharing.request import RequestError
@@ -61,6 +66,9 @@ from crossbeat.sharing.rules import Rule, coarsen
 from crossbeat.sharing.scope import TimeResolution
 from crossbeat.store import Store
 from crossbeat.store.schema import incidents
+
+#: The index of live rows the arrays are read from (migration 0024a).
+ARRAYS_INDEX = "ix_incidents_live_arrays"
 
 #: Rows fetched from the database at a time.
 CHUNK = 50_000
@@ -135,40 +143,13 @@ def analysis_arrays(
     if unsupported:
         raise RequestError([f"{n}: not a filter of analyses (yet)" for n in unsupported])
     now = (clock or store.clock).now()
-    c = incidents.c
     with store.begin() as conn:
         p = prepare(conn, viewer, request, now)
         with restricted(conn, p.owners):
             rules = reachable(p.rules, p)
             parts: list[list[np.ndarray]] = []
             if rules:
-                exact = RuleConditions(conn, p, rules)
-                # Which rule shows a row: an owner with one rule needs no test of it
-                # (the WHERE clause already requires that rule to cover the row).
-                rules_of = Counter(r.owner for r in rules)
-                which = case(
-                    *(
-                        (
-                            c.agency_id == r.owner if rules_of[r.owner] == 1 else exact.covers(r),
-                            literal(p.rules.index(r)),
-                        )
-                        for r in rules
-                    ),
-                    else_=literal(-1),
-                )
-                where = or_(*(exact.shown_by(r, bbox=False) for r in rules))
-                # The id each rule shows: the owner's own readers see the id, everyone
-                # else the random public id; rows come in public-id order (issue #7).
-                own = sorted({r.owner for r in rules if r.via == "own"})
-                shown_id: ColumnElement[Any] = c.public_id
-                if own:
-                    shown_id = case((c.agency_id.in_(own), c.id), else_=c.public_id)
-                pg = conn.dialect.name == "postgresql"
-                columns = [shown_id, which, c.lon, c.lat]
-                columns += [_epoch_us(c.occurred_from, pg), _epoch_us(c.occurred_to, pg)]
-                columns += [func.coalesce(col, "") for col in (
-                    c.nibrs_code, c.crime_against, c.location_type)]  # fmt: skip
-                q = select(*columns).where(where).order_by(c.public_id)
+                q = _query(conn, p, rules)
                 result = conn.execute(q)
                 try:
                     # The DB-API cursor itself: no row objects, no result processors
@@ -196,6 +177,51 @@ def analysis_arrays(
             extra={"columns": sorted(arrays)},
         )  # fmt: skip
     return AnalysisArrays(decisions=p.decisions, **arrays)
+
+
+def _query(conn: Connection, p: ReadPlan, rules: list[Rule]) -> Select[Any] | CompoundSelect:
+    """Return the query of the arrays: one SELECT per owner, merged in public-id order.
+
+    Each owner's part is a range of ``ix_incidents_live_arrays`` (migration 0024a) read
+    in public-id order, so the database merges the parts instead of sorting the rows
+    (SQLite's merge of a compound SELECT, PostgreSQL's Merge Append).
+    """
+    c = incidents.c
+    pg = conn.dialect.name == "postgresql"
+    exact = RuleConditions(conn, p, rules)
+    owners = sorted({r.owner for r in rules})
+    parts = []
+    for owner in owners:
+        mine = [r for r in rules if r.owner == owner]
+        # Which rule shows a row: with one rule no test (the WHERE clause requires it).
+        which: ColumnElement[Any] = literal(p.rules.index(mine[0]))
+        if len(mine) > 1:
+            which = case(
+                *((exact.covers(r), literal(p.rules.index(r))) for r in mine),
+                else_=literal(-1),
+            )
+        # The id each rule shows: the owner's own readers see the id, everyone else the
+        # random public id; rows come in public-id order (issue #7).
+        shown_id = c.id if any(r.via == "own" for r in mine) else c.public_id
+        columns = [shown_id.label("shown_id"), which.label("rule"), c.lon, c.lat]
+        columns += [
+            _epoch_us(c.occurred_from, pg).label("occurred_from"),
+            _epoch_us(c.occurred_to, pg).label("occurred_to"),
+        ]
+        columns += [func.coalesce(col, "").label(col.name) for col in (
+            c.nibrs_code, c.crime_against, c.location_type)]  # fmt: skip
+        if len(owners) > 1:
+            columns.append(c.public_id.label("sort_key"))
+        # Live rows of the owner outside the OR of its rules: one range of the index.
+        shown = or_(*(exact.shown_by(r, bbox=False) for r in mine))
+        part = select(*columns).where(and_(live(), c.agency_id == owner, shown))
+        # SQLite's planner may prefer scanning the public-id index (no sort) over the
+        # range: the range is read in that order already.
+        parts.append(part.with_hint(incidents, f"INDEXED BY {ARRAYS_INDEX}", "sqlite"))
+    if len(parts) == 1:
+        return parts[0].order_by(c.public_id)
+    merged = union_all(*parts)
+    return merged.order_by(merged.selected_columns.sort_key)
 
 
 #: NaT as an integer: a time that is unknown (NULL) comes out of the query as this.

@@ -172,6 +172,13 @@ _COUNTED = (
     "call_category", "crime_against", "sens_served", "occurred_from", "occurred_to",
     "reported_at", "created_at",
 )  # fmt: skip
+#: The analysis arrays' index of live rows: the owner and the public id (the order of the
+#: arrays), then what their query selects or its rules test (migration 0024a).
+ARRAY_COLUMNS = (
+    "agency_id", "public_id", "call_category", "sens_served", "occurred_from",
+    "occurred_to", "reported_at", "created_at", "lon", "lat", "nibrs_code",
+    "crime_against", "location_type", "id", "withdrawn_at",
+)  # fmt: skip
 
 incidents = Table(
     "incidents",
@@ -268,6 +275,9 @@ incidents = Table(
             ("ix_incidents_live_agency_occurred", ("agency_id", "occurred_from", "call_category")),
             ("ix_incidents_live_lat_lon", ("lat", "lon")),
             ("ix_incidents_live_agency_local", ("agency_id", "occurred_local", "call_category")),
+            # One owner's visible incidents as analysis arrays: a range of this index in
+            # public-id order, every column selected or tested in it (migration 0024a).
+            ("ix_incidents_live_arrays", ARRAY_COLUMNS),
         )
     ),
 )
