@@ -7,7 +7,7 @@ PostgreSQL the pgRouting extension is created when the server has it, so routes 
 ``pgr_dijkstraCostMatrix``; without it (and on SQLite) routes use the in-Python graph.
 
 Revision ID: 0024e
-Revises: 0023
+Revises: 0024a
 Create Date: 2026-12-06
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0024e"
-down_revision: str | None = "0023"
+down_revision: str | None = "0024a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
