@@ -33,6 +33,7 @@ import dataclasses
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from types import EllipsisType
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, delete, select
@@ -156,25 +157,35 @@ def count_again(
     store: Store, events: Iterable[AuditEvent], source_ip: str | None, now: datetime
 ) -> None:
     """Count a served-again public read: ``events`` as from ``source_ip``, at ``now``."""
-    again = [dataclasses.replace(e, source_ip=source_ip) for e in events]
     if store.url in _BUFFERS:
-        _buffer(store, again, now)
+        # Counted under the new address without building new events (a kept answer's
+        # only cost besides its bytes, issue #10).
+        _buffer(store, events, now, source_ip=source_ip)
         return
+    again = [dataclasses.replace(e, source_ip=source_ip) for e in events]
     with store.begin() as conn:
         tally(store, conn, again, now)
 
 
-def _buffer(store: Store, events: Iterable[AuditEvent], now: datetime) -> None:
+def _buffer(
+    store: Store,
+    events: Iterable[AuditEvent],
+    now: datetime,
+    *,
+    source_ip: str | None | EllipsisType = ...,
+) -> None:
+    """Count ``events`` in memory (as from ``source_ip`` when given, else their own)."""
     buffer = _BUFFERS[store.url]
     start = window_start(now)
     with buffer.lock:
         for e in events:
+            ip = e.source_ip if isinstance(source_ip, EllipsisType) else source_ip
             key = (
                 start,
                 e.owner_agencies[0] if e.owner_agencies else "",
                 e.action.value,
                 e.resource_type or "",
-                e.source_ip or "",
+                ip or "",
             )
             _merge(buffer.rows, key, _Counts(1, e.record_count or 0, now, now))
 
