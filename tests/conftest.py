@@ -104,7 +104,7 @@ class _PgDatabases:
         while (name := self._doomed.get()) is not None:
             try:
                 self.drop(name)
-            except Exception:  # noqa: BLE001 - close() drops what is left, and reports
+            except Exception:  # noqa: BLE001 - close() drops what is left (and raises)
                 continue
             self.created.remove(name)
 
