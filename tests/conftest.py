@@ -56,10 +56,12 @@ def _pg_admin_url() -> str | None:
 class _PgDatabases:
     """Creates per-test databases from a migrated template.
 
-    A database a test is done with is dropped by a background thread (:meth:`drop_later`):
+    A database a test is done with is dropped by background threads (:meth:`drop_later`):
     ``DROP DATABASE`` makes the server checkpoint (a second or more under load), which the
-    next test need not wait for.
+    next test need not wait for, and drops waiting together share one checkpoint.
     """
+
+    DROPPERS = 4
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
@@ -67,8 +69,11 @@ class _PgDatabases:
         self.template = f"cb_tpl_{uuid.uuid4().hex[:10]}"
         self.created: list[str] = []
         self._doomed: queue.Queue[str | None] = queue.Queue()
-        self._dropper = threading.Thread(target=self._drop_queued, daemon=True)
-        self._dropper.start()
+        self._droppers = [
+            threading.Thread(target=self._drop_queued, daemon=True) for _ in range(self.DROPPERS)
+        ]
+        for dropper in self._droppers:
+            dropper.start()
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.template}"'))
         store = open_store(self.url_for(self.template))
@@ -99,13 +104,15 @@ class _PgDatabases:
         while (name := self._doomed.get()) is not None:
             try:
                 self.drop(name)
-            except Exception:  # noqa: BLE001 - close() drops what is left, and reports
+            except Exception:  # noqa: BLE001 - close() drops what is left (and raises)
                 continue
             self.created.remove(name)
 
     def close(self) -> None:
-        self._doomed.put(None)
-        self._dropper.join()
+        for _ in self._droppers:
+            self._doomed.put(None)
+        for dropper in self._droppers:
+            dropper.join()
         for name in [*self.created, self.template]:
             self.drop(name)
         self.admin.dispose()
