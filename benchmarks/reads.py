@@ -6,6 +6,8 @@ Usage::
     python benchmarks/reads.py --rows 100000 --repeat 5
     python benchmarks/reads.py --db postgresql://postgres@127.0.0.1:5432/postgres
     python benchmarks/reads.py --rows 100000 --reference   # + the per-record path once
+    python benchmarks/reads.py --keep /tmp/reads-1m.db     # build once and keep the file
+    python benchmarks/reads.py --reuse /tmp/reads-1m.db    # measure again without building
 
 It builds a synthetic population straight into the store's tables (bulk
 ``executemany`` on SQLite, ``COPY`` on PostgreSQL; not through the ingest): four
@@ -454,6 +456,15 @@ def set_indexes(store: Store, present: bool) -> None:
         conn.execute(text("ANALYZE"))
 
 
+def measure_all(store: Store, pg: bool, args: argparse.Namespace) -> None:
+    """Measure every query without and with the partial indexes (or with them only)."""
+    for present in (True,) if args.indexed_only else (False, True):
+        set_indexes(store, present)
+        label = "with" if present else "without"
+        print(f"{label} the partial indexes on live rows (ms, {args.repeat} runs each):")
+        measure(store, pg, args.repeat, args.only, args.skip)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -472,11 +483,24 @@ def main() -> None:
         action="store_true",
         help="measure only with the partial indexes on live rows (skip the pass without)",
     )
+    ap.add_argument(
+        "--keep", type=Path, help="SQLite: build the population into this file and keep it"
+    )
+    ap.add_argument(
+        "--reuse", type=Path, help="SQLite: measure a file built with --keep (no build)"
+    )
     args = ap.parse_args()
     print("machine:", json.dumps(machine()))
     with tempfile.TemporaryDirectory() as tmp:
+        kept = args.reuse or args.keep
+        if kept and args.db != "sqlite":
+            ap.error("--keep and --reuse are for SQLite files")
+        if args.reuse and not args.reuse.exists():
+            ap.error(f"{args.reuse} does not exist: build it with --keep first")
+        if args.keep and args.keep.exists():
+            ap.error(f"{args.keep} exists already: --reuse it or remove it")
         if args.db == "sqlite":
-            url = f"sqlite:///{tmp}/reads.db"
+            url = f"sqlite:///{kept or Path(tmp) / 'reads.db'}"
         else:
             from sqlalchemy import create_engine
 
@@ -487,9 +511,21 @@ def main() -> None:
             url = make_url(args.db).set(database=name).render_as_string(hide_password=False)
         from crossbeat.vault.kek import generate_kek, parse_kek
 
-        store = open_store(url, kek=parse_kek(generate_kek()))  # admin accounts seal seeds
+        key_file = kept.with_suffix(".kek") if kept else None  # the kept file's key beside it
+        if args.reuse and key_file:
+            kek = key_file.read_text()
+        else:
+            kek = generate_kek()
+            if key_file:
+                key_file.write_text(kek)
+        store = open_store(url, kek=parse_kek(kek))  # admin accounts seal seeds
         store.clock = FrozenClock(NOW)
         pg = store.engine.dialect.name == "postgresql"
+        if args.reuse:
+            print(f"backend: sqlite; reusing {args.reuse}")
+            measure_all(store, pg, args)
+            store.dispose()
+            return
         print(f"backend: {store.engine.dialect.name}; incidents: {args.rows:,}")
         seconds = populate(store, args.rows, args.seed)
         print(f"population written in {seconds:.1f} s ({args.rows / seconds:,.0f} rows/s)")
@@ -515,11 +551,7 @@ def main() -> None:
                     store, own, ReadRequest(agencies=frozenset({"metro"})), by=("h3_9",), path=path
                 )
                 print(f"  h3_9 aggregate (own), {path} path: {time.perf_counter() - t0:.2f} s")
-        for present in (True,) if args.indexed_only else (False, True):
-            set_indexes(store, present)
-            label = "with" if present else "without"
-            print(f"{label} the partial indexes on live rows (ms, {args.repeat} runs each):")
-            measure(store, pg, args.repeat, args.only, args.skip)
+        measure_all(store, pg, args)
         store.dispose()
         if pg:
             from crossbeat.store.base import close_all
