@@ -6,6 +6,7 @@ Usage::
     python benchmarks/reads.py --rows 100000 --repeat 5
     python benchmarks/reads.py --db postgresql://postgres@127.0.0.1:5432/postgres
     python benchmarks/reads.py --rows 100000 --reference   # + the per-record path once
+    python benchmarks/reads.py --keep /tmp/reads-1m.db     # build once, keep, reuse next time
 
 It builds a synthetic population straight into the store's tables (bulk
 ``executemany`` on SQLite, ``COPY`` on PostgreSQL; not through the ingest): four

@@ -179,18 +179,22 @@ def spatial_filter(conn: Connection, p: ReadPlan) -> list[ColumnElement[bool]]:
 
     The R*Tree (SQLite) or GiST index (PostgreSQL) of live incidents
     (:mod:`crossbeat.store.spatial`) is asked for the request's box, widened by the
-    largest anchor margin of the plan's rules: a superset of what every rule's exact
-    ``lat``/``lon`` filter keeps, so that the index, not a scan, finds the candidates.
+    largest anchor margin of the rules that can show a record of the owners asked for
+    (:func:`reachable`): a superset of what every rule's exact ``lat``/``lon`` filter
+    keeps, so that the index, not a scan, finds the candidates.
     """
     req = p.request
     boxes = [req.bbox] if req.bbox is not None else []
     if req.polygon is not None:
         boxes.append(tuple(req.polygon.bounds))
-    if not boxes or not p.rules:
+    # Only the rules that can show a record of an owner asked for: another's, or one
+    # after a rule covering all of its owner, would only widen the box.
+    rules = [r for r in reachable(p.rules, p) if req.agencies is None or r.owner in req.agencies]
+    if not boxes or not rules:
         return []
     out = []
     for box in boxes:
-        margins = [_margin(r.precision, box) for r in p.rules]
+        margins = [_margin(r.precision, box) for r in rules]
         lat_m = max(m[0] for m in margins)
         lon_m = max(m[1] for m in margins)
         min_lon, min_lat, max_lon, max_lat = box

@@ -33,6 +33,7 @@ cell threshold in official statistics.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -386,10 +387,22 @@ class AnchorIndex:
             shapely.prepare(geom)
         self._tree = shapely.STRtree(self._polygons) if self._polygons else None
         self._cache: dict[tuple[str, tuple[int, ...]], tuple[float, float]] = {}
+        #: Per cell: the polygons containing all of it, or None when one crosses it.
+        self._whole: dict[str, tuple[int, ...] | None] = {}
 
     def anchor(self, lat: float, lon: float, resolution: int) -> tuple[float, float]:
         """Return the anchor ``(lat, lon)`` of a point at an H3 resolution."""
         cell = h3.latlng_to_cell(lat, lon, resolution)
+        if cell in self._whole:
+            whole = self._whole[cell]
+        else:
+            whole = self._whole[cell] = self._members(cell)
+        if whole is not None:  # no boundary crosses the cell: the same for all its points
+            key = (cell, whole)
+            found = self._cache.get(key)
+            if found is None:
+                found = self._cache[key] = self._compute(cell, whole)
+            return found
         point = Point(lon, lat)
         inside: tuple[int, ...] = ()
         if self._tree is not None:
@@ -447,6 +460,25 @@ class AnchorIndex:
         out_lat[idx] = found[inverse, 0]
         out_lon[idx] = found[inverse, 1]
         return out_lat, out_lon
+
+    def _members(self, cell: str) -> tuple[int, ...] | None:
+        """Return the polygons that contain the whole cell, or None when one crosses it.
+
+        The cell is widened by a tenth of its size first, so that no point H3 assigns
+        to it (its edges are geodesic, the hexagon's straight in degrees) is missed.
+        """
+        if self._tree is None:
+            return ()
+        hexagon = _cell_polygon(cell)
+        wide = hexagon.buffer(0.1 * math.sqrt(hexagon.area))
+        inside = []
+        for i in sorted(int(i) for i in self._tree.query(wide)):
+            poly = self._polygons[i]
+            if poly.contains(wide):
+                inside.append(i)
+            elif poly.intersects(wide):
+                return None
+        return tuple(inside)
 
     def _compute(self, cell: str, inside: tuple[int, ...]) -> tuple[float, float]:
         hexagon = _cell_polygon(cell)

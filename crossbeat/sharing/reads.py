@@ -36,6 +36,7 @@ from crossbeat.sharing.groups import groups_of
 from crossbeat.sharing.model import Agreement
 from crossbeat.sharing.noise import noisy_part, period_of, spend
 from crossbeat.sharing.overrides import public_policies
+from crossbeat.sharing.pages import compilable, page_records
 from crossbeat.sharing.policy import (
     Decision,
     PolicyContext,
@@ -241,6 +242,23 @@ def published(
         after = rows[-1]["public_id"]
 
 
+def _records(
+    conn: Connection, p: ReadPlan, anchors: AnchorIndex, path: str
+) -> Iterator[tuple[Rule, dict[str, Any], Row]]:
+    """Yield the plan's records: compiled to SQL (:mod:`crossbeat.sharing.pages`) or per record.
+
+    ``path`` is ``"sql"`` (the compiled page wherever :func:`~crossbeat.sharing.pages.compilable`)
+    or ``"reference"`` (:func:`published`, the per-record reference implementation).
+    """
+    if path not in ("sql", "reference"):
+        raise ValueError(f"unknown read path {path!r} (sql or reference)")
+    if path == "sql" and compilable(p):
+        limit = p.request.limit
+        batch = min(limit + 1, MAX_BATCH) if limit is not None else BATCH
+        return page_records(conn, p, anchors, batch)
+    return published(conn, p, anchors, materialised=True)
+
+
 def _children(
     conn: Connection, ids: Sequence[str]
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
@@ -406,6 +424,7 @@ def read_incidents(
     *,
     clock: Clock | None = None,
     export: bool = False,
+    path: str = "sql",
 ) -> ReadResult:
     """Return the incidents a viewer may see, as they may see them, and audit the read.
 
@@ -421,6 +440,9 @@ def read_incidents(
         Clock for "now" (default: the store's clock).
     export
         Record the read as an export (bulk download) in the audit log.
+    path
+        ``"sql"`` (default): the page compiled to SQL (:mod:`crossbeat.sharing.pages`);
+        ``"reference"``: the per-record path it is tested against.
 
     Returns
     -------
@@ -433,7 +455,7 @@ def read_incidents(
     request = request or ReadRequest()
     now = (clock or store.clock).now()
     with store.begin() as conn:
-        records, p, next_after, personal = _read(store, conn, viewer, request, now)
+        records, p, next_after, personal = _read(store, conn, viewer, request, now, path)
         action = Action.EXPORT if export else Action.READ
         if personal:
             action = Action.PERSONAL_DATA_VIEW
@@ -442,7 +464,12 @@ def read_incidents(
 
 
 def _read(
-    store: Store, conn: Connection, viewer: Viewer, request: ReadRequest, now: datetime
+    store: Store,
+    conn: Connection,
+    viewer: Viewer,
+    request: ReadRequest,
+    now: datetime,
+    path: str = "sql",
 ) -> tuple[list[dict[str, Any]], ReadPlan, str | None, bool]:
     """Plan and run a read in ``conn``, without auditing it (the caller audits).
 
@@ -457,7 +484,7 @@ def _read(
     shown_as: dict[str, str] = {}  # stored id -> id as shown
     next_after = last = None
     with restricted(conn, p.owners, p.personal_owners if request.personal_data else ()):
-        for rule, record, row in published(conn, p, anchors, materialised=True):
+        for rule, record, row in _records(conn, p, anchors, path):
             if request.limit is not None and len(records) == request.limit:
                 next_after = last
                 break

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, func, literal, not_, or_, select, true
 
 from crossbeat.model import Sensitivity, TimePrecision
 from crossbeat.sharing.flags import hides_sql
@@ -412,11 +412,21 @@ def release_time(row: Row) -> datetime:
     return max(times) if times else created
 
 
+#: Earlier than every stored time: a missing time compares as released.
+_DAWN = datetime(1, 1, 1, tzinfo=UTC)
+
+
 def _released_by_sql(cutoff: datetime) -> ColumnElement[bool]:
-    """Return SQL for ``release_time(row) <= cutoff``."""
+    """Return SQL for ``release_time(row) <= cutoff``.
+
+    A missing time counts as released (``coalesce`` with the earliest time rather than
+    ``IS NULL OR``): the same condition, but one no index can serve, so that SQLite
+    never answers it with a multi-index OR over the time index (it holds for nearly
+    every row) instead of the H3 or spatial index the read needs (issue #8).
+    """
     cols = [incidents.c[c] for c in _TIME_COLUMNS]
     return and_(
-        *(or_(c.is_(None), c <= cutoff) for c in cols),
+        *(func.coalesce(c, literal(_DAWN, type_=c.type)) <= cutoff for c in cols),
         or_(*(c.is_not(None) for c in cols), incidents.c.created_at <= cutoff),
     )
 
