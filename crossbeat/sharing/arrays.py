@@ -139,7 +139,7 @@ def analysis_arrays(
     request = request or ReadRequest()
     if request.limit is not None or request.after is not None or request.personal_data:
         raise ValueError("analysis arrays take no page (limit, after) and no personal data")
-    unsupported = [n for n in ("jurisdictions", "statuses", "codes") if getattr(request, n)]
+    unsupported = [n for n in ("statuses", "codes") if getattr(request, n)]
     if unsupported:
         raise RequestError([f"{n}: not a filter of analyses (yet)" for n in unsupported])
     now = (clock or store.clock).now()
