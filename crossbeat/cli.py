@@ -42,6 +42,14 @@ def agency_option(help: str, *, required: bool = False, dest: str = "agency_id")
     return click.option("--agency", dest, required=required, help=help)
 
 
+def parse_iso_time(text: str) -> datetime:
+    """Return the time an ISO 8601 text names, as written (``Z`` is read as UTC).
+
+    Raises :class:`ValueError` for text that is not an ISO 8601 date or time.
+    """
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 class IsoTime(click.ParamType):
     """An ISO 8601 date or time; without an offset it is UTC (``Z`` is accepted)."""
 
@@ -54,7 +62,7 @@ class IsoTime(click.ParamType):
         if isinstance(value, datetime):
             return value if value.tzinfo else value.replace(tzinfo=UTC)
         try:
-            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            parsed = parse_iso_time(str(value))
         except ValueError:
             self.fail(
                 f"{value!r} is not an ISO 8601 date or time (e.g. 2026-01-31 or 2026-01-31T08:00)",
@@ -3327,7 +3335,7 @@ def patrol_positions(
                 positions.append(
                     Position(
                         row["unit"],
-                        datetime.fromisoformat(row["at"]),
+                        parse_iso_time(row["at"]),
                         float(row["lon"]),
                         float(row["lat"]),
                     )

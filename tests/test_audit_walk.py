@@ -749,6 +749,60 @@ def _dismiss_quarantine(world: Any) -> tuple[str, int]:
     return "citya", before
 
 
+def _preview_draft(world: Any) -> tuple[str, int]:
+    """A draft agreement previewed (stores nothing; audited as a sharing decision)."""
+    client, token = world.signed_in("a.admin")
+    draft = {
+        "grantee": "countyb", "offences": ["property"], "precision": "block",
+        "fields": ["offence", "occurred", "location"], "purposes": ["analysis"], "sample": 1,
+    }  # fmt: skip
+    before = log_size(world.store)
+    response = client.post("/api/v1/agreements/preview", json=draft, headers=token)
+    assert response.status_code == 200 and response.json()["valid"], response.text
+    return "citya", before
+
+
+def _quarantined_world(world: Any) -> dict[str, Any]:
+    """Quarantine one row of citya's with an impossible date; return its entry."""
+    import tempfile
+
+    from crossbeat.ingest.pipeline import ingest_files
+    from crossbeat.ingest.profile import parse_profile
+    from tests.test_ingest_pipeline import PROFILE, row, write_csv
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = write_csv(Path(tmp) / "x.csv", [row(0), row(1, when="2024-02-30 10:00")])
+        ingest_files(world.store, "citya", parse_profile(PROFILE), [bad], accept_timezone=True)
+    client, token = world.signed_in("a.admin")
+    (entry,) = client.get("/api/v1/quarantine", headers=token).json()["entries"]
+    return dict(entry)
+
+
+def _fix_quarantine(world: Any) -> tuple[str, int]:
+    entry = _quarantined_world(world)
+    client, token = world.signed_in("a.admin")
+    before = log_size(world.store)
+    body = {"changes": {"when": "2024-02-28 10:00"}, "reason": "typo in the export"}
+    response = client.post(f"/api/v1/quarantine/{entry['id']}/fix", json=body, headers=token)
+    assert response.status_code == 200, response.text
+    return "citya", before
+
+
+def _retry_quarantine(world: Any) -> tuple[str, int]:
+    from tests.test_ingest_pipeline import PROFILE
+
+    entry = _quarantined_world(world)
+    client, token = world.signed_in("a.admin")
+    fix = {"changes": {"when": "2024-02-28 10:00"}, "reason": "typo in the export"}
+    fixed = client.post(f"/api/v1/quarantine/{entry['id']}/fix", json=fix, headers=token)
+    assert fixed.status_code == 200, fixed.text
+    before = log_size(world.store)
+    body = {"ids": [entry["id"]], "profile": PROFILE, "accept_timezone": True}
+    response = client.post("/api/v1/quarantine/retry", json=body, headers=token)
+    assert response.status_code == 200 and response.json()["retry"]["retried"] == 1, response.text
+    return "citya", before
+
+
 #: Every data-changing API operation: a scenario that performs it (returning the owner
 #: agency whose access log must show it) and the actions its events may carry.
 API_AUDITED: dict[str, tuple[Any, set[str]]] = {
@@ -773,6 +827,9 @@ API_AUDITED: dict[str, tuple[Any, set[str]]] = {
     "POST /api/v1/tokens": (_create_token, {"account_change"}),
     "POST /api/v1/tokens/{token_id}/revoke": (_revoke_token, {"account_change"}),
     "POST /api/v1/quarantine/dismiss": (_dismiss_quarantine, {"change"}),
+    "POST /api/v1/agreements/preview": (_preview_draft, {"sharing_decision"}),
+    "POST /api/v1/quarantine/{entry_id}/fix": (_fix_quarantine, {"change"}),
+    "POST /api/v1/quarantine/retry": (_retry_quarantine, {"change", "ingest"}),
 }
 
 #: API operations that change no stored data (reads are audited by the sharing module).
@@ -823,6 +880,7 @@ API_READ_ONLY = {
     "GET /api/v1/users": "lists the agency's accounts",
     "GET /api/v1/tokens": "lists the agency's API tokens (never a secret)",
     "GET /api/v1/quarantine": "an audited read of quarantined rows",
+    "GET /api/v1/incidents/{incident_id}/history": "an audited read (detail view)",
 }
 
 
