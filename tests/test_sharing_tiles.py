@@ -26,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from crossbeat.sharing import tiles
 from crossbeat.sharing.mvt import EXTENT, mercator, tile_envelope
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import aggregate, read_incidents
@@ -178,3 +179,41 @@ def test_tiles_match_the_records_and_the_aggregates(sharing_store, db_url):
             check_hexagons(sharing_store, viewer, z, x, y, within)
 
     check()
+
+
+def test_a_tile_over_the_budget_carries_the_governed_hexagons(sharing_store, db_url, monkeypatch):
+    """Over the budget a point tile holds hexagons: the viewer's governed counts by cell.
+
+    With a budget of none, every point tile with a record near it carries hexagons (of
+    ``h3_9`` at zoom 13-14, ``h3_11`` from zoom 15), equal to the aggregates with their
+    suppression; a tile without one still carries (no) points.
+    """
+    monkeypatch.setattr(tiles, "POINT_BUDGET", 0)
+    examples = 4 if db_url.startswith("sqlite") else 2
+    wide, fine = covering(13), covering(15)
+    over: list[int] = []
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        world=visible_worlds(),
+        at=st.lists(st.sampled_from(fine), min_size=2, max_size=2, unique=True),
+    )
+    def check(world: dict[str, Any], at) -> None:
+        build(sharing_store, world)
+        for viewer, _ref in viewers(world["purpose"]):
+            for z, x, y in [*wide, *at]:
+                result = tile(sharing_store, viewer, z, x, y)
+                if result.layer == "hexagons":
+                    over.append(result.features)
+                    check_hexagons(sharing_store, viewer, z, x, y)
+                else:
+                    assert result.features == 0, (viewer, z, x, y)
+                    check_points(sharing_store, viewer, z, x, y)
+
+    check()
+    assert over, "no tile went over the budget: the test shows nothing"

@@ -14,6 +14,12 @@ read (:func:`crossbeat.sharing.reads.prepare`) and compiled to SQL like the aggr
   (coarsened to the granted time resolution), each only when the rule shows it. The
   points are exactly those :func:`crossbeat.sharing.reads.read_incidents` returns
   with the tile as bounding box.
+* **The tile budget**: a point tile holds at most :data:`POINT_BUDGET` records. When
+  the point query finds more near the tile (counted with ``LIMIT`` budget + 1 on the
+  same compiled conditions, before any point is encoded) the tile carries the layer
+  ``hexagons`` instead, at the finer resolution :func:`h3_column` gives its zoom: the
+  same governed counts as below :data:`POINT_ZOOM`, so a dense view stays readable and
+  fast, and zooming in (fewer records per tile) brings the points back.
 * **Hexagons** (layer ``hexagons``, below :data:`POINT_ZOOM`): H3 cells of
   :func:`h3_column` whose centre lies in the tile, with ``count`` and one count per
   crime-against category. The counts are those of
@@ -78,7 +84,12 @@ MAX_ZOOM = 22
 #: From this zoom up, tiles carry points (layer ``incidents``); below it, hexagons.
 POINT_ZOOM = 13
 #: Bumped when the content of a tile changes for the same inputs (new properties...).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Most records a point tile carries; above it the tile carries hexagons (the budget).
+#: 5,000 points encode in about 0.2 s (some 37 us each with five attributes) and already
+#: cover a 512-pixel tile with overlapping 5-pixel circles: more points cost time and
+#: show nothing more, where counts by cell still read.
+POINT_BUDGET = 5000
 #: Crime-against categories counted per hexagon ("unmapped": no NIBRS mapping).
 CATEGORIES: tuple[str, ...] = (*(c.value for c in CrimeAgainst), "unmapped")
 #: Public tiles kept in memory (per process).
@@ -141,6 +152,8 @@ _CACHE: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 #: Above this many cells a hexagon tile selects rows by box rather than by cell list.
 MAX_CELL_LIST = 4000
+#: Cell columns with an index (a list of cells of another column is read by box).
+INDEXED_CELLS = frozenset({"h3_7", "h3_9"})
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -178,10 +191,17 @@ def check_tile(z: int, x: int, y: int) -> None:
 def h3_column(z: int) -> str:
     """Return the stored H3 column whose cells a hexagon tile at zoom ``z`` shows.
 
-    Resolution 7 (about 1.2 km edge) up to zoom 11, resolution 9 (about 170 m) at
-    zoom 12: a hexagon is then about 10 to 20 pixels across on a 256-pixel tile.
+    Resolution 7 (about 1.2 km edge) up to zoom 11, resolution 9 (about 170 m) from
+    zoom 12, resolution 11 (about 25 m) from zoom 15: a hexagon is then about 10 to 40
+    pixels across on a 256-pixel tile. From :data:`POINT_ZOOM` these are the cells of
+    a tile over the budget (:data:`POINT_BUDGET`).
+
+    Examples
+    --------
+    >>> [h3_column(z) for z in (11, 12, 14, 15)]
+    ['h3_7', 'h3_9', 'h3_9', 'h3_11']
     """
-    return "h3_7" if z <= 11 else "h3_9"
+    return "h3_7" if z <= 11 else "h3_9" if z <= 14 else "h3_11"
 
 
 def tile(
@@ -235,30 +255,41 @@ def tile(
         etag, bucket = _etag(plans, gen, current_rules(conn).key, z, x, y, request)
         plans = [dataclasses.replace(p, now=bucket) for p in plans]
         p = plans[0]
-        layer = "incidents" if points else "hexagons"
-        extra: dict[str, Any] = {"tile": f"{z}/{x}/{y}", "layer": layer}
+        extra: dict[str, Any] = {"tile": f"{z}/{x}/{y}"}
         key = (store.url, etag)
         cached = _cache_get(key) if public else None
         if if_none_match is not None and etag in _etags(if_none_match):
             counts = cached.owner_counts if cached else {}
+            layer = cached.extra["layer"] if cached else "incidents" if points else "hexagons"
             _audit(store, conn, p, Action.READ, "incident_tile", owner_counts=counts,
-                   extra={**extra, "not_modified": True})  # fmt: skip
+                   extra={**extra, "layer": layer, "not_modified": True})  # fmt: skip
             return TileResult(b"", etag, layer, counts, public, True, p.decisions)
         if cached is None:
-            with restricted(conn, p.owners):
-                if points:
-                    built, counts, more = _points(store, conn, p, bounds)
-                else:
-                    col = h3_column(z)
+            found = None
+            if points:
+                with restricted(conn, p.owners):
+                    found = _points(store, conn, p, bounds, POINT_BUDGET)
+            if found is not None:
+                built, counts, more = found
+                more = {"layer": "incidents"}
+            else:  # below the point zoom, or over the budget: counts by cell
+                col = h3_column(z)
+                if points:  # planned outside the restricted role, as every plan
+                    hex_plans = _plans(conn, viewer, request, now, z, hexagons=True)
+                    plans = [dataclasses.replace(q, now=bucket) for q in hex_plans]
+                with restricted(conn, plans[0].owners):
                     built, counts, more = _hexagons(conn, plans, bounds, col)
+                more = {**more, "layer": "hexagons"}
+                if points:
+                    more["over_budget"] = POINT_BUDGET
             cached = _Cached(encode(conn, z, x, y, [built]), dict(counts), len(built), more)
             if public:
                 _cache_put(key, cached)
         _audit(store, conn, p, Action.READ, "incident_tile", owner_counts=cached.owner_counts,
                extra={**extra, **cached.extra})  # fmt: skip
     return TileResult(
-        cached.data, etag, layer, dict(cached.owner_counts), public, False, p.decisions,
-        cached.features,
+        cached.data, etag, cached.extra["layer"], dict(cached.owner_counts), public, False,
+        p.decisions, cached.features,
     )  # fmt: skip
 
 
@@ -275,10 +306,19 @@ def _tile_request(request: ReadRequest | None) -> ReadRequest:
 
 
 def _plans(
-    conn: Connection, viewer: Viewer, request: ReadRequest, now: datetime, z: int
+    conn: Connection,
+    viewer: Viewer,
+    request: ReadRequest,
+    now: datetime,
+    z: int,
+    *,
+    hexagons: bool = False,
 ) -> list[ReadPlan]:
-    """Plan the read: records for points; by cell, and by cell and category, for hexagons."""
-    if z >= POINT_ZOOM:
+    """Plan the read: records for points; by cell, and by cell and category, for hexagons.
+
+    Hexagons from :data:`POINT_ZOOM` up (``hexagons``) are those of a tile over the budget.
+    """
+    if z >= POINT_ZOOM and not hexagons:
         return [prepare(conn, viewer, request, now)]
     col = h3_column(z)
     by_cell = dataclasses.replace(request, aggregate=True, group_by=(col,))
@@ -312,6 +352,7 @@ def _etag(
         "generation": gen,
         "sensitivity": sensitivity,
         "tile": [z, x, y],
+        "budget": POINT_BUDGET,
         "request": _request_summary(request),
         "minute": now.isoformat() if delayed else None,
     }
@@ -365,8 +406,15 @@ def _points(
     conn: Connection,
     p: ReadPlan,
     bounds: tuple[float, float, float, float],
-) -> tuple[Layer, Counter[str], dict[str, Any]]:
-    """Return the points layer: every record the plan shows at a point inside the tile."""
+    budget: int,
+) -> tuple[Layer, Counter[str], dict[str, Any]] | None:
+    """Return the points layer: every record the plan shows at a point inside the tile.
+
+    Return ``None`` when the point queries find more than ``budget`` records near the
+    tile (the tile and, for snapped points, the snapping margin): each query asks for
+    at most the rest of the budget plus one, so an over-budget tile reads little and
+    encodes nothing.
+    """
     west, south, east, north = bounds
     c = incidents.c
     layer = Layer("incidents", "point", POINT_COLUMNS)
@@ -377,6 +425,8 @@ def _points(
     exact = RuleConditions(conn, p, rules)
     anchors = None
     found: list[tuple[str, tuple[float, float], dict[str, Any]]] = []
+    near_rows: list[tuple[Rule, Sequence[Any]]] = []
+    read = 0
     for rule in rules:
         shown = rule.shown_fields(None)
         if not ({"lat", "lon"} <= shown and rule.precision.has_point):
@@ -390,11 +440,18 @@ def _points(
         q = select(
             c.id, c.public_id, c.agency_id, c.lat, c.lon, c.nibrs_code, c.crime_against,
             c.occurred_from,
-        ).where(exact.shown_by(rule, bbox=False), near)  # fmt: skip
+        ).where(exact.shown_by(rule, bbox=False), near).limit(budget + 1 - read)  # fmt: skip
+        rows = conn.execute(q).all()
+        read += len(rows)
+        if read > budget:
+            return None
+        near_rows.append((rule, rows))
+    for rule, rows in near_rows:
+        shown = rule.shown_fields(None)
         resolution = rule.precision.resolution if rule.precision.name != "exact" else None
         if resolution is not None and anchors is None:
             anchors = anchor_index(conn, store.url)
-        for row in conn.execute(q):
+        for row in rows:
             lat, lon = float(row.lat), float(row.lon)
             if resolution is not None:
                 assert anchors is not None
@@ -477,6 +534,8 @@ def _cells_sql(
     cell, then checked with ``keep``), so an index on the cell column serves it.
     """
     west, south, east, north = bounds
+    if column not in INDEXED_CELLS:
+        return _around(bounds, resolution)
     km2 = (north - south) * 111.0 * (east - west) * 111.0 * math.cos(math.radians(south))
     if km2 / h3.average_hexagon_area(resolution, unit="km^2") > MAX_CELL_LIST:
         return _around(bounds, resolution)

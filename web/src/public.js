@@ -12,6 +12,10 @@ import { filterPanel } from "./filters.js";
 
 const POINT_ZOOM = 12;
 const TILE_POINT_ZOOM = 13;
+// A point tile over the server's budget (5,000 records) carries hexagons instead, at any
+// zoom: the hexagon layer draws whatever the tiles hold, the points layer the points, and
+// tiles are asked for up to zoom 18 so that zooming in brings the points back.
+const TILE_MAX_ZOOM = 18;
 const TILES = "/api/v1/tiles/incidents/{z}/{x}/{y}.mvt";
 const NEAR_DEGREES = 0.005; // about 550 m north-south
 const side = document.getElementById("side");
@@ -31,14 +35,14 @@ async function main() {
   const boundaryFeatures = await addBoundaries(map, { fetched: boundaries });
   const pointZoom = tiles ? TILE_POINT_ZOOM : POINT_ZOOM;
   if (tiles) {
-    map.addSource("incidents", { type: "vector", tiles: [location.origin + TILES], minzoom: 0, maxzoom: 14 });
+    map.addSource("incidents", { type: "vector", tiles: [location.origin + TILES], minzoom: 0, maxzoom: TILE_MAX_ZOOM });
   } else {
     map.addSource("hex", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
     map.addSource("points", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
   }
   const hexSource = tiles ? { source: "incidents", "source-layer": "hexagons" } : { source: "hex" };
   const pointSource = tiles ? { source: "incidents", "source-layer": "incidents" } : { source: "points" };
-  map.addLayer({ id: "hex", type: "fill", ...hexSource, maxzoom: pointZoom, paint: { "fill-color": HEX_FILL, "fill-opacity": 0.7, "fill-outline-color": "#7a4a2a" } });
+  map.addLayer({ id: "hex", type: "fill", ...hexSource, ...(tiles ? {} : { maxzoom: pointZoom }), paint: { "fill-color": HEX_FILL, "fill-opacity": 0.7, "fill-outline-color": "#7a4a2a" } });
   map.addLayer({ id: "points", type: "circle", ...pointSource, minzoom: pointZoom, paint: { "circle-radius": 6, "circle-color": ["match", ["get", "crime_against"], ...Object.entries(CATEGORY_COLOURS).flat(), "#666666"], "circle-stroke-width": 1, "circle-stroke-color": "#ffffff" } });
   if (tiles) {
     map.on("moveend", async () => { ready("0"); await settled(map, ["incidents"]); ready("1"); });
