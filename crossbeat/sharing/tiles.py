@@ -423,6 +423,10 @@ def _points(
     if not rules:
         return layer, counts, {}
     exact = RuleConditions(conn, p, rules)
+    # The viewer's own records first: where a view is dense they are usually, and the
+    # budget is then spent before any other owner's query runs. Whether the tile is over
+    # the budget does not depend on the order (the records found near it are summed).
+    rules = sorted(rules, key=lambda r: r.via != "own")
     anchors = None
     found: list[tuple[str, tuple[float, float], dict[str, Any]]] = []
     near_rows: list[tuple[Rule, Sequence[Any]]] = []
