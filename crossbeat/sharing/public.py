@@ -41,12 +41,12 @@ from functools import lru_cache
 from typing import Any
 
 import h3
-import h3.api.numpy_int as h3int
 import numpy as np
 import shapely
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from crossbeat.geo.cells import h3_cell_ints
 from crossbeat.model import CrimeAgainst, Sensitivity
 from crossbeat.sharing.scope import (
     PUBLIC_FIELDS,
@@ -421,7 +421,7 @@ class AnchorIndex:
         """Return the anchors of many points as ``(lat, lon)`` arrays (NaN stays NaN).
 
         The same anchors as :meth:`anchor` point by point, computed once per distinct
-        cell and set of covering polygons: the cells come from H3's integer API, the
+        cell and set of covering polygons: the cells from one vectorised H3 call, the
         covering polygons from one bulk query of the polygon tree.
         """
         out_lat = np.full(lat.shape[0], np.nan)
@@ -434,12 +434,7 @@ class AnchorIndex:
                 out_lat[j], out_lon[j] = self.anchor(float(lat[j]), float(lon[j]), resolution)
             return out_lat, out_lon
         ys, xs = lat[idx], lon[idx]
-        to_cell = h3int.latlng_to_cell
-        cells = np.fromiter(
-            (to_cell(y, x, resolution) for y, x in zip(ys.tolist(), xs.tolist(), strict=True)),
-            dtype=np.uint64,
-            count=idx.size,
-        )
+        cells = h3_cell_ints(ys, xs, resolution)
         mask = np.zeros(idx.size, dtype=np.int64)
         if self._tree is not None:
             hit, poly = self._tree.query(shapely.points(xs, ys), predicate="covered_by")
