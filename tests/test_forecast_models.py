@@ -174,3 +174,67 @@ def test_learned_ensemble_weights_come_from_windows_before_the_origin_only(world
     windows = consecutive(ORIGIN, 7.0, 6)
     bt = rolling_backtest(h, g, [make()], windows)
     assert len(bt.results[0].scores[0.01]) == 6
+
+
+def _two_places(old: int, recent: int) -> History:
+    """``old`` incidents 600–700 days before ORIGIN at A, ``recent`` 10–60 days before at B."""
+    rng = np.random.default_rng(3)
+    ta = ORIGIN - rng.uniform(600.0, 700.0, old)
+    tb = ORIGIN - rng.uniform(10.0, 60.0, recent)
+    x = np.concatenate([np.full(old, -1025.0), np.full(recent, 1025.0)])
+    t = np.concatenate([ta, tb])
+    n = old + recent
+    return History(Frame(-79.4, 43.7), x, np.full(n, 25.0), t, t.copy(),
+                   np.full(n, "b", dtype=object), np.full(n, "a", dtype=object))  # fmt: skip
+
+
+def test_decayed_counts_weigh_recent_incidents_by_their_half_life() -> None:
+    from crossbeat.forecast.models import DecayedCounts, decayed_weights
+
+    h = _two_places(old=40, recent=5)
+    g = grid_for(h, 50.0)
+    a = g.cell_index(np.array([-1025.0]), np.array([25.0]))[0]
+    b = g.cell_index(np.array([1025.0]), np.array([25.0]))[0]
+    # The known answer: each cell holds the sum of 2^(-age / half-life) of its incidents.
+    for half_life in (30.0, 2000.0):
+        m = DecayedCounts(half_life=half_life)
+        m.fit(h, g, ORIGIN)
+        p = m.predict(ORIGIN, ORIGIN + 7)
+        age = ORIGIN - h.t0
+        want_a = float(np.sum(2 ** (-age[:40] / half_life)))
+        want_b = float(np.sum(2 ** (-age[40:] / half_life)))
+        assert p[a] / p[b] == pytest.approx(want_a / want_b, rel=1e-9)
+        # Scaled to the last year's daily rate (the 5 recent incidents) times 7 days.
+        assert p.sum() == pytest.approx(5 / 365 * 7)
+        assert m.params() == {"half_life_days": half_life}
+    # A short half-life ranks the recent place first, a long one the old hot spot.
+    short, long_ = DecayedCounts(half_life=30.0), DecayedCounts(half_life=2000.0)
+    short.fit(h, g, ORIGIN)
+    long_.fit(h, g, ORIGIN)
+    assert short.predict(ORIGIN, ORIGIN + 7).argmax() == b
+    assert long_.predict(ORIGIN, ORIGIN + 7).argmax() == a
+    # Incidents from the origin on are not seen.
+    later = History(h.frame, np.append(h.x, -1025.0), np.append(h.y, 25.0),
+                    np.append(h.t0, ORIGIN + 1), np.append(h.t1, ORIGIN + 1),
+                    np.append(h.category, "b"), np.append(h.owner, "a"))  # fmt: skip
+    again = DecayedCounts(half_life=30.0)
+    again.fit(later, g, ORIGIN)
+    assert np.allclose(again.predict(ORIGIN, ORIGIN + 7), short.predict(ORIGIN, ORIGIN + 7))
+    assert decayed_weights(later, ORIGIN, 30.0)[-1] == 0.0
+
+
+def test_decayed_weight_of_a_time_range_is_the_mean_decay_over_its_part_before_the_origin() -> (
+    None
+):
+    from crossbeat.forecast.models import decayed_weights
+
+    # A 30-day range ending 20 days before the origin, and one straddling the origin.
+    t0, t1 = np.array([ORIGIN - 50.0, ORIGIN - 10.0]), np.array([ORIGIN - 20.0, ORIGIN + 10.0])
+    z = np.zeros(2)
+    h = History(Frame(0, 0), z, z, t0, t1, z.astype(str), z.astype(str))
+    w = decayed_weights(h, ORIGIN, 15.0)
+    # Numerical means of the decay over a fine grid of each range (zero after the origin).
+    for i in range(2):
+        ts = np.linspace(t0[i], t1[i], 200_001)
+        d = np.where(ts < ORIGIN, 2 ** (-(ORIGIN - ts) / 15.0), 0.0)
+        assert w[i] == pytest.approx(d.mean(), rel=1e-4)

@@ -94,6 +94,65 @@ class NaiveCounts:
         return {"days": self.days}
 
 
+def decayed_weights(history: History, origin: float, half_life: float) -> np.ndarray:
+    """Return each incident's weight ``2 ** (-(origin - t) / half_life)`` at ``origin``.
+
+    An incident known as a range ``[t0, t1)`` counts as one incident spread uniformly
+    over it: its weight is the exact mean of the decay over the range's part before
+    ``origin``, times that part's share of the range (so a range that ends after the
+    origin counts only its part before it). Incidents from ``origin`` on weigh 0.
+
+    Examples
+    --------
+    >>> from crossbeat.forecast.history import Frame
+    >>> z = np.zeros(3)
+    >>> h = History(Frame(0, 0), z, z, np.array([9.0, 8.0, 10.0]), np.array([9.0, 8.0, 12.0]),
+    ...             z.astype(str), z.astype(str))
+    >>> decayed_weights(h, 10.0, 1.0).tolist()
+    [0.5, 0.25, 0.0]
+    """
+    lam = np.log(2.0) / half_life
+    t0 = np.minimum(history.t0, origin)
+    end = np.minimum(history.t1, origin)
+    span = history.t1 - history.t0
+    exact = span <= 0
+    # ∫ from t0 to end of exp(-λ(o - t)) dt / span, for the ranges.
+    ranged = (np.exp(-lam * (origin - end)) - np.exp(-lam * (origin - t0))) / (
+        lam * np.where(exact, 1.0, span)
+    )
+    point = np.where(history.t0 < origin, np.exp(-lam * (origin - history.t0)), 0.0)
+    return np.where(exact, point, np.clip(ranged, 0.0, None))
+
+
+@dataclass
+class DecayedCounts:
+    """Exponentially decayed counts: each cell's incidents weighted by ``2 ** (-age / half_life)``.
+
+    Between naive counts over a fixed look-back (every incident of the last year counts
+    1, older ones 0) and the long-run rate: recent incidents count most, and older ones
+    still break ties between cells with the same recent count. Scaled to the window as
+    the other count models.
+    """
+
+    half_life: float = 180.0
+    name: str = "decayed"
+    _f: _Fitted = field(default_factory=_Fitted, repr=False)
+
+    def fit(self, history: History, grid: SquareGrid, origin: float) -> None:
+        """Remember the history before ``origin``."""
+        self._f = _Fitted(history.before(origin), grid, origin)
+
+    def predict(self, start: float, end: float) -> np.ndarray:
+        """Return the decayed counts, scaled to the window."""
+        h, g = self._f.need()
+        c = g.counts(h, decayed_weights(h, self._f.origin, self.half_life))
+        return _rate_scaled(c, h, self._f.origin, start, end)
+
+    def params(self) -> dict[str, Any]:
+        """Return the half-life."""
+        return {"half_life_days": self.half_life}
+
+
 def _disk_kernel(grid: SquareGrid, bandwidth: float, kind: str) -> np.ndarray:
     r = max(int(np.floor(bandwidth / grid.size)), 0)
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
