@@ -66,13 +66,14 @@ class Backtest:
     def table(self) -> str:
         """Return a plain-text table: model × fraction → mean PAI, PEI, hit rate."""
         lines = []
-        head = "model".ljust(14) + "".join(
+        width = max([14, *(len(r.model) + 1 for r in self.results)])
+        head = "model".ljust(width) + "".join(
             f"{'PAI@' + _pct(f):>10}{'PEI@' + _pct(f):>10}{'HR@' + _pct(f):>10}"
             for f in self.fractions
         )
         lines.append(head)
         for r in self.results:
-            row = r.model.ljust(14)
+            row = r.model.ljust(width)
             for f in self.fractions:
                 row += (
                     f"{r.mean(f, 'pai'):10.2f}{r.mean(f, 'pei'):10.3f}{r.mean(f, 'hit_rate'):10.3f}"
