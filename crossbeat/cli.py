@@ -2965,7 +2965,19 @@ def _show_card(card: Any, as_json: bool) -> None:
     "--model",
     default="ensemble",
     show_default=True,
-    type=click.Choice(["naive", "retrospective", "prospective", "kde", "sepp", "gbm", "ensemble"]),
+    type=click.Choice(
+        [
+            "naive",
+            "retrospective",
+            "prospective",
+            "kde",
+            "decayed",
+            "sepp",
+            "gbm",
+            "ensemble",
+            "ensemble-decayed",
+        ]
+    ),
     help="Forecasting model.",
 )
 @click.option(

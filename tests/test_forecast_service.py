@@ -70,6 +70,23 @@ def test_a_forecast_stores_its_model_card_with_backtest_and_audit(world) -> None
     assert [c.id for c in list_model_cards(world, "citya")] == [second.id, card.id]
 
 
+def test_the_model_chosen_on_validation_is_offered_with_its_fitted_members(world) -> None:
+    card = run_forecast(
+        world,
+        ANALYST,
+        category="220",
+        start=START,
+        model="ensemble-decayed",
+        cell_m=200.0,
+        fraction=0.05,
+    )
+    members = card.params["members"]
+    assert [m["model"] for m in members] == ["sepp", "decayed"]
+    assert members[1]["half_life_days"] == 90.0
+    scores = card.backtest["models"]["ensemble-decayed"]["0.05"]
+    assert scores["pai"] > 1 and 0 <= scores["hit_rate"] <= 1
+
+
 def test_drug_offences_are_not_forecast_by_default(world) -> None:
     with pytest.raises(ForecastError, match="never forecast by default"):
         run_forecast(world, ANALYST, category="35A", start=START)
