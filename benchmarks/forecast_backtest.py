@@ -44,9 +44,8 @@ from crossbeat.forecast.models import (  # noqa: E402
 )
 from crossbeat.forecast.sepp import SelfExciting  # noqa: E402
 
-
 #: The model chosen on validation windows before every test window (docs/forecasting.md,
-#: "Choosing on validation windows"): the verdict is about it.
+#: "Choosing the model on validation windows"): the verdict is about it.
 CHOSEN = "ensemble-decayed"
 
 

@@ -85,7 +85,8 @@ def _figures(preds: dict[str, list[np.ndarray]], names: tuple[str, ...], observe
     ]
     out = []
     for f, metric in FIGURES:
-        vals = [getattr(score(np.asarray(m), o, area, f), metric) for m, o in zip(mixed, observed)]
+        pairs = zip(mixed, observed, strict=True)
+        vals = [getattr(score(np.asarray(m), o, area, f), metric) for m, o in pairs]
         vals = [v for v in vals if not np.isnan(v)]
         out.append(float(np.mean(vals)) if vals else float("nan"))
     return out
@@ -105,7 +106,9 @@ def _pairs(which: str) -> list[tuple[str, object, object, list[tuple[float, floa
         months = [f"2016-{m:02d}-01" for m in range(7, 13)] + ["2017-01-01"]
         wins = [(_day(a), _day(b)) for a, b in zip(months, months[1:], strict=False)]
         for label in ("burglary", "vehicle crime", "robbery"):
-            pairs.append((f"London {label}", h.of(forecast_data.LONDON_CATEGORIES[label]), grid, wins))
+            pairs.append(
+                (f"London {label}", h.of(forecast_data.LONDON_CATEGORIES[label]), grid, wins)
+            )
     return pairs
 
 

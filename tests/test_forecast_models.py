@@ -223,9 +223,7 @@ def test_decayed_counts_weigh_recent_incidents_by_their_half_life() -> None:
     assert decayed_weights(later, ORIGIN, 30.0)[-1] == 0.0
 
 
-def test_decayed_weight_of_a_time_range_is_the_mean_decay_over_its_part_before_the_origin() -> (
-    None
-):
+def test_decayed_weight_of_a_time_range_is_the_mean_decay_over_its_part_before_the_origin() -> None:
     from crossbeat.forecast.models import decayed_weights
 
     # A 30-day range ending 20 days before the origin, and one straddling the origin.
