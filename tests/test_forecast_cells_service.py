@@ -176,3 +176,16 @@ def test_the_cli_forecasts_on_h3_and_area_cells(world) -> None:
     assert [c["id"] for c in json.loads(out.output)["forecast"]["cells"]] == ["se"]
     out = runner.invoke(cli, [*base, "--cells", "area:wards"])
     assert out.exit_code != 0 and "quadrants" in out.output
+
+
+def test_the_cli_offers_decayed_counts_and_the_validation_chosen_model(world) -> None:
+    runner = CliRunner()
+    base = ["forecast", "run", "--db", world.url, "--agency", "citya", "--category", "220"]
+    base += ["--start", START.isoformat(), "--fraction", "0.05", "--json"]
+    out = runner.invoke(cli, [*base, "--model", "decayed"])
+    assert out.exit_code == 0, out.output
+    card = json.loads(out.output)
+    assert card["model"] == "decayed" and card["params"] == {"half_life_days": 90.0}
+    assert {"decayed", "naive", "kde"} <= set(card["backtest"]["models"])
+    out = runner.invoke(cli, [*base, "--model", "decayed-typo"])
+    assert out.exit_code != 0 and "ensemble-decayed" in out.output

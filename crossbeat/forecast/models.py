@@ -134,7 +134,7 @@ class DecayedCounts:
     the other count models.
     """
 
-    half_life: float = 180.0
+    half_life: float = 90.0
     name: str = "decayed"
     _f: _Fitted = field(default_factory=_Fitted, repr=False)
 
