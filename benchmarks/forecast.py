@@ -100,6 +100,7 @@ def main() -> None:
         "per window and model)"
     )
     print("seconds per model: " + ", ".join(f"{r.model} {r.seconds:.1f}" for r in bt.results))
+    print(f"load average now: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
