@@ -7,7 +7,9 @@
   read miss a row; :func:`rebuild_rtree` then puts the index right). It is maintained
   **by triggers** on ``incidents`` (:data:`SQLITE_TRIGGERS`): every write path — the
   ingest's inserts and upserts, new versions, field reports, withdrawals, agency removal
-  — keeps it in step without calling anything.
+  — keeps it in step without calling anything. A large insert (the ingest's parts)
+  instead indexes its rows in one statement (:func:`indexed_together`): the per-row
+  trigger cost as much as the rest of the insert (issue #9).
 * **PostgreSQL**: the partial GiST index ``ix_incidents_live_geom`` on the generated
   PostGIS ``geom`` of live rows.
 
@@ -18,10 +20,14 @@ so it never drops a point of the box), the exact comparison on the stored point 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
 from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
+    bindparam,
     column,
     func,
     literal_column,
@@ -92,6 +98,61 @@ def drop_spatial_index(conn: Connection) -> None:
     for name in SQLITE_TRIGGERS:
         conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
     conn.execute(text(f"DROP TABLE IF EXISTS {RTREE}"))
+
+
+#: Rows from which an insert indexes its points in one statement rather than by trigger.
+SET_INDEX_MIN_ROWS = 100
+
+#: Ids per ``IN`` list when indexing a set of rows (below SQLite's variable limit).
+_IDS_PER_STATEMENT = 5_000
+
+
+@contextmanager
+def indexed_together(conn: Connection, ids: Sequence[str]) -> Iterator[None]:
+    """Index the points of the incidents ``ids``, inserted inside the block, in one go.
+
+    On SQLite the R*Tree is kept by triggers, one trigger program per inserted row,
+    which cost as much as the rest of a wide row's insert (issue #9, docs/benchmarks.md).
+    For ``SET_INDEX_MIN_ROWS`` rows or more, the insert trigger is dropped for the block
+    and the new rows are indexed afterwards by one ``INSERT ... SELECT``; the trigger is
+    then created again. SQLite's DDL is transactional and a writer holds the database's
+    only write lock, so no other writer can insert while the trigger is missing, a
+    reader never sees it missing, and a rolled-back or killed transaction leaves the
+    schema as it was. Updates and deletes inside the block are still kept by their
+    triggers. On PostgreSQL (a GiST index) and for small inserts, nothing changes.
+
+    Parameters
+    ----------
+    conn
+        The open write transaction.
+    ids
+        The ids of the incidents the block inserts.
+    """
+    if conn.dialect.name != "sqlite" or len(ids) < SET_INDEX_MIN_ROWS:
+        yield
+        return
+    name = "incidents_rtree_insert"
+    present = conn.execute(
+        text("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = :n"), {"n": name}
+    ).first()
+    if present is None:  # no spatial index (dropped): nothing to keep
+        yield
+        return
+    conn.execute(text(f"DROP TRIGGER {name}"))
+    try:
+        yield
+        rows = list(ids)
+        for i in range(0, len(rows), _IDS_PER_STATEMENT):
+            conn.execute(
+                text(
+                    f"INSERT OR REPLACE INTO {RTREE} SELECT {_ENTRY.format(r='incidents')} "
+                    f"FROM incidents WHERE incidents.id IN :ids "
+                    f"AND {_LIVE_POINT.format(r='incidents')}"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {"ids": rows[i : i + _IDS_PER_STATEMENT]},
+            )
+    finally:
+        conn.execute(text(SQLITE_TRIGGERS[name]))
 
 
 def rebuild_rtree(conn: Connection) -> int:
@@ -170,6 +231,7 @@ __all__ = [
     "create_spatial_index",
     "drop_spatial_index",
     "in_box_sql",
+    "indexed_together",
     "rebuild_rtree",
     "rederive_local_times",
     "refresh_statistics",
