@@ -67,7 +67,7 @@ def _dependants(source: Any, ids: list[str]) -> dict[Any, list[dict[str, Any]]]:
     return out
 
 
-def write_floor(source: Any, target: Any) -> tuple[float, int]:
+def write_floor(source: Any, target: Any, *, together: bool = True) -> tuple[float, int]:
     """Write the stored rows of ``source`` into the fresh store ``target``; time the writes.
 
     Parameters
@@ -77,13 +77,19 @@ def write_floor(source: Any, target: Any) -> tuple[float, int]:
         ``target``).
     target
         A fresh store of the same schema.
+    together
+        Index the new points as the ingest does (:func:`crossbeat.store.spatial.indexed_together`);
+        False: by the per-row trigger (SQLite).
 
     Returns
     -------
     tuple[float, int]
         Seconds spent writing and committing, and the incidents written.
     """
+    from contextlib import nullcontext
+
     from crossbeat.store.schema import incidents
+    from crossbeat.store.spatial import indexed_together
 
     seconds, count = 0.0, 0
     for chunk in _chunks(source):
@@ -92,7 +98,10 @@ def write_floor(source: Any, target: Any) -> tuple[float, int]:
         with target.begin() as conn, target.bulk_writes(conn):
             for table, rows in tables.items():
                 for i in range(0, len(rows), PART):
-                    target.bulk_insert(conn, table, rows[i : i + PART])
+                    part = rows[i : i + PART]
+                    ids = [r["id"] for r in part] if table is incidents and together else []
+                    with indexed_together(conn, ids) if ids else nullcontext():
+                        target.bulk_insert(conn, table, part)
         seconds += time.perf_counter() - t0
         count += len(chunk)
     return seconds, count

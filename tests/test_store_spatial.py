@@ -24,7 +24,8 @@ from crossbeat.clock import FrozenClock
 from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import parse_profile
 from crossbeat.ingest.writes import withdraw_records
-from crossbeat.model import Agency, incident_id
+from crossbeat.model import Agency
+from crossbeat.model import incident_id as make_id
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import aggregate, read_incidents
 from crossbeat.store.schema import incidents
@@ -200,7 +201,7 @@ def test_a_large_insert_indexes_its_points_together(feed: Any) -> None:
     moved = [_row(100, -122.60), *rows[1:]]
     _ingest(feed, feed.folder, moved, "many-again.csv")
     assert _index_matches_live_rows(feed) == 10 + many
-    assert incident_id("citya", "R100") in _viewport(feed, (-122.601, 45.52, -122.599, 45.54))
+    assert make_id("citya", "R100") in _viewport(feed, (-122.601, 45.52, -122.599, 45.54))
     # Killed inside the block: rolled back whole, the trigger included.
     with pytest.raises(RuntimeError), feed.begin() as conn:
         with indexed_together(conn, [f"x{i}" for i in range(SET_INDEX_MIN_ROWS)]):
