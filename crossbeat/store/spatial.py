@@ -1,5 +1,7 @@
 """The spatial index of live incidents, and SQL that asks it for a box (issue #8).
 
+Also the secondary indexes a large first load builds after the load (issue #9).
+
 * **SQLite**: an R*Tree, ``incidents_rtree(id, min_lat, max_lat, min_lon, max_lon,
   +incident_id)``, holding one entry per *live* incident (``withdrawn_at IS NULL``) with
   a point; ``id`` is the incident's ``rowid`` (for maintenance), ``incident_id`` its
@@ -26,10 +28,12 @@ from contextlib import contextmanager
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Index,
     and_,
     bindparam,
     column,
     func,
+    inspect,
     literal_column,
     select,
     table,
@@ -37,7 +41,12 @@ from sqlalchemy import (
     update,
 )
 
-from crossbeat.store.schema import incidents
+from crossbeat.store.schema import (
+    incident_areas,
+    incident_jurisdictions,
+    incident_offences,
+    incidents,
+)
 
 #: The R*Tree (SQLite).
 RTREE = "incidents_rtree"
@@ -226,8 +235,79 @@ _RTREE_TABLE = table(
 )
 
 
+# -- secondary indexes built after a large first load (issue #9) ---------------------
+#
+# A new record lands all over the randomly keyed secondary indexes (times, cells, codes),
+# so loading years of records into an empty store with them in place costs far more than
+# building them once at the end (docs/benchmarks.md, issue #9). The ingest drops them
+# before such a load (drop_secondary) and builds them again when it ends, however it
+# ends (ensure_secondary); a run killed in between leaves them missing, and the next
+# ingest builds them before it writes anything. Only plain secondary indexes are
+# deferred: the primary keys and unique constraints that make the upsert idempotent
+# stay, and so does every index a read names (KEPT). Without the others, reads are
+# slower, never different.
+
+#: Indexes a read names (``INDEXED BY`` in :mod:`crossbeat.sharing.arrays`): never dropped.
+KEPT = frozenset({"ix_incidents_live_arrays"})
+
+_TABLES = (incidents, incident_offences, incident_jurisdictions, incident_areas)
+
+
+def has_incidents(conn: Connection) -> bool:
+    """Return whether any incident is stored (a first load finds none)."""
+    return conn.execute(select(incidents.c.id).limit(1)).first() is not None
+
+
+def deferrable() -> list[Index]:
+    """Return the secondary indexes a first load may build afterwards, in a fixed order."""
+    found = [
+        ix for table in _TABLES for ix in table.indexes if not ix.unique and ix.name not in KEPT
+    ]
+    return sorted(found, key=lambda ix: str(ix.name))
+
+
+def missing_secondary(conn: Connection) -> list[Index]:
+    """Return the deferrable indexes that do not exist in the database."""
+    inspector = inspect(conn)
+    present = {
+        ix["name"] for table in _TABLES for ix in inspector.get_indexes(table.name) if ix["name"]
+    }
+    return [ix for ix in deferrable() if ix.name not in present]
+
+
+def drop_secondary(conn: Connection) -> list[str]:
+    """Drop the deferrable indexes that exist; return their names."""
+    gone = {ix.name for ix in missing_secondary(conn)}
+    dropped: list[str] = []
+    for ix in deferrable():
+        if ix.name not in gone:
+            conn.execute(text(f"DROP INDEX {conn.dialect.identifier_preparer.quote(ix.name)}"))
+            dropped.append(str(ix.name))
+    return dropped
+
+
+def ensure_secondary(conn: Connection) -> list[str]:
+    """Build the deferrable indexes that are missing; return their names.
+
+    After building any, SQLite's planner statistics are refreshed
+    (:func:`refresh_statistics`).
+    """
+    built = missing_secondary(conn)
+    for ix in built:
+        ix.create(conn)
+    if built:
+        refresh_statistics(conn)
+    return [str(ix.name) for ix in built]
+
+
 __all__ = [
+    "KEPT",
     "RTREE",
+    "deferrable",
+    "drop_secondary",
+    "ensure_secondary",
+    "has_incidents",
+    "missing_secondary",
     "create_spatial_index",
     "drop_spatial_index",
     "in_box_sql",
