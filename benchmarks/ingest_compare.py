@@ -67,7 +67,7 @@ def _dependants(source: Any, ids: list[str]) -> dict[Any, list[dict[str, Any]]]:
     return out
 
 
-def write_floor(source: Any, target: Any, *, together: bool = True) -> tuple[float, int]:
+def write_floor(source: Any, target: Any, *, before: bool = False) -> tuple[float, int]:
     """Write the stored rows of ``source`` into the fresh store ``target``; time the writes.
 
     Parameters
@@ -77,9 +77,12 @@ def write_floor(source: Any, target: Any, *, together: bool = True) -> tuple[flo
         ``target``).
     target
         A fresh store of the same schema.
-    together
-        Index the new points as the ingest does (:func:`crossbeat.store.spatial.indexed_together`);
-        False: by the per-row trigger (SQLite).
+    before
+        Write as the store did before issue #9's session 5: the R*Tree kept by its
+        per-row trigger (SQLite), the secondary indexes in place during the load, text
+        ``COPY`` (PostgreSQL). Otherwise as the ingest writes a first load now: points
+        indexed together (:func:`crossbeat.store.spatial.indexed_together`), secondary
+        indexes built after the load (timed), binary ``COPY``.
 
     Returns
     -------
@@ -89,8 +92,13 @@ def write_floor(source: Any, target: Any, *, together: bool = True) -> tuple[flo
     from contextlib import nullcontext
 
     from crossbeat.store.schema import incidents
-    from crossbeat.store.spatial import indexed_together
+    from crossbeat.store.spatial import drop_secondary, ensure_secondary, indexed_together
 
+    if before and target.dialect == "postgresql":
+        target.binary_copy = False
+    if not before:
+        with target.begin() as conn:
+            drop_secondary(conn)
     seconds, count = 0.0, 0
     for chunk in _chunks(source):
         tables = {incidents: chunk, **_dependants(source, [r["id"] for r in chunk])}
@@ -99,11 +107,16 @@ def write_floor(source: Any, target: Any, *, together: bool = True) -> tuple[flo
             for table, rows in tables.items():
                 for i in range(0, len(rows), PART):
                     part = rows[i : i + PART]
-                    ids = [r["id"] for r in part] if table is incidents and together else []
+                    ids = [r["id"] for r in part] if table is incidents and not before else []
                     with indexed_together(conn, ids) if ids else nullcontext():
                         target.bulk_insert(conn, table, part)
         seconds += time.perf_counter() - t0
         count += len(chunk)
+    if not before:
+        t0 = time.perf_counter()
+        with target.begin() as conn:
+            ensure_secondary(conn)
+        seconds += time.perf_counter() - t0
     return seconds, count
 
 

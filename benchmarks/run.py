@@ -257,11 +257,13 @@ def crossbeat_ingest(
     profile_path: Path,
     columnar: bool = True,
     floor_url: str | None = None,
+    before_url: str | None = None,
 ) -> tuple[float, float, float | None]:
     """Ingest with the full pipeline into a fresh store, then again; return both seconds.
 
     With ``floor_url`` (another fresh store), also the seconds of writing the stored
-    rows into it (:func:`ingest_compare.write_floor`, the schema's write floor).
+    rows into it (:func:`ingest_compare.write_floor`, the schema's write floor); with
+    ``before_url`` too, the floor as the store wrote before (appended to FLOOR_BEFORE).
     """
     from crossbeat.ingest.pipeline import ingest_files
     from crossbeat.store.base import close_all
@@ -283,8 +285,15 @@ def crossbeat_ingest(
         floor, written = write_floor(store, target)
         if written != summary.rows:
             raise SystemExit(f"write floor wrote {written} of {summary.rows} incidents")
+        if before_url is not None:
+            target, _ = _bench_store(before_url, profile_path)
+            FLOOR_BEFORE.append(write_floor(store, target, before=True)[0])
     close_all()
     return elapsed, again_elapsed, floor
+
+
+#: Seconds of the write floor as the store wrote before this session (``--floor-before``).
+FLOOR_BEFORE: list[float] = []
 
 
 def stage_rates(csv_path: Path, profile_path: Path, rows: int) -> tuple[float, float, float]:
@@ -439,6 +448,11 @@ def main() -> None:
         help="skip the schema write floor (the stored rows written into a fresh store)",
     )
     ap.add_argument(
+        "--floor-before",
+        action="store_true",
+        help="also the write floor as the store wrote before (trigger, indexes, text COPY)",
+    )
+    ap.add_argument(
         "--no-alternatives",
         dest="alternatives",
         action="store_false",
@@ -467,6 +481,7 @@ def main() -> None:
             results["stage"] = {"per_row": per_row, "columnar": columnar, "share": share}
         for backend in args.backends.split(","):
             raw_t, cb_t, re_t, row_t, floor_t = [], [], [], [], []
+            FLOOR_BEFORE.clear()
             pg = PgDatabases(PG_ADMIN) if backend == "postgres" else None
             try:
                 for i in range(args.repeat):
@@ -488,8 +503,9 @@ def main() -> None:
                     else:
                         raw_t.append(raw_postgres(csv_path, pg.new()))
                         floor_url = pg.new() if args.floor else None
+                        before_url = pg.new() if args.floor_before else None
                         first, again, floor = crossbeat_ingest(
-                            csv_path, pg.new(), profile_path, True, floor_url
+                            csv_path, pg.new(), profile_path, True, floor_url, before_url
                         )
                         if args.per_row:
                             row_t.append(
@@ -530,6 +546,15 @@ def main() -> None:
                     f"(runs {[round(t, 1) for t in floor_t]} s)   load average {os.getloadavg()}"
                 )
                 entry["floor_rows_per_s"] = floor_rate
+            if FLOOR_BEFORE:
+                before_rate = args.rows / statistics.median(FLOOR_BEFORE)
+                print(
+                    f"{backend:<9} write floor as written before (R*Tree trigger, indexes "
+                    f"during the load, text COPY): {before_rate:>9,.0f} rows/s   "
+                    f"now x{floor_rate / before_rate:.2f}   "
+                    f"(runs {[round(t, 1) for t in FLOOR_BEFORE]} s)"
+                )
+                entry["floor_before_rows_per_s"] = before_rate
             if row_t:
                 row_rate = args.rows / statistics.median(row_t)
                 print(

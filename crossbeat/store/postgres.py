@@ -28,6 +28,10 @@ class PostgresStore(Store):
 
     dialect = "postgresql"
 
+    #: ``COPY`` in binary format with the columns' stored types (:meth:`bulk_insert`);
+    #: False copies in text format (the benchmark's before, docs/benchmarks.md).
+    binary_copy = True
+
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
         """Create the engine for a ``postgresql+psycopg://`` URL and check it connects."""
@@ -63,7 +67,7 @@ class PostgresStore(Store):
         plan = insert_plan(conn.dialect, table, tuple(rows[0]))
         raw = conn.connection.driver_connection
         assert raw is not None
-        types = copy_types(conn, table, plan.columns)
+        types = copy_types(conn, table, plan.columns) if self.binary_copy else None
         binary = " (FORMAT BINARY)" if types is not None else ""
         with (
             raw.cursor() as cur,
