@@ -85,10 +85,10 @@ def copy_types(conn: Connection, table: Table, columns: Sequence[str]) -> list[i
 
     Read from the catalog (not from the SQLAlchemy table, which a migration may have
     made differently): binary ``COPY`` needs each value in its column's exact type.
-    None when psycopg has no binary dumper for one of them (a PostGIS geometry); the
-    caller then copies in text format.
+    None when psycopg does not know one of them (a PostGIS geometry) or a column is
+    not in the database; the caller then copies in text format.
     """
-    found = dict(
+    found: dict[str, int] = dict(
         conn.execute(
             text(
                 "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) "
@@ -99,7 +99,7 @@ def copy_types(conn: Connection, table: Table, columns: Sequence[str]) -> list[i
     )
     raw = conn.connection.driver_connection
     assert raw is not None
-    oids = [int(found[table.c[c].name]) for c in columns]
-    if not all(raw.adapters.types.get(oid) for oid in oids):
+    oids = [found.get(table.c[c].name) for c in columns]
+    if not all(oid is not None and raw.adapters.types.get(oid) for oid in oids):
         return None
-    return oids
+    return [int(oid) for oid in oids if oid is not None]

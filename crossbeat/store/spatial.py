@@ -281,7 +281,7 @@ def drop_secondary(conn: Connection) -> list[str]:
     dropped: list[str] = []
     for ix in deferrable():
         if ix.name not in gone:
-            conn.execute(text(f"DROP INDEX {conn.dialect.identifier_preparer.quote(ix.name)}"))
+            conn.execute(text(f"DROP INDEX {conn.dialect.identifier_preparer.quote(str(ix.name))}"))
             dropped.append(str(ix.name))
     return dropped
 
