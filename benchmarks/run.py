@@ -488,12 +488,16 @@ def main() -> None:
                     if pg is None:
                         raw_t.append(raw_sqlite(csv_path, work / f"raw{i}.db"))
                         floor_url = f"sqlite:///{work / f'floor{i}.db'}" if args.floor else None
+                        before_url = (
+                            f"sqlite:///{work / f'before{i}.db'}" if args.floor_before else None
+                        )
                         first, again, floor = crossbeat_ingest(
                             csv_path,
                             f"sqlite:///{work / f'cb{i}.db'}",
                             profile_path,
                             True,
                             floor_url,
+                            before_url,
                         )
                         if args.per_row:
                             url = f"sqlite:///{work / f'pr{i}.db'}"
