@@ -50,6 +50,10 @@ import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from ingest_compare import geopandas_load, ogr2ogr, ogr2ogr_available, write_floor  # noqa: E402
+
 PG_ADMIN = os.environ.get(
     "CROSSBEAT_BENCH_POSTGRES_URL",
     os.environ.get("CROSSBEAT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -248,9 +252,19 @@ def _bench_store(url: str, profile_path: Path) -> tuple[object, object]:
 
 
 def crossbeat_ingest(
-    csv_path: Path, url: str, profile_path: Path, columnar: bool = True
-) -> tuple[float, float]:
-    """Ingest with the full pipeline into a fresh store, then again; return both seconds."""
+    csv_path: Path,
+    url: str,
+    profile_path: Path,
+    columnar: bool = True,
+    floor_url: str | None = None,
+    before_url: str | None = None,
+) -> tuple[float, float, float | None]:
+    """Ingest with the full pipeline into a fresh store, then again; return both seconds.
+
+    With ``floor_url`` (another fresh store), also the seconds of writing the stored
+    rows into it (:func:`ingest_compare.write_floor`, the schema's write floor); with
+    ``before_url`` too, the floor as the store wrote before (appended to FLOOR_BEFORE).
+    """
     from crossbeat.ingest.pipeline import ingest_files
     from crossbeat.store.base import close_all
 
@@ -263,10 +277,23 @@ def crossbeat_ingest(
     t0 = time.perf_counter()
     again = ingest_files(store, "benchpd", profile, [csv_path])
     again_elapsed = time.perf_counter() - t0
-    close_all()
     if again.unchanged != again.rows:
         raise SystemExit(f"re-ingest did not find every row unchanged: {again.as_dict()}")
-    return elapsed, again_elapsed
+    floor = None
+    if floor_url is not None:
+        target, _ = _bench_store(floor_url, profile_path)
+        floor, written = write_floor(store, target)
+        if written != summary.rows:
+            raise SystemExit(f"write floor wrote {written} of {summary.rows} incidents")
+        if before_url is not None:
+            target, _ = _bench_store(before_url, profile_path)
+            FLOOR_BEFORE.append(write_floor(store, target, before=True)[0])
+    close_all()
+    return elapsed, again_elapsed, floor
+
+
+#: Seconds of the write floor as the store wrote before this session (``--floor-before``).
+FLOOR_BEFORE: list[float] = []
 
 
 def stage_rates(csv_path: Path, profile_path: Path, rows: int) -> tuple[float, float, float]:
@@ -316,11 +343,17 @@ class PgDatabases:
         self.con = psycopg.connect(self.admin, autocommit=True)
         self.names: list[str] = []
 
-    def new(self) -> str:
+    def new(self, postgis: bool = False) -> str:
+        """Create a database and return its URL (``postgis``: with the extension)."""
+        import psycopg
+
         name = f"cb_bench_{uuid.uuid4().hex[:10]}"
         self.con.execute(f'CREATE DATABASE "{name}"')
         self.names.append(name)
         base, _, _ = self.admin.rpartition("/")
+        if postgis:
+            with psycopg.connect(f"{base}/{name}", autocommit=True) as con:
+                con.execute("CREATE EXTENSION IF NOT EXISTS postgis")
         return f"{base}/{name}"
 
     def close(self) -> None:
@@ -359,6 +392,38 @@ def peak_memory(rows: int, work: Path, profile_path: Path) -> tuple[float, float
     return int(main_kib) / 1024, int(worker_kib) / 1024
 
 
+def alternatives(backend: str, csv_path: Path, work: Path, rows: int) -> dict[str, float]:
+    """Load the CSV with ogr2ogr and GeoPandas: into PostGIS, or into a GeoPackage for SQLite.
+
+    Prints and returns rows/s of each (ogr2ogr is skipped when GDAL is not installed).
+    """
+    out: dict[str, float] = {}
+    tools = [("geopandas", geopandas_load)]
+    if ogr2ogr_available():
+        tools.insert(0, ("ogr2ogr", ogr2ogr))
+    else:
+        print(f"{backend:<9} ogr2ogr: not installed (apt-get install gdal-bin), skipped")
+    pg = PgDatabases(PG_ADMIN) if backend == "postgres" else None
+    try:
+        for name, load in tools:
+            if pg is not None:
+                target, where = pg.new(postgis=True), "PostGIS"
+            else:
+                target, where = str(work / f"{name}.gpkg"), "GeoPackage"
+            rate = rows / load(csv_path, target)
+            out[f"{name}_rows_per_s"] = rate
+            print(
+                f"{backend:<9} {name} into {where}: {rate:>9,.0f} rows/s   "
+                f"load average {os.getloadavg()}"
+            )
+            if pg is None:
+                Path(target).unlink()
+    finally:
+        if pg is not None:
+            pg.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -375,6 +440,23 @@ def main() -> None:
         "--per-row",
         action="store_true",
         help="also ingest end to end with the per-row normaliser (columnar=False)",
+    )
+    ap.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the schema write floor (the stored rows written into a fresh store)",
+    )
+    ap.add_argument(
+        "--floor-before",
+        action="store_true",
+        help="also the write floor as the store wrote before (trigger, indexes, text COPY)",
+    )
+    ap.add_argument(
+        "--no-alternatives",
+        dest="alternatives",
+        action="store_false",
+        help="skip ogr2ogr and GeoPandas loading the same CSV",
     )
     args = ap.parse_args()
 
@@ -398,17 +480,25 @@ def main() -> None:
             )
             results["stage"] = {"per_row": per_row, "columnar": columnar, "share": share}
         for backend in args.backends.split(","):
-            raw_t, cb_t, re_t, row_t = [], [], [], []
+            raw_t, cb_t, re_t, row_t, floor_t = [], [], [], [], []
+            FLOOR_BEFORE.clear()
             pg = PgDatabases(PG_ADMIN) if backend == "postgres" else None
             try:
                 for i in range(args.repeat):
                     if pg is None:
                         raw_t.append(raw_sqlite(csv_path, work / f"raw{i}.db"))
-                        first, again = crossbeat_ingest(
-                            csv_path, f"sqlite:///{work / f'cb{i}.db'}", profile_path
+                        floor_url = f"sqlite:///{work / f'floor{i}.db'}" if args.floor else None
+                        before_url = (
+                            f"sqlite:///{work / f'before{i}.db'}" if args.floor_before else None
                         )
-                        cb_t.append(first)
-                        re_t.append(again)
+                        first, again, floor = crossbeat_ingest(
+                            csv_path,
+                            f"sqlite:///{work / f'cb{i}.db'}",
+                            profile_path,
+                            True,
+                            floor_url,
+                            before_url,
+                        )
                         if args.per_row:
                             url = f"sqlite:///{work / f'pr{i}.db'}"
                             row_t.append(crossbeat_ingest(csv_path, url, profile_path, False)[0])
@@ -416,13 +506,19 @@ def main() -> None:
                             p.unlink()
                     else:
                         raw_t.append(raw_postgres(csv_path, pg.new()))
-                        first, again = crossbeat_ingest(csv_path, pg.new(), profile_path)
-                        cb_t.append(first)
-                        re_t.append(again)
+                        floor_url = pg.new() if args.floor else None
+                        before_url = pg.new() if args.floor_before else None
+                        first, again, floor = crossbeat_ingest(
+                            csv_path, pg.new(), profile_path, True, floor_url, before_url
+                        )
                         if args.per_row:
                             row_t.append(
                                 crossbeat_ingest(csv_path, pg.new(), profile_path, False)[0]
                             )
+                    cb_t.append(first)
+                    re_t.append(again)
+                    if floor is not None:
+                        floor_t.append(floor)
             finally:
                 if pg is not None:
                     pg.close()
@@ -440,6 +536,29 @@ def main() -> None:
                 f"{backend:<9} re-ingest of the unchanged file: {re_rate:>9,.0f} rows/s   "
                 f"(runs {[round(t, 1) for t in re_t]} s)   load average {os.getloadavg()}"
             )
+            entry: dict[str, float] = {
+                "raw_rows_per_s": raw_rate,
+                "ingest_rows_per_s": cb_rate,
+                "reingest_rows_per_s": re_rate,
+                "ratio": cb_rate / raw_rate,
+            }
+            if floor_t:
+                floor_rate = args.rows / statistics.median(floor_t)
+                print(
+                    f"{backend:<9} schema write floor (the stored rows into a fresh store): "
+                    f"{floor_rate:>9,.0f} rows/s   end to end {cb_rate / floor_rate:6.1%} of it   "
+                    f"(runs {[round(t, 1) for t in floor_t]} s)   load average {os.getloadavg()}"
+                )
+                entry["floor_rows_per_s"] = floor_rate
+            if FLOOR_BEFORE:
+                before_rate = args.rows / statistics.median(FLOOR_BEFORE)
+                print(
+                    f"{backend:<9} write floor as written before (R*Tree trigger, indexes "
+                    f"during the load, text COPY): {before_rate:>9,.0f} rows/s   "
+                    f"now x{floor_rate / before_rate:.2f}   "
+                    f"(runs {[round(t, 1) for t in FLOOR_BEFORE]} s)"
+                )
+                entry["floor_before_rows_per_s"] = before_rate
             if row_t:
                 row_rate = args.rows / statistics.median(row_t)
                 print(
@@ -447,12 +566,9 @@ def main() -> None:
                     f"columnar x{cb_rate / row_rate:.2f}   (runs {[round(t, 1) for t in row_t]} s)"
                 )
                 results[f"{backend}_per_row_rows_per_s"] = row_rate
-            results[backend] = {
-                "raw_rows_per_s": raw_rate,
-                "ingest_rows_per_s": cb_rate,
-                "reingest_rows_per_s": re_rate,
-                "ratio": cb_rate / raw_rate,
-            }
+            if args.alternatives:
+                entry.update(alternatives(backend, csv_path, work, args.rows))
+            results[backend] = entry
         mem: dict[str, dict[str, float]] = {}
         for n in (int(x) for x in args.memory_rows.split(",") if x):
             main_mib, worker_mib = peak_memory(n, work, profile_path)

@@ -288,3 +288,28 @@ def test_one_of_matches_exactly_the_given_values(store, count):
             select(incidents.c.source_id).where(store.one_of(incidents.c.id, wanted))
         ).scalars()
         assert sorted(got) == sorted(r["source_id"] for r in stored[: min(count, 25)])
+
+
+def test_postgres_bulk_insert_copies_binary_with_the_stored_types(pg_url, kek):
+    """The incident tables are copied in binary format, typed from the catalog (issue #9).
+
+    The other tests here check that the values stored are those of an ordinary insert;
+    this one that they got there by the binary path, with the types the database holds.
+    """
+    from crossbeat.store import open_store
+    from crossbeat.store.postgres import copy_types
+
+    store = open_store(pg_url, kek=kek)
+    with store.connect() as conn:
+        for table in (incidents, incident_offences, incident_personal):
+            columns = [c.name for c in table.c]
+            stored = dict(
+                conn.execute(
+                    text(
+                        "SELECT attname, atttypid FROM pg_attribute WHERE attnum > 0 "
+                        "AND attrelid = CAST(:t AS regclass)"
+                    ),
+                    {"t": table.name},
+                ).all()
+            )
+            assert copy_types(conn, table, columns) == [stored[c] for c in columns]

@@ -25,10 +25,18 @@ from crossbeat.ingest.pipeline import ingest_files
 from crossbeat.ingest.profile import parse_profile
 from crossbeat.ingest.writes import withdraw_records
 from crossbeat.model import Agency
+from crossbeat.model import incident_id as make_id
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import aggregate, read_incidents
 from crossbeat.store.schema import incidents
-from crossbeat.store.spatial import RTREE, create_spatial_index, drop_spatial_index, rebuild_rtree
+from crossbeat.store.spatial import (
+    RTREE,
+    SET_INDEX_MIN_ROWS,
+    create_spatial_index,
+    drop_spatial_index,
+    indexed_together,
+    rebuild_rtree,
+)
 from tests.sharing_support import NOW, setup_agencies
 
 OWNER = Viewer.user("u-a", "citya", ["analyst"])
@@ -167,3 +175,38 @@ def test_local_months_follow_the_records_and_the_time_zone(feed: Any) -> None:
     # citya moves to UTC: the next read derives every local time again before it counts.
     register_agency(feed, Agency(id="citya", name="Citya", timezone="UTC"))
     assert _months(feed, "sql") == _months(feed, "reference") == {("2026-02",): 10, ("2026-04",): 1}
+
+
+def _trigger_present(store: Any) -> bool:
+    with store.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            return True
+        q = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'incidents_rtree_insert'"
+        return conn.execute(text(q)).first() is not None
+
+
+def test_a_large_insert_indexes_its_points_together(feed: Any) -> None:
+    """The ingest's parts index their points in one statement, not by trigger (issue #9).
+
+    The index holds exactly the live rows afterwards, the insert trigger is back for
+    every other writer, and a transaction that fails inside the block leaves both the
+    index and the trigger as they were.
+    """
+    many = SET_INDEX_MIN_ROWS + 40
+    rows = [_row(i, -122.69 + (i % 50) * 0.002) for i in range(100, 100 + many)]
+    _ingest(feed, feed.folder, rows, "many.csv")
+    assert _index_matches_live_rows(feed) == 10 + many
+    assert _trigger_present(feed)
+    # A new version moving one of them, inside a large file, moves its entry.
+    moved = [_row(100, -122.60), *rows[1:]]
+    _ingest(feed, feed.folder, moved, "many-again.csv")
+    assert _index_matches_live_rows(feed) == 10 + many
+    assert make_id("citya", "R100") in _viewport(feed, (-122.601, 45.52, -122.599, 45.54))
+    # Killed inside the block: rolled back whole, the trigger included.
+    with pytest.raises(RuntimeError), feed.begin() as conn:
+        with indexed_together(conn, [f"x{i}" for i in range(SET_INDEX_MIN_ROWS)]):
+            raise RuntimeError("killed")
+    assert _trigger_present(feed)
+    # A small write (a field report's) is still indexed by the trigger.
+    _ingest(feed, feed.folder, [_row(999, -122.66)], "one.csv")
+    assert _index_matches_live_rows(feed) == 11 + many

@@ -41,6 +41,7 @@ from crossbeat.store.schema import (
     ingest_batches,
     quarantine,
 )
+from crossbeat.store.spatial import indexed_together
 from crossbeat.vault.fingerprint import Fingerprinter, fingerprinter
 from crossbeat.vault.quarantine import seal_quarantined
 
@@ -420,7 +421,8 @@ def _apply(
             .values({c: bindparam(f"b_{c}") for c in cols})
         )
         conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in upd_rows])
-    store.bulk_insert(conn, incidents, new_rows)
+    with indexed_together(conn, [r["id"] for r in new_rows]):
+        store.bulk_insert(conn, incidents, new_rows)
     stored = [i for i, _ in plan.inserts] + [i for i, _, _ in plan.updates]
     if stored:
         offs = [r for inc in stored for r in offence_rows(inc)]

@@ -1,5 +1,7 @@
 """The spatial index of live incidents, and SQL that asks it for a box (issue #8).
 
+Also the secondary indexes a large first load builds after the load (issue #9).
+
 * **SQLite**: an R*Tree, ``incidents_rtree(id, min_lat, max_lat, min_lon, max_lon,
   +incident_id)``, holding one entry per *live* incident (``withdrawn_at IS NULL``) with
   a point; ``id`` is the incident's ``rowid`` (for maintenance), ``incident_id`` its
@@ -7,7 +9,9 @@
   read miss a row; :func:`rebuild_rtree` then puts the index right). It is maintained
   **by triggers** on ``incidents`` (:data:`SQLITE_TRIGGERS`): every write path — the
   ingest's inserts and upserts, new versions, field reports, withdrawals, agency removal
-  — keeps it in step without calling anything.
+  — keeps it in step without calling anything. A large insert (the ingest's parts)
+  instead indexes its rows in one statement (:func:`indexed_together`): the per-row
+  trigger cost as much as the rest of the insert (issue #9).
 * **PostgreSQL**: the partial GiST index ``ix_incidents_live_geom`` on the generated
   PostGIS ``geom`` of live rows.
 
@@ -18,12 +22,18 @@ so it never drops a point of the box), the exact comparison on the stored point 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Index,
     and_,
+    bindparam,
     column,
     func,
+    inspect,
     literal_column,
     select,
     table,
@@ -31,7 +41,12 @@ from sqlalchemy import (
     update,
 )
 
-from crossbeat.store.schema import incidents
+from crossbeat.store.schema import (
+    incident_areas,
+    incident_jurisdictions,
+    incident_offences,
+    incidents,
+)
 
 #: The R*Tree (SQLite).
 RTREE = "incidents_rtree"
@@ -92,6 +107,61 @@ def drop_spatial_index(conn: Connection) -> None:
     for name in SQLITE_TRIGGERS:
         conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
     conn.execute(text(f"DROP TABLE IF EXISTS {RTREE}"))
+
+
+#: Rows from which an insert indexes its points in one statement rather than by trigger.
+SET_INDEX_MIN_ROWS = 100
+
+#: Ids per ``IN`` list when indexing a set of rows (below SQLite's variable limit).
+_IDS_PER_STATEMENT = 5_000
+
+
+@contextmanager
+def indexed_together(conn: Connection, ids: Sequence[str]) -> Iterator[None]:
+    """Index the points of the incidents ``ids``, inserted inside the block, in one go.
+
+    On SQLite the R*Tree is kept by triggers, one trigger program per inserted row,
+    which cost as much as the rest of a wide row's insert (issue #9, docs/benchmarks.md).
+    For ``SET_INDEX_MIN_ROWS`` rows or more, the insert trigger is dropped for the block
+    and the new rows are indexed afterwards by one ``INSERT ... SELECT``; the trigger is
+    then created again. SQLite's DDL is transactional and a writer holds the database's
+    only write lock, so no other writer can insert while the trigger is missing, a
+    reader never sees it missing, and a rolled-back or killed transaction leaves the
+    schema as it was. Updates and deletes inside the block are still kept by their
+    triggers. On PostgreSQL (a GiST index) and for small inserts, nothing changes.
+
+    Parameters
+    ----------
+    conn
+        The open write transaction.
+    ids
+        The ids of the incidents the block inserts.
+    """
+    if conn.dialect.name != "sqlite" or len(ids) < SET_INDEX_MIN_ROWS:
+        yield
+        return
+    name = "incidents_rtree_insert"
+    present = conn.execute(
+        text("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = :n"), {"n": name}
+    ).first()
+    if present is None:  # no spatial index (dropped): nothing to keep
+        yield
+        return
+    conn.execute(text(f"DROP TRIGGER {name}"))
+    try:
+        yield
+        rows = list(ids)
+        for i in range(0, len(rows), _IDS_PER_STATEMENT):
+            conn.execute(
+                text(
+                    f"INSERT OR REPLACE INTO {RTREE} SELECT {_ENTRY.format(r='incidents')} "
+                    f"FROM incidents WHERE incidents.id IN :ids "
+                    f"AND {_LIVE_POINT.format(r='incidents')}"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {"ids": rows[i : i + _IDS_PER_STATEMENT]},
+            )
+    finally:
+        conn.execute(text(SQLITE_TRIGGERS[name]))
 
 
 def rebuild_rtree(conn: Connection) -> int:
@@ -165,11 +235,83 @@ _RTREE_TABLE = table(
 )
 
 
+# -- secondary indexes built after a large first load (issue #9) ---------------------
+#
+# A new record lands all over the randomly keyed secondary indexes (times, cells, codes),
+# so loading years of records into an empty store with them in place costs far more than
+# building them once at the end (docs/benchmarks.md, issue #9). The ingest drops them
+# before such a load (drop_secondary) and builds them again when it ends, however it
+# ends (ensure_secondary); a run killed in between leaves them missing, and the next
+# ingest builds them before it writes anything. Only plain secondary indexes are
+# deferred: the primary keys and unique constraints that make the upsert idempotent
+# stay, and so does every index a read names (KEPT). Without the others, reads are
+# slower, never different.
+
+#: Indexes a read names (``INDEXED BY`` in :mod:`crossbeat.sharing.arrays`): never dropped.
+KEPT = frozenset({"ix_incidents_live_arrays"})
+
+_TABLES = (incidents, incident_offences, incident_jurisdictions, incident_areas)
+
+
+def has_incidents(conn: Connection) -> bool:
+    """Return whether any incident is stored (a first load finds none)."""
+    return conn.execute(select(incidents.c.id).limit(1)).first() is not None
+
+
+def deferrable() -> list[Index]:
+    """Return the secondary indexes a first load may build afterwards, in a fixed order."""
+    found = [
+        ix for table in _TABLES for ix in table.indexes if not ix.unique and ix.name not in KEPT
+    ]
+    return sorted(found, key=lambda ix: str(ix.name))
+
+
+def missing_secondary(conn: Connection) -> list[Index]:
+    """Return the deferrable indexes that do not exist in the database."""
+    inspector = inspect(conn)
+    present = {
+        ix["name"] for table in _TABLES for ix in inspector.get_indexes(table.name) if ix["name"]
+    }
+    return [ix for ix in deferrable() if ix.name not in present]
+
+
+def drop_secondary(conn: Connection) -> list[str]:
+    """Drop the deferrable indexes that exist; return their names."""
+    gone = {ix.name for ix in missing_secondary(conn)}
+    dropped: list[str] = []
+    for ix in deferrable():
+        if ix.name not in gone:
+            conn.execute(text(f"DROP INDEX {conn.dialect.identifier_preparer.quote(str(ix.name))}"))
+            dropped.append(str(ix.name))
+    return dropped
+
+
+def ensure_secondary(conn: Connection) -> list[str]:
+    """Build the deferrable indexes that are missing; return their names.
+
+    After building any, SQLite's planner statistics are refreshed
+    (:func:`refresh_statistics`).
+    """
+    built = missing_secondary(conn)
+    for ix in built:
+        ix.create(conn)
+    if built:
+        refresh_statistics(conn)
+    return [str(ix.name) for ix in built]
+
+
 __all__ = [
+    "KEPT",
     "RTREE",
+    "deferrable",
+    "drop_secondary",
+    "ensure_secondary",
+    "has_incidents",
+    "missing_secondary",
     "create_spatial_index",
     "drop_spatial_index",
     "in_box_sql",
+    "indexed_together",
     "rebuild_rtree",
     "rederive_local_times",
     "refresh_statistics",
