@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -141,10 +142,7 @@ def count_by_rule(
         if within is not None:
             where = and_(where, within)
         dims = list(p.request.group_by)
-        # H3 cells are grouped by the bare column (so that an index on it serves the
-        # GROUP BY) and a missing cell becomes "none" here.
-        keys = [incidents.c[d] if d.startswith("h3_") else _dim_sql(conn, d, rule) for d in dims]
-        kinds = ["cell" if d.startswith("h3_") else "" for d in dims]
+        keys, kinds = _group_keys(conn, dims, rule)
         base = part_mode(rule) == BASE
         if base:
             keys += _base_sql(conn, rule)
@@ -183,9 +181,39 @@ def count_by_rule(
     return out
 
 
+def _group_keys(
+    conn: Connection, dims: Sequence[str], rule: Rule
+) -> tuple[list[ColumnElement[Any]], list[str]]:
+    """Return the SQL group keys of ``dims`` and how :func:`_text` turns each into text.
+
+    H3 cells are grouped by the bare column (so that an index on it serves the
+    ``GROUP BY``) and a missing cell becomes "none" in Python. On SQLite, local months,
+    days and hours are grouped by the bare ``occurred_local`` and cut to the period in
+    Python: grouped on ``substr(...)``, SQLite's planner took a covering cell index
+    without that column and read every counted row from the table (a daily series of
+    500,000 rows: 1.9 s of CPU against 0.1 s on ``ix_incidents_live_agency_local``).
+    """
+    keys: list[ColumnElement[Any]] = []
+    kinds: list[str] = []
+    sqlite = conn.dialect.name == "sqlite"
+    for d in dims:
+        if d.startswith("h3_"):
+            keys.append(incidents.c[d])
+            kinds.append("cell")
+        elif sqlite and d in _LOCAL_PREFIX and _owner_zone(conn, rule.owner) == rule.timezone:
+            keys.append(incidents.c.occurred_local)
+            kinds.append(f"local:{_LOCAL_PREFIX[d]}")
+        else:
+            keys.append(_dim_sql(conn, d, rule))
+            kinds.append("")
+    return keys, kinds
+
+
 def _text(value: object, kind: str) -> str:
     if kind == "cell":
         return str(value or "none")
+    if kind.startswith("local:"):  # as coalesce(substr(occurred_local, 1, n), 'unknown')
+        return "unknown" if value is None else str(value)[: int(kind[6:])]
     return str(value)
 
 
