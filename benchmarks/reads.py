@@ -498,7 +498,15 @@ def set_indexes(store: Store, present: bool) -> None:
                 )
             else:
                 conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
-        conn.execute(text("ANALYZE"))
+        if store.engine.dialect.name != "postgresql":
+            conn.execute(text("ANALYZE"))
+    if store.engine.dialect.name == "postgresql":
+        # VACUUM as well: the flags' derivation rewrote every row, and until the
+        # visibility map is set again PostgreSQL cannot read the covering partial
+        # indexes alone (index-only scans) and scans the table instead, for the bare
+        # queries too (autovacuum would do it, later).
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM (ANALYZE) incidents"))
 
 
 #: The table a kept population is described in (rows, seed, schema revision).

@@ -154,17 +154,17 @@ def count_by_rule(
         rc = RuleCounts(rule)
         rows = conn.execute(q).all()
         counts, by_base, width = rc.counts, rc.base, len(dims)
-        fast = None
+        by_cell: dict[tuple[str, ...], int] | None = None
         if not base and kinds == ["cell"]:
             # The common count by cell (thousands of cells city-wide) in one pass, without
             # the general loop's calls per value. The cells are distinct (GROUP BY), but a
             # NULL and an empty cell both become "none": then the general loop adds them.
-            pairs = [((str(v or "none"),), int(n)) for v, n in rows if n]
-            fast = dict(pairs)
-            if len(fast) != len(pairs):
-                fast = None
-        if fast is not None:
-            counts.update(fast)
+            pairs = [((str(row[0] or "none"),), int(row[1])) for row in rows if row[1]]
+            by_cell = dict(pairs)
+            if len(by_cell) != len(pairs):
+                by_cell = None
+        if by_cell is not None:
+            counts.update(by_cell)
         else:
             for row in rows:
                 n = int(row[-1])
