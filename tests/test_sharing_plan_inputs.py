@@ -22,7 +22,7 @@ from crossbeat.sharing.agreements import create_agreement, revoke_agreement
 from crossbeat.sharing.groups import create_group, set_members
 from crossbeat.sharing.overrides import tighten_public_policy
 from crossbeat.sharing.plan_inputs import load_inputs, plan_inputs
-from crossbeat.sharing.policy import ReadRequest, Viewer
+from crossbeat.sharing.policy import Viewer
 from crossbeat.sharing.reads import aggregate, read_incidents
 from crossbeat.sharing.tables import sharing_agreement_approvals, sharing_agreements
 from tests.sharing_support import ADMINS, NOW, Inc, add_admins, insert_incidents, setup_agencies
