@@ -28,7 +28,7 @@ from crossbeat.sharing.tables import (
     sharing_group_members,
     sharing_groups,
 )
-from crossbeat.store import Store
+from crossbeat.store import Store, generation
 from crossbeat.store.schema import (
     incident_jurisdictions,
     incident_offences,
@@ -249,6 +249,9 @@ def clear(store: Store) -> None:
             public_policy_overrides,
         ):
             conn.execute(delete(table))
+        # Not an audited change (a test's reset), so bump the data generation as every
+        # audited change does: reads keep their plan inputs per generation.
+        generation.bump(conn)
 
 
 def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:

@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -141,10 +142,7 @@ def count_by_rule(
         if within is not None:
             where = and_(where, within)
         dims = list(p.request.group_by)
-        # H3 cells are grouped by the bare column (so that an index on it serves the
-        # GROUP BY) and a missing cell becomes "none" here.
-        keys = [incidents.c[d] if d.startswith("h3_") else _dim_sql(conn, d, rule) for d in dims]
-        kinds = ["cell" if d.startswith("h3_") else "" for d in dims]
+        keys, kinds = _group_keys(conn, dims, rule)
         base = part_mode(rule) == BASE
         if base:
             keys += _base_sql(conn, rule)
@@ -154,23 +152,68 @@ def count_by_rule(
         if keys:
             q = q.group_by(*(literal_column(str(i + 1)) for i in range(len(keys))))
         rc = RuleCounts(rule)
-        for row in conn.execute(q):
-            n = int(row[-1])
-            if not n:
-                continue
-            values = tuple(_text(v, kinds[i]) for i, v in enumerate(row[:-1]))
-            key = values[: len(dims)]
-            rc.counts[key] += n
-            if base:
-                rc.base[(values[len(dims) :], key)] += n
+        rows = conn.execute(q).all()
+        counts, by_base, width = rc.counts, rc.base, len(dims)
+        by_cell: dict[tuple[str, ...], int] | None = None
+        if not base and kinds == ["cell"]:
+            # The common count by cell (thousands of cells city-wide) in one pass, without
+            # the general loop's calls per value. The cells are distinct (GROUP BY), but a
+            # NULL and an empty cell both become "none": then the general loop adds them.
+            pairs = [((str(row[0] or "none"),), int(row[1])) for row in rows if row[1]]
+            by_cell = dict(pairs)
+            if len(by_cell) != len(pairs):
+                by_cell = None
+        if by_cell is not None:
+            counts.update(by_cell)
+        else:
+            for row in rows:
+                n = int(row[-1])
+                if not n:
+                    continue
+                values = tuple(_text(v, kinds[i]) for i, v in enumerate(row[:-1]))
+                key = values[:width]
+                counts[key] = counts.get(key, 0) + n
+                if base:
+                    bkey = (values[width:], key)
+                    by_base[bkey] = by_base.get(bkey, 0) + n
         if rc.counts:
             out.append(rc)
     return out
 
 
+def _group_keys(
+    conn: Connection, dims: Sequence[str], rule: Rule
+) -> tuple[list[ColumnElement[Any]], list[str]]:
+    """Return the SQL group keys of ``dims`` and how :func:`_text` turns each into text.
+
+    H3 cells are grouped by the bare column (so that an index on it serves the
+    ``GROUP BY``) and a missing cell becomes "none" in Python. On SQLite, local months,
+    days and hours are grouped by the bare ``occurred_local`` and cut to the period in
+    Python: grouped on ``substr(...)``, SQLite's planner took a covering cell index
+    without that column and read every counted row from the table (a daily series of
+    500,000 rows: 1.9 s of CPU against 0.1 s on ``ix_incidents_live_agency_local``).
+    """
+    keys: list[ColumnElement[Any]] = []
+    kinds: list[str] = []
+    sqlite = conn.dialect.name == "sqlite"
+    for d in dims:
+        if d.startswith("h3_"):
+            keys.append(incidents.c[d])
+            kinds.append("cell")
+        elif sqlite and d in _LOCAL_PREFIX and _owner_zone(conn, rule.owner) == rule.timezone:
+            keys.append(incidents.c.occurred_local)
+            kinds.append(f"local:{_LOCAL_PREFIX[d]}")
+        else:
+            keys.append(_dim_sql(conn, d, rule))
+            kinds.append("")
+    return keys, kinds
+
+
 def _text(value: object, kind: str) -> str:
     if kind == "cell":
         return str(value or "none")
+    if kind.startswith("local:"):  # as coalesce(substr(occurred_local, 1, n), 'unknown')
+        return "unknown" if value is None else str(value)[: int(kind[6:])]
     return str(value)
 
 
@@ -269,9 +312,10 @@ class RuleConditions:
 def request_filters(p: ReadPlan, rule: Rule, *, bbox: bool = True) -> list[ColumnElement[bool]]:
     """Return SQL for the request's filters on the values ``rule`` publishes.
 
-    The bounding box is compared with the stored point, which is the published one only
-    at ``exact`` precision: with ``bbox=False`` it is left out, for the caller to
-    apply to the published points.
+    To be combined with the rule's own condition (:meth:`RuleConditions.covers`), which
+    holds the owner. The bounding box is compared with the stored point, which is the
+    published one only at ``exact`` precision: with ``bbox=False`` it is left out, for
+    the caller to apply to the published points.
     """
     req = p.request
     c = incidents.c
@@ -280,8 +324,11 @@ def request_filters(p: ReadPlan, rule: Rule, *, bbox: bool = True) -> list[Colum
         ids = sorted(req.ids)
         by_id = c.public_id.in_(ids)
         out.append(or_(by_id, c.id.in_(ids)) if rule.via == "own" else by_id)
-    if req.agencies is not None:
-        out.append(c.agency_id.in_(sorted(req.agencies)))
+    if req.agencies is not None and rule.owner not in req.agencies:
+        # An owner asked for needs no condition: the rule's own (``Rule.sql``, which every
+        # caller adds) already holds ``agency_id = owner``, and a repeated ``IN`` costs
+        # SQLite a test per counted row (a tenth of a city-wide count at 1 M rows).
+        out.append(false())
     if req.offences is not None:  # calls are chosen by ``calls``, not by offence
         out.append(or_(c.call_category.is_not(None), _matches_sql(req.offences, c)))
     if req.areas is not None:

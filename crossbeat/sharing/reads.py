@@ -29,14 +29,12 @@ from sqlalchemy import Connection, func, select
 from crossbeat.audit import Action, AuditEvent, Outcome, append_many, public_reads
 from crossbeat.clock import Clock
 from crossbeat.model import PersonalData
-from crossbeat.sharing.agreements import load_agreements
 from crossbeat.sharing.compiled import RuleCounts, count_by_rule, spatial_filter
 from crossbeat.sharing.flags import current_rules, flags_of, refresh
-from crossbeat.sharing.groups import groups_of
 from crossbeat.sharing.model import Agreement
 from crossbeat.sharing.noise import noisy_part, period_of, spend
-from crossbeat.sharing.overrides import public_policies
 from crossbeat.sharing.pages import compilable, page_records
+from crossbeat.sharing.plan_inputs import plan_inputs
 from crossbeat.sharing.policy import (
     Decision,
     PolicyContext,
@@ -54,7 +52,6 @@ from crossbeat.sharing.rules import Rule
 from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose, layer_key
 from crossbeat.store import Store
 from crossbeat.store.schema import (
-    agencies,
     area_layers,
     areas,
     incident_areas,
@@ -157,18 +154,21 @@ def prepare(
     groups: frozenset[str] | None = None,
     agreements: Sequence[Agreement] | None = None,
 ) -> ReadPlan:
-    """Load the stored agreements, memberships and policies and plan the read.
+    """Plan the read from the stored agreements, memberships, time zones and policies.
 
-    The viewer's groups are replaced by the stored membership of its agency (or by
-    ``groups``), and the stored agreements by ``agreements`` (a draft in place of an
-    agreement): only :func:`crossbeat.sharing.preview.preview` passes them.
+    The stored inputs are kept per data generation (:mod:`crossbeat.sharing.plan_inputs`:
+    every change to them is audited and bumps it, so the first read after a change
+    loads them again). The viewer's groups are replaced by the stored membership of its
+    agency (or by ``groups``), and the stored agreements by ``agreements`` (a draft in
+    place of an agreement): only :func:`crossbeat.sharing.preview.preview` passes them.
     """
+    stored = plan_inputs(conn)
     if groups is None:
-        groups = groups_of(conn, viewer.agency_id) if viewer.kind is not ViewerKind.PUBLIC else None
+        public = viewer.kind is ViewerKind.PUBLIC
+        groups = None if public else stored.groups_of(viewer.agency_id)
     viewer = dataclasses.replace(viewer, groups=groups or frozenset())
-    zones = {r.id: r.timezone for r in conn.execute(select(agencies.c.id, agencies.c.timezone))}
-    context = PolicyContext(zones, public_policies(conn))
-    found = load_agreements(conn) if agreements is None else list(agreements)
+    context = PolicyContext(stored.zones, stored.policies)
+    found = stored.agreements if agreements is None else list(agreements)
     p = plan(viewer, request, found, now, context)
     # Before any incident is read: rows whose served flags were derived under other
     # rules (or not yet) are re-derived now, in this transaction (issue #8).
@@ -572,9 +572,12 @@ def aggregate(
             if mode == BASE:
                 for (base, key), n in rc.base.items():
                     part.add(key, base, n)
+            elif not part.counts:  # Part.add of every cell, without a call per cell
+                part.counts = dict(rc.counts)
             else:
+                into = part.counts
                 for key, n in rc.counts.items():
-                    part.add(key, n=n)
+                    into[key] = into.get(key, 0) + n
             owners[rule.owner] += rc.total
         decisions = list(p.decisions)
         noisy: dict[str, float] = {}

@@ -155,6 +155,9 @@ def combine(parts: Sequence[Part], dims: int) -> Combined:
     for part in parts:
         published, exact = part.published()
         complete = complete and exact
+        if not cells:  # the first part (often the only one): its cells as they are
+            cells = published
+            continue
         for key, n in published.items():
             if n is None:
                 cells[key] = None

@@ -274,7 +274,12 @@ incidents = Table(
             ("ix_incidents_live_agency_h3_7", ("agency_id", "h3_7", *_COUNTED)),
             ("ix_incidents_live_agency_occurred", ("agency_id", "occurred_from", "call_category")),
             ("ix_incidents_live_lat_lon", ("lat", "lon")),
-            ("ix_incidents_live_agency_local", ("agency_id", "occurred_local", "call_category")),
+            # Local-time series, flags and publication times included, and the partial
+            # condition's column: covering for SQLite too (migration 0025b).
+            (
+                "ix_incidents_live_agency_local",
+                ("agency_id", "occurred_local", *_COUNTED, "withdrawn_at"),
+            ),
             # One owner's visible incidents as analysis arrays: a range of this index in
             # public-id order, every column selected or tested in it (migration 0024a).
             ("ix_incidents_live_arrays", ARRAY_COLUMNS),
