@@ -57,6 +57,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import h3
+import numpy as np
 from sqlalchemy import ColumnElement, Connection, and_, false, select
 
 from crossbeat.audit import Action
@@ -401,6 +402,16 @@ def clear_cache() -> None:
 
 
 # -- points ----------------------------------------------------------------------------------
+#: The stored cell column whose cells hold the records anchored at each H3 resolution: the
+#: anchor of a point at ``h3:9`` lies in the point's own ``h3_9`` cell (its stored cell,
+#: derived at write time by :func:`crossbeat.ingest.items.derive`), so the records whose
+#: anchor may be in a tile are those of the cells meeting it, read on the cell index
+#: rather than from a box widened by the anchor margin (issue #8).
+ANCHOR_CELLS: dict[int, str] = {7: "h3_7", 9: "h3_9", 10: "h3_9"}
+#: Above this many cells, the records near a tile are read by box instead.
+MAX_NEAR_CELLS = 1500
+
+
 def _points(
     store: Store,
     conn: Connection,
@@ -411,9 +422,10 @@ def _points(
     """Return the points layer: every record the plan shows at a point inside the tile.
 
     Return ``None`` when the point queries find more than ``budget`` records near the
-    tile (the tile and, for snapped points, the snapping margin): each query asks for
-    at most the rest of the budget plus one, so an over-budget tile reads little and
-    encodes nothing.
+    tile (the tile and, for snapped points, the cells whose anchor may fall in it): each
+    query asks for at most the rest of the budget plus one, so an over-budget tile reads
+    little and encodes nothing. Anchors are computed for all of a rule's records at once
+    (:meth:`crossbeat.sharing.public.AnchorIndex.anchor_many`).
     """
     west, south, east, north = bounds
     c = incidents.c
@@ -427,55 +439,138 @@ def _points(
     # budget is then spent before any other owner's query runs. Whether the tile is over
     # the budget does not depend on the order (the records found near it are summed).
     rules = sorted(rules, key=lambda r: r.via != "own")
-    anchors = None
-    found: list[tuple[str, tuple[float, float], dict[str, Any]]] = []
     near_rows: list[tuple[Rule, Sequence[Any]]] = []
     read = 0
     for rule in rules:
         shown = rule.shown_fields(None)
         if not ({"lat", "lon"} <= shown and rule.precision.has_point):
             continue  # shown by this rule without a point: not in the tile
-        lat_m, lon_m = _margin(rule.precision, bounds)
-        near = and_(
-            c.lat.between(south - lat_m, north + lat_m),
-            c.lon.between(west - lon_m, east + lon_m),
-            in_box_sql(conn.dialect.name, west - lon_m, south - lat_m, east + lon_m, north + lat_m),
-        )
         q = select(
             c.id, c.public_id, c.agency_id, c.lat, c.lon, c.nibrs_code, c.crime_against,
             c.occurred_from,
-        ).where(exact.shown_by(rule, bbox=False), near).limit(budget + 1 - read)  # fmt: skip
-        rows = conn.execute(q).all()
+        ).where(exact.shown_by(rule, bbox=False), _near(conn, rule, bounds))  # fmt: skip
+        rows = conn.execute(q.limit(budget + 1 - read)).all()
         read += len(rows)
         if read > budget:
             return None
-        near_rows.append((rule, rows))
+        if rows:
+            near_rows.append((rule, rows))
+    ids: list[str] = []
+    lons: list[np.ndarray] = []
+    lats: list[np.ndarray] = []
+    values: dict[str, list[Any]] = {name: [] for name in POINT_COLUMNS}
     for rule, rows in near_rows:
-        shown = rule.shown_fields(None)
+        lat = np.fromiter(
+            (np.nan if r.lat is None else r.lat for r in rows), dtype=np.float64, count=len(rows)
+        )
+        lon = np.fromiter(
+            (np.nan if r.lon is None else r.lon for r in rows), dtype=np.float64, count=len(rows)
+        )
         resolution = rule.precision.resolution if rule.precision.name != "exact" else None
-        if resolution is not None and anchors is None:
-            anchors = anchor_index(conn, store.url)
-        for row in rows:
-            lat, lon = float(row.lat), float(row.lon)
-            if resolution is not None:
-                assert anchors is not None
-                lat, lon = anchors.anchor(lat, lon, resolution)
-            if not (west <= lon <= east and south <= lat <= north):
-                continue
-            shown_id = str(row.id if rule.via == "own" else row.public_id)
-            when = coarsen(row.occurred_from, rule.time_resolution, rule.timezone)
-            props = {
-                "id": shown_id,
-                "agency_id": row.agency_id,
-                "crime_against": row.crime_against if "crime_against" in shown else None,
-                "nibrs": row.nibrs_code if "nibrs_code" in shown else None,
-                "occurred_from": when.isoformat() if when and "occurred_from" in shown else None,
-            }
-            found.append((shown_id, (lon, lat), props))
-            counts[row.agency_id] += 1
-    for _id, point, props in sorted(found, key=lambda f: f[0]):
-        layer.add(point, props)
+        if resolution is not None:
+            lat, lon = anchor_index(conn, store.url).anchor_many(lat, lon, resolution)
+        inside = (west <= lon) & (lon <= east) & (south <= lat) & (lat <= north)
+        kept = [rows[i] for i in np.flatnonzero(inside).tolist()]
+        if not kept:
+            continue
+        shown = rule.shown_fields(None)
+        lons.append(lon[inside])
+        lats.append(lat[inside])
+        own = rule.via == "own"
+        ids += [str(r.id if own else r.public_id) for r in kept]
+        values["agency_id"] += [r.agency_id for r in kept]
+        values["crime_against"] += (
+            [r.crime_against for r in kept] if "crime_against" in shown else [None] * len(kept)
+        )
+        values["nibrs"] += (
+            [r.nibrs_code for r in kept] if "nibrs_code" in shown else [None] * len(kept)
+        )
+        values["occurred_from"] += (
+            _times(kept, rule) if "occurred_from" in shown else [None] * len(kept)
+        )
+        counts.update(r.agency_id for r in kept)
+    if ids:
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        values["id"] = ids
+        coords = np.stack([np.concatenate(lons), np.concatenate(lats)], axis=1)[order]
+        layer.extend(coords, {name: [v[i] for i in order] for name, v in values.items()})
     return layer, counts, {}
+
+
+def _times(rows: Sequence[Any], rule: Rule) -> list[str | None]:
+    """Return the rows' ``occurred_from`` coarsened to the rule's time resolution, as text."""
+    out: list[str | None] = []
+    memo: dict[Any, str | None] = {}
+    for row in rows:
+        value = row.occurred_from
+        found = memo.get(value, memo)
+        if found is memo:
+            when = coarsen(value, rule.time_resolution, rule.timezone)
+            found = memo[value] = when.isoformat() if when else None
+        out.append(found)  # type: ignore[arg-type]
+    return out
+
+
+def _near(
+    conn: Connection, rule: Rule, bounds: tuple[float, float, float, float]
+) -> ColumnElement[bool]:
+    """Return SQL choosing the records whose point, as ``rule`` publishes it, may be in the tile.
+
+    The stored point in the tile at ``exact`` precision (the R*Tree or GiST box); for an
+    anchored precision the cells of :data:`ANCHOR_CELLS` meeting the tile widened by the
+    distance between a point and its anchor (none when the cell is the anchor's own),
+    read on the cell index; else, or when they would be too many, the box widened by the
+    anchor margin.
+    """
+    west, south, east, north = bounds
+    c = incidents.c
+    resolution = rule.precision.resolution
+    lat_m, lon_m = _margin(rule.precision, bounds)
+    if resolution is not None and resolution in ANCHOR_CELLS:
+        column = ANCHOR_CELLS[resolution]
+        own_cell = int(column.removeprefix("h3_")) == resolution
+        widened = bounds if own_cell else (west - lon_m, south - lat_m, east + lon_m, north + lat_m)
+        cells = _cells_meeting(widened, int(column.removeprefix("h3_")))
+        if cells is not None:
+            return c[column].in_(cells) if cells else false()
+    return and_(
+        c.lat.between(south - lat_m, north + lat_m),
+        c.lon.between(west - lon_m, east + lon_m),
+        in_box_sql(conn.dialect.name, west - lon_m, south - lat_m, east + lon_m, north + lat_m),
+    )
+
+
+def _cells_meeting(bounds: tuple[float, float, float, float], resolution: int) -> list[str] | None:
+    """Return the H3 cells whose box of vertices meets a box (None: more than allowed).
+
+    Every point of a cell, and so its anchor, lies in the box of the cell's vertices
+    (widened by a micro-degree for the geodesic edges); the candidates are the cells
+    whose centre lies within twice the average edge of the box (cells vary in size by
+    less than a factor of two), checked one by one.
+    """
+    west, south, east, north = bounds
+    km2 = (north - south) * 111.0 * (east - west) * 111.0 * math.cos(math.radians(south))
+    if km2 / h3.average_hexagon_area(resolution, unit="km^2") > MAX_NEAR_CELLS:
+        return None
+    eps = 1e-6
+    pad = 2 * h3.average_hexagon_edge_length(resolution, unit="km") / 110.0
+    widest = min(max(abs(south), abs(north)) + pad, 89.0)
+    pad_lon = pad / max(math.cos(math.radians(widest)), 0.01)
+    ring = [(south - pad, west - pad_lon), (south - pad, east + pad_lon),
+            (north + pad, east + pad_lon), (north + pad, west - pad_lon)]  # fmt: skip
+    out = []
+    for cell in h3.polygon_to_cells(h3.LatLngPoly(ring), resolution):
+        vertices = h3.cell_to_boundary(cell)
+        lats = [v[0] for v in vertices]
+        lngs = [v[1] for v in vertices]
+        if (
+            min(lats) - eps <= north
+            and max(lats) + eps >= south
+            and min(lngs) - eps <= east
+            and max(lngs) + eps >= west
+        ):
+            out.append(cell)
+    return sorted(out)
 
 
 # -- hexagons --------------------------------------------------------------------------------
