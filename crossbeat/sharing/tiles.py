@@ -36,7 +36,10 @@ read (:func:`crossbeat.sharing.reads.prepare`) and compiled to SQL like the aggr
 report, withdrawal, agreement or public-policy change), ``z/x/y``, the filters and,
 when a rule has a publication delay, the minute (records are then released at the
 start of the minute after their time). A matching ``If-None-Match`` gives
-``not_modified``. Public tiles are kept in an in-process LRU keyed by the ETag.
+``not_modified``. Tiles are kept in an in-process LRU keyed by the ETag and the viewer
+(:data:`CACHE_SIZE`, :data:`CACHE_BYTES`), so a pan back, a reload or a second map of
+the same view is not drawn again until the data, the rules or the minute change; every
+answer, kept or not, is audited.
 
 **Audit.** One event per owner per tile request, with the count of that owner's records
 in the tile (never one row per incident); anonymous tiles are counted per window like
@@ -93,8 +96,11 @@ FORMAT_VERSION = 2
 POINT_BUDGET = 5000
 #: Crime-against categories counted per hexagon ("unmapped": no NIBRS mapping).
 CATEGORIES: tuple[str, ...] = (*(c.value for c in CrimeAgainst), "unmapped")
-#: Public tiles kept in memory (per process).
-CACHE_SIZE = 512
+#: Tiles kept in memory (per process), of every viewer: at most this many, and at most
+#: :data:`CACHE_BYTES` of MVT. A tile is kept under its ETag and its viewer, so a pan
+#: back or a reload is drawn once per data generation (issue #12).
+CACHE_SIZE = 1024
+CACHE_BYTES = 64 * 1024 * 1024
 #: Seconds a public tile may be cached by browsers and proxies.
 PUBLIC_MAX_AGE = 60
 
@@ -149,7 +155,8 @@ class _Cached:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_CACHE: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str, str, str], _Cached] = OrderedDict()
+_CACHE_BYTES = [0]
 _CACHE_LOCK = threading.Lock()
 #: Above this many cells a hexagon tile selects rows by box rather than by cell list.
 MAX_CELL_LIST = 4000
@@ -257,8 +264,10 @@ def tile(
         plans = [dataclasses.replace(p, now=bucket) for p in plans]
         p = plans[0]
         extra: dict[str, Any] = {"tile": f"{z}/{x}/{y}"}
-        key = (store.url, etag)
-        cached = _cache_get(key) if public else None
+        # Kept per viewer (the public is one viewer): the ETag holds everything the tile
+        # is drawn from (rules, data generation, sensitivity rules, filters, minute).
+        key = (store.url, etag, viewer.kind.value, viewer.id)
+        cached = _cache_get(key)
         if if_none_match is not None and etag in _etags(if_none_match):
             counts = cached.owner_counts if cached else {}
             layer = cached.extra["layer"] if cached else "incidents" if points else "hexagons"
@@ -284,8 +293,7 @@ def tile(
                 if points:
                     more["over_budget"] = POINT_BUDGET
             cached = _Cached(encode(conn, z, x, y, [built]), dict(counts), len(built), more)
-            if public:
-                _cache_put(key, cached)
+            _cache_put(key, cached)
         _audit(store, conn, p, Action.READ, "incident_tile", owner_counts=cached.owner_counts,
                extra={**extra, **cached.extra})  # fmt: skip
     return TileResult(
@@ -380,7 +388,7 @@ def _etags(header: str) -> set[str]:
     return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
 
 
-def _cache_get(key: tuple[str, str]) -> _Cached | None:
+def _cache_get(key: tuple[str, str, str, str]) -> _Cached | None:
     with _CACHE_LOCK:
         found = _CACHE.get(key)
         if found is not None:
@@ -388,17 +396,23 @@ def _cache_get(key: tuple[str, str]) -> _Cached | None:
         return found
 
 
-def _cache_put(key: tuple[str, str], value: _Cached) -> None:
+def _cache_put(key: tuple[str, str, str, str], value: _Cached) -> None:
     with _CACHE_LOCK:
+        old = _CACHE.pop(key, None)
+        if old is not None:
+            _CACHE_BYTES[0] -= len(old.data)
         _CACHE[key] = value
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        _CACHE_BYTES[0] += len(value.data)
+        while len(_CACHE) > CACHE_SIZE or (_CACHE_BYTES[0] > CACHE_BYTES and len(_CACHE) > 1):
+            _, dropped = _CACHE.popitem(last=False)
+            _CACHE_BYTES[0] -= len(dropped.data)
 
 
 def clear_cache() -> None:
-    """Forget every cached public tile (tests; a new ETag never needs this)."""
+    """Forget every kept tile (tests and benchmarks; a new ETag never needs this)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+        _CACHE_BYTES[0] = 0
 
 
 # -- points ----------------------------------------------------------------------------------
