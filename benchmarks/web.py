@@ -60,13 +60,16 @@ CHROMIUM = "/usr/bin/chromium"
 WORLD_PIXELS = 512
 
 
-def in_view_box(store: Any, target: int) -> tuple[float, float, float, int]:
+def in_view_box(
+    store: Any, target: int, zoom: float | None = None
+) -> tuple[float, float, float, int]:
     """Return (lon, lat, zoom, count) of a view around the densest place holding about ``target``.
 
     Counted with bare SQL on the population (this is the benchmark's setup, not a read
     on behalf of anyone): the densest H3 resolution-7 cell, then the smallest zoom (in
     quarter steps) whose 1440×900 view holds at most ``target`` incidents, and how many
-    it holds. The view's degrees are MapLibre's (a 512-pixel world at zoom 0); before
+    it holds (with ``zoom``, that zoom and what its view holds). The view's degrees are
+    MapLibre's (a 512-pixel world at zoom 0); before
     2026-12-07 this counted a view twice as wide and high (a 256-pixel world), so the
     "100 k" view of earlier runs (z14) held about a quarter of that.
     """
@@ -80,9 +83,9 @@ def in_view_box(store: Any, target: int) -> tuple[float, float, float, int]:
             text("SELECT h3_7 FROM incidents GROUP BY h3_7 ORDER BY count(*) DESC LIMIT 1")
         ).scalar_one()
         lat, lon = h3.cell_to_latlng(densest)
-        zoom, total = 10.0, 0
-        for zoom in [10 + k / 4 for k in range(25)]:
-            deg = 360 / (WORLD_PIXELS * 2**zoom)  # degrees of longitude per pixel
+        total, chosen = 0, 10.0
+        for chosen in [zoom] if zoom is not None else [10 + k / 4 for k in range(25)]:
+            deg = 360 / (WORLD_PIXELS * 2**chosen)  # degrees of longitude per pixel
             half_w, half_h = 720 * deg, 450 * deg * math.cos(math.radians(lat))
             total = conn.execute(
                 text(
@@ -93,7 +96,7 @@ def in_view_box(store: Any, target: int) -> tuple[float, float, float, int]:
             ).scalar_one()
             if total <= target:
                 break
-    return lon, lat, zoom, int(total)
+    return lon, lat, chosen, int(total)
 
 
 def main() -> None:
@@ -102,6 +105,12 @@ def main() -> None:
     ap.add_argument("--in-view", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--trace", action="store_true", help="print the page's requests and times")
+    ap.add_argument(
+        "--zoom",
+        type=float,
+        help="jump to this zoom over the densest place instead of the one holding --in-view "
+        "(14 was the view of the runs before 2026-12-07)",
+    )
     ap.add_argument(
         "--workers",
         type=int,
@@ -149,7 +158,7 @@ def main() -> None:
                 kept.write_text(json.dumps({"kek": kek, "secret": secret}))
         if args.populate_only:
             return
-        lon, lat, zoom, held = in_view_box(store, args.in_view)
+        lon, lat, zoom, held = in_view_box(store, args.in_view, args.zoom)
         print(
             f"viewport view: {lon:.4f},{lat:.4f} z{zoom}: {held:,} incidents in the 1440x900 view"
         )
@@ -164,12 +173,14 @@ def main() -> None:
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(300):
+            started = time.monotonic()  # workers import the whole app: slow on a busy machine
+            while time.monotonic() - started < 600:
                 try:
                     urllib.request.urlopen(base + "/health", timeout=1).close()
                     break
                 except OSError:
-                    time.sleep(0.1)
+                    time.sleep(0.2)
+            print(f"server up in {time.monotonic() - started:.0f} s", flush=True)
             results = run_browser(sync_playwright, base, secret, lon, lat, zoom, args)
         finally:
             server.terminate()

@@ -61,7 +61,7 @@ from typing import Any
 
 import h3
 import numpy as np
-from sqlalchemy import ColumnElement, Connection, and_, false, select
+from sqlalchemy import ColumnElement, Connection, and_, false, func, literal, select
 
 from crossbeat.audit import Action
 from crossbeat.clock import Clock
@@ -435,10 +435,13 @@ def _points(
 ) -> tuple[Layer, Counter[str], dict[str, Any]] | None:
     """Return the points layer: every record the plan shows at a point inside the tile.
 
-    Return ``None`` when the point queries find more than ``budget`` records near the
-    tile (the tile and, for snapped points, the cells whose anchor may fall in it): each
-    query asks for at most the rest of the budget plus one, so an over-budget tile reads
-    little and encodes nothing. Anchors are computed for all of a rule's records at once
+    Return ``None`` when more than ``budget`` records are near the tile: exact points
+    in it; snapped points in the cells whose anchor may fall in it (or in the box
+    widened by the anchor margin where no cell list serves). They are counted first,
+    each rule's count with ``LIMIT`` the rest of the budget plus one, in SQL (for
+    snapped points on the cell index alone, which covers every condition a rule tests),
+    so an over-budget tile brings no row into Python and encodes nothing.
+    Anchors are computed for all of a rule's records at once
     (:meth:`crossbeat.sharing.public.AnchorIndex.anchor_many`).
     """
     west, south, east, north = bounds
@@ -450,23 +453,33 @@ def _points(
         return layer, counts, {}
     exact = RuleConditions(conn, p, rules)
     # The viewer's own records first: where a view is dense they are usually, and the
-    # budget is then spent before any other owner's query runs. Whether the tile is over
+    # budget is then spent before any other owner's count runs. Whether the tile is over
     # the budget does not depend on the order (the records found near it are summed).
     rules = sorted(rules, key=lambda r: r.via != "own")
-    near_rows: list[tuple[Rule, Sequence[Any]]] = []
+    found: list[tuple[Rule, ColumnElement[bool]]] = []
     read = 0
     for rule in rules:
         shown = rule.shown_fields(None)
         if not ({"lat", "lon"} <= shown and rule.precision.has_point):
             continue  # shown by this rule without a point: not in the tile
+        near, within = _near(conn, rule, bounds)
+        condition = and_(exact.shown_by(rule, bbox=False), near)
+        if within is not None:
+            condition = and_(condition, within)
+        first = select(literal(1)).where(condition).limit(budget + 1 - read).subquery()
+        n = int(conn.execute(select(func.count()).select_from(first)).scalar_one())
+        read += n
+        if read > budget:
+            return None
+        if n:
+            found.append((rule, condition))
+    near_rows: list[tuple[Rule, Sequence[Any]]] = []
+    for rule, condition in found:
         q = select(
             c.id, c.public_id, c.agency_id, c.lat, c.lon, c.nibrs_code, c.crime_against,
             c.occurred_from,
-        ).where(exact.shown_by(rule, bbox=False), _near(conn, rule, bounds))  # fmt: skip
-        rows = conn.execute(q.limit(budget + 1 - read)).all()
-        read += len(rows)
-        if read > budget:
-            return None
+        ).where(condition)  # fmt: skip
+        rows = conn.execute(q).all()
         if rows:
             near_rows.append((rule, rows))
     ids: list[str] = []
@@ -527,31 +540,47 @@ def _times(rows: Sequence[Any], rule: Rule) -> list[str | None]:
 
 def _near(
     conn: Connection, rule: Rule, bounds: tuple[float, float, float, float]
-) -> ColumnElement[bool]:
-    """Return SQL choosing the records whose point, as ``rule`` publishes it, may be in the tile.
+) -> tuple[ColumnElement[bool], ColumnElement[bool] | None]:
+    """Return SQL for the records near the tile for ``rule``, and the exact test if any.
 
-    The stored point in the tile at ``exact`` precision (the R*Tree or GiST box); for an
-    anchored precision the cells of :data:`ANCHOR_CELLS` meeting the tile widened by the
-    distance between a point and its anchor (none when the cell is the anchor's own),
-    read on the cell index; else, or when they would be too many, the box widened by the
-    anchor margin.
+    ``near`` chooses the records whose point, as ``rule`` publishes it, may be in the
+    tile; ``within`` (or None) narrows them to the stored point in the tile. At
+    ``exact`` precision, in a tile of at least a cell: the ``h3_9`` cells meeting the
+    tile (the owner's rows on the cell index, not every owner's points of the box on
+    the R*Tree), then the box; in a smaller tile the R*Tree or GiST box. For an
+    anchored precision the cells of :data:`ANCHOR_CELLS` meeting the tile widened by
+    the distance between a point and its anchor (none when the cell is the anchor's
+    own), read on the cell index; else, or when they would be too many, the box
+    widened by the anchor margin.
     """
     west, south, east, north = bounds
     c = incidents.c
     resolution = rule.precision.resolution
     lat_m, lon_m = _margin(rule.precision, bounds)
+    if rule.precision.name == "exact" and _km2(bounds) >= h3.average_hexagon_area(9, unit="km^2"):
+        cells = _cells_meeting(bounds, 9)
+        if cells is not None:
+            box = and_(c.lat.between(south, north), c.lon.between(west, east))
+            return (c.h3_9.in_(cells) if cells else false()), box
     if resolution is not None and resolution in ANCHOR_CELLS:
         column = ANCHOR_CELLS[resolution]
         own_cell = int(column.removeprefix("h3_")) == resolution
         widened = bounds if own_cell else (west - lon_m, south - lat_m, east + lon_m, north + lat_m)
         cells = _cells_meeting(widened, int(column.removeprefix("h3_")))
         if cells is not None:
-            return c[column].in_(cells) if cells else false()
-    return and_(
+            return (c[column].in_(cells) if cells else false()), None
+    near = and_(
         c.lat.between(south - lat_m, north + lat_m),
         c.lon.between(west - lon_m, east + lon_m),
         in_box_sql(conn.dialect.name, west - lon_m, south - lat_m, east + lon_m, north + lat_m),
     )
+    return near, None
+
+
+def _km2(bounds: tuple[float, float, float, float]) -> float:
+    """Return the area of a box in square kilometres (roughly: for choosing a query)."""
+    west, south, east, north = bounds
+    return (north - south) * 111.0 * (east - west) * 111.0 * math.cos(math.radians(south))
 
 
 def _cells_meeting(bounds: tuple[float, float, float, float], resolution: int) -> list[str] | None:
@@ -563,8 +592,7 @@ def _cells_meeting(bounds: tuple[float, float, float, float], resolution: int) -
     less than a factor of two), checked one by one.
     """
     west, south, east, north = bounds
-    km2 = (north - south) * 111.0 * (east - west) * 111.0 * math.cos(math.radians(south))
-    if km2 / h3.average_hexagon_area(resolution, unit="km^2") > MAX_NEAR_CELLS:
+    if _km2(bounds) / h3.average_hexagon_area(resolution, unit="km^2") > MAX_NEAR_CELLS:
         return None
     eps = 1e-6
     pad = 2 * h3.average_hexagon_edge_length(resolution, unit="km") / 110.0
