@@ -438,9 +438,10 @@ def _points(
     Return ``None`` when more than ``budget`` records are near the tile: exact points
     in it; snapped points in the cells whose anchor may fall in it (or in the box
     widened by the anchor margin where no cell list serves). They are counted first,
-    each rule's count with ``LIMIT`` the rest of the budget plus one, in SQL (for
-    snapped points on the cell index alone, which covers every condition a rule tests),
-    so an over-budget tile brings no row into Python and encodes nothing.
+    each rule's count with ``LIMIT`` the rest of the budget plus one, in SQL: on the
+    cell index alone, which covers every condition a rule tests, and for exact points
+    whose cells hold more than the budget's rest, again with the tile's box. An
+    over-budget tile brings no row into Python and encodes nothing.
     Anchors are computed for all of a rule's records at once
     (:meth:`crossbeat.sharing.public.AnchorIndex.anchor_many`).
     """
@@ -464,10 +465,11 @@ def _points(
             continue  # shown by this rule without a point: not in the tile
         near, within = _near(conn, rule, bounds)
         condition = and_(exact.shown_by(rule, bbox=False), near)
+        n = _count(conn, condition, budget + 1 - read)  # on the cell index alone
         if within is not None:
             condition = and_(condition, within)
-        first = select(literal(1)).where(condition).limit(budget + 1 - read).subquery()
-        n = int(conn.execute(select(func.count()).select_from(first)).scalar_one())
+            if read + n > budget:  # the cells hold too many: count those in the tile
+                n = _count(conn, condition, budget + 1 - read)
         read += n
         if read > budget:
             return None
@@ -522,6 +524,12 @@ def _points(
         coords = np.stack([np.concatenate(lons), np.concatenate(lats)], axis=1)[order]
         layer.extend(coords, {name: [v[i] for i in order] for name, v in values.items()})
     return layer, counts, {}
+
+
+def _count(conn: Connection, condition: ColumnElement[bool], limit: int) -> int:
+    """Return how many rows meet a condition, counting at most ``limit``."""
+    first = select(literal(1)).where(condition).limit(limit).subquery()
+    return int(conn.execute(select(func.count()).select_from(first)).scalar_one())
 
 
 def _times(rows: Sequence[Any], rule: Rule) -> list[str | None]:
