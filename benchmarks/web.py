@@ -69,9 +69,10 @@ def in_view_box(
     on behalf of anyone): the densest H3 resolution-7 cell, then the smallest zoom (in
     quarter steps) whose 1440×900 view holds at most ``target`` incidents, and how many
     it holds (with ``zoom``, that zoom and what its view holds). The view's degrees are
-    MapLibre's (a 512-pixel world at zoom 0); before
-    2026-12-07 this counted a view twice as wide and high (a 256-pixel world), so the
-    "100 k" view of earlier runs (z14) held about a quarter of that.
+    MapLibre's (a 512-pixel world at zoom 0). Before 2026-12-07 this counted a view
+    twice as wide and high (a 256-pixel world) in half steps up to zoom 14, and took 14
+    when none held 100 k: the 1,000,000-incident "100 k" view of earlier runs (z14)
+    holds 87,544 incidents as MapLibre draws it; the view now chosen (z13.5) 98,715.
     """
     import math
 
