@@ -334,3 +334,51 @@ def test_an_area_filter_keeps_the_tiles_to_the_area(world: World, tmp_path: Any)
         client.get(url, params={"area": "citya/halves:west"}).headers["ETag"]
         != (client.get(url).headers["ETag"])
     )
+
+
+def test_an_analysts_tiles_are_kept_for_that_analyst_until_the_data_changes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signed-in viewer's tile is drawn once per ETag and viewer, audited every time.
+
+    The same analyst asking again gets the kept tile (same bytes, same ETag, one more
+    audit event); an officer of the same agency (other rules: no kept tile of theirs)
+    gets a tile drawn for them; a withdrawal gives a new ETag, a new drawing and no
+    withdrawn record.
+    """
+    from crossbeat.sharing import tiles as tiles_module
+
+    drawn: list[str] = []
+    real = tiles_module._points
+
+    def counted(store: Store, conn: Any, p: Any, *args: Any) -> Any:
+        drawn.append(p.viewer.id)
+        return real(store, conn, p, *args)
+
+    monkeypatch.setattr(tiles_module, "_points", counted)
+    target = next(i for i in world.normal if i.owner == "citya")
+    z, x, y = 13, *xy(13, target.lon, target.lat)
+    url = f"/api/v1/tiles/incidents/{z}/{x}/{y}.mvt"
+    client, _ = world.signed_in("a.analyst")
+    start = last_seq(world.store)
+    first = client.get(url)
+    ids = {f["properties"]["id"] for f in features(first.content, "incidents")}
+    assert target.id in ids  # the owner's analyst sees its own id
+    again = client.get(url)
+    assert again.status_code == 200 and again.content == first.content
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.headers["cache-control"] == "private, no-store"
+    assert len(drawn) == 1
+    audited = events(world.store, start, resource_type="incident_tile")
+    assert sum(1 for e in audited if "citya" in e.owner_agencies) == 2
+    officer, _ = world.signed_in("a.officer")
+    assert officer.get(url).status_code == 200
+    assert len(drawn) == 2
+    with world.store.begin() as conn:
+        conn.execute(update(incidents).where(incidents.c.id == target.id).values(withdrawn_at=NOW))
+        record_change(world.store, conn, Action.WITHDRAW, None, resource_type="incident",
+                      owners=[target.owner], record_ids=[target.id],
+                      details={"operation": "withdraw"})  # fmt: skip
+    after = client.get(url)
+    assert after.headers["etag"] != first.headers["etag"] and len(drawn) == 3
+    assert target.id not in {f["properties"]["id"] for f in features(after.content, "incidents")}

@@ -6,6 +6,15 @@ properties; this module only turns them into MVT bytes. Geometries are given in 
 (``ST_TileEnvelope``). Both encoders use an extent of 4096 and clip to the tile
 with a buffer of 64 units; a property whose value is None is left out of the feature
 (as ``ST_AsMVT`` leaves out NULLs).
+
+On SQLite, point layers (the thousands of incidents of a z14 tile) are encoded by
+:func:`_point_layer` from numpy arrays: the projection, rounding and the protobuf wire
+format of every feature (``MoveTo`` and zig-zag, as the MVT specification 2.1 and
+mapbox-vector-tile write them) are computed column by column, several times faster
+than mapbox-vector-tile, which builds a shapely geometry and Python objects per feature
+(issue #12; figures in docs/benchmarks.md). Polygon layers (the hexagons) are encoded
+by mapbox-vector-tile. ``tests/test_sharing_mvt.py`` decodes both with
+mapbox-vector-tile and requires the same features.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mapbox_vector_tile
+import numpy as np
 from shapely import box
 from shapely.geometry import Point, Polygon
 from shapely.geometry.polygon import orient
@@ -51,6 +61,18 @@ class Layer:
         for name in self.columns:
             self.values.setdefault(name, []).append(properties.get(name))
 
+    def extend(self, coords: Any, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Append many features: their geometries and a list of values per property."""
+        unknown = set(columns) - set(self.columns)
+        if unknown:
+            raise ValueError(f"layer {self.name} has no property {sorted(unknown)}")
+        count = len(coords)
+        if any(len(v) != count for v in columns.values()):
+            raise ValueError(f"layer {self.name}: every property needs {count} values")
+        self.coords.extend(coords.tolist() if isinstance(coords, np.ndarray) else coords)
+        for name in self.columns:
+            self.values.setdefault(name, []).extend(columns.get(name) or [None] * count)
+
     def __len__(self) -> int:
         return len(self.coords)
 
@@ -76,7 +98,163 @@ def encode(conn: Connection, z: int, x: int, y: int, layers: Sequence[Layer]) ->
         return b""
     if conn.dialect.name == "postgresql":
         return b"".join(_postgis(conn, z, x, y, layer) for layer in layers)
-    return _python(z, x, y, layers)
+    return b"".join(
+        _point_layer(z, x, y, layer) if layer.kind == "point" else _python(z, x, y, [layer])
+        for layer in layers
+    )
+
+
+def _point_layer(z: int, x: int, y: int, layer: Layer) -> bytes:
+    """Return one ``Tile.layers`` entry (tag and bytes) of a point layer, from arrays.
+
+    Every feature is a ``Feature`` message of packed ``tags``, ``type = POINT`` and a
+    packed ``geometry`` of ``MoveTo(1)`` and the zig-zag coordinates: the feature
+    messages of the whole layer are built as one matrix of varints, each feature's
+    bytes a row, and flattened in row order. Values are numbered column by column, the
+    columns with the fewest distinct values first (their indices then fit one byte).
+    """
+    n = len(layer)
+    lonlat = np.asarray(layer.coords, dtype=np.float64).reshape(-1, 2)
+    min_x, min_y, max_x, max_y = tile_envelope(z, x, y)
+    scale = EXTENT / (max_x - min_x)
+    mx, my = _mercator_many(lonlat[:, 0], lonlat[:, 1])
+    # Rounded half to even as Python's round(), y flipped: as mapbox-vector-tile does.
+    ux = np.round((mx - min_x) * scale).astype(np.int64)
+    uy = EXTENT - np.round((my - min_y) * scale).astype(np.int64)
+    columns = []
+    for name, kind in layer.columns.items():
+        column = layer.values.get(name) or [None] * n
+        distinct = dict.fromkeys(v for v in column if v is not None)
+        if distinct:
+            columns.append((name, kind, column, distinct))
+    numbered: dict[tuple[str, Any], int] = {}
+    values = bytearray()
+    for _name, kind, _column, distinct in sorted(columns, key=lambda c: len(c[3])):
+        for value in distinct:
+            if (kind, value) not in numbered:
+                numbered[(kind, value)] = len(numbered)
+                text_ = str(value).encode() if kind != "int" else b""
+                if kind != "int" and len(text_) < 126:  # the usual case, inlined
+                    values += b"\x22" + _SMALL[len(text_) + 2] + b"\x0a" + _SMALL[len(text_)]
+                    values += text_
+                else:
+                    values += _field(4, _value(kind, value))
+    tags: list[np.ndarray] = []
+    present: list[np.ndarray] = []
+    for key, (_name, kind, column, _distinct) in enumerate(columns):
+        shown = np.array([v is not None for v in column], dtype=bool)
+        index = np.array([numbered.get((kind, v), 0) for v in column], dtype=np.int64)
+        tags += [np.full(n, key, dtype=np.int64), index]
+        present += [shown, shown]
+    geom = np.stack([np.full(n, 9, dtype=np.int64), _zigzag(ux), _zigzag(uy)], axis=1)
+    tag_values = np.stack(tags, axis=1) if tags else np.zeros((n, 0), dtype=np.int64)
+    tag_shown = np.stack(present, axis=1) if present else np.zeros((n, 0), dtype=bool)
+    tag_len = (_varint_sizes(tag_values) * tag_shown).sum(axis=1)
+    geom_len = _varint_sizes(geom).sum(axis=1)
+    has_tags = tag_len > 0
+    feature_len = (
+        np.where(has_tags, 1 + _varint_sizes(tag_len) + tag_len, 0)
+        + 2  # type = POINT
+        + 1 + _varint_sizes(geom_len) + geom_len
+    )  # fmt: skip
+    ones = np.ones(n, dtype=bool)
+    # Layer.features (2): Feature{tags (2), type (3) = POINT, geometry (4)}.
+    cells = [(0x12, ones), (feature_len, ones), (0x12, has_tags), (tag_len, has_tags)]
+    cells += [(tag_values[:, i], tag_shown[:, i]) for i in range(tag_values.shape[1])]
+    cells += [(0x18, ones), (1, ones), (0x22, ones), (geom_len, ones)]
+    cells += [(geom[:, i], ones) for i in range(3)]
+    matrix = np.stack([np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)) for v, _ in cells], 1)
+    shown_cells = np.stack([s for _, s in cells], axis=1)
+    body = bytearray(_field(1, layer.name.encode()))
+    for _name, _kind, _column, _distinct in columns:
+        body += _field(3, _name.encode())
+    body += values
+    body += b"\x28" + _varint(EXTENT) + b"\x78\x02"  # extent (5), version (15) = 2
+    body += _varint_rows(matrix, shown_cells)
+    return _field(3, bytes(body))  # Tile.layers (3)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """Return a length-delimited protobuf field: tag, length, bytes."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _value(kind: str, value: Any) -> bytes:
+    """Return a ``Value`` message: ``int_value`` (4) or ``string_value`` (1)."""
+    if kind == "int":
+        return b"\x20" + _varint(int(value) & 0xFFFFFFFFFFFFFFFF)
+    return _field(1, str(value).encode())
+
+
+def _mercator_many(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return Web Mercator metres of WGS84 points, as :func:`mercator` point by point."""
+    lat = np.clip(lat, -85.05112878, 85.05112878)
+    return (
+        np.radians(lon) * 6378137.0,
+        np.log(np.tan(math.pi / 4 + np.radians(lat) / 2)) * 6378137.0,
+    )
+
+
+def _zigzag(values: np.ndarray) -> np.ndarray:
+    """Return the zig-zag encoding of signed integers (MVT parameter integers)."""
+    return (values << 1) ^ (values >> 63)
+
+
+#: Most bytes of a varint here: every value (indices, tile units, lengths) is < 2^35.
+_VARINT_BYTES = 5
+
+
+def _varint_sizes(values: np.ndarray) -> np.ndarray:
+    """Return how many bytes the protobuf varint of each non-negative value takes."""
+    size = np.ones(values.shape, dtype=np.int64)
+    for k in range(1, _VARINT_BYTES):
+        size += values >= (1 << (7 * k))
+    return size
+
+
+def _varint_rows(values: np.ndarray, shown: np.ndarray) -> bytes:
+    """Return the varints of a matrix of values, row by row, leaving out hidden cells.
+
+    Each column takes as many byte columns as its largest value needs; a value's
+    unused byte columns and hidden cells are masked out before the row-order flatten.
+    """
+    if values.size and (values.min() < 0 or values.max() >= 1 << (7 * _VARINT_BYTES)):
+        raise ValueError("a value does not fit the point encoder's varints")
+    parts: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    for j in range(values.shape[1]):
+        column = values[:, j]
+        sizes = _varint_sizes(column)
+        widest = int(sizes.max()) if column.size else 1
+        if widest == 1:
+            parts.append(column.astype(np.uint8)[:, None])
+            masks.append(shown[:, j, None])
+            continue
+        at = np.arange(widest)
+        groups = (column[:, None] >> (7 * at)) & 0x7F
+        more = at < (sizes[:, None] - 1)
+        parts.append((groups | (more << 7)).astype(np.uint8))
+        masks.append(shown[:, j, None] & (at < sizes[:, None]))
+    data = np.concatenate(parts, axis=1)
+    return data[np.concatenate(masks, axis=1)].tobytes()
+
+
+_SMALL = [bytes((i,)) for i in range(128)]
+
+
+def _varint(value: int) -> bytes:
+    """Return the protobuf varint of a non-negative integer."""
+    if value < 128:
+        return _SMALL[value]
+    out = bytearray()
+    while True:
+        low = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
 
 
 def _python(z: int, x: int, y: int, layers: Sequence[Layer]) -> bytes:

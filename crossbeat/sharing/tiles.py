@@ -36,7 +36,10 @@ read (:func:`crossbeat.sharing.reads.prepare`) and compiled to SQL like the aggr
 report, withdrawal, agreement or public-policy change), ``z/x/y``, the filters and,
 when a rule has a publication delay, the minute (records are then released at the
 start of the minute after their time). A matching ``If-None-Match`` gives
-``not_modified``. Public tiles are kept in an in-process LRU keyed by the ETag.
+``not_modified``. Tiles are kept in an in-process LRU keyed by the ETag and the viewer
+(:data:`CACHE_SIZE`, :data:`CACHE_BYTES`), so a pan back, a reload or a second map of
+the same view is not drawn again until the data, the rules or the minute change; every
+answer, kept or not, is audited.
 
 **Audit.** One event per owner per tile request, with the count of that owner's records
 in the tile (never one row per incident); anonymous tiles are counted per window like
@@ -57,7 +60,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import h3
-from sqlalchemy import ColumnElement, Connection, and_, false, select
+import numpy as np
+from sqlalchemy import ColumnElement, Connection, and_, false, func, literal, select
 
 from crossbeat.audit import Action
 from crossbeat.clock import Clock
@@ -92,8 +96,11 @@ FORMAT_VERSION = 2
 POINT_BUDGET = 5000
 #: Crime-against categories counted per hexagon ("unmapped": no NIBRS mapping).
 CATEGORIES: tuple[str, ...] = (*(c.value for c in CrimeAgainst), "unmapped")
-#: Public tiles kept in memory (per process).
-CACHE_SIZE = 512
+#: Tiles kept in memory (per process), of every viewer: at most this many, and at most
+#: :data:`CACHE_BYTES` of MVT. A tile is kept under its ETag and its viewer, so a pan
+#: back or a reload is drawn once per data generation (issue #12).
+CACHE_SIZE = 1024
+CACHE_BYTES = 64 * 1024 * 1024
 #: Seconds a public tile may be cached by browsers and proxies.
 PUBLIC_MAX_AGE = 60
 
@@ -148,7 +155,8 @@ class _Cached:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_CACHE: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str, str, str], _Cached] = OrderedDict()
+_CACHE_BYTES = [0]
 _CACHE_LOCK = threading.Lock()
 #: Above this many cells a hexagon tile selects rows by box rather than by cell list.
 MAX_CELL_LIST = 4000
@@ -256,8 +264,10 @@ def tile(
         plans = [dataclasses.replace(p, now=bucket) for p in plans]
         p = plans[0]
         extra: dict[str, Any] = {"tile": f"{z}/{x}/{y}"}
-        key = (store.url, etag)
-        cached = _cache_get(key) if public else None
+        # Kept per viewer (the public is one viewer): the ETag holds everything the tile
+        # is drawn from (rules, data generation, sensitivity rules, filters, minute).
+        key = (store.url, etag, viewer.kind.value, viewer.id)
+        cached = _cache_get(key)
         if if_none_match is not None and etag in _etags(if_none_match):
             counts = cached.owner_counts if cached else {}
             layer = cached.extra["layer"] if cached else "incidents" if points else "hexagons"
@@ -283,8 +293,7 @@ def tile(
                 if points:
                     more["over_budget"] = POINT_BUDGET
             cached = _Cached(encode(conn, z, x, y, [built]), dict(counts), len(built), more)
-            if public:
-                _cache_put(key, cached)
+            _cache_put(key, cached)
         _audit(store, conn, p, Action.READ, "incident_tile", owner_counts=cached.owner_counts,
                extra={**extra, **cached.extra})  # fmt: skip
     return TileResult(
@@ -379,7 +388,7 @@ def _etags(header: str) -> set[str]:
     return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
 
 
-def _cache_get(key: tuple[str, str]) -> _Cached | None:
+def _cache_get(key: tuple[str, str, str, str]) -> _Cached | None:
     with _CACHE_LOCK:
         found = _CACHE.get(key)
         if found is not None:
@@ -387,20 +396,36 @@ def _cache_get(key: tuple[str, str]) -> _Cached | None:
         return found
 
 
-def _cache_put(key: tuple[str, str], value: _Cached) -> None:
+def _cache_put(key: tuple[str, str, str, str], value: _Cached) -> None:
     with _CACHE_LOCK:
+        old = _CACHE.pop(key, None)
+        if old is not None:
+            _CACHE_BYTES[0] -= len(old.data)
         _CACHE[key] = value
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        _CACHE_BYTES[0] += len(value.data)
+        while len(_CACHE) > CACHE_SIZE or (_CACHE_BYTES[0] > CACHE_BYTES and len(_CACHE) > 1):
+            _, dropped = _CACHE.popitem(last=False)
+            _CACHE_BYTES[0] -= len(dropped.data)
 
 
 def clear_cache() -> None:
-    """Forget every cached public tile (tests; a new ETag never needs this)."""
+    """Forget every kept tile (tests and benchmarks; a new ETag never needs this)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+        _CACHE_BYTES[0] = 0
 
 
 # -- points ----------------------------------------------------------------------------------
+#: The stored cell column whose cells hold the records anchored at each H3 resolution: the
+#: anchor of a point at ``h3:9`` lies in the point's own ``h3_9`` cell (its stored cell,
+#: derived at write time by :func:`crossbeat.ingest.items.derive`), so the records whose
+#: anchor may be in a tile are those of the cells meeting it, read on the cell index
+#: rather than from a box widened by the anchor margin (issue #8).
+ANCHOR_CELLS: dict[int, str] = {7: "h3_7", 9: "h3_9", 10: "h3_9"}
+#: Above this many cells, the records near a tile are read by box instead.
+MAX_NEAR_CELLS = 1500
+
+
 def _points(
     store: Store,
     conn: Connection,
@@ -410,10 +435,15 @@ def _points(
 ) -> tuple[Layer, Counter[str], dict[str, Any]] | None:
     """Return the points layer: every record the plan shows at a point inside the tile.
 
-    Return ``None`` when the point queries find more than ``budget`` records near the
-    tile (the tile and, for snapped points, the snapping margin): each query asks for
-    at most the rest of the budget plus one, so an over-budget tile reads little and
-    encodes nothing.
+    Return ``None`` when more than ``budget`` records are near the tile: exact points
+    in it; snapped points in the cells whose anchor may fall in it (or in the box
+    widened by the anchor margin where no cell list serves). They are counted first,
+    each rule's count with ``LIMIT`` the rest of the budget plus one, in SQL: on the
+    cell index alone, which covers every condition a rule tests, and for exact points
+    whose cells hold more than the budget's rest, again with the tile's box. An
+    over-budget tile brings no row into Python and encodes nothing.
+    Anchors are computed for all of a rule's records at once
+    (:meth:`crossbeat.sharing.public.AnchorIndex.anchor_many`).
     """
     west, south, east, north = bounds
     c = incidents.c
@@ -424,58 +454,173 @@ def _points(
         return layer, counts, {}
     exact = RuleConditions(conn, p, rules)
     # The viewer's own records first: where a view is dense they are usually, and the
-    # budget is then spent before any other owner's query runs. Whether the tile is over
+    # budget is then spent before any other owner's count runs. Whether the tile is over
     # the budget does not depend on the order (the records found near it are summed).
     rules = sorted(rules, key=lambda r: r.via != "own")
-    anchors = None
-    found: list[tuple[str, tuple[float, float], dict[str, Any]]] = []
-    near_rows: list[tuple[Rule, Sequence[Any]]] = []
+    found: list[tuple[Rule, ColumnElement[bool]]] = []
     read = 0
     for rule in rules:
         shown = rule.shown_fields(None)
         if not ({"lat", "lon"} <= shown and rule.precision.has_point):
             continue  # shown by this rule without a point: not in the tile
-        lat_m, lon_m = _margin(rule.precision, bounds)
-        near = and_(
-            c.lat.between(south - lat_m, north + lat_m),
-            c.lon.between(west - lon_m, east + lon_m),
-            in_box_sql(conn.dialect.name, west - lon_m, south - lat_m, east + lon_m, north + lat_m),
-        )
+        near, within = _near(conn, rule, bounds)
+        condition = and_(exact.shown_by(rule, bbox=False), near)
+        n = _count(conn, condition, budget + 1 - read)  # on the cell index alone
+        if within is not None:
+            condition = and_(condition, within)
+            if read + n > budget:  # the cells hold too many: count those in the tile
+                n = _count(conn, condition, budget + 1 - read)
+        read += n
+        if read > budget:
+            return None
+        if n:
+            found.append((rule, condition))
+    near_rows: list[tuple[Rule, Sequence[Any]]] = []
+    for rule, condition in found:
         q = select(
             c.id, c.public_id, c.agency_id, c.lat, c.lon, c.nibrs_code, c.crime_against,
             c.occurred_from,
-        ).where(exact.shown_by(rule, bbox=False), near).limit(budget + 1 - read)  # fmt: skip
+        ).where(condition)  # fmt: skip
         rows = conn.execute(q).all()
-        read += len(rows)
-        if read > budget:
-            return None
-        near_rows.append((rule, rows))
+        if rows:
+            near_rows.append((rule, rows))
+    ids: list[str] = []
+    lons: list[np.ndarray] = []
+    lats: list[np.ndarray] = []
+    values: dict[str, list[Any]] = {name: [] for name in POINT_COLUMNS}
     for rule, rows in near_rows:
-        shown = rule.shown_fields(None)
+        lat = np.fromiter(
+            (np.nan if r.lat is None else r.lat for r in rows), dtype=np.float64, count=len(rows)
+        )
+        lon = np.fromiter(
+            (np.nan if r.lon is None else r.lon for r in rows), dtype=np.float64, count=len(rows)
+        )
         resolution = rule.precision.resolution if rule.precision.name != "exact" else None
-        if resolution is not None and anchors is None:
-            anchors = anchor_index(conn, store.url)
-        for row in rows:
-            lat, lon = float(row.lat), float(row.lon)
-            if resolution is not None:
-                assert anchors is not None
-                lat, lon = anchors.anchor(lat, lon, resolution)
-            if not (west <= lon <= east and south <= lat <= north):
-                continue
-            shown_id = str(row.id if rule.via == "own" else row.public_id)
-            when = coarsen(row.occurred_from, rule.time_resolution, rule.timezone)
-            props = {
-                "id": shown_id,
-                "agency_id": row.agency_id,
-                "crime_against": row.crime_against if "crime_against" in shown else None,
-                "nibrs": row.nibrs_code if "nibrs_code" in shown else None,
-                "occurred_from": when.isoformat() if when and "occurred_from" in shown else None,
-            }
-            found.append((shown_id, (lon, lat), props))
-            counts[row.agency_id] += 1
-    for _id, point, props in sorted(found, key=lambda f: f[0]):
-        layer.add(point, props)
+        if resolution is not None:
+            lat, lon = anchor_index(conn, store.url).anchor_many(lat, lon, resolution)
+        inside = (west <= lon) & (lon <= east) & (south <= lat) & (lat <= north)
+        kept = [rows[i] for i in np.flatnonzero(inside).tolist()]
+        if not kept:
+            continue
+        shown = rule.shown_fields(None)
+        lons.append(lon[inside])
+        lats.append(lat[inside])
+        own = rule.via == "own"
+        ids += [str(r.id if own else r.public_id) for r in kept]
+        values["agency_id"] += [r.agency_id for r in kept]
+        values["crime_against"] += (
+            [r.crime_against for r in kept] if "crime_against" in shown else [None] * len(kept)
+        )
+        values["nibrs"] += (
+            [r.nibrs_code for r in kept] if "nibrs_code" in shown else [None] * len(kept)
+        )
+        values["occurred_from"] += (
+            _times(kept, rule) if "occurred_from" in shown else [None] * len(kept)
+        )
+        counts.update(r.agency_id for r in kept)
+    if ids:
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        values["id"] = ids
+        coords = np.stack([np.concatenate(lons), np.concatenate(lats)], axis=1)[order]
+        layer.extend(coords, {name: [v[i] for i in order] for name, v in values.items()})
     return layer, counts, {}
+
+
+def _count(conn: Connection, condition: ColumnElement[bool], limit: int) -> int:
+    """Return how many rows meet a condition, counting at most ``limit``."""
+    first = select(literal(1)).where(condition).limit(limit).subquery()
+    return int(conn.execute(select(func.count()).select_from(first)).scalar_one())
+
+
+def _times(rows: Sequence[Any], rule: Rule) -> list[str | None]:
+    """Return the rows' ``occurred_from`` coarsened to the rule's time resolution, as text."""
+    out: list[str | None] = []
+    memo: dict[Any, str | None] = {}
+    for row in rows:
+        value = row.occurred_from
+        found = memo.get(value, memo)
+        if found is memo:
+            when = coarsen(value, rule.time_resolution, rule.timezone)
+            found = memo[value] = when.isoformat() if when else None
+        out.append(found)  # type: ignore[arg-type]
+    return out
+
+
+def _near(
+    conn: Connection, rule: Rule, bounds: tuple[float, float, float, float]
+) -> tuple[ColumnElement[bool], ColumnElement[bool] | None]:
+    """Return SQL for the records near the tile for ``rule``, and the exact test if any.
+
+    ``near`` chooses the records whose point, as ``rule`` publishes it, may be in the
+    tile; ``within`` (or None) narrows them to the stored point in the tile. At
+    ``exact`` precision, in a tile of at least a cell: the ``h3_9`` cells meeting the
+    tile (the owner's rows on the cell index, not every owner's points of the box on
+    the R*Tree), then the box; in a smaller tile the R*Tree or GiST box. For an
+    anchored precision the cells of :data:`ANCHOR_CELLS` meeting the tile widened by
+    the distance between a point and its anchor (none when the cell is the anchor's
+    own), read on the cell index; else, or when they would be too many, the box
+    widened by the anchor margin.
+    """
+    west, south, east, north = bounds
+    c = incidents.c
+    resolution = rule.precision.resolution
+    lat_m, lon_m = _margin(rule.precision, bounds)
+    if rule.precision.name == "exact" and _km2(bounds) >= h3.average_hexagon_area(9, unit="km^2"):
+        cells = _cells_meeting(bounds, 9)
+        if cells is not None:
+            box = and_(c.lat.between(south, north), c.lon.between(west, east))
+            return (c.h3_9.in_(cells) if cells else false()), box
+    if resolution is not None and resolution in ANCHOR_CELLS:
+        column = ANCHOR_CELLS[resolution]
+        own_cell = int(column.removeprefix("h3_")) == resolution
+        widened = bounds if own_cell else (west - lon_m, south - lat_m, east + lon_m, north + lat_m)
+        cells = _cells_meeting(widened, int(column.removeprefix("h3_")))
+        if cells is not None:
+            return (c[column].in_(cells) if cells else false()), None
+    near = and_(
+        c.lat.between(south - lat_m, north + lat_m),
+        c.lon.between(west - lon_m, east + lon_m),
+        in_box_sql(conn.dialect.name, west - lon_m, south - lat_m, east + lon_m, north + lat_m),
+    )
+    return near, None
+
+
+def _km2(bounds: tuple[float, float, float, float]) -> float:
+    """Return the area of a box in square kilometres (roughly: for choosing a query)."""
+    west, south, east, north = bounds
+    return (north - south) * 111.0 * (east - west) * 111.0 * math.cos(math.radians(south))
+
+
+def _cells_meeting(bounds: tuple[float, float, float, float], resolution: int) -> list[str] | None:
+    """Return the H3 cells whose box of vertices meets a box (None: more than allowed).
+
+    Every point of a cell, and so its anchor, lies in the box of the cell's vertices
+    (widened by a micro-degree for the geodesic edges); the candidates are the cells
+    whose centre lies within twice the average edge of the box (cells vary in size by
+    less than a factor of two), checked one by one.
+    """
+    west, south, east, north = bounds
+    if _km2(bounds) / h3.average_hexagon_area(resolution, unit="km^2") > MAX_NEAR_CELLS:
+        return None
+    eps = 1e-6
+    pad = 2 * h3.average_hexagon_edge_length(resolution, unit="km") / 110.0
+    widest = min(max(abs(south), abs(north)) + pad, 89.0)
+    pad_lon = pad / max(math.cos(math.radians(widest)), 0.01)
+    ring = [(south - pad, west - pad_lon), (south - pad, east + pad_lon),
+            (north + pad, east + pad_lon), (north + pad, west - pad_lon)]  # fmt: skip
+    out = []
+    for cell in h3.polygon_to_cells(h3.LatLngPoly(ring), resolution):
+        vertices = h3.cell_to_boundary(cell)
+        lats = [v[0] for v in vertices]
+        lngs = [v[1] for v in vertices]
+        if (
+            min(lats) - eps <= north
+            and max(lats) + eps >= south
+            and min(lngs) - eps <= east
+            and max(lngs) + eps >= west
+        ):
+            out.append(cell)
+    return sorted(out)
 
 
 # -- hexagons --------------------------------------------------------------------------------
