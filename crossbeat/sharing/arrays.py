@@ -28,13 +28,13 @@ empty strings where the rule does not show them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import shapely
 from sqlalchemy import (
     BigInteger,
@@ -65,6 +65,7 @@ from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule, coarsen
 from crossbeat.sharing.scope import TimeResolution
 from crossbeat.store import Store
+from crossbeat.store.arrow import read_arrow
 from crossbeat.store.schema import incidents
 
 #: The index of live rows the arrays are read from (migration 0024a).
@@ -147,20 +148,9 @@ def analysis_arrays(
         p = prepare(conn, viewer, request, now)
         with restricted(conn, p.owners):
             rules = reachable(p.rules, p)
-            parts: list[list[np.ndarray]] = []
-            if rules:
-                q = _query(conn, p, rules)
-                result = conn.execute(q)
-                try:
-                    # The DB-API cursor itself: no row objects, no result processors
-                    # (every selected column is already what the arrays hold).
-                    cursor = result.cursor
-                    while part := cursor.fetchmany(CHUNK):
-                        parts.append(_chunk(part))
-                finally:
-                    result.close()
+            cols = _read(conn, _query(conn, p, rules)) if rules else _empty()
             anchors = anchor_index(conn, store.url) if _needs_anchors(p.rules) else None
-        arrays, rule_of = _columns(p.rules, parts, anchors)
+        arrays, rule_of = _columns(p.rules, cols, anchors)
         keep = _in_bbox(arrays, request.bbox)
         if request.polygon is not None:
             with np.errstate(invalid="ignore"):
@@ -245,20 +235,60 @@ def _epoch_us(column: Any, pg: bool) -> ColumnElement[int]:
     return func.coalesce(us, literal(_NAT, BigInteger))
 
 
-def _chunk(rows: Sequence[Any]) -> list[np.ndarray]:
-    """Return one batch of rows as its columns (see the SELECT list of :func:`analysis_arrays`)."""
-    cols = list(zip(*rows, strict=True))
-    return [
-        np.array(cols[0], dtype=object),
-        np.array(cols[1], dtype=np.int64),
-        np.array(cols[2], dtype=np.float64),  # None (no point) becomes NaN
-        np.array(cols[3], dtype=np.float64),
-        np.array(cols[4], dtype=np.int64),
-        np.array(cols[5], dtype=np.int64),
-        np.array(cols[6], dtype=object),
-        np.array(cols[7], dtype=object),
-        np.array(cols[8], dtype=object),
-    ]
+#: The kinds of the columns the query selects, in its order (``sort_key`` is not kept).
+_KINDS: tuple[Any, ...] = (
+    object, np.int64, np.float64, np.float64, np.int64, np.int64, object, object, object,
+)  # fmt: skip
+
+
+def _read(conn: Connection, query: Select[Any] | CompoundSelect) -> list[np.ndarray]:
+    """Return the columns the query selects, read as Arrow where possible.
+
+    From a SQLite file, the rows come as Arrow columns from ADBC in a worker process
+    (:func:`crossbeat.store.arrow.read_arrow`); otherwise (PostgreSQL, or a transaction
+    that wrote first) from the DB-API cursor in batches. Both read the same statement.
+    """
+    table = read_arrow(conn, query)
+    if table is not None:
+        return _from_arrow(table)
+    parts: list[list[np.ndarray]] = []
+    result = conn.execute(query)
+    try:
+        # The DB-API cursor itself: no row objects, no result processors (every
+        # selected column is already what the arrays hold).
+        cursor = result.cursor
+        while part := cursor.fetchmany(CHUNK):
+            cols = list(zip(*part, strict=True))
+            parts.append([np.array(cols[k], dtype=kind) for k, kind in enumerate(_KINDS)])
+    finally:
+        result.close()
+    if not parts:
+        return _empty()
+    return [np.concatenate([part[k] for part in parts]) for k in range(len(_KINDS))]
+
+
+def _from_arrow(table: pa.Table) -> list[np.ndarray]:
+    """Return an Arrow table of the query as the arrays' columns (NULL points: NaN)."""
+    if not table.num_rows:
+        return _empty()
+    out = []
+    for k, kind in enumerate(_KINDS):
+        col = table.column(k)
+        if kind is object and k > 0:  # a few distinct texts: each made once, then shared
+            codes = col.dictionary_encode().combine_chunks()
+            names = codes.dictionary.to_numpy(zero_copy_only=False)
+            out.append(names[codes.indices.to_numpy(zero_copy_only=False)])
+        elif kind is object:
+            out.append(col.to_numpy(zero_copy_only=False).astype(object, copy=False))
+        else:
+            arrow_kind = pa.float64() if kind is np.float64 else pa.int64()
+            values = col.cast(arrow_kind).to_numpy(zero_copy_only=False)
+            out.append(np.require(values, dtype=kind, requirements="W"))
+    return out
+
+
+def _empty() -> list[np.ndarray]:
+    return [np.empty(0, dtype=kind) for kind in _KINDS]
 
 
 def _needs_anchors(rules: tuple[Rule, ...]) -> bool:
@@ -266,14 +296,9 @@ def _needs_anchors(rules: tuple[Rule, ...]) -> bool:
 
 
 def _columns(
-    rules: tuple[Rule, ...], parts: list[list[np.ndarray]], anchors: AnchorIndex | None
+    rules: tuple[Rule, ...], cols: list[np.ndarray], anchors: AnchorIndex | None
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Return the arrays of the rows read, generalised per rule, and each row's rule."""
-    kinds = (object, np.int64, np.float64, np.float64, np.int64, np.int64, object, object, object)
-    cols = [
-        np.concatenate([part[k] for part in parts]) if parts else np.empty(0, dtype=kind)
-        for k, kind in enumerate(kinds)
-    ]
     ids, rule_of, lon, lat, t_from, t_to, code, cat, premise = cols
     n = ids.shape[0]
     out_from = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
