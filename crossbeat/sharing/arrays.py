@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from sqlalchemy import (
     BigInteger,
@@ -56,6 +57,7 @@ from sqlalchemy import (
 
 from crossbeat.audit import Action
 from crossbeat.clock import Clock
+from crossbeat.geo.cells import h3_cell_ints_from_text
 from crossbeat.sharing.compiled import RuleConditions, offset_segments, reachable
 from crossbeat.sharing.policy import Decision, ReadPlan, ReadRequest, Viewer, live
 from crossbeat.sharing.public import AnchorIndex
@@ -65,7 +67,7 @@ from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule, coarsen
 from crossbeat.sharing.scope import TimeResolution
 from crossbeat.store import Store
-from crossbeat.store.arrow import read_arrow
+from crossbeat.store.arrow import arrow_applies, read_arrow
 from crossbeat.store.schema import incidents
 
 #: The index of live rows the arrays are read from (migration 0024a).
@@ -148,7 +150,7 @@ def analysis_arrays(
         p = prepare(conn, viewer, request, now)
         with restricted(conn, p.owners):
             rules = reachable(p.rules, p)
-            cols = _read(conn, _query(conn, p, rules)) if rules else _empty()
+            cols = _read(conn, p, rules) if rules else _empty()
             anchors = anchor_index(conn, store.url) if _needs_anchors(p.rules) else None
         arrays, rule_of = _columns(p.rules, cols, anchors)
         keep = _in_bbox(arrays, request.bbox)
@@ -169,8 +171,15 @@ def analysis_arrays(
     return AnalysisArrays(decisions=p.decisions, **arrays)
 
 
-def _query(conn: Connection, p: ReadPlan, rules: list[Rule]) -> Select[Any] | CompoundSelect:
+def _query(
+    conn: Connection, p: ReadPlan, rules: list[Rule], *, text_times: bool = False
+) -> Select[Any] | CompoundSelect:
     """Return the query of the arrays: one SELECT per owner, merged in public-id order.
+
+    Times are integer microseconds computed in SQL, or with ``text_times`` the stored
+    text (SQLite), for the Arrow reader to convert in bulk. ``cell`` is the stored
+    :data:`STORED_CELL` of the owners with a rule anchored at its resolution (NULL for
+    the others).
 
     Each owner's part is a range of ``ix_incidents_live_arrays`` (migration 0024a) read
     in public-id order, so the database merges the parts instead of sorting the rows
@@ -194,12 +203,17 @@ def _query(conn: Connection, p: ReadPlan, rules: list[Rule]) -> Select[Any] | Co
         # random public id; rows come in public-id order (issue #7).
         shown_id = c.id if any(r.via == "own" for r in mine) else c.public_id
         columns = [shown_id.label("shown_id"), which.label("rule"), c.lon, c.lat]
-        columns += [
-            _epoch_us(c.occurred_from, pg).label("occurred_from"),
-            _epoch_us(c.occurred_to, pg).label("occurred_to"),
-        ]
+        if text_times:
+            columns += [c.occurred_from, c.occurred_to]
+        else:
+            columns += [
+                _epoch_us(c.occurred_from, pg).label("occurred_from"),
+                _epoch_us(c.occurred_to, pg).label("occurred_to"),
+            ]
         columns += [func.coalesce(col, "").label(col.name) for col in (
             c.nibrs_code, c.crime_against, c.location_type)]  # fmt: skip
+        stored = any(_stored_cell(r) for r in mine)
+        columns.append((c[STORED_CELL[0]] if stored else literal(None, String)).label("cell"))
         if len(owners) > 1:
             columns.append(c.public_id.label("sort_key"))
         # Live rows of the owner outside the OR of its rules: one range of the index.
@@ -235,31 +249,44 @@ def _epoch_us(column: Any, pg: bool) -> ColumnElement[int]:
     return func.coalesce(us, literal(_NAT, BigInteger))
 
 
-#: The kinds of the columns the query selects, in its order (``sort_key`` is not kept).
+#: The kinds of the columns the query selects, in its order (``sort_key`` is not kept);
+#: the last, ``cell``, is read as text and kept as H3 integers (0: none).
 _KINDS: tuple[Any, ...] = (
     object, np.int64, np.float64, np.float64, np.int64, np.int64, object, object, object,
+    np.uint64,
 )  # fmt: skip
+#: The stored cell column the arrays read, and its resolution (migration 0025a).
+STORED_CELL = ("h3_9", 9)
 
 
-def _read(conn: Connection, query: Select[Any] | CompoundSelect) -> list[np.ndarray]:
-    """Return the columns the query selects, read as Arrow where possible.
+def _stored_cell(rule: Rule) -> bool:
+    """Whether the rule's points are anchored in the stored cell's resolution."""
+    p = rule.precision
+    return p.name != "exact" and p.has_point and p.resolution == STORED_CELL[1]
+
+
+def _read(conn: Connection, p: ReadPlan, rules: list[Rule]) -> list[np.ndarray]:
+    """Return the columns of the arrays' query, read as Arrow where possible.
 
     From a SQLite file, the rows come as Arrow columns from ADBC in a worker process
-    (:func:`crossbeat.store.arrow.read_arrow`); otherwise (PostgreSQL, or a transaction
-    that wrote first) from the DB-API cursor in batches. Both read the same statement.
+    (:func:`crossbeat.store.arrow.read_arrow`), times as the stored text converted by
+    Arrow; otherwise (PostgreSQL, or a transaction that wrote first) from the DB-API
+    cursor in batches, times as integers computed in SQL.
     """
-    table = read_arrow(conn, query)
-    if table is not None:
-        return _from_arrow(table)
+    if arrow_applies(conn):
+        table = read_arrow(conn, _query(conn, p, rules, text_times=True))
+        if table is not None:
+            return _from_arrow(table)
     parts: list[list[np.ndarray]] = []
-    result = conn.execute(query)
+    result = conn.execute(_query(conn, p, rules))
     try:
         # The DB-API cursor itself: no row objects, no result processors (every
         # selected column is already what the arrays hold).
         cursor = result.cursor
         while part := cursor.fetchmany(CHUNK):
             cols = list(zip(*part, strict=True))
-            parts.append([np.array(cols[k], dtype=kind) for k, kind in enumerate(_KINDS)])
+            parts.append([np.array(cols[k], dtype=kind) for k, kind in enumerate(_KINDS[:-1])])
+            parts[-1].append(h3_cell_ints_from_text(np.array(cols[len(_KINDS) - 1], dtype=object)))
     finally:
         result.close()
     if not parts:
@@ -274,17 +301,29 @@ def _from_arrow(table: pa.Table) -> list[np.ndarray]:
     out = []
     for k, kind in enumerate(_KINDS):
         col = table.column(k)
-        if kind is object and k > 0:  # a few distinct texts: each made once, then shared
+        if kind is np.uint64:
+            out.append(h3_cell_ints_from_text(col))
+        elif kind is object and k > 0:  # a few distinct texts: each made once, then shared
             codes = col.dictionary_encode().combine_chunks()
             names = codes.dictionary.to_numpy(zero_copy_only=False)
             out.append(names[codes.indices.to_numpy(zero_copy_only=False)])
         elif kind is object:
             out.append(col.to_numpy(zero_copy_only=False).astype(object, copy=False))
+        elif kind is np.int64 and k in (4, 5):  # times: stored text or microseconds
+            out.append(_times_us(col))
         else:
             arrow_kind = pa.float64() if kind is np.float64 else pa.int64()
             values = col.cast(arrow_kind).to_numpy(zero_copy_only=False)
             out.append(np.require(values, dtype=kind, requirements="W"))
     return out
+
+
+def _times_us(col: pa.ChunkedArray) -> np.ndarray:
+    """Return stored times (SQLite's text, or microseconds) as integers, NaT's where NULL."""
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        col = pc.cast(col, pa.timestamp("us"))
+    col = pc.fill_null(col.cast(pa.int64()), _NAT)
+    return np.require(col.to_numpy(), dtype=np.int64, requirements="W")
 
 
 def _empty() -> list[np.ndarray]:
@@ -299,7 +338,7 @@ def _columns(
     rules: tuple[Rule, ...], cols: list[np.ndarray], anchors: AnchorIndex | None
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Return the arrays of the rows read, generalised per rule, and each row's rule."""
-    ids, rule_of, lon, lat, t_from, t_to, code, cat, premise = cols
+    ids, rule_of, lon, lat, t_from, t_to, code, cat, premise, cells = cols
     n = ids.shape[0]
     out_from = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     out_to = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
@@ -313,7 +352,8 @@ def _columns(
         if not ({"lat", "lon"} <= shown and p.has_point):
             lon[mine] = lat[mine] = np.nan
         elif p.name != "exact" and p.resolution is not None and anchors is not None:
-            lat[mine], lon[mine] = anchors.anchor_many(lat[mine], lon[mine], p.resolution)
+            known = cells[mine] if _stored_cell(rule) else None
+            lat[mine], lon[mine] = anchors.anchor_many(lat[mine], lon[mine], p.resolution, known)
         if "occurred_from" in shown:
             out_from[mine] = coarsen_us(t_from[mine], rule)
         if "occurred_to" in shown:

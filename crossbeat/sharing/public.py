@@ -407,7 +407,11 @@ class AnchorIndex:
         return self._anchor_of(cell, inside)
 
     def anchor_many(
-        self, lat: np.ndarray, lon: np.ndarray, resolution: int
+        self,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        resolution: int,
+        cells: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return the anchors of many points as ``(lat, lon)`` arrays (NaN stays NaN).
 
@@ -415,6 +419,9 @@ class AnchorIndex:
         once per distinct cell (the cells from one vectorised H3 call, the whole cells
         decided in bulk) and, in the cells a boundary crosses, once per distinct set of
         polygons covering the points (one bulk query of the polygon tree).
+
+        ``cells`` are the points' H3 cells at ``resolution`` as integers where already
+        known (the stored ones; 0: not known, computed here).
         """
         out_lat = np.full(lat.shape[0], np.nan)
         out_lon = np.full(lat.shape[0], np.nan)
@@ -422,7 +429,14 @@ class AnchorIndex:
         if not idx.size:
             return out_lat, out_lon
         ys, xs = lat[idx], lon[idx]
-        cells, inverse = np.unique(h3_cell_ints(ys, xs, resolution), return_inverse=True)
+        if cells is None:
+            known = h3_cell_ints(ys, xs, resolution)
+        else:
+            known = np.asarray(cells, dtype=np.uint64)[idx]
+            missing = np.flatnonzero(known == 0)
+            if missing.size:
+                known[missing] = h3_cell_ints(ys[missing], xs[missing], resolution)
+        cells, inverse = np.unique(known, return_inverse=True)
         inverse = inverse.reshape(-1)
         keys = cells.tolist()
         whole = self._whole_cells(keys)

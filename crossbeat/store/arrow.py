@@ -76,6 +76,21 @@ def read_arrow(conn: Connection, query: Executable) -> pa.Table | None:
         The result, columns named as in the SELECT list; None when the read must go
         through ``conn`` itself (see the module's docstring for when).
     """
+    path = _database(conn)
+    if path is None:
+        return None
+    sql, params = _statement(conn, query)
+    data = WORKER.submit(path, sql, params)
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def arrow_applies(conn: Connection) -> bool:
+    """Return whether :func:`read_arrow` reads for this connection (else it returns None)."""
+    return _database(conn) is not None
+
+
+def _database(conn: Connection) -> str | None:
+    """Return the SQLite file the worker may read for this connection, or None."""
     if conn.dialect.name != "sqlite" or not arrow_available():
         return None
     database = make_url(str(conn.engine.url)).database
@@ -84,10 +99,7 @@ def read_arrow(conn: Connection, query: Executable) -> pa.Table | None:
     raw = conn.connection.driver_connection
     if raw is None or getattr(raw, "in_transaction", True):
         return None  # this transaction wrote: the worker would not see it
-    sql, params = _statement(conn, query)
-    path = str(Path(database).expanduser().resolve())
-    data = WORKER.submit(path, sql, params)
-    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    return str(Path(database).expanduser().resolve())
 
 
 def _statement(conn: Connection, query: Executable) -> tuple[str, list[Any]]:
@@ -145,6 +157,12 @@ class _Worker:
         if not ok:
             raise StoreError(f"Arrow read failed: {payload.decode()}")
         return payload
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id (None: not running), for the benchmarks' CPU times."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
 
     def shutdown(self) -> None:
         """Stop the worker process (started again on the next read)."""
