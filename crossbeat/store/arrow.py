@@ -12,7 +12,8 @@ the other is reading, and closing one copy's file descriptor drops the other's l
 ("multiple copies of SQLite linked into the same application", in SQLite's *How To
 Corrupt An SQLite Database File*). So :func:`read_arrow` sends the statement to a worker
 process (:data:`WORKER`, started on first use and kept) that holds only ADBC's copy,
-opens the database read-only and sends the table back in Arrow's IPC format through a pipe.
+opens the database read-only and sends the table back in Arrow's IPC format (in a
+shared memory file, see :class:`_Worker`).
 
 What the worker sees is the last committed state of the database, as a statement of
 the caller's connection sees it when that connection has not written in its
@@ -28,8 +29,10 @@ CrossBeat registers none).
 from __future__ import annotations
 
 import atexit
+import mmap
 import os
 import pickle
+import socket
 import struct
 import subprocess
 import sys
@@ -81,7 +84,7 @@ def read_arrow(conn: Connection, query: Executable) -> pa.Table | None:
         return None
     sql, params = _statement(conn, query)
     data = WORKER.submit(path, sql, params)
-    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    return pa.ipc.open_stream(data).read_all()
 
 
 def arrow_applies(conn: Connection) -> bool:
@@ -119,17 +122,22 @@ def _statement(conn: Connection, query: Executable) -> tuple[str, list[Any]]:
 class _Worker:
     """One worker process reading with ADBC, started on first use and kept.
 
-    A plain child process (``python -m crossbeat.store.arrow``) talking over its
-    standard input and output, not :mod:`multiprocessing`: spawning that re-runs the
-    caller's main script, and forking copies the caller's open SQLite connections.
-    The worker exits when this process closes the pipe (or dies).
+    A plain child process (``python -m crossbeat.store.arrow``) taking requests on its
+    standard input, not :mod:`multiprocessing`: spawning that re-runs the caller's main
+    script, and forking copies the caller's open SQLite connections. The result (often
+    a hundred megabytes) is not copied through a pipe: the worker writes it into an
+    anonymous memory file (``memfd``) and passes the file's descriptor over a Unix
+    socket; this process maps it and Arrow reads the columns in place. (Where there is
+    no ``memfd``, the bytes come through the pipe.) The worker exits when this process
+    closes the pipe (or dies), and no file is left behind.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
 
-    def submit(self, path: str, sql: str, params: list[Any]) -> bytes:
+    def submit(self, path: str, sql: str, params: list[Any]) -> pa.Buffer:
         """Run one statement in the worker; return the result as an Arrow IPC stream.
 
         Raises
@@ -139,24 +147,61 @@ class _Worker:
         """
         request = pickle.dumps((path, sql, params))
         with self._lock:
-            proc = self._proc
-            if proc is None or proc.poll() is not None:
-                env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-                proc = self._proc = subprocess.Popen(
-                    [sys.executable, "-m", "crossbeat.store.arrow"],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                )  # fmt: skip
+            proc, sock = self._start()
             assert proc.stdin is not None and proc.stdout is not None
             try:
-                _send(proc.stdin, request)
-                ok, payload = _receive(proc.stdout)
+                _send(proc.stdin, _BYTES, request)
+                kind, payload = _receive(proc.stdout)
+                if kind == _FD:
+                    _msg, fds, _flags, _addr = socket.recv_fds(sock, 1, 1)
+                    if not fds:
+                        raise EOFError("no memory file passed")
+                    try:
+                        size = struct.unpack("<Q", payload)[0]
+                        memory = mmap.mmap(fds[0], size, prot=mmap.PROT_READ) if size else b""
+                    finally:
+                        os.close(fds[0])
+                    return pa.py_buffer(memory)
             except (OSError, EOFError) as exc:
-                proc.kill()
-                self._proc = None
+                self._stop(kill=True)
                 raise StoreError(f"the Arrow reader process stopped: {exc}") from exc
-        if not ok:
+        if kind == _ERROR:
             raise StoreError(f"Arrow read failed: {payload.decode()}")
-        return payload
+        return pa.py_buffer(payload)
+
+    def _start(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
+        if self._proc is not None and self._sock is not None and self._proc.poll() is None:
+            return self._proc, self._sock
+        self._stop(kill=True)
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "crossbeat.store.arrow", str(theirs.fileno())],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                pass_fds=(theirs.fileno(),),
+            )  # fmt: skip
+        finally:
+            theirs.close()
+        self._proc, self._sock = proc, mine
+        return proc, mine
+
+    def _stop(self, *, kill: bool) -> None:
+        proc, sock = self._proc, self._sock
+        self._proc = self._sock = None
+        if proc is not None and proc.poll() is None:
+            if kill:
+                proc.kill()
+            else:
+                assert proc.stdin is not None
+                proc.stdin.close()
+            proc.wait(timeout=10)
+        if proc is not None:
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+        if sock is not None:
+            sock.close()
 
     @property
     def pid(self) -> int | None:
@@ -167,28 +212,29 @@ class _Worker:
     def shutdown(self) -> None:
         """Stop the worker process (started again on the next read)."""
         with self._lock:
-            proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            proc.wait(timeout=10)
+            self._stop(kill=False)
 
 
-def _send(out: IO[bytes], data: bytes, ok: bool = True) -> None:
-    out.write(struct.pack("<?Q", ok, len(data)))
+#: What an answer holds: an error message, the bytes, or the size of a passed memory file.
+_ERROR, _BYTES, _FD = 0, 1, 2
+_HEAD = struct.Struct("<BQ")
+
+
+def _send(out: IO[bytes], kind: int, data: bytes) -> None:
+    out.write(_HEAD.pack(kind, len(data)))
     out.write(data)
     out.flush()
 
 
-def _receive(src: IO[bytes]) -> tuple[bool, bytes]:
-    head = src.read(struct.calcsize("<?Q"))
-    if len(head) < struct.calcsize("<?Q"):
+def _receive(src: IO[bytes]) -> tuple[int, bytes]:
+    head = src.read(_HEAD.size)
+    if len(head) < _HEAD.size:
         raise EOFError("no answer")
-    ok, size = struct.unpack("<?Q", head)
+    kind, size = _HEAD.unpack(head)
     data = src.read(size)
     if len(data) < size:
         raise EOFError("a cut answer")
-    return bool(ok), data
+    return int(kind), data
 
 
 #: The worker of this process.
@@ -201,8 +247,8 @@ atexit.register(WORKER.shutdown)
 _CONNECTIONS: OrderedDict[str, Any] = OrderedDict()
 
 
-def _read(path: str, sql: str, params: list[Any]) -> bytes:
-    """Run a statement on a database file with ADBC; return the rows as Arrow IPC."""
+def _read(path: str, sql: str, params: list[Any]) -> pa.Table:
+    """Run a statement on a database file with ADBC; return the rows."""
     import adbc_driver_sqlite.dbapi as adbc
 
     conn = _CONNECTIONS.pop(path, None)
@@ -215,30 +261,49 @@ def _read(path: str, sql: str, params: list[Any]) -> bytes:
     try:
         cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": _BATCH_ROWS})
         cur.execute(sql, params or None)
-        table = cur.fetch_arrow_table()
+        return cur.fetch_arrow_table()
     finally:
         cur.close()
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as out:
-        out.write_table(table)
-    return sink.getvalue().to_pybytes()
 
 
-def _serve() -> None:
+def _answer(out: IO[bytes], sock: socket.socket, table: pa.Table) -> None:
+    """Send a table: in a memory file whose descriptor goes over ``sock``, or as bytes."""
+    if not hasattr(os, "memfd_create"):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        _send(out, _BYTES, sink.getvalue().to_pybytes())
+        return
+    fd = os.memfd_create("crossbeat-arrow", os.MFD_CLOEXEC)
+    try:
+        with pa.OSFile(f"/proc/self/fd/{fd}", "wb") as sink:
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+        size = os.fstat(fd).st_size
+        _send(out, _FD, struct.pack("<Q", size))
+        socket.send_fds(sock, [b"f"], [fd])
+    finally:
+        os.close(fd)
+
+
+def _serve(sock_fd: int) -> None:
     """Answer requests from standard input until it closes (the worker's main loop)."""
     src, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the answers' pipe
+    sock = socket.socket(fileno=sock_fd)
     while True:
         try:
-            _ok, request = _receive(src)
+            _kind, request = _receive(src)
         except EOFError:
             return
         path, sql, params = pickle.loads(request)
         try:
-            _send(out, _read(path, sql, params))
+            table = _read(path, sql, params)
         except Exception as exc:  # noqa: BLE001 - the caller raises it
-            _send(out, f"{type(exc).__name__}: {exc}".encode(), ok=False)
+            _send(out, _ERROR, f"{type(exc).__name__}: {exc}".encode())
+            continue
+        _answer(out, sock, table)
 
 
 if __name__ == "__main__":
-    _serve()
+    _serve(int(sys.argv[1]))
