@@ -403,7 +403,12 @@ class AnchorIndex:
         if inside is _UNKNOWN:
             inside = self._whole_cells([cell])[0]
         if inside is None:  # a boundary crosses the cell: the polygons covering the point
-            inside = self._covering(np.array([lon]), np.array([lat]))[0]
+            inside = ()
+            if self._tree is not None:
+                near = sorted(int(i) for i in self._tree.query(shapely.Point(lon, lat)))
+                inside = tuple(
+                    i for i in near if shapely.intersects_xy(self._polygons[i], lon, lat)
+                )
         return self._anchor_of(cell, inside)
 
     def anchor_many(
@@ -450,14 +455,11 @@ class AnchorIndex:
         got = found[inverse]
         at = np.flatnonzero(crossed[inverse])
         if at.size:  # points in cells a boundary crosses: by the polygons covering each
-            sets = self._covering(xs[at], ys[at])
-            memo: dict[tuple[int, tuple[int, ...]], tuple[float, float]] = {}
-            for j, k, inside in zip(at.tolist(), inverse[at].tolist(), sets, strict=True):
-                key = (keys[k], inside)
-                point = memo.get(key)
-                if point is None:
-                    point = memo[key] = self._anchor_of(*key)
-                got[j] = point
+            which, sets = self._covering(xs[at], ys[at])
+            pairs, back = np.unique(inverse[at] * len(sets) + which, return_inverse=True)
+            points = [self._anchor_of(keys[k // len(sets)], sets[k % len(sets)]) for k in
+                      pairs.tolist()]  # fmt: skip
+            got[at] = np.array(points, dtype=float).reshape(-1, 2)[back.reshape(-1)]
         out_lat[idx] = got[:, 0]
         out_lon[idx] = got[:, 1]
         return out_lat, out_lon
@@ -469,14 +471,28 @@ class AnchorIndex:
             found = self._cache[key] = self._compute(cell, inside)
         return found
 
-    def _covering(self, xs: np.ndarray, ys: np.ndarray) -> list[tuple[int, ...]]:
-        """Return, for each point, the polygons covering it (sorted indexes)."""
-        out: list[list[int]] = [[] for _ in range(xs.shape[0])]
-        if self._tree is not None:
-            hit, poly = self._tree.query(shapely.points(xs, ys), predicate="covered_by")
-            for j, i in sorted(zip(hit.tolist(), poly.tolist(), strict=True)):
-                out[j].append(i)
-        return [tuple(found) for found in out]
+    def _covering(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+        """Return which polygons cover each point (boundary included), as :meth:`anchor` does.
+
+        Returns, per point, the position of its set of polygons in the list returned
+        with it (each set a sorted tuple of polygon indexes), decided by one vectorised
+        test per polygon near the points.
+        """
+        n = xs.shape[0]
+        candidates = np.empty(0, dtype=np.intp)
+        if self._tree is not None and n:
+            extent = shapely.box(xs.min(), ys.min(), xs.max(), ys.max())
+            candidates = np.sort(self._tree.query(extent))
+        if not candidates.size:
+            return np.zeros(n, dtype=np.intp), [()]
+        hits = np.zeros((n, candidates.size), dtype=bool)
+        for col, i in enumerate(candidates.tolist()):
+            hits[:, col] = shapely.intersects_xy(self._polygons[i], xs, ys)
+        packed = np.ascontiguousarray(np.packbits(hits, axis=1))
+        rows = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+        _rows, first, which = np.unique(rows, return_index=True, return_inverse=True)
+        sets = [tuple(candidates[hits[j]].tolist()) for j in first.tolist()]
+        return which.reshape(-1), sets
 
     def _whole_cells(self, cells: Sequence[int]) -> list[tuple[int, ...] | None]:
         """Return, per cell, the polygons that contain all of it, or None when one crosses it.
