@@ -45,7 +45,8 @@ from urllib.parse import quote
 import pyarrow as pa
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from crossbeat.store.base import StoreError
 
@@ -63,7 +64,7 @@ def arrow_available() -> bool:
     return True
 
 
-def read_arrow(conn: Connection, query: Executable) -> pa.Table | None:
+def read_arrow(conn: Connection, query: ClauseElement) -> pa.Table | None:
     """Return the rows of a SELECT on a SQLite file as an Arrow table, or None.
 
     Parameters
@@ -105,17 +106,18 @@ def _database(conn: Connection) -> str | None:
     return str(Path(database).expanduser().resolve())
 
 
-def _statement(conn: Connection, query: Executable) -> tuple[str, list[Any]]:
+def _statement(conn: Connection, query: ClauseElement) -> tuple[str, list[Any]]:
     """Return the SQL text and the positional parameters the dialect would send."""
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    values = compiled.construct_params()
+    assert isinstance(compiled, SQLCompiler)
+    values = compiled.construct_params() or {}
     processors = compiled._bind_processors  # the types' own conversions (e.g. datetimes)
     names = compiled.positiontup or []
     params = []
     for name in names:
         value = values[name]
         convert = processors.get(name)
-        params.append(convert(value) if convert is not None and value is not None else value)
+        params.append(convert(value) if callable(convert) and value is not None else value)
     return str(compiled), params
 
 
