@@ -29,7 +29,10 @@ the work without the waits for a core):
 * daily time series: ``aggregate(by=("day",))``;
 * arrays: ``analysis_arrays`` (numpy columns) of every visible incident (own analyst,
   partner, public), beside the same columns read without the policy the same columnar
-  way (DB-API cursor, times as epoch microseconds computed in SQL, into numpy).
+  way (on a SQLite file: ADBC in the worker process of ``crossbeat.store.arrow``, into
+  Arrow, then numpy; times as epoch microseconds computed in SQL), with the CPU time of
+  this process and of the worker; and again as "arrays DB-API", both sides through the
+  DB-API cursor (the path on PostgreSQL, and on SQLite before the Arrow reader).
 
 Building 1 M rows takes 10-20 minutes (the flags derivation dominates): ``--keep PATH``
 keeps the population (a SQLite file, or with ``--db`` a PostgreSQL database of that
@@ -302,6 +305,25 @@ def timed(fn: Callable[[], Any], repeat: int, cpu: list[float] | None = None) ->
     return out
 
 
+def cpu_seconds() -> float:
+    """Return the CPU time of this process and of the Arrow reader's worker process.
+
+    The worker's (``crossbeat.store.arrow``) from ``/proc`` (Linux; elsewhere this
+    process's only).
+    """
+    from crossbeat.store.arrow import WORKER
+
+    total = time.process_time()
+    pid = WORKER.pid
+    if pid is not None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def p(values: list[float], q: float) -> float:
     """Return the ``q`` quantile (nearest rank) of ``values``."""
     ordered = sorted(values)
@@ -358,25 +380,71 @@ def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callab
 
     KINDS = {2: np.float64, 3: np.float64, 4: np.int64, 5: np.int64}
 
-    def arrays_bare(owners: str | None = "'metro'") -> Any:
-        """The same columns without the policy, read the same columnar way into numpy."""
+    def arrays_bare(owners: str | None = "'metro'", way: str = "arrow") -> Any:
+        """The same columns without the policy, read the same columnar way into numpy.
+
+        ``arrow``: as the arrays are read from a SQLite file (ADBC in the worker process,
+        into Arrow, then numpy); ``dbapi``: through the DB-API cursor in batches, as they
+        are read on PostgreSQL (and were before, on SQLite).
+        """
+        from crossbeat.sharing.arrays import _from_arrow
+        from crossbeat.store.arrow import read_arrow
+
         among = f"AND agency_id IN ({owners})" if owners else ""
         nat = "(-9223372036854775807 - 1)"  # NaT's integer where a time is unknown
         times = ", ".join(
             f"COALESCE({epoch.format(c=c)}, {nat})" for c in ("occurred_from", "occurred_to")
         )
+        statement = (
+            "SELECT id, 0, lon, lat, {times}, COALESCE(nibrs_code, ''), "
+            "COALESCE(crime_against, ''), COALESCE(location_type, ''), h3_9 FROM incidents "
+            f"WHERE {live} {among} ORDER BY public_id"
+        )
         with bare(store) as conn:
+            if way == "arrow":  # times as the stored text, converted by Arrow
+                arrow_sql = statement.format(times="occurred_from, occurred_to")
+                table = read_arrow(conn, text(arrow_sql))
+                if table is not None:
+                    return _from_arrow(table)
+            statement = statement.format(times=times)
             cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            cur.execute(
-                f"SELECT id, agency_id, lon, lat, {times}, nibrs_code, crime_against, "
-                f"location_type FROM incidents WHERE {live} {among} ORDER BY public_id"
-            )
+            cur.execute(statement)
             parts = []
             while part := cur.fetchmany(50_000):
                 cols = list(zip(*part, strict=True))
                 parts.append([np.array(c, dtype=KINDS.get(k, object)) for k, c in enumerate(cols)])
             cur.close()
             return [np.concatenate(c) for c in zip(*parts, strict=True)] if parts else []
+
+    def dbapi(read: Callable[[], Any]) -> Callable[[], Any]:
+        """The same read with the Arrow reader turned off (the DB-API cursor's path)."""
+        from crossbeat.sharing import arrays
+
+        def run() -> Any:
+            real = arrays.arrow_applies
+            arrays.arrow_applies = lambda conn: False  # type: ignore[assignment]
+            try:
+                return read()
+            finally:
+                arrays.arrow_applies = real
+
+        return run
+
+    arrays_reads = [
+        ("own, all visible", lambda: analysis_arrays(store, own, mine), "'metro'"),
+        ("partner: own + agreement", lambda: analysis_arrays(store, partner, ours),
+         "'metro', 'east'"),
+        ("public: every agency", lambda: analysis_arrays(store, public), None),
+    ]  # fmt: skip
+    arrays_queries: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = []
+    for label, read, owners in arrays_reads:
+        arrays_queries.append(
+            (f"arrays ({label})", read, lambda owners=owners: arrays_bare(owners))
+        )
+        arrays_queries.append(
+            (f"arrays DB-API ({label})", dbapi(read),
+             lambda owners=owners: arrays_bare(owners, "dbapi"))
+        )  # fmt: skip
 
     from tiles import queries as tile_queries  # the tiles at z10 and z15 (benchmarks/tiles.py)
 
@@ -430,21 +498,7 @@ def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callab
             lambda: aggregate(store, public, by=("day",)),
             sql(f"SELECT {day}, count(*) FROM incidents WHERE {live} GROUP BY 1"),
         ),
-        (
-            "arrays (own, all visible)",
-            lambda: analysis_arrays(store, own, mine),
-            arrays_bare,
-        ),
-        (
-            "arrays (partner: own + agreement)",
-            lambda: analysis_arrays(store, partner, ours),
-            lambda: arrays_bare("'metro', 'east'"),
-        ),
-        (
-            "arrays (public: every agency)",
-            lambda: analysis_arrays(store, public),
-            lambda: arrays_bare(None),
-        ),
+        *arrays_queries,
         *tile_queries(store),
     ]
 
@@ -464,11 +518,16 @@ def measure(
         gc: list[float] = []
         bc: list[float] = []
         for _ in range(repeat):
-            g += timed(governed, 1, gc)
-            b += timed(plain, 1, bc)
+            c0 = cpu_seconds()
+            g += timed(governed, 1)
+            c1 = cpu_seconds()
+            b += timed(plain, 1)
+            gc.append((c1 - c0) * 1000)
+            bc.append((cpu_seconds() - c1) * 1000)
         out.append((name, g, b))
-        # On SQLite the database works in this process: its CPU time is the query's cost
-        # without the waits for a core, the figure to compare on a loaded machine.
+        # On SQLite the database works in this process (and, for the arrays, in the Arrow
+        # reader's worker, counted too): its CPU time is the query's cost without the waits
+        # for a core, the figure to compare on a loaded machine.
         cpu = (
             ""
             if pg

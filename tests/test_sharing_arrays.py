@@ -119,3 +119,93 @@ def test_coarsen_us_equals_coarsen_time_by_time(tz, res):
     want = [_us(coarsen(t, res, tz)) for t in times]
     assert list(got[:-1]) == want
     assert np.isnat(got[-1])
+
+
+def _same(a, b) -> None:
+    for name in ("id", "owner", "nibrs_code", "crime_against", "location_type"):
+        assert list(getattr(a, name)) == list(getattr(b, name)), name
+    for name in ("lon", "lat", "occurred_from", "occurred_to"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def test_arrow_reader_gives_the_dbapi_arrays(sharing_store, monkeypatch):
+    """The Arrow read (ADBC in a worker process) and the DB-API read give the same arrays.
+
+    Own, partner (``h3:9`` by day after 24 h, so delayed rows and anchors) and public,
+    with points and times missing on some rows. On SQLite the Arrow path must be the one
+    taken once the flags are derived; on PostgreSQL it never is.
+    """
+    from crossbeat.clock import FrozenClock
+    from crossbeat.sharing import arrays
+    from crossbeat.sharing.agreements import create_agreement
+    from tests.sharing_support import Inc, insert_incidents
+
+    sharing_store.clock = FrozenClock(NOW)
+    rng = random.Random(5)
+    population = []
+    for i in range(300):
+        owner = rng.choice(["citya", "countyb"])
+        occurred = NOW - timedelta(hours=rng.uniform(1, 24 * 90), microseconds=rng.randrange(10**6))
+        located = i % 7 != 0
+        population.append(
+            Inc(
+                owner, f"R{i}", rng.uniform(45.505, 45.555) if located else None,
+                rng.uniform(-122.695, -122.625) if located else None,
+                [rng.choice(["220", "13A", "23H", "290"])],
+                occurred if i % 11 else None, occurred + timedelta(hours=2) if i % 3 else None,
+                reported_at=occurred + timedelta(minutes=5),
+            )
+        )  # fmt: skip
+    insert_incidents(sharing_store, population)
+    create_agreement(
+        sharing_store, "citya", "countyb", offences=["all"], fields=["all"],
+        precision="h3:9", time_resolution="day", delay="24h", purposes=["analysis"],
+        approved_by=ADMINS["citya"],
+    )  # fmt: skip
+    create_agreement(sharing_store, "countyb", "public", approved_by=ADMINS["countyb"])
+    viewers = [
+        Viewer.user("u1", "citya", ["analyst"]),
+        Viewer.user("u2", "countyb", ["analyst"]),
+        Viewer.public(),
+    ]
+    analysis_arrays(sharing_store, viewers[0])  # flags derived: later reads write nothing
+    taken = []
+    real = arrays.read_arrow
+
+    def spy(conn, query):
+        table = real(conn, query)
+        taken.append(table is not None)
+        return table
+
+    got = []
+    for viewer in viewers:
+        monkeypatch.setattr(arrays, "read_arrow", spy)
+        fast = analysis_arrays(sharing_store, viewer)
+        monkeypatch.setattr(arrays, "arrow_applies", lambda conn: False)
+        slow = analysis_arrays(sharing_store, viewer)
+        monkeypatch.undo()
+        _same(fast, slow)
+        got.append(len(fast))
+    assert got[0] > 0 and got[1] > got[0] and got[2] > 0
+    sqlite = sharing_store.engine.dialect.name == "sqlite"
+    assert taken == ([True] * len(viewers) if sqlite else [])
+
+
+def test_arrow_reader_declines_a_transaction_that_wrote(sharing_store):
+    """The worker cannot see this transaction's writes: the read goes through it instead."""
+    from sqlalchemy import select, update
+
+    from crossbeat.store.arrow import read_arrow
+    from crossbeat.store.schema import agencies
+
+    q = select(agencies.c.id, agencies.c.name).order_by(agencies.c.id)
+    with sharing_store.begin() as conn:
+        before = read_arrow(conn, q)
+        if sharing_store.engine.dialect.name == "sqlite":
+            assert before is not None and before.column(0).to_pylist() == sorted(
+                conn.execute(select(agencies.c.id)).scalars()
+            )
+        else:
+            assert before is None
+        conn.execute(update(agencies).where(agencies.c.id == "citya").values(name="Renamed"))
+        assert read_arrow(conn, q) is None

@@ -276,6 +276,36 @@ def test_anchor_never_crosses_a_boundary_and_is_stable(lat, lon, res):
     assert h3.grid_distance(cell, h3.latlng_to_cell(a[0], a[1], res)) <= 1
 
 
+@pytest.mark.parametrize("extra", [0, 70])
+def test_anchor_many_is_anchor_point_by_point(extra):
+    """One rule for one point and for many: the same anchors, boundary cells included.
+
+    Points are drawn near the jurisdiction boundaries (so many cells are crossed by
+    one), with 70 more small polygons in the second case (more than a bit mask holds).
+    """
+    import numpy as np
+
+    polygons = [g for _tz, g in AGENCIES.values()]
+    polygons += [
+        box(-122.70 + 0.002 * k, 45.50 + 0.0007 * k, -122.699 + 0.002 * k, 45.501 + 0.0007 * k)
+        for k in range(extra)
+    ]
+    rng = np.random.default_rng(extra + 1)
+    lat = np.concatenate([rng.uniform(45.49, 45.57, 3000), [np.nan, 45.52]])
+    lon = np.concatenate([rng.uniform(-122.72, -122.52, 3000), [-122.6, np.nan]])
+    for res in (8, 9, 10):
+        many = AnchorIndex(polygons).anchor_many(lat, lon, res)
+        one = AnchorIndex(polygons)
+        want = [
+            one.anchor(float(y), float(x), res) if y == y and x == x else (np.nan, np.nan)
+            for y, x in zip(lat, lon, strict=True)
+        ]
+        np.testing.assert_array_equal(many[0], [w[0] for w in want])
+        np.testing.assert_array_equal(many[1], [w[1] for w in want])
+        crossed = {c for c, inside in one._whole.items() if inside is None}
+        assert crossed and len(crossed) < len(one._whole)  # both kinds of cell were met
+
+
 def test_points_sharing_a_cell_and_jurisdictions_share_an_anchor():
     index = AnchorIndex([g for _tz, g in AGENCIES.values()])
     cell = h3.latlng_to_cell(45.52, -122.66, 9)

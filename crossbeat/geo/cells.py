@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import h3
 import numpy as np
-from h3ronpy import cells_to_string, change_resolution, vector
+import pyarrow as pa
+from h3ronpy import cells_parse, cells_to_string, change_resolution, vector
 
 from crossbeat.model import H3_RESOLUTIONS
 
@@ -59,6 +60,29 @@ def h3_cell_ints(lat: np.ndarray, lon: np.ndarray, resolution: int) -> np.ndarra
     """
     cells = vector.coordinates_to_cells(lat.astype(float), lon.astype(float), resolution)
     return np.asarray(cells.to_numpy(), dtype=np.uint64)
+
+
+def h3_cell_ints_from_text(values: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
+    """Return stored H3 cells (hex text) as 64-bit integers in one call; 0 where missing.
+
+    ``values`` is an Arrow column (an all-NULL column of any type gives zeros) or an
+    array of strings and None; text that is not a valid cell also gives 0.
+
+    Examples
+    --------
+    >>> h3_cell_ints_from_text(np.array(["8928f0036a7ffff", None, "x"], dtype=object)).tolist()
+    [617713329982930943, 0, 0]
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    elif not isinstance(values, pa.Array):
+        values = pa.array(values, type=pa.string(), from_pandas=True)
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        if values.null_count != len(values):
+            raise ValueError(f"H3 cells as text expected, not {values.type}")
+        return np.zeros(len(values), dtype=np.uint64)
+    cells = pa.array(cells_parse(values, set_failing_to_invalid=True))
+    return np.asarray(cells.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.uint64)
 
 
 def h3_cells_many(

@@ -28,13 +28,14 @@ empty strings where the rule does not show them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from sqlalchemy import (
     BigInteger,
@@ -56,6 +57,7 @@ from sqlalchemy import (
 
 from crossbeat.audit import Action
 from crossbeat.clock import Clock
+from crossbeat.geo.cells import h3_cell_ints_from_text
 from crossbeat.sharing.compiled import RuleConditions, offset_segments, reachable
 from crossbeat.sharing.policy import Decision, ReadPlan, ReadRequest, Viewer, live
 from crossbeat.sharing.public import AnchorIndex
@@ -65,6 +67,7 @@ from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule, coarsen
 from crossbeat.sharing.scope import TimeResolution
 from crossbeat.store import Store
+from crossbeat.store.arrow import arrow_applies, read_arrow
 from crossbeat.store.schema import incidents
 
 #: The index of live rows the arrays are read from (migration 0024a).
@@ -147,20 +150,9 @@ def analysis_arrays(
         p = prepare(conn, viewer, request, now)
         with restricted(conn, p.owners):
             rules = reachable(p.rules, p)
-            parts: list[list[np.ndarray]] = []
-            if rules:
-                q = _query(conn, p, rules)
-                result = conn.execute(q)
-                try:
-                    # The DB-API cursor itself: no row objects, no result processors
-                    # (every selected column is already what the arrays hold).
-                    cursor = result.cursor
-                    while part := cursor.fetchmany(CHUNK):
-                        parts.append(_chunk(part))
-                finally:
-                    result.close()
+            cols = _read(conn, p, rules) if rules else _empty()
             anchors = anchor_index(conn, store.url) if _needs_anchors(p.rules) else None
-        arrays, rule_of = _columns(p.rules, parts, anchors)
+        arrays, rule_of = _columns(p.rules, cols, anchors)
         keep = _in_bbox(arrays, request.bbox)
         if request.polygon is not None:
             with np.errstate(invalid="ignore"):
@@ -179,8 +171,15 @@ def analysis_arrays(
     return AnalysisArrays(decisions=p.decisions, **arrays)
 
 
-def _query(conn: Connection, p: ReadPlan, rules: list[Rule]) -> Select[Any] | CompoundSelect:
+def _query(
+    conn: Connection, p: ReadPlan, rules: list[Rule], *, text_times: bool = False
+) -> Select[Any] | CompoundSelect:
     """Return the query of the arrays: one SELECT per owner, merged in public-id order.
+
+    Times are integer microseconds computed in SQL, or with ``text_times`` the stored
+    text (SQLite), for the Arrow reader to convert in bulk. ``cell`` is the stored
+    :data:`STORED_CELL` of the owners with a rule anchored at its resolution (NULL for
+    the others).
 
     Each owner's part is a range of ``ix_incidents_live_arrays`` (migration 0024a) read
     in public-id order, so the database merges the parts instead of sorting the rows
@@ -204,12 +203,17 @@ def _query(conn: Connection, p: ReadPlan, rules: list[Rule]) -> Select[Any] | Co
         # random public id; rows come in public-id order (issue #7).
         shown_id = c.id if any(r.via == "own" for r in mine) else c.public_id
         columns = [shown_id.label("shown_id"), which.label("rule"), c.lon, c.lat]
-        columns += [
-            _epoch_us(c.occurred_from, pg).label("occurred_from"),
-            _epoch_us(c.occurred_to, pg).label("occurred_to"),
-        ]
+        if text_times:
+            columns += [c.occurred_from, c.occurred_to]
+        else:
+            columns += [
+                _epoch_us(c.occurred_from, pg).label("occurred_from"),
+                _epoch_us(c.occurred_to, pg).label("occurred_to"),
+            ]
         columns += [func.coalesce(col, "").label(col.name) for col in (
             c.nibrs_code, c.crime_against, c.location_type)]  # fmt: skip
+        stored = any(_stored_cell(r) for r in mine)
+        columns.append((c[STORED_CELL[0]] if stored else literal(None, String)).label("cell"))
         if len(owners) > 1:
             columns.append(c.public_id.label("sort_key"))
         # Live rows of the owner outside the OR of its rules: one range of the index.
@@ -245,20 +249,85 @@ def _epoch_us(column: Any, pg: bool) -> ColumnElement[int]:
     return func.coalesce(us, literal(_NAT, BigInteger))
 
 
-def _chunk(rows: Sequence[Any]) -> list[np.ndarray]:
-    """Return one batch of rows as its columns (see the SELECT list of :func:`analysis_arrays`)."""
-    cols = list(zip(*rows, strict=True))
-    return [
-        np.array(cols[0], dtype=object),
-        np.array(cols[1], dtype=np.int64),
-        np.array(cols[2], dtype=np.float64),  # None (no point) becomes NaN
-        np.array(cols[3], dtype=np.float64),
-        np.array(cols[4], dtype=np.int64),
-        np.array(cols[5], dtype=np.int64),
-        np.array(cols[6], dtype=object),
-        np.array(cols[7], dtype=object),
-        np.array(cols[8], dtype=object),
-    ]
+#: The kinds of the columns the query selects, in its order (``sort_key`` is not kept);
+#: the last, ``cell``, is read as text and kept as H3 integers (0: none).
+_KINDS: tuple[Any, ...] = (
+    object, np.int64, np.float64, np.float64, np.int64, np.int64, object, object, object,
+    np.uint64,
+)  # fmt: skip
+#: The stored cell column the arrays read, and its resolution (migration 0025a).
+STORED_CELL = ("h3_9", 9)
+
+
+def _stored_cell(rule: Rule) -> bool:
+    """Whether the rule's points are anchored in the stored cell's resolution."""
+    p = rule.precision
+    return p.name != "exact" and p.has_point and p.resolution == STORED_CELL[1]
+
+
+def _read(conn: Connection, p: ReadPlan, rules: list[Rule]) -> list[np.ndarray]:
+    """Return the columns of the arrays' query, read as Arrow where possible.
+
+    From a SQLite file, the rows come as Arrow columns from ADBC in a worker process
+    (:func:`crossbeat.store.arrow.read_arrow`), times as the stored text converted by
+    Arrow; otherwise (PostgreSQL, or a transaction that wrote first) from the DB-API
+    cursor in batches, times as integers computed in SQL.
+    """
+    if arrow_applies(conn):
+        table = read_arrow(conn, _query(conn, p, rules, text_times=True))
+        if table is not None:
+            return _from_arrow(table)
+    parts: list[list[np.ndarray]] = []
+    result = conn.execute(_query(conn, p, rules))
+    try:
+        # The DB-API cursor itself: no row objects, no result processors (every
+        # selected column is already what the arrays hold).
+        cursor = result.cursor
+        while part := cursor.fetchmany(CHUNK):
+            cols = list(zip(*part, strict=True))
+            parts.append([np.array(cols[k], dtype=kind) for k, kind in enumerate(_KINDS[:-1])])
+            parts[-1].append(h3_cell_ints_from_text(np.array(cols[len(_KINDS) - 1], dtype=object)))
+    finally:
+        result.close()
+    if not parts:
+        return _empty()
+    return [np.concatenate([part[k] for part in parts]) for k in range(len(_KINDS))]
+
+
+def _from_arrow(table: pa.Table) -> list[np.ndarray]:
+    """Return an Arrow table of the query as the arrays' columns (NULL points: NaN)."""
+    if not table.num_rows:
+        return _empty()
+    out = []
+    for k, kind in enumerate(_KINDS):
+        col = table.column(k)
+        if kind is np.uint64:
+            out.append(h3_cell_ints_from_text(col))
+        elif kind is object and k > 0:  # a few distinct texts: each made once, then shared
+            codes = col.dictionary_encode().combine_chunks()
+            names = codes.dictionary.to_numpy(zero_copy_only=False)
+            out.append(names[codes.indices.to_numpy(zero_copy_only=False)])
+        elif kind is object:
+            out.append(col.to_numpy(zero_copy_only=False).astype(object, copy=False))
+        elif kind is np.int64 and k in (4, 5):  # times: stored text or microseconds
+            out.append(_times_us(col))
+        else:
+            arrow_kind = pa.float64() if kind is np.float64 else pa.int64()
+            values = col.cast(arrow_kind).to_numpy(zero_copy_only=False)
+            out.append(np.require(values, dtype=kind, requirements="W"))
+    return out
+
+
+def _times_us(col: pa.ChunkedArray) -> np.ndarray:
+    """Return stored times (SQLite's text, or microseconds) as integers, NaT's where NULL."""
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        col = pc.cast(col, pa.timestamp("us"))
+    col = pc.fill_null(col.cast(pa.int64()), _NAT)
+    return np.require(col.to_numpy(), dtype=np.int64, requirements="W")
+
+
+def _empty() -> list[np.ndarray]:
+    return [np.empty(0, dtype=kind) for kind in _KINDS]
 
 
 def _needs_anchors(rules: tuple[Rule, ...]) -> bool:
@@ -266,15 +335,10 @@ def _needs_anchors(rules: tuple[Rule, ...]) -> bool:
 
 
 def _columns(
-    rules: tuple[Rule, ...], parts: list[list[np.ndarray]], anchors: AnchorIndex | None
+    rules: tuple[Rule, ...], cols: list[np.ndarray], anchors: AnchorIndex | None
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Return the arrays of the rows read, generalised per rule, and each row's rule."""
-    kinds = (object, np.int64, np.float64, np.float64, np.int64, np.int64, object, object, object)
-    cols = [
-        np.concatenate([part[k] for part in parts]) if parts else np.empty(0, dtype=kind)
-        for k, kind in enumerate(kinds)
-    ]
-    ids, rule_of, lon, lat, t_from, t_to, code, cat, premise = cols
+    ids, rule_of, lon, lat, t_from, t_to, code, cat, premise, cells = cols
     n = ids.shape[0]
     out_from = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     out_to = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
@@ -288,7 +352,8 @@ def _columns(
         if not ({"lat", "lon"} <= shown and p.has_point):
             lon[mine] = lat[mine] = np.nan
         elif p.name != "exact" and p.resolution is not None and anchors is not None:
-            lat[mine], lon[mine] = anchors.anchor_many(lat[mine], lon[mine], p.resolution)
+            known = cells[mine] if _stored_cell(rule) else None
+            lat[mine], lon[mine] = anchors.anchor_many(lat[mine], lon[mine], p.resolution, known)
         if "occurred_from" in shown:
             out_from[mine] = coarsen_us(t_from[mine], rule)
         if "occurred_to" in shown:

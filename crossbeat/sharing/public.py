@@ -33,17 +33,16 @@ cell threshold in official statistics.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-import h3
+import h3.api.basic_int as h3i
 import numpy as np
 import shapely
-from shapely.geometry import Point, Polygon
+from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
 from crossbeat.geo.cells import h3_cell_ints
@@ -355,8 +354,8 @@ def incident_flags(row: Row, offences: Sequence[Row]) -> frozenset[Sensitivity]:
 
 
 # -- anchor points -------------------------------------------------------------------------
-def _cell_polygon(cell: str) -> Polygon:
-    return Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(cell)])
+def _cell_polygon(cell: int) -> Polygon:
+    return Polygon([(lng, lat) for lat, lng in h3i.cell_to_boundary(cell)])
 
 
 class AnchorIndex:
@@ -366,6 +365,12 @@ class AnchorIndex:
     of its H3 cell that lies inside exactly the jurisdiction polygons containing the
     point (and outside every other polygon). Every incident in that part of the cell
     gets the same anchor, whatever is asked and however often.
+
+    Which polygons contain a point is decided by one rule, for one point
+    (:meth:`anchor`) and for many (:meth:`anchor_many`) alike: whole cells first (the
+    polygons containing all of the point's cell, when no polygon boundary crosses it;
+    decided once per cell and kept), and only for a point in a cell that a boundary
+    crosses, the polygons covering the point itself.
 
     Parameters
     ----------
@@ -386,96 +391,139 @@ class AnchorIndex:
         for geom in self._polygons:
             shapely.prepare(geom)
         self._tree = shapely.STRtree(self._polygons) if self._polygons else None
-        self._cache: dict[tuple[str, tuple[int, ...]], tuple[float, float]] = {}
+        #: Per (cell, containing polygons): the anchor ``(lat, lon)``.
+        self._cache: dict[tuple[int, tuple[int, ...]], tuple[float, float]] = {}
         #: Per cell: the polygons containing all of it, or None when one crosses it.
-        self._whole: dict[str, tuple[int, ...] | None] = {}
+        self._whole: dict[int, tuple[int, ...] | None] = {}
 
     def anchor(self, lat: float, lon: float, resolution: int) -> tuple[float, float]:
         """Return the anchor ``(lat, lon)`` of a point at an H3 resolution."""
-        cell = h3.latlng_to_cell(lat, lon, resolution)
-        if cell in self._whole:
-            whole = self._whole[cell]
-        else:
-            whole = self._whole[cell] = self._members(cell)
-        if whole is not None:  # no boundary crosses the cell: the same for all its points
-            key = (cell, whole)
-            found = self._cache.get(key)
-            if found is None:
-                found = self._cache[key] = self._compute(cell, whole)
-            return found
-        point = Point(lon, lat)
-        inside: tuple[int, ...] = ()
-        if self._tree is not None:
-            hits = self._tree.query(point)
-            inside = tuple(sorted(int(i) for i in hits if self._polygons[i].covers(point)))
-        key = (cell, inside)
-        found = self._cache.get(key)
-        if found is None:
-            found = self._compute(cell, inside)
-            self._cache[key] = found
-        return found
+        cell = h3i.latlng_to_cell(lat, lon, resolution)
+        inside = self._whole.get(cell, _UNKNOWN)
+        if inside is _UNKNOWN:
+            inside = self._whole_cells([cell])[0]
+        if inside is None:  # a boundary crosses the cell: the polygons covering the point
+            inside = ()
+            if self._tree is not None:
+                near = sorted(int(i) for i in self._tree.query(shapely.Point(lon, lat)))
+                inside = tuple(
+                    i for i in near if shapely.intersects_xy(self._polygons[i], lon, lat)
+                )
+        return self._anchor_of(cell, inside)
 
     def anchor_many(
-        self, lat: np.ndarray, lon: np.ndarray, resolution: int
+        self,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        resolution: int,
+        cells: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return the anchors of many points as ``(lat, lon)`` arrays (NaN stays NaN).
 
-        The same anchors as :meth:`anchor` point by point, computed once per distinct
-        cell and set of covering polygons: the cells from one vectorised H3 call, the
-        covering polygons from one bulk query of the polygon tree.
+        The same anchors as :meth:`anchor` point by point, by the same rule, computed
+        once per distinct cell (the cells from one vectorised H3 call, the whole cells
+        decided in bulk) and, in the cells a boundary crosses, once per distinct set of
+        polygons covering the points (one bulk query of the polygon tree).
+
+        ``cells`` are the points' H3 cells at ``resolution`` as integers where already
+        known (the stored ones; 0: not known, computed here).
         """
         out_lat = np.full(lat.shape[0], np.nan)
         out_lon = np.full(lat.shape[0], np.nan)
         idx = np.flatnonzero(~(np.isnan(lat) | np.isnan(lon)))
         if not idx.size:
             return out_lat, out_lon
-        if len(self._polygons) > 62:  # no bit mask: point by point (cached per cell)
-            for j in idx:
-                out_lat[j], out_lon[j] = self.anchor(float(lat[j]), float(lon[j]), resolution)
-            return out_lat, out_lon
         ys, xs = lat[idx], lon[idx]
-        cells = h3_cell_ints(ys, xs, resolution)
-        mask = np.zeros(idx.size, dtype=np.int64)
-        if self._tree is not None:
-            hit, poly = self._tree.query(shapely.points(xs, ys), predicate="covered_by")
-            np.add.at(mask, hit, np.left_shift(np.int64(1), poly.astype(np.int64)))
-        keys, inverse = np.unique(
-            np.stack([cells.view(np.int64), mask], axis=1), axis=0, return_inverse=True
-        )
-        found = np.empty((keys.shape[0], 2))
-        for k, (cell, bits) in enumerate(keys.tolist()):
-            inside = tuple(i for i in range(len(self._polygons)) if bits >> i & 1)
-            key = (h3.int_to_str(cell), inside)
-            point = self._cache.get(key)
-            if point is None:
-                point = self._compute(*key)
-                self._cache[key] = point
-            found[k] = point
+        if cells is None:
+            known = h3_cell_ints(ys, xs, resolution)
+        else:
+            known = np.asarray(cells, dtype=np.uint64)[idx]
+            missing = np.flatnonzero(known == 0)
+            if missing.size:
+                known[missing] = h3_cell_ints(ys[missing], xs[missing], resolution)
+        cells, inverse = np.unique(known, return_inverse=True)
         inverse = inverse.reshape(-1)
-        out_lat[idx] = found[inverse, 0]
-        out_lon[idx] = found[inverse, 1]
+        keys = cells.tolist()
+        whole = self._whole_cells(keys)
+        found = np.empty((len(keys), 2))
+        crossed = np.zeros(len(keys), dtype=bool)
+        for k, (cell, inside) in enumerate(zip(keys, whole, strict=True)):
+            if inside is None:
+                crossed[k] = True
+            else:
+                found[k] = self._anchor_of(cell, inside)
+        got = found[inverse]
+        at = np.flatnonzero(crossed[inverse])
+        if at.size:  # points in cells a boundary crosses: by the polygons covering each
+            which, sets = self._covering(xs[at], ys[at])
+            pairs, back = np.unique(inverse[at] * len(sets) + which, return_inverse=True)
+            points = [self._anchor_of(keys[k // len(sets)], sets[k % len(sets)]) for k in
+                      pairs.tolist()]  # fmt: skip
+            got[at] = np.array(points, dtype=float).reshape(-1, 2)[back.reshape(-1)]
+        out_lat[idx] = got[:, 0]
+        out_lon[idx] = got[:, 1]
         return out_lat, out_lon
 
-    def _members(self, cell: str) -> tuple[int, ...] | None:
-        """Return the polygons that contain the whole cell, or None when one crosses it.
+    def _anchor_of(self, cell: int, inside: tuple[int, ...]) -> tuple[float, float]:
+        key = (cell, inside)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = self._compute(cell, inside)
+        return found
 
-        The cell is widened by a tenth of its size first, so that no point H3 assigns
-        to it (its edges are geodesic, the hexagon's straight in degrees) is missed.
+    def _covering(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+        """Return which polygons cover each point (boundary included), as :meth:`anchor` does.
+
+        Returns, per point, the position of its set of polygons in the list returned
+        with it (each set a sorted tuple of polygon indexes), decided by one vectorised
+        test per polygon near the points.
         """
-        if self._tree is None:
-            return ()
-        hexagon = _cell_polygon(cell)
-        wide = hexagon.buffer(0.1 * math.sqrt(hexagon.area))
-        inside = []
-        for i in sorted(int(i) for i in self._tree.query(wide)):
-            poly = self._polygons[i]
-            if poly.contains(wide):
-                inside.append(i)
-            elif poly.intersects(wide):
-                return None
-        return tuple(inside)
+        n = xs.shape[0]
+        candidates = np.empty(0, dtype=np.intp)
+        if self._tree is not None and n:
+            extent = shapely.box(xs.min(), ys.min(), xs.max(), ys.max())
+            candidates = np.sort(self._tree.query(extent))
+        if not candidates.size:
+            return np.zeros(n, dtype=np.intp), [()]
+        hits = np.zeros((n, candidates.size), dtype=bool)
+        for col, i in enumerate(candidates.tolist()):
+            hits[:, col] = shapely.intersects_xy(self._polygons[i], xs, ys)
+        packed = np.ascontiguousarray(np.packbits(hits, axis=1))
+        rows = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+        _rows, first, which = np.unique(rows, return_index=True, return_inverse=True)
+        sets = [tuple(candidates[hits[j]].tolist()) for j in first.tolist()]
+        return which.reshape(-1), sets
 
-    def _compute(self, cell: str, inside: tuple[int, ...]) -> tuple[float, float]:
+    def _whole_cells(self, cells: Sequence[int]) -> list[tuple[int, ...] | None]:
+        """Return, per cell, the polygons that contain all of it, or None when one crosses it.
+
+        Each cell is widened by a tenth of its size first, so that no point H3 assigns
+        to it (its edges are geodesic, the hexagon's straight in degrees) is missed.
+        Decided in bulk for the cells not seen before, and kept.
+        """
+        new = [c for c in dict.fromkeys(cells) if c not in self._whole]
+        if new:
+            if self._tree is None:
+                self._whole.update((c, ()) for c in new)
+            else:
+                hexagons = [_cell_polygon(c) for c in new]
+                wide = shapely.buffer(hexagons, 0.1 * np.sqrt(shapely.area(hexagons)))
+                touched = self._pairs(wide, "intersects")
+                within = self._pairs(wide, "within")  # the polygon contains the widened cell
+                for k, c in enumerate(new):
+                    inside = within.get(k, ())
+                    self._whole[c] = None if len(touched.get(k, ())) > len(inside) else inside
+        return [self._whole[c] for c in cells]
+
+    def _pairs(self, geoms: np.ndarray, predicate: str) -> dict[int, tuple[int, ...]]:
+        assert self._tree is not None
+        out: dict[int, list[int]] = {}
+        g, poly = self._tree.query(geoms, predicate=predicate)
+        for k, i in sorted(zip(g.tolist(), poly.tolist(), strict=True)):
+            out.setdefault(k, []).append(i)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def _compute(self, cell: int, inside: tuple[int, ...]) -> tuple[float, float]:
         hexagon = _cell_polygon(cell)
         region: BaseGeometry = hexagon
         if self._tree is not None:
@@ -488,7 +536,11 @@ class AnchorIndex:
             for i in inside:
                 region = region.intersection(self._polygons[i])
         if region.is_empty:
-            lat, lng = h3.cell_to_latlng(cell)
+            lat, lng = h3i.cell_to_latlng(cell)
             return (round(lat, 6), round(lng, 6))
         p = region.point_on_surface()
         return (round(p.y, 6), round(p.x, 6))
+
+
+#: Not yet decided (a cell not in ``AnchorIndex._whole``).
+_UNKNOWN: Any = object()

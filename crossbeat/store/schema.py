@@ -173,11 +173,12 @@ _COUNTED = (
     "reported_at", "created_at",
 )  # fmt: skip
 #: The analysis arrays' index of live rows: the owner and the public id (the order of the
-#: arrays), then what their query selects or its rules test (migration 0024a).
+#: arrays), then what their query selects or its rules test (migration 0024a; the stored
+#: ``h3_9`` cell of anchored points since 0025a).
 ARRAY_COLUMNS = (
     "agency_id", "public_id", "call_category", "sens_served", "occurred_from",
     "occurred_to", "reported_at", "created_at", "lon", "lat", "nibrs_code",
-    "crime_against", "location_type", "id", "withdrawn_at",
+    "crime_against", "location_type", "id", "h3_9", "withdrawn_at",
 )  # fmt: skip
 
 incidents = Table(
