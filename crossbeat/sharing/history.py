@@ -23,13 +23,13 @@ from sqlalchemy import Connection, or_, select
 from crossbeat.audit import Action, AuditEvent, Outcome, append_many
 from crossbeat.clock import Clock
 from crossbeat.sharing.flags import current_rules
+from crossbeat.sharing.pages import area_tags
 from crossbeat.sharing.policy import Decision, ReadPlan, ReadRequest, Viewer
 from crossbeat.sharing.public import AnchorIndex
 from crossbeat.sharing.reads import (
     _audit,
     _owner_of,
     anchor_index,
-    area_tags,
     prepare,
     published,
 )

@@ -355,7 +355,7 @@ def page_records(
         ids = [r["id"] for r in rows]
         offences = _offences_of(conn, ids) if want_offences else {}
         places = _places_of(conn, ids) if want_places else {}
-        tags = _areas_of(conn, ids) if want_areas else {}
+        tags = area_tags(conn, ids) if want_areas else {}
         for row in rows:
             s = shapes[row["_rule"]]
             if want_offences or want_places or want_areas:
@@ -420,10 +420,14 @@ def _places_of(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
 _ANY_LAYER = select(exists(select(area_layers.c.id)))
 
 
-def _areas_of(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
-    """Return each incident's areas: incident id -> ``{"AGENCY/LAYER": [area names]}``."""
-    if not conn.execute(_ANY_LAYER).scalar():
-        return {}  # one probe instead of a seek per incident
+def area_tags(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    """Return each incident's areas: incident id -> ``{"AGENCY/LAYER": [area names]}``.
+
+    One probe first: without any area layer no incident has an area tag, and the
+    join is not run.
+    """
+    if not ids or not conn.execute(_ANY_LAYER).scalar():
+        return {}
     q = (
         select(
             incident_areas.c.incident_id, area_layers.c.agency_id, area_layers.c.name, areas.c.name

@@ -32,9 +32,10 @@ from crossbeat.sharing._manage import AgreementError
 from crossbeat.sharing.agreements import load_agreements
 from crossbeat.sharing.flags import current_rules
 from crossbeat.sharing.model import Agreement, Approval, Grantee, GranteeKind
+from crossbeat.sharing.pages import area_tags
 from crossbeat.sharing.permissions import check_permission
 from crossbeat.sharing.policy import DATA_ROLES, Decision, ReadRequest, Viewer, ViewerKind, live
-from crossbeat.sharing.reads import _children, _jsonable, anchor_index, area_tags, prepare
+from crossbeat.sharing.reads import _children, _jsonable, anchor_index, prepare
 from crossbeat.sharing.request import CallsFilter
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.scope import Purpose

@@ -33,7 +33,7 @@ from crossbeat.sharing.compiled import RuleCounts, count_by_rule, spatial_filter
 from crossbeat.sharing.flags import current_rules, flags_of, refresh
 from crossbeat.sharing.model import Agreement
 from crossbeat.sharing.noise import noisy_part, period_of, spend
-from crossbeat.sharing.pages import compilable, page_records
+from crossbeat.sharing.pages import area_tags, compilable, page_records
 from crossbeat.sharing.plan_inputs import plan_inputs
 from crossbeat.sharing.policy import (
     Decision,
@@ -52,9 +52,6 @@ from crossbeat.sharing.rules import Rule
 from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose, layer_key
 from crossbeat.store import Store
 from crossbeat.store.schema import (
-    area_layers,
-    areas,
-    incident_areas,
     incident_jurisdictions,
     incident_offences,
     incident_personal,
@@ -275,27 +272,6 @@ def _children(
     for j in conn.execute(q2).mappings():
         places.setdefault(j["incident_id"], []).append(j["agency_id"])
     return offences, places
-
-
-def area_tags(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
-    """Return each incident's areas: incident id -> ``{"AGENCY/LAYER": [area names]}``."""
-    out: dict[str, dict[str, list[str]]] = {}
-    if not ids:
-        return out
-    q = (
-        select(
-            incident_areas.c.incident_id, area_layers.c.agency_id, area_layers.c.name, areas.c.name
-        )
-        .select_from(
-            incident_areas.join(areas, areas.c.id == incident_areas.c.area_id).join(
-                area_layers, area_layers.c.id == areas.c.layer_id
-            )
-        )
-        .where(incident_areas.c.incident_id.in_(ids))
-    )
-    for incident_id, agency_id, layer, name in conn.execute(q):
-        out.setdefault(incident_id, {}).setdefault(f"{agency_id}/{layer}", []).append(name)
-    return out
 
 
 def _personal_rows(conn: Connection, ids: Sequence[str]) -> list[Any]:
