@@ -29,8 +29,8 @@ from tests.web_support import (
     axe_violations,
     rendered,
     screenshot,
+    served_demo,
     sign_in,
-    start_demo_server,
     wait_js,
     wait_panel,
     wait_ready,
@@ -42,10 +42,8 @@ browser = web_support.browser  # one chromium for the module (a fixture)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
-    started = start_demo_server(tmp_path_factory.mktemp("web-demo"))
-    yield started
-    started.process.terminate()
-    started.process.wait(timeout=10)
+    with served_demo(tmp_path_factory.mktemp("web-demo")) as started:
+        yield started
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from tests.web_support import (
     axe_violations,
     rendered,
     screenshot,
+    served_demo,
     sign_in,
-    start_demo_server,
     wait_js,
     wait_ready,
 )
@@ -33,10 +33,8 @@ browser = web_support.browser
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     # A shared, loaded machine can take long to start a server: give it two minutes.
-    started = start_demo_server(tmp_path_factory.mktemp("web-forecast"), wait=120.0)
-    yield started
-    started.process.terminate()
-    started.process.wait(timeout=10)
+    with served_demo(tmp_path_factory.mktemp("web-forecast"), wait=120.0) as started:
+        yield started
 
 
 def test_forecast_card_and_patrol_plan_are_drawn_and_accessible(

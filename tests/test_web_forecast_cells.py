@@ -19,8 +19,8 @@ from tests.web_support import (
     Console,
     DemoServer,
     axe_violations,
+    served_demo,
     sign_in,
-    start_demo_server,
     wait_js,
     wait_ready,
 )
@@ -32,10 +32,8 @@ browser = web_support.browser
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     # A shared, loaded machine can take long to start a server: give it two minutes.
-    started = start_demo_server(tmp_path_factory.mktemp("web-forecast-cells"), wait=120.0)
-    yield started
-    started.process.terminate()
-    started.process.wait(timeout=10)
+    with served_demo(tmp_path_factory.mktemp("web-forecast-cells"), wait=120.0) as started:
+        yield started
 
 
 #: The flagged layer's drawn features: id, kind, the ring's corner count and its mean point.

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,6 +98,17 @@ def start_demo_server(out_dir: Path, *, size: float = 0.1, wait: float = 60.0) -
         process.kill()
         raise RuntimeError("the demo server did not answer /health")
     return DemoServer(url, out_dir, db_url, process)
+
+
+@contextmanager
+def served_demo(out_dir: Path, *, size: float = 0.1, wait: float = 60.0) -> Iterator[DemoServer]:
+    """:func:`start_demo_server`, stopped when the block ends (a module fixture's body)."""
+    started = start_demo_server(out_dir, size=size, wait=wait)
+    try:
+        yield started
+    finally:
+        started.process.terminate()
+        started.process.wait(timeout=10)
 
 
 @dataclass
