@@ -28,6 +28,7 @@ empty strings where the rule does not show them.
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -67,7 +68,7 @@ from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule, coarsen
 from crossbeat.sharing.scope import TimeResolution
 from crossbeat.store import Store
-from crossbeat.store.arrow import arrow_applies, read_arrow
+from crossbeat.store.arrow import arrow_applies, read_arrow, read_arrow_parts
 from crossbeat.store.schema import incidents
 
 #: The index of live rows the arrays are read from (migration 0024a).
@@ -150,9 +151,11 @@ def analysis_arrays(
         p = prepare(conn, viewer, request, now)
         with restricted(conn, p.owners):
             rules = reachable(p.rules, p)
-            cols = _read(conn, p, rules) if rules else _empty()
             anchors = anchor_index(conn, store.url) if _needs_anchors(p.rules) else None
-        arrays, rule_of = _columns(p.rules, cols, anchors)
+            read = _read_parts(conn, p, rules, anchors) if rules else None
+            if read is None:
+                read = _columns(p.rules, _read(conn, p, rules) if rules else _empty(), anchors)
+        arrays, rule_of = read
         keep = _in_bbox(arrays, request.bbox)
         if request.polygon is not None:
             with np.errstate(invalid="ignore"):
@@ -185,47 +188,108 @@ def _query(
     in public-id order, so the database merges the parts instead of sorting the rows
     (SQLite's merge of a compound SELECT, PostgreSQL's Merge Append).
     """
-    c = incidents.c
-    pg = conn.dialect.name == "postgresql"
     exact = RuleConditions(conn, p, rules)
     owners = sorted({r.owner for r in rules})
-    parts = []
-    for owner in owners:
-        mine = [r for r in rules if r.owner == owner]
-        # Which rule shows a row: with one rule no test (the WHERE clause requires it).
-        which: ColumnElement[Any] = literal(p.rules.index(mine[0]))
-        if len(mine) > 1:
-            which = case(
-                *((exact.covers(r), literal(p.rules.index(r))) for r in mine),
-                else_=literal(-1),
-            )
-        # The id each rule shows: the owner's own readers see the id, everyone else the
-        # random public id; rows come in public-id order (issue #7).
-        shown_id = c.id if any(r.via == "own" for r in mine) else c.public_id
-        columns = [shown_id.label("shown_id"), which.label("rule"), c.lon, c.lat]
-        if text_times:
-            columns += [c.occurred_from, c.occurred_to]
-        else:
-            columns += [
-                _epoch_us(c.occurred_from, pg).label("occurred_from"),
-                _epoch_us(c.occurred_to, pg).label("occurred_to"),
-            ]
-        columns += [func.coalesce(col, "").label(col.name) for col in (
-            c.nibrs_code, c.crime_against, c.location_type)]  # fmt: skip
-        stored = any(_stored_cell(r) for r in mine)
-        columns.append((c[STORED_CELL[0]] if stored else literal(None, String)).label("cell"))
-        if len(owners) > 1:
-            columns.append(c.public_id.label("sort_key"))
-        # Live rows of the owner outside the OR of its rules: one range of the index.
-        shown = or_(*(exact.shown_by(r, bbox=False) for r in mine))
-        part = select(*columns).where(and_(live(), c.agency_id == owner, shown))
-        # SQLite's planner may prefer scanning the public-id index (no sort) over the
-        # range: the range is read in that order already.
-        parts.append(part.with_hint(incidents, f"INDEXED BY {ARRAYS_INDEX}", "sqlite"))
+    parts = [
+        _owner_select(conn, p, exact, owner, text_times=text_times, sort_key=len(owners) > 1)
+        for owner in owners
+    ]
     if len(parts) == 1:
-        return parts[0].order_by(c.public_id)
+        return parts[0].order_by(incidents.c.public_id)
     merged = union_all(*parts)
     return merged.order_by(merged.selected_columns.sort_key)
+
+
+#: Whether a SQLite file is read as Arrow in parts (:func:`_read_parts`); False: in one
+#: statement (the path of session 5, kept for ``benchmarks/reads.py`` to compare with).
+IN_PARTS = True
+
+#: Where the Arrow path splits the public ids of a single owner's rows (random UUIDs:
+#: about in halves), so that the worker's two connections read side by side for one
+#: owner too (several owners are read side by side already).
+SPLIT: tuple[str, ...] = ("8",)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One statement of the Arrow path: an owner's rows in one range of public ids."""
+
+    range: int  # the position of the range among those of SPLIT
+    query: Select[Any]
+    key: str  # the column holding the public id, the order of the arrays
+
+
+def _parts(conn: Connection, p: ReadPlan, rules: list[Rule]) -> list[_Part]:
+    """Return the Arrow path's statements: per owner, per range of public ids.
+
+    Each is a range of ``ix_incidents_live_arrays`` in public-id order, nothing merged
+    or sorted by the database; :func:`_merge` interleaves the owners' parts.
+    """
+    c = incidents.c
+    exact = RuleConditions(conn, p, rules)
+    owners = sorted({r.owner for r in rules})
+    bounds = [None, *SPLIT, None] if len(owners) == 1 else [None, None]
+    out = []
+    for owner in owners:
+        own = any(r.via == "own" for r in rules if r.owner == owner)
+        base = _owner_select(conn, p, exact, owner, text_times=True, sort_key=own)
+        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            q = base
+            if lo is not None:
+                q = q.where(c.public_id >= lo)
+            if hi is not None:
+                q = q.where(c.public_id < hi)
+            out.append(_Part(k, q.order_by(c.public_id), "sort_key" if own else "shown_id"))
+    return out
+
+
+def _owner_select(
+    conn: Connection,
+    p: ReadPlan,
+    exact: RuleConditions,
+    owner: str,
+    *,
+    text_times: bool,
+    sort_key: bool,
+) -> Select[Any]:
+    """Return the SELECT of one owner's visible rows (the columns of :data:`_KINDS`).
+
+    With ``sort_key``, the public id again as a last column (the order of the arrays,
+    where the shown id is the owner's).
+    """
+    c = incidents.c
+    pg = conn.dialect.name == "postgresql"
+    mine = [r for r in exact.rules if r.owner == owner]
+    # Which rule shows a row: with one rule no test (the WHERE clause requires it).
+    which: ColumnElement[Any] = literal(p.rules.index(mine[0]))
+    if len(mine) > 1:
+        which = case(
+            *((exact.covers(r), literal(p.rules.index(r))) for r in mine),
+            else_=literal(-1),
+        )
+    # The id each rule shows: the owner's own readers see the id, everyone else the
+    # random public id; rows come in public-id order (issue #7).
+    shown_id = c.id if any(r.via == "own" for r in mine) else c.public_id
+    columns = [shown_id.label("shown_id"), which.label("rule"), c.lon, c.lat]
+    if text_times:
+        columns += [c.occurred_from, c.occurred_to]
+    else:
+        columns += [
+            _epoch_us(c.occurred_from, pg).label("occurred_from"),
+            _epoch_us(c.occurred_to, pg).label("occurred_to"),
+        ]
+    columns += [func.coalesce(col, "").label(col.name) for col in (
+        c.nibrs_code, c.crime_against, c.location_type)]  # fmt: skip
+    stored = any(_stored_cell(r) for r in mine)
+    columns.append((c[STORED_CELL[0]] if stored else literal(None, String)).label("cell"))
+    if sort_key:
+        columns.append(c.public_id.label("sort_key"))
+    # Live rows of the owner outside the OR of its rules: one range of the index.
+    shown = or_(*(exact.shown_by(r, bbox=False) for r in mine))
+    part = select(*columns).where(and_(live(), c.agency_id == owner, shown))
+    # SQLite's planner may prefer scanning the public-id index (no sort) over the
+    # range: the range is read in that order already.
+    return part.with_hint(incidents, f"INDEXED BY {ARRAYS_INDEX}", "sqlite")
 
 
 #: NaT as an integer: a time that is unknown (NULL) comes out of the query as this.
@@ -273,7 +337,7 @@ def _read(conn: Connection, p: ReadPlan, rules: list[Rule]) -> list[np.ndarray]:
     Arrow; otherwise (PostgreSQL, or a transaction that wrote first) from the DB-API
     cursor in batches, times as integers computed in SQL.
     """
-    if arrow_applies(conn):
+    if not IN_PARTS and arrow_applies(conn):
         table = read_arrow(conn, _query(conn, p, rules, text_times=True))
         if table is not None:
             return _from_arrow(table)
@@ -292,6 +356,129 @@ def _read(conn: Connection, p: ReadPlan, rules: list[Rule]) -> list[np.ndarray]:
     if not parts:
         return _empty()
     return [np.concatenate([part[k] for part in parts]) for k in range(len(_KINDS))]
+
+
+def _read_parts(
+    conn: Connection, p: ReadPlan, rules: list[Rule], anchors: AnchorIndex | None
+) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """Return the arrays read as Arrow in parts, or None where the worker cannot read.
+
+    The worker reads the parts (:func:`_parts`) on two connections side by side, on one
+    snapshot (:func:`crossbeat.store.arrow.read_arrow_parts`), and sends each as soon as
+    it is read: this process generalises one part (:func:`_columns`: anchors, coarsened
+    times, hidden fields) while the worker reads the next, then interleaves the parts in
+    public-id order (:func:`_merge`).
+    """
+    if not (IN_PARTS and arrow_applies(conn)):
+        return None
+    parts = _parts(conn, p, rules)
+    tables = read_arrow_parts(conn, [part.query for part in parts])
+    if tables is None:
+        return None
+    done = []
+    with closing(tables):
+        for k, table in tables:
+            if table.num_rows:
+                arrays, rule_of = _columns(p.rules, _from_arrow(table), anchors)
+                done.append((parts[k].range, table.column(parts[k].key), arrays, rule_of))
+    if not done:
+        return _columns(p.rules, _empty(), anchors)
+    return _merge(done)
+
+
+def _merge(
+    done: list[tuple[int, pa.ChunkedArray, dict[str, np.ndarray], np.ndarray]],
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Interleave parts, each in public-id order, into one public-id order.
+
+    ``done`` holds per part its range of public ids (ranges ordered, disjoint), its
+    public ids, its arrays and rule indexes. Within a range, a row's position is its
+    position in its part plus, for every other part, how many of that part's public ids
+    are smaller (public ids are unique).
+    """
+    done = sorted(done, key=lambda d: d[0])
+    total = sum(d[3].shape[0] for d in done)
+    positions: list[np.ndarray] = []
+    offset = 0
+    for r in sorted({d[0] for d in done}):
+        group = [d for d in done if d[0] == r]
+        sizes = [d[3].shape[0] for d in group]
+        if len(group) == 1:
+            positions.append(np.arange(offset, offset + sizes[0], dtype=np.int64))
+        else:
+            order = _merged_order(_sort_keys([d[1] for d in group]))
+            where = np.empty(order.shape[0], dtype=np.int64)
+            where[order] = np.arange(offset, offset + order.shape[0], dtype=np.int64)
+            positions += np.split(where, np.cumsum(sizes)[:-1])
+        offset += sum(sizes)
+    first = done[0][2]
+    out = {name: np.empty(total, dtype=col.dtype) for name, col in first.items()}
+    rule_of = np.empty(total, dtype=done[0][3].dtype)
+    for pos, (_r, _key, arrays, rules_of) in zip(positions, done, strict=True):
+        for name, col in arrays.items():
+            out[name][pos] = col
+        rule_of[pos] = rules_of
+    return out, rule_of
+
+
+#: Sort keys: the first eight bytes as a big-endian integer (exact where they differ),
+#: and the whole text, compared where two prefixes are equal.
+SortKey = tuple[np.ndarray, np.ndarray]
+
+
+def _sort_keys(columns: list[pa.ChunkedArray]) -> list[SortKey]:
+    """Return text columns as keys that compare as SQLite's ``BINARY`` collation (bytes).
+
+    Public ids (UUIDs) all have one length: their bytes are viewed in place as
+    fixed-width ``S`` strings, and their first eight bytes read as a big-endian integer,
+    which orders them as their bytes do, except where two are equal (then the whole
+    texts are compared, :func:`_merged_order`). Other texts: Python strings (compared by
+    code point, UTF-8's byte order too).
+    """
+    arrays = [c.combine_chunks() for c in columns]
+    fixed: list[SortKey] = []
+    for a in arrays:
+        large = pa.types.is_large_string(a.type)
+        if not (large or pa.types.is_string(a.type)) or a.null_count:
+            break
+        kind = np.int64 if large else np.int32
+        offsets = np.frombuffer(a.buffers()[1], dtype=kind)[a.offset : a.offset + len(a) + 1]
+        widths = np.diff(offsets)
+        if not widths.size or widths[0] < 8 or (widths != widths[0]).any():
+            break
+        width = int(widths[0])
+        data = np.frombuffer(a.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        rows = data.reshape(-1, width)
+        prefix = np.ascontiguousarray(rows[:, :8]).view(">u8").reshape(-1).astype(np.uint64)
+        fixed.append((prefix, data.view(f"S{width}")))
+    if len(fixed) == len(arrays) and len({f[1].dtype for f in fixed}) == 1:
+        return fixed
+    texts = [a.to_numpy(zero_copy_only=False).astype(object) for a in arrays]
+    return [(t, t) for t in texts]
+
+
+def _merged_order(keys: list[SortKey]) -> np.ndarray:
+    """Return the order of the concatenated runs of keys, each run sorted (unique keys).
+
+    A stable sort of the prefixes (NumPy's timsort merges the sorted runs), then, where
+    prefixes are equal, those rows ordered by their whole texts.
+    """
+    prefix = np.concatenate([k[0] for k in keys])
+    order = np.argsort(prefix, kind="stable")
+    if keys[0][0] is keys[0][1]:  # whole texts already
+        return order
+    ordered = prefix[order]
+    tied = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if tied.size:
+        whole = np.concatenate([k[1] for k in keys])
+        starts = tied[np.r_[True, tied[1:] != tied[:-1] + 1]]
+        for start in starts.tolist():  # each run of equal prefixes
+            stop = start + 1
+            while stop < ordered.shape[0] and ordered[stop] == ordered[start]:
+                stop += 1
+            run = order[start:stop]
+            order[start:stop] = run[np.argsort(whole[run], kind="stable")]
+    return order
 
 
 def _from_arrow(table: pa.Table) -> list[np.ndarray]:

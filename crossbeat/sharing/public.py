@@ -395,6 +395,11 @@ class AnchorIndex:
         self._cache: dict[tuple[int, tuple[int, ...]], tuple[float, float]] = {}
         #: Per cell: the polygons containing all of it, or None when one crosses it.
         self._whole: dict[int, tuple[int, ...] | None] = {}
+        #: The anchors of whole cells seen by :meth:`anchor_many`, for a vectorised look-up:
+        #: ``(cells, lat, lon)``, cells sorted (replaced whole, never changed in place).
+        self._known: tuple[np.ndarray, np.ndarray, np.ndarray] = (
+            np.empty(0, dtype=np.uint64), np.empty(0), np.empty(0),
+        )  # fmt: skip
 
     def anchor(self, lat: float, lon: float, resolution: int) -> tuple[float, float]:
         """Return the anchor ``(lat, lon)`` of a point at an H3 resolution."""
@@ -441,6 +446,18 @@ class AnchorIndex:
             missing = np.flatnonzero(known == 0)
             if missing.size:
                 known[missing] = h3_cell_ints(ys[missing], xs[missing], resolution)
+        # Whole cells anchored before: one vectorised look-up (the cells' anchors kept).
+        seen, seen_lat, seen_lon = self._known
+        hit = np.zeros(idx.size, dtype=bool)
+        if seen.size:
+            at = np.minimum(np.searchsorted(seen, known), seen.size - 1)
+            hit = seen[at] == known
+            out_lat[idx[hit]] = seen_lat[at[hit]]
+            out_lon[idx[hit]] = seen_lon[at[hit]]
+            if hit.all():
+                return out_lat, out_lon
+        rest = np.flatnonzero(~hit)
+        idx, ys, xs, known = idx[rest], ys[rest], xs[rest], known[rest]
         cells, inverse = np.unique(known, return_inverse=True)
         inverse = inverse.reshape(-1)
         keys = cells.tolist()
@@ -462,6 +479,15 @@ class AnchorIndex:
             got[at] = np.array(points, dtype=float).reshape(-1, 2)[back.reshape(-1)]
         out_lat[idx] = got[:, 0]
         out_lon[idx] = got[:, 1]
+        if (~crossed).any():  # keep the whole cells' anchors for the next look-up
+            new = np.flatnonzero(~crossed)
+            all_cells = np.concatenate([seen, cells[new]])
+            order = np.argsort(all_cells, kind="stable")
+            self._known = (
+                all_cells[order],
+                np.concatenate([seen_lat, found[new, 0]])[order],
+                np.concatenate([seen_lon, found[new, 1]])[order],
+            )
         return out_lat, out_lon
 
     def _anchor_of(self, cell: int, inside: tuple[int, ...]) -> tuple[float, float]:

@@ -36,8 +36,11 @@ import socket
 import struct
 import subprocess
 import sys
+import queue
 import threading
 from collections import OrderedDict
+from collections.abc import Generator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -48,11 +51,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from crossbeat.store import generation
 from crossbeat.store.base import StoreError
 
 #: Rows ADBC reads before it fixes a column's type: all of them (with fewer, a column
 #: whose first rows are NULL is typed INT64 and a later REAL value is refused).
 _BATCH_ROWS = str(2**30)
+
+#: Connections the worker reads the parts of one request with, side by side (one per
+#: core of the 2-core machines this was measured on; more only wait for a core).
+THREADS = 2
+#: Times the worker begins its parallel read transactions again to get one snapshot.
+_FENCE_TRIES = 5
 
 
 def arrow_available() -> bool:
@@ -80,12 +90,55 @@ def read_arrow(conn: Connection, query: ClauseElement) -> pa.Table | None:
         The result, columns named as in the SELECT list; None when the read must go
         through ``conn`` itself (see the module's docstring for when).
     """
+    parts = read_arrow_parts(conn, [query], threads=1)
+    if parts is None:
+        return None
+    return dict(parts)[0]
+
+
+def read_arrow_parts(
+    conn: Connection, queries: Sequence[ClauseElement], *, threads: int = THREADS
+) -> Generator[tuple[int, pa.Table], None, None] | None:
+    """Return the rows of several SELECTs as Arrow tables, each as soon as it is read.
+
+    The worker reads the statements on ``threads`` connections side by side (ADBC steps
+    SQLite without Python's global lock), every connection in a read transaction of
+    one snapshot of the database: each reads the data generation
+    (:mod:`crossbeat.store.generation`, bumped by every audited change) as its
+    transaction's first read, and the transactions are begun again until all read the
+    same one (after a few tries, one connection reads every statement in turn). So the
+    parts are consistent with each other, as the parts of one statement are.
+
+    Parameters
+    ----------
+    conn
+        The caller's connection (its database file is read; it is not used to read).
+    queries
+        SQLAlchemy SELECTs.
+    threads
+        How many connections of the worker read side by side (at most one per query).
+
+    Returns
+    -------
+    generator of ``(position in queries, table)`` or None
+        Every query's table once, in the order they are read (not the queries' order);
+        close the generator (``contextlib.closing``) if it is left before its end. None
+        when the read must go through ``conn`` itself (see the module's docstring).
+    """
     path = _database(conn)
     if path is None:
         return None
-    sql, params = _statement(conn, query)
-    data = WORKER.submit(path, sql, params)
-    return pa.ipc.open_stream(data).read_all()
+    statements = [_statement(conn, q) for q in queries]
+    fence = _statement(conn, generation.CURRENT) if threads > 1 and len(queries) > 1 else None
+    return _tables(WORKER.submit(path, statements, fence, threads))
+
+
+def _tables(
+    buffers: Generator[tuple[int, pa.Buffer], None, None],
+) -> Generator[tuple[int, pa.Table], None, None]:
+    with closing(buffers):
+        for k, data in buffers:
+            yield k, pa.ipc.open_stream(data).read_all()
 
 
 def arrow_applies(conn: Connection) -> bool:
@@ -139,37 +192,55 @@ class _Worker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
 
-    def submit(self, path: str, sql: str, params: list[Any]) -> pa.Buffer:
-        """Run one statement in the worker; return the result as an Arrow IPC stream.
+    def submit(
+        self, path: str, statements: list[tuple[str, list[Any]]], fence: tuple[str, list[Any]]
+        | None, threads: int
+    ) -> Generator[tuple[int, pa.Buffer], None, None]:
+        """Run statements in the worker; yield each result as an Arrow IPC stream.
+
+        Yields ``(position, buffer)`` as the worker finishes each statement. Leaving the
+        generator before its end stops the worker (it is still answering).
 
         Raises
         ------
         StoreError
-            The statement failed in the worker (its message), or the worker died.
+            A statement failed in the worker (its message), or the worker died.
         """
-        request = pickle.dumps((path, sql, params))
+        request = pickle.dumps((path, statements, fence, threads))
         with self._lock:
             proc, sock = self._start()
             assert proc.stdin is not None and proc.stdout is not None
+            finished = False
             try:
                 _send(proc.stdin, _BYTES, request)
-                kind, payload = _receive(proc.stdout)
-                if kind == _FD:
-                    _msg, fds, _flags, _addr = socket.recv_fds(sock, 1, 1)
-                    if not fds:
-                        raise EOFError("no memory file passed")
-                    try:
-                        size = struct.unpack("<Q", payload)[0]
-                        memory = mmap.mmap(fds[0], size, prot=mmap.PROT_READ) if size else b""
-                    finally:
-                        os.close(fds[0])
-                    return pa.py_buffer(memory)
+                for _ in statements:
+                    kind, payload = _receive(proc.stdout)
+                    if kind == _ERROR:
+                        finished = True  # the worker answers nothing more for this request
+                        raise StoreError(f"Arrow read failed: {payload.decode()}")
+                    yield self._take(kind, payload, sock)
+                finished = True
             except (OSError, EOFError) as exc:
-                self._stop(kill=True)
                 raise StoreError(f"the Arrow reader process stopped: {exc}") from exc
-        if kind == _ERROR:
-            raise StoreError(f"Arrow read failed: {payload.decode()}")
-        return pa.py_buffer(payload)
+            finally:
+                if not finished:
+                    self._stop(kill=True)
+
+    @staticmethod
+    def _take(kind: int, payload: bytes, sock: socket.socket) -> tuple[int, pa.Buffer]:
+        """Return one answer's position and bytes (mapped from the passed memory file)."""
+        k = _INDEX.unpack_from(payload)[0]
+        if kind != _FD:
+            return k, pa.py_buffer(payload[_INDEX.size :])
+        _msg, fds, _flags, _addr = socket.recv_fds(sock, 1, 1)
+        if not fds:
+            raise EOFError("no memory file passed")
+        try:
+            size = struct.unpack_from("<Q", payload, _INDEX.size)[0]
+            memory = mmap.mmap(fds[0], size, prot=mmap.PROT_READ) if size else b""
+        finally:
+            os.close(fds[0])
+        return k, pa.py_buffer(memory)
 
     def _start(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
         if self._proc is not None and self._sock is not None and self._proc.poll() is None:
@@ -220,6 +291,8 @@ class _Worker:
 #: What an answer holds: an error message, the bytes, or the size of a passed memory file.
 _ERROR, _BYTES, _FD = 0, 1, 2
 _HEAD = struct.Struct("<BQ")
+#: The position of the statement an answer is the result of (first in its payload).
+_INDEX = struct.Struct("<I")
 
 
 def _send(out: IO[bytes], kind: int, data: bytes) -> None:
@@ -245,20 +318,28 @@ atexit.register(WORKER.shutdown)
 
 
 # -- in the worker process -----------------------------------------------------------------
-#: The worker's read-only connections, by database file (a few, the oldest closed first).
-_CONNECTIONS: OrderedDict[str, Any] = OrderedDict()
+#: The worker's read-only connections, by database file and slot (the oldest closed first).
+_CONNECTIONS: OrderedDict[tuple[str, int], Any] = OrderedDict()
+
+Statement = tuple[str, list[Any]]
 
 
-def _read(path: str, sql: str, params: list[Any]) -> pa.Table:
-    """Run a statement on a database file with ADBC; return the rows."""
+def _connection(path: str, slot: int) -> Any:
+    """Return the worker's read-only ADBC connection ``slot`` to a database file."""
     import adbc_driver_sqlite.dbapi as adbc
 
-    conn = _CONNECTIONS.pop(path, None)
+    key = (path, slot)
+    conn = _CONNECTIONS.pop(key, None)
     if conn is None:
         conn = adbc.connect(f"file:{quote(path)}?mode=ro", autocommit=True)
-    _CONNECTIONS[path] = conn
-    while len(_CONNECTIONS) > 4:
+    _CONNECTIONS[key] = conn
+    while len(_CONNECTIONS) > 8:
         _CONNECTIONS.popitem(last=False)[1].close()
+    return conn
+
+
+def _run(conn: Any, sql: str, params: list[Any]) -> pa.Table:
+    """Run one statement on a connection; return the rows."""
     cur = conn.cursor()
     try:
         cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": _BATCH_ROWS})
@@ -268,13 +349,87 @@ def _read(path: str, sql: str, params: list[Any]) -> pa.Table:
         cur.close()
 
 
-def _answer(out: IO[bytes], sock: socket.socket, table: pa.Table) -> None:
+def _begin(conns: list[Any], fence: Statement | None) -> list[Any]:
+    """Begin a read transaction on each connection, all on one snapshot; return those used.
+
+    The snapshot of a transaction is fixed by its first read, the fence (the data
+    generation): equal fences, no audited change between them. After
+    :data:`_FENCE_TRIES` unequal tries, one connection only (one snapshot by itself).
+    """
+    for _try in range(_FENCE_TRIES if fence is not None and len(conns) > 1 else 0):
+        seen = []
+        for conn in conns:
+            _run(conn, "BEGIN", [])
+            seen.append(_run(conn, *fence).to_pylist())  # type: ignore[misc]
+        if all(s == seen[0] for s in seen):
+            return conns
+        for conn in conns:
+            _run(conn, "COMMIT", [])
+    _run(conns[0], "BEGIN", [])
+    return conns[:1]
+
+
+def _read_parts(
+    path: str, statements: list[Statement], fence: Statement | None, threads: int, emit: Any
+) -> None:
+    """Read statements on up to ``threads`` connections; ``emit(k, table)`` each when read."""
+    count = max(1, min(threads, len(statements)))
+    conns = _begin([_connection(path, slot) for slot in range(count)], fence)
+    try:
+        if len(conns) == 1:
+            for k, (sql, params) in enumerate(statements):
+                emit(k, _run(conns[0], sql, params))
+            return
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for k in range(len(statements)):
+            todo.put(k)
+        done: queue.SimpleQueue[tuple[int, pa.Table | None, BaseException | None]] = (
+            queue.SimpleQueue()
+        )
+        failed = threading.Event()
+
+        def work(conn: Any) -> None:
+            while not failed.is_set():
+                try:
+                    k = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    done.put((k, _run(conn, *statements[k]), None))
+                except BaseException as exc:  # noqa: BLE001 - raised by the emitting thread
+                    done.put((k, None, exc))
+
+        workers = [threading.Thread(target=work, args=(c,), daemon=True) for c in conns]
+        for t in workers:
+            t.start()
+        try:
+            for _ in statements:
+                k, table, exc = done.get()
+                if exc is not None:
+                    raise exc
+                emit(k, table)
+        finally:
+            failed.set()
+            for t in workers:
+                t.join()
+    finally:
+        for conn in conns:
+            try:
+                _run(conn, "COMMIT", [])
+            except Exception:  # noqa: BLE001 - a broken connection is closed instead
+                for key, kept in list(_CONNECTIONS.items()):
+                    if kept is conn:
+                        del _CONNECTIONS[key]
+                conn.close()
+
+
+def _answer(out: IO[bytes], sock: socket.socket, k: int, table: pa.Table) -> None:
     """Send a table: in a memory file whose descriptor goes over ``sock``, or as bytes."""
     if not hasattr(os, "memfd_create"):
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
-        _send(out, _BYTES, sink.getvalue().to_pybytes())
+        _send(out, _BYTES, _INDEX.pack(k) + sink.getvalue().to_pybytes())
         return
     fd = os.memfd_create("crossbeat-arrow", os.MFD_CLOEXEC)
     try:
@@ -282,7 +437,7 @@ def _answer(out: IO[bytes], sock: socket.socket, table: pa.Table) -> None:
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table)
         size = os.fstat(fd).st_size
-        _send(out, _FD, struct.pack("<Q", size))
+        _send(out, _FD, _INDEX.pack(k) + struct.pack("<Q", size))
         socket.send_fds(sock, [b"f"], [fd])
     finally:
         os.close(fd)
@@ -298,13 +453,13 @@ def _serve(sock_fd: int) -> None:
             _kind, request = _receive(src)
         except EOFError:
             return
-        path, sql, params = pickle.loads(request)
+        path, statements, fence, threads = pickle.loads(request)
         try:
-            table = _read(path, sql, params)
+            _read_parts(
+                path, statements, fence, threads, lambda k, t: _answer(out, sock, k, t)
+            )
         except Exception as exc:  # noqa: BLE001 - the caller raises it
             _send(out, _ERROR, f"{type(exc).__name__}: {exc}".encode())
-            continue
-        _answer(out, sock, table)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,12 @@ def bump(conn: Connection) -> None:
     )
 
 
-#: Built once: every public read asks (issue #10), so not even the statement is rebuilt.
-_CURRENT = select(data_generation.c.generation).where(data_generation.c.id == 1)
+#: Built once: every public read asks (issue #10), so not even the statement is rebuilt;
+#: also the fence of the Arrow reader's parallel reads (:mod:`crossbeat.store.arrow`).
+CURRENT = select(data_generation.c.generation).where(data_generation.c.id == 1)
 
 
 def current(conn: Connection) -> int:
     """Return the data generation (0 before the first change)."""
-    value = conn.execute(_CURRENT).scalar()
+    value = conn.execute(CURRENT).scalar()
     return int(value or 0)
