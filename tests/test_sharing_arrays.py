@@ -129,11 +129,13 @@ def _same(a, b) -> None:
 
 
 def test_arrow_reader_gives_the_dbapi_arrays(sharing_store, monkeypatch):
-    """The Arrow read (ADBC in a worker process) and the DB-API read give the same arrays.
+    """The Arrow reads (ADBC in a worker process) and the DB-API read give the same arrays.
 
     Own, partner (``h3:9`` by day after 24 h, so delayed rows and anchors) and public,
-    with points and times missing on some rows. On SQLite the Arrow path must be the one
-    taken once the flags are derived; on PostgreSQL it never is.
+    with points and times missing on some rows. On SQLite the Arrow path in parts (two
+    worker connections, parts merged by public id) must be the one taken once the flags
+    are derived, and the one-statement Arrow path (session 5's) gives the same; on
+    PostgreSQL neither is taken.
     """
     from crossbeat.clock import FrozenClock
     from crossbeat.sharing import arrays
@@ -170,25 +172,59 @@ def test_arrow_reader_gives_the_dbapi_arrays(sharing_store, monkeypatch):
     ]
     analysis_arrays(sharing_store, viewers[0])  # flags derived: later reads write nothing
     taken = []
-    real = arrays.read_arrow
+    real = arrays.read_arrow_parts
 
-    def spy(conn, query):
-        table = real(conn, query)
-        taken.append(table is not None)
-        return table
+    def spy(conn, queries, **kw):
+        tables = real(conn, queries, **kw)
+        taken.append(len(queries) if tables is not None else 0)
+        return tables
 
     got = []
     for viewer in viewers:
-        monkeypatch.setattr(arrays, "read_arrow", spy)
+        monkeypatch.setattr(arrays, "read_arrow_parts", spy)
         fast = analysis_arrays(sharing_store, viewer)
+        monkeypatch.setattr(arrays, "IN_PARTS", False)
+        one = analysis_arrays(sharing_store, viewer)
         monkeypatch.setattr(arrays, "arrow_applies", lambda conn: False)
         slow = analysis_arrays(sharing_store, viewer)
         monkeypatch.undo()
         _same(fast, slow)
+        _same(one, slow)
         got.append(len(fast))
     assert got[0] > 0 and got[1] > got[0] and got[2] > 0
     sqlite = sharing_store.engine.dialect.name == "sqlite"
-    assert taken == ([True] * len(viewers) if sqlite else [])
+    # Parts: the own reader's single owner in two ranges of public ids; the partner's
+    # two owners, the public's two (every owner's rules reachable), one part each.
+    assert taken == ([2, 2, 2] if sqlite else [])
+
+
+def test_parts_merge_in_public_id_order_with_equal_prefixes_and_any_widths():
+    """The merge of parts orders by the whole text, like SQLite's BINARY collation.
+
+    Keys sharing their first eight bytes across parts (the integer prefix ties), and
+    keys of several lengths (Python strings instead of fixed-width bytes).
+    """
+    import pyarrow as pa
+
+    from crossbeat.sharing.arrays import _merge
+
+    rng = random.Random(3)
+    for texts in (
+        [f"aaaaaaaa-{rng.randrange(16**6):06x}" for _ in range(400)]
+        + [f"{rng.randrange(16**8):08x}-000000" for _ in range(400)],
+        [f"id{rng.randrange(10**6)}" for _ in range(500)] + ["", "ü", "z"],
+    ):
+        texts = sorted(set(texts))
+        owner = [rng.randrange(3) for _ in texts]
+        parts = []
+        for k in range(3):
+            mine = [t for t, o in zip(texts, owner, strict=True) if o == k]
+            arrays = {"id": np.array(mine, dtype=object)}
+            rule_of = np.full(len(mine), k, dtype=np.int64)
+            parts.append((0, pa.chunked_array([pa.array(mine, pa.string())]), arrays, rule_of))
+        merged, rule_of = _merge(parts)
+        assert merged["id"].tolist() == sorted(texts, key=lambda t: t.encode())
+        assert rule_of.tolist() == [owner[texts.index(t)] for t in merged["id"].tolist()]
 
 
 def test_arrow_reader_declines_a_transaction_that_wrote(sharing_store):

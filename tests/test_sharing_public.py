@@ -295,6 +295,16 @@ def test_anchor_many_is_anchor_point_by_point(extra):
     lon = np.concatenate([rng.uniform(-122.72, -122.52, 3000), [-122.6, np.nan]])
     for res in (8, 9, 10):
         many = AnchorIndex(polygons).anchor_many(lat, lon, res)
+        # A warm index (the whole cells of the first half kept, looked up in bulk), in
+        # two calls, the second with resolutions mixed in its kept cells.
+        warm = AnchorIndex(polygons)
+        warm.anchor_many(lat[:1500], lon[:1500], res)
+        warm.anchor_many(lat[:700], lon[:700], 11)
+        again = warm.anchor_many(lat, lon, res)
+        kept = warm._known[0]
+        assert kept.size and (kept[1:] > kept[:-1]).all()  # sorted, each cell once
+        np.testing.assert_array_equal(again[0], many[0])
+        np.testing.assert_array_equal(again[1], many[1])
         one = AnchorIndex(polygons)
         want = [
             one.anchor(float(y), float(x), res) if y == y and x == x else (np.nan, np.nan)
