@@ -238,7 +238,8 @@ def bench_arrays(n: int, repeat: int, keep: str | None = None) -> None:
         store.clock = reads.FrozenClock(reads.NOW)
         reads.set_indexes(store, True)
         for name, governed, plain in reads.queries(store, False):
-            if "arrays" not in name or "DB-API" in name:  # the old path: benchmarks/reads.py
+            if "arrays" not in name or "DB-API" in name or "1-statement" in name:
+                # the old paths: benchmarks/reads.py
                 continue
             size = len(governed())  # warm
             plain()

@@ -31,7 +31,9 @@ the work without the waits for a core):
   partner, public), beside the same columns read without the policy the same columnar
   way (on a SQLite file: ADBC in the worker process of ``crossbeat.store.arrow``, into
   Arrow, then numpy; times as epoch microseconds computed in SQL), with the CPU time of
-  this process and of the worker; and again as "arrays DB-API", both sides through the
+  this process and of the worker; again as "arrays 1-statement", the policy read by the
+  Arrow reader in one statement (session 5's path; the default reads it in parts on two
+  worker connections side by side); and as "arrays DB-API", both sides through the
   DB-API cursor (the path on PostgreSQL, and on SQLite before the Arrow reader).
 
 Building 1 M rows takes 10-20 minutes (the flags derivation dominates): ``--keep PATH``
@@ -430,6 +432,19 @@ def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callab
 
         return run
 
+    def one_statement(read: Callable[[], Any]) -> Callable[[], Any]:
+        """The same read by the Arrow reader in one statement (session 5's path)."""
+        from crossbeat.sharing import arrays
+
+        def run() -> Any:
+            arrays.IN_PARTS = False
+            try:
+                return read()
+            finally:
+                arrays.IN_PARTS = True
+
+        return run
+
     arrays_reads = [
         ("own, all visible", lambda: analysis_arrays(store, own, mine), "'metro'"),
         ("partner: own + agreement", lambda: analysis_arrays(store, partner, ours),
@@ -441,6 +456,10 @@ def queries(store: Store, pg: bool) -> list[tuple[str, Callable[[], Any], Callab
         arrays_queries.append(
             (f"arrays ({label})", read, lambda owners=owners: arrays_bare(owners))
         )
+        arrays_queries.append(
+            (f"arrays 1-statement ({label})", one_statement(read),
+             lambda owners=owners: arrays_bare(owners))
+        )  # fmt: skip
         arrays_queries.append(
             (f"arrays DB-API ({label})", dbapi(read),
              lambda owners=owners: arrays_bare(owners, "dbapi"))

@@ -402,15 +402,14 @@ def _merge(
     offset = 0
     for r in sorted({d[0] for d in done}):
         group = [d for d in done if d[0] == r]
-        sizes = [d[3].shape[0] for d in group]
-        if len(group) == 1:
-            positions.append(np.arange(offset, offset + sizes[0], dtype=np.int64))
-        else:
-            order = _merged_order(_sort_keys([d[1] for d in group]))
-            where = np.empty(order.shape[0], dtype=np.int64)
-            where[order] = np.arange(offset, offset + order.shape[0], dtype=np.int64)
-            positions += np.split(where, np.cumsum(sizes)[:-1])
-        offset += sum(sizes)
+        keys = _sort_keys([d[1] for d in group]) if len(group) > 1 else []
+        for i, d in enumerate(group):
+            pos = np.arange(offset, offset + d[3].shape[0], dtype=np.int64)
+            for j, other in enumerate(keys):
+                if j != i:
+                    pos += _count_below(other, keys[i])
+            positions.append(pos)
+        offset += sum(d[3].shape[0] for d in group)
     first = done[0][2]
     out = {name: np.empty(total, dtype=col.dtype) for name, col in first.items()}
     rule_of = np.empty(total, dtype=done[0][3].dtype)
@@ -432,7 +431,7 @@ def _sort_keys(columns: list[pa.ChunkedArray]) -> list[SortKey]:
     Public ids (UUIDs) all have one length: their bytes are viewed in place as
     fixed-width ``S`` strings, and their first eight bytes read as a big-endian integer,
     which orders them as their bytes do, except where two are equal (then the whole
-    texts are compared, :func:`_merged_order`). Other texts: Python strings (compared by
+    texts are compared, :func:`_count_below`). Other texts: Python strings (compared by
     code point, UTF-8's byte order too).
     """
     arrays = [c.combine_chunks() for c in columns]
@@ -448,37 +447,26 @@ def _sort_keys(columns: list[pa.ChunkedArray]) -> list[SortKey]:
             break
         width = int(widths[0])
         data = np.frombuffer(a.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-        rows = data.reshape(-1, width)
-        prefix = np.ascontiguousarray(rows[:, :8]).view(">u8").reshape(-1).astype(np.uint64)
-        fixed.append((prefix, data.view(f"S{width}")))
+        # Each text's first eight bytes, read in place as big-endian integers.
+        prefix = np.ndarray((len(a),), dtype=">u8", buffer=data, strides=(width,))
+        fixed.append((prefix.astype(np.uint64), data.view(f"S{width}")))
     if len(fixed) == len(arrays) and len({f[1].dtype for f in fixed}) == 1:
         return fixed
     texts = [a.to_numpy(zero_copy_only=False).astype(object) for a in arrays]
     return [(t, t) for t in texts]
 
 
-def _merged_order(keys: list[SortKey]) -> np.ndarray:
-    """Return the order of the concatenated runs of keys, each run sorted (unique keys).
-
-    A stable sort of the prefixes (NumPy's timsort merges the sorted runs), then, where
-    prefixes are equal, those rows ordered by their whole texts.
-    """
-    prefix = np.concatenate([k[0] for k in keys])
-    order = np.argsort(prefix, kind="stable")
-    if keys[0][0] is keys[0][1]:  # whole texts already
-        return order
-    ordered = prefix[order]
-    tied = np.flatnonzero(ordered[1:] == ordered[:-1])
-    if tied.size:
-        whole = np.concatenate([k[1] for k in keys])
-        starts = tied[np.r_[True, tied[1:] != tied[:-1] + 1]]
-        for start in starts.tolist():  # each run of equal prefixes
-            stop = start + 1
-            while stop < ordered.shape[0] and ordered[stop] == ordered[start]:
-                stop += 1
-            run = order[start:stop]
-            order[start:stop] = run[np.argsort(whole[run], kind="stable")]
-    return order
+def _count_below(other: SortKey, mine: SortKey) -> np.ndarray:
+    """Return, for each of ``mine``'s keys, how many of ``other``'s are smaller (both sorted)."""
+    below = np.searchsorted(other[0], mine[0], side="left")
+    if other[0] is other[1] or not other[0].size:  # whole texts already, or nothing
+        return below
+    tied = np.flatnonzero(other[0][np.minimum(below, other[0].size - 1)] == mine[0])
+    for k in tied.tolist():  # equal prefixes: those keys of ``other`` by their whole texts
+        lo = int(below[k])
+        hi = int(np.searchsorted(other[0], mine[0][k], side="right"))
+        below[k] = lo + int(np.searchsorted(other[1][lo:hi], mine[1][k]))
+    return below
 
 
 def _from_arrow(table: pa.Table) -> list[np.ndarray]:
