@@ -558,9 +558,14 @@ def _columns(
 def coarsen_us(values: np.ndarray, rule: Rule) -> np.ndarray:
     """Return stored times (integer microseconds, NaT's integer where unknown) as published.
 
-    The same values as :func:`crossbeat.sharing.rules.coarsen` time by time: each time is
-    placed among the boundaries of the rule's periods (hours, days or months in its time
-    zone), and the coarsened time is the last boundary at or before it.
+    The same values as :func:`crossbeat.sharing.rules.coarsen` time by time. Days and
+    months: ``coarsen`` depends on a time's local date (or month) only, so each time's
+    local date is computed from the zone's UTC offset at that instant (the offsets'
+    segments listed once per zone and year) and ``coarsen`` is called once per distinct
+    date (:func:`_by_local_period`). Hours (where ``coarsen`` also keeps the fold of a
+    repeated hour): each time is placed among the boundaries of the rule's hours, the
+    coarsened time is the last boundary at or before it, and the times near a change of
+    UTC offset are coarsened by ``coarsen`` itself.
 
     Examples
     --------
@@ -580,6 +585,9 @@ def coarsen_us(values: np.ndarray, rule: Rule) -> np.ndarray:
     seen = out[known]
     first = datetime(1970, 1, 1) + timedelta(microseconds=int(seen.min()))
     last = datetime(1970, 1, 1) + timedelta(microseconds=int(seen.max()))
+    if res is not TimeResolution.HOUR:
+        out[known] = _by_local_period(seen, rule, first.year, last.year)
+        return out.view("datetime64[us]")
     bounds = np.concatenate(
         [_year_bounds(rule.timezone, res, y) for y in range(first.year, last.year + 1)]
     )
@@ -608,6 +616,59 @@ def coarsen_us(values: np.ndarray, rule: Rule) -> np.ndarray:
             shown[j] = found
     out[known] = shown
     return out.view("datetime64[us]")
+
+
+#: Microseconds in a day.
+_DAY_US = 86_400_000_000
+
+
+def _by_local_period(seen: np.ndarray, rule: Rule, first: int, last: int) -> np.ndarray:
+    """Return known times (UTC microseconds) coarsened to their local day or month.
+
+    ``coarsen`` floors a time's local date (or month) and converts that local midnight
+    back to UTC, so its value depends on the local date alone: it is called once per
+    distinct local date (or month) of the times, on one time of that date, and the
+    result shared by every time of it. The local date is the UTC time plus the zone's
+    offset at that instant (:func:`_year_offsets`, years ``first`` to ``last``).
+    """
+    parts = [_year_offsets(rule.timezone, y) for y in range(first, last + 1)]
+    starts = np.concatenate([p[0] for p in parts])
+    offsets = np.concatenate([p[1] for p in parts])
+    local = seen + offsets[np.searchsorted(starts, seen, side="right") - 1]
+    key = local // _DAY_US  # the local date, in days since the epoch
+    if rule.time_resolution is TimeResolution.MONTH:
+        key = key.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    low = int(key.min())
+    slot = key - low
+    one = np.full(int(slot.max()) + 1, -1, dtype=np.int64)
+    one[slot] = np.arange(seen.shape[0])  # one time of each local date (any)
+    table = np.zeros(one.shape[0], dtype=np.int64)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for k in np.flatnonzero(one >= 0).tolist():
+        c = coarsen(epoch + timedelta(microseconds=int(seen[one[k]])), rule.time_resolution,
+                    rule.timezone)  # fmt: skip
+        assert c is not None
+        table[k] = (c - epoch) // timedelta(microseconds=1)
+    return table[slot]
+
+
+@lru_cache(maxsize=512)
+def _year_offsets(timezone: str, year: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return a zone's UTC offsets in a year: segment starts and offsets (UTC microseconds).
+
+    The first segment starts on 1 January (UTC) with the offset then in force, the
+    others at the year's changes of offset (:func:`crossbeat.sharing.compiled.offset_segments`).
+    """
+    lo = datetime(year, 1, 1, tzinfo=UTC)
+    hi = datetime(year + 1, 1, 1, tzinfo=UTC)
+    segments = offset_segments(timezone, lo, hi)
+    at_lo = [off for start, off in segments if start <= lo][-1]
+    inside = [(start, off) for start, off in segments if lo < start < hi]
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    us = timedelta(microseconds=1)
+    starts = [(lo - epoch) // us] + [(start - epoch) // us for start, _off in inside]
+    offsets = [at_lo * 1_000_000] + [off * 1_000_000 for _start, off in inside]
+    return np.array(starts, dtype=np.int64), np.array(offsets, dtype=np.int64)
 
 
 #: How far from a change of UTC offset a time is coarsened by ``coarsen`` itself.
