@@ -32,11 +32,11 @@ import atexit
 import mmap
 import os
 import pickle
+import queue
 import socket
 import struct
 import subprocess
 import sys
-import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Generator, Sequence
@@ -193,8 +193,11 @@ class _Worker:
         self._sock: socket.socket | None = None
 
     def submit(
-        self, path: str, statements: list[tuple[str, list[Any]]], fence: tuple[str, list[Any]]
-        | None, threads: int
+        self,
+        path: str,
+        statements: list[tuple[str, list[Any]]],
+        fence: tuple[str, list[Any]] | None,
+        threads: int,
     ) -> Generator[tuple[int, pa.Buffer], None, None]:
         """Run statements in the worker; yield each result as an Arrow IPC stream.
 
@@ -455,9 +458,7 @@ def _serve(sock_fd: int) -> None:
             return
         path, statements, fence, threads = pickle.loads(request)
         try:
-            _read_parts(
-                path, statements, fence, threads, lambda k, t: _answer(out, sock, k, t)
-            )
+            _read_parts(path, statements, fence, threads, lambda k, t: _answer(out, sock, k, t))
         except Exception as exc:  # noqa: BLE001 - the caller raises it
             _send(out, _ERROR, f"{type(exc).__name__}: {exc}".encode())
 
