@@ -4,9 +4,17 @@ For the analytics and forecasting code, which wants columns, not records.
 :func:`analysis_arrays` plans the read like every other read, compiles the plan to one
 SQL query (:class:`crossbeat.sharing.compiled.RuleConditions`: which rule shows each
 record is a ``CASE`` in the SELECT list, the request's filters are in the WHERE clause),
-reads the rows from the DB-API cursor in large batches straight into numpy columns, applies
-each rule's generalisation to its rows as array operations, and writes one audit event
-per owner with the count of that owner's records (never one row per incident).
+reads the rows straight into numpy columns, applies each rule's generalisation to its
+rows as array operations, and writes one audit event per owner with the count of that
+owner's records (never one row per incident).
+
+From a SQLite file the rows are read as Arrow by ADBC in a worker process
+(:mod:`crossbeat.store.arrow`), in parts: one statement per owner (a single owner's in
+two ranges of public ids), read on two worker connections side by side on one snapshot
+of the database, each part sent back as soon as it is read and generalised here while
+the worker reads the next, then the parts interleaved by public id (:func:`_merge`).
+Elsewhere (PostgreSQL, or a transaction that wrote first) the rows come from the DB-API
+cursor in large batches, in one statement whose owners the database merges.
 
 The read is columnar end to end, with as little Python per row as the drivers allow:
 times come out of the database as integer microseconds since the epoch (``unixepoch``
@@ -19,10 +27,9 @@ Generalisation: ``exact`` points are the stored ones; anchored points (``block``
 ``h3:N``) come from :meth:`crossbeat.sharing.public.AnchorIndex.anchor_many`, computed
 once per distinct cell and set of covering jurisdiction polygons; a rule without a
 point, or without ``lat``/``lon`` in its fields, gives NaN. Times are coarsened per rule
-in the rule's time zone by locating each time among the period boundaries
-(:func:`crossbeat.sharing.compiled.period_start`'s boundaries, listed once per zone,
-resolution and year); a rule without ``occurred_from`` gives NaT. Offence columns are
-empty strings where the rule does not show them.
+in the rule's time zone (:func:`coarsen_us`: by local date for days and months, among
+the hour boundaries for hours); a rule without ``occurred_from`` gives NaT. Offence
+columns are empty strings where the rule does not show them.
 """
 
 from __future__ import annotations

@@ -13,7 +13,11 @@ the other is reading, and closing one copy's file descriptor drops the other's l
 Corrupt An SQLite Database File*). So :func:`read_arrow` sends the statement to a worker
 process (:data:`WORKER`, started on first use and kept) that holds only ADBC's copy,
 opens the database read-only and sends the table back in Arrow's IPC format (in a
-shared memory file, see :class:`_Worker`).
+shared memory file, see :class:`_Worker`). :func:`read_arrow_parts` sends several
+statements at once: the worker reads them on :data:`THREADS` connections side by side
+(ADBC steps SQLite without holding Python's global lock), all in read transactions of
+one snapshot, and sends each table as soon as it is read, so that the caller works on
+one while the worker reads the next.
 
 What the worker sees is the last committed state of the database, as a statement of
 the caller's connection sees it when that connection has not written in its
