@@ -156,6 +156,10 @@ def test_a_worker_warms_its_caches_before_it_takes_requests(
     reads._ANCHORS.clear()
     plan_inputs.forget()
     with caplog.at_level(logging.INFO, logger="crossbeat.api.lifespan"):
-        with TestClient(_app(store, key_file)):
+        app = _app(store, key_file)
+        with TestClient(app) as client:
             assert any(key[0] == store.url for key in reads._ANCHORS)  # before any request
+            # The pages' operations (from the OpenAPI document) are built already too.
+            assert "GET /api/v1/tiles/incidents/{z}/{x}/{y}.mvt" in app.state.page_operations
+            assert client.get("/app").status_code == 200
     assert "caches warmed: sensitivity rules" in caplog.text

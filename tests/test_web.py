@@ -42,7 +42,8 @@ browser = web_support.browser  # one chromium for the module (a fixture)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
-    with served_demo(tmp_path_factory.mktemp("web-demo")) as started:
+    # A shared, loaded machine can take a minute to start a server: give it two.
+    with served_demo(tmp_path_factory.mktemp("web-demo"), wait=120.0) as started:
         yield started
 
 

@@ -1,7 +1,8 @@
 """What the web server does besides answering requests: sign audit checkpoints (issue #3).
 
 When a worker starts it also fills the caches every read uses before it takes requests
-(:mod:`crossbeat.sharing.warm`: sensitivity rules, plan inputs, anchors; issue #12).
+(:mod:`crossbeat.sharing.warm`: sensitivity rules, plan inputs, anchors) and builds the
+OpenAPI document the pages read their operations from (issue #12).
 
 The application always signs (issue #7, finding 4: without signed heads a database
 writer can erase the log unseen): a new audit tree head
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from crossbeat.api.routes.pages import page_operations
 from crossbeat.audit import AuditIntegrityError, checkpoint_if_due, public_reads
 from crossbeat.audit.keys import SigningKey
 from crossbeat.audit.witness import export_new_heads
@@ -60,6 +62,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # before the worker takes requests, so that neither a live stream's first event
     # (issue #10) nor the first view of the map (issue #12) waits for them.
     await asyncio.to_thread(_warm, store)
+    # The OpenAPI document, read by every page for its list of operations: a second
+    # or more to build, once per process.
+    await asyncio.to_thread(page_operations, app)
     app.state.job_runner.start()
     public_reads.buffer_tallies(store)
     counts = asyncio.create_task(_write_counts(store), name="public-read-counts")
