@@ -515,6 +515,10 @@ def test_every_page_is_accessible_without_console_errors_and_screenshotted(
             wait_panel(shown)
         else:
             wait_ready(shown, timeout=60_000)
+        if shown.locator("#map").count():  # a map page opens on its map, at either size
+            box = shown.locator("#map").bounding_box()
+            height = (PHONE if size == "phone" else DESKTOP)["height"]
+            assert box and 0 <= box["y"] < height / 2 and box["height"] > 300, (size, box)
         screenshot(shown, f"{name}-{size}")
         assert not axe_violations(shown), (size, axe_violations(shown))
     context.close()
