@@ -144,3 +144,22 @@ def test_serve_refuses_an_unreadable_key_file(tmp_path: Path) -> None:
 def test_checkpoint_interval_must_be_positive() -> None:
     with pytest.raises(SettingsError, match="audit_checkpoint_interval must be at least 1"):
         load_settings({"CROSSBEAT_AUDIT_CHECKPOINT_INTERVAL": "0"})
+
+
+def test_a_worker_warms_its_caches_before_it_takes_requests(
+    store: Store, key_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue #12: the first view of a fresh server does not wait for the sensitivity
+    # rules, the plan inputs or the anchor index (crossbeat.sharing.warm).
+    from crossbeat.sharing import plan_inputs, reads
+
+    reads._ANCHORS.clear()
+    plan_inputs.forget()
+    with caplog.at_level(logging.INFO, logger="crossbeat.api.lifespan"):
+        app = _app(store, key_file)
+        with TestClient(app) as client:
+            assert any(key[0] == store.url for key in reads._ANCHORS)  # before any request
+            # The pages' operations (from the OpenAPI document) are built already too.
+            assert "GET /api/v1/tiles/incidents/{z}/{x}/{y}.mvt" in app.state.page_operations
+            assert client.get("/app").status_code == 200
+    assert "caches warmed: sensitivity rules" in caplog.text

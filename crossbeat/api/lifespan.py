@@ -1,5 +1,9 @@
 """What the web server does besides answering requests: sign audit checkpoints (issue #3).
 
+When a worker starts it also fills the caches every read uses before it takes requests
+(:mod:`crossbeat.sharing.warm`: sensitivity rules, plan inputs, anchors) and builds the
+OpenAPI document the pages read their operations from (issue #12).
+
 The application always signs (issue #7, finding 4: without signed heads a database
 writer can erase the log unseen): a new audit tree head
 (:func:`crossbeat.audit.checkpoint_if_due`) when it starts and then every
@@ -23,10 +27,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from crossbeat.api.routes.pages import page_operations
 from crossbeat.audit import AuditIntegrityError, checkpoint_if_due, public_reads
 from crossbeat.audit.keys import SigningKey
 from crossbeat.audit.witness import export_new_heads
-from crossbeat.sharing.flags import current_rules
+from crossbeat.sharing.warm import warm
 from crossbeat.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,9 +57,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.checkpoints = task
     broker = app.state.live_broker
     await asyncio.to_thread(broker.start)
-    # Load the sensitivity rules (lexicon, narrative model: seconds) before the first
-    # read needs them, so that a live stream's first event is not held up (issue #10).
-    app.state.warm = asyncio.create_task(asyncio.to_thread(_warm, store), name="warm-rules")
+    # Fill the caches every read of this process uses (sensitivity rules: lexicon and
+    # narrative model, seconds; plan inputs; the anchors of the cells holding records)
+    # before the worker takes requests, so that neither a live stream's first event
+    # (issue #10) nor the first view of the map (issue #12) waits for them.
+    await asyncio.to_thread(_warm, store)
+    # The OpenAPI document, read by every page for its list of operations: a second
+    # or more to build, once per process.
+    await asyncio.to_thread(page_operations, app)
     app.state.job_runner.start()
     public_reads.buffer_tallies(store)
     counts = asyncio.create_task(_write_counts(store), name="public-read-counts")
@@ -86,12 +96,13 @@ async def _write_counts(store: Store) -> None:
 
 
 def _warm(store: Store) -> None:
-    """Load the sensitivity rules in force (cached per process); log, never raise."""
+    """Warm this process's caches (:func:`crossbeat.sharing.warm.warm`); log, never raise."""
     try:
-        with store.connect() as conn:
-            current_rules(conn)
+        warmed = warm(store)
     except Exception:
-        log.exception("loading the sensitivity rules at startup failed (the first read will)")
+        log.exception("warming the caches at startup failed (the first reads will fill them)")
+    else:
+        log.info("caches warmed: %s", warmed.summary())
 
 
 async def checkpoint_now(

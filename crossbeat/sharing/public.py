@@ -490,6 +490,21 @@ class AnchorIndex:
             )
         return out_lat, out_lon
 
+    def warm(self, cells: Sequence[int]) -> int:
+        """Compute and keep the anchors of whole cells (no boundary crosses them).
+
+        What :meth:`anchor_many` would compute for the points of these cells on first
+        use, done ahead (a server process warms the cells holding records when it
+        starts: issue #12). The cells a boundary crosses are left to first use: their
+        anchors depend on the polygons covering each point. Returns how many anchors
+        were computed (cells already known are skipped).
+        """
+        before = len(self._cache)
+        for cell, inside in zip(cells, self._whole_cells(cells), strict=True):
+            if inside is not None:
+                self._anchor_of(cell, inside)
+        return len(self._cache) - before
+
     def _anchor_of(self, cell: int, inside: tuple[int, ...]) -> tuple[float, float]:
         key = (cell, inside)
         found = self._cache.get(key)

@@ -13,7 +13,7 @@ scope covers the field app only.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from crossbeat import __version__
@@ -27,21 +27,28 @@ _METHODS = frozenset({"get", "put", "post", "delete", "patch"})
 
 
 def _operations(request: Request) -> list[str]:
-    """Return "METHOD /path" of every documented API operation of this app.
+    """Return "METHOD /path" of every documented API operation of this app."""
+    return page_operations(request.app)
+
+
+def page_operations(app: FastAPI) -> list[str]:
+    """Return "METHOD /path" of every documented API operation of an app.
 
     Read from the app's OpenAPI document (built once per process, then cached by the
-    app), so the list is exactly what ``/openapi.json`` says.
+    app), so the list is exactly what ``/openapi.json`` says. Building the document
+    takes about a second on a busy machine: a worker does it when it starts
+    (:mod:`crossbeat.api.lifespan`), not on its first page (issue #12).
     """
-    found: list[str] | None = getattr(request.app.state, "page_operations", None)
+    found: list[str] | None = getattr(app.state, "page_operations", None)
     if found is None:
-        paths = request.app.openapi().get("paths", {})
+        paths = app.openapi().get("paths", {})
         found = sorted(
             f"{method.upper()} {path}"
             for path, item in paths.items()
             for method in item
             if method in _METHODS
         )
-        request.app.state.page_operations = found
+        app.state.page_operations = found
     return found
 
 
