@@ -13,7 +13,10 @@ study area (about 254 sq mi here), so PAI is comparable in kind (not in city) wi
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,6 +40,11 @@ def main() -> None:
         print("toronto-mci not available: skipped")
         return
     nij.check_cell(a.cell_ft * 0.3048)
+    print(
+        f"machine: {platform.machine()} cpus={os.cpu_count()} python={platform.python_version()} "
+        f"load={os.getloadavg()[0]:.1f}"
+    )
+    began = time.perf_counter()
     h = forecast_data.toronto().of(forecast_data.TORONTO_CATEGORIES[a.category])
     grid = grid_for(h.before(_day("2020-01-01")), a.cell_ft * 0.3048)
     # Whole cells only, as nij.flag_area does: the fraction is of the study area.
@@ -50,6 +58,7 @@ def main() -> None:
         f1, f2 = fractions
         print(f"{r.model:<14}{r.mean(f1, 'pai'):>10.1f}{r.mean(f1, 'pei'):>10.3f}"
               f"{r.mean(f2, 'pai'):>10.1f}{r.mean(f2, 'pei'):>10.3f}")  # fmt: skip
+    print(f"{time.perf_counter() - began:.0f} s; load average now {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
