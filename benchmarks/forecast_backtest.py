@@ -56,7 +56,11 @@ CHOSEN = "ensemble-decayed"
 #: validation months 2016-07…12 by ``forecast_validation.py --data london --london-cells
 #: 50,70,100,150`` (the per-category rule in its docstring), before any test month was
 #: scored with them.
-LONDON_CHOSEN: dict[str, tuple[float, tuple[str, ...]]] = {}
+LONDON_CHOSEN: dict[str, tuple[float, tuple[str, ...]]] = {
+    "burglary": (70.0, ("eb1095",)),
+    "vehicle crime": (150.0, ("sepp", "n730")),
+    "robbery": (50.0, ("sepp", "n730")),
+}
 
 
 def member(name: str) -> Model:
