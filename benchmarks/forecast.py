@@ -33,11 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import forecast_backtest  # noqa: E402
 
-from crossbeat.forecast.models import Model, ShrunkCounts  # noqa: E402
-
 from crossbeat.forecast.backtest import consecutive, rolling_backtest  # noqa: E402
 from crossbeat.forecast.grid import grid_for  # noqa: E402
 from crossbeat.forecast.history import History, days  # noqa: E402
+from crossbeat.forecast.models import Model, ShrunkCounts  # noqa: E402
 
 JAN_2020 = float(days(np.array(["2020-01-01"], dtype="datetime64[us]"))[0])
 

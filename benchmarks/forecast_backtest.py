@@ -13,7 +13,9 @@ before it. Prints, per category, each model's mean PAI, PEI and hit rate at 1 % 
 the area, the pooled hit rates, timings, and whether the best model beats naive counts
 and KDE on all four figures. ``--london-chosen`` scores each London category on the cell
 size chosen for it on validation windows (:data:`LONDON_CHOSEN`), with its chosen model
-beside every other model, naive counts and KDE on that same grid.
+beside every other model, naive counts and KDE on that same grid. ``--london-close-gap``
+moves London's 2020 incidents and windows back so 2020-01 follows 2017-06 (see
+``forecast_data.london``).
 """
 
 from __future__ import annotations
@@ -205,6 +207,11 @@ def main() -> None:
         action="store_true",
         help="London: each category on its validation-chosen cell size, with its chosen model",
     )
+    ap.add_argument(
+        "--london-close-gap",
+        action="store_true",
+        help="London: 2020 follows 2017-06 directly (look-backs skip the missing months)",
+    )
     a = ap.parse_args()
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
@@ -225,12 +232,15 @@ def main() -> None:
         if not (forecast_data.LONDON / "col_2016_2017").exists():
             print("uk-london not available: skipped")
         else:
-            h, city = forecast_data.london()
+            h, city = forecast_data.london(close_gap=a.london_close_gap)
             grid = grid_for(h, a.london_cell, area=city)
             months = [f"2017-{m:02d}-01" for m in range(1, 8)]
             wins = [(_day(a_), _day(b_)) for a_, b_ in zip(months, months[1:], strict=False)]
             months = [f"2020-{m:02d}-01" for m in range(2, 13)] + ["2021-01-01"]
-            wins += [(_day(a_), _day(b_)) for a_, b_ in zip(months, months[1:], strict=False)]
+            gap = forecast_data.LONDON_GAP_DAYS if a.london_close_gap else 0.0
+            wins += [
+                (_day(a_) - gap, _day(b_) - gap) for a_, b_ in zip(months, months[1:], strict=False)
+            ]
             cats = {
                 k: v for k, v in forecast_data.LONDON_CATEGORIES.items() if a.category in (None, k)
             }
