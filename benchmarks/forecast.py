@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/forecast.py                    # 250 000 incidents, 52-week backtest
     python benchmarks/forecast.py --incidents 50000 --weeks 4 --repeats 1
-    python benchmarks/forecast.py --only naive,kde,decayed,shrunk   # a subset (naive always)
+    python benchmarks/forecast.py --only kde,shrunk   # a subset (naive always)
 
 Incidents are Toronto's real MCI locations and hours (../shared/data/toronto-mci),
 resampled with 50 m jitter to the size asked for over 2014–2019 (a seeded synthetic
