@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/forecast.py                    # 250 000 incidents, 52-week backtest
     python benchmarks/forecast.py --incidents 50000 --weeks 4 --repeats 1
+    python benchmarks/forecast.py --only kde,shrunk   # a subset (naive always)
 
 Incidents are Toronto's real MCI locations and hours (../shared/data/toronto-mci),
 resampled with 50 m jitter to the size asked for over 2014–2019 (a seeded synthetic
@@ -11,7 +12,9 @@ clustered cloud when the data are absent), all in one category. Each model is fi
 everything before 2020-01-01 and forecasts the first week of 2020 on 150 m cells; the
 median of ``--repeats`` runs is printed beside the naive-counts baseline measured in the
 same run (ratio = model / naive). Then a rolling-origin backtest of every model over
-``--weeks`` weekly windows (the whole of docs/forecasting.md's method) is timed.
+``--weeks`` weekly windows (the whole of docs/forecasting.md's method) is timed. The
+models are ``forecast_backtest.models`` and the service's empirical-Bayes ``shrunk``
+counts; ``--only`` times a subset.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from forecast_backtest import models  # noqa: E402
+import forecast_backtest  # noqa: E402
 
 from crossbeat.forecast.backtest import consecutive, rolling_backtest  # noqa: E402
 from crossbeat.forecast.grid import grid_for  # noqa: E402
 from crossbeat.forecast.history import History, days  # noqa: E402
+from crossbeat.forecast.models import Model, ShrunkCounts  # noqa: E402
 
 JAN_2020 = float(days(np.array(["2020-01-01"], dtype="datetime64[us]"))[0])
 
@@ -60,13 +64,21 @@ def _history(n: int, seed: int = 0) -> tuple[History, str]:
     return History(frame, x, y, t, t.copy(), cat, np.full(n, "a", dtype=object)), what
 
 
+def models(cell: float, only: set[str] | None = None) -> list[Model]:
+    """Return the timed models (fresh): the backtest's and ``shrunk``, or those in ``only``."""
+    every = [*forecast_backtest.models(cell), ShrunkCounts()]
+    return [m for m in every if only is None or m.name in only or m.name == "naive"]
+
+
 def main() -> None:
     """Run the benchmark and print its figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--incidents", type=int, default=250_000)
     ap.add_argument("--weeks", type=int, default=52, help="weekly windows in the backtest")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", default=None, help="comma-separated model names to time")
     a = ap.parse_args()
+    only = set(a.only.split(",")) if a.only else None
     print(
         f"machine: {platform.machine()} cpus={os.cpu_count()} python={platform.python_version()} "
         f"load={os.getloadavg()[0]:.1f}"
@@ -75,10 +87,10 @@ def main() -> None:
     grid = grid_for(h, 150.0)
     print(f"data: {len(h):,} incidents ({what}); grid {grid.n:,} cells of 150 m")
     times: dict[str, float] = {}
-    for m in models(150.0):
+    for m in models(150.0, only):
         runs = []
         for _ in range(a.repeats):
-            fresh = next(x for x in models(150.0) if x.name == m.name)
+            fresh = next(x for x in models(150.0, only) if x.name == m.name)
             began = time.perf_counter()
             fresh.fit(h, grid, JAN_2020)
             fresh.predict(JAN_2020, JAN_2020 + 7)
@@ -91,7 +103,7 @@ def main() -> None:
     later = h.take(h.t0 < JAN_2020)
     began = time.perf_counter()
     bt = rolling_backtest(
-        later, grid, models(150.0), consecutive(JAN_2020 - 7 * a.weeks, 7.0, a.weeks)
+        later, grid, models(150.0, only), consecutive(JAN_2020 - 7 * a.weeks, 7.0, a.weeks)
     )
     took = time.perf_counter() - began
     print(

@@ -4,13 +4,18 @@ Usage::
 
     python benchmarks/forecast_backtest.py                        # Toronto + London, all
     python benchmarks/forecast_backtest.py --data toronto --category burglary --weeks 12
+    python benchmarks/forecast_backtest.py --data london --london-chosen
 
 Toronto MCI: fit on 2014–2019, forecast each week of 2020 (rolling origin: the models
 see every incident before each week's start). London (City of London Police, month-only
 dates): monthly windows 2017-01…2017-06 and 2020-02…2020-12, each fitted on everything
 before it. Prints, per category, each model's mean PAI, PEI and hit rate at 1 % and 5 % of
 the area, the pooled hit rates, timings, and whether the best model beats naive counts
-and KDE on all four figures.
+and KDE on all four figures. ``--london-chosen`` scores each London category on the cell
+size chosen for it on validation windows (:data:`LONDON_CHOSEN`), with its chosen model
+beside every other model, naive counts and KDE on that same grid. ``--london-close-gap``
+moves London's 2020 incidents and windows back so 2020-01 follows 2017-06 (see
+``forecast_data.london``).
 """
 
 from __future__ import annotations
@@ -41,12 +46,40 @@ from crossbeat.forecast.models import (  # noqa: E402
     NaiveCounts,
     ProspectiveHotspot,
     RetrospectiveHotspot,
+    ShrunkCounts,
 )
 from crossbeat.forecast.sepp import SelfExciting  # noqa: E402
 
 #: The model chosen on validation windows before every test window (docs/forecasting.md,
 #: "Choosing the model on validation windows"): the verdict is about it.
 CHOSEN = "ensemble-decayed"
+
+#: London, per category: the cell size (m) and equal-weight members chosen on the
+#: validation months 2016-07…12 by ``forecast_validation.py --data london --london-cells
+#: 50,70,100,150`` (the per-category rule in its docstring), before any test month was
+#: scored with them.
+LONDON_CHOSEN: dict[str, tuple[float, tuple[str, ...]]] = {
+    "burglary": (70.0, ("eb1095",)),
+    "vehicle crime": (150.0, ("sepp", "n730")),
+    "robbery": (50.0, ("sepp", "n730")),
+}
+
+
+def member(name: str) -> Model:
+    """Return a fresh member model by its short name (``forecast_validation.py``'s names)."""
+    kinds: dict[str, Model] = {
+        "n730": NaiveCounts(days=730, name="n730"),
+        "n2190": NaiveCounts(days=2190, name="n2190"),
+        "dec90": DecayedCounts(half_life=90.0, name="dec90"),
+        "dec180": DecayedCounts(half_life=180.0, name="dec180"),
+        "dec365": DecayedCounts(half_life=365.0, name="dec365"),
+        "eb90": ShrunkCounts(half_life=90.0, name="eb90"),
+        "eb365": ShrunkCounts(half_life=365.0, name="eb365"),
+        "eb1095": ShrunkCounts(half_life=1095.0, name="eb1095"),
+        "gbm": GradientBoosted(),
+        "sepp": SelfExciting(),
+    }
+    return kinds[name]
 
 
 def models(cell: float, window_days: float = 7.0) -> list[Model]:
@@ -95,7 +128,7 @@ def _day(s: str) -> float:
     return float(days(np.array([s], dtype="datetime64[us]"))[0])
 
 
-def _verdict(bt: Backtest) -> str:
+def _verdict(bt: Backtest, chosen_name: str = CHOSEN) -> str:
     """Say whether each model beats naive counts and KDE on all four figures (1 %, 5 %)."""
     base = {b: next(r for r in bt.results if r.model == b) for b in ("naive", "kde")}
 
@@ -107,24 +140,39 @@ def _verdict(bt: Backtest) -> str:
             for m in ("pai", "hit_rate")
         )
 
-    chosen = next(r for r in bt.results if r.model == CHOSEN)
+    chosen = next(r for r in bt.results if r.model == chosen_name)
     winners = [r.model for r in bt.results if beats(r)]
     return (
         f"best by PAI@1%: {bt.best(0.01, 'pai').model}; "
-        f"chosen model ({CHOSEN}) beats naive and kde on PAI and hit rate at 1 % and 5 %: "
+        f"chosen model ({chosen_name}) beats naive and kde on PAI and hit rate at 1 % and 5 %: "
         f"{'yes' if beats(chosen) else 'NO'}; "
         f"every model that does: {', '.join(winners) or 'none'}"
     )
 
 
 def run(
-    name: str, history, grid, windows, categories: dict[str, str], window_days: float = 7.0
+    name: str,
+    history,
+    grid,
+    windows,
+    categories: dict[str, str],
+    window_days: float = 7.0,
+    chosen: dict[str, tuple[object, str, Model]] | None = None,
 ) -> None:
-    """Backtest each category and print its table."""
+    """Backtest each category and print its table.
+
+    ``chosen`` maps a category label to its own grid, the chosen model's name and the
+    model, which is scored beside every other model on that grid.
+    """
     for label, cat in categories.items():
         h = history.of(cat)
         began = time.perf_counter()
-        bt = rolling_backtest(h, grid, models(grid.size, window_days), windows)
+        compared = models(grid.size, window_days)
+        chosen_name = CHOSEN
+        if chosen and label in chosen:
+            grid, chosen_name, extra = chosen[label]
+            compared.append(extra)
+        bt = rolling_backtest(h, grid, compared, windows)
         took = time.perf_counter() - began
         print(
             f"\n## {name} — {label} ({cat}): {len(windows)} windows, "
@@ -142,7 +190,7 @@ def run(
         )
         print("seconds per model: " + ", ".join(f"{r.model} {r.seconds:.1f}" for r in bt.results))
         print(f"load average now: {os.getloadavg()[0]:.1f}")
-        print(_verdict(bt))
+        print(_verdict(bt, chosen_name))
         sys.stdout.flush()
 
 
@@ -154,6 +202,16 @@ def main() -> None:
     ap.add_argument("--weeks", type=int, default=52, help="Toronto: weeks of 2020 to forecast")
     ap.add_argument("--cell", type=float, default=150.0, help="Toronto cell size in metres")
     ap.add_argument("--london-cell", type=float, default=100.0, help="London cell size in metres")
+    ap.add_argument(
+        "--london-chosen",
+        action="store_true",
+        help="London: each category on its validation-chosen cell size, with its chosen model",
+    )
+    ap.add_argument(
+        "--london-close-gap",
+        action="store_true",
+        help="London: 2020 follows 2017-06 directly (look-backs skip the missing months)",
+    )
     a = ap.parse_args()
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
@@ -174,16 +232,29 @@ def main() -> None:
         if not (forecast_data.LONDON / "col_2016_2017").exists():
             print("uk-london not available: skipped")
         else:
-            h, city = forecast_data.london()
+            h, city = forecast_data.london(close_gap=a.london_close_gap)
             grid = grid_for(h, a.london_cell, area=city)
             months = [f"2017-{m:02d}-01" for m in range(1, 8)]
             wins = [(_day(a_), _day(b_)) for a_, b_ in zip(months, months[1:], strict=False)]
             months = [f"2020-{m:02d}-01" for m in range(2, 13)] + ["2021-01-01"]
-            wins += [(_day(a_), _day(b_)) for a_, b_ in zip(months, months[1:], strict=False)]
+            gap = forecast_data.LONDON_GAP_DAYS if a.london_close_gap else 0.0
+            wins += [
+                (_day(a_) - gap, _day(b_) - gap) for a_, b_ in zip(months, months[1:], strict=False)
+            ]
             cats = {
                 k: v for k, v in forecast_data.LONDON_CATEGORIES.items() if a.category in (None, k)
             }
-            run("City of London", h, grid, wins, cats, window_days=30.4)
+            chosen = None
+            if a.london_chosen:
+                chosen = {}
+                for label, (size, names) in LONDON_CHOSEN.items():
+                    mix = [member(n) for n in names]
+                    tag = f"chosen {'+'.join(names)} @{size:g} m"
+                    model = mix[0] if len(mix) == 1 else Ensemble(mix, name=tag)
+                    model.name = tag
+                    chosen[label] = (grid_for(h, size, area=city), tag, model)
+                cats = {k: v for k, v in cats.items() if k in chosen}
+            run("City of London", h, grid, wins, cats, window_days=30.4, chosen=chosen)
 
 
 if __name__ == "__main__":

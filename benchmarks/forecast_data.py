@@ -57,8 +57,19 @@ def toronto(root: Path = TORONTO) -> History:
     )
 
 
-def london(root: Path = LONDON) -> tuple[History, shapely.Geometry]:
-    """Return City of London Police street crimes (2016-01…2017-06, 2020) and its boundary."""
+#: The months missing between the two London series: 2017-07-01 to 2020-01-01, in days.
+LONDON_GAP_DAYS = float(
+    (np.datetime64("2020-01-01") - np.datetime64("2017-07-01")) / np.timedelta64(1, "D")
+)
+
+
+def london(root: Path = LONDON, *, close_gap: bool = False) -> tuple[History, shapely.Geometry]:
+    """Return City of London Police street crimes (2016-01…2017-06, 2020) and its boundary.
+
+    ``close_gap`` moves the 2020 incidents back by :data:`LONDON_GAP_DAYS`, so 2020-01
+    follows 2017-06: look-backs then count the last observed months instead of the 30
+    months the shared data lack (a 2020 window ``[a, b)`` becomes ``[a - gap, b - gap)``).
+    """
     files = sorted((root / "col_2016_2017").glob("*/*-street.csv"))
     files += sorted((root / "btp_col_2020").glob("2020-*-city-of-london-street.csv"))
     df = pd.concat(
@@ -70,6 +81,11 @@ def london(root: Path = LONDON) -> tuple[History, shapely.Geometry]:
     df = df.dropna(subset=["Longitude", "Latitude"])
     start = pd.to_datetime(df.Month + "-01")
     end = start + pd.offsets.MonthBegin(1)
+    if close_gap:
+        gap = pd.Timedelta(days=LONDON_GAP_DAYS)
+        later = (start >= pd.Timestamp("2020-01-01")).to_numpy()
+        start = start.where(~later, start - gap)
+        end = end.where(~later, end - gap)
     import json
 
     boroughs = json.loads((root / "boundaries" / "london_boroughs_wgs84.geojson").read_text())

@@ -2972,6 +2972,7 @@ def _show_card(card: Any, as_json: bool) -> None:
             "prospective",
             "kde",
             "decayed",
+            "shrunk",
             "sepp",
             "gbm",
             "ensemble",

@@ -187,5 +187,10 @@ def test_the_cli_offers_decayed_counts_and_the_validation_chosen_model(world) ->
     card = json.loads(out.output)
     assert card["model"] == "decayed" and card["params"] == {"half_life_days": 90.0}
     assert {"decayed", "naive", "kde"} <= set(card["backtest"]["models"])
+    out = runner.invoke(cli, [*base, "--model", "shrunk"])
+    assert out.exit_code == 0, out.output
+    card = json.loads(out.output)
+    assert card["model"] == "shrunk" and card["params"]["bandwidth_m"] == 150.0
+    assert card["params"]["kappa"] is None or card["params"]["kappa"] > 0
     out = runner.invoke(cli, [*base, "--model", "decayed-typo"])
     assert out.exit_code != 0 and "ensemble-decayed" in out.output

@@ -236,3 +236,58 @@ def test_decayed_weight_of_a_time_range_is_the_mean_decay_over_its_part_before_t
         ts = np.linspace(t0[i], t1[i], 200_001)
         d = np.where(ts < ORIGIN, 2 ** (-(ORIGIN - ts) / 15.0), 0.0)
         assert w[i] == pytest.approx(d.mean(), rel=1e-4)
+
+
+def test_empirical_bayes_recovers_the_gamma_shape_and_beats_raw_counts() -> None:
+    from crossbeat.forecast.models import shrink_to_surface
+
+    # Poisson counts whose rates are gamma around a known surface with shape 2.
+    rng = np.random.default_rng(13)
+    prior = rng.uniform(0.2, 6.0, 20_000)
+    rates = rng.gamma(2.0, prior / 2.0)
+    counts = rng.poisson(rates).astype(float)
+    shrunk, kappa = shrink_to_surface(counts, prior)
+    assert kappa == pytest.approx(2.0, rel=0.1)
+    # The posterior means are closer to the true rates than the counts or the surface.
+    err = {k: float(np.mean((v - rates) ** 2)) for k, v in
+           {"shrunk": shrunk, "counts": counts, "prior": prior}.items()}  # fmt: skip
+    assert err["shrunk"] < 0.8 * min(err["counts"], err["prior"])
+    # Counts with no more variance than Poisson's carry nothing beyond the surface.
+    flat, inf = shrink_to_surface(np.array([1.0, 1.0, 1.0]), np.ones(3))
+    assert inf == float("inf") and flat.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_shrunk_counts_break_ties_by_the_neighbourhood_and_see_nothing_after_the_origin() -> None:
+    from crossbeat.forecast.models import ShrunkCounts
+
+    # Three places with 3 incidents each: one beside a busy cell (12 incidents 100 m
+    # away), two alone; plus singles 2 km away that make the counts over-dispersed.
+    singles = list(range(-2975, 3000, 400))
+    xs = [-1025.0] * 3 + [-925.0] * 12 + [1025.0] * 3 + [3025.0] * 3 + singles
+    ys = np.where(np.arange(len(xs)) < 21, 25.0, 2025.0)
+    n = len(xs)
+    t = np.full(n, ORIGIN - 10.0)
+    h = History(Frame(-79.4, 43.7), np.asarray(xs, float), ys, t, t.copy(),
+                np.full(n, "b", dtype=object), np.full(n, "a", dtype=object))  # fmt: skip
+    g = grid_for(h, 50.0)
+    busy, lone, other = g.cell_index(np.array([-1025.0, 1025.0, 3025.0]), np.full(3, 25.0))
+    m = ShrunkCounts(half_life=365.0, bandwidth=100.0)
+    m.fit(h, g, ORIGIN)
+    p = m.predict(ORIGIN, ORIGIN + 7)
+    assert p[busy] > p[lone] and p[lone] == pytest.approx(p[other])
+    # Naive counts tie the three places.
+    naive = NaiveCounts()
+    naive.fit(h, g, ORIGIN)
+    q = naive.predict(ORIGIN, ORIGIN + 7)
+    assert q[busy] == q[lone] == q[other]
+    # Scaled to the last year's daily rate times the window, like the other count models.
+    assert p.sum() == pytest.approx(q.sum())
+    params = m.params()
+    assert params["half_life_days"] == 365.0 and params["kappa"] > 0
+    # An incident after the origin changes nothing.
+    later = History(h.frame, np.append(h.x, 1025.0), np.append(h.y, 25.0),
+                    np.append(h.t0, ORIGIN + 1), np.append(h.t1, ORIGIN + 1),
+                    np.append(h.category, "b"), np.append(h.owner, "a"))  # fmt: skip
+    again = ShrunkCounts(half_life=365.0, bandwidth=100.0)
+    again.fit(later, g, ORIGIN)
+    assert np.allclose(again.predict(ORIGIN, ORIGIN + 7), p)

@@ -42,6 +42,7 @@ from crossbeat.forecast.models import (
     NaiveCounts,
     ProspectiveHotspot,
     RetrospectiveHotspot,
+    ShrunkCounts,
 )
 from crossbeat.forecast.sepp import SelfExciting
 from crossbeat.sharing.arrays import analysis_arrays
@@ -82,6 +83,8 @@ MODELS: dict[str, Callable[[], Model]] = {
     "prospective": ProspectiveHotspot,
     "kde": KernelDensity,
     "decayed": DecayedCounts,
+    # Empirical-Bayes counts shrunk toward their smoothed surface (docs/forecasting.md).
+    "shrunk": ShrunkCounts,
     "sepp": SelfExciting,
     "gbm": GradientBoosted,
     "ensemble": lambda: Ensemble([GradientBoosted(), SelfExciting(), NaiveCounts(days=730)]),
