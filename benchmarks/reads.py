@@ -107,7 +107,7 @@ INCIDENT_COLUMNS = (
     "ucr_part1 unmapped occurred_from occurred_to time_precision reported_at status lat lon "
     "location_precision block_address location_type h3_7 h3_9 h3_11 sens_sexual sens_domestic "
     "sens_juvenile sens_victim_identifying sens_informant attributes withdrawn_at batch_id "
-    "source_file row_number raw_hash created_at updated_at public_id"
+    "source_file row_number raw_hash created_at updated_at public_id offences_json jurisdiction_ids"
 ).split()
 OFFENCE_COLUMNS = (
     "incident_id seq local_code local_description scheme nibrs_code crime_against ucr_part1 match"
@@ -175,7 +175,11 @@ def rows(n: int, seed: int) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...], 
             for a, (_tz, (x0, y0, x1, y1)) in AGENCIES.items()
             if x0 <= lon <= x1 and y0 <= lat <= y1
         }
-        yield incident, offence, sorted(inside | {owner})
+        places = sorted(inside | {owner})
+        # The child rows kept on the incident row, as the ingest writes them.
+        row = [[local, code, crime_against, entry.ucr_part1, None]]
+        kept = (json.dumps(row, separators=(",", ":")), ",".join(places))
+        yield incident + kept, offence, places
 
 
 def populate(store: Store, n: int, seed: int = 1) -> float:

@@ -29,6 +29,7 @@ from crossbeat.sharing.tables import (
     sharing_groups,
 )
 from crossbeat.store import Store, generation
+from crossbeat.store.children import refresh_children
 from crossbeat.store.schema import (
     incident_jurisdictions,
     incident_offences,
@@ -230,6 +231,8 @@ def insert_incidents(store: Store, population: Sequence[Inc]) -> None:
                         updated_at=inc.updated_at,
                     )
                 )
+        # The offences and jurisdictions kept on the rows, from the tables (a bulk write).
+        refresh_children(conn, [inc.id for inc in population])
 
 
 def clear(store: Store) -> None:

@@ -1,7 +1,8 @@
 """Re-tagging stored incidents with the jurisdictions that contain them (a write path).
 
 When a boundary changes, every incident's jurisdiction tags are recomputed from the new
-polygons. This rewrites ``incident_jurisdictions`` and reads only what it needs to do
+polygons. This rewrites ``incident_jurisdictions`` (and the incident rows' copy of them,
+``jurisdiction_ids``: :mod:`crossbeat.store.children`) and reads only what it needs to do
 so (each incident's id, agency and point); it shows nothing to anyone, so it lives with
 the store's other writers rather than behind the sharing policy. The caller
 (:func:`crossbeat.agencies.set_jurisdictions`) audits the boundary change, with the
@@ -10,9 +11,10 @@ number of incidents re-tagged, in the same transaction.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from crossbeat.geo.jurisdictions import JurisdictionIndex
+from crossbeat.store.children import jurisdictions_value
 from crossbeat.store.records import jurisdiction_rows
 from crossbeat.store.schema import incident_jurisdictions, incidents
 
@@ -47,15 +49,19 @@ def retag_jurisdictions(conn: Connection, index: JurisdictionIndex, *, chunk: in
             return done
         ids = [r.id for r in batch]
         tags = index.agencies_at([r.lat for r in batch], [r.lon for r in batch])
+        rows = [jurisdiction_rows(r.id, r.agency_id, t) for r, t in zip(batch, tags, strict=True)]
         conn.execute(
             delete(incident_jurisdictions).where(incident_jurisdictions.c.incident_id.in_(ids))
         )
+        conn.execute(incident_jurisdictions.insert(), [jr for rs in rows for jr in rs])
+        # The same tags on the incident row (crossbeat.store.children).
         conn.execute(
-            incident_jurisdictions.insert(),
+            update(incidents)
+            .where(incidents.c.id == bindparam("b_id"))
+            .values(jurisdiction_ids=bindparam("b_places")),
             [
-                jr
-                for r, t in zip(batch, tags, strict=True)
-                for jr in jurisdiction_rows(r.id, r.agency_id, t)
+                {"b_id": i, "b_places": jurisdictions_value(jr["agency_id"] for jr in rs)}
+                for i, rs in zip(ids, rows, strict=True)
             ],
         )
         last = ids[-1]
