@@ -29,7 +29,6 @@ from crossbeat.sharing.tables import (
     sharing_groups,
 )
 from crossbeat.store import Store, generation
-from crossbeat.store.children import refresh_children
 from crossbeat.store.schema import (
     incident_jurisdictions,
     incident_offences,
@@ -37,6 +36,7 @@ from crossbeat.store.schema import (
     incident_versions,
     incidents,
 )
+from crossbeat.store.tags import refresh_children
 from crossbeat.taxonomy.nibrs import nibrs_offences
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)

@@ -12,10 +12,12 @@ the tables. On SQLite and PostgreSQL.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 
 from crossbeat.agencies import register_agency, set_jurisdictions
 from crossbeat.ingest.pipeline import ingest_files
@@ -25,13 +27,13 @@ from crossbeat.ingest.writes import withdraw_records
 from crossbeat.model import Agency, incident_id
 from crossbeat.store import Store
 from crossbeat.store.children import (
+    OFFENCE_KEYS,
     offences_value,
     parse_jurisdictions,
     parse_offences,
-    refresh_children,
-    stale_children,
 )
 from crossbeat.store.schema import incidents
+from crossbeat.store.tags import refresh_children
 from tests.agency_support import register_for_test
 from tests.api_support import build_world
 
@@ -99,6 +101,34 @@ def _csv(path: Path, rows: list[dict[str, str]]) -> Path:
         w.writeheader()
         w.writerows(rows)
     return path
+
+
+def stale_children(conn: Connection) -> list[str]:
+    """Return the ids of incidents whose two columns differ from their child tables.
+
+    Compared as values (the JSON's spacing differs between backends), in Python.
+    """
+    rows = conn.execute(text("SELECT id, offences_json, jurisdiction_ids FROM incidents"))
+    kept = {r[0]: (r[1], r[2]) for r in rows}
+    offences: dict[str, list[list[Any]]] = {}
+    cols = ", ".join(OFFENCE_KEYS)
+    for r in conn.execute(
+        text(f"SELECT incident_id, {cols} FROM incident_offences ORDER BY incident_id, seq")
+    ):
+        offences.setdefault(r[0], []).append(list(r[1:]))
+    places: dict[str, list[str]] = {}
+    for r in conn.execute(text("SELECT incident_id, agency_id FROM incident_jurisdictions")):
+        places.setdefault(r[0], []).append(r[1])
+    out = []
+    for iid, (offs, juris) in kept.items():
+        if offs is None or juris is None:
+            out.append(iid)
+            continue
+        if json.loads(offs) != offences.get(iid, []):
+            out.append(iid)
+        elif parse_jurisdictions(juris) != sorted(places.get(iid, [])):
+            out.append(iid)
+    return sorted(out)
 
 
 def _fresh(store: Store) -> list[str]:
