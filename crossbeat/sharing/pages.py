@@ -311,6 +311,21 @@ def _near(p: ReadPlan, rule: Rule) -> list[ColumnElement[bool]]:
     return out
 
 
+class _Memo(dict[Any, Any]):
+    """``fn(value)`` computed once per distinct value (a dict with a default)."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, key: Any) -> Any:
+        found = self[key] = self.fn(key)
+        return found
+
+    def __call__(self, key: Any) -> Any:
+        return self[key]
+
+
 def page_records(
     conn: Connection, p: ReadPlan, anchors: AnchorIndex, batch: int
 ) -> Iterator[tuple[Rule, dict[str, Any], Row]]:
@@ -344,11 +359,15 @@ def page_records(
         or_(*shown), *spatial_filter(conn, p)
     )
     empty = _Kids((), (), {})
+    # Parsed once per distinct value on this read (a city's records share a few hundred
+    # offence lists and jurisdiction sets); the parsed values are only read.
+    offences_of = _Memo(parse_offences)
+    places_of = _Memo(parse_jurisdictions)
     after: str | None = None
     while True:
         q = base if after is None else base.where(c.public_id > after)
         result = conn.execute(q.order_by(c.public_id).limit(batch))
-        rows = [dict(zip(keys, r, strict=True)) for r in result]
+        rows = [dict(zip(keys, r, strict=True)) for r in result.all()]
         if not rows:
             return
         tags = area_tags(conn, [r["id"] for r in rows]) if want_areas else {}
@@ -356,22 +375,26 @@ def page_records(
             s = shapes[row["_rule"]]
             if want_offences or want_places or want_areas:
                 kids = _Kids(
-                    parse_offences(row["offences_json"]) if want_offences else (),
-                    parse_jurisdictions(row["jurisdiction_ids"]) if want_places else (),
+                    offences_of(row["offences_json"]) if want_offences else (),
+                    places_of(row["jurisdiction_ids"]) if want_places else (),
                     tags.get(row["id"], {}),
                 )
             else:
                 kids = empty
             if s.anchor is not None and row["lat"] is not None:
                 row["_lat"], row["_lon"] = anchors.anchor(row["lat"], row["lon"], s.anchor)
-            record: dict[str, Any] = {}
-            for name, column, fn in s.steps:
-                if fn is None:
-                    record[name] = row[column]
-                else:
-                    value = fn(row, kids)
-                    if value is not _ABSENT:  # an anchored point of a record without one
-                        record[name] = value
+            if s.anchor is None:  # no step can leave its field out: one comprehension
+                record = {name: row[column] if fn is None else fn(row, kids)
+                          for name, column, fn in s.steps}  # fmt: skip
+            else:
+                record = {}
+                for name, column, fn in s.steps:
+                    if fn is None:
+                        record[name] = row[column]
+                    else:
+                        value = fn(row, kids)
+                        if value is not _ABSENT:  # an anchored point of a record without one
+                            record[name] = value
             if row["call_category"]:
                 record[CALL_FIELD] = row["call_category"]
             if s.check:

@@ -66,11 +66,25 @@ def child_columns(
     }
 
 
-def parse_offences(value: str) -> list[dict[str, Any]]:
-    """Return the offences of an ``offences_json`` value as dicts of :data:`OFFENCE_KEYS`."""
+def _written(value: str | None, column: str) -> str:
+    if value is None:  # a write path that left it out: never read as "no offences"
+        raise ValueError(
+            f"incidents.{column} is NULL: a row was written without it "
+            "(crossbeat.store.tags.refresh_children writes it from the child tables)"
+        )
+    return value
+
+
+def parse_offences(value: str | None) -> list[dict[str, Any]]:
+    """Return the offences of an ``offences_json`` value as dicts of :data:`OFFENCE_KEYS`.
+
+    A NULL value (a row some write path stored without it) raises ``ValueError``.
+    """
+    value = _written(value, "offences_json")
     return [dict(zip(OFFENCE_KEYS, item, strict=True)) for item in json.loads(value)]
 
 
-def parse_jurisdictions(value: str) -> list[str]:
-    """Return the agency ids of a ``jurisdiction_ids`` value."""
+def parse_jurisdictions(value: str | None) -> list[str]:
+    """Return the agency ids of a ``jurisdiction_ids`` value (NULL raises ``ValueError``)."""
+    value = _written(value, "jurisdiction_ids")
     return value.split(",") if value else []
