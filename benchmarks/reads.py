@@ -9,7 +9,8 @@ Usage::
     python benchmarks/reads.py --keep /tmp/reads-1m.db     # build once, keep, reuse next time
 
 It builds a synthetic population straight into the store's tables (bulk
-``executemany`` on SQLite, ``COPY`` on PostgreSQL; not through the ingest): four
+``executemany`` on SQLite; on PostgreSQL generated column by column with its flags and
+loaded by ``COPY``, ``benchmarks/reads_columns.py``; not through the ingest): four
 agencies with jurisdiction boxes over a city, clustered points with their H3 cells,
 offences from a local code list mapped to NIBRS (some sensitive by code, some only by
 their description: keyword canaries), stored sensitivity flags, attributes, report and
@@ -34,7 +35,8 @@ the work without the waits for a core):
   this process and of the worker; and again as "arrays DB-API", both sides through the
   DB-API cursor (the path on PostgreSQL, and on SQLite before the Arrow reader).
 
-Building 1 M rows takes 10-20 minutes (the flags derivation dominates): ``--keep PATH``
+Building 1 M rows takes 10-20 minutes on SQLite (the flags derivation dominates; on
+PostgreSQL about 11 minutes under load, flags derived at generation): ``--keep PATH``
 keeps the population (a SQLite file, or with ``--db`` a PostgreSQL database of that
 name) and reuses it on the next run with the same ``--rows`` and ``--seed``; one built
 at another schema revision is refused.
