@@ -36,6 +36,7 @@ from crossbeat.store.schema import (
     incident_versions,
     incidents,
 )
+from crossbeat.store.tags import refresh_children
 from crossbeat.taxonomy.nibrs import nibrs_offences
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -230,6 +231,8 @@ def insert_incidents(store: Store, population: Sequence[Inc]) -> None:
                         updated_at=inc.updated_at,
                     )
                 )
+        # The offences and jurisdictions kept on the rows, from the tables (a bulk write).
+        refresh_children(conn, [inc.id for inc in population])
 
 
 def clear(store: Store) -> None:

@@ -197,8 +197,12 @@ def personal_rows(
     return encode_personal_rows(store, conn, incidents, now=now)
 
 
+_NOT_SNAPSHOT = frozenset({"source_digest", "offences_json", "jurisdiction_ids"})
+
+
 def snapshot(row: dict[str, Any], offences: list[dict[str, Any]]) -> dict[str, Any]:
     """Return a JSON-ready snapshot of a stored incident row and its offences."""
-    # The source digest is how the row was found unchanged, not content (and bytes).
-    kept = {k: v for k, v in row.items() if k != "source_digest"}
+    # The source digest is how the row was found unchanged, not content (and bytes);
+    # the child columns are the offences and jurisdictions again (crossbeat.store.children).
+    kept = {k: v for k, v in row.items() if k not in _NOT_SNAPSHOT}
     return {"incident": _canonical(kept), "offences": _canonical(offences)}

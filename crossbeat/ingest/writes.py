@@ -28,6 +28,7 @@ from crossbeat.ingest.unchanged import StoredRef, keyed_digest
 from crossbeat.model import Incident, RecordUpdate
 from crossbeat.store import Store
 from crossbeat.store.areas import area_tag_rows
+from crossbeat.store.children import child_columns
 from crossbeat.store.events import NewEvent, append_events
 from crossbeat.store.records import jurisdiction_rows
 from crossbeat.store.schema import (
@@ -400,8 +401,16 @@ def _apply(
     ]
     for row, (*_, old) in zip(upd_rows, plan.updates, strict=True):
         _keep_dated(row, old)
+    stored = [i for i, _ in plan.inserts] + [i for i, _, _ in plan.updates]
+    # Child rows built once: inserted below and kept on the incident row as well
+    # (crossbeat.store.children), so that they are never out of step.
+    kids = {
+        inc.id: (offence_rows(inc), jurisdiction_rows(inc.id, inc.agency_id, inc.jurisdictions))
+        for inc in stored
+    }
     for row in (*new_rows, *upd_rows):
         row["source_digest"] = keyed_digest(fp, plan.source_keys.get(row["id"]))
+        row.update(child_columns(*kids[row["id"]]))
     if plan.digests:
         conn.execute(
             update(incidents)
@@ -423,13 +432,10 @@ def _apply(
         conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in upd_rows])
     with indexed_together(conn, [r["id"] for r in new_rows]):
         store.bulk_insert(conn, incidents, new_rows)
-    stored = [i for i, _ in plan.inserts] + [i for i, _, _ in plan.updates]
     if stored:
-        offs = [r for inc in stored for r in offence_rows(inc)]
+        offs = [r for inc in stored for r in kids[inc.id][0]]
         store.bulk_insert(conn, incident_offences, offs)
-        tags = [
-            r for inc in stored for r in jurisdiction_rows(inc.id, inc.agency_id, inc.jurisdictions)
-        ]
+        tags = [r for inc in stored for r in kids[inc.id][1]]
         store.bulk_insert(conn, incident_jurisdictions, tags)
         store.bulk_insert(conn, incident_areas, area_tag_rows(areas, stored))
         pers = personal_rows(store, conn, stored, now)

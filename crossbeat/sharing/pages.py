@@ -13,8 +13,10 @@ the database and Python only assembles the published values:
   conditions the SQL aggregates count with, and the spatial index (R*Tree on SQLite,
   GiST on PostGIS) finds the candidates of a box or polygon.
 * **Field projection** is the ``SELECT`` list: only the stored columns that the page's
-  rules publish (or filter on) are read, and the child tables (offences, jurisdictions,
-  area tags) only when a rule shows them, one query each per page.
+  rules publish (or filter on) are read. Offences and jurisdictions, when a rule shows
+  them, come from the copies kept on the incident row (``offences_json``,
+  ``jurisdiction_ids``: :mod:`crossbeat.store.children`), in the same query; area tags
+  are one more query per page, only when an area layer exists.
 * **Generalisation**: each rule's record is assembled by a list of steps prepared once
   per page (a plain copy for what the rule shows unchanged: exact points, shown H3
   cells, codes); the published anchor of a generalised point comes from
@@ -54,14 +56,8 @@ from crossbeat.sharing.scope import (
     offence_matches,
     offence_name,
 )
-from crossbeat.store.schema import (
-    area_layers,
-    areas,
-    incident_areas,
-    incident_jurisdictions,
-    incident_offences,
-    incidents,
-)
+from crossbeat.store.children import parse_jurisdictions, parse_offences
+from crossbeat.store.schema import area_layers, areas, incident_areas, incidents
 
 #: Stored columns every page reads (ids, owner, the call category and the keyset).
 _ALWAYS = ("id", "public_id", "agency_id", "call_category")
@@ -315,6 +311,21 @@ def _near(p: ReadPlan, rule: Rule) -> list[ColumnElement[bool]]:
     return out
 
 
+class _Memo(dict[Any, Any]):
+    """``fn(value)`` computed once per distinct value (a dict with a default)."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, key: Any) -> Any:
+        found = self[key] = self.fn(key)
+        return found
+
+    def __call__(self, key: Any) -> Any:
+        return self[key]
+
+
 def page_records(
     conn: Connection, p: ReadPlan, anchors: AnchorIndex, batch: int
 ) -> Iterator[tuple[Rule, dict[str, Any], Row]]:
@@ -337,42 +348,53 @@ def page_records(
     chosen = case(*((exact.covers(r), literal(i)) for i, r in enumerate(rules)), else_=None)
     names = _columns(shapes)
     c = incidents.c
-    base = select(chosen.label("_rule"), *(c[n] for n in names)).where(
-        or_(*shown), *spatial_filter(conn, p)
-    )
     want_offences = any("offences" in s.needs for s in shapes)
     want_places = any("jurisdictions" in s.needs for s in shapes)
     want_areas = any("areas" in s.needs for s in shapes)
-    keys = ["_rule", *names]
+    # Offences and jurisdictions as kept on the incident row (crossbeat.store.children).
+    kept = [c[n] for n, want in (("offences_json", want_offences),
+                                 ("jurisdiction_ids", want_places)) if want]  # fmt: skip
+    keys = ["_rule", *names, *(k.name for k in kept)]
+    base = select(chosen.label("_rule"), *(c[n] for n in names), *kept).where(
+        or_(*shown), *spatial_filter(conn, p)
+    )
     empty = _Kids((), (), {})
+    # Parsed once per distinct value on this read (a city's records share a few hundred
+    # offence lists and jurisdiction sets); the parsed values are only read.
+    offences_of = _Memo(parse_offences)
+    places_of = _Memo(parse_jurisdictions)
     after: str | None = None
     while True:
         q = base if after is None else base.where(c.public_id > after)
         result = conn.execute(q.order_by(c.public_id).limit(batch))
-        rows = [dict(zip(keys, r, strict=True)) for r in result]
+        rows = [dict(zip(keys, r, strict=True)) for r in result.all()]
         if not rows:
             return
-        ids = [r["id"] for r in rows]
-        offences = _offences_of(conn, ids) if want_offences else {}
-        places = _places_of(conn, ids) if want_places else {}
-        tags = area_tags(conn, ids) if want_areas else {}
+        tags = area_tags(conn, [r["id"] for r in rows]) if want_areas else {}
         for row in rows:
             s = shapes[row["_rule"]]
             if want_offences or want_places or want_areas:
-                i = row["id"]
-                kids = _Kids(offences.get(i, ()), places.get(i, ()), tags.get(i, {}))
+                kids = _Kids(
+                    offences_of(row["offences_json"]) if want_offences else (),
+                    places_of(row["jurisdiction_ids"]) if want_places else (),
+                    tags.get(row["id"], {}),
+                )
             else:
                 kids = empty
             if s.anchor is not None and row["lat"] is not None:
                 row["_lat"], row["_lon"] = anchors.anchor(row["lat"], row["lon"], s.anchor)
-            record: dict[str, Any] = {}
-            for name, column, fn in s.steps:
-                if fn is None:
-                    record[name] = row[column]
-                else:
-                    value = fn(row, kids)
-                    if value is not _ABSENT:  # an anchored point of a record without one
-                        record[name] = value
+            if s.anchor is None:  # no step can leave its field out: one comprehension
+                record = {name: row[column] if fn is None else fn(row, kids)
+                          for name, column, fn in s.steps}  # fmt: skip
+            else:
+                record = {}
+                for name, column, fn in s.steps:
+                    if fn is None:
+                        record[name] = row[column]
+                    else:
+                        value = fn(row, kids)
+                        if value is not _ABSENT:  # an anchored point of a record without one
+                            record[name] = value
             if row["call_category"]:
                 record[CALL_FIELD] = row["call_category"]
             if s.check:
@@ -384,36 +406,6 @@ def page_records(
         if len(rows) < batch:
             return
         after = rows[-1]["public_id"]
-
-
-def _offences_of(conn: Connection, ids: Sequence[str]) -> dict[str, list[Row]]:
-    o = incident_offences.c
-    q = (
-        select(
-            o.incident_id, o.local_code, o.nibrs_code, o.crime_against, o.ucr_part1, o.call_category
-        )  # fmt: skip
-        .where(o.incident_id.in_(ids))
-        .order_by(o.incident_id, o.seq)
-    )
-    out: dict[str, list[Row]] = {}
-    for incident_id, local, nibrs, against, part1, call in conn.execute(q):
-        # Built as literals: a RowMapping copied into a dict costs several times more.
-        item = {
-            "incident_id": incident_id, "local_code": local, "nibrs_code": nibrs,
-            "crime_against": against, "ucr_part1": part1, "call_category": call,
-        }  # fmt: skip
-        out.setdefault(incident_id, []).append(item)
-    return out
-
-
-def _places_of(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
-    j = incident_jurisdictions.c
-    out: dict[str, list[str]] = {}
-    for incident_id, agency_id in conn.execute(
-        select(j.incident_id, j.agency_id).where(j.incident_id.in_(ids))
-    ):
-        out.setdefault(incident_id, []).append(agency_id)
-    return out
 
 
 #: Whether any area layer is registered (without one no incident has an area tag).

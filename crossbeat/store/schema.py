@@ -255,6 +255,14 @@ incidents = Table(
     # digest skips the row as unchanged. NULL when another path wrote the record
     # (field reports, rows stored before migration 0022, issue #9).
     Column("source_digest", LargeBinary(16)),
+    # The incident's child rows as they are in ``incident_offences`` (a JSON array of
+    # ``[local_code, nibrs_code, crime_against, ucr_part1, call_category]`` in ``seq``
+    # order) and ``incident_jurisdictions`` (the agency ids, sorted, comma-joined),
+    # written with them by every write path (crossbeat.store.children; migration 0026b,
+    # issue #8), so that a page of records reads them from its own rows: no child read
+    # per page, and on PostgreSQL no row-level-security probe per child row.
+    Column("offences_json", Text),
+    Column("jurisdiction_ids", Text),
     UniqueConstraint("agency_id", "source_id"),
     Index("ix_incidents_agency_occurred", "agency_id", "occurred_from"),
     Index("ix_incidents_occurred", "occurred_from"),
