@@ -96,7 +96,9 @@ def _exports(draw: st.DrawFn) -> tuple[bytes, str]:
     return data, delimiter
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(export=_exports(), block_bytes=st.sampled_from([16, 64, 200, 1 << 20]))
 def test_blocks_read_what_the_streaming_reader_reads(
     export: tuple[bytes, str], block_bytes: int, tmp_path: Path

@@ -154,10 +154,16 @@ class CsvReader(SourceReader):
                 '"json", "jsonl" or "geojson"'
             )
         self._rows_before = 0
+        self._resumed = False
         self._text = io.TextIOWrapper(binary, encoding=encoding, errors=_ESCAPE, newline="")
         self._lines = _Lines(self._text)
         self._csv = csv.reader(self._lines, delimiter=spec.delimiter, strict=True)
         self.columns = self._read_header()
+
+    @property
+    def at_start(self) -> bool:
+        """Return whether the reader reads its file from the first record on."""
+        return not self._resumed and not self._iterated
 
     def resume(self, offset: int, rows_before: int) -> CsvReader:
         """Return a reader of this file's records from byte ``offset`` on.
@@ -178,6 +184,7 @@ class CsvReader(SourceReader):
             other._csv = csv.reader(other._lines, delimiter=self.spec.delimiter, strict=True)
             other.columns = list(self.columns)
             other._rows_before = rows_before
+            other._resumed = True
         except BaseException:
             binary.close()
             raise

@@ -29,7 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from crossbeat.ingest.source import MAX_LINE_CHARS
+from crossbeat.ingest.csv_ import CsvReader
+from crossbeat.ingest.source import MAX_LINE_CHARS, RawRecord, SourceReader
 
 #: Bytes read per block: large enough that numpy and pyarrow run long, small enough to
 #: keep memory flat.
@@ -239,3 +240,34 @@ def _parse(
         return None
     columns = [table.column(i).combine_chunks() for i in range(width)]
     return Block(rows_before + 1, columns, newlines.astype(np.int64) + offset + 1)
+
+
+def records(reader: SourceReader) -> Iterator[RawRecord]:
+    """Yield a reader's records, those of its plain blocks read as columns.
+
+    The same records as iterating ``reader`` (numbers, fields, read problems; offsets
+    are exact here, where the streaming reader's are accurate to its read buffer):
+    a CSV file that qualifies (:func:`plain_start`) is read block by block, and from
+    the first block that is not plain on by the streaming reader. Any other reader,
+    or one resumed past the start of its file, is iterated as it is.
+    """
+    start = None
+    if isinstance(reader, CsvReader) and reader.at_start:
+        start = plain_start(
+            reader.path, reader.encoding, reader.spec.delimiter, len(reader.columns)
+        )
+    if start is None:
+        yield from reader
+        return
+    assert isinstance(reader, CsvReader)
+    names = reader.columns
+    for block in blocks(reader.path, reader.spec.delimiter, len(names), start):
+        if isinstance(block, Rest):
+            with reader.resume(block.offset, block.rows_before) as rest:
+                yield from rest
+            return
+        values = [c.to_pylist() for c in block.columns]
+        ends = block.ends.tolist()
+        first = block.first_row
+        for i, row in enumerate(zip(*values, strict=True)):
+            yield RawRecord(first + i, dict(zip(names, row, strict=True)), None, (), ends[i])

@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crossbeat.ingest.csv_blocks import records
 from crossbeat.ingest.items import derive
 from crossbeat.ingest.readers import SourceError, SourceReader, open_source
 
@@ -75,6 +76,8 @@ def parts(
 ) -> Generator[Part, None, None]:
     """Normalise a file's rows after row ``done`` into parts.
 
+    A plain CSV file is read in blocks, as columns (:func:`.csv_blocks.records`).
+
     Rows up to ``done`` (committed by an earlier, interrupted run) are replayed, not
     normalised again. The items are derived (:func:`crossbeat.ingest.items.derive`).
     A part closes the transaction every ``chunk_size`` rows; the last part (possibly
@@ -96,7 +99,7 @@ def parts(
             items = router.items(recs, file_hash, probe)
         return Part(derive(items, router.index), last, offset, commit=commit)
 
-    for rec in reader:
+    for rec in records(reader):
         if rec.row_number <= done:
             router.replay(rec)
             continue
