@@ -45,6 +45,12 @@ if TYPE_CHECKING:
     from crossbeat.vault.fingerprint import Fingerprinter
 
 
+#: Rows of a part read as columns: a skipped row holds no object, so a part can be
+#: larger than :data:`~crossbeat.ingest.parallel.PART_ROWS` and take one lookup (and
+#: one round of the writer's queries) for more rows.
+COLUMN_PART_ROWS = 5 * PART_ROWS
+
+
 def column_parts(
     reader: SourceReader,
     router: RowRouter,
@@ -58,8 +64,8 @@ def column_parts(
     The same rows, transactions and results as ``parts(reader, router, file_hash,
     done, chunk_size, probe)``, which it is for a file that does not qualify (not a
     plain UTF-8 CSV ending with a line break, or a feed routing rows to agencies by a
-    column). A part ends at a block's end as well as every
-    :data:`~crossbeat.ingest.parallel.PART_ROWS` rows; transactions end where
+    column). A part ends at a block's end as well as every :data:`COLUMN_PART_ROWS`
+    rows; transactions end where
     :func:`~crossbeat.ingest.parallel.parts` ends them.
     """
     columns = _Columns.of(reader, router)
@@ -71,7 +77,7 @@ def column_parts(
     if columns is None or start is None or not isinstance(reader, CsvReader):
         yield from parts(reader, router, file_hash, done, chunk_size, probe)
         return
-    size = min(chunk_size, PART_ROWS)
+    size = min(chunk_size, COLUMN_PART_ROWS)
     in_transaction = 0
     last_row = done
     for block in blocks(reader.path, reader.spec.delimiter, len(reader.columns), start):

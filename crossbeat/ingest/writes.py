@@ -7,12 +7,13 @@ exactly as it was after the last committed chunk, and a re-run resumes after it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import Connection, and_, bindparam, delete, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, tuple_, update
 
 from crossbeat.audit.changes import MAX_LISTED_IDS, Principal, record_change
 from crossbeat.audit.events import Action as AuditAction
@@ -376,6 +377,14 @@ def stored_by_source(
     """
     if not source_ids:
         return {}
+    wanted = sorted(set(source_ids))
+    if store.dialect == "postgresql":
+        among = store.one_of(incidents.c.source_id, wanted)
+        params: dict[str, Any] = {}
+    else:  # one JSON parameter: no bound value compiled per source id
+        values = func.json_each(bindparam("source_ids")).table_valued("value")
+        among = incidents.c.source_id.in_(select(values.c.value))
+        params = {"source_ids": json.dumps(wanted, ensure_ascii=False)}
     q = select(
         incidents.c.id,
         incidents.c.source_id,
@@ -383,11 +392,8 @@ def stored_by_source(
         incidents.c.row_number,
         incidents.c.unmapped,
         incidents.c.batch_id,
-    ).where(
-        (incidents.c.agency_id == agency_id)
-        & store.one_of(incidents.c.source_id, sorted(set(source_ids)))
-    )
-    rows = conn.execute(q).all()
+    ).where((incidents.c.agency_id == agency_id) & among)
+    rows = conn.execute(q, params).all()
     # A part's records come from a few batches: their files in one more query.
     batches = {r[5] for r in rows if r[5] is not None}
     files = dict(
