@@ -22,9 +22,11 @@ North, US feet, EPSG:2913, transformed to WGS84 by the ingest), and the agency's
 cut into 16 district polygons, with a neighbouring agency overlapping a quarter of it
 (every point is tagged with the jurisdictions containing it).
 
-Before any store is written it prints the rate of the normalising stage alone
-(read, normalise, H3 and jurisdictions; no database) for the per-row normaliser and
-the columnar one on the same rows (``--stage-rows``).
+Before any store is written it prints the rate of reading the file with the streaming
+reader and as columns (plain blocks, ``crossbeat.ingest.csv_blocks``), then that of the
+normalising stage alone (read, normalise, H3 and jurisdictions; no database) for the
+per-row path (streaming reader, per-row normaliser) and the columnar one (blocks,
+columnar normaliser) on the same rows (``--stage-rows``).
 
 It prints the machine, the medians over ``--repeat`` runs and their ratio, then the
 peak resident memory of a separate process ingesting ``--memory-rows`` rows each
@@ -305,6 +307,7 @@ def stage_rates(csv_path: Path, profile_path: Path, rows: int) -> tuple[float, f
     import itertools
 
     from crossbeat.agencies import jurisdiction_index
+    from crossbeat.ingest.csv_blocks import records
     from crossbeat.ingest.items import derive
     from crossbeat.ingest.pipeline import RowRouter
     from crossbeat.ingest.readers import open_source
@@ -317,7 +320,7 @@ def stage_rates(csv_path: Path, profile_path: Path, rows: int) -> tuple[float, f
         router = RowRouter(store, profile, "benchpd", str(csv_path), index, columnar=columnar)
         t0 = time.perf_counter()
         with open_source(csv_path, profile.source) as src:
-            stream = itertools.islice(iter(src), count)
+            stream = itertools.islice(records(src) if columnar else iter(src), count)
             while part := list(itertools.islice(stream, 2000)):
                 if len(derive(router.batch(part, "f"), index)) != len(part):
                     raise SystemExit("stage benchmark lost rows")
@@ -331,6 +334,26 @@ def stage_rates(csv_path: Path, profile_path: Path, rows: int) -> tuple[float, f
     share = sum(1 for c in router.columnar("benchpd").common(first) if c is not None) / len(first)
     close_all()
     return rows / per_row, rows / columnar, share
+
+
+def read_rates(csv_path: Path, profile_path: Path) -> tuple[float, float]:
+    """Return rows/s of reading the whole file: the streaming reader, and by blocks.
+
+    The blocks are the columnar reader's (:func:`crossbeat.ingest.csv_blocks.records`):
+    both give the same records.
+    """
+    from crossbeat.ingest.csv_blocks import records
+    from crossbeat.ingest.profile import load_profile
+    from crossbeat.ingest.readers import open_source
+
+    profile = load_profile(profile_path)
+    out = []
+    for blockwise in (False, True):
+        t0 = time.perf_counter()
+        with open_source(csv_path, profile.source) as src:
+            n = sum(1 for _ in (records(src) if blockwise else src))
+        out.append(n / (time.perf_counter() - t0))
+    return out[0], out[1]
 
 
 class PgDatabases:
@@ -469,6 +492,13 @@ def main() -> None:
         csv_path = work / "rows.csv"
         generate(csv_path, args.rows)
         print(f"rows: {args.rows:,} ({csv_path.stat().st_size / 1e6:.1f} MB CSV)")
+        streaming, blockwise = read_rates(csv_path, profile_path)
+        print(
+            f"reading the file ({args.rows:,} records): streaming reader {streaming:,.0f} rows/s, "
+            f"plain blocks as columns {blockwise:,.0f} rows/s (x{blockwise / streaming:.2f})   "
+            f"load average {os.getloadavg()}"
+        )
+        results["read"] = {"streaming": streaming, "blocks": blockwise}
         stage = min(args.stage_rows, args.rows)
         if stage:
             per_row, columnar, share = stage_rates(csv_path, profile_path, stage)

@@ -20,13 +20,17 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select
 
-from crossbeat.agencies import get_agency, register_agency
+from crossbeat.agencies import get_agency, jurisdiction_index, register_agency
 from crossbeat.audit.events import Action
 from crossbeat.audit.tables import audit_events
+from crossbeat.ingest import csv_blocks
+from crossbeat.ingest.csv_blocks import plain_start
 from crossbeat.ingest.normalise import Normaliser
-from crossbeat.ingest.pipeline import ingest_files
+from crossbeat.ingest.pipeline import RowRouter, ingest_files
 from crossbeat.ingest.profile import load_profile, parse_profile
-from crossbeat.ingest.unchanged import context_key, eligible
+from crossbeat.ingest.readers import file_sha256, open_source
+from crossbeat.ingest.reingest import column_parts
+from crossbeat.ingest.unchanged import UnchangedProbe, context_key, eligible
 from crossbeat.model import Agency
 from crossbeat.store import Store, open_store
 from crossbeat.store.base import close_all
@@ -271,3 +275,64 @@ def test_sigkill_during_a_skipping_reingest_then_rerun(db_url: str, tmp_path: Pa
     got = _state(db_url)
     assert got == _state(f"sqlite:///{tmp_path / 'clean.db'}")
     assert got["versions"] == 300 and len(got["records"]) == n + 200
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_columnar_reingest_with_odd_rows_stores_what_normalising_them_does(
+    seed: int, tmp_path: Path, kek: Kek, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain blocks read as columns, odd rows further on read by the streaming reader.
+
+    Small blocks and chunks make parts end at block ends and transactions span blocks;
+    a quoted value in the middle of a file hands the rest of it to the streaming reader.
+    """
+    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 900)
+    profile_path = tmp_path / "feed.toml"
+    profile_path.write_text(PROFILE, encoding="utf-8")
+    profile = load_profile(profile_path)
+    rng = random.Random(seed)
+    rows = [_row(rng, i) for i in range(80)]
+    files = [_write(tmp_path / "e0.csv", rows)]
+    for k in range(1, 3):
+        rows = _mutate(rng, [r for r in rows if r["id"] and not r["id"].startswith("BAD")], 100 * k)
+        odd = rows[len(rows) // 2]
+        rows[len(rows) // 2] = dict(odd, narrative='window "broken", bike taken')
+        files.append(_write(tmp_path / f"e{k}.csv", rows))
+    assert all(plain_start(f, "utf-8-sig", ",", len(HEADER)) is not None for f in files)
+    plan = [files[0], files[0], files[1], files[1], files[2], files[0]]
+    full, skip = _store(tmp_path / "full.db", kek), _store(tmp_path / "skip.db", kek)
+    skipped = 0
+    for f in plan:
+        a = ingest_files(full, "cityz", profile, [f], skip_unchanged=False, chunk_size=25)
+        b = ingest_files(skip, "cityz", profile, [f], skip_unchanged=True, chunk_size=25)
+        assert b.totals.as_dict() == a.totals.as_dict(), f.name
+        skipped += b.unchanged
+    assert skipped > 200
+    assert _state(skip) == _state(full)
+
+
+def test_a_plain_reingest_skips_rows_without_items(tmp_path: Path, kek: Kek) -> None:
+    """The parts of a plain file's re-ingest carry its unchanged rows as columns, not items."""
+    profile_path = tmp_path / "feed.toml"
+    profile_path.write_text(PROFILE, encoding="utf-8")
+    profile = load_profile(profile_path)
+    rng = random.Random(11)
+    rows = [_row(rng, i) for i in range(50)]
+    f = _write(tmp_path / "a.csv", rows)
+    store = _store(tmp_path / "s.db", kek)
+    ingest_files(store, "cityz", profile, [f])
+    router = RowRouter(store, profile, "cityz", str(f), jurisdiction_index(store))
+    probe = UnchangedProbe(store)
+    with store.connect() as conn, open_source(f, profile.source) as reader:
+        probe.bind(conn, {})
+        found = list(column_parts(reader, router, file_sha256(f), 0, 20, probe))
+    assert [p.commit for p in found] == [True, True, False, True]
+    assert [p.last_row for p in found] == [20, 40, 50, 50]
+    assert all(not p.items for p in found)
+    skipped = [p.skipped for p in found if p.skipped is not None]
+    assert [r for s in skipped for r in s.row_numbers] == list(range(1, 51))
+    with store.connect() as conn:
+        stored = dict(conn.execute(select(incidents.c.source_id, incidents.c.id)).all())
+    assert [i for s in skipped for i in s.incident_ids] == [stored[r["id"]] for r in rows]
+    labels = set().union(*(s.crosswalks for s in skipped))
+    assert labels and {label.split("@")[0] for label in labels} == {"code-nibrs"}

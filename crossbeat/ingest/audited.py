@@ -22,6 +22,7 @@ from crossbeat.audit.changes import Principal, record_change
 from crossbeat.audit.events import Action
 from crossbeat.ingest.items import Item
 from crossbeat.ingest.profile import Profile
+from crossbeat.ingest.unchanged import Skipped
 from crossbeat.ingest.writes import Counts
 from crossbeat.store import Store
 from crossbeat.store.schema import ingest_batches
@@ -35,9 +36,16 @@ class ChunkTally:
     owners: set[str] = field(default_factory=set)
     crosswalks: set[str] = field(default_factory=set)
 
-    def add(self, items: Iterable[Item], counts: Counts) -> None:
-        """Add one written part: its items (for owners and crosswalks) and counts."""
+    def add(self, items: Iterable[Item], counts: Counts, skipped: Skipped | None = None) -> None:
+        """Add one written part: its items (for owners and crosswalks) and counts.
+
+        ``skipped`` are the part's rows counted unchanged without items
+        (:mod:`crossbeat.ingest.reingest`).
+        """
         self.counts.add(counts)
+        if skipped is not None:
+            self.owners.add(skipped.agency_id)
+            self.crosswalks.update(skipped.crosswalks)
         for it in items:
             if it.agency_id:
                 self.owners.add(it.agency_id)

@@ -153,10 +153,42 @@ class CsvReader(SourceReader):
                 f"{path.name} looks like JSON, not CSV: set source.format to "
                 '"json", "jsonl" or "geojson"'
             )
+        self._rows_before = 0
+        self._resumed = False
         self._text = io.TextIOWrapper(binary, encoding=encoding, errors=_ESCAPE, newline="")
         self._lines = _Lines(self._text)
         self._csv = csv.reader(self._lines, delimiter=spec.delimiter, strict=True)
         self.columns = self._read_header()
+
+    @property
+    def at_start(self) -> bool:
+        """Return whether the reader reads its file from the first record on."""
+        return not self._resumed and not self._iterated
+
+    def resume(self, offset: int, rows_before: int) -> CsvReader:
+        """Return a reader of this file's records from byte ``offset`` on.
+
+        ``offset`` must be the start of a record, after ``rows_before`` records (the
+        columnar reader, :mod:`crossbeat.ingest.csv_blocks`, hands over there); the
+        records are numbered and judged as this reader would from the start.
+        """
+        binary = open(self.path, "rb")  # the new reader owns and closes it
+        try:
+            other = CsvReader(self.path, self.spec, binary, self.encoding, self.encoding_detected)
+            other._text.detach()
+            binary.seek(offset)
+            # Past the start of the file a U+FEFF is a character, not a byte-order mark.
+            encoding = "utf-8" if self.encoding == "utf-8-sig" else self.encoding
+            other._text = io.TextIOWrapper(binary, encoding=encoding, errors=_ESCAPE, newline="")
+            other._lines = _Lines(other._text)
+            other._csv = csv.reader(other._lines, delimiter=self.spec.delimiter, strict=True)
+            other.columns = list(self.columns)
+            other._rows_before = rows_before
+            other._resumed = True
+        except BaseException:
+            binary.close()
+            raise
+        return other
 
     def close(self) -> None:
         """Close the file."""
@@ -204,7 +236,7 @@ class CsvReader(SourceReader):
 
     def _records(self) -> Iterator[RawRecord]:
         width = len(self.columns)
-        number = 0
+        number = self._rows_before
         last = LastColumn()
         while True:
             try:

@@ -251,6 +251,10 @@ class Normaliser:
         if column is None:
             return None
         raw = rec.fields.get(column) if column in rec.fields else nested_value(rec.fields, column)
+        return self.clean(raw)
+
+    def clean(self, raw: str | None) -> str | None:
+        """Return a value as read, stripped, with null markers as ``None`` (:meth:`value`)."""
         if raw is None:
             return None
         stripped = raw.strip()

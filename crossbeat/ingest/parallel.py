@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crossbeat.ingest.csv_blocks import records
 from crossbeat.ingest.items import derive
 from crossbeat.ingest.readers import SourceError, SourceReader, open_source
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from crossbeat.ingest.items import Item
     from crossbeat.ingest.pipeline import RowRouter
     from crossbeat.ingest.source import RawRecord
-    from crossbeat.ingest.unchanged import UnchangedProbe
+    from crossbeat.ingest.unchanged import Skipped, UnchangedProbe
 
 #: Most rows normalised and written at a time, however many rows a transaction holds:
 #: the memory held by one part.
@@ -50,13 +51,16 @@ class Part:
 
     ``last_row`` is the number of the last source row the part accounts for (the
     checkpoint), ``offset`` how many bytes of the file were read, and ``commit``
-    whether the transaction is committed after this part.
+    whether the transaction is committed after this part. ``skipped`` are rows of the
+    part found stored unchanged that are not among the items
+    (:mod:`crossbeat.ingest.reingest`).
     """
 
     items: list[Item]
     last_row: int
     offset: int
     commit: bool
+    skipped: Skipped | None = None
 
 
 def parts(
@@ -66,20 +70,27 @@ def parts(
     done: int,
     chunk_size: int,
     probe: UnchangedProbe | None = None,
+    *,
+    in_transaction: int = 0,
+    last_row: int | None = None,
 ) -> Generator[Part, None, None]:
     """Normalise a file's rows after row ``done`` into parts.
+
+    A plain CSV file is read in blocks, as columns (:func:`.csv_blocks.records`).
 
     Rows up to ``done`` (committed by an earlier, interrupted run) are replayed, not
     normalised again. The items are derived (:func:`crossbeat.ingest.items.derive`).
     A part closes the transaction every ``chunk_size`` rows; the last part (possibly
     empty) always does. With a ``probe`` (in the writing process only), rows stored
     unchanged are skipped instead of normalised (:mod:`crossbeat.ingest.unchanged`):
-    a part's rows are read first, then probed in one query.
+    a part's rows are read first, then probed in one query. ``in_transaction`` rows
+    (through ``last_row``) are already in the open transaction when a caller read the
+    file's beginning itself (:func:`crossbeat.ingest.reingest.column_parts`).
     """
     size = min(chunk_size, PART_ROWS)
     recs: list[RawRecord] = []
-    last_row = done
-    in_transaction = 0
+    if last_row is None:
+        last_row = done
 
     def part(last: int, offset: int, commit: bool) -> Part:
         if probe is None:
@@ -88,7 +99,7 @@ def parts(
             items = router.items(recs, file_hash, probe)
         return Part(derive(items, router.index), last, offset, commit=commit)
 
-    for rec in reader:
+    for rec in records(reader):
         if rec.row_number <= done:
             router.replay(rec)
             continue

@@ -38,6 +38,7 @@ from crossbeat.ingest.parallel import Part, WorkerParts, parts, use_worker
 from crossbeat.ingest.preflight import store_problems
 from crossbeat.ingest.profile import Profile, require_settled
 from crossbeat.ingest.readers import RawRecord, SourceError, file_sha256, open_source
+from crossbeat.ingest.reingest import column_parts
 from crossbeat.ingest.unchanged import (
     Candidate,
     StoredRef,
@@ -400,7 +401,11 @@ def _ingest_file(
         source: AbstractContextManager[Iterable[Part]] = (
             WorkerParts(path, router, file_hash, done, chunk_size)
             if parallel
-            else closing(parts(reader, router, file_hash, done, chunk_size, probe))
+            else closing(
+                parts(reader, router, file_hash, done, chunk_size)
+                if probe is None
+                else column_parts(reader, router, file_hash, done, chunk_size, probe)
+            )
         )
         try:
             with source as stream, _progress_bar(progress, path, reader.size) as advance:
@@ -710,8 +715,9 @@ def _write_parts(
                 conn=conn,
                 seen=seen,
                 areas=areas,
+                skipped=part.skipped,
             )
-            tally.add(part.items, counts)
+            tally.add(part.items, counts, part.skipped)
             last_row = part.last_row
             if part.commit:
                 audit()

@@ -7,12 +7,13 @@ exactly as it was after the last committed chunk, and a re-run resumes after it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import Connection, and_, bindparam, delete, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, tuple_, update
 
 from crossbeat.audit.changes import MAX_LISTED_IDS, Principal, record_change
 from crossbeat.audit.events import Action as AuditAction
@@ -24,7 +25,7 @@ from crossbeat.ingest.records import (
     record_hash,
     snapshot,
 )
-from crossbeat.ingest.unchanged import StoredRef, keyed_digest
+from crossbeat.ingest.unchanged import Skipped, StoredRef, keyed_digest
 from crossbeat.model import Incident, RecordUpdate
 from crossbeat.store import Store
 from crossbeat.store.areas import area_tag_rows
@@ -160,6 +161,7 @@ def write_chunk(
     conn: Connection | None = None,
     seen: dict[str, int] | None = None,
     areas: AreaIndex | None = None,
+    skipped: Skipped | None = None,
 ) -> Counts:
     """Store one chunk of items in a single transaction and return what happened.
 
@@ -180,6 +182,11 @@ def write_chunk(
         Incident id to source row of the records stored by earlier calls in the same
         transaction; updated. Chunks written in several calls share it, so that a
         repeated id is reported as a duplicate exactly as within one call.
+    skipped
+        Rows of the chunk besides ``items`` found stored unchanged by their source
+        digest without becoming items (:mod:`crossbeat.ingest.reingest`): counted and
+        remembered in ``seen`` as the items of such rows would be. Each is the first
+        row of its id in the chunk, so it is remembered before the items.
     """
     now = store.now()
     counts = Counts(rows=len(items))
@@ -190,6 +197,12 @@ def write_chunk(
         plan = _Plan(fingerprint=fingerprinter(store, conn))
         if seen is None:
             seen = {}
+        if skipped is not None:
+            counts.rows += len(skipped.row_numbers)
+            counts.unchanged += len(skipped.row_numbers)
+            counts.unmapped += skipped.unmapped
+            seen.update(zip(skipped.incident_ids, skipped.row_numbers, strict=True))
+            plan.stored_keys += [(skipped.file_hash, r) for r in skipped.row_numbers]
         updates = [it for it in items if it.update is not None]
         for it in items:
             if it.update is None:
@@ -351,6 +364,49 @@ def stored_digests(store: Store, conn: Connection, ids: list[str]) -> dict[str, 
         .where(store.one_of(incidents.c.id, sorted(set(ids))))
     )
     return {r.id: r for r in conn.execute(q)}
+
+
+def stored_by_source(
+    store: Store, conn: Connection, agency_id: str, source_ids: list[str]
+) -> dict[str, Any]:
+    """Return, per stored incident of an agency among ``source_ids``, its id and digest.
+
+    Keyed by source id: ``(id, source_digest, row_number, unmapped, file_hash)``, the
+    last that of the batch that wrote it, as :func:`stored_digests` gives. The columnar
+    re-ingest (:mod:`crossbeat.ingest.reingest`) finds a part's records by the unique
+    (agency, source id) index instead of deriving each row's UUID.
+    """
+    if not source_ids:
+        return {}
+    wanted = sorted(set(source_ids))
+    if store.dialect == "postgresql":
+        among = store.one_of(incidents.c.source_id, wanted)
+        params: dict[str, Any] = {}
+    else:  # one JSON parameter: no bound value compiled per source id
+        values = func.json_each(bindparam("source_ids")).table_valued("value")
+        among = incidents.c.source_id.in_(select(values.c.value))
+        params = {"source_ids": json.dumps(wanted, ensure_ascii=False)}
+    q = select(
+        incidents.c.id,
+        incidents.c.source_id,
+        incidents.c.source_digest,
+        incidents.c.row_number,
+        incidents.c.unmapped,
+        incidents.c.batch_id,
+    ).where((incidents.c.agency_id == agency_id) & among)
+    rows = conn.execute(q, params).all()
+    # A part's records come from a few batches: their files in one more query.
+    batches = {r[5] for r in rows if r[5] is not None}
+    files = dict(
+        conn.execute(
+            select(ingest_batches.c.id, ingest_batches.c.file_hash).where(
+                ingest_batches.c.id.in_(sorted(batches))
+            )
+        ).all()
+        if batches
+        else []
+    )
+    return {r[1]: (r[0], r[2], r[3], r[4], files.get(r[5])) for r in rows}
 
 
 def _tombstones(store: Store, conn: Connection, ids: list[str]) -> set[str]:

@@ -41,12 +41,13 @@ class Fingerprinter:
     64
     """
 
-    __slots__ = ("_mac", "key_id")
+    __slots__ = ("_mac", "_subkeys", "key_id")
 
     def __init__(self, key: DataKey) -> None:
         self.key_id = key.key_id
         # The padded key is absorbed once here; each digest copies this state.
         self._mac = hmac.new(key.secret, digestmod="sha256")
+        self._subkeys: dict[bytes, bytes] = {}
 
     def __repr__(self) -> str:
         return f"Fingerprinter(key_id={self.key_id!r})"
@@ -56,6 +57,19 @@ class Fingerprinter:
         mac = self._mac.copy()
         mac.update(data)
         return mac.hexdigest()
+
+    def subkey(self, label: bytes) -> bytes:
+        """Return a 32-byte key derived for one purpose: the HMAC-SHA256 of ``label``.
+
+        Kept per fingerprinter, so a loop keying many values under it (a keyed BLAKE2b,
+        :func:`crossbeat.ingest.unchanged.keyed_digests`) derives it once.
+        """
+        key = self._subkeys.get(label)
+        if key is None:
+            mac = self._mac.copy()
+            mac.update(label)
+            key = self._subkeys[label] = mac.digest()
+        return key
 
 
 def fingerprinter(store: Store, conn: Connection) -> Fingerprinter:
