@@ -218,7 +218,7 @@ def test_repeated_rows_without_an_id_count_occurrences_alike() -> None:
     second occurrence on either path.
     """
     profile = _profile("EPSG:2913")
-    fields = {k: "" for k in _PLAIN}
+    fields = dict.fromkeys(_PLAIN, "")
     fields.update(
         OCC_DATE="07/04/2025", OCC_TIME="2130", ADDRESS="1221 SW 4TH AVE APT 2",
         PREMISE="residence", CODE1="13B", DESC1="SIMPLE ASSAULT", X="7657313.3", Y="675549.9",
