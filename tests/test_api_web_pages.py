@@ -100,3 +100,26 @@ def test_csp_allows_no_tile_host_without_a_base_map() -> None:
     assert "connect-src 'self';" in csp and "img-src 'self' data: blob:;" in csp
     sub = content_security_policy("https://{s}.tile.example/{z}/{x}/{y}.png")
     assert "https://*.tile.example" in sub
+
+
+def test_forecast_page_lists_every_forecasting_model_the_server_offers(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crossbeat.forecast.models import NaiveCounts
+    from crossbeat.forecast.service import MODELS
+
+    def models() -> list[str]:
+        page = client.get("/forecast").text
+        slot = re.search(r'<script id="cb-config" type="application/json">(.*?)</script>', page)
+        assert slot is not None
+        listed: list[str] = json.loads(slot.group(1))["forecast_models"]
+        return listed
+
+    assert models() == list(MODELS)
+    assert {"decayed", "shrunk", "ensemble-decayed"} <= set(models())
+    # A model added to the service's list reaches the page with no change to the page.
+    monkeypatch.setitem(MODELS, "naive-two-years", lambda: NaiveCounts(days=730))
+    assert models()[-1] == "naive-two-years"
+    # Only the forecast page carries the list.
+    other = client.get("/app").text
+    assert "forecast_models" not in other

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from crossbeat.forecast.service import MODELS
 from tests import web_support
 from tests.web_support import (
     DESKTOP,
@@ -47,6 +48,9 @@ def test_forecast_card_and_patrol_plan_are_drawn_and_accessible(
     sign_in(page, server, "metro.analyst", "/forecast")
     wait_ready(page, timeout=120_000)
     assert not axe_violations(page), axe_violations(page)
+    # The model choice is the server's list (crossbeat.forecast.service.MODELS), in order.
+    offered = page.locator("#model option").evaluate_all("(os) => os.map((o) => o.value)")
+    assert offered == list(MODELS), offered
     page.select_option("#category", "220")
     page.select_option("#model", "naive")
     page.fill("#cell", "300")

@@ -2,14 +2,16 @@
 // data, see its flagged cells, its model card (backtest scores beside naive counts and
 // KDE, accountability figures), plan patrols over it and see each unit's boxes and route.
 import {
-  PALETTE, addBoundaries, api, createMap, currentUser, el, errorText, settled, signInForm, userBar, whenLoaded,
+  PALETTE, addBoundaries, api, config, createMap, currentUser, el, errorText, settled, signInForm, userBar, whenLoaded,
 } from "./common.js";
 
 const side = document.getElementById("side");
 const ready = (value) => (document.body.dataset.ready = value);
 const CATEGORIES = { "220": "Burglary", "240": "Motor vehicle theft", "120": "Robbery", "13A": "Aggravated assault", "23F": "Theft from vehicle", "23H": "Other theft", "290": "Vandalism" };
 const H3_AREA = { 7: "about 5 km²", 8: "about 0.7 km²", 9: "about 0.1 km²", 10: "about 0.015 km²" };
-const MODELS = ["naive", "kde", "retrospective", "prospective", "sepp", "gbm", "ensemble"];
+// The models the server offers, in its order (crossbeat.forecast.service.MODELS, sent in
+// the page's configuration): one list, so a model added there appears here unchanged.
+const MODELS = config().forecast_models || [];
 const empty = () => ({ type: "FeatureCollection", features: [] });
 const num = (v, digits = 2) => (v === null || v === undefined || Number.isNaN(v) ? "n/a" : Number(v).toFixed(digits));
 

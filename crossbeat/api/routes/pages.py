@@ -4,7 +4,8 @@ Each page is static HTML with its script bundle (:mod:`crossbeat.web`); the scri
 read data only through the ``/api/v1`` routes, so every read still goes through the
 sharing policy and its audit. The pages get the base map settings and the version in
 an embedded JSON element, with the API operations this server offers (so a page shows
-only the panels it can fill, without fetching ``/openapi.json`` first). Every page has a
+only the panels it can fill, without fetching ``/openapi.json`` first); the forecast
+page also gets the forecasting models the server offers. Every page has a
 ``Content-Security-Policy`` that allows scripts, styles and data only from the server
 itself (and images and fetches from the configured base-map tile host): no inline
 script runs. The field app's service worker is served from ``/field/`` so that its
@@ -13,11 +14,14 @@ scope covers the field app only.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from crossbeat import __version__
 from crossbeat.api.deps import SettingsDep
+from crossbeat.forecast.service import MODELS
 from crossbeat.settings import Settings
 from crossbeat.web import asset, content_security_policy, page_html
 
@@ -52,12 +56,15 @@ def page_operations(app: FastAPI) -> list[str]:
     return found
 
 
-def _page(name: str, settings: Settings, request: Request) -> HTMLResponse:
-    config = {
+def _page(
+    name: str, settings: Settings, request: Request, extra: dict[str, Any] | None = None
+) -> HTMLResponse:
+    config: dict[str, Any] = {
         "version": __version__,
         "basemap_tiles": settings.basemap_tiles,
         "basemap_attribution": settings.basemap_attribution,
         "operations": _operations(request),
+        **(extra or {}),
     }
     csp = content_security_policy(settings.basemap_tiles)
     return HTMLResponse(page_html(name, config), headers={"Content-Security-Policy": csp})
@@ -83,8 +90,13 @@ def analyst_app(settings: SettingsDep, request: Request) -> HTMLResponse:
 
 @router.get("/forecast")
 def forecast_page(settings: SettingsDep, request: Request) -> HTMLResponse:
-    """Return the forecasts and patrol plans page (issue #13)."""
-    return _page("forecast", settings, request)
+    """Return the forecasts and patrol plans page (issue #13).
+
+    Its configuration lists the forecasting models the server offers
+    (:data:`crossbeat.forecast.service.MODELS`, in their order), so the page's model
+    choice never drifts from what ``POST /api/v1/forecasts`` accepts.
+    """
+    return _page("forecast", settings, request, {"forecast_models": list(MODELS)})
 
 
 @router.get("/admin")
