@@ -2977,6 +2977,7 @@ def _show_card(card: Any, as_json: bool) -> None:
             "gbm",
             "ensemble",
             "ensemble-decayed",
+            "counts-selected",
         ]
     ),
     help="Forecasting model.",

@@ -87,6 +87,27 @@ def test_the_model_chosen_on_validation_is_offered_with_its_fitted_members(world
     assert scores["pai"] > 1 and 0 <= scores["hit_rate"] <= 1
 
 
+def test_the_count_model_chosen_online_names_its_choice_and_evidence(world) -> None:
+    card = run_forecast(
+        world,
+        ANALYST,
+        category="220",
+        start=START,
+        model="counts-selected",
+        cell_m=200.0,
+        fraction=0.05,
+    )
+    params = card.params
+    names = [m["model"] for m in params["members"]]
+    assert names[0] == "naive" and params["chosen"] in names
+    # A fresh fit is chosen on its six warm-up windows before the forecast's start.
+    assert params["windows_scored"] == params["warmup_windows"] == 6
+    assert set(params["hits"]) == set(names)
+    assert params["hits"][params["chosen"]] == max(params["hits"].values())
+    scores = card.backtest["models"]["counts-selected"]["0.05"]
+    assert 0 <= scores["hit_rate"] <= 1
+
+
 def test_drug_offences_are_not_forecast_by_default(world) -> None:
     with pytest.raises(ForecastError, match="never forecast by default"):
         run_forecast(world, ANALYST, category="35A", start=START)

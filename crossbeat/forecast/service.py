@@ -44,6 +44,7 @@ from crossbeat.forecast.models import (
     RetrospectiveHotspot,
     ShrunkCounts,
 )
+from crossbeat.forecast.selection import OnlineSelection, count_family
 from crossbeat.forecast.sepp import SelfExciting
 from crossbeat.sharing.arrays import analysis_arrays
 from crossbeat.sharing.request import ReadRequest, Viewer
@@ -92,6 +93,9 @@ MODELS: dict[str, Callable[[], Model]] = {
     "ensemble-decayed": lambda: Ensemble(
         [SelfExciting(), DecayedCounts(half_life=90.0)], name="ensemble-decayed"
     ),
+    # The count model (look-back, decay, shrinkage) chosen on the windows before each
+    # forecast (crossbeat.forecast.selection; docs/forecasting.md).
+    "counts-selected": lambda: OnlineSelection(count_family(), name="counts-selected"),
 }
 
 
