@@ -13,8 +13,11 @@ everything before 2020-01-01 and forecasts the first week of 2020 on 150 m cells
 median of ``--repeats`` runs is printed beside the naive-counts baseline measured in the
 same run (ratio = model / naive). Then a rolling-origin backtest of every model over
 ``--weeks`` weekly windows (the whole of docs/forecasting.md's method) is timed. The
-models are ``forecast_backtest.models`` and the service's empirical-Bayes ``shrunk``
-counts; ``--only`` times a subset.
+models are ``forecast_backtest.models``, the service's empirical-Bayes ``shrunk``
+counts and ``counts-selected`` (a fresh fit: its six warm-up windows included);
+``--only`` times a subset; ``--gbm-max-rows N`` also times ``gbm`` with its training
+rows thinned to N (``GradientBoosted(max_rows=N)``, named ``gbm-rowsN``). Each model's
+CPU time (median) is printed beside its wall time.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import forecast_backtest  # noqa: E402
 
 from crossbeat.forecast.backtest import consecutive, rolling_backtest  # noqa: E402
+from crossbeat.forecast.gbm import GradientBoosted  # noqa: E402
 from crossbeat.forecast.grid import grid_for  # noqa: E402
 from crossbeat.forecast.history import History, days  # noqa: E402
 from crossbeat.forecast.models import Model, ShrunkCounts  # noqa: E402
+from crossbeat.forecast.selection import OnlineSelection, count_family  # noqa: E402
 
 JAN_2020 = float(days(np.array(["2020-01-01"], dtype="datetime64[us]"))[0])
 
@@ -64,10 +69,17 @@ def _history(n: int, seed: int = 0) -> tuple[History, str]:
     return History(frame, x, y, t, t.copy(), cat, np.full(n, "a", dtype=object)), what
 
 
-def models(cell: float, only: set[str] | None = None) -> list[Model]:
-    """Return the timed models (fresh): the backtest's and ``shrunk``, or those in ``only``."""
-    every = [*forecast_backtest.models(cell), ShrunkCounts()]
-    return [m for m in every if only is None or m.name in only or m.name == "naive"]
+def models(cell: float, only: set[str] | None = None, max_rows: int | None = None) -> list[Model]:
+    """Return the timed models (fresh): the backtest's, ``shrunk`` and ``counts-selected``.
+
+    Or those named in ``only`` (naive counts always).
+    """
+    selected = OnlineSelection(count_family(), name="counts-selected")
+    every = [*forecast_backtest.models(cell), ShrunkCounts(), selected]
+    if max_rows:
+        every.append(GradientBoosted(max_rows=max_rows, name=f"gbm-rows{max_rows}"))
+    always = {"naive", f"gbm-rows{max_rows}"}
+    return [m for m in every if only is None or m.name in only or m.name in always]
 
 
 def main() -> None:
@@ -77,6 +89,12 @@ def main() -> None:
     ap.add_argument("--weeks", type=int, default=52, help="weekly windows in the backtest")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default=None, help="comma-separated model names to time")
+    ap.add_argument(
+        "--gbm-max-rows",
+        type=int,
+        default=None,
+        help="also time gbm with its training rows thinned to this many (gbm-rowsN)",
+    )
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
     print(
@@ -87,23 +105,31 @@ def main() -> None:
     grid = grid_for(h, 150.0)
     print(f"data: {len(h):,} incidents ({what}); grid {grid.n:,} cells of 150 m")
     times: dict[str, float] = {}
-    for m in models(150.0, only):
-        runs = []
+    cpu: dict[str, float] = {}
+    for m in models(150.0, only, a.gbm_max_rows):
+        runs, cpus = [], []
         for _ in range(a.repeats):
-            fresh = next(x for x in models(150.0, only) if x.name == m.name)
-            began = time.perf_counter()
+            fresh = next(x for x in models(150.0, only, a.gbm_max_rows) if x.name == m.name)
+            began, began_cpu = time.perf_counter(), time.process_time()
             fresh.fit(h, grid, JAN_2020)
             fresh.predict(JAN_2020, JAN_2020 + 7)
             runs.append(time.perf_counter() - began)
+            cpus.append(time.process_time() - began_cpu)
         times[m.name] = statistics.median(runs)
+        cpu[m.name] = statistics.median(cpus)
     base = times["naive"]
-    print(f"{'model':<14}{'fit+forecast s (median)':>26}{'ratio vs naive':>16}")
+    # CPU time of this process (one thread per model): far less moved by other jobs'
+    # load than the wall time.
+    print(f"{'model':<16}{'fit+forecast s (median)':>26}{'ratio vs naive':>16}{'cpu s':>10}")
     for name, s in times.items():
-        print(f"{name:<14}{s:>26.3f}{s / base:>16.1f}")
+        print(f"{name:<16}{s:>26.3f}{s / base:>16.1f}{cpu[name]:>10.2f}")
     later = h.take(h.t0 < JAN_2020)
     began = time.perf_counter()
     bt = rolling_backtest(
-        later, grid, models(150.0, only), consecutive(JAN_2020 - 7 * a.weeks, 7.0, a.weeks)
+        later,
+        grid,
+        models(150.0, only, a.gbm_max_rows),
+        consecutive(JAN_2020 - 7 * a.weeks, 7.0, a.weeks),
     )
     took = time.perf_counter() - began
     print(

@@ -291,3 +291,24 @@ def test_shrunk_counts_break_ties_by_the_neighbourhood_and_see_nothing_after_the
     again = ShrunkCounts(half_life=365.0, bandwidth=100.0)
     again.fit(later, g, ORIGIN)
     assert np.allclose(again.predict(ORIGIN, ORIGIN + 7), p)
+
+
+def test_gbm_thins_its_training_rows_only_when_asked_and_above_max_rows(world) -> None:
+    h, g = world
+
+    def fitted(max_rows: int | None) -> np.ndarray:
+        m = GradientBoosted(max_iter=30, origins=3, max_rows=max_rows)
+        m.fit(h, g, ORIGIN)
+        return m.predict(ORIGIN, ORIGIN + 7)
+
+    full = fitted(None)
+    # A cap above the rows kept changes nothing, to the bit (same seeded draws).
+    assert np.array_equal(full, fitted(10**8))
+    # A cap that binds trains on fewer rows, re-weighted: still the recent rate in total
+    # and the same hot spots at 5 % of the area.
+    thin = fitted(2_000)
+    assert not np.array_equal(full, thin)
+    assert 0.6 < thin.sum() / full.sum() < 1.6
+    obs = g.counts(h, h.weights(ORIGIN, ORIGIN + 7))
+    assert score(thin, obs, g.area, 0.05).pai > 0.8 * score(full, obs, g.area, 0.05).pai
+    assert GradientBoosted().params()["max_rows"] is None  # off by default
