@@ -196,7 +196,7 @@ def test_two_server_processes_each_deliver_what_the_other_committed(
 
 
 def _wait_up(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert server.poll() is None, server.stderr.read() if server.stderr else ""
         try:
