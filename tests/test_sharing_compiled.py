@@ -51,6 +51,7 @@ GROUPINGS = [
     ("day",),
     ("hour",),
     ("agency", "day"),
+    ("month", "agency"),  # the analyst map's side panel (issue #12): months summed in SQL
     ("h3_7", "nibrs"),
     ("area:beats",),  # not compiled yet: the per-record path for every owner
 ]
