@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/web.py                    # 1 M incidents, SQLite
     python benchmarks/web.py --rows 100000 --repeat 3
+    python benchmarks/web.py --store DIR --baseline /work/main   # main's servers alternate
 
 It writes the read benchmark's synthetic population (``benchmarks/reads.py``: four
 agencies over a city, clustered points) into a temporary SQLite store, adds an analyst
@@ -202,7 +203,7 @@ def main() -> None:
         codes = [code] if args.baseline is None else [args.baseline.resolve(), code]
         print(
             f"served by: crossbeat serve --workers {args.workers} (code: "
-            f"{', then '.join(str(c) for c in codes)}, alternating); "
+            f"{', then '.join(str(c) for c in codes)}{', alternating' if len(codes) > 1 else ''}); "
             f"{args.fresh} fresh servers each, {args.repeat} runs each",
             flush=True,
         )
