@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/web.py                    # 1 M incidents, SQLite
     python benchmarks/web.py --rows 100000 --repeat 3
+    python benchmarks/web.py --store DIR --baseline /work/main   # main's servers alternate
 
 It writes the read benchmark's synthetic population (``benchmarks/reads.py``: four
 agencies over a city, clustered points) into a temporary SQLite store, adds an analyst
@@ -122,6 +123,13 @@ def main() -> None:
         help="serve the crossbeat package of this checkout (e.g. main's, as the baseline of "
         "the same run; default: this benchmark's)",
     )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="also serve this checkout's code (e.g. /work/main) in the same invocation: its "
+        "fresh servers alternate with those of --server-code, and both are reported, with "
+        "the ratio of each median to the baseline's",
+    )
     ap.add_argument("--trace", action="store_true", help="print the page's requests and times")
     ap.add_argument(
         "--zoom",
@@ -192,16 +200,30 @@ def main() -> None:
             f"viewport view: {lon:.4f},{lat:.4f} z{zoom}: {held:,} incidents in the 1440x900 view"
         )
         code = (args.server_code or HERE.parent).resolve()
+        codes = [code] if args.baseline is None else [args.baseline.resolve(), code]
         print(
-            f"served by: crossbeat serve --workers {args.workers} (code: {code}); "
-            f"{args.fresh} fresh servers, {args.repeat} runs each",
+            f"served by: crossbeat serve --workers {args.workers} (code: "
+            f"{', then '.join(str(c) for c in codes)}{', alternating' if len(codes) > 1 else ''}); "
+            f"{args.fresh} fresh servers each, {args.repeat} runs each",
             flush=True,
         )
-        results: list[dict[str, list[float]]] = []
+        results: dict[Path, list[dict[str, list[float]]]] = {c: [] for c in codes}
         for _ in range(args.fresh):
-            with served(url, kek, tmp, code, args.workers) as base:
-                results.append(run_browser(sync_playwright, base, secret, lon, lat, zoom, args))
-    report(results, args.repeat)
+            for each in codes:
+                with served(url, kek, tmp, each, args.workers) as base:
+                    runs = run_browser(sync_playwright, base, secret, lon, lat, zoom, args)
+                results[each].append(runs)
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
+    medians = {c: report(results[c], args.repeat, c) for c in codes}
+    if args.baseline is not None:
+        print(f"ratio to the baseline ({codes[0]}), same invocation:")
+        for name in medians[code]:
+            ratios = ", ".join(
+                f"{label} x{medians[code][name][i] / medians[codes[0]][name][i]:.2f}"
+                for i, label in enumerate(("cold", "warm"))
+                if medians[codes[0]][name][i] == medians[codes[0]][name][i]  # not NaN
+            )
+            print(f"  {name:<10} {ratios}")
 
 
 @contextlib.contextmanager
@@ -236,9 +258,14 @@ def served(url: str, kek: str, folder: str, code: Path, workers: int) -> Iterato
             server.wait(timeout=20)
 
 
-def report(results: list[dict[str, list[float]]], repeat: int) -> None:
-    """Print each server's runs, then the first runs (cold) and the later ones (warm)."""
-    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
+def report(
+    results: list[dict[str, list[float]]], repeat: int, code: Path
+) -> dict[str, tuple[float, float]]:
+    """Print each server's runs, then the first runs (cold) and the later ones (warm).
+
+    Returns the (cold, warm) medians of each measure.
+    """
+    print(f"code: {code}")
     for i, runs in enumerate(results, 1):
         line = "; ".join(
             f"{name} " + ", ".join(f"{v:.0f}" for v in values) for name, values in runs.items()
@@ -252,9 +279,11 @@ def report(results: list[dict[str, list[float]]], repeat: int) -> None:
         f"of each of {len(results)} fresh servers; warm: the other {repeat - 1} runs of each:"
     )
     print(f"  {'':<10} {'cold':>8} {'':>7}   {'warm':>8} {'':>7}")
+    out: dict[str, tuple[float, float]] = {}
     for name in cold:
         c = statistics.median(cold[name])
         w = statistics.median(warm[name]) if warm[name] else float("nan")
+        out[name] = (c, w)
         print(f"  {name:<10} {c:8.0f}   x{c / shell:5.2f}   {w:8.0f}   x{w / shell:5.2f}")
     for label, values in (("cold", cold), ("warm", warm)):
         if not values["overview"]:
@@ -264,6 +293,7 @@ def report(results: list[dict[str, list[float]]], repeat: int) -> None:
             for name in ("overview", "viewport")
         }
         print(f"target, interactive within 2000 ms ({label} medians): {verdict}")
+    return out
 
 
 def wait_js(page: Any, expression: str, timeout: float = 30_000) -> None:

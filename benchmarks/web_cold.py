@@ -101,6 +101,12 @@ def main() -> None:
     ap.add_argument("--store", type=Path, required=True, help="a store kept by benchmarks/web.py")
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--in-view", type=int, default=100_000)
+    ap.add_argument(
+        "--zoom",
+        type=float,
+        help="the viewport at this zoom over the densest place (as benchmarks/web.py --zoom; "
+        "on a 100 k store the 100 k view is the whole city at z10, without point tiles)",
+    )
     ap.add_argument("--warm", action="store_true", help="warm the process first, as a worker does")
     ap.add_argument("--top", type=int, default=30, help="functions listed from the profile")
     args = ap.parse_args()
@@ -130,7 +136,7 @@ def main() -> None:
     box = (min(c[0] for c in coords), min(c[1] for c in coords),
            max(c[0] for c in coords), max(c[1] for c in coords))  # fmt: skip
     overview = view_tiles(*box, fitted_zoom(*box))
-    lon, lat, zoom, held = in_view_box(store, args.in_view)
+    lon, lat, zoom, held = in_view_box(store, args.in_view, args.zoom)
     viewport = view_tiles(*around(lon, lat, zoom), zoom)
     print(f"overview: {len(overview)} tiles at z{overview[0][0]}; viewport: {len(viewport)} "
           f"tiles at z{viewport[0][0]} ({held:,} incidents in view at z{zoom})")  # fmt: skip

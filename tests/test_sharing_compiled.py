@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from crossbeat.audit.tables import audit_events
 from crossbeat.sharing.compiled import offset_segments, period_start
@@ -51,6 +51,7 @@ GROUPINGS = [
     ("day",),
     ("hour",),
     ("agency", "day"),
+    ("month", "agency"),  # the analyst map's side panel (issue #12): months summed in SQL
     ("h3_7", "nibrs"),
     ("area:beats",),  # not compiled yet: the per-record path for every owner
 ]
@@ -145,6 +146,43 @@ def test_sql_aggregates_match_the_reference(sharing_store, db_url):
             same_result(sharing_store, viewer, to_request(extra), groupings[3])
 
     check()
+
+
+def test_local_periods_are_summed_in_sql_and_match_the_reference(sharing_store, db_url):
+    """Months and days by agency (the analyst map's panel, #12) equal the reference.
+
+    On SQLite the hourly groups of ``occurred_local`` are summed into months or days by
+    the database (one row per period comes back, not one per hour); the counts, the
+    suppression and the total are those of the per-record path, in either order of the
+    dimensions.
+    """
+    examples = 6 if db_url.startswith("sqlite") else 3
+    statements: list[str] = []
+
+    def keep(conn, cursor, statement, params, context, executemany):
+        if "occurred_local" in statement and "GROUP BY" in statement:
+            statements.append(statement)
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(world=visible_worlds())
+    def check(world: dict[str, Any]) -> None:
+        build(sharing_store, world)
+        for viewer, _ref in viewers(world["purpose"]):
+            for by in (("month", "agency"), ("agency", "month"), ("day", "agency")):
+                same_result(sharing_store, viewer, ReadRequest(), by)
+
+    event.listen(sharing_store.engine, "before_cursor_execute", keep)
+    try:
+        check()
+    finally:
+        event.remove(sharing_store.engine, "before_cursor_execute", keep)
+    assert statements, "no count by local time ran: the test shows nothing"
+    if db_url.startswith("sqlite"):
+        assert all("sum(anon_1.n)" in s for s in statements), statements[0]
 
 
 def _poison(store) -> None:

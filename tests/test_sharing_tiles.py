@@ -220,3 +220,62 @@ def test_a_tile_over_the_budget_carries_the_governed_hexagons(sharing_store, db_
 
     check()
     assert over, "no tile went over the budget: the test shows nothing"
+
+
+def test_point_tiles_seek_the_owners_cells_on_their_index(sharing_store, db_url):
+    """A point tile's counts and rows read the owner's cell index by name on SQLite (#12).
+
+    With the sampled planner statistics SQLite took the arrays index (every column, the
+    cell last) and walked all of an owner's entries for each count; the tile now names
+    ``ix_incidents_live_agency_h3_9`` (``INDEXED BY``), and the plan seeks its cells.
+    Without the index (a first load drops it until it ends) the tile reads as before;
+    PostgreSQL is never given a hint. The points are those the records read shows.
+    """
+    from datetime import timedelta
+
+    from sqlalchemy import event, text
+
+    from tests.sharing_support import NOW, Inc, insert_incidents
+
+    population = [
+        Inc("citya", f"near-{i}", 45.530 + i * 2e-4, -122.660 + i * 2e-4, ["13A"],
+            NOW - timedelta(days=3 + i))
+        for i in range(30)
+    ]  # fmt: skip
+    insert_incidents(sharing_store, population)
+    viewer = Viewer.user("citya.analyst", "citya", ["analyst"])
+    z = 13
+    n = 1 << z
+    x = int((-122.657 + 180.0) / 360.0 * n)
+    r = math.radians(45.533)
+    y = int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n)
+    seen: list[str] = []
+
+    def keep(conn, cursor, statement, params, context, executemany):
+        if "h3_9 IN" in statement:
+            seen.append(statement)
+
+    event.listen(sharing_store.engine, "before_cursor_execute", keep)
+    try:
+        check_points(sharing_store, viewer, z, x, y)
+        assert decode(tile(sharing_store, viewer, z, x, y).data)["incidents"]["features"]
+        tile_reads = [s for s in seen if "LIMIT" in s or "incidents.occurred_from \nFROM" in s]
+        assert tile_reads, seen
+        sqlite = db_url.startswith("sqlite")
+        named = "INDEXED BY ix_incidents_live_agency_h3_9"
+        assert all((named in s) is sqlite for s in tile_reads), tile_reads
+        if sqlite:
+            with sharing_store.engine.connect() as conn:
+                count = next(s for s in tile_reads if "LIMIT" in s)
+                plan = conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + count.replace("?", "NULL")
+                ).fetchall()
+                assert any("ix_incidents_live_agency_h3_9" in str(row) for row in plan), plan
+            with sharing_store.begin() as conn:
+                conn.execute(text("DROP INDEX ix_incidents_live_agency_h3_9"))
+            clear_cache()
+            seen.clear()
+            check_points(sharing_store, viewer, z, x, y)
+            assert seen and not any(named in s for s in seen), seen
+    finally:
+        event.remove(sharing_store.engine, "before_cursor_execute", keep)

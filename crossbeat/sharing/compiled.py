@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
     and_,
     case,
     exists,
@@ -150,7 +151,7 @@ def count_by_rule(
         q = select(*(k.label(f"k{i}") for i, k in enumerate(keys)), func.count().label("n"))
         q = q.where(where)
         if keys:
-            q = q.group_by(*(literal_column(str(i + 1)) for i in range(len(keys))))
+            q = _periods(q.group_by(*(literal_column(str(i + 1)) for i in range(len(keys)))), kinds)
         rc = RuleCounts(rule)
         rows = conn.execute(q).all()
         counts, by_base, width = rc.counts, rc.base, len(dims)
@@ -207,6 +208,34 @@ def _group_keys(
             keys.append(_dim_sql(conn, d, rule))
             kinds.append("")
     return keys, kinds
+
+
+def _periods(q: Select[Any], kinds: Sequence[str]) -> Select[Any]:
+    """Sum the hourly groups of a local month or day into their period, in the database.
+
+    ``q`` is grouped on the bare ``occurred_local`` (the local hour, see
+    :func:`_group_keys`), so that SQLite reads it in the order of
+    ``ix_incidents_live_agency_local``; that returned one row per owner and hour, about a
+    third of the rows counted (34,524 rows for 96,545 incidents, 0.25 of the 0.45 s of a
+    panel's month-by-agency count spent fetching and cutting them in Python; issue #12).
+    Wrapped here, the inner query keeps its plan (SQLite does not flatten an aggregate
+    into an aggregate) and only the periods' rows come back. Other kinds are unchanged.
+    """
+    cut = {
+        i: int(k.removeprefix("local:"))
+        for i, k in enumerate(kinds)
+        if k.startswith("local:") and int(k.removeprefix("local:")) < _LOCAL_PREFIX["hour"]
+    }
+    if not cut:
+        return q
+    inner = q.subquery()
+    columns = [
+        (func.substr(inner.c[f"k{i}"], 1, cut[i]) if i in cut else inner.c[f"k{i}"]).label(f"k{i}")
+        for i in range(len(kinds))
+    ]
+    return select(*columns, func.sum(inner.c.n).label("n")).group_by(
+        *(literal_column(str(i + 1)) for i in range(len(kinds)))
+    )
 
 
 def _text(value: object, kind: str) -> str:

@@ -248,6 +248,7 @@ _RTREE_TABLE = table(
 # slower, never different.
 
 #: Indexes a read names (``INDEXED BY`` in :mod:`crossbeat.sharing.arrays`): never dropped.
+#: (Point tiles name the cell indexes only when they exist: :mod:`crossbeat.sharing.tiles`.)
 KEPT = frozenset({"ix_incidents_live_arrays"})
 
 _TABLES = (incidents, incident_offences, incident_jurisdictions, incident_areas)

@@ -10,7 +10,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, create_engine, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.expression import FromClause
 
 from crossbeat.store.base import Store, StoreError
 
@@ -37,6 +39,20 @@ def _private(db: Path) -> None:
             pass  # absent, or not ours to change
 
 
+class _Compiler(SQLiteCompiler):
+    """SQLite's statement compiler, with table hints (``INDEXED BY``) rendered.
+
+    SQLAlchemy writes the text of ``Select.with_hint(table, text, "sqlite")`` only for
+    dialects whose compiler says how, and its SQLite compiler does not: the hint was
+    silently left out. The reads that name an index (:mod:`crossbeat.sharing.tiles`,
+    :mod:`crossbeat.sharing.arrays`) need it written after the table name.
+    """
+
+    def get_from_hint_text(self, table: FromClause, text: str | None) -> str | None:
+        """Return the hint as written (``INDEXED BY <index>``), placed after the table."""
+        return text
+
+
 class SQLiteStore(Store):
     """The embedded store: one file, no server, WAL journal."""
 
@@ -52,6 +68,7 @@ class SQLiteStore(Store):
                 raise StoreError(f"folder {parent} does not exist: create it first")
             _private(Path(database).expanduser().resolve())
         engine = create_engine(url, connect_args={"timeout": 30})
+        engine.dialect.statement_compiler = _Compiler
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
