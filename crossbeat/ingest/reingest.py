@@ -163,11 +163,11 @@ class _Columns:
 
     def payloads(self, segment: Block, positions: list[int]) -> list[bytes]:
         """Return the canonical JSON of the rows at ``positions`` (``raw_hash``'s input)."""
-        take = pa.array(positions, type=pa.int64())
+        columns = _taken(segment, positions)
         args: list[pa.Array | pa.Scalar] = []
         for text, i in self._pieces:
             args.append(pa.scalar(text, pa.string()))
-            args.append(segment.columns[i].take(take))
+            args.append(columns[i])
         args.append(pa.scalar('"}', pa.string()))
         joined = pc.binary_join_element_wise(*args, "")
         return joined.cast(pa.binary()).to_pylist()
@@ -176,13 +176,19 @@ class _Columns:
         """Return the crosswalk labels of the rows at ``positions`` (once per distinct values)."""
         if not positions or not self.offence_columns:
             return frozenset()
-        take = pa.array(positions, type=pa.int64())
-        values = [segment.columns[i].take(take).to_pylist() for i in self.offence_columns]
+        columns = _taken(segment, positions)
+        names = self.offence_names
+        distinct = (
+            pa.table([columns[i] for i in self.offence_columns], names=names)
+            .group_by(names, use_threads=False)
+            .aggregate([])
+        )
+        values = [distinct.column(name).to_pylist() for name in names]
         out: set[str] = set()
-        for key in set(zip(*values, strict=True)):
+        for key in zip(*values, strict=True):
             found = self._labels.get(key)
             if found is None:
-                rec = RawRecord(0, dict(zip(self.offence_names, key, strict=True)))
+                rec = RawRecord(0, dict(zip(names, key, strict=True)))
                 found = self._labels[key] = self.normaliser.crosswalk_labels(rec)
             out.update(found)
         return frozenset(out)
@@ -191,7 +197,7 @@ class _Columns:
         self, segment: Block, file_hash: str, probe: UnchangedProbe, last_row: int, commit: bool
     ) -> Part:
         """Return the part of a block's rows: the unchanged ones skipped, the rest normalised."""
-        rows = list(range(segment.first_row, segment.first_row + segment.rows))
+        rows = range(segment.first_row, segment.first_row + segment.rows)
 
         def digests(fingerprint: Fingerprinter, positions: list[int]) -> list[bytes]:
             payloads = self.payloads(segment, positions) if positions else []
@@ -200,8 +206,11 @@ class _Columns:
         found = probe.skippable_sources(
             file_hash, self.agency_id, rows, self.source_ids(segment), digests
         )
-        skipped_at = {i for i, _, _ in found}
-        rest = [i for i in range(segment.rows) if i not in skipped_at]
+        if len(found.positions) == segment.rows:
+            rest: list[int] = []
+        else:
+            skipped_at = set(found.positions)
+            rest = [i for i in range(segment.rows) if i not in skipped_at]
         items = []
         if rest:
             take = pa.array(rest, type=pa.int64())
@@ -214,14 +223,22 @@ class _Columns:
             ]
             items = derive(self.router.batch(recs, file_hash), self.router.index)
         skipped = None
-        if found:
-            positions = [i for i, _, _ in found]
+        if found.positions:
+            first = segment.first_row
             skipped = Skipped(
                 file_hash,
                 self.agency_id,
-                [rows[i] for i in positions],
-                [iid for _, iid, _ in found],
-                sum(1 for _, _, unmapped in found if unmapped),
-                self.labels(segment, positions),
+                [first + i for i in found.positions],
+                found.ids,
+                found.unmapped,
+                self.labels(segment, found.positions),
             )
         return Part(items, last_row, int(segment.ends[-1]), commit=commit, skipped=skipped)
+
+
+def _taken(segment: Block, positions: list[int]) -> list[pa.Array]:
+    """Return the segment's columns at ``positions`` (ascending): all of them, untaken."""
+    if len(positions) == segment.rows:
+        return list(segment.columns)
+    take = pa.array(positions, type=pa.int64())
+    return [c.take(take) for c in segment.columns]
