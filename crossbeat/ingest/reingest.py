@@ -120,6 +120,8 @@ class _Columns:
         self.normaliser = normaliser
         spec = normaliser.profile.id
         self.prefix = spec.prefix
+        nulls = sorted(normaliser.null_markers)
+        self._nulls = pa.array(nulls, type=pa.string()) if nulls else None
         self.id_columns = [index[c] for c in spec.columns]
         self.context = router.context(agency_id)
         offence = sorted(
@@ -149,17 +151,41 @@ class _Columns:
 
     def source_ids(self, segment: Block) -> list[str | None]:
         """Return each row's source id as :meth:`Normaliser.source_id` builds it (None: blank)."""
-        clean = self.normaliser.clean
-        cleaned = [[clean(v) for v in segment.columns[i].to_pylist()] for i in self.id_columns]
-        prefix = self.prefix
+        cleaned = [self._cleaned(segment.columns[i]) for i in self.id_columns]
+        prefix = pa.scalar(self.prefix, pa.string())
         if len(cleaned) == 1:
-            return [None if v is None else prefix + v for v in cleaned[0]]
-        return [
-            prefix + "|".join(v or "" for v in values)
-            if any(v is not None for v in values)
-            else None
-            for values in zip(*cleaned, strict=True)
-        ]
+            ids = pc.binary_join_element_wise(prefix, cleaned[0], "")
+        else:
+            blank = pc.is_null(cleaned[0])
+            for v in cleaned[1:]:
+                blank = pc.and_(blank, pc.is_null(v))
+            joined = pc.binary_join_element_wise(
+                *[pc.fill_null(v, "") for v in cleaned], pa.scalar("|", pa.string())
+            )
+            ids = pc.if_else(
+                blank,
+                pa.scalar(None, pa.string()),
+                pc.binary_join_element_wise(prefix, joined, ""),
+            )
+        return ids.to_pylist()
+
+    def _cleaned(self, column: pa.StringArray) -> pa.StringArray:
+        """Return a column's values as :meth:`Normaliser.clean` gives them, as a column.
+
+        A plain block's values hold no control character, so a value of ASCII letters
+        has no whitespace but spaces: they are trimmed and compared with the null
+        markers by Arrow (``casefold`` is ``lower`` on ASCII). A column with any other
+        character is cleaned value by value.
+        """
+        if not pc.all(pc.string_is_ascii(column)).as_py():
+            clean = self.normaliser.clean
+            return pa.array([clean(v) for v in column.to_pylist()], type=pa.string())
+        trimmed = pc.utf8_trim(column, " ")
+        blank = pc.equal(trimmed, "")
+        if self._nulls is not None:
+            blank = pc.or_(blank, pc.is_in(pc.ascii_lower(trimmed), value_set=self._nulls))
+        kept = trimmed if self.normaliser.strips else column
+        return pc.if_else(blank, pa.scalar(None, pa.string()), kept)
 
     def payloads(self, segment: Block, positions: list[int]) -> list[bytes]:
         """Return the canonical JSON of the rows at ``positions`` (``raw_hash``'s input)."""

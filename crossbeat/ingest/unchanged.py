@@ -21,7 +21,7 @@ takes the full path, which also fills the digest in.
 
 The digest is a BLAKE2b-128 of the row's SHA-256, keyed with a key derived from the
 deployment's fingerprint key and the context (:func:`keyed_digest`): two C calls per
-row, which a re-ingest of a column of rows runs in one loop (:func:`keyed_digests`).
+row (two hashes), which a re-ingest of a column of rows runs in one loop (:func:`keyed_digests`).
 Digests stored by the first definition (an HMAC of a second SHA-256) match no row:
 the first re-ingest after the upgrade takes the full path once and rewrites them, as
 a new code version does anyway (the version is part of the context).
@@ -118,13 +118,18 @@ def keyed_digests(
 
     For a column of rows at once: ``keyed_digest(fingerprint, source_key(context,
     sha256_hex(payload)))`` for each payload (the canonical JSON
-    :func:`crossbeat.ingest.normalise.raw_hash` hashes), two C calls per row.
+    :func:`crossbeat.ingest.normalise.raw_hash` hashes).
     """
-    key = _digest_key(fingerprint, context)
-    sha256, blake2b = hashlib.sha256, hashlib.blake2b
-    return [
-        blake2b(sha256(p).digest(), key=key, digest_size=DIGEST_BYTES).digest() for p in payloads
-    ]
+    keyed = hashlib.blake2b(key=_digest_key(fingerprint, context), digest_size=DIGEST_BYTES)
+    sha256 = hashlib.sha256
+    out: list[bytes] = []
+    append = out.append
+    for p in payloads:
+        # A copy of the keyed state: no key schedule nor keyword parsing per row.
+        h = keyed.copy()
+        h.update(sha256(p).digest())
+        append(h.digest())
+    return out
 
 
 def _digest_key(fingerprint: Fingerprinter, context: str) -> bytes:
@@ -258,15 +263,15 @@ class UnchangedProbe:
         n = len(found.positions)
         if not n:
             return SkippableRows()
-        positions = np.fromiter(found.positions, np.int64, n)
+        positions = np.array(found.positions, dtype=np.int64)
         ids = found.ids
-        # Stored with a digest of this definition's size.
-        ok = np.fromiter((d is not None and len(d) == DIGEST_BYTES for d in found.digests), bool, n)
+        # Stored with a digest of this definition's size (a NULL size is nan).
+        ok = np.array(found.sizes, dtype=float) == DIGEST_BYTES
         # A record the same file stored from another row: this row is a duplicate.
-        same = np.fromiter(found.same_file, bool, n)
+        same = np.array(found.same_file, dtype=bool)
         if same.any():
             rows = np.asarray(row_numbers, dtype=np.int64)[positions]
-            ok &= ~same | (np.fromiter(found.row_numbers, np.int64, n) == rows)
+            ok &= ~same | (np.array(found.row_numbers, dtype=np.int64) == rows)
         # Only the first row of a source id in the part (a repeated one is a duplicate;
         # its matches share the record's id), and not a record stored earlier in the
         # transaction.
@@ -284,20 +289,24 @@ class UnchangedProbe:
         pending = np.flatnonzero(ok)
         if not len(pending):
             return SkippableRows()
-        computed = digests(self._fingerprint, positions[pending].tolist())
+        everything = len(pending) == n
+        computed = digests(
+            self._fingerprint, list(found.positions) if everything else positions[pending].tolist()
+        )
         stored_digests = found.digests
-        stored = b"".join([stored_digests[k] for k in pending.tolist()])  # type: ignore[misc]
+        if everything:
+            stored = b"".join(stored_digests)  # type: ignore[arg-type]
+        else:
+            stored = b"".join([stored_digests[k] for k in pending.tolist()])  # type: ignore[misc]
         equal = (
             np.frombuffer(b"".join(computed), np.uint8).reshape(-1, DIGEST_BYTES)
             == np.frombuffer(stored, np.uint8).reshape(-1, DIGEST_BYTES)
         ).all(axis=1)
-        keep = pending[equal].tolist()
-        unmapped = found.unmapped
-        return SkippableRows(
-            positions[keep].tolist(),
-            [ids[k] for k in keep],
-            sum(1 for k in keep if unmapped[k]),
-        )
+        keep = pending[equal]
+        unmapped = int(np.array(found.unmapped, dtype=bool)[keep].sum())
+        if len(keep) == n:
+            return SkippableRows(list(found.positions), list(ids), unmapped)
+        return SkippableRows(positions[keep].tolist(), [ids[k] for k in keep.tolist()], unmapped)
 
 
 @dataclass(frozen=True, slots=True)

@@ -383,29 +383,32 @@ class StoredSources:
 
     ``positions`` are the positions in the part of the rows whose source id is stored
     (ascending; a source id repeated in the part matches at each of its positions),
-    each with its record's ``ids``, ``digests`` (None: stored without one),
-    ``row_numbers``, ``unmapped`` and whether the batch that wrote it read the same
-    file (``same_file``).
+    each with its record's ``ids``, ``digests`` (None: stored without one) and their
+    ``sizes`` in bytes, ``row_numbers``, ``unmapped`` (0 or 1) and whether the batch
+    that wrote it read the same file (``same_file``, 0 or 1; as the database gives
+    them, bytes or a buffer, integers or booleans).
     """
 
     positions: tuple[int, ...] = ()
     ids: tuple[str, ...] = ()
     digests: tuple[bytes | None, ...] = ()
+    sizes: tuple[int | None, ...] = ()
     row_numbers: tuple[int, ...] = ()
-    unmapped: tuple[bool, ...] = ()
-    same_file: tuple[bool, ...] = ()
+    unmapped: tuple[int, ...] = ()
+    same_file: tuple[int, ...] = ()
 
 
 #: The part's source ids (a JSON array, null for a row without one) joined with the
 #: unique (agency, source id) index: SQLite walks the array in order and looks each up.
 _SQLITE_SOURCES = text(
-    "SELECT j.key, i.id, i.source_digest, i.row_number, i.unmapped,"
+    "SELECT j.key, i.id, i.source_digest, length(i.source_digest), i.row_number, i.unmapped,"
     " i.batch_id IN (SELECT b.id FROM ingest_batches AS b WHERE b.file_hash = :file_hash)"
     " FROM json_each(:source_ids) AS j CROSS JOIN incidents AS i"
     " WHERE i.agency_id = :agency_id AND i.source_id = j.value ORDER BY j.key"
 )
 _POSTGRES_SOURCES = text(
-    "SELECT s.k - 1, i.id, i.source_digest, i.row_number, i.unmapped,"
+    "SELECT s.k - 1, i.id, i.source_digest, octet_length(i.source_digest), i.row_number,"
+    " i.unmapped,"
     " i.batch_id IN (SELECT b.id FROM ingest_batches AS b WHERE b.file_hash = :file_hash)"
     " FROM unnest(CAST(:source_ids AS text[])) WITH ORDINALITY AS s(v, k)"
     " JOIN incidents AS i ON i.agency_id = :agency_id AND i.source_id = s.v ORDER BY s.k"
@@ -439,15 +442,8 @@ def stored_sources(
     rows = conn.execute(query, params).cursor.fetchall()
     if not rows:
         return StoredSources()
-    positions, ids, digests, row_numbers, unmapped, same = zip(*rows, strict=True)
-    return StoredSources(
-        positions,
-        ids,
-        tuple(None if d is None else bytes(d) for d in digests),
-        row_numbers,
-        tuple(map(bool, unmapped)),
-        tuple(map(bool, same)),
-    )
+    positions, ids, digests, sizes, row_numbers, unmapped, same = zip(*rows, strict=True)
+    return StoredSources(positions, ids, digests, sizes, row_numbers, unmapped, same)
 
 
 def _tombstones(store: Store, conn: Connection, ids: list[str]) -> set[str]:
