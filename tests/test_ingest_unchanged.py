@@ -135,8 +135,9 @@ def _state(store: Store) -> dict[str, Any]:
     return {"incidents": recs, "versions": versions, "quarantine": held, "events": events}
 
 
-def _store(path: Path, kek: Kek) -> Store:
-    store = open_store(f"sqlite:///{path}", kek=kek)
+def _store(path: Path | str, kek: Kek) -> Store:
+    """Open a store with City Z registered: a SQLite file, or a database URL."""
+    store = open_store(path if isinstance(path, str) else f"sqlite:///{path}", kek=kek)
     register_agency(store, Agency("cityz", "City Z", timezone="America/Los_Angeles"))
     return store
 
@@ -278,14 +279,23 @@ def test_sigkill_during_a_skipping_reingest_then_rerun(db_url: str, tmp_path: Pa
     assert got["versions"] == 300 and len(got["records"]) == n + 200
 
 
-@pytest.mark.parametrize("seed", [4, 5])
+@pytest.mark.parametrize(
+    ("seed", "backend"),
+    [(4, "sqlite"), (5, "sqlite"), pytest.param(6, "postgres", marks=pytest.mark.postgres)],
+)
 def test_columnar_reingest_with_odd_rows_stores_what_normalising_them_does(
-    seed: int, tmp_path: Path, kek: Kek, monkeypatch: pytest.MonkeyPatch
+    seed: int,
+    backend: str,
+    tmp_path: Path,
+    kek: Kek,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Plain blocks read as columns, odd rows further on read by the streaming reader.
 
     Small blocks and chunks make parts end at block ends and transactions span blocks;
     a quoted value in the middle of a file hands the rest of it to the streaming reader.
+    On PostgreSQL too: its stored records are found by another query.
     """
     monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 900)
     profile_path = tmp_path / "feed.toml"
@@ -301,7 +311,13 @@ def test_columnar_reingest_with_odd_rows_stores_what_normalising_them_does(
         files.append(_write(tmp_path / f"e{k}.csv", rows))
     assert all(plain_start(f, "utf-8-sig", ",", len(HEADER)) is not None for f in files)
     plan = [files[0], files[0], files[1], files[1], files[2], files[0]]
-    full, skip = _store(tmp_path / "full.db", kek), _store(tmp_path / "skip.db", kek)
+    if backend == "postgres":
+        full, skip = (
+            _store(request.getfixturevalue("pg_url"), kek),
+            _store(str(request.getfixturevalue("pg_databases").new()), kek),
+        )
+    else:
+        full, skip = _store(tmp_path / "full.db", kek), _store(tmp_path / "skip.db", kek)
     skipped = 0
     for f in plan:
         a = ingest_files(full, "cityz", profile, [f], skip_unchanged=False, chunk_size=25)

@@ -5,12 +5,16 @@ unchanged. :func:`column_parts` gives the same parts as
 :func:`crossbeat.ingest.parallel.parts` with a probe, but reads the file's plain blocks
 as columns (:mod:`crossbeat.ingest.csv_blocks`) and works on each part's columns:
 
-* the source ids are cleaned from the id columns and looked up by the unique
-  (agency, source id) index, one query per part (no UUID per row);
-* the canonical JSON of each row whose record is stored with a digest is built by one
-  pyarrow call over the part's columns, then hashed (SHA-256, the context, HMAC) in
-  one tight loop (:func:`crossbeat.ingest.unchanged.keyed_digests`), giving the very
-  digest the full path stores;
+* the source ids are cleaned from the id columns as columns (Arrow, for columns of
+  ASCII values; value by value otherwise) and the part's stored records are read in
+  one query joining them, by position, with the unique (agency, source id) index, as
+  plain tuples (no UUID, row object or dictionary per row);
+* the skip rule (first row of its id, not stored earlier in the transaction, not
+  stored from another row of the same file, stored with a digest) is applied as
+  arrays; the canonical JSON of each remaining row is built by one pyarrow call over
+  the part's columns, then hashed in one tight loop
+  (:func:`crossbeat.ingest.unchanged.keyed_digests`), giving the very digest the full
+  path stores, and compared with the stored digests as one array equality;
 * the rows found unchanged leave as one :class:`~crossbeat.ingest.unchanged.Skipped`
   per part (row numbers, ids, the unmapped count and the crosswalk labels of their
   distinct offence values), not as one record and one item each;

@@ -382,7 +382,8 @@ class StoredSources:
     """The stored records of a part's source ids, as columns (one entry per match).
 
     ``positions`` are the positions in the part of the rows whose source id is stored
-    (ascending; a source id repeated in the part matches at each of its positions),
+    (ascending; a source id repeated in the part matches at each of its positions on
+    SQLite, at its first on PostgreSQL: only the first can be skipped either way),
     each with its record's ``ids``, ``digests`` (None: stored without one) and their
     ``sizes`` in bytes, ``row_numbers``, ``unmapped`` (0 or 1) and whether the batch
     that wrote it read the same file (``same_file``, 0 or 1; as the database gives
@@ -406,12 +407,13 @@ _SQLITE_SOURCES = text(
     " FROM json_each(:source_ids) AS j CROSS JOIN incidents AS i"
     " WHERE i.agency_id = :agency_id AND i.source_id = j.value ORDER BY j.key"
 )
+#: PostgreSQL: the part's source ids as one array, each found by the unique index (a
+#: join with the unnested array is planned as a hash join over the agency's records).
 _POSTGRES_SOURCES = text(
-    "SELECT s.k - 1, i.id, i.source_digest, octet_length(i.source_digest), i.row_number,"
+    "SELECT i.source_id, i.id, i.source_digest, octet_length(i.source_digest), i.row_number,"
     " i.unmapped,"
     " i.batch_id IN (SELECT b.id FROM ingest_batches AS b WHERE b.file_hash = :file_hash)"
-    " FROM unnest(CAST(:source_ids AS text[])) WITH ORDINALITY AS s(v, k)"
-    " JOIN incidents AS i ON i.agency_id = :agency_id AND i.source_id = s.v ORDER BY s.k"
+    " FROM incidents AS i WHERE i.agency_id = :agency_id AND i.source_id = ANY(:source_ids)"
 )
 
 
@@ -435,11 +437,14 @@ def stored_sources(
         return StoredSources()
     params: dict[str, Any] = {"agency_id": agency_id, "file_hash": file_hash}
     if store.dialect == "postgresql":
-        query, params["source_ids"] = _POSTGRES_SOURCES, list(source_ids)
+        params["source_ids"] = list(source_ids)
+        found = conn.execute(_POSTGRES_SOURCES, params).cursor.fetchall()
+        # Each record at the first position of its source id in the part, in order.
+        first = dict(zip(reversed(source_ids), range(len(source_ids) - 1, -1, -1), strict=True))
+        rows: Sequence[Any] = sorted((first[r[0]], *r[1:]) for r in found)
     else:
-        query = _SQLITE_SOURCES
         params["source_ids"] = json.dumps(list(source_ids), ensure_ascii=False)
-    rows = conn.execute(query, params).cursor.fetchall()
+        rows = conn.execute(_SQLITE_SOURCES, params).cursor.fetchall()
     if not rows:
         return StoredSources()
     positions, ids, digests, sizes, row_numbers, unmapped, same = zip(*rows, strict=True)
