@@ -25,11 +25,12 @@ from crossbeat.audit.events import Action
 from crossbeat.audit.tables import audit_events
 from crossbeat.ingest import csv_blocks
 from crossbeat.ingest.csv_blocks import plain_start
-from crossbeat.ingest.normalise import Normaliser
+from crossbeat.ingest.normalise import Normaliser, RecordError
 from crossbeat.ingest.pipeline import RowRouter, ingest_files
 from crossbeat.ingest.profile import load_profile, parse_profile
 from crossbeat.ingest.readers import file_sha256, open_source
-from crossbeat.ingest.reingest import column_parts
+from crossbeat.ingest.reingest import _Columns, column_parts
+from crossbeat.ingest.source import RawRecord
 from crossbeat.ingest.unchanged import UnchangedProbe, context_key, eligible
 from crossbeat.model import Agency
 from crossbeat.store import Store, open_store
@@ -134,8 +135,9 @@ def _state(store: Store) -> dict[str, Any]:
     return {"incidents": recs, "versions": versions, "quarantine": held, "events": events}
 
 
-def _store(path: Path, kek: Kek) -> Store:
-    store = open_store(f"sqlite:///{path}", kek=kek)
+def _store(path: Path | str, kek: Kek) -> Store:
+    """Open a store with City Z registered: a SQLite file, or a database URL."""
+    store = open_store(path if isinstance(path, str) else f"sqlite:///{path}", kek=kek)
     register_agency(store, Agency("cityz", "City Z", timezone="America/Los_Angeles"))
     return store
 
@@ -277,14 +279,23 @@ def test_sigkill_during_a_skipping_reingest_then_rerun(db_url: str, tmp_path: Pa
     assert got["versions"] == 300 and len(got["records"]) == n + 200
 
 
-@pytest.mark.parametrize("seed", [4, 5])
+@pytest.mark.parametrize(
+    ("seed", "backend"),
+    [(4, "sqlite"), (5, "sqlite"), pytest.param(6, "postgres", marks=pytest.mark.postgres)],
+)
 def test_columnar_reingest_with_odd_rows_stores_what_normalising_them_does(
-    seed: int, tmp_path: Path, kek: Kek, monkeypatch: pytest.MonkeyPatch
+    seed: int,
+    backend: str,
+    tmp_path: Path,
+    kek: Kek,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Plain blocks read as columns, odd rows further on read by the streaming reader.
 
     Small blocks and chunks make parts end at block ends and transactions span blocks;
     a quoted value in the middle of a file hands the rest of it to the streaming reader.
+    On PostgreSQL too: its stored records are found by another query.
     """
     monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 900)
     profile_path = tmp_path / "feed.toml"
@@ -300,7 +311,13 @@ def test_columnar_reingest_with_odd_rows_stores_what_normalising_them_does(
         files.append(_write(tmp_path / f"e{k}.csv", rows))
     assert all(plain_start(f, "utf-8-sig", ",", len(HEADER)) is not None for f in files)
     plan = [files[0], files[0], files[1], files[1], files[2], files[0]]
-    full, skip = _store(tmp_path / "full.db", kek), _store(tmp_path / "skip.db", kek)
+    if backend == "postgres":
+        full, skip = (
+            _store(request.getfixturevalue("pg_url"), kek),
+            _store(str(request.getfixturevalue("pg_databases").new()), kek),
+        )
+    else:
+        full, skip = _store(tmp_path / "full.db", kek), _store(tmp_path / "skip.db", kek)
     skipped = 0
     for f in plan:
         a = ingest_files(full, "cityz", profile, [f], skip_unchanged=False, chunk_size=25)
@@ -336,3 +353,60 @@ def test_a_plain_reingest_skips_rows_without_items(tmp_path: Path, kek: Kek) -> 
     assert [i for s in skipped for i in s.incident_ids] == [stored[r["id"]] for r in rows]
     labels = set().union(*(s.crosswalks for s in skipped))
     assert labels and {label.split("@")[0] for label in labels} == {"code-nibrs"}
+
+
+_ID_PIECES = ["a", "B", "7", "é", "/", " ", "\u00a0", "\u2003", "N/A", "na", "Null", "NONE", ""]
+
+
+@pytest.mark.parametrize(
+    ("id_spec", "strip", "seed"),
+    [
+        ('columns = ["id"]', "true", 21),
+        ('columns = ["id", "beat"]\nprefix = "x-"', "true", 22),
+        ('columns = ["id", "beat"]', "false", 23),
+    ],
+)
+def test_source_ids_read_as_columns_are_the_normalisers(
+    id_spec: str, strip: str, seed: int, tmp_path: Path, kek: Kek
+) -> None:
+    """The re-ingest's source ids, cleaned as columns, are the ones each row gets.
+
+    Ids padded with spaces or with other whitespace, null markers in any case, blank
+    and non-ASCII values: a block cleaned by Arrow (ASCII columns) or value by value
+    (the others) gives the id :meth:`Normaliser.source_id` builds (None: no id).
+    """
+    text = PROFILE.replace('[id]\ncolumns = ["id"]', f"[id]\n{id_spec}").replace(
+        'format = "csv"', f'format = "csv"\nstrip = {strip}'
+    )
+    profile_path = tmp_path / "feed.toml"
+    profile_path.write_text(text, encoding="utf-8")
+    profile = load_profile(profile_path)
+    rng = random.Random(seed)
+    base = _row(rng, 0)
+
+    def value(ascii_only: bool) -> str:
+        pieces = [p for p in _ID_PIECES if p.isascii()] if ascii_only else _ID_PIECES
+        return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 3)))
+
+    store = _store(tmp_path / "s.db", kek)
+    for ascii_only in (True, False):
+        rows = [dict(base, id=value(ascii_only), beat=value(True)) for _ in range(400)]
+        f = _write(tmp_path / f"ids{ascii_only}.csv", rows)
+        start = plain_start(f, "utf-8-sig", ",", len(HEADER))
+        assert start is not None
+        router = RowRouter(store, profile, "cityz", str(f), jurisdiction_index(store))
+        with open_source(f, profile.source) as reader:
+            columns = _Columns.of(reader, router)
+            assert columns is not None
+            block = next(iter(csv_blocks.blocks(f, ",", len(HEADER), start)))
+            assert isinstance(block, csv_blocks.Block) and block.rows == len(rows)
+            normaliser = router.normaliser("cityz")
+            expected: list[str | None] = []
+            for k, fields in enumerate(zip(*[c.to_pylist() for c in block.columns], strict=True)):
+                try:
+                    rec = RawRecord(k + 1, dict(zip(reader.columns, fields, strict=True)))
+                    expected.append(normaliser.source_id(rec))
+                except RecordError:
+                    expected.append(None)
+            assert columns.source_ids(block) == expected
+            assert None in expected and len(set(expected)) > 20

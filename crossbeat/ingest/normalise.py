@@ -253,6 +253,16 @@ class Normaliser:
         raw = rec.fields.get(column) if column in rec.fields else nested_value(rec.fields, column)
         return self.clean(raw)
 
+    @property
+    def null_markers(self) -> frozenset[str]:
+        """Return the values read as missing, stripped and casefolded (:meth:`clean`)."""
+        return frozenset(self._nulls)
+
+    @property
+    def strips(self) -> bool:
+        """Return whether :meth:`clean` gives values stripped (the profile's ``strip``)."""
+        return bool(self._strip)
+
     def clean(self, raw: str | None) -> str | None:
         """Return a value as read, stripped, with null markers as ``None`` (:meth:`value`)."""
         if raw is None:

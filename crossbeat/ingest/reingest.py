@@ -5,12 +5,16 @@ unchanged. :func:`column_parts` gives the same parts as
 :func:`crossbeat.ingest.parallel.parts` with a probe, but reads the file's plain blocks
 as columns (:mod:`crossbeat.ingest.csv_blocks`) and works on each part's columns:
 
-* the source ids are cleaned from the id columns and looked up by the unique
-  (agency, source id) index, one query per part (no UUID per row);
-* the canonical JSON of each row whose record is stored with a digest is built by one
-  pyarrow call over the part's columns, then hashed (SHA-256, the context, HMAC) in
-  one tight loop (:func:`crossbeat.ingest.unchanged.keyed_digests`), giving the very
-  digest the full path stores;
+* the source ids are cleaned from the id columns as columns (Arrow, for columns of
+  ASCII values; value by value otherwise) and the part's stored records are read in
+  one query joining them, by position, with the unique (agency, source id) index, as
+  plain tuples (no UUID, row object or dictionary per row);
+* the skip rule (first row of its id, not stored earlier in the transaction, not
+  stored from another row of the same file, stored with a digest) is applied as
+  arrays; the canonical JSON of each remaining row is built by one pyarrow call over
+  the part's columns, then hashed in one tight loop
+  (:func:`crossbeat.ingest.unchanged.keyed_digests`), giving the very digest the full
+  path stores, and compared with the stored digests as one array equality;
 * the rows found unchanged leave as one :class:`~crossbeat.ingest.unchanged.Skipped`
   per part (row numbers, ids, the unmapped count and the crosswalk labels of their
   distinct offence values), not as one record and one item each;
@@ -120,6 +124,8 @@ class _Columns:
         self.normaliser = normaliser
         spec = normaliser.profile.id
         self.prefix = spec.prefix
+        nulls = sorted(normaliser.null_markers)
+        self._nulls = pa.array(nulls, type=pa.string()) if nulls else None
         self.id_columns = [index[c] for c in spec.columns]
         self.context = router.context(agency_id)
         offence = sorted(
@@ -149,25 +155,49 @@ class _Columns:
 
     def source_ids(self, segment: Block) -> list[str | None]:
         """Return each row's source id as :meth:`Normaliser.source_id` builds it (None: blank)."""
-        clean = self.normaliser.clean
-        cleaned = [[clean(v) for v in segment.columns[i].to_pylist()] for i in self.id_columns]
-        prefix = self.prefix
+        cleaned = [self._cleaned(segment.columns[i]) for i in self.id_columns]
+        prefix = pa.scalar(self.prefix, pa.string())
         if len(cleaned) == 1:
-            return [None if v is None else prefix + v for v in cleaned[0]]
-        return [
-            prefix + "|".join(v or "" for v in values)
-            if any(v is not None for v in values)
-            else None
-            for values in zip(*cleaned, strict=True)
-        ]
+            ids = pc.binary_join_element_wise(prefix, cleaned[0], "")
+        else:
+            blank = pc.is_null(cleaned[0])
+            for v in cleaned[1:]:
+                blank = pc.and_(blank, pc.is_null(v))
+            joined = pc.binary_join_element_wise(
+                *[pc.fill_null(v, "") for v in cleaned], pa.scalar("|", pa.string())
+            )
+            ids = pc.if_else(
+                blank,
+                pa.scalar(None, pa.string()),
+                pc.binary_join_element_wise(prefix, joined, ""),
+            )
+        return ids.to_pylist()
+
+    def _cleaned(self, column: pa.StringArray) -> pa.StringArray:
+        """Return a column's values as :meth:`Normaliser.clean` gives them, as a column.
+
+        A plain block's values hold no control character, so a value of ASCII letters
+        has no whitespace but spaces: they are trimmed and compared with the null
+        markers by Arrow (``casefold`` is ``lower`` on ASCII). A column with any other
+        character is cleaned value by value.
+        """
+        if not pc.all(pc.string_is_ascii(column)).as_py():
+            clean = self.normaliser.clean
+            return pa.array([clean(v) for v in column.to_pylist()], type=pa.string())
+        trimmed = pc.utf8_trim(column, " ")
+        blank = pc.equal(trimmed, "")
+        if self._nulls is not None:
+            blank = pc.or_(blank, pc.is_in(pc.ascii_lower(trimmed), value_set=self._nulls))
+        kept = trimmed if self.normaliser.strips else column
+        return pc.if_else(blank, pa.scalar(None, pa.string()), kept)
 
     def payloads(self, segment: Block, positions: list[int]) -> list[bytes]:
         """Return the canonical JSON of the rows at ``positions`` (``raw_hash``'s input)."""
-        take = pa.array(positions, type=pa.int64())
+        columns = _taken(segment, positions)
         args: list[pa.Array | pa.Scalar] = []
         for text, i in self._pieces:
             args.append(pa.scalar(text, pa.string()))
-            args.append(segment.columns[i].take(take))
+            args.append(columns[i])
         args.append(pa.scalar('"}', pa.string()))
         joined = pc.binary_join_element_wise(*args, "")
         return joined.cast(pa.binary()).to_pylist()
@@ -176,13 +206,19 @@ class _Columns:
         """Return the crosswalk labels of the rows at ``positions`` (once per distinct values)."""
         if not positions or not self.offence_columns:
             return frozenset()
-        take = pa.array(positions, type=pa.int64())
-        values = [segment.columns[i].take(take).to_pylist() for i in self.offence_columns]
+        columns = _taken(segment, positions)
+        names = self.offence_names
+        distinct = (
+            pa.table([columns[i] for i in self.offence_columns], names=names)
+            .group_by(names, use_threads=False)
+            .aggregate([])
+        )
+        values = [distinct.column(name).to_pylist() for name in names]
         out: set[str] = set()
-        for key in set(zip(*values, strict=True)):
+        for key in zip(*values, strict=True):
             found = self._labels.get(key)
             if found is None:
-                rec = RawRecord(0, dict(zip(self.offence_names, key, strict=True)))
+                rec = RawRecord(0, dict(zip(names, key, strict=True)))
                 found = self._labels[key] = self.normaliser.crosswalk_labels(rec)
             out.update(found)
         return frozenset(out)
@@ -191,7 +227,7 @@ class _Columns:
         self, segment: Block, file_hash: str, probe: UnchangedProbe, last_row: int, commit: bool
     ) -> Part:
         """Return the part of a block's rows: the unchanged ones skipped, the rest normalised."""
-        rows = list(range(segment.first_row, segment.first_row + segment.rows))
+        rows = range(segment.first_row, segment.first_row + segment.rows)
 
         def digests(fingerprint: Fingerprinter, positions: list[int]) -> list[bytes]:
             payloads = self.payloads(segment, positions) if positions else []
@@ -200,8 +236,11 @@ class _Columns:
         found = probe.skippable_sources(
             file_hash, self.agency_id, rows, self.source_ids(segment), digests
         )
-        skipped_at = {i for i, _, _ in found}
-        rest = [i for i in range(segment.rows) if i not in skipped_at]
+        if len(found.positions) == segment.rows:
+            rest: list[int] = []
+        else:
+            skipped_at = set(found.positions)
+            rest = [i for i in range(segment.rows) if i not in skipped_at]
         items = []
         if rest:
             take = pa.array(rest, type=pa.int64())
@@ -214,14 +253,22 @@ class _Columns:
             ]
             items = derive(self.router.batch(recs, file_hash), self.router.index)
         skipped = None
-        if found:
-            positions = [i for i, _, _ in found]
+        if found.positions:
+            first = segment.first_row
             skipped = Skipped(
                 file_hash,
                 self.agency_id,
-                [rows[i] for i in positions],
-                [iid for _, iid, _ in found],
-                sum(1 for _, _, unmapped in found if unmapped),
-                self.labels(segment, positions),
+                [first + i for i in found.positions],
+                found.ids,
+                found.unmapped,
+                self.labels(segment, found.positions),
             )
         return Part(items, last_row, int(segment.ends[-1]), commit=commit, skipped=skipped)
+
+
+def _taken(segment: Block, positions: list[int]) -> list[pa.Array]:
+    """Return the segment's columns at ``positions`` (ascending): all of them, untaken."""
+    if len(positions) == segment.rows:
+        return list(segment.columns)
+    take = pa.array(positions, type=pa.int64())
+    return [c.take(take) for c in segment.columns]

@@ -21,7 +21,7 @@ takes the full path, which also fills the digest in.
 
 The digest is a BLAKE2b-128 of the row's SHA-256, keyed with a key derived from the
 deployment's fingerprint key and the context (:func:`keyed_digest`): two C calls per
-row, which a re-ingest of a column of rows runs in one loop (:func:`keyed_digests`).
+row (two hashes), which a re-ingest of a column of rows runs in one loop (:func:`keyed_digests`).
 Digests stored by the first definition (an HMAC of a second SHA-256) match no row:
 the first re-ingest after the upgrade takes the full path once and rewrites them, as
 a new code version does anyway (the version is part of the context).
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from sqlalchemy import Connection
 
 from crossbeat import __version__
@@ -117,13 +118,18 @@ def keyed_digests(
 
     For a column of rows at once: ``keyed_digest(fingerprint, source_key(context,
     sha256_hex(payload)))`` for each payload (the canonical JSON
-    :func:`crossbeat.ingest.normalise.raw_hash` hashes), two C calls per row.
+    :func:`crossbeat.ingest.normalise.raw_hash` hashes).
     """
-    key = _digest_key(fingerprint, context)
-    sha256, blake2b = hashlib.sha256, hashlib.blake2b
-    return [
-        blake2b(sha256(p).digest(), key=key, digest_size=DIGEST_BYTES).digest() for p in payloads
-    ]
+    keyed = hashlib.blake2b(key=_digest_key(fingerprint, context), digest_size=DIGEST_BYTES)
+    sha256 = hashlib.sha256
+    out: list[bytes] = []
+    append = out.append
+    for p in payloads:
+        # A copy of the keyed state: no key schedule nor keyword parsing per row.
+        h = keyed.copy()
+        h.update(sha256(p).digest())
+        append(h.digest())
+    return out
 
 
 def _digest_key(fingerprint: Fingerprinter, context: str) -> bytes:
@@ -233,7 +239,7 @@ class UnchangedProbe:
         row_numbers: Sequence[int],
         source_ids: Sequence[str | None],
         digests: Callable[[Fingerprinter, list[int]], list[bytes]],
-    ) -> list[tuple[int, str, bool]]:
+    ) -> SkippableRows:
         """Return the rows of a part to count unchanged, found by source id.
 
         The rule of :meth:`skippable`, for a part of one agency given as columns: each
@@ -242,42 +248,75 @@ class UnchangedProbe:
         it is given) of the rows at the positions it is given (only rows whose record
         is stored with a digest are hashed).
 
-        Returns
-        -------
-        list
-            ``(position, incident id, stored unmapped)`` of each row to skip, in order.
+        The part's records are read in one query, the rule is applied to them as
+        arrays and the digests are compared as one array equality: no Python work per
+        row but the hashing.
         """
         if self.conn is None:
-            return []
+            return SkippableRows()
         conn = self.conn
         if self._fingerprint is None:
             self._fingerprint = fingerprinter(self.store, conn)
-        from crossbeat.ingest.writes import stored_by_source
+        from crossbeat.ingest.writes import stored_sources
 
-        stored = stored_by_source(
-            self.store, conn, agency_id, [s for s in source_ids if s is not None]
-        )
-        if not stored:
-            return []
+        found = stored_sources(self.store, conn, agency_id, source_ids, file_hash)
+        n = len(found.positions)
+        if not n:
+            return SkippableRows()
+        positions = np.array(found.positions, dtype=np.int64)
+        ids = found.ids
+        # Stored with a digest of this definition's size (a NULL size is nan).
+        ok = np.array(found.sizes, dtype=float) == DIGEST_BYTES
+        # A record the same file stored from another row: this row is a duplicate.
+        same = np.array(found.same_file, dtype=bool)
+        if same.any():
+            rows = np.asarray(row_numbers, dtype=np.int64)[positions]
+            ok &= ~same | (np.array(found.row_numbers, dtype=np.int64) == rows)
+        # Only the first row of a source id in the part (a repeated one is a duplicate;
+        # its matches share the record's id), and not a record stored earlier in the
+        # transaction.
+        if len(set(ids)) != n:
+            earlier: set[str] = set()
+            first = np.ones(n, bool)
+            for k, iid in enumerate(ids):
+                if iid in earlier:
+                    first[k] = False
+                earlier.add(iid)
+            ok &= first
         seen = self.seen
-        earlier: set[str] = set()
-        pending: list[int] = []
-        olds = []
-        for i, sid in enumerate(source_ids):
-            if sid is None or sid in earlier:
-                earlier.add(sid)  # type: ignore[arg-type]
-                continue
-            earlier.add(sid)
-            old = stored.get(sid)
-            if old is None or old[1] is None or old[0] in seen:
-                continue
-            if old[4] == file_hash and old[2] != row_numbers[i]:
-                continue
-            pending.append(i)
-            olds.append(old)
-        found = digests(self._fingerprint, pending)
-        return [
-            (i, old[0], bool(old[3]))
-            for i, old, digest in zip(pending, olds, found, strict=True)
-            if bytes(old[1]) == digest
-        ]
+        if seen and not seen.keys().isdisjoint(ids):
+            ok &= np.fromiter((iid not in seen for iid in ids), bool, n)
+        pending = np.flatnonzero(ok)
+        if not len(pending):
+            return SkippableRows()
+        everything = len(pending) == n
+        computed = digests(
+            self._fingerprint, list(found.positions) if everything else positions[pending].tolist()
+        )
+        stored_digests = found.digests
+        if everything:
+            stored = b"".join(stored_digests)  # type: ignore[arg-type]
+        else:
+            stored = b"".join([stored_digests[k] for k in pending.tolist()])  # type: ignore[misc]
+        equal = (
+            np.frombuffer(b"".join(computed), np.uint8).reshape(-1, DIGEST_BYTES)
+            == np.frombuffer(stored, np.uint8).reshape(-1, DIGEST_BYTES)
+        ).all(axis=1)
+        keep = pending[equal]
+        unmapped = int(np.array(found.unmapped, dtype=bool)[keep].sum())
+        if len(keep) == n:
+            return SkippableRows(list(found.positions), list(ids), unmapped)
+        return SkippableRows(positions[keep].tolist(), [ids[k] for k in keep.tolist()], unmapped)
+
+
+@dataclass(frozen=True, slots=True)
+class SkippableRows:
+    """The rows of a part found stored unchanged (:meth:`UnchangedProbe.skippable_sources`).
+
+    Their ``positions`` in the part (ascending), their records' incident ``ids`` and
+    how many of those are stored ``unmapped``.
+    """
+
+    positions: list[int] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    unmapped: int = 0

@@ -13,7 +13,16 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    select,
+    text,
+    tuple_,
+    update,
+)
 
 from crossbeat.audit.changes import MAX_LISTED_IDS, Principal, record_change
 from crossbeat.audit.events import Action as AuditAction
@@ -202,7 +211,7 @@ def write_chunk(
             counts.unchanged += len(skipped.row_numbers)
             counts.unmapped += skipped.unmapped
             seen.update(zip(skipped.incident_ids, skipped.row_numbers, strict=True))
-            plan.stored_keys += [(skipped.file_hash, r) for r in skipped.row_numbers]
+            plan.skipped_rows.append((skipped.file_hash, skipped.row_numbers))
         updates = [it for it in items if it.update is not None]
         for it in items:
             if it.update is None:
@@ -211,7 +220,7 @@ def write_chunk(
         if updates:
             _apply_updates(store, conn, updates, plan, counts, batch_id=batch_id, now=now)
         _quarantine(store, conn, plan.rejected, batch_id, profile_name, now)
-        _resolve_quarantine(conn, plan.stored_keys, now)
+        _resolve_quarantine(conn, plan.stored_keys, now, plan.skipped_rows)
         _bump_batch(conn, batch_id, counts, checkpoint)
     return counts
 
@@ -228,6 +237,8 @@ class _Plan:
     expunges: list[Incident] = field(default_factory=list)
     rejected: list[_RejectedRow] = field(default_factory=list)
     stored_keys: list[tuple[str, int]] = field(default_factory=list)
+    #: Rows stored as they were, skipped by their source digest: (file hash, row numbers).
+    skipped_rows: list[tuple[str, list[int]]] = field(default_factory=list)
     #: Incident id to the source key of the row storing it (the source digest).
     source_keys: dict[str, str] = field(default_factory=dict)
     #: Unchanged records stored without a source digest, with their row's source key.
@@ -366,47 +377,78 @@ def stored_digests(store: Store, conn: Connection, ids: list[str]) -> dict[str, 
     return {r.id: r for r in conn.execute(q)}
 
 
-def stored_by_source(
-    store: Store, conn: Connection, agency_id: str, source_ids: list[str]
-) -> dict[str, Any]:
-    """Return, per stored incident of an agency among ``source_ids``, its id and digest.
+@dataclass(frozen=True, slots=True)
+class StoredSources:
+    """The stored records of a part's source ids, as columns (one entry per match).
 
-    Keyed by source id: ``(id, source_digest, row_number, unmapped, file_hash)``, the
-    last that of the batch that wrote it, as :func:`stored_digests` gives. The columnar
-    re-ingest (:mod:`crossbeat.ingest.reingest`) finds a part's records by the unique
-    (agency, source id) index instead of deriving each row's UUID.
+    ``positions`` are the positions in the part of the rows whose source id is stored
+    (ascending; a source id repeated in the part matches at each of its positions on
+    SQLite, at its first on PostgreSQL: only the first can be skipped either way),
+    each with its record's ``ids``, ``digests`` (None: stored without one) and their
+    ``sizes`` in bytes, ``row_numbers``, ``unmapped`` (0 or 1) and whether the batch
+    that wrote it read the same file (``same_file``, 0 or 1; as the database gives
+    them, bytes or a buffer, integers or booleans).
     """
-    if not source_ids:
-        return {}
-    wanted = sorted(set(source_ids))
+
+    positions: tuple[int, ...] = ()
+    ids: tuple[str, ...] = ()
+    digests: tuple[bytes | None, ...] = ()
+    sizes: tuple[int | None, ...] = ()
+    row_numbers: tuple[int, ...] = ()
+    unmapped: tuple[int, ...] = ()
+    same_file: tuple[int, ...] = ()
+
+
+#: The part's source ids (a JSON array, null for a row without one) joined with the
+#: unique (agency, source id) index: SQLite walks the array in order and looks each up.
+_SQLITE_SOURCES = text(
+    "SELECT j.key, i.id, i.source_digest, length(i.source_digest), i.row_number, i.unmapped,"
+    " i.batch_id IN (SELECT b.id FROM ingest_batches AS b WHERE b.file_hash = :file_hash)"
+    " FROM json_each(:source_ids) AS j CROSS JOIN incidents AS i"
+    " WHERE i.agency_id = :agency_id AND i.source_id = j.value ORDER BY j.key"
+)
+#: PostgreSQL: the part's source ids as one array, each found by the unique index (a
+#: join with the unnested array is planned as a hash join over the agency's records).
+_POSTGRES_SOURCES = text(
+    "SELECT i.source_id, i.id, i.source_digest, octet_length(i.source_digest), i.row_number,"
+    " i.unmapped,"
+    " i.batch_id IN (SELECT b.id FROM ingest_batches AS b WHERE b.file_hash = :file_hash)"
+    " FROM incidents AS i WHERE i.agency_id = :agency_id AND i.source_id = ANY(:source_ids)"
+)
+
+
+def stored_sources(
+    store: Store,
+    conn: Connection,
+    agency_id: str,
+    source_ids: Sequence[str | None],
+    file_hash: str,
+) -> StoredSources:
+    """Return the stored records of an agency among a part's source ids, by position.
+
+    One query over the unique (agency, source id) index, answered as plain tuples
+    (no row objects, no dictionary per row): the columnar re-ingest
+    (:mod:`crossbeat.ingest.reingest`) finds a part's records by their source ids
+    instead of deriving each row's UUID, and compares digests as columns. A None
+    source id matches nothing. ``same_file`` tells whether the batch that wrote a
+    record read the file ``file_hash``.
+    """
+    if not any(s is not None for s in source_ids):
+        return StoredSources()
+    params: dict[str, Any] = {"agency_id": agency_id, "file_hash": file_hash}
     if store.dialect == "postgresql":
-        among = store.one_of(incidents.c.source_id, wanted)
-        params: dict[str, Any] = {}
-    else:  # one JSON parameter: no bound value compiled per source id
-        values = func.json_each(bindparam("source_ids")).table_valued("value")
-        among = incidents.c.source_id.in_(select(values.c.value))
-        params = {"source_ids": json.dumps(wanted, ensure_ascii=False)}
-    q = select(
-        incidents.c.id,
-        incidents.c.source_id,
-        incidents.c.source_digest,
-        incidents.c.row_number,
-        incidents.c.unmapped,
-        incidents.c.batch_id,
-    ).where((incidents.c.agency_id == agency_id) & among)
-    rows = conn.execute(q, params).all()
-    # A part's records come from a few batches: their files in one more query.
-    batches = {r[5] for r in rows if r[5] is not None}
-    files = dict(
-        conn.execute(
-            select(ingest_batches.c.id, ingest_batches.c.file_hash).where(
-                ingest_batches.c.id.in_(sorted(batches))
-            )
-        ).all()
-        if batches
-        else []
-    )
-    return {r[1]: (r[0], r[2], r[3], r[4], files.get(r[5])) for r in rows}
+        params["source_ids"] = list(source_ids)
+        found = conn.execute(_POSTGRES_SOURCES, params).cursor.fetchall()
+        # Each record at the first position of its source id in the part, in order.
+        first = dict(zip(reversed(source_ids), range(len(source_ids) - 1, -1, -1), strict=True))
+        rows: Sequence[Any] = sorted((first[r[0]], *r[1:]) for r in found)
+    else:
+        params["source_ids"] = json.dumps(list(source_ids), ensure_ascii=False)
+        rows = conn.execute(_SQLITE_SOURCES, params).cursor.fetchall()
+    if not rows:
+        return StoredSources()
+    positions, ids, digests, sizes, row_numbers, unmapped, same = zip(*rows, strict=True)
+    return StoredSources(positions, ids, digests, sizes, row_numbers, unmapped, same)
 
 
 def _tombstones(store: Store, conn: Connection, ids: list[str]) -> set[str]:
@@ -748,26 +790,40 @@ def _quarantine(
     )
 
 
-def _resolve_quarantine(conn: Connection, keys: list[tuple[str, int]], now: Any) -> None:
+def _resolve_quarantine(
+    conn: Connection,
+    keys: list[tuple[str, int]],
+    now: Any,
+    skipped: Sequence[tuple[str, list[int]]] = (),
+) -> None:
     """Mark open quarantine entries resolved once their row has been stored.
 
+    ``keys`` are (file hash, row number) of stored rows; ``skipped`` the row numbers of
+    each file's rows stored as they were (counted unchanged by their source digest).
     Most chunks have none: an indexed range query per file finds the open entries
     among the chunk's rows before anything is updated.
     """
     rows_of: dict[str, list[int]] = {}
     for file_hash, row_number in keys:
         rows_of.setdefault(file_hash, []).append(row_number)
-    wanted = set(keys)
+    for file_hash, row_numbers in skipped:
+        rows_of.setdefault(file_hash, []).extend(row_numbers)
     found: list[tuple[str, int]] = []
     for file_hash, rows in rows_of.items():
-        open_rows = conn.execute(
-            select(quarantine.c.row_number).where(
-                (quarantine.c.file_hash == file_hash)
-                & quarantine.c.row_number.between(min(rows), max(rows))
-                & (quarantine.c.status == "open")
+        open_rows = (
+            conn.execute(
+                select(quarantine.c.row_number).where(
+                    (quarantine.c.file_hash == file_hash)
+                    & quarantine.c.row_number.between(min(rows), max(rows))
+                    & (quarantine.c.status == "open")
+                )
             )
-        ).scalars()
-        found += [(file_hash, r) for r in open_rows if (file_hash, r) in wanted]
+            .scalars()
+            .all()
+        )
+        if open_rows:
+            wanted = set(rows)
+            found += [(file_hash, r) for r in open_rows if r in wanted]
     if not found:
         return
     conn.execute(
