@@ -51,7 +51,10 @@ def test_every_page_is_served_with_its_assets_and_settings(client: TestClient, p
 
 def test_field_app_may_ask_for_the_location_and_installs(client: TestClient) -> None:
     assert "geolocation=(self)" in client.get("/field").headers["permissions-policy"]
-    assert "geolocation=()" in client.get("/app").headers["permissions-policy"]
+    # The public map may too ("near my location"); no other page may.
+    assert "geolocation=(self)" in client.get("/").headers["permissions-policy"]
+    for other in ("/app", "/admin", "/methodology", "/forecast", "/api/v1/jurisdictions"):
+        assert "geolocation=()" in client.get(other).headers["permissions-policy"], other
     worker = client.get("/field/sw.js")
     assert worker.status_code == 200 and worker.headers["service-worker-allowed"] == "/field"
     manifest = client.get("/field/manifest.webmanifest").json()

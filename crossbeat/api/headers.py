@@ -23,7 +23,9 @@ ALWAYS = {
     "referrer-policy": "no-referrer",
     "permissions-policy": "geolocation=(), camera=(), microphone=()",
 }
-FIELD_PERMISSIONS = "geolocation=(self), camera=(), microphone=()"
+#: The field app and the public map may ask for the browser's location (the browser asks
+#: the person; the public map only on its "Use my location" button); no other page may.
+LOCATED_PERMISSIONS = "geolocation=(self), camera=(), microphone=()"
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
@@ -45,9 +47,10 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in ALWAYS.items():
                     headers.setdefault(name, value)
-                if scope["path"] == "/field" or scope["path"].startswith("/field/"):
-                    # The field app places reports at the officer's location (issue #12).
-                    headers["permissions-policy"] = FIELD_PERMISSIONS
+                if scope["path"] in ("/", "/field") or scope["path"].startswith("/field/"):
+                    # The field app places reports at the officer's location; the public
+                    # map counts "near my location" in the browser (issue #12).
+                    headers["permissions-policy"] = LOCATED_PERMISSIONS
                 if https:
                     headers.setdefault("strict-transport-security", "max-age=31536000")
                 if private and "no-store" not in headers.get("cache-control", ""):

@@ -7,6 +7,7 @@ import {
 } from "./common.js";
 // Chart.js is loaded on first use (a chart is drawn only for an area), not with the map.
 const charts = () => import("./charts.js");
+import { bulletinsPanel } from "./bulletins.js";
 import { filterPanel } from "./filters.js";
 
 const POINT_ZOOM = 12;
@@ -133,8 +134,8 @@ async function start(me) {
   areaTools(map, filters);
   boundaryLayers(map, boundaryFeatures, areaSelect);
   analysisLayers(map, filters);
-  liveUpdates(map, tiles);
-  bulletins();
+  // The live stream refreshes the bulletins panel once it is filled.
+  liveUpdates(map, tiles, bulletinsPanel(document.getElementById("bulletins"), me.user));
   if (tiles) {
     // The whole store with no filter: the total of the counts by agency and month.
     showTotal({ ok: true, data: { total: byMonth.data.total, complete: byMonth.data.complete } });
@@ -450,8 +451,11 @@ function knoxTable(data) {
     el("tbody", {}, rows.map((r) => el("tr", {}, [(r.distance_m || []).join("–"), (r.days || []).join("–"), r.observed, r.expected, r.ratio, r.p].map((v) => el("td", {}, fmt(v)))))));
 }
 
-/** Live updates (server-sent events) where the server streams them. */
-async function liveUpdates(map, tiles) {
+/**
+ * Live updates (server-sent events) where the server streams them; bulletin events refresh
+ * the bulletins panel (`bulletins`: the promise of its refresh function, or of null).
+ */
+async function liveUpdates(map, tiles, bulletins) {
   if (!(await has("GET", "/api/v1/live"))) return;
   const host = document.getElementById("live");
   const list = el("ul", { id: "live-list", "aria-live": "polite" });
@@ -479,20 +483,9 @@ async function liveUpdates(map, tiles) {
     source.setData({ type: "FeatureCollection", features });
   };
   for (const type of ["incident.created", "incident.updated", "incident.withdrawn"]) stream.addEventListener(type, onIncident);
-  stream.addEventListener("bulletin.created", () => bulletins());
+  const refreshBulletins = async () => (await bulletins)?.();
+  for (const type of ["bulletin.created", "bulletin.acknowledged"]) stream.addEventListener(type, refreshBulletins);
   stream.onerror = () => {}; // EventSource reconnects by itself (Last-Event-ID).
-}
-
-/** The bulletins panel with acknowledgement, where the server has bulletins. */
-async function bulletins() {
-  if (!(await has("GET", "/api/v1/bulletins"))) return;
-  const host = document.getElementById("bulletins");
-  const result = await api("/api/v1/bulletins");
-  if (!result.ok) return;
-  const items = result.data.bulletins || result.data.records || [];
-  host.replaceChildren(el("h2", {}, "Bulletins"), el("ul", {}, items.map((b) =>
-    el("li", {}, el("strong", {}, b.title || b.id), " ", b.body || "",
-      el("button", { type: "button", onclick: async () => { await api(`/api/v1/bulletins/${b.id}/ack`, { method: "POST" }); bulletins(); } }, "Acknowledge")))));
 }
 
 main();

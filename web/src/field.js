@@ -1,5 +1,7 @@
 // The officer field app (/field): a phone-sized PWA. Sign in, map around my location,
-// recent incidents nearby, a quick report with the current location, an offline queue.
+// recent incidents nearby, a quick report with the current location, an offline queue,
+// the live feed (GET /api/v1/live) and the bulletins with acknowledgement.
+import { bulletinsPanel } from "./bulletins.js";
 import { addBoundaries, api, bounds, createMap, currentUser, el, errorText, has, incidentsGeoJSON, query, signInForm, userBar, whenLoaded } from "./common.js";
 import { enqueue, flush, pending } from "./queue.js";
 
@@ -30,7 +32,10 @@ async function start(me) {
     el("label", { for: "r-note" }, "What happened"), note,
     el("button", { type: "submit", disabled: !canReport }, "File report at my location"),
     canReport ? null : el("p", { class: "hint" }, "This server does not take field reports yet."));
-  host.replaceChildren(el("div", { id: "map", class: "field-map", role: "region", "aria-label": "Map around my location" }), form, status, el("h2", {}, "Recent incidents nearby"), nearby);
+  const bulletinsHost = el("section", { id: "bulletins", "aria-label": "Bulletins" });
+  const live = el("section", { id: "live", "aria-label": "Live feed" });
+  host.replaceChildren(el("div", { id: "map", class: "field-map", role: "region", "aria-label": "Map around my location" }), form, status, bulletinsHost, live, el("h2", {}, "Recent incidents nearby"), nearby);
+  const bulletins = bulletinsPanel(bulletinsHost, me.user);
   const map = createMap("map", { zoom: 14 });
   await whenLoaded(map);
   const boundaries = await addBoundaries(map, { fit: false });
@@ -90,7 +95,33 @@ async function start(me) {
   });
   await loadNearby();
   await sync();
+  await liveFeed(live, { onIncident: loadNearby, onBulletin: async () => (await bulletins)?.() });
+  await bulletins;
   ready("1");
+}
+
+/**
+ * The live feed, where the server streams it: each incident event the officer may see
+ * (newest first, the last 20), and a reload of the nearby incidents after a burst of them;
+ * bulletin events refresh the bulletins panel. EventSource reconnects by itself.
+ */
+async function liveFeed(host, { onIncident, onBulletin }) {
+  if (!(await has("GET", "/api/v1/live"))) return;
+  const list = el("ul", { id: "live-list", "aria-live": "polite" });
+  host.replaceChildren(el("h2", {}, "Live feed"), el("p", { class: "hint", id: "live-empty" }, "New and changed incidents appear here as they are filed."), list);
+  const stream = new EventSource("/api/v1/live");
+  let pending = null;
+  const changed = (event) => {
+    const record = JSON.parse(event.data);
+    document.getElementById("live-empty")?.remove();
+    list.prepend(el("li", {}, `${event.type.replace("incident.", "")}: ${record.offence_name || record.nibrs_code || record.id} (${record.agency_id}) ${String(record.occurred_from || "").slice(11, 16)}`));
+    while (list.children.length > 20) list.lastChild.remove();
+    clearTimeout(pending); // one reload of the nearby incidents for a burst of events
+    pending = setTimeout(onIncident, 500);
+  };
+  for (const type of ["incident.created", "incident.updated", "incident.withdrawn"]) stream.addEventListener(type, changed);
+  for (const type of ["bulletin.created", "bulletin.acknowledged"]) stream.addEventListener(type, onBulletin);
+  stream.onerror = () => {};
 }
 
 function centre([[w, s], [e, n]]) {

@@ -159,29 +159,53 @@ async function namedAreas(map, jurisdictions, filters) {
   });
 }
 
-/** "What happened near here in the last 30 days": a point from the map or coordinates. */
+/**
+ * "What happened near here in the last 30 days": a point from my location, the map or
+ * typed coordinates. The box counted (about 550 m each way) is outlined on the map and
+ * the map moves to it. Addresses are not looked up: the server holds no address
+ * gazetteer, and the page says so.
+ */
 function nearForm(map) {
   const input = el("input", { id: "near-where", placeholder: "45.45, -122.60", autocomplete: "off" });
   const pick = el("button", { type: "button", id: "near-pick" }, "Pick on the map");
+  const mine = navigator.geolocation ? el("button", { type: "button", id: "near-me" }, "Use my location") : null;
   const out = el("div", { id: "near-result", "aria-live": "polite" });
   const form = el("form", { id: "near", "aria-label": "Near a place" },
     el("h2", {}, "Near a place, last 30 days"),
     el("label", { for: "near-where" }, "Coordinates (latitude, longitude)"), input,
-    el("div", { class: "row" }, el("button", { type: "submit" }, "Show"), pick), out);
+    el("p", { class: "hint" }, "Street addresses cannot be looked up yet: use your location, pick a place on the map or type its coordinates."),
+    el("div", { class: "row" }, el("button", { type: "submit" }, "Show"), mine, pick), out);
+  map.addSource("near", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+  map.addLayer({ id: "near-line", type: "line", source: "near", paint: { "line-color": "#000000", "line-width": 2, "line-dasharray": [2, 1] } });
   const show = async (lat, lon) => {
     const now = new Date();
     const since = new Date(now.getTime() - 30 * 86400000);
-    const bbox = [lon - NEAR_DEGREES * 1.4, lat - NEAR_DEGREES, lon + NEAR_DEGREES * 1.4, lat + NEAR_DEGREES].map((v) => v.toFixed(6)).join(",");
+    const [w, s, e, n] = [lon - NEAR_DEGREES * 1.4, lat - NEAR_DEGREES, lon + NEAR_DEGREES * 1.4, lat + NEAR_DEGREES];
+    const bbox = [w, s, e, n].map((v) => v.toFixed(6)).join(",");
+    out.dataset.bbox = bbox;
+    map.getSource("near").setData({ type: "Feature", properties: { lat, lon }, geometry: { type: "Polygon", coordinates: [[[w, s], [e, s], [e, n], [w, n], [w, s]]] } });
+    map.fitBounds([[w, s], [e, n]], { padding: 40, maxZoom: 15, duration: 0 });
     const result = await api(`/api/v1/aggregates?${query({ by: "crime_against", bbox, since: since.toISOString(), until: now.toISOString() })}`);
     if (!result.ok) return out.replaceChildren(el("p", { role: "alert" }, errorText(result)));
-    out.replaceChildren(el("p", {}, `${count(result.data.total)} incidents published within about 500 m in the last 30 days`),
-      el("ul", {}, result.data.cells.map((c) => el("li", {}, `${c.key[0] ?? "other"}: ${count(c.count)}`))));
+    // A category with fewer incidents than the public threshold is withheld (count null):
+    // it says "fewer than N", and the total counts only what is published.
+    const { total, threshold, complete, cells } = result.data;
+    const few = `fewer than ${threshold ?? "a few"}`;
+    out.replaceChildren(el("p", { id: "near-count", "data-total": total }, `${count(total)} incidents published within about 500 m of ${lat.toFixed(4)}, ${lon.toFixed(4)} in the last 30 days${complete === false ? ", besides the categories with too few to publish" : ""}`),
+      el("ul", {}, cells.map((c) => el("li", {}, `${c.key[0] ?? "other"}: ${c.count == null ? few : count(c.count)}`))));
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const [lat, lon] = input.value.split(",").map(Number);
-    if (!Number.isFinite(lat) || !Number.isFinite(lon)) return (out.textContent = "Give a latitude and a longitude, e.g. 45.45, -122.60");
+    if (!Number.isFinite(lat) || !Number.isFinite(lon) || Math.abs(lat) > 90 || Math.abs(lon) > 180) return (out.textContent = "Give a latitude and a longitude, e.g. 45.45, -122.60");
     show(lat, lon);
+  });
+  mine?.addEventListener("click", () => {
+    out.textContent = "Finding your location…";
+    navigator.geolocation.getCurrentPosition((p) => {
+      input.value = `${p.coords.latitude.toFixed(5)}, ${p.coords.longitude.toFixed(5)}`;
+      show(p.coords.latitude, p.coords.longitude);
+    }, () => (out.textContent = "Your location is not available: pick a place on the map or type its coordinates."), { timeout: 10000, maximumAge: 60000 });
   });
   pick.addEventListener("click", () => {
     map.getCanvas().style.cursor = "crosshair";
