@@ -280,11 +280,11 @@ def _sensitivity(pos: Mapping[str, int]) -> Fn:
 
 
 def _offences(rule: Rule, local: bool, pos: Mapping[str, int]) -> Fn:
-    i = pos["offences_json"]  # parsed once per distinct value (page_records)
+    i = pos["offences_json"]  # the raw kept value (page_records does not convert it)
 
-    def fn(row: Raw, _pt: Point, _tags: Tags) -> list[dict[str, Any]]:
+    def published(value: str | None) -> list[dict[str, Any]]:
         out = []
-        for o in row[i]:
+        for o in parse_offences(value):
             call = o["call_category"]
             if call:
                 if not rule.covers_call(call):
@@ -304,6 +304,13 @@ def _offences(rule: Rule, local: bool, pos: Mapping[str, int]) -> Fn:
                 item["local_code"] = o["local_code"]
             out.append(item)
         return out
+
+    # The rule's published offences are computed once per distinct kept value (a city's
+    # records share a few hundred offence lists); each record gets its own copies.
+    memo = _Memo(published)
+
+    def fn(row: Raw, _pt: Point, _tags: Tags) -> list[dict[str, Any]]:
+        return [item.copy() for item in memo(row[i])]
 
     return fn
 
@@ -455,9 +462,10 @@ class _Reader:
     values need it are converted, each in one pass: with the column's own result
     processor for this dialect (what SQLAlchemy would apply: times as aware UTC
     datetimes, JSON parsed, SQLite's booleans), except the flag columns, whose truth
-    is all a page reads; the kept offences and jurisdictions are parsed once per
-    distinct value on the read (a city's records share a few hundred offence lists and
-    jurisdiction sets; the parsed values are only read).
+    is all a page reads, and the kept offences, which each rule's step publishes once
+    per distinct value; the kept jurisdictions are parsed once per distinct value on
+    the read (a city's records share a few hundred jurisdiction sets; the parsed
+    values are only read).
     """
 
     def __init__(self, conn: Connection, names: Sequence[str], pos: Mapping[str, int]) -> None:
@@ -472,8 +480,8 @@ class _Reader:
         for name in self.names:
             i = self.pos[name]
             if name == "offences_json":
-                out.append((i, _Memo(parse_offences)))
-            elif name == "jurisdiction_ids":
+                continue  # read raw: each rule's published offences are memoised by it
+            if name == "jurisdiction_ids":
                 out.append((i, _Memo(parse_jurisdictions)))
             elif name not in _UNCONVERTED:
                 typ = incidents.c[name].type.dialect_impl(dialect)
