@@ -22,6 +22,10 @@ the database and Python only assembles the published values:
   cells, codes); the published anchor of a generalised point comes from
   :class:`~crossbeat.sharing.public.AnchorIndex` (cached per cell) and coarsened times
   from :class:`Coarsener` (one floor computed per local hour, day or month).
+* **Rows as tuples**: each statement's rows are fetched from the DB-API cursor
+  (:class:`_Reader`: no ``Row`` objects) and only the columns published as values are
+  converted, column by column, with their type's own result processor; the steps read
+  the tuples by position.
 * **Keyset pagination** on ``public_id``: a page of ``limit`` records reads ``limit + 1``
   rows in one query (up to :data:`crossbeat.sharing.reads.MAX_BATCH`).
 
