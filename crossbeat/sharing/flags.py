@@ -144,15 +144,20 @@ def _rule_flags(cw: Crosswalk, local: str) -> frozenset[Sensitivity]:
 _SOURCES = select(crosswalk_sources.c.scheme, crosswalk_sources.c.folder)
 
 
-def current_rules(conn: Connection) -> SensitivityRules:
+def current_rules(
+    conn: Connection, sources: Iterable[tuple[str, str]] | None = None
+) -> SensitivityRules:
     """Return the sensitivity rules in force now and their key.
 
     The crosswalks are the shipped ones and those of the folders the ingest registered
-    (``crosswalk_sources``); each file is re-read when it changes on disk (its key
-    holds the file's content hash), the keyword list and lexicon when
-    :func:`crossbeat.taxonomy.sensitivity.reload_rules` is called.
+    (``crosswalk_sources``, or ``sources``: its ``(scheme, folder)`` rows as the caller
+    read them in this transaction, :func:`crossbeat.sharing.stamp.read_stamp`); each
+    file is re-read when it changes on disk (its key holds the file's content hash),
+    the keyword list and lexicon when :func:`crossbeat.taxonomy.sensitivity.reload_rules`
+    is called.
     """
-    folders = {r.scheme: r.folder for r in conn.execute(_SOURCES)}
+    rows = conn.execute(_SOURCES).all() if sources is None else sources
+    folders: dict[str, str] = dict(rows)
     files: dict[str, tuple[Path, tuple[Path, ...]]] = {
         scheme: (path, ()) for scheme, path in available_crosswalks().items()
     }
@@ -224,7 +229,12 @@ def stale_owners(conn: Connection, owners: Iterable[str], key: str) -> list[str]
     return [owner for owner, stale in zip(wanted, found, strict=True) if stale]
 
 
-def refresh(conn: Connection, owners: Iterable[str] | None = None) -> int:
+def refresh(
+    conn: Connection,
+    owners: Iterable[str] | None = None,
+    *,
+    sources: Iterable[tuple[str, str]] | None = None,
+) -> int:
     """Re-derive the served flags of every row not derived under the current rules.
 
     Parameters
@@ -233,13 +243,16 @@ def refresh(conn: Connection, owners: Iterable[str] | None = None) -> int:
         A connection in the caller's transaction (a read's, before it reads incidents).
     owners
         The owner agencies whose rows to check (default: every agency with incidents).
+    sources
+        The registered crosswalk folders as read in this transaction (default: read
+        here), as for :func:`current_rules`.
 
     Returns
     -------
     int
         How many rows were re-derived (0 when nothing was stale).
     """
-    rules = current_rules(conn)
+    rules = current_rules(conn, sources)
     if owners is None:
         owners = conn.execute(select(incidents.c.agency_id).distinct()).scalars().all()
     done = 0

@@ -22,6 +22,10 @@ the database and Python only assembles the published values:
   cells, codes); the published anchor of a generalised point comes from
   :class:`~crossbeat.sharing.public.AnchorIndex` (cached per cell) and coarsened times
   from :class:`Coarsener` (one floor computed per local hour, day or month).
+* **Rows as tuples**: each statement's rows are fetched from the DB-API cursor
+  (:class:`_Reader`: no ``Row`` objects) and only the columns published as values are
+  converted, column by column, with their type's own result processor; the steps read
+  the tuples by position.
 * **Keyset pagination** on ``public_id``: a page of ``limit`` records reads ``limit + 1``
   rows in one query (up to :data:`crossbeat.sharing.reads.MAX_BATCH`).
 
@@ -37,13 +41,13 @@ concern, after the SQL has narrowed the candidates to a superset. Reads by
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Connection, and_, case, exists, literal, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, case, exists, literal, or_, select
 
 from crossbeat.sharing.compiled import RuleConditions, reachable, spatial_filter
 from crossbeat.sharing.policy import ReadPlan, _margin
@@ -77,22 +81,21 @@ _PUBLISHED_FILTERS = (
 _ABSENT = object()
 
 Row = dict[str, Any]
-Step = tuple[str, str | None, Callable[[Row, "_Kids"], Any] | None]
+#: A raw page row (the DB-API tuple after the conversions its published columns need).
+Raw = tuple[Any, ...]
+#: The H3 anchor of a record's point (``None`` without a point or an anchor).
+Point = tuple[float, float] | None
+#: Area tags of a batch: incident id -> ``{"AGENCY/LAYER": [area names]}``.
+Tags = Mapping[str, Mapping[str, Sequence[str]]]
+#: ``(field, raw column index, fn(raw row, anchor point, area tags))``: the field is the
+#: stored value at the index when ``fn`` is None (the index is 0 when ``fn`` is set).
+Step = tuple[str, int, Callable[[Raw, Point, Tags], Any] | None]
 
 
 def compilable(p: ReadPlan) -> bool:
     """Return whether :func:`page_records` can serve the plan (else the per-record path)."""
     req = p.request
     return req.changed_since is None and not req.aggregate
-
-
-@dataclass
-class _Kids:
-    """One record's child rows: offences, jurisdictions and areas (as needed)."""
-
-    offences: Sequence[Mapping[str, Any]]
-    places: Sequence[str]
-    areas: Mapping[str, Sequence[str]]
 
 
 class Coarsener:
@@ -138,11 +141,25 @@ class _Shape:
     """How one rule's records are assembled on this page."""
 
     rule: Rule
-    steps: list[Step]
+    specs: list[_Spec]  # the steps by column name, bound to positions by :meth:`bind`
     shown: frozenset[str]
     check: bool  # apply the request's filters to the published record
     needs: frozenset[str]  # fields assembled (the rule's full record when checking)
     anchor: int | None  # H3 resolution of the published anchor point
+    steps: list[Step] = field(default_factory=list)
+
+    def bind(self, pos: Mapping[str, int]) -> None:
+        """Resolve the steps' columns to positions in the page's raw rows."""
+        self.steps = [
+            (name, 0 if column is None else pos[column], None if make is None else make(pos))
+            for name, column, make in self.specs
+        ]
+
+
+#: ``fn(raw row, anchor point, area tags)``: one published value of a record.
+Fn = Callable[[Raw, Point, Tags], Any]
+#: ``(field, stored column or None, make(column positions) -> Fn, or None)``.
+_Spec = tuple[str, str | None, Callable[[Mapping[str, int]], Fn] | None]
 
 
 def _needs_check(p: ReadPlan, rule: Rule) -> bool:
@@ -163,11 +180,13 @@ def _shape(p: ReadPlan, rule: Rule, anchors: AnchorIndex) -> _Shape:
     prec = rule.precision
     own = rule.via == "own"
     local_codes = "offence_local_code" in full
-    steps: list[Step] = []
+    specs: list[_Spec] = []
 
-    def add(name: str, column: str | None, fn: Callable[[Row, _Kids], Any] | None = None) -> None:
+    def add(
+        name: str, column: str | None, make: Callable[[Mapping[str, int]], Fn] | None = None
+    ) -> None:
         if name in needs:
-            steps.append((name, column, fn))
+            specs.append((name, column, make))
 
     anchor = prec.resolution if prec.name != "exact" and prec.has_point else None
     for name in (*RECORD_FIELDS, *OWN_FIELDS):
@@ -192,7 +211,7 @@ def _shape(p: ReadPlan, rule: Rule, anchors: AnchorIndex) -> _Shape:
             if prec.name == "exact":
                 add(name, name)
             elif anchor is not None:
-                add(name, None, partial(_anchored, "_" + name))
+                add(name, None, partial(_anchored, 0 if name == "lat" else 1))
         elif name == "location_precision":
             if prec.name == "exact":
                 add(name, name)
@@ -210,74 +229,101 @@ def _shape(p: ReadPlan, rule: Rule, anchors: AnchorIndex) -> _Shape:
             add(name, None, partial(_areas, rule))
         elif name == "sensitivity":
             add(name, None, _sensitivity)
-    return _Shape(rule, steps, shown, check, needs, anchor)
+    return _Shape(rule, specs, shown, check, needs, anchor)
 
 
 _FLAGS = sorted((flag.value, column) for flag, column in FLAG_COLUMNS.items())
 
 
-def _offence_name(row: Row, _kids: _Kids) -> str | None:
-    return offence_name(row["nibrs_code"])
+def _offence_name(pos: Mapping[str, int]) -> Fn:
+    i = pos["nibrs_code"]
+    return lambda row, _pt, _tags: offence_name(row[i])
 
 
-def _coarse(coarsener: Coarsener, column: str, row: Row, _kids: _Kids) -> datetime | None:
-    return coarsener(row[column])
+def _coarse(coarsener: Coarsener, column: str, pos: Mapping[str, int]) -> Fn:
+    i = pos[column]
+    return lambda row, _pt, _tags: coarsener(row[i])
 
 
-def _time_precision(res: TimeResolution, row: Row, _kids: _Kids) -> str:
-    return coarser_time_precision(row["time_precision"] or "unknown", res)
+def _time_precision(res: TimeResolution, pos: Mapping[str, int]) -> Fn:
+    i = pos["time_precision"]
+    return lambda row, _pt, _tags: coarser_time_precision(row[i] or "unknown", res)
 
 
-def _anchored(column: str, row: Row, _kids: _Kids) -> Any:
-    return row[column] if row["lat"] is not None else _ABSENT
+def _anchored(k: int, _pos: Mapping[str, int]) -> Fn:
+    # The anchor point of a record without a stored point is None: the field is absent.
+    return lambda _row, pt, _tags: _ABSENT if pt is None else pt[k]
 
 
-def _location_precision(name: str, row: Row, _kids: _Kids) -> str:
-    return name if row["lat"] is not None else "none"
+def _location_precision(name: str, pos: Mapping[str, int]) -> Fn:
+    i = pos["lat"]
+    return lambda row, _pt, _tags: name if row[i] is not None else "none"
 
 
-def _places(_row: Row, kids: _Kids) -> list[str]:
-    return sorted(kids.places)
+def _places(pos: Mapping[str, int]) -> Fn:
+    i = pos["jurisdiction_ids"]  # parsed once per distinct value (page_records)
+    return lambda row, _pt, _tags: sorted(row[i])
 
 
-def _areas(rule: Rule, _row: Row, kids: _Kids) -> dict[str, list[str]]:
-    return {key: sorted(names) for key, names in sorted(kids.areas.items())
-            if rule.shows_layer(key)}  # fmt: skip
+def _areas(rule: Rule, pos: Mapping[str, int]) -> Fn:
+    i = pos["id"]
+
+    def fn(row: Raw, _pt: Point, tags: Tags) -> dict[str, list[str]]:
+        found = tags.get(row[i])
+        if not found:
+            return {}
+        return {key: sorted(names) for key, names in sorted(found.items())
+                if rule.shows_layer(key)}  # fmt: skip
+
+    return fn
 
 
-def _sensitivity(row: Row, _kids: _Kids) -> list[str]:
-    return [value for value, column in _FLAGS if row[column]]
+def _sensitivity(pos: Mapping[str, int]) -> Fn:
+    flags = [(value, pos[column]) for value, column in _FLAGS]
+    return lambda row, _pt, _tags: [value for value, i in flags if row[i]]
 
 
-def _offences(rule: Rule, local: bool, _row: Row, kids: _Kids) -> list[dict[str, Any]]:
-    out = []
-    for o in kids.offences:
-        call = o["call_category"]
-        if call:
-            if not rule.covers_call(call):
+def _offences(rule: Rule, local: bool, pos: Mapping[str, int]) -> Fn:
+    i = pos["offences_json"]  # the raw kept value (page_records does not convert it)
+
+    def published(value: str | None) -> list[dict[str, Any]]:
+        out = []
+        for o in parse_offences(value):
+            call = o["call_category"]
+            if call:
+                if not rule.covers_call(call):
+                    continue
+            elif not offence_matches(rule.offences, o["nibrs_code"], o["crime_against"],
+                                     o["ucr_part1"]):  # fmt: skip
                 continue
-        elif not offence_matches(rule.offences, o["nibrs_code"], o["crime_against"],
-                                 o["ucr_part1"]):  # fmt: skip
-            continue
-        item = {
-            "nibrs_code": o["nibrs_code"],
-            "offence_name": offence_name(o["nibrs_code"]),
-            "crime_against": o["crime_against"],
-            "ucr_part1": o["ucr_part1"],
-        }
-        if call:
-            item["call_category"] = call
-        if local:
-            item["local_code"] = o["local_code"]
-        out.append(item)
-    return out
+            item = {
+                "nibrs_code": o["nibrs_code"],
+                "offence_name": offence_name(o["nibrs_code"]),
+                "crime_against": o["crime_against"],
+                "ucr_part1": o["ucr_part1"],
+            }
+            if call:
+                item["call_category"] = call
+            if local:
+                item["local_code"] = o["local_code"]
+            out.append(item)
+        return out
+
+    # The rule's published offences are computed once per distinct kept value (a city's
+    # records share a few hundred offence lists); each record gets its own copies.
+    memo = _Memo(published)
+
+    def fn(row: Raw, _pt: Point, _tags: Tags) -> list[dict[str, Any]]:
+        return [item.copy() for item in memo(row[i])]
+
+    return fn
 
 
 def _columns(shapes: Sequence[_Shape]) -> list[str]:
     """Return the stored columns the page's rules publish or filter on."""
     cols = dict.fromkeys(_ALWAYS)
     for s in shapes:
-        for _name, column, _fn in s.steps:
+        for _name, column, _make in s.specs:
             if column is not None:
                 cols[column] = None
         if s.needs & {"offence_name"}:
@@ -290,6 +336,11 @@ def _columns(shapes: Sequence[_Shape]) -> list[str]:
             cols.update(dict.fromkeys(("lat", "lon")))
         if "sensitivity" in s.needs:
             cols.update(dict.fromkeys(c for _v, c in _FLAGS))
+        # Offences and jurisdictions as kept on the incident row (crossbeat.store.children).
+        if "offences" in s.needs:
+            cols["offences_json"] = None
+        if "jurisdictions" in s.needs:
+            cols["jurisdiction_ids"] = None
     return list(cols)
 
 
@@ -327,13 +378,16 @@ class _Memo(dict[Any, Any]):
 
 
 def page_records(
-    conn: Connection, p: ReadPlan, anchors: AnchorIndex, batch: int
-) -> Iterator[tuple[Rule, dict[str, Any], Row]]:
-    """Yield ``(rule, record, row)`` for every record the plan shows, in public-id order.
+    conn: Connection, p: ReadPlan, anchors: AnchorIndex, batch: int, *, layers: bool | None = None
+) -> Iterator[tuple[Rule, dict[str, Any], str, str]]:
+    """Yield ``(rule, record, stored id, public id)`` for every record the plan shows.
 
-    The same records, in the same order, as :func:`crossbeat.sharing.reads.published`
-    with ``materialised`` (the caller has checked :func:`compilable`); ``row`` holds the
-    stored ``id``, ``public_id`` and ``agency_id``. Rows are read ``batch`` at a time.
+    The same records, in the same order (public-id order), as
+    :func:`crossbeat.sharing.reads.published` with ``materialised`` (the caller has
+    checked :func:`compilable`). Rows are read ``batch`` at a time through the DB-API
+    cursor, converted only where a published or checked column needs it.
+    ``layers`` says whether an area layer exists (``None``: probe it when a rule
+    shows areas).
     """
     asked = p.request.agencies
     rules = [r for r in reachable(p.rules, p) if asked is None or r.owner in asked]
@@ -348,77 +402,132 @@ def page_records(
     chosen = case(*((exact.covers(r), literal(i)) for i, r in enumerate(rules)), else_=None)
     names = _columns(shapes)
     c = incidents.c
-    want_offences = any("offences" in s.needs for s in shapes)
-    want_places = any("jurisdictions" in s.needs for s in shapes)
+    pos = {name: i for i, name in enumerate(names, start=1)}  # 0 is the chosen rule
+    for s in shapes:
+        s.bind(pos)
     want_areas = any("areas" in s.needs for s in shapes)
-    # Offences and jurisdictions as kept on the incident row (crossbeat.store.children).
-    kept = [c[n] for n, want in (("offences_json", want_offences),
-                                 ("jurisdiction_ids", want_places)) if want]  # fmt: skip
-    keys = ["_rule", *names, *(k.name for k in kept)]
-    base = select(chosen.label("_rule"), *(c[n] for n in names), *kept).where(
+    if want_areas and layers is None:
+        layers = bool(conn.execute(_ANY_LAYER).scalar())
+    base = select(chosen.label("_rule"), *(c[n] for n in names)).where(
         or_(*shown), *spatial_filter(conn, p)
     )
-    empty = _Kids((), (), {})
-    # Parsed once per distinct value on this read (a city's records share a few hundred
-    # offence lists and jurisdiction sets); the parsed values are only read.
-    offences_of = _Memo(parse_offences)
-    places_of = _Memo(parse_jurisdictions)
+    fetch = _Reader(conn, names, pos)
+    i_id, i_public, i_agency, i_call = (pos[n] for n in _ALWAYS)
+    i_lat, i_lon = pos.get("lat", 0), pos.get("lon", 0)
+    no_tags: Tags = {}
     after: str | None = None
     while True:
         q = base if after is None else base.where(c.public_id > after)
-        result = conn.execute(q.order_by(c.public_id).limit(batch))
-        rows = [dict(zip(keys, r, strict=True)) for r in result.all()]
+        rows = fetch(q.order_by(c.public_id).limit(batch))
         if not rows:
             return
-        tags = area_tags(conn, [r["id"] for r in rows]) if want_areas else {}
+        tags = area_tags(conn, [r[i_id] for r in rows], layers=layers) if want_areas else no_tags
         for row in rows:
-            s = shapes[row["_rule"]]
-            if want_offences or want_places or want_areas:
-                kids = _Kids(
-                    offences_of(row["offences_json"]) if want_offences else (),
-                    places_of(row["jurisdiction_ids"]) if want_places else (),
-                    tags.get(row["id"], {}),
-                )
-            else:
-                kids = empty
-            if s.anchor is not None and row["lat"] is not None:
-                row["_lat"], row["_lon"] = anchors.anchor(row["lat"], row["lon"], s.anchor)
+            s = shapes[row[0]]
+            pt: Point = None
             if s.anchor is None:  # no step can leave its field out: one comprehension
-                record = {name: row[column] if fn is None else fn(row, kids)
-                          for name, column, fn in s.steps}  # fmt: skip
+                record = {name: row[i] if fn is None else fn(row, pt, tags)
+                          for name, i, fn in s.steps}  # fmt: skip
             else:
+                if row[i_lat] is not None:
+                    pt = anchors.anchor(row[i_lat], row[i_lon], s.anchor)
                 record = {}
-                for name, column, fn in s.steps:
+                for name, i, fn in s.steps:
                     if fn is None:
-                        record[name] = row[column]
+                        record[name] = row[i]
                     else:
-                        value = fn(row, kids)
+                        value = fn(row, pt, tags)
                         if value is not _ABSENT:  # an anchored point of a record without one
                             record[name] = value
-            if row["call_category"]:
-                record[CALL_FIELD] = row["call_category"]
+            if row[i_call]:
+                record[CALL_FIELD] = row[i_call]
             if s.check:
-                if not p._matches(row, record, s.rule):
+                stored = {"id": row[i_id], "public_id": row[i_public],
+                          "agency_id": row[i_agency], "call_category": row[i_call]}  # fmt: skip
+                if not p._matches(stored, record, s.rule):
                     continue
                 if s.needs != s.shown:
                     record = {k: v for k, v in record.items() if k in s.shown}
-            yield s.rule, record, row
+            yield s.rule, record, row[i_id], row[i_public]
         if len(rows) < batch:
             return
-        after = rows[-1]["public_id"]
+        after = rows[-1][i_public]
+
+
+#: Stored columns a page reads but never publishes as such: no type conversion needed.
+_UNCONVERTED = frozenset(c for _v, c in _FLAGS)  # only their truth is read (sensitivity)
+
+
+class _Reader:
+    """Run a page's statements and return their rows as tuples, converted column by column.
+
+    SQLAlchemy compiles each statement and binds its parameters; the rows are read
+    from the DB-API cursor itself (no ``Row`` objects) and only the columns whose raw
+    values need it are converted, each in one pass: with the column's own result
+    processor for this dialect (what SQLAlchemy would apply: times as aware UTC
+    datetimes, JSON parsed, SQLite's booleans), except the flag columns, whose truth
+    is all a page reads, and the kept offences, which each rule's step publishes once
+    per distinct value; the kept jurisdictions are parsed once per distinct value on
+    the read (a city's records share a few hundred jurisdiction sets; the parsed
+    values are only read).
+    """
+
+    def __init__(self, conn: Connection, names: Sequence[str], pos: Mapping[str, int]) -> None:
+        self.conn = conn
+        self.names = names
+        self.pos = pos
+        self.convert: list[tuple[int, Callable[[Any], Any]]] | None = None
+
+    def _converters(self, description: Sequence[Any]) -> list[tuple[int, Callable[[Any], Any]]]:
+        dialect = self.conn.dialect
+        out: list[tuple[int, Callable[[Any], Any]]] = []
+        for name in self.names:
+            i = self.pos[name]
+            if name == "offences_json":
+                continue  # read raw: each rule's published offences are memoised by it
+            if name == "jurisdiction_ids":
+                out.append((i, _Memo(parse_jurisdictions)))
+            elif name not in _UNCONVERTED:
+                typ = incidents.c[name].type.dialect_impl(dialect)
+                proc = typ.result_processor(dialect, description[i][1])
+                if proc is not None:
+                    out.append((i, proc))
+        return out
+
+    def __call__(self, q: Select[Any]) -> list[Raw]:
+        result = self.conn.execute(q)
+        try:
+            cursor = result.cursor
+            if self.convert is None:
+                self.convert = self._converters(cursor.description)
+            raw: list[Raw] = list(cursor.fetchall())
+        finally:
+            result.close()
+        if not raw or not self.convert:
+            return raw
+        columns: list[Any] = list(zip(*raw, strict=True))
+        for i, fn in self.convert:
+            columns[i] = map(fn, columns[i])
+        return list(zip(*columns, strict=True))
 
 
 #: Whether any area layer is registered (without one no incident has an area tag).
 _ANY_LAYER = select(exists(select(area_layers.c.id)))
 
 
-def area_tags(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+def area_tags(
+    conn: Connection, ids: Sequence[str], *, layers: bool | None = None
+) -> dict[str, dict[str, list[str]]]:
     """Return each incident's areas: incident id -> ``{"AGENCY/LAYER": [area names]}``.
 
-    One probe first: without any area layer no incident has an area tag, and the
-    join is not run.
+    Without any area layer no incident has an area tag, and the join is not run:
+    ``layers`` says whether one exists (``None``: one probe first).
     """
-    if not ids or not conn.execute(_ANY_LAYER).scalar():
+    if not ids:
+        return {}
+    if layers is None:
+        layers = bool(conn.execute(_ANY_LAYER).scalar())
+    if not layers:
         return {}
     q = (
         select(

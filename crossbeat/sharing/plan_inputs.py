@@ -38,6 +38,7 @@ from crossbeat.sharing.agreements import load_agreements
 from crossbeat.sharing.model import Agreement
 from crossbeat.sharing.overrides import public_policies
 from crossbeat.sharing.public import PublicPolicy
+from crossbeat.sharing.stamp import ReadStamp
 from crossbeat.sharing.tables import sharing_group_members
 from crossbeat.store import generation
 from crossbeat.store.schema import agencies
@@ -86,20 +87,23 @@ def load_inputs(conn: Connection) -> PlanInputs:
     )
 
 
-def plan_inputs(conn: Connection) -> PlanInputs:
+def plan_inputs(conn: Connection, stamp: ReadStamp | None = None) -> PlanInputs:
     """Return the plan inputs as stored now, kept per database and data generation.
 
     Parameters
     ----------
     conn
         The read's connection (a transaction that has written loads its own inputs).
+    stamp
+        The read's :class:`~crossbeat.sharing.stamp.ReadStamp`, read in this
+        transaction just before (default: the generation is read here).
 
     Returns
     -------
     PlanInputs
         The inputs, shared between reads: never modify them.
     """
-    gen, wrote = _generation(conn)
+    gen, wrote = (stamp.generation, stamp.wrote) if stamp is not None else _generation(conn)
     if wrote:
         return load_inputs(conn)
     engine = conn.engine

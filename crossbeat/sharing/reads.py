@@ -50,6 +50,7 @@ from crossbeat.sharing.request import CallsFilter, area_dim_layer
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule
 from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose, layer_key
+from crossbeat.sharing.stamp import ReadStamp, read_stamp
 from crossbeat.store import Store
 from crossbeat.store.schema import (
     incident_jurisdictions,
@@ -150,6 +151,7 @@ def prepare(
     *,
     groups: frozenset[str] | None = None,
     agreements: Sequence[Agreement] | None = None,
+    stamp: ReadStamp | None = None,
 ) -> ReadPlan:
     """Plan the read from the stored agreements, memberships, time zones and policies.
 
@@ -158,8 +160,12 @@ def prepare(
     loads them again). The viewer's groups are replaced by the stored membership of its
     agency (or by ``groups``), and the stored agreements by ``agreements`` (a draft in
     place of an agreement): only :func:`crossbeat.sharing.preview.preview` passes them.
+    ``stamp`` is the read's :func:`~crossbeat.sharing.stamp.read_stamp`, when the caller
+    has read it in this transaction (default: read here): the generation and the
+    crosswalk folders come from it, in one statement.
     """
-    stored = plan_inputs(conn)
+    stamp = stamp or read_stamp(conn)
+    stored = plan_inputs(conn, stamp)
     if groups is None:
         public = viewer.kind is ViewerKind.PUBLIC
         groups = None if public else stored.groups_of(viewer.agency_id)
@@ -169,19 +175,26 @@ def prepare(
     p = plan(viewer, request, found, now, context)
     # Before any incident is read: rows whose served flags were derived under other
     # rules (or not yet) are re-derived now, in this transaction (issue #8).
-    refresh(conn, p.owners)
+    refresh(conn, p.owners, sources=stamp.sources)
     return p
 
 
 _ANCHORS: OrderedDict[tuple[Any, ...], AnchorIndex] = OrderedDict()
 
 
-def anchor_index(conn: Connection, url: str) -> AnchorIndex:
-    """Return the anchor index over every jurisdiction polygon (cached per boundary set)."""
+def anchor_index(conn: Connection, url: str, stamp: ReadStamp | None = None) -> AnchorIndex:
+    """Return the anchor index over every jurisdiction polygon (cached per boundary set).
+
+    The boundary set is known by the jurisdictions' count, newest id and newest time:
+    from ``stamp`` (the read's :func:`~crossbeat.sharing.stamp.read_stamp`) or one query.
+    """
     j = jurisdictions.c
-    n, last, changed = conn.execute(
-        select(func.count(), func.max(j.id), func.max(j.created_at))
-    ).one()
+    if stamp is not None:
+        n, last, changed = stamp.jurisdictions
+    else:
+        n, last, changed = conn.execute(
+            select(func.count(), func.max(j.id), func.max(j.created_at))
+        ).one()
     key = (url, n, last, str(changed))
     found = _ANCHORS.get(key)
     if found is None:
@@ -240,8 +253,8 @@ def published(
 
 
 def _records(
-    conn: Connection, p: ReadPlan, anchors: AnchorIndex, path: str
-) -> Iterator[tuple[Rule, dict[str, Any], Row]]:
+    conn: Connection, p: ReadPlan, anchors: AnchorIndex, path: str, layers: bool | None = None
+) -> Iterator[tuple[Rule, dict[str, Any], str, str]]:
     """Yield the plan's records: compiled to SQL (:mod:`crossbeat.sharing.pages`) or per record.
 
     ``path`` is ``"sql"`` (the compiled page wherever :func:`~crossbeat.sharing.pages.compilable`)
@@ -252,8 +265,11 @@ def _records(
     if path == "sql" and compilable(p):
         limit = p.request.limit
         batch = min(limit + 1, MAX_BATCH) if limit is not None else BATCH
-        return page_records(conn, p, anchors, batch)
-    return published(conn, p, anchors, materialised=True)
+        return page_records(conn, p, anchors, batch, layers=layers)
+    return (
+        (rule, record, row["id"], row["public_id"])
+        for rule, record, row in published(conn, p, anchors, materialised=True)
+    )
 
 
 def _children(
@@ -453,22 +469,24 @@ def _read(
     was returned. Only :func:`read_incidents` and the live stream's summarised audit
     (:mod:`crossbeat.sharing.live`) call it.
     """
-    p = prepare(conn, viewer, request, now)
-    anchors = anchor_index(conn, store.url)
+    stamp = read_stamp(conn)
+    p = prepare(conn, viewer, request, now, stamp=stamp)
+    anchors = anchor_index(conn, store.url, stamp)
     records: list[dict[str, Any]] = []
     personal_ids: list[str] = []
     shown_as: dict[str, str] = {}  # stored id -> id as shown
     next_after = last = None
     with restricted(conn, p.owners, p.personal_owners if request.personal_data else ()):
-        for rule, record, row in _records(conn, p, anchors, path):
+        page = _records(conn, p, anchors, path, stamp.layers)
+        for rule, record, stored_id, public_id in page:
             if request.limit is not None and len(records) == request.limit:
                 next_after = last
                 break
             records.append(record)
-            last = row["public_id"]
+            last = public_id
             if request.personal_data and rule.personal:
-                personal_ids.append(row["id"])
-                shown_as[row["id"]] = record["id"]
+                personal_ids.append(stored_id)
+                shown_as[stored_id] = record["id"]
         rows = _personal_rows(conn, personal_ids)
     if rows:
         wanted = request.fields

@@ -1,0 +1,97 @@
+"""What a governed read checks before it plans, in one statement (issue #8).
+
+Every governed read used to ask the database, one statement each, for: the data
+generation (:mod:`crossbeat.sharing.plan_inputs`), the registered crosswalk folders (the
+key of the sensitivity rules, :func:`crossbeat.sharing.flags.current_rules`), the
+jurisdictions' count and newest id and time (the anchor cache,
+:func:`crossbeat.sharing.reads.anchor_index`) and whether any area layer exists (area
+tags, :func:`crossbeat.sharing.pages.area_tags`). On PostgreSQL each is a round trip,
+and on a loaded machine every round trip waits for a core. :func:`read_stamp` reads
+them all in one statement, in the read's own transaction, before anything else of
+the read; each consumer uses them exactly as it used its own query's answer, so what
+a read sees is unchanged: the generation is still read before the plan inputs, the
+crosswalk folders before the stale-flag probe, and the probe before any incident.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, exists, func, literal_column, select
+
+from crossbeat.store import generation
+from crossbeat.store.schema import area_layers, crosswalk_sources, jurisdictions
+
+
+@dataclass(frozen=True)
+class ReadStamp:
+    """The store's state a read plans from, read in one statement."""
+
+    #: The data generation (0 before the first change).
+    generation: int
+    #: Whether the read's transaction has written anything (then it keeps nothing).
+    wrote: bool
+    #: The registered crosswalk folders: ``(scheme, folder)`` pairs, sorted.
+    sources: tuple[tuple[str, str], ...]
+    #: The jurisdictions' count, newest id and newest creation time (the anchor cache key).
+    jurisdictions: tuple[Any, ...]
+    #: Whether any area layer is registered.
+    layers: bool
+
+
+def _statement(postgres: bool) -> Any:
+    j, s = jurisdictions.c, crosswalk_sources.c
+    if postgres:
+        pairs = func.json_agg(func.json_build_array(s.scheme, s.folder))
+        wrote: Any = literal_column("txid_current_if_assigned() IS NOT NULL")
+    else:
+        pairs = func.json_group_array(func.json_array(s.scheme, s.folder))
+        wrote = literal_column("0")  # pysqlite says it itself (below)
+    return select(
+        generation.CURRENT.scalar_subquery(),
+        wrote,
+        select(pairs).scalar_subquery(),
+        select(func.count()).select_from(jurisdictions).scalar_subquery(),
+        select(func.max(j.id)).scalar_subquery(),
+        select(func.max(j.created_at)).scalar_subquery(),
+        exists(select(area_layers.c.id)),
+    )
+
+
+#: Built once per dialect kind: every governed read runs one.
+_STATEMENTS = {True: _statement(True), False: _statement(False)}
+
+
+def read_stamp(conn: Connection) -> ReadStamp:
+    """Return the store's state a read plans from, in one statement.
+
+    Parameters
+    ----------
+    conn
+        The read's connection, in its transaction.
+
+    Returns
+    -------
+    ReadStamp
+        The generation, whether this transaction wrote, the crosswalk folders, the
+        jurisdictions' cache key and whether an area layer exists.
+    """
+    postgres = conn.dialect.name == "postgresql"
+    wrote = False
+    if not postgres:
+        # pysqlite opens a transaction only before the first write (SQLAlchemy's
+        # default), so an open one means this transaction has written.
+        raw = conn.connection.driver_connection
+        wrote = bool(getattr(raw, "in_transaction", True))
+    gen, pg_wrote, pairs, n, last, changed, layers = conn.execute(_STATEMENTS[postgres]).one()
+    if postgres:
+        wrote = bool(pg_wrote)
+    if isinstance(pairs, str | bytes):
+        pairs = json.loads(pairs)
+    sources = tuple(sorted((str(scheme), str(folder)) for scheme, folder in pairs or ()))
+    return ReadStamp(int(gen or 0), wrote, sources, (n, last, changed), bool(layers))
+
+
+__all__ = ["ReadStamp", "read_stamp"]
