@@ -2746,7 +2746,30 @@ def audit_keygen(out: str) -> None:
 
 
 # --- analyse (cross-jurisdiction analytics, issue #11) -----------------------------------
-@cli.group()
+#: The named analyses (:data:`crossbeat.analytics.named.ANALYSES`), one command each.
+ANALYSIS_NAMES = (
+    "kde", "hotspots", "emerging", "trends", "compstat", "nearrepeat", "series", "duplicates",
+)  # fmt: skip
+
+
+class _AnalysesGroup(click.Group):
+    """``analyse``: the command of a named analysis is built when it is first asked for.
+
+    Its help lists the analysis's parameters, read from the analysis function, and
+    importing the analyses (numpy, scipy, the sharing module) costs a second or more:
+    every other command of the CLI would pay it at start-up if they were built at import.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *ANALYSIS_NAMES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in ANALYSIS_NAMES and cmd_name not in self.commands:
+            _analysis_command(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@cli.group(cls=_AnalysesGroup)
 def analyse() -> None:
     """Run an analysis on the incidents an agency's analysts may see (audited reads)."""
 
@@ -2821,19 +2844,6 @@ def _analysis_command(name: str) -> None:
             raise click.ClickException(str(exc)) from exc
 
     del command, ANALYSES
-
-
-for _name in (
-    "kde",
-    "hotspots",
-    "emerging",
-    "trends",
-    "compstat",
-    "nearrepeat",
-    "series",
-    "duplicates",
-):
-    _analysis_command(_name)
 
 
 @analyse.command("similar")

@@ -653,3 +653,32 @@ def test_trends_compare_the_last_period_with_its_season() -> None:
         short, np.full(short.size, np.datetime64("NaT", "us")), edges, None, None
     )
     assert none is None and "does not reach back a year" in why
+
+
+def test_every_named_analysis_has_its_command_built_on_demand():
+    """``crossbeat analyse`` lists one command per named analysis, each with its parameters."""
+    from crossbeat.analytics.named import ANALYSES, parameters
+    from crossbeat.cli import ANALYSIS_NAMES
+
+    assert set(ANALYSIS_NAMES) == set(ANALYSES)
+    listed = CliRunner().invoke(cli, ["analyse", "--help"])
+    assert listed.exit_code == 0, listed.output
+    for name in ANALYSES:
+        assert f"  {name} " in listed.output
+        shown = CliRunner().invoke(cli, ["analyse", name, "--help"])
+        assert shown.exit_code == 0, shown.output
+        for param in parameters(name):
+            assert param in shown.output, (name, param)
+
+
+def test_the_cli_starts_without_importing_the_analyses():
+    """A command other than ``analyse`` does not pay for numpy, scipy and the analyses."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, crossbeat.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith(('crossbeat.analytics', 'scipy'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -534,8 +534,10 @@ SQLITE_ONLY = {"garbage": _garbage}
 
 
 # -- running them ---------------------------------------------------------------------------
-def _detects(url: str, t: Template, mutate: Mutation, rng: random.Random) -> tuple[str, set]:
-    """Apply one mutation to the database at ``url``; check verify and the CLI catch it."""
+def _detects(
+    url: str, t: Template, mutate: Mutation, rng: random.Random, *, cli_too: bool = True
+) -> tuple[str, set]:
+    """Apply one mutation to the database at ``url``; check verify (and the CLI) catch it."""
     store = open_store(url, upgrade=False)
     with store.begin() as conn:
         _unguard(conn)
@@ -544,6 +546,8 @@ def _detects(url: str, t: Template, mutate: Mutation, rng: random.Random) -> tup
         assert _fingerprint(conn) != before, f"mutation changed nothing: {description}"
     report = verify(store, **t.verify_args())
     assert not report.ok, f"undetected: {description}"
+    if not cli_too:
+        return description, {p.kind for p in report.problems}
     result = CliRunner().invoke(
         cli,
         ["audit", "verify", "--db", url, "--key-file", str(t.key_file),
@@ -587,7 +591,9 @@ def test_1000_random_mutations_are_all_detected_on_sqlite(tmp_path, record_prope
         name = names[i % len(names)]
         copy = tmp_path / f"m{i}.db"
         shutil.copy(template_db, copy)
-        _, found = _detects(f"sqlite:///{copy}", t, kinds[name], rng)
+        # `crossbeat audit verify` (the same verify, its exit code and words) on the
+        # first mutation of each kind; the library's verify on every one.
+        _, found = _detects(f"sqlite:///{copy}", t, kinds[name], rng, cli_too=i < len(names))
         detected[name] += 1
         problems.update(found)
         close_all()
