@@ -354,7 +354,7 @@ def test_api_tables_and_similar(client, demo_store: Store, demo) -> None:  # typ
     clock = next(iter(first.values()))[0]["local_time"]
     assert clock is None or (len(clock) in (5, 11) and clock[2] == ":")
     sim = client.get(f"/api/v1/incidents/{some_id}/similar")
-    assert sim.status_code == 200 and sim.json()["results"]
+    assert sim.status_code == 200 and sim.json()["results"] and sim.json()["comparable"]
     assert client.get("/api/v1/incidents/nope/similar").status_code == 404
 
 
@@ -682,3 +682,23 @@ def test_the_cli_starts_without_importing_the_analyses():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_an_incident_that_cannot_be_compared_answers_an_empty_list(client, demo_store) -> None:  # type: ignore[no-untyped-def]
+    """No offence code: nothing can be ranked against it, which is an answer, not a 400."""
+    with demo_store.connect() as conn:
+        own_id = conn.execute(  # the city's analyst sees its own records by their id
+            select(incidents.c.id).where(
+                incidents.c.agency_id == "rivertonpd",
+                incidents.c.nibrs_code.is_(None),
+                incidents.c.call_category.is_(None),
+                incidents.c.withdrawn_at.is_(None),
+                incidents.c.lat.is_not(None),
+            )
+        ).scalar()
+    assert own_id is not None, "the demo has no unmapped incident of the city"
+    r = client.get(f"/api/v1/incidents/{own_id}/similar")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["comparable"] is False and body["results"] == []
+    assert "offence code" in body["reason"]

@@ -57,6 +57,7 @@ from crossbeat.store.schema import metadata
 from crossbeat.vault.kek import generate_kek, parse_kek
 from tests.api_support import build_world
 from tests.auth_support import PASSWORD
+from tests.cli_support import subcommands
 from tests.test_ingest_pipeline import PROFILE, row, write_csv
 
 CROSSWALKS = Path(__file__).resolve().parents[1] / "crossbeat" / "demo" / "crosswalks"
@@ -257,7 +258,7 @@ READ_ONLY: dict[str, tuple[str | None, str]] = {
 def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[str]:
     """Return every leaf command of a click group, as space-separated paths."""
     found = []
-    for name, command in sorted(group.commands.items()):
+    for name, command in subcommands(group):
         if isinstance(command, click.Group):
             found += commands(command, (*prefix, name))
         else:

@@ -11,13 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from crossbeat.cli import ISO_TIME, cli
+from tests.cli_support import subcommands
 
 CLI = Path(__file__).resolve().parents[1] / "crossbeat" / "cli.py"
 
 
 def _commands(group: click.Group, prefix: str = "crossbeat") -> list[tuple[str, click.Command]]:
     found: list[tuple[str, click.Command]] = []
-    for name, cmd in sorted(group.commands.items()):
+    for name, cmd in subcommands(group):
         if isinstance(cmd, click.Group):
             found.extend(_commands(cmd, f"{prefix} {name}"))
         else:

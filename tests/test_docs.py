@@ -8,13 +8,14 @@ import click
 import pytest
 
 from crossbeat.cli import cli
+from tests.cli_support import subcommands
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _commands(group: click.Group, prefix: str = "crossbeat") -> list[tuple[str, click.Command]]:
     found: list[tuple[str, click.Command]] = []
-    for name, cmd in sorted(group.commands.items()):
+    for name, cmd in subcommands(group):
         path = f"{prefix} {name}"
         found.append((path, cmd))
         if isinstance(cmd, click.Group):

@@ -9,6 +9,14 @@ class AnalysisError(ValueError):
     """The input cannot support the analysis asked for (empty, too few, degenerate)."""
 
 
+class NotComparable(AnalysisError):
+    """An incident the viewer may see has no usable place, time or offence to compare.
+
+    Not a bad request: the incident exists, and the answer is that nothing can be
+    ranked against it (the API says so with an empty list and the reason).
+    """
+
+
 @dataclass(frozen=True)
 class Skipped:
     """How many inputs an analysis left out, by reason (``{"missing time": 3}``).

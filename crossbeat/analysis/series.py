@@ -45,7 +45,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from crossbeat.analysis.budget import check_time
-from crossbeat.analysis.errors import AnalysisError, Skipped
+from crossbeat.analysis.errors import AnalysisError, NotComparable, Skipped
 from crossbeat.analysis.points import to_metres
 from crossbeat.analysis.timespread import check_times, midpoint
 
@@ -380,13 +380,13 @@ def similar_to(
 
     Raises
     ------
-    AnalysisError
+    NotComparable
         When the target has no usable place, time or offence.
     """
     f = _features(lon, lat, occurred_from, occurred_to, nibrs_code, premise, 30.0, crs, timezone)
     params = SeriesParams(eps_m, eps_days, eps_hours, 1, 30.0, f.crs, 1.0)
     if not f.keep[target]:
-        raise AnalysisError(
+        raise NotComparable(
             "this incident has no usable place, time (within 30 days) or offence code to compare"
         )
     others = np.flatnonzero(f.keep)

@@ -250,6 +250,8 @@ async function similar(host, id) {
   const rows = result.ok ? result.data.results || [] : [];
   host.replaceChildren(el("h3", {}, "Similar incidents"), !result.ok
     ? el("p", { class: "hint" }, errorText(result))
+    : result.data.comparable === false
+      ? el("p", { class: "hint" }, `Cannot compare: ${result.data.reason}.`)
     : rows.length
       ? el("ul", {}, rows.map((r) => el("li", {}, el("button", { type: "button", class: "link-button", onclick: () => showDetail(r.id) }, `${r.agency_id}: ${r.id}`), ` score ${r.score}${r.reason ? ` (${Array.isArray(r.reason) ? r.reason.join(", ") : r.reason})` : ""}`)))
       : el("p", { class: "hint" }, "None that you may see."));

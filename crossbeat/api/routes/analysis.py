@@ -27,7 +27,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from crossbeat.analysis.budget import BudgetExceeded, SelectionTooLarge, limits
-from crossbeat.analysis.errors import AnalysisError
+from crossbeat.analysis.errors import AnalysisError, NotComparable
 from crossbeat.analytics import render, run
 from crossbeat.analytics.named import max_incidents, render_named, run_named
 from crossbeat.api.deps import SettingsDep, SignedInDep, StoreDep, ViewerDep
@@ -250,7 +250,11 @@ def similar(
     eps_m: Annotated[float, Query(gt=0)] = 3000.0,
     eps_days: Annotated[float, Query(gt=0)] = 30.0,
 ) -> JSONResponse:
-    """Rank the incidents you may see by likeness to one: same offence, near, same MO."""
+    """Rank the incidents you may see by likeness to one: same offence, near, same MO.
+
+    An incident without a usable place, time or offence code answers an empty list with
+    ``comparable: false`` and the reason (it is not a bad request).
+    """
 
     def compute() -> dict[str, Any]:
         with limits(
@@ -264,6 +268,9 @@ def similar(
                 )
             except LookupError as exc:
                 raise ApiError(404, str(exc)) from None
-        return render.similar_json(outcome)
+            except NotComparable as exc:  # it exists; nothing can be ranked against it
+                return {"analysis": "similar", "comparable": False, "reason": str(exc),
+                        "results": []}  # fmt: skip
+        return render.similar_json(outcome) | {"comparable": True}
 
     return _json(_limited(http, settings, compute), False)
