@@ -38,6 +38,7 @@ from tests.web_support import (
 
 pytestmark = pytest.mark.web
 browser = web_support.browser  # one chromium for the module (a fixture)
+console = web_support.console  # fails the test on a console error (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +46,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     # A shared, loaded machine can take a minute to start a server: give it two.
     with served_demo(tmp_path_factory.mktemp("web-demo"), wait=120.0) as started:
         yield started
-
-
-@pytest.fixture
-def console() -> Iterator[Console]:
-    found = Console()
-    yield found
-    assert not found.errors, found.errors
 
 
 @pytest.fixture(scope="module")

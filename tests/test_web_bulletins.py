@@ -34,6 +34,7 @@ from tests.web_support import (
 
 pytestmark = pytest.mark.web
 browser = web_support.browser  # one chromium for the module (a fixture)
+console = web_support.console  # fails the test on a console error (a fixture)
 
 HERE = {"latitude": 45.42, "longitude": -122.6}
 
@@ -53,13 +54,6 @@ LIST = "async () => (await (await fetch('/api/v1/bulletins')).json()).bulletins"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     with served_demo(tmp_path_factory.mktemp("web-bulletins"), wait=120.0) as started:
         yield started
-
-
-@pytest.fixture
-def console() -> Iterator[Console]:
-    found = Console()
-    yield found
-    assert not found.errors, found.errors
 
 
 def _served(server: DemoServer, *paths: str) -> bool:

@@ -34,6 +34,7 @@ from tests.web_support import (
 
 pytestmark = pytest.mark.web
 browser = web_support.browser  # one chromium for the module (a fixture)
+console = web_support.console  # fails the test on a console error (a fixture)
 
 #: The end of the demo's data: the browser's "now" in these tests.
 NOW = datetime(2026, 10, 31, 12, tzinfo=UTC)
@@ -45,13 +46,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     # of one category in 30 days to pass the public threshold, and every count is withheld.
     with served_demo(tmp_path_factory.mktemp("web-near"), size=0.5, wait=120.0) as started:
         yield started
-
-
-@pytest.fixture
-def console() -> Iterator[Console]:
-    found = Console()
-    yield found
-    assert not found.errors, found.errors
 
 
 def _public(server: DemoServer, **params: str) -> dict[str, Any]:

@@ -140,6 +140,14 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+@pytest.fixture
+def console() -> Iterator[Console]:
+    """The page's console errors; the test fails if any was logged."""
+    found = Console()
+    yield found
+    assert not found.errors, found.errors
+
+
 def wait_js(page: Any, expression: str, timeout: float = 30_000) -> None:
     """Wait until a JavaScript expression is true in the page.
 
