@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import h3
 from shapely.geometry import Point, box, mapping
 from sqlalchemy import delete, insert
 
 from crossbeat.agencies import register_agency, set_jurisdiction
+from crossbeat.geo.cells import h3_cells
 from crossbeat.model import Agency
 from crossbeat.sharing.tables import (
     public_policy_overrides,
@@ -148,10 +148,7 @@ class Inc:
 
 def _incident_row(inc: Inc) -> dict[str, Any]:
     first = inc.offence(0)
-    cells = {}
-    if inc.lat is not None and inc.lon is not None:
-        cell = h3.latlng_to_cell(inc.lat, inc.lon, 11)
-        cells = {11: cell, 9: h3.cell_to_parent(cell, 9), 7: h3.cell_to_parent(cell, 7)}
+    cells = h3_cells(inc.lat, inc.lon)  # as ingest derives them
     row = {
         "id": inc.id,
         "public_id": inc.public_id,

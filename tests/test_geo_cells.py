@@ -32,3 +32,33 @@ def test_resolutions_and_edges() -> None:
     for res in ((9,), (0, 15), (5, 7, 11)):
         assert h3_cells_many(lats, lons, res) == [h3_cells(a, b, res) for a, b in edges]
     assert h3_cells_many([], []) == []
+
+
+#: A point whose res-11 cell's parent at resolution 9 is not the res-9 cell containing it
+#: (H3 cells do not nest exactly: about one point in fifteen).
+STRADDLING = (45.536996, -122.639608)
+
+
+def test_each_cell_is_the_cell_containing_the_point() -> None:
+    import h3
+    from shapely.geometry import Point, Polygon
+
+    lat, lon = STRADDLING
+    assert h3.cell_to_parent(h3.latlng_to_cell(lat, lon, 11), 9) != h3.latlng_to_cell(lat, lon, 9)
+    for cells in (h3_cells(lat, lon), h3_cells_many([lat], [lon])[0]):
+        for res, cell in cells.items():
+            assert cell == h3.latlng_to_cell(lat, lon, res)
+            hexagon = Polygon([(b, a) for a, b in h3.cell_to_boundary(cell)])
+            assert hexagon.buffer(1e-9).contains(Point(lon, lat)), res
+
+
+@settings(max_examples=300, deadline=None)
+@given(lat=st.floats(-60, 60), lon=st.floats(-179, 179))
+def test_stored_cells_hold_their_point(lat: float, lon: float) -> None:
+    """A stored cell's hexagon holds the point (up to H3's geodesic edges)."""
+    import h3
+    from shapely.geometry import Point, Polygon
+
+    for res, cell in h3_cells(lat, lon).items():
+        hexagon = Polygon([(b, a) for a, b in h3.cell_to_boundary(cell)])
+        assert hexagon.buffer(1e-7).contains(Point(lon, lat)), (res, cell)

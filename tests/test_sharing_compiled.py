@@ -413,3 +413,40 @@ def test_what_is_not_compiled_runs_the_reference_path_for_its_owner_only(sharing
         ("citya", "reference", 2),
         ("countyb", "sql", 2),
     }
+
+
+@pytest.mark.parametrize("precision", ["h3:9", "h3:7", "block"])
+def test_a_point_straddling_its_parent_cell_is_anchored_alike_everywhere(sharing_store, precision):
+    """The arrays (stored cells), pages and records (cells from the point) give one anchor.
+
+    The point's res-11 cell has another parent at resolution 9 than the res-9 cell holding
+    the point: with the parents stored, the arrays anchored it in a neighbouring cell.
+    """
+    import h3
+
+    from crossbeat.sharing.agreements import create_agreement
+    from crossbeat.sharing.reads import read_incidents
+    from tests.sharing_support import Inc, insert_incidents
+    from tests.test_geo_cells import STRADDLING
+
+    lat, lon = STRADDLING
+    insert_incidents(
+        sharing_store, [Inc("citya", "X1", lat, lon, ["220"], NOW - timedelta(days=1))]
+    )
+    create_agreement(
+        sharing_store, "citya", "countyb", offences=["all"], fields=["all"], precision=precision,
+        time_resolution="day", delay="0s", purposes=["analysis"], approved_by=ADMINS["citya"],
+    )  # fmt: skip
+    viewer = Viewer.user("u3", "countyb", ["analyst"])
+    (record,) = read_incidents(sharing_store, viewer).records
+    same_arrays(sharing_store, viewer, ReadRequest())
+    box = ReadRequest(bbox=(-122.7, 45.5, -122.6, 45.6))
+    (paged,) = read_incidents(sharing_store, viewer, box).records
+    assert (paged["lat"], paged["lon"]) == (record["lat"], record["lon"]) != (lat, lon)
+    # The cells shown with the record hold the point, and at the anchor's resolution the
+    # anchor too (a res-10 ``block`` cell may straddle two res-9 cells: H3 does not nest).
+    for res in (7, 9):
+        if f"h3_{res}" in record:
+            assert record[f"h3_{res}"] == h3.latlng_to_cell(lat, lon, res)
+            if precision == f"h3:{res}":
+                assert record[f"h3_{res}"] == h3.latlng_to_cell(record["lat"], record["lon"], res)

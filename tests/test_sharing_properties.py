@@ -241,8 +241,8 @@ def show(g: dict[str, Any], inc: Inc) -> dict[str, Any]:
         v["location_precision"] = prec if has_point else "none"
     if prec in ("exact", "block"):
         v["block_address"] = inc.block_address
-    fine = h3.latlng_to_cell(inc.lat, inc.lon, 11) if has_point else None
-    cell = {r: h3.cell_to_parent(fine, r) for r in (7, 9)} | {11: fine} if fine else {}
+    # The cell containing the point at each resolution (not the parent of a finer one).
+    cell = {r: h3.latlng_to_cell(inc.lat, inc.lon, r) for r in (7, 9, 11)} if has_point else {}
     for r in (7, 9, 11):
         if prec == "exact" or (prec in PREC_RES and r <= PREC_RES[prec] and r < 10):
             v[f"h3_{r}"] = cell.get(r)

@@ -2,6 +2,13 @@
 
 :func:`h3_cells` is one point; :func:`h3_cells_many` a whole part's points in a few
 vectorised calls of h3ronpy (the same H3 library underneath, the same cells).
+
+The cell of a point at a resolution is the cell that contains it, at every resolution:
+``latlng_to_cell(lat, lon, r)``, never the parent of a finer cell. H3 cells do not nest
+exactly (a cell's children stick out of it), so the parent of a point's res-11 cell is,
+for about one point in fifteen, a neighbour of the res-9 cell containing the point. One
+rule everywhere (stored cells, the anchors of :class:`crossbeat.sharing.public.AnchorIndex`,
+the analyses) keeps a point, its published anchor and its counted hexagon together.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from collections.abc import Sequence
 import h3
 import numpy as np
 import pyarrow as pa
-from h3ronpy import cells_parse, cells_to_string, change_resolution, vector
+from h3ronpy import cells_parse, cells_to_string, vector
 
 from crossbeat.model import H3_RESOLUTIONS
 
@@ -31,7 +38,7 @@ def h3_cells(
     Returns
     -------
     dict[int, str]
-        ``{resolution: cell}``; the coarser cells are parents of the finest one.
+        ``{resolution: cell}``: at each resolution the cell containing the point.
 
     Examples
     --------
@@ -41,9 +48,7 @@ def h3_cells(
     """
     if lat is None or lon is None:
         return {}
-    finest = max(resolutions)
-    cell = h3.latlng_to_cell(lat, lon, finest)
-    return {r: (cell if r == finest else h3.cell_to_parent(cell, r)) for r in resolutions}
+    return {r: h3.latlng_to_cell(lat, lon, r) for r in resolutions}
 
 
 def h3_cell_ints(lat: np.ndarray, lon: np.ndarray, resolution: int) -> np.ndarray:
@@ -120,10 +125,8 @@ def h3_cells_many(
         return out
     lat = np.array([lats[i] for i in located], dtype=float)
     lon = np.array([lons[i] for i in located], dtype=float)
-    finest = max(resolutions)
-    cells = vector.coordinates_to_cells(lat, lon, finest)
     columns = {
-        r: cells_to_string(cells if r == finest else change_resolution(cells, r)).to_pylist()
+        r: cells_to_string(vector.coordinates_to_cells(lat, lon, r)).to_pylist()
         for r in resolutions
     }
     for k, i in enumerate(located):
