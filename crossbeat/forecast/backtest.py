@@ -126,7 +126,7 @@ def rolling_backtest(
         r.scores = {f: [] for f in fractions}
     total = 0.0
     for o, e in windows:
-        observed = grid.counts(history, history.weights(o, e))
+        observed = grid.observed(history, history.weights(o, e))
         total += float(observed.sum())
         for m, r in zip(models, results, strict=True):
             began = time.perf_counter()

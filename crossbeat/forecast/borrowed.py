@@ -168,7 +168,7 @@ def choose_related(
     }
     hits = {k: np.zeros(len(fractions)) for k in models}
     for start, end in windows:
-        observed = grid.counts(own, own.weights(start, end))
+        observed = grid.observed(own, own.weights(start, end))
         for key, m in models.items():
             m.fit(own, grid, start)
             p = m.predict(start, end)
