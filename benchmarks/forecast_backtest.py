@@ -15,7 +15,11 @@ and KDE on all four figures. ``--london-chosen`` scores each London category on 
 size chosen for it on validation windows (:data:`LONDON_CHOSEN`), with its chosen model
 beside every other model, naive counts and KDE on that same grid. ``--london-close-gap``
 moves London's 2020 incidents and windows back so 2020-01 follows 2017-06 (see
-``forecast_data.london``).
+``forecast_data.london``). Before each category's test windows, its
+:class:`crossbeat.forecast.borrowed.BorrowedCounts` (related categories and weight) is
+chosen on validation windows that end before them — Toronto's 13 weeks before
+2020-01-01, London's months 2016-07…12 — by ``choose_related``'s rule, printed, and
+scored beside the other models. ``--models a,b`` runs a subset of the other models.
 """
 
 from __future__ import annotations
