@@ -37,7 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import forecast_data  # noqa: E402
 
-from crossbeat.forecast.backtest import Backtest, consecutive, rolling_backtest  # noqa: E402
+from crossbeat.forecast.backtest import (  # noqa: E402
+    Backtest,
+    consecutive,
+    hits_difference,
+    rolling_backtest,
+)
 from crossbeat.forecast.borrowed import choose_related  # noqa: E402
 from crossbeat.forecast.gbm import GradientBoosted  # noqa: E402
 from crossbeat.forecast.grid import grid_for  # noqa: E402
@@ -158,6 +163,24 @@ def _verdict(bt: Backtest, chosen_name: str = CHOSEN) -> str:
     )
 
 
+def _against_naive(bt: Backtest) -> str:
+    """Say each model's hits minus naive counts' at 1 % and 5 %, with bootstrap intervals."""
+    naive = next(r for r in bt.results if r.model == "naive")
+    parts = []
+    for r in bt.results:
+        if r is naive:
+            continue
+        ds = [hits_difference(r, naive, f) for f in (0.01, 0.05)]
+        parts.append(
+            f"{r.model} "
+            + " / ".join(f"{d.difference:+.0f} ({d.low:+.0f}…{d.high:+.0f})" for d in ds)
+        )
+    return (
+        f"hits minus naive counts' at 1 % / 5 %, summed over {len(bt.windows)} windows "
+        "(95 % paired bootstrap interval over windows): " + "; ".join(parts)
+    )
+
+
 def run(
     name: str,
     history,
@@ -215,6 +238,7 @@ def run(
         print("seconds per model: " + ", ".join(f"{r.model} {r.seconds:.1f}" for r in bt.results))
         print(f"load average now: {os.getloadavg()[0]:.1f}")
         print(_verdict(bt, chosen_name))
+        print(_against_naive(bt))
         sys.stdout.flush()
 
 

@@ -331,3 +331,27 @@ def test_a_clipped_grid_scores_only_the_incidents_inside_its_study_area() -> Non
     # Without a jurisdiction every incident of an active cell is in the study area.
     whole = grid_for(h, 300.0)
     assert np.array_equal(whole.observed(h), whole.counts(h))
+
+
+def test_hits_difference_brackets_the_windows_paired_difference() -> None:
+    from crossbeat.forecast.backtest import ModelResult, hits_difference
+    from crossbeat.forecast.metrics import Score
+
+    def result(hits: list[float]) -> ModelResult:
+        r = ModelResult("m", {})
+        r.scores[0.01] = [Score(0.01, 1.0, 1, h, 10.0, 0, 0, 0) for h in hits]
+        return r
+
+    rng = np.random.default_rng(2)
+    base = rng.poisson(5.0, 40).astype(float)
+    # A model one hit better in every window: the difference is certain.
+    d = hits_difference(result(list(base + 1)), result(list(base)), 0.01)
+    assert (d.difference, d.low, d.high, d.windows) == (40.0, 40.0, 40.0, 40)
+    # Noise around the baseline: the interval holds 0 and the observed difference.
+    noisy = base + rng.choice([-1.0, 1.0], 40)
+    d = hits_difference(result(list(noisy)), result(list(base)), 0.01)
+    assert d.low < 0 < d.high and d.low <= d.difference <= d.high
+    # Seeded: the same interval again.
+    assert hits_difference(result(list(noisy)), result(list(base)), 0.01) == d
+    with pytest.raises(ValueError, match="same"):
+        hits_difference(result([1.0, 2.0]), result([1.0]), 0.01)
