@@ -14,7 +14,9 @@ median of ``--repeats`` runs is printed beside the naive-counts baseline measure
 same run (ratio = model / naive). Then a rolling-origin backtest of every model over
 ``--weeks`` weekly windows (the whole of docs/forecasting.md's method) is timed. The
 models are ``forecast_backtest.models``, the service's empirical-Bayes ``shrunk``
-counts and ``counts-selected`` (a fresh fit: its six warm-up windows included);
+counts, ``counts-selected`` (a fresh fit: its six warm-up windows included) and
+``borrowed`` counts (:class:`crossbeat.forecast.borrowed.BorrowedCounts`, weight 1,
+mixing in a second resample of as many incidents as its related categories);
 ``--only`` times a subset; ``--gbm-max-rows N`` also times ``gbm`` with its training
 rows thinned to N (``GradientBoosted(max_rows=N)``, named ``gbm-rowsN``). Each model's
 CPU time (median) is printed beside its wall time.
@@ -37,11 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import forecast_backtest  # noqa: E402
 
 from crossbeat.forecast.backtest import consecutive, rolling_backtest  # noqa: E402
+from crossbeat.forecast.borrowed import BorrowedCounts  # noqa: E402
 from crossbeat.forecast.gbm import GradientBoosted  # noqa: E402
 from crossbeat.forecast.grid import grid_for  # noqa: E402
 from crossbeat.forecast.history import History, days  # noqa: E402
-from crossbeat.forecast.models import Model, ShrunkCounts  # noqa: E402
-from crossbeat.forecast.selection import OnlineSelection, count_family  # noqa: E402
+from crossbeat.forecast.models import Model  # noqa: E402
 
 JAN_2020 = float(days(np.array(["2020-01-01"], dtype="datetime64[us]"))[0])
 
@@ -69,13 +71,20 @@ def _history(n: int, seed: int = 0) -> tuple[History, str]:
     return History(frame, x, y, t, t.copy(), cat, np.full(n, "a", dtype=object)), what
 
 
-def models(cell: float, only: set[str] | None = None, max_rows: int | None = None) -> list[Model]:
-    """Return the timed models (fresh): the backtest's, ``shrunk`` and ``counts-selected``.
+def models(
+    cell: float,
+    only: set[str] | None = None,
+    max_rows: int | None = None,
+    related: History | None = None,
+) -> list[Model]:
+    """Return the timed models (fresh): the backtest's (``shrunk`` and ``counts-selected``
+    among them) and, given a ``related`` history, ``borrowed`` counts mixing it in.
 
     Or those named in ``only`` (naive counts always).
     """
-    selected = OnlineSelection(count_family(), name="counts-selected")
-    every = [*forecast_backtest.models(cell), ShrunkCounts(), selected]
+    every = list(forecast_backtest.models(cell))
+    if related is not None:
+        every.append(BorrowedCounts(related, weight=1.0, related_label="other", name="borrowed"))
     if max_rows:
         every.append(GradientBoosted(max_rows=max_rows, name=f"gbm-rows{max_rows}"))
     always = {"naive", f"gbm-rows{max_rows}"}
@@ -102,14 +111,18 @@ def main() -> None:
         f"load={os.getloadavg()[0]:.1f}"
     )
     h, what = _history(a.incidents)
+    # The "other categories" that borrowed counts mix in: as many incidents again.
+    related, _ = _history(a.incidents, seed=1)
     grid = grid_for(h, 150.0)
     print(f"data: {len(h):,} incidents ({what}); grid {grid.n:,} cells of 150 m")
     times: dict[str, float] = {}
     cpu: dict[str, float] = {}
-    for m in models(150.0, only, a.gbm_max_rows):
+    for m in models(150.0, only, a.gbm_max_rows, related):
         runs, cpus = [], []
         for _ in range(a.repeats):
-            fresh = next(x for x in models(150.0, only, a.gbm_max_rows) if x.name == m.name)
+            fresh = next(
+                x for x in models(150.0, only, a.gbm_max_rows, related) if x.name == m.name
+            )
             began, began_cpu = time.perf_counter(), time.process_time()
             fresh.fit(h, grid, JAN_2020)
             fresh.predict(JAN_2020, JAN_2020 + 7)
@@ -128,7 +141,7 @@ def main() -> None:
     bt = rolling_backtest(
         later,
         grid,
-        models(150.0, only, a.gbm_max_rows),
+        models(150.0, only, a.gbm_max_rows, related),
         consecutive(JAN_2020 - 7 * a.weeks, 7.0, a.weeks),
     )
     took = time.perf_counter() - began

@@ -15,7 +15,11 @@ and KDE on all four figures. ``--london-chosen`` scores each London category on 
 size chosen for it on validation windows (:data:`LONDON_CHOSEN`), with its chosen model
 beside every other model, naive counts and KDE on that same grid. ``--london-close-gap``
 moves London's 2020 incidents and windows back so 2020-01 follows 2017-06 (see
-``forecast_data.london``).
+``forecast_data.london``). Before each category's test windows, its
+:class:`crossbeat.forecast.borrowed.BorrowedCounts` (related categories and weight) is
+chosen on validation windows that end before them — Toronto's 13 weeks before
+2020-01-01, London's months 2016-07…12 — by ``choose_related``'s rule, printed, and
+scored beside the other models. ``--models a,b`` runs a subset of the other models.
 """
 
 from __future__ import annotations
@@ -33,7 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import forecast_data  # noqa: E402
 
-from crossbeat.forecast.backtest import Backtest, consecutive, rolling_backtest  # noqa: E402
+from crossbeat.forecast.backtest import (  # noqa: E402
+    Backtest,
+    consecutive,
+    hits_difference,
+    rolling_backtest,
+)
+from crossbeat.forecast.borrowed import choose_related  # noqa: E402
 from crossbeat.forecast.gbm import GradientBoosted  # noqa: E402
 from crossbeat.forecast.grid import grid_for  # noqa: E402
 from crossbeat.forecast.history import days  # noqa: E402
@@ -48,6 +58,7 @@ from crossbeat.forecast.models import (  # noqa: E402
     RetrospectiveHotspot,
     ShrunkCounts,
 )
+from crossbeat.forecast.selection import OnlineSelection, count_family  # noqa: E402
 from crossbeat.forecast.sepp import SelfExciting  # noqa: E402
 
 #: The model chosen on validation windows before every test window (docs/forecasting.md,
@@ -121,6 +132,8 @@ def models(cell: float, window_days: float = 7.0) -> list[Model]:
             name="decayed-learned",
         ),
         Ensemble([sepp, decayed90], name=CHOSEN),
+        ShrunkCounts(half_life=365.0, name="shrunk"),
+        OnlineSelection(count_family(), name="counts-selected"),
     ]
 
 
@@ -140,13 +153,31 @@ def _verdict(bt: Backtest, chosen_name: str = CHOSEN) -> str:
             for m in ("pai", "hit_rate")
         )
 
-    chosen = next(r for r in bt.results if r.model == chosen_name)
+    chosen = next((r for r in bt.results if r.model == chosen_name), None)
     winners = [r.model for r in bt.results if beats(r)]
+    said = "not run" if chosen is None else "yes" if beats(chosen) else "NO"
     return (
         f"best by PAI@1%: {bt.best(0.01, 'pai').model}; "
         f"chosen model ({chosen_name}) beats naive and kde on PAI and hit rate at 1 % and 5 %: "
-        f"{'yes' if beats(chosen) else 'NO'}; "
-        f"every model that does: {', '.join(winners) or 'none'}"
+        f"{said}; every model that does: {', '.join(winners) or 'none'}"
+    )
+
+
+def _against_naive(bt: Backtest) -> str:
+    """Say each model's hits minus naive counts' at 1 % and 5 %, with bootstrap intervals."""
+    naive = next(r for r in bt.results if r.model == "naive")
+    parts = []
+    for r in bt.results:
+        if r is naive:
+            continue
+        ds = [hits_difference(r, naive, f) for f in (0.01, 0.05)]
+        parts.append(
+            f"{r.model} "
+            + " / ".join(f"{d.difference:+.0f} ({d.low:+.0f}…{d.high:+.0f})" for d in ds)
+        )
+    return (
+        f"hits minus naive counts' at 1 % / 5 %, summed over {len(bt.windows)} windows "
+        "(95 % paired bootstrap interval over windows): " + "; ".join(parts)
     )
 
 
@@ -158,20 +189,36 @@ def run(
     categories: dict[str, str],
     window_days: float = 7.0,
     chosen: dict[str, tuple[object, str, Model]] | None = None,
+    validation: list[tuple[float, float]] | None = None,
+    only: set[str] | None = None,
 ) -> None:
     """Backtest each category and print its table.
 
     ``chosen`` maps a category label to its own grid, the chosen model's name and the
-    model, which is scored beside every other model on that grid.
+    model, which is scored beside every other model on that grid. With ``validation``
+    windows (all before the first test window), each category's :class:`BorrowedCounts`
+    related categories and weight are chosen on them (``choose_related``) and the
+    chosen model is scored beside the others. ``only`` keeps the models so named.
     """
     for label, cat in categories.items():
         h = history.of(cat)
         began = time.perf_counter()
         compared = models(grid.size, window_days)
+        if only is not None:
+            compared = [m for m in compared if m.name in only]
         chosen_name = CHOSEN
         if chosen and label in chosen:
             grid, chosen_name, extra = chosen[label]
             compared.append(extra)
+        if validation:
+            pick = choose_related(history, cat, grid, validation)  # type: ignore[arg-type]
+            ranked = sorted(pick.hits.items(), key=lambda kv: -sum(kv[1]))
+            print(
+                f"\n{name} — {label}: borrowing chosen on {pick.windows} validation windows "
+                f"(pooled hits at 1 % / 5 %): naive {pick.hits[('all categories', 0.0)]}; "
+                + "; ".join(f"{r} ×{w:g} {v}" for (r, w), v in ranked[:5])
+            )
+            compared.append(pick.model(history, cat))
         bt = rolling_backtest(h, grid, compared, windows)
         took = time.perf_counter() - began
         print(
@@ -191,6 +238,7 @@ def run(
         print("seconds per model: " + ", ".join(f"{r.model} {r.seconds:.1f}" for r in bt.results))
         print(f"load average now: {os.getloadavg()[0]:.1f}")
         print(_verdict(bt, chosen_name))
+        print(_against_naive(bt))
         sys.stdout.flush()
 
 
@@ -212,7 +260,13 @@ def main() -> None:
         action="store_true",
         help="London: 2020 follows 2017-06 directly (look-backs skip the missing months)",
     )
+    ap.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated model names to run (default: all; the borrowed model always runs)",
+    )
     a = ap.parse_args()
+    only = None if a.models is None else set(a.models.split(","))
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
         f"python={platform.python_version()} load={os.getloadavg()[0]:.1f}"
@@ -227,7 +281,9 @@ def main() -> None:
             cats = {
                 k: v for k, v in forecast_data.TORONTO_CATEGORIES.items() if a.category in (None, k)
             }
-            run("Toronto", h, grid, consecutive(_day("2020-01-01"), 7.0, a.weeks), cats)
+            validation = consecutive(_day("2020-01-01") - 13 * 7.0, 7.0, 13)
+            tests = consecutive(_day("2020-01-01"), 7.0, a.weeks)
+            run("Toronto", h, grid, tests, cats, validation=validation, only=only)
     if a.data in ("london", "all"):
         if not (forecast_data.LONDON / "col_2016_2017").exists():
             print("uk-london not available: skipped")
@@ -254,7 +310,19 @@ def main() -> None:
                     model.name = tag
                     chosen[label] = (grid_for(h, size, area=city), tag, model)
                 cats = {k: v for k, v in cats.items() if k in chosen}
-            run("City of London", h, grid, wins, cats, window_days=30.4, chosen=chosen)
+            months = [f"2016-{m:02d}-01" for m in range(7, 13)] + ["2017-01-01"]
+            validation = [(_day(a_), _day(b_)) for a_, b_ in zip(months, months[1:], strict=False)]
+            run(
+                "City of London",
+                h,
+                grid,
+                wins,
+                cats,
+                window_days=30.4,
+                chosen=chosen,
+                validation=validation,
+                only=only,
+            )
 
 
 if __name__ == "__main__":

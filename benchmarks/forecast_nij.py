@@ -27,7 +27,6 @@ from forecast_backtest import _day, models  # noqa: E402
 from crossbeat.forecast import nij  # noqa: E402
 from crossbeat.forecast.backtest import consecutive, rolling_backtest  # noqa: E402
 from crossbeat.forecast.grid import grid_for  # noqa: E402
-from crossbeat.forecast.models import ShrunkCounts  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +38,7 @@ def main() -> None:
     ap.add_argument(
         "--models",
         default=None,
-        help="comma-separated model names (default: forecast_backtest's models and shrunk)",
+        help="comma-separated model names (default: forecast_backtest's models)",
     )
     a = ap.parse_args()
     if not (forecast_data.TORONTO / "train.csv").exists():
@@ -56,7 +55,7 @@ def main() -> None:
     # Whole cells only, as nij.flag_area does: the fraction is of the study area.
     fractions = tuple(s * nij.SQ_MI / grid.total_area for s in (0.25, 0.75))
     wins = consecutive(_day("2020-01-01"), 7.0, a.weeks)
-    compared = [*models(grid.size), ShrunkCounts()]
+    compared = models(grid.size)  # shrunk and counts-selected among them
     if a.models:
         keep = set(a.models.split(","))
         compared = [m for m in compared if m.name in keep]

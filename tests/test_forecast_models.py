@@ -312,3 +312,46 @@ def test_gbm_thins_its_training_rows_only_when_asked_and_above_max_rows(world) -
     obs = g.counts(h, h.weights(ORIGIN, ORIGIN + 7))
     assert score(thin, obs, g.area, 0.05).pai > 0.8 * score(full, obs, g.area, 0.05).pai
     assert GradientBoosted().params()["max_rows"] is None  # off by default
+
+
+def test_a_clipped_grid_scores_only_the_incidents_inside_its_study_area() -> None:
+    # A 1 km square jurisdiction; cells of 300 m, so the boundary cells stick out of it.
+    frame = Frame(-79.4, 43.7)
+    lon, lat = frame.inverse(np.array([0.0, 1000, 1000, 0]), np.array([0.0, 0, 1000, 1000]))
+    square = Polygon(zip(lon, lat, strict=True))
+    xs = np.array([500.0, 950.0, 1050.0, 1150.0])  # the last two outside, in a boundary cell
+    t = np.array([ORIGIN + 1.0] * 4)
+    h = History(frame, xs, np.full(4, 500.0), t, t.copy(),
+                np.full(4, "b", dtype=object), np.full(4, "a", dtype=object))  # fmt: skip
+    g = grid_for(h, 300.0, area=square)
+    assert g.total_area == pytest.approx(1e6, rel=1e-3)
+    assert g.counts(h).sum() == 4 and g.observed(h).sum() == 2
+    bt = rolling_backtest(h, g, [NaiveCounts()], [(ORIGIN, ORIGIN + 7)])
+    assert bt.observed_total == 2
+    # Without a jurisdiction every incident of an active cell is in the study area.
+    whole = grid_for(h, 300.0)
+    assert np.array_equal(whole.observed(h), whole.counts(h))
+
+
+def test_hits_difference_brackets_the_windows_paired_difference() -> None:
+    from crossbeat.forecast.backtest import ModelResult, hits_difference
+    from crossbeat.forecast.metrics import Score
+
+    def result(hits: list[float]) -> ModelResult:
+        r = ModelResult("m", {})
+        r.scores[0.01] = [Score(0.01, 1.0, 1, h, 10.0, 0, 0, 0) for h in hits]
+        return r
+
+    rng = np.random.default_rng(2)
+    base = rng.poisson(5.0, 40).astype(float)
+    # A model one hit better in every window: the difference is certain.
+    d = hits_difference(result(list(base + 1)), result(list(base)), 0.01)
+    assert (d.difference, d.low, d.high, d.windows) == (40.0, 40.0, 40.0, 40)
+    # Noise around the baseline: the interval holds 0 and the observed difference.
+    noisy = base + rng.choice([-1.0, 1.0], 40)
+    d = hits_difference(result(list(noisy)), result(list(base)), 0.01)
+    assert d.low < 0 < d.high and d.low <= d.difference <= d.high
+    # Seeded: the same interval again.
+    assert hits_difference(result(list(noisy)), result(list(base)), 0.01) == d
+    with pytest.raises(ValueError, match="same"):
+        hits_difference(result([1.0, 2.0]), result([1.0]), 0.01)

@@ -240,3 +240,33 @@ def test_dosage_evaluation_states_its_method_and_recomputes_from_its_boxes(world
         evaluate_dosage(world, Viewer.user("bob", "countyb", ["analyst"]), plan["id"])
     with pytest.raises(ForecastError, match="threshold"):
         evaluate_dosage(world, ANALYST, plan["id"], threshold=0)
+
+
+def test_a_stored_patrol_plan_is_reproduced_from_its_card_and_seed(world) -> None:
+    from sqlalchemy import select as sa_select
+
+    from crossbeat.forecast.plans import save_patrol_plan
+    from crossbeat.store.schema import patrol_plans
+
+    card = run_forecast(
+        world, ANALYST, category="220", start=START, model="naive", cell_m=200.0, fraction=0.05
+    )
+    shift = START + timedelta(hours=8)
+    first = save_patrol_plan(world, "citya", card.id, units=2, shift_start=shift, seed=7)
+    again = save_patrol_plan(world, "citya", card.id, units=2, shift_start=shift, seed=7)
+    other = save_patrol_plan(world, "citya", card.id, units=2, shift_start=shift, seed=8)
+    assert first["id"] != again["id"] and first["visits"]
+    same = ("assignment", "boxes", "visits", "routing", "rules", "seed")
+    assert {k: first[k] for k in same} == {k: again[k] for k in same}
+    assert other["visits"] != first["visits"]
+    # What is stored is what was returned: the seed and the plan read back equal.
+    with world.begin() as conn:
+        rows = dict(
+            conn.execute(
+                sa_select(patrol_plans.c.id, patrol_plans.c.plan).where(
+                    patrol_plans.c.seed == 7, patrol_plans.c.model_card_id == card.id
+                )
+            ).all()
+        )
+    assert set(rows) == {first["id"], again["id"]}
+    assert rows[first["id"]]["visits"] == first["visits"]

@@ -82,6 +82,56 @@ class Backtest:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class HitsDifference:
+    """Hits of one model minus a baseline's, summed over windows, with a bootstrap interval."""
+
+    fraction: float
+    difference: float
+    low: float
+    high: float
+    windows: int
+
+
+def hits_difference(
+    model: ModelResult,
+    baseline: ModelResult,
+    fraction: float,
+    *,
+    resamples: int = 10_000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> HitsDifference:
+    """Return ``model``'s hits minus ``baseline``'s over the windows, with an interval.
+
+    Both results must come from the same backtest (the same windows, observed in the
+    same way). The interval is a paired percentile bootstrap over windows: windows are
+    drawn with replacement ``resamples`` times (seeded), and each draw's summed
+    difference of hits is kept; an interval that holds 0 says the windows cannot tell
+    the two models apart. Windows are the unit because incidents within one window are
+    scored against the same forecast.
+
+    Examples
+    --------
+    >>> a, b = ModelResult("a", {}), ModelResult("b", {})
+    >>> a.scores[0.01] = [Score(0.01, 1, 1, h, 5, 0, 0, 0) for h in (2.0, 1.0, 3.0)]
+    >>> b.scores[0.01] = [Score(0.01, 1, 1, h, 5, 0, 0, 0) for h in (1.0, 0.0, 2.0)]
+    >>> d = hits_difference(a, b, 0.01)
+    >>> d.difference, d.low, d.high, d.windows
+    (3.0, 3.0, 3.0, 3)
+    """
+    mine = np.array([s.hits for s in model.scores[fraction]], float)
+    theirs = np.array([s.hits for s in baseline.scores[fraction]], float)
+    if mine.shape != theirs.shape or not mine.size:
+        raise ValueError("hits_difference needs two results over the same, non-empty windows")
+    diff = mine - theirs
+    rng = np.random.default_rng(seed)
+    draws = diff[rng.integers(0, diff.size, (resamples, diff.size))].sum(axis=1)
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(draws, [tail, 100.0 - tail])
+    return HitsDifference(fraction, float(diff.sum()), float(low), float(high), int(diff.size))
+
+
 def consecutive(start: float, length: float, count: int) -> list[tuple[float, float]]:
     """Return ``count`` back-to-back windows of ``length`` days from ``start``.
 
@@ -126,7 +176,7 @@ def rolling_backtest(
         r.scores = {f: [] for f in fractions}
     total = 0.0
     for o, e in windows:
-        observed = grid.counts(history, history.weights(o, e))
+        observed = grid.observed(history, history.weights(o, e))
         total += float(observed.sum())
         for m, r in zip(models, results, strict=True):
             began = time.perf_counter()

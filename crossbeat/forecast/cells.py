@@ -69,6 +69,10 @@ class CellGrid:
         ok = idx >= 0
         return np.bincount(idx[ok], weights=w[ok], minlength=self.n)
 
+    def observed(self, history: History, weights: np.ndarray | None = None) -> np.ndarray:
+        """Return :meth:`counts`: the cells are already clipped to the study area."""
+        return self.counts(history, weights)
+
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
         """Return a point inside each cell (its representative point), metric."""
         p = shapely.point_on_surface(self.polygons)

@@ -9,7 +9,7 @@ the jurisdiction. Per-cell values are 1-D arrays over active cells, in raster or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -23,7 +23,9 @@ from crossbeat.forecast.history import Frame, History
 class SquareGrid:
     """A raster of square cells of ``size`` metres; ``active`` flat indices are forecast.
 
-    ``area`` (m²) is each active cell's area inside the study area.
+    ``area`` (m²) is each active cell's area inside the study area; ``clip`` is that
+    study area (metric) when the grid was clipped to jurisdictions, so that
+    :meth:`observed` counts only what happened inside the area the PAI divides by.
     """
 
     frame: Frame
@@ -34,6 +36,7 @@ class SquareGrid:
     ny: int
     active: np.ndarray
     area: np.ndarray
+    clip: BaseGeometry | None = field(default=None, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -61,6 +64,22 @@ class SquareGrid:
         w = np.ones(len(history)) if weights is None else weights
         ok = idx >= 0
         return np.bincount(idx[ok], weights=w[ok], minlength=self.n)
+
+    def observed(self, history: History, weights: np.ndarray | None = None) -> np.ndarray:
+        """Return :meth:`counts` of the incidents inside the study area only.
+
+        The scores (PAI, hit rate, PEI) count what happened in each cell against the
+        cell's area *inside* the study area, so an incident in a boundary cell but
+        outside the jurisdictions (a partner's record across the border, a point just
+        outside the polygon) is not observed there: it would raise the boundary cell's
+        hits without its area. Models may still learn from such incidents
+        (:meth:`counts`). Without ``clip`` (a study area of whole cells) the two agree.
+        """
+        if self.clip is None:
+            return self.counts(history, weights)
+        w = np.ones(len(history)) if weights is None else np.asarray(weights, float)
+        inside = shapely.intersects_xy(self.clip, history.x, history.y)
+        return self.counts(history, np.where(inside, w, 0.0))
 
     def raster(self, values: np.ndarray) -> np.ndarray:
         """Return a ``(ny, nx)`` raster with ``values`` on the active cells, 0 elsewhere."""
@@ -158,7 +177,7 @@ def grid_for(
         cells = np.flatnonzero(hit)
         part = shapely.area(shapely.intersection(boxes[cells], metric))
         keep = part > 1e-6 * size * size
-        return SquareGrid(history.frame, x0, y0, size, nx, ny, cells[keep], part[keep])
+        return SquareGrid(history.frame, x0, y0, size, nx, ny, cells[keep], part[keep], clip=metric)
     ix = np.floor((history.x - x0) / size).astype(np.int64)
     iy = np.floor((history.y - y0) / size).astype(np.int64)
     occupied = np.zeros((ny, nx), dtype=bool)

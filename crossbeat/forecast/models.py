@@ -440,7 +440,7 @@ class LearnedEnsemble:
                         got.append(m.predict(s, e))
                     self._memory.append((s, e, got))
                 preds.append([p / max(float(p.sum()), 1e-12) for p in got])
-                observed.append(grid.counts(past, past.weights(s, e)))
+                observed.append(grid.observed(past, past.weights(s, e)))
             candidates = simplex(len(self.members), self.step)
             equal = np.full(len(self.members), 1.0 / len(self.members))
             best, best_key = equal, (-np.inf, 0.0)

@@ -92,7 +92,7 @@ class OnlineSelection:
         keep = []
         for s, e, preds in self._pending:
             if e <= origin + 1e-9:
-                self._add(preds, grid.counts(past, past.weights(s, e)))
+                self._add(preds, grid.observed(past, past.weights(s, e)))
             else:
                 keep.append((s, e, preds))
         self._pending = keep
@@ -105,7 +105,7 @@ class OnlineSelection:
         past, grid = self._past, self._grid
         for k in range(self.warmup, 0, -1):
             s = self._origin - k * length
-            observed = grid.counts(past, past.weights(s, s + length))
+            observed = grid.observed(past, past.weights(s, s + length))
             preds = []
             for m in self.members:
                 m.fit(past, grid, s)
