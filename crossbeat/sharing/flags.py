@@ -234,6 +234,7 @@ def refresh(
     owners: Iterable[str] | None = None,
     *,
     sources: Iterable[tuple[str, str]] | None = None,
+    rules: SensitivityRules | None = None,
 ) -> int:
     """Re-derive the served flags of every row not derived under the current rules.
 
@@ -246,13 +247,16 @@ def refresh(
     sources
         The registered crosswalk folders as read in this transaction (default: read
         here), as for :func:`current_rules`.
+    rules
+        The current rules, when the caller has them from :func:`current_rules` in this
+        transaction (then ``sources`` is not read).
 
     Returns
     -------
     int
         How many rows were re-derived (0 when nothing was stale).
     """
-    rules = current_rules(conn, sources)
+    rules = rules or current_rules(conn, sources)
     if owners is None:
         owners = conn.execute(select(incidents.c.agency_id).distinct()).scalars().all()
     done = 0
