@@ -269,8 +269,9 @@ def refresh_flags(store: Store, owners: Iterable[str] | None = None) -> int:
     """Re-derive the stale served flags of these owners (default: all) in one transaction.
 
     ``crossbeat ingest`` calls it when it ends, so that readers rarely find stale rows;
-    on SQLite it then refreshes the planner statistics
-    (:func:`~crossbeat.store.spatial.refresh_statistics`).
+    it then refreshes the planner statistics
+    (:func:`~crossbeat.store.spatial.refresh_statistics`: on SQLite after any change, on
+    PostgreSQL after a large one).
 
     Returns
     -------
@@ -280,7 +281,7 @@ def refresh_flags(store: Store, owners: Iterable[str] | None = None) -> int:
     with store.begin() as conn:
         done = refresh(conn, owners)
         if done:
-            refresh_statistics(conn)  # the planner's view of the grown table
+            refresh_statistics(conn, done)  # the planner's view of the grown table
         return done
 
 
