@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, insert, select, text, true
+from sqlalchemy import event, func, insert, select, text, true
 from sqlalchemy.exc import DBAPIError
 
-from crossbeat.sharing import reads
-from crossbeat.sharing.policy import ReadPlan, Viewer
+from crossbeat.sharing import pages, reads
+from crossbeat.sharing.policy import ReadPlan, ReadRequest, Viewer
 from crossbeat.sharing.rls import PROTECTED_TABLES, policy_status, restricted
 from crossbeat.store import open_store
 from crossbeat.store.schema import (
@@ -95,3 +95,44 @@ def test_a_broken_policy_still_cannot_return_other_agencies_rows(pg, monkeypatch
     monkeypatch.setattr(ReadPlan, "publish", publish_everything)
     result = reads.read_incidents(pg, Viewer.user("u", "countyb", ["analyst"]))
     assert {r["agency_id"] for r in result.records} == {"countyb"}
+
+
+def test_box_pages_are_planned_without_bitmap_scans_and_the_setting_ends_with_the_role(
+    pg, monkeypatch
+):
+    """A page by box reads without bitmap scans; lists keep them (issue #8).
+
+    Under row-level security the policy's owner condition, counted twice, made the
+    planner AND a bitmap of every row of the owner with the box's index entries. The
+    setting is made with the role and restored with it, and the records are the same.
+    """
+    with pg.begin() as conn:
+        cost = conn.execute(text("SHOW random_page_cost")).scalar()
+        with restricted(conn, ["citya"], planner={"enable_bitmapscan": "off",
+                                                  "random_page_cost": "1.5"}):  # fmt: skip
+            assert conn.execute(text("SHOW enable_bitmapscan")).scalar() == "off"
+            assert conn.execute(text("SHOW random_page_cost")).scalar() == "1.5"
+            assert _owners(conn, incidents) == {"citya"}
+        assert conn.execute(text("SHOW enable_bitmapscan")).scalar() == "on"
+        assert conn.execute(text("SHOW random_page_cost")).scalar() == cost
+    seen: list[str] = []
+
+    def spy(conn, cursor, statement, parameters, context, executemany):
+        if "AS _rule" in statement:  # the page statement (crossbeat.sharing.pages)
+            cursor.execute("SELECT current_setting('enable_bitmapscan')")
+            seen.append(cursor.fetchone()[0])
+
+    viewer = Viewer.user("u", "citya", ["analyst"])
+    box = ReadRequest(bbox=(-122.7, 45.5, -122.5, 45.6), agencies=frozenset({"citya"}))
+    event.listen(pg.engine, "before_cursor_execute", spy)
+    try:
+        by_box = reads.read_incidents(pg, viewer, box)
+        listed = reads.read_incidents(pg, viewer, ReadRequest(agencies=frozenset({"citya"})))
+        monkeypatch.setattr(pages, "BOX_PAGE_PLANNER", {})
+        planned = reads.read_incidents(pg, viewer, box)
+    finally:
+        event.remove(pg.engine, "before_cursor_execute", spy)
+    assert seen == ["off", "on", "on"]
+    assert len(by_box.records) == 3
+    assert by_box.records == planned.records
+    assert sorted(r["id"] for r in listed.records) == sorted(r["id"] for r in by_box.records)

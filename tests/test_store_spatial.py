@@ -28,6 +28,7 @@ from crossbeat.model import Agency
 from crossbeat.model import incident_id as make_id
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import aggregate, read_incidents
+from crossbeat.store import spatial
 from crossbeat.store.schema import incidents
 from crossbeat.store.spatial import (
     RTREE,
@@ -36,6 +37,7 @@ from crossbeat.store.spatial import (
     drop_spatial_index,
     indexed_together,
     rebuild_rtree,
+    refresh_statistics,
 )
 from tests.sharing_support import NOW, setup_agencies
 
@@ -210,3 +212,40 @@ def test_a_large_insert_indexes_its_points_together(feed: Any) -> None:
     # A small write (a field report's) is still indexed by the trigger.
     _ingest(feed, feed.folder, [_row(999, -122.66)], "one.csv")
     assert _index_matches_live_rows(feed) == 11 + many
+
+
+def _planner_rows(conn: Any) -> float:
+    """Return how many rows of ``incidents`` the planner's statistics say there are."""
+    if conn.dialect.name == "postgresql":
+        sql = "SELECT reltuples FROM pg_class WHERE oid = 'incidents'::regclass"
+        return float(conn.execute(text(sql)).scalar())
+    # Each index's entry starts with its row count: the largest is the table's.
+    stats = conn.execute(text("SELECT stat FROM sqlite_stat1 WHERE tbl = 'incidents'")).scalars()
+    return max((float(stat.split()[0]) for stat in stats), default=-1.0)
+
+
+def test_statistics_follow_a_large_write(feed: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The planner's statistics are refreshed after a large write (issue #8).
+
+    SQLite after any write that calls for it; PostgreSQL (where autovacuum analyses
+    later) when the write is at least ``PG_ANALYZE_ROWS`` rows and a tenth of the table,
+    and always at the end of a large first load (``changed`` None).
+    """
+    monkeypatch.setattr(spatial, "PG_ANALYZE_ROWS", 15)
+    with feed.begin() as conn:
+        refresh_statistics(conn)
+        assert _planner_rows(conn) == 10
+    _ingest(feed, feed.folder, [_row(i, -122.69) for i in range(100, 112)], "more.csv")
+    pg = feed.engine.dialect.name == "postgresql"
+    with feed.begin() as conn:
+        refresh_statistics(conn, 12)  # below 15 rows: PostgreSQL leaves it to autovacuum
+        assert _planner_rows(conn) == (10 if pg else 22)
+        refresh_statistics(conn, 15)
+        assert _planner_rows(conn) == 22
+    monkeypatch.setattr(spatial, "PG_ANALYZE_ROWS", 1)
+    _ingest(feed, feed.folder, [_row(i, -122.69) for i in range(200, 202)], "two.csv")
+    with feed.begin() as conn:
+        refresh_statistics(conn, 2)  # a tenth of the table is 2.2 rows
+        assert _planner_rows(conn) == (22 if pg else 24)
+        refresh_statistics(conn, 3)
+        assert _planner_rows(conn) == 24

@@ -234,6 +234,7 @@ def refresh(
     owners: Iterable[str] | None = None,
     *,
     sources: Iterable[tuple[str, str]] | None = None,
+    rules: SensitivityRules | None = None,
 ) -> int:
     """Re-derive the served flags of every row not derived under the current rules.
 
@@ -246,13 +247,16 @@ def refresh(
     sources
         The registered crosswalk folders as read in this transaction (default: read
         here), as for :func:`current_rules`.
+    rules
+        The current rules, when the caller has them from :func:`current_rules` in this
+        transaction (then ``sources`` is not read).
 
     Returns
     -------
     int
         How many rows were re-derived (0 when nothing was stale).
     """
-    rules = current_rules(conn, sources)
+    rules = rules or current_rules(conn, sources)
     if owners is None:
         owners = conn.execute(select(incidents.c.agency_id).distinct()).scalars().all()
     done = 0
@@ -265,8 +269,9 @@ def refresh_flags(store: Store, owners: Iterable[str] | None = None) -> int:
     """Re-derive the stale served flags of these owners (default: all) in one transaction.
 
     ``crossbeat ingest`` calls it when it ends, so that readers rarely find stale rows;
-    on SQLite it then refreshes the planner statistics
-    (:func:`~crossbeat.store.spatial.refresh_statistics`).
+    it then refreshes the planner statistics
+    (:func:`~crossbeat.store.spatial.refresh_statistics`: on SQLite after any change, on
+    PostgreSQL after a large one).
 
     Returns
     -------
@@ -276,7 +281,7 @@ def refresh_flags(store: Store, owners: Iterable[str] | None = None) -> int:
     with store.begin() as conn:
         done = refresh(conn, owners)
         if done:
-            refresh_statistics(conn)  # the planner's view of the grown table
+            refresh_statistics(conn, done)  # the planner's view of the grown table
         return done
 
 

@@ -19,8 +19,9 @@ the database and Python only assembles the published values:
   are one more query per page, only when an area layer exists.
 * **Generalisation**: each rule's record is assembled by a list of steps prepared once
   per page (a plain copy for what the rule shows unchanged: exact points, shown H3
-  cells, codes); the published anchor of a generalised point comes from
-  :class:`~crossbeat.sharing.public.AnchorIndex` (cached per cell) and coarsened times
+  cells, codes); the published anchors of generalised points come from
+  :class:`~crossbeat.sharing.public.AnchorIndex` (one ``anchor_many`` call per batch and
+  resolution) and coarsened times
   from :class:`Coarsener` (one floor computed per local hour, day or month).
 * **Rows as tuples**: each statement's rows are fetched from the DB-API cursor
   (:class:`_Reader`: no ``Row`` objects) and only the columns published as values are
@@ -47,6 +48,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy import ColumnElement, Connection, Select, and_, case, exists, literal, or_, select
 
 from crossbeat.sharing.compiled import RuleConditions, reachable, spatial_filter
@@ -96,6 +98,33 @@ def compilable(p: ReadPlan) -> bool:
     """Return whether :func:`page_records` can serve the plan (else the per-record path)."""
     req = p.request
     return req.changed_since is None and not req.aggregate
+
+
+#: Planner settings of a page read by box or polygon on PostgreSQL (:func:`page_planner`).
+BOX_PAGE_PLANNER: Mapping[str, str] = {"enable_bitmapscan": "off"}
+
+
+def page_planner(conn: Connection, p: ReadPlan) -> dict[str, str]:
+    """Return the planner settings a page read by box or polygon runs with (PostgreSQL).
+
+    Under row-level security the PostGIS box test (``&&``, not leakproof) cannot use
+    the GiST index, so the candidates come from the ``lat``/``lon`` index; and the
+    policy's own condition on the owner (``agency_id = ANY(...)``, which PostgreSQL
+    estimates with the read's visible owners) next to the rule's ``agency_id = owner``
+    is counted twice, so the owner looks half as common as it is. The planner then
+    ANDs a bitmap of *every* row of the owner (135,189 entries at 300,000 incidents,
+    20-45 ms) with the box's 1,491 entries, where walking the box's index entries and
+    testing the owner on each row takes 9 ms (``EXPLAIN ANALYZE``, docs/benchmarks.md).
+    Bitmap scans are turned off for the page's statements only
+    (:func:`crossbeat.sharing.rls.restricted` restores them). None on SQLite, without a
+    box or polygon, or on the per-record path.
+    """
+    req = p.request
+    if conn.dialect.name != "postgresql" or not compilable(p):
+        return {}
+    if req.bbox is None and req.polygon is None:
+        return {}
+    return dict(BOX_PAGE_PLANNER)
 
 
 class Coarsener:
@@ -415,6 +444,7 @@ def page_records(
     i_id, i_public, i_agency, i_call = (pos[n] for n in _ALWAYS)
     i_lat, i_lon = pos.get("lat", 0), pos.get("lon", 0)
     no_tags: Tags = {}
+    anchored = any(s.anchor is not None for s in shapes)
     after: str | None = None
     while True:
         q = base if after is None else base.where(c.public_id > after)
@@ -422,15 +452,15 @@ def page_records(
         if not rows:
             return
         tags = area_tags(conn, [r[i_id] for r in rows], layers=layers) if want_areas else no_tags
-        for row in rows:
+        points = _anchor_points(rows, shapes, anchors, i_lat, i_lon) if anchored else None
+        for j, row in enumerate(rows):
             s = shapes[row[0]]
             pt: Point = None
             if s.anchor is None:  # no step can leave its field out: one comprehension
                 record = {name: row[i] if fn is None else fn(row, pt, tags)
                           for name, i, fn in s.steps}  # fmt: skip
             else:
-                if row[i_lat] is not None:
-                    pt = anchors.anchor(row[i_lat], row[i_lon], s.anchor)
+                pt = points[j] if points is not None else None
                 record = {}
                 for name, i, fn in s.steps:
                     if fn is None:
@@ -452,6 +482,31 @@ def page_records(
         if len(rows) < batch:
             return
         after = rows[-1][i_public]
+
+
+def _anchor_points(
+    rows: Sequence[Raw], shapes: Sequence[_Shape], anchors: AnchorIndex, i_lat: int, i_lon: int
+) -> list[Point]:
+    """Return each row's published anchor point (None: exact rule, or no stored point).
+
+    One :meth:`~crossbeat.sharing.public.AnchorIndex.anchor_many` call per anchor
+    resolution on the batch (the same anchors as :meth:`AnchorIndex.anchor` point by
+    point): anchoring record by record cost a partner's viewport page of 686 records
+    about 50 ms of its 90 ms (idle: a tree query per point in cells a boundary crosses).
+    """
+    out: list[Point] = [None] * len(rows)
+    wanted: dict[int, list[int]] = {}
+    for j, row in enumerate(rows):
+        resolution = shapes[row[0]].anchor
+        if resolution is not None and row[i_lat] is not None:
+            wanted.setdefault(resolution, []).append(j)
+    for resolution, at in wanted.items():
+        lat = np.fromiter((rows[j][i_lat] for j in at), dtype=np.float64, count=len(at))
+        lon = np.fromiter((rows[j][i_lon] for j in at), dtype=np.float64, count=len(at))
+        ys, xs = anchors.anchor_many(lat, lon, resolution)
+        for j, y, x in zip(at, ys.tolist(), xs.tolist(), strict=True):
+            out[j] = (y, x)
+    return out
 
 
 #: Stored columns a page reads but never publishes as such: no type conversion needed.

@@ -24,16 +24,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shapely.geometry import shape
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from crossbeat.audit import Action, AuditEvent, Outcome, append_many, public_reads
 from crossbeat.clock import Clock
 from crossbeat.model import PersonalData
 from crossbeat.sharing.compiled import RuleCounts, count_by_rule, spatial_filter
-from crossbeat.sharing.flags import current_rules, flags_of, refresh
+from crossbeat.sharing.flags import SensitivityRules, current_rules, flags_of, refresh
 from crossbeat.sharing.model import Agreement
 from crossbeat.sharing.noise import noisy_part, period_of, spend
-from crossbeat.sharing.pages import area_tags, compilable, page_records
+from crossbeat.sharing.pages import area_tags, compilable, page_planner, page_records
 from crossbeat.sharing.plan_inputs import plan_inputs
 from crossbeat.sharing.policy import (
     Decision,
@@ -50,7 +50,7 @@ from crossbeat.sharing.request import CallsFilter, area_dim_layer
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule
 from crossbeat.sharing.scope import DEFAULT_PURPOSE, Purpose, layer_key
-from crossbeat.sharing.stamp import ReadStamp, read_stamp
+from crossbeat.sharing.stamp import ReadStamp, jurisdictions_key, read_stamp
 from crossbeat.store import Store
 from crossbeat.store.schema import (
     incident_jurisdictions,
@@ -152,6 +152,8 @@ def prepare(
     groups: frozenset[str] | None = None,
     agreements: Sequence[Agreement] | None = None,
     stamp: ReadStamp | None = None,
+    sensitivity: SensitivityRules | None = None,
+    refreshed: set[str] | None = None,
 ) -> ReadPlan:
     """Plan the read from the stored agreements, memberships, time zones and policies.
 
@@ -162,7 +164,12 @@ def prepare(
     place of an agreement): only :func:`crossbeat.sharing.preview.preview` passes them.
     ``stamp`` is the read's :func:`~crossbeat.sharing.stamp.read_stamp`, when the caller
     has read it in this transaction (default: read here): the generation and the
-    crosswalk folders come from it, in one statement.
+    crosswalk folders come from it, in one statement. ``sensitivity`` is the current
+    sensitivity rules (:func:`~crossbeat.sharing.flags.current_rules`), when the caller
+    needs them too (vector tiles put their key in the ETag): computed once per read.
+    ``refreshed`` holds the owners whose flags this transaction has already brought up
+    to date (a read that plans twice, as a hexagon tile does, probes them once); the
+    owners refreshed here are added to it.
     """
     stamp = stamp or read_stamp(conn)
     stored = plan_inputs(conn, stamp)
@@ -175,7 +182,11 @@ def prepare(
     p = plan(viewer, request, found, now, context)
     # Before any incident is read: rows whose served flags were derived under other
     # rules (or not yet) are re-derived now, in this transaction (issue #8).
-    refresh(conn, p.owners, sources=stamp.sources)
+    owners = [o for o in p.owners if refreshed is None or o not in refreshed]
+    if owners:
+        refresh(conn, owners, sources=stamp.sources, rules=sensitivity)
+    if refreshed is not None:
+        refreshed.update(owners)
     return p
 
 
@@ -186,15 +197,11 @@ def anchor_index(conn: Connection, url: str, stamp: ReadStamp | None = None) -> 
     """Return the anchor index over every jurisdiction polygon (cached per boundary set).
 
     The boundary set is known by the jurisdictions' count, newest id and newest time:
-    from ``stamp`` (the read's :func:`~crossbeat.sharing.stamp.read_stamp`) or one query.
+    from ``stamp`` (the read's :func:`~crossbeat.sharing.stamp.read_stamp`) or, read
+    the same way, :func:`~crossbeat.sharing.stamp.jurisdictions_key`.
     """
     j = jurisdictions.c
-    if stamp is not None:
-        n, last, changed = stamp.jurisdictions
-    else:
-        n, last, changed = conn.execute(
-            select(func.count(), func.max(j.id), func.max(j.created_at))
-        ).one()
+    n, last, changed = stamp.jurisdictions if stamp is not None else jurisdictions_key(conn)
     key = (url, n, last, str(changed))
     found = _ANCHORS.get(key)
     if found is None:
@@ -476,7 +483,9 @@ def _read(
     personal_ids: list[str] = []
     shown_as: dict[str, str] = {}  # stored id -> id as shown
     next_after = last = None
-    with restricted(conn, p.owners, p.personal_owners if request.personal_data else ()):
+    personal = p.personal_owners if request.personal_data else ()
+    planner = page_planner(conn, p) if path == "sql" else None
+    with restricted(conn, p.owners, personal, planner=planner):
         page = _records(conn, p, anchors, path, stamp.layers)
         for rule, record, stored_id, public_id in page:
             if request.limit is not None and len(records) == request.limit:

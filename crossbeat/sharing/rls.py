@@ -11,7 +11,7 @@ On SQLite (embedded, one process, no roles) it does nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, func, select, text
@@ -41,7 +41,11 @@ def _joined(ids: Iterable[str]) -> str:
 
 @contextmanager
 def restricted(
-    conn: Connection, visible: Iterable[str], personal: Iterable[str] = ()
+    conn: Connection,
+    visible: Iterable[str],
+    personal: Iterable[str] = (),
+    *,
+    planner: Mapping[str, str] | None = None,
 ) -> Iterator[Connection]:
     """Run the enclosed queries as :data:`APP_ROLE`, seeing only ``visible`` owners' rows.
 
@@ -54,6 +58,10 @@ def restricted(
         Owner agencies whose incident rows may be read.
     personal
         Owner agencies whose personal data rows may be read.
+    planner
+        Planner settings for the enclosed queries (PostgreSQL), e.g.
+        ``{"enable_bitmapscan": "off"}``: set in the same statement as the role and
+        restored to their previous values in the statement that ends it.
 
     Yields
     ------
@@ -66,13 +74,19 @@ def restricted(
     # One round trip each way (a governed read pays every round trip: six were ~15 % of
     # a viewport page's wall time on a loaded machine). ``set_config('role', ...,
     # true)`` is ``SET LOCAL ROLE``; ``'none'`` is ``RESET ROLE``'s value.
-    conn.execute(
+    knobs = sorted((planner or {}).items())
+    # The previous values are read before the new ones are set: PostgreSQL evaluates a
+    # SELECT list in order.
+    found = conn.execute(
         select(
+            *(func.current_setting(name) for name, _value in knobs),
             func.set_config("role", APP_ROLE, True),
             func.set_config(VISIBLE_SETTING, _joined(visible), True),
             func.set_config(PERSONAL_SETTING, _joined(personal), True),
+            *(func.set_config(name, value, True) for name, value in knobs),
         )
-    )
+    ).one()
+    before = [(name, found[i]) for i, (name, _value) in enumerate(knobs)]
     yield conn
     # Not in a finally: after an error the transaction is rolled back, which undoes
     # SET LOCAL by itself, and a command on an aborted transaction would mask the error.
@@ -81,6 +95,7 @@ def restricted(
             func.set_config("role", "none", True),
             func.set_config(VISIBLE_SETTING, "", True),
             func.set_config(PERSONAL_SETTING, "", True),
+            *(func.set_config(name, value, True) for name, value in before),
         )
     )
 

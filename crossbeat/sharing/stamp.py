@@ -41,8 +41,27 @@ class ReadStamp:
     layers: bool
 
 
+#: The jurisdictions' cache key (count, newest id, newest creation time): the anchor
+#: index over their polygons is kept under it (:func:`crossbeat.sharing.reads.anchor_index`).
+_JURISDICTIONS_KEY = (
+    select(func.count()).select_from(jurisdictions).scalar_subquery(),
+    select(func.max(jurisdictions.c.id)).scalar_subquery(),
+    select(func.max(jurisdictions.c.created_at)).scalar_subquery(),
+)
+_JURISDICTIONS = select(*_JURISDICTIONS_KEY)
+
+
+def jurisdictions_key(conn: Connection) -> tuple[Any, ...]:
+    """Return the jurisdictions' cache key alone (what :func:`read_stamp` reads with the rest).
+
+    For the callers that need only the anchor index; a governed read takes the key from
+    its :class:`ReadStamp`.
+    """
+    return tuple(conn.execute(_JURISDICTIONS).one())
+
+
 def _statement(postgres: bool) -> Any:
-    j, s = jurisdictions.c, crosswalk_sources.c
+    s = crosswalk_sources.c
     if postgres:
         pairs = func.json_agg(func.json_build_array(s.scheme, s.folder))
         wrote: Any = literal_column("txid_current_if_assigned() IS NOT NULL")
@@ -53,9 +72,7 @@ def _statement(postgres: bool) -> Any:
         generation.CURRENT.scalar_subquery(),
         wrote,
         select(pairs).scalar_subquery(),
-        select(func.count()).select_from(jurisdictions).scalar_subquery(),
-        select(func.max(j.id)).scalar_subquery(),
-        select(func.max(j.created_at)).scalar_subquery(),
+        *_JURISDICTIONS_KEY,
         exists(select(area_layers.c.id)),
     )
 
@@ -94,4 +111,4 @@ def read_stamp(conn: Connection) -> ReadStamp:
     return ReadStamp(int(gen or 0), wrote, sources, (n, last, changed), bool(layers))
 
 
-__all__ = ["ReadStamp", "read_stamp"]
+__all__ = ["ReadStamp", "jurisdictions_key", "read_stamp"]

@@ -57,6 +57,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import h3
@@ -72,14 +73,15 @@ from crossbeat.sharing.compiled import (
     count_by_rule,
     reachable,
 )
-from crossbeat.sharing.flags import current_rules
+from crossbeat.sharing.flags import SensitivityRules, current_rules
 from crossbeat.sharing.mvt import Layer, encode
 from crossbeat.sharing.policy import Decision, ReadPlan, ReadRequest, Viewer, ViewerKind, _margin
 from crossbeat.sharing.reads import _audit, _request_summary, anchor_index, prepare
 from crossbeat.sharing.release import BASE, NOISE, Combined, Part, combine, part_mode
 from crossbeat.sharing.rls import restricted
 from crossbeat.sharing.rules import Rule, coarsen
-from crossbeat.store import Store, generation
+from crossbeat.sharing.stamp import ReadStamp, read_stamp
+from crossbeat.store import Store
 from crossbeat.store.schema import incidents
 from crossbeat.store.spatial import in_box_sql
 
@@ -258,9 +260,12 @@ def tile(
     public = viewer.kind is ViewerKind.PUBLIC
     points = z >= POINT_ZOOM
     with store.begin() as conn:
-        plans = _plans(conn, viewer, request, now, z)
-        gen = generation.current(conn)
-        etag, bucket = _etag(plans, gen, current_rules(conn).key, z, x, y, request)
+        # The store's state, the sensitivity rules and the owners' fresh flags, each
+        # read once for the tile's one to three plans (and its ETag).
+        stamp = read_stamp(conn)
+        read = _Planning(stamp, current_rules(conn, stamp.sources), set())
+        plans = _plans(conn, viewer, request, now, z, read)
+        etag, bucket = _etag(plans, stamp.generation, read.sensitivity.key, z, x, y, request)
         plans = [dataclasses.replace(p, now=bucket) for p in plans]
         p = plans[0]
         extra: dict[str, Any] = {"tile": f"{z}/{x}/{y}"}
@@ -278,14 +283,14 @@ def tile(
             found = None
             if points:
                 with restricted(conn, p.owners):
-                    found = _points(store, conn, p, bounds, POINT_BUDGET)
+                    found = _points(store, conn, p, bounds, POINT_BUDGET, stamp)
             if found is not None:
                 built, counts, more = found
                 more = {"layer": "incidents"}
             else:  # below the point zoom, or over the budget: counts by cell
                 col = h3_column(z)
                 if points:  # planned outside the restricted role, as every plan
-                    hex_plans = _plans(conn, viewer, request, now, z, hexagons=True)
+                    hex_plans = _plans(conn, viewer, request, now, z, read, hexagons=True)
                     plans = [dataclasses.replace(q, now=bucket) for q in hex_plans]
                 with restricted(conn, plans[0].owners):
                     built, counts, more = _hexagons(conn, plans, bounds, col)
@@ -320,6 +325,7 @@ def _plans(
     request: ReadRequest,
     now: datetime,
     z: int,
+    read: _Planning,
     *,
     hexagons: bool = False,
 ) -> list[ReadPlan]:
@@ -327,12 +333,23 @@ def _plans(
 
     Hexagons from :data:`POINT_ZOOM` up (``hexagons``) are those of a tile over the budget.
     """
+    plan = partial(prepare, conn, viewer, now=now, stamp=read.stamp,
+                   sensitivity=read.sensitivity, refreshed=read.refreshed)  # fmt: skip
     if z >= POINT_ZOOM and not hexagons:
-        return [prepare(conn, viewer, request, now)]
+        return [plan(request)]
     col = h3_column(z)
     by_cell = dataclasses.replace(request, aggregate=True, group_by=(col,))
     by_both = dataclasses.replace(request, aggregate=True, group_by=(col, "crime_against"))
-    return [prepare(conn, viewer, by_cell, now), prepare(conn, viewer, by_both, now)]
+    return [plan(by_cell), plan(by_both)]
+
+
+@dataclass(frozen=True)
+class _Planning:
+    """What a tile's plans share: the read's stamp, the sensitivity rules, fresh owners."""
+
+    stamp: ReadStamp
+    sensitivity: SensitivityRules
+    refreshed: set[str]
 
 
 # -- ETag and cache --------------------------------------------------------------------------
@@ -432,8 +449,12 @@ def _points(
     p: ReadPlan,
     bounds: tuple[float, float, float, float],
     budget: int,
+    stamp: ReadStamp | None = None,
 ) -> tuple[Layer, Counter[str], dict[str, Any]] | None:
     """Return the points layer: every record the plan shows at a point inside the tile.
+
+    ``stamp`` is the read's :func:`~crossbeat.sharing.stamp.read_stamp` (the anchor
+    index's key comes from it).
 
     Return ``None`` when more than ``budget`` records are near the tile: exact points
     in it; snapped points in the cells whose anchor may fall in it (or in the box
@@ -501,7 +522,7 @@ def _points(
         )
         resolution = rule.precision.resolution if rule.precision.name != "exact" else None
         if resolution is not None:
-            lat, lon = anchor_index(conn, store.url).anchor_many(lat, lon, resolution)
+            lat, lon = anchor_index(conn, store.url, stamp).anchor_many(lat, lon, resolution)
         inside = (west <= lon) & (lon <= east) & (south <= lat) & (lat <= north)
         kept = [rows[i] for i in np.flatnonzero(inside).tolist()]
         if not kept:
