@@ -208,7 +208,15 @@ export function whenLoaded(map) {
   return new Promise((resolve) => (map.loaded() ? resolve() : map.once("load", resolve)));
 }
 
-/** Resolve once the given sources are loaded and the map has drawn them. */
+/**
+ * Resolve once the given sources are loaded for the map's current view and drawn.
+ *
+ * A source follows the camera only when the map renders a frame: right after `jumpTo`,
+ * `addSource` or `setTiles` it still reports the previous view (or no tile at all) as
+ * loaded until then. So the first check waits for a rendered frame, in which the tiles
+ * of the new view have been asked for (issue #12: a check on the next tick could
+ * declare a new view drawn before any of its tiles was requested).
+ */
 export function settled(map, sources) {
   return new Promise((resolve) => {
     const check = () => {
@@ -218,7 +226,8 @@ export function settled(map, sources) {
         map.triggerRepaint();
       } else setTimeout(check, 50);
     };
-    setTimeout(check, 0);
+    map.once("render", check);
+    map.triggerRepaint();
   });
 }
 
