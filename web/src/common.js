@@ -327,6 +327,14 @@ export function viewportPoints(map, sourceId, { minZoom, max = 20000, params, on
   return load;
 }
 
+/** The NIBRS codes the viewer's incidents hold (the offence-type choice lists these), or null. */
+export async function presentOffences() {
+  const result = await api("/api/v1/aggregates?by=nibrs");
+  if (!result.ok) return null;
+  // "unmapped": records whose local code no crosswalk maps (no NIBRS code to filter by).
+  return new Set(result.data.cells.map((c) => c.key[0]).filter((k) => k && k !== "unmapped"));
+}
+
 /** Month keys ("2026-03") from the first to the last month with data. */
 export function monthRange(cells) {
   const keys = cells.map((c) => c.key[0]).sort();
