@@ -1594,6 +1594,12 @@ def _run_server(settings: Any, workers: int = 1) -> None:
     help="Scale of the incident counts (1.0 is about 10,000 incidents).",
 )
 @click.option("--rebuild", is_flag=True, help="Regenerate and reload an existing demo.")
+@click.option(
+    "--end-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Last day of the year of incidents (default: yesterday in the demo's time zone, "
+    "so that the last 30 days hold data); the same seed, size and date give the same data.",
+)
 @click.option("--serve/--no-serve", default=True, help="Start the web server afterwards.")
 @click.option(
     "--accounts",
@@ -1607,6 +1613,7 @@ def demo(
     seed: int | None,
     size: float,
     rebuild: bool,
+    end_date: datetime | None,
     serve: bool,
     show_accounts: bool,
     host: str | None,
@@ -1619,7 +1626,9 @@ def demo(
         build_demo,
         demo_audit_key,
         demo_db_url,
+        demo_default_end,
         demo_is_built,
+        demo_last_day,
         remove_demo,
     )
     from crossbeat.settings import load_settings
@@ -1633,9 +1642,15 @@ def demo(
     if rebuild:
         remove_demo(out_dir)
     if demo_is_built(out_dir):
-        click.echo(f"Using the demo database {url} (--rebuild to generate it again).")
+        last = demo_last_day(out_dir)
+        ends = f"; its incidents end on {last}" if last else ""
+        click.echo(f"Using the demo database {url}{ends} (--rebuild to generate it again).")
     else:
-        click.echo(f"Generating the demo region (seed {settings.demo_seed}) into {out_dir}/ ...")
+        end = end_date.date() if end_date else demo_default_end()
+        click.echo(
+            f"Generating the demo region (seed {settings.demo_seed}, incidents up to {end}) "
+            f"into {out_dir}/ ..."
+        )
         summary = build_demo(
             url,
             out_dir,
@@ -1643,6 +1658,7 @@ def demo(
             size=size,
             progress=True,
             kek=configured_kek(url, required=False),
+            end=end,
         )
         click.echo(f"{'agency':<14}{'rows':>7}{'new':>7}{'quarantined':>13}{'unmapped':>10}")
         for agency_id, s in summary.ingests.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from crossbeat.demo.build import (
     write_region_files,
 )
 from crossbeat.demo.exports import FILES
-from crossbeat.demo.generate import simulate
+from crossbeat.demo.generate import period_ending, report_deadline, simulate
 from crossbeat.ingest.readers import open_source
 from crossbeat.model import incident_id
 from crossbeat.store import open_store
@@ -333,6 +333,49 @@ def test_cli_demo_builds_then_reuses(tmp_path: Path) -> None:
     assert "Using the demo database" in again.output
     rebuilt = runner.invoke(cli, [*args, "--rebuild"])
     assert rebuilt.exit_code == 0 and "Generating" in rebuilt.output
+
+
+def test_a_dated_demo_ends_on_its_day_and_reports_nothing_later(tmp_path: Path) -> None:
+    """`crossbeat demo` ends the year yesterday: the maps' "last 30 days" hold data (#12)."""
+    end = date(2026, 12, 6)
+    files = write_region_files(tmp_path / "a", seed=7, size=SMALL, end=end)
+    manifest = json.loads(files.manifest.read_text())
+    assert manifest["period"] == {"first_day": "2025-12-07", "last_day": "2026-12-06"}
+    sim = simulate(7, SMALL, start=period_ending(end), reported_by=report_deadline(end))
+    deadline = datetime(2026, 12, 7, 8, tzinfo=UTC)  # midnight after the last day, Pacific
+    assert max(e.reported_at for e in sim.events) <= deadline
+    assert all(e.reported_at >= (e.occurred_to or e.occurred_from) for e in sim.events)
+    last_30 = [e for e in sim.events if e.occurred_from >= deadline - timedelta(days=30)]
+    assert len(last_30) > len(sim.events) / 24  # about a twelfth of the year, with noise
+    # Deterministic for a given day: the same files again; another day, other times.
+    again = write_region_files(tmp_path / "b", seed=7, size=SMALL, end=end)
+    for agency, export in files.exports.items():
+        assert export.path.read_bytes() == again.exports[agency].path.read_bytes(), agency
+    later = simulate(7, SMALL, start=period_ending(date(2026, 12, 7)))
+    assert later.events[0].occurred_from != sim.events[0].occurred_from
+
+
+def test_a_dated_demo_loads_with_only_the_planted_rows_quarantined(tmp_path: Path) -> None:
+    """Nothing of a year ending yesterday is refused as reported in the future."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    summary = build_demo(url, tmp_path, seed=7, size=0.02, end=yesterday)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert manifest["period"]["last_day"] == yesterday.isoformat()
+    with open_store(url).connect() as conn:
+        held = {(r.agency_id, r.row_number) for r in conn.execute(select(quarantine))}
+    planted = manifest["malformed_rows"]
+    assert held == {(m["agency"], m["row"]) for m in planted if m["kind"] != "unknown_code"}
+    assert sum(s.new for s in summary.ingests.values()) > 0
+
+
+def test_cli_demo_ends_on_the_given_day(tmp_path: Path) -> None:
+    args = ["demo", "--no-serve", "--dir", str(tmp_path), "--size", "0.02"]
+    first = CliRunner().invoke(cli, [*args, "--end-date", "2026-11-30"])
+    assert first.exit_code == 0, first.output
+    assert "incidents up to 2026-11-30" in first.output
+    again = CliRunner().invoke(cli, args)
+    assert "its incidents end on 2026-11-30" in again.output
 
 
 @pytest.mark.slow

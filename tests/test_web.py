@@ -440,6 +440,48 @@ def test_public_map_charts_the_trend_of_a_place_chosen_by_name(
     page.close()
 
 
+def test_public_map_filters_by_offence_type(
+    browser: Any, server: DemoServer, console: Console
+) -> None:
+    page = console.watch(browser.new_page(viewport=DESKTOP))
+    page.goto(server.url + "/")
+    wait_ready(page)
+    page.evaluate("window.cbMap.jumpTo({center: [-122.56, 45.42], zoom: 10})")
+    wait_ready(page)
+    before, drawn = int(page.locator("#count").get_attribute("data-total")), _hex_total(page)
+    # Opened, the choice lists only the offence types the public's data holds.
+    page.locator("#f-offence").focus()
+    wait_js(page, "document.getElementById('f-offence').dataset.narrowed === '1'")
+    offered = page.evaluate(
+        "[...document.querySelectorAll('#f-offence option')].map((o) => o.value).filter(Boolean)"
+    )
+    by_code = page.evaluate(
+        """async () => (await (await fetch('/api/v1/aggregates?by=nibrs')).json()).cells"""
+    )
+    held = {c["key"][0]: c["count"] or 0 for c in by_code if c["key"][0] != "unmapped"}
+    listed = page.evaluate("JSON.parse(document.getElementById('cb-config').textContent)")
+    assert set(offered) == set(held) and len(offered) < len(listed["offence_types"])
+    code = max(held, key=held.__getitem__)  # the commonest, so that its hexagons publish
+    page.locator("#f-offence").select_option(code)
+    wait_js(page, f"document.getElementById('count').dataset.total !== '{before}'")
+    wait_ready(page)
+    tiles = page.evaluate("window.cbMap.getSource('incidents').tiles[0]")
+    assert f"offence={code}" in tiles
+    expected = page.evaluate(
+        "async (q) => (await (await fetch('/api/v1/aggregates?' + q)).json()).total",
+        tiles.split("?", 1)[1],
+    )
+    total = int(page.locator("#count").get_attribute("data-total"))
+    assert total == expected and 0 < total < before
+    assert 0 < _hex_total(page) < drawn  # the hexagons drawn hold that offence only
+    _shots(page, "public-offence-filter")
+    page.locator("#f-offence").select_option("")  # every offence type again
+    wait_js(page, f"+document.getElementById('count').dataset.total > {total}")
+    wait_ready(page)
+    assert "offence=" not in page.evaluate("window.cbMap.getSource('incidents').tiles[0]")
+    page.close()
+
+
 def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dy = (lat1 - lat2) * 111_320
     dx = (lon1 - lon2) * 111_320 * math.cos(math.radians(lat1))

@@ -23,17 +23,24 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from crossbeat.agencies import load_boundaries, register_agency
 from crossbeat.areas import add_layer
 from crossbeat.demo import region
 from crossbeat.demo.accounts import PREFIXES, demo_accounts, demo_admins
 from crossbeat.demo.exports import FILES, ExportFile, write_exports
-from crossbeat.demo.generate import TIMEZONE, Simulation, simulate
+from crossbeat.demo.generate import (
+    TIMEZONE,
+    Simulation,
+    period_ending,
+    report_deadline,
+    simulate,
+)
 from crossbeat.ingest.pipeline import IngestSummary, ingest_files
 from crossbeat.ingest.profile import Profile, load_profile
 from crossbeat.model import Agency
@@ -138,6 +145,30 @@ def demo_is_built(out_dir: Path) -> bool:
         return int(conn.execute(done).scalar_one()) > 0
 
 
+def demo_default_end(now: datetime | None = None) -> date:
+    """Return the last day of a demo built now: yesterday in the demo's time zone.
+
+    The maps' "last 30 days" then hold a month of incidents on the day the demo is built.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> demo_default_end(datetime(2026, 12, 7, 9, 30, tzinfo=UTC))
+    datetime.date(2026, 12, 6)
+    """
+    when = now or datetime.now(UTC)
+    return when.astimezone(ZoneInfo(TIMEZONE)).date() - timedelta(days=1)
+
+
+def demo_last_day(out_dir: Path) -> str | None:
+    """Return the last day of a built demo's incidents (from its manifest), or None."""
+    try:
+        data = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+        return str(data["period"]["last_day"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def remove_demo(out_dir: Path) -> None:
     """Delete the demo database and generated files from a demo folder.
 
@@ -201,7 +232,9 @@ def demo_profile(agency_id: str) -> Profile:
         return load_profile(path)
 
 
-def write_region_files(out_dir: Path, *, seed: int = 7, size: float = 1.0) -> DemoFiles:
+def write_region_files(
+    out_dir: Path, *, seed: int = 7, size: float = 1.0, end: date | None = None
+) -> DemoFiles:
     """Simulate the demo region and write its exports, boundaries and manifest.
 
     Parameters
@@ -212,6 +245,10 @@ def write_region_files(out_dir: Path, *, seed: int = 7, size: float = 1.0) -> De
         Random seed: the same seed and size give byte-identical files.
     size
         Scale of the incident counts (1.0 ≈ 10,000 incidents).
+    end
+        Last local day of the year of incidents, nothing reported after it (default:
+        the fixed year from 2025-11-01, :data:`crossbeat.demo.generate.DEFAULT_START`).
+        The same seed, size and end give the same files.
 
     Returns
     -------
@@ -219,7 +256,10 @@ def write_region_files(out_dir: Path, *, seed: int = 7, size: float = 1.0) -> De
         Paths of everything written.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    sim = simulate(seed, size)
+    if end is None:
+        sim = simulate(seed, size)
+    else:
+        sim = simulate(seed, size, start=period_ending(end), reported_by=report_deadline(end))
     exports = write_exports(sim, out_dir)
     boundaries = {}
     (out_dir / "boundaries").mkdir(exist_ok=True)
@@ -280,6 +320,7 @@ def build_demo(
     size: float = 1.0,
     progress: bool = False,
     kek: Kek | None = None,
+    end: date | None = None,
 ) -> DemoSummary:
     """Generate the demo region and load it into a database.
 
@@ -299,13 +340,17 @@ def build_demo(
     kek
         Key-encryption key of the personal data (the configured one); by default
         :func:`demo_kek`.
+    end
+        Last local day of the year of incidents (``crossbeat demo``: yesterday, so that
+        "the last 30 days" of the maps hold data); default the fixed year of
+        :func:`write_region_files`.
 
     Returns
     -------
     DemoSummary
         The files written and each agency's ingest summary.
     """
-    files = write_region_files(out_dir, seed=seed, size=size)
+    files = write_region_files(out_dir, seed=seed, size=size, end=end)
     copy_demo_sources(out_dir)
     store = open_store(db_url, kek=kek or demo_kek(db_url, out_dir))
     register_demo_agencies(store, files.boundaries)

@@ -450,8 +450,36 @@ class _Sim:
         return out
 
 
+def period_ending(end: date, days: int = 365) -> date:
+    """Return the first day of the ``days``-day period whose last day is ``end``.
+
+    Examples
+    --------
+    >>> period_ending(date(2026, 12, 6))
+    datetime.date(2025, 12, 7)
+    """
+    return end - timedelta(days=days - 1)
+
+
+def report_deadline(end: date) -> datetime:
+    """Return the first instant after the local day ``end`` (UTC): nothing is reported later.
+
+    Examples
+    --------
+    >>> report_deadline(date(2026, 12, 6)).isoformat()
+    '2026-12-07T08:00:00+00:00'
+    """
+    midnight = datetime.combine(end + timedelta(days=1), datetime.min.time())
+    return midnight.replace(tzinfo=ZoneInfo(TIMEZONE)).astimezone(UTC)
+
+
 def simulate(
-    seed: int = 7, size: float = 1.0, *, start: date = DEFAULT_START, days: int = 365
+    seed: int = 7,
+    size: float = 1.0,
+    *,
+    start: date = DEFAULT_START,
+    days: int = 365,
+    reported_by: datetime | None = None,
 ) -> Simulation:
     """Draw the demo region's incidents for one period.
 
@@ -467,6 +495,11 @@ def simulate(
         First local day of the period.
     days
         Length of the period in days.
+    reported_by
+        When given, no event is reported after this instant: a later report time is
+        brought back to it (never before the event ended). A period that ends near
+        today (``crossbeat demo``) would otherwise hold reports in the future, which the
+        ingest quarantines. The draws are the same with or without it.
 
     Returns
     -------
@@ -483,4 +516,14 @@ def simulate(
     events += sim.miscoded()
     events += sim.transit()
     events += sim.duplicates()
+    if reported_by is not None:
+        events = [_reported_by(e, reported_by) for e in events]
     return Simulation(seed=seed, size=size, start=start, days=days, events=events)
+
+
+def _reported_by(event: Event, deadline: datetime) -> Event:
+    """Return the event reported no later than ``deadline`` (nor before it ended)."""
+    if event.reported_at <= deadline:
+        return event
+    ended = event.occurred_to or event.occurred_from
+    return replace(event, reported_at=max(deadline, ended))

@@ -201,6 +201,14 @@ def _group_keys(
         if d.startswith("h3_"):
             keys.append(incidents.c[d])
             kinds.append("cell")
+        elif d == "crime_against":
+            # The bare column, "unmapped" for a missing one in Python: behind the cell
+            # and the call category in the cell indexes, so that SQLite groups a hexagon
+            # tile's counts by cell and category in index order. Grouped on the CASE
+            # of _dim_sql, it sorted every counted row in a temporary B-tree (an owner's
+            # count of one tile: 48 ms of CPU against 20 ms, issue #12).
+            keys.append(incidents.c.crime_against)
+            kinds.append("category")
         elif sqlite and d in _LOCAL_PREFIX and _owner_zone(conn, rule.owner) == rule.timezone:
             keys.append(incidents.c.occurred_local)
             kinds.append(f"local:{_LOCAL_PREFIX[d]}")
@@ -241,6 +249,8 @@ def _periods(q: Select[Any], kinds: Sequence[str]) -> Select[Any]:
 def _text(value: object, kind: str) -> str:
     if kind == "cell":
         return str(value or "none")
+    if kind == "category":  # as _dim_sql's CASE: a NULL or empty category is "unmapped"
+        return str(value or "unmapped")
     if kind.startswith("local:"):  # as coalesce(substr(occurred_local, 1, n), 'unknown')
         return "unknown" if value is None else str(value)[: int(kind[6:])]
     return str(value)

@@ -12,9 +12,10 @@ On SQLite, point layers (the thousands of incidents of a z14 tile) are encoded b
 format of every feature (``MoveTo`` and zig-zag, as the MVT specification 2.1 and
 mapbox-vector-tile write them) are computed column by column, several times faster
 than mapbox-vector-tile, which builds a shapely geometry and Python objects per feature
-(issue #12; figures in docs/benchmarks.md). Polygon layers (the hexagons) are encoded
-by mapbox-vector-tile. ``tests/test_sharing_mvt.py`` decodes both with
-mapbox-vector-tile and requires the same features.
+(issue #12; figures in docs/benchmarks.md). Polygon layers (the hexagons, convex rings)
+are encoded by :func:`_polygon_layer`, one ring at a time without shapely.
+``tests/test_sharing_mvt.py`` decodes them with mapbox-vector-tile and requires the
+features mapbox-vector-tile's own encoder writes.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def encode(conn: Connection, z: int, x: int, y: int, layers: Sequence[Layer]) ->
     if conn.dialect.name == "postgresql":
         return b"".join(_postgis(conn, z, x, y, layer) for layer in layers)
     return b"".join(
-        _point_layer(z, x, y, layer) if layer.kind == "point" else _python(z, x, y, [layer])
+        _point_layer(z, x, y, layer) if layer.kind == "point" else _polygon_layer(z, x, y, layer)
         for layer in layers
     )
 
@@ -172,6 +173,121 @@ def _point_layer(z: int, x: int, y: int, layer: Layer) -> bytes:
     body += b"\x28" + _varint(EXTENT) + b"\x78\x02"  # extent (5), version (15) = 2
     body += _varint_rows(matrix, shown_cells)
     return _field(3, bytes(body))  # Tile.layers (3)
+
+
+def _polygon_layer(z: int, x: int, y: int, layer: Layer) -> bytes:
+    """Return one ``Tile.layers`` entry of a layer of convex rings (H3 hexagons).
+
+    Each ring is projected to tile units, clipped to the tile and its buffer
+    (Sutherland-Hodgman: the rings are convex, so the clip is one ring or nothing),
+    rounded (y flipped, half to even as mapbox-vector-tile rounds), cleared of repeated
+    vertices and wound as the specification's exterior ring (a positive surveyor's area
+    in y-down tile units, as ``ST_AsMVT`` writes it; :func:`_python` gave the reverse,
+    which MapLibre also draws); a ring left with no area is dropped. The shapes and
+    properties are those mapbox-vector-tile writes from the shapely intersection
+    (``tests/test_sharing_mvt.py``), without a shapely geometry per feature: the hexagon
+    tiles of an overview spent most of their encoding time there (issue #12).
+    """
+    min_x, min_y, max_x, max_y = tile_envelope(z, x, y)
+    scale = EXTENT / (max_x - min_x)
+    keys: dict[str, int] = {}
+    numbered: dict[tuple[str, Any], int] = {}
+    values = bytearray()
+    features = bytearray()
+    for i, ring in enumerate(layer.coords):
+        lonlat = np.asarray(ring, dtype=np.float64).reshape(-1, 2)
+        mx, my = _mercator_many(lonlat[:, 0], lonlat[:, 1])
+        units = list(
+            zip(((mx - min_x) * scale).tolist(), ((my - min_y) * scale).tolist(), strict=True)
+        )
+        if len(units) > 1 and units[0] == units[-1]:
+            units.pop()
+        clipped = _clip_convex(units, -BUFFER, EXTENT + BUFFER)
+        points: list[tuple[int, int]] = []
+        for ux, uy in clipped:
+            point = (round(ux), EXTENT - round(uy))
+            if not points or points[-1] != point:
+                points.append(point)
+        while len(points) > 1 and points[0] == points[-1]:
+            points.pop()
+        if len(points) < 3:
+            continue
+        area = sum(
+            a[0] * b[1] - b[0] * a[1] for a, b in zip(points, points[1:] + points[:1], strict=True)
+        )
+        if area == 0:
+            continue
+        if area < 0:  # counter-clockwise in y-down units: an exterior ring is clockwise
+            points.reverse()
+        tags = bytearray()
+        for name, kind in layer.columns.items():
+            value = layer.values[name][i]
+            if value is None:
+                continue
+            key = keys.setdefault(name, len(keys))
+            index = numbered.get((kind, value))
+            if index is None:
+                index = numbered[(kind, value)] = len(numbered)
+                values += _field(4, _value(kind, value))
+            tags += _varint(key) + _varint(index)
+        geometry = bytearray(_varint(1 | 1 << 3))  # MoveTo(1)
+        geometry += _varint(_zigzag_int(points[0][0])) + _varint(_zigzag_int(points[0][1]))
+        geometry += _varint(2 | (len(points) - 1) << 3)  # LineTo(n - 1)
+        for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+            geometry += _varint(_zigzag_int(x1 - x0)) + _varint(_zigzag_int(y1 - y0))
+        geometry += _varint(7 | 1 << 3)  # ClosePath
+        feature = (
+            (_field(2, bytes(tags)) if tags else b"") + b"\x18\x03" + _field(4, bytes(geometry))
+        )
+        features += _field(2, feature)  # Layer.features (2); type (3) = POLYGON
+    if not features:
+        return b""
+    body = bytearray(_field(1, layer.name.encode()))
+    body += features
+    for name in keys:
+        body += _field(3, name.encode())
+    body += values
+    body += b"\x28" + _varint(EXTENT) + b"\x78\x02"  # extent (5), version (15) = 2
+    return _field(3, bytes(body))  # Tile.layers (3)
+
+
+def _zigzag_int(value: int) -> int:
+    """Return the zig-zag encoding of one signed integer."""
+    return (value << 1) ^ (value >> 63)
+
+
+def _clip_convex(
+    ring: list[tuple[float, float]], lo: float, hi: float
+) -> list[tuple[float, float]]:
+    """Return a convex ring clipped to the square ``[lo, hi]²`` (Sutherland-Hodgman)."""
+    out = ring
+    for axis, bound, keep_below in ((0, lo, False), (0, hi, True), (1, lo, False), (1, hi, True)):
+        if not out:
+            break
+        inside = (lambda p: p[axis] <= bound) if keep_below else (lambda p: p[axis] >= bound)  # noqa: E731,B023
+        clipped: list[tuple[float, float]] = []
+        for k, current in enumerate(out):
+            previous = out[k - 1]
+            if inside(current):
+                if not inside(previous):
+                    clipped.append(_crossing(previous, current, axis, bound))
+                clipped.append(current)
+            elif inside(previous):
+                clipped.append(_crossing(previous, current, axis, bound))
+        out = clipped
+    return out
+
+
+def _crossing(
+    a: tuple[float, float], b: tuple[float, float], axis: int, bound: float
+) -> tuple[float, float]:
+    """Return where the segment ``a``-``b`` crosses the line ``axis = bound``."""
+    t = (bound - a[axis]) / (b[axis] - a[axis])
+    other = 1 - axis
+    point = [0.0, 0.0]
+    point[axis] = bound
+    point[other] = a[other] + t * (b[other] - a[other])
+    return (point[0], point[1])
 
 
 def _field(number: int, payload: bytes) -> bytes:

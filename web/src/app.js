@@ -1,9 +1,9 @@
 // The analyst workspace (/app): every granted agency on one map, filters, detail panel,
 // area counts and trend, and the layers of the other services where the server has them.
 import {
-  CATEGORY_COLOURS, HEX_FILL, PALETTE, addBoundaries, api, circle, count, createMap, currentUser, el,
-  errorText, has, incidentsGeoJSON, mapRefresher, settled, viewportPoints, monthRange, query, signInForm,
-  userBar, whenLoaded,
+  CATEGORY_COLOURS, HEX_FILL, PALETTE, addBoundaries, api, circle, config, count, createMap, currentUser, el,
+  errorText, has, incidentsGeoJSON, mapRefresher, presentOffences, settled, viewportPoints, monthRange, query,
+  signInForm, userBar, whenLoaded,
 } from "./common.js";
 // Chart.js is loaded on first use (a chart is drawn only for an area), not with the map.
 const charts = () => import("./charts.js");
@@ -80,7 +80,7 @@ async function start(me) {
     el("h2", {}, "Filters"), filterHost,
     el("label", { for: "colour-by" }, "Colour points by"), colourBy, legend, el("p", { class: "hint", id: "hex-legend" }, "Hexagons (zoomed out): darker means more incidents; grey means too few to publish. Zoom in for single incidents."), total,
     el("div", { id: "area-tools" }), el("div", { id: "boundary-layers" }), el("div", { id: "layers" }), el("div", { id: "bulletins" }), el("div", { id: "live" }));
-  const filters = filterPanel(filterHost, { months, agencies, onChange: () => refresh() });
+  const filters = filterPanel(filterHost, { months, agencies, onChange: () => refresh(), offenceTypes: config().offence_types || [], present: presentOffences });
   // The area filter (an area of a layer one may read), filled by boundaryLayers().
   const areaSelect = el("select", { id: "f-area" }, el("option", { value: "" }, "All areas"));
   // The jurisdiction filter: incidents inside an agency's jurisdiction, whoever owns them

@@ -208,7 +208,15 @@ export function whenLoaded(map) {
   return new Promise((resolve) => (map.loaded() ? resolve() : map.once("load", resolve)));
 }
 
-/** Resolve once the given sources are loaded and the map has drawn them. */
+/**
+ * Resolve once the given sources are loaded for the map's current view and drawn.
+ *
+ * A source follows the camera only when the map renders a frame: right after `jumpTo`,
+ * `addSource` or `setTiles` it still reports the previous view (or no tile at all) as
+ * loaded until then. So the first check waits for a rendered frame, in which the tiles
+ * of the new view have been asked for (issue #12: a check on the next tick could
+ * declare a new view drawn before any of its tiles was requested).
+ */
 export function settled(map, sources) {
   return new Promise((resolve) => {
     const check = () => {
@@ -218,7 +226,8 @@ export function settled(map, sources) {
         map.triggerRepaint();
       } else setTimeout(check, 50);
     };
-    setTimeout(check, 0);
+    map.once("render", check);
+    map.triggerRepaint();
   });
 }
 
@@ -316,6 +325,14 @@ export function viewportPoints(map, sourceId, { minZoom, max = 20000, params, on
     document.body.dataset.ready = "1";
   });
   return load;
+}
+
+/** The NIBRS codes the viewer's incidents hold (the offence-type choice lists these), or null. */
+export async function presentOffences() {
+  const result = await api("/api/v1/aggregates?by=nibrs");
+  if (!result.ok) return null;
+  // "unmapped": records whose local code no crosswalk maps (no NIBRS code to filter by).
+  return new Set(result.data.cells.map((c) => c.key[0]).filter((k) => k && k !== "unmapped"));
 }
 
 /** Month keys ("2026-03") from the first to the last month with data. */

@@ -3,8 +3,8 @@
 // "what happened near here in the last 30 days".
 import { cellToParent, getResolution } from "h3-js";
 import {
-  CATEGORY_COLOURS, HEX_FILL, addBoundaries, api, count, createMap, el, errorText, has,
-  mapRefresher, monthRange, query, settled, viewportPoints, whenLoaded,
+  CATEGORY_COLOURS, HEX_FILL, addBoundaries, api, config, count, createMap, el, errorText, has,
+  mapRefresher, monthRange, presentOffences, query, settled, viewportPoints, whenLoaded,
 } from "./common.js";
 // Chart.js is loaded on first use (a chart is drawn only for an area), not with the map.
 const charts = () => import("./charts.js");
@@ -61,7 +61,7 @@ async function main() {
     el("section", { id: "alerts", "aria-label": "Alerts" }, el("h2", {}, "Alerts"), el("p", { class: "hint" }, "Subscriptions to alerts for your neighbourhood will be offered here.")),
     el("section", { id: "tips", "aria-label": "Tips" }, el("h2", {}, "Send a tip"), el("p", { class: "hint" }, "Anonymous tips to the agencies will be taken here.")),
     el("p", {}, el("a", { href: "/methodology" }, "How this map is made: methodology and data quality")));
-  const filters = filterPanel(filterHost, { months, onChange: () => refresh() });
+  const filters = filterPanel(filterHost, { months, onChange: () => refresh(), offenceTypes: config().offence_types || [], present: presentOffences });
   namedAreas(map, boundaryFeatures, filters);
   const showTotal = (agg) => {
     total.textContent = agg.ok ? `${count(agg.data.total)} incidents published` : errorText(agg);

@@ -23,6 +23,7 @@ from crossbeat import __version__
 from crossbeat.api.deps import SettingsDep
 from crossbeat.forecast.service import MODELS
 from crossbeat.settings import Settings
+from crossbeat.taxonomy.nibrs import nibrs_offences
 from crossbeat.web import asset, content_security_policy, page_html
 
 router = APIRouter(include_in_schema=False)
@@ -70,10 +71,23 @@ def _page(
     return HTMLResponse(page_html(name, config), headers={"Content-Security-Policy": csp})
 
 
+def offence_types() -> list[list[str]]:
+    """Return ``[code, name, crime_against]`` of each NIBRS offence, by name.
+
+    The maps' offence-type filter (issue #12) offers these; a filter sends the code as
+    the ``offence`` parameter every incident route takes, so what it selects is decided
+    by the sharing policy like any other filter.
+    """
+    return sorted(
+        ([o.code, o.name, o.crime_against.value] for o in nibrs_offences().values()),
+        key=lambda row: row[1].lower(),
+    )  # fmt: skip
+
+
 @router.get("/")
 def public_map(settings: SettingsDep, request: Request) -> HTMLResponse:
     """Return the public community map (what the public release policy allows)."""
-    return _page("public", settings, request)
+    return _page("public", settings, request, {"offence_types": offence_types()})
 
 
 @router.get("/methodology")
@@ -85,7 +99,7 @@ def methodology(settings: SettingsDep, request: Request) -> HTMLResponse:
 @router.get("/app")
 def analyst_app(settings: SettingsDep, request: Request) -> HTMLResponse:
     """Return the analyst workspace."""
-    return _page("app", settings, request)
+    return _page("app", settings, request, {"offence_types": offence_types()})
 
 
 @router.get("/forecast")
