@@ -37,7 +37,7 @@ def demo_db(db_url: str, tmp_path: Path) -> tuple[Store, str]:
     return open_store(db_url), db_url
 
 
-def _last_days(store: Store, days: int = 35) -> ReadRequest:
+def _last_days(store: Store, days: float = 35) -> ReadRequest:
     t = select(store, CITY).arrays.occurred_from
     last = t[~np.isnat(t)].max().astype(datetime).replace(tzinfo=UTC)
     return ReadRequest(since=last - timedelta(days=days))
@@ -72,6 +72,8 @@ def test_emerging_bins_never_start_before_the_data(demo_db) -> None:
     store, _ = demo_db
     with pytest.raises(AnalysisError, match="need at least three month bins and the selection"):
         run.emerging(store, CITY, _last_days(store, 20))  # two months at most
+    with pytest.raises(AnalysisError, match="covers 1: choose period=day or select more history"):
+        run.emerging(store, CITY, _last_days(store, 0.1), period="week")
     request = _last_days(store)
     with pytest.raises(AnalysisError, match="bins=12 reaches back before the earliest incident"):
         run.emerging(store, CITY, request, period="week", bins=12)

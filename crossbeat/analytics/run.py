@@ -221,9 +221,10 @@ def emerging(
     a = sel.arrays
     covered = len(_edges(a.occurred_from, period, None)) - 1
     if covered < 3:
+        shorter = {"month": "choose period=week or day, or ", "week": "choose period=day or "}
         raise AnalysisError(
             f"emerging hot spots need at least three {period} bins and the selection covers "
-            f"{covered}: choose a shorter period (period=week or day) or select more history"
+            f"{covered}: {shorter.get(period, '')}select more history"
         )
     if bins is not None and bins > covered:
         raise AnalysisError(
