@@ -224,7 +224,9 @@ class CompStatTable:
     7 days ending ``as_of``), ``"28d"`` and ``"ytd"``, each against the same period a year
     earlier (364 days earlier for week and 28 days, so weekdays align; for year to date,
     1 January of the previous year to the same calendar day). ``change`` is the
-    percentage change (NaN when the previous count is 0).
+    percentage change (NaN when the previous count is 0). A period whose year-earlier
+    period starts before the earliest incident is listed in ``no_history`` and has no
+    comparison (``previous``, ``change`` and ``p`` NaN).
     """
 
     group: np.ndarray
@@ -236,6 +238,9 @@ class CompStatTable:
     p: np.ndarray
     skipped: Skipped
     params: CompStatParams
+    #: Periods whose year-earlier period starts before the earliest incident: their
+    #: ``previous``, ``change`` and ``p`` are NaN (no data is not zero incidents).
+    no_history: tuple[str, ...] = ()
 
     def rows(self) -> list[dict[str, object]]:
         """Return the table as one plain dict per row, for printing or JSON."""
@@ -328,6 +333,13 @@ def compstat(
     p = np.column_stack(
         [rate_change_p(current[:, k], previous[:, k], exposure[k]) for k in range(len(periods))]
     )
+    # A year-earlier period that starts before the earliest incident has no data, not
+    # zero incidents: comparing with it would report a significant rise of everything.
+    history = t_from[keep].min().astype("datetime64[D]")
+    no_history = tuple(per.name for per in periods if per.prev_start < history)
+    for k, per in enumerate(periods):
+        if per.name in no_history:
+            previous[:, k] = change[:, k] = p[:, k] = np.nan
     g_of, c_of = np.divmod(pairs, len(clabels))
     return CompStatTable(
         group=glabels[g_of],
@@ -338,6 +350,7 @@ def compstat(
         change=change,
         p=p,
         skipped=skipped,
+        no_history=no_history,
         params=CompStatParams(
             str(as_of.astype("datetime64[D]")),
             tuple(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from crossbeat.analysis import budget
@@ -89,6 +90,72 @@ def parameters(name: str) -> set[str]:
     return {p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
+#: Allowed words of the analyses' word-valued parameters.
+CHOICES: Mapping[str, tuple[str, ...]] = {
+    "cells": ("h3", "grid", "area"),
+    "period": ("day", "week", "month"),
+    "by": ("agency", "region", "area"),
+    "categories": ("crime_against", "nibrs_code"),
+}
+#: Whole-number parameters and their smallest and largest values (None: no bound).
+INTEGERS: Mapping[str, tuple[int | None, int | None]] = {
+    "resolution": (0, 15),  # H3's resolutions
+    "k": (1, None),
+    "permutations": (0, None),
+    "seed": (None, None),
+    "bins": (3, None),
+    "years": (1, None),
+    "min_samples": (2, None),
+    "limit": (1, None),
+}
+#: Positive real parameters (``alpha`` and ``threshold`` also below 1).
+POSITIVE = ("bandwidth", "cell_m", "eps_m", "eps_days", "eps_hours", "max_range_days")
+FRACTIONS = ("alpha", "threshold")
+EDGES = ("distance_edges_m", "time_edges_days")
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Return ``value`` as the type parameter ``key`` takes, or raise AnalysisError."""
+    if key in CHOICES:
+        if value not in CHOICES[key]:
+            raise AnalysisError(f"{key} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+        return value
+    if key == "bandwidth" and value in ("scott", "silverman"):
+        return value
+    if key == "as_of":
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.fromisoformat(str(value))
+        except ValueError:
+            raise AnalysisError(f"as_of must be a date (YYYY-MM-DD), got {value!r}") from None
+    if key in EDGES:
+        try:
+            parts = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(float(v) for v in parts)
+        except (TypeError, ValueError):
+            raise AnalysisError(
+                f"{key} must be band edges separated by commas, e.g. 0,100,200, got {value!r}"
+            ) from None
+    if key in INTEGERS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise AnalysisError(f"{key} must be a whole number, got {value!r}")
+        lo, hi = INTEGERS[key]
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            bounds = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+            raise AnalysisError(f"{key} must be {bounds}, got {value}")
+        return value
+    if key in POSITIVE or key in FRACTIONS:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            what = "metres" if key in ("bandwidth", "cell_m", "eps_m") else "a number"
+            extra = " or scott or silverman" if key == "bandwidth" else ""
+            raise AnalysisError(f"{key} must be positive ({what}{extra}), got {value!r}")
+        if key in FRACTIONS and value >= 1:
+            raise AnalysisError(f"{key} must be between 0 and 1, got {value!r}")
+        return float(value)
+    return value
+
+
 def run_named(
     name: str,
     store: Store,
@@ -104,10 +171,15 @@ def run_named(
     ``max_incidents`` and ``seconds`` limit the selection's size and the computing time
     (:mod:`crossbeat.analysis.budget`; None: no limit).
 
+    Values are checked and converted (a word from its choices, a whole number in its
+    range, a positive number, ``as_of`` from ISO text, band edges from ``0,100,200``),
+    so the CLI's ``-p NAME=VALUE`` text gets the API's checks.
+
     Raises
     ------
     AnalysisError
-        Unknown analysis, a parameter it does not take, or input it cannot use
+        Unknown analysis, a parameter it does not take, a value it cannot take, or input
+        it cannot use
         (:class:`~crossbeat.analysis.budget.SelectionTooLarge` beyond ``max_incidents``).
     BudgetExceeded
         When the analysis ran past ``seconds``.
@@ -120,6 +192,7 @@ def run_named(
         raise AnalysisError(
             f"{name} takes no {', '.join(extra)} (it takes: {', '.join(sorted(parameters(name)))})"
         )
+    given = {k: _coerce(k, v) for k, v in given.items()}
     with budget.limits(name, max_incidents=max_incidents, seconds=seconds):
         return ANALYSES[name].run(store, viewer, request, **given)
 

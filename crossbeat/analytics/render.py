@@ -213,12 +213,30 @@ def compstat_json(outcome: Outcome[CompStat]) -> dict[str, Any]:
     ]  # fmt: skip
     rising = [{k: _num(v) for k, v in asdict(r).items()} for r in outcome.result.rising]
     borders = [list(b) for b in outcome.result.borders]
-    return _head(outcome, "compstat") | {
-        "by": outcome.result.by,
-        "layer": outcome.result.layer,
-        "rows": rows,
-        "borders": borders,
-        "rising_across_borders": rising,
+    return (
+        _head(outcome, "compstat")
+        | {
+            "by": outcome.result.by,
+            "layer": outcome.result.layer,
+            "rows": rows,
+            "borders": borders,
+            "rising_across_borders": rising,
+        }
+        | _history_note(t.no_history, t.params.periods)
+    )
+
+
+def _history_note(
+    no_history: tuple[str, ...], periods: tuple[tuple[str, str, str, str, str], ...]
+) -> dict[str, Any]:
+    """Say which CompStat periods have no year-earlier comparison, and why."""
+    if not no_history:
+        return {}
+    starts = ", ".join(f"{p[0]} from {p[3]}" for p in periods if p[0] in no_history)
+    return {
+        "note": f"no comparison with last year for {', '.join(no_history)}: the selection "
+        f"does not reach back to the year-earlier period ({starts}); no data is not zero "
+        "incidents (select more history)"
     }
 
 

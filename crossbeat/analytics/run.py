@@ -68,7 +68,13 @@ def _edges(t: np.ndarray, period: Period, bins: int | None) -> np.ndarray:
     valid = t[~np.isnat(t)]
     if valid.size == 0:
         raise AnalysisError("no incident has a time: a time series needs occurred_from")
-    unit = {"day": "D", "week": "W", "month": "M"}[period]
+    if period == "week":  # Monday to Monday (numpy's weeks start on Thursdays, as 1970 did)
+        days = valid.astype("datetime64[D]")
+        monday = days - (days.astype(np.int64) + 3) % 7
+        first_w, last_w = monday.min(), monday.max() + 7
+        n = int((last_w - first_w).astype(np.int64)) // 7 if bins is None else bins
+        return (last_w - 7 * np.arange(n, -1, -1)).astype("datetime64[us]")
+    unit = {"day": "D", "month": "M"}[period]
     last = valid.max().astype(f"datetime64[{unit}]") + 1
     first = valid.min().astype(f"datetime64[{unit}]")
     n = int((last - first).astype(np.int64)) if bins is None else bins
@@ -189,21 +195,45 @@ def hotspots(
     return Outcome(res, sel)
 
 
+#: The most time bins emerging hot spots use by default (a year of months).
+EMERGING_BINS = 12
+
+
 def emerging(
     store: Store,
     viewer: Viewer,
     request: ReadRequest | None = None,
     *,
     period: Period = "month",
-    bins: int | None = 12,
+    bins: int | None = None,
     resolution: int = 8,
     k: int = 1,
     alpha: float = 0.05,
 ) -> Outcome[emerging_mod.EmergingResult]:
-    """Emerging hot spots: each H3 cell's Gi* history over time bins, Mann-Kendall trend."""
+    """Emerging hot spots: each H3 cell's Gi* history over time bins, Mann-Kendall trend.
+
+    The bins end with the period of the latest incident and never start before the
+    period of the earliest: a bin before any data would count as a real zero and make
+    every busy cell a "new" hot spot. ``bins`` None: as many as the selection covers,
+    at most :data:`EMERGING_BINS`; more than it covers is refused.
+    """
     sel = select(store, viewer, request)
     a = sel.arrays
-    edges = _edges(a.occurred_from, period, bins)
+    covered = len(_edges(a.occurred_from, period, None)) - 1
+    if covered < 3:
+        shorter = {"month": "choose period=week or day, or ", "week": "choose period=day or "}
+        raise AnalysisError(
+            f"emerging hot spots need at least three {period} bins and the selection covers "
+            f"{covered}: {shorter.get(period, '')}select more history"
+        )
+    if bins is not None and bins > covered:
+        raise AnalysisError(
+            f"bins={bins} reaches back before the earliest incident: the selection covers "
+            f"{covered} {period} bin{'s' if covered != 1 else ''}, and a bin before any data "
+            "would count as zero incidents and make every busy cell a new hot spot "
+            f"(ask for at most {covered}, or select more history)"
+        )
+    edges = _edges(a.occurred_from, period, min(covered, EMERGING_BINS) if bins is None else bins)
     res = emerging_mod.emerging_hotspots(
         a.lon, a.lat, a.occurred_from, a.occurred_to, edges, resolution=resolution, k=k, alpha=alpha
     )
