@@ -22,8 +22,10 @@ class Selection:
     """Incidents an analysis runs on, and what was set aside before it.
 
     ``arrays`` are the viewer's incidents with every linked duplicate but one per group
-    removed; ``skipped`` counts those (``linked duplicate``); ``owners`` is the count
-    per owner agency before that.
+    removed, each time a grant coarsened read as the range to the end of its period
+    (``occurred_to``: :meth:`~crossbeat.sharing.arrays.AnalysisArrays.time_range`);
+    ``skipped`` counts the duplicates removed (``linked duplicate``); ``owners`` is the
+    count per owner agency before that.
     """
 
     arrays: AnalysisArrays
@@ -94,6 +96,9 @@ def select(
         When the selection exceeds the limit in force (:mod:`crossbeat.analysis.budget`).
     """
     arrays = analysis_arrays(store, viewer, request, clock=clock)
+    # A time the grant coarsened ("that day") is a range to the end of its period.
+    _start, end = arrays.time_range()
+    arrays = replace(arrays, occurred_to=end, period_end=None)
     if len(arrays) == 0:
         raise AnalysisError(_refusal(arrays, viewer.agency_id))
     check_size(len(arrays))

@@ -168,11 +168,12 @@ def history_from_arrays(
         Metric frame (default: centred at the median point).
     """
     cat = arrays.nibrs_code if by == "nibrs_code" else arrays.crime_against
+    start, end = arrays.time_range()  # a coarsened time: to the end of its period
     return history_from_lonlat(
         arrays.lon,
         arrays.lat,
-        arrays.occurred_from,
-        arrays.occurred_to,
+        start,
+        end,
         cat,
         arrays.owner,
         frame=frame,

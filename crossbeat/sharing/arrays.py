@@ -97,6 +97,12 @@ class AnalysisArrays:
     time resolution (NaT: unknown or not shown); ``nibrs_code``, ``crime_against`` and
     ``owner`` are string arrays (empty: unmapped or not shown); ``location_type`` is the
     NIBRS premise type (empty: unknown or not shown), a modus-operandi feature for series.
+
+    ``period_end`` is, where the viewer's grant coarsens times (to the hour, day or
+    month), the end of the period holding the latest shown time (``occurred_to``, else
+    ``occurred_from``): the incident happened before it, so an analysis spreads it over
+    ``[occurred_from, period_end)`` (:meth:`time_range`) instead of pinning it to the
+    period's start. NaT where times are exact or not shown.
     """
 
     id: np.ndarray
@@ -109,9 +115,25 @@ class AnalysisArrays:
     crime_against: np.ndarray
     location_type: np.ndarray
     decisions: tuple[Decision, ...]
+    period_end: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.id.shape[0])
+
+    def time_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(start, end)`` of each incident's time as an analysis must read it.
+
+        The shown ``occurred_from`` and ``occurred_to``, except where the grant coarsened
+        the times: there the range runs to the last microsecond of the period holding the
+        latest shown time (a time shown as "that day" is anywhere in that day).
+        """
+        end = self.occurred_to
+        if self.period_end is not None:
+            coarse = ~np.isnat(self.period_end)
+            if coarse.any():
+                end = end.copy()
+                end[coarse] = self.period_end[coarse] - np.timedelta64(1, "us")
+        return self.occurred_from, end
 
     def owner_counts(self) -> dict[str, int]:
         """Return how many incidents of each owner the arrays hold."""
@@ -546,6 +568,7 @@ def _columns(
     n = ids.shape[0]
     out_from = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     out_to = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
+    out_end = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
     owner_names = np.array([r.owner for r in rules], dtype=object)
     for i, rule in enumerate(rules):
         mine = np.flatnonzero(rule_of == i)
@@ -562,6 +585,9 @@ def _columns(
             out_from[mine] = coarsen_us(t_from[mine], rule)
         if "occurred_to" in shown:
             out_to[mine] = coarsen_us(t_to[mine], rule)
+        if rule.time_resolution is not TimeResolution.EXACT:
+            last = np.where(np.isnat(out_to[mine]), out_from[mine], out_to[mine])
+            out_end[mine] = period_after(last, rule)
         if "nibrs_code" not in shown:
             code[mine] = ""
         if "crime_against" not in shown:
@@ -580,8 +606,43 @@ def _columns(
         "nibrs_code": code,
         "crime_against": cat,
         "location_type": premise,
+        "period_end": out_end,
     }
     return arrays, rule_of
+
+
+#: How far past a period's start the next period's start lies, at most (plus a margin for
+#: a change of UTC offset): coarsening that instant gives the next period's start.
+_NEXT = {
+    TimeResolution.DAY: np.timedelta64(36, "h"),
+    TimeResolution.MONTH: np.timedelta64(32 * 24, "h"),
+}
+
+
+def period_after(starts: np.ndarray, rule: Rule) -> np.ndarray:
+    """Return the start of the period after each coarsened time (NaT stays NaT).
+
+    ``starts`` are times as ``rule`` publishes them (:func:`coarsen_us`): period starts
+    in the rule's time zone. An hour ends an hour later; a day or a month ends where the
+    next one starts, found by coarsening a time inside it (local midnights and month
+    starts, whatever the changes of UTC offset).
+
+    Examples
+    --------
+    >>> from crossbeat.sharing.scope import parse_precision
+    >>> rule = Rule("a", "agency", "x", None, frozenset(), frozenset(), frozenset(),
+    ...             parse_precision("exact"), TimeResolution.DAY, timedelta(0), False,
+    ...             "America/Toronto")
+    >>> period_after(np.array(["2024-03-09T05:00"], dtype="datetime64[us]"), rule)
+    array(['2024-03-10T05:00:00.000000'], dtype='datetime64[us]')
+    """
+    starts = starts.astype("datetime64[us]")
+    res = rule.time_resolution
+    if res is TimeResolution.EXACT:
+        return np.full(starts.shape, np.datetime64("NaT"), dtype="datetime64[us]")
+    if res is TimeResolution.HOUR:
+        return starts + np.timedelta64(1, "h")
+    return coarsen_us((starts + _NEXT[res]).view(np.int64), rule)
 
 
 def coarsen_us(values: np.ndarray, rule: Rule) -> np.ndarray:
