@@ -128,7 +128,7 @@ def test_the_api_refuses_with_400_and_the_reason(demo_db) -> None:
     from tests.api_support import make_client
 
     store, _ = demo_db
-    client = make_client(store, store.clock)  # type: ignore[arg-type]
+    client = make_client(store, store.clock)
     client.headers["Authorization"] = f"Bearer {create_token(store, 'metrotransit', 'read').secret}"
     r = client.get("/api/v1/analysis/hotspots", params={"resolution": 10})
     assert r.status_code == 400, r.text
