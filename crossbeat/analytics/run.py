@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
+import h3
 import numpy as np
 import shapely
 
@@ -29,6 +30,7 @@ from crossbeat.analysis.errors import AnalysisError, Skipped
 from crossbeat.analytics.selection import Selection, select
 from crossbeat.areas import AreaError, layer_polygons
 from crossbeat.sharing.policy import ReadRequest, Viewer
+from crossbeat.sharing.scope import parse_precision
 from crossbeat.store import Store
 
 R = TypeVar("R")
@@ -61,6 +63,84 @@ class Outcome(Generic[R]):
             if isinstance(own, Skipped)
             else self.selection.skipped
         )
+
+
+def granted_resolution(sel: Selection) -> tuple[str, str, int] | None:
+    """Return the owner whose points the viewer was granted at the coarsest H3 cells.
+
+    Among the owners with incidents in the selection whose grants snap points to the
+    anchors of H3 cells (``block``: resolution 10, ``h3:N``): ``(owner, precision,
+    resolution)`` of the lowest resolution (ties: the first owner by name). None when
+    every point is exact (or no precision is known).
+    """
+    known = sel.arrays.precisions
+    if not known:
+        return None
+    found: tuple[int, str, str] | None = None
+    for owner in sorted(sel.owners):
+        name = known.get(owner)
+        if name is None:
+            continue
+        p = parse_precision(name)
+        if p.name == "exact" or p.resolution is None or not p.has_point:
+            continue
+        if found is None or p.resolution < found[0]:
+            found = (p.resolution, owner, p.name)
+    return None if found is None else (found[1], found[2], found[0])
+
+
+def check_resolution(sel: Selection, resolution: int, what: str) -> None:
+    """Refuse H3 cells finer than the cells the selection's points were granted at.
+
+    A partner granted ``h3:9`` has every point at the anchor of its res-9 cell: counted
+    on res-10 or res-11 cells they would look finer than the grant and mislead.
+
+    Raises
+    ------
+    AnalysisError
+        Naming the owner, its granted precision and the finest resolution allowed.
+    """
+    granted = granted_resolution(sel)
+    if granted is None or resolution <= granted[2]:
+        return
+    owner, name, finest = granted
+    raise AnalysisError(
+        f"{what} at H3 resolution {resolution} is finer than {owner}'s incidents were shared "
+        f"with you ({name}: points snapped to H3 resolution {finest} cells): ask for "
+        f"resolution={finest} or coarser (the finest allowed)"
+    )
+
+
+def finest_metres(sel: Selection) -> tuple[str, str, int] | None:
+    """Return ``(owner, precision, metres)``: the smallest length an analysis may resolve.
+
+    The edge of the coarsest granted H3 cell (:func:`granted_resolution`), its average
+    hexagon edge length rounded up to a whole metre. None when every point is exact.
+    """
+    granted = granted_resolution(sel)
+    if granted is None:
+        return None
+    owner, name, res = granted
+    return owner, name, int(np.ceil(h3.average_hexagon_edge_length(res, unit="m")))
+
+
+def check_metres(sel: Selection, param: str, metres: float, what: str = "") -> None:
+    """Refuse a length (bandwidth, cell size) shorter than the granted cells' edge.
+
+    Raises
+    ------
+    AnalysisError
+        Naming the owner, its granted precision and the smallest value allowed.
+    """
+    finest = finest_metres(sel)
+    if finest is None or metres >= finest[2]:
+        return
+    owner, name, least = finest
+    raise AnalysisError(
+        f"{param}={what or f'{metres:g}'} m is finer than {owner}'s incidents were shared "
+        f"with you ({name}: points snapped to the anchors of H3 cells with {least} m edges): "
+        f"ask for {param}={least} or more (the finest allowed)"
+    )
 
 
 def _edges(t: np.ndarray, period: Period, bins: int | None) -> np.ndarray:
@@ -158,10 +238,23 @@ def kde(
     bandwidth: kde_mod.Bandwidth = "scott",
     cell_m: float | None = None,
 ) -> Outcome[kde_mod.KdeResult]:
-    """Kernel density of the viewer's incidents (raster and highest-density contours)."""
+    """Kernel density of the viewer's incidents (raster and highest-density contours).
+
+    A bandwidth (given, or the rule of thumb's) or a ``cell_m`` shorter than the edge of
+    the coarsest H3 cell a partner's points were granted at is refused
+    (:func:`check_metres`): the surface would look finer than the grant.
+    """
     sel = select(store, viewer, request)
     a = sel.arrays
-    return Outcome(kde_mod.kernel_density(a.lon, a.lat, bandwidth=bandwidth, cell_m=cell_m), sel)
+    if not isinstance(bandwidth, str):
+        check_metres(sel, "bandwidth", float(bandwidth))
+    if cell_m is not None:
+        check_metres(sel, "cell_m", float(cell_m))
+    res = kde_mod.kernel_density(a.lon, a.lat, bandwidth=bandwidth, cell_m=cell_m)
+    if isinstance(bandwidth, str):
+        bw = res.params.bandwidth_m
+        check_metres(sel, "bandwidth", bw, f"{bandwidth} (here {bw:.0f})")
+    return Outcome(res, sel)
 
 
 def hotspots(
@@ -173,7 +266,9 @@ def hotspots(
     """Getis-Ord Gi* hot and cold spots on H3 cells, a square grid or an area layer (BH FDR).
 
     ``layer`` (with ``cells="area"``) is ``LAYER`` (the viewer's agency's) or
-    ``AGENCY/LAYER``; areas are neighbours when they touch.
+    ``AGENCY/LAYER``; areas are neighbours when they touch. H3 cells finer than a
+    partner's granted cells, or grid cells smaller than their edge, are refused
+    (:func:`check_resolution`, :func:`check_metres`).
     """
     if cells == "area":
         if not layer:
@@ -189,8 +284,10 @@ def hotspots(
     if layer:
         raise AnalysisError("layer= needs cells=area")
     if cells == "h3":
+        check_resolution(sel, resolution, "hotspots")
         res = hotspots_mod.h3_hotspots(a.lon, a.lat, resolution=resolution, k=k, **common)  # type: ignore[arg-type]
     else:
+        check_metres(sel, "cell_m", cell_m)
         res = hotspots_mod.grid_hotspots(a.lon, a.lat, cell_m=cell_m, k=k, **common)  # type: ignore[arg-type]
     return Outcome(res, sel)
 
@@ -215,9 +312,11 @@ def emerging(
     The bins end with the period of the latest incident and never start before the
     period of the earliest: a bin before any data would count as a real zero and make
     every busy cell a "new" hot spot. ``bins`` None: as many as the selection covers,
-    at most :data:`EMERGING_BINS`; more than it covers is refused.
+    at most :data:`EMERGING_BINS`; more than it covers is refused. A ``resolution``
+    finer than a partner's granted cells is refused (:func:`check_resolution`).
     """
     sel = select(store, viewer, request)
+    check_resolution(sel, resolution, "emerging hot spots")
     a = sel.arrays
     covered = len(_edges(a.occurred_from, period, None)) - 1
     if covered < 3:

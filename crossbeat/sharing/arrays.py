@@ -35,6 +35,7 @@ columns are empty strings where the rule does not show them.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -103,6 +104,11 @@ class AnalysisArrays:
     ``occurred_from``): the incident happened before it, so an analysis spreads it over
     ``[occurred_from, period_end)`` (:meth:`time_range`) instead of pinning it to the
     period's start. NaT where times are exact or not shown.
+
+    ``precisions`` maps each owner to the name of the coarsest location precision of the
+    rules that show its incidents here (among those that place points, if any do), e.g.
+    ``{"clackmerco": "h3:9"}``: analyses refuse a spatial resolution finer than that
+    (None: not known, arrays built elsewhere).
     """
 
     id: np.ndarray
@@ -116,6 +122,7 @@ class AnalysisArrays:
     location_type: np.ndarray
     decisions: tuple[Decision, ...]
     period_end: np.ndarray | None = None
+    precisions: Mapping[str, str] | None = None
 
     def __len__(self) -> int:
         return int(self.id.shape[0])
@@ -193,14 +200,43 @@ def analysis_arrays(
             arrays = {k: v[keep] for k, v in arrays.items()}
             rule_of = rule_of[keep]
         by_owner: Counter[str] = Counter()
+        showing: list[Rule] = []  # the rules that show a row
         for i, n in enumerate(np.bincount(rule_of, minlength=len(p.rules)).tolist()):
             if n:
                 by_owner[p.rules[i].owner] += n
+                showing.append(p.rules[i])
         _audit(
             store, conn, p, Action.READ, "incident_arrays", owner_counts=by_owner,
             extra={"columns": sorted(arrays)},
         )  # fmt: skip
-    return AnalysisArrays(decisions=p.decisions, **arrays)
+    return AnalysisArrays(decisions=p.decisions, precisions=_coarsest_precisions(showing), **arrays)
+
+
+def _coarsest_precisions(rules: Sequence[Rule]) -> dict[str, str]:
+    """Return each owner's coarsest location precision among ``rules`` (by name).
+
+    Among an owner's rules that place points (a precision with a point and ``lat`` and
+    ``lon`` shown) if it has any, else among all its rules: a rule without points adds
+    nothing to a point's detail, and must not hide a coarser-than-exact point rule.
+
+    Examples
+    --------
+    >>> from crossbeat.sharing.scope import parse_precision
+    >>> def rule(owner, precision):
+    ...     return Rule(owner, "agency", "x", None, frozenset(), frozenset(),
+    ...                 frozenset({"id", "agency_id", "lat", "lon"}),
+    ...                 parse_precision(precision), TimeResolution.DAY, timedelta(0),
+    ...                 False, "UTC")
+    >>> _coarsest_precisions([rule("a", "exact"), rule("a", "h3:9"), rule("b", "block")])
+    {'a': 'h3:9', 'b': 'block'}
+    """
+    out: dict[str, tuple[bool, int, str]] = {}
+    for r in rules:
+        points = r.precision.has_point and {"lat", "lon"} <= r.shown_fields(None)
+        key = (points, r.precision.rank, r.precision.name)
+        if r.owner not in out or key > out[r.owner]:
+            out[r.owner] = key
+    return {owner: name for owner, (_points, _rank, name) in out.items()}
 
 
 def _query(
