@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from crossbeat.agencies import get_agency
 from crossbeat.analysis.duplicates import find_duplicates, linked_groups
 from crossbeat.analysis.errors import AnalysisError
 from crossbeat.analysis.series import detect_series
@@ -523,10 +525,17 @@ def test_compstat_per_area_matches_an_independent_count(demo_store: Store) -> No
     assert {"North-East", "South-West"} <= set(t.group)
     assert ("North-East", "South-West") in out.result.borders  # they meet at the centre
     ids = [str(i) for i in out.selection.arrays.id]
+    zone = ZoneInfo(t.params.timezone)  # periods are local days of the city's zone
+
+    def instant(day: str) -> np.datetime64:  # the local midnight beginning ``day``, in UTC
+        start = datetime.fromisoformat(day).replace(tzinfo=zone).astimezone(UTC)
+        return np.datetime64(start.replace(tzinfo=None), "us")
+
+    assert t.params.timezone == get_agency(demo_store, "rivertonpd").timezone  # type: ignore[union-attr]
     for k, (_, start, end, prev_start, prev_end) in enumerate(t.params.periods):
-        edges = [np.datetime64(start), np.datetime64(end)]
+        edges = [instant(start), instant(end)]
         now = _independent_area_counts(demo_store, ids, "districts", edges)
-        edges = [np.datetime64(prev_start), np.datetime64(prev_end)]
+        edges = [instant(prev_start), instant(prev_end)]
         then = _independent_area_counts(demo_store, ids, "districts", edges)
         for area in set(t.group):
             rows = t.group == area

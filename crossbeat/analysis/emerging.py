@@ -61,6 +61,9 @@ class EmergingParams:
     k: int
     alpha: float
     bin_edges: tuple[str, ...]
+    #: The IANA time zone whose local days, weeks or months the bins are (``bin_edges``
+    #: are UTC instants: the local midnights that begin them).
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)

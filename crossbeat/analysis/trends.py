@@ -27,6 +27,7 @@ import numpy as np
 from scipy import stats
 
 from crossbeat.analysis.errors import AnalysisError, Skipped
+from crossbeat.analysis.localtime import local_date, local_midnight
 from crossbeat.analysis.timespread import check_times, spread_over_bins
 
 DAY = np.timedelta64(1, "D")
@@ -214,6 +215,9 @@ class CompStatParams:
     as_of: str
     periods: tuple[tuple[str, str, str, str, str], ...]
     alpha: float
+    #: The IANA time zone whose local calendar days ``as_of`` and ``periods`` are
+    #: (each period runs from the local midnight beginning its first day).
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -257,16 +261,20 @@ class CompStatTable:
 
 
 class _Period(NamedTuple):
-    """One CompStat period ``[start, end)`` and the same period a year earlier."""
+    """One CompStat period ``[start, end)`` and the same period a year earlier.
+
+    Bounds are UTC instants; ``days`` are the same bounds as local dates.
+    """
 
     name: str
     start: np.datetime64
     end: np.datetime64
     prev_start: np.datetime64
     prev_end: np.datetime64
+    days: tuple[str, str, str, str]
 
 
-def _periods(as_of: np.datetime64) -> list[_Period]:
+def _periods(as_of: np.datetime64, tz: str = "UTC") -> list[_Period]:
     day = as_of.astype("datetime64[D]")
     end = day + DAY
     year = day.astype("datetime64[Y]")
@@ -276,11 +284,16 @@ def _periods(as_of: np.datetime64) -> list[_Period]:
     leap_day = (d.month, d.day) == (2, 29)
     prev_day = d.replace(year=d.year - 1, day=28) if leap_day else d.replace(year=d.year - 1)
     prev_end = np.datetime64(prev_day, "D") + DAY
-    return [
-        _Period("week", end - 7 * DAY, end, end - 7 * DAY - 364 * DAY, end - 364 * DAY),
-        _Period("28d", end - 28 * DAY, end, end - 28 * DAY - 364 * DAY, end - 364 * DAY),
-        _Period("ytd", jan1, end, prev_jan1, prev_end),
+    days = [
+        ("week", end - 7 * DAY, end, end - 7 * DAY - 364 * DAY, end - 364 * DAY),
+        ("28d", end - 28 * DAY, end, end - 28 * DAY - 364 * DAY, end - 364 * DAY),
+        ("ytd", jan1, end, prev_jan1, prev_end),
     ]
+    out = []
+    for name, s1, e1, s0, e0 in days:  # each bound: the local midnight beginning that day
+        a1, b1, a0, b0 = (local_midnight(b.astype(object), tz) for b in (s1, e1, s0, e0))
+        out.append(_Period(name, a1, b1, a0, b0, (str(s1), str(e1), str(s0), str(e0))))
+    return out
 
 
 def compstat(
@@ -291,8 +304,12 @@ def compstat(
     groups: np.ndarray | None = None,
     categories: np.ndarray | None = None,
     alpha: float = 0.05,
+    tz: str = "UTC",
 ) -> CompStatTable:
     """Build a CompStat table as of day ``as_of`` (inclusive) per group and category.
+
+    Days are local calendar days in time zone ``tz`` (an IANA name): a period begins
+    and ends at local midnights, so a week across a clock change lasts 167 or 169 hours.
 
     Raises
     ------
@@ -313,11 +330,11 @@ def compstat(
     combo = gidx * len(clabels) + cidx
     pairs, inverse = np.unique(combo[ok], return_inverse=True)
     t_to = None if occurred_to is None else np.asarray(occurred_to)[ok]
-    periods = _periods(as_of)
+    periods = _periods(as_of, tz)
     current = np.zeros((len(pairs), len(periods)))
     previous = np.zeros_like(current)
     skipped = Skipped({k: v for k, v in reasons.items() if v})
-    for k, (_, s1, e1, s0, e0) in enumerate(periods):
+    for k, (_, s1, e1, s0, e0, _) in enumerate(periods):
         bw1 = spread_over_bins(t_from[ok], t_to, np.array([s1, e1]))
         bw0 = spread_over_bins(t_from[ok], t_to, np.array([s0, e0]))
         current[:, k] = bw1.counts_by(inverse, len(pairs))[:, 0]
@@ -335,7 +352,8 @@ def compstat(
     )
     # A year-earlier period that starts before the earliest incident has no data, not
     # zero incidents: comparing with it would report a significant rise of everything.
-    history = t_from[keep].min().astype("datetime64[D]")
+    earliest = t_from[keep].min()
+    history = local_midnight(local_date(earliest, tz), tz)
     no_history = tuple(per.name for per in periods if per.prev_start < history)
     for k, per in enumerate(periods):
         if per.name in no_history:
@@ -353,11 +371,9 @@ def compstat(
         no_history=no_history,
         params=CompStatParams(
             str(as_of.astype("datetime64[D]")),
-            tuple(
-                (per.name, str(per.start), str(per.end), str(per.prev_start), str(per.prev_end))
-                for per in periods
-            ),
+            tuple((per.name, *per.days) for per in periods),
             alpha,
+            tz,
         ),
     )
 

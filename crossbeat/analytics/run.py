@@ -10,7 +10,7 @@ used), what the selection set aside, and the count per owner agency. Bad input r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -19,10 +19,11 @@ import h3
 import numpy as np
 import shapely
 
-from crossbeat.agencies import jurisdiction_index, list_agencies
+from crossbeat.agencies import get_agency, jurisdiction_index, list_agencies
 from crossbeat.analysis import emerging as emerging_mod
 from crossbeat.analysis import hotspots as hotspots_mod
 from crossbeat.analysis import kde as kde_mod
+from crossbeat.analysis import localtime
 from crossbeat.analysis import nearrepeat as nearrepeat_mod
 from crossbeat.analysis import series as series_mod
 from crossbeat.analysis import trends as trends_mod
@@ -143,23 +144,26 @@ def check_metres(sel: Selection, param: str, metres: float, what: str = "") -> N
     )
 
 
-def _edges(t: np.ndarray, period: Period, bins: int | None) -> np.ndarray:
-    """Return ``bins`` period edges ending after the latest incident time."""
-    valid = t[~np.isnat(t)]
-    if valid.size == 0:
-        raise AnalysisError("no incident has a time: a time series needs occurred_from")
-    if period == "week":  # Monday to Monday (numpy's weeks start on Thursdays, as 1970 did)
-        days = valid.astype("datetime64[D]")
-        monday = days - (days.astype(np.int64) + 3) % 7
-        first_w, last_w = monday.min(), monday.max() + 7
-        n = int((last_w - first_w).astype(np.int64)) // 7 if bins is None else bins
-        return (last_w - 7 * np.arange(n, -1, -1)).astype("datetime64[us]")
-    unit = {"day": "D", "month": "M"}[period]
-    last = valid.max().astype(f"datetime64[{unit}]") + 1
-    first = valid.min().astype(f"datetime64[{unit}]")
-    n = int((last - first).astype(np.int64)) if bins is None else bins
-    start = last - n
-    return np.arange(start, last + 1).astype("datetime64[us]")
+def _edges(t: np.ndarray, period: Period, bins: int | None, tz: str = "UTC") -> np.ndarray:
+    """Return ``bins`` local period edges in ``tz`` ending after the latest incident time."""
+    return localtime.edges(t, period, bins, tz)
+
+
+def viewer_zone(store: Store, viewer: Viewer, owners: Iterable[str]) -> str:
+    """Return the IANA time zone whose local calendar a viewer's time bins follow.
+
+    The viewer's agency's; for a viewer without one (the public), the zone the owner
+    agencies of the selection share, else ``"UTC"`` (also for an empty selection).
+    """
+    if viewer.agency_id:
+        own = get_agency(store, viewer.agency_id)
+        if own is not None:
+            return own.timezone
+    zones = set()
+    for owner in owners:
+        agency = get_agency(store, owner)
+        zones.add(agency.timezone if agency is not None else "UTC")
+    return zones.pop() if len(zones) == 1 else "UTC"
 
 
 def layer_shapes(store: Store, viewer: Viewer, layer: str | None) -> list[tuple[str, Any]]:
@@ -318,7 +322,8 @@ def emerging(
     sel = select(store, viewer, request)
     check_resolution(sel, resolution, "emerging hot spots")
     a = sel.arrays
-    covered = len(_edges(a.occurred_from, period, None)) - 1
+    tz = viewer_zone(store, viewer, sel.owners)
+    covered = len(_edges(a.occurred_from, period, None, tz)) - 1
     if covered < 3:
         shorter = {"month": "choose period=week or day, or ", "week": "choose period=day or "}
         raise AnalysisError(
@@ -332,11 +337,22 @@ def emerging(
             "would count as zero incidents and make every busy cell a new hot spot "
             f"(ask for at most {covered}, or select more history)"
         )
-    edges = _edges(a.occurred_from, period, min(covered, EMERGING_BINS) if bins is None else bins)
+    n = min(covered, EMERGING_BINS) if bins is None else bins
+    edges = _edges(a.occurred_from, period, n, tz)
     res = emerging_mod.emerging_hotspots(
         a.lon, a.lat, a.occurred_from, a.occurred_to, edges, resolution=resolution, k=k, alpha=alpha
     )
-    return Outcome(res, sel)
+    return Outcome(replace(res, params=replace(res.params, timezone=tz)), sel)
+
+
+@dataclass(frozen=True)
+class TrendParams:
+    """The parameters of a trend: periods are local to ``timezone`` (an IANA name)."""
+
+    period: str
+    by: str
+    layer: str | None
+    timezone: str
 
 
 @dataclass(frozen=True)
@@ -354,6 +370,13 @@ class Trend:
     change_note: str = ""
     #: Incidents counted (the selection less those skipped here).
     n_used: int = 0
+    #: The IANA time zone whose local days, weeks and months the periods are.
+    timezone: str = "UTC"
+
+    @property
+    def params(self) -> TrendParams:
+        """The parameters used, for reproducing the result."""
+        return TrendParams(self.period, self.by, self.layer, self.timezone)
 
 
 def latest_change(
@@ -407,7 +430,8 @@ def trends(
     """
     sel = select(store, viewer, request)
     a = sel.arrays
-    edges = _edges(a.occurred_from, period, bins)
+    tz = viewer_zone(store, viewer, sel.owners)
+    edges = _edges(a.occurred_from, period, bins, tz)
     groups, used, outside = _groups(store, viewer, sel, by, layer)
     pc = trends_mod.counts_by_period(a.occurred_from, a.occurred_to, edges, groups=groups)
     skipped = _rename_missing(pc.skipped, used).merged(outside)
@@ -421,7 +445,7 @@ def trends(
         pc = replace(pc, groups=np.array(names, dtype=object), counts=table)
     change, note = latest_change(a.occurred_from, a.occurred_to, edges, groups, years)
     n_used = len(a) - skipped.total
-    return Outcome(Trend(pc, period, by, skipped, used, change, note, n_used), sel)
+    return Outcome(Trend(pc, period, by, skipped, used, change, note, n_used, tz), sel)
 
 
 @dataclass(frozen=True)
@@ -482,17 +506,18 @@ def compstat(
     """
     sel = select(store, viewer, request)
     a = sel.arrays
+    tz = viewer_zone(store, viewer, sel.owners)
     if as_of is None:
         valid = a.occurred_from[~np.isnat(a.occurred_from)]
         if valid.size == 0:
             raise AnalysisError("no incident has a time: a CompStat table needs occurred_from")
-        day = valid.max().astype("datetime64[D]")
+        day = np.datetime64(localtime.local_date(valid.max(), tz), "D")
     else:
         day = np.datetime64(as_of.date(), "D")
     groups, used, outside = _groups(store, viewer, sel, by, layer)
     cats = getattr(a, categories).astype(str)
     table = trends_mod.compstat(
-        a.occurred_from, a.occurred_to, day, groups=groups, categories=cats, alpha=alpha
+        a.occurred_from, a.occurred_to, day, groups=groups, categories=cats, alpha=alpha, tz=tz
     )
     if by == "agency":
         borders = agency_borders(store, set(sel.owners))
