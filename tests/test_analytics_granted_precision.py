@@ -123,6 +123,19 @@ def test_kde_finer_than_the_granted_cells_is_refused(demo_db) -> None:
     assert f"ask for bandwidth={EDGE_9} or more" in res.output and "Traceback" not in res.output
 
 
+def test_near_repeat_bands_and_series_radius_finer_than_granted_are_refused(demo_db) -> None:
+    store, _ = demo_db
+    with pytest.raises(AnalysisError, match="distance_edges_m=0,100,200 .*first band 100.*"
+                       f"ask for distance_edges_m={EDGE_9} or more"):  # fmt: skip
+        run.nearrepeat(store, TRANSIT, COUNTY_ONLY, distance_edges_m=(0, 100, 200))
+    out = run.nearrepeat(
+        store, TRANSIT, COUNTY_ONLY, distance_edges_m=(0, EDGE_9, 2 * EDGE_9), permutations=9
+    )
+    assert out.result is not None
+    with pytest.raises(AnalysisError, match=f"eps_m=150 m is finer.*eps_m={EDGE_9} or more"):
+        run.series(store, TRANSIT, COUNTY_ONLY, eps_m=150)
+
+
 def test_the_api_refuses_with_400_and_the_reason(demo_db) -> None:
     from crossbeat.auth.tokens import create_token
     from tests.api_support import make_client

@@ -540,8 +540,19 @@ def nearrepeat(
     permutations: int = 99,
     seed: int | None = 0,
 ) -> Outcome[nearrepeat_mod.KnoxResult]:
-    """Knox near-repeat test with Monte Carlo permutations over distance and time bands."""
+    """Knox near-repeat test with Monte Carlo permutations over distance and time bands.
+
+    The first distance band may not be narrower than the edge of a partner's granted
+    cells (:func:`check_metres`): with points snapped to anchors, pairs closer than that
+    are an artefact of the snapping.
+    """
     sel = select(store, viewer, request)
+    positive = [float(e) for e in distance_edges_m if float(e) > 0]
+    if positive:
+        check_metres(
+            sel, "distance_edges_m", min(positive),
+            f"{','.join(f'{float(e):g}' for e in distance_edges_m)} (first band {min(positive):g})",
+        )  # fmt: skip
     a = sel.arrays
     res = nearrepeat_mod.knox_test(
         a.lon,
@@ -576,8 +587,10 @@ def series(
     """Series: ST-DBSCAN clusters of alike incidents across the agencies the viewer sees.
 
     The time of day is each incident's on its agency's local clock (its time zone).
+    ``eps_m`` may not be shorter than the edge of a partner's granted cells.
     """
     sel = select(store, viewer, request)
+    check_metres(sel, "eps_m", float(eps_m))
     a = sel.arrays
     res = series_mod.detect_series(
         a.lon,
