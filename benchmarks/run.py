@@ -276,12 +276,9 @@ def crossbeat_ingest(
     elapsed = time.perf_counter() - t0
     if summary.new != summary.rows:
         raise SystemExit(f"benchmark ingest did not store every row: {summary.as_dict()}")
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0 = time.perf_counter()
     again = ingest_files(store, "benchpd", profile, [csv_path])
     again_elapsed = time.perf_counter() - t0
-    # The re-ingest runs in this process (no worker): its CPU seconds say what a shared
-    # machine's wall time hides.
-    REINGEST_CPU.append(time.process_time() - c0)
     if again.unchanged != again.rows:
         raise SystemExit(f"re-ingest did not find every row unchanged: {again.as_dict()}")
     floor = None
@@ -297,8 +294,6 @@ def crossbeat_ingest(
     return elapsed, again_elapsed, floor
 
 
-#: CPU seconds of each re-ingest of the unchanged file (this process's).
-REINGEST_CPU: list[float] = []
 #: Seconds of the write floor as the store wrote before this session (``--floor-before``).
 FLOOR_BEFORE: list[float] = []
 
@@ -517,7 +512,6 @@ def main() -> None:
         for backend in args.backends.split(","):
             raw_t, cb_t, re_t, row_t, floor_t = [], [], [], [], []
             FLOOR_BEFORE.clear()
-            REINGEST_CPU.clear()
             pg = PgDatabases(PG_ADMIN) if backend == "postgres" else None
             try:
                 for i in range(args.repeat):
@@ -568,12 +562,9 @@ def main() -> None:
                 f"(median of {args.repeat}; raw runs {[round(t, 1) for t in raw_t]} s, "
                 f"ingest runs {[round(t, 1) for t in cb_t]} s)"
             )
-            cpu = statistics.median(REINGEST_CPU)
             print(
                 f"{backend:<9} re-ingest of the unchanged file: {re_rate:>9,.0f} rows/s   "
-                f"(runs {[round(t, 1) for t in re_t]} s; {args.rows / cpu:,.0f} rows per "
-                f"CPU-second of this process, runs {[round(t, 2) for t in REINGEST_CPU]} s)   "
-                f"load average {os.getloadavg()}"
+                f"(runs {[round(t, 1) for t in re_t]} s)   load average {os.getloadavg()}"
             )
             entry: dict[str, float] = {
                 "raw_rows_per_s": raw_rate,

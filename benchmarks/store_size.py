@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import PROFILE, _bench_store, generate  # noqa: E402  (the benchmark's export)
+from run import PROFILE, generate  # noqa: E402  (the benchmark's own export and profile)
 
 #: Tables whose size grows with the incidents.
 TABLES = (
@@ -37,8 +37,6 @@ TABLES = (
     "incident_versions",
     "incident_personal",
     "live_events",
-    "source_digests",
-    "incidents_rtree",
 )
 PERSONAL = ("incident_personal",)
 
@@ -51,8 +49,6 @@ def _sqlite_sizes(path: Path) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for name, size in con.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
         table = indexes.get(name, name)
-        if table.startswith("incidents_rtree_"):  # the R*Tree's shadow tables
-            table = "incidents_rtree"
         out.setdefault(table, {})[name if name in indexes else "(rows)"] = int(size)
     con.close()
     return out
@@ -89,8 +85,13 @@ def main() -> None:
     ap.add_argument("--db", default="sqlite", help="sqlite, or a PostgreSQL admin URL")
     args = ap.parse_args()
 
+    from crossbeat.agencies import register_agency
     from crossbeat.ingest.pipeline import ingest_files
+    from crossbeat.ingest.profile import load_profile
+    from crossbeat.model import Agency
+    from crossbeat.store import open_store
     from crossbeat.store.base import close_all
+    from crossbeat.vault.kek import generate_kek, parse_kek
 
     with tempfile.TemporaryDirectory(prefix="crossbeat-size-") as tmp:
         work = Path(tmp)
@@ -108,8 +109,9 @@ def main() -> None:
             admin.execute(f'CREATE DATABASE "{name}"')
             url = f"{args.db.rpartition('/')[0]}/{name}"
         try:
-            # The agency, its 16 districts and a neighbour overlapping it, as run.py's.
-            store, profile = _bench_store(url, work / "bench.toml")
+            store = open_store(url, kek=parse_kek(generate_kek()))
+            profile = load_profile(work / "bench.toml")
+            register_agency(store, Agency("benchpd", "Bench PD", timezone=profile.source.timezone))
             summary = ingest_files(store, "benchpd", profile, [csv_path])
             close_all()
             n = summary.new
@@ -123,13 +125,7 @@ def main() -> None:
                 admin.close()
     print(f"{args.db.split(':')[0]}: {n:,} incidents, load average {os.getloadavg()}")
     total = personal = 0
-    # Any other table of 10 bytes per incident or more (PostGIS' constant spatial_ref_sys aside).
-    others = sorted(
-        t
-        for t in sizes
-        if t not in TABLES and t != "spatial_ref_sys" and sum(sizes[t].values()) >= 10 * n
-    )
-    for table in (*TABLES, *others):
+    for table in TABLES:
         parts = sizes.get(table, {})
         table_total = sum(parts.values())
         total += table_total

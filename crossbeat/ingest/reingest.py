@@ -6,10 +6,9 @@ unchanged. :func:`column_parts` gives the same parts as
 as columns (:mod:`crossbeat.ingest.csv_blocks`) and works on each part's columns:
 
 * the source ids are cleaned from the id columns as columns (Arrow, for columns of
-  ASCII values; value by value otherwise) and the part's stored digests are read from
-  the narrow ``source_digests`` table in one query (on SQLite one range of its primary
-  key; :mod:`crossbeat.ingest.digests`) and matched with them by Arrow, as plain tuples
-  (no UUID, row object or dictionary per row, no read of the incident rows);
+  ASCII values; value by value otherwise) and the part's stored records are read in
+  one query joining them, by position, with the unique (agency, source id) index, as
+  plain tuples (no UUID, row object or dictionary per row);
 * the skip rule (first row of its id, not stored earlier in the transaction, not
   stored from another row of the same file, stored with a digest) is applied as
   arrays; the canonical JSON of each remaining row is built by one pyarrow call over
@@ -156,10 +155,6 @@ class _Columns:
 
     def source_ids(self, segment: Block) -> list[str | None]:
         """Return each row's source id as :meth:`Normaliser.source_id` builds it (None: blank)."""
-        return self.source_id_array(segment).to_pylist()
-
-    def source_id_array(self, segment: Block) -> pa.StringArray:
-        """Return :meth:`source_ids` as an Arrow column (null: blank)."""
         cleaned = [self._cleaned(segment.columns[i]) for i in self.id_columns]
         prefix = pa.scalar(self.prefix, pa.string())
         if len(cleaned) == 1:
@@ -176,7 +171,7 @@ class _Columns:
                 pa.scalar(None, pa.string()),
                 pc.binary_join_element_wise(prefix, joined, ""),
             )
-        return ids
+        return ids.to_pylist()
 
     def _cleaned(self, column: pa.StringArray) -> pa.StringArray:
         """Return a column's values as :meth:`Normaliser.clean` gives them, as a column.
@@ -239,7 +234,7 @@ class _Columns:
             return keyed_digests(fingerprint, self.context, payloads)
 
         found = probe.skippable_sources(
-            file_hash, self.agency_id, rows, self.source_id_array(segment), digests
+            file_hash, self.agency_id, rows, self.source_ids(segment), digests
         )
         if len(found.positions) == segment.rows:
             rest: list[int] = []

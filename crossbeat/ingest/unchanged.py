@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 from sqlalchemy import Connection
 
 from crossbeat import __version__
@@ -238,7 +237,7 @@ class UnchangedProbe:
         file_hash: str,
         agency_id: str,
         row_numbers: Sequence[int],
-        source_ids: pa.Array | Sequence[str | None],
+        source_ids: Sequence[str | None],
         digests: Callable[[Fingerprinter, list[int]], list[bytes]],
     ) -> SkippableRows:
         """Return the rows of a part to count unchanged, found by source id.
@@ -249,34 +248,34 @@ class UnchangedProbe:
         it is given) of the rows at the positions it is given (only rows whose record
         is stored with a digest are hashed).
 
-        The part's records are read from the narrow ``source_digests`` table in one
-        query (:func:`crossbeat.ingest.digests.stored_sources`), the rule is applied to
-        them as arrays and the digests are compared as one array equality: no Python
-        work per row but the hashing.
+        The part's records are read in one query, the rule is applied to them as
+        arrays and the digests are compared as one array equality: no Python work per
+        row but the hashing.
         """
         if self.conn is None:
             return SkippableRows()
         conn = self.conn
         if self._fingerprint is None:
             self._fingerprint = fingerprinter(self.store, conn)
-        from crossbeat.ingest.digests import stored_sources
+        from crossbeat.ingest.writes import stored_sources
 
         found = stored_sources(self.store, conn, agency_id, source_ids, file_hash)
-        n = len(found)
+        n = len(found.positions)
         if not n:
             return SkippableRows()
-        positions = found.positions
+        positions = np.array(found.positions, dtype=np.int64)
         ids = found.ids
-        ok = np.ones(n, bool)
+        # Stored with a digest of this definition's size (a NULL size is nan).
+        ok = np.array(found.sizes, dtype=float) == DIGEST_BYTES
         # A record the same file stored from another row: this row is a duplicate.
-        same = found.same_file
+        same = np.array(found.same_file, dtype=bool)
         if same.any():
             rows = np.asarray(row_numbers, dtype=np.int64)[positions]
-            ok &= ~same | (found.row_numbers == rows)
+            ok &= ~same | (np.array(found.row_numbers, dtype=np.int64) == rows)
         # Only the first row of a source id in the part (a repeated one is a duplicate;
         # its matches share the record's id), and not a record stored earlier in the
         # transaction.
-        if not found.distinct and len(set(ids)) != n:
+        if len(set(ids)) != n:
             earlier: set[str] = set()
             first = np.ones(n, bool)
             for k, iid in enumerate(ids):
@@ -292,18 +291,21 @@ class UnchangedProbe:
             return SkippableRows()
         everything = len(pending) == n
         computed = digests(
-            self._fingerprint, positions.tolist() if everything else positions[pending].tolist()
+            self._fingerprint, list(found.positions) if everything else positions[pending].tolist()
         )
-        stored = np.frombuffer(found.digests, np.uint8).reshape(-1, DIGEST_BYTES)
-        if not everything:
-            stored = stored[pending]
+        stored_digests = found.digests
+        if everything:
+            stored = b"".join(stored_digests)  # type: ignore[arg-type]
+        else:
+            stored = b"".join([stored_digests[k] for k in pending.tolist()])  # type: ignore[misc]
         equal = (
-            np.frombuffer(b"".join(computed), np.uint8).reshape(-1, DIGEST_BYTES) == stored
+            np.frombuffer(b"".join(computed), np.uint8).reshape(-1, DIGEST_BYTES)
+            == np.frombuffer(stored, np.uint8).reshape(-1, DIGEST_BYTES)
         ).all(axis=1)
         keep = pending[equal]
-        unmapped = int(found.unmapped[keep].sum())
+        unmapped = int(np.array(found.unmapped, dtype=bool)[keep].sum())
         if len(keep) == n:
-            return SkippableRows(positions.tolist(), list(ids), unmapped)
+            return SkippableRows(list(found.positions), list(ids), unmapped)
         return SkippableRows(positions[keep].tolist(), [ids[k] for k in keep.tolist()], unmapped)
 
 

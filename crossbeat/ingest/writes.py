@@ -7,6 +7,7 @@ exactly as it was after the last committed chunk, and a re-run resumes after it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     select,
+    text,
     tuple_,
     update,
 )
@@ -25,7 +27,6 @@ from sqlalchemy import (
 from crossbeat.audit.changes import MAX_LISTED_IDS, Principal, record_change
 from crossbeat.audit.events import Action as AuditAction
 from crossbeat.geo.areas import AreaIndex
-from crossbeat.ingest import digests
 from crossbeat.ingest.records import (
     incident_row,
     offence_rows,
@@ -376,6 +377,80 @@ def stored_digests(store: Store, conn: Connection, ids: list[str]) -> dict[str, 
     return {r.id: r for r in conn.execute(q)}
 
 
+@dataclass(frozen=True, slots=True)
+class StoredSources:
+    """The stored records of a part's source ids, as columns (one entry per match).
+
+    ``positions`` are the positions in the part of the rows whose source id is stored
+    (ascending; a source id repeated in the part matches at each of its positions on
+    SQLite, at its first on PostgreSQL: only the first can be skipped either way),
+    each with its record's ``ids``, ``digests`` (None: stored without one) and their
+    ``sizes`` in bytes, ``row_numbers``, ``unmapped`` (0 or 1) and whether the batch
+    that wrote it read the same file (``same_file``, 0 or 1; as the database gives
+    them, bytes or a buffer, integers or booleans).
+    """
+
+    positions: tuple[int, ...] = ()
+    ids: tuple[str, ...] = ()
+    digests: tuple[bytes | None, ...] = ()
+    sizes: tuple[int | None, ...] = ()
+    row_numbers: tuple[int, ...] = ()
+    unmapped: tuple[int, ...] = ()
+    same_file: tuple[int, ...] = ()
+
+
+#: The part's source ids (a JSON array, null for a row without one) joined with the
+#: unique (agency, source id) index: SQLite walks the array in order and looks each up.
+_SQLITE_SOURCES = text(
+    "SELECT j.key, i.id, i.source_digest, length(i.source_digest), i.row_number, i.unmapped,"
+    " i.batch_id IN (SELECT b.id FROM ingest_batches AS b WHERE b.file_hash = :file_hash)"
+    " FROM json_each(:source_ids) AS j CROSS JOIN incidents AS i"
+    " WHERE i.agency_id = :agency_id AND i.source_id = j.value ORDER BY j.key"
+)
+#: PostgreSQL: the part's source ids as one array, each found by the unique index (a
+#: join with the unnested array is planned as a hash join over the agency's records).
+_POSTGRES_SOURCES = text(
+    "SELECT i.source_id, i.id, i.source_digest, octet_length(i.source_digest), i.row_number,"
+    " i.unmapped,"
+    " i.batch_id IN (SELECT b.id FROM ingest_batches AS b WHERE b.file_hash = :file_hash)"
+    " FROM incidents AS i WHERE i.agency_id = :agency_id AND i.source_id = ANY(:source_ids)"
+)
+
+
+def stored_sources(
+    store: Store,
+    conn: Connection,
+    agency_id: str,
+    source_ids: Sequence[str | None],
+    file_hash: str,
+) -> StoredSources:
+    """Return the stored records of an agency among a part's source ids, by position.
+
+    One query over the unique (agency, source id) index, answered as plain tuples
+    (no row objects, no dictionary per row): the columnar re-ingest
+    (:mod:`crossbeat.ingest.reingest`) finds a part's records by their source ids
+    instead of deriving each row's UUID, and compares digests as columns. A None
+    source id matches nothing. ``same_file`` tells whether the batch that wrote a
+    record read the file ``file_hash``.
+    """
+    if not any(s is not None for s in source_ids):
+        return StoredSources()
+    params: dict[str, Any] = {"agency_id": agency_id, "file_hash": file_hash}
+    if store.dialect == "postgresql":
+        params["source_ids"] = list(source_ids)
+        found = conn.execute(_POSTGRES_SOURCES, params).cursor.fetchall()
+        # Each record at the first position of its source id in the part, in order.
+        first = dict(zip(reversed(source_ids), range(len(source_ids) - 1, -1, -1), strict=True))
+        rows: Sequence[Any] = sorted((first[r[0]], *r[1:]) for r in found)
+    else:
+        params["source_ids"] = json.dumps(list(source_ids), ensure_ascii=False)
+        rows = conn.execute(_SQLITE_SOURCES, params).cursor.fetchall()
+    if not rows:
+        return StoredSources()
+    positions, ids, digests, sizes, row_numbers, unmapped, same = zip(*rows, strict=True)
+    return StoredSources(positions, ids, digests, sizes, row_numbers, unmapped, same)
+
+
 def _tombstones(store: Store, conn: Connection, ids: list[str]) -> set[str]:
     """Return the incident ids among ``ids`` that were expunged."""
     if not ids:
@@ -455,11 +530,6 @@ def _apply(
         conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in upd_rows])
     with indexed_together(conn, [r["id"] for r in new_rows]):
         store.bulk_insert(conn, incidents, new_rows)
-    # The re-ingest's narrow copy of the digests, in step (crossbeat.ingest.digests).
-    digests.mirror_new(store, conn, new_rows)
-    digests.mirror_changed(store, conn, upd_rows)
-    if plan.digests:
-        digests.refresh(store, conn, [i for i, _ in plan.digests])
     if stored:
         offs = [r for inc in stored for r in kids[inc.id][0]]
         store.bulk_insert(conn, incident_offences, offs)
@@ -474,8 +544,6 @@ def _apply(
             .where(incidents.c.id == w["id"])
             .values(withdrawn_at=now, version=w["version"] + 1, updated_at=now, batch_id=batch_id)
         )
-    if plan.withdrawals:
-        digests.refresh(store, conn, [w["id"] for w in plan.withdrawals])
     public = {r["id"]: r["public_id"] for r in new_rows}
     append_events(
         conn,
@@ -660,7 +728,6 @@ def expunge(
     ):
         conn.execute(delete(table).where(table.c.incident_id.in_(ids)))
     conn.execute(delete(incidents).where(incidents.c.id.in_(ids)))
-    digests.forget(conn, [(agency_id, sid) for sid, _ in records])
     store.insert_ignore(
         conn,
         expunged_records,

@@ -448,26 +448,6 @@ duplicate_links = Table(
 
 # Expunged records leave only this tombstone, so that re-ingesting an old export
 # cannot bring them back.
-#: What a re-ingest needs to skip an unchanged row, per (agency, source id), mirroring
-#: the incident written from it (crossbeat.ingest.digests; migration 0027c, issue #9):
-#: its source digest and what the skip rule tests (row number, unmapped, the batch
-#: that wrote it). A narrow table ordered by its key (``WITHOUT ROWID`` on SQLite), so
-#: that a part of a re-ingest reads its ids' digests as one range of its primary key
-#: instead of one descent into the wide incident rows per row. Only records stored with
-#: a source digest have a row.
-source_digests = Table(
-    "source_digests",
-    metadata,
-    Column("agency_id", String(64), ForeignKey("agencies.id"), primary_key=True),
-    Column("source_id", Text, primary_key=True),
-    Column("incident_id", String(36), nullable=False),
-    Column("digest", LargeBinary(16), nullable=False),
-    Column("row_number", Integer, nullable=False),
-    Column("unmapped", Boolean, nullable=False),
-    Column("batch_id", String(36), nullable=False),
-    sqlite_with_rowid=False,
-)
-
 expunged_records = Table(
     "expunged_records",
     metadata,
