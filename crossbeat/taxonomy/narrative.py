@@ -271,6 +271,18 @@ def _spans(
 
 
 @cache
+def lexicon_version() -> str:
+    """Return the version ``sensitive_lexicon.toml`` declares, without building the lexicon.
+
+    :func:`lexicon` gives the same version, but building it lemmatises every term (a
+    second or two per process): the rules' fingerprint, which every ingest computes,
+    needs the version only (issue #9).
+    """
+    with _LEXICON.open("rb") as fh:
+        return str(tomllib.load(fh).get("version", ""))
+
+
+@cache
 def lexicon() -> Lexicon:
     """Load and check ``sensitive_lexicon.toml`` (once per process).
 

@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
-from scipy.optimize import minimize
 
 from crossbeat.model import Sensitivity
 from crossbeat.taxonomy.narrative import find_cues, tokenize
@@ -299,6 +298,9 @@ def fit_logistic(
         reg = w.copy()
         reg[-1] = 0.0
         return float(0.5 * reg @ reg + c * sample @ ll), reg + c * grad
+
+    # Imported here: only refitting needs it, and it costs every process ~1 s to load.
+    from scipy.optimize import minimize
 
     res = minimize(loss, np.zeros(xb.shape[1]), jac=True, method="L-BFGS-B")
     return np.asarray(res.x, dtype=np.float64)

@@ -29,7 +29,7 @@ from typing import Any
 
 from crossbeat.model import Sensitivity
 from crossbeat.taxonomy import narrative
-from crossbeat.taxonomy.narrative import lexicon, lexicon_sensitivity
+from crossbeat.taxonomy.narrative import lexicon_sensitivity
 from crossbeat.taxonomy.narrative_model import model, model_sensitivity
 from crossbeat.taxonomy.nibrs import TaxonomyError
 
@@ -59,7 +59,7 @@ def rules_version(check_model: bool = True) -> str:
         being bumped with it, or the model was not refitted).
     """
     keywords = str(_raw_keywords().get("version", ""))
-    words = lexicon().version
+    words = narrative.lexicon_version()
     if not keywords or keywords != words:
         raise TaxonomyError(
             f"sensitivity rules: sensitive_keywords.toml has version {keywords!r} but "
@@ -99,6 +99,7 @@ def reload_rules() -> None:
     for fn in (_raw_keywords, rules_version, rules_fingerprint, keyword_rules, _combined_rules):
         fn.cache_clear()
     narrative.lexicon.cache_clear()
+    narrative.lexicon_version.cache_clear()
     narrative.misspelt.cache_clear()
 
 
