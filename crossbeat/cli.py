@@ -2791,12 +2791,20 @@ def analyse() -> None:
 
 
 def _analysis_request(
-    since: datetime | None, until: datetime | None, offences: tuple[str, ...]
+    since: datetime | None,
+    until: datetime | None,
+    offences: tuple[str, ...],
+    owners: tuple[str, ...] = (),
 ) -> Any:
     from crossbeat.sharing.request import ReadRequest, RequestError
 
     try:
-        return ReadRequest(since=since, until=until, offences=frozenset(offences) or None)
+        return ReadRequest(
+            since=since,
+            until=until,
+            offences=frozenset(offences) or None,
+            agencies=frozenset(owners) or None,
+        )
     except RequestError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -2834,21 +2842,26 @@ def _analysis_command(name: str) -> None:
     @click.option(
         "--offence", "offences", multiple=True, help="Only these offences (codes or categories)."
     )
+    @click.option(
+        "--owner", "owners", multiple=True,
+        help="Only incidents of these owner agencies (repeatable; default: every agency "
+        "that shares with AGENCY, and AGENCY itself).",
+    )  # fmt: skip
     @click.option("-p", "params", multiple=True, help="Analysis parameter NAME=VALUE (repeatable).")
     @click.option("--geojson", is_flag=True, help="Print GeoJSON instead of JSON (maps).")
     @click.option(
         "--png", type=click.Path(dir_okay=False), help="Also write a picture to this file."
     )
     def command(db_url: str, agency_id: str, since: datetime | None, until: datetime | None,
-                offences: tuple[str, ...], params: tuple[str, ...], geojson: bool,
-                png: str | None) -> None:  # fmt: skip
+                offences: tuple[str, ...], owners: tuple[str, ...], params: tuple[str, ...],
+                geojson: bool, png: str | None) -> None:  # fmt: skip
         from crossbeat.analysis.errors import AnalysisError
         from crossbeat.analytics.named import render_named, run_named
         from crossbeat.sharing.own import operator_viewer
 
         store = open_store_or_fail(db_url)
         _require_agency(store, agency_id)
-        request = _analysis_request(since, until, offences)
+        request = _analysis_request(since, until, offences, owners)
         try:
             outcome = run_named(name, store, operator_viewer(agency_id), request, _param(params))
             if png:

@@ -43,9 +43,10 @@ def serving(app: Any) -> Iterator[str]:
 class Subscriber:
     """An SSE client in a thread: events land in :attr:`events` as (id, kind, data)."""
 
-    def __init__(self, base: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, base: str, headers: dict[str, str] | None = None, query: str = "") -> None:
         self.base = base
         self.headers = dict(headers or {})
+        self.query = query
         self.events: queue.Queue[tuple[int, str, dict[str, Any]]] = queue.Queue()
         self.ready = threading.Event()
         self.error: str | None = None
@@ -66,7 +67,7 @@ class Subscriber:
     def _read(self) -> None:
         with (
             httpx.Client(timeout=httpx.Timeout(5, read=None)) as client,
-            client.stream("GET", f"{self.base}/api/v1/live", headers=self.headers) as r,
+            client.stream("GET", f"{self.base}/api/v1/live{self.query}", headers=self.headers) as r,
         ):
             self._response = r
             if r.status_code != 200:

@@ -117,9 +117,16 @@ def test_cli_typed_parameters_are_used(demo_db) -> None:
     res = CliRunner().invoke(cli, ["analyse", "compstat", *base, "-p", "as_of=2026-03-01"])
     assert res.exit_code == 0, res.output
     assert '"as_of": "2026-03-01"' in res.output
-    res = CliRunner().invoke(
-        cli, ["analyse", "nearrepeat", *base, "-p", "distance_edges_m=0,50,150", "-p",
-              "permutations=9"],
-    )  # fmt: skip
+    near = ["analyse", "nearrepeat", *base, "-p", "distance_edges_m=0,50,150", "-p",
+            "permutations=9"]  # fmt: skip
+    # metrotransit shares its points at block (res-10 cells, 76 m edges) with riverton:
+    # 50 m bands over them would look finer than the grant, so the whole region is refused
+    res = CliRunner().invoke(cli, near)
+    assert res.exit_code == 1, res.output
+    assert "distance_edges_m=76 or more" in res.output
+    assert "leave metrotransit's incidents out" in res.output
+    # riverton's own incidents, exact to its analysts, take 50 m bands
+    res = CliRunner().invoke(cli, [*near, "--owner", "rivertonpd"])
     assert res.exit_code == 0, res.output
+    assert '"metrotransit"' not in res.output
     assert '"distance_m": [\n        50.0,\n        150.0' in res.output

@@ -128,7 +128,10 @@ def test_revocation_cuts_a_partner_off_at_once(store: Store) -> None:
         a.close(), b.close()
 
 
-def test_reconnect_with_last_event_id_loses_nothing(store: Store) -> None:
+@pytest.mark.parametrize("resume", ["header", "query"])
+def test_reconnect_with_last_event_id_loses_nothing(store: Store, resume: str) -> None:
+    """A reconnect resumes after the last event: ``Last-Event-ID`` as EventSource sends it,
+    or ``?after=`` as the web app sends it when it opens a new stream back online."""
     world = build_world(store)
     headers = bearer(store, "citya")
     with serving(world.client().app) as base:
@@ -137,7 +140,11 @@ def test_reconnect_with_last_event_id_loses_nothing(store: Store) -> None:
         got = first.take(1)
         first.close()
         made += [report(store) for _ in range(4)]  # committed while disconnected
-        again = Subscriber(base, {**headers, "Last-Event-ID": str(got[-1][0])})
+        last = str(got[-1][0])
+        if resume == "header":
+            again = Subscriber(base, {**headers, "Last-Event-ID": last})
+        else:
+            again = Subscriber(base, headers, query=f"?after={last}")
         made.append(report(store))
         rest = again.take(5)
         assert again.nothing_more()

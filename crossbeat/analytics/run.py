@@ -108,7 +108,8 @@ def check_resolution(sel: Selection, resolution: int, what: str) -> None:
     raise AnalysisError(
         f"{what} at H3 resolution {resolution} is finer than {owner}'s incidents were shared "
         f"with you ({name}: points snapped to H3 resolution {finest} cells): ask for "
-        f"resolution={finest} or coarser (the finest allowed)"
+        f"resolution={finest} or coarser (the finest allowed), or leave {owner}'s incidents "
+        f"out (the agency filter)"
     )
 
 
@@ -140,7 +141,8 @@ def check_metres(sel: Selection, param: str, metres: float, what: str = "") -> N
     raise AnalysisError(
         f"{param}={what or f'{metres:g}'} m is finer than {owner}'s incidents were shared "
         f"with you ({name}: points snapped to the anchors of H3 cells with {least} m edges): "
-        f"ask for {param}={least} or more (the finest allowed)"
+        f"ask for {param}={least} or more (the finest allowed), or leave {owner}'s incidents "
+        f"out (the agency filter)"
     )
 
 

@@ -3,7 +3,7 @@
 import {
   CATEGORY_COLOURS, HEX_FILL, PALETTE, addBoundaries, api, circle, config, count, createMap, currentUser, el,
   errorText, has, incidentsGeoJSON, mapRefresher, presentOffences, settled, viewportPoints, monthRange, query,
-  signInForm, userBar, whenLoaded,
+  signInForm, userBar, whenLoaded, liveStream,
 } from "./common.js";
 // Chart.js is loaded on first use (a chart is drawn only for an area), not with the map.
 const charts = () => import("./charts.js");
@@ -462,7 +462,6 @@ async function liveUpdates(map, tiles, bulletins) {
   const host = document.getElementById("live");
   const list = el("ul", { id: "live-list", "aria-live": "polite" });
   host.append(el("h2", {}, "Live"), list);
-  const stream = new EventSource("/api/v1/live");
   let pending = null;
   const reloadTiles = () => {
     clearTimeout(pending); // one reload for a burst of events
@@ -484,10 +483,11 @@ async function liveUpdates(map, tiles, bulletins) {
     }
     source.setData({ type: "FeatureCollection", features });
   };
-  for (const type of ["incident.created", "incident.updated", "incident.withdrawn"]) stream.addEventListener(type, onIncident);
   const refreshBulletins = async () => (await bulletins)?.();
-  for (const type of ["bulletin.created", "bulletin.acknowledged"]) stream.addEventListener(type, refreshBulletins);
-  stream.onerror = () => {}; // EventSource reconnects by itself (Last-Event-ID).
+  liveStream({
+    "incident.created": onIncident, "incident.updated": onIncident, "incident.withdrawn": onIncident,
+    "bulletin.created": refreshBulletins, "bulletin.acknowledged": refreshBulletins,
+  });
 }
 
 main();

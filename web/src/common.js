@@ -421,3 +421,27 @@ export function circle([lon, lat], metres, sides = 32) {
   }
   return { type: "Polygon", coordinates: [ring] };
 }
+
+/**
+ * Open the live stream (GET /api/v1/live) with a handler per event type. While the browser
+ * is offline the stream is closed (no reconnection attempts); back online, a new stream
+ * resumes after the last event received (`?after=`). Otherwise EventSource reconnects by
+ * itself, sending Last-Event-ID.
+ */
+export function liveStream(handlers) {
+  let stream = null;
+  let last = null;
+  const open = () => {
+    stream = new EventSource(last ? `/api/v1/live?after=${encodeURIComponent(last)}` : "/api/v1/live");
+    for (const [type, handle] of Object.entries(handlers)) {
+      stream.addEventListener(type, (event) => {
+        if (event.lastEventId) last = event.lastEventId;
+        handle(event);
+      });
+    }
+    stream.onerror = () => {};
+  };
+  window.addEventListener("offline", () => { stream?.close(); stream = null; });
+  window.addEventListener("online", () => { if (!stream) open(); });
+  if (navigator.onLine !== false) open();
+}

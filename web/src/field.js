@@ -2,7 +2,7 @@
 // recent incidents nearby, a quick report with the current location, an offline queue,
 // the live feed (GET /api/v1/live) and the bulletins with acknowledgement.
 import { bulletinsPanel } from "./bulletins.js";
-import { addBoundaries, api, bounds, createMap, currentUser, el, errorText, has, incidentsGeoJSON, query, signInForm, userBar, whenLoaded } from "./common.js";
+import { addBoundaries, api, bounds, createMap, currentUser, el, errorText, has, incidentsGeoJSON, liveStream, query, signInForm, userBar, whenLoaded } from "./common.js";
 import { enqueue, flush, pending } from "./queue.js";
 
 const REPORT = "/api/v1/incidents";
@@ -103,13 +103,12 @@ async function start(me) {
 /**
  * The live feed, where the server streams it: each incident event the officer may see
  * (newest first, the last 20), and a reload of the nearby incidents after a burst of them;
- * bulletin events refresh the bulletins panel. EventSource reconnects by itself.
+ * bulletin events refresh the bulletins panel. Paused while offline (`liveStream`).
  */
 async function liveFeed(host, { onIncident, onBulletin }) {
   if (!(await has("GET", "/api/v1/live"))) return;
   const list = el("ul", { id: "live-list", "aria-live": "polite" });
   host.replaceChildren(el("h2", {}, "Live feed"), el("p", { class: "hint", id: "live-empty" }, "New and changed incidents appear here as they are filed."), list);
-  const stream = new EventSource("/api/v1/live");
   let pending = null;
   const changed = (event) => {
     const record = JSON.parse(event.data);
@@ -119,9 +118,10 @@ async function liveFeed(host, { onIncident, onBulletin }) {
     clearTimeout(pending); // one reload of the nearby incidents for a burst of events
     pending = setTimeout(onIncident, 500);
   };
-  for (const type of ["incident.created", "incident.updated", "incident.withdrawn"]) stream.addEventListener(type, changed);
-  for (const type of ["bulletin.created", "bulletin.acknowledged"]) stream.addEventListener(type, onBulletin);
-  stream.onerror = () => {};
+  liveStream({
+    "incident.created": changed, "incident.updated": changed, "incident.withdrawn": changed,
+    "bulletin.created": onBulletin, "bulletin.acknowledged": onBulletin,
+  });
 }
 
 function centre([[w, s], [e, n]]) {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from crossbeat.api.deps import SignedInDep, StoreDep, ViewerDep
@@ -45,13 +45,21 @@ async def live(
         str | None,
         Header(max_length=40, description="Resume after this event id (sent as `id:`)."),
     ] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="Resume after this event id, for a client that opens a new stream "
+            "(a browser back online); `Last-Event-ID`, when sent, wins.",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Stream ``incident.created``, ``incident.updated``, ``incident.withdrawn``,
     ``bulletin.created`` and ``bulletin.acknowledged`` events as text/event-stream.
 
     Each incident is sent exactly as ``GET /api/v1/incidents`` would show it to you at
     that moment; a revoked agreement stops what flows at once. Reconnect with
-    ``Last-Event-ID`` to receive every event after it. The connection is audited as one
+    ``Last-Event-ID`` (or ``?after=``) to receive every event after it. The connection is audited as one
     read per owner agency when it ends (and every five minutes while it lasts).
     """
     reader = StreamReader(store, viewer, cache=request.app.state.live_cache, shape=_shape)
@@ -59,7 +67,7 @@ async def live(
         store,
         request.app.state.live_broker,
         reader,
-        after=parse_last_event_id(last_event_id),
+        after=parse_last_event_id(last_event_id if last_event_id is not None else after),
         disconnected=request.is_disconnected,
         bulletins=_bulletins(store, viewer),
     )
