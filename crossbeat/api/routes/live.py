@@ -59,8 +59,9 @@ async def live(
 
     Each incident is sent exactly as ``GET /api/v1/incidents`` would show it to you at
     that moment; a revoked agreement stops what flows at once. Reconnect with
-    ``Last-Event-ID`` (or ``?after=``) to receive every event after it. The connection is audited as one
-    read per owner agency when it ends (and every five minutes while it lasts).
+    ``Last-Event-ID`` (or ``?after=``) to receive every event after it. The connection is
+    audited as one read per owner agency when it ends (and every five minutes while it
+    lasts).
     """
     reader = StreamReader(store, viewer, cache=request.app.state.live_cache, shape=_shape)
     frames = sse_frames(
