@@ -3457,6 +3457,61 @@ def patrol_evaluate(
     click.echo(f"  method: {out['method']}")
 
 
+# --- gazetteer (address points for the public map's address lookup, issue #12) -------------
+@cli.group()
+def gazetteer() -> None:
+    """Address points of each agency, for looking addresses up on the public map."""
+
+
+@gazetteer.command("load")
+@db_option
+@agency_option("Agency whose address points these are.", required=True)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def gazetteer_load(db_url: str, agency_id: str, path: str) -> None:
+    """Store AGENCY's address points from PATH, replacing its earlier ones (audited).
+
+    PATH is an OpenAddresses CSV (LON, LAT, NUMBER, STREET, CITY, POSTCODE) or GeoJSON
+    file, or a CSV with longitude, latitude, number, street and city columns named in
+    common ways (or one address column), in WGS84. Rows without coordinates or a street
+    are left out and counted.
+    """
+    from crossbeat.gazetteer import GazetteerError, store_addresses
+
+    store = open_store_or_fail(db_url)
+    _require_agency(store, agency_id)
+    try:
+        got = store_addresses(store, agency_id, path, by="cli")
+    except GazetteerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    left = ", ".join(f"{n} {why}" for why, n in sorted(got["skipped"].items()))
+    click.echo(
+        f"address points of {agency_id} stored from {got['source']}: {got['addresses']} "
+        f"addresses on {got['streets']} streets" + (f"; left out: {left}" if left else "")
+    )
+
+
+@gazetteer.command("list")
+@db_option
+def gazetteer_list(db_url: str) -> None:
+    """List each agency's loaded address file (JSON)."""
+    from crossbeat.gazetteer import list_gazetteers
+
+    echo_json(list_gazetteers(open_store_or_fail(db_url)))
+
+
+@gazetteer.command("lookup")
+@db_option
+@click.option(
+    "--limit", default=5, show_default=True, type=click.IntRange(1, 20), help="At most this many."
+)
+@click.argument("address")
+def gazetteer_lookup(db_url: str, limit: int, address: str) -> None:
+    """Print the places ADDRESS matches, best first (JSON), as GET /api/v1/places does."""
+    from crossbeat.gazetteer import geocode
+
+    echo_json([p.as_dict() for p in geocode(open_store_or_fail(db_url), address, limit=limit)])
+
+
 def main() -> None:  # pragma: no cover - console entry point alias
     """Run the CLI."""
     cli(prog_name="crossbeat")

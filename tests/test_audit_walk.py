@@ -159,6 +159,7 @@ AUDITED: dict[str, Case] = {
         "change",
         "cityy",
     ),
+    "gazetteer load": Case("gazetteer load --agency cityy {addresses}", "change", "cityy"),
     "patrol positions": Case(
         "patrol positions --agency cityy --plan {plan_id} {root}/pings.csv",
         "change",
@@ -223,6 +224,11 @@ READ_ONLY: dict[str, tuple[str | None, str]] = {
         "an audited read through the policy (an export event), written to a file",
     ),
     "group list": ("group list", "lists groups"),
+    "gazetteer list": ("gazetteer list", "lists loaded address files"),
+    "gazetteer lookup": (
+        "gazetteer lookup '100 N Main St'",
+        "looks an address up in address points; no incident data",
+    ),
     "forecast list": ("forecast list --agency cityy", "lists model cards"),
     "forecast show": ("forecast show --agency cityy {card_id}", "shows a model card"),
     "patrol evaluate": (
@@ -379,6 +385,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, kek_text: str) -> Templat
         "card_id": card.id,
         "plan_id": plan["id"],
         "osm": str(Path(__file__).parent / "data" / "patrol_roads.osm"),
+        "addresses": str(Path(__file__).parent / "data" / "gazetteer_small.csv"),
     }
     return Template(folder, values)
 
@@ -844,6 +851,7 @@ API_READ_ONLY = {
     "GET /field/sw.js": "the field app's service worker script",
     "GET /field/manifest.webmanifest": "the field app's manifest",
     "GET /api/v1/jurisdictions": "agency boundaries, public facts, no incident data",
+    "GET /api/v1/places": "address lookup in agencies' address points, no incident data",
     "GET /health": "a health check",
     "GET /ready": "a readiness check",
     "GET /docs": "the API documentation",

@@ -53,7 +53,9 @@ def _read(path: Path, agency: str) -> list:
 def test_same_seed_gives_byte_identical_files(small_region: Path, tmp_path: Path) -> None:
     write_region_files(tmp_path, seed=7, size=SMALL)
     names = sorted(p.relative_to(small_region) for p in small_region.rglob("*") if p.is_file())
-    assert len(names) == 8  # three exports, three boundaries, the city's districts, the manifest
+    # three exports, three boundaries, the city's districts, the manifest, and the address
+    # points of the city and the county
+    assert len(names) == 10
     for name in names:
         assert (tmp_path / name).read_bytes() == (small_region / name).read_bytes(), name
 

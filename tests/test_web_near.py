@@ -130,9 +130,65 @@ def test_near_typed_coordinates_are_checked(
     page.goto(server.url + "/")
     wait_ready(page)
     wait_js(page, "document.getElementById('near-where') !== null")
-    page.get_by_label("Coordinates (latitude, longitude)").fill("145.4, -122.6")
+    page.get_by_label("Street address or coordinates").fill("145.4, -122.6")
     page.get_by_role("button", name="Show", exact=True).click()
     wait_js(page, "document.getElementById('near-result').textContent.includes('Give a latitude')")
     assert page.locator("#near-count").count() == 0
-    assert "cannot be looked up" in page.locator("#near").inner_text()
+    # An address that is not in the agencies' address lists says so.
+    page.get_by_label("Street address or coordinates").fill("12 Nowhere Road")
+    page.get_by_role("button", name="Show", exact=True).click()
+    wait_js(page, "document.getElementById('near-none') !== null")
+    assert "No address matches" in page.locator("#near-none").inner_text()
+    assert page.locator("#near-count").count() == 0
+    context.close()
+
+
+def test_near_a_typed_address_counts_around_its_point(
+    browser: Any, server: DemoServer, console: Console
+) -> None:
+    """A street address is looked up in the demo's address points (not in incidents) and
+    the box around the point found is counted exactly as the public API counts it."""
+    from pyproj import Transformer
+    from shapely import Point
+
+    from crossbeat.demo import region
+
+    lat, lon = _busiest_place(server)
+    # The street address at the busiest place, as the demo's grid numbers it.
+    to_local = Transformer.from_crs("EPSG:4326", region.LOCAL_CRS, always_xy=True)
+    ox, oy = to_local.transform(*region.ORIGIN_LONLAT)
+    x, y = to_local.transform(lon, lat)
+    address, _ = region.street_address(x - ox, y - oy)
+    city = region.city_polygon().contains(Point(x - ox, y - oy))
+    typed = f"{address.lower()}, {'Riverton' if city else 'Clackmer County'}"
+    context = browser.new_context(viewport=DESKTOP)
+    page = console.watch(context.new_page())
+    page.clock.set_fixed_time(NOW)
+    page.goto(server.url + "/")
+    wait_ready(page)
+    page.get_by_label("Street address or coordinates").fill(typed)
+    page.get_by_role("button", name="Show", exact=True).click()
+    wait_js(page, "document.getElementById('near-count') !== null")
+    text = page.locator("#near-count").inner_text()
+    assert address in text, (address, text)  # the address found, as listed
+    bbox = page.locator("#near-result").get_attribute("data-bbox")
+    assert bbox
+    west, south, east, north = map(float, bbox.split(","))
+    found = ((south + north) / 2, (west + east) / 2)
+    # On the street the place is on: within a block of it.
+    assert abs(found[0] - lat) < 0.002 and abs(found[1] - lon) < 0.003, (found, (lat, lon))
+    expected = _public(server, by="crime_against", bbox=bbox, **_window())
+    shown = int(page.locator("#near-count").get_attribute("data-total") or "-1")
+    assert shown == expected["total"]
+    # A street without a number in several places: the page asks which one.
+    page.get_by_label("Street address or coordinates").fill("1st avenue")
+    page.get_by_role("button", name="Show", exact=True).click()
+    wait_js(page, "document.getElementById('near-places') !== null")
+    choices = page.locator("#near-places button")
+    assert choices.count() >= 2
+    assert all("1ST AVE" in t for t in choices.all_inner_texts())
+    first = choices.first.inner_text().split(" (")[0]
+    choices.first.click()
+    wait_js(page, f"(document.getElementById('near-count')?.textContent || '').includes({first!r})")
+    assert not axe_violations(page), axe_violations(page)
     context.close()

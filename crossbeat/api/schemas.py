@@ -527,3 +527,28 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
         schemas[model.__name__] = found
     app.openapi_schema = doc
     return doc
+
+
+# -- places (address lookup) ----------------------------------------------------------------
+class PlaceOut(_Out):
+    """A point an address was matched to (from agencies' address points, not incidents)."""
+
+    label: str = Field(description="The address as stored, with its locality.")
+    lat: float
+    lon: float
+    match: Literal["address", "interpolated", "nearest", "street"] = Field(
+        description="address: the stored point of that number; interpolated: between the "
+        "street's nearest numbers; nearest: the closest stored number (the one asked is "
+        "beyond the street's range); street: the street's middle (no number asked)."
+    )
+    agency_id: str = Field(description="The agency whose address points answered.")
+
+
+class PlacesOut(_Out):
+    """The places an address matched, best first."""
+
+    query: str
+    places: list[PlaceOut]
+    addresses_loaded: bool = Field(
+        description="False when no agency has loaded address points: nothing can match."
+    )

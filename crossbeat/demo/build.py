@@ -5,7 +5,8 @@ stage, so later stages (demo accounts, sharing agreements) slot in beside them:
 
 1. :func:`write_region_files` - simulate the region and write each agency's export,
    its jurisdiction boundary and a ground-truth manifest into a folder;
-2. :func:`register_demo_agencies` - register the agencies and load their boundaries;
+2. :func:`register_demo_agencies` - register the agencies and load their boundaries
+   (and the city's and county's address points, for the public map's address lookup);
 3. :func:`ingest_demo_exports` - ingest each export through its source profile;
 4. :func:`crossbeat.demo.accounts.demo_accounts` - a user for every agency role in
    every agency and one platform admin (demo only: one published password, secrets
@@ -41,6 +42,7 @@ from crossbeat.demo.generate import (
     report_deadline,
     simulate,
 )
+from crossbeat.gazetteer import store_addresses
 from crossbeat.ingest.pipeline import IngestSummary, ingest_files
 from crossbeat.ingest.profile import Profile, load_profile
 from crossbeat.model import Agency
@@ -77,6 +79,8 @@ class DemoFiles:
     manifest: Path
     #: Area layer files by ``AGENCY/LAYER`` (the city's police districts).
     areas: dict[str, Path] = field(default_factory=dict)
+    #: Address files (OpenAddresses' CSV columns) by territorial agency.
+    addresses: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -182,6 +186,7 @@ def remove_demo(out_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
     for agency in region.agencies():
         (out_dir / "boundaries" / f"{agency.id}.geojson").unlink(missing_ok=True)
+        (out_dir / "addresses" / f"{agency.id}.csv").unlink(missing_ok=True)
     for folder in DEMO_SOURCE_FOLDERS:
         for name in _shipped(folder):
             (out_dir / folder / name).unlink(missing_ok=True)
@@ -275,7 +280,24 @@ def write_region_files(
     manifest = out_dir / MANIFEST
     text = json.dumps(manifest_data(sim, exports), indent=1, ensure_ascii=False)
     manifest.write_bytes((text + "\n").encode("utf-8"))
-    return DemoFiles(out_dir, exports, boundaries, manifest, {f"{agency_id}/{layer}": districts})
+    areas = {f"{agency_id}/{layer}": districts}
+    return DemoFiles(out_dir, exports, boundaries, manifest, areas, write_address_files(out_dir))
+
+
+def write_address_files(out_dir: Path) -> dict[str, Path]:
+    """Write the city's and the county's address points as OpenAddresses CSV files."""
+    (out_dir / "addresses").mkdir(exist_ok=True)
+    columns = ["LON", "LAT", "NUMBER", "STREET", "UNIT", "CITY", "DISTRICT", "REGION", "POSTCODE"]
+    by_agency: dict[str, list[str]] = {}
+    for p in region.address_points():
+        line = f"{p['lon']},{p['lat']},{p['number']},{p['street']},,{p['city']},,OR,"
+        by_agency.setdefault(p["agency"], []).append(line)
+    paths = {}
+    for agency_id, lines in sorted(by_agency.items()):
+        path = out_dir / "addresses" / f"{agency_id}.csv"
+        path.write_bytes(("\n".join([",".join(columns), *lines]) + "\n").encode("utf-8"))
+        paths[agency_id] = path
+    return paths
 
 
 def register_demo_agencies(store: Store, boundaries: Mapping[str, Path]) -> None:
@@ -354,6 +376,8 @@ def build_demo(
     copy_demo_sources(out_dir)
     store = open_store(db_url, kek=kek or demo_kek(db_url, out_dir))
     register_demo_agencies(store, files.boundaries)
+    for agency_id, path in files.addresses.items():
+        store_addresses(store, agency_id, path, by="demo")
     for key, path in files.areas.items():
         agency_id, layer = key.split("/")
         add_layer(

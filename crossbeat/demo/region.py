@@ -349,6 +349,52 @@ def street_address(x: float, y: float, *, parity: int = 0) -> tuple[str, str]:
     return f"{house} {quadrant} {name}", f"{block}XX {quadrant} {name}"
 
 
+#: Where in a block the demo's address points lie: house numbers ``block*100 + 2`` and
+#: ``block*100 + 50`` (:func:`street_address`), the rest interpolated between them.
+_ADDRESS_FRACTIONS = (0.03, 0.5)
+
+
+def address_points() -> list[dict[str, Any]]:
+    """Return the region's address points, as a county's address file would hold them.
+
+    Two points per block face of every avenue and street of the grid inside the county
+    (house numbers ``N02`` and ``N50``: an address lookup interpolates the others, as
+    with a real county file), each with the address :func:`street_address` gives its
+    place, the locality (``RIVERTON`` or ``CLACKMER COUNTY``) and the territorial agency
+    whose file it is in (``agency``). WGS84 ``lon``/``lat``.
+    """
+    xmin, ymin, xmax, ymax = _COUNTY
+    local: list[tuple[float, float]] = []
+    for col in range(int(xmin // BLOCK_M) + 1, int(xmax // BLOCK_M) + 1):
+        for sign in (1, -1):
+            for block in range(int(ymax // BLOCK_M) + 1):
+                for f in _ADDRESS_FRACTIONS:
+                    local.append((col * BLOCK_M, sign * (block + f) * BLOCK_M))
+    for row in range(int(ymin // BLOCK_M) + 1, int(ymax // BLOCK_M) + 1):
+        for sign in (1, -1):
+            for block in range(int(xmax // BLOCK_M) + 1):
+                for f in _ADDRESS_FRACTIONS:
+                    local.append((sign * (block + f) * BLOCK_M, row * BLOCK_M))
+    inside = [(x, y) for x, y in local if xmin < x < xmax and ymin < y < ymax]
+    xy = np.asarray(inside, dtype=float)
+    ox, oy = _origin()
+    lon, lat = _to_wgs84().transform(xy[:, 0] + ox, xy[:, 1] + oy)
+    city = city_polygon()
+    inner = shapely.contains_xy(city, xy[:, 0], xy[:, 1])
+    out = []
+    for (x, y), a, b, in_city in zip(inside, lon, lat, inner, strict=True):
+        number, _, street = street_address(x, y)[0].partition(" ")
+        out.append({
+            "agency": "rivertonpd" if in_city else "clackmerco",
+            "lon": round(float(a), 7),
+            "lat": round(float(b), 7),
+            "number": number,
+            "street": street,
+            "city": "RIVERTON" if in_city else "CLACKMER COUNTY",
+        })  # fmt: skip
+    return out
+
+
 def distance(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Return the Euclidean distance between two local points (metres)."""
     return math.hypot(a[0] - b[0], a[1] - b[1])

@@ -581,6 +581,36 @@ road_edges = Table(
     Index("ix_road_edges_agency_id", "agency_id"),
 )
 
+#: Each agency's loaded address file (migration 0027e, issue #12) and its address points
+#: (WGS84), which the public map's address lookup reads (:mod:`crossbeat.gazetteer`).
+gazetteers = Table(
+    "gazetteers",
+    metadata,
+    Column("agency_id", String(64), ForeignKey("agencies.id"), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("addresses", Integer, nullable=False),
+    Column("streets", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(64), nullable=False),
+)
+
+address_points = Table(
+    "address_points",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("agency_id", String(64), ForeignKey("gazetteers.agency_id"), nullable=False),
+    Column("street_key", String(200), nullable=False),
+    Column("number", Integer),
+    Column("house", String(32), nullable=False),
+    Column("street", String(200), nullable=False),
+    Column("locality", String(100), nullable=False),
+    Column("postcode", String(20), nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Index("ix_address_points_street_key_number", "street_key", "number"),
+    Index("ix_address_points_agency_id", "agency_id"),
+)
+
 #: The crosswalk folder of each local offence scheme the ingest used (migration 0015):
 #: reads re-derive the served sensitivity flags when one of these files changes.
 crosswalk_sources = Table(

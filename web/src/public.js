@@ -160,24 +160,24 @@ async function namedAreas(map, jurisdictions, filters) {
 }
 
 /**
- * "What happened near here in the last 30 days": a point from my location, the map or
- * typed coordinates. The box counted (about 550 m each way) is outlined on the map and
- * the map moves to it. Addresses are not looked up: the server holds no address
- * gazetteer, and the page says so.
+ * "What happened near here in the last 30 days": a point from a street address (looked up
+ * in the agencies' address points, GET /api/v1/places, never in incidents), my location,
+ * the map or typed coordinates. The box counted (about 550 m each way) is outlined on the
+ * map and the map moves to it; the count is a public aggregate read.
  */
 function nearForm(map) {
-  const input = el("input", { id: "near-where", placeholder: "45.45, -122.60", autocomplete: "off" });
+  const input = el("input", { id: "near-where", placeholder: "312 SE 1st Ave, or 45.45, -122.60", autocomplete: "street-address" });
   const pick = el("button", { type: "button", id: "near-pick" }, "Pick on the map");
   const mine = navigator.geolocation ? el("button", { type: "button", id: "near-me" }, "Use my location") : null;
   const out = el("div", { id: "near-result", "aria-live": "polite" });
   const form = el("form", { id: "near", "aria-label": "Near a place" },
     el("h2", {}, "Near a place, last 30 days"),
-    el("label", { for: "near-where" }, "Coordinates (latitude, longitude)"), input,
-    el("p", { class: "hint" }, "Street addresses cannot be looked up yet: use your location, pick a place on the map or type its coordinates."),
+    el("label", { for: "near-where" }, "Street address or coordinates (latitude, longitude)"), input,
+    el("p", { class: "hint" }, "Addresses are looked up in the agencies' address lists, not in crime reports."),
     el("div", { class: "row" }, el("button", { type: "submit" }, "Show"), mine, pick), out);
   map.addSource("near", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
   map.addLayer({ id: "near-line", type: "line", source: "near", paint: { "line-color": "#000000", "line-width": 2, "line-dasharray": [2, 1] } });
-  const show = async (lat, lon) => {
+  const show = async (lat, lon, label = `${lat.toFixed(4)}, ${lon.toFixed(4)}`) => {
     const now = new Date();
     const since = new Date(now.getTime() - 30 * 86400000);
     const [w, s, e, n] = [lon - NEAR_DEGREES * 1.4, lat - NEAR_DEGREES, lon + NEAR_DEGREES * 1.4, lat + NEAR_DEGREES];
@@ -191,14 +191,38 @@ function nearForm(map) {
     // it says "fewer than N", and the total counts only what is published.
     const { total, threshold, complete, cells } = result.data;
     const few = `fewer than ${threshold ?? "a few"}`;
-    out.replaceChildren(el("p", { id: "near-count", "data-total": total }, `${count(total)} incidents published within about 500 m of ${lat.toFixed(4)}, ${lon.toFixed(4)} in the last 30 days${complete === false ? ", besides the categories with too few to publish" : ""}`),
+    out.replaceChildren(el("p", { id: "near-count", "data-total": total }, `${count(total)} incidents published within about 500 m of ${label} in the last 30 days${complete === false ? ", besides the categories with too few to publish" : ""}`),
       el("ul", {}, cells.map((c) => el("li", {}, `${c.key[0] ?? "other"}: ${c.count == null ? few : count(c.count)}`))));
+  };
+  const HOW = { address: "", interpolated: " (between listed numbers)", nearest: " (nearest listed number)", street: " (middle of the street)" };
+  const lookUp = async (text) => {
+    out.textContent = "Looking the address up…";
+    const result = await api(`/api/v1/places?${query({ q: text, limit: 5 })}`);
+    if (!result.ok) return out.replaceChildren(el("p", { role: "alert" }, errorText(result)));
+    const { places, addresses_loaded: loaded } = result.data;
+    if (!places.length) {
+      return out.replaceChildren(el("p", { role: "alert", id: "near-none" }, loaded
+        ? `No address matches “${text}”: check the street name, or pick a place on the map.`
+        : "This map has no address list loaded: use your location, pick a place on the map or type its coordinates."));
+    }
+    // One place of the number asked (stored or interpolated): straight to it; else a choice.
+    const found = places.filter((p) => p.match === "address" || p.match === "interpolated");
+    const only = places.length === 1 ? places[0] : found.length === 1 ? found[0] : null;
+    if (only) return show(only.lat, only.lon, only.label);
+    out.replaceChildren(el("p", {}, "Which one?"), el("ul", { id: "near-places" }, places.map((p) => el("li", {},
+      el("button", { type: "button", onclick: () => show(p.lat, p.lon, p.label) }, `${p.label}${HOW[p.match] ?? ""}`)))));
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const [lat, lon] = input.value.split(",").map(Number);
-    if (!Number.isFinite(lat) || !Number.isFinite(lon) || Math.abs(lat) > 90 || Math.abs(lon) > 180) return (out.textContent = "Give a latitude and a longitude, e.g. 45.45, -122.60");
-    show(lat, lon);
+    const text = input.value.trim();
+    const coords = text.match(/^(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)$/);
+    if (coords) {
+      const [lat, lon] = [Number(coords[1]), Number(coords[2])];
+      if (Math.abs(lat) > 90 || Math.abs(lon) > 180) return (out.textContent = "Give a latitude and a longitude, e.g. 45.45, -122.60");
+      return show(lat, lon);
+    }
+    if (text.length < 3) return (out.textContent = "Type a street address (e.g. 312 SE 1st Ave) or a latitude and a longitude (45.45, -122.60).");
+    lookUp(text);
   });
   mine?.addEventListener("click", () => {
     out.textContent = "Finding your location…";
