@@ -70,7 +70,8 @@ def test_hotspots_finer_than_the_granted_cells_are_refused(demo_db) -> None:
         assert str(err.value) == (
             f"hotspots at H3 resolution {resolution} is finer than clackmerco's incidents "
             "were shared with you (h3:9: points snapped to H3 resolution 9 cells): ask for "
-            "resolution=9 or coarser (the finest allowed)"
+            "resolution=9 or coarser (the finest allowed), or leave clackmerco's incidents out "
+            "(the agency filter)"
         )
     for resolution in (9, 8):
         out = run.hotspots(store, TRANSIT, resolution=resolution)
@@ -110,7 +111,8 @@ def test_kde_finer_than_the_granted_cells_is_refused(demo_db) -> None:
     assert str(err.value) == (
         "bandwidth=30 m is finer than clackmerco's incidents were shared with you (h3:9: "
         f"points snapped to the anchors of H3 cells with {EDGE_9} m edges): ask for "
-        f"bandwidth={EDGE_9} or more (the finest allowed)"
+        f"bandwidth={EDGE_9} or more (the finest allowed), or leave clackmerco's incidents out "
+        "(the agency filter)"
     )
     with pytest.raises(AnalysisError, match=f"cell_m=50 m is finer.*cell_m={EDGE_9} or more"):
         run.kde(store, TRANSIT, COUNTY_ONLY, bandwidth=500, cell_m=50)

@@ -154,6 +154,31 @@ def test_reconnect_with_last_event_id_loses_nothing(store: Store, resume: str) -
     assert [i for i, _, _ in got + rest] == sorted(i for i, _, _ in got + rest)
 
 
+def test_hostile_resume_points_are_refused_or_ignored(store: Store) -> None:
+    """``?after=`` takes an event id (digits, a BIGINT): anything else is a 400 in the one
+    error shape; a ``Last-Event-ID`` header that is not ours starts from now (as EventSource
+    may send whatever id it last saw). Never a server error, on a real server."""
+    import httpx
+
+    world = build_world(store)
+    headers = bearer(store, "citya")
+    hostile = ["", " ", "-1", "1e309", "NaN", "x" * 50, "é\u202e", "9" * 19, "1" * 40, "²"]
+    with serving(world.client().app) as base, httpx.Client(timeout=10) as client:
+        for value in hostile:
+            r = client.get(f"{base}/api/v1/live", params={"after": value}, headers=headers)
+            assert r.status_code == 400, (value, r.status_code)
+            body = r.json()
+            assert body["ok"] is False and body["status"] == 400 and "after" in body["error"], body
+        for value in ["-1", "9" * 19, "x", "1e3"]:
+            sub = Subscriber(base, {**headers, "Last-Event-ID": value})
+            made = report(store)
+            assert [d["id"] for _, _, d in sub.take(1)] == [made], value
+            sub.close()
+        sub = Subscriber(base, headers, query="?after=999999999999999999")  # 18 digits
+        assert sub.nothing_more(1.0)
+        sub.close()
+
+
 @pytest.mark.postgres
 def test_two_server_processes_each_deliver_what_the_other_committed(
     pg_url: str, kek_text: str, tmp_path: Path

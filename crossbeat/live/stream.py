@@ -67,9 +67,10 @@ def frame(delivery: Delivery) -> str:
 
 def parse_last_event_id(value: str | None) -> int | None:
     """Return the cursor of a ``Last-Event-ID`` header (None: absent or not ours)."""
-    if value is None or not value.strip().isdigit():
+    text = (value or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # ours fit a BIGINT
         return None
-    return int(value.strip())
+    return int(text)
 
 
 async def sse_frames(

@@ -48,7 +48,7 @@ async def live(
     after: Annotated[
         str | None,
         Query(
-            max_length=40,
+            pattern=r"^[0-9]{1,18}$",
             description="Resume after this event id, for a client that opens a new stream "
             "(a browser back online); `Last-Event-ID`, when sent, wins.",
         ),
