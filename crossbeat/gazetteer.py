@@ -19,6 +19,7 @@ a number gives the street's middle point. Every answer says which of these it is
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -98,6 +99,7 @@ class Place:
                 "agency_id": self.agency_id}  # fmt: skip
 
 
+@functools.lru_cache(maxsize=65536)
 def street_key(text: str) -> str:
     """Return the form of a street name that lookups compare: upper case, abbreviated.
 
@@ -323,7 +325,7 @@ def store_addresses(
         )
         for k in range(0, len(rows), _BATCH):
             batch = [{"agency_id": agency_id, **r} for r in rows[k : k + _BATCH]]
-            conn.execute(insert(address_points), batch)
+            store.bulk_insert(conn, address_points, batch)
         append(
             store,
             AuditEvent(
