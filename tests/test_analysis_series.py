@@ -66,3 +66,34 @@ def test_time_ranges_are_spread_over_the_clock() -> None:
     assert "1.0 h apart on the clock" in reasons[2]
     # Exact expectation of |U(18, 23) - 21| is (3² + 2²) / (2 × 5) = 1.3 h.
     assert "1.3 h apart on the clock" in reasons[1]
+
+
+@pytest.mark.parametrize(
+    ("lat", "start", "end", "code", "missing"),
+    [
+        (np.nan, "2026-03-10T21:00", "NaT", "220", ["place"]),
+        (43.65, "NaT", "NaT", "220", ["time"]),
+        (43.65, "2026-01-01T00:00", "2026-03-10T00:00", "220", ["time"]),  # 68 days wide
+        (43.65, "2026-03-10T21:00", "NaT", "", ["offence code"]),
+        (np.nan, "NaT", "NaT", "", ["place", "time", "offence code"]),
+    ],
+)
+def test_an_incident_that_cannot_be_compared_says_what_it_lacks(
+    lat: float, start: str, end: str, code: str, missing: list[str]
+) -> None:
+    from crossbeat.analysis.errors import NotComparable
+
+    with pytest.raises(NotComparable) as caught:
+        similar_to(
+            0,
+            np.array([-79.4, -79.4]),
+            np.array([lat, 43.651]),
+            _t(start, "2026-03-10T20:00"),
+            _t(end, "NaT"),
+            np.array([code, "220"]),
+            np.array(["20", "20"]),
+            timezone="UTC",
+        )
+    text = str(caught.value)
+    for word in ("place", "time", "offence code"):
+        assert (f"no usable {word}" in text or f"no {word}" in text) == (word in missing), text

@@ -716,3 +716,5 @@ def test_an_incident_that_cannot_be_compared_answers_an_empty_list(client, demo_
     body = r.json()
     assert body["comparable"] is False and body["results"] == []
     assert "offence code" in body["reason"]
+    # It names what is missing, and only that: the point and the time are there.
+    assert "place" not in body["reason"] and "time" not in body["reason"], body["reason"]

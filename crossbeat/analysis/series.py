@@ -210,6 +210,23 @@ def _gap(f: _Features, i: np.ndarray, j: np.ndarray, eps: tuple[float, float, fl
     return np.where(alike, gap, np.inf)
 
 
+def _why_not_comparable(
+    f: _Features, target: int, occurred_from: np.ndarray, occurred_to: np.ndarray | None
+) -> str:
+    """Name what the incident ``target`` lacks to be compared (place, time, offence code)."""
+    missing = []
+    if not np.isfinite(f.x[target]):
+        missing.append("no usable place (no point, or one the viewer may not see)")
+    one_to = None if occurred_to is None else np.asarray(occurred_to)[target : target + 1]
+    one = np.asarray(occurred_from)[target : target + 1]
+    _, good, _ = midpoint(one, one_to, max_range=np.timedelta64(30 * 86400, "s"))
+    if not good[0]:
+        missing.append("no usable time (none, or a range wider than 30 days)")
+    if not f.code[target]:
+        missing.append("no offence code (an unmapped local code, or a call for service)")
+    return "this incident cannot be compared: " + "; ".join(missing or ["no usable data"])
+
+
 def detect_series(
     lon: np.ndarray,
     lat: np.ndarray,
@@ -386,9 +403,7 @@ def similar_to(
     f = _features(lon, lat, occurred_from, occurred_to, nibrs_code, premise, 30.0, crs, timezone)
     params = SeriesParams(eps_m, eps_days, eps_hours, 1, 30.0, f.crs, 1.0)
     if not f.keep[target]:
-        raise NotComparable(
-            "this incident has no usable place, time (within 30 days) or offence code to compare"
-        )
+        raise NotComparable(_why_not_comparable(f, target, occurred_from, occurred_to))
     others = np.flatnonzero(f.keep)
     others = others[others != target]
     t = np.full(others.size, target)
