@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from crossbeat.analysis import localtime
 from crossbeat.analysis.errors import AnalysisError
 from crossbeat.analysis.trends import compstat as compstat_table
 from crossbeat.analytics import run
@@ -87,9 +88,9 @@ def test_emerging_bins_never_start_before_the_data(demo_db) -> None:
 
 def test_week_periods_start_on_monday() -> None:
     t = np.array(["2006-01-01T12:00", "2006-01-12T00:00"], "datetime64[us]")  # Sun, Thu
-    edges = run._edges(t, "week", None)
+    edges = localtime.edges(t, "week", None)
     assert [str(e)[:10] for e in edges] == ["2005-12-26", "2006-01-02", "2006-01-09", "2006-01-16"]
-    assert [str(e)[:10] for e in run._edges(t, "week", 4)][0] == "2005-12-19"
+    assert [str(e)[:10] for e in localtime.edges(t, "week", 4)][0] == "2005-12-19"
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import h3
 import numpy as np
 import shapely
 
-from crossbeat.agencies import get_agency, jurisdiction_index, list_agencies
+from crossbeat.agencies import jurisdiction_index, list_agencies
 from crossbeat.analysis import emerging as emerging_mod
 from crossbeat.analysis import hotspots as hotspots_mod
 from crossbeat.analysis import kde as kde_mod
@@ -146,26 +146,22 @@ def check_metres(sel: Selection, param: str, metres: float, what: str = "") -> N
     )
 
 
-def _edges(t: np.ndarray, period: Period, bins: int | None, tz: str = "UTC") -> np.ndarray:
-    """Return ``bins`` local period edges in ``tz`` ending after the latest incident time."""
-    return localtime.edges(t, period, bins, tz)
-
-
 def viewer_zone(store: Store, viewer: Viewer, owners: Iterable[str]) -> str:
     """Return the IANA time zone whose local calendar a viewer's time bins follow.
 
     The viewer's agency's; for a viewer without one (the public), the zone the owner
     agencies of the selection share, else ``"UTC"`` (also for an empty selection).
     """
-    if viewer.agency_id:
-        own = get_agency(store, viewer.agency_id)
-        if own is not None:
-            return own.timezone
-    zones = set()
-    for owner in owners:
-        agency = get_agency(store, owner)
-        zones.add(agency.timezone if agency is not None else "UTC")
-    return zones.pop() if len(zones) == 1 else "UTC"
+    zone = _zones(store)
+    if viewer.agency_id in zone:
+        return zone[viewer.agency_id]
+    shared = {zone.get(owner, "UTC") for owner in owners}
+    return shared.pop() if len(shared) == 1 else "UTC"
+
+
+def _zones(store: Store) -> dict[str, str]:
+    """Each registered agency's IANA time zone, in one query."""
+    return {a.id: a.timezone for a in list_agencies(store)}
 
 
 def layer_shapes(store: Store, viewer: Viewer, layer: str | None) -> list[tuple[str, Any]]:
@@ -325,7 +321,7 @@ def emerging(
     check_resolution(sel, resolution, "emerging hot spots")
     a = sel.arrays
     tz = viewer_zone(store, viewer, sel.owners)
-    covered = len(_edges(a.occurred_from, period, None, tz)) - 1
+    covered = len(localtime.edges(a.occurred_from, period, None, tz)) - 1
     if covered < 3:
         shorter = {"month": "choose period=week or day, or ", "week": "choose period=day or "}
         raise AnalysisError(
@@ -340,7 +336,7 @@ def emerging(
             f"(ask for at most {covered}, or select more history)"
         )
     n = min(covered, EMERGING_BINS) if bins is None else bins
-    edges = _edges(a.occurred_from, period, n, tz)
+    edges = localtime.edges(a.occurred_from, period, n, tz)
     res = emerging_mod.emerging_hotspots(
         a.lon, a.lat, a.occurred_from, a.occurred_to, edges, resolution=resolution, k=k, alpha=alpha
     )
@@ -433,7 +429,7 @@ def trends(
     sel = select(store, viewer, request)
     a = sel.arrays
     tz = viewer_zone(store, viewer, sel.owners)
-    edges = _edges(a.occurred_from, period, bins, tz)
+    edges = localtime.edges(a.occurred_from, period, bins, tz)
     groups, used, outside = _groups(store, viewer, sel, by, layer)
     pc = trends_mod.counts_by_period(a.occurred_from, a.occurred_to, edges, groups=groups)
     skipped = _rename_missing(pc.skipped, used).merged(outside)
@@ -571,7 +567,7 @@ def nearrepeat(
 
 def agency_zones(store: Store, owner: np.ndarray) -> np.ndarray:
     """Return the IANA time zone of each incident's owner agency (UTC when unknown)."""
-    zone = {a.id: a.timezone for a in list_agencies(store)}
+    zone = _zones(store)
     names, inverse = np.unique(owner.astype(str), return_inverse=True)
     return np.array([zone.get(str(n), "UTC") for n in names], dtype=object)[inverse]
 
