@@ -34,6 +34,7 @@ from sqlalchemy import and_, delete, func, insert, select
 
 from crossbeat.agencies import get_agency
 from crossbeat.audit import Action, AuditEvent, append
+from crossbeat.geo.address import HOUSE_NUMBER
 from crossbeat.store import Store
 from crossbeat.store.schema import address_points, gazetteers
 
@@ -61,8 +62,6 @@ _PAIRS = {("NORTH", "EAST"): "NE", ("NORTH", "WEST"): "NW", ("SOUTH", "EAST"): "
           ("SOUTH", "WEST"): "SW", ("N", "E"): "NE", ("N", "W"): "NW", ("S", "E"): "SE",
           ("S", "W"): "SW"}  # fmt: skip
 _NOT_WORD = re.compile(r"[^0-9A-Z]+")
-# A leading house number: 312, 312A, 312-314 (the first), 312 1/2.
-_HOUSE = re.compile(r"^\s*(\d{1,6})([A-Z]?)(?:-\d+[A-Z]?)?(?:\s+1/2)?\s+(?=\S)", re.IGNORECASE)
 
 # Column names of address files, lower case: OpenAddresses (LON, LAT, NUMBER, STREET,
 # CITY, POSTCODE), OpenStreetMap tags (addr:housenumber ...) and common exports.
@@ -74,6 +73,14 @@ _COLUMNS = {
     "address": ("address", "full_address", "fulladdress", "addr"),
     "locality": ("city", "locality", "town", "addr:city", "municipality", "place"),
     "postcode": ("postcode", "zip", "zipcode", "postal_code", "addr:postcode"),
+}
+
+
+#: The widths of the stored text columns (``address_points``): a longer value leaves its
+#: row out, counted, rather than being stored cut short.
+_WIDTHS: dict[str, int] = {
+    name: address_points.c[name].type.length  # type: ignore[attr-defined]
+    for name in ("house", "street", "street_key", "locality", "postcode")
 }
 
 
@@ -137,11 +144,12 @@ def split_address(text: str) -> tuple[int | None, str, str, str]:
     """
     street, _, rest = text.partition(",")
     locality = " ".join(_NOT_WORD.sub(" ", rest.upper()).split())
-    found = _HOUSE.match(street)
+    found = HOUSE_NUMBER.match(street)
     if found is None:
         return None, "", street.strip(), locality
     number = int(found.group(1))
-    return number, f"{number}{found.group(2).upper()}", street[found.end() :].strip(), locality
+    house = f"{number}{(found.group(2) or '').upper()}"
+    return number, house, street[found.end() :].strip(), locality
 
 
 # --- reading address files ---------------------------------------------------------------
@@ -183,21 +191,29 @@ def _row(values: dict[str, Any], skipped: Counter[str]) -> dict[str, Any] | None
     if not street:
         skipped["no street"] += 1
         return None
-    digits = re.match(r"\d{1,9}", number_text)
+    digits = re.match(r"\d+", number_text)
     key = street_key(street)
     if not key:
         skipped["no street"] += 1
         return None
-    return {
-        "number": int(digits.group(0)) if digits else None,
-        "house": number_text.upper()[:32],
-        "street": street.upper()[:200],
-        "street_key": key[:200],
-        "locality": " ".join(str(values.get("locality") or "").upper().split())[:100],
-        "postcode": str(values.get("postcode") or "").strip().upper()[:20],
+    row = {
+        "number": int(digits.group(0)) if digits and len(digits.group(0)) <= 9 else None,
+        "house": number_text.upper(),
+        "street": street.upper(),
+        "street_key": key,
+        "locality": " ".join(str(values.get("locality") or "").upper().split()),
+        "postcode": str(values.get("postcode") or "").strip().upper(),
         "lon": round(lon, 7),
         "lat": round(lat, 7),
     }
+    if digits and row["number"] is None:
+        skipped["house number of more than 9 digits"] += 1
+        return None
+    for name, width in _WIDTHS.items():  # never cut a value short without a word
+        if len(str(row[name])) > width:
+            skipped[f"{name} longer than {width} characters"] += 1
+            return None
+    return row
 
 
 def _features(text: str) -> Iterator[dict[str, Any]]:

@@ -255,3 +255,21 @@ def test_cli_loads_lists_and_looks_up(db_url: str, tmp_path: Path) -> None:
     assert "Traceback" not in res.output
     res = runner.invoke(cli, ["gazetteer", "load", "--agency", "nopd", "--db", db_url, str(path)])
     assert res.exit_code != 0 and "nopd" in res.output
+
+
+def test_values_too_long_for_their_columns_are_left_out_not_cut(tmp_path: Path) -> None:
+    """A street of 201 characters or a 10-digit house number is not stored cut short."""
+    long_street = "N " + "A" * 199 + " ST"
+    text = HEADER + (
+        f"-122.6,45.5,1,{long_street},,SPRINGTON,,OR,\n"
+        "-122.6,45.5,1234567890,N MAIN ST,,SPRINGTON,,OR,\n"
+        f"-122.6,45.5,1,N MAIN ST,,{'X' * 101},,OR,\n"
+        "-122.6,45.5,1,N MAIN ST,,SPRINGTON,,OR,97000\n"
+    )
+    rows, skipped = read_addresses(write(tmp_path, "a.csv", text))
+    assert [(r["street"], r["house"]) for r in rows] == [("N MAIN ST", "1")]
+    assert skipped == {
+        "street longer than 200 characters": 1,
+        "house number of more than 9 digits": 1,
+        "locality longer than 100 characters": 1,
+    }

@@ -25,8 +25,11 @@ _UNIT = re.compile(
     r"(?:^|(?<=[\s,]))(?:\#\s*\w|(?:APT|APARTMENT|UNIT|STE|SUITE|SPC|RM|ROOM|FLAT|BLDG|TRLR)\b).*$",
     re.IGNORECASE,
 )
-# A leading house number: 4851, 4851A, 4851-4853, 4851 1/2, 12-14.
-_HOUSE = re.compile(r"^\s*(\d{1,6})(?:[A-Z]\b|-\d+[A-Z]?\b|\s+1/2\b)?\s+(?=\S)", re.IGNORECASE)
+#: A leading house number: 4851, 4851A, 4851-4853, 4851 1/2, 12-14. Group 1 is the
+#: number, group 2 its letter suffix (``A`` of 4851A) when there is one.
+HOUSE_NUMBER = re.compile(
+    r"^\s*(\d{1,6})(?:([A-Z])\b|-\d+[A-Z]?\b|\s+1/2\b)?\s+(?=\S)", re.IGNORECASE
+)
 
 
 def _drop_units(segment: str) -> str:
@@ -78,7 +81,7 @@ def hundred_block(address: str | None) -> str | None:
     # The street line is the first segment holding more than a unit; a leading
     # "Flat 3," segment was emptied by _drop_units above.
     street, rest = segments[0], segments[1:]
-    match = _HOUSE.match(street)
+    match = HOUSE_NUMBER.match(street)
     if match:
         number = int(match.group(1))
         name = street[match.end() :].strip()
