@@ -12,7 +12,7 @@ of the largest agency, serves the store with ``crossbeat serve`` and opens ``/ap
 Debian's chromium (Playwright), signed in. For each run it measures in the browser, from
 the start of the navigation:
 
-* **shell**: the page and MapLibre ready (its style loaded), no data yet — the
+* **shell**: the page and MapLibre ready (its style applied), no data yet — the
   baseline of the same run;
 * **overview**: every visible incident counted and drawn as hexagons (all in view);
 * **panel**: the side panel filled (time range, agencies, total count: the counts by
@@ -34,15 +34,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.server
 import json
 import os
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +59,7 @@ from reads import NOW, agreements, populate  # noqa: E402
 from run import machine  # noqa: E402
 
 from crossbeat.auth.accounts import create_user  # noqa: E402
-from crossbeat.auth.totp import code_at  # noqa: E402
+from crossbeat.auth.totp import DRIFT_STEPS, STEP_SECONDS, code_at, time_step  # noqa: E402
 from crossbeat.clock import FrozenClock, SystemClock  # noqa: E402
 from crossbeat.store import open_store  # noqa: E402
 from crossbeat.vault.kek import generate_kek, parse_kek  # noqa: E402
@@ -64,6 +69,60 @@ ANALYST = "metro.bench-analyst"
 CHROMIUM = "/usr/bin/chromium"
 #: The default base map's tile host (unreachable from an offline machine).
 OFFLINE_TILES = "tile.openstreetmap.org"
+
+
+def plain_png(size: int = 256, rgb: tuple[int, int, int] = (236, 232, 224)) -> bytes:
+    """Return a one-colour PNG tile (what a base-map tile server sends, in its size)."""
+    row = b"\x00" + bytes(rgb) * size
+    body = zlib.compress(row * size, 9)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+
+
+@contextlib.contextmanager
+def basemap_server() -> Iterator[str]:
+    """Serve a raster base map on this machine; yield its ``{z}/{x}/{y}`` URL template.
+
+    These machines are offline: the default base map's tiles fail after a DNS lookup that
+    takes from milliseconds to seconds, and MapLibre counts a view loaded only when its
+    base-map tiles have answered, so the time to interactive would measure the resolver.
+    A user online has a tile server answering; this one answers every tile at once with
+    a plain tile (cacheable for a day, as OpenStreetMap's are).
+    """
+    tile = plain_png()
+
+    class Tiles(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the handler's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(tile)))
+            self.send_header("Cache-Control", "public, max-age=86400")
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.end_headers()
+            self.wfile.write(tile)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{{z}}/{{x}}/{{y}}.png"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 #: MapLibre's world is 512 pixels wide at zoom 0 (its tiles are 512 pixels).
@@ -134,6 +193,15 @@ def main() -> None:
         help="also serve this checkout's code (e.g. /work/main) in the same invocation: its "
         "fresh servers alternate with those of --server-code, and both are reported, with "
         "the ratio of each median to the baseline's",
+    )
+    ap.add_argument(
+        "--basemap",
+        choices=("local", "none", "default"),
+        default="local",
+        help="the base map: 'local' (default) a raster tile server on this machine answering "
+        "at once, as a reachable tile server would; 'none' no base map; 'default' the "
+        "server's default (OpenStreetMap: unreachable offline, where a failed DNS lookup "
+        "can hold the view's time to interactive for seconds)",
     )
     ap.add_argument("--trace", action="store_true", help="print the page's requests and times")
     ap.add_argument(
@@ -213,11 +281,22 @@ def main() -> None:
             flush=True,
         )
         results: dict[Path, list[dict[str, list[float]]]] = {c: [] for c in codes}
-        for _ in range(args.fresh):
-            for each in codes:
-                with served(url, kek, tmp, each, args.workers) as base:
-                    runs = run_browser(sync_playwright, base, secret, lon, lat, zoom, args)
-                results[each].append(runs)
+        tiles = basemap_server() if args.basemap == "local" else contextlib.nullcontext(None)
+        with tiles as local:
+            basemap = {"local": local, "none": "", "default": None}[args.basemap]
+            print(f"base map: {args.basemap} ({'server default' if basemap is None else basemap})")
+            for _ in range(args.fresh):
+                for each in codes:
+                    with served(url, kek, tmp, each, args.workers, basemap) as base:
+                        runs = run_browser(sync_playwright, base, secret, lon, lat, zoom, args)
+                    print(
+                        "  runs (ms): "
+                        + "; ".join(
+                            f"{k} " + ", ".join(f"{v:.0f}" for v in vs) for k, vs in runs.items()
+                        ),
+                        flush=True,
+                    )
+                    results[each].append(runs)
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     medians = {c: report(results[c], args.repeat, c) for c in codes}
     if args.baseline is not None:
@@ -232,15 +311,23 @@ def main() -> None:
 
 
 @contextlib.contextmanager
-def served(url: str, kek: str, folder: str, code: Path, workers: int) -> Iterator[str]:
-    """Start ``crossbeat serve`` over ``url`` (the code of ``code``), yield its base URL."""
+def served(
+    url: str, kek: str, folder: str, code: Path, workers: int, basemap: str | None = None
+) -> Iterator[str]:
+    """Start ``crossbeat serve`` over ``url`` (the code of ``code``), yield its base URL.
+
+    ``basemap`` is the base map's tile URL template (None: the server's default).
+    """
     port = 8790 + os.getpid() % 100
     env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSBEAT_")}
     env.update(CROSSBEAT_KEK=kek, PYTHONPATH=str(code))
+    if basemap is not None:
+        env.update(CROSSBEAT_BASEMAP_TILES=basemap)
+    log = open(Path(folder) / "server.log", "ab")  # noqa: SIM115 (closed below)
     server = subprocess.Popen(
         [sys.executable, "-m", "crossbeat", "serve", "--db", url, "--port", str(port),
          "--workers", str(workers)],
-        env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -261,6 +348,7 @@ def served(url: str, kek: str, folder: str, code: Path, workers: int) -> Iterato
         except subprocess.TimeoutExpired:  # busy in a long request: stop it
             server.kill()
             server.wait(timeout=20)
+        log.close()
 
 
 #: What each run times (the other entries of a run are checks, printed with its runs).
@@ -315,6 +403,26 @@ def wait_js(page: Any, expression: str, timeout: float = 30_000) -> None:
     page.wait_for_function(f"() => ({expression})", timeout=timeout)
 
 
+#: The TOTP steps already signed in with: the server refuses a code used before (each
+#: fresh server shares the store's record of used steps).
+_USED_STEPS: set[int] = set()
+
+
+def fresh_code(secret: str) -> str:
+    """Return an authenticator code of a step not used yet by this benchmark.
+
+    The next step's code is accepted within the drift window; past it, wait for time.
+    """
+    while True:
+        now = datetime.now(UTC)
+        for ahead in range(DRIFT_STEPS + 1):
+            step = time_step(now) + ahead
+            if step not in _USED_STEPS:
+                _USED_STEPS.add(step)
+                return code_at(secret, now + timedelta(seconds=ahead * STEP_SECONDS))
+        time.sleep(1)
+
+
 def run_browser(
     sync_playwright: Any, base: str, secret: str, lon: float, lat: float, zoom: float, args: Any
 ) -> dict[str, list[float]]:
@@ -323,14 +431,20 @@ def run_browser(
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         context = browser.new_context(viewport={"width": 1440, "height": 900})
-        login = context.request.post(
-            base + "/auth/login", data={"username": ANALYST, "password": PASSWORD}
-        ).json()
-        if "mfa_ticket" not in login:
-            raise SystemExit(f"sign-in failed: {login}")
-        ticket = login["mfa_ticket"]
-        code = code_at(secret, NOW.__class__.now(NOW.tzinfo))
-        context.request.post(base + "/auth/mfa", data={"ticket": ticket, "code": code})
+        for _ in range(2 * (DRIFT_STEPS + 1) + 2):  # a code this store saw used: the next
+            login = context.request.post(
+                base + "/auth/login", data={"username": ANALYST, "password": PASSWORD}
+            ).json()
+            if "mfa_ticket" not in login:
+                raise SystemExit(f"sign-in failed: {login}")
+            mfa = context.request.post(
+                base + "/auth/mfa",
+                data={"ticket": login["mfa_ticket"], "code": fresh_code(secret)},
+            )
+            if mfa.ok or "already been used" not in mfa.text():
+                break
+        if not mfa.ok:
+            raise SystemExit(f"MFA refused: {mfa.status} {mfa.text()}")
         context.add_init_script("localStorage.setItem('crossbeat-signed-in', '1')")
         page = context.new_page()
         # The issue: "no console errors on any page". The base map's tiles cannot be
@@ -349,7 +463,9 @@ def run_browser(
             """window.__t0 = performance.now();
             const tick = () => {
               const map = window.cbMap;
-              if (map && window.__shell === undefined && map.isStyleLoaded())
+              // The style applied (MapLibre's 'style.load'; isStyleLoaded() would also
+              // wait for the tiles of every source, the data's included).
+              if (map && window.__shell === undefined && map.style && map.style._loaded)
                 window.__shell = performance.now();
               // The page's flag, and (so that a flag raised too early cannot end the
               // measurement) MapLibre's own word that every tile in view is loaded.
@@ -382,6 +498,7 @@ def run_browser(
                 """async ([lon, lat, zoom]) => {
                   const map = window.cbMap;
                   const t0 = performance.now();
+                  window.__jump = t0;
                   document.body.dataset.ready = '0';
                   map.jumpTo({center: [lon, lat], zoom});
                   const pause = () => new Promise((r) => setTimeout(r, 10));
@@ -401,6 +518,15 @@ def run_browser(
                 }""",
                 [lon, lat, zoom],
             )
+            if args.trace:
+                print(
+                    "after the jump (ms from it):\n"
+                    + page.evaluate("""performance.getEntriesByType('resource')
+                    .filter((e) => e.startTime >= window.__jump)
+                    .map((e) => `${e.name.replace(location.origin, '')} `
+                    + `${(e.startTime - window.__jump).toFixed(0)}+${e.duration.toFixed(0)}`)
+                    .join('\\n')""")
+                )
             out["viewport"].append(took)
             out.setdefault("viewport drawn features", []).append(drawn)
             out.setdefault("viewport flag before its tiles", []).append(early)

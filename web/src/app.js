@@ -3,7 +3,7 @@
 import {
   CATEGORY_COLOURS, HEX_FILL, PALETTE, addBoundaries, api, circle, config, count, createMap, currentUser, el,
   errorText, has, incidentsGeoJSON, mapRefresher, presentOffences, settled, viewportPoints, monthRange, query,
-  signInForm, userBar, whenLoaded, liveStream,
+  openingView, signInForm, userBar, whenStyled, liveStream,
 } from "./common.js";
 // Chart.js is loaded on first use (a chart is drawn only for an area), not with the map.
 const charts = () => import("./charts.js");
@@ -33,7 +33,6 @@ async function main() {
 
 async function start(me) {
   document.getElementById("user").replaceChildren(userBar(me));
-  const map = createMap("map");
   // The first draw waits on nothing but the map, the boundaries and the tiles in view:
   // the hexagons of the overview come from tiles (each tile one governed read of its
   // cells), not from an aggregate over the whole store. The counts by agency and month
@@ -43,8 +42,11 @@ async function start(me) {
   const boundaries = api("/api/v1/jurisdictions");
   const panelCounts = api("/api/v1/aggregates?by=month&by=agency");
   const tiles = await has("GET", TILES);
-  await whenLoaded(map);
-  const boundaryFeatures = await addBoundaries(map, { fetched: boundaries });
+  // The map opens on the jurisdictions: a default view's tiles would be asked for first.
+  const opening = await boundaries;
+  const map = createMap("map", openingView(opening.ok ? opening.data.features : []));
+  await whenStyled(map);
+  const boundaryFeatures = await addBoundaries(map, { fit: false, fetched: boundaries });
   const known = [...new Set(boundaryFeatures.map((f) => f.properties.agency_id))].sort();
   const colourOf = (list) => ["match", ["get", "agency_id"], ...list.flatMap((a, i) => [a, PALETTE[i % PALETTE.length]]), "#666666"];
   let agencies = known;

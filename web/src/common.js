@@ -169,10 +169,18 @@ export function baseStyle(cfg) {
       maxzoom: 19,
       attribution: cfg.basemap_attribution || "",
     };
-    style.layers.push({ id: "basemap", type: "raster", source: "basemap" });
+    // No fade-in: each fading tile repaints the whole map for 300 ms, and a browser
+    // drawing WebGL on the CPU (no GPU) then spends the view's first second repainting.
+    style.layers.push({ id: "basemap", type: "raster", source: "basemap", paint: { "raster-fade-duration": 0 } });
   }
   return style;
 }
+
+// A 1440×900 view needs about 48 base-map tiles (256 px). MapLibre asks for 16 at a
+// time and starts the next only when the page's thread is free again: where WebGL is
+// drawn on the CPU that takes a frame, so a view's base map arrived in three or four
+// rounds (issue #12). The tile servers answer many at once (HTTP/2).
+maplibregl.setMaxParallelImageRequests(64);
 
 /** Create the map in `container`; base map failures leave a note, never an error. */
 export function createMap(container, options = {}) {
@@ -185,6 +193,8 @@ export function createMap(container, options = {}) {
     attributionControl: { compact: false },
     ...options,
   });
+  // The style is applied on a later frame, so this listener cannot miss it.
+  STYLED.set(map, new Promise((resolve) => map.once("style.load", resolve)));
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.on("error", (event) => {
     // Tiles that cannot be fetched (an offline machine) leave the plain background:
@@ -203,9 +213,24 @@ export function createMap(container, options = {}) {
   return map;
 }
 
-/** Wait until the map's style is loaded. */
-export function whenLoaded(map) {
-  return new Promise((resolve) => (map.loaded() ? resolve() : map.once("load", resolve)));
+const STYLED = new WeakMap();
+
+/**
+ * Resolve once the map's style is applied, so that sources and layers can be added.
+ *
+ * Not MapLibre's `load`, which also waits for the first view's tiles: the data layers
+ * would then wait for every base-map tile before even being asked for (issue #12).
+ */
+export function whenStyled(map) {
+  return STYLED.get(map) || new Promise((resolve) => (map.loaded() ? resolve() : map.once("load", resolve)));
+}
+
+/**
+ * Map options that open the map on the given features (the jurisdictions), so that
+ * the first view's tiles are the ones wanted, not those of a default view.
+ */
+export function openingView(features, padding = 20) {
+  return features.length ? { bounds: bounds(features), fitBoundsOptions: { padding } } : {};
 }
 
 /**

@@ -2,7 +2,7 @@
 // recent incidents nearby, a quick report with the current location, an offline queue,
 // the live feed (GET /api/v1/live) and the bulletins with acknowledgement.
 import { bulletinsPanel } from "./bulletins.js";
-import { addBoundaries, api, bounds, createMap, currentUser, el, errorText, has, incidentsGeoJSON, liveStream, query, signInForm, userBar, whenLoaded } from "./common.js";
+import { addBoundaries, api, bounds, createMap, currentUser, el, errorText, has, incidentsGeoJSON, liveStream, query, signInForm, userBar, whenStyled } from "./common.js";
 import { enqueue, flush, pending } from "./queue.js";
 
 const REPORT = "/api/v1/incidents";
@@ -37,7 +37,7 @@ async function start(me) {
   host.replaceChildren(el("div", { id: "map", class: "field-map", role: "region", "aria-label": "Map around my location" }), form, status, bulletinsHost, live, el("h2", {}, "Recent incidents nearby"), nearby);
   const bulletins = bulletinsPanel(bulletinsHost, me.user);
   const map = createMap("map", { zoom: 14 });
-  await whenLoaded(map);
+  await whenStyled(map);
   const boundaries = await addBoundaries(map, { fit: false });
   map.addSource("nearby", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
   map.addLayer({ id: "nearby", type: "circle", source: "nearby", paint: { "circle-radius": 6, "circle-color": "#0072B2", "circle-stroke-width": 1, "circle-stroke-color": "#fff" } });

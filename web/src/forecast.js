@@ -2,7 +2,7 @@
 // data, see its flagged cells, its model card (backtest scores beside naive counts and
 // KDE, accountability figures), plan patrols over it and see each unit's boxes and route.
 import {
-  PALETTE, addBoundaries, api, config, createMap, currentUser, el, errorText, settled, signInForm, userBar, whenLoaded,
+  PALETTE, addBoundaries, api, config, createMap, currentUser, el, errorText, settled, signInForm, userBar, whenStyled,
 } from "./common.js";
 
 const side = document.getElementById("side");
@@ -37,7 +37,7 @@ function field(id, label, input) {
 async function start(me) {
   document.getElementById("user").replaceChildren(userBar(me));
   const map = createMap("map");
-  const [byMonth, layers] = await Promise.all([api("/api/v1/aggregates?by=month"), api("/api/v1/ogc/collections"), whenLoaded(map)]);
+  const [byMonth, layers] = await Promise.all([api("/api/v1/aggregates?by=month"), api("/api/v1/ogc/collections"), whenStyled(map)]);
   await addBoundaries(map);
   map.addSource("flagged", { type: "geojson", data: empty() });
   map.addSource("routes", { type: "geojson", data: empty() });

@@ -4,7 +4,7 @@
 import { cellToParent, getResolution } from "h3-js";
 import {
   CATEGORY_COLOURS, HEX_FILL, addBoundaries, api, config, count, createMap, el, errorText, has,
-  mapRefresher, monthRange, presentOffences, query, settled, viewportPoints, whenLoaded,
+  mapRefresher, monthRange, openingView, presentOffences, query, settled, viewportPoints, whenStyled,
 } from "./common.js";
 // Chart.js is loaded on first use (a chart is drawn only for an area), not with the map.
 const charts = () => import("./charts.js");
@@ -23,7 +23,6 @@ const ready = (value) => (document.body.dataset.ready = value);
 
 async function main() {
   ready("0");
-  const map = createMap("map");
   const boundaries = api("/api/v1/jurisdictions");
   // The public's vector tiles (generalised points from zoom 13, suppressed hexagon
   // counts below; cached for a minute) draw the map without waiting for any aggregate;
@@ -31,8 +30,11 @@ async function main() {
   const tiles = await has("GET", TILES);
   const counts = () => api("/api/v1/aggregates?by=month");
   const early = tiles ? null : counts();
-  await whenLoaded(map);
-  const boundaryFeatures = await addBoundaries(map, { fetched: boundaries });
+  // The map opens on the jurisdictions: a default view's tiles would be asked for first.
+  const opening = await boundaries;
+  const map = createMap("map", openingView(opening.ok ? opening.data.features : []));
+  await whenStyled(map);
+  const boundaryFeatures = await addBoundaries(map, { fit: false, fetched: boundaries });
   const pointZoom = tiles ? TILE_POINT_ZOOM : POINT_ZOOM;
   if (tiles) {
     map.addSource("incidents", { type: "vector", tiles: [location.origin + TILES], minzoom: 0, maxzoom: TILE_MAX_ZOOM });
