@@ -12,9 +12,11 @@ import math
 import os
 import re
 import sqlite3
+import struct
 import subprocess
 import sys
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -406,6 +408,86 @@ def test_public_map_draws_no_feature_at_an_exact_location(
     assert min(nearest) > 1.0, min(nearest)
     assert sorted(nearest)[len(nearest) // 2] > 10  # typically tens of metres
     page.close()
+
+
+def _plain_png(size: int = 256) -> bytes:
+    """A one-colour PNG tile, as a base-map tile server sends."""
+    body = zlib.compress((b"\x00" + b"\xec\xe8\xe0" * size) * size)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+
+
+def _tile_box(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """The (west, south, east, north) of a web-mercator tile."""
+
+    def lat(row: int) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / 2**z))))
+
+    return x / 2**z * 360 - 180, lat(y + 1), (x + 1) / 2**z * 360 - 180, lat(y)
+
+
+@pytest.mark.parametrize("path", ["/", "/app"])
+def test_maps_open_on_the_jurisdictions_and_keep_a_base_map_that_answers(
+    browser: Any, server: DemoServer, path: str
+) -> None:
+    """The first base-map tiles asked for are the jurisdictions' view, none elsewhere.
+
+    The maps used to open on a default view and wait for its base-map tiles before
+    fitting the jurisdictions (issue #12: a view's time to interactive). Here the base
+    map answers (the tiles are served to the browser), so it stays on the map.
+    """
+    with urllib.request.urlopen(server.url + "/api/v1/jurisdictions") as response:
+        features = json.load(response)["features"]
+    coords = [
+        point
+        for f in features
+        for ring in (
+            f["geometry"]["coordinates"]
+            if f["geometry"]["type"] == "Polygon"
+            else [r for poly in f["geometry"]["coordinates"] for r in poly]
+        )
+        for point in ring
+    ]
+    west, east = min(c[0] for c in coords), max(c[0] for c in coords)
+    south, north = min(c[1] for c in coords), max(c[1] for c in coords)
+    tile = _plain_png()
+    asked: list[tuple[int, int, int]] = []
+
+    def serve_tile(route: Any) -> None:
+        found = re.search(r"/(\d+)/(\d+)/(\d+)\.png$", route.request.url)
+        assert found, route.request.url
+        asked.append((int(found[1]), int(found[2]), int(found[3])))
+        route.fulfill(status=200, content_type="image/png", body=tile)
+
+    context = browser.new_context(viewport=DESKTOP)
+    errors = Console()
+    page = errors.watch(context.new_page())
+    page.route("https://tile.openstreetmap.org/**", serve_tile)
+    if path == "/":
+        page.goto(server.url + path)
+    else:
+        sign_in(page, server, "riverton.analyst", path)
+    wait_ready(page)
+    wait_js(page, "window.cbMap.areTilesLoaded()")
+    assert asked, "no base-map tile was asked for"
+    for z, x, y in asked:
+        w, s, e, n = _tile_box(z, x, y)
+        assert w < east and e > west and s < north and n > south, (z, x, y)
+    assert len({z for z, _, _ in asked}) == 1, sorted({z for z, _, _ in asked})
+    (w, s), (e, n) = page.evaluate("window.cbMap.getBounds().toArray()")
+    assert w <= west and e >= east and s <= south and n >= north  # the region in view
+    assert page.evaluate("!!window.cbMap.getLayer('basemap')")  # it answered: kept
+    assert "basemap" not in page.evaluate("document.body.dataset")
+    assert rendered(page, "hex") or rendered(page, "points")
+    context.close()
+    assert not errors.errors, errors.errors
 
 
 def test_public_map_charts_the_trend_of_a_place_chosen_by_name(
