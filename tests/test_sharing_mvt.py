@@ -13,7 +13,7 @@ import random
 import mapbox_vector_tile
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from crossbeat.sharing.mvt import (
@@ -141,10 +141,16 @@ def _as_shapes(decoded: dict) -> dict[str, tuple[dict, object]]:
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10**6), n=st.integers(1, 120), z=st.sampled_from([8, 10, 12, 14]))
+@example(seed=105, n=13, z=12)  # a sliver mapbox-vector-tile writes without geometry
 def test_hexagons_decode_as_mapbox_vector_tile_writes_them(seed: int, n: int, z: int) -> None:
     layer, (z, x, y) = _hexagon_layer(seed, n, z)
     ours = _as_shapes(mapbox_vector_tile.decode(_polygon_layer(z, x, y, layer)))
     theirs = _as_shapes(mapbox_vector_tile.decode(_python(z, x, y, [layer])))
+    # A sliver at the buffer's edge that rounds to no area: mapbox-vector-tile writes a
+    # feature without geometry (it decodes as an empty polygon), which draws nothing;
+    # ours leaves the feature out (seed=105, n=13, z=12 has one).
+    assert all(not g.is_empty for _, g in ours.values())
+    theirs = {cell: shape for cell, shape in theirs.items() if not shape[1].is_empty}
     assert set(ours) == set(theirs)
     for cell, (props, geometry) in ours.items():
         assert props == theirs[cell][0]
