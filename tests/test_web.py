@@ -433,15 +433,16 @@ def _tile_box(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     return x / 2**z * 360 - 180, lat(y + 1), (x + 1) / 2**z * 360 - 180, lat(y)
 
 
-@pytest.mark.parametrize("path", ["/", "/app"])
+@pytest.mark.parametrize("path", ["/", "/app", "/field"])
 def test_maps_open_on_the_jurisdictions_and_keep_a_base_map_that_answers(
     browser: Any, server: DemoServer, path: str
 ) -> None:
     """The first base-map tiles asked for are the jurisdictions' view, none elsewhere.
 
     The maps used to open on a default view and wait for its base-map tiles before
-    fitting the jurisdictions (issue #12: a view's time to interactive). Here the base
-    map answers (the tiles are served to the browser), so it stays on the map.
+    fitting the jurisdictions (issue #12: a view's time to interactive); the field app
+    opens in the middle of the region and moves to the officer. Here the base map
+    answers (the tiles are served to the browser), so it stays on the map.
     """
     with urllib.request.urlopen(server.url + "/api/v1/jurisdictions") as response:
         features = json.load(response)["features"]
@@ -466,14 +467,19 @@ def test_maps_open_on_the_jurisdictions_and_keep_a_base_map_that_answers(
         asked.append((int(found[1]), int(found[2]), int(found[3])))
         route.fulfill(status=200, content_type="image/png", body=tile)
 
-    context = browser.new_context(viewport=DESKTOP)
+    field = path == "/field"
+    context = browser.new_context(
+        viewport=PHONE if field else DESKTOP,
+        **({"geolocation": {"latitude": 45.42, "longitude": -122.6}} if field else {}),
+        permissions=["geolocation"] if field else [],
+    )
     errors = Console()
     page = errors.watch(context.new_page())
     page.route("https://tile.openstreetmap.org/**", serve_tile)
     if path == "/":
         page.goto(server.url + path)
     else:
-        sign_in(page, server, "riverton.analyst", path)
+        sign_in(page, server, "metro.officer" if field else "riverton.analyst", path)
     wait_ready(page)
     wait_js(page, "window.cbMap.areTilesLoaded()")
     assert asked, "no base-map tile was asked for"
@@ -481,11 +487,16 @@ def test_maps_open_on_the_jurisdictions_and_keep_a_base_map_that_answers(
         w, s, e, n = _tile_box(z, x, y)
         assert w < east and e > west and s < north and n > south, (z, x, y)
     assert len({z for z, _, _ in asked}) == 1, sorted({z for z, _, _ in asked})
-    (w, s), (e, n) = page.evaluate("window.cbMap.getBounds().toArray()")
-    assert w <= west and e >= east and s <= south and n >= north  # the region in view
     assert page.evaluate("!!window.cbMap.getLayer('basemap')")  # it answered: kept
     assert "basemap" not in page.evaluate("document.body.dataset")
-    assert rendered(page, "hex") or rendered(page, "points")
+    if field:  # around the officer, at street level
+        lon, lat = page.evaluate("window.cbMap.getCenter().toArray()")
+        assert abs(lon + 122.6) < 1e-6 and abs(lat - 45.42) < 1e-6
+        assert page.evaluate("window.cbMap.getZoom()") == 14
+    else:
+        (w, s), (e, n) = page.evaluate("window.cbMap.getBounds().toArray()")
+        assert w <= west and e >= east and s <= south and n >= north  # the region in view
+        assert rendered(page, "hex") or rendered(page, "points")
     context.close()
     assert not errors.errors, errors.errors
 

@@ -36,9 +36,14 @@ async function start(me) {
   const live = el("section", { id: "live", "aria-label": "Live feed" });
   host.replaceChildren(el("div", { id: "map", class: "field-map", role: "region", "aria-label": "Map around my location" }), form, status, bulletinsHost, live, el("h2", {}, "Recent incidents nearby"), nearby);
   const bulletins = bulletinsPanel(bulletinsHost, me.user);
-  const map = createMap("map", { zoom: 14 });
+  // The map opens in the middle of the region (not on a default view whose tiles would
+  // be asked for first), and moves to the officer's position once it is known.
+  const fetched = api("/api/v1/jurisdictions");
+  const opening = await fetched;
+  const region = opening.ok ? opening.data.features : [];
+  const map = createMap("map", region.length ? { center: centre(bounds(region)), zoom: 14 } : { zoom: 14 });
   await whenStyled(map);
-  const boundaries = await addBoundaries(map, { fit: false });
+  const boundaries = await addBoundaries(map, { fit: false, fetched });
   map.addSource("nearby", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
   map.addLayer({ id: "nearby", type: "circle", source: "nearby", paint: { "circle-radius": 6, "circle-color": "#0072B2", "circle-stroke-width": 1, "circle-stroke-color": "#fff" } });
   map.addSource("me", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
