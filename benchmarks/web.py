@@ -38,14 +38,12 @@ import http.server
 import json
 import os
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,31 +61,10 @@ from crossbeat.auth.totp import DRIFT_STEPS, STEP_SECONDS, code_at, time_step  #
 from crossbeat.clock import FrozenClock, SystemClock  # noqa: E402
 from crossbeat.store import open_store  # noqa: E402
 from crossbeat.vault.kek import generate_kek, parse_kek  # noqa: E402
+from tests.web_support import CHROMIUM, OFFLINE_TILES, plain_png  # noqa: E402
 
 PASSWORD = "bench horse battery staple 7"
 ANALYST = "metro.bench-analyst"
-CHROMIUM = "/usr/bin/chromium"
-#: The default base map's tile host (unreachable from an offline machine).
-OFFLINE_TILES = "tile.openstreetmap.org"
-
-
-def plain_png(size: int = 256, rgb: tuple[int, int, int] = (236, 232, 224)) -> bytes:
-    """Return a one-colour PNG tile (what a base-map tile server sends, in its size)."""
-    row = b"\x00" + bytes(rgb) * size
-    body = zlib.compress(row * size, 9)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-    )
 
 
 @contextlib.contextmanager

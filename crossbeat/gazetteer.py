@@ -192,12 +192,15 @@ def _row(values: dict[str, Any], skipped: Counter[str]) -> dict[str, Any] | None
         skipped["no street"] += 1
         return None
     digits = re.match(r"\d+", number_text)
+    if digits and len(digits.group(0)) > 9:
+        skipped["house number of more than 9 digits"] += 1
+        return None
     key = street_key(street)
     if not key:
         skipped["no street"] += 1
         return None
     row = {
-        "number": int(digits.group(0)) if digits and len(digits.group(0)) <= 9 else None,
+        "number": int(digits.group(0)) if digits else None,
         "house": number_text.upper(),
         "street": street.upper(),
         "street_key": key,
@@ -206,9 +209,6 @@ def _row(values: dict[str, Any], skipped: Counter[str]) -> dict[str, Any] | None
         "lon": round(lon, 7),
         "lat": round(lat, 7),
     }
-    if digits and row["number"] is None:
-        skipped["house number of more than 9 digits"] += 1
-        return None
     for name, width in _WIDTHS.items():  # never cut a value short without a word
         if len(str(row[name])) > width:
             skipped[f"{name} longer than {width} characters"] += 1

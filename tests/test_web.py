@@ -12,16 +12,17 @@ import math
 import os
 import re
 import sqlite3
-import struct
 import subprocess
 import sys
 import urllib.request
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import shapely
+from shapely.geometry import shape
 
+from crossbeat.sharing.tiles import tile_bounds
 from tests import web_support
 from tests.web_support import (
     DESKTOP,
@@ -29,6 +30,7 @@ from tests.web_support import (
     Console,
     DemoServer,
     axe_violations,
+    plain_png,
     rendered,
     screenshot,
     served_demo,
@@ -410,29 +412,6 @@ def test_public_map_draws_no_feature_at_an_exact_location(
     page.close()
 
 
-def _plain_png(size: int = 256) -> bytes:
-    """A one-colour PNG tile, as a base-map tile server sends."""
-    body = zlib.compress((b"\x00" + b"\xec\xe8\xe0" * size) * size)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-    )
-
-
-def _tile_box(z: int, x: int, y: int) -> tuple[float, float, float, float]:
-    """The (west, south, east, north) of a web-mercator tile."""
-
-    def lat(row: int) -> float:
-        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / 2**z))))
-
-    return x / 2**z * 360 - 180, lat(y + 1), (x + 1) / 2**z * 360 - 180, lat(y)
-
-
 @pytest.mark.parametrize("path", ["/", "/app", "/field"])
 def test_maps_open_on_the_jurisdictions_and_keep_a_base_map_that_answers(
     browser: Any, server: DemoServer, path: str
@@ -446,19 +425,8 @@ def test_maps_open_on_the_jurisdictions_and_keep_a_base_map_that_answers(
     """
     with urllib.request.urlopen(server.url + "/api/v1/jurisdictions") as response:
         features = json.load(response)["features"]
-    coords = [
-        point
-        for f in features
-        for ring in (
-            f["geometry"]["coordinates"]
-            if f["geometry"]["type"] == "Polygon"
-            else [r for poly in f["geometry"]["coordinates"] for r in poly]
-        )
-        for point in ring
-    ]
-    west, east = min(c[0] for c in coords), max(c[0] for c in coords)
-    south, north = min(c[1] for c in coords), max(c[1] for c in coords)
-    tile = _plain_png()
+    west, south, east, north = shapely.total_bounds([shape(f["geometry"]) for f in features])
+    tile = plain_png()
     asked: list[tuple[int, int, int]] = []
 
     def serve_tile(route: Any) -> None:
@@ -484,7 +452,7 @@ def test_maps_open_on_the_jurisdictions_and_keep_a_base_map_that_answers(
     wait_js(page, "window.cbMap.areTilesLoaded()")
     assert asked, "no base-map tile was asked for"
     for z, x, y in asked:
-        w, s, e, n = _tile_box(z, x, y)
+        w, s, e, n = tile_bounds(z, x, y)
         assert w < east and e > west and s < north and n > south, (z, x, y)
     assert len({z for z, _, _ in asked}) == 1, sorted({z for z, _, _ in asked})
     assert page.evaluate("!!window.cbMap.getLayer('basemap')")  # it answered: kept

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +34,24 @@ PHONE = {"width": 390, "height": 844}
 #: Browser console messages that are the offline machine, not the page: the base map
 #: tile host cannot be resolved (the pages then draw on a plain background).
 OFFLINE_TILES = "tile.openstreetmap.org"
+
+
+def plain_png(size: int = 256, rgb: tuple[int, int, int] = (236, 232, 224)) -> bytes:
+    """Return a one-colour PNG tile: what a base-map tile server sends, in its size.
+
+    The browser tests and ``benchmarks/web.py`` serve it where the base map's tiles
+    would come from, so that the base map answers on an offline machine.
+    """
+    body = zlib.compress((b"\x00" + bytes(rgb) * size) * size, 9)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
 
 
 def free_port() -> int:

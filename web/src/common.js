@@ -216,13 +216,14 @@ export function createMap(container, options = {}) {
 const STYLED = new WeakMap();
 
 /**
- * Resolve once the map's style is applied, so that sources and layers can be added.
+ * Resolve once the style of a map made by `createMap` is applied, so that sources and
+ * layers can be added.
  *
  * Not MapLibre's `load`, which also waits for the first view's tiles: the data layers
  * would then wait for every base-map tile before even being asked for (issue #12).
  */
 export function whenStyled(map) {
-  return STYLED.get(map) || new Promise((resolve) => (map.loaded() ? resolve() : map.once("load", resolve)));
+  return STYLED.get(map);
 }
 
 /**
