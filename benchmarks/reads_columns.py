@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from h3ronpy import cells_to_string, change_resolution
+from h3ronpy import cells_to_string
 from reads import AGENCIES, CITY, NOW, OFFENCES, PREMISES, STREETS
 from sqlalchemy import text
 
@@ -135,11 +135,10 @@ def chunk(
     withdrawn[rng.random(n) < 0.02] = _times(
         np.array([np.datetime64(NOW.replace(tzinfo=None), "us") - np.timedelta64(3, "D")])
     )[0]
-    cells = h3_cell_ints(lat, lon, 11)
+    # The cells containing the point at each resolution, as the store derives them
+    # (crossbeat.geo.cells): not the parents of the finest cell, which H3 does not nest.
     h3_11, h3_9, h3_7 = (
-        pa.array(cells_to_string(cells if r == 11 else change_resolution(cells, r))).to_numpy(
-            zero_copy_only=False
-        )
+        pa.array(cells_to_string(h3_cell_ints(lat, lon, r))).to_numpy(zero_copy_only=False)
         for r in (11, 9, 7)
     )
     ids = _uuids(rng, n, version4=False)

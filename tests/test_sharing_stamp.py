@@ -12,14 +12,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, func, insert, select, text
 
 from crossbeat.audit.verify import verify
 from crossbeat.clock import FrozenClock
 from crossbeat.sharing.flags import current_rules
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.reads import read_incidents
-from crossbeat.sharing.stamp import read_stamp
+from crossbeat.sharing.stamp import CELL_INDEXES, read_stamp
 from crossbeat.store import generation
 from crossbeat.store.schema import area_layers, crosswalk_sources, jurisdictions
 from tests.sharing_support import NOW, Inc, insert_incidents, setup_agencies
@@ -86,6 +86,26 @@ def test_the_stamp_answers_what_the_separate_queries_answer(world, tmp_path):
         assert stamped[3] is True
         # The crosswalk folders as stamped give the rules' key the store's query gives.
         assert current_rules(conn, read_stamp(conn).sources).key == current_rules(conn).key
+
+
+def test_the_stamp_says_which_cell_indexes_a_tile_may_name(world):
+    """SQLite: the cell indexes present in the read's own schema; PostgreSQL: none named."""
+    postgres = world.engine.dialect.name == "postgresql"
+    with world.begin() as conn:
+        assert read_stamp(conn).cell_indexes == (
+            frozenset() if postgres else frozenset(CELL_INDEXES.values())
+        )
+    if postgres:
+        return
+    with world.begin() as conn:
+        # A first load drops secondary indexes until it ends: its transaction sees them gone
+        # (a write first, so that pysqlite has opened the transaction the drop is part of).
+        generation.bump(conn)
+        conn.execute(text(f"DROP INDEX {CELL_INDEXES['h3_9']}"))
+        assert read_stamp(conn).cell_indexes == {CELL_INDEXES["h3_7"]}
+        conn.rollback()
+    with world.begin() as conn:
+        assert read_stamp(conn).cell_indexes == frozenset(CELL_INDEXES.values())
 
 
 def test_a_viewport_read_makes_few_statements_and_one_audit_append(world):

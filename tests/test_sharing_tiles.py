@@ -18,17 +18,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import h3
 import mapbox_vector_tile
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from shapely.geometry import box
+from sqlalchemy.dialects import sqlite
 
 from crossbeat.sharing import tiles
 from crossbeat.sharing.mvt import EXTENT, mercator, tile_envelope
 from crossbeat.sharing.policy import ReadRequest, Viewer
+from crossbeat.sharing.public import AnchorIndex
 from crossbeat.sharing.reads import aggregate, read_incidents
 from crossbeat.sharing.tiles import (
     CATEGORIES,
@@ -37,6 +42,7 @@ from crossbeat.sharing.tiles import (
     tile,
     tile_bounds,
 )
+from crossbeat.store.schema import incidents
 from tests.sharing_support import AREA
 from tests.test_sharing_compiled import visible_worlds
 from tests.test_sharing_properties import build, prepare_sharing_store, viewers
@@ -279,3 +285,51 @@ def test_point_tiles_seek_the_owners_cells_on_their_index(sharing_store, db_url)
             assert seen and not any(named in s for s in seen), seen
     finally:
         event.remove(sharing_store.engine, "before_cursor_execute", keep)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 1), max_value=datetime(2199, 12, 31), timezones=st.just(UTC)
+    )
+)
+def test_a_tiles_exact_times_are_the_stored_times_as_the_store_reads_them(when):
+    """The text a point tile publishes for an exact time, sliced from SQLite's stored text,
+    is the ISO text of the time the column's own type reads from it."""
+    dialect = sqlite.dialect()
+    typ = incidents.c.occurred_from.type
+    stored = typ.bind_processor(dialect)(when)
+    assert tiles._stored_iso(stored) == typ.result_processor(dialect, None)(stored).isoformat()
+    assert tiles._stored_iso(when) is None  # PostgreSQL gives datetimes: converted in full
+
+
+def test_the_cells_a_tile_reads_for_anchored_points_hold_every_point_it_shows():
+    """Cells whose every anchor lies outside the tile are not read, and no point is lost:
+    each point near the tile whose anchor lies in it is in a kept cell (block and h3:9
+    anchors; the jurisdiction boundaries of the test area cross some of the cells)."""
+    west, south, east, north = AREA
+    middle = (west + east) / 2
+    # Two jurisdictions meeting in the middle of the tile: a boundary crosses some cells.
+    anchors = AnchorIndex([box(west, south, middle, north), box(middle, south, east, north)])
+    z, n = 15, 2**15
+    x = int((middle + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians((south + north) / 2))) / math.pi) / 2 * n)
+    bounds = tiles.tile_bounds(z, x, y)
+    rng = np.random.default_rng(3)
+    lat = rng.uniform(bounds[1] - 0.01, bounds[3] + 0.01, 4000)
+    lon = rng.uniform(bounds[0] - 0.01, bounds[2] + 0.01, 4000)
+    for resolution, column in ((10, 9), (9, 9)):
+        a_lat, a_lon = anchors.anchor_many(lat, lon, resolution)
+        shown = (
+            (bounds[0] <= a_lon)
+            & (a_lon <= bounds[2])
+            & (bounds[1] <= a_lat)
+            & (a_lat <= bounds[3])
+        )
+        assert shown.any()
+        candidates = tuple(
+            sorted({h3.latlng_to_cell(a, b, column) for a, b in zip(lat, lon, strict=True)})
+        )
+        kept = set(tiles._anchored_in(candidates, anchors, resolution, bounds))
+        assert len(kept) < len(candidates)  # some cells are not read
+        for a, b in zip(lat[shown], lon[shown], strict=True):
+            assert h3.latlng_to_cell(a, b, column) in kept

@@ -490,6 +490,18 @@ class AnchorIndex:
             )
         return out_lat, out_lon
 
+    def whole_anchors(self, cells: Sequence[int]) -> list[tuple[float, float] | None]:
+        """Return the anchor ``(lat, lon)`` of each cell no boundary crosses, else None.
+
+        Every point of such a cell has that anchor (:meth:`anchor`, :meth:`anchor_many`);
+        a point of a cell a boundary crosses has one of several, which depends on the
+        point. ``cells`` are H3 cells as integers, at the anchors' resolution.
+        """
+        return [
+            None if inside is None else self._anchor_of(cell, inside)
+            for cell, inside in zip(cells, self._whole_cells(cells), strict=True)
+        ]
+
     def warm(self, cells: Sequence[int]) -> int:
         """Compute and keep the anchors of whole cells (no boundary crosses them).
 

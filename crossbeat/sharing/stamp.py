@@ -39,6 +39,16 @@ class ReadStamp:
     jurisdictions: tuple[Any, ...]
     #: Whether any area layer is registered.
     layers: bool
+    #: Which of :data:`CELL_INDEXES` exist (SQLite: a first load drops secondary indexes
+    #: until it ends, and a read names an index with ``INDEXED BY`` only if it exists;
+    #: PostgreSQL: empty, its planner chooses).
+    cell_indexes: frozenset[str] = frozenset()
+
+
+#: The owner's live cell indexes (``agency_id``, cell, what a rule tests) by cell column:
+#: a point tile's records chosen by a list of cells are read on them
+#: (:func:`crossbeat.sharing.tiles._cell_index`).
+CELL_INDEXES = {"h3_9": "ix_incidents_live_agency_h3_9", "h3_7": "ix_incidents_live_agency_h3_7"}
 
 
 #: The jurisdictions' cache key (count, newest id, newest creation time): the anchor
@@ -68,12 +78,21 @@ def _statement(postgres: bool) -> Any:
     else:
         pairs = func.json_group_array(func.json_array(s.scheme, s.folder))
         wrote = literal_column("0")  # pysqlite says it itself (below)
+    if postgres:
+        present: Any = literal_column("NULL")
+    else:
+        names = ", ".join(f"'{n}'" for n in sorted(CELL_INDEXES.values()))
+        present = literal_column(
+            "(SELECT group_concat(name, ',') FROM sqlite_master "
+            f"WHERE type = 'index' AND name IN ({names}))"
+        )
     return select(
         generation.CURRENT.scalar_subquery(),
         wrote,
         select(pairs).scalar_subquery(),
         *_JURISDICTIONS_KEY,
         exists(select(area_layers.c.id)),
+        present,
     )
 
 
@@ -93,7 +112,8 @@ def read_stamp(conn: Connection) -> ReadStamp:
     -------
     ReadStamp
         The generation, whether this transaction wrote, the crosswalk folders, the
-        jurisdictions' cache key and whether an area layer exists.
+        jurisdictions' cache key, whether an area layer exists and, on SQLite, which
+        cell indexes exist.
     """
     postgres = conn.dialect.name == "postgresql"
     wrote = False
@@ -102,13 +122,16 @@ def read_stamp(conn: Connection) -> ReadStamp:
         # default), so an open one means this transaction has written.
         raw = conn.connection.driver_connection
         wrote = bool(getattr(raw, "in_transaction", True))
-    gen, pg_wrote, pairs, n, last, changed, layers = conn.execute(_STATEMENTS[postgres]).one()
+    gen, pg_wrote, pairs, n, last, changed, layers, present = conn.execute(
+        _STATEMENTS[postgres]
+    ).one()
     if postgres:
         wrote = bool(pg_wrote)
     if isinstance(pairs, str | bytes):
         pairs = json.loads(pairs)
     sources = tuple(sorted((str(scheme), str(folder)) for scheme, folder in pairs or ()))
-    return ReadStamp(int(gen or 0), wrote, sources, (n, last, changed), bool(layers))
+    indexes = frozenset(present.split(",")) if present else frozenset()
+    return ReadStamp(int(gen or 0), wrote, sources, (n, last, changed), bool(layers), indexes)
 
 
-__all__ = ["ReadStamp", "jurisdictions_key", "read_stamp"]
+__all__ = ["CELL_INDEXES", "ReadStamp", "jurisdictions_key", "read_stamp"]

@@ -49,6 +49,7 @@ every public read (:mod:`crossbeat.audit.public_reads`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -75,12 +76,15 @@ from crossbeat.sharing.compiled import (
 )
 from crossbeat.sharing.flags import SensitivityRules, current_rules
 from crossbeat.sharing.mvt import Layer, encode
+from crossbeat.sharing.pages import Coarsener
 from crossbeat.sharing.policy import Decision, ReadPlan, ReadRequest, Viewer, ViewerKind, _margin
+from crossbeat.sharing.public import AnchorIndex
 from crossbeat.sharing.reads import _audit, _request_summary, anchor_index, prepare
 from crossbeat.sharing.release import BASE, NOISE, Combined, Part, combine, part_mode
 from crossbeat.sharing.rls import restricted
-from crossbeat.sharing.rules import Rule, coarsen
-from crossbeat.sharing.stamp import ReadStamp, read_stamp
+from crossbeat.sharing.rules import Rule
+from crossbeat.sharing.scope import TimeResolution
+from crossbeat.sharing.stamp import CELL_INDEXES, ReadStamp, read_stamp
 from crossbeat.store import Store
 from crossbeat.store.schema import incidents
 from crossbeat.store.spatial import in_box_sql
@@ -467,7 +471,6 @@ def _points(
     (:meth:`crossbeat.sharing.public.AnchorIndex.anchor_many`).
     """
     west, south, east, north = bounds
-    c = incidents.c
     layer = Layer("incidents", "point", POINT_COLUMNS)
     counts: Counter[str] = Counter()
     rules = reachable(p.rules, p)
@@ -478,14 +481,21 @@ def _points(
     # budget is then spent before any other owner's count runs. Whether the tile is over
     # the budget does not depend on the order (the records found near it are summed).
     rules = sorted(rules, key=lambda r: r.via != "own")
+    # The anchors of generalised points (their records are chosen by the cells whose
+    # anchors may lie in the tile).
+    anchors = (
+        anchor_index(conn, store.url, stamp)
+        if any(r.precision.resolution in ANCHOR_CELLS for r in rules)
+        else None
+    )
     found: list[tuple[Rule, ColumnElement[bool], str | None]] = []
     read = 0
     for rule in rules:
         shown = rule.shown_fields(None)
         if not ({"lat", "lon"} <= shown and rule.precision.has_point):
             continue  # shown by this rule without a point: not in the tile
-        near, within, by_cells = _near(conn, rule, bounds)
-        index = _cell_index(conn, by_cells)
+        near, within, by_cells = _near(conn, rule, bounds, anchors)
+        index = _cell_index(conn, by_cells, stamp)
         condition = and_(exact.shown_by(rule, bbox=False), near)
         n = _count(conn, condition, budget + 1 - read, index)  # on the cell index alone
         if within is not None:
@@ -497,52 +507,43 @@ def _points(
             return None
         if n:
             found.append((rule, condition, index))
-    near_rows: list[tuple[Rule, Sequence[Any]]] = []
+    near_rows: list[tuple[Rule, list[tuple[Any, ...]]]] = []
     for rule, condition, index in found:
-        q = _on(
-            select(
-                c.id, c.public_id, c.agency_id, c.lat, c.lon, c.nibrs_code, c.crime_against,
-                c.occurred_from,
-            ).where(condition),
-            index,
-        )  # fmt: skip
-        rows = conn.execute(q).all()
+        q = _on(select(*_POINT_READ).where(condition), index)
+        rows = _tuples(conn, q)
         if rows:
             near_rows.append((rule, rows))
     ids: list[str] = []
     lons: list[np.ndarray] = []
     lats: list[np.ndarray] = []
     values: dict[str, list[Any]] = {name: [] for name in POINT_COLUMNS}
+    when = _TimeText(conn)
     for rule, rows in near_rows:
-        lat = np.fromiter(
-            (np.nan if r.lat is None else r.lat for r in rows), dtype=np.float64, count=len(rows)
-        )
-        lon = np.fromiter(
-            (np.nan if r.lon is None else r.lon for r in rows), dtype=np.float64, count=len(rows)
-        )
+        (id_, public_id, agency, lat_, lon_, nibrs, against, occurred) = zip(*rows, strict=True)
+        # None becomes NaN in a float array: a record without a point is in no tile.
+        lat = np.array(lat_, dtype=np.float64)
+        lon = np.array(lon_, dtype=np.float64)
         resolution = rule.precision.resolution if rule.precision.name != "exact" else None
         if resolution is not None:
             lat, lon = anchor_index(conn, store.url, stamp).anchor_many(lat, lon, resolution)
         inside = (west <= lon) & (lon <= east) & (south <= lat) & (lat <= north)
-        kept = [rows[i] for i in np.flatnonzero(inside).tolist()]
+        kept = np.flatnonzero(inside).tolist()
         if not kept:
             continue
         shown = rule.shown_fields(None)
         lons.append(lon[inside])
         lats.append(lat[inside])
-        own = rule.via == "own"
-        ids += [str(r.id if own else r.public_id) for r in kept]
-        values["agency_id"] += [r.agency_id for r in kept]
-        values["crime_against"] += (
-            [r.crime_against for r in kept] if "crime_against" in shown else [None] * len(kept)
-        )
-        values["nibrs"] += (
-            [r.nibrs_code for r in kept] if "nibrs_code" in shown else [None] * len(kept)
-        )
+        keys = id_ if rule.via == "own" else public_id
+        ids += [str(keys[i]) for i in kept]
+        owners = [agency[i] for i in kept]
+        values["agency_id"] += owners
+        none = [None] * len(kept)
+        values["crime_against"] += [against[i] for i in kept] if "crime_against" in shown else none
+        values["nibrs"] += [nibrs[i] for i in kept] if "nibrs_code" in shown else none
         values["occurred_from"] += (
-            _times(kept, rule) if "occurred_from" in shown else [None] * len(kept)
+            when([occurred[i] for i in kept], rule) if "occurred_from" in shown else none
         )
-        counts.update(r.agency_id for r in kept)
+        counts.update(owners)
     if ids:
         order = sorted(range(len(ids)), key=ids.__getitem__)
         values["id"] = ids
@@ -559,12 +560,7 @@ def _count(
     return int(conn.execute(select(func.count()).select_from(first)).scalar_one())
 
 
-#: The owner's cell indexes (``agency_id``, cell, what a rule tests): the index a point
-#: tile's records are read on when they are chosen by a list of cells (:func:`_near`).
-CELL_INDEXES = {"h3_9": "ix_incidents_live_agency_h3_9", "h3_7": "ix_incidents_live_agency_h3_7"}
-
-
-def _cell_index(conn: Connection, column: str | None) -> str | None:
+def _cell_index(conn: Connection, column: str | None, stamp: ReadStamp | None = None) -> str | None:
     """Return the owner's index of ``column`` (a cell list chose the records), on SQLite.
 
     SQLite's planner, with the sampled statistics of
@@ -576,11 +572,14 @@ def _cell_index(conn: Connection, column: str | None) -> str | None:
     index seeks the tile's cells (1 ms; issue #12). The index is named only when it
     exists: a first load drops secondary indexes until it ends
     (:func:`crossbeat.store.spatial.deferrable`), and the schema a read sees is that of
-    its transaction.
+    its transaction; the read's ``stamp`` says which exist (read with it, no statement
+    of its own), else they are looked up here.
     """
     if column is None or conn.dialect.name != "sqlite":
         return None
     name = CELL_INDEXES[column]
+    if stamp is not None:
+        return name if name in stamp.cell_indexes else None
     present = conn.execute(
         text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :name"), {"name": name}
     ).first()
@@ -592,22 +591,91 @@ def _on(q: Select[Any], index: str | None) -> Select[Any]:
     return q.with_hint(incidents, f"INDEXED BY {index}", "sqlite") if index else q
 
 
-def _times(rows: Sequence[Any], rule: Rule) -> list[str | None]:
-    """Return the rows' ``occurred_from`` coarsened to the rule's time resolution, as text."""
-    out: list[str | None] = []
-    memo: dict[Any, str | None] = {}
-    for row in rows:
-        value = row.occurred_from
-        found = memo.get(value, memo)
-        if found is memo:
-            when = coarsen(value, rule.time_resolution, rule.timezone)
-            found = memo[value] = when.isoformat() if when else None
-        out.append(found)  # type: ignore[arg-type]
-    return out
+#: The columns a point tile reads of each record (:func:`_points`), in this order.
+_POINT_READ = (
+    incidents.c.id, incidents.c.public_id, incidents.c.agency_id, incidents.c.lat,
+    incidents.c.lon, incidents.c.nibrs_code, incidents.c.crime_against, incidents.c.occurred_from,
+)  # fmt: skip
+
+
+def _tuples(conn: Connection, q: Select[Any]) -> list[tuple[Any, ...]]:
+    """Return the rows of ``q`` as the DB-API cursor gives them (no ``Row``, no conversion).
+
+    Only ``occurred_from`` needs its type's conversion, and only where it is shown
+    (:class:`_TimeText` applies it once per distinct value).
+    """
+    result = conn.execute(q)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
+
+
+class _TimeText:
+    """``occurred_from`` as a tile publishes it: raw stored value -> ISO text, coarsened.
+
+    The column's own result processor for the dialect (what SQLAlchemy applies) turns
+    the raw value into an aware UTC time, :class:`~crossbeat.sharing.pages.Coarsener`
+    floors it to the rule's resolution in its zone (once per local period), and each
+    distinct raw value is converted once per rule's resolution and zone.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        dialect = conn.dialect
+        typ = incidents.c.occurred_from.type.dialect_impl(dialect)
+        self._parse = typ.result_processor(dialect, None) or (lambda v: v)
+        self._memo: dict[tuple[Any, str], dict[Any, str | None]] = {}
+        self._coarseners: dict[tuple[Any, str], Coarsener] = {}
+
+    def __call__(self, raw: Sequence[Any], rule: Rule) -> list[str | None]:
+        """Return the published text of each raw ``occurred_from`` under ``rule``."""
+        key = (rule.time_resolution, rule.timezone)
+        memo = self._memo.setdefault(key, {})
+        exact = rule.time_resolution is TimeResolution.EXACT
+        floor = None
+        if not exact:
+            floor = self._coarseners.get(key)
+            if floor is None:
+                floor = self._coarseners[key] = Coarsener(rule.time_resolution, rule.timezone)
+        out: list[str | None] = []
+        for value in raw:
+            found = memo.get(value, memo)
+            if found is memo:
+                found = memo[value] = _stored_iso(value) if exact else None
+                if found is None and value is not None:
+                    when = self._parse(value)
+                    if floor is not None:
+                        when = floor(when)
+                    found = memo[value] = when.isoformat() if when is not None else None
+            out.append(found)  # type: ignore[arg-type]
+        return out
+
+
+def _stored_iso(value: Any) -> str | None:
+    """Return the ISO text of a time stored by SQLite (UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``).
+
+    What ``UTCDateTime``'s result processor followed by ``isoformat()`` gives (no
+    microseconds when they are zero), by slicing the text; None for any other value (a
+    ``datetime`` from PostgreSQL, another text), which is then converted in full.
+
+    Examples
+    --------
+    >>> _stored_iso("2024-03-04 21:30:05.000000")
+    '2024-03-04T21:30:05+00:00'
+    >>> _stored_iso("2024-03-04 21:30:05.250000")
+    '2024-03-04T21:30:05.250000+00:00'
+    """
+    if type(value) is not str or len(value) != 26 or value[10] != " " or value[19] != ".":
+        return None
+    fraction = "" if value.endswith(".000000") else value[19:]
+    return f"{value[:10]}T{value[11:19]}{fraction}+00:00"
 
 
 def _near(
-    conn: Connection, rule: Rule, bounds: tuple[float, float, float, float]
+    conn: Connection,
+    rule: Rule,
+    bounds: tuple[float, float, float, float],
+    anchors: AnchorIndex | None = None,
 ) -> tuple[ColumnElement[bool], ColumnElement[bool] | None, str | None]:
     """Return SQL for the records near the tile for ``rule``, the exact test if any, and
     the cell column ``near`` lists cells of (None: a box).
@@ -619,8 +687,9 @@ def _near(
     the R*Tree), then the box; in a smaller tile the R*Tree or GiST box. For an
     anchored precision the cells of :data:`ANCHOR_CELLS` meeting the tile widened by
     the distance between a point and its anchor (none when the cell is the anchor's
-    own), read on the cell index; else, or when they would be too many, the box
-    widened by the anchor margin.
+    own), read on the cell index, less the cells no record of which has its anchor in
+    the tile (:func:`_anchored_in`, given the read's ``anchors``); else, or when they
+    would be too many, the box widened by the anchor margin.
     """
     west, south, east, north = bounds
     c = incidents.c
@@ -636,6 +705,8 @@ def _near(
         own_cell = int(column.removeprefix("h3_")) == resolution
         widened = bounds if own_cell else (west - lon_m, south - lat_m, east + lon_m, north + lat_m)
         cells = _cells_meeting(widened, int(column.removeprefix("h3_")))
+        if cells is not None and anchors is not None:
+            cells = _anchored_in(cells, anchors, resolution, bounds)
         if cells is not None:
             return (c[column].in_(cells), None, column) if cells else (false(), None, None)
     near = and_(
@@ -646,13 +717,44 @@ def _near(
     return near, None, None
 
 
+def _anchored_in(
+    cells: Sequence[str],
+    anchors: AnchorIndex,
+    resolution: int,
+    bounds: tuple[float, float, float, float],
+) -> tuple[str, ...]:
+    """Return the cells that may hold a record whose anchor lies in the tile (``bounds``).
+
+    A cell is kept when one of its cells at the anchors' ``resolution`` (itself, or its
+    children) is crossed by a jurisdiction boundary (its anchors depend on each point)
+    or has its one anchor in the tile, boundary included (as :func:`_points` tests the
+    anchors it computes). The others hold no record the tile shows: their records are
+    not read. Each anchor is computed once and kept by the index.
+    """
+    west, south, east, north = bounds
+    kept = []
+    for cell in cells:
+        if h3.get_resolution(cell) == resolution:
+            parts = [h3.str_to_int(cell)]
+        else:
+            parts = [h3.str_to_int(child) for child in h3.cell_to_children(cell, resolution)]
+        for anchor in anchors.whole_anchors(parts):
+            if anchor is None or (south <= anchor[0] <= north and west <= anchor[1] <= east):
+                kept.append(cell)
+                break
+    return tuple(kept)
+
+
 def _km2(bounds: tuple[float, float, float, float]) -> float:
     """Return the area of a box in square kilometres (roughly: for choosing a query)."""
     west, south, east, north = bounds
     return (north - south) * 111.0 * (east - west) * 111.0 * math.cos(math.radians(south))
 
 
-def _cells_meeting(bounds: tuple[float, float, float, float], resolution: int) -> list[str] | None:
+@functools.lru_cache(maxsize=4096)
+def _cells_meeting(
+    bounds: tuple[float, float, float, float], resolution: int
+) -> tuple[str, ...] | None:
     """Return the H3 cells whose box of vertices meets a box (None: more than allowed).
 
     Every point of a cell, and so its anchor, lies in the box of the cell's vertices
@@ -681,7 +783,7 @@ def _cells_meeting(bounds: tuple[float, float, float, float], resolution: int) -
             and max(lngs) + eps >= west
         ):
             out.append(cell)
-    return sorted(out)
+    return tuple(sorted(out))
 
 
 # -- hexagons --------------------------------------------------------------------------------
