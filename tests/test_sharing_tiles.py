@@ -20,6 +20,7 @@ import dataclasses
 import math
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import h3
 import mapbox_vector_tile
@@ -31,10 +32,13 @@ from shapely.geometry import box
 from sqlalchemy.dialects import sqlite
 
 from crossbeat.sharing import tiles
+from crossbeat.sharing.flags import local_hour
 from crossbeat.sharing.mvt import EXTENT, mercator, tile_envelope
 from crossbeat.sharing.policy import ReadRequest, Viewer
 from crossbeat.sharing.public import AnchorIndex
 from crossbeat.sharing.reads import aggregate, read_incidents
+from crossbeat.sharing.rules import coarsen
+from crossbeat.sharing.scope import TimeResolution
 from crossbeat.sharing.tiles import (
     CATEGORIES,
     clear_cache,
@@ -333,3 +337,30 @@ def test_the_cells_a_tile_reads_for_anchored_points_hold_every_point_it_shows():
         assert len(kept) < len(candidates)  # some cells are not read
         for a, b in zip(lat[shown], lon[shown], strict=True):
             assert h3.latlng_to_cell(a, b, column) in kept
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 2), max_value=datetime(2100, 12, 30), timezones=st.just(UTC)
+    ),
+    st.sampled_from(
+        [
+            "America/Los_Angeles",
+            "America/Toronto",
+            "Europe/London",
+            "Asia/Kolkata",
+            "Australia/Lord_Howe",
+            "Pacific/Chatham",
+            "America/Havana",
+            "UTC",
+        ]
+    ),  # fmt: skip
+    st.sampled_from([TimeResolution.DAY, TimeResolution.MONTH]),
+)
+def test_a_tiles_local_days_and_months_are_the_coarsened_times(when, zone, resolution):
+    """A day or month read as a prefix of ``occurred_local`` (the local hour stored at
+    write time) floors to the very time :func:`coarsen` gives, in zones with half-hour
+    offsets, DST at midnight and a 30-minute DST shift."""
+    local = local_hour(when, ZoneInfo(zone))
+    key = local[: tiles._LOCAL_PREFIX[resolution]]
+    assert tiles._local_floor(resolution, zone, key) == coarsen(when, resolution, zone).isoformat()

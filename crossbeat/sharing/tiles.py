@@ -55,11 +55,13 @@ import json
 import math
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from operator import itemgetter
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import h3
 import numpy as np
@@ -86,7 +88,7 @@ from crossbeat.sharing.rules import Rule
 from crossbeat.sharing.scope import TimeResolution
 from crossbeat.sharing.stamp import CELL_INDEXES, ReadStamp, read_stamp
 from crossbeat.store import Store
-from crossbeat.store.schema import incidents
+from crossbeat.store.schema import agencies, incidents
 from crossbeat.store.spatial import in_box_sql
 
 #: Highest zoom served (about 2 cm per tile unit at the equator).
@@ -463,12 +465,12 @@ def _points(
     Return ``None`` when more than ``budget`` records are near the tile: exact points
     in it; snapped points in the cells whose anchor may fall in it (or in the box
     widened by the anchor margin where no cell list serves). They are counted first,
-    each rule's count with ``LIMIT`` the rest of the budget plus one, in SQL: on the
-    cell index alone, which covers every condition a rule tests, and for exact points
-    whose cells hold more than the budget's rest, again with the tile's box. An
-    over-budget tile brings no row into Python and encodes nothing.
-    Anchors are computed for all of a rule's records at once
-    (:meth:`crossbeat.sharing.public.AnchorIndex.anchor_many`).
+    every rule's count in one statement, each with ``LIMIT`` the budget plus one, on the
+    cell index alone, which covers every condition a rule tests and, for ``h3_9``, the
+    point (the tile's box for exact points). An over-budget tile brings no row into
+    Python and encodes nothing. The rows are then read on the same index (only those in
+    the box, for exact points) as DB-API tuples. Anchors are computed for all of a
+    rule's records at once (:meth:`crossbeat.sharing.public.AnchorIndex.anchor_many`).
     """
     west, south, east, north = bounds
     layer = Layer("incidents", "point", POINT_COLUMNS)
@@ -477,10 +479,6 @@ def _points(
     if not rules:
         return layer, counts, {}
     exact = RuleConditions(conn, p, rules)
-    # The viewer's own records first: where a view is dense they are usually, and the
-    # budget is then spent before any other owner's count runs. Whether the tile is over
-    # the budget does not depend on the order (the records found near it are summed).
-    rules = sorted(rules, key=lambda r: r.via != "own")
     # The anchors of generalised points (their records are chosen by the cells whose
     # anchors may lie in the tile).
     anchors = (
@@ -488,25 +486,22 @@ def _points(
         if any(r.precision.resolution in ANCHOR_CELLS for r in rules)
         else None
     )
-    found: list[tuple[Rule, ColumnElement[bool], str | None]] = []
-    read = 0
+    candidates: list[tuple[Rule, ColumnElement[bool], str | None]] = []
     for rule in rules:
         shown = rule.shown_fields(None)
         if not ({"lat", "lon"} <= shown and rule.precision.has_point):
             continue  # shown by this rule without a point: not in the tile
         near, within, by_cells = _near(conn, rule, bounds, anchors)
-        index = _cell_index(conn, by_cells, stamp)
         condition = and_(exact.shown_by(rule, bbox=False), near)
-        n = _count(conn, condition, budget + 1 - read, index)  # on the cell index alone
-        if within is not None:
+        if within is not None:  # tested on the cell index, which holds the point
             condition = and_(condition, within)
-            if read + n > budget:  # the cells hold too many: count those in the tile
-                n = _count(conn, condition, budget + 1 - read, index)
-        read += n
-        if read > budget:
-            return None
-        if n:
-            found.append((rule, condition, index))
+        candidates.append((rule, condition, _cell_index(conn, by_cells, stamp)))
+    # Every rule's count in one statement, each up to the budget plus one: the tile is
+    # over the budget exactly when their sum is.
+    counted = _counts(conn, [(c, index) for _r, c, index in candidates], budget + 1)
+    if sum(counted) > budget:
+        return None
+    found = [candidate for candidate, n in zip(candidates, counted, strict=True) if n]
     near_rows: list[tuple[Rule, list[tuple[Any, ...]]]] = []
     for rule, condition, index in found:
         q = _on(select(*_POINT_READ).where(condition), index)
@@ -519,7 +514,9 @@ def _points(
     values: dict[str, list[Any]] = {name: [] for name in POINT_COLUMNS}
     when = _TimeText(conn)
     for rule, rows in near_rows:
-        (id_, public_id, agency, lat_, lon_, nibrs, against, occurred) = zip(*rows, strict=True)
+        (id_, public_id, agency, lat_, lon_, nibrs, against, occurred, local) = zip(
+            *rows, strict=True
+        )
         # None becomes NaN in a float array: a record without a point is in no tile.
         lat = np.array(lat_, dtype=np.float64)
         lon = np.array(lon_, dtype=np.float64)
@@ -533,31 +530,50 @@ def _points(
         shown = rule.shown_fields(None)
         lons.append(lon[inside])
         lats.append(lat[inside])
-        keys = id_ if rule.via == "own" else public_id
-        ids += [str(keys[i]) for i in kept]
-        owners = [agency[i] for i in kept]
+        pick = partial(_pick, at=None if len(kept) == len(rows) else kept)
+        ids += pick(id_ if rule.via == "own" else public_id)
+        owners = pick(agency)
         values["agency_id"] += owners
         none = [None] * len(kept)
-        values["crime_against"] += [against[i] for i in kept] if "crime_against" in shown else none
-        values["nibrs"] += [nibrs[i] for i in kept] if "nibrs_code" in shown else none
+        values["crime_against"] += pick(against) if "crime_against" in shown else none
+        values["nibrs"] += pick(nibrs) if "nibrs_code" in shown else none
         values["occurred_from"] += (
-            when([occurred[i] for i in kept], rule) if "occurred_from" in shown else none
+            when(pick(occurred), rule, pick(local)) if "occurred_from" in shown else none
         )
         counts.update(owners)
     if ids:
         order = sorted(range(len(ids)), key=ids.__getitem__)
         values["id"] = ids
         coords = np.stack([np.concatenate(lons), np.concatenate(lats)], axis=1)[order]
-        layer.extend(coords, {name: [v[i] for i in order] for name, v in values.items()})
+        layer.extend(coords, {name: _pick(v, order) for name, v in values.items()})
     return layer, counts, {}
 
 
-def _count(
-    conn: Connection, condition: ColumnElement[bool], limit: int, index: str | None = None
-) -> int:
-    """Return how many rows meet a condition, counting at most ``limit`` (on ``index``)."""
-    first = _on(select(literal(1)).where(condition).limit(limit), index).subquery()
-    return int(conn.execute(select(func.count()).select_from(first)).scalar_one())
+def _pick(values: Sequence[Any], at: list[int] | None) -> list[Any]:
+    """Return ``values`` at positions ``at`` (all of them when None), as a list."""
+    if at is None:
+        return list(values)
+    if len(at) == 1:
+        return [values[at[0]]]
+    return list(itemgetter(*at)(values))
+
+
+def _counts(
+    conn: Connection, conditions: Sequence[tuple[ColumnElement[bool], str | None]], limit: int
+) -> list[int]:
+    """Return how many rows meet each condition (on its index), counting at most ``limit``.
+
+    One statement for all of them (a scalar subquery each), one round trip.
+    """
+    if not conditions:
+        return []
+    counts = [
+        select(func.count())
+        .select_from(_on(select(literal(1)).where(condition).limit(limit), index).subquery())
+        .scalar_subquery()
+        for condition, index in conditions
+    ]
+    return [int(n) for n in conn.execute(select(*counts)).one()]
 
 
 def _cell_index(conn: Connection, column: str | None, stamp: ReadStamp | None = None) -> str | None:
@@ -595,6 +611,7 @@ def _on(q: Select[Any], index: str | None) -> Select[Any]:
 _POINT_READ = (
     incidents.c.id, incidents.c.public_id, incidents.c.agency_id, incidents.c.lat,
     incidents.c.lon, incidents.c.nibrs_code, incidents.c.crime_against, incidents.c.occurred_from,
+    incidents.c.occurred_local,
 )  # fmt: skip
 
 
@@ -614,41 +631,121 @@ def _tuples(conn: Connection, q: Select[Any]) -> list[tuple[Any, ...]]:
 class _TimeText:
     """``occurred_from`` as a tile publishes it: raw stored value -> ISO text, coarsened.
 
-    The column's own result processor for the dialect (what SQLAlchemy applies) turns
-    the raw value into an aware UTC time, :class:`~crossbeat.sharing.pages.Coarsener`
-    floors it to the rule's resolution in its zone (once per local period), and each
-    distinct raw value is converted once per rule's resolution and zone.
+    A day or month in the owner's own zone is a prefix of ``occurred_local``, the local
+    hour derived at write time in the zone the agency stores (as the compiled counts read
+    it, :mod:`crossbeat.sharing.compiled`): its floor's text is looked up by that prefix
+    (:func:`_local_floor`). Otherwise the column's own result processor for the dialect
+    (what SQLAlchemy applies) turns the raw value into an aware UTC time, which
+    :func:`_floor_text` floors to the rule's resolution in its zone and writes as text.
+    Each distinct value is converted once per tile and rule's resolution and zone.
     """
 
     def __init__(self, conn: Connection) -> None:
+        self.conn = conn
         dialect = conn.dialect
         typ = incidents.c.occurred_from.type.dialect_impl(dialect)
         self._parse = typ.result_processor(dialect, None) or (lambda v: v)
-        self._memo: dict[tuple[Any, str], dict[Any, str | None]] = {}
-        self._coarseners: dict[tuple[Any, str], Coarsener] = {}
+        self._memo: dict[tuple[Any, str, bool], dict[Any, str | None]] = {}
+        self._zones: dict[str, str] | None = None
 
-    def __call__(self, raw: Sequence[Any], rule: Rule) -> list[str | None]:
-        """Return the published text of each raw ``occurred_from`` under ``rule``."""
-        key = (rule.time_resolution, rule.timezone)
-        memo = self._memo.setdefault(key, {})
-        exact = rule.time_resolution is TimeResolution.EXACT
-        floor = None
-        if not exact:
-            floor = self._coarseners.get(key)
-            if floor is None:
-                floor = self._coarseners[key] = Coarsener(rule.time_resolution, rule.timezone)
-        out: list[str | None] = []
+    def _stored_zone(self, owner: str) -> str | None:
+        """Return the zone ``occurred_local`` was derived in for ``owner`` (read once)."""
+        if self._zones is None:
+            a = agencies.c
+            self._zones = {str(i): str(z) for i, z in self.conn.execute(select(a.id, a.timezone))}
+        return self._zones.get(owner)
+
+    def __call__(
+        self, raw: Sequence[Any], rule: Rule, local: Sequence[str | None] | None = None
+    ) -> list[str | None]:
+        """Return the published text of each raw ``occurred_from`` under ``rule``.
+
+        ``local`` are the same records' ``occurred_local`` values, where read.
+        """
+        res = rule.time_resolution
+        prefix = _LOCAL_PREFIX.get(res)
+        if prefix and local is not None and self._stored_zone(rule.owner) == rule.timezone:
+            memo = self._memo.setdefault((res, rule.timezone, True), {})
+            out: list[str | None] = []
+            for value, at in zip(raw, local, strict=True):
+                if at is None or value is None:  # no local time stored: converted in full
+                    out += self([value], rule)
+                    continue
+                key = at[:prefix]
+                found = memo.get(key)
+                if found is None:
+                    found = memo[key] = _local_floor(res, rule.timezone, key)
+                out.append(found)
+            return out
+        memo = self._memo.setdefault((res, rule.timezone, False), {})
+        exact = res is TimeResolution.EXACT
+        floor = None if exact else _floor_text(res, rule.timezone)
+        out = []
         for value in raw:
-            found = memo.get(value, memo)
+            found = memo.get(value, memo)  # type: ignore[arg-type]
             if found is memo:
                 found = memo[value] = _stored_iso(value) if exact else None
                 if found is None and value is not None:
                     when = self._parse(value)
-                    if floor is not None:
-                        when = floor(when)
-                    found = memo[value] = when.isoformat() if when is not None else None
-            out.append(found)  # type: ignore[arg-type]
+                    if when is None:
+                        found = None
+                    elif floor is None:
+                        found = when.isoformat()
+                    else:
+                        found = floor(when)
+                    memo[value] = found
+            out.append(found)
         return out
+
+
+#: The length of the prefix of ``occurred_local`` (``YYYY-MM-DDTHH``) naming a local day
+#: or month (an hour is not enough: the repeated hour when clocks go back is ambiguous).
+_LOCAL_PREFIX = {TimeResolution.DAY: 10, TimeResolution.MONTH: 7}
+
+
+@functools.lru_cache(maxsize=65536)
+def _local_floor(resolution: TimeResolution, timezone: str, key: str) -> str:
+    """Return the ISO text (UTC) of the start of a local day (``YYYY-MM-DD``) or month
+    (``YYYY-MM``) in a zone: :func:`crossbeat.sharing.rules.coarsen`'s floor, by its key.
+
+    Examples
+    --------
+    >>> _local_floor(TimeResolution.DAY, "America/Los_Angeles", "2024-03-04")
+    '2024-03-04T08:00:00+00:00'
+    """
+    year, month = int(key[:4]), int(key[5:7])
+    day = int(key[8:10]) if resolution is TimeResolution.DAY else 1
+    start = datetime(year, month, day, tzinfo=ZoneInfo(timezone))
+    return start.astimezone(UTC).isoformat()
+
+
+#: Most floored times :func:`_floor_text` keeps per resolution and zone (then it starts over).
+_FLOORS_KEPT = 100_000
+
+
+@functools.lru_cache(maxsize=64)
+def _floor_text(resolution: TimeResolution, timezone: str) -> Callable[[datetime], str]:
+    """Return a function: a UTC time -> its floor's ISO text (hour, day or month in a zone).
+
+    :class:`~crossbeat.sharing.pages.Coarsener` floors (once per local period) and each
+    floor is written as text once; both are kept for the process, per resolution and
+    zone, since a map's tiles publish the same days over and over (at most
+    :data:`_FLOORS_KEPT` floors each, then they start over).
+    """
+    state: list[Any] = [Coarsener(resolution, timezone), {}]
+
+    def text(when: datetime) -> str:
+        coarsener, texts = state
+        floored = coarsener(when)
+        found = texts.get(floored)
+        if found is None:
+            if len(texts) >= _FLOORS_KEPT:
+                state[:] = [Coarsener(resolution, timezone), {}]
+                texts = state[1]
+            found = texts[floored] = floored.isoformat()
+        return found
+
+    return text
 
 
 def _stored_iso(value: Any) -> str | None:

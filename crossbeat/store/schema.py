@@ -280,7 +280,12 @@ incidents = Table(
             # times included, so that a hexagon tile or a count by cell reads the index
             # only (migration 0021, issue #8); and the partial condition's column, without
             # which SQLite does not read them as covering (migration 0027d, issue #12).
-            ("ix_incidents_live_agency_h3_9", ("agency_id", "h3_9", *_COUNTED, "withdrawn_at")),
+            # The h3_9 one ends with the point: a point tile tests its box on the index
+            # and reads only the records in the tile (migration 0027f).
+            (
+                "ix_incidents_live_agency_h3_9",
+                ("agency_id", "h3_9", *_COUNTED, "withdrawn_at", "lat", "lon"),
+            ),
             ("ix_incidents_live_agency_h3_7", ("agency_id", "h3_7", *_COUNTED, "withdrawn_at")),
             ("ix_incidents_live_agency_occurred", ("agency_id", "occurred_from", "call_category")),
             ("ix_incidents_live_lat_lon", ("lat", "lon")),
