@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
     bindparam,
     exists,
     func,
@@ -212,12 +213,24 @@ def stale_owners(conn: Connection, owners: Iterable[str], key: str) -> list[str]
     sorting before and one sorting after the current one; all owners in one statement
     (one round trip per read, however many owners it may see).
     """
-    c = incidents.c
-    wanted = sorted(set(owners))
+    wanted = tuple(sorted(set(owners)))
     if not wanted:
         return []
-    columns = []
-    for i, owner in enumerate(wanted):
+    found = conn.execute(_stale_probe(wanted), {"key": key}).one()
+    return [owner for owner, stale in zip(wanted, found, strict=True) if stale]
+
+
+@lru_cache(maxsize=256)
+def _stale_probe(owners: tuple[str, ...]) -> Select[Any]:
+    """Return :func:`stale_owners`' statement for these owners, the key a parameter.
+
+    Built once per set of owners (a read runs it before every plan; building its three
+    subqueries per owner took longer than running them).
+    """
+    c = incidents.c
+    key = bindparam("key", type_=c.sens_rules.type)
+    columns: list[Any] = []
+    for i, owner in enumerate(owners):
         mine = c.agency_id == owner
         probes = [
             exists(select(c.id).where(mine, c.sens_rules.is_(None))),
@@ -225,8 +238,7 @@ def stale_owners(conn: Connection, owners: Iterable[str], key: str) -> list[str]
             exists(select(c.id).where(mine, c.sens_rules > key)),
         ]
         columns.append(or_(*probes).label(f"o{i}"))
-    found = conn.execute(select(*columns)).one()
-    return [owner for owner, stale in zip(wanted, found, strict=True) if stale]
+    return select(*columns)
 
 
 def refresh(
