@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import h3  # noqa: E402
-from reads import NOW, agreements, p, populate, set_indexes, timed  # noqa: E402
+from reads import NOW, agreements, p, populate, server_process, set_indexes, timed  # noqa: E402
 from run import machine  # noqa: E402
 from sqlalchemy import make_url, text  # noqa: E402
 
@@ -243,6 +243,7 @@ def main() -> None:
         agreements(store)
         set_indexes(store, True)
         print(f"tiles (ms, {args.repeat} runs each; the public tile cache cleared every time):")
+        server_process()
         measure(store, args.repeat)
         store.engine.dispose()
         if args.db != "sqlite":

@@ -1561,7 +1561,7 @@ def _run_server(settings: Any, workers: int = 1) -> None:
                 "--host 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
             ) from exc
     try:
-        app = create_app(settings)
+        app = create_app(settings, freeze_gc=True)
     except (StoreError, AuditKeyError) as exc:
         raise click.ClickException(str(exc)) from exc
     if workers <= 1:

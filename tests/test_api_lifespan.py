@@ -5,6 +5,7 @@ These run the real application's lifespan (``with TestClient(app)``) on the real
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import time
@@ -163,3 +164,33 @@ def test_a_worker_warms_its_caches_before_it_takes_requests(
             assert "GET /api/v1/tiles/incidents/{z}/{x}/{y}.mvt" in app.state.page_operations
             assert client.get("/app").status_code == 200
     assert "caches warmed: sensitivity rules" in caplog.text
+
+
+def test_a_server_worker_moves_what_it_holds_out_of_the_collectors_way(
+    store: Store, key_file: Path
+) -> None:
+    # Issue #8: a full collection walked every object of the started worker (40-60 ms on
+    # the 2-core machine, paid by whichever read was running); `crossbeat serve` builds
+    # its application with freeze_gc, and its lifespan freezes them once warm.
+    assert gc.get_freeze_count() == 0
+    try:
+        with TestClient(_app(store, key_file)) as client:  # as tests build it: no freeze
+            assert client.get("/health").status_code == 200
+            assert gc.get_freeze_count() == 0
+        settings = load_settings(
+            {},
+            database_url=store.url,
+            audit_key_file=str(key_file),
+            audit_heads_file=str(key_file.with_name("heads.jsonl")),
+        )
+        app = create_app(settings, store=store, freeze_gc=True)
+        with TestClient(app) as client:
+            assert gc.get_freeze_count() > 10_000
+            # The application and its warmed caches are among them: a full collection,
+            # which walks the objects gc.get_objects() lists, no longer walks them.
+            walked = {id(o) for o in gc.get_objects()}
+            assert id(app.state._state) not in walked
+            assert id(app.state.live_broker) not in walked
+            assert client.get("/health").status_code == 200
+    finally:
+        gc.unfreeze()

@@ -92,7 +92,11 @@ V1_ROUTERS = (
 
 
 def create_app(
-    settings: Settings, *, store: Store | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    freeze_gc: bool = False,
 ) -> FastAPI:
     """Build the CrossBeat web application.
 
@@ -112,6 +116,12 @@ def create_app(
     clock
         The clock every request reads "now" from (session timeouts, agreements'
         validity, audit times); default the store's. Tests pass a FrozenClock.
+    freeze_gc
+        Move every object alive once the worker has started and warmed its caches into
+        the garbage collector's permanent generation (:func:`gc.freeze`), so that a
+        full collection no longer walks them (:mod:`crossbeat.api.lifespan`). The
+        server's processes do (``crossbeat serve``); an application built in a test
+        process does not, since what it freezes is never collected.
 
     Returns
     -------
@@ -137,6 +147,7 @@ def create_app(
         static_url="/static/docs",
     )
     app.state.settings = settings
+    app.state.freeze_gc = freeze_gc
     app.state.audit_key, _ = server_signing_key(settings.database_url, settings.audit_key_file)
     app.state.audit_heads = server_heads_path(settings.database_url, settings.audit_heads_file)
     if store is None:
@@ -191,7 +202,7 @@ def app_from_environment() -> FastAPI:
     """
     from crossbeat.settings import load_settings
 
-    return create_app(load_settings())
+    return create_app(load_settings(), freeze_gc=True)
 
 
 def _kek(settings: Settings) -> Kek | None:
