@@ -67,7 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The OpenAPI document, read by every page for its list of operations: a second
     # or more to build, once per process.
     await asyncio.to_thread(page_operations, app)
-    if getattr(app.state, "freeze_gc", False):
+    if app.state.freeze_gc:
         log.info("%d objects of the started worker moved out of the collector's way", freeze())
     app.state.job_runner.start()
     public_reads.buffer_tallies(store)

@@ -55,7 +55,7 @@ import json
 import math
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -79,6 +79,7 @@ from crossbeat.sharing.compiled import (
 from crossbeat.sharing.flags import SensitivityRules, current_rules
 from crossbeat.sharing.mvt import Layer, encode
 from crossbeat.sharing.pages import Coarsener
+from crossbeat.sharing.plan_inputs import plan_inputs
 from crossbeat.sharing.policy import Decision, ReadPlan, ReadRequest, Viewer, ViewerKind, _margin
 from crossbeat.sharing.public import AnchorIndex
 from crossbeat.sharing.reads import _audit, _request_summary, anchor_index, prepare
@@ -88,7 +89,7 @@ from crossbeat.sharing.rules import Rule
 from crossbeat.sharing.scope import TimeResolution
 from crossbeat.sharing.stamp import CELL_INDEXES, ReadStamp, read_stamp
 from crossbeat.store import Store
-from crossbeat.store.schema import agencies, incidents
+from crossbeat.store.schema import incidents
 from crossbeat.store.spatial import in_box_sql
 
 #: Highest zoom served (about 2 cm per tile unit at the equator).
@@ -288,8 +289,11 @@ def tile(
         if cached is None:
             found = None
             if points:
+                # Each owner's stored zone, from the plan inputs the plans were made
+                # from (read outside the restricted role).
+                zones = plan_inputs(conn, stamp).zones
                 with restricted(conn, p.owners):
-                    found = _points(store, conn, p, bounds, POINT_BUDGET, stamp)
+                    found = _points(store, conn, p, bounds, POINT_BUDGET, stamp, zones)
             if found is not None:
                 built, counts, more = found
                 more = {"layer": "incidents"}
@@ -455,12 +459,14 @@ def _points(
     p: ReadPlan,
     bounds: tuple[float, float, float, float],
     budget: int,
-    stamp: ReadStamp | None = None,
+    stamp: ReadStamp,
+    zones: Mapping[str, str],
 ) -> tuple[Layer, Counter[str], dict[str, Any]] | None:
     """Return the points layer: every record the plan shows at a point inside the tile.
 
     ``stamp`` is the read's :func:`~crossbeat.sharing.stamp.read_stamp` (the anchor
-    index's key comes from it).
+    index's key comes from it); ``zones`` each agency's stored time zone (the read's
+    plan inputs).
 
     Return ``None`` when more than ``budget`` records are near the tile: exact points
     in it; snapped points in the cells whose anchor may fall in it (or in the box
@@ -479,11 +485,11 @@ def _points(
     if not rules:
         return layer, counts, {}
     exact = RuleConditions(conn, p, rules)
-    # The anchors of generalised points (their records are chosen by the cells whose
-    # anchors may lie in the tile).
+    # The anchors of generalised points: their records are chosen by the cells whose
+    # anchors may lie in the tile, and published at their anchors.
     anchors = (
         anchor_index(conn, store.url, stamp)
-        if any(r.precision.resolution in ANCHOR_CELLS for r in rules)
+        if any(_anchored(r) is not None for r in rules)
         else None
     )
     candidates: list[tuple[Rule, ColumnElement[bool], str | None]] = []
@@ -512,7 +518,7 @@ def _points(
     lons: list[np.ndarray] = []
     lats: list[np.ndarray] = []
     values: dict[str, list[Any]] = {name: [] for name in POINT_COLUMNS}
-    when = _TimeText(conn)
+    when = _TimeText(conn, zones)
     for rule, rows in near_rows:
         (id_, public_id, agency, lat_, lon_, nibrs, against, occurred, local) = zip(
             *rows, strict=True
@@ -520,9 +526,9 @@ def _points(
         # None becomes NaN in a float array: a record without a point is in no tile.
         lat = np.array(lat_, dtype=np.float64)
         lon = np.array(lon_, dtype=np.float64)
-        resolution = rule.precision.resolution if rule.precision.name != "exact" else None
-        if resolution is not None:
-            lat, lon = anchor_index(conn, store.url, stamp).anchor_many(lat, lon, resolution)
+        resolution = _anchored(rule)
+        if resolution is not None and anchors is not None:
+            lat, lon = anchors.anchor_many(lat, lon, resolution)
         inside = (west <= lon) & (lon <= east) & (south <= lat) & (lat <= north)
         kept = np.flatnonzero(inside).tolist()
         if not kept:
@@ -547,6 +553,11 @@ def _points(
         coords = np.stack([np.concatenate(lons), np.concatenate(lats)], axis=1)[order]
         layer.extend(coords, {name: _pick(v, order) for name, v in values.items()})
     return layer, counts, {}
+
+
+def _anchored(rule: Rule) -> int | None:
+    """Return the H3 resolution of the anchors ``rule`` publishes points at (None: exact)."""
+    return rule.precision.resolution if rule.precision.name != "exact" else None
 
 
 def _pick(values: Sequence[Any], at: list[int] | None) -> list[Any]:
@@ -632,28 +643,23 @@ class _TimeText:
     """``occurred_from`` as a tile publishes it: raw stored value -> ISO text, coarsened.
 
     A day or month in the owner's own zone is a prefix of ``occurred_local``, the local
-    hour derived at write time in the zone the agency stores (as the compiled counts read
-    it, :mod:`crossbeat.sharing.compiled`): its floor's text is looked up by that prefix
-    (:func:`_local_floor`). Otherwise the column's own result processor for the dialect
-    (what SQLAlchemy applies) turns the raw value into an aware UTC time, which
-    :func:`_floor_text` floors to the rule's resolution in its zone and writes as text.
-    Each distinct value is converted once per tile and rule's resolution and zone.
+    hour derived at write time in the zone the agency stores (``zones``, the read's
+    plan inputs; as the compiled counts read it, :mod:`crossbeat.sharing.compiled`): its
+    floor's text is looked up by that prefix (:func:`_local_floor`). Otherwise the
+    column's own result processor for the dialect (what SQLAlchemy applies) turns the
+    raw value into an aware UTC time, which :func:`_floor_text` floors to the rule's
+    resolution in its zone and writes as text. Each distinct value is converted once per
+    tile and rule's resolution and zone.
     """
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: Connection, zones: Mapping[str, str]) -> None:
         dialect = conn.dialect
         typ = incidents.c.occurred_from.type.dialect_impl(dialect)
         self._parse = typ.result_processor(dialect, None) or (lambda v: v)
         self._memo: dict[tuple[Any, str, bool], dict[Any, str | None]] = {}
-        self._zones: dict[str, str] | None = None
-
-    def _stored_zone(self, owner: str) -> str | None:
-        """Return the zone ``occurred_local`` was derived in for ``owner`` (read once)."""
-        if self._zones is None:
-            a = agencies.c
-            self._zones = {str(i): str(z) for i, z in self.conn.execute(select(a.id, a.timezone))}
-        return self._zones.get(owner)
+        #: Each agency's stored zone (what its ``occurred_local`` was derived in), from
+        #: the read's plan inputs.
+        self._zones = zones
 
     def __call__(
         self, raw: Sequence[Any], rule: Rule, local: Sequence[str | None] | None = None
@@ -664,7 +670,7 @@ class _TimeText:
         """
         res = rule.time_resolution
         prefix = _LOCAL_PREFIX.get(res)
-        if prefix and local is not None and self._stored_zone(rule.owner) == rule.timezone:
+        if prefix and local is not None and self._zones.get(rule.owner) == rule.timezone:
             memo = self._memo.setdefault((res, rule.timezone, True), {})
             out: list[str | None] = []
             for value, at in zip(raw, local, strict=True):
