@@ -16,10 +16,14 @@ same run (ratio = model / naive). Then a rolling-origin backtest of every model 
 models are ``forecast_backtest.models``, the service's empirical-Bayes ``shrunk``
 counts, ``counts-selected`` (a fresh fit: its six warm-up windows included) and
 ``borrowed`` counts (:class:`crossbeat.forecast.borrowed.BorrowedCounts`, weight 1,
-mixing in a second resample of as many incidents as its related categories);
-``--only`` times a subset; ``--gbm-max-rows N`` also times ``gbm`` with its training
-rows thinned to N (``GradientBoosted(max_rows=N)``, named ``gbm-rowsN``). Each model's
-CPU time (median) is printed beside its wall time.
+mixing in a second resample of as many incidents as its related categories),
+``borrowed-online`` (the service's ``borrowed``:
+:func:`crossbeat.forecast.borrowed.borrowed_selection`, a fresh fit with its six
+warm-up windows, choosing among 36 candidates: that resample cut into four categories,
+all of them together, at seven weights, and naive counts); ``--only`` times a
+subset; ``--gbm-max-rows N`` also times ``gbm`` with its training rows thinned to N
+(``GradientBoosted(max_rows=N)``, named ``gbm-rowsN``). Each model's CPU time
+(median) is printed beside its wall time.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import forecast_backtest  # noqa: E402
 
 from crossbeat.forecast.backtest import consecutive, rolling_backtest  # noqa: E402
-from crossbeat.forecast.borrowed import BorrowedCounts  # noqa: E402
+from crossbeat.forecast.borrowed import BorrowedCounts, borrowed_selection  # noqa: E402
 from crossbeat.forecast.gbm import GradientBoosted  # noqa: E402
 from crossbeat.forecast.grid import grid_for  # noqa: E402
 from crossbeat.forecast.history import History, days  # noqa: E402
@@ -71,6 +75,13 @@ def _history(n: int, seed: int = 0) -> tuple[History, str]:
     return History(frame, x, y, t, t.copy(), cat, np.full(n, "a", dtype=object)), what
 
 
+def _categories(related: History) -> History:
+    """Return ``related`` cut into four categories (c0…c3), as a viewer's other ones."""
+    labels = np.array(["c0", "c1", "c2", "c3"], dtype=object)[np.arange(len(related)) % 4]
+    r = related
+    return History(r.frame, r.x, r.y, r.t0, r.t1, labels, r.owner)
+
+
 def models(
     cell: float,
     only: set[str] | None = None,
@@ -85,6 +96,7 @@ def models(
     every = list(forecast_backtest.models(cell))
     if related is not None:
         every.append(BorrowedCounts(related, weight=1.0, related_label="other", name="borrowed"))
+        every.append(borrowed_selection(_categories(related), "all", name="borrowed-online"))
     if max_rows:
         every.append(GradientBoosted(max_rows=max_rows, name=f"gbm-rows{max_rows}"))
     always = {"naive", f"gbm-rows{max_rows}"}

@@ -19,7 +19,11 @@ moves London's 2020 incidents and windows back so 2020-01 follows 2017-06 (see
 :class:`crossbeat.forecast.borrowed.BorrowedCounts` (related categories and weight) is
 chosen on validation windows that end before them — Toronto's 13 weeks before
 2020-01-01, London's months 2016-07…12 — by ``choose_related``'s rule, printed, and
-scored beside the other models. ``--models a,b`` runs a subset of the other models.
+scored beside the other models. ``borrowed-online`` is the service's ``borrowed`` model
+(:func:`crossbeat.forecast.borrowed.borrowed_selection`): the same rule applied again
+before every window, on every window that has ended by then, borrowing only from the
+categories the service may read for it (forecastable ones: ``forecast_data``).
+``--models a,b`` runs a subset of the other models.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from crossbeat.forecast.backtest import (  # noqa: E402
     hits_difference,
     rolling_backtest,
 )
-from crossbeat.forecast.borrowed import choose_related  # noqa: E402
+from crossbeat.forecast.borrowed import borrowed_selection, choose_related  # noqa: E402
 from crossbeat.forecast.gbm import GradientBoosted  # noqa: E402
 from crossbeat.forecast.grid import grid_for  # noqa: E402
 from crossbeat.forecast.history import days  # noqa: E402
@@ -191,6 +195,7 @@ def run(
     chosen: dict[str, tuple[object, str, Model]] | None = None,
     validation: list[tuple[float, float]] | None = None,
     only: set[str] | None = None,
+    forecastable: tuple[str, ...] | list[str] | None = None,
 ) -> None:
     """Backtest each category and print its table.
 
@@ -199,6 +204,8 @@ def run(
     windows (all before the first test window), each category's :class:`BorrowedCounts`
     related categories and weight are chosen on them (``choose_related``) and the
     chosen model is scored beside the others. ``only`` keeps the models so named.
+    With ``forecastable`` (categories of ``history``), ``borrowed-online`` borrows from
+    those, chosen before each window (unless ``only`` leaves it out).
     """
     for label, cat in categories.items():
         h = history.of(cat)
@@ -219,6 +226,10 @@ def run(
                 + "; ".join(f"{r} ×{w:g} {v}" for (r, w), v in ranked[:5])
             )
             compared.append(pick.model(history, cat))
+        if forecastable is not None and (only is None or "borrowed-online" in only):
+            compared.append(
+                borrowed_selection(history.of(*forecastable), cat, name="borrowed-online")
+            )
         bt = rolling_backtest(h, grid, compared, windows)
         took = time.perf_counter() - began
         print(
@@ -283,7 +294,16 @@ def main() -> None:
             }
             validation = consecutive(_day("2020-01-01") - 13 * 7.0, 7.0, 13)
             tests = consecutive(_day("2020-01-01"), 7.0, a.weeks)
-            run("Toronto", h, grid, tests, cats, validation=validation, only=only)
+            run(
+                "Toronto",
+                h,
+                grid,
+                tests,
+                cats,
+                validation=validation,
+                only=only,
+                forecastable=forecast_data.TORONTO_FORECASTABLE,
+            )
     if a.data in ("london", "all"):
         if not (forecast_data.LONDON / "col_2016_2017").exists():
             print("uk-london not available: skipped")
@@ -322,6 +342,7 @@ def main() -> None:
                 chosen=chosen,
                 validation=validation,
                 only=only,
+                forecastable=forecast_data.london_forecastable(),
             )
 
 

@@ -36,6 +36,26 @@ LONDON_CATEGORIES = {
 }
 
 
+#: Toronto's categories a service forecast may borrow from: all five MCI categories
+#: (assault, break and enter, auto theft, robbery, theft over) are forecastable.
+TORONTO_FORECASTABLE = ("Assault", "Auto Theft", "Break and Enter", "Robbery", "Theft Over")
+
+
+def london_forecastable() -> list[str]:
+    """Return the police.uk categories a service forecast may borrow from.
+
+    Those the police-uk crosswalk maps to a NIBRS code of
+    :data:`crossbeat.forecast.service.DEFAULT_FORECASTABLE`: drugs, public order,
+    weapons, "other crime", anti-social behaviour, violence and theft from the person
+    are not (the service reads only forecastable categories to borrow from).
+    """
+    from crossbeat.forecast.service import DEFAULT_FORECASTABLE
+    from crossbeat.taxonomy.crosswalk import load_crosswalk
+
+    crosswalk = load_crosswalk("police-uk")
+    return sorted(r.local for r in crosswalk.rules if r.nibrs in DEFAULT_FORECASTABLE)
+
+
 def toronto(root: Path = TORONTO) -> History:
     """Return Toronto's 2014–2021 MCI incidents (train.csv and test.csv together)."""
     cols = ["occurrencedate", "occurrencehour", "MCI", "Lat", "Long"]

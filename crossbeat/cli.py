@@ -2950,6 +2950,16 @@ def _show_card(card: Any, as_json: bool) -> None:
     click.echo(
         f"trained on {snap['records']} incidents ({data['training_from']} to {data['training_to']})"
     )
+    if "related" in snap:
+        cats = ", ".join(f"{c} {n}" for c, n in snap["related"]["categories"].items())
+        click.echo(f"borrowing from {snap['related']['records']} incidents ({cats})")
+    params = data["params"]
+    if isinstance(params, dict) and params.get("chosen"):
+        # A model chosen among members on earlier windows: which one, on how many.
+        click.echo(
+            f"chosen: {params['chosen']} (most hits over the {params['windows_scored']} "
+            "windows before the forecast)"
+        )
     g = data["grid"]
     kind = g.get("kind", "square")
     what = {
@@ -3017,9 +3027,10 @@ def _show_card(card: Any, as_json: bool) -> None:
             "ensemble",
             "ensemble-decayed",
             "counts-selected",
+            "borrowed",
         ]
     ),
-    help="Forecasting model.",
+    help="Forecasting model (borrowed also reads the agency's other forecastable categories).",
 )
 @click.option(
     "--cell",
@@ -3164,26 +3175,35 @@ def forecast_nij(
     from crossbeat.forecast.backtest import consecutive
     from crossbeat.forecast.grid import grid_for
     from crossbeat.forecast.history import days, history_from_arrays
-    from crossbeat.forecast.service import MODELS, check_forecastable, jurisdiction_area
+    from crossbeat.forecast.service import (
+        check_forecastable,
+        jurisdiction_area,
+        model_factory,
+        model_names,
+    )
     from crossbeat.sharing.arrays import analysis_arrays
     from crossbeat.sharing.own import operator_viewer
     from crossbeat.sharing.request import ReadRequest
 
     if start is None:
         raise click.UsageError("give --start, e.g. --start 2026-06-01")
-    if model not in MODELS:
-        raise click.UsageError(f"--model: use one of {', '.join(MODELS)}")
+    if model not in model_names():
+        raise click.UsageError(f"--model: use one of {', '.join(model_names())}")
     _forecast_call(check_forecastable, category)
     _forecast_call(nij.check_cell, cell_ft * 0.3048)
     _forecast_call(nij.check_flagged, area_sq_mi * nij.SQ_MI)
     store = open_store_or_fail(db_url)
     _require_agency(store, agency_id)
+    viewer = operator_viewer(agency_id)
     arrays = analysis_arrays(
-        store, operator_viewer(agency_id), ReadRequest(offences=frozenset({category}), until=start)
+        store, viewer, ReadRequest(offences=frozenset({category}), until=start)
     )
     h = history_from_arrays(arrays)
     if not len(h):
         raise click.ClickException(f"no visible incidents of {category} before {start.date()}")
+    make, _ = model_factory(
+        store, viewer, model, category=category, history=h, until=start, purpose=None
+    )
     s = float(days(np.array([start.replace(tzinfo=None)], dtype="datetime64[us]"))[0])
     area = jurisdiction_area(store, agency_id)
     if search_windows:
@@ -3192,7 +3212,7 @@ def forecast_nij(
         found = _forecast_call(
             nij.search,
             h,
-            MODELS[model],
+            make,
             consecutive(s - search_windows * length, length, search_windows),
             area=area,
         )
@@ -3201,9 +3221,7 @@ def forecast_nij(
         cell_ft, area_sq_mi = found.cell_ft, found.area_sq_mi
         click.echo(f"chosen: {cell_ft:g} ft cells, {area_sq_mi:g} sq mi")
     grid = grid_for(h, cell_ft * 0.3048, area=area)
-    f = _forecast_call(
-        nij.nij_forecast, MODELS[model](), h, grid, s, window, area_sq_mi * nij.SQ_MI
-    )
+    f = _forecast_call(nij.nij_forecast, make(), h, grid, s, window, area_sq_mi * nij.SQ_MI)
     gj, csv_path = nij.write_submission(f, Path(out), area=area)
     click.echo(
         f"flagged {f.flagged.size} cells, {f.flagged_area / nij.SQ_MI:.3f} sq mi: "

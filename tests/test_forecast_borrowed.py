@@ -9,7 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crossbeat.forecast.borrowed import ALL, BorrowedCounts, choose_related, related_history
+from crossbeat.forecast.borrowed import (
+    ALL,
+    BorrowedCounts,
+    borrowed_family,
+    borrowed_selection,
+    choose_related,
+    related_history,
+)
 from crossbeat.forecast.grid import grid_for
 from crossbeat.forecast.history import History
 from crossbeat.forecast.models import NaiveCounts
@@ -107,6 +114,40 @@ def test_choose_related_picks_the_category_that_caught_the_incidents_and_the_lea
     later = _world([(PLACES[9], WINDOWS[-1][1] + 1.0, "v")] * 40)
     again = choose_related(later, "v", g, WINDOWS, fractions=two)
     assert again.hits == pick.hits
+
+
+def test_borrowing_chosen_online_applies_choose_related_on_every_earlier_window() -> None:
+    h = _world()
+    g = grid_for(h, 50.0)
+    own, two = h.of("v"), (2.0 / g.n,)
+    pick = choose_related(h, "v", g, WINDOWS, fractions=two)
+    family = borrowed_family(h, "v")
+    # choose_related's candidates, in its order of tie-breaks: naive counts first.
+    assert family[0].name == "naive" and len(family) == 1 + 7 * 3
+    names = {(m.related_label, m.weight): m.name for m in family}  # type: ignore[attr-defined]
+    names[(ALL, 0.0)] = "naive"
+    # A rolling backtest over the windows, then a forecast after the last one.
+    rolling = borrowed_selection(h, "v", warmup=0, fractions=two)
+    for s, e in WINDOWS:
+        rolling.fit(own, g, s)
+        rolling.predict(s, e)
+    end = WINDOWS[-1][1]
+    rolling.fit(own, g, end)
+    rolling.predict(end, end + 30.0)
+    # A fresh fit at the same origin warms up on the same three windows.
+    fresh = borrowed_selection(h, "v", warmup=3, fractions=two)
+    fresh.fit(own, g, end)
+    fresh.predict(end, end + 30.0)
+    for sel in (rolling, fresh):
+        params = sel.params()
+        assert params["windows_scored"] == 3
+        assert params["chosen"] == names[(pick.related, pick.weight)] == "borrowed (t ×1)"
+        assert params["hits"] == {names[k]: sum(v) for k, v in pick.hits.items()}
+    # Before any window has ended, the choice is naive counts.
+    first = borrowed_selection(h, "v", warmup=0, fractions=two)
+    first.fit(own, g, WINDOWS[0][0])
+    first.predict(*WINDOWS[0])
+    assert first.chosen == "naive"
 
 
 def test_choose_related_keeps_naive_counts_when_nothing_beats_them() -> None:

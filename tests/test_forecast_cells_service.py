@@ -194,3 +194,35 @@ def test_the_cli_offers_decayed_counts_and_the_validation_chosen_model(world) ->
     assert card["params"]["kappa"] is None or card["params"]["kappa"] > 0
     out = runner.invoke(cli, [*base, "--model", "decayed-typo"])
     assert out.exit_code != 0 and "ensemble-decayed" in out.output
+
+
+def test_the_cli_borrows_from_other_categories_in_a_forecast_and_an_nij_submission(
+    world, tmp_path: Path
+) -> None:
+    # Thefts at the first hot spot: a category the burglary forecast may borrow from.
+    rng = np.random.default_rng(3)
+    thefts = [
+        Inc("citya", f"t{i}", HOT[0][1] + rng.normal(0, 0.0004),
+            HOT[0][0] + rng.normal(0, 0.0006), ["23F"],
+            START - timedelta(days=float(rng.uniform(1, 400))))
+        for i in range(150)
+    ]  # fmt: skip
+    insert_incidents(world, thefts)
+    runner = CliRunner()
+    base = ["--db", world.url, "--agency", "citya", "--category", "220"]
+    base += ["--start", START.isoformat(), "--model", "borrowed"]
+    out = runner.invoke(cli, ["forecast", "run", *base, "--fraction", "0.05", "--json"])
+    assert out.exit_code == 0, out.output
+    card = json.loads(out.output)
+    assert card["model"] == "borrowed"
+    assert card["data_snapshot"]["related"]["categories"] == {"220": 400, "23F": 150}
+    members = {m["model"] for m in card["params"]["members"]}
+    assert card["params"]["chosen"] in members and "borrowed (23F ×1)" in members
+    out = runner.invoke(cli, ["forecast", "run", *base, "--fraction", "0.05"])
+    assert out.exit_code == 0, out.output
+    assert "borrowing from 550 incidents (220 400, 23F 150)" in out.output
+    assert "chosen: " in out.output and "6 windows before the forecast" in out.output
+    out = runner.invoke(cli, ["forecast", "nij", *base, "--window", "1w", "--out", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    flagged = json.loads((tmp_path / "flagged.geojson").read_text())
+    assert flagged["features"] and (tmp_path / "grid.csv").exists()

@@ -92,9 +92,9 @@ def test_the_cli_offers_exactly_the_service_models() -> None:
     import click
 
     from crossbeat.cli import cli
-    from crossbeat.forecast.service import MODELS
+    from crossbeat.forecast.service import model_names
 
     run = cli.commands["forecast"].commands["run"]  # type: ignore[attr-defined]
     option = next(p for p in run.params if p.name == "model")
     assert isinstance(option.type, click.Choice)
-    assert list(option.type.choices) == list(MODELS)
+    assert list(option.type.choices) == model_names()

@@ -108,6 +108,37 @@ def test_the_count_model_chosen_online_names_its_choice_and_evidence(world) -> N
     assert 0 <= scores["hit_rate"] <= 1
 
 
+def test_borrowing_reads_only_forecastable_categories_and_names_its_choice(world) -> None:
+    card = run_forecast(
+        world, ANALYST, category="220", start=START, model="borrowed", cell_m=200.0, fraction=0.05
+    )
+    params = card.params
+    names = [m["model"] for m in params["members"]]
+    assert names[0] == "naive" and params["chosen"] in names
+    assert params["windows_scored"] == params["warmup_windows"] == 6
+    assert params["hits"][params["chosen"]] == max(params["hits"].values())
+    # The drug offences in the store are not forecastable, so they steer nothing: the
+    # read it borrows from holds burglaries only, and the card says so.
+    related = card.data_snapshot["related"]
+    assert related["categories"] == {"220": card.data_snapshot["records"]}
+    assert {m.get("related") for m in params["members"]} == {"all categories"}
+    assert 0 <= card.backtest["models"]["borrowed"]["0.05"]["hit_rate"] <= 1
+    # Both reads are audited: the category, then the categories it may borrow from.
+    with world.begin() as conn:
+        reads = conn.execute(
+            select(audit_log.c.details).where(audit_log.c.resource_type == "incident_arrays")
+        ).all()
+    offences = [sorted(r[0]["request"]["offences"] or []) for r in reads[-2:]]
+    assert offences[0] == ["220"] and "35A" not in offences[1] and "220" in offences[1]
+    # An agency that opts in to forecasting drug offences lets them be borrowed from.
+    opted = run_forecast(
+        world, ANALYST, category="220", start=START, model="borrowed", cell_m=200.0,
+        fraction=0.05, allowed=frozenset({"220", "35A"}),
+    )  # fmt: skip
+    assert set(opted.data_snapshot["related"]["categories"]) == {"220", "35A"}
+    assert "35A" in {m.get("related") for m in opted.params["members"]}
+
+
 def test_drug_offences_are_not_forecast_by_default(world) -> None:
     with pytest.raises(ForecastError, match="never forecast by default"):
         run_forecast(world, ANALYST, category="35A", start=START)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from crossbeat.forecast.service import MODELS
+from crossbeat.forecast.service import model_names
 from tests import web_support
 from tests.web_support import (
     DESKTOP,
@@ -48,9 +48,9 @@ def test_forecast_card_and_patrol_plan_are_drawn_and_accessible(
     sign_in(page, server, "metro.analyst", "/forecast")
     wait_ready(page, timeout=120_000)
     assert not axe_violations(page), axe_violations(page)
-    # The model choice is the server's list (crossbeat.forecast.service.MODELS), in order.
+    # The model choice is the server's list (crossbeat.forecast.service.model_names), in order.
     offered = page.locator("#model option").evaluate_all("(os) => os.map((o) => o.value)")
-    assert offered == list(MODELS), offered
+    assert offered == model_names(), offered
     page.select_option("#category", "220")
     page.select_option("#model", "naive")
     page.fill("#cell", "300")

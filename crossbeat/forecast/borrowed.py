@@ -15,7 +15,8 @@ category's own), scaled to the category's recent rate like the other count model
 windows that all end before the forecasts it is used for: the candidate with the most
 pooled hits at the given area fractions, weight 0 (naive counts) included so that
 naive counts stay when nothing beats them (docs/forecasting.md, "Borrowing from other
-categories").
+categories"). :func:`borrowed_selection` is the same rule applied again before every
+forecast, on every window that has ended by then (the service's ``borrowed`` model).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import numpy as np
 from crossbeat.forecast.grid import SquareGrid
 from crossbeat.forecast.history import History
 from crossbeat.forecast.metrics import score
-from crossbeat.forecast.models import _Fitted, _rate_scaled
+from crossbeat.forecast.models import Model, _Fitted, _rate_scaled
+from crossbeat.forecast.selection import OnlineSelection
 
 #: The weights :func:`choose_related` tries (0 is naive counts).
 WEIGHTS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -180,4 +182,68 @@ def choose_related(
         best[1],
         len(windows),
         {k: tuple(float(x) for x in v) for k, v in hits.items()},
+    )
+
+
+def borrowed_family(
+    history: History,
+    category: str,
+    *,
+    related: Sequence[str] | None = None,
+    weights: Sequence[float] = WEIGHTS,
+    days: float = 365.0,
+) -> list[Model]:
+    """Return :func:`choose_related`'s candidates as models, in its order of tie-breaks.
+
+    ``history`` holds every category the candidates may borrow from (the forecast one
+    included); ``related`` defaults to every other category in it and :data:`ALL`.
+    Weight 0 (naive counts over ``days``) comes first, then each positive weight in
+    ascending order with the labels in order: a selection that breaks ties to the
+    member listed first breaks them as :func:`choose_related` does.
+    """
+    if any(w < 0 or not np.isfinite(w) for w in weights):
+        raise ValueError("weights must be finite and >= 0")
+    labels = list(related) if related is not None else sorted(set(history.category) - {category})
+    if related is None:
+        labels.append(ALL)
+    members: list[Model] = []
+    if 0.0 in {float(w) for w in weights}:
+        members.append(BorrowedCounts(history, weight=0.0, days=days, name="naive"))
+    for w in sorted({float(w) for w in weights} - {0.0}):
+        for lab in labels:
+            members.append(
+                BorrowedCounts(
+                    related_history(history, category, lab),
+                    weight=w,
+                    days=days,
+                    related_label=lab,
+                    name=f"borrowed ({lab} ×{w:g})",
+                )
+            )
+    return members
+
+
+def borrowed_selection(
+    history: History,
+    category: str,
+    *,
+    related: Sequence[str] | None = None,
+    warmup: int = 6,
+    fractions: tuple[float, ...] = (0.01, 0.05),
+    name: str = "borrowed",
+) -> OnlineSelection:
+    """Return borrowing chosen before every forecast on every earlier window.
+
+    An :class:`~crossbeat.forecast.selection.OnlineSelection` over
+    :func:`borrowed_family`: the related categories and weight with the most hits at
+    ``fractions`` of the area over every window that has ended by the origin (before a
+    first forecast, the ``warmup`` windows of the forecast's length just before it),
+    ties to the smaller weight. Fit it on the forecast category's history; ``history``
+    here is what it may borrow from.
+    """
+    return OnlineSelection(
+        borrowed_family(history, category, related=related),
+        fractions=fractions,
+        warmup=warmup,
+        name=name,
     )

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from crossbeat.areas import AreaError, layer_polygons
 from crossbeat.audit import Action, AuditEvent, append
 from crossbeat.forecast.backtest import consecutive, rolling_backtest
+from crossbeat.forecast.borrowed import borrowed_selection
 from crossbeat.forecast.cells import CellGrid, OnCells, area_grid, h3_grid
 from crossbeat.forecast.gbm import GradientBoosted
 from crossbeat.forecast.grid import SquareGrid, grid_for
@@ -98,9 +99,62 @@ MODELS: dict[str, Callable[[], Model]] = {
     "counts-selected": lambda: OnlineSelection(count_family(), name="counts-selected"),
 }
 
+#: Models that also learn from the viewer's other forecastable categories, which
+#: :func:`model_factory` reads (audited) besides the forecast category: ``name ->
+#: factory(history of every forecastable category, forecast category)``.
+BORROWING: dict[str, Callable[[History, str], Model]] = {
+    # Own counts plus related categories' counts, the related categories and weight
+    # chosen on every window before each forecast (crossbeat.forecast.borrowed).
+    "borrowed": lambda related, category: borrowed_selection(related, category),
+}
+
+
+def model_names() -> list[str]:
+    """Return every model a forecast can name: :data:`MODELS`, then :data:`BORROWING`."""
+    return [*MODELS, *BORROWING]
+
 
 class ForecastError(ValueError):
     """A forecast that cannot be made, with the reason and the next step."""
+
+
+def model_factory(
+    store: Store,
+    viewer: Viewer,
+    model: str,
+    *,
+    category: str,
+    history: History,
+    until: datetime,
+    allowed: frozenset[str] | None = None,
+    purpose: Purpose | None = Purpose.ANALYSIS,
+) -> tuple[Callable[[], Model], History | None]:
+    """Return a factory of fresh ``model`` instances for ``category``, and what it borrows.
+
+    For a model of :data:`BORROWING`, the viewer's incidents of every forecastable
+    category (``allowed``, default :data:`DEFAULT_FORECASTABLE`) before ``until`` are
+    read through the sharing policy (one more audited read) in ``history``'s frame, and
+    are what it may borrow from (returned with the factory, for the model card's data
+    snapshot; None for the other models). Categories that may not be forecast never
+    steer a forecast either: drug and public-order records are made mostly where police
+    look.
+
+    Raises
+    ------
+    ForecastError
+        For a name outside :func:`model_names`.
+    """
+    if model in MODELS:
+        return MODELS[model], None
+    if model not in BORROWING:
+        raise ForecastError(f"unknown model {model!r}: use one of {', '.join(model_names())}")
+    allowed = DEFAULT_FORECASTABLE if allowed is None else allowed
+    arrays = analysis_arrays(
+        store, viewer, ReadRequest(offences=frozenset(allowed), until=until, purpose=purpose)
+    )
+    related = history_from_arrays(arrays, frame=history.frame)
+    make = BORROWING[model]
+    return (lambda: make(related, category)), related
 
 
 def check_forecastable(category: str, allowed: frozenset[str] | None = None) -> None:
@@ -246,11 +300,24 @@ def _dt(day: float) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
 
 
-def _snapshot(h: History, owners: dict[str, int]) -> dict[str, Any]:
+def _digest(h: History) -> str:
     digest = hashlib.sha256()
     for a in (h.x, h.y, h.t0, h.t1):
         digest.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
-    return {"records": len(h), "owners": owners, "sha256": digest.hexdigest()}
+    return digest.hexdigest()
+
+
+def _snapshot(h: History, owners: dict[str, int], related: History | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"records": len(h), "owners": owners, "sha256": _digest(h)}
+    if related is not None:
+        # What a borrowing model read besides the category: every forecastable one.
+        cats, n = np.unique(related.category.astype(str), return_counts=True)
+        out["related"] = {
+            "records": len(related),
+            "categories": {str(c): int(k) for c, k in zip(cats, n, strict=True)},
+            "sha256": _digest(related),
+        }
+    return out
 
 
 def run_forecast(
@@ -280,7 +347,8 @@ def run_forecast(
     window_days
         Window length (a shift is ``8 / 24``).
     model
-        One of :data:`MODELS`.
+        One of :func:`model_names` (a model of :data:`BORROWING` also reads the
+        viewer's other forecastable categories, see :func:`model_factory`).
     cell_m
         Square cell side in metres (``cells="square"``).
     fraction
@@ -296,8 +364,8 @@ def run_forecast(
     """
     check_forecastable(category, allowed)
     parse_cells(cells)
-    if model not in MODELS:
-        raise ForecastError(f"unknown model {model!r}: use one of {', '.join(MODELS)}")
+    if model not in model_names():
+        raise ForecastError(f"unknown model {model!r}: use one of {', '.join(model_names())}")
     if start.tzinfo is None:
         raise ForecastError("start: give a date and time with a time zone")
     if not 0 < fraction < 1 or window_days <= 0 or cell_m <= 0:
@@ -322,9 +390,12 @@ def run_forecast(
             f"{float(grid.area.min()) / grid.total_area:.3g} of it; flag a larger fraction"
         )
     windows = consecutive(s - backtest_windows * window_days, window_days, backtest_windows)
-    compared = [_on(grid, f()) for f in (MODELS[model], NaiveCounts, KernelDensity)]
+    make, related = model_factory(
+        store, viewer, model, category=category, history=h, until=start, allowed=allowed
+    )
+    compared = [_on(grid, f()) for f in (make, NaiveCounts, KernelDensity)]
     bt = rolling_backtest(h, grid, compared, windows, (fraction, 0.05))
-    m = _on(grid, MODELS[model]())
+    m = _on(grid, make())
     m.fit(h, grid, s)
     expected = m.predict(s, s + window_days)
     flagged = flag(expected, grid.area, fraction * grid.total_area)
@@ -341,7 +412,7 @@ def run_forecast(
         training_to=start,
         window_from=start,
         window_to=start + timedelta(days=window_days),
-        data_snapshot=_snapshot(h, arrays.owner_counts()),
+        data_snapshot=_snapshot(h, arrays.owner_counts(), related),
         backtest=_backtest_json(bt),
         accountability={},
         forecast=_forecast_json(grid, expected, flagged, fraction),

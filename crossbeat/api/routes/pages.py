@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from crossbeat import __version__
 from crossbeat.api.deps import SettingsDep
-from crossbeat.forecast.service import MODELS
+from crossbeat.forecast.service import model_names
 from crossbeat.settings import Settings
 from crossbeat.taxonomy.nibrs import nibrs_offences
 from crossbeat.web import asset, content_security_policy, page_html
@@ -107,10 +107,10 @@ def forecast_page(settings: SettingsDep, request: Request) -> HTMLResponse:
     """Return the forecasts and patrol plans page (issue #13).
 
     Its configuration lists the forecasting models the server offers
-    (:data:`crossbeat.forecast.service.MODELS`, in their order), so the page's model
+    (:func:`crossbeat.forecast.service.model_names`, in their order), so the page's model
     choice never drifts from what ``POST /api/v1/forecasts`` accepts.
     """
-    return _page("forecast", settings, request, {"forecast_models": list(MODELS)})
+    return _page("forecast", settings, request, {"forecast_models": model_names()})
 
 
 @router.get("/admin")
