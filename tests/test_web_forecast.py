@@ -82,5 +82,14 @@ def test_forecast_card_and_patrol_plan_are_drawn_and_accessible(
     assert not axe_violations(page), axe_violations(page)
     # The earlier forecast is listed and can be reopened.
     assert page.locator("#cards option").count() >= 2
+    assert page.locator("#card-choice").count() == 0  # naive counts choose nothing
+    # A model that borrows from other categories names its choice and what it read.
+    page.select_option("#model", "borrowed")
+    page.click("#run")
+    wait_js(page, "document.querySelector('#card h2')?.textContent === 'Model card: borrowed'",
+            timeout=120_000)  # fmt: skip
+    choice = page.inner_text("#card-choice")
+    assert "Chosen before this forecast: " in choice and "Borrowing from " in choice, choice
+    assert "220" in choice and "35A" not in choice, choice
     assert not console.errors, console.errors
     context.close()

@@ -97,6 +97,7 @@ async function start(me) {
     card.replaceChildren(
       el("h2", {}, `Model card: ${data.model}`),
       el("p", {}, `${data.category}, ${data.window_from.slice(0, 16)} to ${data.window_to.slice(0, 16)}; trained ${data.training_from.slice(0, 10)} to ${data.training_to.slice(0, 10)} on ${data.data_snapshot.records} records; ${cells.length} ${described} flagged.`),
+      ...choice(data),
       el("table", { id: "backtest" },
         el("caption", {}, `Backtest on the ${data.backtest.windows} windows before (mean per window)`),
         el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "model"), fractions.map((f) => [el("th", { scope: "col" }, `PAI ${f}`), el("th", { scope: "col" }, `hit rate ${f}`)]))),
@@ -109,6 +110,17 @@ async function start(me) {
       planForm(data));
     plan.replaceChildren();
     await settled(map, ["flagged"]);
+  }
+
+  // A model chosen among members on earlier windows (counts-selected, borrowed) names its
+  // choice; a borrowing model also names what it read besides the category.
+  function choice(data) {
+    const p = data.params || {};
+    const related = data.data_snapshot.related;
+    const parts = [];
+    if (p.chosen) parts.push(`Chosen before this forecast: ${p.chosen} (most hits over the ${p.windows_scored} windows before it).`);
+    if (related) parts.push(`Borrowing from ${related.records} records of ${Object.keys(related.categories).join(", ")}.`);
+    return parts.length ? [el("p", { id: "card-choice" }, parts.join(" "))] : [];
   }
 
   function planForm(data) {
