@@ -150,6 +150,23 @@ def test_borrowing_chosen_online_applies_choose_related_on_every_earlier_window(
     assert first.chosen == "naive"
 
 
+def test_a_family_sharing_its_counts_forecasts_as_its_members_alone_would() -> None:
+    import dataclasses
+
+    h = _world([(PLACES[4], ORIGIN + 40.0, "t")] * 7)
+    g = grid_for(h, 50.0)
+    own = h.of("v")
+    family = borrowed_family(h, "v")
+    for origin in (ORIGIN, ORIGIN + 45.0, ORIGIN):  # back to an earlier origin too
+        for m in family:
+            m.fit(own, g, origin)
+        shared = [m.predict(origin, origin + 30.0) for m in family]
+        for m, p in zip(family, shared, strict=True):
+            alone = dataclasses.replace(m, shared=None)  # type: ignore[type-var]
+            alone.fit(own, g, origin)
+            assert np.array_equal(alone.predict(origin, origin + 30.0), p), m.name
+
+
 def test_choose_related_keeps_naive_counts_when_nothing_beats_them() -> None:
     h = _world()
     g = grid_for(h, 50.0)

@@ -30,7 +30,7 @@ import numpy as np
 from crossbeat.forecast.grid import SquareGrid
 from crossbeat.forecast.history import History
 from crossbeat.forecast.metrics import score
-from crossbeat.forecast.models import Model, _Fitted, _rate_scaled
+from crossbeat.forecast.models import Model, _Fitted, _recent_rate, _scaled
 from crossbeat.forecast.selection import OnlineSelection
 
 #: The weights :func:`choose_related` tries (0 is naive counts).
@@ -44,6 +44,34 @@ def _share(counts: np.ndarray) -> np.ndarray:
     return counts / total if total > 0 else np.zeros_like(counts)
 
 
+class SharedCounts:
+    """What the members of one borrowed family compute alike at an origin, computed once.
+
+    Every member of :func:`borrowed_family` fitted at an origin on the same history and
+    grid needs the same history before the origin, the same share of its own counts and
+    the same recent rate, and the members that borrow from the same related history the
+    same related share: without this each of 36 candidates recomputed them. Values are
+    kept for one (history, grid, origin) at a time, with references to the history and
+    grid they were computed from, so an id is never mistaken for another object's.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int, float] | None = None
+        self._held: tuple[History, SquareGrid] | None = None
+        self._values: dict[tuple[Any, ...], Any] = {}
+
+    def value(
+        self, history: History, grid: SquareGrid, origin: float, what: tuple[Any, ...], make: Any
+    ) -> Any:
+        """Return ``make()`` for ``what`` at this (history, grid, origin), computed once."""
+        key = (id(history), id(grid), origin)
+        if key != self._key:
+            self._key, self._held, self._values = key, (history, grid), {}
+        if what not in self._values:
+            self._values[what] = make()
+        return self._values[what]
+
+
 @dataclass
 class BorrowedCounts:
     """Own counts plus ``weight`` × a related history's counts, each normalised to sum 1.
@@ -52,6 +80,8 @@ class BorrowedCounts:
     that started before each origin are used (as for the forecast category itself), so
     a backtest sees no incident of any category from its windows. ``related_label``
     names them on the model card. With ``weight`` 0 this is naive counts over ``days``.
+    ``shared`` (given by :func:`borrowed_family` to all its members) computes what the
+    members have in common once per origin; the forecasts are the same without it.
     """
 
     related: History
@@ -59,8 +89,10 @@ class BorrowedCounts:
     days: float = 365.0
     related_label: str = ALL
     name: str = "borrowed"
+    shared: SharedCounts | None = field(default=None, repr=False, compare=False)
     _f: _Fitted = field(default_factory=_Fitted, repr=False)
     _r: History | None = field(default=None, repr=False)
+    _source: History | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.weight) or self.weight < 0:
@@ -68,26 +100,39 @@ class BorrowedCounts:
         if not self.days > 0:
             raise ValueError(f"days must be > 0, not {self.days}")
 
+    def _once(self, what: tuple[Any, ...], make: Any) -> Any:
+        # Computed once per origin for the whole family when it shares, else here.
+        if self.shared is None or self._source is None or self._f.grid is None:
+            return make()
+        return self.shared.value(self._source, self._f.grid, self._f.origin, what, make)
+
     def fit(self, history: History, grid: SquareGrid, origin: float) -> None:
         """Remember both histories before ``origin``."""
-        self._f = _Fitted(history.before(origin), grid, origin)
-        self._r = self.related.before(origin)
+        self._source = history
+        self._f = _Fitted(None, grid, origin)
+        self._f.history = self._once(("before",), lambda: history.before(origin))
+        self._r = self._once(("before", id(self.related)), lambda: self.related.before(origin))
 
     def surface(self) -> np.ndarray:
         """Return the unscaled mix ``own share + weight × related share`` per cell."""
         h, g = self._f.need()
-        assert self._r is not None
-        o = self._f.origin
-        own = _share(g.counts(h, h.weights(o - self.days, o)))
+        r = self._r
+        assert r is not None
+        o, days = self._f.origin, self.days
+        own = self._once(("own", days), lambda: _share(g.counts(h, h.weights(o - days, o))))
         if self.weight == 0:
-            return own
-        other = _share(g.counts(self._r, self._r.weights(o - self.days, o)))
+            return np.array(own)
+        other = self._once(
+            ("related", id(self.related), days),
+            lambda: _share(g.counts(r, r.weights(o - days, o))),
+        )
         return np.asarray(own + self.weight * other)
 
     def predict(self, start: float, end: float) -> np.ndarray:
         """Return the mixed counts, scaled to the category's recent rate over the window."""
         h, _ = self._f.need()
-        return _rate_scaled(self.surface(), h, self._f.origin, start, end)
+        rate = self._once(("rate",), lambda: _recent_rate(h, self._f.origin))
+        return _scaled(self.surface(), rate, start, end)
 
     def params(self) -> dict[str, Any]:
         """Return the related categories, the weight and the look-back."""
@@ -206,18 +251,22 @@ def borrowed_family(
     labels = list(related) if related is not None else sorted(set(history.category) - {category})
     if related is None:
         labels.append(ALL)
+    # One related history per label and one store of what the members share.
+    histories = {lab: related_history(history, category, lab) for lab in labels}
+    shared = SharedCounts()
     members: list[Model] = []
     if 0.0 in {float(w) for w in weights}:
-        members.append(BorrowedCounts(history, weight=0.0, days=days, name="naive"))
+        members.append(BorrowedCounts(history, weight=0.0, days=days, name="naive", shared=shared))
     for w in sorted({float(w) for w in weights} - {0.0}):
         for lab in labels:
             members.append(
                 BorrowedCounts(
-                    related_history(history, category, lab),
+                    histories[lab],
                     weight=w,
                     days=days,
                     related_label=lab,
                     name=f"borrowed ({lab} ×{w:g})",
+                    shared=shared,
                 )
             )
     return members

@@ -49,10 +49,19 @@ def _rate_scaled(
 
     The rate is over the last year, or over the whole history when it is shorter.
     """
+    return _scaled(surface, _recent_rate(history, origin), start, end)
+
+
+def _recent_rate(history: History, origin: float) -> float:
+    """Return the daily rate of incidents over the last year before ``origin`` (or less)."""
     span = 365.0
     if len(history):
         span = float(np.clip(origin - float(np.min(history.t0)), 1.0, 365.0))
-    rate = float(history.weights(origin - span, origin).sum()) / span
+    return float(history.weights(origin - span, origin).sum()) / span
+
+
+def _scaled(surface: np.ndarray, rate: float, start: float, end: float) -> np.ndarray:
+    """Return ``surface`` scaled to sum to ``rate`` times the window (zeros if empty)."""
     total = float(surface.sum())
     if total <= 0:
         return np.zeros_like(surface)
