@@ -3000,7 +3000,12 @@ def _show_card(card: Any, as_json: bool) -> None:
 @forecast.command("run")
 @db_option
 @agency_option("Agency whose analysts' view of the data is used.", required=True)
-@click.option("--category", required=True, help="NIBRS code to forecast (e.g. 220 burglary).")
+@click.option(
+    "--category",
+    required=True,
+    help="NIBRS code to forecast (e.g. 220 burglary), or several joined by commas forecast "
+    "together (e.g. 120,13A,13B).",
+)
 @time_option("--start", "Start of the forecast window")
 @click.option(
     "--days",
@@ -3123,7 +3128,11 @@ def forecast_show(db_url: str, agency_id: str, card_id: str, as_json: bool) -> N
 @forecast.command("nij")
 @db_option
 @agency_option("Agency whose analysts' view of the data is used.", required=True)
-@click.option("--category", required=True, help="NIBRS code to forecast.")
+@click.option(
+    "--category",
+    required=True,
+    help="NIBRS code to forecast, or several joined by commas (e.g. 120,13A,13B for street crime).",
+)
 @time_option("--start", "Forecast date (monthly windows start on the 1st)")
 @click.option(
     "--window",
@@ -3189,15 +3198,14 @@ def forecast_nij(
         raise click.UsageError("give --start, e.g. --start 2026-06-01")
     if model not in model_names():
         raise click.UsageError(f"--model: use one of {', '.join(model_names())}")
-    _forecast_call(check_forecastable, category)
+    codes = _forecast_call(check_forecastable, category)
+    category = ",".join(codes)
     _forecast_call(nij.check_cell, cell_ft * 0.3048)
     _forecast_call(nij.check_flagged, area_sq_mi * nij.SQ_MI)
     store = open_store_or_fail(db_url)
     _require_agency(store, agency_id)
     viewer = operator_viewer(agency_id)
-    arrays = analysis_arrays(
-        store, viewer, ReadRequest(offences=frozenset({category}), until=start)
-    )
+    arrays = analysis_arrays(store, viewer, ReadRequest(offences=frozenset(codes), until=start))
     h = history_from_arrays(arrays)
     if not len(h):
         raise click.ClickException(f"no visible incidents of {category} before {start.date()}")

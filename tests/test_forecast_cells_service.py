@@ -162,6 +162,15 @@ def test_the_api_forecasts_on_h3_cells(store) -> None:
     assert bad.status_code == 400 and "cells" in bad.text, bad.text
     bad = client.post("/api/v1/forecasts", json={**body, "cells": "h3:14"}, headers=headers)
     assert bad.status_code == 400 and "h3:RESOLUTION" in bad.text
+    # Several codes as one category (sorted on the card); a malformed list is refused.
+    group = client.post(
+        "/api/v1/forecasts", json={**body, "category": "240, 220", "model": "borrowed"},
+        headers=headers,
+    )  # fmt: skip
+    assert group.status_code == 201 and group.json()["category"] == "220,240", group.text
+    for category in ("220;240", "220,,240", ",".join(["220"] * 21), "220,35A"):
+        bad = client.post("/api/v1/forecasts", json={**body, "category": category}, headers=headers)
+        assert bad.status_code == 400, (category, bad.text)
 
 
 def test_the_cli_forecasts_on_h3_and_area_cells(world) -> None:
@@ -226,3 +235,13 @@ def test_the_cli_borrows_from_other_categories_in_a_forecast_and_an_nij_submissi
     assert out.exit_code == 0, out.output
     flagged = json.loads((tmp_path / "flagged.geojson").read_text())
     assert flagged["features"] and (tmp_path / "grid.csv").exists()
+    # Both categories as one, in an NIJ submission and a stored forecast.
+    group = [a if a != "220" else "23F,220" for a in base]
+    out = runner.invoke(cli, ["forecast", "nij", *group, "--window", "1w", "--out", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(cli, ["forecast", "run", *group, "--fraction", "0.05", "--json"])
+    assert out.exit_code == 0, out.output
+    card = json.loads(out.output)
+    assert card["category"] == "220,23F" and card["data_snapshot"]["records"] == 550
+    out = runner.invoke(cli, ["forecast", "run", *[a if a != "220" else "220,35A" for a in base]])
+    assert out.exit_code != 0 and "'35A' is not forecastable" in out.output

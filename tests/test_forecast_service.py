@@ -148,6 +148,28 @@ def test_drug_offences_are_not_forecast_by_default(world) -> None:
     assert card.category == "35A"
 
 
+def test_several_codes_are_forecast_together_each_of_them_forecastable(world) -> None:
+    # Burglaries and drug offences as one category: refused while 35A is not opted in.
+    with pytest.raises(ForecastError, match="'35A' is not forecastable"):
+        run_forecast(world, ANALYST, category="220,35A", start=START, model="naive")
+    with pytest.raises(ForecastError, match="'35A', '90C' are not forecastable"):
+        run_forecast(world, ANALYST, category="90c, 35A", start=START, model="naive")
+    both = run_forecast(
+        world, ANALYST, category=" 35a,220 ,220", start=START, model="naive",
+        allowed=frozenset({"220", "35A"}), cell_m=200.0, fraction=0.05,
+    )  # fmt: skip
+    alone = run_forecast(world, ANALYST, category="220", start=START, model="naive")
+    # Stored sorted, each code once; the history holds both codes' incidents.
+    assert both.category == "220,35A"
+    assert both.data_snapshot["records"] == 400 > alone.data_snapshot["records"]
+    # Borrowing for a group borrows from the other forecastable codes only.
+    grouped = run_forecast(
+        world, ANALYST, category="220,35A", start=START, model="borrowed",
+        allowed=frozenset({"220", "35A", "23F"}), cell_m=200.0, fraction=0.05,
+    )  # fmt: skip
+    assert {m.get("related") for m in grouped.params["members"]} == {"all categories"}
+
+
 def test_a_viewer_without_access_gets_no_forecast(world) -> None:
     other = Viewer.user("bob", "countyb", ["analyst"])
     with pytest.raises(ForecastError, match="only 0 visible incidents"):

@@ -29,7 +29,7 @@ from crossbeat.forecast.history import Frame
 from crossbeat.forecast.networks import stored_road_network
 from crossbeat.forecast.patrol import Box, PatrolRules, Unit, plan_patrols
 from crossbeat.forecast.roads import RoadNetwork, RoadNetworkError, load_osm
-from crossbeat.forecast.service import ForecastError, get_model_card
+from crossbeat.forecast.service import ForecastError, forecast_codes, get_model_card
 from crossbeat.sharing.arrays import analysis_arrays
 from crossbeat.sharing.request import ReadRequest, Viewer
 from crossbeat.sharing.scope import Purpose
@@ -333,7 +333,7 @@ def evaluate_dosage(
         store,
         viewer,
         ReadRequest(
-            offences=frozenset({card.category}),
+            offences=frozenset(forecast_codes(card.category)),
             since=card.window_from,
             until=card.window_to,
             purpose=Purpose.ANALYSIS,

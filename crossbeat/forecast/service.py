@@ -29,7 +29,7 @@ from sqlalchemy import select
 from crossbeat.areas import AreaError, layer_polygons
 from crossbeat.audit import Action, AuditEvent, append
 from crossbeat.forecast.backtest import consecutive, rolling_backtest
-from crossbeat.forecast.borrowed import borrowed_selection
+from crossbeat.forecast.borrowed import ALL, borrowed_selection
 from crossbeat.forecast.cells import CellGrid, OnCells, area_grid, h3_grid
 from crossbeat.forecast.gbm import GradientBoosted
 from crossbeat.forecast.grid import SquareGrid, grid_for
@@ -101,11 +101,13 @@ MODELS: dict[str, Callable[[], Model]] = {
 
 #: Models that also learn from the viewer's other forecastable categories, which
 #: :func:`model_factory` reads (audited) besides the forecast category: ``name ->
-#: factory(history of every forecastable category, forecast category)``.
-BORROWING: dict[str, Callable[[History, str], Model]] = {
+#: factory(history of every forecastable category, the forecast category's codes)``.
+BORROWING: dict[str, Callable[[History, tuple[str, ...]], Model]] = {
     # Own counts plus related categories' counts, the related categories and weight
     # chosen on every window before each forecast (crossbeat.forecast.borrowed).
-    "borrowed": lambda related, category: borrowed_selection(related, category),
+    "borrowed": lambda related, codes: borrowed_selection(
+        related, ",".join(codes), related=[*sorted(set(related.category) - set(codes)), ALL]
+    ),
 }
 
 
@@ -154,23 +156,51 @@ def model_factory(
     )
     related = history_from_arrays(arrays, frame=history.frame)
     make = BORROWING[model]
-    return (lambda: make(related, category)), related
+    codes = forecast_codes(category)
+    return (lambda: make(related, codes)), related
 
 
-def check_forecastable(category: str, allowed: frozenset[str] | None = None) -> None:
-    """Refuse a category outside the allowed list (default :data:`DEFAULT_FORECASTABLE`)."""
+def forecast_codes(category: str) -> tuple[str, ...]:
+    """Return the NIBRS codes a forecast category names, sorted, each once.
+
+    A category is one code (``220``) or several joined by commas (``120,13A,13B``: a
+    group such as the NIJ challenge's "street crime", forecast as one category).
+
+    Examples
+    --------
+    >>> forecast_codes("13b, 120,13A,120")
+    ('120', '13A', '13B')
+    """
+    codes = sorted({c.strip().upper() for c in category.split(",") if c.strip()})
+    if not codes:
+        raise ForecastError("category: name a NIBRS code, or several joined by commas")
+    return tuple(codes)
+
+
+def check_forecastable(category: str, allowed: frozenset[str] | None = None) -> tuple[str, ...]:
+    """Return the codes of ``category`` (:func:`forecast_codes`), each of them forecastable.
+
+    Raises
+    ------
+    ForecastError
+        Naming every code outside the allowed list (default :data:`DEFAULT_FORECASTABLE`).
+    """
     allowed = DEFAULT_FORECASTABLE if allowed is None else allowed
-    if category not in allowed:
+    codes = forecast_codes(category)
+    refused = [c for c in codes if c not in allowed]
+    if refused:
         extra = (
             " (drug, weapon and public-order offences are never forecast by default)"
-            if category in SENSITIVE
+            if any(c in SENSITIVE for c in refused)
             else ""
         )
+        what = ", ".join(repr(c) for c in refused)
         raise ForecastError(
-            f"category {category!r} is not forecastable{extra}; forecastable: "
-            f"{', '.join(sorted(allowed))}. An agency opts in by listing it "
+            f"category {what} {'is' if len(refused) == 1 else 'are'} not forecastable{extra}; "
+            f"forecastable: {', '.join(sorted(allowed))}. An agency opts in by listing it "
             "(see docs/forecasting.md)."
         )
+    return codes
 
 
 @dataclass(frozen=True)
@@ -341,7 +371,8 @@ def run_forecast(
     store, viewer
         Whose visible history is used (read through the sharing policy, audited).
     category
-        A NIBRS code that is forecastable (see :func:`check_forecastable`).
+        A forecastable NIBRS code, or several joined by commas, forecast together (see
+        :func:`check_forecastable`); the card stores them sorted (``120,13A,13B``).
     start
         Start of the forecast window (timezone-aware); only incidents before it are used.
     window_days
@@ -362,7 +393,8 @@ def run_forecast(
         the card's ``grid.kind`` says which, and every flagged cell of H3 or area-layer
         kind carries its id and GeoJSON geometry.
     """
-    check_forecastable(category, allowed)
+    codes = check_forecastable(category, allowed)
+    category = ",".join(codes)
     parse_cells(cells)
     if model not in model_names():
         raise ForecastError(f"unknown model {model!r}: use one of {', '.join(model_names())}")
@@ -373,7 +405,7 @@ def run_forecast(
     arrays = analysis_arrays(
         store,
         viewer,
-        ReadRequest(offences=frozenset({category}), until=start, purpose=Purpose.ANALYSIS),
+        ReadRequest(offences=frozenset(codes), until=start, purpose=Purpose.ANALYSIS),
     )
     h = history_from_arrays(arrays)
     if len(h) < 30:

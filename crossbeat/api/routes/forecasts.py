@@ -33,7 +33,13 @@ router = APIRouter(tags=["forecasts"])
 class ForecastIn(BaseModel):
     """A forecast request."""
 
-    category: str = Field(min_length=1, max_length=16, description="NIBRS code, e.g. 220.")
+    category: str = Field(
+        min_length=1,
+        max_length=80,
+        pattern=r"^[0-9A-Za-z]{2,4}( *, *[0-9A-Za-z]{2,4})*$",
+        description="NIBRS code, e.g. 220, or several joined by commas, forecast together "
+        "(e.g. 120,13A,13B).",
+    )
     start: datetime = Field(description="Window start, with a time zone.")
     window_days: float = Field(7.0, gt=0, le=366)
     model: str = "ensemble"
