@@ -7,7 +7,9 @@ Usage::
 Same method as benchmarks/forecast_backtest.py (fit on everything before each week),
 with the challenge's limits: the flagged areas are 0.25 and 0.75 sq mi of Toronto's
 study area (about 254 sq mi here), so PAI is comparable in kind (not in city) with the
-2017 NIJ challenge's published entries.
+2017 NIJ challenge's published entries. ``borrowed-online`` is the service's ``borrowed``
+(:func:`crossbeat.forecast.borrowed.borrowed_selection`, borrowing from Toronto's five
+categories, chosen before each week on hits at 1 % and 5 % of the area).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from forecast_backtest import _day, models  # noqa: E402
 
 from crossbeat.forecast import nij  # noqa: E402
 from crossbeat.forecast.backtest import consecutive, rolling_backtest  # noqa: E402
+from crossbeat.forecast.borrowed import borrowed_selection  # noqa: E402
 from crossbeat.forecast.grid import grid_for  # noqa: E402
 
 
@@ -50,12 +53,16 @@ def main() -> None:
         f"load={os.getloadavg()[0]:.1f}"
     )
     began = time.perf_counter()
-    h = forecast_data.toronto().of(forecast_data.TORONTO_CATEGORIES[a.category])
+    everything = forecast_data.toronto()
+    category = forecast_data.TORONTO_CATEGORIES[a.category]
+    h = everything.of(category)
     grid = grid_for(h.before(_day("2020-01-01")), a.cell_ft * 0.3048)
     # Whole cells only, as nij.flag_area does: the fraction is of the study area.
     fractions = tuple(s * nij.SQ_MI / grid.total_area for s in (0.25, 0.75))
     wins = consecutive(_day("2020-01-01"), 7.0, a.weeks)
     compared = models(grid.size)  # shrunk and counts-selected among them
+    related = everything.of(*forecast_data.TORONTO_FORECASTABLE)
+    compared.append(borrowed_selection(related, category, name="borrowed-online"))
     if a.models:
         keep = set(a.models.split(","))
         compared = [m for m in compared if m.name in keep]

@@ -3017,7 +3017,7 @@ def _show_card(card: Any, as_json: bool) -> None:
 )
 @click.option(
     "--model",
-    default="ensemble",
+    default="ensemble-decayed",
     show_default=True,
     type=click.Choice(
         [
@@ -3155,7 +3155,12 @@ def forecast_show(db_url: str, agency_id: str, card_id: str, as_json: bool) -> N
     type=float,
     help="Flagged area in sq mi (0.25-0.75).",
 )
-@click.option("--model", default="ensemble", show_default=True, help="Forecasting model.")
+@click.option(
+    "--model",
+    default="ensemble-decayed",
+    show_default=True,
+    help="Forecasting model (default: the one chosen on validation windows, docs/forecasting.md).",
+)
 @click.option(
     "--search",
     "search_windows",

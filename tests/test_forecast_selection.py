@@ -98,3 +98,10 @@ def test_the_cli_offers_exactly_the_service_models() -> None:
     option = next(p for p in run.params if p.name == "model")
     assert isinstance(option.type, click.Choice)
     assert list(option.type.choices) == model_names()
+    # The default is the model chosen on validation windows, in the CLI and the API.
+    nij = cli.commands["forecast"].commands["nij"]  # type: ignore[attr-defined]
+    nij_model = next(p for p in nij.params if p.name == "model")
+    from crossbeat.api.routes.forecasts import ForecastIn
+
+    assert option.default == nij_model.default == "ensemble-decayed"
+    assert ForecastIn.model_fields["model"].default == "ensemble-decayed"

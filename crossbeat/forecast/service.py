@@ -357,7 +357,7 @@ def run_forecast(
     category: str,
     start: datetime,
     window_days: float = 7.0,
-    model: str = "ensemble",
+    model: str = "ensemble-decayed",
     cell_m: float = 150.0,
     fraction: float = 0.01,
     backtest_windows: int = 4,

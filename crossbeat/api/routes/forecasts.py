@@ -42,7 +42,11 @@ class ForecastIn(BaseModel):
     )
     start: datetime = Field(description="Window start, with a time zone.")
     window_days: float = Field(7.0, gt=0, le=366)
-    model: str = "ensemble"
+    model: str = Field(
+        "ensemble-decayed",
+        description="Forecasting model, e.g. naive, shrunk, counts-selected or borrowed; the "
+        "default is the one chosen on validation windows (docs/forecasting.md).",
+    )
     cell_m: float = Field(150.0, ge=10, le=5000, description="Square cell side (cells=square).")
     fraction: float = Field(0.01, gt=0, lt=1)
     cells: str = Field(
