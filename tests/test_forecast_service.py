@@ -139,6 +139,36 @@ def test_borrowing_reads_only_forecastable_categories_and_names_its_choice(world
     assert "35A" in {m.get("related") for m in opted.params["members"]}
 
 
+def test_a_card_that_borrowed_names_every_agency_whose_records_it_used(world) -> None:
+    from crossbeat.sharing.agreements import create_agreement
+    from tests.sharing_support import ADMINS, add_admins
+
+    # County B shares its vehicle thefts with City A, and nothing else.
+    add_admins(world, "countyb")
+    create_agreement(
+        world, "countyb", "citya", offences=["23F"], fields=["all"], precision="exact",
+        purposes=["analysis"], approved_by=ADMINS["countyb"],
+    )  # fmt: skip
+    rng = np.random.default_rng(9)
+    insert_incidents(world, [
+        Inc("countyb", f"v{i}", 45.53 + rng.normal(0, 0.002), -122.66 + rng.normal(0, 0.003),
+            ["23F"], START - timedelta(days=float(rng.uniform(1, 300))))
+        for i in range(60)
+    ])  # fmt: skip
+    card = run_forecast(
+        world, ANALYST, category="220", start=START, model="borrowed", cell_m=200.0,
+        fraction=0.05,
+    )  # fmt: skip
+    # The burglaries are City A's alone; what it borrowed holds County B's thefts.
+    assert card.data_snapshot["owners"] == {"citya": card.data_snapshot["records"]}
+    assert card.data_snapshot["related"]["categories"]["23F"] == 60
+    with world.begin() as conn:
+        owners = conn.execute(
+            select(audit_log.c.owner_agencies).where(audit_log.c.resource_type == "model_card")
+        ).scalar_one()
+    assert sorted(owners) == ["citya", "countyb"]
+
+
 def test_drug_offences_are_not_forecast_by_default(world) -> None:
     with pytest.raises(ForecastError, match="never forecast by default"):
         run_forecast(world, ANALYST, category="35A", start=START)

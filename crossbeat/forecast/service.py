@@ -449,6 +449,10 @@ def run_forecast(
         accountability={},
         forecast=_forecast_json(grid, expected, flagged, fraction),
     )
+    # Every agency whose records went into the card, the borrowed ones included.
+    owners = set(arrays.owner_counts())
+    if related is not None:
+        owners |= {str(o) for o in np.unique(related.owner.astype(str))}
     with store.begin() as conn:
         previous = conn.execute(
             select(model_cards.c.forecast, model_cards.c.window_from)
@@ -466,7 +470,7 @@ def run_forecast(
                 actor=viewer.id,
                 actor_agency=viewer.agency_id,
                 resource_type="model_card",
-                owner_agencies=tuple(sorted(arrays.owner_counts())),
+                owner_agencies=tuple(sorted(owners)),
                 record_count=len(h),
                 details={
                     "operation": "forecast",
