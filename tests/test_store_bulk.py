@@ -158,6 +158,38 @@ def test_bulk_insert_child_tables_and_bytes(store):
     assert pers.updated_at == a["updated_at"]
 
 
+def test_bulk_binary_columns_store_blobs_and_refuse_text(store):
+    register_agencies(store, {"bulkpd": "UTC"})
+    rows = [_incident(f"b{i}") for i in range(3)]
+    with store.begin() as conn:
+        store.bulk_insert(conn, incidents, rows)
+
+    def personal(i: int, value: Any) -> dict[str, Any]:
+        return {"incident_id": rows[i]["id"], "agency_id": "bulkpd", "codec": "aesgcm-v1",
+                "key_id": "k1", "full_address": value, "narrative": None, "persons": None,
+                "updated_at": rows[i]["updated_at"]}  # fmt: skip
+
+    with store.begin() as conn:
+        # A column of bytes, and one where a bytearray makes it take the wrapper.
+        store.bulk_insert(conn, incident_personal, [personal(0, b"\x00a")])
+        store.bulk_insert(conn, incident_personal, [personal(1, bytearray(b"\x00b"))])
+    with store.connect() as conn:
+        stored = conn.execute(
+            text("SELECT full_address FROM incident_personal ORDER BY full_address")
+        ).scalars()
+        assert [bytes(v) for v in stored] == [b"\x00a", b"\x00b"]
+        if store.dialect == "sqlite":
+            kinds = conn.execute(
+                text("SELECT DISTINCT typeof(full_address) FROM incident_personal")
+            )
+            assert kinds.scalars().all() == ["blob"]
+    # Text is not bytes: refused, as the ordinary insert refuses it, and nothing is stored.
+    with pytest.raises(Exception), store.begin() as conn:  # noqa: B017, PT011
+        store.bulk_insert(conn, incident_personal, [personal(2, "not sealed")])
+    with store.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM incident_personal")).scalar_one() == 2
+
+
 def test_bulk_insert_nothing_and_mismatched_rows(store):
     register_agencies(store, {"bulkpd": "UTC"})
     with store.begin() as conn:

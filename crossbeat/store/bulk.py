@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Dialect, Table
+from sqlalchemy import Dialect, LargeBinary, Table
 
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
@@ -59,12 +59,22 @@ class InsertPlan:
         return list(zip(*columns, strict=True))
 
 
+def _sqlite_blob(value: Any) -> Any:
+    """Bind a binary value for SQLite's driver as SQLAlchemy's ``LargeBinary`` does."""
+    return None if value is None else memoryview(value)
+
+
 def _convert(proc: Callable[[Any], Any], values: Sequence[Any]) -> Sequence[Any]:
     """Return ``[proc(v) for v in values]``, converting repeated values once.
 
     Every row of a chunk carries the same ``created_at``/``updated_at`` object, and
-    flags are only ever True or False.
+    flags are only ever True or False. SQLite's driver stores ``bytes`` as a BLOB
+    exactly as the ``memoryview`` SQLAlchemy wraps them in: a column of bytes (or
+    NULLs) is bound as it is; anything else still goes through the wrapper, which
+    refuses text.
     """
+    if proc is _sqlite_blob and all(type(v) is bytes or v is None for v in values):
+        return values
     first = values[0]
     if all(v is first for v in values):
         return (proc(first),) * len(values)
@@ -91,6 +101,8 @@ def insert_plan(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> Ins
     for i, name in enumerate(columns):
         col = table.c[name]
         proc = col.type.dialect_impl(dialect).bind_processor(dialect)
+        if proc is not None and dialect.name == "sqlite" and isinstance(col.type, LargeBinary):
+            proc = _sqlite_blob  # the same binding, recognised by _convert
         if proc is not None:
             processors.append((i, proc))
     prep = dialect.identifier_preparer
