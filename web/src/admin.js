@@ -25,17 +25,35 @@ async function start(me) {
 
 const ROLES = ["officer", "analyst", "supervisor", "agency_admin", "auditor"];
 
+/** Show why a section's table could not be read; its load() returns false. */
+function failed(message, result) {
+  message.textContent = errorText(result);
+  return false;
+}
+
+/**
+ * Reload a section's table, then say what an action did. Said first, the status invited
+ * the next change to a row the pending reload was about to replace (a role box ticked
+ * again under the user). A failed reload keeps its own message.
+ */
+async function reloadThenSay(load, message, text) {
+  if (await load()) message.textContent = text;
+}
+
 /** Users and roles: tick roles and save, disable or enable an account (each audited). */
 async function users(me, manage) {
   const section = el("section", { id: "users", "aria-label": "Users and roles" }, el("h2", {}, "Users and roles"));
   const message = el("p", { id: "users-message", role: "status" });
   const table = el("table", { id: "users-table" });
+  // Each action reloads the table before its status says what happened (reloadThenSay):
+  // a row changed while a reload was pending would be replaced by it.
   async function load() {
     const result = await api("/api/v1/users");
-    if (!result.ok) return (message.textContent = errorText(result));
+    if (!result.ok) return failed(message, result);
     table.replaceChildren(el("caption", {}, `Accounts of ${me.user.agency}`),
       el("thead", {}, el("tr", {}, ["User", "Roles", "Status", ""].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, result.data.users.map((u) => userRow(u))));
+    return true;
   }
   const userRow = (u) => {
     const boxes = ROLES.map((r) => {
@@ -45,14 +63,12 @@ async function users(me, manage) {
     const save = async () => {
       const chosen = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
       const result = await api(`/api/v1/users/${encodeURIComponent(u.username)}/roles`, { method: "PUT", body: { roles: chosen } });
-      message.textContent = result.ok ? `Saved the roles of ${u.username}: ${result.data.roles.join(", ") || "none"}.` : errorText(result);
-      await load();
+      await reloadThenSay(load, message, result.ok ? `Saved the roles of ${u.username}: ${result.data.roles.join(", ") || "none"}.` : errorText(result));
     };
     const toggle = async () => {
       const verb = u.status === "active" ? "disable" : "enable";
       const result = await api(`/api/v1/users/${encodeURIComponent(u.username)}/${verb}`, { method: "POST" });
-      message.textContent = result.ok ? `${u.username} is now ${result.data.status}.` : errorText(result);
-      await load();
+      await reloadThenSay(load, message, result.ok ? `${u.username} is now ${result.data.status}.` : errorText(result));
     };
     const self = u.username === me.user.username;
     return el("tr", { "data-username": u.username }, el("td", {}, u.username), el("td", {}, boxes), el("td", {}, u.status + (u.locked ? " (locked)" : "")),
@@ -73,7 +89,7 @@ async function tokens(manage) {
   const table = el("table", { id: "tokens-table" });
   async function load() {
     const result = await api("/api/v1/tokens");
-    if (!result.ok) return (message.textContent = errorText(result));
+    if (!result.ok) return failed(message, result);
     table.replaceChildren(el("caption", {}, "Tokens, newest first"),
       el("thead", {}, el("tr", {}, ["Label", "Purpose", "Created", "Last used", "Status", ""].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, result.data.tokens.map((t) => el("tr", { "data-id": t.id },
@@ -81,9 +97,9 @@ async function tokens(manage) {
         el("td", {}, t.revoked_at ? "revoked" : "active"),
         el("td", {}, manage && !t.revoked_at ? el("button", { type: "button", "aria-label": `Revoke the token ${t.label || t.id}`, onclick: async () => {
           const r = await api(`/api/v1/tokens/${encodeURIComponent(t.id)}/revoke`, { method: "POST" });
-          message.textContent = r.ok ? `Revoked ${t.label || t.id}.` : errorText(r);
-          await load();
+          await reloadThenSay(load, message, r.ok ? `Revoked ${t.label || t.id}.` : errorText(r));
         } }, "Revoke") : "")))));
+    return true;
   }
   section.append(message);
   if (manage) {
@@ -95,10 +111,11 @@ async function tokens(manage) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const result = await api("/api/v1/tokens", { method: "POST", body: { purpose: purpose.value, label: label.value.trim() || null } });
+      await load();
+      // Shown after the reload, and whatever it says: the secret is never shown again.
       message.replaceChildren(result.ok
         ? el("p", {}, "Token created. Copy it now, it is not shown again: ", el("code", { id: "token-secret" }, result.data.secret))
         : el("p", { role: "alert" }, errorText(result)));
-      await load();
     });
     section.append(form);
   }
@@ -155,8 +172,7 @@ async function quarantine() {
     const done = await api("/api/v1/quarantine/retry", { method: "POST", body });
     if (!done.ok) return say(errorText(done));
     const s = done.data.retry;
-    say(s.still_quarantined ? `Row ${r.row_number} still does not read: see its new reasons.` : `Row ${r.row_number} stored (${s.retried} retried).`);
-    await load();
+    await reloadThenSay(load, message, s.still_quarantined ? `Row ${r.row_number} still does not read: see its new reasons.` : `Row ${r.row_number} stored (${s.retried} retried).`);
   }
   function fixForm(r) {
     const fields = Object.keys(r.raw).filter((k) => !k.startsWith("_"));
@@ -173,14 +189,13 @@ async function quarantine() {
       event.preventDefault();
       const done = await api(`/api/v1/quarantine/${r.id}/fix`, { method: "POST", body: { changes: { [field.value]: value.value }, reason: "fixed in the admin page" } });
       if (!done.ok) return say(errorText(done));
-      say(`Fixed ${field.value} of row ${r.row_number}: retry it to store it.`);
-      await load();
+      await reloadThenSay(load, message, `Fixed ${field.value} of row ${r.row_number}: retry it to store it.`);
     });
     return form;
   }
   async function load() {
     const result = await api("/api/v1/quarantine?limit=100");
-    if (!result.ok) return say(errorText(result));
+    if (!result.ok) return failed(message, result);
     const rows = result.data.entries;
     table.replaceChildren(el("caption", {}, `${rows.length} open rows held back from the map`),
       el("thead", {}, el("tr", {}, ["File", "Row", "Reasons", "Raw values", ""].map((h) => el("th", { scope: "col" }, h)))),
@@ -191,9 +206,9 @@ async function quarantine() {
           canRetry ? el("button", { type: "button", "aria-label": `Retry row ${r.row_number} of ${r.source_file}`, onclick: () => retry(r) }, "Retry") : null,
           el("button", { type: "button", "aria-label": `Dismiss row ${r.row_number} of ${r.source_file}`, onclick: async () => {
             const d = await api("/api/v1/quarantine/dismiss", { method: "POST", body: { ids: [r.id], reason: "dismissed in the admin page" } });
-            say(d.ok ? `Dismissed ${d.data.dismissed} row.` : errorText(d));
-            await load();
+            await reloadThenSay(load, message, d.ok ? `Dismissed ${d.data.dismissed} row.` : errorText(d));
           } }, "Dismiss")))))));
+    return true;
   }
   section.append(
     el("p", { class: "hint" }, "Open a row's raw values to fix the offending field, then retry it: a row that now reads is stored, as an ingest stores it; otherwise it stays here with its new reasons. To fix a whole feed, correct its profile and upload again."),
@@ -272,7 +287,7 @@ async function agreements(me) {
 
   async function load() {
     const result = await api(`/api/v1/agreements`);
-    if (!result.ok) return (message.textContent = errorText(result));
+    if (!result.ok) return failed(message, result);
     table.replaceChildren(el("caption", {}, `Agreements of ${me.user.agency}`),
       el("thead", {}, el("tr", {}, ["Grantee", "Precision", "Fields", "Status", ""].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, result.data.agreements.map((a) => el("tr", { "data-id": a.id, "data-grantee": a.grantee },
@@ -284,11 +299,11 @@ async function agreements(me) {
         .map((a) => el("option", { value: a.id }, `${a.grantee}: ${a.precision}, ${(a.offences || ["all"]).join(", ")}`)));
     replaces.value = [...replaces.options].some((o) => o.value === chosen) ? chosen : "";
     await showPreview();
+    return true;
   }
   async function revoke(agreement) {
     const result = await api(`/api/v1/agreements/${agreement.id}/revoke`, { method: "POST", body: { reason: "revoked in the admin page" } });
-    message.textContent = result.ok ? `Revoked the agreement with ${agreement.grantee}.` : errorText(result);
-    await load();
+    await reloadThenSay(load, message, result.ok ? `Revoked the agreement with ${agreement.grantee}.` : errorText(result));
   }
   async function showPreview() {
     const who = previewFor.value.trim();
@@ -301,9 +316,8 @@ async function agreements(me) {
     event.preventDefault();
     const body = draft();
     const result = await api("/api/v1/agreements", { method: "POST", body });
-    message.textContent = result.ok ? `Created; status ${result.data.status}.` : errorText(result);
     previewFor.value = body.grantee;
-    await load();
+    await reloadThenSay(load, message, result.ok ? `Created; status ${result.data.status}.` : errorText(result));
   });
   let timer = null;
   previewFor.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(showPreview, 300); });
